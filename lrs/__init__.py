@@ -1,0 +1,3 @@
+"""lrs: an event-sourced xAPI Learning Record Store."""
+
+__version__ = "0.1.0"

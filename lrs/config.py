@@ -1,0 +1,106 @@
+"""Service configuration, read once from the environment.
+
+Every setting has a documented default; the README lists them.  When neither
+``LRS_DATABASE_URL`` nor ``LRS_NATS_URL`` is set, ``lrs serve`` starts its own
+PostgreSQL and nats-server under ``LRS_DATA_DIR`` (see ``lrs.runtime``).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping
+
+
+class ConfigError(ValueError):
+    """A configuration value is malformed; the message names the variable."""
+
+
+def _default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "lrs"
+
+
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+    if value < minimum:
+        raise ConfigError(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    lowered = raw.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off"}:
+        return False
+    raise ConfigError(f"{name} must be true or false, got {raw!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    database_url: str | None = None
+    nats_url: str | None = None
+    http_host: str = "127.0.0.1"
+    http_port: int = 8080
+    data_dir: Path = field(default_factory=_default_data_dir)
+    bootstrap_credential: str | None = None
+    log_level: str = "info"
+    # Group commit: how long the writer waits to gather more statements, and
+    # how many statements one transaction may hold.
+    group_commit_wait_ms: float = 2.0
+    group_commit_max_statements: int = 5000
+    db_pool_size: int = 8
+    relay_enabled: bool = True
+    relay_batch_size: int = 1000
+    page_size_default: int = 100
+    page_size_max: int = 1000
+    max_body_bytes: int = 20 * 1024 * 1024
+    shutdown_grace_s: float = 10.0
+
+    @property
+    def embedded(self) -> bool:
+        return self.database_url is None or self.nats_url is None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
+        env = os.environ if env is None else env
+        data_dir = env.get("LRS_DATA_DIR")
+        return cls(
+            database_url=env.get("LRS_DATABASE_URL") or None,
+            nats_url=env.get("LRS_NATS_URL") or None,
+            http_host=env.get("LRS_HTTP_HOST") or "127.0.0.1",
+            http_port=_int(env, "LRS_HTTP_PORT", 8080),
+            data_dir=Path(data_dir) if data_dir else _default_data_dir(),
+            bootstrap_credential=env.get("LRS_BOOTSTRAP_CREDENTIAL") or None,
+            log_level=(env.get("LRS_LOG_LEVEL") or "info").lower(),
+            group_commit_wait_ms=_float(env, "LRS_GROUP_COMMIT_WAIT_MS", 2.0),
+            group_commit_max_statements=_int(env, "LRS_GROUP_COMMIT_MAX_STATEMENTS", 5000, 1),
+            db_pool_size=_int(env, "LRS_DB_POOL_SIZE", 8, 2),
+            relay_enabled=_bool(env, "LRS_RELAY_ENABLED", True),
+            relay_batch_size=_int(env, "LRS_RELAY_BATCH_SIZE", 1000, 1),
+            page_size_default=_int(env, "LRS_PAGE_SIZE_DEFAULT", 100, 1),
+            page_size_max=_int(env, "LRS_PAGE_SIZE_MAX", 1000, 1),
+            max_body_bytes=_int(env, "LRS_MAX_BODY_BYTES", 20 * 1024 * 1024, 1024),
+            shutdown_grace_s=_float(env, "LRS_SHUTDOWN_GRACE_S", 10.0),
+        )
