@@ -1,0 +1,5 @@
+import sys
+
+from lrs.cli import main
+
+sys.exit(main())
