@@ -1,0 +1,177 @@
+"""Credentials: secret hashing, verification and xAPI scopes (pure).
+
+Secrets are stored only as scrypt hashes.  A slow hash on every request would
+cap throughput, so :class:`VerifiedCache` remembers, per process, a keyed
+HMAC of a secret that has already passed the slow check; later requests with
+the same key compare HMACs in constant time.  Unknown keys are checked against
+a dummy hash so that "no such key" and "wrong secret" cost the same and end in
+the same 401.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from typing import Callable
+
+# The xAPI scopes (xAPI-Communication.md, "OAuth 1.0 Authorization Scope").
+SCOPES: frozenset[str] = frozenset(
+    {
+        "statements/write",
+        "statements/read/mine",
+        "statements/read",
+        "state",
+        "define",
+        "profile",
+        "all/read",
+        "all",
+    }
+)
+
+_SCRYPT_N = 2**14
+_SCRYPT_R = 8
+_SCRYPT_P = 1
+_DKLEN = 32
+
+
+class AuthError(Exception):
+    """Authentication failed; always answered with the same 401."""
+
+
+@dataclass(frozen=True, slots=True)
+class Credential:
+    key: str
+    tenant: str
+    scopes: frozenset[str]
+    name: str | None = None
+
+    def allows(self, needed: str) -> bool:
+        """Whether this credential's scopes cover ``needed``."""
+        return any(needed in _IMPLIED.get(scope, (scope,)) for scope in self.scopes)
+
+
+# What each scope grants, following the spec's scope table.
+_IMPLIED: dict[str, tuple[str, ...]] = {
+    "all": tuple(SCOPES),
+    "all/read": ("statements/read", "statements/read/mine", "all/read"),
+    "statements/read": ("statements/read", "statements/read/mine"),
+    "statements/read/mine": ("statements/read/mine",),
+    "statements/write": ("statements/write",),
+    "state": ("state",),
+    "define": ("define",),
+    "profile": ("profile",),
+}
+
+
+def validate_scopes(scopes: list[str]) -> frozenset[str]:
+    unknown = sorted(set(scopes) - SCOPES)
+    if unknown:
+        raise ValueError(f"unknown scope(s) {', '.join(unknown)}; known: {', '.join(sorted(SCOPES))}")
+    if not scopes:
+        raise ValueError("at least one scope is required")
+    return frozenset(scopes)
+
+
+def validate_tenant(tenant: str) -> str:
+    """Tenants appear in NATS subjects, so they are restricted to a safe alphabet."""
+    if not tenant or len(tenant) > 64 or not all(c.isalnum() or c in "-_" for c in tenant) or not tenant.isascii():
+        raise ValueError(f"tenant {tenant!r} must be 1-64 ASCII letters, digits, '-' or '_'")
+    return tenant
+
+
+def new_key_and_secret() -> tuple[str, str]:
+    return secrets.token_hex(10), secrets.token_urlsafe(30)
+
+
+def hash_secret(secret: str, salt: bytes | None = None) -> str:
+    salt = secrets.token_bytes(16) if salt is None else salt
+    digest = hashlib.scrypt(
+        secret.encode("utf-8"), salt=salt, n=_SCRYPT_N, r=_SCRYPT_R, p=_SCRYPT_P, dklen=_DKLEN
+    )
+    return "$".join(
+        (
+            "scrypt",
+            str(_SCRYPT_N),
+            str(_SCRYPT_R),
+            str(_SCRYPT_P),
+            base64.b64encode(salt).decode(),
+            base64.b64encode(digest).decode(),
+        )
+    )
+
+
+# A hash of a random secret nobody knows: unknown keys are checked against it.
+_DUMMY_HASH = hash_secret(secrets.token_urlsafe(30))
+
+
+def verify_secret(secret: str, stored_hash: str | None) -> bool:
+    """Slow check of ``secret`` against ``stored_hash``; ``None`` means unknown key."""
+    encoded = stored_hash if stored_hash is not None else _DUMMY_HASH
+    try:
+        scheme, n, r, p, salt_b64, digest_b64 = encoded.split("$")
+        if scheme != "scrypt":
+            return False
+        salt = base64.b64decode(salt_b64)
+        expected = base64.b64decode(digest_b64)
+        actual = hashlib.scrypt(
+            secret.encode("utf-8"), salt=salt, n=int(n), r=int(r), p=int(p), dklen=len(expected)
+        )
+    except (ValueError, binascii.Error):
+        return False
+    return hmac.compare_digest(actual, expected) and stored_hash is not None
+
+
+def parse_basic_auth(header: str | None) -> tuple[str, str]:
+    """Split an ``Authorization: Basic`` header into key and secret."""
+    if not header:
+        raise AuthError("missing Authorization header")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "basic" or not value:
+        raise AuthError("Authorization must use the Basic scheme")
+    try:
+        decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        raise AuthError("malformed Basic credentials") from None
+    key, sep, secret = decoded.partition(":")
+    if not sep or not key:
+        raise AuthError("malformed Basic credentials")
+    return key, secret
+
+
+class VerifiedCache:
+    """Per-process memory of secrets that passed the slow check.
+
+    Entries expire after ``ttl`` seconds so that a revoked credential stops
+    working within that time in every process.
+    """
+
+    def __init__(self, ttl: float, clock: Callable[[], float], pepper: bytes | None = None) -> None:
+        self._ttl = ttl
+        self._clock = clock
+        self._pepper = pepper if pepper is not None else secrets.token_bytes(32)
+        self._entries: dict[str, tuple[bytes, Credential, float]] = {}
+
+    def _mac(self, key: str, secret: str) -> bytes:
+        return hmac.new(self._pepper, f"{key}\x00{secret}".encode("utf-8"), hashlib.sha256).digest()
+
+    def lookup(self, key: str, secret: str) -> Credential | None:
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        mac, credential, expires = entry
+        if self._clock() >= expires:
+            del self._entries[key]
+            return None
+        if hmac.compare_digest(mac, self._mac(key, secret)):
+            return credential
+        return None
+
+    def remember(self, key: str, secret: str, credential: Credential) -> None:
+        self._entries[key] = (self._mac(key, secret), credential, self._clock() + self._ttl)
+
+    def forget(self, key: str) -> None:
+        self._entries.pop(key, None)
