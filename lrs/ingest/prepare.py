@@ -1,0 +1,221 @@
+"""Turn validated Statements into what the store appends (pure, hot path).
+
+For each Statement of a request, in order:
+
+- ``id``: kept (in standard lowercase form) or assigned with ``new_id()``
+  (xAPI-Data 2.4.1: the LRS MUST generate one when missing). Two Statements
+  of one batch with the same id reject the batch with 400 (Communication
+  2.1.2 s2 b6).
+- ``authority``: always the one of the request's credentials; a client's
+  authority is overwritten (2.4.9 s3 b4).
+- ``version``: kept when given (the validator only lets ``1.0.x`` through on
+  1.0.3 requests), else ``"1.0.0"`` for 1.0.x requests (2.4.10 s3 b3: "If they
+  lack a version, the version MUST be set to 1.0.0") and ``"2.0.0"`` for 2.0
+  requests.
+- ``stored``: removed; the store sets it at commit, and ``timestamp`` too when
+  the client gave none (``has_timestamp`` False). A given ``timestamp`` is
+  kept as sent.
+- ``contextActivities``: every value becomes an array (2.4.6.2 s4 b3: the LRS
+  MUST return arrays), in the Statement and in a SubStatement.
+
+The index columns follow the GET /statements filters (Communication 2.1.3):
+
+- ``actor_keys`` (``agent``): IFI keys of the actor and of an Agent/Group
+  object, plus the keys of the *members* of those Groups. The spec: "Groups
+  that have members which match the specified Agent based on their Inverse
+  Functional Identifier ... are considered a match". It does not limit this
+  to Identified Groups, so members of Anonymous Groups count too, and only
+  members listed in the Statement can match.
+- ``related_agent_keys`` (``related_agents=true``): the above plus authority,
+  context instructor and team, the SubStatement's actor, object, instructor
+  and team, and (2.0) every ``contextAgents[].agent`` and
+  ``contextGroups[].group`` in the Statement or SubStatement, each with its
+  Group members.
+- ``activity_ids`` (``activity``): the object's id when the object is an
+  Activity.
+- ``related_activity_ids`` (``related_activities=true``): the above plus all
+  contextActivities (parent, grouping, category, other) and the
+  SubStatement's Activity object and contextActivities.
+- ``registration``: ``context.registration``.
+
+Filters through StatementRefs ("Filter Conditions for StatementRefs") are a
+query-time rule: ``statement_ref`` names the target for the store to follow.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from lrs.ingest.model import PreparedStatement
+from lrs.xapi.errors import XapiError
+from lrs.xapi.identity import ifi_key
+
+__all__ = ["prepare_statements", "VOIDED_VERB"]
+
+VOIDED_VERB = "http://adlnet.gov/expapi/verbs/voided"
+
+_AGENT_TYPES = ("Agent", "Group")
+
+
+def prepare_statements(
+    statements: list[dict[str, Any]],
+    *,
+    version: str,
+    authority: dict[str, Any],
+    new_id: Callable[[], uuid.UUID],
+) -> list[PreparedStatement]:
+    """Prepare one request's Statements; raise ``XapiError(400)`` on duplicate ids.
+
+    ``version`` is the negotiated request version ("1.0.3" or "2.0.0").
+    ``authority`` is shared by reference by every body; callers must not
+    mutate it afterwards. The input dicts are not modified.
+    """
+    default_version = "2.0.0" if version.startswith("2.") else "1.0.0"
+    authority_keys = _actor_keys(authority)
+    seen: dict[uuid.UUID, int] = {}
+    prepared: list[PreparedStatement] = []
+    for index, statement in enumerate(statements):
+        body = dict(statement)
+        given_id = body.get("id")
+        if given_id is None:
+            statement_id = new_id()
+            body["id"] = str(statement_id)
+        else:
+            statement_id = uuid.UUID(given_id)
+            canonical_id = str(statement_id)
+            if canonical_id != given_id:
+                body["id"] = canonical_id
+        first = seen.setdefault(statement_id, index)
+        if first != index:
+            raise XapiError(
+                400,
+                f"duplicate statement id {statement_id} in one batch (also at $[{first}].id)",
+                f"$[{index}].id",
+            )
+        body["authority"] = authority
+        if "version" not in body:
+            body["version"] = default_version
+        body.pop("stored", None)
+        context = body.get("context")
+        if context is not None:
+            context = body["context"] = _context_with_arrays(context)
+        statement_object = body["object"]
+        if statement_object.get("objectType") == "SubStatement":
+            sub_context = statement_object.get("context")
+            if sub_context is not None:
+                fixed = _context_with_arrays(sub_context)
+                if fixed is not sub_context:
+                    statement_object = body["object"] = {**statement_object, "context": fixed}
+        prepared.append(_prepared(statement_id, body, context, statement_object, authority_keys))
+    return prepared
+
+
+def _prepared(
+    statement_id: uuid.UUID,
+    body: dict[str, Any],
+    context: dict[str, Any] | None,
+    statement_object: dict[str, Any],
+    authority_keys: list[str],
+) -> PreparedStatement:
+    verb_id = body["verb"]["id"]
+    object_type = statement_object.get("objectType")
+
+    actor_keys = _actor_keys(body["actor"])
+    activity_ids: list[str] = []
+    statement_ref = None
+    voids = None
+    if object_type in _AGENT_TYPES:
+        actor_keys += _actor_keys(statement_object)
+    elif object_type == "StatementRef":
+        statement_ref = uuid.UUID(statement_object["id"])
+        if verb_id == VOIDED_VERB:
+            voids = statement_ref
+    elif object_type != "SubStatement":
+        activity_ids.append(statement_object["id"])
+
+    related_agents = actor_keys + authority_keys
+    related_activities = list(activity_ids)
+    registration = None
+    if context is not None:
+        _add_context(context, related_agents, related_activities)
+        registration_text = context.get("registration")
+        if registration_text is not None:
+            registration = uuid.UUID(registration_text)
+    if object_type == "SubStatement":
+        related_agents += _actor_keys(statement_object["actor"])
+        sub_object = statement_object["object"]
+        sub_type = sub_object.get("objectType")
+        if sub_type in _AGENT_TYPES:
+            related_agents += _actor_keys(sub_object)
+        elif sub_type != "StatementRef":
+            related_activities.append(sub_object["id"])
+        sub_context = statement_object.get("context")
+        if sub_context is not None:
+            _add_context(sub_context, related_agents, related_activities)
+
+    return PreparedStatement(
+        statement_id=statement_id,
+        body=body,
+        has_timestamp="timestamp" in body,
+        voids=voids,
+        verb_id=verb_id,
+        actor_keys=_unique(actor_keys),
+        related_agent_keys=_unique(related_agents),
+        activity_ids=tuple(activity_ids),
+        related_activity_ids=_unique(related_activities),
+        registration=registration,
+        statement_ref=statement_ref,
+    )
+
+
+def _actor_keys(actor: dict[str, Any]) -> list[str]:
+    """The actor's own IFI key (if any) and those of its listed members."""
+    keys = []
+    key = ifi_key(actor)
+    if key is not None:
+        keys.append(key)
+    members = actor.get("member")
+    if members:
+        for member in members:
+            member_key = ifi_key(member)
+            if member_key is not None:
+                keys.append(member_key)
+    return keys
+
+
+def _add_context(context: dict[str, Any], agents: list[str], activities: list[str]) -> None:
+    instructor = context.get("instructor")
+    if instructor is not None:
+        agents += _actor_keys(instructor)
+    team = context.get("team")
+    if team is not None:
+        agents += _actor_keys(team)
+    for entry in context.get("contextAgents", ()):
+        agents += _actor_keys(entry["agent"])
+    for entry in context.get("contextGroups", ()):
+        agents += _actor_keys(entry["group"])
+    context_activities = context.get("contextActivities")
+    if context_activities:
+        for value in context_activities.values():
+            for activity in value:
+                activities.append(activity["id"])
+
+
+def _context_with_arrays(context: dict[str, Any]) -> dict[str, Any]:
+    """``context`` itself, or a copy whose contextActivities values are all arrays."""
+    context_activities = context.get("contextActivities")
+    if not context_activities:
+        return context
+    for value in context_activities.values():
+        if not isinstance(value, list):
+            break
+    else:
+        return context
+    fixed = {k: v if isinstance(v, list) else [v] for k, v in context_activities.items()}
+    return {**context, "contextActivities": fixed}
+
+
+def _unique(values: list[str]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(values))

@@ -1,0 +1,46 @@
+"""Canonical keys for Agent and Group identity.
+
+xAPI identifies an Agent or an Identified Group by exactly one Inverse
+Functional Identifier (IFI): ``mbox``, ``mbox_sha1sum``, ``openid`` or
+``account``. Two actors are the same when the same IFI property has equal
+values (xAPI-Data 2.4.2.3; GET /statements ``agent`` filter). ``ifi_key``
+turns that rule into one string, so the read model can index and compare
+actors with plain equality.
+
+Encodings (one per IFI):
+
+- ``mbox:<mailto IRI>`` as given, e.g. ``mbox:mailto:a@example.com``
+- ``mbox_sha1sum:<hex>`` lowercased (hex digits are case-insensitive)
+- ``openid:<uri>`` as given
+- ``account:<homePage>|<name>``
+
+An Anonymous Group has no IFI and gets ``None``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["ifi_key"]
+
+
+def ifi_key(actor: dict[str, Any]) -> str | None:
+    """The canonical identity key of an Agent or Identified Group, else ``None``.
+
+    ``actor`` is an already validated Agent/Group object, so it carries at
+    most one IFI; the checks run in the order mbox, mbox_sha1sum, openid,
+    account.
+    """
+    mbox = actor.get("mbox")
+    if mbox is not None:
+        return "mbox:" + mbox
+    sha1 = actor.get("mbox_sha1sum")
+    if sha1 is not None:
+        return "mbox_sha1sum:" + sha1.lower()
+    openid = actor.get("openid")
+    if openid is not None:
+        return "openid:" + openid
+    account = actor.get("account")
+    if account is not None:
+        return "account:" + account["homePage"] + "|" + account["name"]
+    return None
