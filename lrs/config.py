@@ -77,6 +77,13 @@ class Settings:
     page_size_max: int = 1000
     max_body_bytes: int = 20 * 1024 * 1024
     shutdown_grace_s: float = 10.0
+    # The account homePage of the authority Agent the LRS stamps on statements.
+    authority_homepage: str | None = None
+    credential_cache_ttl_s: float = 60.0
+
+    @property
+    def authority_home(self) -> str:
+        return self.authority_homepage or f"http://{self.http_host}:{self.http_port}"
 
     @property
     def embedded(self) -> bool:
@@ -103,4 +110,6 @@ class Settings:
             page_size_max=_int(env, "LRS_PAGE_SIZE_MAX", 1000, 1),
             max_body_bytes=_int(env, "LRS_MAX_BODY_BYTES", 20 * 1024 * 1024, 1024),
             shutdown_grace_s=_float(env, "LRS_SHUTDOWN_GRACE_S", 10.0),
+            authority_homepage=env.get("LRS_AUTHORITY_HOMEPAGE") or None,
+            credential_cache_ttl_s=_float(env, "LRS_CREDENTIAL_CACHE_TTL_S", 60.0),
         )

@@ -1,0 +1,51 @@
+"""Helpers shared by subcommands: settings, logging, event loop, database access."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sys
+from typing import AsyncIterator, Awaitable, Callable, TypeVar
+
+from lrs.config import ConfigError, Settings
+from lrs.logs import configure_logging
+
+T = TypeVar("T")
+
+
+def load_settings() -> Settings:
+    try:
+        return Settings.from_env()
+    except ConfigError as exc:
+        print(f"lrs: configuration error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def run_async(main: Callable[[], Awaitable[T]]) -> T:
+    """Runs ``main`` on uvloop when it is available."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency on POSIX
+        return asyncio.run(main())
+    return uvloop.run(main())
+
+
+def setup(settings: Settings) -> None:
+    configure_logging(settings.log_level)
+
+
+@contextlib.asynccontextmanager
+async def database_url(settings: Settings) -> AsyncIterator[str]:
+    """The configured database, or the embedded one under LRS_DATA_DIR."""
+    if settings.database_url:
+        yield settings.database_url
+        return
+    from lrs.runtime.embedded import embedded_services
+
+    only_db = Settings(**{**_as_dict(settings), "nats_url": "unused://"})
+    async with embedded_services(only_db) as (db_url, _nats):
+        yield db_url
+
+
+def _as_dict(settings: Settings) -> dict:
+    return {name: getattr(settings, name) for name in settings.__dataclass_fields__}

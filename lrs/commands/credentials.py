@@ -1,0 +1,92 @@
+"""``lrs credentials``: create, list and revoke API credentials."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from lrs.auth import SCOPES, hash_secret, new_key_and_secret, validate_scopes, validate_tenant
+from lrs.commands.common import database_url, load_settings, run_async, setup
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "credentials", help="manage API credentials", description="Manage HTTP Basic credentials."
+    )
+    sub = parser.add_subparsers(dest="credentials_command", metavar="ACTION", required=True)
+
+    create = sub.add_parser("create", help="create a credential and print its key and secret",
+                            description="Create a credential; the secret is printed once and stored only as a hash.")
+    create.add_argument("--tenant", default="default", help="tenant the credential belongs to (default: default)")
+    create.add_argument("--scope", dest="scopes", nargs="+", default=None, metavar="SCOPE",
+                        help=f"one or more of: {', '.join(sorted(SCOPES))} (default: all)")
+    create.add_argument("--name", help="human-readable name, recorded in the authority of statements")
+    create.set_defaults(handler=_create)
+
+    listing = sub.add_parser("list", help="list credentials (never secrets)", description="List credentials.")
+    listing.add_argument("--tenant", help="only this tenant")
+    listing.set_defaults(handler=_list)
+
+    revoke = sub.add_parser("revoke", help="revoke a credential", description="Revoke a credential by key.")
+    revoke.add_argument("key")
+    revoke.set_defaults(handler=_revoke)
+
+
+def _with_pool(settings, action):
+    async def main():
+        from lrs.store.migrations import apply_migrations
+        from lrs.store.pool import create_pool
+
+        async with database_url(settings) as url:
+            pool = await create_pool(url, size=2)
+            try:
+                async with pool.acquire() as conn:
+                    await apply_migrations(conn)
+                return await action(pool)
+            finally:
+                await pool.close()
+
+    return run_async(main)
+
+
+def _create(args: argparse.Namespace) -> int:
+    from lrs.store import credentials
+
+    try:
+        tenant = validate_tenant(args.tenant)
+        scopes = validate_scopes(args.scopes or ["all"])
+    except ValueError as exc:
+        print(f"lrs credentials create: {exc}", file=sys.stderr)
+        return 2
+    settings = load_settings()
+    setup(settings)
+    key, secret = new_key_and_secret()
+    _with_pool(settings, lambda pool: credentials.insert(
+        pool, key=key, secret_hash=hash_secret(secret), tenant=tenant, scopes=sorted(scopes), name=args.name))
+    print(f"key: {key}\nsecret: {secret}\ntenant: {tenant}\nscopes: {' '.join(sorted(scopes))}")
+    return 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    from lrs.store import credentials
+
+    settings = load_settings()
+    setup(settings)
+    rows = _with_pool(settings, lambda pool: credentials.list_all(pool, tenant=args.tenant))
+    for row in rows:
+        state = "revoked" if row["revoked_at"] else "active"
+        print(f"{row['key']}\t{row['tenant']}\t{' '.join(row['scopes'])}\t{state}\t{row['name'] or ''}")
+    return 0
+
+
+def _revoke(args: argparse.Namespace) -> int:
+    from lrs.store import credentials
+
+    settings = load_settings()
+    setup(settings)
+    found = _with_pool(settings, lambda pool: credentials.revoke(pool, args.key))
+    if not found:
+        print(f"lrs credentials revoke: no active credential {args.key!r}", file=sys.stderr)
+        return 1
+    print(f"revoked {args.key}")
+    return 0

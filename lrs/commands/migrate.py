@@ -1,0 +1,37 @@
+"""``lrs migrate``: apply the PostgreSQL migrations in schemas/postgres/."""
+
+from __future__ import annotations
+
+import argparse
+
+from lrs.commands.common import database_url, load_settings, run_async, setup
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "migrate",
+        help="apply database migrations",
+        description="Apply the migrations in schemas/postgres/ to LRS_DATABASE_URL (or the embedded database).",
+    )
+    parser.set_defaults(handler=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    setup(settings)
+
+    async def main() -> list[str]:
+        import asyncpg
+
+        from lrs.store.migrations import apply_migrations
+
+        async with database_url(settings) as url:
+            conn = await asyncpg.connect(url)
+            try:
+                return await apply_migrations(conn)
+            finally:
+                await conn.close()
+
+    applied = run_async(main)
+    print(f"applied {len(applied or [])} migration(s)" + (": " + ", ".join(applied) if applied else ""))
+    return 0

@@ -1,0 +1,70 @@
+"""``lrs serve``: run the LRS HTTP service (and the relay to JetStream)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+
+import structlog
+from aiohttp import web
+
+from lrs.commands.common import load_settings, run_async, setup
+from lrs.config import Settings
+
+log = structlog.get_logger("lrs.serve")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "serve",
+        help="run the xAPI service",
+        description=(
+            "Run the xAPI HTTP service. Configuration comes from LRS_* environment variables "
+            "(see README). Without LRS_DATABASE_URL / LRS_NATS_URL it starts a private "
+            "PostgreSQL and nats-server under LRS_DATA_DIR and stops them on exit."
+        ),
+    )
+    parser.add_argument("--host", help="listen address (default: LRS_HTTP_HOST or 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="listen port (default: LRS_HTTP_PORT or 8080)")
+    parser.set_defaults(handler=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    overrides = {}
+    if args.host:
+        overrides["http_host"] = args.host
+    if args.port is not None:
+        overrides["http_port"] = args.port
+    if overrides:
+        fields = {name: getattr(settings, name) for name in settings.__dataclass_fields__}
+        settings = Settings(**{**fields, **overrides})
+    setup(settings)
+    run_async(lambda: serve(settings))
+    return 0
+
+
+async def serve(settings: Settings) -> None:
+    from lrs.http.app import create_app
+    from lrs.runtime.embedded import embedded_services
+
+    async with embedded_services(settings) as (database_url, nats_url):
+        app = create_app(settings, database_url=database_url, nats_url=nats_url)
+        runner = web.AppRunner(
+            app, access_log=None, handle_signals=False, shutdown_timeout=settings.shutdown_grace_s
+        )
+        await runner.setup()
+        site = web.TCPSite(runner, settings.http_host, settings.http_port, backlog=1024)
+        await site.start()
+        log.info("listening", host=settings.http_host, port=settings.http_port, embedded=settings.embedded)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        log.info("shutting down", grace_s=settings.shutdown_grace_s)
+        # Stops listening, lets in-flight requests finish (their statements are
+        # committed before they are answered), then closes writer, relay and pool.
+        await runner.cleanup()
+        log.info("stopped")

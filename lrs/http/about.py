@@ -1,0 +1,40 @@
+"""``/xapi/about`` and the operational probes ``/health`` and ``/ready``."""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiohttp import web
+
+from lrs.http import keys
+
+XAPI_VERSIONS = ["1.0.3", "2.0.0"]
+
+
+async def about(request: web.Request) -> web.Response:
+    return web.json_response({"version": XAPI_VERSIONS})
+
+
+async def health(request: web.Request) -> web.Response:
+    """Liveness: the process answers."""
+    return web.json_response({"status": "ok"})
+
+
+async def ready(request: web.Request) -> web.Response:
+    """Readiness: accepting work and the system of record answers.
+
+    NATS is reported but does not make the service unready: ingest never
+    depends on it (the relay catches up later).
+    """
+    checks: dict[str, object] = {"accepting": request.app[keys.LIFECYCLE].accepting}
+    try:
+        async with asyncio.timeout(2):
+            await request.app[keys.POOL].fetchval("SELECT 1")
+        checks["database"] = "ok"
+    except Exception as exc:  # noqa: BLE001 - any failure means "not ready"
+        checks["database"] = f"unavailable: {type(exc).__name__}"
+    relay = request.app.get(keys.RELAY)
+    if relay is not None:
+        checks["relay"] = relay.status() if hasattr(relay, "status") else "running"
+    ok = checks["accepting"] is True and checks["database"] == "ok"
+    return web.json_response({"status": "ready" if ok else "unavailable", "checks": checks}, status=200 if ok else 503)

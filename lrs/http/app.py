@@ -1,0 +1,104 @@
+"""``create_app``: the aiohttp application with one cleanup context per resource."""
+
+from __future__ import annotations
+
+from typing import AsyncIterator
+
+import structlog
+from aiohttp import web
+
+from lrs.config import Settings
+from lrs.http import keys
+from lrs.http.about import about, health, ready
+from lrs.http.authn import Authenticator
+from lrs.http.metrics import metrics_handler
+from lrs.http.middleware import authentication, error_mapping, request_context, xapi_version
+from lrs.http.statements import get_statements, post_statements, put_statement
+
+log = structlog.get_logger("lrs.http")
+
+
+def create_app(settings: Settings, *, database_url: str, nats_url: str | None) -> web.Application:
+    app = web.Application(
+        middlewares=[request_context, error_mapping, authentication, xapi_version],
+        client_max_size=settings.max_body_bytes,
+    )
+    app[keys.SETTINGS] = settings
+    app[keys.DATABASE_URL] = database_url
+    if nats_url is not None:
+        app[keys.NATS_URL] = nats_url
+    app[keys.LIFECYCLE] = keys.Lifecycle()
+    app.cleanup_ctx.extend([_database, _writer, _relay])
+    app.on_shutdown.append(_stop_accepting)
+
+    app.router.add_get("/xapi/about", about)
+    app.router.add_get("/xapi/statements", get_statements)
+    app.router.add_post("/xapi/statements", post_statements)
+    app.router.add_put("/xapi/statements", put_statement)
+    app.router.add_get("/health", health)
+    app.router.add_get("/ready", ready)
+    app.router.add_get("/metrics", metrics_handler)
+    return app
+
+
+async def _stop_accepting(app: web.Application) -> None:
+    app[keys.LIFECYCLE].accepting = False
+
+
+async def _database(app: web.Application) -> AsyncIterator[None]:
+    from lrs.store import credentials, secrets
+    from lrs.store.migrations import apply_migrations
+    from lrs.store.pool import create_pool
+
+    settings = app[keys.SETTINGS]
+    pool = await create_pool(app[keys.DATABASE_URL], size=settings.db_pool_size)
+    async with pool.acquire() as conn:
+        await apply_migrations(conn)
+    if settings.bootstrap_credential:
+        await credentials.ensure_bootstrap(pool, settings.bootstrap_credential)
+    app[keys.POOL] = pool
+    app[keys.CURSOR_SECRET] = await secrets.get_or_create(pool, "cursor", 32)
+    app[keys.AUTHENTICATOR] = Authenticator(
+        lambda key: credentials.fetch_for_auth(pool, key), cache_ttl=settings.credential_cache_ttl_s
+    )
+    try:
+        yield
+    finally:
+        await pool.close()
+
+
+async def _writer(app: web.Application) -> AsyncIterator[None]:
+    from lrs.store.writer import StatementWriter
+
+    settings = app[keys.SETTINGS]
+    writer = StatementWriter(
+        app[keys.POOL],
+        max_wait_ms=settings.group_commit_wait_ms,
+        max_statements=settings.group_commit_max_statements,
+    )
+    await writer.start()
+    app[keys.WRITER] = writer
+    try:
+        yield
+    finally:
+        # Everything already handed to the writer is committed (or failed) before the pool closes.
+        await writer.close()
+
+
+async def _relay(app: web.Application) -> AsyncIterator[None]:
+    settings = app[keys.SETTINGS]
+    nats_url = app.get(keys.NATS_URL)
+    if not settings.relay_enabled or nats_url is None:
+        log.info("relay disabled", reason="LRS_RELAY_ENABLED=false" if nats_url else "no NATS URL")
+        yield
+        return
+    from lrs.relay import Relay
+
+    relay = Relay(app[keys.POOL], nats_url, batch_size=settings.relay_batch_size)
+    app[keys.WRITER].on_commit(relay.notify)
+    await relay.start()
+    app[keys.RELAY] = relay
+    try:
+        yield
+    finally:
+        await relay.stop()

@@ -1,0 +1,31 @@
+"""Typed application keys for the resources the HTTP layer shares."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import asyncpg
+from aiohttp import web
+
+from lrs.config import Settings
+
+if TYPE_CHECKING:
+    from lrs.http.authn import Authenticator
+    from lrs.store.writer import StatementWriter
+
+SETTINGS = web.AppKey("settings", Settings)
+DATABASE_URL = web.AppKey("database_url", str)
+NATS_URL = web.AppKey("nats_url", str)
+POOL = web.AppKey("pool", asyncpg.Pool)
+WRITER: web.AppKey["StatementWriter"] = web.AppKey("writer")
+AUTHENTICATOR: web.AppKey["Authenticator"] = web.AppKey("authenticator")
+CURSOR_SECRET = web.AppKey("cursor_secret", bytes)
+RELAY: web.AppKey[Any] = web.AppKey("relay")
+LIFECYCLE: web.AppKey["Lifecycle"] = web.AppKey("lifecycle")
+
+
+class Lifecycle:
+    """Whether the service is accepting work (False once shutdown began)."""
+
+    def __init__(self) -> None:
+        self.accepting = True

@@ -1,0 +1,30 @@
+"""Prometheus metrics of the HTTP layer and the ``/metrics`` endpoint."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Histogram, generate_latest
+
+HTTP_REQUESTS = Counter(
+    "lrs_http_requests_total", "HTTP requests answered", ("method", "route", "status")
+)
+HTTP_LATENCY = Histogram(
+    "lrs_http_request_duration_seconds",
+    "Time from request received to response ready",
+    ("method", "route"),
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+)
+STATEMENTS_ACCEPTED = Counter(
+    "lrs_statements_accepted_total", "Statements committed to the event log", ("tenant",)
+)
+STATEMENTS_REJECTED = Counter(
+    "lrs_statements_rejected_requests_total", "Statement write requests rejected", ("status",)
+)
+
+
+async def metrics_handler(request: web.Request) -> web.Response:
+    body = generate_latest(REGISTRY)
+    response = web.Response(body=body)
+    response.content_type = CONTENT_TYPE_LATEST.split(";")[0]
+    response.charset = "utf-8"
+    return response

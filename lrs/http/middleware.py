@@ -1,0 +1,127 @@
+"""Middlewares: request context and log line, error mapping, authentication, xAPI version."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Awaitable, Callable
+
+import msgspec
+import structlog
+from aiohttp import web
+
+from lrs.auth import AuthError, Credential, parse_basic_auth
+from lrs.http import keys
+from lrs.http.metrics import HTTP_LATENCY, HTTP_REQUESTS
+from lrs.xapi.errors import XapiError
+from lrs.xapi.versions import negotiate_version
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+log = structlog.get_logger("lrs.http")
+
+CREDENTIAL = "credential"
+XAPI_VERSION = "xapi_version"
+
+# Endpoints reachable without credentials: the spec's About resource and the
+# operational probes (they reveal nothing about stored data).
+PUBLIC_PATHS = frozenset({"/xapi/about", "/health", "/ready"})
+VERSION_EXEMPT = frozenset({"/xapi/about"})
+
+_json_encode = msgspec.json.Encoder().encode
+
+
+def error_response(status: int, message: str, path: str | None = None) -> web.Response:
+    payload: dict[str, object] = {"error": message, "status": status}
+    if path:
+        payload["path"] = path
+    return web.Response(status=status, body=_json_encode(payload), content_type="application/json")
+
+
+def _route_name(request: web.Request) -> str:
+    info = request.match_info.route.resource
+    return info.canonical if info is not None else "unmatched"
+
+
+@web.middleware
+async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Binds a request id, writes one log line per request and records metrics."""
+    request_id = request.headers.get("X-Request-ID") or uuid.uuid4().hex
+    structlog.contextvars.clear_contextvars()
+    structlog.contextvars.bind_contextvars(request_id=request_id)
+    started = time.perf_counter()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+    except web.HTTPException as exc:
+        status = exc.status
+        exc.headers["X-Request-ID"] = request_id
+        raise
+    finally:
+        elapsed = time.perf_counter() - started
+        route = _route_name(request)
+        HTTP_REQUESTS.labels(request.method, route, str(status)).inc()
+        HTTP_LATENCY.labels(request.method, route).observe(elapsed)
+        credential: Credential | None = request.get(CREDENTIAL)
+        log.info(
+            "request",
+            method=request.method,
+            path=request.path,
+            status=status,
+            duration_ms=round(elapsed * 1000, 3),
+            credential=credential.key if credential else None,
+            tenant=credential.tenant if credential else None,
+            **request.get("log_fields", {}),
+        )
+    response.headers["X-Request-ID"] = request_id
+    return response
+
+
+@web.middleware
+async def error_mapping(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Turns domain errors into 4xx answers that name the problem; never leaks a traceback."""
+    try:
+        return await handler(request)
+    except XapiError as exc:
+        request.setdefault("log_fields", {})["error"] = str(exc)
+        return error_response(exc.status, exc.message, exc.path)
+    except AuthError as exc:
+        response = error_response(401, "authentication required: " + str(exc))
+        response.headers["WWW-Authenticate"] = 'Basic realm="lrs"'
+        return response
+    except web.HTTPException as exc:
+        if exc.status >= 400 and exc.content_type != "application/json":
+            default_text = f"{exc.status}: {exc.reason}"
+            message = exc.reason if not exc.text or exc.text == default_text else exc.text
+            response = error_response(exc.status, message)
+            for name, value in exc.headers.items():
+                if name.lower() not in {"content-type", "content-length"}:
+                    response.headers[name] = value
+            return response
+        raise
+    except Exception:
+        log.exception("unhandled error", method=request.method, path=request.path)
+        return error_response(500, "internal error; see the server log for the request id")
+
+
+@web.middleware
+async def authentication(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if request.path in PUBLIC_PATHS or request.method == "OPTIONS":
+        return await handler(request)
+    key, secret = parse_basic_auth(request.headers.get("Authorization"))
+    credential = await request.app[keys.AUTHENTICATOR].authenticate(key, secret)
+    request[CREDENTIAL] = credential
+    return await handler(request)
+
+
+@web.middleware
+async def xapi_version(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Requires X-Experience-API-Version on xAPI resources and echoes the version used."""
+    if not request.path.startswith("/xapi/") or request.path in VERSION_EXEMPT:
+        return await handler(request)
+    version = negotiate_version(request.headers.get("X-Experience-API-Version"))
+    request[XAPI_VERSION] = version
+    response = await handler(request)
+    response.headers["X-Experience-API-Version"] = version
+    return response

@@ -1,0 +1,197 @@
+"""The Statements resource, ``/xapi/statements``: thin handlers, no SQL, no rules.
+
+Each handler authorises, hands the body to the pure xAPI layer, and passes the
+result to the store.  A 200 or 204 is only sent after the group-commit writer
+has committed the statements.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timezone
+from typing import Any
+
+import msgspec
+from aiohttp import web
+
+from lrs.auth import Credential
+from lrs.http import keys
+from lrs.http.metrics import STATEMENTS_ACCEPTED, STATEMENTS_REJECTED
+from lrs.http.middleware import CREDENTIAL, XAPI_VERSION
+from lrs.ingest.formats import format_statement
+from lrs.ingest.prepare import prepare_statements
+from lrs.ingest.query import (
+    SingleStatementRequest,
+    decode_cursor,
+    encode_cursor,
+    parse_statement_query,
+)
+from lrs.store import reader
+from lrs.xapi.errors import NotFoundError, XapiError
+from lrs.xapi.statement import parse_statement, parse_statements
+
+_encode = msgspec.json.Encoder().encode
+_JSON_TYPES = frozenset({"application/json"})
+
+
+def _require(credential: Credential, scope: str) -> None:
+    if not credential.allows(scope):
+        raise XapiError(403, f"credential {credential.key!r} lacks the {scope!r} scope")
+
+
+def authority_for(credential: Credential, homepage: str) -> dict[str, Any]:
+    """The Agent the LRS records as ``authority`` for statements this credential sends."""
+    return {
+        "objectType": "Agent",
+        "name": credential.name or credential.key,
+        "account": {"homePage": homepage, "name": credential.key},
+    }
+
+
+def _consistent_through(request: web.Request) -> str:
+    moment: datetime = request.app[keys.WRITER].consistent_through()
+    return moment.astimezone(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def _json(request: web.Request, payload: Any, status: int = 200) -> web.Response:
+    response = web.Response(status=status, body=_encode(payload), content_type="application/json")
+    response.headers["X-Experience-API-Consistent-Through"] = _consistent_through(request)
+    return response
+
+
+async def _read_json_body(request: web.Request) -> bytes:
+    if request.content_type not in _JSON_TYPES:
+        if request.content_type.startswith("multipart/"):
+            raise XapiError(
+                400, "multipart/mixed statement requests (attachments) are not accepted by this server"
+            )
+        raise XapiError(400, f"Content-Type must be application/json, got {request.content_type!r}")
+    body = await request.read()
+    if not body:
+        raise XapiError(400, "request body is empty")
+    return body
+
+
+async def _append(request: web.Request, statements: list[dict[str, Any]]) -> list[Any]:
+    credential: Credential = request[CREDENTIAL]
+    settings = request.app[keys.SETTINGS]
+    prepared = prepare_statements(
+        statements,
+        version=request[XAPI_VERSION],
+        authority=authority_for(credential, settings.authority_home),
+        new_id=uuid.uuid4,
+    )
+    try:
+        results = await request.app[keys.WRITER].append(credential.tenant, prepared)
+    except XapiError as exc:
+        STATEMENTS_REJECTED.labels(str(exc.status)).inc()
+        raise
+    inserted = sum(1 for r in results if r.inserted)
+    if inserted:
+        STATEMENTS_ACCEPTED.labels(credential.tenant).inc(inserted)
+    request.setdefault("log_fields", {}).update(statements=len(results), inserted=inserted)
+    return results
+
+
+async def post_statements(request: web.Request) -> web.Response:
+    _require(request[CREDENTIAL], "statements/write")
+    if request.query:
+        raise XapiError(400, f"unexpected query parameter(s) on POST: {', '.join(sorted(request.query))}")
+    body = await _read_json_body(request)
+    try:
+        statements = parse_statements(body, request[XAPI_VERSION])
+    except XapiError:
+        STATEMENTS_REJECTED.labels("400").inc()
+        raise
+    results = await _append(request, statements)
+    return _json(request, [str(r.statement_id) for r in results])
+
+
+async def put_statement(request: web.Request) -> web.Response:
+    _require(request[CREDENTIAL], "statements/write")
+    unknown = set(request.query) - {"statementId"}
+    if unknown:
+        raise XapiError(400, f"unexpected query parameter(s) on PUT: {', '.join(sorted(unknown))}")
+    raw_id = request.query.get("statementId")
+    if raw_id is None:
+        raise XapiError(400, "PUT requires the statementId query parameter", "statementId")
+    statement_id = _parse_uuid(raw_id, "statementId")
+    body = await _read_json_body(request)
+    statement = parse_statement(body, request[XAPI_VERSION])
+    if "id" in statement and _parse_uuid(statement["id"], "$.id") != statement_id:
+        raise XapiError(400, f"statement id {statement['id']} does not match statementId {raw_id}", "$.id")
+    statement["id"] = str(statement_id)
+    await _append(request, [statement])
+    response = web.Response(status=204)
+    response.headers["X-Experience-API-Consistent-Through"] = _consistent_through(request)
+    return response
+
+
+def _parse_uuid(raw: str, where: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(raw)
+    except (ValueError, AttributeError, TypeError):
+        raise XapiError(400, f"{raw!r} is not a UUID", where) from None
+
+
+def _accept_languages(request: web.Request) -> list[str]:
+    header = request.headers.get("Accept-Language", "")
+    ranked: list[tuple[float, int, str]] = []
+    for index, part in enumerate(header.split(",")):
+        tag, _, params = part.strip().partition(";")
+        if not tag:
+            continue
+        quality = 1.0
+        params = params.strip()
+        if params.startswith("q="):
+            try:
+                quality = float(params[2:])
+            except ValueError:
+                quality = 0.0
+        ranked.append((-quality, index, tag.strip()))
+    return [tag for _, _, tag in sorted(ranked)]
+
+
+async def get_statements(request: web.Request) -> web.Response:
+    credential: Credential = request[CREDENTIAL]
+    _require(credential, "statements/read")
+    settings = request.app[keys.SETTINGS]
+    pool = request.app[keys.POOL]
+    languages = _accept_languages(request)
+    more_token = request.query.get("more")
+    if more_token is not None:
+        if len(request.query) != 1:
+            raise XapiError(400, "more cannot be combined with other parameters", "more")
+        query, after = decode_cursor(
+            request.app[keys.CURSOR_SECRET], credential.key, credential.tenant, more_token
+        )
+    else:
+        parsed = parse_statement_query(
+            request.query, default_limit=settings.page_size_default, max_limit=settings.page_size_max
+        )
+        if isinstance(parsed, SingleStatementRequest):
+            body = await reader.get_statement(
+                pool, credential.tenant, parsed.statement_id, voided=parsed.voided
+            )
+            if body is None:
+                raise NotFoundError(404, f"no statement with id {parsed.statement_id}")
+            statement = msgspec.json.decode(body)
+            return _json(request, format_statement(statement, parsed.format, languages))
+        query, after = parsed, None
+    bodies, last_position, has_more = await reader.query_statements(
+        pool, credential.tenant, query, after_position=after, limit=query.limit
+    )
+    more = ""
+    if has_more:
+        token = encode_cursor(
+            request.app[keys.CURSOR_SECRET], credential.key, credential.tenant, query, last_position
+        )
+        more = f"/xapi/statements?more={token}"
+    if query.format == "exact":
+        # Stored bodies are already the exact JSON: splice them, no re-encoding.
+        payload = b'{"statements":[' + b",".join(bodies) + b'],"more":' + _encode(more) + b"}"
+        response = web.Response(body=payload, content_type="application/json")
+        response.headers["X-Experience-API-Consistent-Through"] = _consistent_through(request)
+        return response
+    statements = [format_statement(msgspec.json.decode(b), query.format, languages) for b in bodies]
+    return _json(request, {"statements": statements, "more": more})
