@@ -1,0 +1,180 @@
+"""Shared xAPI value types: IRIs, mailto IRIs, UUIDs, language maps, timestamps, durations.
+
+Each type is a ``str`` annotated with a regular expression, so msgspec checks it
+while decoding and reports the JSON path; the same patterns end up in the JSON
+Schemas.  Calendar checks that a pattern cannot express live in
+``timestamp_problem``.
+"""
+
+from __future__ import annotations
+
+import calendar
+import re
+from typing import Annotated, Any
+
+import msgspec
+from msgspec import Meta
+
+from lrs.xapi.errors import PATTERN_NAMES
+
+__all__ = [
+    "Strict",
+    "Iri",
+    "MailtoIri",
+    "Sha1Hex",
+    "Uuid",
+    "LanguageTag",
+    "LanguageMap",
+    "Timestamp",
+    "Duration",
+    "MediaType",
+    "Sha2Hex",
+    "VersionString",
+    "Extensions",
+    "is_iri",
+    "is_uuid",
+    "timestamp_problem",
+]
+
+
+class Strict(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Base of every xAPI object: immutable, unknown keys rejected.
+
+    ``kw_only`` is not inherited by msgspec, so each subclass passes it again.
+    """
+
+
+def _anchored(body: str) -> str:
+    # "$" alone also matches before a trailing newline in Python; the lookahead
+    # closes that gap and is understood by JSON Schema (ECMA 262) validators too.
+    return f"^(?:{body})$(?!\\n)"
+
+
+def _register(body: str, name: str) -> str:
+    pattern = _anchored(body)
+    PATTERN_NAMES[pattern] = name
+    return pattern
+
+
+# An absolute IRI: a scheme, a colon, then no whitespace, controls or characters
+# RFC 3987 excludes.  Best effort, as the spec allows (Data 2.2.s4.b6).
+IRI_PATTERN = _register(
+    r'[A-Za-z][A-Za-z0-9+.\-]*:[^\x00-\x20\x7f<>"{}|\\^`]+',
+    "an absolute IRI with a scheme (e.g. http://example.com/x)",
+)
+MAILTO_PATTERN = _register(
+    r'mailto:[^\x00-\x20\x7f<>"@]+@[^\x00-\x20\x7f<>"@]+',
+    'a mailto IRI ("mailto:name@example.com")',
+)
+SHA1_PATTERN = _register(r"[0-9a-fA-F]{40}", "a hex-encoded SHA-1 (40 hex digits)")
+UUID_PATTERN = _register(
+    r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}",
+    "a UUID in standard string form (8-4-4-4-12 hex digits)",
+)
+
+_LANGTAG = (
+    r"(?:[A-Za-z]{2,3}(?:-[A-Za-z]{3}){0,3}|[A-Za-z]{4,8})"  # language, extlang
+    r"(?:-[A-Za-z]{4})?"  # script
+    r"(?:-(?:[A-Za-z]{2}|[0-9]{3}))?"  # region
+    r"(?:-(?:[A-Za-z0-9]{5,8}|[0-9][A-Za-z0-9]{3}))*"  # variants
+    r"(?:-[0-9A-WY-Za-wy-z](?:-[A-Za-z0-9]{2,8})+)*"  # extensions
+    r"(?:-[xX](?:-[A-Za-z0-9]{1,8})+)?"  # private use
+    r"|[xX](?:-[A-Za-z0-9]{1,8})+"  # private use only
+    r"|[Ee][Nn]-[Gg][Bb]-[Oo][Ee][Dd]"  # irregular grandfathered tags
+    r"|[Ii]-(?:ami|bnn|default|enochian|hak|klingon|lux|mingo|navajo|pwn|tao|tay|tsu)"
+    r"|[Ss][Gg][Nn]-(?:BE-FR|BE-NL|CH-DE)"
+)
+LANGTAG_PATTERN = _register(_LANGTAG, "an RFC 5646 language tag (e.g. en-US)")
+
+# ISO 8601 combined date and time, extended or basic format, optional zone.
+_TS_EXTENDED = (
+    r"(?P<y>[0-9]{4})-(?P<mo>[0-9]{2})-(?P<d>[0-9]{2})[Tt]"
+    r"(?P<h>[0-9]{2}):(?P<mi>[0-9]{2})(?::(?P<s>[0-9]{2})(?:[.,][0-9]+)?)?"
+    r"(?P<z>[Zz]|(?P<sign>[+-])(?P<oh>[0-9]{2})(?::?(?P<om>[0-9]{2}))?)?"
+)
+_TS_BASIC = (
+    r"(?P<y2>[0-9]{4})(?P<mo2>[0-9]{2})(?P<d2>[0-9]{2})[Tt]"
+    r"(?P<h2>[0-9]{2})(?:(?P<mi2>[0-9]{2})(?:(?P<s2>[0-9]{2})(?:[.,][0-9]+)?)?)?"
+    r"(?P<z2>[Zz]|(?P<sign2>[+-])(?P<oh2>[0-9]{2})(?P<om2>[0-9]{2})?)?"
+)
+_strip_groups = re.compile(r"\?P<[a-z0-9]+>")
+TIMESTAMP_PATTERN = _register(
+    _strip_groups.sub("", _TS_EXTENDED) + "|" + _strip_groups.sub("", _TS_BASIC),
+    "an ISO 8601 timestamp with date and time (e.g. 2024-01-31T12:00:00.000Z)",
+)
+_TIMESTAMP = re.compile(_anchored(_TS_EXTENDED + "|" + _TS_BASIC))
+
+_NUM = r"[0-9]+(?:[.,][0-9]+)?"
+DURATION_PATTERN = _register(
+    rf"P(?:{_NUM}W"
+    rf"|(?=[0-9T])(?:{_NUM}Y)?(?:{_NUM}M)?(?:{_NUM}D)?(?:T(?=[0-9])(?:{_NUM}H)?(?:{_NUM}M)?(?:{_NUM}S)?)?"
+    rf"|{_NUM}S)",
+    "an ISO 8601 duration (e.g. PT1H30M, P3Y, P4W)",
+)
+_TOKEN = r"[A-Za-z0-9!#$%&'*+.^_`|~\-]+"
+MEDIA_TYPE_PATTERN = _register(
+    rf"{_TOKEN}/{_TOKEN}(?:[ \t]*;[ \t]*{_TOKEN}=(?:{_TOKEN}|\"[^\"]*\"))*",
+    "an Internet media type (e.g. application/pdf)",
+)
+SHA2_PATTERN = _register(
+    r"[0-9a-fA-F]{56}|[0-9a-fA-F]{64}|[0-9a-fA-F]{96}|[0-9a-fA-F]{128}",
+    "a hex-encoded SHA-2 hash (56, 64, 96 or 128 hex digits)",
+)
+VERSION_PATTERN = _register(
+    r"[0-9]+\.[0-9]+\.[0-9]+(?:-[0-9A-Za-z.\-]+)?",
+    "a semantic version (e.g. 1.0.0)",
+)
+
+Iri = Annotated[str, Meta(pattern=IRI_PATTERN, description="Absolute IRI")]
+MailtoIri = Annotated[str, Meta(pattern=MAILTO_PATTERN, description="mailto IRI")]
+Sha1Hex = Annotated[str, Meta(pattern=SHA1_PATTERN, description="Hex SHA-1 of a mailto IRI")]
+Uuid = Annotated[str, Meta(pattern=UUID_PATTERN, description="UUID, standard string form")]
+LanguageTag = Annotated[str, Meta(pattern=LANGTAG_PATTERN, description="RFC 5646 language tag")]
+LanguageMap = dict[LanguageTag, str]
+Timestamp = Annotated[str, Meta(pattern=TIMESTAMP_PATTERN, description="ISO 8601 timestamp")]
+Duration = Annotated[str, Meta(pattern=DURATION_PATTERN, description="ISO 8601 duration")]
+MediaType = Annotated[str, Meta(pattern=MEDIA_TYPE_PATTERN, description="Internet media type")]
+Sha2Hex = Annotated[str, Meta(pattern=SHA2_PATTERN, description="Hex SHA-2 hash")]
+VersionString = Annotated[str, Meta(pattern=VERSION_PATTERN, description="xAPI version")]
+# Extension values may be any JSON, including null (Data 4.1).
+Extensions = dict[Iri, Any]
+
+_is_iri = re.compile(IRI_PATTERN).match
+_is_uuid = re.compile(UUID_PATTERN).match
+
+
+def is_iri(value: str) -> bool:
+    return _is_iri(value) is not None
+
+
+def is_uuid(value: str) -> bool:
+    return _is_uuid(value) is not None
+
+
+def timestamp_problem(value: str) -> str | None:
+    """Why ``value`` (already matching TIMESTAMP_PATTERN) is not a real point in time."""
+    m = _TIMESTAMP.match(value)
+    if m is None:
+        return f"Expected {PATTERN_NAMES[TIMESTAMP_PATTERN]}"
+    g = m.groupdict()
+    basic = g["y"] is None
+    year = int(g["y2"] if basic else g["y"])
+    month = int(g["mo2"] if basic else g["mo"])
+    day = int(g["d2"] if basic else g["d"])
+    hour = int(g["h2"] if basic else g["h"])
+    minute = int((g["mi2"] if basic else g["mi"]) or 0)
+    second = int((g["s2"] if basic else g["s"]) or 0)
+    sign = g["sign2"] if basic else g["sign"]
+    off_h = int((g["oh2"] if basic else g["oh"]) or 0)
+    off_m = int((g["om2"] if basic else g["om"]) or 0)
+    if not 1 <= month <= 12:
+        return f"Timestamp month {month:02d} does not exist"
+    if not 1 <= day <= calendar.monthrange(year, month)[1]:
+        return f"Timestamp day {day:02d} does not exist in {year:04d}-{month:02d}"
+    if hour > 23 or minute > 59 or second > 60:
+        return "Timestamp time of day is out of range"
+    if off_h > 23 or off_m > 59:
+        return "Timestamp time zone offset is out of range"
+    if sign == "-" and off_h == 0 and off_m == 0:
+        return "Timestamp time zone offset -00:00 is not allowed (use Z or +00:00)"
+    return None

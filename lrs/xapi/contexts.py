@@ -1,0 +1,58 @@
+"""Context (Data 2.4.6), including the 2.0 contextAgents and contextGroups."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from msgspec import UNSET, Meta, UnsetType
+
+from lrs.xapi.actors import Actor, Agent, Group
+from lrs.xapi.common import Extensions, Iri, LanguageTag, Strict, Uuid
+from lrs.xapi.objects import Activity, StatementRef
+
+__all__ = ["ContextActivities", "ContextAgent", "ContextGroup", "Context", "V2_ONLY_FIELDS"]
+
+# Context properties that exist only from xAPI 2.0.0 on.
+V2_ONLY_FIELDS = ("contextAgents", "contextGroups")
+
+# The spec lets each value be one Activity or an array of them (Data 2.4.6.2.s4.b2).
+ContextActivityList = list[Activity] | Activity
+RelevantTypes = Annotated[list[Iri], Meta(min_length=1)]
+
+
+class ContextActivities(Strict, kw_only=True):
+    parent: ContextActivityList | UnsetType = UNSET
+    grouping: ContextActivityList | UnsetType = UNSET
+    category: ContextActivityList | UnsetType = UNSET
+    other: ContextActivityList | UnsetType = UNSET
+
+
+class ContextAgent(Strict, kw_only=True):
+    """xAPI 2.0: an Agent relevant to the Statement, with the kinds of relevance."""
+
+    objectType: Literal["contextAgent"]
+    agent: Agent
+    relevantTypes: RelevantTypes | UnsetType = UNSET
+
+
+class ContextGroup(Strict, kw_only=True):
+    """xAPI 2.0: a Group relevant to the Statement, with the kinds of relevance."""
+
+    objectType: Literal["contextGroup"]
+    group: Group
+    relevantTypes: RelevantTypes | UnsetType = UNSET
+
+
+class Context(Strict, kw_only=True):
+    registration: Uuid | UnsetType = UNSET
+    instructor: Actor | UnsetType = UNSET
+    team: Group | UnsetType = UNSET
+    contextActivities: ContextActivities | UnsetType = UNSET
+    revision: str | UnsetType = UNSET
+    platform: str | UnsetType = UNSET
+    language: LanguageTag | UnsetType = UNSET
+    statement: StatementRef | UnsetType = UNSET
+    extensions: Extensions | UnsetType = UNSET
+    # Only in xAPI 2.0.0; statement.py rejects them for 1.0.3 requests.
+    contextAgents: list[ContextAgent] | UnsetType = UNSET
+    contextGroups: list[ContextGroup] | UnsetType = UNSET

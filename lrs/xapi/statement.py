@@ -1,0 +1,251 @@
+"""Statements (Data 2.4) and the entry points that parse request bodies.
+
+``parse_statements`` / ``parse_statement`` decode and validate in one pass
+(msgspec, decoders built once at import) and hand back each statement as the
+plain JSON it was sent as.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import msgspec
+from msgspec import UNSET, UnsetType
+
+from lrs.xapi.actors import Account, Actor, Agent, _check_agent, _check_group
+from lrs.xapi.attachments import Attachment
+from lrs.xapi.common import (
+    Iri,
+    MailtoIri,
+    Sha1Hex,
+    Strict,
+    Timestamp,
+    Uuid,
+    VersionString,
+    is_iri,
+    is_uuid,
+    timestamp_problem,
+)
+from lrs.xapi.contexts import V2_ONLY_FIELDS, Context
+from lrs.xapi.errors import PATTERN_NAMES, XapiError, field_error, from_validation_error
+from lrs.xapi.objects import ActivityDefinition
+from lrs.xapi.results import Result
+from lrs.xapi.verbs import VOIDED, Verb
+from lrs.xapi.versions import SUPPORTED_VERSIONS
+
+__all__ = ["StatementObject", "SubStatementObject", "Statement", "parse_statements", "parse_statement"]
+
+ObjectType = Literal["Activity", "Agent", "Group", "StatementRef", "SubStatement"]
+
+_AGENT_FIELDS = frozenset({"objectType", "name", "mbox", "mbox_sha1sum", "openid", "account"})
+_ALLOWED_FIELDS: dict[str, frozenset[str]] = {
+    "Activity": frozenset({"objectType", "id", "definition"}),
+    "Agent": _AGENT_FIELDS,
+    "Group": _AGENT_FIELDS | {"member"},
+    "StatementRef": frozenset({"objectType", "id"}),
+    "SubStatement": frozenset(
+        {"objectType", "actor", "verb", "object", "result", "context", "timestamp", "attachments"}
+    ),
+}
+_IRI_NAME = next(n for p, n in PATTERN_NAMES.items() if "[A-Za-z][A-Za-z0-9+" in p)
+_UUID_NAME = next(n for p, n in PATTERN_NAMES.items() if "{8}-" in p)
+
+
+def _check_object(obj: "SubStatementObject | StatementObject", nested: bool) -> None:
+    """Rules of a Statement's object that depend on its ``objectType``."""
+    kind = "Activity" if obj.objectType is UNSET else obj.objectType
+    if kind == "SubStatement" and nested:
+        raise field_error(".objectType", "A SubStatement cannot contain a SubStatement")
+    allowed = _ALLOWED_FIELDS[kind]
+    for name in obj.__struct_fields__:
+        if name not in allowed and getattr(obj, name) is not UNSET:
+            raise field_error(f".{name}", f"`{name}` is not allowed on an object of objectType {kind!r}")
+    if kind == "Activity" or kind == "StatementRef":
+        if obj.id is UNSET:
+            raise field_error("", f"An object of objectType {kind!r} requires `id`")
+        if kind == "Activity" and not is_iri(obj.id):
+            raise field_error(".id", f"Expected {_IRI_NAME}")
+        if kind == "StatementRef" and not is_uuid(obj.id):
+            raise field_error(".id", f"Expected {_UUID_NAME}")
+    elif kind == "Agent":
+        _check_agent(obj)  # type: ignore[arg-type]
+    elif kind == "Group":
+        _check_group(obj)  # type: ignore[arg-type]
+    else:  # SubStatement: validated as a Statement (Data 2.4.4.3.s8)
+        for name in ("actor", "verb", "object"):
+            if getattr(obj, name) is UNSET:
+                raise field_error("", f"A SubStatement requires `{name}`")
+        _check_statement_rules(obj)  # type: ignore[arg-type]
+
+
+def _object_is_activity(obj: "SubStatementObject | StatementObject") -> bool:
+    return obj.objectType is UNSET or obj.objectType == "Activity"
+
+
+def _check_statement_rules(stmt: "Statement | StatementObject") -> None:
+    """Rules shared by Statements and SubStatements."""
+    if stmt.timestamp is not UNSET:
+        problem = timestamp_problem(stmt.timestamp)
+        if problem:
+            raise field_error(".timestamp", problem)
+    obj = stmt.object
+    context = stmt.context
+    if context is not UNSET and not _object_is_activity(obj):  # type: ignore[arg-type]
+        for name in ("revision", "platform"):
+            if getattr(context, name) is not UNSET:
+                raise field_error(
+                    f".context.{name}", f"`{name}` is only allowed when the object is an Activity"
+                )
+    if stmt.verb.id == VOIDED and obj.objectType != "StatementRef":  # type: ignore[union-attr]
+        raise field_error(".object", "A voiding Statement's object must be a StatementRef")
+
+
+class SubStatementObject(Strict, kw_only=True):
+    """The object of a SubStatement: Activity, Agent, Group or StatementRef."""
+
+    objectType: ObjectType | UnsetType = UNSET
+    id: str | UnsetType = UNSET
+    definition: ActivityDefinition | UnsetType = UNSET
+    name: str | UnsetType = UNSET
+    mbox: MailtoIri | UnsetType = UNSET
+    mbox_sha1sum: Sha1Hex | UnsetType = UNSET
+    openid: Iri | UnsetType = UNSET
+    account: Account | UnsetType = UNSET
+    member: list[Agent] | UnsetType = UNSET
+
+    def __post_init__(self) -> None:
+        _check_object(self, nested=True)
+
+
+class StatementObject(Strict, kw_only=True):
+    """A Statement's object: Activity (the default), Agent, Group, StatementRef or SubStatement.
+
+    The spec makes ``objectType`` optional (absent means Activity), so there is no
+    tag to dispatch on; one struct carries the union of the fields and
+    ``_check_object`` applies the rules of the actual type.
+    """
+
+    objectType: ObjectType | UnsetType = UNSET
+    id: str | UnsetType = UNSET
+    definition: ActivityDefinition | UnsetType = UNSET
+    name: str | UnsetType = UNSET
+    mbox: MailtoIri | UnsetType = UNSET
+    mbox_sha1sum: Sha1Hex | UnsetType = UNSET
+    openid: Iri | UnsetType = UNSET
+    account: Account | UnsetType = UNSET
+    member: list[Agent] | UnsetType = UNSET
+    # SubStatement fields
+    actor: Actor | UnsetType = UNSET
+    verb: Verb | UnsetType = UNSET
+    object: SubStatementObject | UnsetType = UNSET
+    result: Result | UnsetType = UNSET
+    context: Context | UnsetType = UNSET
+    timestamp: Timestamp | UnsetType = UNSET
+    attachments: list[Attachment] | UnsetType = UNSET
+
+    def __post_init__(self) -> None:
+        _check_object(self, nested=False)
+
+
+class Statement(Strict, kw_only=True):
+    id: Uuid | UnsetType = UNSET
+    actor: Actor
+    verb: Verb
+    object: StatementObject
+    result: Result | UnsetType = UNSET
+    context: Context | UnsetType = UNSET
+    timestamp: Timestamp | UnsetType = UNSET
+    stored: Timestamp | UnsetType = UNSET
+    authority: Actor | UnsetType = UNSET
+    version: VersionString | UnsetType = UNSET
+    attachments: list[Attachment] | UnsetType = UNSET
+
+    def __post_init__(self) -> None:
+        _check_statement_rules(self)
+        if self.stored is not UNSET:
+            problem = timestamp_problem(self.stored)
+            if problem:
+                raise field_error(".stored", problem)
+        authority = self.authority
+        if authority is not UNSET and authority.objectType == "Group":
+            if authority.member is UNSET or len(authority.member) != 2:
+                raise field_error(
+                    ".authority.member",
+                    "A Group authority must have exactly two Agents (OAuth application and user)",
+                )
+
+
+# --- parsing request bodies --------------------------------------------------
+
+_batch_decoder = msgspec.json.Decoder(Statement | list[Statement])
+_single_decoder = msgspec.json.Decoder(Statement)
+
+# Statement "version" prefixes accepted under each request version
+# (Data 2.4.10: a 1.0.x LRS rejects any version not starting with "1.0.").
+_STATEMENT_VERSION_PREFIXES = {"1.0.3": ("1.0.",), "2.0.0": ("1.0.", "2.0.")}
+
+
+def _check_for_version(stmt: Statement, version: str, path: str) -> None:
+    """Rules that depend on the request's X-Experience-API-Version."""
+    if stmt.version is not UNSET and not stmt.version.startswith(_STATEMENT_VERSION_PREFIXES[version]):
+        allowed = " or ".join(repr(p) for p in _STATEMENT_VERSION_PREFIXES[version])
+        raise XapiError(
+            400,
+            f"Statement version {stmt.version!r} is not accepted here: it must start with {allowed}",
+            f"{path}.version",
+        )
+    if version == "1.0.3":
+        contexts = [(stmt.context, f"{path}.context")]
+        if stmt.object.objectType == "SubStatement":
+            contexts.append((stmt.object.context, f"{path}.object.context"))
+        for context, context_path in contexts:
+            if context is UNSET:
+                continue
+            for name in V2_ONLY_FIELDS:
+                if getattr(context, name) is not UNSET:
+                    raise XapiError(
+                        400,
+                        f"Object contains unknown field `{name}` (it exists only in xAPI 2.0.0)",
+                        context_path,
+                    )
+
+
+def _check_version_argument(version: str) -> None:
+    if version not in _STATEMENT_VERSION_PREFIXES:
+        raise XapiError(400, f"Unsupported xAPI version {version!r}; expected one of {SUPPORTED_VERSIONS}")
+
+
+def _decode(decoder: msgspec.json.Decoder, body: bytes | str):  # type: ignore[no-untyped-def]
+    try:
+        return decoder.decode(body)
+    except msgspec.ValidationError as err:
+        raise from_validation_error(err) from None
+    except msgspec.DecodeError as err:
+        raise XapiError(400, f"Request body is not valid JSON: {err}", "$") from None
+
+
+def parse_statements(body: bytes | str, version: str) -> list[dict]:
+    """Validate a POSTed body (one Statement object or an array of them).
+
+    Returns each Statement as the JSON-able dict that was sent.  Raises
+    ``XapiError(400, message, path)`` on the first problem; the path starts
+    with ``$[i]`` inside an array.
+    """
+    _check_version_argument(version)
+    decoded = _decode(_batch_decoder, body)
+    if isinstance(decoded, Statement):
+        _check_for_version(decoded, version, "$")
+        return [msgspec.to_builtins(decoded)]
+    if not decoded:
+        raise XapiError(400, "The request contains no statements (empty array)", "$")
+    for i, stmt in enumerate(decoded):
+        _check_for_version(stmt, version, f"$[{i}]")
+    return msgspec.to_builtins(decoded)
+
+
+def parse_statement(body: bytes | str, version: str) -> dict:
+    """Validate a PUT body: exactly one Statement object."""
+    _check_version_argument(version)
+    stmt = _decode(_single_decoder, body)
+    _check_for_version(stmt, version, "$")
+    return msgspec.to_builtins(stmt)
