@@ -20,12 +20,8 @@ from lrs.http.metrics import STATEMENTS_ACCEPTED, STATEMENTS_REJECTED
 from lrs.http.middleware import CREDENTIAL, XAPI_VERSION
 from lrs.ingest.formats import format_statement
 from lrs.ingest.prepare import prepare_statements
-from lrs.ingest.query import (
-    SingleStatementRequest,
-    decode_cursor,
-    encode_cursor,
-    parse_statement_query,
-)
+from lrs.ingest.cursor import decode_cursor, encode_cursor
+from lrs.ingest.query import StatementFetch, more_token, parse_statement_query
 from lrs.store import reader
 from lrs.xapi.errors import NotFoundError, XapiError
 from lrs.xapi.statement import parse_statement, parse_statements
@@ -158,18 +154,14 @@ async def get_statements(request: web.Request) -> web.Response:
     settings = request.app[keys.SETTINGS]
     pool = request.app[keys.POOL]
     languages = _accept_languages(request)
-    more_token = request.query.get("more")
-    if more_token is not None:
-        if len(request.query) != 1:
-            raise XapiError(400, "more cannot be combined with other parameters", "more")
-        query, after = decode_cursor(
-            request.app[keys.CURSOR_SECRET], credential.key, credential.tenant, more_token
-        )
+    token = more_token(request.query)
+    if token is not None:
+        query, after = decode_cursor(request.app[keys.CURSOR_SECRET], credential.key, credential.tenant, token)
     else:
         parsed = parse_statement_query(
             request.query, default_limit=settings.page_size_default, max_limit=settings.page_size_max
         )
-        if isinstance(parsed, SingleStatementRequest):
+        if isinstance(parsed, StatementFetch):
             body = await reader.get_statement(
                 pool, credential.tenant, parsed.statement_id, voided=parsed.voided
             )

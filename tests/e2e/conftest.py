@@ -1,0 +1,131 @@
+"""End-to-end fixtures: the real HTTP service against real PostgreSQL (and NATS).
+
+* ``client`` — the aiohttp app in process (relay off), for fast HTTP-level tests.
+* ``service`` — ``lrs serve`` as a child process that a test may kill with
+  SIGKILL or stop with SIGTERM and start again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import signal
+import socket
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any, AsyncIterator
+
+import aiohttp
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from lrs.config import Settings
+from lrs.http.app import create_app
+
+KEY, SECRET = "e2e-key", "e2e-secret-value"
+
+
+def basic_auth(key: str = KEY, secret: str = SECRET) -> str:
+    return "Basic " + base64.b64encode(f"{key}:{secret}".encode()).decode()
+
+
+def xapi_headers(version: str = "1.0.3", key: str = KEY, secret: str = SECRET) -> dict[str, str]:
+    return {"Authorization": basic_auth(key, secret), "X-Experience-API-Version": version}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+async def client(database_url: str) -> AsyncIterator[TestClient]:
+    settings = Settings(
+        database_url=database_url,
+        nats_url=None,
+        relay_enabled=False,
+        bootstrap_credential=f"{KEY}:{SECRET}",
+        page_size_default=100,
+        page_size_max=500,
+    )
+    app = create_app(settings, database_url=database_url, nats_url=None)
+    async with TestServer(app) as server, TestClient(server) as test_client:
+        yield test_client
+
+
+class ServiceProcess:
+    """``python -m lrs serve`` in a child process, with its log in a file."""
+
+    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+        self.env = env
+        self.port = int(env["LRS_HTTP_PORT"])
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_path
+        self.process: asyncio.subprocess.Process | None = None
+
+    async def start(self, timeout: float = 60.0) -> None:
+        log = open(self.log_path, "ab")
+        self.process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "lrs", "serve", env=self.env, stdout=log, stderr=log
+        )
+        log.close()
+        deadline = asyncio.get_running_loop().time() + timeout
+        async with aiohttp.ClientSession() as session:
+            while True:
+                if self.process.returncode is not None:
+                    raise RuntimeError(f"lrs serve exited with {self.process.returncode}; see {self.log_path}:\n"
+                                       + self.log_path.read_text()[-3000:])
+                try:
+                    async with session.get(self.base_url + "/ready") as response:
+                        if response.status == 200:
+                            return
+                except aiohttp.ClientError:
+                    pass
+                if asyncio.get_running_loop().time() > deadline:
+                    raise TimeoutError(f"lrs serve not ready after {timeout}s; see {self.log_path}")
+                await asyncio.sleep(0.1)
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+
+    async def stop(self) -> int:
+        assert self.process is not None
+        if self.process.returncode is None:
+            self.process.send_signal(signal.SIGTERM)
+        return await asyncio.wait_for(self.process.wait(), 60)
+
+    async def wait(self) -> int:
+        assert self.process is not None
+        return await self.process.wait()
+
+
+@pytest.fixture
+async def service_factory(database_url: str) -> AsyncIterator[Any]:
+    started: list[ServiceProcess] = []
+    workdir = Path(tempfile.mkdtemp(prefix="lrs-e2e-", dir="/tmp"))
+
+    def make(nats_url: str, **extra: str) -> ServiceProcess:
+        env = {
+            **os.environ,
+            "LRS_DATABASE_URL": database_url,
+            "LRS_NATS_URL": nats_url,
+            "LRS_HTTP_HOST": "127.0.0.1",
+            "LRS_HTTP_PORT": str(free_port()),
+            "LRS_DATA_DIR": str(workdir / "data"),
+            "LRS_BOOTSTRAP_CREDENTIAL": f"{KEY}:{SECRET}",
+            "LRS_LOG_LEVEL": "warning",
+            **extra,
+        }
+        service = ServiceProcess(env, workdir / f"service-{len(started)}.log")
+        started.append(service)
+        return service
+
+    yield make
+    for service in started:
+        if service.process is not None and service.process.returncode is None:
+            service.process.kill()
+            await service.process.wait()
