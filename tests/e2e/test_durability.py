@@ -1,0 +1,114 @@
+"""Failure injection through the real service: kill -9 and a NATS outage.
+
+A 200 means the statement is durably committed: after the service is killed
+mid-stream and restarted, every statement that got a 200 is in the log and on
+JetStream exactly once.  While NATS is down, ingest keeps answering 200 and
+the backlog reaches JetStream after NATS returns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+
+import aiohttp
+import asyncpg
+import pytest
+
+from lrs.eventlog import verify_chain
+from lrs.store.log_reader import read_events_after
+from tests.e2e.conftest import xapi_headers
+from tests.e2e.jetstream import wait_for_stream
+from tests.e2e.statements import new_id, statement
+
+pytestmark = pytest.mark.slow
+
+
+async def _post_loop(base_url: str, acked: list[str], errors: list[str], stop: asyncio.Event,
+                     batch: int = 10) -> None:
+    async with aiohttp.ClientSession() as session:
+        while not stop.is_set():
+            ids = [new_id() for _ in range(batch)]
+            body = [statement(statement_id=sid, learner=f"{sid[:8]}@example.org") for sid in ids]
+            try:
+                async with session.post(base_url + "/xapi/statements", json=body, headers=xapi_headers()) as r:
+                    if r.status == 200:
+                        assert await r.json() == ids
+                        acked.extend(ids)
+                    else:
+                        errors.append(f"{r.status}: {await r.text()}")
+            except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+                errors.append(type(exc).__name__)
+                if stop.is_set():
+                    return
+                await asyncio.sleep(0.05)
+
+
+async def _log_rows(database_url: str) -> list:
+    conn = await asyncpg.connect(database_url)
+    try:
+        return await read_events_after(conn, 0, 10_000_000)
+    finally:
+        await conn.close()
+
+
+def _assert_exactly_once(acked: list[str], rows: list, streamed: list) -> None:
+    logged = collections.Counter(str(row["statement_id"]) for row in rows)
+    missing = [sid for sid in acked if logged[sid] != 1]
+    assert not missing, f"{len(missing)} acknowledged statements not in the log exactly once"
+    on_stream = collections.Counter(e.statement_id for e in streamed)
+    assert len(streamed) == len(rows), "stream and log differ in size"
+    assert all(count == 1 for count in on_stream.values()), "a statement appears twice on the stream"
+    assert set(on_stream) == set(logged)
+    by_msg_id = collections.Counter(e.msg_id for e in streamed)
+    assert max(by_msg_id.values()) == 1
+    assert [e.position for e in streamed] == sorted(e.position for e in streamed)
+
+
+async def test_kill_9_mid_stream_loses_no_acknowledged_statement(service_factory, nats_control, database_url):
+    service = service_factory(nats_control.url)
+    await service.start()
+    acked: list[str] = []
+    errors: list[str] = []
+    stop = asyncio.Event()
+    writers = [asyncio.create_task(_post_loop(service.base_url, acked, errors, stop)) for _ in range(8)]
+    # Let the stream run, then kill without warning while requests are in flight.
+    while len(acked) < 2000:
+        await asyncio.sleep(0.05)
+    service.kill()
+    await service.wait()
+    stop.set()
+    await asyncio.gather(*writers)
+    assert acked, "no statement was acknowledged before the kill"
+
+    await service.start()  # same database, NATS and port
+    rows = await _log_rows(database_url)
+    assert verify_chain(rows) is None
+    streamed = await wait_for_stream(nats_control.url, len(rows))
+    _assert_exactly_once(acked, rows, streamed)
+    await service.stop()
+
+
+async def test_ingest_keeps_answering_while_nats_is_down(service_factory, nats_control, database_url):
+    service = service_factory(nats_control.url)
+    await service.start()
+    acked: list[str] = []
+    errors: list[str] = []
+    stop = asyncio.Event()
+    writers = [asyncio.create_task(_post_loop(service.base_url, acked, errors, stop, batch=5)) for _ in range(4)]
+    await asyncio.sleep(2)
+    await nats_control.stop()
+    during_outage_start = len(acked)
+    await asyncio.sleep(30)
+    during_outage = len(acked) - during_outage_start
+    await nats_control.start()
+    await asyncio.sleep(2)
+    stop.set()
+    await asyncio.gather(*writers)
+
+    assert errors == [], errors[:5]
+    assert during_outage > 100, "ingest stalled while NATS was down"
+    rows = await _log_rows(database_url)
+    streamed = await wait_for_stream(nats_control.url, len(rows))
+    _assert_exactly_once(acked, rows, streamed)
+    await service.stop()
