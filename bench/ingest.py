@@ -1,0 +1,266 @@
+"""Ingest benchmark: drives a running LRS over HTTP and records the figures.
+
+For each batch size it POSTs statements from ``--concurrency`` concurrent
+clients for ``--duration`` seconds (after a warm-up), then prints statements/s
+and request latency p50/p99, and writes everything to
+``bench/results/ingest-<UTC time>.json``.
+
+    # against a service that is already running
+    python bench/ingest.py --url http://127.0.0.1:8080 --key K --secret S
+
+    # or let the bench start `lrs serve` (embedded PostgreSQL and nats-server)
+    python bench/ingest.py --start-service
+
+Every 200 counted here means the statements were committed durably: the
+service answers only after its group commit has reached PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import os
+import platform
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+
+import aiohttp
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+
+_TEMPLATE = (
+    '{"id":"%s","actor":{"objectType":"Agent","name":"Learner %d","mbox":"mailto:learner%d@agency%d.example.gov"},'
+    '"verb":{"id":"http://adlnet.gov/expapi/verbs/passed","display":{"en-US":"passed"}},'
+    '"object":{"objectType":"Activity","id":"https://mooc.example.gov/courses/digcomp/unit-%d",'
+    '"definition":{"name":{"en-US":"Digital literacy unit %d"},"type":"http://adlnet.gov/expapi/activities/lesson"}},'
+    '"result":{"score":{"scaled":0.%02d,"raw":%d,"min":0,"max":100},"success":true,"completion":true,"duration":"PT%dM"},'
+    '"context":{"registration":"%s","platform":"bench","language":"vi-VN",'
+    '"contextActivities":{"parent":[{"id":"https://mooc.example.gov/courses/digcomp"}]}},'
+    '"timestamp":"2026-11-01T08:%02d:00Z"}'
+)
+
+
+def _statement(n: int) -> str:
+    score = n % 100
+    return _TEMPLATE % (
+        uuid.uuid4(), n, n % 50_000, n % 40, n % 21, n % 21, score, score, 1 + n % 59, uuid.uuid4(), n % 60
+    )
+
+
+def _body(batch: int, counter: list[int]) -> bytes:
+    start = counter[0]
+    counter[0] += batch
+    if batch == 1:
+        return _statement(start).encode()
+    return ("[" + ",".join(_statement(start + i) for i in range(batch)) + "]").encode()
+
+
+async def _client(session, url, headers, batch, deadline, warmup_end, latencies, counts, errors, counter):
+    while True:
+        now = time.perf_counter()
+        if now >= deadline:
+            return
+        body = _body(batch, counter)
+        started = time.perf_counter()
+        try:
+            async with session.post(url, data=body, headers=headers) as response:
+                await response.read()
+                status = response.status
+        except aiohttp.ClientError as exc:
+            errors[type(exc).__name__] = errors.get(type(exc).__name__, 0) + 1
+            continue
+        finished = time.perf_counter()
+        if status != 200:
+            errors[str(status)] = errors.get(str(status), 0) + 1
+            continue
+        if started >= warmup_end:
+            latencies.append(finished - started)
+            counts[0] += batch
+
+
+async def run_one(url: str, auth: str, batch: int, concurrency: int, duration: float, warmup: float) -> dict:
+    headers = {
+        "Authorization": auth,
+        "X-Experience-API-Version": "1.0.3",
+        "Content-Type": "application/json",
+    }
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    latencies: list[float] = []
+    counts = [0]
+    errors: dict[str, int] = {}
+    counter = [0]
+    async with aiohttp.ClientSession(connector=connector) as session:
+        start = time.perf_counter()
+        warmup_end = start + warmup
+        deadline = warmup_end + duration
+        await asyncio.gather(
+            *(
+                _client(session, url + "/xapi/statements", headers, batch, deadline, warmup_end,
+                        latencies, counts, errors, counter)
+                for _ in range(concurrency)
+            )
+        )
+    measured = time.perf_counter() - warmup_end
+    latencies.sort()
+
+    def pct(p: float) -> float:
+        return latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1000 if latencies else float("nan")
+
+    return {
+        "batch_size": batch,
+        "concurrency": concurrency,
+        "duration_s": round(measured, 3),
+        "requests": len(latencies),
+        "statements": counts[0],
+        "statements_per_s": round(counts[0] / measured, 1),
+        "latency_ms": {
+            "p50": round(pct(0.50), 2),
+            "p99": round(pct(0.99), 2),
+            "mean": round(statistics.fmean(latencies) * 1000, 2) if latencies else None,
+        },
+        "errors": errors,
+    }
+
+
+def _machine() -> dict:
+    cpu = platform.processor()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        mem_kb = int(next(l for l in Path("/proc/meminfo").read_text().splitlines() if l.startswith("MemTotal")).split()[1])
+    except (OSError, StopIteration, ValueError):
+        mem_kb = 0
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                                cwd=Path(__file__).parent, check=False).stdout.strip()
+    except OSError:
+        commit = ""
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_gib": round(mem_kb / 1024 / 1024, 1),
+        "python": platform.python_version(),
+        "os": platform.platform(),
+        "commit": commit,
+    }
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+async def _wait_ready(url: str, proc: subprocess.Popen, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    async with aiohttp.ClientSession() as session:
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise SystemExit(f"lrs serve exited with {proc.returncode}")
+            try:
+                async with session.get(url + "/ready") as response:
+                    if response.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.2)
+    raise SystemExit("lrs serve did not become ready")
+
+
+async def main_async(args: argparse.Namespace) -> int:
+    proc = None
+    url, key, secret = args.url.rstrip("/"), args.key, args.secret
+    if args.start_service:
+        port = _free_port()
+        url, key, secret = f"http://127.0.0.1:{port}", "bench", uuid.uuid4().hex
+        data_dir = args.data_dir or tempfile.mkdtemp(prefix="lrs-bench-")
+        env = {**os.environ, "LRS_HTTP_PORT": str(port), "LRS_DATA_DIR": data_dir,
+               "LRS_BOOTSTRAP_CREDENTIAL": f"{key}:{secret}", "LRS_LOG_LEVEL": "warning"}
+        proc = subprocess.Popen([sys.executable, "-m", "lrs", "serve"], env=env)
+        await _wait_ready(url, proc)
+    if not key or not secret:
+        print("bench: --key and --secret (or LRS_BENCH_KEY / LRS_BENCH_SECRET) are required", file=sys.stderr)
+        return 2
+    auth = "Basic " + base64.b64encode(f"{key}:{secret}".encode()).decode()
+    runs = []
+    try:
+        for batch in args.batch_sizes:
+            concurrency = args.concurrency if args.concurrency else (32 if batch == 1 else 8)
+            result = await run_one(url, auth, batch, concurrency, args.duration, args.warmup)
+            runs.append(result)
+            print(
+                f"batch={batch:>4} concurrency={concurrency:>3}  {result['statements_per_s']:>10,.0f} statements/s  "
+                f"p50={result['latency_ms']['p50']:.1f} ms  p99={result['latency_ms']['p99']:.1f} ms"
+                + (f"  errors={result['errors']}" if result["errors"] else ""),
+                flush=True,
+            )
+    finally:
+        if proc is not None:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=60)
+    record = {
+        "benchmark": "ingest",
+        "recorded_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "target": url if not args.start_service else "lrs serve (embedded PostgreSQL and nats-server)",
+        "machine": _machine(),
+        "note": args.note,
+        "runs": runs,
+    }
+    if not args.no_save:
+        RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+        out = args.output or RESULTS_DIR / f"ingest-{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}.json"
+        Path(out).write_text(json.dumps(record, indent=2) + "\n")
+        print(f"wrote {out}")
+    return 0
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--url", default=os.environ.get("LRS_BENCH_URL", "http://127.0.0.1:8080"),
+                        help="base URL of the service (default: LRS_BENCH_URL or http://127.0.0.1:8080)")
+    parser.add_argument("--key", default=os.environ.get("LRS_BENCH_KEY"), help="credential key (LRS_BENCH_KEY)")
+    parser.add_argument("--secret", default=os.environ.get("LRS_BENCH_SECRET"),
+                        help="credential secret (LRS_BENCH_SECRET)")
+    parser.add_argument("--batch-sizes", type=lambda s: [int(x) for x in s.split(",")], default=[1, 10, 100],
+                        help="comma-separated statements per request (default: 1,10,100)")
+    parser.add_argument("--concurrency", type=int, default=0,
+                        help="concurrent clients (default: 32 for batch 1, 8 otherwise)")
+    parser.add_argument("--duration", type=float, default=20.0, help="measured seconds per run (default: 20)")
+    parser.add_argument("--warmup", type=float, default=3.0, help="unmeasured seconds first (default: 3)")
+    parser.add_argument("--start-service", action="store_true",
+                        help="start `lrs serve` on a free port with an embedded database for the run")
+    parser.add_argument("--data-dir", help="LRS_DATA_DIR for --start-service (default: a new temp dir)")
+    parser.add_argument("--output", help="result file (default: bench/results/ingest-<time>.json)")
+    parser.add_argument("--note", default="", help="free text stored with the result")
+    parser.add_argument("--no-save", action="store_true", help="print only, write no result file")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        import uvloop
+
+        return uvloop.run(main_async(args))
+    except ImportError:
+        return asyncio.run(main_async(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
