@@ -1,0 +1,243 @@
+"""Group commit's pure decision: what one group of append requests writes.
+
+The writer gathers requests, locks the log head, fetches the statements the
+group touches, then calls :func:`plan_group`.  Requests are decided one after
+another in arrival order, each seeing what the ones before it accepted, and
+each on its own: a request that fails (409 for an id stored with different
+content, 400 for voiding a voiding statement) writes nothing and changes
+nothing for the others.
+
+Accepted statements then get consecutive positions, strictly increasing
+``stored`` times (never below ``now``, always above the previous one) and
+their place in the hash chain.  No clock, no randomness: ``now`` and
+``new_event_id`` come from the caller.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Callable, Sequence
+
+from lrs.eventlog import (
+    ONE_MICROSECOND,
+    STATEMENT_EVENT,
+    EventRecord,
+    event_hash,
+    finalize_statement,
+)
+from lrs.ingest.model import PreparedStatement
+from lrs.xapi.equivalence import statements_equivalent
+from lrs.xapi.errors import ConflictError, XapiError
+
+Key = tuple[str, uuid.UUID]  # (tenant, statement id)
+
+
+@dataclass(frozen=True, slots=True)
+class AppendRequest:
+    tenant: str
+    statements: Sequence[PreparedStatement]
+
+
+@dataclass(frozen=True, slots=True)
+class ExistingStatement:
+    """A stored statement the group touches (fetched under the head lock)."""
+
+    tenant: str
+    statement_id: uuid.UUID
+    body: dict[str, Any]
+    voids: uuid.UUID | None
+    voided: bool
+    stored: datetime
+    position: int
+
+
+@dataclass(frozen=True, slots=True)
+class LogHead:
+    position: int
+    hash: bytes
+    stored: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class AppendResult:
+    statement_id: uuid.UUID
+    inserted: bool
+    stored: datetime
+    position: int
+
+
+@dataclass(frozen=True, slots=True)
+class NewStatement:
+    """An accepted statement: its event row and its read-model row."""
+
+    event: EventRecord
+    statement: PreparedStatement
+    voided: bool
+
+
+@dataclass(slots=True)
+class GroupPlan:
+    # Per request, in order: its results, or the error it fails with.
+    outcomes: list[list[AppendResult] | XapiError]
+    new: list[NewStatement] = field(default_factory=list)
+    # Statements already stored that this group voids.
+    newly_voided: list[Key] = field(default_factory=list)
+    head: LogHead | None = None  # the head after this group (None: unchanged)
+
+
+@dataclass(slots=True)
+class _Known:
+    body: dict[str, Any]
+    voids: uuid.UUID | None
+    voided: bool
+    # Stored statements carry their result; accepted ones point at their slot.
+    result: AppendResult | None = None
+    slot: int | None = None
+
+
+def plan_group(
+    requests: Sequence[AppendRequest],
+    existing: Sequence[ExistingStatement],
+    head: LogHead,
+    now: datetime,
+    new_event_id: Callable[[], uuid.UUID],
+) -> GroupPlan:
+    """Decide every request of one group and lay out what to write.
+
+    ``existing`` holds the stored statements whose ids are in the group or are
+    targets of its voiding statements, plus the stored voiding statements that
+    target ids in the group.
+    """
+    known: dict[Key, _Known] = {}
+    voided_targets: set[Key] = set()  # ids some stored or accepted statement voids
+    for row in existing:
+        key = (row.tenant, row.statement_id)
+        result = AppendResult(row.statement_id, False, row.stored, row.position)
+        known[key] = _Known(row.body, row.voids, row.voided, result=result)
+        if row.voids is not None:
+            voided_targets.add((row.tenant, row.voids))
+
+    accepted: list[tuple[str, PreparedStatement, bool]] = []  # tenant, statement, voided
+    newly_voided: set[Key] = set()
+    outcomes: list[list[tuple[Key, bool]] | XapiError] = []
+
+    for request in requests:
+        decided = _decide(request, known, voided_targets)
+        if isinstance(decided, XapiError):
+            outcomes.append(decided)
+            continue
+        pending, targets, own = decided
+        # Commit the request's effects to the group's view.
+        for key, statement in own:
+            slot = len(accepted)
+            voided = key in voided_targets and statement.voids is None
+            accepted.append((request.tenant, statement, voided))
+            known[key] = _Known(statement.body, statement.voids, voided, slot=slot)
+        for target in targets:
+            voided_targets.add(target)
+            entry = known.get(target)
+            if entry is not None and entry.voids is None and not entry.voided:
+                entry.voided = True
+                if entry.slot is not None:
+                    tenant, statement, _ = accepted[entry.slot]
+                    accepted[entry.slot] = (tenant, statement, True)
+                else:
+                    newly_voided.add(target)
+        outcomes.append(pending)
+
+    plan = GroupPlan(outcomes=[])
+    plan.newly_voided = sorted(newly_voided, key=lambda k: (k[0], k[1].bytes))
+    position, prev_hash, last_stored = head.position, head.hash, head.stored
+    slot_results: list[AppendResult] = []
+    for tenant, statement, voided in accepted:
+        position += 1
+        stored = now if last_stored is None or now > last_stored else last_stored + ONE_MICROSECOND
+        payload = finalize_statement(statement.body, stored)
+        event_id = new_event_id()
+        digest = event_hash(prev_hash, position, event_id, tenant, STATEMENT_EVENT, stored, payload)
+        record = EventRecord(
+            position, event_id, tenant, STATEMENT_EVENT, statement.statement_id,
+            stored, payload, prev_hash, digest,
+        )
+        plan.new.append(NewStatement(record, statement, voided))
+        slot_results.append(AppendResult(statement.statement_id, True, stored, position))
+        prev_hash, last_stored = digest, stored
+    if accepted:
+        plan.head = LogHead(position, prev_hash, last_stored)
+
+    for outcome in outcomes:
+        if isinstance(outcome, XapiError):
+            plan.outcomes.append(outcome)
+            continue
+        results = []
+        for key, is_new in outcome:
+            entry = known[key]
+            if entry.result is not None:  # stored before this group
+                results.append(entry.result)
+                continue
+            assert entry.slot is not None
+            result = slot_results[entry.slot]
+            if not is_new:  # a no-op duplicate of a statement accepted earlier in the group
+                result = AppendResult(result.statement_id, False, result.stored, result.position)
+            results.append(result)
+        plan.outcomes.append(results)
+    return plan
+
+
+def _decide(
+    request: AppendRequest,
+    known: dict[Key, _Known],
+    voided_targets: set[Key],
+) -> XapiError | tuple[list[tuple[Key, bool]], list[Key], list[tuple[Key, PreparedStatement]]]:
+    """One request against the group's view; no side effects.
+
+    Returns the error, or ((key, is new) per statement in order, voiding
+    targets, new statements).
+    """
+    tenant = request.tenant
+    keys: list[tuple[Key, bool]] = []
+    targets: list[Key] = []
+    own: list[tuple[Key, PreparedStatement]] = []
+    own_by_key: dict[Key, PreparedStatement] = {}
+    for index, statement in enumerate(request.statements):
+        key = (tenant, statement.statement_id)
+        earlier = own_by_key.get(key)
+        previous_body = earlier.body if earlier is not None else None
+        if previous_body is None and key in known:
+            previous_body = known[key].body
+        if previous_body is not None:
+            if not statements_equivalent(previous_body, statement.body):
+                return ConflictError(
+                    409,
+                    f"statement {statement.statement_id} already exists with different content",
+                    f"$[{index}].id",
+                )
+            keys.append((key, False))
+            continue
+        if statement.voids is not None:
+            target = (tenant, statement.voids)
+            target_voids = _voids_of(target, known, own_by_key)
+            if target_voids is not None:
+                return XapiError(
+                    400,
+                    f"statement {statement.voids} is itself a voiding statement and cannot be voided",
+                    f"$[{index}].object.id",
+                )
+            targets.append(target)
+        keys.append((key, True))
+        own.append((key, statement))
+        own_by_key[key] = statement
+    return keys, targets, own
+
+
+def _voids_of(
+    key: Key, known: dict[Key, _Known], own_by_key: dict[Key, PreparedStatement]
+) -> uuid.UUID | None:
+    if key in own_by_key:
+        return own_by_key[key].voids
+    entry = known.get(key)
+    return entry.voids if entry is not None else None
+
+

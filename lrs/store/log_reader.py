@@ -1,0 +1,59 @@
+"""Reading the event log in position order, for the relay and for replay.
+
+Positions are assigned in commit order and without gaps, so reading
+``position > last`` never skips an event that commits later.
+"""
+
+from __future__ import annotations
+
+from typing import AsyncIterator
+
+import asyncpg
+
+from lrs.eventlog import EventRecord
+
+SELECT_AFTER = """
+SELECT position, event_id, tenant, event_type, statement_id, stored, payload, prev_hash, hash
+FROM events WHERE position > $1 ORDER BY position LIMIT $2
+"""
+SELECT_LAST_POSITION = "SELECT position FROM log_head WHERE singleton"
+SELECT_HASH_AT = "SELECT hash FROM events WHERE position = $1"
+
+Pool = asyncpg.Pool | asyncpg.Connection
+
+
+def _record(row: asyncpg.Record) -> EventRecord:
+    return EventRecord(
+        row["position"], row["event_id"], row["tenant"], row["event_type"],
+        row["statement_id"], row["stored"], row["payload"], row["prev_hash"], row["hash"],
+    )
+
+
+async def read_events_after(pool: Pool, position: int, limit: int) -> list[EventRecord]:
+    """Up to ``limit`` events with positions above ``position``, in order."""
+    rows = await pool.fetch(SELECT_AFTER, position, limit)
+    return [_record(row) for row in rows]
+
+
+async def last_position(pool: Pool) -> int:
+    """The position of the last committed event (0 when the log is empty)."""
+    return await pool.fetchval(SELECT_LAST_POSITION)
+
+
+async def hash_at(pool: Pool, position: int) -> bytes | None:
+    """The hash of the event at ``position`` (for verifying from a midpoint)."""
+    return await pool.fetchval(SELECT_HASH_AT, position)
+
+
+async def iter_events(
+    pool: Pool, after: int = 0, batch_size: int = 1000
+) -> AsyncIterator[EventRecord]:
+    """Every event after ``after`` up to the end of the log, in order."""
+    position = after
+    while True:
+        batch = await read_events_after(pool, position, batch_size)
+        for record in batch:
+            yield record
+        if len(batch) < batch_size:
+            return
+        position = batch[-1].position

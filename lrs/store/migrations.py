@@ -1,0 +1,96 @@
+"""Apply the numbered SQL files in ``schemas/postgres/`` in order.
+
+Each file runs in its own transaction together with its row in
+``schema_migrations``.  A session advisory lock makes concurrent starters
+safe: the second one waits, then finds nothing left to do.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+
+from lrs.paths import POSTGRES_MIGRATIONS_DIR
+
+# Arbitrary, fixed key of the advisory lock that guards migrations.
+MIGRATION_LOCK_KEY = 7_310_561_203_940_117
+
+CREATE_TRACKING_TABLE = """
+CREATE TABLE IF NOT EXISTS schema_migrations (
+    version    integer     PRIMARY KEY,
+    name       text        NOT NULL,
+    applied_at timestamptz NOT NULL DEFAULT now()
+)
+"""
+SELECT_APPLIED = "SELECT version FROM schema_migrations"
+INSERT_APPLIED = "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)"
+LOCK = "SELECT pg_advisory_lock($1)"
+UNLOCK = "SELECT pg_advisory_unlock($1)"
+
+_FILE_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    version: int
+    name: str
+    path: Path
+
+    def sql(self) -> str:
+        return self.path.read_text(encoding="utf-8")
+
+
+def list_migrations(directory: Path = POSTGRES_MIGRATIONS_DIR) -> list[Migration]:
+    """The migration files in version order; a malformed or repeated number is an error."""
+    migrations: dict[int, Migration] = {}
+    for path in sorted(directory.glob("*.sql")):
+        match = _FILE_NAME.match(path.name)
+        if match is None:
+            raise ValueError(f"migration file name must look like 0001_name.sql: {path.name}")
+        version = int(match.group(1))
+        if version in migrations:
+            raise ValueError(f"two migrations share version {version}: {path.name}")
+        migrations[version] = Migration(version, match.group(2), path)
+    return [migrations[v] for v in sorted(migrations)]
+
+
+async def apply_migrations(
+    target: str | asyncpg.Connection | asyncpg.Pool,
+    directory: Path = POSTGRES_MIGRATIONS_DIR,
+) -> list[int]:
+    """Apply the pending migrations; returns the versions applied by this call.
+
+    ``target`` is a database URL, a connection or a pool.
+    """
+    if isinstance(target, str):
+        conn = await asyncpg.connect(target)
+        try:
+            return await _apply(conn, directory)
+        finally:
+            await conn.close()
+    if isinstance(target, asyncpg.Pool):
+        async with target.acquire() as conn:
+            return await _apply(conn, directory)
+    return await _apply(target, directory)
+
+
+async def _apply(conn: asyncpg.Connection, directory: Path) -> list[int]:
+    migrations = list_migrations(directory)
+    await conn.execute(LOCK, MIGRATION_LOCK_KEY)
+    try:
+        await conn.execute(CREATE_TRACKING_TABLE)
+        applied = {row["version"] for row in await conn.fetch(SELECT_APPLIED)}
+        done: list[int] = []
+        for migration in migrations:
+            if migration.version in applied:
+                continue
+            async with conn.transaction():
+                await conn.execute(migration.sql())
+                await conn.execute(INSERT_APPLIED, migration.version, migration.name)
+            done.append(migration.version)
+        return done
+    finally:
+        await conn.execute(UNLOCK, MIGRATION_LOCK_KEY)

@@ -1,0 +1,123 @@
+"""Reads of the statements read model for GET /xapi/statements.
+
+Pages are ordered by position (the commit order; ``stored`` rises with it),
+newest first unless ``ascending``.  ``after_position`` continues a page
+sequence in the query's own direction.  Filters follow xAPI-Communication
+2.1.3, including "Filter Conditions for StatementRefs": a statement whose
+object is a StatementRef also matches when its target (recursively) does.
+Voided statements are never in a filtered result.  All values are bound
+parameters; only fixed SQL fragments are assembled.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+
+from lrs.ingest.query import StatementQuery
+
+SELECT_ONE = """
+SELECT body FROM statements
+WHERE tenant = $1 AND statement_id = $2 AND voided = $3
+"""
+SELECT_PAGE = """
+SELECT position, body FROM statements s
+WHERE {where}
+ORDER BY position {direction}
+LIMIT {limit}
+"""
+# Depth cap on StatementRef chains: ids are client-chosen, so chains may loop.
+MAX_REF_DEPTH = 10
+REF_MATCHES = """EXISTS (
+    WITH RECURSIVE chain(id, depth) AS (
+        SELECT s.statement_ref, 1
+        UNION ALL
+        SELECT t.statement_ref, c.depth + 1
+        FROM chain c JOIN statements t ON t.tenant = $1 AND t.statement_id = c.id
+        WHERE t.statement_ref IS NOT NULL AND c.depth < {max_depth}
+    )
+    SELECT 1 FROM chain c JOIN statements t ON t.tenant = $1 AND t.statement_id = c.id
+    WHERE {target_filters}
+)"""
+
+Pool = asyncpg.Pool | asyncpg.Connection
+
+
+async def get_statement(pool: Pool, tenant: str, statement_id: Any, *, voided: bool) -> bytes | None:
+    """The stored JSON of one statement: ``voided=False`` (statementId) finds
+    only statements that are not voided, ``voided=True`` (voidedStatementId)
+    only voided ones."""
+    return await pool.fetchval(SELECT_ONE, tenant, statement_id, voided)
+
+
+def _filters(query: StatementQuery, alias: str, params: list[Any]) -> list[str]:
+    """Conditions for the non-time filters on ``alias``; appends their values."""
+
+    def bind(value: Any) -> str:
+        params.append(value)
+        return f"${len(params)}"
+
+    conditions = []
+    if query.agent is not None:
+        column = "related_agent_keys" if query.related_agents else "actor_keys"
+        conditions.append(f"{alias}.{column} @> ARRAY[{bind(query.agent)}::text]")
+    if query.verb is not None:
+        conditions.append(f"{alias}.verb_id = {bind(query.verb)}")
+    if query.activity is not None:
+        column = "related_activity_ids" if query.related_activities else "activity_ids"
+        conditions.append(f"{alias}.{column} @> ARRAY[{bind(query.activity)}::text]")
+    if query.registration is not None:
+        conditions.append(f"{alias}.registration = {bind(query.registration)}::uuid")
+    return conditions
+
+
+def build_page_query(
+    tenant: str, query: StatementQuery, after_position: int | None, limit: int
+) -> tuple[str, list[Any]]:
+    """The SQL and parameters for one page (``limit`` + 1 rows, to see if more follow)."""
+    params: list[Any] = [tenant]
+
+    def bind(value: Any) -> str:
+        params.append(value)
+        return f"${len(params)}"
+
+    where = ["s.tenant = $1", "NOT s.voided"]
+    if after_position is not None:
+        op = ">" if query.ascending else "<"
+        where.append(f"s.position {op} {bind(after_position)}::bigint")
+    if query.since is not None:
+        where.append(f"s.stored > {bind(query.since)}::timestamptz")
+    if query.until is not None:
+        where.append(f"s.stored <= {bind(query.until)}::timestamptz")
+    own = _filters(query, "s", params)
+    if own:
+        targets = _filters(query, "t", params)
+        ref = REF_MATCHES.format(max_depth=MAX_REF_DEPTH, target_filters=" AND ".join(targets))
+        where.append(f"(({' AND '.join(own)}) OR (s.statement_ref IS NOT NULL AND {ref}))")
+    sql = SELECT_PAGE.format(
+        where=" AND ".join(where),
+        direction="ASC" if query.ascending else "DESC",
+        limit=int(limit) + 1,
+    )
+    return sql, params
+
+
+async def query_statements(
+    pool: Pool,
+    tenant: str,
+    query: StatementQuery,
+    *,
+    after_position: int | None = None,
+    limit: int,
+) -> tuple[list[bytes], int | None, bool]:
+    """One page: (stored JSON of each statement, position of the last one
+    returned or None if none, whether more statements follow)."""
+    if limit < 1:
+        raise ValueError("limit must be at least 1")
+    sql, params = build_page_query(tenant, query, after_position, limit)
+    rows = await pool.fetch(sql, *params)
+    has_more = len(rows) > limit
+    rows = rows[:limit]
+    last = rows[-1]["position"] if rows else None
+    return [row["body"] for row in rows], last, has_more

@@ -1,0 +1,329 @@
+"""Group commit: concurrent append requests share one durable transaction.
+
+``append`` enqueues a request and waits.  One writer task takes what is
+queued (waiting up to ``wait_ms`` for more, up to ``max_statements``) and
+commits it in ONE transaction:
+
+1. lock the single ``log_head`` row FOR UPDATE.  This serialises writers
+   across processes, so positions are gapless and in commit order;
+2. fetch the stored statements the group touches (one query per tenant);
+3. decide every request with the pure :func:`lrs.batching.plan_group`;
+4. COPY the new events and read-model rows, mark newly voided statements,
+   move the head; COMMIT (``synchronous_commit = on``);
+5. only then answer each request: its results, or its own error.
+
+A database error fails the requests of that group only; the writer goes on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections import defaultdict, deque
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Callable, Sequence
+
+import asyncpg
+import msgspec
+import structlog
+
+from lrs.batching import (
+    AppendRequest,
+    AppendResult,
+    ExistingStatement,
+    GroupPlan,
+    LogHead,
+    plan_group,
+)
+from lrs.eventlog import ONE_MICROSECOND
+from lrs.ingest.model import PreparedStatement
+
+__all__ = ["AppendResult", "StatementWriter", "WriterClosedError"]
+
+SELECT_HEAD_FOR_UPDATE = "SELECT position, hash, stored FROM log_head WHERE singleton FOR UPDATE"
+SELECT_HEAD = "SELECT position, hash, stored FROM log_head WHERE singleton"
+SELECT_TOUCHED = """
+SELECT statement_id, body, voids, voided, stored, position
+FROM statements
+WHERE tenant = $1 AND (statement_id = ANY($2::uuid[]) OR voids = ANY($3::uuid[]))
+"""
+UPDATE_VOIDED = """
+UPDATE statements SET voided = true
+WHERE tenant = $1 AND statement_id = ANY($2::uuid[]) AND voids IS NULL
+"""
+UPDATE_HEAD = "UPDATE log_head SET position = $1, hash = $2, stored = $3 WHERE singleton"
+EVENT_COLUMNS = (
+    "position", "event_id", "tenant", "event_type", "statement_id",
+    "stored", "payload", "prev_hash", "hash",
+)
+STATEMENT_COLUMNS = (
+    "tenant", "statement_id", "position", "stored", "body", "verb_id",
+    "actor_keys", "related_agent_keys", "activity_ids", "related_activity_ids",
+    "registration", "voided", "voids", "statement_ref",
+)
+
+log = structlog.get_logger(__name__)
+_decode_json = msgspec.json.Decoder().decode
+
+
+class WriterClosedError(RuntimeError):
+    """The writer is shutting down and accepts no new requests."""
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@dataclass(slots=True)
+class _Queued:
+    request: AppendRequest
+    future: asyncio.Future[list[AppendResult]]
+
+
+class StatementWriter:
+    """Appends statements through group commit.  ``await start()`` before use,
+    ``await close()`` to drain: everything accepted gets committed or an error."""
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        *,
+        wait_ms: float = 2.0,
+        max_statements: int = 5000,
+        clock: Callable[[], datetime] = utc_now,
+        new_event_id: Callable[[], uuid.UUID] = uuid.uuid4,
+    ) -> None:
+        self._pool = pool
+        self._wait = max(wait_ms, 0.0) / 1000.0
+        self._max = max(max_statements, 1)
+        self._clock = clock
+        self._new_event_id = new_event_id
+        self._queue: deque[_Queued] = deque()
+        self._queued_statements = 0
+        self._wakeup = asyncio.Event()
+        self._full = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+        self._committing = 0  # requests in the transaction being committed
+        self._committing_min_stored: datetime | None = None
+        self._floor: datetime | None = None  # highest consistent-through handed out
+        self._last_position = 0
+        self._last_stored: datetime | None = None
+        # Called with the new last position after every commit that wrote events.
+        self.committed: list[Callable[[int], None]] = []
+
+    @classmethod
+    def from_settings(cls, pool: asyncpg.Pool, settings: object) -> "StatementWriter":
+        return cls(
+            pool,
+            wait_ms=getattr(settings, "group_commit_wait_ms"),
+            max_statements=getattr(settings, "group_commit_max_statements"),
+        )
+
+    # -- state ---------------------------------------------------------------
+
+    @property
+    def last_position(self) -> int:
+        """The highest position this writer has seen committed."""
+        return self._last_position
+
+    @property
+    def in_flight(self) -> int:
+        """Requests accepted and not answered yet."""
+        return len(self._queue) + self._committing
+
+    @property
+    def in_flight_min_stored(self) -> datetime | None:
+        """The lowest ``stored`` assigned to statements not yet committed."""
+        return self._committing_min_stored
+
+    def consistent_through(self) -> datetime:
+        """A time T such that every statement this process stores with
+        ``stored <= T`` is already committed (X-Experience-API-Consistent-Through).
+
+        Statements assigned later always get ``stored`` above every T handed
+        out, so the answer never goes stale.
+        """
+        if self._committing_min_stored is not None:
+            return self._committing_min_stored - ONE_MICROSECOND
+        moment = self._clock()
+        if self._last_stored is not None and self._last_stored > moment:
+            moment = self._last_stored
+        if self._floor is None or moment > self._floor:
+            self._floor = moment
+        return self._floor
+
+    # -- lifecycle -----------------------------------------------------------
+
+    async def start(self) -> None:
+        async with self._pool.acquire() as conn:
+            row = await conn.fetchrow(SELECT_HEAD)
+        self._last_position = row["position"]
+        self._last_stored = row["stored"]
+        self._task = asyncio.create_task(self._run(), name="lrs-statement-writer")
+
+    async def close(self) -> None:
+        """Stop accepting; commit (or fail) everything already accepted."""
+        self._closing = True
+        self._wakeup.set()
+        self._full.set()
+        if self._task is not None:
+            await self._task
+            self._task = None
+
+    async def append(
+        self, tenant: str, statements: Sequence[PreparedStatement]
+    ) -> list[AppendResult]:
+        """Append one request's statements; returns one result per statement,
+        in order, after COMMIT.  Raises ConflictError (409) or XapiError (400)
+        for this request alone; database errors propagate."""
+        if self._closing or self._task is None:
+            raise WriterClosedError("the statement writer is not running")
+        if not statements:
+            return []
+        future: asyncio.Future[list[AppendResult]] = asyncio.get_running_loop().create_future()
+        self._queue.append(_Queued(AppendRequest(tenant, tuple(statements)), future))
+        self._queued_statements += len(statements)
+        self._wakeup.set()
+        if self._queued_statements >= self._max:
+            self._full.set()
+        return await future
+
+    # -- the writer task -----------------------------------------------------
+
+    async def _run(self) -> None:
+        while True:
+            if not self._queue:
+                if self._closing:
+                    return
+                self._wakeup.clear()
+                await self._wakeup.wait()
+                continue
+            if self._wait and not self._closing and self._queued_statements < self._max:
+                self._full.clear()
+                try:
+                    await asyncio.wait_for(self._full.wait(), self._wait)
+                except TimeoutError:
+                    pass
+            group = self._take_group()
+            if group:
+                await self._commit_group(group)
+
+    def _take_group(self) -> list[_Queued]:
+        group: list[_Queued] = []
+        count = 0
+        while self._queue:
+            size = len(self._queue[0].request.statements)
+            if group and count + size > self._max:
+                break
+            item = self._queue.popleft()
+            self._queued_statements -= size
+            if item.future.done():  # the caller went away before we started
+                continue
+            group.append(item)
+            count += size
+        return group
+
+    async def _commit_group(self, group: list[_Queued]) -> None:
+        self._committing = len(group)
+        try:
+            plan = await self._write([item.request for item in group])
+        except Exception as exc:  # noqa: BLE001 - every caller of this group gets it
+            log.error("group commit failed", requests=len(group), error=repr(exc))
+            for item in group:
+                if not item.future.done():
+                    item.future.set_exception(exc)
+            return
+        finally:
+            self._committing = 0
+            self._committing_min_stored = None
+        if plan.head is not None:
+            self._last_position = plan.head.position
+            self._last_stored = plan.head.stored
+        for item, outcome in zip(group, plan.outcomes):
+            if item.future.done():
+                continue
+            if isinstance(outcome, Exception):
+                item.future.set_exception(outcome)
+            else:
+                item.future.set_result(outcome)
+        if plan.head is not None:
+            for callback in list(self.committed):
+                try:
+                    callback(plan.head.position)
+                except Exception as exc:  # noqa: BLE001 - a listener must not stop the writer
+                    log.error("commit listener failed", error=repr(exc))
+
+    async def _write(self, requests: list[AppendRequest]) -> GroupPlan:
+        async with self._pool.acquire() as conn:
+            async with conn.transaction():
+                row = await conn.fetchrow(SELECT_HEAD_FOR_UPDATE)
+                head = LogHead(row["position"], row["hash"], row["stored"])
+                existing = await _fetch_touched(conn, requests)
+                now = self._clock()
+                if self._floor is not None and now <= self._floor:
+                    now = self._floor + ONE_MICROSECOND
+                plan = plan_group(requests, existing, head, now, self._new_event_id)
+                if plan.head is None:
+                    return plan  # nothing new: only duplicates and errors
+                self._committing_min_stored = plan.new[0].event.stored
+                await conn.copy_records_to_table(
+                    "events", records=_event_rows(plan), columns=EVENT_COLUMNS
+                )
+                await conn.copy_records_to_table(
+                    "statements", records=_statement_rows(plan), columns=STATEMENT_COLUMNS
+                )
+                by_tenant: dict[str, list[uuid.UUID]] = defaultdict(list)
+                for tenant, statement_id in plan.newly_voided:
+                    by_tenant[tenant].append(statement_id)
+                for tenant, ids in by_tenant.items():
+                    await conn.execute(UPDATE_VOIDED, tenant, ids)
+                await conn.execute(UPDATE_HEAD, plan.head.position, plan.head.hash, plan.head.stored)
+        return plan
+
+
+async def _fetch_touched(
+    conn: asyncpg.Connection, requests: list[AppendRequest]
+) -> list[ExistingStatement]:
+    """Stored statements with the group's ids or its voiding targets, and
+    stored voiding statements aimed at the group's ids."""
+    ids: dict[str, set[uuid.UUID]] = defaultdict(set)
+    lookups: dict[str, set[uuid.UUID]] = defaultdict(set)
+    for request in requests:
+        for statement in request.statements:
+            ids[request.tenant].add(statement.statement_id)
+            lookups[request.tenant].add(statement.statement_id)
+            if statement.voids is not None:
+                lookups[request.tenant].add(statement.voids)
+    found: list[ExistingStatement] = []
+    for tenant, tenant_ids in ids.items():
+        rows = await conn.fetch(SELECT_TOUCHED, tenant, list(lookups[tenant]), list(tenant_ids))
+        found.extend(
+            ExistingStatement(
+                tenant, r["statement_id"], _decode_json(r["body"]), r["voids"],
+                r["voided"], r["stored"], r["position"],
+            )
+            for r in rows
+        )
+    return found
+
+
+def _event_rows(plan: GroupPlan) -> list[tuple]:
+    return [
+        (e.position, e.event_id, e.tenant, e.event_type, e.statement_id,
+         e.stored, e.payload, e.prev_hash, e.hash)
+        for e in (n.event for n in plan.new)
+    ]
+
+
+def _statement_rows(plan: GroupPlan) -> list[tuple]:
+    rows = []
+    for new in plan.new:
+        e, s = new.event, new.statement
+        rows.append((
+            e.tenant, e.statement_id, e.position, e.stored, e.payload, s.verb_id,
+            s.actor_keys, s.related_agent_keys, s.activity_ids, s.related_activity_ids,
+            s.registration, new.voided, s.voids, s.statement_ref,
+        ))
+    return rows
