@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import calendar
 import re
+from datetime import datetime
 from typing import Annotated, Any
 
 import msgspec
@@ -151,8 +152,21 @@ def is_uuid(value: str) -> bool:
     return _is_uuid(value) is not None
 
 
+_NEGATIVE_ZERO_OFFSETS = ("-00:00", "-0000", "-00")
+
+
 def timestamp_problem(value: str) -> str | None:
-    """Why ``value`` (already matching TIMESTAMP_PATTERN) is not a real point in time."""
+    """Why ``value`` (already matching TIMESTAMP_PATTERN) is not a real point in time, or None."""
+    try:
+        datetime.fromisoformat(value)  # fast path: C parser, checks the calendar
+    except ValueError:
+        return _timestamp_problem_slow(value)
+    if value.endswith(_NEGATIVE_ZERO_OFFSETS):
+        return _timestamp_problem_slow(value)
+    return None
+
+
+def _timestamp_problem_slow(value: str) -> str | None:
     m = _TIMESTAMP.match(value)
     if m is None:
         return f"Expected {PATTERN_NAMES[TIMESTAMP_PATTERN]}"

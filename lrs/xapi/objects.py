@@ -6,6 +6,7 @@ The polymorphic ``object`` of a Statement or SubStatement is assembled in
 
 from __future__ import annotations
 
+import operator
 from typing import Literal
 
 from msgspec import UNSET, UnsetType
@@ -45,6 +46,7 @@ COMPONENT_LISTS: dict[str, frozenset[str]] = {
     "performance": frozenset({"steps"}),
 }
 _LIST_NAMES = ("choices", "scale", "source", "target", "steps")
+_get_lists = operator.attrgetter(*_LIST_NAMES)
 
 
 class InteractionComponent(Strict, kw_only=True):
@@ -68,6 +70,9 @@ class ActivityDefinition(Strict, kw_only=True):
 
     def __post_init__(self) -> None:
         kind = self.interactionType
+        lists = _get_lists(self)
+        if kind is UNSET and self.correctResponsesPattern is UNSET and lists.count(UNSET) == len(lists):
+            return  # not an interaction: the common case
         if kind is UNSET:
             if self.correctResponsesPattern is not UNSET:
                 raise field_error(

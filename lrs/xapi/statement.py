@@ -7,6 +7,7 @@ plain JSON it was sent as.
 
 from __future__ import annotations
 
+import operator
 from typing import Literal
 
 import msgspec
@@ -56,10 +57,11 @@ def _check_object(obj: "SubStatementObject | StatementObject", nested: bool) -> 
     kind = "Activity" if obj.objectType is UNSET else obj.objectType
     if kind == "SubStatement" and nested:
         raise field_error(".objectType", "A SubStatement cannot contain a SubStatement")
-    allowed = _ALLOWED_FIELDS[kind]
-    for name in obj.__struct_fields__:
-        if name not in allowed and getattr(obj, name) is not UNSET:
-            raise field_error(f".{name}", f"`{name}` is not allowed on an object of objectType {kind!r}")
+    names, get_forbidden = _FORBIDDEN[type(obj), kind]
+    values = get_forbidden(obj)
+    if values.count(UNSET) != len(names):
+        name = next(n for n, v in zip(names, values) if v is not UNSET)
+        raise field_error(f".{name}", f"`{name}` is not allowed on an object of objectType {kind!r}")
     if kind == "Activity" or kind == "StatementRef":
         if obj.id is UNSET:
             raise field_error("", f"An object of objectType {kind!r} requires `id`")
@@ -145,6 +147,15 @@ class StatementObject(Strict, kw_only=True):
 
     def __post_init__(self) -> None:
         _check_object(self, nested=False)
+
+
+# (struct, objectType) -> (names of the fields that type must not have, getter of their values)
+_FORBIDDEN: dict[tuple[type, str], tuple[tuple[str, ...], operator.attrgetter]] = {}
+for _cls in (SubStatementObject, StatementObject):
+    for _kind, _allowed in _ALLOWED_FIELDS.items():
+        _names = tuple(f for f in _cls.__struct_fields__ if f not in _allowed)
+        assert len(_names) >= 2  # so the getter returns a tuple
+        _FORBIDDEN[_cls, _kind] = (_names, operator.attrgetter(*_names))
 
 
 class Statement(Strict, kw_only=True):

@@ -1,0 +1,68 @@
+"""Generate the JSON Schemas in ``schemas/json/`` from the msgspec types.
+
+    python -m lrs.xapi.jsonschema          # rewrite the files
+    python -m lrs.xapi.jsonschema --check  # exit 1 if they have drifted
+
+The schemas describe the shapes and formats; rules that span fields (one
+identifier per Agent, score ranges, per-objectType properties, calendar dates)
+are enforced only by the code in ``lrs.xapi``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import msgspec
+
+from lrs.paths import SCHEMAS_DIR
+from lrs.xapi.actors import Actor
+from lrs.xapi.statement import Statement
+
+JSON_SCHEMAS_DIR = SCHEMAS_DIR / "json"
+
+_TYPES: dict[str, object] = {
+    "statement.json": Statement,
+    "statements.json": Statement | list[Statement],
+    "agent.json": Actor,
+}
+
+
+def render() -> dict[str, bytes]:
+    """File name -> schema bytes (sorted keys, two-space indent, trailing newline)."""
+    out: dict[str, bytes] = {}
+    for name, tp in _TYPES.items():
+        schema = msgspec.json.schema(tp)
+        schema = {"$schema": "https://json-schema.org/draft/2020-12/schema", **schema}
+        text = msgspec.json.format(msgspec.json.encode(schema, order="sorted"), indent=2)
+        out[name] = text + b"\n"
+    return out
+
+
+def drifted(directory: Path = JSON_SCHEMAS_DIR) -> list[str]:
+    """Names of schema files that are missing or differ from what ``render`` produces."""
+    return [
+        name
+        for name, data in render().items()
+        if not (directory / name).is_file() or (directory / name).read_bytes() != data
+    ]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="only report drift")
+    args = parser.parse_args(argv)
+    if args.check:
+        stale = drifted()
+        for name in stale:
+            print(f"schemas/json/{name} is out of date", file=sys.stderr)
+        return 1 if stale else 0
+    JSON_SCHEMAS_DIR.mkdir(parents=True, exist_ok=True)
+    for name, data in render().items():
+        (JSON_SCHEMAS_DIR / name).write_bytes(data)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
