@@ -17,8 +17,10 @@ class ConfigError(ValueError):
     """A configuration value is malformed; the message names the variable."""
 
 
-def _default_data_dir() -> Path:
-    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+def _default_data_dir(env: Mapping[str, str] | None = None) -> Path:
+    env = os.environ if env is None else env
+    home = env.get("HOME") or str(Path.home())
+    base = env.get("XDG_DATA_HOME") or str(Path(home) / ".local" / "share")
     return Path(base) / "lrs"
 
 
@@ -98,7 +100,7 @@ class Settings:
             nats_url=env.get("LRS_NATS_URL") or None,
             http_host=env.get("LRS_HTTP_HOST") or "127.0.0.1",
             http_port=_int(env, "LRS_HTTP_PORT", 8080),
-            data_dir=Path(data_dir) if data_dir else _default_data_dir(),
+            data_dir=Path(data_dir) if data_dir else _default_data_dir(env),
             bootstrap_credential=env.get("LRS_BOOTSTRAP_CREDENTIAL") or None,
             log_level=(env.get("LRS_LOG_LEVEL") or "info").lower(),
             group_commit_wait_ms=_float(env, "LRS_GROUP_COMMIT_WAIT_MS", 2.0),
