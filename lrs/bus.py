@@ -1,0 +1,281 @@
+"""JetStream publishing behind a small interface.
+
+``Bus`` owns one NATS connection that reconnects forever.  It makes sure the
+``LRS_EVENTS`` stream exists as ``schemas/nats/LRS_EVENTS.json`` describes it,
+publishes batches of messages pipelined (every message is written before any
+acknowledgement is awaited, then all acknowledgements are awaited together),
+and reports the position of the stream's last message.
+
+The definitions under ``schemas/nats/`` are kept in the server's own JSON form
+(durations in nanoseconds), so ``nats stream add --config`` accepts them too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import nats
+import nats.errors
+import nats.js.errors
+import structlog
+from nats.aio.client import Client as NatsClient
+from nats.js import JetStreamContext, api
+
+from lrs.paths import NATS_SCHEMAS_DIR
+
+STREAM_NAME = "LRS_EVENTS"
+STREAM_SCHEMA = NATS_SCHEMAS_DIR / f"{STREAM_NAME}.json"
+CONSUMER_SCHEMAS_DIR = NATS_SCHEMAS_DIR / "consumers"
+SUBJECT_PREFIX = "lrs.events"
+
+# Message headers (CONTRACTS.md, "NATS").
+MSG_ID_HEADER = "Nats-Msg-Id"
+POSITION_HEADER = "Lrs-Position"
+TENANT_HEADER = "Lrs-Tenant"
+EVENT_TYPE_HEADER = "Lrs-Event-Type"
+STORED_HEADER = "Lrs-Stored"
+HASH_HEADER = "Lrs-Hash"
+
+# Errors a caller should treat as "NATS is unavailable right now, retry later".
+BUS_ERRORS: tuple[type[BaseException], ...] = (nats.errors.Error, OSError, asyncio.TimeoutError)
+
+log = structlog.get_logger("lrs.bus")
+
+_PLAIN_TOKEN = re.compile(r"[A-Za-z0-9_\-:@+=,;~!$&'()\[\]{}^#/|?]+")
+_ESCAPED = frozenset(".*>%")
+
+
+class PublishError(nats.errors.Error):
+    """A batch was not fully acknowledged by the stream; publish it again."""
+
+
+@dataclass(frozen=True, slots=True)
+class OutgoingMessage:
+    subject: str
+    data: bytes
+    headers: Mapping[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class PublishResult:
+    stored: int  # messages the stream stored now
+    duplicates: int  # messages the stream dropped as already seen (same Nats-Msg-Id)
+
+
+def subject_token(text: str) -> str:
+    """``text`` as one subject token: ``.``, ``*``, ``>``, ``%``, whitespace and
+    control characters are percent-encoded (a tenant "a.b" becomes "a%2Eb")."""
+    if _PLAIN_TOKEN.fullmatch(text):
+        return text
+    if not text:
+        return "%"  # an empty token would make the subject invalid
+    return "".join(f"%{ord(c):02X}" if c in _ESCAPED or c.isspace() or not c.isprintable() else c for c in text)
+
+
+def event_subject(tenant: str, event_type: str) -> str:
+    return f"{SUBJECT_PREFIX}.{subject_token(tenant)}.{subject_token(event_type)}"
+
+
+def load_stream_config(path: Path = STREAM_SCHEMA) -> api.StreamConfig:
+    return api.StreamConfig.from_response(json.loads(path.read_text()))
+
+
+def load_consumer_config(template: str = "projections", **overrides: object) -> api.ConsumerConfig:
+    """A consumer definition from ``schemas/nats/consumers/<template>.json``.
+
+    ``overrides`` replace fields, e.g. ``durable_name="competency"``.
+    """
+    raw = json.loads((CONSUMER_SCHEMAS_DIR / f"{template}.json").read_text())
+    return api.ConsumerConfig.from_response(raw).evolve(**overrides)
+
+
+def _differences(wanted: api.StreamConfig, current: api.StreamConfig, keys: Sequence[str]) -> list[str]:
+    want, have = wanted.as_dict(), current.as_dict()
+    return [key for key in keys if want.get(key) != have.get(key)]
+
+
+class Bus:
+    """One NATS connection with JetStream, reconnecting forever."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        stream_config: api.StreamConfig | None = None,
+        ack_timeout: float = 10.0,
+        reconnect_wait: float = 1.0,
+        name: str = "lrs",
+    ) -> None:
+        self.url = url
+        self.stream_config = stream_config or load_stream_config()
+        self.stream_name: str = self.stream_config.name or STREAM_NAME
+        self._ack_timeout = ack_timeout
+        self._reconnect_wait = reconnect_wait
+        self._client_name = name
+        self._nc: NatsClient | None = None
+        self._js: JetStreamContext | None = None
+        self._connect_lock = asyncio.Lock()
+        self._connected = asyncio.Event()
+        self._generation = 0
+        self._last_error: str | None = None
+
+    # -- connection ---------------------------------------------------------
+
+    @property
+    def connected(self) -> bool:
+        return self._nc is not None and self._nc.is_connected
+
+    @property
+    def generation(self) -> int:
+        """Increases on every (re)connection: a new server may have lost data."""
+        return self._generation
+
+    async def connect(self) -> None:
+        """Connect, retrying forever; returns at once when already connected."""
+        async with self._connect_lock:
+            if self._nc is not None and not self._nc.is_closed:
+                return
+            nc = NatsClient()
+            await nc.connect(
+                servers=[self.url],
+                name=self._client_name,
+                allow_reconnect=True,
+                max_reconnect_attempts=-1,  # also retries the first connection forever
+                reconnect_time_wait=self._reconnect_wait,
+                connect_timeout=2,
+                ping_interval=5,
+                max_outstanding_pings=2,
+                error_cb=self._on_error,
+                disconnected_cb=self._on_disconnected,
+                reconnected_cb=self._on_reconnected,
+            )
+            self._nc = nc
+            # Enough pending acknowledgements for a few large batches in flight.
+            self._js = nc.jetstream(timeout=self._ack_timeout, publish_async_max_pending=65536)
+            self._on_connected()
+
+    async def wait_connected(self, timeout: float | None = None) -> bool:
+        try:
+            await asyncio.wait_for(self._connected.wait(), timeout)
+        except asyncio.TimeoutError:
+            return False
+        return True
+
+    async def close(self) -> None:
+        nc, self._nc, self._js = self._nc, None, None
+        self._connected.clear()
+        if nc is not None and not nc.is_closed:
+            try:
+                await nc.close()
+            except BUS_ERRORS as exc:  # closing a connection that is already gone
+                log.debug("bus.close_failed", error=repr(exc))
+
+    def _on_connected(self) -> None:
+        self._generation += 1
+        self._last_error = None
+        self._connected.set()
+        log.info("bus.connected", url=self.url, generation=self._generation)
+
+    async def _on_reconnected(self) -> None:
+        self._on_connected()
+
+    async def _on_disconnected(self) -> None:
+        if self._connected.is_set():
+            log.warning("bus.disconnected", url=self.url)
+        self._connected.clear()
+
+    async def _on_error(self, exc: Exception) -> None:
+        text = repr(exc)
+        if text != self._last_error:  # one line per kind of failure, not one per retry
+            log.warning("bus.error", url=self.url, error=text)
+            self._last_error = text
+
+    def _jetstream(self) -> JetStreamContext:
+        if self._js is None:
+            raise nats.errors.ConnectionClosedError
+        return self._js
+
+    # -- stream -------------------------------------------------------------
+
+    async def ensure_stream(self) -> api.StreamInfo:
+        """Create the stream, or update it when it differs from its definition."""
+        js = self._jetstream()
+        wanted = self.stream_config
+        try:
+            info = await js.stream_info(self.stream_name)
+        except nats.js.errors.NotFoundError:
+            info = await js.add_stream(wanted)
+            log.info("bus.stream_created", stream=self.stream_name)
+            return info
+        keys = [key for key in wanted.as_dict() if key != "name"]
+        changed = _differences(wanted, info.config, keys)
+        if changed:
+            info = await js.update_stream(wanted)
+            log.info("bus.stream_updated", stream=self.stream_name, fields=changed)
+        return info
+
+    async def ensure_consumer(self, config: api.ConsumerConfig) -> api.ConsumerInfo:
+        return await self._jetstream().add_consumer(self.stream_name, config)
+
+    async def last_position(self) -> int:
+        """``Lrs-Position`` of the stream's last message, or 0 for an empty stream."""
+        js = self._jetstream()
+        info = await js.stream_info(self.stream_name)
+        if info.state.messages == 0 or info.state.last_seq == 0:
+            return 0
+        msg = await js.get_msg(self.stream_name, seq=info.state.last_seq)
+        value = (msg.headers or {}).get(POSITION_HEADER)
+        if value is None:
+            log.error("bus.last_message_without_position", stream=self.stream_name, seq=info.state.last_seq)
+            return 0
+        return int(value)
+
+    # -- publishing ---------------------------------------------------------
+
+    async def publish_batch(self, messages: Sequence[OutgoingMessage]) -> PublishResult:
+        """Publish all messages in order, then wait for every acknowledgement.
+
+        Raises ``PublishError`` (or another of ``BUS_ERRORS``) unless every
+        message was acknowledged by the stream; a caller then publishes the
+        batch again and the stream drops what it already has by Nats-Msg-Id.
+        """
+        js = self._jetstream()
+        futures: list[asyncio.Future[api.PubAck]] = []
+        try:
+            for message in messages:
+                futures.append(
+                    await js.publish_async(
+                        message.subject,
+                        message.data,
+                        headers=dict(message.headers),
+                        # No stall timeout: with one, every call spawns a task
+                        # and a loop turn. The pending table is sized above the
+                        # batch, and unfinished futures are cancelled below.
+                        wait_stall=None,
+                    )
+                )
+            if futures:
+                _, pending = await asyncio.wait(futures, timeout=self._ack_timeout)
+                if pending:
+                    raise PublishError(
+                        f"{len(pending)} of {len(messages)} acknowledgements missing after {self._ack_timeout}s"
+                    )
+        finally:
+            for future in futures:
+                if not future.done():
+                    future.cancel()  # frees its slot in the client's pending-ack table
+        duplicates = 0
+        for future in futures:
+            error = future.exception()
+            if error is not None:
+                raise PublishError(f"stream refused a message: {error!r}") from error
+            ack = future.result()
+            if ack.stream != self.stream_name:
+                raise PublishError(f"message stored in stream {ack.stream!r}, not {self.stream_name!r}")
+            duplicates += bool(ack.duplicate)
+        return PublishResult(stored=len(futures) - duplicates, duplicates=duplicates)

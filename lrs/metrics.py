@@ -1,0 +1,35 @@
+"""Prometheus metrics outside the HTTP layer (the HTTP layer keeps its own in
+``lrs.http.metrics``).  All live in the default registry that ``/metrics`` serves.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge
+
+# -- relay: event log -> JetStream --------------------------------------------
+# Labelled by relay name, so a process can run more than one relay.
+
+RELAY_LOG_HEAD = Gauge(
+    "lrs_relay_log_head_position", "Last position of the Postgres event log as the relay last saw it", ("relay",)
+)
+RELAY_PUBLISHED_POSITION = Gauge(
+    "lrs_relay_published_position", "Last event position acknowledged by JetStream", ("relay",)
+)
+RELAY_LAG = Gauge(
+    "lrs_relay_lag_events", "Events in the log not yet acknowledged by JetStream (log head - published)", ("relay",)
+)
+RELAY_LEADER = Gauge(
+    "lrs_relay_leader", "1 while this process holds the relay's leader lock, else 0", ("relay",)
+)
+RELAY_NATS_CONNECTED = Gauge(
+    "lrs_relay_nats_connected", "1 while the relay's NATS connection is up, else 0", ("relay",)
+)
+RELAY_MESSAGES = Counter(
+    "lrs_relay_messages_published", "Messages acknowledged by JetStream", ("relay", "outcome")
+)  # outcome: stored | duplicate (dropped by the stream's Nats-Msg-Id window)
+RELAY_PUBLISH_FAILURES = Counter(
+    "lrs_relay_publish_failures", "Batches that were not fully acknowledged and will be published again", ("relay",)
+)
+RELAY_RESYNCS = Counter(
+    "lrs_relay_resyncs", "Times the relay recomputed its resume position from checkpoint and stream", ("relay",)
+)

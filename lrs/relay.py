@@ -1,0 +1,305 @@
+"""The relay: the Postgres event log, in position order, onto JetStream.
+
+One relay per deployment publishes (the leader, holding a Postgres session
+advisory lock); others wait for the lock.  The leader loops:
+
+1. (after every NATS (re)connection and every failed publish) *resync*: make
+   sure the stream exists, and resume after ``min(checkpoint, last Lrs-Position
+   on the stream)``.  A stream that lost acknowledged messages (a crashed or
+   wiped nats-server) so gets the gap again; a relay that died between the
+   acknowledgements and its checkpoint republishes at most one batch, which the
+   stream drops as duplicates (same ``Nats-Msg-Id`` inside its window).
+2. read up to ``batch_size`` events after the position, publish them pipelined,
+   wait for every acknowledgement, then checkpoint in ``relay_checkpoints``.
+3. with nothing to do, sleep until ``notify()`` (hooked to the writer's
+   commits) or ``poll_interval``.
+
+Ingest never waits on the relay: ``notify`` only sets an event, and the relay
+only reads the log.  NATS outages are retried forever with capped backoff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from typing import Any, Protocol
+
+import asyncpg
+import structlog
+
+from lrs import metrics
+from lrs.bus import (
+    BUS_ERRORS,
+    EVENT_TYPE_HEADER,
+    HASH_HEADER,
+    MSG_ID_HEADER,
+    POSITION_HEADER,
+    STORED_HEADER,
+    TENANT_HEADER,
+    Bus,
+    OutgoingMessage,
+    event_subject,
+)
+from lrs.eventlog import format_stored
+from lrs.store import leader_lock
+from lrs.store.checkpoints import get_checkpoint, set_checkpoint
+from lrs.store.log_reader import last_position as log_last_position
+from lrs.store.log_reader import read_events_after
+
+log = structlog.get_logger("lrs.relay")
+
+DEFAULT_NAME = "jetstream"
+
+
+class Event(Protocol):
+    position: int
+    event_id: Any
+    tenant: str
+    event_type: str
+    stored: Any
+    payload: bytes
+    hash: bytes
+
+
+def event_message(event: Event) -> OutgoingMessage:
+    """The JetStream message for one event (CONTRACTS.md, "NATS")."""
+    return OutgoingMessage(
+        subject=event_subject(event.tenant, event.event_type),
+        data=bytes(event.payload),
+        headers={
+            MSG_ID_HEADER: str(event.event_id),
+            POSITION_HEADER: str(event.position),
+            TENANT_HEADER: event.tenant,
+            EVENT_TYPE_HEADER: event.event_type,
+            STORED_HEADER: format_stored(event.stored),
+            HASH_HEADER: bytes(event.hash).hex(),
+        },
+    )
+
+
+class Backoff:
+    """Capped exponential delays with jitter: 0.1 s, 0.2 s, ... up to ``maximum``."""
+
+    def __init__(self, initial: float = 0.1, maximum: float = 5.0) -> None:
+        self.initial, self.maximum = initial, maximum
+        self._next = initial
+
+    def reset(self) -> None:
+        self._next = self.initial
+
+    async def sleep(self) -> None:
+        delay = self._next * random.uniform(0.8, 1.2)
+        self._next = min(self._next * 2, self.maximum)
+        await asyncio.sleep(delay)
+
+
+class Relay:
+    """Publishes the event log to JetStream; see the module docstring.
+
+    ``nats`` is a URL (the relay then owns its ``Bus``) or a ``Bus`` the caller
+    owns.  Use ``await start()`` / ``await stop()``, or ``await run()``.
+    """
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        nats: str | Bus,
+        *,
+        name: str = DEFAULT_NAME,
+        batch_size: int = 1000,
+        poll_interval: float = 0.5,
+        lock_retry_interval: float = 1.0,
+        backoff_max: float = 5.0,
+    ) -> None:
+        self.name = name
+        self._pool = pool
+        self._owns_bus = isinstance(nats, str)
+        self.bus = Bus(nats) if isinstance(nats, str) else nats
+        self._batch_size = batch_size
+        self._poll_interval = poll_interval
+        self._lock_retry_interval = lock_retry_interval
+        self._backoff_max = backoff_max
+        self._lock_key = leader_lock.lock_key(f"relay:{name}")
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.is_leader = False
+        self.published_position = 0  # last position known to be on the stream
+        self.log_head = 0
+        self.batches_published = 0  # by this instance, while leader
+        self._caught_up = False
+        self._metric_labels = {"relay": name}
+
+    # -- lifecycle ------------------------------------------------------------
+
+    def notify(self, position: int | None = None) -> None:
+        """Wake the relay (hook for the writer's commit callbacks); never blocks."""
+        if position is not None and position > self.log_head:
+            self.log_head = position
+        self._wake.set()
+
+    async def start(self) -> None:
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self.run(), name=f"relay:{self.name}")
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
+        if self._owns_bus:
+            await self.bus.close()
+
+    def status(self) -> dict[str, object]:
+        return {
+            "leader": self.is_leader,
+            "nats": "connected" if self.bus.connected else "disconnected",
+            "published_position": self.published_position,
+            "log_head": self.log_head,
+            "lag": max(0, self.log_head - self.published_position),
+        }
+
+    async def run(self, *, until_caught_up: bool = False) -> None:
+        """Relay until cancelled (or, with ``until_caught_up``, until the stream
+        holds the whole log as it was when last read)."""
+        connecting = asyncio.create_task(self.bus.connect(), name=f"relay:{self.name}:connect")
+        backoff = Backoff(maximum=self._backoff_max)
+        try:
+            while True:
+                try:
+                    async with self._pool.acquire() as conn:
+                        if await self._run_on(conn, until_caught_up=until_caught_up):
+                            return
+                except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+                    log.warning("relay.database_error", relay=self.name, error=repr(exc))
+                    await backoff.sleep()
+        finally:
+            self._set_leader(False)
+            connecting.cancel()
+
+    # -- leadership -----------------------------------------------------------
+
+    async def _run_on(self, conn: asyncpg.Connection, *, until_caught_up: bool) -> bool:
+        announced = False
+        while not await leader_lock.try_lock(conn, self._lock_key):
+            if not announced:
+                log.info("relay.standby", relay=self.name)
+                announced = True
+            await asyncio.sleep(self._lock_retry_interval)
+        self._set_leader(True)
+        log.info("relay.leader", relay=self.name)
+        try:
+            return await self._lead(conn, until_caught_up=until_caught_up)
+        finally:
+            self._set_leader(False)
+            if not conn.is_closed():
+                try:
+                    await leader_lock.unlock(conn, self._lock_key)
+                except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
+                    pass  # the pool's reset (or the session's end) releases it anyway
+
+    def _set_leader(self, leader: bool) -> None:
+        self.is_leader = leader
+        metrics.RELAY_LEADER.labels(**self._metric_labels).set(1 if leader else 0)
+
+    # -- the leader's loop ----------------------------------------------------
+
+    async def _lead(self, conn: asyncpg.Connection, *, until_caught_up: bool) -> bool:
+        position: int | None = None  # None: resync before publishing
+        synced_generation = -1
+        backoff = Backoff(maximum=self._backoff_max)
+        self.published_position = await get_checkpoint(conn, self.name)
+        while True:
+            self._wake.clear()  # before reading, so a commit during the read is not missed
+            self._observe_head(await log_last_position(conn))
+            if not self.bus.connected:
+                await self.bus.wait_connected(self._poll_interval)
+                continue
+            if position is None or self.bus.generation != synced_generation:
+                generation = self.bus.generation
+                try:
+                    position = await self._resync(conn)
+                except BUS_ERRORS as exc:
+                    log.warning("relay.resync_failed", relay=self.name, error=repr(exc))
+                    await backoff.sleep()
+                    continue
+                synced_generation = generation
+            if position >= self.log_head:
+                self._note_caught_up(True)
+                if until_caught_up:
+                    return True
+                await self._idle()
+                continue
+            events = await read_events_after(conn, position, self._batch_size)
+            if not events:
+                await self._idle()
+                continue
+            try:
+                result = await self.bus.publish_batch([event_message(event) for event in events])
+            except BUS_ERRORS as exc:
+                metrics.RELAY_PUBLISH_FAILURES.labels(**self._metric_labels).inc()
+                log.warning(
+                    "relay.publish_failed",
+                    relay=self.name,
+                    after_position=position,
+                    events=len(events),
+                    error=repr(exc),
+                )
+                position = None
+                await backoff.sleep()
+                continue
+            backoff.reset()
+            self._note_caught_up(False)
+            position = events[-1].position
+            await set_checkpoint(conn, self.name, position)
+            self._observe_published(position, result.stored, result.duplicates)
+
+    async def _resync(self, conn: asyncpg.Connection) -> int:
+        metrics.RELAY_RESYNCS.labels(**self._metric_labels).inc()
+        await self.bus.ensure_stream()
+        stream_position = await self.bus.last_position()
+        checkpoint = await get_checkpoint(conn, self.name)
+        resume = min(checkpoint, stream_position)
+        event = "relay.stream_behind_checkpoint" if stream_position < checkpoint else "relay.resync"
+        (log.warning if stream_position < checkpoint else log.info)(
+            event,
+            relay=self.name,
+            checkpoint=checkpoint,
+            stream_position=stream_position,
+            resume_after=resume,
+        )
+        self.published_position = resume
+        return resume
+
+    async def _idle(self) -> None:
+        try:
+            await asyncio.wait_for(self._wake.wait(), self._poll_interval)
+        except asyncio.TimeoutError:
+            pass
+
+    def _observe_head(self, head: int) -> None:
+        self.log_head = max(self.log_head, head)
+        metrics.RELAY_LOG_HEAD.labels(**self._metric_labels).set(self.log_head)
+        metrics.RELAY_NATS_CONNECTED.labels(**self._metric_labels).set(1 if self.bus.connected else 0)
+        self._set_lag()
+
+    def _observe_published(self, position: int, stored: int, duplicates: int) -> None:
+        self.published_position = position
+        self.batches_published += 1
+        labels = self._metric_labels
+        metrics.RELAY_PUBLISHED_POSITION.labels(**labels).set(position)
+        if stored:
+            metrics.RELAY_MESSAGES.labels(outcome="stored", **labels).inc(stored)
+        if duplicates:
+            metrics.RELAY_MESSAGES.labels(outcome="duplicate", **labels).inc(duplicates)
+        self._set_lag()
+
+    def _set_lag(self) -> None:
+        metrics.RELAY_LAG.labels(**self._metric_labels).set(max(0, self.log_head - self.published_position))
+
+    def _note_caught_up(self, caught_up: bool) -> None:
+        if caught_up and not self._caught_up:
+            log.info("relay.caught_up", relay=self.name, position=self.published_position)
+        self._caught_up = caught_up
