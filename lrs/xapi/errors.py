@@ -92,6 +92,9 @@ def from_validation_error(err: msgspec.ValidationError, prefix: str = "") -> Xap
         if m.group("outer") is not None:  # "- at `key` in `$.x`": a bad mapping key
             message = f"Invalid key: {message}"
             path = m.group("outer")
+    if path.endswith("[...]"):  # a mapping value; msgspec does not name the key
+        path = path[: -len("[...]")]
+        message = f"Invalid value: {message}"
     if message.startswith(SUBPATH_MARK):
         _, sub, message = message.split(SUBPATH_MARK, 2)
         path += sub

@@ -114,6 +114,15 @@ class SubStatementObject(Strict, kw_only=True):
     openid: Iri | UnsetType = UNSET
     account: Account | UnsetType = UNSET
     member: list[Agent] | UnsetType = UNSET
+    # Present only so that a nested SubStatement gets a clear error instead of
+    # "unknown field `actor`": any of them set is refused by _check_object.
+    actor: msgspec.Raw | UnsetType = UNSET
+    verb: msgspec.Raw | UnsetType = UNSET
+    object: msgspec.Raw | UnsetType = UNSET
+    result: msgspec.Raw | UnsetType = UNSET
+    context: msgspec.Raw | UnsetType = UNSET
+    timestamp: msgspec.Raw | UnsetType = UNSET
+    attachments: msgspec.Raw | UnsetType = UNSET
 
     def __post_init__(self) -> None:
         _check_object(self, nested=True)
