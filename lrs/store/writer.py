@@ -112,6 +112,9 @@ class StatementWriter:
         self._last_stored: datetime | None = None
         # Called with the new last position after every commit that wrote events.
         self.committed: list[Callable[[int], None]] = []
+        # Counters for metrics: transactions that wrote events, statements written.
+        self.groups_committed = 0
+        self.statements_committed = 0
 
     @classmethod
     def from_settings(cls, pool: asyncpg.Pool, settings: object) -> "StatementWriter":
@@ -241,6 +244,8 @@ class StatementWriter:
         if plan.head is not None:
             self._last_position = plan.head.position
             self._last_stored = plan.head.stored
+            self.groups_committed += 1
+            self.statements_committed += len(plan.new)
         for item, outcome in zip(group, plan.outcomes):
             if item.future.done():
                 continue

@@ -1,0 +1,239 @@
+"""The group-commit writer against a real PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import random
+import uuid
+from typing import Any, AsyncIterator
+
+import asyncpg
+import pytest
+
+from lrs.eventlog import verify_chain
+from lrs.ingest.model import PreparedStatement
+from lrs.ingest.prepare import prepare_statements
+from lrs.store import StatementWriter, WriterClosedError, apply_migrations, create_pool
+from lrs.store.log_reader import iter_events, last_position, read_events_after
+from lrs.store.reader import get_statement
+from lrs.xapi.errors import ConflictError, XapiError
+
+AUTHORITY = {"objectType": "Agent", "mbox": "mailto:authority@example.com"}
+VOIDED = "http://adlnet.gov/expapi/verbs/voided"
+
+
+def statement(activity: str = "http://example.com/a", **extra: Any) -> dict[str, Any]:
+    body = {
+        "id": str(uuid.uuid4()),
+        "actor": {"mbox": "mailto:learner@example.com"},
+        "verb": {"id": "http://example.com/verbs/did"},
+        "object": {"id": activity},
+    }
+    body.update(extra)
+    return body
+
+
+def voiding(target: uuid.UUID | str) -> dict[str, Any]:
+    return statement(verb={"id": VOIDED}, object={"objectType": "StatementRef", "id": str(target)})
+
+
+def prepared(*bodies: dict[str, Any]) -> list[PreparedStatement]:
+    return prepare_statements(list(bodies), version="1.0.3", authority=AUTHORITY, new_id=uuid.uuid4)
+
+
+@pytest.fixture
+async def migrated_url(database_url: str) -> str:
+    await apply_migrations(database_url)
+    return database_url
+
+
+@pytest.fixture
+async def pool(migrated_url: str) -> AsyncIterator[asyncpg.Pool]:
+    pool = await create_pool(migrated_url, min_size=1, max_size=4)
+    yield pool
+    await pool.close()
+
+
+@pytest.fixture
+async def writer(pool: asyncpg.Pool) -> AsyncIterator[StatementWriter]:
+    writer = StatementWriter(pool, wait_ms=1.0)
+    await writer.start()
+    yield writer
+    await writer.close()
+
+
+async def test_appends_and_reads_back(writer: StatementWriter, pool: asyncpg.Pool) -> None:
+    batch = prepared(statement(), statement())
+    results = await writer.append("default", batch)
+    assert [r.statement_id for r in results] == [s.statement_id for s in batch]
+    assert all(r.inserted for r in results)
+    assert [r.position for r in results] == [1, 2]
+    assert writer.last_position == 2 == await last_position(pool)
+    body = await get_statement(pool, "default", batch[0].statement_id, voided=False)
+    assert body is not None and b'"stored":"' in body
+    assert await get_statement(pool, "other-tenant", batch[0].statement_id, voided=False) is None
+
+
+async def test_equivalent_duplicate_is_not_inserted(writer: StatementWriter, pool: asyncpg.Pool) -> None:
+    body = statement()
+    first = await writer.append("default", prepared(body))
+    again = await writer.append("default", prepared(dict(body, timestamp="2020-01-01T00:00:00Z")))
+    assert first[0].inserted and not again[0].inserted
+    assert again[0].stored == first[0].stored and again[0].position == first[0].position
+    assert await last_position(pool) == 1
+
+
+async def test_conflict_in_a_group_leaves_the_other_requests_alone(pool: asyncpg.Pool) -> None:
+    # A long gathering window puts both requests in one transaction.
+    writer = StatementWriter(pool, wait_ms=300.0)
+    await writer.start()
+    try:
+        stored = statement()
+        await writer.append("default", prepared(stored))
+        groups_before = writer.groups_committed
+        clash = dict(stored, object={"id": "http://example.com/different"})
+        loser_new, winner = prepared(statement()), prepared(statement(), statement())
+        outcome = await asyncio.gather(
+            writer.append("default", loser_new + prepared(clash)),
+            writer.append("default", winner),
+            return_exceptions=True,
+        )
+        assert isinstance(outcome[0], ConflictError) and outcome[0].status == 409
+        assert [r.inserted for r in outcome[1]] == [True, True]  # type: ignore[union-attr]
+        assert writer.groups_committed == groups_before + 1  # one shared transaction
+        assert await get_statement(pool, "default", loser_new[0].statement_id, voided=False) is None
+        for s in winner:
+            assert await get_statement(pool, "default", s.statement_id, voided=False) is not None
+    finally:
+        await writer.close()
+
+
+async def test_database_error_fails_only_that_group(writer: StatementWriter, pool: asyncpg.Pool) -> None:
+    bad = prepared(statement())[0]
+    # PostgreSQL text cannot hold NUL: COPY fails inside the transaction.
+    bad = PreparedStatement(**{**{f: getattr(bad, f) for f in bad.__slots__}, "verb_id": "bad\x00verb"})  # type: ignore[attr-defined]
+    with pytest.raises(asyncpg.PostgresError):
+        await writer.append("default", [bad])
+    assert await last_position(pool) == 0
+    results = await writer.append("default", prepared(statement()))
+    assert results[0].position == 1  # the writer goes on; no position was lost
+
+
+async def test_voiding(writer: StatementWriter, pool: asyncpg.Pool) -> None:
+    target = prepared(statement())
+    await writer.append("default", target)
+    target_id = target[0].statement_id
+    voider = prepared(voiding(target_id))
+    await writer.append("default", voider)
+    assert await get_statement(pool, "default", target_id, voided=False) is None
+    assert await get_statement(pool, "default", target_id, voided=True) is not None
+    # A voiding statement cannot be voided: 400, and nothing of that request is kept.
+    other = prepared(statement(), voiding(voider[0].statement_id))
+    with pytest.raises(XapiError) as caught:
+        await writer.append("default", other)
+    assert caught.value.status == 400
+    assert await get_statement(pool, "default", other[0].statement_id, voided=False) is None
+    # A statement arriving after its voiding statement is stored voided.
+    late_id = uuid.uuid4()
+    await writer.append("default", prepared(voiding(late_id)))
+    await writer.append("default", prepared(statement(id=str(late_id))))
+    assert await get_statement(pool, "default", late_id, voided=False) is None
+    assert await get_statement(pool, "default", late_id, voided=True) is not None
+
+
+async def test_close_answers_everything_accepted(pool: asyncpg.Pool) -> None:
+    writer = StatementWriter(pool, wait_ms=50.0)
+    await writer.start()
+    pending = [asyncio.ensure_future(writer.append("default", prepared(statement()))) for _ in range(20)]
+    await asyncio.sleep(0)  # let every request enqueue
+    assert writer.in_flight == 20
+    await writer.close()
+    results = await asyncio.gather(*pending)
+    assert sorted(r[0].position for r in results) == list(range(1, 21))
+    assert writer.in_flight == 0
+    with pytest.raises(WriterClosedError):
+        await writer.append("default", prepared(statement()))
+
+
+async def test_committed_listeners_and_consistent_through(writer: StatementWriter) -> None:
+    seen: list[int] = []
+    writer.committed.append(seen.append)
+    before = writer.consistent_through()
+    results = await writer.append("default", prepared(statement(), statement()))
+    assert seen == [2]
+    assert results[0].stored > before  # nothing is stored at or below a handed-out time
+    assert writer.consistent_through() >= results[-1].stored
+
+
+async def test_concurrent_writers_and_a_tailing_reader_see_every_position_once(migrated_url: str) -> None:
+    # Two writers on separate pools stand in for two processes.
+    pools = [await create_pool(migrated_url, min_size=1, max_size=3) for _ in range(2)]
+    writers = [StatementWriter(p, wait_ms=1.0, max_statements=200) for p in pools]
+    for w in writers:
+        await w.start()
+    rng = random.Random(7)
+    plan = [[rng.randint(1, 20) for _ in range(15)] for _ in range(8)]
+    total = sum(map(sum, plan))
+    done = asyncio.Event()
+
+    async def produce(worker: int) -> None:
+        writer = writers[worker % 2]
+        for size in plan[worker]:
+            await writer.append(f"tenant-{worker % 3}", prepared(*(statement() for _ in range(size))))
+
+    seen: list[int] = []
+
+    async def tail() -> None:
+        async with pools[0].acquire() as conn:
+            last = 0
+            while True:
+                finished = done.is_set()
+                batch = await read_events_after(conn, last, 37)
+                for record in batch:
+                    assert record.position == last + 1, f"gap after {last}"
+                    seen.append(record.position)
+                    last = record.position
+                if finished and not batch:
+                    return
+                if not batch:
+                    await asyncio.sleep(0.002)
+
+    try:
+        tailer = asyncio.create_task(tail())
+        await asyncio.gather(*(produce(i) for i in range(8)))
+        done.set()
+        await tailer
+    finally:
+        for w in writers:
+            await w.close()
+        for p in pools:
+            await p.close()
+    assert seen == list(range(1, total + 1))
+    assert sum(w.groups_committed for w in writers) < 8 * 15  # requests did share transactions
+    pool = await create_pool(migrated_url, min_size=1, max_size=1)
+    try:
+        records = [r async for r in iter_events(pool, batch_size=100)]
+        assert verify_chain(records) is None
+        stored = [r.stored for r in records]
+        assert all(a < b for a, b in itertools.pairwise(stored))
+    finally:
+        await pool.close()
+
+
+async def test_tampering_is_found_at_its_position(writer: StatementWriter, pool: asyncpg.Pool) -> None:
+    for _ in range(3):
+        await writer.append("default", prepared(statement(), statement()))
+    async with pool.acquire() as conn:
+        with pytest.raises(asyncpg.PostgresError, match="append-only"):
+            await conn.execute("UPDATE events SET tenant = 'x' WHERE position = 1")
+        with pytest.raises(asyncpg.PostgresError, match="append-only"):
+            await conn.execute("DELETE FROM events WHERE position = 1")
+        with pytest.raises(asyncpg.PostgresError, match="append-only"):
+            await conn.execute("TRUNCATE events")
+        records = await read_events_after(conn, 0, 100)
+        assert verify_chain(records) is None
+        await conn.execute("ALTER TABLE events DISABLE TRIGGER events_append_only")
+        await conn.execute("UPDATE events SET payload = payload || ' '::bytea WHERE position = 4")
+        await conn.execute("ALTER TABLE events ENABLE TRIGGER events_append_only")
+        assert verify_chain(await read_events_after(conn, 0, 100)) == 4

@@ -1,0 +1,131 @@
+"""The stored form of a statement and the hash chain."""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from datetime import datetime, timedelta, timezone
+
+import msgspec
+import pytest
+
+from lrs.eventlog import (
+    GENESIS_HASH,
+    EventRecord,
+    event_hash,
+    finalize_statement,
+    format_stored,
+    verify_chain,
+)
+
+STORED = datetime(2024, 5, 1, 12, 0, 0, 7, tzinfo=timezone.utc)
+
+
+def test_format_stored_is_utc_with_microseconds_and_z() -> None:
+    plus_two = timezone(timedelta(hours=2))
+    assert format_stored(STORED) == "2024-05-01T12:00:00.000007Z"
+    assert format_stored(datetime(2024, 5, 1, 14, 0, tzinfo=plus_two)) == "2024-05-01T12:00:00.000000Z"
+    with pytest.raises(ValueError):
+        format_stored(datetime(2024, 5, 1))
+
+
+def test_finalize_adds_stored_and_missing_timestamp_with_sorted_keys() -> None:
+    body = {"verb": {"id": "http://example.com/v"}, "actor": {"mbox": "mailto:a@example.com"}}
+    encoded = finalize_statement(body, STORED)
+    assert encoded.startswith(b'{"actor":')
+    decoded = msgspec.json.decode(encoded)
+    assert decoded["stored"] == "2024-05-01T12:00:00.000007Z"
+    assert decoded["timestamp"] == "2024-05-01T12:00:00.000007Z"
+    assert "stored" not in body  # the input is not modified
+
+
+def test_finalize_keeps_a_given_timestamp() -> None:
+    body = {"timestamp": "2020-01-01T00:00:00+02:00", "id": "x"}
+    decoded = msgspec.json.decode(finalize_statement(body, STORED))
+    assert decoded["timestamp"] == "2020-01-01T00:00:00+02:00"
+
+
+def _hash_args(**changes: object) -> dict[str, object]:
+    args: dict[str, object] = dict(
+        prev_hash=GENESIS_HASH,
+        position=1,
+        event_id=uuid.UUID(int=1),
+        tenant="ab",
+        event_type="statement",
+        stored=STORED,
+        payload=b"{}",
+    )
+    args.update(changes)
+    return args
+
+
+def test_event_hash_depends_on_every_field() -> None:
+    base = event_hash(**_hash_args())  # type: ignore[arg-type]
+    assert len(base) == 32
+    variants = [
+        _hash_args(prev_hash=b"\x01" * 32),
+        _hash_args(position=2),
+        _hash_args(event_id=uuid.UUID(int=2)),
+        _hash_args(tenant="abc"),
+        _hash_args(event_type="statements"),
+        _hash_args(stored=STORED + timedelta(microseconds=1)),
+        _hash_args(payload=b"{ }"),
+    ]
+    hashes = {event_hash(**v) for v in variants}  # type: ignore[arg-type]
+    assert base not in hashes and len(hashes) == len(variants)
+
+
+def test_event_hash_is_unambiguous_across_field_boundaries() -> None:
+    # Moving a character from one text field to the next changes the hash.
+    a = event_hash(**_hash_args(tenant="ab", event_type="cd"))  # type: ignore[arg-type]
+    b = event_hash(**_hash_args(tenant="abc", event_type="d"))  # type: ignore[arg-type]
+    assert a != b
+
+
+def _chain(count: int) -> list[EventRecord]:
+    records = []
+    prev = GENESIS_HASH
+    for position in range(1, count + 1):
+        stored = STORED + timedelta(microseconds=position)
+        payload = finalize_statement({"n": position}, stored)
+        event_id = uuid.UUID(int=position)
+        digest = event_hash(prev, position, event_id, "t", "statement", stored, payload)
+        records.append(EventRecord(position, event_id, "t", "statement", uuid.UUID(int=position),
+                                   stored, payload, prev, digest))
+        prev = digest
+    return records
+
+
+def test_verify_chain_accepts_an_intact_chain() -> None:
+    records = _chain(5)
+    assert verify_chain(records) is None
+    assert verify_chain([]) is None
+    assert verify_chain(records[2:], prev_position=2, prev_hash=records[1].hash) is None
+
+
+def test_verify_chain_names_a_tampered_payload() -> None:
+    records = _chain(5)
+    records[2] = dataclasses.replace(records[2], payload=b'{"n":99}')
+    assert verify_chain(records) == 3
+
+
+def test_verify_chain_names_a_rehashed_row_by_the_next_link() -> None:
+    # Rewriting a row and its own hash breaks the link from the following row.
+    records = _chain(5)
+    forged = dataclasses.replace(records[1], payload=b'{"n":99}')
+    forged = dataclasses.replace(forged, hash=event_hash(
+        forged.prev_hash, forged.position, forged.event_id, forged.tenant,
+        forged.event_type, forged.stored, forged.payload))
+    records[1] = forged
+    assert verify_chain(records) == 3
+
+
+def test_verify_chain_names_a_missing_position() -> None:
+    records = _chain(5)
+    del records[3]
+    assert verify_chain(records) == 4
+
+
+def test_verify_chain_rejects_a_wrong_start() -> None:
+    records = _chain(3)
+    assert verify_chain(records[1:]) == 1
