@@ -1,0 +1,1 @@
+"""Copy statements from another conformant xAPI LRS (GET with ``more`` paging)."""

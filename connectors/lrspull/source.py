@@ -1,0 +1,154 @@
+"""Statements from another LRS, oldest first, as a resumable source.
+
+The first request is ``GET <statements>?ascending=true&limit=N[&since=T]``;
+then each page's ``more`` link is followed until it is empty.  The cursor holds
+the next ``more`` link and the ``stored`` of the last statement seen.  A
+resumed run follows the saved ``more`` link; if the LRS no longer honours it
+(``more`` links may expire) it asks again ``since`` the last stored time minus
+one microsecond (``since`` is exclusive, and statements sharing that instant
+must not be missed; the one seen again is stored once, ids being kept).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import time
+from datetime import datetime, timedelta
+from typing import Any, AsyncIterator, Awaitable, Callable
+from urllib.parse import urlencode, urljoin
+
+import aiohttp
+
+from connectors.framework.model import Chunk, Cursor, SourceItem
+from connectors.framework.sink import (
+    XAPI_VERSION,
+    SinkFatal,
+    SinkUnavailable,
+    error_message,
+    parse_retry_after,
+    statements_endpoint,
+)
+
+_EXPIRED_MORE = (400, 404, 410)
+
+
+class LrsPullSource:
+    name = "pull"
+    progress_unit = "stmt"
+    progress_total: int | None = None
+
+    def __init__(
+        self,
+        base_url: str,
+        key: str,
+        secret: str,
+        *,
+        since: str | None = None,
+        page_limit: int = 500,
+        session: aiohttp.ClientSession,
+        max_attempts: int = 8,
+        backoff_base: float = 0.5,
+        backoff_cap: float = 30.0,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        jitter: Callable[[], float] = random.random,
+    ) -> None:
+        self.endpoint = statements_endpoint(base_url)
+        self.since = since
+        self.page_limit = page_limit
+        self._auth = aiohttp.BasicAuth(key, secret)
+        self._session = session
+        self._max_attempts = max_attempts
+        self._backoff_base = backoff_base
+        self._backoff_cap = backoff_cap
+        self._sleep = sleep
+        self._jitter = jitter
+
+    def _query_url(self, since: str | None) -> str:
+        params: dict[str, Any] = {"ascending": "true", "limit": str(self.page_limit)}
+        if since:
+            params["since"] = since
+        return f"{self.endpoint}?{urlencode(params)}"
+
+    async def chunks(self, cursor: Cursor | None) -> AsyncIterator[Chunk]:
+        last_stored: str | None = cursor.get("last_stored") if cursor else None
+        url: str | None
+        if cursor is None:
+            url = self._query_url(self.since)
+        elif cursor.get("more"):
+            url = cursor["more"]
+            status, page = await self._get(url, tolerate=_EXPIRED_MORE)
+            if status in _EXPIRED_MORE:
+                url = self._query_url(_just_before(last_stored) if last_stored else self.since)
+            else:
+                chunk, url, last_stored = self._chunk(url, page, last_stored)
+                yield chunk
+        else:
+            url = self._query_url(_just_before(last_stored) if last_stored else self.since)
+        while url:
+            _, page = await self._get(url)
+            chunk, url, last_stored = self._chunk(url, page, last_stored)
+            yield chunk
+
+    def _chunk(self, url: str, page: Any, last_stored: str | None) -> tuple[Chunk, str | None, str | None]:
+        if not isinstance(page, dict) or not isinstance(page.get("statements"), list):
+            raise SinkFatal(f"{url} did not answer a StatementResult")
+        statements = page["statements"]
+        items = []
+        for index, statement in enumerate(statements):
+            stored = statement.get("stored") if isinstance(statement, dict) else None
+            if isinstance(stored, str):
+                last_stored = stored
+            ref = f"stored {stored}" if stored else f"{url} [{index}]"
+            items.append(SourceItem(ref, statement))
+        more = page.get("more")
+        next_url = urljoin(url, more) if isinstance(more, str) and more and statements else None
+        cursor = {"more": next_url, "last_stored": last_stored}
+        return Chunk(items, cursor, len(items)), next_url, last_stored
+
+    async def _get(self, url: str, tolerate: tuple[int, ...] = ()) -> tuple[int, Any]:
+        failures = 0
+        while True:
+            try:
+                async with self._session.get(
+                    url,
+                    auth=self._auth,
+                    headers={"X-Experience-API-Version": XAPI_VERSION, "Accept": "application/json"},
+                ) as response:
+                    status = response.status
+                    body = await response.read()
+                    retry_after = response.headers.get("Retry-After")
+            except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+                failures += 1
+                if failures >= self._max_attempts:
+                    raise SinkUnavailable(f"source LRS unreachable after {failures} attempts: {exc!r}") from exc
+                await self._backoff(failures)
+                continue
+            if status == 200:
+                return status, json.loads(body)
+            if status in tolerate:
+                return status, None
+            if status == 429:
+                wait = parse_retry_after(retry_after, time.time())
+                await (self._backoff(1) if wait is None else self._sleep(wait))
+                continue
+            if status >= 500:
+                failures += 1
+                if failures >= self._max_attempts:
+                    raise SinkUnavailable(f"source LRS answered HTTP {status} {failures} times")
+                await self._backoff(failures)
+                continue
+            raise SinkFatal(f"source LRS answered HTTP {status} for {url}: {error_message(status, body)}")
+
+    async def _backoff(self, failures: int) -> None:
+        ceiling = min(self._backoff_cap, self._backoff_base * (2 ** (failures - 1)))
+        await self._sleep(ceiling * self._jitter())
+
+
+def _just_before(stored: str) -> str:
+    try:
+        when = datetime.fromisoformat(stored.replace("Z", "+00:00"))
+    except ValueError:
+        return stored
+    return (when - timedelta(microseconds=1)).isoformat()

@@ -1,0 +1,1 @@
+"""Bulk import of xAPI statements from newline-delimited JSON files."""

@@ -1,0 +1,1 @@
+"""Open edX tracking logs -> xAPI statements."""
