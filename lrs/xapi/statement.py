@@ -16,6 +16,8 @@ from msgspec import UNSET, UnsetType
 from lrs.xapi.actors import Account, Actor, Agent, _check_agent, _check_group
 from lrs.xapi.attachments import Attachment
 from lrs.xapi.common import (
+    IRI_PATTERN,
+    UUID_PATTERN,
     Iri,
     MailtoIri,
     Sha1Hex,
@@ -48,8 +50,8 @@ _ALLOWED_FIELDS: dict[str, frozenset[str]] = {
         {"objectType", "actor", "verb", "object", "result", "context", "timestamp", "attachments"}
     ),
 }
-_IRI_NAME = next(n for p, n in PATTERN_NAMES.items() if "[A-Za-z][A-Za-z0-9+" in p)
-_UUID_NAME = next(n for p, n in PATTERN_NAMES.items() if "{8}-" in p)
+_IRI_NAME = PATTERN_NAMES[IRI_PATTERN]
+_UUID_NAME = PATTERN_NAMES[UUID_PATTERN]
 
 
 def _check_object(obj: "SubStatementObject | StatementObject", nested: bool) -> None:
