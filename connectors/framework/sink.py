@@ -24,6 +24,7 @@ statement it already holds with the same content.
 from __future__ import annotations
 
 import asyncio
+import base64
 import email.utils
 import json
 import random
@@ -84,6 +85,11 @@ def statements_endpoint(base_url: str) -> str:
     return base + "/xapi/statements"
 
 
+def basic_authorization(key: str, secret: str) -> str:
+    """The ``Authorization`` header value for HTTP Basic auth."""
+    return "Basic " + base64.b64encode(f"{key}:{secret}".encode()).decode("ascii")
+
+
 def parse_retry_after(value: str | None, now: float) -> float | None:
     """Seconds to wait from a Retry-After header (delta-seconds or HTTP date)."""
     if not value:
@@ -134,7 +140,7 @@ class LrsSink:
         jitter: Callable[[], float] = random.random,
     ) -> None:
         self.endpoint = statements_endpoint(base_url)
-        self._auth = aiohttp.BasicAuth(key, secret)
+        self._authorization = basic_authorization(key, secret)
         self._max_attempts = max_attempts
         self._backoff_base = backoff_base
         self._backoff_cap = backoff_cap
@@ -231,9 +237,9 @@ class LrsSink:
         async with self._session.post(
             self.endpoint,
             data=body,
-            auth=self._auth,
             timeout=self._timeout,
             headers={
+                "Authorization": self._authorization,
                 "Content-Type": "application/json",
                 "X-Experience-API-Version": XAPI_VERSION,
             },

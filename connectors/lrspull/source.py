@@ -26,6 +26,7 @@ from connectors.framework.sink import (
     XAPI_VERSION,
     SinkFatal,
     SinkUnavailable,
+    basic_authorization,
     error_message,
     parse_retry_after,
     statements_endpoint,
@@ -57,7 +58,7 @@ class LrsPullSource:
         self.endpoint = statements_endpoint(base_url)
         self.since = since
         self.page_limit = page_limit
-        self._auth = aiohttp.BasicAuth(key, secret)
+        self._authorization = basic_authorization(key, secret)
         self._session = session
         self._max_attempts = max_attempts
         self._backoff_base = backoff_base
@@ -113,8 +114,11 @@ class LrsPullSource:
             try:
                 async with self._session.get(
                     url,
-                    auth=self._auth,
-                    headers={"X-Experience-API-Version": XAPI_VERSION, "Accept": "application/json"},
+                    headers={
+                        "Authorization": self._authorization,
+                        "X-Experience-API-Version": XAPI_VERSION,
+                        "Accept": "application/json",
+                    },
                 ) as response:
                     status = response.status
                     body = await response.read()

@@ -1,0 +1,167 @@
+"""The LRS sink against a scripted in-process fake LRS."""
+
+from __future__ import annotations
+
+import socket
+import uuid
+from email.utils import format_datetime
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from connectors.fakelrs import FakeLrs, Scripted
+from connectors.framework.sink import (
+    LrsSink,
+    Outgoing,
+    SinkFatal,
+    SinkUnavailable,
+    parse_retry_after,
+    statements_endpoint,
+)
+
+
+def statement(n: int) -> dict:
+    return {
+        "id": str(uuid.UUID(int=n + 1)),
+        "actor": {"account": {"homePage": "https://example.org", "name": str(n)}},
+        "verb": {"id": "http://adlnet.gov/expapi/verbs/experienced"},
+        "object": {"id": f"https://example.org/page/{n}"},
+    }
+
+
+def batch(count: int, start: int = 0) -> list[Outgoing]:
+    return [Outgoing(statement(n), f"input:{n + 1}") for n in range(start, start + count)]
+
+
+@pytest.fixture
+async def lrs():
+    fake = FakeLrs()
+    await fake.start()
+    yield fake
+    await fake.close()
+
+
+class Sleeps(list):
+    async def __call__(self, seconds: float) -> None:
+        self.append(seconds)
+
+
+def make_sink(lrs: FakeLrs, sleeps: Sleeps, **kwargs) -> LrsSink:
+    return LrsSink(lrs.url, lrs.key, lrs.secret, sleep=sleeps, jitter=lambda: 1.0, **kwargs)
+
+
+async def test_accepted_batch_is_stored_with_version_header_and_basic_auth(lrs):
+    sleeps = Sleeps()
+    async with make_sink(lrs, sleeps) as sink:
+        outcome = await sink.send(batch(10))
+    assert outcome.accepted == 10 and outcome.rejected == []
+    assert len(lrs.statements) == 10
+    assert lrs.posts == [10] and sleeps == []
+
+
+async def test_503_then_200_backs_off_then_delivers(lrs):
+    lrs.script = [Scripted(503, body="busy"), Scripted(502)]
+    sleeps = Sleeps()
+    async with make_sink(lrs, sleeps, backoff_base=0.5) as sink:
+        outcome = await sink.send(batch(3))
+    assert outcome.accepted == 3
+    assert len(lrs.statements) == 3
+    assert sleeps == [0.5, 1.0]  # exponential: base * 2**(failures-1), full jitter at its ceiling
+
+
+async def test_backoff_is_capped(lrs):
+    lrs.script = [Scripted(500)] * 6
+    sleeps = Sleeps()
+    async with make_sink(lrs, sleeps, backoff_base=1.0, backoff_cap=5.0) as sink:
+        await sink.send(batch(1))
+    assert sleeps == [1.0, 2.0, 4.0, 5.0, 5.0, 5.0]
+
+
+async def test_429_waits_for_retry_after_without_using_attempts(lrs):
+    lrs.script = [Scripted(429, {"Retry-After": "7"})] * 3
+    sleeps = Sleeps()
+    async with make_sink(lrs, sleeps, max_attempts=2) as sink:
+        outcome = await sink.send(batch(2))
+    assert outcome.accepted == 2
+    assert sleeps == [7.0, 7.0, 7.0]
+
+
+def test_retry_after_accepts_seconds_and_http_dates():
+    now = datetime(2024, 5, 1, 12, 0, 0, tzinfo=timezone.utc)
+    assert parse_retry_after("3", now.timestamp()) == 3.0
+    later = format_datetime(now + timedelta(seconds=30), usegmt=True)
+    assert parse_retry_after(later, now.timestamp()) == pytest.approx(30.0)
+    assert parse_retry_after("soon", now.timestamp()) is None
+    assert parse_retry_after(None, now.timestamp()) is None
+
+
+async def test_server_errors_until_attempts_run_out_raise_unavailable(lrs):
+    lrs.script = [Scripted(503)] * 10
+    sleeps = Sleeps()
+    async with make_sink(lrs, sleeps, max_attempts=4) as sink:
+        with pytest.raises(SinkUnavailable, match="503"):
+            await sink.send(batch(2))
+    assert len(lrs.posts) == 4 and lrs.statements == {}
+
+
+async def test_unreachable_lrs_raises_unavailable_after_attempts():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    sleeps = Sleeps()
+    async with LrsSink(f"http://127.0.0.1:{port}", "k", "s", sleep=sleeps, max_attempts=3) as sink:
+        with pytest.raises(SinkUnavailable, match="unreachable"):
+            await sink.send(batch(1))
+    assert len(sleeps) == 2
+
+
+async def test_bad_credentials_are_fatal_at_once(lrs):
+    sleeps = Sleeps()
+    async with LrsSink(lrs.url, lrs.key, "wrong", sleep=sleeps) as sink:
+        with pytest.raises(SinkFatal, match="401"):
+            await sink.send(batch(1))
+    assert lrs.posts == [] and sleeps == []
+
+
+@pytest.mark.parametrize("name_path", [True, False])
+async def test_400_narrows_down_to_the_offending_statements(lrs, name_path):
+    lrs.name_path_in_errors = name_path
+    items = batch(16)
+    bad = {items[5].statement_id, items[12].statement_id}
+    lrs.reject_ids = {sid: "actor is not a valid Agent" for sid in bad}
+    async with make_sink(lrs, Sleeps()) as sink:
+        outcome = await sink.send(items)
+    assert outcome.accepted == 14
+    assert {r.statement_id for r in outcome.rejected} == bad
+    assert {r.ref for r in outcome.rejected} == {"input:6", "input:13"}
+    assert all(r.status == 400 and "actor is not a valid Agent" in r.reason for r in outcome.rejected)
+    assert set(lrs.statements) == {item.statement_id for item in items} - bad
+    if name_path:  # the LRS named the statement: no bisection needed
+        assert len(lrs.posts) == 3
+
+
+async def test_409_conflict_is_reported_as_rejected_and_the_rest_stored(lrs):
+    items = batch(6)
+    conflicting = items[2].statement_id
+    lrs.statements[conflicting] = dict(items[2].statement, verb={"id": "http://example.org/other"})
+    lrs.stored[conflicting] = "2024-01-01T00:00:00+00:00"
+    async with make_sink(lrs, Sleeps()) as sink:
+        outcome = await sink.send(items)
+    assert outcome.accepted == 5
+    assert [(r.statement_id, r.status) for r in outcome.rejected] == [(conflicting, 409)]
+    assert "different content" in outcome.rejected[0].reason
+
+
+async def test_resending_the_same_statements_is_accepted(lrs):
+    async with make_sink(lrs, Sleeps()) as sink:
+        first = await sink.send(batch(5))
+        again = await sink.send(batch(5))
+    assert first.accepted == again.accepted == 5 and again.rejected == []
+    assert len(lrs.statements) == 5
+
+
+def test_statements_endpoint_accepts_base_or_xapi_urls():
+    assert statements_endpoint("http://h:1") == "http://h:1/xapi/statements"
+    assert statements_endpoint("http://h:1/") == "http://h:1/xapi/statements"
+    assert statements_endpoint("http://h/lrs/xapi") == "http://h/lrs/xapi/statements"
+    assert statements_endpoint("http://h/xapi/statements") == "http://h/xapi/statements"
