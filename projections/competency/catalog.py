@@ -16,6 +16,7 @@ from typing import Iterable
 import msgspec
 from msgspec import UNSET
 
+from lrs.paths import SCHEMAS_DIR
 from projections.competency.frameworks import (
     AlignmentTable,
     Document,
@@ -25,7 +26,6 @@ from projections.competency.frameworks import (
     competency_level_iri,
     read_document,
 )
-from lrs.paths import SCHEMAS_DIR
 
 __all__ = ["FRAMEWORKS_DIR", "AlignmentTarget", "CompetencyInfo", "Catalog", "load_catalog"]
 

@@ -1,0 +1,251 @@
+"""Framework documents: the shipped files, and broken ones failing with a path."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import pytest
+
+from lrs.cli import main
+from projections.competency.catalog import FRAMEWORKS_DIR, Catalog, load_catalog
+from projections.competency.frameworks import (
+    Framework,
+    FrameworkError,
+    Program,
+    competency_level_iri,
+    parse_document,
+    read_document,
+)
+
+DIGCOMP = FRAMEWORKS_DIR / "digcomp-2.2.json"
+VIETNAM = FRAMEWORKS_DIR / "vn-tt02-2025-learners.json"
+PROGRAM = FRAMEWORKS_DIR / "civil-servant-basic-digital-skills.program.json"
+ALIGNMENT = FRAMEWORKS_DIR / "civil-servant-basic-digital-skills.alignment.json"
+
+DIGCOMP_COMPETENCES = {
+    "1.1": "Browsing, searching and filtering data, information and digital content",
+    "1.2": "Evaluating data, information and digital content",
+    "1.3": "Managing data, information and digital content",
+    "2.1": "Interacting through digital technologies",
+    "2.2": "Sharing through digital technologies",
+    "2.3": "Engaging in citizenship through digital technologies",
+    "2.4": "Collaborating through digital technologies",
+    "2.5": "Netiquette",
+    "2.6": "Managing digital identity",
+    "3.1": "Developing digital content",
+    "3.2": "Integrating and re-elaborating digital content",
+    "3.3": "Copyright and licences",
+    "3.4": "Programming",
+    "4.1": "Protecting devices",
+    "4.2": "Protecting personal data and privacy",
+    "4.3": "Protecting health and well-being",
+    "4.4": "Protecting the environment",
+    "5.1": "Solving technical problems",
+    "5.2": "Identifying needs and technological responses",
+    "5.3": "Creatively using digital technologies",
+    "5.4": "Identifying digital competence gaps",
+}
+
+
+def _raw(path: Path) -> dict:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def _error(document: dict) -> FrameworkError:
+    with pytest.raises(FrameworkError) as info:
+        parse_document(json.dumps(document).encode())
+    return info.value
+
+
+# -- shipped documents ----------------------------------------------------------
+
+
+def test_digcomp_has_5_areas_21_official_competences_and_8_levels() -> None:
+    framework = read_document(DIGCOMP)
+    assert isinstance(framework, Framework)
+    assert framework.version == "2.2"
+    assert [area.title["en"] for area in framework.areas] == [
+        "Information and data literacy",
+        "Communication and collaboration",
+        "Digital content creation",
+        "Safety",
+        "Problem solving",
+    ]
+    assert {c.code: c.title["en"] for c in framework.competences()} == DIGCOMP_COMPETENCES
+    assert [level.code for level in framework.levels] == [str(i) for i in range(1, 9)]
+
+
+def test_vietnamese_learner_framework_matches_digcomp_in_areas_1_to_5_and_adds_ai() -> None:
+    framework = read_document(VIETNAM)
+    digcomp = read_document(DIGCOMP)
+    assert isinstance(framework, Framework) and isinstance(digcomp, Framework)
+    assert len(framework.areas) == 6
+    assert len(framework.competences()) == 24
+    assert [level.code for level in framework.levels] == ["CB1", "CB2", "TC1", "TC2", "NC1", "NC2", "CS1", "CS2"]
+    digcomp_by_code = {c.code: c.iri for c in digcomp.competences()}
+    for area in framework.areas[:5]:
+        for competence in area.competences:
+            assert competence.equivalent == (digcomp_by_code[competence.code],)
+    ai = framework.areas[5]
+    assert ai.code == "6" and "trí tuệ nhân tạo" in ai.title["vi"]
+    assert [c.code for c in ai.competences] == ["6.1", "6.2", "6.3"]
+    assert all(c.equivalent == () for c in ai.competences)
+    # each level maps to the DigComp level of the same rank
+    assert [level.equivalent for level in framework.levels] == [(level.iri,) for level in digcomp.levels]
+
+
+def test_every_competence_and_level_has_a_unique_iri_across_the_shipped_catalog() -> None:
+    catalog = load_catalog()
+    frameworks = [d for d in catalog.documents if isinstance(d, Framework)]
+    iris = [f.iri for f in frameworks]
+    for framework in frameworks:
+        iris += [level.iri for level in framework.levels]
+        iris += [area.iri for area in framework.areas]
+        for competence in framework.competences():
+            iris.append(competence.iri)
+            iris += [competency_level_iri(competence.iri, level.code) for level in framework.levels]
+    assert len(iris) == len(set(iris)) == 2 + 16 + 11 + 45 + 45 * 8
+    assert len(catalog.competencies) == 45
+    assert len(catalog.objectives) == 45 * 9
+
+
+def test_program_requires_learner_framework_competences_and_alignment_covers_them() -> None:
+    catalog = load_catalog()
+    (program,) = catalog.programs
+    assert isinstance(program, Program)
+    required = {r.competency for r in program.requirements}
+    assert all(catalog.competencies[iri].framework.endswith("vn-tt02-2025") for iri in required)
+    aligned = {t.competency for targets in catalog.alignments.values() for t in targets}
+    assert aligned == required
+
+
+def test_catalog_digest_is_independent_of_document_order() -> None:
+    files = sorted(FRAMEWORKS_DIR.glob("*.json"))
+    forward = Catalog.build((str(f), read_document(f)) for f in files)
+    backward = Catalog.build((str(f), read_document(f)) for f in reversed(files))
+    assert forward.digest == backward.digest
+    assert len(forward.digest) == 64
+
+
+# -- one broken document fails with its path -----------------------------------------
+
+
+def _break(path: Path, mutate) -> dict:  # type: ignore[no-untyped-def]
+    document = copy.deepcopy(_raw(path))
+    mutate(document)
+    return document
+
+
+@pytest.mark.parametrize(
+    ("source", "mutate", "path", "message"),
+    [
+        (DIGCOMP, lambda d: d["areas"][2]["competences"][0].update(iri="3.1"), "$.areas[2].competences[0].iri", "absolute IRI"),
+        (DIGCOMP, lambda d: d["areas"][0].update(code=1), "$.areas[0].code", "Expected `str`"),
+        (DIGCOMP, lambda d: d["levels"][3].update(code="3"), "$.levels[3].code", "duplicate level code"),
+        (DIGCOMP, lambda d: d["areas"][1]["competences"][1].update(code="2.1"), "$.areas[1].competences[1].code", "duplicate competence code"),
+        (DIGCOMP, lambda d: d["areas"][4]["competences"][3].update(iri=d["areas"][0]["iri"]), "$.areas[4].competences[3].iri", "duplicate IRI"),
+        (DIGCOMP, lambda d: d.update(levels=[]), "$.levels", "must not be empty"),
+        (DIGCOMP, lambda d: d["areas"][3].update(competences=[]), "$.areas[3].competences", "must not be empty"),
+        (DIGCOMP, lambda d: d["areas"][0].update(title={}), "$.areas[0].title", "at least one language"),
+        (DIGCOMP, lambda d: d["areas"][0].update(title={"en": "  "}), "$.areas[0].title.en", "blank"),
+        (DIGCOMP, lambda d: d["areas"][0].update(title={"english!": "x"}), "$.areas[0].title.english!", "language tag"),
+        (DIGCOMP, lambda d: d["levels"][0].update(description=None), "$.levels[0].description", "got `null`"),
+        (DIGCOMP, lambda d: d["areas"][0]["competences"][0].update(levels=[]), "$.areas[0].competences[0]", "unknown field `levels`"),
+        (DIGCOMP, lambda d: d.update(version=" "), "$.version", "blank"),
+        (DIGCOMP, lambda d: d.update(format="lrs.competency/2"), "$.format", "Invalid enum value"),
+        (DIGCOMP, lambda d: d.update(kind="taxonomy"), "$.kind", "Invalid value"),
+        (PROGRAM, lambda d: d.update(requirements=[]), "$.requirements", "must not be empty"),
+        (PROGRAM, lambda d: d["requirements"].append(dict(d["requirements"][0])), "$.requirements[9].competency", "duplicate required competency"),
+        (PROGRAM, lambda d: d.update(target_rate=1.5), "$.target_rate", "between 0 and 1"),
+        (ALIGNMENT, lambda d: d["alignments"][2].update(move_on="NotApplicable"), "$.alignments[2].move_on", "move_on must be one of"),
+        (ALIGNMENT, lambda d: d["alignments"][1].update(mastery_score=-0.1), "$.alignments[1].mastery_score", "between 0 and 1"),
+        (ALIGNMENT, lambda d: d["alignments"].append(dict(d["alignments"][0])), "$.alignments[9]", "duplicate alignment"),
+    ],
+)
+def test_broken_document_fails_with_its_path(source: Path, mutate, path: str, message: str) -> None:  # type: ignore[no-untyped-def]
+    error = _error(_break(source, mutate))
+    assert error.path == path
+    assert message in error.message
+
+
+def test_malformed_json_fails_at_the_root_and_names_the_file(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.json"
+    broken.write_text('{"format": ')
+    with pytest.raises(FrameworkError) as info:
+        read_document(broken)
+    assert info.value.path == "$"
+    assert str(info.value).startswith(f"{broken}: $: not valid JSON")
+
+
+# -- references between documents ----------------------------------------------------
+
+
+def _catalog_with(replacements: dict[Path, dict]) -> Catalog:
+    named = []
+    for path in sorted(FRAMEWORKS_DIR.glob("*.json")):
+        document = replacements.get(path)
+        named.append((str(path), parse_document(json.dumps(document)) if document else read_document(path)))
+    return Catalog.build(named)
+
+
+@pytest.mark.parametrize(
+    ("source", "mutate", "path", "message"),
+    [
+        (PROGRAM, lambda d: d["frameworks"][0].update(version="9.9"), "$.frameworks[0]", "unknown framework"),
+        (PROGRAM, lambda d: d["requirements"][4].update(level="4"), "$.requirements[4].level", "not a level"),
+        (PROGRAM, lambda d: d["requirements"][0].update(competency="https://lrs.example.org/competency/digcomp/2.2/competences/1.1"), "$.requirements[0].competency", "not in the programme's frameworks"),
+        (ALIGNMENT, lambda d: d["alignments"][3].update(competency="https://example.org/nowhere"), "$.alignments[3].competency", "unknown competence"),
+        (ALIGNMENT, lambda d: d["alignments"][0].update(level="8"), "$.alignments[0].level", "not a level"),
+        (VIETNAM, lambda d: d["areas"][1]["competences"][0].update(equivalent=["https://example.org/x"]), "$.areas[1].competences[0].equivalent[0]", "unknown competence"),
+        (VIETNAM, lambda d: d["levels"][2].update(equivalent=["https://example.org/level"]), "$.levels[2].equivalent[0]", "unknown level"),
+        (VIETNAM, lambda d: d["areas"][5]["competences"][0].update(iri=_raw(DIGCOMP)["areas"][0]["competences"][0]["iri"]), "$.areas[5].competences[0].iri", "already used"),
+    ],
+)
+def test_broken_reference_fails_with_the_referring_path(source: Path, mutate, path: str, message: str) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(FrameworkError) as info:
+        _catalog_with({source: _break(source, mutate)})
+    assert info.value.path == path
+    assert message in info.value.message
+    assert info.value.source == str(source)
+
+
+def test_same_framework_version_twice_is_refused() -> None:
+    named = [(str(DIGCOMP), read_document(DIGCOMP)), ("copy.json", read_document(DIGCOMP))]
+    with pytest.raises(FrameworkError) as info:
+        Catalog.build(named)
+    assert info.value.source == "copy.json"
+    assert "already defined" in info.value.message
+
+
+def test_two_versions_of_one_framework_are_live_at_once() -> None:
+    newer = _raw(DIGCOMP)
+    newer["version"] = "2.3"
+    text = json.dumps(newer).replace("/digcomp/2.2/", "/digcomp/2.3/")
+    catalog = Catalog.build([(str(DIGCOMP), read_document(DIGCOMP)), ("digcomp-2.3.json", parse_document(text))])
+    versions = {(info.framework, info.framework_version) for info in catalog.competencies.values()}
+    assert versions == {("https://lrs.example.org/competency/digcomp", "2.2"), ("https://lrs.example.org/competency/digcomp", "2.3")}
+
+
+# -- lrs frameworks load ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", sorted(FRAMEWORKS_DIR.glob("*.json")), ids=lambda p: p.name)
+def test_cli_validates_each_shipped_document(path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["frameworks", "load", str(path)]) == 0
+    assert capsys.readouterr().out.startswith("valid: ")
+
+
+def test_cli_reports_a_broken_reference_with_file_and_path(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    broken = tmp_path / "program.json"
+    broken.write_text(json.dumps(_break(PROGRAM, lambda d: d["requirements"][2].update(level="B1"))))
+    assert main(["frameworks", "load", str(broken)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"invalid: {broken}: $.requirements[2].level: level 'B1' is not a level")
+
+
+def test_cli_context_directory_replaces_the_default(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # Without the frameworks it builds on, a programme cannot be validated.
+    assert main(["frameworks", "load", str(PROGRAM), "--context", str(tmp_path)]) == 1
+    assert "$.frameworks[0]: unknown framework" in capsys.readouterr().err
