@@ -38,10 +38,9 @@ def _with_pool(settings, action):
         from lrs.store.pool import create_pool
 
         async with database_url(settings) as url:
-            pool = await create_pool(url, size=2)
+            pool = await create_pool(url, min_size=1, max_size=2)
             try:
-                async with pool.acquire() as conn:
-                    await apply_migrations(conn)
+                await apply_migrations(pool)
                 return await action(pool)
             finally:
                 await pool.close()
@@ -61,7 +60,7 @@ def _create(args: argparse.Namespace) -> int:
     settings = load_settings()
     setup(settings)
     key, secret = new_key_and_secret()
-    _with_pool(settings, lambda pool: credentials.insert(
+    _with_pool(settings, lambda pool: credentials.insert_credential(
         pool, key=key, secret_hash=hash_secret(secret), tenant=tenant, scopes=sorted(scopes), name=args.name))
     print(f"key: {key}\nsecret: {secret}\ntenant: {tenant}\nscopes: {' '.join(sorted(scopes))}")
     return 0
@@ -72,10 +71,10 @@ def _list(args: argparse.Namespace) -> int:
 
     settings = load_settings()
     setup(settings)
-    rows = _with_pool(settings, lambda pool: credentials.list_all(pool, tenant=args.tenant))
-    for row in rows:
-        state = "revoked" if row["revoked_at"] else "active"
-        print(f"{row['key']}\t{row['tenant']}\t{' '.join(row['scopes'])}\t{state}\t{row['name'] or ''}")
+    records = _with_pool(settings, lambda pool: credentials.list_credentials(pool, tenant=args.tenant))
+    for record in records:
+        state = "active" if record.active else "revoked"
+        print(f"{record.key}\t{record.tenant}\t{' '.join(record.scopes)}\t{state}\t{record.name or ''}")
     return 0
 
 
@@ -84,7 +83,7 @@ def _revoke(args: argparse.Namespace) -> int:
 
     settings = load_settings()
     setup(settings)
-    found = _with_pool(settings, lambda pool: credentials.revoke(pool, args.key))
+    found = _with_pool(settings, lambda pool: credentials.revoke_credential(pool, args.key))
     if not found:
         print(f"lrs credentials revoke: no active credential {args.key!r}", file=sys.stderr)
         return 1

@@ -7,7 +7,8 @@ from typing import AsyncIterator
 import structlog
 from aiohttp import web
 
-from lrs.config import Settings
+from lrs.auth import Credential, hash_secret
+from lrs.config import ConfigError, Settings
 from lrs.http import keys
 from lrs.http.about import about, health, ready
 from lrs.http.authn import Authenticator
@@ -41,6 +42,13 @@ def create_app(settings: Settings, *, database_url: str, nats_url: str | None) -
     return app
 
 
+def parse_bootstrap_credential(value: str) -> tuple[str, str]:
+    key, sep, secret = value.partition(":")
+    if not sep or not key or not secret:
+        raise ConfigError("LRS_BOOTSTRAP_CREDENTIAL must look like key:secret")
+    return key, secret
+
+
 async def _stop_accepting(app: web.Application) -> None:
     app[keys.LIFECYCLE].accepting = False
 
@@ -51,16 +59,23 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     from lrs.store.pool import create_pool
 
     settings = app[keys.SETTINGS]
-    pool = await create_pool(app[keys.DATABASE_URL], size=settings.db_pool_size)
-    async with pool.acquire() as conn:
-        await apply_migrations(conn)
+    pool = await create_pool(app[keys.DATABASE_URL], min_size=2, max_size=settings.db_pool_size)
+    await apply_migrations(pool)
     if settings.bootstrap_credential:
-        await credentials.ensure_bootstrap(pool, settings.bootstrap_credential)
+        key, secret = parse_bootstrap_credential(settings.bootstrap_credential)
+        await credentials.ensure_credential(
+            pool, key=key, secret_hash=hash_secret(secret), tenant="default", scopes=["all"], name=key
+        )
     app[keys.POOL] = pool
     app[keys.CURSOR_SECRET] = await secrets.get_or_create(pool, "cursor", 32)
-    app[keys.AUTHENTICATOR] = Authenticator(
-        lambda key: credentials.fetch_for_auth(pool, key), cache_ttl=settings.credential_cache_ttl_s
-    )
+
+    async def fetch(key: str) -> tuple[str, Credential] | None:
+        record = await credentials.fetch_credential(pool, key)
+        if record is None or not record.active:
+            return None
+        return record.secret_hash, record.credential()
+
+    app[keys.AUTHENTICATOR] = Authenticator(fetch, cache_ttl=settings.credential_cache_ttl_s)
     try:
         yield
     finally:
@@ -73,7 +88,7 @@ async def _writer(app: web.Application) -> AsyncIterator[None]:
     settings = app[keys.SETTINGS]
     writer = StatementWriter(
         app[keys.POOL],
-        max_wait_ms=settings.group_commit_wait_ms,
+        wait_ms=settings.group_commit_wait_ms,
         max_statements=settings.group_commit_max_statements,
     )
     await writer.start()
@@ -95,7 +110,7 @@ async def _relay(app: web.Application) -> AsyncIterator[None]:
     from lrs.relay import Relay
 
     relay = Relay(app[keys.POOL], nats_url, batch_size=settings.relay_batch_size)
-    app[keys.WRITER].on_commit(relay.notify)
+    app[keys.WRITER].committed.append(relay.notify)
     await relay.start()
     app[keys.RELAY] = relay
     try:

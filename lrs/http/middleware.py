@@ -20,8 +20,9 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 log = structlog.get_logger("lrs.http")
 
-CREDENTIAL = "credential"
-XAPI_VERSION = "xapi_version"
+CREDENTIAL = web.RequestKey("credential", Credential)
+XAPI_VERSION = web.RequestKey("xapi_version", str)
+LOG_FIELDS = web.RequestKey("log_fields", dict)
 
 # Endpoints reachable without credentials: the spec's About resource and the
 # operational probes (they reveal nothing about stored data).
@@ -72,7 +73,7 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
             duration_ms=round(elapsed * 1000, 3),
             credential=credential.key if credential else None,
             tenant=credential.tenant if credential else None,
-            **request.get("log_fields", {}),
+            **request.get(LOG_FIELDS, {}),
         )
     response.headers["X-Request-ID"] = request_id
     return response
@@ -84,7 +85,7 @@ async def error_mapping(request: web.Request, handler: Handler) -> web.StreamRes
     try:
         return await handler(request)
     except XapiError as exc:
-        request.setdefault("log_fields", {})["error"] = str(exc)
+        request.setdefault(LOG_FIELDS, {})["error"] = str(exc)
         return error_response(exc.status, exc.message, exc.path)
     except AuthError as exc:
         response = error_response(401, "authentication required: " + str(exc))

@@ -17,8 +17,8 @@ from aiohttp import web
 from lrs.auth import Credential
 from lrs.http import keys
 from lrs.http.metrics import STATEMENTS_ACCEPTED, STATEMENTS_REJECTED
-from lrs.http.middleware import CREDENTIAL, XAPI_VERSION
-from lrs.ingest.formats import format_statement
+from lrs.http.middleware import CREDENTIAL, LOG_FIELDS, XAPI_VERSION
+from lrs.ingest.formats import format_statement, parse_accept_language
 from lrs.ingest.prepare import prepare_statements
 from lrs.ingest.cursor import decode_cursor, encode_cursor
 from lrs.ingest.query import StatementFetch, more_token, parse_statement_query
@@ -85,7 +85,7 @@ async def _append(request: web.Request, statements: list[dict[str, Any]]) -> lis
     inserted = sum(1 for r in results if r.inserted)
     if inserted:
         STATEMENTS_ACCEPTED.labels(credential.tenant).inc(inserted)
-    request.setdefault("log_fields", {}).update(statements=len(results), inserted=inserted)
+    request.setdefault(LOG_FIELDS, {}).update(statements=len(results), inserted=inserted)
     return results
 
 
@@ -130,30 +130,12 @@ def _parse_uuid(raw: str, where: str) -> uuid.UUID:
         raise XapiError(400, f"{raw!r} is not a UUID", where) from None
 
 
-def _accept_languages(request: web.Request) -> list[str]:
-    header = request.headers.get("Accept-Language", "")
-    ranked: list[tuple[float, int, str]] = []
-    for index, part in enumerate(header.split(",")):
-        tag, _, params = part.strip().partition(";")
-        if not tag:
-            continue
-        quality = 1.0
-        params = params.strip()
-        if params.startswith("q="):
-            try:
-                quality = float(params[2:])
-            except ValueError:
-                quality = 0.0
-        ranked.append((-quality, index, tag.strip()))
-    return [tag for _, _, tag in sorted(ranked)]
-
-
 async def get_statements(request: web.Request) -> web.Response:
     credential: Credential = request[CREDENTIAL]
     _require(credential, "statements/read")
     settings = request.app[keys.SETTINGS]
     pool = request.app[keys.POOL]
-    languages = _accept_languages(request)
+    languages = parse_accept_language(request.headers.get("Accept-Language", ""))
     token = more_token(request.query)
     if token is not None:
         query, after = decode_cursor(request.app[keys.CURSOR_SECRET], credential.key, credential.tenant, token)
