@@ -83,6 +83,11 @@ class EmbeddedNats:
         return f"nats://{HOST}:{self.port}"
 
     @property
+    def pid(self) -> int | None:
+        """Process id of the running server, if any."""
+        return self._proc.pid if self._proc is not None and self._proc.returncode is None else None
+
+    @property
     def running(self) -> bool:
         return self._proc is not None and self._proc.returncode is None
 

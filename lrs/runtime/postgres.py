@@ -133,6 +133,11 @@ class EmbeddedPostgres:
             raise RuntimeError("postgres is not running")
         return database_url(self.socket_dir, SUPERUSER)
 
+    @property
+    def pid(self) -> int | None:
+        """Process id of the running server, if any."""
+        return self._proc.pid if self._proc is not None and self._proc.returncode is None else None
+
     def url_for(self, database: str) -> str:
         if self.socket_dir is None:
             raise RuntimeError("postgres is not running")

@@ -82,3 +82,146 @@ async def test_jetstream_data_survives_stop_and_kill(nats_control: EmbeddedNats)
         assert (await _read_all(nc, "PERSIST"))[:2] == [b"a", b"b"]
     finally:
         await nc.close()
+
+
+# -- the embedded default ------------------------------------------------------
+
+import asyncio  # noqa: E402
+import json  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+from lrs.config import Settings  # noqa: E402
+from lrs.runtime.embedded import embedded_services  # noqa: E402
+from lrs.runtime.postgres import EmbeddedPostgres  # noqa: E402
+
+
+@pytest.fixture
+def data_dir():
+    from tests.conftest import _temp_dir
+
+    with _temp_dir("lrs-test-rt-") as path:
+        yield path
+
+
+async def test_embedded_services_start_both_and_keep_data_across_restarts(data_dir: Path) -> None:
+    settings = Settings(data_dir=data_dir)
+    async with embedded_services(settings) as (database_url, nats_url):
+        conn = await asyncpg.connect(database_url)
+        try:
+            assert await conn.fetchval("SELECT current_database()") == "lrs"
+            await conn.execute("CREATE TABLE kept (x int); INSERT INTO kept VALUES (42)")
+        finally:
+            await conn.close()
+        await _publish_and_read(nats_url, "KEPT", [b"kept"])
+
+    async with embedded_services(settings) as (database_url_again, nats_url_again):
+        assert (database_url_again, nats_url_again) == (database_url, nats_url)
+        conn = await asyncpg.connect(database_url)
+        try:
+            assert await conn.fetchval("SELECT x FROM kept") == 42
+        finally:
+            await conn.close()
+        nc = await nats.connect(nats_url)
+        try:
+            assert await _read_all(nc, "KEPT") == [b"kept"]
+        finally:
+            await nc.close()
+
+
+async def test_embedded_services_use_configured_urls(data_dir: Path, database_url: str, nats_url: str) -> None:
+    settings = Settings(data_dir=data_dir, database_url=database_url, nats_url=nats_url)
+    async with embedded_services(settings) as urls:
+        assert urls == (database_url, nats_url)
+    assert list(data_dir.iterdir()) == []
+
+
+async def test_second_postgres_on_a_data_dir_in_use_is_refused(data_dir: Path) -> None:
+    async with EmbeddedPostgres(data_dir / "pg", settings={"shared_buffers": "32MB"}) as first:
+        with pytest.raises(RuntimeError, match="already running"):
+            await EmbeddedPostgres(data_dir / "pg").start()
+        conn = await asyncpg.connect(first.url)  # the first one is untouched
+        await conn.close()
+
+
+async def test_long_data_dir_puts_the_socket_under_tmp(data_dir: Path) -> None:
+    deep = data_dir / ("d" * 60) / ("e" * 60)
+    async with EmbeddedPostgres(deep, settings={"shared_buffers": "32MB"}) as server:
+        assert server.socket_dir is not None and not server.socket_dir.is_relative_to(deep)
+        conn = await asyncpg.connect(server.url)
+        await conn.close()
+        socket_dir = server.socket_dir
+    assert not socket_dir.exists()
+
+
+_CRASHING_PARENT = """
+import asyncio, json, sys
+from pathlib import Path
+import asyncpg
+from lrs.runtime.nats import EmbeddedNats
+from lrs.runtime.postgres import EmbeddedPostgres
+
+async def main():
+    root = Path(sys.argv[1])
+    pg = EmbeddedPostgres(root / "pg", settings={"shared_buffers": "32MB"})
+    ns = EmbeddedNats(root / "nats")
+    await pg.start()
+    await ns.start()
+    conn = await asyncpg.connect(pg.url)
+    await conn.execute("CREATE TABLE survived (x int); INSERT INTO survived VALUES (7)")
+    await conn.close()
+    print("PIDS", json.dumps({"postgres": pg.pid, "nats": ns.pid}), flush=True)
+    await asyncio.Event().wait()
+
+asyncio.run(main())
+"""
+
+
+def _running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
+async def _wait_until_gone(pid: int, timeout_s: float = 30.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while _running(pid):
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(0.05)
+    return True
+
+
+async def _line_after(stream: asyncio.StreamReader, prefix: bytes) -> bytes:
+    while line := await stream.readline():
+        if line.startswith(prefix):
+            return line[len(prefix):]
+    raise AssertionError(f"child exited without printing {prefix!r}")
+
+
+async def test_servers_die_with_a_killed_parent_and_restart_cleanly(data_dir: Path) -> None:
+    parent = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", _CRASHING_PARENT, str(data_dir), stdout=asyncio.subprocess.PIPE
+    )
+    try:
+        pids = json.loads(await asyncio.wait_for(_line_after(parent.stdout, b"PIDS "), timeout=60))
+        assert _running(pids["postgres"]) and _running(pids["nats"])
+    finally:
+        parent.kill()
+        await parent.wait()
+
+    assert await _wait_until_gone(pids["postgres"]), "postgres outlived its parent"
+    assert await _wait_until_gone(pids["nats"]), "nats-server outlived its parent"
+
+    async with EmbeddedPostgres(data_dir / "pg", settings={"shared_buffers": "32MB"}) as server:
+        conn = await asyncpg.connect(server.url)
+        try:
+            assert await conn.fetchval("SELECT x FROM survived") == 7
+        finally:
+            await conn.close()
