@@ -1,0 +1,133 @@
+"""State of the competency projection, as plain immutable values.
+
+A learner is named by the canonical key of the actor's inverse functional
+identifier (:func:`lrs.xapi.identity.ifi_key`): ``mbox:mailto:a@example.org``,
+``mbox_sha1sum:<lowercase hex>``, ``openid:<uri>`` or
+``account:<homePage>|<name>``.
+
+Times are UTC ISO 8601 strings with microseconds and a ``Z``
+(``2025-03-01T08:00:00.000000Z``), so they sort as text.  Statement ids are
+lowercase UUID strings.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from msgspec import Struct
+
+__all__ = [
+    "RULE_VERSION",
+    "Status",
+    "Evidence",
+    "LevelAttainment",
+    "CompetencyState",
+    "ProgramCertification",
+    "LearnerState",
+    "StatementEvidence",
+    "StatementVoided",
+    "LearnerEvent",
+]
+
+# Bumped whenever the rules in policy.py change what a state would be; a
+# projection built under another rule version is rebuilt by replay.
+RULE_VERSION = 1
+
+Status = Literal["not_started", "in_progress", "mastered"]
+
+
+class _Value(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    pass
+
+
+class Evidence(_Value, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """What one statement says about one competency (at one level)."""
+
+    statement_id: str
+    timestamp: str  # the statement's timestamp (UTC, normalised)
+    competency: str  # competence IRI
+    level: str | None  # level code; None when aligned to the competence alone
+    level_rank: int  # 1 = lowest level of the framework, 0 = no level
+    activity: str  # the aligned activity (object, parent or category)
+    source: Literal["objective", "alignment", "equivalent"]
+    verb: str
+    registration: str | None
+    passed: bool | None  # judged: True passed, False failed, None not judged
+    completed: bool
+    score: float | None  # result.score.scaled
+    move_on: str  # cmi5 moveOn criterion that decides mastery
+
+    @property
+    def order(self) -> tuple[str, str, str, int, str]:
+        return (self.timestamp, self.statement_id, self.competency, self.level_rank, self.activity)
+
+
+class LevelAttainment(_Value, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A level of a competency was reached at ``achieved_at`` by these statements."""
+
+    level: str | None
+    level_rank: int
+    achieved_at: str
+    statement_ids: tuple[str, ...]  # sorted
+
+
+class CompetencyState(_Value, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    competency: str
+    status: Status
+    level: str | None  # highest level reached
+    best_score: float | None
+    latest_score: float | None
+    evidence_count: int  # statements that are evidence for this competency
+    first_evidence_at: str | None
+    last_evidence_at: str | None
+    first_mastered_at: str | None
+    attainments: tuple[LevelAttainment, ...]  # lowest level first
+    rule_version: int = RULE_VERSION
+
+
+class ProgramCertification(_Value, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    program: str
+    program_version: str
+    earned: bool
+    earned_at: str | None
+    statement_ids: tuple[str, ...]  # the exact statements that earned it, sorted
+    met: tuple[str, ...]  # required competences reached, sorted
+    missing: tuple[str, ...]  # required competences not yet reached, sorted
+    rule_version: int = RULE_VERSION
+
+
+class LearnerState(_Value, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Everything the projection knows about one learner.
+
+    ``evidence`` is kept (sorted) so a late or voided statement refolds the
+    affected competencies from their evidence; ``voided`` remembers voided
+    statement ids so a voided statement that arrives again stays out.
+    """
+
+    learner: str
+    evidence: tuple[Evidence, ...] = ()
+    voided: tuple[str, ...] = ()
+    competencies: dict[str, CompetencyState] = {}
+    certifications: dict[str, ProgramCertification] = {}  # by "<iri>|<version>"
+    rule_version: int = RULE_VERSION
+
+
+# -- events the rules fold -----------------------------------------------------
+
+
+class StatementEvidence(_Value, frozen=True, kw_only=True, forbid_unknown_fields=True, tag="evidence"):
+    """A statement about ``learner`` that is evidence for one or more competencies."""
+
+    statement_id: str
+    learner: str
+    evidence: tuple[Evidence, ...]
+
+
+class StatementVoided(_Value, frozen=True, kw_only=True, forbid_unknown_fields=True, tag="voided"):
+    """Statement ``target_id`` was voided by statement ``statement_id``."""
+
+    statement_id: str
+    target_id: str
+
+
+LearnerEvent = StatementEvidence | StatementVoided

@@ -1,0 +1,353 @@
+"""The competency rules: from statements to evidence, from evidence to state.
+
+Pure: no clock, no randomness, no I/O.  A state depends only on the set of
+evidence and voided ids, never on the order events arrive in:
+
+- evidence is folded in (timestamp, statement id) order;
+- a statement id is applied once (a second delivery changes nothing);
+- a voided statement's evidence is removed and the affected competencies are
+  refolded; a voided id stays remembered, so the voided statement arriving
+  later (or again) is ignored.
+
+Alignment.  A statement is evidence for a competency when its object, or an
+activity in ``context.contextActivities.parent`` or ``.category``, is aligned:
+
+- cmi5 style, the activity *is* an objective: its id is a competence IRI or
+  a competence-level IRI (``<competence IRI>/levels/<code>``) and its
+  ``definition.type``, if given, is ``http://adlnet.gov/expapi/activities/objective``;
+- or the activity is listed in a loaded alignment table.
+
+Evidence aligned to a competence also counts for the competences declared
+equivalent to it (levels mapped through the frameworks' level equivalents).
+
+Judgement (cmi5 section 9.3 and 9.5).  ``passed``, ``waived`` and
+``satisfied`` judge success, ``failed`` judges failure, ``result.success``
+overrides the verb; ``completed``, ``waived`` and ``satisfied`` (and
+``result.completion: true``) mean completion.  When a scaled score and a
+masteryScore both apply (the alignment table's, else the statement's cmi5
+``masteryscore`` context extension), the score decides a success:
+``scaled >= masteryScore``; an unjudged scored statement is judged by it too.
+A statement is evidence only when it carries a judgement, a completion or a
+scaled score (``launched``, ``initialized`` and ``terminated`` are not).
+
+Mastery.  Per aligned activity, level and registration, the alignment's cmi5
+moveOn criterion (Passed, Completed, CompletedAndPassed, CompletedOrPassed)
+decides when the level is reached; a reached level stays reached (a later
+failure does not undo it, voiding the statements that reached it does).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any, Iterable
+
+from lrs.xapi.identity import ifi_key
+from projections.competency.catalog import AlignmentTarget, Catalog
+from projections.competency.model import (
+    RULE_VERSION,
+    CompetencyState,
+    Evidence,
+    LearnerEvent,
+    LearnerState,
+    LevelAttainment,
+    ProgramCertification,
+    StatementEvidence,
+    StatementVoided,
+)
+
+__all__ = [
+    "VERB_PASSED",
+    "VERB_FAILED",
+    "VERB_COMPLETED",
+    "VERB_WAIVED",
+    "VERB_SATISFIED",
+    "VERB_VOIDED",
+    "OBJECTIVE_TYPE",
+    "MASTERY_SCORE_EXTENSION",
+    "normalise_timestamp",
+    "interpret",
+    "fold_competency",
+    "certifications",
+    "evolve",
+    "fold",
+]
+
+VERB_PASSED = "http://adlnet.gov/expapi/verbs/passed"
+VERB_FAILED = "http://adlnet.gov/expapi/verbs/failed"
+VERB_COMPLETED = "http://adlnet.gov/expapi/verbs/completed"
+VERB_WAIVED = "https://w3id.org/xapi/adl/verbs/waived"
+VERB_SATISFIED = "https://w3id.org/xapi/adl/verbs/satisfied"
+VERB_VOIDED = "http://adlnet.gov/expapi/verbs/voided"
+OBJECTIVE_TYPE = "http://adlnet.gov/expapi/activities/objective"
+MASTERY_SCORE_EXTENSION = "https://w3id.org/xapi/cmi5/context/extensions/masteryscore"
+
+_JUDGED_SUCCESS = {VERB_PASSED: True, VERB_WAIVED: True, VERB_SATISFIED: True, VERB_FAILED: False}
+_MEANS_COMPLETION = frozenset({VERB_COMPLETED, VERB_WAIVED, VERB_SATISFIED})
+
+
+def normalise_timestamp(value: str) -> str:
+    """An xAPI timestamp as UTC ``YYYY-MM-DDTHH:MM:SS.ffffffZ`` (sortable text).
+
+    A timestamp without an offset is read as UTC.  Raises ValueError."""
+    parsed = datetime.fromisoformat(value.replace("z", "Z"))
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=timezone.utc)
+    return parsed.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+# -- statement -> event ----------------------------------------------------------
+
+
+def interpret(statement: dict[str, Any], catalog: Catalog) -> LearnerEvent | None:
+    """The event a stored statement means for the projection, or None."""
+    statement_id = str(statement.get("id", "")).lower()
+    verb = (statement.get("verb") or {}).get("id", "")
+    obj = statement.get("object") or {}
+    if verb == VERB_VOIDED and obj.get("objectType") == "StatementRef":
+        return StatementVoided(statement_id=statement_id, target_id=str(obj.get("id", "")).lower())
+    learner = ifi_key(statement.get("actor") or {})
+    if learner is None or not statement_id:
+        return None
+    targets = list(_aligned_targets(statement, catalog))
+    if not targets:
+        return None
+    result = statement.get("result") or {}
+    context = statement.get("context") or {}
+    score = _scaled_score(result)
+    explicit = result.get("success")
+    judged: bool | None = explicit if isinstance(explicit, bool) else _JUDGED_SUCCESS.get(verb)
+    completed = result.get("completion") is True or verb in _MEANS_COMPLETION
+    context_mastery = _fraction((context.get("extensions") or {}).get(MASTERY_SCORE_EXTENSION))
+    when = statement.get("timestamp") or statement.get("stored")
+    if not isinstance(when, str):
+        raise ValueError(f"statement {statement_id} has neither timestamp nor stored")
+    timestamp = normalise_timestamp(when)
+    registration = context.get("registration")
+    registration = registration.lower() if isinstance(registration, str) else None
+
+    evidence: dict[tuple[str, str | None, str], Evidence] = {}
+    for activity, target in targets:
+        mastery = target.mastery_score if target.mastery_score is not None else context_mastery
+        passed = judged
+        if score is not None and mastery is not None and judged is not False:
+            passed = score >= mastery
+        if passed is None and not completed and score is None:
+            continue  # nothing judged, completed or scored: not evidence
+        for competency, level, source in _with_equivalents(target, catalog):
+            key = (competency, level, activity)
+            if key in evidence:
+                continue
+            evidence[key] = Evidence(
+                statement_id=statement_id,
+                timestamp=timestamp,
+                competency=competency,
+                level=level,
+                level_rank=catalog.rank(competency, level),
+                activity=activity,
+                source=source,
+                verb=verb,
+                registration=registration,
+                passed=passed,
+                completed=completed,
+                score=score,
+                move_on=target.move_on,
+            )
+    if not evidence:
+        return None
+    ordered = tuple(sorted(evidence.values(), key=lambda e: e.order))
+    return StatementEvidence(statement_id=statement_id, learner=learner, evidence=ordered)
+
+
+def _activities(statement: dict[str, Any]) -> Iterable[dict[str, Any]]:
+    obj = statement.get("object") or {}
+    if obj.get("objectType", "Activity") == "Activity" and "id" in obj:
+        yield obj
+    context_activities = (statement.get("context") or {}).get("contextActivities") or {}
+    for kind in ("parent", "category"):
+        value = context_activities.get(kind)
+        if isinstance(value, dict):
+            value = [value]
+        for activity in value or ():
+            if isinstance(activity, dict) and "id" in activity:
+                yield activity
+
+
+def _aligned_targets(statement: dict[str, Any], catalog: Catalog) -> Iterable[tuple[str, AlignmentTarget]]:
+    for activity in _activities(statement):
+        iri = activity["id"]
+        objective = catalog.objectives.get(iri)
+        if objective is not None:
+            declared = (activity.get("definition") or {}).get("type")
+            if declared is None or declared == OBJECTIVE_TYPE:
+                yield iri, objective
+        for target in catalog.alignments.get(iri, ()):
+            yield iri, target
+
+
+def _with_equivalents(target: AlignmentTarget, catalog: Catalog) -> Iterable[tuple[str, str | None, str]]:
+    yield target.competency, target.level, target.source
+    for other, level_map in catalog.equivalents.get(target.competency, ()):
+        if target.level is None:
+            yield other, None, "equivalent"
+        elif target.level in level_map:
+            yield other, level_map[target.level], "equivalent"
+
+
+def _scaled_score(result: dict[str, Any]) -> float | None:
+    scaled = (result.get("score") or {}).get("scaled")
+    if isinstance(scaled, (int, float)) and not isinstance(scaled, bool):
+        return float(scaled)
+    return None
+
+
+def _fraction(value: Any) -> float | None:
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value <= 1:
+        return float(value)
+    return None
+
+
+# -- evidence -> state -----------------------------------------------------------
+
+
+def _move_on_met(move_on: str, passed_id: str | None, completed_id: str | None) -> tuple[str, ...] | None:
+    """The statement ids that meet ``move_on``, or None when it is not met."""
+    if move_on == "Passed":
+        return (passed_id,) if passed_id else None
+    if move_on == "Completed":
+        return (completed_id,) if completed_id else None
+    if move_on == "CompletedAndPassed":
+        return tuple(sorted({passed_id, completed_id})) if passed_id and completed_id else None  # type: ignore[arg-type]
+    # CompletedOrPassed: whichever came first (both when one statement did both)
+    ids = {i for i in (passed_id, completed_id) if i}
+    return tuple(sorted(ids)) if ids else None
+
+
+def fold_competency(competency: str, evidence: Iterable[Evidence]) -> CompetencyState:
+    """The state of one competency from its evidence (any order, any duplicates)."""
+    unique = {(e.statement_id, e.level, e.activity): e for e in evidence if e.competency == competency}
+    ordered = sorted(unique.values(), key=lambda e: e.order)
+    statements: set[str] = set()
+    best: float | None = None
+    latest: float | None = None
+    # (level, activity, registration, move_on) -> [first passed id, first completed id]
+    progress: dict[tuple[str | None, str, str | None, str], list[str | None]] = {}
+    attained: dict[str | None, LevelAttainment] = {}
+    for e in ordered:
+        statements.add(e.statement_id)
+        if e.score is not None:
+            latest = e.score
+            best = e.score if best is None else max(best, e.score)
+        track = progress.setdefault((e.level, e.activity, e.registration, e.move_on), [None, None])
+        if e.passed and track[0] is None:
+            track[0] = e.statement_id
+        if e.completed and track[1] is None:
+            track[1] = e.statement_id
+        if e.level in attained:
+            continue
+        met_by = _move_on_met(e.move_on, track[0], track[1])
+        if met_by is not None:
+            attained[e.level] = LevelAttainment(
+                level=e.level, level_rank=e.level_rank, achieved_at=e.timestamp, statement_ids=met_by
+            )
+    attainments = tuple(sorted(attained.values(), key=lambda a: a.level_rank))
+    top = max(attainments, key=lambda a: a.level_rank) if attainments else None
+    return CompetencyState(
+        competency=competency,
+        status="mastered" if attainments else ("in_progress" if ordered else "not_started"),
+        level=top.level if top else None,
+        best_score=best,
+        latest_score=latest,
+        evidence_count=len(statements),
+        first_evidence_at=ordered[0].timestamp if ordered else None,
+        last_evidence_at=ordered[-1].timestamp if ordered else None,
+        first_mastered_at=min(a.achieved_at for a in attainments) if attainments else None,
+        attainments=attainments,
+        rule_version=RULE_VERSION,
+    )
+
+
+def certifications(
+    competencies: dict[str, CompetencyState], catalog: Catalog
+) -> dict[str, ProgramCertification]:
+    """Each programme the learner has any evidence towards, earned or not.
+
+    A requirement is met by the earliest attainment at or above its level; the
+    programme is earned when the last requirement is met, by exactly the
+    statements of those attainments."""
+    result: dict[str, ProgramCertification] = {}
+    for program in catalog.programs:
+        if not any(r.competency in competencies for r in program.requirements):
+            continue
+        met: list[str] = []
+        missing: list[str] = []
+        times: list[str] = []
+        ids: set[str] = set()
+        for requirement in program.requirements:
+            needed = catalog.rank(requirement.competency, requirement.level)
+            state = competencies.get(requirement.competency)
+            candidates = [a for a in (state.attainments if state else ()) if a.level_rank >= needed]
+            if not candidates:
+                missing.append(requirement.competency)
+                continue
+            first = min(candidates, key=lambda a: (a.achieved_at, a.level_rank, a.statement_ids))
+            met.append(requirement.competency)
+            times.append(first.achieved_at)
+            ids.update(first.statement_ids)
+        earned = not missing
+        result[f"{program.iri}|{program.version}"] = ProgramCertification(
+            program=program.iri,
+            program_version=program.version,
+            earned=earned,
+            earned_at=max(times) if earned else None,
+            statement_ids=tuple(sorted(ids)) if earned else (),
+            met=tuple(sorted(met)),
+            missing=tuple(sorted(missing)),
+        )
+    return result
+
+
+def evolve(state: LearnerState, event: LearnerEvent, catalog: Catalog) -> LearnerState:
+    """The learner's state after ``event``; ``state`` itself is unchanged."""
+    if isinstance(event, StatementVoided):
+        if event.target_id in state.voided:
+            return state
+        voided = tuple(sorted((*state.voided, event.target_id)))
+        removed = [e for e in state.evidence if e.statement_id == event.target_id]
+        kept = tuple(e for e in state.evidence if e.statement_id != event.target_id)
+        return _refold(state, kept, voided, {e.competency for e in removed}, catalog)
+    if event.statement_id in state.voided or any(e.statement_id == event.statement_id for e in state.evidence):
+        return state
+    merged = tuple(sorted((*state.evidence, *event.evidence), key=lambda e: e.order))
+    return _refold(state, merged, state.voided, {e.competency for e in event.evidence}, catalog)
+
+
+def fold(learner: str, events: Iterable[LearnerEvent], catalog: Catalog) -> LearnerState:
+    """The state after all ``events`` (a replay from nothing)."""
+    state = LearnerState(learner=learner)
+    for event in events:
+        state = evolve(state, event, catalog)
+    return state
+
+
+def _refold(
+    state: LearnerState,
+    evidence: tuple[Evidence, ...],
+    voided: tuple[str, ...],
+    affected: set[str],
+    catalog: Catalog,
+) -> LearnerState:
+    competencies = dict(state.competencies)
+    for competency in sorted(affected):
+        own = [e for e in evidence if e.competency == competency]
+        if own:
+            competencies[competency] = fold_competency(competency, own)
+        else:
+            competencies.pop(competency, None)
+    return LearnerState(
+        learner=state.learner,
+        evidence=evidence,
+        voided=voided,
+        competencies=dict(sorted(competencies.items())),
+        certifications=certifications(competencies, catalog),
+        rule_version=RULE_VERSION,
+    )
