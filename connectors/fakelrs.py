@@ -38,7 +38,7 @@ class FakeLrs:
         self.reject_ids: dict[str, str] = {}
         self.name_path_in_errors = True
         self.post_delay = 0.0
-        self.expire_more = False
+        self.expired_more: set[str] = set()  # more tokens answered with 400
         self.page_size = 100
         self.posts: list[int] = []  # batch sizes of every POST that reached the handler
         self.gets: list[str] = []
@@ -125,7 +125,7 @@ class FakeLrs:
         ordered = sorted(self.statements, key=lambda sid: self.stored[sid])
         more = request.query.get("more")
         if more is not None:
-            if self.expire_more:
+            if more in self.expired_more:
                 return web.json_response({"message": "more link expired"}, status=400)
             start = int(more)
         else:
