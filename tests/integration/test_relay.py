@@ -1,0 +1,386 @@
+"""The relay against a real PostgreSQL and a real nats-server.
+
+Events are appended through the real path (migrations, StatementWriter with
+its commit hook); "exactly once" is checked by reading the whole stream and
+counting Nats-Msg-Id values.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import json
+import shutil
+import uuid
+from dataclasses import dataclass
+from typing import AsyncIterator
+
+import nats
+import pytest
+from nats.js import api
+from nats.js.errors import NotFoundError
+from prometheus_client import REGISTRY
+
+import lrs.relay as relay_module
+from lrs.bus import STREAM_NAME, Bus, event_subject, load_consumer_config, load_stream_config
+from lrs.eventlog import EventRecord, format_stored
+from lrs.ingest.prepare import prepare_statements
+from lrs.relay import Relay
+from lrs.store.checkpoints import get_checkpoint
+from lrs.store.log_reader import read_events_after
+from lrs.store.migrations import apply_migrations
+from lrs.store.pool import create_pool
+from lrs.store.writer import StatementWriter
+from lrs.xapi.statement import parse_statements
+
+AUTHORITY = {"objectType": "Agent", "account": {"homePage": "http://lrs.example", "name": "relay-tests"}}
+WAIT_S = 60.0
+
+
+# -- fixtures ------------------------------------------------------------------
+
+
+@pytest.fixture
+async def pool(database_url: str) -> AsyncIterator:
+    pool = await create_pool(database_url, min_size=1, max_size=8)
+    await apply_migrations(pool)
+    try:
+        yield pool
+    finally:
+        await pool.close()
+
+
+@pytest.fixture
+async def writer(pool) -> AsyncIterator[StatementWriter]:
+    writer = StatementWriter(pool)
+    await writer.start()
+    try:
+        yield writer
+    finally:
+        await writer.close()
+
+
+@pytest.fixture
+async def shared_nats(nats_url: str) -> str:
+    """The session's nats-server with no LRS_EVENTS stream left by earlier tests."""
+    nc = await nats.connect(nats_url)
+    try:
+        try:
+            await nc.jetstream().delete_stream(STREAM_NAME)
+        except NotFoundError:
+            pass
+    finally:
+        await nc.close()
+    return nats_url
+
+
+@pytest.fixture
+async def relays(pool, writer: StatementWriter) -> AsyncIterator:
+    """Factory of started relays hooked to the writer's commits; all stopped at the end."""
+    started: list[Relay] = []
+
+    async def make(nats_url: str, **options) -> Relay:
+        options.setdefault("name", "test")
+        options.setdefault("poll_interval", 0.2)
+        options.setdefault("lock_retry_interval", 0.2)
+        options.setdefault("backoff_max", 1.0)
+        relay = Relay(pool, nats_url, **options)
+        writer.committed.append(relay.notify)
+        await relay.start()
+        started.append(relay)
+        return relay
+
+    try:
+        yield make
+    finally:
+        for relay in started:
+            await relay.stop()
+
+
+# -- helpers -------------------------------------------------------------------
+
+
+async def append(writer: StatementWriter, count: int, tenant: str = "default") -> None:
+    statements = [
+        {
+            "actor": {"mbox": f"mailto:learner{i}@example.com"},
+            "verb": {"id": "http://adlnet.gov/expapi/verbs/experienced"},
+            "object": {"id": f"http://example.com/activities/{uuid.uuid4()}"},
+        }
+        for i in range(count)
+    ]
+    parsed = parse_statements(json.dumps(statements).encode(), "1.0.3")
+    prepared = prepare_statements(parsed, version="1.0.3", authority=AUTHORITY, new_id=uuid.uuid4)
+    results = await writer.append(tenant, prepared)
+    assert len(results) == count and all(r.inserted for r in results)
+
+
+async def all_events(pool) -> list[EventRecord]:
+    return await read_events_after(pool, 0, 1_000_000)
+
+
+@dataclass(frozen=True)
+class StreamMessage:
+    seq: int
+    subject: str
+    headers: dict[str, str]
+    data: bytes
+
+
+async def read_stream(nats_url: str) -> list[StreamMessage]:
+    """Every message of the stream, in stream order."""
+    nc = await nats.connect(nats_url)
+    try:
+        js = nc.jetstream()
+        info = await js.stream_info(STREAM_NAME)
+        total = info.state.messages
+        if total == 0:
+            return []
+        sub = await js.pull_subscribe(
+            "lrs.events.>",
+            stream=STREAM_NAME,
+            config=api.ConsumerConfig(
+                ack_policy=api.AckPolicy.NONE, deliver_policy=api.DeliverPolicy.ALL, inactive_threshold=30.0
+            ),
+        )
+        messages: list[StreamMessage] = []
+        while len(messages) < total:
+            for msg in await sub.fetch(batch=min(1000, total - len(messages)), timeout=5):
+                messages.append(
+                    StreamMessage(msg.metadata.sequence.stream, msg.subject, dict(msg.headers or {}), msg.data)
+                )
+        await sub.unsubscribe()
+        return messages
+    finally:
+        await nc.close()
+
+
+async def wait_until(predicate, what: str, timeout: float = WAIT_S) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await predicate():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await asyncio.sleep(0.1)
+
+
+async def wait_published(relay: Relay, pool, nats_url: str) -> None:
+    """Until the relay's checkpoint reaches the log head and the stream holds at least as many messages."""
+    events = await all_events(pool)
+    head = events[-1].position if events else 0
+
+    async def done() -> bool:
+        if await get_checkpoint(pool, relay.name) < head:
+            return False
+        try:
+            return len(await read_stream(nats_url)) >= head
+        except NotFoundError:
+            return False
+
+    await wait_until(done, f"position {head} on the stream")
+
+
+async def assert_exactly_once(pool, nats_url: str) -> list[StreamMessage]:
+    events = await all_events(pool)
+    messages = await read_stream(nats_url)
+    counts = collections.Counter(m.headers["Nats-Msg-Id"] for m in messages)
+    repeated = {msg_id: n for msg_id, n in counts.items() if n != 1}
+    assert not repeated, f"messages on the stream more than once: {repeated}"
+    assert set(counts) == {str(e.event_id) for e in events}, "stream and log hold different events"
+    assert [int(m.headers["Lrs-Position"]) for m in messages] == [e.position for e in events]
+    return messages
+
+
+async def crash_and_wipe(nats_control) -> None:
+    """SIGKILL the server and delete its JetStream store: acknowledged messages are lost."""
+    nats_control.kill()
+    await wait_until(lambda: _true(not nats_control.running), "nats-server to exit")
+    shutil.rmtree(nats_control.store_dir)
+
+
+def sample(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+# -- definitions -----------------------------------------------------------------
+
+
+async def test_stream_is_created_from_its_definition_and_drift_is_repaired(shared_nats: str) -> None:
+    definition = load_stream_config()
+    assert definition.duplicate_window and definition.duplicate_window > 0
+    bus = Bus(shared_nats)
+    await bus.connect()
+    try:
+        info = await bus.ensure_stream()
+        assert info.config.subjects == ["lrs.events.>"]
+        assert info.config.storage == "file"
+        assert info.config.duplicate_window == definition.duplicate_window
+        # Someone shortened the window by hand: the next ensure puts it back.
+        await bus._jetstream().update_stream(definition.evolve(duplicate_window=1.0))
+        info = await bus.ensure_stream()
+        assert info.config.duplicate_window == definition.duplicate_window
+        assert await bus.last_position() == 0
+        consumer = await bus.ensure_consumer(load_consumer_config(durable_name="relay-test"))
+        assert consumer.config.ack_policy == "explicit"
+        assert consumer.config.durable_name == "relay-test"
+    finally:
+        await bus.close()
+
+
+# -- normal operation ------------------------------------------------------------
+
+
+async def test_events_reach_the_stream_once_in_order_with_headers(pool, writer, relays, shared_nats) -> None:
+    relay = await relays(shared_nats, batch_size=50)
+    await append(writer, 120)
+    await append(writer, 30, tenant="acme.org")
+    await append(writer, 1)
+    await wait_published(relay, pool, shared_nats)
+
+    messages = await assert_exactly_once(pool, shared_nats)
+    events = await all_events(pool)
+    assert len(events) == 151
+    for message, event in zip(messages, events):
+        assert message.subject == event_subject(event.tenant, event.event_type)
+        assert message.data == event.payload
+        assert message.headers["Nats-Msg-Id"] == str(event.event_id)
+        assert message.headers["Lrs-Tenant"] == event.tenant
+        assert message.headers["Lrs-Event-Type"] == event.event_type == "statement"
+        assert message.headers["Lrs-Stored"] == format_stored(event.stored)
+        assert message.headers["Lrs-Hash"] == event.hash.hex()
+    assert {m.subject for m in messages} == {"lrs.events.default.statement", "lrs.events.acme%2Eorg.statement"}
+    assert await relay.bus.last_position() == 151
+    assert relay.status() == {
+        "leader": True,
+        "nats": "connected",
+        "published_position": 151,
+        "log_head": 151,
+        "lag": 0,
+    }
+    assert sample("lrs_relay_lag_events", relay="test") == 0
+    assert sample("lrs_relay_published_position", relay="test") == 151
+
+
+async def test_a_commit_wakes_the_relay_without_waiting_for_the_poll(pool, writer, relays, shared_nats) -> None:
+    relay = await relays(shared_nats, poll_interval=600.0)
+    await wait_until(lambda: _true(relay.is_leader and relay.bus.connected), "the relay to lead")
+    await append(writer, 5)
+    await wait_published(relay, pool, shared_nats)
+    await assert_exactly_once(pool, shared_nats)
+
+
+async def _true(value: bool) -> bool:
+    return value
+
+
+async def test_relay_killed_before_its_checkpoint_resumes_without_duplicates(
+    pool, writer, relays, shared_nats, monkeypatch
+) -> None:
+    acked = asyncio.Event()
+
+    async def die_before_checkpoint(conn, name, position) -> None:
+        acked.set()
+        await asyncio.Event().wait()  # cancelled here, as a crash after the acks
+
+    monkeypatch.setattr(relay_module, "set_checkpoint", die_before_checkpoint)
+    first = await relays(shared_nats, batch_size=1000)
+    await append(writer, 300)
+    await asyncio.wait_for(acked.wait(), WAIT_S)
+    await first.stop()
+    assert await get_checkpoint(pool, "test") == 0
+    on_stream_before = len(await read_stream(shared_nats))
+    assert on_stream_before > 0
+    monkeypatch.undo()
+
+    await append(writer, 50)
+    duplicates_before = sample("lrs_relay_messages_published_total", relay="test", outcome="duplicate")
+    second = await relays(shared_nats)
+    await wait_published(second, pool, shared_nats)
+
+    await assert_exactly_once(pool, shared_nats)
+    # The second relay did republish what the first had sent; the stream dropped those.
+    duplicates = sample("lrs_relay_messages_published_total", relay="test", outcome="duplicate") - duplicates_before
+    assert duplicates == on_stream_before
+
+
+async def test_two_relays_publish_each_event_once_and_fail_over(pool, writer, relays, shared_nats) -> None:
+    one = await relays(shared_nats, batch_size=20)
+    two = await relays(shared_nats, batch_size=20)
+    for _ in range(5):
+        await append(writer, 40)
+    await wait_until(lambda: _true(one.is_leader or two.is_leader), "a leader")
+    leader, standby = (one, two) if one.is_leader else (two, one)
+    await wait_published(leader, pool, shared_nats)
+    assert not standby.is_leader
+    assert standby.batches_published == 0
+    assert leader.batches_published >= 10
+    await assert_exactly_once(pool, shared_nats)
+
+    await leader.stop()
+    await append(writer, 60)
+    await wait_until(lambda: _true(standby.is_leader), "the standby to take over")
+    await wait_published(standby, pool, shared_nats)
+    assert standby.batches_published >= 3
+    await assert_exactly_once(pool, shared_nats)
+
+
+# -- NATS failures -----------------------------------------------------------------
+
+
+async def test_stream_lost_while_relay_down_is_republished_on_start(pool, writer, relays, nats_control) -> None:
+    relay = await relays(nats_control.url, name="gap")
+    await append(writer, 250)
+    await wait_published(relay, pool, nats_control.url)
+    await relay.stop()
+
+    await crash_and_wipe(nats_control)
+    await nats_control.start()
+    await append(writer, 20)
+
+    restarted = await relays(nats_control.url, name="gap")
+    await wait_published(restarted, pool, nats_control.url)
+    assert await get_checkpoint(pool, "gap") == 270
+    await assert_exactly_once(pool, nats_control.url)
+
+
+async def test_nats_killed_and_store_wiped_under_a_running_relay(pool, writer, relays, nats_control) -> None:
+    relay = await relays(nats_control.url, name="wiped")
+    await append(writer, 300)
+    await wait_published(relay, pool, nats_control.url)
+
+    await crash_and_wipe(nats_control)
+    await asyncio.wait_for(append(writer, 40), 10)  # ingest does not wait on NATS
+    await nats_control.start()
+    await append(writer, 10)
+
+    await wait_published(relay, pool, nats_control.url)
+    await assert_exactly_once(pool, nats_control.url)
+    assert sample("lrs_relay_resyncs_total", relay="wiped") >= 2
+
+
+@pytest.mark.slow
+async def test_nats_down_for_30_seconds_ingest_continues_and_backlog_arrives_once(
+    pool, writer, relays, nats_control
+) -> None:
+    relay = await relays(nats_control.url, name="outage")
+    await append(writer, 200)
+    await wait_published(relay, pool, nats_control.url)
+
+    await nats_control.stop()
+    loop = asyncio.get_running_loop()
+    outage_ends = loop.time() + 30.0
+    appended_while_down = 0
+    while loop.time() < outage_ends:
+        # Each append must complete while NATS is down; a relay that held up
+        # ingest would make this wait_for fail.
+        await asyncio.wait_for(append(writer, 25), 10)
+        appended_while_down += 25
+        await asyncio.sleep(0.25)
+    assert not relay.bus.connected
+    assert relay.status()["lag"] == appended_while_down
+    assert sample("lrs_relay_lag_events", relay="outage") == appended_while_down
+
+    await nats_control.start()
+    await wait_published(relay, pool, nats_control.url)
+    messages = await assert_exactly_once(pool, nats_control.url)
+    assert len(messages) == 200 + appended_while_down
+    assert relay.status()["lag"] == 0
