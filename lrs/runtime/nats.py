@@ -71,6 +71,7 @@ class EmbeddedNats:
         self.stop_timeout_s = stop_timeout_s
         self._proc: asyncio.subprocess.Process | None = None
         self._killed: asyncio.subprocess.Process | None = None  # not yet reaped
+        self._port_is_ours = False  # chosen by us and never yet served on
 
     @property
     def port(self) -> int:
@@ -98,14 +99,26 @@ class EmbeddedNats:
         await self._reap_killed()
         binary = find_nats_server()
         self.store_dir.mkdir(parents=True, exist_ok=True)
-        argv = [str(binary), "-js", "-sd", str(self.store_dir), "-a", HOST, "-p", str(self.port)]
-        log.info("nats_starting", store_dir=str(self.store_dir), port=self.port, binary=str(binary))
-        self._proc = await spawn(argv, log_path=self.log_path, death_signal=signal.SIGTERM)
-        try:
-            await self._wait_ready()
-        except BaseException:
-            await self.stop()
-            raise
+        for attempt in range(3):
+            argv = [str(binary), "-js", "-sd", str(self.store_dir), "-a", HOST, "-p", str(self.port)]
+            log.info("nats_starting", store_dir=str(self.store_dir), port=self.port, binary=str(binary))
+            log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
+            self._proc = await spawn(argv, log_path=self.log_path, death_signal=signal.SIGTERM)
+            try:
+                await self._wait_ready()
+            except RuntimeError:
+                await self.stop()
+                if not (self._port_is_ours and attempt < 2 and self._lost_port_race(log_offset)):
+                    raise
+                log.warning("nats_port_taken", port=self.port)
+                self._port = self._choose_port()
+                continue
+            except BaseException:
+                await self.stop()
+                raise
+            break
+        self._port_is_ours = False  # from now on the port is part of the URL clients hold
+        assert self._proc is not None
         log.info("nats_ready", pid=self._proc.pid, url=self.url)
         return self.url
 
@@ -144,11 +157,21 @@ class EmbeddedNats:
         try:
             return int(self._port_file.read_text().strip())
         except (FileNotFoundError, ValueError):
-            pass
+            return self._choose_port()
+
+    def _choose_port(self) -> int:
+        """Pick a free port and remember it; until the first start succeeds,
+        another process may grab it in between, and we then pick again."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         port = free_port(HOST)
         self._port_file.write_text(f"{port}\n")
+        self._port_is_ours = True
         return port
+
+    def _lost_port_race(self, log_offset: int) -> bool:
+        with open(self.log_path, "rb") as log_file:
+            log_file.seek(log_offset)
+            return b"address already in use" in log_file.read()
 
     async def _wait_ready(self) -> None:
         """Ready once a client connection gets an INFO line announcing JetStream."""

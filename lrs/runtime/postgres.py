@@ -155,8 +155,8 @@ class EmbeddedPostgres:
             make_traversable(self.data_dir)
         if not (self.pgdata / "PG_VERSION").is_file():
             await self._initdb(bin_dir)
-        elif self._run_as is not None:
-            chown_tree(self.pgdata, self._run_as)
+        elif self._run_as is not None and self.pgdata.stat().st_uid != self._run_as.uid:
+            chown_tree(self.pgdata, self._run_as)  # e.g. a cluster made by a non-root run
         await self._deal_with_running_postmaster()
         self.socket_dir = self._prepare_socket_dir()
 

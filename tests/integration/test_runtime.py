@@ -1,12 +1,26 @@
-"""The test servers work, and a nats-server restart keeps JetStream data."""
+"""The test servers and the embedded default: they work, keep data and die with their parent."""
 
 from __future__ import annotations
 
+import asyncio
+import json
+import shutil
+import socket
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Iterator
+
 import asyncpg
 import nats
+import pytest
 from nats.js.api import StorageType, StreamConfig
 
+from lrs.config import Settings
+from lrs.runtime.embedded import embedded_services
 from lrs.runtime.nats import EmbeddedNats
+from lrs.runtime.postgres import EmbeddedPostgres
 
 
 async def test_database_is_fresh_and_usable(database_url: str, postgres_server: str) -> None:
@@ -86,26 +100,13 @@ async def test_jetstream_data_survives_stop_and_kill(nats_control: EmbeddedNats)
 
 # -- the embedded default ------------------------------------------------------
 
-import asyncio  # noqa: E402
-import json  # noqa: E402
-import sys  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-import pytest  # noqa: E402
-
-from lrs.config import Settings  # noqa: E402
-from lrs.runtime.embedded import embedded_services  # noqa: E402
-from lrs.runtime.postgres import EmbeddedPostgres  # noqa: E402
-
 
 @pytest.fixture
-def data_dir():
-    from tests.conftest import _temp_dir
-
-    with _temp_dir("lrs-test-rt-") as path:
-        yield path
+def data_dir() -> Iterator[Path]:
+    # Directly under /tmp, as the session's own servers are.
+    path = Path(tempfile.mkdtemp(prefix="lrs-test-rt-", dir="/tmp"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
 
 
 async def test_embedded_services_start_both_and_keep_data_across_restarts(data_dir: Path) -> None:
@@ -225,3 +226,32 @@ async def test_servers_die_with_a_killed_parent_and_restart_cleanly(data_dir: Pa
             assert await conn.fetchval("SELECT x FROM survived") == 7
         finally:
             await conn.close()
+
+
+async def test_nats_picks_another_port_when_its_first_choice_is_taken(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import lrs.runtime.nats as nats_module
+
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        taken = squatter.getsockname()[1]
+        choices = iter([taken])
+        real_free_port = nats_module.free_port
+        monkeypatch.setattr(nats_module, "free_port", lambda host: next(choices, None) or real_free_port(host))
+        async with EmbeddedNats(data_dir) as server:
+            assert server.port != taken
+            assert (data_dir / "port").read_text().strip() == str(server.port)
+            nc = await nats.connect(server.url)
+            await nc.close()
+
+
+async def test_nats_keeps_a_remembered_port_even_when_taken(data_dir: Path) -> None:
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        taken = squatter.getsockname()[1]
+        (data_dir / "port").write_text(f"{taken}\n")
+        with pytest.raises(RuntimeError, match="address already in use"):
+            await EmbeddedNats(data_dir, start_timeout_s=10).start()
