@@ -10,7 +10,9 @@ from __future__ import annotations
 import asyncio
 import collections
 import json
+import os
 import shutil
+import sys
 import uuid
 from dataclasses import dataclass
 from typing import AsyncIterator
@@ -384,3 +386,30 @@ async def test_nats_down_for_30_seconds_ingest_continues_and_backlog_arrives_onc
     messages = await assert_exactly_once(pool, nats_control.url)
     assert len(messages) == 200 + appended_while_down
     assert relay.status()["lag"] == 0
+
+
+# -- the command ---------------------------------------------------------------------
+
+
+async def run_relay_command(database_url: str, nats_url: str, *args: str) -> tuple[int, bytes]:
+    env = dict(os.environ, LRS_DATABASE_URL=database_url, LRS_NATS_URL=nats_url)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "lrs", "relay", *args,
+        env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )
+    output, _ = await asyncio.wait_for(proc.communicate(), WAIT_S)
+    return proc.returncode, output
+
+
+async def test_relay_command_publishes_until_caught_up(pool, writer, database_url, shared_nats) -> None:
+    await append(writer, 75)
+    code, output = await run_relay_command(database_url, shared_nats, "--until-caught-up", "--batch-size", "10")
+    assert code == 0, output.decode()
+    assert await get_checkpoint(pool, "jetstream") == 75
+    await assert_exactly_once(pool, shared_nats)
+
+    await append(writer, 5)
+    code, output = await run_relay_command(database_url, shared_nats, "--until-caught-up")
+    assert code == 0, output.decode()
+    assert await get_checkpoint(pool, "jetstream") == 80
+    await assert_exactly_once(pool, shared_nats)

@@ -1,0 +1,89 @@
+"""``lrs relay``: run the relay from the event log to JetStream on its own."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+
+import structlog
+
+from lrs.commands.common import load_settings, run_async, setup
+from lrs.config import Settings
+
+log = structlog.get_logger("lrs.relay")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "relay",
+        help="publish the event log to NATS JetStream",
+        description=(
+            "Publish the event log from PostgreSQL (LRS_DATABASE_URL) to the LRS_EVENTS stream on "
+            "NATS JetStream (LRS_NATS_URL), creating or updating the stream from schemas/nats/. "
+            "Resumes after its checkpoint and repairs a stream that lost messages. Several relays "
+            "may run: one publishes, the others wait on a Postgres lock and take over if it stops. "
+            "`lrs serve` runs a relay too unless LRS_RELAY_ENABLED=false."
+        ),
+    )
+    parser.add_argument("--name", default="jetstream", help="checkpoint and leader-lock name (default: jetstream)")
+    parser.add_argument(
+        "--batch-size", type=int, help="events per publish batch (default: LRS_RELAY_BATCH_SIZE or 1000)"
+    )
+    parser.add_argument(
+        "--poll-interval",
+        type=float,
+        default=0.5,
+        help="seconds between looks at the log when no commit notification arrives (default: 0.5)",
+    )
+    parser.add_argument(
+        "--until-caught-up",
+        action="store_true",
+        help="exit once the stream holds every event committed so far, instead of running until stopped",
+    )
+    parser.set_defaults(handler=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.batch_size is not None and args.batch_size < 1:
+        raise SystemExit("lrs relay: --batch-size must be at least 1")
+    if args.poll_interval <= 0:
+        raise SystemExit("lrs relay: --poll-interval must be positive")
+    settings = load_settings()
+    setup(settings)
+    run_async(lambda: relay(settings, args))
+    return 0
+
+
+async def relay(settings: Settings, args: argparse.Namespace) -> None:
+    from lrs.relay import Relay
+    from lrs.runtime.embedded import embedded_services
+    from lrs.store.migrations import apply_migrations
+    from lrs.store.pool import create_pool
+
+    async with embedded_services(settings) as (database_url, nats_url):
+        pool = await create_pool(database_url, min_size=1, max_size=2, application_name="lrs-relay")
+        try:
+            await apply_migrations(pool)
+            relay = Relay(
+                pool,
+                nats_url,
+                name=args.name,
+                batch_size=args.batch_size or settings.relay_batch_size,
+                poll_interval=args.poll_interval,
+            )
+            running = asyncio.create_task(relay.run(until_caught_up=args.until_caught_up))
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, running.cancel)
+            try:
+                await running
+                log.info("relay.finished", relay=args.name, position=relay.published_position)
+            except asyncio.CancelledError:
+                log.info("relay.stopped", relay=args.name, position=relay.published_position)
+            finally:
+                for sig in (signal.SIGTERM, signal.SIGINT):
+                    loop.remove_signal_handler(sig)
+                await relay.stop()
+        finally:
+            await pool.close()
