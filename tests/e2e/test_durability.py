@@ -53,7 +53,7 @@ async def _log_rows(database_url: str) -> list:
 
 
 def _assert_exactly_once(acked: list[str], rows: list, streamed: list) -> None:
-    logged = collections.Counter(str(row["statement_id"]) for row in rows)
+    logged = collections.Counter(str(row.statement_id) for row in rows)
     missing = [sid for sid in acked if logged[sid] != 1]
     assert not missing, f"{len(missing)} acknowledged statements not in the log exactly once"
     on_stream = collections.Counter(e.statement_id for e in streamed)
