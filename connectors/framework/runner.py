@@ -122,7 +122,10 @@ async def run_connector(
                 return
             for item in chunk.items:
                 summary.read += 1
-                result = mapping(item)
+                try:
+                    result = mapping(item)
+                except Exception as exc:  # a mapping bug must not end the run unreported
+                    result = Skip(f"mapping error ({type(exc).__name__})", f"{item.ref}: {exc}")
                 if isinstance(result, Skip):
                     summary.skipped[result.kind] += 1
                     continue

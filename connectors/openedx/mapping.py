@@ -204,7 +204,8 @@ def _problem_check(ev: _Event) -> JSON:
     if source != "server":
         raise _Unmappable("problem_check (browser; the server event carries the score)")
     data = ev.data
-    problem_id = ev.require(data.get("problem_id") or ev.context.get("module", {}).get("usage_key"), "problem_id")
+    module = ev.context.get("module") if isinstance(ev.context.get("module"), dict) else {}
+    problem_id = ev.require(data.get("problem_id") or module.get("usage_key"), "problem_id")
     grade = ev.number(data.get("grade"), "grade")
     max_grade = ev.number(data.get("max_grade"), "max_grade")
     submission = data.get("submission") if isinstance(data.get("submission"), dict) else {}
@@ -214,8 +215,7 @@ def _problem_check(ev: _Event) -> JSON:
     attempts = data.get("attempts")
     if isinstance(attempts, int) and not isinstance(attempts, bool):
         definition["extensions"] = {V.ATTEMPT: attempts}
-    module = ev.context.get("module")
-    if isinstance(module, dict) and isinstance(module.get("display_name"), str) and module["display_name"]:
+    if isinstance(module.get("display_name"), str) and module["display_name"]:
         definition["name"] = {"en": module["display_name"]}
     result: JSON = {
         "score": {"min": 0, "max": max_grade, "raw": grade, "scaled": _scaled(grade, max_grade)},

@@ -160,3 +160,15 @@ def test_checkpoint_file_round_trip_and_refuses_another_job(tmp_path):
     path.write_text("{torn")
     with pytest.raises(CheckpointError, match="not valid JSON"):
         checkpoint.load()
+
+
+async def test_a_failing_mapping_is_counted_not_fatal():
+    def broken(item):
+        if item.data == 3:
+            raise KeyError("boom")
+        return mapping(item)
+
+    sink = MemorySink()
+    summary = await run_connector(ListSource(5, 5), broken, sink, None, None, RunOptions(progress=False))
+    assert summary.completed and summary.sent == 4
+    assert summary.skipped == {"mapping error (KeyError)": 1}
