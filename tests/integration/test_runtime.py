@@ -178,7 +178,11 @@ async def main():
     print("PIDS", json.dumps({"postgres": pg.pid, "nats": ns.pid}), flush=True)
     await asyncio.Event().wait()
 
-asyncio.run(main())
+if sys.argv[2] == "uvloop":
+    import uvloop
+    uvloop.run(main())
+else:
+    asyncio.run(main())
 """
 
 
@@ -206,9 +210,10 @@ async def _line_after(stream: asyncio.StreamReader, prefix: bytes) -> bytes:
     raise AssertionError(f"child exited without printing {prefix!r}")
 
 
-async def test_servers_die_with_a_killed_parent_and_restart_cleanly(data_dir: Path) -> None:
+@pytest.mark.parametrize("event_loop_kind", ["asyncio", "uvloop"])  # `lrs serve` runs on uvloop
+async def test_servers_die_with_a_killed_parent_and_restart_cleanly(data_dir: Path, event_loop_kind: str) -> None:
     parent = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", _CRASHING_PARENT, str(data_dir), stdout=asyncio.subprocess.PIPE
+        sys.executable, "-c", _CRASHING_PARENT, str(data_dir), event_loop_kind, stdout=asyncio.subprocess.PIPE
     )
     try:
         pids = json.loads(await asyncio.wait_for(_line_after(parent.stdout, b"PIDS "), timeout=60))
