@@ -13,6 +13,7 @@ The definitions under ``schemas/nats/`` are kept in the server's own JSON form
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 from dataclasses import dataclass
@@ -141,23 +142,34 @@ class Bus:
             if self._nc is not None and not self._nc.is_closed:
                 return
             nc = NatsClient()
-            await nc.connect(
-                servers=[self.url],
-                name=self._client_name,
-                allow_reconnect=True,
-                max_reconnect_attempts=-1,  # also retries the first connection forever
-                reconnect_time_wait=self._reconnect_wait,
-                connect_timeout=2,
-                ping_interval=5,
-                max_outstanding_pings=2,
-                error_cb=self._on_error,
-                disconnected_cb=self._on_disconnected,
-                reconnected_cb=self._on_reconnected,
-            )
+            try:
+                await self._connect_client(nc)
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    await nc.close()  # cancelled while still trying: stop its tasks
+                raise
             self._nc = nc
             # Enough pending acknowledgements for a few large batches in flight.
             self._js = nc.jetstream(timeout=self._ack_timeout, publish_async_max_pending=65536)
             self._on_connected()
+
+    async def _connect_client(self, nc: NatsClient) -> None:
+        await nc.connect(
+            servers=[self.url],
+            name=self._client_name,
+            allow_reconnect=True,
+            max_reconnect_attempts=-1,  # also retries the first connection forever
+            reconnect_time_wait=self._reconnect_wait,
+            connect_timeout=2,
+            ping_interval=5,
+            max_outstanding_pings=2,
+            error_cb=self._on_error,
+            disconnected_cb=self._on_disconnected,
+            reconnected_cb=self._on_reconnected,
+            # Subjects are built by event_subject(), which escapes what a
+            # token may not contain; skipping the per-publish check is cheaper.
+            skip_subject_validation=True,
+        )
 
     async def wait_connected(self, timeout: float | None = None) -> bool:
         try:

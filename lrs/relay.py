@@ -154,6 +154,7 @@ class Relay:
 
     def status(self) -> dict[str, object]:
         return {
+            "running": self._task is not None and not self._task.done(),
             "leader": self.is_leader,
             "nats": "connected" if self.bus.connected else "disconnected",
             "published_position": self.published_position,
@@ -172,8 +173,11 @@ class Relay:
                     async with self._pool.acquire() as conn:
                         if await self._run_on(conn, until_caught_up=until_caught_up):
                             return
-                except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+                except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, asyncio.TimeoutError) as exc:
                     log.warning("relay.database_error", relay=self.name, error=repr(exc))
+                    await backoff.sleep()
+                except Exception:  # a relay must not die: log it and start over
+                    log.exception("relay.failed", relay=self.name)
                     await backoff.sleep()
         finally:
             self._set_leader(False)

@@ -252,6 +252,7 @@ async def test_events_reach_the_stream_once_in_order_with_headers(pool, writer, 
     assert {m.subject for m in messages} == {"lrs.events.default.statement", "lrs.events.acme%2Eorg.statement"}
     assert await relay.bus.last_position() == 151
     assert relay.status() == {
+        "running": True,
         "leader": True,
         "nats": "connected",
         "published_position": 151,
@@ -357,6 +358,19 @@ async def test_nats_killed_and_store_wiped_under_a_running_relay(pool, writer, r
     await wait_published(relay, pool, nats_control.url)
     await assert_exactly_once(pool, nats_control.url)
     assert sample("lrs_relay_resyncs_total", relay="wiped") >= 2
+
+
+async def test_relay_started_while_nats_is_down_publishes_once_it_is_up(pool, writer, relays, nats_control) -> None:
+    await nats_control.stop()
+    relay = await relays(nats_control.url, name="late")
+    await asyncio.wait_for(append(writer, 30), 10)
+    await wait_until(lambda: _true(relay.is_leader and relay.log_head == 30), "the relay to see the log")
+    assert relay.status()["nats"] == "disconnected"
+    assert relay.status()["lag"] == 30
+
+    await nats_control.start()
+    await wait_published(relay, pool, nats_control.url)
+    await assert_exactly_once(pool, nats_control.url)
 
 
 @pytest.mark.slow
