@@ -1,0 +1,404 @@
+"""Run a projection: consume the log from JetStream, fold, checkpoint, acknowledge.
+
+Correctness rests on Postgres, not on NATS delivery guarantees:
+
+- a projection's state and its checkpoint (the last log position applied)
+  are written in one transaction, and messages are acknowledged only after
+  it commits;
+- positions are gapless and in commit order, so events are applied strictly
+  as checkpoint + 1, + 2, ...; an event at or below the checkpoint is a
+  redelivery or a duplicate and changes nothing; a gap (a message NATS has
+  not delivered yet, or lost) is filled by reading the event log in Postgres;
+- an event the projection's rules fail on (not a database or network
+  outage) is retried on later deliveries; after ``max_attempts`` it is parked
+  in ``projection_parked`` with an error log line, and the projection moves
+  on, so the other learners keep flowing.  The competency rules do not depend
+  on event order, so a parked event can be applied later and give the state
+  it would have given in place.
+
+``replay`` rebuilds a projection from the Postgres log into a fresh schema
+and swaps the new tables in, in one transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Callable, Protocol, Sequence
+
+import asyncpg
+import nats
+import nats.errors
+import nats.js.errors
+import structlog
+from nats.aio.msg import Msg
+
+from lrs.bus import (
+    EVENT_TYPE_HEADER,
+    POSITION_HEADER,
+    STREAM_NAME,
+    TENANT_HEADER,
+    load_consumer_config,
+)
+from lrs.store import leader_lock
+from lrs.store.log_reader import last_position, read_events_after
+
+log = structlog.get_logger("lrs.projections")
+
+SELECT_CHECKPOINT = """
+SELECT position, rule_version, catalog_digest FROM projection_checkpoints WHERE name = $1 FOR UPDATE
+"""
+INSERT_CHECKPOINT = """
+INSERT INTO projection_checkpoints (name, position, rule_version, catalog_digest) VALUES ($1, $2, $3, $4)
+ON CONFLICT (name) DO NOTHING
+"""
+UPSERT_CHECKPOINT = """
+INSERT INTO projection_checkpoints (name, position, rule_version, catalog_digest, updated_at)
+VALUES ($1, $2, $3, $4, now())
+ON CONFLICT (name) DO UPDATE SET position = EXCLUDED.position, rule_version = EXCLUDED.rule_version,
+    catalog_digest = EXCLUDED.catalog_digest, updated_at = now()
+"""
+UPDATE_CHECKPOINT = "UPDATE projection_checkpoints SET position = $2, updated_at = now() WHERE name = $1"
+RECORD_FAILURE = """
+INSERT INTO projection_failures (name, position, attempts, error) VALUES ($1, $2, 1, $3)
+ON CONFLICT (name, position) DO UPDATE SET attempts = projection_failures.attempts + 1,
+    error = EXCLUDED.error, failed_at = now()
+RETURNING attempts
+"""
+INSERT_PARKED = """
+INSERT INTO projection_parked (name, position, tenant, attempts, error) VALUES ($1, $2, $3, $4, $5)
+ON CONFLICT (name, position) DO NOTHING
+"""
+DELETE_FAILURE = "DELETE FROM projection_failures WHERE name = $1 AND position = $2"
+
+# A database or network outage: the batch is retried as a whole and counts
+# against no event.  Anything else an event raises counts as its failure.
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    asyncio.TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.SerializationError,
+    asyncpg.exceptions.DeadlockDetectedError,
+    asyncpg.exceptions.LockNotAvailableError,
+    asyncpg.exceptions.InsufficientResourcesError,
+    asyncpg.exceptions.OperatorInterventionError,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class LogEvent:
+    """One event of the log, from a JetStream message or from Postgres."""
+
+    position: int
+    tenant: str
+    event_type: str
+    payload: bytes
+
+
+class Projection(Protocol):
+    name: str
+    rule_version: int
+    catalog_digest: str
+    tables: tuple[str, ...]
+
+    async def apply(self, conn: asyncpg.Connection, event: LogEvent) -> None:
+        """Fold one event into the state, inside the caller's transaction."""
+
+    async def reset(self, conn: asyncpg.Connection) -> None:
+        """Empty the projection's tables."""
+
+
+class ProjectionOutdated(RuntimeError):
+    """The stored state was built with other rules or frameworks: replay it."""
+
+
+@dataclass(frozen=True, slots=True)
+class BatchOutcome:
+    checkpoint: int  # every position up to here is applied (or parked)
+    applied: int
+    parked: tuple[int, ...]
+    failed_at: int | None  # the event that failed this time (will be retried)
+
+
+def event_from_message(msg: Msg) -> LogEvent:
+    """Raises KeyError/ValueError when the message lacks the LRS headers."""
+    headers = msg.headers or {}
+    return LogEvent(
+        position=int(headers[POSITION_HEADER]),
+        tenant=headers[TENANT_HEADER],
+        event_type=headers[EVENT_TYPE_HEADER],
+        payload=msg.data,
+    )
+
+
+class ProjectionRunner:
+    def __init__(self, pool: asyncpg.Pool, projection: Projection, *, max_attempts: int = 5) -> None:
+        if max_attempts < 1:
+            raise ValueError("max_attempts must be at least 1")
+        self.pool = pool
+        self.projection = projection
+        self.max_attempts = max_attempts
+
+    @property
+    def name(self) -> str:
+        return self.projection.name
+
+    async def checkpoint(self) -> int:
+        """The stored checkpoint, creating it (at 0) for a new projection.
+
+        Raises ProjectionOutdated when the state was built with other rules."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            return await self._lock_checkpoint(conn)
+
+    async def _lock_checkpoint(self, conn: asyncpg.Connection) -> int:
+        p = self.projection
+        await conn.execute(INSERT_CHECKPOINT, p.name, 0, p.rule_version, p.catalog_digest)
+        row = await conn.fetchrow(SELECT_CHECKPOINT, p.name)
+        if (row["rule_version"], row["catalog_digest"]) != (p.rule_version, p.catalog_digest):
+            raise ProjectionOutdated(
+                f"projection {p.name!r} was built with rule version {row['rule_version']} and frameworks "
+                f"{row['catalog_digest'][:12]}; these are {p.rule_version} and {p.catalog_digest[:12]}: "
+                f"run `lrs replay {p.name}`"
+            )
+        return int(row["position"])
+
+    async def apply_batch(self, events: Sequence[LogEvent]) -> BatchOutcome:
+        """Apply ``events`` (any order, duplicates allowed) and every event of
+        the log before them that is not applied yet, in one transaction."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            checkpoint = await self._lock_checkpoint(conn)
+            incoming = {e.position: e for e in events if e.position > checkpoint}
+            if not incoming:
+                return BatchOutcome(checkpoint, 0, (), None)
+            last = max(incoming)
+            if len(incoming) < last - checkpoint:
+                for record in await read_events_after(conn, checkpoint, last - checkpoint):
+                    incoming.setdefault(
+                        record.position,
+                        LogEvent(record.position, record.tenant, record.event_type, bytes(record.payload)),
+                    )
+            applied, parked, failed_at = 0, [], None
+            for position in range(checkpoint + 1, last + 1):
+                event = incoming.get(position)
+                if event is None:
+                    break  # not in the log yet: cannot happen with a gapless log; wait
+                ok = await self._apply_one(conn, event)
+                if ok is False:
+                    failed_at = position
+                    break
+                if ok is None:
+                    parked.append(position)
+                else:
+                    applied += 1
+                checkpoint = position
+            await conn.execute(UPDATE_CHECKPOINT, self.name, checkpoint)
+            return BatchOutcome(checkpoint, applied, tuple(parked), failed_at)
+
+    async def _apply_one(self, conn: asyncpg.Connection, event: LogEvent) -> bool | None:
+        """True: applied; None: parked; False: failed, retry later."""
+        try:
+            async with conn.transaction():  # a savepoint: a failure undoes only this event
+                await self.projection.apply(conn, event)
+            return True
+        except TRANSIENT_ERRORS:
+            raise
+        except Exception as exc:
+            error = repr(exc)
+            attempts = await conn.fetchval(RECORD_FAILURE, self.name, event.position, error)
+            if attempts < self.max_attempts:
+                log.warning(
+                    "projection.event_failed", projection=self.name, position=event.position,
+                    tenant=event.tenant, attempts=attempts, error=error,
+                )
+                return False
+            await conn.execute(INSERT_PARKED, self.name, event.position, event.tenant, attempts, error)
+            await conn.execute(DELETE_FAILURE, self.name, event.position)
+            log.error(
+                "projection.event_parked", projection=self.name, position=event.position,
+                tenant=event.tenant, attempts=attempts, error=error, alert=True,
+            )
+            return None
+
+    async def catch_up(self, batch_size: int = 1000) -> int:
+        """Apply everything in the Postgres log (no NATS); returns the checkpoint."""
+        while True:
+            checkpoint = await self.checkpoint()
+            async with self.pool.acquire() as conn:
+                records = await read_events_after(conn, checkpoint, batch_size)
+            if not records:
+                return checkpoint
+            outcome = await self.apply_batch(
+                [LogEvent(r.position, r.tenant, r.event_type, bytes(r.payload)) for r in records]
+            )
+            if outcome.failed_at is not None:
+                return outcome.checkpoint
+
+    # -- JetStream --------------------------------------------------------------
+
+    async def run(
+        self,
+        nats_url: str,
+        stop: asyncio.Event,
+        *,
+        batch_size: int = 500,
+        fetch_timeout: float = 1.0,
+        retry_delay: float = 1.0,
+        on_batch: Callable[[BatchOutcome], None] | None = None,
+    ) -> None:
+        """Consume until ``stop`` is set, with a durable pull consumer named
+        ``projection-<name>`` on the LRS_EVENTS stream.  One runner per
+        projection consumes (it holds a Postgres advisory lock); others wait."""
+        async with self.pool.acquire() as lock_conn:
+            key = leader_lock.lock_key(f"projection:{self.name}")
+            while not await leader_lock.try_lock(lock_conn, key):
+                log.info("projection.waiting_for_lock", projection=self.name)
+                await _sleep_or_stop(stop, 1.0)
+                if stop.is_set():
+                    return
+            try:
+                await self._consume(nats_url, stop, batch_size, fetch_timeout, retry_delay, on_batch)
+            finally:
+                await leader_lock.unlock(lock_conn, key)
+
+    async def _consume(
+        self,
+        nats_url: str,
+        stop: asyncio.Event,
+        batch_size: int,
+        fetch_timeout: float,
+        retry_delay: float,
+        on_batch: Callable[[BatchOutcome], None] | None,
+    ) -> None:
+        nc = await nats.connect(
+            servers=[nats_url], name=f"lrs-projection-{self.name}", allow_reconnect=True,
+            max_reconnect_attempts=-1, reconnect_time_wait=1.0, connect_timeout=2,
+        )
+        try:
+            js = nc.jetstream()
+            durable = f"projection-{self.name}"
+            await self._ensure_consumer(js, durable, stop)
+            if stop.is_set():
+                return
+            sub = await js.pull_subscribe_bind(durable=durable, stream=STREAM_NAME)
+            while not stop.is_set():
+                try:
+                    messages = await sub.fetch(batch_size, timeout=fetch_timeout)
+                except nats.errors.TimeoutError:
+                    continue
+                except (nats.errors.Error, OSError) as exc:
+                    log.warning("projection.fetch_failed", projection=self.name, error=repr(exc))
+                    await _sleep_or_stop(stop, retry_delay)
+                    continue
+                outcome = await self._handle(messages, retry_delay)
+                if outcome is None:
+                    await _sleep_or_stop(stop, retry_delay)
+                elif on_batch is not None:
+                    on_batch(outcome)
+        finally:
+            await nc.close()
+
+    async def _ensure_consumer(self, js: nats.js.JetStreamContext, durable: str, stop: asyncio.Event) -> None:
+        config = load_consumer_config(durable_name=durable)
+        while not stop.is_set():
+            try:
+                await js.add_consumer(STREAM_NAME, config)
+                return
+            except nats.js.errors.NotFoundError:
+                log.info("projection.waiting_for_stream", projection=self.name, stream=STREAM_NAME)
+            except (nats.errors.Error, OSError) as exc:
+                log.warning("projection.consumer_failed", projection=self.name, error=repr(exc))
+            await _sleep_or_stop(stop, 1.0)
+
+    async def _handle(self, messages: list[Msg], retry_delay: float) -> BatchOutcome | None:
+        events: list[tuple[Msg, LogEvent]] = []
+        for msg in messages:
+            try:
+                events.append((msg, event_from_message(msg)))
+            except (KeyError, ValueError):
+                log.error("projection.foreign_message", projection=self.name, subject=msg.subject, alert=True)
+                await msg.term()
+        try:
+            outcome = await self.apply_batch([event for _, event in events])
+        except TRANSIENT_ERRORS as exc:
+            log.warning("projection.batch_failed", projection=self.name, error=repr(exc))
+            for msg, _ in events:
+                await msg.nak(delay=retry_delay)
+            return None
+        for msg, event in events:
+            if event.position <= outcome.checkpoint:
+                await msg.ack()
+            else:
+                await msg.nak(delay=retry_delay)
+        return outcome
+
+
+async def replay(
+    pool: asyncpg.Pool,
+    projection: Projection,
+    *,
+    batch_size: int = 2000,
+    progress: Callable[[int, int], None] | None = None,
+) -> int:
+    """Rebuild ``projection`` from the Postgres log into fresh tables, then
+    swap them in; returns the position the new state reflects.
+
+    The new tables are built in a scratch schema (the projection's SQL is
+    unqualified, so ``search_path`` points it there).  The swap takes the
+    checkpoint row's lock, applies what the live runner committed meanwhile,
+    and replaces the live tables in one transaction.  ``progress(done, total)``
+    is called after every batch.  Events the rules fail on are parked at once
+    (they fail the same way every time)."""
+    name = projection.name
+    scratch = f"replay_{name}"
+    runner = ProjectionRunner(pool, projection, max_attempts=1)
+    async with pool.acquire() as conn:
+        total = await last_position(conn)
+        await conn.execute(f'DROP SCHEMA IF EXISTS "{scratch}" CASCADE')
+        await conn.execute(f'CREATE SCHEMA "{scratch}"')
+        for table in projection.tables:
+            await conn.execute(f'CREATE TABLE "{scratch}".{table} (LIKE public.{table} INCLUDING ALL)')
+        # The scratch schema shadows the live tables for this connection only.
+        await conn.execute(f"SET search_path TO \"{scratch}\", public")
+        try:
+            position = 0
+            while True:
+                records = await read_events_after(conn, position, batch_size)
+                if not records:
+                    break
+                async with conn.transaction():
+                    for record in records:
+                        event = LogEvent(record.position, record.tenant, record.event_type, bytes(record.payload))
+                        await runner._apply_one(conn, event)  # a failure is parked and logged
+                position = records[-1].position
+                if progress is not None:
+                    progress(position, max(total, position))
+            async with conn.transaction():
+                await conn.execute(
+                    UPSERT_CHECKPOINT, name, position, projection.rule_version, projection.catalog_digest
+                )
+                await conn.fetchrow(SELECT_CHECKPOINT, name)  # hold the lock: the live runner waits
+                while True:  # what was committed while we rebuilt
+                    records = await read_events_after(conn, position, batch_size)
+                    if not records:
+                        break
+                    for record in records:
+                        event = LogEvent(record.position, record.tenant, record.event_type, bytes(record.payload))
+                        await runner._apply_one(conn, event)
+                    position = records[-1].position
+                for table in projection.tables:
+                    await conn.execute(f"DROP TABLE public.{table}")
+                    await conn.execute(f'ALTER TABLE "{scratch}".{table} SET SCHEMA public')
+                await conn.execute(UPDATE_CHECKPOINT, name, position)
+                await conn.execute(f'DROP SCHEMA "{scratch}"')
+        finally:
+            await conn.execute("RESET search_path")
+    log.info("projection.replayed", projection=name, position=position)
+    return position
+
+
+async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
+    try:
+        await asyncio.wait_for(stop.wait(), seconds)
+    except asyncio.TimeoutError:
+        pass

@@ -1,0 +1,269 @@
+"""The competency projection runner against real PostgreSQL (and NATS)."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import uuid
+from typing import Any, AsyncIterator
+
+import asyncpg
+import msgspec
+import pytest
+
+from lrs.ingest.prepare import prepare_statements
+from lrs.relay import Relay
+from lrs.store import StatementWriter, apply_migrations, create_pool
+from lrs.store.log_reader import last_position, read_events_after
+from projections.competency.catalog import load_catalog
+from projections.competency.model import LearnerState
+from projections.competency.store import CompetencyProjection, digest
+from projections.runner import LogEvent, ProjectionOutdated, ProjectionRunner, replay
+
+CATALOG = load_catalog()
+AUTHORITY = {"objectType": "Agent", "mbox": "mailto:authority@example.gov.vn"}
+COURSE = "https://lrs.example.org/courses/civil-servant-basic-digital-skills"
+VN = "https://lrs.example.org/competency/vn-tt02-2025/1.0/competences"
+PROGRAM = ("https://lrs.example.org/competency/programs/civil-servant-basic-digital-skills", "2025.1")
+PASSED = "http://adlnet.gov/expapi/verbs/passed"
+COMPLETED = "http://adlnet.gov/expapi/verbs/completed"
+FAILED = "http://adlnet.gov/expapi/verbs/failed"
+VOIDED = "http://adlnet.gov/expapi/verbs/voided"
+MODULES = [
+    ("searching", PASSED), ("searching", COMPLETED), ("evaluating-sources", PASSED),
+    ("online-communication", COMPLETED), ("e-government-services", PASSED), ("office-documents", COMPLETED),
+    ("device-security", PASSED), ("personal-data", PASSED), ("troubleshooting", PASSED), ("using-ai-assistants", PASSED),
+]
+
+
+def learner_key(n: int) -> str:
+    return f"mbox:mailto:cs{n}@example.gov.vn"
+
+
+def course_statement(learner: int, module: str, verb: str, minute: int, score: float = 0.9) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "id": str(uuid.uuid4()),
+        "actor": {"mbox": f"mailto:cs{learner}@example.gov.vn"},
+        "verb": {"id": verb},
+        "object": {"id": f"{COURSE}/modules/{module}"},
+        "timestamp": f"2025-03-{1 + minute // 1440:02d}T{(minute // 60) % 24:02d}:{minute % 60:02d}:00Z",
+    }
+    if verb == PASSED:
+        body["result"] = {"success": True, "score": {"scaled": score}}
+    elif verb == FAILED:
+        body["result"] = {"success": False, "score": {"scaled": score}}
+    else:
+        body["result"] = {"completion": True}
+    return body
+
+
+def voiding(target: str) -> dict[str, Any]:
+    return {
+        "id": str(uuid.uuid4()),
+        "actor": {"mbox": "mailto:registrar@example.gov.vn"},
+        "verb": {"id": VOIDED},
+        "object": {"objectType": "StatementRef", "id": target},
+    }
+
+
+@pytest.fixture
+async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
+    await apply_migrations(database_url)
+    pool = await create_pool(database_url, min_size=1, max_size=6)
+    yield pool
+    await pool.close()
+
+
+@pytest.fixture
+async def writer(pool: asyncpg.Pool) -> AsyncIterator[StatementWriter]:
+    writer = StatementWriter(pool, wait_ms=1.0)
+    await writer.start()
+    yield writer
+    await writer.close()
+
+
+async def write(writer: StatementWriter, *bodies: dict[str, Any], tenant: str = "default") -> None:
+    for body in bodies:  # one request each: one event each, in this order
+        prepared = prepare_statements([body], version="1.0.3", authority=AUTHORITY, new_id=uuid.uuid4)
+        await writer.append(tenant, prepared)
+
+
+async def learner_state(pool: asyncpg.Pool, learner: str, tenant: str = "default") -> LearnerState | None:
+    raw = await pool.fetchval("SELECT state FROM competency_learners WHERE tenant = $1 AND learner = $2", tenant, learner)
+    return None if raw is None else msgspec.json.decode(raw, type=LearnerState)
+
+
+async def log_events(pool: asyncpg.Pool) -> list[LogEvent]:
+    records = await read_events_after(pool, 0, 100_000)
+    return [LogEvent(r.position, r.tenant, r.event_type, bytes(r.payload)) for r in records]
+
+
+async def test_catch_up_from_the_log_builds_state_rows_and_certification(pool: asyncpg.Pool, writer: StatementWriter) -> None:
+    await write(writer, *(course_statement(1, m, v, 10 * i) for i, (m, v) in enumerate(MODULES)))
+    await write(writer, course_statement(2, "device-security", FAILED, 5, 0.3))
+    runner = ProjectionRunner(pool, CompetencyProjection(CATALOG))
+    assert await runner.catch_up() == await last_position(pool) == 11
+
+    state = await learner_state(pool, learner_key(1))
+    assert state is not None
+    certification = state.certifications[f"{PROGRAM[0]}|{PROGRAM[1]}"]
+    assert certification.earned and len(certification.statement_ids) == 10
+    row = await pool.fetchrow(
+        "SELECT earned, earned_at, statement_ids FROM competency_certifications WHERE learner = $1", learner_key(1)
+    )
+    assert row["earned"] is True
+    assert sorted(str(i) for i in row["statement_ids"]) == list(certification.statement_ids)
+    status = await pool.fetchval(
+        "SELECT status FROM competency_states WHERE learner = $1 AND competency = $2", learner_key(2), f"{VN}/4.1"
+    )
+    assert status == "in_progress"
+
+
+async def test_redelivered_duplicated_and_reordered_batches_change_nothing(pool: asyncpg.Pool, writer: StatementWriter) -> None:
+    await write(writer, *(course_statement(n % 3, m, v, 7 * i) for n, (i, (m, v)) in enumerate(enumerate(MODULES * 2))))
+    events = await log_events(pool)
+    reference = ProjectionRunner(pool, CompetencyProjection(CATALOG))
+    await reference.catch_up()
+    expected = await digest(pool)
+
+    await pool.execute("TRUNCATE competency_learners, competency_states, competency_certifications, "
+                       "competency_statement_learners, competency_voids")
+    await pool.execute("UPDATE projection_checkpoints SET position = 0")
+    runner = ProjectionRunner(pool, CompetencyProjection(CATALOG))
+    shuffled = events + events[:5]
+    random.Random(7).shuffle(shuffled)
+    for start in range(0, len(shuffled), 6):
+        await runner.apply_batch(shuffled[start:start + 6])
+        await runner.apply_batch(shuffled[:start])  # everything again: redeliveries
+    assert await runner.checkpoint() == len(events)
+    assert await digest(pool) == expected
+
+
+async def test_a_gap_is_filled_from_the_postgres_log(pool: asyncpg.Pool, writer: StatementWriter) -> None:
+    await write(writer, *(course_statement(1, m, v, i) for i, (m, v) in enumerate(MODULES)))
+    events = await log_events(pool)
+    runner = ProjectionRunner(pool, CompetencyProjection(CATALOG))
+    outcome = await runner.apply_batch([events[-1]])  # NATS delivered only the last one so far
+    assert (outcome.checkpoint, outcome.applied) == (10, 10)
+    state = await learner_state(pool, learner_key(1))
+    assert state is not None and state.certifications[f"{PROGRAM[0]}|{PROGRAM[1]}"].earned
+
+
+async def test_voiding_before_and_after_its_target_both_remove_the_evidence(pool: asyncpg.Pool, writer: StatementWriter) -> None:
+    early = course_statement(1, "device-security", PASSED, 10)
+    late = course_statement(2, "device-security", PASSED, 10)
+    # The voiding of "late" is logged before "late" itself.
+    await write(writer, early, voiding(late["id"]), late, voiding(early["id"]))
+    runner = ProjectionRunner(pool, CompetencyProjection(CATALOG))
+    await runner.catch_up()
+    for n, body in ((1, early), (2, late)):
+        state = await learner_state(pool, learner_key(n))
+        assert state is not None
+        assert state.competencies == {} and state.voided == (body["id"],)
+    assert await pool.fetchval("SELECT count(*) FROM competency_states") == 0
+
+
+class FailsAt(CompetencyProjection):
+    """Fails on the given positions, as a rule bug or an unreadable event would."""
+
+    def __init__(self, positions: set[int]) -> None:
+        super().__init__(CATALOG)
+        self.positions = positions
+
+    async def apply(self, conn: asyncpg.Connection, event: LogEvent) -> None:
+        await super().apply(conn, event)  # its writes must be undone by the savepoint
+        if event.position in self.positions:
+            raise ValueError(f"cannot fold position {event.position}")
+
+
+async def test_poison_event_is_retried_then_parked_and_the_others_flow(pool: asyncpg.Pool, writer: StatementWriter) -> None:
+    await write(writer, *(course_statement(n, "device-security", PASSED, n) for n in range(1, 6)))
+    events = await log_events(pool)
+    runner = ProjectionRunner(pool, FailsAt({2}), max_attempts=3)
+    first = await runner.apply_batch(events)
+    assert (first.checkpoint, first.applied, first.failed_at) == (1, 1, 2)
+    second = await runner.apply_batch(events)
+    assert (second.checkpoint, second.failed_at) == (1, 2)
+    third = await runner.apply_batch(events)
+    assert (third.checkpoint, third.applied, third.parked, third.failed_at) == (5, 3, (2,), None)
+    parked = await pool.fetchrow("SELECT position, tenant, attempts, error FROM projection_parked")
+    assert (parked["position"], parked["tenant"], parked["attempts"]) == (2, "default", 3)
+    assert "cannot fold position 2" in parked["error"]
+    assert await pool.fetchval("SELECT count(*) FROM projection_failures") == 0
+    assert await learner_state(pool, learner_key(2)) is None  # the failed attempt left nothing behind
+    for n in (1, 3, 4, 5):
+        assert await learner_state(pool, learner_key(n)) is not None
+
+
+async def test_state_built_with_other_frameworks_asks_for_a_replay(pool: asyncpg.Pool) -> None:
+    await ProjectionRunner(pool, CompetencyProjection(CATALOG)).checkpoint()
+    other = CompetencyProjection(CATALOG)
+    other.catalog_digest = "0" * 64
+    with pytest.raises(ProjectionOutdated, match="lrs replay competency"):
+        await ProjectionRunner(pool, other).checkpoint()
+
+
+async def test_replay_rebuilds_the_same_digest_and_swaps_tables(pool: asyncpg.Pool, writer: StatementWriter) -> None:
+    rng = random.Random(11)
+    bodies: list[dict[str, Any]] = []
+    for _ in range(60):
+        module, verb = rng.choice(MODULES + [("troubleshooting", FAILED)])
+        bodies.append(course_statement(rng.randrange(6), module, verb, rng.randrange(3000), rng.choice([0.5, 0.75, 0.95])))
+    for target in rng.sample(bodies, 8):
+        bodies.insert(rng.randrange(len(bodies) + 1), voiding(target["id"]))
+    await write(writer, *bodies)
+    live = ProjectionRunner(pool, CompetencyProjection(CATALOG))
+    await live.catch_up()
+    live_digest = await digest(pool)
+    assert await pool.fetchval("SELECT count(*) FROM competency_learners") == 6
+
+    await pool.execute("UPDATE competency_learners SET state = 'tampered' WHERE learner = $1", learner_key(0))
+    assert await digest(pool) != live_digest
+    seen: list[tuple[int, int]] = []
+    position = await replay(pool, CompetencyProjection(CATALOG), batch_size=16, progress=lambda d, t: seen.append((d, t)))
+    assert position == await last_position(pool)
+    assert await digest(pool) == live_digest
+    assert seen[-1] == (position, position) and len(seen) > 1
+    assert await pool.fetchval("SELECT count(*) FROM pg_namespace WHERE nspname = 'replay_competency'") == 0
+    # the live runner carries on against the swapped-in tables
+    await write(writer, course_statement(0, "personal-data", PASSED, 4000))
+    assert await live.catch_up() == position + 1
+
+
+@pytest.mark.slow
+async def test_through_jetstream_with_a_restart_mid_stream_gives_the_replayed_digest(
+    pool: asyncpg.Pool, writer: StatementWriter, nats_control: Any
+) -> None:
+    relay = Relay(pool, nats_control.url, batch_size=50, poll_interval=0.05)
+    await relay.start()
+    runner = ProjectionRunner(pool, CompetencyProjection(CATALOG))
+    outcomes: list[int] = []
+
+    async def consume_until(position: int) -> None:
+        stop = asyncio.Event()
+
+        def seen(outcome: Any) -> None:
+            outcomes.append(outcome.checkpoint)
+            if outcome.checkpoint >= position:
+                stop.set()
+
+        await asyncio.wait_for(runner.run(nats_control.url, stop, batch_size=20, fetch_timeout=0.2, on_batch=seen), 60)
+
+    try:
+        rng = random.Random(5)
+        first = [course_statement(rng.randrange(5), *rng.choice(MODULES), rng.randrange(2000)) for _ in range(40)]
+        await write(writer, *first)
+        relay.notify()
+        await consume_until(20)  # stops after some batch at or past 20: mid-stream
+        stopped_at = await runner.checkpoint()
+        assert 20 <= stopped_at <= 40
+        second = [course_statement(rng.randrange(5), *rng.choice(MODULES), rng.randrange(2000)) for _ in range(30)]
+        await write(writer, *second, voiding(first[3]["id"]))
+        relay.notify()
+        await consume_until(71)
+        assert await runner.checkpoint() == 71 == await last_position(pool)
+    finally:
+        await relay.stop()
+    live = await digest(pool)
+    await replay(pool, CompetencyProjection(CATALOG))
+    assert await digest(pool) == live
