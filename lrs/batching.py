@@ -24,8 +24,9 @@ from lrs.eventlog import (
     ONE_MICROSECOND,
     STATEMENT_EVENT,
     EventRecord,
-    event_hash,
-    finalize_statement,
+    finalize_with_text,
+    format_stored,
+    hash_with_text,
 )
 from lrs.ingest.model import PreparedStatement
 from lrs.xapi.equivalence import statements_equivalent
@@ -154,9 +155,10 @@ def plan_group(
     for tenant, statement, voided in accepted:
         position += 1
         stored = now if last_stored is None or now > last_stored else last_stored + ONE_MICROSECOND
-        payload = finalize_statement(statement.body, stored)
+        stored_text = format_stored(stored)
+        payload = finalize_with_text(statement.body, stored_text)
         event_id = new_event_id()
-        digest = event_hash(prev_hash, position, event_id, tenant, STATEMENT_EVENT, stored, payload)
+        digest = hash_with_text(prev_hash, position, event_id, tenant, STATEMENT_EVENT, stored_text, payload)
         record = EventRecord(
             position, event_id, tenant, STATEMENT_EVENT, statement.statement_id,
             stored, payload, prev_hash, digest,
@@ -184,6 +186,22 @@ def plan_group(
             results.append(result)
         plan.outcomes.append(results)
     return plan
+
+
+# Prefixes of the read model's filter_keys (one GIN index serves all four filters).
+AGENT_KEY, RELATED_AGENT_KEY, ACTIVITY_KEY, RELATED_ACTIVITY_KEY = "A:", "a:", "O:", "o:"
+
+
+def filter_keys(statement: PreparedStatement) -> list[str]:
+    """The read model's filter keys: each agent key and activity id once, marked
+    as matching the plain filter (upper case) or only its related_* form."""
+    keys = [AGENT_KEY + k for k in statement.actor_keys]
+    direct = set(statement.actor_keys)
+    keys += [RELATED_AGENT_KEY + k for k in statement.related_agent_keys if k not in direct]
+    keys += [ACTIVITY_KEY + a for a in statement.activity_ids]
+    direct = set(statement.activity_ids)
+    keys += [RELATED_ACTIVITY_KEY + a for a in statement.related_activity_ids if a not in direct]
+    return keys
 
 
 def _decide(

@@ -47,24 +47,28 @@ class EventRecord:
 
 def format_stored(moment: datetime) -> str:
     """``YYYY-MM-DDTHH:MM:SS.ffffffZ`` in UTC; ``moment`` must be timezone-aware."""
-    if moment.tzinfo is None:
+    offset = moment.utcoffset()
+    if offset is None:
         raise ValueError("stored must be timezone-aware")
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    if offset:
+        moment = moment.astimezone(timezone.utc)
+    # isoformat of a zero-offset time ends in "+00:00"; years are always 4 digits here.
+    return moment.isoformat(timespec="microseconds")[:-6] + "Z"
 
 
 def finalize_statement(body: dict[str, Any], stored: datetime) -> bytes:
     """The exact stored JSON: ``body`` plus ``stored`` (and ``timestamp`` if absent),
     encoded with sorted keys."""
-    text = format_stored(stored)
+    return finalize_with_text(body, format_stored(stored))
+
+
+def finalize_with_text(body: dict[str, Any], text: str) -> bytes:
+    """:func:`finalize_statement` with ``stored`` already formatted."""
     final = dict(body)
     final["stored"] = text
     if "timestamp" not in final:
         final["timestamp"] = text
     return _encoder.encode(final)
-
-
-def _field(data: bytes) -> bytes:
-    return _u64.pack(len(data)) + data
 
 
 def event_hash(
@@ -78,15 +82,35 @@ def event_hash(
 ) -> bytes:
     """SHA-256 over the length-prefixed fields (position as 8 bytes big-endian,
     event id as its 16 bytes, text as UTF-8, stored as :func:`format_stored`)."""
-    digest = hashlib.sha256(HASH_DOMAIN)
-    digest.update(_field(prev_hash))
-    digest.update(_field(_u64.pack(position)))
-    digest.update(_field(event_id.bytes))
-    digest.update(_field(tenant.encode("utf-8")))
-    digest.update(_field(event_type.encode("utf-8")))
-    digest.update(_field(format_stored(stored).encode("ascii")))
-    digest.update(_field(payload))
-    return digest.digest()
+    return hash_with_text(
+        prev_hash, position, event_id, tenant, event_type, format_stored(stored), payload
+    )
+
+
+def hash_with_text(
+    prev_hash: bytes,
+    position: int,
+    event_id: uuid.UUID,
+    tenant: str,
+    event_type: str,
+    stored_text: str,
+    payload: bytes,
+) -> bytes:
+    """:func:`event_hash` with ``stored`` already formatted."""
+    fields = (
+        prev_hash,
+        _u64.pack(position),
+        event_id.bytes,
+        tenant.encode("utf-8"),
+        event_type.encode("utf-8"),
+        stored_text.encode("ascii"),
+        payload,
+    )
+    parts = [HASH_DOMAIN]
+    for data in fields:
+        parts.append(_u64.pack(len(data)))
+        parts.append(data)
+    return hashlib.sha256(b"".join(parts)).digest()
 
 
 def record_hash(record: EventRecord) -> bytes:

@@ -11,10 +11,11 @@ parameters; only fixed SQL fragments are assembled.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import asyncpg
 
+from lrs.batching import ACTIVITY_KEY, AGENT_KEY, RELATED_ACTIVITY_KEY, RELATED_AGENT_KEY
 from lrs.ingest.query import StatementQuery
 
 SELECT_ONE = """
@@ -51,6 +52,17 @@ async def get_statement(pool: Pool, tenant: str, statement_id: Any, *, voided: b
     return await pool.fetchval(SELECT_ONE, tenant, statement_id, voided)
 
 
+def _key_match(
+    alias: str, direct: str, related: str, value: str, include_related: bool,
+    bind: Callable[[Any], str],
+) -> str:
+    """A filter_keys condition the GIN index serves: contains the direct key,
+    or (related_*) overlaps the direct and related-only keys."""
+    if include_related:
+        return f"{alias}.filter_keys && ARRAY[{bind(direct + value)}::text, {bind(related + value)}::text]"
+    return f"{alias}.filter_keys @> ARRAY[{bind(direct + value)}::text]"
+
+
 def _filters(query: StatementQuery, alias: str, params: list[Any]) -> list[str]:
     """Conditions for the non-time filters on ``alias``; appends their values."""
 
@@ -60,13 +72,13 @@ def _filters(query: StatementQuery, alias: str, params: list[Any]) -> list[str]:
 
     conditions = []
     if query.agent is not None:
-        column = "related_agent_keys" if query.related_agents else "actor_keys"
-        conditions.append(f"{alias}.{column} @> ARRAY[{bind(query.agent)}::text]")
+        conditions.append(_key_match(alias, AGENT_KEY, RELATED_AGENT_KEY, query.agent,
+                                     query.related_agents, bind))
     if query.verb is not None:
         conditions.append(f"{alias}.verb_id = {bind(query.verb)}")
     if query.activity is not None:
-        column = "related_activity_ids" if query.related_activities else "activity_ids"
-        conditions.append(f"{alias}.{column} @> ARRAY[{bind(query.activity)}::text]")
+        conditions.append(_key_match(alias, ACTIVITY_KEY, RELATED_ACTIVITY_KEY, query.activity,
+                                     query.related_activities, bind))
     if query.registration is not None:
         conditions.append(f"{alias}.registration = {bind(query.registration)}::uuid")
     return conditions

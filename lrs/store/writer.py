@@ -34,6 +34,7 @@ from lrs.batching import (
     ExistingStatement,
     GroupPlan,
     LogHead,
+    filter_keys,
     plan_group,
 )
 from lrs.eventlog import ONE_MICROSECOND
@@ -59,8 +60,7 @@ EVENT_COLUMNS = (
 )
 STATEMENT_COLUMNS = (
     "tenant", "statement_id", "position", "stored", "body", "verb_id",
-    "actor_keys", "related_agent_keys", "activity_ids", "related_activity_ids",
-    "registration", "voided", "voids", "statement_ref",
+    "filter_keys", "registration", "voided", "voids", "statement_ref",
 )
 
 log = structlog.get_logger(__name__)
@@ -328,7 +328,6 @@ def _statement_rows(plan: GroupPlan) -> list[tuple]:
         e, s = new.event, new.statement
         rows.append((
             e.tenant, e.statement_id, e.position, e.stored, e.payload, s.verb_id,
-            s.actor_keys, s.related_agent_keys, s.activity_ids, s.related_activity_ids,
-            s.registration, new.voided, s.voids, s.statement_ref,
+            filter_keys(s), s.registration, new.voided, s.voids, s.statement_ref,
         ))
     return rows

@@ -56,10 +56,12 @@ CREATE TABLE statements (
     stored               timestamptz NOT NULL,
     body                 bytea       NOT NULL,   -- exact stored JSON (same bytes as events.payload)
     verb_id              text        NOT NULL,
-    actor_keys           text[]      NOT NULL,
-    related_agent_keys   text[]      NOT NULL,
-    activity_ids         text[]      NOT NULL,
-    related_activity_ids text[]      NOT NULL,
+    -- Agent and activity filter keys in one array so that one GIN index
+    -- serves all four filters (measured: one index with these entries costs
+    -- ingest about what two separate ones do, four cost noticeably more).
+    -- 'A:<ifi key>'  agent filter            'a:<ifi key>'  related_agents only
+    -- 'O:<activity>' activity filter         'o:<activity>' related_activities only
+    filter_keys          text[]      NOT NULL,
     registration         uuid,
     voided               boolean     NOT NULL DEFAULT false,
     voids                uuid,                   -- target, when this is a voiding statement
@@ -78,11 +80,8 @@ CREATE INDEX statements_tenant_voids ON statements (tenant, voids)
 -- Statements that target other statements, for the StatementRef filter rule.
 CREATE INDEX statements_tenant_statement_ref ON statements (tenant, statement_ref)
     WHERE statement_ref IS NOT NULL;
--- Agent and activity filters.
-CREATE INDEX statements_actor_keys ON statements USING gin (actor_keys);
-CREATE INDEX statements_activity_ids ON statements USING gin (activity_ids);
-CREATE INDEX statements_related_agent_keys ON statements USING gin (related_agent_keys);
-CREATE INDEX statements_related_activity_ids ON statements USING gin (related_activity_ids);
+-- Agent and activity filters (see filter_keys).
+CREATE INDEX statements_filter_keys ON statements USING gin (filter_keys);
 
 CREATE TABLE credentials (
     key         text        PRIMARY KEY,
