@@ -40,7 +40,13 @@ async def database_url(settings: Settings) -> AsyncIterator[str]:
     if settings.database_url:
         yield settings.database_url
         return
-    from lrs.runtime.embedded import embedded_services
+    from lrs.runtime.embedded import DATABASE_NAME, embedded_services
+    from lrs.runtime.postgres import running_server_url
+
+    running = running_server_url(settings.data_dir / "postgres", DATABASE_NAME)
+    if running is not None:  # a running `lrs serve` owns the embedded server
+        yield running
+        return
 
     only_db = Settings(**{**_as_dict(settings), "nats_url": "unused://"})
     async with embedded_services(only_db) as (db_url, _nats):

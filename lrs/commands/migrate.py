@@ -20,7 +20,7 @@ def _run(args: argparse.Namespace) -> int:
     settings = load_settings()
     setup(settings)
 
-    async def main() -> list[str]:
+    async def main() -> list[int]:
         import asyncpg
 
         from lrs.store.migrations import apply_migrations
@@ -33,5 +33,5 @@ def _run(args: argparse.Namespace) -> int:
                 await conn.close()
 
     applied = run_async(main)
-    print(f"applied {len(applied or [])} migration(s)" + (": " + ", ".join(applied) if applied else ""))
+    print(f"applied {len(applied)} migration(s)" + (": " + ", ".join(f"{v:04d}" for v in applied) if applied else ""))
     return 0

@@ -296,3 +296,24 @@ def _parent_pid(pid: int) -> int | None:
         return None
     # The command name (field 2) may contain spaces; fields resume after ')'.
     return int(stat_line.rsplit(")", 1)[1].split()[1])
+
+
+def running_server_url(data_dir: Path, database: str) -> str | None:
+    """URL of the embedded server already running on ``data_dir``, if any.
+
+    Lets commands such as ``lrs credentials create`` reach the private
+    database of a running ``lrs serve`` instead of starting a second server.
+    """
+    pid_file = Path(data_dir).absolute() / "pgdata" / "postmaster.pid"
+    try:
+        lines = pid_file.read_text().splitlines()
+    except (FileNotFoundError, PermissionError):
+        return None
+    if len(lines) < 8 or not lines[0].strip().isdigit() or lines[7].strip() != "ready":
+        return None
+    if not pid_alive(int(lines[0])):
+        return None
+    port, socket_dir = lines[3].strip(), lines[4].strip()
+    if not port.isdigit() or not socket_dir:
+        return None
+    return database_url(Path(socket_dir), database, int(port))
