@@ -1,8 +1,10 @@
-"""``lrs frameworks ...``: competency frameworks, programmes and alignment tables."""
+"""Subcommands of the projections: ``lrs frameworks``, ``lrs project``, ``lrs replay``."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import signal
 import sys
 from pathlib import Path
 
@@ -45,6 +47,34 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         help=f"directory of documents FILE may refer to (repeatable; default: {FRAMEWORKS_DIR})",
     )
     load.set_defaults(handler=_load)
+
+    project = subparsers.add_parser(
+        "project",
+        help="run the competency projection from JetStream",
+        description="Consume the LRS_EVENTS stream with a durable pull consumer and keep each "
+        "learner's competency state in PostgreSQL (state and checkpoint in one transaction, "
+        "acknowledged after commit).  One runner consumes; others wait for it.  Stops on SIGINT/SIGTERM.",
+    )
+    project.add_argument("--batch-size", type=int, default=500, help="messages per fetch (default: 500)")
+    project.add_argument(
+        "--max-attempts", type=int, default=5, help="failures of one event before it is parked (default: 5)"
+    )
+    project.add_argument("--frameworks", metavar="DIR", type=Path, action="append", help=_FRAMEWORKS_HELP)
+    project.set_defaults(handler=_project)
+
+    rebuild = subparsers.add_parser(
+        "replay",
+        help="rebuild a projection from the PostgreSQL event log",
+        description="Rebuild PROJECTION from the event log in PostgreSQL into fresh tables, with a "
+        "progress bar on a terminal, then swap them in (the live runner waits during the swap).",
+    )
+    rebuild.add_argument("projection", choices=["competency"], help="the projection to rebuild")
+    rebuild.add_argument("--batch-size", type=int, default=2000, help="events per transaction (default: 2000)")
+    rebuild.add_argument("--frameworks", metavar="DIR", type=Path, action="append", help=_FRAMEWORKS_HELP)
+    rebuild.set_defaults(handler=_replay)
+
+
+_FRAMEWORKS_HELP = f"framework documents to use (repeatable; default: {FRAMEWORKS_DIR})"
 
 
 def _usage(parser: argparse.ArgumentParser) -> int:
@@ -93,3 +123,95 @@ def _load(args: argparse.Namespace) -> int:
         return 1
     print(f"valid: {describe(document)}")
     return 0
+
+
+def _catalog(args: argparse.Namespace) -> Catalog | None:
+    from projections.competency.catalog import load_catalog
+
+    try:
+        return load_catalog(*(args.frameworks or ()))
+    except FrameworkError as exc:
+        print(f"invalid frameworks: {exc}", file=sys.stderr)
+        return None
+
+
+def _project(args: argparse.Namespace) -> int:
+    from lrs.commands.common import load_settings, run_async, setup
+
+    if args.batch_size < 1 or args.max_attempts < 1:
+        raise SystemExit("lrs project: --batch-size and --max-attempts must be at least 1")
+    catalog = _catalog(args)
+    if catalog is None:
+        return 1
+    settings = load_settings()
+    setup(settings)
+    return run_async(lambda: _run_projection(settings, catalog, args))
+
+
+async def _run_projection(settings: object, catalog: Catalog, args: argparse.Namespace) -> int:
+    from lrs.runtime.embedded import embedded_services
+    from lrs.store.migrations import apply_migrations
+    from lrs.store.pool import create_pool
+    from projections.competency.store import CompetencyProjection
+    from projections.runner import ProjectionOutdated, ProjectionRunner
+
+    async with embedded_services(settings) as (database_url, nats_url):
+        pool = await create_pool(database_url, min_size=2, max_size=3, application_name="lrs-project")
+        try:
+            await apply_migrations(pool)
+            runner = ProjectionRunner(pool, CompetencyProjection(catalog), max_attempts=args.max_attempts)
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, stop.set)
+            try:
+                await runner.run(nats_url, stop, batch_size=args.batch_size)
+            except ProjectionOutdated as exc:
+                print(f"lrs project: {exc}", file=sys.stderr)
+                return 1
+            finally:
+                for sig in (signal.SIGTERM, signal.SIGINT):
+                    loop.remove_signal_handler(sig)
+        finally:
+            await pool.close()
+    return 0
+
+
+def _replay(args: argparse.Namespace) -> int:
+    from lrs.commands.common import database_url, load_settings, run_async, setup
+
+    if args.batch_size < 1:
+        raise SystemExit("lrs replay: --batch-size must be at least 1")
+    catalog = _catalog(args)
+    if catalog is None:
+        return 1
+    settings = load_settings()
+    setup(settings)
+
+    async def main() -> int:
+        from tqdm import tqdm
+
+        from lrs.store.migrations import apply_migrations
+        from lrs.store.pool import create_pool
+        from projections.competency.store import CompetencyProjection, digest
+        from projections.runner import replay
+
+        async with database_url(settings) as url:
+            pool = await create_pool(url, min_size=1, max_size=2, application_name="lrs-replay")
+            try:
+                await apply_migrations(pool)
+                with tqdm(unit="event", disable=not sys.stderr.isatty(), desc=f"replay {args.projection}") as bar:
+
+                    def progress(done: int, total: int) -> None:
+                        bar.total = total
+                        bar.update(done - bar.n)
+
+                    position = await replay(
+                        pool, CompetencyProjection(catalog), batch_size=args.batch_size, progress=progress
+                    )
+                print(f"replayed {args.projection} through position {position}; digest {await digest(pool)}")
+            finally:
+                await pool.close()
+        return 0
+
+    return run_async(main)

@@ -267,3 +267,17 @@ async def test_through_jetstream_with_a_restart_mid_stream_gives_the_replayed_di
     live = await digest(pool)
     await replay(pool, CompetencyProjection(CATALOG))
     assert await digest(pool) == live
+
+
+def test_lrs_replay_command_rebuilds_and_prints_the_digest(
+    database_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from lrs.cli import main
+
+    monkeypatch.setenv("LRS_DATABASE_URL", database_url)
+    # Leave the test session's logging alone (the command would point it at stdout).
+    monkeypatch.setattr("lrs.commands.common.setup", lambda settings: None)
+    assert main(["replay", "competency", "--batch-size", "10"]) == 0
+    last_line = capsys.readouterr().out.strip().splitlines()[-1]
+    assert last_line.startswith("replayed competency through position 0; digest ")
+    assert last_line.endswith("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")  # no learners
