@@ -1,0 +1,8 @@
+"""The competency projection: each learner's competency state and certifications.
+
+- ``frameworks``: framework, programme and alignment documents (schemas/frameworks/)
+- ``catalog``: the loaded documents, cross-checked and indexed for the rules
+- ``model``: the state and the events it folds (immutable msgspec Structs)
+- ``policy``: the pure rules: statement -> evidence -> state
+- ``store``: the state in Postgres, applied by ``projections.runner``
+"""
