@@ -23,6 +23,7 @@ from lrs.ingest.prepare import prepare_statements
 from lrs.ingest.cursor import decode_cursor, encode_cursor
 from lrs.ingest.query import StatementFetch, more_token, parse_statement_query
 from lrs.store import reader
+from lrs.store.writer import WriterClosedError
 from lrs.xapi.errors import NotFoundError, XapiError
 from lrs.xapi.statement import parse_statement, parse_statements
 
@@ -82,6 +83,10 @@ async def _append(request: web.Request, statements: list[dict[str, Any]]) -> lis
     except XapiError as exc:
         STATEMENTS_REJECTED.labels(str(exc.status)).inc()
         raise
+    except WriterClosedError:
+        raise web.HTTPServiceUnavailable(
+            text="the service is shutting down; nothing was stored, retry", headers={"Retry-After": "1"}
+        ) from None
     inserted = sum(1 for r in results if r.inserted)
     if inserted:
         STATEMENTS_ACCEPTED.labels(credential.tenant).inc(inserted)
