@@ -112,3 +112,24 @@ async def test_ingest_keeps_answering_while_nats_is_down(service_factory, nats_c
     streamed = await wait_for_stream(nats_control.url, len(rows))
     _assert_exactly_once(acked, rows, streamed)
     await service.stop()
+
+
+async def test_sigterm_mid_stream_answers_200_only_for_committed(service_factory, nats_control, database_url):
+    service = service_factory(nats_control.url)
+    await service.start()
+    acked: list[str] = []
+    errors: list[str] = []
+    stop = asyncio.Event()
+    writers = [asyncio.create_task(_post_loop(service.base_url, acked, errors, stop)) for _ in range(8)]
+    while len(acked) < 1000:
+        await asyncio.sleep(0.05)
+    exit_code = await service.stop()  # SIGTERM while requests are in flight
+    stop.set()
+    await asyncio.gather(*writers)
+    assert exit_code == 0
+    rows = await _log_rows(database_url)
+    logged = collections.Counter(str(row.statement_id) for row in rows)
+    assert all(logged[sid] == 1 for sid in acked)
+    # Whatever was refused during shutdown was refused with 503 or a closed connection, never a 5xx crash.
+    assert all(e.split(":")[0] in {"503", "ClientConnectorError", "ServerDisconnectedError",
+                                    "ClientOSError"} for e in errors), set(errors)
