@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import signal
+from typing import AsyncIterator
 
 import structlog
 
-from lrs.commands.common import load_settings, run_async, setup
+from lrs.commands.common import database_url, load_settings, run_async, setup
 from lrs.config import Settings
 
 log = structlog.get_logger("lrs.relay")
@@ -57,12 +59,11 @@ def _run(args: argparse.Namespace) -> int:
 
 async def relay(settings: Settings, args: argparse.Namespace) -> None:
     from lrs.relay import Relay
-    from lrs.runtime.embedded import embedded_services
     from lrs.store.migrations import apply_migrations
     from lrs.store.pool import create_pool
 
-    async with embedded_services(settings) as (database_url, nats_url):
-        pool = await create_pool(database_url, min_size=1, max_size=2, application_name="lrs-relay")
+    async with database_url(settings) as db_url, _nats_url(settings) as nats_url:
+        pool = await create_pool(db_url, min_size=1, max_size=2, application_name="lrs-relay")
         try:
             await apply_migrations(pool)
             relay = Relay(
@@ -87,3 +88,34 @@ async def relay(settings: Settings, args: argparse.Namespace) -> None:
                 await relay.stop()
         finally:
             await pool.close()
+
+
+@contextlib.asynccontextmanager
+async def _nats_url(settings: Settings) -> AsyncIterator[str]:
+    """LRS_NATS_URL; else the embedded nats-server of a running `lrs serve`; else
+    the embedded server started here for as long as the relay runs."""
+    if settings.nats_url:
+        yield settings.nats_url
+        return
+    from lrs.runtime.nats import HOST, EmbeddedNats
+
+    server = EmbeddedNats(settings.data_dir / "nats")
+    if (server.data_dir / "port").exists() and await _serves_nats(HOST, server.port):
+        yield server.url
+        return
+    async with server:
+        yield server.url
+
+
+async def _serves_nats(host: str, port: int) -> bool:
+    try:
+        reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), 2)
+    except (OSError, asyncio.TimeoutError):
+        return False
+    try:
+        greeting = await asyncio.wait_for(reader.readline(), 2)
+    except (OSError, asyncio.TimeoutError):
+        greeting = b""
+    finally:
+        writer.close()
+    return greeting.startswith(b"INFO ")
