@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
 
-import nats
 import nats.errors
 import nats.js.errors
 import structlog
@@ -75,7 +74,11 @@ def subject_token(text: str) -> str:
         return text
     if not text:
         return "%"  # an empty token would make the subject invalid
-    return "".join(f"%{ord(c):02X}" if c in _ESCAPED or c.isspace() or not c.isprintable() else c for c in text)
+    return "".join(_escape(c) if c in _ESCAPED or c.isspace() or not c.isprintable() else c for c in text)
+
+
+def _escape(char: str) -> str:
+    return "".join(f"%{byte:02X}" for byte in char.encode("utf-8"))
 
 
 def event_subject(tenant: str, event_type: str) -> str:
