@@ -19,6 +19,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "lrs.commands.migrate",
     "lrs.commands.credentials",
     "lrs.commands.relay",
+    "lrs.commands.export",
     "connectors.cli",
     "projections.cli",
 )
