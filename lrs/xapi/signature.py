@@ -1,0 +1,231 @@
+"""Signed Statements (xAPI-Data 2.6): checking a JWS signature attachment.
+
+A signed Statement carries a JSON Web Signature as an Attachment with usageType
+``http://adlnet.gov/expapi/attachments/signature`` and contentType
+``application/octet-stream`` (2.6.s4.b1).  The LRS MUST reject malformed
+signatures with 400 (2.6.s5.b1) and, to tell, MUST (2.6.s5.b3):
+
+1. decode the JWS and load the signed Statement from its payload;
+2. check that it is logically equivalent to the received Statement;
+3. if the JWS header includes an X.509 certificate (``x5c``), validate the
+   signature against that certificate;
+4. check the signature requirements: algorithm RS256, RS384 or RS512
+   (2.6.s4.b4), payload a JSON serialisation of the Statement (2.6.s4.b3).
+
+Decisions where the spec leaves room, and why:
+
+- Only JWS Compact Serialization is read (2.6.s4.b2: SHOULD*, and the JSON
+  serialisation "will be forbidden in a future version").  Anything else is a
+  malformed signature.
+- No ``x5c`` header: the signature bytes cannot be checked, so the LRS checks
+  everything else (form, algorithm, payload equivalence) and accepts.  The
+  spec only requires validation against a certificate the header includes,
+  and its note says that step catches mistakes, it is not a security measure;
+  clients MUST NOT assume a signature is valid because an LRS accepted it
+  (2.6.s6.b2).  Keys are never fetched (``x5u``, ``jku``).
+- With ``x5c``, the signature is verified with the public key of the first
+  certificate (the signer's, RFC 7515 4.1.6).  The chain, validity dates and
+  revocation are not checked: trust in the signer is outside the spec's scope.
+- A ``crit`` header names extensions this LRS does not implement, so it is
+  rejected (RFC 7515 4.1.11).
+- The comparison is :func:`lrs.xapi.equivalence.statements_equivalent` after
+  removing signature attachments from both sides (the payload is the
+  Statement "before the signature was added"; an ``attachments`` list left
+  empty is dropped).  That comparison ignores ``id``, ``timestamp``,
+  ``authority``, ``stored`` and ``version`` because an LRS may assign them;
+  an LRS cannot change an ``id`` or ``timestamp`` the client sent, so when
+  both sides carry one they must agree (the timestamp as a point in time to
+  the millisecond).
+
+The module is pure: bytes and dicts in, ``XapiError(400)`` out.  It imports
+``cryptography`` for RSA verification and X.509 parsing, both computation only.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import copy
+import re
+import uuid
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import msgspec
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+from lrs.xapi.attachments import SIGNATURE_USAGE_TYPE
+from lrs.xapi.equivalence import statements_equivalent
+from lrs.xapi.errors import XapiError
+
+__all__ = [
+    "ALGORITHMS",
+    "SIGNATURE_CONTENT_TYPE",
+    "is_signature",
+    "signature_attachments",
+    "verify_signed_statement",
+]
+
+SIGNATURE_CONTENT_TYPE = "application/octet-stream"
+ALGORITHMS: dict[str, type[hashes.HashAlgorithm]] = {
+    "RS256": hashes.SHA256,
+    "RS384": hashes.SHA384,
+    "RS512": hashes.SHA512,
+}
+
+_B64URL = re.compile(r"^[A-Za-z0-9_-]*={0,2}$")
+_decode_json = msgspec.json.Decoder().decode
+
+
+def is_signature(attachment: dict[str, Any]) -> bool:
+    return attachment.get("usageType") == SIGNATURE_USAGE_TYPE
+
+
+def signature_attachments(statement: dict[str, Any]) -> list[tuple[int, dict[str, Any]]]:
+    """``(index, attachment)`` for each signature attachment of ``statement``."""
+    return [(i, a) for i, a in enumerate(statement.get("attachments") or ()) if is_signature(a)]
+
+
+def verify_signed_statement(statement: dict[str, Any], jws: bytes, *, path: str = "$") -> None:
+    """Raise ``XapiError(400)`` unless ``jws`` is a well-formed signature of ``statement``.
+
+    ``statement`` is the received Statement as sent (before the LRS assigns
+    anything); ``jws`` the bytes of its signature attachment; ``path`` the JSON
+    path of that attachment, used in messages.
+    """
+    header_b64, payload_b64, signature = _split(jws, path)
+    header = _json_segment(header_b64, "header", path)
+    if not isinstance(header, dict):
+        raise XapiError(400, "malformed signature: the JWS header is not a JSON object", path)
+    algorithm = header.get("alg")
+    if algorithm not in ALGORITHMS:
+        raise XapiError(
+            400,
+            f"signature algorithm {algorithm!r} is not allowed; use RS256, RS384 or RS512",
+            path,
+        )
+    if "crit" in header:
+        raise XapiError(400, "malformed signature: JWS 'crit' extensions are not supported", path)
+    payload = _json_segment(payload_b64, "payload", path)
+    if not isinstance(payload, dict):
+        raise XapiError(400, "malformed signature: the JWS payload is not a Statement object", path)
+    if "x5c" in header:
+        public_key = _certificate_key(header["x5c"], path)
+        signing_input = header_b64 + b"." + payload_b64
+        try:
+            public_key.verify(signature, signing_input, padding.PKCS1v15(), ALGORITHMS[algorithm]())
+        except InvalidSignature:
+            raise XapiError(
+                400, "the signature does not verify against the certificate in the JWS x5c header", path
+            ) from None
+    if not _same_statement(payload, statement):
+        raise XapiError(
+            400, "the signed payload does not match the Statement (Data 2.6.s5.b3.b2)", path
+        )
+
+
+# -- decoding -------------------------------------------------------------------
+
+
+def _split(jws: bytes, path: str) -> tuple[bytes, bytes, bytes]:
+    text = jws.strip()
+    segments = text.split(b".")
+    if len(segments) != 3:
+        raise XapiError(
+            400,
+            "malformed signature: expected a JWS in Compact Serialization (header.payload.signature)",
+            path,
+        )
+    header_b64, payload_b64, signature_b64 = segments
+    if not header_b64 or not payload_b64 or not signature_b64:
+        raise XapiError(400, "malformed signature: a JWS segment is empty", path)
+    signature = _b64url(signature_b64, "signature", path)
+    return header_b64, payload_b64, signature
+
+
+def _b64url(segment: bytes, name: str, path: str) -> bytes:
+    try:
+        text = segment.decode("ascii")
+    except UnicodeDecodeError:
+        text = None
+    if text is None or not _B64URL.match(text):
+        raise XapiError(400, f"malformed signature: the JWS {name} is not base64url", path)
+    text = text.rstrip("=")
+    try:
+        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except (binascii.Error, ValueError):
+        raise XapiError(400, f"malformed signature: the JWS {name} is not base64url", path) from None
+
+
+def _json_segment(segment: bytes, name: str, path: str) -> Any:
+    raw = _b64url(segment, name, path)
+    try:
+        return _decode_json(raw)
+    except (msgspec.DecodeError, UnicodeDecodeError):
+        raise XapiError(400, f"malformed signature: the JWS {name} is not valid JSON", path) from None
+
+
+def _certificate_key(x5c: Any, path: str) -> rsa.RSAPublicKey:
+    if not isinstance(x5c, list) or not x5c or not all(isinstance(c, str) for c in x5c):
+        raise XapiError(400, "malformed signature: x5c must be a non-empty array of certificates", path)
+    try:
+        # x5c holds standard base64 (not base64url) DER (RFC 7515 4.1.6).
+        der = base64.b64decode(x5c[0], validate=True)
+        certificate = x509.load_der_x509_certificate(der)
+        public_key = certificate.public_key()
+    except (binascii.Error, ValueError):
+        raise XapiError(400, "malformed signature: the x5c certificate cannot be read", path) from None
+    if not isinstance(public_key, rsa.RSAPublicKey):
+        raise XapiError(400, "malformed signature: the x5c certificate does not hold an RSA key", path)
+    return public_key
+
+
+# -- comparison -----------------------------------------------------------------
+
+
+def _same_statement(signed: dict[str, Any], received: dict[str, Any]) -> bool:
+    signed, received = _unsigned(signed), _unsigned(received)
+    if not statements_equivalent(signed, received):
+        return False
+    if "id" in signed and "id" in received and not _same_uuid(signed["id"], received["id"]):
+        return False
+    if "timestamp" in signed and "timestamp" in received:
+        return _instant(signed["timestamp"]) == _instant(received["timestamp"])
+    return True
+
+
+def _unsigned(statement: dict[str, Any]) -> dict[str, Any]:
+    """The Statement without its signature attachments (and without an emptied list)."""
+    attachments = statement.get("attachments")
+    if not isinstance(attachments, list):
+        return statement
+    kept = [a for a in attachments if not (isinstance(a, dict) and is_signature(a))]
+    result = copy.copy(statement)
+    if kept:
+        result["attachments"] = kept
+    else:
+        del result["attachments"]
+    return result
+
+
+def _same_uuid(a: Any, b: Any) -> bool:
+    try:
+        return uuid.UUID(str(a)) == uuid.UUID(str(b))
+    except ValueError:
+        return a == b
+
+
+def _instant(value: Any) -> Any:
+    if not isinstance(value, str):
+        return value
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return value
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    moment = moment.astimezone(timezone.utc)
+    return moment - timedelta(microseconds=moment.microsecond % 1000)
