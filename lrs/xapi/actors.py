@@ -9,6 +9,7 @@ from msgspec import UNSET, UnsetType
 
 from lrs.xapi.common import Iri, MailtoIri, Sha1Hex, Strict
 from lrs.xapi.errors import XapiError, field_error, from_validation_error
+from lrs.xapi.jsontext import decode_problem
 
 __all__ = ["Account", "Agent", "Group", "Actor", "parse_agent_param", "ifi_count"]
 
@@ -18,6 +19,12 @@ IFI_NAMES = ("mbox", "mbox_sha1sum", "openid", "account")
 class Account(Strict, kw_only=True):
     homePage: Iri
     name: str
+
+    def __post_init__(self) -> None:
+        # An account name is a login identifier and part of the Agent's IFI
+        # key, which is indexed as text: U+0000 can be neither.
+        if "\x00" in self.name:
+            raise field_error(".name", "An account `name` must not contain the character U+0000")
 
 
 def ifi_count(obj: "Agent | Actor | Group") -> int:
@@ -115,6 +122,7 @@ def parse_agent_param(text: str, path: str = "agent") -> dict:
     except msgspec.ValidationError as err:
         e = from_validation_error(err, prefix=path)
         raise XapiError(400, f"Invalid `{path}` parameter: {e.message}", e.path) from None
-    except msgspec.DecodeError as err:
-        raise XapiError(400, f"Invalid `{path}` parameter: not JSON ({err})", path) from None
+    except (msgspec.DecodeError, UnicodeError, RecursionError) as err:
+        problem = decode_problem(text, err, subject="the value").message
+        raise XapiError(400, f"Invalid `{path}` parameter: not JSON: {problem}", path) from None
     return msgspec.to_builtins(actor)

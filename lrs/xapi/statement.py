@@ -31,6 +31,7 @@ from lrs.xapi.common import (
 )
 from lrs.xapi.contexts import V2_ONLY_FIELDS, Context
 from lrs.xapi.errors import PATTERN_NAMES, XapiError, field_error, from_validation_error
+from lrs.xapi.jsontext import check_shape, decode_problem, too_deep
 from lrs.xapi.objects import ActivityDefinition
 from lrs.xapi.results import Result
 from lrs.xapi.verbs import VOIDED, Verb
@@ -242,8 +243,17 @@ def _decode(decoder: msgspec.json.Decoder, body: bytes | str):  # type: ignore[n
         return decoder.decode(body)
     except msgspec.ValidationError as err:
         raise from_validation_error(err) from None
-    except msgspec.DecodeError as err:
-        raise XapiError(400, f"Request body is not valid JSON: {err}", "$") from None
+    except (msgspec.DecodeError, UnicodeError, RecursionError) as err:
+        # UnicodeDecodeError (invalid UTF-8) and RecursionError (deep nesting)
+        # escape msgspec as themselves; each becomes a 400 naming the problem.
+        raise decode_problem(body, err) from None
+
+
+def _builtins(value):  # type: ignore[no-untyped-def]
+    try:
+        return msgspec.to_builtins(value)
+    except RecursionError:
+        raise too_deep() from None
 
 
 def parse_statements(body: bytes | str, version: str) -> list[dict]:
@@ -257,12 +267,16 @@ def parse_statements(body: bytes | str, version: str) -> list[dict]:
     decoded = _decode(_batch_decoder, body)
     if isinstance(decoded, Statement):
         _check_for_version(decoded, version, "$")
-        return [msgspec.to_builtins(decoded)]
+        statement = _builtins(decoded)
+        check_shape(body, statement)
+        return [statement]
     if not decoded:
         raise XapiError(400, "The request contains no statements (empty array)", "$")
     for i, stmt in enumerate(decoded):
         _check_for_version(stmt, version, f"$[{i}]")
-    return msgspec.to_builtins(decoded)
+    statements = _builtins(decoded)
+    check_shape(body, statements)
+    return statements
 
 
 def parse_statement(body: bytes | str, version: str) -> dict:
@@ -270,4 +284,6 @@ def parse_statement(body: bytes | str, version: str) -> dict:
     _check_version_argument(version)
     stmt = _decode(_single_decoder, body)
     _check_for_version(stmt, version, "$")
-    return msgspec.to_builtins(stmt)
+    statement = _builtins(stmt)
+    check_shape(body, statement)
+    return statement
