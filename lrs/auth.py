@@ -50,11 +50,27 @@ class Credential:
     name: str | None = None
 
     def allows(self, needed: str) -> bool:
-        """Whether this credential's scopes cover ``needed``."""
+        """Whether this credential's scopes cover the scope ``needed``."""
         return any(needed in _IMPLIED.get(scope, (scope,)) for scope in self.scopes)
 
+    def may(self, method: str, resource: str) -> bool:
+        """Whether a ``method`` request to the route ``resource`` is within this
+        credential's scopes (see :data:`RESOURCE_SCOPES`)."""
+        if "all" in self.scopes:
+            return True
+        reading = method in READ_METHODS
+        if reading and "all/read" in self.scopes:
+            return True
+        rule = resource_scopes(resource)
+        if rule is None:
+            return False
+        return any(self.allows(scope) for scope in (rule.read if reading else rule.write))
 
-# What each scope grants, following the spec's scope table.
+
+# What each scope grants, after the spec's scope table (Communication 4.2):
+# "all" is unrestricted, "all/read" is unrestricted read access, and reading
+# any Statement includes reading one's own.  "state" and "profile" are
+# read/write on their document resources.
 _IMPLIED: dict[str, tuple[str, ...]] = {
     "all": tuple(SCOPES),
     "all/read": ("statements/read", "statements/read/mine", "all/read"),
@@ -65,6 +81,55 @@ _IMPLIED: dict[str, tuple[str, ...]] = {
     "define": ("define",),
     "profile": ("profile",),
 }
+
+READ_METHODS = frozenset({"GET", "HEAD"})
+
+
+@dataclass(frozen=True, slots=True)
+class ScopeRule:
+    """Scopes of which one lets a read (GET, HEAD) or a write (anything else) through."""
+
+    read: frozenset[str]
+    write: frozenset[str]
+
+
+_NONE: frozenset[str] = frozenset()
+_LOOKUPS = frozenset({"statements/read", "define", "profile", "state"})
+
+# Every authenticated route and the scopes it needs, besides "all" (always
+# enough) and "all/read" (enough for every read).  A route missing here is
+# open to "all" (and, for reads, "all/read") only: new routes are closed
+# until someone decides.
+RESOURCE_SCOPES: dict[str, ScopeRule] = {
+    # statements/read/mine passes here; the handler then limits the results
+    # to Statements whose authority is this credential's.
+    "/xapi/statements": ScopeRule(frozenset({"statements/read/mine"}), frozenset({"statements/write"})),
+    "/xapi/activities/state": ScopeRule(frozenset({"state"}), frozenset({"state"})),
+    "/xapi/activities/profile": ScopeRule(frozenset({"profile"}), frozenset({"profile"})),
+    "/xapi/agents/profile": ScopeRule(frozenset({"profile"}), frozenset({"profile"})),
+    # The canonical Activity definition and the Person object join what many
+    # credentials have sent: open to credentials that read Statements or work
+    # with the documents of Activities and Agents, not to write-only or
+    # read/mine credentials.
+    "/xapi/activities": ScopeRule(_LOOKUPS, _NONE),
+    "/xapi/agents": ScopeRule(_LOOKUPS, _NONE),
+    # Competency state is derived from every Statement of the tenant.
+    "/competency/": ScopeRule(frozenset({"statements/read"}), _NONE),
+    # Operational metrics count every tenant's traffic: operators only.
+    "/metrics": ScopeRule(_NONE, _NONE),
+}
+
+
+def resource_scopes(resource: str) -> ScopeRule | None:
+    """The rule for a route (its canonical path, e.g. ``/competency/{learner}``);
+    a key ending in "/" covers every route below it."""
+    rule = RESOURCE_SCOPES.get(resource)
+    if rule is not None:
+        return rule
+    for prefix, prefix_rule in RESOURCE_SCOPES.items():
+        if prefix.endswith("/") and resource.startswith(prefix):
+            return prefix_rule
+    return None
 
 
 def validate_scopes(scopes: list[str]) -> frozenset[str]:

@@ -31,6 +31,7 @@ from lrs.eventlog import (
 from lrs.ingest.model import PreparedStatement
 from lrs.xapi.equivalence import statements_equivalent
 from lrs.xapi.errors import ConflictError, XapiError
+from lrs.xapi.identity import ifi_key
 
 Key = tuple[str, uuid.UUID]  # (tenant, statement id)
 
@@ -190,6 +191,8 @@ def plan_group(
 
 # Prefixes of the read model's filter_keys (one GIN index serves all four filters).
 AGENT_KEY, RELATED_AGENT_KEY, ACTIVITY_KEY, RELATED_ACTIVITY_KEY = "A:", "a:", "O:", "o:"
+# The authority's IFI key, for the statements/read/mine scope.
+AUTHORITY_KEY = "U:"
 
 
 def filter_keys(statement: PreparedStatement) -> list[str]:
@@ -201,6 +204,9 @@ def filter_keys(statement: PreparedStatement) -> list[str]:
     keys += [ACTIVITY_KEY + a for a in statement.activity_ids]
     direct = set(statement.activity_ids)
     keys += [RELATED_ACTIVITY_KEY + a for a in statement.related_activity_ids if a not in direct]
+    authority = ifi_key(statement.body["authority"])
+    if authority is not None:
+        keys.append(AUTHORITY_KEY + authority)
     return keys
 
 

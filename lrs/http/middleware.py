@@ -26,8 +26,8 @@ LOG_FIELDS = web.RequestKey("log_fields", dict)
 
 # Endpoints reachable without credentials: the spec's About resource and the
 # operational probes (they reveal nothing about stored data).
-PUBLIC_PATHS = frozenset({"/xapi/about", "/health", "/ready"})
-VERSION_EXEMPT = frozenset({"/xapi/about"})
+PUBLIC_PATHS = frozenset({"/xapi/about", "/xapi/openapi.json", "/health", "/ready"})
+VERSION_EXEMPT = frozenset({"/xapi/about", "/xapi/openapi.json"})
 
 _json_encode = msgspec.json.Encoder().encode
 
@@ -113,6 +113,13 @@ async def authentication(request: web.Request, handler: Handler) -> web.StreamRe
     key, secret = parse_basic_auth(request.headers.get("Authorization"))
     credential = await request.app[keys.AUTHENTICATOR].authenticate(key, secret)
     request[CREDENTIAL] = credential
+    # Scopes (lrs.auth.RESOURCE_SCOPES), checked once here for every route;
+    # unmatched paths fall through to the router's 404/405.
+    resource = request.match_info.route.resource
+    if resource is not None and not credential.may(request.method, resource.canonical):
+        raise XapiError(
+            403, f"credential {credential.key!r} has no scope that allows {request.method} {resource.canonical}"
+        )
     return await handler(request)
 
 

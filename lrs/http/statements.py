@@ -25,6 +25,7 @@ from lrs.ingest.query import StatementFetch, more_token, parse_statement_query
 from lrs.store import reader
 from lrs.store.writer import WriterClosedError
 from lrs.xapi.errors import NotFoundError, XapiError
+from lrs.xapi.identity import ifi_key
 from lrs.xapi.statement import parse_statement, parse_statements
 
 _encode = msgspec.json.Encoder().encode
@@ -77,6 +78,7 @@ async def _append(request: web.Request, statements: list[dict[str, Any]]) -> lis
         version=request[XAPI_VERSION],
         authority=authority_for(credential, settings.authority_home),
         new_id=uuid.uuid4,
+        max_statements=settings.max_batch_statements,
     )
     try:
         results = await request.app[keys.WRITER].append(credential.tenant, prepared)
@@ -137,9 +139,14 @@ def _parse_uuid(raw: str, where: str) -> uuid.UUID:
 
 async def get_statements(request: web.Request) -> web.Response:
     credential: Credential = request[CREDENTIAL]
-    _require(credential, "statements/read")
+    _require(credential, "statements/read/mine")
     settings = request.app[keys.SETTINGS]
     pool = request.app[keys.POOL]
+    # statements/read/mine: only Statements whose authority is the one the LRS
+    # assigns to this credential's writes (Communication 4.2).
+    mine = None
+    if not credential.allows("statements/read"):
+        mine = ifi_key(authority_for(credential, settings.authority_home))
     languages = parse_accept_language(request.headers.get("Accept-Language", ""))
     token = more_token(request.query)
     if token is not None:
@@ -150,7 +157,7 @@ async def get_statements(request: web.Request) -> web.Response:
         )
         if isinstance(parsed, StatementFetch):
             body = await reader.get_statement(
-                pool, credential.tenant, parsed.statement_id, voided=parsed.voided
+                pool, credential.tenant, parsed.statement_id, voided=parsed.voided, authority=mine
             )
             if body is None:
                 raise NotFoundError(404, f"no statement with id {parsed.statement_id}")
@@ -158,7 +165,7 @@ async def get_statements(request: web.Request) -> web.Response:
             return _json(request, format_statement(statement, parsed.format, languages))
         query, after = parsed, None
     bodies, last_position, has_more = await reader.query_statements(
-        pool, credential.tenant, query, after_position=after, limit=query.limit
+        pool, credential.tenant, query, after_position=after, limit=query.limit, authority=mine
     )
     more = ""
     if has_more:

@@ -5,7 +5,10 @@ newest first unless ``ascending``.  ``after_position`` continues a page
 sequence in the query's own direction.  Filters follow xAPI-Communication
 2.1.3, including "Filter Conditions for StatementRefs": a statement whose
 object is a StatementRef also matches when its target (recursively) does.
-Voided statements are never in a filtered result.  All values are bound
+Voided statements are never in a filtered result.  ``authority`` (the
+statements/read/mine scope) limits every read to Statements with that
+authority IFI key; it is not part of the query the client sent, so it is
+applied to every page and every single fetch.  All values are bound
 parameters; only fixed SQL fragments are assembled.
 """
 
@@ -15,12 +18,16 @@ from typing import Any, Callable
 
 import asyncpg
 
-from lrs.batching import ACTIVITY_KEY, AGENT_KEY, RELATED_ACTIVITY_KEY, RELATED_AGENT_KEY
+from lrs.batching import ACTIVITY_KEY, AGENT_KEY, AUTHORITY_KEY, RELATED_ACTIVITY_KEY, RELATED_AGENT_KEY
 from lrs.ingest.query import StatementQuery
 
 SELECT_ONE = """
 SELECT body FROM statements
 WHERE tenant = $1 AND statement_id = $2 AND voided = $3
+"""
+SELECT_ONE_WITH_AUTHORITY = """
+SELECT body FROM statements
+WHERE tenant = $1 AND statement_id = $2 AND voided = $3 AND filter_keys @> ARRAY[$4::text]
 """
 SELECT_PAGE = """
 SELECT position, body FROM statements s
@@ -45,10 +52,16 @@ REF_MATCHES = """EXISTS (
 Pool = asyncpg.Pool | asyncpg.Connection
 
 
-async def get_statement(pool: Pool, tenant: str, statement_id: Any, *, voided: bool) -> bytes | None:
+async def get_statement(
+    pool: Pool, tenant: str, statement_id: Any, *, voided: bool, authority: str | None = None
+) -> bytes | None:
     """The stored JSON of one statement: ``voided=False`` (statementId) finds
     only statements that are not voided, ``voided=True`` (voidedStatementId)
-    only voided ones."""
+    only voided ones; with ``authority`` (an IFI key) only one with that authority."""
+    if authority is not None:
+        return await pool.fetchval(
+            SELECT_ONE_WITH_AUTHORITY, tenant, statement_id, voided, AUTHORITY_KEY + authority
+        )
     return await pool.fetchval(SELECT_ONE, tenant, statement_id, voided)
 
 
@@ -85,7 +98,8 @@ def _filters(query: StatementQuery, alias: str, params: list[Any]) -> list[str]:
 
 
 def build_page_query(
-    tenant: str, query: StatementQuery, after_position: int | None, limit: int
+    tenant: str, query: StatementQuery, after_position: int | None, limit: int,
+    authority: str | None = None,
 ) -> tuple[str, list[Any]]:
     """The SQL and parameters for one page (``limit`` + 1 rows, to see if more follow)."""
     params: list[Any] = [tenant]
@@ -102,6 +116,8 @@ def build_page_query(
         where.append(f"s.stored > {bind(query.since)}::timestamptz")
     if query.until is not None:
         where.append(f"s.stored <= {bind(query.until)}::timestamptz")
+    if authority is not None:
+        where.append(f"s.filter_keys @> ARRAY[{bind(AUTHORITY_KEY + authority)}::text]")
     own = _filters(query, "s", params)
     if own:
         targets = _filters(query, "t", params)
@@ -122,12 +138,14 @@ async def query_statements(
     *,
     after_position: int | None = None,
     limit: int,
+    authority: str | None = None,
 ) -> tuple[list[bytes], int | None, bool]:
     """One page: (stored JSON of each statement, position of the last one
-    returned or None if none, whether more statements follow)."""
+    returned or None if none, whether more statements follow).  ``authority``
+    (an IFI key) keeps only Statements with that authority."""
     if limit < 1:
         raise ValueError("limit must be at least 1")
-    sql, params = build_page_query(tenant, query, after_position, limit)
+    sql, params = build_page_query(tenant, query, after_position, limit, authority)
     rows = await pool.fetch(sql, *params)
     has_more = len(rows) > limit
     rows = rows[:limit]
