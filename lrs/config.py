@@ -47,6 +47,12 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
         raise ConfigError(f"{name} must be a number, got {raw!r}") from None
 
 
+def _nonnegative(value: float, name: str) -> float:
+    if not value >= 0 or value == float("inf"):
+        raise ConfigError(f"{name} must be a finite number >= 0, got {value}")
+    return value
+
+
 def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     raw = env.get(name)
     if raw is None or raw == "":
@@ -82,6 +88,12 @@ class Settings:
     # The account homePage of the authority Agent the LRS stamps on statements.
     authority_homepage: str | None = None
     credential_cache_ttl_s: float = 60.0
+    # Limits (xAPI-Communication 3.2: configurable, high enough for a
+    # conformance run).  Statements in one POST (more: 413); per-credential
+    # request rate per process (token bucket; 0 turns it off) and its burst.
+    max_batch_statements: int = 10_000
+    rate_limit_per_s: float = 1000.0
+    rate_limit_burst: int = 2000
 
     @property
     def authority_home(self) -> str:
@@ -114,4 +126,7 @@ class Settings:
             shutdown_grace_s=_float(env, "LRS_SHUTDOWN_GRACE_S", 10.0),
             authority_homepage=env.get("LRS_AUTHORITY_HOMEPAGE") or None,
             credential_cache_ttl_s=_float(env, "LRS_CREDENTIAL_CACHE_TTL_S", 60.0),
+            max_batch_statements=_int(env, "LRS_MAX_BATCH_STATEMENTS", 10_000, 1),
+            rate_limit_per_s=_nonnegative(_float(env, "LRS_RATE_LIMIT_PER_S", 1000.0), "LRS_RATE_LIMIT_PER_S"),
+            rate_limit_burst=_int(env, "LRS_RATE_LIMIT_BURST", 2000, 1),
         )

@@ -13,8 +13,14 @@ For each Statement of a request, in order:
   lack a version, the version MUST be set to 1.0.0") and ``"2.0.0"`` for 2.0
   requests.
 - ``stored``: removed; the store sets it at commit, and ``timestamp`` too when
-  the client gave none (``has_timestamp`` False). A given ``timestamp`` is
-  kept as sent.
+  the client gave none (``has_timestamp`` False).
+- ``timestamp`` (and a SubStatement's): on 1.0.x requests kept as sent; on
+  2.0 requests normalised to UTC (``2024-01-31T14:00:00.25+02:00`` becomes
+  ``2024-01-31T12:00:00.25Z``, the fraction digits kept as sent; a
+  timestamp without a zone is read as UTC). 1.0.3 lets the LRS return
+  timestamps in another zone (Data 4.5); 2.0 asks it to store UTC.
+- A request with more than ``max_statements`` Statements is rejected with
+  413 (Communication 3.2: a request larger than the LRS allows).
 - ``contextActivities``: every value becomes an array (2.4.6.2 s4 b3: the LRS
   MUST return arrays), in the Statement and in a SubStatement.
 
@@ -44,15 +50,17 @@ query-time rule: ``statement_ref`` names the target for the store to follow.
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from lrs.ingest.model import PreparedStatement
 from lrs.xapi.errors import XapiError
 from lrs.xapi.identity import ifi_key
 
-__all__ = ["prepare_statements", "VOIDED_VERB"]
+__all__ = ["prepare_statements", "utc_timestamp", "VOIDED_VERB"]
 
 VOIDED_VERB = "http://adlnet.gov/expapi/verbs/voided"
 
@@ -65,14 +73,22 @@ def prepare_statements(
     version: str,
     authority: dict[str, Any],
     new_id: Callable[[], uuid.UUID],
+    max_statements: int | None = None,
 ) -> list[PreparedStatement]:
-    """Prepare one request's Statements; raise ``XapiError(400)`` on duplicate ids.
+    """Prepare one request's Statements; raise ``XapiError(400)`` on duplicate
+    ids and ``XapiError(413)`` for more than ``max_statements`` Statements.
 
     ``version`` is the negotiated request version ("1.0.3" or "2.0.0").
     ``authority`` is shared by reference by every body; callers must not
     mutate it afterwards. The input dicts are not modified.
     """
-    default_version = "2.0.0" if version.startswith("2.") else "1.0.0"
+    if max_statements is not None and len(statements) > max_statements:
+        raise XapiError(
+            413,
+            f"{len(statements)} statements in one request; this LRS accepts at most {max_statements} per request",
+        )
+    version_2 = version.startswith("2.")
+    default_version = "2.0.0" if version_2 else "1.0.0"
     authority_keys = _actor_keys(authority)
     seen: dict[uuid.UUID, int] = {}
     prepared: list[PreparedStatement] = []
@@ -98,6 +114,8 @@ def prepare_statements(
         if "version" not in body:
             body["version"] = default_version
         body.pop("stored", None)
+        if version_2 and "timestamp" in body:
+            body["timestamp"] = utc_timestamp(body["timestamp"])
         context = body.get("context")
         if context is not None:
             context = body["context"] = _context_with_arrays(context)
@@ -108,6 +126,11 @@ def prepare_statements(
                 fixed = _context_with_arrays(sub_context)
                 if fixed is not sub_context:
                     statement_object = body["object"] = {**statement_object, "context": fixed}
+            sub_timestamp = statement_object.get("timestamp")
+            if version_2 and sub_timestamp is not None:
+                normalised = utc_timestamp(sub_timestamp)
+                if normalised != sub_timestamp:
+                    statement_object = body["object"] = {**statement_object, "timestamp": normalised}
         prepared.append(_prepared(statement_id, body, context, statement_object, authority_keys))
     return prepared
 
@@ -215,6 +238,44 @@ def _context_with_arrays(context: dict[str, Any]) -> dict[str, Any]:
         return context
     fixed = {k: v if isinstance(v, list) else [v] for k, v in context_activities.items()}
     return {**context, "contextActivities": fixed}
+
+
+# A validated ISO 8601 timestamp (lrs.xapi.common): extended or basic format,
+# minutes and seconds optional, fraction with "." or ",", optional zone.
+_TIMESTAMP_PARTS = re.compile(
+    r"(\d{4})-?(\d{2})-?(\d{2})[Tt](\d{2})(?::?(\d{2})(?::?(\d{2})([.,]\d+)?)?)?"
+    r"([Zz]|[+-]\d{2}(?::?\d{2})?)?"
+)
+
+
+def utc_timestamp(text: str) -> str:
+    """``text`` as ``YYYY-MM-DDTHH:MM:SS[.fraction]Z``, the same point in time.
+
+    The fraction's digits are kept as sent (no rounding); no zone means UTC.
+    A value this cannot read, or whose UTC date falls outside years
+    1-9999, is returned unchanged.
+    """
+    match = _TIMESTAMP_PARTS.fullmatch(text)
+    if match is None:
+        return text
+    year, month, day, hour, minute, second, fraction, zone = match.groups()
+    offset = timedelta(0)
+    if zone is not None and zone not in ("Z", "z"):
+        digits = zone[1:].replace(":", "")
+        offset = timedelta(hours=int(digits[:2]), minutes=int(digits[2:] or 0))
+        if zone[0] == "-":
+            offset = -offset
+    try:
+        # Seconds are added, not set, so a leap second (:60) rolls over.
+        moment = datetime(int(year), int(month), int(day), int(hour), int(minute or 0), tzinfo=timezone.utc)
+        moment += timedelta(seconds=int(second or 0)) - offset
+    except (ValueError, OverflowError):
+        return text
+    fraction_text = "." + fraction[1:] if fraction else ""
+    return (
+        f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d}T"
+        f"{moment.hour:02d}:{moment.minute:02d}:{moment.second:02d}{fraction_text}Z"
+    )
 
 
 def _unique(values: list[str]) -> tuple[str, ...]:
