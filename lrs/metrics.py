@@ -4,7 +4,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge
+from prometheus_client import Counter, Gauge, Histogram
 
 # -- relay: event log -> JetStream --------------------------------------------
 # Labelled by relay name, so a process can run more than one relay.
@@ -32,4 +32,22 @@ RELAY_PUBLISH_FAILURES = Counter(
 )
 RELAY_RESYNCS = Counter(
     "lrs_relay_resyncs", "Times the relay recomputed its resume position from checkpoint and stream", ("relay",)
+)
+
+# -- group commit: the statement writer ---------------------------------------
+
+GROUP_COMMIT_SECONDS = Histogram(
+    "lrs_group_commit_seconds",
+    "Duration of one group-commit transaction, from lock to COMMIT",
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),
+)
+GROUP_COMMIT_STATEMENTS = Histogram(
+    "lrs_group_commit_statements",
+    "Statements written by one group-commit transaction",
+    buckets=(1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000),
+)
+GROUP_COMMIT_REQUESTS = Histogram(
+    "lrs_group_commit_requests",
+    "Append requests decided by one group-commit transaction",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
 )

@@ -18,6 +18,7 @@ A database error fails the requests of that group only; the writer goes on.
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections import defaultdict, deque
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ import asyncpg
 import msgspec
 import structlog
 
+from lrs import metrics
 from lrs.batching import (
     AppendRequest,
     AppendResult,
@@ -53,15 +55,31 @@ UPDATE_VOIDED = """
 UPDATE statements SET voided = true
 WHERE tenant = $1 AND statement_id = ANY($2::uuid[]) AND voids IS NULL
 """
-UPDATE_HEAD = "UPDATE log_head SET position = $1, hash = $2, stored = $3 WHERE singleton"
-EVENT_COLUMNS = (
-    "position", "event_id", "tenant", "event_type", "statement_id",
-    "stored", "payload", "prev_hash", "hash",
+# The whole write of a group in one statement (one round trip): the events,
+# the read-model rows (their body is the event payload, sent once) and the new
+# head.  Filter keys travel as one JSON array per row because unnest cannot
+# take a ragged two-dimensional array.
+INSERT_GROUP = """
+WITH new_events AS (
+    INSERT INTO events (position, event_id, tenant, event_type, statement_id,
+                        stored, payload, prev_hash, hash)
+    SELECT * FROM unnest($1::bigint[], $2::uuid[], $3::text[], $4::text[], $5::uuid[],
+                         $6::timestamptz[], $7::bytea[], $8::bytea[], $9::bytea[])
+), new_statements AS (
+    INSERT INTO statements (tenant, statement_id, position, stored, body, verb_id,
+                            filter_keys, registration, voided, voids, statement_ref)
+    SELECT u.tenant, u.statement_id, u.position, u.stored, u.body, u.verb_id,
+           ARRAY(SELECT jsonb_array_elements_text(u.keys::jsonb)),
+           u.registration, u.voided, u.voids, u.statement_ref
+    FROM unnest($3::text[], $5::uuid[], $1::bigint[], $6::timestamptz[], $7::bytea[],
+                $10::text[], $11::text[], $12::uuid[], $13::bool[], $14::uuid[], $15::uuid[])
+         AS u(tenant, statement_id, position, stored, body, verb_id, keys,
+              registration, voided, voids, statement_ref)
+), new_head AS (
+    UPDATE log_head SET position = $16, hash = $17, stored = $18 WHERE singleton
 )
-STATEMENT_COLUMNS = (
-    "tenant", "statement_id", "position", "stored", "body", "verb_id",
-    "filter_keys", "registration", "voided", "voids", "statement_ref",
-)
+SELECT 1
+"""
 
 log = structlog.get_logger(__name__)
 _decode_json = msgspec.json.Decoder().decode
@@ -230,6 +248,7 @@ class StatementWriter:
 
     async def _commit_group(self, group: list[_Queued]) -> None:
         self._committing = len(group)
+        started = time.perf_counter()
         try:
             plan = await self._write([item.request for item in group])
         except Exception as exc:  # noqa: BLE001 - every caller of this group gets it
@@ -241,6 +260,9 @@ class StatementWriter:
         finally:
             self._committing = 0
             self._committing_min_stored = None
+        metrics.GROUP_COMMIT_SECONDS.observe(time.perf_counter() - started)
+        metrics.GROUP_COMMIT_REQUESTS.observe(len(group))
+        metrics.GROUP_COMMIT_STATEMENTS.observe(len(plan.new))
         if plan.head is not None:
             self._last_position = plan.head.position
             self._last_stored = plan.head.stored
@@ -273,18 +295,12 @@ class StatementWriter:
                 if plan.head is None:
                     return plan  # nothing new: only duplicates and errors
                 self._committing_min_stored = plan.new[0].event.stored
-                await conn.copy_records_to_table(
-                    "events", records=_event_rows(plan), columns=EVENT_COLUMNS
-                )
-                await conn.copy_records_to_table(
-                    "statements", records=_statement_rows(plan), columns=STATEMENT_COLUMNS
-                )
+                await conn.execute(INSERT_GROUP, *_group_columns(plan))
                 by_tenant: dict[str, list[uuid.UUID]] = defaultdict(list)
                 for tenant, statement_id in plan.newly_voided:
                     by_tenant[tenant].append(statement_id)
                 for tenant, ids in by_tenant.items():
                     await conn.execute(UPDATE_VOIDED, tenant, ids)
-                await conn.execute(UPDATE_HEAD, plan.head.position, plan.head.hash, plan.head.stored)
         return plan
 
 
@@ -314,20 +330,31 @@ async def _fetch_touched(
     return found
 
 
-def _event_rows(plan: GroupPlan) -> list[tuple]:
-    return [
-        (e.position, e.event_id, e.tenant, e.event_type, e.statement_id,
-         e.stored, e.payload, e.prev_hash, e.hash)
-        for e in (n.event for n in plan.new)
-    ]
+def _group_columns(plan: GroupPlan) -> tuple[list, ...]:
+    """The parameters of INSERT_GROUP: one array per column."""
+    events = [n.event for n in plan.new]
+    statements = [n.statement for n in plan.new]
+    assert plan.head is not None
+    return (
+        [e.position for e in events],
+        [e.event_id for e in events],
+        [e.tenant for e in events],
+        [e.event_type for e in events],
+        [e.statement_id for e in events],
+        [e.stored for e in events],
+        [e.payload for e in events],
+        [e.prev_hash for e in events],
+        [e.hash for e in events],
+        [s.verb_id for s in statements],
+        [_encode_keys(filter_keys(s)).decode() for s in statements],
+        [s.registration for s in statements],
+        [n.voided for n in plan.new],
+        [s.voids for s in statements],
+        [s.statement_ref for s in statements],
+        plan.head.position,
+        plan.head.hash,
+        plan.head.stored,
+    )
 
 
-def _statement_rows(plan: GroupPlan) -> list[tuple]:
-    rows = []
-    for new in plan.new:
-        e, s = new.event, new.statement
-        rows.append((
-            e.tenant, e.statement_id, e.position, e.stored, e.payload, s.verb_id,
-            filter_keys(s), s.registration, new.voided, s.voids, s.statement_ref,
-        ))
-    return rows
+_encode_keys = msgspec.json.Encoder().encode
