@@ -40,6 +40,7 @@ from lrs.bus import (
     TENANT_HEADER,
     load_consumer_config,
 )
+from lrs.eventlog import EventRecord
 from lrs.store import leader_lock
 from lrs.store.log_reader import last_position, read_events_after
 
@@ -107,6 +108,10 @@ class Projection(Protocol):
 
     async def reset(self, conn: asyncpg.Connection) -> None:
         """Empty the projection's tables."""
+
+    # Optional: ``async apply_many(conn, events)`` folds consecutive events at
+    # once (the runner falls back to ``apply`` one by one when it raises), and
+    # ``async after_swap(conn)`` runs in the replay's swap transaction.
 
 
 class ProjectionOutdated(RuntimeError):
@@ -178,22 +183,42 @@ class ProjectionRunner:
                         record.position,
                         LogEvent(record.position, record.tenant, record.event_type, bytes(record.payload)),
                     )
-            applied, parked, failed_at = 0, [], None
+            run: list[LogEvent] = []
             for position in range(checkpoint + 1, last + 1):
                 event = incoming.get(position)
                 if event is None:
                     break  # not in the log yet: cannot happen with a gapless log; wait
-                ok = await self._apply_one(conn, event)
-                if ok is False:
-                    failed_at = position
-                    break
-                if ok is None:
-                    parked.append(position)
-                else:
-                    applied += 1
-                checkpoint = position
-            await conn.execute(UPDATE_CHECKPOINT, self.name, checkpoint)
-            return BatchOutcome(checkpoint, applied, tuple(parked), failed_at)
+                run.append(event)
+            outcome = await self._apply_run(conn, run, checkpoint)
+            await conn.execute(UPDATE_CHECKPOINT, self.name, outcome.checkpoint)
+            return outcome
+
+    async def _apply_run(self, conn: asyncpg.Connection, run: Sequence[LogEvent], checkpoint: int) -> BatchOutcome:
+        """Apply consecutive events after ``checkpoint``: all at once when the
+        projection can (``apply_many``), else, or when that fails, one by one
+        so that a failure is pinned on its event."""
+        apply_many = getattr(self.projection, "apply_many", None)
+        if apply_many is not None and len(run) > 1:
+            try:
+                async with conn.transaction():  # a savepoint
+                    await apply_many(conn, run)
+                return BatchOutcome(run[-1].position, len(run), (), None)
+            except TRANSIENT_ERRORS:
+                raise
+            except Exception as exc:
+                log.info("projection.batch_retried_one_by_one", projection=self.name, error=repr(exc))
+        applied, parked, failed_at = 0, [], None
+        for event in run:
+            ok = await self._apply_one(conn, event)
+            if ok is False:
+                failed_at = event.position
+                break
+            if ok is None:
+                parked.append(event.position)
+            else:
+                applied += 1
+            checkpoint = event.position
+        return BatchOutcome(checkpoint, applied, tuple(parked), failed_at)
 
     async def _apply_one(self, conn: asyncpg.Connection, event: LogEvent) -> bool | None:
         """True: applied; None: parked; False: failed, retry later."""
@@ -228,11 +253,47 @@ class ProjectionRunner:
                 records = await read_events_after(conn, checkpoint, batch_size)
             if not records:
                 return checkpoint
-            outcome = await self.apply_batch(
-                [LogEvent(r.position, r.tenant, r.event_type, bytes(r.payload)) for r in records]
-            )
+            outcome = await self.apply_batch(_log_events(records))
             if outcome.failed_at is not None:
                 return outcome.checkpoint
+
+    async def follow(
+        self,
+        stop: asyncio.Event,
+        wake: asyncio.Event,
+        *,
+        batch_size: int = 1000,
+        poll_interval: float = 1.0,
+        on_batch: Callable[[BatchOutcome], None] | None = None,
+    ) -> None:
+        """Follow the Postgres log directly (no NATS configured): catch up
+        whenever ``wake`` is set (the writer's commit hook) or every
+        ``poll_interval`` seconds, until ``stop`` is set."""
+        async with self.pool.acquire() as lock_conn:
+            key = leader_lock.lock_key(f"projection:{self.name}")
+            while not await leader_lock.try_lock(lock_conn, key):
+                await _sleep_or_stop(stop, poll_interval)
+                if stop.is_set():
+                    return
+            try:
+                while not stop.is_set():
+                    wake.clear()
+                    try:
+                        checkpoint = await self.catch_up(batch_size)
+                    except TRANSIENT_ERRORS as exc:
+                        log.warning("projection.catch_up_failed", projection=self.name, error=repr(exc))
+                    else:
+                        if on_batch is not None:
+                            on_batch(BatchOutcome(checkpoint, 0, (), None))
+                    waiter = asyncio.ensure_future(wake.wait())
+                    stopper = asyncio.ensure_future(stop.wait())
+                    try:
+                        await asyncio.wait({waiter, stopper}, timeout=poll_interval, return_when=asyncio.FIRST_COMPLETED)
+                    finally:
+                        waiter.cancel()
+                        stopper.cancel()
+            finally:
+                await leader_lock.unlock(lock_conn, key)
 
     # -- JetStream --------------------------------------------------------------
 
@@ -366,10 +427,8 @@ async def replay(
                 records = await read_events_after(conn, position, batch_size)
                 if not records:
                     break
-                async with conn.transaction():
-                    for record in records:
-                        event = LogEvent(record.position, record.tenant, record.event_type, bytes(record.payload))
-                        await runner._apply_one(conn, event)  # a failure is parked and logged
+                async with conn.transaction():  # a failure is parked and logged
+                    await runner._apply_run(conn, _log_events(records), position)
                 position = records[-1].position
                 if progress is not None:
                     progress(position, max(total, position))
@@ -382,19 +441,25 @@ async def replay(
                     records = await read_events_after(conn, position, batch_size)
                     if not records:
                         break
-                    for record in records:
-                        event = LogEvent(record.position, record.tenant, record.event_type, bytes(record.payload))
-                        await runner._apply_one(conn, event)
+                    await runner._apply_run(conn, _log_events(records), position)
                     position = records[-1].position
                 for table in projection.tables:
                     await conn.execute(f"DROP TABLE public.{table}")
                     await conn.execute(f'ALTER TABLE "{scratch}".{table} SET SCHEMA public')
                 await conn.execute(UPDATE_CHECKPOINT, name, position)
                 await conn.execute(f'DROP SCHEMA "{scratch}"')
+                after_swap = getattr(projection, "after_swap", None)
+                if after_swap is not None:
+                    await conn.execute("RESET search_path")
+                    await after_swap(conn)
         finally:
             await conn.execute("RESET search_path")
     log.info("projection.replayed", projection=name, position=position)
     return position
+
+
+def _log_events(records: Sequence[EventRecord]) -> list[LogEvent]:
+    return [LogEvent(r.position, r.tenant, r.event_type, bytes(r.payload)) for r in records]
 
 
 async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:

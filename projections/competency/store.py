@@ -1,20 +1,22 @@
 """The competency projection in Postgres (tables in schemas/postgres/0100_competency.sql).
 
-:class:`CompetencyProjection` applies one log event inside the runner's
+:class:`CompetencyProjection` applies log events inside the runner's
 transaction: it asks the pure rules (policy.py) what the statement means,
 routes it to the learner it concerns, folds it into that learner's state and
 writes the state back.  A voiding statement reaches the voided statement's
 learner through ``competency_statement_learners``; every voiding is kept in
 ``competency_voids`` so a statement projected after its voiding stays out.
+A batch of events is folded with one read and one write per table; when a
+learner's certification is earned or lost, the count of the unit the
+learner is in changes in the same transaction (projections/units/store.py).
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, Sequence
 
 import asyncpg
 import msgspec
@@ -28,47 +30,66 @@ from projections.competency.model import (
 )
 from projections.competency.policy import evolve, interpret
 from projections.runner import LogEvent
+from projections.units.store import apply_certification_changes, certified_rows, recount_certified
 
-SELECT_STATE = "SELECT state FROM competency_learners WHERE tenant = $1 AND learner = $2"
-UPSERT_STATE = """
-INSERT INTO competency_learners (tenant, learner, state, position) VALUES ($1, $2, $3, $4)
+SELECT_STATES = """
+SELECT tenant, learner, state FROM competency_learners
+WHERE (tenant, learner) IN (SELECT * FROM unnest($1::text[], $2::text[]))
+"""
+UPSERT_STATES = """
+INSERT INTO competency_learners (tenant, learner, state, position)
+SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[], $4::bigint[])
 ON CONFLICT (tenant, learner) DO UPDATE SET state = EXCLUDED.state, position = EXCLUDED.position
 """
-DELETE_STATES = "DELETE FROM competency_states WHERE tenant = $1 AND learner = $2"
-INSERT_STATE_ROW = """
-INSERT INTO competency_states (tenant, learner, competency, status, level, level_rank, best_score,
-    latest_score, evidence_count, first_mastered_at, rule_version)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+DELETE_STATE_ROWS = """
+DELETE FROM competency_states WHERE (tenant, learner) IN (SELECT * FROM unnest($1::text[], $2::text[]))
 """
-DELETE_CERTIFICATIONS = "DELETE FROM competency_certifications WHERE tenant = $1 AND learner = $2"
-INSERT_CERTIFICATION = """
-INSERT INTO competency_certifications (tenant, learner, program, program_version, earned, earned_at, statement_ids)
-VALUES ($1, $2, $3, $4, $5, $6, $7)
+DELETE_CERTIFICATIONS = """
+DELETE FROM competency_certifications WHERE (tenant, learner) IN (SELECT * FROM unnest($1::text[], $2::text[]))
 """
-INSERT_STATEMENT_LEARNER = """
-INSERT INTO competency_statement_learners (tenant, statement_id, learner) VALUES ($1, $2, $3)
-ON CONFLICT DO NOTHING
+STATE_COLUMNS = [
+    "tenant", "learner", "competency", "status", "level", "level_rank", "best_score",
+    "latest_score", "evidence_count", "first_mastered_at", "rule_version",
+]
+CERTIFICATION_COLUMNS = ["tenant", "learner", "program", "program_version", "earned", "earned_at", "statement_ids"]
+INSERT_STATEMENT_LEARNERS = """
+INSERT INTO competency_statement_learners (tenant, statement_id, learner)
+SELECT * FROM unnest($1::text[], $2::uuid[], $3::text[]) ON CONFLICT DO NOTHING
 """
-SELECT_STATEMENT_LEARNER = "SELECT learner FROM competency_statement_learners WHERE tenant = $1 AND statement_id = $2"
-INSERT_VOID = """
-INSERT INTO competency_voids (tenant, target_id, voiding_statement_id) VALUES ($1, $2, $3)
-ON CONFLICT DO NOTHING
+SELECT_STATEMENT_LEARNERS = """
+SELECT tenant, statement_id, learner FROM competency_statement_learners
+WHERE (tenant, statement_id) IN (SELECT * FROM unnest($1::text[], $2::uuid[]))
 """
-SELECT_VOID = "SELECT voiding_statement_id FROM competency_voids WHERE tenant = $1 AND target_id = $2"
+INSERT_VOIDS = """
+INSERT INTO competency_voids (tenant, target_id, voiding_statement_id)
+SELECT * FROM unnest($1::text[], $2::uuid[], $3::uuid[]) ON CONFLICT DO NOTHING
+"""
+SELECT_VOIDS = """
+SELECT tenant, target_id, voiding_statement_id FROM competency_voids
+WHERE (tenant, target_id) IN (SELECT * FROM unnest($1::text[], $2::uuid[]))
+"""
 SELECT_ALL_STATES = "SELECT tenant, learner, state FROM competency_learners ORDER BY tenant, learner"
 TRUNCATE_ALL = """
 TRUNCATE competency_learners, competency_states, competency_certifications,
-    competency_statement_learners, competency_voids
+    competency_statement_learners, competency_voids, unit_certified
 """
 
 _ENCODER = msgspec.json.Encoder(order="sorted")
 _STATE_DECODER = msgspec.json.Decoder(LearnerState)
+_JSON = msgspec.json.Decoder()
 
-__all__ = ["CompetencyProjection", "digest"]
+__all__ = ["CompetencyProjection", "digest", "decode_state"]
+
+Key = tuple[str, str]  # (tenant, learner)
+
+
+def decode_state(raw: bytes) -> LearnerState:
+    return _STATE_DECODER.decode(raw)
 
 
 class CompetencyProjection:
-    """Each learner's competency state and programme certifications."""
+    """Each learner's competency state and programme certifications, and the
+    per-unit certified counts that follow from them."""
 
     name = "competency"
     rule_version = RULE_VERSION
@@ -78,6 +99,7 @@ class CompetencyProjection:
         "competency_certifications",
         "competency_statement_learners",
         "competency_voids",
+        "unit_certified",
     )
 
     def __init__(self, catalog: Catalog) -> None:
@@ -85,91 +107,154 @@ class CompetencyProjection:
         self.catalog_digest = catalog.digest
 
     async def apply(self, conn: asyncpg.Connection, event: LogEvent) -> None:
-        if event.event_type != "statement":
+        await self.apply_many(conn, [event])
+
+    async def apply_many(self, conn: asyncpg.Connection, events: Sequence[LogEvent]) -> None:
+        """Fold consecutive ``events`` with one read and one write per table.
+
+        The rules do not depend on order, so applying the batch at once gives
+        the state applying its events one by one would give; a learner's
+        ``position`` is the last event of the batch that changed it."""
+        evidence: list[tuple[int, str, StatementEvidence]] = []
+        voids: list[tuple[int, str, StatementVoided]] = []
+        for event in events:
+            if event.event_type != "statement":
+                continue
+            meaning = interpret(_JSON.decode(event.payload), self.catalog)
+            if isinstance(meaning, StatementVoided):
+                voids.append((event.position, event.tenant, meaning))
+            elif meaning is not None:
+                evidence.append((event.position, event.tenant, meaning))
+        if not evidence and not voids:
             return
-        meaning = interpret(json.loads(event.payload), self.catalog)
-        if meaning is None:
-            return
-        tenant = event.tenant
-        if isinstance(meaning, StatementVoided):
-            await conn.execute(INSERT_VOID, tenant, _uuid(meaning.target_id), _uuid(meaning.statement_id))
-            learner = await conn.fetchval(SELECT_STATEMENT_LEARNER, tenant, _uuid(meaning.target_id))
-            if learner is not None:
-                await self._change(conn, tenant, learner, event.position, [meaning])
-            return
-        events: list[StatementEvidence | StatementVoided] = [meaning]
-        voider = await conn.fetchval(SELECT_VOID, tenant, _uuid(meaning.statement_id))
-        if voider is not None:
-            events.append(StatementVoided(statement_id=str(voider), target_id=meaning.statement_id))
-        await conn.execute(INSERT_STATEMENT_LEARNER, tenant, _uuid(meaning.statement_id), meaning.learner)
-        await self._change(conn, tenant, meaning.learner, event.position, events)
+        if voids:
+            await conn.execute(INSERT_VOIDS, *_columns(
+                [(t, _uuid(v.target_id), _uuid(v.statement_id)) for _, t, v in voids], 3))
+        routed: dict[Key, list[tuple[int, StatementEvidence | StatementVoided]]] = {}
+        if evidence:
+            ids = [(t, _uuid(e.statement_id)) for _, t, e in evidence]
+            voided_by = {
+                (r["tenant"], str(r["target_id"])): str(r["voiding_statement_id"])
+                for r in await conn.fetch(SELECT_VOIDS, *_columns(ids, 2))
+            }
+            await conn.execute(INSERT_STATEMENT_LEARNERS, *_columns(
+                [(t, _uuid(e.statement_id), e.learner) for _, t, e in evidence], 3))
+            for position, tenant, item in evidence:
+                changes = routed.setdefault((tenant, item.learner), [])
+                changes.append((position, item))
+                voider = voided_by.get((tenant, item.statement_id))
+                if voider is not None:
+                    changes.append((position, StatementVoided(statement_id=voider, target_id=item.statement_id)))
+        if voids:
+            targets = [(t, _uuid(v.target_id)) for _, t, v in voids]
+            owner = {
+                (r["tenant"], str(r["statement_id"])): r["learner"]
+                for r in await conn.fetch(SELECT_STATEMENT_LEARNERS, *_columns(targets, 2))
+            }
+            for position, tenant, item in voids:
+                learner = owner.get((tenant, item.target_id))
+                if learner is not None:
+                    routed.setdefault((tenant, learner), []).append((position, item))
+        await self._change(conn, routed)
 
     async def _change(
-        self,
-        conn: asyncpg.Connection,
-        tenant: str,
-        learner: str,
-        position: int,
-        events: list[StatementEvidence | StatementVoided],
+        self, conn: asyncpg.Connection, routed: dict[Key, list[tuple[int, StatementEvidence | StatementVoided]]]
     ) -> None:
-        raw = await conn.fetchval(SELECT_STATE, tenant, learner)
-        before = LearnerState(learner=learner) if raw is None else _STATE_DECODER.decode(raw)
-        after = before
-        for item in events:
-            after = evolve(after, item, self.catalog)
-        if after is before:
-            return  # a duplicate: nothing changes, not even the derived rows
-        await conn.execute(UPSERT_STATE, tenant, learner, _ENCODER.encode(after), position)
-        await _write_rows(conn, tenant, after)
+        keys = sorted(routed)
+        stored = {
+            (r["tenant"], r["learner"]): _STATE_DECODER.decode(r["state"])
+            for r in await conn.fetch(SELECT_STATES, *_columns(keys, 2))
+        }
+        changed: list[tuple[Key, LearnerState, int]] = []
+        counts: list[tuple[str, str, str, str, int]] = []
+        for key in keys:
+            before = stored.get(key) or LearnerState(learner=key[1])
+            after, last = before, 0
+            for position, item in sorted(routed[key], key=lambda pair: pair[0]):
+                evolved = evolve(after, item, self.catalog)
+                if evolved is not after:
+                    after, last = evolved, position
+            if after is before:
+                continue  # a duplicate: nothing changes, not even the derived rows
+            changed.append((key, after, last))
+            counts.extend(_earned_changes(key, before, after))
+        if not changed:
+            return
+        tenants = [k[0] for k, _, _ in changed]
+        learners = [k[1] for k, _, _ in changed]
+        await conn.execute(
+            UPSERT_STATES, tenants, learners, [_ENCODER.encode(s) for _, s, _ in changed], [p for _, _, p in changed]
+        )
+        await conn.execute(DELETE_STATE_ROWS, tenants, learners)
+        await conn.execute(DELETE_CERTIFICATIONS, tenants, learners)
+        state_rows = [row for (t, _), s, _ in changed for row in _state_rows(t, s)]
+        if state_rows:
+            await conn.copy_records_to_table("competency_states", records=state_rows, columns=STATE_COLUMNS)
+        certification_rows = [row for (t, _), s, _ in changed for row in _certification_rows(t, s)]
+        if certification_rows:
+            await conn.copy_records_to_table(
+                "competency_certifications", records=certification_rows, columns=CERTIFICATION_COLUMNS
+            )
+        await apply_certification_changes(conn, counts)
 
     async def reset(self, conn: asyncpg.Connection) -> None:
         await conn.execute(TRUNCATE_ALL)
 
+    async def after_swap(self, conn: asyncpg.Connection) -> None:
+        """After a replay swapped fresh tables in: count the units again."""
+        await recount_certified(conn)
 
-async def _write_rows(conn: asyncpg.Connection, tenant: str, state: LearnerState) -> None:
-    learner = state.learner
-    await conn.execute(DELETE_STATES, tenant, learner)
-    if state.competencies:
-        await conn.executemany(
-            INSERT_STATE_ROW,
-            [
-                (
-                    tenant,
-                    learner,
-                    c.competency,
-                    c.status,
-                    c.level,
-                    max((a.level_rank for a in c.attainments), default=0),
-                    c.best_score,
-                    c.latest_score,
-                    c.evidence_count,
-                    _time(c.first_mastered_at),
-                    c.rule_version,
-                )
-                for c in state.competencies.values()
-            ],
+
+def _columns(rows: Sequence[tuple[Any, ...]], width: int) -> list[list[Any]]:
+    return [[row[i] for row in rows] for i in range(width)]
+
+
+def _earned_changes(key: Key, before: LearnerState, after: LearnerState) -> list[tuple[str, str, str, str, int]]:
+    was = {(c.program, c.program_version) for c in before.certifications.values() if c.earned}
+    now = {(c.program, c.program_version) for c in after.certifications.values() if c.earned}
+    return [(*key, p, v, 1) for p, v in sorted(now - was)] + [(*key, p, v, -1) for p, v in sorted(was - now)]
+
+
+def _state_rows(tenant: str, state: LearnerState) -> list[tuple[Any, ...]]:
+    return [
+        (
+            tenant, state.learner, c.competency, c.status, c.level,
+            max((a.level_rank for a in c.attainments), default=0),
+            c.best_score, c.latest_score, c.evidence_count, _time(c.first_mastered_at), c.rule_version,
         )
-    await conn.execute(DELETE_CERTIFICATIONS, tenant, learner)
-    if state.certifications:
-        await conn.executemany(
-            INSERT_CERTIFICATION,
-            [
-                (tenant, learner, p.program, p.program_version, p.earned, _time(p.earned_at), [_uuid(i) for i in p.statement_ids])
-                for p in state.certifications.values()
-            ],
-        )
+        for c in state.competencies.values()
+    ]
+
+
+def _certification_rows(tenant: str, state: LearnerState) -> list[tuple[Any, ...]]:
+    return [
+        (tenant, state.learner, p.program, p.program_version, p.earned, _time(p.earned_at),
+         [_uuid(i) for i in p.statement_ids])
+        for p in state.certifications.values()
+    ]
 
 
 async def digest(conn: asyncpg.Connection | asyncpg.Pool) -> str:
-    """SHA-256 over every learner's canonical state, in (tenant, learner) order.
+    """SHA-256 over every learner's canonical state in (tenant, learner) order,
+    then every non-zero unit count in key order, read in one snapshot.
 
     Positions and wall-clock columns are left out: a rebuild from the log and
     the live projection give the same digest exactly when their states agree."""
+    if isinstance(conn, asyncpg.Pool):
+        async with conn.acquire() as own:
+            return await digest(own)
     sha = hashlib.sha256()
-    for row in await conn.fetch(SELECT_ALL_STATES):
-        for part in (row["tenant"].encode(), row["learner"].encode(), bytes(row["state"])):
+
+    def add(*parts: bytes) -> None:
+        for part in parts:
             sha.update(len(part).to_bytes(8, "big"))
             sha.update(part)
+
+    async with conn.transaction(isolation="repeatable_read", readonly=True):
+        async for row in conn.cursor(SELECT_ALL_STATES, prefetch=2000):
+            add(row["tenant"].encode(), row["learner"].encode(), bytes(row["state"]))
+        for row in await certified_rows(conn):
+            add(b"unit_certified", *(str(row[c]).encode() for c in ("tenant", "unit_id", "program", "program_version", "certified")))
     return sha.hexdigest()
 
 

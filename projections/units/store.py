@@ -1,0 +1,349 @@
+"""Units, roster memberships and certification counts in Postgres (0101_units.sql).
+
+How "share of unit U certified" stays cheap at national scale: the counts are
+materialised per unit, for the roster as it stands at ``roster_clock.counted_at``:
+
+- ``learner_units`` places each learner in the unit whose membership covers
+  ``counted_at``; ``unit_headcounts`` counts them per unit (the denominator
+  comes from the roster, never from the actors seen in statements);
+- ``unit_certified`` counts, per unit and programme, those whose
+  certification is earned.  The competency projection changes it in the
+  transaction that changes a learner's state, and only when a certification
+  is earned or lost (:func:`apply_certification_changes`);
+- loading a roster, and reading a summary, first moves ``counted_at`` to the
+  present, re-placing only the learners whose memberships start or end in
+  between (an index range), so the wall clock never has to be folded in;
+- a summary of U with its descendants sums the rows of the units below U
+  (``unit_tree`` is the closure of the hierarchy): its cost grows with the
+  number of units, not learners.
+
+Concurrency: roster changes take an exclusive advisory lock, the
+projection's count updates a shared one, so a learner is never moved between
+units while its certification changes.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Callable, Iterable, Sequence
+
+import asyncpg
+
+from projections.units.roster import Membership, Roster, Unit, check_roster
+
+# Fixed key of the advisory lock between roster changes and count updates.
+ROSTER_LOCK_KEY = 5_113_770_402_614_201
+
+LOCK_EXCLUSIVE = "SELECT pg_advisory_xact_lock($1)"
+LOCK_SHARED = "SELECT pg_advisory_xact_lock_shared($1)"
+SELECT_UNITS = "SELECT unit_id, parent_id, kind, name FROM units WHERE tenant = $1 ORDER BY unit_id"
+SELECT_UNIT = "SELECT unit_id, parent_id, kind, name FROM units WHERE tenant = $1 AND unit_id = $2"
+UPSERT_UNITS = """
+INSERT INTO units (tenant, unit_id, parent_id, kind, name)
+SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[])
+ON CONFLICT (tenant, unit_id) DO UPDATE SET parent_id = EXCLUDED.parent_id, kind = EXCLUDED.kind, name = EXCLUDED.name
+"""
+DELETE_TREE = "DELETE FROM unit_tree WHERE tenant = $1"
+INSERT_TREE = """
+INSERT INTO unit_tree (tenant, ancestor_id, unit_id, depth)
+WITH RECURSIVE up (ancestor_id, unit_id, depth) AS (
+    SELECT unit_id, unit_id, 0 FROM units WHERE tenant = $1
+    UNION ALL
+    SELECT u.parent_id, up.unit_id, up.depth + 1
+    FROM up JOIN units u ON u.tenant = $1 AND u.unit_id = up.ancestor_id
+    WHERE u.parent_id IS NOT NULL
+)
+SELECT $1, ancestor_id, unit_id, depth FROM up
+"""
+DELETE_MEMBERSHIPS = "DELETE FROM roster_memberships WHERE tenant = $1 AND learner = ANY($2::text[])"
+SELECT_CLOCK = "SELECT counted_at FROM roster_clock WHERE tenant = $1"
+UPSERT_CLOCK = """
+INSERT INTO roster_clock (tenant, counted_at) VALUES ($1, $2)
+ON CONFLICT (tenant) DO UPDATE SET counted_at = GREATEST(roster_clock.counted_at, EXCLUDED.counted_at)
+"""
+SELECT_CROSSING = """
+SELECT learner FROM roster_memberships WHERE tenant = $1 AND valid_from > $2 AND valid_from <= $3
+UNION
+SELECT learner FROM roster_memberships WHERE tenant = $1 AND valid_to > $2 AND valid_to <= $3
+"""
+SELECT_ANY_CROSSING = """
+SELECT EXISTS (SELECT 1 FROM roster_memberships WHERE tenant = $1 AND valid_from > $2 AND valid_from <= $3)
+    OR EXISTS (SELECT 1 FROM roster_memberships WHERE tenant = $1 AND valid_to > $2 AND valid_to <= $3)
+"""
+SELECT_WANTED = """
+SELECT DISTINCT ON (learner) learner, unit_id FROM roster_memberships
+WHERE tenant = $1 AND learner = ANY($2::text[]) AND valid_from <= $3 AND (valid_to IS NULL OR valid_to > $3)
+ORDER BY learner, valid_from DESC
+"""
+SELECT_PLACED = "SELECT learner, unit_id FROM learner_units WHERE tenant = $1 AND learner = ANY($2::text[])"
+SELECT_EARNED = """
+SELECT learner, program, program_version FROM competency_certifications
+WHERE tenant = $1 AND earned AND learner = ANY($2::text[])
+"""
+DELETE_PLACED = "DELETE FROM learner_units WHERE tenant = $1 AND learner = ANY($2::text[])"
+INSERT_PLACED = "INSERT INTO learner_units (tenant, learner, unit_id) SELECT $1, * FROM unnest($2::text[], $3::text[])"
+ADD_HEADCOUNTS = """
+INSERT INTO unit_headcounts (tenant, unit_id, headcount)
+SELECT $1, * FROM unnest($2::text[], $3::bigint[])
+ON CONFLICT (tenant, unit_id) DO UPDATE SET headcount = unit_headcounts.headcount + EXCLUDED.headcount
+"""
+ADD_CERTIFIED = """
+INSERT INTO unit_certified (tenant, unit_id, program, program_version, certified)
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[])
+ON CONFLICT (tenant, unit_id, program, program_version)
+DO UPDATE SET certified = unit_certified.certified + EXCLUDED.certified
+"""
+SELECT_UNITS_OF = """
+SELECT tenant, learner, unit_id FROM learner_units
+WHERE (tenant, learner) IN (SELECT * FROM unnest($1::text[], $2::text[]))
+"""
+RECOUNT_CERTIFIED = """
+INSERT INTO unit_certified (tenant, unit_id, program, program_version, certified)
+SELECT p.tenant, p.unit_id, c.program, c.program_version, count(*)
+FROM learner_units p JOIN competency_certifications c ON c.tenant = p.tenant AND c.learner = p.learner
+WHERE c.earned
+GROUP BY p.tenant, p.unit_id, c.program, c.program_version
+"""
+SUM_HEADCOUNT = """
+SELECT coalesce(sum(h.headcount), 0)::bigint FROM unit_tree t
+JOIN unit_headcounts h ON h.tenant = t.tenant AND h.unit_id = t.unit_id
+WHERE t.tenant = $1 AND t.ancestor_id = $2 AND ($3 OR t.depth = 0)
+"""
+SUM_CERTIFIED = """
+SELECT coalesce(sum(c.certified), 0)::bigint FROM unit_tree t
+JOIN unit_certified c ON c.tenant = t.tenant AND c.unit_id = t.unit_id
+WHERE t.tenant = $1 AND t.ancestor_id = $2 AND ($3 OR t.depth = 0) AND c.program = $4 AND c.program_version = $5
+"""
+SELECT_MEMBERS_AT = """
+SELECT DISTINCT m.learner FROM unit_tree t
+JOIN roster_memberships m ON m.tenant = t.tenant AND m.unit_id = t.unit_id
+WHERE t.tenant = $1 AND t.ancestor_id = $2 AND ($3 OR t.depth = 0)
+  AND m.valid_from <= $4 AND (m.valid_to IS NULL OR m.valid_to > $4)
+"""
+SELECT_MEMBERSHIPS = """
+SELECT learner, unit_id, valid_from, valid_to FROM roster_memberships
+WHERE tenant = $1 AND ($2::text IS NULL OR unit_id = $2) AND ($3::text IS NULL OR learner = $3)
+  AND (learner, valid_from) > ($4, $5)
+ORDER BY learner, valid_from LIMIT $6
+"""
+SELECT_ALL_COUNTS = """
+SELECT tenant, unit_id, program, program_version, certified FROM unit_certified
+WHERE certified <> 0 ORDER BY tenant, unit_id, program, program_version
+"""
+
+__all__ = [
+    "LoadResult",
+    "fetch_units",
+    "fetch_unit",
+    "load_roster",
+    "advance_clock",
+    "apply_certification_changes",
+    "recount_certified",
+    "unit_counts",
+    "members_at",
+    "list_memberships",
+    "certified_rows",
+]
+
+Progress = Callable[[int, int], None]
+CHUNK = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class LoadResult:
+    units: int
+    memberships: int
+    learners: int
+    moved: int  # learners whose current unit changed
+    counted_at: datetime
+
+
+async def fetch_units(conn: asyncpg.Connection | asyncpg.Pool, tenant: str) -> dict[str, Unit]:
+    rows = await conn.fetch(SELECT_UNITS, tenant)
+    return {r["unit_id"]: Unit(r["unit_id"], r["parent_id"], r["kind"], r["name"]) for r in rows}
+
+
+async def fetch_unit(conn: asyncpg.Connection | asyncpg.Pool, tenant: str, unit_id: str) -> Unit | None:
+    r = await conn.fetchrow(SELECT_UNIT, tenant, unit_id)
+    return None if r is None else Unit(r["unit_id"], r["parent_id"], r["kind"], r["name"])
+
+
+async def load_roster(
+    pool: asyncpg.Pool, tenant: str, roster: Roster, *, now: datetime, progress: Progress | None = None
+) -> LoadResult:
+    """Validate ``roster`` against the loaded units and store it, in one transaction.
+
+    Units are inserted or updated by id (never deleted).  For every learner
+    the roster names, its memberships *replace* that learner's memberships.
+    The counts are moved to ``now``.  Raises RosterError."""
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute(LOCK_EXCLUSIVE, ROSTER_LOCK_KEY)
+        check_roster(roster, await fetch_units(conn, tenant))
+        learners = sorted({m.learner for m in roster.memberships})
+        total = len(roster.units) + len(learners) + len(roster.memberships)
+        done = 0
+        if roster.units:
+            units = roster.units
+            await conn.execute(
+                UPSERT_UNITS, tenant, [u.unit_id for u in units], [u.parent_id for u in units],
+                [u.kind for u in units], [u.name for u in units],
+            )
+            await conn.execute(DELETE_TREE, tenant)
+            await conn.execute(INSERT_TREE, tenant)
+            done += len(units)
+            if progress:
+                progress(done, total)
+        for start in range(0, len(learners), CHUNK):
+            chunk = learners[start : start + CHUNK]
+            await conn.execute(DELETE_MEMBERSHIPS, tenant, chunk)
+            done += len(chunk)
+            if progress:
+                progress(done, total)
+        memberships = roster.memberships
+        for start in range(0, len(memberships), CHUNK):
+            chunk = memberships[start : start + CHUNK]
+            await conn.copy_records_to_table(
+                "roster_memberships",
+                records=[(tenant, m.learner, m.unit_id, m.valid_from, m.valid_to) for m in chunk],
+                columns=["tenant", "learner", "unit_id", "valid_from", "valid_to"],
+            )
+            done += len(chunk)
+            if progress:
+                progress(done, total)
+        counted_at, moved = await _advance(conn, tenant, now, learners)
+        if progress:
+            progress(total, total)
+        return LoadResult(len(roster.units), len(memberships), len(learners), moved, counted_at)
+
+
+async def advance_clock(pool: asyncpg.Pool, tenant: str, now: datetime) -> datetime | None:
+    """Move the tenant's counts to ``now`` when a membership started or ended
+    since they were counted; the moment the counts describe (None: no roster)."""
+    async with pool.acquire() as conn:
+        counted_at = await conn.fetchval(SELECT_CLOCK, tenant)
+        if counted_at is None or counted_at >= now:
+            return counted_at
+        if not await conn.fetchval(SELECT_ANY_CROSSING, tenant, counted_at, now):
+            return now  # nothing starts or ends in between: the counts hold at `now` too
+        async with conn.transaction():
+            await conn.execute(LOCK_EXCLUSIVE, ROSTER_LOCK_KEY)
+            counted_at, _ = await _advance(conn, tenant, now, [])
+            return counted_at
+
+
+async def _advance(conn: asyncpg.Connection, tenant: str, now: datetime, learners: Sequence[str]) -> tuple[datetime, int]:
+    """Re-place ``learners`` and everyone whose membership starts or ends
+    between the clock and ``now``; the clock becomes ``now`` (never goes back)."""
+    counted_at = await conn.fetchval(SELECT_CLOCK, tenant)
+    when = now if counted_at is None or counted_at < now else counted_at
+    affected = set(learners)
+    if counted_at is not None and counted_at < when:
+        affected.update(r["learner"] for r in await conn.fetch(SELECT_CROSSING, tenant, counted_at, when))
+    moved = 0
+    ordered = sorted(affected)
+    for start in range(0, len(ordered), CHUNK):
+        moved += await _place(conn, tenant, ordered[start : start + CHUNK], when)
+    await conn.execute(UPSERT_CLOCK, tenant, when)
+    return when, moved
+
+
+async def _place(conn: asyncpg.Connection, tenant: str, learners: list[str], at: datetime) -> int:
+    wanted = {r["learner"]: r["unit_id"] for r in await conn.fetch(SELECT_WANTED, tenant, learners, at)}
+    placed = {r["learner"]: r["unit_id"] for r in await conn.fetch(SELECT_PLACED, tenant, learners)}
+    moves = [(l, placed.get(l), wanted.get(l)) for l in learners if placed.get(l) != wanted.get(l)]
+    if not moves:
+        return 0
+    moved = [l for l, _, _ in moves]
+    heads: Counter[str] = Counter()
+    for _, old, new in moves:
+        if old is not None:
+            heads[old] -= 1
+        if new is not None:
+            heads[new] += 1
+    certified: Counter[tuple[str, str, str]] = Counter()
+    origin = {l: (old, new) for l, old, new in moves}
+    for r in await conn.fetch(SELECT_EARNED, tenant, moved):
+        old, new = origin[r["learner"]]
+        if old is not None:
+            certified[(old, r["program"], r["program_version"])] -= 1
+        if new is not None:
+            certified[(new, r["program"], r["program_version"])] += 1
+    await conn.execute(DELETE_PLACED, tenant, moved)
+    kept = [(l, new) for l, _, new in moves if new is not None]
+    if kept:
+        await conn.execute(INSERT_PLACED, tenant, [l for l, _ in kept], [u for _, u in kept])
+    heads = Counter({k: v for k, v in heads.items() if v})
+    if heads:
+        await conn.execute(ADD_HEADCOUNTS, tenant, list(heads), list(heads.values()))
+    await _add_certified(conn, [(tenant, *key, delta) for key, delta in certified.items()])
+    return len(moves)
+
+
+async def _add_certified(conn: asyncpg.Connection, rows: Iterable[tuple[str, str, str, str, int]]) -> None:
+    rows = [r for r in rows if r[4]]
+    if rows:
+        await conn.execute(ADD_CERTIFIED, *(list(column) for column in zip(*rows)))
+
+
+async def apply_certification_changes(
+    conn: asyncpg.Connection, changes: Sequence[tuple[str, str, str, str, int]]
+) -> None:
+    """``changes`` are (tenant, learner, program, program_version, +1 earned / -1 lost),
+    applied to the units the learners are in; inside the projection's transaction."""
+    if not changes:
+        return
+    await conn.execute(LOCK_SHARED, ROSTER_LOCK_KEY)
+    pairs = sorted({(t, l) for t, l, *_ in changes})
+    rows = await conn.fetch(SELECT_UNITS_OF, [t for t, _ in pairs], [l for _, l in pairs])
+    unit_of = {(r["tenant"], r["learner"]): r["unit_id"] for r in rows}
+    deltas: Counter[tuple[str, str, str, str]] = Counter()
+    for tenant, learner, program, version, delta in changes:
+        unit = unit_of.get((tenant, learner))
+        if unit is not None:
+            deltas[(tenant, unit, program, version)] += delta
+    await _add_certified(conn, [(*key, delta) for key, delta in sorted(deltas.items())])
+
+
+async def recount_certified(conn: asyncpg.Connection) -> None:
+    """Count ``unit_certified`` again from the certifications (after a replay swap)."""
+    await conn.execute(LOCK_EXCLUSIVE, ROSTER_LOCK_KEY)
+    await conn.execute("DELETE FROM unit_certified")
+    await conn.execute(RECOUNT_CERTIFIED)
+
+
+async def unit_counts(
+    conn: asyncpg.Connection, tenant: str, unit_id: str, program: str, version: str, descendants: bool
+) -> tuple[int, int]:
+    """(headcount, certified) of the unit (and its descendants) at the clock."""
+    headcount = await conn.fetchval(SUM_HEADCOUNT, tenant, unit_id, descendants)
+    certified = await conn.fetchval(SUM_CERTIFIED, tenant, unit_id, descendants, program, version)
+    return int(headcount), int(certified)
+
+
+async def members_at(
+    conn: asyncpg.Connection, tenant: str, unit_id: str, descendants: bool, moment: datetime
+) -> list[str]:
+    """Learners whose membership in the unit (or below it) covers ``moment``."""
+    return [r["learner"] for r in await conn.fetch(SELECT_MEMBERS_AT, tenant, unit_id, descendants, moment)]
+
+
+async def list_memberships(
+    conn: asyncpg.Connection | asyncpg.Pool,
+    tenant: str,
+    *,
+    unit_id: str | None = None,
+    learner: str | None = None,
+    after: tuple[str, datetime] | None = None,
+    limit: int = 1000,
+) -> list[Membership]:
+    start = after or ("", datetime.min.replace(tzinfo=timezone.utc))
+    rows = await conn.fetch(SELECT_MEMBERSHIPS, tenant, unit_id, learner, start[0], start[1], limit)
+    return [Membership(r["learner"], r["unit_id"], r["valid_from"], r["valid_to"]) for r in rows]
+
+
+async def certified_rows(conn: asyncpg.Connection | asyncpg.Pool) -> list[asyncpg.Record]:
+    """Every non-zero count, in key order (for digests)."""
+    return await conn.fetch(SELECT_ALL_COUNTS)
+
