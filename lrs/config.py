@@ -79,6 +79,9 @@ class Settings:
     group_commit_wait_ms: float = 2.0
     group_commit_max_statements: int = 5000
     db_pool_size: int = 8
+    # HTTP worker processes sharing the port; above 1, `lrs serve` supervises
+    # them and runs the relay in a process of its own.
+    http_workers: int = 1
     relay_enabled: bool = True
     relay_batch_size: int = 1000
     page_size_default: int = 100
@@ -118,6 +121,7 @@ class Settings:
             group_commit_wait_ms=_float(env, "LRS_GROUP_COMMIT_WAIT_MS", 2.0),
             group_commit_max_statements=_int(env, "LRS_GROUP_COMMIT_MAX_STATEMENTS", 5000, 1),
             db_pool_size=_int(env, "LRS_DB_POOL_SIZE", 8, 2),
+            http_workers=_int(env, "LRS_HTTP_WORKERS", 1, 1),
             relay_enabled=_bool(env, "LRS_RELAY_ENABLED", True),
             relay_batch_size=_int(env, "LRS_RELAY_BATCH_SIZE", 1000, 1),
             page_size_default=_int(env, "LRS_PAGE_SIZE_DEFAULT", 100, 1),

@@ -41,30 +41,43 @@ def _run(args: argparse.Namespace) -> int:
         fields = {name: getattr(settings, name) for name in settings.__dataclass_fields__}
         settings = Settings(**{**fields, **overrides})
     setup(settings)
-    run_async(lambda: serve(settings))
-    return 0
+    return run_async(lambda: serve(settings))
 
 
-async def serve(settings: Settings) -> None:
+def _stop_event() -> asyncio.Event:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
+async def serve(settings: Settings) -> int:
     from lrs.http.app import create_app
     from lrs.runtime.embedded import embedded_services
+    from lrs.runtime.workers import is_worker, supervise
 
     async with embedded_services(settings) as (database_url, nats_url):
-        app = create_app(settings, database_url=database_url, nats_url=nats_url)
+        if settings.http_workers > 1:
+            return await supervise(
+                workers=settings.http_workers, database_url=database_url, nats_url=nats_url,
+                relay=settings.relay_enabled, stop=_stop_event(), grace_s=settings.shutdown_grace_s,
+            )
+        worker = is_worker()
+        app = create_app(settings, database_url=database_url, nats_url=nats_url, shared_log=worker)
         runner = web.AppRunner(
             app, access_log=None, handle_signals=False, shutdown_timeout=settings.shutdown_grace_s
         )
         await runner.setup()
-        site = web.TCPSite(runner, settings.http_host, settings.http_port, backlog=1024)
+        site = web.TCPSite(runner, settings.http_host, settings.http_port, backlog=1024, reuse_port=worker)
         await site.start()
-        log.info("listening", host=settings.http_host, port=settings.http_port, embedded=settings.embedded)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
+        log.info("listening", host=settings.http_host, port=settings.http_port, embedded=settings.embedded,
+                 worker=worker)
+        stop = _stop_event()
         await stop.wait()
         log.info("shutting down", grace_s=settings.shutdown_grace_s)
         # Stops listening, lets in-flight requests finish (their statements are
         # committed before they are answered), then closes writer, relay and pool.
         await runner.cleanup()
         log.info("stopped")
+        return 0

@@ -18,13 +18,19 @@ from lrs.http.statements import get_statements, post_statements, put_statement
 
 log = structlog.get_logger("lrs.http")
 
+SHARED_LOG = web.AppKey("shared_log", bool)
 
-def create_app(settings: Settings, *, database_url: str, nats_url: str | None) -> web.Application:
+
+def create_app(
+    settings: Settings, *, database_url: str, nats_url: str | None, shared_log: bool = False
+) -> web.Application:
+    """The service.  ``shared_log``: other processes append to the same event log."""
     app = web.Application(
         middlewares=[request_context, error_mapping, authentication, xapi_version],
         client_max_size=settings.max_body_bytes,
     )
     app[keys.SETTINGS] = settings
+    app[SHARED_LOG] = shared_log
     app[keys.DATABASE_URL] = database_url
     if nats_url is not None:
         app[keys.NATS_URL] = nats_url
@@ -90,6 +96,7 @@ async def _writer(app: web.Application) -> AsyncIterator[None]:
         app[keys.POOL],
         wait_ms=settings.group_commit_wait_ms,
         max_statements=settings.group_commit_max_statements,
+        shared_log=app[SHARED_LOG],
     )
     await writer.start()
     app[keys.WRITER] = writer

@@ -18,6 +18,7 @@ A database error fails the requests of that group only; the writer goes on.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 from collections import defaultdict, deque
@@ -46,6 +47,7 @@ __all__ = ["AppendResult", "StatementWriter", "WriterClosedError"]
 
 SELECT_HEAD_FOR_UPDATE = "SELECT position, hash, stored FROM log_head WHERE singleton FOR UPDATE"
 SELECT_HEAD = "SELECT position, hash, stored FROM log_head WHERE singleton"
+SELECT_HEAD_STORED = "SELECT stored FROM log_head WHERE singleton"
 SELECT_TOUCHED = """
 SELECT statement_id, body, voids, voided, stored, position
 FROM statements
@@ -111,8 +113,15 @@ class StatementWriter:
         max_statements: int = 5000,
         clock: Callable[[], datetime] = utc_now,
         new_event_id: Callable[[], uuid.UUID] = uuid.uuid4,
+        shared_log: bool = False,
+        head_refresh_s: float = 0.1,
     ) -> None:
         self._pool = pool
+        # Other processes append to the same log: this process cannot see their
+        # in-flight transactions, so consistent-through is the committed head.
+        self._shared_log = shared_log
+        self._head_refresh_s = head_refresh_s
+        self._refresher: asyncio.Task[None] | None = None
         self._wait = max(wait_ms, 0.0) / 1000.0
         self._max = max(max_statements, 1)
         self._clock = clock
@@ -165,7 +174,14 @@ class StatementWriter:
 
         Statements assigned later always get ``stored`` above every T handed
         out, so the answer never goes stale.
+
+        With a shared log (several processes appending), T is the ``stored`` of
+        the last committed head this process has seen (its own commits, and a
+        re-read every ``head_refresh_s``): ``stored`` rises with commit order,
+        so everything at or below a committed head is visible.
         """
+        if self._shared_log:
+            return self._last_stored or datetime(1970, 1, 1, tzinfo=timezone.utc)
         if self._committing_min_stored is not None:
             return self._committing_min_stored - ONE_MICROSECOND
         moment = self._clock()
@@ -183,6 +199,18 @@ class StatementWriter:
         self._last_position = row["position"]
         self._last_stored = row["stored"]
         self._task = asyncio.create_task(self._run(), name="lrs-statement-writer")
+        if self._shared_log:
+            self._refresher = asyncio.create_task(self._refresh_head(), name="lrs-writer-head")
+
+    async def _refresh_head(self) -> None:
+        while True:
+            await asyncio.sleep(self._head_refresh_s)
+            try:
+                stored = await self._pool.fetchval(SELECT_HEAD_STORED)
+            except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
+                continue  # the writer's own errors are reported by append()
+            if stored is not None and (self._last_stored is None or stored > self._last_stored):
+                self._last_stored = stored
 
     async def close(self) -> None:
         """Stop accepting; commit (or fail) everything already accepted."""
@@ -192,6 +220,11 @@ class StatementWriter:
         if self._task is not None:
             await self._task
             self._task = None
+        if self._refresher is not None:
+            self._refresher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._refresher
+            self._refresher = None
 
     async def append(
         self, tenant: str, statements: Sequence[PreparedStatement]
