@@ -1,0 +1,93 @@
+"""The event a document write appends to the log, and the fold that replays it.
+
+Every change of a document is one event of type ``document`` whose payload
+is canonical JSON (sorted keys) holding everything needed to rebuild the
+document without the LRS's rules::
+
+    {"resource": "state", "op": "put", "activityId": "...",
+     "agent": {...}, "agentKey": "mbox:mailto:...", "registration": "...",
+     "stateId": "...", "contentType": "application/json",
+     "content": "<base64>", "etag": "\\"<sha1>\\""}
+
+``op`` is ``put`` or ``post`` (the content is then the document as stored
+after the write, merged for a POST) or ``delete``.  Deleting all State
+documents of a context appends one ``delete`` event per document.  The
+event's ``stored`` time is the document's ``updated`` time.
+"""
+
+from __future__ import annotations
+
+import base64
+from datetime import datetime
+from typing import Any, Iterable
+
+import msgspec
+
+from lrs.documents.model import DocumentKey, NewVersion, Resource
+
+__all__ = ["DOCUMENT_EVENT", "DocumentRow", "document_event_payload", "replay_documents", "row_key"]
+
+DOCUMENT_EVENT = "document"
+_encode = msgspec.json.Encoder(order="sorted").encode
+_decode = msgspec.json.Decoder().decode
+
+# (tenant, resource, activity_id, agent_key, registration, document_id)
+RowKey = tuple[str, str, str, str, str, str]
+
+
+def row_key(tenant: str, key: DocumentKey) -> RowKey:
+    ctx = key.context
+    return (tenant, ctx.resource.value, ctx.activity_id, ctx.agent_key, key.registration_key, key.document_id)
+
+
+def document_event_payload(key: DocumentKey, op: str, version: NewVersion | None) -> bytes:
+    ctx = key.context
+    body: dict[str, Any] = {"resource": ctx.resource.value, "op": op, ctx.resource.id_param: key.document_id}
+    if ctx.activity_id:
+        body["activityId"] = ctx.activity_id
+    if ctx.agent_key:
+        body["agentKey"] = ctx.agent_key
+        if ctx.agent is not None:
+            body["agent"] = ctx.agent
+    if ctx.registration:
+        body["registration"] = ctx.registration
+    if version is not None:
+        body["contentType"] = version.content_type
+        body["content"] = base64.b64encode(version.content).decode("ascii")
+        body["etag"] = version.etag
+    return _encode(body)
+
+
+class DocumentRow(msgspec.Struct, frozen=True):
+    content: bytes
+    content_type: str
+    etag: str
+    updated: datetime
+    position: int
+
+
+def replay_documents(
+    events: Iterable[tuple[int, str, str, datetime, bytes]],
+) -> dict[RowKey, DocumentRow]:
+    """Fold ``(position, tenant, event_type, stored, payload)`` in log order
+    into the current documents; other event types are skipped."""
+    documents: dict[RowKey, DocumentRow] = {}
+    for position, tenant, event_type, stored, payload in events:
+        if event_type != DOCUMENT_EVENT:
+            continue
+        body = _decode(payload)
+        resource = Resource(body["resource"])
+        key: RowKey = (
+            tenant,
+            resource.value,
+            body.get("activityId", ""),
+            body.get("agentKey", ""),
+            body.get("registration", ""),
+            body[resource.id_param],
+        )
+        if body["op"] == "delete":
+            documents.pop(key, None)
+        else:
+            content = base64.b64decode(body["content"])
+            documents[key] = DocumentRow(content, body["contentType"], body["etag"], stored, position)
+    return documents

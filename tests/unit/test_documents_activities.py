@@ -1,0 +1,93 @@
+"""Canonical Activity definitions (Data 2.4.4.1.s4) and the Person object (Communication 2.4)."""
+
+from __future__ import annotations
+
+from lrs.documents.activities import (
+    activity_definitions_in,
+    activity_object,
+    authority_credential_key,
+    merge_definition,
+)
+from lrs.documents.agents import agent_names_in, person_object
+
+A, B, C, D = (f"http://example.org/act/{n}" for n in "abcd")
+
+
+def test_definitions_found_in_object_context_and_substatement() -> None:
+    statement = {
+        "object": {
+            "objectType": "SubStatement",
+            "actor": {"mbox": "mailto:x@example.org"},
+            "verb": {"id": "http://example.org/v"},
+            "object": {"id": C, "definition": {"name": {"en": "c"}}},
+            "context": {"contextActivities": {"other": {"id": D, "definition": {"type": "http://t/d"}}}},
+        },
+        "context": {
+            "contextActivities": {
+                "parent": [{"id": A, "definition": {"name": {"en": "a"}}}, {"id": B}],
+                "category": [{"objectType": "Activity", "id": B, "definition": {"type": "http://t/b"}}],
+            }
+        },
+    }
+    assert activity_definitions_in(statement) == [
+        (C, {"name": {"en": "c"}}),
+        (D, {"type": "http://t/d"}),
+        (A, {"name": {"en": "a"}}),
+        (B, {"type": "http://t/b"}),
+    ]
+
+
+def test_no_definitions_for_agents_statement_refs_or_empty_definitions() -> None:
+    assert activity_definitions_in({"object": {"objectType": "Agent", "mbox": "mailto:a@b.c"}}) == []
+    assert activity_definitions_in({"object": {"objectType": "StatementRef", "id": "x"}}) == []
+    assert activity_definitions_in({"object": {"id": A, "definition": {}}}) == []
+
+
+def test_merge_keeps_other_languages_and_replaces_plain_properties() -> None:
+    first = {"name": {"en-US": "Unit", "vi-VN": "Bài"}, "type": "http://t/1", "extensions": {"http://e/1": 1}}
+    second = {"name": {"en-US": "Unit One"}, "type": "http://t/2", "extensions": {"http://e/2": 2},
+              "choices": [{"id": "a"}]}
+    assert merge_definition(first, second) == {
+        "name": {"en-US": "Unit One", "vi-VN": "Bài"},
+        "type": "http://t/2",
+        "extensions": {"http://e/1": 1, "http://e/2": 2},
+        "choices": [{"id": "a"}],
+    }
+    assert merge_definition(None, second) == second
+    assert first == {"name": {"en-US": "Unit", "vi-VN": "Bài"}, "type": "http://t/1", "extensions": {"http://e/1": 1}}
+
+
+def test_activity_object_without_definition_is_still_an_activity() -> None:
+    assert activity_object(A, None) == {"objectType": "Activity", "id": A}
+    assert activity_object(A, {"type": "http://t"}) == {"objectType": "Activity", "id": A, "definition": {"type": "http://t"}}
+
+
+def test_authority_credential_key_requires_our_homepage() -> None:
+    statement = {"authority": {"objectType": "Agent", "account": {"homePage": "http://lrs", "name": "k1"}}}
+    assert authority_credential_key(statement, "http://lrs") == "k1"
+    assert authority_credential_key(statement, "http://other") is None
+    assert authority_credential_key({}, "http://lrs") is None
+
+
+def test_person_for_unknown_agent_is_the_agent_in_arrays() -> None:
+    assert person_object({"objectType": "Agent", "name": "Ann", "mbox": "mailto:ann@example.org"}) == {
+        "objectType": "Person", "name": ["Ann"], "mbox": ["mailto:ann@example.org"],
+    }
+    account = {"homePage": "http://h", "name": "u1"}
+    assert person_object({"account": account}, ["U One", "U One", "Yu"]) == {
+        "objectType": "Person", "name": ["U One", "Yu"], "account": [account],
+    }
+
+
+def test_agent_names_in_statement() -> None:
+    me = {"mbox": "mailto:ann@example.org"}
+    statement = {
+        "actor": {"objectType": "Group", "name": "Team", "member": [{**me, "name": "Ann"}]},
+        "object": {"objectType": "Agent", **me, "name": "Annie"},
+        "context": {
+            "instructor": {**me, "name": "Ann"},
+            "contextAgents": [{"objectType": "contextAgent", "agent": {**me, "name": "A."}}],
+        },
+    }
+    assert agent_names_in(statement, "mbox:mailto:ann@example.org") == ["Ann", "Annie", "A."]
+    assert agent_names_in(statement, "mbox:mailto:other@example.org") == []
