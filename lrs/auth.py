@@ -94,7 +94,7 @@ class ScopeRule:
 
 
 _NONE: frozenset[str] = frozenset()
-_LOOKUPS = frozenset({"statements/read", "define", "profile", "state"})
+_LOOKUPS = frozenset({"statements/read/mine", "define", "profile", "state"})
 
 # Every authenticated route and the scopes it needs, besides "all" (always
 # enough) and "all/read" (enough for every read).  A route missing here is
@@ -107,14 +107,15 @@ RESOURCE_SCOPES: dict[str, ScopeRule] = {
     "/xapi/activities/state": ScopeRule(frozenset({"state"}), frozenset({"state"})),
     "/xapi/activities/profile": ScopeRule(frozenset({"profile"}), frozenset({"profile"})),
     "/xapi/agents/profile": ScopeRule(frozenset({"profile"}), frozenset({"profile"})),
-    # The canonical Activity definition and the Person object join what many
-    # credentials have sent: open to credentials that read Statements or work
-    # with the documents of Activities and Agents, not to write-only or
-    # read/mine credentials.
+    # The canonical Activity definition and the Person object: open to any
+    # credential that reads something (statements/read implies read/mine),
+    # not to a write-only one.
     "/xapi/activities": ScopeRule(_LOOKUPS, _NONE),
     "/xapi/agents": ScopeRule(_LOOKUPS, _NONE),
-    # Competency state is derived from every Statement of the tenant.
-    "/competency/": ScopeRule(frozenset({"statements/read"}), _NONE),
+    # Competency state is derived from every Statement of the tenant: read
+    # with all/read, changed (rosters) with all.  The handlers keep the admin
+    # reads under /competency/admin/ to "all".
+    "/competency/": ScopeRule(_NONE, _NONE),
     # Operational metrics count every tenant's traffic: operators only.
     "/metrics": ScopeRule(_NONE, _NONE),
 }

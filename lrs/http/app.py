@@ -13,7 +13,11 @@ from lrs.http import keys
 from lrs.http.about import about, health, ready
 from lrs.http.authn import Authenticator
 from lrs.http.metrics import metrics_handler
+from lrs.http.alternate import alternate_syntax
+from lrs.http.limits import body_size_limit
 from lrs.http.middleware import authentication, error_mapping, request_context, xapi_version
+from lrs.http.openapi import openapi_handler
+from lrs.http.ratelimit import RateLimiter, rate_limit
 from lrs.http.statements import get_statements, post_statements, put_statement
 
 log = structlog.get_logger("lrs.http")
@@ -26,7 +30,15 @@ def create_app(
 ) -> web.Application:
     """The service.  ``shared_log``: other processes append to the same event log."""
     app = web.Application(
-        middlewares=[request_context, error_mapping, authentication, xapi_version],
+        middlewares=[
+            request_context,
+            error_mapping,
+            body_size_limit,
+            alternate_syntax,  # before authentication: the form may carry Authorization
+            authentication,
+            rate_limit(RateLimiter.from_settings(settings)),
+            xapi_version,
+        ],
         client_max_size=settings.max_body_bytes,
     )
     app[keys.SETTINGS] = settings
@@ -39,6 +51,7 @@ def create_app(
     app.on_shutdown.append(_stop_accepting)
 
     app.router.add_get("/xapi/about", about)
+    app.router.add_get("/xapi/openapi.json", openapi_handler)
     app.router.add_get("/xapi/statements", get_statements)
     app.router.add_post("/xapi/statements", post_statements)
     app.router.add_put("/xapi/statements", put_statement)
