@@ -19,6 +19,7 @@ from lrs.http.middleware import authentication, error_mapping, request_context, 
 from lrs.http.openapi import openapi_handler
 from lrs.http.ratelimit import RateLimiter, rate_limit
 from lrs.http.statements import get_statements, post_statements, put_statement
+import projections.http
 
 log = structlog.get_logger("lrs.http")
 
@@ -48,6 +49,7 @@ def create_app(
         app[keys.NATS_URL] = nats_url
     app[keys.LIFECYCLE] = keys.Lifecycle()
     app.cleanup_ctx.extend([_database, _writer, _relay])
+    projections.http.register(app)  # /competency/... and the projection runner (last cleanup context)
     app.on_shutdown.append(_stop_accepting)
 
     app.router.add_get("/xapi/about", about)
@@ -55,6 +57,9 @@ def create_app(
     app.router.add_get("/xapi/statements", get_statements)
     app.router.add_post("/xapi/statements", post_statements)
     app.router.add_put("/xapi/statements", put_statement)
+    from lrs.http.documents import add_routes as add_document_routes  # documents, /activities, /agents
+
+    add_document_routes(app)
     app.router.add_get("/health", health)
     app.router.add_get("/ready", ready)
     app.router.add_get("/metrics", metrics_handler)

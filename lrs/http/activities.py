@@ -1,0 +1,63 @@
+"""``/xapi/activities`` (the canonical Activity Object) and ``/xapi/agents``
+(the Person Object).  Readable with any scope that reads something:
+``all/read``, ``statements/read`` or ``/read/mine``, ``define``, ``profile``
+or ``state``; a write-only credential gets 403.
+"""
+
+from __future__ import annotations
+
+import msgspec
+from aiohttp import web
+
+from lrs.auth import Credential
+from lrs.documents.activities import activity_object
+from lrs.documents.agents import person_object
+from lrs.documents.concurrency import etag_of
+from lrs.documents.params import parse_activity_id, parse_agent, query_dict
+from lrs.http import keys
+from lrs.http.middleware import CREDENTIAL
+from lrs.store.activities import agent_names, catch_up_definitions, get_definition
+from lrs.xapi.errors import XapiError
+
+__all__ = ["activities", "agents"]
+
+_encode = msgspec.json.Encoder().encode
+READ_SCOPES = ("all/read", "statements/read/mine", "define", "profile", "state")
+
+
+def _authorize(credential: Credential) -> None:
+    if not any(credential.allows(scope) for scope in READ_SCOPES):
+        raise XapiError(403, f"credential {credential.key!r} has no scope that allows reading")
+
+
+def _single_param(request: web.Request, name: str) -> str:
+    params = query_dict(request.query.items())
+    unknown = sorted(set(params) - {name})
+    if unknown:
+        raise XapiError(400, f"unknown parameter {unknown[0]!r}", unknown[0])
+    if name not in params:
+        raise XapiError(400, f"the {name} parameter is required", name)
+    return params[name]
+
+
+def _json(payload: object) -> web.Response:
+    body = _encode(payload)
+    return web.Response(body=body, headers={"Content-Type": "application/json", "ETag": etag_of(body)})
+
+
+async def activities(request: web.Request) -> web.Response:
+    credential: Credential = request[CREDENTIAL]
+    _authorize(credential)
+    activity_id = parse_activity_id(_single_param(request, "activityId"))
+    pool = request.app[keys.POOL]
+    await catch_up_definitions(pool, request.app[keys.SETTINGS].authority_home)
+    definition = await get_definition(pool, credential.tenant, activity_id)
+    return _json(activity_object(activity_id, definition))
+
+
+async def agents(request: web.Request) -> web.Response:
+    credential: Credential = request[CREDENTIAL]
+    _authorize(credential)
+    agent, agent_key = parse_agent(_single_param(request, "agent"))
+    names = await agent_names(request.app[keys.POOL], credential.tenant, agent_key)
+    return _json(person_object(agent, names))
