@@ -22,6 +22,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "lrs.commands.export",
     "connectors.cli",
     "projections.cli",
+    "lrs.commands.audit",
 )
 
 

@@ -84,6 +84,8 @@ class Settings:
     http_workers: int = 1
     relay_enabled: bool = True
     relay_batch_size: int = 1000
+    # Run the competency projection inside `lrs serve`.
+    projections_enabled: bool = True
     page_size_default: int = 100
     page_size_max: int = 1000
     max_body_bytes: int = 20 * 1024 * 1024
@@ -124,6 +126,7 @@ class Settings:
             http_workers=_int(env, "LRS_HTTP_WORKERS", 1, 1),
             relay_enabled=_bool(env, "LRS_RELAY_ENABLED", True),
             relay_batch_size=_int(env, "LRS_RELAY_BATCH_SIZE", 1000, 1),
+            projections_enabled=_bool(env, "LRS_PROJECTIONS_ENABLED", True),
             page_size_default=_int(env, "LRS_PAGE_SIZE_DEFAULT", 100, 1),
             page_size_max=_int(env, "LRS_PAGE_SIZE_MAX", 1000, 1),
             max_body_bytes=_int(env, "LRS_MAX_BODY_BYTES", 20 * 1024 * 1024, 1024),

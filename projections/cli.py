@@ -1,4 +1,4 @@
-"""Subcommands of the projections: ``lrs frameworks``, ``lrs project``, ``lrs replay``."""
+"""Subcommands of the projections: ``lrs frameworks``, ``lrs project``, ``lrs replay``, ``lrs roster``."""
 
 from __future__ import annotations
 
@@ -72,6 +72,31 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     rebuild.add_argument("--batch-size", type=int, default=2000, help="events per transaction (default: 2000)")
     rebuild.add_argument("--frameworks", metavar="DIR", type=Path, action="append", help=_FRAMEWORKS_HELP)
     rebuild.set_defaults(handler=_replay)
+
+
+    roster = subparsers.add_parser(
+        "roster",
+        help="load organisational units and learner memberships",
+        description="Organisational units (ministry -> agency -> unit) and the roster of learner "
+        "memberships with valid_from/valid_to; the denominator of unit certification rates.",
+    )
+    roster_actions = roster.add_subparsers(dest="roster_command", metavar="ACTION")
+    roster.set_defaults(handler=lambda args: _usage(roster))
+    roster_load = roster_actions.add_parser(
+        "load",
+        help="validate and load a roster file (JSON or CSV)",
+        description="Load FILE into the tenant's roster in one transaction.  JSON: "
+        '{"units": [{"id", "parent", "kind", "name"}], "memberships": [{"learner", "unit", '
+        '"valid_from", "valid_to"}]}; CSV: header id,parent,kind,name (units) or '
+        "learner,unit,valid_from,valid_to (memberships).  Units are added or updated by id; the "
+        "memberships of every learner the file names replace that learner's memberships.  A learner "
+        "is an actor IFI key (mbox:mailto:..., mbox_sha1sum:..., openid:..., account:<homePage>|<name>).  "
+        "Every problem is reported as WHERE: WHAT and the exit status is 1; nothing is loaded then.",
+    )
+    roster_load.add_argument("file", metavar="FILE", type=Path, help="a .json or .csv file")
+    roster_load.add_argument("--tenant", default="default", help="the tenant (default: default)")
+    roster_load.add_argument("--check", action="store_true", help="only validate the file on its own; load nothing")
+    roster_load.set_defaults(handler=_roster_load)
 
 
 _FRAMEWORKS_HELP = f"framework documents to use (repeatable; default: {FRAMEWORKS_DIR})"
@@ -212,6 +237,63 @@ def _replay(args: argparse.Namespace) -> int:
                 print(f"replayed {args.projection} through position {position}; digest {await digest(pool)}")
             finally:
                 await pool.close()
+        return 0
+
+    return run_async(main)
+
+
+def _roster_load(args: argparse.Namespace) -> int:
+    from projections.units.roster import RosterError, read_roster
+
+    try:
+        roster = read_roster(args.file)
+    except RosterError as exc:
+        print(f"invalid roster:\n{exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"lrs roster load: {exc}", file=sys.stderr)
+        return 1
+    if args.check:
+        print(f"valid: {len(roster.units)} units, {len(roster.memberships)} memberships (not loaded)")
+        return 0
+    from lrs.commands.common import database_url, load_settings, run_async, setup
+
+    settings = load_settings()
+    setup(settings)
+
+    async def main() -> int:
+        from datetime import datetime, timezone
+
+        from tqdm import tqdm
+
+        from lrs.store.migrations import apply_migrations
+        from lrs.store.pool import create_pool
+        from projections.units.store import load_roster
+
+        async with database_url(settings) as url:
+            pool = await create_pool(url, min_size=1, max_size=2, application_name="lrs-roster")
+            try:
+                await apply_migrations(pool)
+                with tqdm(unit="row", disable=not sys.stderr.isatty(), desc="roster") as bar:
+
+                    def progress(done: int, total: int) -> None:
+                        bar.total = total
+                        bar.update(done - bar.n)
+
+                    try:
+                        result = await load_roster(
+                            pool, args.tenant, roster, now=datetime.now(timezone.utc), progress=progress
+                        )
+                    except RosterError as exc:
+                        bar.close()
+                        print(f"invalid roster:\n{exc}", file=sys.stderr)
+                        return 1
+            finally:
+                await pool.close()
+        print(
+            f"loaded {result.units} units and {result.memberships} memberships of {result.learners} learners "
+            f"for tenant {args.tenant}; {result.moved} learners changed unit"
+        )
         return 0
 
     return run_async(main)

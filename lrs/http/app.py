@@ -19,6 +19,7 @@ from lrs.http.middleware import authentication, error_mapping, request_context, 
 from lrs.http.openapi import openapi_handler
 from lrs.http.ratelimit import RateLimiter, rate_limit
 from lrs.http.statements import get_statements, post_statements, put_statement
+import projections.http
 
 log = structlog.get_logger("lrs.http")
 
@@ -48,6 +49,7 @@ def create_app(
         app[keys.NATS_URL] = nats_url
     app[keys.LIFECYCLE] = keys.Lifecycle()
     app.cleanup_ctx.extend([_database, _writer, _relay])
+    projections.http.register(app)  # /competency/... and the projection runner (last cleanup context)
     app.on_shutdown.append(_stop_accepting)
 
     app.router.add_get("/xapi/about", about)

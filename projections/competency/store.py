@@ -68,6 +68,7 @@ SELECT_VOIDS = """
 SELECT tenant, target_id, voiding_statement_id FROM competency_voids
 WHERE (tenant, target_id) IN (SELECT * FROM unnest($1::text[], $2::uuid[]))
 """
+SELECT_CHECKPOINT_POSITION = "SELECT position FROM projection_checkpoints WHERE name = 'competency'"
 SELECT_ALL_STATES = "SELECT tenant, learner, state FROM competency_learners ORDER BY tenant, learner"
 TRUNCATE_ALL = """
 TRUNCATE competency_learners, competency_states, competency_certifications,
@@ -78,7 +79,7 @@ _ENCODER = msgspec.json.Encoder(order="sorted")
 _STATE_DECODER = msgspec.json.Decoder(LearnerState)
 _JSON = msgspec.json.Decoder()
 
-__all__ = ["CompetencyProjection", "digest", "decode_state"]
+__all__ = ["CompetencyProjection", "digest", "digest_with_position", "decode_state"]
 
 Key = tuple[str, str]  # (tenant, learner)
 
@@ -240,9 +241,14 @@ async def digest(conn: asyncpg.Connection | asyncpg.Pool) -> str:
 
     Positions and wall-clock columns are left out: a rebuild from the log and
     the live projection give the same digest exactly when their states agree."""
+    return (await digest_with_position(conn))[0]
+
+
+async def digest_with_position(conn: asyncpg.Connection | asyncpg.Pool) -> tuple[str, int]:
+    """:func:`digest` and the checkpoint it reflects, read in the same snapshot."""
     if isinstance(conn, asyncpg.Pool):
         async with conn.acquire() as own:
-            return await digest(own)
+            return await digest_with_position(own)
     sha = hashlib.sha256()
 
     def add(*parts: bytes) -> None:
@@ -251,11 +257,12 @@ async def digest(conn: asyncpg.Connection | asyncpg.Pool) -> str:
             sha.update(part)
 
     async with conn.transaction(isolation="repeatable_read", readonly=True):
+        position = await conn.fetchval(SELECT_CHECKPOINT_POSITION)
         async for row in conn.cursor(SELECT_ALL_STATES, prefetch=2000):
             add(row["tenant"].encode(), row["learner"].encode(), bytes(row["state"]))
         for row in await certified_rows(conn):
             add(b"unit_certified", *(str(row[c]).encode() for c in ("tenant", "unit_id", "program", "program_version", "certified")))
-    return sha.hexdigest()
+    return sha.hexdigest(), int(position or 0)
 
 
 def _uuid(value: Any) -> uuid.UUID:

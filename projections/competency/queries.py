@@ -1,0 +1,307 @@
+"""Reading the competency projection: the answers behind /competency/....
+
+Every answer carries ``position``: the log position it reflects (the
+projection's checkpoint read in the same snapshot, or for a point-in-time
+answer the last event stored at or before ``as_of`` that the projection has
+reached).  All reads are per tenant.
+
+Point-in-time summaries (``as_of``) are computed from the log, not from the
+live state: the learners whose roster membership covers ``as_of`` are found
+under the unit, their statements stored at or before ``as_of`` are read from
+``events`` and folded again with the current rules.  Its cost grows with
+those learners' evidence; the present-time summary reads materialised counts.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+import asyncpg
+import msgspec
+
+from projections.competency.catalog import Catalog
+from projections.competency.frameworks import Framework, Program
+from projections.competency.model import CompetencyState, LearnerEvent, StatementVoided
+from projections.competency.policy import fold, interpret
+from projections.competency.store import decode_state
+from projections.units import store as units
+
+SELECT_CHECKPOINT = "SELECT position FROM projection_checkpoints WHERE name = 'competency'"
+SELECT_LEARNER = "SELECT state, position FROM competency_learners WHERE tenant = $1 AND learner = $2"
+SELECT_LAST_POSITION = "SELECT position FROM log_head WHERE singleton"
+SELECT_STORED_AT = "SELECT stored FROM events WHERE position = $1"
+SELECT_EVIDENCE_EVENTS = """
+SELECT s.learner, e.payload FROM competency_statement_learners s
+JOIN events e ON e.tenant = s.tenant AND e.statement_id = s.statement_id
+WHERE s.tenant = $1 AND s.learner = ANY($2::text[]) AND e.position <= $3
+"""
+SELECT_VOIDS_BEFORE = """
+SELECT s.learner, v.target_id, v.voiding_statement_id FROM competency_voids v
+JOIN competency_statement_learners s ON s.tenant = v.tenant AND s.statement_id = v.target_id
+JOIN events e ON e.tenant = v.tenant AND e.statement_id = v.voiding_statement_id
+WHERE v.tenant = $1 AND s.learner = ANY($2::text[]) AND e.position <= $3
+"""
+
+__all__ = ["QueryError", "learner_view", "trail_view", "resolve_program", "unit_summary", "position_at"]
+
+CHUNK = 5000
+_JSON = msgspec.json.Decoder()
+
+
+class QueryError(ValueError):
+    """A request names something that does not exist or is ambiguous."""
+
+    def __init__(self, status: int, message: str, parameter: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.parameter = parameter
+
+
+def _checkpoint(value: int | None) -> int:
+    return int(value or 0)
+
+
+def _competency_json(state: CompetencyState, catalog: Catalog) -> dict[str, Any]:
+    info = catalog.competencies.get(state.competency)
+    return {
+        "competency": state.competency,
+        "code": info.code if info else None,
+        "status": state.status,
+        "level": state.level,
+        "best_score": state.best_score,
+        "latest_score": state.latest_score,
+        "evidence_count": state.evidence_count,
+        "first_evidence_at": state.first_evidence_at,
+        "last_evidence_at": state.last_evidence_at,
+        "first_mastered_at": state.first_mastered_at,
+        "attainments": [
+            {"level": a.level, "achieved_at": a.achieved_at, "statement_ids": list(a.statement_ids)}
+            for a in state.attainments
+        ],
+        "rule_version": state.rule_version,
+    }
+
+
+async def _read(pool: asyncpg.Pool, tenant: str, learner: str) -> tuple[Any, int]:
+    async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+        row = await conn.fetchrow(SELECT_LEARNER, tenant, learner)
+        position = _checkpoint(await conn.fetchval(SELECT_CHECKPOINT))
+    return (None if row is None else decode_state(row["state"])), position
+
+
+async def learner_view(pool: asyncpg.Pool, catalog: Catalog, tenant: str, learner: str) -> dict[str, Any] | None:
+    """The learner's state in every loaded framework, and the programmes it
+    has evidence towards; None when the projection knows nothing of it."""
+    state, position = await _read(pool, tenant, learner)
+    if state is None:
+        return None
+    frameworks = []
+    for doc in catalog.documents:
+        if not isinstance(doc, Framework):
+            continue
+        owned = [
+            c for iri, c in state.competencies.items()
+            if (info := catalog.competencies.get(iri)) and (info.framework, info.framework_version) == (doc.iri, doc.version)
+        ]
+        total = sum(len(area.competences) for area in doc.areas)
+        frameworks.append({
+            "framework": doc.iri,
+            "version": doc.version,
+            "title": doc.title,
+            "competences": total,
+            "mastered": sum(1 for c in owned if c.status == "mastered"),
+            "in_progress": sum(1 for c in owned if c.status == "in_progress"),
+            "competencies": [_competency_json(c, catalog) for c in owned],
+        })
+    frameworks.sort(key=lambda f: (f["framework"], f["version"]))
+    return {
+        "learner": learner,
+        "position": position,
+        "frameworks": frameworks,
+        "certifications": [
+            {
+                "program": p.program,
+                "program_version": p.program_version,
+                "earned": p.earned,
+                "earned_at": p.earned_at,
+                "statement_ids": list(p.statement_ids),
+                "met": list(p.met),
+                "missing": list(p.missing),
+            }
+            for _, p in sorted(state.certifications.items())
+        ],
+        "voided_statement_ids": list(state.voided),
+    }
+
+
+async def trail_view(
+    pool: asyncpg.Pool, catalog: Catalog, tenant: str, learner: str, competency: str
+) -> dict[str, Any] | None:
+    """The evidence behind the learner's state for ``competency`` (oldest
+    first), with the state it folds to; None when the learner is unknown."""
+    if competency not in catalog.competencies:
+        raise QueryError(404, f"no loaded framework has the competence {competency!r}", "competency")
+    state, position = await _read(pool, tenant, learner)
+    if state is None:
+        return None
+    current = state.competencies.get(competency)
+    return {
+        "learner": learner,
+        "competency": competency,
+        "position": position,
+        "state": _competency_json(current, catalog) if current else {"competency": competency, "status": "not_started"},
+        "evidence": [
+            {
+                "statement_id": e.statement_id,
+                "timestamp": e.timestamp,
+                "verb": e.verb,
+                "activity": e.activity,
+                "source": e.source,
+                "level": e.level,
+                "registration": e.registration,
+                "passed": e.passed,
+                "completed": e.completed,
+                "score": e.score,
+                "move_on": e.move_on,
+            }
+            for e in state.evidence
+            if e.competency == competency
+        ],
+    }
+
+
+def resolve_program(catalog: Catalog, iri: str | None, version: str | None) -> Program:
+    if not iri:
+        if len(catalog.programs) == 1:
+            return catalog.programs[0]
+        raise QueryError(400, "the program parameter (a programme IRI) is required: several are loaded", "program")
+    versions = [p for p in catalog.programs if p.iri == iri]
+    if not versions:
+        raise QueryError(404, f"no loaded programme {iri!r}", "program")
+    if version is not None:
+        for program in versions:
+            if program.version == version:
+                return program
+        raise QueryError(404, f"programme {iri!r} has no version {version!r}", "version")
+    if len(versions) > 1:
+        listed = ", ".join(p.version for p in versions)
+        raise QueryError(400, f"programme {iri!r} has several versions ({listed}): give version=", "version")
+    return versions[0]
+
+
+async def position_at(conn: asyncpg.Connection, moment: datetime) -> int:
+    """The last position stored at or before ``moment`` (``stored`` grows with
+    position, so a binary search over the primary key finds it)."""
+    low, high = 0, int(await conn.fetchval(SELECT_LAST_POSITION) or 0)
+    while low < high:
+        middle = (low + high + 1) // 2
+        if await conn.fetchval(SELECT_STORED_AT, middle) <= moment:
+            low = middle
+        else:
+            high = middle - 1
+    return low
+
+
+@dataclass(frozen=True, slots=True)
+class _Counts:
+    headcount: int
+    certified: int
+    position: int
+    roster_at: datetime | None
+
+
+async def _counts_now(
+    pool: asyncpg.Pool, tenant: str, unit_id: str, program: Program, descendants: bool, now: datetime
+) -> _Counts:
+    roster_at = await units.advance_clock(pool, tenant, now)
+    async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+        headcount, certified = await units.unit_counts(conn, tenant, unit_id, program.iri, program.version, descendants)
+        position = _checkpoint(await conn.fetchval(SELECT_CHECKPOINT))
+    return _Counts(headcount, certified, position, roster_at)
+
+
+async def _counts_as_of(
+    pool: asyncpg.Pool, catalog: Catalog, tenant: str, unit_id: str, program: Program, descendants: bool, as_of: datetime
+) -> _Counts:
+    key = f"{program.iri}|{program.version}"
+    certified = 0
+    async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+        position = min(await position_at(conn, as_of), _checkpoint(await conn.fetchval(SELECT_CHECKPOINT)))
+        members = await units.members_at(conn, tenant, unit_id, descendants, as_of)
+        for start in range(0, len(members), CHUNK):
+            chunk = members[start : start + CHUNK]
+            events: dict[str, list[LearnerEvent]] = {learner: [] for learner in chunk}
+            for row in await conn.fetch(SELECT_EVIDENCE_EVENTS, tenant, chunk, position):
+                meaning = interpret(_JSON.decode(row["payload"]), catalog)
+                if meaning is not None and not isinstance(meaning, StatementVoided):
+                    events[row["learner"]].append(meaning)
+            for row in await conn.fetch(SELECT_VOIDS_BEFORE, tenant, chunk, position):
+                events[row["learner"]].append(
+                    StatementVoided(statement_id=str(row["voiding_statement_id"]), target_id=str(row["target_id"]))
+                )
+            for learner, items in events.items():
+                state = fold(learner, items, catalog)
+                held = state.certifications.get(key)
+                if held is not None and held.earned:
+                    certified += 1
+    return _Counts(len(members), certified, position, as_of)
+
+
+async def unit_summary(
+    pool: asyncpg.Pool,
+    catalog: Catalog,
+    tenant: str,
+    unit_id: str,
+    *,
+    program: Program,
+    descendants: bool,
+    as_of: datetime | None = None,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """Headcount (from the roster), certified, rate and the programme's target."""
+    unit = await units.fetch_unit(pool, tenant, unit_id)
+    if unit is None:
+        raise QueryError(404, f"no unit {unit_id!r}", "unit")
+    if as_of is None:
+        counts = await _counts_now(pool, tenant, unit_id, program, descendants, now or datetime.now(timezone.utc))
+    else:
+        counts = await _counts_as_of(pool, catalog, tenant, unit_id, program, descendants, as_of)
+    rate = counts.certified / counts.headcount if counts.headcount else None
+    target_rate = getattr(program, "target_rate", None)
+    target_rate = None if not isinstance(target_rate, (int, float)) else float(target_rate)
+    target = None
+    if target_rate is not None:
+        target = {
+            "rate": target_rate,
+            "needed": _needed(target_rate, counts.headcount),
+            "difference": None if rate is None else rate - target_rate,
+            "met": None if rate is None else rate >= target_rate,
+        }
+    return {
+        "unit": {"id": unit.unit_id, "name": unit.name, "kind": unit.kind, "parent": unit.parent_id},
+        "program": program.iri,
+        "program_version": program.version,
+        "descendants": descendants,
+        "as_of": _iso(as_of),
+        "roster_as_of": _iso(counts.roster_at),
+        "headcount": counts.headcount,
+        "certified": counts.certified,
+        "rate": rate,
+        "target": target,
+        "position": counts.position,
+    }
+
+
+def _needed(rate: float, headcount: int) -> int:
+    """Certified learners the target asks for (rounded up)."""
+    return math.ceil(rate * headcount - 1e-9)
+
+
+def _iso(moment: datetime | None) -> str | None:
+    if moment is None:
+        return None
+    return moment.astimezone(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")

@@ -1,0 +1,277 @@
+"""The /competency/... JSON API and the projection runner inside ``lrs serve``.
+
+Reading needs a credential with scope ``all/read`` (or ``all``); the admin
+resources under /competency/admin/ need ``all``.  Every answer is for the
+credential's tenant only and carries ``position``, the log position it
+reflects (also sent as the ``X-LRS-Position`` header).
+
+A learner is named in the path by the canonical key of the actor's inverse
+functional identifier (:func:`lrs.xapi.identity.ifi_key`), percent-encoded
+as one path segment (``urllib.parse.quote(key, safe="")``,
+``encodeURIComponent(key)``): ``mbox:mailto:a@example.org`` is
+``mbox%3Amailto%3Aa%40example.org``;
+``account:https://sso.example.gov.vn|0123`` is
+``account%3Ahttps%3A%2F%2Fsso.example.gov.vn%7C0123``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from datetime import datetime, timezone
+from typing import Any, AsyncIterator
+
+import msgspec
+import structlog
+from aiohttp import web
+
+from lrs.http import keys
+from lrs.http.middleware import CREDENTIAL
+from lrs.xapi.errors import NotFoundError, XapiError
+from projections.competency.catalog import Catalog, load_catalog
+from projections.competency.queries import QueryError, learner_view, resolve_program, trail_view, unit_summary
+from projections.units import store as units
+from projections.units.roster import RosterError, parse_csv, parse_json
+
+log = structlog.get_logger("lrs.projections")
+
+CATALOG = web.AppKey("competency_catalog", Catalog)
+RUNNER_STATE: web.AppKey[dict[str, Any]] = web.AppKey("projection_runner_state")
+READ_SCOPE = "all/read"
+ADMIN_SCOPE = "all"
+POSITION_HEADER = "X-LRS-Position"
+_ENCODER = msgspec.json.Encoder()
+
+__all__ = ["register", "CATALOG"]
+
+
+def register(app: web.Application) -> None:
+    """Add the /competency routes, and the projection runner as the last
+    cleanup context (it needs the pool, the writer and the relay)."""
+    app[CATALOG] = load_catalog()
+    app.cleanup_ctx.append(_projection_runner)
+    app.router.add_get("/competency/learners/{learner}", get_learner)
+    app.router.add_get("/competency/learners/{learner}/trail", get_trail)
+    app.router.add_get("/competency/units/{unit}/summary", get_unit_summary)
+    app.router.add_post("/competency/admin/roster", post_roster)
+    app.router.add_get("/competency/admin/units", get_units)
+    app.router.add_get("/competency/admin/memberships", get_memberships)
+
+
+# -- helpers -------------------------------------------------------------------
+
+
+def _tenant(request: web.Request, scope: str) -> str:
+    credential = request[CREDENTIAL]
+    if not credential.allows(scope):
+        raise XapiError(403, f"credential {credential.key!r} lacks the {scope!r} scope")
+    return credential.tenant
+
+
+def _answer(payload: dict[str, Any], status: int = 200) -> web.Response:
+    response = web.Response(status=status, body=_ENCODER.encode(payload), content_type="application/json")
+    if "position" in payload:
+        response.headers[POSITION_HEADER] = str(payload["position"])
+    return response
+
+
+def _only(request: web.Request, allowed: set[str]) -> None:
+    unknown = sorted(set(request.query) - allowed)
+    if unknown:
+        raise XapiError(400, f"unknown query parameter(s): {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}")
+
+
+def _flag(request: web.Request, name: str, default: bool) -> bool:
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    if raw.lower() in {"true", "1"}:
+        return True
+    if raw.lower() in {"false", "0"}:
+        return False
+    raise XapiError(400, f"{name} must be true or false, got {raw!r}", name)
+
+
+def _moment(request: web.Request, name: str) -> datetime | None:
+    raw = request.query.get(name)
+    if raw is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(raw.replace("z", "Z"))
+    except ValueError:
+        raise XapiError(400, f"{name} must be an ISO 8601 date-time, got {raw!r}", name) from None
+    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)).astimezone(timezone.utc)
+
+
+async def _query(coro: Any) -> Any:
+    try:
+        return await coro
+    except QueryError as exc:
+        raise XapiError(exc.status, exc.message, exc.parameter) from None
+
+
+# -- query API -------------------------------------------------------------------
+
+
+async def get_learner(request: web.Request) -> web.Response:
+    tenant = _tenant(request, READ_SCOPE)
+    _only(request, set())
+    learner = request.match_info["learner"]
+    view = await learner_view(request.app[keys.POOL], request.app[CATALOG], tenant, learner)
+    if view is None:
+        raise NotFoundError(f"no competency evidence for learner {learner!r}")
+    return _answer(view)
+
+
+async def get_trail(request: web.Request) -> web.Response:
+    tenant = _tenant(request, READ_SCOPE)
+    _only(request, {"competency"})
+    competency = request.query.get("competency")
+    if not competency:
+        raise XapiError(400, "the competency parameter (a competence IRI) is required", "competency")
+    learner = request.match_info["learner"]
+    view = await _query(trail_view(request.app[keys.POOL], request.app[CATALOG], tenant, learner, competency))
+    if view is None:
+        raise NotFoundError(f"no competency evidence for learner {learner!r}")
+    return _answer(view)
+
+
+async def get_unit_summary(request: web.Request) -> web.Response:
+    tenant = _tenant(request, READ_SCOPE)
+    _only(request, {"program", "version", "descendants", "as_of"})
+    catalog = request.app[CATALOG]
+    try:
+        program = resolve_program(catalog, request.query.get("program"), request.query.get("version"))
+    except QueryError as exc:
+        raise XapiError(exc.status, exc.message, exc.parameter) from None
+    summary = await _query(
+        unit_summary(
+            request.app[keys.POOL],
+            catalog,
+            tenant,
+            request.match_info["unit"],
+            program=program,
+            descendants=_flag(request, "descendants", True),
+            as_of=_moment(request, "as_of"),
+        )
+    )
+    return _answer(summary)
+
+
+# -- admin -----------------------------------------------------------------------
+
+
+async def post_roster(request: web.Request) -> web.Response:
+    """Body: a roster JSON document, or CSV (Content-Type text/csv) of units or memberships."""
+    tenant = _tenant(request, ADMIN_SCOPE)
+    _only(request, set())
+    body = await request.read()
+    try:
+        if request.content_type == "text/csv":
+            roster = parse_csv(body.decode("utf-8-sig").splitlines(), "body")
+        elif request.content_type == "application/json":
+            roster = parse_json(body, "body")
+        else:
+            raise XapiError(415, f"Content-Type must be application/json or text/csv, got {request.content_type!r}")
+        result = await units.load_roster(request.app[keys.POOL], tenant, roster, now=datetime.now(timezone.utc))
+    except RosterError as exc:
+        return _answer({"error": "invalid roster", "status": 400, "problems": exc.problems}, status=400)
+    except UnicodeDecodeError:
+        raise XapiError(400, "the CSV body is not UTF-8") from None
+    return _answer({
+        "units": result.units,
+        "memberships": result.memberships,
+        "learners": result.learners,
+        "moved": result.moved,
+        "roster_as_of": result.counted_at.isoformat(),
+    })
+
+
+async def get_units(request: web.Request) -> web.Response:
+    tenant = _tenant(request, ADMIN_SCOPE)
+    _only(request, set())
+    found = await units.fetch_units(request.app[keys.POOL], tenant)
+    return _answer({
+        "units": [
+            {"id": u.unit_id, "parent": u.parent_id, "kind": u.kind, "name": u.name} for u in found.values()
+        ]
+    })
+
+
+async def get_memberships(request: web.Request) -> web.Response:
+    """Memberships by (learner, valid_from); ``after_learner`` + ``after_from`` page on."""
+    tenant = _tenant(request, ADMIN_SCOPE)
+    _only(request, {"unit", "learner", "limit", "after_learner", "after_from"})
+    try:
+        limit = int(request.query.get("limit", "1000"))
+    except ValueError:
+        raise XapiError(400, "limit must be an integer", "limit") from None
+    if not 1 <= limit <= 10_000:
+        raise XapiError(400, "limit must be between 1 and 10000", "limit")
+    after = None
+    if "after_learner" in request.query:
+        after = (request.query["after_learner"], _moment(request, "after_from") or datetime.min.replace(tzinfo=timezone.utc))
+    rows = await units.list_memberships(
+        request.app[keys.POOL], tenant, unit_id=request.query.get("unit"), learner=request.query.get("learner"),
+        after=after, limit=limit,
+    )
+    return _answer({
+        "memberships": [
+            {
+                "learner": m.learner,
+                "unit": m.unit_id,
+                "valid_from": m.valid_from.isoformat(),
+                "valid_to": None if m.valid_to is None else m.valid_to.isoformat(),
+            }
+            for m in rows
+        ],
+        "more": len(rows) == limit,
+    })
+
+
+# -- the runner inside `lrs serve` ---------------------------------------------------
+
+
+async def _projection_runner(app: web.Application) -> AsyncIterator[None]:
+    """Runs the competency projection while the service runs: from JetStream
+    when a NATS URL is configured, else straight from the Postgres log."""
+    settings = app[keys.SETTINGS]
+    if not getattr(settings, "projections_enabled", True):
+        log.info("projections disabled", reason="LRS_PROJECTIONS_ENABLED=false")
+        yield
+        return
+    from projections.competency.store import CompetencyProjection
+    from projections.runner import ProjectionOutdated, ProjectionRunner
+
+    runner = ProjectionRunner(app[keys.POOL], CompetencyProjection(app[CATALOG]))
+    stop = asyncio.Event()
+    nats_url = app.get(keys.NATS_URL)
+    wake = asyncio.Event()
+    if nats_url is None:
+        app[keys.WRITER].committed.append(lambda position: wake.set())
+
+    async def supervise() -> None:
+        while not stop.is_set():
+            try:
+                if nats_url is not None:
+                    await runner.run(nats_url, stop)
+                else:
+                    await runner.follow(stop, wake)
+            except ProjectionOutdated as exc:
+                log.error("projection.outdated", projection=runner.name, error=str(exc), alert=True)
+                return
+            except Exception as exc:  # keep serving; try again shortly
+                log.exception("projection.crashed", projection=runner.name, error=repr(exc))
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(stop.wait(), 1.0)
+
+    task = asyncio.create_task(supervise(), name="projection-competency")
+    app[RUNNER_STATE] = {"runner": runner, "task": task}
+    try:
+        yield
+    finally:
+        stop.set()
+        try:
+            await asyncio.wait_for(task, 10)
+        except (asyncio.TimeoutError, asyncio.CancelledError):
+            pass

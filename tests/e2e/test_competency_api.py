@@ -1,0 +1,272 @@
+"""POST statements -> competency state, trail and unit summaries through /competency/...
+
+The in-process service runs without NATS, so its projection follows the
+Postgres log directly (the JetStream path is covered with a real
+``lrs serve`` in test_competency_audit.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import datetime, timedelta, timezone
+from typing import Any, Awaitable, Callable
+from urllib.parse import quote
+
+import asyncpg
+import pytest
+
+from tests.e2e.conftest import xapi_headers
+
+COURSE = "https://lrs.example.org/courses/civil-servant-basic-digital-skills"
+VN = "https://lrs.example.org/competency/vn-tt02-2025/1.0/competences"
+PROGRAM = "https://lrs.example.org/competency/programs/civil-servant-basic-digital-skills"
+PASSED = "http://adlnet.gov/expapi/verbs/passed"
+COMPLETED = "http://adlnet.gov/expapi/verbs/completed"
+FAILED = "http://adlnet.gov/expapi/verbs/failed"
+VOIDED = "http://adlnet.gov/expapi/verbs/voided"
+# Everything the programme asks for (schemas/frameworks/civil-servant-basic-digital-skills.*).
+CERTIFYING = [
+    ("searching", PASSED), ("searching", COMPLETED), ("evaluating-sources", PASSED),
+    ("online-communication", COMPLETED), ("e-government-services", PASSED), ("office-documents", COMPLETED),
+    ("device-security", PASSED), ("personal-data", PASSED), ("troubleshooting", PASSED),
+    ("using-ai-assistants", PASSED),
+]
+
+
+def email(n: int) -> str:
+    return f"cs{n}@example.gov.vn"
+
+
+def learner_key(n: int) -> str:
+    return f"mbox:mailto:{email(n)}"
+
+
+def learner_path(n: int) -> str:
+    return quote(learner_key(n), safe="")
+
+
+def course_statement(n: int, module: str, verb: str, minute: int, score: float = 0.95) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "id": str(uuid.uuid4()),
+        "actor": {"objectType": "Agent", "mbox": f"mailto:{email(n)}"},
+        "verb": {"id": verb},
+        "object": {"objectType": "Activity", "id": f"{COURSE}/modules/{module}"},
+        "timestamp": (datetime(2025, 3, 1, tzinfo=timezone.utc) + timedelta(minutes=minute)).isoformat(),
+    }
+    if verb == PASSED:
+        body["result"] = {"success": True, "score": {"scaled": score}}
+    elif verb == FAILED:
+        body["result"] = {"success": False, "score": {"scaled": score}}
+    else:
+        body["result"] = {"completion": True}
+    return body
+
+
+def voiding(target: str) -> dict[str, Any]:
+    return {
+        "id": str(uuid.uuid4()),
+        "actor": {"objectType": "Agent", "mbox": "mailto:registrar@example.gov.vn"},
+        "verb": {"id": VOIDED},
+        "object": {"objectType": "StatementRef", "id": target},
+    }
+
+
+def roster(learners_by_unit: dict[str, list[int]], since: str = "2024-01-01") -> dict[str, Any]:
+    return {
+        "units": [
+            {"id": "mic", "kind": "ministry", "name": "Ministry of Information and Communications"},
+            {"id": "mic-dt", "parent": "mic", "kind": "agency", "name": "Authority of Digital Transformation"},
+            {"id": "mic-dt-1", "parent": "mic-dt", "kind": "unit", "name": "Division 1"},
+            {"id": "mic-dt-2", "parent": "mic-dt", "kind": "unit", "name": "Division 2"},
+            {"id": "moh", "kind": "ministry", "name": "Ministry of Health"},
+        ],
+        "memberships": [
+            {"learner": learner_key(n), "unit": unit, "valid_from": since}
+            for unit, numbers in learners_by_unit.items()
+            for n in numbers
+        ],
+    }
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 30.0) -> None:
+    """Waits for the projection to catch up (bounded; not a timing assertion)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await check():
+        assert asyncio.get_running_loop().time() < deadline, "the projection did not catch up"
+        await asyncio.sleep(0.05)
+
+
+async def post(client: Any, *bodies: dict[str, Any]) -> None:
+    response = await client.post("/xapi/statements", json=list(bodies), headers=xapi_headers())
+    assert response.status == 200, await response.text()
+
+
+async def get_json(client: Any, path: str, status: int = 200, **params: str) -> dict[str, Any]:
+    response = await client.get(path, params=params, headers=xapi_headers())
+    assert response.status == status, await response.text()
+    return await response.json()
+
+
+async def log_head(database_url: str) -> int:
+    conn = await asyncpg.connect(database_url)
+    try:
+        return await conn.fetchval("SELECT position FROM log_head")
+    finally:
+        await conn.close()
+
+
+async def caught_up(client: Any, database_url: str, unit: str = "mic") -> dict[str, Any]:
+    head = await log_head(database_url)
+    answer: dict[str, Any] = {}
+
+    async def check() -> bool:
+        answer.update(await get_json(client, f"/competency/units/{unit}/summary", program=PROGRAM))
+        return answer["position"] >= head
+
+    await eventually(check)
+    return answer
+
+
+async def test_statements_become_state_trail_and_unit_rates(client: Any, database_url: str) -> None:
+    response = await client.post(
+        "/competency/admin/roster", json=roster({"mic-dt-1": [1, 2], "mic-dt-2": [3], "moh": [4]}), headers=xapi_headers()
+    )
+    assert response.status == 200, await response.text()
+    assert (await response.json())["learners"] == 4
+
+    certify_1 = [course_statement(1, m, v, i) for i, (m, v) in enumerate(CERTIFYING)]
+    partial_3 = [course_statement(3, m, v, i) for i, (m, v) in enumerate(CERTIFYING[:4])]
+    certify_4 = [course_statement(4, m, v, i) for i, (m, v) in enumerate(CERTIFYING)]
+    await post(client, *reversed(certify_1), *partial_3, *certify_4)  # out of timestamp order
+    summary = await caught_up(client, database_url)
+    assert (summary["headcount"], summary["certified"]) == (3, 1)  # learner 4 is in another ministry
+    assert summary["rate"] == pytest.approx(1 / 3)
+    assert summary["target"] == {"rate": 0.8, "needed": 3, "difference": pytest.approx(1 / 3 - 0.8), "met": False}
+    assert summary["unit"] == {"id": "mic", "name": "Ministry of Information and Communications", "kind": "ministry", "parent": None}
+    only = await get_json(client, "/competency/units/mic-dt-1/summary", program=PROGRAM, descendants="false")
+    assert (only["headcount"], only["certified"], only["rate"]) == (2, 1, 0.5)
+    top = await get_json(client, "/competency/units/mic/summary", program=PROGRAM, descendants="false")
+    assert (top["headcount"], top["certified"], top["rate"]) == (0, 0, None)
+
+    state = await get_json(client, f"/competency/learners/{learner_path(1)}")
+    assert state["learner"] == learner_key(1) and state["position"] >= 1
+    (certification,) = state["certifications"]
+    assert certification["program"] == PROGRAM and certification["earned"] and certification["missing"] == []
+    assert set(certification["statement_ids"]) <= {s["id"] for s in certify_1}
+    frameworks = {f["framework"]: f for f in state["frameworks"]}
+    assert set(frameworks) == {"https://lrs.example.org/competency/vn-tt02-2025", "https://lrs.example.org/competency/digcomp"}
+    vn = frameworks["https://lrs.example.org/competency/vn-tt02-2025"]
+    assert vn["competences"] == 24 and vn["mastered"] == 9
+
+    searching = f"{VN}/1.1"
+    trail = await get_json(client, f"/competency/learners/{learner_path(1)}/trail", competency=searching)
+    assert trail["state"]["status"] == "mastered" and trail["state"]["level"] == "CB2"
+    assert sorted(e["statement_id"] for e in trail["evidence"]) == sorted(s["id"] for s in certify_1[:2])
+    assert [e["timestamp"] for e in trail["evidence"]] == sorted(e["timestamp"] for e in trail["evidence"])
+
+    # Voiding one statement of learner 1 un-certifies it; the unit count follows.
+    await post(client, voiding(certify_1[-1]["id"]))
+    summary = await caught_up(client, database_url)
+    assert (summary["headcount"], summary["certified"]) == (3, 0)
+    state = await get_json(client, f"/competency/learners/{learner_path(1)}")
+    assert state["certifications"][0]["earned"] is False
+    assert state["voided_statement_ids"] == [certify_1[-1]["id"]]
+
+
+async def test_as_of_answers_from_the_log_with_the_roster_of_that_moment(client: Any, database_url: str) -> None:
+    response = await client.post("/competency/admin/roster", json=roster({"mic-dt-1": [1, 2]}), headers=xapi_headers())
+    assert response.status == 200
+    await post(client, *(course_statement(1, m, v, i) for i, (m, v) in enumerate(CERTIFYING)))
+    first = await caught_up(client, database_url)
+    assert (first["headcount"], first["certified"]) == (2, 1)
+    between = datetime.now(timezone.utc)
+    await asyncio.sleep(0.01)  # stored times are strictly after `between`
+    await post(client, *(course_statement(2, m, v, i) for i, (m, v) in enumerate(CERTIFYING)))
+    # Learner 2 moves to division 2 from now on; learner 5 joins division 1.
+    moved = {
+        "memberships": [
+            {"learner": learner_key(2), "unit": "mic-dt-1", "valid_from": "2024-01-01", "valid_to": _iso(between)},
+            {"learner": learner_key(2), "unit": "mic-dt-2", "valid_from": _iso(between)},
+            {"learner": learner_key(5), "unit": "mic-dt-1", "valid_from": _iso(between)},
+        ]
+    }
+    response = await client.post("/competency/admin/roster", json=moved, headers=xapi_headers())
+    assert response.status == 200, await response.text()
+    now = await caught_up(client, database_url, "mic-dt-1")
+    assert (now["headcount"], now["certified"]) == (2, 1)  # learners 1 and 5
+    division_2 = await get_json(client, "/competency/units/mic-dt-2/summary", program=PROGRAM)
+    assert (division_2["headcount"], division_2["certified"]) == (1, 1)
+
+    past = await get_json(client, "/competency/units/mic-dt-1/summary", program=PROGRAM, as_of=_iso(between - timedelta(microseconds=1)))
+    assert (past["headcount"], past["certified"]) == (2, 1)  # learners 1 and 2; 2 not certified yet
+    assert past["position"] == first["position"] and past["as_of"] is not None
+    whole = await get_json(client, "/competency/units/mic/summary", program=PROGRAM, as_of=_iso(datetime.now(timezone.utc)))
+    live = await get_json(client, "/competency/units/mic/summary", program=PROGRAM)
+    assert (whole["headcount"], whole["certified"]) == (live["headcount"], live["certified"]) == (3, 2)
+
+
+async def test_scopes_tenants_and_errors(client: Any, database_url: str) -> None:
+    conn = await asyncpg.connect(database_url)
+    try:
+        from lrs.auth import hash_secret
+
+        for key, tenant, scopes in (("reader", "default", ["all/read"]), ("writer", "default", ["statements/write"]),
+                                    ("other", "other", ["all"])):
+            await conn.execute(
+                "INSERT INTO credentials (key, secret_hash, tenant, scopes, name) VALUES ($1, $2, $3, $4, $1)",
+                key, hash_secret("secret-" + key), tenant, scopes,
+            )
+    finally:
+        await conn.close()
+
+    def as_(key: str) -> dict[str, str]:
+        return xapi_headers(key=key, secret="secret-" + key)
+
+    assert (await client.post("/competency/admin/roster", json=roster({"mic-dt-1": [1]}), headers=xapi_headers())).status == 200
+    await post(client, course_statement(1, "device-security", PASSED, 1))
+    await caught_up(client, database_url)
+    path = f"/competency/learners/{learner_path(1)}"
+    assert (await client.get(path, headers=as_("reader"))).status == 200
+    assert (await client.get(path, headers=as_("writer"))).status == 403
+    assert (await client.get(path, headers=as_("other"))).status == 404  # another tenant sees nothing
+    assert (await client.get(path)).status == 401
+    denied = await client.post("/competency/admin/roster", json=roster({}), headers=as_("reader"))
+    assert denied.status == 403 and "'reader'" in (await denied.json())["error"]
+    listing = await client.get("/competency/admin/units", headers=as_("reader"))
+    assert listing.status == 403 and "'all' scope" in (await listing.json())["error"]
+    assert (await client.get("/competency/units/mic/summary", params={"program": PROGRAM}, headers=as_("other"))).status == 404
+
+    only_program = await get_json(client, "/competency/units/mic/summary")  # the only one loaded
+    assert (only_program["program"], only_program["program_version"]) == (PROGRAM, "2025.1")
+    wrong_version = await get_json(client, "/competency/units/mic/summary", status=404, program=PROGRAM, version="0")
+    assert wrong_version["path"] == "version"
+    unknown = await get_json(client, "/competency/units/mic/summary", status=404, program="https://example.org/nope")
+    assert "no loaded programme" in unknown["error"]
+    bad_time = await get_json(client, "/competency/units/mic/summary", status=400, program=PROGRAM, as_of="yesterday")
+    assert bad_time["path"] == "as_of"
+    await get_json(client, f"{path}/trail", status=400)
+    await get_json(client, f"{path}/trail", status=404, competency="https://example.org/not-a-competence")
+    await get_json(client, f"/competency/learners/{quote('mbox:mailto:nobody@example.org', safe='')}", status=404)
+
+    invalid = await client.post(
+        "/competency/admin/roster",
+        json={"memberships": [{"learner": "cs9@example.gov.vn", "unit": "nowhere", "valid_from": "2025-13-01"}]},
+        headers=xapi_headers(),
+    )
+    assert invalid.status == 400
+    problems = (await invalid.json())["problems"]
+    assert problems == [
+        "body $.memberships[0]: not an actor IFI key: 'cs9@example.gov.vn' (expected mbox:mailto:<address>, "
+        "mbox_sha1sum:<40 lowercase hex>, openid:<uri> or account:<homePage>|<name>)"
+    ]
+    csv_body = "learner,unit,valid_from,valid_to\nmbox:mailto:cs7@example.gov.vn,mic-dt-2,2025-01-01,\n"
+    loaded = await client.post("/competency/admin/roster", data=csv_body, headers={**xapi_headers(), "Content-Type": "text/csv"})
+    assert loaded.status == 200, await loaded.text()
+    listed = await get_json(client, "/competency/admin/memberships", unit="mic-dt-2")
+    assert [m["learner"] for m in listed["memberships"]] == ["mbox:mailto:cs7@example.gov.vn"]
+    units = await get_json(client, "/competency/admin/units")
+    assert {u["id"] for u in units["units"]} == {"mic", "mic-dt", "mic-dt-1", "mic-dt-2", "moh"}
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).isoformat()
