@@ -127,6 +127,9 @@ class Bus:
         self._connected = asyncio.Event()
         self._generation = 0
         self._last_error: str | None = None
+        # The stream's last sequence as of our last fully verified publish; None
+        # when unknown (start, reconnect, or a batch that did not add up).
+        self._known_last_seq: int | None = None
 
     # -- connection ---------------------------------------------------------
 
@@ -192,6 +195,7 @@ class Bus:
 
     def _on_connected(self) -> None:
         self._generation += 1
+        self._known_last_seq = None
         self._last_error = None
         self._connected.set()
         log.info("bus.connected", url=self.url, generation=self._generation)
@@ -241,6 +245,7 @@ class Bus:
         """``Lrs-Position`` of the stream's last message, or 0 for an empty stream."""
         js = self._jetstream()
         info = await js.stream_info(self.stream_name)
+        self._known_last_seq = info.state.last_seq
         if info.state.messages == 0 or info.state.last_seq == 0:
             return 0
         msg = await js.get_msg(self.stream_name, seq=info.state.last_seq)
@@ -253,6 +258,44 @@ class Bus:
     # -- publishing ---------------------------------------------------------
 
     async def publish_batch(self, messages: Sequence[OutgoingMessage]) -> PublishResult:
+        """Publish all messages in order and make sure the stream stored each.
+
+        Fast path: when the stream's last sequence is known, every message but
+        the last goes out as a plain publish and only the last one asks for an
+        acknowledgement.  One connection's messages reach the stream in order,
+        so if that acknowledgement is not a duplicate and its sequence is the
+        known last sequence plus the batch size, the stream stored every
+        message of the batch.  Anything else (a refusal, a duplicate, another
+        publisher, a lost message) falls back to the acknowledged path below,
+        where the stream's Nats-Msg-Id window drops what it already has.
+        """
+        if len(messages) > 1 and self._known_last_seq is not None:
+            result = await self._publish_verified_by_last_ack(messages)
+            if result is not None:
+                return result
+        return await self._publish_each_acked(messages)
+
+    async def _publish_verified_by_last_ack(self, messages: Sequence[OutgoingMessage]) -> PublishResult | None:
+        js = self._jetstream()
+        nc = self._nc
+        assert nc is not None and self._known_last_seq is not None
+        expected = self._known_last_seq + len(messages)
+        self._known_last_seq = None  # unknown until verified
+        for message in messages[:-1]:
+            await nc.publish(message.subject, message.data, headers=dict(message.headers))
+        last = messages[-1]
+        future = await js.publish_async(last.subject, last.data, headers=dict(last.headers), wait_stall=None)
+        try:
+            ack = await asyncio.wait_for(future, self._ack_timeout)
+        except nats.errors.Error:
+            return None
+        if ack.stream == self.stream_name and not ack.duplicate and ack.seq == expected:
+            self._known_last_seq = ack.seq
+            return PublishResult(stored=len(messages), duplicates=0)
+        log.info("bus.batch_unverified", expected_seq=expected, ack_seq=ack.seq, duplicate=bool(ack.duplicate))
+        return None
+
+    async def _publish_each_acked(self, messages: Sequence[OutgoingMessage]) -> PublishResult:
         """Publish all messages in order, then wait for every acknowledgement.
 
         Raises ``PublishError`` (or another of ``BUS_ERRORS``) unless every
@@ -293,4 +336,8 @@ class Bus:
             if ack.stream != self.stream_name:
                 raise PublishError(f"message stored in stream {ack.stream!r}, not {self.stream_name!r}")
             duplicates += bool(ack.duplicate)
+        if futures:
+            last = futures[-1].result()
+            # A duplicate's sequence is the original's, not the stream's last.
+            self._known_last_seq = last.seq if not last.duplicate else None
         return PublishResult(stored=len(futures) - duplicates, duplicates=duplicates)

