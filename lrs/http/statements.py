@@ -7,7 +7,9 @@ has committed the statements.
 
 from __future__ import annotations
 
+import contextlib
 import uuid
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
@@ -15,7 +17,7 @@ import msgspec
 from aiohttp import web
 
 from lrs.auth import Credential
-from lrs.http import keys
+from lrs.http import keys, multipart
 from lrs.http.metrics import STATEMENTS_ACCEPTED, STATEMENTS_REJECTED
 from lrs.http.middleware import CREDENTIAL, LOG_FIELDS, XAPI_VERSION
 from lrs.ingest.formats import format_statement, parse_accept_language
@@ -23,6 +25,7 @@ from lrs.ingest.prepare import prepare_statements
 from lrs.ingest.cursor import decode_cursor, encode_cursor
 from lrs.ingest.query import StatementFetch, more_token, parse_statement_query
 from lrs.store import reader
+from lrs.store.attachments import Blob, save_attachments
 from lrs.store.writer import WriterClosedError
 from lrs.xapi.errors import NotFoundError, XapiError
 from lrs.xapi.identity import ifi_key
@@ -59,18 +62,43 @@ def _json(request: web.Request, payload: Any, status: int = 200) -> web.Response
 
 async def _read_json_body(request: web.Request) -> bytes:
     if request.content_type not in _JSON_TYPES:
-        if request.content_type.startswith("multipart/"):
-            raise XapiError(
-                400, "multipart/mixed statement requests (attachments) are not accepted by this server"
-            )
-        raise XapiError(400, f"Content-Type must be application/json, got {request.content_type!r}")
+        raise XapiError(
+            400, f"Content-Type must be application/json or multipart/mixed, got {request.content_type!r}"
+        )
     body = await request.read()
     if not body:
         raise XapiError(400, "request body is empty")
     return body
 
 
-async def _append(request: web.Request, statements: list[dict[str, Any]]) -> list[Any]:
+@contextlib.asynccontextmanager
+async def _received_statements(
+    request: web.Request, parse: Callable[[bytes], list[dict[str, Any]]]
+) -> AsyncIterator[tuple[list[dict[str, Any]], list[Blob]]]:
+    """The validated Statements of a PUT/POST and the attachment data it carried
+    (``application/json``: none, so every Attachment needs a fileUrl;
+    ``multipart/mixed``: see :mod:`lrs.http.multipart`).  Spooled data is
+    released on exit."""
+    try:
+        if multipart.is_multipart_mixed(request.content_type):
+            upload = await multipart.read_statement_upload(request, parse)
+        else:
+            body = await _read_json_body(request)
+            statements = parse(body)
+            multipart.check_json_attachments(statements, array=body.lstrip()[:1] == b"[")
+            upload = multipart.StatementUpload(statements, array=False)
+    except XapiError as exc:
+        STATEMENTS_REJECTED.labels(str(exc.status)).inc()
+        raise
+    try:
+        yield upload.statements, list(upload.parts.values())
+    finally:
+        upload.close()
+
+
+async def _append(
+    request: web.Request, statements: list[dict[str, Any]], attachments: Sequence[Blob] = ()
+) -> list[Any]:
     credential: Credential = request[CREDENTIAL]
     settings = request.app[keys.SETTINGS]
     prepared = prepare_statements(
@@ -80,6 +108,10 @@ async def _append(request: web.Request, statements: list[dict[str, Any]]) -> lis
         new_id=uuid.uuid4,
         max_statements=settings.max_batch_statements,
     )
+    # Attachment bytes first, outside the writer's transaction: content-addressed,
+    # so a blob whose Statements are then refused is a harmless orphan
+    # (lrs.store.attachments explains).
+    await save_attachments(request.app[keys.POOL], credential.tenant, attachments)
     try:
         results = await request.app[keys.WRITER].append(credential.tenant, prepared)
     except XapiError as exc:
@@ -100,13 +132,12 @@ async def post_statements(request: web.Request) -> web.Response:
     _require(request[CREDENTIAL], "statements/write")
     if request.query:
         raise XapiError(400, f"unexpected query parameter(s) on POST: {', '.join(sorted(request.query))}")
-    body = await _read_json_body(request)
-    try:
-        statements = parse_statements(body, request[XAPI_VERSION])
-    except XapiError:
-        STATEMENTS_REJECTED.labels("400").inc()
-        raise
-    results = await _append(request, statements)
+    version = request[XAPI_VERSION]
+    async with _received_statements(request, lambda body: parse_statements(body, version)) as (
+        statements,
+        attachments,
+    ):
+        results = await _append(request, statements, attachments)
     return _json(request, [str(r.statement_id) for r in results])
 
 
@@ -119,12 +150,16 @@ async def put_statement(request: web.Request) -> web.Response:
     if raw_id is None:
         raise XapiError(400, "PUT requires the statementId query parameter", "statementId")
     statement_id = _parse_uuid(raw_id, "statementId")
-    body = await _read_json_body(request)
-    statement = parse_statement(body, request[XAPI_VERSION])
-    if "id" in statement and _parse_uuid(statement["id"], "$.id") != statement_id:
-        raise XapiError(400, f"statement id {statement['id']} does not match statementId {raw_id}", "$.id")
-    statement["id"] = str(statement_id)
-    await _append(request, [statement])
+    version = request[XAPI_VERSION]
+    async with _received_statements(request, lambda body: [parse_statement(body, version)]) as (
+        statements,
+        attachments,
+    ):
+        statement = statements[0]
+        if "id" in statement and _parse_uuid(statement["id"], "$.id") != statement_id:
+            raise XapiError(400, f"statement id {statement['id']} does not match statementId {raw_id}", "$.id")
+        statement["id"] = str(statement_id)
+        await _append(request, [statement], attachments)
     response = web.Response(status=204)
     response.headers["X-Experience-API-Consistent-Through"] = _consistent_through(request)
     return response
@@ -162,7 +197,10 @@ async def get_statements(request: web.Request) -> web.Response:
             if body is None:
                 raise NotFoundError(404, f"no statement with id {parsed.statement_id}")
             statement = msgspec.json.decode(body)
-            return _json(request, format_statement(statement, parsed.format, languages))
+            formatted = format_statement(statement, parsed.format, languages)
+            if parsed.attachments:
+                return await _with_attachments(request, _encode(formatted), [statement])
+            return _json(request, formatted)
         query, after = parsed, None
     bodies, last_position, has_more = await reader.query_statements(
         pool, credential.tenant, query, after_position=after, limit=query.limit, authority=mine
@@ -176,8 +214,25 @@ async def get_statements(request: web.Request) -> web.Response:
     if query.format == "exact":
         # Stored bodies are already the exact JSON: splice them, no re-encoding.
         payload = b'{"statements":[' + b",".join(bodies) + b'],"more":' + _encode(more) + b"}"
-        response = web.Response(body=payload, content_type="application/json")
-        response.headers["X-Experience-API-Consistent-Through"] = _consistent_through(request)
-        return response
-    statements = [format_statement(msgspec.json.decode(b), query.format, languages) for b in bodies]
-    return _json(request, {"statements": statements, "more": more})
+    else:
+        statements = [format_statement(msgspec.json.decode(b), query.format, languages) for b in bodies]
+        payload = _encode({"statements": statements, "more": more})
+    if query.attachments:
+        return await _with_attachments(request, payload, [msgspec.json.decode(b) for b in bodies])
+    response = web.Response(body=payload, content_type="application/json")
+    response.headers["X-Experience-API-Consistent-Through"] = _consistent_through(request)
+    return response
+
+
+async def _with_attachments(
+    request: web.Request, payload: bytes, statements: list[dict[str, Any]]
+) -> web.StreamResponse:
+    """``attachments=true``: the JSON and the attachment data as multipart/mixed (2.1.3.s2.b6)."""
+    return await multipart.statements_response(
+        request,
+        payload,
+        statements,
+        pool=request.app[keys.POOL],
+        tenant=request[CREDENTIAL].tenant,
+        headers={"X-Experience-API-Consistent-Through": _consistent_through(request)},
+    )
