@@ -107,7 +107,64 @@ async def test_statement_with_one_attachment_part():
         upload.close()
 
 
-async def test_spec_example_with_content_type_parameters_and_no_attachments():
+SPEC_EXAMPLE = """\
+--abcABC0123'()+_,-./:=?
+Content-Type:application/json
+
+{
+    "actor": {
+        "mbox": "mailto:sample.agent@example.com",
+        "name": "Sample Agent",
+        "objectType": "Agent"
+    },
+    "verb": {
+        "id": "http://adlnet.gov/expapi/verbs/answered",
+        "display": {
+            "en-US": "answered"
+        }
+    },
+    "object": {
+        "id": "http://www.example.com/tincan/activities/multipart",
+        "objectType": "Activity",
+        "definition": {
+            "name": {
+                "en-US": "Multi Part Activity"
+            },
+            "description": {
+                "en-US": "Multi Part Activity Description"
+            }
+        }
+    },
+    "attachments": [
+        {
+            "usageType": "http://example.com/attachment-usage/test",
+            "display": { "en-US": "A test attachment" },
+            "description": { "en-US": "A test attachment (description)" },
+            "contentType": "text/plain; charset=ascii",
+            "length": 27,
+            "sha2": "495395e777cd98da653df9615d09c0fd6bb2f8d4788394cd53c56a3bfdcd848a"
+        }
+    ]
+}
+--abcABC0123'()+_,-./:=?
+Content-Type:text/plain
+Content-Transfer-Encoding:binary
+X-Experience-API-Hash:495395e777cd98da653df9615d09c0fd6bb2f8d4788394cd53c56a3bfdcd848a
+
+here is a simple attachment
+--abcABC0123'()+_,-./:=?--
+"""
+
+
+async def test_the_specification_example_with_crlf_line_ends():
+    # Communication 1.5.2.s6, with the <CRLF> line ends its note asks for.
+    upload = await read(SPEC_EXAMPLE.replace("\n", "\r\n").encode())
+    received = upload.parts["495395e777cd98da653df9615d09c0fd6bb2f8d4788394cd53c56a3bfdcd848a"]
+    assert received.content_bytes() == ESSAY and received.content_type == "text/plain"
+    upload.close()
+
+
+async def test_batch_without_attachments():
     upload = await read(body([statement(), statement()]))
     assert len(upload.statements) == 2 and upload.array and upload.parts == {}
 
