@@ -340,3 +340,17 @@ def test_json_requests_need_a_file_url_for_every_attachment():
     )
     with pytest.raises(XapiError, match="signed Statement"):
         check_json_attachments([statement(signature)], array=False)
+
+
+async def test_framing_without_spaces_leading_crlf_or_final_newline():
+    # How the ADL conformance suite frames its signed-statement requests.
+    head = f"\r\n--{BOUNDARY}\r\nContent-Type:application/json\r\n\r\n".encode()
+    sha2 = hashlib.sha256(ESSAY).hexdigest()
+    data_head = (
+        f"\r\n--{BOUNDARY}\r\nContent-Type:text/plain\r\nContent-Transfer-Encoding:binary\r\n"
+        f"X-Experience-API-Hash:{sha2}\r\n\r\n"
+    ).encode()
+    raw = head + json.dumps(statement(attachment(ESSAY))).encode() + data_head + ESSAY + f"\r\n--{BOUNDARY}--".encode()
+    upload = await read(raw)
+    assert upload.parts[sha2].content_bytes() == ESSAY
+    upload.close()
