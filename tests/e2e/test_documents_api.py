@@ -10,15 +10,22 @@ import urllib.parse
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 
+import asyncio
+
 import asyncpg
+import nats
 import pytest
+from aiohttp.test_utils import TestClient, TestServer
+from nats.js import api
 
 from lrs.auth import hash_secret
+from lrs.config import Settings
 from lrs.documents.events import DOCUMENT_EVENT, replay_documents
 from lrs.eventlog import verify_chain
 from lrs.store.credentials import insert_credential
 from lrs.store.log_reader import read_events_after
-from tests.e2e.conftest import xapi_headers
+from lrs.http.app import create_app
+from tests.e2e.conftest import KEY, SECRET, xapi_headers
 from tests.e2e.statements import statement
 
 STATE = "/xapi/activities/state"
@@ -334,3 +341,60 @@ async def test_every_write_is_an_event_and_the_chain_holds(client, database_url)
     }
     assert table == {k: (v.content, v.content_type, v.etag, v.updated, v.position) for k, v in replayed.items()}
     assert [k[-1] for k in table] == ["keep"]
+
+
+async def test_relay_publishes_document_events(database_url, nats_control):
+    settings = Settings(
+        database_url=database_url, nats_url=nats_control.url, relay_enabled=True,
+        bootstrap_credential=f"{KEY}:{SECRET}",
+    )
+    app = create_app(settings, database_url=database_url, nats_url=nats_control.url)
+    content = b"\x00binary\xff"
+    async with TestServer(app) as server, TestClient(server) as client:
+        put = await client.put(state_url(stateId="s"), data=content, headers=headers({"Content-Type": "image/gif"}))
+        assert put.status == 204
+        events, _ = await events_and_documents(database_url)
+        [event] = events
+        nc = await nats.connect(nats_control.url)
+        try:
+            js = nc.jetstream()
+            sub = await js.pull_subscribe(
+                "lrs.events.default.document", stream="LRS_EVENTS",
+                config=api.ConsumerConfig(ack_policy=api.AckPolicy.NONE, deliver_policy=api.DeliverPolicy.ALL),
+            )
+            deadline = asyncio.get_running_loop().time() + 30
+            messages = []
+            while not messages:
+                try:
+                    messages = await sub.fetch(batch=1, timeout=1)
+                except nats.errors.TimeoutError:
+                    assert asyncio.get_running_loop().time() < deadline, "no document event on the stream"
+        finally:
+            await nc.close()
+    [message] = messages
+    assert message.subject == "lrs.events.default.document"
+    assert message.data == bytes(event.payload)
+    assert message.headers["Lrs-Event-Type"] == "document"
+    assert message.headers["Lrs-Position"] == str(event.position)
+    assert message.headers["Nats-Msg-Id"] == str(event.event_id)
+    assert message.headers["Lrs-Hash"] == bytes(event.hash).hex()
+    payload = json.loads(message.data)
+    assert payload["op"] == "put" and payload["contentType"] == "image/gif" and payload["stateId"] == "s"
+
+
+async def test_concurrent_creates_exactly_one_wins_and_chain_holds(client, database_url):
+    target = url(ACTIVITY_PROFILE, activityId=ACTIVITY, profileId="race")
+    creates = [
+        client.put(target, data=str(i).encode(), headers=headers({"If-None-Match": "*"})) for i in range(8)
+    ]
+    posts = [client.post("/xapi/statements", json=statement(), headers=headers()) for _ in range(4)]
+    responses = await asyncio.gather(*creates, *posts)
+    create_statuses = sorted(r.status for r in responses[:8])
+    assert create_statuses == [204] + [412] * 7
+    assert all(r.status == 200 for r in responses[8:])
+    events, rows = await events_and_documents(database_url)
+    assert verify_chain(events) is None
+    assert [e.event_type for e in events].count("document") == 1
+    [row] = rows
+    winner = [r for r in responses[:8] if r.status == 204][0]
+    assert row["etag"] == winner.headers["ETag"]
