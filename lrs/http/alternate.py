@@ -107,7 +107,11 @@ async def alternate_syntax(request: web.Request, handler: Handler) -> web.Stream
     match_info.freeze()
     rewritten._match_info = match_info  # noqa: SLF001 - what web.Application._handle does
     try:
-        return await _after_this(request.app, match_info.handler)(rewritten)
+        response = await _after_this(request.app, match_info.handler)(rewritten)
+        if method == "HEAD" and isinstance(response, web.Response):
+            # The server omits bodies of HEAD requests; this one arrived as a POST.
+            response.body = b""
+        return response
     finally:
         # The request log line reads the original request: give it what the
         # rewritten one learned (credential, log fields).
