@@ -214,6 +214,11 @@ class Relay:
         position: int | None = None  # None: resync before publishing
         synced_generation = -1
         backoff = Backoff(maximum=self._backoff_max)
+        # The checkpoint is only an optimisation: losing its last update in a
+        # crash means republishing, and the stream drops the repeats by
+        # Nats-Msg-Id.  So its commits need not wait for the disk.  (The pool
+        # resets session settings when the connection is released.)
+        await conn.execute("SET synchronous_commit = off")
         self.published_position = await get_checkpoint(conn, self.name)
         while True:
             self._wake.clear()  # before reading, so a commit during the read is not missed
