@@ -366,3 +366,13 @@ async def test_fifty_megabyte_attachment_streams_in_and_out_in_bounded_memory(ro
     # Client and server share this process: neither side may hold the 50 MB.
     assert peak < LARGE // 4, f"peak traced allocation {peak / 2**20:.1f} MiB"
     assert rss_growth < LARGE, f"peak RSS grew by {rss_growth / 2**20:.1f} MiB"
+
+
+async def test_multipart_response_carries_the_api_headers(client):
+    stmt = with_attachments(attachment(ESSAY))
+    assert (await post(client, multipart_body(stmt, data_part(ESSAY)))).status == 200
+    response = await get(client, statementId=stmt["id"], attachments="true")
+    assert response.status == 200
+    assert response.headers["X-Experience-API-Version"] == "1.0.3"
+    assert "X-Request-ID" in response.headers
+    await response.read()
