@@ -256,6 +256,10 @@ def read_roster(path: Path) -> Roster:
     raise RosterError([f"{path}: expected a .json or .csv file"])
 
 
+def _a(kind: str) -> str:
+    return ("an " if kind[0] in "aeiou" else "a ") + kind
+
+
 def check_roster(roster: Roster, existing_units: Mapping[str, Unit]) -> None:
     """Cross-checks against the units already loaded: parents and membership
     units exist, each parent has a kind that may hold the child, the hierarchy
@@ -274,14 +278,14 @@ def check_roster(roster: Roster, existing_units: Mapping[str, Unit]) -> None:
         allowed = _PARENT_KINDS[unit.kind]
         if unit.parent_id is None:
             if allowed:
-                problems.add(where, f"a {unit.kind} needs a parent ({' or '.join(allowed)})")
+                problems.add(where, f"{_a(unit.kind)} needs a parent ({' or '.join(allowed)})")
             continue
         parent = merged.get(unit.parent_id)
         if parent is None:
             problems.add(where, f"parent {unit.parent_id!r} is neither loaded nor in this roster")
         elif parent.kind not in allowed:
             expected = " or ".join(allowed) if allowed else "no parent"
-            problems.add(where, f"a {unit.kind}'s parent must be {expected}; {parent.unit_id!r} is a {parent.kind}")
+            problems.add(where, f"{_a(unit.kind)}'s parent must be {expected}; {parent.unit_id!r} is {_a(parent.kind)}")
     problems.raise_any()
     for unit in roster.units:  # kinds only allow unit -> unit loops
         path, current = [unit.unit_id], merged.get(unit.parent_id or "")
