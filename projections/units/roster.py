@@ -257,7 +257,7 @@ def read_roster(path: Path) -> Roster:
 
 
 def _a(kind: str) -> str:
-    return ("an " if kind[0] in "aeiou" else "a ") + kind
+    return ("an " if kind == "agency" else "a ") + kind
 
 
 def check_roster(roster: Roster, existing_units: Mapping[str, Unit]) -> None:
