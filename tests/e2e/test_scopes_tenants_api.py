@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import urllib.parse
+import uuid
 
 import msgspec
 
@@ -202,3 +203,24 @@ async def test_nothing_crosses_tenants(client):
     response = await client.put(f"/xapi/activities/state?{STATE_QUERY}", json={"tenant": "home"}, headers=home)
     assert response.status == 204
     assert (await client.get(f"/xapi/activities/state?{STATE_QUERY}", headers=away)).status == 404
+
+
+async def test_migration_backfills_the_authority_key_of_older_rows(client):
+    from lrs.paths import POSTGRES_MIGRATIONS_DIR
+
+    mine = await credential(client, "legacy-app", "statements/write", "statements/read/mine")
+    sid = new_id()
+    assert (await client.post(URL, json=statement(statement_id=sid), headers=mine)).status == 200
+    pool = client.app[keys.POOL]
+    # A row as written before the key existed.
+    await pool.execute(
+        "UPDATE statements SET filter_keys = array(SELECT k FROM unnest(filter_keys) k WHERE k NOT LIKE 'U:%')"
+    )
+    assert await ids_of(await client.get(URL, headers=mine)) == []
+    backfill = (POSTGRES_MIGRATIONS_DIR / "0003_authority.sql").read_text()
+    await pool.execute(backfill)
+    await pool.execute(backfill)  # a second run adds nothing
+    assert await ids_of(await client.get(URL, headers=mine)) == [sid]
+    filter_keys = await pool.fetchval("SELECT filter_keys FROM statements WHERE statement_id = $1", uuid.UUID(sid))
+    home = client.app[keys.SETTINGS].authority_home
+    assert [k for k in filter_keys if k.startswith("U:")] == [f"U:account:{home}|legacy-app"]
