@@ -97,8 +97,8 @@ class Settings:
     # conformance run).  Statements in one POST (more: 413); per-credential
     # request rate per process (token bucket; 0 turns it off) and its burst.
     max_batch_statements: int = 10_000
-    rate_limit_per_s: float = 1000.0
-    rate_limit_burst: int = 2000
+    rate_limit_per_s: float = 10_000.0
+    rate_limit_burst: int = 20_000
 
     @property
     def authority_home(self) -> str:
@@ -134,6 +134,6 @@ class Settings:
             authority_homepage=env.get("LRS_AUTHORITY_HOMEPAGE") or None,
             credential_cache_ttl_s=_float(env, "LRS_CREDENTIAL_CACHE_TTL_S", 60.0),
             max_batch_statements=_int(env, "LRS_MAX_BATCH_STATEMENTS", 10_000, 1),
-            rate_limit_per_s=_nonnegative(_float(env, "LRS_RATE_LIMIT_PER_S", 1000.0), "LRS_RATE_LIMIT_PER_S"),
-            rate_limit_burst=_int(env, "LRS_RATE_LIMIT_BURST", 2000, 1),
+            rate_limit_per_s=_nonnegative(_float(env, "LRS_RATE_LIMIT_PER_S", 10_000.0), "LRS_RATE_LIMIT_PER_S"),
+            rate_limit_burst=_int(env, "LRS_RATE_LIMIT_BURST", 20_000, 1),
         )

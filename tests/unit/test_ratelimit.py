@@ -91,3 +91,18 @@ def test_clock_going_backwards_never_adds_tokens():
 def test_bad_settings_are_refused(rate, burst):
     with pytest.raises(ValueError):
         RateLimiter(rate=rate, burst=burst)
+
+
+def test_limits_from_the_environment():
+    from lrs.config import ConfigError, Settings
+
+    settings = Settings.from_env({"LRS_RATE_LIMIT_PER_S": "2.5", "LRS_RATE_LIMIT_BURST": "7",
+                                  "LRS_MAX_BATCH_STATEMENTS": "50"})
+    assert (settings.rate_limit_per_s, settings.rate_limit_burst, settings.max_batch_statements) == (2.5, 7, 50)
+    limiter = RateLimiter.from_settings(settings)
+    assert limiter.rate == 2.5 and limiter.burst == 7
+    assert not RateLimiter.from_settings(Settings.from_env({"LRS_RATE_LIMIT_PER_S": "0"})).enabled
+    for name, value in (("LRS_RATE_LIMIT_PER_S", "-1"), ("LRS_RATE_LIMIT_PER_S", "inf"),
+                        ("LRS_RATE_LIMIT_BURST", "0"), ("LRS_MAX_BATCH_STATEMENTS", "0")):
+        with pytest.raises(ConfigError, match=name):
+            Settings.from_env({name: value})
