@@ -15,7 +15,13 @@ from lrs.http.authn import Authenticator
 from lrs.http.metrics import metrics_handler
 from lrs.http.alternate import alternate_syntax
 from lrs.http.limits import body_size_limit
-from lrs.http.middleware import authentication, error_mapping, request_context, xapi_version
+from lrs.http.middleware import (
+    authentication,
+    common_headers,
+    error_mapping,
+    request_context,
+    xapi_version,
+)
 from lrs.http.openapi import openapi_handler
 from lrs.http.ratelimit import RateLimiter, rate_limit
 from lrs.http.statements import get_statements, post_statements, put_statement
@@ -51,6 +57,7 @@ def create_app(
     app.cleanup_ctx.extend([_database, _writer, _relay])
     projections.http.register(app)  # /competency/... and the projection runner (last cleanup context)
     app.on_shutdown.append(_stop_accepting)
+    app.on_response_prepare.append(common_headers)
 
     app.router.add_get("/xapi/about", about)
     app.router.add_get("/xapi/openapi.json", openapi_handler)

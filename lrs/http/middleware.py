@@ -23,6 +23,7 @@ log = structlog.get_logger("lrs.http")
 CREDENTIAL = web.RequestKey("credential", Credential)
 XAPI_VERSION = web.RequestKey("xapi_version", str)
 LOG_FIELDS = web.RequestKey("log_fields", dict)
+REQUEST_ID = web.RequestKey("request_id", str)
 
 # Endpoints reachable without credentials: the spec's About resource and the
 # operational probes (they reveal nothing about stored data).
@@ -48,6 +49,7 @@ def _route_name(request: web.Request) -> str:
 async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Binds a request id, writes one log line per request and records metrics."""
     request_id = request.headers.get("X-Request-ID") or uuid.uuid4().hex
+    request[REQUEST_ID] = request_id
     structlog.contextvars.clear_contextvars()
     structlog.contextvars.bind_contextvars(request_id=request_id)
     started = time.perf_counter()
@@ -57,7 +59,6 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
         status = response.status
     except web.HTTPException as exc:
         status = exc.status
-        exc.headers["X-Request-ID"] = request_id
         raise
     finally:
         elapsed = time.perf_counter() - started
@@ -75,8 +76,17 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
             tenant=credential.tenant if credential else None,
             **request.get(LOG_FIELDS, {}),
         )
-    response.headers["X-Request-ID"] = request_id
     return response
+
+
+async def common_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """``on_response_prepare``: headers every response carries, streamed ones included."""
+    request_id = request.get(REQUEST_ID)
+    if request_id is not None:
+        response.headers["X-Request-ID"] = request_id
+    version = request.get(XAPI_VERSION)
+    if version is not None:
+        response.headers["X-Experience-API-Version"] = version
 
 
 @web.middleware
@@ -125,11 +135,9 @@ async def authentication(request: web.Request, handler: Handler) -> web.StreamRe
 
 @web.middleware
 async def xapi_version(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Requires X-Experience-API-Version on xAPI resources and echoes the version used."""
+    """Requires X-Experience-API-Version on xAPI resources (``common_headers`` echoes it)."""
     if not request.path.startswith("/xapi/") or request.path in VERSION_EXEMPT:
         return await handler(request)
     version = negotiate_version(request.headers.get("X-Experience-API-Version"))
     request[XAPI_VERSION] = version
-    response = await handler(request)
-    response.headers["X-Experience-API-Version"] = version
-    return response
+    return await handler(request)

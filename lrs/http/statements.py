@@ -14,7 +14,6 @@ from datetime import datetime, timezone
 from typing import Any
 
 import msgspec
-import structlog
 from aiohttp import web
 
 from lrs.auth import Credential
@@ -237,9 +236,5 @@ async def _with_attachments(
         tenant=request[CREDENTIAL].tenant,
         headers={
             "X-Experience-API-Consistent-Through": _consistent_through(request),
-            # The middlewares add these after the handler returns, too late for a
-            # response that is already streaming.
-            "X-Experience-API-Version": request[XAPI_VERSION],
-            "X-Request-ID": structlog.contextvars.get_contextvars().get("request_id", ""),
         },
     )
