@@ -303,7 +303,7 @@ class ProjectionRunner:
         stop: asyncio.Event,
         *,
         batch_size: int = 500,
-        fetch_timeout: float = 1.0,
+        fetch_timeout: float = 0.1,
         retry_delay: float = 1.0,
         on_batch: Callable[[BatchOutcome], None] | None = None,
     ) -> None:

@@ -69,6 +69,7 @@ __all__ = [
     "fold_competency",
     "certifications",
     "evolve",
+    "evolve_many",
     "fold",
 ]
 
@@ -319,6 +320,32 @@ def evolve(state: LearnerState, event: LearnerEvent, catalog: Catalog) -> Learne
         return state
     merged = tuple(sorted((*state.evidence, *event.evidence), key=lambda e: e.order))
     return _refold(state, merged, state.voided, {e.competency for e in event.evidence}, catalog)
+
+
+def evolve_many(state: LearnerState, events: Iterable[LearnerEvent], catalog: Catalog) -> LearnerState:
+    """The state after all ``events`` with one refold: equal to applying
+    :func:`evolve` to each in turn, and ``state`` itself when nothing changes."""
+    voided = set(state.voided)
+    present = {e.statement_id for e in state.evidence}
+    newly_voided: set[str] = set()
+    added: list[Evidence] = []
+    for event in events:
+        if isinstance(event, StatementVoided):
+            if event.target_id not in voided:
+                voided.add(event.target_id)
+                newly_voided.add(event.target_id)
+        elif event.statement_id not in voided and event.statement_id not in present:
+            present.add(event.statement_id)
+            added.extend(event.evidence)
+    if not newly_voided and not added:
+        return state
+    removed = [e for e in state.evidence if e.statement_id in newly_voided]
+    kept_added = [e for e in added if e.statement_id not in newly_voided]
+    evidence = tuple(
+        sorted((*(e for e in state.evidence if e.statement_id not in newly_voided), *kept_added), key=lambda e: e.order)
+    )
+    affected = {e.competency for e in removed} | {e.competency for e in kept_added}
+    return _refold(state, evidence, tuple(sorted(voided)), affected, catalog)
 
 
 def fold(learner: str, events: Iterable[LearnerEvent], catalog: Catalog) -> LearnerState:

@@ -28,7 +28,7 @@ from projections.competency.model import (
     StatementEvidence,
     StatementVoided,
 )
-from projections.competency.policy import evolve, interpret
+from projections.competency.policy import evolve_many, interpret
 from projections.runner import LogEvent
 from projections.units.store import apply_certification_changes, certified_rows, recount_certified
 
@@ -115,7 +115,7 @@ class CompetencyProjection:
 
         The rules do not depend on order, so applying the batch at once gives
         the state applying its events one by one would give; a learner's
-        ``position`` is the last event of the batch that changed it."""
+        ``position`` is the last event of the batch that concerns it."""
         evidence: list[tuple[int, str, StatementEvidence]] = []
         voids: list[tuple[int, str, StatementVoided]] = []
         for event in events:
@@ -130,16 +130,16 @@ class CompetencyProjection:
             return
         if voids:
             await conn.execute(INSERT_VOIDS, *_columns(
-                [(t, _uuid(v.target_id), _uuid(v.statement_id)) for _, t, v in voids], 3))
+                [(t, v.target_id, v.statement_id) for _, t, v in voids], 3))
         routed: dict[Key, list[tuple[int, StatementEvidence | StatementVoided]]] = {}
         if evidence:
-            ids = [(t, _uuid(e.statement_id)) for _, t, e in evidence]
+            ids = [(t, e.statement_id) for _, t, e in evidence]
             voided_by = {
                 (r["tenant"], str(r["target_id"])): str(r["voiding_statement_id"])
                 for r in await conn.fetch(SELECT_VOIDS, *_columns(ids, 2))
             }
             await conn.execute(INSERT_STATEMENT_LEARNERS, *_columns(
-                [(t, _uuid(e.statement_id), e.learner) for _, t, e in evidence], 3))
+                [(t, e.statement_id, e.learner) for _, t, e in evidence], 3))
             for position, tenant, item in evidence:
                 changes = routed.setdefault((tenant, item.learner), [])
                 changes.append((position, item))
@@ -147,7 +147,7 @@ class CompetencyProjection:
                 if voider is not None:
                     changes.append((position, StatementVoided(statement_id=voider, target_id=item.statement_id)))
         if voids:
-            targets = [(t, _uuid(v.target_id)) for _, t, v in voids]
+            targets = [(t, v.target_id) for _, t, v in voids]
             owner = {
                 (r["tenant"], str(r["statement_id"])): r["learner"]
                 for r in await conn.fetch(SELECT_STATEMENT_LEARNERS, *_columns(targets, 2))
@@ -170,14 +170,11 @@ class CompetencyProjection:
         counts: list[tuple[str, str, str, str, int]] = []
         for key in keys:
             before = stored.get(key) or LearnerState(learner=key[1])
-            after, last = before, 0
-            for position, item in sorted(routed[key], key=lambda pair: pair[0]):
-                evolved = evolve(after, item, self.catalog)
-                if evolved is not after:
-                    after, last = evolved, position
+            items = routed[key]
+            after = evolve_many(before, [item for _, item in items], self.catalog)
             if after is before:
-                continue  # a duplicate: nothing changes, not even the derived rows
-            changed.append((key, after, last))
+                continue  # duplicates: nothing changes, not even the derived rows
+            changed.append((key, after, max(position for position, _ in items)))
             counts.extend(_earned_changes(key, before, after))
         if not changed:
             return

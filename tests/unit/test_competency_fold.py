@@ -320,3 +320,20 @@ def test_evidence_event_encodes_and_decodes_for_storage() -> None:
     assert decoded == original
     state = run(original)
     assert msgspec.json.decode(msgspec.json.encode(state), type=LearnerState) == state
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    before=st.lists(st.sampled_from(POOL), max_size=10),
+    batch=st.lists(st.sampled_from(POOL), max_size=20),
+)
+def test_evolve_many_equals_evolving_one_event_at_a_time(before: list[LearnerEvent], batch: list[LearnerEvent]) -> None:
+    from projections.competency.policy import evolve, evolve_many
+
+    start = run(*before)
+    one_by_one = start
+    for item in batch:
+        one_by_one = evolve(one_by_one, item, CATALOG)
+    at_once = evolve_many(start, batch, CATALOG)
+    assert encoded(at_once) == encoded(one_by_one)
+    assert (at_once is start) == (encoded(one_by_one) == encoded(start))

@@ -1,0 +1,288 @@
+"""Projection benchmark: lag under a sustained ingest rate, and replay rate.
+
+1. Lag.  Starts PostgreSQL and nats-server (lrs.runtime) and ``lrs serve``
+   with the competency projection on (relay -> JetStream -> runner), then
+   POSTs statements aligned to the civil-servant programme at a fixed rate
+   (``--rate`` statements/s in requests of ``--batch``) for ``--duration``
+   seconds.  A monitor polls the log head and the projection's checkpoint in
+   Postgres every few milliseconds.  A request's lag is the time from its 200
+   to the first poll where the checkpoint has reached the log head as first
+   seen after that 200 (an upper bound of its own position, so the lag is
+   never under-reported).
+2. Replay.  ``projections.runner.replay`` rebuilds the projection from the
+   whole log in process; events/s = log length / time.
+
+Writes bench/results/projection-<UTC time>.json with the machine's load.
+
+    python bench/projection.py --rate 5000 --duration 20
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import os
+import platform
+import random
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+
+import aiohttp
+import asyncpg
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from lrs.runtime.embedded import ensure_database  # noqa: E402
+from lrs.runtime.nats import EmbeddedNats  # noqa: E402
+from lrs.runtime.postgres import EmbeddedPostgres  # noqa: E402
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+COURSE = "https://lrs.example.org/courses/civil-servant-basic-digital-skills/modules/"
+MODULES = [
+    ("searching", "passed"), ("searching", "completed"), ("evaluating-sources", "passed"),
+    ("online-communication", "completed"), ("e-government-services", "passed"), ("office-documents", "completed"),
+    ("device-security", "passed"), ("personal-data", "passed"), ("troubleshooting", "passed"),
+    ("using-ai-assistants", "passed"),
+]
+_TEMPLATE = (
+    '{"id":"%s","actor":{"objectType":"Agent","mbox":"mailto:cs%d@agency%d.example.gov.vn"},'
+    '"verb":{"id":"http://adlnet.gov/expapi/verbs/%s"},'
+    '"object":{"objectType":"Activity","id":"%s%s"},'
+    '"result":{"success":true,"completion":%s,"score":{"scaled":0.%02d}},'
+    '"timestamp":"2025-%02d-%02dT%02d:%02d:00Z"}'
+)
+POLL_S = 0.005
+KEY, SECRET = "bench-projection", "bench-projection-secret"
+
+
+def statement(rng: random.Random, learners: int) -> str:
+    n = rng.randrange(learners)
+    module, verb = rng.choice(MODULES)
+    return _TEMPLATE % (
+        uuid.uuid4(), n, n % 40, verb, COURSE, module, "true" if verb == "completed" else "false",
+        rng.randrange(75, 100), rng.randrange(1, 13), rng.randrange(1, 29), rng.randrange(24), rng.randrange(60),
+    )
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _load() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+def _pct(values: list[float], p: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+
+
+async def _wait_ready(url: str, proc: subprocess.Popen, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    async with aiohttp.ClientSession() as session:
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise SystemExit(f"lrs serve exited with {proc.returncode}")
+            try:
+                async with session.get(url + "/ready") as response:
+                    if response.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.2)
+    raise SystemExit("lrs serve did not become ready")
+
+
+class Monitor:
+    """(time, log head, checkpoint) every POLL_S seconds."""
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self.conn = conn
+        self.samples: list[tuple[float, int, int]] = []
+        self.stop = False
+
+    async def run(self) -> None:
+        while not self.stop:
+            row = await self.conn.fetchrow(
+                "SELECT (SELECT position FROM log_head) AS head, "
+                "(SELECT position FROM projection_checkpoints WHERE name = 'competency') AS done"
+            )
+            self.samples.append((time.monotonic(), row["head"] or 0, row["done"] or 0))
+            await asyncio.sleep(POLL_S)
+
+    def lag(self, answered: float) -> float | None:
+        target = None
+        for moment, head, done in self.samples:
+            if target is None and moment >= answered:
+                target = head
+            if target is not None and done >= target:
+                return max(0.0, moment - answered)
+        return None
+
+
+async def drive(url: str, rate: float, batch: int, duration: float, learners: int, seed: int) -> tuple[list[float], int, int, float]:
+    """POST at a fixed rate; returns (answer times, statements sent, errors, achieved seconds)."""
+    rng = random.Random(seed)
+    auth = "Basic " + base64.b64encode(f"{KEY}:{SECRET}".encode()).decode()
+    headers = {"Authorization": auth, "X-Experience-API-Version": "1.0.3", "Content-Type": "application/json"}
+    interval = batch / rate
+    answered: list[float] = []
+    errors = 0
+    sent = 0
+    pending: set[asyncio.Task[None]] = set()
+    limit = asyncio.Semaphore(256)
+    connector = aiohttp.TCPConnector(limit=256)
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def one(body: bytes) -> None:
+            nonlocal errors
+            async with limit:
+                try:
+                    async with session.post(url + "/xapi/statements", data=body, headers=headers) as response:
+                        await response.read()
+                        if response.status == 200:
+                            answered.append(time.monotonic())
+                        else:
+                            errors += 1
+                except aiohttp.ClientError:
+                    errors += 1
+
+        start = time.monotonic()
+        tick = 0
+        while time.monotonic() - start < duration:
+            body = ("[" + ",".join(statement(rng, learners) for _ in range(batch)) + "]").encode()
+            task = asyncio.create_task(one(body))
+            pending.add(task)
+            task.add_done_callback(pending.discard)
+            sent += batch
+            tick += 1
+            delay = start + tick * interval - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+        elapsed = time.monotonic() - start
+        await asyncio.gather(*pending)
+    return answered, sent, errors, elapsed
+
+
+async def main_async(args: argparse.Namespace) -> int:
+    from lrs.store.pool import create_pool
+    from projections.competency.catalog import load_catalog
+    from projections.competency.store import CompetencyProjection
+    from projections.runner import replay
+
+    work = Path(tempfile.mkdtemp(prefix="lrs-bench-proj-", dir="/tmp"))
+    pg = EmbeddedPostgres(work / "pg")
+    nats = EmbeddedNats(work / "nats")
+    server = await pg.start()
+    await ensure_database(server, "lrs")
+    database_url = pg.url_for("lrs")
+    nats_url = await nats.start()
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {**os.environ, "LRS_DATABASE_URL": database_url, "LRS_NATS_URL": nats_url, "LRS_HTTP_PORT": str(port),
+           "LRS_DATA_DIR": str(work / "data"), "LRS_BOOTSTRAP_CREDENTIAL": f"{KEY}:{SECRET}",
+           "LRS_LOG_LEVEL": "warning", "LRS_PROJECTIONS_ENABLED": "true"}
+    proc = subprocess.Popen([sys.executable, "-m", "lrs", "serve"], env=env)
+    result: dict = {}
+    try:
+        await _wait_ready(url, proc)
+        load_before = _load()
+        conn = await asyncpg.connect(database_url)
+        monitor = Monitor(conn)
+        watching = asyncio.create_task(monitor.run())
+        answered, sent, errors, elapsed = await drive(url, args.rate, args.batch, args.duration, args.learners, args.seed)
+        # let the projection finish what was sent (bounded)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+            _, head, done = monitor.samples[-1]
+            if done >= head:
+                break
+        await asyncio.sleep(0.05)
+        monitor.stop = True
+        await watching
+        lags = [lag for t in answered if (lag := monitor.lag(t)) is not None]
+        load_during = _load()
+        await conn.close()
+        proc.terminate()
+        proc.wait(60)
+
+        pool = await create_pool(database_url, min_size=1, max_size=2)
+        try:
+            events = await pool.fetchval("SELECT position FROM log_head")
+            started = time.monotonic()
+            await replay(pool, CompetencyProjection(load_catalog()), batch_size=args.replay_batch)
+            replay_s = time.monotonic() - started
+        finally:
+            await pool.close()
+        result = {
+            "benchmark": "projection",
+            "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "settings": vars(args),
+            "ingest": {
+                "target_statements_per_s": args.rate,
+                "achieved_statements_per_s": round(len(answered) * args.batch / elapsed, 1),
+                "statements_sent": sent,
+                "requests_answered_200": len(answered),
+                "errors": errors,
+            },
+            "lag_s": {
+                "p50": _pct(lags, 50), "p99": _pct(lags, 99), "max": max(lags) if lags else None,
+                "measured_requests": len(lags), "poll_interval_s": POLL_S,
+            },
+            "replay": {"events": events, "seconds": round(replay_s, 3), "events_per_s": round(events / replay_s, 1)},
+            "targets": {"lag_p99_s": 1.0, "replay_events_per_s": 50_000},
+            "machine": {
+                "cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+                "python": platform.python_version(), "loadavg_before": load_before, "loadavg_after_ingest": load_during,
+                "note": "service, PostgreSQL, nats-server and the load generator share these cores",
+                "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                                         cwd=ROOT, check=False).stdout.strip(),
+            },
+        }
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        await nats.stop()
+        await pg.stop()
+    print(json.dumps(result, indent=2))
+    if not args.no_write:
+        RESULTS_DIR.mkdir(exist_ok=True)
+        path = RESULTS_DIR / f"projection-{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%SZ')}.json"
+        path.write_text(json.dumps(result, indent=2) + "\n")
+        print(f"wrote {path}")
+    return 0
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rate", type=float, default=5000, help="statements/s to offer (default: 5000)")
+    parser.add_argument("--batch", type=int, default=50, help="statements per POST (default: 50)")
+    parser.add_argument("--duration", type=float, default=20, help="seconds of sustained ingest (default: 20)")
+    parser.add_argument("--learners", type=int, default=20_000, help="distinct learners (default: 20000)")
+    parser.add_argument("--replay-batch", type=int, default=2000, help="events per replay transaction (default: 2000)")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--no-write", action="store_true", help="print only; do not write bench/results/")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return asyncio.run(main_async(parse_args(argv)))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
