@@ -274,7 +274,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--batch", type=int, default=50, help="statements per POST (default: 50)")
     parser.add_argument("--duration", type=float, default=20, help="seconds of sustained ingest (default: 20)")
     parser.add_argument("--learners", type=int, default=20_000, help="distinct learners (default: 20000)")
-    parser.add_argument("--replay-batch", type=int, default=2000, help="events per replay transaction (default: 2000)")
+    parser.add_argument("--replay-batch", type=int, default=10_000, help="events per replay transaction (default: 10000)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--no-write", action="store_true", help="print only; do not write bench/results/")
     return parser.parse_args(argv)

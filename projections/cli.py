@@ -69,7 +69,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         "progress bar on a terminal, then swap them in (the live runner waits during the swap).",
     )
     rebuild.add_argument("projection", choices=["competency"], help="the projection to rebuild")
-    rebuild.add_argument("--batch-size", type=int, default=2000, help="events per transaction (default: 2000)")
+    rebuild.add_argument("--batch-size", type=int, default=10_000, help="events per transaction (default: 10000)")
     rebuild.add_argument("--frameworks", metavar="DIR", type=Path, action="append", help=_FRAMEWORKS_HELP)
     rebuild.set_defaults(handler=_replay)
 

@@ -398,7 +398,7 @@ async def replay(
     pool: asyncpg.Pool,
     projection: Projection,
     *,
-    batch_size: int = 2000,
+    batch_size: int = 10_000,
     progress: Callable[[int, int], None] | None = None,
 ) -> int:
     """Rebuild ``projection`` from the Postgres log into fresh tables, then
