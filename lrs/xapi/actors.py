@@ -9,7 +9,7 @@ from msgspec import UNSET, UnsetType
 
 from lrs.xapi.common import Iri, MailtoIri, Sha1Hex, Strict
 from lrs.xapi.errors import XapiError, field_error, from_validation_error
-from lrs.xapi.jsontext import decode_problem
+from lrs.xapi.jsontext import check_shape, decode_problem
 
 __all__ = ["Account", "Agent", "Group", "Actor", "parse_agent_param", "ifi_count"]
 
@@ -125,4 +125,9 @@ def parse_agent_param(text: str, path: str = "agent") -> dict:
     except (msgspec.DecodeError, UnicodeError, RecursionError) as err:
         problem = decode_problem(text, err, subject="the value").message
         raise XapiError(400, f"Invalid `{path}` parameter: not JSON: {problem}", path) from None
-    return msgspec.to_builtins(actor)
+    agent = msgspec.to_builtins(actor)
+    try:
+        check_shape(text, agent)
+    except XapiError as err:
+        raise XapiError(400, f"Invalid `{path}` parameter: {err.message}", path) from None
+    return agent
