@@ -1,4 +1,4 @@
-"""``lrs import`` and ``lrs pull``: connectors on the command line.
+"""``lrs import``, ``lrs pull`` and ``lrs forward``: connectors on the command line.
 
 Both write to the target LRS through its xAPI API.  Target defaults come from
 the environment: LRS_TARGET_URL, LRS_TARGET_KEY, LRS_TARGET_SECRET.
@@ -87,6 +87,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _target_arguments(pull, key_flags=("--to-key",), secret_flags=("--to-secret",))
     _run_arguments(pull)
     pull.set_defaults(handler=run_pull)
+
+    from connectors.forward.cli import register as register_forward
+
+    register_forward(subparsers)
 
 
 def _target_arguments(parser: argparse.ArgumentParser, key_flags: tuple[str, ...], secret_flags: tuple[str, ...]) -> None:

@@ -3,7 +3,8 @@
 It is not the LRS: it checks just enough (Basic auth, the version header, ids,
 409 on the same id with other content) and can be scripted to misbehave:
 answer given statuses first (``script``), refuse chosen statement ids with a
-400 (``reject_ids``), delay every POST (``post_delay``), or expire ``more``
+400 (``reject_ids``) or fail batches holding chosen ids with a 500
+(``fail_ids``), delay every POST (``post_delay``), or expire ``more``
 links.  Statements are served back by GET oldest first with ``more`` paging.
 """
 
@@ -36,6 +37,7 @@ class FakeLrs:
         self.stored: dict[str, str] = {}
         self.script: list[Scripted] = []
         self.reject_ids: dict[str, str] = {}
+        self.fail_ids: set[str] = set()
         self.name_path_in_errors = True
         self.post_delay = 0.0
         self.expired_more: set[str] = set()  # more tokens answered with 400
@@ -91,6 +93,8 @@ class FakeLrs:
         if self.script:
             scripted = self.script.pop(0)
             return web.Response(status=scripted.status, headers=scripted.headers, text=scripted.body)
+        if any(statement.get("id") in self.fail_ids for statement in statements):
+            return web.json_response({"message": "internal error"}, status=500)
         seen: set[str] = set()
         for index, statement in enumerate(statements):
             sid = statement.get("id")

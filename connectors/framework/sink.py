@@ -48,7 +48,13 @@ class SinkError(RuntimeError):
 
 
 class SinkUnavailable(SinkError):
-    """The LRS kept failing (5xx or unreachable) after every attempt."""
+    """The LRS kept failing (5xx or unreachable) after every attempt.
+
+    ``status`` is the last HTTP status, or None when the LRS was unreachable."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class SinkFatal(SinkError):
@@ -221,7 +227,8 @@ class LrsSink:
                 failures += 1
                 if failures >= self._max_attempts:
                     raise SinkUnavailable(
-                        f"LRS answered HTTP {status} {failures} times: {error_message(status, response)}"
+                        f"LRS answered HTTP {status} {failures} times: {error_message(status, response)}",
+                        status,
                     )
                 await self._backoff(failures)
                 continue

@@ -1,0 +1,1 @@
+"""Durable forwarding of statements from the LRS_EVENTS JetStream stream to another LRS."""

@@ -1,0 +1,293 @@
+"""``lrs forward`` and ``lrs forward dead-letters list|replay``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import nats.errors
+
+from connectors.forward.model import ForwardFilter, validate_name
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+_EPILOG = """\
+environment:
+  LRS_NATS_URL       default for --nats-url (else the embedded nats-server of a running
+                     `lrs serve` under LRS_DATA_DIR)
+  LRS_TARGET_URL     default for --to
+  LRS_TARGET_KEY     default for --key
+  LRS_TARGET_SECRET  default for --secret
+
+Each forwarder (--name) is a durable JetStream consumer: stop it and start it
+again and it continues where it stopped.  A statement is acknowledged only after
+the target accepted it; when the target is down, forwarding waits and retries
+for as long as it takes.  A statement the target refuses (400/409/413), or that
+fails --max-deliveries times (500), is parked in the LRS_FORWARD_DLQ stream with
+the target's last error; see `lrs forward dead-letters --help`.  Statements keep
+their ids, so the target never stores one twice.
+
+exit status: 0 stopped (SIGTERM/SIGINT) or caught up, 1 the target refused the
+credentials or URL, 2 usage error."""
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "forward",
+        help="forward statements matching a filter to another LRS, durably",
+        description="Forward statements from the LRS_EVENTS JetStream stream to another xAPI LRS, "
+        "optionally only those with given verbs, activities or tenants (each option repeatable; "
+        "values of one option are alternatives, different options must all match; --activity "
+        "matches the statement's object, like the xAPI activity filter).",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _target_arguments(parser, False)
+    parser.add_argument("--verb", action="append", default=[], metavar="IRI", help="forward only this verb")
+    parser.add_argument("--activity", action="append", default=[], metavar="IRI",
+                        help="forward only statements about this activity")
+    parser.add_argument("--tenant", action="append", default=[], metavar="TENANT",
+                        help="forward only this tenant's statements")
+    _nats_arguments(parser)
+    run = parser.add_argument_group("run")
+    run.add_argument("--deliver", choices=("all", "new"), default="all",
+                     help="for a new forwarder: start at the beginning of the stream (all, default) or "
+                     "with statements stored from now on (new)")
+    run.add_argument("--batch-size", type=int, default=100, help="statements per fetch and POST (default: 100)")
+    run.add_argument("--max-deliveries", type=int, default=5,
+                     help="deliveries of a statement the target fails on (HTTP 500) before it is parked (default: 5)")
+    run.add_argument("--retry-delay", type=float, default=5.0,
+                     help="seconds before such a statement is delivered again (default: 5)")
+    run.add_argument("--until-caught-up", action="store_true",
+                     help="exit once every statement in the stream is forwarded, skipped or parked")
+    run.add_argument("--no-progress", action="store_true", help="no progress bar even on a terminal")
+    parser.set_defaults(handler=run_forward)
+
+    actions = parser.add_subparsers(dest="forward_action", metavar="ACTION")
+    letters = actions.add_parser(
+        "dead-letters",
+        help="list or replay statements parked in the dead-letter stream",
+        description="Statements `lrs forward` could not deliver are parked in the LRS_FORWARD_DLQ stream "
+        "with the target's last error.  `list` shows them; `replay` sends them to the target again "
+        "and deletes each one the target accepts.",
+    )
+    letter_actions = letters.add_subparsers(dest="letters_action", metavar="ACTION", required=True)
+    listing = letter_actions.add_parser("list", help="list parked statements with their errors")
+    _nats_arguments(listing, argparse.SUPPRESS)
+    listing.add_argument("--all", action="store_true", help="of every forwarder, not only --name")
+    listing.add_argument("--json", action="store_true", help="one JSON object per line")
+    listing.set_defaults(handler=run_list)
+    again = letter_actions.add_parser("replay", help="send parked statements to the target again",
+                                      epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    _target_arguments(again, True)
+    _nats_arguments(again, argparse.SUPPRESS)
+    again.add_argument("--all", action="store_true", help="of every forwarder, not only --name")
+    again.add_argument("--seq", action="append", type=int, metavar="N",
+                       help="only the parked statement with this sequence number (repeatable; see list)")
+    again.set_defaults(handler=run_replay)
+
+
+def _target_arguments(parser: argparse.ArgumentParser, suppress: bool) -> None:
+    def default(name: str) -> Any:
+        return argparse.SUPPRESS if suppress else os.environ.get(name)
+
+    target = parser.add_argument_group("target LRS")
+    target.add_argument("--to", metavar="URL", default=default("LRS_TARGET_URL"),
+                        help="target LRS base URL (default: $LRS_TARGET_URL)")
+    target.add_argument("--key", dest="target_key", metavar="KEY", default=default("LRS_TARGET_KEY"),
+                        help="target credential key (default: $LRS_TARGET_KEY)")
+    target.add_argument("--secret", dest="target_secret", metavar="SECRET", default=default("LRS_TARGET_SECRET"),
+                        help="target credential secret (default: $LRS_TARGET_SECRET)")
+    target.add_argument("--max-attempts", type=int, default=argparse.SUPPRESS if suppress else 3,
+                        help="POST attempts per try while the target fails (default: 3)")
+
+
+def _nats_arguments(parser: argparse.ArgumentParser, default: Any = None) -> None:
+    parser.add_argument("--name", default="forward" if default is None else default,
+                        help="forwarder name: its durable consumer and dead-letter subject (default: forward)")
+    parser.add_argument("--nats-url", default=os.environ.get("LRS_NATS_URL") if default is None else default,
+                        help="NATS server (default: $LRS_NATS_URL)")
+
+
+def nats_url(args: argparse.Namespace) -> str | None:
+    """--nats-url / LRS_NATS_URL, else the port file the embedded nats-server of
+    `lrs serve` keeps under LRS_DATA_DIR (nats/port)."""
+    if getattr(args, "nats_url", None):
+        return args.nats_url
+    data_dir = os.environ.get("LRS_DATA_DIR") or str(
+        Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share") / "lrs")
+    port_file = Path(data_dir) / "nats" / "port"
+    try:
+        return f"nats://127.0.0.1:{int(port_file.read_text().strip())}"
+    except (OSError, ValueError):
+        return None
+
+
+def _check(args: argparse.Namespace, need_target: bool) -> str | None:
+    try:
+        validate_name(args.name)
+    except ValueError as exc:
+        return str(exc)
+    if need_target:
+        missing = [label for label, value in (("--to", args.to), ("--key", args.target_key),
+                                              ("--secret", args.target_secret)) if not value]
+        if missing:
+            return f"missing {', '.join(missing)} (or LRS_TARGET_* environment variables)"
+    if nats_url(args) is None:
+        return "no NATS server: give --nats-url or LRS_NATS_URL"
+    return None
+
+
+def _usage_error(problem: str) -> int:
+    print(f"lrs forward: {problem}", file=sys.stderr)
+    return EXIT_USAGE
+
+
+def run_forward(args: argparse.Namespace) -> int:
+    problem = _check(args, need_target=True)
+    if problem is None and (args.batch_size < 1 or args.max_deliveries < 1):
+        problem = "--batch-size and --max-deliveries must be at least 1"
+    if problem:
+        return _usage_error(problem)
+    return asyncio.run(_forward(args))
+
+
+async def _forward(args: argparse.Namespace) -> int:
+    from connectors.forward.forwarder import ForwardOptions, Forwarder, say
+    from connectors.framework.sink import LrsSink, SinkFatal
+
+    selection = ForwardFilter.of(args.verb, args.activity, args.tenant)
+    options = ForwardOptions(name=args.name, deliver=args.deliver, batch_size=args.batch_size,
+                             max_deliveries=args.max_deliveries, retry_delay=args.retry_delay,
+                             until_caught_up=args.until_caught_up)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    progress = _Progress(args.name, enabled=not args.no_progress and sys.stderr.isatty())
+    url = nats_url(args)
+    say(f"{args.name}: {selection.describe()} from {url} to {args.to}")
+    try:
+        async with LrsSink(args.to, args.target_key, args.target_secret, max_attempts=args.max_attempts) as sink:
+            forwarder = Forwarder(url, sink, selection, options, on_progress=progress.update)
+            try:
+                stats = await forwarder.run(stop)
+            except SinkFatal as exc:
+                say(f"stopped: {exc}")
+                return EXIT_FAILED
+    finally:
+        progress.close()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+    say(f"{args.name}: {stats.render()}")
+    return EXIT_OK
+
+
+class _Progress:
+    """A tqdm counter on a terminal; otherwise a status line every 30 s."""
+
+    def __init__(self, name: str, enabled: bool) -> None:
+        self._bar: Any = None
+        self._last = 0.0
+        self._name = name
+        self._shown = -1
+        if enabled:
+            from tqdm import tqdm
+
+            self._bar = tqdm(unit="stmt", desc=f"forward {name}", file=sys.stderr, dynamic_ncols=True)
+
+    def update(self, stats: Any) -> None:
+        if self._bar is not None:
+            self._bar.update(stats.forwarded - self._bar.n)
+            self._bar.set_postfix(skipped=stats.skipped, parked=stats.parked, refresh=False)
+            return
+        now = time.monotonic()
+        if now - self._last >= 30 and stats.forwarded != self._shown:
+            from connectors.forward.forwarder import say
+
+            say(f"{self._name}: {stats.render()}")
+            self._last, self._shown = now, stats.forwarded
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+
+def run_list(args: argparse.Namespace) -> int:
+    problem = _check(args, need_target=False)
+    if problem:
+        return _usage_error(problem)
+    return _unless_unreachable(_list(args))
+
+
+def _unless_unreachable(job: Any) -> int:
+    try:
+        return asyncio.run(job)
+    except (OSError, nats.errors.Error) as exc:
+        print(f"lrs forward dead-letters: NATS unreachable: {exc!r}", file=sys.stderr)
+        return EXIT_FAILED
+
+
+async def _list(args: argparse.Namespace) -> int:
+    from connectors.forward.deadletters import dead_letters
+    from connectors.forward.forwarder import connect
+
+    nc = await connect(nats_url(args), args.name, keep_trying=False)
+    count = 0
+    try:
+        async for letter in dead_letters(nc.jetstream(), None if args.all else args.name):
+            count += 1
+            if args.json:
+                print(json.dumps(letter.as_json(), sort_keys=True))
+            else:
+                print(f"{letter.sequence:>8}  {letter.parked_at}  {letter.forwarder}  tenant={letter.tenant}  "
+                      f"position={letter.position}  id={letter.statement_id}  deliveries={letter.deliveries}  "
+                      f"HTTP {letter.status or '-'}: {letter.error}")
+    finally:
+        await nc.close()
+    if not args.json:
+        print(f"{count} parked statement(s)", file=sys.stderr)
+    return EXIT_OK
+
+
+def run_replay(args: argparse.Namespace) -> int:
+    for name, value in (("to", os.environ.get("LRS_TARGET_URL")), ("target_key", os.environ.get("LRS_TARGET_KEY")),
+                        ("target_secret", os.environ.get("LRS_TARGET_SECRET")), ("max_attempts", 3)):
+        if getattr(args, name, None) is None:
+            setattr(args, name, value)
+    problem = _check(args, need_target=True)
+    if problem:
+        return _usage_error(problem)
+    return _unless_unreachable(_replay(args))
+
+
+async def _replay(args: argparse.Namespace) -> int:
+    from connectors.forward.deadletters import replay
+    from connectors.forward.forwarder import connect
+    from connectors.framework.sink import LrsSink, SinkError
+
+    nc = await connect(nats_url(args), args.name, keep_trying=False)
+    try:
+        async with LrsSink(args.to, args.target_key, args.target_secret, max_attempts=args.max_attempts) as sink:
+            try:
+                result = await replay(nc.jetstream(), sink, None if args.all else args.name, args.seq)
+            except SinkError as exc:
+                print(f"lrs forward dead-letters replay: stopped: {exc}", file=sys.stderr)
+                return EXIT_FAILED
+    finally:
+        await nc.close()
+    print(f"replayed {result.replayed}", file=sys.stderr)
+    print(f"rejected {len(result.rejected)} (kept in the dead-letter stream)", file=sys.stderr)
+    for letter, rejection in result.rejected:
+        print(f"  seq {letter.sequence} id={letter.statement_id} HTTP {rejection.status}: {rejection.reason}",
+              file=sys.stderr)
+    return EXIT_OK if not result.rejected else EXIT_FAILED

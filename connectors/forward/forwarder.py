@@ -1,0 +1,313 @@
+"""``lrs forward``: LRS_EVENTS -> filter -> another LRS, acknowledged after acceptance.
+
+A durable pull consumer (``schemas/nats/forward-consumer.json``, named by
+``--name``) reads statement events in stream order.  Each fetched batch is
+handled in order:
+
+* a statement the filter does not select is acknowledged at once;
+* the selected ones are POSTed together through :class:`LrsSink` (retries,
+  backoff, 429, narrowing a refused batch down to the refused statements);
+  each is acknowledged only once the target accepted it;
+* a statement the target refuses (400, 409, 413) is parked in the
+  dead-letter stream with the target's message, then acknowledged;
+* when the target is unreachable (or answers 502/503/504) the batch is held:
+  retried with backoff for as long as it takes, its messages kept from being
+  redelivered (``in_progress``), and nothing is counted against them;
+* when the target fails on it otherwise (a 500), a batch is retried one
+  statement at a time, and a failing statement is negatively acknowledged
+  for a later delivery; after ``max_deliveries`` deliveries it is parked.
+
+Statement ids are the stored ids, so a delivery repeated after a crash or a
+lost acknowledgement is accepted by the target as the same statement.
+Forwarding is a consumer like any other: it never slows the LRS's writes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sys
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, AsyncIterator, Callable
+
+import nats
+import nats.errors
+import nats.js.errors
+from nats.aio.msg import Msg
+
+from connectors.forward.definitions import (
+    DEAD_LETTER_STREAM, EVENTS_STREAM, consumer_config, dead_letter_stream_config,
+)
+from connectors.forward.model import (
+    Action, ForwardFilter, LogStatement, dead_letter_headers, dead_letter_subject, event_from_message,
+    failure_action, outgoing_statement,
+)
+from connectors.framework.sink import BatchOutcome, LrsSink, Outgoing, SinkFatal, SinkUnavailable
+
+STATEMENT_EVENT = "statement"
+
+
+@dataclass(slots=True)
+class ForwardOptions:
+    name: str = "forward"
+    deliver: str = "all"  # for a new consumer: "all" of the stream or only "new" statements
+    batch_size: int = 100
+    max_deliveries: int = 5
+    retry_delay: float = 5.0  # before a statement that failed (500) is delivered again
+    wait_initial: float = 0.5  # outage backoff, doubled up to wait_cap
+    wait_cap: float = 30.0
+    fetch_timeout: float = 1.0
+    until_caught_up: bool = False  # exit once nothing is pending (else run until stopped)
+
+
+@dataclass(slots=True)
+class ForwardStats:
+    forwarded: int = 0
+    skipped: int = 0
+    parked: int = 0
+    retried: int = 0
+    waits: int = 0
+
+    def render(self) -> str:
+        return (f"forwarded {self.forwarded}  skipped {self.skipped}  parked {self.parked}  "
+                f"retried {self.retried}  outage waits {self.waits}")
+
+
+def say(text: str) -> None:
+    print(f"{datetime.now(timezone.utc).isoformat(timespec='seconds')} lrs forward: {text}", file=sys.stderr,
+          flush=True)
+
+
+async def connect(nats_url: str, name: str, *, keep_trying: bool = True) -> nats.NATS:
+    """A NATS connection.  ``keep_trying``: a daemon's connection, which waits
+    for the server (at start and after losing it) and reports errors in one
+    line each; otherwise the first connection attempt must succeed."""
+    last: dict[str, float] = {}
+
+    async def on_error(exc: Exception) -> None:
+        text = f"NATS: {type(exc).__name__}: {exc}"
+        now = asyncio.get_running_loop().time()
+        if now - last.get(text, -60.0) >= 30:  # the same error at most every 30 s
+            last[text] = now
+            say(text)
+
+    return await nats.connect(
+        servers=[nats_url], name=f"lrs-forward-{name}", allow_reconnect=keep_trying,
+        max_reconnect_attempts=-1 if keep_trying else 1, reconnect_time_wait=1.0, connect_timeout=2,
+        error_cb=on_error,
+    )
+
+
+async def ensure_dead_letter_stream(js: Any) -> None:
+    config = dead_letter_stream_config()
+    try:
+        await js.stream_info(config.name)
+    except nats.js.errors.NotFoundError:
+        try:
+            await js.add_stream(config)
+        except nats.js.errors.BadRequestError:
+            await js.stream_info(config.name)  # created meanwhile by another forwarder
+
+
+class Forwarder:
+    def __init__(
+        self,
+        nats_url: str,
+        sink: LrsSink,
+        selection: ForwardFilter,
+        options: ForwardOptions,
+        *,
+        on_progress: Callable[[ForwardStats], None] | None = None,
+    ) -> None:
+        self.nats_url = nats_url
+        self.sink = sink
+        self.selection = selection
+        self.options = options
+        self.stats = ForwardStats()
+        self._on_progress = on_progress
+        self._stop = asyncio.Event()
+        self._js: Any = None
+
+    async def run(self, stop: asyncio.Event | None = None) -> ForwardStats:
+        """Forward until ``stop`` is set (or, with ``until_caught_up``, until
+        the consumer has nothing pending).  Raises :class:`SinkFatal` when the
+        target refuses the credentials or the URL."""
+        if stop is not None:
+            self._stop = stop
+        nc = await connect(self.nats_url, self.options.name)
+        try:
+            self._js = nc.jetstream()
+            await ensure_dead_letter_stream(self._js)
+            if not await self._ensure_consumer():
+                return self.stats
+            sub = await self._js.pull_subscribe_bind(durable=self.options.name, stream=EVENTS_STREAM)
+            while not self._stop.is_set():
+                try:
+                    messages = await sub.fetch(self.options.batch_size, timeout=self.options.fetch_timeout)
+                except nats.errors.TimeoutError:
+                    if self.options.until_caught_up and await self._caught_up(nc, sub):
+                        break
+                    continue
+                except (nats.errors.Error, OSError) as exc:
+                    say(f"fetch failed ({exc!r}); retrying")
+                    await self._sleep(1.0)
+                    continue
+                try:
+                    await self._handle(messages)
+                except (nats.errors.Error, OSError) as exc:
+                    # NATS went away mid-batch: unacknowledged messages come back.
+                    say(f"JetStream error ({exc!r}); unacknowledged statements will be redelivered")
+                    await self._sleep(1.0)
+                if self._on_progress is not None:
+                    self._on_progress(self.stats)
+            await nc.flush()
+        finally:
+            await nc.close()
+        return self.stats
+
+    async def _ensure_consumer(self) -> bool:
+        config = consumer_config(self.options.name, self.options.deliver)
+        while not self._stop.is_set():
+            try:
+                await self._js.add_consumer(EVENTS_STREAM, config)
+                return True
+            except nats.js.errors.NotFoundError:
+                say(f"waiting for the {EVENTS_STREAM} stream")
+            except nats.js.errors.BadRequestError as exc:
+                # An existing consumer with settings that cannot change (deliver policy).
+                info = await self._js.consumer_info(EVENTS_STREAM, self.options.name)
+                say(f"using the existing consumer {self.options.name} as it is ({exc.description})")
+                return info is not None
+            await self._sleep(1.0)
+        return False
+
+    async def _caught_up(self, nc: nats.NATS, sub: Any) -> bool:
+        await nc.flush()
+        info = await sub.consumer_info()
+        return info.num_pending == 0 and info.num_ack_pending == 0
+
+    async def _handle(self, messages: list[Msg]) -> None:
+        selected: list[tuple[Msg, LogStatement]] = []
+        for msg in messages:
+            try:
+                event = event_from_message(msg.headers, msg.data)
+            except ValueError as exc:
+                await self._park(msg, _unreadable_event(msg), None, f"unreadable event: {exc}")
+                continue
+            if event.event_type != STATEMENT_EVENT or not self.selection.matches(event.tenant, event.statement):
+                await msg.ack()
+                self.stats.skipped += 1
+                continue
+            selected.append((msg, event))
+        if selected:
+            await self._deliver(selected)
+
+    async def _deliver(self, items: list[tuple[Msg, LogStatement]]) -> None:
+        refs = {f"position {event.position}": (msg, event) for msg, event in items}
+        batch = [Outgoing(outgoing_statement(event.statement), ref) for ref, (_, event) in refs.items()]
+        async with _kept_in_progress([msg for msg, _ in items]):
+            outcome = await self._send_through_outages(batch, items)
+            if outcome is None:
+                return
+        rejected = {rejection.ref: rejection for rejection in outcome.rejected}
+        for ref, (msg, event) in refs.items():
+            rejection = rejected.get(ref)
+            if rejection is not None:
+                await self._park(msg, event, rejection.status, rejection.reason)
+            else:
+                await msg.ack()
+                self.stats.forwarded += 1
+
+    async def _send_through_outages(
+        self, batch: list[Outgoing], items: list[tuple[Msg, LogStatement]]
+    ) -> BatchOutcome | None:
+        """The target's answer about every statement of ``batch``; None when
+        the statements were dealt with otherwise (one by one, retried later,
+        parked, or handed back because the forwarder is stopping)."""
+        wait = self.options.wait_initial
+        while True:
+            try:
+                return await self.sink.send(batch)
+            except SinkFatal:
+                for msg, _ in items:
+                    await msg.nak()
+                raise
+            except SinkUnavailable as exc:
+                if failure_action(exc.status, 0, self.options.max_deliveries) is Action.WAIT:
+                    self.stats.waits += 1
+                    say(f"target unavailable ({exc}); holding {len(items)} statement(s), next try in {wait:.1f}s")
+                    await self._sleep(wait)
+                    wait = min(wait * 2, self.options.wait_cap)
+                    if self._stop.is_set():
+                        for msg, _ in items:
+                            await msg.nak()
+                        return None
+                    continue
+                if len(items) > 1:  # find the statements the target fails on
+                    for item in items:
+                        await self._deliver([item])
+                    return None
+                await self._failed(items[0], exc.status, str(exc))
+                return None
+
+    async def _failed(self, item: tuple[Msg, LogStatement], status: int | None, error: str) -> None:
+        msg, event = item
+        deliveries = msg.metadata.num_delivered or 1
+        if failure_action(status, deliveries, self.options.max_deliveries) is Action.RETRY:
+            self.stats.retried += 1
+            say(f"statement {event.statement_id} (position {event.position}) failed, delivery {deliveries} of "
+                f"{self.options.max_deliveries}: {error}")
+            await msg.nak(delay=self.options.retry_delay)
+            return
+        await self._park(msg, event, status, error)
+
+    async def _park(self, msg: Msg, event: LogStatement, status: int | None, error: str) -> None:
+        """Dead-letter stream first (awaiting its PubAck), then ack the event."""
+        headers = dead_letter_headers(
+            event, name=self.options.name, status=status, error=error,
+            deliveries=msg.metadata.num_delivered or 1, target=self.sink.endpoint,
+            parked_at=datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
+        )
+        await self._js.publish(dead_letter_subject(self.options.name), event.payload, stream=DEAD_LETTER_STREAM,
+                               headers=headers)
+        await msg.ack()
+        self.stats.parked += 1
+        say(f"parked statement {event.statement_id} (position {event.position}) in {DEAD_LETTER_STREAM}: "
+            f"HTTP {status or '-'} {headers['Lrs-Forward-Error']}")
+
+    async def _sleep(self, seconds: float) -> None:
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._stop.wait(), seconds)
+
+
+def _unreadable_event(msg: Msg) -> LogStatement:
+    headers = msg.headers or {}
+    try:
+        position = int(headers.get("Lrs-Position", "0"))
+    except ValueError:
+        position = 0
+    event_id = headers.get("Nats-Msg-Id") or f"stream-seq-{msg.metadata.sequence.stream}"
+    return LogStatement(event_id, position, headers.get("Lrs-Tenant", ""), headers.get("Lrs-Event-Type", ""),
+                        headers.get("Lrs-Stored", ""), {}, msg.data)
+
+
+@contextlib.asynccontextmanager
+async def _kept_in_progress(messages: list[Msg], interval: float = 15.0) -> AsyncIterator[None]:
+    """While the target is being waited for, tell JetStream the messages are
+    still being worked on, so they are not redelivered meanwhile."""
+
+    async def beat() -> None:
+        while True:
+            await asyncio.sleep(interval)
+            for msg in messages:
+                with contextlib.suppress(nats.errors.Error, OSError):
+                    await msg.in_progress()
+
+    task = asyncio.create_task(beat())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

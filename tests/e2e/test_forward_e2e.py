@@ -1,0 +1,261 @@
+"""``lrs forward`` from a real LRS (``lrs serve`` relaying to its own nats-server).
+
+* The target (a second ``lrs serve`` with its own database) goes down while
+  statements keep coming, and comes back: the forwarder waits and delivers;
+  stopped and started again it resumes from its durable consumer.  The target
+  holds every source statement exactly once, with the same ids.
+* Filters (verb, activity, tenant) select what is forwarded; a statement the
+  target refuses (400) and one it keeps failing on (500) are parked in the
+  dead-letter stream with the target's error; ``dead-letters replay`` delivers
+  them once the target is fixed and empties the dead-letter stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+import uuid
+from pathlib import Path
+from typing import Any, AsyncIterator
+
+import aiohttp
+import asyncpg
+import pytest
+
+from connectors.fakelrs import FakeLrs
+from lrs.auth import hash_secret
+from lrs.store.credentials import insert_credential
+from tests.conftest import with_database
+from tests.e2e.conftest import KEY, SECRET, xapi_headers
+from tests.e2e.statements import statement
+
+pytestmark = pytest.mark.slow
+
+VERB_PASSED = "http://adlnet.gov/expapi/verbs/passed"
+VERB_EXPERIENCED = "http://adlnet.gov/expapi/verbs/experienced"
+UNIT = "http://example.org/courses/digital-literacy/unit-"
+
+
+@pytest.fixture
+async def target_database_url(postgres_server: str) -> AsyncIterator[str]:
+    name = f"lrs_test_{uuid.uuid4().hex[:16]}"
+    admin = await asyncpg.connect(postgres_server)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    try:
+        yield with_database(postgres_server, name)
+    finally:
+        admin = await asyncpg.connect(postgres_server)
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
+
+
+class Forwarder:
+    """``lrs forward`` as a child process with its output in a file."""
+
+    def __init__(self, args: list[str], log_path: Path) -> None:
+        self.args = args
+        self.log_path = log_path
+        self.process: asyncio.subprocess.Process | None = None
+
+    async def start(self, *extra: str) -> None:
+        log = open(self.log_path, "ab")
+        self.process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "lrs", "forward", *self.args, *extra, stdout=log, stderr=log
+        )
+        log.close()
+
+    async def stop(self) -> int:
+        assert self.process is not None
+        if self.process.returncode is None:
+            self.process.send_signal(signal.SIGTERM)
+        return await asyncio.wait_for(self.process.wait(), 60)
+
+    async def wait(self, timeout: float = 120) -> int:
+        assert self.process is not None
+        return await asyncio.wait_for(self.process.wait(), timeout)
+
+    def log(self) -> str:
+        return self.log_path.read_text()
+
+
+async def _lrs(*args: str) -> tuple[int, str, str]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "lrs", *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    out, err = await process.communicate()
+    return process.returncode, out.decode(), err.decode()
+
+
+async def _post(base_url: str, body: Any, key: str = KEY, secret: str = SECRET) -> list[str]:
+    async with aiohttp.ClientSession() as session:
+        async with session.post(base_url + "/xapi/statements", json=body,
+                                headers=xapi_headers(key=key, secret=secret)) as response:
+            assert response.status == 200, await response.text()
+            return await response.json()
+
+
+async def _statement_ids(database_url: str) -> list[str]:
+    connection = await asyncpg.connect(database_url)
+    try:
+        rows = await connection.fetch("SELECT statement_id FROM events ORDER BY position")
+    finally:
+        await connection.close()
+    return [str(row["statement_id"]) for row in rows]
+
+
+async def _eventually(check, what: str, timeout: float = 90.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await check():
+        assert asyncio.get_running_loop().time() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.2)
+
+
+async def _dead_letters(nats_url: str, name: str) -> list[dict[str, Any]]:
+    status, out, err = await _lrs("forward", "dead-letters", "list", "--name", name, "--nats-url", nats_url, "--json")
+    assert status == 0, err
+    return [json.loads(line) for line in out.splitlines()]
+
+
+def _batch(start: int, count: int, **fields: Any) -> list[dict[str, Any]]:
+    return [statement(statement_id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"forward/{n}")),
+                      learner=f"l{n % 37}@example.org", **fields) for n in range(start, start + count)]
+
+
+async def test_target_down_for_a_while_then_back_gets_everything_once(
+    service_factory, nats_control, database_url, target_database_url, tmp_path
+):
+    source = service_factory(nats_control.url)
+    await source.start()
+    target = service_factory(nats_control.url, LRS_DATABASE_URL=target_database_url, LRS_RELAY_ENABLED="false")
+    await target.start()
+    forwarder = Forwarder(["--to", target.base_url, "--key", KEY, "--secret", SECRET, "--name", "to-target",
+                           "--nats-url", nats_control.url, "--batch-size", "40", "--no-progress"],
+                          tmp_path / "forward.log")
+    await forwarder.start()
+
+    sent = []
+    for start in range(0, 200, 50):
+        sent += await _post(source.base_url, _batch(start, 50))
+
+    async def target_has_some() -> bool:
+        return len(await _statement_ids(target_database_url)) > 0
+
+    await _eventually(target_has_some, "the first forwarded statements")
+
+    assert await target.stop() == 0  # the target goes down ...
+    for start in range(200, 500, 50):
+        sent += await _post(source.base_url, _batch(start, 50))
+
+    async def forwarder_waits() -> bool:
+        return forwarder.log().count("target unavailable") >= 3
+
+    await _eventually(forwarder_waits, "the forwarder to hold statements for the unreachable target")
+    await target.start()  # ... and comes back
+
+    async def target_has_all() -> bool:
+        return len(await _statement_ids(target_database_url)) >= len(sent)
+
+    await _eventually(target_has_all, "every statement at the target")
+
+    # Stopped, statements keep coming, started again: it resumes where it stopped.
+    assert await forwarder.stop() == 0
+    for start in range(500, 600, 50):
+        sent += await _post(source.base_url, _batch(start, 50))
+    await forwarder.start("--until-caught-up")
+    assert await forwarder.wait() == 0, forwarder.log()
+
+    received = await _statement_ids(target_database_url)
+    assert len(received) == len(sent) == 600
+    assert set(received) == set(sent) == set(await _statement_ids(database_url))
+    assert "forwarded" in forwarder.log()
+    assert await _dead_letters(nats_control.url, "to-target") == []
+
+
+async def test_filters_dead_letters_and_replay(service_factory, nats_control, database_url, tmp_path):
+    source = service_factory(nats_control.url)
+    await source.start()
+    connection = await asyncpg.connect(database_url)
+    try:
+        await insert_credential(connection, key="other", secret_hash=hash_secret("other-secret"), tenant="other",
+                                scopes=["all"], name="other")
+    finally:
+        await connection.close()
+
+    wanted = _batch(0, 30, verb=VERB_PASSED, activity=UNIT + "1")
+    other_verb = _batch(100, 10, verb=VERB_EXPERIENCED, activity=UNIT + "1")
+    other_activity = _batch(200, 10, verb=VERB_PASSED, activity=UNIT + "2")
+    other_tenant = _batch(300, 5, verb=VERB_PASSED, activity=UNIT + "1")
+    await _post(source.base_url, wanted[:10] + other_verb + other_activity)
+    await _post(source.base_url, other_tenant, "other", "other-secret")
+    await _post(source.base_url, wanted[10:])
+    wanted_ids = [s["id"] for s in wanted]
+    total = len(wanted) + len(other_verb) + len(other_activity) + len(other_tenant)
+    refused, failing = wanted_ids[4], wanted_ids[17]
+
+    target = FakeLrs("target", "target-secret")
+    target.reject_ids[refused] = "verb not allowed here"
+    target.fail_ids.add(failing)
+    await target.start()
+    try:
+        forwarder = Forwarder(
+            ["--to", target.url, "--key", "target", "--secret", "target-secret", "--name", "filtered",
+             "--nats-url", nats_control.url, "--verb", VERB_PASSED, "--activity", UNIT + "1",
+             "--activity", UNIT + "9", "--tenant", "default", "--max-deliveries", "2", "--retry-delay", "0.2",
+             "--batch-size", "8", "--until-caught-up", "--no-progress"],
+            tmp_path / "forward.log",
+        )
+
+        async def stream_has_all() -> bool:
+            # The relay publishes asynchronously; forward once everything is in the stream.
+            return await _stream_messages(nats_control.url) >= total
+
+        await _eventually(stream_has_all, "the relay to publish every statement")
+        await forwarder.start()
+        assert await forwarder.wait() == 0, forwarder.log()
+
+        assert set(target.statements) == set(wanted_ids) - {refused, failing}
+        parked = await _dead_letters(nats_control.url, "filtered")
+        by_id = {letter["statement_id"]: letter for letter in parked}
+        assert set(by_id) == {refused, failing}
+        assert by_id[refused]["status"] == 400 and "verb not allowed here" in by_id[refused]["error"]
+        assert by_id[failing]["status"] == 500 and "internal error" in by_id[failing]["error"]
+        assert by_id[failing]["deliveries"] == 2
+        assert all(letter["tenant"] == "default" and letter["forwarder"] == "filtered" for letter in parked)
+
+        # Replay while the target still fails: it stops, nothing is lost.
+        replay = ["forward", "dead-letters", "replay", "--name", "filtered", "--nats-url", nats_control.url,
+                  "--to", target.url, "--key", "target", "--secret", "target-secret", "--max-attempts", "2"]
+        status, _, err = await _lrs(*replay)
+        assert status == 1 and "stopped" in err and "HTTP 500" in err, err
+        assert len(await _dead_letters(nats_control.url, "filtered")) == 2
+
+        # Fixed target: replay delivers both and empties the dead-letter stream.
+        target.reject_ids.clear()
+        target.fail_ids.clear()
+        status, _, err = await _lrs(*replay)
+        assert status == 0 and "replayed 2" in err and "rejected 0" in err, err
+        assert set(target.statements) == set(wanted_ids)
+        assert await _dead_letters(nats_control.url, "filtered") == []
+    finally:
+        await target.close()
+
+
+async def _stream_messages(nats_url: str) -> int:
+    import nats
+
+    nc = await nats.connect(nats_url)
+    try:
+        info = await nc.jetstream().stream_info("LRS_EVENTS")
+        return info.state.messages
+    except Exception:  # the relay has not created the stream yet
+        return 0
+    finally:
+        await nc.close()

@@ -1,0 +1,167 @@
+"""The pure parts of ``lrs forward``: filter, failure decisions, message and
+dead-letter records, and the JetStream definitions it reads."""
+
+from __future__ import annotations
+
+import json
+
+import msgspec
+import pytest
+
+from connectors.forward import definitions
+from connectors.forward.model import (
+    Action, ForwardFilter, dead_letter_from_message, dead_letter_headers, dead_letter_subject, event_from_message,
+    failure_action, one_line, outgoing_statement, validate_name,
+)
+
+PASSED = "http://adlnet.gov/expapi/verbs/passed"
+VOIDED = "http://adlnet.gov/expapi/verbs/voided"
+UNIT = "http://example.org/unit/1"
+
+
+def _statement(verb: str = PASSED, obj: dict | None = None) -> dict:
+    return {
+        "id": "6e3b0b8e-5a5b-4c40-9d0a-3f2f8c1a0b11",
+        "actor": {"mbox": "mailto:a@example.org"},
+        "verb": {"id": verb},
+        "object": obj if obj is not None else {"id": UNIT},
+        "stored": "2026-01-01T00:00:00.000Z",
+        "authority": {"mbox": "mailto:lrs@example.org"},
+    }
+
+
+def _headers(**overrides: str) -> dict[str, str]:
+    headers = {"Nats-Msg-Id": "0b0c1f5e-0000-4000-8000-000000000001", "Lrs-Position": "42",
+               "Lrs-Tenant": "default", "Lrs-Event-Type": "statement", "Lrs-Stored": "2026-01-01T00:00:00Z"}
+    headers.update(overrides)
+    return headers
+
+
+def test_empty_filter_selects_everything():
+    assert ForwardFilter().matches("any", _statement())
+    assert ForwardFilter().describe() == "every statement"
+
+
+def test_filter_values_are_alternatives_and_options_must_all_match():
+    selection = ForwardFilter.of(verbs=[PASSED, "http://x/completed"], activities=[UNIT, "http://x/2"],
+                                 tenants=["default"])
+    assert selection.matches("default", _statement())
+    assert selection.matches("default", _statement("http://x/completed", {"objectType": "Activity", "id": "http://x/2"}))
+    assert not selection.matches("other", _statement())
+    assert not selection.matches("default", _statement("http://x/experienced"))
+    assert not selection.matches("default", _statement(obj={"id": "http://x/3"}))
+
+
+def test_activity_filter_matches_only_activity_objects():
+    selection = ForwardFilter.of(activities=[UNIT])
+    assert not selection.matches("default", _statement(obj={"objectType": "Agent", "mbox": "mailto:x@y.z"}))
+    assert not selection.matches("default", _statement(VOIDED, {"objectType": "StatementRef", "id": UNIT}))
+    assert not selection.matches("default", {"verb": {"id": PASSED}})  # no object at all
+
+
+def test_filter_tolerates_malformed_statements():
+    assert not ForwardFilter.of(verbs=[PASSED]).matches("default", {"verb": "not an object"})
+    assert not ForwardFilter.of(activities=[UNIT]).matches("default", {"object": [UNIT]})
+
+
+@pytest.mark.parametrize(
+    ("status", "deliveries", "expected"),
+    [
+        (None, 1, Action.WAIT),  # unreachable
+        (None, 99, Action.WAIT),  # an outage never counts against a statement
+        (502, 1, Action.WAIT),
+        (503, 7, Action.WAIT),
+        (504, 1, Action.WAIT),
+        (400, 1, Action.PARK),  # the target refuses the statement itself
+        (409, 1, Action.PARK),
+        (413, 1, Action.PARK),
+        (500, 1, Action.RETRY),
+        (500, 4, Action.RETRY),
+        (500, 5, Action.PARK),
+        (507, 6, Action.PARK),
+    ],
+)
+def test_failure_action(status, deliveries, expected):
+    assert failure_action(status, deliveries, max_deliveries=5) is expected
+
+
+def test_event_from_message_reads_headers_and_statement():
+    data = msgspec.json.encode(_statement())
+    event = event_from_message(_headers(), data)
+    assert (event.position, event.tenant, event.event_type) == (42, "default", "statement")
+    assert event.statement_id == _statement()["id"]
+    assert event.payload == data
+
+
+@pytest.mark.parametrize(
+    ("headers", "data", "message"),
+    [
+        ({}, b"{}", "Nats-Msg-Id"),
+        ({k: v for k, v in _headers().items() if k != "Lrs-Tenant"}, b"{}", "Lrs-Tenant"),
+        (_headers(), b"{not json", "not JSON"),
+        (_headers(), b"[1, 2]", "not a statement object"),
+    ],
+)
+def test_event_from_message_refuses_foreign_messages(headers, data, message):
+    with pytest.raises(ValueError, match=message):
+        event_from_message(headers, data)
+
+
+def test_dead_letter_headers_round_trip():
+    data = msgspec.json.encode(_statement())
+    event = event_from_message(_headers(), data)
+    headers = dead_letter_headers(event, name="to-b", status=400, error="bad\r\nverb  here", deliveries=3,
+                                  target="http://b/xapi/statements", parked_at="2026-01-02T00:00:00.000+00:00")
+    assert headers["Nats-Msg-Id"] == f"to-b:{event.event_id}"  # parking twice is deduplicated
+    assert headers["Lrs-Forward-Error"] == "bad verb here"  # header-safe, one line
+    letter = dead_letter_from_message(7, dead_letter_subject("to-b"), headers, data)
+    assert letter.as_json() == {
+        "sequence": 7, "forwarder": "to-b", "statement_id": event.statement_id, "position": 42,
+        "tenant": "default", "status": 400, "error": "bad verb here", "deliveries": 3,
+        "target": "http://b/xapi/statements", "parked_at": "2026-01-02T00:00:00.000+00:00",
+    }
+    unreachable = dead_letter_headers(event, name="to-b", status=None, error="x", deliveries=1, target="t",
+                                      parked_at="p")
+    assert unreachable["Lrs-Forward-Status"] == "0"
+
+
+def test_dead_letter_from_an_unreadable_payload():
+    letter = dead_letter_from_message(1, "lrs.forward.dlq.f", {"Lrs-Forward-Error": "unreadable"}, b"\xff")
+    assert (letter.statement_id, letter.position, letter.status, letter.forwarder) == (None, None, 0, "f")
+
+
+def test_one_line_limits_length():
+    assert one_line("a\nb", limit=500) == "a b"
+    assert len(one_line("x" * 2000)) == 500
+
+
+def test_outgoing_statement_drops_only_stored():
+    sent = outgoing_statement(_statement())
+    assert "stored" not in sent
+    assert sent["authority"] == _statement()["authority"] and sent["id"] == _statement()["id"]
+
+
+@pytest.mark.parametrize("name", ["forward", "to-lrs_2", "a" * 64])
+def test_valid_names(name):
+    assert validate_name(name) == name
+
+
+@pytest.mark.parametrize("name", ["", "a.b", "a*", "a>", "a b", "a" * 65, "é"])
+def test_invalid_names(name):
+    with pytest.raises(ValueError):
+        validate_name(name)
+
+
+def test_definitions_read_from_schemas():
+    consumer = definitions.consumer_config("mine", "new")
+    assert consumer.durable_name == "mine" and consumer.deliver_policy == "new"
+    assert consumer.ack_policy == "explicit"
+    assert consumer.max_deliver == -1  # the forwarder parks; JetStream must never drop silently
+    events = json.loads((definitions.NATS_SCHEMAS_DIR / "LRS_EVENTS.json").read_text())
+    assert events["name"] == definitions.EVENTS_STREAM
+    assert consumer.filter_subject.startswith("lrs.events.") and events["subjects"] == ["lrs.events.>"]
+    stream = definitions.dead_letter_stream_config()
+    assert stream.name == definitions.DEAD_LETTER_STREAM == "LRS_FORWARD_DLQ"
+    assert stream.subjects == ["lrs.forward.dlq.>"] and dead_letter_subject("x").startswith("lrs.forward.dlq.")
+    assert stream.deny_delete is False  # replay deletes what the target accepted
+    assert stream.duplicate_window == 120
