@@ -61,9 +61,10 @@ class Skip:
 
 @dataclass(frozen=True, slots=True)
 class Mapped:
-    """Statements made from one source item (often one, sometimes several)."""
+    """Statements made from one source item (often one, sometimes several);
+    each a JSON object or its encoded bytes as a ``msgspec.Raw``."""
 
-    statements: list[JSON]
+    statements: list[Any]
 
 
 MapResult = Union[Mapped, Skip]

@@ -61,16 +61,29 @@ class SinkFatal(SinkError):
     """The LRS refused in a way retrying cannot fix (credentials, URL)."""
 
 
+class _StatementId(msgspec.Struct):
+    id: object = None
+
+
 @dataclass(frozen=True, slots=True)
 class Outgoing:
-    """A statement on its way to the LRS, with where it came from."""
+    """A statement on its way to the LRS, with where it came from.
 
-    statement: JSON
+    ``statement`` is a JSON object, or the JSON bytes of one as a
+    ``msgspec.Raw`` (sent as they are, without decoding and encoding again)."""
+
+    statement: JSON | msgspec.Raw
     ref: str
 
     @property
     def statement_id(self) -> str | None:
-        value = self.statement.get("id")
+        if isinstance(self.statement, msgspec.Raw):  # only on the rare paths that need it
+            try:
+                value = msgspec.json.decode(self.statement, type=_StatementId).id
+            except (msgspec.DecodeError, msgspec.ValidationError):
+                return None
+        else:
+            value = self.statement.get("id")
         return value if isinstance(value, str) else None
 
 

@@ -11,6 +11,11 @@ sorted keys and no whitespace).  The file's name is deliberately not part of
 the identity, so renaming or compressing a file keeps the ids; the line number
 and index keep two identical id-less statements on different lines apart, and
 the content hash keeps different files from colliding at the same line.
+
+The common line -- one statement object that has its id -- is sent as the
+exact bytes of the line (a ``msgspec.Raw``): only its ``id`` is decoded, which
+is an order of magnitude cheaper than building the whole object and keeps a
+bulk import's client side well below the LRS's own cost per statement.
 """
 
 from __future__ import annotations
@@ -26,8 +31,23 @@ from connectors.framework.model import Mapped, MapResult, Skip, SourceItem
 _decoder = msgspec.json.Decoder()
 
 
+class _StatementHead(msgspec.Struct):
+    """A statement object's ``id``; every other field is skipped unread."""
+
+    id: str | None = None
+
+
+_head_decoder = msgspec.json.Decoder(_StatementHead)
+
+
 def map_line(item: SourceItem) -> MapResult:
     line: Line = item.data
+    try:
+        head = _head_decoder.decode(line.text)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        head = None  # an array, not JSON, an id that is not a string: the general path says
+    if head is not None and head.id is not None:
+        return Mapped([msgspec.Raw(line.text)])
     try:
         document = _decoder.decode(line.text)
     except msgspec.DecodeError as exc:

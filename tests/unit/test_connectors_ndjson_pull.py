@@ -183,3 +183,18 @@ async def test_pull_stops_when_the_source_lrs_refuses():
 
 def test_pulled_statement_without_id_is_skipped():
     assert map_pulled(SourceItem("x", {"actor": {}})) == Skip("statement without id")
+
+
+def test_ndjson_statement_with_id_is_sent_as_its_exact_bytes():
+    import msgspec
+
+    from connectors.framework.sink import Outgoing
+
+    text = json.dumps(stmt(3), indent=None, separators=(", ", ": "))
+    (raw,) = map_line(line_item(text)).statements
+    assert isinstance(raw, msgspec.Raw) and bytes(raw) == text.encode()
+    assert Outgoing(raw, "f:1").statement_id == stmt(3)["id"]
+    assert msgspec.json.decode(msgspec.json.encode([raw])) == [stmt(3)]
+    # An id that is not a string takes the general path and is sent as decoded.
+    (odd,) = map_line(line_item(json.dumps({**stmt(3), "id": 7}))).statements
+    assert odd["id"] == 7 and Outgoing(odd, "f:2").statement_id is None
