@@ -10,11 +10,19 @@
    seen after that 200 (an upper bound of its own position, so the lag is
    never under-reported).
 2. Replay.  ``projections.runner.replay`` rebuilds the projection from the
-   whole log in process; events/s = log length / time.
+   whole log in process; events/s = log length / time, and the CPU seconds
+   this (Python) process spent per event.
+
+``--replay-only N`` skips the lag part: it appends N statements (the same
+mix, plus ``--void-share`` voiding statements) straight through the
+statement writer into a fresh database (or ``--database-url``'s, when its log
+is empty) and measures the replay alone, which is less sensitive to what else
+runs on the machine than the lag.
 
 Writes bench/results/projection-<UTC time>.json with the machine's load.
 
     python bench/projection.py --rate 5000 --duration 20
+    python bench/projection.py --replay-only 200000
 """
 
 from __future__ import annotations
@@ -177,12 +185,117 @@ async def drive(url: str, rate: float, batch: int, duration: float, learners: in
     return answered, sent, errors, elapsed
 
 
-async def main_async(args: argparse.Namespace) -> int:
+async def fill_log(database_url: str, count: int, learners: int, seed: int, void_share: float) -> int:
+    """Append ``count`` statements (about ``void_share`` of them voiding an
+    earlier one) through the statement writer; returns the log length."""
+    from lrs.ingest.prepare import prepare_statements
+    from lrs.store.migrations import apply_migrations
+    from lrs.store.pool import create_pool
+    from lrs.store.writer import StatementWriter
+
+    rng = random.Random(seed)
+    authority = {"objectType": "Agent", "account": {"homePage": "https://lrs.example.org", "name": "bench"}}
+    pool = await create_pool(database_url, min_size=1, max_size=4)
+    try:
+        await apply_migrations(pool)
+        if await pool.fetchval("SELECT position FROM log_head"):
+            return int(await pool.fetchval("SELECT position FROM log_head"))
+        writer = StatementWriter(pool)
+        await writer.start()
+        try:
+            ids: list[tuple[str, dict]] = []
+            done = 0
+            while done < count:
+                batch: list[dict] = []
+                for _ in range(min(1000, count - done)):
+                    if ids and rng.random() < void_share:
+                        target, actor = ids.pop(rng.randrange(len(ids)))
+                        batch.append({"actor": actor, "verb": {"id": "http://adlnet.gov/expapi/verbs/voided"},
+                                      "object": {"objectType": "StatementRef", "id": target}})
+                    else:
+                        body = json.loads(statement(rng, learners))
+                        ids.append((body["id"], body["actor"]))
+                        batch.append(body)
+                prepared = prepare_statements(batch, version="1.0.3", authority=authority, new_id=uuid.uuid4)
+                await writer.append("default", prepared)
+                done += len(batch)
+        finally:
+            await writer.close()
+        return int(await pool.fetchval("SELECT position FROM log_head"))
+    finally:
+        await pool.close()
+
+
+async def measure_replay(database_url: str, replay_batch: int) -> dict:
     from lrs.store.pool import create_pool
     from projections.competency.catalog import load_catalog
-    from projections.competency.store import CompetencyProjection
+    from projections.competency.store import CompetencyProjection, digest
     from projections.runner import replay
 
+    pool = await create_pool(database_url, min_size=1, max_size=2)
+    try:
+        events = await pool.fetchval("SELECT position FROM log_head")
+        started, cpu = time.monotonic(), time.process_time()
+        await replay(pool, CompetencyProjection(load_catalog()), batch_size=replay_batch)
+        replay_s, cpu_s = time.monotonic() - started, time.process_time() - cpu
+        return {
+            "events": events, "seconds": round(replay_s, 3), "events_per_s": round(events / replay_s, 1),
+            "python_cpu_s": round(cpu_s, 3), "python_cpu_us_per_event": round(cpu_s / events * 1e6, 2),
+            "digest": await digest(pool),
+        }
+    finally:
+        await pool.close()
+
+
+def _machine(load_before: list[float], load_during: list[float]) -> dict:
+    return {
+        "cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+        "python": platform.python_version(), "loadavg_before": load_before, "loadavg_after_ingest": load_during,
+        "note": "service, PostgreSQL, nats-server and the load generator share these cores",
+        "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                                 cwd=ROOT, check=False).stdout.strip(),
+    }
+
+
+async def replay_only(args: argparse.Namespace) -> dict:
+    pg = None
+    database_url = args.database_url
+    if database_url is None:
+        work = Path(tempfile.mkdtemp(prefix="lrs-bench-replay-", dir="/tmp"))
+        pg = EmbeddedPostgres(work / "pg")
+        server = await pg.start()
+        await ensure_database(server, "lrs")
+        database_url = pg.url_for("lrs")
+    try:
+        await fill_log(database_url, args.replay_only, args.learners, args.seed, args.void_share)
+        load_before = _load()
+        replayed = await measure_replay(database_url, args.replay_batch)
+        load_after = _load()
+    finally:
+        if pg is not None:
+            await pg.stop()
+    machine = _machine(load_before, load_after)
+    machine["note"] = (
+        f"replay only (Python process and PostgreSQL on these cores); load average {load_before[0]} before, "
+        f"{load_after[0]} after, shared with other jobs"
+    )
+    return {
+        "benchmark": "projection-replay",
+        "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "settings": vars(args),
+        "replay": replayed,
+        "targets": {"replay_events_per_s": 50_000},
+        "machine": machine,
+    }
+
+
+async def main_async(args: argparse.Namespace) -> int:
+    if args.replay_only:
+        result = await replay_only(args)
+        print(json.dumps(result, indent=2))
+        if not args.no_write:
+            _write(result)
+        return 0
     work = Path(tempfile.mkdtemp(prefix="lrs-bench-proj-", dir="/tmp"))
     pg = EmbeddedPostgres(work / "pg")
     nats = EmbeddedNats(work / "nats")
@@ -220,14 +333,7 @@ async def main_async(args: argparse.Namespace) -> int:
         proc.terminate()
         proc.wait(60)
 
-        pool = await create_pool(database_url, min_size=1, max_size=2)
-        try:
-            events = await pool.fetchval("SELECT position FROM log_head")
-            started = time.monotonic()
-            await replay(pool, CompetencyProjection(load_catalog()), batch_size=args.replay_batch)
-            replay_s = time.monotonic() - started
-        finally:
-            await pool.close()
+        replayed = await measure_replay(database_url, args.replay_batch)
         result = {
             "benchmark": "projection",
             "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -243,15 +349,9 @@ async def main_async(args: argparse.Namespace) -> int:
                 "p50": _pct(lags, 50), "p99": _pct(lags, 99), "max": max(lags) if lags else None,
                 "measured_requests": len(lags), "poll_interval_s": POLL_S,
             },
-            "replay": {"events": events, "seconds": round(replay_s, 3), "events_per_s": round(events / replay_s, 1)},
+            "replay": replayed,
             "targets": {"lag_p99_s": 1.0, "replay_events_per_s": 50_000},
-            "machine": {
-                "cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
-                "python": platform.python_version(), "loadavg_before": load_before, "loadavg_after_ingest": load_during,
-                "note": "service, PostgreSQL, nats-server and the load generator share these cores",
-                "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                                         cwd=ROOT, check=False).stdout.strip(),
-            },
+            "machine": _machine(load_before, load_during),
         }
     finally:
         if proc.poll() is None:
@@ -261,11 +361,15 @@ async def main_async(args: argparse.Namespace) -> int:
         await pg.stop()
     print(json.dumps(result, indent=2))
     if not args.no_write:
-        RESULTS_DIR.mkdir(exist_ok=True)
-        path = RESULTS_DIR / f"projection-{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%SZ')}.json"
-        path.write_text(json.dumps(result, indent=2) + "\n")
-        print(f"wrote {path}")
+        _write(result)
     return 0
+
+
+def _write(result: dict) -> None:
+    RESULTS_DIR.mkdir(exist_ok=True)
+    path = RESULTS_DIR / f"projection-{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%SZ')}.json"
+    path.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {path}")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -276,6 +380,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--learners", type=int, default=20_000, help="distinct learners (default: 20000)")
     parser.add_argument("--replay-batch", type=int, default=10_000, help="events per replay transaction (default: 10000)")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--replay-only", type=int, metavar="N", default=0,
+                        help="measure only the replay of a log of N statements (default: off)")
+    parser.add_argument("--void-share", type=float, default=0.01,
+                        help="share of voiding statements with --replay-only (default: 0.01)")
+    parser.add_argument("--database-url", help="with --replay-only: use this database (filled when its log is empty)")
     parser.add_argument("--no-write", action="store_true", help="print only; do not write bench/results/")
     return parser.parse_args(argv)
 

@@ -23,8 +23,9 @@ and swaps the new tables in, in one transaction.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from dataclasses import dataclass
-from typing import Callable, Protocol, Sequence
+from typing import AsyncIterator, Callable, Protocol, Sequence
 
 import asyncpg
 import nats
@@ -71,6 +72,11 @@ INSERT INTO projection_parked (name, position, tenant, attempts, error) VALUES (
 ON CONFLICT (name, position) DO NOTHING
 """
 DELETE_FAILURE = "DELETE FROM projection_failures WHERE name = $1 AND position = $2"
+# Replay reads only what a projection folds, a page at a time.
+SELECT_LOG_PAGE = """
+SELECT position, tenant, event_type, payload FROM events WHERE position > $1 AND position <= $2
+ORDER BY position LIMIT $3
+"""
 
 # A database or network outage: the batch is retried as a whole and counts
 # against no event.  Anything else an event raises counts as its failure.
@@ -110,7 +116,10 @@ class Projection(Protocol):
         """Empty the projection's tables."""
 
     # Optional: ``async apply_many(conn, events)`` folds consecutive events at
-    # once (the runner falls back to ``apply`` one by one when it raises), and
+    # once (the runner falls back to ``apply`` one by one when it raises);
+    # ``async rebuild(conn, pages) -> (position, failed)`` builds the whole
+    # state in the empty tables from pages of (position, tenant, event type,
+    # payload) for a replay (else replay applies the log batch by batch), and
     # ``async after_swap(conn)`` runs in the replay's swap transaction.
 
 
@@ -422,16 +431,16 @@ async def replay(
         # The scratch schema shadows the live tables for this connection only.
         await conn.execute(f"SET search_path TO \"{scratch}\", public")
         try:
-            position = 0
-            while True:
-                records = await read_events_after(conn, position, batch_size)
-                if not records:
-                    break
-                async with conn.transaction():  # a failure is parked and logged
-                    await runner._apply_run(conn, _log_events(records), position)
-                position = records[-1].position
-                if progress is not None:
-                    progress(position, max(total, position))
+            rebuild = getattr(projection, "rebuild", None)
+            if rebuild is not None:
+                async with conn.transaction():
+                    position, failed = await rebuild(conn, _log_pages(conn, total, batch_size, progress))
+                    for failed_at, tenant, error in failed:
+                        await conn.execute(INSERT_PARKED, name, failed_at, tenant, 1, error)
+                        log.error("projection.event_parked", projection=name, position=failed_at,
+                                  tenant=tenant, attempts=1, error=error, alert=True)
+            else:
+                position = await _replay_in_batches(conn, runner, batch_size, total, progress)
             async with conn.transaction():
                 await conn.execute(
                     UPSERT_CHECKPOINT, name, position, projection.rule_version, projection.catalog_digest
@@ -456,6 +465,55 @@ async def replay(
             await conn.execute("RESET search_path")
     log.info("projection.replayed", projection=name, position=position)
     return position
+
+
+async def _replay_in_batches(
+    conn: asyncpg.Connection,
+    runner: ProjectionRunner,
+    batch_size: int,
+    total: int,
+    progress: Callable[[int, int], None] | None,
+) -> int:
+    position = 0
+    while True:
+        records = await read_events_after(conn, position, batch_size)
+        if not records:
+            return position
+        async with conn.transaction():  # a failure is parked and logged
+            await runner._apply_run(conn, _log_events(records), position)
+        position = records[-1].position
+        if progress is not None:
+            progress(position, max(total, position))
+
+
+async def _log_pages(
+    conn: asyncpg.Connection, total: int, page_size: int, progress: Callable[[int, int], None] | None
+) -> AsyncIterator[list[tuple[int, str, str, bytes]]]:
+    """The log up to ``total`` in pages of (position, tenant, event type,
+    payload); the next page is read while the caller folds this one."""
+    position = 0
+
+    async def fetch(after: int) -> list[tuple[int, str, str, bytes]]:
+        return [tuple(row) for row in await conn.fetch(SELECT_LOG_PAGE, after, total, page_size)]
+
+    upcoming: asyncio.Future[list[tuple[int, str, str, bytes]]] | None = asyncio.ensure_future(fetch(0))
+    try:
+        while upcoming is not None:
+            page = await upcoming
+            upcoming = None
+            if not page:
+                return
+            position = page[-1][0]
+            if len(page) == page_size and position < total:
+                upcoming = asyncio.ensure_future(fetch(position))
+            yield page
+            if progress is not None:
+                progress(position, max(total, position))
+    finally:
+        if upcoming is not None:
+            upcoming.cancel()
+            with contextlib.suppress(BaseException):
+                await upcoming
 
 
 def _log_events(records: Sequence[EventRecord]) -> list[LogEvent]:

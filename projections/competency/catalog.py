@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Iterable
 
@@ -158,6 +159,40 @@ class Catalog:
 
     def rank(self, competency: str, level: str | None) -> int:
         return self.competencies[competency].rank(level)
+
+    # -- indexes for the rules, computed once per catalog ------------------------
+
+    @cached_property
+    def program_needs(self) -> tuple[tuple[Program, tuple[tuple[str, int], ...]], ...]:
+        """Each programme with its requirements as (competence IRI, needed level rank)."""
+        return tuple(
+            (p, tuple((r.competency, self.rank(r.competency, r.level)) for r in p.requirements))
+            for p in self.programs
+        )
+
+    @cached_property
+    def required_competencies(self) -> frozenset[str]:
+        """Every competence some programme requires."""
+        return frozenset(r.competency for p in self.programs for r in p.requirements)
+
+    @cached_property
+    def _expansions(self) -> dict[AlignmentTarget, tuple[tuple[str, str | None, int, str], ...]]:
+        return {}
+
+    def expansions(self, target: AlignmentTarget) -> tuple[tuple[str, str | None, int, str], ...]:
+        """(competence, level, level rank, source) that evidence aligned to
+        ``target`` counts for: the target itself, then its equivalents."""
+        known = self._expansions.get(target)
+        if known is None:
+            found = [(target.competency, target.level, self.rank(target.competency, target.level), target.source)]
+            for other, level_map in self.equivalents.get(target.competency, ()):
+                if target.level is None:
+                    found.append((other, None, self.rank(other, None), "equivalent"))
+                elif target.level in level_map:
+                    level = level_map[target.level]
+                    found.append((other, level, self.rank(other, level), "equivalent"))
+            known = self._expansions[target] = tuple(found)
+        return known
 
 
 def _claim(owner: dict[str, str], iri: str, source: str, path: str) -> None:

@@ -134,7 +134,7 @@ def interpret(statement: dict[str, Any], catalog: Catalog) -> LearnerEvent | Non
             passed = score >= mastery
         if passed is None and not completed and score is None:
             continue  # nothing judged, completed or scored: not evidence
-        for competency, level, source in _with_equivalents(target, catalog):
+        for competency, level, level_rank, source in catalog.expansions(target):
             key = (competency, level, activity)
             if key in evidence:
                 continue
@@ -143,9 +143,9 @@ def interpret(statement: dict[str, Any], catalog: Catalog) -> LearnerEvent | Non
                 timestamp=timestamp,
                 competency=competency,
                 level=level,
-                level_rank=catalog.rank(competency, level),
+                level_rank=level_rank,
                 activity=activity,
-                source=source,
+                source=source,  # type: ignore[arg-type]
                 verb=verb,
                 registration=registration,
                 passed=passed,
@@ -185,15 +185,6 @@ def _aligned_targets(statement: dict[str, Any], catalog: Catalog) -> Iterable[tu
             yield iri, target
 
 
-def _with_equivalents(target: AlignmentTarget, catalog: Catalog) -> Iterable[tuple[str, str | None, str]]:
-    yield target.competency, target.level, target.source
-    for other, level_map in catalog.equivalents.get(target.competency, ()):
-        if target.level is None:
-            yield other, None, "equivalent"
-        elif target.level in level_map:
-            yield other, level_map[target.level], "equivalent"
-
-
 def _scaled_score(result: dict[str, Any]) -> float | None:
     scaled = (result.get("score") or {}).get("scaled")
     if isinstance(scaled, (int, float)) and not isinstance(scaled, bool):
@@ -226,7 +217,12 @@ def _move_on_met(move_on: str, passed_id: str | None, completed_id: str | None) 
 def fold_competency(competency: str, evidence: Iterable[Evidence]) -> CompetencyState:
     """The state of one competency from its evidence (any order, any duplicates)."""
     unique = {(e.statement_id, e.level, e.activity): e for e in evidence if e.competency == competency}
-    ordered = sorted(unique.values(), key=lambda e: e.order)
+    return _fold_ordered(competency, sorted(unique.values(), key=lambda e: e.order))
+
+
+def _fold_ordered(competency: str, ordered: list[Evidence]) -> CompetencyState:
+    """:func:`fold_competency` of evidence of ``competency`` that is already
+    in order and without duplicates (as a learner's state keeps it)."""
     statements: set[str] = set()
     best: float | None = None
     latest: float | None = None
@@ -276,22 +272,21 @@ def certifications(
     programme is earned when the last requirement is met, by exactly the
     statements of those attainments."""
     result: dict[str, ProgramCertification] = {}
-    for program in catalog.programs:
-        if not any(r.competency in competencies for r in program.requirements):
+    for program, needs in catalog.program_needs:
+        if not any(competency in competencies for competency, _ in needs):
             continue
         met: list[str] = []
         missing: list[str] = []
         times: list[str] = []
         ids: set[str] = set()
-        for requirement in program.requirements:
-            needed = catalog.rank(requirement.competency, requirement.level)
-            state = competencies.get(requirement.competency)
-            candidates = [a for a in (state.attainments if state else ()) if a.level_rank >= needed]
+        for competency, needed in needs:
+            state = competencies.get(competency)
+            candidates = [a for a in state.attainments if a.level_rank >= needed] if state else None
             if not candidates:
-                missing.append(requirement.competency)
+                missing.append(competency)
                 continue
             first = min(candidates, key=lambda a: (a.achieved_at, a.level_rank, a.statement_ids))
-            met.append(requirement.competency)
+            met.append(competency)
             times.append(first.achieved_at)
             ids.update(first.statement_ids)
         earned = not missing
@@ -364,17 +359,26 @@ def _refold(
     catalog: Catalog,
 ) -> LearnerState:
     competencies = dict(state.competencies)
+    own: dict[str, list[Evidence]] = {competency: [] for competency in affected}
+    for e in evidence:
+        group = own.get(e.competency)
+        if group is not None:
+            group.append(e)
     for competency in sorted(affected):
-        own = [e for e in evidence if e.competency == competency]
-        if own:
-            competencies[competency] = fold_competency(competency, own)
+        if own[competency]:
+            competencies[competency] = _fold_ordered(competency, own[competency])
         else:
             competencies.pop(competency, None)
+    # (A state's evidence is sorted and holds each (statement, level,
+    # activity) of a competency once, so each group is ready to fold.)
+    # A certification reads only the required competencies: when none of
+    # them changed, the certifications are the ones the state already has.
+    changed_required = not catalog.required_competencies.isdisjoint(affected)
     return LearnerState(
         learner=state.learner,
         evidence=evidence,
         voided=voided,
         competencies=dict(sorted(competencies.items())),
-        certifications=certifications(competencies, catalog),
+        certifications=certifications(competencies, catalog) if changed_required else state.certifications,
         rule_version=RULE_VERSION,
     )

@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from datetime import datetime
-from typing import Any, Sequence
+from typing import Any, AsyncIterator, Sequence
 
 import asyncpg
 import msgspec
@@ -29,6 +29,7 @@ from projections.competency.model import (
     StatementVoided,
 )
 from projections.competency.policy import evolve_many, interpret
+from projections.competency.rebuild import LogRebuild
 from projections.runner import LogEvent
 from projections.units.store import apply_certification_changes, certified_rows, recount_certified
 
@@ -194,6 +195,45 @@ class CompetencyProjection:
                 "competency_certifications", records=certification_rows, columns=CERTIFICATION_COLUMNS
             )
         await apply_certification_changes(conn, counts)
+
+    async def rebuild(
+        self, conn: asyncpg.Connection, pages: AsyncIterator[Sequence[tuple[int, str, str, bytes]]]
+    ) -> tuple[int, list[tuple[int, str, str]]]:
+        """Fold the whole log in ``pages`` of (position, tenant, event type,
+        payload) in memory (projections/competency/rebuild.py) and copy the
+        result into the empty tables; returns the last position read and the
+        events the rules failed on (position, tenant, error).  The unit counts
+        are left to :meth:`after_swap`."""
+        work = LogRebuild(self.catalog)
+        position = 0
+        add = work.add
+        async for page in pages:
+            for event in page:
+                add(*event)
+            if page:
+                position = page[-1][0]
+        learners, failed = work.finish()
+        await conn.copy_records_to_table(
+            "competency_learners",
+            records=[(r.tenant, r.state.learner, _ENCODER.encode(r.state), r.position) for r in learners],
+            columns=["tenant", "learner", "state", "position"],
+        )
+        await conn.copy_records_to_table(
+            "competency_states", records=[row for r in learners for row in _state_rows(r.tenant, r.state)],
+            columns=STATE_COLUMNS,
+        )
+        await conn.copy_records_to_table(
+            "competency_certifications",
+            records=[row for r in learners for row in _certification_rows(r.tenant, r.state)],
+            columns=CERTIFICATION_COLUMNS,
+        )
+        await conn.copy_records_to_table(
+            "competency_statement_learners", records=work.owner_rows(), columns=["tenant", "statement_id", "learner"]
+        )
+        await conn.copy_records_to_table(
+            "competency_voids", records=work.voiding_rows(), columns=["tenant", "target_id", "voiding_statement_id"]
+        )
+        return position, failed
 
     async def reset(self, conn: asyncpg.Connection) -> None:
         await conn.execute(TRUNCATE_ALL)

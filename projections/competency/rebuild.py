@@ -1,0 +1,114 @@
+"""Rebuilding the competency state from the whole log in memory, for replay.
+
+The live projection folds a batch at a time and round-trips to Postgres for
+every batch (read the learners' states, write them back).  A replay does not
+need that: it reads the log once, keeps each learner's events in memory,
+folds every learner exactly once at the end, and hands back the rows to copy
+into fresh tables.
+
+It gives what the live projection gives, because the rules are a fold over a
+*set* of evidence and voided ids (``evolve_many`` is property-tested equal to
+``evolve`` one event at a time, in any order): what differs is only when the
+fold runs.  Routing follows :class:`~projections.competency.store.CompetencyProjection`:
+
+- a statement's evidence goes to its learner; the first statement with an id
+  (per tenant) names the learner that id belongs to;
+- every voiding is remembered (the first one per target); at the end a
+  voided statement that is some learner's evidence reaches that learner,
+  whichever came first in the log.
+
+An event the rules raise on while reading it is returned as failed (the
+runner parks it), as the live projection would after its retries.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+
+from projections.competency.catalog import Catalog
+from projections.competency.model import LearnerState, StatementEvidence, StatementVoided
+from projections.competency.policy import evolve_many, interpret
+
+__all__ = ["LogRebuild", "RebuiltLearner"]
+
+Key = tuple[str, str]  # (tenant, learner)
+
+_JSON = msgspec.json.Decoder()
+
+
+@dataclass(slots=True)
+class RebuiltLearner:
+    tenant: str
+    state: LearnerState
+    position: int  # the last event that concerns the learner
+
+
+@dataclass
+class LogRebuild:
+    """Feed it the log with :meth:`add` (in position order), then :meth:`finish`."""
+
+    catalog: Catalog
+    # (tenant, statement id) -> learner, for statements that are evidence
+    owners: dict[tuple[str, str], str] = field(default_factory=dict)
+    # (tenant, voided id) -> (voiding statement id, position), first voiding kept
+    voids: dict[tuple[str, str], tuple[str, int]] = field(default_factory=dict)
+    events: dict[Key, list[StatementEvidence | StatementVoided]] = field(default_factory=dict)
+    positions: dict[Key, int] = field(default_factory=dict)
+    failed: list[tuple[int, str, str]] = field(default_factory=list)  # (position, tenant, error)
+
+    def add(self, position: int, tenant: str, event_type: str, payload: bytes) -> None:
+        if event_type != "statement":
+            return
+        try:
+            meaning = interpret(_JSON.decode(payload), self.catalog)
+            if meaning is None:
+                return
+            if isinstance(meaning, StatementVoided):
+                uuid.UUID(meaning.target_id), uuid.UUID(meaning.statement_id)  # stored as uuid columns
+            else:
+                uuid.UUID(meaning.statement_id)
+        except Exception as exc:  # the rules (or the ids) fail on this event: parked
+            self.failed.append((position, tenant, repr(exc)))
+            return
+        if isinstance(meaning, StatementVoided):
+            self.voids.setdefault((tenant, meaning.target_id), (meaning.statement_id, position))
+            return
+        self.owners.setdefault((tenant, meaning.statement_id), meaning.learner)
+        key = (tenant, meaning.learner)
+        items = self.events.get(key)
+        if items is None:
+            self.events[key] = [meaning]
+        else:
+            items.append(meaning)
+        self.positions[key] = position
+
+    def finish(self) -> tuple[list[RebuiltLearner], list[tuple[int, str, str]]]:
+        """Every learner's state, in (tenant, learner) order, and the events
+        the fold failed on (position, tenant, error)."""
+        for (tenant, target), (voider, position) in self.voids.items():
+            learner = self.owners.get((tenant, target))
+            if learner is None:
+                continue
+            key = (tenant, learner)
+            self.events[key].append(StatementVoided(statement_id=voider, target_id=target))
+            if position > self.positions[key]:
+                self.positions[key] = position
+        learners: list[RebuiltLearner] = []
+        for key in sorted(self.events):
+            tenant, learner = key
+            state = evolve_many(LearnerState(learner=learner), self.events[key], self.catalog)
+            learners.append(RebuiltLearner(tenant, state, self.positions[key]))
+        self.events.clear()
+        return learners, self.failed
+
+    def voiding_rows(self) -> list[tuple[Any, ...]]:
+        """Rows of ``competency_voids``."""
+        return [(t, uuid.UUID(target), uuid.UUID(voider)) for (t, target), (voider, _) in self.voids.items()]
+
+    def owner_rows(self) -> list[tuple[Any, ...]]:
+        """Rows of ``competency_statement_learners``."""
+        return [(t, uuid.UUID(sid), learner) for (t, sid), learner in self.owners.items()]
