@@ -12,8 +12,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import nats.errors
-
 from connectors.forward.model import ForwardFilter, validate_name
 
 EXIT_OK = 0
@@ -230,6 +228,8 @@ def run_list(args: argparse.Namespace) -> int:
 
 
 def _unless_unreachable(job: Any) -> int:
+    import nats.errors
+
     try:
         return asyncio.run(job)
     except (OSError, nats.errors.Error) as exc:

@@ -165,3 +165,40 @@ def test_definitions_read_from_schemas():
     assert stream.subjects == ["lrs.forward.dlq.>"] and dead_letter_subject("x").startswith("lrs.forward.dlq.")
     assert stream.deny_delete is False  # replay deletes what the target accepted
     assert stream.duplicate_window == 120
+
+
+def _forward_cli(monkeypatch, capsys, *argv: str) -> tuple[int, str]:
+    from lrs.cli import main
+
+    for name in ("LRS_TARGET_URL", "LRS_TARGET_KEY", "LRS_TARGET_SECRET", "LRS_NATS_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("LRS_DATA_DIR", "/nonexistent/lrs-data")
+    status = main(list(argv))
+    return status, capsys.readouterr().err
+
+
+def test_forward_cli_usage_errors(monkeypatch, capsys):
+    status, err = _forward_cli(monkeypatch, capsys, "forward", "--nats-url", "nats://127.0.0.1:1")
+    assert status == 2 and "missing --to, --key, --secret" in err
+    status, err = _forward_cli(monkeypatch, capsys, "forward", "--to", "http://b", "--key", "k", "--secret", "s")
+    assert status == 2 and "no NATS server" in err
+    status, err = _forward_cli(monkeypatch, capsys, "forward", "--name", "a.b", "--to", "http://b", "--key", "k",
+                               "--secret", "s", "--nats-url", "nats://127.0.0.1:1")
+    assert status == 2 and "forwarder name" in err
+    status, err = _forward_cli(monkeypatch, capsys, "forward", "dead-letters", "replay",
+                               "--nats-url", "nats://127.0.0.1:1")
+    assert status == 2 and "missing --to" in err
+
+
+def test_forward_cli_target_options_after_the_action_and_before_it(monkeypatch):
+    from lrs.cli import build_parser
+
+    for name in ("LRS_TARGET_URL", "LRS_TARGET_KEY", "LRS_TARGET_SECRET"):
+        monkeypatch.delenv(name, raising=False)
+    parser = build_parser()
+    args = parser.parse_args(["forward", "--name", "n1", "dead-letters", "replay", "--to", "http://b",
+                              "--key", "k", "--secret", "s", "--seq", "3", "--seq", "5"])
+    assert (args.name, args.to, args.target_key, args.target_secret, args.seq) == ("n1", "http://b", "k", "s", [3, 5])
+    args = parser.parse_args(["forward", "--to", "http://a", "--verb", "v1", "--verb", "v2", "--tenant", "t"])
+    assert args.to == "http://a" and args.verb == ["v1", "v2"] and args.tenant == ["t"]
+    assert args.forward_action is None and args.name == "forward"
