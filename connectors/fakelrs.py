@@ -43,6 +43,7 @@ class FakeLrs:
         self.expired_more: set[str] = set()  # more tokens answered with 400
         self.page_size = 100
         self.posts: list[int] = []  # batch sizes of every POST that reached the handler
+        self.post_versions: list[str] = []  # their X-Experience-API-Version headers
         self.gets: list[str] = []
         self.post_received = asyncio.Event()
         self._runner: web.AppRunner | None = None
@@ -76,7 +77,7 @@ class FakeLrs:
         expected = "Basic " + base64.b64encode(f"{self.key}:{self.secret}".encode()).decode()
         if request.headers.get("Authorization") != expected:
             return web.json_response({"message": "bad credentials"}, status=401)
-        if not request.headers.get("X-Experience-API-Version", "").startswith("1.0"):
+        if not request.headers.get("X-Experience-API-Version", "").startswith(("1.0", "2.0")):
             return web.json_response({"message": "missing X-Experience-API-Version"}, status=400)
         return None
 
@@ -87,6 +88,7 @@ class FakeLrs:
         body = await request.json()
         statements = body if isinstance(body, list) else [body]
         self.posts.append(len(statements))
+        self.post_versions.append(request.headers["X-Experience-API-Version"])
         self.post_received.set()
         if self.post_delay:
             await asyncio.sleep(self.post_delay)

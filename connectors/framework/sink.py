@@ -39,6 +39,7 @@ import msgspec
 from connectors.framework.model import JSON, Rejection
 
 XAPI_VERSION = "1.0.3"
+XAPI_VERSION_2 = "2.0.0"
 _PATH_INDEX = re.compile(r"\$\[(\d+)\]")
 _MAX_REASON = 500
 
@@ -91,6 +92,32 @@ class Outgoing:
 class BatchOutcome:
     accepted: int = 0
     rejected: list[Rejection] = field(default_factory=list)
+
+
+def request_version(item: Outgoing) -> str:
+    """The ``X-Experience-API-Version`` a statement is sent with: 2.0.0 when
+    its ``version`` is 2.x (an LRS accepts those only on 2.0 requests), else
+    1.0.3.  Raw statements are 1.0.x (their producers decide, see
+    connectors/ndjson/mapping.py)."""
+    statement = item.statement
+    if isinstance(statement, dict):
+        version = statement.get("version")
+        if isinstance(version, str) and version.startswith("2."):
+            return XAPI_VERSION_2
+    return XAPI_VERSION
+
+
+def version_runs(batch: Sequence[Outgoing]) -> list[list[Outgoing]]:
+    """``batch`` cut into consecutive runs of the same request version, in order."""
+    runs: list[list[Outgoing]] = []
+    last = None
+    for item in batch:
+        version = request_version(item)
+        if version != last:
+            runs.append([])
+            last = version
+        runs[-1].append(item)
+    return runs
 
 
 def statements_endpoint(base_url: str) -> str:
@@ -185,7 +212,8 @@ class LrsSink:
     async def send(self, batch: Sequence[Outgoing]) -> BatchOutcome:
         """Deliver a batch; returns how many were accepted and which were rejected."""
         outcome = BatchOutcome()
-        pending: list[list[Outgoing]] = [list(batch)] if batch else []
+        # One request per run of statements of the same xAPI version, in order.
+        pending: list[list[Outgoing]] = version_runs(batch)[::-1]
         while pending:
             part = pending.pop()
             status, body = await self._post_until_answered(part)
@@ -214,10 +242,11 @@ class LrsSink:
         """POST until the LRS gives an answer about the statements themselves
         (2xx, 400, 409, 413); throttling and outages are waited out here."""
         body = msgspec.json.encode([item.statement for item in part])
+        version = request_version(part[0])
         failures = 0
         while True:
             try:
-                status, headers, response = await self._post(body)
+                status, headers, response = await self._post(body, version)
             except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
                 failures += 1
                 if failures >= self._max_attempts:
@@ -251,7 +280,7 @@ class LrsSink:
                 )
             raise SinkFatal(f"LRS answered HTTP {status} at {self.endpoint}: {error_message(status, response)}")
 
-    async def _post(self, body: bytes) -> tuple[int, "aiohttp.typedefs.LooseHeaders", bytes]:
+    async def _post(self, body: bytes, version: str = XAPI_VERSION) -> tuple[int, "aiohttp.typedefs.LooseHeaders", bytes]:
         assert self._session is not None, "use LrsSink as an async context manager"
         self.requests += 1
         async with self._session.post(
@@ -261,7 +290,7 @@ class LrsSink:
             headers={
                 "Authorization": self._authorization,
                 "Content-Type": "application/json",
-                "X-Experience-API-Version": XAPI_VERSION,
+                "X-Experience-API-Version": version,
             },
         ) as response:
             return response.status, response.headers, await response.read()

@@ -12,7 +12,7 @@ the identity, so renaming or compressing a file keeps the ids; the line number
 and index keep two identical id-less statements on different lines apart, and
 the content hash keeps different files from colliding at the same line.
 
-The common line -- one statement object that has its id -- is sent as the
+The common line -- one 1.0.x statement object that has its id -- is sent as the
 exact bytes of the line (a ``msgspec.Raw``): only its ``id`` is decoded, which
 is an order of magnitude cheaper than building the whole object and keeps a
 bulk import's client side well below the LRS's own cost per statement.
@@ -32,9 +32,10 @@ _decoder = msgspec.json.Decoder()
 
 
 class _StatementHead(msgspec.Struct):
-    """A statement object's ``id``; every other field is skipped unread."""
+    """A statement object's ``id`` and ``version``; every other field is skipped unread."""
 
     id: str | None = None
+    version: str | None = None
 
 
 _head_decoder = msgspec.json.Decoder(_StatementHead)
@@ -46,7 +47,7 @@ def map_line(item: SourceItem) -> MapResult:
         head = _head_decoder.decode(line.text)
     except (msgspec.DecodeError, msgspec.ValidationError):
         head = None  # an array, not JSON, an id that is not a string: the general path says
-    if head is not None and head.id is not None:
+    if head is not None and head.id is not None and not (head.version or "").startswith("2."):
         return Mapped([msgspec.Raw(line.text)])
     try:
         document = _decoder.decode(line.text)

@@ -4,6 +4,7 @@
   it, and statements of two tenants), import the file into a second LRS: the
   second LRS holds the same statements, in the same order, with the same ids,
   timestamps and voiding; only ``stored`` and ``authority`` are its own.
+  A statement stored through xAPI 2.0 is imported through 2.0 again.
 * ``--since``/``--until`` select by ``stored`` (exclusive/inclusive), and
   ``--tenant`` by tenant; stdout and ``--output FILE.gz`` carry the same lines.
 """
@@ -116,6 +117,10 @@ async def _fill_source(client: TestClient, database_url: str) -> dict[str, str]:
     ids["voiding"] = (await _post(client, voiding(ids["voided"])))[0]
     ids["other"] = (await _post(client, statement(learner="elsewhere@example.org"), OTHER_KEY, OTHER_SECRET))[0]
     await _post(client, [statement(learner=f"late{i}@example.org") for i in range(7)])
+    response = await client.post("/xapi/statements", json=statement(learner="v2@example.org"),
+                                 headers=xapi_headers("2.0.0"))
+    assert response.status == 200, await response.text()
+    ids["2.0"] = (await response.json())[0]
     return ids
 
 
@@ -124,7 +129,7 @@ async def test_export_then_import_into_another_lrs_gives_the_same_statements(
 ):
     ids = await _fill_source(client, database_url)
     source_events = await _events(database_url)
-    assert len(source_events) == 5 * 20 + 2 + 1 + 7
+    assert len(source_events) == 5 * 20 + 2 + 1 + 7 + 1
 
     path = tmp_path / "export.ndjson.gz"
     status, out, err = await _lrs("export", "--output", str(path), "--page-size", "7",
@@ -154,6 +159,7 @@ async def test_export_then_import_into_another_lrs_gives_the_same_statements(
     other_imported = next(s for s in imported if s["id"] == ids["other"])
     assert other_imported["authority"] != other_exported["authority"]  # the importing credential's
     assert await _voided_ids(second_database_url) == await _voided_ids(database_url) == {ids["voided"]}
+    assert next(s for s in imported if s["id"] == ids["2.0"])["version"] == "2.0.0"
     voiding_line = next(s for s in imported if s["id"] == ids["voiding"])
     assert voiding_line["verb"]["id"] == VERB_VOIDED
 

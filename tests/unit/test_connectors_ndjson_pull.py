@@ -198,3 +198,12 @@ def test_ndjson_statement_with_id_is_sent_as_its_exact_bytes():
     # An id that is not a string takes the general path and is sent as decoded.
     (odd,) = map_line(line_item(json.dumps({**stmt(3), "id": 7}))).statements
     assert odd["id"] == 7 and Outgoing(odd, "f:2").statement_id is None
+
+
+def test_ndjson_2_0_statements_take_the_decoded_path_so_the_sink_sends_them_as_2_0():
+    from connectors.framework.sink import Outgoing, request_version
+
+    (decoded,) = map_line(line_item(json.dumps({**stmt(4), "version": "2.0.0"}))).statements
+    assert isinstance(decoded, dict) and request_version(Outgoing(decoded, "f:1")) == "2.0.0"
+    (raw,) = map_line(line_item(json.dumps({**stmt(4), "version": "1.0.3"}))).statements
+    assert request_version(Outgoing(raw, "f:1")) == "1.0.3"

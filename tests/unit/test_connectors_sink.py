@@ -165,3 +165,26 @@ def test_statements_endpoint_accepts_base_or_xapi_urls():
     assert statements_endpoint("http://h:1/") == "http://h:1/xapi/statements"
     assert statements_endpoint("http://h/lrs/xapi") == "http://h/lrs/xapi/statements"
     assert statements_endpoint("http://h/xapi/statements") == "http://h/xapi/statements"
+
+
+async def test_statements_are_sent_with_the_request_version_of_their_own_version(lrs):
+    items = batch(6)
+    for n in (2, 3, 5):
+        items[n] = Outgoing({**items[n].statement, "version": "2.0.0"}, items[n].ref)
+    items[4] = Outgoing({**items[4].statement, "version": "1.0.3"}, items[4].ref)
+    async with make_sink(lrs, Sleeps()) as sink:
+        outcome = await sink.send(items)
+    assert outcome.accepted == 6
+    # Consecutive runs, in order: 0-1, 2-3, 4, 5.
+    assert lrs.posts == [2, 2, 1, 1]
+    assert lrs.post_versions == ["1.0.3", "2.0.0", "1.0.3", "2.0.0"]
+
+
+async def test_raw_statements_are_sent_as_their_bytes(lrs):
+    import msgspec
+
+    raw = msgspec.Raw(msgspec.json.encode(statement(1)))
+    async with make_sink(lrs, Sleeps()) as sink:
+        outcome = await sink.send([Outgoing(raw, "input:1")])
+    assert outcome.accepted == 1 and lrs.statements[statement(1)["id"]] == statement(1)
+    assert lrs.post_versions == ["1.0.3"]
