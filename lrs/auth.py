@@ -203,7 +203,7 @@ def parse_basic_auth(header: str | None) -> tuple[str, str]:
     except (binascii.Error, UnicodeDecodeError):
         raise AuthError("malformed Basic credentials") from None
     key, sep, secret = decoded.partition(":")
-    if not sep or not key:
+    if not sep or not key or not key.isprintable():
         raise AuthError("malformed Basic credentials")
     return key, secret
 

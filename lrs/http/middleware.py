@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from datetime import datetime, timezone
 from typing import Awaitable, Callable
 
 import msgspec
@@ -28,6 +29,7 @@ REQUEST_ID = web.RequestKey("request_id", str)
 # Endpoints reachable without credentials: the spec's About resource and the
 # operational probes (they reveal nothing about stored data).
 PUBLIC_PATHS = frozenset({"/xapi/about", "/xapi/openapi.json", "/health", "/ready"})
+STATEMENTS_PATH = "/xapi/statements"
 VERSION_EXEMPT = frozenset({"/xapi/about", "/xapi/openapi.json"})
 
 _json_encode = msgspec.json.Encoder().encode
@@ -80,13 +82,30 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
 
 
 async def common_headers(request: web.Request, response: web.StreamResponse) -> None:
-    """``on_response_prepare``: headers every response carries, streamed ones included."""
+    """``on_response_prepare``: headers every response carries, errors and streamed ones included.
+
+    Every xAPI response names the version (Communication 3.3): the negotiated
+    one, or, where none was negotiated (About, a 401, a missing or bad version
+    header), the latest patch of the family the client asked for.
+    """
     request_id = request.get(REQUEST_ID)
     if request_id is not None:
         response.headers["X-Request-ID"] = request_id
-    version = request.get(XAPI_VERSION)
-    if version is not None:
+    if request.path.startswith("/xapi/"):
+        version = request.get(XAPI_VERSION) or _version_family(request.headers.get("X-Experience-API-Version"))
         response.headers["X-Experience-API-Version"] = version
+    if request.path == STATEMENTS_PATH and "X-Experience-API-Consistent-Through" not in response.headers:
+        writer = request.app.get(keys.WRITER)
+        if writer is not None:
+            response.headers["X-Experience-API-Consistent-Through"] = format_timestamp(writer.consistent_through())
+
+
+def _version_family(header: str | None) -> str:
+    return "2.0.0" if header is not None and header.strip().startswith("2.") else "1.0.3"
+
+
+def format_timestamp(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 @web.middleware

@@ -8,6 +8,7 @@ has committed the statements.
 from __future__ import annotations
 
 import contextlib
+import email.utils
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import datetime, timezone
@@ -49,15 +50,10 @@ def authority_for(credential: Credential, homepage: str) -> dict[str, Any]:
     }
 
 
-def _consistent_through(request: web.Request) -> str:
-    moment: datetime = request.app[keys.WRITER].consistent_through()
-    return moment.astimezone(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
-
-
-def _json(request: web.Request, payload: Any, status: int = 200) -> web.Response:
-    response = web.Response(status=status, body=_encode(payload), content_type="application/json")
-    response.headers["X-Experience-API-Consistent-Through"] = _consistent_through(request)
-    return response
+def _json(payload: Any, status: int = 200) -> web.Response:
+    # X-Experience-API-Consistent-Through is added to every statements response
+    # by lrs.http.middleware.common_headers.
+    return web.Response(status=status, body=_encode(payload), content_type="application/json")
 
 
 async def _read_json_body(request: web.Request) -> bytes:
@@ -138,7 +134,7 @@ async def post_statements(request: web.Request) -> web.Response:
         attachments,
     ):
         results = await _append(request, statements, attachments)
-    return _json(request, [str(r.statement_id) for r in results])
+    return _json([str(r.statement_id) for r in results])
 
 
 async def put_statement(request: web.Request) -> web.Response:
@@ -160,9 +156,7 @@ async def put_statement(request: web.Request) -> web.Response:
             raise XapiError(400, f"statement id {statement['id']} does not match statementId {raw_id}", "$.id")
         statement["id"] = str(statement_id)
         await _append(request, [statement], attachments)
-    response = web.Response(status=204)
-    response.headers["X-Experience-API-Consistent-Through"] = _consistent_through(request)
-    return response
+    return web.Response(status=204)
 
 
 def _parse_uuid(raw: str, where: str) -> uuid.UUID:
@@ -198,9 +192,13 @@ async def get_statements(request: web.Request) -> web.Response:
                 raise NotFoundError(404, f"no statement with id {parsed.statement_id}")
             statement = msgspec.json.decode(body)
             formatted = format_statement(statement, parsed.format, languages)
+            # Last-Modified matches the Statement's stored time (Communication 2.1.3).
+            last_modified = {"Last-Modified": _http_date(statement["stored"])}
             if parsed.attachments:
-                return await _with_attachments(request, _encode(formatted), [statement])
-            return _json(request, formatted)
+                return await _with_attachments(request, _encode(formatted), [statement], last_modified)
+            response = _json(formatted)
+            response.headers.update(last_modified)
+            return response
         query, after = parsed, None
     bodies, last_position, has_more = await reader.query_statements(
         pool, credential.tenant, query, after_position=after, limit=query.limit, authority=mine
@@ -219,13 +217,16 @@ async def get_statements(request: web.Request) -> web.Response:
         payload = _encode({"statements": statements, "more": more})
     if query.attachments:
         return await _with_attachments(request, payload, [msgspec.json.decode(b) for b in bodies])
-    response = web.Response(body=payload, content_type="application/json")
-    response.headers["X-Experience-API-Consistent-Through"] = _consistent_through(request)
-    return response
+    return web.Response(body=payload, content_type="application/json")
+
+
+def _http_date(stored: str) -> str:
+    moment = datetime.fromisoformat(stored.replace("Z", "+00:00"))
+    return email.utils.format_datetime(moment.astimezone(timezone.utc), usegmt=True)
 
 
 async def _with_attachments(
-    request: web.Request, payload: bytes, statements: list[dict[str, Any]]
+    request: web.Request, payload: bytes, statements: list[dict[str, Any]], headers: dict[str, str] | None = None
 ) -> web.StreamResponse:
     """``attachments=true``: the JSON and the attachment data as multipart/mixed (2.1.3.s2.b6)."""
     return await multipart.statements_response(
@@ -234,7 +235,5 @@ async def _with_attachments(
         statements,
         pool=request.app[keys.POOL],
         tenant=request[CREDENTIAL].tenant,
-        headers={
-            "X-Experience-API-Consistent-Through": _consistent_through(request),
-        },
+        headers=headers or {},
     )

@@ -14,11 +14,10 @@ For each Statement of a request, in order:
   requests.
 - ``stored``: removed; the store sets it at commit, and ``timestamp`` too when
   the client gave none (``has_timestamp`` False).
-- ``timestamp`` (and a SubStatement's): on 1.0.x requests kept as sent; on
-  2.0 requests normalised to UTC (``2024-01-31T14:00:00.25+02:00`` becomes
-  ``2024-01-31T12:00:00.25Z``, the fraction digits kept as sent; a
-  timestamp without a zone is read as UTC). 1.0.3 lets the LRS return
-  timestamps in another zone (Data 4.5); 2.0 asks it to store UTC.
+- ``timestamp`` (and a SubStatement's): normalised to UTC
+  (``2024-01-31T14:00:00.25+02:00`` becomes ``2024-01-31T12:00:00.25Z``, the
+  fraction digits kept as sent; a timestamp without a zone is read as UTC).
+  2.0 asks the LRS to store UTC; 1.0.3 says it SHOULD* return UTC (Data 4.5).
 - A request with more than ``max_statements`` Statements is rejected with
   413 (Communication 3.2: a request larger than the LRS allows).
 - ``contextActivities``: every value becomes an array (2.4.6.2 s4 b3: the LRS
@@ -114,7 +113,7 @@ def prepare_statements(
         if "version" not in body:
             body["version"] = default_version
         body.pop("stored", None)
-        if version_2 and "timestamp" in body:
+        if "timestamp" in body:
             body["timestamp"] = utc_timestamp(body["timestamp"])
         context = body.get("context")
         if context is not None:
@@ -127,7 +126,7 @@ def prepare_statements(
                 if fixed is not sub_context:
                     statement_object = body["object"] = {**statement_object, "context": fixed}
             sub_timestamp = statement_object.get("timestamp")
-            if version_2 and sub_timestamp is not None:
+            if sub_timestamp is not None:
                 normalised = utc_timestamp(sub_timestamp)
                 if normalised != sub_timestamp:
                     statement_object = body["object"] = {**statement_object, "timestamp": normalised}

@@ -17,6 +17,7 @@ from datetime import datetime, timezone
 
 import msgspec
 
+from lrs.xapi.common import is_iri
 from lrs.xapi.errors import XapiError
 from lrs.xapi.identity import ifi_key
 
@@ -51,7 +52,6 @@ _SINGLE_EXTRAS = frozenset({"format", "attachments"})
 _KNOWN = {name.lower(): name for name in _FILTER_PARAMS | _SINGLE_PARAMS | {"more"}}
 
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
-_IRI = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:[^\s<>\"{}|\\^`]+$")
 _TIMESTAMP = re.compile(
     r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?(Z|z|[+-]\d{2}:\d{2}|[+-]\d{4}|[+-]\d{2})?$"
 )
@@ -190,7 +190,7 @@ def _iri(params: Mapping[str, str], name: str) -> str | None:
     value = params.get(name)
     if value is None:
         return None
-    if not _IRI.match(value):
+    if not is_iri(value):
         raise XapiError(400, f"{name} must be an absolute IRI, got {value!r}", name)
     return value
 

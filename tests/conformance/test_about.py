@@ -63,9 +63,6 @@ async def test_1_1_s3_b1_head_about_answers_without_a_body(client):
     assert response.content_type == "application/json"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "/xapi/about is exempt from version negotiation (lrs/http/middleware.py VERSION_EXEMPT) and "
-    "common_headers only echoes a negotiated version, so About answers carry no X-Experience-API-Version"))
 async def test_3_3_s3_b1_about_responses_have_the_version_header(client):
     """Communication 3.3.s3.b1: "The LRS MUST include the "X-Experience-API-Version" header in every
     response." (the About resource, whatever the request's version header)."""

@@ -338,9 +338,6 @@ async def test_4_5_s1_b6_stored_is_returned_in_utc(client):
         assert returned[name].endswith(("Z", "+00:00")), returned[name]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "1.0.3 requests keep a client timestamp as sent (lrs/ingest/prepare.py); GET format=exact splices "
-    "stored bodies (lrs/http/statements.py), so a non-UTC offset is returned as given"))
 async def test_4_5_s1_b6_client_timestamps_are_returned_in_utc(client):
     """Data 4.5.s1.b6: "The LRS SHOULD* return the Timestamp in UTC timezone." (a client timestamp)."""
     [statement_id] = await store(client, stmt(timestamp="2024-01-31T17:30:00.250+05:30"))

@@ -190,9 +190,6 @@ async def test_3_3_s3_b1_every_statement_response_has_the_version_header(client)
         assert response.headers.get("X-Experience-API-Version") == "1.0.3", response.status
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "common_headers (lrs/http/middleware.py) echoes the version only once it was negotiated, so a 401 "
-    "(authentication runs first) and the 400 for a missing or bad version header carry none"))
 async def test_3_3_s3_b1_error_responses_have_the_version_header_too(client):
     """Communication 3.3.s3.b1: "The LRS MUST include the "X-Experience-API-Version" header in every
     response." (error responses)."""

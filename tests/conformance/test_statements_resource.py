@@ -203,9 +203,6 @@ async def test_2_1_3_s2_b5_consistent_through_on_all_statement_responses(client)
     assert when(responses[-1].headers["X-Experience-API-Consistent-Through"]) >= stored
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "error answers are made by the error middleware (lrs/http/middleware.py), which does not add "
-    "X-Experience-API-Consistent-Through"))
 async def test_2_1_3_s2_b5_consistent_through_on_error_responses_too(client):
     """Communication 2.1.3.s2.b5: the header is required "on all responses to Statements Resource
     requests", which includes 400 and 404 answers."""
@@ -225,7 +222,6 @@ async def test_2_1_3_s2_b7_attachments_false_is_application_json(client):
         await response.json()
 
 
-@pytest.mark.xfail(strict=True, reason="GET single Statement sends no Last-Modified (lrs/http/statements.py)")
 async def test_2_1_3_s2_b8_last_modified_matches_stored(client):
     """Communication 2.1.3.s2.b8: "The LRS SHOULD* include a "Last-Modified" header which matches the
     "stored" Timestamp of the Statement."."""

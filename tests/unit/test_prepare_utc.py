@@ -1,4 +1,4 @@
-"""2.0 requests store timestamps in UTC; 1.0.3 requests keep them as sent."""
+"""Timestamps are stored in UTC, for 2.0 and 1.0.3 requests alike."""
 
 from __future__ import annotations
 
@@ -75,10 +75,11 @@ def test_2_0_statement_and_substatement_timestamps_become_utc():
     assert original["object"]["timestamp"] == "2024-01-31T09:00:00-03:00"
 
 
-def test_1_0_3_timestamps_are_kept_as_sent():
+def test_1_0_3_timestamps_become_utc_too():
+    # Data 4.5: the LRS SHOULD* return the Timestamp in UTC.
     [prepared] = _prepare([_statement("2024-01-31T14:00:00.250+02:00", "2024-01-31T09:00:00-03:00")], "1.0.3")
-    assert prepared.body["timestamp"] == "2024-01-31T14:00:00.250+02:00"
-    assert prepared.body["object"]["timestamp"] == "2024-01-31T09:00:00-03:00"
+    assert prepared.body["timestamp"] == "2024-01-31T12:00:00.250Z"
+    assert prepared.body["object"]["timestamp"] == "2024-01-31T12:00:00Z"
 
 
 def test_batch_limit_is_413_and_counts_statements():
