@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import os
 import signal
 import socket
@@ -68,8 +69,10 @@ class ServiceProcess:
 
     async def start(self, timeout: float = 60.0) -> None:
         log = open(self.log_path, "ab")
+        # Its own process group: kill() takes down the service and any worker
+        # processes it supervises at once, as a machine crash would.
         self.process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "lrs", "serve", env=self.env, stdout=log, stderr=log
+            sys.executable, "-m", "lrs", "serve", env=self.env, stdout=log, stderr=log, start_new_session=True
         )
         log.close()
         deadline = asyncio.get_running_loop().time() + timeout
@@ -90,7 +93,7 @@ class ServiceProcess:
 
     def kill(self) -> None:
         assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
+        os.killpg(self.process.pid, signal.SIGKILL)
 
     async def stop(self) -> int:
         assert self.process is not None
@@ -129,3 +132,6 @@ async def service_factory(database_url: str) -> AsyncIterator[Any]:
         if service.process is not None and service.process.returncode is None:
             service.process.kill()
             await service.process.wait()
+        if service.process is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(service.process.pid, signal.SIGKILL)  # any worker left behind

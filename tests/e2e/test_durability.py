@@ -65,8 +65,10 @@ def _assert_exactly_once(acked: list[str], rows: list, streamed: list) -> None:
     assert [e.position for e in streamed] == sorted(e.position for e in streamed)
 
 
-async def test_kill_9_mid_stream_loses_no_acknowledged_statement(service_factory, nats_control, database_url):
-    service = service_factory(nats_control.url)
+@pytest.mark.parametrize("workers", ["1", "2"])
+async def test_kill_9_mid_stream_loses_no_acknowledged_statement(service_factory, nats_control, database_url, workers):
+    # With 2 workers the supervisor, both workers and the relay process die together.
+    service = service_factory(nats_control.url, LRS_HTTP_WORKERS=workers, LRS_PROJECTIONS_ENABLED="false")
     await service.start()
     acked: list[str] = []
     errors: list[str] = []
