@@ -179,28 +179,46 @@ class ProjectionRunner:
 
     async def apply_batch(self, events: Sequence[LogEvent]) -> BatchOutcome:
         """Apply ``events`` (any order, duplicates allowed) and every event of
-        the log before them that is not applied yet, in one transaction."""
-        async with self.pool.acquire() as conn, conn.transaction():
-            checkpoint = await self._lock_checkpoint(conn)
-            incoming = {e.position: e for e in events if e.position > checkpoint}
-            if not incoming:
-                return BatchOutcome(checkpoint, 0, (), None)
-            last = max(incoming)
-            if len(incoming) < last - checkpoint:
-                for record in await read_events_after(conn, checkpoint, last - checkpoint):
-                    incoming.setdefault(
-                        record.position,
-                        LogEvent(record.position, record.tenant, record.event_type, bytes(record.payload)),
-                    )
-            run: list[LogEvent] = []
-            for position in range(checkpoint + 1, last + 1):
-                event = incoming.get(position)
-                if event is None:
-                    break  # not in the log yet: cannot happen with a gapless log; wait
-                run.append(event)
-            outcome = await self._apply_run(conn, run, checkpoint)
-            await conn.execute(UPDATE_CHECKPOINT, self.name, outcome.checkpoint)
-            return outcome
+        the log before them that is not applied yet, in one transaction.
+
+        A projection that keeps state in memory between batches is told when
+        a transaction starts (``begin(checkpoint)``), commits
+        (``committed(checkpoint)``), or fails or rolls back to a savepoint
+        (``rolled_back()``: forget everything not read from the database)."""
+        p = self.projection
+        try:
+            async with self.pool.acquire() as conn, conn.transaction():
+                checkpoint = await self._lock_checkpoint(conn)
+                if hasattr(p, "begin"):
+                    p.begin(checkpoint)
+                outcome = await self._apply_after(conn, events, checkpoint)
+        except BaseException:
+            self._forget()
+            raise
+        if hasattr(p, "committed"):
+            p.committed(outcome.checkpoint)
+        return outcome
+
+    async def _apply_after(self, conn: asyncpg.Connection, events: Sequence[LogEvent], checkpoint: int) -> BatchOutcome:
+        incoming = {e.position: e for e in events if e.position > checkpoint}
+        if not incoming:
+            return BatchOutcome(checkpoint, 0, (), None)
+        last = max(incoming)
+        if len(incoming) < last - checkpoint:
+            for record in await read_events_after(conn, checkpoint, last - checkpoint):
+                incoming.setdefault(
+                    record.position,
+                    LogEvent(record.position, record.tenant, record.event_type, bytes(record.payload)),
+                )
+        run: list[LogEvent] = []
+        for position in range(checkpoint + 1, last + 1):
+            event = incoming.get(position)
+            if event is None:
+                break  # not in the log yet: cannot happen with a gapless log; wait
+            run.append(event)
+        outcome = await self._apply_run(conn, run, checkpoint)
+        await conn.execute(UPDATE_CHECKPOINT, self.name, outcome.checkpoint)
+        return outcome
 
     async def _apply_run(self, conn: asyncpg.Connection, run: Sequence[LogEvent], checkpoint: int) -> BatchOutcome:
         """Apply consecutive events after ``checkpoint``: all at once when the
@@ -215,6 +233,7 @@ class ProjectionRunner:
             except TRANSIENT_ERRORS:
                 raise
             except Exception as exc:
+                self._forget()
                 log.info("projection.batch_retried_one_by_one", projection=self.name, error=repr(exc))
         applied, parked, failed_at = 0, [], None
         for event in run:
@@ -229,6 +248,13 @@ class ProjectionRunner:
             checkpoint = event.position
         return BatchOutcome(checkpoint, applied, tuple(parked), failed_at)
 
+    def _forget(self) -> None:
+        """A savepoint was rolled back: what the projection keeps in memory
+        about this transaction may include the undone writes."""
+        rolled_back = getattr(self.projection, "rolled_back", None)
+        if rolled_back is not None:
+            rolled_back()
+
     async def _apply_one(self, conn: asyncpg.Connection, event: LogEvent) -> bool | None:
         """True: applied; None: parked; False: failed, retry later."""
         try:
@@ -238,6 +264,7 @@ class ProjectionRunner:
         except TRANSIENT_ERRORS:
             raise
         except Exception as exc:
+            self._forget()
             error = repr(exc)
             attempts = await conn.fetchval(RECORD_FAILURE, self.name, event.position, error)
             if attempts < self.max_attempts:

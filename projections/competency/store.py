@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from collections import OrderedDict
 from datetime import datetime
 from typing import Any, AsyncIterator, Sequence
 
@@ -24,7 +25,9 @@ import msgspec
 from projections.competency.catalog import Catalog
 from projections.competency.model import (
     RULE_VERSION,
+    CompetencyState,
     LearnerState,
+    ProgramCertification,
     StatementEvidence,
     StatementVoided,
 )
@@ -43,10 +46,12 @@ SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[], $4::bigint[])
 ON CONFLICT (tenant, learner) DO UPDATE SET state = EXCLUDED.state, position = EXCLUDED.position
 """
 DELETE_STATE_ROWS = """
-DELETE FROM competency_states WHERE (tenant, learner) IN (SELECT * FROM unnest($1::text[], $2::text[]))
+DELETE FROM competency_states
+WHERE (tenant, learner, competency) IN (SELECT * FROM unnest($1::text[], $2::text[], $3::text[]))
 """
 DELETE_CERTIFICATIONS = """
-DELETE FROM competency_certifications WHERE (tenant, learner) IN (SELECT * FROM unnest($1::text[], $2::text[]))
+DELETE FROM competency_certifications
+WHERE (tenant, learner, program, program_version) IN (SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]))
 """
 STATE_COLUMNS = [
     "tenant", "learner", "competency", "status", "level", "level_rank", "best_score",
@@ -104,9 +109,45 @@ class CompetencyProjection:
         "unit_certified",
     )
 
-    def __init__(self, catalog: Catalog) -> None:
+    def __init__(self, catalog: Catalog, *, cache_size: int = 50_000) -> None:
         self.catalog = catalog
         self.catalog_digest = catalog.digest
+        # Learner states as committed at checkpoint ``_cache_at`` (most
+        # recently used last), so a batch does not read and decode them again.
+        # The runner calls begin/committed/rolled_back around its
+        # transactions; the cache is dropped whenever the stored checkpoint is
+        # not the one it was left at (another runner, a replay, a failed
+        # commit), so it never stands in for state it has not seen.
+        self._cache: OrderedDict[Key, LearnerState] = OrderedDict()
+        self._cache_size = cache_size
+        self._cache_at: int | None = None
+        self._pending: dict[Key, LearnerState] = {}  # this transaction's states
+
+    def begin(self, checkpoint: int) -> None:
+        """A transaction starts; the stored checkpoint (locked) is ``checkpoint``."""
+        self._pending.clear()
+        if self._cache_at != checkpoint:
+            self._cache.clear()
+            self._cache_at = checkpoint
+
+    def committed(self, checkpoint: int) -> None:
+        """The transaction committed with the checkpoint at ``checkpoint``."""
+        cache = self._cache
+        for key, state in self._pending.items():
+            cache[key] = state
+            cache.move_to_end(key)
+        self._pending.clear()
+        while len(cache) > self._cache_size:
+            cache.popitem(last=False)
+        self._cache_at = checkpoint
+
+    def rolled_back(self) -> None:
+        """The transaction failed (or its outcome is unknown), or a savepoint
+        in it was rolled back: forget what is in memory; the states are read
+        from the database again (where the transaction sees its own writes)."""
+        self._pending.clear()
+        self._cache.clear()
+        self._cache_at = None
 
     async def apply(self, conn: asyncpg.Connection, event: LogEvent) -> None:
         await self.apply_many(conn, [event])
@@ -163,38 +204,63 @@ class CompetencyProjection:
         self, conn: asyncpg.Connection, routed: dict[Key, list[tuple[int, StatementEvidence | StatementVoided]]]
     ) -> None:
         keys = sorted(routed)
-        stored = {
-            (r["tenant"], r["learner"]): _STATE_DECODER.decode(r["state"])
-            for r in await conn.fetch(SELECT_STATES, *_columns(keys, 2))
-        }
-        changed: list[tuple[Key, LearnerState, int]] = []
+        known: dict[Key, LearnerState] = {}
+        missing: list[Key] = []
+        for key in keys:
+            state = self._pending.get(key) or self._cache.get(key)
+            if state is None:
+                missing.append(key)
+            else:
+                known[key] = state
+        if missing:
+            for r in await conn.fetch(SELECT_STATES, *_columns(missing, 2)):
+                known[(r["tenant"], r["learner"])] = _STATE_DECODER.decode(r["state"])
+        changed: list[tuple[Key, LearnerState, LearnerState, int]] = []
         counts: list[tuple[str, str, str, str, int]] = []
         for key in keys:
-            before = stored.get(key) or LearnerState(learner=key[1])
+            before = known.get(key) or LearnerState(learner=key[1])
             items = routed[key]
             after = evolve_many(before, [item for _, item in items], self.catalog)
             if after is before:
                 continue  # duplicates: nothing changes, not even the derived rows
-            changed.append((key, after, max(position for position, _ in items)))
+            changed.append((key, before, after, max(position for position, _ in items)))
             counts.extend(_earned_changes(key, before, after))
         if not changed:
             return
-        tenants = [k[0] for k, _, _ in changed]
-        learners = [k[1] for k, _, _ in changed]
+        # Only the rows of competencies and programmes whose state changed are rewritten.
+        stale_states: list[tuple[str, str, str]] = []
+        state_rows: list[tuple[Any, ...]] = []
+        stale_certifications: list[tuple[str, str, str, str]] = []
+        certification_rows: list[tuple[Any, ...]] = []
+        for (tenant, learner), before, after, _ in changed:
+            for competency in _changed_keys(before.competencies, after.competencies):
+                stale_states.append((tenant, learner, competency))
+                if competency in after.competencies:
+                    state_rows.append(_state_row(tenant, learner, after.competencies[competency]))
+            if after.certifications is not before.certifications:
+                for program in _changed_keys(before.certifications, after.certifications):
+                    certification = before.certifications.get(program) or after.certifications[program]
+                    stale_certifications.append((tenant, learner, certification.program, certification.program_version))
+                    if program in after.certifications:
+                        certification_rows.append(_certification_row(tenant, learner, after.certifications[program]))
         await conn.execute(
-            UPSERT_STATES, tenants, learners, [_ENCODER.encode(s) for _, s, _ in changed], [p for _, _, p in changed]
+            UPSERT_STATES,
+            [k[0] for k, _, _, _ in changed], [k[1] for k, _, _, _ in changed],
+            [_ENCODER.encode(s) for _, _, s, _ in changed], [p for _, _, _, p in changed],
         )
-        await conn.execute(DELETE_STATE_ROWS, tenants, learners)
-        await conn.execute(DELETE_CERTIFICATIONS, tenants, learners)
-        state_rows = [row for (t, _), s, _ in changed for row in _state_rows(t, s)]
+        if stale_states:
+            await conn.execute(DELETE_STATE_ROWS, *_columns(stale_states, 3))
         if state_rows:
             await conn.copy_records_to_table("competency_states", records=state_rows, columns=STATE_COLUMNS)
-        certification_rows = [row for (t, _), s, _ in changed for row in _certification_rows(t, s)]
+        if stale_certifications:
+            await conn.execute(DELETE_CERTIFICATIONS, *_columns(stale_certifications, 4))
         if certification_rows:
             await conn.copy_records_to_table(
                 "competency_certifications", records=certification_rows, columns=CERTIFICATION_COLUMNS
             )
         await apply_certification_changes(conn, counts)
+        for key, _, after, _ in changed:
+            self._pending[key] = after
 
     async def rebuild(
         self, conn: asyncpg.Connection, pages: AsyncIterator[Sequence[tuple[int, str, str, bytes]]]
@@ -253,23 +319,30 @@ def _earned_changes(key: Key, before: LearnerState, after: LearnerState) -> list
     return [(*key, p, v, 1) for p, v in sorted(now - was)] + [(*key, p, v, -1) for p, v in sorted(was - now)]
 
 
+def _changed_keys(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
+    """Keys whose value was added, removed or changed."""
+    return [k for k in sorted(before.keys() | after.keys()) if before.get(k) != after.get(k)]
+
+
+def _state_row(tenant: str, learner: str, c: CompetencyState) -> tuple[Any, ...]:
+    return (
+        tenant, learner, c.competency, c.status, c.level,
+        max((a.level_rank for a in c.attainments), default=0),
+        c.best_score, c.latest_score, c.evidence_count, _time(c.first_mastered_at), c.rule_version,
+    )
+
+
+def _certification_row(tenant: str, learner: str, p: ProgramCertification) -> tuple[Any, ...]:
+    return (tenant, learner, p.program, p.program_version, p.earned, _time(p.earned_at),
+            [_uuid(i) for i in p.statement_ids])
+
+
 def _state_rows(tenant: str, state: LearnerState) -> list[tuple[Any, ...]]:
-    return [
-        (
-            tenant, state.learner, c.competency, c.status, c.level,
-            max((a.level_rank for a in c.attainments), default=0),
-            c.best_score, c.latest_score, c.evidence_count, _time(c.first_mastered_at), c.rule_version,
-        )
-        for c in state.competencies.values()
-    ]
+    return [_state_row(tenant, state.learner, c) for c in state.competencies.values()]
 
 
 def _certification_rows(tenant: str, state: LearnerState) -> list[tuple[Any, ...]]:
-    return [
-        (tenant, state.learner, p.program, p.program_version, p.earned, _time(p.earned_at),
-         [_uuid(i) for i in p.statement_ids])
-        for p in state.certifications.values()
-    ]
+    return [_certification_row(tenant, state.learner, p) for p in state.certifications.values()]
 
 
 async def digest(conn: asyncpg.Connection | asyncpg.Pool) -> str:

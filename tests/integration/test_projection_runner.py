@@ -287,3 +287,32 @@ def test_lrs_replay_command_rebuilds_and_prints_the_digest(
     last_line = capsys.readouterr().out.strip().splitlines()[-1]
     assert last_line.startswith("replayed competency through position 0; digest ")
     assert last_line.endswith("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")  # no learners
+
+
+async def test_states_kept_in_memory_are_dropped_when_someone_else_moved_the_checkpoint(
+    pool: asyncpg.Pool, writer: StatementWriter
+) -> None:
+    """A runner keeps learner states between batches; another runner (or a
+    replay) that applied events meanwhile makes it read them again."""
+    first, other = ProjectionRunner(pool, CompetencyProjection(CATALOG)), ProjectionRunner(pool, CompetencyProjection(CATALOG))
+    passed = [m for m, v in MODULES if v == PASSED]
+    await write(writer, *(course_statement(n, passed[0], PASSED, 10) for n in range(3)))
+    await first.catch_up()
+    await write(writer, *(course_statement(n, passed[1], PASSED, 20) for n in range(3)))
+    await other.catch_up()  # `first` has not seen these
+    await write(writer, *(course_statement(n, passed[2], PASSED, 30) for n in range(3)))
+    await first.catch_up()
+    for n in range(3):
+        state = await learner_state(pool, learner_key(n))
+        assert state is not None and len({e.statement_id for e in state.evidence}) == 3
+    live_digest = await digest(pool)
+    await replay(pool, CompetencyProjection(CATALOG))
+    assert await digest(pool) == live_digest
+    # after a replay with nothing new, the kept states are still the stored ones
+    await write(writer, course_statement(0, passed[3], PASSED, 40))
+    await first.catch_up()
+    state = await learner_state(pool, learner_key(0))
+    assert state is not None and len({e.statement_id for e in state.evidence}) == 4
+    after = await digest(pool)
+    await replay(pool, CompetencyProjection(CATALOG))
+    assert await digest(pool) == after
