@@ -5,7 +5,8 @@ posted again, voidings of earlier ones, several learners in several units)
 goes through HTTP; the service is killed with SIGKILL mid-stream and started
 again.  Afterwards the live projection's digest equals the digest of a
 rebuild from zero (``lrs replay``), and ``lrs audit verify`` finds the
-chain intact."""
+chain intact.  With two HTTP workers the projection runs in its own
+``lrs project`` process beside them."""
 
 from __future__ import annotations
 
@@ -58,11 +59,12 @@ async def wait_caught_up(session: aiohttp.ClientSession, base: str, head: int) -
         await asyncio.sleep(0.1)
 
 
+@pytest.mark.parametrize("workers", ["1", "2"])
 async def test_kill_mid_stream_then_live_digest_equals_rebuild(
-    database_url: str, nats_control: Any, service_factory: Any
+    database_url: str, nats_control: Any, service_factory: Any, workers: str
 ) -> None:
     rng = random.Random(2024)
-    service = service_factory(nats_control.url, LRS_PROJECTIONS_ENABLED="true")
+    service = service_factory(nats_control.url, LRS_PROJECTIONS_ENABLED="true", LRS_HTTP_WORKERS=workers)
     await service.start()
     base = service.base_url
     units = {"mic-dt-1": [0, 1, 2], "mic-dt-2": [3, 4], "moh": [5, 6]}
