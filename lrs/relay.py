@@ -110,6 +110,8 @@ class Relay:
         poll_interval: float = 0.5,
         lock_retry_interval: float = 1.0,
         backoff_max: float = 5.0,
+        linger: float = 0.005,
+        checkpoint_interval: float = 1.0,
     ) -> None:
         self.name = name
         self._pool = pool
@@ -119,6 +121,8 @@ class Relay:
         self._poll_interval = poll_interval
         self._lock_retry_interval = lock_retry_interval
         self._backoff_max = backoff_max
+        self._linger = linger
+        self._checkpoint_interval = checkpoint_interval
         self._lock_key = leader_lock.lock_key(f"relay:{name}")
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -220,9 +224,17 @@ class Relay:
         # resets session settings when the connection is released.)
         await conn.execute("SET synchronous_commit = off")
         self.published_position = await get_checkpoint(conn, self.name)
+        checkpointed = self.published_position
+        checkpointed_at = 0.0
+        loop = asyncio.get_running_loop()
         while True:
             self._wake.clear()  # before reading, so a commit during the read is not missed
-            self._observe_head(await log_last_position(conn))
+            if position is None or position >= self.log_head:
+                # Commit notifications only come from this process's writer;
+                # the database also knows about other processes' commits.
+                self._observe_head(await log_last_position(conn))
+            else:
+                self._observe_head(self.log_head)  # refresh the gauges
             if not self.bus.connected:
                 await self.bus.wait_connected(self._poll_interval)
                 continue
@@ -236,6 +248,9 @@ class Relay:
                     continue
                 synced_generation = generation
             if position >= self.log_head:
+                if checkpointed != position:
+                    await set_checkpoint(conn, self.name, position)
+                    checkpointed, checkpointed_at = position, loop.time()
                 self._note_caught_up(True)
                 if until_caught_up:
                     return True
@@ -262,7 +277,12 @@ class Relay:
             backoff.reset()
             self._note_caught_up(False)
             position = events[-1].position
-            await set_checkpoint(conn, self.name, position)
+            # Under load the checkpoint moves at most every checkpoint_interval
+            # (and whenever the relay catches up): a crash republishes at most
+            # that much, and the stream drops the repeats.
+            if loop.time() - checkpointed_at >= self._checkpoint_interval:
+                await set_checkpoint(conn, self.name, position)
+                checkpointed, checkpointed_at = position, loop.time()
             self._observe_published(position, result.stored, result.duplicates)
 
     async def _resync(self, conn: asyncpg.Connection) -> int:
@@ -286,7 +306,11 @@ class Relay:
         try:
             await asyncio.wait_for(self._wake.wait(), self._poll_interval)
         except asyncio.TimeoutError:
-            pass
+            return
+        if self._linger:
+            # Woken by a commit: let the next few commits land too, so that
+            # busy periods make fewer, larger rounds (reads and publishes).
+            await asyncio.sleep(self._linger)
 
     def _observe_head(self, head: int) -> None:
         self.log_head = max(self.log_head, head)
