@@ -47,13 +47,17 @@ class EventRecord:
 
 def format_stored(moment: datetime) -> str:
     """``YYYY-MM-DDTHH:MM:SS.ffffffZ`` in UTC; ``moment`` must be timezone-aware."""
-    offset = moment.utcoffset()
-    if offset is None:
-        raise ValueError("stored must be timezone-aware")
-    if offset:
-        moment = moment.astimezone(timezone.utc)
-    # isoformat of a zero-offset time ends in "+00:00"; years are always 4 digits here.
-    return moment.isoformat(timespec="microseconds")[:-6] + "Z"
+    if moment.tzinfo is not timezone.utc:
+        offset = moment.utcoffset()
+        if offset is None:
+            raise ValueError("stored must be timezone-aware")
+        if offset:
+            moment = moment.astimezone(timezone.utc)
+    # %-formatting: three times cheaper than isoformat(timespec=...), and this
+    # runs for every stored statement, in the writer and in the relay.
+    return "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ" % (
+        moment.year, moment.month, moment.day, moment.hour, moment.minute, moment.second, moment.microsecond,
+    )
 
 
 def finalize_statement(body: dict[str, Any], stored: datetime) -> bytes:

@@ -129,3 +129,18 @@ def test_verify_chain_names_a_missing_position() -> None:
 def test_verify_chain_rejects_a_wrong_start() -> None:
     records = _chain(3)
     assert verify_chain(records[1:]) == 1
+
+
+from hypothesis import given, strategies as st  # noqa: E402
+
+
+@given(
+    st.datetimes(
+        min_value=datetime(1000, 1, 2), max_value=datetime(9999, 12, 30),
+        timezones=st.sampled_from([timezone.utc, timezone(timedelta(hours=7)), timezone(timedelta(hours=-5, minutes=-30))]),
+    )
+)
+def test_format_stored_is_iso_8601_utc_with_microseconds(moment):
+    text = format_stored(moment)
+    assert text == moment.astimezone(timezone.utc).isoformat(timespec="microseconds")[:-6] + "Z"
+    assert datetime.fromisoformat(text.replace("Z", "+00:00")) == moment

@@ -72,10 +72,10 @@ def test_version_defaults_by_request_version(version, stored_version):
     assert out[1].body["version"] == "1.0.2"
 
 
-def test_stored_is_dropped_and_timestamp_kept_as_sent():
+def test_stored_is_dropped_and_timestamp_kept_as_the_same_instant_in_utc():
     out = _prepare([_stmt(stored="2020-01-01T00:00:00Z", timestamp="2024-05-01T10:00:00+02:00"), _stmt()])
     assert "stored" not in out[0].body
-    assert out[0].has_timestamp and out[0].body["timestamp"] == "2024-05-01T10:00:00+02:00"
+    assert out[0].has_timestamp and out[0].body["timestamp"] == "2024-05-01T08:00:00Z"
     assert not out[1].has_timestamp and "timestamp" not in out[1].body
 
 
