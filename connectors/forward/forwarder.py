@@ -183,8 +183,11 @@ class Forwarder:
         return False
 
     async def _caught_up(self, nc: nats.NATS, sub: Any) -> bool:
-        await nc.flush()
-        info = await sub.consumer_info()
+        try:
+            await nc.flush()
+            info = await sub.consumer_info()
+        except (nats.errors.Error, OSError):
+            return False  # ask again after the next fetch
         return info.num_pending == 0 and info.num_ack_pending == 0
 
     async def _handle(self, messages: list[Msg]) -> None:
