@@ -120,23 +120,28 @@ class Monitor:
     def __init__(self, conn: asyncpg.Connection) -> None:
         self.conn = conn
         self.samples: list[tuple[float, int, int]] = []
+        self.relayed: list[int] = []  # the relay's checkpoint at each sample
         self.stop = False
 
     async def run(self) -> None:
         while not self.stop:
             row = await self.conn.fetchrow(
                 "SELECT (SELECT position FROM log_head) AS head, "
-                "(SELECT position FROM projection_checkpoints WHERE name = 'competency') AS done"
+                "(SELECT position FROM projection_checkpoints WHERE name = 'competency') AS done, "
+                "(SELECT max(position) FROM relay_checkpoints) AS relayed"
             )
             self.samples.append((time.monotonic(), row["head"] or 0, row["done"] or 0))
+            self.relayed.append(row["relayed"] or 0)
             await asyncio.sleep(POLL_S)
 
-    def lag(self, answered: float) -> float | None:
+    def lag(self, answered: float, relay: bool = False) -> float | None:
+        """Seconds from ``answered`` until the projection (or, with
+        ``relay``, the relay's checkpoint) reached the head seen then."""
         target = None
-        for moment, head, done in self.samples:
+        for i, (moment, head, done) in enumerate(self.samples):
             if target is None and moment >= answered:
                 target = head
-            if target is not None and done >= target:
+            if target is not None and (self.relayed[i] if relay else done) >= target:
                 return max(0.0, moment - answered)
         return None
 
@@ -307,7 +312,7 @@ async def main_async(args: argparse.Namespace) -> int:
     url = f"http://127.0.0.1:{port}"
     env = {**os.environ, "LRS_DATABASE_URL": database_url, "LRS_NATS_URL": nats_url, "LRS_HTTP_PORT": str(port),
            "LRS_DATA_DIR": str(work / "data"), "LRS_BOOTSTRAP_CREDENTIAL": f"{KEY}:{SECRET}",
-           "LRS_LOG_LEVEL": "warning", "LRS_PROJECTIONS_ENABLED": "true"}
+           "LRS_LOG_LEVEL": "warning", "LRS_PROJECTIONS_ENABLED": "true", "LRS_HTTP_WORKERS": str(args.workers)}
     proc = subprocess.Popen([sys.executable, "-m", "lrs", "serve"], env=env)
     result: dict = {}
     try:
@@ -328,6 +333,7 @@ async def main_async(args: argparse.Namespace) -> int:
         monitor.stop = True
         await watching
         lags = [lag for t in answered if (lag := monitor.lag(t)) is not None]
+        relay_lags = [lag for t in answered if (lag := monitor.lag(t, relay=True)) is not None]
         load_during = _load()
         await conn.close()
         proc.terminate()
@@ -348,6 +354,7 @@ async def main_async(args: argparse.Namespace) -> int:
             "lag_s": {
                 "p50": _pct(lags, 50), "p99": _pct(lags, 99), "max": max(lags) if lags else None,
                 "measured_requests": len(lags), "poll_interval_s": POLL_S,
+                "relay_checkpoint_p50": _pct(relay_lags, 50), "relay_checkpoint_p99": _pct(relay_lags, 99),
             },
             "replay": replayed,
             "targets": {"lag_p99_s": 1.0, "replay_events_per_s": 50_000},
@@ -380,6 +387,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--learners", type=int, default=20_000, help="distinct learners (default: 20000)")
     parser.add_argument("--replay-batch", type=int, default=10_000, help="events per replay transaction (default: 10000)")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--workers", type=int, default=1,
+                        help="LRS_HTTP_WORKERS of the service; above 1 the projection runs as its own process (default: 1)")
     parser.add_argument("--replay-only", type=int, metavar="N", default=0,
                         help="measure only the replay of a log of N statements (default: off)")
     parser.add_argument("--void-share", type=float, default=0.01,

@@ -46,12 +46,10 @@ SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[], $4::bigint[])
 ON CONFLICT (tenant, learner) DO UPDATE SET state = EXCLUDED.state, position = EXCLUDED.position
 """
 DELETE_STATE_ROWS = """
-DELETE FROM competency_states
-WHERE (tenant, learner, competency) IN (SELECT * FROM unnest($1::text[], $2::text[], $3::text[]))
+DELETE FROM competency_states WHERE (tenant, learner) IN (SELECT * FROM unnest($1::text[], $2::text[]))
 """
 DELETE_CERTIFICATIONS = """
-DELETE FROM competency_certifications
-WHERE (tenant, learner, program, program_version) IN (SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]))
+DELETE FROM competency_certifications WHERE (tenant, learner) IN (SELECT * FROM unnest($1::text[], $2::text[]))
 """
 STATE_COLUMNS = [
     "tenant", "learner", "competency", "status", "level", "level_rank", "best_score",
@@ -227,37 +225,24 @@ class CompetencyProjection:
             counts.extend(_earned_changes(key, before, after))
         if not changed:
             return
-        # Only the rows of competencies and programmes whose state changed are rewritten.
-        stale_states: list[tuple[str, str, str]] = []
-        state_rows: list[tuple[Any, ...]] = []
-        stale_certifications: list[tuple[str, str, str, str]] = []
-        certification_rows: list[tuple[Any, ...]] = []
-        for (tenant, learner), before, after, _ in changed:
-            for competency in _changed_keys(before.competencies, after.competencies):
-                stale_states.append((tenant, learner, competency))
-                if competency in after.competencies:
-                    state_rows.append(_state_row(tenant, learner, after.competencies[competency]))
-            if after.certifications is not before.certifications:
-                for program in _changed_keys(before.certifications, after.certifications):
-                    certification = before.certifications.get(program) or after.certifications[program]
-                    stale_certifications.append((tenant, learner, certification.program, certification.program_version))
-                    if program in after.certifications:
-                        certification_rows.append(_certification_row(tenant, learner, after.certifications[program]))
+        tenants = [k[0] for k, _, _, _ in changed]
+        learners = [k[1] for k, _, _, _ in changed]
         await conn.execute(
-            UPSERT_STATES,
-            [k[0] for k, _, _, _ in changed], [k[1] for k, _, _, _ in changed],
-            [_ENCODER.encode(s) for _, _, s, _ in changed], [p for _, _, _, p in changed],
+            UPSERT_STATES, tenants, learners, [_ENCODER.encode(s) for _, _, s, _ in changed], [p for _, _, _, p in changed]
         )
-        if stale_states:
-            await conn.execute(DELETE_STATE_ROWS, *_columns(stale_states, 3))
+        await conn.execute(DELETE_STATE_ROWS, tenants, learners)
+        state_rows = [row for (t, _), _, s, _ in changed for row in _state_rows(t, s)]
         if state_rows:
             await conn.copy_records_to_table("competency_states", records=state_rows, columns=STATE_COLUMNS)
-        if stale_certifications:
-            await conn.execute(DELETE_CERTIFICATIONS, *_columns(stale_certifications, 4))
-        if certification_rows:
-            await conn.copy_records_to_table(
-                "competency_certifications", records=certification_rows, columns=CERTIFICATION_COLUMNS
-            )
+        # The certification rows change only with a required competency.
+        recertified = [(k, s) for k, before, s, _ in changed if s.certifications is not before.certifications]
+        if recertified:
+            await conn.execute(DELETE_CERTIFICATIONS, [k[0] for k, _ in recertified], [k[1] for k, _ in recertified])
+            certification_rows = [row for (t, _), s in recertified for row in _certification_rows(t, s)]
+            if certification_rows:
+                await conn.copy_records_to_table(
+                    "competency_certifications", records=certification_rows, columns=CERTIFICATION_COLUMNS
+                )
         await apply_certification_changes(conn, counts)
         for key, _, after, _ in changed:
             self._pending[key] = after
@@ -317,11 +302,6 @@ def _earned_changes(key: Key, before: LearnerState, after: LearnerState) -> list
     was = {(c.program, c.program_version) for c in before.certifications.values() if c.earned}
     now = {(c.program, c.program_version) for c in after.certifications.values() if c.earned}
     return [(*key, p, v, 1) for p, v in sorted(now - was)] + [(*key, p, v, -1) for p, v in sorted(was - now)]
-
-
-def _changed_keys(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
-    """Keys whose value was added, removed or changed."""
-    return [k for k in sorted(before.keys() | after.keys()) if before.get(k) != after.get(k)]
 
 
 def _state_row(tenant: str, learner: str, c: CompetencyState) -> tuple[Any, ...]:
