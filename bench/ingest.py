@@ -33,6 +33,7 @@ import time
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import aiohttp
 
@@ -65,19 +66,67 @@ def _body(batch: int, counter: list[int]) -> bytes:
     return ("[" + ",".join(_statement(start + i) for i in range(batch)) + "]").encode()
 
 
-async def _client(session, url, headers, batch, deadline, warmup_end, latencies, counts, errors, counter):
+class _Connection:
+    """A minimal HTTP/1.1 keep-alive client: the load generator shares the
+    machine with the service, so it must cost as little CPU as possible
+    (a general-purpose client spends several times more per request)."""
+
+    def __init__(self, host: str, port: int, path: str, auth: str) -> None:
+        self.host, self.port = host, port
+        self.head = (
+            f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nAuthorization: {auth}\r\n"
+            "X-Experience-API-Version: 1.0.3\r\nContent-Type: application/json\r\n"
+            "Content-Length: %d\r\n\r\n"
+        )
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def post(self, body: bytes) -> int:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        assert self.reader is not None
+        self.writer.write((self.head % len(body)).encode() + body)
+        status_line = await self.reader.readline()
+        if not status_line:
+            raise ConnectionError("connection closed")
+        status = int(status_line.split(b" ", 2)[1])
+        length = 0
+        close = False
+        while True:
+            line = await self.reader.readline()
+            if line in (b"\r\n", b""):
+                break
+            name, _, value = line.partition(b":")
+            lowered = name.strip().lower()
+            if lowered == b"content-length":
+                length = int(value)
+            elif lowered == b"connection" and value.strip().lower() == b"close":
+                close = True
+        if length:
+            await self.reader.readexactly(length)
+        if close:
+            self.close()
+        return status
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        self.reader = self.writer = None
+
+
+async def _client(conn, batch, deadline, warmup_end, latencies, counts, errors, counter):
     while True:
         now = time.perf_counter()
         if now >= deadline:
+            conn.close()
             return
         body = _body(batch, counter)
         started = time.perf_counter()
         try:
-            async with session.post(url, data=body, headers=headers) as response:
-                await response.read()
-                status = response.status
-        except aiohttp.ClientError as exc:
+            status = await conn.post(body)
+        except (OSError, ConnectionError, asyncio.IncompleteReadError, ValueError) as exc:
             errors[type(exc).__name__] = errors.get(type(exc).__name__, 0) + 1
+            conn.close()
             continue
         finished = time.perf_counter()
         if status != 200:
@@ -89,27 +138,22 @@ async def _client(session, url, headers, batch, deadline, warmup_end, latencies,
 
 
 async def run_one(url: str, auth: str, batch: int, concurrency: int, duration: float, warmup: float) -> dict:
-    headers = {
-        "Authorization": auth,
-        "X-Experience-API-Version": "1.0.3",
-        "Content-Type": "application/json",
-    }
-    connector = aiohttp.TCPConnector(limit=concurrency)
+    parts = urlsplit(url)
+    host, port = parts.hostname or "127.0.0.1", parts.port or 80
+    path = (parts.path.rstrip("/") or "") + "/xapi/statements"
     latencies: list[float] = []
     counts = [0]
     errors: dict[str, int] = {}
     counter = [0]
-    async with aiohttp.ClientSession(connector=connector) as session:
-        start = time.perf_counter()
-        warmup_end = start + warmup
-        deadline = warmup_end + duration
-        await asyncio.gather(
-            *(
-                _client(session, url + "/xapi/statements", headers, batch, deadline, warmup_end,
-                        latencies, counts, errors, counter)
-                for _ in range(concurrency)
-            )
+    start = time.perf_counter()
+    warmup_end = start + warmup
+    deadline = warmup_end + duration
+    await asyncio.gather(
+        *(
+            _client(_Connection(host, port, path, auth), batch, deadline, warmup_end, latencies, counts, errors, counter)
+            for _ in range(concurrency)
         )
+    )
     measured = time.perf_counter() - warmup_end
     latencies.sort()
 

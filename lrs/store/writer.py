@@ -59,8 +59,9 @@ WHERE tenant = $1 AND statement_id = ANY($2::uuid[]) AND voids IS NULL
 """
 # The whole write of a group in one statement (one round trip): the events,
 # the read-model rows (their body is the event payload, sent once) and the new
-# head.  Filter keys travel as one JSON array per row because unnest cannot
-# take a ragged two-dimensional array.
+# head.  Filter keys travel as one array literal per row ('{"A:...","O:..."}')
+# because unnest cannot take a ragged two-dimensional array; PostgreSQL's array
+# input is much cheaper than expanding a JSON array per row.
 INSERT_GROUP = """
 WITH new_events AS (
     INSERT INTO events (position, event_id, tenant, event_type, statement_id,
@@ -71,7 +72,7 @@ WITH new_events AS (
     INSERT INTO statements (tenant, statement_id, position, stored, body, verb_id,
                             filter_keys, registration, voided, voids, statement_ref)
     SELECT u.tenant, u.statement_id, u.position, u.stored, u.body, u.verb_id,
-           ARRAY(SELECT jsonb_array_elements_text(u.keys::jsonb)),
+           u.keys::text[],
            u.registration, u.voided, u.voids, u.statement_ref
     FROM unnest($3::text[], $5::uuid[], $1::bigint[], $6::timestamptz[], $7::bytea[],
                 $10::text[], $11::text[], $12::uuid[], $13::bool[], $14::uuid[], $15::uuid[])
@@ -379,7 +380,7 @@ def _group_columns(plan: GroupPlan) -> tuple[list, ...]:
         [e.prev_hash for e in events],
         [e.hash for e in events],
         [s.verb_id for s in statements],
-        [_encode_keys(filter_keys(s)).decode() for s in statements],
+        [_array_literal(filter_keys(s)) for s in statements],
         [s.registration for s in statements],
         [n.voided for n in plan.new],
         [s.voids for s in statements],
@@ -390,4 +391,6 @@ def _group_columns(plan: GroupPlan) -> tuple[list, ...]:
     )
 
 
-_encode_keys = msgspec.json.Encoder().encode
+def _array_literal(values: list[str]) -> str:
+    """A text[] literal: every element double-quoted, backslash and quote escaped."""
+    return "{" + ",".join('"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"' for v in values) + "}"

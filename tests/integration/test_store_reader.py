@@ -133,3 +133,28 @@ async def test_empty_result(pool: asyncpg.Pool) -> None:
     bodies, last, has_more = await query_statements(
         pool, "t", StatementQuery(limit=10, verb="http://example.com/v/none"), limit=10)
     assert (bodies, last, has_more) == ([], None, False)
+
+
+@pytest.mark.parametrize(
+    "name", ['quote " in name', "back\\slash", "comma, and {braces}", "ünïcødé 名前", "  spaces  ", "NULL"]
+)
+async def test_filter_keys_with_awkward_characters_round_trip(database_url: str, name: str) -> None:
+    """Filter keys travel to PostgreSQL as text[] literals: quoting must not change them."""
+    await apply_migrations(database_url)
+    pool = await create_pool(database_url, min_size=1, max_size=2)
+    try:
+        writer = StatementWriter(pool, wait_ms=0.0)
+        await writer.start()
+        actor = {"account": {"homePage": "https://sso.example.gov", "name": name}}
+        prepared = prepare_statements([st("awkward", actor=actor)], version="1.0.3", authority=AUTHORITY,
+                                      new_id=uuid.uuid4)
+        await writer.append("t", prepared)
+        await writer.close()
+        stored_keys = await pool.fetchval("SELECT filter_keys FROM statements WHERE statement_id = $1",
+                                          uuid.UUID(sid("awkward")))
+        assert f"A:account:https://sso.example.gov|{name}" in stored_keys
+        query = StatementQuery(limit=10, agent=f"account:https://sso.example.gov|{name}")
+        bodies, _, _ = await query_statements(pool, "t", query, limit=10)
+        assert [msgspec.json.decode(b)["id"] for b in bodies] == [sid("awkward")]
+    finally:
+        await pool.close()
