@@ -55,7 +55,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         "learner's competency state in PostgreSQL (state and checkpoint in one transaction, "
         "acknowledged after commit).  One runner consumes; others wait for it.  Stops on SIGINT/SIGTERM.",
     )
-    project.add_argument("--batch-size", type=int, default=500, help="messages per fetch (default: 500)")
+    project.add_argument(
+        "--batch-size", type=int, default=1000,
+        help="messages per fetch, applied in one transaction when behind (default: 1000, the consumer's max_ack_pending)",
+    )
     project.add_argument(
         "--max-attempts", type=int, default=5, help="failures of one event before it is parked (default: 5)"
     )
@@ -66,10 +69,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         "replay",
         help="rebuild a projection from the PostgreSQL event log",
         description="Rebuild PROJECTION from the event log in PostgreSQL into fresh tables, with a "
-        "progress bar on a terminal, then swap them in (the live runner waits during the swap).",
+        "progress bar on a terminal, then swap them in (the live runner waits during the swap).  The "
+        "whole log is folded in memory, each learner once, and the tables are written with COPY and "
+        "indexed afterwards.",
     )
     rebuild.add_argument("projection", choices=["competency"], help="the projection to rebuild")
-    rebuild.add_argument("--batch-size", type=int, default=10_000, help="events per transaction (default: 10000)")
+    rebuild.add_argument(
+        "--batch-size", type=int, default=10_000,
+        help="events read from the log per round trip (default: 10000); the state is folded in memory "
+        "and written once, so memory grows with the evidence in the log",
+    )
     rebuild.add_argument("--frameworks", metavar="DIR", type=Path, action="append", help=_FRAMEWORKS_HELP)
     rebuild.set_defaults(handler=_replay)
 

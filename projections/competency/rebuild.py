@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Iterator
 
 import msgspec
 
@@ -49,7 +49,9 @@ class RebuiltLearner:
 
 @dataclass
 class LogRebuild:
-    """Feed it the log with :meth:`add` (in position order), then :meth:`finish`."""
+    """Feed it the log with :meth:`add` (in position order), then read
+    :meth:`learners`; ``failed`` lists the events the rules failed on
+    (position, tenant, error)."""
 
     catalog: Catalog
     # (tenant, statement id) -> learner, for statements that are evidence
@@ -65,14 +67,12 @@ class LogRebuild:
             return
         try:
             meaning = interpret(_JSON.decode(payload), self.catalog)
-            if meaning is None:
-                return
-            if isinstance(meaning, StatementVoided):
-                uuid.UUID(meaning.target_id), uuid.UUID(meaning.statement_id)  # stored as uuid columns
-            else:
-                uuid.UUID(meaning.statement_id)
+            if isinstance(meaning, StatementVoided):  # ids of other statements: stored as uuid columns
+                uuid.UUID(meaning.target_id)
         except Exception as exc:  # the rules (or the ids) fail on this event: parked
             self.failed.append((position, tenant, repr(exc)))
+            return
+        if meaning is None:
             return
         if isinstance(meaning, StatementVoided):
             self.voids.setdefault((tenant, meaning.target_id), (meaning.statement_id, position))
@@ -86,9 +86,9 @@ class LogRebuild:
             items.append(meaning)
         self.positions[key] = position
 
-    def finish(self) -> tuple[list[RebuiltLearner], list[tuple[int, str, str]]]:
-        """Every learner's state, in (tenant, learner) order, and the events
-        the fold failed on (position, tenant, error)."""
+    def learners(self) -> Iterator[RebuiltLearner]:
+        """Every learner's state, in (tenant, learner) order, each folded
+        when it is asked for (so the caller can write while folding)."""
         for (tenant, target), (voider, position) in self.voids.items():
             learner = self.owners.get((tenant, target))
             if learner is None:
@@ -97,18 +97,16 @@ class LogRebuild:
             self.events[key].append(StatementVoided(statement_id=voider, target_id=target))
             if position > self.positions[key]:
                 self.positions[key] = position
-        learners: list[RebuiltLearner] = []
-        for key in sorted(self.events):
+        events, self.events = self.events, {}
+        for key in sorted(events):
             tenant, learner = key
-            state = evolve_many(LearnerState(learner=learner), self.events[key], self.catalog)
-            learners.append(RebuiltLearner(tenant, state, self.positions[key]))
-        self.events.clear()
-        return learners, self.failed
+            state = evolve_many(LearnerState(learner=learner), events.pop(key), self.catalog)
+            yield RebuiltLearner(tenant, state, self.positions[key])
 
     def voiding_rows(self) -> list[tuple[Any, ...]]:
-        """Rows of ``competency_voids``."""
-        return [(t, uuid.UUID(target), uuid.UUID(voider)) for (t, target), (voider, _) in self.voids.items()]
+        """Rows of ``competency_voids`` (ids as text: the uuid columns parse them)."""
+        return [(t, target, voider) for (t, target), (voider, _) in self.voids.items()]
 
     def owner_rows(self) -> list[tuple[Any, ...]]:
         """Rows of ``competency_statement_learners``."""
-        return [(t, uuid.UUID(sid), learner) for (t, sid), learner in self.owners.items()]
+        return [(t, sid, learner) for (t, sid), learner in self.owners.items()]

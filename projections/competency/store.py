@@ -263,20 +263,23 @@ class CompetencyProjection:
                 add(*event)
             if page:
                 position = page[-1][0]
-        learners, failed = work.finish()
+        # Learners are folded while their rows are copied, so Postgres
+        # stores one while the next is folded.
+        state_rows: list[tuple[Any, ...]] = []
+        certification_rows: list[tuple[Any, ...]] = []
+
+        async def learner_rows() -> AsyncIterator[tuple[Any, ...]]:
+            for r in work.learners():
+                state_rows.extend(_state_rows(r.tenant, r.state))
+                certification_rows.extend(_certification_rows(r.tenant, r.state))
+                yield (r.tenant, r.state.learner, _ENCODER.encode(r.state), r.position)
+
         await conn.copy_records_to_table(
-            "competency_learners",
-            records=[(r.tenant, r.state.learner, _ENCODER.encode(r.state), r.position) for r in learners],
-            columns=["tenant", "learner", "state", "position"],
+            "competency_learners", records=learner_rows(), columns=["tenant", "learner", "state", "position"]
         )
+        await conn.copy_records_to_table("competency_states", records=state_rows, columns=STATE_COLUMNS)
         await conn.copy_records_to_table(
-            "competency_states", records=[row for r in learners for row in _state_rows(r.tenant, r.state)],
-            columns=STATE_COLUMNS,
-        )
-        await conn.copy_records_to_table(
-            "competency_certifications",
-            records=[row for r in learners for row in _certification_rows(r.tenant, r.state)],
-            columns=CERTIFICATION_COLUMNS,
+            "competency_certifications", records=certification_rows, columns=CERTIFICATION_COLUMNS
         )
         await conn.copy_records_to_table(
             "competency_statement_learners", records=work.owner_rows(), columns=["tenant", "statement_id", "learner"]
@@ -284,7 +287,7 @@ class CompetencyProjection:
         await conn.copy_records_to_table(
             "competency_voids", records=work.voiding_rows(), columns=["tenant", "target_id", "voiding_statement_id"]
         )
-        return position, failed
+        return position, work.failed
 
     async def reset(self, conn: asyncpg.Connection) -> None:
         await conn.execute(TRUNCATE_ALL)

@@ -316,3 +316,26 @@ async def test_states_kept_in_memory_are_dropped_when_someone_else_moved_the_che
     after = await digest(pool)
     await replay(pool, CompetencyProjection(CATALOG))
     assert await digest(pool) == after
+
+
+INDEXES = """
+SELECT t.relname AS table_name, i.relname AS index_name,
+       replace(pg_get_indexdef(x.indexrelid), 'public.', '') AS definition, c.contype::text AS constraint_type
+FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_class t ON t.oid = x.indrelid
+JOIN pg_namespace n ON n.oid = t.relnamespace
+LEFT JOIN pg_constraint c ON c.conindid = x.indexrelid AND c.conrelid = x.indrelid
+WHERE n.nspname = 'public' AND t.relname = ANY($1::text[]) ORDER BY 1, 2
+"""
+
+
+async def test_replayed_tables_have_the_indexes_and_keys_of_the_live_ones(
+    pool: asyncpg.Pool, writer: StatementWriter
+) -> None:
+    tables = list(CompetencyProjection.tables)
+    await write(writer, *(course_statement(n, "searching", PASSED, n) for n in range(4)))
+    before = [tuple(r) for r in await pool.fetch(INDEXES, tables)]
+    assert sum(1 for r in before if r[3] == "p") == len(tables)
+    await replay(pool, CompetencyProjection(CATALOG), batch_size=3)
+    await replay(pool, CompetencyProjection(CATALOG))
+    assert [tuple(r) for r in await pool.fetch(INDEXES, tables)] == before
+    assert await pool.fetchval("SELECT count(*) FROM competency_learners") == 4
