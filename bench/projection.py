@@ -360,6 +360,11 @@ async def main_async(args: argparse.Namespace) -> int:
             "targets": {"lag_p99_s": 1.0, "replay_events_per_s": 50_000},
             "machine": _machine(load_before, load_during),
         }
+        result["machine"]["note"] = (
+            f"service ({args.workers} HTTP worker(s)" + (", relay and projection in their own processes" if args.workers > 1
+            else "; relay and projection in the same process") + f"), PostgreSQL, nats-server and the load generator "
+            f"share these cores; load average {load_before[0]} before, {load_during[0]} after ingest, with other jobs"
+        )
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -14,9 +14,9 @@ learner is in changes in the same transaction (projections/units/store.py).
 from __future__ import annotations
 
 import hashlib
-import uuid
 from collections import OrderedDict
 from datetime import datetime
+from functools import lru_cache
 from typing import Any, AsyncIterator, Sequence
 
 import asyncpg
@@ -310,14 +310,14 @@ def _earned_changes(key: Key, before: LearnerState, after: LearnerState) -> list
 def _state_row(tenant: str, learner: str, c: CompetencyState) -> tuple[Any, ...]:
     return (
         tenant, learner, c.competency, c.status, c.level,
-        max((a.level_rank for a in c.attainments), default=0),
+        c.attainments[-1].level_rank if c.attainments else 0,  # attainments are kept lowest level first
         c.best_score, c.latest_score, c.evidence_count, _time(c.first_mastered_at), c.rule_version,
     )
 
 
 def _certification_row(tenant: str, learner: str, p: ProgramCertification) -> tuple[Any, ...]:
-    return (tenant, learner, p.program, p.program_version, p.earned, _time(p.earned_at),
-            [_uuid(i) for i in p.statement_ids])
+    # statement ids as text: the uuid[] column parses them
+    return (tenant, learner, p.program, p.program_version, p.earned, _time(p.earned_at), list(p.statement_ids))
 
 
 def _state_rows(tenant: str, state: LearnerState) -> list[tuple[Any, ...]]:
@@ -358,9 +358,6 @@ async def digest_with_position(conn: asyncpg.Connection | asyncpg.Pool) -> tuple
     return sha.hexdigest(), int(position or 0)
 
 
-def _uuid(value: Any) -> uuid.UUID:
-    return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
-
-
+@lru_cache(maxsize=65_536)  # a learner's unchanged rows are written again with each change
 def _time(value: str | None) -> datetime | None:
     return None if value is None else datetime.fromisoformat(value)
