@@ -107,7 +107,7 @@ class CompetencyProjection:
         "unit_certified",
     )
 
-    def __init__(self, catalog: Catalog, *, cache_size: int = 50_000) -> None:
+    def __init__(self, catalog: Catalog, *, cache_size: int = 20_000) -> None:
         self.catalog = catalog
         self.catalog_digest = catalog.digest
         # Learner states as committed at checkpoint ``_cache_at`` (most
