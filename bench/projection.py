@@ -34,6 +34,7 @@ import json
 import os
 import platform
 import random
+import shutil
 import socket
 import subprocess
 import sys
@@ -279,6 +280,7 @@ async def replay_only(args: argparse.Namespace) -> dict:
     finally:
         if pg is not None:
             await pg.stop()
+            shutil.rmtree(work, ignore_errors=True)
     machine = _machine(load_before, load_after)
     machine["note"] = (
         f"replay only (Python process and PostgreSQL on these cores); load average {load_before[0]} before, "
@@ -371,6 +373,7 @@ async def main_async(args: argparse.Namespace) -> int:
             proc.wait()
         await nats.stop()
         await pg.stop()
+        shutil.rmtree(work, ignore_errors=True)
     print(json.dumps(result, indent=2))
     if not args.no_write:
         _write(result)
