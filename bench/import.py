@@ -25,6 +25,7 @@ import base64
 import gzip
 import json
 import os
+import shutil
 import signal
 import statistics
 import subprocess
@@ -91,7 +92,8 @@ def rss_kib(pid: int) -> int | None:
 
 
 async def run_import(url: str, key: str, secret: str, path: Path, args: argparse.Namespace) -> dict:
-    checkpoint = Path(tempfile.mkdtemp(prefix="lrs-bench-import-")) / "checkpoint.json"
+    workdir = tempfile.mkdtemp(prefix="lrs-bench-import-")
+    checkpoint = Path(workdir) / "checkpoint.json"
     argv = [sys.executable, "-m", "lrs", "import", str(path), "--to", url, "--key", key, "--secret", secret,
             "--batch-size", str(args.batch_size), "--concurrency", str(args.concurrency),
             "--checkpoint", str(checkpoint), "--no-progress"]
@@ -107,6 +109,7 @@ async def run_import(url: str, key: str, secret: str, path: Path, args: argparse
         await asyncio.wait([output], timeout=args.sample_interval)
     out, err = output.result()
     elapsed = time.perf_counter() - started
+    shutil.rmtree(workdir, ignore_errors=True)
     summary = err.decode()
     if process.returncode != 0:
         raise SystemExit(f"lrs import exited with {process.returncode}:\n{summary[-3000:]}")
@@ -141,11 +144,12 @@ async def main_async(args: argparse.Namespace) -> int:
     path = generate(Path(args.file) if args.file else Path(args.data) / f"import-{args.statements}.ndjson.gz",
                     args.statements)
     proc = None
+    scratch = None  # a data directory made here, removed at the end (it holds GBs)
     url, key, secret = args.url.rstrip("/"), args.key, args.secret
     if args.start_service:
         port = _free_port()
         url, key, secret = f"http://127.0.0.1:{port}", "bench", uuid.uuid4().hex
-        data_dir = args.data_dir or tempfile.mkdtemp(prefix="lrs-bench-")
+        data_dir = args.data_dir or (scratch := tempfile.mkdtemp(prefix="lrs-bench-"))
         env = {**os.environ, "LRS_HTTP_PORT": str(port), "LRS_DATA_DIR": data_dir,
                "LRS_BOOTSTRAP_CREDENTIAL": f"{key}:{secret}", "LRS_LOG_LEVEL": "warning"}
         proc = subprocess.Popen([sys.executable, "-m", "lrs", "serve"], env=env)
@@ -165,6 +169,8 @@ async def main_async(args: argparse.Namespace) -> int:
         if proc is not None:
             proc.send_signal(signal.SIGTERM)
             proc.wait(timeout=120)
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
     print(f"import of {args.statements:,} statements: {result['statements_per_s']:,.0f} statements/s in "
           f"{result['duration_s']:.1f}s, peak RSS {result['rss_mib']['max']} MiB "
           f"(first half {result['rss_mib']['max_first_half']}, second half {result['rss_mib']['max_second_half']})",
