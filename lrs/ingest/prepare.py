@@ -241,6 +241,8 @@ def _context_with_arrays(context: dict[str, Any]) -> dict[str, Any]:
 
 # A validated ISO 8601 timestamp (lrs.xapi.common): extended or basic format,
 # minutes and seconds optional, fraction with "." or ",", optional zone.
+# Already in the form utc_timestamp produces (no leap second to roll over).
+_ALREADY_UTC = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:[0-5]\d(?:\.\d+)?Z")
 _TIMESTAMP_PARTS = re.compile(
     r"(\d{4})-?(\d{2})-?(\d{2})[Tt](\d{2})(?::?(\d{2})(?::?(\d{2})([.,]\d+)?)?)?"
     r"([Zz]|[+-]\d{2}(?::?\d{2})?)?"
@@ -254,6 +256,8 @@ def utc_timestamp(text: str) -> str:
     A value this cannot read, or whose UTC date falls outside years
     1-9999, is returned unchanged.
     """
+    if _ALREADY_UTC.fullmatch(text):
+        return text  # the common case: nothing to convert
     match = _TIMESTAMP_PARTS.fullmatch(text)
     if match is None:
         return text

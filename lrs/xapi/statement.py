@@ -249,20 +249,12 @@ def _decode(decoder: msgspec.json.Decoder, body: bytes | str):  # type: ignore[n
         raise decode_problem(body, err) from None
 
 
-def _plain(body: bytes | str):  # type: ignore[no-untyped-def]
-    """The validated body as plain JSON values, exactly as sent.
-
-    Decoding the text again without a type is cheaper than converting the
-    typed Structs back (msgspec.to_builtins), and gives the same values: the
-    typed decode already refused anything that is not a Statement.
-    """
+def _builtins(value):  # type: ignore[no-untyped-def]
+    """The validated Structs as plain JSON values (UNSET fields omitted)."""
     try:
-        return _plain_decoder.decode(body)
+        return msgspec.to_builtins(value)
     except RecursionError:
         raise too_deep() from None
-
-
-_plain_decoder = msgspec.json.Decoder()
 
 
 def parse_statements(body: bytes | str, version: str) -> list[dict]:
@@ -276,14 +268,14 @@ def parse_statements(body: bytes | str, version: str) -> list[dict]:
     decoded = _decode(_batch_decoder, body)
     if isinstance(decoded, Statement):
         _check_for_version(decoded, version, "$")
-        statement = _plain(body)
+        statement = _builtins(decoded)
         check_shape(body, statement)
         return [statement]
     if not decoded:
         raise XapiError(400, "The request contains no statements (empty array)", "$")
     for i, stmt in enumerate(decoded):
         _check_for_version(stmt, version, f"$[{i}]")
-    statements = _plain(body)
+    statements = _builtins(decoded)
     check_shape(body, statements)
     return statements
 
@@ -293,6 +285,6 @@ def parse_statement(body: bytes | str, version: str) -> dict:
     _check_version_argument(version)
     stmt = _decode(_single_decoder, body)
     _check_for_version(stmt, version, "$")
-    statement = _plain(body)
+    statement = _builtins(stmt)
     check_shape(body, statement)
     return statement
