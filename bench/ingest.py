@@ -243,8 +243,8 @@ async def main_async(args: argparse.Namespace) -> int:
     auth = "Basic " + base64.b64encode(f"{key}:{secret}".encode()).decode()
     runs = []
     try:
-        for batch in args.batch_sizes:
-            concurrency = args.concurrency if args.concurrency else (32 if batch == 1 else 8)
+        for index, batch in enumerate(args.batch_sizes):
+            concurrency = _concurrency(args.concurrency, index, batch)
             result = await run_one(url, auth, batch, concurrency, args.duration, args.warmup)
             runs.append(result)
             print(
@@ -273,6 +273,12 @@ async def main_async(args: argparse.Namespace) -> int:
     return 0
 
 
+def _concurrency(given: list[int], index: int, batch: int) -> int:
+    if not given:
+        return 32 if batch == 1 else 8
+    return given[index] if len(given) > 1 else given[0]
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -283,8 +289,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="credential secret (LRS_BENCH_SECRET)")
     parser.add_argument("--batch-sizes", type=lambda s: [int(x) for x in s.split(",")], default=[1, 10, 100],
                         help="comma-separated statements per request (default: 1,10,100)")
-    parser.add_argument("--concurrency", type=int, default=0,
-                        help="concurrent clients (default: 32 for batch 1, 8 otherwise)")
+    parser.add_argument("--concurrency", type=lambda s: [int(x) for x in s.split(",")], default=[],
+                        help="concurrent clients: one number for every batch size, or one per batch size "
+                             "(default: 32 for batch 1, 8 otherwise)")
     parser.add_argument("--duration", type=float, default=20.0, help="measured seconds per run (default: 20)")
     parser.add_argument("--warmup", type=float, default=3.0, help="unmeasured seconds first (default: 3)")
     parser.add_argument("--start-service", action="store_true",
@@ -298,6 +305,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if len(args.concurrency) > 1 and len(args.concurrency) != len(args.batch_sizes):
+        print("bench: give one --concurrency value, or one per batch size", file=sys.stderr)
+        return 2
     try:
         import uvloop
 
