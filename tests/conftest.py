@@ -95,22 +95,36 @@ async def postgres_server(_docker: bool) -> AsyncIterator[str]:
             await server.stop()
 
 
-@pytest.fixture
-async def database_url(postgres_server: str) -> AsyncIterator[str]:
+@contextlib.asynccontextmanager
+async def fresh_database(server_url: str) -> AsyncIterator[str]:
+    """URL of a new empty database on ``server_url``, dropped on exit."""
     name = f"lrs_test_{uuid.uuid4().hex[:16]}"
-    admin = await asyncpg.connect(postgres_server)
+    admin = await asyncpg.connect(server_url)
     try:
         await admin.execute(f'CREATE DATABASE "{name}"')
     finally:
         await admin.close()
     try:
-        yield with_database(postgres_server, name)
+        yield with_database(server_url, name)
     finally:
-        admin = await asyncpg.connect(postgres_server)
+        admin = await asyncpg.connect(server_url)
         try:
             await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         finally:
             await admin.close()
+
+
+@pytest.fixture
+async def database_url(postgres_server: str) -> AsyncIterator[str]:
+    async with fresh_database(postgres_server) as url:
+        yield url
+
+
+@pytest.fixture
+async def second_database_url(postgres_server: str) -> AsyncIterator[str]:
+    """Another fresh database, for a second LRS (a target of export, pull or forward)."""
+    async with fresh_database(postgres_server) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -16,7 +16,6 @@ import gzip
 import json
 import os
 import sys
-import uuid
 from typing import Any, AsyncIterator
 
 import asyncpg
@@ -27,29 +26,10 @@ from lrs.auth import hash_secret
 from lrs.config import Settings
 from lrs.http.app import create_app
 from lrs.store.credentials import insert_credential
-from tests.conftest import with_database
 from tests.e2e.conftest import KEY, SECRET, xapi_headers
 from tests.e2e.statements import VERB_VOIDED, statement, voiding
 
 OTHER_KEY, OTHER_SECRET = "other-tenant-key", "other-tenant-secret"
-
-
-@pytest.fixture
-async def second_database_url(postgres_server: str) -> AsyncIterator[str]:
-    name = f"lrs_test_{uuid.uuid4().hex[:16]}"
-    admin = await asyncpg.connect(postgres_server)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    try:
-        yield with_database(postgres_server, name)
-    finally:
-        admin = await asyncpg.connect(postgres_server)
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
 
 
 @pytest.fixture

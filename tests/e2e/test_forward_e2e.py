@@ -18,7 +18,7 @@ import signal
 import sys
 import uuid
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any
 
 import aiohttp
 import asyncpg
@@ -27,7 +27,6 @@ import pytest
 from connectors.fakelrs import FakeLrs
 from lrs.auth import hash_secret
 from lrs.store.credentials import insert_credential
-from tests.conftest import with_database
 from tests.e2e.conftest import KEY, SECRET, xapi_headers
 from tests.e2e.statements import statement
 
@@ -36,24 +35,6 @@ pytestmark = pytest.mark.slow
 VERB_PASSED = "http://adlnet.gov/expapi/verbs/passed"
 VERB_EXPERIENCED = "http://adlnet.gov/expapi/verbs/experienced"
 UNIT = "http://example.org/courses/digital-literacy/unit-"
-
-
-@pytest.fixture
-async def target_database_url(postgres_server: str) -> AsyncIterator[str]:
-    name = f"lrs_test_{uuid.uuid4().hex[:16]}"
-    admin = await asyncpg.connect(postgres_server)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    try:
-        yield with_database(postgres_server, name)
-    finally:
-        admin = await asyncpg.connect(postgres_server)
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
 
 
 class Forwarder:
@@ -129,11 +110,11 @@ def _batch(start: int, count: int, **fields: Any) -> list[dict[str, Any]]:
 
 
 async def test_target_down_for_a_while_then_back_gets_everything_once(
-    service_factory, nats_control, database_url, target_database_url, tmp_path
+    service_factory, nats_control, database_url, second_database_url, tmp_path
 ):
     source = service_factory(nats_control.url)
     await source.start()
-    target = service_factory(nats_control.url, LRS_DATABASE_URL=target_database_url, LRS_RELAY_ENABLED="false")
+    target = service_factory(nats_control.url, LRS_DATABASE_URL=second_database_url, LRS_RELAY_ENABLED="false")
     await target.start()
     forwarder = Forwarder(["--to", target.base_url, "--key", KEY, "--secret", SECRET, "--name", "to-target",
                            "--nats-url", nats_control.url, "--batch-size", "40", "--no-progress"],
@@ -145,7 +126,7 @@ async def test_target_down_for_a_while_then_back_gets_everything_once(
         sent += await _post(source.base_url, _batch(start, 50))
 
     async def target_has_some() -> bool:
-        return len(await _statement_ids(target_database_url)) > 0
+        return len(await _statement_ids(second_database_url)) > 0
 
     await _eventually(target_has_some, "the first forwarded statements")
 
@@ -160,7 +141,7 @@ async def test_target_down_for_a_while_then_back_gets_everything_once(
     await target.start()  # ... and comes back
 
     async def target_has_all() -> bool:
-        return len(await _statement_ids(target_database_url)) >= len(sent)
+        return len(await _statement_ids(second_database_url)) >= len(sent)
 
     await _eventually(target_has_all, "every statement at the target")
 
@@ -171,7 +152,7 @@ async def test_target_down_for_a_while_then_back_gets_everything_once(
     await forwarder.start("--until-caught-up")
     assert await forwarder.wait() == 0, forwarder.log()
 
-    received = await _statement_ids(target_database_url)
+    received = await _statement_ids(second_database_url)
     assert len(received) == len(sent) == 600
     assert set(received) == set(sent) == set(await _statement_ids(database_url))
     assert "forwarded" in forwarder.log()
