@@ -35,7 +35,6 @@ import os
 import platform
 import random
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -53,6 +52,9 @@ sys.path.insert(0, str(ROOT))
 from lrs.runtime.embedded import ensure_database  # noqa: E402
 from lrs.runtime.nats import EmbeddedNats  # noqa: E402
 from lrs.runtime.postgres import EmbeddedPostgres  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from ingest import _free_port, _wait_ready  # noqa: E402  (the ingest bench's helpers)
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 COURSE = "https://lrs.example.org/courses/civil-servant-basic-digital-skills/modules/"
@@ -82,12 +84,6 @@ def statement(rng: random.Random, learners: int) -> str:
     )
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _load() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
 
@@ -97,22 +93,6 @@ def _pct(values: list[float], p: float) -> float | None:
         return None
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
-
-
-async def _wait_ready(url: str, proc: subprocess.Popen, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    async with aiohttp.ClientSession() as session:
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise SystemExit(f"lrs serve exited with {proc.returncode}")
-            try:
-                async with session.get(url + "/ready") as response:
-                    if response.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.2)
-    raise SystemExit("lrs serve did not become ready")
 
 
 class Monitor:
