@@ -212,7 +212,7 @@ async def _run_projection(settings: object, catalog: Catalog, args: argparse.Nam
 
 
 def _replay(args: argparse.Namespace) -> int:
-    from lrs.commands.common import database_url, load_settings, run_async, setup
+    from lrs.commands.common import command_pool, load_settings, progress_bar, run_async, setup
 
     if args.batch_size < 1:
         raise SystemExit("lrs replay: --batch-size must be at least 1")
@@ -223,29 +223,15 @@ def _replay(args: argparse.Namespace) -> int:
     setup(settings)
 
     async def main() -> int:
-        from tqdm import tqdm
-
-        from lrs.store.migrations import apply_migrations
-        from lrs.store.pool import create_pool
         from projections.competency.store import CompetencyProjection, digest
         from projections.runner import replay
 
-        async with database_url(settings) as url:
-            pool = await create_pool(url, min_size=1, max_size=2, application_name="lrs-replay")
-            try:
-                await apply_migrations(pool)
-                with tqdm(unit="event", disable=not sys.stderr.isatty(), desc=f"replay {args.projection}") as bar:
-
-                    def progress(done: int, total: int) -> None:
-                        bar.total = total
-                        bar.update(done - bar.n)
-
-                    position = await replay(
-                        pool, CompetencyProjection(catalog), batch_size=args.batch_size, progress=progress
-                    )
-                print(f"replayed {args.projection} through position {position}; digest {await digest(pool)}")
-            finally:
-                await pool.close()
+        async with command_pool(settings, application_name="lrs-replay") as pool:
+            with progress_bar("event", f"replay {args.projection}") as progress:
+                position = await replay(
+                    pool, CompetencyProjection(catalog), batch_size=args.batch_size, progress=progress
+                )
+            print(f"replayed {args.projection} through position {position}; digest {await digest(pool)}")
         return 0
 
     return run_async(main)
@@ -265,7 +251,7 @@ def _roster_load(args: argparse.Namespace) -> int:
     if args.check:
         print(f"valid: {len(roster.units)} units, {len(roster.memberships)} memberships (not loaded)")
         return 0
-    from lrs.commands.common import database_url, load_settings, run_async, setup
+    from lrs.commands.common import command_pool, load_settings, progress_bar, run_async, setup
 
     settings = load_settings()
     setup(settings)
@@ -273,32 +259,17 @@ def _roster_load(args: argparse.Namespace) -> int:
     async def main() -> int:
         from datetime import datetime, timezone
 
-        from tqdm import tqdm
-
-        from lrs.store.migrations import apply_migrations
-        from lrs.store.pool import create_pool
         from projections.units.store import load_roster
 
-        async with database_url(settings) as url:
-            pool = await create_pool(url, min_size=1, max_size=2, application_name="lrs-roster")
+        async with command_pool(settings, application_name="lrs-roster") as pool:
             try:
-                await apply_migrations(pool)
-                with tqdm(unit="row", disable=not sys.stderr.isatty(), desc="roster") as bar:
-
-                    def progress(done: int, total: int) -> None:
-                        bar.total = total
-                        bar.update(done - bar.n)
-
-                    try:
-                        result = await load_roster(
-                            pool, args.tenant, roster, now=datetime.now(timezone.utc), progress=progress
-                        )
-                    except RosterError as exc:
-                        bar.close()
-                        print(f"invalid roster:\n{exc}", file=sys.stderr)
-                        return 1
-            finally:
-                await pool.close()
+                with progress_bar("row", "roster") as progress:
+                    result = await load_roster(
+                        pool, args.tenant, roster, now=datetime.now(timezone.utc), progress=progress
+                    )
+            except RosterError as exc:
+                print(f"invalid roster:\n{exc}", file=sys.stderr)
+                return 1
         print(
             f"loaded {result.units} units and {result.memberships} memberships of {result.learners} learners "
             f"for tenant {args.tenant}; {result.moved} learners changed unit"

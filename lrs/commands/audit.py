@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
-from lrs.commands.common import database_url, load_settings, run_async, setup
+from lrs.commands.common import command_pool, load_settings, progress_bar, run_async, setup
 
 PROJECTIONS = ("competency",)
 
@@ -76,22 +75,10 @@ def _verify(args: argparse.Namespace) -> int:
     setup(settings)
 
     async def main() -> int:
-        from tqdm import tqdm
-
-        from lrs.store.pool import create_pool
-
-        async with database_url(settings) as url:
-            pool = await create_pool(url, min_size=1, max_size=1, application_name="lrs-audit")
-            try:
-                with tqdm(unit="event", disable=not sys.stderr.isatty(), desc="verify") as bar:
-
-                    def progress(done: int, total: int) -> None:
-                        bar.total = total
-                        bar.update(done - bar.n)
-
-                    bad, checked = await verify_log(pool, args.batch_size, progress)
-            finally:
-                await pool.close()
+        # Read only: an auditor's check changes nothing, not even the schema.
+        async with command_pool(settings, application_name="lrs-audit", max_size=1, migrate=False) as pool:
+            with progress_bar("event", "verify") as progress:
+                bad, checked = await verify_log(pool, args.batch_size, progress)
         if bad is not None:
             print(f"hash chain broken: first altered or missing position {bad} "
                   f"(intact through position {bad - 1})")
@@ -107,17 +94,10 @@ def _digest(args: argparse.Namespace) -> int:
     setup(settings)
 
     async def main() -> int:
-        from lrs.store.migrations import apply_migrations
-        from lrs.store.pool import create_pool
         from projections.competency.store import digest_with_position
 
-        async with database_url(settings) as url:
-            pool = await create_pool(url, min_size=1, max_size=1, application_name="lrs-audit")
-            try:
-                await apply_migrations(pool)
-                value, position = await digest_with_position(pool)
-            finally:
-                await pool.close()
+        async with command_pool(settings, application_name="lrs-audit", max_size=1) as pool:
+            value, position = await digest_with_position(pool)
         print(f"{args.projection} {value} position {position}")
         return 0
 

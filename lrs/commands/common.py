@@ -5,10 +5,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sys
-from typing import AsyncIterator, Awaitable, Callable, TypeVar
+from typing import TYPE_CHECKING, AsyncIterator, Awaitable, Callable, Iterator, TypeVar
 
 from lrs.config import ConfigError, Settings
 from lrs.logs import configure_logging
+
+if TYPE_CHECKING:
+    import asyncpg
 
 T = TypeVar("T")
 
@@ -55,3 +58,35 @@ async def database_url(settings: Settings) -> AsyncIterator[str]:
 
 def _as_dict(settings: Settings) -> dict:
     return {name: getattr(settings, name) for name in settings.__dataclass_fields__}
+
+
+@contextlib.asynccontextmanager
+async def command_pool(
+    settings: Settings, *, application_name: str, max_size: int = 2, migrate: bool = True
+) -> AsyncIterator["asyncpg.Pool"]:
+    """A small pool on the configured (or embedded) database for one command."""
+    from lrs.store.migrations import apply_migrations
+    from lrs.store.pool import create_pool
+
+    async with database_url(settings) as url:
+        pool = await create_pool(url, min_size=1, max_size=max_size, application_name=application_name)
+        try:
+            if migrate:
+                await apply_migrations(pool)
+            yield pool
+        finally:
+            await pool.close()
+
+
+@contextlib.contextmanager
+def progress_bar(unit: str, desc: str) -> Iterator[Callable[[int, int], None]]:
+    """A tqdm bar on a terminal (silent otherwise), driven by ``progress(done, total)``."""
+    from tqdm import tqdm
+
+    with tqdm(unit=unit, disable=not sys.stderr.isatty(), desc=desc) as bar:
+
+        def progress(done: int, total: int) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+        yield progress

@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from lrs.auth import SCOPES, hash_secret, new_key_and_secret, validate_scopes, validate_tenant
-from lrs.commands.common import database_url, load_settings, run_async, setup
+from lrs.commands.common import command_pool, load_settings, run_async, setup
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -34,16 +34,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _with_pool(settings, action):
     async def main():
-        from lrs.store.migrations import apply_migrations
-        from lrs.store.pool import create_pool
-
-        async with database_url(settings) as url:
-            pool = await create_pool(url, min_size=1, max_size=2)
-            try:
-                await apply_migrations(pool)
-                return await action(pool)
-            finally:
-                await pool.close()
+        async with command_pool(settings, application_name="lrs-credentials") as pool:
+            return await action(pool)
 
     return run_async(main)
 
