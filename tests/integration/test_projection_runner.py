@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import random
 import uuid
-from typing import Any, AsyncIterator
+from typing import Any
 
 import asyncpg
 import msgspec
@@ -13,7 +13,7 @@ import pytest
 
 from lrs.ingest.prepare import prepare_statements
 from lrs.relay import Relay
-from lrs.store import StatementWriter, apply_migrations, create_pool
+from lrs.store import StatementWriter
 from lrs.store.log_reader import last_position, read_events_after
 from projections.competency.catalog import load_catalog
 from projections.competency.model import LearnerState
@@ -64,22 +64,6 @@ def voiding(target: str) -> dict[str, Any]:
         "verb": {"id": VOIDED},
         "object": {"objectType": "StatementRef", "id": target},
     }
-
-
-@pytest.fixture
-async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
-    await apply_migrations(database_url)
-    pool = await create_pool(database_url, min_size=1, max_size=6)
-    yield pool
-    await pool.close()
-
-
-@pytest.fixture
-async def writer(pool: asyncpg.Pool) -> AsyncIterator[StatementWriter]:
-    writer = StatementWriter(pool, wait_ms=1.0)
-    await writer.start()
-    yield writer
-    await writer.close()
 
 
 async def write(writer: StatementWriter, *bodies: dict[str, Any], tenant: str = "default") -> None:

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import random
 from datetime import datetime, timedelta, timezone
-from typing import Any, AsyncIterator
+from typing import Any
 
 import asyncpg
-import pytest
 
-from lrs.store import StatementWriter, apply_migrations, create_pool
+from lrs.store import StatementWriter
 from projections.competency.store import CompetencyProjection, digest
 from projections.runner import ProjectionRunner, replay
 from projections.units.roster import parse_json
@@ -32,22 +31,6 @@ SELECT p.unit_id, count(*) FROM learner_units p
 JOIN competency_certifications c ON c.tenant = p.tenant AND c.learner = p.learner
 WHERE c.earned AND c.program = $1 AND c.program_version = $2 GROUP BY p.unit_id
 """
-
-
-@pytest.fixture
-async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
-    await apply_migrations(database_url)
-    pool = await create_pool(database_url, min_size=1, max_size=6)
-    yield pool
-    await pool.close()
-
-
-@pytest.fixture
-async def writer(pool: asyncpg.Pool) -> AsyncIterator[StatementWriter]:
-    writer = StatementWriter(pool, wait_ms=1.0)
-    await writer.start()
-    yield writer
-    await writer.close()
 
 
 def membership(n: int, unit: str, start: datetime, end: datetime | None = None) -> dict[str, Any]:

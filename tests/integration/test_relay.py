@@ -30,8 +30,6 @@ from lrs.ingest.prepare import prepare_statements
 from lrs.relay import Relay
 from lrs.store.checkpoints import get_checkpoint
 from lrs.store.log_reader import read_events_after
-from lrs.store.migrations import apply_migrations
-from lrs.store.pool import create_pool
 from lrs.store.writer import StatementWriter
 from lrs.xapi.statement import parse_statements
 
@@ -40,26 +38,6 @@ WAIT_S = 60.0
 
 
 # -- fixtures ------------------------------------------------------------------
-
-
-@pytest.fixture
-async def pool(database_url: str) -> AsyncIterator:
-    pool = await create_pool(database_url, min_size=1, max_size=8)
-    await apply_migrations(pool)
-    try:
-        yield pool
-    finally:
-        await pool.close()
-
-
-@pytest.fixture
-async def writer(pool) -> AsyncIterator[StatementWriter]:
-    writer = StatementWriter(pool)
-    await writer.start()
-    try:
-        yield writer
-    finally:
-        await writer.close()
 
 
 @pytest.fixture

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from typing import AsyncIterator
 
 import asyncpg
 import pytest
 
-from lrs.store import apply_migrations, create_pool
 from lrs.store.checkpoints import get_checkpoint, set_checkpoint
 from lrs.store.credentials import (
     ensure_credential,
@@ -18,14 +16,6 @@ from lrs.store.credentials import (
     revoke_credential,
 )
 from lrs.store.secrets import get_or_create
-
-
-@pytest.fixture
-async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
-    await apply_migrations(database_url)
-    pool = await create_pool(database_url, min_size=1, max_size=4)
-    yield pool
-    await pool.close()
 
 
 async def test_credentials_round_trip(pool: asyncpg.Pool) -> None:
