@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import contextlib
 import sys
 from typing import TYPE_CHECKING, AsyncIterator, Awaitable, Callable, Iterator, TypeVar
@@ -51,13 +52,9 @@ async def database_url(settings: Settings) -> AsyncIterator[str]:
         yield running
         return
 
-    only_db = Settings(**{**_as_dict(settings), "nats_url": "unused://"})
+    only_db = dataclasses.replace(settings, nats_url="unused://")
     async with embedded_services(only_db) as (db_url, _nats):
         yield db_url
-
-
-def _as_dict(settings: Settings) -> dict:
-    return {name: getattr(settings, name) for name in settings.__dataclass_fields__}
 
 
 @contextlib.asynccontextmanager

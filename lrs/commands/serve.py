@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import asyncio
 import signal
 
@@ -38,8 +39,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.port is not None:
         overrides["http_port"] = args.port
     if overrides:
-        fields = {name: getattr(settings, name) for name in settings.__dataclass_fields__}
-        settings = Settings(**{**fields, **overrides})
+        settings = dataclasses.replace(settings, **overrides)
     setup(settings)
     return run_async(lambda: serve(settings))
 

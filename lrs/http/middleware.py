@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 import uuid
-from datetime import datetime, timezone
 from typing import Awaitable, Callable
 
 import msgspec
@@ -12,6 +11,7 @@ import structlog
 from aiohttp import web
 
 from lrs.auth import AuthError, Credential, parse_basic_auth
+from lrs.eventlog import format_stored
 from lrs.http import keys
 from lrs.http.metrics import HTTP_LATENCY, HTTP_REQUESTS
 from lrs.xapi.errors import XapiError
@@ -97,15 +97,12 @@ async def common_headers(request: web.Request, response: web.StreamResponse) -> 
     if request.path == STATEMENTS_PATH and "X-Experience-API-Consistent-Through" not in response.headers:
         writer = request.app.get(keys.WRITER)
         if writer is not None:
-            response.headers["X-Experience-API-Consistent-Through"] = format_timestamp(writer.consistent_through())
+            response.headers["X-Experience-API-Consistent-Through"] = format_stored(writer.consistent_through())
 
 
 def _version_family(header: str | None) -> str:
     return "2.0.0" if header is not None and header.strip().startswith("2.") else "1.0.3"
 
-
-def format_timestamp(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 @web.middleware

@@ -26,7 +26,6 @@ where it is (``FILE line N`` or ``$.memberships[3].valid_from``).
 from __future__ import annotations
 
 import csv
-import io
 import json
 import re
 from dataclasses import dataclass
