@@ -29,9 +29,10 @@ __all__ = [
     "LearnerEvent",
 ]
 
-# Bumped whenever the rules in policy.py change what a state would be; a
-# projection built under another rule version is rebuilt by replay.
-RULE_VERSION = 1
+# Bumped whenever the rules in policy.py change what a state would be, or
+# the stored form of a state changes (codec.py); a projection built under
+# another rule version is rebuilt by replay.  2: the compact stored form.
+RULE_VERSION = 2
 
 Status = Literal["not_started", "in_progress", "mastered"]
 

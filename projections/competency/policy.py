@@ -38,8 +38,11 @@ failure does not undo it, voiding the statements that reached it does).
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timezone
 from typing import Any, Iterable
+
+import msgspec
 
 from lrs.xapi.identity import ifi_key
 from projections.competency.catalog import AlignmentTarget, Catalog
@@ -54,6 +57,7 @@ from projections.competency.model import (
     StatementEvidence,
     StatementVoided,
 )
+from projections.competency.statement_view import ActivityView, StatementView, decode_json_value, decode_view
 
 __all__ = [
     "VERB_PASSED",
@@ -66,6 +70,7 @@ __all__ = [
     "MASTERY_SCORE_EXTENSION",
     "normalise_timestamp",
     "interpret",
+    "interpret_stored",
     "fold_competency",
     "certifications",
     "evolve",
@@ -84,47 +89,65 @@ MASTERY_SCORE_EXTENSION = "https://w3id.org/xapi/cmi5/context/extensions/mastery
 
 _JUDGED_SUCCESS = {VERB_PASSED: True, VERB_WAIVED: True, VERB_SATISFIED: True, VERB_FAILED: False}
 _MEANS_COMPLETION = frozenset({VERB_COMPLETED, VERB_WAIVED, VERB_SATISFIED})
+_JSON_ENCODER = msgspec.json.Encoder()
+_UTC_SHAPE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.(\d{1,6}))?(?:Z|z|\+00:00)")
 
 
 def normalise_timestamp(value: str) -> str:
     """An xAPI timestamp as UTC ``YYYY-MM-DDTHH:MM:SS.ffffffZ`` (sortable text).
 
     A timestamp without an offset is read as UTC.  Raises ValueError."""
-    parsed = datetime.fromisoformat(value.replace("z", "Z"))
+    parsed = datetime.fromisoformat(value.replace("z", "Z"))  # validates
+    utc = _UTC_SHAPE.fullmatch(value)
+    if utc is not None:  # already UTC (as the LRS stores timestamps): pad the fraction
+        return f"{value[:19]}.{(utc.group(1) or '').ljust(6, '0')}Z"
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=timezone.utc)
-    return parsed.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    d = parsed.astimezone(timezone.utc)
+    return (
+        f"{d.year:04d}-{d.month:02d}-{d.day:02d}T{d.hour:02d}:{d.minute:02d}:{d.second:02d}.{d.microsecond:06d}Z"
+    )
 
 
 # -- statement -> event ----------------------------------------------------------
 
 
 def interpret(statement: dict[str, Any], catalog: Catalog) -> LearnerEvent | None:
-    """The event a stored statement means for the projection, or None."""
-    statement_id = str(statement.get("id", "")).lower()
-    verb = (statement.get("verb") or {}).get("id", "")
-    obj = statement.get("object") or {}
-    if verb == VERB_VOIDED and obj.get("objectType") == "StatementRef":
-        return StatementVoided(statement_id=statement_id, target_id=str(obj.get("id", "")).lower())
-    learner = ifi_key(statement.get("actor") or {})
-    if learner is None or not statement_id:
+    """The event a statement (as a JSON object) means for the projection, or None."""
+    return interpret_stored(_JSON_ENCODER.encode(statement), catalog)
+
+
+def interpret_stored(payload: bytes, catalog: Catalog) -> LearnerEvent | None:
+    """The event a stored statement (its JSON bytes) means for the projection, or None."""
+    statement = decode_view(payload)
+    statement_id = statement.id.lower()
+    verb = statement.verb.id if statement.verb is not None else ""
+    obj = statement.object
+    if verb == VERB_VOIDED and obj is not None and obj.objectType == "StatementRef":
+        return StatementVoided(statement_id=statement_id, target_id=(obj.id or "").lower())
+    targets = _aligned_targets(statement, catalog)
+    if not targets or not statement_id or not statement.actor:
         return None
-    targets = list(_aligned_targets(statement, catalog))
-    if not targets:
+    learner = ifi_key(decode_json_value(statement.actor))
+    if learner is None:
         return None
-    result = statement.get("result") or {}
-    context = statement.get("context") or {}
-    score = _scaled_score(result)
-    explicit = result.get("success")
-    judged: bool | None = explicit if isinstance(explicit, bool) else _JUDGED_SUCCESS.get(verb)
-    completed = result.get("completion") is True or verb in _MEANS_COMPLETION
-    context_mastery = _fraction((context.get("extensions") or {}).get(MASTERY_SCORE_EXTENSION))
-    when = statement.get("timestamp") or statement.get("stored")
-    if not isinstance(when, str):
+    result = statement.result
+    context = statement.context
+    score = result.score.scaled if result is not None and result.score is not None else None
+    explicit = result.success if result is not None else None
+    judged: bool | None = explicit if explicit is not None else _JUDGED_SUCCESS.get(verb)
+    completed = (result is not None and result.completion is True) or verb in _MEANS_COMPLETION
+    context_mastery = None
+    registration = None
+    if context is not None:
+        registration = context.registration.lower() if context.registration is not None else None
+        raw_mastery = (context.extensions or {}).get(MASTERY_SCORE_EXTENSION)
+        if raw_mastery is not None:
+            context_mastery = _fraction(decode_json_value(raw_mastery))
+    when = statement.timestamp or statement.stored
+    if when is None:
         raise ValueError(f"statement {statement_id} has neither timestamp nor stored")
     timestamp = normalise_timestamp(when)
-    registration = context.get("registration")
-    registration = registration.lower() if isinstance(registration, str) else None
 
     evidence: dict[tuple[str, str | None, str], Evidence] = {}
     for activity, target in targets:
@@ -159,37 +182,34 @@ def interpret(statement: dict[str, Any], catalog: Catalog) -> LearnerEvent | Non
     return StatementEvidence(statement_id=statement_id, learner=learner, evidence=ordered)
 
 
-def _activities(statement: dict[str, Any]) -> Iterable[dict[str, Any]]:
-    obj = statement.get("object") or {}
-    if obj.get("objectType", "Activity") == "Activity" and "id" in obj:
-        yield obj
-    context_activities = (statement.get("context") or {}).get("contextActivities") or {}
-    for kind in ("parent", "category"):
-        value = context_activities.get(kind)
-        if isinstance(value, dict):
-            value = [value]
-        for activity in value or ():
-            if isinstance(activity, dict) and "id" in activity:
-                yield activity
+def _activities(statement: StatementView) -> list[ActivityView]:
+    found = []
+    obj = statement.object
+    if obj is not None and obj.objectType == "Activity" and obj.id is not None:
+        found.append(obj)
+    context = statement.context
+    if context is not None and context.contextActivities is not None:
+        for value in (context.contextActivities.parent, context.contextActivities.category):
+            if isinstance(value, ActivityView):
+                value = [value]
+            for activity in value or ():
+                if activity.id is not None:
+                    found.append(activity)
+    return found
 
 
-def _aligned_targets(statement: dict[str, Any], catalog: Catalog) -> Iterable[tuple[str, AlignmentTarget]]:
+def _aligned_targets(statement: StatementView, catalog: Catalog) -> list[tuple[str, AlignmentTarget]]:
+    found = []
     for activity in _activities(statement):
-        iri = activity["id"]
+        iri = activity.id
         objective = catalog.objectives.get(iri)
         if objective is not None:
-            declared = (activity.get("definition") or {}).get("type")
+            declared = activity.definition.type if activity.definition is not None else None
             if declared is None or declared == OBJECTIVE_TYPE:
-                yield iri, objective
+                found.append((iri, objective))
         for target in catalog.alignments.get(iri, ()):
-            yield iri, target
-
-
-def _scaled_score(result: dict[str, Any]) -> float | None:
-    scaled = (result.get("score") or {}).get("scaled")
-    if isinstance(scaled, (int, float)) and not isinstance(scaled, bool):
-        return float(scaled)
-    return None
+            found.append((iri, target))
+    return found
 
 
 def _fraction(value: Any) -> float | None:

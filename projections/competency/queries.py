@@ -20,12 +20,11 @@ from datetime import datetime, timezone
 from typing import Any
 
 import asyncpg
-import msgspec
 
 from projections.competency.catalog import Catalog
 from projections.competency.frameworks import Framework, Program
 from projections.competency.model import CompetencyState, LearnerEvent, StatementVoided
-from projections.competency.policy import fold, interpret
+from projections.competency.policy import fold, interpret_stored
 from projections.competency.store import decode_state
 from projections.units import store as units
 
@@ -48,7 +47,6 @@ WHERE v.tenant = $1 AND s.learner = ANY($2::text[]) AND e.position <= $3
 __all__ = ["QueryError", "learner_view", "trail_view", "resolve_program", "unit_summary", "position_at"]
 
 CHUNK = 5000
-_JSON = msgspec.json.Decoder()
 
 
 class QueryError(ValueError):
@@ -236,7 +234,7 @@ async def _counts_as_of(
             chunk = members[start : start + CHUNK]
             events: dict[str, list[LearnerEvent]] = {learner: [] for learner in chunk}
             for row in await conn.fetch(SELECT_EVIDENCE_EVENTS, tenant, chunk, position):
-                meaning = interpret(_JSON.decode(row["payload"]), catalog)
+                meaning = interpret_stored(bytes(row["payload"]), catalog)
                 if meaning is not None and not isinstance(meaning, StatementVoided):
                     events[row["learner"]].append(meaning)
             for row in await conn.fetch(SELECT_VOIDS_BEFORE, tenant, chunk, position):

@@ -27,17 +27,15 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
-import msgspec
 
 from projections.competency.catalog import Catalog
 from projections.competency.model import LearnerState, StatementEvidence, StatementVoided
-from projections.competency.policy import evolve_many, interpret
+from projections.competency.policy import evolve_many, interpret_stored
 
 __all__ = ["LogRebuild", "RebuiltLearner"]
 
 Key = tuple[str, str]  # (tenant, learner)
 
-_JSON = msgspec.json.Decoder()
 
 
 @dataclass(slots=True)
@@ -66,7 +64,7 @@ class LogRebuild:
         if event_type != "statement":
             return
         try:
-            meaning = interpret(_JSON.decode(payload), self.catalog)
+            meaning = interpret_stored(payload, self.catalog)
             if isinstance(meaning, StatementVoided):  # ids of other statements: stored as uuid columns
                 uuid.UUID(meaning.target_id)
         except Exception as exc:  # the rules (or the ids) fail on this event: parked

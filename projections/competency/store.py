@@ -20,9 +20,9 @@ from functools import lru_cache
 from typing import Any, AsyncIterator, Sequence
 
 import asyncpg
-import msgspec
 
 from projections.competency.catalog import Catalog
+from projections.competency.codec import decode_state, encode_state
 from projections.competency.model import (
     RULE_VERSION,
     CompetencyState,
@@ -31,7 +31,7 @@ from projections.competency.model import (
     StatementEvidence,
     StatementVoided,
 )
-from projections.competency.policy import evolve_many, interpret
+from projections.competency.policy import evolve_many, interpret_stored
 from projections.competency.rebuild import LogRebuild
 from projections.runner import LogEvent
 from projections.units.store import apply_certification_changes, certified_rows, recount_certified
@@ -46,7 +46,8 @@ SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[], $4::bigint[])
 ON CONFLICT (tenant, learner) DO UPDATE SET state = EXCLUDED.state, position = EXCLUDED.position
 """
 DELETE_STATE_ROWS = """
-DELETE FROM competency_states WHERE (tenant, learner) IN (SELECT * FROM unnest($1::text[], $2::text[]))
+DELETE FROM competency_states
+WHERE (tenant, learner, competency) IN (SELECT * FROM unnest($1::text[], $2::text[], $3::text[]))
 """
 DELETE_CERTIFICATIONS = """
 DELETE FROM competency_certifications WHERE (tenant, learner) IN (SELECT * FROM unnest($1::text[], $2::text[]))
@@ -79,17 +80,10 @@ TRUNCATE competency_learners, competency_states, competency_certifications,
     competency_statement_learners, competency_voids, unit_certified
 """
 
-_ENCODER = msgspec.json.Encoder(order="sorted")
-_STATE_DECODER = msgspec.json.Decoder(LearnerState)
-_JSON = msgspec.json.Decoder()
 
 __all__ = ["CompetencyProjection", "digest", "digest_with_position", "decode_state"]
 
 Key = tuple[str, str]  # (tenant, learner)
-
-
-def decode_state(raw: bytes) -> LearnerState:
-    return _STATE_DECODER.decode(raw)
 
 
 class CompetencyProjection:
@@ -161,7 +155,7 @@ class CompetencyProjection:
         for event in events:
             if event.event_type != "statement":
                 continue
-            meaning = interpret(_JSON.decode(event.payload), self.catalog)
+            meaning = interpret_stored(event.payload, self.catalog)
             if isinstance(meaning, StatementVoided):
                 voids.append((event.position, event.tenant, meaning))
             elif meaning is not None:
@@ -212,7 +206,7 @@ class CompetencyProjection:
                 known[key] = state
         if missing:
             for r in await conn.fetch(SELECT_STATES, *_columns(missing, 2)):
-                known[(r["tenant"], r["learner"])] = _STATE_DECODER.decode(r["state"])
+                known[(r["tenant"], r["learner"])] = decode_state(r["state"])
         changed: list[tuple[Key, LearnerState, LearnerState, int]] = []
         counts: list[tuple[str, str, str, str, int]] = []
         for key in keys:
@@ -228,10 +222,23 @@ class CompetencyProjection:
         tenants = [k[0] for k, _, _, _ in changed]
         learners = [k[1] for k, _, _, _ in changed]
         await conn.execute(
-            UPSERT_STATES, tenants, learners, [_ENCODER.encode(s) for _, _, s, _ in changed], [p for _, _, _, p in changed]
+            UPSERT_STATES, tenants, learners, [encode_state(s) for _, _, s, _ in changed], [p for _, _, _, p in changed]
         )
-        await conn.execute(DELETE_STATE_ROWS, tenants, learners)
-        state_rows = [row for (t, _), _, s, _ in changed for row in _state_rows(t, s)]
+        # Only the competencies the events changed get new rows (a refold
+        # keeps every other CompetencyState object as it was).
+        gone: list[tuple[str, str, str]] = []
+        state_rows: list[tuple[Any, ...]] = []
+        for (tenant, learner), before, after, _ in changed:
+            old = before.competencies
+            for competency, now in after.competencies.items():
+                was = old.get(competency)
+                if was is not now:
+                    if was is not None:
+                        gone.append((tenant, learner, competency))
+                    state_rows.append(_state_row(tenant, learner, now))
+            gone.extend((tenant, learner, c) for c in old if c not in after.competencies)  # all voided
+        if gone:
+            await conn.execute(DELETE_STATE_ROWS, *_columns(gone, 3))
         if state_rows:
             await conn.copy_records_to_table("competency_states", records=state_rows, columns=STATE_COLUMNS)
         # The certification rows change only with a required competency.
@@ -272,7 +279,7 @@ class CompetencyProjection:
             for r in work.learners():
                 state_rows.extend(_state_rows(r.tenant, r.state))
                 certification_rows.extend(_certification_rows(r.tenant, r.state))
-                yield (r.tenant, r.state.learner, _ENCODER.encode(r.state), r.position)
+                yield (r.tenant, r.state.learner, encode_state(r.state), r.position)
 
         await conn.copy_records_to_table(
             "competency_learners", records=learner_rows(), columns=["tenant", "learner", "state", "position"]

@@ -8,7 +8,6 @@ import uuid
 from typing import Any
 
 import asyncpg
-import msgspec
 import pytest
 
 from lrs.ingest.prepare import prepare_statements
@@ -16,8 +15,9 @@ from lrs.relay import Relay
 from lrs.store import StatementWriter
 from lrs.store.log_reader import last_position, read_events_after
 from projections.competency.catalog import load_catalog
+from projections.competency.codec import decode_state
 from projections.competency.model import LearnerState
-from projections.competency.store import CompetencyProjection, digest
+from projections.competency.store import STATE_COLUMNS, CompetencyProjection, _state_rows, digest
 from projections.runner import LogEvent, ProjectionOutdated, ProjectionRunner, replay
 
 CATALOG = load_catalog()
@@ -74,7 +74,7 @@ async def write(writer: StatementWriter, *bodies: dict[str, Any], tenant: str = 
 
 async def learner_state(pool: asyncpg.Pool, learner: str, tenant: str = "default") -> LearnerState | None:
     raw = await pool.fetchval("SELECT state FROM competency_learners WHERE tenant = $1 AND learner = $2", tenant, learner)
-    return None if raw is None else msgspec.json.decode(raw, type=LearnerState)
+    return None if raw is None else decode_state(raw)
 
 
 async def log_events(pool: asyncpg.Pool) -> list[LogEvent]:
@@ -145,6 +145,34 @@ async def test_voiding_before_and_after_its_target_both_remove_the_evidence(pool
         assert state is not None
         assert state.competencies == {} and state.voided == (body["id"],)
     assert await pool.fetchval("SELECT count(*) FROM competency_states") == 0
+
+
+async def test_state_rows_follow_the_states_event_by_event_through_later_voidings(
+    pool: asyncpg.Pool, writer: StatementWriter
+) -> None:
+    # A batch rewrites only the competency rows its events changed; after
+    # every batch the rows must still be exactly the stored states' rows,
+    # also when a voiding takes away a competency's only evidence.
+    first = course_statement(1, "device-security", PASSED, 10)
+    bodies = [first, *(course_statement(n, m, v, 10 * i) for i, (m, v) in enumerate(MODULES[:6]) for n in (1, 2))]
+    bodies += [course_statement(2, "device-security", FAILED, 900, 0.2), voiding(first["id"]), voiding(bodies[1]["id"])]
+    await write(writer, *bodies)
+    runner = ProjectionRunner(pool, CompetencyProjection(CATALOG))
+    for event in await log_events(pool):
+        await runner.apply_batch([event])
+        expected = sorted(
+            _state_row_tuple(row)
+            for raw in await pool.fetch("SELECT tenant, state FROM competency_learners")
+            for row in _state_rows(raw["tenant"], decode_state(raw["state"]))
+        )
+        stored = sorted(_state_row_tuple(tuple(r)) for r in await pool.fetch(f"SELECT {', '.join(STATE_COLUMNS)} FROM competency_states"))
+        assert stored == expected, f"after position {event.position}"
+    state = await learner_state(pool, learner_key(1))
+    assert state is not None and f"{VN}/4.1" not in state.competencies  # its only evidence was voided
+
+
+def _state_row_tuple(row: tuple[Any, ...]) -> tuple[Any, ...]:
+    return tuple(str(v) for v in row)
 
 
 class FailsAt(CompetencyProjection):

@@ -1,0 +1,165 @@
+"""The stored form of a learner's state: msgpack with a string table.
+
+A state repeats the same strings many times: every statement's evidence is
+expanded per competency and level (a statement aligned to a course module
+of two frameworks is two or more evidence entries with the same id,
+timestamp, verb and activity), and attainments and certifications name
+those statements and competencies again.  Stored as JSON with field names,
+a learner with ten statements was about 16 KB, which PostgreSQL compressed
+on every write; this form lists each distinct string once per state and
+refers to it by index, which makes the same state about a sixth of that.
+
+Layout (one msgpack array; ``s`` is an index into ``strings``, ``s?`` an
+index or nil)::
+
+    [FORMAT, learner, rule_version, strings, voided: [s...],
+     evidence: [[statement_id s, timestamp s, verb s, registration s?, completed, score,
+                 [[competency s, level s?, level_rank, activity s, source s, passed, move_on s], ...]],
+                ...],  (one entry per statement, in the state's evidence order)
+     competencies: [[competency s, status s, level s?, best_score,
+                     latest_score, evidence_count, first_evidence_at s?,
+                     last_evidence_at s?, first_mastered_at s?,
+                     [[level s?, level_rank, achieved_at s, [statement_id s...]], ...],
+                     rule_version], ...],
+     certifications: [[program s, program_version s, earned, earned_at s?,
+                       [statement_id s...], [met s...], [missing s...], rule_version], ...]]
+
+Competencies and certifications are written in key order, so equal states
+have equal bytes (the audit digest hashes them).  Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from projections.competency.model import (
+    CompetencyState,
+    Evidence,
+    LearnerState,
+    LevelAttainment,
+    ProgramCertification,
+)
+
+__all__ = ["FORMAT", "encode_state", "decode_state", "StateFormatError"]
+
+FORMAT = 1
+
+_ENCODER = msgspec.msgpack.Encoder()
+_DECODER = msgspec.msgpack.Decoder()
+
+
+class StateFormatError(ValueError):
+    """The bytes are not a stored state of this format."""
+
+
+def encode_state(state: LearnerState) -> bytes:
+    table: dict[str, int] = {}
+    put = table.setdefault
+
+    def opt(value: str | None) -> int | None:
+        return None if value is None else put(value, len(table))
+
+    # Evidence is sorted by (timestamp, statement id, ...), so the entries of
+    # one statement are adjacent: its own fields are written once.
+    evidence: list[list[Any]] = []
+    head: tuple[Any, ...] | None = None
+    entries: list[list[Any]] = []
+    for e in state.evidence:
+        if head != (e.statement_id, e.timestamp, e.verb, e.registration, e.completed, e.score):
+            head = (e.statement_id, e.timestamp, e.verb, e.registration, e.completed, e.score)
+            entries = []
+            evidence.append([
+                put(e.statement_id, len(table)), put(e.timestamp, len(table)), put(e.verb, len(table)),
+                opt(e.registration), e.completed, e.score, entries,
+            ])
+        entries.append([
+            put(e.competency, len(table)), opt(e.level), e.level_rank, put(e.activity, len(table)),
+            put(e.source, len(table)), e.passed, put(e.move_on, len(table)),
+        ])
+    competencies = [
+        [
+            put(c.competency, len(table)), put(c.status, len(table)), opt(c.level), c.best_score,
+            c.latest_score, c.evidence_count, opt(c.first_evidence_at), opt(c.last_evidence_at),
+            opt(c.first_mastered_at),
+            [
+                [opt(a.level), a.level_rank, put(a.achieved_at, len(table)),
+                 [put(i, len(table)) for i in a.statement_ids]]
+                for a in c.attainments
+            ],
+            c.rule_version,
+        ]
+        for _, c in sorted(state.competencies.items())
+    ]
+    certifications = [
+        [
+            put(p.program, len(table)), put(p.program_version, len(table)), p.earned, opt(p.earned_at),
+            [put(i, len(table)) for i in p.statement_ids], [put(i, len(table)) for i in p.met],
+            [put(i, len(table)) for i in p.missing], p.rule_version,
+        ]
+        for _, p in sorted(state.certifications.items())
+    ]
+    voided = [put(i, len(table)) for i in state.voided]
+    return _ENCODER.encode(
+        [FORMAT, state.learner, state.rule_version, list(table), voided, evidence, competencies, certifications]
+    )
+
+
+def decode_state(raw: bytes) -> LearnerState:
+    """Raises StateFormatError when ``raw`` is not a stored state."""
+    try:
+        fmt, learner, rule_version, strings, voided, evidence, competencies, certifications = _DECODER.decode(raw)
+        if fmt != FORMAT:
+            raise StateFormatError(f"stored state format {fmt!r}, expected {FORMAT}")
+        return _build(learner, rule_version, strings, voided, evidence, competencies, certifications)
+    except StateFormatError:
+        raise
+    except (msgspec.DecodeError, ValueError, TypeError, IndexError, KeyError) as exc:
+        raise StateFormatError(f"not a stored learner state: {exc}") from exc
+
+
+def _build(
+    learner: str, rule_version: int, s: list[str], voided: list[int], evidence: list[list[Any]],
+    competencies: list[list[Any]], certifications: list[list[Any]],
+) -> LearnerState:
+    def opt(index: int | None) -> str | None:
+        return None if index is None else s[index]
+
+    items = tuple(
+        Evidence(
+            statement_id=sid, timestamp=ts, competency=s[x[0]], level=opt(x[1]), level_rank=x[2],
+            activity=s[x[3]], source=s[x[4]], verb=verb, registration=registration, passed=x[5],
+            completed=completed, score=score, move_on=s[x[6]],
+        )
+        for sid, ts, verb, registration, completed, score, entries in (
+            (s[g[0]], s[g[1]], s[g[2]], opt(g[3]), g[4], g[5], g[6]) for g in evidence
+        )
+        for x in entries
+    )
+    states = {}
+    for c in competencies:
+        iri = s[c[0]]
+        states[iri] = CompetencyState(
+            competency=iri, status=s[c[1]], level=opt(c[2]), best_score=c[3], latest_score=c[4],
+            evidence_count=c[5], first_evidence_at=opt(c[6]), last_evidence_at=opt(c[7]),
+            first_mastered_at=opt(c[8]),
+            attainments=tuple(
+                LevelAttainment(level=opt(a[0]), level_rank=a[1], achieved_at=s[a[2]],
+                                statement_ids=tuple(s[i] for i in a[3]))
+                for a in c[9]
+            ),
+            rule_version=c[10],
+        )
+    programs = {}
+    for p in certifications:
+        program, version = s[p[0]], s[p[1]]
+        programs[f"{program}|{version}"] = ProgramCertification(
+            program=program, program_version=version, earned=p[2], earned_at=opt(p[3]),
+            statement_ids=tuple(s[i] for i in p[4]), met=tuple(s[i] for i in p[5]),
+            missing=tuple(s[i] for i in p[6]), rule_version=p[7],
+        )
+    return LearnerState(
+        learner=learner, evidence=items, voided=tuple(s[i] for i in voided),
+        competencies=states, certifications=programs, rule_version=rule_version,
+    )
