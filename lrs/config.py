@@ -99,6 +99,13 @@ class Settings:
     max_batch_statements: int = 10_000
     rate_limit_per_s: float = 10_000.0
     rate_limit_burst: int = 20_000
+    # Where `lrs frameworks load` installs framework, programme and alignment
+    # documents, live beside the shipped ones (default: <data_dir>/frameworks).
+    frameworks_dir: Path | None = None
+
+    @property
+    def installed_frameworks_dir(self) -> Path:
+        return self.frameworks_dir if self.frameworks_dir is not None else self.data_dir / "frameworks"
 
     @property
     def authority_home(self) -> str:
@@ -136,4 +143,5 @@ class Settings:
             max_batch_statements=_int(env, "LRS_MAX_BATCH_STATEMENTS", 10_000, 1),
             rate_limit_per_s=_nonnegative(_float(env, "LRS_RATE_LIMIT_PER_S", 10_000.0), "LRS_RATE_LIMIT_PER_S"),
             rate_limit_burst=_int(env, "LRS_RATE_LIMIT_BURST", 20_000, 1),
+            frameworks_dir=Path(env["LRS_FRAMEWORKS_DIR"]) if env.get("LRS_FRAMEWORKS_DIR") else None,
         )

@@ -4,11 +4,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
+import re
 import signal
 import sys
+import tempfile
 from pathlib import Path
 
-from projections.competency.catalog import FRAMEWORKS_DIR, Catalog
+from projections.competency.catalog import (
+    FRAMEWORKS_DIR,
+    Catalog,
+    document_identity,
+    live_directories,
+    read_documents,
+)
 from projections.competency.frameworks import (
     AlignmentTable,
     Document,
@@ -33,20 +42,33 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
 
     load = actions.add_parser(
         "load",
-        help="validate a framework, programme or alignment document",
-        description="Validate FILE on its own, then together with the documents in the "
-        "context directories (references must resolve, IRIs must be unique).  Problems are "
-        "reported as FILE: JSON-PATH: MESSAGE and the exit status is 1.",
+        help="validate a framework, programme or alignment document and make it live",
+        description="Validate FILE on its own, then together with the live documents (the shipped "
+        f"ones in {FRAMEWORKS_DIR} and those loaded before, in LRS_FRAMEWORKS_DIR, default "
+        "<LRS_DATA_DIR>/frameworks): references must resolve, IRIs must be unique.  A valid FILE is "
+        "copied into LRS_FRAMEWORKS_DIR, replacing a document of the same kind, IRI and version.  "
+        "Problems are reported as FILE: JSON-PATH: MESSAGE and the exit status is 1; nothing is loaded "
+        "then.  The service and `lrs project` read the documents when they start; as the frameworks "
+        "change, the competency projection asks for `lrs replay competency`.",
     )
     load.add_argument("file", metavar="FILE", type=Path, help="a JSON document")
+    load.add_argument("--check", action="store_true", help="only validate FILE; load nothing")
     load.add_argument(
         "--context",
         metavar="DIR",
         type=Path,
         action="append",
-        help=f"directory of documents FILE may refer to (repeatable; default: {FRAMEWORKS_DIR})",
+        help="validate against the documents in DIR instead of the live ones (repeatable); implies --check",
     )
     load.set_defaults(handler=_load)
+
+    listing = actions.add_parser(
+        "list",
+        help="list the live documents",
+        description="The shipped documents and those loaded with `lrs frameworks load`, one per line: "
+        "what it is, then its file.",
+    )
+    listing.set_defaults(handler=_list)
 
     project = subparsers.add_parser(
         "project",
@@ -108,7 +130,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     roster_load.set_defaults(handler=_roster_load)
 
 
-_FRAMEWORKS_HELP = f"framework documents to use (repeatable; default: {FRAMEWORKS_DIR})"
+_FRAMEWORKS_HELP = "framework documents to use (repeatable; default: the live ones, see `lrs frameworks list`)"
 
 
 def _usage(parser: argparse.ArgumentParser) -> int:
@@ -117,19 +139,43 @@ def _usage(parser: argparse.ArgumentParser) -> int:
 
 
 def validate_file(file: Path, context: list[Path] | None = None) -> tuple[Document, Catalog]:
-    """``file`` checked alone and within ``context``; a document in the context
-    with the same kind, IRI and version as ``file`` is replaced by it."""
+    """``file`` checked alone and within the documents of ``context``
+    (default: the shipped ones); a document in the context with the same
+    kind, IRI and version as ``file`` is replaced by it."""
     document = read_document(file)
-    named: list[tuple[str, Document]] = []
-    for directory in context if context is not None else [FRAMEWORKS_DIR]:
-        for path in sorted(Path(directory).glob("*.json")):
-            if path.resolve() == file.resolve():
-                continue
-            other = read_document(path)
-            if (type(other), other.iri, other.version) != (type(document), document.iri, document.version):
-                named.append((str(path), other))
+    named = [
+        (name, other)
+        for name, other in read_documents(context if context is not None else [FRAMEWORKS_DIR])
+        if Path(name).resolve() != file.resolve() and document_identity(other) != document_identity(document)
+    ]
     named.append((str(file), document))
     return document, Catalog.build(named)
+
+
+def install_document(file: Path, document: Document, directory: Path) -> Path:
+    """Copy ``file`` into ``directory`` (atomically), over the document of
+    the same kind, IRI and version if one is there; returns its path."""
+    directory.mkdir(parents=True, exist_ok=True)
+    target = None
+    for path in sorted(directory.glob("*.json")):
+        if document_identity(read_document(path)) == document_identity(document):
+            target = path
+            break
+    if target is None:
+        kind = {"AlignmentTable": "alignment"}.get(type(document).__name__, type(document).__name__.lower())
+        slug = re.sub(r"[^A-Za-z0-9.]+", "-", f"{document.iri.split('://', 1)[-1]}-{document.version}").strip("-")
+        target = directory / f"{kind}-{slug[:120]}.json"
+        suffix = 1
+        while target.exists():
+            suffix += 1
+            target = directory / f"{kind}-{slug[:120]}-{suffix}.json"
+    data = file.read_bytes()
+    with tempfile.NamedTemporaryFile(dir=directory, prefix=".loading-", suffix=".tmp", delete=False) as out:
+        out.write(data)
+        out.flush()
+        os.fsync(out.fileno())
+    os.replace(out.name, target)
+    return target
 
 
 def describe(document: Document) -> str:
@@ -150,20 +196,49 @@ def describe(document: Document) -> str:
 
 
 def _load(args: argparse.Namespace) -> int:
+    from lrs.commands.common import load_settings
+
+    installed = load_settings().installed_frameworks_dir
+    context = args.context if args.context else live_directories(installed)
     try:
-        document, _ = validate_file(args.file, args.context)
+        document, _ = validate_file(args.file, context)
     except FrameworkError as exc:
         print(f"invalid: {exc}", file=sys.stderr)
         return 1
     print(f"valid: {describe(document)}")
+    if args.check or args.context:
+        return 0
+    try:
+        path = install_document(args.file, document, installed)
+    except OSError as exc:
+        print(f"lrs frameworks load: cannot write to {installed}: {exc}", file=sys.stderr)
+        return 1
+    print(f"loaded: {path}")
+    print("restart the service (and `lrs project`), then run `lrs replay competency`")
+    return 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    from lrs.commands.common import load_settings
+
+    try:
+        documents = read_documents(live_directories(load_settings().installed_frameworks_dir))
+    except FrameworkError as exc:
+        print(f"invalid frameworks: {exc}", file=sys.stderr)
+        return 1
+    for name, document in sorted(documents, key=lambda item: document_identity(item[1])):
+        print(f"{describe(document)}\t{name}")
     return 0
 
 
 def _catalog(args: argparse.Namespace) -> Catalog | None:
-    from projections.competency.catalog import load_catalog
+    from lrs.commands.common import load_settings
+    from projections.competency.catalog import load_catalog, load_live_catalog
 
     try:
-        return load_catalog(*(args.frameworks or ()))
+        if args.frameworks:
+            return load_catalog(*args.frameworks)
+        return load_live_catalog(load_settings().installed_frameworks_dir)
     except FrameworkError as exc:
         print(f"invalid frameworks: {exc}", file=sys.stderr)
         return None

@@ -28,7 +28,7 @@ from aiohttp import web
 from lrs.http import keys
 from lrs.http.middleware import CREDENTIAL
 from lrs.xapi.errors import NotFoundError, XapiError
-from projections.competency.catalog import Catalog, load_catalog
+from projections.competency.catalog import Catalog, load_live_catalog
 from projections.competency.queries import QueryError, learner_view, resolve_program, trail_view, unit_summary
 from projections.units import store as units
 from projections.units.roster import RosterError, parse_csv, parse_json
@@ -48,7 +48,7 @@ __all__ = ["register", "CATALOG"]
 def register(app: web.Application) -> None:
     """Add the /competency routes, and the projection runner as the last
     cleanup context (it needs the pool, the writer and the relay)."""
-    app[CATALOG] = load_catalog()
+    app[CATALOG] = load_live_catalog(app[keys.SETTINGS].installed_frameworks_dir)
     app.cleanup_ctx.append(_projection_runner)
     app.router.add_get("/competency/learners/{learner}", get_learner)
     app.router.add_get("/competency/learners/{learner}/trail", get_trail)

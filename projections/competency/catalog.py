@@ -28,7 +28,17 @@ from projections.competency.frameworks import (
     read_document,
 )
 
-__all__ = ["FRAMEWORKS_DIR", "AlignmentTarget", "CompetencyInfo", "Catalog", "load_catalog"]
+__all__ = [
+    "FRAMEWORKS_DIR",
+    "AlignmentTarget",
+    "CompetencyInfo",
+    "Catalog",
+    "document_identity",
+    "live_directories",
+    "load_catalog",
+    "load_live_catalog",
+    "read_documents",
+]
 
 FRAMEWORKS_DIR = SCHEMAS_DIR / "frameworks"
 
@@ -260,6 +270,35 @@ def _alignment_targets(
         mastery = None if rule.mastery_score is UNSET else float(rule.mastery_score)
         result.append((rule.activity, AlignmentTarget(rule.competency, level, rule.move_on, mastery, "alignment")))
     return result
+
+
+def document_identity(document: Document) -> tuple[str, str, str]:
+    """What makes two documents the same one: kind, IRI and version."""
+    return (type(document).__name__, document.iri, document.version)
+
+
+def read_documents(directories: Iterable[Path]) -> list[tuple[str, Document]]:
+    """The ``*.json`` documents of ``directories`` (missing ones are empty);
+    a document of a later directory replaces one of an earlier directory
+    with the same kind, IRI and version (within one directory, a second
+    copy is refused when the catalog is built)."""
+    found: list[tuple[str, Document]] = []
+    for directory in directories:
+        own = [(str(path), read_document(path)) for path in sorted(Path(directory).glob("*.json"))]
+        replaced = {document_identity(document) for _, document in own}
+        found = [(name, d) for name, d in found if document_identity(d) not in replaced] + own
+    return found
+
+
+def live_directories(installed: Path | None) -> list[Path]:
+    """The shipped documents' directory, then the installed ones'."""
+    return [FRAMEWORKS_DIR] if installed is None else [FRAMEWORKS_DIR, installed]
+
+
+def load_live_catalog(installed: Path | None) -> Catalog:
+    """The catalog the LRS runs with: the shipped documents and those
+    ``lrs frameworks load`` installed in ``installed``."""
+    return Catalog.build(read_documents(live_directories(installed)))
 
 
 def load_catalog(*paths: str | Path) -> Catalog:

@@ -43,9 +43,10 @@ def free_port() -> int:
 
 
 @pytest.fixture
-async def client(database_url: str) -> AsyncIterator[TestClient]:
+async def client(database_url: str, tmp_path: Path) -> AsyncIterator[TestClient]:
     settings = Settings(
         database_url=database_url,
+        frameworks_dir=tmp_path / "frameworks",  # none installed: the shipped documents only
         nats_url=None,
         relay_enabled=False,
         bootstrap_credential=f"{KEY}:{SECRET}",

@@ -7,15 +7,22 @@ Postgres log directly (the JetStream path is covered with a real
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any, Awaitable, Callable
 from urllib.parse import quote
 
 import asyncpg
 import pytest
 
-from tests.e2e.conftest import xapi_headers
+from aiohttp.test_utils import TestClient, TestServer
+
+from lrs.cli import main
+from lrs.config import Settings
+from lrs.http.app import create_app
+from tests.e2e.conftest import KEY, SECRET, xapi_headers
 
 COURSE = "https://lrs.example.org/courses/civil-servant-basic-digital-skills"
 VN = "https://lrs.example.org/competency/vn-tt02-2025/1.0/competences"
@@ -270,3 +277,39 @@ async def test_scopes_tenants_and_errors(client: Any, database_url: str) -> None
 
 def _iso(moment: datetime) -> str:
     return moment.astimezone(timezone.utc).isoformat()
+
+
+async def test_a_course_alignment_loaded_with_the_cli_gives_evidence_once_the_service_restarts(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    course = "https://lrs.example.org/courses/e-signatures"
+    alignment = {
+        "format": "lrs.competency/1", "kind": "alignment", "iri": course, "version": "2026.1",
+        "title": {"en": "Electronic signatures"},
+        "alignments": [{"activity": f"{course}/modules/signing", "competency": f"{VN}/4.1", "level": "TC1", "move_on": "Passed"}],
+    }
+    source = tmp_path / "e-signatures.json"
+    source.write_text(json.dumps(alignment), encoding="utf-8")
+    installed = tmp_path / "frameworks"
+    monkeypatch.setenv("LRS_FRAMEWORKS_DIR", str(installed))
+    assert main(["frameworks", "load", str(source)]) == 0
+
+    settings = Settings(database_url=database_url, nats_url=None, relay_enabled=False,
+                        bootstrap_credential=f"{KEY}:{SECRET}", frameworks_dir=installed)
+    app = create_app(settings, database_url=database_url, nats_url=None)
+    async with TestServer(app) as server, TestClient(server) as client:
+        signing = course_statement(1, "device-security", PASSED, 0)
+        signing["object"]["id"] = f"{course}/modules/signing"
+        await post(client, signing)
+        head = await log_head(database_url)
+
+        async def projected() -> bool:
+            response = await client.get(f"/competency/learners/{learner_path(1)}", headers=xapi_headers())
+            return response.status == 200 and (await response.json())["position"] >= head
+
+        await eventually(projected)
+        trail = await get_json(client, f"/competency/learners/{learner_path(1)}/trail", competency=f"{VN}/4.1")
+    assert trail["state"]["status"] == "mastered" and trail["state"]["level"] == "TC1"
+    assert [(e["statement_id"], e["activity"], e["source"]) for e in trail["evidence"]] == [
+        (signing["id"], f"{course}/modules/signing", "alignment")
+    ]

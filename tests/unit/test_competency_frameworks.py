@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from lrs.cli import main
-from projections.competency.catalog import FRAMEWORKS_DIR, Catalog, load_catalog
+from projections.competency.catalog import FRAMEWORKS_DIR, Catalog, load_catalog, load_live_catalog
 from projections.competency.frameworks import (
     Framework,
     FrameworkError,
@@ -249,3 +249,109 @@ def test_cli_context_directory_replaces_the_default(tmp_path: Path, capsys: pyte
     # Without the frameworks it builds on, a programme cannot be validated.
     assert main(["frameworks", "load", str(PROGRAM), "--context", str(tmp_path)]) == 1
     assert "$.frameworks[0]: unknown framework" in capsys.readouterr().err
+
+
+# -- loading documents into the live set -------------------------------------------------
+
+NEW_COURSE = "https://lrs.example.org/courses/e-signatures"
+
+
+def _new_alignment(version: str = "2026.1", level: str = "CB2") -> dict:
+    return {
+        "format": "lrs.competency/1",
+        "kind": "alignment",
+        "iri": NEW_COURSE,
+        "version": version,
+        "title": {"en": "Electronic signatures"},
+        "alignments": [
+            {
+                "activity": f"{NEW_COURSE}/modules/signing",
+                "competency": "https://lrs.example.org/competency/vn-tt02-2025/1.0/competences/4.1",
+                "level": level,
+                "move_on": "Passed",
+            }
+        ],
+    }
+
+
+@pytest.fixture
+def installed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    directory = tmp_path / "installed"
+    monkeypatch.setenv("LRS_FRAMEWORKS_DIR", str(directory))
+    return directory
+
+
+def _write(path: Path, document: dict) -> Path:
+    path.write_text(json.dumps(document), encoding="utf-8")
+    return path
+
+
+def test_a_loaded_alignment_becomes_live_beside_the_shipped_documents(
+    tmp_path: Path, installed: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = _write(tmp_path / "e-signatures.json", _new_alignment())
+    assert main(["frameworks", "load", str(source)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("valid: alignment for course https://lrs.example.org/courses/e-signatures version 2026.1")
+    (copy,) = installed.glob("*.json")
+    assert f"loaded: {copy}" in out and "lrs replay competency" in out
+    assert copy.read_bytes() == source.read_bytes()
+
+    live = load_live_catalog(installed)
+    assert f"{NEW_COURSE}/modules/signing" in live.alignments
+    assert live.competencies == load_catalog().competencies  # the shipped frameworks are still there
+    assert live.digest != load_catalog().digest  # so the projection asks for a replay
+
+    assert main(["frameworks", "list"]) == 0
+    listed = capsys.readouterr().out.splitlines()
+    assert len(listed) == len(list(FRAMEWORKS_DIR.glob("*.json"))) + 1
+    assert f"alignment for course {NEW_COURSE} version 2026.1: 1 rules\t{copy}" in listed
+    assert copy.name == "alignment-lrs.example.org-courses-e-signatures-2026.1.json"
+
+
+def test_loading_the_same_document_again_replaces_it(tmp_path: Path, installed: Path) -> None:
+    assert main(["frameworks", "load", str(_write(tmp_path / "a.json", _new_alignment(level="CB1")))]) == 0
+    assert main(["frameworks", "load", str(_write(tmp_path / "b.json", _new_alignment(level="TC1")))]) == 0
+    (copy,) = installed.glob("*.json")
+    assert _raw(copy)["alignments"][0]["level"] == "TC1"
+    assert main(["frameworks", "load", str(_write(tmp_path / "c.json", _new_alignment(version="2027.1")))]) == 0
+    assert len(list(installed.glob("*.json"))) == 2  # another version is another document
+    assert load_live_catalog(installed).alignments[f"{NEW_COURSE}/modules/signing"]  # both versions live
+
+
+def test_an_installed_document_replaces_the_shipped_one_of_the_same_version(tmp_path: Path, installed: Path) -> None:
+    corrected = _raw(ALIGNMENT)
+    corrected["alignments"] = corrected["alignments"][:1]
+    assert main(["frameworks", "load", str(_write(tmp_path / "alignment.json", corrected))]) == 0
+    live = load_live_catalog(installed)
+    course = "https://lrs.example.org/courses/civil-servant-basic-digital-skills/modules"
+    assert f"{course}/searching" in live.alignments and f"{course}/device-security" not in live.alignments
+
+
+def test_an_invalid_document_or_a_check_loads_nothing(
+    tmp_path: Path, installed: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    broken = _new_alignment()
+    broken["alignments"][0]["level"] = "Z9"
+    assert main(["frameworks", "load", str(_write(tmp_path / "broken.json", broken))]) == 1
+    assert "$.alignments[0].level" in capsys.readouterr().err
+    assert main(["frameworks", "load", "--check", str(_write(tmp_path / "ok.json", _new_alignment()))]) == 0
+    assert not installed.exists() or not list(installed.glob("*.json"))
+
+
+def test_a_programme_may_build_on_a_framework_loaded_before(tmp_path: Path, installed: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    newer = json.loads(json.dumps(_raw(DIGCOMP)).replace("/digcomp/2.2/", "/digcomp/2.3/"))
+    newer["version"] = "2.3"
+    program = _raw(PROGRAM)
+    program["iri"] = "https://lrs.example.org/competency/programs/digcomp-2.3-basics"
+    program["frameworks"] = [{"iri": newer["iri"], "version": "2.3"}]
+    program["requirements"] = [
+        {"competency": f"{newer['iri']}/2.3/competences/1.1", "level": "2"},
+    ]
+    program_file = _write(tmp_path / "program.json", program)
+    assert main(["frameworks", "load", str(program_file)]) == 1  # DigComp 2.3 is not live yet
+    capsys.readouterr()
+    assert main(["frameworks", "load", str(_write(tmp_path / "digcomp-2.3.json", newer))]) == 0
+    assert main(["frameworks", "load", str(program_file)]) == 0, capsys.readouterr().err
+    live = load_live_catalog(installed)
+    assert {p.iri for p in live.programs} >= {program["iri"], _raw(PROGRAM)["iri"]}
