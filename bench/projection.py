@@ -71,13 +71,29 @@ _TEMPLATE = (
     '"result":{"success":true,"completion":%s,"score":{"scaled":0.%02d}},'
     '"timestamp":"2025-%02d-%02dT%02d:%02d:00Z"}'
 )
+# Statements of a cmi5 session that are not evidence (nothing judged, completed or scored).
+_SESSION = (
+    '{"id":"%s","actor":{"objectType":"Agent","mbox":"mailto:cs%d@agency%d.example.gov.vn"},'
+    '"verb":{"id":"http://adlnet.gov/expapi/verbs/%s"},'
+    '"object":{"objectType":"Activity","id":"%s%s"},'
+    '"timestamp":"2025-%02d-%02dT%02d:%02d:00Z"}'
+)
+SESSION_VERBS = ("launched", "initialized", "experienced", "terminated")
 POLL_S = 0.005
 KEY, SECRET = "bench-projection", "bench-projection-secret"
 
 
-def statement(rng: random.Random, learners: int) -> str:
+def statement(rng: random.Random, learners: int, evidence_share: float = 1.0) -> str:
+    """A statement on a module of the programme's course: with probability
+    ``evidence_share`` a judged, scored or completed one (evidence), else a
+    launched/initialized/experienced/terminated one of the same session."""
     n = rng.randrange(learners)
     module, verb = rng.choice(MODULES)
+    if evidence_share < 1.0 and rng.random() >= evidence_share:
+        return _SESSION % (
+            uuid.uuid4(), n, n % 40, rng.choice(SESSION_VERBS), COURSE, module,
+            rng.randrange(1, 13), rng.randrange(1, 29), rng.randrange(24), rng.randrange(60),
+        )
     return _TEMPLATE % (
         uuid.uuid4(), n, n % 40, verb, COURSE, module, "true" if verb == "completed" else "false",
         rng.randrange(75, 100), rng.randrange(1, 13), rng.randrange(1, 29), rng.randrange(24), rng.randrange(60),
@@ -127,7 +143,9 @@ class Monitor:
         return None
 
 
-async def drive(url: str, rate: float, batch: int, duration: float, learners: int, seed: int) -> tuple[list[float], int, int, float]:
+async def drive(
+    url: str, rate: float, batch: int, duration: float, learners: int, seed: int, evidence_share: float
+) -> tuple[list[float], int, int, float]:
     """POST at a fixed rate; returns (answer times, statements sent, errors, achieved seconds)."""
     rng = random.Random(seed)
     auth = "Basic " + base64.b64encode(f"{KEY}:{SECRET}".encode()).decode()
@@ -157,7 +175,7 @@ async def drive(url: str, rate: float, batch: int, duration: float, learners: in
         start = time.monotonic()
         tick = 0
         while time.monotonic() - start < duration:
-            body = ("[" + ",".join(statement(rng, learners) for _ in range(batch)) + "]").encode()
+            body = ("[" + ",".join(statement(rng, learners, evidence_share) for _ in range(batch)) + "]").encode()
             task = asyncio.create_task(one(body))
             pending.add(task)
             task.add_done_callback(pending.discard)
@@ -171,7 +189,9 @@ async def drive(url: str, rate: float, batch: int, duration: float, learners: in
     return answered, sent, errors, elapsed
 
 
-async def fill_log(database_url: str, count: int, learners: int, seed: int, void_share: float) -> int:
+async def fill_log(
+    database_url: str, count: int, learners: int, seed: int, void_share: float, evidence_share: float = 1.0
+) -> int:
     """Append ``count`` statements (about ``void_share`` of them voiding an
     earlier one) through the statement writer; returns the log length."""
     from lrs.ingest.prepare import prepare_statements
@@ -199,7 +219,7 @@ async def fill_log(database_url: str, count: int, learners: int, seed: int, void
                         batch.append({"actor": actor, "verb": {"id": "http://adlnet.gov/expapi/verbs/voided"},
                                       "object": {"objectType": "StatementRef", "id": target}})
                     else:
-                        body = json.loads(statement(rng, learners))
+                        body = json.loads(statement(rng, learners, evidence_share))
                         ids.append((body["id"], body["actor"]))
                         batch.append(body)
                 prepared = prepare_statements(batch, version="1.0.3", authority=authority, new_id=uuid.uuid4)
@@ -253,7 +273,7 @@ async def replay_only(args: argparse.Namespace) -> dict:
         await ensure_database(server, "lrs")
         database_url = pg.url_for("lrs")
     try:
-        await fill_log(database_url, args.replay_only, args.learners, args.seed, args.void_share)
+        await fill_log(database_url, args.replay_only, args.learners, args.seed, args.void_share, args.evidence_share)
         load_before = _load()
         replayed = await measure_replay(database_url, args.replay_batch)
         load_after = _load()
@@ -303,7 +323,9 @@ async def main_async(args: argparse.Namespace) -> int:
         conn = await asyncpg.connect(database_url)
         monitor = Monitor(conn)
         watching = asyncio.create_task(monitor.run())
-        answered, sent, errors, elapsed = await drive(url, args.rate, args.batch, args.duration, args.learners, args.seed)
+        answered, sent, errors, elapsed = await drive(
+            url, args.rate, args.batch, args.duration, args.learners, args.seed, args.evidence_share
+        )
         # let the projection finish what was sent (bounded)
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
@@ -373,6 +395,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--batch", type=int, default=50, help="statements per POST (default: 50)")
     parser.add_argument("--duration", type=float, default=20, help="seconds of sustained ingest (default: 20)")
     parser.add_argument("--learners", type=int, default=20_000, help="distinct learners (default: 20000)")
+    parser.add_argument(
+        "--evidence-share", type=float, default=1.0,
+        help="share of statements that are evidence (passed/failed/completed with a result on an aligned "
+        "module); the others are launched/initialized/experienced/terminated statements of the same cmi5 "
+        "sessions, which the projection reads and finds no evidence in (default: 1.0, every statement; "
+        "0.33 is one cmi5 session of launched, initialized, passed, completed, terminated and a page view)",
+    )
     parser.add_argument("--replay-batch", type=int, default=10_000, help="events per replay transaction (default: 10000)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--workers", type=int, default=1,
@@ -387,7 +416,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return asyncio.run(main_async(parse_args(argv)))
+    args = parse_args(argv)
+    if not 0.0 <= args.evidence_share <= 1.0:
+        raise SystemExit("bench/projection.py: --evidence-share must be between 0 and 1")
+    return asyncio.run(main_async(args))
 
 
 if __name__ == "__main__":

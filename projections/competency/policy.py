@@ -128,15 +128,17 @@ def interpret_stored(payload: bytes, catalog: Catalog) -> LearnerEvent | None:
     targets = _aligned_targets(statement, catalog)
     if not targets or not statement_id or not statement.actor:
         return None
-    learner = ifi_key(decode_json_value(statement.actor))
-    if learner is None:
-        return None
     result = statement.result
-    context = statement.context
     score = result.score.scaled if result is not None and result.score is not None else None
     explicit = result.success if result is not None else None
     judged: bool | None = explicit if explicit is not None else _JUDGED_SUCCESS.get(verb)
     completed = (result is not None and result.completion is True) or verb in _MEANS_COMPLETION
+    if judged is None and not completed and score is None:
+        return None  # launched, initialized, terminated...: nothing judged, completed or scored
+    learner = ifi_key(decode_json_value(statement.actor))
+    if learner is None:
+        return None
+    context = statement.context
     context_mastery = None
     registration = None
     if context is not None:
