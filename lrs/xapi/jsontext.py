@@ -17,11 +17,18 @@ message (or escape it altogether):
   says a Statement MUST use each property no more than one time, and two
   values for one key make the Statement ambiguous, so the LRS rejects it and
   names the key. The check is cheap: every member of a JSON object ends
-  with ``"`` then ``:``, so counting ``"\\s*:`` gives an upper bound on the
-  members in the text; when it equals the number of keys in the decoded
-  Statements there can be no duplicate. Only otherwise (a duplicate, or a
-  string value that happens to contain ``":``) is the text parsed again with
-  the standard library to find the duplicate and its path.
+  with ``"`` then ``:``, so counting ``"\\s*:`` in the text counts its
+  members plus the ``":`` that occur inside strings.  The same count over
+  the decoded value re-encoded by msgspec counts its (distinct) keys plus
+  the same string contents, written the same way unless the text used
+  ``\\u`` escapes.  So without ``\\u`` escapes the text holds a duplicate
+  exactly when its count is the higher one; with them, the keys of the
+  decoded value are counted one by one instead.  Only when the counts differ
+  is the text parsed again with the standard library to find the duplicate
+  and its path.
+- **Depth**: a value nests no deeper than the number of ``{`` and ``[`` in
+  its encoding, so only a Statement with more of them than ``MAX_DEPTH``
+  is walked to measure its depth.
 """
 
 from __future__ import annotations
@@ -29,6 +36,8 @@ from __future__ import annotations
 import json
 import re
 from typing import Any
+
+import msgspec
 
 from lrs.xapi.errors import XapiError
 
@@ -43,6 +52,7 @@ _KEY_END_TEXT = re.compile(r'"[ \t\r\n]*:')
 _BYTE_AT = re.compile(r"\(byte (\d+)\)")
 _HIGH_SURROGATE = re.compile(rb"\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F][0-9a-fA-F]{2})")
 _LOW_SURROGATE = re.compile(rb"(?<!\\u[dD][89abAB][0-9a-fA-F]{2})\\u[dD][c-fC-F][0-9a-fA-F]{2}")
+_encode = msgspec.json.Encoder().encode
 _NON_FINITE = (b"NaN", b"Infinity", b"-Infinity", b"+Infinity", b"-NaN")
 
 
@@ -132,10 +142,15 @@ def upper_bound_of_members(body: bytes | str) -> int:
 
     Counts ``"`` followed by optional whitespace and ``:``; when no
     whitespace precedes any colon, a plain substring count (much faster
-    than the regular expression) gives the same number.
+    than the regular expression) gives the same number.  Raw tabs and line
+    breaks only occur between tokens, so a compact text is told by a
+    search for one byte each.
     """
     if isinstance(body, bytes):
-        if b" :" in body or b"\n:" in body or b"\t:" in body or b"\r:" in body:
+        if b" :" in body or (
+            (b"\n" in body or b"\t" in body or b"\r" in body)
+            and (b"\n:" in body or b"\t:" in body or b"\r:" in body)
+        ):
             return len(_KEY_END_BYTES.findall(body))
         return body.count(b'":')
     if " :" in body or "\n:" in body or "\t:" in body or "\r:" in body:
@@ -147,13 +162,28 @@ def check_shape(body: bytes | str, decoded: Any) -> None:
     """Reject Statements nested deeper than ``MAX_DEPTH`` or with a key used twice in one object.
 
     ``decoded`` is the plain JSON (dicts and lists) the typed decode produced
-    from ``body``; it holds exactly the distinct keys of the text because
-    every Statement field defaults to UNSET and unknown keys are refused.
+    from ``body`` (one Statement, or a list of them); it holds exactly the
+    distinct keys of the text because every Statement field defaults to UNSET
+    and unknown keys are refused.
     """
-    keys, deepest = _count_and_depth(decoded)
-    if deepest > MAX_DEPTH:
-        raise too_deep()
-    if upper_bound_of_members(body) > keys:
+    statements, depth_above = (decoded, 1) if isinstance(decoded, list) else ([decoded], 0)
+    escaped = (b"\\u" in body) if isinstance(body, bytes) else ("\\u" in body)
+    members = 0
+    for statement in statements:
+        try:
+            text = _encode(statement)
+        except RecursionError:
+            raise too_deep() from None
+        if depth_above + text.count(b"{") + text.count(b"[") > MAX_DEPTH:
+            if depth_above + _count_and_depth(statement)[1] > MAX_DEPTH:
+                raise too_deep()
+        if not escaped:
+            # msgspec writes no whitespace around a colon: a plain count, at
+            # most what the regular expression would find in the same strings.
+            members += text.count(b'":')
+    if escaped:
+        members = _count_and_depth(decoded)[0]
+    if upper_bound_of_members(body) > members:
         duplicate = find_duplicate_key(body)
         if duplicate is not None:
             path, key = duplicate
