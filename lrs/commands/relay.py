@@ -10,7 +10,7 @@ from typing import AsyncIterator
 
 import structlog
 
-from lrs.commands.common import database_url, load_settings, run_async, setup
+from lrs.commands.common import database_url, load_settings, run_async, settle_heap, setup
 from lrs.config import Settings
 
 log = structlog.get_logger("lrs.relay")
@@ -74,6 +74,7 @@ async def relay(settings: Settings, args: argparse.Namespace) -> None:
                 poll_interval=args.poll_interval,
             )
             running = asyncio.create_task(relay.run(until_caught_up=args.until_caught_up))
+            settle_heap()
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, running.cancel)

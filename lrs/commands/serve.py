@@ -10,7 +10,7 @@ import signal
 import structlog
 from aiohttp import web
 
-from lrs.commands.common import load_settings, run_async, setup
+from lrs.commands.common import load_settings, run_async, settle_heap, setup
 from lrs.config import Settings
 
 log = structlog.get_logger("lrs.serve")
@@ -71,6 +71,7 @@ async def serve(settings: Settings) -> int:
         await runner.setup()
         site = web.TCPSite(runner, settings.http_host, settings.http_port, backlog=1024, reuse_port=worker)
         await site.start()
+        settle_heap()
         log.info("listening", host=settings.http_host, port=settings.http_port, embedded=settings.embedded,
                  worker=worker)
         stop = _stop_event()
