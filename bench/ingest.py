@@ -51,19 +51,35 @@ _TEMPLATE = (
 )
 
 
-def _statement(n: int) -> str:
+_VARIANT = {c: "89ab"[int(c, 16) & 3] for c in "0123456789abcdef"}
+
+
+def _uuid_texts(count: int) -> list[str]:
+    """``count`` random version 4 UUIDs as text.  One ``os.urandom`` call for
+    all of them: ``str(uuid.uuid4())`` per statement cost the load generator
+    more CPU than the rest of building the statements."""
+    h = os.urandom(16 * count).hex()
+    return [
+        f"{h[i:i + 8]}-{h[i + 8:i + 12]}-4{h[i + 13:i + 16]}-{_VARIANT[h[i + 16]]}{h[i + 17:i + 20]}-{h[i + 20:i + 32]}"
+        for i in range(0, 32 * count, 32)
+    ]
+
+
+def _statement(n: int, statement_id: str, registration: str) -> str:
     score = n % 100
     return _TEMPLATE % (
-        uuid.uuid4(), n, n % 50_000, n % 40, n % 21, n % 21, score, score, 1 + n % 59, uuid.uuid4(), n % 60
+        statement_id, n, n % 50_000, n % 40, n % 21, n % 21, score, score, 1 + n % 59, registration, n % 60
     )
 
 
 def _body(batch: int, counter: list[int]) -> bytes:
     start = counter[0]
     counter[0] += batch
+    ids = _uuid_texts(2 * batch)
+    statements = [_statement(start + i, ids[2 * i], ids[2 * i + 1]) for i in range(batch)]
     if batch == 1:
-        return _statement(start).encode()
-    return ("[" + ",".join(_statement(start + i) for i in range(batch)) + "]").encode()
+        return statements[0].encode()
+    return ("[" + ",".join(statements) + "]").encode()
 
 
 class _Connection:
