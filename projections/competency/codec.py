@@ -54,38 +54,46 @@ class StateFormatError(ValueError):
     """The bytes are not a stored state of this format."""
 
 
+class _Strings(dict):  # type: ignore[type-arg]
+    """string -> its index in the table, numbered as first seen."""
+
+    __slots__ = ()
+
+    def __missing__(self, key: str) -> int:
+        index = self[key] = len(self)
+        return index
+
+
 def encode_state(state: LearnerState) -> bytes:
-    table: dict[str, int] = {}
-    put = table.setdefault
-
-    def opt(value: str | None) -> int | None:
-        return None if value is None else put(value, len(table))
-
+    t = _Strings()
     # Evidence is sorted by (timestamp, statement id, ...), so the entries of
     # one statement are adjacent: its own fields are written once.
     evidence: list[list[Any]] = []
     head: tuple[Any, ...] | None = None
     entries: list[list[Any]] = []
     for e in state.evidence:
-        if head != (e.statement_id, e.timestamp, e.verb, e.registration, e.completed, e.score):
-            head = (e.statement_id, e.timestamp, e.verb, e.registration, e.completed, e.score)
+        fields = (e.statement_id, e.timestamp, e.verb, e.registration, e.completed, e.score)
+        if fields != head:
+            head = fields
             entries = []
+            registration = e.registration
             evidence.append([
-                put(e.statement_id, len(table)), put(e.timestamp, len(table)), put(e.verb, len(table)),
-                opt(e.registration), e.completed, e.score, entries,
+                t[e.statement_id], t[e.timestamp], t[e.verb], None if registration is None else t[registration],
+                e.completed, e.score, entries,
             ])
+        level = e.level
         entries.append([
-            put(e.competency, len(table)), opt(e.level), e.level_rank, put(e.activity, len(table)),
-            put(e.source, len(table)), e.passed, put(e.move_on, len(table)),
+            t[e.competency], None if level is None else t[level], e.level_rank, t[e.activity], t[e.source],
+            e.passed, t[e.move_on],
         ])
     competencies = [
         [
-            put(c.competency, len(table)), put(c.status, len(table)), opt(c.level), c.best_score,
-            c.latest_score, c.evidence_count, opt(c.first_evidence_at), opt(c.last_evidence_at),
-            opt(c.first_mastered_at),
+            t[c.competency], t[c.status], None if c.level is None else t[c.level], c.best_score, c.latest_score,
+            c.evidence_count, None if c.first_evidence_at is None else t[c.first_evidence_at],
+            None if c.last_evidence_at is None else t[c.last_evidence_at],
+            None if c.first_mastered_at is None else t[c.first_mastered_at],
             [
-                [opt(a.level), a.level_rank, put(a.achieved_at, len(table)),
-                 [put(i, len(table)) for i in a.statement_ids]]
+                [None if a.level is None else t[a.level], a.level_rank, t[a.achieved_at], [t[i] for i in a.statement_ids]]
                 for a in c.attainments
             ],
             c.rule_version,
@@ -94,15 +102,14 @@ def encode_state(state: LearnerState) -> bytes:
     ]
     certifications = [
         [
-            put(p.program, len(table)), put(p.program_version, len(table)), p.earned, opt(p.earned_at),
-            [put(i, len(table)) for i in p.statement_ids], [put(i, len(table)) for i in p.met],
-            [put(i, len(table)) for i in p.missing], p.rule_version,
+            t[p.program], t[p.program_version], p.earned, None if p.earned_at is None else t[p.earned_at],
+            [t[i] for i in p.statement_ids], [t[i] for i in p.met], [t[i] for i in p.missing], p.rule_version,
         ]
         for _, p in sorted(state.certifications.items())
     ]
-    voided = [put(i, len(table)) for i in state.voided]
+    voided = [t[i] for i in state.voided]
     return _ENCODER.encode(
-        [FORMAT, state.learner, state.rule_version, list(table), voided, evidence, competencies, certifications]
+        [FORMAT, state.learner, state.rule_version, list(t), voided, evidence, competencies, certifications]
     )
 
 

@@ -12,12 +12,14 @@ lowercase UUID strings.
 
 from __future__ import annotations
 
+from operator import attrgetter
 from typing import Literal
 
 from msgspec import Struct
 
 __all__ = [
     "RULE_VERSION",
+    "EVIDENCE_ORDER",
     "Status",
     "Evidence",
     "LevelAttainment",
@@ -36,12 +38,17 @@ RULE_VERSION = 2
 
 Status = Literal["not_started", "in_progress", "mastered"]
 
+# How a learner's evidence is kept sorted (Evidence.order), as a sort key.
+EVIDENCE_ORDER = attrgetter("timestamp", "statement_id", "competency", "level_rank", "activity")
 
-class _Value(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    pass
+
+class _Value(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, gc=False):
+    """Immutable, built from its fields, so never part of a reference cycle:
+    the cyclic garbage collector need not track it (gc=False), which a
+    replay holding millions of them in memory notices."""
 
 
-class Evidence(_Value, frozen=True, kw_only=True, forbid_unknown_fields=True):
+class Evidence(_Value, frozen=True, kw_only=True, forbid_unknown_fields=True, gc=False):
     """What one statement says about one competency (at one level)."""
 
     statement_id: str
@@ -60,10 +67,10 @@ class Evidence(_Value, frozen=True, kw_only=True, forbid_unknown_fields=True):
 
     @property
     def order(self) -> tuple[str, str, str, int, str]:
-        return (self.timestamp, self.statement_id, self.competency, self.level_rank, self.activity)
+        return EVIDENCE_ORDER(self)  # type: ignore[no-any-return]
 
 
-class LevelAttainment(_Value, frozen=True, kw_only=True, forbid_unknown_fields=True):
+class LevelAttainment(_Value, frozen=True, kw_only=True, forbid_unknown_fields=True, gc=False):
     """A level of a competency was reached at ``achieved_at`` by these statements."""
 
     level: str | None
@@ -72,7 +79,7 @@ class LevelAttainment(_Value, frozen=True, kw_only=True, forbid_unknown_fields=T
     statement_ids: tuple[str, ...]  # sorted
 
 
-class CompetencyState(_Value, frozen=True, kw_only=True, forbid_unknown_fields=True):
+class CompetencyState(_Value, frozen=True, kw_only=True, forbid_unknown_fields=True, gc=False):
     competency: str
     status: Status
     level: str | None  # highest level reached
@@ -86,7 +93,7 @@ class CompetencyState(_Value, frozen=True, kw_only=True, forbid_unknown_fields=T
     rule_version: int = RULE_VERSION
 
 
-class ProgramCertification(_Value, frozen=True, kw_only=True, forbid_unknown_fields=True):
+class ProgramCertification(_Value, frozen=True, kw_only=True, forbid_unknown_fields=True, gc=False):
     program: str
     program_version: str
     earned: bool
@@ -97,7 +104,7 @@ class ProgramCertification(_Value, frozen=True, kw_only=True, forbid_unknown_fie
     rule_version: int = RULE_VERSION
 
 
-class LearnerState(_Value, frozen=True, kw_only=True, forbid_unknown_fields=True):
+class LearnerState(_Value, frozen=True, kw_only=True, forbid_unknown_fields=True, gc=False):
     """Everything the projection knows about one learner.
 
     ``evidence`` is kept (sorted) so a late or voided statement refolds the
@@ -116,7 +123,7 @@ class LearnerState(_Value, frozen=True, kw_only=True, forbid_unknown_fields=True
 # -- events the rules fold -----------------------------------------------------
 
 
-class StatementEvidence(_Value, frozen=True, kw_only=True, forbid_unknown_fields=True, tag="evidence"):
+class StatementEvidence(_Value, frozen=True, kw_only=True, forbid_unknown_fields=True, gc=False, tag="evidence"):
     """A statement about ``learner`` that is evidence for one or more competencies."""
 
     statement_id: str
@@ -124,7 +131,7 @@ class StatementEvidence(_Value, frozen=True, kw_only=True, forbid_unknown_fields
     evidence: tuple[Evidence, ...]
 
 
-class StatementVoided(_Value, frozen=True, kw_only=True, forbid_unknown_fields=True, tag="voided"):
+class StatementVoided(_Value, frozen=True, kw_only=True, forbid_unknown_fields=True, gc=False, tag="voided"):
     """Statement ``target_id`` was voided by statement ``statement_id``."""
 
     statement_id: str

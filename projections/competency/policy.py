@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, timezone
+from operator import attrgetter
 from typing import Any, Iterable
 
 import msgspec
@@ -47,6 +48,7 @@ import msgspec
 from lrs.xapi.identity import ifi_key
 from projections.competency.catalog import AlignmentTarget, Catalog
 from projections.competency.model import (
+    EVIDENCE_ORDER,
     RULE_VERSION,
     CompetencyState,
     Evidence,
@@ -90,6 +92,7 @@ MASTERY_SCORE_EXTENSION = "https://w3id.org/xapi/cmi5/context/extensions/mastery
 _JUDGED_SUCCESS = {VERB_PASSED: True, VERB_WAIVED: True, VERB_SATISFIED: True, VERB_FAILED: False}
 _MEANS_COMPLETION = frozenset({VERB_COMPLETED, VERB_WAIVED, VERB_SATISFIED})
 _JSON_ENCODER = msgspec.json.Encoder()
+_LEVEL_RANK = attrgetter("level_rank")
 _UTC_SHAPE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.(\d{1,6}))?(?:Z|z|\+00:00)")
 
 
@@ -180,7 +183,7 @@ def interpret_stored(payload: bytes, catalog: Catalog) -> LearnerEvent | None:
             )
     if not evidence:
         return None
-    ordered = tuple(sorted(evidence.values(), key=lambda e: e.order))
+    ordered = tuple(sorted(evidence.values(), key=EVIDENCE_ORDER))
     return StatementEvidence(statement_id=statement_id, learner=learner, evidence=ordered)
 
 
@@ -239,7 +242,7 @@ def _move_on_met(move_on: str, passed_id: str | None, completed_id: str | None) 
 def fold_competency(competency: str, evidence: Iterable[Evidence]) -> CompetencyState:
     """The state of one competency from its evidence (any order, any duplicates)."""
     unique = {(e.statement_id, e.level, e.activity): e for e in evidence if e.competency == competency}
-    return _fold_ordered(competency, sorted(unique.values(), key=lambda e: e.order))
+    return _fold_ordered(competency, sorted(unique.values(), key=EVIDENCE_ORDER))
 
 
 def _fold_ordered(competency: str, ordered: list[Evidence]) -> CompetencyState:
@@ -268,8 +271,8 @@ def _fold_ordered(competency: str, ordered: list[Evidence]) -> CompetencyState:
             attained[e.level] = LevelAttainment(
                 level=e.level, level_rank=e.level_rank, achieved_at=e.timestamp, statement_ids=met_by
             )
-    attainments = tuple(sorted(attained.values(), key=lambda a: a.level_rank))
-    top = max(attainments, key=lambda a: a.level_rank) if attainments else None
+    attainments = tuple(sorted(attained.values(), key=_LEVEL_RANK))
+    top = attainments[-1] if attainments else None  # one attainment per level: the ranks differ
     return CompetencyState(
         competency=competency,
         status="mastered" if attainments else ("in_progress" if ordered else "not_started"),
@@ -335,7 +338,7 @@ def evolve(state: LearnerState, event: LearnerEvent, catalog: Catalog) -> Learne
         return _refold(state, kept, voided, {e.competency for e in removed}, catalog)
     if event.statement_id in state.voided or any(e.statement_id == event.statement_id for e in state.evidence):
         return state
-    merged = tuple(sorted((*state.evidence, *event.evidence), key=lambda e: e.order))
+    merged = tuple(sorted((*state.evidence, *event.evidence), key=EVIDENCE_ORDER))
     return _refold(state, merged, state.voided, {e.competency for e in event.evidence}, catalog)
 
 
@@ -359,7 +362,7 @@ def evolve_many(state: LearnerState, events: Iterable[LearnerEvent], catalog: Ca
     removed = [e for e in state.evidence if e.statement_id in newly_voided]
     kept_added = [e for e in added if e.statement_id not in newly_voided]
     evidence = tuple(
-        sorted((*(e for e in state.evidence if e.statement_id not in newly_voided), *kept_added), key=lambda e: e.order)
+        sorted((*(e for e in state.evidence if e.statement_id not in newly_voided), *kept_added), key=EVIDENCE_ORDER)
     )
     affected = {e.competency for e in removed} | {e.competency for e in kept_added}
     return _refold(state, evidence, tuple(sorted(voided)), affected, catalog)

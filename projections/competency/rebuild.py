@@ -84,9 +84,10 @@ class LogRebuild:
             items.append(meaning)
         self.positions[key] = position
 
-    def learners(self) -> Iterator[RebuiltLearner]:
-        """Every learner's state, in (tenant, learner) order, each folded
-        when it is asked for (so the caller can write while folding)."""
+    def prepare(self) -> list[Key]:
+        """Route every voiding to the learner whose evidence it voids, and
+        return the learners' keys in (tenant, learner) order; call once,
+        after the last :meth:`add`, then :meth:`fold` each key."""
         for (tenant, target), (voider, position) in self.voids.items():
             learner = self.owners.get((tenant, target))
             if learner is None:
@@ -95,11 +96,19 @@ class LogRebuild:
             self.events[key].append(StatementVoided(statement_id=voider, target_id=target))
             if position > self.positions[key]:
                 self.positions[key] = position
-        events, self.events = self.events, {}
-        for key in sorted(events):
-            tenant, learner = key
-            state = evolve_many(LearnerState(learner=learner), events.pop(key), self.catalog)
-            yield RebuiltLearner(tenant, state, self.positions[key])
+        return sorted(self.events)
+
+    def fold(self, key: Key) -> RebuiltLearner:
+        tenant, learner = key
+        state = evolve_many(LearnerState(learner=learner), self.events[key], self.catalog)
+        return RebuiltLearner(tenant, state, self.positions[key])
+
+    def learners(self) -> Iterator[RebuiltLearner]:
+        """Every learner's state, in (tenant, learner) order, each folded
+        when it is asked for (so the caller can write while folding)."""
+        for key in self.prepare():
+            yield self.fold(key)
+            del self.events[key]
 
     def voiding_rows(self) -> list[tuple[Any, ...]]:
         """Rows of ``competency_voids`` (ids as text: the uuid columns parse them)."""

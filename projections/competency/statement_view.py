@@ -22,42 +22,42 @@ from msgspec import Raw, Struct
 __all__ = ["StatementView", "ActivityView", "decode_view", "decode_json_value"]
 
 
-class DefinitionView(Struct):
+class DefinitionView(Struct, gc=False):
     type: str | None = None
 
 
-class ActivityView(Struct):
+class ActivityView(Struct, gc=False):
     id: str | None = None
     objectType: str = "Activity"
     definition: DefinitionView | None = None
 
 
-class VerbView(Struct):
+class VerbView(Struct, gc=False):
     id: str = ""
 
 
-class ScoreView(Struct):
+class ScoreView(Struct, gc=False):
     scaled: float | None = None
 
 
-class ResultView(Struct):
+class ResultView(Struct, gc=False):
     success: bool | None = None
     completion: bool | None = None
     score: ScoreView | None = None
 
 
-class ContextActivitiesView(Struct):
+class ContextActivitiesView(Struct, gc=False):
     parent: list[ActivityView] | ActivityView | None = None
     category: list[ActivityView] | ActivityView | None = None
 
 
-class ContextView(Struct):
+class ContextView(Struct, gc=False):
     registration: str | None = None
     contextActivities: ContextActivitiesView | None = None
     extensions: dict[str, Raw] | None = None
 
 
-class StatementView(Struct):
+class StatementView(Struct, gc=False):
     id: str = ""
     actor: Raw = Raw()  # empty when absent
     verb: VerbView | None = None

@@ -13,10 +13,10 @@ learner is in changes in the same transaction (projections/units/store.py).
 
 from __future__ import annotations
 
+import gc
 import hashlib
+import os
 from collections import OrderedDict
-from datetime import datetime
-from functools import lru_cache
 from typing import Any, AsyncIterator, Sequence
 
 import asyncpg
@@ -25,14 +25,19 @@ from projections.competency.catalog import Catalog
 from projections.competency.codec import decode_state, encode_state
 from projections.competency.model import (
     RULE_VERSION,
-    CompetencyState,
     LearnerState,
-    ProgramCertification,
     StatementEvidence,
     StatementVoided,
 )
+from projections.competency.parallel_fold import fold_learners
 from projections.competency.policy import evolve_many, interpret_stored
 from projections.competency.rebuild import LogRebuild
+from projections.competency.rows import (
+    CERTIFICATION_COLUMNS,
+    STATE_COLUMNS,
+    certification_rows,
+    state_row,
+)
 from projections.runner import LogEvent
 from projections.units.store import apply_certification_changes, certified_rows, recount_certified
 
@@ -52,11 +57,6 @@ WHERE (tenant, learner, competency) IN (SELECT * FROM unnest($1::text[], $2::tex
 DELETE_CERTIFICATIONS = """
 DELETE FROM competency_certifications WHERE (tenant, learner) IN (SELECT * FROM unnest($1::text[], $2::text[]))
 """
-STATE_COLUMNS = [
-    "tenant", "learner", "competency", "status", "level", "level_rank", "best_score",
-    "latest_score", "evidence_count", "first_mastered_at", "rule_version",
-]
-CERTIFICATION_COLUMNS = ["tenant", "learner", "program", "program_version", "earned", "earned_at", "statement_ids"]
 INSERT_STATEMENT_LEARNERS = """
 INSERT INTO competency_statement_learners (tenant, statement_id, learner)
 SELECT * FROM unnest($1::text[], $2::uuid[], $3::text[]) ON CONFLICT DO NOTHING
@@ -101,9 +101,11 @@ class CompetencyProjection:
         "unit_certified",
     )
 
-    def __init__(self, catalog: Catalog, *, cache_size: int = 20_000) -> None:
+    def __init__(self, catalog: Catalog, *, cache_size: int = 20_000, replay_processes: int | None = None) -> None:
         self.catalog = catalog
         self.catalog_digest = catalog.digest
+        # Processes that fold learners in a replay (default: one per core).
+        self.replay_processes = replay_processes if replay_processes is not None else (os.cpu_count() or 1)
         # Learner states as committed at checkpoint ``_cache_at`` (most
         # recently used last), so a batch does not read and decode them again.
         # The runner calls begin/committed/rolled_back around its
@@ -227,7 +229,7 @@ class CompetencyProjection:
         # Only the competencies the events changed get new rows (a refold
         # keeps every other CompetencyState object as it was).
         gone: list[tuple[str, str, str]] = []
-        state_rows: list[tuple[Any, ...]] = []
+        new_rows: list[tuple[Any, ...]] = []
         for (tenant, learner), before, after, _ in changed:
             old = before.competencies
             for competency, now in after.competencies.items():
@@ -235,20 +237,20 @@ class CompetencyProjection:
                 if was is not now:
                     if was is not None:
                         gone.append((tenant, learner, competency))
-                    state_rows.append(_state_row(tenant, learner, now))
+                    new_rows.append(state_row(tenant, learner, now))
             gone.extend((tenant, learner, c) for c in old if c not in after.competencies)  # all voided
         if gone:
             await conn.execute(DELETE_STATE_ROWS, *_columns(gone, 3))
-        if state_rows:
-            await conn.copy_records_to_table("competency_states", records=state_rows, columns=STATE_COLUMNS)
+        if new_rows:
+            await conn.copy_records_to_table("competency_states", records=new_rows, columns=STATE_COLUMNS)
         # The certification rows change only with a required competency.
         recertified = [(k, s) for k, before, s, _ in changed if s.certifications is not before.certifications]
         if recertified:
             await conn.execute(DELETE_CERTIFICATIONS, [k[0] for k, _ in recertified], [k[1] for k, _ in recertified])
-            certification_rows = [row for (t, _), s in recertified for row in _certification_rows(t, s)]
-            if certification_rows:
+            programs = [row for (t, _), s in recertified for row in certification_rows(t, s)]
+            if programs:
                 await conn.copy_records_to_table(
-                    "competency_certifications", records=certification_rows, columns=CERTIFICATION_COLUMNS
+                    "competency_certifications", records=programs, columns=CERTIFICATION_COLUMNS
                 )
         await apply_certification_changes(conn, counts)
         for key, _, after, _ in changed:
@@ -262,6 +264,20 @@ class CompetencyProjection:
         result into the empty tables; returns the last position read and the
         events the rules failed on (position, tenant, error).  The unit counts
         are left to :meth:`after_swap`."""
+        # Everything read stays referenced until its rows are written, so the
+        # cyclic collector would only walk an ever larger heap: it is paused
+        # while the log is read and folded (and resumed as it was after).
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            return await self._rebuild(conn, pages)
+        finally:
+            if collecting:
+                gc.enable()
+
+    async def _rebuild(
+        self, conn: asyncpg.Connection, pages: AsyncIterator[Sequence[tuple[int, str, str, bytes]]]
+    ) -> tuple[int, list[tuple[int, str, str]]]:
         work = LogRebuild(self.catalog)
         position = 0
         add = work.add
@@ -270,24 +286,22 @@ class CompetencyProjection:
                 add(*event)
             if page:
                 position = page[-1][0]
-        # Learners are folded while their rows are copied, so Postgres
-        # stores one while the next is folded.
-        state_rows: list[tuple[Any, ...]] = []
-        certification_rows: list[tuple[Any, ...]] = []
+        # Learners are folded (by several processes: parallel_fold.py) while
+        # their rows are copied, so PostgreSQL stores some while others fold.
+        competencies: list[tuple[Any, ...]] = []
+        programs: list[tuple[Any, ...]] = []
 
         async def learner_rows() -> AsyncIterator[tuple[Any, ...]]:
-            for r in work.learners():
-                state_rows.extend(_state_rows(r.tenant, r.state))
-                certification_rows.extend(_certification_rows(r.tenant, r.state))
-                yield (r.tenant, r.state.learner, encode_state(r.state), r.position)
+            for folded in fold_learners(work, self.replay_processes):
+                competencies.extend(folded.state_rows)
+                programs.extend(folded.certification_rows)
+                yield (folded.tenant, folded.learner, folded.state, folded.position)
 
         await conn.copy_records_to_table(
             "competency_learners", records=learner_rows(), columns=["tenant", "learner", "state", "position"]
         )
-        await conn.copy_records_to_table("competency_states", records=state_rows, columns=STATE_COLUMNS)
-        await conn.copy_records_to_table(
-            "competency_certifications", records=certification_rows, columns=CERTIFICATION_COLUMNS
-        )
+        await conn.copy_records_to_table("competency_states", records=competencies, columns=STATE_COLUMNS)
+        await conn.copy_records_to_table("competency_certifications", records=programs, columns=CERTIFICATION_COLUMNS)
         await conn.copy_records_to_table(
             "competency_statement_learners", records=work.owner_rows(), columns=["tenant", "statement_id", "learner"]
         )
@@ -312,27 +326,6 @@ def _earned_changes(key: Key, before: LearnerState, after: LearnerState) -> list
     was = {(c.program, c.program_version) for c in before.certifications.values() if c.earned}
     now = {(c.program, c.program_version) for c in after.certifications.values() if c.earned}
     return [(*key, p, v, 1) for p, v in sorted(now - was)] + [(*key, p, v, -1) for p, v in sorted(was - now)]
-
-
-def _state_row(tenant: str, learner: str, c: CompetencyState) -> tuple[Any, ...]:
-    return (
-        tenant, learner, c.competency, c.status, c.level,
-        c.attainments[-1].level_rank if c.attainments else 0,  # attainments are kept lowest level first
-        c.best_score, c.latest_score, c.evidence_count, _time(c.first_mastered_at), c.rule_version,
-    )
-
-
-def _certification_row(tenant: str, learner: str, p: ProgramCertification) -> tuple[Any, ...]:
-    # statement ids as text: the uuid[] column parses them
-    return (tenant, learner, p.program, p.program_version, p.earned, _time(p.earned_at), list(p.statement_ids))
-
-
-def _state_rows(tenant: str, state: LearnerState) -> list[tuple[Any, ...]]:
-    return [_state_row(tenant, state.learner, c) for c in state.competencies.values()]
-
-
-def _certification_rows(tenant: str, state: LearnerState) -> list[tuple[Any, ...]]:
-    return [_certification_row(tenant, state.learner, p) for p in state.certifications.values()]
 
 
 async def digest(conn: asyncpg.Connection | asyncpg.Pool) -> str:
@@ -363,8 +356,3 @@ async def digest_with_position(conn: asyncpg.Connection | asyncpg.Pool) -> tuple
         for row in await certified_rows(conn):
             add(b"unit_certified", *(str(row[c]).encode() for c in ("tenant", "unit_id", "program", "program_version", "certified")))
     return sha.hexdigest(), int(position or 0)
-
-
-@lru_cache(maxsize=65_536)  # a learner's unchanged rows are written again with each change
-def _time(value: str | None) -> datetime | None:
-    return None if value is None else datetime.fromisoformat(value)

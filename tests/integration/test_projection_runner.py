@@ -17,7 +17,8 @@ from lrs.store.log_reader import last_position, read_events_after
 from projections.competency.catalog import load_catalog
 from projections.competency.codec import decode_state
 from projections.competency.model import LearnerState
-from projections.competency.store import STATE_COLUMNS, CompetencyProjection, _state_rows, digest
+from projections.competency.rows import STATE_COLUMNS, state_rows
+from projections.competency.store import CompetencyProjection, digest
 from projections.runner import LogEvent, ProjectionOutdated, ProjectionRunner, replay
 
 CATALOG = load_catalog()
@@ -163,7 +164,7 @@ async def test_state_rows_follow_the_states_event_by_event_through_later_voiding
         expected = sorted(
             _state_row_tuple(row)
             for raw in await pool.fetch("SELECT tenant, state FROM competency_learners")
-            for row in _state_rows(raw["tenant"], decode_state(raw["state"]))
+            for row in state_rows(raw["tenant"], decode_state(raw["state"]))
         )
         stored = sorted(_state_row_tuple(tuple(r)) for r in await pool.fetch(f"SELECT {', '.join(STATE_COLUMNS)} FROM competency_states"))
         assert stored == expected, f"after position {event.position}"

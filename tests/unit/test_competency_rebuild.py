@@ -119,3 +119,36 @@ def _meaning(payload: bytes) -> Any:
         return interpret(msgspec.json.decode(payload), CATALOG)
     except ValueError:
         return None
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_learners_folded_by_forked_workers_equal_those_folded_in_process(seed: int) -> None:
+    from projections.competency.parallel_fold import fold_learners
+
+    def read() -> LogRebuild:
+        rebuild = LogRebuild(CATALOG)
+        for event in _log(seed, 200):
+            rebuild.add(*event)
+        return rebuild
+
+    here = list(fold_learners(read(), processes=1))
+    forked = list(fold_learners(read(), processes=2, min_parallel=1, chunk=2))
+    assert len(here) > 4 and any(f.certification_rows for f in here) and any(f.state_rows for f in here)
+    assert forked == here
+    live = _live(_log(seed, 200))
+    assert [(f.tenant, f.learner) for f in forked] == sorted(live)
+
+
+def test_a_fold_that_fails_in_a_worker_fails_the_replay(monkeypatch: pytest.MonkeyPatch) -> None:
+    from projections.competency import parallel_fold
+
+    rebuild = LogRebuild(CATALOG)
+    for event in _log(1, 200):
+        rebuild.add(*event)
+
+    def broken(self: LogRebuild, key: Any) -> Any:
+        raise RuntimeError(f"cannot fold {key}")
+
+    monkeypatch.setattr(LogRebuild, "fold", broken)  # the forked workers inherit it
+    with pytest.raises(RuntimeError, match="cannot fold"):
+        list(parallel_fold.fold_learners(rebuild, processes=2, min_parallel=1, chunk=2))
