@@ -102,6 +102,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         "and written once, so memory grows with the evidence in the log",
     )
     rebuild.add_argument("--frameworks", metavar="DIR", type=Path, action="append", help=_FRAMEWORKS_HELP)
+    rebuild.add_argument(
+        "--processes", type=int, default=None,
+        help="processes that fold learners once the log is read (default: one per core; 1: this process only)",
+    )
     rebuild.set_defaults(handler=_replay)
 
 
@@ -289,8 +293,8 @@ async def _run_projection(settings: object, catalog: Catalog, args: argparse.Nam
 def _replay(args: argparse.Namespace) -> int:
     from lrs.commands.common import command_pool, load_settings, progress_bar, run_async, setup
 
-    if args.batch_size < 1:
-        raise SystemExit("lrs replay: --batch-size must be at least 1")
+    if args.batch_size < 1 or (args.processes is not None and args.processes < 1):
+        raise SystemExit("lrs replay: --batch-size and --processes must be at least 1")
     catalog = _catalog(args)
     if catalog is None:
         return 1
@@ -304,7 +308,8 @@ def _replay(args: argparse.Namespace) -> int:
         async with command_pool(settings, application_name="lrs-replay") as pool:
             with progress_bar("event", f"replay {args.projection}") as progress:
                 position = await replay(
-                    pool, CompetencyProjection(catalog), batch_size=args.batch_size, progress=progress
+                    pool, CompetencyProjection(catalog, replay_processes=args.processes),
+                    batch_size=args.batch_size, progress=progress
                 )
             print(f"replayed {args.projection} through position {position}; digest {await digest(pool)}")
         return 0
