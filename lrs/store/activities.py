@@ -42,8 +42,9 @@ ON CONFLICT (tenant, activity_id) DO UPDATE SET definition = EXCLUDED.definition
 """
 # Newest statements in which the agent appears (the 'A:' agent filter keys).
 SELECT_AGENT_STATEMENTS = """
-SELECT body FROM statements WHERE tenant = $1 AND filter_keys @> ARRAY['A:' || $2]
-ORDER BY position DESC LIMIT $3
+SELECT e.payload FROM statements s JOIN events e ON e.position = s.position
+WHERE s.tenant = $1 AND s.filter_keys @> ARRAY['A:' || $2]
+ORDER BY s.position DESC LIMIT $3
 """
 
 _decode = msgspec.json.Decoder().decode
@@ -106,7 +107,7 @@ async def agent_names(pool: Pool, tenant: str, agent_key: str, limit: int = 50) 
     """Names the agent was given in its ``limit`` newest statements."""
     names: list[str] = []
     for row in await pool.fetch(SELECT_AGENT_STATEMENTS, tenant, agent_key, limit):
-        for name in agent_names_in(_decode(row["body"]), agent_key):
+        for name in agent_names_in(_decode(row["payload"]), agent_key):
             if name not in names:
                 names.append(name)
     return names

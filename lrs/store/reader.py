@@ -21,18 +21,19 @@ import asyncpg
 from lrs.batching import ACTIVITY_KEY, AGENT_KEY, AUTHORITY_KEY, RELATED_ACTIVITY_KEY, RELATED_AGENT_KEY
 from lrs.ingest.query import StatementQuery
 
+# A statement's stored JSON is the payload of its event (same position).
 SELECT_ONE = """
-SELECT body FROM statements
-WHERE tenant = $1 AND statement_id = $2 AND voided = $3
+SELECT e.payload FROM statements s JOIN events e ON e.position = s.position
+WHERE s.tenant = $1 AND s.statement_id = $2 AND s.voided = $3
 """
 SELECT_ONE_WITH_AUTHORITY = """
-SELECT body FROM statements
-WHERE tenant = $1 AND statement_id = $2 AND voided = $3 AND filter_keys @> ARRAY[$4::text]
+SELECT e.payload FROM statements s JOIN events e ON e.position = s.position
+WHERE s.tenant = $1 AND s.statement_id = $2 AND s.voided = $3 AND s.filter_keys @> ARRAY[$4::text]
 """
 SELECT_PAGE = """
-SELECT position, body FROM statements s
+SELECT s.position, e.payload FROM statements s JOIN events e ON e.position = s.position
 WHERE {where}
-ORDER BY position {direction}
+ORDER BY s.position {direction}
 LIMIT {limit}
 """
 # Depth cap on StatementRef chains: ids are client-chosen, so chains may loop.
@@ -150,4 +151,4 @@ async def query_statements(
     has_more = len(rows) > limit
     rows = rows[:limit]
     last = rows[-1]["position"] if rows else None
-    return [row["body"] for row in rows], last, has_more
+    return [row["payload"] for row in rows], last, has_more

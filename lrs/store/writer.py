@@ -50,20 +50,22 @@ SELECT_HEAD = "SELECT position, hash, stored FROM log_head WHERE singleton"
 SELECT_HEAD_STORED = "SELECT stored FROM log_head WHERE singleton"
 # Two index lookups rather than one "id = ANY OR voids = ANY": with the OR,
 # a plan made while the table was small scans every row of the tenant.
+# The JSON of a stored statement is its event's payload (same position).
 SELECT_TOUCHED = """
-SELECT statement_id, body, voids, voided, stored, position
-FROM statements WHERE tenant = $1 AND statement_id = ANY($2::uuid[])
+SELECT s.statement_id, e.payload, s.voids, s.voided, s.stored, s.position
+FROM statements s JOIN events e ON e.position = s.position
+WHERE s.tenant = $1 AND s.statement_id = ANY($2::uuid[])
 UNION ALL
-SELECT statement_id, body, voids, voided, stored, position
-FROM statements WHERE tenant = $1 AND voids = ANY($3::uuid[]) AND voids IS NOT NULL
+SELECT s.statement_id, e.payload, s.voids, s.voided, s.stored, s.position
+FROM statements s JOIN events e ON e.position = s.position
+WHERE s.tenant = $1 AND s.voids = ANY($3::uuid[]) AND s.voids IS NOT NULL
 """
 UPDATE_VOIDED = """
 UPDATE statements SET voided = true
 WHERE tenant = $1 AND statement_id = ANY($2::uuid[]) AND voids IS NULL
 """
 # The whole write of a group in one statement (one round trip): the events,
-# the read-model rows (their body is the event payload, sent once) and the new
-# head.  Filter keys travel as one array literal per row ('{"A:...","O:..."}')
+# the read-model rows (whose JSON is the event's payload) and the new head.  Filter keys travel as one array literal per row ('{"A:...","O:..."}')
 # because unnest cannot take a ragged two-dimensional array; PostgreSQL's array
 # input is much cheaper than expanding a JSON array per row.
 INSERT_GROUP = """
@@ -73,14 +75,14 @@ WITH new_events AS (
     SELECT * FROM unnest($1::bigint[], $2::uuid[], $3::text[], $4::text[], $5::uuid[],
                          $6::timestamptz[], $7::bytea[], $8::bytea[], $9::bytea[])
 ), new_statements AS (
-    INSERT INTO statements (tenant, statement_id, position, stored, body, verb_id,
+    INSERT INTO statements (tenant, statement_id, position, stored, verb_id,
                             filter_keys, registration, voided, voids, statement_ref)
-    SELECT u.tenant, u.statement_id, u.position, u.stored, u.body, u.verb_id,
+    SELECT u.tenant, u.statement_id, u.position, u.stored, u.verb_id,
            u.keys::text[],
            u.registration, u.voided, u.voids, u.statement_ref
-    FROM unnest($3::text[], $5::uuid[], $1::bigint[], $6::timestamptz[], $7::bytea[],
+    FROM unnest($3::text[], $5::uuid[], $1::bigint[], $6::timestamptz[],
                 $10::text[], $11::text[], $12::uuid[], $13::bool[], $14::uuid[], $15::uuid[])
-         AS u(tenant, statement_id, position, stored, body, verb_id, keys,
+         AS u(tenant, statement_id, position, stored, verb_id, keys,
               registration, voided, voids, statement_ref)
 ), new_head AS (
     UPDATE log_head SET position = $16, hash = $17, stored = $18 WHERE singleton
@@ -360,7 +362,7 @@ async def _fetch_touched(
         rows = await conn.fetch(SELECT_TOUCHED, tenant, list(lookups[tenant]), list(tenant_ids))
         found.extend(
             ExistingStatement(
-                tenant, r["statement_id"], _decode_json(r["body"]), r["voids"],
+                tenant, r["statement_id"], _decode_json(r["payload"]), r["voids"],
                 r["voided"], r["stored"], r["position"],
             )
             for r in rows

@@ -57,3 +57,61 @@ def test_file_names_are_checked(tmp_path: Path) -> None:
     (tmp_path / "1_bad.sql").write_text("")
     with pytest.raises(ValueError, match="0001_name.sql"):
         list_migrations(tmp_path)
+
+
+async def test_statements_written_before_0005_are_read_from_their_events(database_url: str, tmp_path: Path) -> None:
+    """A database that holds statements when 0005 takes the JSON out of the
+    read model serves them unchanged afterwards (from the events' payload)."""
+    import uuid
+    from datetime import datetime, timezone
+
+    from lrs.ingest.prepare import prepare_statements
+    from lrs.ingest.query import StatementQuery
+    from lrs.store import reader
+    from lrs.store.writer import StatementWriter
+
+    early = tmp_path / "early"
+    early.mkdir()
+    for migration in list_migrations():
+        if migration.version < 5:
+            (early / migration.path.name).write_text(migration.sql())
+    await apply_migrations(database_url, early)
+    conn = await asyncpg.connect(database_url)
+    try:
+        # Written as the writer did before 0005: the read model kept a copy.
+        sid = uuid.uuid4()
+        payload = b'{"id":"%s","stored":"2024-01-01T00:00:00.000000Z"}' % str(sid).encode()
+        stored = datetime(2024, 1, 1, tzinfo=timezone.utc)
+        await conn.execute(
+            "INSERT INTO events VALUES (1, $1, 't', 'statement', $2, $3, $4, $5, $6)",
+            uuid.uuid4(), sid, stored, payload, b"\x00" * 32, b"\x01" * 32,
+        )
+        await conn.execute(
+            "INSERT INTO statements (tenant, statement_id, position, stored, body, verb_id, filter_keys)"
+            " VALUES ('t', $1, 1, $2, $3, 'http://example.com/v', '{}')",
+            sid, stored, payload,
+        )
+        await conn.execute("UPDATE log_head SET position = 1, hash = $1, stored = $2", b"\x01" * 32, stored)
+        assert await apply_migrations(database_url) == [m.version for m in list_migrations() if m.version >= 5]
+        columns = {r["column_name"] for r in await conn.fetch(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = 'statements'")}
+        assert "body" not in columns
+        assert await reader.get_statement(conn, "t", sid, voided=False) == payload
+        bodies, last, more = await reader.query_statements(conn, "t", StatementQuery(limit=10), limit=10)
+        assert (bodies, last, more) == ([payload], 1, False)
+    finally:
+        await conn.close()
+    # And the writer appends after it, reading the stored one as its own.
+    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
+    try:
+        writer = StatementWriter(pool)
+        await writer.start()
+        statement = {"id": str(sid), "actor": {"mbox": "mailto:a@example.com"},
+                     "verb": {"id": "http://example.com/v"}, "object": {"id": "http://example.com/a"}}
+        prepared = prepare_statements([statement], version="1.0.3", authority={"mbox": "mailto:x@example.com"},
+                                      new_id=uuid.uuid4)
+        with pytest.raises(Exception, match="different content"):
+            await writer.append("t", prepared)
+        await writer.close()
+    finally:
+        await pool.close()
