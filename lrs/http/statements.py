@@ -27,12 +27,14 @@ from lrs.ingest.cursor import decode_cursor, encode_cursor
 from lrs.ingest.query import StatementFetch, more_token, parse_statement_query
 from lrs.store import reader
 from lrs.store.attachments import Blob, save_attachments
+from lrs.store.ids import RandomUuids, parse_uuid
 from lrs.store.writer import WriterClosedError
 from lrs.xapi.errors import NotFoundError, XapiError
 from lrs.xapi.identity import ifi_key
 from lrs.xapi.statement import parse_statement, parse_statements
 
 _encode = msgspec.json.Encoder().encode
+_new_statement_id = RandomUuids()
 _JSON_TYPES = frozenset({"application/json"})
 
 
@@ -96,8 +98,9 @@ async def _append(
         statements,
         version=request[XAPI_VERSION],
         authority=authority_for(credential, settings.authority_home),
-        new_id=uuid.uuid4,
+        new_id=_new_statement_id,
         max_statements=settings.max_batch_statements,
+        parse_id=parse_uuid,
     )
     # Attachment bytes first, outside the writer's transaction: content-addressed,
     # so a blob whose Statements are then refused is a harmless orphan

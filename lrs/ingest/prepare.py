@@ -73,11 +73,14 @@ def prepare_statements(
     authority: dict[str, Any],
     new_id: Callable[[], uuid.UUID],
     max_statements: int | None = None,
+    parse_id: Callable[[str], uuid.UUID] = uuid.UUID,
 ) -> list[PreparedStatement]:
     """Prepare one request's Statements; raise ``XapiError(400)`` on duplicate
     ids and ``XapiError(413)`` for more than ``max_statements`` Statements.
 
     ``version`` is the negotiated request version ("1.0.3" or "2.0.0").
+    ``parse_id`` turns the (validated) UUID texts into ``uuid.UUID`` values;
+    any equivalent, faster constructor may stand in for the default.
     ``authority`` is shared by reference by every body; callers must not
     mutate it afterwards. The input dicts are not modified.
     """
@@ -98,7 +101,7 @@ def prepare_statements(
             statement_id = new_id()
             body["id"] = str(statement_id)
         else:
-            statement_id = uuid.UUID(given_id)
+            statement_id = parse_id(given_id)
             canonical_id = str(statement_id)
             if canonical_id != given_id:
                 body["id"] = canonical_id
@@ -130,7 +133,7 @@ def prepare_statements(
                 normalised = utc_timestamp(sub_timestamp)
                 if normalised != sub_timestamp:
                     statement_object = body["object"] = {**statement_object, "timestamp": normalised}
-        prepared.append(_prepared(statement_id, body, context, statement_object, authority_keys))
+        prepared.append(_prepared(statement_id, body, context, statement_object, authority_keys, parse_id))
     return prepared
 
 
@@ -140,6 +143,7 @@ def _prepared(
     context: dict[str, Any] | None,
     statement_object: dict[str, Any],
     authority_keys: list[str],
+    parse_id: Callable[[str], uuid.UUID],
 ) -> PreparedStatement:
     verb_id = body["verb"]["id"]
     object_type = statement_object.get("objectType")
@@ -151,7 +155,7 @@ def _prepared(
     if object_type in _AGENT_TYPES:
         actor_keys += _actor_keys(statement_object)
     elif object_type == "StatementRef":
-        statement_ref = uuid.UUID(statement_object["id"])
+        statement_ref = parse_id(statement_object["id"])
         if verb_id == VOIDED_VERB:
             voids = statement_ref
     elif object_type != "SubStatement":
@@ -164,7 +168,7 @@ def _prepared(
         _add_context(context, related_agents, related_activities)
         registration_text = context.get("registration")
         if registration_text is not None:
-            registration = uuid.UUID(registration_text)
+            registration = parse_id(registration_text)
     if object_type == "SubStatement":
         related_agents += _actor_keys(statement_object["actor"])
         sub_object = statement_object["object"]

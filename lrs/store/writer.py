@@ -42,6 +42,7 @@ from lrs.batching import (
 )
 from lrs.eventlog import ONE_MICROSECOND
 from lrs.ingest.model import PreparedStatement
+from lrs.store.ids import RandomUuids
 
 __all__ = ["AppendResult", "StatementWriter", "WriterClosedError"]
 
@@ -119,7 +120,7 @@ class StatementWriter:
         wait_ms: float = 2.0,
         max_statements: int = 5000,
         clock: Callable[[], datetime] = utc_now,
-        new_event_id: Callable[[], uuid.UUID] = uuid.uuid4,
+        new_event_id: Callable[[], uuid.UUID] | None = None,
         shared_log: bool = False,
         head_refresh_s: float = 0.1,
     ) -> None:
@@ -132,7 +133,7 @@ class StatementWriter:
         self._wait = max(wait_ms, 0.0) / 1000.0
         self._max = max(max_statements, 1)
         self._clock = clock
-        self._new_event_id = new_event_id
+        self._new_event_id = new_event_id or RandomUuids()
         self._queue: deque[_Queued] = deque()
         self._queued_statements = 0
         self._wakeup = asyncio.Event()

@@ -1,0 +1,47 @@
+"""UUIDs on the ingest path, made and printed in C.
+
+asyncpg returns uuid columns as its own UUID type, a subclass of
+:class:`uuid.UUID` that compares and hashes like it and prints the same
+text; building one from text or bytes, and printing it, costs a tenth of
+what the standard library's pure-Python class does.  Ingest makes several
+per statement (its id, its registration, its event's id), so the HTTP
+handlers and the writer use these.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+from asyncpg.pgproto.pgproto import UUID as _FastUUID
+
+__all__ = ["parse_uuid", "RandomUuids"]
+
+_BLOCK = 256
+# Version 4 and the RFC 4122 variant: the bits uuid.uuid4() sets.
+_KEEP = ~((0xF000 << 64) | (0xC000 << 48)) & ((1 << 128) - 1)
+_SET = (0x4000 << 64) | (0x8000 << 48)
+
+
+def parse_uuid(text: str) -> uuid.UUID:
+    """``uuid.UUID(text)`` for a UUID in standard (8-4-4-4-12) or 32-digit hex form."""
+    return _FastUUID(text)
+
+
+class RandomUuids:
+    """A callable returning random version 4 UUIDs, like ``uuid.uuid4``, drawn
+    from ``os.urandom`` a block at a time."""
+
+    __slots__ = ("_ready",)
+
+    def __init__(self) -> None:
+        self._ready: list[uuid.UUID] = []
+
+    def __call__(self) -> uuid.UUID:
+        if not self._ready:
+            raw = os.urandom(16 * _BLOCK)
+            self._ready = [
+                _FastUUID(((int.from_bytes(raw[i : i + 16], "big") & _KEEP) | _SET).to_bytes(16, "big"))
+                for i in range(0, 16 * _BLOCK, 16)
+            ]
+        return self._ready.pop()
