@@ -1,35 +1,112 @@
-"""Folding a replay's learners in several processes.
+"""A replay's work shared out to forked worker processes.
 
-Once a replay has read the whole log (:class:`~projections.competency.rebuild.LogRebuild`),
-every learner folds on its own, so the learners are shared out to forked
-worker processes: each gets the read log by inheriting this process's
-memory, folds a chunk of learners and sends back what the tables need
-(the encoded state and its rows).  Results come back in (tenant, learner)
-order, exactly as the single-process fold gives them; a worker's exception
-ends the replay as it would in process.
+Reading: the pages of the log go, in order, to workers that decode and
+interpret them (the rules are pure) and send back only what the rebuild
+keeps (evidence, voidings, failures) as msgpack; this process routes it in
+log order, so "the first statement with an id" and "the first voiding" mean
+what they mean in process.
 
-Where ``fork`` is not available, or for few learners (a fork costs more
-than it saves), the learners are folded here, one after the other.
+Folding: once the log is read (:class:`~projections.competency.rebuild.LogRebuild`),
+every learner folds on its own, so the learners are shared out to workers
+forked then: each gets the read log by inheriting this process's memory,
+folds a chunk of learners and sends back what the tables need (the encoded
+state and its rows), in (tenant, learner) order, exactly as the fold in
+process gives them.  A worker's exception ends the replay as it would here.
+
+Where ``fork`` is not available, with one process, or for little work (a
+fork costs more than it saves), everything runs here.
 """
 
 from __future__ import annotations
 
 import multiprocessing
 import signal
+from collections import deque
 from dataclasses import dataclass
-from typing import Any, Iterator, Sequence
+from typing import Any, AsyncIterator, Iterator, Sequence
 
+import msgspec
+
+from projections.competency.catalog import Catalog
 from projections.competency.codec import encode_state
-from projections.competency.rebuild import Key, LogRebuild
+from projections.competency.model import StatementEvidence, StatementVoided
+from projections.competency.rebuild import Key, LogRebuild, interpret_event
 from projections.competency.rows import certification_rows, state_rows
 
-__all__ = ["FoldedLearner", "fold_learners", "MIN_PARALLEL_LEARNERS"]
+__all__ = ["FoldedLearner", "fold_learners", "read_log", "MIN_PARALLEL_EVENTS", "MIN_PARALLEL_LEARNERS"]
 
-MIN_PARALLEL_LEARNERS = 2000
+MIN_PARALLEL_LEARNERS = 2000  # fewer are folded here
+MIN_PARALLEL_EVENTS = 20_000  # the first events are read here; workers start past them
 CHUNK = 256
 
-# The log a forked worker folds from (set in the parent just before the fork).
+# What a forked worker reads with: the replay's catalog, or its read log
+# (set in the parent just before the fork).
+_CATALOG: Catalog | None = None
 _WORK: LogRebuild | None = None
+
+Page = Sequence[tuple[int, str, str, bytes]]
+_MEANINGS = msgspec.msgpack.Encoder()
+_READ_MEANINGS = msgspec.msgpack.Decoder(list[tuple[int, str, StatementEvidence | StatementVoided | str]])
+
+
+def _can_fork() -> bool:
+    return "fork" in multiprocessing.get_all_start_methods()
+
+
+async def read_log(
+    work: LogRebuild, pages: AsyncIterator[Page], processes: int, *, min_parallel: int = MIN_PARALLEL_EVENTS
+) -> int:
+    """Feed every event of ``pages`` to ``work`` in log order, interpreted by
+    up to ``processes`` forked workers once the log proves long; returns
+    the last position read."""
+    global _CATALOG
+    position = done = 0
+    pool = None
+    pending: deque[Any] = deque()
+
+    def take_oldest() -> None:
+        for at, tenant, meaning in _READ_MEANINGS.decode(pending.popleft().get()):
+            work.take(at, tenant, meaning)
+
+    try:
+        async for page in pages:
+            if not page:
+                continue
+            position = page[-1][0]
+            if pool is None:
+                if processes <= 1 or done < min_parallel or not _can_fork():
+                    for event in page:
+                        work.add(*event)
+                    done += len(page)
+                    continue
+                _CATALOG = work.catalog
+                pool = multiprocessing.get_context("fork").Pool(processes, initializer=_worker_signals)
+            pending.append(pool.apply_async(_interpret_page, ([e for e in page if e[2] == "statement"],)))
+            while len(pending) > 2 * processes:
+                take_oldest()
+        while pending:
+            take_oldest()
+        if pool is not None:
+            pool.close()
+    except BaseException:
+        if pool is not None:
+            pool.terminate()
+        raise
+    finally:
+        if pool is not None:
+            pool.join()
+        _CATALOG = None
+    return position
+
+
+def _interpret_page(page: Page) -> bytes:
+    assert _CATALOG is not None, "a read worker runs only in a fork of the replay"
+    kept = []
+    for position, tenant, event_type, payload in page:
+        meaning = interpret_event(event_type, payload, _CATALOG)
+        if meaning is not None:
+            kept.append((position, tenant, meaning))
+    return _MEANINGS.encode(kept)
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +125,7 @@ def fold_learners(
     """Every learner of ``work`` folded, in (tenant, learner) order, by up to
     ``processes`` forked workers."""
     keys = work.prepare()
-    if processes <= 1 or len(keys) < min_parallel or "fork" not in multiprocessing.get_all_start_methods():
+    if processes <= 1 or len(keys) < min_parallel or not _can_fork():
         for key in keys:
             yield _folded(work, key)
         return

@@ -32,10 +32,26 @@ from projections.competency.catalog import Catalog
 from projections.competency.model import LearnerState, StatementEvidence, StatementVoided
 from projections.competency.policy import evolve_many, interpret_stored
 
-__all__ = ["LogRebuild", "RebuiltLearner"]
+__all__ = ["LogRebuild", "RebuiltLearner", "interpret_event"]
 
 Key = tuple[str, str]  # (tenant, learner)
 
+
+
+def interpret_event(
+    event_type: str, payload: bytes, catalog: Catalog
+) -> StatementEvidence | StatementVoided | str | None:
+    """What one event of the log means for the rebuild: evidence, a
+    voiding, None (nothing), or, as a str, the error the rules raised on it."""
+    if event_type != "statement":
+        return None
+    try:
+        meaning = interpret_stored(payload, catalog)
+        if isinstance(meaning, StatementVoided):  # ids of other statements: stored as uuid columns
+            uuid.UUID(meaning.target_id)
+    except Exception as exc:  # the rules (or the ids) fail on this event: parked
+        return repr(exc)
+    return meaning
 
 
 @dataclass(slots=True)
@@ -61,16 +77,14 @@ class LogRebuild:
     failed: list[tuple[int, str, str]] = field(default_factory=list)  # (position, tenant, error)
 
     def add(self, position: int, tenant: str, event_type: str, payload: bytes) -> None:
-        if event_type != "statement":
-            return
-        try:
-            meaning = interpret_stored(payload, self.catalog)
-            if isinstance(meaning, StatementVoided):  # ids of other statements: stored as uuid columns
-                uuid.UUID(meaning.target_id)
-        except Exception as exc:  # the rules (or the ids) fail on this event: parked
-            self.failed.append((position, tenant, repr(exc)))
-            return
+        self.take(position, tenant, interpret_event(event_type, payload, self.catalog))
+
+    def take(self, position: int, tenant: str, meaning: StatementEvidence | StatementVoided | str | None) -> None:
+        """Route what the event at ``position`` means (:func:`interpret_event`)."""
         if meaning is None:
+            return
+        if isinstance(meaning, str):
+            self.failed.append((position, tenant, meaning))
             return
         if isinstance(meaning, StatementVoided):
             self.voids.setdefault((tenant, meaning.target_id), (meaning.statement_id, position))

@@ -29,7 +29,7 @@ from projections.competency.model import (
     StatementEvidence,
     StatementVoided,
 )
-from projections.competency.parallel_fold import fold_learners
+from projections.competency.parallel_replay import fold_learners, read_log
 from projections.competency.policy import evolve_many, interpret_stored
 from projections.competency.rebuild import LogRebuild
 from projections.competency.rows import (
@@ -279,14 +279,8 @@ class CompetencyProjection:
         self, conn: asyncpg.Connection, pages: AsyncIterator[Sequence[tuple[int, str, str, bytes]]]
     ) -> tuple[int, list[tuple[int, str, str]]]:
         work = LogRebuild(self.catalog)
-        position = 0
-        add = work.add
-        async for page in pages:
-            for event in page:
-                add(*event)
-            if page:
-                position = page[-1][0]
-        # Learners are folded (by several processes: parallel_fold.py) while
+        position = await read_log(work, pages, self.replay_processes)
+        # Learners are folded (by several processes: parallel_replay.py) while
         # their rows are copied, so PostgreSQL stores some while others fold.
         competencies: list[tuple[Any, ...]] = []
         programs: list[tuple[Any, ...]] = []

@@ -123,7 +123,7 @@ def _meaning(payload: bytes) -> Any:
 
 @pytest.mark.parametrize("seed", range(3))
 def test_learners_folded_by_forked_workers_equal_those_folded_in_process(seed: int) -> None:
-    from projections.competency.parallel_fold import fold_learners
+    from projections.competency.parallel_replay import fold_learners
 
     def read() -> LogRebuild:
         rebuild = LogRebuild(CATALOG)
@@ -140,7 +140,7 @@ def test_learners_folded_by_forked_workers_equal_those_folded_in_process(seed: i
 
 
 def test_a_fold_that_fails_in_a_worker_fails_the_replay(monkeypatch: pytest.MonkeyPatch) -> None:
-    from projections.competency import parallel_fold
+    from projections.competency import parallel_replay
 
     rebuild = LogRebuild(CATALOG)
     for event in _log(1, 200):
@@ -151,4 +151,23 @@ def test_a_fold_that_fails_in_a_worker_fails_the_replay(monkeypatch: pytest.Monk
 
     monkeypatch.setattr(LogRebuild, "fold", broken)  # the forked workers inherit it
     with pytest.raises(RuntimeError, match="cannot fold"):
-        list(parallel_fold.fold_learners(rebuild, processes=2, min_parallel=1, chunk=2))
+        list(parallel_replay.fold_learners(rebuild, processes=2, min_parallel=1, chunk=2))
+
+
+@pytest.mark.parametrize("seed", range(3))
+async def test_a_log_read_by_forked_workers_is_routed_as_read_in_process(seed: int) -> None:
+    from projections.competency.parallel_replay import read_log
+
+    log = _log(seed, 300)
+
+    async def pages() -> Any:
+        for start in range(0, len(log), 7):
+            yield log[start:start + 7]
+
+    here, forked = LogRebuild(CATALOG), LogRebuild(CATALOG)
+    assert await read_log(here, pages(), processes=1) == len(log)
+    assert await read_log(forked, pages(), processes=2, min_parallel=20) == len(log)
+    assert forked.events == here.events and forked.positions == here.positions
+    assert forked.owners == here.owners and forked.voids == here.voids
+    assert forked.failed == here.failed and len(here.failed) == 1
+    assert any(isinstance(m, StatementVoided) for items in here.events.values() for m in items) or here.voids
