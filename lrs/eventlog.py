@@ -28,6 +28,8 @@ ONE_MICROSECOND = timedelta(microseconds=1)
 
 _encoder = msgspec.json.Encoder(order="sorted")
 _u64 = struct.Struct(">Q")
+_LENGTH_8 = _u64.pack(8)  # the position's length prefix
+_LENGTH_16 = _u64.pack(16)  # the event id's
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,20 +103,20 @@ def hash_with_text(
     payload: bytes,
 ) -> bytes:
     """:func:`event_hash` with ``stored`` already formatted."""
-    fields = (
-        prev_hash,
-        _u64.pack(position),
-        event_id.bytes,
-        tenant.encode("utf-8"),
-        event_type.encode("utf-8"),
-        stored_text.encode("ascii"),
-        payload,
-    )
-    parts = [HASH_DOMAIN]
-    for data in fields:
-        parts.append(_u64.pack(len(data)))
-        parts.append(data)
-    return hashlib.sha256(b"".join(parts)).digest()
+    tenant_bytes = tenant.encode("utf-8")
+    type_bytes = event_type.encode("utf-8")
+    stored_bytes = stored_text.encode("ascii")
+    pack = _u64.pack
+    return hashlib.sha256(b"".join((
+        HASH_DOMAIN,
+        pack(len(prev_hash)), prev_hash,
+        _LENGTH_8, pack(position),
+        _LENGTH_16, event_id.bytes,
+        pack(len(tenant_bytes)), tenant_bytes,
+        pack(len(type_bytes)), type_bytes,
+        pack(len(stored_bytes)), stored_bytes,
+        pack(len(payload)), payload,
+    ))).digest()
 
 
 def record_hash(record: EventRecord) -> bytes:

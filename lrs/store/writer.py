@@ -400,4 +400,9 @@ def _group_columns(plan: GroupPlan) -> tuple[list, ...]:
 
 def _array_literal(values: list[str]) -> str:
     """A text[] literal: every element double-quoted, backslash and quote escaped."""
-    return "{" + ",".join('"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"' for v in values) + "}"
+    if not values:
+        return "{}"
+    text = '","'.join(values)
+    if '"' in text or "\\" in text:
+        text = '","'.join(v.replace("\\", "\\\\").replace('"', '\\"') for v in values)
+    return '{"' + text + '"}'

@@ -144,3 +144,15 @@ def test_format_stored_is_iso_8601_utc_with_microseconds(moment):
     text = format_stored(moment)
     assert text == moment.astimezone(timezone.utc).isoformat(timespec="microseconds")[:-6] + "Z"
     assert datetime.fromisoformat(text.replace("Z", "+00:00")) == moment
+
+
+def test_event_hash_known_answers() -> None:
+    """The encoding is a contract with everyone who verifies the chain: these never change."""
+    moment = datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)
+    assert event_hash(GENESIS_HASH, 1, uuid.UUID(int=1), "default", "statement", moment, b'{"id":"x"}').hex() == (
+        "2219368e897e3137e3721ba422966919a07341b0c454b429eded87721f9c4e8a"
+    )
+    assert event_hash(
+        b"\x07" * 32, 2**40 + 3, uuid.UUID("0f8fad5b-d9cb-469f-a165-70867728950e"), "tenant é", "document",
+        moment.replace(microsecond=123456), b"",
+    ).hex() == "e3787390971dfc6000a49d5d4f195b0bf83d0745c1675bd649b40ba971f314ac"
