@@ -128,6 +128,7 @@ def fold_learners(
     if processes <= 1 or len(keys) < min_parallel or not _can_fork():
         for key in keys:
             yield _folded(work, key)
+            del work.events[key]  # its memory goes as the replay goes
         return
     global _WORK
     _WORK = work
