@@ -104,7 +104,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     rebuild.add_argument("--frameworks", metavar="DIR", type=Path, action="append", help=_FRAMEWORKS_HELP)
     rebuild.add_argument(
         "--processes", type=int, default=None,
-        help="processes that fold learners once the log is read (default: one per core; 1: this process only)",
+        help="processes that interpret the log and fold learners (default: the cores beyond two, at least 1; "
+        "1: this process only)",
     )
     rebuild.set_defaults(handler=_replay)
 

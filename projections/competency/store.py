@@ -104,8 +104,10 @@ class CompetencyProjection:
     def __init__(self, catalog: Catalog, *, cache_size: int = 20_000, replay_processes: int | None = None) -> None:
         self.catalog = catalog
         self.catalog_digest = catalog.digest
-        # Processes that fold learners in a replay (default: one per core).
-        self.replay_processes = replay_processes if replay_processes is not None else (os.cpu_count() or 1)
+        # Processes that read and fold in a replay.  PostgreSQL and this
+        # process keep two cores busy, so workers pay only beyond those (on
+        # two cores, forking measured slower than folding here).
+        self.replay_processes = replay_processes if replay_processes is not None else max(1, (os.cpu_count() or 1) - 2)
         # Learner states as committed at checkpoint ``_cache_at`` (most
         # recently used last), so a batch does not read and decode them again.
         # The runner calls begin/committed/rolled_back around its
