@@ -42,8 +42,8 @@ ON CONFLICT (tenant, activity_id) DO UPDATE SET definition = EXCLUDED.definition
 """
 # Newest statements in which the agent appears (the 'A:' agent filter keys).
 SELECT_AGENT_STATEMENTS = """
-SELECT e.payload FROM statements s JOIN events e ON e.position = s.position
-WHERE s.tenant = $1 AND s.filter_keys @> ARRAY['A:' || $2]
+SELECT (SELECT e.payload FROM events e WHERE e.position = s.position) AS payload
+FROM statements s WHERE s.tenant = $1 AND s.filter_keys @> ARRAY['A:' || $2]
 ORDER BY s.position DESC LIMIT $3
 """
 

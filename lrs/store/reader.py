@@ -21,20 +21,23 @@ import asyncpg
 from lrs.batching import ACTIVITY_KEY, AGENT_KEY, AUTHORITY_KEY, RELATED_ACTIVITY_KEY, RELATED_AGENT_KEY
 from lrs.ingest.query import StatementQuery
 
-# A statement's stored JSON is the payload of its event (same position).
-SELECT_ONE = """
-SELECT e.payload FROM statements s JOIN events e ON e.position = s.position
+# A statement's stored JSON is the payload of its event (same position),
+# fetched for each selected row by a subquery, so that the plans choosing the
+# rows stay those of the read model alone.
+_PAYLOAD = "(SELECT e.payload FROM events e WHERE e.position = s.position) AS payload"
+SELECT_ONE = f"""
+SELECT {_PAYLOAD} FROM statements s
 WHERE s.tenant = $1 AND s.statement_id = $2 AND s.voided = $3
 """
-SELECT_ONE_WITH_AUTHORITY = """
-SELECT e.payload FROM statements s JOIN events e ON e.position = s.position
+SELECT_ONE_WITH_AUTHORITY = f"""
+SELECT {_PAYLOAD} FROM statements s
 WHERE s.tenant = $1 AND s.statement_id = $2 AND s.voided = $3 AND s.filter_keys @> ARRAY[$4::text]
 """
-SELECT_PAGE = """
-SELECT s.position, e.payload FROM statements s JOIN events e ON e.position = s.position
-WHERE {where}
-ORDER BY s.position {direction}
-LIMIT {limit}
+SELECT_PAGE = f"""
+SELECT s.position, {_PAYLOAD} FROM statements s
+WHERE {{where}}
+ORDER BY s.position {{direction}}
+LIMIT {{limit}}
 """
 # Depth cap on StatementRef chains: ids are client-chosen, so chains may loop.
 MAX_REF_DEPTH = 10

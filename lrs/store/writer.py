@@ -51,15 +51,17 @@ SELECT_HEAD = "SELECT position, hash, stored FROM log_head WHERE singleton"
 SELECT_HEAD_STORED = "SELECT stored FROM log_head WHERE singleton"
 # Two index lookups rather than one "id = ANY OR voids = ANY": with the OR,
 # a plan made while the table was small scans every row of the tenant.
-# The JSON of a stored statement is its event's payload (same position).
+# The JSON of a stored statement is its event's payload (same position),
+# fetched per matching row by a subquery: a join here changed the cached
+# generic plan into one that filters every row of the tenant by the id list.
 SELECT_TOUCHED = """
-SELECT s.statement_id, e.payload, s.voids, s.voided, s.stored, s.position
-FROM statements s JOIN events e ON e.position = s.position
-WHERE s.tenant = $1 AND s.statement_id = ANY($2::uuid[])
+SELECT statement_id, (SELECT e.payload FROM events e WHERE e.position = s.position) AS payload,
+       voids, voided, stored, position
+FROM statements s WHERE tenant = $1 AND statement_id = ANY($2::uuid[])
 UNION ALL
-SELECT s.statement_id, e.payload, s.voids, s.voided, s.stored, s.position
-FROM statements s JOIN events e ON e.position = s.position
-WHERE s.tenant = $1 AND s.voids = ANY($3::uuid[]) AND s.voids IS NOT NULL
+SELECT statement_id, (SELECT e.payload FROM events e WHERE e.position = s.position) AS payload,
+       voids, voided, stored, position
+FROM statements s WHERE tenant = $1 AND voids = ANY($3::uuid[]) AND voids IS NOT NULL
 """
 UPDATE_VOIDED = """
 UPDATE statements SET voided = true
