@@ -51,17 +51,26 @@ SELECT_HEAD = "SELECT position, hash, stored FROM log_head WHERE singleton"
 SELECT_HEAD_STORED = "SELECT stored FROM log_head WHERE singleton"
 # Two index lookups rather than one "id = ANY OR voids = ANY": with the OR,
 # a plan made while the table was small scans every row of the tenant.
-# The JSON of a stored statement is its event's payload (same position),
-# fetched per matching row by a subquery: a join here changed the cached
-# generic plan into one that filters every row of the tenant by the id list.
+# Each wanted id is its own primary-key lookup (a LATERAL subquery with
+# LIMIT is run once per id and cannot be turned into a scan): with
+# "statement_id = ANY($2)" the planner may find it cheaper to read the whole
+# tenant and compare every row with the list, which is what it chose once
+# the read model no longer carried the JSON (small rows, cheap to scan) and
+# which grows with every statement stored.  Voiding statements are few, and
+# their partial index small.  The JSON of a stored statement is its event's
+# payload (same position).
 SELECT_TOUCHED = """
-SELECT statement_id, (SELECT e.payload FROM events e WHERE e.position = s.position) AS payload,
-       voids, voided, stored, position
-FROM statements s WHERE tenant = $1 AND statement_id = ANY($2::uuid[])
+SELECT s.statement_id, (SELECT e.payload FROM events e WHERE e.position = s.position) AS payload,
+       s.voids, s.voided, s.stored, s.position
+FROM unnest($2::uuid[]) AS wanted(id)
+CROSS JOIN LATERAL (
+    SELECT statement_id, voids, voided, stored, position FROM statements
+    WHERE tenant = $1 AND statement_id = wanted.id LIMIT 1
+) AS s
 UNION ALL
-SELECT statement_id, (SELECT e.payload FROM events e WHERE e.position = s.position) AS payload,
-       voids, voided, stored, position
-FROM statements s WHERE tenant = $1 AND voids = ANY($3::uuid[]) AND voids IS NOT NULL
+SELECT s.statement_id, (SELECT e.payload FROM events e WHERE e.position = s.position) AS payload,
+       s.voids, s.voided, s.stored, s.position
+FROM statements s WHERE s.tenant = $1 AND s.voids = ANY($3::uuid[]) AND s.voids IS NOT NULL
 """
 UPDATE_VOIDED = """
 UPDATE statements SET voided = true
