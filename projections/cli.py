@@ -24,6 +24,7 @@ from projections.competency.frameworks import (
     Framework,
     FrameworkError,
     Program,
+    parse_document,
     read_document,
 )
 
@@ -147,19 +148,31 @@ def validate_file(file: Path, context: list[Path] | None = None) -> tuple[Docume
     """``file`` checked alone and within the documents of ``context``
     (default: the shipped ones); a document in the context with the same
     kind, IRI and version as ``file`` is replaced by it."""
-    document = read_document(file)
+    document, catalog, _ = _validate(file, context if context is not None else [FRAMEWORKS_DIR])
+    return document, catalog
+
+
+def _validate(file: Path, context: list[Path]) -> tuple[Document, Catalog, bytes]:
+    """As :func:`validate_file`, with the bytes that were validated (read once)."""
+    try:
+        data = file.read_bytes()
+    except OSError as exc:
+        raise FrameworkError(f"cannot read file: {exc.strerror}", "$", str(file)) from None
+    document = parse_document(data, source=str(file))
     named = [
         (name, other)
-        for name, other in read_documents(context if context is not None else [FRAMEWORKS_DIR])
+        for name, other in read_documents(context)
         if Path(name).resolve() != file.resolve() and document_identity(other) != document_identity(document)
     ]
     named.append((str(file), document))
-    return document, Catalog.build(named)
+    return document, Catalog.build(named), data
 
 
-def install_document(file: Path, document: Document, directory: Path) -> Path:
-    """Copy ``file`` into ``directory`` (atomically), over the document of
-    the same kind, IRI and version if one is there; returns its path."""
+def install_document(data: bytes, document: Document, directory: Path) -> Path:
+    """Write ``data`` (the validated bytes of ``document``) into ``directory``
+    atomically and durably, over the document of the same kind, IRI and
+    version if one is there, readable by other users as a copied file would
+    be; returns its path."""
     directory.mkdir(parents=True, exist_ok=True)
     target = None
     for path in sorted(directory.glob("*.json")):
@@ -174,12 +187,19 @@ def install_document(file: Path, document: Document, directory: Path) -> Path:
         while target.exists():
             suffix += 1
             target = directory / f"{kind}-{slug[:120]}-{suffix}.json"
-    data = file.read_bytes()
+    umask = os.umask(0o022)
+    os.umask(umask)
     with tempfile.NamedTemporaryFile(dir=directory, prefix=".loading-", suffix=".tmp", delete=False) as out:
         out.write(data)
         out.flush()
+        os.fchmod(out.fileno(), 0o644 & ~umask)  # a temporary file is private (0600)
         os.fsync(out.fileno())
     os.replace(out.name, target)
+    handle = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(handle)  # the rename itself
+    finally:
+        os.close(handle)
     return target
 
 
@@ -206,15 +226,17 @@ def _load(args: argparse.Namespace) -> int:
     installed = load_settings().installed_frameworks_dir
     context = args.context if args.context else live_directories(installed)
     try:
-        document, _ = validate_file(args.file, context)
+        document, _, data = _validate(args.file, context)
     except FrameworkError as exc:
         print(f"invalid: {exc}", file=sys.stderr)
+        if exc.source is not None and Path(exc.source).resolve().parent == installed.resolve():
+            print(f"(a document loaded before is broken: fix or remove {exc.source})", file=sys.stderr)
         return 1
     print(f"valid: {describe(document)}")
     if args.check or args.context:
         return 0
     try:
-        path = install_document(args.file, document, installed)
+        path = install_document(data, document, installed)
     except OSError as exc:
         print(f"lrs frameworks load: cannot write to {installed}: {exc}", file=sys.stderr)
         return 1

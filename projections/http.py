@@ -29,6 +29,7 @@ from lrs.http import keys
 from lrs.http.middleware import CREDENTIAL
 from lrs.xapi.errors import NotFoundError, XapiError
 from projections.competency.catalog import Catalog, load_live_catalog
+from projections.competency.frameworks import FrameworkError
 from projections.competency.queries import QueryError, learner_view, resolve_program, trail_view, unit_summary
 from projections.units import store as units
 from projections.units.roster import RosterError, parse_csv, parse_json
@@ -36,6 +37,7 @@ from projections.units.roster import RosterError, parse_csv, parse_json
 log = structlog.get_logger("lrs.projections")
 
 CATALOG = web.AppKey("competency_catalog", Catalog)
+FRAMEWORKS_PROBLEM = web.AppKey("competency_frameworks_problem", str)
 RUNNER_STATE: web.AppKey[dict[str, Any]] = web.AppKey("projection_runner_state")
 READ_SCOPE = "all/read"
 ADMIN_SCOPE = "all"
@@ -48,7 +50,13 @@ __all__ = ["register", "CATALOG"]
 def register(app: web.Application) -> None:
     """Add the /competency routes, and the projection runner as the last
     cleanup context (it needs the pool, the writer and the relay)."""
-    app[CATALOG] = load_live_catalog(app[keys.SETTINGS].installed_frameworks_dir)
+    try:
+        app[CATALOG] = load_live_catalog(app[keys.SETTINGS].installed_frameworks_dir)
+    except FrameworkError as exc:
+        # xAPI ingest goes on; /competency answers 503 and the projection
+        # waits until the documents are fixed and the service restarted.
+        app[FRAMEWORKS_PROBLEM] = str(exc)
+        log.error("competency.frameworks_invalid", error=str(exc), alert=True)
     app.cleanup_ctx.append(_projection_runner)
     app.router.add_get("/competency/learners/{learner}", get_learner)
     app.router.add_get("/competency/learners/{learner}/trail", get_trail)
@@ -103,6 +111,13 @@ def _moment(request: web.Request, name: str) -> datetime | None:
     return (parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)).astimezone(timezone.utc)
 
 
+def _catalog(request: web.Request) -> Catalog:
+    catalog = request.app.get(CATALOG)
+    if catalog is None:
+        raise XapiError(503, f"the competency frameworks cannot be read: {request.app[FRAMEWORKS_PROBLEM]}")
+    return catalog
+
+
 async def _query(coro: Any) -> Any:
     try:
         return await coro
@@ -117,7 +132,7 @@ async def get_learner(request: web.Request) -> web.Response:
     tenant = _tenant(request, READ_SCOPE)
     _only(request, set())
     learner = request.match_info["learner"]
-    view = await learner_view(request.app[keys.POOL], request.app[CATALOG], tenant, learner)
+    view = await _query(learner_view(request.app[keys.POOL], _catalog(request), tenant, learner))
     if view is None:
         raise NotFoundError(f"no competency evidence for learner {learner!r}")
     return _answer(view)
@@ -130,7 +145,7 @@ async def get_trail(request: web.Request) -> web.Response:
     if not competency:
         raise XapiError(400, "the competency parameter (a competence IRI) is required", "competency")
     learner = request.match_info["learner"]
-    view = await _query(trail_view(request.app[keys.POOL], request.app[CATALOG], tenant, learner, competency))
+    view = await _query(trail_view(request.app[keys.POOL], _catalog(request), tenant, learner, competency))
     if view is None:
         raise NotFoundError(f"no competency evidence for learner {learner!r}")
     return _answer(view)
@@ -139,7 +154,7 @@ async def get_trail(request: web.Request) -> web.Response:
 async def get_unit_summary(request: web.Request) -> web.Response:
     tenant = _tenant(request, READ_SCOPE)
     _only(request, {"program", "version", "descendants", "as_of"})
-    catalog = request.app[CATALOG]
+    catalog = _catalog(request)
     try:
         program = resolve_program(catalog, request.query.get("program"), request.query.get("version"))
     except QueryError as exc:
@@ -238,6 +253,10 @@ async def _projection_runner(app: web.Application) -> AsyncIterator[None]:
     settings = app[keys.SETTINGS]
     if not getattr(settings, "projections_enabled", True):
         log.info("projections disabled", reason="LRS_PROJECTIONS_ENABLED=false")
+        yield
+        return
+    if CATALOG not in app:
+        log.error("projection.not_started", reason="the competency frameworks cannot be read", alert=True)
         yield
         return
     from projections.competency.store import CompetencyProjection

@@ -7,7 +7,7 @@ timestamp, verb and activity), and attainments and certifications name
 those statements and competencies again.  Stored as JSON with field names,
 a learner with ten statements was about 16 KB, which PostgreSQL compressed
 on every write; this form lists each distinct string once per state and
-refers to it by index, which makes the same state about a sixth of that.
+refers to it by index, which makes the same state about a fifth of that.
 
 Layout (one msgpack array; ``s`` is an index into ``strings``, ``s?`` an
 index or nil)::
@@ -24,13 +24,15 @@ index or nil)::
      certifications: [[program s, program_version s, earned, earned_at s?,
                        [statement_id s...], [met s...], [missing s...], rule_version], ...]]
 
-Competencies and certifications are written in key order, so equal states
-have equal bytes (the audit digest hashes them).  Pure: no I/O.
+Competencies and certifications are written in key order, so a state
+built from the same evidence always has the same bytes (the audit digest
+hashes them).  Decoding checks the layout's types (indices are never
+negative) before it builds anything.  Pure: no I/O.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any, Optional
 
 import msgspec
 
@@ -47,7 +49,19 @@ __all__ = ["FORMAT", "encode_state", "decode_state", "StateFormatError"]
 FORMAT = 1
 
 _ENCODER = msgspec.msgpack.Encoder()
-_DECODER = msgspec.msgpack.Decoder()
+
+# The layout, typed, so that decoding checks it (in C) before anything is built.
+_Index = Annotated[int, msgspec.Meta(ge=0)]
+_Entry = tuple[_Index, Optional[_Index], int, _Index, _Index, Optional[bool], _Index]
+_Statement = tuple[_Index, _Index, _Index, Optional[_Index], bool, Optional[float], list[_Entry]]
+_Attainment = tuple[Optional[_Index], int, _Index, list[_Index]]
+_Competency = tuple[
+    _Index, _Index, Optional[_Index], Optional[float], Optional[float], int,
+    Optional[_Index], Optional[_Index], Optional[_Index], list[_Attainment], int,
+]
+_Program = tuple[_Index, _Index, bool, Optional[_Index], list[_Index], list[_Index], list[_Index], int]
+_Layout = tuple[int, str, int, list[str], list[_Index], list[_Statement], list[_Competency], list[_Program]]
+_DECODER = msgspec.msgpack.Decoder(_Layout)
 
 
 class StateFormatError(ValueError):
@@ -117,13 +131,14 @@ def decode_state(raw: bytes) -> LearnerState:
     """Raises StateFormatError when ``raw`` is not a stored state."""
     try:
         fmt, learner, rule_version, strings, voided, evidence, competencies, certifications = _DECODER.decode(raw)
-        if fmt != FORMAT:
-            raise StateFormatError(f"stored state format {fmt!r}, expected {FORMAT}")
+    except msgspec.DecodeError as exc:
+        raise StateFormatError(f"not a stored learner state of format {FORMAT}: {exc}") from exc
+    if fmt != FORMAT:
+        raise StateFormatError(f"stored state format {fmt!r}, expected {FORMAT}")
+    try:
         return _build(learner, rule_version, strings, voided, evidence, competencies, certifications)
-    except StateFormatError:
-        raise
-    except (msgspec.DecodeError, ValueError, TypeError, IndexError, KeyError) as exc:
-        raise StateFormatError(f"not a stored learner state: {exc}") from exc
+    except IndexError as exc:
+        raise StateFormatError("not a stored learner state: a string index is past the table") from exc
 
 
 def _build(

@@ -19,11 +19,14 @@ fork costs more than it saves), everything runs here.
 
 from __future__ import annotations
 
+import asyncio
 import multiprocessing
+import os
 import signal
 from collections import deque
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
-from typing import Any, AsyncIterator, Iterator, Sequence
+from typing import Any, AsyncIterator, Sequence
 
 import msgspec
 
@@ -33,14 +36,21 @@ from projections.competency.model import StatementEvidence, StatementVoided
 from projections.competency.rebuild import Key, LogRebuild, interpret_event
 from projections.competency.rows import certification_rows, state_rows
 
-__all__ = ["FoldedLearner", "fold_learners", "read_log", "MIN_PARALLEL_EVENTS", "MIN_PARALLEL_LEARNERS"]
+__all__ = [
+    "FoldedLearner",
+    "fold_learners",
+    "read_log",
+    "usable_cores",
+    "MIN_PARALLEL_EVENTS",
+    "MIN_PARALLEL_LEARNERS",
+]
 
 MIN_PARALLEL_LEARNERS = 2000  # fewer are folded here
 MIN_PARALLEL_EVENTS = 20_000  # the first events are read here; workers start past them
 CHUNK = 256
 
 # What a forked worker reads with: the replay's catalog, or its read log
-# (set in the parent just before the fork).
+# (set in the parent just before the fork; one replay per process at a time).
 _CATALOG: Catalog | None = None
 _WORK: LogRebuild | None = None
 
@@ -49,8 +59,22 @@ _MEANINGS = msgspec.msgpack.Encoder()
 _READ_MEANINGS = msgspec.msgpack.Decoder(list[tuple[int, str, StatementEvidence | StatementVoided | str]])
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity, not the host's count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
 def _can_fork() -> bool:
     return "fork" in multiprocessing.get_all_start_methods()
+
+
+def _workers(processes: int) -> ProcessPoolExecutor:
+    # A worker that dies (killed, out of memory) breaks the pool: the
+    # waiting replay gets BrokenProcessPool instead of waiting for ever.
+    return ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("fork"), initializer=_worker_signals)
 
 
 async def read_log(
@@ -61,11 +85,11 @@ async def read_log(
     the last position read."""
     global _CATALOG
     position = done = 0
-    pool = None
-    pending: deque[Any] = deque()
+    executor: ProcessPoolExecutor | None = None
+    pending: deque[Future[bytes]] = deque()
 
-    def take_oldest() -> None:
-        for at, tenant, meaning in _READ_MEANINGS.decode(pending.popleft().get()):
+    async def take_oldest() -> None:
+        for at, tenant, meaning in _READ_MEANINGS.decode(await asyncio.wrap_future(pending.popleft())):
             work.take(at, tenant, meaning)
 
     try:
@@ -73,29 +97,25 @@ async def read_log(
             if not page:
                 continue
             position = page[-1][0]
-            if pool is None:
+            if executor is None:
                 if processes <= 1 or done < min_parallel or not _can_fork():
                     for event in page:
                         work.add(*event)
                     done += len(page)
                     continue
+                if _CATALOG is not None:
+                    raise RuntimeError("another replay is reading in this process")
                 _CATALOG = work.catalog
-                pool = multiprocessing.get_context("fork").Pool(processes, initializer=_worker_signals)
-            pending.append(pool.apply_async(_interpret_page, ([e for e in page if e[2] == "statement"],)))
+                executor = _workers(processes)
+            pending.append(executor.submit(_interpret_page, [e for e in page if e[2] == "statement"]))
             while len(pending) > 2 * processes:
-                take_oldest()
+                await take_oldest()
         while pending:
-            take_oldest()
-        if pool is not None:
-            pool.close()
-    except BaseException:
-        if pool is not None:
-            pool.terminate()
-        raise
+            await take_oldest()
     finally:
-        if pool is not None:
-            pool.join()
-        _CATALOG = None
+        if executor is not None:
+            executor.shutdown(wait=True, cancel_futures=True)
+            _CATALOG = None
     return position
 
 
@@ -119,30 +139,32 @@ class FoldedLearner:
     certification_rows: list[tuple[Any, ...]]
 
 
-def fold_learners(
+async def fold_learners(
     work: LogRebuild, processes: int, *, min_parallel: int = MIN_PARALLEL_LEARNERS, chunk: int = CHUNK
-) -> Iterator[FoldedLearner]:
+) -> AsyncIterator[FoldedLearner]:
     """Every learner of ``work`` folded, in (tenant, learner) order, by up to
     ``processes`` forked workers."""
+    global _WORK
     keys = work.prepare()
     if processes <= 1 or len(keys) < min_parallel or not _can_fork():
         for key in keys:
             yield _folded(work, key)
             del work.events[key]  # its memory goes as the replay goes
         return
-    global _WORK
+    if _WORK is not None:
+        raise RuntimeError("another replay is folding in this process")
     _WORK = work
-    pool = multiprocessing.get_context("fork").Pool(processes, initializer=_worker_signals)
+    executor = _workers(processes)
     try:
-        chunks = [keys[i:i + chunk] for i in range(0, len(keys), chunk)]
-        for folded in pool.imap(_fold_chunk, chunks):
-            yield from folded
-        pool.close()
-    except BaseException:
-        pool.terminate()
-        raise
+        chunks = deque(keys[i:i + chunk] for i in range(0, len(keys), chunk))
+        pending: deque[Future[list[FoldedLearner]]] = deque()
+        while chunks or pending:
+            while chunks and len(pending) < 2 * processes:
+                pending.append(executor.submit(_fold_chunk, chunks.popleft()))
+            for folded in await asyncio.wrap_future(pending.popleft()):
+                yield folded
     finally:
-        pool.join()
+        executor.shutdown(wait=True, cancel_futures=True)
         _WORK = None
 
 

@@ -22,10 +22,10 @@ from typing import Any
 import asyncpg
 
 from projections.competency.catalog import Catalog
+from projections.competency.codec import StateFormatError, decode_state
 from projections.competency.frameworks import Framework, Program
 from projections.competency.model import CompetencyState, LearnerEvent, StatementVoided
 from projections.competency.policy import fold, interpret_stored
-from projections.competency.store import decode_state
 from projections.units import store as units
 
 SELECT_CHECKPOINT = "SELECT position FROM projection_checkpoints WHERE name = 'competency'"
@@ -88,7 +88,14 @@ async def _read(pool: asyncpg.Pool, tenant: str, learner: str) -> tuple[Any, int
     async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
         row = await conn.fetchrow(SELECT_LEARNER, tenant, learner)
         position = _checkpoint(await conn.fetchval(SELECT_CHECKPOINT))
-    return (None if row is None else decode_state(row["state"])), position
+    if row is None:
+        return None, position
+    try:
+        return decode_state(row["state"]), position
+    except StateFormatError:
+        raise QueryError(
+            503, "the competency projection was stored by another version of the LRS: run `lrs replay competency`"
+        ) from None
 
 
 async def learner_view(pool: asyncpg.Pool, catalog: Catalog, tenant: str, learner: str) -> dict[str, Any] | None:

@@ -75,6 +75,7 @@ class LogRebuild:
     events: dict[Key, list[StatementEvidence | StatementVoided]] = field(default_factory=dict)
     positions: dict[Key, int] = field(default_factory=dict)
     failed: list[tuple[int, str, str]] = field(default_factory=list)  # (position, tenant, error)
+    routed: bool = False  # the voidings went to their learners (prepare)
 
     def add(self, position: int, tenant: str, event_type: str, payload: bytes) -> None:
         self.take(position, tenant, interpret_event(event_type, payload, self.catalog))
@@ -101,7 +102,11 @@ class LogRebuild:
     def prepare(self) -> list[Key]:
         """Route every voiding to the learner whose evidence it voids, and
         return the learners' keys in (tenant, learner) order; call once,
-        after the last :meth:`add`, then :meth:`fold` each key."""
+        after the last :meth:`add`, then :meth:`fold` each key (a second call
+        routes nothing again)."""
+        if self.routed:
+            return sorted(self.events)
+        self.routed = True
         for (tenant, target), (voider, position) in self.voids.items():
             learner = self.owners.get((tenant, target))
             if learner is None:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import gc
 import hashlib
-import os
 from collections import OrderedDict
 from typing import Any, AsyncIterator, Sequence
 
@@ -29,7 +28,7 @@ from projections.competency.model import (
     StatementEvidence,
     StatementVoided,
 )
-from projections.competency.parallel_replay import fold_learners, read_log
+from projections.competency.parallel_replay import fold_learners, read_log, usable_cores
 from projections.competency.policy import evolve_many, interpret_stored
 from projections.competency.rebuild import LogRebuild
 from projections.competency.rows import (
@@ -107,7 +106,7 @@ class CompetencyProjection:
         # Processes that read and fold in a replay.  PostgreSQL and this
         # process keep two cores busy, so workers pay only beyond those (on
         # two cores, forking measured slower than folding here).
-        self.replay_processes = replay_processes if replay_processes is not None else max(1, (os.cpu_count() or 1) - 2)
+        self.replay_processes = replay_processes if replay_processes is not None else max(1, usable_cores() - 2)
         # Learner states as committed at checkpoint ``_cache_at`` (most
         # recently used last), so a batch does not read and decode them again.
         # The runner calls begin/committed/rolled_back around its
@@ -288,7 +287,7 @@ class CompetencyProjection:
         programs: list[tuple[Any, ...]] = []
 
         async def learner_rows() -> AsyncIterator[tuple[Any, ...]]:
-            for folded in fold_learners(work, self.replay_processes):
+            async for folded in fold_learners(work, self.replay_processes):
                 competencies.extend(folded.state_rows)
                 programs.extend(folded.certification_rows)
                 yield (folded.tenant, folded.learner, folded.state, folded.position)

@@ -313,3 +313,38 @@ async def test_a_course_alignment_loaded_with_the_cli_gives_evidence_once_the_se
     assert [(e["statement_id"], e["activity"], e["source"]) for e in trail["evidence"]] == [
         (signing["id"], f"{course}/modules/signing", "alignment")
     ]
+
+
+async def test_a_state_stored_by_another_version_answers_503_naming_the_replay(client: Any, database_url: str) -> None:
+    await post(client, course_statement(1, "device-security", PASSED, 0))
+    head = await log_head(database_url)
+
+    async def projected() -> bool:
+        response = await client.get(f"/competency/learners/{learner_path(1)}", headers=xapi_headers())
+        return response.status == 200 and (await response.json())["position"] >= head
+
+    await eventually(projected)
+    conn = await asyncpg.connect(database_url)
+    try:  # the JSON form a version before the compact one stored
+        await conn.execute("UPDATE competency_learners SET state = $1", json.dumps({"learner": learner_key(1)}).encode())
+    finally:
+        await conn.close()
+    for path, params in ((f"/competency/learners/{learner_path(1)}", {}),
+                         (f"/competency/learners/{learner_path(1)}/trail", {"competency": f"{VN}/4.1"})):
+        answer = await get_json(client, path, status=503, **params)
+        assert "lrs replay competency" in answer["error"]
+
+
+async def test_a_broken_installed_document_keeps_xapi_up_and_competency_answers_503(database_url: str, tmp_path: Path) -> None:
+    installed = tmp_path / "frameworks"
+    installed.mkdir()
+    (installed / "notes.json").write_text("[]", encoding="utf-8")
+    settings = Settings(database_url=database_url, nats_url=None, relay_enabled=False,
+                        bootstrap_credential=f"{KEY}:{SECRET}", frameworks_dir=installed)
+    app = create_app(settings, database_url=database_url, nats_url=None)
+    async with TestServer(app) as server, TestClient(server) as client:
+        await post(client, course_statement(1, "device-security", PASSED, 0))  # ingest answers 200
+        answer = await get_json(client, f"/competency/learners/{learner_path(1)}", status=503)
+        assert "notes.json" in answer["error"]
+        summary = await get_json(client, "/competency/units/mic/summary", status=503, program=PROGRAM)
+        assert "cannot be read" in summary["error"]

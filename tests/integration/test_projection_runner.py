@@ -148,8 +148,9 @@ async def test_voiding_before_and_after_its_target_both_remove_the_evidence(pool
     assert await pool.fetchval("SELECT count(*) FROM competency_states") == 0
 
 
-async def test_state_rows_follow_the_states_event_by_event_through_later_voidings(
-    pool: asyncpg.Pool, writer: StatementWriter
+@pytest.mark.parametrize("batch", [1, 4])
+async def test_state_rows_follow_the_states_batch_by_batch_through_later_voidings(
+    pool: asyncpg.Pool, writer: StatementWriter, batch: int
 ) -> None:
     # A batch rewrites only the competency rows its events changed; after
     # every batch the rows must still be exactly the stored states' rows,
@@ -159,8 +160,10 @@ async def test_state_rows_follow_the_states_event_by_event_through_later_voiding
     bodies += [course_statement(2, "device-security", FAILED, 900, 0.2), voiding(first["id"]), voiding(bodies[1]["id"])]
     await write(writer, *bodies)
     runner = ProjectionRunner(pool, CompetencyProjection(CATALOG))
-    for event in await log_events(pool):
-        await runner.apply_batch([event])
+    events = await log_events(pool)
+    for start in range(0, len(events), batch):
+        event = events[min(start + batch, len(events)) - 1]
+        await runner.apply_batch(events[start:start + batch])
         expected = sorted(
             _state_row_tuple(row)
             for raw in await pool.fetch("SELECT tenant, state FROM competency_learners")

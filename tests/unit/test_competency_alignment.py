@@ -233,6 +233,11 @@ def test_statement_timestamp_falls_back_to_stored() -> None:
         ("2025-03-01T08:30:00.123456789Z", "2025-03-01T08:30:00.123456Z"),
         ("2025-03-01T08:30:00", "2025-03-01T08:30:00.000000Z"),
         ("2025-02-28T23:30:00-09:00", "2025-03-01T08:30:00.000000Z"),
+        ("2025-03-01T08:30:00.5Z", "2025-03-01T08:30:00.500000Z"),  # already UTC: the fraction is padded
+        ("2025-03-01T08:30:00.123456+00:00", "2025-03-01T08:30:00.123456Z"),
+        ("2025-03-01T08:30:00.25z", "2025-03-01T08:30:00.250000Z"),
+        ("2025-03-01T08:30:00-00:00", "2025-03-01T08:30:00.000000Z"),
+        ("0999-03-01T08:30:00+01:00", "0999-03-01T07:30:00.000000Z"),  # four-digit years sort as text
     ],
 )
 def test_timestamps_are_normalised_to_sortable_utc(given: str, normal: str) -> None:
@@ -250,3 +255,23 @@ def test_two_aligned_activities_in_one_statement_give_one_evidence_each() -> Non
         (f"{VN}/4.2", "NC1", f"{VN}/4.2/levels/NC1"),
     }
     assert [e.order for e in event.evidence] == sorted(e.order for e in event.evidence)
+
+
+@pytest.mark.parametrize("value", ["2025-13-01T08:30:00Z", "2025-02-30T08:30:00Z", "not a time"])
+def test_an_impossible_timestamp_is_refused_even_in_utc_shape(value: str) -> None:
+    with pytest.raises(ValueError):
+        normalise_timestamp(value)
+
+
+def test_registration_is_compared_in_lower_case_and_non_activity_objects_do_not_align() -> None:
+    body = statement(f"{DC}/1.1/levels/2", "http://adlnet.gov/expapi/verbs/passed", {"success": True})
+    body["context"] = {"registration": "0F6C9D3A-2B1E-4C5D-8E7F-9A0B1C2D3E4F"}
+    event = interpret(body, CATALOG)
+    assert isinstance(event, StatementEvidence)
+    assert {e.registration for e in event.evidence} == {"0f6c9d3a-2b1e-4c5d-8e7f-9a0b1c2d3e4f"}
+    for obj in (
+        {"objectType": "Agent", "mbox": "mailto:someone@example.org"},
+        {"objectType": "SubStatement", "actor": {"mbox": "mailto:a@example.org"},
+         "verb": {"id": "http://adlnet.gov/expapi/verbs/passed"}, "object": {"id": f"{DC}/1.1/levels/2"}},
+    ):
+        assert interpret({**body, "object": obj}, CATALOG) is None

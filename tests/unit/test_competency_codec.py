@@ -58,7 +58,14 @@ def test_an_empty_state_round_trips() -> None:
         b'{"learner": "mbox:mailto:a@example.org"}',
         msgspec.msgpack.encode([FORMAT + 1, "x", 2, [], [], [], [], []]),
         msgspec.msgpack.encode([FORMAT, "x", 2, [], [7], [], [], []]),  # an index past the string table
+        msgspec.msgpack.encode([FORMAT, "x", 2, ["a", "b"], [-1], [], [], []]),  # a negative index
+        msgspec.msgpack.encode([FORMAT, "x", 2, "ab", [0], [], [], []]),  # the table is not a list
+        msgspec.msgpack.encode([FORMAT, 5, 2, [], [], [], [], []]),  # the learner is not a string
+        msgspec.msgpack.encode([FORMAT, "x", "v", [], [], [], [], []]),
+        msgspec.msgpack.encode([True, "x", 2, [], [], [], [], []]),
+        msgspec.msgpack.encode([float(FORMAT), "x", 2, [], [], [], [], []]),
         msgspec.msgpack.encode([FORMAT, "x"]),
+        b"\x91" * 100_000 + b"\xc0",  # nested far deeper than any state
     ],
 )
 def test_bytes_that_are_not_a_stored_state_are_refused_with_a_clear_error(raw: bytes) -> None:

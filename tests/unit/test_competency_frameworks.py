@@ -355,3 +355,26 @@ def test_a_programme_may_build_on_a_framework_loaded_before(tmp_path: Path, inst
     assert main(["frameworks", "load", str(program_file)]) == 0, capsys.readouterr().err
     live = load_live_catalog(installed)
     assert {p.iri for p in live.programs} >= {program["iri"], _raw(PROGRAM)["iri"]}
+
+
+def test_a_loaded_document_is_readable_by_the_service_user(tmp_path: Path, installed: Path) -> None:
+    import os
+    import stat
+
+    previous = os.umask(0o022)
+    try:
+        assert main(["frameworks", "load", str(_write(tmp_path / "a.json", _new_alignment()))]) == 0
+    finally:
+        os.umask(previous)
+    (copy,) = installed.glob("*.json")
+    assert stat.S_IMODE(copy.stat().st_mode) == 0o644
+    assert not list(installed.glob(".loading-*"))  # no temporary file left behind
+
+
+def test_a_broken_loaded_document_is_named_with_what_to_do(tmp_path: Path, installed: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    installed.mkdir()
+    (installed / "notes.json").write_text("[]", encoding="utf-8")
+    assert main(["frameworks", "load", str(_write(tmp_path / "a.json", _new_alignment()))]) == 1
+    err = capsys.readouterr().err
+    assert str(installed / "notes.json") in err and "fix or remove" in err
+    assert main(["frameworks", "list"]) == 1

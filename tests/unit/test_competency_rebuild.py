@@ -122,7 +122,7 @@ def _meaning(payload: bytes) -> Any:
 
 
 @pytest.mark.parametrize("seed", range(3))
-def test_learners_folded_by_forked_workers_equal_those_folded_in_process(seed: int) -> None:
+async def test_learners_folded_by_forked_workers_equal_those_folded_in_process(seed: int) -> None:
     from projections.competency.parallel_replay import fold_learners
 
     def read() -> LogRebuild:
@@ -131,15 +131,15 @@ def test_learners_folded_by_forked_workers_equal_those_folded_in_process(seed: i
             rebuild.add(*event)
         return rebuild
 
-    here = list(fold_learners(read(), processes=1))
-    forked = list(fold_learners(read(), processes=2, min_parallel=1, chunk=2))
+    here = [f async for f in fold_learners(read(), processes=1)]
+    forked = [f async for f in fold_learners(read(), processes=2, min_parallel=1, chunk=2)]
     assert len(here) > 4 and any(f.certification_rows for f in here) and any(f.state_rows for f in here)
     assert forked == here
     live = _live(_log(seed, 200))
     assert [(f.tenant, f.learner) for f in forked] == sorted(live)
 
 
-def test_a_fold_that_fails_in_a_worker_fails_the_replay(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_a_fold_that_fails_in_a_worker_fails_the_replay(monkeypatch: pytest.MonkeyPatch) -> None:
     from projections.competency import parallel_replay
 
     rebuild = LogRebuild(CATALOG)
@@ -151,7 +151,26 @@ def test_a_fold_that_fails_in_a_worker_fails_the_replay(monkeypatch: pytest.Monk
 
     monkeypatch.setattr(LogRebuild, "fold", broken)  # the forked workers inherit it
     with pytest.raises(RuntimeError, match="cannot fold"):
-        list(parallel_replay.fold_learners(rebuild, processes=2, min_parallel=1, chunk=2))
+        [f async for f in parallel_replay.fold_learners(rebuild, processes=2, min_parallel=1, chunk=2)]
+
+
+async def test_a_worker_that_dies_fails_the_replay_instead_of_hanging(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+    import signal
+    from concurrent.futures.process import BrokenProcessPool
+
+    from projections.competency import parallel_replay
+
+    rebuild = LogRebuild(CATALOG)
+    for event in _log(2, 200):
+        rebuild.add(*event)
+
+    def killed(self: LogRebuild, key: Any) -> Any:
+        os.kill(os.getpid(), signal.SIGKILL)  # as the out-of-memory killer would
+
+    monkeypatch.setattr(LogRebuild, "fold", killed)
+    with pytest.raises(BrokenProcessPool):
+        [f async for f in parallel_replay.fold_learners(rebuild, processes=2, min_parallel=1, chunk=2)]
 
 
 @pytest.mark.parametrize("seed", range(3))
@@ -171,3 +190,13 @@ async def test_a_log_read_by_forked_workers_is_routed_as_read_in_process(seed: i
     assert forked.owners == here.owners and forked.voids == here.voids
     assert forked.failed == here.failed and len(here.failed) == 1
     assert any(isinstance(m, StatementVoided) for items in here.events.values() for m in items) or here.voids
+
+
+def test_preparing_twice_routes_each_voiding_once() -> None:
+    rebuild = LogRebuild(CATALOG)
+    for event in _log(4, 150):
+        rebuild.add(*event)
+    keys = rebuild.prepare()
+    routed = {key: list(items) for key, items in rebuild.events.items()}
+    assert rebuild.prepare() == keys and rebuild.events == routed
+    assert any(isinstance(m, StatementVoided) for items in routed.values() for m in items)
