@@ -36,7 +36,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--poll-interval",
         type=float,
         default=0.5,
-        help="seconds between looks at the log when no commit notification arrives (default: 0.5)",
+        help="seconds between looks at the log when no commit notification arrives (writers announce "
+        "their commits with NOTIFY lrs_log; default: 0.5)",
     )
     parser.add_argument(
         "--until-caught-up",
@@ -59,6 +60,7 @@ def _run(args: argparse.Namespace) -> int:
 
 async def relay(settings: Settings, args: argparse.Namespace) -> None:
     from lrs.relay import Relay
+    from lrs.store.commit_notifications import commit_notifications
     from lrs.store.migrations import apply_migrations
     from lrs.store.pool import create_pool
 
@@ -73,20 +75,22 @@ async def relay(settings: Settings, args: argparse.Namespace) -> None:
                 batch_size=args.batch_size or settings.relay_batch_size,
                 poll_interval=args.poll_interval,
             )
-            running = asyncio.create_task(relay.run(until_caught_up=args.until_caught_up))
-            settle_heap()
-            loop = asyncio.get_running_loop()
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                loop.add_signal_handler(sig, running.cancel)
-            try:
-                await running
-                log.info("relay.finished", relay=args.name, position=relay.published_position)
-            except asyncio.CancelledError:
-                log.info("relay.stopped", relay=args.name, position=relay.published_position)
-            finally:
+            # Writers in other processes announce their commits (lrs.store.commit_notifications).
+            async with commit_notifications(db_url, relay.notify):
+                running = asyncio.create_task(relay.run(until_caught_up=args.until_caught_up))
+                settle_heap()
+                loop = asyncio.get_running_loop()
                 for sig in (signal.SIGTERM, signal.SIGINT):
-                    loop.remove_signal_handler(sig)
-                await relay.stop()
+                    loop.add_signal_handler(sig, running.cancel)
+                try:
+                    await running
+                    log.info("relay.finished", relay=args.name, position=relay.published_position)
+                except asyncio.CancelledError:
+                    log.info("relay.stopped", relay=args.name, position=relay.published_position)
+                finally:
+                    for sig in (signal.SIGTERM, signal.SIGINT):
+                        loop.remove_signal_handler(sig)
+                    await relay.stop()
         finally:
             await pool.close()
 

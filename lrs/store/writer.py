@@ -42,6 +42,7 @@ from lrs.batching import (
 )
 from lrs.eventlog import ONE_MICROSECOND
 from lrs.ingest.model import PreparedStatement
+from lrs.store.commit_notifications import NOTIFY_HEAD
 from lrs.store.ids import RandomUuids
 
 __all__ = ["AppendResult", "StatementWriter", "WriterClosedError"]
@@ -348,6 +349,8 @@ class StatementWriter:
                     return plan  # nothing new: only duplicates and errors
                 self._committing_min_stored = plan.new[0].event.stored
                 await conn.execute(INSERT_GROUP, *_group_columns(plan))
+                if self._shared_log:  # the relay runs in another process: wake it at commit
+                    await conn.execute(NOTIFY_HEAD, str(plan.head.position))
                 by_tenant: dict[str, list[uuid.UUID]] = defaultdict(list)
                 for tenant, statement_id in plan.newly_voided:
                     by_tenant[tenant].append(statement_id)
