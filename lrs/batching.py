@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Callable, Sequence
 
+import msgspec
+
 from lrs.eventlog import (
     ONE_MICROSECOND,
     STATEMENT_EVENT,
@@ -37,9 +39,22 @@ Key = tuple[str, uuid.UUID]  # (tenant, statement id)
 
 
 @dataclass(frozen=True, slots=True)
+class StatementForm:
+    """What a statement writes that does not depend on its place in the log,
+    worked out before the head lock is taken (see :func:`statement_form`)."""
+
+    # The stored JSON split around its ``stored`` text: joining the parts with
+    # that text gives finalize_with_text's bytes.  None: encode under the lock.
+    payload_parts: tuple[bytes, ...] | None
+    filter_keys: Any  # the read model's filter keys, as the writer sends them
+
+
+@dataclass(frozen=True, slots=True)
 class AppendRequest:
     tenant: str
     statements: Sequence[PreparedStatement]
+    # One per statement, or empty: then everything is worked out in plan_group.
+    forms: Sequence[StatementForm] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +92,7 @@ class NewStatement:
     event: EventRecord
     statement: PreparedStatement
     voided: bool
+    form: StatementForm | None = None
 
 
 @dataclass(slots=True)
@@ -121,7 +137,8 @@ def plan_group(
         if row.voids is not None:
             voided_targets.add((row.tenant, row.voids))
 
-    accepted: list[tuple[str, PreparedStatement, bool]] = []  # tenant, statement, voided
+    # tenant, statement, voided, form
+    accepted: list[tuple[str, PreparedStatement, bool, StatementForm | None]] = []
     newly_voided: set[Key] = set()
     outcomes: list[list[tuple[Key, bool]] | XapiError] = []
 
@@ -132,10 +149,11 @@ def plan_group(
             continue
         pending, targets, own = decided
         # Commit the request's effects to the group's view.
-        for key, statement in own:
+        forms = request.forms
+        for key, statement, index in own:
             slot = len(accepted)
             voided = key in voided_targets and statement.voids is None
-            accepted.append((request.tenant, statement, voided))
+            accepted.append((request.tenant, statement, voided, forms[index] if forms else None))
             known[key] = _Known(statement.body, statement.voids, voided, slot=slot)
         for target in targets:
             voided_targets.add(target)
@@ -143,8 +161,8 @@ def plan_group(
             if entry is not None and entry.voids is None and not entry.voided:
                 entry.voided = True
                 if entry.slot is not None:
-                    tenant, statement, _ = accepted[entry.slot]
-                    accepted[entry.slot] = (tenant, statement, True)
+                    tenant, statement, _, form = accepted[entry.slot]
+                    accepted[entry.slot] = (tenant, statement, True, form)
                 else:
                     newly_voided.add(target)
         outcomes.append(pending)
@@ -153,18 +171,21 @@ def plan_group(
     plan.newly_voided = sorted(newly_voided, key=lambda k: (k[0], k[1].bytes))
     position, prev_hash, last_stored = head.position, head.hash, head.stored
     slot_results: list[AppendResult] = []
-    for tenant, statement, voided in accepted:
+    for tenant, statement, voided, form in accepted:
         position += 1
         stored = now if last_stored is None or now > last_stored else last_stored + ONE_MICROSECOND
         stored_text = format_stored(stored)
-        payload = finalize_with_text(statement.body, stored_text)
+        if form is not None and form.payload_parts is not None:
+            payload = stored_text.encode("ascii").join(form.payload_parts)
+        else:
+            payload = finalize_with_text(statement.body, stored_text)
         event_id = new_event_id()
         digest = hash_with_text(prev_hash, position, event_id, tenant, STATEMENT_EVENT, stored_text, payload)
         record = EventRecord(
             position, event_id, tenant, STATEMENT_EVENT, statement.statement_id,
             stored, payload, prev_hash, digest,
         )
-        plan.new.append(NewStatement(record, statement, voided))
+        plan.new.append(NewStatement(record, statement, voided, form))
         slot_results.append(AppendResult(statement.statement_id, True, stored, position))
         prev_hash, last_stored = digest, stored
     if accepted:
@@ -195,6 +216,40 @@ AGENT_KEY, RELATED_AGENT_KEY, ACTIVITY_KEY, RELATED_ACTIVITY_KEY = "A:", "a:", "
 AUTHORITY_KEY = "U:"
 
 
+# Stands in for the stored text while the stored form is encoded ahead of the
+# lock.  It encodes escaped ("\\u0000stored\\u0000"), so a statement can contain
+# the same bytes only in its own strings: the split is used only when the
+# sentinel occurs exactly where it was put, and never elsewhere.
+_STORED_SENTINEL = "\x00stored\x00"
+_sorted_encoder = msgspec.json.Encoder(order="sorted")
+_SENTINEL_BYTES = _sorted_encoder.encode(_STORED_SENTINEL)[1:-1]
+
+
+def payload_parts(body: dict[str, Any]) -> tuple[bytes, ...] | None:
+    """The stored JSON of ``body`` split where its ``stored`` text goes (and its
+    ``timestamp`` when absent), such that ``text.join(parts)`` equals
+    :func:`lrs.eventlog.finalize_with_text` ``(body, text)`` for any stored text
+    (which is plain ASCII, never escaped).  None when the split would be
+    ambiguous (the statement itself contains the sentinel)."""
+    final = dict(body)
+    final["stored"] = _STORED_SENTINEL
+    expected = 1
+    if "timestamp" not in final:
+        final["timestamp"] = _STORED_SENTINEL
+        expected = 2
+    encoded = _sorted_encoder.encode(final)
+    if encoded.count(_SENTINEL_BYTES) != expected:
+        return None
+    return tuple(encoded.split(_SENTINEL_BYTES))
+
+
+def statement_form(
+    statement: PreparedStatement, encode_keys: Callable[[list[str]], Any] = list
+) -> StatementForm:
+    """Everything of a new statement's rows that does not need the log head."""
+    return StatementForm(payload_parts(statement.body), encode_keys(filter_keys(statement)))
+
+
 def filter_keys(statement: PreparedStatement) -> list[str]:
     """The read model's filter keys: each agent key and activity id once, marked
     as matching the plain filter (upper case) or only its related_* form."""
@@ -214,16 +269,16 @@ def _decide(
     request: AppendRequest,
     known: dict[Key, _Known],
     voided_targets: set[Key],
-) -> XapiError | tuple[list[tuple[Key, bool]], list[Key], list[tuple[Key, PreparedStatement]]]:
+) -> XapiError | tuple[list[tuple[Key, bool]], list[Key], list[tuple[Key, PreparedStatement, int]]]:
     """One request against the group's view; no side effects.
 
     Returns the error, or ((key, is new) per statement in order, voiding
-    targets, new statements).
+    targets, new statements with their index in the request).
     """
     tenant = request.tenant
     keys: list[tuple[Key, bool]] = []
     targets: list[Key] = []
-    own: list[tuple[Key, PreparedStatement]] = []
+    own: list[tuple[Key, PreparedStatement, int]] = []
     own_by_key: dict[Key, PreparedStatement] = {}
     for index, statement in enumerate(request.statements):
         key = (tenant, statement.statement_id)
@@ -251,7 +306,7 @@ def _decide(
                 )
             targets.append(target)
         keys.append((key, True))
-        own.append((key, statement))
+        own.append((key, statement, index))
         own_by_key[key] = statement
     return keys, targets, own
 

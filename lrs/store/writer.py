@@ -39,6 +39,7 @@ from lrs.batching import (
     LogHead,
     filter_keys,
     plan_group,
+    statement_form,
 )
 from lrs.eventlog import ONE_MICROSECOND
 from lrs.ingest.model import PreparedStatement
@@ -257,7 +258,11 @@ class StatementWriter:
         if not statements:
             return []
         future: asyncio.Future[list[AppendResult]] = asyncio.get_running_loop().create_future()
-        self._queue.append(_Queued(AppendRequest(tenant, tuple(statements)), future))
+        # The stored JSON and the filter keys do not depend on the log head:
+        # encode them now, so the group's transaction holds the head lock
+        # only for what does (positions, stored, hash chain).
+        forms = tuple(statement_form(statement, _array_literal) for statement in statements)
+        self._queue.append(_Queued(AppendRequest(tenant, tuple(statements), forms), future))
         self._queued_statements += len(statements)
         self._wakeup.set()
         if self._queued_statements >= self._max:
@@ -401,7 +406,8 @@ def _group_columns(plan: GroupPlan) -> tuple[list, ...]:
         [e.prev_hash for e in events],
         [e.hash for e in events],
         [s.verb_id for s in statements],
-        [_array_literal(filter_keys(s)) for s in statements],
+        [n.form.filter_keys if n.form is not None else _array_literal(filter_keys(n.statement))
+         for n in plan.new],
         [s.registration for s in statements],
         [n.voided for n in plan.new],
         [s.voids for s in statements],

@@ -1,0 +1,53 @@
+"""Rows worked out before the head lock write the same bytes as under it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lrs.batching import AppendRequest, filter_keys, payload_parts, plan_group, statement_form
+from lrs.eventlog import finalize_with_text, format_stored
+
+from tests.unit.test_batching import EMPTY, NOW, ids, stmt
+
+TEXT = format_stored(NOW)
+AUTHORITY = {"objectType": "Agent", "account": {"homePage": "http://lrs.example.com", "name": "bench"}}
+
+
+def with_authority(n: int, **extra: Any):
+    s = stmt(n)
+    s.body["authority"] = AUTHORITY
+    s.body.update(extra)
+    return s
+
+
+def test_parts_join_to_the_stored_form_without_a_timestamp() -> None:
+    body = with_authority(1).body
+    parts = payload_parts(body)
+    assert parts is not None and len(parts) == 3  # stored and timestamp
+    assert TEXT.encode().join(parts) == finalize_with_text(body, TEXT)
+
+
+def test_parts_join_to_the_stored_form_with_a_timestamp() -> None:
+    body = with_authority(1, timestamp="2024-01-01T00:00:00Z", zeta={"stored": "x"}).body
+    parts = payload_parts(body)
+    assert parts is not None and len(parts) == 2
+    assert TEXT.encode().join(parts) == finalize_with_text(body, TEXT)
+
+
+def test_a_statement_containing_the_sentinel_is_encoded_under_the_lock() -> None:
+    body = with_authority(1, result={"response": "\x00stored\x00"}).body
+    assert payload_parts(body) is None
+    form = statement_form(with_authority(1, result={"response": "a\x00stored\x00stored\x00"}))
+    assert form.payload_parts is None
+
+
+def test_a_plan_with_forms_writes_what_a_plan_without_them_writes() -> None:
+    statements = [with_authority(n) for n in range(1, 5)]
+    statements.append(with_authority(5, result={"response": "\x00stored\x00"}))
+    forms = [statement_form(s) for s in statements]
+    assert forms[0].filter_keys == filter_keys(statements[0])
+    plain = plan_group([AppendRequest("t", statements)], [], EMPTY, NOW, ids())
+    formed = plan_group([AppendRequest("t", statements, forms)], [], EMPTY, NOW, ids())
+    assert [n.event for n in formed.new] == [n.event for n in plain.new]
+    assert [n.form for n in formed.new] == forms
+    assert formed.outcomes == plain.outcomes
