@@ -16,7 +16,7 @@ their place in the hash chain.  No clock, no randomness: ``now`` and
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Callable, Sequence
 
@@ -113,6 +113,30 @@ class _Known:
     # Stored statements carry their result; accepted ones point at their slot.
     result: AppendResult | None = None
     slot: int | None = None
+
+
+def merge_touched(
+    before: Sequence[ExistingStatement], after: Sequence[ExistingStatement]
+) -> list[ExistingStatement]:
+    """The touched statements as of the head lock, from a lookup made before
+    it (``before``) and the touched statements committed between that lookup's
+    head and the locked head (``after``).
+
+    Rows in ``after`` are newer.  A statement can change after it is stored
+    only by being voided, which happens in the transaction that stores the
+    voiding statement; that statement is in ``after`` when its target is one
+    the group looks up, so its target is marked voided here.
+    """
+    merged: dict[Key, ExistingStatement] = {(r.tenant, r.statement_id): r for r in before}
+    for row in after:
+        merged[(row.tenant, row.statement_id)] = row
+    for row in after:
+        if row.voids is None:
+            continue
+        target = merged.get((row.tenant, row.voids))
+        if target is not None and target.voids is None and not target.voided:
+            merged[(row.tenant, row.voids)] = replace(target, voided=True)
+    return list(merged.values())
 
 
 def plan_group(

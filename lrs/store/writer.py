@@ -4,9 +4,12 @@
 queued (waiting up to ``wait_ms`` for more, up to ``max_statements``) and
 commits it in ONE transaction:
 
-1. lock the single ``log_head`` row FOR UPDATE.  This serialises writers
-   across processes, so positions are gapless and in commit order;
-2. fetch the stored statements the group touches (one query per tenant);
+1. fetch the stored statements the group touches (one query per tenant),
+   noting the head position first, without any lock;
+2. lock the single ``log_head`` row FOR UPDATE.  This serialises writers
+   across processes, so positions are gapless and in commit order; then
+   fetch the touched statements committed after the noted head, if any
+   (:func:`lrs.batching.merge_touched`);
 3. decide every request with the pure :func:`lrs.batching.plan_group`;
 4. COPY the new events and read-model rows, mark newly voided statements,
    move the head; COMMIT (``synchronous_commit = on``);
@@ -38,6 +41,7 @@ from lrs.batching import (
     GroupPlan,
     LogHead,
     filter_keys,
+    merge_touched,
     plan_group,
     statement_form,
 )
@@ -51,6 +55,7 @@ __all__ = ["AppendResult", "StatementWriter", "WriterClosedError"]
 SELECT_HEAD_FOR_UPDATE = "SELECT position, hash, stored FROM log_head WHERE singleton FOR UPDATE"
 SELECT_HEAD = "SELECT position, hash, stored FROM log_head WHERE singleton"
 SELECT_HEAD_STORED = "SELECT stored FROM log_head WHERE singleton"
+SELECT_HEAD_POSITION = "SELECT position FROM log_head WHERE singleton"
 # Two index lookups rather than one "id = ANY OR voids = ANY": with the OR,
 # a plan made while the table was small scans every row of the tenant.
 # Each wanted id is its own primary-key lookup (a LATERAL subquery with
@@ -73,6 +78,17 @@ UNION ALL
 SELECT s.statement_id, (SELECT e.payload FROM events e WHERE e.position = s.position) AS payload,
        s.voids, s.voided, s.stored, s.position
 FROM statements s WHERE s.tenant = $1 AND s.voids = ANY($3::uuid[]) AND s.voids IS NOT NULL
+"""
+# The touched statements committed in (after, upto]: the group looks its
+# statements up before it takes the head lock, then only this range under it.
+# Both bounds: a range a generic plan takes for narrow (the position index),
+# and IN (SELECT unnest ...) is hashed once, not searched per row.
+SELECT_TOUCHED_BETWEEN = """
+SELECT s.statement_id, (SELECT e.payload FROM events e WHERE e.position = s.position) AS payload,
+       s.voids, s.voided, s.stored, s.position
+FROM statements s
+WHERE s.tenant = $1 AND s.position > $3 AND s.position <= $4
+  AND (s.statement_id IN (SELECT unnest($2::uuid[])) OR s.voids IN (SELECT unnest($2::uuid[])))
 """
 UPDATE_VOIDED = """
 UPDATE statements SET voided = true
@@ -342,10 +358,18 @@ class StatementWriter:
 
     async def _write(self, requests: list[AppendRequest]) -> GroupPlan:
         async with self._pool.acquire() as conn:
+            # Look the group's ids up before taking the lock (the other
+            # writers' commits go on meanwhile); under it, read only what was
+            # committed since the head seen first.
+            seen = await conn.fetchval(SELECT_HEAD_POSITION)
+            lookups = _lookups(requests)
+            existing = await _fetch_touched(conn, lookups)
             async with conn.transaction():
                 row = await conn.fetchrow(SELECT_HEAD_FOR_UPDATE)
                 head = LogHead(row["position"], row["hash"], row["stored"])
-                existing = await _fetch_touched(conn, requests)
+                if head.position != seen:
+                    later = await _fetch_touched(conn, lookups, (seen, head.position))
+                    existing = merge_touched(existing, later)
                 now = self._clock()
                 if self._floor is not None and now <= self._floor:
                     now = self._floor + ONE_MICROSECOND
@@ -364,11 +388,11 @@ class StatementWriter:
         return plan
 
 
-async def _fetch_touched(
-    conn: asyncpg.Connection, requests: list[AppendRequest]
-) -> list[ExistingStatement]:
-    """Stored statements with the group's ids or its voiding targets, and
-    stored voiding statements aimed at the group's ids."""
+_Lookups = dict[str, tuple[list[uuid.UUID], list[uuid.UUID]]]
+
+
+def _lookups(requests: list[AppendRequest]) -> _Lookups:
+    """Per tenant: the group's ids and voiding targets, and the group's ids."""
     ids: dict[str, set[uuid.UUID]] = defaultdict(set)
     lookups: dict[str, set[uuid.UUID]] = defaultdict(set)
     for request in requests:
@@ -377,9 +401,22 @@ async def _fetch_touched(
             lookups[request.tenant].add(statement.statement_id)
             if statement.voids is not None:
                 lookups[request.tenant].add(statement.voids)
+    return {tenant: (list(lookups[tenant]), list(tenant_ids)) for tenant, tenant_ids in ids.items()}
+
+
+async def _fetch_touched(
+    conn: asyncpg.Connection, lookups: _Lookups, between: tuple[int, int] | None = None
+) -> list[ExistingStatement]:
+    """Stored statements with the group's ids or its voiding targets, and
+    stored voiding statements aimed at the group's ids; with ``between``,
+    only those at positions in (after, upto] (and voiding statements aimed
+    at any of the looked-up ids)."""
     found: list[ExistingStatement] = []
-    for tenant, tenant_ids in ids.items():
-        rows = await conn.fetch(SELECT_TOUCHED, tenant, list(lookups[tenant]), list(tenant_ids))
+    for tenant, (wanted, tenant_ids) in lookups.items():
+        if between is None:
+            rows = await conn.fetch(SELECT_TOUCHED, tenant, wanted, tenant_ids)
+        else:
+            rows = await conn.fetch(SELECT_TOUCHED_BETWEEN, tenant, wanted, *between)
         found.extend(
             ExistingStatement(
                 tenant, r["statement_id"], _decode_json(r["payload"]), r["voids"],

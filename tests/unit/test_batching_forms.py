@@ -51,3 +51,22 @@ def test_a_plan_with_forms_writes_what_a_plan_without_them_writes() -> None:
     assert [n.event for n in formed.new] == [n.event for n in plain.new]
     assert [n.form for n in formed.new] == forms
     assert formed.outcomes == plain.outcomes
+
+
+def test_touched_rows_committed_after_the_first_lookup_win_and_void_their_targets() -> None:
+    from dataclasses import replace
+
+    from lrs.batching import merge_touched
+    from tests.unit.test_batching import existing, stmt as plain
+
+    target, other, voiding = existing(plain(1), 1), existing(plain(2), 2), existing(plain(3, voids=1), 4)
+    newer_other = replace(other, position=3)
+    merged = {r.statement_id: r for r in merge_touched([target, other], [newer_other, voiding])}
+    assert merged[other.statement_id] == newer_other
+    assert merged[target.statement_id] == replace(target, voided=True)
+    assert merged[voiding.statement_id] == voiding
+    assert merge_touched([target], []) == [target]
+    # A voiding statement is never marked voided, even when a later one aims at it.
+    aimed = existing(plain(5, voids=3), 5)
+    merged = {r.statement_id: r for r in merge_touched([voiding], [aimed])}
+    assert merged[voiding.statement_id].voided is False
