@@ -120,6 +120,10 @@ WITH new_events AS (
 SELECT 1
 """
 
+# Groups of at least this many statements look up what they touch before
+# taking the head lock (see _write).
+LOOKUP_AHEAD_MIN_STATEMENTS = 64
+
 log = structlog.get_logger(__name__)
 _decode_json = msgspec.json.Decoder().decode
 
@@ -361,13 +365,21 @@ class StatementWriter:
             # Look the group's ids up before taking the lock (the other
             # writers' commits go on meanwhile); under it, read only what was
             # committed since the head seen first.
-            seen = await conn.fetchval(SELECT_HEAD_POSITION)
+            # Small groups look up under the lock: one query instead of up to
+            # three, and their lookups are short.
             lookups = _lookups(requests)
-            existing = await _fetch_touched(conn, lookups)
+            ahead = sum(len(r.statements) for r in requests) >= LOOKUP_AHEAD_MIN_STATEMENTS
+            seen: int | None = None
+            existing: list[ExistingStatement] = []
+            if ahead:
+                seen = await conn.fetchval(SELECT_HEAD_POSITION)
+                existing = await _fetch_touched(conn, lookups)
             async with conn.transaction():
                 row = await conn.fetchrow(SELECT_HEAD_FOR_UPDATE)
                 head = LogHead(row["position"], row["hash"], row["stored"])
-                if head.position != seen:
+                if seen is None:
+                    existing = await _fetch_touched(conn, lookups)
+                elif head.position != seen:
                     later = await _fetch_touched(conn, lookups, (seen, head.position))
                     existing = merge_touched(existing, later)
                 now = self._clock()

@@ -237,3 +237,38 @@ async def test_tampering_is_found_at_its_position(writer: StatementWriter, pool:
         await conn.execute("UPDATE events SET payload = payload || ' '::bytea WHERE position = 4")
         await conn.execute("ALTER TABLE events ENABLE TRIGGER events_append_only")
         assert verify_chain(await read_events_after(conn, 0, 100)) == 4
+
+
+async def test_large_groups_of_two_writers_see_each_others_commits(pool: asyncpg.Pool) -> None:
+    # Groups this large look up their ids before the head lock; a statement the
+    # other writer commits in between must still count as stored.
+    first, second = StatementWriter(pool, wait_ms=0.0), StatementWriter(pool, wait_ms=0.0)
+    await first.start()
+    await second.start()
+    try:
+        for _ in range(5):
+            bodies = [statement() for _ in range(80)]
+            same = prepared(*bodies)
+            changed = dict(bodies[5], object={"id": "http://example.com/other"})
+            rival = prepared(*bodies[:5], changed, *bodies[6:])
+            outcomes = await asyncio.gather(
+                first.append("default", same), second.append("default", same),
+                second.append("default", rival), return_exceptions=True,
+            )
+            results = [o for o in outcomes if not isinstance(o, BaseException)]
+            errors = [o for o in outcomes if isinstance(o, BaseException)]
+            assert all(isinstance(e, ConflictError) for e in errors) and len(errors) >= 1
+            inserted = [r.inserted for rs in results for r in rs]
+            assert inserted.count(True) == 80  # each id stored exactly once
+            async with pool.acquire() as conn:
+                stored = await conn.fetchval(
+                    "SELECT count(*) FROM events WHERE statement_id = ANY($1::uuid[])",
+                    [s.statement_id for s in same],
+                )
+            assert stored == 80
+        events = [e async for e in iter_events(pool)]
+        assert verify_chain(events) is None
+        assert [e.position for e in events] == list(range(1, len(events) + 1))
+    finally:
+        await first.close()
+        await second.close()
