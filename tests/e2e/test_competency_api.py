@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Awaitable, Callable
@@ -16,66 +15,26 @@ from urllib.parse import quote
 
 import asyncpg
 import pytest
-
 from aiohttp.test_utils import TestClient, TestServer
 
 from lrs.cli import main
 from lrs.config import Settings
 from lrs.http.app import create_app
 from tests.e2e.conftest import KEY, SECRET, xapi_headers
+from tests.integration.test_projection_runner import (  # the same course, learners and statements
+    PASSED,
+    VN,
+    course_statement,
+    learner_key,
+    voiding,
+)
+from tests.integration.test_projection_runner import MODULES as CERTIFYING  # everything the programme asks for
 
-COURSE = "https://lrs.example.org/courses/civil-servant-basic-digital-skills"
-VN = "https://lrs.example.org/competency/vn-tt02-2025/1.0/competences"
 PROGRAM = "https://lrs.example.org/competency/programs/civil-servant-basic-digital-skills"
-PASSED = "http://adlnet.gov/expapi/verbs/passed"
-COMPLETED = "http://adlnet.gov/expapi/verbs/completed"
-FAILED = "http://adlnet.gov/expapi/verbs/failed"
-VOIDED = "http://adlnet.gov/expapi/verbs/voided"
-# Everything the programme asks for (schemas/frameworks/civil-servant-basic-digital-skills.*).
-CERTIFYING = [
-    ("searching", PASSED), ("searching", COMPLETED), ("evaluating-sources", PASSED),
-    ("online-communication", COMPLETED), ("e-government-services", PASSED), ("office-documents", COMPLETED),
-    ("device-security", PASSED), ("personal-data", PASSED), ("troubleshooting", PASSED),
-    ("using-ai-assistants", PASSED),
-]
-
-
-def email(n: int) -> str:
-    return f"cs{n}@example.gov.vn"
-
-
-def learner_key(n: int) -> str:
-    return f"mbox:mailto:{email(n)}"
 
 
 def learner_path(n: int) -> str:
     return quote(learner_key(n), safe="")
-
-
-def course_statement(n: int, module: str, verb: str, minute: int, score: float = 0.95) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "id": str(uuid.uuid4()),
-        "actor": {"objectType": "Agent", "mbox": f"mailto:{email(n)}"},
-        "verb": {"id": verb},
-        "object": {"objectType": "Activity", "id": f"{COURSE}/modules/{module}"},
-        "timestamp": (datetime(2025, 3, 1, tzinfo=timezone.utc) + timedelta(minutes=minute)).isoformat(),
-    }
-    if verb == PASSED:
-        body["result"] = {"success": True, "score": {"scaled": score}}
-    elif verb == FAILED:
-        body["result"] = {"success": False, "score": {"scaled": score}}
-    else:
-        body["result"] = {"completion": True}
-    return body
-
-
-def voiding(target: str) -> dict[str, Any]:
-    return {
-        "id": str(uuid.uuid4()),
-        "actor": {"objectType": "Agent", "mbox": "mailto:registrar@example.gov.vn"},
-        "verb": {"id": VOIDED},
-        "object": {"objectType": "StatementRef", "id": target},
-    }
 
 
 def roster(learners_by_unit: dict[str, list[int]], since: str = "2024-01-01") -> dict[str, Any]:
