@@ -33,7 +33,7 @@ import msgspec
 from projections.competency.catalog import Catalog
 from projections.competency.codec import encode_state
 from projections.competency.model import StatementEvidence, StatementVoided
-from projections.competency.rebuild import Key, LogRebuild, interpret_event
+from projections.competency.rebuild import Key, LogRebuild, RebuiltLearner, interpret_event
 from projections.competency.rows import certification_rows, state_rows
 
 __all__ = [
@@ -145,12 +145,11 @@ async def fold_learners(
     """Every learner of ``work`` folded, in (tenant, learner) order, by up to
     ``processes`` forked workers."""
     global _WORK
-    keys = work.prepare()
-    if processes <= 1 or len(keys) < min_parallel or not _can_fork():
-        for key in keys:
-            yield _folded(work, key)
-            del work.events[key]  # its memory goes as the replay goes
+    if processes <= 1 or len(work.events) < min_parallel or not _can_fork():  # one key per learner
+        for learner in work.learners():
+            yield _folded(learner)
         return
+    keys = work.prepare()
     if _WORK is not None:
         raise RuntimeError("another replay is folding in this process")
     _WORK = work
@@ -168,8 +167,7 @@ async def fold_learners(
         _WORK = None
 
 
-def _folded(work: LogRebuild, key: Key) -> FoldedLearner:
-    r = work.fold(key)
+def _folded(r: RebuiltLearner) -> FoldedLearner:
     return FoldedLearner(
         r.tenant, r.state.learner, encode_state(r.state), r.position,
         state_rows(r.tenant, r.state), certification_rows(r.tenant, r.state),
@@ -178,7 +176,7 @@ def _folded(work: LogRebuild, key: Key) -> FoldedLearner:
 
 def _fold_chunk(keys: Sequence[Key]) -> list[FoldedLearner]:
     assert _WORK is not None, "a fold worker runs only in a fork of the replay"
-    return [_folded(_WORK, key) for key in keys]
+    return [_folded(_WORK.fold(key)) for key in keys]
 
 
 def _worker_signals() -> None:
