@@ -144,16 +144,11 @@ def _usage(parser: argparse.ArgumentParser) -> int:
     return 2
 
 
-def validate_file(file: Path, context: list[Path] | None = None) -> tuple[Document, Catalog]:
+def validate_file(file: Path, context: list[Path] | None = None) -> tuple[Document, Catalog, bytes]:
     """``file`` checked alone and within the documents of ``context``
-    (default: the shipped ones); a document in the context with the same
-    kind, IRI and version as ``file`` is replaced by it."""
-    document, catalog, _ = _validate(file, context if context is not None else [FRAMEWORKS_DIR])
-    return document, catalog
-
-
-def _validate(file: Path, context: list[Path]) -> tuple[Document, Catalog, bytes]:
-    """As :func:`validate_file`, with the bytes that were validated (read once)."""
+    (default: the shipped ones), with the bytes that were validated (read
+    once); a document in the context with the same kind, IRI and version as
+    ``file`` is replaced by it."""
     try:
         data = file.read_bytes()
     except OSError as exc:
@@ -161,7 +156,7 @@ def _validate(file: Path, context: list[Path]) -> tuple[Document, Catalog, bytes
     document = parse_document(data, source=str(file))
     named = [
         (name, other)
-        for name, other in read_documents(context)
+        for name, other in read_documents(context if context is not None else [FRAMEWORKS_DIR])
         if Path(name).resolve() != file.resolve() and document_identity(other) != document_identity(document)
     ]
     named.append((str(file), document))
@@ -226,7 +221,7 @@ def _load(args: argparse.Namespace) -> int:
     installed = load_settings().installed_frameworks_dir
     context = args.context if args.context else live_directories(installed)
     try:
-        document, _, data = _validate(args.file, context)
+        document, _, data = validate_file(args.file, context)
     except FrameworkError as exc:
         print(f"invalid: {exc}", file=sys.stderr)
         if exc.source is not None and Path(exc.source).resolve().parent == installed.resolve():
