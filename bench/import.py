@@ -38,7 +38,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from ingest import _free_port, _machine, _wait_ready, run_one  # noqa: E402
+from ingest import _free_port, _machine, _wait_ready, add_service_options, run_one  # noqa: E402
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "urn:lrs:bench:import")
@@ -205,17 +205,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--sample-interval", type=float, default=1.0, help="seconds between RSS samples (default: 1)")
     parser.add_argument("--compare-seconds", type=float, default=20.0,
                         help="measure the ingest bench (batch 100) this long first; 0 to skip (default: 20)")
-    parser.add_argument("--url", default=os.environ.get("LRS_BENCH_URL", "http://127.0.0.1:8080"),
-                        help="base URL of the service (default: LRS_BENCH_URL or http://127.0.0.1:8080)")
-    parser.add_argument("--key", default=os.environ.get("LRS_BENCH_KEY"), help="credential key (LRS_BENCH_KEY)")
-    parser.add_argument("--secret", default=os.environ.get("LRS_BENCH_SECRET"),
-                        help="credential secret (LRS_BENCH_SECRET)")
-    parser.add_argument("--start-service", action="store_true",
-                        help="start `lrs serve` on a free port with an embedded database for the run")
-    parser.add_argument("--data-dir", help="LRS_DATA_DIR for --start-service (default: a new temp dir)")
-    parser.add_argument("--output", help="result file (default: bench/results/import-<time>.json)")
-    parser.add_argument("--note", default="", help="free text stored with the result")
-    parser.add_argument("--no-save", action="store_true", help="print only, write no result file")
+    add_service_options(parser, "import")
     return parser.parse_args(argv)
 
 

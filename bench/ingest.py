@@ -295,14 +295,24 @@ def _concurrency(given: list[int], index: int, batch: int) -> int:
     return given[index] if len(given) > 1 else given[0]
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_service_options(parser: argparse.ArgumentParser, bench: str) -> None:
+    """The options every HTTP bench shares: which service, or start one, and where the result goes."""
     parser.add_argument("--url", default=os.environ.get("LRS_BENCH_URL", "http://127.0.0.1:8080"),
                         help="base URL of the service (default: LRS_BENCH_URL or http://127.0.0.1:8080)")
     parser.add_argument("--key", default=os.environ.get("LRS_BENCH_KEY"), help="credential key (LRS_BENCH_KEY)")
     parser.add_argument("--secret", default=os.environ.get("LRS_BENCH_SECRET"),
                         help="credential secret (LRS_BENCH_SECRET)")
+    parser.add_argument("--start-service", action="store_true",
+                        help="start `lrs serve` on a free port with an embedded database for the run")
+    parser.add_argument("--data-dir", help="LRS_DATA_DIR for --start-service (default: a new temp dir)")
+    parser.add_argument("--output", help=f"result file (default: bench/results/{bench}-<time>.json)")
+    parser.add_argument("--note", default="", help="free text stored with the result")
+    parser.add_argument("--no-save", action="store_true", help="print only, write no result file")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--batch-sizes", type=lambda s: [int(x) for x in s.split(",")], default=[1, 10, 100],
                         help="comma-separated statements per request (default: 1,10,100)")
     parser.add_argument("--concurrency", type=lambda s: [int(x) for x in s.split(",")], default=[],
@@ -310,12 +320,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                              "(default: 32 for batch 1, 8 otherwise)")
     parser.add_argument("--duration", type=float, default=20.0, help="measured seconds per run (default: 20)")
     parser.add_argument("--warmup", type=float, default=3.0, help="unmeasured seconds first (default: 3)")
-    parser.add_argument("--start-service", action="store_true",
-                        help="start `lrs serve` on a free port with an embedded database for the run")
-    parser.add_argument("--data-dir", help="LRS_DATA_DIR for --start-service (default: a new temp dir)")
-    parser.add_argument("--output", help="result file (default: bench/results/ingest-<time>.json)")
-    parser.add_argument("--note", default="", help="free text stored with the result")
-    parser.add_argument("--no-save", action="store_true", help="print only, write no result file")
+    add_service_options(parser, "ingest")
     return parser.parse_args(argv)
 
 
