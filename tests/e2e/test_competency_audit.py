@@ -20,7 +20,8 @@ import aiohttp
 import pytest
 
 from tests.e2e.conftest import xapi_headers
-from tests.e2e.test_competency_api import CERTIFYING, FAILED, PROGRAM, course_statement, roster, voiding
+from tests.e2e.test_competency_api import CERTIFYING, PROGRAM, course_statement, roster, voiding
+from tests.integration.test_projection_runner import FAILED
 
 pytestmark = pytest.mark.slow
 
