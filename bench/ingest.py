@@ -261,14 +261,15 @@ async def main_async(args: argparse.Namespace) -> int:
     try:
         for index, batch in enumerate(args.batch_sizes):
             concurrency = _concurrency(args.concurrency, index, batch)
-            result = await run_one(url, auth, batch, concurrency, args.duration, args.warmup)
-            runs.append(result)
-            print(
-                f"batch={batch:>4} concurrency={concurrency:>3}  {result['statements_per_s']:>10,.0f} statements/s  "
-                f"p50={result['latency_ms']['p50']:.1f} ms  p99={result['latency_ms']['p99']:.1f} ms"
-                + (f"  errors={result['errors']}" if result["errors"] else ""),
-                flush=True,
-            )
+            for _ in range(args.repeat):
+                result = await run_one(url, auth, batch, concurrency, args.duration, args.warmup)
+                runs.append(result)
+                print(
+                    f"batch={batch:>4} concurrency={concurrency:>3}  {result['statements_per_s']:>10,.0f} statements/s  "
+                    f"p50={result['latency_ms']['p50']:.1f} ms  p99={result['latency_ms']['p99']:.1f} ms"
+                    + (f"  errors={result['errors']}" if result["errors"] else ""),
+                    flush=True,
+                )
     finally:
         if proc is not None:
             proc.send_signal(signal.SIGTERM)
@@ -280,13 +281,33 @@ async def main_async(args: argparse.Namespace) -> int:
         "machine": _machine(),
         "note": args.note,
         "runs": runs,
+        "summary": summarise(runs),
     }
+    if args.repeat > 1:
+        for row in record["summary"]:
+            print(f"batch={row['batch']:>4} concurrency={row['concurrency']:>3}  median {row['median_statements_per_s']:>10,.0f} "
+                  f"statements/s over {row['runs']} runs ({row['min_statements_per_s']:,.0f}-{row['max_statements_per_s']:,.0f})")
     if not args.no_save:
         RESULTS_DIR.mkdir(parents=True, exist_ok=True)
         out = args.output or RESULTS_DIR / f"ingest-{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}.json"
         Path(out).write_text(json.dumps(record, indent=2) + "\n")
         print(f"wrote {out}")
     return 0
+
+
+def summarise(runs: list[dict]) -> list[dict]:
+    """Per (batch, concurrency): the median, lowest and highest statements/s
+    of its runs (identical runs on a shared machine differ, so one run is
+    not a figure to quote)."""
+    groups: dict[tuple[int, int], list[float]] = {}
+    for run in runs:
+        groups.setdefault((run["batch_size"], run["concurrency"]), []).append(run["statements_per_s"])
+    return [
+        {"batch": batch, "concurrency": concurrency, "runs": len(rates),
+         "median_statements_per_s": round(statistics.median(rates), 1),
+         "min_statements_per_s": min(rates), "max_statements_per_s": max(rates)}
+        for (batch, concurrency), rates in groups.items()
+    ]
 
 
 def _concurrency(given: list[int], index: int, batch: int) -> int:
@@ -320,12 +341,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                              "(default: 32 for batch 1, 8 otherwise)")
     parser.add_argument("--duration", type=float, default=20.0, help="measured seconds per run (default: 20)")
     parser.add_argument("--warmup", type=float, default=3.0, help="unmeasured seconds first (default: 3)")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="runs per batch size, summarised by their median (default: 1)")
     add_service_options(parser, "ingest")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.repeat < 1:
+        print("bench: --repeat must be at least 1", file=sys.stderr)
+        return 2
     if len(args.concurrency) > 1 and len(args.concurrency) != len(args.batch_sizes):
         print("bench: give one --concurrency value, or one per batch size", file=sys.stderr)
         return 2
