@@ -384,7 +384,7 @@ async def main_async(args: argparse.Namespace) -> int:
         proc.terminate()
         proc.wait(60)
 
-        replayed = await measure_replay(database_url, args.replay_batch)
+        replayed = replay_in_own_process(database_url, args.replay_batch)
         result = {
             "benchmark": "projection",
             "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
