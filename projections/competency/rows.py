@@ -11,7 +11,7 @@ from typing import Any
 
 from projections.competency.model import CompetencyState, LearnerState, ProgramCertification
 
-__all__ = ["STATE_COLUMNS", "CERTIFICATION_COLUMNS", "state_row", "state_rows", "certification_rows"]
+__all__ = ["STATE_COLUMNS", "CERTIFICATION_COLUMNS", "state_row", "state_rows", "certification_row", "certification_rows"]
 
 STATE_COLUMNS = [
     "tenant", "learner", "competency", "status", "level", "level_rank", "best_score",
@@ -28,7 +28,7 @@ def state_row(tenant: str, learner: str, c: CompetencyState) -> tuple[Any, ...]:
     )
 
 
-def _certification_row(tenant: str, learner: str, p: ProgramCertification) -> tuple[Any, ...]:
+def certification_row(tenant: str, learner: str, p: ProgramCertification) -> tuple[Any, ...]:
     # statement ids as text: the uuid[] column parses them
     return (tenant, learner, p.program, p.program_version, p.earned, _time(p.earned_at), list(p.statement_ids))
 
@@ -38,7 +38,7 @@ def state_rows(tenant: str, state: LearnerState) -> list[tuple[Any, ...]]:
 
 
 def certification_rows(tenant: str, state: LearnerState) -> list[tuple[Any, ...]]:
-    return [_certification_row(tenant, state.learner, p) for p in state.certifications.values()]
+    return [certification_row(tenant, state.learner, p) for p in state.certifications.values()]
 
 
 @lru_cache(maxsize=65_536)  # the same times recur across a learner's rows and learners

@@ -34,7 +34,7 @@ from projections.competency.rebuild import LogRebuild
 from projections.competency.rows import (
     CERTIFICATION_COLUMNS,
     STATE_COLUMNS,
-    certification_rows,
+    certification_row,
     state_row,
 )
 from projections.runner import LogEvent
@@ -54,7 +54,9 @@ DELETE FROM competency_states
 WHERE (tenant, learner, competency) IN (SELECT * FROM unnest($1::text[], $2::text[], $3::text[]))
 """
 DELETE_CERTIFICATIONS = """
-DELETE FROM competency_certifications WHERE (tenant, learner) IN (SELECT * FROM unnest($1::text[], $2::text[]))
+DELETE FROM competency_certifications
+WHERE (tenant, learner, program, program_version)
+    IN (SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]))
 """
 INSERT_STATEMENT_LEARNERS = """
 INSERT INTO competency_statement_learners (tenant, statement_id, learner)
@@ -244,15 +246,30 @@ class CompetencyProjection:
             await conn.execute(DELETE_STATE_ROWS, *_columns(gone, 3))
         if new_rows:
             await conn.copy_records_to_table("competency_states", records=new_rows, columns=STATE_COLUMNS)
-        # The certification rows change only with a required competency.
-        recertified = [(k, s) for k, before, s, _ in changed if s.certifications is not before.certifications]
-        if recertified:
-            await conn.execute(DELETE_CERTIFICATIONS, [k[0] for k, _ in recertified], [k[1] for k, _ in recertified])
-            programs = [row for (t, _), s in recertified for row in certification_rows(t, s)]
-            if programs:
-                await conn.copy_records_to_table(
-                    "competency_certifications", records=programs, columns=CERTIFICATION_COLUMNS
-                )
+        # The certifications are refolded only with a required competency,
+        # and most refolds leave a programme's row as it was (earned or not,
+        # when, by which statements): only the rows that differ are rewritten.
+        uncertified: list[tuple[str, str, str, str]] = []
+        programs: list[tuple[Any, ...]] = []
+        for (tenant, learner), before, after, _ in changed:
+            if after.certifications is before.certifications:
+                continue
+            old_programs = before.certifications
+            for key, now in after.certifications.items():
+                was = old_programs.get(key)
+                row = certification_row(tenant, learner, now)
+                if was is None or certification_row(tenant, learner, was) != row:
+                    if was is not None:
+                        uncertified.append((tenant, learner, now.program, now.program_version))
+                    programs.append(row)
+            uncertified.extend(
+                (tenant, learner, p.program, p.program_version)
+                for key, p in old_programs.items() if key not in after.certifications
+            )
+        if uncertified:
+            await conn.execute(DELETE_CERTIFICATIONS, *_columns(uncertified, 4))
+        if programs:
+            await conn.copy_records_to_table("competency_certifications", records=programs, columns=CERTIFICATION_COLUMNS)
         await apply_certification_changes(conn, counts)
         for key, _, after, _ in changed:
             self._pending[key] = after

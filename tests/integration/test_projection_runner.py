@@ -17,7 +17,7 @@ from lrs.store.log_reader import last_position, read_events_after
 from projections.competency.catalog import load_catalog
 from projections.competency.codec import decode_state
 from projections.competency.model import LearnerState
-from projections.competency.rows import STATE_COLUMNS, state_rows
+from projections.competency.rows import CERTIFICATION_COLUMNS, STATE_COLUMNS, certification_rows, state_rows
 from projections.competency.store import CompetencyProjection, digest
 from projections.runner import LogEvent, ProjectionOutdated, ProjectionRunner, replay
 
@@ -157,10 +157,15 @@ async def test_state_rows_follow_the_states_batch_by_batch_through_later_voiding
     # also when a voiding takes away a competency's only evidence.
     first = course_statement(1, "device-security", PASSED, 10)
     bodies = [first, *(course_statement(n, m, v, 10 * i) for i, (m, v) in enumerate(MODULES[:6]) for n in (1, 2))]
+    # Learner 3 earns the programme (every module), then loses it to a voiding.
+    third = [course_statement(3, m, v, 10 * i) for i, (m, v) in enumerate(MODULES)]
+    bodies += third
     bodies += [course_statement(2, "device-security", FAILED, 900, 0.2), voiding(first["id"]), voiding(bodies[1]["id"])]
+    bodies.append(voiding(third[2]["id"]))  # evaluating-sources: its only evidence
     await write(writer, *bodies)
     runner = ProjectionRunner(pool, CompetencyProjection(CATALOG))
     events = await log_events(pool)
+    seen_programs: set[tuple[Any, ...]] = set()
     for start in range(0, len(events), batch):
         event = events[min(start + batch, len(events)) - 1]
         await runner.apply_batch(events[start:start + batch])
@@ -171,12 +176,28 @@ async def test_state_rows_follow_the_states_batch_by_batch_through_later_voiding
         )
         stored = sorted(_state_row_tuple(tuple(r)) for r in await pool.fetch(f"SELECT {', '.join(STATE_COLUMNS)} FROM competency_states"))
         assert stored == expected, f"after position {event.position}"
+        # Certification rows too: only the programmes whose certification changed are rewritten.
+        expected_programs = sorted(
+            _state_row_tuple(row)
+            for raw in await pool.fetch("SELECT tenant, state FROM competency_learners")
+            for row in certification_rows(raw["tenant"], decode_state(raw["state"]))
+        )
+        stored_programs = sorted(
+            _state_row_tuple(tuple(r))
+            for r in await pool.fetch(f"SELECT {', '.join(CERTIFICATION_COLUMNS)} FROM competency_certifications")
+        )
+        assert stored_programs == expected_programs, f"after position {event.position}"
+        seen_programs.update(stored_programs)
     state = await learner_state(pool, learner_key(1))
     assert state is not None and f"{VN}/4.1" not in state.competencies  # its only evidence was voided
+    earned = {row[1] for row in seen_programs if row[4] == "True"}
+    assert earned == {learner_key(3)}, "learner 3's certification row must have been earned on the way"
+    final = await pool.fetchval("SELECT earned FROM competency_certifications WHERE learner = $1", learner_key(3))
+    assert final is False
 
 
 def _state_row_tuple(row: tuple[Any, ...]) -> tuple[Any, ...]:
-    return tuple(str(v) for v in row)
+    return tuple(str([str(x) for x in v]) if isinstance(v, list) else str(v) for v in row)
 
 
 class FailsAt(CompetencyProjection):
