@@ -40,9 +40,20 @@ from projections.competency.rows import (
 from projections.runner import LogEvent
 from projections.units.store import apply_certification_changes, certified_rows, recount_certified
 
+# Every lookup and delete by key below goes key by key through the primary
+# key: a LATERAL subquery with LIMIT runs once per key and cannot be turned
+# into a scan, and a delete takes the ctids so found (a TID scan each).  With
+# "(key) IN (SELECT unnest ...)", the plan PostgreSQL caches for a connection
+# was made while the tables were small: a hash join over the whole table,
+# whose cost then grew with every learner and statement projected (from an
+# empty projection, a voiding's lookup went from 0.9 to 10 ms a batch within
+# 170 batches).  tests/integration/test_projection_plans.py checks the plans.
 SELECT_STATES = """
-SELECT tenant, learner, state FROM competency_learners
-WHERE (tenant, learner) IN (SELECT * FROM unnest($1::text[], $2::text[]))
+SELECT w.tenant, w.learner, s.state
+FROM unnest($1::text[], $2::text[]) AS w(tenant, learner)
+CROSS JOIN LATERAL (
+    SELECT state FROM competency_learners WHERE tenant = w.tenant AND learner = w.learner LIMIT 1
+) AS s
 """
 UPSERT_STATES = """
 INSERT INTO competency_learners (tenant, learner, state, position)
@@ -50,29 +61,47 @@ SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[], $4::bigint[])
 ON CONFLICT (tenant, learner) DO UPDATE SET state = EXCLUDED.state, position = EXCLUDED.position
 """
 DELETE_STATE_ROWS = """
-DELETE FROM competency_states
-WHERE (tenant, learner, competency) IN (SELECT * FROM unnest($1::text[], $2::text[], $3::text[]))
+DELETE FROM competency_states WHERE ctid IN (
+    SELECT s.ctid FROM unnest($1::text[], $2::text[], $3::text[]) AS w(tenant, learner, competency)
+    CROSS JOIN LATERAL (
+        SELECT ctid FROM competency_states
+        WHERE tenant = w.tenant AND learner = w.learner AND competency = w.competency LIMIT 1
+    ) AS s
+)
 """
 DELETE_CERTIFICATIONS = """
-DELETE FROM competency_certifications
-WHERE (tenant, learner, program, program_version)
-    IN (SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]))
+DELETE FROM competency_certifications WHERE ctid IN (
+    SELECT c.ctid FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS w(tenant, learner, program, version)
+    CROSS JOIN LATERAL (
+        SELECT ctid FROM competency_certifications
+        WHERE tenant = w.tenant AND learner = w.learner AND program = w.program AND program_version = w.version
+        LIMIT 1
+    ) AS c
+)
 """
 INSERT_STATEMENT_LEARNERS = """
 INSERT INTO competency_statement_learners (tenant, statement_id, learner)
 SELECT * FROM unnest($1::text[], $2::uuid[], $3::text[]) ON CONFLICT DO NOTHING
 """
 SELECT_STATEMENT_LEARNERS = """
-SELECT tenant, statement_id, learner FROM competency_statement_learners
-WHERE (tenant, statement_id) IN (SELECT * FROM unnest($1::text[], $2::uuid[]))
+SELECT w.tenant, w.statement_id, s.learner
+FROM unnest($1::text[], $2::uuid[]) AS w(tenant, statement_id)
+CROSS JOIN LATERAL (
+    SELECT learner FROM competency_statement_learners
+    WHERE tenant = w.tenant AND statement_id = w.statement_id LIMIT 1
+) AS s
 """
 INSERT_VOIDS = """
 INSERT INTO competency_voids (tenant, target_id, voiding_statement_id)
 SELECT * FROM unnest($1::text[], $2::uuid[], $3::uuid[]) ON CONFLICT DO NOTHING
 """
 SELECT_VOIDS = """
-SELECT tenant, target_id, voiding_statement_id FROM competency_voids
-WHERE (tenant, target_id) IN (SELECT * FROM unnest($1::text[], $2::uuid[]))
+SELECT w.tenant, w.target_id, v.voiding_statement_id
+FROM unnest($1::text[], $2::uuid[]) AS w(tenant, target_id)
+CROSS JOIN LATERAL (
+    SELECT voiding_statement_id FROM competency_voids
+    WHERE tenant = w.tenant AND target_id = w.target_id LIMIT 1
+) AS v
 """
 SELECT_CHECKPOINT_POSITION = "SELECT position FROM projection_checkpoints WHERE name = 'competency'"
 SELECT_ALL_STATES = "SELECT tenant, learner, state FROM competency_learners ORDER BY tenant, learner"
