@@ -181,6 +181,11 @@ class Catalog:
         )
 
     @cached_property
+    def program_required(self) -> tuple[frozenset[str], ...]:
+        """The competences each programme of :attr:`program_needs` requires, in its order."""
+        return tuple(frozenset(competency for competency, _ in needs) for _, needs in self.program_needs)
+
+    @cached_property
     def required_competencies(self) -> frozenset[str]:
         """Every competence some programme requires."""
         return frozenset(r.competency for p in self.programs for r in p.requirements)

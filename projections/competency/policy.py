@@ -297,8 +297,8 @@ def certifications(
     programme is earned when the last requirement is met, by exactly the
     statements of those attainments."""
     result: dict[str, ProgramCertification] = {}
-    for program, needs in catalog.program_needs:
-        if not any(competency in competencies for competency, _ in needs):
+    for (program, needs), required in zip(catalog.program_needs, catalog.program_required):
+        if required.isdisjoint(competencies):
             continue
         met: list[str] = []
         missing: list[str] = []
