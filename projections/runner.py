@@ -44,6 +44,7 @@ from lrs.bus import (
     load_consumer_config,
 )
 from lrs.eventlog import EventRecord
+from lrs.jetstream_pull import PullConsumer
 from lrs.store import leader_lock
 from lrs.store.log_reader import last_position, read_events_after
 
@@ -387,15 +388,16 @@ class ProjectionRunner:
             await self._ensure_consumer(js, durable, stop)
             if stop.is_set():
                 return
-            sub = await js.pull_subscribe_bind(durable=durable, stream=STREAM_NAME)
+            pull = PullConsumer(nc, STREAM_NAME, durable)
+            await pull.start()
             while not stop.is_set():
                 try:
-                    messages = await sub.fetch(batch_size, timeout=fetch_timeout)
-                except nats.errors.TimeoutError:
-                    continue
+                    messages = await pull.fetch(batch_size, timeout=fetch_timeout)
                 except (nats.errors.Error, OSError) as exc:
                     log.warning("projection.fetch_failed", projection=self.name, error=repr(exc))
                     await _sleep_or_stop(stop, retry_delay)
+                    continue
+                if not messages:
                     continue
                 outcome = await self._handle(messages, retry_delay)
                 if outcome is None:

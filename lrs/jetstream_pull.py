@@ -1,0 +1,96 @@
+"""Batches of messages from a durable JetStream pull consumer.
+
+The pull protocol, spoken over one plain subscription: a request to
+``$JS.API.CONSUMER.MSG.NEXT.<stream>.<consumer>`` asks for up to ``batch``
+messages, delivered to this client's inbox; the server ends a request it
+cannot fill with a status message (404 no messages, 408 expired).
+
+nats-py's ``PullSubscription.fetch`` does the same but waits for each
+message on its own (an ``asyncio.wait_for`` per message), which measured
+about 70 µs of CPU per message with an ack each, against about 26 µs here:
+messages are appended to a buffer as they arrive and a fetch takes what
+the buffer holds.
+
+A fetch first asks for what is there without waiting (``no_wait``); only
+when nothing is, it leaves a request open for ``timeout`` seconds and
+returns with the first messages.  Messages the open request delivers later
+stay in the buffer for the next fetch, so none is dropped; a message that
+is never acknowledged is redelivered by the server after its ack wait, as
+with any JetStream consumer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import structlog
+from nats.aio.client import Client as NatsClient
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
+
+__all__ = ["PullConsumer"]
+
+log = structlog.get_logger("lrs.jetstream_pull")
+
+STATUS_HEADER = "Status"
+# Statuses that end a pull request; 100 (heartbeat, flow control) does not.
+_QUIET = {"404", "408"}  # nothing there / the request expired: the usual ends
+
+
+class PullConsumer:
+    def __init__(self, nc: NatsClient, stream: str, consumer: str) -> None:
+        self._nc = nc
+        self._subject = f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{consumer}"
+        self._inbox = ""
+        self._sub: Subscription | None = None
+        self._buffer: list[Msg] = []
+        self._wanted = 0
+        self._ready = asyncio.Event()  # the buffer holds what is wanted, or a request ended
+
+    async def start(self) -> None:
+        self._inbox = self._nc.new_inbox()
+        self._sub = await self._nc.subscribe(self._inbox, cb=self._received)
+
+    async def close(self) -> None:
+        if self._sub is not None:
+            await self._sub.unsubscribe()
+            self._sub = None
+
+    async def fetch(self, batch: int, timeout: float) -> list[Msg]:
+        """Up to ``batch`` messages, in stream order; [] when none came within ``timeout``."""
+        if len(self._buffer) < batch:
+            await self._request(batch - len(self._buffer), {"no_wait": True}, batch, timeout)
+        if not self._buffer:  # nothing there: wait for the first message, not for a full batch
+            await self._request(batch, {"expires": int(timeout * 1_000_000_000)}, 1, timeout)
+        taken, self._buffer = self._buffer[:batch], self._buffer[batch:]
+        return taken
+
+    async def _request(self, batch: int, options: dict[str, object], enough: int, timeout: float) -> None:
+        """Ask for ``batch`` messages; wait until the buffer holds ``enough``
+        or the server ends a request."""
+        self._wanted = enough
+        self._ready.clear()
+        await self._nc.publish(self._subject, json.dumps({"batch": batch, **options}).encode(), reply=self._inbox)
+        try:
+            # An answer lost to a reconnect ends the wait after the timeout
+            # (and a little more, for the server's own expiry to arrive first).
+            await asyncio.wait_for(self._ready.wait(), timeout + 1.0)
+        except asyncio.TimeoutError:
+            pass
+        finally:
+            self._wanted = 0
+
+    async def _received(self, msg: Msg) -> None:
+        status = msg.headers.get(STATUS_HEADER) if msg.headers and not msg.data else None
+        if status is None:
+            self._buffer.append(msg)
+            if self._wanted and len(self._buffer) >= self._wanted:
+                self._ready.set()
+            return
+        if status == "100":
+            return
+        if status not in _QUIET:
+            description = msg.headers.get("Description", "") if msg.headers else ""
+            log.warning("jetstream_pull.request_ended", subject=self._subject, status=status, description=description)
+        self._ready.set()

@@ -1,0 +1,103 @@
+"""PullConsumer against a real nats-server with JetStream: batches in stream
+order, nothing dropped between fetches, unacknowledged messages redelivered."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from typing import AsyncIterator
+
+import nats
+import pytest
+from nats.aio.client import Client as NatsClient
+from nats.js import api
+
+from lrs.jetstream_pull import PullConsumer
+
+
+@pytest.fixture
+async def stream(nats_url: str) -> AsyncIterator[tuple[NatsClient, str]]:
+    nc = await nats.connect(nats_url)
+    name = f"PULL_{uuid.uuid4().hex[:8]}"
+    js = nc.jetstream()
+    await js.add_stream(name=name, subjects=[f"{name.lower()}.>"])
+    try:
+        yield nc, name
+    finally:
+        await js.delete_stream(name)
+        await nc.close()
+
+
+async def _publish(nc: NatsClient, stream: str, count: int, start: int = 0) -> None:
+    js = nc.jetstream()
+    for i in range(start, start + count):
+        await js.publish(f"{stream.lower()}.e", str(i).encode(), headers={"Lrs-Position": str(i + 1)})
+
+
+async def _consumer(nc: NatsClient, stream: str, ack_wait: float = 30.0) -> PullConsumer:
+    durable = "c" + uuid.uuid4().hex[:8]
+    await nc.jetstream().add_consumer(
+        stream, api.ConsumerConfig(durable_name=durable, ack_policy=api.AckPolicy.EXPLICIT, ack_wait=ack_wait)
+    )
+    pull = PullConsumer(nc, stream, durable)
+    await pull.start()
+    return pull
+
+
+async def test_batches_come_in_stream_order_and_none_is_lost_or_repeated(stream: tuple[NatsClient, str]) -> None:
+    nc, name = stream
+    await _publish(nc, name, 250)
+    pull = await _consumer(nc, name)
+    seen: list[int] = []
+    while len(seen) < 250:
+        batch = await pull.fetch(100, timeout=1.0)
+        assert batch, "messages are waiting, a fetch must return some"
+        assert len(batch) <= 100
+        for msg in batch:
+            seen.append(int(msg.data))
+            await msg.ack()
+    assert seen == list(range(250))
+    assert await pull.fetch(100, timeout=0.2) == []
+    await pull.close()
+
+
+async def test_an_empty_fetch_waits_for_the_first_message_and_no_longer(stream: tuple[NatsClient, str]) -> None:
+    nc, name = stream
+    pull = await _consumer(nc, name)
+    started = time.monotonic()
+    assert await pull.fetch(10, timeout=0.3) == []
+    assert 0.25 <= time.monotonic() - started < 2.0
+
+    async def later() -> None:
+        await asyncio.sleep(0.2)
+        await _publish(nc, name, 3)
+
+    publishing = asyncio.ensure_future(later())
+    started = time.monotonic()
+    batch = await pull.fetch(10, timeout=5.0)
+    waited = time.monotonic() - started
+    await publishing
+    assert batch and int(batch[0].data) == 0
+    assert waited < 2.0, "a fetch returns with the first messages, not after its whole timeout"
+    # what the open request delivers afterwards stays for the next fetch
+    rest = [int(m.data) for m in batch]
+    while len(rest) < 3:
+        rest += [int(m.data) for m in await pull.fetch(10, timeout=1.0)]
+    assert rest == [0, 1, 2]
+    await pull.close()
+
+
+async def test_an_unacknowledged_message_comes_again(stream: tuple[NatsClient, str]) -> None:
+    nc, name = stream
+    await _publish(nc, name, 2)
+    pull = await _consumer(nc, name, ack_wait=1.0)
+    first = await pull.fetch(2, timeout=1.0)
+    assert [int(m.data) for m in first] == [0, 1]
+    await first[1].ack()  # the first is never acknowledged
+    again: list[int] = []
+    deadline = time.monotonic() + 10
+    while not again and time.monotonic() < deadline:
+        again = [int(m.data) for m in await pull.fetch(2, timeout=0.5)]
+    assert again == [0]
+    await pull.close()
