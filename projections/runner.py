@@ -353,10 +353,18 @@ class ProjectionRunner:
         fetch_timeout: float = 0.1,
         retry_delay: float = 1.0,
         on_batch: Callable[[BatchOutcome], None] | None = None,
+        batch_interval: float = 0.1,
     ) -> None:
         """Consume until ``stop`` is set, with a durable pull consumer named
         ``projection-<name>`` on the LRS_EVENTS stream.  One runner per
-        projection consumes (it holds a Postgres advisory lock); others wait."""
+        projection consumes (it holds a Postgres advisory lock); others wait.
+
+        A batch that was not full is followed by a pause of ``batch_interval``
+        seconds before the next fetch: a runner that keeps up would otherwise
+        commit a transaction for every few events, and the fixed cost of each
+        (a dozen statements, a commit) then outweighs the events' own.  The
+        pause bounds the transactions per second and adds at most its length
+        to the lag; a full batch (a backlog) is followed by the next at once."""
         async with self.pool.acquire() as lock_conn:
             key = leader_lock.lock_key(f"projection:{self.name}")
             while not await leader_lock.try_lock(lock_conn, key):
@@ -365,7 +373,7 @@ class ProjectionRunner:
                 if stop.is_set():
                     return
             try:
-                await self._consume(nats_url, stop, batch_size, fetch_timeout, retry_delay, on_batch)
+                await self._consume(nats_url, stop, batch_size, fetch_timeout, retry_delay, on_batch, batch_interval)
             finally:
                 await leader_lock.unlock(lock_conn, key)
 
@@ -377,6 +385,7 @@ class ProjectionRunner:
         fetch_timeout: float,
         retry_delay: float,
         on_batch: Callable[[BatchOutcome], None] | None,
+        batch_interval: float,
     ) -> None:
         nc = await nats.connect(
             servers=[nats_url], name=f"lrs-projection-{self.name}", allow_reconnect=True,
@@ -390,7 +399,14 @@ class ProjectionRunner:
                 return
             pull = PullConsumer(nc, STREAM_NAME, durable)
             await pull.start()
+            loop = asyncio.get_running_loop()
+            next_fetch = 0.0
             while not stop.is_set():
+                pause = next_fetch - loop.time()
+                if pause > 0:
+                    await _sleep_or_stop(stop, pause)
+                    if stop.is_set():
+                        break
                 try:
                     messages = await pull.fetch(batch_size, timeout=fetch_timeout)
                 except (nats.errors.Error, OSError) as exc:
@@ -400,6 +416,7 @@ class ProjectionRunner:
                 if not messages:
                     continue
                 outcome = await self._handle(messages, retry_delay)
+                next_fetch = loop.time() + batch_interval if len(messages) < batch_size else 0.0
                 if outcome is None:
                     await _sleep_or_stop(stop, retry_delay)
                 elif on_batch is not None:

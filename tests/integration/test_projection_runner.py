@@ -376,3 +376,51 @@ async def test_replayed_tables_have_the_indexes_and_keys_of_the_live_ones(
     await replay(pool, CompetencyProjection(CATALOG))
     assert [tuple(r) for r in await pool.fetch(INDEXES, tables)] == before
     assert await pool.fetchval("SELECT count(*) FROM competency_learners") == 4
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("interval", [0.0, 0.4])
+async def test_a_runner_that_keeps_up_pauses_between_batches(
+    pool: asyncpg.Pool, writer: StatementWriter, nats_control: Any, interval: float
+) -> None:
+    # Statements trickle in one by one; without a pause every few events would
+    # be a transaction of their own.  With one, a batch takes what arrived
+    # during the pause: the batches are at most one per interval (and one
+    # more for the first statement), and every statement still gets applied.
+    relay = Relay(pool, nats_control.url, batch_size=50, poll_interval=0.02)
+    await relay.start()
+    runner = ProjectionRunner(pool, CompetencyProjection(CATALOG))
+    stop = asyncio.Event()
+    batches: list[int] = []
+
+    def seen(outcome: Any) -> None:
+        batches.append(outcome.checkpoint)
+        if outcome.checkpoint >= 31:
+            stop.set()
+
+    consuming = asyncio.ensure_future(
+        runner.run(nats_control.url, stop, batch_size=1000, fetch_timeout=0.2, on_batch=seen, batch_interval=interval)
+    )
+    try:
+        await write(writer, course_statement(0, *MODULES[0], 0))  # the runner is consuming once this is applied
+        relay.notify()
+        for _ in range(200):
+            if batches:
+                break
+            await asyncio.sleep(0.05)
+        batches.clear()
+        started = asyncio.get_running_loop().time()
+        for n in range(1, 31):
+            await write(writer, course_statement(n % 5, *MODULES[n % len(MODULES)], n))
+            relay.notify()
+            await asyncio.sleep(0.04)
+        await asyncio.wait_for(consuming, 30)
+        took = asyncio.get_running_loop().time() - started
+    finally:
+        stop.set()
+        await relay.stop()
+    assert await runner.checkpoint() == 31
+    if interval:
+        assert len(batches) <= took / interval + 2, batches
+    else:
+        assert len(batches) >= 10, batches  # the trickle itself makes many small batches
