@@ -24,18 +24,29 @@ from __future__ import annotations
 import asyncio
 import json
 
-import structlog
+import nats.errors
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
-__all__ = ["PullConsumer"]
-
-log = structlog.get_logger("lrs.jetstream_pull")
+__all__ = ["PullConsumer", "PullRefused"]
 
 STATUS_HEADER = "Status"
-# Statuses that end a pull request; 100 (heartbeat, flow control) does not.
-_QUIET = {"404", "408"}  # nothing there / the request expired: the usual ends
+DESCRIPTION_HEADER = "Description"
+# 404 (nothing there) and 408 (the request expired) end a request as usual;
+# 100 (heartbeat, flow control) ends nothing.  Any other status (409 consumer
+# deleted, 503 no responders, 400...) ends it with a refusal.
+_USUAL_ENDS = {"404", "408"}
+
+
+class PullRefused(nats.errors.Error):
+    """The server refused a pull request (the consumer is gone, JetStream is
+    unavailable...): the caller should wait and make sure of its consumer."""
+
+    def __init__(self, status: str, description: str) -> None:
+        super().__init__(f"pull request refused: {status} {description}".strip())
+        self.status = status
+        self.description = description
 
 
 class PullConsumer:
@@ -47,22 +58,36 @@ class PullConsumer:
         self._buffer: list[Msg] = []
         self._wanted = 0
         self._ready = asyncio.Event()  # the buffer holds what is wanted, or a request ended
+        self._refused: PullRefused | None = None
 
     async def start(self) -> None:
         self._inbox = self._nc.new_inbox()
         self._sub = await self._nc.subscribe(self._inbox, cb=self._received)
 
     async def close(self) -> None:
+        """Stop receiving; messages received but not fetched are given back
+        (nak) so that the server redelivers them now, not after their ack wait."""
         if self._sub is not None:
             await self._sub.unsubscribe()
             self._sub = None
+        buffered, self._buffer = self._buffer, []
+        for msg in buffered:
+            try:
+                await msg.nak()
+            except nats.errors.Error:
+                break  # the connection is gone: the ack wait gives them back
 
     async def fetch(self, batch: int, timeout: float) -> list[Msg]:
-        """Up to ``batch`` messages, in stream order; [] when none came within ``timeout``."""
+        """Up to ``batch`` messages, in stream order; [] when none came within
+        ``timeout``.  Raises :class:`PullRefused` when the server refused the
+        request and nothing was received."""
+        self._refused = None
         if len(self._buffer) < batch:
             await self._request(batch - len(self._buffer), {"no_wait": True}, batch, timeout)
-        if not self._buffer:  # nothing there: wait for the first message, not for a full batch
+        if not self._buffer and self._refused is None:  # nothing there: wait for the first message
             await self._request(batch, {"expires": int(timeout * 1_000_000_000)}, 1, timeout)
+        if not self._buffer and self._refused is not None:
+            raise self._refused
         taken, self._buffer = self._buffer[:batch], self._buffer[batch:]
         return taken
 
@@ -90,7 +115,6 @@ class PullConsumer:
             return
         if status == "100":
             return
-        if status not in _QUIET:
-            description = msg.headers.get("Description", "") if msg.headers else ""
-            log.warning("jetstream_pull.request_ended", subject=self._subject, status=status, description=description)
+        if status not in _USUAL_ENDS:
+            self._refused = PullRefused(status, (msg.headers or {}).get(DESCRIPTION_HEADER, ""))
         self._ready.set()

@@ -276,8 +276,9 @@ def _project(args: argparse.Namespace) -> int:
 
     if args.batch_size < 1 or args.max_attempts < 1:
         raise SystemExit("lrs project: --batch-size and --max-attempts must be at least 1")
-    if not 0 <= args.batch_interval <= 60:
-        raise SystemExit("lrs project: --batch-interval must be between 0 and 60 seconds")
+    if not 0 <= args.batch_interval <= 5:
+        # (well under the consumer's ack wait, 30 s: fetched messages wait no longer than this)
+        raise SystemExit("lrs project: --batch-interval must be between 0 and 5 seconds")
     catalog = _catalog(args)
     if catalog is None:
         return 1

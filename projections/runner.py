@@ -44,7 +44,7 @@ from lrs.bus import (
     load_consumer_config,
 )
 from lrs.eventlog import EventRecord
-from lrs.jetstream_pull import PullConsumer
+from lrs.jetstream_pull import PullConsumer, PullRefused
 from lrs.store import leader_lock
 from lrs.store.log_reader import last_position, read_events_after
 
@@ -399,30 +399,53 @@ class ProjectionRunner:
                 return
             pull = PullConsumer(nc, STREAM_NAME, durable)
             await pull.start()
-            loop = asyncio.get_running_loop()
-            next_fetch = 0.0
-            while not stop.is_set():
-                pause = next_fetch - loop.time()
-                if pause > 0:
-                    await _sleep_or_stop(stop, pause)
-                    if stop.is_set():
-                        break
-                try:
-                    messages = await pull.fetch(batch_size, timeout=fetch_timeout)
-                except (nats.errors.Error, OSError) as exc:
-                    log.warning("projection.fetch_failed", projection=self.name, error=repr(exc))
-                    await _sleep_or_stop(stop, retry_delay)
-                    continue
-                if not messages:
-                    continue
-                outcome = await self._handle(messages, retry_delay)
-                next_fetch = loop.time() + batch_interval if len(messages) < batch_size else 0.0
-                if outcome is None:
-                    await _sleep_or_stop(stop, retry_delay)
-                elif on_batch is not None:
-                    on_batch(outcome)
+            try:
+                await self._pull_batches(pull, js, durable, stop, batch_size, fetch_timeout, retry_delay,
+                                         on_batch, batch_interval)
+            finally:
+                await pull.close()
         finally:
             await nc.close()
+
+    async def _pull_batches(
+        self,
+        pull: PullConsumer,
+        js: nats.js.JetStreamContext,
+        durable: str,
+        stop: asyncio.Event,
+        batch_size: int,
+        fetch_timeout: float,
+        retry_delay: float,
+        on_batch: Callable[[BatchOutcome], None] | None,
+        batch_interval: float,
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        next_fetch = 0.0
+        while not stop.is_set():
+            pause = next_fetch - loop.time()
+            if pause > 0:
+                await _sleep_or_stop(stop, pause)
+                if stop.is_set():
+                    break
+            try:
+                messages = await pull.fetch(batch_size, timeout=fetch_timeout)
+            except PullRefused as exc:  # the consumer is gone, or JetStream is not there yet
+                log.warning("projection.fetch_refused", projection=self.name, error=str(exc))
+                await _sleep_or_stop(stop, retry_delay)
+                await self._ensure_consumer(js, durable, stop)
+                continue
+            except (nats.errors.Error, OSError) as exc:
+                log.warning("projection.fetch_failed", projection=self.name, error=repr(exc))
+                await _sleep_or_stop(stop, retry_delay)
+                continue
+            if not messages:
+                continue
+            outcome = await self._handle(messages, retry_delay)
+            next_fetch = loop.time() + batch_interval if len(messages) < batch_size else 0.0
+            if outcome is None:
+                await _sleep_or_stop(stop, retry_delay)
+            elif on_batch is not None:
+                on_batch(outcome)
 
     async def _ensure_consumer(self, js: nats.js.JetStreamContext, durable: str, stop: asyncio.Event) -> None:
         config = load_consumer_config(durable_name=durable)

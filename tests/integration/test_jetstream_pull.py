@@ -13,7 +13,7 @@ import pytest
 from nats.aio.client import Client as NatsClient
 from nats.js import api
 
-from lrs.jetstream_pull import PullConsumer
+from lrs.jetstream_pull import PullConsumer, PullRefused
 
 
 @pytest.fixture
@@ -82,7 +82,8 @@ async def test_an_empty_fetch_waits_for_the_first_message_and_no_longer(stream: 
     assert waited < 2.0, "a fetch returns with the first messages, not after its whole timeout"
     # what the open request delivers afterwards stays for the next fetch
     rest = [int(m.data) for m in batch]
-    while len(rest) < 3:
+    deadline = time.monotonic() + 5  # well within the ack wait: nothing may come back by redelivery
+    while len(rest) < 3 and time.monotonic() < deadline:
         rest += [int(m.data) for m in await pull.fetch(10, timeout=1.0)]
     assert rest == [0, 1, 2]
     await pull.close()
@@ -101,3 +102,39 @@ async def test_an_unacknowledged_message_comes_again(stream: tuple[NatsClient, s
         again = [int(m.data) for m in await pull.fetch(2, timeout=0.5)]
     assert again == [0]
     await pull.close()
+
+
+async def test_a_refused_request_raises_instead_of_returning_nothing_at_once(stream: tuple[NatsClient, str]) -> None:
+    # A deleted consumer answers every request with a status at once; a fetch
+    # that returned [] would have its caller ask again in a tight loop.
+    nc, name = stream
+    await _publish(nc, name, 1)
+    pull = await _consumer(nc, name)
+    durable = pull._subject.rsplit(".", 1)[-1]
+    await nc.jetstream().delete_consumer(name, durable)
+    with pytest.raises(PullRefused) as refused:
+        await pull.fetch(10, timeout=2.0)
+    assert refused.value.status not in {"404", "408", "100"}
+    await pull.close()
+
+
+async def test_closing_gives_back_what_was_received_but_not_fetched(stream: tuple[NatsClient, str]) -> None:
+    nc, name = stream
+    await _publish(nc, name, 5)
+    pull = await _consumer(nc, name)  # ack wait 30 s: only the nak can bring them back sooner
+    first = await pull.fetch(2, timeout=1.0)  # the request asked for 2; ask for more to fill the buffer
+    assert [int(m.data) for m in first] == [0, 1]
+    for msg in first:
+        await msg.ack()
+    await pull._request(3, {"no_wait": True}, 3, 1.0)  # three arrive in the buffer, unfetched
+    assert len(pull._buffer) == 3
+    await pull.close()
+    again = PullConsumer(nc, name, pull._subject.rsplit(".", 1)[-1])
+    await again.start()
+    started = time.monotonic()
+    received: list[int] = []
+    while len(received) < 3 and time.monotonic() - started < 10:
+        received += [int(m.data) for m in await again.fetch(10, timeout=0.5)]
+    assert received == [2, 3, 4]
+    assert time.monotonic() - started < 10
+    await again.close()
