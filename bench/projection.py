@@ -316,7 +316,8 @@ async def replay_only(args: argparse.Namespace) -> dict:
         if pg is not None:
             await pg.stop()
             shutil.rmtree(work, ignore_errors=True)
-    # The median run (by events/s) is the figure; every run is kept.
+    # The middle run by events/s is the figure (the lower middle one for an
+    # even count: a run that happened, with its digest); every run is kept.
     replayed = dict(sorted(runs, key=lambda r: r["events_per_s"])[(len(runs) - 1) // 2])
     if len(runs) > 1:
         replayed["runs_events_per_s"] = [r["events_per_s"] for r in runs]
@@ -384,6 +385,7 @@ async def main_async(args: argparse.Namespace) -> int:
         proc.terminate()
         proc.wait(60)
 
+        await settle(database_url)
         replayed = replay_in_own_process(database_url, args.replay_batch)
         result = {
             "benchmark": "projection",
