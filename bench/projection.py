@@ -9,7 +9,7 @@
    to the first poll where the checkpoint has reached the log head as first
    seen after that 200 (an upper bound of its own position, so the lag is
    never under-reported).
-2. Replay.  ``projections.runner.replay`` rebuilds the projection from the
+2. Replay.  ``projections.replay.replay`` rebuilds the projection from the
    whole log in process; events/s = log length / time, and the CPU seconds
    this (Python) process spent per event.
 
@@ -247,7 +247,7 @@ async def measure_replay(database_url: str, replay_batch: int) -> dict:
     from lrs.store.pool import create_pool
     from projections.competency.catalog import load_catalog
     from projections.competency.store import CompetencyProjection, digest
-    from projections.runner import replay
+    from projections.replay import replay
 
     pool = await create_pool(database_url, min_size=1, max_size=2)
     try:

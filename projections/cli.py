@@ -329,7 +329,7 @@ def _replay(args: argparse.Namespace) -> int:
 
     async def main() -> int:
         from projections.competency.store import CompetencyProjection, digest
-        from projections.runner import replay
+        from projections.replay import replay
 
         async with command_pool(settings, application_name="lrs-replay") as pool:
             with progress_bar("event", f"replay {args.projection}") as progress:

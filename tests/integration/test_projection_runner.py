@@ -21,7 +21,8 @@ from projections.competency.codec import decode_state
 from projections.competency.model import LearnerState
 from projections.competency.rows import CERTIFICATION_COLUMNS, STATE_COLUMNS, certification_rows, state_rows
 from projections.competency.store import CompetencyProjection, digest
-from projections.runner import LogEvent, ProjectionOutdated, ProjectionRunner, replay
+from projections.replay import replay
+from projections.runner import LogEvent, ProjectionOutdated, ProjectionRunner
 
 CATALOG = load_catalog()
 AUTHORITY = {"objectType": "Agent", "mbox": "mailto:authority@example.gov.vn"}

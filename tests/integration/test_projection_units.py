@@ -11,7 +11,8 @@ import asyncpg
 
 from lrs.store import StatementWriter
 from projections.competency.store import CompetencyProjection, digest
-from projections.runner import ProjectionRunner, replay
+from projections.replay import replay
+from projections.runner import ProjectionRunner
 from projections.units.roster import parse_json
 from projections.units.store import advance_clock, load_roster, unit_counts
 from tests.integration.test_projection_runner import CATALOG, MODULES, PROGRAM, VOIDED, course_statement, learner_key, voiding, write

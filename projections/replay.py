@@ -1,0 +1,180 @@
+"""Rebuild a projection from the Postgres log into fresh tables, then swap them in.
+
+The new tables are built in a scratch schema and replace the live ones in
+one transaction, together with what the live runner committed meanwhile.  A
+projection that can build its whole state at once (``rebuild``) gets the log
+in pages and fills unindexed tables, indexed afterwards; others get it batch
+by batch through the runner's own apply (projections/runner.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import AsyncIterator, Callable
+
+import asyncpg
+import structlog
+
+from lrs.store.log_reader import last_position, read_events_after
+from projections.runner import (
+    INSERT_PARKED,
+    SELECT_CHECKPOINT,
+    UPDATE_CHECKPOINT,
+    UPSERT_CHECKPOINT,
+    Projection,
+    ProjectionRunner,
+    _log_events,
+)
+
+__all__ = ["replay"]
+
+log = structlog.get_logger("lrs.projections")
+
+# The indexes of a live table, to give a rebuilt one the same (pg_get_indexdef names the table schema-qualified).
+SELECT_INDEXES = """
+SELECT i.relname AS name, pg_get_indexdef(x.indexrelid) AS definition,
+       c.conname AS constraint_name, c.contype::text AS constraint_type
+FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid
+LEFT JOIN pg_constraint c ON c.conindid = x.indexrelid AND c.conrelid = x.indrelid
+WHERE x.indrelid = $1::regclass ORDER BY i.relname
+"""
+# Replay reads only what a projection folds, a page at a time.
+SELECT_LOG_PAGE = """
+SELECT position, tenant, event_type, payload FROM events WHERE position > $1 AND position <= $2
+ORDER BY position LIMIT $3
+"""
+
+
+async def replay(
+    pool: asyncpg.Pool,
+    projection: Projection,
+    *,
+    batch_size: int = 10_000,
+    progress: Callable[[int, int], None] | None = None,
+) -> int:
+    """Rebuild ``projection`` from the Postgres log into fresh tables, then
+    swap them in; returns the position the new state reflects.
+
+    The new tables are built in a scratch schema (the projection's SQL is
+    unqualified, so ``search_path`` points it there).  The swap takes the
+    checkpoint row's lock, applies what the live runner committed meanwhile,
+    and replaces the live tables in one transaction.  ``progress(done, total)``
+    is called after every batch.  Events the rules fail on are parked at once
+    (they fail the same way every time)."""
+    name = projection.name
+    scratch = f"replay_{name}"
+    runner = ProjectionRunner(pool, projection, max_attempts=1)
+    async with pool.acquire() as conn:
+        total = await last_position(conn)
+        await conn.execute(f'DROP SCHEMA IF EXISTS "{scratch}" CASCADE')
+        await conn.execute(f'CREATE SCHEMA "{scratch}"')
+        rebuild = getattr(projection, "rebuild", None)
+        # A bulk rebuild fills the tables first and indexes them after (faster than index by index).
+        indexes = "EXCLUDING INDEXES" if rebuild is not None else ""
+        for table in projection.tables:
+            await conn.execute(f'CREATE TABLE "{scratch}".{table} (LIKE public.{table} INCLUDING ALL {indexes})')
+        # The scratch schema shadows the live tables for this connection only.
+        await conn.execute(f"SET search_path TO \"{scratch}\", public")
+        try:
+            if rebuild is not None:
+                async with conn.transaction():
+                    position, failed = await rebuild(conn, _log_pages(conn, total, batch_size, progress))
+                    for table in projection.tables:
+                        await _copy_indexes(conn, table, scratch)
+                    for failed_at, tenant, error in failed:
+                        await conn.execute(INSERT_PARKED, name, failed_at, tenant, 1, error)
+                        log.error("projection.event_parked", projection=name, position=failed_at,
+                                  tenant=tenant, attempts=1, error=error, alert=True)
+            else:
+                position = await _replay_in_batches(conn, runner, batch_size, total, progress)
+            async with conn.transaction():
+                await conn.execute(
+                    UPSERT_CHECKPOINT, name, position, projection.rule_version, projection.catalog_digest
+                )
+                await conn.fetchrow(SELECT_CHECKPOINT, name)  # hold the lock: the live runner waits
+                while True:  # what was committed while we rebuilt
+                    records = await read_events_after(conn, position, batch_size)
+                    if not records:
+                        break
+                    await runner._apply_run(conn, _log_events(records), position)
+                    position = records[-1].position
+                for table in projection.tables:
+                    await conn.execute(f"DROP TABLE public.{table}")
+                    await conn.execute(f'ALTER TABLE "{scratch}".{table} SET SCHEMA public')
+                await conn.execute(UPDATE_CHECKPOINT, name, position)
+                await conn.execute(f'DROP SCHEMA "{scratch}"')
+                after_swap = getattr(projection, "after_swap", None)
+                if after_swap is not None:
+                    await conn.execute("RESET search_path")
+                    await after_swap(conn)
+        finally:
+            await conn.execute("RESET search_path")
+    log.info("projection.replayed", projection=name, position=position)
+    return position
+
+
+async def _copy_indexes(conn: asyncpg.Connection, table: str, scratch: str) -> None:
+    """Give ``scratch``.``table`` the indexes and key constraints of public.``table``, by the same names."""
+    for row in await conn.fetch(SELECT_INDEXES, f"public.{table}"):
+        definition = row["definition"].replace(f" ON public.{table} ", f' ON "{scratch}".{table} ', 1)
+        if f' ON "{scratch}".{table} ' not in definition:
+            raise RuntimeError(f"cannot place index {row['name']} on the rebuilt {table}: {row['definition']}")
+        await conn.execute(definition)
+        if row["constraint_type"] == "p":
+            await conn.execute(
+                f'ALTER TABLE "{scratch}".{table} ADD CONSTRAINT "{row["constraint_name"]}" PRIMARY KEY USING INDEX "{row["name"]}"'
+            )
+        elif row["constraint_type"] == "u":
+            await conn.execute(
+                f'ALTER TABLE "{scratch}".{table} ADD CONSTRAINT "{row["constraint_name"]}" UNIQUE USING INDEX "{row["name"]}"'
+            )
+
+
+async def _replay_in_batches(
+    conn: asyncpg.Connection,
+    runner: ProjectionRunner,
+    batch_size: int,
+    total: int,
+    progress: Callable[[int, int], None] | None,
+) -> int:
+    position = 0
+    while True:
+        records = await read_events_after(conn, position, batch_size)
+        if not records:
+            return position
+        async with conn.transaction():  # a failure is parked and logged
+            await runner._apply_run(conn, _log_events(records), position)
+        position = records[-1].position
+        if progress is not None:
+            progress(position, max(total, position))
+
+
+async def _log_pages(
+    conn: asyncpg.Connection, total: int, page_size: int, progress: Callable[[int, int], None] | None
+) -> AsyncIterator[list[tuple[int, str, str, bytes]]]:
+    """The log up to ``total`` in pages of (position, tenant, event type,
+    payload); the next page is read while the caller folds this one."""
+    position = 0
+
+    async def fetch(after: int) -> list[tuple[int, str, str, bytes]]:
+        return [tuple(row) for row in await conn.fetch(SELECT_LOG_PAGE, after, total, page_size)]
+
+    upcoming: asyncio.Future[list[tuple[int, str, str, bytes]]] | None = asyncio.ensure_future(fetch(0))
+    try:
+        while upcoming is not None:
+            page = await upcoming
+            upcoming = None
+            if not page:
+                return
+            position = page[-1][0]
+            if len(page) == page_size and position < total:
+                upcoming = asyncio.ensure_future(fetch(position))
+            yield page
+            if progress is not None:
+                progress(position, max(total, position))
+    finally:
+        if upcoming is not None:
+            upcoming.cancel()
+            with contextlib.suppress(BaseException):
+                await upcoming
