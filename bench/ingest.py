@@ -74,11 +74,12 @@ def _statement(n: int, statement_id: str, registration: str) -> str:
     )
 
 
-# Request bodies are built before a run starts, for up to this rate over the
-# warmup and the measured time: building them while the clock runs cost the
-# load generator about a third of its CPU, on the cores the service uses.
+# Request bodies are built before a run starts, for up to these rates over
+# the warmup and the measured time: building them while the clock runs cost
+# the load generator about a third of its CPU, on the cores the service uses.
 # Past them, bodies are built per request (counted in the result).
 PREBUILT_STATEMENTS_PER_S = 15_000
+PREBUILT_REQUESTS_PER_S = 5_000
 
 
 class _Bodies:
@@ -185,7 +186,8 @@ async def run_one(url: str, auth: str, batch: int, concurrency: int, duration: f
     latencies: list[float] = []
     counts = [0]
     errors: dict[str, int] = {}
-    bodies = _Bodies(batch, math.ceil(PREBUILT_STATEMENTS_PER_S * (warmup + duration) / batch))
+    per_s = min(PREBUILT_STATEMENTS_PER_S / batch, PREBUILT_REQUESTS_PER_S)
+    bodies = _Bodies(batch, math.ceil(per_s * (warmup + duration)))
     start = time.perf_counter()
     warmup_end = start + warmup
     deadline = warmup_end + duration
