@@ -29,6 +29,9 @@ from projections.runner import (
 
 __all__ = ["replay"]
 
+DELETE_PARKED_UPTO = "DELETE FROM projection_parked WHERE name = $1 AND position <= $2"
+DELETE_FAILURES_UPTO = "DELETE FROM projection_failures WHERE name = $1 AND position <= $2"
+
 log = structlog.get_logger("lrs.projections")
 
 # The indexes of a live table, to give a rebuilt one the same (pg_get_indexdef names the table schema-qualified).
@@ -61,7 +64,9 @@ async def replay(
     checkpoint row's lock, applies what the live runner committed meanwhile,
     and replaces the live tables in one transaction.  ``progress(done, total)``
     is called after every batch.  Events the rules fail on are parked at once
-    (they fail the same way every time)."""
+    (they fail the same way every time); a rebuild replaces the parked events
+    up to its position with its own, so replaying after fixing what made an
+    event fail applies it and unparks it."""
     name = projection.name
     scratch = f"replay_{name}"
     runner = ProjectionRunner(pool, projection, max_attempts=1)
@@ -77,15 +82,12 @@ async def replay(
         # The scratch schema shadows the live tables for this connection only.
         await conn.execute(f"SET search_path TO \"{scratch}\", public")
         try:
+            failed: list[tuple[int, str, str]] | None = None
             if rebuild is not None:
                 async with conn.transaction():
                     position, failed = await rebuild(conn, _log_pages(conn, total, batch_size, progress))
                     for table in projection.tables:
                         await _copy_indexes(conn, table, scratch)
-                    for failed_at, tenant, error in failed:
-                        await conn.execute(INSERT_PARKED, name, failed_at, tenant, 1, error)
-                        log.error("projection.event_parked", projection=name, position=failed_at,
-                                  tenant=tenant, attempts=1, error=error, alert=True)
             else:
                 position = await _replay_in_batches(conn, runner, batch_size, total, progress)
             async with conn.transaction():
@@ -93,6 +95,16 @@ async def replay(
                     UPSERT_CHECKPOINT, name, position, projection.rule_version, projection.catalog_digest
                 )
                 await conn.fetchrow(SELECT_CHECKPOINT, name)  # hold the lock: the live runner waits
+                if failed is not None:
+                    # The events parked up to here are exactly those the rebuild
+                    # failed on: one parked before and applied now (its cause
+                    # fixed: frameworks, rules) is parked no more.
+                    await conn.execute(DELETE_PARKED_UPTO, name, position)
+                    await conn.execute(DELETE_FAILURES_UPTO, name, position)
+                    for failed_at, tenant, error in failed:
+                        await conn.execute(INSERT_PARKED, name, failed_at, tenant, 1, error)
+                        log.error("projection.event_parked", projection=name, position=failed_at,
+                                  tenant=tenant, attempts=1, error=error, alert=True)
                 while True:  # what was committed while we rebuilt
                     records = await read_events_after(conn, position, batch_size)
                     if not records:

@@ -246,6 +246,30 @@ async def test_poison_event_is_retried_then_parked_and_the_others_flow(pool: asy
         assert await learner_state(pool, learner_key(n)) is not None
 
 
+async def test_replay_unparks_what_it_applies_and_parks_what_it_fails_on(
+    pool: asyncpg.Pool, writer: StatementWriter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await write(writer, *(course_statement(n, "device-security", PASSED, n) for n in range(1, 6)))
+    live = await ProjectionRunner(pool, FailsAt({2, 3}), max_attempts=1).apply_batch(await log_events(pool))
+    assert live.parked == (2, 3)
+    # The cause of 2's failure is gone; 3 now fails in the rebuild's rules instead.
+    from projections.competency import rebuild as rebuild_module
+
+    interpret = rebuild_module.interpret_event
+
+    def failing_for_learner_3(event_type: str, payload: bytes, catalog: Any) -> Any:
+        if b"cs3@" in payload:
+            return "ValueError('learner 3 cannot be read')"
+        return interpret(event_type, payload, catalog)
+
+    monkeypatch.setattr(rebuild_module, "interpret_event", failing_for_learner_3)
+    await replay(pool, CompetencyProjection(CATALOG))
+    parked = [(r["position"], r["error"]) for r in await pool.fetch("SELECT position, error FROM projection_parked")]
+    assert parked == [(3, "ValueError('learner 3 cannot be read')")]
+    assert await learner_state(pool, learner_key(2)) is not None
+    assert await learner_state(pool, learner_key(3)) is None
+
+
 async def test_state_built_with_other_frameworks_asks_for_a_replay(pool: asyncpg.Pool) -> None:
     await ProjectionRunner(pool, CompetencyProjection(CATALOG)).checkpoint()
     other = CompetencyProjection(CATALOG)
