@@ -128,6 +128,17 @@ class BatchOutcome:
     failed_at: int | None  # the event that failed this time (will be retried)
 
 
+@dataclass(frozen=True, slots=True)
+class _Pulling:
+    """How :meth:`ProjectionRunner.run` consumes (see its docstring)."""
+
+    batch_size: int
+    fetch_timeout: float
+    retry_delay: float
+    on_batch: Callable[[BatchOutcome], None] | None
+    batch_interval: float
+
+
 def event_from_message(msg: Msg) -> LogEvent:
     """Raises KeyError/ValueError when the message lacks the LRS headers."""
     headers = msg.headers or {}
@@ -355,20 +366,12 @@ class ProjectionRunner:
                 if stop.is_set():
                     return
             try:
-                await self._consume(nats_url, stop, batch_size, fetch_timeout, retry_delay, on_batch, batch_interval)
+                pulling = _Pulling(batch_size, fetch_timeout, retry_delay, on_batch, batch_interval)
+                await self._consume(nats_url, stop, pulling)
             finally:
                 await leader_lock.unlock(lock_conn, key)
 
-    async def _consume(
-        self,
-        nats_url: str,
-        stop: asyncio.Event,
-        batch_size: int,
-        fetch_timeout: float,
-        retry_delay: float,
-        on_batch: Callable[[BatchOutcome], None] | None,
-        batch_interval: float,
-    ) -> None:
+    async def _consume(self, nats_url: str, stop: asyncio.Event, pulling: _Pulling) -> None:
         nc = await nats.connect(
             servers=[nats_url], name=f"lrs-projection-{self.name}", allow_reconnect=True,
             max_reconnect_attempts=-1, reconnect_time_wait=1.0, connect_timeout=2,
@@ -382,25 +385,16 @@ class ProjectionRunner:
             pull = PullConsumer(nc, STREAM_NAME, durable)
             await pull.start()
             try:
-                await self._pull_batches(pull, js, durable, stop, batch_size, fetch_timeout, retry_delay,
-                                         on_batch, batch_interval)
+                await self._pull_batches(pull, js, durable, stop, pulling)
             finally:
                 await pull.close()
         finally:
             await nc.close()
 
     async def _pull_batches(
-        self,
-        pull: PullConsumer,
-        js: nats.js.JetStreamContext,
-        durable: str,
-        stop: asyncio.Event,
-        batch_size: int,
-        fetch_timeout: float,
-        retry_delay: float,
-        on_batch: Callable[[BatchOutcome], None] | None,
-        batch_interval: float,
+        self, pull: PullConsumer, js: nats.js.JetStreamContext, durable: str, stop: asyncio.Event, pulling: _Pulling
     ) -> None:
+        batch_size, retry_delay = pulling.batch_size, pulling.retry_delay
         loop = asyncio.get_running_loop()
         next_fetch = 0.0
         while not stop.is_set():
@@ -410,7 +404,7 @@ class ProjectionRunner:
                 if stop.is_set():
                     break
             try:
-                messages = await pull.fetch(batch_size, timeout=fetch_timeout)
+                messages = await pull.fetch(batch_size, timeout=pulling.fetch_timeout)
             except PullRefused as exc:  # the consumer is gone, or JetStream is not there yet
                 log.warning("projection.fetch_refused", projection=self.name, error=str(exc))
                 await _sleep_or_stop(stop, retry_delay)
@@ -423,11 +417,11 @@ class ProjectionRunner:
             if not messages:
                 continue
             outcome = await self._handle(messages, retry_delay)
-            next_fetch = loop.time() + batch_interval if len(messages) < batch_size else 0.0
+            next_fetch = loop.time() + pulling.batch_interval if len(messages) < batch_size else 0.0
             if outcome is None:
                 await _sleep_or_stop(stop, retry_delay)
-            elif on_batch is not None:
-                on_batch(outcome)
+            elif pulling.on_batch is not None:
+                pulling.on_batch(outcome)
 
     async def _ensure_consumer(self, js: nats.js.JetStreamContext, durable: str, stop: asyncio.Event) -> None:
         config = load_consumer_config(durable_name=durable)
