@@ -16,7 +16,7 @@ from __future__ import annotations
 import gc
 import hashlib
 from collections import OrderedDict
-from typing import Any, AsyncIterator, Sequence
+from typing import Any, AsyncIterator, Callable, Mapping, Sequence
 
 import asyncpg
 
@@ -24,7 +24,9 @@ from projections.competency.catalog import Catalog
 from projections.competency.codec import decode_state, encode_state
 from projections.competency.model import (
     RULE_VERSION,
+    CompetencyState,
     LearnerState,
+    ProgramCertification,
     StatementEvidence,
     StatementVoided,
 )
@@ -258,43 +260,23 @@ class CompetencyProjection:
         await conn.execute(
             UPSERT_STATES, tenants, learners, [encode_state(s) for _, _, s, _ in changed], [p for _, _, _, p in changed]
         )
-        # Only the competencies the events changed get new rows (a refold
-        # keeps every other CompetencyState object as it was).
-        gone: list[tuple[str, str, str]] = []
+        # Only the rows that differ are rewritten: a refold keeps every other
+        # CompetencyState object as it was, and certifications are refolded
+        # only with a required competency, most often into the same rows
+        # (earned or not, when, by which statements).
+        gone: list[tuple[str, ...]] = []
         new_rows: list[tuple[Any, ...]] = []
+        uncertified: list[tuple[str, ...]] = []
+        programs: list[tuple[Any, ...]] = []
         for (tenant, learner), before, after, _ in changed:
-            old = before.competencies
-            for competency, now in after.competencies.items():
-                was = old.get(competency)
-                if was is not now:
-                    if was is not None:
-                        gone.append((tenant, learner, competency))
-                    new_rows.append(state_row(tenant, learner, now))
-            gone.extend((tenant, learner, c) for c in old if c not in after.competencies)  # all voided
+            _rewrite(tenant, learner, before.competencies, after.competencies, state_row, _competency_key, gone, new_rows)
+            if after.certifications is not before.certifications:
+                _rewrite(tenant, learner, before.certifications, after.certifications, certification_row,
+                         _program_key, uncertified, programs)
         if gone:
             await conn.execute(DELETE_STATE_ROWS, *_columns(gone, 3))
         if new_rows:
             await conn.copy_records_to_table("competency_states", records=new_rows, columns=STATE_COLUMNS)
-        # The certifications are refolded only with a required competency,
-        # and most refolds leave a programme's row as it was (earned or not,
-        # when, by which statements): only the rows that differ are rewritten.
-        uncertified: list[tuple[str, str, str, str]] = []
-        programs: list[tuple[Any, ...]] = []
-        for (tenant, learner), before, after, _ in changed:
-            if after.certifications is before.certifications:
-                continue
-            old_programs = before.certifications
-            for key, now in after.certifications.items():
-                was = old_programs.get(key)
-                row = certification_row(tenant, learner, now)
-                if was is None or certification_row(tenant, learner, was) != row:
-                    if was is not None:
-                        uncertified.append((tenant, learner, now.program, now.program_version))
-                    programs.append(row)
-            uncertified.extend(
-                (tenant, learner, p.program, p.program_version)
-                for key, p in old_programs.items() if key not in after.certifications
-            )
         if uncertified:
             await conn.execute(DELETE_CERTIFICATIONS, *_columns(uncertified, 4))
         if programs:
@@ -361,6 +343,40 @@ class CompetencyProjection:
 
 def _columns(rows: Sequence[tuple[Any, ...]], width: int) -> list[list[Any]]:
     return [[row[i] for row in rows] for i in range(width)]
+
+
+def _rewrite(
+    tenant: str,
+    learner: str,
+    old: Mapping[str, Any],
+    new: Mapping[str, Any],
+    row: Callable[[str, str, Any], tuple[Any, ...]],
+    key: Callable[[str, str, Any], tuple[str, ...]],
+    deletes: list[tuple[str, ...]],
+    rows: list[tuple[Any, ...]],
+) -> None:
+    """The table changes from one learner's ``old`` to ``new`` values (by
+    competency, or by programme): rows whose content differs are deleted and
+    written again, rows of values that are gone are deleted."""
+    for name, now in new.items():
+        was = old.get(name)
+        if was is now:
+            continue
+        written = row(tenant, learner, now)
+        if was is not None:
+            if row(tenant, learner, was) == written:
+                continue
+            deletes.append(key(tenant, learner, was))
+        rows.append(written)
+    deletes.extend(key(tenant, learner, was) for name, was in old.items() if name not in new)
+
+
+def _competency_key(tenant: str, learner: str, state: CompetencyState) -> tuple[str, ...]:
+    return (tenant, learner, state.competency)
+
+
+def _program_key(tenant: str, learner: str, certification: ProgramCertification) -> tuple[str, ...]:
+    return (tenant, learner, certification.program, certification.program_version)
 
 
 def _earned_changes(key: Key, before: LearnerState, after: LearnerState) -> list[tuple[str, str, str, str, int]]:
