@@ -36,6 +36,7 @@ import multiprocessing
 import os
 import platform
 import random
+import resource
 import shutil
 import subprocess
 import sys
@@ -43,6 +44,7 @@ import tempfile
 import time
 import uuid
 from collections import deque
+from concurrent.futures import ProcessPoolExecutor
 from datetime import datetime, timezone
 from urllib.parse import urlsplit
 from pathlib import Path
@@ -251,7 +253,7 @@ async def fill_log(
 
 
 async def measure_replay(database_url: str, replay_batch: int) -> dict:
-    from lrs.store.pool import create_pool
+    from lrs.store.pool import connect, create_pool
     from projections.competency.catalog import load_catalog
     from projections.competency.store import CompetencyProjection, digest
     from projections.replay import replay
@@ -259,16 +261,26 @@ async def measure_replay(database_url: str, replay_batch: int) -> dict:
     pool = await create_pool(database_url, min_size=1, max_size=2)
     try:
         events = await pool.fetchval("SELECT position FROM log_head")
-        started, cpu = time.monotonic(), time.process_time()
-        await replay(pool, CompetencyProjection(load_catalog()), batch_size=replay_batch)
+        projection = CompetencyProjection(load_catalog())
+        started, cpu, workers = time.monotonic(), time.process_time(), _children_cpu()
+        await replay(pool, projection, batch_size=replay_batch, connect=lambda: connect(database_url))
         replay_s, cpu_s = time.monotonic() - started, time.process_time() - cpu
+        workers_s = _children_cpu() - workers
         return {
             "events": events, "seconds": round(replay_s, 3), "events_per_s": round(events / replay_s, 1),
+            "processes": projection.replay_processes,
             "python_cpu_s": round(cpu_s, 3), "python_cpu_us_per_event": round(cpu_s / events * 1e6, 2),
+            "worker_cpu_s": round(workers_s, 3),
             "digest": await digest(pool),
         }
     finally:
         await pool.close()
+
+
+def _children_cpu() -> float:
+    """CPU seconds of this process's ended (and waited for) children."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 async def settle(database_url: str) -> None:
@@ -286,8 +298,9 @@ async def settle(database_url: str) -> None:
 def replay_in_own_process(database_url: str, replay_batch: int) -> dict:
     """:func:`measure_replay` in a fresh interpreter, as ``lrs replay`` runs:
     not in this process, whose heap holds what filling the log left."""
-    with multiprocessing.get_context("spawn").Pool(1) as pool:
-        return pool.apply(_measure_replay_sync, (database_url, replay_batch))
+    # (Not a multiprocessing.Pool: its daemonic workers may not fork the replay's workers.)
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(_measure_replay_sync, database_url, replay_batch).result()
 
 
 def _measure_replay_sync(database_url: str, replay_batch: int) -> dict:

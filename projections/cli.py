@@ -110,8 +110,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     rebuild.add_argument("--frameworks", metavar="DIR", type=Path, action="append", help=_FRAMEWORKS_HELP)
     rebuild.add_argument(
         "--processes", type=int, default=None,
-        help="processes that interpret the log and fold learners (default: the cores beyond two, at least 1; "
-        "1: this process only)",
+        help="processes that fold learners, each writing its share (default: the usable cores); those beyond "
+        "two also interpret the log (1: this process only)",
     )
     rebuild.set_defaults(handler=_replay)
 
@@ -317,7 +317,9 @@ async def _run_projection(settings: object, catalog: Catalog, args: argparse.Nam
 
 
 def _replay(args: argparse.Namespace) -> int:
-    from lrs.commands.common import command_pool, load_settings, progress_bar, run_async, setup
+    from dataclasses import replace
+
+    from lrs.commands.common import command_pool, database_url, load_settings, progress_bar, run_async, setup
 
     if args.batch_size < 1 or (args.processes is not None and args.processes < 1):
         raise SystemExit("lrs replay: --batch-size and --processes must be at least 1")
@@ -328,16 +330,19 @@ def _replay(args: argparse.Namespace) -> int:
     setup(settings)
 
     async def main() -> int:
+        from lrs.store.pool import connect
         from projections.competency.store import CompetencyProjection, digest
         from projections.replay import replay
 
-        async with command_pool(settings, application_name="lrs-replay") as pool:
-            with progress_bar("event", f"replay {args.projection}") as progress:
-                position = await replay(
-                    pool, CompetencyProjection(catalog, replay_processes=args.processes),
-                    batch_size=args.batch_size, progress=progress
-                )
-            print(f"replayed {args.projection} through position {position}; digest {await digest(pool)}")
+        async with database_url(settings) as url:
+            async with command_pool(replace(settings, database_url=url), application_name="lrs-replay") as pool:
+                with progress_bar("event", f"replay {args.projection}") as progress:
+                    position = await replay(
+                        pool, CompetencyProjection(catalog, replay_processes=args.processes),
+                        batch_size=args.batch_size, progress=progress,
+                        connect=lambda: connect(url, application_name="lrs-replay"),
+                    )
+                print(f"replayed {args.projection} through position {position}; digest {await digest(pool)}")
         return 0
 
     return run_async(main)

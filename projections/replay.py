@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import AsyncIterator, Callable
+import os
+from collections import deque
+from typing import AsyncIterator, Awaitable, Callable, Sequence
 
 import asyncpg
 import structlog
@@ -27,7 +29,7 @@ from projections.runner import (
     _log_events,
 )
 
-__all__ = ["replay"]
+__all__ = ["replay", "usable_cores"]
 
 DELETE_PARKED_UPTO = "DELETE FROM projection_parked WHERE name = $1 AND position <= $2"
 DELETE_FAILURES_UPTO = "DELETE FROM projection_failures WHERE name = $1 AND position <= $2"
@@ -55,9 +57,12 @@ async def replay(
     *,
     batch_size: int = 10_000,
     progress: Callable[[int, int], None] | None = None,
+    connect: Callable[[], Awaitable[asyncpg.Connection]] | None = None,
 ) -> int:
     """Rebuild ``projection`` from the Postgres log into fresh tables, then
-    swap them in; returns the position the new state reflects.
+    swap them in; returns the position the new state reflects.  ``connect``
+    opens another connection to the same database: a bulk rebuild may use
+    it to write from several processes.
 
     The new tables are built in a scratch schema (the projection's SQL is
     unqualified, so ``search_path`` points it there).  The swap takes the
@@ -84,10 +89,11 @@ async def replay(
         try:
             failed: list[tuple[int, str, str]] | None = None
             if rebuild is not None:
-                async with conn.transaction():
-                    position, failed = await rebuild(conn, _log_pages(conn, total, batch_size, progress))
-                    for table in projection.tables:
-                        await _copy_indexes(conn, table, scratch)
+                # Not in a transaction: the scratch tables are this replay's
+                # alone (a failed one leaves them to the next to drop), and
+                # other connections write to them and index them.
+                position, failed = await rebuild(conn, _log_pages(conn, total, batch_size, progress), connect=connect)
+                await _copy_indexes(conn, projection.tables, scratch, connect)
             else:
                 position = await _replay_in_batches(conn, runner, batch_size, total, progress)
             async with conn.transaction():
@@ -126,21 +132,62 @@ async def replay(
     return position
 
 
-async def _copy_indexes(conn: asyncpg.Connection, table: str, scratch: str) -> None:
-    """Give ``scratch``.``table`` the indexes and key constraints of public.``table``, by the same names."""
-    for row in await conn.fetch(SELECT_INDEXES, f"public.{table}"):
-        definition = row["definition"].replace(f" ON public.{table} ", f' ON "{scratch}".{table} ', 1)
-        if f' ON "{scratch}".{table} ' not in definition:
-            raise RuntimeError(f"cannot place index {row['name']} on the rebuilt {table}: {row['definition']}")
-        await conn.execute(definition)
-        if row["constraint_type"] == "p":
-            await conn.execute(
-                f'ALTER TABLE "{scratch}".{table} ADD CONSTRAINT "{row["constraint_name"]}" PRIMARY KEY USING INDEX "{row["name"]}"'
-            )
-        elif row["constraint_type"] == "u":
-            await conn.execute(
-                f'ALTER TABLE "{scratch}".{table} ADD CONSTRAINT "{row["constraint_name"]}" UNIQUE USING INDEX "{row["name"]}"'
-            )
+async def _copy_indexes(
+    conn: asyncpg.Connection,
+    tables: Sequence[str],
+    scratch: str,
+    connect: Callable[[], Awaitable[asyncpg.Connection]] | None,
+) -> None:
+    """Give each ``scratch``.``table`` the indexes and key constraints of
+    public.``table``, by the same names; with ``connect``, built by as many
+    connections at once as there are cores (each index sorts on its own)."""
+    statements: list[list[str]] = []  # per index: build it, then make it the key
+    for table in tables:
+        for row in await conn.fetch(SELECT_INDEXES, f"public.{table}"):
+            statements.append(_index_statements(table, scratch, row))
+    builders = [conn]
+    try:
+        if connect is not None:
+            for _ in range(min(len(statements), usable_cores()) - 1):
+                builders.append(await connect())
+        pending = deque(statements)
+
+        async def build(builder: asyncpg.Connection) -> None:
+            while pending:
+                for statement in pending.popleft():
+                    await builder.execute(statement)
+
+        tasks = [asyncio.ensure_future(build(builder)) for builder in builders]
+        try:
+            await asyncio.gather(*tasks)
+        finally:  # one failed: the others stop too
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+    finally:
+        for extra in builders[1:]:
+            await extra.close()
+
+
+def _index_statements(table: str, scratch: str, row: asyncpg.Record) -> list[str]:
+    definition = row["definition"].replace(f" ON public.{table} ", f' ON "{scratch}".{table} ', 1)
+    if f' ON "{scratch}".{table} ' not in definition:
+        raise RuntimeError(f"cannot place index {row['name']} on the rebuilt {table}: {row['definition']}")
+    kind = {"p": "PRIMARY KEY", "u": "UNIQUE"}.get(row["constraint_type"])
+    if kind is None:
+        return [definition]
+    return [
+        definition,
+        f'ALTER TABLE "{scratch}".{table} ADD CONSTRAINT "{row["constraint_name"]}" {kind} USING INDEX "{row["name"]}"',
+    ]
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity, not the host's count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
 
 
 async def _replay_in_batches(

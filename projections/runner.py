@@ -110,9 +110,10 @@ class Projection(Protocol):
 
     # Optional: ``async apply_many(conn, events)`` folds consecutive events at
     # once (the runner falls back to ``apply`` one by one when it raises);
-    # ``async rebuild(conn, pages) -> (position, failed)`` builds the whole
-    # state in the empty tables from pages of (position, tenant, event type,
-    # payload) for a replay (else replay applies the log batch by batch), and
+    # ``async rebuild(conn, pages, *, connect) -> (position, failed)`` builds
+    # the whole state in the empty tables from pages of (position, tenant,
+    # event type, payload) for a replay (else replay applies the log batch by
+    # batch; ``connect`` opens another connection, or is None), and
     # ``async after_swap(conn)`` runs in the replay's swap transaction.
 
 

@@ -40,3 +40,11 @@ async def create_pool(
     )
     assert pool is not None
     return pool
+
+
+async def connect(database_url: str, *, application_name: str = "lrs") -> asyncpg.Connection:
+    """One connection to ``database_url`` with the pool's settings (for work
+    outside a pool, such as a replay's forked workers)."""
+    return await asyncpg.connect(
+        database_url, server_settings=dict(SERVER_SETTINGS, application_name=application_name)
+    )

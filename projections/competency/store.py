@@ -30,7 +30,8 @@ from projections.competency.model import (
     StatementEvidence,
     StatementVoided,
 )
-from projections.competency.parallel_replay import fold_learners, read_log, usable_cores
+from projections.competency.fold_shares import Connect, copy_learners
+from projections.competency.parallel_replay import read_log
 from projections.competency.policy import evolve_many, interpret_stored
 from projections.competency.rebuild import LogRebuild
 from projections.competency.rows import (
@@ -39,6 +40,7 @@ from projections.competency.rows import (
     certification_row,
     state_row,
 )
+from projections.replay import usable_cores
 from projections.runner import LogEvent
 from projections.units.store import apply_certification_changes, certified_rows, recount_certified
 
@@ -136,10 +138,11 @@ class CompetencyProjection:
     def __init__(self, catalog: Catalog, *, cache_size: int = 20_000, replay_processes: int | None = None) -> None:
         self.catalog = catalog
         self.catalog_digest = catalog.digest
-        # Processes that read and fold in a replay.  PostgreSQL and this
-        # process keep two cores busy, so workers pay only beyond those (on
-        # two cores, forking measured slower than folding here).
-        self.replay_processes = replay_processes if replay_processes is not None else max(1, usable_cores() - 2)
+        # Processes that fold learners in a replay (this one and forked
+        # workers, each copying its own share: fold_shares.py); those beyond
+        # two also read the log (on two cores, reading in a worker measured
+        # slower than here: the pages would travel to it).
+        self.replay_processes = replay_processes if replay_processes is not None else usable_cores()
         # Learner states as committed at checkpoint ``_cache_at`` (most
         # recently used last), so a batch does not read and decode them again.
         # The runner calls begin/committed/rolled_back around its
@@ -286,51 +289,45 @@ class CompetencyProjection:
             self._pending[key] = after
 
     async def rebuild(
-        self, conn: asyncpg.Connection, pages: AsyncIterator[Sequence[tuple[int, str, str, bytes]]]
+        self,
+        conn: asyncpg.Connection,
+        pages: AsyncIterator[Sequence[tuple[int, str, str, bytes]]],
+        *,
+        connect: Connect | None = None,
     ) -> tuple[int, list[tuple[int, str, str]]]:
         """Fold the whole log in ``pages`` of (position, tenant, event type,
         payload) in memory (projections/competency/rebuild.py) and copy the
         result into the empty tables; returns the last position read and the
-        events the rules failed on (position, tenant, error).  The unit counts
-        are left to :meth:`after_swap`."""
+        events the rules failed on (position, tenant, error).  ``connect``
+        opens another connection to the database, for forked workers that
+        copy their share of the learners themselves.  The unit counts are
+        left to :meth:`after_swap`."""
         # Everything read stays referenced until its rows are written, so the
         # cyclic collector would only walk an ever larger heap: it is paused
         # while the log is read and folded (and resumed as it was after).
         collecting = gc.isenabled()
         gc.disable()
         try:
-            return await self._rebuild(conn, pages)
+            return await self._rebuild(conn, pages, connect)
         finally:
             if collecting:
                 gc.enable()
 
     async def _rebuild(
-        self, conn: asyncpg.Connection, pages: AsyncIterator[Sequence[tuple[int, str, str, bytes]]]
+        self,
+        conn: asyncpg.Connection,
+        pages: AsyncIterator[Sequence[tuple[int, str, str, bytes]]],
+        connect: Connect | None,
     ) -> tuple[int, list[tuple[int, str, str]]]:
         work = LogRebuild(self.catalog)
-        position = await read_log(work, pages, self.replay_processes)
-        # Learners are folded (by several processes: parallel_replay.py) while
-        # their rows are copied, so PostgreSQL stores some while others fold.
-        competencies: list[tuple[Any, ...]] = []
-        programs: list[tuple[Any, ...]] = []
-
-        async def learner_rows() -> AsyncIterator[tuple[Any, ...]]:
-            async for folded in fold_learners(work, self.replay_processes):
-                competencies.extend(folded.state_rows)
-                programs.extend(folded.certification_rows)
-                yield (folded.tenant, folded.learner, folded.state, folded.position)
-
-        await conn.copy_records_to_table(
-            "competency_learners", records=learner_rows(), columns=["tenant", "learner", "state", "position"]
-        )
-        await conn.copy_records_to_table("competency_states", records=competencies, columns=STATE_COLUMNS)
-        await conn.copy_records_to_table("competency_certifications", records=programs, columns=CERTIFICATION_COLUMNS)
+        position = await read_log(work, pages, max(1, self.replay_processes - 2))
         await conn.copy_records_to_table(
             "competency_statement_learners", records=work.owner_rows(), columns=["tenant", "statement_id", "learner"]
         )
         await conn.copy_records_to_table(
             "competency_voids", records=work.voiding_rows(), columns=["tenant", "target_id", "voiding_statement_id"]
         )
+        await copy_learners(conn, work, self.replay_processes, connect)
         return position, work.failed
 
     async def reset(self, conn: asyncpg.Connection) -> None:

@@ -121,56 +121,32 @@ def _meaning(payload: bytes) -> Any:
         return None
 
 
-@pytest.mark.parametrize("seed", range(3))
-async def test_learners_folded_by_forked_workers_equal_those_folded_in_process(seed: int) -> None:
-    from projections.competency.parallel_replay import fold_learners
-
-    def read() -> LogRebuild:
-        rebuild = LogRebuild(CATALOG)
-        for event in _log(seed, 200):
-            rebuild.add(*event)
-        return rebuild
-
-    here = [f async for f in fold_learners(read(), processes=1)]
-    forked = [f async for f in fold_learners(read(), processes=2, min_parallel=1, chunk=2)]
-    assert len(here) > 4 and any(f.certification_rows for f in here) and any(f.state_rows for f in here)
-    assert forked == here
-    live = _live(_log(seed, 200))
-    assert [(f.tenant, f.learner) for f in forked] == sorted(live)
-
-
-async def test_a_fold_that_fails_in_a_worker_fails_the_replay(monkeypatch: pytest.MonkeyPatch) -> None:
-    from projections.competency import parallel_replay
+@pytest.mark.parametrize("count", [1, 2, 3, 7])
+def test_shares_cut_the_learners_in_order_into_runs_of_about_equal_evidence(count: int) -> None:
+    from projections.competency.fold_shares import shares
 
     rebuild = LogRebuild(CATALOG)
-    for event in _log(1, 200):
+    for event in _log(3, 400):
         rebuild.add(*event)
+    keys = rebuild.prepare()
+    cut = shares(rebuild, keys, count)
+    assert len(cut) == count
+    assert [key for share in cut for key in share] == keys
+    weights = [sum(len(rebuild.events[key]) + 1 for key in share) for share in cut]
+    heaviest = max(len(items) + 1 for items in rebuild.events.values())
+    assert max(weights) - min(weights) <= 2 * heaviest  # a cut is off by at most a learner either side
 
-    def broken(self: LogRebuild, key: Any) -> Any:
-        raise RuntimeError(f"cannot fold {key}")
 
-    monkeypatch.setattr(LogRebuild, "fold", broken)  # the forked workers inherit it
-    with pytest.raises(RuntimeError, match="cannot fold"):
-        [f async for f in parallel_replay.fold_learners(rebuild, processes=2, min_parallel=1, chunk=2)]
-
-
-async def test_a_worker_that_dies_fails_the_replay_instead_of_hanging(monkeypatch: pytest.MonkeyPatch) -> None:
-    import os
-    import signal
-    from concurrent.futures.process import BrokenProcessPool
-
-    from projections.competency import parallel_replay
+def test_shares_of_fewer_learners_than_shares_leave_the_last_ones_empty() -> None:
+    from projections.competency.fold_shares import shares
 
     rebuild = LogRebuild(CATALOG)
-    for event in _log(2, 200):
+    for event in _log(0, 12):
         rebuild.add(*event)
-
-    def killed(self: LogRebuild, key: Any) -> Any:
-        os.kill(os.getpid(), signal.SIGKILL)  # as the out-of-memory killer would
-
-    monkeypatch.setattr(LogRebuild, "fold", killed)
-    with pytest.raises(BrokenProcessPool):
-        [f async for f in parallel_replay.fold_learners(rebuild, processes=2, min_parallel=1, chunk=2)]
+    keys = rebuild.prepare()
+    cut = shares(rebuild, keys, len(keys) + 2)
+    assert [key for share in cut for key in share] == keys
+    assert len(cut) == len(keys) + 2 and not cut[-1]
 
 
 @pytest.mark.parametrize("seed", range(3))
