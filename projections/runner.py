@@ -41,6 +41,7 @@ from lrs.bus import (
 )
 from lrs.eventlog import EventRecord
 from lrs.jetstream_pull import PullConsumer, PullRefused
+from lrs.nats_headers import use_fast_header_parse
 from lrs.store import leader_lock
 from lrs.store.log_reader import read_events_after
 
@@ -377,6 +378,7 @@ class ProjectionRunner:
             servers=[nats_url], name=f"lrs-projection-{self.name}", allow_reconnect=True,
             max_reconnect_attempts=-1, reconnect_time_wait=1.0, connect_timeout=2,
         )
+        use_fast_header_parse(nc)  # every message carries the relay's six headers
         try:
             js = nc.jetstream()
             durable = f"projection-{self.name}"
