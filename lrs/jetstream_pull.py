@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from typing import Sequence
 
 import nats.errors
 from nats.aio.client import Client as NatsClient
@@ -77,6 +78,26 @@ class PullConsumer:
             except nats.errors.Error:
                 break  # the connection is gone: the ack wait gives them back
 
+    async def ack_all(self, messages: Sequence[Msg]) -> None:
+        """Acknowledge ``messages``, in order.
+
+        The ack frames of all but the last are handed to the client's write
+        buffer as one command, and the last goes through ``Msg.ack``, whose
+        publish flushes them all (an ack per publish call cost a projection
+        about 4% of its CPU).  Where the client would refuse a write (closed,
+        reconnecting, draining) every message goes through ``Msg.ack`` so
+        that it raises as usual."""
+        nc = self._nc
+        send = getattr(nc, "_send_command", None)
+        if send is None or not nc.is_connected or nc.is_draining_pubs or not all(m.reply for m in messages):
+            for msg in messages:
+                await msg.ack()
+            return
+        if len(messages) > 1:
+            await send(b"".join([b"PUB %s 0\r\n\r\n" % m.reply.encode() for m in messages[:-1]]))
+        if messages:
+            await messages[-1].ack()
+
     async def fetch(self, batch: int, timeout: float) -> list[Msg]:
         """Up to ``batch`` messages, in stream order; [] when none came within
         ``timeout``.  Raises :class:`PullRefused` when the server refused the
@@ -118,3 +139,4 @@ class PullConsumer:
         if status not in _USUAL_ENDS:
             self._refused = PullRefused(status, (msg.headers or {}).get(DESCRIPTION_HEADER, ""))
         self._ready.set()
+

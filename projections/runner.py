@@ -419,7 +419,7 @@ class ProjectionRunner:
                 continue
             if not messages:
                 continue
-            outcome = await self._handle(messages, retry_delay)
+            outcome = await self._handle(pull, messages, retry_delay)
             next_fetch = loop.time() + pulling.batch_interval if len(messages) < batch_size else 0.0
             if outcome is None:
                 await _sleep_or_stop(stop, retry_delay)
@@ -438,7 +438,7 @@ class ProjectionRunner:
                 log.warning("projection.consumer_failed", projection=self.name, error=repr(exc))
             await _sleep_or_stop(stop, 1.0)
 
-    async def _handle(self, messages: list[Msg], retry_delay: float) -> BatchOutcome | None:
+    async def _handle(self, pull: PullConsumer, messages: list[Msg], retry_delay: float) -> BatchOutcome | None:
         events: list[tuple[Msg, LogEvent]] = []
         for msg in messages:
             try:
@@ -453,10 +453,9 @@ class ProjectionRunner:
             for msg, _ in events:
                 await msg.nak(delay=retry_delay)
             return None
+        await pull.ack_all([msg for msg, event in events if event.position <= outcome.checkpoint])
         for msg, event in events:
-            if event.position <= outcome.checkpoint:
-                await msg.ack()
-            else:
+            if event.position > outcome.checkpoint:
                 await msg.nak(delay=retry_delay)
         return outcome
 

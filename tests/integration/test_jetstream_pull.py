@@ -11,6 +11,7 @@ from typing import AsyncIterator
 import nats
 import pytest
 from nats.aio.client import Client as NatsClient
+from nats.aio.msg import Msg
 from nats.js import api
 
 from lrs.jetstream_pull import PullConsumer, PullRefused
@@ -101,6 +102,28 @@ async def test_an_unacknowledged_message_comes_again(stream: tuple[NatsClient, s
     while not again and time.monotonic() < deadline:
         again = [int(m.data) for m in await pull.fetch(2, timeout=0.5)]
     assert again == [0]
+    await pull.close()
+
+
+async def test_messages_acknowledged_together_are_all_acknowledged(stream: tuple[NatsClient, str]) -> None:
+    nc, name = stream
+    await _publish(nc, name, 60)
+    pull = await _consumer(nc, name, ack_wait=1.0)
+    batch = await pull.fetch(60, timeout=1.0)
+    assert [int(m.data) for m in batch] == list(range(60))
+    await pull.ack_all(batch[:25] + batch[26:])  # all but the 26th, in one write and a last ack
+    await pull.ack_all([])
+    again: list[Msg] = []
+    deadline = time.monotonic() + 10
+    while not again and time.monotonic() < deadline:
+        again = await pull.fetch(60, timeout=0.5)
+    assert [int(m.data) for m in again] == [25]  # after its ack wait, only the one left out comes back
+    await pull.ack_all(again)
+    durable = pull._subject.rsplit(".", 1)[1]
+    deadline = time.monotonic() + 5
+    while (await nc.jetstream().consumer_info(name, durable)).num_ack_pending and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    assert (await nc.jetstream().consumer_info(name, durable)).num_ack_pending == 0
     await pull.close()
 
 
