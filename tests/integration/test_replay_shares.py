@@ -56,6 +56,13 @@ async def fill(writer: StatementWriter, learners: int = 24, statements: int = 15
     await write(writer, *bodies)
 
 
+async def projected(pool: asyncpg.Pool, writer: StatementWriter, learners: int = 24, statements: int = 150) -> str:
+    """Fill the log, project it live, and return the live digest."""
+    await fill(writer, learners, statements)
+    await ProjectionRunner(pool, CompetencyProjection(CATALOG)).catch_up()
+    return await digest(pool)
+
+
 async def tables(pool: asyncpg.Pool) -> dict[str, list[tuple[Any, ...]]]:
     return {
         table: sorted(tuple(r) for r in await pool.fetch(f"SELECT {columns} FROM {table}"))
@@ -79,9 +86,7 @@ def forked_shares(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 async def test_a_replay_in_shares_writes_the_tables_a_replay_in_one_process_writes(
     pool: asyncpg.Pool, writer: StatementWriter, database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    await fill(writer)
-    await ProjectionRunner(pool, CompetencyProjection(CATALOG)).catch_up()
-    live = await digest(pool)
+    live = await projected(pool, writer)
     await replay(pool, CompetencyProjection(CATALOG, replay_processes=1))
     in_one = await tables(pool)
     assert await digest(pool) == live
@@ -97,9 +102,7 @@ async def test_a_replay_in_shares_writes_the_tables_a_replay_in_one_process_writ
 async def test_without_connect_a_replay_folds_every_share_here(
     pool: asyncpg.Pool, writer: StatementWriter, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    await fill(writer, learners=6, statements=40)
-    await ProjectionRunner(pool, CompetencyProjection(CATALOG)).catch_up()
-    live = await digest(pool)
+    live = await projected(pool, writer, learners=6, statements=40)
     started = forked_shares(monkeypatch)
     await replay(pool, CompetencyProjection(CATALOG, replay_processes=3))
     assert started == []
@@ -140,9 +143,7 @@ async def test_a_worker_that_fails_fails_the_replay_and_swaps_nothing_in(
 async def test_a_fold_that_fails_here_stops_the_workers(
     pool: asyncpg.Pool, writer: StatementWriter, database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    await fill(writer)
-    await ProjectionRunner(pool, CompetencyProjection(CATALOG)).catch_up()
-    live = await digest(pool)
+    live = await projected(pool, writer)
     replay_process = os.getpid()
     fold = LogRebuild.fold
 
