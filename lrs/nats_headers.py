@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from typing import Any, Awaitable, Callable
 
+from nats.aio import client as nats_client
 from nats.aio.client import Client as NatsClient
 
 __all__ = ["parse_plain_headers", "use_fast_header_parse"]
@@ -47,10 +48,14 @@ def parse_plain_headers(block: bytes) -> dict[str, str] | None:
 def use_fast_header_parse(nc: NatsClient) -> None:
     """Make ``nc`` parse plain header blocks with :func:`parse_plain_headers`
     (nats-py calls ``Client._process_headers`` for every message).  Nothing
-    changes with a nats-py that has no such method."""
+    changes with a nats-py that has no such method, or that parses headers
+    another way (with ``fast_mail_parser`` installed, or before its own
+    ``_parse_header_lines``)."""
     original: Callable[[Any], Awaitable[dict[str, str] | None]] | None = getattr(nc, "_process_headers", None)
-    if original is None:  # pragma: no cover - another nats-py
-        return
+    if original is None or not hasattr(NatsClient, "_parse_header_lines"):
+        return  # pragma: no cover - a nats-py that parses otherwise
+    if getattr(nats_client, "parse_email", None) is not None:
+        return  # nats-py parses with fast_mail_parser, whose results may differ in odd cases
 
     async def process_headers(block: Any) -> dict[str, str] | None:
         if block:

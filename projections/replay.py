@@ -18,6 +18,7 @@ from typing import AsyncIterator, Awaitable, Callable, Sequence
 import asyncpg
 import structlog
 
+from lrs.store import leader_lock
 from lrs.store.log_reader import last_position, read_events_after
 from projections.runner import (
     INSERT_PARKED,
@@ -29,12 +30,17 @@ from projections.runner import (
     _log_events,
 )
 
-__all__ = ["replay", "usable_cores"]
+__all__ = ["ReplayRunning", "replay", "usable_cores"]
 
 DELETE_PARKED_UPTO = "DELETE FROM projection_parked WHERE name = $1 AND position <= $2"
 DELETE_FAILURES_UPTO = "DELETE FROM projection_failures WHERE name = $1 AND position <= $2"
 
 log = structlog.get_logger("lrs.projections")
+MAX_INDEX_BUILDERS = 4  # connections building a replay's indexes at once
+
+
+class ReplayRunning(RuntimeError):
+    """Another replay of the same projection holds its lock."""
 
 # The indexes of a live table, to give a rebuilt one the same (pg_get_indexdef names the table schema-qualified).
 SELECT_INDEXES = """
@@ -76,6 +82,11 @@ async def replay(
     scratch = f"replay_{name}"
     runner = ProjectionRunner(pool, projection, max_attempts=1)
     async with pool.acquire() as conn:
+        # One replay of a projection at a time: another would drop this one's
+        # scratch schema, and unqualified names would then reach the live
+        # tables.  (The pool's reset releases the lock with the connection.)
+        if not await leader_lock.try_lock(conn, leader_lock.lock_key(f"replay:{name}")):
+            raise ReplayRunning(f"another replay of {name!r} is running")
         total = await last_position(conn)
         await conn.execute(f'DROP SCHEMA IF EXISTS "{scratch}" CASCADE')
         await conn.execute(f'CREATE SCHEMA "{scratch}"')
@@ -139,23 +150,27 @@ async def _copy_indexes(
     connect: Callable[[], Awaitable[asyncpg.Connection]] | None,
 ) -> None:
     """Give each ``scratch``.``table`` the indexes and key constraints of
-    public.``table``, by the same names; with ``connect``, built by as many
-    connections at once as there are cores (each index sorts on its own)."""
-    statements: list[list[str]] = []  # per index: build it, then make it the key
+    public.``table``, by the same names.  With ``connect``, the indexes are
+    built by up to one connection per core at once (each sorts on its own);
+    the key constraints, which lock their whole table, are added after all
+    of them, here."""
+    builds: list[str] = []
+    keys: list[str] = []
     for table in tables:
         for row in await conn.fetch(SELECT_INDEXES, f"public.{table}"):
-            statements.append(_index_statements(table, scratch, row))
+            build, *key = _index_statements(table, scratch, row)
+            builds.append(build)
+            keys.extend(key)
     builders = [conn]
     try:
         if connect is not None:
-            for _ in range(min(len(statements), usable_cores()) - 1):
+            for _ in range(min(len(builds), usable_cores(), MAX_INDEX_BUILDERS) - 1):
                 builders.append(await connect())
-        pending = deque(statements)
+        pending = deque(builds)
 
         async def build(builder: asyncpg.Connection) -> None:
             while pending:
-                for statement in pending.popleft():
-                    await builder.execute(statement)
+                await builder.execute(pending.popleft())
 
         tasks = [asyncio.ensure_future(build(builder)) for builder in builders]
         try:
@@ -167,9 +182,12 @@ async def _copy_indexes(
     finally:
         for extra in builders[1:]:
             await extra.close()
+    for statement in keys:
+        await conn.execute(statement)
 
 
 def _index_statements(table: str, scratch: str, row: asyncpg.Record) -> list[str]:
+    """Build the index; then, for a key, make it the table's constraint."""
     definition = row["definition"].replace(f" ON public.{table} ", f' ON "{scratch}".{table} ', 1)
     if f' ON "{scratch}".{table} ' not in definition:
         raise RuntimeError(f"cannot place index {row['name']} on the rebuilt {table}: {row['definition']}")

@@ -68,7 +68,8 @@ async def copy_learners(
     workers: list[_Worker] = []
     try:
         for share in others:
-            workers.append(_Worker.start(work, share, connect, search_path))
+            if share:  # a share can be empty (a heavy learner at the end)
+                workers.append(_Worker.start(work, share, connect, search_path))
         copied = await copy_share(conn, work, first)
         for worker in workers:
             copied += await worker.finished()
@@ -97,7 +98,8 @@ def shares(work: LogRebuild, keys: Sequence[Key], count: int) -> list[Sequence[K
 
 async def copy_share(conn: asyncpg.Connection, work: LogRebuild, keys: Sequence[Key]) -> int:
     """Fold the learners of ``keys`` and copy their rows (learners first,
-    folded while PostgreSQL stores the ones before)."""
+    folded while PostgreSQL stores the ones before); returns the learners
+    stored."""
     competencies: list[tuple[Any, ...]] = []
     programs: list[tuple[Any, ...]] = []
 
@@ -109,10 +111,10 @@ async def copy_share(conn: asyncpg.Connection, work: LogRebuild, keys: Sequence[
             programs.extend(certification_rows(folded.tenant, state))
             yield (folded.tenant, state.learner, encode_state(state), folded.position)
 
-    await conn.copy_records_to_table("competency_learners", records=learner_rows(), columns=LEARNER_COLUMNS)
+    status = await conn.copy_records_to_table("competency_learners", records=learner_rows(), columns=LEARNER_COLUMNS)
     await conn.copy_records_to_table("competency_states", records=competencies, columns=STATE_COLUMNS)
     await conn.copy_records_to_table("competency_certifications", records=programs, columns=CERTIFICATION_COLUMNS)
-    return len(keys)
+    return int(status.split()[-1])  # "COPY n": the learners PostgreSQL stored
 
 
 class _Worker:
@@ -172,8 +174,8 @@ def _copy_share_in_worker(
     loop = asyncio.SelectorEventLoop()
     try:
         copied = loop.run_until_complete(_copy_share_on_own_connection(work, keys, connect, search_path))
-    except BaseException as exc:  # reported, then the worker exits non-zero
-        report.send(f"{type(exc).__name__}: {exc}")
+    except BaseException as exc:  # reported (briefly: a pipe holds little unread), then it exits non-zero
+        report.send(f"{type(exc).__name__}: {exc}"[:2000])
         raise SystemExit(1) from None
     report.send(copied)
 

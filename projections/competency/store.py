@@ -118,6 +118,7 @@ TRUNCATE competency_learners, competency_states, competency_certifications,
 __all__ = ["CompetencyProjection", "digest", "digest_with_position", "decode_state"]
 
 Key = tuple[str, str]  # (tenant, learner)
+MAX_REPLAY_PROCESSES = 8
 
 
 class CompetencyProjection:
@@ -142,7 +143,10 @@ class CompetencyProjection:
         # workers, each copying its own share: fold_shares.py); those beyond
         # two also read the log (on two cores, reading in a worker measured
         # slower than here: the pages would travel to it).
-        self.replay_processes = replay_processes if replay_processes is not None else usable_cores()
+        # Each opens a connection: by default no more than MAX_REPLAY_PROCESSES.
+        self.replay_processes = (
+            replay_processes if replay_processes is not None else min(usable_cores(), MAX_REPLAY_PROCESSES)
+        )
         # Learner states as committed at checkpoint ``_cache_at`` (most
         # recently used last), so a batch does not read and decode them again.
         # The runner calls begin/committed/rolled_back around its

@@ -157,3 +157,19 @@ async def test_a_fold_that_fails_here_stops_the_workers(
         await replay(pool, CompetencyProjection(CATALOG, replay_processes=2), connect=lambda: connect(database_url))
     assert multiprocessing.active_children() == []
     assert await digest(pool) == live
+
+
+async def test_a_second_replay_of_the_same_projection_is_refused_while_one_runs(
+    pool: asyncpg.Pool, writer: StatementWriter
+) -> None:
+    from lrs.store import leader_lock
+    from projections.replay import ReplayRunning
+
+    live = await projected(pool, writer, learners=6, statements=40)
+    async with pool.acquire() as holder:  # as a running replay holds it
+        assert await leader_lock.try_lock(holder, leader_lock.lock_key("replay:competency"))
+        with pytest.raises(ReplayRunning, match="another replay of 'competency'"):
+            await replay(pool, CompetencyProjection(CATALOG))
+        await leader_lock.unlock(holder, leader_lock.lock_key("replay:competency"))
+    await replay(pool, CompetencyProjection(CATALOG))
+    assert await digest(pool) == live
