@@ -19,7 +19,7 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Awaitable, Callable, Mapping, Sequence
 
 import nats.errors
 import nats.js.errors
@@ -376,6 +376,17 @@ class Bus:
         return PublishResult(stored=len(futures) - duplicates, duplicates=duplicates)
 
 
+def frame_writer(nc: NatsClient) -> Callable[[bytes], Awaitable[None]] | None:
+    """The client's write buffer, for protocol frames built by the caller,
+    while the client would write them as they are (connected, not draining);
+    None otherwise: then the caller goes through the client's own calls,
+    which raise as usual."""
+    send = getattr(nc, "_send_command", None)
+    if send is None or not nc.is_connected or nc.is_draining_pubs:
+        return None
+    return send
+
+
 async def _publish_plain(nc: NatsClient, messages: Sequence[OutgoingMessage]) -> None:
     """Publish without acknowledgements, in order.
 
@@ -385,13 +396,8 @@ async def _publish_plain(nc: NatsClient, messages: Sequence[OutgoingMessage]) ->
     reconnecting, a payload above the server's limit) goes through ``publish``
     one by one so that it raises as usual.
     """
-    send = getattr(nc, "_send_command", None)
-    if (
-        send is None
-        or not nc.is_connected
-        or nc.is_draining_pubs
-        or any(len(m.data) > nc.max_payload for m in messages)
-    ):
+    send = frame_writer(nc)
+    if send is None or any(len(m.data) > nc.max_payload for m in messages):
         for message in messages:
             await nc.publish(message.subject, message.data, headers=dict(message.headers))
         return

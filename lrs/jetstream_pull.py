@@ -30,6 +30,8 @@ from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
+from lrs.bus import frame_writer
+
 __all__ = ["PullConsumer", "PullRefused"]
 
 STATUS_HEADER = "Status"
@@ -87,9 +89,8 @@ class PullConsumer:
         about 4% of its CPU).  Where the client would refuse a write (closed,
         reconnecting, draining) every message goes through ``Msg.ack`` so
         that it raises as usual."""
-        nc = self._nc
-        send = getattr(nc, "_send_command", None)
-        if send is None or not nc.is_connected or nc.is_draining_pubs or not all(m.reply for m in messages):
+        send = frame_writer(self._nc)
+        if send is None or not all(m.reply for m in messages):
             for msg in messages:
                 await msg.ack()
             return
