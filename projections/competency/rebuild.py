@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 
 from projections.competency.catalog import Catalog
@@ -63,9 +63,9 @@ class RebuiltLearner:
 
 @dataclass
 class LogRebuild:
-    """Feed it the log with :meth:`add` (in position order), then read
-    :meth:`learners`; ``failed`` lists the events the rules failed on
-    (position, tenant, error)."""
+    """Feed it the log with :meth:`add` (in position order), then
+    :meth:`prepare` and :meth:`fold` each learner it returns; ``failed``
+    lists the events the rules failed on (position, tenant, error)."""
 
     catalog: Catalog
     # (tenant, statement id) -> learner, for statements that are evidence
@@ -121,13 +121,6 @@ class LogRebuild:
         tenant, learner = key
         state = evolve_many(LearnerState(learner=learner), self.events[key], self.catalog)
         return RebuiltLearner(tenant, state, self.positions[key])
-
-    def learners(self) -> Iterator[RebuiltLearner]:
-        """Every learner's state, in (tenant, learner) order, each folded
-        when it is asked for (so the caller can write while folding)."""
-        for key in self.prepare():
-            yield self.fold(key)
-            del self.events[key]
 
     def voiding_rows(self) -> list[tuple[Any, ...]]:
         """Rows of ``competency_voids`` (ids as text: the uuid columns parse them)."""

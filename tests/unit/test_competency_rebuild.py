@@ -94,7 +94,7 @@ def test_rebuild_equals_the_live_fold_event_by_event(seed: int) -> None:
     rebuild = LogRebuild(CATALOG)
     for event in log:
         rebuild.add(*event)
-    learners, failed = list(rebuild.learners()), rebuild.failed
+    learners, failed = [rebuild.fold(key) for key in rebuild.prepare()], rebuild.failed
     live = _live(log)
     assert {(r.tenant, r.state.learner): r.state for r in learners} == live
     assert [(r.tenant, r.state.learner) for r in learners] == sorted(live)
@@ -107,7 +107,7 @@ def test_voidings_and_owners_are_all_kept_for_the_tables() -> None:
     rebuild = LogRebuild(CATALOG)
     for event in log:
         rebuild.add(*event)
-    list(rebuild.learners())
+    rebuild.prepare()
     voidings = [m for _, t, k, p in log if k == "statement"
                 for m in [_meaning(p)] if isinstance(m, StatementVoided)]
     assert len(rebuild.voiding_rows()) == len({m.target_id for m in voidings})
