@@ -46,6 +46,16 @@ async def _consumer(nc: NatsClient, stream: str, ack_wait: float = 30.0) -> Pull
     return pull
 
 
+async def _redelivered(pull: PullConsumer, batch: int) -> list[Msg]:
+    """The first messages fetched within 10 s (those not acknowledged come
+    back after their ack wait)."""
+    again: list[Msg] = []
+    deadline = time.monotonic() + 10
+    while not again and time.monotonic() < deadline:
+        again = await pull.fetch(batch, timeout=0.5)
+    return again
+
+
 async def test_batches_come_in_stream_order_and_none_is_lost_or_repeated(stream: tuple[NatsClient, str]) -> None:
     nc, name = stream
     await _publish(nc, name, 250)
@@ -97,11 +107,7 @@ async def test_an_unacknowledged_message_comes_again(stream: tuple[NatsClient, s
     first = await pull.fetch(2, timeout=1.0)
     assert [int(m.data) for m in first] == [0, 1]
     await first[1].ack()  # the first is never acknowledged
-    again: list[int] = []
-    deadline = time.monotonic() + 10
-    while not again and time.monotonic() < deadline:
-        again = [int(m.data) for m in await pull.fetch(2, timeout=0.5)]
-    assert again == [0]
+    assert [int(m.data) for m in await _redelivered(pull, 2)] == [0]
     await pull.close()
 
 
@@ -113,10 +119,7 @@ async def test_messages_acknowledged_together_are_all_acknowledged(stream: tuple
     assert [int(m.data) for m in batch] == list(range(60))
     await pull.ack_all(batch[:25] + batch[26:])  # all but the 26th, in one write and a last ack
     await pull.ack_all([])
-    again: list[Msg] = []
-    deadline = time.monotonic() + 10
-    while not again and time.monotonic() < deadline:
-        again = await pull.fetch(60, timeout=0.5)
+    again = await _redelivered(pull, 60)
     assert [int(m.data) for m in again] == [25]  # after its ack wait, only the one left out comes back
     await pull.ack_all(again)
     durable = pull._subject.rsplit(".", 1)[1]
