@@ -24,6 +24,7 @@ import json
 import math
 import os
 import platform
+import shutil
 import signal
 import socket
 import statistics
@@ -272,21 +273,22 @@ async def _wait_ready(url: str, proc: subprocess.Popen, timeout: float = 120) ->
 
 async def main_async(args: argparse.Namespace) -> int:
     proc = None
+    scratch = None  # a data dir this run made, removed at the end
     url, key, secret = args.url.rstrip("/"), args.key, args.secret
-    if args.start_service:
-        port = _free_port()
-        url, key, secret = f"http://127.0.0.1:{port}", "bench", uuid.uuid4().hex
-        data_dir = args.data_dir or tempfile.mkdtemp(prefix="lrs-bench-")
-        env = {**os.environ, "LRS_HTTP_PORT": str(port), "LRS_DATA_DIR": data_dir,
-               "LRS_BOOTSTRAP_CREDENTIAL": f"{key}:{secret}", "LRS_LOG_LEVEL": "warning"}
-        proc = subprocess.Popen([sys.executable, "-m", "lrs", "serve"], env=env)
-        await _wait_ready(url, proc)
-    if not key or not secret:
-        print("bench: --key and --secret (or LRS_BENCH_KEY / LRS_BENCH_SECRET) are required", file=sys.stderr)
-        return 2
-    auth = "Basic " + base64.b64encode(f"{key}:{secret}".encode()).decode()
     runs = []
     try:
+        if args.start_service:
+            port = _free_port()
+            url, key, secret = f"http://127.0.0.1:{port}", "bench", uuid.uuid4().hex
+            data_dir = args.data_dir or (scratch := tempfile.mkdtemp(prefix="lrs-bench-"))
+            env = {**os.environ, "LRS_HTTP_PORT": str(port), "LRS_DATA_DIR": data_dir,
+                   "LRS_BOOTSTRAP_CREDENTIAL": f"{key}:{secret}", "LRS_LOG_LEVEL": "warning"}
+            proc = subprocess.Popen([sys.executable, "-m", "lrs", "serve"], env=env)
+            await _wait_ready(url, proc)
+        if not key or not secret:
+            print("bench: --key and --secret (or LRS_BENCH_KEY / LRS_BENCH_SECRET) are required", file=sys.stderr)
+            return 2
+        auth = "Basic " + base64.b64encode(f"{key}:{secret}".encode()).decode()
         for index, batch in enumerate(args.batch_sizes):
             concurrency = _concurrency(args.concurrency, index, batch)
             for _ in range(args.repeat):
@@ -302,6 +304,8 @@ async def main_async(args: argparse.Namespace) -> int:
         if proc is not None:
             proc.send_signal(signal.SIGTERM)
             proc.wait(timeout=60)
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
     record = {
         "benchmark": "ingest",
         "recorded_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -353,7 +357,7 @@ def add_service_options(parser: argparse.ArgumentParser, bench: str) -> None:
                         help="credential secret (LRS_BENCH_SECRET)")
     parser.add_argument("--start-service", action="store_true",
                         help="start `lrs serve` on a free port with an embedded database for the run")
-    parser.add_argument("--data-dir", help="LRS_DATA_DIR for --start-service (default: a new temp dir)")
+    parser.add_argument("--data-dir", help="LRS_DATA_DIR for --start-service (default: a new temp dir, removed at the end)")
     parser.add_argument("--output", help=f"result file (default: bench/results/{bench}-<time>.json)")
     parser.add_argument("--note", default="", help="free text stored with the result")
     parser.add_argument("--no-save", action="store_true", help="print only, write no result file")
