@@ -38,8 +38,7 @@ from lrs.xapi.identity import ifi_key
 Key = tuple[str, uuid.UUID]  # (tenant, statement id)
 
 
-@dataclass(frozen=True, slots=True)
-class StatementForm:
+class StatementForm(msgspec.Struct, frozen=True):
     """What a statement writes that does not depend on its place in the log,
     worked out before the head lock is taken (see :func:`statement_form`)."""
 
@@ -49,8 +48,7 @@ class StatementForm:
     filter_keys: Any  # the read model's filter keys, as the writer sends them
 
 
-@dataclass(frozen=True, slots=True)
-class AppendRequest:
+class AppendRequest(msgspec.Struct, frozen=True):
     tenant: str
     statements: Sequence[PreparedStatement]
     # One per statement, or empty: then everything is worked out in plan_group.
@@ -70,23 +68,20 @@ class ExistingStatement:
     position: int
 
 
-@dataclass(frozen=True, slots=True)
-class LogHead:
+class LogHead(msgspec.Struct, frozen=True):
     position: int
     hash: bytes
     stored: datetime | None
 
 
-@dataclass(frozen=True, slots=True)
-class AppendResult:
+class AppendResult(msgspec.Struct, frozen=True):
     statement_id: uuid.UUID
     inserted: bool
     stored: datetime
     position: int
 
 
-@dataclass(frozen=True, slots=True)
-class NewStatement:
+class NewStatement(msgspec.Struct, frozen=True):
     """An accepted statement: its event row and its read-model row."""
 
     event: EventRecord

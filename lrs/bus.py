@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Awaitable, Callable, Mapping, Sequence
 
+import msgspec
 import nats.errors
 import nats.js.errors
 import structlog
@@ -65,8 +66,7 @@ class PublishError(nats.errors.Error):
     """A batch was not fully acknowledged by the stream; publish it again."""
 
 
-@dataclass(frozen=True, slots=True)
-class OutgoingMessage:
+class OutgoingMessage(msgspec.Struct, frozen=True):
     subject: str
     data: bytes
     headers: Mapping[str, str]

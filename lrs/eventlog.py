@@ -12,12 +12,12 @@ rows (or the NATS messages with their ``Lrs-*`` headers) can recompute it.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import struct
 import uuid
-from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import msgspec
 
@@ -32,8 +32,7 @@ _LENGTH_8 = _u64.pack(8)  # the position's length prefix
 _LENGTH_16 = _u64.pack(16)  # the event id's
 
 
-@dataclass(frozen=True, slots=True)
-class EventRecord:
+class EventRecord(msgspec.Struct, frozen=True):
     """One row of the events table."""
 
     position: int
@@ -103,20 +102,33 @@ def hash_with_text(
     payload: bytes,
 ) -> bytes:
     """:func:`event_hash` with ``stored`` already formatted."""
+    return _hasher(tenant, event_type)(prev_hash, position, event_id, stored_text, payload)
+
+
+@functools.lru_cache(maxsize=1024)
+def _hasher(tenant: str, event_type: str) -> Callable[[bytes, int, uuid.UUID, str, bytes], bytes]:
+    """:func:`hash_with_text` for one tenant and event type: their length-prefixed
+    bytes are the same in every event, so they are encoded once."""
     tenant_bytes = tenant.encode("utf-8")
     type_bytes = event_type.encode("utf-8")
-    stored_bytes = stored_text.encode("ascii")
+    fixed = b"".join((_u64.pack(len(tenant_bytes)), tenant_bytes, _u64.pack(len(type_bytes)), type_bytes))
     pack = _u64.pack
-    return hashlib.sha256(b"".join((
-        HASH_DOMAIN,
-        pack(len(prev_hash)), prev_hash,
-        _LENGTH_8, pack(position),
-        _LENGTH_16, event_id.bytes,
-        pack(len(tenant_bytes)), tenant_bytes,
-        pack(len(type_bytes)), type_bytes,
-        pack(len(stored_bytes)), stored_bytes,
-        pack(len(payload)), payload,
-    ))).digest()
+    join = b"".join
+    sha256 = hashlib.sha256
+
+    def digest(prev_hash: bytes, position: int, event_id: uuid.UUID, stored_text: str, payload: bytes) -> bytes:
+        stored_bytes = stored_text.encode("ascii")
+        return sha256(join((
+            HASH_DOMAIN,
+            pack(len(prev_hash)), prev_hash,
+            _LENGTH_8, pack(position),
+            _LENGTH_16, event_id.bytes,
+            fixed,
+            pack(len(stored_bytes)), stored_bytes,
+            pack(len(payload)), payload,
+        ))).digest()
+
+    return digest
 
 
 def record_hash(record: EventRecord) -> bytes:

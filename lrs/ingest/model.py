@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 from typing import Any
+
+import msgspec
 
 __all__ = ["PreparedStatement"]
 
 
-@dataclass(frozen=True, slots=True)
-class PreparedStatement:
+class PreparedStatement(msgspec.Struct, frozen=True):
     """A validated Statement with the LRS-set properties filled in.
 
     ``body`` is the final Statement JSON except ``stored`` (and except
