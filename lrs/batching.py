@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any, Callable, Sequence
 
 import msgspec
@@ -190,10 +190,16 @@ def plan_group(
     plan.newly_voided = sorted(newly_voided, key=lambda k: (k[0], k[1].bytes))
     position, prev_hash, last_stored = head.position, head.hash, head.stored
     slot_results: list[AppendResult] = []
+    second_text = ""  # stored_text up to the fraction, while the second stays the same
     for tenant, statement, voided, form in accepted:
         position += 1
         stored = now if last_stored is None or now > last_stored else last_stored + ONE_MICROSECOND
-        stored_text = format_stored(stored)
+        if second_text and stored.microsecond and stored.tzinfo is timezone.utc:
+            # One microsecond on, within the same second: only the fraction changes.
+            stored_text = f"{second_text}{stored.microsecond:06d}Z"
+        else:
+            stored_text = format_stored(stored)
+            second_text = stored_text[:-7]
         if form is not None and form.payload_parts is not None:
             payload = stored_text.encode("ascii").join(form.payload_parts)
         else:

@@ -15,7 +15,7 @@ from lrs.batching import (
     LogHead,
     plan_group,
 )
-from lrs.eventlog import GENESIS_HASH, verify_chain
+from lrs.eventlog import GENESIS_HASH, format_stored, verify_chain
 from lrs.ingest.model import PreparedStatement
 from lrs.xapi.errors import ConflictError, XapiError
 
@@ -80,6 +80,23 @@ def test_stored_never_goes_below_the_head() -> None:
     assert p.new[0].event.position == 8
     assert p.new[0].event.prev_hash == b"\x01" * 32
     assert p.new[0].event.stored == later + timedelta(microseconds=1)
+
+
+def test_stored_texts_follow_each_microsecond_across_a_second_and_a_zone() -> None:
+    # The stored text of consecutive statements is built from the one before
+    # it within a second; over a second's end, and for a clock in a zone
+    # whose offset has a fraction of a second (so its seconds end at other
+    # times than UTC's), each must still be format_stored of its own time.
+    almost = datetime(2024, 12, 31, 23, 59, 59, 999_998, tzinfo=timezone.utc)
+    elsewhere = almost.astimezone(timezone(timedelta(hours=5, microseconds=250)))
+    for now in (almost, elsewhere):
+        p = plan_group([AppendRequest("t", [stmt(i) for i in range(1, 6)])], [], EMPTY, now, ids())
+        stored = [n.event.stored for n in p.new]
+        assert stored == [almost + timedelta(microseconds=i) for i in range(5)]
+        texts = [msgspec.json.decode(n.event.payload)["stored"] for n in p.new]
+        assert texts == [format_stored(moment) for moment in stored]
+        assert texts[2] == "2025-01-01T00:00:00.000000Z"
+        assert verify_chain([n.event for n in p.new]) is None
 
 
 def test_conflict_fails_only_its_own_request() -> None:
