@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 from typing import Any, AsyncIterator
 
 import asyncpg
+import msgspec
 import pytest
 
 from lrs.commands.audit import verify_log
@@ -73,7 +73,7 @@ async def test_rehashed_event_still_breaks_the_next_link(pool: asyncpg.Pool) -> 
     from lrs.store.log_reader import read_events_after
 
     (record,) = await read_events_after(pool, 8, 1)
-    forged = dataclasses.replace(record, payload=bytes(record.payload).replace(b"0.9", b"0.1"))
+    forged = msgspec.structs.replace(record, payload=bytes(record.payload).replace(b"0.9", b"0.1"))
     assert forged.payload != record.payload
     await tamper(pool, "UPDATE events SET payload = $1, hash = $2 WHERE position = 9", forged.payload, record_hash(forged))
     assert (await verify_log(pool, 5))[0] == 10  # event 9 is self-consistent; event 10 names the old hash
