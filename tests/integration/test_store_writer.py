@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import random
 import uuid
 from typing import Any, AsyncIterator
@@ -107,6 +108,47 @@ async def test_conflict_in_a_group_leaves_the_other_requests_alone(pool: asyncpg
             assert await get_statement(pool, "default", s.statement_id, voided=False) is not None
     finally:
         await writer.close()
+
+
+async def test_rows_keep_awkward_text_nulls_and_the_event_they_belong_to(pool: asyncpg.Pool) -> None:
+    # The group's columns travel as array literals and as one byte string cut
+    # into rows: quotes, backslashes, commas, braces and the word NULL must
+    # come back as sent, and each row must get its own payload and hash.
+    writer = StatementWriter(pool, wait_ms=200.0)
+    await writer.start()
+    try:
+        tenants = ['a "quoted", {braced} \\ tenant', "NULL", "ünïcødé tenant"]
+        bodies = [
+            statement(verb={"id": "http://example.com/verbs/a,b{c}"}, context={"registration": str(uuid.uuid4())}),
+            statement(actor={"mbox": "mailto:o'neil,{x}@example.com"}),
+            voiding(uuid.uuid4()),
+        ]
+        batches = [prepared(*bodies) for _ in tenants]  # same ids in each tenant
+        await asyncio.gather(*(writer.append(t, b) for t, b in zip(tenants, batches)))
+        assert writer.groups_committed == 1
+    finally:
+        await writer.close()
+    rows = await pool.fetch(
+        "SELECT s.tenant, s.statement_id, s.position, s.stored, s.verb_id, s.filter_keys, s.registration,"
+        " s.voids, s.statement_ref, e.tenant AS event_tenant, e.statement_id AS event_statement, e.stored AS"
+        " event_stored, e.payload FROM statements s JOIN events e USING (position) ORDER BY position"
+    )
+    assert [r["position"] for r in rows] == list(range(1, 10))
+    expected = [(t, s) for t, batch in zip(tenants, batches) for s in batch]
+    for row, (tenant, prepared_statement) in zip(rows, expected):
+        assert (row["tenant"], row["event_tenant"]) == (tenant, tenant)
+        assert row["statement_id"] == row["event_statement"] == prepared_statement.statement_id
+        assert row["verb_id"] == prepared_statement.verb_id
+        assert row["registration"] == prepared_statement.registration
+        assert row["voids"] == prepared_statement.voids
+        assert row["statement_ref"] == prepared_statement.statement_ref
+        assert "A:" + prepared_statement.actor_keys[0] in row["filter_keys"]
+        payload = json.loads(row["payload"])
+        assert payload["id"] == str(prepared_statement.statement_id)
+        assert row["stored"] == row["event_stored"]
+        assert payload["stored"] == row["stored"].strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    assert [r["registration"] is None for r in rows] == [False, True, True] * 3
+    assert verify_chain(await read_events_after(pool, 0, 100)) is None
 
 
 async def test_database_error_fails_only_that_group(writer: StatementWriter, pool: asyncpg.Pool) -> None:
