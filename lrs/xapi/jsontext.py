@@ -16,9 +16,14 @@ message (or escape it altogether):
 - **Duplicate keys**: msgspec keeps the last value silently. Data 2.2.s2.b2
   says a Statement MUST use each property no more than one time, and two
   values for one key make the Statement ambiguous, so the LRS rejects it and
-  names the key. The check is cheap: every member of a JSON object ends
-  with ``"`` then ``:``, so counting ``"\\s*:`` in the text counts its
-  members plus the ``":`` that occur inside strings.  The same count over
+  names the key. The check is cheap: every member of a JSON object has one
+  colon outside strings, and without ``\\u`` escapes the strings hold the
+  same colons in the text as in msgspec's encoding of the decoded value; so
+  the text holds a duplicate exactly when it has more colons.  Where depth
+  must be measured too, each Statement is encoded on its own, and every
+  member of a JSON object ends with ``"`` then ``:``, so counting
+  ``"\\s*:`` in the text counts its members plus the ``":`` that occur
+  inside strings.  The same count over
   the decoded value re-encoded by msgspec counts its (distinct) keys plus
   the same string contents, written the same way unless the text used
   ``\\u`` escapes.  So without ``\\u`` escapes the text holds a duplicate
@@ -26,9 +31,11 @@ message (or escape it altogether):
   decoded value are counted one by one instead.  Only when the counts differ
   is the text parsed again with the standard library to find the duplicate
   and its path.
-- **Depth**: a value nests no deeper than the number of ``{`` and ``[`` in
-  its encoding, so only a Statement with more of them than ``MAX_DEPTH``
-  is walked to measure its depth.
+- **Depth**: only extension values nest without a bound the schema sets,
+  so a text without ``extensions`` is not measured.  A value nests no
+  deeper than the number of ``{`` and ``[`` in its encoding, so only a
+  Statement with more of them than ``MAX_DEPTH`` is walked to measure its
+  depth.
 """
 
 from __future__ import annotations
@@ -158,32 +165,46 @@ def upper_bound_of_members(body: bytes | str) -> int:
     return body.count('":')
 
 
-def check_shape(body: bytes | str, decoded: Any) -> None:
+def check_shape(body: bytes | str, decoded: Any, *, deep_key: str | None = None) -> None:
     """Reject Statements nested deeper than ``MAX_DEPTH`` or with a key used twice in one object.
 
     ``decoded`` is the plain JSON (dicts and lists) the typed decode produced
     from ``body`` (one Statement, or a list of them); it holds exactly the
     distinct keys of the text because every Statement field defaults to UNSET
     and unknown keys are refused.
+
+    ``deep_key`` names the only key whose values the schema lets nest without
+    bound (for Statements, ``extensions``): a text that does not contain it
+    needs no depth check.  None: every value may nest.
     """
     statements, depth_above = (decoded, 1) if isinstance(decoded, list) else ([decoded], 0)
-    escaped = (b"\\u" in body) if isinstance(body, bytes) else ("\\u" in body)
-    members = 0
-    for statement in statements:
-        try:
-            text = _encode(statement)
-        except RecursionError:
-            raise too_deep() from None
-        if depth_above + text.count(b"{") + text.count(b"[") > MAX_DEPTH:
-            if depth_above + _count_and_depth(statement)[1] > MAX_DEPTH:
-                raise too_deep()
-        if not escaped:
-            # msgspec writes no whitespace around a colon: a plain count, at
-            # most what the regular expression would find in the same strings.
-            members += text.count(b'":')
-    if escaped:
-        members = _count_and_depth(decoded)[0]
-    if upper_bound_of_members(body) > members:
+    as_bytes = isinstance(body, bytes)
+    escaped = (b"\\" in body and b"\\u" in body) if as_bytes else ("\\" in body and "\\u" in body)  # type: ignore[operator]
+    shallow = deep_key is not None and (deep_key.encode() if as_bytes else deep_key) not in body  # type: ignore[operator]
+    if shallow and not escaped:
+        # No value can be too deep.  Every member has one colon outside
+        # strings, and the strings hold the same colons in the text and in
+        # msgspec's encoding (a colon is never escaped but as \u003a).
+        members = _encode(decoded).count(b":")
+        in_text = body.count(b":" if as_bytes else ":")  # type: ignore[arg-type]
+    else:
+        members = 0
+        for statement in statements:
+            try:
+                text = _encode(statement)
+            except RecursionError:
+                raise too_deep() from None
+            if depth_above + text.count(b"{") + text.count(b"[") > MAX_DEPTH:
+                if depth_above + _count_and_depth(statement)[1] > MAX_DEPTH:
+                    raise too_deep()
+            if not escaped:
+                # msgspec writes no whitespace around a colon: a plain count, at
+                # most what the regular expression would find in the same strings.
+                members += text.count(b'":')
+        if escaped:
+            members = _count_and_depth(decoded)[0]
+        in_text = upper_bound_of_members(body)
+    if in_text > members:
         duplicate = find_duplicate_key(body)
         if duplicate is not None:
             path, key = duplicate

@@ -269,14 +269,14 @@ def parse_statements(body: bytes | str, version: str) -> list[dict]:
     if isinstance(decoded, Statement):
         _check_for_version(decoded, version, "$")
         statement = _builtins(decoded)
-        check_shape(body, statement)
+        check_shape(body, statement, deep_key="extensions")
         return [statement]
     if not decoded:
         raise XapiError(400, "The request contains no statements (empty array)", "$")
     for i, stmt in enumerate(decoded):
         _check_for_version(stmt, version, f"$[{i}]")
     statements = _builtins(decoded)
-    check_shape(body, statements)
+    check_shape(body, statements, deep_key="extensions")
     return statements
 
 
@@ -286,5 +286,5 @@ def parse_statement(body: bytes | str, version: str) -> dict:
     stmt = _decode(_single_decoder, body)
     _check_for_version(stmt, version, "$")
     statement = _builtins(stmt)
-    check_shape(body, statement)
+    check_shape(body, statement, deep_key="extensions")
     return statement

@@ -8,10 +8,11 @@ import pytest
 
 from lrs.xapi.errors import XapiError
 from lrs.xapi.jsontext import MAX_DEPTH, check_shape
+from lrs.xapi.statement import parse_statements
 
 
-def _check(text: str | bytes) -> None:
-    check_shape(text, json.loads(text))
+def _check(text: str | bytes, deep_key: str | None = None) -> None:
+    check_shape(text, json.loads(text), deep_key=deep_key)
 
 
 @pytest.mark.parametrize(
@@ -25,8 +26,9 @@ def _check(text: str | bytes) -> None:
     ],
 )
 @pytest.mark.parametrize("as_bytes", [False, True])
-def test_texts_without_duplicates_pass(text: str, as_bytes: bool) -> None:
-    _check(text.encode() if as_bytes else text)
+@pytest.mark.parametrize("deep_key", [None, "extensions"])  # "extensions": none of them, so no depth walk
+def test_texts_without_duplicates_pass(text: str, as_bytes: bool, deep_key: str | None) -> None:
+    _check(text.encode() if as_bytes else text, deep_key)
 
 
 @pytest.mark.parametrize(
@@ -43,9 +45,10 @@ def test_texts_without_duplicates_pass(text: str, as_bytes: bool) -> None:
     ],
 )
 @pytest.mark.parametrize("as_bytes", [False, True])
-def test_duplicates_are_named(text: str, path: str, as_bytes: bool) -> None:
+@pytest.mark.parametrize("deep_key", [None, "extensions"])
+def test_duplicates_are_named(text: str, path: str, as_bytes: bool, deep_key: str | None) -> None:
     with pytest.raises(XapiError) as caught:
-        _check(text.encode() if as_bytes else text)
+        _check(text.encode() if as_bytes else text, deep_key)
     assert caught.value.path == path
     assert "Duplicate key" in caught.value.message
 
@@ -72,3 +75,27 @@ def test_brackets_inside_strings_do_not_count_as_depth() -> None:
 
 def test_many_shallow_containers_pass() -> None:
     _check("[" + ",".join('{"a": [{"b": {}}]}' for _ in range(200)) + "]")
+
+
+@pytest.mark.parametrize("where", ["result", "context", "object.definition"])
+@pytest.mark.parametrize("batch", [False, True])
+def test_deep_extension_values_of_a_statement_are_measured(where: str, batch: bool) -> None:
+    # Extensions are the only values a Statement lets nest freely; the text
+    # holding the word is what turns the depth check on.
+    def text(levels: int) -> str:
+        statement = {
+            "actor": {"mbox": "mailto:a@example.com"},
+            "verb": {"id": "http://example.com/v"},
+            "object": {"id": "http://example.com/o"},
+        }
+        holder = statement
+        for part in where.split("."):
+            holder = holder.setdefault(part, {})
+        holder["extensions"] = {"http://example.com/x": json.loads(_nested(levels))}
+        return json.dumps([statement] if batch else statement)
+
+    depth_of_holder = len(where.split(".")) + 2 + (1 if batch else 0)  # statement, holder(s), extensions
+    fits = MAX_DEPTH - depth_of_holder
+    parse_statements(text(fits), "1.0.3")
+    with pytest.raises(XapiError, match="nested too deeply"):
+        parse_statements(text(fits + 1), "1.0.3")
