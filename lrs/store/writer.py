@@ -48,7 +48,7 @@ from lrs.batching import (
 from lrs.eventlog import ONE_MICROSECOND
 from lrs.ingest.model import PreparedStatement
 from lrs.store.commit_notifications import NOTIFY_HEAD
-from lrs.store.ids import RandomUuids
+from lrs.store.ids import TimeOrderedUuids
 
 __all__ = ["AppendResult", "StatementWriter", "WriterClosedError"]
 
@@ -184,7 +184,7 @@ class StatementWriter:
         self._wait = max(wait_ms, 0.0) / 1000.0
         self._max = max(max_statements, 1)
         self._clock = clock
-        self._new_event_id = new_event_id or RandomUuids()
+        self._new_event_id = new_event_id or TimeOrderedUuids()
         self._queue: deque[_Queued] = deque()
         self._queued_statements = 0
         self._wakeup = asyncio.Event()

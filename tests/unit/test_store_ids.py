@@ -7,7 +7,7 @@ import uuid
 import pytest
 
 from lrs.ingest.prepare import prepare_statements
-from lrs.store.ids import RandomUuids, parse_uuid
+from lrs.store.ids import RandomUuids, TimeOrderedUuids, parse_uuid
 
 
 def test_random_uuids_are_distinct_version_4_uuids() -> None:
@@ -18,6 +18,21 @@ def test_random_uuids_are_distinct_version_4_uuids() -> None:
         assert isinstance(value, uuid.UUID)
         assert value.version == 4 and value.variant == uuid.RFC_4122
         assert uuid.UUID(str(value)) == value
+
+
+def test_time_ordered_uuids_are_distinct_version_7_uuids_in_millisecond_order() -> None:
+    ticks = iter(range(1_700_000_000_000_000_000, 1_700_000_000_000_000_000 + 4000 * 250_000, 250_000))
+    new = TimeOrderedUuids(clock_ns=lambda: next(ticks))  # four per millisecond
+    ids = [new() for _ in range(4000)]
+    assert len(set(ids)) == len(ids)
+    for value in ids:
+        assert isinstance(value, uuid.UUID)
+        assert value.version == 7 and value.variant == uuid.RFC_4122
+        assert uuid.UUID(str(value)) == value
+    millis = [value.int >> 80 for value in ids]
+    assert millis == [1_700_000_000_000 + i // 4 for i in range(4000)]
+    # Ids of different milliseconds sort by time; within one, at random.
+    assert all(a < b for a, b in zip(ids[::4], ids[4::4]))
 
 
 @pytest.mark.parametrize(
