@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any, Callable, Sequence
 
 import msgspec
@@ -27,7 +27,7 @@ from lrs.eventlog import (
     STATEMENT_EVENT,
     EventRecord,
     finalize_with_text,
-    format_stored,
+    StoredFormatter,
     hash_with_text,
 )
 from lrs.ingest.model import PreparedStatement
@@ -190,16 +190,11 @@ def plan_group(
     plan.newly_voided = sorted(newly_voided, key=lambda k: (k[0], k[1].bytes))
     position, prev_hash, last_stored = head.position, head.hash, head.stored
     slot_results: list[AppendResult] = []
-    second_text = ""  # stored_text up to the fraction, while the second stays the same
+    stored_text_of = StoredFormatter()
     for tenant, statement, voided, form in accepted:
         position += 1
         stored = now if last_stored is None or now > last_stored else last_stored + ONE_MICROSECOND
-        if second_text and stored.microsecond and stored.tzinfo is timezone.utc:
-            # One microsecond on, within the same second: only the fraction changes.
-            stored_text = f"{second_text}{stored.microsecond:06d}Z"
-        else:
-            stored_text = format_stored(stored)
-            second_text = stored_text[:-7]
+        stored_text = stored_text_of(stored)
         if form is not None and form.payload_parts is not None:
             payload = stored_text.encode("ascii").join(form.payload_parts)
         else:

@@ -25,6 +25,7 @@ GENESIS_HASH = b"\x00" * 32
 HASH_DOMAIN = b"lrs.event.v1"
 STATEMENT_EVENT = "statement"
 ONE_MICROSECOND = timedelta(microseconds=1)
+ONE_SECOND = timedelta(seconds=1)
 
 _encoder = msgspec.json.Encoder(order="sorted")
 _u64 = struct.Struct(">Q")
@@ -59,6 +60,30 @@ def format_stored(moment: datetime) -> str:
     return "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ" % (
         moment.year, moment.month, moment.day, moment.hour, moment.minute, moment.second, moment.microsecond,
     )
+
+
+class StoredFormatter:
+    """:func:`format_stored` for a run of times in order (a group's stored
+    times, a batch of events): a time in the same UTC second as the one
+    before it reuses that text's date and time and writes only the fraction."""
+
+    __slots__ = ("_start", "_end", "_prefix")
+
+    def __init__(self) -> None:
+        self._start: datetime | None = None  # the UTC second the prefix belongs to
+        self._end: datetime | None = None
+        self._prefix = ""
+
+    def __call__(self, moment: datetime) -> str:
+        start = self._start
+        if start is not None and moment.tzinfo is timezone.utc and start <= moment < self._end:  # type: ignore[operator]
+            return f"{self._prefix}{moment.microsecond:06d}Z"
+        text = format_stored(moment)
+        if moment.tzinfo is timezone.utc:
+            self._start = start = moment.replace(microsecond=0)
+            self._end = start + ONE_SECOND
+            self._prefix = text[:-7]
+        return text
 
 
 def finalize_statement(body: dict[str, Any], stored: datetime) -> bytes:
@@ -158,11 +183,15 @@ def verify_chain(
     """
     expected_position = prev_position + 1
     expected_prev = prev_hash
+    stored_text = StoredFormatter()
     for record in records:
         if (
             record.position != expected_position
             or record.prev_hash != expected_prev
-            or record_hash(record) != record.hash
+            or hash_with_text(
+                record.prev_hash, record.position, record.event_id, record.tenant, record.event_type,
+                stored_text(record.stored), record.payload,
+            ) != record.hash
         ):
             return expected_position if record.position > expected_position else record.position
         expected_position += 1

@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import Callable
+from datetime import datetime
 from typing import Any, Protocol
 
 import asyncpg
@@ -40,7 +42,7 @@ from lrs.bus import (
     OutgoingMessage,
     event_subject,
 )
-from lrs.eventlog import format_stored
+from lrs.eventlog import StoredFormatter, format_stored
 from lrs.store import leader_lock
 from lrs.store.checkpoints import get_checkpoint, set_checkpoint
 from lrs.store.log_reader import last_position as log_last_position
@@ -61,8 +63,9 @@ class Event(Protocol):
     hash: bytes
 
 
-def event_message(event: Event) -> OutgoingMessage:
-    """The JetStream message for one event (CONTRACTS.md, "NATS")."""
+def event_message(event: Event, stored_text: Callable[[datetime], str] = format_stored) -> OutgoingMessage:
+    """The JetStream message for one event (CONTRACTS.md, "NATS").  A batch
+    passes one :class:`lrs.eventlog.StoredFormatter` as ``stored_text``."""
     return OutgoingMessage(
         subject=event_subject(event.tenant, event.event_type),
         data=bytes(event.payload),
@@ -71,7 +74,7 @@ def event_message(event: Event) -> OutgoingMessage:
             POSITION_HEADER: str(event.position),
             TENANT_HEADER: event.tenant,
             EVENT_TYPE_HEADER: event.event_type,
-            STORED_HEADER: format_stored(event.stored),
+            STORED_HEADER: stored_text(event.stored),
             HASH_HEADER: bytes(event.hash).hex(),
         },
     )
@@ -261,7 +264,8 @@ class Relay:
                 await self._idle()
                 continue
             try:
-                result = await self.bus.publish_batch([event_message(event) for event in events])
+                stored_text = StoredFormatter()
+                result = await self.bus.publish_batch([event_message(event, stored_text) for event in events])
             except BUS_ERRORS as exc:
                 metrics.RELAY_PUBLISH_FAILURES.labels(**self._metric_labels).inc()
                 log.warning(

@@ -9,6 +9,7 @@ import msgspec
 import pytest
 
 from lrs.eventlog import (
+    StoredFormatter,
     GENESIS_HASH,
     EventRecord,
     event_hash,
@@ -155,3 +156,15 @@ def test_event_hash_known_answers() -> None:
         b"\x07" * 32, 2**40 + 3, uuid.UUID("0f8fad5b-d9cb-469f-a165-70867728950e"), "tenant é", "document",
         moment.replace(microsecond=123456), b"",
     ).hex() == "e3787390971dfc6000a49d5d4f195b0bf83d0745c1675bd649b40ba971f314ac"
+
+
+def test_stored_formatter_writes_what_format_stored_writes() -> None:
+    # Runs within a second, across seconds, backwards, and in other zones
+    # (one whose offset has a fraction of a second) all match format_stored.
+    base = datetime(2024, 12, 31, 23, 59, 58, 999_990, tzinfo=timezone.utc)
+    moments = [base + timedelta(microseconds=i) for i in range(0, 2_000_030, 7)]
+    moments += [base, base + timedelta(days=400), base - timedelta(seconds=1), base]
+    moments += [m.astimezone(timezone(timedelta(hours=-3, microseconds=5))) for m in moments[::1000]]
+    moments += [base + timedelta(microseconds=15)]
+    text = StoredFormatter()
+    assert [text(m) for m in moments] == [format_stored(m) for m in moments]
