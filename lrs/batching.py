@@ -45,7 +45,7 @@ class StatementForm(msgspec.Struct, frozen=True):
     # The stored JSON split around its ``stored`` text: joining the parts with
     # that text gives finalize_with_text's bytes.  None: encode under the lock.
     payload_parts: tuple[bytes, ...] | None
-    row: Any  # the read-model columns that need no log head, as the writer sends them
+    filter_keys: Any  # the read model's filter keys, as the writer sends them
 
 
 class AppendRequest(msgspec.Struct, frozen=True):
@@ -263,6 +263,13 @@ def payload_parts(body: dict[str, Any]) -> tuple[bytes, ...] | None:
     return tuple(encoded.split(_SENTINEL_BYTES))
 
 
+def statement_form(
+    statement: PreparedStatement, encode_keys: Callable[[list[str]], Any] = list
+) -> StatementForm:
+    """Everything of a new statement's rows that does not need the log head."""
+    return StatementForm(payload_parts(statement.body), encode_keys(filter_keys(statement)))
+
+
 def filter_keys(statement: PreparedStatement) -> list[str]:
     """The read model's filter keys: each agent key and activity id once, marked
     as matching the plain filter (upper case) or only its related_* form."""
@@ -276,15 +283,6 @@ def filter_keys(statement: PreparedStatement) -> list[str]:
     if authority is not None:
         keys.append(AUTHORITY_KEY + authority)
     return keys
-
-
-def statement_form(
-    statement: PreparedStatement, encode_row: Callable[[PreparedStatement], Any] = filter_keys
-) -> StatementForm:
-    """Everything of a new statement's rows that does not need the log head:
-    its stored JSON in parts, and ``encode_row(statement)`` (by default its
-    filter keys; the writer encodes all such columns of its read-model row)."""
-    return StatementForm(payload_parts(statement.body), encode_row(statement))
 
 
 def _decide(

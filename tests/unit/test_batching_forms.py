@@ -45,7 +45,7 @@ def test_a_plan_with_forms_writes_what_a_plan_without_them_writes() -> None:
     statements = [with_authority(n) for n in range(1, 5)]
     statements.append(with_authority(5, result={"response": "\x00stored\x00"}))
     forms = [statement_form(s) for s in statements]
-    assert forms[0].row == filter_keys(statements[0])
+    assert forms[0].filter_keys == filter_keys(statements[0])
     plain = plan_group([AppendRequest("t", statements)], [], EMPTY, NOW, ids())
     formed = plan_group([AppendRequest("t", statements, forms)], [], EMPTY, NOW, ids())
     assert [n.event for n in formed.new] == [n.event for n in plain.new]
