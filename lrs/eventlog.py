@@ -79,7 +79,7 @@ class StoredFormatter:
         if start is not None and moment.tzinfo is timezone.utc and start <= moment < self._end:  # type: ignore[operator]
             return f"{self._prefix}{moment.microsecond:06d}Z"
         text = format_stored(moment)
-        if moment.tzinfo is timezone.utc:
+        if moment.tzinfo is timezone.utc and moment.year < 9999:  # the second after it exists
             self._start = start = moment.replace(microsecond=0)
             self._end = start + ONE_SECOND
             self._prefix = text[:-7]

@@ -165,6 +165,6 @@ def test_stored_formatter_writes_what_format_stored_writes() -> None:
     moments = [base + timedelta(microseconds=i) for i in range(0, 2_000_030, 7)]
     moments += [base, base + timedelta(days=400), base - timedelta(seconds=1), base]
     moments += [m.astimezone(timezone(timedelta(hours=-3, microseconds=5))) for m in moments[::1000]]
-    moments += [base + timedelta(microseconds=15)]
+    moments += [base + timedelta(microseconds=15), datetime.max.replace(tzinfo=timezone.utc)]
     text = StoredFormatter()
     assert [text(m) for m in moments] == [format_stored(m) for m in moments]
