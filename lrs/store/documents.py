@@ -25,6 +25,7 @@ import asyncpg
 from lrs.documents.events import DOCUMENT_EVENT, document_event_payload
 from lrs.documents.model import DocumentKey, DocumentSet, NewVersion, StoredDocument
 from lrs.eventlog import ONE_MICROSECOND, event_hash
+from lrs.store.ids import TimeOrderedUuids
 
 __all__ = ["DocumentStore", "WriteResult"]
 
@@ -89,11 +90,11 @@ class DocumentStore:
         pool: asyncpg.Pool,
         *,
         clock: Callable[[], datetime] = utc_now,
-        new_event_id: Callable[[], uuid.UUID] = uuid.uuid4,
+        new_event_id: Callable[[], uuid.UUID] | None = None,
     ) -> None:
         self._pool = pool
         self._clock = clock
-        self._new_event_id = new_event_id
+        self._new_event_id = new_event_id or TimeOrderedUuids()
 
     # -- reads ---------------------------------------------------------------
 

@@ -111,9 +111,9 @@ async def test_conflict_in_a_group_leaves_the_other_requests_alone(pool: asyncpg
 
 
 async def test_rows_keep_awkward_text_nulls_and_the_event_they_belong_to(pool: asyncpg.Pool) -> None:
-    # The group's columns travel as array literals and as one byte string cut
-    # into rows: quotes, backslashes, commas, braces and the word NULL must
-    # come back as sent, and each row must get its own payload and hash.
+    # One group of three tenants: quotes, backslashes, commas, braces and the
+    # word NULL in tenants, verbs and filter keys must come back as sent, and
+    # each read-model row must sit at its own event, with that event's stored time.
     writer = StatementWriter(pool, wait_ms=200.0)
     await writer.start()
     try:
@@ -154,7 +154,7 @@ async def test_rows_keep_awkward_text_nulls_and_the_event_they_belong_to(pool: a
 async def test_database_error_fails_only_that_group(writer: StatementWriter, pool: asyncpg.Pool) -> None:
     bad = prepared(statement())[0]
     # PostgreSQL text cannot hold NUL: COPY fails inside the transaction.
-    bad = PreparedStatement(**{**{f: getattr(bad, f) for f in bad.__slots__}, "verb_id": "bad\x00verb"})  # type: ignore[attr-defined]
+    bad = PreparedStatement(**{**{f: getattr(bad, f) for f in bad.__struct_fields__}, "verb_id": "bad\x00verb"})  # type: ignore[attr-defined]
     with pytest.raises(asyncpg.PostgresError):
         await writer.append("default", [bad])
     assert await last_position(pool) == 0
