@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import re
 
-import pytest
-
 from tests.conformance.support import basic_auth
 
 ABOUT = "/xapi/about"

@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 from datetime import datetime, timedelta, timezone
 
-import pytest
-
 from tests.conformance.support import (
     ACTIVITY,
     STATEMENTS,

@@ -14,7 +14,6 @@ import os
 import signal
 import socket
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any, AsyncIterator
 
@@ -108,9 +107,10 @@ class ServiceProcess:
 
 
 @pytest.fixture
-async def service_factory(database_url: str) -> AsyncIterator[Any]:
+async def service_factory(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Any]:
     started: list[ServiceProcess] = []
-    workdir = Path(tempfile.mkdtemp(prefix="lrs-e2e-", dir="/tmp"))
+    # Under pytest's base temp dir, which keeps the logs of the last few sessions only.
+    workdir = tmp_path_factory.mktemp("service")
 
     def make(nats_url: str, **extra: str) -> ServiceProcess:
         env = {

@@ -12,19 +12,15 @@ from __future__ import annotations
 import asyncio
 import gzip
 import json
-import os
 import signal
 import sys
 import uuid
-from pathlib import Path
 
 import aiohttp
 import asyncpg
 import pytest
 
 from connectors.fakelrs import FakeLrs
-from connectors.framework.lines import Line
-from connectors.framework.model import SourceItem
 from connectors.framework.runner import RunOptions, run_connector
 from connectors.framework.sink import LrsSink
 from connectors.openedx.mapping import OpenEdxOptions, map_tracking_line

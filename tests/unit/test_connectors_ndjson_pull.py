@@ -7,7 +7,7 @@ import json
 import uuid
 from urllib.parse import unquote
 
-from connectors.fakelrs import FakeLrs, Scripted
+from connectors.fakelrs import FakeLrs
 from connectors.framework.lines import Line
 from connectors.framework.model import Mapped, Skip, SourceItem
 from connectors.framework.runner import RunOptions, run_connector
