@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import multiprocessing
+import os
 from multiprocessing.connection import Connection as Pipe
 from typing import Any, Awaitable, Callable, Sequence
 
@@ -129,7 +130,7 @@ class _Worker:
     def start(cls, work: LogRebuild, keys: Sequence[Key], connect: Connect, search_path: str) -> "_Worker":
         report, sender = multiprocessing.Pipe(duplex=False)
         process = multiprocessing.get_context("fork").Process(
-            target=_copy_share_in_worker, args=(work, keys, connect, search_path, sender),
+            target=_copy_share_in_worker, args=(work, keys, connect, search_path, sender, os.getpid()),
             name="lrs-replay-share", daemon=True,
         )
         process.start()
@@ -164,13 +165,13 @@ class _Worker:
 
 
 def _copy_share_in_worker(
-    work: LogRebuild, keys: Sequence[Key], connect: Connect, search_path: str, report: Pipe
+    work: LogRebuild, keys: Sequence[Key], connect: Connect, search_path: str, report: Pipe, parent: int
 ) -> None:
     """The forked worker's body.  It runs its own selector event loop: the
     parent's loop (uvloop's, perhaps) is not usable after a fork.  The
     collector stays off: everything inherited lives until the worker ends."""
     gc.disable()
-    worker_signals()
+    worker_signals(parent)
     loop = asyncio.SelectorEventLoop()
     try:
         copied = loop.run_until_complete(_copy_share_on_own_connection(work, keys, connect, search_path))

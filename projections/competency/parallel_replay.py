@@ -14,8 +14,11 @@ fork costs more than it saves), everything runs here.
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import multiprocessing
+import os
 import signal
+import sys
 from collections import deque
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import AsyncIterator, Sequence
@@ -46,7 +49,9 @@ def can_fork() -> bool:
 def _workers(processes: int) -> ProcessPoolExecutor:
     # A worker that dies (killed, out of memory) breaks the pool: the
     # waiting replay gets BrokenProcessPool instead of waiting for ever.
-    return ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("fork"), initializer=worker_signals)
+    return ProcessPoolExecutor(
+        processes, mp_context=multiprocessing.get_context("fork"), initializer=worker_signals, initargs=(os.getpid(),)
+    )
 
 
 async def read_log(
@@ -101,9 +106,22 @@ def _interpret_page(page: Page) -> bytes:
     return _MEANINGS.encode(kept)
 
 
-def worker_signals() -> None:
+_PR_SET_PDEATHSIG = 1  # prctl option (linux/prctl.h)
+
+
+def worker_signals(parent: int) -> None:
     """A worker leaves signals to the replay: it must not write to the
-    parent's event-loop wakeup descriptor, and it ends on SIGTERM."""
+    parent's event-loop wakeup descriptor, and it ends on SIGTERM.  On
+    Linux it is also killed when the replay (``parent``, its pid) dies, even
+    by SIGKILL: it would otherwise go on copying into a scratch schema that
+    the next replay then waits to drop."""
     signal.set_wakeup_fd(-1)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        except (OSError, AttributeError):
+            return
+        if os.getppid() != parent:  # the replay died before the call
+            os._exit(1)
