@@ -14,6 +14,7 @@ from lrs.auth import AuthError, Credential, parse_basic_auth
 from lrs.eventlog import format_stored
 from lrs.http import keys
 from lrs.http.metrics import HTTP_LATENCY, HTTP_REQUESTS
+from lrs.store.availability import storage_unavailable
 from lrs.xapi.errors import XapiError
 from lrs.xapi.versions import negotiate_version
 
@@ -127,7 +128,16 @@ async def error_mapping(request: web.Request, handler: Handler) -> web.StreamRes
                     response.headers[name] = value
             return response
         raise
-    except Exception:
+    except Exception as exc:
+        if storage_unavailable(exc):
+            log.error("storage unavailable", method=request.method, path=request.path, error=repr(exc))
+            response = error_response(
+                503,
+                f"storage is unavailable ({type(exc).__name__}); retry later. A write that failed this way "
+                "may or may not have been committed: retrying it with the same statement ids is safe",
+            )
+            response.headers["Retry-After"] = "5"
+            return response
         log.exception("unhandled error", method=request.method, path=request.path)
         return error_response(500, "internal error; see the server log for the request id")
 
