@@ -84,6 +84,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     pull.add_argument("--secret", required=True, help="source LRS credential secret")
     pull.add_argument("--since", help="only statements stored after this ISO 8601 timestamp")
     pull.add_argument("--page-size", type=int, default=500, help="statements per GET (default: 500)")
+    pull.add_argument("--xapi-version", choices=("1.0.3", "2.0.0"),
+                      help="X-Experience-API-Version to read with (default: 2.0.0 if the source's /xapi/about "
+                           "lists a 2.0 version, else 1.0.3)")
     _target_arguments(pull, key_flags=("--to-key",), secret_flags=("--to-secret",))
     _run_arguments(pull)
     pull.set_defaults(handler=run_pull)
@@ -167,7 +170,7 @@ def run_pull(args: argparse.Namespace) -> int:
 
     def make_source(session: Any) -> Source:
         return LrsPullSource(args.url, args.key, args.secret, since=args.since, page_limit=args.page_size,
-                             session=session, max_attempts=args.max_attempts)
+                             session=session, max_attempts=args.max_attempts, xapi_version=args.xapi_version)
 
     return _run(args, job, make_source, map_pulled)
 

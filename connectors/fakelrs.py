@@ -45,6 +45,8 @@ class FakeLrs:
         self.posts: list[int] = []  # batch sizes of every POST that reached the handler
         self.post_versions: list[str] = []  # their X-Experience-API-Version headers
         self.gets: list[str] = []
+        self.get_versions: list[str] = []  # the X-Experience-API-Version of every statements GET
+        self.about_versions: list[str] | None = ["1.0.3"]  # None: no About resource (404)
         self.post_received = asyncio.Event()
         self._runner: web.AppRunner | None = None
         self.url = ""
@@ -55,6 +57,7 @@ class FakeLrs:
         app = web.Application()
         app.router.add_post("/xapi/statements", self._post)
         app.router.add_get("/xapi/statements", self._get)
+        app.router.add_get("/xapi/about", self._about)
         return app
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
@@ -123,11 +126,17 @@ class FakeLrs:
             message = f"{message} (at $[{index}])"
         return web.json_response({"message": message}, status=status)
 
+    async def _about(self, request: web.Request) -> web.Response:
+        if self.about_versions is None:
+            return web.json_response({"message": "no about resource"}, status=404)
+        return web.json_response({"version": self.about_versions})
+
     async def _get(self, request: web.Request) -> web.Response:
         refused = self._check(request)
         if refused is not None:
             return refused
         self.gets.append(str(request.rel_url))
+        self.get_versions.append(request.headers["X-Experience-API-Version"])
         ordered = sorted(self.statements, key=lambda sid: self.stored[sid])
         more = request.query.get("more")
         if more is not None:

@@ -7,6 +7,11 @@ resumed run follows the saved ``more`` link; if the LRS no longer honours it
 (``more`` links may expire) it asks again ``since`` the last stored time minus
 one microsecond (``since`` is exclusive, and statements sharing that instant
 must not be missed; the one seen again is stored once, ids being kept).
+
+The requests carry the highest xAPI version both sides speak: 2.0.0 when the
+source's About resource lists a 2.0 version, else 1.0.3 (also when it has no
+About resource or cannot be read); ``xapi_version`` fixes it instead.  Asked
+in 1.0.3, a 2.0 LRS may leave out or refuse what only 2.0 can express.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import aiohttp
 from connectors.framework.model import Chunk, Cursor, SourceItem
 from connectors.framework.sink import (
     XAPI_VERSION,
+    XAPI_VERSION_2,
     SinkFatal,
     SinkUnavailable,
     basic_authorization,
@@ -54,8 +60,12 @@ class LrsPullSource:
         backoff_cap: float = 30.0,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         jitter: Callable[[], float] = random.random,
+        xapi_version: str | None = None,
     ) -> None:
+        if xapi_version not in (None, XAPI_VERSION, XAPI_VERSION_2):
+            raise ValueError(f"xapi_version must be {XAPI_VERSION} or {XAPI_VERSION_2}, not {xapi_version!r}")
         self.endpoint = statements_endpoint(base_url)
+        self.xapi_version = xapi_version  # None: ask the source's About resource first
         self.since = since
         self.page_limit = page_limit
         self._authorization = basic_authorization(key, secret)
@@ -108,7 +118,21 @@ class LrsPullSource:
         cursor = {"more": next_url, "last_stored": last_stored}
         return Chunk(items, cursor, len(items)), next_url, last_stored
 
+    async def _negotiate(self) -> str:
+        """2.0.0 if the source's About resource lists a 2.0 version, else 1.0.3."""
+        about = self.endpoint.rsplit("/", 1)[0] + "/about"
+        try:
+            async with self._session.get(about, headers={"Accept": "application/json"}) as response:
+                versions = json.loads(await response.read()).get("version") if response.status == 200 else None
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError, ValueError, AttributeError):
+            versions = None
+        if isinstance(versions, list) and any(isinstance(v, str) and v.startswith("2.0") for v in versions):
+            return XAPI_VERSION_2
+        return XAPI_VERSION
+
     async def _get(self, url: str, tolerate: tuple[int, ...] = ()) -> tuple[int, Any]:
+        if self.xapi_version is None:
+            self.xapi_version = await self._negotiate()
         failures = 0
         while True:
             try:
@@ -116,7 +140,7 @@ class LrsPullSource:
                     url,
                     headers={
                         "Authorization": self._authorization,
-                        "X-Experience-API-Version": XAPI_VERSION,
+                        "X-Experience-API-Version": self.xapi_version,
                         "Accept": "application/json",
                     },
                 ) as response:

@@ -18,6 +18,7 @@ from connectors.ndjson.mapping import map_line
 from connectors.ndjson.source import ndjson_source
 
 import aiohttp
+import pytest
 
 
 def stmt(n: int, with_id: bool = True) -> dict:
@@ -85,10 +86,11 @@ async def _seeded(count: int) -> FakeLrs:
     return source
 
 
-async def pull(source: FakeLrs, target: FakeLrs, cursor=None, store=None, since=None, secret=None):
+async def pull(source: FakeLrs, target: FakeLrs, cursor=None, store=None, since=None, secret=None,
+               xapi_version=None):
     async with aiohttp.ClientSession() as session:
         pull_source = LrsPullSource(source.url, source.key, secret or source.secret, session=session, page_limit=10,
-                                    since=since)
+                                    since=since, xapi_version=xapi_version)
         async with LrsSink(target.url, target.key, target.secret, session=session) as sink:
             return await run_connector(pull_source, map_pulled, sink, store, cursor,
                                        RunOptions(batch_size=10, progress=False))
@@ -207,3 +209,30 @@ def test_ndjson_2_0_statements_take_the_decoded_path_so_the_sink_sends_them_as_2
     assert isinstance(decoded, dict) and request_version(Outgoing(decoded, "f:1")) == "2.0.0"
     (raw,) = map_line(line_item(json.dumps({**stmt(4), "version": "1.0.3"}))).statements
     assert request_version(Outgoing(raw, "f:1")) == "1.0.3"
+
+
+@pytest.mark.parametrize(
+    ("advertised", "forced", "used"),
+    [
+        (["1.0.3", "2.0.0"], None, "2.0.0"),  # the source's About lists 2.0: read in 2.0
+        (["1.0.0", "1.0.3"], None, "1.0.3"),
+        (None, None, "1.0.3"),  # no About resource: 1.0.3, as every 1.0 LRS reads
+        (["2.0.0"], "1.0.3", "1.0.3"),  # --xapi-version wins
+    ],
+)
+async def test_pull_reads_in_the_highest_version_the_source_lists(advertised, forced, used):
+    source, target = await _seeded(25), FakeLrs()
+    source.about_versions = advertised
+    await target.start()
+    try:
+        summary = await pull(source, target, xapi_version=forced)
+        assert summary.completed and len(target.statements) == 25
+        assert source.get_versions == [used] * 3  # every page
+    finally:
+        await source.close()
+        await target.close()
+
+
+def test_pull_refuses_a_version_it_cannot_speak():
+    with pytest.raises(ValueError, match="xapi_version"):
+        LrsPullSource("http://127.0.0.1:1", "k", "s", session=None, xapi_version="1.0.1")  # type: ignore[arg-type]
