@@ -26,9 +26,7 @@ import gzip
 import json
 import os
 import shutil
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -38,7 +36,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from ingest import _free_port, _machine, _wait_ready, add_service_options, run_one  # noqa: E402
+from ingest import _machine, add_service_options, bench_target, run_one  # noqa: E402
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "urn:lrs:bench:import")
@@ -143,34 +141,17 @@ async def run_import(url: str, key: str, secret: str, path: Path, args: argparse
 async def main_async(args: argparse.Namespace) -> int:
     path = generate(Path(args.file) if args.file else Path(args.data) / f"import-{args.statements}.ndjson.gz",
                     args.statements)
-    proc = None
-    scratch = None  # a data directory made here, removed at the end (it holds GBs)
-    url, key, secret = args.url.rstrip("/"), args.key, args.secret
-    if args.start_service:
-        port = _free_port()
-        url, key, secret = f"http://127.0.0.1:{port}", "bench", uuid.uuid4().hex
-        data_dir = args.data_dir or (scratch := tempfile.mkdtemp(prefix="lrs-bench-"))
-        env = {**os.environ, "LRS_HTTP_PORT": str(port), "LRS_DATA_DIR": data_dir,
-               "LRS_BOOTSTRAP_CREDENTIAL": f"{key}:{secret}", "LRS_LOG_LEVEL": "warning"}
-        proc = subprocess.Popen([sys.executable, "-m", "lrs", "serve"], env=env)
-        await _wait_ready(url, proc)
-    if not key or not secret:
-        print("bench: --key and --secret (or LRS_BENCH_KEY / LRS_BENCH_SECRET) are required", file=sys.stderr)
-        return 2
-    load_before = os.getloadavg()
-    try:
+    async with bench_target(args, stop_timeout=120) as (url, key, secret):
+        if not key or not secret:
+            print("bench: --key and --secret (or LRS_BENCH_KEY / LRS_BENCH_SECRET) are required", file=sys.stderr)
+            return 2
+        load_before = os.getloadavg()
         ingest = None
         if args.compare_seconds > 0:
             auth = "Basic " + base64.b64encode(f"{key}:{secret}".encode()).decode()
             ingest = await run_one(url, auth, 100, 8, args.compare_seconds, 3.0)
             print(f"ingest bench batch=100 concurrency=8: {ingest['statements_per_s']:,.0f} statements/s", flush=True)
         result = await run_import(url, key, secret, path, args)
-    finally:
-        if proc is not None:
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(timeout=120)
-        if scratch is not None:
-            shutil.rmtree(scratch, ignore_errors=True)
     print(f"import of {args.statements:,} statements: {result['statements_per_s']:,.0f} statements/s in "
           f"{result['duration_s']:.1f}s, peak RSS {result['rss_mib']['max']} MiB "
           f"(first half {result['rss_mib']['max_first_half']}, second half {result['rss_mib']['max_second_half']})",

@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import contextlib
 import json
 import math
 import os
@@ -34,6 +35,7 @@ import tempfile
 import time
 import uuid
 from collections import deque
+from collections.abc import AsyncIterator
 from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -271,20 +273,36 @@ async def _wait_ready(url: str, proc: subprocess.Popen, timeout: float = 120) ->
     raise SystemExit("lrs serve did not become ready")
 
 
-async def main_async(args: argparse.Namespace) -> int:
+@contextlib.asynccontextmanager
+async def bench_target(args: argparse.Namespace, stop_timeout: float = 60) -> AsyncIterator[tuple[str, str, str]]:
+    """(url, key, secret) of the service to drive: ``--url`` with ``--key`` and
+    ``--secret``, or with ``--start-service`` an ``lrs serve`` on a free port,
+    stopped on exit, whose data dir (a new temp dir unless ``--data-dir``) is
+    then removed."""
+    if not args.start_service:
+        yield args.url.rstrip("/"), args.key, args.secret
+        return
+    port = _free_port()
+    url, key, secret = f"http://127.0.0.1:{port}", "bench", uuid.uuid4().hex
+    scratch = None if args.data_dir else tempfile.mkdtemp(prefix="lrs-bench-")  # it holds GBs
     proc = None
-    scratch = None  # a data dir this run made, removed at the end
-    url, key, secret = args.url.rstrip("/"), args.key, args.secret
-    runs = []
     try:
-        if args.start_service:
-            port = _free_port()
-            url, key, secret = f"http://127.0.0.1:{port}", "bench", uuid.uuid4().hex
-            data_dir = args.data_dir or (scratch := tempfile.mkdtemp(prefix="lrs-bench-"))
-            env = {**os.environ, "LRS_HTTP_PORT": str(port), "LRS_DATA_DIR": data_dir,
-                   "LRS_BOOTSTRAP_CREDENTIAL": f"{key}:{secret}", "LRS_LOG_LEVEL": "warning"}
-            proc = subprocess.Popen([sys.executable, "-m", "lrs", "serve"], env=env)
-            await _wait_ready(url, proc)
+        env = {**os.environ, "LRS_HTTP_PORT": str(port), "LRS_DATA_DIR": args.data_dir or scratch,
+               "LRS_BOOTSTRAP_CREDENTIAL": f"{key}:{secret}", "LRS_LOG_LEVEL": "warning"}
+        proc = subprocess.Popen([sys.executable, "-m", "lrs", "serve"], env=env)
+        await _wait_ready(url, proc)
+        yield url, key, secret
+    finally:
+        if proc is not None:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=stop_timeout)
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
+async def main_async(args: argparse.Namespace) -> int:
+    runs = []
+    async with bench_target(args) as (url, key, secret):
         if not key or not secret:
             print("bench: --key and --secret (or LRS_BENCH_KEY / LRS_BENCH_SECRET) are required", file=sys.stderr)
             return 2
@@ -300,12 +318,6 @@ async def main_async(args: argparse.Namespace) -> int:
                     + (f"  errors={result['errors']}" if result["errors"] else ""),
                     flush=True,
                 )
-    finally:
-        if proc is not None:
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(timeout=60)
-        if scratch is not None:
-            shutil.rmtree(scratch, ignore_errors=True)
     record = {
         "benchmark": "ingest",
         "recorded_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
