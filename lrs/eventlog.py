@@ -156,14 +156,16 @@ def _hasher(tenant: str, event_type: str) -> Callable[[bytes, int, uuid.UUID, st
     return digest
 
 
-def record_hash(record: EventRecord) -> bytes:
-    return event_hash(
+def record_hash(record: EventRecord, stored_text: Callable[[datetime], str] = format_stored) -> bytes:
+    """The hash ``record`` should carry; a run of records passes one
+    :class:`StoredFormatter` as ``stored_text``."""
+    return hash_with_text(
         record.prev_hash,
         record.position,
         record.event_id,
         record.tenant,
         record.event_type,
-        record.stored,
+        stored_text(record.stored),
         record.payload,
     )
 
@@ -188,10 +190,7 @@ def verify_chain(
         if (
             record.position != expected_position
             or record.prev_hash != expected_prev
-            or hash_with_text(
-                record.prev_hash, record.position, record.event_id, record.tenant, record.event_type,
-                stored_text(record.stored), record.payload,
-            ) != record.hash
+            or record_hash(record, stored_text) != record.hash
         ):
             return expected_position if record.position > expected_position else record.position
         expected_position += 1
