@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import time
 import uuid
-
 from collections.abc import Callable
 
 from asyncpg.pgproto.pgproto import UUID as _FastUUID
@@ -42,12 +41,14 @@ class RandomUuids:
 
     def __call__(self) -> uuid.UUID:
         if not self._ready:
-            raw = os.urandom(16 * _BLOCK)
-            self._ready = [
-                _FastUUID(((int.from_bytes(raw[i : i + 16], "big") & _KEEP) | _SET).to_bytes(16, "big"))
-                for i in range(0, 16 * _BLOCK, 16)
-            ]
+            self._ready = [_FastUUID(((bits & _KEEP) | _SET).to_bytes(16, "big")) for bits in _random_blocks()]
         return self._ready.pop()
+
+
+def _random_blocks() -> list[int]:
+    """``_BLOCK`` random 128-bit numbers from one ``os.urandom`` call."""
+    raw = os.urandom(16 * _BLOCK)
+    return [int.from_bytes(raw[i : i + 16], "big") for i in range(0, 16 * _BLOCK, 16)]
 
 
 # Version 7 (RFC 9562): 48 bits of Unix time in milliseconds, then the version,
@@ -69,7 +70,6 @@ class TimeOrderedUuids:
 
     def __call__(self) -> uuid.UUID:
         if not self._random:
-            raw = os.urandom(16 * _BLOCK)
-            self._random = [int.from_bytes(raw[i : i + 16], "big") & _V7_RANDOM for i in range(0, 16 * _BLOCK, 16)]
+            self._random = [bits & _V7_RANDOM for bits in _random_blocks()]
         millis = (self._clock() // 1_000_000) & ((1 << 48) - 1)
         return _FastUUID(((millis << 80) | _V7_SET | self._random.pop()).to_bytes(16, "big"))
