@@ -140,4 +140,3 @@ class PullConsumer:
         if status not in _USUAL_ENDS:
             self._refused = PullRefused(status, (msg.headers or {}).get(DESCRIPTION_HEADER, ""))
         self._ready.set()
-
