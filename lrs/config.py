@@ -102,6 +102,12 @@ class Settings:
     # Where `lrs frameworks load` installs framework, programme and alignment
     # documents, live beside the shipped ones (default: <data_dir>/frameworks).
     frameworks_dir: Path | None = None
+    # Origins whose pages may call the xAPI API from a browser (CORS); "*" is
+    # any origin, then without credentials (the Fetch rules).  Empty: none.
+    cors_origins: tuple[str, ...] = ()
+    # The web console under /console, and how long a sign-in lasts.
+    console_enabled: bool = True
+    console_session_ttl_s: float = 8 * 3600.0
 
     @property
     def installed_frameworks_dir(self) -> Path:
@@ -144,4 +150,35 @@ class Settings:
             rate_limit_per_s=_nonnegative(_float(env, "LRS_RATE_LIMIT_PER_S", 10_000.0), "LRS_RATE_LIMIT_PER_S"),
             rate_limit_burst=_int(env, "LRS_RATE_LIMIT_BURST", 20_000, 1),
             frameworks_dir=Path(env["LRS_FRAMEWORKS_DIR"]) if env.get("LRS_FRAMEWORKS_DIR") else None,
+            cors_origins=parse_cors_origins(env.get("LRS_CORS_ORIGINS") or ""),
+            console_enabled=_bool(env, "LRS_CONSOLE_ENABLED", True),
+            console_session_ttl_s=_nonnegative(
+                _float(env, "LRS_CONSOLE_SESSION_TTL_S", 8 * 3600.0), "LRS_CONSOLE_SESSION_TTL_S"
+            ),
         )
+
+
+def parse_cors_origins(raw: str) -> tuple[str, ...]:
+    """``LRS_CORS_ORIGINS``: ``*`` alone, or a comma-separated list of origins
+    (``scheme://host[:port]``, as a browser sends them in ``Origin``)."""
+    items = [item.strip() for item in raw.split(",") if item.strip()]
+    if "*" in items:
+        if len(items) > 1:
+            raise ConfigError("LRS_CORS_ORIGINS: '*' stands alone (any origin), not in a list")
+        return ("*",)
+    origins = []
+    for item in items:
+        scheme, sep, rest = item.partition("://")
+        if (
+            not sep
+            or scheme not in {"http", "https"}
+            or not rest
+            or any(c in rest for c in "/?#@ ")
+            or item != item.lower()
+        ):
+            raise ConfigError(
+                f"LRS_CORS_ORIGINS: {item!r} is not an origin; write scheme://host[:port] in lower case, "
+                "with no path or trailing slash (e.g. https://lms.example.org)"
+            )
+        origins.append(item)
+    return tuple(origins)

@@ -12,6 +12,7 @@ from lrs.config import ConfigError, Settings
 from lrs.http import keys
 from lrs.http.about import about, health, ready
 from lrs.http.authn import Authenticator
+from lrs.http.cors import add_cors_headers, cors_preflight
 from lrs.http.metrics import metrics_handler
 from lrs.http.alternate import alternate_syntax
 from lrs.http.limits import body_size_limit
@@ -39,6 +40,7 @@ def create_app(
     app = web.Application(
         middlewares=[
             request_context,
+            cors_preflight,  # before authentication: a preflight carries no credentials and no version header
             error_mapping,
             body_size_limit,
             alternate_syntax,  # before authentication: the form may carry Authorization
@@ -58,6 +60,7 @@ def create_app(
     projections.http.register(app)  # /competency/... and the projection runner (last cleanup context)
     app.on_shutdown.append(_stop_accepting)
     app.on_response_prepare.append(common_headers)
+    app.on_response_prepare.append(add_cors_headers)
 
     app.router.add_get("/xapi/about", about)
     app.router.add_get("/xapi/openapi.json", openapi_handler)
