@@ -30,7 +30,15 @@ from lrs.http.middleware import CREDENTIAL
 from lrs.xapi.errors import NotFoundError, XapiError
 from projections.competency.catalog import Catalog, load_live_catalog
 from projections.competency.frameworks import FrameworkError
-from projections.competency.queries import QueryError, learner_view, resolve_program, trail_view, unit_summary
+from projections.competency.queries import (
+    QueryError,
+    learner_view,
+    resolve_program,
+    trail_view,
+    unit_learners,
+    unit_summary,
+    unit_tree,
+)
 from projections.units import store as units
 from projections.units.roster import RosterError, parse_csv, parse_json
 
@@ -60,7 +68,9 @@ def register(app: web.Application) -> None:
     app.cleanup_ctx.append(_projection_runner)
     app.router.add_get("/competency/learners/{learner}", get_learner)
     app.router.add_get("/competency/learners/{learner}/trail", get_trail)
+    app.router.add_get("/competency/units", get_unit_tree)
     app.router.add_get("/competency/units/{unit}/summary", get_unit_summary)
+    app.router.add_get("/competency/units/{unit}/learners", get_unit_learners)
     app.router.add_post("/competency/admin/roster", post_roster)
     app.router.add_get("/competency/admin/units", get_units)
     app.router.add_get("/competency/admin/memberships", get_memberships)
@@ -171,6 +181,42 @@ async def get_unit_summary(request: web.Request) -> web.Response:
         )
     )
     return _answer(summary)
+
+
+def _program(request: web.Request, catalog: Catalog) -> Any:
+    try:
+        return resolve_program(catalog, request.query.get("program"), request.query.get("version"))
+    except QueryError as exc:
+        raise XapiError(exc.status, exc.message, exc.parameter) from None
+
+
+async def get_unit_tree(request: web.Request) -> web.Response:
+    """Every unit as a tree, each with its counts (descendants included) for one programme."""
+    tenant = _tenant(request, READ_SCOPE)
+    _only(request, {"program", "version"})
+    program = _program(request, _catalog(request))
+    return _answer(await _query(unit_tree(request.app[keys.POOL], tenant, program=program)))
+
+
+async def get_unit_learners(request: web.Request) -> web.Response:
+    """The unit's rostered learners with status and what is missing; ``after`` pages on."""
+    tenant = _tenant(request, READ_SCOPE)
+    _only(request, {"program", "version", "descendants", "after", "limit"})
+    catalog = _catalog(request)
+    program = _program(request, catalog)
+    try:
+        limit = int(request.query.get("limit", "100"))
+    except ValueError:
+        raise XapiError(400, "limit must be an integer", "limit") from None
+    if not 1 <= limit <= 1000:
+        raise XapiError(400, "limit must be between 1 and 1000", "limit")
+    answer = await _query(
+        unit_learners(
+            request.app[keys.POOL], catalog, tenant, request.match_info["unit"], program=program,
+            descendants=_flag(request, "descendants", True), after=request.query.get("after"), limit=limit,
+        )
+    )
+    return _answer(answer)
 
 
 # -- admin -----------------------------------------------------------------------

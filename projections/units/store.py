@@ -128,6 +128,17 @@ WHERE tenant = $1 AND ($2::text IS NULL OR unit_id = $2) AND ($3::text IS NULL O
   AND (learner, valid_from) > ($4, $5)
 ORDER BY learner, valid_from LIMIT $6
 """
+TREE_COUNTS = """
+SELECT t.ancestor_id AS unit_id,
+       coalesce(sum(h.headcount), 0)::bigint AS headcount,
+       coalesce(sum(c.certified), 0)::bigint AS certified
+FROM unit_tree t
+LEFT JOIN unit_headcounts h ON h.tenant = t.tenant AND h.unit_id = t.unit_id
+LEFT JOIN unit_certified c ON c.tenant = t.tenant AND c.unit_id = t.unit_id
+     AND c.program = $2 AND c.program_version = $3
+WHERE t.tenant = $1
+GROUP BY t.ancestor_id
+"""
 SELECT_ALL_COUNTS = """
 SELECT tenant, unit_id, program, program_version, certified FROM unit_certified
 WHERE certified <> 0 ORDER BY tenant, unit_id, program, program_version
@@ -142,6 +153,7 @@ __all__ = [
     "apply_certification_changes",
     "recount_certified",
     "unit_counts",
+    "tree_counts",
     "members_at",
     "list_memberships",
     "certified_rows",
@@ -320,6 +332,15 @@ async def unit_counts(
     headcount = await conn.fetchval(SUM_HEADCOUNT, tenant, unit_id, descendants)
     certified = await conn.fetchval(SUM_CERTIFIED, tenant, unit_id, descendants, program, version)
     return int(headcount), int(certified)
+
+
+async def tree_counts(
+    conn: asyncpg.Connection, tenant: str, program: str, version: str
+) -> dict[str, tuple[int, int]]:
+    """(headcount, certified) of every unit with its descendants, at the clock:
+    one pass over ``unit_tree`` (its cost grows with units, not learners)."""
+    rows = await conn.fetch(TREE_COUNTS, tenant, program, version)
+    return {r["unit_id"]: (int(r["headcount"]), int(r["certified"])) for r in rows}
 
 
 async def members_at(

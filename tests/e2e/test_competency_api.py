@@ -307,3 +307,46 @@ async def test_a_broken_installed_document_keeps_xapi_up_and_competency_answers_
         assert "notes.json" in answer["error"]
         summary = await get_json(client, "/competency/units/mic/summary", status=503, program=PROGRAM)
         assert "cannot be read" in summary["error"]
+
+
+async def test_unit_tree_and_unit_learners_agree_with_the_summaries(client: Any, database_url: str) -> None:
+    response = await client.post(
+        "/competency/admin/roster", json=roster({"mic-dt-1": [1, 2], "mic-dt-2": [3], "moh": [4]}), headers=xapi_headers()
+    )
+    assert response.status == 200, await response.text()
+    certify_1 = [course_statement(1, m, v, i) for i, (m, v) in enumerate(CERTIFYING)]
+    partial_3 = [course_statement(3, m, v, i) for i, (m, v) in enumerate(CERTIFYING[:4])]
+    await post(client, *certify_1, *partial_3)
+    await caught_up(client, database_url)
+
+    tree = await get_json(client, "/competency/units", program=PROGRAM)
+    assert [u["id"] for u in tree["units"]] == ["mic", "moh"]
+    mic = tree["units"][0]
+    assert [c["id"] for c in mic["children"]] == ["mic-dt"]
+    assert [c["id"] for c in mic["children"][0]["children"]] == ["mic-dt-1", "mic-dt-2"]
+    for node in (mic, mic["children"][0], *mic["children"][0]["children"], tree["units"][1]):
+        summary = await get_json(client, f"/competency/units/{node['id']}/summary", program=PROGRAM)
+        assert (node["headcount"], node["certified"], node["rate"], node["target"]) == (
+            summary["headcount"], summary["certified"], summary["rate"], summary["target"]
+        ), node["id"]
+    assert (mic["headcount"], mic["certified"]) == (3, 1)
+
+    listed = await get_json(client, "/competency/units/mic/learners", program=PROGRAM)
+    by_learner = {item["learner"]: item for item in listed["learners"]}
+    assert list(by_learner) == sorted([learner_key(1), learner_key(2), learner_key(3)])
+    assert by_learner[learner_key(1)]["status"] == "certified" and by_learner[learner_key(1)]["missing"] == []
+    assert by_learner[learner_key(1)]["earned_at"] is not None
+    assert by_learner[learner_key(2)]["status"] == "not_started" and by_learner[learner_key(2)]["missing"]
+    assert by_learner[learner_key(3)]["status"] == "in_progress"
+    assert by_learner[learner_key(3)]["met"] and by_learner[learner_key(3)]["missing"]
+    assert listed["more"] is False
+
+    first = await get_json(client, "/competency/units/mic/learners", program=PROGRAM, limit="2")
+    assert first["more"] is True and len(first["learners"]) == 2
+    rest = await get_json(
+        client, "/competency/units/mic/learners", program=PROGRAM, limit="2", after=first["learners"][-1]["learner"]
+    )
+    assert [i["learner"] for i in first["learners"] + rest["learners"]] == list(by_learner) and rest["more"] is False
+
+    await get_json(client, "/competency/units/nowhere/learners", 404, program=PROGRAM)
+    await get_json(client, "/competency/units/mic/learners", 400, program=PROGRAM, limit="0")
