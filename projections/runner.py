@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Callable, Protocol, Sequence
 
 import asyncpg
@@ -72,6 +73,16 @@ INSERT INTO projection_parked (name, position, tenant, attempts, error) VALUES (
 ON CONFLICT (name, position) DO NOTHING
 """
 DELETE_FAILURE = "DELETE FROM projection_failures WHERE name = $1 AND position = $2"
+SELECT_PARKED = """
+SELECT position, tenant, attempts, error, parked_at FROM projection_parked
+WHERE name = $1 AND tenant = $2 ORDER BY position LIMIT $3
+"""
+SELECT_PARKED_ONE = "SELECT tenant FROM projection_parked WHERE name = $1 AND position = $2 AND tenant = $3"
+DELETE_PARKED = "DELETE FROM projection_parked WHERE name = $1 AND position = $2"
+UPDATE_PARKED = """
+UPDATE projection_parked SET attempts = attempts + 1, error = $3, parked_at = now() WHERE name = $1 AND position = $2
+"""
+SELECT_POSITION = "SELECT position FROM projection_checkpoints WHERE name = $1"
 # A database or network outage: the batch is retried as a whole and counts
 # against no event.  Anything else an event raises counts as its failure.
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
@@ -150,6 +161,27 @@ def event_from_message(msg: Msg) -> LogEvent:
         event_type=headers[EVENT_TYPE_HEADER],
         payload=msg.data,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class ParkedEvent:
+    position: int
+    tenant: str
+    attempts: int
+    error: str
+    parked_at: datetime
+
+
+async def parked_events(pool: asyncpg.Pool, name: str, tenant: str, limit: int = 200) -> list[ParkedEvent]:
+    """The events of ``tenant`` the projection ``name`` parked, oldest first."""
+    rows = await pool.fetch(SELECT_PARKED, name, tenant, limit)
+    return [ParkedEvent(r["position"], r["tenant"], r["attempts"], r["error"], r["parked_at"]) for r in rows]
+
+
+async def checkpoint_position(pool: asyncpg.Pool, name: str) -> int | None:
+    """The projection's checkpoint without locking or creating it (None: never ran)."""
+    position = await pool.fetchval(SELECT_POSITION, name)
+    return None if position is None else int(position)
 
 
 class ProjectionRunner:
@@ -286,6 +318,41 @@ class ProjectionRunner:
                 tenant=event.tenant, attempts=attempts, error=error, alert=True,
             )
             return None
+
+    async def retry_parked(self, position: int, tenant: str) -> str | None:
+        """Apply the parked event at ``position`` (of ``tenant``) again, now that
+        what made it fail may be fixed: the rules do not depend on order, so it
+        gives the state it would have given in place.  None when it applied
+        (and is no longer parked); else its new error, and it stays parked.
+        Raises LookupError when no such event is parked."""
+        p = self.projection
+        try:
+            async with self.pool.acquire() as conn, conn.transaction():
+                checkpoint = await self._lock_checkpoint(conn)  # one writer at a time, as for batches
+                if await conn.fetchval(SELECT_PARKED_ONE, self.name, position, tenant) is None:
+                    raise LookupError(f"no event at position {position} is parked for tenant {tenant!r}")
+                (record,) = await read_events_after(conn, position - 1, 1)
+                event = LogEvent(record.position, record.tenant, record.event_type, bytes(record.payload))
+                if hasattr(p, "begin"):
+                    p.begin(checkpoint)
+                try:
+                    async with conn.transaction():  # a savepoint: a failure undoes only the event
+                        await p.apply(conn, event)
+                except TRANSIENT_ERRORS:
+                    raise
+                except Exception as exc:
+                    self._forget()
+                    await conn.execute(UPDATE_PARKED, self.name, position, repr(exc))
+                    log.warning("projection.retry_failed", projection=self.name, position=position, error=repr(exc))
+                    return repr(exc)
+                await conn.execute(DELETE_PARKED, self.name, position)
+        except BaseException:
+            self._forget()
+            raise
+        if hasattr(p, "committed"):
+            p.committed(checkpoint)
+        log.info("projection.unparked", projection=self.name, position=position, tenant=tenant)
+        return None
 
     async def catch_up(self, batch_size: int = 1000) -> int:
         """Apply everything in the Postgres log (no NATS); returns the checkpoint."""

@@ -26,6 +26,7 @@ from lrs.http.middleware import (
 from lrs.http.openapi import openapi_handler
 from lrs.http.ratelimit import RateLimiter, rate_limit
 from lrs.http.statements import get_statements, post_statements, put_statement
+import lrs.console.app
 import projections.http
 
 log = structlog.get_logger("lrs.http")
@@ -58,6 +59,7 @@ def create_app(
     app[keys.LIFECYCLE] = keys.Lifecycle()
     app.cleanup_ctx.extend([_database, _writer, _relay])
     projections.http.register(app)  # /competency/... and the projection runner (last cleanup context)
+    lrs.console.app.register(app)  # /console (LRS_CONSOLE_ENABLED)
     app.on_shutdown.append(_stop_accepting)
     app.on_response_prepare.append(common_headers)
     app.on_response_prepare.append(add_cors_headers)

@@ -31,6 +31,9 @@ REQUEST_ID = web.RequestKey("request_id", str)
 # operational probes (they reveal nothing about stored data).
 PUBLIC_PATHS = frozenset({"/xapi/about", "/xapi/openapi.json", "/health", "/ready"})
 STATEMENTS_PATH = "/xapi/statements"
+# The console signs in with its own form and session (lrs.console.guard), then
+# applies the same scope rule.
+CONSOLE_PREFIX = "/console"
 VERSION_EXEMPT = frozenset({"/xapi/about", "/xapi/openapi.json"})
 
 _json_encode = msgspec.json.Encoder().encode
@@ -144,7 +147,12 @@ async def error_mapping(request: web.Request, handler: Handler) -> web.StreamRes
 
 @web.middleware
 async def authentication(request: web.Request, handler: Handler) -> web.StreamResponse:
-    if request.path in PUBLIC_PATHS or request.method == "OPTIONS":
+    if (
+        request.path in PUBLIC_PATHS
+        or request.method == "OPTIONS"
+        or request.path == CONSOLE_PREFIX
+        or request.path.startswith(CONSOLE_PREFIX + "/")
+    ):
         return await handler(request)
     key, secret = parse_basic_auth(request.headers.get("Authorization"))
     credential = await request.app[keys.AUTHENTICATOR].authenticate(key, secret)

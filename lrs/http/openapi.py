@@ -91,6 +91,8 @@ def routes_of(app: web.Application) -> set[tuple[str, str]]:
         resource = route.resource
         if resource is None or route.method in ("HEAD", "*"):
             continue
+        if resource.canonical == "/console" or resource.canonical.startswith("/console/"):
+            continue  # the HTML console (lrs.console), not part of the API
         found.add((resource.canonical, route.method.lower()))
     return found
 

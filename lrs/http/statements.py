@@ -47,6 +47,15 @@ def authority_for(credential: Credential, homepage: str) -> dict[str, Any]:
     }
 
 
+def read_restriction(credential: Credential, homepage: str) -> str | None:
+    """statements/read/mine: the authority (IFI key) the Statements this
+    credential may read must have (the one the LRS assigns to its writes,
+    Communication 4.2); None when it reads every Statement of its tenant."""
+    if credential.allows("statements/read"):
+        return None
+    return ifi_key(authority_for(credential, homepage))
+
+
 def _json(payload: Any, status: int = 200) -> web.Response:
     # X-Experience-API-Consistent-Through is added to every statements response
     # by lrs.http.middleware.common_headers.
@@ -166,11 +175,7 @@ async def get_statements(request: web.Request) -> web.Response:
     credential: Credential = request[CREDENTIAL]
     settings = request.app[keys.SETTINGS]
     pool = request.app[keys.POOL]
-    # statements/read/mine: only Statements whose authority is the one the LRS
-    # assigns to this credential's writes (Communication 4.2).
-    mine = None
-    if not credential.allows("statements/read"):
-        mine = ifi_key(authority_for(credential, settings.authority_home))
+    mine = read_restriction(credential, settings.authority_home)
     languages = parse_accept_language(request.headers.get("Accept-Language", ""))
     token = more_token(request.query)
     if token is not None:

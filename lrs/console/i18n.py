@@ -1,0 +1,181 @@
+"""The console's two languages, Vietnamese and English (pure).
+
+The language is the ``lrs_lang`` cookie when set (the switch in every page's
+header sets it), else the first of the browser's Accept-Language ranges that
+is Vietnamese or English, else English.  Every text a page shows is a key in
+:data:`MESSAGES`; a test holds both languages to the same keys.
+"""
+
+from __future__ import annotations
+
+from lrs.ingest.formats import parse_accept_language
+
+LANGUAGES = ("vi", "en")
+DEFAULT = "en"
+COOKIE = "lrs_lang"
+
+MESSAGES: dict[str, dict[str, str]] = {
+    "title": {"en": "LRS console", "vi": "Bảng điều khiển LRS"},
+    "signin": {"en": "Sign in", "vi": "Đăng nhập"},
+    "signout": {"en": "Sign out", "vi": "Đăng xuất"},
+    "signin_intro": {
+        "en": "Sign in with an LRS credential: its key and secret.",
+        "vi": "Đăng nhập bằng thông tin xác thực LRS: khóa và mật khẩu bí mật.",
+    },
+    "key": {"en": "Key", "vi": "Khóa"},
+    "secret": {"en": "Secret", "vi": "Mật khẩu bí mật"},
+    "bad_signin": {"en": "Unknown key or wrong secret.", "vi": "Khóa không tồn tại hoặc sai mật khẩu bí mật."},
+    "bad_form": {
+        "en": "The form expired or did not come from this console; try again.",
+        "vi": "Biểu mẫu đã hết hạn hoặc không đến từ bảng điều khiển này; vui lòng thử lại.",
+    },
+    "signed_in_as": {"en": "Signed in as", "vi": "Đăng nhập với"},
+    "tenant": {"en": "Tenant", "vi": "Đơn vị thuê"},
+    "scopes": {"en": "Scopes", "vi": "Phạm vi quyền"},
+    "officials": {"en": "Progress", "vi": "Tiến độ"},
+    "operators": {"en": "Operations", "vi": "Vận hành"},
+    "credentials": {"en": "Credentials", "vi": "Thông tin xác thực"},
+    "statements": {"en": "Statements", "vi": "Bản ghi xAPI"},
+    "forbidden": {
+        "en": "This credential's scopes do not allow this page or action.",
+        "vi": "Phạm vi quyền của thông tin xác thực này không cho phép trang hoặc thao tác này.",
+    },
+    "not_found": {"en": "Not found.", "vi": "Không tìm thấy."},
+    "program": {"en": "Programme", "vi": "Chương trình"},
+    "show": {"en": "Show", "vi": "Hiển thị"},
+    "unit_tree": {"en": "Units", "vi": "Cơ quan, đơn vị"},
+    "unit": {"en": "Unit", "vi": "Đơn vị"},
+    "kind_ministry": {"en": "Ministry", "vi": "Bộ"},
+    "kind_agency": {"en": "Agency", "vi": "Cơ quan"},
+    "kind_unit": {"en": "Unit", "vi": "Đơn vị"},
+    "headcount": {"en": "Headcount", "vi": "Tổng số"},
+    "certified": {"en": "Certified", "vi": "Đạt chứng nhận"},
+    "rate": {"en": "Rate", "vi": "Tỷ lệ"},
+    "target": {"en": "Target", "vi": "Chỉ tiêu"},
+    "target_met": {"en": "met", "vi": "đạt"},
+    "target_not_met": {"en": "not met", "vi": "chưa đạt"},
+    "needed": {"en": "needed", "vi": "cần"},
+    "no_units": {
+        "en": "No units yet: load a roster with `lrs roster load FILE`.",
+        "vi": "Chưa có đơn vị nào: nạp danh sách bằng `lrs roster load FILE`.",
+    },
+    "no_programs": {"en": "No programme is loaded.", "vi": "Chưa nạp chương trình nào."},
+    "roster_as_of": {"en": "Roster as of", "vi": "Danh sách tính đến"},
+    "position": {"en": "Log position", "vi": "Vị trí nhật ký"},
+    "over_time": {"en": "Certification over time", "vi": "Tỷ lệ đạt chứng nhận theo thời gian"},
+    "chart_too_large": {
+        "en": "The chart is drawn from the log for units of up to {limit} learners.",
+        "vi": "Biểu đồ được tính từ nhật ký cho đơn vị có tối đa {limit} học viên.",
+    },
+    "learners": {"en": "Learners", "vi": "Học viên"},
+    "learner": {"en": "Learner", "vi": "Học viên"},
+    "status": {"en": "Status", "vi": "Trạng thái"},
+    "status_certified": {"en": "certified", "vi": "đã đạt"},
+    "status_in_progress": {"en": "in progress", "vi": "đang học"},
+    "status_not_started": {"en": "not started", "vi": "chưa bắt đầu"},
+    "status_mastered": {"en": "mastered", "vi": "thành thạo"},
+    "missing": {"en": "Missing", "vi": "Còn thiếu"},
+    "earned_at": {"en": "Earned", "vi": "Ngày đạt"},
+    "next_page": {"en": "Next page", "vi": "Trang sau"},
+    "download_csv": {"en": "Download report (CSV)", "vi": "Tải báo cáo (CSV)"},
+    "subunits": {"en": "Units below", "vi": "Đơn vị trực thuộc"},
+    "frameworks": {"en": "Competency frameworks", "vi": "Khung năng lực"},
+    "competency": {"en": "Competence", "vi": "Năng lực"},
+    "level": {"en": "Level", "vi": "Mức"},
+    "best_score": {"en": "Best score", "vi": "Điểm cao nhất"},
+    "evidence": {"en": "Evidence", "vi": "Minh chứng"},
+    "mastered_of": {"en": "mastered of", "vi": "thành thạo trên"},
+    "certifications": {"en": "Certifications", "vi": "Chứng nhận"},
+    "earned": {"en": "earned", "vi": "đã đạt"},
+    "not_earned": {"en": "not earned", "vi": "chưa đạt"},
+    "evidence_trail": {"en": "Evidence trail", "vi": "Chuỗi minh chứng"},
+    "no_evidence": {"en": "No competency evidence for this learner.", "vi": "Chưa có minh chứng năng lực nào của học viên này."},
+    "timestamp": {"en": "Timestamp", "vi": "Thời điểm"},
+    "verb": {"en": "Verb", "vi": "Động từ"},
+    "activity": {"en": "Activity", "vi": "Hoạt động"},
+    "score": {"en": "Score", "vi": "Điểm"},
+    "passed": {"en": "Passed", "vi": "Đạt"},
+    "completed": {"en": "Completed", "vi": "Hoàn thành"},
+    "ingest": {"en": "Ingest", "vi": "Tiếp nhận"},
+    "per_minute": {"en": "events in the last minute", "vi": "sự kiện trong phút vừa qua"},
+    "per_5_minutes": {"en": "events in the last 5 minutes", "vi": "sự kiện trong 5 phút vừa qua"},
+    "log_head": {"en": "Log head", "vi": "Đầu nhật ký"},
+    "relay": {"en": "Relay to JetStream", "vi": "Chuyển tiếp sang JetStream"},
+    "projection": {"en": "Competency projection", "vi": "Phép chiếu năng lực"},
+    "lag": {"en": "lag (events)", "vi": "độ trễ (sự kiện)"},
+    "not_running": {"en": "not running in this service", "vi": "không chạy trong dịch vụ này"},
+    "parked": {"en": "Parked events", "vi": "Sự kiện bị tạm giữ"},
+    "failing": {"en": "Events being retried", "vi": "Sự kiện đang thử lại"},
+    "none": {"en": "None.", "vi": "Không có."},
+    "attempts": {"en": "Attempts", "vi": "Số lần thử"},
+    "error": {"en": "Error", "vi": "Lỗi"},
+    "retry": {"en": "Retry", "vi": "Thử lại"},
+    "retried_ok": {"en": "Event {position} applied and unparked.", "vi": "Sự kiện {position} đã được áp dụng và bỏ tạm giữ."},
+    "retried_failed": {"en": "Event {position} failed again: {error}", "vi": "Sự kiện {position} lại lỗi: {error}"},
+    "refused": {"en": "Refused statements (this process)", "vi": "Bản ghi bị từ chối (tiến trình này)"},
+    "audit": {"en": "Audit", "vi": "Kiểm toán"},
+    "last_verify": {"en": "Last chain verification", "vi": "Lần kiểm tra chuỗi gần nhất"},
+    "last_anchor": {"en": "Last anchor", "vi": "Lần neo gần nhất"},
+    "not_recorded": {
+        "en": "not recorded by this version (run `lrs audit verify`)",
+        "vi": "phiên bản này chưa ghi lại (chạy `lrs audit verify`)",
+    },
+    "name": {"en": "Name", "vi": "Tên"},
+    "created": {"en": "Created", "vi": "Ngày tạo"},
+    "revoked": {"en": "Revoked", "vi": "Đã thu hồi"},
+    "active": {"en": "active", "vi": "đang dùng"},
+    "revoke": {"en": "Revoke", "vi": "Thu hồi"},
+    "create": {"en": "Create", "vi": "Tạo"},
+    "new_credential": {"en": "New credential", "vi": "Thông tin xác thực mới"},
+    "created_secret": {
+        "en": "Credential created. Copy the secret now: it is shown only once.",
+        "vi": "Đã tạo thông tin xác thực. Hãy sao chép mật khẩu bí mật ngay: nó chỉ hiển thị một lần.",
+    },
+    "revoked_ok": {"en": "Credential {key} revoked.", "vi": "Đã thu hồi thông tin xác thực {key}."},
+    "filters": {"en": "Filters", "vi": "Bộ lọc"},
+    "agent": {"en": "Agent (JSON)", "vi": "Tác nhân (JSON)"},
+    "registration": {"en": "Registration", "vi": "Đăng ký"},
+    "since": {"en": "Since", "vi": "Từ"},
+    "until": {"en": "Until", "vi": "Đến"},
+    "related_activities": {"en": "Related activities", "vi": "Hoạt động liên quan"},
+    "related_agents": {"en": "Related agents", "vi": "Tác nhân liên quan"},
+    "ascending": {"en": "Oldest first", "vi": "Cũ nhất trước"},
+    "limit": {"en": "Limit", "vi": "Giới hạn"},
+    "search": {"en": "Search", "vi": "Tìm"},
+    "stored": {"en": "Stored", "vi": "Lưu lúc"},
+    "actor": {"en": "Actor", "vi": "Tác nhân"},
+    "object": {"en": "Object", "vi": "Đối tượng"},
+    "statement": {"en": "Statement", "vi": "Bản ghi"},
+    "no_statements": {"en": "No statements match.", "vi": "Không có bản ghi phù hợp."},
+    "language": {"en": "Language", "vi": "Ngôn ngữ"},
+}
+
+
+def translator(language: str):
+    """``t(key, **values)`` in ``language`` (the key itself when unknown, so a gap shows)."""
+    def t(key: str, /, **values: object) -> str:
+        text = MESSAGES.get(key, {}).get(language, key)
+        return text.format(**values) if values else text
+
+    return t
+
+
+def choose_language(cookie: str | None, accept_language: str | None) -> str:
+    if cookie in LANGUAGES:
+        return cookie
+    for tag in parse_accept_language(accept_language):
+        primary = tag.split("-")[0].lower()
+        if primary in LANGUAGES:
+            return primary
+    return DEFAULT
+
+
+def local_text(texts: object, language: str) -> str:
+    """The text of a language map in ``language`` (``vi``, ``vi-VN``...), else English, else any."""
+    if not isinstance(texts, dict) or not texts:
+        return str(texts or "")
+    for wanted in (language, "en"):
+        for tag, text in texts.items():
+            if tag.split("-")[0].lower() == wanted:
+                return text
+    return next(iter(texts.values()))

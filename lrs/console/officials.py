@@ -1,0 +1,251 @@
+"""Officials' pages: the unit tree, a unit with its chart and learners, a
+learner's competency state and evidence, and the unit report (CSV).
+
+Every number comes from :mod:`projections.competency.queries`, the functions
+behind ``/competency/...``, so the console shows what the API answers.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import datetime, timedelta, timezone
+from typing import Any
+from urllib.parse import quote
+
+from aiohttp import web
+from markupsafe import Markup
+
+from lrs.console import guard
+from lrs.console.charts import Point, rate_chart
+from lrs.console.i18n import local_text, translator
+from lrs.console.render import render
+from lrs.http import keys
+from lrs.http.middleware import CREDENTIAL
+from projections.competency.catalog import Catalog
+from projections.competency.frameworks import Program
+from projections.competency.queries import (
+    QueryError,
+    learner_view,
+    trail_view,
+    unit_learners,
+    unit_summary,
+    unit_tree,
+)
+from projections.http import CATALOG, FRAMEWORKS_PROBLEM
+
+PAGE_SIZE = 50
+REPORT_PAGE = 1000
+# The chart folds each point from the log (unit_summary with as_of): drawn for
+# units up to this many learners.
+CHART_LEARNERS_LIMIT = 2000
+CHART_POINTS = 6
+CHART_STEP = timedelta(days=30)
+
+
+def add_routes(router: web.UrlDispatcher) -> None:
+    router.add_get("/units", units_page, name="units")
+    router.add_get("/units/{unit}", unit_page, name="unit")
+    router.add_get("/units/{unit}/report.csv", unit_report, name="unit_report")
+    router.add_get("/learners/{learner}", learner_page, name="learner")
+    router.add_get("/learners/{learner}/trail", trail_page, name="trail")
+
+
+def learner_url(learner: str) -> str:
+    return "/console/learners/" + quote(learner, safe="")
+
+
+def program_key(program: Program) -> str:
+    return f"{program.iri}|{program.version}"
+
+
+class _Unavailable(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def _catalog(request: web.Request) -> Catalog:
+    catalog = request.config_dict.get(CATALOG)
+    if catalog is None:
+        raise _Unavailable(503, request.config_dict.get(FRAMEWORKS_PROBLEM, "frameworks unavailable"))
+    return catalog
+
+
+def _program(request: web.Request, catalog: Catalog) -> Program | None:
+    wanted = request.query.get("program")
+    for program in catalog.programs:
+        if program_key(program) == wanted:
+            return program
+    return catalog.programs[0] if catalog.programs else None
+
+
+def _message(request: web.Request, status: int, text: str) -> web.Response:
+    return render("error.html", request, {"message_key": None, "text": text}, status=status)
+
+
+def _pages(handler):  # type: ignore[no-untyped-def]
+    """QueryError and an unreadable catalog become an error page with their message."""
+
+    async def wrapped(request: web.Request) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except QueryError as exc:
+            return _message(request, exc.status, exc.message)
+        except _Unavailable as exc:
+            return _message(request, exc.status, exc.message)
+
+    wrapped.__name__ = handler.__name__
+    return wrapped
+
+
+def _context(request: web.Request, catalog: Catalog, program: Program | None, **extra: Any) -> dict[str, Any]:
+    language = request[guard.LANGUAGE]
+    return {
+        "programs": [(program_key(p), local_text(p.title, language), p.version) for p in catalog.programs],
+        "program": program,
+        "program_key": program_key(program) if program else "",
+        "learner_url": learner_url,
+        "code": lambda iri: _code(catalog, iri),
+        **extra,
+    }
+
+
+@_pages
+async def units_page(request: web.Request) -> web.StreamResponse:
+    catalog = _catalog(request)
+    program = _program(request, catalog)
+    tree = None
+    if program is not None:
+        tree = await unit_tree(request.config_dict[keys.POOL], request[CREDENTIAL].tenant, program=program)
+    return render("units.html", request, _context(request, catalog, program, tree=tree))
+
+
+@_pages
+async def unit_page(request: web.Request) -> web.StreamResponse:
+    catalog = _catalog(request)
+    program = _program(request, catalog)
+    if program is None:
+        return _message(request, 404, translator(request[guard.LANGUAGE])("no_programs"))
+    pool = request.config_dict[keys.POOL]
+    tenant = request[CREDENTIAL].tenant
+    unit_id = request.match_info["unit"]
+    summary = await unit_summary(pool, catalog, tenant, unit_id, program=program, descendants=True)
+    learners = await unit_learners(
+        pool, catalog, tenant, unit_id, program=program, descendants=True,
+        after=request.query.get("after"), limit=PAGE_SIZE,
+    )
+    tree = await unit_tree(pool, tenant, program=program)
+    children = _find(tree["units"], unit_id)
+    chart = None
+    if summary["headcount"] <= CHART_LEARNERS_LIMIT:
+        chart = await _chart(request, catalog, program, unit_id, summary)
+    return render(
+        "unit.html", request,
+        _context(
+            request, catalog, program, summary=summary, learners=learners,
+            children=children["children"] if children else [], chart=chart,
+            chart_limit=CHART_LEARNERS_LIMIT,
+        ),
+    )
+
+
+def _find(nodes: list[dict[str, Any]], unit_id: str) -> dict[str, Any] | None:
+    for node in nodes:
+        if node["id"] == unit_id:
+            return node
+        found = _find(node["children"], unit_id)
+        if found is not None:
+            return found
+    return None
+
+
+async def _chart(
+    request: web.Request, catalog: Catalog, program: Program, unit_id: str, now_summary: dict[str, Any]
+) -> Markup:
+    """The rate at monthly points from the log (``as_of``), the last one now."""
+    pool = request.config_dict[keys.POOL]
+    tenant = request[CREDENTIAL].tenant
+    now = datetime.now(timezone.utc)
+    points = []
+    for step in range(CHART_POINTS - 1, 0, -1):
+        moment = now - step * CHART_STEP
+        past = await unit_summary(pool, catalog, tenant, unit_id, program=program, descendants=True, as_of=moment)
+        points.append(Point(moment, past["rate"]))
+    points.append(Point(now, now_summary["rate"]))
+    target = now_summary["target"]
+    targets = [Point(points[0].at, target["rate"])] if target else []
+    t = translator(request[guard.LANGUAGE])
+    return Markup(rate_chart(points, targets, title=t("over_time"), rate_label=t("rate"), target_label=t("target")))
+
+
+@_pages
+async def unit_report(request: web.Request) -> web.StreamResponse:
+    """Every learner rostered in the unit (and below) with status and what is missing."""
+    catalog = _catalog(request)
+    program = _program(request, catalog)
+    if program is None:
+        return _message(request, 404, translator(request[guard.LANGUAGE])("no_programs"))
+    pool = request.config_dict[keys.POOL]
+    tenant = request[CREDENTIAL].tenant
+    unit_id = request.match_info["unit"]
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["unit", "learner", "status", "earned_at", "met", "missing"])
+    after = None
+    while True:
+        page = await unit_learners(
+            pool, catalog, tenant, unit_id, program=program, descendants=True, after=after, limit=REPORT_PAGE
+        )
+        for item in page["learners"]:
+            writer.writerow([
+                unit_id, item["learner"], item["status"], item["earned_at"] or "",
+                " ".join(_code(catalog, c) for c in item["met"]),
+                " ".join(_code(catalog, c) for c in item["missing"]),
+            ])
+        if not page["more"]:
+            break
+        after = page["learners"][-1]["learner"]
+    filename = f"unit-{unit_id}-{program.version}.csv".replace('"', "")
+    return web.Response(
+        body=out.getvalue().encode("utf-8-sig"),  # the BOM lets spreadsheet programs read Vietnamese as UTF-8
+        content_type="text/csv",
+        charset="utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+def _code(catalog: Catalog, competency: str) -> str:
+    info = catalog.competencies.get(competency)
+    return info.code if info is not None and info.code else competency
+
+
+@_pages
+async def learner_page(request: web.Request) -> web.StreamResponse:
+    catalog = _catalog(request)
+    learner = request.match_info["learner"]
+    view = await learner_view(request.config_dict[keys.POOL], catalog, request[CREDENTIAL].tenant, learner)
+    programs = {program_key(p): p for p in catalog.programs}
+    return render(
+        "learner.html", request,
+        {
+            "learner": learner, "view": view, "learner_url": learner_url,
+            "program_titles": {k: local_text(p.title, request[guard.LANGUAGE]) for k, p in programs.items()},
+            "code": lambda iri: _code(catalog, iri),
+        },
+        status=200 if view is not None else 404,
+    )
+
+
+@_pages
+async def trail_page(request: web.Request) -> web.StreamResponse:
+    catalog = _catalog(request)
+    learner = request.match_info["learner"]
+    competency = request.query.get("competency") or ""
+    view = await trail_view(request.config_dict[keys.POOL], catalog, request[CREDENTIAL].tenant, learner, competency)
+    return render(
+        "trail.html", request,
+        {"learner": learner, "view": view, "learner_url": learner_url, "code": lambda iri: _code(catalog, iri)},
+        status=200 if view is not None else 404,
+    )
