@@ -43,10 +43,11 @@ def rate_chart(points: list[Point], targets: list[Point], *, title: str, rate_la
         y = _y(share)
         parts.append(f'<line class="grid" x1="{LEFT}" y1="{y:.1f}" x2="{WIDTH - RIGHT}" y2="{y:.1f}"/>')
         parts.append(f'<text class="axis" x="{LEFT - 6}" y="{y + 4:.1f}" text-anchor="end">{share * 100:.0f}%</text>')
-    for point in points:
+    for index, point in enumerate(points):
         x = _x(point.at, start, end)
+        anchor = "start" if index == 0 else "end" if index == len(points) - 1 else "middle"
         parts.append(
-            f'<text class="axis" x="{x:.1f}" y="{HEIGHT - 8}" text-anchor="middle">{point.at:%Y-%m-%d}</text>'
+            f'<text class="axis" x="{x:.1f}" y="{HEIGHT - 8}" text-anchor="{anchor}">{point.at:%Y-%m-%d}</text>'
         )
     in_force = [t for t in targets if t.rate is not None and t.at <= end]
     for index, target in enumerate(in_force):
