@@ -1,0 +1,19 @@
+"""`.ci/run` runs exactly the README's test command, and that command installs
+what the real-browser tests need (they fail rather than skip without it)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_ci_runs_the_readme_test_command() -> None:
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("Set up and run the tests"):]
+    command = re.search(r"```sh\n(.+?)\n```", section, re.S).group(1)
+    ci = [line for line in (ROOT / ".ci" / "run").read_text().splitlines() if line and not line.startswith(("#", "set ", "cd "))]
+    assert ci == [command]
+    assert "apt-get install -y -qq chromium fonts-noto-core npm" in command
+    assert command.endswith(".venv/bin/python -m pytest -q")
