@@ -33,7 +33,7 @@ async def _to_console_root(_request: web.Request) -> web.StreamResponse:
 
 
 def create_console(parent: web.Application) -> web.Application:
-    console = web.Application(middlewares=[guard.console_guard])
+    console = web.Application(middlewares=[guard.server_timing, guard.console_guard])
     console[PARENT] = parent
     env = aiohttp_jinja2.setup(
         console,

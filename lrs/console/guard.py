@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hmac
 import secrets
+import time
 from datetime import datetime, timezone
 from typing import Any
 
@@ -77,6 +78,18 @@ def set_cookie(response: web.StreamResponse, request: web.Request, name: str, va
         name, value, max_age=max_age, path=COOKIE_PATH, httponly=True, samesite="Strict",
         secure=secure_cookie(request),
     )
+
+
+@web.middleware
+async def server_timing(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """``Server-Timing: app;dur=<ms>``: the time the console spent on the page
+    (session, queries, rendering), readable in the browser's developer tools
+    and by ``bench/console_tree.py``."""
+    started = time.perf_counter()
+    response = await handler(request)
+    if not response.prepared:
+        response.headers["Server-Timing"] = f"app;dur={(time.perf_counter() - started) * 1000:.1f}"
+    return response
 
 
 @web.middleware

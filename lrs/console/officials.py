@@ -11,7 +11,7 @@ import csv
 import io
 from datetime import datetime, timedelta, timezone
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from aiohttp import web
 from markupsafe import Markup
@@ -106,6 +106,7 @@ def _context(request: web.Request, catalog: Catalog, program: Program | None, **
         "programs": [(program_key(p), local_text(p.title, language), p.version) for p in catalog.programs],
         "program": program,
         "program_key": program_key(program) if program else "",
+        "program_q": urlencode({"program": program_key(program)}) if program else "",
         "learner_url": learner_url,
         "code": lambda iri: _code(catalog, iri),
         **extra,
@@ -119,7 +120,15 @@ async def units_page(request: web.Request) -> web.StreamResponse:
     tree = None
     if program is not None:
         tree = await unit_tree(request.config_dict[keys.POOL], request[CREDENTIAL].tenant, program=program)
-    return render("units.html", request, _context(request, catalog, program, tree=tree))
+    rows = list(_depth_first(tree["units"])) if tree else []
+    return render("units.html", request, _context(request, catalog, program, tree=tree, rows=rows))
+
+
+def _depth_first(nodes: list[dict[str, Any]], depth: int = 0) -> Any:
+    """(node, depth) in display order: each unit followed by the units below it."""
+    for node in nodes:
+        yield node, depth
+        yield from _depth_first(node["children"], depth + 1)
 
 
 @_pages
