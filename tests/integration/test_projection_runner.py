@@ -22,7 +22,7 @@ from projections.competency.model import LearnerState
 from projections.competency.rows import CERTIFICATION_COLUMNS, STATE_COLUMNS, certification_rows, state_rows
 from projections.competency.store import CompetencyProjection, digest
 from projections.replay import replay
-from projections.runner import LogEvent, ProjectionOutdated, ProjectionRunner
+from projections.runner import LogEvent, ProjectionOutdated, ProjectionRunner, checkpoint_position, parked_events
 
 CATALOG = load_catalog()
 AUTHORITY = {"objectType": "Agent", "mbox": "mailto:authority@example.gov.vn"}
@@ -244,6 +244,33 @@ async def test_poison_event_is_retried_then_parked_and_the_others_flow(pool: asy
     assert await learner_state(pool, learner_key(2)) is None  # the failed attempt left nothing behind
     for n in (1, 3, 4, 5):
         assert await learner_state(pool, learner_key(n)) is not None
+
+
+async def test_retrying_a_parked_event_applies_it_once_its_cause_is_fixed(
+    pool: asyncpg.Pool, writer: StatementWriter
+) -> None:
+    await write(writer, *(course_statement(n, "device-security", PASSED, n) for n in range(1, 4)))
+    projection = FailsAt({2})
+    runner = ProjectionRunner(pool, projection, max_attempts=1)
+    assert (await runner.apply_batch(await log_events(pool))).parked == (2,)
+    assert [p.position for p in await parked_events(pool, "competency", "default")] == [2]
+    assert await parked_events(pool, "competency", "other") == []  # per tenant
+
+    # Still failing: it stays parked with the new error and one more attempt.
+    assert "cannot fold position 2" in (await runner.retry_parked(2, "default") or "")
+    (still,) = await parked_events(pool, "competency", "default")
+    assert still.attempts == 2 and await learner_state(pool, learner_key(2)) is None
+    with pytest.raises(LookupError):
+        await runner.retry_parked(2, "other")  # another tenant's event is not there
+    with pytest.raises(LookupError):
+        await runner.retry_parked(1, "default")  # applied, never parked
+
+    projection.positions.clear()  # the cause is fixed
+    assert await runner.retry_parked(2, "default") is None
+    assert await parked_events(pool, "competency", "default") == []
+    state = await learner_state(pool, learner_key(2))
+    assert state is not None and state.evidence
+    assert await checkpoint_position(pool, "competency") == 3  # the checkpoint did not move
 
 
 async def test_replay_unparks_what_it_applies_and_parks_what_it_fails_on(
