@@ -35,10 +35,9 @@ from projections.competency.queries import (
     learner_view,
     resolve_program,
     trail_view,
-    unit_learners,
     unit_summary,
-    unit_tree,
 )
+from projections.competency.unit_views import unit_learners, unit_tree
 from projections.units import store as units
 from projections.units.roster import RosterError, parse_csv, parse_json
 

@@ -28,10 +28,9 @@ from projections.competency.queries import (
     QueryError,
     learner_view,
     trail_view,
-    unit_learners,
     unit_summary,
-    unit_tree,
 )
+from projections.competency.unit_views import unit_learners, unit_tree
 from projections.http import CATALOG, FRAMEWORKS_PROBLEM
 
 PAGE_SIZE = 50

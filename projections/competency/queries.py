@@ -30,7 +30,6 @@ from projections.units import store as units
 
 SELECT_CHECKPOINT = "SELECT position FROM projection_checkpoints WHERE name = 'competency'"
 SELECT_LEARNER = "SELECT state, position FROM competency_learners WHERE tenant = $1 AND learner = $2"
-SELECT_LEARNERS = "SELECT learner, state FROM competency_learners WHERE tenant = $1 AND learner = ANY($2::text[])"
 SELECT_LAST_POSITION = "SELECT position FROM log_head WHERE singleton"
 SELECT_STORED_AT = "SELECT stored FROM events WHERE position = $1"
 SELECT_EVIDENCE_EVENTS = """
@@ -51,8 +50,7 @@ __all__ = [
     "trail_view",
     "resolve_program",
     "unit_summary",
-    "unit_tree",
-    "unit_learners",
+    "rate_and_target",
     "position_at",
 ]
 
@@ -285,7 +283,7 @@ async def unit_summary(
         counts = await _counts_now(pool, tenant, unit_id, program, descendants, now or datetime.now(timezone.utc))
     else:
         counts = await _counts_as_of(pool, catalog, tenant, unit_id, program, descendants, as_of)
-    rate, target = _rate_and_target(program, counts.headcount, counts.certified)
+    rate, target = rate_and_target(program, counts.headcount, counts.certified)
     return {
         "unit": {"id": unit.unit_id, "name": unit.name, "kind": unit.kind, "parent": unit.parent_id},
         "program": program.iri,
@@ -301,7 +299,7 @@ async def unit_summary(
     }
 
 
-def _rate_and_target(program: Program, headcount: int, certified: int) -> tuple[float | None, dict[str, Any] | None]:
+def rate_and_target(program: Program, headcount: int, certified: int) -> tuple[float | None, dict[str, Any] | None]:
     """The certified share and its comparison with the programme's target."""
     rate = certified / headcount if headcount else None
     target_rate = getattr(program, "target_rate", None)
@@ -313,101 +311,6 @@ def _rate_and_target(program: Program, headcount: int, certified: int) -> tuple[
         "needed": _needed(target_rate, headcount),
         "difference": None if rate is None else rate - target_rate,
         "met": None if rate is None else rate >= target_rate,
-    }
-
-
-async def unit_tree(
-    pool: asyncpg.Pool, tenant: str, *, program: Program, now: datetime | None = None
-) -> dict[str, Any]:
-    """Every unit of the tenant as a tree (ministry -> agency -> unit), each
-    with headcount, certified, rate and target for ``program``, counting its
-    descendants: read from the materialised counts in one snapshot."""
-    roster_at = await units.advance_clock(pool, tenant, now or datetime.now(timezone.utc))
-    async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
-        found = await units.fetch_units(conn, tenant)
-        counts = await units.tree_counts(conn, tenant, program.iri, program.version)
-        position = _checkpoint(await conn.fetchval(SELECT_CHECKPOINT))
-    nodes: dict[str, dict[str, Any]] = {}
-    for unit in found.values():
-        headcount, certified = counts.get(unit.unit_id, (0, 0))
-        rate, target = _rate_and_target(program, headcount, certified)
-        nodes[unit.unit_id] = {
-            "id": unit.unit_id, "name": unit.name, "kind": unit.kind, "parent": unit.parent_id,
-            "headcount": headcount, "certified": certified, "rate": rate, "target": target, "children": [],
-        }
-    roots = []
-    for node in nodes.values():  # fetch_units orders by id, so children keep that order
-        parent = nodes.get(node["parent"]) if node["parent"] else None
-        (parent["children"] if parent is not None else roots).append(node)
-    return {
-        "program": program.iri,
-        "program_version": program.version,
-        "roster_as_of": _iso(roster_at),
-        "units": roots,
-        "position": position,
-    }
-
-
-async def unit_learners(
-    pool: asyncpg.Pool,
-    catalog: Catalog,
-    tenant: str,
-    unit_id: str,
-    *,
-    program: Program,
-    descendants: bool,
-    after: str | None = None,
-    limit: int = 100,
-    now: datetime | None = None,
-) -> dict[str, Any]:
-    """The learners rostered in the unit now (ordered by learner, ``after``
-    pages on), each with its status for ``program`` and what is missing."""
-    unit = await units.fetch_unit(pool, tenant, unit_id)
-    if unit is None:
-        raise QueryError(404, f"no unit {unit_id!r}", "unit")
-    moment = now or datetime.now(timezone.utc)
-    key = f"{program.iri}|{program.version}"
-    async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
-        members = sorted(await units.members_at(conn, tenant, unit_id, descendants, moment))
-        if after is not None:
-            members = [m for m in members if m > after]
-        page = members[:limit]
-        rows = await conn.fetch(SELECT_LEARNERS, tenant, page)
-        position = _checkpoint(await conn.fetchval(SELECT_CHECKPOINT))
-    states = {}
-    for row in rows:
-        try:
-            states[row["learner"]] = decode_state(row["state"])
-        except StateFormatError:
-            raise QueryError(
-                503, "the competency projection was stored by another version of the LRS: run `lrs replay competency`"
-            ) from None
-    required = [r.competency for r in program.requirements]
-    learners = []
-    for learner in page:
-        state = states.get(learner)
-        held = state.certifications.get(key) if state is not None else None
-        if held is not None and held.earned:
-            status = "certified"
-        elif state is not None and any(c in state.competencies for c in required):
-            status = "in_progress"
-        else:
-            status = "not_started"
-        learners.append({
-            "learner": learner,
-            "status": status,
-            "earned_at": held.earned_at if held is not None and held.earned else None,
-            "met": list(held.met) if held is not None else [],
-            "missing": list(held.missing) if held is not None else sorted(set(required)),
-        })
-    return {
-        "unit": {"id": unit.unit_id, "name": unit.name, "kind": unit.kind, "parent": unit.parent_id},
-        "program": program.iri,
-        "program_version": program.version,
-        "descendants": descendants,
-        "learners": learners,
-        "more": len(members) > limit,
-        "position": position,
     }
 
 
