@@ -24,12 +24,7 @@ def register(app: web.Application) -> None:
     """Mount the console on the service (unless ``LRS_CONSOLE_ENABLED=false``)."""
     if not app[keys.SETTINGS].console_enabled:
         return
-    app.add_subapp(PREFIX, create_console(app))
-    app.router.add_get(PREFIX, _to_console_root)
-
-
-async def _to_console_root(_request: web.Request) -> web.StreamResponse:
-    raise web.HTTPPermanentRedirect(PREFIX + "/")
+    app.add_subapp(PREFIX, create_console(app))  # /console itself is redirected to /console/ by the guard
 
 
 def create_console(parent: web.Application) -> web.Application:

@@ -97,7 +97,11 @@ async def console_guard(request: web.Request, handler: Handler) -> web.StreamRes
     request[LANGUAGE] = i18n.choose_language(request.cookies.get(i18n.COOKIE), request.headers.get("Accept-Language"))
     route = request.match_info.route
     name = route.name or ""
-    if name in PUBLIC_ROUTES or route.resource is None:
+    if route.resource is None:  # no console page at this path
+        if request.path == COOKIE_PATH:
+            raise web.HTTPPermanentRedirect(COOKIE_PATH + "/")
+        return render_message(request, 404, key="not_found")
+    if name in PUBLIC_ROUTES:
         return await handler(request)
     now = datetime.now(timezone.utc)
     pool = request.config_dict[keys.POOL]

@@ -236,5 +236,14 @@ async def test_operators_path_and_a_read_only_credential(browser, served, screen
         assert "revoked" not in (await page.locator(f'tr[data-key="{KEY}"] td.state').inner_text()).lower()
         await api.get("/xapi/about")  # the admin key still answers
         await api.get("/xapi/statements", limit="1")
+
+        # The operators' pages on a phone: stacked, no sideways scrolling.
+        await page.set_viewport_size(PHONE)
+        for name, path in (("operations", "/console/operations"), ("statements", "/console/statements"),
+                           ("credentials", "/console/credentials"), ("statement", f"/console/statements/{ids[0]}")):
+            await page.goto(base + path)
+            await shot(page, screenshots, f"{name}-phone")
+            width = await page.evaluate("document.documentElement.scrollWidth")
+            assert width <= PHONE["width"], f"{path} scrolls sideways on a phone ({width}px)"
     finally:
         await context.close()

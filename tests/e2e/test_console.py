@@ -67,6 +67,13 @@ async def test_pages_need_a_session_and_sign_in_sets_a_strict_httponly_cookie(co
         assert "text/html" in page.headers["Content-Type"]
 
 
+async def test_the_bare_prefix_and_unknown_pages(console: TestClient) -> None:
+    bare = await console.get("/console", allow_redirects=False)
+    assert bare.status == 308 and bare.headers["Location"] == "/console/"
+    missing = await console.get("/console/nowhere", headers={"Accept-Language": "vi"})
+    assert missing.status == 404 and "Không tìm thấy" in await missing.text()
+
+
 async def test_bad_secret_and_missing_csrf_are_refused(console: TestClient) -> None:
     assert (await sign_in(console, secret="wrong")).status == 401
     refused = await console.post("/console/signin", data={"key": KEY, "secret": SECRET}, allow_redirects=False)
