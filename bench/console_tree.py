@@ -36,7 +36,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import aiohttp
-import asyncpg
 from aiohttp.test_utils import TestServer
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -143,7 +143,7 @@ async def test_officials_path(browser, served, screenshots: Path, tmp_path: Path
         await shot(page, screenshots, "learner-desktop")
         state = await api.get(f"/competency/learners/{quote(learner_key(1), safe='')}")
         (certification,) = state["certifications"]
-        assert await page.locator(f'.cert[data-earned="true"]').count() == 1
+        assert await page.locator('.cert[data-earned="true"]').count() == 1
         trail_links = page.locator(".cert ul.ids a")
         assert await trail_links.count() == len(certification["statement_ids"])
         await trail_links.first.click()
