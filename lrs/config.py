@@ -152,10 +152,14 @@ class Settings:
             frameworks_dir=Path(env["LRS_FRAMEWORKS_DIR"]) if env.get("LRS_FRAMEWORKS_DIR") else None,
             cors_origins=parse_cors_origins(env.get("LRS_CORS_ORIGINS") or ""),
             console_enabled=_bool(env, "LRS_CONSOLE_ENABLED", True),
-            console_session_ttl_s=_nonnegative(
-                _float(env, "LRS_CONSOLE_SESSION_TTL_S", 8 * 3600.0), "LRS_CONSOLE_SESSION_TTL_S"
-            ),
+            console_session_ttl_s=_session_ttl(_float(env, "LRS_CONSOLE_SESSION_TTL_S", 8 * 3600.0)),
         )
+
+
+def _session_ttl(value: float) -> float:
+    if not 60 <= value <= 30 * 24 * 3600:
+        raise ConfigError(f"LRS_CONSOLE_SESSION_TTL_S must be between 60 and 2592000 seconds, got {value:g}")
+    return value
 
 
 def parse_cors_origins(raw: str) -> tuple[str, ...]:

@@ -69,3 +69,12 @@ def test_preflight_allows_the_xapi_headers_and_methods() -> None:
 def test_preflight_refusals_name_the_problem(origin, method, headers, allowed, message) -> None:
     with pytest.raises(PreflightRefused, match=message):
         preflight_headers(origin, method, headers, allowed)
+
+
+def test_console_settings() -> None:
+    assert Settings.from_env({}).console_enabled is True
+    assert Settings.from_env({"LRS_CONSOLE_ENABLED": "false"}).console_enabled is False
+    assert Settings.from_env({"LRS_CONSOLE_SESSION_TTL_S": "3600"}).console_session_ttl_s == 3600
+    for bad in ("0", "10", "nan", "1e12"):
+        with pytest.raises(ConfigError, match="LRS_CONSOLE_SESSION_TTL_S"):
+            Settings.from_env({"LRS_CONSOLE_SESSION_TTL_S": bad})
