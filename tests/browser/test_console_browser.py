@@ -144,6 +144,13 @@ async def test_officials_path(browser, served, screenshots: Path, tmp_path: Path
         state = await api.get(f"/competency/learners/{quote(learner_key(1), safe='')}")
         (certification,) = state["certifications"]
         assert await page.locator('.cert[data-earned="true"]').count() == 1
+        # A competence's evidence trail, as GET .../trail answers it.
+        first_competency = state["frameworks"][0]["competencies"][0]["competency"]
+        await page.goto(base + f"/console/learners/{quote(learner_key(1), safe='')}/trail?competency={quote(first_competency, safe='')}")
+        trail = await api.get(f"/competency/learners/{quote(learner_key(1), safe='')}/trail", competency=first_competency)
+        assert await page.locator("#trail tbody tr").count() == len(trail["evidence"]) > 0
+        await shot(page, screenshots, "trail-desktop")
+        await page.go_back()
         trail_links = page.locator(".cert ul.ids a")
         assert await trail_links.count() == len(certification["statement_ids"])
         await trail_links.first.click()
