@@ -78,9 +78,7 @@ async def unit_learners(
     moment = now or datetime.now(timezone.utc)
     key = f"{program.iri}|{program.version}"
     async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
-        members = sorted(await units.members_at(conn, tenant, unit_id, descendants, moment))
-        if after is not None:
-            members = [m for m in members if m > after]
+        members = await units.members_page(conn, tenant, unit_id, descendants, moment, after=after, limit=limit + 1)
         page = members[:limit]
         rows = await conn.fetch(SELECT_LEARNERS, tenant, page)
         position = checkpoint_of(await conn.fetchval(SELECT_CHECKPOINT))

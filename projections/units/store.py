@@ -122,6 +122,13 @@ JOIN roster_memberships m ON m.tenant = t.tenant AND m.unit_id = t.unit_id
 WHERE t.tenant = $1 AND t.ancestor_id = $2 AND ($3 OR t.depth = 0)
   AND m.valid_from <= $4 AND (m.valid_to IS NULL OR m.valid_to > $4)
 """
+SELECT_MEMBERS_PAGE = """
+SELECT DISTINCT m.learner FROM unit_tree t
+JOIN roster_memberships m ON m.tenant = t.tenant AND m.unit_id = t.unit_id
+WHERE t.tenant = $1 AND t.ancestor_id = $2 AND ($3 OR t.depth = 0)
+  AND m.valid_from <= $4 AND (m.valid_to IS NULL OR m.valid_to > $4) AND m.learner > $5
+ORDER BY m.learner LIMIT $6
+"""
 SELECT_MEMBERSHIPS = """
 SELECT learner, unit_id, valid_from, valid_to FROM roster_memberships
 WHERE tenant = $1 AND ($2::text IS NULL OR unit_id = $2) AND ($3::text IS NULL OR learner = $3)
@@ -155,6 +162,7 @@ __all__ = [
     "unit_counts",
     "tree_counts",
     "members_at",
+    "members_page",
     "list_memberships",
     "certified_rows",
 ]
@@ -348,6 +356,15 @@ async def members_at(
 ) -> list[str]:
     """Learners whose membership in the unit (or below it) covers ``moment``."""
     return [r["learner"] for r in await conn.fetch(SELECT_MEMBERS_AT, tenant, unit_id, descendants, moment)]
+
+
+async def members_page(
+    conn: asyncpg.Connection, tenant: str, unit_id: str, descendants: bool, moment: datetime,
+    *, after: str | None, limit: int,
+) -> list[str]:
+    """Up to ``limit`` learners of :func:`members_at`, in learner order, after ``after``."""
+    rows = await conn.fetch(SELECT_MEMBERS_PAGE, tenant, unit_id, descendants, moment, after or "", limit)
+    return [r["learner"] for r in rows]
 
 
 async def list_memberships(
