@@ -233,13 +233,30 @@ def _code(catalog: Catalog, competency: str) -> str:
 async def learner_page(request: web.Request) -> web.StreamResponse:
     catalog = _catalog(request)
     learner = request.match_info["learner"]
-    view = await learner_view(request.config_dict[keys.POOL], catalog, request[CREDENTIAL].tenant, learner)
+    pool = request.config_dict[keys.POOL]
+    tenant = request[CREDENTIAL].tenant
+    view = await learner_view(pool, catalog, tenant, learner)
     programs = {program_key(p): p for p in catalog.programs}
+    evidence: dict[str, list[dict[str, Any]]] = {}  # statement id -> what it was evidence of
+    if view is not None:
+        wanted = {sid for c in view["certifications"] for sid in c["statement_ids"]}
+        for competency in sorted({m for c in view["certifications"] for m in c["met"]}):
+            trail = await trail_view(pool, catalog, tenant, learner, competency)
+            for item in (trail or {}).get("evidence", []):
+                if item["statement_id"] in wanted:
+                    evidence.setdefault(item["statement_id"], []).append({**item, "competency": competency})
     return render(
         "learner.html", request,
         {
             "learner": learner, "view": view, "learner_url": learner_url,
             "program_titles": {k: local_text(p.title, request[guard.LANGUAGE]) for k, p in programs.items()},
+            "trails": {
+                f'{c["program"]}|{c["program_version"]}': sorted(
+                    ((sid, evidence.get(sid, [])) for sid in c["statement_ids"]),
+                    key=lambda pair: (pair[1][0]["timestamp"] if pair[1] else "", pair[0]),
+                )
+                for c in (view["certifications"] if view is not None else [])
+            },
             "code": lambda iri: _code(catalog, iri),
         },
         status=200 if view is not None else 404,

@@ -151,8 +151,10 @@ async def test_officials_path(browser, served, screenshots: Path, tmp_path: Path
         assert await page.locator("#trail tbody tr").count() == len(trail["evidence"]) > 0
         await shot(page, screenshots, "trail-desktop")
         await page.go_back()
-        trail_links = page.locator(".cert ul.ids a")
+        trail_links = page.locator(".cert tr.evidence th a")
         assert await trail_links.count() == len(certification["statement_ids"])
+        for row in await page.locator(".cert tr.evidence").all():  # each statement says what it evidenced
+            assert (await row.locator("td").nth(3).inner_text()).strip() not in ("", "–")
         await trail_links.first.click()
         await page.wait_for_load_state()
         shown_json = json.loads(await page.locator("#statement-json").inner_text())
