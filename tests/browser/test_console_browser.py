@@ -155,10 +155,14 @@ async def test_officials_path(browser, served, screenshots: Path, tmp_path: Path
         assert await trail_links.count() == len(certification["statement_ids"])
         for row in await page.locator(".cert tr.evidence").all():  # each statement says what it evidenced
             assert (await row.locator("td").nth(3).inner_text()).strip() not in ("", "–")
+        first_statement = await page.locator(".cert tr.evidence").first.get_attribute("data-statement")
+        assert {await r.get_attribute("data-statement") for r in await page.locator(".cert tr.evidence").all()} == set(
+            certification["statement_ids"]
+        )
         await trail_links.first.click()
         await page.wait_for_load_state()
         shown_json = json.loads(await page.locator("#statement-json").inner_text())
-        assert shown_json["id"] == certification["statement_ids"][0]
+        assert shown_json["id"] == first_statement
         await shot(page, screenshots, "statement-desktop")
 
         # A phone: the same pages, stacked, and the Vietnamese switch.
