@@ -30,7 +30,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "vi": "Biểu mẫu đã hết hạn hoặc không đến từ bảng điều khiển này; vui lòng thử lại.",
     },
     "signed_in_as": {"en": "Signed in as", "vi": "Đăng nhập với"},
-    "tenant": {"en": "Tenant", "vi": "Đơn vị thuê"},
+    "tenant": {"en": "Tenant", "vi": "Phân vùng (tenant)"},
     "scopes": {"en": "Scopes", "vi": "Phạm vi quyền"},
     "officials": {"en": "Progress", "vi": "Tiến độ"},
     "operators": {"en": "Operations", "vi": "Vận hành"},
