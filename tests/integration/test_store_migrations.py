@@ -115,3 +115,8 @@ async def test_statements_written_before_0005_are_read_from_their_events(databas
         await writer.close()
     finally:
         await pool.close()
+
+
+def test_a_directory_without_migrations_is_an_incomplete_installation(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="no migration files .* incomplete"):
+        list_migrations(tmp_path / "missing")
