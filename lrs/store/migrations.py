@@ -33,6 +33,17 @@ UNLOCK = "SELECT pg_advisory_unlock($1)"
 _FILE_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 
 
+class MigrationError(RuntimeError):
+    """A migration failed; its transaction was rolled back."""
+
+    def __init__(self, migration: "Migration", cause: BaseException) -> None:
+        first_line = (str(cause).strip().splitlines() or [""])[0]
+        super().__init__(
+            f"migration {migration.version:04d}_{migration.name} failed: {type(cause).__name__}: {first_line}"
+        )
+        self.migration = migration
+
+
 @dataclass(frozen=True, slots=True)
 class Migration:
     version: int
@@ -90,9 +101,12 @@ async def _apply(conn: asyncpg.Connection, directory: Traversable) -> list[int]:
         for migration in migrations:
             if migration.version in applied:
                 continue
-            async with conn.transaction():
-                await conn.execute(migration.sql())
-                await conn.execute(INSERT_APPLIED, migration.version, migration.name)
+            try:
+                async with conn.transaction():
+                    await conn.execute(migration.sql())
+                    await conn.execute(INSERT_APPLIED, migration.version, migration.name)
+            except asyncpg.PostgresError as exc:
+                raise MigrationError(migration, exc) from exc
             done.append(migration.version)
         return done
     finally:
