@@ -30,7 +30,14 @@ from lrs.http.middleware import CREDENTIAL
 from lrs.xapi.errors import NotFoundError, XapiError
 from projections.competency.catalog import Catalog, load_live_catalog
 from projections.competency.frameworks import FrameworkError
-from projections.competency.queries import QueryError, learner_view, resolve_program, trail_view, unit_summary
+from projections.competency.queries import (
+    QueryError,
+    learner_view,
+    mastery_mismatches,
+    resolve_program,
+    trail_view,
+    unit_summary,
+)
 from projections.units import store as units
 from projections.units.roster import RosterError, parse_csv, parse_json
 
@@ -61,6 +68,7 @@ def register(app: web.Application) -> None:
     app.router.add_get("/competency/learners/{learner}", get_learner)
     app.router.add_get("/competency/learners/{learner}/trail", get_trail)
     app.router.add_get("/competency/units/{unit}/summary", get_unit_summary)
+    app.router.add_get("/competency/mastery-mismatches", get_mastery_mismatches)
     app.router.add_post("/competency/admin/roster", post_roster)
     app.router.add_get("/competency/admin/units", get_units)
     app.router.add_get("/competency/admin/memberships", get_memberships)
@@ -171,6 +179,13 @@ async def get_unit_summary(request: web.Request) -> web.Response:
         )
     )
     return _answer(summary)
+
+
+async def get_mastery_mismatches(request: web.Request) -> web.Response:
+    tenant = _tenant(request, READ_SCOPE)
+    _only(request, set())
+    _catalog(request)
+    return _answer(await _query(mastery_mismatches(request.app[keys.POOL], tenant)))
 
 
 # -- admin -----------------------------------------------------------------------

@@ -44,7 +44,23 @@ JOIN events e ON e.tenant = v.tenant AND e.statement_id = v.voiding_statement_id
 WHERE v.tenant = $1 AND s.learner = ANY($2::text[]) AND e.position <= $3
 """
 
-__all__ = ["QueryError", "learner_view", "trail_view", "resolve_program", "unit_summary", "position_at"]
+SELECT_MISMATCHES = """
+SELECT platform, activity, mastery_score, array_agg(DISTINCT statement_mastery ORDER BY statement_mastery) AS stated,
+       count(*) AS statements, count(*) FILTER (WHERE passed IS NOT TRUE) AS not_passed,
+       min(timestamp) AS first_at, max(timestamp) AS last_at
+FROM competency_mastery_mismatches WHERE tenant = $1
+GROUP BY platform, activity, mastery_score ORDER BY platform, activity, mastery_score
+"""
+
+__all__ = [
+    "QueryError",
+    "learner_view",
+    "trail_view",
+    "resolve_program",
+    "unit_summary",
+    "position_at",
+    "mastery_mismatches",
+]
 
 CHUNK = 5000
 
@@ -172,11 +188,37 @@ async def trail_view(
                 "completed": e.completed,
                 "score": e.score,
                 "move_on": e.move_on,
+                "mastery_score": e.mastery_score,
+                "statement_mastery_score": e.statement_mastery_score,
+                "mastery_differs": e.mastery_differs,
+                "platform": e.platform,
             }
             for e in state.evidence
             if e.competency == competency
         ],
     }
+
+
+async def mastery_mismatches(pool: asyncpg.Pool, tenant: str) -> dict[str, Any]:
+    """Per platform, the aligned activities whose statements carried a
+    masteryScore other than the alignment table's (which judged them)."""
+    async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+        rows = await conn.fetch(SELECT_MISMATCHES, tenant)
+        position = _checkpoint(await conn.fetchval(SELECT_CHECKPOINT))
+    platforms: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        entry = platforms.setdefault(r["platform"], {"platform": r["platform"] or None, "statements": 0, "activities": []})
+        entry["statements"] += r["statements"]
+        entry["activities"].append({
+            "activity": r["activity"],
+            "mastery_score": r["mastery_score"],
+            "statement_mastery_scores": list(r["stated"]),
+            "statements": r["statements"],
+            "not_passed": r["not_passed"],
+            "first_at": _iso(r["first_at"]),
+            "last_at": _iso(r["last_at"]),
+        })
+    return {"position": position, "platforms": list(platforms.values())}
 
 
 def resolve_program(catalog: Catalog, iri: str | None, version: str | None) -> Program:

@@ -36,8 +36,10 @@ from projections.competency.policy import evolve_many, interpret_stored
 from projections.competency.rebuild import LogRebuild
 from projections.competency.rows import (
     CERTIFICATION_COLUMNS,
+    MISMATCH_COLUMNS,
     STATE_COLUMNS,
     certification_row,
+    mismatch_rows,
     state_row,
 )
 from projections.replay import usable_cores
@@ -95,6 +97,13 @@ CROSS JOIN LATERAL (
     WHERE tenant = w.tenant AND statement_id = w.statement_id LIMIT 1
 ) AS s
 """
+INSERT_MISMATCHES = """
+INSERT INTO competency_mastery_mismatches (tenant, statement_id, activity, platform, learner, timestamp, score,
+    mastery_score, statement_mastery, passed)
+SELECT * FROM unnest($1::text[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::timestamptz[],
+    $7::float8[], $8::float8[], $9::float8[], $10::bool[])
+ON CONFLICT DO NOTHING
+"""
 INSERT_VOIDS = """
 INSERT INTO competency_voids (tenant, target_id, voiding_statement_id)
 SELECT * FROM unnest($1::text[], $2::uuid[], $3::uuid[]) ON CONFLICT DO NOTHING
@@ -111,7 +120,7 @@ SELECT_CHECKPOINT_POSITION = "SELECT position FROM projection_checkpoints WHERE 
 SELECT_ALL_STATES = "SELECT tenant, learner, state FROM competency_learners ORDER BY tenant, learner"
 TRUNCATE_ALL = """
 TRUNCATE competency_learners, competency_states, competency_certifications,
-    competency_statement_learners, competency_voids, unit_certified
+    competency_statement_learners, competency_voids, competency_mastery_mismatches, unit_certified
 """
 
 
@@ -133,6 +142,7 @@ class CompetencyProjection:
         "competency_certifications",
         "competency_statement_learners",
         "competency_voids",
+        "competency_mastery_mismatches",
         "unit_certified",
     )
 
@@ -217,6 +227,9 @@ class CompetencyProjection:
             }
             await conn.execute(INSERT_STATEMENT_LEARNERS, *_columns(
                 [(t, e.statement_id, e.learner) for _, t, e in evidence], 3))
+            mismatches = [row for _, t, e in evidence for row in mismatch_rows(t, e)]
+            if mismatches:
+                await conn.execute(INSERT_MISMATCHES, *_columns(mismatches, len(MISMATCH_COLUMNS)))
             for position, tenant, item in evidence:
                 changes = routed.setdefault((tenant, item.learner), [])
                 changes.append((position, item))
@@ -330,6 +343,9 @@ class CompetencyProjection:
         )
         await conn.copy_records_to_table(
             "competency_voids", records=work.voiding_rows(), columns=["tenant", "target_id", "voiding_statement_id"]
+        )
+        await conn.copy_records_to_table(
+            "competency_mastery_mismatches", records=work.mismatch_rows(), columns=MISMATCH_COLUMNS
         )
         await copy_learners(conn, work, self.replay_processes, connect)
         return position, work.failed

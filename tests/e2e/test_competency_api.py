@@ -307,3 +307,36 @@ async def test_a_broken_installed_document_keeps_xapi_up_and_competency_answers_
         assert "notes.json" in answer["error"]
         summary = await get_json(client, "/competency/units/mic/summary", status=503, program=PROGRAM)
         assert "cannot be read" in summary["error"]
+
+
+MASTERY = "https://w3id.org/xapi/cmi5/context/extensions/masteryscore"
+
+
+async def test_children_never_pass_a_module_and_platform_mastery_scores_are_reported(client: Any, database_url: str) -> None:
+    searching = "https://lrs.example.org/courses/civil-servant-basic-digital-skills/modules/searching"
+    quiz = course_statement(1, "searching", PASSED, 0)
+    quiz["verb"]["id"] = "http://adlnet.gov/expapi/verbs/answered"
+    quiz["object"] = {"id": f"{searching}/quiz/q1", "definition": {"type": "http://adlnet.gov/expapi/activities/cmi.interaction"}}
+    quiz["context"] = {"contextActivities": {"parent": [{"id": searching}]}}
+    # the platform's own masteryScore (0.6) is lower than the alignment table's (0.7)
+    mobiedu = course_statement(1, "searching", PASSED, 1, score=0.65)
+    mobiedu["context"] = {"platform": "MobiEdu", "extensions": {MASTERY: 0.6}}
+    agreeing = course_statement(2, "searching", PASSED, 1, score=0.8)
+    agreeing["context"] = {"platform": "One Touch", "extensions": {MASTERY: 0.7}}
+    assert (await client.post("/competency/admin/roster", json=roster({"mic-dt-1": [1, 2]}), headers=xapi_headers())).status == 200
+    await post(client, quiz, mobiedu, agreeing)
+    await caught_up(client, database_url)
+
+    trail = await get_json(client, f"/competency/learners/{learner_path(1)}/trail", competency=f"{VN}/1.1")
+    assert [e["statement_id"] for e in trail["evidence"]] == [mobiedu["id"]]  # the quiz answer is no evidence
+    (evidence,) = trail["evidence"]
+    assert (evidence["passed"], evidence["mastery_score"], evidence["statement_mastery_score"]) == (False, 0.7, 0.6)
+    assert evidence["mastery_differs"] is True and evidence["platform"] == "MobiEdu"
+
+    report = await get_json(client, "/competency/mastery-mismatches")
+    assert report["platforms"] == [{
+        "platform": "MobiEdu", "statements": 1,
+        "activities": [{"activity": searching, "mastery_score": 0.7, "statement_mastery_scores": [0.6],
+                        "statements": 1, "not_passed": 1, "first_at": "2025-03-01T00:01:00.000000Z",
+                        "last_at": "2025-03-01T00:01:00.000000Z"}],
+    }]
