@@ -36,8 +36,10 @@ from projections.competency.queries import (
     mastery_mismatches,
     resolve_program,
     trail_view,
+    unit_learners,
     unit_summary,
 )
+from projections.competency.standing import STATUSES
 from projections.units import store as units
 from projections.units.roster import RosterError, parse_csv, parse_json
 
@@ -68,6 +70,7 @@ def register(app: web.Application) -> None:
     app.router.add_get("/competency/learners/{learner}", get_learner)
     app.router.add_get("/competency/learners/{learner}/trail", get_trail)
     app.router.add_get("/competency/units/{unit}/summary", get_unit_summary)
+    app.router.add_get("/competency/units/{unit}/learners", get_unit_learners)
     app.router.add_get("/competency/mastery-mismatches", get_mastery_mismatches)
     app.router.add_post("/competency/admin/roster", post_roster)
     app.router.add_get("/competency/admin/units", get_units)
@@ -163,10 +166,7 @@ async def get_unit_summary(request: web.Request) -> web.Response:
     tenant = _tenant(request, READ_SCOPE)
     _only(request, {"program", "version", "descendants", "as_of"})
     catalog = _catalog(request)
-    try:
-        program = resolve_program(catalog, request.query.get("program"), request.query.get("version"))
-    except QueryError as exc:
-        raise XapiError(exc.status, exc.message, exc.parameter) from None
+    program = _program(request, catalog)
     summary = await _query(
         unit_summary(
             request.app[keys.POOL],
@@ -179,6 +179,61 @@ async def get_unit_summary(request: web.Request) -> web.Response:
         )
     )
     return _answer(summary)
+
+
+# status= values: each status, and not-certified for both that are not
+# certified; hyphens or underscores.
+STATUS_FILTERS: dict[str, tuple[str, ...]] = {
+    **{status: (status,) for status in STATUSES},
+    "not_certified": ("in_progress", "not_started"),
+}
+
+
+def _statuses(request: web.Request) -> tuple[str, ...]:
+    raw = request.query.get("status")
+    if raw is None:
+        return STATUSES
+    chosen: list[str] = []
+    for part in raw.split(","):
+        found = STATUS_FILTERS.get(part.strip().replace("-", "_"))
+        if found is None:
+            allowed = ", ".join(name.replace("_", "-") for name in STATUS_FILTERS)
+            raise XapiError(400, f"status must be one or more (comma-separated) of {allowed}; got {part!r}", "status")
+        chosen.extend(s for s in found if s not in chosen)
+    return tuple(s for s in STATUSES if s in chosen)
+
+
+def _limit(request: web.Request, default: int, most: int) -> int:
+    raw = request.query.get("limit", str(default))
+    try:
+        limit = int(raw)
+    except ValueError:
+        raise XapiError(400, f"limit must be an integer, got {raw!r}", "limit") from None
+    if not 1 <= limit <= most:
+        raise XapiError(400, f"limit must be between 1 and {most}", "limit")
+    return limit
+
+
+def _program(request: web.Request, catalog: Catalog) -> Any:
+    try:
+        return resolve_program(catalog, request.query.get("program"), request.query.get("version"))
+    except QueryError as exc:
+        raise XapiError(exc.status, exc.message, exc.parameter) from None
+
+
+async def get_unit_learners(request: web.Request) -> web.Response:
+    tenant = _tenant(request, READ_SCOPE)
+    _only(request, {"program", "version", "descendants", "status", "after", "limit"})
+    catalog = _catalog(request)
+    program = _program(request, catalog)
+    answer = await _query(
+        unit_learners(
+            request.app[keys.POOL], catalog, tenant, request.match_info["unit"], program=program,
+            descendants=_flag(request, "descendants", True), statuses=_statuses(request),
+            after=request.query.get("after", ""), limit=_limit(request, 100, 1000),
+        )
+    )
+    return _answer(answer)
 
 
 async def get_mastery_mismatches(request: web.Request) -> web.Response:

@@ -26,6 +26,7 @@ from projections.competency.codec import StateFormatError, decode_state
 from projections.competency.frameworks import Framework, Program
 from projections.competency.model import CompetencyState, LearnerEvent, StatementVoided
 from projections.competency.policy import fold, interpret_stored
+from projections.competency.standing import STATUSES, Standing, standing
 from projections.units import store as units
 
 SELECT_CHECKPOINT = "SELECT position FROM projection_checkpoints WHERE name = 'competency'"
@@ -44,6 +45,7 @@ JOIN events e ON e.tenant = v.tenant AND e.statement_id = v.voiding_statement_id
 WHERE v.tenant = $1 AND s.learner = ANY($2::text[]) AND e.position <= $3
 """
 
+SELECT_STATES_OF = "SELECT learner, state FROM competency_learners WHERE tenant = $1 AND learner = ANY($2::text[])"
 SELECT_MISMATCHES = """
 SELECT platform, activity, mastery_score, array_agg(DISTINCT statement_mastery ORDER BY statement_mastery) AS stated,
        count(*) AS statements, count(*) FILTER (WHERE passed IS NOT TRUE) AS not_passed,
@@ -60,6 +62,8 @@ __all__ = [
     "unit_summary",
     "position_at",
     "mastery_mismatches",
+    "unit_learners",
+    "learner_standings",
 ]
 
 CHUNK = 5000
@@ -119,7 +123,12 @@ async def learner_view(pool: asyncpg.Pool, catalog: Catalog, tenant: str, learne
     has evidence towards; None when the projection knows nothing of it."""
     state, position = await _read(pool, tenant, learner)
     if state is None:
-        return None
+        if not await units.is_rostered(pool, tenant, learner):
+            return None
+        return {
+            "learner": learner, "position": position, "status": "not_started",
+            "frameworks": [], "certifications": [], "voided_statement_ids": [],
+        }
     frameworks = []
     for doc in catalog.documents:
         if not isinstance(doc, Framework):
@@ -142,6 +151,7 @@ async def learner_view(pool: asyncpg.Pool, catalog: Catalog, tenant: str, learne
     return {
         "learner": learner,
         "position": position,
+        "status": "known",
         "frameworks": frameworks,
         "certifications": [
             {
@@ -219,6 +229,76 @@ async def mastery_mismatches(pool: asyncpg.Pool, tenant: str) -> dict[str, Any]:
             "last_at": _iso(r["last_at"]),
         })
     return {"position": position, "platforms": list(platforms.values())}
+
+
+def _unit_json(unit: units.Unit) -> dict[str, Any]:
+    return {"id": unit.unit_id, "name": unit.name, "kind": unit.kind, "parent": unit.parent_id}
+
+
+async def learner_standings(
+    conn: asyncpg.Connection, catalog: Catalog, tenant: str, program: Program, page: list[units.UnitLearner]
+) -> list[tuple[units.UnitLearner, Standing]]:
+    """Each learner of ``page`` with where it stands in ``program`` (the
+    states of those in progress are read and explained)."""
+    wanted = [m.learner for m in page if m.status == "in_progress"]
+    states = {}
+    if wanted:
+        for row in await conn.fetch(SELECT_STATES_OF, tenant, wanted):
+            try:
+                states[row["learner"]] = decode_state(row["state"])
+            except StateFormatError:
+                raise QueryError(
+                    503, "the competency projection was stored by another version of the LRS: run `lrs replay competency`"
+                ) from None
+    result = []
+    for member in page:
+        if member.status == "certified":
+            result.append((member, Standing("certified", _iso(member.earned_at), ())))
+        else:
+            result.append((member, standing(states.get(member.learner), program, catalog)))
+    return result
+
+
+async def unit_learners(
+    pool: asyncpg.Pool,
+    catalog: Catalog,
+    tenant: str,
+    unit_id: str,
+    *,
+    program: Program,
+    descendants: bool,
+    statuses: tuple[str, ...] = STATUSES,
+    after: str = "",
+    limit: int = 100,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """The unit's rostered learners (at the present roster) with their status
+    in ``program`` and, for those not certified, what is missing and why;
+    ``limit`` learners after ``after`` in learner order."""
+    unit = await units.fetch_unit(pool, tenant, unit_id)
+    if unit is None:
+        raise QueryError(404, f"no unit {unit_id!r}", "unit")
+    roster_at = await units.advance_clock(pool, tenant, now or datetime.now(timezone.utc))
+    async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+        counts = await units.unit_statuses(conn, tenant, unit_id, program.iri, program.version, descendants)
+        page = await units.unit_learners(
+            conn, tenant, unit_id, program.iri, program.version, descendants, statuses, after, limit
+        )
+        standings = await learner_standings(conn, catalog, tenant, program, page)
+        position = _checkpoint(await conn.fetchval(SELECT_CHECKPOINT))
+    return {
+        "unit": _unit_json(unit),
+        "program": program.iri,
+        "program_version": program.version,
+        "descendants": descendants,
+        "roster_as_of": _iso(roster_at),
+        "statuses": list(statuses),
+        "headcount": sum(counts.values()),
+        "counts": {status: counts.get(status, 0) for status in STATUSES},
+        "learners": [{"learner": m.learner, "unit": m.unit_id, **s.json()} for m, s in standings],
+        "next_after": page[-1].learner if len(page) == limit else None,
+        "position": position,
+    }
 
 
 def resolve_program(catalog: Catalog, iri: str | None, version: str | None) -> Program:
@@ -329,7 +409,7 @@ async def unit_summary(
             "met": None if rate is None else rate >= target_rate,
         }
     return {
-        "unit": {"id": unit.unit_id, "name": unit.name, "kind": unit.kind, "parent": unit.parent_id},
+        "unit": _unit_json(unit),
         "program": program.iri,
         "program_version": program.version,
         "descendants": descendants,

@@ -128,6 +128,27 @@ WHERE tenant = $1 AND ($2::text IS NULL OR unit_id = $2) AND ($3::text IS NULL O
   AND (learner, valid_from) > ($4, $5)
 ORDER BY learner, valid_from LIMIT $6
 """
+# Learners placed in the unit (and below it) at the clock, with their
+# status in one programme: certified (earned), in_progress (a certification
+# row: evidence towards it), not_started (no row); in learner order.
+_UNIT_LEARNERS = """
+SELECT p.learner, p.unit_id, c.earned, c.earned_at,
+       CASE WHEN c.earned THEN 'certified' WHEN c.learner IS NOT NULL THEN 'in_progress' ELSE 'not_started' END AS status
+FROM unit_tree t
+JOIN learner_units p ON p.tenant = t.tenant AND p.unit_id = t.unit_id
+LEFT JOIN competency_certifications c
+  ON c.tenant = p.tenant AND c.learner = p.learner AND c.program = $4 AND c.program_version = $5
+WHERE t.tenant = $1 AND t.ancestor_id = $2 AND ($3 OR t.depth = 0)
+"""
+SELECT_UNIT_LEARNERS = f"""
+SELECT * FROM ({_UNIT_LEARNERS}) AS l WHERE status = ANY($6::text[]) AND learner > $7 ORDER BY learner LIMIT $8
+"""
+COUNT_UNIT_STATUSES = f"SELECT status, count(*) AS learners FROM ({_UNIT_LEARNERS}) AS l GROUP BY status"
+SELECT_IS_ROSTERED = "SELECT EXISTS (SELECT 1 FROM roster_memberships WHERE tenant = $1 AND learner = $2)"
+SELECT_DESCENDANTS = """
+SELECT u.unit_id, u.parent_id, u.kind, u.name FROM unit_tree t JOIN units u ON u.tenant = t.tenant AND u.unit_id = t.unit_id
+WHERE t.tenant = $1 AND t.ancestor_id = $2 ORDER BY t.depth, u.unit_id
+"""
 SELECT_ALL_COUNTS = """
 SELECT tenant, unit_id, program, program_version, certified FROM unit_certified
 WHERE certified <> 0 ORDER BY tenant, unit_id, program, program_version
@@ -145,10 +166,23 @@ __all__ = [
     "members_at",
     "list_memberships",
     "certified_rows",
+    "UnitLearner",
+    "unit_learners",
+    "unit_statuses",
+    "is_rostered",
+    "descendants",
 ]
 
 Progress = Callable[[int, int], None]
 CHUNK = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class UnitLearner:
+    learner: str
+    unit_id: str
+    status: str  # certified | in_progress | not_started
+    earned_at: datetime | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -347,3 +381,34 @@ async def certified_rows(conn: asyncpg.Connection | asyncpg.Pool) -> list[asyncp
     """Every non-zero count, in key order (for digests)."""
     return await conn.fetch(SELECT_ALL_COUNTS)
 
+
+
+async def unit_learners(
+    conn: asyncpg.Connection, tenant: str, unit_id: str, program: str, version: str, descendants: bool,
+    statuses: Sequence[str], after: str, limit: int,
+) -> list[UnitLearner]:
+    """Learners in the unit at the clock whose status is one of ``statuses``,
+    after ``after`` in learner order, at most ``limit``."""
+    rows = await conn.fetch(
+        SELECT_UNIT_LEARNERS, tenant, unit_id, descendants, program, version, list(statuses), after, limit
+    )
+    return [UnitLearner(r["learner"], r["unit_id"], r["status"], r["earned_at"]) for r in rows]
+
+
+async def unit_statuses(
+    conn: asyncpg.Connection, tenant: str, unit_id: str, program: str, version: str, descendants: bool
+) -> dict[str, int]:
+    """How many learners of the unit at the clock have each status."""
+    rows = await conn.fetch(COUNT_UNIT_STATUSES, tenant, unit_id, descendants, program, version)
+    return {r["status"]: int(r["learners"]) for r in rows}
+
+
+async def is_rostered(conn: asyncpg.Connection | asyncpg.Pool, tenant: str, learner: str) -> bool:
+    """The learner has (or had) a membership in some unit."""
+    return bool(await conn.fetchval(SELECT_IS_ROSTERED, tenant, learner))
+
+
+async def descendants(conn: asyncpg.Connection | asyncpg.Pool, tenant: str, unit_id: str) -> list[Unit]:
+    """The unit and every unit below it, nearest first."""
+    rows = await conn.fetch(SELECT_DESCENDANTS, tenant, unit_id)
+    return [Unit(r["unit_id"], r["parent_id"], r["kind"], r["name"]) for r in rows]

@@ -73,6 +73,13 @@ async def get_json(client: Any, path: str, status: int = 200, **params: str) -> 
     return await response.json()
 
 
+async def get_params(client: Any, path: str, params: dict[str, str], status: int = 200) -> dict[str, Any]:
+    """GET with query parameters that may be named ``status``."""
+    response = await client.get(path, params=params, headers=xapi_headers())
+    assert response.status == status, await response.text()
+    return await response.json()
+
+
 async def log_head(database_url: str) -> int:
     conn = await asyncpg.connect(database_url)
     try:
@@ -340,3 +347,44 @@ async def test_children_never_pass_a_module_and_platform_mastery_scores_are_repo
                         "statements": 1, "not_passed": 1, "first_at": "2025-03-01T00:01:00.000000Z",
                         "last_at": "2025-03-01T00:01:00.000000Z"}],
     }]
+
+
+async def test_unit_learners_say_who_is_not_certified_and_why(client: Any, database_url: str) -> None:
+    response = await client.post("/competency/admin/roster", json=roster({"mic-dt-1": [1, 2], "mic-dt-2": [3]}), headers=xapi_headers())
+    assert response.status == 200
+    low = course_statement(2, "searching", PASSED, 5, score=0.65)
+    await post(client, *(course_statement(1, m, v, i) for i, (m, v) in enumerate(CERTIFYING)),
+               *(course_statement(2, m, v, i) for i, (m, v) in enumerate(CERTIFYING) if m != "searching"), low)
+    await caught_up(client, database_url)
+
+    listing = await get_params(client, "/competency/units/mic/learners", {"program": PROGRAM, "status": "not-certified"})
+    assert listing["counts"] == {"certified": 1, "in_progress": 1, "not_started": 1} and listing["headcount"] == 3
+    assert listing["statuses"] == ["in_progress", "not_started"]
+    by_learner = {entry["learner"]: entry for entry in listing["learners"]}
+    assert set(by_learner) == {learner_key(2), learner_key(3)}
+    partial = by_learner[learner_key(2)]
+    assert (partial["status"], partial["unit"], partial["certified_at"]) == ("in_progress", "mic-dt-1", None)
+    (gap,) = partial["missing"]
+    assert (gap["competency"], gap["level_needed"], gap["level_reached"]) == (f"{VN}/1.1", "CB2", None)
+    assert gap["reason"] == "best score 0.65 < mastery score 0.70"
+    assert gap["best_attempt"]["statement_id"] == low["id"] and gap["best_attempt"]["score"] == 0.65
+    untouched = by_learner[learner_key(3)]
+    assert untouched["status"] == "not_started" and {g["reason"] for g in untouched["missing"]} == {"no evidence"}
+    assert len(untouched["missing"]) == 9
+
+    certified = await get_params(client, "/competency/units/mic-dt-1/learners", {"program": PROGRAM, "status": "certified"})
+    assert [(e["learner"], e["status"], e["missing"]) for e in certified["learners"]] == [(learner_key(1), "certified", [])]
+    assert certified["learners"][0]["certified_at"] is not None
+    first = await get_json(client, "/competency/units/mic/learners", program=PROGRAM, limit="2")
+    rest = await get_json(client, "/competency/units/mic/learners", program=PROGRAM, limit="2", after=first["next_after"])
+    assert [e["learner"] for e in first["learners"] + rest["learners"]] == sorted(learner_key(n) for n in (1, 2, 3))
+    assert rest["next_after"] is None
+
+    # a rostered learner with no evidence is "not started", not unknown
+    state = await get_json(client, f"/competency/learners/{learner_path(3)}")
+    assert (state["status"], state["frameworks"], state["certifications"]) == ("not_started", [], [])
+    assert (await get_json(client, f"/competency/learners/{learner_path(1)}"))["status"] == "known"
+    await get_json(client, f"/competency/learners/{learner_path(9)}", status=404)  # on no roster, no evidence
+    wrong = await client.get("/competency/units/mic/learners", params={"program": PROGRAM, "status": "done"}, headers=xapi_headers())
+    assert wrong.status == 400 and (await wrong.json())["path"] == "status"
+    await get_json(client, "/competency/units/nowhere/learners", status=404, program=PROGRAM)
