@@ -140,6 +140,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     roster_load.add_argument("--check", action="store_true", help="only validate the file on its own; load nothing")
     roster_load.set_defaults(handler=_roster_load)
 
+    from projections.competency.report_command import register as register_report
+
+    register_report(subparsers)
+
 
 _FRAMEWORKS_HELP = "framework documents to use (repeatable; default: the live ones, see `lrs frameworks list`)"
 

@@ -39,6 +39,8 @@ from projections.competency.queries import (
     unit_learners,
     unit_summary,
 )
+from projections.competency.report_query import unit_report
+from projections.competency.reports import BY, PARTS, to_csv, to_xlsx
 from projections.competency.standing import STATUSES
 from projections.units import store as units
 from projections.units.roster import RosterError, parse_csv, parse_json
@@ -71,6 +73,7 @@ def register(app: web.Application) -> None:
     app.router.add_get("/competency/learners/{learner}/trail", get_trail)
     app.router.add_get("/competency/units/{unit}/summary", get_unit_summary)
     app.router.add_get("/competency/units/{unit}/learners", get_unit_learners)
+    app.router.add_get("/competency/units/{unit}/report", get_unit_report)
     app.router.add_get("/competency/mastery-mismatches", get_mastery_mismatches)
     app.router.add_post("/competency/admin/roster", post_roster)
     app.router.add_get("/competency/admin/units", get_units)
@@ -234,6 +237,40 @@ async def get_unit_learners(request: web.Request) -> web.Response:
         )
     )
     return _answer(answer)
+
+
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+REPORT_FORMATS = ("csv", "xlsx")
+
+
+def _choice(request: web.Request, name: str, allowed: tuple[str, ...], default: str) -> str:
+    value = request.query.get(name, default)
+    if value not in allowed:
+        raise XapiError(400, f"{name} must be one of {', '.join(allowed)}, got {value!r}", name)
+    return value
+
+
+async def get_unit_report(request: web.Request) -> web.Response:
+    """The per-agency or per-unit report as CSV (one part) or XLSX (both parts)."""
+    tenant = _tenant(request, READ_SCOPE)
+    _only(request, {"program", "version", "by", "format", "part"})
+    catalog = _catalog(request)
+    program = _program(request, catalog)
+    by = _choice(request, "by", BY, "agency")
+    fmt = _choice(request, "format", REPORT_FORMATS, "csv")
+    part = _choice(request, "part", PARTS, "summary")
+    if fmt == "xlsx" and "part" in request.query:
+        raise XapiError(400, "part applies to format=csv only (an XLSX report holds both parts)", "part")
+    unit_id = request.match_info["unit"]
+    report = await _query(unit_report(request.app[keys.POOL], catalog, tenant, unit_id, program=program, by=by))  # type: ignore[arg-type]
+    name = f"{unit_id}-{by}-report" + ("" if fmt == "xlsx" else f"-{part}")
+    if fmt == "xlsx":
+        response = web.Response(body=to_xlsx(report), content_type=XLSX)
+    else:
+        response = web.Response(text=to_csv(report, part), content_type="text/csv", charset="utf-8")
+    response.headers["Content-Disposition"] = f'attachment; filename="{name}.{fmt}"'
+    response.headers[POSITION_HEADER] = str(report.position)
+    return response
 
 
 async def get_mastery_mismatches(request: web.Request) -> web.Response:

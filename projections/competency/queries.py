@@ -14,7 +14,6 @@ those learners' evidence; the present-time summary reads materialised counts.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -27,6 +26,7 @@ from projections.competency.frameworks import Framework, Program
 from projections.competency.model import CompetencyState, LearnerEvent, StatementVoided
 from projections.competency.policy import fold, interpret_stored
 from projections.competency.standing import STATUSES, Standing, standing
+from projections.competency.targets import program_target, progress
 from projections.units import store as units
 
 SELECT_CHECKPOINT = "SELECT position FROM projection_checkpoints WHERE name = 'competency'"
@@ -398,16 +398,7 @@ async def unit_summary(
     else:
         counts = await _counts_as_of(pool, catalog, tenant, unit_id, program, descendants, as_of)
     rate = counts.certified / counts.headcount if counts.headcount else None
-    target_rate = getattr(program, "target_rate", None)
-    target_rate = None if not isinstance(target_rate, (int, float)) else float(target_rate)
-    target = None
-    if target_rate is not None:
-        target = {
-            "rate": target_rate,
-            "needed": _needed(target_rate, counts.headcount),
-            "difference": None if rate is None else rate - target_rate,
-            "met": None if rate is None else rate >= target_rate,
-        }
+    target = progress(program_target(program), counts.headcount, counts.certified)
     return {
         "unit": _unit_json(unit),
         "program": program.iri,
@@ -421,11 +412,6 @@ async def unit_summary(
         "target": target,
         "position": counts.position,
     }
-
-
-def _needed(rate: float, headcount: int) -> int:
-    """Certified learners the target asks for (rounded up)."""
-    return math.ceil(rate * headcount - 1e-9)
 
 
 def _iso(moment: datetime | None) -> str | None:

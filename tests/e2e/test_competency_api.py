@@ -114,7 +114,8 @@ async def test_statements_become_state_trail_and_unit_rates(client: Any, databas
     summary = await caught_up(client, database_url)
     assert (summary["headcount"], summary["certified"]) == (3, 1)  # learner 4 is in another ministry
     assert summary["rate"] == pytest.approx(1 / 3)
-    assert summary["target"] == {"rate": 0.8, "needed": 3, "difference": pytest.approx(1 / 3 - 0.8), "met": False}
+    assert summary["target"] == {"rate": 0.8, "due": None, "source": "program", "needed": 3, "gap": 2,
+                                 "difference": pytest.approx(1 / 3 - 0.8), "met": False}
     assert summary["unit"] == {"id": "mic", "name": "Ministry of Information and Communications", "kind": "ministry", "parent": None}
     only = await get_json(client, "/competency/units/mic-dt-1/summary", program=PROGRAM, descendants="false")
     assert (only["headcount"], only["certified"], only["rate"]) == (2, 1, 0.5)
@@ -388,3 +389,66 @@ async def test_unit_learners_say_who_is_not_certified_and_why(client: Any, datab
     wrong = await client.get("/competency/units/mic/learners", params={"program": PROGRAM, "status": "done"}, headers=xapi_headers())
     assert wrong.status == 400 and (await wrong.json())["path"] == "status"
     await get_json(client, "/competency/units/nowhere/learners", status=404, program=PROGRAM)
+
+
+async def test_reports_per_agency_and_unit_as_csv_and_xlsx_and_from_the_cli(
+    client: Any, database_url: str, tmp_path: Path
+) -> None:
+    import csv
+    import io
+    import os
+    import sys
+
+    from openpyxl import load_workbook
+
+    response = await client.post("/competency/admin/roster", json=roster({"mic-dt-1": [1, 2], "mic-dt-2": [3]}), headers=xapi_headers())
+    assert response.status == 200
+    await post(client, *(course_statement(1, m, v, i) for i, (m, v) in enumerate(CERTIFYING)),
+               course_statement(2, "searching", PASSED, 5, score=0.65))
+    await caught_up(client, database_url)
+
+    async def fetch(**params: str) -> tuple[Any, bytes]:
+        answer = await client.get("/competency/units/mic/report", params={"program": PROGRAM, **params}, headers=xapi_headers())
+        assert answer.status == 200, await answer.text()
+        return answer, await answer.read()
+
+    answer, body = await fetch(by="agency")
+    assert answer.content_type == "text/csv" and "mic-agency-report-summary.csv" in answer.headers["Content-Disposition"]
+    rows = list(csv.DictReader(io.StringIO(body.decode())))
+    assert [(r["unit"], r["headcount"], r["certified"], r["target_rate"], r["target_needed"], r["gap"]) for r in rows] == [
+        ("mic", "3", "1", "0.8", "3", "2"), ("mic-dt", "3", "1", "0.8", "3", "2")]
+    _, body = await fetch(by="unit")
+    rows = list(csv.DictReader(io.StringIO(body.decode())))
+    assert [(r["unit"], r["with_descendants"], r["headcount"], r["certified"]) for r in rows] == [
+        ("mic", "true", "3", "1"), ("mic-dt", "false", "0", "0"), ("mic-dt-1", "false", "2", "1"), ("mic-dt-2", "false", "1", "0")]
+    _, listed = await fetch(part="not-certified")
+    learners = list(csv.DictReader(io.StringIO(listed.decode())))
+    assert [(r["learner"], r["unit"], r["agency"], r["status"]) for r in learners] == [
+        (learner_key(2), "mic-dt-1", "mic-dt", "in_progress"), (learner_key(3), "mic-dt-2", "mic-dt", "not_started")]
+    assert "1.1 (needs CB2): best score 0.65 < mastery score 0.70" in learners[0]["missing"]
+
+    answer, workbook = await fetch(format="xlsx")
+    assert answer.content_type == "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    book = load_workbook(io.BytesIO(workbook))
+    assert [r[0] for r in book["Not certified"].iter_rows(values_only=True)][-2:] == [learner_key(2), learner_key(3)]
+    bad = await client.get("/competency/units/mic/report", params={"program": PROGRAM, "by": "desk"}, headers=xapi_headers())
+    assert bad.status == 400 and (await bad.json())["path"] == "by"
+
+    env = {**os.environ, "LRS_DATABASE_URL": database_url, "LRS_LOG_LEVEL": "warning"}
+    output = tmp_path / "mic.csv"
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "lrs", "report", "mic", "--program", PROGRAM, "--format", "csv", "--output", str(output),
+        env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await proc.communicate()
+    assert proc.returncode == 0, err.decode()
+    assert "1/3 certified" in out.decode()
+    _, summary = await fetch(by="agency")
+    assert output.read_bytes() == summary
+    assert (tmp_path / "mic-not-certified.csv").read_bytes() == listed
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "lrs", "report", "nowhere", "--output", str(tmp_path / "x.xlsx"),
+        env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    _, err = await proc.communicate()
+    assert proc.returncode == 1 and err.decode().strip() == "lrs report: no unit 'nowhere'"
