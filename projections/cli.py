@@ -130,8 +130,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         description="Load FILE into the tenant's roster in one transaction.  JSON: "
         '{"units": [{"id", "parent", "kind", "name"}], "memberships": [{"learner", "unit", '
         '"valid_from", "valid_to"}]}; CSV: header id,parent,kind,name (units) or '
-        "learner,unit,valid_from,valid_to (memberships).  Units are added or updated by id; the "
-        "memberships of every learner the file names replace that learner's memberships.  A learner "
+        "learner,unit,valid_from,valid_to (memberships).  The load is recorded as roster events of the "
+        "hash-chained log.  Units are added or updated by id; the memberships of every learner the file "
+        "names replace that learner's timeline from their earliest valid_from on: an open membership is "
+        "ended there, nothing is erased (GET /competency/admin/memberships?history=true).  A learner "
         "is an actor IFI key (mbox:mailto:..., mbox_sha1sum:..., openid:..., account:<homePage>|<name>).  "
         "Every problem is reported as WHERE: WHAT and the exit status is 1; nothing is loaded then.",
     )

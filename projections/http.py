@@ -306,6 +306,7 @@ async def post_roster(request: web.Request) -> web.Response:
         "learners": result.learners,
         "moved": result.moved,
         "roster_as_of": result.counted_at.isoformat(),
+        "position": result.position,
     })
 
 
@@ -321,34 +322,49 @@ async def get_units(request: web.Request) -> web.Response:
 
 
 async def get_memberships(request: web.Request) -> web.Response:
-    """Memberships by (learner, valid_from); ``after_learner`` + ``after_from`` page on."""
+    """Memberships by (learner, valid_from, recorded position); ``after_learner``
+    + ``after_from`` + ``after_recorded`` page on; ``history=true`` also lists
+    the superseded ones, with the roster events that recorded and superseded them."""
     tenant = _tenant(request, ADMIN_SCOPE)
-    _only(request, {"unit", "learner", "limit", "after_learner", "after_from"})
-    try:
-        limit = int(request.query.get("limit", "1000"))
-    except ValueError:
-        raise XapiError(400, "limit must be an integer", "limit") from None
-    if not 1 <= limit <= 10_000:
-        raise XapiError(400, "limit must be between 1 and 10000", "limit")
+    _only(request, {"unit", "learner", "limit", "after_learner", "after_from", "after_recorded", "history"})
+    limit = _limit(request, 1000, 10_000)
     after = None
     if "after_learner" in request.query:
-        after = (request.query["after_learner"], _moment(request, "after_from") or datetime.min.replace(tzinfo=timezone.utc))
+        try:
+            recorded = int(request.query.get("after_recorded", "-1"))
+        except ValueError:
+            raise XapiError(400, "after_recorded must be an integer", "after_recorded") from None
+        after = (
+            request.query["after_learner"],
+            _moment(request, "after_from") or datetime.min.replace(tzinfo=timezone.utc),
+            recorded,
+        )
     rows = await units.list_memberships(
         request.app[keys.POOL], tenant, unit_id=request.query.get("unit"), learner=request.query.get("learner"),
-        after=after, limit=limit,
+        after=after, limit=limit, history=_flag(request, "history", False),
     )
     return _answer({
         "memberships": [
             {
-                "learner": m.learner,
-                "unit": m.unit_id,
-                "valid_from": m.valid_from.isoformat(),
-                "valid_to": None if m.valid_to is None else m.valid_to.isoformat(),
+                "learner": r.membership.learner,
+                "unit": r.membership.unit_id,
+                "valid_from": r.membership.valid_from.isoformat(),
+                "valid_to": None if r.membership.valid_to is None else r.membership.valid_to.isoformat(),
+                "recorded_position": r.recorded_position,
+                "recorded_at": _iso_or_none(r.recorded_at),
+                "superseded_position": r.superseded_position,
+                "superseded_at": _iso_or_none(r.superseded_at),
             }
-            for m in rows
+            for r in rows
         ],
         "more": len(rows) == limit,
     })
+
+
+def _iso_or_none(moment: datetime | None) -> str | None:
+    if moment is None or moment in (datetime.min, datetime.max) or moment.year < 2:
+        return None  # -infinity: loaded before the roster was in the log
+    return moment.isoformat()
 
 
 # -- the runner inside `lrs serve` ---------------------------------------------------
