@@ -7,8 +7,6 @@ behind ``/competency/...``, so the console shows what the API answers.
 
 from __future__ import annotations
 
-import csv
-import io
 from datetime import datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -28,13 +26,15 @@ from projections.competency.queries import (
     QueryError,
     learner_view,
     trail_view,
+    unit_learners,
     unit_summary,
 )
-from projections.competency.unit_views import unit_learners, unit_tree
-from projections.http import CATALOG, FRAMEWORKS_PROBLEM
+from projections.competency.report_query import unit_report as build_unit_report
+from projections.competency.reports import BY, PARTS
+from projections.competency.unit_views import unit_tree
+from projections.http import CATALOG, FRAMEWORKS_PROBLEM, REPORT_FORMATS, report_response
 
 PAGE_SIZE = 50
-REPORT_PAGE = 1000
 # The chart folds each point from the log (unit_summary with as_of): drawn for
 # units up to this many learners.
 CHART_LEARNERS_LIMIT = 2000
@@ -45,7 +45,7 @@ CHART_STEP = timedelta(days=30)
 def add_routes(router: web.UrlDispatcher) -> None:
     router.add_get("/units", units_page, name="units")
     router.add_get("/units/{unit}", unit_page, name="unit")
-    router.add_get("/units/{unit}/report.csv", unit_report, name="unit_report")
+    router.add_get("/units/{unit}/report", unit_report, name="unit_report")
     router.add_get("/learners/{learner}", learner_page, name="learner")
     router.add_get("/learners/{learner}/trail", trail_page, name="trail")
 
@@ -142,7 +142,7 @@ async def unit_page(request: web.Request) -> web.StreamResponse:
     summary = await unit_summary(pool, catalog, tenant, unit_id, program=program, descendants=True)
     learners = await unit_learners(
         pool, catalog, tenant, unit_id, program=program, descendants=True,
-        after=request.query.get("after"), limit=PAGE_SIZE,
+        after=request.query.get("after", ""), limit=PAGE_SIZE,
     )
     tree = await unit_tree(pool, tenant, program=program)
     children = _find(tree["units"], unit_id)
@@ -190,38 +190,23 @@ async def _chart(
 
 @_pages
 async def unit_report(request: web.Request) -> web.StreamResponse:
-    """Every learner rostered in the unit (and below) with status and what is missing."""
+    """The unit's report, as ``GET /competency/units/{unit}/report`` sends it:
+    per agency or per unit (``by``), CSV (``part``: summary or not-certified) or XLSX."""
     catalog = _catalog(request)
     program = _program(request, catalog)
     if program is None:
         return _message(request, 404, translator(request[guard.LANGUAGE])("no_programs"))
-    pool = request.config_dict[keys.POOL]
-    tenant = request[CREDENTIAL].tenant
+    by = request.query.get("by", "agency")
+    fmt = request.query.get("format", "csv")
+    part = request.query.get("part", "summary")
+    for name, value, allowed in (("by", by, BY), ("format", fmt, REPORT_FORMATS), ("part", part, PARTS)):
+        if value not in allowed:
+            return _message(request, 400, f"{name} must be one of {', '.join(allowed)}, got {value!r}")
     unit_id = request.match_info["unit"]
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(["unit", "learner", "status", "earned_at", "met", "missing"])
-    after = None
-    while True:
-        page = await unit_learners(
-            pool, catalog, tenant, unit_id, program=program, descendants=True, after=after, limit=REPORT_PAGE
-        )
-        for item in page["learners"]:
-            writer.writerow([
-                unit_id, item["learner"], item["status"], item["earned_at"] or "",
-                " ".join(_code(catalog, c) for c in item["met"]),
-                " ".join(_code(catalog, c) for c in item["missing"]),
-            ])
-        if not page["more"]:
-            break
-        after = page["learners"][-1]["learner"]
-    filename = f"unit-{unit_id}-{program.version}.csv".replace('"', "")
-    return web.Response(
-        body=out.getvalue().encode("utf-8-sig"),  # the BOM lets spreadsheet programs read Vietnamese as UTF-8
-        content_type="text/csv",
-        charset="utf-8",
-        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    report = await build_unit_report(
+        request.config_dict[keys.POOL], catalog, request[CREDENTIAL].tenant, unit_id, program=program, by=by  # type: ignore[arg-type]
     )
+    return report_response(report, unit_id, by, fmt, part)
 
 
 def _code(catalog: Catalog, competency: str) -> str:

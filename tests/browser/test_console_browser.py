@@ -128,15 +128,42 @@ async def test_officials_path(browser, served, screenshots: Path, tmp_path: Path
         assert shown == {item["learner"]: item["status"] for item in listed["learners"]}
         assert shown[learner_key(1)] == "certified" and shown[learner_key(5)] == "in_progress"
 
-        async with page.expect_download() as waiting:
-            await page.click("#download-csv")
-        download = await waiting.value
-        saved = tmp_path / "report.csv"
-        await download.save_as(saved)
-        report = list(csv.DictReader(io.StringIO(saved.read_text(encoding="utf-8-sig"))))
-        assert {r["learner"]: r["status"] for r in report} == shown
-        assert all(r["unit"] == "mic-dt-1" for r in report)
-        assert [r for r in report if r["learner"] == learner_key(2)][0]["missing"]
+        # What is missing, as the API explains it.
+        gaps = {item["learner"]: [g["reason"] for g in item["missing"]] for item in listed["learners"]}
+        for learner, reasons in gaps.items():
+            cell = await page.locator(f'tr[data-learner="{learner}"] td.missing').inner_text()
+            assert all(reason in cell for reason in reasons), (learner, cell)
+        assert gaps[learner_key(2)] and not gaps[learner_key(1)]
+
+        # The reports, byte for byte what GET /competency/units/{unit}/report sends.
+        for button, query in (
+            ("#download-csv", {"by": "unit", "format": "csv", "part": "not-certified"}),
+            ("#download-xlsx", {"by": "unit", "format": "xlsx"}),
+        ):
+            async with page.expect_download() as waiting:
+                await page.click(button)
+            download = await waiting.value
+            saved = tmp_path / download.suggested_filename
+            await download.save_as(saved)
+            async with api.session.get(
+                api.base + "/competency/units/mic-dt-1/report", params={"program": PROGRAM, **query},
+                headers=xapi_headers(),
+            ) as response:
+                assert response.status == 200
+                expected_bytes = await response.read()
+            if query["format"] == "csv":
+                assert saved.read_bytes() == expected_bytes
+                rows = list(csv.DictReader(io.StringIO(saved.read_text(encoding="utf-8"))))
+                assert {r["learner"]: r["status"] for r in rows} == {
+                    k: v for k, v in shown.items() if v != "certified"
+                }
+            else:
+                from openpyxl import load_workbook
+
+                book = load_workbook(saved)
+                assert book.sheetnames == load_workbook(io.BytesIO(expected_bytes)).sheetnames
+                values = [[c.value for c in row] for row in book[book.sheetnames[0]].iter_rows()]
+                assert any("mic-dt-1" in [str(v) for v in row] for row in values)
 
         await page.click(f'tr[data-learner="{learner_key(1)}"] a')
         await page.wait_for_load_state()
