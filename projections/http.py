@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from datetime import datetime, timezone
 from typing import Any, AsyncIterator
 
@@ -26,6 +27,8 @@ import structlog
 from aiohttp import web
 
 from lrs.http import keys
+from lrs.identities import IdentityConflict
+from lrs.store import identities
 from lrs.http.middleware import CREDENTIAL
 from lrs.xapi.errors import NotFoundError, XapiError
 from projections.competency.catalog import Catalog, load_live_catalog
@@ -43,7 +46,7 @@ from projections.competency.report_query import unit_report
 from projections.competency.reports import BY, PARTS, to_csv, to_xlsx
 from projections.competency.standing import STATUSES
 from projections.units import store as units
-from projections.units.roster import RosterError, parse_csv, parse_json
+from projections.units.roster import RosterError, parse_csv, parse_json, parse_learner
 
 log = structlog.get_logger("lrs.projections")
 
@@ -77,6 +80,7 @@ def register(app: web.Application) -> None:
     app.router.add_get("/competency/mastery-mismatches", get_mastery_mismatches)
     app.router.add_post("/competency/admin/roster", post_roster)
     app.router.add_get("/competency/admin/units", get_units)
+    app.router.add_post("/competency/admin/identities", post_identities)
     app.router.add_get("/competency/admin/memberships", get_memberships)
 
 
@@ -307,6 +311,44 @@ async def post_roster(request: web.Request) -> web.Response:
         "moved": result.moved,
         "roster_as_of": result.counted_at.isoformat(),
         "position": result.position,
+    })
+
+
+async def post_identities(request: web.Request) -> web.Response:
+    """Body: {"op": "link" | "unlink", "person": KEY, "identifiers": [KEY, ...]}."""
+    tenant = _tenant(request, ADMIN_SCOPE)
+    _only(request, set())
+    try:
+        body = json.loads(await request.read())
+    except ValueError as exc:
+        raise XapiError(400, f"the body is not JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise XapiError(400, "the body must be a JSON object", "$")
+    unknown = sorted(set(body) - {"op", "person", "identifiers"})
+    if unknown:
+        raise XapiError(400, f"unknown field(s) {', '.join(unknown)}; allowed: identifiers, op, person", "$")
+    op = body.get("op")
+    if op not in ("link", "unlink"):
+        raise XapiError(400, f"op must be link or unlink, got {op!r}", "$.op")
+    person = body.get("person")
+    identifiers = body.get("identifiers")
+    if not isinstance(identifiers, list) or not identifiers:
+        raise XapiError(400, "identifiers must be a non-empty list of actor IFI keys", "$.identifiers")
+    for path, value in (("$.person", person), *((f"$.identifiers[{i}]", v) for i, v in enumerate(identifiers))):
+        try:
+            parse_learner(value if isinstance(value, str) else "")
+        except ValueError as exc:
+            raise XapiError(400, str(exc), path) from None
+    try:
+        change = await identities.change_links(
+            request.app[keys.POOL], tenant, op, person, identifiers, now=datetime.now(timezone.utc)
+        )
+    except IdentityConflict as exc:
+        raise XapiError(409, str(exc), "$.identifiers") from None
+    linked = await identities.identifiers_of(request.app[keys.POOL], tenant, person)
+    return _answer({
+        "op": op, "person": person, "changed": change.identifiers, "identifiers": [person, *linked],
+        **({} if change.position is None else {"position": change.position}),
     })
 
 

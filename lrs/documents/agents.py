@@ -1,8 +1,9 @@
 """The Person object of the Agents resource (Communication 2.4).
 
 The LRS has no directory service, so a Person holds the requested Agent's
-identifier and the names with which that same identifier appears in the
-tenant's statements (the requested name first).  With nothing known, it is
+identifier, the other identifiers linked to the same person (the roster's
+identity links, lrs/identities.py), and the names with which the requested
+identifier appears in the tenant's statements (the requested name first).  With nothing known, it is
 just the requested Agent as a Person (2.4.s3.b3).  Every property is an
 array, each occurs once (2.4.s6).
 """
@@ -17,7 +18,11 @@ from lrs.xapi.identity import ifi_key
 __all__ = ["agent_names_in", "person_object"]
 
 
-def person_object(agent: dict[str, Any], names: Iterable[str] = ()) -> dict[str, Any]:
+def person_object(
+    agent: dict[str, Any], names: Iterable[str] = (), linked: Iterable[dict[str, Any]] = ()
+) -> dict[str, Any]:
+    """``linked``: Agents of the other identifiers linked to the same person
+    (lrs.identities); their identifiers join the arrays after the requested one."""
     person: dict[str, Any] = {"objectType": "Person"}
     all_names: list[str] = []
     for name in ([agent["name"]] if isinstance(agent.get("name"), str) else []) + list(names):
@@ -25,10 +30,14 @@ def person_object(agent: dict[str, Any], names: Iterable[str] = ()) -> dict[str,
             all_names.append(name)
     if all_names:
         person["name"] = all_names
-    for ifi in IFI_NAMES:
-        if ifi in agent:
-            value = agent[ifi]
-            person[ifi] = [dict(value) if isinstance(value, dict) else value]
+    for source in (agent, *linked):
+        for ifi in IFI_NAMES:
+            if ifi in source:
+                value = source[ifi]
+                value = dict(value) if isinstance(value, dict) else value
+                values = person.setdefault(ifi, [])
+                if value not in values:
+                    values.append(value)
     return person
 
 

@@ -12,6 +12,8 @@ from aiohttp import web
 from lrs.auth import Credential
 from lrs.documents.activities import activity_object
 from lrs.documents.agents import person_object
+from lrs.identities import agent_of_key
+from lrs.store import identities
 from lrs.documents.concurrency import etag_of
 from lrs.documents.params import parse_activity_id, parse_agent, query_dict
 from lrs.http import keys
@@ -51,5 +53,8 @@ async def activities(request: web.Request) -> web.Response:
 async def agents(request: web.Request) -> web.Response:
     credential: Credential = request[CREDENTIAL]
     agent, agent_key = parse_agent(_single_param(request, "agent"))
-    names = await agent_names(request.app[keys.POOL], credential.tenant, agent_key)
-    return _json(person_object(agent, names))
+    pool = request.app[keys.POOL]
+    names = await agent_names(pool, credential.tenant, agent_key)
+    person = await identities.person_of(pool, credential.tenant, agent_key) or agent_key
+    others = [k for k in [person, *await identities.identifiers_of(pool, credential.tenant, person)] if k != agent_key]
+    return _json(person_object(agent, names, [agent_of_key(k) for k in others]))

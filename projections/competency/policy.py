@@ -88,6 +88,8 @@ __all__ = [
     "evolve",
     "evolve_many",
     "fold",
+    "state_events",
+    "split",
 ]
 
 VERB_PASSED = "http://adlnet.gov/expapi/verbs/passed"
@@ -390,6 +392,37 @@ def fold(learner: str, events: Iterable[LearnerEvent], catalog: Catalog) -> Lear
     for event in events:
         state = evolve(state, event, catalog)
     return state
+
+
+def state_events(state: LearnerState, learner: str) -> list[LearnerEvent]:
+    """Events that rebuild ``state``'s evidence and voidings for ``learner``
+    (a person a linked identifier's state is merged into)."""
+    by_statement: dict[str, list[Evidence]] = {}
+    for e in state.evidence:
+        by_statement.setdefault(e.statement_id, []).append(e)
+    events: list[LearnerEvent] = [
+        StatementEvidence(statement_id=sid, learner=learner, evidence=tuple(items)) for sid, items in by_statement.items()
+    ]
+    events.extend(StatementVoided(statement_id="", target_id=target) for target in state.voided)
+    return events
+
+
+def split(state: LearnerState, statement_ids: set[str], catalog: Catalog) -> tuple[LearnerState, LearnerState]:
+    """``state`` without the evidence and voidings of ``statement_ids``, and
+    a state of just those (for the learner of ``state``: the caller names it
+    again), as an unlink gives an identifier's statements back to it."""
+    moved = [e for e in state.evidence if e.statement_id in statement_ids]
+    kept = tuple(e for e in state.evidence if e.statement_id not in statement_ids)
+    voided = tuple(v for v in state.voided if v not in statement_ids)
+    rest = _refold(state, kept, voided, {e.competency for e in moved}, catalog)
+    part = LearnerState(learner=state.learner, evidence=(), voided=(), competencies={}, certifications={})
+    part = evolve_many(
+        part,
+        [*state_events(LearnerState(learner=state.learner, evidence=tuple(moved)), state.learner),
+         *(StatementVoided(statement_id="", target_id=v) for v in state.voided if v in statement_ids)],
+        catalog,
+    )
+    return rest, part
 
 
 def _refold(

@@ -27,6 +27,7 @@ from projections.competency.model import CompetencyState, LearnerEvent, Statemen
 from projections.competency.policy import fold, interpret_stored
 from projections.competency.standing import STATUSES, Standing, standing
 from projections.competency.targets import program_target, progress
+from lrs.store import identities
 from projections.units import store as units
 
 SELECT_CHECKPOINT = "SELECT position FROM projection_checkpoints WHERE name = 'competency'"
@@ -118,15 +119,25 @@ async def _read(pool: asyncpg.Pool, tenant: str, learner: str) -> tuple[Any, int
         ) from None
 
 
+async def _person(pool: asyncpg.Pool, tenant: str, key: str) -> dict[str, Any]:
+    """Who ``key`` names: the person it is linked to (or itself), with every
+    identifier of that person and those merged into its answers."""
+    person = await identities.person_of(pool, tenant, key) or key
+    merged = await identities.identifiers_of(pool, tenant, person)
+    return {"person": person, "identifiers": [person, *merged], "merged": merged}
+
+
 async def learner_view(pool: asyncpg.Pool, catalog: Catalog, tenant: str, learner: str) -> dict[str, Any] | None:
     """The learner's state in every loaded framework, and the programmes it
-    has evidence towards; None when the projection knows nothing of it."""
-    state, position = await _read(pool, tenant, learner)
+    has evidence towards; None when the projection knows nothing of it.
+    ``learner`` may be any identifier of a person: the answer is the person's."""
+    who = await _person(pool, tenant, learner)
+    state, position = await _read(pool, tenant, who["person"])
     if state is None:
-        if not await units.is_rostered(pool, tenant, learner):
+        if not await units.is_rostered(pool, tenant, who["person"]):
             return None
         return {
-            "learner": learner, "position": position, "status": "not_started",
+            "learner": learner, **who, "position": position, "status": "not_started",
             "frameworks": [], "certifications": [], "voided_statement_ids": [],
         }
     frameworks = []
@@ -150,6 +161,7 @@ async def learner_view(pool: asyncpg.Pool, catalog: Catalog, tenant: str, learne
     frameworks.sort(key=lambda f: (f["framework"], f["version"]))
     return {
         "learner": learner,
+        **who,
         "position": position,
         "status": "known",
         "frameworks": frameworks,
@@ -176,12 +188,14 @@ async def trail_view(
     first), with the state it folds to; None when the learner is unknown."""
     if competency not in catalog.competencies:
         raise QueryError(404, f"no loaded framework has the competence {competency!r}", "competency")
-    state, position = await _read(pool, tenant, learner)
+    who = await _person(pool, tenant, learner)
+    state, position = await _read(pool, tenant, who["person"])
     if state is None:
         return None
     current = state.competencies.get(competency)
     return {
         "learner": learner,
+        **who,
         "competency": competency,
         "position": position,
         "state": _competency_json(current, catalog) if current else {"competency": competency, "status": "not_started"},
