@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from typing import Any, AsyncIterator
 
 import msgspec
@@ -44,6 +44,7 @@ from projections.competency.queries import (
 )
 from projections.competency.report_query import unit_report
 from projections.competency.reports import BY, PARTS, to_csv, to_xlsx
+from projections.competency.series import CLOCKS, INTERVALS, unit_series
 from projections.competency.standing import STATUSES
 from projections.units import store as units
 from projections.units.roster import RosterError, parse_csv, parse_json, parse_learner
@@ -77,6 +78,7 @@ def register(app: web.Application) -> None:
     app.router.add_get("/competency/units/{unit}/summary", get_unit_summary)
     app.router.add_get("/competency/units/{unit}/learners", get_unit_learners)
     app.router.add_get("/competency/units/{unit}/report", get_unit_report)
+    app.router.add_get("/competency/units/{unit}/series", get_unit_series)
     app.router.add_get("/competency/mastery-mismatches", get_mastery_mismatches)
     app.router.add_post("/competency/admin/roster", post_roster)
     app.router.add_get("/competency/admin/units", get_units)
@@ -171,9 +173,10 @@ async def get_trail(request: web.Request) -> web.Response:
 
 async def get_unit_summary(request: web.Request) -> web.Response:
     tenant = _tenant(request, READ_SCOPE)
-    _only(request, {"program", "version", "descendants", "as_of"})
+    _only(request, {"program", "version", "descendants", "as_of", "clock"})
     catalog = _catalog(request)
     program = _program(request, catalog)
+    clock = _choice(request, "clock", CLOCKS, "achieved")
     summary = await _query(
         unit_summary(
             request.app[keys.POOL],
@@ -183,9 +186,36 @@ async def get_unit_summary(request: web.Request) -> web.Response:
             program=program,
             descendants=_flag(request, "descendants", True),
             as_of=_moment(request, "as_of"),
+            clock=clock,
         )
     )
     return _answer(summary)
+
+
+async def get_unit_series(request: web.Request) -> web.Response:
+    tenant = _tenant(request, READ_SCOPE)
+    _only(request, {"program", "version", "descendants", "from", "to", "interval", "clock"})
+    catalog = _catalog(request)
+    program = _program(request, catalog)
+    first, last = _date(request, "from"), _date(request, "to")
+    answer = await _query(
+        unit_series(
+            request.app[keys.POOL], tenant, request.match_info["unit"], program=program,
+            descendants=_flag(request, "descendants", True), first=first, last=last,
+            interval=_choice(request, "interval", INTERVALS, "month"), clock=_choice(request, "clock", CLOCKS, "achieved"),
+        )
+    )
+    return _answer(answer)
+
+
+def _date(request: web.Request, name: str) -> date:
+    raw = request.query.get(name)
+    if raw is None:
+        raise XapiError(400, f"the {name} parameter (an ISO date, YYYY-MM-DD) is required", name)
+    try:
+        return date.fromisoformat(raw)
+    except ValueError:
+        raise XapiError(400, f"{name} must be an ISO date (YYYY-MM-DD), got {raw!r}", name) from None
 
 
 # status= values: each status, and not-certified for both that are not

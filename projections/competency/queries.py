@@ -26,7 +26,7 @@ from projections.competency.frameworks import Framework, Program
 from projections.competency.model import CompetencyState, LearnerEvent, StatementVoided
 from projections.competency.policy import fold, interpret_stored
 from projections.competency.standing import STATUSES, Standing, standing
-from projections.competency.targets import program_target, progress
+from projections.competency.targets import in_force, progress, schedule_for
 from lrs.store import identities
 from projections.units import store as units
 
@@ -392,6 +392,18 @@ async def _counts_as_of(
     return _Counts(len(members), certified, position, as_of)
 
 
+async def _counts_achieved(
+    pool: asyncpg.Pool, tenant: str, unit_id: str, program: Program, descendants: bool, as_of: datetime
+) -> _Counts:
+    """At ``as_of`` by the statements' timestamps, with the roster valid then as recorded now."""
+    async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+        ((headcount, certified),) = await units.series_counts(
+            conn, tenant, unit_id, program.iri, program.version, descendants, [as_of], "achieved"
+        )
+        position = _checkpoint(await conn.fetchval(SELECT_CHECKPOINT))
+    return _Counts(headcount, certified, position, as_of)
+
+
 async def unit_summary(
     pool: asyncpg.Pool,
     catalog: Catalog,
@@ -401,29 +413,40 @@ async def unit_summary(
     program: Program,
     descendants: bool,
     as_of: datetime | None = None,
+    clock: str = "achieved",
     now: datetime | None = None,
 ) -> dict[str, Any]:
-    """Headcount (from the roster), certified, rate and the programme's target."""
+    """Headcount (from the roster), certified, rate, and the target in force
+    and the next one.  ``as_of`` on the ``achieved`` clock counts the
+    certifications earned by then (statement timestamps) among the roster
+    valid then; on the ``known`` clock it folds the statements stored by then
+    again, with the roster as known then."""
     unit = await units.fetch_unit(pool, tenant, unit_id)
     if unit is None:
         raise QueryError(404, f"no unit {unit_id!r}", "unit")
+    moment = now or datetime.now(timezone.utc)
     if as_of is None:
-        counts = await _counts_now(pool, tenant, unit_id, program, descendants, now or datetime.now(timezone.utc))
-    else:
+        counts = await _counts_now(pool, tenant, unit_id, program, descendants, moment)
+    elif clock == "known":
         counts = await _counts_as_of(pool, catalog, tenant, unit_id, program, descendants, as_of)
+    else:
+        counts = await _counts_achieved(pool, tenant, unit_id, program, descendants, as_of)
     rate = counts.certified / counts.headcount if counts.headcount else None
-    target = progress(program_target(program), counts.headcount, counts.certified)
+    schedule = schedule_for(program, await units.ancestors(pool, tenant, unit_id))
+    target, following, overdue = in_force(schedule, as_of or moment)
     return {
         "unit": _unit_json(unit),
         "program": program.iri,
         "program_version": program.version,
         "descendants": descendants,
         "as_of": _iso(as_of),
+        "clock": None if as_of is None else clock,
         "roster_as_of": _iso(counts.roster_at),
         "headcount": counts.headcount,
         "certified": counts.certified,
         "rate": rate,
-        "target": target,
+        "target": progress(target, counts.headcount, counts.certified, overdue),
+        "next_target": progress(following, counts.headcount, counts.certified),
         "position": counts.position,
     }
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import AsyncIterator, Callable, Iterable, Sequence
 
 import asyncpg
@@ -195,6 +195,39 @@ FROM roster_memberships ORDER BY tenant, learner, valid_from, recorded_position
 SELECT_ALL_HEADCOUNTS = """
 SELECT 'headcount', tenant, unit_id, headcount FROM unit_headcounts WHERE headcount <> 0 ORDER BY tenant, unit_id
 """
+SELECT_ANCESTORS = "SELECT ancestor_id FROM unit_tree WHERE tenant = $1 AND unit_id = $2 ORDER BY depth"
+# Headcount and certified count of a unit (and below it) at many moments at
+# once: every membership is an interval in which its learner counts, every
+# earned certification one in which it counts as certified; their starts
+# (+1) and ends (-1) are summed per bucket of the moments ($6, each + 1 µs,
+# ascending), and the caller adds the buckets up.  $7 chooses the clock:
+# 'achieved' (the current roster, valid time; certifications by earned_at)
+# or 'known' (every row while it was both valid and known; certifications by
+# known_at).
+SERIES_EVENTS = """
+WITH m AS (
+    SELECT m.learner,
+           CASE WHEN $7 = 'known' THEN greatest(m.valid_from, m.recorded_at) ELSE m.valid_from END AS starts,
+           CASE WHEN $7 = 'known' THEN least(m.valid_to, m.superseded_at) ELSE m.valid_to END AS ends
+    FROM unit_tree t
+    JOIN roster_memberships m ON m.tenant = t.tenant AND m.unit_id = t.unit_id
+    WHERE t.tenant = $1 AND t.ancestor_id = $2 AND ($3 OR t.depth = 0)
+      AND ($7 = 'known' OR m.superseded_position IS NULL)
+), live AS (
+    SELECT * FROM m WHERE ends IS NULL OR ends > starts
+), c AS (
+    SELECT greatest(live.starts, CASE WHEN $7 = 'known' THEN x.known_at ELSE x.earned_at END) AS since, live.ends
+    FROM live JOIN competency_certifications x
+      ON x.tenant = $1 AND x.learner = live.learner AND x.program = $4 AND x.program_version = $5 AND x.earned
+), events AS (
+    SELECT starts AS at, 1 AS heads, 0 AS certs FROM live
+    UNION ALL SELECT ends, -1, 0 FROM live WHERE ends IS NOT NULL
+    UNION ALL SELECT since, 0, 1 FROM c WHERE ends IS NULL OR since < ends
+    UNION ALL SELECT ends, 0, -1 FROM c WHERE ends IS NOT NULL AND since < ends
+)
+SELECT width_bucket(at, $6::timestamptz[]) AS bucket, sum(heads)::bigint AS heads, sum(certs)::bigint AS certs
+FROM events GROUP BY 1
+"""
 SELECT_ALL_COUNTS = """
 SELECT tenant, unit_id, program, program_version, certified FROM unit_certified
 WHERE certified <> 0 ORDER BY tenant, unit_id, program, program_version
@@ -222,6 +255,8 @@ __all__ = [
     "unit_statuses",
     "is_rostered",
     "descendants",
+    "ancestors",
+    "series_counts",
 ]
 
 Progress = Callable[[int, int], None]
@@ -546,3 +581,28 @@ async def descendants(conn: asyncpg.Connection | asyncpg.Pool, tenant: str, unit
     """The unit and every unit below it, nearest first."""
     rows = await conn.fetch(SELECT_DESCENDANTS, tenant, unit_id)
     return [Unit(r["unit_id"], r["parent_id"], r["kind"], r["name"]) for r in rows]
+
+
+async def ancestors(conn: asyncpg.Connection | asyncpg.Pool, tenant: str, unit_id: str) -> list[str]:
+    """The unit's id, then its parent's, up to the root."""
+    return [r["ancestor_id"] for r in await conn.fetch(SELECT_ANCESTORS, tenant, unit_id)]
+
+
+async def series_counts(
+    conn: asyncpg.Connection, tenant: str, unit_id: str, program: str, version: str, descendants: bool,
+    moments: Sequence[datetime], clock: str,
+) -> list[tuple[int, int]]:
+    """(headcount, certified) of the unit at each of ``moments`` (ascending) on ``clock``."""
+    thresholds = [m + timedelta(microseconds=1) for m in moments]  # an event at the moment counts at it
+    rows = await conn.fetch(SERIES_EVENTS, tenant, unit_id, descendants, program, version, thresholds, clock)
+    heads = [0] * (len(moments) + 1)
+    certs = [0] * (len(moments) + 1)
+    for r in rows:
+        heads[r["bucket"]] += r["heads"]
+        certs[r["bucket"]] += r["certs"]
+    found, h, c = [], 0, 0
+    for k in range(len(moments)):
+        h += heads[k]
+        c += certs[k]
+        found.append((h, c))
+    return found
