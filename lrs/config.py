@@ -102,6 +102,14 @@ class Settings:
     # Where `lrs frameworks load` installs framework, programme and alignment
     # documents, live beside the shipped ones (default: <data_dir>/frameworks).
     frameworks_dir: Path | None = None
+    # Competency answers are refused (503) when the first event the projection
+    # has not applied was stored longer ago than this; how often the service
+    # reads the frameworks documents again (a change rebuilds the projection
+    # in the background; 0: only at start); whether an outdated projection is
+    # rebuilt from the log by the service itself.
+    competency_stale_after_s: float = 30.0
+    frameworks_poll_s: float = 5.0
+    competency_auto_rebuild: bool = True
 
     @property
     def installed_frameworks_dir(self) -> Path:
@@ -144,4 +152,9 @@ class Settings:
             rate_limit_per_s=_nonnegative(_float(env, "LRS_RATE_LIMIT_PER_S", 10_000.0), "LRS_RATE_LIMIT_PER_S"),
             rate_limit_burst=_int(env, "LRS_RATE_LIMIT_BURST", 20_000, 1),
             frameworks_dir=Path(env["LRS_FRAMEWORKS_DIR"]) if env.get("LRS_FRAMEWORKS_DIR") else None,
+            competency_stale_after_s=_nonnegative(
+                _float(env, "LRS_COMPETENCY_STALE_AFTER_S", 30.0), "LRS_COMPETENCY_STALE_AFTER_S"
+            ),
+            frameworks_poll_s=_nonnegative(_float(env, "LRS_FRAMEWORKS_POLL_S", 5.0), "LRS_FRAMEWORKS_POLL_S"),
+            competency_auto_rebuild=_bool(env, "LRS_COMPETENCY_AUTO_REBUILD", True),
         )
