@@ -97,9 +97,14 @@ async def unit_series(
         if unit is None:
             raise QueryError(404, f"no unit {unit_id!r}", "unit")
         schedule = schedule_for(program, await units.ancestors(conn, tenant, unit_id))
-        counts = await units.series_counts(
-            conn, tenant, unit_id, program.iri, program.version, descendants, [p.at for p in spans], clock
-        )
+        if descendants:  # the per-day deltas of the unit with everything below it
+            counts = await units.series_counts_daily(
+                conn, tenant, unit_id, program.iri, program.version, [p.end.date() for p in spans], clock
+            )
+        else:
+            counts = await units.series_counts(
+                conn, tenant, unit_id, program.iri, program.version, descendants, [p.at for p in spans], clock
+            )
         position = _checkpoint(await conn.fetchval(SELECT_CHECKPOINT))
     points = []
     for span, (headcount, certified) in zip(spans, counts):

@@ -56,6 +56,7 @@ from projections.units.store import (
     certified_rows,
     place_all,
     rebuild_roster,
+    recompute_series,
     recount_certified,
     roster_rows,
 )
@@ -499,6 +500,7 @@ class CompetencyProjection:
         rebuilt roster's units and count the units again."""
         await place_all(conn, datetime.now(timezone.utc))
         await recount_certified(conn)
+        await recompute_series(conn, attach=True)
 
 
 def _columns(rows: Sequence[tuple[Any, ...]], width: int) -> list[list[Any]]:

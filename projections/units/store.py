@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from typing import AsyncIterator, Callable, Iterable, Sequence
 
 import asyncpg
@@ -228,6 +228,20 @@ WITH m AS (
 SELECT width_bucket(at, $6::timestamptz[]) AS bucket, sum(heads)::bigint AS heads, sum(certs)::bigint AS certs
 FROM events GROUP BY 1
 """
+# The same from the per-day deltas of the unit with its descendants
+# (0114_series_deltas.sql): a day counts at the points whose period ends after it.
+SERIES_HEADS = """
+SELECT width_bucket(day, $4::date[]) AS bucket, sum(heads)::bigint AS total FROM unit_series_heads
+WHERE tenant = $1 AND ancestor_id = $2 AND clock = $3 GROUP BY 1
+"""
+SERIES_CERTS = """
+SELECT width_bucket(day, $4::date[]) AS bucket, sum(certs)::bigint AS total FROM unit_series_certs
+WHERE tenant = $1 AND ancestor_id = $2 AND clock = $3 AND program = $5 AND program_version = $6 GROUP BY 1
+"""
+SERIES_ATTACH_AND_RECOMPUTE = "SELECT series_attach(); SELECT series_recompute();"
+SERIES_RECOMPUTE = "SELECT series_recompute()"
+SET_SERIES_BULK = "SET LOCAL lrs.series_bulk = 'on'"
+SERIES_BULK_MEMBERSHIPS = 5000  # from this many memberships in one load, recompute once
 SELECT_ALL_COUNTS = """
 SELECT tenant, unit_id, program, program_version, certified FROM unit_certified
 WHERE certified <> 0 ORDER BY tenant, unit_id, program, program_version
@@ -257,6 +271,8 @@ __all__ = [
     "descendants",
     "ancestors",
     "series_counts",
+    "series_counts_daily",
+    "recompute_series",
 ]
 
 Progress = Callable[[int, int], None]
@@ -307,6 +323,9 @@ async def load_roster(
         learners = sorted({m.learner for m in roster.memberships})
         total = len(roster.units) + len(roster.memberships)
         payloads = roster_payloads(roster)
+        bulk = len(roster.memberships) >= SERIES_BULK_MEMBERSHIPS
+        if bulk:  # the series deltas are counted once at the end, not row by row
+            await conn.execute(SET_SERIES_BULK)
         # the log head is locked from here to the commit: ingest waits
         appended = await append_events(conn, tenant, ROSTER_EVENT, payloads, clock=lambda: now)
         done = 0
@@ -316,6 +335,8 @@ async def load_roster(
             done += len(part.units) + len(part.memberships)
             if progress:
                 progress(done, total)
+        if bulk:
+            await conn.execute(SERIES_RECOMPUTE)
         counted_at, moved = await _advance(conn, tenant, now, learners)
         if progress:
             progress(total, total)
@@ -334,8 +355,15 @@ async def _apply_load(conn: asyncpg.Connection, tenant: str, roster: Roster, pos
         await conn.execute(DELETE_TREE, tenant)
         await conn.execute(INSERT_TREE, tenant)
     learners = sorted({m.learner for m in roster.memberships})
-    if not learners:
-        return
+    if learners:
+        await _apply_memberships(conn, tenant, roster, learners, position, stored)
+    if roster.units:  # the tree may have changed under existing memberships
+        await conn.execute(SERIES_RECOMPUTE)
+
+
+async def _apply_memberships(
+    conn: asyncpg.Connection, tenant: str, roster: Roster, learners: list[str], position: int, stored: datetime
+) -> None:
     current: dict[str, list[Membership]] = {}
     for r in await conn.fetch(SELECT_CURRENT, tenant, learners):
         current.setdefault(r["learner"], []).append(Membership(r["learner"], r["unit_id"], r["valid_from"], r["valid_to"]))
@@ -606,3 +634,29 @@ async def series_counts(
         c += certs[k]
         found.append((h, c))
     return found
+
+
+async def series_counts_daily(
+    conn: asyncpg.Connection, tenant: str, unit_id: str, program: str, version: str, ends: Sequence[date], clock: str,
+) -> list[tuple[int, int]]:
+    """(headcount, certified) of the unit with its descendants at the end of
+    each period whose exclusive end day is in ``ends`` (ascending), from the
+    per-day deltas: a few hundred rows whatever the number of learners."""
+    heads = [0] * (len(ends) + 1)
+    certs = [0] * (len(ends) + 1)
+    for r in await conn.fetch(SERIES_HEADS, tenant, unit_id, clock, list(ends)):
+        heads[r["bucket"]] += r["total"]
+    for r in await conn.fetch(SERIES_CERTS, tenant, unit_id, clock, list(ends), program, version):
+        certs[r["bucket"]] += r["total"]
+    found, h, c = [], 0, 0
+    for k in range(len(ends)):
+        h += heads[k]
+        c += certs[k]
+        found.append((h, c))
+    return found
+
+
+async def recompute_series(conn: asyncpg.Connection, attach: bool = False) -> None:
+    """Count the per-day deltas again from the memberships and certifications
+    (after a replay swapped new tables in, with ``attach``: their triggers too)."""
+    await conn.execute(SERIES_ATTACH_AND_RECOMPUTE if attach else SERIES_RECOMPUTE)
