@@ -28,6 +28,7 @@ from projections.competency.policy import fold, interpret_stored
 from projections.competency.standing import STATUSES, Standing, standing
 from projections.competency.targets import in_force, progress, schedule_for
 from lrs.store import identities
+from projections.units import series_store
 from projections.units import store as units
 
 SELECT_CHECKPOINT = "SELECT position FROM projection_checkpoints WHERE name = 'competency'"
@@ -397,7 +398,7 @@ async def _counts_achieved(
 ) -> _Counts:
     """At ``as_of`` by the statements' timestamps, with the roster valid then as recorded now."""
     async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
-        ((headcount, certified),) = await units.series_counts(
+        ((headcount, certified),) = await series_store.series_counts(
             conn, tenant, unit_id, program.iri, program.version, descendants, [as_of], "achieved"
         )
         position = _checkpoint(await conn.fetchval(SELECT_CHECKPOINT))

@@ -22,6 +22,7 @@ import asyncpg
 from projections.competency.frameworks import Program
 from projections.competency.queries import SELECT_CHECKPOINT, QueryError, _checkpoint, _iso, _unit_json
 from projections.competency.targets import in_force, progress, schedule_for
+from projections.units import series_store
 from projections.units import store as units
 
 __all__ = ["CLOCKS", "INTERVALS", "MAX_POINTS", "Period", "periods", "unit_series"]
@@ -98,11 +99,11 @@ async def unit_series(
             raise QueryError(404, f"no unit {unit_id!r}", "unit")
         schedule = schedule_for(program, await units.ancestors(conn, tenant, unit_id))
         if descendants:  # the per-day deltas of the unit with everything below it
-            counts = await units.series_counts_daily(
+            counts = await series_store.series_counts_daily(
                 conn, tenant, unit_id, program.iri, program.version, [p.end.date() for p in spans], clock
             )
         else:
-            counts = await units.series_counts(
+            counts = await series_store.series_counts(
                 conn, tenant, unit_id, program.iri, program.version, descendants, [p.at for p in spans], clock
             )
         position = _checkpoint(await conn.fetchval(SELECT_CHECKPOINT))

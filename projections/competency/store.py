@@ -50,13 +50,13 @@ from projections.competency.rows import (
 from projections.replay import usable_cores
 from projections.runner import LogEvent
 from projections.units.history import ROSTER_EVENT
+from projections.units.series_store import recompute_series
 from projections.units.store import (
     apply_certification_changes,
     apply_roster_event,
     certified_rows,
     place_all,
     rebuild_roster,
-    recompute_series,
     recount_certified,
     roster_rows,
 )

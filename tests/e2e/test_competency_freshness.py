@@ -5,13 +5,11 @@ without a restart; the runner resumes by itself after a replay."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
 from typing import Any, AsyncIterator
 
 import asyncpg
-import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from lrs.config import Settings
