@@ -16,7 +16,7 @@ from lrs.http import keys
 from lrs.http.metrics import HTTP_LATENCY, HTTP_REQUESTS
 from lrs.store.availability import storage_unavailable
 from lrs.xapi.errors import XapiError
-from lrs.xapi.versions import negotiate_version
+from lrs.xapi.versions import SUPPORTED_VERSIONS, negotiate_version
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -87,7 +87,8 @@ async def common_headers(request: web.Request, response: web.StreamResponse) -> 
 
     Every xAPI response names the version (Communication 3.3): the negotiated
     one, or, where none was negotiated (About, a 401, a missing or bad version
-    header), the latest patch of the family the client asked for.
+    header), the latest patch of the 1.0 family when the client asked for a
+    1.0.x version, and otherwise the latest version this LRS supports (2.0.0).
     """
     request_id = request.get(REQUEST_ID)
     if request_id is not None:
@@ -102,7 +103,9 @@ async def common_headers(request: web.Request, response: web.StreamResponse) -> 
 
 
 def _version_family(header: str | None) -> str:
-    return "2.0.0" if header is not None and header.strip().startswith("2.") else "1.0.3"
+    if header is not None and header.strip().startswith("1.0"):
+        return "1.0.3"
+    return SUPPORTED_VERSIONS[-1]
 
 
 
