@@ -12,6 +12,7 @@ from lrs.config import ConfigError, Settings
 from lrs.http import keys
 from lrs.http.about import about, health, ready
 from lrs.http.authn import Authenticator
+from lrs.http.bearer import bearer_verifier
 from lrs.http.metrics import metrics_handler
 from lrs.http.alternate import alternate_syntax
 from lrs.http.limits import body_size_limit
@@ -54,7 +55,7 @@ def create_app(
     if nats_url is not None:
         app[keys.NATS_URL] = nats_url
     app[keys.LIFECYCLE] = keys.Lifecycle()
-    app.cleanup_ctx.extend([_database, _writer, _relay])
+    app.cleanup_ctx.extend([_database, bearer_verifier, _writer, _relay])
     projections.http.register(app)  # /competency/... and the projection runner (last cleanup context)
     app.on_shutdown.append(_stop_accepting)
     app.on_response_prepare.append(common_headers)
