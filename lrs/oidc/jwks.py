@@ -68,7 +68,8 @@ def parse_key_set(document: Any) -> dict[str | None, jwt.PyJWK]:
         raise JwksUnavailable("the key set is not a JSON object with a 'keys' array")
     keys: dict[str | None, jwt.PyJWK] = {}
     for entry in document["keys"]:
-        if not isinstance(entry, dict) or entry.get("use", "sig") != "sig":
+        # Symmetric ("oct") keys are secrets, never published verification keys.
+        if not isinstance(entry, dict) or entry.get("use", "sig") != "sig" or entry.get("kty") == "oct":
             continue
         try:
             key = jwt.PyJWK(entry)
