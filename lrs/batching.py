@@ -53,6 +53,9 @@ class AppendRequest(msgspec.Struct, frozen=True):
     statements: Sequence[PreparedStatement]
     # One per statement, or empty: then everything is worked out in plan_group.
     forms: Sequence[StatementForm] = ()
+    # The sender holds the ``define`` scope: the Activity Definitions in its
+    # accepted statements update the canonical ones, in the same transaction.
+    defines: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,7 +16,7 @@ from lrs.documents.concurrency import etag_of
 from lrs.documents.params import parse_activity_id, parse_agent, query_dict
 from lrs.http import keys
 from lrs.http.middleware import CREDENTIAL
-from lrs.store.activities import agent_names, catch_up_definitions, get_definition
+from lrs.store.activities import agent_names, get_definition
 from lrs.xapi.errors import XapiError
 
 __all__ = ["activities", "agents"]
@@ -42,9 +42,7 @@ def _json(payload: object) -> web.Response:
 async def activities(request: web.Request) -> web.Response:
     credential: Credential = request[CREDENTIAL]
     activity_id = parse_activity_id(_single_param(request, "activityId"))
-    pool = request.app[keys.POOL]
-    await catch_up_definitions(pool, request.app[keys.SETTINGS].authority_home)
-    definition = await get_definition(pool, credential.tenant, activity_id)
+    definition = await get_definition(request.app[keys.POOL], credential.tenant, activity_id)
     return _json(activity_object(activity_id, definition))
 
 

@@ -87,12 +87,16 @@ async def _stop_accepting(app: web.Application) -> None:
 
 async def _database(app: web.Application) -> AsyncIterator[None]:
     from lrs.store import credentials, secrets
+    from lrs.store.activities import catch_up_definitions
     from lrs.store.migrations import apply_migrations
     from lrs.store.pool import create_pool
 
     settings = app[keys.SETTINGS]
     pool = await create_pool(app[keys.DATABASE_URL], min_size=2, max_size=settings.db_pool_size)
     await apply_migrations(pool)
+    # Canonical Activity definitions are kept by the statement writer; fold
+    # what an older version of the LRS left behind, once, before it starts.
+    await catch_up_definitions(pool, settings.authority_home)
     if settings.bootstrap_credential:
         key, secret = parse_bootstrap_credential(settings.bootstrap_credential)
         await credentials.ensure_credential(

@@ -110,7 +110,9 @@ async def _append(
     # (lrs.store.attachments explains).
     await save_attachments(request.app[keys.POOL], credential.tenant, attachments)
     try:
-        results = await request.app[keys.WRITER].append(credential.tenant, prepared)
+        results = await request.app[keys.WRITER].append(
+            credential.tenant, prepared, defines=credential.allows("define")
+        )
     except XapiError as exc:
         STATEMENTS_REJECTED.labels(str(exc.status)).inc()
         raise
