@@ -11,7 +11,7 @@ from aiohttp import web
 
 from lrs.auth import Credential
 from lrs.documents.activities import activity_object
-from lrs.documents.agents import person_object
+from lrs.documents.agents import person_from_identifiers
 from lrs.documents.concurrency import etag_of
 from lrs.documents.params import parse_activity_id, parse_agent, query_dict
 from lrs.http import keys
@@ -49,5 +49,10 @@ async def activities(request: web.Request) -> web.Response:
 async def agents(request: web.Request) -> web.Response:
     credential: Credential = request[CREDENTIAL]
     agent, agent_key = parse_agent(_single_param(request, "agent"))
-    names = await agent_names(request.app[keys.POOL], credential.tenant, agent_key)
-    return _json(person_object(agent, names))
+    # The identifiers known to be this person: for now the requested Agent
+    # alone; identifiers linked to it (a roster's persons) extend this list.
+    identifiers = [(agent, agent_key)]
+    names: list[str] = []
+    for _identifier, key in identifiers:
+        names += await agent_names(request.app[keys.POOL], credential.tenant, key)
+    return _json(person_from_identifiers([identifier for identifier, _ in identifiers], names))

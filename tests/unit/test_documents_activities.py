@@ -111,3 +111,16 @@ def test_definition_updates_and_fold_in_log_order():
     # Folding the same updates again changes nothing (a re-fold after a crash is harmless).
     again = fold_definitions({slot: d for slot, (d, _) in changed.items()}, updates)
     assert {slot: d for slot, (d, _) in again.items()} == {slot: d for slot, (d, _) in changed.items()}
+
+
+def test_person_from_several_identifiers_lists_each_once():
+    from lrs.documents.agents import person_from_identifiers
+
+    account = {"homePage": "https://id.example.gov", "name": "u-1"}
+    person = person_from_identifiers(
+        [{"mbox": "mailto:an@example.org", "name": "An"}, {"account": account, "name": "Nguyễn An"},
+         {"mbox": "mailto:an@work.example.org"}, {"mbox": "mailto:an@example.org"}],
+        ["An", "A. Nguyen"],
+    )
+    assert person == {"objectType": "Person", "name": ["An", "Nguyễn An", "A. Nguyen"],
+                      "mbox": ["mailto:an@example.org", "mailto:an@work.example.org"], "account": [account]}
