@@ -1,6 +1,6 @@
 """Communication 1.5.2 "Attachments" in multipart/mixed requests: parts are matched to Attachment Objects
 by their SHA-2 hash; the declared ``length`` is the sender's statement about the data, not a condition of
-acceptance (1.0.3; the 2.0 text keeps the same requirements)."""
+acceptance (1.0.3 text, quoted below; the requests are sent with both version headers)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
 """Data 2.4.9 "Authority": a Group authority is the 3-legged OAuth pairing of an application and a user
-(1.0.3 Data 2.4.9.s3.b1, 2.4.9.s7; the 2.0 text keeps both requirements)."""
+(1.0.3 Data 2.4.9.s3.b1, 2.4.9.s7, quoted below). The same Statements are sent with both version
+headers: this LRS applies the rule to 1.0.3 and 2.0 requests alike."""
 
 from __future__ import annotations
 
