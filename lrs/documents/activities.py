@@ -118,13 +118,17 @@ def fold_definitions(
 ) -> dict[tuple[str, str], tuple[dict[str, Any], int]]:
     """The canonical definitions after ``updates`` (in log order) are merged into
     ``current`` (``(tenant, activity id)`` -> stored definition; absent: none yet).
-    Returns only the changed ones, with the position of their last update."""
+    Returns only those that differ from ``current``, each with the position of
+    the last update that changed it (repeating a known definition, the common
+    case, writes nothing)."""
     changed: dict[tuple[str, str], tuple[dict[str, Any], int]] = {}
     for update in updates:
         slot = (update.tenant, update.activity_id)
         base = changed[slot][0] if slot in changed else current.get(slot)
-        changed[slot] = (merge_definition(base, update.definition), update.position)
-    return changed
+        merged = merge_definition(base, update.definition)
+        if merged != base:
+            changed[slot] = (merged, update.position)
+    return {slot: value for slot, value in changed.items() if value[0] != current.get(slot)}
 
 
 def definition_updates(statements: Iterable[tuple[str, dict[str, Any], int]]) -> list[DefinitionUpdate]:

@@ -95,6 +95,8 @@ async def write_definitions(conn: asyncpg.Connection, updates: list[DefinitionUp
     rows = await conn.fetch(SELECT_DEFINITIONS_FOR_UPDATE, [t for t, _ in slots], [a for _, a in slots])
     current = {(r["tenant"], r["activity_id"]): _decode(r["definition"]) for r in rows}
     changed = fold_definitions(current, updates)
+    if not changed:
+        return 0
     await conn.execute(
         UPSERT_DEFINITIONS,
         [tenant for tenant, _ in changed],
