@@ -6,12 +6,13 @@ import argparse
 import dataclasses
 import asyncio
 import signal
+import sys
 
 import structlog
 from aiohttp import web
 
 from lrs.commands.common import load_settings, run_async, settle_heap, setup
-from lrs.config import Settings
+from lrs.config import ConfigError, Settings
 
 log = structlog.get_logger("lrs.serve")
 
@@ -41,7 +42,11 @@ def _run(args: argparse.Namespace) -> int:
     if overrides:
         settings = dataclasses.replace(settings, **overrides)
     setup(settings)
-    return run_async(lambda: serve(settings))
+    try:
+        return run_async(lambda: serve(settings))
+    except ConfigError as exc:  # found at start, e.g. an unreadable LRS_OIDC_JWKS_FILE
+        print(f"lrs: configuration error: {exc}", file=sys.stderr)
+        return 2
 
 
 def _stop_event() -> asyncio.Event:

@@ -10,6 +10,7 @@ import structlog
 from aiohttp import web
 
 from lrs.auth import Credential
+from lrs.config import ConfigError
 from lrs.http import keys
 from lrs.oidc import BearerError, BearerVerifier, JwksUnavailable, KeySet
 from lrs.oidc.jwks import file_fetcher, url_fetcher
@@ -48,7 +49,10 @@ async def bearer_verifier(app: web.Application) -> AsyncIterator[None]:
             fetch, cache_s=settings.jwks_cache_s, min_refetch_s=settings.jwks_min_refetch_s, source=source
         )
         if settings.jwks_file is not None:
-            await key_set.load()  # a broken file stops the start with its reason
+            try:  # a broken file stops the start with its reason
+                await key_set.load()
+            except JwksUnavailable as err:
+                raise ConfigError(f"LRS_OIDC_JWKS_FILE: {err}") from None
         app[keys.BEARER_VERIFIER] = BearerVerifier(settings, key_set)
         log.info("oidc bearer tokens accepted", issuer=settings.issuer, jwks=source)
         yield
