@@ -23,6 +23,7 @@ import asyncpg
 import pytest
 
 from lrs.eventlog import verify_chain
+from lrs.runtime.nats import EmbeddedNats
 from lrs.runtime.postgres import running_server_url
 from tests.e2e.conftest import KEY, SECRET, ServiceProcess, free_port
 from tests.e2e.history import assert_exactly_once, log_rows, post_loop, read_all_statement_ids
@@ -138,7 +139,7 @@ async def test_killed_embedded_servers_are_restarted_and_nothing_acknowledged_is
     assert verify_chain(rows) is None
     readable = await read_all_statement_ids(service.base_url)
     assert [sid for sid in acked if readable[sid] != 1] == [], "acknowledged statements not readable exactly once"
-    nats_url = f"nats://127.0.0.1:{(data_dir / 'nats' / 'port').read_text().strip()}"
+    nats_url = EmbeddedNats(data_dir / "nats").url  # the running server's address, as its own files give it
     streamed = await wait_for_stream(nats_url, len(rows))
     assert_exactly_once(acked, rows, streamed)
 
