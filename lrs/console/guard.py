@@ -38,6 +38,8 @@ PUBLIC_ROUTES = frozenset({"signin", "signin_post", "language", "static"})
 
 SESSION = web.RequestKey("console_session", sessions.Session)
 LANGUAGE = web.RequestKey("console_language", str)
+# How far behind the competency projection is, when a page shows figures that are not current.
+FRESHNESS: web.RequestKey[Any] = web.RequestKey("console_freshness")
 
 # Console route name -> the API resource whose scopes govern it (reads only).
 GOVERNED_BY: dict[str, str] = {

@@ -65,10 +65,6 @@ MESSAGES: dict[str, dict[str, str]] = {
     "roster_as_of": {"en": "Roster as of", "vi": "Danh sách tính đến"},
     "position": {"en": "Log position", "vi": "Vị trí nhật ký"},
     "over_time": {"en": "Certification over time", "vi": "Tỷ lệ đạt chứng nhận theo thời gian"},
-    "chart_too_large": {
-        "en": "The chart is drawn from the log for units of up to {limit} learners.",
-        "vi": "Biểu đồ được tính từ nhật ký cho đơn vị có tối đa {limit} học viên.",
-    },
     "learners": {"en": "Learners", "vi": "Học viên"},
     "learner": {"en": "Learner", "vi": "Học viên"},
     "status": {"en": "Status", "vi": "Trạng thái"},
@@ -153,6 +149,11 @@ MESSAGES: dict[str, dict[str, str]] = {
     "statement": {"en": "Statement", "vi": "Bản ghi"},
     "no_statements": {"en": "No statements match.", "vi": "Không có bản ghi phù hợp."},
     "language": {"en": "Language", "vi": "Ngôn ngữ"},
+    "not_current": {
+        "en": "These figures are not current: the competency projection is {state}, at log position {position} of {head}.",
+        "vi": "Số liệu chưa cập nhật: phép chiếu năng lực đang ở trạng thái {state}, vị trí {position} trên {head}.",
+    },
+    "projection_state": {"en": "State", "vi": "Trạng thái"},
 }
 
 

@@ -31,15 +31,12 @@ from projections.competency.queries import (
 )
 from projections.competency.report_query import unit_report as build_unit_report
 from projections.competency.reports import BY, PARTS
+from projections.competency.series import unit_series
 from projections.competency.unit_views import unit_tree
-from projections.http import CATALOG, FRAMEWORKS_PROBLEM, REPORT_FORMATS, report_response
+from projections.http import CATALOG, FRAMEWORKS_PROBLEM, REPORT_FORMATS, SUPERVISOR, report_response
 
 PAGE_SIZE = 50
-# The chart folds each point from the log (unit_summary with as_of): drawn for
-# units up to this many learners.
-CHART_LEARNERS_LIMIT = 2000
-CHART_POINTS = 6
-CHART_STEP = timedelta(days=30)
+CHART_MONTHS = 5  # the chart shows this many months before the current one
 
 
 def add_routes(router: web.UrlDispatcher) -> None:
@@ -65,11 +62,20 @@ class _Unavailable(Exception):
         self.message = message
 
 
-def _catalog(request: web.Request) -> Catalog:
+async def _catalog(request: web.Request) -> Catalog:
+    """The catalog the API answers with now (the supervisor's, as
+    ``projections.http._serving`` picks it).  Where the API would refuse a
+    stale answer, the page shows it with a notice of how far behind it is."""
     catalog = request.config_dict.get(CATALOG)
     if catalog is None:
         raise _Unavailable(503, request.config_dict.get(FRAMEWORKS_PROBLEM, "frameworks unavailable"))
-    return catalog
+    supervisor = request.config_dict.get(SUPERVISOR)
+    if supervisor is None:
+        return catalog
+    fresh = await supervisor.freshness()
+    if fresh.state != "current":
+        request[guard.FRESHNESS] = fresh
+    return fresh.catalog or supervisor.catalog
 
 
 def _program(request: web.Request, catalog: Catalog) -> Program | None:
@@ -114,7 +120,7 @@ def _context(request: web.Request, catalog: Catalog, program: Program | None, **
 
 @_pages
 async def units_page(request: web.Request) -> web.StreamResponse:
-    catalog = _catalog(request)
+    catalog = await _catalog(request)
     program = _program(request, catalog)
     tree = None
     if program is not None:
@@ -132,7 +138,7 @@ def _depth_first(nodes: list[dict[str, Any]], depth: int = 0) -> Any:
 
 @_pages
 async def unit_page(request: web.Request) -> web.StreamResponse:
-    catalog = _catalog(request)
+    catalog = await _catalog(request)
     program = _program(request, catalog)
     if program is None:
         return _message(request, 404, translator(request[guard.LANGUAGE])("no_programs"))
@@ -146,15 +152,12 @@ async def unit_page(request: web.Request) -> web.StreamResponse:
     )
     tree = await unit_tree(pool, tenant, program=program)
     children = _find(tree["units"], unit_id)
-    chart = None
-    if summary["headcount"] <= CHART_LEARNERS_LIMIT:
-        chart = await _chart(request, catalog, program, unit_id, summary)
+    chart = await _chart(request, program, unit_id)
     return render(
         "unit.html", request,
         _context(
             request, catalog, program, summary=summary, learners=learners,
             children=children["children"] if children else [], chart=chart,
-            chart_limit=CHART_LEARNERS_LIMIT,
         ),
     )
 
@@ -169,21 +172,20 @@ def _find(nodes: list[dict[str, Any]], unit_id: str) -> dict[str, Any] | None:
     return None
 
 
-async def _chart(
-    request: web.Request, catalog: Catalog, program: Program, unit_id: str, now_summary: dict[str, Any]
-) -> Markup:
-    """The rate at monthly points from the log (``as_of``), the last one now."""
-    pool = request.config_dict[keys.POOL]
-    tenant = request[CREDENTIAL].tenant
-    now = datetime.now(timezone.utc)
-    points = []
-    for step in range(CHART_POINTS - 1, 0, -1):
-        moment = now - step * CHART_STEP
-        past = await unit_summary(pool, catalog, tenant, unit_id, program=program, descendants=True, as_of=moment)
-        points.append(Point(moment, past["rate"]))
-    points.append(Point(now, now_summary["rate"]))
-    target = now_summary["target"]
-    targets = [Point(points[0].at, target["rate"])] if target else []
+async def _chart(request: web.Request, program: Program, unit_id: str) -> Markup:
+    """The certified share at the end of each of the last six months, on the
+    achieved clock, against the target in force at each (``unit_series``, as
+    ``GET /competency/units/{unit}/series``)."""
+    today = datetime.now(timezone.utc).date()
+    first = (today.replace(day=1) - timedelta(days=CHART_MONTHS * 31)).replace(day=1)
+    series = await unit_series(
+        request.config_dict[keys.POOL], request[CREDENTIAL].tenant, unit_id, program=program, descendants=True,
+        first=first, last=today, interval="month", clock="achieved",
+    )
+    moments = [min(datetime.fromisoformat(p["end"].replace("Z", "+00:00")), datetime.now(timezone.utc))
+               for p in series["points"]]
+    points = [Point(at, p["rate"]) for at, p in zip(moments, series["points"])]
+    targets = [Point(at, p["target"]["rate"]) for at, p in zip(moments, series["points"]) if p["target"]]
     t = translator(request[guard.LANGUAGE])
     return Markup(rate_chart(points, targets, title=t("over_time"), rate_label=t("rate"), target_label=t("target")))
 
@@ -192,7 +194,7 @@ async def _chart(
 async def unit_report(request: web.Request) -> web.StreamResponse:
     """The unit's report, as ``GET /competency/units/{unit}/report`` sends it:
     per agency or per unit (``by``), CSV (``part``: summary or not-certified) or XLSX."""
-    catalog = _catalog(request)
+    catalog = await _catalog(request)
     program = _program(request, catalog)
     if program is None:
         return _message(request, 404, translator(request[guard.LANGUAGE])("no_programs"))
@@ -206,7 +208,7 @@ async def unit_report(request: web.Request) -> web.StreamResponse:
     report = await build_unit_report(
         request.config_dict[keys.POOL], catalog, request[CREDENTIAL].tenant, unit_id, program=program, by=by  # type: ignore[arg-type]
     )
-    return report_response(report, unit_id, by, fmt, part)
+    return report_response(report, unit_id, by, fmt, part, request.get(guard.FRESHNESS))
 
 
 def _code(catalog: Catalog, competency: str) -> str:
@@ -216,7 +218,7 @@ def _code(catalog: Catalog, competency: str) -> str:
 
 @_pages
 async def learner_page(request: web.Request) -> web.StreamResponse:
-    catalog = _catalog(request)
+    catalog = await _catalog(request)
     learner = request.match_info["learner"]
     pool = request.config_dict[keys.POOL]
     tenant = request[CREDENTIAL].tenant
@@ -250,7 +252,7 @@ async def learner_page(request: web.Request) -> web.StreamResponse:
 
 @_pages
 async def trail_page(request: web.Request) -> web.StreamResponse:
-    catalog = _catalog(request)
+    catalog = await _catalog(request)
     learner = request.match_info["learner"]
     competency = request.query.get("competency") or ""
     view = await trail_view(request.config_dict[keys.POOL], catalog, request[CREDENTIAL].tenant, learner, competency)

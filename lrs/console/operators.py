@@ -31,7 +31,7 @@ from lrs.store.checkpoints import get_checkpoint
 from lrs.store.log_reader import last_position
 from lrs.xapi.errors import XapiError
 from projections.competency.queries import position_at
-from projections.http import RUNNER_STATE
+from projections.http import SUPERVISOR
 from projections.runner import checkpoint_position, parked_events
 
 PROJECTION = "competency"
@@ -76,7 +76,8 @@ async def operations_page(request: web.Request) -> web.StreamResponse:
     settings = request.config_dict[keys.SETTINGS]
     relay_configured = settings.relay_enabled and request.config_dict.get(keys.NATS_URL) is not None
     projection_at = await checkpoint_position(pool, PROJECTION)
-    runner_here = request.config_dict.get(RUNNER_STATE) is not None
+    supervisor = request.config_dict.get(SUPERVISOR)
+    runner_here = supervisor is not None
     context = {
         "head": head,
         "last_minute": head - minute_ago,
@@ -86,6 +87,8 @@ async def operations_page(request: web.Request) -> web.StreamResponse:
             "checkpoint": projection_at,
             "lag": None if projection_at is None else head - projection_at,
             "running_here": runner_here,
+            "state": supervisor.state if supervisor is not None else None,
+            "reason": supervisor.reason if supervisor is not None else None,
         },
         "parked": await parked_events(pool, PROJECTION, tenant),
         "rejected": _rejected_here(),
@@ -100,11 +103,12 @@ async def retry_parked(request: web.Request) -> web.StreamResponse:
         position = int(request.match_info["position"])
     except ValueError:
         return _error(request, 400, f"position must be an integer, got {request.match_info['position']!r}")
-    state = request.config_dict.get(RUNNER_STATE)
-    if state is None:
+    supervisor = request.config_dict.get(SUPERVISOR)
+    runner = supervisor.runner if supervisor is not None else None
+    if runner is None:
         return _error(request, 409, "the competency projection does not run in this process: retry where it runs")
     try:
-        error = await state["runner"].retry_parked(position, request[CREDENTIAL].tenant)
+        error = await runner.retry_parked(position, request[CREDENTIAL].tenant)
     except LookupError as exc:
         return _error(request, 404, str(exc))
     query = {"retried": str(position)}

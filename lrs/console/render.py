@@ -24,6 +24,7 @@ def page_context(request: web.Request) -> dict[str, Any]:
         "can": (lambda name, method="GET": credential is not None and guard.may_open(credential, name, method)),
         "here": request.path_qs,
         "local": lambda texts: i18n.local_text(texts, language),
+        "freshness": request.get(guard.FRESHNESS),
     }
 
 
@@ -34,3 +35,4 @@ def render(name: str, request: web.Request, context: dict[str, Any], *, status: 
 def render_message(request: web.Request, status: int, *, key: str | None = None, text: str = "") -> web.Response:
     """An error page: a message of the catalogue (``key``) or a given text (e.g. a query's error)."""
     return render("error.html", request, {"message_key": key, "text": text}, status=status)
+

@@ -14,6 +14,7 @@ from lrs.config import ConfigError, Settings
 from lrs.http import keys
 from lrs.http.about import about, health, ready
 from lrs.http.authn import Authenticator
+from lrs.http.bearer import bearer_verifier
 from lrs.http.cors import add_cors_headers, cors_preflight
 from lrs.http.metrics import metrics_handler
 from lrs.http.alternate import alternate_syntax
@@ -69,7 +70,7 @@ def create_app(
     app[keys.LIFECYCLE] = keys.Lifecycle()
     if embedded is not None:
         app[keys.EMBEDDED] = embedded
-    app.cleanup_ctx.extend([_database, _writer, _relay])
+    app.cleanup_ctx.extend([_database, bearer_verifier, _writer, _relay])
     projections.http.register(app)  # /competency/... and the projection runner (last cleanup context)
     lrs.console.app.register(app)  # /console (LRS_CONSOLE_ENABLED)
     app.on_shutdown.append(_stop_accepting)
@@ -103,6 +104,7 @@ async def _stop_accepting(app: web.Application) -> None:
 
 async def _database(app: web.Application) -> AsyncIterator[None]:
     from lrs.store import credentials, secrets
+    from lrs.store.activities import catch_up_definitions
     from lrs.store.migrations import apply_migrations
     from lrs.store.pool import create_pool
 
@@ -113,6 +115,9 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
         raise database_unreachable(app[keys.DATABASE_URL], exc) from exc
     try:
         await apply_migrations(pool)
+        # Canonical Activity definitions are kept by the statement writer; fold
+        # what an older version of the LRS left behind, once, before it starts.
+        await catch_up_definitions(pool, settings.authority_home)
     except BaseException:
         await pool.close()
         raise

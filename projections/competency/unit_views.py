@@ -16,7 +16,7 @@ from projections.competency.frameworks import Program
 from projections.competency.queries import SELECT_CHECKPOINT
 from projections.competency.queries import _checkpoint as checkpoint_of
 from projections.competency.queries import _iso as iso
-from projections.competency.targets import program_target, progress
+from projections.competency.targets import in_force, progress, schedule_for
 from projections.units import store as units
 
 __all__ = ["unit_tree"]
@@ -33,15 +33,17 @@ async def unit_tree(
         found = await units.fetch_units(conn, tenant)
         counts = await units.tree_counts(conn, tenant, program.iri, program.version)
         position = checkpoint_of(await conn.fetchval(SELECT_CHECKPOINT))
-    target = program_target(program)
+    moment = now or datetime.now(timezone.utc)
     nodes: dict[str, dict[str, Any]] = {}
     for unit in found.values():
         headcount, certified = counts.get(unit.unit_id, (0, 0))
+        # The schedule of the nearest of the unit and its ancestors that has one, as a summary finds it.
+        target, _, overdue = in_force(schedule_for(program, _up(unit.unit_id, found)), moment)
         nodes[unit.unit_id] = {
             "id": unit.unit_id, "name": unit.name, "kind": unit.kind, "parent": unit.parent_id,
             "headcount": headcount, "certified": certified,
             "rate": certified / headcount if headcount else None,
-            "target": progress(target, headcount, certified), "children": [],
+            "target": progress(target, headcount, certified, overdue), "children": [],
         }
     roots = []
     for node in nodes.values():  # fetch_units orders by id, so children keep that order
@@ -54,3 +56,13 @@ async def unit_tree(
         "units": roots,
         "position": position,
     }
+
+
+def _up(unit_id: str, found: dict[str, Any]) -> list[str]:
+    """The unit's id and its ancestors' ids, nearest first."""
+    chain: list[str] = []
+    current = found.get(unit_id)
+    while current is not None and current.unit_id not in chain:
+        chain.append(current.unit_id)
+        current = found.get(current.parent_id) if current.parent_id else None
+    return chain
