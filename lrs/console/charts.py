@@ -18,6 +18,7 @@ LEFT, RIGHT, TOP, BOTTOM = 44, 12, 12, 28
 class Point:
     at: datetime
     rate: float | None  # None: nobody rostered then
+    label: str | None = None  # shown under the point (default: its date)
 
 
 def _x(at: datetime, start: datetime, end: datetime) -> float:
@@ -47,7 +48,8 @@ def rate_chart(points: list[Point], targets: list[Point], *, title: str, rate_la
         x = _x(point.at, start, end)
         anchor = "start" if index == 0 else "end" if index == len(points) - 1 else "middle"
         parts.append(
-            f'<text class="axis" x="{x:.1f}" y="{HEIGHT - 8}" text-anchor="{anchor}">{point.at:%Y-%m-%d}</text>'
+            f'<text class="axis" x="{x:.1f}" y="{HEIGHT - 8}" text-anchor="{anchor}">'
+            f"{escape(point.label or f'{point.at:%Y-%m-%d}')}</text>"
         )
     in_force = [t for t in targets if t.rate is not None and t.at <= end]
     for index, target in enumerate(in_force):
@@ -65,7 +67,7 @@ def rate_chart(points: list[Point], targets: list[Point], *, title: str, rate_la
         for p in known:
             parts.append(
                 f'<circle class="rate" cx="{_x(p.at, start, end):.1f}" cy="{_y(p.rate):.1f}" r="3.5">'  # type: ignore[arg-type]
-                f"<title>{p.at:%Y-%m-%d} {escape(rate_label)} {p.rate * 100:.1f}%</title></circle>"  # type: ignore[operator]
+                f"<title>{escape(p.label or f'{p.at:%Y-%m-%d}')} {escape(rate_label)} {p.rate * 100:.1f}%</title></circle>"  # type: ignore[operator]
             )
     parts.append("</svg>")
     return "".join(parts)

@@ -182,10 +182,10 @@ async def _chart(request: web.Request, program: Program, unit_id: str) -> Markup
         request.config_dict[keys.POOL], request[CREDENTIAL].tenant, unit_id, program=program, descendants=True,
         first=first, last=today, interval="month", clock="achieved",
     )
-    moments = [min(datetime.fromisoformat(p["end"].replace("Z", "+00:00")), datetime.now(timezone.utc))
-               for p in series["points"]]
-    points = [Point(at, p["rate"]) for at, p in zip(moments, series["points"])]
-    targets = [Point(at, p["target"]["rate"]) for at, p in zip(moments, series["points"]) if p["target"]]
+    # Each point is the state at the end of its month, drawn at the month's start with its label.
+    starts = [datetime.fromisoformat(p["start"].replace("Z", "+00:00")) for p in series["points"]]
+    points = [Point(at, p["rate"], p["period"]) for at, p in zip(starts, series["points"])]
+    targets = [Point(at, p["target"]["rate"]) for at, p in zip(starts, series["points"]) if p["target"]]
     t = translator(request[guard.LANGUAGE])
     return Markup(rate_chart(points, targets, title=t("over_time"), rate_label=t("rate"), target_label=t("target")))
 
