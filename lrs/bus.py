@@ -28,6 +28,7 @@ import structlog
 from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext, api
 
+from lrs.config import nats_servers
 from lrs.paths import NATS_SCHEMAS_DIR
 
 STREAM_NAME = "LRS_EVENTS"
@@ -119,8 +120,11 @@ def hpub_frame(message: OutgoingMessage) -> bytes:
     )
 
 
-def load_stream_config(path: Path = STREAM_SCHEMA) -> api.StreamConfig:
-    return api.StreamConfig.from_response(json.loads(path.read_text()))
+def load_stream_config(path: Path = STREAM_SCHEMA, *, replicas: int | None = None) -> api.StreamConfig:
+    """The stream definition; ``replicas`` (``LRS_NATS_STREAM_REPLICAS``)
+    replaces its ``num_replicas``."""
+    config = api.StreamConfig.from_response(json.loads(path.read_text()))
+    return config if replicas is None else config.evolve(num_replicas=replicas)
 
 
 def load_consumer_config(template: str = "projections", **overrides: object) -> api.ConsumerConfig:
@@ -195,7 +199,7 @@ class Bus:
 
     async def _connect_client(self, nc: NatsClient) -> None:
         await nc.connect(
-            servers=[self.url],
+            servers=nats_servers(self.url),
             name=self._client_name,
             allow_reconnect=True,
             max_reconnect_attempts=-1,  # also retries the first connection forever

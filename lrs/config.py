@@ -53,6 +53,12 @@ def _nonnegative(value: float, name: str) -> float:
     return value
 
 
+def _at_most(value: int, maximum: int, name: str) -> int:
+    if value > maximum:
+        raise ConfigError(f"{name} must be <= {maximum}, got {value}")
+    return value
+
+
 def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     raw = env.get(name)
     if raw is None or raw == "":
@@ -102,6 +108,10 @@ class Settings:
     # Where `lrs frameworks load` installs framework, programme and alignment
     # documents, live beside the shipped ones (default: <data_dir>/frameworks).
     frameworks_dir: Path | None = None
+    # Copies of the event stream JetStream keeps (its num_replicas): 1 on one
+    # nats-server, 3 on a three-node cluster (at most 5).  The relay creates
+    # the stream with it, or updates the stream when it differs.
+    nats_stream_replicas: int = 1
 
     @property
     def installed_frameworks_dir(self) -> Path:
@@ -144,4 +154,15 @@ class Settings:
             rate_limit_per_s=_nonnegative(_float(env, "LRS_RATE_LIMIT_PER_S", 10_000.0), "LRS_RATE_LIMIT_PER_S"),
             rate_limit_burst=_int(env, "LRS_RATE_LIMIT_BURST", 20_000, 1),
             frameworks_dir=Path(env["LRS_FRAMEWORKS_DIR"]) if env.get("LRS_FRAMEWORKS_DIR") else None,
+            nats_stream_replicas=_at_most(_int(env, "LRS_NATS_STREAM_REPLICAS", 1, 1), 5, "LRS_NATS_STREAM_REPLICAS"),
         )
+
+
+def nats_servers(url: str) -> list[str]:
+    """The servers of ``LRS_NATS_URL``: one URL, or several separated by commas
+    (the members of a cluster; a client connects to any and fails over to the
+    others)."""
+    servers = [part.strip() for part in url.split(",") if part.strip()]
+    if not servers:
+        raise ConfigError(f"LRS_NATS_URL names no server: {url!r}")
+    return servers

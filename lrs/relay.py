@@ -41,6 +41,7 @@ from lrs.bus import (
     Bus,
     OutgoingMessage,
     event_subject,
+    load_stream_config,
 )
 from lrs.eventlog import StoredFormatter, format_stored
 from lrs.store import leader_lock
@@ -99,8 +100,9 @@ class Backoff:
 class Relay:
     """Publishes the event log to JetStream; see the module docstring.
 
-    ``nats`` is a URL (the relay then owns its ``Bus``) or a ``Bus`` the caller
-    owns.  Use ``await start()`` / ``await stop()``, or ``await run()``.
+    ``nats`` is a URL, or several separated by commas (the relay then owns its
+    ``Bus``, whose stream keeps ``stream_replicas`` copies), or a ``Bus`` the
+    caller owns.  Use ``await start()`` / ``await stop()``, or ``await run()``.
     """
 
     def __init__(
@@ -115,11 +117,15 @@ class Relay:
         backoff_max: float = 5.0,
         linger: float = 0.005,
         checkpoint_interval: float = 1.0,
+        stream_replicas: int | None = None,
     ) -> None:
         self.name = name
         self._pool = pool
         self._owns_bus = isinstance(nats, str)
-        self.bus = Bus(nats) if isinstance(nats, str) else nats
+        if isinstance(nats, str):
+            self.bus = Bus(nats, stream_config=load_stream_config(replicas=stream_replicas))
+        else:
+            self.bus = nats
         self._batch_size = batch_size
         self._poll_interval = poll_interval
         self._lock_retry_interval = lock_retry_interval

@@ -39,6 +39,7 @@ from lrs.bus import (
     TENANT_HEADER,
     load_consumer_config,
 )
+from lrs.config import nats_servers
 from lrs.eventlog import EventRecord
 from lrs.jetstream_pull import PullConsumer, PullRefused
 from lrs.nats_headers import use_fast_header_parse
@@ -375,7 +376,7 @@ class ProjectionRunner:
 
     async def _consume(self, nats_url: str, stop: asyncio.Event, pulling: _Pulling) -> None:
         nc = await nats.connect(
-            servers=[nats_url], name=f"lrs-projection-{self.name}", allow_reconnect=True,
+            servers=nats_servers(nats_url), name=f"lrs-projection-{self.name}", allow_reconnect=True,
             max_reconnect_attempts=-1, reconnect_time_wait=1.0, connect_timeout=2,
         )
         use_fast_header_parse(nc)  # every message carries the relay's six headers
