@@ -24,6 +24,8 @@ from lrs.runtime.nats import find_nats_server
 
 CLUSTER_CONF = Path(__file__).resolve().parents[2] / "docs" / "deploy" / "nats" / "cluster.conf"
 HOST = "127.0.0.1"
+SERVICE_PASSWORD = "cluster-service-password"
+ADMIN_PASSWORD = "cluster-admin-password"
 
 
 @dataclass
@@ -40,14 +42,18 @@ class Member:
     def url(self) -> str:
         return f"nats://{HOST}:{self.port}"
 
+    def url_for(self, user: str, password: str) -> str:
+        return f"nats://{user}:{password}@{HOST}:{self.port}"
+
     @property
     def running(self) -> bool:
         return self.process is not None and self.process.returncode is None
 
 
 class NatsCluster:
-    """``size`` members with routes to each other; ``.url`` names all of them
-    (comma-separated, as ``LRS_NATS_URL`` takes them)."""
+    """``size`` members with routes to each other.  ``.service_url`` names all
+    of them with the LRS's user (comma-separated, as ``LRS_NATS_URL`` takes
+    them); ``.urls`` the running ones with the admin user."""
 
     def __init__(self, directory: Path, size: int = 3) -> None:
         self.directory = directory
@@ -60,12 +66,12 @@ class NatsCluster:
         ]
 
     @property
-    def url(self) -> str:
-        return ",".join(m.url for m in self.members)
+    def service_url(self) -> str:
+        return ",".join(m.url_for("service", SERVICE_PASSWORD) for m in self.members)
 
     @property
     def urls(self) -> list[str]:
-        return [m.url for m in self.members if m.running]
+        return [m.url_for("admin", ADMIN_PASSWORD) for m in self.members if m.running]
 
     def member(self, name: str) -> Member:
         return next(m for m in self.members if m.name == name)
@@ -80,6 +86,8 @@ class NatsCluster:
             "NATS_STORE_DIR": str(member.store_dir),
             "NATS_MAX_FILE_STORE": "1G",
             "NATS_CLUSTER_LISTEN": f"{HOST}:{member.route_port}",
+            "NATS_SERVICE_PASSWORD": SERVICE_PASSWORD,
+            "NATS_ADMIN_PASSWORD": ADMIN_PASSWORD,
             **routes,
         }
 
@@ -152,7 +160,7 @@ async def _serves_jetstream(session: aiohttp.ClientSession, member: Member) -> b
         async with session.get(f"http://{HOST}:{member.monitor_port}/healthz") as response:
             if response.status != 200:
                 return False
-        nc = await nats.connect(member.url, connect_timeout=1, allow_reconnect=False)
+        nc = await nats.connect(member.url_for("admin", ADMIN_PASSWORD), connect_timeout=1, allow_reconnect=False)
     except (aiohttp.ClientError, OSError, nats.errors.Error):
         return False
     try:

@@ -142,7 +142,7 @@ async def test_two_replicas_on_a_nats_cluster_survive_losing_a_nats_member_and_t
 ) -> None:
     async with NatsCluster(tmp_path / "nats") as cluster:
         replicas = [
-            service_factory(cluster.url, LRS_NATS_STREAM_REPLICAS="3", LRS_PROJECTIONS_ENABLED="true",
+            service_factory(cluster.service_url, LRS_NATS_STREAM_REPLICAS="3", LRS_PROJECTIONS_ENABLED="true",
                             LRS_DATA_DIR=str(tmp_path / f"replica-{n}"))
             for n in range(2)
         ]
