@@ -14,6 +14,7 @@ replica, file storage) with ``lrs relay --until-caught-up``, then records:
 * the stream's bytes per message (JetStream's own count) and its store directory.
 
     python bench/storage.py --statements 100000
+    python bench/storage.py --statements 100000 --pad-bytes 1000   # statements about 1 KB larger
 
 Results go to bench/results/storage-<UTC time>.json.
 """
@@ -24,6 +25,7 @@ import argparse
 import asyncio
 import json
 import os
+import random
 import shutil
 import subprocess
 import sys
@@ -36,8 +38,8 @@ import asyncpg
 import nats
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import projection  # noqa: E402
 from log_head_lock import machine  # noqa: E402
-from projection import fill_log  # noqa: E402
 from store_writer import with_database  # noqa: E402
 
 from lrs.bus import STREAM_NAME  # noqa: E402
@@ -62,6 +64,22 @@ def lrs(env: dict[str, str], *args: str) -> str:
     return done.stdout.strip()
 
 
+def pad_statements(size: int) -> None:
+    """Make every generated statement about ``size`` bytes larger: a context
+    extension of random hex (as little compressible as real descriptive text
+    is not, so this errs on the large side)."""
+    make = projection.statement
+    rng = random.Random(11)
+
+    def padded(*args: object, **kwargs: object) -> str:
+        body = json.loads(make(*args, **kwargs))
+        extensions = body.setdefault("context", {}).setdefault("extensions", {})
+        extensions["https://lrs.example.org/xapi/extensions/note"] = rng.randbytes(size // 2).hex()
+        return json.dumps(body, separators=(",", ":"))
+
+    projection.statement = padded
+
+
 def directory_bytes(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
 
@@ -81,7 +99,9 @@ async def run(args: argparse.Namespace) -> dict:
     try:
         url = with_database(server, name)
         wal_before = await admin.fetchval("SELECT pg_current_wal_lsn()")
-        count = await fill_log(url, args.statements, args.learners, seed=7, void_share=0.0,
+        if args.pad_bytes:
+            pad_statements(args.pad_bytes)
+        count = await projection.fill_log(url, args.statements, args.learners, seed=7, void_share=0.0,
                                evidence_share=args.evidence_share)
         wal_bytes = await admin.fetchval("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), $1)", wal_before)
         env = {**os.environ, "LRS_DATABASE_URL": url, "LRS_LOG_LEVEL": "warning",
@@ -103,8 +123,8 @@ async def run(args: argparse.Namespace) -> dict:
         finally:
             await nc.close()
         await bus.stop()
-        projection = {k: v for k, v in sizes.items() if k.startswith(("competency", "projection", "unit", "learner"))}
-        read_model = {k: v for k, v in sizes.items() if k != "events" and k not in projection}
+        projection_sizes = {k: v for k, v in sizes.items() if k.startswith(("competency", "projection", "unit", "learner"))}
+        read_model = {k: v for k, v in sizes.items() if k != "events" and k not in projection_sizes}
 
         def per(value: int) -> float:
             return round(value / count, 1)
@@ -112,12 +132,13 @@ async def run(args: argparse.Namespace) -> dict:
         result = {
             "statements": count,
             "evidence_share": args.evidence_share,
+            "pad_bytes": args.pad_bytes,
             "learners": args.learners,
             "payload_json_bytes_per_statement": per(payload_bytes),
             "postgres_bytes_per_statement": {
                 "events (log, with indexes)": per(sizes.get("events", 0)),
                 "read model (statements and the writer's other tables)": per(sum(read_model.values())),
-                "competency projection": per(sum(projection.values())),
+                "competency projection": per(sum(projection_sizes.values())),
                 "whole database": per(database_bytes),
             },
             "relations_bytes": sizes,
@@ -153,6 +174,7 @@ def main() -> None:
     parser.add_argument("--statements", type=int, default=100_000)
     parser.add_argument("--learners", type=int, default=20_000)
     parser.add_argument("--evidence-share", type=float, default=0.33)
+    parser.add_argument("--pad-bytes", type=int, default=0, help="make each statement about this much larger")
     parser.add_argument("--note", default="")
     parser.add_argument("--no-save", action="store_true")
     args = parser.parse_args()
