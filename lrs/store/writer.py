@@ -191,14 +191,6 @@ class StatementWriter:
         self.head_lock_holds: list[float] = []
         self.keep_head_lock_holds = False
 
-    @classmethod
-    def from_settings(cls, pool: asyncpg.Pool, settings: object) -> "StatementWriter":
-        return cls(
-            pool,
-            wait_ms=getattr(settings, "group_commit_wait_ms"),
-            max_statements=getattr(settings, "group_commit_max_statements"),
-        )
-
     # -- state ---------------------------------------------------------------
 
     @property
