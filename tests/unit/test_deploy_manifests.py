@@ -120,13 +120,15 @@ def test_the_deployment_probes_health_and_readiness_and_reads_its_secrets_by_ref
     assert container["readinessProbe"]["httpGet"]["path"] == "/ready"
     assert container["envFrom"] == [{"configMapRef": {"name": config_map["metadata"]["name"]}}]
     secret_env = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in container["env"]}
-    assert {"LRS_DATABASE_URL", "LRS_BOOTSTRAP_CREDENTIAL"} <= set(secret_env)
+    assert {"LRS_DATABASE_URL", "LRS_NATS_URL", "LRS_BOOTSTRAP_CREDENTIAL"} <= set(secret_env)
     assert all("value" not in e for e in container["env"])
     assert not [m for m in manifests() if m["kind"] == "Secret"]  # referenced, never written here
     names = {**config_map["data"], **{name: "" for name in secret_env}}
     config_source = Path(config.__file__).read_text()
     assert [k for k in names if f'"{k}"' not in config_source] == []
-    settings = Settings.from_env({**config_map["data"], "LRS_DATABASE_URL": "postgresql://x@db/lrs"})
+    settings = Settings.from_env(
+        {**config_map["data"], "LRS_DATABASE_URL": "postgresql://x@db/lrs", "LRS_NATS_URL": "nats://nats:4222"}
+    )
     assert settings.http_workers >= 2 and settings.nats_stream_replicas == 3
     assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["runAsUser"] == 10001
     (port,) = container["ports"]
@@ -157,3 +159,18 @@ def test_the_nats_chart_values_give_a_three_member_jetstream_cluster_of_the_lock
     assert jetstream["enabled"] is True and jetstream["fileStore"]["pvc"]["enabled"] is True
     version = subprocess.run([str(find_nats_server()), "--version"], capture_output=True, text=True, check=True)
     assert nats_values["container"]["image"]["tag"].split("-")[0] == re.search(r"v([\d.]+)", version.stdout)[1]
+
+
+def test_the_nats_chart_gives_the_lrs_the_users_and_permissions_of_the_compose_cluster() -> None:
+    conf = (DEPLOY / "nats" / "cluster.conf").read_text()
+    service = conf[conf.index("user: service"):]
+    compose_allow = re.findall(r'"([^"]+)"', service[service.index("publish"):service.index("subscribe")])
+    nats_values = yaml.safe_load((DEPLOY / "kubernetes" / "nats-values.yaml").read_text())
+    users = {u["user"]: u for u in nats_values["config"]["merge"]["authorization"]["users"]}
+    assert set(users) == {"service", "admin"} and "permissions" not in users["admin"]
+    assert users["service"]["permissions"]["publish"]["allow"] == compose_allow
+    assert users["service"]["permissions"]["subscribe"]["allow"] == ["_INBOX.>"]
+    env = nats_values["container"]["env"]
+    for user in users.values():  # passwords from the secret, through the environment
+        variable = re.fullmatch(r"<< \$(\w+) >>", user["password"])
+        assert variable is not None and "secretKeyRef" in env[variable[1]]["valueFrom"]
