@@ -27,6 +27,7 @@ import aiohttp
 import asyncpg
 import pytest
 
+from lrs.bus import Bus, load_stream_config
 from lrs.eventlog import verify_chain
 from lrs.relay import DEFAULT_NAME as RELAY_NAME
 from lrs.store import leader_lock
@@ -231,3 +232,25 @@ async def _stream_led_by_another(cluster: NatsCluster, old: str) -> bool:
 
 async def _projected_through(database_url: str, head: int) -> bool:
     return await projection_position(database_url) >= head
+
+
+async def test_the_stream_is_scaled_to_the_configured_replicas(tmp_path: Path) -> None:
+    """A stream made on one member's worth of replicas (an upgrade from a
+    single nats-server) is updated to LRS_NATS_STREAM_REPLICAS copies."""
+    async with NatsCluster(tmp_path / "nats") as cluster:
+        single = Bus(cluster.service_url, stream_config=load_stream_config(replicas=1))
+        await single.connect()
+        try:
+            info = await single.ensure_stream()
+            assert info.config.num_replicas == 1 and not (info.cluster and info.cluster.replicas)
+        finally:
+            await single.close()
+        clustered = Bus(cluster.service_url, stream_config=load_stream_config(replicas=3))
+        await clustered.connect()
+        try:
+            info = await clustered.ensure_stream()
+            assert info.config.num_replicas == 3
+            assert await cluster.stream_replicas(STREAM) == 3
+            assert (await clustered.ensure_stream()).config.num_replicas == 3  # and left alone after
+        finally:
+            await clustered.close()
