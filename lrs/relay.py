@@ -118,6 +118,7 @@ class Relay:
         linger: float = 0.005,
         checkpoint_interval: float = 1.0,
         stream_replicas: int | None = None,
+        stalled_after: float = 15.0,
     ) -> None:
         self.name = name
         self._pool = pool
@@ -132,6 +133,7 @@ class Relay:
         self._backoff_max = backoff_max
         self._linger = linger
         self._checkpoint_interval = checkpoint_interval
+        self._stalled_after = stalled_after  # disconnected this long: a new NATS client
         self._lock_key = leader_lock.lock_key(f"relay:{name}")
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -245,6 +247,7 @@ class Relay:
             else:
                 self._observe_head(self.log_head)  # refresh the gauges
             if not self.bus.connected:
+                await self.bus.replace_stalled_client(self._stalled_after)
                 await self.bus.wait_connected(self._poll_interval)
                 continue
             if position is None or self.bus.generation != synced_generation:
