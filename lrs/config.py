@@ -53,6 +53,12 @@ def _nonnegative(value: float, name: str) -> float:
     return value
 
 
+def _at_most(value: int, maximum: int, name: str) -> int:
+    if value > maximum:
+        raise ConfigError(f"{name} must be <= {maximum}, got {value}")
+    return value
+
+
 def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     raw = env.get(name)
     if raw is None or raw == "":
@@ -117,6 +123,10 @@ class Settings:
     # The web console under /console, and how long a sign-in lasts.
     console_enabled: bool = True
     console_session_ttl_s: float = 8 * 3600.0
+    # Copies of the event stream JetStream keeps (its num_replicas): 1 on one
+    # nats-server, 3 on a three-node cluster (at most 5).  The relay creates
+    # the stream with it, or updates the stream when it differs.
+    nats_stream_replicas: int = 1
     # Competency answers are refused (503) when the first event the projection
     # has not applied was stored longer ago than this; how often the service
     # reads the frameworks documents again (a change rebuilds the projection
@@ -173,6 +183,7 @@ class Settings:
             cors_origins=parse_cors_origins(env.get("LRS_CORS_ORIGINS") or ""),
             console_enabled=_bool(env, "LRS_CONSOLE_ENABLED", True),
             console_session_ttl_s=_session_ttl(_float(env, "LRS_CONSOLE_SESSION_TTL_S", 8 * 3600.0)),
+            nats_stream_replicas=_at_most(_int(env, "LRS_NATS_STREAM_REPLICAS", 1, 1), 5, "LRS_NATS_STREAM_REPLICAS"),
             competency_stale_after_s=_nonnegative(
                 _float(env, "LRS_COMPETENCY_STALE_AFTER_S", 30.0), "LRS_COMPETENCY_STALE_AFTER_S"
             ),
@@ -282,3 +293,11 @@ def parse_cors_origins(raw: str) -> tuple[str, ...]:
             )
         origins.append(item)
     return tuple(origins)
+def nats_servers(url: str) -> list[str]:
+    """The servers of ``LRS_NATS_URL``: one URL, or several separated by commas
+    (the members of a cluster; a client connects to any and fails over to the
+    others)."""
+    servers = [part.strip() for part in url.split(",") if part.strip()]
+    if not servers:
+        raise ConfigError(f"LRS_NATS_URL names no server: {url!r}")
+    return servers

@@ -170,7 +170,9 @@ async def _relay(app: web.Application) -> AsyncIterator[None]:
         return
     from lrs.relay import Relay
 
-    relay = Relay(app[keys.POOL], nats_url, batch_size=settings.relay_batch_size)
+    relay = Relay(
+        app[keys.POOL], nats_url, batch_size=settings.relay_batch_size, stream_replicas=settings.nats_stream_replicas
+    )
     app[keys.WRITER].committed.append(relay.notify)
     await relay.start()
     app[keys.RELAY] = relay

@@ -29,7 +29,7 @@ import uuid
 from collections import defaultdict, deque
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Callable, Sequence
+from typing import AsyncIterator, Callable, Sequence
 
 import asyncpg
 import msgspec
@@ -187,6 +187,13 @@ class StatementWriter:
         # Counters for metrics: transactions that wrote events, statements written.
         self.groups_committed = 0
         self.statements_committed = 0
+        # Time the log head lock was held by this writer (FOR UPDATE to
+        # COMMIT), in total and, with keep_head_lock_holds, per transaction:
+        # the serial part of ingest across every process appending to the log
+        # (docs/scaling.md; bench/log_head_lock.py).
+        self.head_lock_seconds = 0.0
+        self.head_lock_holds: list[float] = []
+        self.keep_head_lock_holds = False
 
     # -- state ---------------------------------------------------------------
 
@@ -358,6 +365,19 @@ class StatementWriter:
                 except Exception as exc:  # noqa: BLE001 - a listener must not stop the writer
                     log.error("commit listener failed", error=repr(exc))
 
+    @contextlib.asynccontextmanager
+    async def _head_lock_hold(self) -> AsyncIterator[_Hold]:
+        hold = _Hold()
+        try:
+            yield hold
+        finally:
+            if hold.since is not None:
+                held = time.perf_counter() - hold.since
+                metrics.LOG_HEAD_LOCK_SECONDS.observe(held)
+                self.head_lock_seconds += held
+                if self.keep_head_lock_holds:
+                    self.head_lock_holds.append(held)
+
     async def _write(self, requests: list[AppendRequest]) -> GroupPlan:
         async with self._pool.acquire() as conn:
             # Look the group's ids up before taking the lock (the other
@@ -372,8 +392,11 @@ class StatementWriter:
             if ahead:
                 seen = await conn.fetchval(SELECT_HEAD_POSITION)
                 existing = await _fetch_touched(conn, lookups)
-            async with conn.transaction():
+            # The hold is timed until the COMMIT (or ROLLBACK) returns: the
+            # transaction is left before the timer.
+            async with self._head_lock_hold() as hold, conn.transaction():
                 row = await conn.fetchrow(SELECT_HEAD_FOR_UPDATE)
+                hold.locked()
                 head = LogHead(row["position"], row["hash"], row["stored"])
                 if seen is None:
                     existing = await _fetch_touched(conn, lookups)
@@ -397,6 +420,18 @@ class StatementWriter:
                     await conn.execute(UPDATE_VOIDED, tenant, ids)
                 await write_definitions(conn, _definition_updates(requests, plan), plan.head.position)
         return plan
+
+
+class _Hold:
+    """When the log head lock was taken (perf_counter), if it was."""
+
+    __slots__ = ("since",)
+
+    def __init__(self) -> None:
+        self.since: float | None = None
+
+    def locked(self) -> None:
+        self.since = time.perf_counter()
 
 
 def _definition_updates(requests: list[AppendRequest], plan: GroupPlan) -> list[DefinitionUpdate]:
