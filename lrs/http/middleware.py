@@ -14,6 +14,7 @@ from lrs.auth import AuthError, Credential, parse_basic_auth
 from lrs.eventlog import format_stored
 from lrs.http import keys
 from lrs.http.metrics import HTTP_LATENCY, HTTP_REQUESTS
+from lrs.http.throttle import authenticate_basic
 from lrs.store.availability import storage_unavailable
 from lrs.xapi.errors import XapiError
 from lrs.xapi.versions import negotiate_version
@@ -147,7 +148,7 @@ async def authentication(request: web.Request, handler: Handler) -> web.StreamRe
     if request.path in PUBLIC_PATHS or request.method == "OPTIONS":
         return await handler(request)
     key, secret = parse_basic_auth(request.headers.get("Authorization"))
-    credential = await request.app[keys.AUTHENTICATOR].authenticate(key, secret)
+    credential = await authenticate_basic(request, request.app[keys.AUTHENTICATOR], key, secret)
     request[CREDENTIAL] = credential
     # Scopes (lrs.auth.RESOURCE_SCOPES), checked once here for every route;
     # unmatched paths fall through to the router's 404/405.
