@@ -25,6 +25,7 @@ from lrs.http.middleware import (
 from lrs.http.openapi import openapi_handler
 from lrs.http.ratelimit import SharedRateLimiter, rate_limit
 from lrs.http import shedding
+from lrs.http.text_guard import refuse_unstorable_text
 from lrs.http.throttle import AUTH_THROTTLE, AuthThrottle
 from lrs.http.statements import get_statements, post_statements, put_statement
 import projections.http
@@ -50,6 +51,7 @@ def create_app(
             request_context,
             error_mapping,
             shedding.load_shedding,  # first: refusing costs least before anything is read
+            refuse_unstorable_text,
             body_size_limit,
             alternate_syntax,  # before authentication: the form may carry Authorization
             authentication,
