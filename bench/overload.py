@@ -96,6 +96,7 @@ async def run(args: argparse.Namespace) -> dict:
     if args.no_shedding:
         os.environ["LRS_SHED_LOOP_LAG_MS"] = "0"
         os.environ["LRS_SHED_QUEUE_STATEMENTS"] = "0"
+        os.environ["LRS_SHED_MAX_IN_FLIGHT"] = "0"
     elif args.loop_lag_ms is not None:
         os.environ["LRS_SHED_LOOP_LAG_MS"] = str(args.loop_lag_ms)
     os.environ.setdefault("LRS_PROJECTIONS_ENABLED", "false")
@@ -137,8 +138,10 @@ async def run(args: argparse.Namespace) -> dict:
             "shedding": not args.no_shedding,
             "LRS_SHED_LOOP_LAG_MS": os.environ.get("LRS_SHED_LOOP_LAG_MS", "default"),
             "LRS_SHED_QUEUE_STATEMENTS": os.environ.get("LRS_SHED_QUEUE_STATEMENTS", "default"),
+            "LRS_SHED_MAX_IN_FLIGHT": os.environ.get("LRS_SHED_MAX_IN_FLIGHT", "default"),
             "LRS_HTTP_WORKERS": os.environ.get("LRS_HTTP_WORKERS", "1"),
         },
+        "load_average_1m_at_end": round(os.getloadavg()[0], 2),
         "ok_per_s": round(len(ok) / measured, 1),
         "latency_of_200_ms": {"p50": pct(0.50), "p99": pct(0.99), "max": pct(1.0)},
         "statuses": dict(sorted(statuses.items())),

@@ -111,10 +111,12 @@ class Settings:
     auth_failures_per_address: int = 50
     auth_failure_window_s: float = 60.0
     # Load shedding (lrs.http.shedding): new requests get 503 at once while
-    # more statements than this wait for group commit, or while the event
-    # loop runs later than this many ms (0 turns either check off).
+    # more statements than this wait for group commit, while the event loop
+    # runs later than this many ms, or while this many requests are being
+    # served (0 turns a check off).
     shed_queue_statements: int = 50_000
     shed_loop_lag_ms: float = 200.0
+    shed_max_in_flight: int = 0
     # Where `lrs frameworks load` installs framework, programme and alignment
     # documents, live beside the shipped ones (default: <data_dir>/frameworks).
     frameworks_dir: Path | None = None
@@ -165,6 +167,7 @@ class Settings:
                 _float(env, "LRS_AUTH_FAILURE_WINDOW_S", 60.0), "LRS_AUTH_FAILURE_WINDOW_S"
             ),
             shed_queue_statements=_int(env, "LRS_SHED_QUEUE_STATEMENTS", 50_000, 0),
+            shed_max_in_flight=_int(env, "LRS_SHED_MAX_IN_FLIGHT", 0, 0),
             shed_loop_lag_ms=_nonnegative(_float(env, "LRS_SHED_LOOP_LAG_MS", 200.0), "LRS_SHED_LOOP_LAG_MS"),
             frameworks_dir=Path(env["LRS_FRAMEWORKS_DIR"]) if env.get("LRS_FRAMEWORKS_DIR") else None,
         )

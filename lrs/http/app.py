@@ -48,9 +48,9 @@ def create_app(
 
     app = web.Application(
         middlewares=[
+            shedding.load_shedding,  # first: refusing costs least before anything is read or logged
             request_context,
             error_mapping,
-            shedding.load_shedding,  # first: refusing costs least before anything is read
             refuse_unstorable_text,
             body_size_limit,
             alternate_syntax,  # before authentication: the form may carry Authorization

@@ -7,11 +7,15 @@ while either
 * more than ``LRS_SHED_QUEUE_STATEMENTS`` statements wait for group commit
   (accepted, not yet committed), or
 * the event loop runs more than ``LRS_SHED_LOOP_LAG_MS`` late (measured by a
-  timer that should fire every ``interval_s``),
+  timer that should fire every ``interval_s``), or
+* ``LRS_SHED_MAX_IN_FLIGHT`` requests of this process are already being
+  served (accepted, not yet answered): by Little's law this bounds how long
+  an accepted request waits behind the others,
 
 a *new* request is answered 503 with ``Retry-After`` before anything of it
 is read or checked.  Requests already accepted are not touched and finish
-normally.  The operational probes and metrics are never shed.
+normally.  The operational probes and metrics are never shed.  This is the
+outermost middleware: a refusal costs no log line, only a counter.
 """
 
 from __future__ import annotations
@@ -40,10 +44,17 @@ class SheddingBudget:
 
     queue_statements: int
     loop_lag_s: float
+    max_in_flight: int = 0
 
 
-def overload_reason(budget: SheddingBudget, pending_statements: int, loop_lag_s: float) -> tuple[str, str] | None:
-    """Which budget is exceeded ("queue" or "loop") and how, or None (pure)."""
+def overload_reason(
+    budget: SheddingBudget, pending_statements: int, loop_lag_s: float, in_flight: int = 0
+) -> tuple[str, str] | None:
+    """Which budget is exceeded ("in_flight", "queue" or "loop") and how, or None (pure)."""
+    if budget.max_in_flight and in_flight >= budget.max_in_flight:
+        return "in_flight", (
+            f"{in_flight} requests are being served (budget LRS_SHED_MAX_IN_FLIGHT={budget.max_in_flight})"
+        )
     if budget.queue_statements and pending_statements > budget.queue_statements:
         return "queue", (
             f"{pending_statements} statements wait for commit "
@@ -98,7 +109,15 @@ class LoopLag:
             self.tick(due, self._now())
 
 
+class InFlight:
+    """Requests of this app being served now."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+
 SHEDDING_BUDGET = web.AppKey("shedding_budget", SheddingBudget)
+IN_FLIGHT = web.AppKey("in_flight", InFlight)
 LOOP_LAG = web.AppKey("loop_lag", LoopLag)
 
 
@@ -119,7 +138,9 @@ def install(app: web.Application, settings: object) -> None:
     app[SHEDDING_BUDGET] = SheddingBudget(
         queue_statements=getattr(settings, "shed_queue_statements"),
         loop_lag_s=getattr(settings, "shed_loop_lag_ms") / 1000.0,
+        max_in_flight=getattr(settings, "shed_max_in_flight"),
     )
+    app[IN_FLIGHT] = InFlight()
     app[LOOP_LAG] = LoopLag()
     app.cleanup_ctx.append(loop_lag_monitor)
 
@@ -131,9 +152,14 @@ async def load_shedding(request: web.Request, handler: Handler) -> web.StreamRes
         return await handler(request)
     writer = request.app.get(keys.WRITER)
     pending = writer.pending_statements if writer is not None else 0
-    overload = overload_reason(budget, pending, request.app[LOOP_LAG].lag_s)
+    in_flight = request.app[IN_FLIGHT]
+    overload = overload_reason(budget, pending, request.app[LOOP_LAG].lag_s, in_flight.count)
     if overload is None:
-        return await handler(request)
+        in_flight.count += 1
+        try:
+            return await handler(request)
+        finally:
+            in_flight.count -= 1
     kind, reason = overload
     REQUESTS_SHED.labels(kind).inc()
     response = error_response(503, f"overloaded: {reason}; retry later")

@@ -165,6 +165,27 @@ async def test_a_full_commit_queue_sheds_new_requests_and_finishes_accepted_ones
         assert (await client.post(URL, json=statement(), headers=xapi_headers())).status == 200
 
 
+async def test_a_cap_on_requests_in_flight_sheds_the_next_one(instance, database_url):
+    async with instance(shed_max_in_flight=1, shed_queue_statements=0) as client:
+        writer = client.app[keys.WRITER]
+        blocker = await asyncpg.connect(database_url)
+        try:
+            tx = blocker.transaction()
+            await tx.start()
+            await blocker.execute("SELECT 1 FROM log_head FOR UPDATE")
+            accepted = asyncio.ensure_future(client.post(URL, json=statement(), headers=xapi_headers()))
+            while writer.pending_statements < 1:
+                await asyncio.sleep(0.01)
+            response = await client.get(URL, headers=xapi_headers())
+            assert response.status == 503 and response.headers["Retry-After"] == "1"
+            assert "LRS_SHED_MAX_IN_FLIGHT=1" in (await response.json())["error"]
+            await tx.rollback()
+        finally:
+            await blocker.close()
+        assert (await accepted).status == 200
+        assert await _status(client) == 200
+
+
 async def test_a_late_event_loop_sheds_new_requests(instance):
     async with instance(shed_loop_lag_ms=100) as client:
         assert await _status(client) == 200

@@ -65,7 +65,11 @@ def test_overload_names_the_exceeded_budget():
     assert kind == "queue" and "LRS_SHED_QUEUE_STATEMENTS=100" in message
     kind, message = overload_reason(budget, 0, 0.25)
     assert kind == "loop" and "LRS_SHED_LOOP_LAG_MS=200" in message
-    assert overload_reason(SheddingBudget(0, 0.0), 10**9, 100.0) is None  # both off
+    assert overload_reason(SheddingBudget(0, 0.0), 10**9, 100.0, 10**6) is None  # all off
+    capped = SheddingBudget(queue_statements=0, loop_lag_s=0.0, max_in_flight=4)
+    assert overload_reason(capped, 0, 0.0, 3) is None
+    kind, message = overload_reason(capped, 0, 0.0, 4)
+    assert kind == "in_flight" and "LRS_SHED_MAX_IN_FLIGHT=4" in message
 
 
 def test_loop_lag_is_sustained_lateness_not_one_stall():
