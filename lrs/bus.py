@@ -18,7 +18,7 @@ import functools
 import json
 import re
 from dataclasses import dataclass
-from pathlib import Path
+from importlib.resources.abc import Traversable
 from typing import Awaitable, Callable, Mapping, Sequence
 
 import msgspec
@@ -28,11 +28,11 @@ import structlog
 from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext, api
 
-from lrs.paths import NATS_SCHEMAS_DIR
+from lrs.contracts import NATS_DEFINITIONS
 
 STREAM_NAME = "LRS_EVENTS"
-STREAM_SCHEMA = NATS_SCHEMAS_DIR / f"{STREAM_NAME}.json"
-CONSUMER_SCHEMAS_DIR = NATS_SCHEMAS_DIR / "consumers"
+STREAM_SCHEMA = NATS_DEFINITIONS / f"{STREAM_NAME}.json"
+CONSUMER_SCHEMAS_DIR = NATS_DEFINITIONS / "consumers"
 SUBJECT_PREFIX = "lrs.events"
 
 # Message headers (CONTRACTS.md, "NATS").
@@ -119,7 +119,7 @@ def hpub_frame(message: OutgoingMessage) -> bytes:
     )
 
 
-def load_stream_config(path: Path = STREAM_SCHEMA) -> api.StreamConfig:
+def load_stream_config(path: Traversable = STREAM_SCHEMA) -> api.StreamConfig:
     return api.StreamConfig.from_response(json.loads(path.read_text()))
 
 

@@ -21,12 +21,18 @@ async def health(request: web.Request) -> web.Response:
 
 
 async def ready(request: web.Request) -> web.Response:
-    """Readiness: accepting work and the system of record answers.
+    """Readiness: accepting work, the system of record answers, and no
+    embedded server is being restarted.
 
-    NATS is reported but does not make the service unready: ingest never
-    depends on it (the relay catches up later).
+    A configured NATS is reported but does not make the service unready:
+    ingest never depends on it (the relay catches up later).  An embedded
+    server that died and is being restarted does: the process is not whole.
     """
     checks: dict[str, object] = {"accepting": request.app[keys.LIFECYCLE].accepting}
+    embedded = request.app.get(keys.EMBEDDED)
+    servers = embedded() if embedded is not None else {}
+    if servers:
+        checks["embedded"] = servers
     try:
         async with asyncio.timeout(2):
             await request.app[keys.POOL].fetchval("SELECT 1")
@@ -37,4 +43,5 @@ async def ready(request: web.Request) -> web.Response:
     if relay is not None:
         checks["relay"] = relay.status() if hasattr(relay, "status") else "running"
     ok = checks["accepting"] is True and checks["database"] == "ok"
+    ok = ok and all(state == "running" for state in servers.values())
     return web.json_response({"status": "ready" if ok else "unavailable", "checks": checks}, status=200 if ok else 503)
