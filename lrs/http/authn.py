@@ -33,6 +33,10 @@ class Authenticator:
         """The credential if this key and secret were verified recently, else None (cheap)."""
         return self._cache.lookup(key, secret) if self.trust_cache else None
 
+    def checking(self, key: str, secret: str) -> bool:
+        """Whether the slow check of this key and secret is running (a new request would join it)."""
+        return (key, secret) in self._inflight
+
     async def authenticate(self, key: str, secret: str) -> Credential:
         credential = self.cached(key, secret)
         if credential is not None:

@@ -10,7 +10,8 @@ the hash runs (xAPI-Communication 3.2 allows 429 for "too many requests ...
 by a particular Client or set of credentials").
 
 A request whose key and secret this process has already verified is served
-from the cache and never throttled: a flood of wrong secrets for a key
+from the cache and never throttled, and concurrent requests with the same key
+and secret share one check, counted once: a flood of wrong secrets for a key
 therefore cannot lock its rightful owner out of a process that knows them.
 
 Attempts are counted as failures while their hash runs, so a burst of
@@ -155,7 +156,8 @@ async def authenticate_basic(request: web.Request, authenticator: Authenticator,
     if credential is not None:
         return credential
     throttle = request.app.get(AUTH_THROTTLE)
-    if throttle is None:
+    if throttle is None or authenticator.checking(key, secret):
+        # Joining a check already running costs no hash: it is counted once, by its first request.
         return await authenticator.authenticate(key, secret)
     address = request.remote or "unknown"
     throttle.check(key, address)

@@ -100,6 +100,16 @@ async def test_failed_logins_from_one_address_are_throttled_whatever_the_key(ins
         assert len(slow_checks) == checks
 
 
+async def test_concurrent_requests_with_one_secret_share_one_check_counted_once(instance, slow_checks):
+    async with instance(auth_failures_per_key=2, auth_failures_per_address=2) as client:
+        statuses = await asyncio.gather(*(_status(client) for _ in range(12)))
+        assert statuses == [200] * 12
+        assert len(slow_checks) == 1
+        statuses = await asyncio.gather(*(_status(client, secret="wrong") for _ in range(12)))
+        assert statuses == [401] * 12  # one wrong secret, one hash, one failure
+        assert len(slow_checks) == 2
+
+
 async def test_concurrent_failures_cannot_slip_past_the_limit(instance, slow_checks):
     async with instance(auth_failures_per_key=5, auth_failures_per_address=1000) as client:
         statuses = await asyncio.gather(*(_status(client, secret=f"wrong-{i}") for i in range(30)))
