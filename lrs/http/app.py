@@ -14,6 +14,7 @@ from lrs.config import ConfigError, Settings
 from lrs.http import keys
 from lrs.http.about import about, health, ready
 from lrs.http.authn import Authenticator
+from lrs.http.bearer import bearer_verifier
 from lrs.http.metrics import metrics_handler
 from lrs.http.alternate import alternate_syntax
 from lrs.http.limits import body_size_limit
@@ -79,7 +80,7 @@ def create_app(
     app[keys.LIFECYCLE] = keys.Lifecycle()
     if embedded is not None:
         app[keys.EMBEDDED] = embedded
-    app.cleanup_ctx.extend([_database, _credential_changes, _writer, _relay])
+    app.cleanup_ctx.extend([_database, _credential_changes, bearer_verifier, _writer, _relay])
     shedding.install(app, settings)
     projections.http.register(app)  # /competency/... and the projection runner (last cleanup context)
     app.on_shutdown.append(_stop_accepting)
@@ -112,6 +113,7 @@ async def _stop_accepting(app: web.Application) -> None:
 
 async def _database(app: web.Application) -> AsyncIterator[None]:
     from lrs.store import credentials, secrets
+    from lrs.store.activities import catch_up_definitions
     from lrs.store.migrations import apply_migrations
     from lrs.store.pool import create_pool
 
@@ -122,6 +124,9 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
         raise database_unreachable(app[keys.DATABASE_URL], exc) from exc
     try:
         await apply_migrations(pool)
+        # Canonical Activity definitions are kept by the statement writer; fold
+        # what an older version of the LRS left behind, once, before it starts.
+        await catch_up_definitions(pool, settings.authority_home)
     except BaseException:
         await pool.close()
         raise
@@ -194,7 +199,9 @@ async def _relay(app: web.Application) -> AsyncIterator[None]:
         return
     from lrs.relay import Relay
 
-    relay = Relay(app[keys.POOL], nats_url, batch_size=settings.relay_batch_size)
+    relay = Relay(
+        app[keys.POOL], nats_url, batch_size=settings.relay_batch_size, stream_replicas=settings.nats_stream_replicas
+    )
     app[keys.WRITER].committed.append(relay.notify)
     await relay.start()
     app[keys.RELAY] = relay
