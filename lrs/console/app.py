@@ -15,6 +15,7 @@ from lrs.console.render import render, render_message
 from lrs.console.paths import STATIC_DIR
 from lrs.http import keys
 from lrs.http.middleware import CREDENTIAL
+from lrs.http.throttle import authenticate_basic
 
 PREFIX = "/console"
 PARENT: web.AppKey[web.Application] = web.AppKey("console_parent")
@@ -76,10 +77,15 @@ async def signin(request: web.Request) -> web.StreamResponse:
     key, secret = _text(form.get("key")) or "", _text(form.get("secret")) or ""
     authenticator = request.config_dict[keys.AUTHENTICATOR]
     try:
-        # The API's own check: the same scrypt hash, cache and 401 path.
-        credential = await authenticator.authenticate(key.strip(), secret)
+        # The API's own check: the same scrypt hash, cache, failure throttle and 401 path.
+        credential = await authenticate_basic(request, authenticator, key.strip(), secret)
     except AuthError:
         return await signin_page(request, "bad_signin", 401)
+    except web.HTTPTooManyRequests as exc:
+        response = await signin_page(request, "too_many_signins", 429)
+        if "Retry-After" in exc.headers:
+            response.headers["Retry-After"] = exc.headers["Retry-After"]
+        return response
     settings = request.config_dict[keys.SETTINGS]
     token, _ = await sessions.open_session(
         request.config_dict[keys.POOL], credential.key, now=datetime.now(timezone.utc),

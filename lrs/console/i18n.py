@@ -25,6 +25,10 @@ MESSAGES: dict[str, dict[str, str]] = {
     "key": {"en": "Key", "vi": "Khóa"},
     "secret": {"en": "Secret", "vi": "Mật khẩu bí mật"},
     "bad_signin": {"en": "Unknown key or wrong secret.", "vi": "Khóa không tồn tại hoặc sai mật khẩu bí mật."},
+    "too_many_signins": {
+        "en": "Too many failed sign-ins for this key or from this address; wait a little and try again.",
+        "vi": "Quá nhiều lần đăng nhập sai với khóa này hoặc từ địa chỉ này; vui lòng đợi một lát rồi thử lại.",
+    },
     "bad_form": {
         "en": "The form expired or did not come from this console; try again.",
         "vi": "Biểu mẫu đã hết hạn hoặc không đến từ bảng điều khiển này; vui lòng thử lại.",

@@ -81,6 +81,20 @@ async def test_bad_secret_and_missing_csrf_are_refused(console: TestClient) -> N
     assert (await console.get("/console/units", allow_redirects=False)).status == 303  # still signed out
 
 
+async def test_failed_sign_ins_are_throttled_as_on_the_api(database_url: str, tmp_path: Path) -> None:
+    app = create_app(
+        settings_for(database_url, tmp_path, auth_failures_per_key=3), database_url=database_url, nats_url=None
+    )
+    async with TestServer(app) as server, TestClient(server) as client:
+        for _ in range(3):
+            assert (await sign_in(client, secret="wrong")).status == 401
+        throttled = await sign_in(client, secret="wrong")
+        assert throttled.status == 429 and int(throttled.headers["Retry-After"]) >= 1
+        # The same key over the API is throttled too: the counters are the service's.
+        api = await client.get("/xapi/statements", headers=xapi_headers(secret="wrong-again"))
+        assert api.status == 429
+
+
 async def test_open_redirects_are_not_followed(console: TestClient) -> None:
     signed = await sign_in(console, next_path="//evil.example.org/")
     assert signed.headers["Location"] == "/console/"
