@@ -45,7 +45,7 @@ from projections.competency.report_query import unit_report
 from projections.competency.reports import BY, PARTS, to_csv, to_xlsx
 from projections.competency.series import CLOCKS, INTERVALS, unit_series
 from projections.competency.standing import STATUSES
-from projections.supervisor import Freshness, Supervisor
+from projections.supervisor import Freshness, Supervisor, observed_freshness
 from projections.units import store as units
 from projections.units.roster import RosterError, parse_csv, parse_json, parse_learner
 
@@ -144,24 +144,27 @@ def _catalog(request: web.Request) -> Catalog:
     return catalog
 
 
-async def _serving(request: web.Request) -> tuple[Catalog, Freshness | None]:
-    """The catalog to answer with, and how fresh the answer is (None: no
-    projection runs in this service, nothing to say).  Refuses with 503 and
-    the reason when the projection is not current and the request did not
-    ask for ``stale=ok``."""
+async def _serving(request: web.Request) -> tuple[Catalog, Freshness]:
+    """The catalog to answer with, and how fresh the answer is (from this
+    service's supervisor, or from the log and the checkpoint when the
+    projection runs in another process).  Refuses with 503 and the reason
+    when the projection is not current and the request did not ask for
+    ``stale=ok``."""
     catalog = _catalog(request)
-    supervisor = request.app.get(SUPERVISOR)
-    if supervisor is None:
-        return catalog, None
     raw = request.query.get(STALE_PARAMETER)
     if raw not in (None, "ok"):
         raise XapiError(400, f"stale must be ok (the last answer even when not current), got {raw!r}", STALE_PARAMETER)
-    fresh = await supervisor.freshness()
+    supervisor = request.app.get(SUPERVISOR)
+    if supervisor is None:  # the projection runs in another process: what the log shows
+        settings = request.app[keys.SETTINGS]
+        fresh = await observed_freshness(request.app[keys.POOL], catalog, settings.competency_stale_after_s)
+    else:
+        fresh = await supervisor.freshness()
     if not fresh.serve and raw != "ok":
         error = XapiError(503, f"the competency projection is {fresh.state}: {fresh.reason}; ask again later, or add "
                           f"stale=ok for the last answer (position {fresh.position} of {fresh.log_head})")
         raise error
-    return fresh.catalog or supervisor.catalog, fresh
+    return fresh.catalog or catalog, fresh
 
 
 def _marked(payload: dict[str, Any], fresh: Freshness | None) -> dict[str, Any]:

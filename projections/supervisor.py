@@ -35,7 +35,7 @@ import structlog
 from projections.competency.catalog import Catalog, load_live_catalog
 from projections.competency.frameworks import FrameworkError
 
-__all__ = ["Freshness", "Supervisor"]
+__all__ = ["Freshness", "Supervisor", "observed_freshness"]
 
 log = structlog.get_logger("lrs.projections")
 
@@ -199,19 +199,39 @@ class Supervisor:
     # -- may this answer be served? ---------------------------------------------------
 
     async def freshness(self) -> Freshness:
-        row = await self.pool.fetchrow(SELECT_POSITIONS)
-        position = int(row["position"] or 0)
-        head = int(row["head"] or 0)
-        age = float(row["age_s"] or 0.0)
+        position, head, age = await log_positions(self.pool)
         state, reason = self.state, self.reason
         rebuilding = self.serving is not None and self.serving.digest != self.catalog.digest
         if state == "running" and rebuilding:
             state, reason = "rebuilding", "the frameworks changed: rebuilding the projection from the log"
         if state == "running" or (state == "starting" and position >= head):
-            if position < head and age > self.stale_after_s:
-                return Freshness("behind", f"the projection is {head - position} events behind the log, the oldest "
-                                 f"stored {age:.0f} s ago", False, self.serving, position, head, age)
-            return Freshness("current", None, True, self.serving or self.catalog, position, head, age)
+            return positional_freshness(self.serving or self.catalog, position, head, age, self.stale_after_s)
         if state == "rebuilding" and self.serving is not None:
             return Freshness("rebuilding", reason, True, self.serving, position, head, age)
         return Freshness(state, reason or state, False, self.serving, position, head, age)
+
+
+async def log_positions(pool: asyncpg.Pool) -> tuple[int, int, float]:
+    """The projection's checkpoint, the log head, and how long ago the first
+    event the checkpoint does not cover was stored (0: none)."""
+    row = await pool.fetchrow(SELECT_POSITIONS)
+    return int(row["position"] or 0), int(row["head"] or 0), float(row["age_s"] or 0.0)
+
+
+def positional_freshness(catalog: Catalog, position: int, head: int, age: float, stale_after_s: float) -> Freshness:
+    """Current, or behind (not served) when the first event the projection has
+    not applied was stored more than ``stale_after_s`` ago."""
+    if position < head and age > stale_after_s:
+        return Freshness("behind", f"the projection is {head - position} events behind the log, the oldest "
+                         f"stored {age:.0f} s ago", False, catalog, position, head, age)
+    return Freshness("current", None, True, catalog, position, head, age)
+
+
+async def observed_freshness(pool: asyncpg.Pool, catalog: Catalog, stale_after_s: float) -> Freshness:
+    """How fresh the answers of a service whose projection runs in another
+    process are (``LRS_HTTP_WORKERS`` > 1, or ``lrs project`` beside a service
+    with ``LRS_PROJECTIONS_ENABLED=false``): only what the log and the
+    checkpoint show, so a projection that stopped or fell behind is refused
+    like one supervised here."""
+    position, head, age = await log_positions(pool)
+    return positional_freshness(catalog, position, head, age, stale_after_s)

@@ -167,3 +167,39 @@ async def test_a_projection_stalled_behind_the_log_answers_503_with_the_reason(d
             await blocker.close()
         head = await log_head(database_url)
         await eventually(current)
+
+
+async def test_a_service_whose_projection_runs_elsewhere_refuses_answers_behind_the_log(
+    database_url: str, tmp_path: Path
+) -> None:
+    """With LRS_HTTP_WORKERS > 1 the HTTP workers run no projection of their
+    own (LRS_PROJECTIONS_ENABLED=false; a `project` child does): their answers
+    are held to the log and the checkpoint all the same."""
+    frameworks = tmp_path / "frameworks"
+    frameworks.mkdir()
+    async for client in service(database_url, frameworks, frameworks_poll_s=0):
+        assert (await client.post("/competency/admin/roster", json=roster({"mic-dt-1": [1]}), headers=xapi_headers())).status == 200
+        head = await log_head(database_url)
+
+        async def current() -> bool:
+            response = await summary(client)
+            return response.status == 200 and (await response.json())["position"] >= head
+
+        await eventually(current)
+    async for client in service(database_url, frameworks, frameworks_poll_s=0, projections_enabled=False,
+                                competency_stale_after_s=0.3):
+        fresh = await summary(client)
+        assert fresh.status == 200 and "freshness" not in await fresh.json()
+        await post(client, course_statement(1, "device-security", PASSED, 1))  # nothing projects it
+
+        async def refused() -> bool:
+            return (await summary(client)).status == 503
+
+        await eventually(refused)
+        answer = await (await summary(client)).json()
+        assert "the competency projection is behind" in answer["error"] and "1 events behind the log" in answer["error"]
+        last = await summary(client, stale="ok")
+        assert last.status == 200 and last.headers["X-LRS-Freshness"] == "behind"
+        body = await last.json()
+        assert body["freshness"]["state"] == "behind" and body["freshness"]["position"] == head
+        assert body["freshness"]["log_head"] == head + 1
