@@ -23,6 +23,7 @@ from lrs.http.middleware import (
     common_headers,
     error_mapping,
     request_context,
+    text_parameters,
     xapi_version,
 )
 from lrs.http.openapi import openapi_handler
@@ -56,6 +57,7 @@ def create_app(
             authentication,
             rate_limit(RateLimiter.from_settings(settings)),
             xapi_version,
+            text_parameters,
         ],
         client_max_size=settings.max_body_bytes,
     )

@@ -107,7 +107,7 @@ def parse_learner(value: str) -> str:
     """``value`` if it is a canonical IFI key; raises ValueError naming the forms."""
     kind, sep, rest = value.partition(":")
     ok = False
-    if sep and rest:
+    if sep and rest and "\x00" not in value:
         if kind == "mbox":
             ok = rest.startswith("mailto:") and "@" in rest
         elif kind == "mbox_sha1sum":
@@ -143,6 +143,8 @@ def _text(value: Any) -> str | None:
         return None
     if not isinstance(value, str):
         raise ValueError(f"expected a string, got {type(value).__name__}")
+    if "\x00" in value:
+        raise ValueError(f"{value!r} contains a NUL character")
     return value.strip() or None
 
 

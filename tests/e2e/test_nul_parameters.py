@@ -1,0 +1,55 @@
+"""A NUL character (PostgreSQL text cannot hold one) in a URL's parameter or
+path segment, or in a roster or identity body, is a 400 naming where it is,
+never a 500, and nothing is stored."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+
+from tests.e2e.conftest import xapi_headers
+
+AGENT = quote(json.dumps({"mbox": "mailto:x@example.org"}))
+
+
+@pytest.mark.parametrize(
+    "url, parameter",
+    [
+        (f"/xapi/activities/state?activityId=http://a.example/b&agent={AGENT}&stateId=%00", "stateId"),
+        ("/xapi/activities/profile?activityId=http://a.example/b&profileId=a%00", "profileId"),
+        (f"/xapi/agents/profile?agent={AGENT}&profileId=%00", "profileId"),
+        ("/competency/learners/%00", "learner"),
+        ("/competency/units/%00/summary", "unit"),
+        ("/competency/units/mic/learners?after=%00", "after"),
+        ("/competency/admin/memberships?unit=%00", "unit"),
+    ],
+)
+async def test_a_nul_in_a_url_is_400_naming_the_parameter(client: Any, url: str, parameter: str) -> None:
+    response = await client.get(url, headers=xapi_headers())
+    body = await response.json()
+    assert response.status == 400, body
+    assert body["path"] == parameter and "NUL" in body["error"]
+
+
+async def test_a_nul_in_a_unit_name_is_400_and_nothing_is_loaded(client: Any) -> None:
+    roster = {"units": [{"id": "nul-unit", "kind": "ministry", "name": "M\u0000"}]}
+    response = await client.post("/competency/admin/roster", json=roster, headers=xapi_headers())
+    body = await response.json()
+    assert response.status == 400, body
+    assert body["problems"] == ["body $.units[0]: 'M\\x00' contains a NUL character"]
+    units = await (await client.get("/competency/admin/units", headers=xapi_headers())).json()
+    assert "nul-unit" not in [u["id"] for u in units["units"]]
+
+
+async def test_a_nul_in_a_linked_identifier_is_400_and_nothing_is_linked(client: Any) -> None:
+    link = {"op": "link", "person": "mbox:mailto:x@example.org", "identifiers": ["account:http://sso.example|a\u0000b"]}
+    response = await client.post("/competency/admin/identities", json=link, headers=xapi_headers())
+    body = await response.json()
+    assert response.status == 400, body
+    assert body["path"] == "$.identifiers[0]" and "not an actor IFI key" in body["error"]
+    again = {"op": "unlink", "person": "mbox:mailto:x@example.org", "identifiers": ["account:http://sso.example|ab"]}
+    refused = await client.post("/competency/admin/identities", json=again, headers=xapi_headers())
+    assert refused.status == 409 and "linked to no person" in (await refused.json())["error"]
