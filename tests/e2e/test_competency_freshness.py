@@ -46,6 +46,19 @@ async def service(database_url: str, frameworks: Path, **settings: Any) -> Async
         yield client
 
 
+async def rostered_and_current(client: Any, database_url: str) -> int:
+    """Load a one-learner roster and wait until answers reflect it; the log head."""
+    assert (await client.post("/competency/admin/roster", json=roster({"mic-dt-1": [1]}), headers=xapi_headers())).status == 200
+    head = await log_head(database_url)
+
+    async def current() -> bool:
+        response = await summary(client)
+        return response.status == 200 and (await response.json())["position"] >= head
+
+    await eventually(current)
+    return head
+
+
 async def summary(client: Any, **params: str) -> Any:
     return await client.get("/competency/units/mic/summary", params={"program": PROGRAM, **params}, headers=xapi_headers())
 
@@ -178,14 +191,7 @@ async def test_a_service_whose_projection_runs_elsewhere_refuses_answers_behind_
     frameworks = tmp_path / "frameworks"
     frameworks.mkdir()
     async for client in service(database_url, frameworks, frameworks_poll_s=0):
-        assert (await client.post("/competency/admin/roster", json=roster({"mic-dt-1": [1]}), headers=xapi_headers())).status == 200
-        head = await log_head(database_url)
-
-        async def current() -> bool:
-            response = await summary(client)
-            return response.status == 200 and (await response.json())["position"] >= head
-
-        await eventually(current)
+        head = await rostered_and_current(client, database_url)
     async for client in service(database_url, frameworks, frameworks_poll_s=0, projections_enabled=False,
                                 competency_stale_after_s=0.3):
         fresh = await summary(client)
