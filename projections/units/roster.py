@@ -261,6 +261,20 @@ def _a(kind: str) -> str:
     return ("an " if kind == "agency" else "a ") + kind
 
 
+def check_not_linked(roster: Roster, owner_of: Mapping[str, str]) -> None:
+    """A learner the roster names must not be another person's identifier
+    (``owner_of``: identifier -> person, for the roster's learners that are
+    linked): its evidence counts for that person.  Raises RosterError."""
+    problems = _Problems()
+    for i, m in enumerate(roster.memberships):
+        if m.learner in owner_of:
+            problems.add(
+                f"memberships[{i}] {m.learner}",
+                f"is linked to the person {owner_of[m.learner]} as an identifier; roster that person, or unlink it first",
+            )
+    problems.raise_any()
+
+
 def check_roster(roster: Roster, existing_units: Mapping[str, Unit]) -> None:
     """Cross-checks against the units already loaded: parents and membership
     units exist, each parent has a kind that may hold the child, the hierarchy
