@@ -35,7 +35,7 @@ import structlog
 from projections.competency.catalog import Catalog, load_live_catalog
 from projections.competency.frameworks import FrameworkError
 
-__all__ = ["Freshness", "Supervisor", "observed_freshness"]
+__all__ = ["Freshness", "Supervisor", "checked_freshness", "observed_freshness"]
 
 log = structlog.get_logger("lrs.projections")
 
@@ -47,6 +47,8 @@ SELECT c.position, h.position AS head,
            AS age_s
 FROM log_head h LEFT JOIN projection_checkpoints c ON c.name = 'competency' WHERE h.singleton
 """
+
+SELECT_BUILT_WITH = "SELECT rule_version, catalog_digest FROM projection_checkpoints WHERE name = 'competency'"
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,3 +237,19 @@ async def observed_freshness(pool: asyncpg.Pool, catalog: Catalog, stale_after_s
     like one supervised here."""
     position, head, age = await log_positions(pool)
     return positional_freshness(catalog, position, head, age, stale_after_s)
+
+
+async def checked_freshness(pool: asyncpg.Pool, catalog: Catalog, stale_after_s: float) -> Freshness:
+    """:func:`observed_freshness`, and outdated when the tables were built with
+    other rules or frameworks than ``catalog`` (a command such as ``lrs
+    report``, which reads the documents as they are now)."""
+    from projections.competency.store import CompetencyProjection
+
+    row = await pool.fetchrow(SELECT_BUILT_WITH)
+    expected = CompetencyProjection(catalog)
+    if row is not None and (row["rule_version"], row["catalog_digest"]) != (expected.rule_version, expected.catalog_digest):
+        position, head, age = await log_positions(pool)
+        reason = (f"it was built with rule version {row['rule_version']} and frameworks {row['catalog_digest'][:12]}; "
+                  f"these are {expected.rule_version} and {expected.catalog_digest[:12]}: run `lrs replay competency`")
+        return Freshness("outdated", reason, False, None, position, head, age)
+    return await observed_freshness(pool, catalog, stale_after_s)

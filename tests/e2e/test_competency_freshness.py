@@ -5,7 +5,10 @@ without a restart; the runner resumes by itself after a replay."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
+import sys
 from pathlib import Path
 from typing import Any, AsyncIterator
 
@@ -209,3 +212,32 @@ async def test_a_service_whose_projection_runs_elsewhere_refuses_answers_behind_
         body = await last.json()
         assert body["freshness"]["state"] == "behind" and body["freshness"]["position"] == head
         assert body["freshness"]["log_head"] == head + 1
+
+
+async def report(database_url: str, frameworks: Path, tmp_path: Path, *extra: str) -> tuple[int, str, str]:
+    env = {**os.environ, "LRS_DATABASE_URL": database_url, "LRS_FRAMEWORKS_DIR": str(frameworks), "LRS_LOG_LEVEL": "warning"}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "lrs", "report", "mic", "--program", PROGRAM, "--output", str(tmp_path / "mic.xlsx"), *extra,
+        env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await proc.communicate()
+    return proc.returncode or 0, out.decode(), err.decode()
+
+
+async def test_lrs_report_refuses_an_outdated_projection_unless_told_and_then_says_so(database_url: str, tmp_path: Path) -> None:
+    frameworks = tmp_path / "frameworks"
+    frameworks.mkdir()
+    async for client in service(database_url, frameworks, frameworks_poll_s=0):
+        await rostered_and_current(client, database_url)
+    code, out, err = await report(database_url, frameworks, tmp_path)
+    assert code == 0 and "0/1 certified" in out and "NOT CURRENT" not in out, err
+    # the documents change while no service runs: the tables no longer match them
+    (frameworks / "e-signatures.json").write_text(json.dumps(signing_alignment()), encoding="utf-8")
+    (tmp_path / "mic.xlsx").unlink()
+    code, out, err = await report(database_url, frameworks, tmp_path)
+    assert code == 1 and out == "" and not (tmp_path / "mic.xlsx").exists()
+    assert err.startswith("lrs report: the competency projection is outdated: it was built with rule version")
+    assert "run `lrs replay competency`" in err and "--stale-ok" in err and len(err.strip().splitlines()) == 1
+    code, out, err = await report(database_url, frameworks, tmp_path, "--stale-ok")
+    assert code == 0 and (tmp_path / "mic.xlsx").exists(), err
+    assert "0/1 certified" in out and "NOT CURRENT: the projection is outdated" in out
