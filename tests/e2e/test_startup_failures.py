@@ -158,7 +158,7 @@ async def test_lrs_migrate_says_which_migration_failed_in_one_line(database_url:
     assert lines[0].startswith("lrs migrate: migration 0001_event_log failed: DuplicateTableError")
 
 
-@pytest.mark.parametrize("command", [["migrate"], ["report", "mic"], ["replay", "competency"]])
+@pytest.mark.parametrize("command", [["migrate"], ["report", "mic"], ["replay", "competency"], ["export"], ["relay"]])
 async def test_other_commands_say_the_database_is_unreachable_in_one_line(data_dir: Path, command: list[str]) -> None:
     url = f"postgresql://lrs:hunter2@127.0.0.1:{free_port()}/lrs"
     proc = await asyncio.create_subprocess_exec(
