@@ -130,7 +130,10 @@ def _moment(request: web.Request, name: str) -> datetime | None:
         parsed = datetime.fromisoformat(raw.replace("z", "Z"))
     except ValueError:
         raise XapiError(400, f"{name} must be an ISO 8601 date-time, got {raw!r}", name) from None
-    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)).astimezone(timezone.utc)
+    try:
+        return (parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)).astimezone(timezone.utc)
+    except OverflowError:
+        raise XapiError(400, f"{name} {raw!r} is outside the years 1-9999 in UTC", name) from None
 
 
 STALE_PARAMETER = "stale"  # stale=ok: the last answer even when the projection is not current
@@ -446,6 +449,8 @@ async def get_memberships(request: web.Request) -> web.Response:
             recorded = int(request.query.get("after_recorded", "-1"))
         except ValueError:
             raise XapiError(400, "after_recorded must be an integer", "after_recorded") from None
+        if not -1 <= recorded < 2**63:
+            raise XapiError(400, "after_recorded must be a log position (-1 to 2^63-1)", "after_recorded")
         after = (
             request.query["after_learner"],
             _moment(request, "after_from") or datetime.min.replace(tzinfo=timezone.utc),

@@ -1,6 +1,7 @@
-"""A NUL character (PostgreSQL text cannot hold one) in a URL's parameter or
-path segment, or in a roster or identity body, is a 400 naming where it is,
-never a 500, and nothing is stored."""
+"""Edge values a URL or a body can carry are a 400 naming where they are,
+never a 500, and nothing is stored: a NUL character (PostgreSQL text cannot
+hold one), moments and periods at the ends of the calendar, positions past
+PostgreSQL's bigint."""
 
 from __future__ import annotations
 
@@ -53,3 +54,22 @@ async def test_a_nul_in_a_linked_identifier_is_400_and_nothing_is_linked(client:
     again = {"op": "unlink", "person": "mbox:mailto:x@example.org", "identifiers": ["account:http://sso.example|ab"]}
     refused = await client.post("/competency/admin/identities", json=again, headers=xapi_headers())
     assert refused.status == 409 and "linked to no person" in (await refused.json())["error"]
+
+
+@pytest.mark.parametrize(
+    "url, parameter",
+    [
+        ("/competency/units/mic/summary?as_of=0001-01-01T00:00:00%2B14:00", "as_of"),
+        ("/competency/units/mic/summary?as_of=9999-12-31T23:59:59-14:00", "as_of"),
+        ("/competency/admin/memberships?after_learner=x&after_from=0001-01-01T00:00:00%2B14:00", "after_from"),
+        ("/competency/admin/memberships?after_learner=x&after_recorded=99999999999999999999", "after_recorded"),
+        ("/competency/units/mic/series?from=9999-12-01&to=9999-12-31&interval=month", "to"),
+        ("/competency/units/mic/series?from=9999-12-25&to=9999-12-31&interval=week", "to"),
+        ("/competency/units/mic/series?from=2026-01-01&to=2026-02-01&interval=year", "interval"),
+    ],
+)
+async def test_values_past_the_ends_of_the_calendar_or_bigint_are_400(client: Any, url: str, parameter: str) -> None:
+    response = await client.get(url, headers=xapi_headers())
+    body = await response.json()
+    assert response.status == 400, body
+    assert body["path"] == parameter
