@@ -45,7 +45,7 @@ from projections.competency.report_query import unit_report
 from projections.competency.reports import BY, PARTS, to_csv, to_xlsx
 from projections.competency.series import CLOCKS, INTERVALS, unit_series
 from projections.competency.standing import STATUSES
-from projections.supervisor import Freshness, Supervisor, observed_freshness
+from projections.supervisor import Freshness, ObservedProjection, Supervisor, observed_freshness
 from projections.units import store as units
 from projections.units.roster import RosterError, parse_csv, parse_json, parse_learner
 
@@ -54,6 +54,7 @@ log = structlog.get_logger("lrs.projections")
 CATALOG = web.AppKey("competency_catalog", Catalog)
 FRAMEWORKS_PROBLEM = web.AppKey("competency_frameworks_problem", str)
 SUPERVISOR = web.AppKey("competency_supervisor", Supervisor)
+OBSERVED = web.AppKey("competency_observed", ObservedProjection)
 READ_SCOPE = "all/read"
 ADMIN_SCOPE = "all"
 POSITION_HEADER = "X-LRS-Position"
@@ -157,17 +158,17 @@ async def _serving(request: web.Request) -> tuple[Catalog, Freshness]:
     raw = request.query.get(STALE_PARAMETER)
     if raw not in (None, "ok"):
         raise XapiError(400, f"stale must be ok (the last answer even when not current), got {raw!r}", STALE_PARAMETER)
-    supervisor = request.app.get(SUPERVISOR)
-    if supervisor is None:  # the projection runs in another process: what the log shows
+    watcher = request.app.get(SUPERVISOR) or request.app.get(OBSERVED)
+    if watcher is None:  # not started (yet): what the log shows
         settings = request.app[keys.SETTINGS]
         fresh = await observed_freshness(request.app[keys.POOL], catalog, settings.competency_stale_after_s)
     else:
-        fresh = await supervisor.freshness()
+        fresh = await watcher.freshness()
     if not fresh.serve and raw != "ok":
         error = XapiError(503, f"the competency projection is {fresh.state}: {fresh.reason}; ask again later, or add "
                           f"stale=ok for the last answer (position {fresh.position} of {fresh.log_head})")
         raise error
-    return fresh.catalog or catalog, fresh
+    return fresh.catalog or (watcher.catalog if watcher is not None else catalog), fresh
 
 
 def _marked(payload: dict[str, Any], fresh: Freshness | None) -> dict[str, Any]:
@@ -494,6 +495,11 @@ async def _projection_runner(app: web.Application) -> AsyncIterator[None]:
     settings = app[keys.SETTINGS]
     if not settings.projections_enabled:
         log.info("projections disabled", reason="LRS_PROJECTIONS_ENABLED=false")
+        if CATALOG in app:  # run elsewhere: watched through the log and the checkpoint
+            app[OBSERVED] = ObservedProjection(
+                app[keys.POOL], app[CATALOG], frameworks_dir=settings.installed_frameworks_dir,
+                stale_after_s=settings.competency_stale_after_s, poll_s=settings.frameworks_poll_s,
+            )
         yield
         return
     if CATALOG not in app:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -35,7 +36,7 @@ import structlog
 from projections.competency.catalog import Catalog, load_live_catalog
 from projections.competency.frameworks import FrameworkError
 
-__all__ = ["Freshness", "Supervisor", "checked_freshness", "observed_freshness"]
+__all__ = ["Freshness", "ObservedProjection", "Supervisor", "checked_freshness", "observed_freshness"]
 
 log = structlog.get_logger("lrs.projections")
 
@@ -229,6 +230,56 @@ def positional_freshness(catalog: Catalog, position: int, head: int, age: float,
     return Freshness("current", None, True, catalog, position, head, age)
 
 
+class ObservedProjection:
+    """The competency projection of a service that does not run it (it runs in
+    another process: ``LRS_HTTP_WORKERS`` > 1, or ``lrs project`` beside a
+    service with ``LRS_PROJECTIONS_ENABLED=false``).  Says how fresh answers
+    are from the log and the checkpoint, and follows the documents the other
+    process rebuilt with: when the tables were built with other frameworks
+    than this service's, the documents are read again (at most every
+    ``poll_s``) and taken once they match; until then answers are outdated."""
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        catalog: Catalog,
+        *,
+        frameworks_dir: Path | None,
+        stale_after_s: float,
+        poll_s: float,
+        load_catalog: Callable[[Path | None], Catalog] = load_live_catalog,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.pool = pool
+        self.catalog = catalog
+        self.frameworks_dir = frameworks_dir
+        self.stale_after_s = stale_after_s
+        self.poll_s = poll_s or 5.0
+        self._load_catalog = load_catalog
+        self._clock = clock
+        self._read_at: float | None = None
+
+    async def freshness(self) -> Freshness:
+        fresh = await checked_freshness(self.pool, self.catalog, self.stale_after_s)
+        now = self._clock()
+        if fresh.state != "outdated" or (self._read_at is not None and now - self._read_at < self.poll_s):
+            return fresh
+        self._read_at = now
+        try:
+            found = await asyncio.to_thread(self._load_catalog, self.frameworks_dir)
+        except FrameworkError as exc:
+            log.error("competency.frameworks_invalid", error=str(exc), alert=True)
+            return fresh
+        if found.digest == self.catalog.digest:
+            return fresh
+        again = await checked_freshness(self.pool, found, self.stale_after_s)
+        if again.state == "outdated":
+            return fresh
+        log.info("competency.frameworks_followed", digest=found.digest)
+        self.catalog = found
+        return again
+
+
 async def observed_freshness(pool: asyncpg.Pool, catalog: Catalog, stale_after_s: float) -> Freshness:
     """How fresh the answers of a service whose projection runs in another
     process are (``LRS_HTTP_WORKERS`` > 1, or ``lrs project`` beside a service
@@ -246,10 +297,10 @@ async def checked_freshness(pool: asyncpg.Pool, catalog: Catalog, stale_after_s:
     from projections.competency.store import CompetencyProjection
 
     row = await pool.fetchrow(SELECT_BUILT_WITH)
-    expected = CompetencyProjection(catalog)
-    if row is not None and (row["rule_version"], row["catalog_digest"]) != (expected.rule_version, expected.catalog_digest):
+    rules = CompetencyProjection.rule_version
+    if row is not None and (row["rule_version"], row["catalog_digest"]) != (rules, catalog.digest):
         position, head, age = await log_positions(pool)
         reason = (f"it was built with rule version {row['rule_version']} and frameworks {row['catalog_digest'][:12]}; "
-                  f"these are {expected.rule_version} and {expected.catalog_digest[:12]}: run `lrs replay competency`")
+                  f"these are {rules} and {catalog.digest[:12]}: run `lrs replay competency`")
         return Freshness("outdated", reason, False, None, position, head, age)
     return await observed_freshness(pool, catalog, stale_after_s)

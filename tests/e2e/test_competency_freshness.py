@@ -241,3 +241,42 @@ async def test_lrs_report_refuses_an_outdated_projection_unless_told_and_then_sa
     code, out, err = await report(database_url, frameworks, tmp_path, "--stale-ok")
     assert code == 0 and (tmp_path / "mic.xlsx").exists(), err
     assert "0/1 certified" in out and "NOT CURRENT: the projection is outdated" in out
+
+
+SHIPPED = Path(__file__).resolve().parents[2] / "schemas" / "frameworks"
+
+
+def programme_2026() -> dict[str, Any]:
+    document = json.loads((SHIPPED / "civil-servant-basic-digital-skills.program.json").read_text(encoding="utf-8"))
+    return {**document, "version": "2026.1", "target_rate": 0.5}
+
+
+async def test_a_service_whose_projection_runs_elsewhere_follows_the_documents_it_was_rebuilt_with(
+    database_url: str, tmp_path: Path
+) -> None:
+    """A programme loaded while a worker-style service runs (its projection
+    runs in another service): once the other rebuilt with it, the worker
+    answers for it too, without a restart, and never with old documents on
+    the new tables as if current."""
+    frameworks = tmp_path / "frameworks"
+    frameworks.mkdir()
+    async for projecting in service(database_url, frameworks, frameworks_poll_s=0.2):
+        await rostered_and_current(projecting, database_url)
+        async for worker in service(database_url, frameworks, frameworks_poll_s=0.2, projections_enabled=False):
+            before = await summary(worker, version="2026.1")
+            assert before.status == 404, await before.text()
+            (frameworks / "programme-2026.json").write_text(json.dumps(programme_2026()), encoding="utf-8")
+
+            async def rebuilt() -> bool:
+                response = await summary(projecting, version="2026.1")
+                return response.status == 200 and "freshness" not in await response.json()
+
+            await eventually(rebuilt)
+
+            async def followed() -> bool:
+                response = await summary(worker, version="2026.1")
+                return response.status == 200 and "freshness" not in await response.json()
+
+            await eventually(followed)
+            body = await (await summary(worker, version="2026.1")).json()
+            assert body["program_version"] == "2026.1" and body["target"]["rate"] == 0.5 and body["headcount"] == 1
