@@ -16,9 +16,7 @@ from tests.e2e.conftest import xapi_headers
 AGENT = quote(json.dumps({"mbox": "mailto:x@example.org"}))
 
 
-@pytest.mark.parametrize(
-    "url, parameter",
-    [
+NUL_IN_URL = [
         (f"/xapi/activities/state?activityId=http://a.example/b&agent={AGENT}&stateId=%00", "stateId"),
         ("/xapi/activities/profile?activityId=http://a.example/b&profileId=a%00", "profileId"),
         (f"/xapi/agents/profile?agent={AGENT}&profileId=%00", "profileId"),
@@ -26,13 +24,27 @@ AGENT = quote(json.dumps({"mbox": "mailto:x@example.org"}))
         ("/competency/units/%00/summary", "unit"),
         ("/competency/units/mic/learners?after=%00", "after"),
         ("/competency/admin/memberships?unit=%00", "unit"),
-    ],
+]
+PAST_THE_ENDS = [
+        ("/competency/units/mic/summary?as_of=0001-01-01T00:00:00%2B14:00", "as_of"),
+        ("/competency/units/mic/summary?as_of=9999-12-31T23:59:59-14:00", "as_of"),
+        ("/competency/admin/memberships?after_learner=x&after_from=0001-01-01T00:00:00%2B14:00", "after_from"),
+        ("/competency/admin/memberships?after_learner=x&after_recorded=99999999999999999999", "after_recorded"),
+        ("/competency/units/mic/series?from=9999-12-01&to=9999-12-31&interval=month", "to"),
+        ("/competency/units/mic/series?from=9999-12-25&to=9999-12-31&interval=week", "to"),
+        ("/competency/units/mic/series?from=2026-01-01&to=2026-02-01&interval=year", "interval"),
+]
+
+
+@pytest.mark.parametrize(
+    "url, parameter, says",
+    [(url, parameter, "NUL") for url, parameter in NUL_IN_URL] + [(url, parameter, "") for url, parameter in PAST_THE_ENDS],
 )
-async def test_a_nul_in_a_url_is_400_naming_the_parameter(client: Any, url: str, parameter: str) -> None:
+async def test_edge_values_in_a_url_are_400_naming_the_parameter(client: Any, url: str, parameter: str, says: str) -> None:
     response = await client.get(url, headers=xapi_headers())
     body = await response.json()
     assert response.status == 400, body
-    assert body["path"] == parameter and "NUL" in body["error"]
+    assert body["path"] == parameter and says in body["error"]
 
 
 async def test_a_nul_in_a_unit_name_is_400_and_nothing_is_loaded(client: Any) -> None:
@@ -54,22 +66,3 @@ async def test_a_nul_in_a_linked_identifier_is_400_and_nothing_is_linked(client:
     again = {"op": "unlink", "person": "mbox:mailto:x@example.org", "identifiers": ["account:http://sso.example|ab"]}
     refused = await client.post("/competency/admin/identities", json=again, headers=xapi_headers())
     assert refused.status == 409 and "linked to no person" in (await refused.json())["error"]
-
-
-@pytest.mark.parametrize(
-    "url, parameter",
-    [
-        ("/competency/units/mic/summary?as_of=0001-01-01T00:00:00%2B14:00", "as_of"),
-        ("/competency/units/mic/summary?as_of=9999-12-31T23:59:59-14:00", "as_of"),
-        ("/competency/admin/memberships?after_learner=x&after_from=0001-01-01T00:00:00%2B14:00", "after_from"),
-        ("/competency/admin/memberships?after_learner=x&after_recorded=99999999999999999999", "after_recorded"),
-        ("/competency/units/mic/series?from=9999-12-01&to=9999-12-31&interval=month", "to"),
-        ("/competency/units/mic/series?from=9999-12-25&to=9999-12-31&interval=week", "to"),
-        ("/competency/units/mic/series?from=2026-01-01&to=2026-02-01&interval=year", "interval"),
-    ],
-)
-async def test_values_past_the_ends_of_the_calendar_or_bigint_are_400(client: Any, url: str, parameter: str) -> None:
-    response = await client.get(url, headers=xapi_headers())
-    body = await response.json()
-    assert response.status == 400, body
-    assert body["path"] == parameter
