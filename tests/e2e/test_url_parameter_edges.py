@@ -17,22 +17,22 @@ AGENT = quote(json.dumps({"mbox": "mailto:x@example.org"}))
 
 
 NUL_IN_URL = [
-        (f"/xapi/activities/state?activityId=http://a.example/b&agent={AGENT}&stateId=%00", "stateId"),
-        ("/xapi/activities/profile?activityId=http://a.example/b&profileId=a%00", "profileId"),
-        (f"/xapi/agents/profile?agent={AGENT}&profileId=%00", "profileId"),
-        ("/competency/learners/%00", "learner"),
-        ("/competency/units/%00/summary", "unit"),
-        ("/competency/units/mic/learners?after=%00", "after"),
-        ("/competency/admin/memberships?unit=%00", "unit"),
+    (f"/xapi/activities/state?activityId=http://a.example/b&agent={AGENT}&stateId=%00", "stateId"),
+    ("/xapi/activities/profile?activityId=http://a.example/b&profileId=a%00", "profileId"),
+    (f"/xapi/agents/profile?agent={AGENT}&profileId=%00", "profileId"),
+    ("/competency/learners/%00", "learner"),
+    ("/competency/units/%00/summary", "unit"),
+    ("/competency/units/mic/learners?after=%00", "after"),
+    ("/competency/admin/memberships?unit=%00", "unit"),
 ]
 PAST_THE_ENDS = [
-        ("/competency/units/mic/summary?as_of=0001-01-01T00:00:00%2B14:00", "as_of"),
-        ("/competency/units/mic/summary?as_of=9999-12-31T23:59:59-14:00", "as_of"),
-        ("/competency/admin/memberships?after_learner=x&after_from=0001-01-01T00:00:00%2B14:00", "after_from"),
-        ("/competency/admin/memberships?after_learner=x&after_recorded=99999999999999999999", "after_recorded"),
-        ("/competency/units/mic/series?from=9999-12-01&to=9999-12-31&interval=month", "to"),
-        ("/competency/units/mic/series?from=9999-12-25&to=9999-12-31&interval=week", "to"),
-        ("/competency/units/mic/series?from=2026-01-01&to=2026-02-01&interval=year", "interval"),
+    ("/competency/units/mic/summary?as_of=0001-01-01T00:00:00%2B14:00", "as_of"),
+    ("/competency/units/mic/summary?as_of=9999-12-31T23:59:59-14:00", "as_of"),
+    ("/competency/admin/memberships?after_learner=x&after_from=0001-01-01T00:00:00%2B14:00", "after_from"),
+    ("/competency/admin/memberships?after_learner=x&after_recorded=99999999999999999999", "after_recorded"),
+    ("/competency/units/mic/series?from=9999-12-01&to=9999-12-31&interval=month", "to"),
+    ("/competency/units/mic/series?from=9999-12-25&to=9999-12-31&interval=week", "to"),
+    ("/competency/units/mic/series?from=2026-01-01&to=2026-02-01&interval=year", "interval"),
 ]
 
 
