@@ -74,6 +74,7 @@ def register(app: web.Application) -> None:
         app[FRAMEWORKS_PROBLEM] = str(exc)
         log.error("competency.frameworks_invalid", error=str(exc), alert=True)
     app.cleanup_ctx.append(_projection_runner)
+    app[keys.PROJECTIONS_STATUS] = projections_status
     app.router.add_get("/competency/learners/{learner}", get_learner)
     app.router.add_get("/competency/learners/{learner}/trail", get_trail)
     app.router.add_get("/competency/units/{unit}/summary", get_unit_summary)
@@ -483,6 +484,41 @@ def _iso_or_none(moment: datetime | None) -> str | None:
     if moment is None or moment in (datetime.min, datetime.max) or moment.year < 2:
         return None  # -infinity: loaded before the roster was in the log
     return moment.isoformat()
+
+
+# -- /ready and /metrics ---------------------------------------------------------------
+
+
+async def projections_status(app: web.Application) -> dict[str, Any]:
+    """The competency projection's state, lag and parked count (also set as
+    the lrs_projection_* gauges)."""
+    from lrs import metrics
+    from projections.runner import parked_count
+
+    watcher = app.get(SUPERVISOR) or app.get(OBSERVED)
+    pool = app[keys.POOL]
+    if watcher is not None:
+        fresh = await watcher.freshness()
+    elif CATALOG in app:
+        fresh = await observed_freshness(pool, app[CATALOG], app[keys.SETTINGS].competency_stale_after_s)
+    else:
+        fresh = None
+    parked = await parked_count(pool, "competency")
+    state = "stopped" if fresh is None else fresh.state
+    for known in metrics.PROJECTION_STATES:
+        metrics.PROJECTION_STATE.labels("competency", known).set(1 if known == state else 0)
+    status: dict[str, Any] = {"state": state, "parked": parked}
+    if fresh is not None:
+        status.update(
+            reason=fresh.reason, position=fresh.position, log_head=fresh.log_head,
+            lag_events=max(fresh.log_head - fresh.position, 0), lag_s=round(fresh.age_s, 1),
+        )
+        metrics.PROJECTION_LAG_EVENTS.labels("competency").set(status["lag_events"])
+        metrics.PROJECTION_LAG_SECONDS.labels("competency").set(fresh.age_s)
+    else:
+        status["reason"] = f"the competency frameworks cannot be read: {app.get(FRAMEWORKS_PROBLEM)}"
+    metrics.PROJECTION_PARKED.labels("competency").set(parked)
+    return {"competency": status}
 
 
 # -- the runner inside `lrs serve` ---------------------------------------------------

@@ -213,6 +213,18 @@ async def test_a_service_whose_projection_runs_elsewhere_refuses_answers_behind_
         assert body["freshness"]["state"] == "behind" and body["freshness"]["position"] == head
         assert body["freshness"]["log_head"] == head + 1
 
+        # /ready and /metrics say the same: state, lag and parked count
+        ready = await (await client.get("/ready")).json()
+        competency = ready["checks"]["projections"]["competency"]
+        assert (competency["state"], competency["position"], competency["log_head"]) == ("behind", head, head + 1)
+        assert ready["status"] == "ready"  # reported; ingest does not wait for projections
+        assert competency["lag_events"] == 1 and competency["lag_s"] >= 0.3 and competency["parked"] == 0
+        metrics = await (await client.get("/metrics", headers=xapi_headers())).text()
+        assert 'lrs_projection_state{projection="competency",state="behind"} 1.0' in metrics
+        assert 'lrs_projection_state{projection="competency",state="current"} 0.0' in metrics
+        assert 'lrs_projection_lag_events{projection="competency"} 1.0' in metrics
+        assert 'lrs_projection_parked_events{projection="competency"} 0.0' in metrics
+
 
 async def report(database_url: str, frameworks: Path, tmp_path: Path, *extra: str) -> tuple[int, str, str]:
     env = {**os.environ, "LRS_DATABASE_URL": database_url, "LRS_FRAMEWORKS_DIR": str(frameworks), "LRS_LOG_LEVEL": "warning"}
