@@ -75,6 +75,7 @@ async def relay(settings: Settings, args: argparse.Namespace) -> None:
                 name=args.name,
                 batch_size=args.batch_size or settings.relay_batch_size,
                 poll_interval=args.poll_interval,
+                stream_replicas=settings.nats_stream_replicas,
             )
             # Writers in other processes announce their commits (lrs.store.commit_notifications).
             async with commit_notifications(db_url, relay.notify):

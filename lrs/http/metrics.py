@@ -25,6 +25,13 @@ STATEMENTS_REJECTED = Counter(
     "lrs_statements_rejected_requests_total", "Statement write requests rejected", ("status",)
 )
 
+REQUESTS_SHED = Counter(
+    "lrs_http_requests_shed_total", "Requests refused with 503 because the service was behind", ("budget",)
+)
+AUTH_THROTTLED = Counter(
+    "lrs_auth_throttled_total", "Authentication attempts refused with 429 after repeated failures"
+)
+
 
 async def metrics_handler(request: web.Request) -> web.Response:
     projections = request.app.get(keys.PROJECTIONS_STATUS)

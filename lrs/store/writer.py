@@ -29,7 +29,7 @@ import uuid
 from collections import defaultdict, deque
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Callable, Sequence
+from typing import AsyncIterator, Callable, Sequence
 
 import asyncpg
 import msgspec
@@ -178,6 +178,7 @@ class StatementWriter:
         self._task: asyncio.Task[None] | None = None
         self._closing = False
         self._committing = 0  # requests in the transaction being committed
+        self._committing_statements = 0
         self._committing_min_stored: datetime | None = None
         self._floor: datetime | None = None  # highest consistent-through handed out
         self._last_position = 0
@@ -187,6 +188,13 @@ class StatementWriter:
         # Counters for metrics: transactions that wrote events, statements written.
         self.groups_committed = 0
         self.statements_committed = 0
+        # Time the log head lock was held by this writer (FOR UPDATE to
+        # COMMIT), in total and, with keep_head_lock_holds, per transaction:
+        # the serial part of ingest across every process appending to the log
+        # (docs/scaling.md; bench/log_head_lock.py).
+        self.head_lock_seconds = 0.0
+        self.head_lock_holds: list[float] = []
+        self.keep_head_lock_holds = False
 
     # -- state ---------------------------------------------------------------
 
@@ -199,6 +207,11 @@ class StatementWriter:
     def in_flight(self) -> int:
         """Requests accepted and not answered yet."""
         return len(self._queue) + self._committing
+
+    @property
+    def pending_statements(self) -> int:
+        """Statements accepted and not committed yet (waiting or being committed)."""
+        return self._queued_statements + self._committing_statements
 
     @property
     def in_flight_min_stored(self) -> datetime | None:
@@ -324,6 +337,7 @@ class StatementWriter:
 
     async def _commit_group(self, group: list[_Queued]) -> None:
         self._committing = len(group)
+        self._committing_statements = sum(len(item.request.statements) for item in group)
         started = time.perf_counter()
         try:
             plan = await self._write([item.request for item in group])
@@ -335,6 +349,7 @@ class StatementWriter:
             return
         finally:
             self._committing = 0
+            self._committing_statements = 0
             self._committing_min_stored = None
         metrics.GROUP_COMMIT_SECONDS.observe(time.perf_counter() - started)
         metrics.GROUP_COMMIT_REQUESTS.observe(len(group))
@@ -358,6 +373,19 @@ class StatementWriter:
                 except Exception as exc:  # noqa: BLE001 - a listener must not stop the writer
                     log.error("commit listener failed", error=repr(exc))
 
+    @contextlib.asynccontextmanager
+    async def _head_lock_hold(self) -> AsyncIterator[_Hold]:
+        hold = _Hold()
+        try:
+            yield hold
+        finally:
+            if hold.since is not None:
+                held = time.perf_counter() - hold.since
+                metrics.LOG_HEAD_LOCK_SECONDS.observe(held)
+                self.head_lock_seconds += held
+                if self.keep_head_lock_holds:
+                    self.head_lock_holds.append(held)
+
     async def _write(self, requests: list[AppendRequest]) -> GroupPlan:
         async with self._pool.acquire() as conn:
             # Look the group's ids up before taking the lock (the other
@@ -372,8 +400,11 @@ class StatementWriter:
             if ahead:
                 seen = await conn.fetchval(SELECT_HEAD_POSITION)
                 existing = await _fetch_touched(conn, lookups)
-            async with conn.transaction():
+            # The hold is timed until the COMMIT (or ROLLBACK) returns: the
+            # transaction is left before the timer.
+            async with self._head_lock_hold() as hold, conn.transaction():
                 row = await conn.fetchrow(SELECT_HEAD_FOR_UPDATE)
+                hold.locked()
                 head = LogHead(row["position"], row["hash"], row["stored"])
                 if seen is None:
                     existing = await _fetch_touched(conn, lookups)
@@ -397,6 +428,18 @@ class StatementWriter:
                     await conn.execute(UPDATE_VOIDED, tenant, ids)
                 await write_definitions(conn, _definition_updates(requests, plan), plan.head.position)
         return plan
+
+
+class _Hold:
+    """When the log head lock was taken (perf_counter), if it was."""
+
+    __slots__ = ("since",)
+
+    def __init__(self) -> None:
+        self.since: float | None = None
+
+    def locked(self) -> None:
+        self.since = time.perf_counter()
 
 
 def _definition_updates(requests: list[AppendRequest], plan: GroupPlan) -> list[DefinitionUpdate]:
