@@ -23,7 +23,6 @@ from lrs.http.middleware import (
     common_headers,
     error_mapping,
     request_context,
-    text_parameters,
     xapi_version,
 )
 from lrs.http.openapi import openapi_handler
@@ -69,7 +68,6 @@ def create_app(
             authentication,
             rate_limit(SharedRateLimiter.from_settings(settings, lease)),
             xapi_version,
-            text_parameters,
         ],
         client_max_size=settings.max_body_bytes,
     )

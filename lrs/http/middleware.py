@@ -171,17 +171,6 @@ async def authentication(request: web.Request, handler: Handler) -> web.StreamRe
 
 
 @web.middleware
-async def text_parameters(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Refuses a NUL character in a query parameter or a path segment (400
-    naming it): PostgreSQL text cannot hold one, and no identifier, IRI or
-    key this LRS reads from a URL may contain it."""
-    for name, value in (*request.match_info.items(), *request.query.items()):
-        if "\x00" in value or "\x00" in name:
-            raise XapiError(400, f"{name!r} must not contain a NUL character (%00)", name)
-    return await handler(request)
-
-
-@web.middleware
 async def xapi_version(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Requires X-Experience-API-Version on xAPI resources (``common_headers`` echoes it)."""
     if not request.path.startswith("/xapi/") or request.path in VERSION_EXEMPT:
