@@ -33,7 +33,7 @@ from projections.competency.report_query import unit_report as build_unit_report
 from projections.competency.reports import BY, PARTS
 from projections.competency.series import unit_series
 from projections.competency.unit_views import unit_tree
-from projections.http import CATALOG, FRAMEWORKS_PROBLEM, REPORT_FORMATS, SUPERVISOR, report_response
+from projections.http import CATALOG, FRAMEWORKS_PROBLEM, OBSERVED, REPORT_FORMATS, SUPERVISOR, report_response
 
 PAGE_SIZE = 50
 CHART_MONTHS = 5  # the chart shows this many months before the current one
@@ -69,13 +69,14 @@ async def _catalog(request: web.Request) -> Catalog:
     catalog = request.config_dict.get(CATALOG)
     if catalog is None:
         raise _Unavailable(503, request.config_dict.get(FRAMEWORKS_PROBLEM, "frameworks unavailable"))
-    supervisor = request.config_dict.get(SUPERVISOR)
-    if supervisor is None:
+    # This service's supervisor, or the observer of a projection running in another process.
+    watcher = request.config_dict.get(SUPERVISOR) or request.config_dict.get(OBSERVED)
+    if watcher is None:
         return catalog
-    fresh = await supervisor.freshness()
+    fresh = await watcher.freshness()
     if fresh.state != "current":
         request[guard.FRESHNESS] = fresh
-    return fresh.catalog or supervisor.catalog
+    return fresh.catalog or watcher.catalog
 
 
 def _program(request: web.Request, catalog: Catalog) -> Program | None:

@@ -42,6 +42,11 @@ async def ready(request: web.Request) -> web.Response:
     relay = request.app.get(keys.RELAY)
     if relay is not None:
         checks["relay"] = relay.status() if hasattr(relay, "status") else "running"
+    projections = request.app.get(keys.PROJECTIONS_STATUS)
+    if projections is not None and checks["database"] == "ok":
+        # Reported, like NATS: ingest never waits for a projection; a
+        # projection that is not current refuses its own answers (503).
+        checks["projections"] = await projections(request.app)
     ok = checks["accepting"] is True and checks["database"] == "ok"
     ok = ok and all(state == "running" for state in servers.values())
     return web.json_response({"status": "ready" if ok else "unavailable", "checks": checks}, status=200 if ok else 503)

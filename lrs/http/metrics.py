@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from aiohttp import web
+
+from lrs.http import keys
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Histogram, generate_latest
 
 HTTP_REQUESTS = Counter(
@@ -30,6 +34,10 @@ AUTH_THROTTLED = Counter(
 
 
 async def metrics_handler(request: web.Request) -> web.Response:
+    projections = request.app.get(keys.PROJECTIONS_STATUS)
+    if projections is not None:
+        with contextlib.suppress(Exception):  # metrics never fail for want of the database
+            await projections(request.app)  # sets the lrs_projection_* gauges
     body = generate_latest(REGISTRY)
     response = web.Response(body=body)
     response.content_type = CONTENT_TYPE_LATEST.split(";")[0]

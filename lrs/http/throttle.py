@@ -28,7 +28,7 @@ from typing import Callable
 
 from aiohttp import web
 
-from lrs.auth import Credential
+from lrs.auth import AuthError, Credential
 from lrs.config import Settings
 from lrs.http.authn import Authenticator
 from lrs.http.metrics import AUTH_THROTTLED
@@ -139,7 +139,17 @@ class AuthThrottle:
         """The slow check, counted as a failure for key and address unless it succeeds."""
         stamp_key = self.keys.record(key)
         stamp_address = self.addresses.record(address)
-        credential = await authenticator.authenticate(key, secret)  # on AuthError the failures stay counted
+        try:
+            credential = await authenticator.authenticate(key, secret)
+        except AuthError:
+            raise  # a wrong key or secret: the failures stay counted
+        except BaseException:
+            # No answer about the credential (the store was unavailable, the
+            # request was cancelled): nothing to count. Counting it locked a
+            # legitimate key out with 429 for a minute after PostgreSQL came back.
+            self.keys.withdraw(key, stamp_key)
+            self.addresses.withdraw(address, stamp_address)
+            raise
         self.keys.withdraw(key, stamp_key)
         self.addresses.withdraw(address, stamp_address)
         return credential

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from aiohttp import web
 
 from lrs.http.shedding import LoopLag, SheddingBudget, overload_reason
 from lrs.http.throttle import FailureWindow
@@ -83,3 +84,27 @@ def test_loop_lag_is_sustained_lateness_not_one_stall():
     assert lag.lag_s == pytest.approx(0.2)  # three late ticks in a row
     lag.tick(4.0, 4.0)
     assert lag.lag_s == 0.0
+
+
+class _Authenticator:
+    """Answers with the exception it is given (a stand-in for the slow check)."""
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+    async def authenticate(self, key: str, secret: str):  # noqa: ANN201
+        raise self.error
+
+
+async def test_only_a_refused_credential_counts_as_a_failed_authentication():
+    from lrs.auth import AuthError
+    from lrs.http.throttle import AuthThrottle
+
+    throttle = AuthThrottle(max_failures=1, max_address_failures=1, window_s=60.0, clock=Clock())
+    with pytest.raises(ConnectionRefusedError):  # as when PostgreSQL is down
+        await throttle.attempt(_Authenticator(ConnectionRefusedError("database down")), "k", "s", "10.0.0.1")
+    throttle.check("k", "10.0.0.1")  # the outage counted nothing: not throttled
+    with pytest.raises(AuthError):
+        await throttle.attempt(_Authenticator(AuthError("wrong secret")), "k", "s", "10.0.0.1")
+    with pytest.raises(web.HTTPTooManyRequests):
+        throttle.check("k", "10.0.0.1")
