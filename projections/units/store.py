@@ -211,6 +211,18 @@ SELECT_ANCESTORS = "SELECT ancestor_id FROM unit_tree WHERE tenant = $1 AND unit
 SERIES_RECOMPUTE = "SELECT series_recompute()"
 SET_SERIES_BULK = "SET LOCAL lrs.series_bulk = 'on'"
 SERIES_BULK_MEMBERSHIPS = 5000  # from this many memberships in one load, recompute once
+# A load's rows reach the statistics only when autovacuum analyses them after
+# the commit.  Into a fresh or small roster the planner had none for them, and
+# took "learner = ANY(the event's 1,000 learners)" (10,000 when placing) to
+# match most of the table: a scan of every row, tested against the array, once
+# per event and per chunk.  A 100,000-learner load into a fresh database was
+# quadratic (178-199 s; single statements of the placing 15-17 s; see
+# bench/roster_load.py).  ANALYZE inside the transaction samples its own rows
+# too and makes the plans that depend on the table be made again; a few times
+# per load, as the table grows tenfold, it costs well under a second.
+ANALYZE_MEMBERSHIPS = "ANALYZE roster_memberships"
+ANALYZE_PLACED = "ANALYZE learner_units"
+ANALYZE_AFTER_EVENTS = (0, 9, 99)  # after the events of 1,000, 10,000 and 100,000 learners
 SELECT_ALL_COUNTS = """
 SELECT tenant, unit_id, program, program_version, certified FROM unit_certified
 WHERE certified <> 0 ORDER BY tenant, unit_id, program, program_version
@@ -298,9 +310,11 @@ async def load_roster(
         # the log head is locked from here to the commit: ingest waits
         appended = await append_events(conn, tenant, ROSTER_EVENT, payloads, clock=lambda: now)
         done = 0
-        for (position, stored), payload in zip(appended, payloads):
+        for index, ((position, stored), payload) in enumerate(zip(appended, payloads)):
             part = parse_roster_payload(payload)
-            await _apply_load(conn, tenant, part, position, stored)
+            await _apply_load(conn, tenant, part, position, stored, recompute=not bulk)
+            if index in ANALYZE_AFTER_EVENTS and index + 1 < len(payloads):
+                await conn.execute(ANALYZE_MEMBERSHIPS)
             done += len(part.units) + len(part.memberships)
             if progress:
                 progress(done, total)
@@ -312,9 +326,12 @@ async def load_roster(
         return LoadResult(len(roster.units), len(roster.memberships), len(learners), moved, counted_at, appended[-1][0])
 
 
-async def _apply_load(conn: asyncpg.Connection, tenant: str, roster: Roster, position: int, stored: datetime) -> None:
+async def _apply_load(
+    conn: asyncpg.Connection, tenant: str, roster: Roster, position: int, stored: datetime, *, recompute: bool = True
+) -> None:
     """Write what one roster event records: its units, and the memberships it
-    supersedes and records (history.plan_memberships)."""
+    supersedes and records (history.plan_memberships).  ``recompute=False``:
+    the caller recomputes the series itself (a bulk load, at its end)."""
     if roster.units:
         units = roster.units
         await conn.execute(
@@ -326,7 +343,7 @@ async def _apply_load(conn: asyncpg.Connection, tenant: str, roster: Roster, pos
     learners = sorted({m.learner for m in roster.memberships})
     if learners:
         await _apply_memberships(conn, tenant, roster, learners, position, stored)
-    if roster.units:  # the tree may have changed under existing memberships
+    if roster.units and recompute:  # the tree may have changed under existing memberships
         await conn.execute(SERIES_RECOMPUTE)
 
 
@@ -389,6 +406,8 @@ async def _advance(conn: asyncpg.Connection, tenant: str, now: datetime, learner
     ordered = sorted(affected)
     for start in range(0, len(ordered), CHUNK):
         moved += await _place(conn, tenant, ordered[start : start + CHUNK], when)
+        if start == 0 and len(ordered) > CHUNK:  # the first chunk's places into the statistics
+            await conn.execute(ANALYZE_PLACED)
     await conn.execute(UPSERT_CLOCK, tenant, when)
     return when, moved
 
