@@ -81,8 +81,8 @@ def roster(agencies: int, per_agency: int, learners: int) -> Roster:
 
 
 async def prepare(database_url: str, args: argparse.Namespace) -> dict:
-    # Setup only: loading 100,000 memberships runs statements longer than the service's 60 s limit.
-    pool = await create_pool(database_url, min_size=1, max_size=4, command_timeout=None)
+    # The service's pool and its 60 s statement limit: a roster load fits in it again.
+    pool = await create_pool(database_url, min_size=1, max_size=4)
     try:
         await apply_migrations(pool)
         started = time.perf_counter()
