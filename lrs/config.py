@@ -102,6 +102,30 @@ class Settings:
     # Where `lrs frameworks load` installs framework, programme and alignment
     # documents, live beside the shipped ones (default: <data_dir>/frameworks).
     frameworks_dir: Path | None = None
+    # NATS credentials and TLS for an external server (lrs.nats_access).
+    nats_user: str | None = None
+    nats_password: str | None = None
+    nats_creds: str | None = None
+    nats_nkey_seed: str | None = None
+    nats_tls_ca: str | None = None
+    nats_tls_cert: str | None = None
+    nats_tls_key: str | None = None
+    # Payloads above this many bytes are relayed by reference (docs/contracts.md).
+    relay_inline_max_bytes: int = 512 * 1024
+    # Signed anchors of the log head (lrs.anchors): every N events or T
+    # seconds, whichever comes first; 0 N and 0 T turn anchoring off.
+    anchor_every_events: int = 10_000
+    anchor_every_s: float = 60.0
+    anchor_key_file: Path | None = None
+    anchors_file: Path | None = None
+
+    @property
+    def signing_key_file(self) -> Path:
+        return self.anchor_key_file if self.anchor_key_file is not None else self.data_dir / "anchor-key.pem"
+
+    @property
+    def anchor_log_file(self) -> Path:
+        return self.anchors_file if self.anchors_file is not None else self.data_dir / "anchors.jsonl"
 
     @property
     def installed_frameworks_dir(self) -> Path:
@@ -144,4 +168,16 @@ class Settings:
             rate_limit_per_s=_nonnegative(_float(env, "LRS_RATE_LIMIT_PER_S", 10_000.0), "LRS_RATE_LIMIT_PER_S"),
             rate_limit_burst=_int(env, "LRS_RATE_LIMIT_BURST", 20_000, 1),
             frameworks_dir=Path(env["LRS_FRAMEWORKS_DIR"]) if env.get("LRS_FRAMEWORKS_DIR") else None,
+            nats_user=env.get("LRS_NATS_USER") or None,
+            nats_password=env.get("LRS_NATS_PASSWORD") or None,
+            nats_creds=env.get("LRS_NATS_CREDS") or None,
+            nats_nkey_seed=env.get("LRS_NATS_NKEY_SEED") or None,
+            nats_tls_ca=env.get("LRS_NATS_TLS_CA") or None,
+            nats_tls_cert=env.get("LRS_NATS_TLS_CERT") or None,
+            nats_tls_key=env.get("LRS_NATS_TLS_KEY") or None,
+            relay_inline_max_bytes=_int(env, "LRS_RELAY_INLINE_MAX_BYTES", 512 * 1024, 1024),
+            anchor_every_events=_int(env, "LRS_ANCHOR_EVERY_EVENTS", 10_000),
+            anchor_every_s=_nonnegative(_float(env, "LRS_ANCHOR_EVERY_S", 60.0), "LRS_ANCHOR_EVERY_S"),
+            anchor_key_file=Path(env["LRS_ANCHOR_KEY_FILE"]) if env.get("LRS_ANCHOR_KEY_FILE") else None,
+            anchors_file=Path(env["LRS_ANCHORS_FILE"]) if env.get("LRS_ANCHORS_FILE") else None,
         )

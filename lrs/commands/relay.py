@@ -106,10 +106,10 @@ async def _nats_url(settings: Settings) -> AsyncIterator[str]:
 
     server = EmbeddedNats(settings.data_dir / "nats")
     if (server.data_dir / "port").exists() and await _serves_nats(HOST, server.port):
-        yield server.url
+        yield server.url_for("relay")
         return
     async with server:
-        yield server.url
+        yield server.url_for("relay")
 
 
 async def _serves_nats(host: str, port: int) -> bool:

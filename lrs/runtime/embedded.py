@@ -55,8 +55,9 @@ async def embedded_services(settings: Settings) -> AsyncIterator[tuple[str, str]
         nats_url = settings.nats_url
         if nats_url is None:
             nats_server = EmbeddedNats(settings.data_dir / "nats")
-            nats_url = await nats_server.start()
+            await nats_server.start()
             stack.push_async_callback(nats_server.stop)
-            log.info("embedded_nats", url=nats_url)
+            nats_url = nats_server.url_for("service")  # relay and projection: lrs.nats_permissions
+            log.info("embedded_nats", url=nats_server.anonymous_url)
 
         yield database_url, nats_url

@@ -18,6 +18,7 @@ FROM events WHERE position > $1 ORDER BY position LIMIT $2
 """
 SELECT_LAST_POSITION = "SELECT position FROM log_head WHERE singleton"
 SELECT_HASH_AT = "SELECT hash FROM events WHERE position = $1"
+SELECT_HASHES_AT = "SELECT position, hash FROM events WHERE position = ANY($1::bigint[])"
 
 Pool = asyncpg.Pool | asyncpg.Connection
 
@@ -43,6 +44,12 @@ async def last_position(pool: Pool) -> int:
 async def hash_at(pool: Pool, position: int) -> bytes | None:
     """The hash of the event at ``position`` (for verifying from a midpoint)."""
     return await pool.fetchval(SELECT_HASH_AT, position)
+
+
+async def hashes_at(pool: Pool, positions: list[int]) -> dict[int, bytes]:
+    """position -> hash of the events at ``positions`` that are in the log."""
+    rows = await pool.fetch(SELECT_HASHES_AT, positions)
+    return {row["position"]: bytes(row["hash"]) for row in rows}
 
 
 async def iter_events(
