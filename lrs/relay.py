@@ -311,7 +311,9 @@ class Relay:
                 await backoff.sleep()
                 continue
             backoff.reset()
-            self.last_error = None
+            if self.last_error is not None:
+                self.last_error = None
+                metrics.RELAY_FAILING.labels(**self._metric_labels).set(0)
             self._note_caught_up(False)
             position = events[-1].position
             # Under load the checkpoint moves at most every checkpoint_interval
@@ -369,6 +371,7 @@ class Relay:
     def _note_error(self, exc: BaseException) -> None:
         self.last_error = repr(exc)
         self.last_error_at = time.time()
+        metrics.RELAY_FAILING.labels(**self._metric_labels).set(1)
 
     def _set_lag(self) -> None:
         metrics.RELAY_LAG.labels(**self._metric_labels).set(max(0, self.log_head - self.published_position))

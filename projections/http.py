@@ -25,6 +25,7 @@ import msgspec
 import structlog
 from aiohttp import web
 
+from lrs import projection_health
 from lrs.http import keys
 from lrs.http.middleware import CREDENTIAL
 from lrs.xapi.errors import NotFoundError, XapiError
@@ -270,19 +271,26 @@ async def _projection_runner(app: web.Application) -> AsyncIterator[None]:
         app[keys.WRITER].committed.append(lambda position: wake.set())
 
     async def supervise() -> None:
-        while not stop.is_set():
-            try:
-                if nats_url is not None:
-                    await runner.run(nats_url, stop)
-                else:
-                    await runner.follow(stop, wake)
-            except ProjectionOutdated as exc:
-                log.error("projection.outdated", projection=runner.name, error=str(exc), alert=True)
-                return
-            except Exception as exc:  # keep serving; try again shortly
-                log.exception("projection.crashed", projection=runner.name, error=repr(exc))
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(stop.wait(), 1.0)
+        projection_health.runner_started(runner.name)
+        try:
+            while not stop.is_set():
+                try:
+                    if nats_url is not None:
+                        await runner.run(nats_url, stop)
+                    else:
+                        await runner.follow(stop, wake)
+                except ProjectionOutdated as exc:
+                    projection_health.runner_outdated(runner.name, str(exc))
+                    log.error("projection.outdated", projection=runner.name, error=str(exc), alert=True)
+                    return
+                except Exception as exc:  # keep serving; try again shortly
+                    projection_health.note_error(runner.name, repr(exc))
+                    log.exception("projection.crashed", projection=runner.name, error=repr(exc))
+                    with contextlib.suppress(asyncio.TimeoutError):
+                        await asyncio.wait_for(stop.wait(), 1.0)
+        finally:
+            if not projection_health.runner_state(runner.name).outdated:
+                projection_health.runner_stopped(runner.name)
 
     task = asyncio.create_task(supervise(), name="projection-competency")
     app[RUNNER_STATE] = {"runner": runner, "task": task}

@@ -243,16 +243,17 @@ class ProjectionRunner:
         return outcome
 
     async def _apply_after(self, conn: asyncpg.Connection, events: Sequence[LogEvent], checkpoint: int) -> BatchOutcome:
-        checked, refused = await self._checked(conn, events)
+        checked, referenced, refused = await self._checked(conn, events)
         incoming = {position: e for position, e in checked.items() if position > checkpoint}
-        if not incoming:
-            if not refused:
-                return BatchOutcome(checkpoint, 0, (), None)
+        wanted = [p for p in (*incoming, *referenced) if p > checkpoint]
+        if wanted:
+            last = max(wanted)
+        elif refused:  # carry on from the log as far as the refused messages claimed
             last = min(max(e.position for e in refused), await log_last_position(conn))
-            if last <= checkpoint:
-                return BatchOutcome(checkpoint, 0, (), None, tuple(refused))
         else:
-            last = max(incoming)
+            last = checkpoint
+        if last <= checkpoint:
+            return BatchOutcome(checkpoint, 0, (), None, tuple(refused))
         if len(incoming) < last - checkpoint:
             # A gap (not delivered yet, lost, refused or by reference): the log fills it.
             for record in await read_events_after(conn, checkpoint, last - checkpoint):
@@ -260,8 +261,6 @@ class ProjectionRunner:
                     record.position,
                     LogEvent(record.position, record.tenant, record.event_type, bytes(record.payload)),
                 )
-        if not incoming:
-            return BatchOutcome(checkpoint, 0, (), None, tuple(refused))
         run: list[LogEvent] = []
         for position in range(checkpoint + 1, last + 1):
             event = incoming.get(position)
@@ -274,18 +273,20 @@ class ProjectionRunner:
 
     async def _checked(
         self, conn: asyncpg.Connection, events: Sequence[LogEvent]
-    ) -> tuple[dict[int, LogEvent], list[LogEvent]]:
+    ) -> tuple[dict[int, LogEvent], list[int], list[LogEvent]]:
         """The events that are the log's, by position, and the messages that
         are refused (counted, logged as an alert).  A message is the log's
         when its hash, recomputed from what it carries chained on the hash
         the log holds before its position, is the hash the log holds at its
         position (lrs.message_check).  A message by reference carries no
-        payload: it is left out, so that the log fills its position."""
+        payload: only its position is returned (``referenced``), for the log
+        to fill."""
         claimed = [e for e in events if e.claim is not None]
         if not claimed:
-            return {e.position: e for e in events}, []
+            return {e.position: e for e in events}, [], []
         hashes = await hashes_at(conn, needed_positions(e.position for e in claimed))
         incoming: dict[int, LogEvent] = {}
+        referenced: list[int] = []
         refused: list[LogEvent] = []
         for event in events:
             claim = event.claim
@@ -295,14 +296,16 @@ class ProjectionRunner:
             reason = refusal(event.position, event.tenant, event.event_type, event.payload, claim.event_id,
                              claim.stored, claim.prev_hash, claim.by_reference, hashes, claim.hash)
             if reason is None:
-                if not claim.by_reference:
+                if claim.by_reference:
+                    referenced.append(event.position)
+                else:
                     incoming.setdefault(event.position, event)
                 continue
             refused.append(event)
             projection_health.note_refused(self.name, reason)
             log.error("projection.message_refused", projection=self.name, position=event.position,
                       tenant=event.tenant, reason=reason, alert=True)
-        return incoming, refused
+        return incoming, referenced, refused
 
     async def _apply_run(self, conn: asyncpg.Connection, run: Sequence[LogEvent], checkpoint: int) -> BatchOutcome:
         """Apply consecutive events after ``checkpoint``: all at once when the

@@ -74,6 +74,7 @@ async def relay(settings: Settings, args: argparse.Namespace) -> None:
                 name=args.name,
                 batch_size=args.batch_size or settings.relay_batch_size,
                 poll_interval=args.poll_interval,
+                inline_max_bytes=settings.relay_inline_max_bytes,
             )
             # Writers in other processes announce their commits (lrs.store.commit_notifications).
             async with commit_notifications(db_url, relay.notify):

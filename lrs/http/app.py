@@ -141,7 +141,10 @@ async def _relay(app: web.Application) -> AsyncIterator[None]:
         return
     from lrs.relay import Relay
 
-    relay = Relay(app[keys.POOL], nats_url, batch_size=settings.relay_batch_size)
+    relay = Relay(
+        app[keys.POOL], nats_url, batch_size=settings.relay_batch_size,
+        inline_max_bytes=settings.relay_inline_max_bytes,
+    )
     app[keys.WRITER].committed.append(relay.notify)
     await relay.start()
     app[keys.RELAY] = relay
