@@ -76,8 +76,23 @@ async def relay(settings: Settings, args: argparse.Namespace) -> None:
                 poll_interval=args.poll_interval,
                 inline_max_bytes=settings.relay_inline_max_bytes,
             )
+            anchoring = None
+            if not args.until_caught_up and (settings.anchor_every_events or settings.anchor_every_s):
+                from lrs.anchor_writer import AnchorWriter
+
+                anchoring = AnchorWriter(
+                    pool, settings.signing_key_file, settings.anchor_log_file,
+                    every_events=settings.anchor_every_events, every_s=settings.anchor_every_s,
+                )
+                await anchoring.start()
+
+            def committed(position: int | None = None) -> None:
+                relay.notify(position)
+                if anchoring is not None:
+                    anchoring.notify(position)
+
             # Writers in other processes announce their commits (lrs.store.commit_notifications).
-            async with commit_notifications(db_url, relay.notify):
+            async with commit_notifications(db_url, committed):
                 running = asyncio.create_task(relay.run(until_caught_up=args.until_caught_up))
                 settle_heap()
                 loop = asyncio.get_running_loop()
@@ -92,6 +107,8 @@ async def relay(settings: Settings, args: argparse.Namespace) -> None:
                     for sig in (signal.SIGTERM, signal.SIGINT):
                         loop.remove_signal_handler(sig)
                     await relay.stop()
+                    if anchoring is not None:
+                        await anchoring.stop()
         finally:
             await pool.close()
 

@@ -54,7 +54,7 @@ def create_app(
     if nats_url is not None:
         app[keys.NATS_URL] = nats_url
     app[keys.LIFECYCLE] = keys.Lifecycle()
-    app.cleanup_ctx.extend([_database, _writer, _relay])
+    app.cleanup_ctx.extend([_database, _writer, _relay, _anchors])
     projections.http.register(app)  # /competency/... and the projection runner (last cleanup context)
     app.on_shutdown.append(_stop_accepting)
     app.on_response_prepare.append(common_headers)
@@ -152,3 +152,24 @@ async def _relay(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         await relay.stop()
+
+
+async def _anchors(app: web.Application) -> AsyncIterator[None]:
+    """Signed anchors of the log head (lrs.anchor_writer), where the relay runs:
+    one process per deployment."""
+    settings = app[keys.SETTINGS]
+    if not settings.relay_enabled or not (settings.anchor_every_events or settings.anchor_every_s):
+        yield
+        return
+    from lrs.anchor_writer import AnchorWriter
+
+    writer = AnchorWriter(
+        app[keys.POOL], settings.signing_key_file, settings.anchor_log_file,
+        every_events=settings.anchor_every_events, every_s=settings.anchor_every_s,
+    )
+    app[keys.WRITER].committed.append(writer.notify)
+    await writer.start()
+    try:
+        yield
+    finally:
+        await writer.stop()

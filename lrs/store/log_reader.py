@@ -17,6 +17,7 @@ SELECT position, event_id, tenant, event_type, statement_id, stored, payload, pr
 FROM events WHERE position > $1 ORDER BY position LIMIT $2
 """
 SELECT_LAST_POSITION = "SELECT position FROM log_head WHERE singleton"
+SELECT_HEAD = "SELECT position, hash FROM log_head WHERE singleton"
 SELECT_HASH_AT = "SELECT hash FROM events WHERE position = $1"
 SELECT_HASHES_AT = "SELECT position, hash FROM events WHERE position = ANY($1::bigint[])"
 
@@ -39,6 +40,12 @@ async def read_events_after(pool: Pool, position: int, limit: int) -> list[Event
 async def last_position(pool: Pool) -> int:
     """The position of the last committed event (0 when the log is empty)."""
     return await pool.fetchval(SELECT_LAST_POSITION)
+
+
+async def head(pool: Pool) -> tuple[int, bytes]:
+    """(position, hash) of the log head."""
+    row = await pool.fetchrow(SELECT_HEAD)
+    return int(row["position"]), bytes(row["hash"])
 
 
 async def hash_at(pool: Pool, position: int) -> bytes | None:
