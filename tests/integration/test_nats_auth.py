@@ -94,3 +94,31 @@ async def test_a_consumer_role_reads_the_stream(server: EmbeddedNats) -> None:
         await message.ack()
     finally:
         await nc.close()
+
+
+async def test_the_forward_role_runs_a_forwarders_calls(server: EmbeddedNats) -> None:
+    from connectors.forward.definitions import DEAD_LETTER_STREAM, EVENTS_STREAM, consumer_config
+    from connectors.forward.forwarder import connect, ensure_dead_letter_stream
+
+    bus = Bus(server.url_for("relay"))
+    await bus.connect()
+    try:
+        await bus.ensure_stream()
+    finally:
+        await bus.close()
+    admin = await nats.connect(server.url)
+    await admin.jetstream().publish("lrs.events.default.statement", b"{}", headers={"Lrs-Position": "1"})
+    await admin.close()
+    nc = await connect(server.url_for("forward"), "forward", keep_trying=False)
+    try:
+        js = nc.jetstream()
+        await ensure_dead_letter_stream(js)
+        await js.add_consumer(EVENTS_STREAM, consumer_config("forward", "all"))
+        sub = await js.pull_subscribe_bind(durable="forward", stream=EVENTS_STREAM)
+        [message] = await sub.fetch(1, timeout=5)
+        await js.publish("lrs.forward.dlq.forward", message.data, stream=DEAD_LETTER_STREAM)
+        await message.ack()
+        assert (await js.consumer_info(EVENTS_STREAM, "forward")).num_ack_pending == 0
+        assert (await js.get_msg(DEAD_LETTER_STREAM, seq=1)).data == b"{}"
+    finally:
+        await nc.close()
