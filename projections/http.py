@@ -252,7 +252,7 @@ async def _projection_runner(app: web.Application) -> AsyncIterator[None]:
     """Runs the competency projection while the service runs: from JetStream
     when a NATS URL is configured, else straight from the Postgres log."""
     settings = app[keys.SETTINGS]
-    if not getattr(settings, "projections_enabled", True):
+    if not settings.projections_enabled:
         log.info("projections disabled", reason="LRS_PROJECTIONS_ENABLED=false")
         yield
         return

@@ -225,12 +225,3 @@ def _limit(text: str | None, default_limit: int, max_limit: int) -> int:
         return max_limit
     return limit
 
-
-def __getattr__(name: str):
-    # The cursor functions live in lrs.ingest.cursor (which imports this
-    # module); they are importable from here too.
-    if name in ("encode_cursor", "decode_cursor"):
-        from lrs.ingest import cursor
-
-        return getattr(cursor, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

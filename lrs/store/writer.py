@@ -184,14 +184,6 @@ class StatementWriter:
         self.groups_committed = 0
         self.statements_committed = 0
 
-    @classmethod
-    def from_settings(cls, pool: asyncpg.Pool, settings: object) -> "StatementWriter":
-        return cls(
-            pool,
-            wait_ms=getattr(settings, "group_commit_wait_ms"),
-            max_statements=getattr(settings, "group_commit_max_statements"),
-        )
-
     # -- state ---------------------------------------------------------------
 
     @property
