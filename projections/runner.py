@@ -9,6 +9,12 @@ Correctness rests on Postgres, not on NATS delivery guarantees:
   as checkpoint + 1, + 2, ...; an event at or below the checkpoint is a
   redelivery or a duplicate and changes nothing; a gap (a message NATS has
   not delivered yet, or lost) is filled by reading the event log in Postgres;
+- NATS is a transport, not an authority: a message is applied only when its
+  hash, recomputed from what it carries and chained on the log's previous
+  hash, is the log's hash at its position (lrs.message_check).  Anything else
+  is refused: never applied, terminated on the stream, counted
+  (lrs.projection_health) and logged as an alert; the log fills its place.
+  A message by reference (docs/contracts.md) is read from Postgres;
 - an event the projection's rules fail on (not a database or network
   outage) is retried on later deliveries; after ``max_attempts`` it is parked
   in ``projection_parked`` with an error log line, and the projection moves
