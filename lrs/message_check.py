@@ -19,10 +19,9 @@ refused whatever hashes it claims.
 
 from __future__ import annotations
 
-import uuid
 from typing import Iterable, Mapping
 
-from lrs.eventlog import GENESIS_HASH, hash_with_text
+from lrs.eventlog import GENESIS_HASH, hash_with_id_bytes
 
 
 def needed_positions(positions: Iterable[int]) -> list[int]:
@@ -39,28 +38,38 @@ def refusal(
     tenant: str,
     event_type: str,
     payload: bytes,
-    event_id: uuid.UUID,
+    event_id: str,
     stored: str,
-    prev_hash: bytes | None,
+    prev_hash: str | None,
     by_reference: bool,
     log_hashes: Mapping[int, bytes],
-    claimed_hash: bytes | None = None,
+    claimed_hash: str | None = None,
 ) -> str | None:
     """Why the message is not the log's event (a short reason for metrics
-    and logs), or None when it is.  ``log_hashes``: position -> hash in the
-    log, for the message's position and the one before it."""
+    and logs), or None when it is.  ``event_id`` is the UUID's text and
+    ``prev_hash`` and ``claimed_hash`` hex, as the headers carry them.
+    ``log_hashes``: position -> hash in the log, for the message's position
+    and the one before it."""
     expected = log_hashes.get(position)
     if position < 1 or expected is None:
         return "not_in_log"
     before = GENESIS_HASH if position == 1 else log_hashes.get(position - 1)
     if before is None:
         return "not_in_log"
-    if prev_hash is not None and prev_hash != before:
-        return "prev_hash_mismatch"
-    if by_reference:
-        if claimed_hash is not None and claimed_hash != expected:
-            return "hash_mismatch"
-        return None
-    if hash_with_text(before, position, event_id, tenant, event_type, stored, payload) != expected:
+    try:
+        if prev_hash is not None and bytes.fromhex(prev_hash) != before:
+            return "prev_hash_mismatch"
+        if by_reference:
+            if claimed_hash is not None and bytes.fromhex(claimed_hash) != expected:
+                return "hash_mismatch"
+            return None
+        id_bytes = bytes.fromhex(event_id.replace("-", ""))
+    except ValueError:
+        return "unreadable"
+    if len(id_bytes) != 16:
+        return "unreadable"
+    try:
+        actual = hash_with_id_bytes(before, position, id_bytes, tenant, event_type, stored, payload)
+    except UnicodeEncodeError:  # a stored text that is not ASCII
         return "hash_mismatch"
-    return None
+    return None if actual == expected else "hash_mismatch"
