@@ -150,7 +150,7 @@ class Forwarder:
             while not self._stop.is_set():
                 try:
                     messages = await sub.fetch(self.options.batch_size, timeout=self.options.fetch_timeout)
-                except nats.errors.TimeoutError:
+                except (nats.errors.TimeoutError, asyncio.TimeoutError):  # nothing to fetch (nats-py raises either)
                     if self.options.until_caught_up and await self._caught_up(nc, sub):
                         break
                     continue
@@ -197,6 +197,7 @@ class Forwarder:
 
     async def _handle(self, messages: list[Msg]) -> None:
         selected: list[tuple[Msg, LogStatement]] = []
+        positions: set[int] = set()  # of the log events selected in this batch
         checks = await self.log_check.check([(msg.headers or {}, msg.data or b"") for msg in messages])
         for msg, checked in zip(messages, checks):
             if checked.refusal is not None:
@@ -216,6 +217,10 @@ class Forwarder:
                 await msg.ack()
                 self.stats.skipped += 1
                 continue
+            if event.position in positions:  # a second message for the same log event (a replay)
+                await msg.ack()
+                continue
+            positions.add(event.position)
             selected.append((msg, event))
         if selected:
             await self._deliver(selected)
