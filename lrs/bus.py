@@ -18,7 +18,7 @@ import functools
 import json
 import re
 from dataclasses import dataclass
-from pathlib import Path
+from importlib.resources.abc import Traversable
 from typing import Awaitable, Callable, Mapping, Sequence
 
 import msgspec
@@ -28,12 +28,12 @@ import structlog
 from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext, api
 
+from lrs.contracts import NATS_DEFINITIONS
 from lrs.nats_access import connect_options, redact_url
-from lrs.paths import NATS_SCHEMAS_DIR
 
 STREAM_NAME = "LRS_EVENTS"
-STREAM_SCHEMA = NATS_SCHEMAS_DIR / f"{STREAM_NAME}.json"
-CONSUMER_SCHEMAS_DIR = NATS_SCHEMAS_DIR / "consumers"
+STREAM_SCHEMA = NATS_DEFINITIONS / f"{STREAM_NAME}.json"
+CONSUMER_SCHEMAS_DIR = NATS_DEFINITIONS / "consumers"
 SUBJECT_PREFIX = "lrs.events"
 DEFAULT_MAX_PAYLOAD = 1024 * 1024  # nats-server's default max_payload
 
@@ -128,7 +128,7 @@ def hpub_frame(message: OutgoingMessage) -> bytes:
     )
 
 
-def load_stream_config(path: Path = STREAM_SCHEMA) -> api.StreamConfig:
+def load_stream_config(path: Traversable = STREAM_SCHEMA) -> api.StreamConfig:
     return api.StreamConfig.from_response(json.loads(path.read_text()))
 
 

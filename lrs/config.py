@@ -65,6 +65,15 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     raise ConfigError(f"{name} must be true or false, got {raw!r}")
 
 
+def _credential(env: Mapping[str, str], name: str) -> str | None:
+    raw = env.get(name) or None
+    if raw is not None:
+        key, sep, secret = raw.partition(":")
+        if not (sep and key and secret):
+            raise ConfigError(f"{name} must look like key:secret")
+    return raw
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     database_url: str | None = None
@@ -149,7 +158,7 @@ class Settings:
             http_host=env.get("LRS_HTTP_HOST") or "127.0.0.1",
             http_port=_int(env, "LRS_HTTP_PORT", 8080),
             data_dir=Path(data_dir) if data_dir else _default_data_dir(env),
-            bootstrap_credential=env.get("LRS_BOOTSTRAP_CREDENTIAL") or None,
+            bootstrap_credential=_credential(env, "LRS_BOOTSTRAP_CREDENTIAL"),
             log_level=(env.get("LRS_LOG_LEVEL") or "info").lower(),
             group_commit_wait_ms=_float(env, "LRS_GROUP_COMMIT_WAIT_MS", 2.0),
             group_commit_max_statements=_int(env, "LRS_GROUP_COMMIT_MAX_STATEMENTS", 5000, 1),

@@ -56,3 +56,12 @@ GROUP_COMMIT_REQUESTS = Histogram(
     "Append requests decided by one group-commit transaction",
     buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
 )
+
+# -- embedded servers: supervision by `lrs serve` ------------------------------
+
+EMBEDDED_SERVER_UP = Gauge(
+    "lrs_embedded_server_up", "1 while the embedded server runs, 0 while it is being restarted", ("server",)
+)
+EMBEDDED_SERVER_RESTARTS = Counter(
+    "lrs_embedded_server_restarts", "Times the embedded server died and was started again", ("server",)
+)

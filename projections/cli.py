@@ -130,8 +130,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         description="Load FILE into the tenant's roster in one transaction.  JSON: "
         '{"units": [{"id", "parent", "kind", "name"}], "memberships": [{"learner", "unit", '
         '"valid_from", "valid_to"}]}; CSV: header id,parent,kind,name (units) or '
-        "learner,unit,valid_from,valid_to (memberships).  Units are added or updated by id; the "
-        "memberships of every learner the file names replace that learner's memberships.  A learner "
+        "learner,unit,valid_from,valid_to (memberships).  The load is recorded as roster events of the "
+        "hash-chained log.  Units are added or updated by id; the memberships of every learner the file "
+        "names replace that learner's timeline from their earliest valid_from on: an open membership is "
+        "ended there, nothing is erased (GET /competency/admin/memberships?history=true).  A learner "
         "is an actor IFI key (mbox:mailto:..., mbox_sha1sum:..., openid:..., account:<homePage>|<name>).  "
         "Every problem is reported as WHERE: WHAT and the exit status is 1; nothing is loaded then.",
     )
@@ -139,6 +141,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     roster_load.add_argument("--tenant", default="default", help="the tenant (default: default)")
     roster_load.add_argument("--check", action="store_true", help="only validate the file on its own; load nothing")
     roster_load.set_defaults(handler=_roster_load)
+
+    from projections.competency.report_command import register as register_report
+
+    register_report(subparsers)
 
 
 _FRAMEWORKS_HELP = "framework documents to use (repeatable; default: the live ones, see `lrs frameworks list`)"

@@ -31,7 +31,18 @@ from lrs.http.middleware import CREDENTIAL
 from lrs.xapi.errors import NotFoundError, XapiError
 from projections.competency.catalog import Catalog, load_live_catalog
 from projections.competency.frameworks import FrameworkError
-from projections.competency.queries import QueryError, learner_view, resolve_program, trail_view, unit_summary
+from projections.competency.queries import (
+    QueryError,
+    learner_view,
+    mastery_mismatches,
+    resolve_program,
+    trail_view,
+    unit_learners,
+    unit_summary,
+)
+from projections.competency.report_query import unit_report
+from projections.competency.reports import BY, PARTS, to_csv, to_xlsx
+from projections.competency.standing import STATUSES
 from projections.units import store as units
 from projections.units.roster import RosterError, parse_csv, parse_json
 
@@ -62,6 +73,9 @@ def register(app: web.Application) -> None:
     app.router.add_get("/competency/learners/{learner}", get_learner)
     app.router.add_get("/competency/learners/{learner}/trail", get_trail)
     app.router.add_get("/competency/units/{unit}/summary", get_unit_summary)
+    app.router.add_get("/competency/units/{unit}/learners", get_unit_learners)
+    app.router.add_get("/competency/units/{unit}/report", get_unit_report)
+    app.router.add_get("/competency/mastery-mismatches", get_mastery_mismatches)
     app.router.add_post("/competency/admin/roster", post_roster)
     app.router.add_get("/competency/admin/units", get_units)
     app.router.add_get("/competency/admin/memberships", get_memberships)
@@ -156,10 +170,7 @@ async def get_unit_summary(request: web.Request) -> web.Response:
     tenant = _tenant(request, READ_SCOPE)
     _only(request, {"program", "version", "descendants", "as_of"})
     catalog = _catalog(request)
-    try:
-        program = resolve_program(catalog, request.query.get("program"), request.query.get("version"))
-    except QueryError as exc:
-        raise XapiError(exc.status, exc.message, exc.parameter) from None
+    program = _program(request, catalog)
     summary = await _query(
         unit_summary(
             request.app[keys.POOL],
@@ -172,6 +183,102 @@ async def get_unit_summary(request: web.Request) -> web.Response:
         )
     )
     return _answer(summary)
+
+
+# status= values: each status, and not-certified for both that are not
+# certified; hyphens or underscores.
+STATUS_FILTERS: dict[str, tuple[str, ...]] = {
+    **{status: (status,) for status in STATUSES},
+    "not_certified": ("in_progress", "not_started"),
+}
+
+
+def _statuses(request: web.Request) -> tuple[str, ...]:
+    raw = request.query.get("status")
+    if raw is None:
+        return STATUSES
+    chosen: list[str] = []
+    for part in raw.split(","):
+        found = STATUS_FILTERS.get(part.strip().replace("-", "_"))
+        if found is None:
+            allowed = ", ".join(name.replace("_", "-") for name in STATUS_FILTERS)
+            raise XapiError(400, f"status must be one or more (comma-separated) of {allowed}; got {part!r}", "status")
+        chosen.extend(s for s in found if s not in chosen)
+    return tuple(s for s in STATUSES if s in chosen)
+
+
+def _limit(request: web.Request, default: int, most: int) -> int:
+    raw = request.query.get("limit", str(default))
+    try:
+        limit = int(raw)
+    except ValueError:
+        raise XapiError(400, f"limit must be an integer, got {raw!r}", "limit") from None
+    if not 1 <= limit <= most:
+        raise XapiError(400, f"limit must be between 1 and {most}", "limit")
+    return limit
+
+
+def _program(request: web.Request, catalog: Catalog) -> Any:
+    try:
+        return resolve_program(catalog, request.query.get("program"), request.query.get("version"))
+    except QueryError as exc:
+        raise XapiError(exc.status, exc.message, exc.parameter) from None
+
+
+async def get_unit_learners(request: web.Request) -> web.Response:
+    tenant = _tenant(request, READ_SCOPE)
+    _only(request, {"program", "version", "descendants", "status", "after", "limit"})
+    catalog = _catalog(request)
+    program = _program(request, catalog)
+    answer = await _query(
+        unit_learners(
+            request.app[keys.POOL], catalog, tenant, request.match_info["unit"], program=program,
+            descendants=_flag(request, "descendants", True), statuses=_statuses(request),
+            after=request.query.get("after", ""), limit=_limit(request, 100, 1000),
+        )
+    )
+    return _answer(answer)
+
+
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+REPORT_FORMATS = ("csv", "xlsx")
+
+
+def _choice(request: web.Request, name: str, allowed: tuple[str, ...], default: str) -> str:
+    value = request.query.get(name, default)
+    if value not in allowed:
+        raise XapiError(400, f"{name} must be one of {', '.join(allowed)}, got {value!r}", name)
+    return value
+
+
+async def get_unit_report(request: web.Request) -> web.Response:
+    """The per-agency or per-unit report as CSV (one part) or XLSX (both parts)."""
+    tenant = _tenant(request, READ_SCOPE)
+    _only(request, {"program", "version", "by", "format", "part"})
+    catalog = _catalog(request)
+    program = _program(request, catalog)
+    by = _choice(request, "by", BY, "agency")
+    fmt = _choice(request, "format", REPORT_FORMATS, "csv")
+    part = _choice(request, "part", PARTS, "summary")
+    if fmt == "xlsx" and "part" in request.query:
+        raise XapiError(400, "part applies to format=csv only (an XLSX report holds both parts)", "part")
+    unit_id = request.match_info["unit"]
+    report = await _query(unit_report(request.app[keys.POOL], catalog, tenant, unit_id, program=program, by=by))  # type: ignore[arg-type]
+    name = f"{unit_id}-{by}-report" + ("" if fmt == "xlsx" else f"-{part}")
+    if fmt == "xlsx":
+        response = web.Response(body=to_xlsx(report), content_type=XLSX)
+    else:
+        response = web.Response(text=to_csv(report, part), content_type="text/csv", charset="utf-8")
+    response.headers["Content-Disposition"] = f'attachment; filename="{name}.{fmt}"'
+    response.headers[POSITION_HEADER] = str(report.position)
+    return response
+
+
+async def get_mastery_mismatches(request: web.Request) -> web.Response:
+    tenant = _tenant(request, READ_SCOPE)
+    _only(request, set())
+    _catalog(request)
+    return _answer(await _query(mastery_mismatches(request.app[keys.POOL], tenant)))
 
 
 # -- admin -----------------------------------------------------------------------
@@ -200,6 +307,7 @@ async def post_roster(request: web.Request) -> web.Response:
         "learners": result.learners,
         "moved": result.moved,
         "roster_as_of": result.counted_at.isoformat(),
+        "position": result.position,
     })
 
 
@@ -215,34 +323,49 @@ async def get_units(request: web.Request) -> web.Response:
 
 
 async def get_memberships(request: web.Request) -> web.Response:
-    """Memberships by (learner, valid_from); ``after_learner`` + ``after_from`` page on."""
+    """Memberships by (learner, valid_from, recorded position); ``after_learner``
+    + ``after_from`` + ``after_recorded`` page on; ``history=true`` also lists
+    the superseded ones, with the roster events that recorded and superseded them."""
     tenant = _tenant(request, ADMIN_SCOPE)
-    _only(request, {"unit", "learner", "limit", "after_learner", "after_from"})
-    try:
-        limit = int(request.query.get("limit", "1000"))
-    except ValueError:
-        raise XapiError(400, "limit must be an integer", "limit") from None
-    if not 1 <= limit <= 10_000:
-        raise XapiError(400, "limit must be between 1 and 10000", "limit")
+    _only(request, {"unit", "learner", "limit", "after_learner", "after_from", "after_recorded", "history"})
+    limit = _limit(request, 1000, 10_000)
     after = None
     if "after_learner" in request.query:
-        after = (request.query["after_learner"], _moment(request, "after_from") or datetime.min.replace(tzinfo=timezone.utc))
+        try:
+            recorded = int(request.query.get("after_recorded", "-1"))
+        except ValueError:
+            raise XapiError(400, "after_recorded must be an integer", "after_recorded") from None
+        after = (
+            request.query["after_learner"],
+            _moment(request, "after_from") or datetime.min.replace(tzinfo=timezone.utc),
+            recorded,
+        )
     rows = await units.list_memberships(
         request.app[keys.POOL], tenant, unit_id=request.query.get("unit"), learner=request.query.get("learner"),
-        after=after, limit=limit,
+        after=after, limit=limit, history=_flag(request, "history", False),
     )
     return _answer({
         "memberships": [
             {
-                "learner": m.learner,
-                "unit": m.unit_id,
-                "valid_from": m.valid_from.isoformat(),
-                "valid_to": None if m.valid_to is None else m.valid_to.isoformat(),
+                "learner": r.membership.learner,
+                "unit": r.membership.unit_id,
+                "valid_from": r.membership.valid_from.isoformat(),
+                "valid_to": None if r.membership.valid_to is None else r.membership.valid_to.isoformat(),
+                "recorded_position": r.recorded_position,
+                "recorded_at": _iso_or_none(r.recorded_at),
+                "superseded_position": r.superseded_position,
+                "superseded_at": _iso_or_none(r.superseded_at),
             }
-            for m in rows
+            for r in rows
         ],
         "more": len(rows) == limit,
     })
+
+
+def _iso_or_none(moment: datetime | None) -> str | None:
+    if moment is None or moment in (datetime.min, datetime.max) or moment.year < 2:
+        return None  # -infinity: loaded before the roster was in the log
+    return moment.isoformat()
 
 
 # -- the runner inside `lrs serve` ---------------------------------------------------

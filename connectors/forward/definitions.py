@@ -1,25 +1,26 @@
 """The JetStream definitions ``lrs forward`` uses, read from ``schemas/nats/``.
 
-The stream and consumer contracts are files shared with the LRS; this module
-reads them as data (connectors do not import the LRS's own modules).
+The stream and consumer contracts are files shared with the LRS, installed as
+the package data of ``lrs_schemas``; this module reads them as data through
+``importlib.resources`` (connectors do not import the LRS's own modules).
 """
 
 from __future__ import annotations
 
 import json
-import os
-from pathlib import Path
+from importlib.resources import files
+from importlib.resources.abc import Traversable
 from typing import Any
 
 from nats.js import api
 
 EVENTS_STREAM = "LRS_EVENTS"
-NATS_SCHEMAS_DIR = Path(os.environ.get("LRS_NATS_SCHEMAS_DIR") or Path(__file__).resolve().parents[2] / "schemas" / "nats")
+NATS_SCHEMAS_DIR: Traversable = files("lrs_schemas") / "nats"
 CONSUMER_FILE = NATS_SCHEMAS_DIR / "forward-consumer.json"
 DEAD_LETTER_FILE = NATS_SCHEMAS_DIR / "forward-dlq.json"
 
 
-def _load(path: Path) -> dict[str, Any]:
+def _load(path: Traversable) -> dict[str, Any]:
     return json.loads(path.read_text())
 
 

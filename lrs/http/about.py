@@ -22,15 +22,22 @@ async def health(request: web.Request) -> web.Response:
 
 
 async def ready(request: web.Request) -> web.Response:
-    """Readiness: accepting work and the system of record answers.
+    """Readiness: accepting work, the system of record answers, and no
+    embedded server is being restarted.
 
-    NATS, the relay and the projections are reported but do not make the
-    service unready: ingest never depends on them (they catch up later).
-    The answer's ``status`` is ``degraded`` when the relay has an error or a
-    projection is stopped, outdated or stalled; with ``?strict=true`` that
-    is a 503 too (for a monitor rather than a load balancer).
+    A configured NATS is reported but does not make the service unready:
+    ingest never depends on it (the relay catches up later).  An embedded
+    server that died and is being restarted does: the process is not whole.
+    The relay and the projections are reported too; the answer's ``status``
+    is ``degraded`` when the relay has an error or a projection is stopped,
+    outdated or stalled, and with ``?strict=true`` that is a 503 too (for a
+    monitor rather than a load balancer).
     """
     checks: dict[str, object] = {"accepting": request.app[keys.LIFECYCLE].accepting}
+    embedded = request.app.get(keys.EMBEDDED)
+    servers = embedded() if embedded is not None else {}
+    if servers:
+        checks["embedded"] = servers
     try:
         async with asyncio.timeout(2):
             await request.app[keys.POOL].fetchval("SELECT 1")
@@ -54,6 +61,7 @@ async def ready(request: web.Request) -> web.Response:
             checks["projections"] = {p.name: p.as_dict() for p in projections}
             degraded.extend(f"projection {p.name} {p.state}" for p in projections if not p.ok)
     ok = checks["accepting"] is True and checks["database"] == "ok"
+    ok = ok and all(state == "running" for state in servers.values())
     strict = request.query.get("strict", "").lower() in ("1", "true", "yes")
     status_text = "unavailable" if not ok else "degraded" if degraded else "ready"
     healthy = ok and not (strict and degraded)

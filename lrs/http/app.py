@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from typing import AsyncIterator
+import asyncio
+from typing import AsyncIterator, Callable
 
+import asyncpg
 import structlog
 from aiohttp import web
 
@@ -25,6 +27,7 @@ from lrs.http.middleware import (
 from lrs.http.openapi import openapi_handler
 from lrs.http.ratelimit import RateLimiter, rate_limit
 from lrs.http.statements import get_statements, post_statements, put_statement
+from lrs.startup import database_unreachable
 import projections.http
 
 log = structlog.get_logger("lrs.http")
@@ -33,9 +36,16 @@ SHARED_LOG = web.AppKey("shared_log", bool)
 
 
 def create_app(
-    settings: Settings, *, database_url: str, nats_url: str | None, shared_log: bool = False
+    settings: Settings,
+    *,
+    database_url: str,
+    nats_url: str | None,
+    shared_log: bool = False,
+    embedded: Callable[[], dict[str, str]] | None = None,
 ) -> web.Application:
-    """The service.  ``shared_log``: other processes append to the same event log."""
+    """The service.  ``shared_log``: other processes append to the same event log.
+    ``embedded``: the states of the embedded servers this process supervises
+    (``/ready`` is not ready while one is restarting)."""
     app = web.Application(
         middlewares=[
             request_context,
@@ -54,6 +64,8 @@ def create_app(
     if nats_url is not None:
         app[keys.NATS_URL] = nats_url
     app[keys.LIFECYCLE] = keys.Lifecycle()
+    if embedded is not None:
+        app[keys.EMBEDDED] = embedded
     app.cleanup_ctx.extend([_database, _writer, _relay, _anchors])
     projections.http.register(app)  # /competency/... and the projection runner (last cleanup context)
     app.on_shutdown.append(_stop_accepting)
@@ -90,8 +102,15 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     from lrs.store.pool import create_pool
 
     settings = app[keys.SETTINGS]
-    pool = await create_pool(app[keys.DATABASE_URL], min_size=2, max_size=settings.db_pool_size)
-    await apply_migrations(pool)
+    try:
+        pool = await create_pool(app[keys.DATABASE_URL], min_size=2, max_size=settings.db_pool_size)
+    except (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        raise database_unreachable(app[keys.DATABASE_URL], exc) from exc
+    try:
+        await apply_migrations(pool)
+    except BaseException:
+        await pool.close()
+        raise
     if settings.bootstrap_credential:
         key, secret = parse_bootstrap_credential(settings.bootstrap_credential)
         await credentials.ensure_credential(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 import asyncpg
 from aiohttp import web
@@ -22,6 +22,8 @@ AUTHENTICATOR: web.AppKey["Authenticator"] = web.AppKey("authenticator")
 CURSOR_SECRET = web.AppKey("cursor_secret", bytes)
 RELAY: web.AppKey[Any] = web.AppKey("relay")
 LIFECYCLE: web.AppKey["Lifecycle"] = web.AppKey("lifecycle")
+# The states of the embedded servers this process supervises ("running", "restarting").
+EMBEDDED: web.AppKey[Callable[[], dict[str, str]]] = web.AppKey("embedded")
 
 
 class Lifecycle:

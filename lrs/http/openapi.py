@@ -11,27 +11,29 @@ from __future__ import annotations
 
 import functools
 import json
-from pathlib import Path
+from importlib.resources.abc import Traversable
+from pathlib import PurePosixPath
 from typing import Any
 
 from aiohttp import web
 
-from lrs.paths import SCHEMAS_DIR
+from lrs.contracts import OPENAPI, SCHEMAS
 
 __all__ = ["OPENAPI_FILE", "documented_routes", "openapi_handler", "routes_of", "served_document"]
 
-OPENAPI_FILE = SCHEMAS_DIR / "openapi.json"
+OPENAPI_FILE = OPENAPI
 
 
 def _component_name(file_ref: str) -> str:
     """``json/statement.json`` -> ``Statement``."""
-    stem = Path(file_ref).stem
+    stem = PurePosixPath(file_ref).stem
     return "".join(part.capitalize() for part in stem.replace("-", "_").split("_"))
 
 
-def served_document(path: Path = OPENAPI_FILE) -> dict[str, Any]:
-    """The document with every file reference replaced by a components reference."""
-    document = json.loads(path.read_text(encoding="utf-8"))
+def served_document(contracts: Traversable = SCHEMAS) -> dict[str, Any]:
+    """The document (``openapi.json`` in ``contracts``) with every file
+    reference replaced by a components reference."""
+    document = json.loads((contracts / "openapi.json").read_text(encoding="utf-8"))
     schemas = document.setdefault("components", {}).setdefault("schemas", {})
     included: dict[str, str] = {}  # file ref -> component name
 
@@ -41,7 +43,7 @@ def served_document(path: Path = OPENAPI_FILE) -> dict[str, Any]:
             name = included[file_ref] = _component_name(file_ref)
             if name in schemas:
                 raise ValueError(f"components/schemas/{name} exists already; cannot include {file_ref}")
-            schema = json.loads((path.parent / file_ref).read_text(encoding="utf-8"))
+            schema = json.loads(contracts.joinpath(*file_ref.split("/")).read_text(encoding="utf-8"))
             schema.pop("$schema", None)  # OpenAPI 3.1's dialect is 2020-12 already
             schemas[name] = _rebase(schema, f"#/components/schemas/{name}")
         return name

@@ -46,7 +46,10 @@ def find_nats_server() -> Path:
     if override:
         path = Path(override)
         if not (path.is_file() and os.access(path, os.X_OK)):
-            raise RuntimeError(f"LRS_NATS_SERVER_BIN={override} is not an executable file")
+            raise RuntimeError(
+                f"LRS_NATS_SERVER_BIN={override} is not an executable file; point it at nats-server, "
+                "or unset it to use the one from the nats-server-bin package"
+            )
         return path
     for directory in (sysconfig.get_path("scripts"), str(Path(sys.executable).parent)):
         candidate = Path(directory) / "nats-server"

@@ -168,19 +168,14 @@ class EmbeddedPostgres:
         try:
             await self._wait_ready()
         except BaseException:
-            await self.stop()
+            await self._stop_postmaster()  # the socket directory stays: a retry keeps the URL
             raise
         log.info("postgres_ready", pid=self._proc.pid, url=self.url)
         return self.url
 
     async def stop(self) -> None:
         """Fast shutdown (SIGINT); escalate to immediate (SIGQUIT), then SIGKILL."""
-        proc, self._proc = self._proc, None
-        if proc is not None:
-            code = await terminate(
-                proc, signal.SIGINT, grace_s=self.stop_timeout_s, escalate=(signal.SIGQUIT, signal.SIGKILL)
-            )
-            log.info("postgres_stopped", pid=proc.pid, exit_code=code)
+        await self._stop_postmaster()
         if self._private_socket_dir is not None:
             shutil.rmtree(self._private_socket_dir, ignore_errors=True)
             self._private_socket_dir = None
@@ -194,6 +189,14 @@ class EmbeddedPostgres:
         await self.stop()
 
     # -- internals -------------------------------------------------------
+
+    async def _stop_postmaster(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is not None:
+            code = await terminate(
+                proc, signal.SIGINT, grace_s=self.stop_timeout_s, escalate=(signal.SIGQUIT, signal.SIGKILL)
+            )
+            log.info("postgres_stopped", pid=proc.pid, exit_code=code)
 
     async def _initdb(self, bin_dir: Path) -> None:
         staging = self.data_dir / "pgdata.initdb"
@@ -221,7 +224,9 @@ class EmbeddedPostgres:
 
     def _prepare_socket_dir(self) -> Path:
         socket_dir = self.data_dir / "run"
-        if len(str(socket_dir / f".s.PGSQL.{PORT}")) > _SUN_PATH_MAX:
+        if self._private_socket_dir is not None and self._private_socket_dir.is_dir():
+            socket_dir = self._private_socket_dir  # a restart after a crash: same URL
+        elif len(str(socket_dir / f".s.PGSQL.{PORT}")) > _SUN_PATH_MAX:
             socket_dir = Path(tempfile.mkdtemp(prefix="lrs-pg-", dir="/tmp"))
             self._private_socket_dir = socket_dir
         else:

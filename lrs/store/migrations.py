@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from pathlib import Path
+from importlib.resources.abc import Traversable
 
 import asyncpg
 
-from lrs.paths import POSTGRES_MIGRATIONS_DIR
+from lrs.contracts import POSTGRES_MIGRATIONS, files_named
 
 # Arbitrary, fixed key of the advisory lock that guards migrations.
 MIGRATION_LOCK_KEY = 7_310_561_203_940_117
@@ -33,20 +33,34 @@ UNLOCK = "SELECT pg_advisory_unlock($1)"
 _FILE_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 
 
+class MigrationError(RuntimeError):
+    """A migration failed; its transaction was rolled back."""
+
+    def __init__(self, migration: "Migration", cause: BaseException) -> None:
+        first_line = (str(cause).strip().splitlines() or [""])[0]
+        super().__init__(
+            f"migration {migration.version:04d}_{migration.name} failed: {type(cause).__name__}: {first_line}"
+        )
+        self.migration = migration
+
+
 @dataclass(frozen=True, slots=True)
 class Migration:
     version: int
     name: str
-    path: Path
+    path: Traversable
 
     def sql(self) -> str:
         return self.path.read_text(encoding="utf-8")
 
 
-def list_migrations(directory: Path = POSTGRES_MIGRATIONS_DIR) -> list[Migration]:
+def list_migrations(directory: Traversable = POSTGRES_MIGRATIONS) -> list[Migration]:
     """The migration files in version order; a malformed or repeated number is an error."""
     migrations: dict[int, Migration] = {}
-    for path in sorted(directory.glob("*.sql")):
+    found = files_named(directory, ".sql")
+    if not found:
+        raise ValueError(f"no migration files in {directory}: the installation is incomplete; reinstall lrs")
+    for path in found:
         match = _FILE_NAME.match(path.name)
         if match is None:
             raise ValueError(f"migration file name must look like 0001_name.sql: {path.name}")
@@ -59,7 +73,7 @@ def list_migrations(directory: Path = POSTGRES_MIGRATIONS_DIR) -> list[Migration
 
 async def apply_migrations(
     target: str | asyncpg.Connection | asyncpg.Pool,
-    directory: Path = POSTGRES_MIGRATIONS_DIR,
+    directory: Traversable = POSTGRES_MIGRATIONS,
 ) -> list[int]:
     """Apply the pending migrations; returns the versions applied by this call.
 
@@ -77,7 +91,7 @@ async def apply_migrations(
     return await _apply(target, directory)
 
 
-async def _apply(conn: asyncpg.Connection, directory: Path) -> list[int]:
+async def _apply(conn: asyncpg.Connection, directory: Traversable) -> list[int]:
     migrations = list_migrations(directory)
     await conn.execute(LOCK, MIGRATION_LOCK_KEY)
     try:
@@ -87,9 +101,12 @@ async def _apply(conn: asyncpg.Connection, directory: Path) -> list[int]:
         for migration in migrations:
             if migration.version in applied:
                 continue
-            async with conn.transaction():
-                await conn.execute(migration.sql())
-                await conn.execute(INSERT_APPLIED, migration.version, migration.name)
+            try:
+                async with conn.transaction():
+                    await conn.execute(migration.sql())
+                    await conn.execute(INSERT_APPLIED, migration.version, migration.name)
+            except asyncpg.PostgresError as exc:
+                raise MigrationError(migration, exc) from exc
             done.append(migration.version)
         return done
     finally:

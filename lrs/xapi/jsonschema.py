@@ -12,15 +12,14 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
+from importlib.resources import as_file
+from importlib.resources.abc import Traversable
 
 import msgspec
 
-from lrs.paths import SCHEMAS_DIR
+from lrs.contracts import JSON_SCHEMAS
 from lrs.xapi.actors import Actor
 from lrs.xapi.statement import Statement
-
-JSON_SCHEMAS_DIR = SCHEMAS_DIR / "json"
 
 _TYPES: dict[str, object] = {
     "statement.json": Statement,
@@ -40,7 +39,7 @@ def render() -> dict[str, bytes]:
     return out
 
 
-def drifted(directory: Path = JSON_SCHEMAS_DIR) -> list[str]:
+def drifted(directory: Traversable = JSON_SCHEMAS) -> list[str]:
     """Names of schema files that are missing or differ from what ``render`` produces."""
     return [
         name
@@ -58,9 +57,11 @@ def main(argv: list[str] | None = None) -> int:
         for name in stale:
             print(f"schemas/json/{name} is out of date", file=sys.stderr)
         return 1 if stale else 0
-    JSON_SCHEMAS_DIR.mkdir(parents=True, exist_ok=True)
-    for name, data in render().items():
-        (JSON_SCHEMAS_DIR / name).write_bytes(data)
+    # Rewriting is for the source tree, where the package data are plain files.
+    with as_file(JSON_SCHEMAS) as directory:
+        directory.mkdir(parents=True, exist_ok=True)
+        for name, data in render().items():
+            (directory / name).write_bytes(data)
     return 0
 
 

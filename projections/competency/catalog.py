@@ -11,13 +11,14 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from functools import cached_property
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Iterable
 
 import msgspec
 from msgspec import UNSET
 
-from lrs.paths import SCHEMAS_DIR
+from lrs.contracts import FRAMEWORKS, files_named
 from projections.competency.frameworks import (
     AlignmentTable,
     Document,
@@ -40,7 +41,7 @@ __all__ = [
     "read_documents",
 ]
 
-FRAMEWORKS_DIR = SCHEMAS_DIR / "frameworks"
+FRAMEWORKS_DIR: Traversable = FRAMEWORKS
 
 
 @dataclass(frozen=True, slots=True)
@@ -282,20 +283,20 @@ def document_identity(document: Document) -> tuple[str, str, str]:
     return (type(document).__name__, document.iri, document.version)
 
 
-def read_documents(directories: Iterable[Path]) -> list[tuple[str, Document]]:
+def read_documents(directories: Iterable[Traversable]) -> list[tuple[str, Document]]:
     """The ``*.json`` documents of ``directories`` (missing ones are empty);
     a document of a later directory replaces one of an earlier directory
     with the same kind, IRI and version (within one directory, a second
     copy is refused when the catalog is built)."""
     found: list[tuple[str, Document]] = []
     for directory in directories:
-        own = [(str(path), read_document(path)) for path in sorted(Path(directory).glob("*.json"))]
+        own = [(str(path), read_document(path)) for path in files_named(directory, ".json")]
         replaced = {document_identity(document) for _, document in own}
         found = [(name, d) for name, d in found if document_identity(d) not in replaced] + own
     return found
 
 
-def live_directories(installed: Path | None) -> list[Path]:
+def live_directories(installed: Path | None) -> list[Traversable]:
     """The shipped documents' directory, then the installed ones'."""
     return [FRAMEWORKS_DIR] if installed is None else [FRAMEWORKS_DIR, installed]
 
@@ -306,11 +307,11 @@ def load_live_catalog(installed: Path | None) -> Catalog:
     return Catalog.build(read_documents(live_directories(installed)))
 
 
-def load_catalog(*paths: str | Path) -> Catalog:
+def load_catalog(*paths: str | Traversable) -> Catalog:
     """A catalog of the documents in ``paths`` (files, or directories of
     ``*.json`` files); by default the shipped ``schemas/frameworks``."""
-    files: list[Path] = []
+    files: list[Traversable] = []
     for path in paths or (FRAMEWORKS_DIR,):
-        path = Path(path)
-        files.extend(sorted(path.glob("*.json")) if path.is_dir() else [path])
+        path = Path(path) if isinstance(path, str) else path
+        files.extend(files_named(path, ".json") if path.is_dir() else [path])
     return Catalog.build((str(f), read_document(f)) for f in files)

@@ -14,7 +14,9 @@ index or nil)::
 
     [FORMAT, learner, rule_version, strings, voided: [s...],
      evidence: [[statement_id s, timestamp s, verb s, registration s?, completed, score,
-                 [[competency s, level s?, level_rank, activity s, source s, passed, move_on s], ...]],
+                 statement_mastery_score, platform s?,
+                 [[competency s, level s?, level_rank, activity s, source s, passed, move_on s,
+                   mastery_score], ...]],
                 ...],  (one entry per statement, in the state's evidence order)
      competencies: [[competency s, status s, level s?, best_score,
                      latest_score, evidence_count, first_evidence_at s?,
@@ -46,14 +48,16 @@ from projections.competency.model import (
 
 __all__ = ["FORMAT", "encode_state", "decode_state", "StateFormatError"]
 
-FORMAT = 1
+FORMAT = 2  # 2: evidence keeps the masteryScores and the platform
 
 _ENCODER = msgspec.msgpack.Encoder()
 
 # The layout, typed, so that decoding checks it (in C) before anything is built.
 _Index = Annotated[int, msgspec.Meta(ge=0)]
-_Entry = tuple[_Index, Optional[_Index], int, _Index, _Index, Optional[bool], _Index]
-_Statement = tuple[_Index, _Index, _Index, Optional[_Index], bool, Optional[float], list[_Entry]]
+_Entry = tuple[_Index, Optional[_Index], int, _Index, _Index, Optional[bool], _Index, Optional[float]]
+_Statement = tuple[
+    _Index, _Index, _Index, Optional[_Index], bool, Optional[float], Optional[float], Optional[_Index], list[_Entry]
+]
 _Attainment = tuple[Optional[_Index], int, _Index, list[_Index]]
 _Competency = tuple[
     _Index, _Index, Optional[_Index], Optional[float], Optional[float], int,
@@ -86,19 +90,23 @@ def encode_state(state: LearnerState) -> bytes:
     head: tuple[Any, ...] | None = None
     entries: list[list[Any]] = []
     for e in state.evidence:
-        fields = (e.statement_id, e.timestamp, e.verb, e.registration, e.completed, e.score)
+        fields = (
+            e.statement_id, e.timestamp, e.verb, e.registration, e.completed, e.score, e.statement_mastery_score,
+            e.platform,
+        )
         if fields != head:
             head = fields
             entries = []
             registration = e.registration
+            platform = e.platform
             evidence.append([
                 t[e.statement_id], t[e.timestamp], t[e.verb], None if registration is None else t[registration],
-                e.completed, e.score, entries,
+                e.completed, e.score, e.statement_mastery_score, None if platform is None else t[platform], entries,
             ])
         level = e.level
         entries.append([
             t[e.competency], None if level is None else t[level], e.level_rank, t[e.activity], t[e.source],
-            e.passed, t[e.move_on],
+            e.passed, t[e.move_on], e.mastery_score,
         ])
     competencies = [
         [
@@ -152,10 +160,11 @@ def _build(
         Evidence(
             statement_id=sid, timestamp=ts, competency=s[x[0]], level=opt(x[1]), level_rank=x[2],
             activity=s[x[3]], source=s[x[4]], verb=verb, registration=registration, passed=x[5],
-            completed=completed, score=score, move_on=s[x[6]],
+            completed=completed, score=score, move_on=s[x[6]], mastery_score=x[7],
+            statement_mastery_score=stated, platform=platform,
         )
-        for sid, ts, verb, registration, completed, score, entries in (
-            (s[g[0]], s[g[1]], s[g[2]], opt(g[3]), g[4], g[5], g[6]) for g in evidence
+        for sid, ts, verb, registration, completed, score, stated, platform, entries in (
+            (s[g[0]], s[g[1]], s[g[2]], opt(g[3]), g[4], g[5], g[6], opt(g[7]), g[8]) for g in evidence
         )
         for x in entries
     )

@@ -13,11 +13,14 @@ competency at this level") is derived: ``<competence IRI>/levels/<level code>``.
 from __future__ import annotations
 
 import re
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Literal
 
 import msgspec
 from msgspec import UNSET, Struct, UnsetType
+
+from lrs.contracts import files_named
 
 __all__ = [
     "FORMAT",
@@ -177,8 +180,8 @@ def parse_document(data: bytes | str, source: str | None = None) -> Document:
     return document
 
 
-def read_document(path: str | Path) -> Document:
-    path = Path(path)
+def read_document(path: str | Traversable) -> Document:
+    path = Path(path) if isinstance(path, str) else path
     try:
         data = path.read_bytes()
     except OSError as exc:
@@ -186,9 +189,10 @@ def read_document(path: str | Path) -> Document:
     return parse_document(data, source=str(path))
 
 
-def read_directory(directory: str | Path) -> list[Document]:
+def read_directory(directory: str | Traversable) -> list[Document]:
     """Every ``*.json`` document in ``directory`` (sorted by file name)."""
-    return [read_document(p) for p in sorted(Path(directory).glob("*.json"))]
+    directory = Path(directory) if isinstance(directory, str) else directory
+    return [read_document(p) for p in files_named(directory, ".json")]
 
 
 # -- validation of one document ------------------------------------------------

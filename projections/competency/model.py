@@ -34,7 +34,11 @@ __all__ = [
 # Bumped whenever the rules in policy.py change what a state would be, or
 # the stored form of a state changes (codec.py); a projection built under
 # another rule version is rebuilt by replay.  2: the compact stored form.
-RULE_VERSION = 2
+# 3: only statements about the aligned activity itself are evidence (not
+# those naming it as parent or category, nor ``answered`` statements and
+# interactions); evidence keeps the masteryScore that judged it, the
+# statement's own one and the platform that sent it.
+RULE_VERSION = 3
 
 Status = Literal["not_started", "in_progress", "mastered"]
 
@@ -64,6 +68,19 @@ class Evidence(_Value, frozen=True, kw_only=True, forbid_unknown_fields=True, gc
     completed: bool
     score: float | None  # result.score.scaled
     move_on: str  # cmi5 moveOn criterion that decides mastery
+    mastery_score: float | None = None  # the masteryScore that judged the score (table's, else statement's)
+    statement_mastery_score: float | None = None  # the statement's own cmi5 masteryscore extension
+    platform: str | None = None  # context.platform, else the authority's IFI key
+
+    @property
+    def mastery_differs(self) -> bool:
+        """The statement carries a masteryScore other than the one that judged it
+        (the alignment table's overrides it)."""
+        return (
+            self.statement_mastery_score is not None
+            and self.mastery_score is not None
+            and abs(self.statement_mastery_score - self.mastery_score) > 1e-9
+        )
 
     @property
     def order(self) -> tuple[str, str, str, int, str]:

@@ -9,13 +9,18 @@ evidence and voided ids, never on the order events arrive in:
   refolded; a voided id stays remembered, so the voided statement arriving
   later (or again) is ignored.
 
-Alignment.  A statement is evidence for a competency when its object, or an
-activity in ``context.contextActivities.parent`` or ``.category``, is aligned:
+Alignment.  A statement is evidence for a competency only when it is about
+the aligned activity itself: its object is aligned, and it is not an
+``answered`` statement nor about an interaction or question.  Statements that
+name an aligned activity only in ``context.contextActivities`` (a quiz
+answer whose parent is an aligned module, a page in an aligned course) are
+about its children and never complete or pass it.  An object is aligned when
 
 - cmi5 style, the activity *is* an objective: its id is a competence IRI or
   a competence-level IRI (``<competence IRI>/levels/<code>``) and its
   ``definition.type``, if given, is ``http://adlnet.gov/expapi/activities/objective``;
-- or the activity is listed in a loaded alignment table.
+- or the activity is listed in a loaded alignment table (a course, a block,
+  or a cmi5 AU: an AU's own statements have the AU as their object).
 
 Evidence aligned to a competence also counts for the competences declared
 equivalent to it (levels mapped through the frameworks' level equivalents).
@@ -27,6 +32,9 @@ overrides the verb; ``completed``, ``waived`` and ``satisfied`` (and
 masteryScore both apply (the alignment table's, else the statement's cmi5
 ``masteryscore`` context extension), the score decides a success:
 ``scaled >= masteryScore``; an unjudged scored statement is judged by it too.
+Evidence keeps the masteryScore that judged it and the statement's own one,
+so a platform whose masteryScore differs from the alignment table's is
+reported (:attr:`Evidence.mastery_differs`), not silently overruled.
 A statement is evidence only when it carries a judgement, a completion or a
 scaled score (``launched``, ``initialized`` and ``terminated`` are not).
 
@@ -59,7 +67,7 @@ from projections.competency.model import (
     StatementEvidence,
     StatementVoided,
 )
-from projections.competency.statement_view import ActivityView, StatementView, decode_json_value, decode_view
+from projections.competency.statement_view import StatementView, decode_json_value, decode_view
 
 __all__ = [
     "VERB_PASSED",
@@ -68,6 +76,8 @@ __all__ = [
     "VERB_WAIVED",
     "VERB_SATISFIED",
     "VERB_VOIDED",
+    "VERB_ANSWERED",
+    "CHILD_ACTIVITY_TYPES",
     "OBJECTIVE_TYPE",
     "MASTERY_SCORE_EXTENSION",
     "normalise_timestamp",
@@ -86,8 +96,16 @@ VERB_COMPLETED = "http://adlnet.gov/expapi/verbs/completed"
 VERB_WAIVED = "https://w3id.org/xapi/adl/verbs/waived"
 VERB_SATISFIED = "https://w3id.org/xapi/adl/verbs/satisfied"
 VERB_VOIDED = "http://adlnet.gov/expapi/verbs/voided"
+VERB_ANSWERED = "http://adlnet.gov/expapi/verbs/answered"
 OBJECTIVE_TYPE = "http://adlnet.gov/expapi/activities/objective"
 MASTERY_SCORE_EXTENSION = "https://w3id.org/xapi/cmi5/context/extensions/masteryscore"
+# Activity types of the parts of an assessment: a statement about one is
+# about a child of whatever activity is aligned, never the activity itself.
+CHILD_ACTIVITY_TYPES = frozenset({
+    "http://adlnet.gov/expapi/activities/cmi.interaction",
+    "http://adlnet.gov/expapi/activities/interaction",
+    "http://adlnet.gov/expapi/activities/question",
+})
 
 _JUDGED_SUCCESS = {VERB_PASSED: True, VERB_WAIVED: True, VERB_SATISFIED: True, VERB_FAILED: False}
 _MEANS_COMPLETION = frozenset({VERB_COMPLETED, VERB_WAIVED, VERB_SATISFIED})
@@ -144,7 +162,9 @@ def interpret_stored(payload: bytes, catalog: Catalog) -> LearnerEvent | None:
     context = statement.context
     context_mastery = None
     registration = None
+    platform = None
     if context is not None:
+        platform = context.platform
         registration = context.registration.lower() if context.registration is not None else None
         raw_mastery = (context.extensions or {}).get(MASTERY_SCORE_EXTENSION)
         if raw_mastery is not None:
@@ -153,6 +173,9 @@ def interpret_stored(payload: bytes, catalog: Catalog) -> LearnerEvent | None:
     if when is None:
         raise ValueError(f"statement {statement_id} has neither timestamp nor stored")
     timestamp = normalise_timestamp(when)
+    if platform is None and statement.authority:
+        authority = decode_json_value(statement.authority)
+        platform = ifi_key(authority) if isinstance(authority, dict) else None
 
     evidence: dict[tuple[str, str | None, str], Evidence] = {}
     for activity, target in targets:
@@ -180,6 +203,9 @@ def interpret_stored(payload: bytes, catalog: Catalog) -> LearnerEvent | None:
                 completed=completed,
                 score=score,
                 move_on=target.move_on,
+                mastery_score=mastery,
+                statement_mastery_score=context_mastery,
+                platform=platform,
             )
     if not evidence:
         return None
@@ -187,33 +213,23 @@ def interpret_stored(payload: bytes, catalog: Catalog) -> LearnerEvent | None:
     return StatementEvidence(statement_id=statement_id, learner=learner, evidence=ordered)
 
 
-def _activities(statement: StatementView) -> list[ActivityView]:
-    found = []
-    obj = statement.object
-    if obj is not None and obj.objectType == "Activity" and obj.id is not None:
-        found.append(obj)
-    context = statement.context
-    if context is not None and context.contextActivities is not None:
-        for value in (context.contextActivities.parent, context.contextActivities.category):
-            if isinstance(value, ActivityView):
-                value = [value]
-            for activity in value or ():
-                if activity.id is not None:
-                    found.append(activity)
-    return found
-
-
 def _aligned_targets(statement: StatementView, catalog: Catalog) -> list[tuple[str, AlignmentTarget]]:
+    """The alignments of the statement's object, when the statement is about
+    that activity itself (see the module's docstring)."""
+    obj = statement.object
+    if obj is None or obj.objectType != "Activity" or obj.id is None:
+        return []
+    verb = statement.verb.id if statement.verb is not None else ""
+    declared = obj.definition.type if obj.definition is not None else None
+    if verb == VERB_ANSWERED or declared in CHILD_ACTIVITY_TYPES:
+        return []
+    iri = obj.id
     found = []
-    for activity in _activities(statement):
-        iri = activity.id
-        objective = catalog.objectives.get(iri)
-        if objective is not None:
-            declared = activity.definition.type if activity.definition is not None else None
-            if declared is None or declared == OBJECTIVE_TYPE:
-                found.append((iri, objective))
-        for target in catalog.alignments.get(iri, ()):
-            found.append((iri, target))
+    objective = catalog.objectives.get(iri)
+    if objective is not None and (declared is None or declared == OBJECTIVE_TYPE):
+        found.append((iri, objective))
+    for target in catalog.alignments.get(iri, ()):
+        found.append((iri, target))
     return found
 
 

@@ -14,7 +14,6 @@ those learners' evidence; the present-time summary reads materialised counts.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -26,6 +25,8 @@ from projections.competency.codec import StateFormatError, decode_state
 from projections.competency.frameworks import Framework, Program
 from projections.competency.model import CompetencyState, LearnerEvent, StatementVoided
 from projections.competency.policy import fold, interpret_stored
+from projections.competency.standing import STATUSES, Standing, standing
+from projections.competency.targets import program_target, progress
 from projections.units import store as units
 
 SELECT_CHECKPOINT = "SELECT position FROM projection_checkpoints WHERE name = 'competency'"
@@ -44,7 +45,26 @@ JOIN events e ON e.tenant = v.tenant AND e.statement_id = v.voiding_statement_id
 WHERE v.tenant = $1 AND s.learner = ANY($2::text[]) AND e.position <= $3
 """
 
-__all__ = ["QueryError", "learner_view", "trail_view", "resolve_program", "unit_summary", "position_at"]
+SELECT_STATES_OF = "SELECT learner, state FROM competency_learners WHERE tenant = $1 AND learner = ANY($2::text[])"
+SELECT_MISMATCHES = """
+SELECT platform, activity, mastery_score, array_agg(DISTINCT statement_mastery ORDER BY statement_mastery) AS stated,
+       count(*) AS statements, count(*) FILTER (WHERE passed IS NOT TRUE) AS not_passed,
+       min(timestamp) AS first_at, max(timestamp) AS last_at
+FROM competency_mastery_mismatches WHERE tenant = $1
+GROUP BY platform, activity, mastery_score ORDER BY platform, activity, mastery_score
+"""
+
+__all__ = [
+    "QueryError",
+    "learner_view",
+    "trail_view",
+    "resolve_program",
+    "unit_summary",
+    "position_at",
+    "mastery_mismatches",
+    "unit_learners",
+    "learner_standings",
+]
 
 CHUNK = 5000
 
@@ -103,7 +123,12 @@ async def learner_view(pool: asyncpg.Pool, catalog: Catalog, tenant: str, learne
     has evidence towards; None when the projection knows nothing of it."""
     state, position = await _read(pool, tenant, learner)
     if state is None:
-        return None
+        if not await units.is_rostered(pool, tenant, learner):
+            return None
+        return {
+            "learner": learner, "position": position, "status": "not_started",
+            "frameworks": [], "certifications": [], "voided_statement_ids": [],
+        }
     frameworks = []
     for doc in catalog.documents:
         if not isinstance(doc, Framework):
@@ -126,6 +151,7 @@ async def learner_view(pool: asyncpg.Pool, catalog: Catalog, tenant: str, learne
     return {
         "learner": learner,
         "position": position,
+        "status": "known",
         "frameworks": frameworks,
         "certifications": [
             {
@@ -172,10 +198,106 @@ async def trail_view(
                 "completed": e.completed,
                 "score": e.score,
                 "move_on": e.move_on,
+                "mastery_score": e.mastery_score,
+                "statement_mastery_score": e.statement_mastery_score,
+                "mastery_differs": e.mastery_differs,
+                "platform": e.platform,
             }
             for e in state.evidence
             if e.competency == competency
         ],
+    }
+
+
+async def mastery_mismatches(pool: asyncpg.Pool, tenant: str) -> dict[str, Any]:
+    """Per platform, the aligned activities whose statements carried a
+    masteryScore other than the alignment table's (which judged them)."""
+    async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+        rows = await conn.fetch(SELECT_MISMATCHES, tenant)
+        position = _checkpoint(await conn.fetchval(SELECT_CHECKPOINT))
+    platforms: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        entry = platforms.setdefault(r["platform"], {"platform": r["platform"] or None, "statements": 0, "activities": []})
+        entry["statements"] += r["statements"]
+        entry["activities"].append({
+            "activity": r["activity"],
+            "mastery_score": r["mastery_score"],
+            "statement_mastery_scores": list(r["stated"]),
+            "statements": r["statements"],
+            "not_passed": r["not_passed"],
+            "first_at": _iso(r["first_at"]),
+            "last_at": _iso(r["last_at"]),
+        })
+    return {"position": position, "platforms": list(platforms.values())}
+
+
+def _unit_json(unit: units.Unit) -> dict[str, Any]:
+    return {"id": unit.unit_id, "name": unit.name, "kind": unit.kind, "parent": unit.parent_id}
+
+
+async def learner_standings(
+    conn: asyncpg.Connection, catalog: Catalog, tenant: str, program: Program, page: list[units.UnitLearner]
+) -> list[tuple[units.UnitLearner, Standing]]:
+    """Each learner of ``page`` with where it stands in ``program`` (the
+    states of those in progress are read and explained)."""
+    wanted = [m.learner for m in page if m.status == "in_progress"]
+    states = {}
+    if wanted:
+        for row in await conn.fetch(SELECT_STATES_OF, tenant, wanted):
+            try:
+                states[row["learner"]] = decode_state(row["state"])
+            except StateFormatError:
+                raise QueryError(
+                    503, "the competency projection was stored by another version of the LRS: run `lrs replay competency`"
+                ) from None
+    result = []
+    for member in page:
+        if member.status == "certified":
+            result.append((member, Standing("certified", _iso(member.earned_at), ())))
+        else:
+            result.append((member, standing(states.get(member.learner), program, catalog)))
+    return result
+
+
+async def unit_learners(
+    pool: asyncpg.Pool,
+    catalog: Catalog,
+    tenant: str,
+    unit_id: str,
+    *,
+    program: Program,
+    descendants: bool,
+    statuses: tuple[str, ...] = STATUSES,
+    after: str = "",
+    limit: int = 100,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """The unit's rostered learners (at the present roster) with their status
+    in ``program`` and, for those not certified, what is missing and why;
+    ``limit`` learners after ``after`` in learner order."""
+    unit = await units.fetch_unit(pool, tenant, unit_id)
+    if unit is None:
+        raise QueryError(404, f"no unit {unit_id!r}", "unit")
+    roster_at = await units.advance_clock(pool, tenant, now or datetime.now(timezone.utc))
+    async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+        counts = await units.unit_statuses(conn, tenant, unit_id, program.iri, program.version, descendants)
+        page = await units.unit_learners(
+            conn, tenant, unit_id, program.iri, program.version, descendants, statuses, after, limit
+        )
+        standings = await learner_standings(conn, catalog, tenant, program, page)
+        position = _checkpoint(await conn.fetchval(SELECT_CHECKPOINT))
+    return {
+        "unit": _unit_json(unit),
+        "program": program.iri,
+        "program_version": program.version,
+        "descendants": descendants,
+        "roster_as_of": _iso(roster_at),
+        "statuses": list(statuses),
+        "headcount": sum(counts.values()),
+        "counts": {status: counts.get(status, 0) for status in STATUSES},
+        "learners": [{"learner": m.learner, "unit": m.unit_id, **s.json()} for m, s in standings],
+        "next_after": page[-1].learner if len(page) == limit else None,
+        "position": position,
     }
 
 
@@ -276,18 +398,9 @@ async def unit_summary(
     else:
         counts = await _counts_as_of(pool, catalog, tenant, unit_id, program, descendants, as_of)
     rate = counts.certified / counts.headcount if counts.headcount else None
-    target_rate = getattr(program, "target_rate", None)
-    target_rate = None if not isinstance(target_rate, (int, float)) else float(target_rate)
-    target = None
-    if target_rate is not None:
-        target = {
-            "rate": target_rate,
-            "needed": _needed(target_rate, counts.headcount),
-            "difference": None if rate is None else rate - target_rate,
-            "met": None if rate is None else rate >= target_rate,
-        }
+    target = progress(program_target(program), counts.headcount, counts.certified)
     return {
-        "unit": {"id": unit.unit_id, "name": unit.name, "kind": unit.kind, "parent": unit.parent_id},
+        "unit": _unit_json(unit),
         "program": program.iri,
         "program_version": program.version,
         "descendants": descendants,
@@ -299,11 +412,6 @@ async def unit_summary(
         "target": target,
         "position": counts.position,
     }
-
-
-def _needed(rate: float, headcount: int) -> int:
-    """Certified learners the target asks for (rounded up)."""
-    return math.ceil(rate * headcount - 1e-9)
 
 
 def _iso(moment: datetime | None) -> str | None:

@@ -31,6 +31,7 @@ from typing import Any
 from projections.competency.catalog import Catalog
 from projections.competency.model import LearnerState, StatementEvidence, StatementVoided
 from projections.competency.policy import evolve_many, interpret_stored
+from projections.competency.rows import mismatch_rows
 
 __all__ = ["LogRebuild", "RebuiltLearner", "interpret_event"]
 
@@ -75,6 +76,8 @@ class LogRebuild:
     events: dict[Key, list[StatementEvidence | StatementVoided]] = field(default_factory=dict)
     positions: dict[Key, int] = field(default_factory=dict)
     failed: list[tuple[int, str, str]] = field(default_factory=list)  # (position, tenant, error)
+    # rows of competency_mastery_mismatches, first statement with an id kept
+    mismatches: dict[tuple[str, str], list[tuple[Any, ...]]] = field(default_factory=dict)
     routed: bool = False  # the voidings went to their learners (prepare)
 
     def add(self, position: int, tenant: str, event_type: str, payload: bytes) -> None:
@@ -91,6 +94,9 @@ class LogRebuild:
             self.voids.setdefault((tenant, meaning.target_id), (meaning.statement_id, position))
             return
         self.owners.setdefault((tenant, meaning.statement_id), meaning.learner)
+        rows = mismatch_rows(tenant, meaning)
+        if rows:
+            self.mismatches.setdefault((tenant, meaning.statement_id), rows)
         key = (tenant, meaning.learner)
         items = self.events.get(key)
         if items is None:
@@ -125,6 +131,10 @@ class LogRebuild:
     def voiding_rows(self) -> list[tuple[Any, ...]]:
         """Rows of ``competency_voids`` (ids as text: the uuid columns parse them)."""
         return [(t, target, voider) for (t, target), (voider, _) in self.voids.items()]
+
+    def mismatch_rows(self) -> list[tuple[Any, ...]]:
+        """Rows of ``competency_mastery_mismatches``."""
+        return [row for rows in self.mismatches.values() for row in rows]
 
     def owner_rows(self) -> list[tuple[Any, ...]]:
         """Rows of ``competency_statement_learners``."""

@@ -9,15 +9,28 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from projections.competency.model import CompetencyState, LearnerState, ProgramCertification
+from projections.competency.model import CompetencyState, LearnerState, ProgramCertification, StatementEvidence
 
-__all__ = ["STATE_COLUMNS", "CERTIFICATION_COLUMNS", "state_row", "state_rows", "certification_row", "certification_rows"]
+__all__ = [
+    "STATE_COLUMNS",
+    "CERTIFICATION_COLUMNS",
+    "MISMATCH_COLUMNS",
+    "state_row",
+    "state_rows",
+    "certification_row",
+    "certification_rows",
+    "mismatch_rows",
+]
 
 STATE_COLUMNS = [
     "tenant", "learner", "competency", "status", "level", "level_rank", "best_score",
     "latest_score", "evidence_count", "first_mastered_at", "rule_version",
 ]
 CERTIFICATION_COLUMNS = ["tenant", "learner", "program", "program_version", "earned", "earned_at", "statement_ids"]
+MISMATCH_COLUMNS = [
+    "tenant", "statement_id", "activity", "platform", "learner", "timestamp", "score", "mastery_score",
+    "statement_mastery", "passed",
+]
 
 
 def state_row(tenant: str, learner: str, c: CompetencyState) -> tuple[Any, ...]:
@@ -39,6 +52,20 @@ def state_rows(tenant: str, state: LearnerState) -> list[tuple[Any, ...]]:
 
 def certification_rows(tenant: str, state: LearnerState) -> list[tuple[Any, ...]]:
     return [certification_row(tenant, state.learner, p) for p in state.certifications.values()]
+
+
+def mismatch_rows(tenant: str, item: StatementEvidence) -> list[tuple[Any, ...]]:
+    """Rows of ``competency_mastery_mismatches``: the statement's aligned
+    activities judged with a masteryScore other than its own (once per
+    activity, whatever the competences and levels it expands to)."""
+    rows: dict[str, tuple[Any, ...]] = {}
+    for e in item.evidence:
+        if e.mastery_differs and e.source == "alignment" and e.activity not in rows:
+            rows[e.activity] = (
+                tenant, item.statement_id, e.activity, e.platform or "", item.learner, _time(e.timestamp), e.score,
+                e.mastery_score, e.statement_mastery_score, e.passed,
+            )
+    return list(rows.values())
 
 
 @lru_cache(maxsize=65_536)  # the same times recur across a learner's rows and learners

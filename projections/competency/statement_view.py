@@ -3,8 +3,8 @@
 The projection reads every statement of the log, most of which are not
 evidence (launched, initialized, experienced, terminated...).  Decoding a
 stored statement into these few typed fields skips everything else
-(authority, attachments, extensions other than the cmi5 masteryScore,
-definitions' names and descriptions) without building it, and the actor is
+(attachments, context activities, extensions other than the cmi5
+masteryScore, definitions' names and descriptions) without building it, and the actor is
 decoded only for a statement that turns out to be aligned.
 
 Stored statements were validated when they were accepted, so the types
@@ -46,14 +46,9 @@ class ResultView(Struct, gc=False):
     score: ScoreView | None = None
 
 
-class ContextActivitiesView(Struct, gc=False):
-    parent: list[ActivityView] | ActivityView | None = None
-    category: list[ActivityView] | ActivityView | None = None
-
-
 class ContextView(Struct, gc=False):
     registration: str | None = None
-    contextActivities: ContextActivitiesView | None = None
+    platform: str | None = None
     extensions: dict[str, Raw] | None = None
 
 
@@ -66,6 +61,7 @@ class StatementView(Struct, gc=False):
     context: ContextView | None = None
     timestamp: str | None = None
     stored: str | None = None
+    authority: Raw = Raw()  # empty when absent
 
 
 _VIEW = msgspec.json.Decoder(StatementView)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import gc
 import hashlib
+from datetime import datetime, timezone
 from collections import OrderedDict
 from typing import Any, AsyncIterator, Callable, Mapping, Sequence
 
@@ -36,13 +37,24 @@ from projections.competency.policy import evolve_many, interpret_stored
 from projections.competency.rebuild import LogRebuild
 from projections.competency.rows import (
     CERTIFICATION_COLUMNS,
+    MISMATCH_COLUMNS,
     STATE_COLUMNS,
     certification_row,
+    mismatch_rows,
     state_row,
 )
 from projections.replay import usable_cores
 from projections.runner import LogEvent
-from projections.units.store import apply_certification_changes, certified_rows, recount_certified
+from projections.units.history import ROSTER_EVENT
+from projections.units.store import (
+    apply_certification_changes,
+    apply_roster_event,
+    certified_rows,
+    place_all,
+    rebuild_roster,
+    recount_certified,
+    roster_rows,
+)
 
 # Every lookup and delete by key below goes key by key through the primary
 # key: a LATERAL subquery with LIMIT runs once per key and cannot be turned
@@ -95,6 +107,13 @@ CROSS JOIN LATERAL (
     WHERE tenant = w.tenant AND statement_id = w.statement_id LIMIT 1
 ) AS s
 """
+INSERT_MISMATCHES = """
+INSERT INTO competency_mastery_mismatches (tenant, statement_id, activity, platform, learner, timestamp, score,
+    mastery_score, statement_mastery, passed)
+SELECT * FROM unnest($1::text[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::timestamptz[],
+    $7::float8[], $8::float8[], $9::float8[], $10::bool[])
+ON CONFLICT DO NOTHING
+"""
 INSERT_VOIDS = """
 INSERT INTO competency_voids (tenant, target_id, voiding_statement_id)
 SELECT * FROM unnest($1::text[], $2::uuid[], $3::uuid[]) ON CONFLICT DO NOTHING
@@ -111,7 +130,7 @@ SELECT_CHECKPOINT_POSITION = "SELECT position FROM projection_checkpoints WHERE 
 SELECT_ALL_STATES = "SELECT tenant, learner, state FROM competency_learners ORDER BY tenant, learner"
 TRUNCATE_ALL = """
 TRUNCATE competency_learners, competency_states, competency_certifications,
-    competency_statement_learners, competency_voids, unit_certified
+    competency_statement_learners, competency_voids, competency_mastery_mismatches, unit_certified
 """
 
 
@@ -133,7 +152,13 @@ class CompetencyProjection:
         "competency_certifications",
         "competency_statement_learners",
         "competency_voids",
+        "competency_mastery_mismatches",
         "unit_certified",
+        # the roster, rebuilt from the log's roster events (placement and
+        # headcounts follow in after_swap)
+        "roster_memberships",
+        "unit_tree",
+        "units",
     )
 
     def __init__(self, catalog: Catalog, *, cache_size: int = 20_000, replay_processes: int | None = None) -> None:
@@ -196,6 +221,9 @@ class CompetencyProjection:
         evidence: list[tuple[int, str, StatementEvidence]] = []
         voids: list[tuple[int, str, StatementVoided]] = []
         for event in events:
+            if event.event_type == ROSTER_EVENT:
+                await apply_roster_event(conn, event.tenant, event.position, event.payload)
+                continue
             if event.event_type != "statement":
                 continue
             meaning = interpret_stored(event.payload, self.catalog)
@@ -217,6 +245,9 @@ class CompetencyProjection:
             }
             await conn.execute(INSERT_STATEMENT_LEARNERS, *_columns(
                 [(t, e.statement_id, e.learner) for _, t, e in evidence], 3))
+            mismatches = [row for _, t, e in evidence for row in mismatch_rows(t, e)]
+            if mismatches:
+                await conn.execute(INSERT_MISMATCHES, *_columns(mismatches, len(MISMATCH_COLUMNS)))
             for position, tenant, item in evidence:
                 changes = routed.setdefault((tenant, item.learner), [])
                 changes.append((position, item))
@@ -331,14 +362,20 @@ class CompetencyProjection:
         await conn.copy_records_to_table(
             "competency_voids", records=work.voiding_rows(), columns=["tenant", "target_id", "voiding_statement_id"]
         )
+        await conn.copy_records_to_table(
+            "competency_mastery_mismatches", records=work.mismatch_rows(), columns=MISMATCH_COLUMNS
+        )
         await copy_learners(conn, work, self.replay_processes, connect)
+        await rebuild_roster(conn, position)
         return position, work.failed
 
     async def reset(self, conn: asyncpg.Connection) -> None:
         await conn.execute(TRUNCATE_ALL)
 
     async def after_swap(self, conn: asyncpg.Connection) -> None:
-        """After a replay swapped fresh tables in: count the units again."""
+        """After a replay swapped fresh tables in: place the learners in the
+        rebuilt roster's units and count the units again."""
+        await place_all(conn, datetime.now(timezone.utc))
         await recount_certified(conn)
 
 
@@ -388,7 +425,8 @@ def _earned_changes(key: Key, before: LearnerState, after: LearnerState) -> list
 
 async def digest(conn: asyncpg.Connection | asyncpg.Pool) -> str:
     """SHA-256 over every learner's canonical state in (tenant, learner) order,
-    then every non-zero unit count in key order, read in one snapshot.
+    then every non-zero unit count in key order, then the roster (units,
+    memberships with their history, headcounts), read in one snapshot.
 
     Positions and wall-clock columns are left out: a rebuild from the log and
     the live projection give the same digest exactly when their states agree."""
@@ -413,4 +451,6 @@ async def digest_with_position(conn: asyncpg.Connection | asyncpg.Pool) -> tuple
             add(row["tenant"].encode(), row["learner"].encode(), bytes(row["state"]))
         for row in await certified_rows(conn):
             add(b"unit_certified", *(str(row[c]).encode() for c in ("tenant", "unit_id", "program", "program_version", "certified")))
+        async for parts in roster_rows(conn):  # the denominators: units, membership history, headcounts
+            add(*parts)
     return sha.hexdigest(), int(position or 0)

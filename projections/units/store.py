@@ -27,10 +27,12 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Callable, Iterable, Sequence
+from typing import AsyncIterator, Callable, Iterable, Sequence
 
 import asyncpg
 
+from lrs.store.event_append import append_events
+from projections.units.history import ROSTER_EVENT, RosterFold, parse_roster_payload, plan_memberships, roster_payloads
 from projections.units.roster import Membership, Roster, Unit, check_roster
 
 # Fixed key of the advisory lock between roster changes and count updates.
@@ -57,24 +59,45 @@ WITH RECURSIVE up (ancestor_id, unit_id, depth) AS (
 )
 SELECT $1, ancestor_id, unit_id, depth FROM up
 """
-DELETE_MEMBERSHIPS = "DELETE FROM roster_memberships WHERE tenant = $1 AND learner = ANY($2::text[])"
+SELECT_CURRENT = """
+SELECT learner, unit_id, valid_from, valid_to FROM roster_memberships
+WHERE tenant = $1 AND learner = ANY($2::text[]) AND superseded_position IS NULL
+"""
+SUPERSEDE = """
+UPDATE roster_memberships SET superseded_position = $2, superseded_at = $3
+WHERE tenant = $1 AND superseded_position IS NULL
+  AND (learner, valid_from) IN (SELECT * FROM unnest($4::text[], $5::timestamptz[]))
+"""
+MEMBERSHIP_COLUMNS = [
+    "tenant", "learner", "unit_id", "valid_from", "valid_to", "recorded_position", "recorded_at",
+    "superseded_position", "superseded_at",
+]
+SELECT_EVENT_WRITTEN = """
+SELECT EXISTS (SELECT 1 FROM roster_memberships WHERE recorded_position = $1)
+    OR EXISTS (SELECT 1 FROM roster_memberships WHERE superseded_position = $1)
+"""
 SELECT_CLOCK = "SELECT counted_at FROM roster_clock WHERE tenant = $1"
 UPSERT_CLOCK = """
 INSERT INTO roster_clock (tenant, counted_at) VALUES ($1, $2)
 ON CONFLICT (tenant) DO UPDATE SET counted_at = GREATEST(roster_clock.counted_at, EXCLUDED.counted_at)
 """
 SELECT_CROSSING = """
-SELECT learner FROM roster_memberships WHERE tenant = $1 AND valid_from > $2 AND valid_from <= $3
+SELECT learner FROM roster_memberships
+WHERE tenant = $1 AND valid_from > $2 AND valid_from <= $3 AND superseded_position IS NULL
 UNION
-SELECT learner FROM roster_memberships WHERE tenant = $1 AND valid_to > $2 AND valid_to <= $3
+SELECT learner FROM roster_memberships
+WHERE tenant = $1 AND valid_to > $2 AND valid_to <= $3 AND superseded_position IS NULL
 """
 SELECT_ANY_CROSSING = """
-SELECT EXISTS (SELECT 1 FROM roster_memberships WHERE tenant = $1 AND valid_from > $2 AND valid_from <= $3)
-    OR EXISTS (SELECT 1 FROM roster_memberships WHERE tenant = $1 AND valid_to > $2 AND valid_to <= $3)
+SELECT EXISTS (SELECT 1 FROM roster_memberships
+               WHERE tenant = $1 AND valid_from > $2 AND valid_from <= $3 AND superseded_position IS NULL)
+    OR EXISTS (SELECT 1 FROM roster_memberships
+               WHERE tenant = $1 AND valid_to > $2 AND valid_to <= $3 AND superseded_position IS NULL)
 """
 SELECT_WANTED = """
 SELECT DISTINCT ON (learner) learner, unit_id FROM roster_memberships
 WHERE tenant = $1 AND learner = ANY($2::text[]) AND valid_from <= $3 AND (valid_to IS NULL OR valid_to > $3)
+  AND superseded_position IS NULL
 ORDER BY learner, valid_from DESC
 """
 SELECT_PLACED = "SELECT learner, unit_id FROM learner_units WHERE tenant = $1 AND learner = ANY($2::text[])"
@@ -116,17 +139,61 @@ SELECT coalesce(sum(c.certified), 0)::bigint FROM unit_tree t
 JOIN unit_certified c ON c.tenant = t.tenant AND c.unit_id = t.unit_id
 WHERE t.tenant = $1 AND t.ancestor_id = $2 AND ($3 OR t.depth = 0) AND c.program = $4 AND c.program_version = $5
 """
+# Members at valid time $4 as the roster was known at $5 (recorded by then
+# and not yet superseded).
 SELECT_MEMBERS_AT = """
 SELECT DISTINCT m.learner FROM unit_tree t
 JOIN roster_memberships m ON m.tenant = t.tenant AND m.unit_id = t.unit_id
 WHERE t.tenant = $1 AND t.ancestor_id = $2 AND ($3 OR t.depth = 0)
   AND m.valid_from <= $4 AND (m.valid_to IS NULL OR m.valid_to > $4)
+  AND m.recorded_at <= $5 AND (m.superseded_at IS NULL OR m.superseded_at > $5)
 """
 SELECT_MEMBERSHIPS = """
-SELECT learner, unit_id, valid_from, valid_to FROM roster_memberships
+SELECT learner, unit_id, valid_from, valid_to, recorded_position, recorded_at, superseded_position, superseded_at
+FROM roster_memberships
 WHERE tenant = $1 AND ($2::text IS NULL OR unit_id = $2) AND ($3::text IS NULL OR learner = $3)
-  AND (learner, valid_from) > ($4, $5)
-ORDER BY learner, valid_from LIMIT $6
+  AND ($7 OR superseded_position IS NULL)
+  AND (learner, valid_from, recorded_position) > ($4, $5, $8)
+ORDER BY learner, valid_from, recorded_position LIMIT $6
+"""
+# Learners placed in the unit (and below it) at the clock, with their
+# status in one programme: certified (earned), in_progress (a certification
+# row: evidence towards it), not_started (no row); in learner order.
+_UNIT_LEARNERS = """
+SELECT p.learner, p.unit_id, c.earned, c.earned_at,
+       CASE WHEN c.earned THEN 'certified' WHEN c.learner IS NOT NULL THEN 'in_progress' ELSE 'not_started' END AS status
+FROM unit_tree t
+JOIN learner_units p ON p.tenant = t.tenant AND p.unit_id = t.unit_id
+LEFT JOIN competency_certifications c
+  ON c.tenant = p.tenant AND c.learner = p.learner AND c.program = $4 AND c.program_version = $5
+WHERE t.tenant = $1 AND t.ancestor_id = $2 AND ($3 OR t.depth = 0)
+"""
+SELECT_UNIT_LEARNERS = f"""
+SELECT * FROM ({_UNIT_LEARNERS}) AS l WHERE status = ANY($6::text[]) AND learner > $7 ORDER BY learner LIMIT $8
+"""
+COUNT_UNIT_STATUSES = f"SELECT status, count(*) AS learners FROM ({_UNIT_LEARNERS}) AS l GROUP BY status"
+SELECT_IS_ROSTERED = """
+SELECT EXISTS (SELECT 1 FROM roster_memberships WHERE tenant = $1 AND learner = $2 AND superseded_position IS NULL)
+"""
+SELECT_DESCENDANTS = """
+SELECT u.unit_id, u.parent_id, u.kind, u.name FROM unit_tree t JOIN units u ON u.tenant = t.tenant AND u.unit_id = t.unit_id
+WHERE t.tenant = $1 AND t.ancestor_id = $2 ORDER BY t.depth, u.unit_id
+"""
+SELECT_ROSTER_TENANTS = "SELECT DISTINCT tenant FROM roster_memberships WHERE superseded_position IS NULL"
+SELECT_CURRENT_LEARNERS = """
+SELECT DISTINCT learner FROM roster_memberships WHERE tenant = $1 AND superseded_position IS NULL ORDER BY learner
+"""
+SELECT_ROSTER_EVENTS = """
+SELECT position, stored, tenant, payload FROM events
+WHERE event_type = 'roster' AND position <= $1 ORDER BY position
+"""
+SELECT_ALL_UNITS = "SELECT 'unit', tenant, unit_id, parent_id, kind, name FROM units ORDER BY tenant, unit_id"
+SELECT_ALL_MEMBERSHIPS = """
+SELECT 'membership', tenant, learner, unit_id, valid_from, valid_to, recorded_position, superseded_position
+FROM roster_memberships ORDER BY tenant, learner, valid_from, recorded_position
+"""
+SELECT_ALL_HEADCOUNTS = """
+SELECT 'headcount', tenant, unit_id, headcount FROM unit_headcounts WHERE headcount <> 0 ORDER BY tenant, unit_id
 """
 SELECT_ALL_COUNTS = """
 SELECT tenant, unit_id, program, program_version, certified FROM unit_certified
@@ -145,10 +212,28 @@ __all__ = [
     "members_at",
     "list_memberships",
     "certified_rows",
+    "MembershipRow",
+    "apply_roster_event",
+    "place_all",
+    "rebuild_roster",
+    "roster_rows",
+    "UnitLearner",
+    "unit_learners",
+    "unit_statuses",
+    "is_rostered",
+    "descendants",
 ]
 
 Progress = Callable[[int, int], None]
 CHUNK = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class UnitLearner:
+    learner: str
+    unit_id: str
+    status: str  # certified | in_progress | not_started
+    earned_at: datetime | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,6 +243,7 @@ class LoadResult:
     learners: int
     moved: int  # learners whose current unit changed
     counted_at: datetime
+    position: int  # the last roster event appended
 
 
 async def fetch_units(conn: asyncpg.Connection | asyncpg.Pool, tenant: str) -> dict[str, Unit]:
@@ -173,49 +259,75 @@ async def fetch_unit(conn: asyncpg.Connection | asyncpg.Pool, tenant: str, unit_
 async def load_roster(
     pool: asyncpg.Pool, tenant: str, roster: Roster, *, now: datetime, progress: Progress | None = None
 ) -> LoadResult:
-    """Validate ``roster`` against the loaded units and store it, in one transaction.
+    """Validate ``roster`` against the loaded units, record it as ``roster``
+    events of the log and apply them, in one transaction.
 
     Units are inserted or updated by id (never deleted).  For every learner
-    the roster names, its memberships *replace* that learner's memberships.
-    The counts are moved to ``now``.  Raises RosterError."""
+    the roster names, its memberships replace that learner's timeline from
+    their earliest ``valid_from`` on; nothing is deleted (history.py).  The
+    counts are moved to ``now``.  Raises RosterError."""
     async with pool.acquire() as conn, conn.transaction():
         await conn.execute(LOCK_EXCLUSIVE, ROSTER_LOCK_KEY)
         check_roster(roster, await fetch_units(conn, tenant))
         learners = sorted({m.learner for m in roster.memberships})
-        total = len(roster.units) + len(learners) + len(roster.memberships)
+        total = len(roster.units) + len(roster.memberships)
+        payloads = roster_payloads(roster)
+        # the log head is locked from here to the commit: ingest waits
+        appended = await append_events(conn, tenant, ROSTER_EVENT, payloads, clock=lambda: now)
         done = 0
-        if roster.units:
-            units = roster.units
-            await conn.execute(
-                UPSERT_UNITS, tenant, [u.unit_id for u in units], [u.parent_id for u in units],
-                [u.kind for u in units], [u.name for u in units],
-            )
-            await conn.execute(DELETE_TREE, tenant)
-            await conn.execute(INSERT_TREE, tenant)
-            done += len(units)
-            if progress:
-                progress(done, total)
-        for start in range(0, len(learners), CHUNK):
-            chunk = learners[start : start + CHUNK]
-            await conn.execute(DELETE_MEMBERSHIPS, tenant, chunk)
-            done += len(chunk)
-            if progress:
-                progress(done, total)
-        memberships = roster.memberships
-        for start in range(0, len(memberships), CHUNK):
-            chunk = memberships[start : start + CHUNK]
-            await conn.copy_records_to_table(
-                "roster_memberships",
-                records=[(tenant, m.learner, m.unit_id, m.valid_from, m.valid_to) for m in chunk],
-                columns=["tenant", "learner", "unit_id", "valid_from", "valid_to"],
-            )
-            done += len(chunk)
+        for (position, stored), payload in zip(appended, payloads):
+            part = parse_roster_payload(payload)
+            await _apply_load(conn, tenant, part, position, stored)
+            done += len(part.units) + len(part.memberships)
             if progress:
                 progress(done, total)
         counted_at, moved = await _advance(conn, tenant, now, learners)
         if progress:
             progress(total, total)
-        return LoadResult(len(roster.units), len(memberships), len(learners), moved, counted_at)
+        return LoadResult(len(roster.units), len(roster.memberships), len(learners), moved, counted_at, appended[-1][0])
+
+
+async def _apply_load(conn: asyncpg.Connection, tenant: str, roster: Roster, position: int, stored: datetime) -> None:
+    """Write what one roster event records: its units, and the memberships it
+    supersedes and records (history.plan_memberships)."""
+    if roster.units:
+        units = roster.units
+        await conn.execute(
+            UPSERT_UNITS, tenant, [u.unit_id for u in units], [u.parent_id for u in units],
+            [u.kind for u in units], [u.name for u in units],
+        )
+        await conn.execute(DELETE_TREE, tenant)
+        await conn.execute(INSERT_TREE, tenant)
+    learners = sorted({m.learner for m in roster.memberships})
+    if not learners:
+        return
+    current: dict[str, list[Membership]] = {}
+    for r in await conn.fetch(SELECT_CURRENT, tenant, learners):
+        current.setdefault(r["learner"], []).append(Membership(r["learner"], r["unit_id"], r["valid_from"], r["valid_to"]))
+    superseded, recorded = plan_memberships(current, roster)
+    if superseded:
+        await conn.execute(
+            SUPERSEDE, tenant, position, stored, [m.learner for m in superseded], [m.valid_from for m in superseded]
+        )
+    if recorded:
+        await conn.copy_records_to_table(
+            "roster_memberships",
+            records=[(tenant, m.learner, m.unit_id, m.valid_from, m.valid_to, position, stored, None, None) for m in recorded],
+            columns=MEMBERSHIP_COLUMNS,
+        )
+
+
+async def apply_roster_event(conn: asyncpg.Connection, tenant: str, position: int, payload: bytes) -> bool:
+    """Apply a roster event met in the log unless its rows are written
+    already (the load wrote them as it appended it; a replay's tables do not
+    have them yet).  An event that changed no membership changes nothing
+    when applied again, so "no row names it" is a safe test.  True when applied."""
+    if await conn.fetchval(SELECT_EVENT_WRITTEN, position):
+        return False
+    stored = await conn.fetchval("SELECT stored FROM events WHERE position = $1", position)
+    await conn.execute(LOCK_SHARED, ROSTER_LOCK_KEY)
+    await _apply_load(conn, tenant, parse_roster_payload(payload), position, stored)
+    return True
 
 
 async def advance_clock(pool: asyncpg.Pool, tenant: str, now: datetime) -> datetime | None:
@@ -306,6 +418,41 @@ async def apply_certification_changes(
     await _add_certified(conn, [(*key, delta) for key, delta in sorted(deltas.items())])
 
 
+async def place_all(conn: asyncpg.Connection, now: datetime) -> None:
+    """Place every learner again from the current memberships, at ``now``
+    (after a replay swapped a roster rebuilt from the log in)."""
+    await conn.execute(LOCK_EXCLUSIVE, ROSTER_LOCK_KEY)
+    await conn.execute("DELETE FROM learner_units")
+    await conn.execute("DELETE FROM unit_headcounts")
+    await conn.execute("DELETE FROM roster_clock")
+    for tenant in [r["tenant"] for r in await conn.fetch(SELECT_ROSTER_TENANTS)]:
+        learners = [r["learner"] for r in await conn.fetch(SELECT_CURRENT_LEARNERS, tenant)]
+        await _advance(conn, tenant, now, learners)
+
+
+async def rebuild_roster(conn: asyncpg.Connection, through: int) -> int:
+    """Fill the (empty) units, unit_tree and roster_memberships tables from
+    the roster events of the log up to ``through``; the events read."""
+    fold = RosterFold()
+    count = 0
+    for r in await conn.fetch(SELECT_ROSTER_EVENTS, through):  # (not in a transaction: no cursor)
+        fold.add(r["position"], r["stored"], r["tenant"], bytes(r["payload"]))
+        count += 1
+    await conn.copy_records_to_table("units", records=fold.unit_rows(), columns=["tenant", "unit_id", "parent_id", "kind", "name"])
+    for tenant in sorted({t for t, _ in fold.units}):
+        await conn.execute(INSERT_TREE, tenant)
+    await conn.copy_records_to_table("roster_memberships", records=fold.membership_rows(), columns=MEMBERSHIP_COLUMNS)
+    return count
+
+
+async def roster_rows(conn: asyncpg.Connection) -> AsyncIterator[tuple[bytes, ...]]:
+    """Units, memberships (with their history) and headcounts in key order,
+    as text, for digests."""
+    for query in (SELECT_ALL_UNITS, SELECT_ALL_MEMBERSHIPS, SELECT_ALL_HEADCOUNTS):
+        async for row in conn.cursor(query, prefetch=2000):
+            yield tuple(b"" if v is None else str(v).encode() for v in row.values())
+
+
 async def recount_certified(conn: asyncpg.Connection) -> None:
     """Count ``unit_certified`` again from the certifications (after a replay swap)."""
     await conn.execute(LOCK_EXCLUSIVE, ROSTER_LOCK_KEY)
@@ -323,10 +470,22 @@ async def unit_counts(
 
 
 async def members_at(
-    conn: asyncpg.Connection, tenant: str, unit_id: str, descendants: bool, moment: datetime
+    conn: asyncpg.Connection, tenant: str, unit_id: str, descendants: bool, moment: datetime,
+    known_at: datetime | None = None,
 ) -> list[str]:
-    """Learners whose membership in the unit (or below it) covers ``moment``."""
-    return [r["learner"] for r in await conn.fetch(SELECT_MEMBERS_AT, tenant, unit_id, descendants, moment)]
+    """Learners whose membership in the unit (or below it) covers ``moment``,
+    as the roster was known at ``known_at`` (default: ``moment``)."""
+    known = moment if known_at is None else known_at
+    return [r["learner"] for r in await conn.fetch(SELECT_MEMBERS_AT, tenant, unit_id, descendants, moment, known)]
+
+
+@dataclass(frozen=True, slots=True)
+class MembershipRow:
+    membership: Membership
+    recorded_position: int
+    recorded_at: datetime
+    superseded_position: int | None
+    superseded_at: datetime | None
 
 
 async def list_memberships(
@@ -335,15 +494,55 @@ async def list_memberships(
     *,
     unit_id: str | None = None,
     learner: str | None = None,
-    after: tuple[str, datetime] | None = None,
+    after: tuple[str, datetime, int] | None = None,
     limit: int = 1000,
-) -> list[Membership]:
-    start = after or ("", datetime.min.replace(tzinfo=timezone.utc))
-    rows = await conn.fetch(SELECT_MEMBERSHIPS, tenant, unit_id, learner, start[0], start[1], limit)
-    return [Membership(r["learner"], r["unit_id"], r["valid_from"], r["valid_to"]) for r in rows]
+    history: bool = False,
+) -> list[MembershipRow]:
+    """Memberships by (learner, valid_from, recorded position): the current
+    ones, or with ``history`` the superseded ones too."""
+    start = after or ("", datetime.min.replace(tzinfo=timezone.utc), -1)
+    rows = await conn.fetch(SELECT_MEMBERSHIPS, tenant, unit_id, learner, start[0], start[1], limit, history, start[2])
+    return [
+        MembershipRow(
+            Membership(r["learner"], r["unit_id"], r["valid_from"], r["valid_to"]),
+            r["recorded_position"], r["recorded_at"], r["superseded_position"], r["superseded_at"],
+        )
+        for r in rows
+    ]
 
 
 async def certified_rows(conn: asyncpg.Connection | asyncpg.Pool) -> list[asyncpg.Record]:
     """Every non-zero count, in key order (for digests)."""
     return await conn.fetch(SELECT_ALL_COUNTS)
 
+
+
+async def unit_learners(
+    conn: asyncpg.Connection, tenant: str, unit_id: str, program: str, version: str, descendants: bool,
+    statuses: Sequence[str], after: str, limit: int,
+) -> list[UnitLearner]:
+    """Learners in the unit at the clock whose status is one of ``statuses``,
+    after ``after`` in learner order, at most ``limit``."""
+    rows = await conn.fetch(
+        SELECT_UNIT_LEARNERS, tenant, unit_id, descendants, program, version, list(statuses), after, limit
+    )
+    return [UnitLearner(r["learner"], r["unit_id"], r["status"], r["earned_at"]) for r in rows]
+
+
+async def unit_statuses(
+    conn: asyncpg.Connection, tenant: str, unit_id: str, program: str, version: str, descendants: bool
+) -> dict[str, int]:
+    """How many learners of the unit at the clock have each status."""
+    rows = await conn.fetch(COUNT_UNIT_STATUSES, tenant, unit_id, descendants, program, version)
+    return {r["status"]: int(r["learners"]) for r in rows}
+
+
+async def is_rostered(conn: asyncpg.Connection | asyncpg.Pool, tenant: str, learner: str) -> bool:
+    """The learner has (or had) a membership in some unit."""
+    return bool(await conn.fetchval(SELECT_IS_ROSTERED, tenant, learner))
+
+
+async def descendants(conn: asyncpg.Connection | asyncpg.Pool, tenant: str, unit_id: str) -> list[Unit]:
+    """The unit and every unit below it, nearest first."""
+    rows = await conn.fetch(SELECT_DESCENDANTS, tenant, unit_id)
+    return [Unit(r["unit_id"], r["parent_id"], r["kind"], r["name"]) for r in rows]

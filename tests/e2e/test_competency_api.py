@@ -73,6 +73,13 @@ async def get_json(client: Any, path: str, status: int = 200, **params: str) -> 
     return await response.json()
 
 
+async def get_params(client: Any, path: str, params: dict[str, str], status: int = 200) -> dict[str, Any]:
+    """GET with query parameters that may be named ``status``."""
+    response = await client.get(path, params=params, headers=xapi_headers())
+    assert response.status == status, await response.text()
+    return await response.json()
+
+
 async def log_head(database_url: str) -> int:
     conn = await asyncpg.connect(database_url)
     try:
@@ -107,7 +114,8 @@ async def test_statements_become_state_trail_and_unit_rates(client: Any, databas
     summary = await caught_up(client, database_url)
     assert (summary["headcount"], summary["certified"]) == (3, 1)  # learner 4 is in another ministry
     assert summary["rate"] == pytest.approx(1 / 3)
-    assert summary["target"] == {"rate": 0.8, "needed": 3, "difference": pytest.approx(1 / 3 - 0.8), "met": False}
+    assert summary["target"] == {"rate": 0.8, "due": None, "source": "program", "needed": 3, "gap": 2,
+                                 "difference": pytest.approx(1 / 3 - 0.8), "met": False}
     assert summary["unit"] == {"id": "mic", "name": "Ministry of Information and Communications", "kind": "ministry", "parent": None}
     only = await get_json(client, "/competency/units/mic-dt-1/summary", program=PROGRAM, descendants="false")
     assert (only["headcount"], only["certified"], only["rate"]) == (2, 1, 0.5)
@@ -307,3 +315,140 @@ async def test_a_broken_installed_document_keeps_xapi_up_and_competency_answers_
         assert "notes.json" in answer["error"]
         summary = await get_json(client, "/competency/units/mic/summary", status=503, program=PROGRAM)
         assert "cannot be read" in summary["error"]
+
+
+MASTERY = "https://w3id.org/xapi/cmi5/context/extensions/masteryscore"
+
+
+async def test_children_never_pass_a_module_and_platform_mastery_scores_are_reported(client: Any, database_url: str) -> None:
+    searching = "https://lrs.example.org/courses/civil-servant-basic-digital-skills/modules/searching"
+    quiz = course_statement(1, "searching", PASSED, 0)
+    quiz["verb"]["id"] = "http://adlnet.gov/expapi/verbs/answered"
+    quiz["object"] = {"id": f"{searching}/quiz/q1", "definition": {"type": "http://adlnet.gov/expapi/activities/cmi.interaction"}}
+    quiz["context"] = {"contextActivities": {"parent": [{"id": searching}]}}
+    # the platform's own masteryScore (0.6) is lower than the alignment table's (0.7)
+    mobiedu = course_statement(1, "searching", PASSED, 1, score=0.65)
+    mobiedu["context"] = {"platform": "MobiEdu", "extensions": {MASTERY: 0.6}}
+    agreeing = course_statement(2, "searching", PASSED, 1, score=0.8)
+    agreeing["context"] = {"platform": "One Touch", "extensions": {MASTERY: 0.7}}
+    assert (await client.post("/competency/admin/roster", json=roster({"mic-dt-1": [1, 2]}), headers=xapi_headers())).status == 200
+    await post(client, quiz, mobiedu, agreeing)
+    await caught_up(client, database_url)
+
+    trail = await get_json(client, f"/competency/learners/{learner_path(1)}/trail", competency=f"{VN}/1.1")
+    assert [e["statement_id"] for e in trail["evidence"]] == [mobiedu["id"]]  # the quiz answer is no evidence
+    (evidence,) = trail["evidence"]
+    assert (evidence["passed"], evidence["mastery_score"], evidence["statement_mastery_score"]) == (False, 0.7, 0.6)
+    assert evidence["mastery_differs"] is True and evidence["platform"] == "MobiEdu"
+
+    report = await get_json(client, "/competency/mastery-mismatches")
+    assert report["platforms"] == [{
+        "platform": "MobiEdu", "statements": 1,
+        "activities": [{"activity": searching, "mastery_score": 0.7, "statement_mastery_scores": [0.6],
+                        "statements": 1, "not_passed": 1, "first_at": "2025-03-01T00:01:00.000000Z",
+                        "last_at": "2025-03-01T00:01:00.000000Z"}],
+    }]
+
+
+async def test_unit_learners_say_who_is_not_certified_and_why(client: Any, database_url: str) -> None:
+    response = await client.post("/competency/admin/roster", json=roster({"mic-dt-1": [1, 2], "mic-dt-2": [3]}), headers=xapi_headers())
+    assert response.status == 200
+    low = course_statement(2, "searching", PASSED, 5, score=0.65)
+    await post(client, *(course_statement(1, m, v, i) for i, (m, v) in enumerate(CERTIFYING)),
+               *(course_statement(2, m, v, i) for i, (m, v) in enumerate(CERTIFYING) if m != "searching"), low)
+    await caught_up(client, database_url)
+
+    listing = await get_params(client, "/competency/units/mic/learners", {"program": PROGRAM, "status": "not-certified"})
+    assert listing["counts"] == {"certified": 1, "in_progress": 1, "not_started": 1} and listing["headcount"] == 3
+    assert listing["statuses"] == ["in_progress", "not_started"]
+    by_learner = {entry["learner"]: entry for entry in listing["learners"]}
+    assert set(by_learner) == {learner_key(2), learner_key(3)}
+    partial = by_learner[learner_key(2)]
+    assert (partial["status"], partial["unit"], partial["certified_at"]) == ("in_progress", "mic-dt-1", None)
+    (gap,) = partial["missing"]
+    assert (gap["competency"], gap["level_needed"], gap["level_reached"]) == (f"{VN}/1.1", "CB2", None)
+    assert gap["reason"] == "best score 0.65 < mastery score 0.70"
+    assert gap["best_attempt"]["statement_id"] == low["id"] and gap["best_attempt"]["score"] == 0.65
+    untouched = by_learner[learner_key(3)]
+    assert untouched["status"] == "not_started" and {g["reason"] for g in untouched["missing"]} == {"no evidence"}
+    assert len(untouched["missing"]) == 9
+
+    certified = await get_params(client, "/competency/units/mic-dt-1/learners", {"program": PROGRAM, "status": "certified"})
+    assert [(e["learner"], e["status"], e["missing"]) for e in certified["learners"]] == [(learner_key(1), "certified", [])]
+    assert certified["learners"][0]["certified_at"] is not None
+    first = await get_json(client, "/competency/units/mic/learners", program=PROGRAM, limit="2")
+    rest = await get_json(client, "/competency/units/mic/learners", program=PROGRAM, limit="2", after=first["next_after"])
+    assert [e["learner"] for e in first["learners"] + rest["learners"]] == sorted(learner_key(n) for n in (1, 2, 3))
+    assert rest["next_after"] is None
+
+    # a rostered learner with no evidence is "not started", not unknown
+    state = await get_json(client, f"/competency/learners/{learner_path(3)}")
+    assert (state["status"], state["frameworks"], state["certifications"]) == ("not_started", [], [])
+    assert (await get_json(client, f"/competency/learners/{learner_path(1)}"))["status"] == "known"
+    await get_json(client, f"/competency/learners/{learner_path(9)}", status=404)  # on no roster, no evidence
+    wrong = await client.get("/competency/units/mic/learners", params={"program": PROGRAM, "status": "done"}, headers=xapi_headers())
+    assert wrong.status == 400 and (await wrong.json())["path"] == "status"
+    await get_json(client, "/competency/units/nowhere/learners", status=404, program=PROGRAM)
+
+
+async def test_reports_per_agency_and_unit_as_csv_and_xlsx_and_from_the_cli(
+    client: Any, database_url: str, tmp_path: Path
+) -> None:
+    import csv
+    import io
+    import os
+    import sys
+
+    from openpyxl import load_workbook
+
+    response = await client.post("/competency/admin/roster", json=roster({"mic-dt-1": [1, 2], "mic-dt-2": [3]}), headers=xapi_headers())
+    assert response.status == 200
+    await post(client, *(course_statement(1, m, v, i) for i, (m, v) in enumerate(CERTIFYING)),
+               course_statement(2, "searching", PASSED, 5, score=0.65))
+    await caught_up(client, database_url)
+
+    async def fetch(**params: str) -> tuple[Any, bytes]:
+        answer = await client.get("/competency/units/mic/report", params={"program": PROGRAM, **params}, headers=xapi_headers())
+        assert answer.status == 200, await answer.text()
+        return answer, await answer.read()
+
+    answer, body = await fetch(by="agency")
+    assert answer.content_type == "text/csv" and "mic-agency-report-summary.csv" in answer.headers["Content-Disposition"]
+    rows = list(csv.DictReader(io.StringIO(body.decode())))
+    assert [(r["unit"], r["headcount"], r["certified"], r["target_rate"], r["target_needed"], r["gap"]) for r in rows] == [
+        ("mic", "3", "1", "0.8", "3", "2"), ("mic-dt", "3", "1", "0.8", "3", "2")]
+    _, body = await fetch(by="unit")
+    rows = list(csv.DictReader(io.StringIO(body.decode())))
+    assert [(r["unit"], r["with_descendants"], r["headcount"], r["certified"]) for r in rows] == [
+        ("mic", "true", "3", "1"), ("mic-dt", "false", "0", "0"), ("mic-dt-1", "false", "2", "1"), ("mic-dt-2", "false", "1", "0")]
+    _, listed = await fetch(part="not-certified")
+    learners = list(csv.DictReader(io.StringIO(listed.decode())))
+    assert [(r["learner"], r["unit"], r["agency"], r["status"]) for r in learners] == [
+        (learner_key(2), "mic-dt-1", "mic-dt", "in_progress"), (learner_key(3), "mic-dt-2", "mic-dt", "not_started")]
+    assert "1.1 (needs CB2): best score 0.65 < mastery score 0.70" in learners[0]["missing"]
+
+    answer, workbook = await fetch(format="xlsx")
+    assert answer.content_type == "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    book = load_workbook(io.BytesIO(workbook))
+    assert [r[0] for r in book["Not certified"].iter_rows(values_only=True)][-2:] == [learner_key(2), learner_key(3)]
+    bad = await client.get("/competency/units/mic/report", params={"program": PROGRAM, "by": "desk"}, headers=xapi_headers())
+    assert bad.status == 400 and (await bad.json())["path"] == "by"
+
+    env = {**os.environ, "LRS_DATABASE_URL": database_url, "LRS_LOG_LEVEL": "warning"}
+    output = tmp_path / "mic.csv"
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "lrs", "report", "mic", "--program", PROGRAM, "--format", "csv", "--output", str(output),
+        env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await proc.communicate()
+    assert proc.returncode == 0, err.decode()
+    assert "1/3 certified" in out.decode()
+    _, summary = await fetch(by="agency")
+    assert output.read_bytes() == summary
+    assert (tmp_path / "mic-not-certified.csv").read_bytes() == listed
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "lrs", "report", "nowhere", "--output", str(tmp_path / "x.xlsx"),
+        env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    _, err = await proc.communicate()
+    assert proc.returncode == 1 and err.decode().strip() == "lrs report: no unit 'nowhere'"

@@ -94,7 +94,7 @@ async def test_kill_mid_stream_then_live_digest_equals_rebuild(
         code, output = await lrs(database_url, "audit", "verify")
         assert code == 0, output
         head = int(output.split()[-1])
-        assert head == len(stream) + 5  # every statement once, five voidings
+        assert head == len(stream) + 5 + 1  # every statement once, five voidings, the roster load
         summary = await wait_caught_up(session, base, head)
         assert summary["headcount"] == 5
     await service.stop()

@@ -206,7 +206,7 @@ async def test_nothing_crosses_tenants(client):
 
 
 async def test_migration_backfills_the_authority_key_of_older_rows(client):
-    from lrs.paths import POSTGRES_MIGRATIONS_DIR
+    from lrs.contracts import POSTGRES_MIGRATIONS
 
     mine = await credential(client, "legacy-app", "statements/write", "statements/read/mine")
     sid = new_id()
@@ -217,7 +217,7 @@ async def test_migration_backfills_the_authority_key_of_older_rows(client):
         "UPDATE statements SET filter_keys = array(SELECT k FROM unnest(filter_keys) k WHERE k NOT LIKE 'U:%')"
     )
     assert await ids_of(await client.get(URL, headers=mine)) == []
-    backfill = (POSTGRES_MIGRATIONS_DIR / "0003_authority.sql").read_text()
+    backfill = (POSTGRES_MIGRATIONS / "0003_authority.sql").read_text()
     # 0003 runs before 0005 moved the read model's JSON to events: give it the
     # column it read then.
     await pool.execute("ALTER TABLE statements ADD COLUMN body bytea")

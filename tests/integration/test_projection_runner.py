@@ -494,3 +494,34 @@ async def test_a_runner_whose_consumer_is_deleted_makes_it_again_and_carries_on(
         await nc.close()
         await relay.stop()
     assert await runner.checkpoint() == 10
+
+
+async def test_a_state_built_under_another_rule_version_asks_for_a_replay_which_applies_the_rules(
+    pool: asyncpg.Pool, writer: StatementWriter
+) -> None:
+    # a quiz answer naming the module as parent, and a platform whose masteryScore is not the table's
+    answer = course_statement(1, "searching", PASSED, 0)
+    answer["verb"]["id"] = "http://adlnet.gov/expapi/verbs/answered"
+    answer["object"] = {"id": f"{COURSE}/modules/searching/q1"}
+    answer["context"] = {"contextActivities": {"parent": [{"id": f"{COURSE}/modules/searching"}]}}
+    lenient = course_statement(2, "searching", PASSED, 1, score=0.65)
+    lenient["context"] = {"platform": "MobiEdu", "extensions": {"https://w3id.org/xapi/cmi5/context/extensions/masteryscore": 0.6}}
+    await write(writer, answer, lenient, *(course_statement(3, m, v, i) for i, (m, v) in enumerate(MODULES)))
+    live = ProjectionRunner(pool, CompetencyProjection(CATALOG))
+    await live.catch_up()
+    live_digest = await digest(pool)
+    mismatches = await pool.fetch("SELECT statement_id::text, platform, mastery_score, statement_mastery, passed FROM competency_mastery_mismatches")
+    assert [tuple(r) for r in mismatches] == [(lenient["id"], "MobiEdu", 0.7, 0.6, False)]
+    assert await learner_state(pool, learner_key(1)) is None  # the answer is no evidence
+
+    # as a projection built by the rules before this version had left it
+    await pool.execute("UPDATE projection_checkpoints SET rule_version = rule_version - 1 WHERE name = 'competency'")
+    with pytest.raises(ProjectionOutdated, match="lrs replay competency"):
+        await ProjectionRunner(pool, CompetencyProjection(CATALOG)).checkpoint()
+    await pool.execute("DELETE FROM competency_mastery_mismatches")
+    await replay(pool, CompetencyProjection(CATALOG))
+    assert await pool.fetchval("SELECT rule_version FROM projection_checkpoints WHERE name = 'competency'") == CompetencyProjection.rule_version
+    assert await digest(pool) == live_digest
+    again = await pool.fetch("SELECT statement_id::text, platform, mastery_score, statement_mastery, passed FROM competency_mastery_mismatches")
+    assert [tuple(r) for r in again] == [tuple(r) for r in mismatches]
+    await ProjectionRunner(pool, CompetencyProjection(CATALOG)).checkpoint()  # up to date again

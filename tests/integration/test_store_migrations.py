@@ -8,7 +8,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from lrs.store.migrations import apply_migrations, list_migrations
+from lrs.store.migrations import MigrationError, apply_migrations, list_migrations
 
 EXPECTED_TABLES = {
     "events", "log_head", "statements", "credentials",
@@ -42,8 +42,9 @@ async def test_concurrent_starters_apply_each_migration_once(database_url: str) 
 async def test_a_failing_migration_leaves_no_trace(database_url: str, tmp_path: Path) -> None:
     (tmp_path / "0001_good.sql").write_text("CREATE TABLE good (x int);")
     (tmp_path / "0002_bad.sql").write_text("CREATE TABLE half (x int); SELECT no_such_function();")
-    with pytest.raises(asyncpg.PostgresError):
+    with pytest.raises(MigrationError, match="migration 0002_bad failed: UndefinedFunctionError") as raised:
         await apply_migrations(database_url, tmp_path)
+    assert isinstance(raised.value.__cause__, asyncpg.PostgresError)
     conn = await asyncpg.connect(database_url)
     try:
         assert await conn.fetchval("SELECT to_regclass('good') IS NOT NULL")
@@ -115,3 +116,8 @@ async def test_statements_written_before_0005_are_read_from_their_events(databas
         await writer.close()
     finally:
         await pool.close()
+
+
+def test_a_directory_without_migrations_is_an_incomplete_installation(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="no migration files .* incomplete"):
+        list_migrations(tmp_path / "missing")

@@ -80,18 +80,61 @@ def test_objective_with_a_competence_iri_is_evidence_at_no_level() -> None:
     assert targets(event) == {(f"{VN}/6.2", None, "objective")}  # area 6 has no DigComp equivalent
 
 
-@pytest.mark.parametrize("kind", ["parent", "category"])
+@pytest.mark.parametrize("kind", ["parent", "category", "grouping", "other"])
 @pytest.mark.parametrize("as_list", [True, False], ids=["array", "single-object"])
-def test_objective_in_context_activities_aligns_the_statement(kind: str, as_list: bool) -> None:
-    activity = objective(f"{VN}/2.1/levels/CB2")
-    context = {"contextActivities": {kind: [activity] if as_list else activity}}
-    event = interpret(statement("https://mooc.example.edu/quiz/7", result={"success": True}, context=context), CATALOG)
-    assert (f"{VN}/2.1", "CB2", "objective") in targets(event)
+def test_an_aligned_activity_in_context_activities_does_not_align_the_statement(kind: str, as_list: bool) -> None:
+    # a statement about a quiz (or page) of an aligned module or objective is about a child of it
+    for activity in (objective(f"{VN}/2.1/levels/CB2"), {"id": f"{COURSE}/modules/searching"}):
+        context = {"contextActivities": {kind: [activity] if as_list else activity}}
+        body = statement("https://mooc.example.edu/quiz/7", result={"success": True, "completion": True}, context=context)
+        assert interpret(body, CATALOG) is None
 
 
-def test_grouping_and_other_context_activities_do_not_align() -> None:
-    context = {"contextActivities": {"grouping": [objective(f"{VN}/2.1/levels/CB2")]}}
-    assert interpret(statement("https://mooc.example.edu/quiz/7", result={"success": True}, context=context), CATALOG) is None
+@pytest.mark.parametrize("module", [f"{COURSE}/modules/searching", f"{VN}/2.1/levels/CB2"])
+def test_answered_statements_and_interactions_never_pass_or_complete_an_aligned_activity(module: str) -> None:
+    passing = {"success": True, "completion": True, "score": {"scaled": 1.0}}
+    answered = statement(module, verb="http://adlnet.gov/expapi/verbs/answered", result=passing)
+    assert interpret(answered, CATALOG) is None
+    for kind in ("http://adlnet.gov/expapi/activities/cmi.interaction", "http://adlnet.gov/expapi/activities/question"):
+        about_interaction = statement({"id": module, "definition": {"type": kind}}, result=passing)
+        assert interpret(about_interaction, CATALOG) is None
+    # the same result about the activity itself is evidence
+    assert interpret(statement(module, verb=VERB_COMPLETED, result=passing), CATALOG) is not None
+
+
+def test_a_cmi5_au_that_is_the_aligned_activity_is_evidence_about_itself() -> None:
+    # cmi5 AU statements carry the AU as object and the cmi5 category in context
+    context = {
+        "registration": "0f6c9d3a-2b1e-4c5d-8e7f-9a0b1c2d3e4f",
+        "contextActivities": {"category": [{"id": "https://w3id.org/xapi/cmi5/context/categories/cmi5"}],
+                              "grouping": [{"id": COURSE}]},
+        "extensions": {MASTERY_SCORE_EXTENSION: 0.7},
+    }
+    au = {"id": f"{COURSE}/modules/searching", "definition": {"type": "https://w3id.org/xapi/cmi5/activitytype/block"}}
+    event = interpret(statement(au, result={"success": True, "score": {"scaled": 0.75}}, context=context), CATALOG)
+    assert isinstance(event, StatementEvidence)
+    assert {(e.activity, e.passed) for e in event.evidence if e.source == "alignment"} == {(au["id"], True)}
+
+
+def test_evidence_keeps_both_mastery_scores_and_the_platform() -> None:
+    context = {"platform": "MobiEdu", "extensions": {MASTERY_SCORE_EXTENSION: 0.6}}
+    body = statement(f"{COURSE}/modules/searching", result={"success": True, "score": {"scaled": 0.65}}, context=context)
+    event = interpret(body, CATALOG)
+    assert isinstance(event, StatementEvidence)
+    (own,) = [e for e in event.evidence if e.source == "alignment"]
+    assert (own.passed, own.mastery_score, own.statement_mastery_score, own.platform) == (False, 0.7, 0.6, "MobiEdu")
+    assert own.mastery_differs
+    same = interpret(statement(f"{COURSE}/modules/searching", result={"success": True, "score": {"scaled": 0.75}},
+                               context={"extensions": {MASTERY_SCORE_EXTENSION: 0.7}}), CATALOG)
+    assert isinstance(same, StatementEvidence) and not any(e.mastery_differs for e in same.evidence)
+
+
+def test_platform_falls_back_to_the_authority() -> None:
+    authority = {"objectType": "Agent", "account": {"homePage": "https://lrs.example.org", "name": "onetouch"}}
+    event = interpret(statement(f"{COURSE}/modules/searching", result={"success": True, "score": {"scaled": 0.9}},
+                                authority=authority), CATALOG)
+    assert isinstance(event, StatementEvidence)
+    assert {e.platform for e in event.evidence} == {"account:https://lrs.example.org|onetouch"}
 
 
 def test_competence_iri_with_another_activity_type_is_not_an_objective() -> None:
@@ -136,7 +179,7 @@ def test_statement_without_judgement_completion_or_score_is_not_evidence(verb: s
         (VERB_WAIVED, {"success": True, "completion": True}, True, True),
         (VERB_WAIVED, None, True, True),
         (VERB_SATISFIED, None, True, True),
-        ("http://adlnet.gov/expapi/verbs/answered", {"success": False}, False, False),
+        ("http://adlnet.gov/expapi/verbs/scored", {"success": False}, False, False),
         ("http://adlnet.gov/expapi/verbs/experienced", {"completion": True}, None, True),
         (VERB_PASSED, {"success": False}, False, False),  # result.success overrides the verb
     ],
@@ -244,16 +287,12 @@ def test_timestamps_are_normalised_to_sortable_utc(given: str, normal: str) -> N
     assert normalise_timestamp(given) == normal
 
 
-def test_two_aligned_activities_in_one_statement_give_one_evidence_each() -> None:
+def test_only_the_object_gives_evidence_when_context_names_other_aligned_activities() -> None:
     context = {"contextActivities": {"parent": [{"id": f"{COURSE}/modules/personal-data"}], "category": [objective(f"{VN}/4.2/levels/NC1")]}}
     event = interpret(statement(f"{COURSE}/modules/device-security", result={"success": True, "score": {"scaled": 0.95}}, context=context), CATALOG)
     assert isinstance(event, StatementEvidence)
     own = {(e.competency, e.level, e.activity) for e in event.evidence if e.source != "equivalent"}
-    assert own == {
-        (f"{VN}/4.1", "CB2", f"{COURSE}/modules/device-security"),
-        (f"{VN}/4.2", "TC1", f"{COURSE}/modules/personal-data"),
-        (f"{VN}/4.2", "NC1", f"{VN}/4.2/levels/NC1"),
-    }
+    assert own == {(f"{VN}/4.1", "CB2", f"{COURSE}/modules/device-security")}
     assert [e.order for e in event.evidence] == sorted(e.order for e in event.evidence)
 
 

@@ -50,6 +50,7 @@ def event(
     verb: str = VERB_PASSED,
     result: dict[str, Any] | None = None,
     registration: str | None = None,
+    context: dict[str, Any] | None = None,
 ) -> LearnerEvent:
     body: dict[str, Any] = {
         "id": sid(n),
@@ -61,8 +62,8 @@ def event(
     }
     if result is not None:
         body["result"] = result
-    if registration is not None:
-        body["context"] = {"registration": registration}
+    if registration is not None or context is not None:
+        body["context"] = {**({"registration": registration} if registration else {}), **(context or {})}
     parsed = interpret(body, CATALOG)
     assert parsed is not None
     return parsed
@@ -277,6 +278,8 @@ POOL: list[LearnerEvent] = [
     event(24, f"{COURSE}/modules/searching", 5, VERB_FAILED, {"success": False, "score": {"scaled": 0.5}}),
     event(25, f"{COURSE}/modules/personal-data", 300, VERB_PASSED, {"success": True, "score": {"scaled": 0.7}}),
     event(26, f"{VN}/3.4", 60, VERB_COMPLETED, {"completion": True}),
+    event(27, f"{COURSE}/modules/searching", 310, VERB_PASSED, {"success": True, "score": {"scaled": 0.65}},
+          context={"platform": "MobiEdu", "extensions": {"https://w3id.org/xapi/cmi5/context/extensions/masteryscore": 0.6}}),
     void(80, 3),
     void(81, 22),
     void(82, 77),  # voids a statement never seen

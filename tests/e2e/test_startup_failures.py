@@ -1,0 +1,142 @@
+"""A start that cannot succeed says why in one line and exits non-zero within 10 s.
+
+Each case runs the real ``lrs serve`` (``python -m lrs serve``) with
+``LRS_LOG_LEVEL=warning``, so the line naming the cause is all it prints; no
+traceback unless ``LRS_LOG_LEVEL=debug``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import sys
+from pathlib import Path
+from typing import Iterator
+
+import aiohttp
+import asyncpg
+import pytest
+
+from tests.e2e.conftest import KEY, SECRET, ServiceProcess, free_port
+
+EXIT_WITHIN_S = 10.0
+
+
+@pytest.fixture
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("startup") / "data"
+
+
+def _env(data_dir: Path, **extra: str) -> dict[str, str]:
+    env = {name: value for name, value in os.environ.items() if not name.startswith("LRS_")}
+    return {**env, "LRS_DATA_DIR": str(data_dir), "LRS_HTTP_PORT": str(free_port()), "LRS_LOG_LEVEL": "warning",
+            "LRS_BOOTSTRAP_CREDENTIAL": f"{KEY}:{SECRET}", **extra}
+
+
+async def _failed_start(env: dict[str, str]) -> tuple[int, list[str]]:
+    """Exit status and output lines of an ``lrs serve`` expected to give up."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "lrs", "serve", env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, start_new_session=True,
+    )
+    try:
+        output, _ = await asyncio.wait_for(proc.communicate(), EXIT_WITHIN_S)
+    except asyncio.TimeoutError:
+        os.killpg(proc.pid, 9)
+        await proc.wait()
+        raise AssertionError(f"lrs serve still running after {EXIT_WITHIN_S} s") from None
+    lines = output.decode().strip().splitlines()
+    assert proc.returncode != 0
+    assert not any("Traceback" in line for line in lines), "\n".join(lines)
+    return proc.returncode, lines
+
+
+@pytest.fixture
+def squatter() -> Iterator[int]:
+    """A port someone else listens on."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        yield sock.getsockname()[1]
+
+
+async def test_port_in_use(data_dir: Path, squatter: int) -> None:
+    code, lines = await _failed_start(_env(data_dir, LRS_HTTP_PORT=str(squatter)))
+    assert (code, lines) == (1, [f"lrs serve: port {squatter} on 127.0.0.1 is already in use; stop whatever "
+                                 "listens there, or choose another port with LRS_HTTP_PORT (or --port)"])
+    assert not (data_dir / "postgres").exists(), "servers were started before the port was checked"
+
+
+async def test_port_in_use_with_debug_logging_shows_the_traceback(data_dir: Path, squatter: int) -> None:
+    env = _env(data_dir, LRS_HTTP_PORT=str(squatter), LRS_LOG_LEVEL="debug")
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "lrs", "serve", env=env,
+                                                stderr=asyncio.subprocess.PIPE)
+    _, err = await asyncio.wait_for(proc.communicate(), EXIT_WITHIN_S)
+    assert proc.returncode == 1
+    assert "Traceback" in err.decode() and "is already in use" in err.decode()
+
+
+async def test_data_dir_held_by_another_serve(data_dir: Path, tmp_path: Path) -> None:
+    first = ServiceProcess(_env(data_dir, LRS_LOG_LEVEL="info"), tmp_path / "first.log")
+    await first.start()
+    try:
+        code, lines = await _failed_start(_env(data_dir))
+        assert code == 1 and len(lines) == 1, lines
+        assert lines[0] == (f"lrs serve: LRS_DATA_DIR {data_dir} is in use by another lrs process "
+                            f"(pid {first.process.pid}: lrs serve); stop that one, or give this one another "
+                            "LRS_DATA_DIR")
+        async with aiohttp.ClientSession() as session:  # the first one is untouched
+            async with session.get(first.base_url + "/ready") as response:
+                assert response.status == 200
+    finally:
+        assert await first.stop() == 0
+
+
+@pytest.mark.parametrize(("variable", "value", "message"), [
+    ("LRS_HTTP_WORKERS", "0", "LRS_HTTP_WORKERS must be >= 1, got 0"),
+    ("LRS_BOOTSTRAP_CREDENTIAL", "no-colon", "LRS_BOOTSTRAP_CREDENTIAL must look like key:secret"),
+    ("LRS_HTTP_PORT", "eighty", "LRS_HTTP_PORT must be an integer, got 'eighty'"),
+])
+async def test_bad_configuration(data_dir: Path, variable: str, value: str, message: str) -> None:
+    code, lines = await _failed_start(_env(data_dir, **{variable: value}))
+    assert (code, lines) == (2, [f"lrs: configuration error: {message}"])
+
+
+async def test_listen_address_that_is_not_ours(data_dir: Path) -> None:
+    code, lines = await _failed_start(_env(data_dir, LRS_HTTP_HOST="192.0.2.1"))  # TEST-NET-1
+    assert code == 1 and len(lines) == 1, lines
+    assert lines[0].startswith("lrs serve: cannot listen on 192.0.2.1:") and "LRS_HTTP_HOST" in lines[0]
+
+
+async def test_migration_error(database_url: str, nats_url: str, data_dir: Path) -> None:
+    conn = await asyncpg.connect(database_url)
+    try:
+        await conn.execute("CREATE TABLE events (x int)")  # in the way of 0001_event_log
+    finally:
+        await conn.close()
+    code, lines = await _failed_start(_env(data_dir, LRS_DATABASE_URL=database_url, LRS_NATS_URL=nats_url))
+    assert code == 1 and len(lines) == 1, lines
+    assert lines[0].startswith('lrs serve: migration 0001_event_log failed: DuplicateTableError: relation "events" '
+                               "already exists; the database stays at the migrations before it")
+
+
+async def test_database_unreachable(nats_url: str, data_dir: Path) -> None:
+    url = f"postgresql://lrs:hunter2@127.0.0.1:{free_port()}/lrs"
+    code, lines = await _failed_start(_env(data_dir, LRS_DATABASE_URL=url, LRS_NATS_URL=nats_url))
+    assert code == 1 and len(lines) == 1, lines
+    assert lines[0].startswith("lrs serve: cannot use the database postgresql://lrs:***@127.0.0.1:")
+    assert "Connection refused" in lines[0] and "LRS_DATABASE_URL" in lines[0] and "hunter2" not in lines[0]
+
+
+@pytest.mark.parametrize(("variable", "expected"), [
+    ("LRS_NATS_SERVER_BIN", "lrs serve: LRS_NATS_SERVER_BIN={missing} is not an executable file; point it at "
+                            "nats-server, or unset it to use the one from the nats-server-bin package"),
+    ("LRS_POSTGRES_BIN_DIR", "lrs serve: no PostgreSQL binaries found (tried {missing}); install the 'pgserver' "
+                             "package or set LRS_POSTGRES_BIN_DIR"),
+])
+async def test_server_binary_missing(data_dir: Path, tmp_path: Path, variable: str, expected: str) -> None:
+    missing = tmp_path / "no-such-binary"
+    code, lines = await _failed_start(_env(data_dir, **{variable: str(missing)}))
+    assert (code, lines) == (1, [expected.format(missing=missing)])
+    assert not (data_dir / "postgres" / "pgdata").exists(), "a server was started before the binaries were found"
