@@ -7,7 +7,9 @@ Creates a fresh database on the server at --url, migrates it, then has
     python bench/store_writer.py --url postgresql://user@127.0.0.1/postgres
     python bench/store_writer.py --url ... --drop-index statements_actor_keys
 
-``--drop-index`` (repeatable) measures the write cost of a read-model index.
+``--drop-index`` (repeatable) measures the write cost of a read-model index;
+``--defines`` appends as a sender with the ``define`` scope, so the writer also
+merges each group's Activity Definitions into the canonical ones.
 """
 
 from __future__ import annotations
@@ -74,7 +76,7 @@ async def run(args: argparse.Namespace) -> None:
             while queue:
                 batch = queue.pop()
                 t0 = time.perf_counter()
-                await writer.append("default", batch)
+                await writer.append("default", batch, defines=args.defines)
                 latencies.append(time.perf_counter() - t0)
 
         started = time.perf_counter()
@@ -88,7 +90,8 @@ async def run(args: argparse.Namespace) -> None:
             f"{written} statements in {elapsed:.2f}s: {written / elapsed:,.0f} statements/s; "
             f"{writer.groups_committed} transactions ({written / max(writer.groups_committed, 1):.0f} per tx); "
             f"append p50 {statistics.median(latencies) * 1000:.1f} ms, "
-            f"p99 {latencies[int(len(latencies) * 0.99) - 1] * 1000:.1f} ms; dropped {args.drop_index or 'none'}"
+            f"p99 {latencies[int(len(latencies) * 0.99) - 1] * 1000:.1f} ms; dropped {args.drop_index or 'none'}; "
+            f"defines {args.defines}"
         )
     finally:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -104,6 +107,7 @@ def main() -> None:
     parser.add_argument("--wait-ms", type=float, default=2.0)
     parser.add_argument("--max-statements", type=int, default=5000)
     parser.add_argument("--drop-index", action="append", default=[])
+    parser.add_argument("--defines", action="store_true", help="merge Activity Definitions at write time")
     asyncio.run(run(parser.parse_args()))
 
 

@@ -15,8 +15,8 @@ import binascii
 import hashlib
 import hmac
 import secrets
-from dataclasses import dataclass
-from typing import Callable
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
 
 # The xAPI scopes (xAPI-Communication.md, "OAuth 1.0 Authorization Scope").
 SCOPES: frozenset[str] = frozenset(
@@ -41,6 +41,9 @@ _DKLEN = 32
 class AuthError(Exception):
     """Authentication failed; always answered with the same 401."""
 
+    # The WWW-Authenticate challenge of the 401.
+    challenge = 'Basic realm="lrs"'
+
 
 @dataclass(frozen=True, slots=True)
 class Credential:
@@ -48,6 +51,9 @@ class Credential:
     tenant: str
     scopes: frozenset[str]
     name: str | None = None
+    # The authority stamped on statements sent with this credential, when it
+    # is not the LRS's own account Agent for the key (bearer tokens: lrs.oidc).
+    authority: Mapping[str, Any] | None = field(default=None, compare=False)
 
     def allows(self, needed: str) -> bool:
         """Whether this credential's scopes cover the scope ``needed``."""

@@ -33,7 +33,7 @@ from lrs.eventlog import (
 from lrs.ingest.model import PreparedStatement
 from lrs.xapi.equivalence import statements_equivalent
 from lrs.xapi.errors import ConflictError, XapiError
-from lrs.xapi.identity import ifi_key
+from lrs.xapi.identity import authority_key
 
 Key = tuple[str, uuid.UUID]  # (tenant, statement id)
 
@@ -53,6 +53,9 @@ class AppendRequest(msgspec.Struct, frozen=True):
     statements: Sequence[PreparedStatement]
     # One per statement, or empty: then everything is worked out in plan_group.
     forms: Sequence[StatementForm] = ()
+    # The sender holds the ``define`` scope: the Activity Definitions in its
+    # accepted statements update the canonical ones, in the same transaction.
+    defines: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -279,7 +282,7 @@ def filter_keys(statement: PreparedStatement) -> list[str]:
     keys += [ACTIVITY_KEY + a for a in statement.activity_ids]
     direct = set(statement.activity_ids)
     keys += [RELATED_ACTIVITY_KEY + a for a in statement.related_activity_ids if a not in direct]
-    authority = ifi_key(statement.body["authority"])
+    authority = authority_key(statement.body["authority"])
     if authority is not None:
         keys.append(AUTHORITY_KEY + authority)
     return keys

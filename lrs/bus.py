@@ -17,6 +17,7 @@ import contextlib
 import functools
 import json
 import re
+import time
 from dataclasses import dataclass
 from importlib.resources.abc import Traversable
 from typing import Awaitable, Callable, Mapping, Sequence
@@ -28,6 +29,7 @@ import structlog
 from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext, api
 
+from lrs.config import nats_servers
 from lrs.contracts import NATS_DEFINITIONS
 from lrs.nats_access import connect_options, redact_url
 
@@ -128,8 +130,11 @@ def hpub_frame(message: OutgoingMessage) -> bytes:
     )
 
 
-def load_stream_config(path: Traversable = STREAM_SCHEMA) -> api.StreamConfig:
-    return api.StreamConfig.from_response(json.loads(path.read_text()))
+def load_stream_config(path: Traversable = STREAM_SCHEMA, *, replicas: int | None = None) -> api.StreamConfig:
+    """The stream definition; ``replicas`` (``LRS_NATS_STREAM_REPLICAS``)
+    replaces its ``num_replicas``."""
+    config = api.StreamConfig.from_response(json.loads(path.read_text()))
+    return config if replicas is None else config.evolve(num_replicas=replicas)
 
 
 def load_consumer_config(template: str = "projections", **overrides: object) -> api.ConsumerConfig:
@@ -173,6 +178,8 @@ class Bus:
         # The stream's last sequence as of our last fully verified publish; None
         # when unknown (start, reconnect, or a batch that did not add up).
         self._known_last_seq: int | None = None
+        self._disconnected_since: float | None = None  # time.monotonic()
+        self._replacing: asyncio.Task[None] | None = None
 
     # -- connection ---------------------------------------------------------
 
@@ -211,7 +218,7 @@ class Bus:
 
     async def _connect_client(self, nc: NatsClient) -> None:
         await nc.connect(
-            servers=[self.url],
+            servers=nats_servers(self.url),
             name=self._client_name,
             allow_reconnect=True,
             max_reconnect_attempts=-1,  # also retries the first connection forever
@@ -235,7 +242,32 @@ class Bus:
             return False
         return True
 
+    async def replace_stalled_client(self, after_s: float) -> bool:
+        """Replace the client with a new one when it has been disconnected for
+        ``after_s`` seconds or more; True if it did.
+
+        nats-py's reconnect loop ends on any error outside the few it expects
+        (a RuntimeError from a transport closed under it, an exception raised
+        in a callback), and its client then stays disconnected for good.  A new
+        client starts over from the server list."""
+        since = self._disconnected_since
+        if self._nc is None or self.connected or since is None or time.monotonic() - since < after_s:
+            return False
+        log.warning("bus.client_replaced", url=self.url, disconnected_s=round(time.monotonic() - since, 1))
+        old, self._nc, self._js = self._nc, None, None
+        self._disconnected_since = time.monotonic()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(old.close(), 2)
+        if self._replacing is None or self._replacing.done():
+            self._replacing = asyncio.create_task(self.connect(), name="bus-replace-client")
+        return True
+
     async def close(self) -> None:
+        if self._replacing is not None:
+            self._replacing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._replacing
+            self._replacing = None
         nc, self._nc, self._js = self._nc, None, None
         self._connected.clear()
         if nc is not None and not nc.is_closed:
@@ -245,6 +277,7 @@ class Bus:
                 log.debug("bus.close_failed", error=repr(exc))
 
     def _on_connected(self) -> None:
+        self._disconnected_since = None
         self._generation += 1
         self._known_last_seq = None
         self._last_error = None
@@ -258,6 +291,8 @@ class Bus:
         if self._connected.is_set():
             log.warning("bus.disconnected", url=redact_url(self.url))
         self._connected.clear()
+        if self._disconnected_since is None:
+            self._disconnected_since = time.monotonic()
 
     async def _on_error(self, exc: Exception) -> None:
         text = repr(exc)

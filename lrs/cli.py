@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from typing import Sequence
 
@@ -52,7 +53,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     if handler is None:
         parser.print_help()
         return 2
-    return int(handler(args) or 0)
+    try:
+        return int(handler(args) or 0)
+    except Exception as exc:
+        # Causes a person can fix (a data dir in use, a failed migration) get
+        # one line, as `lrs serve` gives them; anything else keeps its traceback.
+        from lrs.startup import StartupError, explain
+        from lrs.store.migrations import MigrationError
+
+        debug = os.environ.get("LRS_LOG_LEVEL", "").lower() == "debug"
+        if debug or not isinstance(exc, StartupError | MigrationError):
+            raise
+        print(f"lrs {args.command}: {explain(exc)}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -53,6 +53,12 @@ def _nonnegative(value: float, name: str) -> float:
     return value
 
 
+def _at_most(value: int, maximum: int, name: str) -> int:
+    if value > maximum:
+        raise ConfigError(f"{name} must be <= {maximum}, got {value}")
+    return value
+
+
 def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     raw = env.get(name)
     if raw is None or raw == "":
@@ -111,6 +117,21 @@ class Settings:
     # Where `lrs frameworks load` installs framework, programme and alignment
     # documents, live beside the shipped ones (default: <data_dir>/frameworks).
     frameworks_dir: Path | None = None
+    # Copies of the event stream JetStream keeps (its num_replicas): 1 on one
+    # nats-server, 3 on a three-node cluster (at most 5).  The relay creates
+    # the stream with it, or updates the stream when it differs.
+    nats_stream_replicas: int = 1
+    # Competency answers are refused (503) when the first event the projection
+    # has not applied was stored longer ago than this; how often the service
+    # reads the frameworks documents again (a change rebuilds the projection
+    # in the background; 0: only at start); whether an outdated projection is
+    # rebuilt from the log by the service itself.
+    competency_stale_after_s: float = 30.0
+    frameworks_poll_s: float = 5.0
+    competency_auto_rebuild: bool = True
+    # OpenID Connect bearer tokens beside HTTP Basic (docs/oidc.md); off
+    # unless an issuer is set.
+    oidc: "OidcSettings | None" = None
     # NATS credentials and TLS for an external server (lrs.nats_access).
     nats_user: str | None = None
     nats_password: str | None = None
@@ -189,4 +210,91 @@ class Settings:
             anchor_every_s=_nonnegative(_float(env, "LRS_ANCHOR_EVERY_S", 60.0), "LRS_ANCHOR_EVERY_S"),
             anchor_key_file=Path(env["LRS_ANCHOR_KEY_FILE"]) if env.get("LRS_ANCHOR_KEY_FILE") else None,
             anchors_file=Path(env["LRS_ANCHORS_FILE"]) if env.get("LRS_ANCHORS_FILE") else None,
+            nats_stream_replicas=_at_most(_int(env, "LRS_NATS_STREAM_REPLICAS", 1, 1), 5, "LRS_NATS_STREAM_REPLICAS"),
+            competency_stale_after_s=_nonnegative(
+                _float(env, "LRS_COMPETENCY_STALE_AFTER_S", 30.0), "LRS_COMPETENCY_STALE_AFTER_S"
+            ),
+            frameworks_poll_s=_nonnegative(_float(env, "LRS_FRAMEWORKS_POLL_S", 5.0), "LRS_FRAMEWORKS_POLL_S"),
+            competency_auto_rebuild=_bool(env, "LRS_COMPETENCY_AUTO_REBUILD", True),
+            oidc=OidcSettings.from_env(env),
         )
+
+
+# The signature algorithms a bearer token may use: asymmetric only, so a
+# public key can never be used as an HMAC secret, and never "none".
+OIDC_ALGORITHMS = ("RS256", "ES256", "EdDSA")
+
+
+def _words(raw: str) -> tuple[str, ...]:
+    return tuple(word for word in raw.replace(",", " ").split() if word)
+
+
+@dataclass(frozen=True, slots=True)
+class OidcSettings:
+    """How ``Authorization: Bearer <JWT>`` is verified (``LRS_OIDC_*``)."""
+
+    issuer: str
+    audiences: tuple[str, ...]
+    jwks_url: str | None = None
+    jwks_file: Path | None = None
+    algorithms: tuple[str, ...] = OIDC_ALGORITHMS
+    leeway_s: float = 30.0
+    # Claims: the tenant (its absence falls back to default_tenant, or the
+    # token is refused), the xAPI scopes (a space-separated string or a list;
+    # only values starting with scope_prefix count, the prefix removed), and
+    # the OAuth client the token was issued to.
+    tenant_claim: str = "tenant"
+    default_tenant: str | None = None
+    scope_claim: str = "scope"
+    scope_prefix: str = "xapi:"
+    client_claim: str = "azp"
+    # JWKS from a URL: kept this long, refetched at most this often when a
+    # token names a key id the cached set lacks (key rotation).
+    jwks_cache_s: float = 3600.0
+    jwks_min_refetch_s: float = 30.0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> "OidcSettings | None":
+        issuer = env.get("LRS_OIDC_ISSUER") or None
+        if issuer is None:
+            return None
+        audiences = _words(env.get("LRS_OIDC_AUDIENCE") or "")
+        if not audiences:
+            raise ConfigError("LRS_OIDC_AUDIENCE is required when LRS_OIDC_ISSUER is set")
+        jwks_url = env.get("LRS_OIDC_JWKS_URL") or None
+        jwks_file = Path(env["LRS_OIDC_JWKS_FILE"]) if env.get("LRS_OIDC_JWKS_FILE") else None
+        if (jwks_url is None) == (jwks_file is None):
+            raise ConfigError("set exactly one of LRS_OIDC_JWKS_URL and LRS_OIDC_JWKS_FILE with LRS_OIDC_ISSUER")
+        algorithms = _words(env.get("LRS_OIDC_ALGORITHMS") or "") or OIDC_ALGORITHMS
+        refused = sorted(set(algorithms) - set(OIDC_ALGORITHMS))
+        if refused:
+            raise ConfigError(
+                f"LRS_OIDC_ALGORITHMS may list only {', '.join(OIDC_ALGORITHMS)}; refused: {', '.join(refused)}"
+            )
+        return cls(
+            issuer=issuer,
+            audiences=audiences,
+            jwks_url=jwks_url,
+            jwks_file=jwks_file,
+            algorithms=algorithms,
+            leeway_s=_nonnegative(_float(env, "LRS_OIDC_LEEWAY_S", 30.0), "LRS_OIDC_LEEWAY_S"),
+            tenant_claim=env.get("LRS_OIDC_TENANT_CLAIM") or "tenant",
+            default_tenant=env.get("LRS_OIDC_DEFAULT_TENANT") or None,
+            scope_claim=env.get("LRS_OIDC_SCOPE_CLAIM") or "scope",
+            scope_prefix=env.get("LRS_OIDC_SCOPE_PREFIX", "xapi:"),
+            client_claim=env.get("LRS_OIDC_CLIENT_CLAIM") or "azp",
+            jwks_cache_s=_nonnegative(_float(env, "LRS_OIDC_JWKS_CACHE_S", 3600.0), "LRS_OIDC_JWKS_CACHE_S"),
+            jwks_min_refetch_s=_nonnegative(
+                _float(env, "LRS_OIDC_JWKS_MIN_REFETCH_S", 30.0), "LRS_OIDC_JWKS_MIN_REFETCH_S"
+            ),
+        )
+
+
+def nats_servers(url: str) -> list[str]:
+    """The servers of ``LRS_NATS_URL``: one URL, or several separated by commas
+    (the members of a cluster; a client connects to any and fails over to the
+    others)."""
+    servers = [part.strip() for part in url.split(",") if part.strip()]
+    if not servers:
+        raise ConfigError(f"LRS_NATS_URL names no server: {url!r}")
+    return servers

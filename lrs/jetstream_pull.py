@@ -99,6 +99,10 @@ class PullConsumer:
         if messages:
             await messages[-1].ack()
 
+    @property
+    def connected(self) -> bool:
+        return self._nc.is_connected
+
     async def fetch(self, batch: int, timeout: float) -> list[Msg]:
         """Up to ``batch`` messages, in stream order; [] when none came within
         ``timeout``.  Raises :class:`PullRefused` when the server refused the

@@ -46,6 +46,11 @@ GROUP_COMMIT_SECONDS = Histogram(
     "Duration of one group-commit transaction, from lock to COMMIT",
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),
 )
+LOG_HEAD_LOCK_SECONDS = Histogram(
+    "lrs_log_head_lock_seconds",
+    "How long one group-commit transaction held the log head lock, from FOR UPDATE to COMMIT (the serial part of ingest)",
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),
+)
 GROUP_COMMIT_STATEMENTS = Histogram(
     "lrs_group_commit_statements",
     "Statements written by one group-commit transaction",

@@ -44,6 +44,7 @@ from lrs.bus import (
     Bus,
     OutgoingMessage,
     event_subject,
+    load_stream_config,
 )
 from lrs.eventlog import StoredFormatter, format_stored
 from lrs.store import leader_lock
@@ -118,8 +119,9 @@ class Backoff:
 class Relay:
     """Publishes the event log to JetStream; see the module docstring.
 
-    ``nats`` is a URL (the relay then owns its ``Bus``) or a ``Bus`` the caller
-    owns.  Use ``await start()`` / ``await stop()``, or ``await run()``.
+    ``nats`` is a URL, or several separated by commas (the relay then owns its
+    ``Bus``, whose stream keeps ``stream_replicas`` copies), or a ``Bus`` the
+    caller owns.  Use ``await start()`` / ``await stop()``, or ``await run()``.
     """
 
     def __init__(
@@ -135,11 +137,16 @@ class Relay:
         linger: float = 0.005,
         checkpoint_interval: float = 1.0,
         inline_max_bytes: int = DEFAULT_INLINE_MAX_BYTES,
+        stream_replicas: int | None = None,
+        stalled_after: float = 15.0,
     ) -> None:
         self.name = name
         self._pool = pool
         self._owns_bus = isinstance(nats, str)
-        self.bus = Bus(nats) if isinstance(nats, str) else nats
+        if isinstance(nats, str):
+            self.bus = Bus(nats, stream_config=load_stream_config(replicas=stream_replicas))
+        else:
+            self.bus = nats
         self._batch_size = batch_size
         self._poll_interval = poll_interval
         self._lock_retry_interval = lock_retry_interval
@@ -149,6 +156,7 @@ class Relay:
         self._inline_max_bytes = inline_max_bytes
         self.last_error: str | None = None  # the last publish or resync failure, until a publish succeeds
         self.last_error_at: float | None = None  # time.time() of it
+        self._stalled_after = stalled_after  # disconnected this long: a new NATS client
         self._lock_key = leader_lock.lock_key(f"relay:{name}")
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -264,6 +272,7 @@ class Relay:
             else:
                 self._observe_head(self.log_head)  # refresh the gauges
             if not self.bus.connected:
+                await self.bus.replace_stalled_client(self._stalled_after)
                 await self.bus.wait_connected(self._poll_interval)
                 continue
             if position is None or self.bus.generation != synced_generation:

@@ -17,16 +17,17 @@ as one path segment (``urllib.parse.quote(key, safe="")``,
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from datetime import datetime, timezone
+import json
+from datetime import date, datetime, timezone
 from typing import Any, AsyncIterator
 
 import msgspec
 import structlog
 from aiohttp import web
 
-from lrs import projection_health
 from lrs.http import keys
+from lrs.identities import IdentityConflict
+from lrs.store import identities
 from lrs.http.middleware import CREDENTIAL
 from lrs.xapi.errors import NotFoundError, XapiError
 from projections.competency.catalog import Catalog, load_live_catalog
@@ -42,15 +43,17 @@ from projections.competency.queries import (
 )
 from projections.competency.report_query import unit_report
 from projections.competency.reports import BY, PARTS, to_csv, to_xlsx
+from projections.competency.series import CLOCKS, INTERVALS, unit_series
 from projections.competency.standing import STATUSES
+from projections.supervisor import Freshness, Supervisor
 from projections.units import store as units
-from projections.units.roster import RosterError, parse_csv, parse_json
+from projections.units.roster import RosterError, parse_csv, parse_json, parse_learner
 
 log = structlog.get_logger("lrs.projections")
 
 CATALOG = web.AppKey("competency_catalog", Catalog)
 FRAMEWORKS_PROBLEM = web.AppKey("competency_frameworks_problem", str)
-RUNNER_STATE: web.AppKey[dict[str, Any]] = web.AppKey("projection_runner_state")
+SUPERVISOR = web.AppKey("competency_supervisor", Supervisor)
 READ_SCOPE = "all/read"
 ADMIN_SCOPE = "all"
 POSITION_HEADER = "X-LRS-Position"
@@ -75,9 +78,11 @@ def register(app: web.Application) -> None:
     app.router.add_get("/competency/units/{unit}/summary", get_unit_summary)
     app.router.add_get("/competency/units/{unit}/learners", get_unit_learners)
     app.router.add_get("/competency/units/{unit}/report", get_unit_report)
+    app.router.add_get("/competency/units/{unit}/series", get_unit_series)
     app.router.add_get("/competency/mastery-mismatches", get_mastery_mismatches)
     app.router.add_post("/competency/admin/roster", post_roster)
     app.router.add_get("/competency/admin/units", get_units)
+    app.router.add_post("/competency/admin/identities", post_identities)
     app.router.add_get("/competency/admin/memberships", get_memberships)
 
 
@@ -95,6 +100,8 @@ def _answer(payload: dict[str, Any], status: int = 200) -> web.Response:
     response = web.Response(status=status, body=_ENCODER.encode(payload), content_type="application/json")
     if "position" in payload:
         response.headers[POSITION_HEADER] = str(payload["position"])
+    if "freshness" in payload:
+        response.headers[FRESHNESS_HEADER] = payload["freshness"]["state"]
     return response
 
 
@@ -126,11 +133,42 @@ def _moment(request: web.Request, name: str) -> datetime | None:
     return (parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)).astimezone(timezone.utc)
 
 
+STALE_PARAMETER = "stale"  # stale=ok: the last answer even when the projection is not current
+FRESHNESS_HEADER = "X-LRS-Freshness"
+
+
 def _catalog(request: web.Request) -> Catalog:
     catalog = request.app.get(CATALOG)
     if catalog is None:
         raise XapiError(503, f"the competency frameworks cannot be read: {request.app[FRAMEWORKS_PROBLEM]}")
     return catalog
+
+
+async def _serving(request: web.Request) -> tuple[Catalog, Freshness | None]:
+    """The catalog to answer with, and how fresh the answer is (None: no
+    projection runs in this service, nothing to say).  Refuses with 503 and
+    the reason when the projection is not current and the request did not
+    ask for ``stale=ok``."""
+    catalog = _catalog(request)
+    supervisor = request.app.get(SUPERVISOR)
+    if supervisor is None:
+        return catalog, None
+    raw = request.query.get(STALE_PARAMETER)
+    if raw not in (None, "ok"):
+        raise XapiError(400, f"stale must be ok (the last answer even when not current), got {raw!r}", STALE_PARAMETER)
+    fresh = await supervisor.freshness()
+    if not fresh.serve and raw != "ok":
+        error = XapiError(503, f"the competency projection is {fresh.state}: {fresh.reason}; ask again later, or add "
+                          f"stale=ok for the last answer (position {fresh.position} of {fresh.log_head})")
+        raise error
+    return fresh.catalog or supervisor.catalog, fresh
+
+
+def _marked(payload: dict[str, Any], fresh: Freshness | None) -> dict[str, Any]:
+    """An answer that is not current says so, with its position and age."""
+    if fresh is not None and fresh.state != "current":
+        payload["freshness"] = fresh.json()
+    return payload
 
 
 async def _query(coro: Any) -> Any:
@@ -145,32 +183,35 @@ async def _query(coro: Any) -> Any:
 
 async def get_learner(request: web.Request) -> web.Response:
     tenant = _tenant(request, READ_SCOPE)
-    _only(request, set())
+    _only(request, {STALE_PARAMETER})
     learner = request.match_info["learner"]
-    view = await _query(learner_view(request.app[keys.POOL], _catalog(request), tenant, learner))
+    catalog, fresh = await _serving(request)
+    view = await _query(learner_view(request.app[keys.POOL], catalog, tenant, learner))
     if view is None:
         raise NotFoundError(f"no competency evidence for learner {learner!r}")
-    return _answer(view)
+    return _answer(_marked(view, fresh))
 
 
 async def get_trail(request: web.Request) -> web.Response:
     tenant = _tenant(request, READ_SCOPE)
-    _only(request, {"competency"})
+    _only(request, {"competency", STALE_PARAMETER})
     competency = request.query.get("competency")
     if not competency:
         raise XapiError(400, "the competency parameter (a competence IRI) is required", "competency")
     learner = request.match_info["learner"]
-    view = await _query(trail_view(request.app[keys.POOL], _catalog(request), tenant, learner, competency))
+    catalog, fresh = await _serving(request)
+    view = await _query(trail_view(request.app[keys.POOL], catalog, tenant, learner, competency))
     if view is None:
         raise NotFoundError(f"no competency evidence for learner {learner!r}")
-    return _answer(view)
+    return _answer(_marked(view, fresh))
 
 
 async def get_unit_summary(request: web.Request) -> web.Response:
     tenant = _tenant(request, READ_SCOPE)
-    _only(request, {"program", "version", "descendants", "as_of"})
-    catalog = _catalog(request)
+    _only(request, {"program", "version", "descendants", "as_of", "clock", STALE_PARAMETER})
+    catalog, fresh = await _serving(request)
     program = _program(request, catalog)
+    clock = _choice(request, "clock", CLOCKS, "achieved")
     summary = await _query(
         unit_summary(
             request.app[keys.POOL],
@@ -180,9 +221,36 @@ async def get_unit_summary(request: web.Request) -> web.Response:
             program=program,
             descendants=_flag(request, "descendants", True),
             as_of=_moment(request, "as_of"),
+            clock=clock,
         )
     )
-    return _answer(summary)
+    return _answer(_marked(summary, fresh))
+
+
+async def get_unit_series(request: web.Request) -> web.Response:
+    tenant = _tenant(request, READ_SCOPE)
+    _only(request, {"program", "version", "descendants", "from", "to", "interval", "clock", STALE_PARAMETER})
+    catalog, fresh = await _serving(request)
+    program = _program(request, catalog)
+    first, last = _date(request, "from"), _date(request, "to")
+    answer = await _query(
+        unit_series(
+            request.app[keys.POOL], tenant, request.match_info["unit"], program=program,
+            descendants=_flag(request, "descendants", True), first=first, last=last,
+            interval=_choice(request, "interval", INTERVALS, "month"), clock=_choice(request, "clock", CLOCKS, "achieved"),
+        )
+    )
+    return _answer(_marked(answer, fresh))
+
+
+def _date(request: web.Request, name: str) -> date:
+    raw = request.query.get(name)
+    if raw is None:
+        raise XapiError(400, f"the {name} parameter (an ISO date, YYYY-MM-DD) is required", name)
+    try:
+        return date.fromisoformat(raw)
+    except ValueError:
+        raise XapiError(400, f"{name} must be an ISO date (YYYY-MM-DD), got {raw!r}", name) from None
 
 
 # status= values: each status, and not-certified for both that are not
@@ -227,8 +295,8 @@ def _program(request: web.Request, catalog: Catalog) -> Any:
 
 async def get_unit_learners(request: web.Request) -> web.Response:
     tenant = _tenant(request, READ_SCOPE)
-    _only(request, {"program", "version", "descendants", "status", "after", "limit"})
-    catalog = _catalog(request)
+    _only(request, {"program", "version", "descendants", "status", "after", "limit", STALE_PARAMETER})
+    catalog, fresh = await _serving(request)
     program = _program(request, catalog)
     answer = await _query(
         unit_learners(
@@ -237,7 +305,7 @@ async def get_unit_learners(request: web.Request) -> web.Response:
             after=request.query.get("after", ""), limit=_limit(request, 100, 1000),
         )
     )
-    return _answer(answer)
+    return _answer(_marked(answer, fresh))
 
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -254,8 +322,8 @@ def _choice(request: web.Request, name: str, allowed: tuple[str, ...], default: 
 async def get_unit_report(request: web.Request) -> web.Response:
     """The per-agency or per-unit report as CSV (one part) or XLSX (both parts)."""
     tenant = _tenant(request, READ_SCOPE)
-    _only(request, {"program", "version", "by", "format", "part"})
-    catalog = _catalog(request)
+    _only(request, {"program", "version", "by", "format", "part", STALE_PARAMETER})
+    catalog, fresh = await _serving(request)
     program = _program(request, catalog)
     by = _choice(request, "by", BY, "agency")
     fmt = _choice(request, "format", REPORT_FORMATS, "csv")
@@ -271,14 +339,16 @@ async def get_unit_report(request: web.Request) -> web.Response:
         response = web.Response(text=to_csv(report, part), content_type="text/csv", charset="utf-8")
     response.headers["Content-Disposition"] = f'attachment; filename="{name}.{fmt}"'
     response.headers[POSITION_HEADER] = str(report.position)
+    if fresh is not None and fresh.state != "current":
+        response.headers[FRESHNESS_HEADER] = fresh.state
     return response
 
 
 async def get_mastery_mismatches(request: web.Request) -> web.Response:
     tenant = _tenant(request, READ_SCOPE)
-    _only(request, set())
-    _catalog(request)
-    return _answer(await _query(mastery_mismatches(request.app[keys.POOL], tenant)))
+    _only(request, {STALE_PARAMETER})
+    _, fresh = await _serving(request)
+    return _answer(_marked(await _query(mastery_mismatches(request.app[keys.POOL], tenant)), fresh))
 
 
 # -- admin -----------------------------------------------------------------------
@@ -308,6 +378,44 @@ async def post_roster(request: web.Request) -> web.Response:
         "moved": result.moved,
         "roster_as_of": result.counted_at.isoformat(),
         "position": result.position,
+    })
+
+
+async def post_identities(request: web.Request) -> web.Response:
+    """Body: {"op": "link" | "unlink", "person": KEY, "identifiers": [KEY, ...]}."""
+    tenant = _tenant(request, ADMIN_SCOPE)
+    _only(request, set())
+    try:
+        body = json.loads(await request.read())
+    except ValueError as exc:
+        raise XapiError(400, f"the body is not JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise XapiError(400, "the body must be a JSON object", "$")
+    unknown = sorted(set(body) - {"op", "person", "identifiers"})
+    if unknown:
+        raise XapiError(400, f"unknown field(s) {', '.join(unknown)}; allowed: identifiers, op, person", "$")
+    op = body.get("op")
+    if op not in ("link", "unlink"):
+        raise XapiError(400, f"op must be link or unlink, got {op!r}", "$.op")
+    person = body.get("person")
+    identifiers = body.get("identifiers")
+    if not isinstance(identifiers, list) or not identifiers:
+        raise XapiError(400, "identifiers must be a non-empty list of actor IFI keys", "$.identifiers")
+    for path, value in (("$.person", person), *((f"$.identifiers[{i}]", v) for i, v in enumerate(identifiers))):
+        try:
+            parse_learner(value if isinstance(value, str) else "")
+        except ValueError as exc:
+            raise XapiError(400, str(exc), path) from None
+    try:
+        change = await identities.change_links(
+            request.app[keys.POOL], tenant, op, person, identifiers, now=datetime.now(timezone.utc)
+        )
+    except IdentityConflict as exc:
+        raise XapiError(409, str(exc), "$.identifiers") from None
+    linked = await identities.identifiers_of(request.app[keys.POOL], tenant, person)
+    return _answer({
+        "op": op, "person": person, "changed": change.identifiers, "identifiers": [person, *linked],
+        **({} if change.position is None else {"position": change.position}),
     })
 
 
@@ -372,8 +480,9 @@ def _iso_or_none(moment: datetime | None) -> str | None:
 
 
 async def _projection_runner(app: web.Application) -> AsyncIterator[None]:
-    """Runs the competency projection while the service runs: from JetStream
-    when a NATS URL is configured, else straight from the Postgres log."""
+    """Runs the competency projection while the service runs (supervisor.py):
+    from JetStream when a NATS URL is configured, else straight from the
+    Postgres log."""
     settings = app[keys.SETTINGS]
     if not settings.projections_enabled:
         log.info("projections disabled", reason="LRS_PROJECTIONS_ENABLED=false")
@@ -383,45 +492,18 @@ async def _projection_runner(app: web.Application) -> AsyncIterator[None]:
         log.error("projection.not_started", reason="the competency frameworks cannot be read", alert=True)
         yield
         return
-    from projections.competency.store import CompetencyProjection
-    from projections.runner import ProjectionOutdated, ProjectionRunner
-
-    runner = ProjectionRunner(app[keys.POOL], CompetencyProjection(app[CATALOG]))
-    stop = asyncio.Event()
     nats_url = app.get(keys.NATS_URL)
     wake = asyncio.Event()
     if nats_url is None:
         app[keys.WRITER].committed.append(lambda position: wake.set())
-
-    async def supervise() -> None:
-        projection_health.runner_started(runner.name)
-        try:
-            while not stop.is_set():
-                try:
-                    if nats_url is not None:
-                        await runner.run(nats_url, stop)
-                    else:
-                        await runner.follow(stop, wake)
-                except ProjectionOutdated as exc:
-                    projection_health.runner_outdated(runner.name, str(exc))
-                    log.error("projection.outdated", projection=runner.name, error=str(exc), alert=True)
-                    return
-                except Exception as exc:  # keep serving; try again shortly
-                    projection_health.note_error(runner.name, repr(exc))
-                    log.exception("projection.crashed", projection=runner.name, error=repr(exc))
-                    with contextlib.suppress(asyncio.TimeoutError):
-                        await asyncio.wait_for(stop.wait(), 1.0)
-        finally:
-            if not projection_health.runner_state(runner.name).outdated:
-                projection_health.runner_stopped(runner.name)
-
-    task = asyncio.create_task(supervise(), name="projection-competency")
-    app[RUNNER_STATE] = {"runner": runner, "task": task}
+    supervisor = Supervisor(
+        app[keys.POOL], app[CATALOG], frameworks_dir=settings.installed_frameworks_dir, nats_url=nats_url, wake=wake,
+        stale_after_s=settings.competency_stale_after_s, poll_s=settings.frameworks_poll_s,
+        auto_rebuild=settings.competency_auto_rebuild,
+    )
+    supervisor.start()
+    app[SUPERVISOR] = supervisor
     try:
         yield
     finally:
-        stop.set()
-        try:
-            await asyncio.wait_for(task, 10)
-        except (asyncio.TimeoutError, asyncio.CancelledError):
-            pass
+        await supervisor.close()

@@ -30,7 +30,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from dataclasses import dataclass
-from typing import Callable, NamedTuple, Protocol, Sequence
+from typing import Awaitable, Callable, NamedTuple, Protocol, Sequence
 
 import asyncpg
 import nats
@@ -52,6 +52,7 @@ from lrs.bus import (
     TENANT_HEADER,
     load_consumer_config,
 )
+from lrs.config import nats_servers
 from lrs.eventlog import EventRecord
 from lrs.nats_access import connect_options
 from lrs.jetstream_pull import PullConsumer, PullRefused
@@ -173,6 +174,13 @@ class _Pulling:
     retry_delay: float
     on_batch: Callable[[BatchOutcome], None] | None
     batch_interval: float
+    stalled_after: float = 15.0
+
+
+class _ClientStalled(Exception):
+    """The NATS client has been disconnected for ``stalled_after`` seconds:
+    nats-py's reconnect loop ends for good on errors it does not expect, so
+    the runner starts over with a new client."""
 
 
 def event_from_message(msg: Msg) -> LogEvent:
@@ -434,6 +442,7 @@ class ProjectionRunner:
         retry_delay: float = 1.0,
         on_batch: Callable[[BatchOutcome], None] | None = None,
         batch_interval: float = 0.1,
+        stalled_after: float = 15.0,
     ) -> None:
         """Consume until ``stop`` is set, with a durable pull consumer named
         ``projection-<name>`` on the LRS_EVENTS stream.  One runner per
@@ -444,7 +453,10 @@ class ProjectionRunner:
         commit a transaction for every few events, and the fixed cost of each
         (a dozen statements, a commit) then outweighs the events' own.  The
         pause bounds the transactions per second and adds at most its length
-        to the lag; a full batch (a backlog) is followed by the next at once."""
+        to the lag; a full batch (a backlog) is followed by the next at once.
+
+        A NATS connection that has been down for ``stalled_after`` seconds is
+        replaced by a new one (see :class:`_ClientStalled`)."""
         async with self.pool.acquire() as lock_conn:
             key = leader_lock.lock_key(f"projection:{self.name}")
             while not await leader_lock.try_lock(lock_conn, key):
@@ -453,14 +465,19 @@ class ProjectionRunner:
                 if stop.is_set():
                     return
             try:
-                pulling = _Pulling(batch_size, fetch_timeout, retry_delay, on_batch, batch_interval)
-                await self._consume(nats_url, stop, pulling)
+                pulling = _Pulling(batch_size, fetch_timeout, retry_delay, on_batch, batch_interval, stalled_after)
+                while True:
+                    try:
+                        await self._consume(nats_url, stop, pulling)
+                        break
+                    except _ClientStalled:
+                        log.warning("projection.nats_client_replaced", projection=self.name, after_s=stalled_after)
             finally:
                 await leader_lock.unlock(lock_conn, key)
 
     async def _consume(self, nats_url: str, stop: asyncio.Event, pulling: _Pulling) -> None:
         nc = await nats.connect(
-            servers=[nats_url], name=f"lrs-projection-{self.name}", allow_reconnect=True,
+            servers=nats_servers(nats_url), name=f"lrs-projection-{self.name}", allow_reconnect=True,
             max_reconnect_attempts=-1, reconnect_time_wait=1.0, connect_timeout=2, **connect_options(),
         )
         use_fast_header_parse(nc)  # every message carries the relay's six headers
@@ -475,9 +492,9 @@ class ProjectionRunner:
             try:
                 await self._pull_batches(pull, js, durable, stop, pulling)
             finally:
-                await pull.close()
+                await _bounded(pull.close())
         finally:
-            await nc.close()
+            await _bounded(nc.close())  # a client that stopped reconnecting may never finish closing
 
     async def _pull_batches(
         self, pull: PullConsumer, js: nats.js.JetStreamContext, durable: str, stop: asyncio.Event, pulling: _Pulling
@@ -485,7 +502,14 @@ class ProjectionRunner:
         batch_size, retry_delay = pulling.batch_size, pulling.retry_delay
         loop = asyncio.get_running_loop()
         next_fetch = 0.0
+        disconnected_since: float | None = None
         while not stop.is_set():
+            if pull.connected:
+                disconnected_since = None
+            elif disconnected_since is None:
+                disconnected_since = loop.time()
+            elif loop.time() - disconnected_since >= pulling.stalled_after:
+                raise _ClientStalled
             pause = next_fetch - loop.time()
             if pause > 0:
                 await _sleep_or_stop(stop, pause)
@@ -554,6 +578,13 @@ class ProjectionRunner:
 
 def _log_events(records: Sequence[EventRecord]) -> list[LogEvent]:
     return [LogEvent(r.position, r.tenant, r.event_type, bytes(r.payload)) for r in records]
+
+
+async def _bounded(closing: Awaitable[None], seconds: float = 5.0) -> None:
+    try:
+        await asyncio.wait_for(closing, seconds)
+    except (asyncio.TimeoutError, nats.errors.Error, OSError) as exc:
+        log.warning("projection.nats_close_failed", error=repr(exc))
 
 
 async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:

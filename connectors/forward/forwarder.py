@@ -96,7 +96,7 @@ async def connect(nats_url: str, name: str, *, keep_trying: bool = True) -> nats
             say(text)
 
     return await nats.connect(
-        servers=[nats_url], name=f"lrs-forward-{name}", allow_reconnect=keep_trying,
+        servers=[url.strip() for url in nats_url.split(",") if url.strip()], name=f"lrs-forward-{name}", allow_reconnect=keep_trying,
         max_reconnect_attempts=-1 if keep_trying else 1, reconnect_time_wait=1.0, connect_timeout=2,
         error_cb=on_error, **nats_options(),
     )

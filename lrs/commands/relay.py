@@ -75,6 +75,7 @@ async def relay(settings: Settings, args: argparse.Namespace) -> None:
                 batch_size=args.batch_size or settings.relay_batch_size,
                 poll_interval=args.poll_interval,
                 inline_max_bytes=settings.relay_inline_max_bytes,
+                stream_replicas=settings.nats_stream_replicas,
             )
             anchoring = None
             if not args.until_caught_up and (settings.anchor_every_events or settings.anchor_every_s):

@@ -16,11 +16,14 @@ just its id (2.5.s2.b1).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Iterable, Mapping, NamedTuple
 
 __all__ = [
     "CONTEXT_ACTIVITY_KINDS",
+    "DefinitionUpdate",
     "activity_definitions_in",
+    "definition_updates",
+    "fold_definitions",
     "activity_object",
     "authority_credential_key",
     "merge_definition",
@@ -99,3 +102,40 @@ def authority_credential_key(statement: dict[str, Any], authority_home: str) -> 
         return None
     name = account.get("name")
     return name if isinstance(name, str) else None
+
+
+class DefinitionUpdate(NamedTuple):
+    """One Activity Definition in an accepted statement of a defining sender."""
+
+    tenant: str
+    activity_id: str
+    definition: dict[str, Any]
+    position: int
+
+
+def fold_definitions(
+    current: Mapping[tuple[str, str], dict[str, Any]], updates: Iterable[DefinitionUpdate]
+) -> dict[tuple[str, str], tuple[dict[str, Any], int]]:
+    """The canonical definitions after ``updates`` (in log order) are merged into
+    ``current`` (``(tenant, activity id)`` -> stored definition; absent: none yet).
+    Returns only those that differ from ``current``, each with the position of
+    the last update that changed it (repeating a known definition, the common
+    case, writes nothing)."""
+    changed: dict[tuple[str, str], tuple[dict[str, Any], int]] = {}
+    for update in updates:
+        slot = (update.tenant, update.activity_id)
+        base = changed[slot][0] if slot in changed else current.get(slot)
+        merged = merge_definition(base, update.definition)
+        if merged != base:
+            changed[slot] = (merged, update.position)
+    return {slot: value for slot, value in changed.items() if value[0] != current.get(slot)}
+
+
+def definition_updates(statements: Iterable[tuple[str, dict[str, Any], int]]) -> list[DefinitionUpdate]:
+    """The definition updates of ``(tenant, statement, position)`` in log order,
+    all from senders that hold ``define``."""
+    return [
+        DefinitionUpdate(tenant, activity_id, definition, position)
+        for tenant, statement, position in statements
+        for activity_id, definition in activity_definitions_in(statement)
+    ]

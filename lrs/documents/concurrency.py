@@ -4,9 +4,18 @@
 - ``If-Match`` (a list of ETags or ``*``) and ``If-None-Match`` are handled as
   in RFC 7232 for PUT, POST and DELETE on every document resource: a failed
   precondition is 412 and nothing changes.
-- A PUT without either header to an Activity or Agent Profile document that
-  exists is 409 (3.1.s4.b13).  The State resource permits writes without the
-  headers (3.1.s3), so a PUT there simply replaces the document.
+- A PUT without either header to a document that exists is 409 and changes
+  nothing (1.0.3 Communication 3.1.s4.b13, 2.0 4.1.4).  Which documents that
+  covers depends on the request's version:
+
+  - 2.0.0: every document resource, the State resource included (2.0 4.1.4
+    lists State beside the two profile resources).
+  - 1.0.3: the Activity and Agent Profile resources; the State resource
+    permits writes without the headers (3.1.s3), so a PUT there simply
+    replaces the document.  A PUT without either header to a profile
+    document that does not exist yet is 400: "A Client making a PUT request
+    to either the Agent Profile Resource or Activity Profile Resource MUST
+    include the If-Match header or the If-None-Match header." (3.1.s3.b1).
 """
 
 from __future__ import annotations
@@ -68,10 +77,15 @@ def _matches(value: str, current_etag: str | None) -> bool:
 
 
 def check_preconditions(
-    resource: Resource, method: str, current_etag: str | None, headers: Preconditions
+    resource: Resource,
+    method: str,
+    current_etag: str | None,
+    headers: Preconditions,
+    version: str = "2.0.0",
 ) -> None:
-    """Raise 412 or 409 if ``method`` may not change the document whose ETag is
-    ``current_etag`` (None: no such document)."""
+    """Raise 412, 409 or 400 if ``method`` may not change the document whose ETag
+    is ``current_etag`` (None: no such document) in a request of xAPI
+    ``version`` ("1.0.3" or "2.0.0")."""
     if headers.if_match is not None and not _matches(headers.if_match, current_etag):
         if current_etag is None:
             message = "If-Match failed: the document does not exist"
@@ -82,14 +96,22 @@ def check_preconditions(
         raise XapiError(
             412, f"If-None-Match failed: the document exists with ETag {current_etag}", "If-None-Match"
         )
-    if (
-        method == "PUT"
-        and resource is not Resource.STATE
-        and current_etag is not None
-        and not headers.present
-    ):
-        raise ConflictError(
-            409,
-            "the document already exists: check its current state (GET) and send If-Match with "
-            f"its current ETag ({current_etag}) to replace it, or If-None-Match: * to create only",
-        )
+    if method != "PUT" or headers.present:
+        return
+    v1 = not version.startswith("2.")
+    if v1 and resource is Resource.STATE:
+        return
+    if current_etag is None:
+        if v1:
+            raise XapiError(
+                400,
+                "a PUT to the Activity or Agent Profile resource must send If-Match or If-None-Match "
+                "(If-None-Match: * to create the document)",
+                "If-None-Match",
+            )
+        return
+    raise ConflictError(
+        409,
+        "the document already exists: check its current state (GET) and send If-Match with "
+        f"its current ETag ({current_etag}) to replace it, or If-None-Match: * to create only",
+    )

@@ -1,6 +1,7 @@
 """What a write request does to one document, given its current version.
 
-Each function checks the preconditions first (a failed one changes nothing)
+Each function checks the preconditions first (a failed one changes nothing;
+the rules depend on the request's xAPI ``version``, see ``check_preconditions``)
 and returns the new version, or for DELETE whether there is something to
 delete.  The store calls them while it holds the log lock, so the check and
 the write are atomic.
@@ -25,8 +26,9 @@ def plan_put(
     content: bytes,
     content_type: str,
     preconditions: Preconditions,
+    version: str = "2.0.0",
 ) -> NewVersion:
-    check_preconditions(resource, "PUT", _etag(existing), preconditions)
+    check_preconditions(resource, "PUT", _etag(existing), preconditions, version)
     check_json(content, content_type)
     return NewVersion(content, content_type, etag_of(content))
 
@@ -37,15 +39,16 @@ def plan_post(
     content: bytes,
     content_type: str,
     preconditions: Preconditions,
+    version: str = "2.0.0",
 ) -> NewVersion:
-    check_preconditions(resource, "POST", _etag(existing), preconditions)
+    check_preconditions(resource, "POST", _etag(existing), preconditions, version)
     merged, merged_type = merge_json(existing, content, content_type)
     return NewVersion(merged, merged_type, etag_of(merged))
 
 
 def plan_delete(
-    resource: Resource, existing: StoredDocument | None, preconditions: Preconditions
+    resource: Resource, existing: StoredDocument | None, preconditions: Preconditions, version: str = "2.0.0"
 ) -> bool:
     """True if there is a document to delete (deleting nothing is not an error)."""
-    check_preconditions(resource, "DELETE", _etag(existing), preconditions)
+    check_preconditions(resource, "DELETE", _etag(existing), preconditions, version)
     return existing is not None

@@ -11,12 +11,14 @@ from aiohttp import web
 
 from lrs.auth import Credential
 from lrs.documents.activities import activity_object
-from lrs.documents.agents import person_object
+from lrs.documents.agents import person_from_identifiers
+from lrs.identities import agent_of_key
+from lrs.store import identities
 from lrs.documents.concurrency import etag_of
 from lrs.documents.params import parse_activity_id, parse_agent, query_dict
 from lrs.http import keys
 from lrs.http.middleware import CREDENTIAL
-from lrs.store.activities import agent_names, catch_up_definitions, get_definition
+from lrs.store.activities import agent_names, get_definition
 from lrs.xapi.errors import XapiError
 
 __all__ = ["activities", "agents"]
@@ -42,14 +44,20 @@ def _json(payload: object) -> web.Response:
 async def activities(request: web.Request) -> web.Response:
     credential: Credential = request[CREDENTIAL]
     activity_id = parse_activity_id(_single_param(request, "activityId"))
-    pool = request.app[keys.POOL]
-    await catch_up_definitions(pool, request.app[keys.SETTINGS].authority_home)
-    definition = await get_definition(pool, credential.tenant, activity_id)
+    definition = await get_definition(request.app[keys.POOL], credential.tenant, activity_id)
     return _json(activity_object(activity_id, definition))
 
 
 async def agents(request: web.Request) -> web.Response:
     credential: Credential = request[CREDENTIAL]
     agent, agent_key = parse_agent(_single_param(request, "agent"))
-    names = await agent_names(request.app[keys.POOL], credential.tenant, agent_key)
-    return _json(person_object(agent, names))
+    pool = request.app[keys.POOL]
+    # The identifiers known to be this person: the requested Agent first,
+    # then every identifier the roster links to the same person.
+    person = await identities.person_of(pool, credential.tenant, agent_key) or agent_key
+    others = [k for k in [person, *await identities.identifiers_of(pool, credential.tenant, person)] if k != agent_key]
+    agents_ = [agent, *(agent_of_key(k) for k in others)]
+    names: list[str] = []
+    for key in [agent_key, *others]:
+        names += await agent_names(pool, credential.tenant, key)
+    return _json(person_from_identifiers(agents_, names))

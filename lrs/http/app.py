@@ -14,6 +14,7 @@ from lrs.config import ConfigError, Settings
 from lrs.http import keys
 from lrs.http.about import about, health, ready
 from lrs.http.authn import Authenticator
+from lrs.http.bearer import bearer_verifier
 from lrs.http.metrics import metrics_handler
 from lrs.http.alternate import alternate_syntax
 from lrs.http.limits import body_size_limit
@@ -66,7 +67,7 @@ def create_app(
     app[keys.LIFECYCLE] = keys.Lifecycle()
     if embedded is not None:
         app[keys.EMBEDDED] = embedded
-    app.cleanup_ctx.extend([_database, _writer, _relay, _anchors])
+    app.cleanup_ctx.extend([_database, bearer_verifier, _writer, _relay, _anchors])
     projections.http.register(app)  # /competency/... and the projection runner (last cleanup context)
     app.on_shutdown.append(_stop_accepting)
     app.on_response_prepare.append(common_headers)
@@ -98,6 +99,7 @@ async def _stop_accepting(app: web.Application) -> None:
 
 async def _database(app: web.Application) -> AsyncIterator[None]:
     from lrs.store import credentials, secrets
+    from lrs.store.activities import catch_up_definitions
     from lrs.store.migrations import apply_migrations
     from lrs.store.pool import create_pool
 
@@ -108,6 +110,9 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
         raise database_unreachable(app[keys.DATABASE_URL], exc) from exc
     try:
         await apply_migrations(pool)
+        # Canonical Activity definitions are kept by the statement writer; fold
+        # what an older version of the LRS left behind, once, before it starts.
+        await catch_up_definitions(pool, settings.authority_home)
     except BaseException:
         await pool.close()
         raise
@@ -162,7 +167,7 @@ async def _relay(app: web.Application) -> AsyncIterator[None]:
 
     relay = Relay(
         app[keys.POOL], nats_url, batch_size=settings.relay_batch_size,
-        inline_max_bytes=settings.relay_inline_max_bytes,
+        inline_max_bytes=settings.relay_inline_max_bytes, stream_replicas=settings.nats_stream_replicas,
     )
     app[keys.WRITER].committed.append(relay.notify)
     await relay.start()

@@ -22,7 +22,7 @@ from lrs.documents.model import Resource
 from lrs.documents.params import DocumentRequest, parse_document_params
 from lrs.documents.writes import plan_delete, plan_post, plan_put
 from lrs.http import keys
-from lrs.http.middleware import CREDENTIAL, LOG_FIELDS
+from lrs.http.middleware import CREDENTIAL, LOG_FIELDS, XAPI_VERSION
 from lrs.store.documents import DocumentStore, WriteResult
 from lrs.xapi.errors import NotFoundError
 
@@ -77,12 +77,13 @@ async def _handle(request: web.Request, resource: Resource) -> web.Response:
             return await _list_ids(store, tenant, parsed)
         return await _get_one(store, tenant, parsed)
     preconditions = Preconditions(request.headers.get("If-Match"), request.headers.get("If-None-Match"))
+    version = request[XAPI_VERSION]
     if method == "DELETE":
         if parsed.document_id is None:
             result = await store.delete_all(tenant, parsed.context)
         else:
             result = await store.delete(
-                tenant, parsed.key, lambda current: plan_delete(resource, current, preconditions)
+                tenant, parsed.key, lambda current: plan_delete(resource, current, preconditions, version)
             )
     else:
         content = await request.read()
@@ -90,7 +91,7 @@ async def _handle(request: web.Request, resource: Resource) -> web.Response:
         plan = plan_put if method == "PUT" else plan_post
         result = await store.put(
             tenant, parsed.key, method.lower(),
-            lambda current: plan(resource, current, content, content_type, preconditions),
+            lambda current: plan(resource, current, content, content_type, preconditions, version),
         )
     _committed(request, result)
     response = web.Response(status=204)

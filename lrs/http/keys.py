@@ -11,6 +11,7 @@ from lrs.config import Settings
 
 if TYPE_CHECKING:
     from lrs.http.authn import Authenticator
+    from lrs.oidc import BearerVerifier
     from lrs.store.writer import StatementWriter
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -19,6 +20,8 @@ NATS_URL = web.AppKey("nats_url", str)
 POOL = web.AppKey("pool", asyncpg.Pool)
 WRITER: web.AppKey["StatementWriter"] = web.AppKey("writer")
 AUTHENTICATOR: web.AppKey["Authenticator"] = web.AppKey("authenticator")
+# Present only when LRS_OIDC_ISSUER is set.
+BEARER_VERIFIER: web.AppKey["BearerVerifier"] = web.AppKey("bearer_verifier")
 CURSOR_SECRET = web.AppKey("cursor_secret", bytes)
 RELAY: web.AppKey[Any] = web.AppKey("relay")
 LIFECYCLE: web.AppKey["Lifecycle"] = web.AppKey("lifecycle")

@@ -13,10 +13,12 @@ from aiohttp import web
 from lrs.auth import AuthError, Credential, parse_basic_auth
 from lrs.eventlog import format_stored
 from lrs.http import keys
+from lrs.http.bearer import authenticate_bearer
 from lrs.http.metrics import HTTP_LATENCY, HTTP_REQUESTS
+from lrs.oidc.claims import bearer_token
 from lrs.store.availability import storage_unavailable
 from lrs.xapi.errors import XapiError
-from lrs.xapi.versions import negotiate_version
+from lrs.xapi.versions import SUPPORTED_VERSIONS, negotiate_version
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -87,7 +89,8 @@ async def common_headers(request: web.Request, response: web.StreamResponse) -> 
 
     Every xAPI response names the version (Communication 3.3): the negotiated
     one, or, where none was negotiated (About, a 401, a missing or bad version
-    header), the latest patch of the family the client asked for.
+    header), the latest patch of the 1.0 family when the client asked for a
+    1.0.x version, and otherwise the latest version this LRS supports (2.0.0).
     """
     request_id = request.get(REQUEST_ID)
     if request_id is not None:
@@ -102,7 +105,9 @@ async def common_headers(request: web.Request, response: web.StreamResponse) -> 
 
 
 def _version_family(header: str | None) -> str:
-    return "2.0.0" if header is not None and header.strip().startswith("2.") else "1.0.3"
+    if header is not None and header.strip().startswith("1.0"):
+        return "1.0.3"
+    return SUPPORTED_VERSIONS[-1]
 
 
 
@@ -116,7 +121,7 @@ async def error_mapping(request: web.Request, handler: Handler) -> web.StreamRes
         return error_response(exc.status, exc.message, exc.path)
     except AuthError as exc:
         response = error_response(401, "authentication required: " + str(exc))
-        response.headers["WWW-Authenticate"] = 'Basic realm="lrs"'
+        response.headers["WWW-Authenticate"] = exc.challenge
         return response
     except web.HTTPException as exc:
         if exc.status >= 400 and exc.content_type != "application/json":
@@ -146,8 +151,13 @@ async def error_mapping(request: web.Request, handler: Handler) -> web.StreamRes
 async def authentication(request: web.Request, handler: Handler) -> web.StreamResponse:
     if request.path in PUBLIC_PATHS or request.method == "OPTIONS":
         return await handler(request)
-    key, secret = parse_basic_auth(request.headers.get("Authorization"))
-    credential = await request.app[keys.AUTHENTICATOR].authenticate(key, secret)
+    header = request.headers.get("Authorization")
+    token = bearer_token(header)
+    if token is not None:
+        credential = await authenticate_bearer(request.app, token)
+    else:
+        key, secret = parse_basic_auth(header)
+        credential = await request.app[keys.AUTHENTICATOR].authenticate(key, secret)
     request[CREDENTIAL] = credential
     # Scopes (lrs.auth.RESOURCE_SCOPES), checked once here for every route;
     # unmatched paths fall through to the router's 404/405.

@@ -13,9 +13,10 @@ attachment sizes:
    binary, 1.5.2.s3.b6, any other value is refused).  Its bytes are hashed
    with the SHA-2 variant the hash's length names while they stream into a
    spool (memory up to :data:`SPOOL_BYTES`, then a temporary file); the
-   digest and the byte count must match the header and every Attachment that
-   declares that sha2 ("length" and "sha2", 2.4.11).  Parts are matched to
-   Attachments by hash only (1.5.2.s1.b4).
+   digest must match the header.  Parts are matched to Attachments by hash
+   only (1.5.2.s1.b4, 1.5.2.s3.b5): a declared ``length`` that differs from
+   the bytes received does not fail the request, and the stored attachment
+   records the true length (what GET serves as the part's Content-Length).
 3. Every Attachment without a ``fileUrl`` must have received a part
    (1.5.2.s3.b5).  The same bytes sent twice are accepted and kept once.
 4. Signature attachments (Data 2.6) are checked by :mod:`lrs.xapi.signature`.
@@ -342,14 +343,9 @@ async def _read_attachment_part(
             raise XapiError(
                 400, f"{where}: its data does not hash to its {HASH_HEADER} {sha2} (sha2 mismatch)"
             )
-        for path, attachment in declared[sha2]:
-            if attachment["length"] != received.length:
-                raise XapiError(
-                    400,
-                    f"{where} has {received.length} bytes but the Attachment declares length "
-                    f"{attachment['length']} (length mismatch)",
-                    path,
-                )
+        # A declared `length` that differs from the bytes received is the
+        # sender's mistake, not a reason to refuse: parts are matched by sha2
+        # only (1.5.2.s3.b5), and the stored blob records the true length.
     except BaseException:
         received.close()
         raise

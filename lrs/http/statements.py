@@ -30,7 +30,7 @@ from lrs.store.attachments import Blob, save_attachments
 from lrs.store.ids import RandomUuids, parse_uuid
 from lrs.store.writer import WriterClosedError
 from lrs.xapi.errors import NotFoundError, XapiError
-from lrs.xapi.identity import ifi_key
+from lrs.xapi.identity import authority_key
 from lrs.xapi.statement import parse_statement, parse_statements
 
 _encode = msgspec.json.Encoder().encode
@@ -39,7 +39,10 @@ _JSON_TYPES = frozenset({"application/json"})
 
 
 def authority_for(credential: Credential, homepage: str) -> dict[str, Any]:
-    """The Agent the LRS records as ``authority`` for statements this credential sends."""
+    """The Agent (or, for an OAuth client acting for a user, the Group of the two)
+    the LRS records as ``authority`` for statements this credential sends."""
+    if credential.authority is not None:
+        return dict(credential.authority)
     return {
         "objectType": "Agent",
         "name": credential.name or credential.key,
@@ -107,7 +110,9 @@ async def _append(
     # (lrs.store.attachments explains).
     await save_attachments(request.app[keys.POOL], credential.tenant, attachments)
     try:
-        results = await request.app[keys.WRITER].append(credential.tenant, prepared)
+        results = await request.app[keys.WRITER].append(
+            credential.tenant, prepared, defines=credential.allows("define")
+        )
     except XapiError as exc:
         STATEMENTS_REJECTED.labels(str(exc.status)).inc()
         raise
@@ -170,7 +175,7 @@ async def get_statements(request: web.Request) -> web.Response:
     # assigns to this credential's writes (Communication 4.2).
     mine = None
     if not credential.allows("statements/read"):
-        mine = ifi_key(authority_for(credential, settings.authority_home))
+        mine = authority_key(authority_for(credential, settings.authority_home))
     languages = parse_accept_language(request.headers.get("Accept-Language", ""))
     token = more_token(request.query)
     if token is not None:

@@ -3,8 +3,8 @@
 - ``exact``: the Statement as stored, unchanged.
 - ``ids``: Agents and Identified Groups reduced to ``objectType`` and their
   Inverse Functional Identifier; Anonymous Groups to ``objectType`` and their
-  members (each reduced); Activities to ``id`` (and ``objectType`` when it was
-  given); Verbs to ``id`` (xAPI-Data 2.4.3 s6 b2: no ``display``).
+  members (each reduced); Activities to ``id`` alone (the minimum that
+  identifies them, wherever they occur); Verbs to ``id`` (xAPI-Data 2.4.3 s6 b2: no ``display``).
 - ``canonical``: every language map of a Verb ``display``, an Activity
   definition ``name``/``description``, interaction component descriptions and
   Attachment ``display``/``description`` reduced to the one entry that best
@@ -174,8 +174,6 @@ def _ids_actor(actor: dict[str, Any]) -> dict[str, Any]:
 
 
 def _ids_activity(activity: dict[str, Any]) -> dict[str, Any]:
-    if "objectType" in activity:
-        return {"objectType": activity["objectType"], "id": activity["id"]}
     return {"id": activity["id"]}
 
 

@@ -9,7 +9,7 @@ For each Statement of a request, in order:
 - ``authority``: always the one of the request's credentials; a client's
   authority is overwritten (2.4.9 s3 b4).
 - ``version``: kept when given (the validator only lets ``1.0.x`` through on
-  1.0.3 requests), else ``"1.0.0"`` for 1.0.x requests (2.4.10 s3 b3: "If they
+  1.0.3 requests; ``1.0`` is stored as ``1.0.0``, Communication 3.3.s3.b3), else ``"1.0.0"`` for 1.0.x requests (2.4.10 s3 b3: "If they
   lack a version, the version MUST be set to 1.0.0") and ``"2.0.0"`` for 2.0
   requests.
 - ``stored``: removed; the store sets it at commit, and ``timestamp`` too when
@@ -58,6 +58,7 @@ from typing import Any
 from lrs.ingest.model import PreparedStatement
 from lrs.xapi.errors import XapiError
 from lrs.xapi.identity import ifi_key
+from lrs.xapi.statement import full_statement_version
 
 __all__ = ["prepare_statements", "utc_timestamp", "VOIDED_VERB"]
 
@@ -113,8 +114,11 @@ def prepare_statements(
                 f"$[{index}].id",
             )
         body["authority"] = authority
-        if "version" not in body:
+        given_version = body.get("version")
+        if given_version is None:
             body["version"] = default_version
+        elif given_version.count(".") == 1:
+            body["version"] = full_statement_version(given_version)
         body.pop("stored", None)
         if "timestamp" in body:
             body["timestamp"] = utc_timestamp(body["timestamp"])

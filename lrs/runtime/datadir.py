@@ -30,7 +30,9 @@ def _holder(lock_path: Path) -> str:
     except OSError:
         return "another process"
     pid, _, command = text.partition(" ")
-    return f"pid {pid}: {command}" if pid.isdigit() and command else (f"pid {pid}" if pid.isdigit() else "another process")
+    if not pid.isdigit():
+        return "another process"
+    return f"pid {pid}: {command}" if command else f"pid {pid}"
 
 
 @contextlib.contextmanager

@@ -1,15 +1,20 @@
-"""Canonical Activity definitions (folded from the log) and Agent names.
+"""Canonical Activity definitions and Agent names.
 
 The ``activity_definitions`` table is an inline projection of statement
 events that carry Activity Definitions and were sent by a credential with
-the ``define`` scope.  It catches up on demand (:func:`catch_up_definitions`,
-called before each read of the Activities resource): one transaction per
-batch, the checkpoint row locked FOR UPDATE so concurrent readers fold each
-event once.  Only events whose payload contains ``"definition"`` are decoded.
+the ``define`` scope, kept by the statement writer: :func:`write_definitions`
+runs in the group-commit transaction that appends the statements, under the
+log head lock, so a definition is canonical as soon as its statement is
+committed, and the Activities resource only reads the row.  Whether the
+sender holds ``define`` is decided at write time, from the credential of the
+request (bearer-token credentials included).
 
-Whether a sender holds ``define`` is read from the credentials table when
-the event is folded, using the credential key the LRS wrote into the
-statement's ``authority``.
+The checkpoint row records the last event position folded.  The writer
+moves it with each group that writes definitions; :func:`catch_up_definitions`,
+run once at start, folds what older versions of the LRS left behind (events
+after the checkpoint, their senders' ``define`` scope read from the
+credentials table by the key in ``authority``).  Folding an event twice gives
+the same canonical definition, so an overlap after a crash is harmless.
 """
 
 from __future__ import annotations
@@ -20,11 +25,17 @@ import asyncpg
 import msgspec
 
 from lrs.auth import Credential
-from lrs.documents.activities import activity_definitions_in, authority_credential_key, merge_definition
+from lrs.documents.activities import (
+    DefinitionUpdate,
+    activity_definitions_in,
+    authority_credential_key,
+    fold_definitions,
+    merge_definition,
+)
 from lrs.documents.agents import agent_names_in
 from lrs.store.credentials import fetch_credential
 
-__all__ = ["agent_names", "catch_up_definitions", "get_definition"]
+__all__ = ["agent_names", "catch_up_definitions", "get_definition", "write_definitions"]
 
 SELECT_CHECKPOINT_FOR_UPDATE = "SELECT position FROM activity_definitions_checkpoint WHERE singleton FOR UPDATE"
 UPDATE_CHECKPOINT = "UPDATE activity_definitions_checkpoint SET position = $1 WHERE singleton"
@@ -38,6 +49,18 @@ ORDER BY position LIMIT $3
 SELECT_DEFINITION = "SELECT definition FROM activity_definitions WHERE tenant = $1 AND activity_id = $2"
 UPSERT_DEFINITION = """
 INSERT INTO activity_definitions (tenant, activity_id, definition, position) VALUES ($1, $2, $3, $4)
+ON CONFLICT (tenant, activity_id) DO UPDATE SET definition = EXCLUDED.definition, position = EXCLUDED.position
+"""
+# The writer's: the rows its group changes (locked), then all of them at once.
+ADVANCE_CHECKPOINT = "UPDATE activity_definitions_checkpoint SET position = GREATEST(position, $1) WHERE singleton"
+SELECT_DEFINITIONS_FOR_UPDATE = """
+SELECT d.tenant, d.activity_id, d.definition
+FROM activity_definitions d JOIN unnest($1::text[], $2::text[]) AS k(tenant, activity_id) USING (tenant, activity_id)
+FOR UPDATE OF d
+"""
+UPSERT_DEFINITIONS = """
+INSERT INTO activity_definitions (tenant, activity_id, definition, position)
+SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[], $4::bigint[])
 ON CONFLICT (tenant, activity_id) DO UPDATE SET definition = EXCLUDED.definition, position = EXCLUDED.position
 """
 # Newest statements in which the agent appears (the 'A:' agent filter keys).
@@ -58,8 +81,35 @@ async def get_definition(pool: Pool, tenant: str, activity_id: str) -> dict[str,
     return None if data is None else _decode(data)
 
 
+async def write_definitions(conn: asyncpg.Connection, updates: list[DefinitionUpdate], through: int) -> int:
+    """Merge ``updates`` (log order) into the canonical definitions and move the
+    checkpoint to ``through`` (the group's head), inside the caller's
+    transaction; returns the number of definitions changed.
+
+    The checkpoint moves first: its row lock waits for a start-up catch-up in
+    another process to finish, so the two never merge the same rows at once."""
+    if not updates:
+        return 0
+    await conn.execute(ADVANCE_CHECKPOINT, through)
+    slots = sorted({(u.tenant, u.activity_id) for u in updates})
+    rows = await conn.fetch(SELECT_DEFINITIONS_FOR_UPDATE, [t for t, _ in slots], [a for _, a in slots])
+    current = {(r["tenant"], r["activity_id"]): _decode(r["definition"]) for r in rows}
+    changed = fold_definitions(current, updates)
+    if not changed:
+        return 0
+    await conn.execute(
+        UPSERT_DEFINITIONS,
+        [tenant for tenant, _ in changed],
+        [activity_id for _, activity_id in changed],
+        [_encode(definition) for definition, _ in changed.values()],
+        [position for _, position in changed.values()],
+    )
+    return len(changed)
+
+
 async def catch_up_definitions(pool: asyncpg.Pool, authority_home: str, batch_size: int = 2000) -> int:
-    """Fold every statement event committed so far; returns the checkpoint."""
+    """Fold every statement event committed after the checkpoint (what an older
+    version left unfolded); returns the checkpoint."""
     target = await pool.fetchval(SELECT_LOG_POSITION)
     while True:
         async with pool.acquire() as conn, conn.transaction():

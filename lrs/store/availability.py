@@ -27,5 +27,8 @@ def storage_unavailable(exc: BaseException) -> bool:
     """True for a failure of the database or the disk rather than of the request."""
     if isinstance(exc, _UNAVAILABLE):
         return True
-    # asyncpg reports use of a connection that was closed under it as a plain InterfaceError.
-    return isinstance(exc, asyncpg.InterfaceError) and "connection is closed" in str(exc)
+    # asyncpg reports use of a connection that was closed under it as a plain InterfaceError,
+    # and a connection returned to the pool as the server died as a protocol in a stuck state.
+    if isinstance(exc, asyncpg.InterfaceError):
+        return "connection is closed" in str(exc)
+    return isinstance(exc, asyncpg.InternalClientError) and str(exc).startswith("cannot switch to state")

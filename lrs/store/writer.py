@@ -12,7 +12,9 @@ commits it in ONE transaction:
    (:func:`lrs.batching.merge_touched`);
 3. decide every request with the pure :func:`lrs.batching.plan_group`;
 4. COPY the new events and read-model rows, mark newly voided statements,
-   move the head; COMMIT (``synchronous_commit = on``);
+   merge the Activity Definitions of senders holding ``define`` into the
+   canonical ones (:func:`lrs.store.activities.write_definitions`), move the
+   head; COMMIT (``synchronous_commit = on``);
 5. only then answer each request: its results, or its own error.
 
 A database error fails the requests of that group only; the writer goes on.
@@ -27,7 +29,7 @@ import uuid
 from collections import defaultdict, deque
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Callable, Sequence
+from typing import AsyncIterator, Callable, Sequence
 
 import asyncpg
 import msgspec
@@ -45,8 +47,10 @@ from lrs.batching import (
     plan_group,
     statement_form,
 )
+from lrs.documents.activities import DefinitionUpdate, definition_updates
 from lrs.eventlog import ONE_MICROSECOND
 from lrs.ingest.model import PreparedStatement
+from lrs.store.activities import write_definitions
 from lrs.store.commit_notifications import NOTIFY_HEAD
 from lrs.store.ids import TimeOrderedUuids
 
@@ -183,6 +187,13 @@ class StatementWriter:
         # Counters for metrics: transactions that wrote events, statements written.
         self.groups_committed = 0
         self.statements_committed = 0
+        # Time the log head lock was held by this writer (FOR UPDATE to
+        # COMMIT), in total and, with keep_head_lock_holds, per transaction:
+        # the serial part of ingest across every process appending to the log
+        # (docs/scaling.md; bench/log_head_lock.py).
+        self.head_lock_seconds = 0.0
+        self.head_lock_holds: list[float] = []
+        self.keep_head_lock_holds = False
 
     # -- state ---------------------------------------------------------------
 
@@ -260,11 +271,13 @@ class StatementWriter:
             self._refresher = None
 
     async def append(
-        self, tenant: str, statements: Sequence[PreparedStatement]
+        self, tenant: str, statements: Sequence[PreparedStatement], *, defines: bool = False
     ) -> list[AppendResult]:
         """Append one request's statements; returns one result per statement,
         in order, after COMMIT.  Raises ConflictError (409) or XapiError (400)
-        for this request alone; database errors propagate."""
+        for this request alone; database errors propagate.  ``defines``: the
+        sender holds the ``define`` scope, so the Activity Definitions of its
+        accepted statements update the canonical ones in the same transaction."""
         if self._closing or self._task is None:
             raise WriterClosedError("the statement writer is not running")
         if not statements:
@@ -274,7 +287,7 @@ class StatementWriter:
         # encode them now, so the group's transaction holds the head lock
         # only for what does (positions, stored, hash chain).
         forms = tuple(statement_form(statement, _array_literal) for statement in statements)
-        self._queue.append(_Queued(AppendRequest(tenant, tuple(statements), forms), future))
+        self._queue.append(_Queued(AppendRequest(tenant, tuple(statements), forms, defines), future))
         self._queued_statements += len(statements)
         self._wakeup.set()
         if self._queued_statements >= self._max:
@@ -352,6 +365,19 @@ class StatementWriter:
                 except Exception as exc:  # noqa: BLE001 - a listener must not stop the writer
                     log.error("commit listener failed", error=repr(exc))
 
+    @contextlib.asynccontextmanager
+    async def _head_lock_hold(self) -> AsyncIterator[_Hold]:
+        hold = _Hold()
+        try:
+            yield hold
+        finally:
+            if hold.since is not None:
+                held = time.perf_counter() - hold.since
+                metrics.LOG_HEAD_LOCK_SECONDS.observe(held)
+                self.head_lock_seconds += held
+                if self.keep_head_lock_holds:
+                    self.head_lock_holds.append(held)
+
     async def _write(self, requests: list[AppendRequest]) -> GroupPlan:
         async with self._pool.acquire() as conn:
             # Look the group's ids up before taking the lock (the other
@@ -366,8 +392,11 @@ class StatementWriter:
             if ahead:
                 seen = await conn.fetchval(SELECT_HEAD_POSITION)
                 existing = await _fetch_touched(conn, lookups)
-            async with conn.transaction():
+            # The hold is timed until the COMMIT (or ROLLBACK) returns: the
+            # transaction is left before the timer.
+            async with self._head_lock_hold() as hold, conn.transaction():
                 row = await conn.fetchrow(SELECT_HEAD_FOR_UPDATE)
+                hold.locked()
                 head = LogHead(row["position"], row["hash"], row["stored"])
                 if seen is None:
                     existing = await _fetch_touched(conn, lookups)
@@ -389,7 +418,32 @@ class StatementWriter:
                     by_tenant[tenant].append(statement_id)
                 for tenant, ids in by_tenant.items():
                     await conn.execute(UPDATE_VOIDED, tenant, ids)
+                await write_definitions(conn, _definition_updates(requests, plan), plan.head.position)
         return plan
+
+
+class _Hold:
+    """When the log head lock was taken (perf_counter), if it was."""
+
+    __slots__ = ("since",)
+
+    def __init__(self) -> None:
+        self.since: float | None = None
+
+    def locked(self) -> None:
+        self.since = time.perf_counter()
+
+
+def _definition_updates(requests: list[AppendRequest], plan: GroupPlan) -> list[DefinitionUpdate]:
+    """The Activity Definitions in the accepted statements of defining requests."""
+    defining = {id(s) for request in requests if request.defines for s in request.statements}
+    if not defining:
+        return []
+    return definition_updates(
+        (new.event.tenant, new.statement.body, new.event.position)
+        for new in plan.new
+        if id(new.statement) in defining
+    )
 
 
 _Lookups = dict[str, tuple[list[uuid.UUID], list[uuid.UUID]]]

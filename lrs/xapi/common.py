@@ -121,9 +121,11 @@ SHA2_PATTERN = _register(
     r"[0-9a-fA-F]{56}|[0-9a-fA-F]{64}|[0-9a-fA-F]{96}|[0-9a-fA-F]{128}",
     "a hex-encoded SHA-2 hash (56, 64, 96 or 128 hex digits)",
 )
+# Formatted "as laid out for the API version header" (Data 2.4.10.s2.b1), and
+# that header may be "1.0", read as "1.0.0" (Communication 3.3.s3.b3).
 VERSION_PATTERN = _register(
-    r"[0-9]+\.[0-9]+\.[0-9]+(?:-[0-9A-Za-z.\-]+)?",
-    "a semantic version (e.g. 1.0.0)",
+    r"[0-9]+\.[0-9]+(?:\.[0-9]+(?:-[0-9A-Za-z.\-]+)?)?",
+    "a semantic version (e.g. 1.0.0, or 1.0 read as 1.0.0)",
 )
 
 Iri = Annotated[str, Meta(pattern=IRI_PATTERN, description="Absolute IRI")]

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["ifi_key"]
+__all__ = ["authority_key", "ifi_key"]
 
 
 def ifi_key(actor: dict[str, Any]) -> str | None:
@@ -44,3 +44,16 @@ def ifi_key(actor: dict[str, Any]) -> str | None:
     if account is not None:
         return "account:" + account["homePage"] + "|" + account["name"]
     return None
+
+
+def authority_key(authority: dict[str, Any]) -> str | None:
+    """The key that tells one sender's ``authority`` from another's: the IFI key
+    of an Agent, or, for the anonymous Group of an OAuth client and a user
+    (Data 2.4.9.s3.b1), ``group:`` and its members' IFI keys in sorted order."""
+    key = ifi_key(authority)
+    if key is not None or authority.get("objectType") != "Group":
+        return key
+    members = [ifi_key(member) for member in authority.get("member", ())]
+    if not members or None in members:
+        return None
+    return "group:" + "&".join(sorted(members))  # type: ignore[arg-type]

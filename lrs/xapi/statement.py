@@ -13,7 +13,7 @@ from typing import Literal
 import msgspec
 from msgspec import UNSET, UnsetType
 
-from lrs.xapi.actors import Account, Actor, Agent, _check_agent, _check_group
+from lrs.xapi.actors import Account, Actor, Agent, _check_agent, _check_group, ifi_count
 from lrs.xapi.attachments import Attachment
 from lrs.xapi.common import (
     IRI_PATTERN,
@@ -37,7 +37,14 @@ from lrs.xapi.results import Result
 from lrs.xapi.verbs import VOIDED, Verb
 from lrs.xapi.versions import SUPPORTED_VERSIONS
 
-__all__ = ["StatementObject", "SubStatementObject", "Statement", "parse_statements", "parse_statement"]
+__all__ = [
+    "StatementObject",
+    "SubStatementObject",
+    "Statement",
+    "full_statement_version",
+    "parse_statements",
+    "parse_statement",
+]
 
 ObjectType = Literal["Activity", "Agent", "Group", "StatementRef", "SubStatement"]
 
@@ -189,13 +196,30 @@ class Statement(Strict, kw_only=True):
             problem = timestamp_problem(self.stored)
             if problem:
                 raise field_error(".stored", problem)
-        authority = self.authority
-        if authority is not UNSET and authority.objectType == "Group":
-            if authority.member is UNSET or len(authority.member) != 2:
-                raise field_error(
-                    ".authority.member",
-                    "A Group authority must have exactly two Agents (OAuth application and user)",
-                )
+        if self.authority is not UNSET and self.authority.objectType == "Group":
+            _check_group_authority(self.authority)
+
+
+def _check_group_authority(authority: Actor) -> None:
+    """A Group authority is 3-legged OAuth (Data 2.4.9.s3.b1, 2.4.9.s7.b1-b2): an
+    anonymous Group of exactly two Agents, the OAuth consumer among them identified
+    by ``account``."""
+    if ifi_count(authority) != 0:
+        raise field_error(
+            ".authority",
+            "A Group authority must be an anonymous Group (no mbox, mbox_sha1sum, openid or account): "
+            "the pairing of an OAuth application and a user",
+        )
+    if authority.member is UNSET or len(authority.member) != 2:
+        raise field_error(
+            ".authority.member",
+            "A Group authority must have exactly two Agents (OAuth application and user)",
+        )
+    if all(member.account is UNSET for member in authority.member):
+        raise field_error(
+            ".authority.member",
+            "A Group authority must have an Agent identified by `account` (the OAuth consumer)",
+        )
 
 
 # --- parsing request bodies --------------------------------------------------
@@ -208,9 +232,17 @@ _single_decoder = msgspec.json.Decoder(Statement)
 _STATEMENT_VERSION_PREFIXES = {"1.0.3": ("1.0.",), "2.0.0": ("1.0.", "2.0.")}
 
 
+def full_statement_version(value: str) -> str:
+    """A Statement ``version`` with its patch number: "1.0" is read as "1.0.0"
+    and "2.0" as "2.0.0" (Communication 3.3.s3.b3, 2.0 4.1.7); others unchanged."""
+    return value + ".0" if value.count(".") == 1 else value
+
+
 def _check_for_version(stmt: Statement, version: str, path: str) -> None:
     """Rules that depend on the request's X-Experience-API-Version."""
-    if stmt.version is not UNSET and not stmt.version.startswith(_STATEMENT_VERSION_PREFIXES[version]):
+    if stmt.version is not UNSET and not full_statement_version(stmt.version).startswith(
+        _STATEMENT_VERSION_PREFIXES[version]
+    ):
         allowed = " or ".join(repr(p) for p in _STATEMENT_VERSION_PREFIXES[version])
         raise XapiError(
             400,

@@ -14,17 +14,17 @@ index or nil)::
 
     [FORMAT, learner, rule_version, strings, voided: [s...],
      evidence: [[statement_id s, timestamp s, verb s, registration s?, completed, score,
-                 statement_mastery_score, platform s?,
+                 statement_mastery_score, platform s?, stored s,
                  [[competency s, level s?, level_rank, activity s, source s, passed, move_on s,
                    mastery_score], ...]],
                 ...],  (one entry per statement, in the state's evidence order)
      competencies: [[competency s, status s, level s?, best_score,
                      latest_score, evidence_count, first_evidence_at s?,
                      last_evidence_at s?, first_mastered_at s?,
-                     [[level s?, level_rank, achieved_at s, [statement_id s...]], ...],
+                     [[level s?, level_rank, achieved_at s, [statement_id s...], known_at s], ...],
                      rule_version], ...],
      certifications: [[program s, program_version s, earned, earned_at s?,
-                       [statement_id s...], [met s...], [missing s...], rule_version], ...]]
+                       [statement_id s...], [met s...], [missing s...], rule_version, known_at s?], ...]]
 
 Competencies and certifications are written in key order, so a state
 built from the same evidence always has the same bytes (the audit digest
@@ -48,7 +48,7 @@ from projections.competency.model import (
 
 __all__ = ["FORMAT", "encode_state", "decode_state", "StateFormatError"]
 
-FORMAT = 2  # 2: evidence keeps the masteryScores and the platform
+FORMAT = 2  # 2: evidence keeps the masteryScores, the platform and the stored time
 
 _ENCODER = msgspec.msgpack.Encoder()
 
@@ -56,14 +56,15 @@ _ENCODER = msgspec.msgpack.Encoder()
 _Index = Annotated[int, msgspec.Meta(ge=0)]
 _Entry = tuple[_Index, Optional[_Index], int, _Index, _Index, Optional[bool], _Index, Optional[float]]
 _Statement = tuple[
-    _Index, _Index, _Index, Optional[_Index], bool, Optional[float], Optional[float], Optional[_Index], list[_Entry]
+    _Index, _Index, _Index, Optional[_Index], bool, Optional[float], Optional[float], Optional[_Index], _Index,
+    list[_Entry],
 ]
-_Attainment = tuple[Optional[_Index], int, _Index, list[_Index]]
+_Attainment = tuple[Optional[_Index], int, _Index, list[_Index], _Index]
 _Competency = tuple[
     _Index, _Index, Optional[_Index], Optional[float], Optional[float], int,
     Optional[_Index], Optional[_Index], Optional[_Index], list[_Attainment], int,
 ]
-_Program = tuple[_Index, _Index, bool, Optional[_Index], list[_Index], list[_Index], list[_Index], int]
+_Program = tuple[_Index, _Index, bool, Optional[_Index], list[_Index], list[_Index], list[_Index], int, Optional[_Index]]
 _Layout = tuple[int, str, int, list[str], list[_Index], list[_Statement], list[_Competency], list[_Program]]
 _DECODER = msgspec.msgpack.Decoder(_Layout)
 
@@ -92,7 +93,7 @@ def encode_state(state: LearnerState) -> bytes:
     for e in state.evidence:
         fields = (
             e.statement_id, e.timestamp, e.verb, e.registration, e.completed, e.score, e.statement_mastery_score,
-            e.platform,
+            e.platform, e.stored,
         )
         if fields != head:
             head = fields
@@ -101,7 +102,8 @@ def encode_state(state: LearnerState) -> bytes:
             platform = e.platform
             evidence.append([
                 t[e.statement_id], t[e.timestamp], t[e.verb], None if registration is None else t[registration],
-                e.completed, e.score, e.statement_mastery_score, None if platform is None else t[platform], entries,
+                e.completed, e.score, e.statement_mastery_score, None if platform is None else t[platform],
+                t[e.stored], entries,
             ])
         level = e.level
         entries.append([
@@ -115,7 +117,8 @@ def encode_state(state: LearnerState) -> bytes:
             None if c.last_evidence_at is None else t[c.last_evidence_at],
             None if c.first_mastered_at is None else t[c.first_mastered_at],
             [
-                [None if a.level is None else t[a.level], a.level_rank, t[a.achieved_at], [t[i] for i in a.statement_ids]]
+                [None if a.level is None else t[a.level], a.level_rank, t[a.achieved_at], [t[i] for i in a.statement_ids],
+                 t[a.known_at]]
                 for a in c.attainments
             ],
             c.rule_version,
@@ -126,6 +129,7 @@ def encode_state(state: LearnerState) -> bytes:
         [
             t[p.program], t[p.program_version], p.earned, None if p.earned_at is None else t[p.earned_at],
             [t[i] for i in p.statement_ids], [t[i] for i in p.met], [t[i] for i in p.missing], p.rule_version,
+            None if p.known_at is None else t[p.known_at],
         ]
         for _, p in sorted(state.certifications.items())
     ]
@@ -161,10 +165,10 @@ def _build(
             statement_id=sid, timestamp=ts, competency=s[x[0]], level=opt(x[1]), level_rank=x[2],
             activity=s[x[3]], source=s[x[4]], verb=verb, registration=registration, passed=x[5],
             completed=completed, score=score, move_on=s[x[6]], mastery_score=x[7],
-            statement_mastery_score=stated, platform=platform,
+            statement_mastery_score=stated, platform=platform, stored=stored,
         )
-        for sid, ts, verb, registration, completed, score, stated, platform, entries in (
-            (s[g[0]], s[g[1]], s[g[2]], opt(g[3]), g[4], g[5], g[6], opt(g[7]), g[8]) for g in evidence
+        for sid, ts, verb, registration, completed, score, stated, platform, stored, entries in (
+            (s[g[0]], s[g[1]], s[g[2]], opt(g[3]), g[4], g[5], g[6], opt(g[7]), s[g[8]], g[9]) for g in evidence
         )
         for x in entries
     )
@@ -177,7 +181,7 @@ def _build(
             first_mastered_at=opt(c[8]),
             attainments=tuple(
                 LevelAttainment(level=opt(a[0]), level_rank=a[1], achieved_at=s[a[2]],
-                                statement_ids=tuple(s[i] for i in a[3]))
+                                statement_ids=tuple(s[i] for i in a[3]), known_at=s[a[4]])
                 for a in c[9]
             ),
             rule_version=c[10],
@@ -188,7 +192,7 @@ def _build(
         programs[f"{program}|{version}"] = ProgramCertification(
             program=program, program_version=version, earned=p[2], earned_at=opt(p[3]),
             statement_ids=tuple(s[i] for i in p[4]), met=tuple(s[i] for i in p[5]),
-            missing=tuple(s[i] for i in p[6]), rule_version=p[7],
+            missing=tuple(s[i] for i in p[6]), rule_version=p[7], known_at=opt(p[8]),
         )
     return LearnerState(
         learner=learner, evidence=items, voided=tuple(s[i] for i in voided),

@@ -13,6 +13,7 @@ competency at this level") is derived: ``<competence IRI>/levels/<level code>``.
 from __future__ import annotations
 
 import re
+from datetime import date
 from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Literal
@@ -33,6 +34,7 @@ __all__ = [
     "FrameworkRef",
     "Requirement",
     "Program",
+    "TargetRule",
     "AlignmentRule",
     "AlignmentTable",
     "Document",
@@ -125,12 +127,23 @@ class Requirement(_Node, **_OPTIONS):
     level: str  # level code in that competence's framework
 
 
+class TargetRule(_Node, **_OPTIONS):
+    """``rate`` of a unit's roster certified by the end of the day ``by``
+    (an ISO date), for every unit (no ``unit``) or for ``unit`` and the
+    units below it that have no schedule of their own."""
+
+    rate: float
+    by: str
+    unit: str | UnsetType = UNSET
+
+
 class Program(_Document, tag="program", **_OPTIONS):
     """Certified when every required competence reaches its required level."""
 
     frameworks: tuple[FrameworkRef, ...]
     requirements: tuple[Requirement, ...]
-    target_rate: float | UnsetType = UNSET  # share of a unit expected certified
+    target_rate: float | UnsetType = UNSET  # share of a unit expected certified (undated)
+    targets: tuple[TargetRule, ...] = ()  # dated schedule (instead of target_rate)
 
 
 class AlignmentRule(_Node, **_OPTIONS):
@@ -255,6 +268,20 @@ def _validate_program(program: Program) -> None:
         _unique(seen, requirement.competency, f"{path}.competency", "required competency")
     if program.target_rate is not UNSET:
         _check_fraction(program.target_rate, "$.target_rate")
+        if program.targets:
+            raise FrameworkError("give target_rate (undated) or targets (a dated schedule), not both", "$.targets")
+    seen_targets: dict[str, str] = {}
+    for i, rule in enumerate(program.targets):
+        path = f"$.targets[{i}]"
+        _check_fraction(rule.rate, f"{path}.rate")
+        try:
+            date.fromisoformat(rule.by)
+        except ValueError:
+            raise FrameworkError(f"by must be an ISO date (YYYY-MM-DD), got {rule.by!r}", f"{path}.by") from None
+        if rule.unit is not UNSET:
+            _check_text(rule.unit, f"{path}.unit")
+        scope = "" if rule.unit is UNSET else rule.unit
+        _unique(seen_targets, f"{scope} {rule.by}", path, "target for this unit and date")
 
 
 def _validate_alignment(table: AlignmentTable) -> None:

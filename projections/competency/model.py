@@ -71,6 +71,7 @@ class Evidence(_Value, frozen=True, kw_only=True, forbid_unknown_fields=True, gc
     mastery_score: float | None = None  # the masteryScore that judged the score (table's, else statement's)
     statement_mastery_score: float | None = None  # the statement's own cmi5 masteryscore extension
     platform: str | None = None  # context.platform, else the authority's IFI key
+    stored: str = ""  # when the LRS stored the statement (UTC, normalised): the "known" clock
 
     @property
     def mastery_differs(self) -> bool:
@@ -94,6 +95,9 @@ class LevelAttainment(_Value, frozen=True, kw_only=True, forbid_unknown_fields=T
     level_rank: int
     achieved_at: str
     statement_ids: tuple[str, ...]  # sorted
+    # when the LRS first held evidence reaching the level (by the statements'
+    # stored times): the "known" clock, where achieved_at is the "achieved" one
+    known_at: str = ""
 
 
 class CompetencyState(_Value, frozen=True, kw_only=True, forbid_unknown_fields=True, gc=False):
@@ -116,6 +120,7 @@ class ProgramCertification(_Value, frozen=True, kw_only=True, forbid_unknown_fie
     earned: bool
     earned_at: str | None
     statement_ids: tuple[str, ...]  # the exact statements that earned it, sorted
+    known_at: str | None = None  # when the LRS first held evidence that earns it (stored clock)
     met: tuple[str, ...]  # required competences reached, sorted
     missing: tuple[str, ...]  # required competences not yet reached, sorted
     rule_version: int = RULE_VERSION

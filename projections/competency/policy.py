@@ -88,6 +88,8 @@ __all__ = [
     "evolve",
     "evolve_many",
     "fold",
+    "state_events",
+    "split",
 ]
 
 VERB_PASSED = "http://adlnet.gov/expapi/verbs/passed"
@@ -173,6 +175,7 @@ def interpret_stored(payload: bytes, catalog: Catalog) -> LearnerEvent | None:
     if when is None:
         raise ValueError(f"statement {statement_id} has neither timestamp nor stored")
     timestamp = normalise_timestamp(when)
+    stored = normalise_timestamp(statement.stored) if statement.stored else timestamp
     if platform is None and statement.authority:
         authority = decode_json_value(statement.authority)
         platform = ifi_key(authority) if isinstance(authority, dict) else None
@@ -206,6 +209,7 @@ def interpret_stored(payload: bytes, catalog: Catalog) -> LearnerEvent | None:
                 mastery_score=mastery,
                 statement_mastery_score=context_mastery,
                 platform=platform,
+                stored=stored,
             )
     if not evidence:
         return None
@@ -255,6 +259,18 @@ def _move_on_met(move_on: str, passed_id: str | None, completed_id: str | None) 
     return tuple(sorted(ids)) if ids else None
 
 
+def _move_on_known(move_on: str, passed_at: str | None, completed_at: str | None) -> str | None:
+    """When (stored clock) a track's evidence first met ``move_on``."""
+    if move_on == "Passed":
+        return passed_at
+    if move_on == "Completed":
+        return completed_at
+    if move_on == "CompletedAndPassed":
+        return max(passed_at, completed_at) if passed_at and completed_at else None
+    found = [t for t in (passed_at, completed_at) if t]
+    return min(found) if found else None
+
+
 def fold_competency(competency: str, evidence: Iterable[Evidence]) -> CompetencyState:
     """The state of one competency from its evidence (any order, any duplicates)."""
     unique = {(e.statement_id, e.level, e.activity): e for e in evidence if e.competency == competency}
@@ -269,13 +285,21 @@ def _fold_ordered(competency: str, ordered: list[Evidence]) -> CompetencyState:
     latest: float | None = None
     # (level, activity, registration, move_on) -> [first passed id, first completed id]
     progress: dict[tuple[str | None, str, str | None, str], list[str | None]] = {}
+    # the same tracks by stored time: [earliest passed stored, earliest completed stored]
+    known: dict[tuple[str | None, str, str | None, str], list[str | None]] = {}
     attained: dict[str | None, LevelAttainment] = {}
     for e in ordered:
         statements.add(e.statement_id)
         if e.score is not None:
             latest = e.score
             best = e.score if best is None else max(best, e.score)
-        track = progress.setdefault((e.level, e.activity, e.registration, e.move_on), [None, None])
+        key = (e.level, e.activity, e.registration, e.move_on)
+        track = progress.setdefault(key, [None, None])
+        seen = known.setdefault(key, [None, None])
+        if e.passed:
+            seen[0] = e.stored if seen[0] is None or e.stored < seen[0] else seen[0]
+        if e.completed:
+            seen[1] = e.stored if seen[1] is None or e.stored < seen[1] else seen[1]
         if e.passed and track[0] is None:
             track[0] = e.statement_id
         if e.completed and track[1] is None:
@@ -287,7 +311,16 @@ def _fold_ordered(competency: str, ordered: list[Evidence]) -> CompetencyState:
             attained[e.level] = LevelAttainment(
                 level=e.level, level_rank=e.level_rank, achieved_at=e.timestamp, statement_ids=met_by
             )
-    attainments = tuple(sorted(attained.values(), key=_LEVEL_RANK))
+    # Reached levels stay reached as evidence is added, so the first stored
+    # time a track met its criterion is when the LRS knew the level.
+    level_known: dict[str | None, str] = {}
+    for (level, _, _, move_on), (passed_at, completed_at) in known.items():
+        met_at = _move_on_known(move_on, passed_at, completed_at)
+        if met_at is not None and (level not in level_known or met_at < level_known[level]):
+            level_known[level] = met_at
+    attainments = tuple(sorted(
+        (msgspec.structs.replace(a, known_at=level_known[a.level]) for a in attained.values()), key=_LEVEL_RANK
+    ))
     top = attainments[-1] if attainments else None  # one attainment per level: the ranks differ
     return CompetencyState(
         competency=competency,
@@ -319,6 +352,7 @@ def certifications(
         met: list[str] = []
         missing: list[str] = []
         times: list[str] = []
+        known: list[str] = []
         ids: set[str] = set()
         for competency, needed in needs:
             state = competencies.get(competency)
@@ -329,6 +363,7 @@ def certifications(
             first = min(candidates, key=lambda a: (a.achieved_at, a.level_rank, a.statement_ids))
             met.append(competency)
             times.append(first.achieved_at)
+            known.append(min(a.known_at for a in candidates))
             ids.update(first.statement_ids)
         earned = not missing
         result[f"{program.iri}|{program.version}"] = ProgramCertification(
@@ -336,6 +371,7 @@ def certifications(
             program_version=program.version,
             earned=earned,
             earned_at=max(times) if earned else None,
+            known_at=max(known) if earned else None,
             statement_ids=tuple(sorted(ids)) if earned else (),
             met=tuple(sorted(met)),
             missing=tuple(sorted(missing)),
@@ -390,6 +426,37 @@ def fold(learner: str, events: Iterable[LearnerEvent], catalog: Catalog) -> Lear
     for event in events:
         state = evolve(state, event, catalog)
     return state
+
+
+def state_events(state: LearnerState, learner: str) -> list[LearnerEvent]:
+    """Events that rebuild ``state``'s evidence and voidings for ``learner``
+    (a person a linked identifier's state is merged into)."""
+    by_statement: dict[str, list[Evidence]] = {}
+    for e in state.evidence:
+        by_statement.setdefault(e.statement_id, []).append(e)
+    events: list[LearnerEvent] = [
+        StatementEvidence(statement_id=sid, learner=learner, evidence=tuple(items)) for sid, items in by_statement.items()
+    ]
+    events.extend(StatementVoided(statement_id="", target_id=target) for target in state.voided)
+    return events
+
+
+def split(state: LearnerState, statement_ids: set[str], catalog: Catalog) -> tuple[LearnerState, LearnerState]:
+    """``state`` without the evidence and voidings of ``statement_ids``, and
+    a state of just those (for the learner of ``state``: the caller names it
+    again), as an unlink gives an identifier's statements back to it."""
+    moved = [e for e in state.evidence if e.statement_id in statement_ids]
+    kept = tuple(e for e in state.evidence if e.statement_id not in statement_ids)
+    voided = tuple(v for v in state.voided if v not in statement_ids)
+    rest = _refold(state, kept, voided, {e.competency for e in moved}, catalog)
+    part = LearnerState(learner=state.learner, evidence=(), voided=(), competencies={}, certifications={})
+    part = evolve_many(
+        part,
+        [*state_events(LearnerState(learner=state.learner, evidence=tuple(moved)), state.learner),
+         *(StatementVoided(statement_id="", target_id=v) for v in state.voided if v in statement_ids)],
+        catalog,
+    )
+    return rest, part
 
 
 def _refold(

@@ -26,7 +26,9 @@ from projections.competency.frameworks import Framework, Program
 from projections.competency.model import CompetencyState, LearnerEvent, StatementVoided
 from projections.competency.policy import fold, interpret_stored
 from projections.competency.standing import STATUSES, Standing, standing
-from projections.competency.targets import program_target, progress
+from projections.competency.targets import in_force, progress, schedule_for
+from lrs.store import identities
+from projections.units import series_store
 from projections.units import store as units
 
 SELECT_CHECKPOINT = "SELECT position FROM projection_checkpoints WHERE name = 'competency'"
@@ -118,15 +120,25 @@ async def _read(pool: asyncpg.Pool, tenant: str, learner: str) -> tuple[Any, int
         ) from None
 
 
+async def _person(pool: asyncpg.Pool, tenant: str, key: str) -> dict[str, Any]:
+    """Who ``key`` names: the person it is linked to (or itself), with every
+    identifier of that person and those merged into its answers."""
+    person = await identities.person_of(pool, tenant, key) or key
+    merged = await identities.identifiers_of(pool, tenant, person)
+    return {"person": person, "identifiers": [person, *merged], "merged": merged}
+
+
 async def learner_view(pool: asyncpg.Pool, catalog: Catalog, tenant: str, learner: str) -> dict[str, Any] | None:
     """The learner's state in every loaded framework, and the programmes it
-    has evidence towards; None when the projection knows nothing of it."""
-    state, position = await _read(pool, tenant, learner)
+    has evidence towards; None when the projection knows nothing of it.
+    ``learner`` may be any identifier of a person: the answer is the person's."""
+    who = await _person(pool, tenant, learner)
+    state, position = await _read(pool, tenant, who["person"])
     if state is None:
-        if not await units.is_rostered(pool, tenant, learner):
+        if not await units.is_rostered(pool, tenant, who["person"]):
             return None
         return {
-            "learner": learner, "position": position, "status": "not_started",
+            "learner": learner, **who, "position": position, "status": "not_started",
             "frameworks": [], "certifications": [], "voided_statement_ids": [],
         }
     frameworks = []
@@ -150,6 +162,7 @@ async def learner_view(pool: asyncpg.Pool, catalog: Catalog, tenant: str, learne
     frameworks.sort(key=lambda f: (f["framework"], f["version"]))
     return {
         "learner": learner,
+        **who,
         "position": position,
         "status": "known",
         "frameworks": frameworks,
@@ -176,12 +189,14 @@ async def trail_view(
     first), with the state it folds to; None when the learner is unknown."""
     if competency not in catalog.competencies:
         raise QueryError(404, f"no loaded framework has the competence {competency!r}", "competency")
-    state, position = await _read(pool, tenant, learner)
+    who = await _person(pool, tenant, learner)
+    state, position = await _read(pool, tenant, who["person"])
     if state is None:
         return None
     current = state.competencies.get(competency)
     return {
         "learner": learner,
+        **who,
         "competency": competency,
         "position": position,
         "state": _competency_json(current, catalog) if current else {"competency": competency, "status": "not_started"},
@@ -378,6 +393,18 @@ async def _counts_as_of(
     return _Counts(len(members), certified, position, as_of)
 
 
+async def _counts_achieved(
+    pool: asyncpg.Pool, tenant: str, unit_id: str, program: Program, descendants: bool, as_of: datetime
+) -> _Counts:
+    """At ``as_of`` by the statements' timestamps, with the roster valid then as recorded now."""
+    async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+        ((headcount, certified),) = await series_store.series_counts(
+            conn, tenant, unit_id, program.iri, program.version, descendants, [as_of], "achieved"
+        )
+        position = _checkpoint(await conn.fetchval(SELECT_CHECKPOINT))
+    return _Counts(headcount, certified, position, as_of)
+
+
 async def unit_summary(
     pool: asyncpg.Pool,
     catalog: Catalog,
@@ -387,29 +414,40 @@ async def unit_summary(
     program: Program,
     descendants: bool,
     as_of: datetime | None = None,
+    clock: str = "achieved",
     now: datetime | None = None,
 ) -> dict[str, Any]:
-    """Headcount (from the roster), certified, rate and the programme's target."""
+    """Headcount (from the roster), certified, rate, and the target in force
+    and the next one.  ``as_of`` on the ``achieved`` clock counts the
+    certifications earned by then (statement timestamps) among the roster
+    valid then; on the ``known`` clock it folds the statements stored by then
+    again, with the roster as known then."""
     unit = await units.fetch_unit(pool, tenant, unit_id)
     if unit is None:
         raise QueryError(404, f"no unit {unit_id!r}", "unit")
+    moment = now or datetime.now(timezone.utc)
     if as_of is None:
-        counts = await _counts_now(pool, tenant, unit_id, program, descendants, now or datetime.now(timezone.utc))
-    else:
+        counts = await _counts_now(pool, tenant, unit_id, program, descendants, moment)
+    elif clock == "known":
         counts = await _counts_as_of(pool, catalog, tenant, unit_id, program, descendants, as_of)
+    else:
+        counts = await _counts_achieved(pool, tenant, unit_id, program, descendants, as_of)
     rate = counts.certified / counts.headcount if counts.headcount else None
-    target = progress(program_target(program), counts.headcount, counts.certified)
+    schedule = schedule_for(program, await units.ancestors(pool, tenant, unit_id))
+    target, following, overdue = in_force(schedule, as_of or moment)
     return {
         "unit": _unit_json(unit),
         "program": program.iri,
         "program_version": program.version,
         "descendants": descendants,
         "as_of": _iso(as_of),
+        "clock": None if as_of is None else clock,
         "roster_as_of": _iso(counts.roster_at),
         "headcount": counts.headcount,
         "certified": counts.certified,
         "rate": rate,
-        "target": target,
+        "target": progress(target, counts.headcount, counts.certified, overdue),
+        "next_target": progress(following, counts.headcount, counts.certified),
         "position": counts.position,
     }
 

@@ -27,6 +27,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
 
 from projections.competency.catalog import Catalog
 from projections.competency.model import LearnerState, StatementEvidence, StatementVoided
@@ -79,6 +80,8 @@ class LogRebuild:
     # rows of competency_mastery_mismatches, first statement with an id kept
     mismatches: dict[tuple[str, str], list[tuple[Any, ...]]] = field(default_factory=dict)
     routed: bool = False  # the voidings went to their learners (prepare)
+    # (tenant, identifier) -> the person it is linked to at the end of the log
+    persons: dict[tuple[str, str], str] = field(default_factory=dict)
 
     def add(self, position: int, tenant: str, event_type: str, payload: bytes) -> None:
         self.take(position, tenant, interpret_event(event_type, payload, self.catalog))
@@ -113,8 +116,16 @@ class LogRebuild:
         if self.routed:
             return sorted(self.events)
         self.routed = True
+        for (tenant, actor), person in sorted(self.persons.items()):  # linked identifiers join their persons
+            moved = self.events.pop((tenant, actor), None)
+            if moved is None:
+                continue
+            moved = [msgspec.structs.replace(e, learner=person) for e in moved]  # type: ignore[type-var]
+            key = (tenant, person)
+            self.events.setdefault(key, []).extend(moved)
+            self.positions[key] = max(self.positions.get(key, 0), self.positions.pop((tenant, actor)))
         for (tenant, target), (voider, position) in self.voids.items():
-            learner = self.owners.get((tenant, target))
+            learner = self._owner(tenant, target)
             if learner is None:
                 continue
             key = (tenant, learner)
@@ -136,6 +147,15 @@ class LogRebuild:
         """Rows of ``competency_mastery_mismatches``."""
         return [row for rows in self.mismatches.values() for row in rows]
 
+    def _owner(self, tenant: str, statement_id: str) -> str | None:
+        actor = self.owners.get((tenant, statement_id))
+        return None if actor is None else self.persons.get((tenant, actor), actor)
+
     def owner_rows(self) -> list[tuple[Any, ...]]:
-        """Rows of ``competency_statement_learners``."""
-        return [(t, sid, learner) for (t, sid), learner in self.owners.items()]
+        """Rows of ``competency_statement_learners`` (learner, and the actor
+        when its evidence went to a linked person)."""
+        rows = []
+        for (t, sid), actor in self.owners.items():
+            person = self.persons.get((t, actor))
+            rows.append((t, sid, actor, None) if person is None else (t, sid, person, actor))
+        return rows

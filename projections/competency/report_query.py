@@ -17,7 +17,7 @@ from projections.competency.frameworks import Program
 from projections.competency.queries import SELECT_CHECKPOINT, QueryError, _checkpoint, _iso, learner_standings
 from projections.competency.reports import LearnerRow, Report, SummaryRow
 from projections.competency.standing import Standing
-from projections.competency.targets import needed, program_target
+from projections.competency.targets import in_force, needed, schedule_for
 from projections.units import store as units
 from projections.units.roster import Unit
 
@@ -55,8 +55,8 @@ async def unit_report(
     unit = await units.fetch_unit(pool, tenant, unit_id)
     if unit is None:
         raise QueryError(404, f"no unit {unit_id!r}", "unit")
-    roster_at = await units.advance_clock(pool, tenant, now or datetime.now(timezone.utc))
-    target = program_target(program)
+    moment = now or datetime.now(timezone.utc)
+    roster_at = await units.advance_clock(pool, tenant, moment)
     rows: list[SummaryRow] = []
     learners: list[LearnerRow] = []
     async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
@@ -69,6 +69,7 @@ async def unit_report(
             headcount, certified = await units.unit_counts(
                 conn, tenant, member.unit_id, program.iri, program.version, with_descendants
             )
+            target, _, _ = in_force(schedule_for(program, await units.ancestors(conn, tenant, member.unit_id)), moment)
             want = None if target is None else needed(target.rate, headcount)
             rows.append(SummaryRow(
                 unit=member.unit_id, name=member.name, kind=member.kind, parent=member.parent_id,

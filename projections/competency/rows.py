@@ -26,7 +26,9 @@ STATE_COLUMNS = [
     "tenant", "learner", "competency", "status", "level", "level_rank", "best_score",
     "latest_score", "evidence_count", "first_mastered_at", "rule_version",
 ]
-CERTIFICATION_COLUMNS = ["tenant", "learner", "program", "program_version", "earned", "earned_at", "statement_ids"]
+CERTIFICATION_COLUMNS = [
+    "tenant", "learner", "program", "program_version", "earned", "earned_at", "statement_ids", "known_at",
+]
 MISMATCH_COLUMNS = [
     "tenant", "statement_id", "activity", "platform", "learner", "timestamp", "score", "mastery_score",
     "statement_mastery", "passed",
@@ -43,7 +45,10 @@ def state_row(tenant: str, learner: str, c: CompetencyState) -> tuple[Any, ...]:
 
 def certification_row(tenant: str, learner: str, p: ProgramCertification) -> tuple[Any, ...]:
     # statement ids as text: the uuid[] column parses them
-    return (tenant, learner, p.program, p.program_version, p.earned, _time(p.earned_at), list(p.statement_ids))
+    return (
+        tenant, learner, p.program, p.program_version, p.earned, _time(p.earned_at), list(p.statement_ids),
+        _time(p.known_at),
+    )
 
 
 def state_rows(tenant: str, state: LearnerState) -> list[tuple[Any, ...]]:

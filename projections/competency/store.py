@@ -20,12 +20,16 @@ from collections import OrderedDict
 from typing import Any, AsyncIterator, Callable, Mapping, Sequence
 
 import asyncpg
+import msgspec
 
+from lrs.identities import IDENTITY_EVENT
+from lrs.store.identities import apply_identity_event, persons_of, rebuild_links
 from projections.competency.catalog import Catalog
 from projections.competency.codec import decode_state, encode_state
 from projections.competency.model import (
     RULE_VERSION,
     CompetencyState,
+    LearnerEvent,
     LearnerState,
     ProgramCertification,
     StatementEvidence,
@@ -33,7 +37,7 @@ from projections.competency.model import (
 )
 from projections.competency.fold_shares import Connect, copy_learners
 from projections.competency.parallel_replay import read_log
-from projections.competency.policy import evolve_many, interpret_stored
+from projections.competency.policy import evolve_many, interpret_stored, split, state_events
 from projections.competency.rebuild import LogRebuild
 from projections.competency.rows import (
     CERTIFICATION_COLUMNS,
@@ -46,6 +50,7 @@ from projections.competency.rows import (
 from projections.replay import usable_cores
 from projections.runner import LogEvent
 from projections.units.history import ROSTER_EVENT
+from projections.units.series_store import recompute_series
 from projections.units.store import (
     apply_certification_changes,
     apply_roster_event,
@@ -96,8 +101,23 @@ DELETE FROM competency_certifications WHERE ctid IN (
 )
 """
 INSERT_STATEMENT_LEARNERS = """
-INSERT INTO competency_statement_learners (tenant, statement_id, learner)
-SELECT * FROM unnest($1::text[], $2::uuid[], $3::text[]) ON CONFLICT DO NOTHING
+INSERT INTO competency_statement_learners (tenant, statement_id, learner, actor)
+SELECT * FROM unnest($1::text[], $2::uuid[], $3::text[], $4::text[]) ON CONFLICT DO NOTHING
+"""
+RELINK_STATEMENTS = """
+UPDATE competency_statement_learners SET learner = $2, actor = coalesce(actor, learner)
+WHERE tenant = $1 AND learner = ANY($3::text[])
+"""
+SELECT_LINKED_STATEMENTS = """
+SELECT statement_id, actor FROM competency_statement_learners
+WHERE tenant = $1 AND learner = $2 AND actor = ANY($3::text[])
+"""
+UNLINK_STATEMENTS = """
+UPDATE competency_statement_learners SET learner = actor, actor = NULL
+WHERE tenant = $1 AND learner = $2 AND actor = ANY($3::text[])
+"""
+DELETE_LEARNER_STATES = """
+DELETE FROM competency_learners WHERE (tenant, learner) IN (SELECT * FROM unnest($1::text[], $2::text[]))
 """
 SELECT_STATEMENT_LEARNERS = """
 SELECT w.tenant, w.statement_id, s.learner
@@ -159,6 +179,8 @@ class CompetencyProjection:
         "roster_memberships",
         "unit_tree",
         "units",
+        # a person's linked identifiers, rebuilt from the log's identity events
+        "identity_links",
     )
 
     def __init__(self, catalog: Catalog, *, cache_size: int = 20_000, replay_processes: int | None = None) -> None:
@@ -217,12 +239,19 @@ class CompetencyProjection:
 
         The rules do not depend on order, so applying the batch at once gives
         the state applying its events one by one would give; a learner's
-        ``position`` is the last event of the batch that concerns it."""
+        ``position`` is the last event of the batch that concerns it.  A
+        statement's evidence goes to the person its actor is linked to (else
+        to the actor); identity events then merge a newly linked identifier's
+        state into its person, or give an unlinked one's statements back."""
         evidence: list[tuple[int, str, StatementEvidence]] = []
         voids: list[tuple[int, str, StatementVoided]] = []
+        identities: list[LogEvent] = []
         for event in events:
             if event.event_type == ROSTER_EVENT:
                 await apply_roster_event(conn, event.tenant, event.position, event.payload)
+                continue
+            if event.event_type == IDENTITY_EVENT:
+                identities.append(event)
                 continue
             if event.event_type != "statement":
                 continue
@@ -231,23 +260,47 @@ class CompetencyProjection:
                 voids.append((event.position, event.tenant, meaning))
             elif meaning is not None:
                 evidence.append((event.position, event.tenant, meaning))
-        if not evidence and not voids:
-            return
+        if evidence or voids:
+            await self._apply_statements(conn, evidence, voids)
+        for event in identities:
+            op, person, identifiers = await apply_identity_event(conn, event.tenant, event.position, event.payload)
+            if op == "link":
+                await self._merge(conn, event.tenant, person, identifiers, event.position)
+            else:
+                await self._split(conn, event.tenant, person, identifiers, event.position)
+
+    async def _apply_statements(
+        self,
+        conn: asyncpg.Connection,
+        evidence: list[tuple[int, str, StatementEvidence]],
+        voids: list[tuple[int, str, StatementVoided]],
+    ) -> None:
         if voids:
             await conn.execute(INSERT_VOIDS, *_columns(
                 [(t, v.target_id, v.statement_id) for _, t, v in voids], 3))
         routed: dict[Key, list[tuple[int, StatementEvidence | StatementVoided]]] = {}
         if evidence:
+            mismatches = [row for _, t, e in evidence for row in mismatch_rows(t, e)]  # by the statement's own actor
+            if mismatches:
+                await conn.execute(INSERT_MISMATCHES, *_columns(mismatches, len(MISMATCH_COLUMNS)))
+            persons = await persons_of(conn, sorted({(t, e.learner) for _, t, e in evidence}))
+            originals: list[str | None] = []  # the actor, when its evidence goes to a person
+            if persons:
+                routed_evidence = []
+                for position, t, e in evidence:
+                    person = persons.get((t, e.learner))
+                    originals.append(None if person is None else e.learner)
+                    routed_evidence.append((position, t, e if person is None else msgspec.structs.replace(e, learner=person)))
+                evidence = routed_evidence
+            else:
+                originals = [None] * len(evidence)
             ids = [(t, e.statement_id) for _, t, e in evidence]
             voided_by = {
                 (r["tenant"], str(r["target_id"])): str(r["voiding_statement_id"])
                 for r in await conn.fetch(SELECT_VOIDS, *_columns(ids, 2))
             }
             await conn.execute(INSERT_STATEMENT_LEARNERS, *_columns(
-                [(t, e.statement_id, e.learner) for _, t, e in evidence], 3))
-            mismatches = [row for _, t, e in evidence for row in mismatch_rows(t, e)]
-            if mismatches:
-                await conn.execute(INSERT_MISMATCHES, *_columns(mismatches, len(MISMATCH_COLUMNS)))
+                [(t, e.statement_id, e.learner, actor) for (_, t, e), actor in zip(evidence, originals)], 4))
             for position, tenant, item in evidence:
                 changes = routed.setdefault((tenant, item.learner), [])
                 changes.append((position, item))
@@ -266,10 +319,9 @@ class CompetencyProjection:
                     routed.setdefault((tenant, learner), []).append((position, item))
         await self._change(conn, routed)
 
-    async def _change(
-        self, conn: asyncpg.Connection, routed: dict[Key, list[tuple[int, StatementEvidence | StatementVoided]]]
-    ) -> None:
-        keys = sorted(routed)
+    async def _states(self, conn: asyncpg.Connection, keys: Sequence[Key]) -> dict[Key, LearnerState]:
+        """The states of ``keys`` (this transaction's, the cache's, else the
+        stored ones); a learner without a state is absent."""
         known: dict[Key, LearnerState] = {}
         missing: list[Key] = []
         for key in keys:
@@ -281,8 +333,54 @@ class CompetencyProjection:
         if missing:
             for r in await conn.fetch(SELECT_STATES, *_columns(missing, 2)):
                 known[(r["tenant"], r["learner"])] = decode_state(r["state"])
+        return known
+
+    async def _merge(self, conn: asyncpg.Connection, tenant: str, person: str, identifiers: list[str], position: int) -> None:
+        """Identifiers were linked to ``person``: their states join the person's."""
+        keys = [(tenant, person), *((tenant, i) for i in identifiers)]
+        known = await self._states(conn, keys)
+        before = known.get((tenant, person)) or LearnerState(learner=person)
+        merged: list[LearnerEvent] = []
+        dropped: list[tuple[Key, LearnerState]] = []
+        for identifier in identifiers:
+            state = known.get((tenant, identifier))
+            if state is not None and (state.evidence or state.voided):
+                merged.extend(state_events(state, person))
+            if state is not None:
+                dropped.append(((tenant, identifier), state))
+        await conn.execute(RELINK_STATEMENTS, tenant, person, identifiers)
+        after = evolve_many(before, merged, self.catalog)
+        changed = [] if after is before else [((tenant, person), before, after, position)]
+        await self._write(conn, changed, dropped)
+
+    async def _split(self, conn: asyncpg.Connection, tenant: str, person: str, identifiers: list[str], position: int) -> None:
+        """Identifiers were unlinked from ``person``: their statements' evidence goes back to them."""
+        by_actor: dict[str, set[str]] = {}
+        for r in await conn.fetch(SELECT_LINKED_STATEMENTS, tenant, person, identifiers):
+            by_actor.setdefault(r["actor"], set()).add(str(r["statement_id"]))
+        if not by_actor:
+            return
+        known = await self._states(conn, [(tenant, person), *((tenant, a) for a in sorted(by_actor))])
+        state = known.get((tenant, person)) or LearnerState(learner=person)
         changed: list[tuple[Key, LearnerState, LearnerState, int]] = []
-        counts: list[tuple[str, str, str, str, int]] = []
+        rest = state
+        for actor in sorted(by_actor):
+            rest, part = split(rest, by_actor[actor], self.catalog)
+            own = known.get((tenant, actor)) or LearnerState(learner=actor)
+            after = evolve_many(own, state_events(part, actor), self.catalog)
+            if after is not own:
+                changed.append(((tenant, actor), own, after, position))
+        await conn.execute(UNLINK_STATEMENTS, tenant, person, sorted(by_actor))
+        if rest is not state:
+            changed.append(((tenant, person), state, rest, position))
+        await self._write(conn, changed, [])
+
+    async def _change(
+        self, conn: asyncpg.Connection, routed: dict[Key, list[tuple[int, StatementEvidence | StatementVoided]]]
+    ) -> None:
+        keys = sorted(routed)
+        known = await self._states(conn, keys)
+        changed: list[tuple[Key, LearnerState, LearnerState, int]] = []
         for key in keys:
             before = known.get(key) or LearnerState(learner=key[1])
             items = routed[key]
@@ -290,22 +388,42 @@ class CompetencyProjection:
             if after is before:
                 continue  # duplicates: nothing changes, not even the derived rows
             changed.append((key, before, after, max(position for position, _ in items)))
-            counts.extend(_earned_changes(key, before, after))
-        if not changed:
+        await self._write(conn, changed, [])
+
+    async def _write(
+        self,
+        conn: asyncpg.Connection,
+        changed: list[tuple[Key, LearnerState, LearnerState, int]],
+        dropped: list[tuple[Key, LearnerState]],
+    ) -> None:
+        """Write the states that changed, and remove those ``dropped`` (an
+        identifier's, merged into its person's)."""
+        if not changed and not dropped:
             return
-        tenants = [k[0] for k, _, _, _ in changed]
-        learners = [k[1] for k, _, _, _ in changed]
-        await conn.execute(
-            UPSERT_STATES, tenants, learners, [encode_state(s) for _, _, s, _ in changed], [p for _, _, _, p in changed]
-        )
-        # Only the rows that differ are rewritten: a refold keeps every other
-        # CompetencyState object as it was, and certifications are refolded
-        # only with a required competency, most often into the same rows
-        # (earned or not, when, by which statements).
+        counts: list[tuple[str, str, str, str, int]] = []
+        for key, before, after, _ in changed:
+            counts.extend(_earned_changes(key, before, after))
         gone: list[tuple[str, ...]] = []
         new_rows: list[tuple[Any, ...]] = []
         uncertified: list[tuple[str, ...]] = []
         programs: list[tuple[Any, ...]] = []
+        for (tenant, learner), before in dropped:
+            empty = LearnerState(learner=learner)
+            counts.extend(_earned_changes((tenant, learner), before, empty))
+            _rewrite(tenant, learner, before.competencies, {}, state_row, _competency_key, gone, new_rows)
+            _rewrite(tenant, learner, before.certifications, {}, certification_row, _program_key, uncertified, programs)
+        if dropped:
+            await conn.execute(DELETE_LEARNER_STATES, *_columns([key for key, _ in dropped], 2))
+        if changed:
+            tenants = [k[0] for k, _, _, _ in changed]
+            learners = [k[1] for k, _, _, _ in changed]
+            await conn.execute(
+                UPSERT_STATES, tenants, learners, [encode_state(s) for _, _, s, _ in changed], [p for _, _, _, p in changed]
+            )
+        # Only the rows that differ are rewritten: a refold keeps every other
+        # CompetencyState object as it was, and certifications are refolded
+        # only with a required competency, most often into the same rows
+        # (earned or not, when, by which statements).
         for (tenant, learner), before, after, _ in changed:
             _rewrite(tenant, learner, before.competencies, after.competencies, state_row, _competency_key, gone, new_rows)
             if after.certifications is not before.certifications:
@@ -322,6 +440,8 @@ class CompetencyProjection:
         await apply_certification_changes(conn, counts)
         for key, _, after, _ in changed:
             self._pending[key] = after
+        for key, _ in dropped:
+            self._pending[key] = LearnerState(learner=key[1])
 
     async def rebuild(
         self,
@@ -356,8 +476,11 @@ class CompetencyProjection:
     ) -> tuple[int, list[tuple[int, str, str]]]:
         work = LogRebuild(self.catalog)
         position = await read_log(work, pages, max(1, self.replay_processes - 2))
+        # each statement's evidence goes to the person its actor is linked to at the end
+        work.persons = await rebuild_links(conn, position)
         await conn.copy_records_to_table(
-            "competency_statement_learners", records=work.owner_rows(), columns=["tenant", "statement_id", "learner"]
+            "competency_statement_learners", records=work.owner_rows(),
+            columns=["tenant", "statement_id", "learner", "actor"],
         )
         await conn.copy_records_to_table(
             "competency_voids", records=work.voiding_rows(), columns=["tenant", "target_id", "voiding_statement_id"]
@@ -377,6 +500,7 @@ class CompetencyProjection:
         rebuilt roster's units and count the units again."""
         await place_all(conn, datetime.now(timezone.utc))
         await recount_certified(conn)
+        await recompute_series(conn, attach=True)
 
 
 def _columns(rows: Sequence[tuple[Any, ...]], width: int) -> list[list[Any]]:

@@ -195,6 +195,10 @@ FROM roster_memberships ORDER BY tenant, learner, valid_from, recorded_position
 SELECT_ALL_HEADCOUNTS = """
 SELECT 'headcount', tenant, unit_id, headcount FROM unit_headcounts WHERE headcount <> 0 ORDER BY tenant, unit_id
 """
+SELECT_ANCESTORS = "SELECT ancestor_id FROM unit_tree WHERE tenant = $1 AND unit_id = $2 ORDER BY depth"
+SERIES_RECOMPUTE = "SELECT series_recompute()"
+SET_SERIES_BULK = "SET LOCAL lrs.series_bulk = 'on'"
+SERIES_BULK_MEMBERSHIPS = 5000  # from this many memberships in one load, recompute once
 SELECT_ALL_COUNTS = """
 SELECT tenant, unit_id, program, program_version, certified FROM unit_certified
 WHERE certified <> 0 ORDER BY tenant, unit_id, program, program_version
@@ -222,6 +226,7 @@ __all__ = [
     "unit_statuses",
     "is_rostered",
     "descendants",
+    "ancestors",
 ]
 
 Progress = Callable[[int, int], None]
@@ -272,6 +277,9 @@ async def load_roster(
         learners = sorted({m.learner for m in roster.memberships})
         total = len(roster.units) + len(roster.memberships)
         payloads = roster_payloads(roster)
+        bulk = len(roster.memberships) >= SERIES_BULK_MEMBERSHIPS
+        if bulk:  # the series deltas are counted once at the end, not row by row
+            await conn.execute(SET_SERIES_BULK)
         # the log head is locked from here to the commit: ingest waits
         appended = await append_events(conn, tenant, ROSTER_EVENT, payloads, clock=lambda: now)
         done = 0
@@ -281,6 +289,8 @@ async def load_roster(
             done += len(part.units) + len(part.memberships)
             if progress:
                 progress(done, total)
+        if bulk:
+            await conn.execute(SERIES_RECOMPUTE)
         counted_at, moved = await _advance(conn, tenant, now, learners)
         if progress:
             progress(total, total)
@@ -299,8 +309,15 @@ async def _apply_load(conn: asyncpg.Connection, tenant: str, roster: Roster, pos
         await conn.execute(DELETE_TREE, tenant)
         await conn.execute(INSERT_TREE, tenant)
     learners = sorted({m.learner for m in roster.memberships})
-    if not learners:
-        return
+    if learners:
+        await _apply_memberships(conn, tenant, roster, learners, position, stored)
+    if roster.units:  # the tree may have changed under existing memberships
+        await conn.execute(SERIES_RECOMPUTE)
+
+
+async def _apply_memberships(
+    conn: asyncpg.Connection, tenant: str, roster: Roster, learners: list[str], position: int, stored: datetime
+) -> None:
     current: dict[str, list[Membership]] = {}
     for r in await conn.fetch(SELECT_CURRENT, tenant, learners):
         current.setdefault(r["learner"], []).append(Membership(r["learner"], r["unit_id"], r["valid_from"], r["valid_to"]))
@@ -546,3 +563,9 @@ async def descendants(conn: asyncpg.Connection | asyncpg.Pool, tenant: str, unit
     """The unit and every unit below it, nearest first."""
     rows = await conn.fetch(SELECT_DESCENDANTS, tenant, unit_id)
     return [Unit(r["unit_id"], r["parent_id"], r["kind"], r["name"]) for r in rows]
+
+
+async def ancestors(conn: asyncpg.Connection | asyncpg.Pool, tenant: str, unit_id: str) -> list[str]:
+    """The unit's id, then its parent's, up to the root."""
+    return [r["ancestor_id"] for r in await conn.fetch(SELECT_ANCESTORS, tenant, unit_id)]
+

@@ -19,8 +19,9 @@ class StreamedEvent:
     statement_id: str | None
 
 
-async def read_stream(nats_url: str) -> list[StreamedEvent]:
-    """Every message of the event stream, in stream order."""
+async def read_stream(nats_url: str | list[str]) -> list[StreamedEvent]:
+    """Every message of the event stream, in stream order (``nats_url``: one
+    server, or the members of a cluster)."""
     import msgspec
 
     nc = await nats.connect(nats_url)
@@ -54,7 +55,7 @@ async def read_stream(nats_url: str) -> list[StreamedEvent]:
         await nc.close()
 
 
-async def wait_for_stream(nats_url: str, expected_positions: int, timeout: float = 90.0) -> list[StreamedEvent]:
+async def wait_for_stream(nats_url: str | list[str], expected_positions: int, timeout: float = 90.0) -> list[StreamedEvent]:
     """Polls until the stream holds at least ``expected_positions`` distinct positions."""
     deadline = asyncio.get_running_loop().time() + timeout
     while True:

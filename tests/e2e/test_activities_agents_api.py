@@ -5,12 +5,20 @@ from __future__ import annotations
 
 import json
 import urllib.parse
+import uuid
 
-from tests.e2e.conftest import xapi_headers
+import asyncpg
+from aiohttp.test_utils import TestClient, TestServer
+
+from lrs.config import Settings
+from lrs.http import keys
+from lrs.http.app import create_app
+from tests.e2e.conftest import KEY, SECRET, xapi_headers
 from tests.e2e.statements import statement
 from tests.e2e.test_documents_api import add_credential
 
 ACTIVITY = "http://example.org/courses/digital-literacy/unit-1"
+URL = "/xapi/statements"
 
 
 async def get_activity(client, activity_id: str, **auth: str):
@@ -116,3 +124,75 @@ async def test_agents_parameters(client):
     for query in ("", "?agent=%7B", "?agent=" + urllib.parse.quote(json.dumps({"name": "x"}))):
         response = await client.get("/xapi/agents" + query, headers=xapi_headers())
         assert response.status == 400, query
+
+
+async def canonical_rows(database_url: str) -> dict[str, dict]:
+    conn = await asyncpg.connect(database_url)
+    try:
+        rows = await conn.fetch("SELECT activity_id, definition FROM activity_definitions")
+        return {r["activity_id"]: json.loads(r["definition"]) for r in rows}
+    finally:
+        await conn.close()
+
+
+async def test_definitions_are_canonical_when_their_statement_commits(client, database_url):
+    """The writer merges definitions in the statement's own transaction: the row is there before
+    any GET of the Activities resource, and the checkpoint has moved with it."""
+    definer = await add_credential(database_url, "definer", "default", ["statements/write", "define"])
+    await post(client, with_definition(ACTIVITY, {"name": {"en-US": "Unit 1"}}), **definer)
+    assert await canonical_rows(database_url) == {ACTIVITY: {"name": {"en-US": "Unit 1"}}}
+    conn = await asyncpg.connect(database_url)
+    try:
+        head = await conn.fetchval("SELECT position FROM log_head WHERE singleton")
+        assert await conn.fetchval("SELECT position FROM activity_definitions_checkpoint") == head
+    finally:
+        await conn.close()
+
+
+async def test_define_scope_is_decided_when_the_statement_is_written(client, database_url):
+    """A sender without define at write time never changes the canonical definition, even if the
+    same key is later given define; one with define keeps its effect after losing it."""
+    later = await add_credential(database_url, "later-definer", "default", ["statements/write"])
+    await post(client, with_definition(ACTIVITY, {"name": {"en-US": "Before define"}}), **later)
+    assert await canonical_rows(database_url) == {}
+    conn = await asyncpg.connect(database_url)
+    try:
+        await conn.execute("UPDATE credentials SET scopes = ARRAY['statements/write', 'define'] WHERE key = $1",
+                           "later-definer")
+    finally:
+        await conn.close()
+    client.app[keys.AUTHENTICATOR].forget("later-definer")
+    _, body = await get_activity(client, ACTIVITY)
+    assert body == {"objectType": "Activity", "id": ACTIVITY}
+    await post(client, with_definition(ACTIVITY, {"name": {"vi-VN": "Sau"}}), **later)
+    _, body = await get_activity(client, ACTIVITY)
+    assert body["definition"] == {"name": {"vi-VN": "Sau"}}
+
+
+async def test_duplicate_and_refused_statements_define_nothing(client, database_url):
+    statement_id = str(uuid.uuid4())
+    first = {**with_definition(ACTIVITY, {"name": {"en-US": "First"}}), "id": statement_id}
+    assert (await client.post(URL, json=first, headers=xapi_headers())).status == 200
+    same_again = {**with_definition(ACTIVITY, {"name": {"en-US": "Same statement, other name"}}), "id": statement_id}
+    assert (await client.post(URL, json=same_again, headers=xapi_headers())).status == 200  # a duplicate
+    conflicting = {**with_definition(ACTIVITY, {"name": {"en-US": "Other"}}), "id": statement_id,
+                   "result": {"completion": True}}
+    assert (await client.post(URL, json=conflicting, headers=xapi_headers())).status == 409
+    assert await canonical_rows(database_url) == {ACTIVITY: {"name": {"en-US": "First"}}}
+
+
+async def test_start_up_folds_definitions_an_older_version_left_unfolded(client, database_url, tmp_path):
+    await post(client, with_definition(ACTIVITY, {"name": {"en-US": "Unit 1"}}))
+    conn = await asyncpg.connect(database_url)
+    try:  # as an older LRS left it: the event in the log, nothing folded
+        await conn.execute("DELETE FROM activity_definitions")
+        await conn.execute("UPDATE activity_definitions_checkpoint SET position = 0")
+    finally:
+        await conn.close()
+    settings = Settings(database_url=database_url, nats_url=None, relay_enabled=False,
+                        frameworks_dir=tmp_path / "fw", bootstrap_credential=f"{KEY}:{SECRET}")
+    app = create_app(settings, database_url=database_url, nats_url=None)
+    async with TestClient(TestServer(app)) as restarted:
+        assert await canonical_rows(database_url) == {ACTIVITY: {"name": {"en-US": "Unit 1"}}}
+        _, body = await get_activity(restarted, ACTIVITY)
+        assert body["definition"] == {"name": {"en-US": "Unit 1"}}

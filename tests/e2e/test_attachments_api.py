@@ -199,9 +199,19 @@ async def test_sha2_mismatch(client, database_url):
     await assert_refused(client, database_url, multipart_body(stmt, data_part(ESSAY, sha2=wrong)), "sha2 mismatch")
 
 
-async def test_length_mismatch(client, database_url):
+async def test_length_mismatch_is_accepted_and_the_true_length_recorded(client, database_url):
+    # Parts are matched by sha2 only (1.5.2.s3.b5); a wrong `length` is the sender's mistake.
     stmt = with_attachments(attachment(ESSAY, length=len(ESSAY) - 1))
-    await assert_refused(client, database_url, multipart_body(stmt, data_part(ESSAY)), "length mismatch")
+    response = await post(client, multipart_body(stmt, data_part(ESSAY)))
+    assert response.status == 200, await response.text()
+    assert await stored_counts(database_url) == (1, 1)
+    conn = await asyncpg.connect(database_url)
+    try:
+        assert await conn.fetchval("SELECT length FROM attachments") == len(ESSAY)
+    finally:
+        await conn.close()
+    payload, parts = await read_multipart(await get(client, statementId=stmt["id"], attachments="true"))
+    assert parts[0][1] == ESSAY and parts[0][0]["Content-Length"] == str(len(ESSAY))
 
 
 async def test_missing_part(client, database_url):

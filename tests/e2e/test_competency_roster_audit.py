@@ -21,12 +21,12 @@ from tests.e2e.test_competency_api import CERTIFYING, PROGRAM, _iso, caught_up, 
 from tests.integration.test_projection_runner import course_statement, learner_key
 
 
-async def summaries(client: Any, *moments: datetime) -> list[tuple[Any, ...]]:
+async def summaries(client: Any, *moments: datetime, clock: str = "known") -> list[tuple[Any, ...]]:
     """(headcount, certified, rate) now and at each moment, for the ministry and a division."""
     found = []
     for unit in ("mic", "mic-dt-1"):
         for moment in (None, *moments):
-            params = {"program": PROGRAM} if moment is None else {"program": PROGRAM, "as_of": _iso(moment)}
+            params = {"program": PROGRAM} if moment is None else {"program": PROGRAM, "as_of": _iso(moment), "clock": clock}
             answer = await get_json(client, f"/competency/units/{unit}/summary", **params)
             found.append((unit, moment, answer["headcount"], answer["certified"], answer["rate"]))
     return found
@@ -75,6 +75,9 @@ async def test_a_retroactive_rewrite_is_in_the_log_and_replay_reproduces_the_ans
         # as_of sees the roster as the LRS knew it then; now, the rewrite.
         live = await summaries(client, known_before, datetime.now(timezone.utc))
         assert [row[2:4] for row in live] == [(2, 2), (6, 2), (2, 2)] * 2
+        # on the achieved clock the roster is the one recorded now, corrected history included
+        achieved = await summaries(client, known_before, clock="achieved")
+        assert [row[2:4] for row in achieved] == [(2, 2), (2, 2)] * 2
         digest_after = await digest(pool)
         assert digest_after != digest_before  # the digest covers the roster
 

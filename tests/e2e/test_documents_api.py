@@ -48,6 +48,11 @@ def headers(extra: dict[str, str] | None = None, **auth: str) -> dict[str, str]:
     return {**xapi_headers(**auth), **(extra or {})}
 
 
+# A 1.0.3 PUT to a profile resource must send If-Match or If-None-Match
+# (Communication 3.1.s3.b1); creating a document sends If-None-Match: *.
+CREATE = {"If-None-Match": "*"}
+
+
 def sha1_etag(content: bytes) -> str:
     return '"' + hashlib.sha1(content).hexdigest() + '"'
 
@@ -105,7 +110,7 @@ async def test_binary_documents_round_trip_byte_exact(client):
     content = bytes(range(256)) * 3 + b"\r\n\x00"
     agent = json.dumps({"account": {"homePage": "http://example.org", "name": "u-17"}})
     target = url(AGENT_PROFILE, agent=agent, profileId="avatar")
-    put = await client.put(target, data=content, headers=headers({"Content-Type": "image/png"}))
+    put = await client.put(target, data=content, headers=headers({"Content-Type": "image/png", **CREATE}))
     assert put.status == 204, await put.text()
     got = await client.get(target, headers=headers())
     assert got.status == 200
@@ -114,7 +119,7 @@ async def test_binary_documents_round_trip_byte_exact(client):
     assert got.headers["ETag"] == sha1_etag(content)
 
     no_type = url(ACTIVITY_PROFILE, activityId=ACTIVITY, profileId="blob")
-    put = await client.put(no_type, data=b"\xff\xfe", headers=headers({"Content-Type": ""}))
+    put = await client.put(no_type, data=b"\xff\xfe", headers=headers({"Content-Type": "", **CREATE}))
     assert put.status == 204
     got = await client.get(no_type, headers=headers())
     assert await got.read() == b"\xff\xfe"
@@ -131,7 +136,7 @@ async def test_binary_documents_round_trip_byte_exact(client):
 async def test_profile_concurrency(client, target):
     first, second = b'{"v": 1}', b'{"v": 2}'
     json_type = {"Content-Type": "application/json"}
-    created = await client.put(target, data=first, headers=headers(json_type))
+    created = await client.put(target, data=first, headers=headers({**json_type, **CREATE}))
     assert created.status == 204, await created.text()
 
     conflict = await client.put(target, data=second, headers=headers(json_type))
@@ -191,7 +196,7 @@ async def test_post_merges_json_objects(client):
     assert await (await client.get(target, headers=headers())).read() == content
 
     plain = url(ACTIVITY_PROFILE, activityId=ACTIVITY, profileId="plain")
-    assert (await client.put(plain, data=b"text", headers=headers({"Content-Type": "text/plain"}))).status == 204
+    assert (await client.put(plain, data=b"text", headers=headers({"Content-Type": "text/plain", **CREATE}))).status == 204
     into_plain = await client.post(plain, data=b'{"a": 1}', headers=headers(json_type))
     assert into_plain.status == 400
     assert "text/plain" in (await into_plain.json())["error"]
@@ -278,8 +283,8 @@ async def test_tenants_are_isolated(client, database_url):
     assert await mine.read() == b'{"mine": 1}'
     # A profile written in one tenant is new in the other: no 409 there.
     profile = url(ACTIVITY_PROFILE, activityId=ACTIVITY, profileId="p")
-    assert (await client.put(profile, data=b"1", headers=headers())).status == 204
-    assert (await client.put(profile, data=b"2", headers=headers(**other))).status == 204
+    assert (await client.put(profile, data=b"1", headers=headers(CREATE))).status == 204
+    assert (await client.put(profile, data=b"2", headers=headers(CREATE, **other))).status == 204
     assert await (await client.get(profile, headers=headers())).read() == b"1"
 
 
@@ -291,7 +296,7 @@ async def test_scopes(client, database_url):
 
     assert (await client.put(state_url(stateId="s"), data=b"x", headers=headers(**state_only))).status == 204
     assert (await client.put(profile, data=b"x", headers=headers(**state_only))).status == 403
-    assert (await client.put(profile, data=b"x", headers=headers())).status == 204
+    assert (await client.put(profile, data=b"x", headers=headers(CREATE))).status == 204
     assert (await client.get(profile, headers=headers(**reader))).status == 200
     assert (await client.get(state_url(stateId="s"), headers=headers(**reader))).status == 200
     assert (await client.put(profile, data=b"y", headers=headers({"If-Match": "*"}, **reader))).status == 403
@@ -306,11 +311,11 @@ async def test_every_write_is_an_event_and_the_chain_holds(client, database_url)
         client.post(state_url(stateId="a"), data=b'{"b": 2}', headers=headers(json_type)),
         client.put(state_url(stateId="b", registration=REGISTRATION), data=b"\x00\x01", headers=headers()),
         client.post("/xapi/statements", json=statement(), headers=headers()),
-        client.put(url(AGENT_PROFILE, agent=json.dumps(AGENT), profileId="p"), data=b"{}", headers=headers(json_type)),
+        client.put(url(AGENT_PROFILE, agent=json.dumps(AGENT), profileId="p"), data=b"{}", headers=headers({**json_type, **CREATE})),
         client.delete(url(AGENT_PROFILE, agent=json.dumps(AGENT), profileId="p"), headers=headers()),
         client.put(state_url(stateId="c"), data=b"{}", headers=headers(json_type)),
         client.delete(state_url(), headers=headers()),  # deletes a, b and c: one event each
-        client.put(url(ACTIVITY_PROFILE, activityId=ACTIVITY, profileId="keep"), data=b"kept", headers=headers()),
+        client.put(url(ACTIVITY_PROFILE, activityId=ACTIVITY, profileId="keep"), data=b"kept", headers=headers(CREATE)),
         # Failed writes append nothing:
         client.put(url(ACTIVITY_PROFILE, activityId=ACTIVITY, profileId="keep"), data=b"no", headers=headers()),
         client.post(state_url(stateId="z"), data=b"[]", headers=headers(json_type)),

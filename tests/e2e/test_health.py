@@ -16,7 +16,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from lrs import projection_health
 from lrs.config import Settings
 from lrs.http.app import create_app
-from projections.http import RUNNER_STATE
+from projections.http import SUPERVISOR
 from tests.e2e.conftest import KEY, SECRET, xapi_headers
 
 pytestmark = pytest.mark.slow
@@ -81,8 +81,7 @@ async def test_a_stopped_projection_and_a_stuck_relay_show_on_ready_and_metrics(
         assert (await ready())["status"] == "ready"
 
         # Stop the projection: both endpoints say so at once.
-        app[RUNNER_STATE]["task"].cancel()
-        await asyncio.sleep(0.1)
+        await app[SUPERVISOR].close()
         await post()
         body = await ready()
         competency = body["checks"]["projections"]["competency"]

@@ -113,7 +113,7 @@ async def test_document_scopes(client):
 
     # profile: both profile resources; not State.
     for url in (f"/xapi/activities/profile?{ACTIVITY_PROFILE_QUERY}", f"/xapi/agents/profile?{AGENT_PROFILE_QUERY}"):
-        response = await client.put(url, json=document, headers=profile)
+        response = await client.put(url, json=document, headers={**profile, "If-None-Match": "*"})
         assert response.status == 204, await response.text()
         assert (await client.get(url, headers=profile)).status == 200
     assert (await client.get(f"/xapi/activities/state?{STATE_QUERY}", headers=profile)).status == 403

@@ -140,3 +140,19 @@ async def test_server_binary_missing(data_dir: Path, tmp_path: Path, variable: s
     code, lines = await _failed_start(_env(data_dir, **{variable: str(missing)}))
     assert (code, lines) == (1, [expected.format(missing=missing)])
     assert not (data_dir / "postgres" / "pgdata").exists(), "a server was started before the binaries were found"
+
+
+async def test_lrs_migrate_says_which_migration_failed_in_one_line(database_url: str, data_dir: Path) -> None:
+    conn = await asyncpg.connect(database_url)
+    try:
+        await conn.execute("CREATE TABLE events (x int)")
+    finally:
+        await conn.close()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "lrs", "migrate", env=_env(data_dir, LRS_DATABASE_URL=database_url),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )
+    output, _ = await asyncio.wait_for(proc.communicate(), EXIT_WITHIN_S)
+    lines = output.decode().strip().splitlines()
+    assert proc.returncode == 1 and len(lines) == 1, lines
+    assert lines[0].startswith("lrs migrate: migration 0001_event_log failed: DuplicateTableError")

@@ -3,6 +3,7 @@ acknowledgement per batch must fall back whenever the count does not add up."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import nats
@@ -73,3 +74,27 @@ async def test_a_republished_batch_reports_its_duplicates(bus, nats_control):
     assert again.duplicates >= 20
     stored = await _stream_ids(nats_control.url)
     assert len(stored) == 25 and len(set(stored)) == 25
+
+
+async def test_a_client_that_stopped_reconnecting_is_replaced(nats_control):
+    bus = Bus(nats_control.url, reconnect_wait=0.2)
+    await bus.connect()
+    try:
+        nats_control.kill()
+        for _ in range(100):
+            if bus._nc is not None and bus._nc._reconnection_task is not None:
+                break
+            await asyncio.sleep(0.05)
+        # nats-py's reconnect loop ends for good on an error it does not expect
+        # (seen: uvloop's RuntimeError on a transport closed under it); end it.
+        bus._nc._reconnection_task.cancel()
+        await nats_control.start()
+        await asyncio.sleep(1.5)
+        assert not bus.connected  # that client does not come back by itself
+        assert not await bus.replace_stalled_client(after_s=60)  # not disconnected that long yet
+        assert await bus.replace_stalled_client(after_s=1)
+        assert await bus.wait_connected(15)
+        await bus.ensure_stream()
+        assert (await bus.publish_batch(_messages(3))).stored == 3
+    finally:
+        await bus.close()

@@ -22,6 +22,7 @@ from projections.competency.model import LearnerState
 from projections.competency.rows import CERTIFICATION_COLUMNS, STATE_COLUMNS, certification_rows, state_rows
 from projections.competency.store import CompetencyProjection, digest
 from projections.replay import replay
+import projections.runner
 from projections.runner import LogEvent, ProjectionOutdated, ProjectionRunner
 
 CATALOG = load_catalog()
@@ -494,6 +495,53 @@ async def test_a_runner_whose_consumer_is_deleted_makes_it_again_and_carries_on(
         await nc.close()
         await relay.stop()
     assert await runner.checkpoint() == 10
+
+
+async def test_a_nats_client_that_stopped_reconnecting_is_replaced(
+    pool: asyncpg.Pool, writer: StatementWriter, nats_control: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    relay = Relay(pool, nats_control.url, batch_size=50, poll_interval=0.05)
+    await relay.start()
+    runner = ProjectionRunner(pool, CompetencyProjection(CATALOG))
+    clients: list[Any] = []
+    connect = projections.runner.nats.connect
+
+    async def remembered(*args: Any, **kwargs: Any) -> Any:
+        clients.append(await connect(*args, **kwargs))
+        return clients[-1]
+
+    monkeypatch.setattr(projections.runner.nats, "connect", remembered)
+    stop = asyncio.Event()
+    checkpoints: list[int] = []
+    running = asyncio.create_task(
+        runner.run(nats_control.url, stop, fetch_timeout=0.2, retry_delay=0.2, on_batch=lambda o: checkpoints.append(o.checkpoint),
+                   stalled_after=2.0)
+    )
+    try:
+        await write(writer, course_statement(1, "searching", PASSED, 10))
+        relay.notify()
+        while not checkpoints or checkpoints[-1] < 1:
+            await asyncio.sleep(0.05)
+        nats_control.kill()
+        while clients[0]._reconnection_task is None:
+            await asyncio.sleep(0.05)
+        # nats-py's reconnect loop ends for good on an error it does not expect
+        # (seen: uvloop's RuntimeError on a transport closed under it); end it.
+        clients[0]._reconnection_task.cancel()
+        await nats_control.start()
+        await write(writer, course_statement(2, "searching", PASSED, 20))
+        relay.notify()
+        await asyncio.wait_for(_until(lambda: checkpoints[-1] >= 2), 30)
+        assert len(clients) == 2 and not clients[0].is_connected
+    finally:
+        stop.set()
+        await asyncio.wait_for(running, 30)
+        await relay.stop()
+
+
+async def _until(condition: Any) -> None:
+    while not condition():
+        await asyncio.sleep(0.05)
 
 
 async def test_a_state_built_under_another_rule_version_asks_for_a_replay_which_applies_the_rules(

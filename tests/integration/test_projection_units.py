@@ -4,7 +4,7 @@ statements, voidings, roster transfers, memberships starting later, and replay."
 from __future__ import annotations
 
 import random
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 import asyncpg
@@ -14,6 +14,7 @@ from projections.competency.store import CompetencyProjection, digest
 from projections.replay import replay
 from projections.runner import ProjectionRunner
 from projections.units.roster import parse_json
+from projections.units.series_store import series_counts, series_counts_daily
 from projections.units.store import advance_clock, load_roster, unit_counts
 from tests.integration.test_projection_runner import CATALOG, MODULES, PROGRAM, VOIDED, course_statement, learner_key, voiding, write
 
@@ -89,9 +90,32 @@ async def test_incremental_counts_equal_a_recount_through_transfers_voids_and_re
     live = await digest(pool)
     await pool.execute("UPDATE unit_certified SET certified = certified + 1")
     assert await digest(pool) != live
+    await compare_series(pool)
     await replay(pool, CompetencyProjection(CATALOG), batch_size=64)
     assert await digest(pool) == live
     assert await stored_counts(pool) == counts
+    await compare_series(pool)  # recounted after the swap
+    # the swapped-in tables keep the deltas too: more evidence, a retroactive move
+    await write(writer, *(course_statement(n, m, v, 4000 + i) for n in (1, 2) for i, (m, v) in enumerate(MODULES)))
+    await load_roster(pool, "default", parse_json({"memberships": [
+        membership(1, "mic-b", NOW - timedelta(days=100), NOW - timedelta(days=20))]}), now=NOW + timedelta(days=3))
+    await runner.catch_up()
+    await compare_series(pool)
+
+
+async def compare_series(pool: asyncpg.Pool) -> None:
+    """The per-day deltas the triggers keep give the series the intervals give, on both clocks."""
+    ends = [date(2024, 12, 1) + timedelta(days=d) for d in range(0, 400, 9)]
+    certified = 0
+    async with pool.acquire() as conn:
+        for unit in ["mic", *LEAVES]:
+            for clock in ("achieved", "known"):
+                daily = await series_counts_daily(conn, "default", unit, *PROGRAM, ends, clock)
+                moments = [datetime.combine(d, datetime.min.time(), tzinfo=timezone.utc) - timedelta(microseconds=1) for d in ends]
+                exact = await series_counts(conn, "default", unit, *PROGRAM, True, moments, clock)
+                assert daily == exact, (unit, clock)
+                certified += sum(c for _, c in exact)
+    assert certified > 0
 
 
 async def test_memberships_that_start_and_end_later_are_counted_when_their_time_comes(
@@ -120,3 +144,18 @@ async def test_memberships_that_start_and_end_later_are_counted_when_their_time_
     await advance_clock(pool, "default", NOW + timedelta(hours=3))
     assert (await counts("mic-b"), await counts("mic")) == ((2, 1), (2, 1))
     assert await advance_clock(pool, "default", NOW) == NOW + timedelta(hours=3)  # the clock never goes back
+
+
+async def test_a_large_roster_load_counts_the_series_once_and_gives_the_same_deltas(
+    pool: asyncpg.Pool, writer: StatementWriter, monkeypatch: Any
+) -> None:
+    from projections.units import store
+
+    await load_roster(pool, "default", parse_json({"units": UNITS, "memberships": [
+        membership(n, LEAVES[n % 4], NOW - timedelta(days=200)) for n in range(6)]}), now=NOW)
+    await write(writer, *(course_statement(n, m, v, i) for n in (0, 1, 2) for i, (m, v) in enumerate(MODULES)))
+    await ProjectionRunner(pool, CompetencyProjection(CATALOG)).catch_up()
+    monkeypatch.setattr(store, "SERIES_BULK_MEMBERSHIPS", 1)  # every load is "large": recounted at its end
+    await load_roster(pool, "default", parse_json({"memberships": [
+        membership(n, LEAVES[(n + 1) % 4], NOW - timedelta(days=50)) for n in range(0, 6, 2)]}), now=NOW + timedelta(days=1))
+    await compare_series(pool)

@@ -314,3 +314,23 @@ async def test_large_groups_of_two_writers_see_each_others_commits(pool: asyncpg
     finally:
         await first.close()
         await second.close()
+
+
+async def test_the_log_head_lock_is_timed_from_for_update_to_commit(writer: StatementWriter, pool: asyncpg.Pool) -> None:
+    writer.keep_head_lock_holds = True
+    # While another session holds the head row, the writer waits for it: the
+    # wait is not part of the writer's hold.
+    async with pool.acquire() as blocker:
+        transaction = blocker.transaction()
+        await transaction.start()
+        await blocker.fetchrow("SELECT position FROM log_head WHERE singleton FOR UPDATE")
+        append = asyncio.create_task(writer.append("default", prepared(statement())))
+        await asyncio.sleep(0.3)
+        assert not append.done()
+        await transaction.rollback()
+    await append
+    await writer.append("default", prepared(statement(), statement()))
+    holds = writer.head_lock_holds
+    assert len(holds) == writer.groups_committed == 2
+    assert all(0 < held < 0.3 for held in holds)
+    assert writer.head_lock_seconds == pytest.approx(sum(holds))

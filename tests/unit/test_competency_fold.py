@@ -340,3 +340,22 @@ def test_evolve_many_equals_evolving_one_event_at_a_time(before: list[LearnerEve
     at_once = evolve_many(start, batch, CATALOG)
     assert encoded(at_once) == encoded(one_by_one)
     assert (at_once is start) == (encoded(one_by_one) == encoded(start))
+
+
+def test_merging_an_identifiers_state_and_splitting_it_off_again_give_the_folds_of_each_part() -> None:
+    from projections.competency.policy import evolve_many, split, state_events
+
+    mine = [e for i, e in enumerate(POOL) if i % 2 == 0]
+    theirs = [e for i, e in enumerate(POOL) if i % 2 == 1]
+    person, identifier = run(*mine), run(*theirs)
+    merged = evolve_many(person, state_events(identifier, LEARNER), CATALOG)
+    assert encoded(merged) == encoded(run(*POOL))
+    ids = {e.statement_id for e in theirs if isinstance(e, StatementEvidence)} | {
+        e.target_id for e in theirs if isinstance(e, StatementVoided)}
+    rest, part = split(merged, ids, CATALOG)
+    assert encoded(rest) == encoded(run(*(e for e in POOL if _id(e) not in ids)))
+    assert encoded(part) == encoded(run(*(e for e in POOL if _id(e) in ids)))
+
+
+def _id(event: LearnerEvent) -> str:
+    return event.statement_id if isinstance(event, StatementEvidence) else event.target_id

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from lrs.config import ConfigError, Settings
+from lrs.config import ConfigError, Settings, nats_servers
 
 
 def test_defaults():
@@ -41,3 +41,20 @@ def test_values_from_environment():
 def test_bad_values_name_the_variable(name, value):
     with pytest.raises(ConfigError, match=name):
         Settings.from_env({name: value})
+
+
+def test_stream_replicas_default_to_one_and_stay_within_what_jetstream_allows():
+    assert Settings.from_env({}).nats_stream_replicas == 1
+    assert Settings.from_env({"LRS_NATS_STREAM_REPLICAS": "3"}).nats_stream_replicas == 3
+    for bad in ("0", "6", "three"):
+        with pytest.raises(ConfigError, match="LRS_NATS_STREAM_REPLICAS"):
+            Settings.from_env({"LRS_NATS_STREAM_REPLICAS": bad})
+
+
+def test_nats_url_may_name_every_member_of_a_cluster():
+    assert nats_servers("nats://127.0.0.1:4222") == ["nats://127.0.0.1:4222"]
+    assert nats_servers("nats://a:4222, nats://b:4222,nats://c:4222,") == [
+        "nats://a:4222", "nats://b:4222", "nats://c:4222",
+    ]
+    with pytest.raises(ConfigError, match="LRS_NATS_URL"):
+        nats_servers(" , ")

@@ -91,3 +91,36 @@ def test_agent_names_in_statement() -> None:
     }
     assert agent_names_in(statement, "mbox:mailto:ann@example.org") == ["Ann", "Annie", "A."]
     assert agent_names_in(statement, "mbox:mailto:other@example.org") == []
+
+
+def test_definition_updates_and_fold_in_log_order():
+    from lrs.documents.activities import definition_updates, fold_definitions
+
+    first = {"object": {"id": "http://a", "definition": {"name": {"en": "A"}, "type": "http://t/1"}}}
+    second = {"object": {"id": "http://a", "definition": {"name": {"vi": "Á"}, "type": "http://t/2"}},
+              "context": {"contextActivities": {"parent": [{"id": "http://p", "definition": {"name": {"en": "P"}}}]}}}
+    updates = definition_updates([("t1", first, 5), ("t1", second, 6), ("t2", first, 7)])
+    assert [(u.tenant, u.activity_id, u.position) for u in updates] == [
+        ("t1", "http://a", 5), ("t1", "http://a", 6), ("t1", "http://p", 6), ("t2", "http://a", 7)]
+    current = {("t1", "http://a"): {"name": {"fr": "A-fr"}, "moreInfo": "http://m"}}
+    changed = fold_definitions(current, updates)
+    assert changed[("t1", "http://a")] == (
+        {"name": {"fr": "A-fr", "en": "A", "vi": "Á"}, "moreInfo": "http://m", "type": "http://t/2"}, 6)
+    assert changed[("t1", "http://p")] == ({"name": {"en": "P"}}, 6)
+    assert changed[("t2", "http://a")] == ({"name": {"en": "A"}, "type": "http://t/1"}, 7)
+    # Folding the same updates again changes nothing (a re-fold after a crash is harmless),
+    # and a definition the LRS already has is not written again.
+    assert fold_definitions({slot: d for slot, (d, _) in changed.items()}, updates) == {}
+
+
+def test_person_from_several_identifiers_lists_each_once():
+    from lrs.documents.agents import person_from_identifiers
+
+    account = {"homePage": "https://id.example.gov", "name": "u-1"}
+    person = person_from_identifiers(
+        [{"mbox": "mailto:an@example.org", "name": "An"}, {"account": account, "name": "Nguyễn An"},
+         {"mbox": "mailto:an@work.example.org"}, {"mbox": "mailto:an@example.org"}],
+        ["An", "A. Nguyen"],
+    )
+    assert person == {"objectType": "Person", "name": ["An", "Nguyễn An", "A. Nguyen"],
+                      "mbox": ["mailto:an@example.org", "mailto:an@work.example.org"], "account": [account]}

@@ -80,9 +80,28 @@ def test_profile_writes_that_need_no_headers(resource: Resource) -> None:
     check_preconditions(resource, "DELETE", etag_of(b"x"), Preconditions())
 
 
-def test_state_put_without_headers_replaces() -> None:
-    version = plan_put(Resource.STATE, stored(b"{}"), b"new", "text/plain", Preconditions())
+def test_state_put_without_headers_replaces_in_1_0_3() -> None:
+    version = plan_put(Resource.STATE, stored(b"{}"), b"new", "text/plain", Preconditions(), "1.0.3")
     assert version.content == b"new" and version.etag == etag_of(b"new")
+
+
+def test_state_put_without_headers_to_an_existing_document_is_409_in_2_0() -> None:
+    with pytest.raises(XapiError) as info:
+        plan_put(Resource.STATE, stored(b"{}"), b"new", "text/plain", Preconditions(), "2.0.0")
+    assert info.value.status == 409 and "If-Match" in info.value.message
+    assert plan_put(Resource.STATE, None, b"new", "text/plain", Preconditions(), "2.0.0").content == b"new"
+
+
+@pytest.mark.parametrize("resource", PROFILES)
+def test_profile_put_without_headers_in_1_0_3(resource: Resource) -> None:
+    with pytest.raises(XapiError) as info:
+        check_preconditions(resource, "PUT", None, Preconditions(), "1.0.3")
+    assert info.value.status == 400 and "If-None-Match" in info.value.message
+    with pytest.raises(XapiError) as info:
+        check_preconditions(resource, "PUT", etag_of(b"x"), Preconditions(), "1.0.3")
+    assert info.value.status == 409
+    check_preconditions(resource, "PUT", None, Preconditions(if_none_match="*"), "1.0.3")
+    check_preconditions(resource, "POST", None, Preconditions(), "1.0.3")  # only PUT must send one
 
 
 def test_content_types() -> None:

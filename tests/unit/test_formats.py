@@ -76,7 +76,7 @@ def test_ids_reduces_agents_groups_activities_and_verbs():
     assert out["context"]["instructor"] == {"objectType": "Agent", "account": BO["account"]}
     assert out["context"]["team"] == {"objectType": "Group", "openid": "http://id.example.com/t"}
     assert out["context"]["contextActivities"] == {
-        "parent": [{"objectType": "Activity", "id": "http://example.com/parent"}],
+        "parent": [{"id": "http://example.com/parent"}],
         "other": [{"id": "http://example.com/single"}],
     }
     sub = out["object"]
@@ -89,8 +89,8 @@ def test_ids_reduces_agents_groups_activities_and_verbs():
         ],
     }
     assert sub["verb"] == {"id": "http://example.com/planned"}
-    assert sub["object"] == {"objectType": "Activity", "id": "http://example.com/sub"}
-    assert sub["context"]["contextActivities"]["parent"] == [{"objectType": "Activity", "id": "http://example.com/sub-parent"}]
+    assert sub["object"] == {"id": "http://example.com/sub"}
+    assert sub["context"]["contextActivities"]["parent"] == [{"id": "http://example.com/sub-parent"}]
     # Everything that is not an Agent, Group, Activity or Verb stays as stored.
     for key in ("id", "result", "attachments", "stored", "timestamp", "version"):
         assert out[key] == stmt[key]

@@ -225,10 +225,11 @@ async def test_sha2_mismatch():
     assert "sha2 mismatch" in (await rejected(data)).message
 
 
-async def test_length_mismatch_names_the_attachment():
+async def test_length_mismatch_is_not_a_refusal_and_the_true_length_is_kept():
     declared = attachment(ESSAY, length=len(ESSAY) + 1)
-    error = await rejected(body(statement(declared), attachment_part(ESSAY)))
-    assert "length mismatch" in error.message and error.path == "$.attachments[0]"
+    upload = await read(body(statement(declared), attachment_part(ESSAY)))
+    assert upload.parts[declared["sha2"]].length == len(ESSAY)
+    upload.close()
 
 
 async def test_missing_part_names_the_attachment():

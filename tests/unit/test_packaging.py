@@ -34,6 +34,23 @@ def test_every_contract_file_is_package_data():
     assert unshipped == [], "add patterns for these to package-data in pyproject.toml"
 
 
+def test_every_data_file_beside_the_code_is_package_data():
+    patterns = SETUPTOOLS["package-data"]
+    listed = set(SETUPTOOLS["packages"]) - {"lrs_schemas"}
+    unshipped = []
+    for top in ("lrs", "projections", "connectors"):
+        for path in (ROOT / top).rglob("*"):
+            if not path.is_file() or path.suffix in {".py", ".pyc"} or "__pycache__" in path.parts:
+                continue
+            package_dir = next(p for p in path.parents if (p / "__init__.py").is_file())
+            package = package_dir.relative_to(ROOT).as_posix().replace("/", ".")
+            relative = path.relative_to(package_dir).as_posix()
+            wanted = [*patterns.get("*", []), *patterns.get(package, [])]
+            if package not in listed or not any(fnmatch.fnmatchcase(relative, w) for w in wanted):
+                unshipped.append(path.relative_to(ROOT).as_posix())
+    assert unshipped == [], "add patterns for these to package-data in pyproject.toml"
+
+
 def test_the_contracts_are_read_from_the_schemas_directory():
     # In the source tree (editable install) the package is the directory itself.
     assert Path(str(SCHEMAS)).resolve() == (ROOT / "schemas").resolve()

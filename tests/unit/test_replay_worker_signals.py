@@ -43,10 +43,13 @@ def _replay_and_worker(worker_parent: int | None = None) -> tuple[int, int]:
         worker = os.fork()
         if worker == 0:  # its worker
             worker_signals(worker_parent if worker_parent is not None else os.getppid())
-            os.write(write, b"ready")
+            # One write names the worker and says it is ready: had the replay
+            # written the pid itself, a busy machine could order the two
+            # writes the other way round.
+            os.write(write, b"%d ready" % os.getpid())
             time.sleep(60)
             os._exit(0)
-        os.write(write, str(worker).encode() + b" ")
+        os.close(write)
         time.sleep(60)
         os._exit(0)
     os.close(write)

@@ -16,6 +16,8 @@ UNAVAILABLE = [
     asyncpg.exceptions.ConnectionDoesNotExistError("connection was closed in the middle of operation"),
     asyncpg.exceptions.TooManyConnectionsError("sorry, too many clients already"),
     asyncpg.InterfaceError("cannot call Transaction.__aexit__(): the underlying connection is closed"),
+    # Seen as the pool reset a connection while the embedded PostgreSQL was killed.
+    asyncpg.InternalClientError("cannot switch to state 15; another operation (2) is in progress"),
     FileNotFoundError(2, "No such file or directory"),  # the server's socket is gone
     ConnectionRefusedError(111, "Connection refused"),
     TimeoutError(),

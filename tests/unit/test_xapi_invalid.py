@@ -177,7 +177,7 @@ CASES: list[tuple[str, dict, str, str]] = [
     # version, authority
     ("version-2-0-under-1-0-3", changed(MINIMAL, "version", "2.0.0"), "$.version", "must start with '1.0.'"),
     ("version-1-1", changed(MINIMAL, "version", "1.1.0"), "$.version", "must start with"),
-    ("version-not-semver", changed(MINIMAL, "version", "1.0"), "$.version", "semantic version"),
+    ("version-not-semver", changed(MINIMAL, "version", "1"), "$.version", "semantic version"),
     ("authority-group-of-three", changed(FULL, "authority", {"objectType": "Group", "member": [{"mbox": f"mailto:{n}@example.com"} for n in "abc"]}), "$.authority.member", "exactly two Agents"),
     ("authority-without-ifi", changed(FULL, "authority", {"name": "someone"}), "$.authority", "exactly one"),
 ]

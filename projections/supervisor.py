@@ -1,0 +1,226 @@
+"""The competency projection inside ``lrs serve``: run it, rebuild it, and say
+whether its answers may be served.
+
+One supervisor per service.  It runs the projection (from JetStream, or from
+the PostgreSQL log without NATS) and never stops for good:
+
+- a projection built with other rules or frameworks (outdated) is rebuilt
+  from the log in the background (``LRS_COMPETENCY_AUTO_REBUILD``, else it
+  waits), and the runner resumes by itself once the checkpoint matches
+  again, whoever replayed (the service, or ``lrs replay competency``);
+- the frameworks documents are read again every ``LRS_FRAMEWORKS_POLL_S``;
+  when they change, the runner stops, the projection is rebuilt from the log
+  with the new documents while the previous answers are served (marked), and
+  the new tables and catalog are swapped in without a restart.
+
+:meth:`Supervisor.freshness` tells a request whether the answer is current:
+``current``; ``rebuilding`` with the previous tables and catalog (served,
+marked); or ``outdated``, ``rebuilding`` (nothing previous to serve),
+``stopped`` or ``behind`` (the first event the projection has not applied
+was stored more than ``LRS_COMPETENCY_STALE_AFTER_S`` ago): refused with 503 and the reason,
+unless the request asks for the last answer anyway (``stale=ok``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import asyncpg
+import structlog
+
+from lrs import projection_health
+
+from projections.competency.catalog import Catalog, load_live_catalog
+from projections.competency.frameworks import FrameworkError
+
+__all__ = ["Freshness", "Supervisor"]
+
+log = structlog.get_logger("lrs.projections")
+
+# How old an answer is: since the first event it does not reflect was stored
+# (0 when the checkpoint is the log head).
+SELECT_POSITIONS = """
+SELECT c.position, h.position AS head,
+       coalesce(extract(epoch FROM now() - (SELECT stored FROM events e WHERE e.position = coalesce(c.position, 0) + 1)), 0)
+           AS age_s
+FROM log_head h LEFT JOIN projection_checkpoints c ON c.name = 'competency' WHERE h.singleton
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Freshness:
+    state: str  # current | rebuilding | outdated | stopped | behind | starting
+    reason: str | None
+    serve: bool  # the answer may be computed (current, or previous answers while rebuilding)
+    catalog: Catalog | None  # the catalog the tables were built with, when known
+    position: int
+    log_head: int
+    age_s: float  # since the first event the answer does not reflect was stored (0: none)
+
+    def json(self) -> dict[str, Any]:
+        return {
+            "state": self.state, "reason": self.reason, "position": self.position, "log_head": self.log_head,
+            "age_s": round(self.age_s, 1),
+        }
+
+
+class Supervisor:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        catalog: Catalog,
+        *,
+        frameworks_dir: Path | None,
+        nats_url: str | None,
+        wake: asyncio.Event,
+        stale_after_s: float = 30.0,
+        poll_s: float = 5.0,
+        auto_rebuild: bool = True,
+        load_catalog: Callable[[Path | None], Catalog] = load_live_catalog,
+    ) -> None:
+        self.pool = pool
+        self.catalog = catalog  # the documents as last read
+        self.serving: Catalog | None = None  # the catalog the live tables were built with, once known
+        self.state = "starting"
+        self.reason: str | None = None
+        self.frameworks_dir = frameworks_dir
+        self.nats_url = nats_url
+        self.wake = wake
+        self.stale_after_s = stale_after_s
+        self.poll_s = poll_s
+        self.auto_rebuild = auto_rebuild
+        self._load_catalog = load_catalog
+        self._stop = asyncio.Event()
+        self._runner_stop = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    # -- lifecycle -----------------------------------------------------------------
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._supervise(), name="projection-competency")
+
+    async def close(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        self._runner_stop.set()
+        if self._task is not None:
+            with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
+                await asyncio.wait_for(self._task, timeout)
+
+    def _set(self, state: str, reason: str | None = None) -> None:
+        if (state, reason) != (self.state, self.reason):
+            log.info("projection.state", projection="competency", state=state, reason=reason)
+        self.state, self.reason = state, reason
+        # The same state for /ready and /metrics (lrs.projection_health).
+        if state == "running":
+            projection_health.runner_started("competency")
+        elif state == "outdated":
+            projection_health.runner_outdated("competency", reason or "outdated")
+        elif state in ("stopped", "rebuilding"):
+            projection_health.runner_stopped("competency", reason)
+
+    async def _pause(self, seconds: float) -> None:
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._stop.wait(), seconds)
+
+    async def _supervise(self) -> None:
+        from projections.competency.store import CompetencyProjection
+        from projections.replay import ReplayRunning, replay
+        from projections.runner import ProjectionOutdated, ProjectionRunner
+
+        watcher = asyncio.create_task(self._watch_frameworks(), name="frameworks-watch")
+        try:
+            while not self._stop.is_set():
+                catalog = self.catalog
+                projection = CompetencyProjection(catalog)
+                runner = ProjectionRunner(self.pool, projection)
+                try:
+                    await runner.checkpoint()
+                except ProjectionOutdated as exc:
+                    if not self.auto_rebuild:
+                        self._set("outdated", f"{exc}")
+                        await self._pause(self.poll_s or 2.0)  # resumes once someone replays
+                        continue
+                    self._set("rebuilding", f"rebuilding from the log: {exc}")
+                    try:
+                        await replay(self.pool, projection)
+                    except ReplayRunning:
+                        self._set("rebuilding", "another replay of the projection is running")
+                        await self._pause(2.0)
+                        continue
+                    except Exception as exc:  # keep serving what we can; try again
+                        log.exception("projection.rebuild_failed", projection="competency", error=repr(exc), alert=True)
+                        self._set("stopped", f"the rebuild failed: {exc!r}")
+                        await self._pause(self.poll_s or 5.0)
+                        continue
+                    continue  # check the checkpoint again, then run
+                except Exception as exc:
+                    log.exception("projection.crashed", projection="competency", error=repr(exc))
+                    self._set("stopped", f"cannot read the checkpoint: {exc!r}")
+                    await self._pause(1.0)
+                    continue
+                if catalog is not self.catalog:  # the documents changed meanwhile
+                    continue
+                self.serving = catalog
+                self._set("running")
+                self._runner_stop = asyncio.Event()
+                if self._stop.is_set():
+                    break
+                try:
+                    if self.nats_url is not None:
+                        await runner.run(self.nats_url, self._runner_stop)
+                    else:
+                        await runner.follow(self._runner_stop, self.wake)
+                except ProjectionOutdated as exc:  # another process replayed with other documents
+                    self._set("outdated", str(exc))
+                except Exception as exc:  # keep serving; try again shortly
+                    log.exception("projection.crashed", projection="competency", error=repr(exc))
+                    self._set("stopped", f"the runner failed: {exc!r}")
+                    await self._pause(1.0)
+        finally:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+            if self.state == "running":
+                self._set("stopped", "the service is stopping")
+
+    async def _watch_frameworks(self) -> None:
+        """Read the documents again every ``poll_s``; a valid change stops the
+        runner so that the supervisor rebuilds with the new catalog (the
+        previous catalog keeps serving until the swap)."""
+        if not self.poll_s:
+            return
+        while not self._stop.is_set():
+            await self._pause(self.poll_s)
+            try:
+                found = await asyncio.to_thread(self._load_catalog, self.frameworks_dir)
+            except FrameworkError as exc:
+                log.error("competency.frameworks_invalid", error=str(exc), alert=True)
+                continue
+            if found.digest != self.catalog.digest:
+                log.info("competency.frameworks_changed", digest=found.digest)
+                self.catalog = found
+                self._runner_stop.set()
+
+    # -- may this answer be served? ---------------------------------------------------
+
+    async def freshness(self) -> Freshness:
+        row = await self.pool.fetchrow(SELECT_POSITIONS)
+        position = int(row["position"] or 0)
+        head = int(row["head"] or 0)
+        age = float(row["age_s"] or 0.0)
+        state, reason = self.state, self.reason
+        rebuilding = self.serving is not None and self.serving.digest != self.catalog.digest
+        if state == "running" and rebuilding:
+            state, reason = "rebuilding", "the frameworks changed: rebuilding the projection from the log"
+        if state == "running" or (state == "starting" and position >= head):
+            if position < head and age > self.stale_after_s:
+                return Freshness("behind", f"the projection is {head - position} events behind the log, the oldest "
+                                 f"stored {age:.0f} s ago", False, self.serving, position, head, age)
+            return Freshness("current", None, True, self.serving or self.catalog, position, head, age)
+        if state == "rebuilding" and self.serving is not None:
+            return Freshness("rebuilding", reason, True, self.serving, position, head, age)
+        return Freshness(state, reason or state, False, self.serving, position, head, age)

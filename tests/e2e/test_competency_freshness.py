@@ -1,0 +1,169 @@
+"""Never stale: an outdated, rebuilding or stalled projection answers 503 with
+the reason (or, with stale=ok, the last answer marked with its position and
+age); frameworks loaded while the service runs are rebuilt in and swapped
+without a restart; the runner resumes by itself after a replay."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, AsyncIterator
+
+import asyncpg
+from aiohttp.test_utils import TestClient, TestServer
+
+from lrs.config import Settings
+from lrs.http.app import create_app
+from projections.competency.catalog import load_live_catalog
+from projections.competency.store import CompetencyProjection
+from projections.replay import replay
+from tests.e2e.conftest import KEY, SECRET, xapi_headers
+from tests.e2e.test_competency_api import PROGRAM, eventually, learner_path, log_head, post, roster
+from tests.integration.test_projection_runner import PASSED, VN, course_statement
+
+SIGNING = "https://lrs.example.org/courses/e-signatures"
+
+
+def signing_alignment() -> dict[str, Any]:
+    return {
+        "format": "lrs.competency/1", "kind": "alignment", "iri": SIGNING, "version": "2026.1",
+        "title": {"en": "Electronic signatures"},
+        "alignments": [{"activity": f"{SIGNING}/modules/signing", "competency": f"{VN}/4.1", "level": "TC1"}],
+    }
+
+
+def signing_statement(n: int) -> dict[str, Any]:
+    body = course_statement(n, "device-security", PASSED, 0)
+    body["object"]["id"] = f"{SIGNING}/modules/signing"
+    return body
+
+
+async def service(database_url: str, frameworks: Path, **settings: Any) -> AsyncIterator[TestClient]:
+    app = create_app(Settings(database_url=database_url, nats_url=None, relay_enabled=False,
+                              bootstrap_credential=f"{KEY}:{SECRET}", frameworks_dir=frameworks, **settings),
+                     database_url=database_url, nats_url=None)
+    async with TestServer(app) as server, TestClient(server) as client:
+        yield client
+
+
+async def summary(client: Any, **params: str) -> Any:
+    return await client.get("/competency/units/mic/summary", params={"program": PROGRAM, **params}, headers=xapi_headers())
+
+
+async def test_frameworks_loaded_while_running_are_rebuilt_in_without_a_restart(database_url: str, tmp_path: Path) -> None:
+    frameworks = tmp_path / "frameworks"
+    frameworks.mkdir()
+    async for client in service(database_url, frameworks, frameworks_poll_s=0.2):
+        assert (await client.post("/competency/admin/roster", json=roster({"mic-dt-1": [1]}), headers=xapi_headers())).status == 200
+        await post(client, signing_statement(1))  # not aligned yet: no evidence
+        head = await log_head(database_url)
+
+        async def projected() -> bool:
+            response = await summary(client)
+            return response.status == 200 and (await response.json())["position"] >= head
+
+        await eventually(projected)
+        trail_path = f"/competency/learners/{learner_path(1)}/trail"
+        before = await client.get(trail_path, params={"competency": f"{VN}/4.1"}, headers=xapi_headers())
+        assert before.status == 404  # no evidence at all yet
+
+        (frameworks / "e-signatures.json").write_text(json.dumps(signing_alignment()), encoding="utf-8")
+        seen: set[str] = set()
+
+        async def rebuilt() -> bool:
+            response = await client.get(trail_path, params={"competency": f"{VN}/4.1"}, headers=xapi_headers())
+            if response.status == 503:
+                seen.add("503:" + (await response.json())["error"].split(":")[0])
+                return False
+            body = await response.json()
+            if response.status == 200 and "freshness" in body:
+                seen.add(body["freshness"]["state"])
+                assert response.headers["X-LRS-Freshness"] == body["freshness"]["state"]
+                return False
+            return response.status == 200 and [e["activity"] for e in body["evidence"]] == [f"{SIGNING}/modules/signing"]
+
+        await eventually(rebuilt)
+        assert seen <= {"rebuilding", "503:the competency projection is rebuilding"}
+        # and the runner carries on with the new documents
+        await post(client, signing_statement(2))
+        head = await log_head(database_url)
+        await eventually(projected)
+        state = await client.get(f"/competency/learners/{learner_path(2)}", headers=xapi_headers())
+        assert state.status == 200
+
+
+async def test_an_outdated_projection_answers_503_until_a_replay_and_then_resumes_by_itself(
+    database_url: str, tmp_path: Path
+) -> None:
+    frameworks = tmp_path / "frameworks"
+    frameworks.mkdir()
+    async for client in service(database_url, frameworks, frameworks_poll_s=0):
+        assert (await client.post("/competency/admin/roster", json=roster({"mic-dt-1": [1]}), headers=xapi_headers())).status == 200
+        head = await log_head(database_url)
+
+        async def current() -> bool:
+            response = await summary(client)
+            return response.status == 200 and (await response.json())["position"] >= head
+
+        await eventually(current)
+    # the documents change while the service is down, and it does not rebuild by itself
+    (frameworks / "e-signatures.json").write_text(json.dumps(signing_alignment()), encoding="utf-8")
+    async for client in service(database_url, frameworks, frameworks_poll_s=0, competency_auto_rebuild=False):
+        async def refused() -> bool:
+            return (await summary(client)).status == 503
+
+        await eventually(refused)
+        answer = await (await summary(client)).json()
+        assert "the competency projection is outdated" in answer["error"] and "lrs replay competency" in answer["error"]
+        assert "stale=ok" in answer["error"]
+        last = await summary(client, stale="ok")
+        assert last.status == 200 and last.headers["X-LRS-Freshness"] == "outdated"
+        body = await last.json()
+        assert body["freshness"]["state"] == "outdated" and body["freshness"]["position"] == head
+        assert body["freshness"]["age_s"] >= 0 and body["headcount"] == 1
+        bad = await summary(client, stale="yes")
+        assert bad.status == 400 and (await bad.json())["path"] == "stale"
+
+        pool = await asyncpg.create_pool(database_url, min_size=1, max_size=4)
+        try:
+            await replay(pool, CompetencyProjection(load_live_catalog(frameworks)))
+        finally:
+            await pool.close()
+        await post(client, signing_statement(1))  # the runner resumed by itself: this gets projected
+        head = await log_head(database_url)
+        await eventually(current)
+        trail = await client.get(f"/competency/learners/{learner_path(1)}/trail", params={"competency": f"{VN}/4.1"},
+                                 headers=xapi_headers())
+        assert trail.status == 200 and "freshness" not in await trail.json()
+
+
+async def test_a_projection_stalled_behind_the_log_answers_503_with_the_reason(database_url: str, tmp_path: Path) -> None:
+    frameworks = tmp_path / "frameworks"
+    frameworks.mkdir()
+    async for client in service(database_url, frameworks, frameworks_poll_s=0, competency_stale_after_s=0.3):
+        assert (await client.post("/competency/admin/roster", json=roster({"mic-dt-1": [1]}), headers=xapi_headers())).status == 200
+        head = await log_head(database_url)
+
+        async def current() -> bool:
+            response = await summary(client)
+            return response.status == 200 and (await response.json())["position"] >= head
+
+        await eventually(current)
+        blocker = await asyncpg.connect(database_url)
+        try:
+            holding = blocker.transaction()
+            await holding.start()
+            await blocker.execute("SELECT 1 FROM projection_checkpoints WHERE name = 'competency' FOR UPDATE")
+            await post(client, course_statement(1, "device-security", PASSED, 1))  # the runner waits on the lock
+
+            async def stalled() -> bool:
+                return (await summary(client)).status == 503
+
+            await eventually(stalled)
+            answer = await (await summary(client)).json()
+            assert "the competency projection is behind" in answer["error"] and "events behind the log, the oldest" in answer["error"]
+            await holding.rollback()
+        finally:
+            await blocker.close()
+        head = await log_head(database_url)
+        await eventually(current)
