@@ -1,6 +1,8 @@
 """Sign the log head every N events or T seconds and append the anchor to
-the anchors file (lrs.anchors).  One writer per deployment: it holds a
-PostgreSQL advisory lock; others wait.  Runs beside the relay."""
+the anchors file (lrs.anchors).  Runs beside the relay.  It holds no lock
+and no connection between anchors: several writers (replicas, each with its
+own file) only make more copies of the same kind of evidence, and a
+database restart costs it nothing but one failed attempt."""
 
 from __future__ import annotations
 
@@ -13,7 +15,6 @@ import structlog
 from prometheus_client import Counter, Gauge
 
 from lrs import anchors
-from lrs.store import leader_lock
 from lrs.store.log_reader import head
 
 log = structlog.get_logger("lrs.anchors")
@@ -31,14 +32,14 @@ class AnchorWriter:
         *,
         every_events: int = 10_000,
         every_s: float = 60.0,
-        lock_retry_interval: float = 5.0,
+        retry_interval: float = 5.0,
     ) -> None:
         self._pool = pool
         self.key_path = key_path
         self.anchors_path = anchors_path
         self.every_events = every_events
         self.every_s = every_s
-        self._lock_retry_interval = lock_retry_interval
+        self._retry_interval = retry_interval
         self._key = anchors.load_or_create_key(key_path)
         self.last_position = anchors.last_anchored_position(anchors_path)
         self._wake = asyncio.Event()
@@ -79,29 +80,15 @@ class AnchorWriter:
                 pass
 
     async def run(self) -> None:
-        key = leader_lock.lock_key("anchors")
-        while True:
-            try:
-                async with self._pool.acquire() as conn:
-                    while not await leader_lock.try_lock(conn, key):
-                        await asyncio.sleep(self._lock_retry_interval)
-                    try:
-                        await self._lead()
-                    finally:
-                        if not conn.is_closed():
-                            await leader_lock.unlock(conn, key)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - an anchor writer must not die
-                ANCHOR_FAILURES.inc()
-                log.error("anchor.failed", error=repr(exc), alert=True)
-                await asyncio.sleep(self._lock_retry_interval)
-
-    async def _lead(self) -> None:
         while True:
             try:
                 await asyncio.wait_for(self._wake.wait(), self.every_s if self.every_s > 0 else None)
             except asyncio.TimeoutError:
                 pass
             self._wake.clear()
-            await self.anchor_now()
+            try:
+                await self.anchor_now()
+            except Exception as exc:  # noqa: BLE001 - an anchor writer must not die
+                ANCHOR_FAILURES.inc()
+                log.error("anchor.failed", error=repr(exc), alert=True)
+                await asyncio.sleep(self._retry_interval)

@@ -132,7 +132,8 @@ class EmbeddedNats:
         self.store_dir.mkdir(parents=True, exist_ok=True)
         for attempt in range(3):
             self._write_config()
-            argv = [str(binary), "-c", str(self.config_path)]
+            # The store on the command line too: ps shows which data dir a server serves.
+            argv = [str(binary), "-c", str(self.config_path), "-js", "-sd", str(self.store_dir)]
             log.info("nats_starting", store_dir=str(self.store_dir), port=self.port, binary=str(binary))
             log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
             self._proc = await spawn(argv, log_path=self.log_path, death_signal=signal.SIGTERM)
@@ -182,11 +183,11 @@ class EmbeddedNats:
 
     def _write_config(self) -> None:
         """The server configuration (JSON, which nats-server reads as its own
-        syntax): address, JetStream store and the per-role users.  There is
-        no ``no_auth_user``, so a client without a password is refused."""
+        syntax): address and the per-role users (JetStream and its store are
+        on the command line).  There is no ``no_auth_user``, so a client
+        without a password is refused."""
         config = {
             "listen": f"{HOST}:{self.port}",
-            "jetstream": {"store_dir": str(self.store_dir)},
             "authorization": server_authorization(self.passwords),
         }
         _write_private(self.config_path, json.dumps(config, indent=2) + "\n")
