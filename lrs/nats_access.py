@@ -10,10 +10,12 @@ certificate and key for mutual TLS).  :func:`connect_options` turns them into
 
 from __future__ import annotations
 
+import re
 import ssl
-from urllib.parse import urlsplit, urlunsplit
 
 from lrs.config import Settings
+
+_PASSWORD = re.compile(r"://([^:/@,]*):[^@/,]*@")
 
 
 def connect_options(settings: Settings | None = None) -> dict[str, object]:
@@ -37,11 +39,5 @@ def connect_options(settings: Settings | None = None) -> dict[str, object]:
 
 
 def redact_url(url: str) -> str:
-    """``url`` without its password, for logs."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    return urlunsplit((parts.scheme, f"{parts.username}:***@{host}", parts.path, parts.query, parts.fragment))
+    """``url`` (or a comma-separated list of URLs) without passwords, for logs."""
+    return _PASSWORD.sub(r"://\1:***@", url)

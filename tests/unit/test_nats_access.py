@@ -55,3 +55,4 @@ def test_user_password_creds_nkey_and_tls(tmp_path: Path) -> None:
 def test_passwords_stay_out_of_logs() -> None:
     assert redact_url("nats://relay:s3cret@127.0.0.1:4222") == "nats://relay:***@127.0.0.1:4222"
     assert redact_url("nats://127.0.0.1:4222") == "nats://127.0.0.1:4222"
+    assert redact_url("nats://s:p1@a:4222,nats://s:p2@b:4222") == "nats://s:***@a:4222,nats://s:***@b:4222"
