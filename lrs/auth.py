@@ -247,3 +247,6 @@ class VerifiedCache:
 
     def forget(self, key: str) -> None:
         self._entries.pop(key, None)
+
+    def clear(self) -> None:
+        self._entries.clear()

@@ -53,6 +53,12 @@ def _nonnegative(value: float, name: str) -> float:
     return value
 
 
+def _positive(value: float, name: str) -> float:
+    if not value > 0 or value == float("inf"):
+        raise ConfigError(f"{name} must be a finite number > 0, got {value}")
+    return value
+
+
 def _at_most(value: int, maximum: int, name: str) -> int:
     if value > maximum:
         raise ConfigError(f"{name} must be <= {maximum}, got {value}")
@@ -114,6 +120,18 @@ class Settings:
     max_batch_statements: int = 10_000
     rate_limit_per_s: float = 10_000.0
     rate_limit_burst: int = 20_000
+    # Failed authentication (lrs.http.throttle): after this many failures
+    # within the window, per credential key or per client address, 429.
+    auth_failures_per_key: int = 10
+    auth_failures_per_address: int = 50
+    auth_failure_window_s: float = 60.0
+    # Load shedding (lrs.http.shedding): new requests get 503 at once while
+    # more statements than this wait for group commit, while the event loop
+    # runs later than this many ms, or while this many requests are being
+    # served (0 turns a check off).
+    shed_queue_statements: int = 50_000
+    shed_loop_lag_ms: float = 200.0
+    shed_max_in_flight: int = 0
     # Where `lrs frameworks load` installs framework, programme and alignment
     # documents, live beside the shipped ones (default: <data_dir>/frameworks).
     frameworks_dir: Path | None = None
@@ -197,6 +215,14 @@ class Settings:
             max_batch_statements=_int(env, "LRS_MAX_BATCH_STATEMENTS", 10_000, 1),
             rate_limit_per_s=_nonnegative(_float(env, "LRS_RATE_LIMIT_PER_S", 10_000.0), "LRS_RATE_LIMIT_PER_S"),
             rate_limit_burst=_int(env, "LRS_RATE_LIMIT_BURST", 20_000, 1),
+            auth_failures_per_key=_int(env, "LRS_AUTH_FAILURES_PER_KEY", 10, 1),
+            auth_failures_per_address=_int(env, "LRS_AUTH_FAILURES_PER_ADDRESS", 50, 1),
+            auth_failure_window_s=_positive(
+                _float(env, "LRS_AUTH_FAILURE_WINDOW_S", 60.0), "LRS_AUTH_FAILURE_WINDOW_S"
+            ),
+            shed_queue_statements=_int(env, "LRS_SHED_QUEUE_STATEMENTS", 50_000, 0),
+            shed_max_in_flight=_int(env, "LRS_SHED_MAX_IN_FLIGHT", 0, 0),
+            shed_loop_lag_ms=_nonnegative(_float(env, "LRS_SHED_LOOP_LAG_MS", 200.0), "LRS_SHED_LOOP_LAG_MS"),
             frameworks_dir=Path(env["LRS_FRAMEWORKS_DIR"]) if env.get("LRS_FRAMEWORKS_DIR") else None,
             nats_user=env.get("LRS_NATS_USER") or None,
             nats_password=env.get("LRS_NATS_PASSWORD") or None,

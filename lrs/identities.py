@@ -13,7 +13,7 @@ person someone else's identifier, with a message naming the identifier.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import AbstractSet, Any, Mapping
 
 import msgspec
 
@@ -47,12 +47,20 @@ def parse_identity_payload(payload: bytes) -> tuple[str, str, list[str]]:
     return body["op"], body["person"], list(body["identifiers"])
 
 
-def check_link(person: str, identifiers: list[str], owner_of: Mapping[str, str], persons_with_links: set[str]) -> list[str]:
+def check_link(
+    person: str,
+    identifiers: list[str],
+    owner_of: Mapping[str, str],
+    persons_with_links: set[str],
+    rostered: AbstractSet[str] = frozenset(),
+) -> list[str]:
     """The identifiers to link to ``person`` (those not linked to it already).
 
     ``owner_of`` maps the keys involved (the identifiers and the person) to
     the person they are linked to now; ``persons_with_links`` are those of
-    the keys that have identifiers of their own.  Raises IdentityConflict."""
+    the keys that have identifiers of their own; ``rostered`` those the
+    roster names as persons (an identifier of one of them belongs to that
+    person already).  Raises IdentityConflict."""
     if person in owner_of:
         raise IdentityConflict(
             f"{person} is itself linked to the person {owner_of[person]}: link identifiers to that person"
@@ -68,6 +76,11 @@ def check_link(person: str, identifiers: list[str], owner_of: Mapping[str, str],
             raise IdentityConflict(f"{identifier} is already linked to the person {owner}; unlink it there first")
         if identifier in persons_with_links:
             raise IdentityConflict(f"{identifier} is a person with identifiers of its own; it cannot be linked")
+        if identifier in rostered:
+            raise IdentityConflict(
+                f"{identifier} is a person the roster names (it has memberships); it cannot be another person's "
+                "identifier"
+            )
         new.append(identifier)
     return new
 

@@ -62,6 +62,24 @@ GROUP_COMMIT_REQUESTS = Histogram(
     buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
 )
 
+# -- projections (set when /ready or /metrics is read) ---------------------------
+
+PROJECTION_STATE = Gauge(
+    "lrs_projection_state", "1 for the state the projection is in (current, behind, outdated, ...), else 0",
+    ("projection", "state"),
+)
+PROJECTION_LAG_EVENTS = Gauge(
+    "lrs_projection_lag_events", "Events of the log the projection has not applied", ("projection",)
+)
+PROJECTION_LAG_SECONDS = Gauge(
+    "lrs_projection_lag_seconds", "How long ago the first event the projection has not applied was stored",
+    ("projection",),
+)
+PROJECTION_PARKED = Gauge(
+    "lrs_projection_parked_events", "Events the projection's rules failed on, set aside", ("projection",)
+)
+PROJECTION_STATES = ("starting", "running", "current", "behind", "rebuilding", "outdated", "stopped")
+
 # -- embedded servers: supervision by `lrs serve` ------------------------------
 
 EMBEDDED_SERVER_UP = Gauge(

@@ -24,8 +24,11 @@ from typing import Any
 import asyncpg
 from prometheus_client import Counter, Gauge
 
-PROJECTION_LAG = Gauge("lrs_projection_lag_events", "Events in the log after the projection's checkpoint", ("projection",))
-PROJECTION_PARKED = Gauge("lrs_projection_parked_events", "Events the projection parked after repeated failures", ("projection",))
+from lrs import metrics
+
+# Lag and parked events share their series with the competency supervisor's report (lrs.metrics).
+PROJECTION_LAG = metrics.PROJECTION_LAG_EVENTS
+PROJECTION_PARKED = metrics.PROJECTION_PARKED
 PROJECTION_REFUSED = Counter(
     "lrs_projection_refused_messages",
     "Messages refused because they do not match the event log (never applied; the event is read from PostgreSQL)",

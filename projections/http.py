@@ -45,7 +45,7 @@ from projections.competency.report_query import unit_report
 from projections.competency.reports import BY, PARTS, to_csv, to_xlsx
 from projections.competency.series import CLOCKS, INTERVALS, unit_series
 from projections.competency.standing import STATUSES
-from projections.supervisor import Freshness, Supervisor
+from projections.supervisor import Freshness, ObservedProjection, Supervisor, observed_freshness
 from projections.units import store as units
 from projections.units.roster import RosterError, parse_csv, parse_json, parse_learner
 
@@ -54,6 +54,7 @@ log = structlog.get_logger("lrs.projections")
 CATALOG = web.AppKey("competency_catalog", Catalog)
 FRAMEWORKS_PROBLEM = web.AppKey("competency_frameworks_problem", str)
 SUPERVISOR = web.AppKey("competency_supervisor", Supervisor)
+OBSERVED = web.AppKey("competency_observed", ObservedProjection)
 READ_SCOPE = "all/read"
 ADMIN_SCOPE = "all"
 POSITION_HEADER = "X-LRS-Position"
@@ -73,6 +74,7 @@ def register(app: web.Application) -> None:
         app[FRAMEWORKS_PROBLEM] = str(exc)
         log.error("competency.frameworks_invalid", error=str(exc), alert=True)
     app.cleanup_ctx.append(_projection_runner)
+    app[keys.PROJECTIONS_STATUS] = projections_status
     app.router.add_get("/competency/learners/{learner}", get_learner)
     app.router.add_get("/competency/learners/{learner}/trail", get_trail)
     app.router.add_get("/competency/units/{unit}/summary", get_unit_summary)
@@ -130,7 +132,10 @@ def _moment(request: web.Request, name: str) -> datetime | None:
         parsed = datetime.fromisoformat(raw.replace("z", "Z"))
     except ValueError:
         raise XapiError(400, f"{name} must be an ISO 8601 date-time, got {raw!r}", name) from None
-    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)).astimezone(timezone.utc)
+    try:
+        return (parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)).astimezone(timezone.utc)
+    except OverflowError:
+        raise XapiError(400, f"{name} {raw!r} is outside the years 1-9999 in UTC", name) from None
 
 
 STALE_PARAMETER = "stale"  # stale=ok: the last answer even when the projection is not current
@@ -144,24 +149,27 @@ def _catalog(request: web.Request) -> Catalog:
     return catalog
 
 
-async def _serving(request: web.Request) -> tuple[Catalog, Freshness | None]:
-    """The catalog to answer with, and how fresh the answer is (None: no
-    projection runs in this service, nothing to say).  Refuses with 503 and
-    the reason when the projection is not current and the request did not
-    ask for ``stale=ok``."""
+async def _serving(request: web.Request) -> tuple[Catalog, Freshness]:
+    """The catalog to answer with, and how fresh the answer is (from this
+    service's supervisor, or from the log and the checkpoint when the
+    projection runs in another process).  Refuses with 503 and the reason
+    when the projection is not current and the request did not ask for
+    ``stale=ok``."""
     catalog = _catalog(request)
-    supervisor = request.app.get(SUPERVISOR)
-    if supervisor is None:
-        return catalog, None
     raw = request.query.get(STALE_PARAMETER)
     if raw not in (None, "ok"):
         raise XapiError(400, f"stale must be ok (the last answer even when not current), got {raw!r}", STALE_PARAMETER)
-    fresh = await supervisor.freshness()
+    watcher = request.app.get(SUPERVISOR) or request.app.get(OBSERVED)
+    if watcher is None:  # not started (yet): what the log shows
+        settings = request.app[keys.SETTINGS]
+        fresh = await observed_freshness(request.app[keys.POOL], catalog, settings.competency_stale_after_s)
+    else:
+        fresh = await watcher.freshness()
     if not fresh.serve and raw != "ok":
         error = XapiError(503, f"the competency projection is {fresh.state}: {fresh.reason}; ask again later, or add "
                           f"stale=ok for the last answer (position {fresh.position} of {fresh.log_head})")
         raise error
-    return fresh.catalog or supervisor.catalog, fresh
+    return fresh.catalog or (watcher.catalog if watcher is not None else catalog), fresh
 
 
 def _marked(payload: dict[str, Any], fresh: Freshness | None) -> dict[str, Any]:
@@ -443,6 +451,8 @@ async def get_memberships(request: web.Request) -> web.Response:
             recorded = int(request.query.get("after_recorded", "-1"))
         except ValueError:
             raise XapiError(400, "after_recorded must be an integer", "after_recorded") from None
+        if not -1 <= recorded < 2**63:
+            raise XapiError(400, "after_recorded must be a log position (-1 to 2^63-1)", "after_recorded")
         after = (
             request.query["after_learner"],
             _moment(request, "after_from") or datetime.min.replace(tzinfo=timezone.utc),
@@ -476,6 +486,41 @@ def _iso_or_none(moment: datetime | None) -> str | None:
     return moment.isoformat()
 
 
+# -- /ready and /metrics ---------------------------------------------------------------
+
+
+async def projections_status(app: web.Application) -> dict[str, Any]:
+    """The competency projection's state, lag and parked count (also set as
+    the lrs_projection_* gauges)."""
+    from lrs import metrics
+    from projections.runner import parked_count
+
+    watcher = app.get(SUPERVISOR) or app.get(OBSERVED)
+    pool = app[keys.POOL]
+    if watcher is not None:
+        fresh = await watcher.freshness()
+    elif CATALOG in app:
+        fresh = await observed_freshness(pool, app[CATALOG], app[keys.SETTINGS].competency_stale_after_s)
+    else:
+        fresh = None
+    parked = await parked_count(pool, "competency")
+    state = "stopped" if fresh is None else fresh.state
+    for known in metrics.PROJECTION_STATES:
+        metrics.PROJECTION_STATE.labels("competency", known).set(1 if known == state else 0)
+    status: dict[str, Any] = {"state": state, "parked": parked}
+    if fresh is not None:
+        status.update(
+            reason=fresh.reason, position=fresh.position, log_head=fresh.log_head,
+            lag_events=max(fresh.log_head - fresh.position, 0), lag_s=round(fresh.age_s, 1),
+        )
+        metrics.PROJECTION_LAG_EVENTS.labels("competency").set(status["lag_events"])
+        metrics.PROJECTION_LAG_SECONDS.labels("competency").set(fresh.age_s)
+    else:
+        status["reason"] = f"the competency frameworks cannot be read: {app.get(FRAMEWORKS_PROBLEM)}"
+    metrics.PROJECTION_PARKED.labels("competency").set(parked)
+    return {"competency": status}
+
+
 # -- the runner inside `lrs serve` ---------------------------------------------------
 
 
@@ -486,6 +531,11 @@ async def _projection_runner(app: web.Application) -> AsyncIterator[None]:
     settings = app[keys.SETTINGS]
     if not settings.projections_enabled:
         log.info("projections disabled", reason="LRS_PROJECTIONS_ENABLED=false")
+        if CATALOG in app:  # run elsewhere: watched through the log and the checkpoint
+            app[OBSERVED] = ObservedProjection(
+                app[keys.POOL], app[CATALOG], frameworks_dir=settings.installed_frameworks_dir,
+                stale_after_s=settings.competency_stale_after_s, poll_s=settings.frameworks_poll_s,
+            )
         yield
         return
     if CATALOG not in app:

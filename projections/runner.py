@@ -88,6 +88,7 @@ INSERT_PARKED = """
 INSERT INTO projection_parked (name, position, tenant, attempts, error) VALUES ($1, $2, $3, $4, $5)
 ON CONFLICT (name, position) DO NOTHING
 """
+COUNT_PARKED = "SELECT count(*) FROM projection_parked WHERE name = $1"
 DELETE_FAILURE = "DELETE FROM projection_failures WHERE name = $1 AND position = $2"
 # A database or network outage: the batch is retried as a whole and counts
 # against no event.  Anything else an event raises counts as its failure.
@@ -592,3 +593,8 @@ async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
         await asyncio.wait_for(stop.wait(), seconds)
     except asyncio.TimeoutError:
         pass
+
+
+async def parked_count(pool: asyncpg.Pool, name: str) -> int:
+    """How many events the projection ``name`` has set aside."""
+    return int(await pool.fetchval(COUNT_PARKED, name))

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -37,7 +38,7 @@ from lrs import projection_health
 from projections.competency.catalog import Catalog, load_live_catalog
 from projections.competency.frameworks import FrameworkError
 
-__all__ = ["Freshness", "Supervisor"]
+__all__ = ["Freshness", "ObservedProjection", "Supervisor", "checked_freshness", "observed_freshness"]
 
 log = structlog.get_logger("lrs.projections")
 
@@ -49,6 +50,8 @@ SELECT c.position, h.position AS head,
            AS age_s
 FROM log_head h LEFT JOIN projection_checkpoints c ON c.name = 'competency' WHERE h.singleton
 """
+
+SELECT_BUILT_WITH = "SELECT rule_version, catalog_digest FROM projection_checkpoints WHERE name = 'competency'"
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,19 +211,105 @@ class Supervisor:
     # -- may this answer be served? ---------------------------------------------------
 
     async def freshness(self) -> Freshness:
-        row = await self.pool.fetchrow(SELECT_POSITIONS)
-        position = int(row["position"] or 0)
-        head = int(row["head"] or 0)
-        age = float(row["age_s"] or 0.0)
+        position, head, age = await log_positions(self.pool)
         state, reason = self.state, self.reason
         rebuilding = self.serving is not None and self.serving.digest != self.catalog.digest
         if state == "running" and rebuilding:
             state, reason = "rebuilding", "the frameworks changed: rebuilding the projection from the log"
         if state == "running" or (state == "starting" and position >= head):
-            if position < head and age > self.stale_after_s:
-                return Freshness("behind", f"the projection is {head - position} events behind the log, the oldest "
-                                 f"stored {age:.0f} s ago", False, self.serving, position, head, age)
-            return Freshness("current", None, True, self.serving or self.catalog, position, head, age)
+            return positional_freshness(self.serving or self.catalog, position, head, age, self.stale_after_s)
         if state == "rebuilding" and self.serving is not None:
             return Freshness("rebuilding", reason, True, self.serving, position, head, age)
         return Freshness(state, reason or state, False, self.serving, position, head, age)
+
+
+async def log_positions(pool: asyncpg.Pool) -> tuple[int, int, float]:
+    """The projection's checkpoint, the log head, and how long ago the first
+    event the checkpoint does not cover was stored (0: none)."""
+    row = await pool.fetchrow(SELECT_POSITIONS)
+    return int(row["position"] or 0), int(row["head"] or 0), float(row["age_s"] or 0.0)
+
+
+def positional_freshness(catalog: Catalog, position: int, head: int, age: float, stale_after_s: float) -> Freshness:
+    """Current, or behind (not served) when the first event the projection has
+    not applied was stored more than ``stale_after_s`` ago."""
+    if position < head and age > stale_after_s:
+        return Freshness("behind", f"the projection is {head - position} events behind the log, the oldest "
+                         f"stored {age:.0f} s ago", False, catalog, position, head, age)
+    return Freshness("current", None, True, catalog, position, head, age)
+
+
+class ObservedProjection:
+    """The competency projection of a service that does not run it (it runs in
+    another process: ``LRS_HTTP_WORKERS`` > 1, or ``lrs project`` beside a
+    service with ``LRS_PROJECTIONS_ENABLED=false``).  Says how fresh answers
+    are from the log and the checkpoint, and follows the documents the other
+    process rebuilt with: when the tables were built with other frameworks
+    than this service's, the documents are read again (at most every
+    ``poll_s``) and taken once they match; until then answers are outdated."""
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        catalog: Catalog,
+        *,
+        frameworks_dir: Path | None,
+        stale_after_s: float,
+        poll_s: float,
+        load_catalog: Callable[[Path | None], Catalog] = load_live_catalog,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.pool = pool
+        self.catalog = catalog
+        self.frameworks_dir = frameworks_dir
+        self.stale_after_s = stale_after_s
+        self.poll_s = poll_s or 5.0
+        self._load_catalog = load_catalog
+        self._clock = clock
+        self._read_at: float | None = None
+
+    async def freshness(self) -> Freshness:
+        fresh = await checked_freshness(self.pool, self.catalog, self.stale_after_s)
+        now = self._clock()
+        if fresh.state != "outdated" or (self._read_at is not None and now - self._read_at < self.poll_s):
+            return fresh
+        self._read_at = now
+        try:
+            found = await asyncio.to_thread(self._load_catalog, self.frameworks_dir)
+        except FrameworkError as exc:
+            log.error("competency.frameworks_invalid", error=str(exc), alert=True)
+            return fresh
+        if found.digest == self.catalog.digest:
+            return fresh
+        again = await checked_freshness(self.pool, found, self.stale_after_s)
+        if again.state == "outdated":
+            return fresh
+        log.info("competency.frameworks_followed", digest=found.digest)
+        self.catalog = found
+        return again
+
+
+async def observed_freshness(pool: asyncpg.Pool, catalog: Catalog, stale_after_s: float) -> Freshness:
+    """How fresh the answers of a service whose projection runs in another
+    process are (``LRS_HTTP_WORKERS`` > 1, or ``lrs project`` beside a service
+    with ``LRS_PROJECTIONS_ENABLED=false``): only what the log and the
+    checkpoint show, so a projection that stopped or fell behind is refused
+    like one supervised here."""
+    position, head, age = await log_positions(pool)
+    return positional_freshness(catalog, position, head, age, stale_after_s)
+
+
+async def checked_freshness(pool: asyncpg.Pool, catalog: Catalog, stale_after_s: float) -> Freshness:
+    """:func:`observed_freshness`, and outdated when the tables were built with
+    other rules or frameworks than ``catalog`` (a command such as ``lrs
+    report``, which reads the documents as they are now)."""
+    from projections.competency.store import CompetencyProjection
+
+    row = await pool.fetchrow(SELECT_BUILT_WITH)
+    rules = CompetencyProjection.rule_version
+    if row is not None and (row["rule_version"], row["catalog_digest"]) != (rules, catalog.digest):
+        position, head, age = await log_positions(pool)
+        reason = (f"it was built with rule version {row['rule_version']} and frameworks {row['catalog_digest'][:12]}; "
+                  f"these are {rules} and {catalog.digest[:12]}: run `lrs replay competency`")
+        return Freshness("outdated", reason, False, None, position, head, age)
+    return await observed_freshness(pool, catalog, stale_after_s)

@@ -75,6 +75,20 @@ async def database_url(settings: Settings) -> AsyncIterator[str]:
         yield db_url
 
 
+@contextlib.contextmanager
+def reaching_database(url: str) -> Iterator[None]:
+    """Connecting to the database at ``url``: a failure to reach it or log in
+    is the one-line :func:`lrs.startup.database_unreachable`."""
+    import asyncpg
+
+    from lrs.startup import database_unreachable
+
+    try:
+        yield
+    except (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        raise database_unreachable(url, exc) from exc
+
+
 @contextlib.asynccontextmanager
 async def command_pool(
     settings: Settings, *, application_name: str, max_size: int = 2, migrate: bool = True
@@ -84,7 +98,8 @@ async def command_pool(
     from lrs.store.pool import create_pool
 
     async with database_url(settings) as url:
-        pool = await create_pool(url, min_size=1, max_size=max_size, application_name=application_name)
+        with reaching_database(url):
+            pool = await create_pool(url, min_size=1, max_size=max_size, application_name=application_name)
         try:
             if migrate:
                 await apply_migrations(pool)

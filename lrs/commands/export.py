@@ -28,7 +28,7 @@ import sys
 from datetime import datetime, timezone
 from typing import IO, Any, Sequence
 
-from lrs.commands.common import database_url, load_settings, run_async, setup
+from lrs.commands.common import database_url, load_settings, reaching_database, run_async, setup
 
 STATEMENT_EVENT = "statement"
 
@@ -85,7 +85,8 @@ def _run(args: argparse.Namespace) -> int:
 async def export(url: str, args: argparse.Namespace) -> int:
     from lrs.store.pool import create_pool
 
-    pool = await create_pool(url, min_size=1, max_size=1, application_name="lrs-export")
+    with reaching_database(url):
+        pool = await create_pool(url, min_size=1, max_size=1, application_name="lrs-export")
     try:
         first, last = await position_range(pool, args.since, args.until)
         with _Output(args.output) as output:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from lrs.commands.common import database_url, load_settings, run_async, setup
+from lrs.commands.common import database_url, load_settings, reaching_database, run_async, setup
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -26,7 +26,8 @@ def _run(args: argparse.Namespace) -> int:
         from lrs.store.migrations import apply_migrations
 
         async with database_url(settings) as url:
-            conn = await asyncpg.connect(url)
+            with reaching_database(url):
+                conn = await asyncpg.connect(url)
             try:
                 return await apply_migrations(conn)
             finally:

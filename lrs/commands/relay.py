@@ -10,7 +10,7 @@ from typing import AsyncIterator
 
 import structlog
 
-from lrs.commands.common import database_url, load_settings, run_async, settle_heap, setup
+from lrs.commands.common import database_url, load_settings, reaching_database, run_async, settle_heap, setup
 from lrs.config import Settings
 
 log = structlog.get_logger("lrs.relay")
@@ -65,7 +65,8 @@ async def relay(settings: Settings, args: argparse.Namespace) -> None:
     from lrs.store.pool import create_pool
 
     async with database_url(settings) as db_url, _nats_url(settings) as nats_url:
-        pool = await create_pool(db_url, min_size=1, max_size=2, application_name="lrs-relay")
+        with reaching_database(db_url):
+            pool = await create_pool(db_url, min_size=1, max_size=2, application_name="lrs-relay")
         try:
             await apply_migrations(pool)
             relay = Relay(

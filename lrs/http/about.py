@@ -54,12 +54,17 @@ async def ready(request: web.Request) -> web.Response:
     if checks["database"] == "ok":
         try:
             async with asyncio.timeout(2):
-                projections = await projection_health.read_health(request.app[keys.POOL])
+                health = await projection_health.read_health(request.app[keys.POOL])
         except Exception as exc:  # noqa: BLE001 - reported, not fatal
-            checks["projections"] = f"unavailable: {type(exc).__name__}"
+            checks["projection_health"] = f"unavailable: {type(exc).__name__}"
         else:
-            checks["projections"] = {p.name: p.as_dict() for p in projections}
-            degraded.extend(f"projection {p.name} {p.state}" for p in projections if not p.ok)
+            checks["projection_health"] = {p.name: p.as_dict() for p in health}
+            degraded.extend(f"projection {p.name} {p.state}" for p in health if not p.ok)
+    projections = request.app.get(keys.PROJECTIONS_STATUS)
+    if projections is not None and checks["database"] == "ok":
+        # Reported, like NATS: ingest never waits for a projection; a
+        # projection that is not current refuses its own answers (503).
+        checks["projections"] = await projections(request.app)
     ok = checks["accepting"] is True and checks["database"] == "ok"
     ok = ok and all(state == "running" for state in servers.values())
     strict = request.query.get("strict", "").lower() in ("1", "true", "yes")

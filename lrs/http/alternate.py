@@ -35,6 +35,7 @@ from aiohttp.streams import StreamReader
 from multidict import CIMultiDict, MultiDict
 
 from lrs.http.middleware import LOG_FIELDS, Handler
+from lrs.http.text_guard import unstorable_part
 from lrs.xapi.errors import XapiError
 from lrs.xapi.versions import negotiate_version
 
@@ -84,6 +85,10 @@ async def alternate_syntax(request: web.Request, handler: Handler) -> web.Stream
             400, f"an alternate syntax request must have Content-Type {FORM_TYPE}, got {request.content_type!r}"
         )
     headers, query, content = _split_form(request, body)
+    # the guard on the URL (text_guard) never saw what the form carries
+    place = unstorable_part("", list(query.items()), list(headers.items()))
+    if place is not None:
+        raise XapiError(400, f"form field: {place} contains U+0000 (NUL), which cannot be stored; remove it")
     version = headers.get("X-Experience-API-Version")
     if version is not None and negotiate_version(version).startswith("2."):
         raise XapiError(

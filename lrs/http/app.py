@@ -26,7 +26,10 @@ from lrs.http.middleware import (
     xapi_version,
 )
 from lrs.http.openapi import openapi_handler
-from lrs.http.ratelimit import RateLimiter, rate_limit
+from lrs.http.ratelimit import SharedRateLimiter, rate_limit
+from lrs.http import shedding
+from lrs.http.text_guard import refuse_unstorable_text
+from lrs.http.throttle import AUTH_THROTTLE, AuthThrottle
 from lrs.http.statements import get_statements, post_statements, put_statement
 from lrs.startup import database_unreachable
 import projections.http
@@ -47,18 +50,28 @@ def create_app(
     """The service.  ``shared_log``: other processes append to the same event log.
     ``embedded``: the states of the embedded servers this process supervises
     (``/ready`` is not ready while one is restarting)."""
+    from lrs.store.rate_limits import take_lease
+
+    def lease(key: str, want: int):
+        return take_lease(
+            app[keys.POOL], key, rate=settings.rate_limit_per_s, burst=settings.rate_limit_burst, want=want
+        )
+
     app = web.Application(
         middlewares=[
+            shedding.load_shedding,  # first: refusing costs least before anything is read or logged
             request_context,
             error_mapping,
+            refuse_unstorable_text,
             body_size_limit,
             alternate_syntax,  # before authentication: the form may carry Authorization
             authentication,
-            rate_limit(RateLimiter.from_settings(settings)),
+            rate_limit(SharedRateLimiter.from_settings(settings, lease)),
             xapi_version,
         ],
         client_max_size=settings.max_body_bytes,
     )
+    app[AUTH_THROTTLE] = AuthThrottle.from_settings(settings)
     app[keys.SETTINGS] = settings
     app[SHARED_LOG] = shared_log
     app[keys.DATABASE_URL] = database_url
@@ -67,7 +80,8 @@ def create_app(
     app[keys.LIFECYCLE] = keys.Lifecycle()
     if embedded is not None:
         app[keys.EMBEDDED] = embedded
-    app.cleanup_ctx.extend([_database, bearer_verifier, _writer, _relay, _anchors])
+    app.cleanup_ctx.extend([_database, _credential_changes, bearer_verifier, _writer, _relay, _anchors])
+    shedding.install(app, settings)
     projections.http.register(app)  # /competency/... and the projection runner (last cleanup context)
     app.on_shutdown.append(_stop_accepting)
     app.on_response_prepare.append(common_headers)
@@ -135,6 +149,26 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         await pool.close()
+
+
+async def _credential_changes(app: web.Application) -> AsyncIterator[None]:
+    """Revocations made anywhere reach this process's cache of verified secrets."""
+    from lrs.store.credential_changes import credential_changes
+
+    authenticator = app[keys.AUTHENTICATOR]
+
+    def lost() -> None:
+        authenticator.trust_cache = False
+        authenticator.forget_all()
+
+    def listening() -> None:
+        authenticator.forget_all()  # changes made while nobody listened
+        authenticator.trust_cache = True
+
+    async with credential_changes(
+        app[keys.DATABASE_URL], on_change=authenticator.forget, on_lost=lost, on_listening=listening
+    ):
+        yield
 
 
 async def _writer(app: web.Application) -> AsyncIterator[None]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 import asyncpg
 from aiohttp import web
@@ -27,6 +27,9 @@ RELAY: web.AppKey[Any] = web.AppKey("relay")
 LIFECYCLE: web.AppKey["Lifecycle"] = web.AppKey("lifecycle")
 # The states of the embedded servers this process supervises ("running", "restarting").
 EMBEDDED: web.AppKey[Callable[[], dict[str, str]]] = web.AppKey("embedded")
+# Each projection's state, lag and parked count (projections/http.py), for
+# /ready and /metrics.
+PROJECTIONS_STATUS: web.AppKey[Callable[[web.Application], Awaitable[dict[str, Any]]]] = web.AppKey("projections_status")
 
 
 class Lifecycle:

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import structlog
 from aiohttp import web
+
+from lrs.http import keys
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Histogram, generate_latest
 
 from lrs import projection_health
@@ -29,6 +32,13 @@ STATEMENTS_REJECTED = Counter(
     "lrs_statements_rejected_requests_total", "Statement write requests rejected", ("status",)
 )
 
+REQUESTS_SHED = Counter(
+    "lrs_http_requests_shed_total", "Requests refused with 503 because the service was behind", ("budget",)
+)
+AUTH_THROTTLED = Counter(
+    "lrs_auth_throttled_total", "Authentication attempts refused with 429 after repeated failures"
+)
+
 
 async def metrics_handler(request: web.Request) -> web.Response:
     pool = request.app.get(keys.POOL)
@@ -38,6 +48,10 @@ async def metrics_handler(request: web.Request) -> web.Response:
                 await projection_health.read_health(pool)
         except Exception as exc:  # noqa: BLE001 - the rest of the metrics still count
             log.warning("metrics.projection_health_failed", error=repr(exc))
+    projections = request.app.get(keys.PROJECTIONS_STATUS)
+    if projections is not None:
+        with contextlib.suppress(Exception):  # metrics never fail for want of the database
+            await projections(request.app)  # sets the lrs_projection_* gauges
     body = generate_latest(REGISTRY)
     response = web.Response(body=body)
     response.content_type = CONTENT_TYPE_LATEST.split(";")[0]

@@ -15,6 +15,7 @@ from lrs.eventlog import format_stored
 from lrs.http import keys
 from lrs.http.bearer import authenticate_bearer
 from lrs.http.metrics import HTTP_LATENCY, HTTP_REQUESTS
+from lrs.http.throttle import authenticate_basic
 from lrs.oidc.claims import bearer_token
 from lrs.store.availability import storage_unavailable
 from lrs.xapi.errors import XapiError
@@ -157,7 +158,7 @@ async def authentication(request: web.Request, handler: Handler) -> web.StreamRe
         credential = await authenticate_bearer(request.app, token)
     else:
         key, secret = parse_basic_auth(header)
-        credential = await request.app[keys.AUTHENTICATOR].authenticate(key, secret)
+        credential = await authenticate_basic(request, request.app[keys.AUTHENTICATOR], key, secret)
     request[CREDENTIAL] = credential
     # Scopes (lrs.auth.RESOURCE_SCOPES), checked once here for every route;
     # unmatched paths fall through to the router's 404/405.

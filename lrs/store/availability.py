@@ -5,6 +5,17 @@ the middle of a statement, the disk full: none of these is the client's
 fault or a bug, and a later retry may succeed, so the HTTP layer answers
 503 with ``Retry-After`` instead of 500.  An ``OSError`` reaching a handler
 is the same kind of trouble (a socket refused, a spool file not written).
+
+When PostgreSQL dies in the middle of a commit, asyncpg reports it in more
+ways than a lost connection: a connection left half-way through a protocol
+exchange raises ``InternalClientError`` ("cannot switch to state ...;
+another operation is in progress") or ``InterfaceError`` ("another operation
+is in progress", "connection is closed", "pool is closing") on its next use.
+All of these are the storage failing under the request.  The members of the
+InterfaceError family that describe a wrong call instead (``DataError``: a
+value the codec cannot encode; a bad client configuration) stay 500: they are
+bugs to fix, not outages to wait out.  Transient conflicts (class 40:
+serialization failure, deadlock) are worth a retry too.
 """
 
 from __future__ import annotations
@@ -18,6 +29,8 @@ _UNAVAILABLE: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.InsufficientResourcesError,  # class 53: disk full, out of memory, too many connections
     asyncpg.exceptions.OperatorInterventionError,  # class 57: shutting down, starting up, recovering, cancelled
     asyncpg.exceptions.ConnectionDoesNotExistError,
+    asyncpg.exceptions.TransactionRollbackError,  # class 40: serialization failure, deadlock
+    asyncpg.exceptions.InternalClientError,  # a connection left mid-protocol ("cannot switch to state")
     OSError,
     TimeoutError,
 )
@@ -27,8 +40,12 @@ def storage_unavailable(exc: BaseException) -> bool:
     """True for a failure of the database or the disk rather than of the request."""
     if isinstance(exc, _UNAVAILABLE):
         return True
-    # asyncpg reports use of a connection that was closed under it as a plain InterfaceError,
-    # and a connection returned to the pool as the server died as a protocol in a stuck state.
-    if isinstance(exc, asyncpg.InterfaceError):
-        return "connection is closed" in str(exc)
-    return isinstance(exc, asyncpg.InternalClientError) and str(exc).startswith("cannot switch to state")
+    # asyncpg reports use of a connection that was closed or broken under it as an InterfaceError.
+    return isinstance(exc, asyncpg.InterfaceError) and not isinstance(exc, _CALLER_ERRORS)
+
+
+_CALLER_ERRORS: tuple[type[BaseException], ...] = (
+    asyncpg.exceptions.DataError,
+    asyncpg.exceptions.ClientConfigurationError,
+    asyncpg.exceptions.UnsupportedClientFeatureError,
+)

@@ -1,4 +1,10 @@
-"""The credentials table: keys, secret hashes (never secrets), tenant and scopes."""
+"""The credentials table: keys, secret hashes (never secrets), tenant and scopes.
+
+Every change to a credential (revocation, bootstrap overwrite) also sends
+``NOTIFY lrs_credentials, '<key>'`` in the same statement: PostgreSQL
+delivers it when the change commits, and every process of the service drops
+the key from its cache of verified secrets (:mod:`lrs.store.credential_changes`).
+"""
 
 from __future__ import annotations
 
@@ -16,22 +22,31 @@ INSERT INTO credentials (key, secret_hash, tenant, scopes, name)
 VALUES ($1, $2, $3, $4, $5)
 RETURNING {COLUMNS}
 """
+CHANGES_CHANNEL = "lrs_credentials"
 # Bootstrap: make sure the credential exists as configured (and is not revoked).
 UPSERT_CREDENTIAL = f"""
-INSERT INTO credentials (key, secret_hash, tenant, scopes, name)
-VALUES ($1, $2, $3, $4, $5)
-ON CONFLICT (key) DO UPDATE SET
-    secret_hash = EXCLUDED.secret_hash,
-    tenant = EXCLUDED.tenant,
-    scopes = EXCLUDED.scopes,
-    name = EXCLUDED.name,
-    revoked_at = NULL
-RETURNING {COLUMNS}
+WITH upserted AS (
+    INSERT INTO credentials (key, secret_hash, tenant, scopes, name)
+    VALUES ($1, $2, $3, $4, $5)
+    ON CONFLICT (key) DO UPDATE SET
+        secret_hash = EXCLUDED.secret_hash,
+        tenant = EXCLUDED.tenant,
+        scopes = EXCLUDED.scopes,
+        name = EXCLUDED.name,
+        revoked_at = NULL
+    RETURNING {COLUMNS}
+)
+SELECT upserted.*, pg_notify('{CHANGES_CHANNEL}', upserted.key) FROM upserted
 """
 SELECT_CREDENTIAL = f"SELECT {COLUMNS} FROM credentials WHERE key = $1"
 SELECT_CREDENTIALS = f"SELECT {COLUMNS} FROM credentials ORDER BY created_at, key"
 SELECT_TENANT_CREDENTIALS = f"SELECT {COLUMNS} FROM credentials WHERE tenant = $1 ORDER BY created_at, key"
-REVOKE_CREDENTIAL = "UPDATE credentials SET revoked_at = now() WHERE key = $1 AND revoked_at IS NULL"
+REVOKE_CREDENTIAL = f"""
+WITH revoked AS (
+    UPDATE credentials SET revoked_at = now() WHERE key = $1 AND revoked_at IS NULL RETURNING key
+)
+SELECT pg_notify('{CHANGES_CHANNEL}', key) FROM revoked
+"""
 
 Pool = asyncpg.Pool | asyncpg.Connection
 
@@ -95,5 +110,5 @@ async def list_credentials(pool: Pool, tenant: str | None = None) -> list[Creden
 
 async def revoke_credential(pool: Pool, key: str) -> bool:
     """Mark ``key`` revoked; False if it does not exist or already was."""
-    status = await pool.execute(REVOKE_CREDENTIAL, key)
-    return status.endswith(" 1")
+    rows = await pool.fetch(REVOKE_CREDENTIAL, key)
+    return len(rows) == 1

@@ -21,6 +21,8 @@ from lrs.store.event_append import append_events
 __all__ = [
     "LinkChange",
     "change_links",
+    "linked_owners",
+    "lock_links",
     "apply_identity_event",
     "rebuild_links",
     "person_of",
@@ -37,6 +39,11 @@ WHERE tenant = $1 AND identifier = ANY($2::text[]) AND unlinked_position IS NULL
 """
 SELECT_HAVE_LINKS = """
 SELECT DISTINCT person FROM identity_links WHERE tenant = $1 AND person = ANY($2::text[]) AND unlinked_position IS NULL
+"""
+# Keys the roster names as persons (memberships recorded and not superseded).
+SELECT_ROSTERED = """
+SELECT DISTINCT learner FROM roster_memberships
+WHERE tenant = $1 AND learner = ANY($2::text[]) AND superseded_position IS NULL
 """
 SELECT_IDENTIFIERS = """
 SELECT identifier FROM identity_links WHERE tenant = $1 AND person = $2 AND unlinked_position IS NULL ORDER BY identifier
@@ -88,7 +95,8 @@ async def change_links(
         owner_of = {r["identifier"]: r["person"] for r in await conn.fetch(SELECT_OWNERS, tenant, keys)}
         if op == "link":
             have = {r["person"] for r in await conn.fetch(SELECT_HAVE_LINKS, tenant, keys)}
-            changed = check_link(person, list(identifiers), owner_of, have)
+            rostered = {r["learner"] for r in await conn.fetch(SELECT_ROSTERED, tenant, keys)}
+            changed = check_link(person, list(identifiers), owner_of, have, rostered)
         else:
             changed = check_unlink(person, list(identifiers), owner_of)
         if not changed:
@@ -98,6 +106,17 @@ async def change_links(
         )
         await _write(conn, tenant, op, person, changed, position, stored)
     return LinkChange(op, person, changed, position)
+
+
+async def lock_links(conn: asyncpg.Connection) -> None:
+    """Hold the link changes of every tenant until the caller's transaction
+    ends (a roster load, which checks its learners against the links)."""
+    await conn.execute(LOCK, LINKS_LOCK_KEY)
+
+
+async def linked_owners(conn: asyncpg.Connection, tenant: str, keys: Sequence[str]) -> dict[str, str]:
+    """Identifier -> person, for those of ``keys`` linked to a person now."""
+    return {r["identifier"]: r["person"] for r in await conn.fetch(SELECT_OWNERS, tenant, list(keys))}
 
 
 async def _write(

@@ -178,6 +178,7 @@ class StatementWriter:
         self._task: asyncio.Task[None] | None = None
         self._closing = False
         self._committing = 0  # requests in the transaction being committed
+        self._committing_statements = 0
         self._committing_min_stored: datetime | None = None
         self._floor: datetime | None = None  # highest consistent-through handed out
         self._last_position = 0
@@ -206,6 +207,11 @@ class StatementWriter:
     def in_flight(self) -> int:
         """Requests accepted and not answered yet."""
         return len(self._queue) + self._committing
+
+    @property
+    def pending_statements(self) -> int:
+        """Statements accepted and not committed yet (waiting or being committed)."""
+        return self._queued_statements + self._committing_statements
 
     @property
     def in_flight_min_stored(self) -> datetime | None:
@@ -331,6 +337,7 @@ class StatementWriter:
 
     async def _commit_group(self, group: list[_Queued]) -> None:
         self._committing = len(group)
+        self._committing_statements = sum(len(item.request.statements) for item in group)
         started = time.perf_counter()
         try:
             plan = await self._write([item.request for item in group])
@@ -342,6 +349,7 @@ class StatementWriter:
             return
         finally:
             self._committing = 0
+            self._committing_statements = 0
             self._committing_min_stored = None
         metrics.GROUP_COMMIT_SECONDS.observe(time.perf_counter() - started)
         metrics.GROUP_COMMIT_REQUESTS.observe(len(group))

@@ -17,6 +17,7 @@ import msgspec
 from msgspec import Meta
 
 from lrs.xapi.errors import PATTERN_NAMES
+from lrs.xapi.iri import IRI_BODY
 
 __all__ = [
     "Strict",
@@ -57,11 +58,11 @@ def _register(body: str, name: str) -> str:
     return pattern
 
 
-# An absolute IRI: a scheme, a colon, then no whitespace, controls or characters
-# RFC 3987 excludes.  Best effort, as the spec allows (Data 2.2.s4.b6).
+# An IRI with a scheme, per RFC 3987's grammar (lrs.xapi.iri): a bad host,
+# port or percent-escape is refused, not only whitespace and controls.
 IRI_PATTERN = _register(
-    r'[A-Za-z][A-Za-z0-9+.\-]*:[^\x00-\x20\x7f<>"{}|\\^`]+',
-    "an absolute IRI with a scheme (e.g. http://example.com/x)",
+    IRI_BODY,
+    "an RFC 3987 IRI with a scheme (e.g. http://example.com/x)",
 )
 MAILTO_PATTERN = _register(
     r'mailto:[^\x00-\x20\x7f<>"@]+@[^\x00-\x20\x7f<>"@]+',

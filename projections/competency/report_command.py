@@ -30,6 +30,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     report.add_argument("--tenant", default="default", help="the tenant (default: default)")
     report.add_argument("--frameworks", metavar="DIR", type=Path, action="append",
                         help="framework documents to use (repeatable; default: the live ones)")
+    report.add_argument("--stale-ok", action="store_true",
+                        help="write the report even when the projection is outdated or behind the log "
+                        "(it then says so); by default such a report is refused")
     report.set_defaults(handler=_report)
 
 
@@ -60,8 +63,14 @@ def _report(args: argparse.Namespace) -> int:
     async def main() -> int:
         from projections.competency.report_query import unit_report
         from projections.competency.reports import to_csv, to_xlsx
+        from projections.supervisor import checked_freshness
 
         async with command_pool(settings, application_name="lrs-report") as pool:
+            fresh = await checked_freshness(pool, catalog, settings.competency_stale_after_s)
+            if not fresh.serve and not args.stale_ok:
+                print(f"lrs report: the competency projection is {fresh.state}: {fresh.reason} (position "
+                      f"{fresh.position} of {fresh.log_head}); --stale-ok writes the report anyway", file=sys.stderr)
+                return 1
             try:
                 report = await unit_report(pool, catalog, args.tenant, args.unit, program=program, by=args.by)
             except QueryError as exc:
@@ -83,6 +92,7 @@ def _report(args: argparse.Namespace) -> int:
         print(
             f"wrote {written}: {args.unit} {total.certified}/{total.headcount} certified, "
             f"{len(report.not_certified)} not certified listed (log position {report.position})"
+            + ("" if fresh.serve else f"; NOT CURRENT: the projection is {fresh.state} ({fresh.reason})")
         )
         return 0
 

@@ -71,7 +71,10 @@ def periods(first: date, last: date, interval: str) -> list[Period]:
     while start <= last:
         if len(found) == MAX_POINTS:
             raise ValueError(f"more than {MAX_POINTS} {interval}s from {first} to {last}")
-        following = step(start)
+        try:
+            following = step(start)
+        except OverflowError:
+            raise ValueError(f"to {last}: its {interval} ends after 9999-12-31, the last day this LRS counts") from None
         found.append(Period(label(start), _midnight(start), _midnight(following)))
         start = following
     return found
@@ -92,7 +95,7 @@ async def unit_series(
     try:
         spans = periods(first, last, interval)
     except ValueError as exc:
-        raise QueryError(400, str(exc), "to" if "before" in str(exc) or "more than" in str(exc) else "interval") from None
+        raise QueryError(400, str(exc), "interval" if str(exc).startswith("interval") else "to") from None
     async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
         unit = await units.fetch_unit(conn, tenant, unit_id)
         if unit is None:

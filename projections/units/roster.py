@@ -107,7 +107,7 @@ def parse_learner(value: str) -> str:
     """``value`` if it is a canonical IFI key; raises ValueError naming the forms."""
     kind, sep, rest = value.partition(":")
     ok = False
-    if sep and rest:
+    if sep and rest and "\x00" not in value:
         if kind == "mbox":
             ok = rest.startswith("mailto:") and "@" in rest
         elif kind == "mbox_sha1sum":
@@ -143,6 +143,8 @@ def _text(value: Any) -> str | None:
         return None
     if not isinstance(value, str):
         raise ValueError(f"expected a string, got {type(value).__name__}")
+    if "\x00" in value:
+        raise ValueError(f"{value!r} contains a NUL character")
     return value.strip() or None
 
 
@@ -257,6 +259,20 @@ def read_roster(path: Path) -> Roster:
 
 def _a(kind: str) -> str:
     return ("an " if kind == "agency" else "a ") + kind
+
+
+def check_not_linked(roster: Roster, owner_of: Mapping[str, str]) -> None:
+    """A learner the roster names must not be another person's identifier
+    (``owner_of``: identifier -> person, for the roster's learners that are
+    linked): its evidence counts for that person.  Raises RosterError."""
+    problems = _Problems()
+    for i, m in enumerate(roster.memberships):
+        if m.learner in owner_of:
+            problems.add(
+                f"memberships[{i}] {m.learner}",
+                f"is linked to the person {owner_of[m.learner]} as an identifier; roster that person, or unlink it first",
+            )
+    problems.raise_any()
 
 
 def check_roster(roster: Roster, existing_units: Mapping[str, Unit]) -> None:

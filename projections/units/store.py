@@ -31,9 +31,10 @@ from typing import AsyncIterator, Callable, Iterable, Sequence
 
 import asyncpg
 
+from lrs.store import identities
 from lrs.store.event_append import append_events
 from projections.units.history import ROSTER_EVENT, RosterFold, parse_roster_payload, plan_memberships, roster_payloads
-from projections.units.roster import Membership, Roster, Unit, check_roster
+from projections.units.roster import Membership, Roster, Unit, check_not_linked, check_roster
 
 # Fixed key of the advisory lock between roster changes and count updates.
 ROSTER_LOCK_KEY = 5_113_770_402_614_201
@@ -275,6 +276,8 @@ async def load_roster(
         await conn.execute(LOCK_EXCLUSIVE, ROSTER_LOCK_KEY)
         check_roster(roster, await fetch_units(conn, tenant))
         learners = sorted({m.learner for m in roster.memberships})
+        await identities.lock_links(conn)  # no link of these learners until the load commits
+        check_not_linked(roster, await identities.linked_owners(conn, tenant, learners))
         total = len(roster.units) + len(roster.memberships)
         payloads = roster_payloads(roster)
         bulk = len(roster.memberships) >= SERIES_BULK_MEMBERSHIPS

@@ -5,7 +5,10 @@ without a restart; the runner resumes by itself after a replay."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
+import sys
 from pathlib import Path
 from typing import Any, AsyncIterator
 
@@ -44,6 +47,19 @@ async def service(database_url: str, frameworks: Path, **settings: Any) -> Async
                      database_url=database_url, nats_url=None)
     async with TestServer(app) as server, TestClient(server) as client:
         yield client
+
+
+async def rostered_and_current(client: Any, database_url: str) -> int:
+    """Load a one-learner roster and wait until answers reflect it; the log head."""
+    assert (await client.post("/competency/admin/roster", json=roster({"mic-dt-1": [1]}), headers=xapi_headers())).status == 200
+    head = await log_head(database_url)
+
+    async def current() -> bool:
+        response = await summary(client)
+        return response.status == 200 and (await response.json())["position"] >= head
+
+    await eventually(current)
+    return head
 
 
 async def summary(client: Any, **params: str) -> Any:
@@ -167,3 +183,112 @@ async def test_a_projection_stalled_behind_the_log_answers_503_with_the_reason(d
             await blocker.close()
         head = await log_head(database_url)
         await eventually(current)
+
+
+async def test_a_service_whose_projection_runs_elsewhere_refuses_answers_behind_the_log(
+    database_url: str, tmp_path: Path
+) -> None:
+    """With LRS_HTTP_WORKERS > 1 the HTTP workers run no projection of their
+    own (LRS_PROJECTIONS_ENABLED=false; a `project` child does): their answers
+    are held to the log and the checkpoint all the same."""
+    frameworks = tmp_path / "frameworks"
+    frameworks.mkdir()
+    async for client in service(database_url, frameworks, frameworks_poll_s=0):
+        head = await rostered_and_current(client, database_url)
+    async for client in service(database_url, frameworks, frameworks_poll_s=0, projections_enabled=False,
+                                competency_stale_after_s=0.3):
+        fresh = await summary(client)
+        assert fresh.status == 200 and "freshness" not in await fresh.json()
+        await post(client, course_statement(1, "device-security", PASSED, 1))  # nothing projects it
+
+        async def refused() -> bool:
+            return (await summary(client)).status == 503
+
+        await eventually(refused)
+        answer = await (await summary(client)).json()
+        assert "the competency projection is behind" in answer["error"] and "1 events behind the log" in answer["error"]
+        last = await summary(client, stale="ok")
+        assert last.status == 200 and last.headers["X-LRS-Freshness"] == "behind"
+        body = await last.json()
+        assert body["freshness"]["state"] == "behind" and body["freshness"]["position"] == head
+        assert body["freshness"]["log_head"] == head + 1
+
+        # /ready and /metrics say the same: state, lag and parked count
+        ready = await (await client.get("/ready")).json()
+        competency = ready["checks"]["projections"]["competency"]
+        assert (competency["state"], competency["position"], competency["log_head"]) == ("behind", head, head + 1)
+        assert ready["status"] == "ready"  # reported; ingest does not wait for projections
+        assert competency["lag_events"] == 1 and competency["lag_s"] >= 0.3 and competency["parked"] == 0
+        metrics = await (await client.get("/metrics", headers=xapi_headers())).text()
+        assert 'lrs_projection_state{projection="competency",state="behind"} 1.0' in metrics
+        assert 'lrs_projection_state{projection="competency",state="current"} 0.0' in metrics
+        assert 'lrs_projection_lag_events{projection="competency"} 1.0' in metrics
+        assert 'lrs_projection_parked_events{projection="competency"} 0.0' in metrics
+
+
+async def report(database_url: str, frameworks: Path, tmp_path: Path, *extra: str) -> tuple[int, str, str]:
+    env = {**os.environ, "LRS_DATABASE_URL": database_url, "LRS_FRAMEWORKS_DIR": str(frameworks), "LRS_LOG_LEVEL": "warning"}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "lrs", "report", "mic", "--program", PROGRAM, "--output", str(tmp_path / "mic.xlsx"), *extra,
+        env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await proc.communicate()
+    return proc.returncode or 0, out.decode(), err.decode()
+
+
+async def test_lrs_report_refuses_an_outdated_projection_unless_told_and_then_says_so(database_url: str, tmp_path: Path) -> None:
+    frameworks = tmp_path / "frameworks"
+    frameworks.mkdir()
+    async for client in service(database_url, frameworks, frameworks_poll_s=0):
+        await rostered_and_current(client, database_url)
+    code, out, err = await report(database_url, frameworks, tmp_path)
+    assert code == 0 and "0/1 certified" in out and "NOT CURRENT" not in out, err
+    # the documents change while no service runs: the tables no longer match them
+    (frameworks / "e-signatures.json").write_text(json.dumps(signing_alignment()), encoding="utf-8")
+    (tmp_path / "mic.xlsx").unlink()
+    code, out, err = await report(database_url, frameworks, tmp_path)
+    assert code == 1 and out == "" and not (tmp_path / "mic.xlsx").exists()
+    assert err.startswith("lrs report: the competency projection is outdated: it was built with rule version")
+    assert "run `lrs replay competency`" in err and "--stale-ok" in err and len(err.strip().splitlines()) == 1
+    code, out, err = await report(database_url, frameworks, tmp_path, "--stale-ok")
+    assert code == 0 and (tmp_path / "mic.xlsx").exists(), err
+    assert "0/1 certified" in out and "NOT CURRENT: the projection is outdated" in out
+
+
+SHIPPED = Path(__file__).resolve().parents[2] / "schemas" / "frameworks"
+
+
+def programme_2026() -> dict[str, Any]:
+    document = json.loads((SHIPPED / "civil-servant-basic-digital-skills.program.json").read_text(encoding="utf-8"))
+    return {**document, "version": "2026.1", "target_rate": 0.5}
+
+
+async def test_a_service_whose_projection_runs_elsewhere_follows_the_documents_it_was_rebuilt_with(
+    database_url: str, tmp_path: Path
+) -> None:
+    """A programme loaded while a worker-style service runs (its projection
+    runs in another service): once the other rebuilt with it, the worker
+    answers for it too, without a restart, and never with old documents on
+    the new tables as if current."""
+    frameworks = tmp_path / "frameworks"
+    frameworks.mkdir()
+    async for projecting in service(database_url, frameworks, frameworks_poll_s=0.2):
+        await rostered_and_current(projecting, database_url)
+        async for worker in service(database_url, frameworks, frameworks_poll_s=0.2, projections_enabled=False):
+            before = await summary(worker, version="2026.1")
+            assert before.status == 404, await before.text()
+            (frameworks / "programme-2026.json").write_text(json.dumps(programme_2026()), encoding="utf-8")
+
+            async def rebuilt() -> bool:
+                response = await summary(projecting, version="2026.1")
+                return response.status == 200 and "freshness" not in await response.json()
+
+            await eventually(rebuilt)
+
+            async def followed() -> bool:
+                response = await summary(worker, version="2026.1")
+                return response.status == 200 and "freshness" not in await response.json()
+
+            await eventually(followed)
+            body = await (await summary(worker, version="2026.1")).json()
+            assert body["program_version"] == "2026.1" and body["target"]["rate"] == 0.5 and body["headcount"] == 1

@@ -103,3 +103,28 @@ async def test_linked_accounts_count_for_one_person_and_replay_agrees(client: An
         assert await digest(pool) == live
     finally:
         await pool.close()
+
+
+async def test_two_persons_of_the_roster_are_never_linked_and_a_linked_identifier_is_never_rostered(
+    client: Any, database_url: str
+) -> None:
+    """One account claimed by two persons: learner 2 is a person of the roster,
+    so linking it to learner 1 would move its evidence out of its own unit's
+    counts while it stays in the headcount; rostering an identifier already
+    linked to a person would do the same the other way round."""
+    assert (await client.post("/competency/admin/roster", json=roster({"mic-dt-1": [1, 2]}), headers=xapi_headers())).status == 200
+    refused = await link(client, "link", learner_key(1), MOBIEDU_KEY, learner_key(2), status=409)
+    assert refused["path"] == "$.identifiers"
+    assert f"{learner_key(2)} is a person the roster names" in refused["error"]
+    assert (await link(client, "link", learner_key(1), MOBIEDU_KEY))["changed"] == [MOBIEDU_KEY]  # nothing of the refused one
+
+    rostering_the_account = {"memberships": [{"learner": MOBIEDU_KEY, "unit": "mic-dt-1", "valid_from": "2026-01-01"}]}
+    response = await client.post("/competency/admin/roster", json=rostering_the_account, headers=xapi_headers())
+    body = await response.json()
+    assert response.status == 400, body
+    assert body["problems"] == [
+        f"memberships[0] {MOBIEDU_KEY}: is linked to the person {learner_key(1)} as an identifier; "
+        "roster that person, or unlink it first"
+    ]
+    memberships = await get_json(client, f"/competency/admin/memberships?learner={quote(MOBIEDU_KEY, safe='')}")
+    assert memberships["memberships"] == []

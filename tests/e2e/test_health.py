@@ -74,7 +74,7 @@ async def test_a_stopped_projection_and_a_stuck_relay_show_on_ready_and_metrics(
 
         async def caught_up() -> bool:
             body = await ready()
-            competency = body["checks"].get("projections", {}).get("competency")
+            competency = body["checks"].get("projection_health", {}).get("competency")
             return competency is not None and competency["state"] == "running" and competency["lag"] == 0
 
         await until(caught_up, 30)
@@ -84,7 +84,7 @@ async def test_a_stopped_projection_and_a_stuck_relay_show_on_ready_and_metrics(
         await app[SUPERVISOR].close()
         await post()
         body = await ready()
-        competency = body["checks"]["projections"]["competency"]
+        competency = body["checks"]["projection_health"]["competency"]
         assert competency["state"] == "stopped" and competency["lag"] == 1 and not competency["ok"]
         assert body["status"] == "degraded" and "projection competency stopped" in body["degraded"]
         async with client.get("/ready?strict=true") as response:

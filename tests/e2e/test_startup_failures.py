@@ -156,3 +156,17 @@ async def test_lrs_migrate_says_which_migration_failed_in_one_line(database_url:
     lines = output.decode().strip().splitlines()
     assert proc.returncode == 1 and len(lines) == 1, lines
     assert lines[0].startswith("lrs migrate: migration 0001_event_log failed: DuplicateTableError")
+
+
+@pytest.mark.parametrize("command", [["migrate"], ["report", "mic"], ["replay", "competency"], ["export"], ["relay"]])
+async def test_other_commands_say_the_database_is_unreachable_in_one_line(data_dir: Path, command: list[str]) -> None:
+    url = f"postgresql://lrs:hunter2@127.0.0.1:{free_port()}/lrs"
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "lrs", *command, env=_env(data_dir, LRS_DATABASE_URL=url),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )
+    output, _ = await asyncio.wait_for(proc.communicate(), EXIT_WITHIN_S)
+    lines = output.decode().strip().splitlines()
+    assert proc.returncode == 1 and len(lines) == 1, lines
+    assert lines[0].startswith(f"lrs {command[0]}: cannot use the database postgresql://lrs:***@127.0.0.1:")
+    assert "Connection refused" in lines[0] and "hunter2" not in lines[0]

@@ -102,3 +102,10 @@ def test_a_certification_is_known_when_the_last_needed_evidence_was_stored() -> 
     certification = fold(LEARNER, events, CATALOG).certifications[PROGRAM_KEY]
     assert certification.earned_at == "2025-03-01T08:09:00.000000Z"  # achieved: by timestamps
     assert certification.known_at == "2025-05-01T00:00:00.000000Z"  # known: by stored times
+
+
+@pytest.mark.parametrize("interval", ["day", "week", "month"])
+def test_periods_that_would_end_after_the_year_9999_are_refused(interval: str) -> None:
+    with pytest.raises(ValueError, match="ends after 9999-12-31"):
+        periods(date(9999, 12, 1), date(9999, 12, 31), interval)
+    assert periods(date(9999, 11, 1), date(9999, 11, 30), "month")[-1].end.date() == date(9999, 12, 1)

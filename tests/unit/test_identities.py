@@ -50,3 +50,9 @@ def test_payload_is_canonical_and_round_trips() -> None:
 @pytest.mark.parametrize("key", [P, A, B, "mbox_sha1sum:" + "a" * 40, "openid:https://id.example/p"])
 def test_agent_of_key_is_the_inverse_of_ifi_key(key: str) -> None:
     assert ifi_key(agent_of_key(key)) == key
+
+
+def test_a_person_the_roster_names_cannot_become_another_persons_identifier() -> None:
+    with pytest.raises(IdentityConflict, match=f"{Q} is a person the roster names"):
+        check_link(P, [A, Q], {}, set(), rostered={P, Q})
+    assert check_link(P, [A], {}, set(), rostered={P, Q}) == [A]  # the person itself may be rostered

@@ -16,8 +16,13 @@ UNAVAILABLE = [
     asyncpg.exceptions.ConnectionDoesNotExistError("connection was closed in the middle of operation"),
     asyncpg.exceptions.TooManyConnectionsError("sorry, too many clients already"),
     asyncpg.InterfaceError("cannot call Transaction.__aexit__(): the underlying connection is closed"),
-    # Seen as the pool reset a connection while the embedded PostgreSQL was killed.
-    asyncpg.InternalClientError("cannot switch to state 15; another operation (2) is in progress"),
+    # PostgreSQL killed mid-commit: the connection is left half-way through an exchange.
+    asyncpg.exceptions.InternalClientError("cannot switch to state 15; another operation (2) is in progress"),
+    asyncpg.exceptions.ProtocolError("unexpected message"),
+    asyncpg.InterfaceError("cannot perform operation: another operation is in progress"),
+    asyncpg.InterfaceError("pool is closing"),
+    asyncpg.exceptions.SerializationError("could not serialize access"),
+    asyncpg.exceptions.DeadlockDetectedError("deadlock detected"),
     FileNotFoundError(2, "No such file or directory"),  # the server's socket is gone
     ConnectionRefusedError(111, "Connection refused"),
     TimeoutError(),
@@ -25,7 +30,8 @@ UNAVAILABLE = [
 NOT_UNAVAILABLE = [
     RuntimeError("a bug"),
     asyncpg.exceptions.UniqueViolationError("duplicate key value"),
-    asyncpg.InterfaceError("cannot perform operation: another operation is in progress"),
+    asyncpg.exceptions.DataError("invalid input for query argument $1"),
+    asyncpg.exceptions.ClientConfigurationError("bad DSN"),
 ]
 
 

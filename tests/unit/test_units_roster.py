@@ -9,8 +9,10 @@ import pytest
 
 from projections.units.roster import (
     Membership,
+    Roster,
     RosterError,
     Unit,
+    check_not_linked,
     check_roster,
     parse_csv,
     parse_json,
@@ -157,3 +159,17 @@ def test_read_roster_by_suffix(tmp_path: Path) -> None:
     (tmp_path / "roster.txt").write_text("", encoding="utf-8")
     with pytest.raises(RosterError, match="expected a .json or .csv file"):
         read_roster(tmp_path / "roster.txt")
+
+
+def test_a_learner_linked_to_a_person_as_an_identifier_cannot_be_rostered() -> None:
+    start = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    roster = Roster(memberships=(
+        Membership("mbox:mailto:p@x.org", "u", start, None), Membership("mbox:mailto:a@x.org", "u", start, None),
+    ))
+    check_not_linked(roster, {})
+    with pytest.raises(RosterError) as refused:
+        check_not_linked(roster, {"mbox:mailto:a@x.org": "mbox:mailto:p@x.org"})
+    assert refused.value.problems == [
+        "memberships[1] mbox:mailto:a@x.org: is linked to the person mbox:mailto:p@x.org as an identifier; "
+        "roster that person, or unlink it first"
+    ]

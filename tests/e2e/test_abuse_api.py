@@ -1,0 +1,232 @@
+"""Abuse and overload through HTTP: failed-login throttling, revocation reaching
+every instance, load shedding, and a rate limit shared by instances on one database.
+
+Two app instances on one database stand for two worker processes: each has
+its own caches, counters and event loop state, and they share only PostgreSQL,
+as ``LRS_HTTP_WORKERS`` processes do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from typing import AsyncIterator
+
+import asyncpg
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from lrs import auth
+from lrs.auth import hash_secret
+from lrs.config import Settings
+from lrs.http import keys
+from lrs.http.app import create_app
+from lrs.http.shedding import LOOP_LAG
+from lrs.store.credentials import insert_credential, revoke_credential
+from tests.e2e.conftest import KEY, SECRET, xapi_headers
+from tests.e2e.statements import statement
+
+URL = "/xapi/statements"
+
+
+@pytest.fixture
+def instance(database_url: str):
+    @contextlib.asynccontextmanager
+    async def make(**settings) -> AsyncIterator[TestClient]:
+        # Several instances share this test's event loop: one starting (a
+        # synchronous scrypt) makes the others' loop late, so the lag budget
+        # is off unless a test sets it.
+        settings.setdefault("shed_loop_lag_ms", 0)
+        config = Settings(database_url=database_url, nats_url=None, relay_enabled=False,
+                          projections_enabled=False, bootstrap_credential=f"{KEY}:{SECRET}", **settings)
+        app = create_app(config, database_url=database_url, nats_url=None)
+        async with TestServer(app) as server, TestClient(server) as client:
+            yield client
+
+    return make
+
+
+@pytest.fixture
+def slow_checks(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Records every run of the slow scrypt check (the real one still runs)."""
+    calls: list[str] = []
+    real = auth.verify_secret
+
+    def counting(secret: str, stored_hash: str | None) -> bool:
+        calls.append(secret)
+        return real(secret, stored_hash)
+
+    monkeypatch.setattr("lrs.http.authn.verify_secret", counting)
+    return calls
+
+
+async def _status(client: TestClient, key: str = KEY, secret: str = SECRET) -> int:
+    response = await client.get(f"{URL}?limit=1", headers=xapi_headers(key=key, secret=secret))
+    await response.read()
+    return response.status
+
+
+# -- failed authentication ------------------------------------------------------
+
+
+async def test_failed_logins_for_a_key_are_throttled_before_the_slow_hash(instance, slow_checks):
+    async with instance(auth_failures_per_key=3, auth_failures_per_address=100) as client:
+        assert await _status(client) == 200  # the owner, verified and cached
+        assert [await _status(client, secret=f"wrong-{i}") for i in range(3)] == [401, 401, 401]
+        checks = len(slow_checks)
+        response = await client.get(URL, headers=xapi_headers(secret="wrong-4"))
+        assert response.status == 429
+        assert 1 <= int(response.headers["Retry-After"]) <= 60
+        problem = await response.json()
+        assert KEY in problem["error"] and "failed authentications" in problem["error"]
+        assert len(slow_checks) == checks  # refused before scrypt ran
+        # The owner's verified secret is still served from the cache.
+        assert await _status(client) == 200
+        # Another key is not affected.
+        await insert_credential(client.app[keys.POOL], key="other", secret_hash=hash_secret("other-secret"),
+                                tenant="default", scopes=["all"])
+        assert await _status(client, key="other", secret="other-secret") == 200
+
+
+async def test_failed_logins_from_one_address_are_throttled_whatever_the_key(instance, slow_checks):
+    async with instance(auth_failures_per_key=100, auth_failures_per_address=4) as client:
+        statuses = [await _status(client, key=f"guess-{i}", secret="x") for i in range(4)]
+        assert statuses == [401] * 4
+        checks = len(slow_checks)
+        response = await client.get(URL, headers=xapi_headers(key="guess-5", secret="x"))
+        assert response.status == 429 and int(response.headers["Retry-After"]) >= 1
+        assert "client address" in (await response.json())["error"]
+        assert len(slow_checks) == checks
+
+
+async def test_concurrent_requests_with_one_secret_share_one_check_counted_once(instance, slow_checks):
+    async with instance(auth_failures_per_key=2, auth_failures_per_address=2) as client:
+        statuses = await asyncio.gather(*(_status(client) for _ in range(12)))
+        assert statuses == [200] * 12
+        assert len(slow_checks) == 1
+        statuses = await asyncio.gather(*(_status(client, secret="wrong") for _ in range(12)))
+        assert statuses == [401] * 12  # one wrong secret, one hash, one failure
+        assert len(slow_checks) == 2
+
+
+async def test_concurrent_failures_cannot_slip_past_the_limit(instance, slow_checks):
+    async with instance(auth_failures_per_key=5, auth_failures_per_address=1000) as client:
+        statuses = await asyncio.gather(*(_status(client, secret=f"wrong-{i}") for i in range(30)))
+        assert statuses.count(401) == 5 and statuses.count(429) == 25
+        assert len(slow_checks) == 5
+
+
+# -- revocation -------------------------------------------------------------------
+
+
+async def test_revocation_takes_effect_in_every_instance_within_one_second(instance, database_url):
+    async with instance() as first, instance() as second:
+        await insert_credential(first.app[keys.POOL], key="doomed", secret_hash=hash_secret("doomed-secret"),
+                                tenant="default", scopes=["all"])
+        for client in (first, second):  # both have verified (and cached) the secret
+            assert await _status(client, "doomed", "doomed-secret") == 200
+            assert client.app[keys.AUTHENTICATOR].cached("doomed", "doomed-secret") is not None
+        conn = await asyncpg.connect(database_url)  # as `lrs credentials revoke` does, from outside
+        try:
+            assert await revoke_credential(conn, "doomed")
+        finally:
+            await conn.close()
+        revoked_at = time.monotonic()
+        pending = {0, 1}
+        while pending and time.monotonic() - revoked_at < 1.0:
+            for index in sorted(pending):
+                if await _status((first, second)[index], "doomed", "doomed-secret") == 401:
+                    pending.discard(index)
+            await asyncio.sleep(0.02)
+        assert not pending, f"instances {pending} still accept the revoked key after 1 s"
+        assert await _status(first) == 200  # other keys unaffected
+
+
+# -- load shedding ---------------------------------------------------------------------
+
+
+async def test_a_full_commit_queue_sheds_new_requests_and_finishes_accepted_ones(instance, database_url):
+    async with instance(shed_queue_statements=1, shed_loop_lag_ms=0) as client:
+        writer = client.app[keys.WRITER]
+        blocker = await asyncpg.connect(database_url)
+        try:
+            # Hold the log head: the next group commit waits for it.
+            tx = blocker.transaction()
+            await tx.start()
+            await blocker.execute("SELECT 1 FROM log_head FOR UPDATE")
+            accepted = asyncio.ensure_future(client.post(URL, json=[statement(), statement()], headers=xapi_headers()))
+            while writer.pending_statements < 2:
+                await asyncio.sleep(0.01)
+            started = time.monotonic()
+            response = await client.post(URL, json=statement(), headers=xapi_headers())
+            assert response.status == 503
+            assert time.monotonic() - started < 1.0  # answered at once, not queued
+            assert response.headers["Retry-After"] == "1"
+            assert "LRS_SHED_QUEUE_STATEMENTS" in (await response.json())["error"]
+            assert (await client.get("/health")).status == 200  # probes are never shed
+            assert not accepted.done()
+            await tx.rollback()
+        finally:
+            await blocker.close()
+        response = await accepted
+        assert response.status == 200 and len(await response.json()) == 2
+        assert writer.pending_statements == 0
+        assert (await client.post(URL, json=statement(), headers=xapi_headers())).status == 200
+
+
+async def test_a_cap_on_requests_in_flight_sheds_the_next_one(instance, database_url):
+    async with instance(shed_max_in_flight=1, shed_queue_statements=0) as client:
+        writer = client.app[keys.WRITER]
+        blocker = await asyncpg.connect(database_url)
+        try:
+            tx = blocker.transaction()
+            await tx.start()
+            await blocker.execute("SELECT 1 FROM log_head FOR UPDATE")
+            accepted = asyncio.ensure_future(client.post(URL, json=statement(), headers=xapi_headers()))
+            while writer.pending_statements < 1:
+                await asyncio.sleep(0.01)
+            response = await client.get(URL, headers=xapi_headers())
+            assert response.status == 503 and response.headers["Retry-After"] == "1"
+            assert "LRS_SHED_MAX_IN_FLIGHT=1" in (await response.json())["error"]
+            await tx.rollback()
+        finally:
+            await blocker.close()
+        assert (await accepted).status == 200
+        assert await _status(client) == 200
+
+
+async def test_a_late_event_loop_sheds_new_requests(instance):
+    async with instance(shed_loop_lag_ms=100) as client:
+        assert await _status(client) == 200
+        time.sleep(0.3)  # one stall alone sheds nothing
+        assert await _status(client) == 200
+
+        async def overloaded() -> None:  # late tick after tick, as under more work than the CPU takes
+            for _ in range(8):
+                time.sleep(0.15)
+                await asyncio.sleep(0)
+
+        load = asyncio.ensure_future(overloaded())
+        await asyncio.sleep(0.05)
+        while client.app[LOOP_LAG].lag_s <= 0.1 and not load.done():
+            await asyncio.sleep(0)
+        response = await client.get(URL, headers=xapi_headers())
+        assert response.status == 503 and response.headers["Retry-After"] == "1"
+        assert "LRS_SHED_LOOP_LAG_MS" in (await response.json())["error"]
+        await load
+        await asyncio.sleep(0.2)  # caught up: served again
+        assert await _status(client) == 200
+
+
+# -- rate limit across instances ---------------------------------------------------------
+
+
+async def test_the_rate_limit_holds_across_instances(instance):
+    async with instance(rate_limit_per_s=0.01, rate_limit_burst=3) as first, \
+            instance(rate_limit_per_s=0.01, rate_limit_burst=3) as second:
+        assert [await _status(first), await _status(second), await _status(first)] == [200, 200, 200]
+        for client in (second, first):
+            response = await client.get(URL, headers=xapi_headers())
+            assert response.status == 429 and int(response.headers["Retry-After"]) >= 1
+            assert "across all processes" in (await response.json())["error"]

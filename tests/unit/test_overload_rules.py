@@ -1,0 +1,110 @@
+"""Pure rules of abuse and overload: failure windows, shedding decisions, loop lag."""
+
+from __future__ import annotations
+
+import pytest
+from aiohttp import web
+
+from lrs.http.shedding import LoopLag, SheddingBudget, overload_reason
+from lrs.http.throttle import FailureWindow
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 500.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_name_is_throttled_after_the_limit_until_its_oldest_failure_leaves_the_window():
+    clock = Clock()
+    window = FailureWindow(3, 60.0, clock=clock)
+    for step in range(3):
+        assert window.retry_after("k") == 0.0
+        window.record("k")
+        clock.now += 10
+    assert window.retry_after("k") == pytest.approx(30.0)  # first failure at 500, now 530
+    assert window.retry_after("other") == 0.0
+    clock.now += 30
+    assert window.retry_after("k") == 0.0
+    window.record("k")
+    assert window.retry_after("k") == pytest.approx(10.0)  # failures at 510, 520, 560
+
+
+def test_a_withdrawn_attempt_does_not_count():
+    clock = Clock()
+    window = FailureWindow(2, 60.0, clock=clock)
+    stamp = window.record("k")
+    window.withdraw("k", stamp)
+    assert len(window) == 0
+    window.record("k")
+    clock.now += 1
+    assert window.retry_after("k") == 0.0
+
+
+def test_the_table_stays_bounded_by_dropping_expired_names():
+    clock = Clock()
+    window = FailureWindow(5, 10.0, clock=clock, max_names=3)
+    for name in "abc":
+        window.record(name)
+    clock.now += 11
+    window.record("d")
+    assert len(window) == 1
+
+
+@pytest.mark.parametrize("limit, window_s", [(0, 1.0), (1, 0.0)])
+def test_bad_settings_are_refused(limit, window_s):
+    with pytest.raises(ValueError):
+        FailureWindow(limit, window_s, clock=Clock())
+
+
+def test_overload_names_the_exceeded_budget():
+    budget = SheddingBudget(queue_statements=100, loop_lag_s=0.2)
+    assert overload_reason(budget, 100, 0.2) is None
+    kind, message = overload_reason(budget, 101, 0.0)
+    assert kind == "queue" and "LRS_SHED_QUEUE_STATEMENTS=100" in message
+    kind, message = overload_reason(budget, 0, 0.25)
+    assert kind == "loop" and "LRS_SHED_LOOP_LAG_MS=200" in message
+    assert overload_reason(SheddingBudget(0, 0.0), 10**9, 100.0, 10**6) is None  # all off
+    capped = SheddingBudget(queue_statements=0, loop_lag_s=0.0, max_in_flight=4)
+    assert overload_reason(capped, 0, 0.0, 3) is None
+    kind, message = overload_reason(capped, 0, 0.0, 4)
+    assert kind == "in_flight" and "LRS_SHED_MAX_IN_FLIGHT=4" in message
+
+
+def test_loop_lag_is_sustained_lateness_not_one_stall():
+    clock = Clock()
+    lag = LoopLag(interval_s=0.025, samples=3, clock=clock)
+    assert lag.lag_s == 0.0
+    lag.tick(1.0, 1.4)  # one stall
+    assert lag.lag_s == 0.0
+    lag.tick(2.0, 2.3)
+    lag.tick(3.0, 3.2)
+    assert lag.lag_s == pytest.approx(0.2)  # three late ticks in a row
+    lag.tick(4.0, 4.0)
+    assert lag.lag_s == 0.0
+
+
+class _Authenticator:
+    """Answers with the exception it is given (a stand-in for the slow check)."""
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+    async def authenticate(self, key: str, secret: str):  # noqa: ANN201
+        raise self.error
+
+
+async def test_only_a_refused_credential_counts_as_a_failed_authentication():
+    from lrs.auth import AuthError
+    from lrs.http.throttle import AuthThrottle
+
+    throttle = AuthThrottle(max_failures=1, max_address_failures=1, window_s=60.0, clock=Clock())
+    with pytest.raises(ConnectionRefusedError):  # as when PostgreSQL is down
+        await throttle.attempt(_Authenticator(ConnectionRefusedError("database down")), "k", "s", "10.0.0.1")
+    throttle.check("k", "10.0.0.1")  # the outage counted nothing: not throttled
+    with pytest.raises(AuthError):
+        await throttle.attempt(_Authenticator(AuthError("wrong secret")), "k", "s", "10.0.0.1")
+    with pytest.raises(web.HTTPTooManyRequests):
+        throttle.check("k", "10.0.0.1")
