@@ -31,19 +31,25 @@ from nats.js import JetStreamContext, api
 
 from lrs.config import nats_servers
 from lrs.contracts import NATS_DEFINITIONS
+from lrs.nats_access import connect_options, redact_url
 
 STREAM_NAME = "LRS_EVENTS"
 STREAM_SCHEMA = NATS_DEFINITIONS / f"{STREAM_NAME}.json"
 CONSUMER_SCHEMAS_DIR = NATS_DEFINITIONS / "consumers"
 SUBJECT_PREFIX = "lrs.events"
+DEFAULT_MAX_PAYLOAD = 1024 * 1024  # nats-server's default max_payload
 
-# Message headers (CONTRACTS.md, "NATS").
+# Message headers (docs/contracts.md, "Relayed events").
 MSG_ID_HEADER = "Nats-Msg-Id"
 POSITION_HEADER = "Lrs-Position"
 TENANT_HEADER = "Lrs-Tenant"
 EVENT_TYPE_HEADER = "Lrs-Event-Type"
 STORED_HEADER = "Lrs-Stored"
 HASH_HEADER = "Lrs-Hash"
+PREV_HASH_HEADER = "Lrs-Prev-Hash"
+# Set on a message published by reference: its data is empty and the payload
+# (of the size given) is read from the event log in PostgreSQL.
+PAYLOAD_REFERENCE_HEADER = "Lrs-Payload-Size"
 
 # Errors a caller should treat as "NATS is unavailable right now, retry later".
 BUS_ERRORS: tuple[type[BaseException], ...] = (nats.errors.Error, OSError, asyncio.TimeoutError)
@@ -57,7 +63,10 @@ _HEADER_LINE = b"NATS/1.0\r\n"
 _HEADER_KEY = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 
 _CHECKED_KEYS = frozenset(
-    {MSG_ID_HEADER, POSITION_HEADER, TENANT_HEADER, EVENT_TYPE_HEADER, STORED_HEADER, HASH_HEADER}
+    {
+        MSG_ID_HEADER, POSITION_HEADER, TENANT_HEADER, EVENT_TYPE_HEADER, STORED_HEADER, HASH_HEADER,
+        PREV_HASH_HEADER, PAYLOAD_REFERENCE_HEADER,
+    }
 )
 
 _PLAIN_TOKEN = re.compile(r"[A-Za-z0-9_\-:@+=,;~!$&'()\[\]{}^#/|?]+")
@@ -179,6 +188,13 @@ class Bus:
         return self._nc is not None and self._nc.is_connected
 
     @property
+    def max_payload(self) -> int:
+        """The server's limit on one message (headers and data), as it
+        announced it; NATS's default (1 MiB) while not connected."""
+        nc = self._nc
+        return nc.max_payload if nc is not None and nc.max_payload else DEFAULT_MAX_PAYLOAD
+
+    @property
     def generation(self) -> int:
         """Increases on every (re)connection: a new server may have lost data."""
         return self._generation
@@ -216,6 +232,7 @@ class Bus:
             # Subjects are built by event_subject(), which escapes what a
             # token may not contain; skipping the per-publish check is cheaper.
             skip_subject_validation=True,
+            **connect_options(),
         )
 
     async def wait_connected(self, timeout: float | None = None) -> bool:
@@ -265,14 +282,14 @@ class Bus:
         self._known_last_seq = None
         self._last_error = None
         self._connected.set()
-        log.info("bus.connected", url=self.url, generation=self._generation)
+        log.info("bus.connected", url=redact_url(self.url), generation=self._generation)
 
     async def _on_reconnected(self) -> None:
         self._on_connected()
 
     async def _on_disconnected(self) -> None:
         if self._connected.is_set():
-            log.warning("bus.disconnected", url=self.url)
+            log.warning("bus.disconnected", url=redact_url(self.url))
         self._connected.clear()
         if self._disconnected_since is None:
             self._disconnected_since = time.monotonic()
@@ -280,7 +297,7 @@ class Bus:
     async def _on_error(self, exc: Exception) -> None:
         text = repr(exc)
         if text != self._last_error:  # one line per kind of failure, not one per retry
-            log.warning("bus.error", url=self.url, error=text)
+            log.warning("bus.error", url=redact_url(self.url), error=text)
             self._last_error = text
 
     def _jetstream(self) -> JetStreamContext:

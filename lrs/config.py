@@ -156,6 +156,30 @@ class Settings:
     # OpenID Connect bearer tokens beside HTTP Basic (docs/oidc.md); off
     # unless an issuer is set.
     oidc: "OidcSettings | None" = None
+    # NATS credentials and TLS for an external server (lrs.nats_access).
+    nats_user: str | None = None
+    nats_password: str | None = None
+    nats_creds: str | None = None
+    nats_nkey_seed: str | None = None
+    nats_tls_ca: str | None = None
+    nats_tls_cert: str | None = None
+    nats_tls_key: str | None = None
+    # Payloads above this many bytes are relayed by reference (docs/contracts.md).
+    relay_inline_max_bytes: int = 512 * 1024
+    # Signed anchors of the log head (lrs.anchors): every N events or T
+    # seconds, whichever comes first; 0 N and 0 T turn anchoring off.
+    anchor_every_events: int = 10_000
+    anchor_every_s: float = 60.0
+    anchor_key_file: Path | None = None
+    anchors_file: Path | None = None
+
+    @property
+    def signing_key_file(self) -> Path:
+        return self.anchor_key_file if self.anchor_key_file is not None else self.data_dir / "anchor-key.pem"
+
+    @property
+    def anchor_log_file(self) -> Path:
+        return self.anchors_file if self.anchors_file is not None else self.data_dir / "anchors.jsonl"
 
     @property
     def installed_frameworks_dir(self) -> Path:
@@ -209,6 +233,18 @@ class Settings:
             cors_origins=parse_cors_origins(env.get("LRS_CORS_ORIGINS") or ""),
             console_enabled=_bool(env, "LRS_CONSOLE_ENABLED", True),
             console_session_ttl_s=_session_ttl(_float(env, "LRS_CONSOLE_SESSION_TTL_S", 8 * 3600.0)),
+            nats_user=env.get("LRS_NATS_USER") or None,
+            nats_password=env.get("LRS_NATS_PASSWORD") or None,
+            nats_creds=env.get("LRS_NATS_CREDS") or None,
+            nats_nkey_seed=env.get("LRS_NATS_NKEY_SEED") or None,
+            nats_tls_ca=env.get("LRS_NATS_TLS_CA") or None,
+            nats_tls_cert=env.get("LRS_NATS_TLS_CERT") or None,
+            nats_tls_key=env.get("LRS_NATS_TLS_KEY") or None,
+            relay_inline_max_bytes=_int(env, "LRS_RELAY_INLINE_MAX_BYTES", 512 * 1024, 1024),
+            anchor_every_events=_int(env, "LRS_ANCHOR_EVERY_EVENTS", 10_000),
+            anchor_every_s=_nonnegative(_float(env, "LRS_ANCHOR_EVERY_S", 60.0), "LRS_ANCHOR_EVERY_S"),
+            anchor_key_file=Path(env["LRS_ANCHOR_KEY_FILE"]) if env.get("LRS_ANCHOR_KEY_FILE") else None,
+            anchors_file=Path(env["LRS_ANCHORS_FILE"]) if env.get("LRS_ANCHORS_FILE") else None,
             nats_stream_replicas=_at_most(_int(env, "LRS_NATS_STREAM_REPLICAS", 1, 1), 5, "LRS_NATS_STREAM_REPLICAS"),
             competency_stale_after_s=_nonnegative(
                 _float(env, "LRS_COMPETENCY_STALE_AFTER_S", 30.0), "LRS_COMPETENCY_STALE_AFTER_S"

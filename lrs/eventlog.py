@@ -127,11 +127,25 @@ def hash_with_text(
     payload: bytes,
 ) -> bytes:
     """:func:`event_hash` with ``stored`` already formatted."""
+    return _hasher(tenant, event_type)(prev_hash, position, event_id.bytes, stored_text, payload)
+
+
+def hash_with_id_bytes(
+    prev_hash: bytes,
+    position: int,
+    event_id: bytes,
+    tenant: str,
+    event_type: str,
+    stored_text: str,
+    payload: bytes,
+) -> bytes:
+    """:func:`hash_with_text` with the event id as its 16 bytes (a consumer
+    checking messages need not build a UUID per message)."""
     return _hasher(tenant, event_type)(prev_hash, position, event_id, stored_text, payload)
 
 
 @functools.lru_cache(maxsize=1024)
-def _hasher(tenant: str, event_type: str) -> Callable[[bytes, int, uuid.UUID, str, bytes], bytes]:
+def _hasher(tenant: str, event_type: str) -> Callable[[bytes, int, bytes, str, bytes], bytes]:
     """:func:`hash_with_text` for one tenant and event type: their length-prefixed
     bytes are the same in every event, so they are encoded once."""
     tenant_bytes = tenant.encode("utf-8")
@@ -141,13 +155,13 @@ def _hasher(tenant: str, event_type: str) -> Callable[[bytes, int, uuid.UUID, st
     join = b"".join
     sha256 = hashlib.sha256
 
-    def digest(prev_hash: bytes, position: int, event_id: uuid.UUID, stored_text: str, payload: bytes) -> bytes:
+    def digest(prev_hash: bytes, position: int, event_id: bytes, stored_text: str, payload: bytes) -> bytes:
         stored_bytes = stored_text.encode("ascii")
         return sha256(join((
             HASH_DOMAIN,
             pack(len(prev_hash)), prev_hash,
             _LENGTH_8, pack(position),
-            _LENGTH_16, event_id.bytes,
+            _LENGTH_16, event_id,
             fixed,
             pack(len(stored_bytes)), stored_bytes,
             pack(len(payload)), payload,

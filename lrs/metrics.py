@@ -30,6 +30,11 @@ RELAY_MESSAGES = Counter(
 RELAY_PUBLISH_FAILURES = Counter(
     "lrs_relay_publish_failures", "Batches that were not fully acknowledged and will be published again", ("relay",)
 )
+RELAY_FAILING = Gauge(
+    "lrs_relay_failing",
+    "1 while the relay's last publish or resync failed (its error is in /ready), else 0",
+    ("relay",),
+)
 RELAY_RESYNCS = Counter(
     "lrs_relay_resyncs", "Times the relay recomputed its resume position from checkpoint and stream", ("relay",)
 )

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Protocol
@@ -35,7 +36,9 @@ from lrs.bus import (
     EVENT_TYPE_HEADER,
     HASH_HEADER,
     MSG_ID_HEADER,
+    PAYLOAD_REFERENCE_HEADER,
     POSITION_HEADER,
+    PREV_HASH_HEADER,
     STORED_HEADER,
     TENANT_HEADER,
     Bus,
@@ -52,6 +55,13 @@ from lrs.store.log_reader import read_events_after
 log = structlog.get_logger("lrs.relay")
 
 DEFAULT_NAME = "jetstream"
+# Payloads above this travel by reference (docs/contracts.md): the message
+# carries position, ids and hashes, and consumers read the payload from
+# PostgreSQL.  So no event, whatever its size, can exceed the server's
+# max_payload and stop the stream.
+DEFAULT_INLINE_MAX_BYTES = 512 * 1024
+# Room left under the server's max_payload for the headers of an inline message.
+HEADER_ROOM = 4096
 
 
 class Event(Protocol):
@@ -61,24 +71,33 @@ class Event(Protocol):
     event_type: str
     stored: Any
     payload: bytes
+    prev_hash: bytes
     hash: bytes
 
 
-def event_message(event: Event, stored_text: Callable[[datetime], str] = format_stored) -> OutgoingMessage:
-    """The JetStream message for one event (CONTRACTS.md, "NATS").  A batch
-    passes one :class:`lrs.eventlog.StoredFormatter` as ``stored_text``."""
-    return OutgoingMessage(
-        subject=event_subject(event.tenant, event.event_type),
-        data=bytes(event.payload),
-        headers={
-            MSG_ID_HEADER: str(event.event_id),
-            POSITION_HEADER: str(event.position),
-            TENANT_HEADER: event.tenant,
-            EVENT_TYPE_HEADER: event.event_type,
-            STORED_HEADER: stored_text(event.stored),
-            HASH_HEADER: bytes(event.hash).hex(),
-        },
-    )
+def event_message(
+    event: Event,
+    stored_text: Callable[[datetime], str] = format_stored,
+    inline_max: int = DEFAULT_INLINE_MAX_BYTES,
+) -> OutgoingMessage:
+    """The JetStream message for one event (docs/contracts.md, "Relayed
+    events").  A batch passes one :class:`lrs.eventlog.StoredFormatter` as
+    ``stored_text``.  A payload above ``inline_max`` bytes is left out: the
+    message then says the payload's size in ``Lrs-Payload-Size``."""
+    payload = bytes(event.payload)
+    headers = {
+        MSG_ID_HEADER: str(event.event_id),
+        POSITION_HEADER: str(event.position),
+        TENANT_HEADER: event.tenant,
+        EVENT_TYPE_HEADER: event.event_type,
+        STORED_HEADER: stored_text(event.stored),
+        HASH_HEADER: bytes(event.hash).hex(),
+        PREV_HASH_HEADER: bytes(event.prev_hash).hex(),
+    }
+    if len(payload) > inline_max:
+        headers[PAYLOAD_REFERENCE_HEADER] = str(len(payload))
+        payload = b""
+    return OutgoingMessage(subject=event_subject(event.tenant, event.event_type), data=payload, headers=headers)
 
 
 class Backoff:
@@ -117,6 +136,7 @@ class Relay:
         backoff_max: float = 5.0,
         linger: float = 0.005,
         checkpoint_interval: float = 1.0,
+        inline_max_bytes: int = DEFAULT_INLINE_MAX_BYTES,
         stream_replicas: int | None = None,
         stalled_after: float = 15.0,
     ) -> None:
@@ -133,6 +153,9 @@ class Relay:
         self._backoff_max = backoff_max
         self._linger = linger
         self._checkpoint_interval = checkpoint_interval
+        self._inline_max_bytes = inline_max_bytes
+        self.last_error: str | None = None  # the last publish or resync failure, until a publish succeeds
+        self.last_error_at: float | None = None  # time.time() of it
         self._stalled_after = stalled_after  # disconnected this long: a new NATS client
         self._lock_key = leader_lock.lock_key(f"relay:{name}")
         self._wake = asyncio.Event()
@@ -175,6 +198,8 @@ class Relay:
             "published_position": self.published_position,
             "log_head": self.log_head,
             "lag": max(0, self.log_head - self.published_position),
+            "last_error": self.last_error,
+            "last_error_at": self.last_error_at,
         }
 
     async def run(self, *, until_caught_up: bool = False) -> None:
@@ -255,6 +280,7 @@ class Relay:
                 try:
                     position = await self._resync(conn)
                 except BUS_ERRORS as exc:
+                    self._note_error(exc)
                     log.warning("relay.resync_failed", relay=self.name, error=repr(exc))
                     await backoff.sleep()
                     continue
@@ -274,20 +300,29 @@ class Relay:
                 continue
             try:
                 stored_text = StoredFormatter()
-                result = await self.bus.publish_batch([event_message(event, stored_text) for event in events])
+                inline_max = min(self._inline_max_bytes, self.bus.max_payload - HEADER_ROOM)
+                result = await self.bus.publish_batch(
+                    [event_message(event, stored_text, inline_max) for event in events]
+                )
             except BUS_ERRORS as exc:
                 metrics.RELAY_PUBLISH_FAILURES.labels(**self._metric_labels).inc()
-                log.warning(
+                self._note_error(exc)
+                # An alert: the stream does not move until this batch is stored.
+                log.error(
                     "relay.publish_failed",
                     relay=self.name,
                     after_position=position,
                     events=len(events),
                     error=repr(exc),
+                    alert=True,
                 )
                 position = None
                 await backoff.sleep()
                 continue
             backoff.reset()
+            if self.last_error is not None:
+                self.last_error = None
+                metrics.RELAY_FAILING.labels(**self._metric_labels).set(0)
             self._note_caught_up(False)
             position = events[-1].position
             # Under load the checkpoint moves at most every checkpoint_interval
@@ -341,6 +376,11 @@ class Relay:
         if duplicates:
             metrics.RELAY_MESSAGES.labels(outcome="duplicate", **labels).inc(duplicates)
         self._set_lag()
+
+    def _note_error(self, exc: BaseException) -> None:
+        self.last_error = repr(exc)
+        self.last_error_at = time.time()
+        metrics.RELAY_FAILING.labels(**self._metric_labels).set(1)
 
     def _set_lag(self) -> None:
         metrics.RELAY_LAG.labels(**self._metric_labels).set(max(0, self.log_head - self.published_position))

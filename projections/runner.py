@@ -9,6 +9,12 @@ Correctness rests on Postgres, not on NATS delivery guarantees:
   as checkpoint + 1, + 2, ...; an event at or below the checkpoint is a
   redelivery or a duplicate and changes nothing; a gap (a message NATS has
   not delivered yet, or lost) is filled by reading the event log in Postgres;
+- NATS is a transport, not an authority: a message is applied only when its
+  hash, recomputed from what it carries and chained on the log's previous
+  hash, is the log's hash at its position (lrs.message_check).  Anything else
+  is refused: never applied, terminated on the stream, counted
+  (lrs.projection_health) and logged as an alert; the log fills its place.
+  A message by reference (docs/contracts.md) is read from Postgres;
 - an event the projection's rules fail on (not a database or network
   outage) is retried on later deliveries; after ``max_attempts`` it is parked
   in ``projection_parked`` with an error log line, and the projection moves
@@ -22,9 +28,10 @@ Correctness rests on Postgres, not on NATS delivery guarantees:
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Awaitable, Callable, Protocol, Sequence
+from typing import Awaitable, Callable, NamedTuple, Protocol, Sequence
 
 import asyncpg
 import nats
@@ -33,19 +40,28 @@ import nats.js.errors
 import structlog
 from nats.aio.msg import Msg
 
+from lrs import projection_health
 from lrs.bus import (
     EVENT_TYPE_HEADER,
+    HASH_HEADER,
+    MSG_ID_HEADER,
+    PAYLOAD_REFERENCE_HEADER,
     POSITION_HEADER,
+    PREV_HASH_HEADER,
+    STORED_HEADER,
     STREAM_NAME,
     TENANT_HEADER,
     load_consumer_config,
 )
 from lrs.config import nats_servers
 from lrs.eventlog import EventRecord
+from lrs.nats_access import connect_options
 from lrs.jetstream_pull import PullConsumer, PullRefused
 from lrs.nats_headers import use_fast_header_parse
 from lrs.store import leader_lock
-from lrs.store.log_reader import read_events_after
+from lrs.message_check import needed_positions, refusal
+from lrs.store.log_reader import hashes_at, read_events_after
+from lrs.store.log_reader import last_position as log_last_position
 
 log = structlog.get_logger("lrs.projections")
 
@@ -102,12 +118,29 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
 
 @dataclass(frozen=True, slots=True)
 class LogEvent:
-    """One event of the log, from a JetStream message or from Postgres."""
+    """One event of the log, from a JetStream message or from Postgres.
+
+    An event read from a message also carries what its hash covers
+    (``claim``), so the runner can check it against the log before applying
+    it; an event read from Postgres has none (it is the log)."""
 
     position: int
     tenant: str
     event_type: str
     payload: bytes
+    claim: MessageClaim | None = None
+
+
+class MessageClaim(NamedTuple):
+    """What a relayed message says about its event besides tenant, type and
+    payload (docs/contracts.md).  A named tuple: made for every message, and
+    a frozen dataclass costs microseconds more to build."""
+
+    event_id: str  # as the headers carry them: text and hex, parsed when checked
+    stored: str
+    prev_hash: str | None  # None: a message without the header
+    by_reference: bool  # the payload was left out: read it from PostgreSQL
+    hash: str | None  # the hash the message names (checked for messages by reference)
 
 
 class Projection(Protocol):
@@ -141,6 +174,7 @@ class BatchOutcome:
     applied: int
     parked: tuple[int, ...]
     failed_at: int | None  # the event that failed this time (will be retried)
+    refused: tuple[LogEvent, ...] = ()  # messages that do not match the log: never applied
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,6 +203,13 @@ def event_from_message(msg: Msg) -> LogEvent:
         tenant=headers[TENANT_HEADER],
         event_type=headers[EVENT_TYPE_HEADER],
         payload=msg.data,
+        claim=MessageClaim(
+            event_id=headers[MSG_ID_HEADER],
+            stored=headers[STORED_HEADER],
+            prev_hash=headers.get(PREV_HASH_HEADER),
+            by_reference=PAYLOAD_REFERENCE_HEADER in headers,
+            hash=headers.get(HASH_HEADER),
+        ),
     )
 
 
@@ -247,11 +288,19 @@ class ProjectionRunner:
         return outcome
 
     async def _apply_after(self, conn: asyncpg.Connection, events: Sequence[LogEvent], checkpoint: int) -> BatchOutcome:
-        incoming = {e.position: e for e in events if e.position > checkpoint}
-        if not incoming:
-            return BatchOutcome(checkpoint, 0, (), None)
-        last = max(incoming)
+        checked, referenced, refused = await self._checked(conn, events)
+        incoming = {position: e for position, e in checked.items() if position > checkpoint}
+        wanted = [p for p in (*incoming, *referenced) if p > checkpoint]
+        if wanted:
+            last = max(wanted)
+        elif refused:  # carry on from the log as far as the refused messages claimed
+            last = min(max(e.position for e in refused), await log_last_position(conn))
+        else:
+            last = checkpoint
+        if last <= checkpoint:
+            return BatchOutcome(checkpoint, 0, (), None, tuple(refused))
         if len(incoming) < last - checkpoint:
+            # A gap (not delivered yet, lost, refused or by reference): the log fills it.
             for record in await read_events_after(conn, checkpoint, last - checkpoint):
                 incoming.setdefault(
                     record.position,
@@ -265,7 +314,43 @@ class ProjectionRunner:
             run.append(event)
         outcome = await self._apply_run(conn, run, checkpoint)
         await conn.execute(UPDATE_CHECKPOINT, self.name, outcome.checkpoint)
-        return outcome
+        return dataclasses.replace(outcome, refused=tuple(refused)) if refused else outcome
+
+    async def _checked(
+        self, conn: asyncpg.Connection, events: Sequence[LogEvent]
+    ) -> tuple[dict[int, LogEvent], list[int], list[LogEvent]]:
+        """The events that are the log's, by position, and the messages that
+        are refused (counted, logged as an alert).  A message is the log's
+        when its hash, recomputed from what it carries chained on the hash
+        the log holds before its position, is the hash the log holds at its
+        position (lrs.message_check).  A message by reference carries no
+        payload: only its position is returned (``referenced``), for the log
+        to fill."""
+        claimed = [e for e in events if e.claim is not None]
+        if not claimed:
+            return {e.position: e for e in events}, [], []
+        hashes = await hashes_at(conn, needed_positions(e.position for e in claimed))
+        incoming: dict[int, LogEvent] = {}
+        referenced: list[int] = []
+        refused: list[LogEvent] = []
+        for event in events:
+            claim = event.claim
+            if claim is None:
+                incoming.setdefault(event.position, event)
+                continue
+            reason = refusal(event.position, event.tenant, event.event_type, event.payload, claim.event_id,
+                             claim.stored, claim.prev_hash, claim.by_reference, hashes, claim.hash)
+            if reason is None:
+                if claim.by_reference:
+                    referenced.append(event.position)
+                else:
+                    incoming.setdefault(event.position, event)
+                continue
+            refused.append(event)
+            projection_health.note_refused(self.name, reason)
+            log.error("projection.message_refused", projection=self.name, position=event.position,
+                      tenant=event.tenant, reason=reason, alert=True)
+        return incoming, referenced, refused
 
     async def _apply_run(self, conn: asyncpg.Connection, run: Sequence[LogEvent], checkpoint: int) -> BatchOutcome:
         """Apply consecutive events after ``checkpoint``: all at once when the
@@ -461,7 +546,7 @@ class ProjectionRunner:
     async def _consume(self, nats_url: str, stop: asyncio.Event, pulling: _Pulling) -> None:
         nc = await nats.connect(
             servers=nats_servers(nats_url), name=f"lrs-projection-{self.name}", allow_reconnect=True,
-            max_reconnect_attempts=-1, reconnect_time_wait=1.0, connect_timeout=2,
+            max_reconnect_attempts=-1, reconnect_time_wait=1.0, connect_timeout=2, **connect_options(),
         )
         use_fast_header_parse(nc)  # every message carries the relay's six headers
         try:
@@ -536,6 +621,7 @@ class ProjectionRunner:
             try:
                 events.append((msg, event_from_message(msg)))
             except (KeyError, ValueError):
+                projection_health.note_refused(self.name, "unreadable")
                 log.error("projection.foreign_message", projection=self.name, subject=msg.subject, alert=True)
                 await msg.term()
         try:
@@ -545,9 +631,15 @@ class ProjectionRunner:
             for msg, _ in events:
                 await msg.nak(delay=retry_delay)
             return None
-        await pull.ack_all([msg for msg, event in events if event.position <= outcome.checkpoint])
+        refused = {id(event) for event in outcome.refused}
         for msg, event in events:
-            if event.position > outcome.checkpoint:
+            if id(event) in refused:
+                await msg.term()  # never again: the log has (or had) its position
+        await pull.ack_all(
+            [msg for msg, event in events if event.position <= outcome.checkpoint and id(event) not in refused]
+        )
+        for msg, event in events:
+            if event.position > outcome.checkpoint and id(event) not in refused:
                 await msg.nak(delay=retry_delay)
         return outcome
 

@@ -33,6 +33,8 @@ from typing import Any, Callable
 import asyncpg
 import structlog
 
+from lrs import projection_health
+
 from projections.competency.catalog import Catalog, load_live_catalog
 from projections.competency.frameworks import FrameworkError
 
@@ -116,6 +118,13 @@ class Supervisor:
         if (state, reason) != (self.state, self.reason):
             log.info("projection.state", projection="competency", state=state, reason=reason)
         self.state, self.reason = state, reason
+        # The same state for /ready and /metrics (lrs.projection_health).
+        if state == "running":
+            projection_health.runner_started("competency")
+        elif state == "outdated":
+            projection_health.runner_outdated("competency", reason or "outdated")
+        elif state in ("stopped", "rebuilding"):
+            projection_health.runner_stopped("competency", reason)
 
     async def _pause(self, seconds: float) -> None:
         with contextlib.suppress(asyncio.TimeoutError):

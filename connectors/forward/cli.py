@@ -6,10 +6,12 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import signal
 import sys
 import time
 from pathlib import Path
+from urllib.parse import quote
 from typing import Any
 
 from connectors.forward.model import ForwardFilter, validate_name
@@ -68,6 +70,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     run.add_argument("--until-caught-up", action="store_true",
                      help="exit once every statement in the stream is forwarded, skipped or parked")
     run.add_argument("--no-progress", action="store_true", help="no progress bar even on a terminal")
+    run.add_argument("--database-url", default=os.environ.get("LRS_DATABASE_URL"),
+                     help="the source LRS's PostgreSQL, to check every message against the event log "
+                     "before forwarding it and to read payloads relayed by reference (default: "
+                     "$LRS_DATABASE_URL, else the embedded database of a running `lrs serve`)")
     parser.set_defaults(handler=run_forward)
 
     actions = parser.add_subparsers(dest="forward_action", metavar="ACTION")
@@ -116,18 +122,40 @@ def _nats_arguments(parser: argparse.ArgumentParser, default: Any = None) -> Non
                         help="NATS server (default: $LRS_NATS_URL)")
 
 
+def _data_dir() -> Path:
+    return Path(os.environ.get("LRS_DATA_DIR") or str(
+        Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share") / "lrs"))
+
+
 def nats_url(args: argparse.Namespace) -> str | None:
-    """--nats-url / LRS_NATS_URL, else the port file the embedded nats-server of
-    `lrs serve` keeps under LRS_DATA_DIR (nats/port)."""
+    """--nats-url / LRS_NATS_URL, else the embedded nats-server of `lrs serve`
+    under LRS_DATA_DIR: its port file (nats/port) and the ``forward`` user's
+    password (nats/auth.json, docs/trust.md)."""
     if getattr(args, "nats_url", None):
         return args.nats_url
-    data_dir = os.environ.get("LRS_DATA_DIR") or str(
-        Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share") / "lrs")
-    port_file = Path(data_dir) / "nats" / "port"
+    nats_dir = _data_dir() / "nats"
     try:
-        return f"nats://127.0.0.1:{int(port_file.read_text().strip())}"
+        port = int((nats_dir / "port").read_text().strip())
     except (OSError, ValueError):
         return None
+    try:
+        password = json.loads((nats_dir / "auth.json").read_text())["forward"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return f"nats://127.0.0.1:{port}"
+    return f"nats://forward:{password}@127.0.0.1:{port}"
+
+
+def database_url(args: argparse.Namespace) -> str | None:
+    """--database-url / LRS_DATABASE_URL, else the embedded PostgreSQL of a
+    running `lrs serve` (its postmaster.pid names the socket directory)."""
+    if getattr(args, "database_url", None):
+        return args.database_url
+    try:
+        lines = (_data_dir() / "postgres" / "pgdata" / "postmaster.pid").read_text().splitlines()
+        port, socket_dir = int(lines[3]), lines[4].strip()
+    except (OSError, ValueError, IndexError):
+        return None
+    return f"postgresql://postgres@/lrs?host={quote(socket_dir)}&port={port}"
 
 
 def _check(args: argparse.Namespace, need_target: bool) -> str | None:
@@ -154,6 +182,8 @@ def run_forward(args: argparse.Namespace) -> int:
     problem = _check(args, need_target=True)
     if problem is None and (args.batch_size < 1 or args.max_deliveries < 1):
         problem = "--batch-size and --max-deliveries must be at least 1"
+    if problem is None and database_url(args) is None:
+        problem = "no event log to check messages against: give --database-url or LRS_DATABASE_URL"
     if problem:
         return _usage_error(problem)
     return asyncio.run(_forward(args))
@@ -161,6 +191,7 @@ def run_forward(args: argparse.Namespace) -> int:
 
 async def _forward(args: argparse.Namespace) -> int:
     from connectors.forward.forwarder import ForwardOptions, Forwarder, say
+    from connectors.forward.logcheck import LogCheck
     from connectors.framework.sink import LrsSink, SinkFatal
 
     selection = ForwardFilter.of(args.verb, args.activity, args.tenant)
@@ -173,10 +204,12 @@ async def _forward(args: argparse.Namespace) -> int:
         loop.add_signal_handler(sig, stop.set)
     progress = _Progress(args.name, enabled=not args.no_progress and sys.stderr.isatty())
     url = nats_url(args)
-    say(f"{args.name}: {selection.describe()} from {url} to {args.to}")
+    shown = re.sub(r"://([^:/@]*):[^@/]*@", r"://\1:***@", url)  # no password in the output
+    say(f"{args.name}: {selection.describe()} from {shown} to {args.to}")
     try:
-        async with LrsSink(args.to, args.target_key, args.target_secret, max_attempts=args.max_attempts) as sink:
-            forwarder = Forwarder(url, sink, selection, options, on_progress=progress.update)
+        async with LrsSink(args.to, args.target_key, args.target_secret, max_attempts=args.max_attempts) as sink, \
+                LogCheck(database_url(args) or "") as log_check:
+            forwarder = Forwarder(url, sink, selection, options, log_check, on_progress=progress.update)
             try:
                 stats = await forwarder.run(stop)
             except SinkFatal as exc:

@@ -43,6 +43,8 @@ from connectors.forward.model import (
     Action, ForwardFilter, LogStatement, dead_letter_headers, dead_letter_subject, event_from_message,
     failure_action, outgoing_statement,
 )
+from connectors.forward.logcheck import LogCheck
+from connectors.forward.natsoptions import nats_options
 from connectors.framework.sink import BatchOutcome, LrsSink, Outgoing, SinkFatal, SinkUnavailable
 
 STATEMENT_EVENT = "statement"
@@ -68,10 +70,11 @@ class ForwardStats:
     parked: int = 0
     retried: int = 0
     waits: int = 0
+    refused: int = 0  # messages that were not the log's event (connectors.forward.logcheck)
 
     def render(self) -> str:
         return (f"forwarded {self.forwarded}  skipped {self.skipped}  parked {self.parked}  "
-                f"retried {self.retried}  outage waits {self.waits}")
+                f"retried {self.retried}  outage waits {self.waits}  refused {self.refused}")
 
 
 def say(text: str) -> None:
@@ -95,7 +98,7 @@ async def connect(nats_url: str, name: str, *, keep_trying: bool = True) -> nats
     return await nats.connect(
         servers=[url.strip() for url in nats_url.split(",") if url.strip()], name=f"lrs-forward-{name}", allow_reconnect=keep_trying,
         max_reconnect_attempts=-1 if keep_trying else 1, reconnect_time_wait=1.0, connect_timeout=2,
-        error_cb=on_error,
+        error_cb=on_error, **nats_options(),
     )
 
 
@@ -117,10 +120,12 @@ class Forwarder:
         sink: LrsSink,
         selection: ForwardFilter,
         options: ForwardOptions,
+        log_check: LogCheck,
         *,
         on_progress: Callable[[ForwardStats], None] | None = None,
     ) -> None:
         self.nats_url = nats_url
+        self.log_check = log_check
         self.sink = sink
         self.selection = selection
         self.options = options
@@ -145,7 +150,7 @@ class Forwarder:
             while not self._stop.is_set():
                 try:
                     messages = await sub.fetch(self.options.batch_size, timeout=self.options.fetch_timeout)
-                except nats.errors.TimeoutError:
+                except (nats.errors.TimeoutError, asyncio.TimeoutError):  # nothing to fetch (nats-py raises either)
                     if self.options.until_caught_up and await self._caught_up(nc, sub):
                         break
                     continue
@@ -192,9 +197,19 @@ class Forwarder:
 
     async def _handle(self, messages: list[Msg]) -> None:
         selected: list[tuple[Msg, LogStatement]] = []
-        for msg in messages:
+        positions: set[int] = set()  # of the log events selected in this batch
+        checks = await self.log_check.check([(msg.headers or {}, msg.data or b"") for msg in messages])
+        for msg, checked in zip(messages, checks):
+            if checked.refusal is not None:
+                self.stats.refused += 1
+                say(f"ALERT refused a message that is not the log's event (position "
+                    f"{(msg.headers or {}).get('Lrs-Position', '?')}, {checked.refusal})"
+                    + ("; forwarding the log's event in its place" if checked.headers is not None else ""))
+            if checked.headers is None or checked.payload is None:
+                await msg.term()  # nothing in the log there: never delivered again
+                continue
             try:
-                event = event_from_message(msg.headers, msg.data)
+                event = event_from_message(checked.headers, checked.payload)
             except ValueError as exc:
                 await self._park(msg, _unreadable_event(msg), None, f"unreadable event: {exc}")
                 continue
@@ -202,6 +217,10 @@ class Forwarder:
                 await msg.ack()
                 self.stats.skipped += 1
                 continue
+            if event.position in positions:  # a second message for the same log event (a replay)
+                await msg.ack()
+                continue
+            positions.add(event.position)
             selected.append((msg, event))
         if selected:
             await self._deliver(selected)

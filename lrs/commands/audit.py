@@ -1,8 +1,11 @@
-"""``lrs audit``: check the event log's hash chain; print a projection's digest."""
+"""``lrs audit``: check the event log's hash chain (and its signed anchors);
+print a projection's digest; publish and rotate the anchor key."""
 
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
 
 from lrs.commands.common import command_pool, load_settings, progress_bar, run_async, setup
 
@@ -29,7 +32,46 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         "through the log head; 1: it breaks, and the first altered or missing position is printed.",
     )
     verify.add_argument("--batch-size", type=int, default=5000, help="events read per query (default: 5000)")
+    verify.add_argument(
+        "--anchors", metavar="FILE", type=Path,
+        help="also check the log against the signed anchors in FILE (JSON lines, as the LRS writes to "
+        "LRS_ANCHORS_FILE): exit status 1 names the first position after the last anchor the log "
+        "still matches",
+    )
+    verify.add_argument(
+        "--public-key", metavar="PEM", type=Path, action="append",
+        help="public keys the anchors are signed with (PEM, one or more per file; repeatable; default: "
+        "the public keys file beside LRS_ANCHOR_KEY_FILE)",
+    )
     verify.set_defaults(handler=_verify)
+
+    public_key = actions.add_parser(
+        "public-key",
+        help="print the public keys that verify the anchors (PEM, oldest first)",
+        description="Print every public key the LRS has signed anchors with, oldest first, current last "
+        "(PEM).  Give the file to auditors: with it, `lrs audit verify --anchors FILE --public-key KEYS` "
+        "checks a backup offline.  Makes the signing key if there is none yet.",
+    )
+    public_key.set_defaults(handler=_public_key)
+
+    rotate = actions.add_parser(
+        "rotate-key",
+        help="replace the anchor signing key; old anchors stay verifiable",
+        description="Make a new Ed25519 signing key at LRS_ANCHOR_KEY_FILE.  The old private key is kept "
+        "beside it with the suffix .<key id>.retired (delete it when you no longer need it), and its "
+        "public key stays in the public keys file, so anchors signed with it still verify.  Restart the "
+        "relay (or `lrs serve`) to sign with the new key.",
+    )
+    rotate.set_defaults(handler=_rotate_key)
+
+    anchor = actions.add_parser(
+        "anchor",
+        help="sign the current log head now and append the anchor",
+        description="Sign the log head (position and hash) with the anchor key and append it to "
+        "LRS_ANCHORS_FILE, as the relay does every LRS_ANCHOR_EVERY_EVENTS events or "
+        "LRS_ANCHOR_EVERY_S seconds.",
+    )
+    anchor.set_defaults(handler=_anchor)
 
     digest = actions.add_parser(
         "digest",
@@ -46,8 +88,11 @@ def _usage(parser: argparse.ArgumentParser) -> int:
     return 2
 
 
-async def verify_log(pool: object, batch_size: int, progress: object = None) -> tuple[int | None, int]:
-    """(first bad position or None, last position checked)."""
+async def verify_log(
+    pool: object, batch_size: int, progress: object = None, hashes: dict[int, bytes] | None = None
+) -> tuple[int | None, int]:
+    """(first bad position or None, last position checked).  ``hashes``: the
+    positions wanted as keys; their hashes in the log are filled in."""
     from lrs.eventlog import GENESIS_HASH, verify_chain
     from lrs.store.log_reader import last_position, read_events_after
 
@@ -60,6 +105,10 @@ async def verify_log(pool: object, batch_size: int, progress: object = None) -> 
         bad = verify_chain(batch, prev_position=position, prev_hash=prev_hash)
         if bad is not None:
             return bad, position
+        if hashes:
+            for record in batch:
+                if record.position in hashes:
+                    hashes[record.position] = bytes(record.hash)
         position, prev_hash = batch[-1].position, batch[-1].hash
         if progress is not None:
             progress(position, max(head, position))  # type: ignore[operator]
@@ -73,17 +122,97 @@ def _verify(args: argparse.Namespace) -> int:
         raise SystemExit("lrs audit verify: --batch-size must be at least 1")
     settings = load_settings()
     setup(settings)
+    anchor_list, keys = None, None
+    if args.anchors is not None:
+        from lrs import anchors
+
+        try:
+            anchor_list = anchors.read_anchors(args.anchors)
+            key_files = args.public_key or [anchors.public_keys_path(settings.signing_key_file)]
+            keys = anchors.load_public_keys(key_files)
+        except anchors.AnchorError as exc:
+            raise SystemExit(f"lrs audit verify: {exc}") from None
 
     async def main() -> int:
         # Read only: an auditor's check changes nothing, not even the schema.
+        wanted: dict[int, bytes] = {a.position: b"" for a in anchor_list or ()}
         async with command_pool(settings, application_name="lrs-audit", max_size=1, migrate=False) as pool:
             with progress_bar("event", "verify") as progress:
-                bad, checked = await verify_log(pool, args.batch_size, progress)
+                bad, checked = await verify_log(pool, args.batch_size, progress, wanted)
         if bad is not None:
             print(f"hash chain broken: first altered or missing position {bad} "
                   f"(intact through position {bad - 1})")
             return 1
         print(f"hash chain intact through position {checked}")
+        if anchor_list is None:
+            return 0
+        return _report_anchors(anchor_list, keys or {}, {p: h for p, h in wanted.items() if h})
+
+    return run_async(main)
+
+
+def _report_anchors(anchor_list: list, keys: dict, log_hashes: dict[int, bytes]) -> int:
+    from lrs import anchors
+
+    try:
+        report = anchors.compare(anchor_list, keys, log_hashes)
+    except anchors.AnchorError as exc:
+        print(f"anchors: {exc}")
+        return 1
+    for position in report.bad_signatures:
+        print(f"anchor at position {position}: its signature does not hold (the anchors file was altered)")
+    mismatch = report.first_mismatch
+    if mismatch is not None:
+        print(
+            f"log rewritten: the anchor at position {mismatch.position} (signed {mismatch.signed_at}, key "
+            f"{mismatch.key_id}) does not match the log; the last anchor it still matches is at position "
+            f"{report.last_matching}: first position that may have been rewritten: {report.last_matching + 1}"
+        )
+    if not report.ok:
+        return 1
+    last = anchor_list[-1].position if anchor_list else 0
+    print(f"matches all {report.checked} signed anchors (the last at position {last})")
+    return 0
+
+
+def _public_key(args: argparse.Namespace) -> int:
+    from lrs import anchors
+
+    settings = load_settings()
+    try:
+        anchors.load_or_create_key(settings.signing_key_file)
+        sys.stdout.write(anchors.public_keys_path(settings.signing_key_file).read_text())
+    except (anchors.AnchorError, OSError) as exc:
+        raise SystemExit(f"lrs audit public-key: {exc}") from None
+    return 0
+
+
+def _rotate_key(args: argparse.Namespace) -> int:
+    from lrs import anchors
+
+    settings = load_settings()
+    try:
+        old, new = anchors.rotate_key(settings.signing_key_file)
+    except (anchors.AnchorError, OSError) as exc:
+        raise SystemExit(f"lrs audit rotate-key: {exc}") from None
+    print(f"anchor key {old} retired; anchors are now signed with key {new} (restart the relay to use it)")
+    return 0
+
+
+def _anchor(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    setup(settings)
+
+    async def main() -> int:
+        from lrs.anchor_writer import AnchorWriter
+
+        async with command_pool(settings, application_name="lrs-audit", max_size=1, migrate=False) as pool:
+            writer = AnchorWriter(pool, settings.signing_key_file, settings.anchor_log_file)
+            anchor = await writer.anchor_now()
+        if anchor is None:
+            print(f"the log head (position {writer.last_position}) is already anchored")
+        else:
+            print(f"anchored position {anchor.position} hash {anchor.hash} with key {anchor.key_id}")
         return 0
 
     return run_async(main)

@@ -75,10 +75,26 @@ async def relay(settings: Settings, args: argparse.Namespace) -> None:
                 name=args.name,
                 batch_size=args.batch_size or settings.relay_batch_size,
                 poll_interval=args.poll_interval,
+                inline_max_bytes=settings.relay_inline_max_bytes,
                 stream_replicas=settings.nats_stream_replicas,
             )
+            anchoring = None
+            if not args.until_caught_up and (settings.anchor_every_events or settings.anchor_every_s):
+                from lrs.anchor_writer import AnchorWriter
+
+                anchoring = AnchorWriter(
+                    pool, settings.signing_key_file, settings.anchor_log_file,
+                    every_events=settings.anchor_every_events, every_s=settings.anchor_every_s,
+                )
+                await anchoring.start()
+
+            def committed(position: int | None = None) -> None:
+                relay.notify(position)
+                if anchoring is not None:
+                    anchoring.notify(position)
+
             # Writers in other processes announce their commits (lrs.store.commit_notifications).
-            async with commit_notifications(db_url, relay.notify):
+            async with commit_notifications(db_url, committed):
                 running = asyncio.create_task(relay.run(until_caught_up=args.until_caught_up))
                 settle_heap()
                 loop = asyncio.get_running_loop()
@@ -93,6 +109,8 @@ async def relay(settings: Settings, args: argparse.Namespace) -> None:
                     for sig in (signal.SIGTERM, signal.SIGINT):
                         loop.remove_signal_handler(sig)
                     await relay.stop()
+                    if anchoring is not None:
+                        await anchoring.stop()
         finally:
             await pool.close()
 
@@ -108,10 +126,10 @@ async def _nats_url(settings: Settings) -> AsyncIterator[str]:
 
     server = EmbeddedNats(settings.data_dir / "nats")
     if (server.data_dir / "port").exists() and await _serves_nats(HOST, server.port):
-        yield server.url
+        yield server.url_for("relay")
         return
     async with server:
-        yield server.url
+        yield server.url_for("relay")
 
 
 async def _serves_nats(host: str, port: int) -> bool:

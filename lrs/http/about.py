@@ -6,6 +6,7 @@ import asyncio
 
 from aiohttp import web
 
+from lrs import projection_health
 from lrs.http import keys
 
 XAPI_VERSIONS = ["1.0.3", "2.0.0"]
@@ -27,6 +28,10 @@ async def ready(request: web.Request) -> web.Response:
     A configured NATS is reported but does not make the service unready:
     ingest never depends on it (the relay catches up later).  An embedded
     server that died and is being restarted does: the process is not whole.
+    The relay and the projections are reported too; the answer's ``status``
+    is ``degraded`` when the relay has an error or a projection is stopped,
+    outdated or stalled, and with ``?strict=true`` that is a 503 too (for a
+    monitor rather than a load balancer).
     """
     checks: dict[str, object] = {"accepting": request.app[keys.LIFECYCLE].accepting}
     embedded = request.app.get(keys.EMBEDDED)
@@ -39,9 +44,22 @@ async def ready(request: web.Request) -> web.Response:
         checks["database"] = "ok"
     except Exception as exc:  # noqa: BLE001 - any failure means "not ready"
         checks["database"] = f"unavailable: {type(exc).__name__}"
+    degraded: list[str] = []
     relay = request.app.get(keys.RELAY)
     if relay is not None:
-        checks["relay"] = relay.status() if hasattr(relay, "status") else "running"
+        status = relay.status()
+        checks["relay"] = status
+        if status.get("last_error"):
+            degraded.append("relay")
+    if checks["database"] == "ok":
+        try:
+            async with asyncio.timeout(2):
+                health = await projection_health.read_health(request.app[keys.POOL])
+        except Exception as exc:  # noqa: BLE001 - reported, not fatal
+            checks["projection_health"] = f"unavailable: {type(exc).__name__}"
+        else:
+            checks["projection_health"] = {p.name: p.as_dict() for p in health}
+            degraded.extend(f"projection {p.name} {p.state}" for p in health if not p.ok)
     projections = request.app.get(keys.PROJECTIONS_STATUS)
     if projections is not None and checks["database"] == "ok":
         # Reported, like NATS: ingest never waits for a projection; a
@@ -49,4 +67,9 @@ async def ready(request: web.Request) -> web.Response:
         checks["projections"] = await projections(request.app)
     ok = checks["accepting"] is True and checks["database"] == "ok"
     ok = ok and all(state == "running" for state in servers.values())
-    return web.json_response({"status": "ready" if ok else "unavailable", "checks": checks}, status=200 if ok else 503)
+    strict = request.query.get("strict", "").lower() in ("1", "true", "yes")
+    status_text = "unavailable" if not ok else "degraded" if degraded else "ready"
+    healthy = ok and not (strict and degraded)
+    return web.json_response(
+        {"status": status_text, "degraded": degraded, "checks": checks}, status=200 if healthy else 503
+    )

@@ -83,7 +83,7 @@ def create_app(
     app[keys.LIFECYCLE] = keys.Lifecycle()
     if embedded is not None:
         app[keys.EMBEDDED] = embedded
-    app.cleanup_ctx.extend([_database, _credential_changes, bearer_verifier, _writer, _relay])
+    app.cleanup_ctx.extend([_database, _credential_changes, bearer_verifier, _writer, _relay, _anchors])
     shedding.install(app, settings)
     projections.http.register(app)  # /competency/... and the projection runner (last cleanup context)
     lrs.console.app.register(app)  # /console (LRS_CONSOLE_ENABLED)
@@ -205,7 +205,8 @@ async def _relay(app: web.Application) -> AsyncIterator[None]:
     from lrs.relay import Relay
 
     relay = Relay(
-        app[keys.POOL], nats_url, batch_size=settings.relay_batch_size, stream_replicas=settings.nats_stream_replicas
+        app[keys.POOL], nats_url, batch_size=settings.relay_batch_size,
+        inline_max_bytes=settings.relay_inline_max_bytes, stream_replicas=settings.nats_stream_replicas,
     )
     app[keys.WRITER].committed.append(relay.notify)
     await relay.start()
@@ -214,3 +215,24 @@ async def _relay(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         await relay.stop()
+
+
+async def _anchors(app: web.Application) -> AsyncIterator[None]:
+    """Signed anchors of the log head (lrs.anchor_writer), where the relay runs:
+    one process per deployment."""
+    settings = app[keys.SETTINGS]
+    if not settings.relay_enabled or not (settings.anchor_every_events or settings.anchor_every_s):
+        yield
+        return
+    from lrs.anchor_writer import AnchorWriter
+
+    writer = AnchorWriter(
+        app[keys.POOL], settings.signing_key_file, settings.anchor_log_file,
+        every_events=settings.anchor_every_events, every_s=settings.anchor_every_s,
+    )
+    app[keys.WRITER].committed.append(writer.notify)
+    await writer.start()
+    try:
+        yield
+    finally:
+        await writer.stop()

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 
+import structlog
 from aiohttp import web
 
 from lrs.http import keys
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Histogram, generate_latest
+
+from lrs import projection_health
+from lrs.http import keys
+
+log = structlog.get_logger("lrs.http.metrics")
 
 HTTP_REQUESTS = Counter(
     "lrs_http_requests_total", "HTTP requests answered", ("method", "route", "status")
@@ -34,6 +41,13 @@ AUTH_THROTTLED = Counter(
 
 
 async def metrics_handler(request: web.Request) -> web.Response:
+    pool = request.app.get(keys.POOL)
+    if pool is not None:
+        try:  # the projections' gauges, as PostgreSQL has them now
+            async with asyncio.timeout(2):
+                await projection_health.read_health(pool)
+        except Exception as exc:  # noqa: BLE001 - the rest of the metrics still count
+            log.warning("metrics.projection_health_failed", error=repr(exc))
     projections = request.app.get(keys.PROJECTIONS_STATUS)
     if projections is not None:
         with contextlib.suppress(Exception):  # metrics never fail for want of the database

@@ -99,14 +99,15 @@ async def embedded_runtime(settings: Settings, *, supervise: bool = False) -> As
         if nats_url is None:
             nats_server = EmbeddedNats(settings.data_dir / "nats")
             try:
-                nats_url = await nats_server.start()
+                await nats_server.start()
             except Exception as exc:
                 raise StartupError(
                     f"the embedded nats-server did not start: {_first_line(exc)}; see {nats_server.log_path}"
                 ) from exc
             stack.push_async_callback(nats_server.stop)
             servers.append(("nats", nats_server))
-            log.info("embedded_nats", url=nats_url)
+            nats_url = nats_server.url_for("service")  # relay and projection: lrs.nats_permissions
+            log.info("embedded_nats", url=nats_server.anonymous_url)
 
         supervisors = tuple(Supervisor(name, server) for name, server in servers) if supervise else ()
         for supervisor in supervisors:

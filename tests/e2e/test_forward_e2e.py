@@ -117,7 +117,8 @@ async def test_target_down_for_a_while_then_back_gets_everything_once(
     target = service_factory(nats_control.url, LRS_DATABASE_URL=second_database_url, LRS_RELAY_ENABLED="false")
     await target.start()
     forwarder = Forwarder(["--to", target.base_url, "--key", KEY, "--secret", SECRET, "--name", "to-target",
-                           "--nats-url", nats_control.url, "--batch-size", "40", "--no-progress"],
+                           "--nats-url", nats_control.url, "--batch-size", "40", "--no-progress",
+                           "--database-url", database_url],
                           tmp_path / "forward.log")
     await forwarder.start()
 
@@ -189,7 +190,7 @@ async def test_filters_dead_letters_and_replay(service_factory, nats_control, da
             ["--to", target.url, "--key", "target", "--secret", "target-secret", "--name", "filtered",
              "--nats-url", nats_control.url, "--verb", VERB_PASSED, "--activity", UNIT + "1",
              "--activity", UNIT + "9", "--tenant", "default", "--max-deliveries", "2", "--retry-delay", "0.2",
-             "--batch-size", "8", "--until-caught-up", "--no-progress"],
+             "--batch-size", "8", "--until-caught-up", "--no-progress", "--database-url", database_url],
             tmp_path / "forward.log",
         )
 

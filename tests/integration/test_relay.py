@@ -227,6 +227,8 @@ async def test_events_reach_the_stream_once_in_order_with_headers(pool, writer, 
         assert message.headers["Lrs-Event-Type"] == event.event_type == "statement"
         assert message.headers["Lrs-Stored"] == format_stored(event.stored)
         assert message.headers["Lrs-Hash"] == event.hash.hex()
+        assert message.headers["Lrs-Prev-Hash"] == event.prev_hash.hex()
+        assert "Lrs-Payload-Size" not in message.headers
     assert {m.subject for m in messages} == {"lrs.events.default.statement", "lrs.events.acme%2Eorg.statement"}
     assert await relay.bus.last_position() == 151
     assert relay.status() == {
@@ -236,6 +238,8 @@ async def test_events_reach_the_stream_once_in_order_with_headers(pool, writer, 
         "published_position": 151,
         "log_head": 151,
         "lag": 0,
+        "last_error": None,
+        "last_error_at": None,
     }
     assert sample("lrs_relay_lag_events", relay="test") == 0
     assert sample("lrs_relay_published_position", relay="test") == 151

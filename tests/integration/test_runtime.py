@@ -118,7 +118,9 @@ async def test_embedded_services_start_both_and_keep_data_across_restarts(data_d
             await conn.execute("CREATE TABLE kept (x int); INSERT INTO kept VALUES (42)")
         finally:
             await conn.close()
-        await _publish_and_read(nats_url, "KEPT", [b"kept"])
+        # The service's own user may not create other streams: the operator's may.
+        admin_url = EmbeddedNats(data_dir / "nats").url
+        await _publish_and_read(admin_url, "KEPT", [b"kept"])
 
     async with embedded_services(settings) as (database_url_again, nats_url_again):
         assert (database_url_again, nats_url_again) == (database_url, nats_url)
@@ -127,7 +129,7 @@ async def test_embedded_services_start_both_and_keep_data_across_restarts(data_d
             assert await conn.fetchval("SELECT x FROM kept") == 42
         finally:
             await conn.close()
-        nc = await nats.connect(nats_url)
+        nc = await nats.connect(admin_url)
         try:
             assert await _read_all(nc, "KEPT") == [b"kept"]
         finally:

@@ -1,0 +1,106 @@
+"""Check each relayed message against the LRS's event log before forwarding.
+
+NATS is a transport, not an authority (docs/trust.md): a message is
+forwarded only when it is the log's event.  For each fetched message the
+forwarder reads the event at the message's ``Lrs-Position`` from the LRS's
+PostgreSQL and compares: event id, tenant, event type, ``Lrs-Hash`` and
+``Lrs-Prev-Hash`` must be the row's, and the payload the row's payload (a
+message by reference, ``Lrs-Payload-Size``, carries none: the row's is used).
+Equal payload and fields mean an equal hash, so this is at least the check of
+recomputing the hash, without a second copy of the hash function.
+
+A message that does not match is refused: never forwarded as it is; the
+row at its position (if any) is forwarded in its place, and the refusal is
+counted and reported as an alert.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
+
+import asyncpg
+
+SELECT_EVENTS = """
+SELECT position, event_id, tenant, event_type, stored, payload, prev_hash, hash
+FROM events WHERE position = ANY($1::bigint[])
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Checked:
+    headers: Mapping[str, str] | None  # the log's (None: nothing in the log at that position)
+    payload: bytes | None
+    refusal: str | None  # why the message was refused, or None when it is the log's
+
+
+def stored_text(moment: Any) -> str:
+    """The log's text form of ``stored`` (docs/contracts.md): UTC, 6 digits, Z."""
+    from datetime import timezone
+
+    moment = moment.astimezone(timezone.utc)
+    return "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ" % (
+        moment.year, moment.month, moment.day, moment.hour, moment.minute, moment.second, moment.microsecond,
+    )
+
+
+def _position(headers: Mapping[str, str]) -> int | None:
+    try:
+        return int(headers["Lrs-Position"])
+    except (KeyError, ValueError):
+        return None
+
+
+def compare(headers: Mapping[str, str], data: bytes, row: Mapping[str, Any] | None) -> Checked:
+    """Pure: the message (``headers``, ``data``) against the log's ``row``."""
+    if row is None:
+        return Checked(None, None, "not_in_log")
+    log_headers = {
+        "Nats-Msg-Id": str(row["event_id"]),
+        "Lrs-Position": str(row["position"]),
+        "Lrs-Tenant": row["tenant"],
+        "Lrs-Event-Type": row["event_type"],
+        "Lrs-Stored": stored_text(row["stored"]),
+        "Lrs-Hash": bytes(row["hash"]).hex(),
+        "Lrs-Prev-Hash": bytes(row["prev_hash"]).hex(),
+    }
+    payload = bytes(row["payload"])
+    for key in ("Nats-Msg-Id", "Lrs-Tenant", "Lrs-Event-Type", "Lrs-Hash"):
+        if headers.get(key) != log_headers[key]:
+            return Checked(log_headers, payload, f"{key.lower()}_mismatch")
+    if "Lrs-Prev-Hash" in headers and headers["Lrs-Prev-Hash"] != log_headers["Lrs-Prev-Hash"]:
+        return Checked(log_headers, payload, "lrs-prev-hash_mismatch")
+    if "Lrs-Payload-Size" in headers:
+        if headers["Lrs-Payload-Size"] != str(len(payload)) or data:
+            return Checked(log_headers, payload, "reference_mismatch")
+    elif data != payload:
+        return Checked(log_headers, payload, "payload_mismatch")
+    return Checked(log_headers, payload, None)
+
+
+class LogCheck:
+    """The LRS's event log in PostgreSQL, read for :func:`compare`."""
+
+    def __init__(self, database_url: str) -> None:
+        self.database_url = database_url
+        self._pool: asyncpg.Pool | None = None
+
+    async def __aenter__(self) -> "LogCheck":
+        self._pool = await asyncpg.create_pool(
+            self.database_url, min_size=1, max_size=2, server_settings={"application_name": "lrs-forward"}
+        )
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+
+    async def check(self, messages: Sequence[tuple[Mapping[str, str], bytes]]) -> list[Checked]:
+        assert self._pool is not None
+        positions = sorted({p for p in (_position(h) for h, _ in messages) if p is not None})
+        rows = {row["position"]: row for row in await self._pool.fetch(SELECT_EVENTS, positions)} if positions else {}
+        results = []
+        for headers, data in messages:
+            position = _position(headers)
+            results.append(compare(headers, data, rows.get(position) if position is not None else None))
+        return results

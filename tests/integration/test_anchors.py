@@ -1,0 +1,139 @@
+"""Signed anchors catch what the hash chain alone cannot: a superuser who
+rewrites a payload and recomputes every later hash and the log head."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import uuid
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from lrs.anchor_writer import AnchorWriter
+from lrs.anchors import public_keys_path, read_anchors
+from lrs.eventlog import record_hash
+from lrs.ingest.prepare import prepare_statements
+from lrs.store import StatementWriter
+from lrs.store.log_reader import read_events_after
+
+AUTHORITY = {"objectType": "Agent", "mbox": "mailto:authority@example.gov.vn"}
+
+
+async def write(writer: StatementWriter, count: int) -> None:
+    for n in range(count):
+        body = {"actor": {"mbox": f"mailto:l{n}@example.gov.vn"}, "verb": {"id": "http://adlnet.gov/expapi/verbs/completed"},
+                "object": {"id": f"https://mooc.example.gov.vn/units/{n}"}}
+        await writer.append("default", prepare_statements([body], version="1.0.3", authority=AUTHORITY, new_id=uuid.uuid4))
+
+
+async def lrs(env: dict[str, str], *args: str) -> tuple[int, str]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "lrs", *args, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+    )
+    out, _ = await process.communicate()
+    return process.returncode or 0, out.decode()
+
+
+async def rewrite_history(database_url: str, position: int) -> None:
+    """What a database superuser can do: change a payload, recompute every
+    later hash (and prev_hash) and the log head, so the chain holds again."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        async with conn.transaction():
+            await conn.execute("ALTER TABLE events DISABLE TRIGGER events_append_only")
+            await conn.execute(
+                "UPDATE events SET payload = convert_to(replace(convert_from(payload, 'UTF8'), 'completed', 'mastered'), 'UTF8')"
+                " WHERE position = $1",
+                position,
+            )
+            assert b"mastered" in await conn.fetchval("SELECT payload FROM events WHERE position = $1", position)
+            records = await read_events_after(conn, position - 1, 10_000)
+            prev = bytes(await conn.fetchval("SELECT hash FROM events WHERE position = $1", position - 1))
+            for record in records:
+                fixed = record.__class__(**{**{f: getattr(record, f) for f in record.__struct_fields__}, "prev_hash": prev})
+                new_hash = record_hash(fixed)
+                await conn.execute("UPDATE events SET prev_hash = $2, hash = $3 WHERE position = $1", record.position, prev, new_hash)
+                prev = new_hash
+            await conn.execute("UPDATE log_head SET hash = $1", prev)
+            await conn.execute("ALTER TABLE events ENABLE TRIGGER events_append_only")
+    finally:
+        await conn.close()
+
+
+async def test_a_rewritten_history_passes_the_chain_but_not_the_anchors(
+    pool: asyncpg.Pool, writer: StatementWriter, database_url: str, tmp_path: Path
+) -> None:
+    env = {**os.environ, "LRS_DATABASE_URL": database_url, "LRS_DATA_DIR": str(tmp_path), "LRS_LOG_LEVEL": "warning"}
+    key_file, anchors_file = tmp_path / "anchor-key.pem", tmp_path / "anchors.jsonl"
+    await write(writer, 10)
+    assert (await lrs(env, "audit", "anchor"))[0] == 0  # position 10, first key
+    assert (key_file.stat().st_mode & 0o777) == 0o600
+    await write(writer, 10)
+    anchoring = AnchorWriter(pool, key_file, anchors_file)
+    assert (await anchoring.anchor_now()).position == 20
+    assert await anchoring.anchor_now() is None  # the head is already anchored
+    status, out = await lrs(env, "audit", "rotate-key")
+    assert status == 0 and "retired" in out
+    await write(writer, 10)
+    assert (await lrs(env, "audit", "anchor"))[0] == 0  # position 30, second key
+    anchors = read_anchors(anchors_file)
+    assert [a.position for a in anchors] == [10, 20, 30]
+    assert anchors[0].key_id == anchors[1].key_id != anchors[2].key_id
+
+    status, keys = await lrs(env, "audit", "public-key")
+    assert status == 0 and keys.count("BEGIN PUBLIC KEY") == 2
+    auditor_keys = tmp_path / "auditor-keys.pem"
+    auditor_keys.write_text(keys)
+    status, out = await lrs(env, "audit", "verify", "--anchors", str(anchors_file), "--public-key", str(auditor_keys))
+    assert status == 0, out
+    assert "matches all 3 signed anchors" in out
+
+    await rewrite_history(database_url, 15)
+    status, out = await lrs(env, "audit", "verify")
+    assert status == 0, out  # the chain alone is fooled
+    status, out = await lrs(env, "audit", "verify", "--anchors", str(anchors_file), "--public-key", str(auditor_keys))
+    assert status == 1, out
+    assert "the anchor at position 20" in out
+    assert "first position that may have been rewritten: 11" in out
+
+
+async def test_altered_anchors_and_unknown_keys_are_reported(
+    pool: asyncpg.Pool, writer: StatementWriter, database_url: str, tmp_path: Path
+) -> None:
+    env = {**os.environ, "LRS_DATABASE_URL": database_url, "LRS_DATA_DIR": str(tmp_path), "LRS_LOG_LEVEL": "warning"}
+    anchors_file = tmp_path / "anchors.jsonl"
+    await write(writer, 3)
+    assert (await lrs(env, "audit", "anchor"))[0] == 0
+    line = json.loads(anchors_file.read_text())
+    line["position"] = 2  # moved to another position: the signature no longer holds
+    anchors_file.write_text(json.dumps(line) + "\n")
+    status, out = await lrs(env, "audit", "verify", "--anchors", str(anchors_file))
+    assert status == 1 and "anchor at position 2: its signature does not hold" in out
+
+    other = tmp_path / "other"
+    other.mkdir()
+    status, other_key = await lrs({**env, "LRS_DATA_DIR": str(other)}, "audit", "public-key")
+    (other / "keys.pem").write_text(other_key)
+    status, out = await lrs(env, "audit", "verify", "--anchors", str(anchors_file), "--public-key", str(other / "keys.pem"))
+    assert status == 1 and "not among the public keys" in out
+    assert public_keys_path(tmp_path / "anchor-key.pem").exists()
+
+
+async def test_the_writer_anchors_every_n_events(pool: asyncpg.Pool, writer: StatementWriter, tmp_path: Path) -> None:
+    anchoring = AnchorWriter(pool, tmp_path / "k.pem", tmp_path / "a.jsonl", every_events=5, every_s=0)
+    writer.committed.append(anchoring.notify)
+    await anchoring.start()
+    try:
+        await write(writer, 12)
+        for _ in range(100):
+            if anchoring.last_position >= 10:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        await anchoring.stop()
+    positions = [a.position for a in read_anchors(tmp_path / "a.jsonl")]
+    assert positions and positions[-1] >= 10 and positions == sorted(set(positions))
