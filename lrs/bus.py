@@ -253,7 +253,7 @@ class Bus:
         since = self._disconnected_since
         if self._nc is None or self.connected or since is None or time.monotonic() - since < after_s:
             return False
-        log.warning("bus.client_replaced", url=self.url, disconnected_s=round(time.monotonic() - since, 1))
+        log.warning("bus.client_replaced", url=redact_url(self.url), disconnected_s=round(time.monotonic() - since, 1))
         old, self._nc, self._js = self._nc, None, None
         self._disconnected_since = time.monotonic()
         with contextlib.suppress(Exception):
