@@ -336,8 +336,11 @@ class Bus:
             return 0
         msg = await js.get_msg(self.stream_name, seq=info.state.last_seq)
         value = (msg.headers or {}).get(POSITION_HEADER)
-        if value is None:
-            log.error("bus.last_message_without_position", stream=self.stream_name, seq=info.state.last_seq)
+        if value is None or not (value.isascii() and value.isdigit()):
+            # Not the relay's message.  Raising here stopped the relay for good:
+            # every resync read the same last message and failed again.
+            log.error("bus.last_message_without_position", stream=self.stream_name, seq=info.state.last_seq,
+                      position=None if value is None else value[:30], alert=True)
             return 0
         return int(value)
 
