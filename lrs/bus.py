@@ -253,7 +253,7 @@ class Bus:
         since = self._disconnected_since
         if self._nc is None or self.connected or since is None or time.monotonic() - since < after_s:
             return False
-        log.warning("bus.client_replaced", url=self.url, disconnected_s=round(time.monotonic() - since, 1))
+        log.warning("bus.client_replaced", url=redact_url(self.url), disconnected_s=round(time.monotonic() - since, 1))
         old, self._nc, self._js = self._nc, None, None
         self._disconnected_since = time.monotonic()
         with contextlib.suppress(Exception):
@@ -336,8 +336,11 @@ class Bus:
             return 0
         msg = await js.get_msg(self.stream_name, seq=info.state.last_seq)
         value = (msg.headers or {}).get(POSITION_HEADER)
-        if value is None:
-            log.error("bus.last_message_without_position", stream=self.stream_name, seq=info.state.last_seq)
+        if value is None or not (value.isascii() and value.isdigit()):
+            # Not the relay's message.  Raising here stopped the relay for good:
+            # every resync read the same last message and failed again.
+            log.error("bus.last_message_without_position", stream=self.stream_name, seq=info.state.last_seq,
+                      position=None if value is None else value[:30], alert=True)
             return 0
         return int(value)
 

@@ -59,7 +59,7 @@ from lrs.nats_access import connect_options
 from lrs.jetstream_pull import PullConsumer, PullRefused
 from lrs.nats_headers import use_fast_header_parse
 from lrs.store import leader_lock
-from lrs.message_check import needed_positions, refusal
+from lrs.message_check import needed_positions, parse_position, refusal
 from lrs.store.log_reader import hashes_at, read_events_after
 from lrs.store.log_reader import last_position as log_last_position
 
@@ -199,7 +199,7 @@ def event_from_message(msg: Msg) -> LogEvent:
     """Raises KeyError/ValueError when the message lacks the LRS headers."""
     headers = msg.headers or {}
     return LogEvent(
-        position=int(headers[POSITION_HEADER]),
+        position=parse_position(headers[POSITION_HEADER]),
         tenant=headers[TENANT_HEADER],
         event_type=headers[EVENT_TYPE_HEADER],
         payload=msg.data,

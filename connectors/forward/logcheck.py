@@ -44,11 +44,18 @@ def stored_text(moment: Any) -> str:
     )
 
 
+LAST_POSITION = 2**63 - 1  # the log's positions are PostgreSQL bigints
+
+
 def _position(headers: Mapping[str, str]) -> int | None:
-    try:
-        return int(headers["Lrs-Position"])
-    except (KeyError, ValueError):
+    """The position a message names, or None unless it is the decimal the
+    relay writes within 1..2^63 - 1: a larger number is in no log, and asking
+    PostgreSQL for it raised (out of bigint range), stopping the forwarder."""
+    text = headers.get("Lrs-Position")
+    if text is None or not (text.isascii() and text.isdigit()):
         return None
+    position = int(text)
+    return position if 1 <= position <= LAST_POSITION else None
 
 
 def compare(headers: Mapping[str, str], data: bytes, row: Mapping[str, Any] | None) -> Checked:

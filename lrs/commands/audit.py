@@ -146,12 +146,12 @@ def _verify(args: argparse.Namespace) -> int:
         print(f"hash chain intact through position {checked}")
         if anchor_list is None:
             return 0
-        return _report_anchors(anchor_list, keys or {}, {p: h for p, h in wanted.items() if h})
+        return _report_anchors(anchor_list, keys or {}, {p: h for p, h in wanted.items() if h}, checked)
 
     return run_async(main)
 
 
-def _report_anchors(anchor_list: list, keys: dict, log_hashes: dict[int, bytes]) -> int:
+def _report_anchors(anchor_list: list, keys: dict, log_hashes: dict[int, bytes], log_end: int) -> int:
     from lrs import anchors
 
     try:
@@ -170,8 +170,15 @@ def _report_anchors(anchor_list: list, keys: dict, log_hashes: dict[int, bytes])
         )
     if not report.ok:
         return 1
-    last = anchor_list[-1].position if anchor_list else 0
+    if report.checked == 0:
+        # An empty (or emptied) anchors file proves nothing: passing it would
+        # tell an auditor the log is anchored when no anchor was checked.
+        print("no signed anchor to check: the anchors prove nothing about the log")
+        return 1
+    last = anchor_list[-1].position
     print(f"matches all {report.checked} signed anchors (the last at position {last})")
+    if log_end > last:
+        print(f"positions {last + 1} to {log_end} come after the last anchor: no anchor covers them")
     return 0
 
 

@@ -21,6 +21,18 @@ async def health(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
+def relay_degraded(status: dict[str, object]) -> bool:
+    """The relay is behind for a reason: its last publish or resync failed,
+    its task ended, or NATS is unreachable while events wait.  (Without the
+    last two a relay that could not reach NATS answered ``ready`` with
+    ``?strict=true``: a disconnected client attempts no publish, so it had no
+    error to report.)"""
+    if status.get("last_error") or status.get("running") is False:
+        return True
+    lag = status.get("lag")
+    return status.get("nats") == "disconnected" and isinstance(lag, int) and lag > 0
+
+
 async def ready(request: web.Request) -> web.Response:
     """Readiness: accepting work, the system of record answers, and no
     embedded server is being restarted.
@@ -29,7 +41,8 @@ async def ready(request: web.Request) -> web.Response:
     ingest never depends on it (the relay catches up later).  An embedded
     server that died and is being restarted does: the process is not whole.
     The relay and the projections are reported too; the answer's ``status``
-    is ``degraded`` when the relay has an error or a projection is stopped,
+    is ``degraded`` when the relay has an error, has stopped, or cannot
+    reach NATS while events wait, or when a projection is stopped,
     outdated or stalled, and with ``?strict=true`` that is a 503 too (for a
     monitor rather than a load balancer).
     """
@@ -49,7 +62,7 @@ async def ready(request: web.Request) -> web.Response:
     if relay is not None:
         status = relay.status()
         checks["relay"] = status
-        if status.get("last_error"):
+        if relay_degraded(status):
             degraded.append("relay")
     if checks["database"] == "ok":
         try:

@@ -15,6 +15,7 @@ from typing import Any, AsyncIterator
 import asyncpg
 from aiohttp.test_utils import TestClient, TestServer
 
+from lrs import projection_health
 from lrs.config import Settings
 from lrs.http.app import create_app
 from projections.competency.catalog import load_live_catalog
@@ -195,6 +196,9 @@ async def test_a_service_whose_projection_runs_elsewhere_refuses_answers_behind_
     frameworks.mkdir()
     async for client in service(database_url, frameworks, frameworks_poll_s=0):
         head = await rostered_and_current(client, database_url)
+    # The first service's runner reported itself stopped to lrs.projection_health, which is
+    # per process: a service whose projection runs elsewhere starts in a process without it.
+    projection_health.forget_runners()
     async for client in service(database_url, frameworks, frameworks_poll_s=0, projections_enabled=False,
                                 competency_stale_after_s=0.3):
         fresh = await summary(client)

@@ -103,4 +103,8 @@ async def test_a_stopped_projection_and_a_stuck_relay_show_on_ready_and_metrics(
             return relay["nats"] == "disconnected" and relay["lag"] >= 1
 
         assert await until(relay_behind, 15) < 15
+        body = await ready()
+        assert body["status"] == "degraded" and "relay" in body["degraded"], body
+        async with client.get("/ready?strict=true") as response:
+            assert response.status == 503
         assert metric(await metrics(), "lrs_relay_lag_events", relay="jetstream") >= 1

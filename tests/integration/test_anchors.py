@@ -137,3 +137,22 @@ async def test_the_writer_anchors_every_n_events(pool: asyncpg.Pool, writer: Sta
         await anchoring.stop()
     positions = [a.position for a in read_anchors(tmp_path / "a.jsonl")]
     assert positions and positions[-1] >= 10 and positions == sorted(set(positions))
+
+
+async def test_an_empty_anchors_file_proves_nothing_and_the_unanchored_tail_is_named(
+    pool: asyncpg.Pool, writer: StatementWriter, database_url: str, tmp_path: Path
+) -> None:
+    env = {**os.environ, "LRS_DATABASE_URL": database_url, "LRS_DATA_DIR": str(tmp_path), "LRS_LOG_LEVEL": "warning"}
+    anchors_file = tmp_path / "anchors.jsonl"
+    await write(writer, 3)
+    anchors_file.write_text("")  # emptied, or never written
+    assert (await lrs(env, "audit", "public-key"))[0] == 0
+    status, out = await lrs(env, "audit", "verify", "--anchors", str(anchors_file))
+    assert status == 1 and "no signed anchor to check" in out, out
+
+    assert (await lrs(env, "audit", "anchor"))[0] == 0  # position 3
+    await write(writer, 2)
+    status, out = await lrs(env, "audit", "verify", "--anchors", str(anchors_file))
+    assert status == 0, out
+    assert "matches all 1 signed anchors (the last at position 3)" in out
+    assert "positions 4 to 5 come after the last anchor" in out

@@ -66,3 +66,34 @@ async def test_forged_and_altered_messages_are_not_forwarded(
     assert set(target.statements) == set(logged)
     assert target.statements[str(records[1].statement_id)]["actor"] == {"mbox": "mailto:l1@example.gov.vn"}
     assert stats.refused == 3 and stats.forwarded >= len(records)
+
+
+async def test_a_position_beyond_bigint_is_refused_and_forwarding_goes_on(
+    pool: asyncpg.Pool, writer: StatementWriter, nats_control: Any, database_url: str
+) -> None:
+    """Asking PostgreSQL for a position past 2^63 - 1 raised and stopped the forwarder."""
+    await write(writer, 3)
+    records = await read_events_after(pool, 0, 100)
+    bus = Bus(nats_control.url)
+    await bus.connect()
+    await bus.ensure_stream()
+    await bus.close()
+    forged = forged_after(records[-1], b"{}")
+    await publish(nats_control.url, [OutgoingMessage(forged.subject, forged.data,
+                                                     {**forged.headers, "Lrs-Position": str(2**64)})])
+    relay = Relay(pool, nats_control.url, batch_size=50, poll_interval=0.05)
+    await relay.run(until_caught_up=True)
+    await relay.stop()
+    target = FakeLrs("target", "target-secret")
+    await target.start()
+    try:
+        async with LrsSink(target.url, "target", "target-secret") as sink, LogCheck(database_url) as log_check:
+            forwarder = Forwarder(
+                nats_control.url, sink, ForwardFilter.of([], [], []),
+                ForwardOptions(name="huge", until_caught_up=True), log_check,
+            )
+            stats = await asyncio.wait_for(forwarder.run(), 60)
+    finally:
+        await target.close()
+    assert set(target.statements) == {str(r.statement_id) for r in records}
+    assert stats.refused == 1

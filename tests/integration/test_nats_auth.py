@@ -117,7 +117,7 @@ async def test_the_forward_role_runs_a_forwarders_calls(server: EmbeddedNats) ->
         sub = await js.pull_subscribe_bind(durable="forward", stream=EVENTS_STREAM)
         [message] = await sub.fetch(1, timeout=5)
         await js.publish("lrs.forward.dlq.forward", message.data, stream=DEAD_LETTER_STREAM)
-        await message.ack()
+        await message.ack_sync()  # ack() does not wait: consumer_info could answer before the server took it
         assert (await js.consumer_info(EVENTS_STREAM, "forward")).num_ack_pending == 0
         assert (await js.get_msg(DEAD_LETTER_STREAM, seq=1)).data == b"{}"
     finally:

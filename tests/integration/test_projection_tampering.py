@@ -163,3 +163,35 @@ async def test_messages_by_reference_are_read_from_the_log(
     live = await digest(pool)
     await replay(pool, CompetencyProjection(CATALOG))
     assert await digest(pool) == live
+
+
+async def test_a_position_beyond_bigint_is_refused_and_the_projection_goes_on(
+    pool: asyncpg.Pool, writer: StatementWriter, nats_control: Any
+) -> None:
+    """Looking up a position past 2^63 - 1 raised in asyncpg; the message was
+    never acknowledged, so one forged message stopped the projection for good."""
+    await write(writer, *(course_statement(n % 3, *MODULES[n % len(MODULES)], n) for n in range(5)))
+    records = await read_events_after(pool, 0, 100)
+    bus = Bus(nats_control.url)
+    await bus.connect()
+    await bus.ensure_stream()
+    await bus.close()
+    before = refused("unreadable")
+    huge = [forged_after(records[-1], b"{}") for _ in range(2)]
+    huge = [OutgoingMessage(m.subject, m.data, {**m.headers, "Lrs-Position": str(p)})
+            for m, p in zip(huge, (2**64 + 1, 2**63))]
+    await publish(nats_control.url, huge)
+    relay = Relay(pool, nats_control.url, batch_size=50, poll_interval=0.05)
+    await relay.start()
+    runner = ProjectionRunner(pool, CompetencyProjection(CATALOG))
+    stop = asyncio.Event()
+    try:
+        await asyncio.wait_for(
+            runner.run(nats_control.url, stop, batch_size=7, fetch_timeout=0.2,
+                       on_batch=lambda o: stop.set() if o.checkpoint >= records[-1].position else None),
+            60,
+        )
+    finally:
+        await relay.stop()
+    assert await runner.checkpoint() == records[-1].position
+    assert refused("unreadable") - before == 2

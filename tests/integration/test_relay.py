@@ -411,3 +411,27 @@ async def test_relay_command_publishes_until_caught_up(pool, writer, database_ur
     assert code == 0, output.decode()
     assert await get_checkpoint(pool, "jetstream") == 80
     await assert_exactly_once(pool, shared_nats)
+
+
+async def test_a_foreign_last_message_with_an_unreadable_position_does_not_stop_the_relay(
+    pool, writer, nats_control
+) -> None:
+    """The relay resumes after the stream's last Lrs-Position; reading 'x'
+    there raised ValueError on every resync, so the relay never published again."""
+    await append(writer, 3)
+    first = Relay(pool, nats_control.url, batch_size=50, poll_interval=0.05)
+    await asyncio.wait_for(first.run(until_caught_up=True), WAIT_S)
+    await first.stop()
+    nc = await nats.connect(nats_control.url)
+    try:
+        await nc.jetstream().publish(event_subject("default", "statement"), b"{}", headers={"Lrs-Position": "x"})
+    finally:
+        await nc.close()
+    await append(writer, 2)
+    restarted = Relay(pool, nats_control.url, batch_size=50, poll_interval=0.05)
+    try:
+        await asyncio.wait_for(restarted.run(until_caught_up=True), 20)
+    finally:
+        await restarted.stop()
+    positions = {m.headers.get("Lrs-Position") for m in await read_stream(nats_control.url)}
+    assert {str(p) for p in range(1, 6)} <= positions

@@ -44,3 +44,12 @@ def test_altered_forged_and_misplaced_messages_are_refused_and_replaced_by_the_l
     assert compare({**m.headers, "Lrs-Prev-Hash": "00" * 32}, m.data, r).refusal == "lrs-prev-hash_mismatch"
     beyond = compare(m.headers, m.data, None)
     assert beyond.refusal == "not_in_log" and beyond.payload is None
+
+
+def test_a_position_outside_bigint_is_no_position() -> None:
+    from connectors.forward.logcheck import _position
+
+    assert _position({"Lrs-Position": str(2**63 - 1)}) == 2**63 - 1
+    for text in ("0", "-1", str(2**63), str(10**30), "+5", " 5", "\u0663"):
+        assert _position({"Lrs-Position": text}) is None, text
+    assert _position({}) is None

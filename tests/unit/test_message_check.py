@@ -7,7 +7,7 @@ import uuid
 from datetime import datetime, timezone
 
 from lrs.eventlog import GENESIS_HASH, EventRecord, format_stored, record_hash
-from lrs.message_check import needed_positions, refusal
+from lrs.message_check import needed_positions, parse_position, refusal
 
 STORED = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=timezone.utc)
 
@@ -61,3 +61,14 @@ def test_by_reference_needs_the_logs_hash() -> None:
     hashes = {r.position: r.hash for r in records}
     assert check(records[1], hashes, payload=b"", by_reference=True) is None
     assert check(records[1], hashes, payload=b"", by_reference=True, claimed_hash="11" * 32) == "hash_mismatch"
+
+
+def test_a_position_is_the_decimal_the_relay_writes_within_bigint() -> None:
+    assert parse_position("1") == 1
+    assert parse_position(str(2**63 - 1)) == 2**63 - 1
+    for text in ("0", "-3", str(2**63), str(2**64 + 3), "1e3", "+5", " 5", "1_0", "\u0663", ""):
+        try:
+            parse_position(text)
+        except ValueError:
+            continue
+        raise AssertionError(f"{text!r} was taken as a position")
