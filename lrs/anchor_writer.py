@@ -16,6 +16,7 @@ from prometheus_client import Counter, Gauge
 
 from lrs import anchors
 from lrs.store.log_reader import head
+from lrs.tasks import cancel_and_wait
 
 log = structlog.get_logger("lrs.anchors")
 
@@ -72,12 +73,7 @@ class AnchorWriter:
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            try:
-                await task
-            except asyncio.CancelledError:
-                pass
+        await cancel_and_wait(task)
 
     async def run(self) -> None:
         while True:

@@ -51,6 +51,7 @@ from lrs.store import leader_lock
 from lrs.store.checkpoints import get_checkpoint, set_checkpoint
 from lrs.store.log_reader import last_position as log_last_position
 from lrs.store.log_reader import read_events_after
+from lrs.tasks import cancel_and_wait
 
 log = structlog.get_logger("lrs.relay")
 
@@ -181,12 +182,7 @@ class Relay:
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            try:
-                await task
-            except asyncio.CancelledError:
-                pass
+        await cancel_and_wait(task)
         if self._owns_bus:
             await self.bus.close()
 

@@ -21,7 +21,6 @@ outermost middleware: a refusal costs no log line, only a counter.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections import deque
 from dataclasses import dataclass
 from typing import AsyncIterator, Callable
@@ -31,6 +30,7 @@ from aiohttp import web
 from lrs.http import keys
 from lrs.http.metrics import REQUESTS_SHED
 from lrs.http.middleware import Handler, error_response
+from lrs.tasks import cancel_and_wait
 
 __all__ = ["LoopLag", "SheddingBudget", "load_shedding", "overload_reason"]
 
@@ -128,9 +128,7 @@ async def loop_lag_monitor(app: web.Application) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await cancel_and_wait(task)
 
 
 def install(app: web.Application, settings: object) -> None:

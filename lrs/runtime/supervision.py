@@ -20,6 +20,7 @@ from typing import Protocol
 import structlog
 
 from lrs import metrics
+from lrs.tasks import cancel_and_wait
 
 log = structlog.get_logger("lrs.supervision")
 
@@ -67,12 +68,7 @@ class Supervisor:
     async def stop(self) -> None:
         """Stop watching (before the server itself is stopped on purpose)."""
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            try:
-                await task
-            except asyncio.CancelledError:
-                pass
+        await cancel_and_wait(task)
 
     async def _watch(self) -> None:
         backoff = self.first_backoff_s

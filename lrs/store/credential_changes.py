@@ -22,6 +22,7 @@ import asyncpg
 import structlog
 
 from lrs.store.credentials import CHANGES_CHANNEL
+from lrs.tasks import cancel_and_wait
 
 __all__ = ["credential_changes"]
 
@@ -74,6 +75,4 @@ async def credential_changes(
             await asyncio.wait_for(first_listen.wait(), startup_timeout_s)
         yield
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await cancel_and_wait(task)
