@@ -3,8 +3,14 @@
 Fixtures:
 
 * ``postgres_server`` (session): base URL of a PostgreSQL server.
-* ``database_url`` (function): URL of a fresh, empty database on that server,
-  created with CREATE DATABASE and dropped after the test.
+* ``database_url`` (function): URL of a fresh database on that server, created
+  with CREATE DATABASE and dropped after the test.  Empty, except for a test
+  that also uses a fixture whose first act is to migrate it (``client``,
+  ``pool``: ``MIGRATED_BY``): that test gets a copy of ``migrated_template``
+  instead, which is what the migrations would have made of the empty one.
+* ``migrated_template`` (session): name of a database holding every migration,
+  made once per session; ``CREATE DATABASE ... TEMPLATE`` copies it in a few
+  milliseconds where applying the migrations takes a few hundred.
 * ``nats_url`` (session): URL of a nats-server with JetStream.
 * ``nats_control`` (function): a private nats-server with JetStream that the
   test may ``await stop()``, ``kill()`` and ``await start()`` again on the
@@ -36,6 +42,7 @@ import pytest
 
 from lrs.runtime.nats import EmbeddedNats
 from lrs.runtime.postgres import EmbeddedPostgres
+from lrs.store.migrations import apply_migrations
 
 # Test servers trade nothing for speed: fsync stays on, as in production.
 _TEST_POSTGRES_SETTINGS = {"shared_buffers": "128MB", "max_connections": "200"}
@@ -96,12 +103,14 @@ async def postgres_server(_docker: bool) -> AsyncIterator[str]:
 
 
 @contextlib.asynccontextmanager
-async def fresh_database(server_url: str) -> AsyncIterator[str]:
-    """URL of a new empty database on ``server_url``, dropped on exit."""
+async def fresh_database(server_url: str, template: str | None = None) -> AsyncIterator[str]:
+    """URL of a new database on ``server_url``, dropped on exit: empty, or a
+    copy of the database named ``template``."""
     name = f"lrs_test_{uuid.uuid4().hex[:16]}"
+    copy = f' TEMPLATE "{template}"' if template else ""
     admin = await asyncpg.connect(server_url)
     try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
+        await admin.execute(f'CREATE DATABASE "{name}"{copy}')
     finally:
         await admin.close()
     try:
@@ -114,9 +123,36 @@ async def fresh_database(server_url: str) -> AsyncIterator[str]:
             await admin.close()
 
 
+# Fixtures that apply every migration to ``database_url`` before anything else
+# touches it (the app's startup, the integration pool).
+MIGRATED_BY = frozenset({"client", "pool", "migrated_url"})
+
+
+@pytest.fixture(scope="session")
+async def migrated_template(postgres_server: str) -> AsyncIterator[str]:
+    name = f"lrs_template_{uuid.uuid4().hex[:16]}"
+    admin = await asyncpg.connect(postgres_server)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    try:
+        await apply_migrations(with_database(postgres_server, name))  # its connection is closed after
+        yield name
+    finally:
+        admin = await asyncpg.connect(postgres_server)
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
+
+
 @pytest.fixture
-async def database_url(postgres_server: str) -> AsyncIterator[str]:
-    async with fresh_database(postgres_server) as url:
+async def database_url(
+    postgres_server: str, migrated_template: str, request: pytest.FixtureRequest
+) -> AsyncIterator[str]:
+    template = migrated_template if MIGRATED_BY.intersection(request.fixturenames) else None
+    async with fresh_database(postgres_server, template) as url:
         yield url
 
 
