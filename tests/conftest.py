@@ -11,6 +11,8 @@ Fixtures:
 * ``migrated_template`` (session): name of a database holding every migration,
   made once per session; ``CREATE DATABASE ... TEMPLATE`` copies it in a few
   milliseconds where applying the migrations takes a few hundred.
+* ``light_secret_hashing`` (function): secrets hashed during the test cost
+  scrypt N=2**4 instead of the production 2**14 (``client`` uses it).
 * ``nats_url`` (session): URL of a nats-server with JetStream.
 * ``nats_control`` (function): a private nats-server with JetStream that the
   test may ``await stop()``, ``kill()`` and ``await start()`` again on the
@@ -40,6 +42,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import pytest
 
+import lrs.auth
 from lrs.runtime.nats import EmbeddedNats
 from lrs.runtime.postgres import EmbeddedPostgres
 from lrs.store.migrations import apply_migrations
@@ -161,6 +164,25 @@ async def second_database_url(postgres_server: str) -> AsyncIterator[str]:
     """Another fresh database, for a second LRS (a target of export, pull or forward)."""
     async with fresh_database(postgres_server) as url:
         yield url
+
+
+LIGHT_SCRYPT_N = 2**4
+
+
+@pytest.fixture
+def light_secret_hashing(monkeypatch: pytest.MonkeyPatch) -> int:
+    """Secrets hashed during the test (the bootstrap credential at the app's
+    start, credentials a test adds) use scrypt with N=2**4, not 2**14.
+
+    The code path is the production one: ``hash_secret`` writes its N into the
+    stored hash and ``verify_secret`` checks with the N it finds there.  Only
+    the cost differs: a production-cost hash at each app start and a
+    production-cost check at each first request took about a third of a
+    ``client`` test.  The cost itself, and the throttling that runs before
+    the slow check, are tested at production cost (tests/unit/test_auth.py,
+    tests/e2e/test_abuse_api.py)."""
+    monkeypatch.setattr(lrs.auth, "_SCRYPT_N", LIGHT_SCRYPT_N)
+    return LIGHT_SCRYPT_N
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,7 @@
 """End-to-end fixtures: the real HTTP service against real PostgreSQL (and NATS).
 
-* ``client`` — the aiohttp app in process (relay off), for fast HTTP-level tests.
+* ``client`` — the aiohttp app in process (relay off), for fast HTTP-level tests,
+  with ``light_secret_hashing`` (tests/conftest.py).
 * ``service`` — ``lrs serve`` as a child process that a test may kill with
   SIGKILL or stop with SIGTERM and start again.
 """
@@ -42,7 +43,7 @@ def free_port() -> int:
 
 
 @pytest.fixture
-async def client(database_url: str, tmp_path: Path) -> AsyncIterator[TestClient]:
+async def client(database_url: str, tmp_path: Path, light_secret_hashing: int) -> AsyncIterator[TestClient]:
     settings = Settings(
         database_url=database_url,
         frameworks_dir=tmp_path / "frameworks",  # none installed: the shipped documents only
