@@ -62,6 +62,7 @@ from lrs.store import leader_lock
 from lrs.message_check import needed_positions, parse_position, refusal
 from lrs.store.log_reader import hashes_at, read_events_after
 from lrs.store.log_reader import last_position as log_last_position
+from projections.retry_requests import serving_retry_requests
 
 log = structlog.get_logger("lrs.projections")
 
@@ -226,6 +227,10 @@ async def parked_events(pool: asyncpg.Pool, name: str, tenant: str, limit: int =
     """The events of ``tenant`` the projection ``name`` parked, oldest first."""
     rows = await pool.fetch(SELECT_PARKED, name, tenant, limit)
     return [ParkedEvent(r["position"], r["tenant"], r["attempts"], r["error"], r["parked_at"]) for r in rows]
+
+
+async def is_parked(pool: asyncpg.Pool, name: str, position: int, tenant: str) -> bool:
+    return await pool.fetchval(SELECT_PARKED_ONE, name, position, tenant) is not None
 
 
 async def checkpoint_position(pool: asyncpg.Pool, name: str) -> int | None:
@@ -479,24 +484,31 @@ class ProjectionRunner:
                 if stop.is_set():
                     return
             try:
-                while not stop.is_set():
-                    wake.clear()
-                    try:
-                        checkpoint = await self.catch_up(batch_size)
-                    except TRANSIENT_ERRORS as exc:
-                        log.warning("projection.catch_up_failed", projection=self.name, error=repr(exc))
-                    else:
-                        if on_batch is not None:
-                            on_batch(BatchOutcome(checkpoint, 0, (), None))
-                    waiter = asyncio.ensure_future(wake.wait())
-                    stopper = asyncio.ensure_future(stop.wait())
-                    try:
-                        await asyncio.wait({waiter, stopper}, timeout=poll_interval, return_when=asyncio.FIRST_COMPLETED)
-                    finally:
-                        waiter.cancel()
-                        stopper.cancel()
+                async with serving_retry_requests(self, lock_conn):
+                    await self._follow_locked(stop, wake, batch_size, poll_interval, on_batch)
             finally:
                 await leader_lock.unlock(lock_conn, key)
+
+    async def _follow_locked(
+        self, stop: asyncio.Event, wake: asyncio.Event, batch_size: int, poll_interval: float,
+        on_batch: Callable[[BatchOutcome], None] | None,
+    ) -> None:
+        while not stop.is_set():
+            wake.clear()
+            try:
+                checkpoint = await self.catch_up(batch_size)
+            except TRANSIENT_ERRORS as exc:
+                log.warning("projection.catch_up_failed", projection=self.name, error=repr(exc))
+            else:
+                if on_batch is not None:
+                    on_batch(BatchOutcome(checkpoint, 0, (), None))
+            waiter = asyncio.ensure_future(wake.wait())
+            stopper = asyncio.ensure_future(stop.wait())
+            try:
+                await asyncio.wait({waiter, stopper}, timeout=poll_interval, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                waiter.cancel()
+                stopper.cancel()
 
     # -- JetStream --------------------------------------------------------------
 
@@ -534,14 +546,18 @@ class ProjectionRunner:
                     return
             try:
                 pulling = _Pulling(batch_size, fetch_timeout, retry_delay, on_batch, batch_interval, stalled_after)
-                while True:
-                    try:
-                        await self._consume(nats_url, stop, pulling)
-                        break
-                    except _ClientStalled:
-                        log.warning("projection.nats_client_replaced", projection=self.name, after_s=stalled_after)
+                async with serving_retry_requests(self, lock_conn):
+                    await self._consume_locked(nats_url, stop, pulling)
             finally:
                 await leader_lock.unlock(lock_conn, key)
+
+    async def _consume_locked(self, nats_url: str, stop: asyncio.Event, pulling: _Pulling) -> None:
+        while True:
+            try:
+                await self._consume(nats_url, stop, pulling)
+                return
+            except _ClientStalled:
+                log.warning("projection.nats_client_replaced", projection=self.name, after_s=pulling.stalled_after)
 
     async def _consume(self, nats_url: str, stop: asyncio.Event, pulling: _Pulling) -> None:
         nc = await nats.connect(

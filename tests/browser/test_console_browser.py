@@ -232,8 +232,12 @@ async def test_operators_path_and_a_read_only_credential(browser, served, screen
         await shot(page, screenshots, "operations-desktop")
         await page.click(f'#parked tr[data-position="{head}"] button')
         await page.wait_for_load_state()
-        assert "unparked" in await page.locator(".notice").inner_text()
+        # A request to the projection's runner: the page shows it and refreshes until it is done.
+        assert await page.locator("#retries tr[data-request]").count() == 1
+        await page.locator('#retries tr[data-state="done"]').wait_for(timeout=15_000)
+        assert "unparked" in await page.locator("#retries tr[data-state=done] td.state").inner_text()
         assert await page.locator(f'#parked tr[data-position="{head}"]').count() == 0
+        await shot(page, screenshots, "operations-retried")
 
         await page.goto(base + "/console/statements")
         await page.fill("input[name=agent]", json.dumps({"mbox": "mailto:cs5@example.gov.vn"}))
