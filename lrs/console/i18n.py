@@ -127,13 +127,45 @@ MESSAGES: dict[str, dict[str, str]] = {
     "retry_state_failed": {"en": "failed again (still parked)", "vi": "lại lỗi (vẫn tạm giữ)"},
     "requested_by": {"en": "Requested by", "vi": "Người yêu cầu"},
     "requested_at": {"en": "Requested at", "vi": "Thời điểm yêu cầu"},
+    "refused": {"en": "Refused statements (this process)", "vi": "Bản ghi bị từ chối (tiến trình này)"},
     "audit": {"en": "Audit", "vi": "Kiểm toán"},
     "last_verify": {"en": "Last chain verification", "vi": "Lần kiểm tra chuỗi gần nhất"},
     "last_anchor": {"en": "Last anchor", "vi": "Lần neo gần nhất"},
-    "not_recorded": {
-        "en": "not recorded by this version (run `lrs audit verify`)",
-        "vi": "phiên bản này chưa ghi lại (chạy `lrs audit verify`)",
+    "verify_intact": {
+        "en": "Hash chain intact through position {through}.",
+        "vi": "Chuỗi băm nguyên vẹn đến vị trí {through}.",
     },
+    "verify_broken": {
+        "en": "Hash chain broken: first altered or missing position {position}.",
+        "vi": "Chuỗi băm bị phá vỡ: vị trí đầu tiên bị sửa hoặc thiếu là {position}.",
+    },
+    "verify_anchors_ok": {"en": "Matches {checked} signed anchors.", "vi": "Khớp với {checked} mốc neo đã ký."},
+    "verify_anchors_bad": {"en": "The anchor check failed.", "vi": "Kiểm tra mốc neo không đạt."},
+    "verify_when": {"en": "Finished {at}; log head then {head}", "vi": "Hoàn tất lúc {at}; đầu nhật ký khi đó {head}"},
+    "verify_by": {"en": "run by", "vi": "chạy bởi"},
+    "verify_never": {
+        "en": "No verification recorded: run `lrs audit verify`.",
+        "vi": "Chưa có lần kiểm tra nào được ghi lại: hãy chạy `lrs audit verify`.",
+    },
+    "verify_stale": {
+        "en": "No chain verification in the last {days} days.",
+        "vi": "Không có lần kiểm tra chuỗi nào trong {days} ngày qua.",
+    },
+    "anchor_key": {"en": "Key id", "vi": "Mã khóa"},
+    "anchor_signature_holds": {
+        "en": "Its signature verifies with the public key.",
+        "vi": "Chữ ký hợp lệ với khóa công khai.",
+    },
+    "anchor_signature_fails": {
+        "en": "Its signature does NOT verify with the public keys: the anchors file was altered.",
+        "vi": "Chữ ký KHÔNG hợp lệ với các khóa công khai: tệp mốc neo đã bị sửa.",
+    },
+    "anchor_matches_log": {"en": "The log still has the anchored hash.", "vi": "Nhật ký vẫn giữ đúng giá trị băm đã neo."},
+    "anchor_differs_from_log": {
+        "en": "The log's hash at this position differs from the anchor's (or the event is missing).",
+        "vi": "Giá trị băm của nhật ký tại vị trí này khác với mốc neo (hoặc sự kiện bị thiếu).",
+    },
+    "anchor_none": {"en": "No anchor signed yet.", "vi": "Chưa có mốc neo nào được ký."},
     "name": {"en": "Name", "vi": "Tên"},
     "created": {"en": "Created", "vi": "Ngày tạo"},
     "revoked": {"en": "Revoked", "vi": "Đã thu hồi"},

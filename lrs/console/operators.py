@@ -18,6 +18,7 @@ from aiohttp import web
 
 from lrs import relay as relay_module
 from lrs.auth import hash_secret, new_key_and_secret, validate_scopes, SCOPES
+from lrs.console.audit_status import audit_status
 from lrs.console.render import render
 from lrs.http import keys
 from lrs.http.metrics import STATEMENTS_REJECTED
@@ -94,6 +95,7 @@ async def operations_page(request: web.Request) -> web.StreamResponse:
         },
         "parked": await parked_events(pool, PROJECTION, tenant),
         "rejected": _rejected_here(),
+        "audit": await audit_status(pool, settings, now),
         "retries": retries,
         "retrying": {r.position: r for r in reversed(retries) if r.open},
     }

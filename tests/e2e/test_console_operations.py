@@ -1,11 +1,15 @@
 """The operators' page across processes: a parked event's retry asked on a
 console whose service does not run the projection is carried out by the
-projection's runner in another process (``lrs serve``)."""
+projection's runner in another process (``lrs serve``); the audit status
+shows what ``lrs audit verify`` and ``lrs audit anchor`` (other processes) did."""
 
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 import re
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -114,3 +118,73 @@ async def test_a_retry_that_fails_is_shown_failed(console: TestClient) -> None:
         await asyncio.sleep(0.1)
     page = await (await console.get("/console/operations")).text()
     assert "no event at position 12345 is parked" in page
+
+
+async def _lrs(env: dict[str, str], *args: str) -> tuple[int, str, str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "lrs", *args, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await proc.communicate()
+    return proc.returncode or 0, out.decode(), err.decode()
+
+
+async def test_audit_status_shows_the_last_verify_run_and_the_last_anchor(database_url: str, tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    env = {**os.environ, "LRS_DATABASE_URL": database_url, "LRS_DATA_DIR": str(data_dir), "LRS_LOG_LEVEL": "warning"}
+    app = create_app(
+        settings_for(database_url, tmp_path, data_dir=data_dir, audit_verify_stale_days=3.0),
+        database_url=database_url, nats_url=None,
+    )
+    async with TestServer(app) as server, TestClient(server) as console:
+        for _ in range(3):
+            assert (await console.post("/xapi/statements", headers=xapi_headers(), json=statement())).status == 200
+        await sign_in(console)
+        page = await (await console.get("/console/operations", headers={"Accept-Language": "en"})).text()
+        assert "No verification recorded" in page and 'id="verify-stale"' in page and "No anchor signed yet" in page
+
+        code, out, err = await _lrs(env, "audit", "anchor")
+        assert code == 0, err
+        code, out, err = await _lrs(env, "audit", "verify", "--anchors", str(data_dir / "anchors.jsonl"))
+        assert code == 0, out + err
+        head = await _head(database_url)
+        page = await (await console.get("/console/operations", headers={"Accept-Language": "en"})).text()
+        assert f'data-result="intact" data-through="{head}"' in page
+        assert f"Hash chain intact through position {head}." in page and "Matches 1 signed anchors." in page
+        assert 'id="verify-stale"' not in page
+        by = re.search(r'id="verify-by">([^<]+)<', page).group(1)
+        assert by.startswith("cli:") and "@" in by
+        assert f'<div id="last-anchor" data-position="{head}" data-signature="holds">' in page
+        assert "The log still has the anchored hash." in page
+        vi = await (await console.get("/console/operations", headers={"Accept-Language": "vi"})).text()
+        assert f"Chuỗi băm nguyên vẹn đến vị trí {head}." in vi
+
+        # A rewritten event: the next run is recorded broken, and the page says where.
+        conn = await asyncpg.connect(database_url)
+        try:
+            await conn.execute("ALTER TABLE events DISABLE TRIGGER events_append_only")
+            await conn.execute("UPDATE events SET payload = payload || ' '::bytea WHERE position = 2")
+            await conn.execute("ALTER TABLE events ENABLE TRIGGER events_append_only")
+        finally:
+            await conn.close()
+        code, out, _ = await _lrs(env, "audit", "verify")
+        assert code == 1 and "first altered or missing position 2" in out
+        page = await (await console.get("/console/operations", headers={"Accept-Language": "en"})).text()
+        assert 'data-result="broken" data-through="1"' in page
+        assert "first altered or missing position 2" in page
+        runs = (data_dir / "verify-runs.jsonl").read_text().splitlines()
+        assert len(runs) == 2 and json.loads(runs[1])["first_bad"] == 2
+
+        # An old run is stale: the page warns.
+        old = {**json.loads(runs[1]), "finished_at": "2020-01-01T00:00:00+00:00"}
+        with open(data_dir / "verify-runs.jsonl", "a") as handle:
+            handle.write(json.dumps(old) + "\n")
+        page = await (await console.get("/console/operations", headers={"Accept-Language": "en"})).text()
+        assert 'id="verify-stale"' in page and "No chain verification in the last 3 days." in page
+
+
+async def _head(database_url: str) -> int:
+    conn = await asyncpg.connect(database_url)
+    try:
+        return int(await conn.fetchval("SELECT position FROM log_head"))
+    finally:
+        await conn.close()
