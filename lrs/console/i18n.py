@@ -22,6 +22,34 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "Sign in with an LRS credential: its key and secret.",
         "vi": "Đăng nhập bằng thông tin xác thực LRS: khóa và mật khẩu bí mật.",
     },
+    "signin_with": {"en": "Sign in with {provider}", "vi": "Đăng nhập bằng {provider}"},
+    "or_with_key": {"en": "Or with an LRS credential:", "vi": "Hoặc bằng thông tin xác thực LRS:"},
+    "oidc_bad_state": {
+        "en": "Sign-in refused: the provider's answer does not belong to this browser's sign-in; start again.",
+        "vi": "Đăng nhập bị từ chối: phản hồi của nhà cung cấp không thuộc lần đăng nhập của trình duyệt này; hãy bắt đầu lại.",
+    },
+    "oidc_attempt_gone": {
+        "en": "Sign-in refused: this sign-in attempt is unknown, expired or already used; start again.",
+        "vi": "Đăng nhập bị từ chối: lần đăng nhập này không tồn tại, đã hết hạn hoặc đã được dùng; hãy bắt đầu lại.",
+    },
+    "oidc_code_refused": {
+        "en": "Sign-in refused: the provider refused the authorization code.",
+        "vi": "Đăng nhập bị từ chối: nhà cung cấp từ chối mã ủy quyền.",
+    },
+    "oidc_token_refused": {
+        "en": "Sign-in refused: the provider's ID token did not pass the checks.",
+        "vi": "Đăng nhập bị từ chối: mã định danh (ID token) của nhà cung cấp không qua được kiểm tra.",
+    },
+    "oidc_provider_error": {
+        "en": "Sign-in refused by the provider.",
+        "vi": "Nhà cung cấp đã từ chối đăng nhập.",
+    },
+    "oidc_unreachable": {
+        "en": "The sign-in provider cannot be used now; try again later.",
+        "vi": "Hiện không dùng được nhà cung cấp đăng nhập; vui lòng thử lại sau.",
+    },
+    "signed_in": {"en": "Signed in", "vi": "Đã đăng nhập"},
+    "continue": {"en": "Continue to the console", "vi": "Tiếp tục vào bảng điều khiển"},
     "key": {"en": "Key", "vi": "Khóa"},
     "secret": {"en": "Secret", "vi": "Mật khẩu bí mật"},
     "bad_signin": {"en": "Unknown key or wrong secret.", "vi": "Khóa không tồn tại hoặc sai mật khẩu bí mật."},
