@@ -120,7 +120,7 @@ async def test_a_retry_that_fails_is_shown_failed(console: TestClient) -> None:
     assert "no event at position 12345 is parked" in page
 
 
-async def _lrs(env: dict[str, str], *args: str) -> tuple[int, str, str]:
+async def run_lrs(env: dict[str, str], *args: str) -> tuple[int, str, str]:
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "lrs", *args, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )
@@ -142,9 +142,9 @@ async def test_audit_status_shows_the_last_verify_run_and_the_last_anchor(databa
         page = await (await console.get("/console/operations", headers={"Accept-Language": "en"})).text()
         assert "No verification recorded" in page and 'id="verify-stale"' in page and "No anchor signed yet" in page
 
-        code, out, err = await _lrs(env, "audit", "anchor")
+        code, out, err = await run_lrs(env, "audit", "anchor")
         assert code == 0, err
-        code, out, err = await _lrs(env, "audit", "verify", "--anchors", str(data_dir / "anchors.jsonl"))
+        code, out, err = await run_lrs(env, "audit", "verify", "--anchors", str(data_dir / "anchors.jsonl"))
         assert code == 0, out + err
         head = await _head(database_url)
         page = await (await console.get("/console/operations", headers={"Accept-Language": "en"})).text()
@@ -166,7 +166,7 @@ async def test_audit_status_shows_the_last_verify_run_and_the_last_anchor(databa
             await conn.execute("ALTER TABLE events ENABLE TRIGGER events_append_only")
         finally:
             await conn.close()
-        code, out, _ = await _lrs(env, "audit", "verify")
+        code, out, _ = await run_lrs(env, "audit", "verify")
         assert code == 1 and "first altered or missing position 2" in out
         page = await (await console.get("/console/operations", headers={"Accept-Language": "en"})).text()
         assert 'data-result="broken" data-through="1"' in page
