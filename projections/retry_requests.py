@@ -20,7 +20,7 @@ import asyncio
 import contextlib
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, AsyncIterator
+from typing import TYPE_CHECKING, Awaitable, Callable
 
 import asyncpg
 import structlog
@@ -30,7 +30,7 @@ from lrs.tasks import cancel_and_wait
 if TYPE_CHECKING:
     from projections.runner import ProjectionRunner
 
-__all__ = ["CHANNEL", "RetryRequest", "recent_requests", "request_retry", "serving_retry_requests"]
+__all__ = ["CHANNEL", "RetryRequest", "is_parked", "recent_requests", "request_retry", "serve_retry_requests"]
 
 log = structlog.get_logger(__name__)
 
@@ -58,6 +58,7 @@ WHERE id = (
 RETURNING id, position, tenant
 """
 REOPEN = "UPDATE projection_retry_requests SET state = 'requested', claimed_at = NULL WHERE id = $1"
+SELECT_PARKED = "SELECT 1 FROM projection_parked WHERE name = $1 AND position = $2 AND tenant = $3"
 FINISH = "UPDATE projection_retry_requests SET state = $2, error = $3, finished_at = now() WHERE id = $1"
 
 
@@ -80,6 +81,11 @@ async def request_retry(pool: asyncpg.Pool, name: str, position: int, tenant: st
     """Ask the leading runner of ``name`` to apply the parked event again; the request's id."""
     row = await pool.fetchrow(INSERT_REQUEST, name, position, tenant, requested_by)
     return int(row["id"])
+
+
+async def is_parked(pool: asyncpg.Pool, name: str, position: int, tenant: str) -> bool:
+    """Whether ``tenant``'s event at ``position`` is parked (a retry of anything else is refused at once)."""
+    return await pool.fetchval(SELECT_PARKED, name, position, tenant) is not None
 
 
 async def recent_requests(pool: asyncpg.Pool, name: str, tenant: str, limit: int = 20) -> list[RetryRequest]:
@@ -108,12 +114,12 @@ async def carry_out_requests(runner: "ProjectionRunner") -> int:
         done += 1
 
 
-@contextlib.asynccontextmanager
-async def serving_retry_requests(
+def serve_retry_requests(
     runner: "ProjectionRunner", lock_conn: asyncpg.Connection, *, poll_s: float = 5.0
-) -> AsyncIterator[None]:
-    """While the context lasts (the runner holds the leader lock on ``lock_conn``),
-    carry out retry requests as they are notified, and every ``poll_s``."""
+) -> Callable[[], Awaitable[None]]:
+    """Start carrying out the retry requests of the runner's projection, as they
+    are notified on ``lock_conn`` (the connection holding the leader lock) and
+    every ``poll_s``; returns the coroutine function that stops it."""
     wake = asyncio.Event()
     wake.set()  # requests made while no runner led
 
@@ -122,6 +128,7 @@ async def serving_retry_requests(
             wake.set()
 
     async def serve() -> None:
+        await lock_conn.add_listener(CHANNEL, heard)
         while True:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(wake.wait(), poll_s)
@@ -131,11 +138,11 @@ async def serving_retry_requests(
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                 log.warning("projection.retry_requests_failed", projection=runner.name, error=repr(exc))
 
-    await lock_conn.add_listener(CHANNEL, heard)
     task = asyncio.create_task(serve(), name=f"retry-requests-{runner.name}")
-    try:
-        yield
-    finally:
+
+    async def stop() -> None:
         await cancel_and_wait(task)
         with contextlib.suppress(Exception):
             await lock_conn.remove_listener(CHANNEL, heard)
+
+    return stop

@@ -62,7 +62,7 @@ from lrs.store import leader_lock
 from lrs.message_check import needed_positions, parse_position, refusal
 from lrs.store.log_reader import hashes_at, read_events_after
 from lrs.store.log_reader import last_position as log_last_position
-from projections.retry_requests import serving_retry_requests
+from projections.retry_requests import serve_retry_requests
 
 log = structlog.get_logger("lrs.projections")
 
@@ -227,10 +227,6 @@ async def parked_events(pool: asyncpg.Pool, name: str, tenant: str, limit: int =
     """The events of ``tenant`` the projection ``name`` parked, oldest first."""
     rows = await pool.fetch(SELECT_PARKED, name, tenant, limit)
     return [ParkedEvent(r["position"], r["tenant"], r["attempts"], r["error"], r["parked_at"]) for r in rows]
-
-
-async def is_parked(pool: asyncpg.Pool, name: str, position: int, tenant: str) -> bool:
-    return await pool.fetchval(SELECT_PARKED_ONE, name, position, tenant) is not None
 
 
 async def checkpoint_position(pool: asyncpg.Pool, name: str) -> int | None:
@@ -483,32 +479,27 @@ class ProjectionRunner:
                 await _sleep_or_stop(stop, poll_interval)
                 if stop.is_set():
                     return
+            stop_retries = serve_retry_requests(self, lock_conn)  # only the leader applies events
             try:
-                async with serving_retry_requests(self, lock_conn):
-                    await self._follow_locked(stop, wake, batch_size, poll_interval, on_batch)
+                while not stop.is_set():
+                    wake.clear()
+                    try:
+                        checkpoint = await self.catch_up(batch_size)
+                    except TRANSIENT_ERRORS as exc:
+                        log.warning("projection.catch_up_failed", projection=self.name, error=repr(exc))
+                    else:
+                        if on_batch is not None:
+                            on_batch(BatchOutcome(checkpoint, 0, (), None))
+                    waiter = asyncio.ensure_future(wake.wait())
+                    stopper = asyncio.ensure_future(stop.wait())
+                    try:
+                        await asyncio.wait({waiter, stopper}, timeout=poll_interval, return_when=asyncio.FIRST_COMPLETED)
+                    finally:
+                        waiter.cancel()
+                        stopper.cancel()
             finally:
+                await stop_retries()
                 await leader_lock.unlock(lock_conn, key)
-
-    async def _follow_locked(
-        self, stop: asyncio.Event, wake: asyncio.Event, batch_size: int, poll_interval: float,
-        on_batch: Callable[[BatchOutcome], None] | None,
-    ) -> None:
-        while not stop.is_set():
-            wake.clear()
-            try:
-                checkpoint = await self.catch_up(batch_size)
-            except TRANSIENT_ERRORS as exc:
-                log.warning("projection.catch_up_failed", projection=self.name, error=repr(exc))
-            else:
-                if on_batch is not None:
-                    on_batch(BatchOutcome(checkpoint, 0, (), None))
-            waiter = asyncio.ensure_future(wake.wait())
-            stopper = asyncio.ensure_future(stop.wait())
-            try:
-                await asyncio.wait({waiter, stopper}, timeout=poll_interval, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                waiter.cancel()
-                stopper.cancel()
 
     # -- JetStream --------------------------------------------------------------
 
@@ -544,20 +535,18 @@ class ProjectionRunner:
                 await _sleep_or_stop(stop, 1.0)
                 if stop.is_set():
                     return
+            stop_retries = serve_retry_requests(self, lock_conn)  # only the leader applies events
             try:
                 pulling = _Pulling(batch_size, fetch_timeout, retry_delay, on_batch, batch_interval, stalled_after)
-                async with serving_retry_requests(self, lock_conn):
-                    await self._consume_locked(nats_url, stop, pulling)
+                while True:
+                    try:
+                        await self._consume(nats_url, stop, pulling)
+                        break
+                    except _ClientStalled:
+                        log.warning("projection.nats_client_replaced", projection=self.name, after_s=stalled_after)
             finally:
+                await stop_retries()
                 await leader_lock.unlock(lock_conn, key)
-
-    async def _consume_locked(self, nats_url: str, stop: asyncio.Event, pulling: _Pulling) -> None:
-        while True:
-            try:
-                await self._consume(nats_url, stop, pulling)
-                return
-            except _ClientStalled:
-                log.warning("projection.nats_client_replaced", projection=self.name, after_s=pulling.stalled_after)
 
     async def _consume(self, nats_url: str, stop: asyncio.Event, pulling: _Pulling) -> None:
         nc = await nats.connect(

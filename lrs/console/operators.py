@@ -33,8 +33,8 @@ from lrs.store.log_reader import last_position
 from lrs.xapi.errors import XapiError
 from projections.competency.queries import position_at
 from projections.http import SUPERVISOR
-from projections.retry_requests import recent_requests, request_retry
-from projections.runner import checkpoint_position, is_parked, parked_events
+from projections.retry_requests import is_parked, recent_requests, request_retry
+from projections.runner import checkpoint_position, parked_events
 
 PROJECTION = "competency"
 FILTER_FIELDS = (
