@@ -51,6 +51,8 @@ async def test_the_button_signs_in_through_the_provider(browser: Any, base: str,
         assert "Nguyễn Thị Lan · default" in await page.locator("header .who").inner_text()
         assert provider.token_requests == 1
         await shot(page, screenshots, "operations-after-oidc-phone-vi")
+        width = await page.evaluate("document.documentElement.scrollWidth")
+        assert width <= PHONE["width"], f"the operations page scrolls sideways on a phone ({width}px)"
         await page.click("header form button")  # sign out: the session ends
         await page.wait_for_load_state()
         await page.goto(base + "/console/operations")
