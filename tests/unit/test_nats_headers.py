@@ -8,7 +8,7 @@ import string
 import pytest
 from nats.aio.client import Client as NatsClient
 
-from lrs.bus import (
+from lrs.event_contract import (
     EVENT_TYPE_HEADER,
     HASH_HEADER,
     MSG_ID_HEADER,
