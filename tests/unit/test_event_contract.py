@@ -53,6 +53,12 @@ def test_a_large_payload_travels_by_reference_and_the_message_says_its_size() ->
     assert to_message(back) == message
 
 
+@pytest.mark.parametrize("inline_max", [1, 10, 1 << 20])
+def test_the_relays_shorthand_is_the_contracts_message(inline_max: int) -> None:
+    for r in (record(), record(payload=b"{}" * 50, tenant="a.b")):
+        assert event_message(r, inline_max=inline_max) == to_message(from_record(r), inline_max)
+
+
 def test_a_payload_at_the_limit_stays_inline() -> None:
     r = record()
     assert event_message(r, inline_max=len(r.payload)).data == r.payload
