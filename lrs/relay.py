@@ -28,7 +28,7 @@ import asyncpg
 import structlog
 
 from lrs import metrics
-from lrs.bus import BUS_ERRORS, Bus, load_stream_config
+from lrs.nats.bus import BUS_ERRORS, Bus, load_stream_config
 from lrs.event_contract import DEFAULT_INLINE_MAX_BYTES, event_message
 from lrs.eventlog import StoredFormatter
 from lrs.store import leader_lock

@@ -41,13 +41,13 @@ import structlog
 from nats.aio.msg import Msg
 
 from lrs import projection_health
-from lrs.bus import STREAM_NAME, load_consumer_config
+from lrs.nats.bus import STREAM_NAME, load_consumer_config
 from lrs.config import nats_servers
 from lrs.event_contract import RelayedEvent, from_message
 from lrs.eventlog import EventRecord
-from lrs.nats_access import connect_options
-from lrs.jetstream_pull import PullConsumer, PullRefused
-from lrs.nats_headers import use_fast_header_parse
+from lrs.nats.access import connect_options
+from lrs.nats.pull import PullConsumer, PullRefused
+from lrs.nats.headers import use_fast_header_parse
 from lrs.store import leader_lock
 from lrs.message_check import needed_positions, refusal
 from lrs.store.log_reader import hashes_at, read_events_after

@@ -18,7 +18,7 @@ from connectors.forward.forwarder import ForwardOptions, Forwarder
 from connectors.forward.logcheck import LogCheck
 from connectors.forward.model import ForwardFilter
 from connectors.framework.sink import LrsSink
-from lrs.bus import Bus
+from lrs.nats.bus import Bus
 from lrs.event_contract import OutgoingMessage
 from lrs.event_contract import event_message
 from lrs.relay import Relay

@@ -15,7 +15,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 from lrs import projection_health
-from lrs.bus import Bus
+from lrs.nats.bus import Bus
 from lrs.event_contract import OutgoingMessage
 from lrs.eventlog import StoredFormatter, format_stored, hash_with_text
 from lrs.event_contract import event_message

@@ -30,7 +30,7 @@ from nats.js import JetStreamContext, api
 from lrs.config import nats_servers
 from lrs.contracts import NATS_DEFINITIONS
 from lrs.event_contract import HEADERS, POSITION_HEADER, OutgoingMessage
-from lrs.nats_access import connect_options, redact_url
+from lrs.nats.access import connect_options, redact_url
 
 STREAM_NAME = "LRS_EVENTS"
 STREAM_SCHEMA = NATS_DEFINITIONS / f"{STREAM_NAME}.json"
@@ -40,7 +40,7 @@ DEFAULT_MAX_PAYLOAD = 1024 * 1024  # nats-server's default max_payload
 # Errors a caller should treat as "NATS is unavailable right now, retry later".
 BUS_ERRORS: tuple[type[BaseException], ...] = (nats.errors.Error, OSError, asyncio.TimeoutError)
 
-log = structlog.get_logger("lrs.bus")
+log = structlog.get_logger("lrs.nats.bus")
 
 # The header block of an HPUB frame, exactly as nats-py writes it: keys and
 # values stripped, CR and LF in values replaced by spaces.  The keys the

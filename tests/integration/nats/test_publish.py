@@ -9,7 +9,7 @@ import uuid
 import nats
 import pytest
 
-from lrs.bus import STREAM_NAME, Bus
+from lrs.nats.bus import STREAM_NAME, Bus
 from lrs.event_contract import OutgoingMessage
 
 

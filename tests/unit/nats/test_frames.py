@@ -6,7 +6,7 @@ import nats.errors
 import pytest
 from nats.aio.client import Client
 
-from lrs.bus import hpub_frame
+from lrs.nats.bus import hpub_frame
 from lrs.event_contract import OutgoingMessage
 
 
