@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import uuid
 from datetime import datetime, timedelta, timezone
 
@@ -107,3 +109,11 @@ def test_a_relayed_event_is_a_value() -> None:
     assert event == RelayedEvent(1, "id", "t", "statement", "s", b"{}")
     with pytest.raises(AttributeError):
         event.position = 2  # type: ignore[misc]
+
+
+def test_the_contract_imports_no_driver() -> None:
+    """Consumers outside the service (the connectors) import it alone."""
+    code = "import sys, lrs.event_contract; print(' '.join(sorted(sys.modules)))"
+    loaded = set(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split())
+    assert not {"nats", "asyncpg", "aiohttp", "structlog", "cryptography"} & loaded
+    assert {m for m in loaded if m.startswith("lrs.")} == {"lrs.event_contract", "lrs.eventlog"}
