@@ -1,4 +1,4 @@
-"""The competency projection in Postgres (tables in schemas/postgres/0100_competency.sql).
+"""The competency projection in Postgres (tables in migrations/0100_competency.sql).
 
 :class:`CompetencyProjection` applies log events inside the runner's
 transaction: it asks the pure rules (policy.py) what the statement means,

@@ -21,7 +21,7 @@ from lrs import auth
 from lrs.auth import hash_secret
 from lrs.config import Settings
 from lrs.http import keys
-from lrs.http.app import create_app
+from lrs.service import create_app
 from lrs.http.shedding import LOOP_LAG
 from lrs.store.credentials import insert_credential, revoke_credential
 from tests.e2e.conftest import KEY, SECRET, xapi_headers
