@@ -19,49 +19,66 @@ import argparse
 import os
 import sys
 from importlib.resources.abc import Traversable
-from typing import Callable, Mapping, Sequence
-
-import asyncpg
-
-from aiohttp import web
+from typing import TYPE_CHECKING, Callable, Mapping, Sequence
 
 import connectors.cli
 import projections.cli
-import projections.http
 from lrs import __version__
 from lrs.commands import audit, credentials, export, relay, serve
 from lrs.commands import migrate as migrate_command
-from lrs.commands.audit import Digest
-from lrs.config import Settings
-from lrs.http import app as http_app
-from lrs.store.migrations import apply_migrations
 from projections import competency, units
-from projections.competency.catalog import load_catalog
-from projections.competency.store import CompetencyProjection, digest_with_position
-from projections.contract import Projection
+
+if TYPE_CHECKING:
+    import asyncpg
+    from aiohttp import web
+
+    from lrs.commands.audit import Digest
+    from lrs.config import Settings
+    from projections.contract import Projection
 
 __all__ = ["APP_PLUGINS", "DIGESTS", "MIGRATIONS", "build_parser", "create_app", "main", "migrate", "projections_to_run"]
 
+# The parts are imported when they are used, not when the command line is
+# built: `lrs --help` and every short command stay quick to start.
+
+
+def _competency_http(app: web.Application) -> None:
+    import projections.http
+
+    projections.http.register(app)
+
+
+async def _competency_digest(pool: asyncpg.Pool) -> tuple[str, int]:
+    from projections.competency.store import digest_with_position
+
+    return await digest_with_position(pool)
+
+
 # What the HTTP service mounts beyond the xAPI core: /competency/... and the
 # runner that keeps the competency projection current while the service runs.
-APP_PLUGINS: tuple[Callable[[web.Application], None], ...] = (projections.http.register,)
+APP_PLUGINS: tuple[Callable[[web.Application], None], ...] = (_competency_http,)
 
 # The SQL of the projections' tables, applied with the core's migrations in one
 # version order (lrs.store.migrations).
 MIGRATIONS: tuple[Traversable, ...] = (competency.MIGRATIONS, units.MIGRATIONS)
 
 # The projections `lrs audit digest` can name: a digest and the position it reflects.
-DIGESTS: Mapping[str, Digest] = {CompetencyProjection.name: digest_with_position}
+DIGESTS: Mapping[str, Digest] = {"competency": _competency_digest}
 
 
 def projections_to_run() -> list[Projection]:
     """Every projection this installation runs, built with the frameworks
     shipped with the code (the contract test runs each of them)."""
+    from projections.competency.catalog import load_catalog
+    from projections.competency.store import CompetencyProjection
+
     return [CompetencyProjection(load_catalog())]
 
 
 async def migrate(target: str | asyncpg.Connection | asyncpg.Pool) -> list[int]:
     """Apply the core's migrations and the projections'; the versions applied."""
+    from lrs.store.migrations import apply_migrations
+
     return await apply_migrations(target, also=MIGRATIONS)
 
 
@@ -74,6 +91,8 @@ def create_app(
     embedded: Callable[[], dict[str, str]] | None = None,
 ) -> web.Application:
     """The service with its projections (see lrs.http.app.create_app)."""
+    from lrs.http import app as http_app
+
     return http_app.create_app(
         settings, database_url=database_url, nats_url=nats_url, shared_log=shared_log, embedded=embedded,
         plugins=APP_PLUGINS, migrations=MIGRATIONS,

@@ -6,14 +6,15 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Awaitable, Callable, Mapping
-
-import asyncpg
+from typing import TYPE_CHECKING, Awaitable, Callable, Mapping
 
 from lrs.commands.common import command_pool, load_settings, progress_bar, run_async, setup
 
+if TYPE_CHECKING:
+    import asyncpg
+
 # A projection's digest and the log position it reflects, read in one snapshot.
-Digest = Callable[[asyncpg.Pool], Awaitable[tuple[str, int]]]
+Digest = Callable[["asyncpg.Pool"], Awaitable[tuple[str, int]]]
 
 
 def register(subparsers: argparse._SubParsersAction, *, digests: Mapping[str, Digest]) -> None:  # type: ignore[type-arg]
