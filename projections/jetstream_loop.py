@@ -15,11 +15,11 @@ import structlog
 from nats.aio.msg import Msg
 
 from lrs import projection_health
-from lrs.bus import STREAM_NAME, load_consumer_config
 from lrs.config import nats_servers
-from lrs.jetstream_pull import PullConsumer, PullRefused
-from lrs.nats_access import connect_options
-from lrs.nats_headers import use_fast_header_parse
+from lrs.nats.access import connect_options
+from lrs.nats.bus import STREAM_NAME, load_consumer_config
+from lrs.nats.headers import use_fast_header_parse
+from lrs.nats.pull import PullConsumer, PullRefused
 from projections.applying import TRANSIENT_ERRORS, BatchApplier, BatchOutcome
 from projections.events import LogEvent, event_from_message
 from projections.leader import leading, sleep_or_stop

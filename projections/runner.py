@@ -32,13 +32,12 @@ from projections import jetstream_loop, poll_loop
 from projections.applying import TRANSIENT_ERRORS, BatchApplier, BatchOutcome
 from projections.checkpoints import CheckpointStore, ParkedEvent, checkpoint_position, parked_count, parked_events
 from projections.contract import Projection, ProjectionOutdated
-from projections.events import LogEvent, MessageClaim, event_from_message
+from projections.events import LogEvent, event_from_message
 
 __all__ = [
     "TRANSIENT_ERRORS",
     "BatchOutcome",
     "LogEvent",
-    "MessageClaim",
     "ParkedEvent",
     "Projection",
     "ProjectionOutdated",

@@ -32,10 +32,9 @@ PURE = (
     "connectors.*.mapping", "connectors.openedx.vocabulary",
 )
 
-# What connectors may import from lrs: the relayed-event contract.  Empty
-# today (the connectors repeat the header names); the event contract module
-# goes here when it lands, and nothing else.
-CONNECTOR_CONTRACT: tuple[str, ...] = ()
+# What connectors may import from lrs: the relayed-event contract
+# (docs/contracts.md), and nothing else.
+CONNECTOR_CONTRACT: tuple[str, ...] = ("lrs.event_contract",)
 
 COMPOSITION_ROOT = "lrs.service"
 # Modules under lrs/ that still import a projection, to be moved out: the
