@@ -23,7 +23,7 @@ from lrs.auth import hash_secret
 from lrs.config import Settings
 from lrs.http import keys
 from lrs.http.app import create_app
-from lrs.http.shedding import LOOP_LAG
+from lrs.http.shedding import CAPACITY, LOOP_LAG, Capacity
 from lrs.http.throttle import AUTH_THROTTLE
 from lrs.store.credentials import insert_credential, revoke_credential
 from tests.e2e.conftest import KEY, SECRET, xapi_headers
@@ -247,6 +247,31 @@ async def test_a_cap_on_requests_in_flight_sheds_the_next_one(instance, database
         finally:
             await blocker.close()
         assert (await accepted).status == 200
+        assert await _status(client) == 200
+
+
+async def test_more_requests_than_finish_within_the_latency_budget_shed_the_next_one(instance, database_url):
+    async with instance(shed_latency_ms=100, shed_queue_statements=0) as client:
+        capacity = client.app[CAPACITY]
+        assert capacity.per_s is None  # nothing busy measured yet: nothing shed for latency
+        capacity.per_s = 50.0  # as measured: 5 requests finish in 100 ms, so the floor of BUSY applies
+        writer = client.app[keys.WRITER]
+        blocker = await asyncpg.connect(database_url)
+        try:
+            tx = blocker.transaction()
+            await tx.start()
+            await blocker.execute("SELECT 1 FROM log_head FOR UPDATE")
+            accepted = [asyncio.ensure_future(client.post(URL, json=statement(), headers=xapi_headers()))
+                        for _ in range(Capacity.BUSY)]
+            while writer.pending_statements < Capacity.BUSY:
+                await asyncio.sleep(0.01)
+            response = await client.get(URL, headers=xapi_headers())
+            assert response.status == 503 and response.headers["Retry-After"] == "1"
+            assert "LRS_SHED_LATENCY_MS=100" in (await response.json())["error"]
+            await tx.rollback()
+        finally:
+            await blocker.close()
+        assert [(await response).status for response in accepted] == [200] * Capacity.BUSY
         assert await _status(client) == 200
 
 
