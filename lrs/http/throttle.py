@@ -163,16 +163,17 @@ class AuthThrottle:
             return 0.0
         return wait
 
-    def _refuse(self, key: str, address: str, wait_key: float, wait_address: float) -> None:
+    def _refusal(self, key: str, address: str, wait_key: float, wait_address: float) -> web.HTTPTooManyRequests | None:
+        """The 429 for these waits (seconds per name), or None if neither name must wait."""
         if wait_key <= 0 and wait_address <= 0:
-            return
+            return None
         if wait_key >= wait_address:
             what = f"credential key {key!r} ({self.keys.limit} failures"
         else:
             what = f"client address {address} ({self.addresses.limit} failures"
         wait = max(wait_key, wait_address)
         AUTH_THROTTLED.inc()
-        raise web.HTTPTooManyRequests(
+        return web.HTTPTooManyRequests(
             text=f"too many failed authentications for {what} within {self.keys.window_s:g} s); retry later",
             headers={"Retry-After": str(max(1, math.ceil(wait)))},
         )
@@ -181,7 +182,9 @@ class AuthThrottle:
         """Raise 429 (with Retry-After) if the key or the address is throttled (no I/O)."""
         wait_key = max(self.keys.retry_after(key), self._refused_for("key", key))
         wait_address = max(self.addresses.retry_after(address), self._refused_for("address", address))
-        self._refuse(key, address, wait_key, wait_address)
+        refusal = self._refusal(key, address, wait_key, wait_address)
+        if refusal is not None:
+            raise refusal
 
     async def _admit_shared(self, key: str, address: str) -> dict[bytes, datetime]:
         """Count the attempt in the shared counts; 429 if another process's failures
@@ -197,14 +200,16 @@ class AuthThrottle:
         now = self._clock()
         if len(self._refused) >= self._max_refused:
             self._refused = {name: until for name, until in self._refused.items() if until > now}
-        wait_key, wait_address = refused.get(key_name, 0.0), refused.get(address_name, 0.0)
+        # A refused name waits at least a moment, even if its window ends as we speak.
+        wait_key = max(refused[key_name], 1e-3) if key_name in refused else 0.0
+        wait_address = max(refused[address_name], 1e-3) if address_name in refused else 0.0
         if wait_key > 0:
             self._refused[("key", key)] = now + wait_key
         if wait_address > 0:
             self._refused[("address", address)] = now + wait_address
-        self._refuse(key, address, max(wait_key, 1e-3 if key_name in refused else 0.0),
-                     max(wait_address, 1e-3 if address_name in refused else 0.0))
-        return counted
+        refusal = self._refusal(key, address, wait_key, wait_address)
+        assert refusal is not None
+        raise refusal
 
     async def _withdraw_shared(self, counted: dict[bytes, datetime]) -> None:
         if self.shared is None or not counted:
