@@ -17,7 +17,11 @@ while either
   follows the machine (a busy neighbour, a slower disk) without calibration,
 
 a *new* request is answered 503 with ``Retry-After`` before anything of it
-is read or checked.  Requests already accepted are not touched and finish
+is read or checked.  ``Retry-After`` spreads the refused clients' returns
+over as many seconds as the process needs to serve that many (1 to 30 s,
+drawn at random per response, :func:`retry_after_s`): with 2,000 clients
+refused every second by a process that serves a few hundred, answering them
+all again a second later would cost the process more than it can spare.  Requests already accepted are not touched and finish
 normally.  The operational probes and metrics are never shed.  This is the
 outermost middleware: a refusal costs no log line, only a counter.
 """
@@ -25,6 +29,8 @@ outermost middleware: a refusal costs no log line, only a counter.
 from __future__ import annotations
 
 import asyncio
+import math
+import random
 from collections import deque
 from dataclasses import dataclass
 from typing import AsyncIterator, Callable
@@ -82,6 +88,19 @@ def overload_reason(
             f"(budget LRS_SHED_LOOP_LAG_MS={budget.loop_lag_s * 1000:g})"
         )
     return None
+
+
+MAX_RETRY_AFTER_S = 30
+
+
+def retry_after_s(shed_per_s: float, finished_per_s: float | None, draw: float) -> int:
+    """Seconds a refused client should wait (pure; ``draw`` uniform in [0, 1)):
+    uniform over 1..N, N the seconds the process needs to serve the requests
+    it refuses in one (at most MAX_RETRY_AFTER_S); 1 while either rate is unknown."""
+    if not finished_per_s or shed_per_s <= 0:
+        return RETRY_AFTER_S
+    spread = min(MAX_RETRY_AFTER_S, max(1, math.ceil(shed_per_s / finished_per_s)))
+    return 1 + min(spread - 1, int(draw * spread))
 
 
 class LoopLag:
@@ -155,13 +174,15 @@ class Capacity:
         self.window_s = window_s
         self.finished = 0
         self.per_s: float | None = None
+        self.shed = 0  # requests refused in this window, busy or not
+        self.shed_per_s = 0.0
         self._started: float | None = None
         self._busy = True
 
     def tick(self, now: float, in_flight: int) -> None:
         """Called every few ms with the requests in flight now."""
         if self._started is None:
-            self._started, self.finished, self._busy = now, 0, in_flight >= self.BUSY
+            self._started, self.finished, self.shed, self._busy = now, 0, 0, in_flight >= self.BUSY
             return
         self._busy = self._busy and in_flight >= self.BUSY
         elapsed = now - self._started
@@ -170,7 +191,8 @@ class Capacity:
         if self._busy and self.finished:
             rate = self.finished / elapsed
             self.per_s = rate if self.per_s is None else 0.5 * self.per_s + 0.5 * rate
-        self._started, self.finished, self._busy = now, 0, in_flight >= self.BUSY
+        self.shed_per_s = self.shed / elapsed
+        self._started, self.finished, self.shed, self._busy = now, 0, 0, in_flight >= self.BUSY
 
 
 SHEDDING_BUDGET = web.AppKey("shedding_budget", SheddingBudget)
@@ -223,6 +245,7 @@ async def load_shedding(request: web.Request, handler: Handler) -> web.StreamRes
             capacity.finished += 1
     kind, reason = overload
     REQUESTS_SHED.labels(kind).inc()
+    capacity.shed += 1
     response = error_response(503, f"overloaded: {reason}; retry later")
-    response.headers["Retry-After"] = str(RETRY_AFTER_S)
+    response.headers["Retry-After"] = str(retry_after_s(capacity.shed_per_s, capacity.per_s, random.random()))
     return response

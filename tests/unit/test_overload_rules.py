@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from aiohttp import web
 
-from lrs.http.shedding import Capacity, LoopLag, SheddingBudget, overload_reason
+from lrs.http.shedding import MAX_RETRY_AFTER_S, Capacity, LoopLag, SheddingBudget, overload_reason, retry_after_s
 from lrs.http.throttle import FailureWindow
 
 
@@ -101,9 +101,20 @@ def test_capacity_is_measured_only_while_busy_and_follows_the_machine():
     capacity.tick(1.5, busy)
     assert capacity.per_s == pytest.approx(1000.0)
     capacity.finished = 50  # in flight fell below BUSY at one tick: not a busy window
+    capacity.shed = 300  # refusals are counted in every window
     capacity.tick(1.75, busy - 1)
     capacity.tick(2.0, busy)
     assert capacity.per_s == pytest.approx(1000.0)
+    assert capacity.shed_per_s == pytest.approx(600.0)
+
+
+def test_refused_clients_are_spread_over_the_seconds_needed_to_serve_them():
+    assert retry_after_s(0.0, 1000.0, 0.99) == 1  # nothing refused lately
+    assert retry_after_s(1500.0, None, 0.99) == 1  # rate not measured yet
+    assert retry_after_s(500.0, 1000.0, 0.99) == 1  # half a second's worth: back in one
+    draws = [retry_after_s(1800.0, 400.0, i / 100) for i in range(100)]  # 4.5 s' worth
+    assert min(draws) == 1 and max(draws) == 5 and len(set(draws)) == 5
+    assert retry_after_s(10_000.0, 10.0, 0.999) == MAX_RETRY_AFTER_S  # capped
 
 
 def test_loop_lag_is_sustained_lateness_not_one_stall():
