@@ -133,8 +133,9 @@ class Settings:
     shed_loop_lag_ms: float = 200.0
     shed_max_in_flight: int = 0
     # ... or while more requests are in flight than finish within this many ms
-    # at the rate the process has been finishing them while busy (0: off).
-    shed_latency_ms: float = 250.0
+    # at the rate the process has been finishing them while busy (0, the
+    # default: off; docs/operations.md says why).
+    shed_latency_ms: float = 0.0
     # Reverse proxies whose X-Forwarded-For names the client (lrs.http.client_address):
     # addresses or networks, e.g. "127.0.0.1,10.0.0.0/8".  Empty: the header is ignored.
     trusted_proxies: str = ""
@@ -234,7 +235,7 @@ class Settings:
             ),
             shed_queue_statements=_int(env, "LRS_SHED_QUEUE_STATEMENTS", 50_000, 0),
             shed_max_in_flight=_int(env, "LRS_SHED_MAX_IN_FLIGHT", 0, 0),
-            shed_latency_ms=_nonnegative(_float(env, "LRS_SHED_LATENCY_MS", 250.0), "LRS_SHED_LATENCY_MS"),
+            shed_latency_ms=_nonnegative(_float(env, "LRS_SHED_LATENCY_MS", 0.0), "LRS_SHED_LATENCY_MS"),
             shed_loop_lag_ms=_nonnegative(_float(env, "LRS_SHED_LOOP_LAG_MS", 200.0), "LRS_SHED_LOOP_LAG_MS"),
             trusted_proxies=_trusted_proxies(env.get("LRS_TRUSTED_PROXIES") or ""),
             frameworks_dir=Path(env["LRS_FRAMEWORKS_DIR"]) if env.get("LRS_FRAMEWORKS_DIR") else None,
