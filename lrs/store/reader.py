@@ -39,6 +39,24 @@ WHERE {{where}}
 ORDER BY s.position {{direction}}
 LIMIT {{limit}}
 """
+# since/until as positions: the first position of the log stored after a
+# time, by binary search over the events' primary key (``stored`` rises
+# strictly with ``position`` over the whole log, and positions are gapless
+# from 1 to the head), about 25 index lookups at 10 million events.  As
+# ``stored`` alone, a time bound is a filter on the walk of the position
+# index, which read every statement after ``until`` first (1.5 s at
+# 1,000,000 statements for a window in the middle of the log).
+FIRST_STORED_AFTER = """(
+    WITH RECURSIVE halves(lo, hi) AS (
+        SELECT 0::bigint, (SELECT h.position + 1 FROM log_head h WHERE h.singleton)
+        UNION ALL
+        SELECT CASE WHEN e.stored > {time}::timestamptz THEN b.lo ELSE e.position END,
+               CASE WHEN e.stored > {time}::timestamptz THEN e.position ELSE b.hi END
+        FROM halves b JOIN events e ON e.position = (b.lo + b.hi) / 2
+        WHERE b.hi - b.lo > 1
+    )
+    SELECT min(hi) FROM halves
+)"""
 # Depth cap on StatementRef chains: ids are client-chosen, so chains may loop.
 MAX_REF_DEPTH = 10
 REF_MATCHES = """EXISTS (
@@ -168,9 +186,13 @@ def build_page_query(
         op = ">" if query.ascending else "<"
         where.append(f"s.position {op} {bind(after_position)}::bigint")
     if query.since is not None:
-        where.append(f"s.stored > {bind(query.since)}::timestamptz")
+        since = bind(query.since)
+        where.append(f"s.position >= {FIRST_STORED_AFTER.format(time=since)}")
+        where.append(f"s.stored > {since}::timestamptz")
     if query.until is not None:
-        where.append(f"s.stored <= {bind(query.until)}::timestamptz")
+        until = bind(query.until)
+        where.append(f"s.position < {FIRST_STORED_AFTER.format(time=until)}")
+        where.append(f"s.stored <= {until}::timestamptz")
     if authority is not None:
         where.append(f"s.filter_keys @> ARRAY[{bind(AUTHORITY_KEY + authority)}::text]")
     own = _filters(query, "s", params)

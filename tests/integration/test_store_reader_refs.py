@@ -2,7 +2,9 @@
 bounded StatementRef parts, lrs/store/reader.py) returns exactly what the
 rule says, written here as the single condition it is in xAPI-Communication
 2.1.3: a statement matches when it or a statement its StatementRef chain
-reaches (up to MAX_REF_DEPTH steps) matches the filters.
+reaches (up to MAX_REF_DEPTH steps) matches the filters; and since/until,
+which the page query turns into positions, give what comparing ``stored``
+gives, at and a microsecond around every stored time.
 
 A random store with chains (targets stored before and after their
 referrers, unknown targets, cycles, voided targets and referrers), then every
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import random
 import uuid
+from datetime import timedelta
 from typing import Any, AsyncIterator
 
 import asyncpg
@@ -38,6 +41,12 @@ def reference_query(query: StatementQuery, after: int | None, limit: int) -> tup
     if after is not None:
         params.append(after)
         where.append(f"s.position {'>' if query.ascending else '<'} ${len(params)}::bigint")
+    if query.since is not None:
+        params.append(query.since)
+        where.append(f"s.stored > ${len(params)}")
+    if query.until is not None:
+        params.append(query.until)
+        where.append(f"s.stored <= ${len(params)}")
     own = _filters(query, "s", params)
     if own:
         targets = _filters(query, "t", params)
@@ -99,8 +108,13 @@ async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
     await pool.close()
 
 
-def random_query(rng: random.Random) -> StatementQuery:
+def random_query(rng: random.Random, times: list[Any]) -> StatementQuery:
     fields: dict[str, Any] = {}
+    one_microsecond = timedelta(microseconds=1)
+    if rng.random() < 0.3:
+        fields["since"] = rng.choice(times) + rng.choice([-one_microsecond, timedelta(0), one_microsecond])
+    if rng.random() < 0.3:
+        fields["until"] = rng.choice(times) + rng.choice([-one_microsecond, timedelta(0), one_microsecond])
     if rng.random() < 0.5:
         fields["agent"] = "mbox:" + rng.choice(AGENTS)
         fields["related_agents"] = rng.random() < 0.4
@@ -118,9 +132,11 @@ async def test_every_page_matches_the_rule(pool: asyncpg.Pool) -> None:
     rng = random.Random(7)
     stored = await pool.fetchval("SELECT count(*) FROM statements WHERE statement_ref IS NOT NULL")
     assert stored > 50  # the store does hold StatementRefs (and chains of them)
+    times = [r[0] for r in await pool.fetch("SELECT stored FROM events ORDER BY position")]
+    times += [times[0] - timedelta(days=1), times[-1] + timedelta(days=1)]
     compared = 0
-    for _ in range(50):
-        query = random_query(rng)
+    for _ in range(60):
+        query = random_query(rng, times)
         after: int | None = None
         while True:
             bodies, last, more = await query_statements(pool, TENANT, query, after_position=after, limit=query.limit)
