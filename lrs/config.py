@@ -156,7 +156,7 @@ class Settings:
     # OpenID Connect bearer tokens beside HTTP Basic (docs/oidc.md); off
     # unless an issuer is set.
     oidc: "OidcSettings | None" = None
-    # NATS credentials and TLS for an external server (lrs.nats_access).
+    # NATS credentials and TLS for an external server (lrs.nats.access).
     nats_user: str | None = None
     nats_password: str | None = None
     nats_creds: str | None = None
