@@ -135,7 +135,7 @@ async def test_every_page_matches_the_rule(pool: asyncpg.Pool) -> None:
     times = [r[0] for r in await pool.fetch("SELECT stored FROM events ORDER BY position")]
     times += [times[0] - timedelta(days=1), times[-1] + timedelta(days=1)]
     compared = 0
-    for _ in range(60):
+    for _ in range(40):
         query = random_query(rng, times)
         after: int | None = None
         while True:
@@ -149,7 +149,7 @@ async def test_every_page_matches_the_rule(pool: asyncpg.Pool) -> None:
             if not more:
                 break
             after = last
-    assert compared > 100  # many queries paged through several pages each
+    assert compared > 80  # many queries paged through several pages each
 
 
 async def test_a_reference_found_only_through_a_chain(pool: asyncpg.Pool) -> None:
