@@ -22,7 +22,7 @@ from lrs.nats.headers import use_fast_header_parse
 from lrs.nats.pull import PullConsumer, PullRefused
 from projections.applying import TRANSIENT_ERRORS, BatchApplier, BatchOutcome
 from projections.events import LogEvent, event_from_message
-from projections.leader import leading, sleep_or_stop
+from projections.leader import WhileLeading, leading, sleep_or_stop
 
 __all__ = ["Pulling", "consume"]
 
@@ -47,22 +47,34 @@ class ClientStalled(Exception):
     the runner starts over with a new client."""
 
 
-async def consume(applier: BatchApplier, nats_url: str, stop: asyncio.Event, pulling: Pulling) -> None:
-    """Consume until ``stop`` is set; one process at a time (the others wait)."""
+async def consume(
+    applier: BatchApplier,
+    nats_url: str,
+    stop: asyncio.Event,
+    pulling: Pulling,
+    while_leading: WhileLeading | None = None,
+) -> None:
+    """Consume until ``stop`` is set; one process at a time (the others wait),
+    which runs ``while_leading`` as long as it leads."""
     name = applier.name
 
     def waiting() -> None:
         log.info("projection.waiting_for_lock", projection=name)
 
-    async with leading(applier.pool, f"projection:{name}", stop, retry_every=1.0, waiting=waiting) as leader:
-        if not leader:
+    async with leading(applier.pool, f"projection:{name}", stop, retry_every=1.0, waiting=waiting) as lock_conn:
+        if lock_conn is None:
             return
-        while True:
-            try:
-                await _connected(applier, nats_url, stop, pulling)
-                break
-            except ClientStalled:
-                log.warning("projection.nats_client_replaced", projection=name, after_s=pulling.stalled_after)
+        stop_leading = while_leading(lock_conn) if while_leading is not None else None
+        try:
+            while True:
+                try:
+                    await _connected(applier, nats_url, stop, pulling)
+                    break
+                except ClientStalled:
+                    log.warning("projection.nats_client_replaced", projection=name, after_s=pulling.stalled_after)
+        finally:
+            if stop_leading is not None:
+                await stop_leading()
 
 
 async def _connected(applier: BatchApplier, nats_url: str, stop: asyncio.Event, pulling: Pulling) -> None:

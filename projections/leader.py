@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import AsyncIterator, Callable
+from typing import AsyncIterator, Awaitable, Callable
 
 import asyncpg
 
 from lrs.store import leader_lock
 
-__all__ = ["leading", "sleep_or_stop"]
+__all__ = ["WhileLeading", "leading", "sleep_or_stop"]
+
+# Started by the leader on its lock connection once it holds the lock; the
+# function it returns is awaited before the lock is released.
+WhileLeading = Callable[[asyncpg.Connection], Callable[[], Awaitable[None]]]
 
 
 @contextlib.asynccontextmanager
@@ -22,11 +26,11 @@ async def leading(
     *,
     retry_every: float,
     waiting: Callable[[], None] | None = None,
-) -> AsyncIterator[bool]:
+) -> AsyncIterator[asyncpg.Connection | None]:
     """Take the lock ``name`` on a connection of its own, trying again every
     ``retry_every`` seconds (``waiting()`` is called before each wait);
-    yields True while it is held (released on the way out), or False when
-    ``stop`` was set before it could be taken."""
+    yields that connection while the lock is held (released on the way
+    out), or None when ``stop`` was set before it could be taken."""
     async with pool.acquire() as lock_conn:
         key = leader_lock.lock_key(name)
         while not await leader_lock.try_lock(lock_conn, key):
@@ -34,10 +38,10 @@ async def leading(
                 waiting()
             await sleep_or_stop(stop, retry_every)
             if stop.is_set():
-                yield False
+                yield None
                 return
         try:
-            yield True
+            yield lock_conn
         finally:
             await leader_lock.unlock(lock_conn, key)
 

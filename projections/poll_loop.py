@@ -11,7 +11,7 @@ import structlog
 from lrs.store.log_reader import read_events_after
 from projections.applying import TRANSIENT_ERRORS, BatchApplier, BatchOutcome
 from projections.events import log_events
-from projections.leader import leading
+from projections.leader import WhileLeading, leading
 
 __all__ = ["catch_up", "follow"]
 
@@ -40,25 +40,43 @@ async def follow(
     batch_size: int = 1000,
     poll_interval: float = 1.0,
     on_batch: Callable[[BatchOutcome], None] | None = None,
+    while_leading: WhileLeading | None = None,
 ) -> None:
     """Catch up whenever ``wake`` is set (the writer's commit hook) or every
-    ``poll_interval`` seconds, until ``stop`` is set; one process at a time."""
-    async with leading(applier.pool, f"projection:{applier.name}", stop, retry_every=poll_interval) as leader:
-        if not leader:
+    ``poll_interval`` seconds, until ``stop`` is set; one process at a time
+    (which runs ``while_leading`` as long as it leads)."""
+    async with leading(applier.pool, f"projection:{applier.name}", stop, retry_every=poll_interval) as lock_conn:
+        if lock_conn is None:
             return
-        while not stop.is_set():
-            wake.clear()
-            try:
-                checkpoint = await catch_up(applier, batch_size)
-            except TRANSIENT_ERRORS as exc:
-                log.warning("projection.catch_up_failed", projection=applier.name, error=repr(exc))
-            else:
-                if on_batch is not None:
-                    on_batch(BatchOutcome(checkpoint, 0, (), None))
-            waiter = asyncio.ensure_future(wake.wait())
-            stopper = asyncio.ensure_future(stop.wait())
-            try:
-                await asyncio.wait({waiter, stopper}, timeout=poll_interval, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                waiter.cancel()
-                stopper.cancel()
+        stop_leading = while_leading(lock_conn) if while_leading is not None else None
+        try:
+            await _follow(applier, stop, wake, batch_size, poll_interval, on_batch)
+        finally:
+            if stop_leading is not None:
+                await stop_leading()
+
+
+async def _follow(
+    applier: BatchApplier,
+    stop: asyncio.Event,
+    wake: asyncio.Event,
+    batch_size: int,
+    poll_interval: float,
+    on_batch: Callable[[BatchOutcome], None] | None,
+) -> None:
+    while not stop.is_set():
+        wake.clear()
+        try:
+            checkpoint = await catch_up(applier, batch_size)
+        except TRANSIENT_ERRORS as exc:
+            log.warning("projection.catch_up_failed", projection=applier.name, error=repr(exc))
+        else:
+            if on_batch is not None:
+                on_batch(BatchOutcome(checkpoint, 0, (), None))
+        waiter = asyncio.ensure_future(wake.wait())
+        stopper = asyncio.ensure_future(stop.wait())
+        try:
+            await asyncio.wait({waiter, stopper}, timeout=poll_interval, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            waiter.cancel()
+            stopper.cancel()

@@ -23,7 +23,7 @@ no NATS configured, the PostgreSQL log itself (projections/poll_loop.py).
 from __future__ import annotations
 
 import asyncio
-from typing import Callable, Sequence
+from typing import Awaitable, Callable, Sequence
 
 import asyncpg
 import nats  # noqa: F401  (the JetStream delivery connects through it)
@@ -33,6 +33,7 @@ from projections.applying import TRANSIENT_ERRORS, BatchApplier, BatchOutcome
 from projections.checkpoints import CheckpointStore, ParkedEvent, checkpoint_position, parked_count, parked_events
 from projections.contract import Projection, ProjectionOutdated
 from projections.events import LogEvent, event_from_message
+from projections.retry_requests import serve_retry_requests
 
 __all__ = [
     "TRANSIENT_ERRORS",
@@ -94,7 +95,8 @@ class ProjectionRunner:
         whenever ``wake`` is set (the writer's commit hook) or every
         ``poll_interval`` seconds, until ``stop`` is set."""
         await poll_loop.follow(
-            self.applier, stop, wake, batch_size=batch_size, poll_interval=poll_interval, on_batch=on_batch
+            self.applier, stop, wake, batch_size=batch_size, poll_interval=poll_interval, on_batch=on_batch,
+            while_leading=self._serve_retry_requests,
         )
 
     async def run(
@@ -123,4 +125,9 @@ class ProjectionRunner:
         A NATS connection that has been down for ``stalled_after`` seconds is
         replaced by a new one (see jetstream_loop.ClientStalled)."""
         pulling = jetstream_loop.Pulling(batch_size, fetch_timeout, retry_delay, on_batch, batch_interval, stalled_after)
-        await jetstream_loop.consume(self.applier, nats_url, stop, pulling)
+        await jetstream_loop.consume(self.applier, nats_url, stop, pulling, while_leading=self._serve_retry_requests)
+
+    def _serve_retry_requests(self, lock_conn: asyncpg.Connection) -> Callable[[], Awaitable[None]]:
+        """Only the leader applies events: it carries out the requests to
+        retry parked ones (projections/retry_requests.py)."""
+        return serve_retry_requests(self, lock_conn)
