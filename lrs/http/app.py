@@ -231,6 +231,7 @@ async def _anchors(app: web.Application) -> AsyncIterator[None]:
         every_events=settings.anchor_every_events, every_s=settings.anchor_every_s,
     )
     app[keys.WRITER].committed.append(writer.notify)
+    app[keys.ANCHOR_WRITER] = writer
     await writer.start()
     try:
         yield
