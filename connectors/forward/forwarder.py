@@ -18,7 +18,11 @@ handled in order:
   for a later delivery; after ``max_deliveries`` deliveries it is parked.
 
 Statement ids are the stored ids, so a delivery repeated after a crash or a
-lost acknowledgement is accepted by the target as the same statement.
+lost acknowledgement is accepted by the target as the same statement.  A
+second copy of an event already forwarded (a message replayed onto the
+stream) is not sent at all: the forwarder keeps the highest position it
+dealt with in PostgreSQL (connectors.forward.checkpoint) and acknowledges a
+first delivery at or below it without sending it.
 Forwarding is a consumer like any other: it never slows the LRS's writes.
 """
 
@@ -31,6 +35,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, AsyncIterator, Callable
 
+import asyncpg
 import nats
 import nats.errors
 import nats.js.errors
@@ -43,6 +48,7 @@ from connectors.forward.model import (
     Action, ForwardFilter, LogStatement, dead_letter_headers, dead_letter_subject, event_from_message,
     failure_action, outgoing_statement,
 )
+from connectors.forward.checkpoint import ForwardCheckpoint, is_replay
 from connectors.forward.logcheck import LogCheck
 from connectors.forward.natsoptions import nats_options
 from connectors.framework.sink import BatchOutcome, LrsSink, Outgoing, SinkFatal, SinkUnavailable
@@ -71,10 +77,12 @@ class ForwardStats:
     retried: int = 0
     waits: int = 0
     refused: int = 0  # messages that were not the log's event (connectors.forward.logcheck)
+    replayed: int = 0  # second copies of events already forwarded (connectors.forward.checkpoint)
 
     def render(self) -> str:
         return (f"forwarded {self.forwarded}  skipped {self.skipped}  parked {self.parked}  "
-                f"retried {self.retried}  outage waits {self.waits}  refused {self.refused}")
+                f"retried {self.retried}  outage waits {self.waits}  refused {self.refused}  "
+                f"replayed {self.replayed}")
 
 
 def say(text: str) -> None:
@@ -133,6 +141,8 @@ class Forwarder:
         self._on_progress = on_progress
         self._stop = asyncio.Event()
         self._js: Any = None
+        self.checkpoint: ForwardCheckpoint | None = None  # read from PostgreSQL when the run starts
+        self._done = 0  # the highest position acknowledged in the batch being handled
 
     async def run(self, stop: asyncio.Event | None = None) -> ForwardStats:
         """Forward until ``stop`` is set (or, with ``until_caught_up``, until
@@ -140,6 +150,8 @@ class Forwarder:
         target refuses the credentials or the URL."""
         if stop is not None:
             self._stop = stop
+        self.checkpoint = ForwardCheckpoint(self.log_check.pool, self.options.name)
+        await self.checkpoint.load()
         nc = await connect(self.nats_url, self.options.name)
         try:
             self._js = nc.jetstream()
@@ -160,6 +172,7 @@ class Forwarder:
                     continue
                 try:
                     await self._handle(messages)
+                    await self._advance_checkpoint()
                 except (nats.errors.Error, OSError) as exc:
                     # NATS went away mid-batch: unacknowledged messages come back.
                     say(f"JetStream error ({exc!r}); unacknowledged statements will be redelivered")
@@ -195,6 +208,18 @@ class Forwarder:
             return False  # ask again after the next fetch
         return info.num_pending == 0 and info.num_ack_pending == 0
 
+    async def _advance_checkpoint(self) -> None:
+        if self.checkpoint is None or self._done <= self.checkpoint.position:
+            return
+        try:
+            await self.checkpoint.advance(self._done)
+        except asyncpg.PostgresError as exc:  # the next batch tries again; copies meanwhile go to the target's idempotency
+            say(f"could not record the checkpoint ({exc!r})")
+
+    async def _ack(self, msg: Msg, position: int) -> None:
+        await msg.ack()
+        self._done = max(self._done, position)
+
     async def _handle(self, messages: list[Msg]) -> None:
         selected: list[tuple[Msg, LogStatement]] = []
         positions: set[int] = set()  # of the log events selected in this batch
@@ -213,8 +238,13 @@ class Forwarder:
             except ValueError as exc:
                 await self._park(msg, _unreadable_event(msg), None, f"unreadable event: {exc}")
                 continue
-            if event.event_type != STATEMENT_EVENT or not self.selection.matches(event.tenant, event.statement):
+            if self.checkpoint is not None and is_replay(event.position, _deliveries(msg), self.checkpoint.position):
                 await msg.ack()
+                self.stats.replayed += 1
+                say(f"ALERT a second copy of position {event.position}, already forwarded: not sent again")
+                continue
+            if event.event_type != STATEMENT_EVENT or not self.selection.matches(event.tenant, event.statement):
+                await self._ack(msg, event.position)
                 self.stats.skipped += 1
                 continue
             if event.position in positions:  # a second message for the same log event (a replay)
@@ -238,7 +268,7 @@ class Forwarder:
             if rejection is not None:
                 await self._park(msg, event, rejection.status, rejection.reason)
             else:
-                await msg.ack()
+                await self._ack(msg, event.position)
                 self.stats.forwarded += 1
 
     async def _send_through_outages(
@@ -293,7 +323,7 @@ class Forwarder:
         )
         await self._js.publish(dead_letter_subject(self.options.name), event.payload, stream=DEAD_LETTER_STREAM,
                                headers=headers)
-        await msg.ack()
+        await self._ack(msg, event.position)
         self.stats.parked += 1
         say(f"parked statement {event.statement_id} (position {event.position}) in {DEAD_LETTER_STREAM}: "
             f"HTTP {status or '-'} {headers['Lrs-Forward-Error']}")
@@ -301,6 +331,13 @@ class Forwarder:
     async def _sleep(self, seconds: float) -> None:
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(self._stop.wait(), seconds)
+
+
+def _deliveries(msg: Msg) -> int:
+    try:
+        return msg.metadata.num_delivered or 1
+    except (nats.errors.Error, ValueError, AttributeError):  # not a JetStream message
+        return 1
 
 
 def _unreadable_event(msg: Msg) -> LogStatement:
