@@ -331,7 +331,7 @@ class Relay:
 
     async def _resync(self, conn: asyncpg.Connection) -> int:
         metrics.RELAY_RESYNCS.labels(**self._metric_labels).inc()
-        await self.bus.ensure_stream()
+        await self.bus.ensure_stream(update=False)  # changing it is an admin's (lrs.nats_permissions)
         stream_position = await self.bus.last_position()
         checkpoint = await get_checkpoint(conn, self.name)
         resume = min(checkpoint, stream_position)

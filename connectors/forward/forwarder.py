@@ -106,7 +106,7 @@ async def connect(nats_url: str, name: str, *, keep_trying: bool = True) -> nats
     return await nats.connect(
         servers=[url.strip() for url in nats_url.split(",") if url.strip()], name=f"lrs-forward-{name}", allow_reconnect=keep_trying,
         max_reconnect_attempts=-1 if keep_trying else 1, reconnect_time_wait=1.0, connect_timeout=2,
-        error_cb=on_error, **nats_options(),
+        error_cb=on_error, **nats_options(url=nats_url),
     )
 
 
