@@ -14,6 +14,12 @@ since the writer last looked) is never signed: the writer logs
 ``lrs_anchor_refusals_total``, sets ``lrs_anchor_refused`` to 1 and reports
 it in ``/ready`` until the log holds again (it does not, short of a
 restore: run ``lrs audit verify --anchors``).
+
+Beside the relay the writer does not read the log a second time: the relay
+hands it every batch of events it read (:meth:`AnchorWriter.observe`), the
+writer hashes them as they come, and an anchor signs the last position
+checked that way.  It reads from PostgreSQL only what nobody handed it (no
+relay in the process, or a relay that stopped moving).
 """
 
 from __future__ import annotations
@@ -21,13 +27,14 @@ from __future__ import annotations
 import asyncio
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Sequence
 
 import asyncpg
 import structlog
 from prometheus_client import Counter, Gauge
 
 from lrs import anchors
-from lrs.eventlog import GENESIS_HASH, verify_chain
+from lrs.eventlog import GENESIS_HASH, EventRecord, verify_chain
 from lrs.store.log_reader import hash_at, head, read_events_after
 from lrs.tasks import cancel_and_wait
 
@@ -88,6 +95,22 @@ class AnchorWriter:
         if position is not None and self.every_events and position - self.last_position >= self.every_events:
             self._wake.set()
 
+    def observe(self, records: Sequence[EventRecord]) -> None:
+        """Relay hook: check ``records`` (consecutive events just read from
+        the log) on from the last verified position.  Records already checked
+        are skipped; a gap or a break leaves the verified position where it
+        is, and the next anchor reads from PostgreSQL (and refuses)."""
+        if self.verified is None or self.refused is not None or not records:
+            return
+        verified, verified_hash = self.verified
+        if records[-1].position <= verified:
+            return
+        fresh = records[verified - records[0].position + 1:] if records[0].position <= verified else records
+        if fresh[0].position != verified + 1:
+            return
+        if verify_chain(fresh, prev_position=verified, prev_hash=verified_hash) is None:
+            self.verified = (fresh[-1].position, fresh[-1].hash)
+
     def status(self) -> dict[str, object]:
         """For /ready: the last anchored and verified positions, and why the
         writer refuses to sign, if it does."""
@@ -105,7 +128,13 @@ class AnchorWriter:
         if position <= self.last_position and self.refused is None:
             return None
         try:
-            await self._verify_up_to(position, hash_)
+            await self._check_start()
+            assert self.verified is not None
+            if self.verified[0] <= self.last_position or self.refused is not None:
+                # Nothing was handed over since the last anchor: read the log.
+                await self._verify_up_to(position, hash_)
+            elif self.verified[0] == position and self.verified[1] != hash_:
+                raise ChainBroken(position, "the log head's hash is not the hash of the event at its position")
         except ChainBroken as exc:
             self.refused = str(exc)
             ANCHOR_REFUSALS.inc()
@@ -116,6 +145,7 @@ class AnchorWriter:
             log.warning("anchor.resumed", head=position)
         self.refused = None
         ANCHOR_REFUSED.set(0)
+        position, hash_ = self.verified  # the head, or the last position the relay handed over
         if position <= self.last_position:
             return None
         anchor = anchors.sign(self._key, position, hash_, datetime.now(timezone.utc))
@@ -125,16 +155,21 @@ class AnchorWriter:
         log.info("anchor.written", position=position, key_id=anchor.key_id)
         return anchor
 
+    async def _check_start(self) -> None:
+        """The log must still have the last anchor's hash at its position."""
+        if self.verified is not None:
+            return
+        start, start_hash = self._start
+        if start:
+            actual = await hash_at(self._pool, start)
+            if actual is None or bytes(actual) != start_hash:
+                raise ChainBroken(start, "its hash is not the one the last anchor signed")
+        self.verified = (start, start_hash)
+
     async def _verify_up_to(self, position: int, hash_: bytes) -> None:
         """Check the chain from the last verified position to ``position``
         (the head, whose hash is ``hash_``); raises :class:`ChainBroken`."""
-        if self.verified is None:
-            start, start_hash = self._start
-            if start:
-                actual = await hash_at(self._pool, start)
-                if actual is None or bytes(actual) != start_hash:
-                    raise ChainBroken(start, "its hash is not the one the last anchor signed")
-            self.verified = (start, start_hash)
+        assert self.verified is not None
         verified, verified_hash = self.verified
         if position < verified:
             raise ChainBroken(position, f"the log head is behind the verified position {verified}")
@@ -151,6 +186,14 @@ class AnchorWriter:
             raise ChainBroken(position, "the log head's hash is not the hash of the event at its position")
 
     async def start(self) -> None:
+        try:
+            await self._check_start()  # so that observe() has a place to go on from
+        except ChainBroken as exc:
+            self.refused = str(exc)
+            ANCHOR_REFUSED.set(1)
+            log.error("anchor.refused", broken_at=exc.position, error=str(exc), alert=True)
+        except (OSError, asyncpg.PostgresError) as exc:
+            log.warning("anchor.start_check_failed", error=repr(exc))  # the first anchor_now checks again
         if self.enabled and (self._task is None or self._task.done()):
             self._task = asyncio.create_task(self.run(), name="anchors")
 

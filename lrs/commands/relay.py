@@ -110,6 +110,7 @@ async def relay(settings: Settings, args: argparse.Namespace) -> None:
                     pool, settings.signing_key_file, settings.anchor_log_file,
                     every_events=settings.anchor_every_events, every_s=settings.anchor_every_s,
                 )
+                relay.read_hooks.append(anchoring.observe)  # checked as the relay reads them, not read again
                 await anchoring.start()
 
             def committed(position: int | None = None) -> None:

@@ -228,3 +228,35 @@ async def test_the_writer_refuses_an_altered_event_it_has_not_verified_yet(
     assert anchoring.refused is not None and "position 8" in anchoring.refused
     assert anchoring.status()["verified_position"] == 5
     assert [a.position for a in read_anchors(tmp_path / "a.jsonl")] == [5]
+
+
+async def test_events_the_relay_read_are_checked_once_and_anchored_as_read(
+    pool: asyncpg.Pool, writer: StatementWriter, database_url: str, tmp_path: Path
+) -> None:
+    """Beside a relay the writer hashes the batches the relay read instead of
+    reading the log again; an anchor then carries the hash as read, so a
+    later change to an anchored row shows against it."""
+    anchoring = AnchorWriter(pool, tmp_path / "k.pem", tmp_path / "a.jsonl", every_events=0, every_s=0)
+    await anchoring.start()
+    await write(writer, 8)
+    records = await read_events_after(pool, 0, 100)
+    anchoring.observe(records[:3])
+    anchoring.observe(records[1:6])  # overlapping batches, as after a relay's resync
+    assert anchoring.status()["verified_position"] == 6
+    await alter_payload(database_url, 5)  # after the relay read it
+    anchor = await anchoring.anchor_now()
+    assert anchor is not None and anchor.position == 6 and anchor.hash == records[5].hash.hex()
+    env = {**os.environ, "LRS_DATABASE_URL": database_url, "LRS_DATA_DIR": str(tmp_path), "LRS_LOG_LEVEL": "warning",
+           "LRS_ANCHOR_KEY_FILE": str(tmp_path / "k.pem")}
+    status, out = await lrs(env, "audit", "verify", "--anchors", str(tmp_path / "a.jsonl"))
+    assert status == 1, out  # the altered row breaks the chain at 5, before the anchor at 6
+    # A batch that does not chain (read after the change) moves nothing; the
+    # next anchor reads the log itself and refuses.
+    anchoring.observe(await read_events_after(pool, 6, 100))
+    assert anchoring.status()["verified_position"] == 8
+    altered = await read_events_after(pool, 0, 100)
+    fresh = AnchorWriter(pool, tmp_path / "k2.pem", tmp_path / "b.jsonl", every_events=0, every_s=0)
+    await fresh.start()
+    fresh.observe(altered)
+    assert fresh.status()["verified_position"] == 0
+    assert await fresh.anchor_now() is None and "position 5" in (fresh.refused or "")
