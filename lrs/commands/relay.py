@@ -76,7 +76,8 @@ async def _apply_stream(settings: Settings) -> int:
     try:
         await ensure_events_stream(url, settings.nats_stream_replicas)
     except Exception as exc:  # noqa: BLE001 - one line for the operator
-        print(f"lrs relay --apply-stream: {type(exc).__name__}: {exc}", file=sys.stderr)
+        print(f"lrs relay --apply-stream: {type(exc).__name__}: {exc} (LRS_NATS_URL must name a user allowed to "
+              "change streams, such as admin)", file=sys.stderr)
         return 1
     print(f"the LRS_EVENTS stream matches its definition ({settings.nats_stream_replicas} copies)")
     return 0

@@ -263,3 +263,31 @@ async def test_no_user_may_subscribe_to_another_users_inbox(server: EmbeddedNats
             errors = await _errors_of(url, await subscribe(subject))
             assert any("ubscription" in e and subject.lower() in e.lower() for e in errors), (role, subject, errors)
         assert await _errors_of(url, await subscribe(f"_INBOX.{role}.x")) == []
+
+
+async def test_the_admin_applies_the_stream_definition_with_lrs_relay_apply_stream(server: EmbeddedNats) -> None:
+    import os
+    import sys
+
+    from lrs.bus import load_stream_config
+
+    admin = await nats.connect(server.url)
+    try:
+        js = admin.jetstream()
+        await js.add_stream(load_stream_config().evolve(duplicate_window=1.0))
+        env = {**os.environ, "LRS_NATS_URL": server.url_for("relay"), "LRS_LOG_LEVEL": "warning"}
+        refused = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "lrs", "relay", "--apply-stream", env=env,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+        await asyncio.wait_for(refused.communicate(), 120)
+        assert refused.returncode == 1  # the relay's own user may not change the stream
+        assert (await js.stream_info("LRS_EVENTS")).config.duplicate_window == 1.0
+        applied = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "lrs", "relay", "--apply-stream", env={**env, "LRS_NATS_URL": server.url},
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+        out, _ = await asyncio.wait_for(applied.communicate(), 120)
+        assert applied.returncode == 0, out.decode()
+        info = await js.stream_info("LRS_EVENTS")
+        assert info.config.duplicate_window == load_stream_config().duplicate_window
+    finally:
+        await admin.close()
