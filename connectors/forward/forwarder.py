@@ -142,7 +142,8 @@ class Forwarder:
         self._stop = asyncio.Event()
         self._js: Any = None
         self.checkpoint: ForwardCheckpoint | None = None  # read from PostgreSQL when the run starts
-        self._done = 0  # the highest position acknowledged in the batch being handled
+        self._done = 0  # the highest position acknowledged from a message that was the log's event
+        self._refused_positions: set[int] = set()  # of the batch: their messages were not the log's events
 
     async def run(self, stop: asyncio.Event | None = None) -> ForwardStats:
         """Forward until ``stop`` is set (or, with ``until_caught_up``, until
@@ -218,14 +219,21 @@ class Forwarder:
 
     async def _ack(self, msg: Msg, position: int) -> None:
         await msg.ack()
-        self._done = max(self._done, position)
+        # A refused message's position says nothing about the order of the
+        # stream (a forged message may name a position not yet delivered):
+        # the log's event sent in its place does not move the checkpoint.
+        if position not in self._refused_positions:
+            self._done = max(self._done, position)
 
     async def _handle(self, messages: list[Msg]) -> None:
         selected: list[tuple[Msg, LogStatement]] = []
         positions: set[int] = set()  # of the log events selected in this batch
         checks = await self.log_check.check([(msg.headers or {}, msg.data or b"") for msg in messages])
+        self._refused_positions = set()
         for msg, checked in zip(messages, checks):
             if checked.refusal is not None:
+                if checked.headers is not None:
+                    self._refused_positions.add(int(checked.headers["Lrs-Position"]))
                 self.stats.refused += 1
                 say(f"ALERT refused a message that is not the log's event (position "
                     f"{(msg.headers or {}).get('Lrs-Position', '?')}, {checked.refusal})"

@@ -145,3 +145,37 @@ async def test_a_replayed_message_reaches_the_target_once(
     assert stats.replayed == 2 and stats.forwarded == 6
     assert sorted(target.received.values()) == [1] * 6, target.received
     assert checkpoint == 6
+
+
+async def test_a_forged_message_naming_a_later_position_makes_the_forwarder_skip_nothing(
+    pool: asyncpg.Pool, writer: StatementWriter, nats_control: Any, database_url: str
+) -> None:
+    """An altered copy of a later event, on the stream before the events
+    ahead of it: the log's event is sent in its place, but the checkpoint
+    does not move past the events not yet delivered, so none is taken for
+    a replay."""
+    await write(writer, 6)
+    records = await read_events_after(pool, 0, 100)
+    genuine = event_message(records[4])
+    altered = OutgoingMessage(genuine.subject, genuine.data.replace(b"mailto:l4@", b"mailto:evil@"),
+                              {**genuine.headers, "Nats-Msg-Id": str(uuid.uuid4())})
+    bus = Bus(nats_control.url)
+    await bus.connect()
+    await bus.ensure_stream()
+    await bus.close()
+    await publish(nats_control.url, [altered])
+    relay = Relay(pool, nats_control.url, batch_size=50, poll_interval=0.05)
+    await relay.run(until_caught_up=True)
+    await relay.stop()
+    target = FakeLrs("target", "target-secret")
+    await target.start()
+    try:
+        async with LrsSink(target.url, "target", "target-secret") as sink, LogCheck(database_url) as log_check:
+            forwarder = Forwarder(nats_control.url, sink, ForwardFilter.of([], [], []),
+                                  ForwardOptions(name="ordered", batch_size=1, until_caught_up=True), log_check)
+            stats = await asyncio.wait_for(forwarder.run(), 60)
+    finally:
+        await target.close()
+    assert set(target.statements) == {str(r.statement_id) for r in records}
+    assert target.statements[str(records[4].statement_id)]["actor"]["mbox"] == "mailto:l4@example.gov.vn"
+    assert stats.refused == 1 and stats.replayed == 0
