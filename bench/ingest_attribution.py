@@ -50,10 +50,11 @@ import msgspec  # noqa: E402
 
 from bench.iri import LOOSE_PATTERN  # noqa: E402
 from bench.store_writer import sample_statement  # noqa: E402
-from lrs.bus import PREV_HASH_HEADER, OutgoingMessage, hpub_frame  # noqa: E402
+from lrs.event_contract import PREV_HASH_HEADER, OutgoingMessage  # noqa: E402
 from lrs.eventlog import GENESIS_HASH, EventRecord, StoredFormatter, record_hash, verify_chain  # noqa: E402
 from lrs.http.shedding import SheddingBudget, overload_reason  # noqa: E402
 from lrs.http.text_guard import unstorable_part  # noqa: E402
+from lrs.nats.bus import hpub_frame  # noqa: E402
 from lrs.relay import event_message  # noqa: E402
 from lrs.xapi.common import IRI_PATTERN  # noqa: E402
 

@@ -156,7 +156,7 @@ class Settings:
     # OpenID Connect bearer tokens beside HTTP Basic (docs/oidc.md); off
     # unless an issuer is set.
     oidc: "OidcSettings | None" = None
-    # NATS credentials and TLS for an external server (lrs.nats_access).
+    # NATS credentials and TLS for an external server (lrs.nats.access).
     nats_user: str | None = None
     nats_password: str | None = None
     nats_creds: str | None = None
@@ -164,7 +164,7 @@ class Settings:
     nats_tls_ca: str | None = None
     nats_tls_cert: str | None = None
     nats_tls_key: str | None = None
-    # Replies to this process arrive under it (default _INBOX.<user>; lrs.nats_permissions).
+    # Replies to this process arrive under it (default _INBOX.<user>; lrs.nats.permissions).
     nats_inbox_prefix: str | None = None
     # Payloads above this many bytes are relayed by reference (docs/contracts.md).
     relay_inline_max_bytes: int = 512 * 1024

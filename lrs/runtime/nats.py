@@ -9,7 +9,7 @@ Layout under ``data_dir``::
     nats-server.log   server output
 
 The server binds to 127.0.0.1 only and refuses clients without a password:
-one user per role with least privilege (lrs.nats_permissions).  ``url`` is
+one user per role with least privilege (lrs.nats.permissions).  ``url`` is
 the ``admin`` user's, ``url_for(role)`` another role's.  It is a direct child
 of the process that started it and receives SIGTERM if that process dies.
 
@@ -33,7 +33,7 @@ from pathlib import Path
 
 import structlog
 
-from lrs.nats_permissions import ROLES, server_authorization
+from lrs.nats.permissions import ROLES, server_authorization
 from lrs.runtime._process import free_port, log_tail, spawn, terminate
 
 log = structlog.get_logger(__name__)
@@ -277,9 +277,9 @@ def _write_private(path: Path, text: str) -> None:
 async def ensure_events_stream(admin_url: str, replicas: int | None = None, timeout_s: float = 30.0) -> None:
     """Create or update the events stream from its definition as ``admin``:
     the relay's own user may create it but not change it
-    (lrs.nats_permissions), so the process that starts the server applies
+    (lrs.nats.permissions), so the process that starts the server applies
     the definition once at start-up."""
-    from lrs.bus import Bus, load_stream_config
+    from lrs.nats.bus import Bus, load_stream_config
 
     bus = Bus(admin_url, stream_config=load_stream_config(replicas=replicas), name="lrs-setup")
     try:

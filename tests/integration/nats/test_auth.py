@@ -1,5 +1,5 @@
 """The embedded nats-server refuses anonymous clients and gives each role
-only what it needs (lrs.nats_permissions)."""
+only what it needs (lrs.nats.permissions)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import nats
 import nats.errors
 import pytest
 
-from lrs.bus import Bus
-from lrs.nats_access import connect_options
+from lrs.nats.access import connect_options
+from lrs.nats.bus import Bus
 from lrs.runtime.nats import EmbeddedNats
 
 
@@ -226,7 +226,7 @@ async def test_the_forward_user_cannot_touch_a_projections_consumer(server: Embe
 async def test_the_relay_user_cannot_change_or_delete_the_stream(server: EmbeddedNats) -> None:
     from structlog.testing import capture_logs
 
-    from lrs.bus import load_stream_config
+    from lrs.nats.bus import load_stream_config
 
     url = server.url_for("relay")
     bus = Bus(url)
@@ -269,7 +269,7 @@ async def test_the_admin_applies_the_stream_definition_with_lrs_relay_apply_stre
     import os
     import sys
 
-    from lrs.bus import load_stream_config
+    from lrs.nats.bus import load_stream_config
 
     admin = await nats.connect(server.url)
     try:

@@ -1,11 +1,11 @@
-"""The NATS permissions each role gets (lrs.nats_permissions); the server
-enforcing them is tested in tests/integration/test_nats_auth.py."""
+"""The NATS permissions each role gets (lrs.nats.permissions); the server
+enforcing them is tested in tests/integration/nats/test_auth.py."""
 
 from __future__ import annotations
 
 import inspect
 
-from lrs.nats_permissions import PROJECTION_CONSUMERS, consumer_subjects, role_permissions
+from lrs.nats.permissions import PROJECTION_CONSUMERS, consumer_subjects, role_permissions
 from projections import runner
 from projections.competency.store import CompetencyProjection
 
@@ -35,7 +35,7 @@ def test_roles_never_delete_consumers_nor_change_the_stream() -> None:
 def test_the_cluster_configuration_gives_the_service_user_its_role() -> None:
     from pathlib import Path
 
-    conf = (Path(__file__).parents[2] / "docs" / "deploy" / "nats" / "cluster.conf").read_text()
+    conf = (Path(__file__).parents[3] / "docs" / "deploy" / "nats" / "cluster.conf").read_text()
     block = conf[conf.index("user: service"):conf.index("user: admin")]
     quoted = {line.strip().strip('"') for line in block.splitlines() if line.strip().startswith('"')}
     assert quoted == set(role_permissions("service")["publish"]["allow"])
@@ -45,7 +45,7 @@ def test_the_cluster_configuration_gives_the_service_user_its_role() -> None:
 def test_the_helm_values_give_the_service_user_its_role() -> None:
     from pathlib import Path
 
-    values = (Path(__file__).parents[2] / "docs" / "deploy" / "kubernetes" / "nats-values.yaml").read_text()
+    values = (Path(__file__).parents[3] / "docs" / "deploy" / "kubernetes" / "nats-values.yaml").read_text()
     block = values[values.index("- user: service"):values.index("- user: admin")]
     listed = {line.strip()[2:].strip('"') for line in block.splitlines() if line.strip().startswith('- "')}
     assert listed == set(role_permissions("service")["publish"]["allow"])

@@ -8,7 +8,7 @@ certificate and key for mutual TLS).  :func:`connect_options` turns them into
 ``nats.connect`` keyword arguments; every NATS client of the LRS uses it.
 
 Replies to a client arrive on its own inbox prefix, the only subjects its
-user may subscribe to (lrs.nats_permissions): ``LRS_NATS_INBOX_PREFIX``,
+user may subscribe to (lrs.nats.permissions): ``LRS_NATS_INBOX_PREFIX``,
 else ``_INBOX.<user>`` for the user named in the URL or ``LRS_NATS_USER``,
 else nats-py's ``_INBOX`` (a creds file or nkey: set the prefix).
 """
@@ -21,7 +21,7 @@ import ssl
 from urllib.parse import unquote, urlsplit
 
 from lrs.config import Settings
-from lrs.nats_permissions import inbox_prefix
+from lrs.nats.permissions import inbox_prefix
 
 _PASSWORD = re.compile(r"://([^:/@,]*):[^@/,]*@")
 

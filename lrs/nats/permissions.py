@@ -35,7 +35,7 @@ EVENTS_STREAM = "LRS_EVENTS"
 DEAD_LETTER_STREAM = "LRS_FORWARD_DLQ"
 ROLES = ("admin", "service", "relay", "projection", "forward")
 # The durable consumer of every projection the LRS runs (projections.runner
-# names them projection-<name>; tests/unit/test_nats_permissions.py checks
+# names them projection-<name>; tests/unit/nats/test_permissions.py checks
 # this list against the projections the composition root registers).
 PROJECTION_CONSUMERS = ("projection-competency",)
 
