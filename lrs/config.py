@@ -132,6 +132,13 @@ class Settings:
     shed_queue_statements: int = 50_000
     shed_loop_lag_ms: float = 200.0
     shed_max_in_flight: int = 0
+    # ... or while more requests are in flight than finish within this many ms
+    # at the rate the process has been finishing them while busy (0, the
+    # default: off; docs/operations.md says why).
+    shed_latency_ms: float = 0.0
+    # Reverse proxies whose X-Forwarded-For names the client (lrs.http.client_address):
+    # addresses or networks, e.g. "127.0.0.1,10.0.0.0/8".  Empty: the header is ignored.
+    trusted_proxies: str = ""
     # Where `lrs frameworks load` installs framework, programme and alignment
     # documents, live beside the shipped ones (default: <data_dir>/frameworks).
     frameworks_dir: Path | None = None
@@ -174,6 +181,16 @@ class Settings:
     anchor_every_s: float = 60.0
     anchor_key_file: Path | None = None
     anchors_file: Path | None = None
+    # Every `lrs audit verify` run is appended here (lrs.verify_runs); the
+    # console warns when the last one is older than this many days.
+    verify_runs_path: Path | None = None
+    audit_verify_stale_days: float = 7.0
+    # Sign-in to the console through the OIDC issuer (authorization code + PKCE).
+    console_oidc: "ConsoleOidcSettings | None" = None
+
+    @property
+    def verify_runs_file(self) -> Path:
+        return self.verify_runs_path if self.verify_runs_path is not None else self.data_dir / "verify-runs.jsonl"
 
     @property
     def signing_key_file(self) -> Path:
@@ -230,7 +247,9 @@ class Settings:
             ),
             shed_queue_statements=_int(env, "LRS_SHED_QUEUE_STATEMENTS", 50_000, 0),
             shed_max_in_flight=_int(env, "LRS_SHED_MAX_IN_FLIGHT", 0, 0),
+            shed_latency_ms=_nonnegative(_float(env, "LRS_SHED_LATENCY_MS", 0.0), "LRS_SHED_LATENCY_MS"),
             shed_loop_lag_ms=_nonnegative(_float(env, "LRS_SHED_LOOP_LAG_MS", 200.0), "LRS_SHED_LOOP_LAG_MS"),
+            trusted_proxies=_trusted_proxies(env.get("LRS_TRUSTED_PROXIES") or ""),
             frameworks_dir=Path(env["LRS_FRAMEWORKS_DIR"]) if env.get("LRS_FRAMEWORKS_DIR") else None,
             cors_origins=parse_cors_origins(env.get("LRS_CORS_ORIGINS") or ""),
             console_enabled=_bool(env, "LRS_CONSOLE_ENABLED", True),
@@ -255,6 +274,11 @@ class Settings:
             frameworks_poll_s=_nonnegative(_float(env, "LRS_FRAMEWORKS_POLL_S", 5.0), "LRS_FRAMEWORKS_POLL_S"),
             competency_auto_rebuild=_bool(env, "LRS_COMPETENCY_AUTO_REBUILD", True),
             oidc=OidcSettings.from_env(env),
+            verify_runs_path=Path(env["LRS_VERIFY_RUNS_FILE"]) if env.get("LRS_VERIFY_RUNS_FILE") else None,
+            audit_verify_stale_days=_positive(
+                _float(env, "LRS_AUDIT_VERIFY_STALE_DAYS", 7.0), "LRS_AUDIT_VERIFY_STALE_DAYS"
+            ),
+            console_oidc=ConsoleOidcSettings.from_env(env),
         )
 
 
@@ -326,6 +350,55 @@ class OidcSettings:
                 _float(env, "LRS_OIDC_JWKS_MIN_REFETCH_S", 30.0), "LRS_OIDC_JWKS_MIN_REFETCH_S"
             ),
         )
+
+
+@dataclass(frozen=True)
+class ConsoleOidcSettings:
+    """Signing in to the console through the OIDC issuer (``LRS_CONSOLE_OIDC_*``,
+    docs/console.md): the console is an OAuth client of the issuer of
+    ``LRS_OIDC_ISSUER``; its ID tokens are verified with that issuer's keys."""
+
+    client_id: str
+    client_secret: str | None = None  # None: a public client (PKCE only)
+    provider_name: str = "OpenID Connect"
+    # Else read from <issuer>/.well-known/openid-configuration on first use.
+    authorization_url: str | None = None
+    token_url: str | None = None
+    scopes: tuple[str, ...] = ("openid",)
+    # Else derived from the request (set it behind a proxy that rewrites the host).
+    redirect_url: str | None = None
+    timeout_s: float = 10.0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> "ConsoleOidcSettings | None":
+        client_id = env.get("LRS_CONSOLE_OIDC_CLIENT_ID") or None
+        if client_id is None:
+            return None
+        if not env.get("LRS_OIDC_ISSUER"):
+            raise ConfigError("LRS_CONSOLE_OIDC_CLIENT_ID needs LRS_OIDC_ISSUER (the issuer whose ID tokens it accepts)")
+        if bool(env.get("LRS_CONSOLE_OIDC_AUTHORIZATION_URL")) != bool(env.get("LRS_CONSOLE_OIDC_TOKEN_URL")):
+            raise ConfigError(
+                "set both LRS_CONSOLE_OIDC_AUTHORIZATION_URL and LRS_CONSOLE_OIDC_TOKEN_URL, or neither (discovery)"
+            )
+        scopes = _words(env.get("LRS_CONSOLE_OIDC_SCOPES") or "") or ("openid",)
+        if "openid" not in scopes:
+            raise ConfigError("LRS_CONSOLE_OIDC_SCOPES must include openid")
+        return cls(
+            client_id=client_id,
+            client_secret=env.get("LRS_CONSOLE_OIDC_CLIENT_SECRET") or None,
+            provider_name=env.get("LRS_CONSOLE_OIDC_PROVIDER_NAME") or "OpenID Connect",
+            authorization_url=env.get("LRS_CONSOLE_OIDC_AUTHORIZATION_URL") or None,
+            token_url=env.get("LRS_CONSOLE_OIDC_TOKEN_URL") or None,
+            scopes=scopes,
+            redirect_url=env.get("LRS_CONSOLE_OIDC_REDIRECT_URL") or None,
+        )
+
+
+def _trusted_proxies(raw: str) -> str:
+    from lrs.http.client_address import parse_trusted_proxies
+
+    parse_trusted_proxies(raw)  # refused at start, with the setting named
+    return raw
 
 
 def _session_ttl(value: float) -> float:

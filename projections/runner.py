@@ -52,6 +52,7 @@ from lrs.store import leader_lock
 from lrs.message_check import needed_positions, refusal
 from lrs.store.log_reader import hashes_at, read_events_after
 from lrs.store.log_reader import last_position as log_last_position
+from projections.retry_requests import serve_retry_requests
 
 log = structlog.get_logger("lrs.projections")
 
@@ -446,6 +447,7 @@ class ProjectionRunner:
                 await _sleep_or_stop(stop, poll_interval)
                 if stop.is_set():
                     return
+            stop_retries = serve_retry_requests(self, lock_conn)  # only the leader applies events
             try:
                 while not stop.is_set():
                     wake.clear()
@@ -464,6 +466,7 @@ class ProjectionRunner:
                         waiter.cancel()
                         stopper.cancel()
             finally:
+                await stop_retries()
                 await leader_lock.unlock(lock_conn, key)
 
     # -- JetStream --------------------------------------------------------------
@@ -500,6 +503,7 @@ class ProjectionRunner:
                 await _sleep_or_stop(stop, 1.0)
                 if stop.is_set():
                     return
+            stop_retries = serve_retry_requests(self, lock_conn)  # only the leader applies events
             try:
                 pulling = _Pulling(batch_size, fetch_timeout, retry_delay, on_batch, batch_interval, stalled_after)
                 while True:
@@ -509,6 +513,7 @@ class ProjectionRunner:
                     except _ClientStalled:
                         log.warning("projection.nats_client_replaced", projection=self.name, after_s=stalled_after)
             finally:
+                await stop_retries()
                 await leader_lock.unlock(lock_conn, key)
 
     async def _consume(self, nats_url: str, stop: asyncio.Event, pulling: _Pulling) -> None:
