@@ -171,6 +171,8 @@ class Settings:
     nats_tls_ca: str | None = None
     nats_tls_cert: str | None = None
     nats_tls_key: str | None = None
+    # Replies to this process arrive under it (default _INBOX.<user>; lrs.nats.permissions).
+    nats_inbox_prefix: str | None = None
     # Payloads above this many bytes are relayed by reference (docs/contracts.md).
     relay_inline_max_bytes: int = 512 * 1024
     # Signed anchors of the log head (lrs.anchors): every N events or T
@@ -259,6 +261,7 @@ class Settings:
             nats_tls_ca=env.get("LRS_NATS_TLS_CA") or None,
             nats_tls_cert=env.get("LRS_NATS_TLS_CERT") or None,
             nats_tls_key=env.get("LRS_NATS_TLS_KEY") or None,
+            nats_inbox_prefix=env.get("LRS_NATS_INBOX_PREFIX") or None,
             relay_inline_max_bytes=_int(env, "LRS_RELAY_INLINE_MAX_BYTES", 512 * 1024, 1024),
             anchor_every_events=_int(env, "LRS_ANCHOR_EVERY_EVENTS", 10_000),
             anchor_every_s=_nonnegative(_float(env, "LRS_ANCHOR_EVERY_S", 60.0), "LRS_ANCHOR_EVERY_S"),

@@ -519,7 +519,7 @@ class ProjectionRunner:
     async def _consume(self, nats_url: str, stop: asyncio.Event, pulling: _Pulling) -> None:
         nc = await nats.connect(
             servers=nats_servers(nats_url), name=f"lrs-projection-{self.name}", allow_reconnect=True,
-            max_reconnect_attempts=-1, reconnect_time_wait=1.0, connect_timeout=2, **connect_options(),
+            max_reconnect_attempts=-1, reconnect_time_wait=1.0, connect_timeout=2, **connect_options(url=nats_url),
         )
         use_fast_header_parse(nc)  # every message carries the relay's six headers
         try:

@@ -255,6 +255,10 @@ async def _anchors(app: web.Application) -> AsyncIterator[None]:
         every_events=settings.anchor_every_events, every_s=settings.anchor_every_s,
     )
     app[keys.WRITER].committed.append(writer.notify)
+    app[keys.ANCHOR_WRITER] = writer
+    relay = app.get(keys.RELAY)
+    if relay is not None:
+        relay.read_hooks.append(writer.observe)  # the events it reads are checked once, not read again
     await writer.start()
     try:
         yield

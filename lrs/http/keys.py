@@ -24,6 +24,7 @@ AUTHENTICATOR: web.AppKey["Authenticator"] = web.AppKey("authenticator")
 BEARER_VERIFIER: web.AppKey["BearerVerifier"] = web.AppKey("bearer_verifier")
 CURSOR_SECRET = web.AppKey("cursor_secret", bytes)
 RELAY: web.AppKey[Any] = web.AppKey("relay")
+ANCHOR_WRITER: web.AppKey[Any] = web.AppKey("anchor_writer")  # lrs.anchor_writer.AnchorWriter
 LIFECYCLE: web.AppKey["Lifecycle"] = web.AppKey("lifecycle")
 # The states of the embedded servers this process supervises ("running", "restarting").
 EMBEDDED: web.AppKey[Callable[[], dict[str, str]]] = web.AppKey("embedded")
