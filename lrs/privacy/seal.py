@@ -13,7 +13,7 @@ In the stored Statement an identity's own properties (IFI, ``name``,
 ``objectType``) are replaced by its *sealed form*::
 
     {"objectType": "Agent",
-     "account": {"homePage": "urn:lrs:pseudonym", "name": "<pseudonym>"},
+     "account": {"homePage": "https://lrs.invalid/pseudonym", "name": "<pseudonym>"},
      "sealed": "v1.<pseudonym>.<generation>.<base64url AES-GCM-SIV ciphertext>"}
 
 (a Group keeps ``member``, each member sealed on its own; an Anonymous
@@ -28,7 +28,7 @@ Statements name the same identity.
 
 Opening replaces each sealed form by the original object; when the data key
 is gone (the identity was erased) by the *erased form*
-``{"objectType": ..., "account": {"homePage": "urn:lrs:erased", "name": "<pseudonym>"}}``.
+``{"objectType": ..., "account": {"homePage": "https://lrs.invalid/erased", "name": "<pseudonym>"}}``.
 """
 
 from __future__ import annotations
@@ -58,8 +58,8 @@ __all__ = [
     "sealed_refs",
 ]
 
-PSEUDONYM_HOME = "urn:lrs:pseudonym"
-ERASED_HOME = "urn:lrs:erased"
+PSEUDONYM_HOME = "https://lrs.invalid/pseudonym"
+ERASED_HOME = "https://lrs.invalid/erased"
 SEALED = "sealed"
 VERSION = "v1"
 _NONCE = b"\x00" * 12  # AES-GCM-SIV: a fixed nonce makes it deterministic, nothing worse
@@ -162,7 +162,12 @@ def _copy_path(statement: dict[str, Any]) -> dict[str, Any]:
     return copy
 
 
+_CONTEXT_AGENTS = ("instructor", "team", "contextAgents", "contextGroups")
+
+
 def _copy_context(context: dict[str, Any]) -> dict[str, Any]:
+    if not any(name in context for name in _CONTEXT_AGENTS):
+        return context  # nothing in it is replaced
     context = dict(context)
     for name in ("contextAgents", "contextGroups"):
         if name in context:

@@ -70,6 +70,22 @@ class _Entry:
         self.by_generation: dict[int, Any] = {}  # generation -> cipher, or None once erased
 
 
+class _CachedKeys(dict):
+    """Identifier -> cached live key; a KeyError for one not cached."""
+
+    def __init__(self, owner: "LearnerKeys", tenant: str) -> None:
+        super().__init__()
+        self._owner = owner
+        self._tenant = tenant
+
+    def __missing__(self, ident: str) -> seal.SealKey:
+        entry = self._owner._entries.get((self._tenant, self._owner.pseudonym(self._tenant, ident)))
+        if entry is None or entry.current is None:
+            raise KeyError(ident)
+        self[ident] = entry.current
+        return entry.current
+
+
 class LearnerKeys:
     """Seals and opens Statements of any tenant with the keys of the
     identities they name."""
@@ -217,18 +233,26 @@ class LearnerKeys:
         self, tenant: str, statements: list[dict[str, Any]], authority: dict[str, Any]
     ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         """The Statements and the authority with every identity sealed."""
-        idents = seal.identities({"actor": authority})
-        for statement in statements:
-            idents |= seal.identities(statement)
-        keys = await self.keys_for_writing(tenant, idents)
 
         def seal_text(key: seal.SealKey, plaintext: bytes) -> str:
             return self._seal_text(tenant, key, plaintext)
 
-        def sealer(agent: dict[str, Any]) -> dict[str, Any]:
-            return seal.seal_agent(agent, keys, seal_text)
+        def sealed_with(keys: Any) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+            def sealer(agent: dict[str, Any]) -> dict[str, Any]:
+                return seal.seal_agent(agent, keys, seal_text)
 
-        return [seal.seal_statement(s, sealer) for s in statements], sealer(authority)
+            return [seal.seal_statement(s, sealer) for s in statements], sealer(authority)
+
+        if self.trust_cache:
+            # The common case: every identity's key is cached; one pass.
+            try:
+                return sealed_with(_CachedKeys(self, tenant))
+            except KeyError:
+                pass
+        idents = seal.identities({"actor": authority})
+        for statement in statements:
+            idents |= seal.identities(statement)
+        return sealed_with(await self.keys_for_writing(tenant, idents))
 
     async def open_payloads(self, tenant: str, payloads: list[bytes]) -> list[bytes]:
         """Stored Statements with their identities opened (erased ones in

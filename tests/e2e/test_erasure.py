@@ -178,7 +178,7 @@ async def test_erased_learner_leaves_no_clear_text_and_the_audit_still_holds(
             assert r.status == 200, await r.text()
             before = await r.json()
         assert [c["earned"] for c in before["certifications"]] == [True], before  # Lan is certified
-        assert before["learner"].startswith("account:urn:lrs:pseudonym|")  # the projection knows a pseudonym
+        assert before["learner"].startswith("account:https://lrs.invalid/pseudonym|")  # the projection knows a pseudonym
 
         # Nothing personal in clear reached the stream or the log, even before the erasure.
         conn = await asyncpg.connect(database_url)
@@ -201,12 +201,12 @@ async def test_erased_learner_leaves_no_clear_text_and_the_audit_still_holds(
             assert r.status == 200
             after = (await r.json())["statements"]
         assert [s["id"] for s in after] == [s["id"] for s in found]
-        erased = [s for s in after if s["actor"].get("account", {}).get("homePage") == "urn:lrs:erased"]
+        erased = [s for s in after if s["actor"].get("account", {}).get("homePage") == "https://lrs.invalid/erased"]
         assert len(erased) == len(lan_statements)
         assert erased[0]["actor"] == {"objectType": "Agent",
-                                      "account": {"homePage": "urn:lrs:erased", "name": erased[0]["actor"]["account"]["name"]}}
+                                      "account": {"homePage": "https://lrs.invalid/erased", "name": erased[0]["actor"]["account"]["name"]}}
         instructed = next(s for s in after if s["actor"].get("name") == MINH["name"])
-        assert instructed["context"]["instructor"]["account"]["homePage"] == "urn:lrs:erased"
+        assert instructed["context"]["instructor"]["account"]["homePage"] == "https://lrs.invalid/erased"
         for path, extra in (("activities/state", "&activityId=https://lms.example/course&stateId=bookmark"),
                             ("agents/profile", "&profileId=contact")):
             async with session.get(f"{base}/xapi/{path}?agent={agent_param}{extra}", headers=xapi_headers()) as r:

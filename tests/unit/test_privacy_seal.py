@@ -62,7 +62,7 @@ def test_the_sealed_form_is_an_agent_known_by_its_pseudonym():
     keys = _keys(STATEMENT)
     sealed = _seal(STATEMENT, keys)
     lan = seal.pseudonym(PSEUDONYM_KEY, TENANT, "mbox:mailto:lan@example.org")
-    assert ifi_key(sealed["actor"]) == f"account:urn:lrs:pseudonym|{lan}"
+    assert ifi_key(sealed["actor"]) == f"account:https://lrs.invalid/pseudonym|{lan}"
     # The same person as a team member gets the same pseudonym.
     assert sealed["context"]["team"]["member"][0]["account"]["name"] == lan
     # An anonymous Group keeps its (sealed) members and no account of its own.
@@ -84,8 +84,8 @@ def test_an_erased_identity_opens_to_the_erased_form_and_the_others_stay_readabl
     ciphers = _ciphers(keys)
     ciphers[(lan.pseudonym, lan.generation)] = None
     opened = seal.open_statement(sealed, ciphers, TENANT)
-    assert opened["actor"] == {"objectType": "Agent", "account": {"homePage": "urn:lrs:erased", "name": lan.pseudonym}}
-    assert opened["context"]["team"]["member"][0]["account"]["homePage"] == "urn:lrs:erased"
+    assert opened["actor"] == {"objectType": "Agent", "account": {"homePage": "https://lrs.invalid/erased", "name": lan.pseudonym}}
+    assert opened["context"]["team"]["member"][0]["account"]["homePage"] == "https://lrs.invalid/erased"
     assert opened["context"]["instructor"] == STATEMENT["context"]["instructor"]
 
 
@@ -93,7 +93,7 @@ def test_a_ciphertext_moved_to_another_identity_or_tenant_does_not_open():
     keys = _keys(STATEMENT)
     sealed = _seal(STATEMENT, keys)
     opened = seal.open_statement(sealed, _ciphers(keys), "another-tenant")
-    assert opened["actor"]["account"]["homePage"] == "urn:lrs:erased"
+    assert opened["actor"]["account"]["homePage"] == "https://lrs.invalid/erased"
 
 
 def test_pseudonyms_depend_on_key_tenant_and_identifier():
