@@ -122,3 +122,30 @@ def test_a_bad_master_key_file_is_refused_with_its_path(tmp_path):
     path.write_text("not base64!\n")
     with pytest.raises(master.PrivacyKeyError, match="privacy-key"):
         master.load_or_create(path)
+
+
+def test_a_sealed_document_event_carries_no_content_in_clear_and_replays_until_erased():
+    from datetime import datetime, timezone
+
+    from lrs.documents.concurrency import etag_of
+    from lrs.documents.events import DOCUMENT_EVENT, document_event_payload, replay_documents
+    from lrs.documents.model import DocumentKey, DocumentSet, NewVersion, Resource
+
+    ident = "mbox:mailto:lan@example.org"
+    key = seal.SealKey(seal.pseudonym(PSEUDONYM_KEY, TENANT, ident), 1, seal.new_data_key_cipher(os.urandom(32)))
+    stored_key = f"account:{seal.PSEUDONYM_HOME}|{key.pseudonym}"
+    context = DocumentSet(Resource.AGENT_PROFILE, "", stored_key, None)
+    content = "Nguyễn Thị Lan".encode()
+    payload = document_event_payload(
+        DocumentKey(context, "contact"), "put", NewVersion(content, "text/plain", etag_of(content)),
+        lambda data: seal.seal_bytes(key, TENANT, data),
+    )
+    assert content not in payload and b"lan@example.org" not in payload
+    events = [(1, TENANT, DOCUMENT_EVENT, datetime(2026, 1, 1, tzinfo=timezone.utc), payload)]
+    ciphers = {(key.pseudonym, key.generation): key.cipher}
+    [row] = replay_documents(events, lambda tenant, text: seal.open_text(text, ciphers, tenant)).values()
+    assert row.content == content
+    erased = {(key.pseudonym, key.generation): None}
+    assert replay_documents(events, lambda tenant, text: seal.open_text(text, erased, tenant)) == {}
+    with pytest.raises(ValueError, match="sealed"):
+        replay_documents(events)
