@@ -42,7 +42,7 @@ import projection  # noqa: E402
 from log_head_lock import machine  # noqa: E402
 from store_writer import with_database  # noqa: E402
 
-from lrs.bus import STREAM_NAME  # noqa: E402
+from lrs.nats.bus import STREAM_NAME  # noqa: E402
 from lrs.runtime.nats import EmbeddedNats  # noqa: E402
 from lrs.runtime.postgres import EmbeddedPostgres  # noqa: E402
 

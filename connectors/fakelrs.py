@@ -6,6 +6,9 @@ answer given statuses first (``script``), refuse chosen statement ids with a
 400 (``reject_ids``) or fail batches holding chosen ids with a 500
 (``fail_ids``), delay every POST (``post_delay``), or expire ``more``
 links.  Statements are served back by GET oldest first with ``more`` paging.
+
+tests/e2e/test_fakelrs_contract.py runs the behaviour the connectors' tests
+take from it against this fake and against the real service alike.
 """
 
 from __future__ import annotations

@@ -176,6 +176,28 @@ def read_anchors(path: Path) -> list[Anchor]:
     return sorted(anchors, key=lambda a: a.position)
 
 
+def last_anchor(path: Path, tail_bytes: int = 64 * 1024) -> Anchor | None:
+    """The last anchor appended to ``path``, reading only the file's tail (the
+    file gains a line a minute for years); None when there is none.  A torn
+    last line (a crash mid-append) is passed over for the one before it."""
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            handle.seek(max(0, handle.tell() - tail_bytes))
+            tail = handle.read()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise AnchorError(f"cannot read anchors from {path}: {exc.strerror}") from None
+    for line in reversed(tail.splitlines()):
+        if line.strip():
+            try:
+                return msgspec.json.decode(line, type=Anchor)
+            except msgspec.DecodeError:
+                continue
+    return None
+
+
 def last_anchored_position(path: Path) -> int:
     with contextlib.suppress(AnchorError):
         anchors = read_anchors(path)

@@ -156,7 +156,7 @@ class Settings:
     # OpenID Connect bearer tokens beside HTTP Basic (docs/oidc.md); off
     # unless an issuer is set.
     oidc: "OidcSettings | None" = None
-    # NATS credentials and TLS for an external server (lrs.nats_access).
+    # NATS credentials and TLS for an external server (lrs.nats.access).
     nats_user: str | None = None
     nats_password: str | None = None
     nats_creds: str | None = None
@@ -172,6 +172,17 @@ class Settings:
     anchor_every_s: float = 60.0
     anchor_key_file: Path | None = None
     anchors_file: Path | None = None
+    # Every `lrs audit verify` run is appended here (lrs.verify_runs); the
+    # console warns when the last one is older than this many days.
+    verify_runs_path: Path | None = None
+    audit_verify_stale_days: float = 7.0
+    # Sign-in to the console through the OIDC issuer (authorization code + PKCE).
+    console_oidc: "ConsoleOidcSettings | None" = None
+
+    @property
+    def verify_runs_file(self) -> Path:
+        return self.verify_runs_path if self.verify_runs_path is not None else self.data_dir / "verify-runs.jsonl"
+
     # Personal data sealed per identity (docs/privacy.md): on, every Agent and
     # Group of a stored Statement and every agent document is encrypted under
     # its identity's key, wrapped by the master key in privacy_key_file.
@@ -263,6 +274,11 @@ class Settings:
             frameworks_poll_s=_nonnegative(_float(env, "LRS_FRAMEWORKS_POLL_S", 5.0), "LRS_FRAMEWORKS_POLL_S"),
             competency_auto_rebuild=_bool(env, "LRS_COMPETENCY_AUTO_REBUILD", True),
             oidc=OidcSettings.from_env(env),
+            verify_runs_path=Path(env["LRS_VERIFY_RUNS_FILE"]) if env.get("LRS_VERIFY_RUNS_FILE") else None,
+            audit_verify_stale_days=_positive(
+                _float(env, "LRS_AUDIT_VERIFY_STALE_DAYS", 7.0), "LRS_AUDIT_VERIFY_STALE_DAYS"
+            ),
+            console_oidc=ConsoleOidcSettings.from_env(env),
         )
 
 
@@ -333,6 +349,48 @@ class OidcSettings:
             jwks_min_refetch_s=_nonnegative(
                 _float(env, "LRS_OIDC_JWKS_MIN_REFETCH_S", 30.0), "LRS_OIDC_JWKS_MIN_REFETCH_S"
             ),
+        )
+
+
+@dataclass(frozen=True)
+class ConsoleOidcSettings:
+    """Signing in to the console through the OIDC issuer (``LRS_CONSOLE_OIDC_*``,
+    docs/console.md): the console is an OAuth client of the issuer of
+    ``LRS_OIDC_ISSUER``; its ID tokens are verified with that issuer's keys."""
+
+    client_id: str
+    client_secret: str | None = None  # None: a public client (PKCE only)
+    provider_name: str = "OpenID Connect"
+    # Else read from <issuer>/.well-known/openid-configuration on first use.
+    authorization_url: str | None = None
+    token_url: str | None = None
+    scopes: tuple[str, ...] = ("openid",)
+    # Else derived from the request (set it behind a proxy that rewrites the host).
+    redirect_url: str | None = None
+    timeout_s: float = 10.0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> "ConsoleOidcSettings | None":
+        client_id = env.get("LRS_CONSOLE_OIDC_CLIENT_ID") or None
+        if client_id is None:
+            return None
+        if not env.get("LRS_OIDC_ISSUER"):
+            raise ConfigError("LRS_CONSOLE_OIDC_CLIENT_ID needs LRS_OIDC_ISSUER (the issuer whose ID tokens it accepts)")
+        if bool(env.get("LRS_CONSOLE_OIDC_AUTHORIZATION_URL")) != bool(env.get("LRS_CONSOLE_OIDC_TOKEN_URL")):
+            raise ConfigError(
+                "set both LRS_CONSOLE_OIDC_AUTHORIZATION_URL and LRS_CONSOLE_OIDC_TOKEN_URL, or neither (discovery)"
+            )
+        scopes = _words(env.get("LRS_CONSOLE_OIDC_SCOPES") or "") or ("openid",)
+        if "openid" not in scopes:
+            raise ConfigError("LRS_CONSOLE_OIDC_SCOPES must include openid")
+        return cls(
+            client_id=client_id,
+            client_secret=env.get("LRS_CONSOLE_OIDC_CLIENT_SECRET") or None,
+            provider_name=env.get("LRS_CONSOLE_OIDC_PROVIDER_NAME") or "OpenID Connect",
+            authorization_url=env.get("LRS_CONSOLE_OIDC_AUTHORIZATION_URL") or None,
+            token_url=env.get("LRS_CONSOLE_OIDC_TOKEN_URL") or None,
+            scopes=scopes,
+            redirect_url=env.get("LRS_CONSOLE_OIDC_REDIRECT_URL") or None,
         )
 
 

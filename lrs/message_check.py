@@ -24,22 +24,6 @@ from typing import Iterable, Mapping
 from lrs.eventlog import GENESIS_HASH, hash_with_id_bytes
 
 
-LAST_POSITION = 2**63 - 1  # the log's positions are PostgreSQL bigints
-
-
-def parse_position(text: str) -> int:
-    """The position an ``Lrs-Position`` header names.  ValueError unless it
-    is the decimal the relay writes, 1 to 2^63 - 1: a larger number is no
-    position of the log, and looking it up raised in asyncpg (out of bigint
-    range), which stopped the consumer on one forged message for good."""
-    if not (text.isascii() and text.isdigit()):
-        raise ValueError(f"position {text[:30]!r} is not a decimal number")
-    position = int(text)
-    if not 1 <= position <= LAST_POSITION:
-        raise ValueError(f"position {text[:30]} is outside 1..{LAST_POSITION}")
-    return position
-
-
 def needed_positions(positions: Iterable[int]) -> list[int]:
     """The positions whose hashes checking messages at ``positions`` needs."""
     wanted: set[int] = set()

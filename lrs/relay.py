@@ -23,30 +23,14 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Callable
-from datetime import datetime
-from typing import Any, Protocol
 
 import asyncpg
 import structlog
 
 from lrs import metrics
-from lrs.bus import (
-    BUS_ERRORS,
-    EVENT_TYPE_HEADER,
-    HASH_HEADER,
-    MSG_ID_HEADER,
-    PAYLOAD_REFERENCE_HEADER,
-    POSITION_HEADER,
-    PREV_HASH_HEADER,
-    STORED_HEADER,
-    TENANT_HEADER,
-    Bus,
-    OutgoingMessage,
-    event_subject,
-    load_stream_config,
-)
-from lrs.eventlog import StoredFormatter, format_stored
+from lrs.nats.bus import BUS_ERRORS, Bus, load_stream_config
+from lrs.event_contract import DEFAULT_INLINE_MAX_BYTES, event_message
+from lrs.eventlog import StoredFormatter
 from lrs.store import leader_lock
 from lrs.store.checkpoints import get_checkpoint, set_checkpoint
 from lrs.store.log_reader import last_position as log_last_position
@@ -56,49 +40,14 @@ from lrs.tasks import cancel_and_wait
 log = structlog.get_logger("lrs.relay")
 
 DEFAULT_NAME = "jetstream"
-# Payloads above this travel by reference (docs/contracts.md): the message
-# carries position, ids and hashes, and consumers read the payload from
-# PostgreSQL.  So no event, whatever its size, can exceed the server's
-# max_payload and stop the stream.
-DEFAULT_INLINE_MAX_BYTES = 512 * 1024
+# Payloads above DEFAULT_INLINE_MAX_BYTES travel by reference
+# (lrs/event_contract.py, docs/contracts.md): the message carries position,
+# ids and hashes, and consumers read the payload from PostgreSQL.  So no
+# event, whatever its size, can exceed the server's max_payload and stop the
+# stream.
+
 # Room left under the server's max_payload for the headers of an inline message.
 HEADER_ROOM = 4096
-
-
-class Event(Protocol):
-    position: int
-    event_id: Any
-    tenant: str
-    event_type: str
-    stored: Any
-    payload: bytes
-    prev_hash: bytes
-    hash: bytes
-
-
-def event_message(
-    event: Event,
-    stored_text: Callable[[datetime], str] = format_stored,
-    inline_max: int = DEFAULT_INLINE_MAX_BYTES,
-) -> OutgoingMessage:
-    """The JetStream message for one event (docs/contracts.md, "Relayed
-    events").  A batch passes one :class:`lrs.eventlog.StoredFormatter` as
-    ``stored_text``.  A payload above ``inline_max`` bytes is left out: the
-    message then says the payload's size in ``Lrs-Payload-Size``."""
-    payload = bytes(event.payload)
-    headers = {
-        MSG_ID_HEADER: str(event.event_id),
-        POSITION_HEADER: str(event.position),
-        TENANT_HEADER: event.tenant,
-        EVENT_TYPE_HEADER: event.event_type,
-        STORED_HEADER: stored_text(event.stored),
-        HASH_HEADER: bytes(event.hash).hex(),
-        PREV_HASH_HEADER: bytes(event.prev_hash).hex(),
-    }
-    if len(payload) > inline_max:
-        headers[PAYLOAD_REFERENCE_HEADER] = str(len(payload))
-        payload = b""
-    return OutgoingMessage(subject=event_subject(event.tenant, event.event_type), data=payload, headers=headers)
 
 
 class Backoff:

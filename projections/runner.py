@@ -31,7 +31,7 @@ import asyncio
 import dataclasses
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Awaitable, Callable, NamedTuple, Protocol, Sequence
+from typing import Awaitable, Callable, Protocol, Sequence
 
 import asyncpg
 import nats
@@ -41,27 +41,18 @@ import structlog
 from nats.aio.msg import Msg
 
 from lrs import projection_health
-from lrs.bus import (
-    EVENT_TYPE_HEADER,
-    HASH_HEADER,
-    MSG_ID_HEADER,
-    PAYLOAD_REFERENCE_HEADER,
-    POSITION_HEADER,
-    PREV_HASH_HEADER,
-    STORED_HEADER,
-    STREAM_NAME,
-    TENANT_HEADER,
-    load_consumer_config,
-)
+from lrs.nats.bus import STREAM_NAME, load_consumer_config
 from lrs.config import nats_servers
+from lrs.event_contract import RelayedEvent, from_message
 from lrs.eventlog import EventRecord
-from lrs.nats_access import connect_options
-from lrs.jetstream_pull import PullConsumer, PullRefused
-from lrs.nats_headers import use_fast_header_parse
+from lrs.nats.access import connect_options
+from lrs.nats.pull import PullConsumer, PullRefused
+from lrs.nats.headers import use_fast_header_parse
 from lrs.store import leader_lock
-from lrs.message_check import needed_positions, parse_position, refusal
+from lrs.message_check import needed_positions, refusal
 from lrs.store.log_reader import hashes_at, read_events_after
 from lrs.store.log_reader import last_position as log_last_position
+from projections.retry_requests import serve_retry_requests
 
 log = structlog.get_logger("lrs.projections")
 
@@ -120,27 +111,17 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
 class LogEvent:
     """One event of the log, from a JetStream message or from Postgres.
 
-    An event read from a message also carries what its hash covers
-    (``claim``), so the runner can check it against the log before applying
-    it; an event read from Postgres has none (it is the log)."""
+    What a projection folds: the same whichever way it came.  An event read
+    from a message also carries the message (``claim``, the relayed event of
+    lrs/event_contract.py with what its hash covers), so the runner can check
+    it against the log before applying it; an event read from Postgres has
+    none (it is the log)."""
 
     position: int
     tenant: str
     event_type: str
     payload: bytes
-    claim: MessageClaim | None = None
-
-
-class MessageClaim(NamedTuple):
-    """What a relayed message says about its event besides tenant, type and
-    payload (docs/contracts.md).  A named tuple: made for every message, and
-    a frozen dataclass costs microseconds more to build."""
-
-    event_id: str  # as the headers carry them: text and hex, parsed when checked
-    stored: str
-    prev_hash: str | None  # None: a message without the header
-    by_reference: bool  # the payload was left out: read it from PostgreSQL
-    hash: str | None  # the hash the message names (checked for messages by reference)
+    claim: RelayedEvent | None = None
 
 
 class Projection(Protocol):
@@ -196,21 +177,9 @@ class _ClientStalled(Exception):
 
 
 def event_from_message(msg: Msg) -> LogEvent:
-    """Raises KeyError/ValueError when the message lacks the LRS headers."""
-    headers = msg.headers or {}
-    return LogEvent(
-        position=parse_position(headers[POSITION_HEADER]),
-        tenant=headers[TENANT_HEADER],
-        event_type=headers[EVENT_TYPE_HEADER],
-        payload=msg.data,
-        claim=MessageClaim(
-            event_id=headers[MSG_ID_HEADER],
-            stored=headers[STORED_HEADER],
-            prev_hash=headers.get(PREV_HASH_HEADER),
-            by_reference=PAYLOAD_REFERENCE_HEADER in headers,
-            hash=headers.get(HASH_HEADER),
-        ),
-    )
+    """Raises ValueError when the message lacks the LRS headers."""
+    relayed = from_message(msg.headers, msg.data)
+    return LogEvent(relayed.position, relayed.tenant, relayed.event_type, relayed.payload, claim=relayed)
 
 
 @dataclass(frozen=True, slots=True)
@@ -478,6 +447,7 @@ class ProjectionRunner:
                 await _sleep_or_stop(stop, poll_interval)
                 if stop.is_set():
                     return
+            stop_retries = serve_retry_requests(self, lock_conn)  # only the leader applies events
             try:
                 while not stop.is_set():
                     wake.clear()
@@ -496,6 +466,7 @@ class ProjectionRunner:
                         waiter.cancel()
                         stopper.cancel()
             finally:
+                await stop_retries()
                 await leader_lock.unlock(lock_conn, key)
 
     # -- JetStream --------------------------------------------------------------
@@ -532,6 +503,7 @@ class ProjectionRunner:
                 await _sleep_or_stop(stop, 1.0)
                 if stop.is_set():
                     return
+            stop_retries = serve_retry_requests(self, lock_conn)  # only the leader applies events
             try:
                 pulling = _Pulling(batch_size, fetch_timeout, retry_delay, on_batch, batch_interval, stalled_after)
                 while True:
@@ -541,6 +513,7 @@ class ProjectionRunner:
                     except _ClientStalled:
                         log.warning("projection.nats_client_replaced", projection=self.name, after_s=stalled_after)
             finally:
+                await stop_retries()
                 await leader_lock.unlock(lock_conn, key)
 
     async def _consume(self, nats_url: str, stop: asyncio.Event, pulling: _Pulling) -> None:

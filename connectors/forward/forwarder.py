@@ -46,6 +46,8 @@ from connectors.forward.model import (
 from connectors.forward.logcheck import LogCheck
 from connectors.forward.natsoptions import nats_options
 from connectors.framework.sink import BatchOutcome, LrsSink, Outgoing, SinkFatal, SinkUnavailable
+from lrs.event_contract import EVENT_TYPE_HEADER, MSG_ID_HEADER, POSITION_HEADER, STORED_HEADER, TENANT_HEADER
+from lrs.event_contract import RelayedEvent
 
 STATEMENT_EVENT = "statement"
 
@@ -203,7 +205,7 @@ class Forwarder:
             if checked.refusal is not None:
                 self.stats.refused += 1
                 say(f"ALERT refused a message that is not the log's event (position "
-                    f"{(msg.headers or {}).get('Lrs-Position', '?')}, {checked.refusal})"
+                    f"{(msg.headers or {}).get(POSITION_HEADER, '?')}, {checked.refusal})"
                     + ("; forwarding the log's event in its place" if checked.headers is not None else ""))
             if checked.headers is None or checked.payload is None:
                 await msg.term()  # nothing in the log there: never delivered again
@@ -306,12 +308,13 @@ class Forwarder:
 def _unreadable_event(msg: Msg) -> LogStatement:
     headers = msg.headers or {}
     try:
-        position = int(headers.get("Lrs-Position", "0"))
+        position = int(headers.get(POSITION_HEADER, "0"))
     except ValueError:
         position = 0
-    event_id = headers.get("Nats-Msg-Id") or f"stream-seq-{msg.metadata.sequence.stream}"
-    return LogStatement(event_id, position, headers.get("Lrs-Tenant", ""), headers.get("Lrs-Event-Type", ""),
-                        headers.get("Lrs-Stored", ""), {}, msg.data)
+    event_id = headers.get(MSG_ID_HEADER) or f"stream-seq-{msg.metadata.sequence.stream}"
+    event = RelayedEvent(position, event_id, headers.get(TENANT_HEADER, ""), headers.get(EVENT_TYPE_HEADER, ""),
+                         headers.get(STORED_HEADER, ""), msg.data or b"")
+    return LogStatement(event, {})
 
 
 @contextlib.asynccontextmanager

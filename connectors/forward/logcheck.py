@@ -21,6 +21,12 @@ from typing import Any, Mapping, Sequence
 
 import asyncpg
 
+from lrs.event_contract import (
+    EVENT_TYPE_HEADER, HASH_HEADER, LAST_POSITION, MSG_ID_HEADER, PAYLOAD_REFERENCE_HEADER, POSITION_HEADER,
+    PREV_HASH_HEADER, TENANT_HEADER, EventRecord, from_record, parse_position, to_message,
+)
+from lrs.event_contract import format_stored as stored_text  # the Lrs-Stored text
+
 SELECT_EVENTS = """
 SELECT position, event_id, tenant, event_type, stored, payload, prev_hash, hash
 FROM events WHERE position = ANY($1::bigint[])
@@ -34,51 +40,33 @@ class Checked:
     refusal: str | None  # why the message was refused, or None when it is the log's
 
 
-def stored_text(moment: Any) -> str:
-    """The log's text form of ``stored`` (docs/contracts.md): UTC, 6 digits, Z."""
-    from datetime import timezone
-
-    moment = moment.astimezone(timezone.utc)
-    return "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ" % (
-        moment.year, moment.month, moment.day, moment.hour, moment.minute, moment.second, moment.microsecond,
-    )
-
-
-LAST_POSITION = 2**63 - 1  # the log's positions are PostgreSQL bigints
-
-
 def _position(headers: Mapping[str, str]) -> int | None:
     """The position a message names, or None unless it is the decimal the
     relay writes within 1..2^63 - 1: a larger number is in no log, and asking
     PostgreSQL for it raised (out of bigint range), stopping the forwarder."""
-    text = headers.get("Lrs-Position")
-    if text is None or not (text.isascii() and text.isdigit()):
+    text = headers.get(POSITION_HEADER)
+    if text is None:
         return None
-    position = int(text)
-    return position if 1 <= position <= LAST_POSITION else None
+    try:
+        return parse_position(text)
+    except ValueError:
+        return None
 
 
 def compare(headers: Mapping[str, str], data: bytes, row: Mapping[str, Any] | None) -> Checked:
     """Pure: the message (``headers``, ``data``) against the log's ``row``."""
     if row is None:
         return Checked(None, None, "not_in_log")
-    log_headers = {
-        "Nats-Msg-Id": str(row["event_id"]),
-        "Lrs-Position": str(row["position"]),
-        "Lrs-Tenant": row["tenant"],
-        "Lrs-Event-Type": row["event_type"],
-        "Lrs-Stored": stored_text(row["stored"]),
-        "Lrs-Hash": bytes(row["hash"]).hex(),
-        "Lrs-Prev-Hash": bytes(row["prev_hash"]).hex(),
-    }
-    payload = bytes(row["payload"])
-    for key in ("Nats-Msg-Id", "Lrs-Tenant", "Lrs-Event-Type", "Lrs-Hash"):
+    # The message the relay writes for the row, its payload always inline.
+    logged = to_message(from_record(EventRecord(**{"statement_id": None, **row}), stored_text), LAST_POSITION)
+    log_headers, payload = logged.headers, logged.data
+    for key in (MSG_ID_HEADER, TENANT_HEADER, EVENT_TYPE_HEADER, HASH_HEADER):
         if headers.get(key) != log_headers[key]:
             return Checked(log_headers, payload, f"{key.lower()}_mismatch")
-    if "Lrs-Prev-Hash" in headers and headers["Lrs-Prev-Hash"] != log_headers["Lrs-Prev-Hash"]:
+    if PREV_HASH_HEADER in headers and headers[PREV_HASH_HEADER] != log_headers[PREV_HASH_HEADER]:
         return Checked(log_headers, payload, "lrs-prev-hash_mismatch")
-    if "Lrs-Payload-Size" in headers:
-        if headers["Lrs-Payload-Size"] != str(len(payload)) or data:
+    if PAYLOAD_REFERENCE_HEADER in headers:
+        if headers[PAYLOAD_REFERENCE_HEADER] != str(len(payload)) or data:
             return Checked(log_headers, payload, "reference_mismatch")
     elif data != payload:
         return Checked(log_headers, payload, "payload_mismatch")

@@ -19,6 +19,9 @@ from typing import Any, Iterable, Mapping
 
 import msgspec
 
+from lrs.event_contract import EVENT_TYPE_HEADER, MSG_ID_HEADER, POSITION_HEADER, STORED_HEADER, TENANT_HEADER
+from lrs.event_contract import RelayedEvent, from_message
+
 ACTIVITY = "Activity"
 _NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 MAX_ERROR = 500
@@ -44,15 +47,36 @@ def dead_letter_subject(name: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class LogStatement:
-    """A statement event of the LRS event log, as relayed to JetStream."""
+    """A statement event of the LRS event log, as relayed to JetStream: the
+    relayed event (lrs/event_contract.py) and its payload decoded, which the
+    filter and the target need."""
 
-    event_id: str
-    position: int
-    tenant: str
-    event_type: str
-    stored: str
+    event: RelayedEvent
     statement: dict[str, Any]
-    payload: bytes
+
+    @property
+    def event_id(self) -> str:
+        return self.event.event_id
+
+    @property
+    def position(self) -> int:
+        return self.event.position
+
+    @property
+    def tenant(self) -> str:
+        return self.event.tenant
+
+    @property
+    def event_type(self) -> str:
+        return self.event.event_type
+
+    @property
+    def stored(self) -> str:
+        return self.event.stored
+
+    @property
+    def payload(self) -> bytes:
+        return self.event.payload
 
     @property
     def statement_id(self) -> str | None:
@@ -62,21 +86,14 @@ class LogStatement:
 
 def event_from_message(headers: Mapping[str, str] | None, data: bytes) -> LogStatement:
     """Raises ValueError when the message is not an LRS statement event."""
-    headers = headers or {}
-    try:
-        event_id = headers["Nats-Msg-Id"]
-        position = int(headers["Lrs-Position"])
-        tenant = headers["Lrs-Tenant"]
-        event_type = headers["Lrs-Event-Type"]
-    except KeyError as exc:
-        raise ValueError(f"message without the {exc.args[0]} header") from None
+    event = from_message(headers, data)
     try:
         statement = msgspec.json.decode(data)
     except msgspec.DecodeError as exc:
         raise ValueError(f"message data is not JSON: {exc}") from None
     if not isinstance(statement, dict):
         raise ValueError("message data is not a statement object")
-    return LogStatement(event_id, position, tenant, event_type, headers.get("Lrs-Stored", ""), statement, data)
+    return LogStatement(event, statement)
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,17 +159,17 @@ def dead_letter_headers(
 ) -> dict[str, str]:
     return {
         # A park repeated after a crash (before the ack) is dropped as a duplicate.
-        "Nats-Msg-Id": f"{name}:{event.event_id}",
+        MSG_ID_HEADER: f"{name}:{event.event_id}",
         "Lrs-Forward-Error": one_line(error),
         "Lrs-Forward-Status": str(status or 0),
         "Lrs-Forward-Deliveries": str(deliveries),
         "Lrs-Forward-Target": target,
         "Lrs-Forward-Parked": parked_at,
         "Lrs-Event-Id": event.event_id,
-        "Lrs-Position": str(event.position),
-        "Lrs-Tenant": event.tenant,
-        "Lrs-Event-Type": event.event_type,
-        "Lrs-Stored": event.stored,
+        POSITION_HEADER: str(event.position),
+        TENANT_HEADER: event.tenant,
+        EVENT_TYPE_HEADER: event.event_type,
+        STORED_HEADER: event.stored,
     }
 
 
@@ -196,8 +213,8 @@ def dead_letter_from_message(sequence: int, subject: str, headers: Mapping[str, 
         sequence=sequence,
         forwarder=subject.rsplit(".", 1)[-1],
         statement_id=statement_id if isinstance(statement_id, str) else None,
-        position=number("Lrs-Position"),
-        tenant=headers.get("Lrs-Tenant", ""),
+        position=number(POSITION_HEADER),
+        tenant=headers.get(TENANT_HEADER, ""),
         status=number("Lrs-Forward-Status") or 0,
         error=headers.get("Lrs-Forward-Error", ""),
         deliveries=number("Lrs-Forward-Deliveries") or 0,

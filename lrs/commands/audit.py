@@ -7,6 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from lrs import verify_runs
 from lrs.commands.common import command_pool, load_settings, progress_bar, run_async, setup
 
 PROJECTIONS = ("competency",)
@@ -29,7 +30,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         description="Read the event log in position order from PostgreSQL (streaming, with a progress "
         "bar on a terminal) and check that positions are consecutive, each event names the previous "
         "event's hash, and each hash matches the event's content.  Exit status 0: the chain holds "
-        "through the log head; 1: it breaks, and the first altered or missing position is printed.",
+        "through the log head; 1: it breaks, and the first altered or missing position is printed.  "
+        "Each run is recorded in LRS_VERIFY_RUNS_FILE (see --no-record).",
     )
     verify.add_argument("--batch-size", type=int, default=5000, help="events read per query (default: 5000)")
     verify.add_argument(
@@ -42,6 +44,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         "--public-key", metavar="PEM", type=Path, action="append",
         help="public keys the anchors are signed with (PEM, one or more per file; repeatable; default: "
         "the public keys file beside LRS_ANCHOR_KEY_FILE)",
+    )
+    verify.add_argument(
+        "--no-record", dest="record", action="store_false",
+        help="do not append the run to LRS_VERIFY_RUNS_FILE (default: <LRS_DATA_DIR>/verify-runs.jsonl, "
+        "which the console's operators' page reads for its audit status)",
     )
     verify.set_defaults(handler=_verify)
 
@@ -134,52 +141,84 @@ def _verify(args: argparse.Namespace) -> int:
             raise SystemExit(f"lrs audit verify: {exc}") from None
 
     async def main() -> int:
+        from lrs.store.log_reader import last_position
+
         # Read only: an auditor's check changes nothing, not even the schema.
         wanted: dict[int, bytes] = {a.position: b"" for a in anchor_list or ()}
+        started = verify_runs.now_iso()
         async with command_pool(settings, application_name="lrs-audit", max_size=1, migrate=False) as pool:
+            head = await last_position(pool)
             with progress_bar("event", "verify") as progress:
                 bad, checked = await verify_log(pool, args.batch_size, progress, wanted)
+        anchor_check = None
         if bad is not None:
             print(f"hash chain broken: first altered or missing position {bad} "
                   f"(intact through position {bad - 1})")
-            return 1
-        print(f"hash chain intact through position {checked}")
-        if anchor_list is None:
-            return 0
-        return _report_anchors(anchor_list, keys or {}, {p: h for p, h in wanted.items() if h}, checked)
+            code = 1
+        else:
+            print(f"hash chain intact through position {checked}")
+            code = 0
+            if anchor_list is not None:
+                code, anchor_check = _report_anchors(
+                    anchor_list, keys or {}, {p: h for p, h in wanted.items() if h}, checked
+                )
+        run = verify_runs.VerifyRun(
+            started_at=started, finished_at=verify_runs.now_iso(), checked_from=1,
+            checked_through=checked if bad is None else bad - 1, head=head,
+            result="intact" if bad is None else "broken", first_bad=bad, anchors=anchor_check,
+            by=verify_runs.cli_runner(),
+        )
+        if args.record:
+            try:
+                verify_runs.append_run(settings.verify_runs_file, run)
+            except OSError as exc:  # the check itself stands; say that it was not recorded
+                print(f"lrs audit verify: could not record the run in {settings.verify_runs_file}: {exc.strerror}",
+                      file=sys.stderr)
+        return code
 
     return run_async(main)
 
 
-def _report_anchors(anchor_list: list, keys: dict, log_hashes: dict[int, bytes], log_end: int) -> int:
+def _report_anchors(
+    anchor_list: list, keys: dict, log_hashes: dict[int, bytes], log_end: int
+) -> tuple[int, "verify_runs.AnchorCheck"]:
     from lrs import anchors
+
+    lines: list[str] = []
+
+    def say(line: str) -> None:
+        print(line)
+        lines.append(line)
+
+    def outcome(code: int, checked: int) -> tuple[int, verify_runs.AnchorCheck]:
+        return code, verify_runs.AnchorCheck(ok=code == 0, checked=checked, message=" ".join(lines))
 
     try:
         report = anchors.compare(anchor_list, keys, log_hashes)
     except anchors.AnchorError as exc:
-        print(f"anchors: {exc}")
-        return 1
+        say(f"anchors: {exc}")
+        return outcome(1, 0)
     for position in report.bad_signatures:
-        print(f"anchor at position {position}: its signature does not hold (the anchors file was altered)")
+        say(f"anchor at position {position}: its signature does not hold (the anchors file was altered)")
     mismatch = report.first_mismatch
     if mismatch is not None:
-        print(
+        say(
             f"log rewritten: the anchor at position {mismatch.position} (signed {mismatch.signed_at}, key "
             f"{mismatch.key_id}) does not match the log; the last anchor it still matches is at position "
             f"{report.last_matching}: first position that may have been rewritten: {report.last_matching + 1}"
         )
     if not report.ok:
-        return 1
+        return outcome(1, report.checked)
     if report.checked == 0:
         # An empty (or emptied) anchors file proves nothing: passing it would
         # tell an auditor the log is anchored when no anchor was checked.
-        print("no signed anchor to check: the anchors prove nothing about the log")
-        return 1
+        say("no signed anchor to check: the anchors prove nothing about the log")
+        return outcome(1, 0)
     last = anchor_list[-1].position
-    print(f"matches all {report.checked} signed anchors (the last at position {last})")
+    say(f"matches all {report.checked} signed anchors (the last at position {last})")
     if log_end > last:
-        print(f"positions {last + 1} to {log_end} come after the last anchor: no anchor covers them")
-    return 0
+        say(f"positions {last + 1} to {log_end} come after the last anchor: no anchor covers them")
+    return outcome(0, report.checked)
 
 
 def _public_key(args: argparse.Namespace) -> int:

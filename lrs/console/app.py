@@ -10,7 +10,7 @@ import jinja2
 from aiohttp import web
 
 from lrs.auth import AuthError
-from lrs.console import guard, i18n, officials, operators, sessions
+from lrs.console import guard, i18n, officials, oidc_signin, operators, sessions
 from lrs.console.render import render, render_message
 from lrs.console.paths import STATIC_DIR
 from lrs.http import keys
@@ -46,6 +46,7 @@ def create_console(parent: web.Application) -> web.Application:
     r.add_post("/signin", signin, name="signin_post")
     r.add_get("/language", switch_language, name="language")
     r.add_post("/signout", signout, name="signout")
+    oidc_signin.add_routes(console)
     r.add_get("/", home, name="home")
     officials.add_routes(r)
     operators.add_routes(r)
@@ -59,11 +60,16 @@ def _percent(value: float | None) -> str:
 # -- sign-in ------------------------------------------------------------------------
 
 
-async def signin_page(request: web.Request, error: str | None = None, status: int = 200) -> web.Response:
+async def signin_page(
+    request: web.Request, error: str | None = None, status: int = 200, detail: str = ""
+) -> web.Response:
     token = guard.new_signin_token()
+    settings = request.config_dict[keys.SETTINGS]
+    oidc = settings.console_oidc if settings.oidc is not None else None
     response = render(
         "signin.html", request,
-        {"signin_csrf": token, "error": error, "next": guard.safe_next(request.query.get("next"))},
+        {"signin_csrf": token, "error": error, "detail": detail, "next": guard.safe_next(request.query.get("next")),
+         "oidc_provider": oidc.provider_name if oidc is not None else None},
         status=status,
     )
     guard.set_cookie(response, request, guard.SIGNIN_CSRF_COOKIE, token, max_age=3600)

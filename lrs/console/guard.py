@@ -25,16 +25,18 @@ from typing import Any
 
 from aiohttp import web
 
-from lrs.auth import Credential
+from lrs.auth import AuthError, Credential
 from lrs.console import i18n, sessions
 from lrs.http import keys
 from lrs.http.middleware import CREDENTIAL, Handler
+from lrs.oidc.claims import credential_from_claims
 from lrs.store import credentials as credential_store
 
 SESSION_COOKIE = "lrs_console"
 SIGNIN_CSRF_COOKIE = "lrs_console_signin"
 COOKIE_PATH = "/console"
-PUBLIC_ROUTES = frozenset({"signin", "signin_post", "language", "static"})
+PUBLIC_ROUTES = frozenset({"signin", "signin_post", "oidc_start", "oidc_callback", "language", "static"})
+OIDC_COOKIE = "lrs_console_oidc"  # the sign-in attempt's state, for the issuer's redirect back (SameSite=Lax)
 
 SESSION = web.RequestKey("console_session", sessions.Session)
 LANGUAGE = web.RequestKey("console_language", str)
@@ -109,7 +111,8 @@ async def console_guard(request: web.Request, handler: Handler) -> web.StreamRes
     pool = request.config_dict[keys.POOL]
     token = request.cookies.get(SESSION_COOKIE)
     session = await sessions.find_session(pool, token, now=now) if token else None
-    credential = await _credential(pool, session)
+    credential = _oidc_credential(request, session) if session is not None and session.oidc_claims is not None \
+        else await _credential(pool, session)
     if session is None or credential is None:
         next_path = request.path_qs if request.method == "GET" else "/console/"
         raise web.HTTPSeeOther(f"/console/signin?{_next_query(next_path)}")
@@ -137,6 +140,19 @@ async def _credential(pool: Any, session: sessions.Session | None) -> Credential
     if record is None or not record.active:
         return None
     return record.credential()
+
+
+def _oidc_credential(request: web.Request, session: sessions.Session) -> Credential | None:
+    """The credential of a session opened through the OIDC issuer: its claims
+    mapped by the bearer tokens' rule, with today's settings (an LRS that no
+    longer accepts the issuer ends such sessions)."""
+    settings = request.config_dict[keys.SETTINGS].oidc
+    if settings is None or session.oidc_claims is None:
+        return None
+    try:
+        return credential_from_claims(session.oidc_claims, settings)
+    except AuthError:
+        return None
 
 
 def _text(value: Any) -> str | None:

@@ -18,6 +18,7 @@ from aiohttp import web
 
 from lrs import relay as relay_module
 from lrs.auth import hash_secret, new_key_and_secret, validate_scopes, SCOPES
+from lrs.console.audit_status import audit_status
 from lrs.console.render import render
 from lrs.http import keys
 from lrs.http.metrics import STATEMENTS_REJECTED
@@ -32,6 +33,7 @@ from lrs.store.log_reader import last_position
 from lrs.xapi.errors import XapiError
 from projections.competency.queries import position_at
 from projections.http import SUPERVISOR
+from projections.retry_requests import is_parked, recent_requests, request_retry
 from projections.runner import checkpoint_position, parked_events
 
 PROJECTION = "competency"
@@ -78,6 +80,7 @@ async def operations_page(request: web.Request) -> web.StreamResponse:
     projection_at = await checkpoint_position(pool, PROJECTION)
     supervisor = request.config_dict.get(SUPERVISOR)
     runner_here = supervisor is not None
+    retries = await recent_requests(pool, PROJECTION, tenant)
     context = {
         "head": head,
         "last_minute": head - minute_ago,
@@ -92,29 +95,27 @@ async def operations_page(request: web.Request) -> web.StreamResponse:
         },
         "parked": await parked_events(pool, PROJECTION, tenant),
         "rejected": _rejected_here(),
-        "retried": request.query.get("retried"),
-        "retry_error": request.query.get("error"),
+        "audit": await audit_status(pool, settings, now),
+        "retries": retries,
+        "retrying": {r.position: r for r in reversed(retries) if r.open},
     }
     return render("operations.html", request, context)
 
 
 async def retry_parked(request: web.Request) -> web.StreamResponse:
+    """Asks the projection's leading runner, in whichever process it runs, to
+    apply the parked event again (:mod:`projections.retry_requests`)."""
     try:
         position = int(request.match_info["position"])
     except ValueError:
         return _error(request, 400, f"position must be an integer, got {request.match_info['position']!r}")
-    supervisor = request.config_dict.get(SUPERVISOR)
-    runner = supervisor.runner if supervisor is not None else None
-    if runner is None:
-        return _error(request, 409, "the competency projection does not run in this process: retry where it runs")
-    try:
-        error = await runner.retry_parked(position, request[CREDENTIAL].tenant)
-    except LookupError as exc:
-        return _error(request, 404, str(exc))
-    query = {"retried": str(position)}
-    if error is not None:
-        query["error"] = error[:300]
-    raise web.HTTPSeeOther(request.app.router["operations"].url_for().with_query(query))
+    pool = request.config_dict[keys.POOL]
+    credential = request[CREDENTIAL]
+    if not await is_parked(pool, PROJECTION, position, credential.tenant):
+        return _error(request, 404, f"no event at position {position} is parked for tenant {credential.tenant!r}")
+    request_id = await request_retry(pool, PROJECTION, position, credential.tenant, credential.key)
+    location = request.app.router["operations"].url_for().with_query({"requested": str(request_id)})
+    raise web.HTTPSeeOther(location.with_fragment("retries"))
 
 
 # -- credentials --------------------------------------------------------------------

@@ -106,7 +106,7 @@ async def embedded_runtime(settings: Settings, *, supervise: bool = False) -> As
                 ) from exc
             stack.push_async_callback(nats_server.stop)
             servers.append(("nats", nats_server))
-            nats_url = nats_server.url_for("service")  # relay and projection: lrs.nats_permissions
+            nats_url = nats_server.url_for("service")  # relay and projection: lrs.nats.permissions
             log.info("embedded_nats", url=nats_server.anonymous_url)
 
         supervisors = tuple(Supervisor(name, server) for name, server in servers) if supervise else ()

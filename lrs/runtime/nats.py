@@ -9,7 +9,7 @@ Layout under ``data_dir``::
     nats-server.log   server output
 
 The server binds to 127.0.0.1 only and refuses clients without a password:
-one user per role with least privilege (lrs.nats_permissions).  ``url`` is
+one user per role with least privilege (lrs.nats.permissions).  ``url`` is
 the ``admin`` user's, ``url_for(role)`` another role's.  It is a direct child
 of the process that started it and receives SIGTERM if that process dies.
 
@@ -33,7 +33,7 @@ from pathlib import Path
 
 import structlog
 
-from lrs.nats_permissions import ROLES, server_authorization
+from lrs.nats.permissions import ROLES, server_authorization
 from lrs.runtime._process import free_port, log_tail, spawn, terminate
 
 log = structlog.get_logger(__name__)

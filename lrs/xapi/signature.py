@@ -37,8 +37,9 @@ Decisions where the spec leaves room, and why:
   both sides carry one they must agree (the timestamp as a point in time to
   the millisecond).
 
-The module is pure: bytes and dicts in, ``XapiError(400)`` out.  It imports
-``cryptography`` for RSA verification and X.509 parsing, both computation only.
+The module is pure: bytes and dicts in, ``XapiError(400)`` out.  The JWS is
+decoded and verified by PyJWT (``jwt.PyJWS``); ``cryptography`` reads the
+``x5c`` certificate.  Both are computation only.
 """
 
 from __future__ import annotations
@@ -46,16 +47,14 @@ from __future__ import annotations
 import base64
 import binascii
 import copy
-import re
 import uuid
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+import jwt
 import msgspec
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from lrs.xapi.attachments import SIGNATURE_USAGE_TYPE
 from lrs.xapi.equivalence import statements_equivalent
@@ -70,13 +69,11 @@ __all__ = [
 ]
 
 SIGNATURE_CONTENT_TYPE = "application/octet-stream"
-ALGORITHMS: dict[str, type[hashes.HashAlgorithm]] = {
-    "RS256": hashes.SHA256,
-    "RS384": hashes.SHA384,
-    "RS512": hashes.SHA512,
-}
+ALGORITHMS = ("RS256", "RS384", "RS512")  # 2.6.s4.b4
 
-_B64URL = re.compile(r"^[A-Za-z0-9_-]*={0,2}$")
+# PyJWT's JWS: decoding (strict base64url, the header a JSON object) and RSA
+# PKCS#1 v1.5 verification, for these algorithms only.
+_JWS = jwt.PyJWS(algorithms=list(ALGORITHMS))
 _decode_json = msgspec.json.Decoder().decode
 
 
@@ -96,10 +93,23 @@ def verify_signed_statement(statement: dict[str, Any], jws: bytes, *, path: str 
     anything); ``jws`` the bytes of its signature attachment; ``path`` the JSON
     path of that attachment, used in messages.
     """
-    header_b64, payload_b64, signature = _split(jws, path)
-    header = _json_segment(header_b64, "header", path)
-    if not isinstance(header, dict):
-        raise XapiError(400, "malformed signature: the JWS header is not a JSON object", path)
+    token = jws.strip()
+    segments = token.split(b".")
+    if len(segments) != 3:
+        raise XapiError(
+            400,
+            "malformed signature: expected a JWS in Compact Serialization (header.payload.signature)",
+            path,
+        )
+    if not all(segments):
+        raise XapiError(400, "malformed signature: a JWS segment is empty", path)
+    try:
+        # Reads all three segments (strict base64url) and the header (a JSON
+        # object); nothing is verified yet.
+        decoded = _JWS.decode_complete(token, options={"verify_signature": False})
+    except jwt.DecodeError as exc:
+        raise XapiError(400, f"malformed signature: the JWS cannot be decoded ({exc})", path) from None
+    header = decoded["header"]
     algorithm = header.get("alg")
     if algorithm not in ALGORITHMS:
         raise XapiError(
@@ -109,15 +119,17 @@ def verify_signed_statement(statement: dict[str, Any], jws: bytes, *, path: str 
         )
     if "crit" in header:
         raise XapiError(400, "malformed signature: JWS 'crit' extensions are not supported", path)
-    payload = _json_segment(payload_b64, "payload", path)
+    try:
+        payload = _decode_json(decoded["payload"])
+    except (msgspec.DecodeError, UnicodeDecodeError):
+        raise XapiError(400, "malformed signature: the JWS payload is not valid JSON", path) from None
     if not isinstance(payload, dict):
         raise XapiError(400, "malformed signature: the JWS payload is not a Statement object", path)
     if "x5c" in header:
         public_key = _certificate_key(header["x5c"], path)
-        signing_input = header_b64 + b"." + payload_b64
         try:
-            public_key.verify(signature, signing_input, padding.PKCS1v15(), ALGORITHMS[algorithm]())
-        except InvalidSignature:
+            _JWS.decode_complete(token, key=public_key, algorithms=[algorithm])
+        except jwt.InvalidSignatureError:
             raise XapiError(
                 400, "the signature does not verify against the certificate in the JWS x5c header", path
             ) from None
@@ -128,44 +140,6 @@ def verify_signed_statement(statement: dict[str, Any], jws: bytes, *, path: str 
 
 
 # -- decoding -------------------------------------------------------------------
-
-
-def _split(jws: bytes, path: str) -> tuple[bytes, bytes, bytes]:
-    text = jws.strip()
-    segments = text.split(b".")
-    if len(segments) != 3:
-        raise XapiError(
-            400,
-            "malformed signature: expected a JWS in Compact Serialization (header.payload.signature)",
-            path,
-        )
-    header_b64, payload_b64, signature_b64 = segments
-    if not header_b64 or not payload_b64 or not signature_b64:
-        raise XapiError(400, "malformed signature: a JWS segment is empty", path)
-    signature = _b64url(signature_b64, "signature", path)
-    return header_b64, payload_b64, signature
-
-
-def _b64url(segment: bytes, name: str, path: str) -> bytes:
-    try:
-        text = segment.decode("ascii")
-    except UnicodeDecodeError:
-        text = None
-    if text is None or not _B64URL.match(text):
-        raise XapiError(400, f"malformed signature: the JWS {name} is not base64url", path)
-    text = text.rstrip("=")
-    try:
-        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-    except (binascii.Error, ValueError):
-        raise XapiError(400, f"malformed signature: the JWS {name} is not base64url", path) from None
-
-
-def _json_segment(segment: bytes, name: str, path: str) -> Any:
-    raw = _b64url(segment, name, path)
-    try:
-        return _decode_json(raw)
-    except (msgspec.DecodeError, UnicodeDecodeError):
-        raise XapiError(400, f"malformed signature: the JWS {name} is not valid JSON", path) from None
 
 
 def _certificate_key(x5c: Any, path: str) -> rsa.RSAPublicKey:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 from pathlib import Path
 from typing import Any, AsyncIterator
 from urllib.parse import quote
@@ -21,6 +22,7 @@ from lrs.config import Settings
 from lrs.http.app import create_app
 from tests.e2e.conftest import KEY, SECRET, xapi_headers
 from tests.e2e.test_competency_api import PROGRAM, roster
+from tests.e2e.test_console_operations import run_lrs
 from tests.integration.test_projection_runner import MODULES as CERTIFYING
 from tests.integration.test_projection_runner import course_statement, learner_key
 
@@ -49,7 +51,7 @@ async def served(database_url: str, tmp_path: Path) -> AsyncIterator[tuple[str, 
     """The service on a real loopback port with a roster and some certified learners."""
     settings = Settings(
         database_url=database_url, frameworks_dir=tmp_path / "frameworks", nats_url=None, relay_enabled=False,
-        bootstrap_credential=f"{KEY}:{SECRET}",
+        bootstrap_credential=f"{KEY}:{SECRET}", data_dir=tmp_path / "data",
     )
     app = create_app(settings, database_url=database_url, nats_url=None)
     async with TestServer(app, host="127.0.0.1") as server, aiohttp.ClientSession() as session:
@@ -209,8 +211,16 @@ async def test_officials_path(browser, served, screenshots: Path, tmp_path: Path
         await context.close()
 
 
-async def test_operators_path_and_a_read_only_credential(browser, served, screenshots: Path, database_url: str) -> None:
+async def test_operators_path_and_a_read_only_credential(
+    browser, served, screenshots: Path, database_url: str, tmp_path: Path
+) -> None:
     base, api = served
+    # The auditor's commands, in their own processes, against the service's data directory.
+    env = {**os.environ, "LRS_DATABASE_URL": database_url, "LRS_DATA_DIR": str(tmp_path / "data"),
+           "LRS_LOG_LEVEL": "warning"}
+    for command in (["audit", "anchor"], ["audit", "verify", "--anchors", str(tmp_path / "data" / "anchors.jsonl")]):
+        code, out, err = await run_lrs(env, *command)
+        assert code == 0, out + err
     conn = await asyncpg.connect(database_url)
     try:
         head = await conn.fetchval("SELECT position FROM log_head")
@@ -229,11 +239,24 @@ async def test_operators_path_and_a_read_only_credential(browser, served, screen
         await page.goto(base + "/console/operations")
         assert number(await page.locator("#log-head").inner_text()) == head
         assert await page.locator(f'#parked tr[data-position="{head}"]').count() == 1
+        # The audit status: the verify run and the anchor just made, and no staleness warning.
+        assert await page.locator("#last-verify").get_attribute("data-result") == "intact"
+        assert number(await page.locator("#last-verify").get_attribute("data-through")) == head
+        assert await page.locator("#last-anchor").get_attribute("data-signature") == "holds"
+        assert await page.locator("#verify-stale").count() == 0
+        await page.locator("#audit").screenshot(path=str(screenshots / "audit-status.png"))
         await shot(page, screenshots, "operations-desktop")
         await page.click(f'#parked tr[data-position="{head}"] button')
         await page.wait_for_load_state()
-        assert "unparked" in await page.locator(".notice").inner_text()
+        # A request to the projection's runner: the page shows it and refreshes until it is done.
+        assert await page.locator("#retries tr[data-request]").count() == 1
+        try:
+            await page.locator('#retries tr[data-state="done"]').wait_for(timeout=30_000)
+        except Exception as exc:  # say what the page showed instead
+            raise AssertionError(await page.locator("main").inner_text()) from exc
+        assert "unparked" in await page.locator("#retries tr[data-state=done] td.state").inner_text()
         assert await page.locator(f'#parked tr[data-position="{head}"]').count() == 0
+        await shot(page, screenshots, "operations-retried")
 
         await page.goto(base + "/console/statements")
         await page.fill("input[name=agent]", json.dumps({"mbox": "mailto:cs5@example.gov.vn"}))

@@ -27,7 +27,7 @@ import aiohttp
 import asyncpg
 import pytest
 
-from lrs.bus import Bus, load_stream_config
+from lrs.nats.bus import Bus, load_stream_config
 from lrs.eventlog import verify_chain
 from lrs.relay import DEFAULT_NAME as RELAY_NAME
 from lrs.store import leader_lock

@@ -91,7 +91,7 @@ async def test_kill_mid_stream_then_live_digest_equals_rebuild(
         for batch in batches[half:]:
             await post(session, base, batch)
         await post(session, base, [voiding(stream[0]["id"])])
-        code, output = await lrs(database_url, "audit", "verify")
+        code, output = await lrs(database_url, "audit", "verify", "--no-record")
         assert code == 0, output
         head = int(output.split()[-1])
         assert head == len(stream) + 5 + 1  # every statement once, five voidings, the roster load

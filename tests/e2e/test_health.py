@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -18,17 +17,17 @@ from lrs.config import Settings
 from lrs.http.app import create_app
 from projections.http import SUPERVISOR
 from tests.e2e.conftest import KEY, SECRET, xapi_headers
+from tests.statements import new_id
+from tests.statements import statement as shared_statement
 
 pytestmark = pytest.mark.slow
 
 
 def statement() -> dict[str, Any]:
-    return {
-        "id": str(uuid.uuid4()),
-        "actor": {"mbox": "mailto:health@example.gov.vn"},
-        "verb": {"id": "http://adlnet.gov/expapi/verbs/completed"},
-        "object": {"id": "https://lrs.example.org/courses/civil-servant-basic-digital-skills/modules/searching"},
-    }
+    return shared_statement(
+        statement_id=new_id(), mbox="mailto:health@example.gov.vn",
+        activity="https://lrs.example.org/courses/civil-servant-basic-digital-skills/modules/searching",
+    )
 
 
 def metric(text: str, name: str, **labels: str) -> float | None:

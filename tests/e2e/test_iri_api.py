@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import functools
+
 import pytest
 
 from tests.e2e.conftest import xapi_headers
+from tests.statements import ATTEMPTED, statement
 
 BAD = ["http://[::1", "http://example.com:80a/x", "http://example.com/%zz"]
 
 
-def _statement(verb: str = "http://adlnet.gov/expapi/verbs/attempted", activity: str = "http://example.org/a",
-               **extra) -> dict:
-    return {"actor": {"mbox": "mailto:a@example.org"}, "verb": {"id": verb}, "object": {"id": activity}, **extra}
+_statement = functools.partial(statement, mbox="mailto:a@example.org", verb=ATTEMPTED, activity="http://example.org/a")
 
 
 @pytest.mark.parametrize("iri", BAD)

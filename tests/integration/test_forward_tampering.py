@@ -18,8 +18,10 @@ from connectors.forward.forwarder import ForwardOptions, Forwarder
 from connectors.forward.logcheck import LogCheck
 from connectors.forward.model import ForwardFilter
 from connectors.framework.sink import LrsSink
-from lrs.bus import Bus, OutgoingMessage
-from lrs.relay import Relay, event_message
+from lrs.nats.bus import Bus
+from lrs.event_contract import OutgoingMessage
+from lrs.event_contract import event_message
+from lrs.relay import Relay
 from lrs.store import StatementWriter
 from lrs.store.log_reader import read_events_after
 from tests.integration.test_anchors import write

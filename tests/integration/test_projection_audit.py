@@ -42,7 +42,7 @@ def run_verify(database_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytes
 
     monkeypatch.setenv("LRS_DATABASE_URL", database_url)
     monkeypatch.setattr("lrs.commands.audit.setup", lambda settings: None)
-    code = main(["audit", "verify", "--batch-size", "5"])
+    code = main(["audit", "verify", "--batch-size", "5", "--no-record"])
     return code, capsys.readouterr().out.strip()
 
 

@@ -12,7 +12,7 @@ import nats
 import pytest
 
 from lrs.ingest.prepare import prepare_statements
-from lrs.bus import STREAM_NAME
+from lrs.nats.bus import STREAM_NAME
 from lrs.relay import Relay
 from lrs.store import StatementWriter
 from lrs.store.log_reader import last_position, read_events_after

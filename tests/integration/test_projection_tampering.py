@@ -15,9 +15,11 @@ import pytest
 from prometheus_client import REGISTRY
 
 from lrs import projection_health
-from lrs.bus import Bus, OutgoingMessage
+from lrs.nats.bus import Bus
+from lrs.event_contract import OutgoingMessage
 from lrs.eventlog import StoredFormatter, format_stored, hash_with_text
-from lrs.relay import Relay, event_message
+from lrs.event_contract import event_message
+from lrs.relay import Relay
 from lrs.store import StatementWriter
 from lrs.store.log_reader import last_position, read_events_after
 from projections.competency.store import CompetencyProjection, digest

@@ -24,7 +24,8 @@ from nats.js.errors import NotFoundError
 from prometheus_client import REGISTRY
 
 import lrs.relay as relay_module
-from lrs.bus import STREAM_NAME, Bus, event_subject, load_consumer_config, load_stream_config
+from lrs.nats.bus import STREAM_NAME, Bus, load_consumer_config, load_stream_config
+from lrs.event_contract import event_subject
 from lrs.eventlog import EventRecord, format_stored
 from lrs.ingest.prepare import prepare_statements
 from lrs.relay import Relay

@@ -19,20 +19,16 @@ from lrs.store import StatementWriter, WriterClosedError, apply_migrations, crea
 from lrs.store.log_reader import iter_events, last_position, read_events_after
 from lrs.store.reader import get_statement
 from lrs.xapi.errors import ConflictError, XapiError
+from tests.statements import new_id
+from tests.statements import statement as shared_statement
 
 AUTHORITY = {"objectType": "Agent", "mbox": "mailto:authority@example.com"}
 VOIDED = "http://adlnet.gov/expapi/verbs/voided"
 
 
 def statement(activity: str = "http://example.com/a", **extra: Any) -> dict[str, Any]:
-    body = {
-        "id": str(uuid.uuid4()),
-        "actor": {"mbox": "mailto:learner@example.com"},
-        "verb": {"id": "http://example.com/verbs/did"},
-        "object": {"id": activity},
-    }
-    body.update(extra)
-    return body
+    fields = {"verb": "http://example.com/verbs/did", **extra}
+    return shared_statement(statement_id=new_id(), mbox="mailto:learner@example.com", activity=activity, **fields)
 
 
 def voiding(target: uuid.UUID | str) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from connectors.forward.model import (
     Action, ForwardFilter, dead_letter_from_message, dead_letter_headers, dead_letter_subject, event_from_message,
     failure_action, one_line, outgoing_statement, validate_name,
 )
+from tests.statements import statement
 
 PASSED = "http://adlnet.gov/expapi/verbs/passed"
 VOIDED = "http://adlnet.gov/expapi/verbs/voided"
@@ -20,14 +21,11 @@ UNIT = "http://example.org/unit/1"
 
 
 def _statement(verb: str = PASSED, obj: dict | None = None) -> dict:
-    return {
-        "id": "6e3b0b8e-5a5b-4c40-9d0a-3f2f8c1a0b11",
-        "actor": {"mbox": "mailto:a@example.org"},
-        "verb": {"id": verb},
-        "object": obj if obj is not None else {"id": UNIT},
-        "stored": "2026-01-01T00:00:00.000Z",
-        "authority": {"mbox": "mailto:lrs@example.org"},
-    }
+    return statement(
+        statement_id="6e3b0b8e-5a5b-4c40-9d0a-3f2f8c1a0b11", mbox="mailto:a@example.org", verb=verb, activity=UNIT,
+        **({} if obj is None else {"object": obj}),
+        stored="2026-01-01T00:00:00.000Z", authority={"mbox": "mailto:lrs@example.org"},
+    )
 
 
 def _headers(**overrides: str) -> dict[str, str]:

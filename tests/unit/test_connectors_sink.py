@@ -18,15 +18,15 @@ from connectors.framework.sink import (
     parse_retry_after,
     statements_endpoint,
 )
+from tests.statements import EXPERIENCED
+from tests.statements import statement as shared_statement
 
 
 def statement(n: int) -> dict:
-    return {
-        "id": str(uuid.UUID(int=n + 1)),
-        "actor": {"account": {"homePage": "https://example.org", "name": str(n)}},
-        "verb": {"id": "http://adlnet.gov/expapi/verbs/experienced"},
-        "object": {"id": f"https://example.org/page/{n}"},
-    }
+    return shared_statement(
+        statement_id=str(uuid.UUID(int=n + 1)), verb=EXPERIENCED, activity=f"https://example.org/page/{n}",
+        actor={"account": {"homePage": "https://example.org", "name": str(n)}},
+    )
 
 
 def batch(count: int, start: int = 0) -> list[Outgoing]:

@@ -31,6 +31,7 @@ def test_every_message_a_template_uses_exists() -> None:
     # Built names: t("status_" ~ status) and t("kind_" ~ kind).
     used |= {f"status_{s}" for s in ("certified", "in_progress", "not_started", "mastered")}
     used |= {f"kind_{k}" for k in ("ministry", "agency", "unit")}
+    used |= {f"retry_state_{s}" for s in ("requested", "working", "done", "failed")}
     assert len(used) > 50 and not used - set(i18n.MESSAGES), sorted(used - set(i18n.MESSAGES))
 
 

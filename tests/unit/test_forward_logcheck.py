@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 
 from connectors.forward.logcheck import compare, stored_text
 from lrs.eventlog import EventRecord, format_stored, record_hash
-from lrs.relay import event_message
+from lrs.event_contract import event_message
 
 STORED = datetime(2026, 3, 1, 12, 0, 0, 123456, tzinfo=timezone.utc)
 

@@ -7,7 +7,8 @@ import uuid
 from datetime import datetime, timezone
 
 from lrs.eventlog import GENESIS_HASH, EventRecord, format_stored, record_hash
-from lrs.message_check import needed_positions, parse_position, refusal
+from lrs.event_contract import parse_position
+from lrs.message_check import needed_positions, refusal
 
 STORED = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=timezone.utc)
 

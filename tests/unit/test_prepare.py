@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 import itertools
 import uuid
 
@@ -13,6 +14,7 @@ from lrs.ingest.model import PreparedStatement
 from lrs.ingest.prepare import VOIDED_VERB, prepare_statements
 from lrs.xapi.equivalence import statements_equivalent
 from lrs.xapi.errors import XapiError
+from tests.statements import statement
 from tests.unit.test_equivalence import statement_bodies
 
 AUTHORITY = {"objectType": "Agent", "account": {"homePage": "http://lrs.example.com", "name": "key-1"}}
@@ -27,14 +29,7 @@ def _prepare(statements, version="1.0.3", authority=AUTHORITY):
     return prepare_statements(statements, version=version, authority=authority, new_id=_ids())
 
 
-def _stmt(**extra):
-    stmt = {
-        "actor": {"mbox": "mailto:ana@example.com"},
-        "verb": {"id": "http://adlnet.gov/expapi/verbs/completed"},
-        "object": {"id": "http://example.com/course"},
-    }
-    stmt.update(extra)
-    return stmt
+_stmt = functools.partial(statement, mbox="mailto:ana@example.com", activity="http://example.com/course")
 
 
 def test_assigns_ids_from_the_generator_and_keeps_given_ones():

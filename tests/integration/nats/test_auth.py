@@ -1,5 +1,5 @@
 """The embedded nats-server refuses anonymous clients and gives each role
-only what it needs (lrs.nats_permissions)."""
+only what it needs (lrs.nats.permissions)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import nats
 import nats.errors
 import pytest
 
-from lrs.bus import Bus
+from lrs.nats.bus import Bus
 from lrs.runtime.nats import EmbeddedNats
 
 

@@ -13,7 +13,7 @@ from cryptography.x509.oid import NameOID
 
 from connectors.forward.natsoptions import nats_options
 from lrs.config import Settings
-from lrs.nats_access import connect_options, redact_url
+from lrs.nats.access import connect_options, redact_url
 
 
 def self_signed(tmp_path: Path) -> tuple[Path, Path]:

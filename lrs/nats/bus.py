@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import json
 import re
 import time
@@ -22,7 +21,6 @@ from dataclasses import dataclass
 from importlib.resources.abc import Traversable
 from typing import Awaitable, Callable, Mapping, Sequence
 
-import msgspec
 import nats.errors
 import nats.js.errors
 import structlog
@@ -31,30 +29,18 @@ from nats.js import JetStreamContext, api
 
 from lrs.config import nats_servers
 from lrs.contracts import NATS_DEFINITIONS
-from lrs.nats_access import connect_options, redact_url
+from lrs.event_contract import HEADERS, POSITION_HEADER, OutgoingMessage
+from lrs.nats.access import connect_options, redact_url
 
 STREAM_NAME = "LRS_EVENTS"
 STREAM_SCHEMA = NATS_DEFINITIONS / f"{STREAM_NAME}.json"
 CONSUMER_SCHEMAS_DIR = NATS_DEFINITIONS / "consumers"
-SUBJECT_PREFIX = "lrs.events"
 DEFAULT_MAX_PAYLOAD = 1024 * 1024  # nats-server's default max_payload
-
-# Message headers (docs/contracts.md, "Relayed events").
-MSG_ID_HEADER = "Nats-Msg-Id"
-POSITION_HEADER = "Lrs-Position"
-TENANT_HEADER = "Lrs-Tenant"
-EVENT_TYPE_HEADER = "Lrs-Event-Type"
-STORED_HEADER = "Lrs-Stored"
-HASH_HEADER = "Lrs-Hash"
-PREV_HASH_HEADER = "Lrs-Prev-Hash"
-# Set on a message published by reference: its data is empty and the payload
-# (of the size given) is read from the event log in PostgreSQL.
-PAYLOAD_REFERENCE_HEADER = "Lrs-Payload-Size"
 
 # Errors a caller should treat as "NATS is unavailable right now, retry later".
 BUS_ERRORS: tuple[type[BaseException], ...] = (nats.errors.Error, OSError, asyncio.TimeoutError)
 
-log = structlog.get_logger("lrs.bus")
+log = structlog.get_logger("lrs.nats.bus")
 
 # The header block of an HPUB frame, exactly as nats-py writes it: keys and
 # values stripped, CR and LF in values replaced by spaces.  The keys the
@@ -62,50 +48,17 @@ log = structlog.get_logger("lrs.bus")
 _HEADER_LINE = b"NATS/1.0\r\n"
 _HEADER_KEY = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 
-_CHECKED_KEYS = frozenset(
-    {
-        MSG_ID_HEADER, POSITION_HEADER, TENANT_HEADER, EVENT_TYPE_HEADER, STORED_HEADER, HASH_HEADER,
-        PREV_HASH_HEADER, PAYLOAD_REFERENCE_HEADER,
-    }
-)
-
-_PLAIN_TOKEN = re.compile(r"[A-Za-z0-9_\-:@+=,;~!$&'()\[\]{}^#/|?]+")
-_ESCAPED = frozenset(".*>%")
+_CHECKED_KEYS = frozenset(HEADERS)
 
 
 class PublishError(nats.errors.Error):
     """A batch was not fully acknowledged by the stream; publish it again."""
 
 
-class OutgoingMessage(msgspec.Struct, frozen=True):
-    subject: str
-    data: bytes
-    headers: Mapping[str, str]
-
-
 @dataclass(frozen=True, slots=True)
 class PublishResult:
     stored: int  # messages the stream stored now
     duplicates: int  # messages the stream dropped as already seen (same Nats-Msg-Id)
-
-
-def subject_token(text: str) -> str:
-    """``text`` as one subject token: ``.``, ``*``, ``>``, ``%``, whitespace and
-    control characters are percent-encoded (a tenant "a.b" becomes "a%2Eb")."""
-    if _PLAIN_TOKEN.fullmatch(text):
-        return text
-    if not text:
-        return "%"  # an empty token would make the subject invalid
-    return "".join(_escape(c) if c in _ESCAPED or c.isspace() or not c.isprintable() else c for c in text)
-
-
-def _escape(char: str) -> str:
-    return "".join(f"%{byte:02X}" for byte in char.encode("utf-8"))
-
-
-@functools.lru_cache(maxsize=1024)
-def event_subject(tenant: str, event_type: str) -> str:
-    return f"{SUBJECT_PREFIX}.{subject_token(tenant)}.{subject_token(event_type)}"
 
 
 def hpub_frame(message: OutgoingMessage) -> bytes:

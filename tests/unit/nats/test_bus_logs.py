@@ -7,7 +7,7 @@ import time
 
 from structlog.testing import capture_logs
 
-from lrs.bus import Bus
+from lrs.nats.bus import Bus
 
 
 class _Disconnected:

@@ -7,7 +7,7 @@ A block in the plain form (``NATS/1.0`` without a status, then ``Name:
 value`` lines of printable ASCII) is parsed here with a few splits, into
 the same dict nats-py makes of it; any other block (a status
 message such as a heartbeat or the end of a pull request, other bytes) goes
-to nats-py's own parse.  tests/unit/test_nats_headers.py holds the two to the
+to nats-py's own parse.  tests/unit/nats/test_headers.py holds the two to the
 same results.
 """
 
@@ -45,17 +45,18 @@ def parse_plain_headers(block: bytes) -> dict[str, str] | None:
     return headers
 
 
-def use_fast_header_parse(nc: NatsClient) -> None:
+def use_fast_header_parse(nc: NatsClient) -> bool:
     """Make ``nc`` parse plain header blocks with :func:`parse_plain_headers`
-    (nats-py calls ``Client._process_headers`` for every message).  Nothing
-    changes with a nats-py that has no such method, or that parses headers
-    another way (with ``fast_mail_parser`` installed, or before its own
-    ``_parse_header_lines``)."""
+    (nats-py calls ``Client._process_headers`` for every message); True when
+    it does.  Nothing changes with a nats-py that has no such method, or that
+    parses headers another way (with ``fast_mail_parser`` installed, or
+    before its own ``_parse_header_lines``): then False, and
+    tests/integration/nats/test_private_api.py fails."""
     original: Callable[[Any], Awaitable[dict[str, str] | None]] | None = getattr(nc, "_process_headers", None)
     if original is None or not hasattr(NatsClient, "_parse_header_lines"):
-        return  # pragma: no cover - a nats-py that parses otherwise
+        return False  # pragma: no cover - a nats-py that parses otherwise
     if getattr(nats_client, "parse_email", None) is not None:
-        return  # nats-py parses with fast_mail_parser, whose results may differ in odd cases
+        return False  # nats-py parses with fast_mail_parser, whose results may differ in odd cases
 
     async def process_headers(block: Any) -> dict[str, str] | None:
         if block:
@@ -65,3 +66,4 @@ def use_fast_header_parse(nc: NatsClient) -> None:
         return await original(block)
 
     nc._process_headers = process_headers  # type: ignore[method-assign]
+    return True

@@ -14,7 +14,7 @@ from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.js import api
 
-from lrs.jetstream_pull import PullConsumer, PullRefused
+from lrs.nats.pull import PullConsumer, PullRefused
 
 
 @pytest.fixture

@@ -9,7 +9,8 @@ import uuid
 import nats
 import pytest
 
-from lrs.bus import STREAM_NAME, Bus, OutgoingMessage
+from lrs.nats.bus import STREAM_NAME, Bus
+from lrs.event_contract import OutgoingMessage
 
 
 def _messages(count: int, ids: list[str] | None = None) -> list[OutgoingMessage]:

@@ -30,7 +30,7 @@ from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
-from lrs.bus import frame_writer
+from lrs.nats.bus import frame_writer
 
 __all__ = ["PullConsumer", "PullRefused"]
 

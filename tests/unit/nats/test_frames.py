@@ -6,7 +6,8 @@ import nats.errors
 import pytest
 from nats.aio.client import Client
 
-from lrs.bus import OutgoingMessage, hpub_frame
+from lrs.nats.bus import hpub_frame
+from lrs.event_contract import OutgoingMessage
 
 
 async def _nats_py_frame(message: OutgoingMessage) -> bytes:

@@ -8,7 +8,7 @@ import string
 import pytest
 from nats.aio.client import Client as NatsClient
 
-from lrs.bus import (
+from lrs.event_contract import (
     EVENT_TYPE_HEADER,
     HASH_HEADER,
     MSG_ID_HEADER,
@@ -16,7 +16,7 @@ from lrs.bus import (
     STORED_HEADER,
     TENANT_HEADER,
 )
-from lrs.nats_headers import parse_plain_headers, use_fast_header_parse
+from lrs.nats.headers import parse_plain_headers, use_fast_header_parse
 
 RELAY_BLOCK = (
     f"NATS/1.0\r\n{MSG_ID_HEADER}: 6f1c1e9e-5d7b-4c55-9d3c-1c2f3b4a5d6e\r\n{POSITION_HEADER}: 123456\r\n"

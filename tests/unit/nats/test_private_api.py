@@ -1,0 +1,61 @@
+"""Canary: the private parts of nats-py and asyncpg the service relies on are
+there and shaped as relied on.
+
+Two speed choices reach into nats-py (lrs.nats.bus writes protocol frames
+through ``Client._send_command``; lrs.nats.headers replaces
+``Client._process_headers``) and one into asyncpg (lrs.store.ids builds UUIDs
+with ``asyncpg.pgproto.pgproto.UUID``).  pyproject pins the ranges they were
+tested with; a release outside them that moved its internals fails here, by
+name, instead of silently losing the speed or breaking the relay.
+"""
+
+from __future__ import annotations
+
+import inspect
+import uuid
+
+from nats.aio import client as nats_client
+from nats.aio.client import Client
+
+
+def test_nats_py_writes_commands_through_send_command() -> None:
+    send = getattr(Client, "_send_command", None)
+    assert send is not None, "nats-py has no Client._send_command: lrs.nats.bus.frame_writer must change"
+    assert inspect.iscoroutinefunction(send)
+    assert list(inspect.signature(send).parameters) == ["self", "cmd", "priority"]
+    publish = getattr(Client, "_send_publish", None)  # what tests/unit/nats/test_frames.py compares with
+    assert publish is not None and list(inspect.signature(publish).parameters) == [
+        "self", "subject", "reply", "payload", "payload_size", "headers",
+    ]
+    assert isinstance(Client.is_draining_pubs, property)
+
+
+def test_nats_py_parses_headers_through_process_headers() -> None:
+    process = getattr(Client, "_process_headers", None)
+    assert process is not None, "nats-py has no Client._process_headers: lrs.nats.headers must change"
+    assert inspect.iscoroutinefunction(process)
+    assert list(inspect.signature(process).parameters) == ["self", "headers"]
+    assert hasattr(Client, "_parse_header_lines"), "nats-py parses headers another way now"
+    assert getattr(nats_client, "parse_email", None) is None, "fast_mail_parser is installed: headers parse otherwise"
+
+
+async def test_the_fast_header_parse_is_installed() -> None:
+    from lrs.nats.headers import use_fast_header_parse
+
+    client = Client()
+    assert use_fast_header_parse(client) is True
+    block = b"NATS/1.0\r\nLrs-Position: 7\r\n\r\n"
+    assert await client._process_headers(block) == {"Lrs-Position": "7"}
+    assert await client._process_headers(block) == await Client()._process_headers(block)
+
+
+def test_asyncpg_uuid_is_a_uuid() -> None:
+    from asyncpg.pgproto.pgproto import UUID
+
+    text = "6f1c1e9e-5d7b-4c55-9d3c-1c2f3b4a5d6e"
+    fast = UUID(text)
+    assert isinstance(fast, uuid.UUID)
+    assert fast == uuid.UUID(text) and hash(fast) == hash(uuid.UUID(text))
+    assert str(fast) == text and fast.bytes == uuid.UUID(text).bytes
+    assert UUID(uuid.UUID(text).bytes) == fast
+    assert UUID(text.replace("-", "")) == fast
