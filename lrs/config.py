@@ -132,6 +132,13 @@ class Settings:
     shed_queue_statements: int = 50_000
     shed_loop_lag_ms: float = 200.0
     shed_max_in_flight: int = 0
+    # ... or while more requests are in flight than finish within this many ms
+    # at the rate the process has been finishing them while busy (0, the
+    # default: off; docs/operations.md says why).
+    shed_latency_ms: float = 0.0
+    # Reverse proxies whose X-Forwarded-For names the client (lrs.http.client_address):
+    # addresses or networks, e.g. "127.0.0.1,10.0.0.0/8".  Empty: the header is ignored.
+    trusted_proxies: str = ""
     # Where `lrs frameworks load` installs framework, programme and alignment
     # documents, live beside the shipped ones (default: <data_dir>/frameworks).
     frameworks_dir: Path | None = None
@@ -248,7 +255,9 @@ class Settings:
             ),
             shed_queue_statements=_int(env, "LRS_SHED_QUEUE_STATEMENTS", 50_000, 0),
             shed_max_in_flight=_int(env, "LRS_SHED_MAX_IN_FLIGHT", 0, 0),
+            shed_latency_ms=_nonnegative(_float(env, "LRS_SHED_LATENCY_MS", 0.0), "LRS_SHED_LATENCY_MS"),
             shed_loop_lag_ms=_nonnegative(_float(env, "LRS_SHED_LOOP_LAG_MS", 200.0), "LRS_SHED_LOOP_LAG_MS"),
+            trusted_proxies=_trusted_proxies(env.get("LRS_TRUSTED_PROXIES") or ""),
             frameworks_dir=Path(env["LRS_FRAMEWORKS_DIR"]) if env.get("LRS_FRAMEWORKS_DIR") else None,
             cors_origins=parse_cors_origins(env.get("LRS_CORS_ORIGINS") or ""),
             console_enabled=_bool(env, "LRS_CONSOLE_ENABLED", True),
@@ -392,6 +401,13 @@ class ConsoleOidcSettings:
             scopes=scopes,
             redirect_url=env.get("LRS_CONSOLE_OIDC_REDIRECT_URL") or None,
         )
+
+
+def _trusted_proxies(raw: str) -> str:
+    from lrs.http.client_address import parse_trusted_proxies
+
+    parse_trusted_proxies(raw)  # refused at start, with the setting named
+    return raw
 
 
 def _session_ttl(value: float) -> float:

@@ -30,7 +30,8 @@ from lrs.http.openapi import openapi_handler
 from lrs.http.ratelimit import SharedRateLimiter, rate_limit
 from lrs.http import shedding
 from lrs.http.text_guard import refuse_unstorable_text
-from lrs.http.throttle import AUTH_THROTTLE, AuthThrottle
+from lrs.http.throttle import AUTH_THROTTLE, AuthThrottle, SharedFailures
+from lrs.http.client_address import TRUSTED_PROXIES, TrustedProxies, parse_trusted_proxies
 from lrs.http.statements import get_statements, post_statements, put_statement
 from lrs.startup import database_unreachable
 import lrs.console.app
@@ -74,7 +75,8 @@ def create_app(
         ],
         client_max_size=settings.max_body_bytes,
     )
-    app[AUTH_THROTTLE] = AuthThrottle.from_settings(settings)
+    app[AUTH_THROTTLE] = AuthThrottle.from_settings(settings, _shared_failures(app, settings))
+    app[TRUSTED_PROXIES] = TrustedProxies(parse_trusted_proxies(settings.trusted_proxies))
     app[keys.SETTINGS] = settings
     app[SHARED_LOG] = shared_log
     app[keys.DATABASE_URL] = database_url
@@ -106,6 +108,28 @@ def create_app(
     app.router.add_get("/ready", ready)
     app.router.add_get("/metrics", metrics_handler)
     return app
+
+
+def _shared_failures(app: web.Application, settings: Settings) -> SharedFailures:
+    """Failed-authentication counts in PostgreSQL, shared by every process; names
+    whose window has ended are deleted at most once a window by each process."""
+    from lrs.store import auth_failures
+
+    window_s = settings.auth_failure_window_s
+    pruned_at = [float("-inf")]
+
+    async def admit(limits: dict[bytes, int]):
+        now = asyncio.get_running_loop().time()
+        if now - pruned_at[0] >= window_s:
+            pruned_at[0] = now
+            await auth_failures.prune(app[keys.POOL], window_s=window_s)
+        admission = await auth_failures.admit(app[keys.POOL], limits, window_s=window_s)
+        return admission.refused, admission.counted
+
+    async def withdraw(counted):
+        await auth_failures.withdraw(app[keys.POOL], counted)
+
+    return SharedFailures(admit=admit, withdraw=withdraw, digest=auth_failures.name_digest)
 
 
 def parse_bootstrap_credential(value: str) -> tuple[str, str]:
