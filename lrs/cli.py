@@ -21,6 +21,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "lrs.commands.credentials",
     "lrs.commands.relay",
     "lrs.commands.export",
+    "lrs.commands.erase",
     "connectors.cli",
     "projections.cli",
     "lrs.commands.audit",

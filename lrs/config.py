@@ -192,6 +192,16 @@ class Settings:
     def verify_runs_file(self) -> Path:
         return self.verify_runs_path if self.verify_runs_path is not None else self.data_dir / "verify-runs.jsonl"
 
+    # Personal data sealed per identity (docs/privacy.md): on, every Agent and
+    # Group of a stored Statement and every agent document is encrypted under
+    # its identity's key, wrapped by the master key in privacy_key_file.
+    seal_personal_data: bool = False
+    privacy_key_file: Path | None = None
+
+    @property
+    def privacy_master_key_file(self) -> Path:
+        return self.privacy_key_file if self.privacy_key_file is not None else self.data_dir / "privacy-key"
+
     @property
     def signing_key_file(self) -> Path:
         return self.anchor_key_file if self.anchor_key_file is not None else self.data_dir / "anchor-key.pem"
@@ -267,6 +277,8 @@ class Settings:
             anchor_every_s=_nonnegative(_float(env, "LRS_ANCHOR_EVERY_S", 60.0), "LRS_ANCHOR_EVERY_S"),
             anchor_key_file=Path(env["LRS_ANCHOR_KEY_FILE"]) if env.get("LRS_ANCHOR_KEY_FILE") else None,
             anchors_file=Path(env["LRS_ANCHORS_FILE"]) if env.get("LRS_ANCHORS_FILE") else None,
+            seal_personal_data=_bool(env, "LRS_SEAL_PERSONAL_DATA", False),
+            privacy_key_file=Path(env["LRS_PRIVACY_KEY_FILE"]) if env.get("LRS_PRIVACY_KEY_FILE") else None,
             nats_stream_replicas=_at_most(_int(env, "LRS_NATS_STREAM_REPLICAS", 1, 1), 5, "LRS_NATS_STREAM_REPLICAS"),
             competency_stale_after_s=_nonnegative(
                 _float(env, "LRS_COMPETENCY_STALE_AFTER_S", 30.0), "LRS_COMPETENCY_STALE_AFTER_S"

@@ -85,7 +85,7 @@ def create_app(
     app[keys.LIFECYCLE] = keys.Lifecycle()
     if embedded is not None:
         app[keys.EMBEDDED] = embedded
-    app.cleanup_ctx.extend([_database, _credential_changes, bearer_verifier, _writer, _relay, _anchors])
+    app.cleanup_ctx.extend([_database, _credential_changes, _learner_keys, bearer_verifier, _writer, _relay, _anchors])
     shedding.install(app, settings)
     projections.http.register(app)  # /competency/... and the projection runner (last cleanup context)
     lrs.console.app.register(app)  # /console (LRS_CONSOLE_ENABLED)
@@ -101,6 +101,9 @@ def create_app(
     from lrs.http.documents import add_routes as add_document_routes  # documents, /activities, /agents
 
     add_document_routes(app)
+    from lrs.http.admin import post_erasure
+
+    app.router.add_post("/admin/erasures", post_erasure)
     app.router.add_get("/health", health)
     app.router.add_get("/ready", ready)
     app.router.add_get("/metrics", metrics_handler)
@@ -196,6 +199,35 @@ async def _credential_changes(app: web.Application) -> AsyncIterator[None]:
 
     async with credential_changes(
         app[keys.DATABASE_URL], on_change=authenticator.forget, on_lost=lost, on_listening=listening
+    ):
+        yield
+
+
+async def _learner_keys(app: web.Application) -> AsyncIterator[None]:
+    """LRS_SEAL_PERSONAL_DATA: the keys that seal and open personal data,
+    their cache emptied of an identity erased by any process."""
+    settings = app[keys.SETTINGS]
+    if not settings.seal_personal_data:
+        yield
+        return
+    from lrs.privacy.master import load_or_create
+    from lrs.store.credential_changes import credential_changes
+    from lrs.store.learner_keys import CHANGES_CHANNEL, LearnerKeys
+
+    keyring = LearnerKeys(app[keys.POOL], load_or_create(settings.privacy_master_key_file))
+
+    def lost() -> None:
+        keyring.trust_cache = False
+        keyring.forget_all()
+
+    def listening() -> None:
+        keyring.forget_all()
+        keyring.trust_cache = True
+
+    app[keys.LEARNER_KEYS] = keyring
+    async with credential_changes(
+        app[keys.DATABASE_URL], on_change=keyring.heard, on_lost=lost, on_listening=listening,
+        channel=CHANGES_CHANNEL, application_name="lrs-learner-keys",
     ):
         yield
 
