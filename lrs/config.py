@@ -171,6 +171,8 @@ class Settings:
     nats_tls_ca: str | None = None
     nats_tls_cert: str | None = None
     nats_tls_key: str | None = None
+    # Replies to this process arrive under it (default _INBOX.<user>; lrs.nats.permissions).
+    nats_inbox_prefix: str | None = None
     # Payloads above this many bytes are relayed by reference (docs/contracts.md).
     relay_inline_max_bytes: int = 512 * 1024
     # Signed anchors of the log head (lrs.anchors): every N events or T
@@ -189,6 +191,16 @@ class Settings:
     @property
     def verify_runs_file(self) -> Path:
         return self.verify_runs_path if self.verify_runs_path is not None else self.data_dir / "verify-runs.jsonl"
+
+    # Personal data sealed per identity (docs/privacy.md): on, every Agent and
+    # Group of a stored Statement and every agent document is encrypted under
+    # its identity's key, wrapped by the master key in privacy_key_file.
+    seal_personal_data: bool = False
+    privacy_key_file: Path | None = None
+
+    @property
+    def privacy_master_key_file(self) -> Path:
+        return self.privacy_key_file if self.privacy_key_file is not None else self.data_dir / "privacy-key"
 
     @property
     def signing_key_file(self) -> Path:
@@ -259,11 +271,14 @@ class Settings:
             nats_tls_ca=env.get("LRS_NATS_TLS_CA") or None,
             nats_tls_cert=env.get("LRS_NATS_TLS_CERT") or None,
             nats_tls_key=env.get("LRS_NATS_TLS_KEY") or None,
+            nats_inbox_prefix=env.get("LRS_NATS_INBOX_PREFIX") or None,
             relay_inline_max_bytes=_int(env, "LRS_RELAY_INLINE_MAX_BYTES", 512 * 1024, 1024),
             anchor_every_events=_int(env, "LRS_ANCHOR_EVERY_EVENTS", 10_000),
             anchor_every_s=_nonnegative(_float(env, "LRS_ANCHOR_EVERY_S", 60.0), "LRS_ANCHOR_EVERY_S"),
             anchor_key_file=Path(env["LRS_ANCHOR_KEY_FILE"]) if env.get("LRS_ANCHOR_KEY_FILE") else None,
             anchors_file=Path(env["LRS_ANCHORS_FILE"]) if env.get("LRS_ANCHORS_FILE") else None,
+            seal_personal_data=_bool(env, "LRS_SEAL_PERSONAL_DATA", False),
+            privacy_key_file=Path(env["LRS_PRIVACY_KEY_FILE"]) if env.get("LRS_PRIVACY_KEY_FILE") else None,
             nats_stream_replicas=_at_most(_int(env, "LRS_NATS_STREAM_REPLICAS", 1, 1), 5, "LRS_NATS_STREAM_REPLICAS"),
             competency_stale_after_s=_nonnegative(
                 _float(env, "LRS_COMPETENCY_STALE_AFTER_S", 30.0), "LRS_COMPETENCY_STALE_AFTER_S"

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Callable, Mapping, Sequence
 import connectors.cli
 import projections.cli
 from lrs import __version__
-from lrs.commands import audit, credentials, export, relay, serve
+from lrs.commands import audit, credentials, erase, export, relay, serve
 from lrs.commands import migrate as migrate_command
 from projections import competency, units
 
@@ -114,6 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     credentials.register(subparsers)
     relay.register(subparsers)
     export.register(subparsers)
+    erase.register(subparsers)
     connectors.cli.register(subparsers)
     projections.cli.register(subparsers)
     audit.register(subparsers, digests=DIGESTS)

@@ -203,10 +203,20 @@ async def _query(coro: Any) -> Any:
 # -- query API -------------------------------------------------------------------
 
 
+def _stored_learner(request: web.Request, tenant: str, learner: str) -> str:
+    """The key the projection knows ``learner`` by: with personal data
+    sealed (docs/privacy.md) the identifier's pseudonym, which the path may
+    also give directly (an erased learner's statements show it)."""
+    learner_keys = request.app.get(keys.LEARNER_KEYS)
+    if learner_keys is None or learner.startswith("account:https://lrs.invalid/"):
+        return learner.replace("account:https://lrs.invalid/erased|", "account:https://lrs.invalid/pseudonym|", 1)
+    return learner_keys.pseudonym_key(tenant, learner)
+
+
 async def get_learner(request: web.Request) -> web.Response:
     tenant = _tenant(request, READ_SCOPE)
     _only(request, {STALE_PARAMETER})
-    learner = request.match_info["learner"]
+    learner = _stored_learner(request, tenant, request.match_info["learner"])
     catalog, fresh = await _serving(request)
     view = await _query(learner_view(request.config_dict[keys.POOL], catalog, tenant, learner))
     if view is None:
@@ -220,7 +230,7 @@ async def get_trail(request: web.Request) -> web.Response:
     competency = request.query.get("competency")
     if not competency:
         raise XapiError(400, "the competency parameter (a competence IRI) is required", "competency")
-    learner = request.match_info["learner"]
+    learner = _stored_learner(request, tenant, request.match_info["learner"])
     catalog, fresh = await _serving(request)
     view = await _query(trail_view(request.config_dict[keys.POOL], catalog, tenant, learner, competency))
     if view is None:

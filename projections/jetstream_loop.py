@@ -80,7 +80,7 @@ async def consume(
 async def _connected(applier: BatchApplier, nats_url: str, stop: asyncio.Event, pulling: Pulling) -> None:
     nc = await nats.connect(
         servers=nats_servers(nats_url), name=f"lrs-projection-{applier.name}", allow_reconnect=True,
-        max_reconnect_attempts=-1, reconnect_time_wait=1.0, connect_timeout=2, **connect_options(),
+        max_reconnect_attempts=-1, reconnect_time_wait=1.0, connect_timeout=2, **connect_options(url=nats_url),
     )
     use_fast_header_parse(nc)  # every message carries the relay's six headers
     try:

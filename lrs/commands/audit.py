@@ -262,6 +262,9 @@ def _anchor(args: argparse.Namespace) -> int:
         async with command_pool(settings, application_name="lrs-audit", max_size=1, migrate=False) as pool:
             writer = AnchorWriter(pool, settings.signing_key_file, settings.anchor_log_file)
             anchor = await writer.anchor_now()
+        if writer.refused is not None:
+            print(f"lrs audit anchor: not signed: {writer.refused}; run lrs audit verify --anchors", file=sys.stderr)
+            return 1
         if anchor is None:
             print(f"the log head (position {writer.last_position}) is already anchored")
         else:

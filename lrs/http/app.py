@@ -95,7 +95,7 @@ def create_app(
     app[keys.LIFECYCLE] = keys.Lifecycle()
     if embedded is not None:
         app[keys.EMBEDDED] = embedded
-    app.cleanup_ctx.extend([_database, _credential_changes, bearer_verifier, _writer, _relay, _anchors])
+    app.cleanup_ctx.extend([_database, _credential_changes, _learner_keys, bearer_verifier, _writer, _relay, _anchors])
     shedding.install(app, settings)
     for plugin in plugins:  # /competency/... and the projection runner (lrs/service.py)
         plugin(app)
@@ -112,6 +112,9 @@ def create_app(
     from lrs.http.documents import add_routes as add_document_routes  # documents, /activities, /agents
 
     add_document_routes(app)
+    from lrs.http.admin import post_erasure
+
+    app.router.add_post("/admin/erasures", post_erasure)
     app.router.add_get("/health", health)
     app.router.add_get("/ready", ready)
     app.router.add_get("/metrics", metrics_handler)
@@ -211,6 +214,35 @@ async def _credential_changes(app: web.Application) -> AsyncIterator[None]:
         yield
 
 
+async def _learner_keys(app: web.Application) -> AsyncIterator[None]:
+    """LRS_SEAL_PERSONAL_DATA: the keys that seal and open personal data,
+    their cache emptied of an identity erased by any process."""
+    settings = app[keys.SETTINGS]
+    if not settings.seal_personal_data:
+        yield
+        return
+    from lrs.privacy.master import load_or_create
+    from lrs.store.credential_changes import credential_changes
+    from lrs.store.learner_keys import CHANGES_CHANNEL, LearnerKeys
+
+    keyring = LearnerKeys(app[keys.POOL], load_or_create(settings.privacy_master_key_file))
+
+    def lost() -> None:
+        keyring.trust_cache = False
+        keyring.forget_all()
+
+    def listening() -> None:
+        keyring.forget_all()
+        keyring.trust_cache = True
+
+    app[keys.LEARNER_KEYS] = keyring
+    async with credential_changes(
+        app[keys.DATABASE_URL], on_change=keyring.heard, on_lost=lost, on_listening=listening,
+        channel=CHANGES_CHANNEL, application_name="lrs-learner-keys",
+    ):
+        yield
+
+
 async def _writer(app: web.Application) -> AsyncIterator[None]:
     from lrs.store.writer import StatementWriter
 
@@ -266,6 +298,10 @@ async def _anchors(app: web.Application) -> AsyncIterator[None]:
         every_events=settings.anchor_every_events, every_s=settings.anchor_every_s,
     )
     app[keys.WRITER].committed.append(writer.notify)
+    app[keys.ANCHOR_WRITER] = writer
+    relay = app.get(keys.RELAY)
+    if relay is not None:
+        relay.read_hooks.append(writer.observe)  # the events it reads are checked once, not read again
     await writer.start()
     try:
         yield

@@ -41,8 +41,9 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture
-async def client(database_url: str, tmp_path: Path) -> AsyncIterator[TestClient]:
+@contextlib.asynccontextmanager
+async def app_client(database_url: str, tmp_path: Path, **extra: Any) -> AsyncIterator[TestClient]:
+    """The in-process service on ``database_url`` (``extra``: more Settings)."""
     settings = Settings(
         database_url=database_url,
         frameworks_dir=tmp_path / "frameworks",  # none installed: the shipped documents only
@@ -51,9 +52,25 @@ async def client(database_url: str, tmp_path: Path) -> AsyncIterator[TestClient]
         bootstrap_credential=f"{KEY}:{SECRET}",
         page_size_default=100,
         page_size_max=500,
+        **extra,
     )
     app = create_app(settings, database_url=database_url, nats_url=None)
     async with TestServer(app) as server, TestClient(server) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+async def client(database_url: str, tmp_path: Path) -> AsyncIterator[TestClient]:
+    async with app_client(database_url, tmp_path) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+async def sealed_client(database_url: str, tmp_path: Path) -> AsyncIterator[TestClient]:
+    """The service storing personal data sealed (LRS_SEAL_PERSONAL_DATA)."""
+    async with app_client(
+        database_url, tmp_path, seal_personal_data=True, privacy_key_file=tmp_path / "privacy-key"
+    ) as test_client:
         yield test_client
 
 
