@@ -207,7 +207,7 @@ def _stored_learner(request: web.Request, tenant: str, learner: str) -> str:
     """The key the projection knows ``learner`` by: with personal data
     sealed (docs/privacy.md) the identifier's pseudonym, which the path may
     also give directly (an erased learner's statements show it)."""
-    learner_keys = request.app.get(keys.LEARNER_KEYS)
+    learner_keys = request.config_dict.get(keys.LEARNER_KEYS)
     if learner_keys is None or learner.startswith("account:https://lrs.invalid/"):
         return learner.replace("account:https://lrs.invalid/erased|", "account:https://lrs.invalid/pseudonym|", 1)
     return learner_keys.pseudonym_key(tenant, learner)
