@@ -39,7 +39,8 @@ sys.path.insert(0, str(ROOT))
 from lrs.ingest.prepare import prepare_statements  # noqa: E402
 from lrs.runtime.embedded import ensure_database  # noqa: E402
 from lrs.runtime.postgres import EmbeddedPostgres  # noqa: E402
-from lrs.store import StatementWriter, apply_migrations, create_pool  # noqa: E402
+from lrs.store import StatementWriter, create_pool  # noqa: E402
+from lrs.service import migrate  # noqa: E402
 from lrs.store.ids import RandomUuids  # noqa: E402
 from lrs.xapi.statement import parse_statements  # noqa: E402
 
@@ -236,7 +237,7 @@ def server_cpu_s(pid: int | None) -> float:
 
 
 async def load(url: str, args: argparse.Namespace, server_pid: int | None = None) -> dict:
-    await apply_migrations(url)
+    await migrate(url)
     pool = await create_pool(url, min_size=1, max_size=2)
     # Statements are numbered from 0; the log holds the first `have` of them
     # (voiding statements included: each is one event).

@@ -1,6 +1,6 @@
 """Service configuration, read once from the environment.
 
-Every setting has a documented default; the README lists them.  When neither
+Every setting has a documented default; docs/operations.md lists them.  When neither
 ``LRS_DATABASE_URL`` nor ``LRS_NATS_URL`` is set, ``lrs serve`` starts its own
 PostgreSQL and nats-server under ``LRS_DATA_DIR`` (see ``lrs.runtime``).
 """

@@ -52,7 +52,7 @@ def _learner(args: argparse.Namespace) -> int:
         return 1
 
     async def main():
-        async with command_pool(settings, application_name="lrs-erase") as pool:
+        async with command_pool(settings, application_name="lrs-erase", migrations=args.migrations) as pool:
             keyring = LearnerKeys(pool, master)
             return await erase_learner(pool, keyring, args.tenant, agent, reason=args.reason,
                                        by=f"cli:{getpass.getuser()}")

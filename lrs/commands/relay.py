@@ -93,7 +93,7 @@ async def relay(settings: Settings, args: argparse.Namespace) -> None:
         with reaching_database(db_url):
             pool = await create_pool(db_url, min_size=1, max_size=2, application_name="lrs-relay")
         try:
-            await apply_migrations(pool)
+            await apply_migrations(pool, also=args.migrations)
             relay = Relay(
                 pool,
                 nats_url,

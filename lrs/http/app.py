@@ -1,9 +1,13 @@
-"""``create_app``: the aiohttp application with one cleanup context per resource."""
+"""``create_app``: the aiohttp application with one cleanup context per resource.
+
+The service as deployed, with its projections, is assembled by the
+composition root (lrs/service.py), which passes them in as ``plugins``."""
 
 from __future__ import annotations
 
 import asyncio
-from typing import AsyncIterator, Callable
+from importlib.resources.abc import Traversable
+from typing import AsyncIterator, Callable, Sequence
 
 import asyncpg
 import structlog
@@ -35,11 +39,11 @@ from lrs.http.client_address import TRUSTED_PROXIES, TrustedProxies, parse_trust
 from lrs.http.statements import get_statements, post_statements, put_statement
 from lrs.startup import database_unreachable
 import lrs.console.app
-import projections.http
 
 log = structlog.get_logger("lrs.http")
 
 SHARED_LOG = web.AppKey("shared_log", bool)
+MIGRATIONS = web.AppKey("plugin_migrations", tuple)
 
 
 def create_app(
@@ -49,10 +53,15 @@ def create_app(
     nats_url: str | None,
     shared_log: bool = False,
     embedded: Callable[[], dict[str, str]] | None = None,
+    plugins: Sequence[Callable[[web.Application], None]] = (),
+    migrations: Sequence[Traversable] = (),
 ) -> web.Application:
     """The service.  ``shared_log``: other processes append to the same event log.
     ``embedded``: the states of the embedded servers this process supervises
-    (``/ready`` is not ready while one is restarting)."""
+    (``/ready`` is not ready while one is restarting).  ``plugins``: each
+    mounts what it adds (routes, a sub-application, a cleanup context that
+    needs the pool, the writer and the relay, so runs after them);
+    ``migrations``: their SQL directories, applied with the core's at start."""
     from lrs.store.rate_limits import take_lease
 
     def lease(key: str, want: int):
@@ -80,6 +89,7 @@ def create_app(
     app[keys.SETTINGS] = settings
     app[SHARED_LOG] = shared_log
     app[keys.DATABASE_URL] = database_url
+    app[MIGRATIONS] = tuple(migrations)
     if nats_url is not None:
         app[keys.NATS_URL] = nats_url
     app[keys.LIFECYCLE] = keys.Lifecycle()
@@ -87,7 +97,8 @@ def create_app(
         app[keys.EMBEDDED] = embedded
     app.cleanup_ctx.extend([_database, _credential_changes, _learner_keys, bearer_verifier, _writer, _relay, _anchors])
     shedding.install(app, settings)
-    projections.http.register(app)  # /competency/... and the projection runner (last cleanup context)
+    for plugin in plugins:  # /competency/... and the projection runner (lrs/service.py)
+        plugin(app)
     lrs.console.app.register(app)  # /console (LRS_CONSOLE_ENABLED)
     app.on_shutdown.append(_stop_accepting)
     app.on_response_prepare.append(common_headers)
@@ -155,7 +166,7 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     except (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
         raise database_unreachable(app[keys.DATABASE_URL], exc) from exc
     try:
-        await apply_migrations(pool)
+        await apply_migrations(pool, also=app[MIGRATIONS])
         # Canonical Activity definitions are kept by the statement writer; fold
         # what an older version of the LRS left behind, once, before it starts.
         await catch_up_definitions(pool, settings.authority_home)

@@ -22,7 +22,7 @@ from lrs import auth
 from lrs.auth import hash_secret
 from lrs.config import Settings
 from lrs.http import keys
-from lrs.http.app import create_app
+from lrs.service import create_app
 from lrs.http.shedding import CAPACITY, LOOP_LAG, Capacity
 from lrs.http.throttle import AUTH_THROTTLE
 from lrs.store.credentials import insert_credential, revoke_credential

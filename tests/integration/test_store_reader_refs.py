@@ -23,7 +23,8 @@ import pytest
 
 from lrs.ingest.prepare import prepare_statements
 from lrs.ingest.query import StatementQuery
-from lrs.store import StatementWriter, apply_migrations, create_pool
+from lrs.store import StatementWriter, create_pool
+from lrs.service import migrate
 from lrs.store.reader import MAX_REF_DEPTH, REF_MATCHES, SELECT_PAGE, _filters, query_statements
 
 AUTHORITY = {"objectType": "Agent", "mbox": "mailto:authority@example.com"}
@@ -86,7 +87,7 @@ def random_statements(rng: random.Random, count: int) -> list[dict[str, Any]]:
 
 @pytest.fixture
 async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
-    await apply_migrations(database_url)
+    await migrate(database_url)
     pool = await create_pool(database_url, min_size=1, max_size=2)
     writer = StatementWriter(pool, wait_ms=0.0)
     await writer.start()
