@@ -19,6 +19,7 @@ from lrs.config import nats_servers
 from lrs.nats.access import connect_options
 from lrs.nats.bus import STREAM_NAME, load_consumer_config
 from lrs.nats.headers import use_fast_header_parse
+from lrs.nats.permissions import projection_consumer
 from lrs.nats.pull import PullConsumer, PullRefused
 from projections.applying import TRANSIENT_ERRORS, BatchApplier, BatchOutcome
 from projections.events import LogEvent, event_from_message
@@ -85,7 +86,7 @@ async def _connected(applier: BatchApplier, nats_url: str, stop: asyncio.Event, 
     use_fast_header_parse(nc)  # every message carries the relay's six headers
     try:
         js = nc.jetstream()
-        durable = f"projection-{applier.name}"
+        durable = projection_consumer(applier.name)
         await _ensure_consumer(applier.name, js, durable, stop)
         if stop.is_set():
             return

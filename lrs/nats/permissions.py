@@ -34,10 +34,17 @@ from typing import Any, Sequence
 EVENTS_STREAM = "LRS_EVENTS"
 DEAD_LETTER_STREAM = "LRS_FORWARD_DLQ"
 ROLES = ("admin", "service", "relay", "projection", "forward")
-# The durable consumer of every projection the LRS runs (projections.runner
-# names them projection-<name>; tests/unit/nats/test_permissions.py checks
-# this list against the projections the composition root registers).
-PROJECTION_CONSUMERS = ("projection-competency",)
+
+
+def projection_consumer(name: str) -> str:
+    """The durable consumer a projection called ``name`` pulls from."""
+    return f"projection-{name}"
+
+
+# The durable consumer of every projection the LRS runs;
+# tests/unit/nats/test_permissions.py checks this list against the
+# projections the composition root registers.
+PROJECTION_CONSUMERS = (projection_consumer("competency"),)
 
 _RELAY_PUBLISH = [
     "lrs.events.>",

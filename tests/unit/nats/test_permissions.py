@@ -3,17 +3,17 @@ enforcing them is tested in tests/integration/nats/test_auth.py."""
 
 from __future__ import annotations
 
-import inspect
-
-from lrs.nats.permissions import PROJECTION_CONSUMERS, consumer_subjects, role_permissions
-from projections import runner
-from projections.competency.store import CompetencyProjection
+from lrs.nats.permissions import PROJECTION_CONSUMERS, consumer_subjects, projection_consumer, role_permissions
+from lrs.service import projections_to_run
+from projections import jetstream_loop
 
 
 def test_every_projection_the_lrs_runs_has_its_consumer_listed() -> None:
-    # The runner names a projection's durable consumer projection-<name>.
-    assert 'durable = f"projection-{self.name}"' in inspect.getsource(runner.ProjectionRunner._consume)
-    assert f"projection-{CompetencyProjection.name}" in PROJECTION_CONSUMERS
+    # The JetStream delivery names a projection's durable consumer through
+    # projection_consumer; every projection the root runs must have its
+    # consumer granted, and nothing else is granted.
+    assert jetstream_loop.projection_consumer is projection_consumer
+    assert set(PROJECTION_CONSUMERS) == {projection_consumer(p.name) for p in projections_to_run()}
 
 
 def test_named_forwarders_get_only_their_own_consumers() -> None:
