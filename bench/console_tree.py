@@ -42,10 +42,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from lrs.config import Settings  # noqa: E402
-from lrs.http.app import create_app  # noqa: E402
+from lrs.service import create_app  # noqa: E402
 from lrs.runtime.embedded import ensure_database  # noqa: E402
 from lrs.runtime.postgres import EmbeddedPostgres  # noqa: E402
-from lrs.store.migrations import apply_migrations  # noqa: E402
+from lrs.service import migrate  # noqa: E402
 from lrs.store.pool import create_pool  # noqa: E402
 from projections.units import store as units  # noqa: E402
 from projections.units.roster import Membership, Roster, Unit  # noqa: E402
@@ -84,7 +84,7 @@ async def prepare(database_url: str, args: argparse.Namespace) -> dict:
     # The service's pool and its 60 s statement limit: a roster load fits in it again.
     pool = await create_pool(database_url, min_size=1, max_size=4)
     try:
-        await apply_migrations(pool)
+        await migrate(pool)
         started = time.perf_counter()
         data = roster(args.agencies, args.units, args.learners)
         await units.load_roster(pool, "default", data, now=datetime.now(timezone.utc))

@@ -40,7 +40,8 @@ import asyncpg
 
 from lrs.ingest.prepare import prepare_statements
 from lrs.runtime.postgres import EmbeddedPostgres
-from lrs.store import StatementWriter, apply_migrations, create_pool
+from lrs.store import StatementWriter, create_pool
+from lrs.service import migrate
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from store_writer import AUTHORITY, sample_statement, with_database  # noqa: E402
@@ -122,7 +123,7 @@ async def run(args: argparse.Namespace) -> dict:
     await admin.execute(f'CREATE DATABASE "{name}"')
     try:
         url = with_database(server, name)
-        await apply_migrations(url)
+        await migrate(url)
         runs = []
         offset = 0
         for batch in args.batch or [1, 10, 100]:

@@ -2,7 +2,7 @@
 
 ``--connections`` clients (default 2,048) each POST one statement at a time
 for ``--duration`` seconds.  A client answered 503 (shed) or 429 waits the
-one second ``Retry-After`` asks for, as a well-behaved client does, then
+seconds ``Retry-After`` asks for, as a well-behaved client does, then
 tries again.  Reported: the latency of the requests answered 200 (p50, p99,
 max), how many requests got each status, and the peak resident memory of
 the service's processes, sampled every 0.2 s.
@@ -12,6 +12,13 @@ the service's processes, sampled every 0.2 s.
 
 The target: p99 of the 200s at most 500 ms, memory bounded.  Results go to
 ``bench/results/overload-<UTC time>.json``.
+
+Where the time goes, beside the client's view: the service's own latency
+histogram for POST /xapi/statements and its event-loop lag histogram (from
+``/metrics``, over the measured seconds), the CPU seconds of the service's
+processes (HTTP, PostgreSQL, NATS) and of the load generator itself: on a
+machine of 2 cores the generator competes with the service for them.  The
+generator runs on uvloop, in ``--client-processes`` processes.
 """
 
 from __future__ import annotations
@@ -20,9 +27,12 @@ import argparse
 import asyncio
 import base64
 import json
+import multiprocessing
 import os
+import resource
 import sys
 import time
+import urllib.request
 from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -32,9 +42,45 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.ingest import RESULTS_DIR, _Bodies, _Connection, _machine, add_service_options, bench_target  # noqa: E402
 
 RETRY_AFTER_S = 1.0
+BUILD_BODIES_S = 4.0  # generator processes build their request bodies, then all start together
 
 
-async def _client(conn: _Connection, bodies: _Bodies, deadline: float, warmup_end: float,
+class _Client(_Connection):
+    """The bench's keep-alive client, also reading ``Retry-After``."""
+
+    retry_after: float = RETRY_AFTER_S
+
+    async def post(self, body: bytes) -> int:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        assert self.reader is not None
+        self.writer.write((self.head % len(body)).encode() + body)
+        status_line = await self.reader.readline()
+        if not status_line:
+            raise ConnectionError("connection closed")
+        status = int(status_line.split(b" ", 2)[1])
+        length, close = 0, False
+        self.retry_after = RETRY_AFTER_S
+        while True:
+            line = await self.reader.readline()
+            if line in (b"\r\n", b""):
+                break
+            name, _, value = line.partition(b":")
+            lowered = name.strip().lower()
+            if lowered == b"content-length":
+                length = int(value)
+            elif lowered == b"connection" and value.strip().lower() == b"close":
+                close = True
+            elif lowered == b"retry-after":
+                self.retry_after = float(value)
+        if length:
+            await self.reader.readexactly(length)
+        if close:
+            self.close()
+        return status
+
+
+async def _client(conn: _Client, bodies: _Bodies, deadline: float, warmup_end: float,
                   ok: list[float], statuses: dict[str, int]) -> None:
     while time.perf_counter() < deadline:
         started = time.perf_counter()
@@ -51,7 +97,7 @@ async def _client(conn: _Connection, bodies: _Bodies, deadline: float, warmup_en
         if started >= warmup_end:
             statuses[key] = statuses.get(key, 0) + 1
         if key in ("503", "429"):
-            await asyncio.sleep(RETRY_AFTER_S)
+            await asyncio.sleep(conn.retry_after)
     conn.close()
 
 
@@ -92,35 +138,140 @@ async def _sample_memory(port: int, samples: list[float], stop: asyncio.Event) -
             pass
 
 
+def _cpu_s(pids: list[int]) -> float:
+    """utime + stime of ``pids``, in seconds."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+        except (OSError, IndexError, ValueError):
+            continue
+    return total / ticks
+
+
+def _own_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _histograms(url: str, auth: str) -> dict[str, dict[float, float]]:
+    """Cumulative bucket counts of the service's request and loop-lag histograms."""
+    request = urllib.request.Request(f"{url}/metrics", headers={"Authorization": auth})
+    text = urllib.request.urlopen(request, timeout=30).read().decode()
+    out: dict[str, dict[float, float]] = {"request": {}, "loop_lag": {}, "shed": {}}
+    for line in text.splitlines():
+        if line.startswith("lrs_http_request_duration_seconds_bucket{") and 'method="POST"' in line \
+                and 'route="/xapi/statements"' in line:
+            kind = "request"
+        elif line.startswith("lrs_event_loop_lag_seconds_bucket{"):
+            kind = "loop_lag"
+        elif line.startswith("lrs_http_requests_shed_total{"):
+            budget = line.split('budget="', 1)[1].split('"', 1)[0]
+            out["shed"][budget] = float(line.rsplit(" ", 1)[1])
+            continue
+        else:
+            continue
+        le = line.split('le="', 1)[1].split('"', 1)[0]
+        out[kind][float("inf") if le == "+Inf" else float(le)] = float(line.rsplit(" ", 1)[1])
+    return out
+
+
+def _quantiles(before: dict[float, float], after: dict[float, float]) -> dict:
+    """Counts per bucket over the run and the buckets holding p50 and p99 ("<= le")."""
+    delta = {le: after.get(le, 0.0) - before.get(le, 0.0) for le in sorted(after)}
+    total = delta.get(float("inf"), 0.0)
+
+    def upper(q: float) -> str | None:
+        for le, count in delta.items():
+            if total and count >= q * total:
+                return "+Inf" if le == float("inf") else f"<= {le * 1000:g} ms"
+        return None
+
+    return {"count": int(total), "p50": upper(0.50), "p99": upper(0.99),
+            "cumulative": {("+Inf" if le == float("inf") else f"{le * 1000:g}ms"): int(c) for le, c in delta.items()}}
+
+
+def _client_process(host: str, port: int, auth: str, connections: int, start_at: float, warmup: float,
+                    duration: float, bodies: int) -> dict:
+    """One load-generator process: ``connections`` clients on uvloop, from
+    ``start_at`` (wall clock, shared by every generator process)."""
+    import uvloop
+
+    async def main() -> dict:
+        source = _Bodies(1, bodies)
+        ok: list[float] = []
+        statuses: dict[str, int] = {}
+        await asyncio.sleep(max(0.0, start_at - time.time()))
+        start = time.perf_counter()
+        warmup_end, deadline = start + warmup, start + warmup + duration
+        cpu_at_warmup: list[float] = []
+
+        async def mark() -> None:
+            await asyncio.sleep(max(0.0, warmup_end - time.perf_counter()))
+            cpu_at_warmup.append(_own_cpu_s())
+
+        marker = asyncio.ensure_future(mark())
+        await asyncio.gather(*(
+            _client(_Client(host, port, "/xapi/statements", auth), source, deadline, warmup_end, ok, statuses)
+            for _ in range(connections)
+        ))
+        await marker
+        return {"ok": ok, "statuses": statuses, "cpu_s": _own_cpu_s() - cpu_at_warmup[0],
+                "measured_s": time.perf_counter() - warmup_end}
+
+    return uvloop.run(main())
+
+
 async def run(args: argparse.Namespace) -> dict:
     if args.no_shedding:
         os.environ["LRS_SHED_LOOP_LAG_MS"] = "0"
         os.environ["LRS_SHED_QUEUE_STATEMENTS"] = "0"
         os.environ["LRS_SHED_MAX_IN_FLIGHT"] = "0"
-    elif args.loop_lag_ms is not None:
-        os.environ["LRS_SHED_LOOP_LAG_MS"] = str(args.loop_lag_ms)
+        os.environ["LRS_SHED_LATENCY_MS"] = "0"
+    else:
+        if args.latency_ms is not None:
+            os.environ["LRS_SHED_LATENCY_MS"] = str(args.latency_ms)
+        if args.loop_lag_ms is not None:
+            os.environ["LRS_SHED_LOOP_LAG_MS"] = str(args.loop_lag_ms)
+        if args.max_in_flight is not None:
+            os.environ["LRS_SHED_MAX_IN_FLIGHT"] = str(args.max_in_flight)
     os.environ.setdefault("LRS_PROJECTIONS_ENABLED", "false")
     async with bench_target(args) as (url, key, secret):
         parts = urlsplit(url)
         host, port = parts.hostname or "127.0.0.1", parts.port or 80
         auth = "Basic " + base64.b64encode(f"{key}:{secret}".encode()).decode()
-        bodies = _Bodies(1, 30_000)
-        ok: list[float] = []
-        statuses: dict[str, int] = {}
         memory: list[float] = []
         stop = asyncio.Event()
         sampler = asyncio.create_task(_sample_memory(port, memory, stop))
-        start = time.perf_counter()
-        warmup_end = start + args.warmup
-        deadline = warmup_end + args.duration
-        await asyncio.gather(*(
-            _client(_Connection(host, port, "/xapi/statements", auth), bodies, deadline, warmup_end, ok, statuses)
-            for _ in range(args.connections)
-        ))
-        measured = time.perf_counter() - warmup_end
+        pids = _service_pids(port)
+        per_process = [args.connections // args.client_processes] * args.client_processes
+        per_process[0] += args.connections - sum(per_process)
+        context = multiprocessing.get_context("fork")
+        with context.Pool(args.client_processes) as pool:
+            start_at = time.time() + BUILD_BODIES_S
+            pending = [
+                pool.apply_async(_client_process, (host, port, auth, n, start_at, args.warmup, args.duration,
+                                                   int(40_000 / args.client_processes)))
+                for n in per_process
+            ]
+            await asyncio.sleep(start_at + args.warmup - time.time())
+            metrics_before = await asyncio.to_thread(_histograms, url, auth)
+            service_cpu_before = _cpu_s(pids)
+            await asyncio.sleep(args.duration)
+            service_cpu = _cpu_s(pids) - service_cpu_before
+            metrics_after = await asyncio.to_thread(_histograms, url, auth)
+            results = [await asyncio.to_thread(r.get) for r in pending]
         stop.set()
         await sampler
-    ok.sort()
+    ok = sorted(t for r in results for t in r["ok"])
+    statuses: dict[str, int] = {}
+    for r in results:
+        for key, count in r["statuses"].items():
+            statuses[key] = statuses.get(key, 0) + count
+    measured = max(r["measured_s"] for r in results)
+    client_cpu = sum(r["cpu_s"] for r in results)
 
     def pct(p: float) -> float | None:
         return round(ok[min(len(ok) - 1, int(p * len(ok)))] * 1000, 1) if ok else None
@@ -139,12 +290,25 @@ async def run(args: argparse.Namespace) -> dict:
             "LRS_SHED_LOOP_LAG_MS": os.environ.get("LRS_SHED_LOOP_LAG_MS", "default"),
             "LRS_SHED_QUEUE_STATEMENTS": os.environ.get("LRS_SHED_QUEUE_STATEMENTS", "default"),
             "LRS_SHED_MAX_IN_FLIGHT": os.environ.get("LRS_SHED_MAX_IN_FLIGHT", "default"),
+            "LRS_SHED_LATENCY_MS": os.environ.get("LRS_SHED_LATENCY_MS", "default"),
             "LRS_HTTP_WORKERS": os.environ.get("LRS_HTTP_WORKERS", "1"),
+            "client_processes": args.client_processes,
         },
+        "command": " ".join(["python", "bench/overload.py", *sys.argv[1:]]),
         "load_average_1m_at_end": round(os.getloadavg()[0], 2),
         "ok_per_s": round(len(ok) / measured, 1),
         "latency_of_200_ms": {"p50": pct(0.50), "p99": pct(0.99), "max": pct(1.0)},
         "statuses": dict(sorted(statuses.items())),
+        "service_view": {
+            "post_statements_latency": _quantiles(metrics_before["request"], metrics_after["request"]),
+            "event_loop_lag": _quantiles(metrics_before["loop_lag"], metrics_after["loop_lag"]),
+            "shed_by_budget": {k: int(v - metrics_before["shed"].get(k, 0.0))
+                               for k, v in metrics_after["shed"].items()},
+        },
+        "cpu_share_of_2_cores": {
+            "service_processes": round(service_cpu / args.duration / 2, 2),
+            "load_generator": round(client_cpu / measured / 2, 2),
+        },
         "service_rss_mib": {
             "first": round(memory[0], 1) if memory else None,
             "peak": round(max(memory), 1) if memory else None,
@@ -161,6 +325,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=float, default=3.0, help="unmeasured seconds first (default: 3)")
     parser.add_argument("--no-shedding", action="store_true", help="turn load shedding off (for comparison)")
     parser.add_argument("--loop-lag-ms", type=float, help="LRS_SHED_LOOP_LAG_MS for the started service")
+    parser.add_argument("--latency-ms", type=float, help="LRS_SHED_LATENCY_MS for the started service")
+    parser.add_argument("--max-in-flight", type=int, help="LRS_SHED_MAX_IN_FLIGHT for the started service")
+    parser.add_argument("--client-processes", type=int, default=1, help="load-generator processes (default: 1)")
     add_service_options(parser, "overload")
     args = parser.parse_args(argv)
     result = asyncio.run(run(args))

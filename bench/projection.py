@@ -215,7 +215,7 @@ async def fill_log(
     """Append ``count`` statements (about ``void_share`` of them voiding an
     earlier one) through the statement writer; returns the log length."""
     from lrs.ingest.prepare import prepare_statements
-    from lrs.store.migrations import apply_migrations
+    from lrs.service import migrate
     from lrs.store.pool import create_pool
     from lrs.store.writer import StatementWriter
 
@@ -223,7 +223,7 @@ async def fill_log(
     authority = {"objectType": "Agent", "account": {"homePage": "https://lrs.example.org", "name": "bench"}}
     pool = await create_pool(database_url, min_size=1, max_size=4)
     try:
-        await apply_migrations(pool)
+        await migrate(pool)
         if await pool.fetchval("SELECT position FROM log_head"):
             return int(await pool.fetchval("SELECT position FROM log_head"))
         writer = StatementWriter(pool)

@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT))
 from bench.console_tree import roster  # noqa: E402
 from lrs.runtime.embedded import ensure_database  # noqa: E402
 from lrs.runtime.postgres import EmbeddedPostgres  # noqa: E402
-from lrs.store.migrations import apply_migrations  # noqa: E402
+from lrs.service import migrate  # noqa: E402
 from lrs.store.pool import create_pool  # noqa: E402
 from projections.units import store as units  # noqa: E402
 from projections.units.roster import Membership, Roster  # noqa: E402
@@ -61,7 +61,7 @@ def moved(first: Roster, share: float) -> Roster:
 
 async def run(database_url: str, args: argparse.Namespace) -> dict:
     setup = await create_pool(database_url, min_size=1, max_size=1)
-    await apply_migrations(setup)
+    await migrate(setup)
     if args.explain:
         await setup.execute(f"ALTER SYSTEM SET log_min_duration_statement = {args.explain_ms}")
         await setup.execute("SELECT pg_reload_conf()")

@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from lrs.runtime.embedded import ensure_database  # noqa: E402
 from lrs.runtime.postgres import EmbeddedPostgres  # noqa: E402
-from lrs.store.migrations import apply_migrations  # noqa: E402
+from lrs.service import migrate  # noqa: E402
 from lrs.store.pool import create_pool  # noqa: E402
 from projections.units import store  # noqa: E402
 
@@ -35,7 +35,7 @@ async def main() -> None:
     try:
         await ensure_database(await pg.start(), "lrs")
         pool = await create_pool(pg.url_for("lrs"), min_size=1, max_size=1)
-        await apply_migrations(pool)
+        await migrate(pool)
         since = datetime(2024, 1, 1, tzinfo=timezone.utc)
         async with pool.acquire() as conn, conn.transaction():
             await conn.copy_records_to_table(

@@ -44,7 +44,7 @@ sys.path.insert(0, str(ROOT))
 
 from lrs.runtime.embedded import ensure_database  # noqa: E402
 from lrs.runtime.postgres import EmbeddedPostgres  # noqa: E402
-from lrs.store.migrations import apply_migrations  # noqa: E402
+from lrs.service import migrate  # noqa: E402
 from projections.competency.catalog import load_catalog  # noqa: E402
 from projections.competency.series import unit_series  # noqa: E402
 
@@ -158,7 +158,7 @@ async def main_async(args: argparse.Namespace) -> dict:
         url = pg.url_for("lrs")
         pool = await asyncpg.create_pool(url, min_size=1, max_size=2)
         try:
-            await apply_migrations(pool)
+            await migrate(pool)
             await fill(url, args)
             load_before = [round(x, 2) for x in os.getloadavg()]
             results = [await time_series(pool, program, "ministry", clock, args.runs) for clock in ("achieved", "known")]

@@ -24,7 +24,8 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 
 from lrs.ingest.prepare import prepare_statements
-from lrs.store import StatementWriter, apply_migrations, create_pool
+from lrs.store import StatementWriter, create_pool
+from lrs.service import migrate
 
 AUTHORITY = {"objectType": "Agent", "name": "bench", "mbox": "mailto:bench@example.com"}
 
@@ -55,7 +56,7 @@ async def run(args: argparse.Namespace) -> None:
     await admin.execute(f'CREATE DATABASE "{name}"')
     url = with_database(args.url, name)
     try:
-        await apply_migrations(url)
+        await migrate(url)
         conn = await asyncpg.connect(url)
         for index in args.drop_index:
             await conn.execute(f'DROP INDEX "{index}"')

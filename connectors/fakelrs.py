@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -46,6 +47,7 @@ class FakeLrs:
         self.expired_more: set[str] = set()  # more tokens answered with 400
         self.page_size = 100
         self.posts: list[int] = []  # batch sizes of every POST that reached the handler
+        self.received: Counter[str] = Counter()  # statement id -> how many POSTs carried it
         self.post_versions: list[str] = []  # their X-Experience-API-Version headers
         self.gets: list[str] = []
         self.get_versions: list[str] = []  # the X-Experience-API-Version of every statements GET
@@ -94,6 +96,7 @@ class FakeLrs:
         body = await request.json()
         statements = body if isinstance(body, list) else [body]
         self.posts.append(len(statements))
+        self.received.update(s.get("id") for s in statements if isinstance(s, dict) and isinstance(s.get("id"), str))
         self.post_versions.append(request.headers["X-Experience-API-Version"])
         self.post_received.set()
         if self.post_delay:

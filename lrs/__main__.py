@@ -1,5 +1,5 @@
 import sys
 
-from lrs.cli import main
+from lrs.service import main
 
 sys.exit(main())

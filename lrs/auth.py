@@ -29,8 +29,15 @@ SCOPES: frozenset[str] = frozenset(
         "profile",
         "all/read",
         "all",
+        "erase",
     }
 )
+# Scopes "all" does not include: granted only by name.  "erase" lets a
+# credential erase learners of its tenant (POST /admin/erasures,
+# docs/privacy.md): destroying data for good is not part of "everything".
+EXPLICIT_SCOPES: frozenset[str] = frozenset({"erase"})
+# Routes open only to their explicit scope, whatever else a credential holds.
+EXPLICIT_ROUTES: dict[str, str] = {"/admin/erasures": "erase"}
 
 _SCRYPT_N = 2**14
 _SCRYPT_R = 8
@@ -62,6 +69,9 @@ class Credential:
     def may(self, method: str, resource: str) -> bool:
         """Whether a ``method`` request to the route ``resource`` is within this
         credential's scopes (see :data:`RESOURCE_SCOPES`)."""
+        explicit = EXPLICIT_ROUTES.get(resource)
+        if explicit is not None:
+            return explicit in self.scopes
         if "all" in self.scopes:
             return True
         reading = method in READ_METHODS
@@ -78,7 +88,7 @@ class Credential:
 # any Statement includes reading one's own.  "state" and "profile" are
 # read/write on their document resources.
 _IMPLIED: dict[str, tuple[str, ...]] = {
-    "all": tuple(SCOPES),
+    "all": tuple(SCOPES - EXPLICIT_SCOPES),
     "all/read": ("statements/read", "statements/read/mine", "all/read"),
     "statements/read": ("statements/read", "statements/read/mine"),
     "statements/read/mine": ("statements/read/mine",),
@@ -86,6 +96,7 @@ _IMPLIED: dict[str, tuple[str, ...]] = {
     "state": ("state",),
     "define": ("define",),
     "profile": ("profile",),
+    "erase": ("erase",),
 }
 
 READ_METHODS = frozenset({"GET", "HEAD"})

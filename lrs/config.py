@@ -1,6 +1,6 @@
 """Service configuration, read once from the environment.
 
-Every setting has a documented default; the README lists them.  When neither
+Every setting has a documented default; docs/operations.md lists them.  When neither
 ``LRS_DATABASE_URL`` nor ``LRS_NATS_URL`` is set, ``lrs serve`` starts its own
 PostgreSQL and nats-server under ``LRS_DATA_DIR`` (see ``lrs.runtime``).
 """
@@ -132,6 +132,13 @@ class Settings:
     shed_queue_statements: int = 50_000
     shed_loop_lag_ms: float = 200.0
     shed_max_in_flight: int = 0
+    # ... or while more requests are in flight than finish within this many ms
+    # at the rate the process has been finishing them while busy (0, the
+    # default: off; docs/operations.md says why).
+    shed_latency_ms: float = 0.0
+    # Reverse proxies whose X-Forwarded-For names the client (lrs.http.client_address):
+    # addresses or networks, e.g. "127.0.0.1,10.0.0.0/8".  Empty: the header is ignored.
+    trusted_proxies: str = ""
     # Where `lrs frameworks load` installs framework, programme and alignment
     # documents, live beside the shipped ones (default: <data_dir>/frameworks).
     frameworks_dir: Path | None = None
@@ -164,6 +171,8 @@ class Settings:
     nats_tls_ca: str | None = None
     nats_tls_cert: str | None = None
     nats_tls_key: str | None = None
+    # Replies to this process arrive under it (default _INBOX.<user>; lrs.nats.permissions).
+    nats_inbox_prefix: str | None = None
     # Payloads above this many bytes are relayed by reference (docs/contracts.md).
     relay_inline_max_bytes: int = 512 * 1024
     # Signed anchors of the log head (lrs.anchors): every N events or T
@@ -182,6 +191,16 @@ class Settings:
     @property
     def verify_runs_file(self) -> Path:
         return self.verify_runs_path if self.verify_runs_path is not None else self.data_dir / "verify-runs.jsonl"
+
+    # Personal data sealed per identity (docs/privacy.md): on, every Agent and
+    # Group of a stored Statement and every agent document is encrypted under
+    # its identity's key, wrapped by the master key in privacy_key_file.
+    seal_personal_data: bool = False
+    privacy_key_file: Path | None = None
+
+    @property
+    def privacy_master_key_file(self) -> Path:
+        return self.privacy_key_file if self.privacy_key_file is not None else self.data_dir / "privacy-key"
 
     @property
     def signing_key_file(self) -> Path:
@@ -238,7 +257,9 @@ class Settings:
             ),
             shed_queue_statements=_int(env, "LRS_SHED_QUEUE_STATEMENTS", 50_000, 0),
             shed_max_in_flight=_int(env, "LRS_SHED_MAX_IN_FLIGHT", 0, 0),
+            shed_latency_ms=_nonnegative(_float(env, "LRS_SHED_LATENCY_MS", 0.0), "LRS_SHED_LATENCY_MS"),
             shed_loop_lag_ms=_nonnegative(_float(env, "LRS_SHED_LOOP_LAG_MS", 200.0), "LRS_SHED_LOOP_LAG_MS"),
+            trusted_proxies=_trusted_proxies(env.get("LRS_TRUSTED_PROXIES") or ""),
             frameworks_dir=Path(env["LRS_FRAMEWORKS_DIR"]) if env.get("LRS_FRAMEWORKS_DIR") else None,
             cors_origins=parse_cors_origins(env.get("LRS_CORS_ORIGINS") or ""),
             console_enabled=_bool(env, "LRS_CONSOLE_ENABLED", True),
@@ -250,11 +271,14 @@ class Settings:
             nats_tls_ca=env.get("LRS_NATS_TLS_CA") or None,
             nats_tls_cert=env.get("LRS_NATS_TLS_CERT") or None,
             nats_tls_key=env.get("LRS_NATS_TLS_KEY") or None,
+            nats_inbox_prefix=env.get("LRS_NATS_INBOX_PREFIX") or None,
             relay_inline_max_bytes=_int(env, "LRS_RELAY_INLINE_MAX_BYTES", 512 * 1024, 1024),
             anchor_every_events=_int(env, "LRS_ANCHOR_EVERY_EVENTS", 10_000),
             anchor_every_s=_nonnegative(_float(env, "LRS_ANCHOR_EVERY_S", 60.0), "LRS_ANCHOR_EVERY_S"),
             anchor_key_file=Path(env["LRS_ANCHOR_KEY_FILE"]) if env.get("LRS_ANCHOR_KEY_FILE") else None,
             anchors_file=Path(env["LRS_ANCHORS_FILE"]) if env.get("LRS_ANCHORS_FILE") else None,
+            seal_personal_data=_bool(env, "LRS_SEAL_PERSONAL_DATA", False),
+            privacy_key_file=Path(env["LRS_PRIVACY_KEY_FILE"]) if env.get("LRS_PRIVACY_KEY_FILE") else None,
             nats_stream_replicas=_at_most(_int(env, "LRS_NATS_STREAM_REPLICAS", 1, 1), 5, "LRS_NATS_STREAM_REPLICAS"),
             competency_stale_after_s=_nonnegative(
                 _float(env, "LRS_COMPETENCY_STALE_AFTER_S", 30.0), "LRS_COMPETENCY_STALE_AFTER_S"
@@ -380,6 +404,13 @@ class ConsoleOidcSettings:
             scopes=scopes,
             redirect_url=env.get("LRS_CONSOLE_OIDC_REDIRECT_URL") or None,
         )
+
+
+def _trusted_proxies(raw: str) -> str:
+    from lrs.http.client_address import parse_trusted_proxies
+
+    parse_trusted_proxies(raw)  # refused at start, with the setting named
+    return raw
 
 
 def _session_ttl(value: float) -> float:

@@ -116,6 +116,9 @@ class Relay:
         self.batches_published = 0  # by this instance, while leader
         self._caught_up = False
         self._metric_labels = {"relay": name}
+        # Called with every batch of events read from the log, before it is
+        # published (lrs.anchor_writer checks the chain on them); must not raise.
+        self.read_hooks: list[Callable[[list[Any]], None]] = []
 
     # -- lifecycle ------------------------------------------------------------
 
@@ -243,6 +246,8 @@ class Relay:
             if not events:
                 await self._idle()
                 continue
+            for hook in self.read_hooks:
+                hook(events)
             try:
                 stored_text = StoredFormatter()
                 inline_max = min(self._inline_max_bytes, self.bus.max_payload - HEADER_ROOM)
@@ -280,7 +285,7 @@ class Relay:
 
     async def _resync(self, conn: asyncpg.Connection) -> int:
         metrics.RELAY_RESYNCS.labels(**self._metric_labels).inc()
-        await self.bus.ensure_stream()
+        await self.bus.ensure_stream(update=False)  # changing it is an admin's (lrs.nats.permissions)
         stream_position = await self.bus.last_position()
         checkpoint = await get_checkpoint(conn, self.name)
         resume = min(checkpoint, stream_position)

@@ -303,7 +303,7 @@ async def _run_projection(settings: object, catalog: Catalog, args: argparse.Nam
     async with embedded_services(settings) as (database_url, nats_url):
         pool = await create_pool(database_url, min_size=2, max_size=3, application_name="lrs-project")
         try:
-            await apply_migrations(pool)
+            await apply_migrations(pool, also=args.migrations)
             runner = ProjectionRunner(pool, CompetencyProjection(catalog), max_attempts=args.max_attempts)
             stop = asyncio.Event()
             loop = asyncio.get_running_loop()
@@ -341,7 +341,9 @@ def _replay(args: argparse.Namespace) -> int:
         from projections.replay import replay
 
         async with database_url(settings) as url:
-            async with command_pool(replace(settings, database_url=url), application_name="lrs-replay") as pool:
+            async with command_pool(
+                replace(settings, database_url=url), application_name="lrs-replay", migrations=args.migrations
+            ) as pool:
                 with progress_bar("event", f"replay {args.projection}") as progress:
                     position = await replay(
                         pool, CompetencyProjection(catalog, replay_processes=args.processes),
@@ -378,7 +380,7 @@ def _roster_load(args: argparse.Namespace) -> int:
 
         from projections.units.store import load_roster
 
-        async with command_pool(settings, application_name="lrs-roster") as pool:
+        async with command_pool(settings, application_name="lrs-roster", migrations=args.migrations) as pool:
             try:
                 with progress_bar("row", "roster") as progress:
                     result = await load_roster(

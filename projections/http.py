@@ -59,14 +59,18 @@ OBSERVED = web.AppKey("competency_observed", ObservedProjection)
 READ_SCOPE = "all/read"
 ADMIN_SCOPE = "all"
 POSITION_HEADER = "X-LRS-Position"
+PREFIX = "/competency"
 _ENCODER = msgspec.json.Encoder()
 
-__all__ = ["register", "CATALOG"]
+__all__ = ["register", "competency_app", "CATALOG"]
 
 
 def register(app: web.Application) -> None:
-    """Add the /competency routes, and the projection runner as the last
-    cleanup context (it needs the pool, the writer and the relay)."""
+    """Mount /competency on the service (a sub-application of its own), and
+    run the projection with it: the catalogue, the projection's status (for
+    /ready and /metrics) and the runner are the service's, so the console and
+    /ready read them too, and the runner stops before the pool it writes
+    with closes (a sub-application's cleanup would run after the service's)."""
     try:
         app[CATALOG] = load_live_catalog(app[keys.SETTINGS].installed_frameworks_dir)
     except FrameworkError as exc:
@@ -74,20 +78,28 @@ def register(app: web.Application) -> None:
         # waits until the documents are fixed and the service restarted.
         app[FRAMEWORKS_PROBLEM] = str(exc)
         log.error("competency.frameworks_invalid", error=str(exc), alert=True)
-    app.cleanup_ctx.append(_projection_runner)
+    app.cleanup_ctx.append(_projection_runner)  # last: it needs the pool, the writer and the relay
     app[keys.PROJECTIONS_STATUS] = projections_status
-    app.router.add_get("/competency/learners/{learner}", get_learner)
-    app.router.add_get("/competency/learners/{learner}/trail", get_trail)
-    app.router.add_get("/competency/units", get_unit_tree)
-    app.router.add_get("/competency/units/{unit}/summary", get_unit_summary)
-    app.router.add_get("/competency/units/{unit}/learners", get_unit_learners)
-    app.router.add_get("/competency/units/{unit}/report", get_unit_report)
-    app.router.add_get("/competency/units/{unit}/series", get_unit_series)
-    app.router.add_get("/competency/mastery-mismatches", get_mastery_mismatches)
-    app.router.add_post("/competency/admin/roster", post_roster)
-    app.router.add_get("/competency/admin/units", get_units)
-    app.router.add_post("/competency/admin/identities", post_identities)
-    app.router.add_get("/competency/admin/memberships", get_memberships)
+    app.add_subapp(PREFIX, competency_app())
+
+
+def competency_app() -> web.Application:
+    """The /competency/... routes; handlers read the service's keys through
+    ``request.config_dict``."""
+    competency = web.Application()
+    competency.router.add_get("/learners/{learner}", get_learner)
+    competency.router.add_get("/learners/{learner}/trail", get_trail)
+    competency.router.add_get("/units", get_unit_tree)
+    competency.router.add_get("/units/{unit}/summary", get_unit_summary)
+    competency.router.add_get("/units/{unit}/learners", get_unit_learners)
+    competency.router.add_get("/units/{unit}/report", get_unit_report)
+    competency.router.add_get("/units/{unit}/series", get_unit_series)
+    competency.router.add_get("/mastery-mismatches", get_mastery_mismatches)
+    competency.router.add_post("/admin/roster", post_roster)
+    competency.router.add_get("/admin/units", get_units)
+    competency.router.add_post("/admin/identities", post_identities)
+    competency.router.add_get("/admin/memberships", get_memberships)
+    return competency
 
 
 # -- helpers -------------------------------------------------------------------
@@ -145,9 +157,9 @@ FRESHNESS_HEADER = "X-LRS-Freshness"
 
 
 def _catalog(request: web.Request) -> Catalog:
-    catalog = request.app.get(CATALOG)
+    catalog = request.config_dict.get(CATALOG)
     if catalog is None:
-        raise XapiError(503, f"the competency frameworks cannot be read: {request.app[FRAMEWORKS_PROBLEM]}")
+        raise XapiError(503, f"the competency frameworks cannot be read: {request.config_dict[FRAMEWORKS_PROBLEM]}")
     return catalog
 
 
@@ -161,10 +173,10 @@ async def _serving(request: web.Request) -> tuple[Catalog, Freshness]:
     raw = request.query.get(STALE_PARAMETER)
     if raw not in (None, "ok"):
         raise XapiError(400, f"stale must be ok (the last answer even when not current), got {raw!r}", STALE_PARAMETER)
-    watcher = request.app.get(SUPERVISOR) or request.app.get(OBSERVED)
+    watcher = request.config_dict.get(SUPERVISOR) or request.config_dict.get(OBSERVED)
     if watcher is None:  # not started (yet): what the log shows
-        settings = request.app[keys.SETTINGS]
-        fresh = await observed_freshness(request.app[keys.POOL], catalog, settings.competency_stale_after_s)
+        settings = request.config_dict[keys.SETTINGS]
+        fresh = await observed_freshness(request.config_dict[keys.POOL], catalog, settings.competency_stale_after_s)
     else:
         fresh = await watcher.freshness()
     if not fresh.serve and raw != "ok":
@@ -191,12 +203,22 @@ async def _query(coro: Any) -> Any:
 # -- query API -------------------------------------------------------------------
 
 
+def _stored_learner(request: web.Request, tenant: str, learner: str) -> str:
+    """The key the projection knows ``learner`` by: with personal data
+    sealed (docs/privacy.md) the identifier's pseudonym, which the path may
+    also give directly (an erased learner's statements show it)."""
+    learner_keys = request.config_dict.get(keys.LEARNER_KEYS)
+    if learner_keys is None or learner.startswith("account:https://lrs.invalid/"):
+        return learner.replace("account:https://lrs.invalid/erased|", "account:https://lrs.invalid/pseudonym|", 1)
+    return learner_keys.pseudonym_key(tenant, learner)
+
+
 async def get_learner(request: web.Request) -> web.Response:
     tenant = _tenant(request, READ_SCOPE)
     _only(request, {STALE_PARAMETER})
-    learner = request.match_info["learner"]
+    learner = _stored_learner(request, tenant, request.match_info["learner"])
     catalog, fresh = await _serving(request)
-    view = await _query(learner_view(request.app[keys.POOL], catalog, tenant, learner))
+    view = await _query(learner_view(request.config_dict[keys.POOL], catalog, tenant, learner))
     if view is None:
         raise NotFoundError(f"no competency evidence for learner {learner!r}")
     return _answer(_marked(view, fresh))
@@ -208,9 +230,9 @@ async def get_trail(request: web.Request) -> web.Response:
     competency = request.query.get("competency")
     if not competency:
         raise XapiError(400, "the competency parameter (a competence IRI) is required", "competency")
-    learner = request.match_info["learner"]
+    learner = _stored_learner(request, tenant, request.match_info["learner"])
     catalog, fresh = await _serving(request)
-    view = await _query(trail_view(request.app[keys.POOL], catalog, tenant, learner, competency))
+    view = await _query(trail_view(request.config_dict[keys.POOL], catalog, tenant, learner, competency))
     if view is None:
         raise NotFoundError(f"no competency evidence for learner {learner!r}")
     return _answer(_marked(view, fresh))
@@ -224,7 +246,7 @@ async def get_unit_summary(request: web.Request) -> web.Response:
     clock = _choice(request, "clock", CLOCKS, "achieved")
     summary = await _query(
         unit_summary(
-            request.app[keys.POOL],
+            request.config_dict[keys.POOL],
             catalog,
             tenant,
             request.match_info["unit"],
@@ -245,7 +267,7 @@ async def get_unit_series(request: web.Request) -> web.Response:
     first, last = _date(request, "from"), _date(request, "to")
     answer = await _query(
         unit_series(
-            request.app[keys.POOL], tenant, request.match_info["unit"], program=program,
+            request.config_dict[keys.POOL], tenant, request.match_info["unit"], program=program,
             descendants=_flag(request, "descendants", True), first=first, last=last,
             interval=_choice(request, "interval", INTERVALS, "month"), clock=_choice(request, "clock", CLOCKS, "achieved"),
         )
@@ -308,7 +330,7 @@ async def get_unit_tree(request: web.Request) -> web.Response:
     tenant = _tenant(request, READ_SCOPE)
     _only(request, {"program", "version"})
     program = _program(request, _catalog(request))
-    return _answer(await _query(unit_tree(request.app[keys.POOL], tenant, program=program)))
+    return _answer(await _query(unit_tree(request.config_dict[keys.POOL], tenant, program=program)))
 
 
 async def get_unit_learners(request: web.Request) -> web.Response:
@@ -318,7 +340,7 @@ async def get_unit_learners(request: web.Request) -> web.Response:
     program = _program(request, catalog)
     answer = await _query(
         unit_learners(
-            request.app[keys.POOL], catalog, tenant, request.match_info["unit"], program=program,
+            request.config_dict[keys.POOL], catalog, tenant, request.match_info["unit"], program=program,
             descendants=_flag(request, "descendants", True), statuses=_statuses(request),
             after=request.query.get("after", ""), limit=_limit(request, 100, 1000),
         )
@@ -349,7 +371,7 @@ async def get_unit_report(request: web.Request) -> web.Response:
     if fmt == "xlsx" and "part" in request.query:
         raise XapiError(400, "part applies to format=csv only (an XLSX report holds both parts)", "part")
     unit_id = request.match_info["unit"]
-    report = await _query(unit_report(request.app[keys.POOL], catalog, tenant, unit_id, program=program, by=by))  # type: ignore[arg-type]
+    report = await _query(unit_report(request.config_dict[keys.POOL], catalog, tenant, unit_id, program=program, by=by))  # type: ignore[arg-type]
     return report_response(report, unit_id, by, fmt, part, fresh)
 
 
@@ -373,7 +395,7 @@ async def get_mastery_mismatches(request: web.Request) -> web.Response:
     tenant = _tenant(request, READ_SCOPE)
     _only(request, {STALE_PARAMETER})
     _, fresh = await _serving(request)
-    return _answer(_marked(await _query(mastery_mismatches(request.app[keys.POOL], tenant)), fresh))
+    return _answer(_marked(await _query(mastery_mismatches(request.config_dict[keys.POOL], tenant)), fresh))
 
 
 # -- admin -----------------------------------------------------------------------
@@ -391,7 +413,7 @@ async def post_roster(request: web.Request) -> web.Response:
             roster = parse_json(body, "body")
         else:
             raise XapiError(415, f"Content-Type must be application/json or text/csv, got {request.content_type!r}")
-        result = await units.load_roster(request.app[keys.POOL], tenant, roster, now=datetime.now(timezone.utc))
+        result = await units.load_roster(request.config_dict[keys.POOL], tenant, roster, now=datetime.now(timezone.utc))
     except RosterError as exc:
         return _answer({"error": "invalid roster", "status": 400, "problems": exc.problems}, status=400)
     except UnicodeDecodeError:
@@ -433,11 +455,11 @@ async def post_identities(request: web.Request) -> web.Response:
             raise XapiError(400, str(exc), path) from None
     try:
         change = await identities.change_links(
-            request.app[keys.POOL], tenant, op, person, identifiers, now=datetime.now(timezone.utc)
+            request.config_dict[keys.POOL], tenant, op, person, identifiers, now=datetime.now(timezone.utc)
         )
     except IdentityConflict as exc:
         raise XapiError(409, str(exc), "$.identifiers") from None
-    linked = await identities.identifiers_of(request.app[keys.POOL], tenant, person)
+    linked = await identities.identifiers_of(request.config_dict[keys.POOL], tenant, person)
     return _answer({
         "op": op, "person": person, "changed": change.identifiers, "identifiers": [person, *linked],
         **({} if change.position is None else {"position": change.position}),
@@ -447,7 +469,7 @@ async def post_identities(request: web.Request) -> web.Response:
 async def get_units(request: web.Request) -> web.Response:
     tenant = _tenant(request, ADMIN_SCOPE)
     _only(request, set())
-    found = await units.fetch_units(request.app[keys.POOL], tenant)
+    found = await units.fetch_units(request.config_dict[keys.POOL], tenant)
     return _answer({
         "units": [
             {"id": u.unit_id, "parent": u.parent_id, "kind": u.kind, "name": u.name} for u in found.values()
@@ -476,7 +498,7 @@ async def get_memberships(request: web.Request) -> web.Response:
             recorded,
         )
     rows = await units.list_memberships(
-        request.app[keys.POOL], tenant, unit_id=request.query.get("unit"), learner=request.query.get("learner"),
+        request.config_dict[keys.POOL], tenant, unit_id=request.query.get("unit"), learner=request.query.get("learner"),
         after=after, limit=limit, history=_flag(request, "history", False),
     )
     return _answer({

@@ -2,9 +2,9 @@
 
 The new tables are built in a scratch schema and replace the live ones in
 one transaction, together with what the live runner committed meanwhile.  A
-projection that can build its whole state at once (``rebuild``) gets the log
+projection that builds its whole state at once (``bulk_rebuild``) gets the log
 in pages and fills unindexed tables, indexed afterwards; others get it batch
-by batch through the runner's own apply (projections/runner.py).
+by batch through the runner's own apply (projections/applying.py).
 """
 
 from __future__ import annotations
@@ -20,20 +20,12 @@ import structlog
 
 from lrs.store import leader_lock
 from lrs.store.log_reader import last_position, read_events_after
-from projections.runner import (
-    INSERT_PARKED,
-    SELECT_CHECKPOINT,
-    UPDATE_CHECKPOINT,
-    UPSERT_CHECKPOINT,
-    Projection,
-    ProjectionRunner,
-    _log_events,
-)
+from projections.applying import BatchApplier
+from projections.checkpoints import CheckpointStore
+from projections.contract import Projection
+from projections.events import log_events
 
 __all__ = ["ReplayRunning", "replay", "usable_cores"]
-
-DELETE_PARKED_UPTO = "DELETE FROM projection_parked WHERE name = $1 AND position <= $2"
-DELETE_FAILURES_UPTO = "DELETE FROM projection_failures WHERE name = $1 AND position <= $2"
 
 log = structlog.get_logger("lrs.projections")
 MAX_INDEX_BUILDERS = 4  # connections building a replay's indexes at once
@@ -80,7 +72,8 @@ async def replay(
     event fail applies it and unparks it."""
     name = projection.name
     scratch = f"replay_{name}"
-    runner = ProjectionRunner(pool, projection, max_attempts=1)
+    checkpoints = CheckpointStore(projection)
+    applier = BatchApplier(pool, projection, checkpoints, max_attempts=1)
     async with pool.acquire() as conn:
         # One replay of a projection at a time: another would drop this one's
         # scratch schema, and unqualified names would then reach the live
@@ -90,53 +83,46 @@ async def replay(
         total = await last_position(conn)
         await conn.execute(f'DROP SCHEMA IF EXISTS "{scratch}" CASCADE')
         await conn.execute(f'CREATE SCHEMA "{scratch}"')
-        rebuild = getattr(projection, "rebuild", None)
+        bulk = projection.bulk_rebuild
         # A bulk rebuild fills the tables first and indexes them after (faster than index by index).
-        indexes = "EXCLUDING INDEXES" if rebuild is not None else ""
+        indexes = "EXCLUDING INDEXES" if bulk else ""
         for table in projection.tables:
             await conn.execute(f'CREATE TABLE "{scratch}".{table} (LIKE public.{table} INCLUDING ALL {indexes})')
         # The scratch schema shadows the live tables for this connection only.
         await conn.execute(f"SET search_path TO \"{scratch}\", public")
         try:
             failed: list[tuple[int, str, str]] | None = None
-            if rebuild is not None:
+            if bulk:
                 # Not in a transaction: the scratch tables are this replay's
                 # alone (a failed one leaves them to the next to drop), and
                 # other connections write to them and index them.
-                position, failed = await rebuild(conn, _log_pages(conn, total, batch_size, progress), connect=connect)
+                position, failed = await projection.rebuild(conn, _log_pages(conn, total, batch_size, progress), connect=connect)
                 await _copy_indexes(conn, projection.tables, scratch, connect)
             else:
-                position = await _replay_in_batches(conn, runner, batch_size, total, progress)
+                position = await _replay_in_batches(conn, applier, batch_size, total, progress)
             async with conn.transaction():
-                await conn.execute(
-                    UPSERT_CHECKPOINT, name, position, projection.rule_version, projection.catalog_digest
-                )
-                await conn.fetchrow(SELECT_CHECKPOINT, name)  # hold the lock: the live runner waits
+                await checkpoints.replace(conn, position)  # and hold its lock: the live runner waits
                 if failed is not None:
                     # The events parked up to here are exactly those the rebuild
                     # failed on: one parked before and applied now (its cause
                     # fixed: frameworks, rules) is parked no more.
-                    await conn.execute(DELETE_PARKED_UPTO, name, position)
-                    await conn.execute(DELETE_FAILURES_UPTO, name, position)
+                    await checkpoints.replace_parked(conn, position, failed)
                     for failed_at, tenant, error in failed:
-                        await conn.execute(INSERT_PARKED, name, failed_at, tenant, 1, error)
                         log.error("projection.event_parked", projection=name, position=failed_at,
                                   tenant=tenant, attempts=1, error=error, alert=True)
                 while True:  # what was committed while we rebuilt
                     records = await read_events_after(conn, position, batch_size)
                     if not records:
                         break
-                    await runner._apply_run(conn, _log_events(records), position)
+                    await applier.apply_run(conn, log_events(records), position)
                     position = records[-1].position
                 for table in projection.tables:
                     await conn.execute(f"DROP TABLE public.{table}")
                     await conn.execute(f'ALTER TABLE "{scratch}".{table} SET SCHEMA public')
-                await conn.execute(UPDATE_CHECKPOINT, name, position)
+                await checkpoints.advance(conn, position)
                 await conn.execute(f'DROP SCHEMA "{scratch}"')
-                after_swap = getattr(projection, "after_swap", None)
-                if after_swap is not None:
-                    await conn.execute("RESET search_path")
-                    await after_swap(conn)
+                await conn.execute("RESET search_path")
+                await projection.after_swap(conn)
         finally:
             await conn.execute("RESET search_path")
     log.info("projection.replayed", projection=name, position=position)
@@ -210,7 +196,7 @@ def usable_cores() -> int:
 
 async def _replay_in_batches(
     conn: asyncpg.Connection,
-    runner: ProjectionRunner,
+    applier: BatchApplier,
     batch_size: int,
     total: int,
     progress: Callable[[int, int], None] | None,
@@ -221,7 +207,7 @@ async def _replay_in_batches(
         if not records:
             return position
         async with conn.transaction():  # a failure is parked and logged
-            await runner._apply_run(conn, _log_events(records), position)
+            await applier.apply_run(conn, log_events(records), position)
         position = records[-1].position
         if progress is not None:
             progress(position, max(total, position))

@@ -6,7 +6,7 @@ Fixtures:
 * ``database_url`` (function): URL of a fresh database on that server, created
   with CREATE DATABASE and dropped after the test.  Empty, except for a test
   that also uses a fixture whose first act is to migrate it (``client``,
-  ``pool``: ``MIGRATED_BY``): that test gets a copy of ``migrated_template``
+  ``sealed_client``, ``pool``: ``MIGRATED_BY``): that test gets a copy of ``migrated_template``
   instead, which is what the migrations would have made of the empty one.
 * ``migrated_template`` (session): name of a database holding every migration,
   made once per session; ``CREATE DATABASE ... TEMPLATE`` copies it in a few
@@ -45,7 +45,7 @@ import pytest
 import lrs.auth
 from lrs.runtime.nats import EmbeddedNats
 from lrs.runtime.postgres import EmbeddedPostgres
-from lrs.store.migrations import apply_migrations
+from lrs.service import migrate
 
 # Test servers trade nothing for speed: fsync stays on, as in production.
 _TEST_POSTGRES_SETTINGS = {"shared_buffers": "128MB", "max_connections": "200"}
@@ -128,7 +128,7 @@ async def fresh_database(server_url: str, template: str | None = None) -> AsyncI
 
 # Fixtures that apply every migration to ``database_url`` before anything else
 # touches it (the app's startup, the integration pool).
-MIGRATED_BY = frozenset({"client", "pool", "migrated_url"})
+MIGRATED_BY = frozenset({"client", "sealed_client", "pool", "migrated_url"})
 
 
 @pytest.fixture(scope="session")
@@ -140,7 +140,7 @@ async def migrated_template(postgres_server: str) -> AsyncIterator[str]:
     finally:
         await admin.close()
     try:
-        await apply_migrations(with_database(postgres_server, name))  # its connection is closed after
+        await migrate(with_database(postgres_server, name))  # the core's and the projections'; closed after
         yield name
     finally:
         admin = await asyncpg.connect(postgres_server)

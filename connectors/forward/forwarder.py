@@ -18,7 +18,11 @@ handled in order:
   for a later delivery; after ``max_deliveries`` deliveries it is parked.
 
 Statement ids are the stored ids, so a delivery repeated after a crash or a
-lost acknowledgement is accepted by the target as the same statement.
+lost acknowledgement is accepted by the target as the same statement.  A
+second copy of an event already forwarded (a message replayed onto the
+stream) is not sent at all: the forwarder keeps the highest position it
+dealt with in PostgreSQL (connectors.forward.checkpoint) and acknowledges a
+first delivery at or below it without sending it.
 Forwarding is a consumer like any other: it never slows the LRS's writes.
 """
 
@@ -31,6 +35,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, AsyncIterator, Callable
 
+import asyncpg
 import nats
 import nats.errors
 import nats.js.errors
@@ -43,6 +48,7 @@ from connectors.forward.model import (
     Action, ForwardFilter, LogStatement, dead_letter_headers, dead_letter_subject, event_from_message,
     failure_action, outgoing_statement,
 )
+from connectors.forward.checkpoint import ForwardCheckpoint, is_replay
 from connectors.forward.logcheck import LogCheck
 from connectors.forward.natsoptions import nats_options
 from connectors.framework.sink import BatchOutcome, LrsSink, Outgoing, SinkFatal, SinkUnavailable
@@ -73,10 +79,12 @@ class ForwardStats:
     retried: int = 0
     waits: int = 0
     refused: int = 0  # messages that were not the log's event (connectors.forward.logcheck)
+    replayed: int = 0  # second copies of events already forwarded (connectors.forward.checkpoint)
 
     def render(self) -> str:
         return (f"forwarded {self.forwarded}  skipped {self.skipped}  parked {self.parked}  "
-                f"retried {self.retried}  outage waits {self.waits}  refused {self.refused}")
+                f"retried {self.retried}  outage waits {self.waits}  refused {self.refused}  "
+                f"replayed {self.replayed}")
 
 
 def say(text: str) -> None:
@@ -100,7 +108,7 @@ async def connect(nats_url: str, name: str, *, keep_trying: bool = True) -> nats
     return await nats.connect(
         servers=[url.strip() for url in nats_url.split(",") if url.strip()], name=f"lrs-forward-{name}", allow_reconnect=keep_trying,
         max_reconnect_attempts=-1 if keep_trying else 1, reconnect_time_wait=1.0, connect_timeout=2,
-        error_cb=on_error, **nats_options(),
+        error_cb=on_error, **nats_options(url=nats_url),
     )
 
 
@@ -135,6 +143,9 @@ class Forwarder:
         self._on_progress = on_progress
         self._stop = asyncio.Event()
         self._js: Any = None
+        self.checkpoint: ForwardCheckpoint | None = None  # read from PostgreSQL when the run starts
+        self._done = 0  # the highest position acknowledged from a message that was the log's event
+        self._refused_positions: set[int] = set()  # of the batch: their messages were not the log's events
 
     async def run(self, stop: asyncio.Event | None = None) -> ForwardStats:
         """Forward until ``stop`` is set (or, with ``until_caught_up``, until
@@ -142,6 +153,8 @@ class Forwarder:
         target refuses the credentials or the URL."""
         if stop is not None:
             self._stop = stop
+        self.checkpoint = ForwardCheckpoint(self.log_check.pool, self.options.name)
+        await self.checkpoint.load()
         nc = await connect(self.nats_url, self.options.name)
         try:
             self._js = nc.jetstream()
@@ -162,6 +175,7 @@ class Forwarder:
                     continue
                 try:
                     await self._handle(messages)
+                    await self._advance_checkpoint()
                 except (nats.errors.Error, OSError) as exc:
                     # NATS went away mid-batch: unacknowledged messages come back.
                     say(f"JetStream error ({exc!r}); unacknowledged statements will be redelivered")
@@ -197,12 +211,31 @@ class Forwarder:
             return False  # ask again after the next fetch
         return info.num_pending == 0 and info.num_ack_pending == 0
 
+    async def _advance_checkpoint(self) -> None:
+        if self.checkpoint is None or self._done <= self.checkpoint.position:
+            return
+        try:
+            await self.checkpoint.advance(self._done)
+        except asyncpg.PostgresError as exc:  # the next batch tries again; copies meanwhile go to the target's idempotency
+            say(f"could not record the checkpoint ({exc!r})")
+
+    async def _ack(self, msg: Msg, position: int) -> None:
+        await msg.ack()
+        # A refused message's position says nothing about the order of the
+        # stream (a forged message may name a position not yet delivered):
+        # the log's event sent in its place does not move the checkpoint.
+        if position not in self._refused_positions:
+            self._done = max(self._done, position)
+
     async def _handle(self, messages: list[Msg]) -> None:
         selected: list[tuple[Msg, LogStatement]] = []
         positions: set[int] = set()  # of the log events selected in this batch
         checks = await self.log_check.check([(msg.headers or {}, msg.data or b"") for msg in messages])
+        self._refused_positions = set()
         for msg, checked in zip(messages, checks):
             if checked.refusal is not None:
+                if checked.headers is not None:
+                    self._refused_positions.add(int(checked.headers[POSITION_HEADER]))
                 self.stats.refused += 1
                 say(f"ALERT refused a message that is not the log's event (position "
                     f"{(msg.headers or {}).get(POSITION_HEADER, '?')}, {checked.refusal})"
@@ -215,8 +248,13 @@ class Forwarder:
             except ValueError as exc:
                 await self._park(msg, _unreadable_event(msg), None, f"unreadable event: {exc}")
                 continue
-            if event.event_type != STATEMENT_EVENT or not self.selection.matches(event.tenant, event.statement):
+            if self.checkpoint is not None and is_replay(event.position, _deliveries(msg), self.checkpoint.position):
                 await msg.ack()
+                self.stats.replayed += 1
+                say(f"ALERT a second copy of position {event.position}, already forwarded: not sent again")
+                continue
+            if event.event_type != STATEMENT_EVENT or not self.selection.matches(event.tenant, event.statement):
+                await self._ack(msg, event.position)
                 self.stats.skipped += 1
                 continue
             if event.position in positions:  # a second message for the same log event (a replay)
@@ -240,7 +278,7 @@ class Forwarder:
             if rejection is not None:
                 await self._park(msg, event, rejection.status, rejection.reason)
             else:
-                await msg.ack()
+                await self._ack(msg, event.position)
                 self.stats.forwarded += 1
 
     async def _send_through_outages(
@@ -295,7 +333,7 @@ class Forwarder:
         )
         await self._js.publish(dead_letter_subject(self.options.name), event.payload, stream=DEAD_LETTER_STREAM,
                                headers=headers)
-        await msg.ack()
+        await self._ack(msg, event.position)
         self.stats.parked += 1
         say(f"parked statement {event.statement_id} (position {event.position}) in {DEAD_LETTER_STREAM}: "
             f"HTTP {status or '-'} {headers['Lrs-Forward-Error']}")
@@ -303,6 +341,13 @@ class Forwarder:
     async def _sleep(self, seconds: float) -> None:
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(self._stop.wait(), seconds)
+
+
+def _deliveries(msg: Msg) -> int:
+    try:
+        return msg.metadata.num_delivered or 1
+    except (nats.errors.Error, ValueError, AttributeError):  # not a JetStream message
+        return 1
 
 
 def _unreadable_event(msg: Msg) -> LogStatement:

@@ -90,6 +90,11 @@ class LogCheck:
         if self._pool is not None:
             await self._pool.close()
 
+    @property
+    def pool(self) -> asyncpg.Pool:
+        assert self._pool is not None
+        return self._pool
+
     async def check(self, messages: Sequence[tuple[Mapping[str, str], bytes]]) -> list[Checked]:
         assert self._pool is not None
         positions = sorted({p for p in (_position(h) for h, _ in messages) if p is not None})

@@ -1,17 +1,26 @@
 """NATS credentials and TLS for ``lrs forward`` from the LRS's documented
 ``LRS_NATS_*`` variables (docs/trust.md, "NATS"): user and password, a creds
-file, an nkey seed file, a CA and a client certificate and key."""
+file, an nkey seed file, a CA and a client certificate and key; and the
+inbox prefix its replies arrive on, the only subjects its user may subscribe
+to: ``LRS_NATS_INBOX_PREFIX``, else ``_INBOX.<user>`` for the user of the URL
+or ``LRS_NATS_USER``."""
 
 from __future__ import annotations
 
 import os
 import ssl
 from typing import Mapping
+from urllib.parse import unquote, urlsplit
 
 
-def nats_options(env: Mapping[str, str] | None = None) -> dict[str, object]:
+def nats_options(env: Mapping[str, str] | None = None, url: str | None = None) -> dict[str, object]:
     env = os.environ if env is None else env
     options: dict[str, object] = {}
+    user = _url_user(url) or env.get("LRS_NATS_USER")
+    if env.get("LRS_NATS_INBOX_PREFIX"):
+        options["inbox_prefix"] = env["LRS_NATS_INBOX_PREFIX"]
+    elif user:
+        options["inbox_prefix"] = f"_INBOX.{user}"
     if env.get("LRS_NATS_USER"):
         options["user"] = env["LRS_NATS_USER"]
         options["password"] = env.get("LRS_NATS_PASSWORD", "")
@@ -25,3 +34,14 @@ def nats_options(env: Mapping[str, str] | None = None) -> dict[str, object]:
             context.load_cert_chain(env["LRS_NATS_TLS_CERT"], env.get("LRS_NATS_TLS_KEY") or None)
         options["tls"] = context
     return options
+
+
+def _url_user(url: str | None) -> str | None:
+    if not url:
+        return None
+    first = url.split(",")[0].strip()
+    try:
+        user = urlsplit(first if "://" in first else f"nats://{first}").username
+    except ValueError:
+        return None
+    return unquote(user) if user else None

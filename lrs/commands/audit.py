@@ -6,14 +6,21 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Awaitable, Callable, Mapping
 
 from lrs import verify_runs
 from lrs.commands.common import command_pool, load_settings, progress_bar, run_async, setup
 
-PROJECTIONS = ("competency",)
+if TYPE_CHECKING:
+    import asyncpg
+
+# A projection's digest and the log position it reflects, read in one snapshot.
+Digest = Callable[["asyncpg.Pool"], Awaitable[tuple[str, int]]]
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: argparse._SubParsersAction, *, digests: Mapping[str, Digest]) -> None:  # type: ignore[type-arg]
+    """``digests``: the projections `lrs audit digest` can name, given by the
+    composition root (lrs/service.py)."""
     audit = subparsers.add_parser(
         "audit",
         help="verify the event log's hash chain, or print a projection's digest",
@@ -86,8 +93,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         description="Print the SHA-256 over the projection's canonical state (every learner's state in "
         "(tenant, learner) order, then every unit count), with the log position it reflects.",
     )
-    digest.add_argument("projection", choices=PROJECTIONS, help="the projection")
-    digest.set_defaults(handler=_digest)
+    digest.add_argument("projection", choices=tuple(digests), help="the projection")
+    digest.set_defaults(handler=_digest, digests=digests)
 
 
 def _usage(parser: argparse.ArgumentParser) -> int:
@@ -255,6 +262,9 @@ def _anchor(args: argparse.Namespace) -> int:
         async with command_pool(settings, application_name="lrs-audit", max_size=1, migrate=False) as pool:
             writer = AnchorWriter(pool, settings.signing_key_file, settings.anchor_log_file)
             anchor = await writer.anchor_now()
+        if writer.refused is not None:
+            print(f"lrs audit anchor: not signed: {writer.refused}; run lrs audit verify --anchors", file=sys.stderr)
+            return 1
         if anchor is None:
             print(f"the log head (position {writer.last_position}) is already anchored")
         else:
@@ -269,10 +279,8 @@ def _digest(args: argparse.Namespace) -> int:
     setup(settings)
 
     async def main() -> int:
-        from projections.competency.store import digest_with_position
-
-        async with command_pool(settings, application_name="lrs-audit", max_size=1) as pool:
-            value, position = await digest_with_position(pool)
+        async with command_pool(settings, application_name="lrs-audit", max_size=1, migrations=args.migrations) as pool:
+            value, position = await args.digests[args.projection](pool)
         print(f"{args.projection} {value} position {position}")
         return 0
 

@@ -1,4 +1,11 @@
-"""Helpers shared by subcommands: settings, logging, event loop, database access."""
+"""Helpers shared by subcommands: settings, logging, event loop, database access.
+
+This is the public API for command-line plug-ins: the commands of
+``projections`` and ``connectors`` use it as the core's own do (load the
+settings, set up logging, run on the event loop, open a migrated pool, show
+progress).  It imports nothing from the plug-ins, and what it offers keeps
+its signatures; anything else under ``lrs.commands`` is the core's own.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +14,8 @@ import dataclasses
 import contextlib
 import gc
 import sys
-from typing import TYPE_CHECKING, AsyncIterator, Awaitable, Callable, Iterator, TypeVar
+from importlib.resources.abc import Traversable
+from typing import TYPE_CHECKING, AsyncIterator, Awaitable, Callable, Iterator, Sequence, TypeVar
 
 from lrs.config import ConfigError, Settings
 from lrs.logs import configure_logging
@@ -91,9 +99,17 @@ def reaching_database(url: str) -> Iterator[None]:
 
 @contextlib.asynccontextmanager
 async def command_pool(
-    settings: Settings, *, application_name: str, max_size: int = 2, migrate: bool = True
+    settings: Settings,
+    *,
+    application_name: str,
+    max_size: int = 2,
+    migrate: bool = True,
+    migrations: Sequence[Traversable] = (),
 ) -> AsyncIterator["asyncpg.Pool"]:
-    """A small pool on the configured (or embedded) database for one command."""
+    """A small pool on the configured (or embedded) database for one command;
+    with ``migrate``, the core's migrations and ``migrations`` (the
+    plugged-in parts' directories: ``args.migrations``, set by the
+    composition root) are applied first."""
     from lrs.store.migrations import apply_migrations
     from lrs.store.pool import create_pool
 
@@ -102,7 +118,7 @@ async def command_pool(
             pool = await create_pool(url, min_size=1, max_size=max_size, application_name=application_name)
         try:
             if migrate:
-                await apply_migrations(pool)
+                await apply_migrations(pool, also=migrations)
             yield pool
         finally:
             await pool.close()

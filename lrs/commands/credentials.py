@@ -32,9 +32,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     revoke.set_defaults(handler=_revoke)
 
 
-def _with_pool(settings, action):
+def _with_pool(settings, action, migrations=()):
     async def main():
-        async with command_pool(settings, application_name="lrs-credentials") as pool:
+        async with command_pool(settings, application_name="lrs-credentials", migrations=migrations) as pool:
             return await action(pool)
 
     return run_async(main)
@@ -53,7 +53,7 @@ def _create(args: argparse.Namespace) -> int:
     setup(settings)
     key, secret = new_key_and_secret()
     _with_pool(settings, lambda pool: credentials.insert_credential(
-        pool, key=key, secret_hash=hash_secret(secret), tenant=tenant, scopes=sorted(scopes), name=args.name))
+        pool, key=key, secret_hash=hash_secret(secret), tenant=tenant, scopes=sorted(scopes), name=args.name), args.migrations)
     print(f"key: {key}\nsecret: {secret}\ntenant: {tenant}\nscopes: {' '.join(sorted(scopes))}")
     return 0
 
@@ -63,7 +63,7 @@ def _list(args: argparse.Namespace) -> int:
 
     settings = load_settings()
     setup(settings)
-    records = _with_pool(settings, lambda pool: credentials.list_credentials(pool, tenant=args.tenant))
+    records = _with_pool(settings, lambda pool: credentials.list_credentials(pool, tenant=args.tenant), args.migrations)
     for record in records:
         state = "active" if record.active else "revoked"
         print(f"{record.key}\t{record.tenant}\t{' '.join(record.scopes)}\t{state}\t{record.name or ''}")
@@ -75,7 +75,7 @@ def _revoke(args: argparse.Namespace) -> int:
 
     settings = load_settings()
     setup(settings)
-    found = _with_pool(settings, lambda pool: credentials.revoke_credential(pool, args.key))
+    found = _with_pool(settings, lambda pool: credentials.revoke_credential(pool, args.key), args.migrations)
     if not found:
         print(f"lrs credentials revoke: no active credential {args.key!r}", file=sys.stderr)
         return 1

@@ -77,20 +77,27 @@ def _run(args: argparse.Namespace) -> int:
 
     async def main() -> int:
         async with database_url(settings) as url:
-            return await export(url, args)
+            return await export(url, args, settings)
 
     return run_async(main)
 
 
-async def export(url: str, args: argparse.Namespace) -> int:
+async def export(url: str, args: argparse.Namespace, settings: Any = None) -> int:
     from lrs.store.pool import create_pool
 
     with reaching_database(url):
         pool = await create_pool(url, min_size=1, max_size=1, application_name="lrs-export")
     try:
         first, last = await position_range(pool, args.since, args.until)
+        learner_keys = None
+        if settings is not None and settings.seal_personal_data:
+            # Sealed identities are exported opened (erased ones in the erased form; docs/privacy.md).
+            from lrs.privacy.master import load_or_create
+            from lrs.store.learner_keys import LearnerKeys
+
+            learner_keys = LearnerKeys(pool, load_or_create(settings.privacy_master_key_file))
         with _Output(args.output) as output:
-            count = await _copy(pool, output.stream, first, last, args)
+            count = await _copy(pool, output.stream, first, last, args, learner_keys)
             output.complete = True
     finally:
         await pool.close()
@@ -130,7 +137,9 @@ async def _first_position_where(pool: Any, low: int, high: int, predicate: Any) 
     return answer
 
 
-async def _copy(pool: Any, stream: IO[bytes], first: int, last: int, args: argparse.Namespace) -> int:
+async def _copy(
+    pool: Any, stream: IO[bytes], first: int, last: int, args: argparse.Namespace, learner_keys: Any = None
+) -> int:
     from lrs.store.log_reader import read_events_after
 
     tenants = set(args.tenant) if args.tenant else None
@@ -142,11 +151,16 @@ async def _copy(pool: Any, stream: IO[bytes], first: int, last: int, args: argpa
             events = await read_events_after(pool, position, min(args.page_size, last - position))
             if not events:
                 break
-            lines = [
-                event.payload
+            chosen = [
+                event
                 for event in events
                 if event.event_type == STATEMENT_EVENT and (tenants is None or event.tenant in tenants)
             ]
+            lines = [event.payload for event in chosen]
+            if learner_keys is not None:
+                lines = [
+                    (await learner_keys.open_payloads(event.tenant, [event.payload]))[0] for event in chosen
+                ]
             if lines:
                 stream.write(b"\n".join(lines) + b"\n")
                 count += len(lines)

@@ -1,4 +1,4 @@
-"""``lrs migrate``: apply the PostgreSQL migrations in schemas/postgres/."""
+"""``lrs migrate``: apply the PostgreSQL migrations: the core's (schemas/postgres/) and each projection's."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "migrate",
         help="apply database migrations",
-        description="Apply the migrations in schemas/postgres/ to LRS_DATABASE_URL (or the embedded database).",
+        description="Apply the migrations (the core's in schemas/postgres/, each projection's in its package) "
+        "to LRS_DATABASE_URL (or the embedded database).",
     )
     parser.set_defaults(handler=_run)
 
@@ -29,7 +30,7 @@ def _run(args: argparse.Namespace) -> int:
             with reaching_database(url):
                 conn = await asyncpg.connect(url)
             try:
-                return await apply_migrations(conn)
+                return await apply_migrations(conn, also=args.migrations)
             finally:
                 await conn.close()
 

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import signal
+import sys
 from typing import AsyncIterator
 
 import structlog
@@ -22,7 +23,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="publish the event log to NATS JetStream",
         description=(
             "Publish the event log from PostgreSQL (LRS_DATABASE_URL) to the LRS_EVENTS stream on "
-            "NATS JetStream (LRS_NATS_URL), creating or updating the stream from schemas/nats/. "
+            "NATS JetStream (LRS_NATS_URL), creating the stream from schemas/nats/ when it is missing "
+            "(changing an existing stream is an admin's: --apply-stream). "
             "Resumes after its checkpoint and repairs a stream that lost messages. Several relays "
             "may run: one publishes, the others wait on a Postgres lock and take over if it stops. "
             "`lrs serve` runs a relay too unless LRS_RELAY_ENABLED=false."
@@ -44,6 +46,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="exit once the stream holds every event committed so far, instead of running until stopped",
     )
+    parser.add_argument(
+        "--apply-stream",
+        action="store_true",
+        help="create or update the LRS_EVENTS stream from its definition (LRS_NATS_STREAM_REPLICAS copies) and "
+        "exit; LRS_NATS_URL must name a user allowed to change streams (the relay's own user is not: "
+        "docs/trust.md)",
+    )
     parser.set_defaults(handler=_run)
 
 
@@ -54,7 +63,23 @@ def _run(args: argparse.Namespace) -> int:
         raise SystemExit("lrs relay: --poll-interval must be positive")
     settings = load_settings()
     setup(settings)
+    if args.apply_stream:
+        return run_async(lambda: _apply_stream(settings))
     run_async(lambda: relay(settings, args))
+    return 0
+
+
+async def _apply_stream(settings: Settings) -> int:
+    from lrs.runtime.nats import EmbeddedNats, ensure_events_stream
+
+    url = settings.nats_url or EmbeddedNats(settings.data_dir / "nats").url  # the embedded server's admin
+    try:
+        await ensure_events_stream(url, settings.nats_stream_replicas)
+    except Exception as exc:  # noqa: BLE001 - one line for the operator
+        print(f"lrs relay --apply-stream: {type(exc).__name__}: {exc} (LRS_NATS_URL must name a user allowed to "
+              "change streams, such as admin)", file=sys.stderr)
+        return 1
+    print(f"the LRS_EVENTS stream matches its definition ({settings.nats_stream_replicas} copies)")
     return 0
 
 
@@ -68,7 +93,7 @@ async def relay(settings: Settings, args: argparse.Namespace) -> None:
         with reaching_database(db_url):
             pool = await create_pool(db_url, min_size=1, max_size=2, application_name="lrs-relay")
         try:
-            await apply_migrations(pool)
+            await apply_migrations(pool, also=args.migrations)
             relay = Relay(
                 pool,
                 nats_url,
@@ -86,6 +111,7 @@ async def relay(settings: Settings, args: argparse.Namespace) -> None:
                     pool, settings.signing_key_file, settings.anchor_log_file,
                     every_events=settings.anchor_every_events, every_s=settings.anchor_every_s,
                 )
+                relay.read_hooks.append(anchoring.observe)  # checked as the relay reads them, not read again
                 await anchoring.start()
 
             def committed(position: int | None = None) -> None:
@@ -122,13 +148,14 @@ async def _nats_url(settings: Settings) -> AsyncIterator[str]:
     if settings.nats_url:
         yield settings.nats_url
         return
-    from lrs.runtime.nats import HOST, EmbeddedNats
+    from lrs.runtime.nats import HOST, EmbeddedNats, ensure_events_stream
 
     server = EmbeddedNats(settings.data_dir / "nats")
     if (server.data_dir / "port").exists() and await _serves_nats(HOST, server.port):
         yield server.url_for("relay")
         return
     async with server:
+        await ensure_events_stream(server.url, settings.nats_stream_replicas)  # as admin: the relay may not change it
         yield server.url_for("relay")
 
 

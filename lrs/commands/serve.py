@@ -16,6 +16,7 @@ import errno
 import signal
 import socket
 import sys
+from typing import Callable
 
 import structlog
 from aiohttp import web
@@ -27,20 +28,24 @@ from lrs.startup import cannot_listen, explain, port_in_use
 log = structlog.get_logger("lrs.serve")
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+AppFactory = Callable[..., web.Application]  # lrs.http.app.create_app's signature
+
+
+def register(subparsers: argparse._SubParsersAction, *, create_app: AppFactory) -> None:
+    """``create_app``: builds the service (the composition root's, lrs/service.py)."""
     parser = subparsers.add_parser(
         "serve",
         help="run the xAPI service",
         description=(
             "Run the xAPI HTTP service. Configuration comes from LRS_* environment variables "
-            "(see README). Without LRS_DATABASE_URL / LRS_NATS_URL it starts a private "
+            "(see docs/operations.md). Without LRS_DATABASE_URL / LRS_NATS_URL it starts a private "
             "PostgreSQL and nats-server under LRS_DATA_DIR, restarts either if it dies, and stops "
             "them on exit. A failed start prints one line naming the cause and exits non-zero."
         ),
     )
     parser.add_argument("--host", help="listen address (default: LRS_HTTP_HOST or 127.0.0.1)")
     parser.add_argument("--port", type=int, help="listen port (default: LRS_HTTP_PORT or 8080)")
-    parser.set_defaults(handler=_run)
+    parser.set_defaults(handler=_run, create_app=create_app)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -54,7 +59,7 @@ def _run(args: argparse.Namespace) -> int:
         settings = dataclasses.replace(settings, **overrides)
     setup(settings)
     try:
-        return run_async(lambda: serve(settings))
+        return run_async(lambda: serve(settings, args.create_app))
     except Exception as exc:
         if settings.log_level == "debug":
             raise
@@ -97,8 +102,7 @@ def bind(host: str, port: int, *, reuse_port: bool) -> list[socket.socket]:
     return sockets
 
 
-async def serve(settings: Settings) -> int:
-    from lrs.http.app import create_app
+async def serve(settings: Settings, create_app: AppFactory) -> int:
     from lrs.runtime.embedded import embedded_runtime
     from lrs.runtime.workers import is_worker, supervise
 

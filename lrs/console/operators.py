@@ -174,7 +174,8 @@ async def statements_page(request: web.Request) -> web.StreamResponse:
     pool = request.config_dict[keys.POOL]
     secret = request.config_dict[keys.CURSOR_SECRET]
     filters = {name: request.query[name] for name in FILTER_FIELDS if request.query.get(name, "").strip()}
-    mine = read_restriction(credential, settings.authority_home)
+    learner_keys = request.config_dict.get(keys.LEARNER_KEYS)
+    mine = read_restriction(credential, settings.authority_home, learner_keys)
     problem = None
     rows: list[dict[str, Any]] = []
     more = None
@@ -189,9 +190,13 @@ async def statements_page(request: web.Request) -> web.StreamResponse:
             )
             assert isinstance(parsed, StatementQuery)  # the form has no statementId field
             query, after = parsed, None
+            if learner_keys is not None and query.agent is not None:  # stored by pseudonym (docs/privacy.md)
+                query = msgspec.structs.replace(query, agent=learner_keys.pseudonym_key(credential.tenant, query.agent))
         bodies, last, has_more = await reader.query_statements(
             pool, credential.tenant, query, after_position=after, limit=query.limit, authority=mine
         )
+        if learner_keys is not None:
+            bodies = await learner_keys.open_payloads(credential.tenant, bodies)
         rows = [_row(msgspec.json.decode(body)) for body in bodies]
         if has_more:
             more = encode_cursor(secret, credential.key, credential.tenant, query, last)
@@ -227,7 +232,8 @@ async def statement_page(request: web.Request) -> web.StreamResponse:
         statement_id = uuid.UUID(raw)
     except ValueError:
         return _error(request, 400, f"{raw!r} is not a UUID")
-    mine = read_restriction(credential, settings.authority_home)
+    learner_keys = request.config_dict.get(keys.LEARNER_KEYS)
+    mine = read_restriction(credential, settings.authority_home, learner_keys)
     pool = request.config_dict[keys.POOL]
     body = await reader.get_statement(pool, credential.tenant, statement_id, voided=False, authority=mine)
     voided = False
@@ -236,6 +242,8 @@ async def statement_page(request: web.Request) -> web.StreamResponse:
         voided = body is not None
     if body is None:
         return _error(request, 404, f"no statement with id {statement_id}")
+    if learner_keys is not None:
+        [body] = await learner_keys.open_payloads(credential.tenant, [body])
     pretty = json.dumps(json.loads(body), indent=2, ensure_ascii=False)
     return render(
         "statement.html", request, {"statement_id": str(statement_id), "json": pretty, "voided": voided}

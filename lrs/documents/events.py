@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import base64
 from datetime import datetime
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import msgspec
 
@@ -40,7 +40,11 @@ def row_key(tenant: str, key: DocumentKey) -> RowKey:
     return (tenant, ctx.resource.value, ctx.activity_id, ctx.agent_key, key.registration_key, key.document_id)
 
 
-def document_event_payload(key: DocumentKey, op: str, version: NewVersion | None) -> bytes:
+def document_event_payload(
+    key: DocumentKey, op: str, version: NewVersion | None, seal_content: Callable[[bytes], str] | None = None
+) -> bytes:
+    """``seal_content``: the agent's documents are stored sealed (docs/privacy.md);
+    the content then travels as ``sealedContent``, never in clear."""
     ctx = key.context
     body: dict[str, Any] = {"resource": ctx.resource.value, "op": op, ctx.resource.id_param: key.document_id}
     if ctx.activity_id:
@@ -53,7 +57,10 @@ def document_event_payload(key: DocumentKey, op: str, version: NewVersion | None
         body["registration"] = ctx.registration
     if version is not None:
         body["contentType"] = version.content_type
-        body["content"] = base64.b64encode(version.content).decode("ascii")
+        if seal_content is not None:
+            body["sealedContent"] = seal_content(version.content)
+        else:
+            body["content"] = base64.b64encode(version.content).decode("ascii")
         body["etag"] = version.etag
     return _encode(body)
 
@@ -68,9 +75,12 @@ class DocumentRow(msgspec.Struct, frozen=True):
 
 def replay_documents(
     events: Iterable[tuple[int, str, str, datetime, bytes]],
+    open_content: Callable[[str, str], bytes | None] | None = None,
 ) -> dict[RowKey, DocumentRow]:
     """Fold ``(position, tenant, event_type, stored, payload)`` in log order
-    into the current documents; other event types are skipped."""
+    into the current documents; other event types are skipped.
+    ``open_content(tenant, sealed)``: the content of a sealed document, or
+    None once its agent was erased (the document is then gone)."""
     documents: dict[RowKey, DocumentRow] = {}
     for position, tenant, event_type, stored, payload in events:
         if event_type != DOCUMENT_EVENT:
@@ -88,6 +98,15 @@ def replay_documents(
         if body["op"] == "delete":
             documents.pop(key, None)
         else:
-            content = base64.b64decode(body["content"])
+            if "sealedContent" in body:
+                if open_content is None:
+                    raise ValueError(f"the document at position {position} is sealed; no keys were given")
+                opened = open_content(tenant, body["sealedContent"])
+                if opened is None:
+                    documents.pop(key, None)
+                    continue
+                content = opened
+            else:
+                content = base64.b64decode(body["content"])
             documents[key] = DocumentRow(content, body["contentType"], body["etag"], stored, position)
     return documents

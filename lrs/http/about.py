@@ -42,8 +42,9 @@ async def ready(request: web.Request) -> web.Response:
     server that died and is being restarted does: the process is not whole.
     The relay and the projections are reported too; the answer's ``status``
     is ``degraded`` when the relay has an error, has stopped, or cannot
-    reach NATS while events wait, or when a projection is stopped,
-    outdated or stalled, and with ``?strict=true`` that is a 503 too (for a
+    reach NATS while events wait, when a projection is stopped,
+    outdated or stalled, or when the anchor writer refuses to sign a log
+    that does not hold, and with ``?strict=true`` that is a 503 too (for a
     monitor rather than a load balancer).
     """
     checks: dict[str, object] = {"accepting": request.app[keys.LIFECYCLE].accepting}
@@ -64,6 +65,11 @@ async def ready(request: web.Request) -> web.Response:
         checks["relay"] = status
         if relay_degraded(status):
             degraded.append("relay")
+    anchoring = request.app.get(keys.ANCHOR_WRITER)
+    if anchoring is not None:
+        checks["anchors"] = anchoring.status()
+        if anchoring.refused is not None:
+            degraded.append("anchors refused")
     if checks["database"] == "ok":
         try:
             async with asyncio.timeout(2):

@@ -59,5 +59,5 @@ async def agents(request: web.Request) -> web.Response:
     agents_ = [agent, *(agent_of_key(k) for k in others)]
     names: list[str] = []
     for key in [agent_key, *others]:
-        names += await agent_names(pool, credential.tenant, key)
+        names += await agent_names(pool, credential.tenant, key, learner_keys=request.app.get(keys.LEARNER_KEYS))
     return _json(person_from_identifiers(agents_, names))

@@ -1,9 +1,13 @@
-"""``create_app``: the aiohttp application with one cleanup context per resource."""
+"""``create_app``: the aiohttp application with one cleanup context per resource.
+
+The service as deployed, with its projections, is assembled by the
+composition root (lrs/service.py), which passes them in as ``plugins``."""
 
 from __future__ import annotations
 
 import asyncio
-from typing import AsyncIterator, Callable
+from importlib.resources.abc import Traversable
+from typing import AsyncIterator, Callable, Sequence
 
 import asyncpg
 import structlog
@@ -30,15 +34,16 @@ from lrs.http.openapi import openapi_handler
 from lrs.http.ratelimit import SharedRateLimiter, rate_limit
 from lrs.http import shedding
 from lrs.http.text_guard import refuse_unstorable_text
-from lrs.http.throttle import AUTH_THROTTLE, AuthThrottle
+from lrs.http.throttle import AUTH_THROTTLE, AuthThrottle, SharedFailures
+from lrs.http.client_address import TRUSTED_PROXIES, TrustedProxies, parse_trusted_proxies
 from lrs.http.statements import get_statements, post_statements, put_statement
 from lrs.startup import database_unreachable
 import lrs.console.app
-import projections.http
 
 log = structlog.get_logger("lrs.http")
 
 SHARED_LOG = web.AppKey("shared_log", bool)
+MIGRATIONS = web.AppKey("plugin_migrations", tuple)
 
 
 def create_app(
@@ -48,10 +53,15 @@ def create_app(
     nats_url: str | None,
     shared_log: bool = False,
     embedded: Callable[[], dict[str, str]] | None = None,
+    plugins: Sequence[Callable[[web.Application], None]] = (),
+    migrations: Sequence[Traversable] = (),
 ) -> web.Application:
     """The service.  ``shared_log``: other processes append to the same event log.
     ``embedded``: the states of the embedded servers this process supervises
-    (``/ready`` is not ready while one is restarting)."""
+    (``/ready`` is not ready while one is restarting).  ``plugins``: each
+    mounts what it adds (routes, a sub-application, a cleanup context that
+    needs the pool, the writer and the relay, so runs after them);
+    ``migrations``: their SQL directories, applied with the core's at start."""
     from lrs.store.rate_limits import take_lease
 
     def lease(key: str, want: int):
@@ -74,18 +84,21 @@ def create_app(
         ],
         client_max_size=settings.max_body_bytes,
     )
-    app[AUTH_THROTTLE] = AuthThrottle.from_settings(settings)
+    app[AUTH_THROTTLE] = AuthThrottle.from_settings(settings, _shared_failures(app, settings))
+    app[TRUSTED_PROXIES] = TrustedProxies(parse_trusted_proxies(settings.trusted_proxies))
     app[keys.SETTINGS] = settings
     app[SHARED_LOG] = shared_log
     app[keys.DATABASE_URL] = database_url
+    app[MIGRATIONS] = tuple(migrations)
     if nats_url is not None:
         app[keys.NATS_URL] = nats_url
     app[keys.LIFECYCLE] = keys.Lifecycle()
     if embedded is not None:
         app[keys.EMBEDDED] = embedded
-    app.cleanup_ctx.extend([_database, _credential_changes, bearer_verifier, _writer, _relay, _anchors])
+    app.cleanup_ctx.extend([_database, _credential_changes, _learner_keys, bearer_verifier, _writer, _relay, _anchors])
     shedding.install(app, settings)
-    projections.http.register(app)  # /competency/... and the projection runner (last cleanup context)
+    for plugin in plugins:  # /competency/... and the projection runner (lrs/service.py)
+        plugin(app)
     lrs.console.app.register(app)  # /console (LRS_CONSOLE_ENABLED)
     app.on_shutdown.append(_stop_accepting)
     app.on_response_prepare.append(common_headers)
@@ -99,10 +112,35 @@ def create_app(
     from lrs.http.documents import add_routes as add_document_routes  # documents, /activities, /agents
 
     add_document_routes(app)
+    from lrs.http.admin import post_erasure
+
+    app.router.add_post("/admin/erasures", post_erasure)
     app.router.add_get("/health", health)
     app.router.add_get("/ready", ready)
     app.router.add_get("/metrics", metrics_handler)
     return app
+
+
+def _shared_failures(app: web.Application, settings: Settings) -> SharedFailures:
+    """Failed-authentication counts in PostgreSQL, shared by every process; names
+    whose window has ended are deleted at most once a window by each process."""
+    from lrs.store import auth_failures
+
+    window_s = settings.auth_failure_window_s
+    pruned_at = [float("-inf")]
+
+    async def admit(limits: dict[bytes, int]):
+        now = asyncio.get_running_loop().time()
+        if now - pruned_at[0] >= window_s:
+            pruned_at[0] = now
+            await auth_failures.prune(app[keys.POOL], window_s=window_s)
+        admission = await auth_failures.admit(app[keys.POOL], limits, window_s=window_s)
+        return admission.refused, admission.counted
+
+    async def withdraw(counted):
+        await auth_failures.withdraw(app[keys.POOL], counted)
+
+    return SharedFailures(admit=admit, withdraw=withdraw, digest=auth_failures.name_digest)
 
 
 def parse_bootstrap_credential(value: str) -> tuple[str, str]:
@@ -128,7 +166,7 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     except (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
         raise database_unreachable(app[keys.DATABASE_URL], exc) from exc
     try:
-        await apply_migrations(pool)
+        await apply_migrations(pool, also=app[MIGRATIONS])
         # Canonical Activity definitions are kept by the statement writer; fold
         # what an older version of the LRS left behind, once, before it starts.
         await catch_up_definitions(pool, settings.authority_home)
@@ -172,6 +210,35 @@ async def _credential_changes(app: web.Application) -> AsyncIterator[None]:
 
     async with credential_changes(
         app[keys.DATABASE_URL], on_change=authenticator.forget, on_lost=lost, on_listening=listening
+    ):
+        yield
+
+
+async def _learner_keys(app: web.Application) -> AsyncIterator[None]:
+    """LRS_SEAL_PERSONAL_DATA: the keys that seal and open personal data,
+    their cache emptied of an identity erased by any process."""
+    settings = app[keys.SETTINGS]
+    if not settings.seal_personal_data:
+        yield
+        return
+    from lrs.privacy.master import load_or_create
+    from lrs.store.credential_changes import credential_changes
+    from lrs.store.learner_keys import CHANGES_CHANNEL, LearnerKeys
+
+    keyring = LearnerKeys(app[keys.POOL], load_or_create(settings.privacy_master_key_file))
+
+    def lost() -> None:
+        keyring.trust_cache = False
+        keyring.forget_all()
+
+    def listening() -> None:
+        keyring.forget_all()
+        keyring.trust_cache = True
+
+    app[keys.LEARNER_KEYS] = keyring
+    async with credential_changes(
+        app[keys.DATABASE_URL], on_change=keyring.heard, on_lost=lost, on_listening=listening,
+        channel=CHANGES_CHANNEL, application_name="lrs-learner-keys",
     ):
         yield
 
@@ -231,6 +298,10 @@ async def _anchors(app: web.Application) -> AsyncIterator[None]:
         every_events=settings.anchor_every_events, every_s=settings.anchor_every_s,
     )
     app[keys.WRITER].committed.append(writer.notify)
+    app[keys.ANCHOR_WRITER] = writer
+    relay = app.get(keys.RELAY)
+    if relay is not None:
+        relay.read_hooks.append(writer.observe)  # the events it reads are checked once, not read again
     await writer.start()
     try:
         yield

@@ -9,7 +9,9 @@ Scopes: the State resource needs ``state``, the profile resources ``profile``;
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timezone
+from typing import Callable
 from email.utils import format_datetime
 
 import msgspec
@@ -23,6 +25,7 @@ from lrs.documents.params import DocumentRequest, parse_document_params
 from lrs.documents.writes import plan_delete, plan_post, plan_put
 from lrs.http import keys
 from lrs.http.middleware import CREDENTIAL, LOG_FIELDS, XAPI_VERSION
+from lrs.privacy import seal
 from lrs.store.documents import DocumentStore, WriteResult
 from lrs.xapi.errors import NotFoundError
 
@@ -70,8 +73,12 @@ async def _handle(request: web.Request, resource: Resource) -> web.Response:
     method = request.method
     credential: Credential = request[CREDENTIAL]
     parsed = parse_document_params(resource, method, request.query.items())
-    store = DocumentStore(request.app[keys.POOL])
     tenant = credential.tenant
+    seal_content = None
+    learner_keys = request.app.get(keys.LEARNER_KEYS)
+    if learner_keys is not None and parsed.context.agent_key:
+        parsed, seal_content = await _sealed(learner_keys, tenant, parsed, writing=method not in READ_METHODS)
+    store = DocumentStore(request.app[keys.POOL], seal_content=seal_content)
     if method in READ_METHODS:
         if parsed.document_id is None:
             return await _list_ids(store, tenant, parsed)
@@ -98,6 +105,25 @@ async def _handle(request: web.Request, resource: Resource) -> web.Response:
     if result.version is not None:
         response.headers["ETag"] = result.version.etag
     return response
+
+
+async def _sealed(
+    learner_keys, tenant: str, parsed: DocumentRequest, *, writing: bool
+) -> tuple[DocumentRequest, Callable[[bytes], str] | None]:
+    """The request with its agent as stored when personal data is sealed
+    (docs/privacy.md): known by pseudonym, the Agent sealed, and, for a
+    write, the function that seals the content for the log."""
+    ident = parsed.context.agent_key
+    stored_key = learner_keys.pseudonym_key(tenant, ident)
+    if not writing:
+        return replace(parsed, context=replace(parsed.context, agent_key=stored_key, agent=None)), None
+    agent = parsed.context.agent
+    idents = {ident} | (seal.identities({"actor": agent}) if agent else set())
+    found = await learner_keys.keys_for_writing(tenant, idents)
+    key = found[ident]
+    sealed_agent = seal.seal_agent(agent, found, lambda k, text: seal.seal_bytes(k, tenant, text)) if agent else None
+    context = replace(parsed.context, agent_key=stored_key, agent=sealed_agent)
+    return replace(parsed, context=context), lambda content: seal.seal_bytes(key, tenant, content)
 
 
 async def _get_one(store: DocumentStore, tenant: str, parsed: DocumentRequest) -> web.Response:

@@ -12,6 +12,7 @@ from lrs.config import Settings
 if TYPE_CHECKING:
     from lrs.http.authn import Authenticator
     from lrs.oidc import BearerVerifier
+    from lrs.store.learner_keys import LearnerKeys
     from lrs.store.writer import StatementWriter
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -23,7 +24,10 @@ AUTHENTICATOR: web.AppKey["Authenticator"] = web.AppKey("authenticator")
 # Present only when LRS_OIDC_ISSUER is set.
 BEARER_VERIFIER: web.AppKey["BearerVerifier"] = web.AppKey("bearer_verifier")
 CURSOR_SECRET = web.AppKey("cursor_secret", bytes)
+# Present only when LRS_SEAL_PERSONAL_DATA is on (docs/privacy.md).
+LEARNER_KEYS: web.AppKey["LearnerKeys"] = web.AppKey("learner_keys")
 RELAY: web.AppKey[Any] = web.AppKey("relay")
+ANCHOR_WRITER: web.AppKey[Any] = web.AppKey("anchor_writer")  # lrs.anchor_writer.AnchorWriter
 LIFECYCLE: web.AppKey["Lifecycle"] = web.AppKey("lifecycle")
 # The states of the embedded servers this process supervises ("running", "restarting").
 EMBEDDED: web.AppKey[Callable[[], dict[str, str]]] = web.AppKey("embedded")

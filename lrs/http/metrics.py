@@ -35,6 +35,11 @@ STATEMENTS_REJECTED = Counter(
 REQUESTS_SHED = Counter(
     "lrs_http_requests_shed_total", "Requests refused with 503 because the service was behind", ("budget",)
 )
+EVENT_LOOP_LAG = Histogram(
+    "lrs_event_loop_lag_seconds",
+    "How late the event loop ran a timer due every 25 ms (what LRS_SHED_LOOP_LAG_MS is compared with)",
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1.0, 2.5),
+)
 AUTH_THROTTLED = Counter(
     "lrs_auth_throttled_total", "Authentication attempts refused with 429 after repeated failures"
 )

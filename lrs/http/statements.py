@@ -50,13 +50,16 @@ def authority_for(credential: Credential, homepage: str) -> dict[str, Any]:
     }
 
 
-def read_restriction(credential: Credential, homepage: str) -> str | None:
+def read_restriction(credential: Credential, homepage: str, learner_keys: Any = None) -> str | None:
     """statements/read/mine: the authority (IFI key) the Statements this
     credential may read must have (the one the LRS assigns to its writes,
     Communication 4.2); None when it reads every Statement of its tenant."""
     if credential.allows("statements/read"):
         return None
-    return authority_key(authority_for(credential, homepage))
+    authority = authority_for(credential, homepage)
+    if learner_keys is not None:  # stored Statements carry the sealed authority
+        authority = learner_keys.pseudonymous(credential.tenant, authority)
+    return authority_key(authority)
 
 
 def _json(payload: Any, status: int = 200) -> web.Response:
@@ -106,10 +109,14 @@ async def _append(
 ) -> list[Any]:
     credential: Credential = request[CREDENTIAL]
     settings = request.app[keys.SETTINGS]
+    authority = authority_for(credential, settings.authority_home)
+    learner_keys = request.app.get(keys.LEARNER_KEYS)
+    if learner_keys is not None:  # personal data is stored sealed (docs/privacy.md)
+        statements, authority = await learner_keys.seal_statements(credential.tenant, statements, authority)
     prepared = prepare_statements(
         statements,
         version=request[XAPI_VERSION],
-        authority=authority_for(credential, settings.authority_home),
+        authority=authority,
         new_id=_new_statement_id,
         max_statements=settings.max_batch_statements,
         parse_id=parse_uuid,
@@ -180,7 +187,8 @@ async def get_statements(request: web.Request) -> web.Response:
     credential: Credential = request[CREDENTIAL]
     settings = request.app[keys.SETTINGS]
     pool = request.app[keys.POOL]
-    mine = read_restriction(credential, settings.authority_home)
+    learner_keys = request.app.get(keys.LEARNER_KEYS)
+    mine = read_restriction(credential, settings.authority_home, learner_keys)
     languages = parse_accept_language(request.headers.get("Accept-Language", ""))
     token = more_token(request.query)
     if token is not None:
@@ -195,6 +203,8 @@ async def get_statements(request: web.Request) -> web.Response:
             )
             if body is None:
                 raise NotFoundError(404, f"no statement with id {parsed.statement_id}")
+            if learner_keys is not None:
+                [body] = await learner_keys.open_payloads(credential.tenant, [body])
             statement = msgspec.json.decode(body)
             formatted = format_statement(statement, parsed.format, languages)
             # Last-Modified matches the Statement's stored time (Communication 2.1.3).
@@ -205,9 +215,14 @@ async def get_statements(request: web.Request) -> web.Response:
             response.headers.update(last_modified)
             return response
         query, after = parsed, None
+        if learner_keys is not None and query.agent is not None:
+            # Stored Statements name identities by pseudonym (the cursor keeps this form).
+            query = msgspec.structs.replace(query, agent=learner_keys.pseudonym_key(credential.tenant, query.agent))
     bodies, last_position, has_more = await reader.query_statements(
         pool, credential.tenant, query, after_position=after, limit=query.limit, authority=mine
     )
+    if learner_keys is not None:
+        bodies = await learner_keys.open_payloads(credential.tenant, bodies)
     more = ""
     if has_more:
         token = encode_cursor(

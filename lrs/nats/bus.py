@@ -185,7 +185,7 @@ class Bus:
             # Subjects are built by event_subject(), which escapes what a
             # token may not contain; skipping the per-publish check is cheaper.
             skip_subject_validation=True,
-            **connect_options(),
+            **connect_options(url=self.url),
         )
 
     async def wait_connected(self, timeout: float | None = None) -> bool:
@@ -260,8 +260,13 @@ class Bus:
 
     # -- stream -------------------------------------------------------------
 
-    async def ensure_stream(self) -> api.StreamInfo:
-        """Create the stream, or update it when it differs from its definition."""
+    async def ensure_stream(self, *, update: bool = True) -> api.StreamInfo:
+        """Create the stream, or update it when it differs from its definition.
+
+        With ``update=False`` (the relay: its NATS user may create the stream
+        but not change it, lrs.nats.permissions) a stream that differs is left
+        as it is and the difference logged as an alert, for an operator to
+        apply with an admin user."""
         js = self._jetstream()
         wanted = self.stream_config
         try:
@@ -272,7 +277,10 @@ class Bus:
             return info
         keys = [key for key in wanted.as_dict() if key != "name"]
         changed = _differences(wanted, info.config, keys)
-        if changed:
+        if changed and not update:
+            log.warning("bus.stream_differs", stream=self.stream_name, fields=changed, alert=True,
+                        hint="apply schemas/nats/LRS_EVENTS.json with an admin user (docs/trust.md)")
+        elif changed:
             info = await js.update_stream(wanted)
             log.info("bus.stream_updated", stream=self.stream_name, fields=changed)
         return info

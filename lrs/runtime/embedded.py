@@ -19,7 +19,7 @@ import structlog
 
 from lrs.config import Settings
 from lrs.runtime import datadir
-from lrs.runtime.nats import EmbeddedNats, find_nats_server
+from lrs.runtime.nats import EmbeddedNats, ensure_events_stream, find_nats_server
 from lrs.runtime.postgres import EmbeddedPostgres, find_bin_dir
 from lrs.runtime.supervision import Supervisor
 from lrs.startup import StartupError
@@ -105,6 +105,10 @@ async def embedded_runtime(settings: Settings, *, supervise: bool = False) -> As
                     f"the embedded nats-server did not start: {_first_line(exc)}; see {nats_server.log_path}"
                 ) from exc
             stack.push_async_callback(nats_server.stop)
+            try:
+                await ensure_events_stream(nats_server.url, settings.nats_stream_replicas)
+            except Exception as exc:
+                raise StartupError(f"the events stream could not be set up: {_first_line(exc)}") from exc
             servers.append(("nats", nats_server))
             nats_url = nats_server.url_for("service")  # relay and projection: lrs.nats.permissions
             log.info("embedded_nats", url=nats_server.anonymous_url)

@@ -274,6 +274,22 @@ def _write_private(path: Path, text: str) -> None:
     os.replace(temporary, path)
 
 
+async def ensure_events_stream(admin_url: str, replicas: int | None = None, timeout_s: float = 30.0) -> None:
+    """Create or update the events stream from its definition as ``admin``:
+    the relay's own user may create it but not change it
+    (lrs.nats.permissions), so the process that starts the server applies
+    the definition once at start-up."""
+    from lrs.nats.bus import Bus, load_stream_config
+
+    bus = Bus(admin_url, stream_config=load_stream_config(replicas=replicas), name="lrs-setup")
+    try:
+        async with asyncio.timeout(timeout_s):
+            await bus.connect()
+            await bus.ensure_stream(update=True)
+    finally:
+        await bus.close()
+
+
 async def _read_info(host: str, port: int) -> dict:
     reader, writer = await asyncio.open_connection(host, port)
     try:

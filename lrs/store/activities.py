@@ -153,11 +153,18 @@ def _defines(credential: Credential) -> bool:
     return credential.allows("define")
 
 
-async def agent_names(pool: Pool, tenant: str, agent_key: str, limit: int = 50) -> list[str]:
-    """Names the agent was given in its ``limit`` newest statements."""
+async def agent_names(
+    pool: Pool, tenant: str, agent_key: str, limit: int = 50, learner_keys: Any = None
+) -> list[str]:
+    """Names the agent was given in its ``limit`` newest statements
+    (``learner_keys``: statements are stored sealed, docs/privacy.md)."""
     names: list[str] = []
-    for row in await pool.fetch(SELECT_AGENT_STATEMENTS, tenant, agent_key, limit):
-        for name in agent_names_in(_decode(row["payload"]), agent_key):
+    stored_key = agent_key if learner_keys is None else learner_keys.pseudonym_key(tenant, agent_key)
+    payloads = [row["payload"] for row in await pool.fetch(SELECT_AGENT_STATEMENTS, tenant, stored_key, limit)]
+    if learner_keys is not None:
+        payloads = await learner_keys.open_payloads(tenant, payloads)
+    for payload in payloads:
+        for name in agent_names_in(_decode(payload), agent_key):
             if name not in names:
                 names.append(name)
     return names

@@ -38,10 +38,14 @@ async def credential_changes(
     on_listening: Callable[[], None],
     retry_s: float = 1.0,
     startup_timeout_s: float = 5.0,
+    channel: str = CHANGES_CHANNEL,
+    application_name: str = "lrs-credentials",
 ) -> AsyncIterator[None]:
     """Listen for credential changes for as long as the context lasts (the
     context is entered once the first connection listens, or after
-    ``startup_timeout_s`` if the database cannot be reached)."""
+    ``startup_timeout_s`` if the database cannot be reached).  ``channel``:
+    another channel with the same contract (the erasure of learner keys,
+    :mod:`lrs.store.learner_keys`)."""
     first_listen = asyncio.Event()
 
     def deliver(_conn: object, _pid: int, _channel: str, key: str) -> None:
@@ -52,9 +56,9 @@ async def credential_changes(
             lost = asyncio.Event()
             conn: asyncpg.Connection | None = None
             try:
-                conn = await asyncpg.connect(database_url, server_settings={"application_name": "lrs-credentials"})
+                conn = await asyncpg.connect(database_url, server_settings={"application_name": application_name})
                 conn.add_termination_listener(lambda _conn: lost.set())
-                await conn.add_listener(CHANGES_CHANNEL, deliver)
+                await conn.add_listener(channel, deliver)
                 on_listening()
                 first_listen.set()
                 await lost.wait()

@@ -91,8 +91,10 @@ class DocumentStore:
         *,
         clock: Callable[[], datetime] = utc_now,
         new_event_id: Callable[[], uuid.UUID] | None = None,
+        seal_content: Callable[[bytes], str] | None = None,
     ) -> None:
         self._pool = pool
+        self._seal_content = seal_content  # the agent's documents are stored sealed
         self._clock = clock
         self._new_event_id = new_event_id or TimeOrderedUuids()
 
@@ -126,7 +128,7 @@ class DocumentStore:
             head = await conn.fetchrow(SELECT_HEAD_FOR_UPDATE)
             row = await conn.fetchrow(SELECT_DOCUMENT, *_key_args(tenant, key))
             version = decide(None if row is None else _stored(row))
-            payload = document_event_payload(key, op, version)
+            payload = document_event_payload(key, op, version, self._seal_content)
             [(position, stored)] = await self._append(conn, head, tenant, [payload])
             await conn.execute(
                 UPSERT_DOCUMENT, *_key_args(tenant, key),

@@ -3,6 +3,14 @@
 Each file runs in its own transaction together with its row in
 ``schema_migrations``.  A session advisory lock makes concurrent starters
 safe: the second one waits, then finds nothing left to do.
+
+The core's files are the only ones applied by default.  The parts plugged
+into the service (each projection) own the SQL of their tables, in a
+directory of their own; the composition root (lrs/service.py) passes those
+directories as ``also``, and their files are applied in one version order
+with the core's, under the same lock and in the same ``schema_migrations``
+(core 0001-0099, projections 0100 and up: a version is recorded the same
+whichever directory its file lives in).
 """
 
 from __future__ import annotations
@@ -10,6 +18,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from importlib.resources.abc import Traversable
+from typing import Sequence
 
 import asyncpg
 
@@ -54,12 +63,16 @@ class Migration:
         return self.path.read_text(encoding="utf-8")
 
 
-def list_migrations(directory: Traversable = POSTGRES_MIGRATIONS) -> list[Migration]:
-    """The migration files in version order; a malformed or repeated number is an error."""
+def list_migrations(directory: Traversable = POSTGRES_MIGRATIONS, *also: Traversable) -> list[Migration]:
+    """The migration files of ``directory`` and of each of ``also``, in one
+    version order; a malformed or repeated number is an error."""
     migrations: dict[int, Migration] = {}
-    found = files_named(directory, ".sql")
-    if not found:
-        raise ValueError(f"no migration files in {directory}: the installation is incomplete; reinstall lrs")
+    found: list[Traversable] = []
+    for place in (directory, *also):
+        files = files_named(place, ".sql")
+        if not files:
+            raise ValueError(f"no migration files in {place}: the installation is incomplete; reinstall lrs")
+        found.extend(files)
     for path in found:
         match = _FILE_NAME.match(path.name)
         if match is None:
@@ -74,25 +87,28 @@ def list_migrations(directory: Traversable = POSTGRES_MIGRATIONS) -> list[Migrat
 async def apply_migrations(
     target: str | asyncpg.Connection | asyncpg.Pool,
     directory: Traversable = POSTGRES_MIGRATIONS,
+    *,
+    also: Sequence[Traversable] = (),
 ) -> list[int]:
     """Apply the pending migrations; returns the versions applied by this call.
 
-    ``target`` is a database URL, a connection or a pool.
+    ``target`` is a database URL, a connection or a pool; ``also``: the
+    migration directories of the plugged-in parts (see the module docstring).
     """
     if isinstance(target, str):
         conn = await asyncpg.connect(target)
         try:
-            return await _apply(conn, directory)
+            return await _apply(conn, directory, also)
         finally:
             await conn.close()
     if isinstance(target, asyncpg.Pool):
         async with target.acquire() as conn:
-            return await _apply(conn, directory)
-    return await _apply(target, directory)
+            return await _apply(conn, directory, also)
+    return await _apply(target, directory, also)
 
 
-async def _apply(conn: asyncpg.Connection, directory: Traversable) -> list[int]:
-    migrations = list_migrations(directory)
+async def _apply(conn: asyncpg.Connection, directory: Traversable, also: Sequence[Traversable]) -> list[int]:
+    migrations = list_migrations(directory, *also)
     await conn.execute(LOCK, MIGRATION_LOCK_KEY)
     try:
         await conn.execute(CREATE_TRACKING_TABLE)

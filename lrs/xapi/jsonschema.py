@@ -19,6 +19,7 @@ import msgspec
 
 from lrs.contracts import JSON_SCHEMAS
 from lrs.xapi.actors import Actor
+from lrs.xapi.common import PUBLISHED_PATTERNS
 from lrs.xapi.statement import Statement
 
 _TYPES: dict[str, object] = {
@@ -28,11 +29,23 @@ _TYPES: dict[str, object] = {
 }
 
 
+def _published(node: object) -> object:
+    """Patterns applied in a Python-only form, replaced by their portable form."""
+    if isinstance(node, dict):
+        return {
+            key: PUBLISHED_PATTERNS.get(value, value) if key == "pattern" else _published(value)
+            for key, value in node.items()
+        }
+    if isinstance(node, list):
+        return [_published(item) for item in node]
+    return node
+
+
 def render() -> dict[str, bytes]:
     """File name -> schema bytes (sorted keys, two-space indent, trailing newline)."""
     out: dict[str, bytes] = {}
     for name, tp in _TYPES.items():
-        schema = msgspec.json.schema(tp)
+        schema = _published(msgspec.json.schema(tp))
         schema = {"$schema": "https://json-schema.org/draft/2020-12/schema", **schema}
         text = msgspec.json.format(msgspec.json.encode(schema, order="sorted"), indent=2)
         out[name] = text + b"\n"

@@ -5,4 +5,11 @@
 - ``model``: the state and the events it folds (immutable msgspec Structs)
 - ``policy``: the pure rules: statement -> evidence -> state
 - ``store``: the state in Postgres, applied by ``projections.runner``
+- ``migrations``: the SQL of its tables, applied in version order with the
+  core's (the composition root, lrs/service.py, hands them to lrs.store.migrations)
 """
+
+from importlib.resources import files
+from importlib.resources.abc import Traversable
+
+MIGRATIONS: Traversable = files(__name__) / "migrations"

@@ -65,7 +65,7 @@ def _report(args: argparse.Namespace) -> int:
         from projections.competency.reports import to_csv, to_xlsx
         from projections.supervisor import checked_freshness
 
-        async with command_pool(settings, application_name="lrs-report") as pool:
+        async with command_pool(settings, application_name="lrs-report", migrations=args.migrations) as pool:
             fresh = await checked_freshness(pool, catalog, settings.competency_stale_after_s)
             if not fresh.serve and not args.stale_ok:
                 print(f"lrs report: the competency projection is {fresh.state}: {fresh.reason} (position "

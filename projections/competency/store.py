@@ -1,4 +1,4 @@
-"""The competency projection in Postgres (tables in schemas/postgres/0100_competency.sql).
+"""The competency projection in Postgres (tables in migrations/0100_competency.sql).
 
 :class:`CompetencyProjection` applies log events inside the runner's
 transaction: it asks the pure rules (policy.py) what the statement means,
@@ -48,7 +48,8 @@ from projections.competency.rows import (
     state_row,
 )
 from projections.replay import usable_cores
-from projections.runner import LogEvent
+from projections.contract import Projection
+from projections.events import LogEvent
 from projections.units.history import ROSTER_EVENT
 from projections.units.series_store import recompute_series
 from projections.units.store import (
@@ -160,12 +161,13 @@ Key = tuple[str, str]  # (tenant, learner)
 MAX_REPLAY_PROCESSES = 8
 
 
-class CompetencyProjection:
+class CompetencyProjection(Projection):
     """Each learner's competency state and programme certifications, and the
     per-unit certified counts that follow from them."""
 
     name = "competency"
     rule_version = RULE_VERSION
+    bulk_rebuild = True
     tables = (
         "competency_learners",
         "competency_states",
@@ -494,6 +496,9 @@ class CompetencyProjection:
 
     async def reset(self, conn: asyncpg.Connection) -> None:
         await conn.execute(TRUNCATE_ALL)
+
+    async def digest(self, conn: asyncpg.Connection | asyncpg.Pool) -> str:
+        return await digest(conn)
 
     async def after_swap(self, conn: asyncpg.Connection) -> None:
         """After a replay swapped fresh tables in: place the learners in the

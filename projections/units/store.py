@@ -1,4 +1,4 @@
-"""Units, roster memberships and certification counts in Postgres (0101_units.sql).
+"""Units, roster memberships and certification counts in Postgres (migrations/0101_units.sql).
 
 How "share of unit U certified" stays cheap at national scale: the counts are
 materialised per unit, for the roster as it stands at ``roster_clock.counted_at``:

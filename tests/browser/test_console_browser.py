@@ -19,7 +19,7 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from lrs.config import Settings
-from lrs.http.app import create_app
+from lrs.service import create_app
 from tests.e2e.conftest import KEY, SECRET, xapi_headers
 from tests.e2e.test_competency_api import PROGRAM, roster
 from tests.e2e.test_console_operations import run_lrs

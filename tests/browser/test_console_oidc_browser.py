@@ -11,7 +11,7 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from lrs.config import ConsoleOidcSettings, OidcSettings
-from lrs.http.app import create_app
+from lrs.service import create_app
 from tests.browser.test_console_browser import DESKTOP, PHONE, shot
 from tests.e2e.oidc_provider import CLIENT_ID, CLIENT_SECRET, Provider, serve_provider
 from tests.e2e.test_console import settings_for

@@ -14,7 +14,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from lrs.config import Settings
-from lrs.http.app import create_app
+from lrs.service import create_app
 from tests.e2e.conftest import KEY, SECRET, xapi_headers
 
 PAGE = """<!doctype html>

@@ -1,3 +1,21 @@
-"""Conformance cases run against the in-process app (the e2e ``client`` fixture)."""
+"""Conformance cases run against the in-process app, once storing personal
+data in clear and once sealed (LRS_SEAL_PERSONAL_DATA, docs/privacy.md): the
+xAPI behaviour (statement equality, agent filters, related_agents, voiding,
+documents) must not depend on it."""
 
-from tests.e2e.conftest import client  # noqa: F401  (re-exported fixture)
+from pathlib import Path
+from typing import AsyncIterator
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from tests.e2e.conftest import app_client
+
+
+@pytest.fixture(params=["clear", "sealed"])
+async def client(request: pytest.FixtureRequest, database_url: str, tmp_path: Path) -> AsyncIterator[TestClient]:
+    extra = {}
+    if request.param == "sealed":
+        extra = {"seal_personal_data": True, "privacy_key_file": tmp_path / "privacy-key"}
+    async with app_client(database_url, tmp_path, **extra) as test_client:
+        yield test_client

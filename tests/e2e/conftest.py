@@ -1,7 +1,7 @@
 """End-to-end fixtures: the real HTTP service against real PostgreSQL (and NATS).
 
 * ``client`` — the aiohttp app in process (relay off), for fast HTTP-level tests,
-  with ``light_secret_hashing`` (tests/conftest.py).
+  with ``light_secret_hashing`` (tests/conftest.py); ``sealed_client`` likewise.
 * ``service`` — ``lrs serve`` as a child process that a test may kill with
   SIGKILL or stop with SIGTERM and start again.
 """
@@ -23,7 +23,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from lrs.config import Settings
-from lrs.http.app import create_app
+from lrs.service import create_app
 
 KEY, SECRET = "e2e-key", "e2e-secret-value"
 
@@ -42,8 +42,9 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture
-async def client(database_url: str, tmp_path: Path, light_secret_hashing: int) -> AsyncIterator[TestClient]:
+@contextlib.asynccontextmanager
+async def app_client(database_url: str, tmp_path: Path, **extra: Any) -> AsyncIterator[TestClient]:
+    """The in-process service on ``database_url`` (``extra``: more Settings)."""
     settings = Settings(
         database_url=database_url,
         frameworks_dir=tmp_path / "frameworks",  # none installed: the shipped documents only
@@ -52,9 +53,25 @@ async def client(database_url: str, tmp_path: Path, light_secret_hashing: int) -
         bootstrap_credential=f"{KEY}:{SECRET}",
         page_size_default=100,
         page_size_max=500,
+        **extra,
     )
     app = create_app(settings, database_url=database_url, nats_url=None)
     async with TestServer(app) as server, TestClient(server) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+async def client(database_url: str, tmp_path: Path, light_secret_hashing: int) -> AsyncIterator[TestClient]:
+    async with app_client(database_url, tmp_path) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+async def sealed_client(database_url: str, tmp_path: Path, light_secret_hashing: int) -> AsyncIterator[TestClient]:
+    """The service storing personal data sealed (LRS_SEAL_PERSONAL_DATA)."""
+    async with app_client(
+        database_url, tmp_path, seal_personal_data=True, privacy_key_file=tmp_path / "privacy-key"
+    ) as test_client:
         yield test_client
 
 

@@ -30,7 +30,9 @@ async def post_loop(base_url: str, acked: list[str], errors: list[str], stop: as
                         assert await r.json() == ids
                         acked.extend(ids)
                     else:
-                        errors.append(f"{r.status}: {await r.text()}")
+                        # A 503 without Retry-After is recorded as such: callers accept only "503".
+                        missing = r.status == 503 and "Retry-After" not in r.headers
+                        errors.append(f"{r.status}{' without Retry-After' if missing else ''}: {await r.text()}")
                         await asyncio.sleep(0.05)  # no tight loop of refusals during an outage
             except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
                 errors.append(type(exc).__name__)

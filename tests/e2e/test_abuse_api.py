@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import time
 from typing import AsyncIterator
 
@@ -21,8 +22,9 @@ from lrs import auth
 from lrs.auth import hash_secret
 from lrs.config import Settings
 from lrs.http import keys
-from lrs.http.app import create_app
-from lrs.http.shedding import LOOP_LAG
+from lrs.service import create_app
+from lrs.http.shedding import CAPACITY, LOOP_LAG, Capacity
+from lrs.http.throttle import AUTH_THROTTLE
 from lrs.store.credentials import insert_credential, revoke_credential
 from tests.e2e.conftest import KEY, SECRET, xapi_headers
 from tests.e2e.statements import statement
@@ -117,6 +119,58 @@ async def test_concurrent_failures_cannot_slip_past_the_limit(instance, slow_che
         assert len(slow_checks) == 5
 
 
+async def test_failures_split_across_instances_throttle_the_key(instance, slow_checks):
+    async with instance(auth_failures_per_key=4, auth_failures_per_address=100) as first, \
+            instance(auth_failures_per_key=4, auth_failures_per_address=100) as second:
+        statuses = [await _status(client, secret=f"wrong-{i}") for i, client in enumerate((first, second) * 2)]
+        assert statuses == [401] * 4  # two failures in each process, four in all
+        checks = len(slow_checks)
+        for client in (first, second):
+            response = await client.get(URL, headers=xapi_headers(secret="wrong-again"))
+            assert response.status == 429 and 1 <= int(response.headers["Retry-After"]) <= 60
+            assert KEY in (await response.json())["error"]
+        assert len(slow_checks) == checks  # neither process ran the hash for a throttled attempt
+
+
+async def test_a_throttled_name_costs_no_database_round_trip(instance, slow_checks):
+    async with instance(auth_failures_per_key=100, auth_failures_per_address=2) as first, \
+            instance(auth_failures_per_key=100, auth_failures_per_address=2) as second:
+        assert [await _status(first, key="guess-1"), await _status(second, key="guess-2")] == [401, 401]
+        throttle = second.app[AUTH_THROTTLE]
+        calls: list[str] = []
+        real = throttle.shared
+
+        async def counting_admit(limits):
+            calls.append("admit")
+            return await real.admit(limits)
+
+        throttle.shared = dataclasses.replace(real, admit=counting_admit)
+        # The first refusal in this process asks the shared counts once; the rest are refused locally.
+        statuses = [await _status(second, key=f"guess-{i}") for i in range(3, 23)]
+        assert statuses == [429] * 20
+        assert calls == ["admit"]
+        assert len(slow_checks) == 2
+
+
+async def test_a_trusted_proxy_names_the_client_and_others_cannot(instance):
+    async with instance(auth_failures_per_key=100, auth_failures_per_address=2,
+                        trusted_proxies="127.0.0.0/8, ::1") as behind_proxy, \
+            instance(auth_failures_per_key=100, auth_failures_per_address=2) as direct:
+
+        async def as_client(client: TestClient, forwarded: str, key: str) -> int:
+            headers = {**xapi_headers(key=key, secret="x"), "X-Forwarded-For": forwarded}
+            response = await client.get(URL, headers=headers)
+            await response.read()
+            return response.status
+
+        # Behind the proxy, each client's address has its own limit.
+        assert [await as_client(behind_proxy, "198.51.100.7", f"a{i}") for i in range(3)] == [401, 401, 429]
+        assert await as_client(behind_proxy, "198.51.100.8, 127.0.0.1", "b") == 401
+        # A client talking directly cannot escape its limit by naming another address.
+        statuses = [await as_client(direct, f"203.0.113.{i}", f"c{i}") for i in range(3)]
+        assert statuses == [401, 401, 429]
+
+
 # -- revocation -------------------------------------------------------------------
 
 
@@ -193,6 +247,31 @@ async def test_a_cap_on_requests_in_flight_sheds_the_next_one(instance, database
         finally:
             await blocker.close()
         assert (await accepted).status == 200
+        assert await _status(client) == 200
+
+
+async def test_more_requests_than_finish_within_the_latency_budget_shed_the_next_one(instance, database_url):
+    async with instance(shed_latency_ms=100, shed_queue_statements=0) as client:
+        capacity = client.app[CAPACITY]
+        assert capacity.per_s is None  # nothing busy measured yet: nothing shed for latency
+        capacity.per_s = 50.0  # as measured: 5 requests finish in 100 ms, so the floor of BUSY applies
+        writer = client.app[keys.WRITER]
+        blocker = await asyncpg.connect(database_url)
+        try:
+            tx = blocker.transaction()
+            await tx.start()
+            await blocker.execute("SELECT 1 FROM log_head FOR UPDATE")
+            accepted = [asyncio.ensure_future(client.post(URL, json=statement(), headers=xapi_headers()))
+                        for _ in range(Capacity.BUSY)]
+            while writer.pending_statements < Capacity.BUSY:
+                await asyncio.sleep(0.01)
+            response = await client.get(URL, headers=xapi_headers())
+            assert response.status == 503 and response.headers["Retry-After"] == "1"
+            assert "LRS_SHED_LATENCY_MS=100" in (await response.json())["error"]
+            await tx.rollback()
+        finally:
+            await blocker.close()
+        assert [(await response).status for response in accepted] == [200] * Capacity.BUSY
         assert await _status(client) == 200
 
 

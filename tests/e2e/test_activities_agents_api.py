@@ -12,7 +12,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from lrs.config import Settings
 from lrs.http import keys
-from lrs.http.app import create_app
+from lrs.service import create_app
 from tests.e2e.conftest import KEY, SECRET, xapi_headers
 from tests.e2e.statements import statement
 from tests.e2e.test_documents_api import add_credential

@@ -245,7 +245,8 @@ async def test_the_stream_is_scaled_to_the_configured_replicas(tmp_path: Path) -
             assert info.config.num_replicas == 1 and not (info.cluster and info.cluster.replicas)
         finally:
             await single.close()
-        clustered = Bus(cluster.service_url, stream_config=load_stream_config(replicas=3))
+        # Changing the stream is the admin's (lrs relay --apply-stream); the service user may only create it.
+        clustered = Bus(",".join(cluster.urls), stream_config=load_stream_config(replicas=3))
         await clustered.connect()
         try:
             info = await clustered.ensure_stream()

@@ -19,7 +19,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from lrs.cli import main
 from lrs.config import Settings
-from lrs.http.app import create_app
+from lrs.service import create_app
 from tests.e2e.conftest import KEY, SECRET, xapi_headers
 from tests.integration.test_projection_runner import (  # the same course, learners and statements
     PASSED,

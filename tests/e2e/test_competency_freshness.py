@@ -17,7 +17,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from lrs import projection_health
 from lrs.config import Settings
-from lrs.http.app import create_app
+from lrs.service import create_app
 from projections.competency.catalog import load_live_catalog
 from projections.competency.store import CompetencyProjection
 from projections.replay import replay

@@ -12,7 +12,7 @@ from pathlib import Path
 from aiohttp.test_utils import TestClient, TestServer
 
 from lrs.config import Settings
-from lrs.http.app import create_app
+from lrs.service import create_app
 from projections.competency.catalog import FRAMEWORKS_DIR
 from tests.e2e.conftest import KEY, SECRET, xapi_headers
 from tests.e2e.test_competency_api import CERTIFYING, PROGRAM, caught_up, get_json, post, roster

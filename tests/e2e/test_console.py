@@ -12,7 +12,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from lrs.auth import hash_secret
 from lrs.config import Settings
-from lrs.http.app import create_app
+from lrs.service import create_app
 from lrs.store import credentials
 from tests.e2e.conftest import KEY, SECRET, xapi_headers
 

@@ -15,7 +15,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from lrs.config import ConsoleOidcSettings, OidcSettings
 from lrs.http import keys
-from lrs.http.app import create_app
+from lrs.service import create_app
 from tests.e2e.oidc_provider import CLIENT_ID, CLIENT_SECRET, Provider, serve_provider
 from tests.e2e.test_console import CSRF, settings_for
 

@@ -16,7 +16,7 @@ from typing import Any
 import asyncpg
 from aiohttp.test_utils import TestClient, TestServer
 
-from lrs.http.app import create_app
+from lrs.service import create_app
 from tests.e2e.conftest import xapi_headers
 from tests.e2e.statements import statement
 from tests.e2e.test_console import add_credential, console, form_token, settings_for, sign_in  # noqa: F401

@@ -9,7 +9,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from lrs.config import Settings
-from lrs.http.app import create_app
+from lrs.service import create_app
 from tests.e2e.conftest import KEY, SECRET, xapi_headers
 
 LMS = "http://lms.example.org:8000"

@@ -24,7 +24,7 @@ from lrs.documents.events import DOCUMENT_EVENT, replay_documents
 from lrs.eventlog import verify_chain
 from lrs.store.credentials import insert_credential
 from lrs.store.log_reader import read_events_after
-from lrs.http.app import create_app
+from lrs.service import create_app
 from tests.e2e.conftest import KEY, SECRET, xapi_headers
 from tests.e2e.statements import statement
 

@@ -21,7 +21,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from connectors.fakelrs import FakeLrs
 from connectors.framework.sink import error_message
 from lrs.config import Settings
-from lrs.http.app import create_app
+from lrs.service import create_app
 from tests.conformance.support import new_id, stmt
 from tests.e2e.conftest import KEY, SECRET, xapi_headers
 

@@ -14,7 +14,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from lrs import projection_health
 from lrs.config import Settings
-from lrs.http.app import create_app
+from lrs.service import create_app
 from projections.http import SUPERVISOR
 from tests.e2e.conftest import KEY, SECRET, xapi_headers
 from tests.statements import new_id
@@ -107,3 +107,54 @@ async def test_a_stopped_projection_and_a_stuck_relay_show_on_ready_and_metrics(
         async with client.get("/ready?strict=true") as response:
             assert response.status == 503
         assert metric(await metrics(), "lrs_relay_lag_events", relay="jetstream") >= 1
+
+
+async def test_an_anchor_refused_over_a_rewritten_log_shows_on_ready_and_metrics(
+    database_url: str, nats_control: Any, tmp_path: Path
+) -> None:
+    from lrs.anchors import read_anchors
+    from tests.integration.test_anchors import rewrite_history
+
+    projection_health.forget_runners()
+    settings = Settings(
+        database_url=database_url, nats_url=nats_control.url, data_dir=tmp_path,
+        frameworks_dir=tmp_path / "frameworks", bootstrap_credential=f"{KEY}:{SECRET}",
+        projections_enabled=False, anchor_every_events=5, anchor_every_s=0.2,
+    )
+    anchors_file = tmp_path / "anchors.jsonl"
+    app = create_app(settings, database_url=database_url, nats_url=nats_control.url)
+    async with TestServer(app) as server, TestClient(server) as client:
+
+        async def ready() -> dict[str, Any]:
+            async with client.get("/ready") as response:
+                return await response.json()
+
+        async def post(count: int) -> None:
+            body = [statement() for _ in range(count)]
+            async with client.post("/xapi/statements", json=body, headers=xapi_headers()) as response:
+                assert response.status == 200
+
+        await post(10)
+
+        async def anchored_head() -> bool:
+            return anchors_file.exists() and any(a.position == 10 for a in read_anchors(anchors_file))
+
+        await until(anchored_head, 30)
+        assert (await ready())["checks"]["anchors"] == {"anchored_position": 10, "verified_position": 10,
+                                                        "refused": None}
+        await rewrite_history(database_url, 4)  # every later hash and the head recomputed
+        await post(5)
+
+        async def refused() -> bool:
+            return (await ready())["checks"]["anchors"]["refused"] is not None
+
+        await until(refused, 30)
+        body = await ready()
+        assert body["status"] == "degraded" and "anchors refused" in body["degraded"]
+        assert "position 11" in body["checks"]["anchors"]["refused"]
+        async with client.get("/ready?strict=true") as response:
+            assert response.status == 503
+        async with client.get("/metrics", headers=xapi_headers()) as response:
+            text = await response.text()
+        assert re.search(r"^lrs_anchor_refused 1\.0$", text, re.M)
+        assert max(a.position for a in read_anchors(anchors_file)) == 10

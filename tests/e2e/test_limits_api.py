@@ -13,7 +13,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from lrs.auth import hash_secret
 from lrs.config import Settings
 from lrs.http import keys
-from lrs.http.app import create_app
+from lrs.service import create_app
 from lrs.store.credentials import insert_credential
 from tests.e2e.conftest import KEY, SECRET, xapi_headers
 from tests.e2e.statements import new_id, statement

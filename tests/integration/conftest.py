@@ -7,13 +7,14 @@ from typing import AsyncIterator
 import asyncpg
 import pytest
 
-from lrs.store import StatementWriter, apply_migrations, create_pool
+from lrs.store import StatementWriter, create_pool
+from lrs.service import migrate
 
 
 @pytest.fixture
 async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
     """A pool on the test's fresh database, with every migration applied."""
-    await apply_migrations(database_url)
+    await migrate(database_url)
     pool = await create_pool(database_url, min_size=1, max_size=8)
     try:
         yield pool

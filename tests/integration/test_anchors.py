@@ -156,3 +156,107 @@ async def test_an_empty_anchors_file_proves_nothing_and_the_unanchored_tail_is_n
     assert status == 0, out
     assert "matches all 1 signed anchors (the last at position 3)" in out
     assert "positions 4 to 5 come after the last anchor" in out
+
+
+async def alter_payload(database_url: str, position: int) -> None:
+    """A superuser's change to one payload, leaving the hashes as they were."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        async with conn.transaction():
+            await conn.execute("ALTER TABLE events DISABLE TRIGGER events_append_only")
+            await conn.execute(
+                "UPDATE events SET payload = convert_to(replace(convert_from(payload, 'UTF8'), 'completed', 'mastered'),"
+                " 'UTF8') WHERE position = $1",
+                position,
+            )
+            await conn.execute("ALTER TABLE events ENABLE TRIGGER events_append_only")
+    finally:
+        await conn.close()
+
+
+def _metric(name: str) -> float:
+    from prometheus_client import REGISTRY
+
+    value = REGISTRY.get_sample_value(name)
+    return value if value is not None else 0.0
+
+
+async def test_the_writer_refuses_to_sign_a_log_rewritten_after_what_it_verified(
+    pool: asyncpg.Pool, writer: StatementWriter, database_url: str, tmp_path: Path
+) -> None:
+    from structlog.testing import capture_logs
+
+    anchoring = AnchorWriter(pool, tmp_path / "k.pem", tmp_path / "a.jsonl")
+    await write(writer, 10)
+    assert (await anchoring.anchor_now()).position == 10
+    await write(writer, 10)
+    assert (await anchoring.anchor_now()).position == 20
+    assert anchoring.status() == {"anchored_position": 20, "verified_position": 20, "refused": None}
+    # Rewritten with every later hash and the head recomputed: the chain
+    # holds, but no longer from the hash the writer verified at 20.
+    await rewrite_history(database_url, 15)
+    await write(writer, 5)
+    refusals = _metric("lrs_anchor_refusals_total")
+    with capture_logs() as logs:
+        assert await anchoring.anchor_now() is None
+    assert anchoring.refused is not None and "position 21" in anchoring.refused
+    assert [a.position for a in read_anchors(tmp_path / "a.jsonl")] == [10, 20]
+    [alert] = [e for e in logs if e["event"] == "anchor.refused"]
+    assert alert["alert"] is True and alert["broken_at"] == 21 and alert["log_level"] == "error"
+    assert _metric("lrs_anchor_refusals_total") == refusals + 1
+    assert _metric("lrs_anchor_refused") == 1
+    assert anchoring.status()["refused"] == anchoring.refused
+    # A new writer (a restart) starts from the last anchor, whose hash the log no longer has.
+    again = AnchorWriter(pool, tmp_path / "k.pem", tmp_path / "a.jsonl")
+    assert await again.anchor_now() is None and again.refused is not None and "position 20" in again.refused
+    env = {**os.environ, "LRS_DATABASE_URL": database_url, "LRS_DATA_DIR": str(tmp_path), "LRS_LOG_LEVEL": "warning",
+           "LRS_ANCHOR_KEY_FILE": str(tmp_path / "k.pem"), "LRS_ANCHORS_FILE": str(tmp_path / "a.jsonl")}
+    status, out = await lrs(env, "audit", "anchor")
+    assert status == 1 and "not signed: the log does not hold at position 20" in out, out
+    assert [a.position for a in read_anchors(tmp_path / "a.jsonl")] == [10, 20]
+
+
+async def test_the_writer_refuses_an_altered_event_it_has_not_verified_yet(
+    pool: asyncpg.Pool, writer: StatementWriter, database_url: str, tmp_path: Path
+) -> None:
+    anchoring = AnchorWriter(pool, tmp_path / "k.pem", tmp_path / "a.jsonl")
+    await write(writer, 5)
+    assert (await anchoring.anchor_now()).position == 5
+    await write(writer, 5)
+    await alter_payload(database_url, 8)
+    assert await anchoring.anchor_now() is None
+    assert anchoring.refused is not None and "position 8" in anchoring.refused
+    assert anchoring.status()["verified_position"] == 5
+    assert [a.position for a in read_anchors(tmp_path / "a.jsonl")] == [5]
+
+
+async def test_events_the_relay_read_are_checked_once_and_anchored_as_read(
+    pool: asyncpg.Pool, writer: StatementWriter, database_url: str, tmp_path: Path
+) -> None:
+    """Beside a relay the writer hashes the batches the relay read instead of
+    reading the log again; an anchor then carries the hash as read, so a
+    later change to an anchored row shows against it."""
+    anchoring = AnchorWriter(pool, tmp_path / "k.pem", tmp_path / "a.jsonl", every_events=0, every_s=0)
+    await anchoring.start()
+    await write(writer, 8)
+    records = await read_events_after(pool, 0, 100)
+    anchoring.observe(records[:3])
+    anchoring.observe(records[1:6])  # overlapping batches, as after a relay's resync
+    assert anchoring.status()["verified_position"] == 6
+    await alter_payload(database_url, 5)  # after the relay read it
+    anchor = await anchoring.anchor_now()
+    assert anchor is not None and anchor.position == 6 and anchor.hash == records[5].hash.hex()
+    env = {**os.environ, "LRS_DATABASE_URL": database_url, "LRS_DATA_DIR": str(tmp_path), "LRS_LOG_LEVEL": "warning",
+           "LRS_ANCHOR_KEY_FILE": str(tmp_path / "k.pem")}
+    status, out = await lrs(env, "audit", "verify", "--anchors", str(tmp_path / "a.jsonl"))
+    assert status == 1, out  # the altered row breaks the chain at 5, before the anchor at 6
+    # A batch that does not chain (read after the change) moves nothing; the
+    # next anchor reads the log itself and refuses.
+    anchoring.observe(await read_events_after(pool, 6, 100))
+    assert anchoring.status()["verified_position"] == 8
+    altered = await read_events_after(pool, 0, 100)
+    fresh = AnchorWriter(pool, tmp_path / "k2.pem", tmp_path / "b.jsonl", every_events=0, every_s=0)
+    await fresh.start()
+    fresh.observe(altered)
+    assert fresh.status()["verified_position"] == 0
+    assert await fresh.anchor_now() is None and "position 5" in (fresh.refused or "")

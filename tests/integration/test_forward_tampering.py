@@ -99,3 +99,85 @@ async def test_a_position_beyond_bigint_is_refused_and_forwarding_goes_on(
         await target.close()
     assert set(target.statements) == {str(r.statement_id) for r in records}
     assert stats.refused == 1
+
+
+async def test_a_replayed_message_reaches_the_target_once(
+    pool: asyncpg.Pool, writer: StatementWriter, nats_control: Any, database_url: str
+) -> None:
+    """Copies of events already forwarded, published straight to the stream
+    while the forwarder runs (the same position again, and an older one),
+    are not sent on: the forwarder's checkpoint in PostgreSQL names them."""
+    await write(writer, 5)
+    relay = Relay(pool, nats_control.url, batch_size=50, poll_interval=0.05)
+    await relay.start()
+    target = FakeLrs("target", "target-secret")
+    await target.start()
+    stop = asyncio.Event()
+    try:
+        async with LrsSink(target.url, "target", "target-secret") as sink, LogCheck(database_url) as log_check:
+            forwarder = Forwarder(nats_control.url, sink, ForwardFilter.of([], [], []),
+                                  ForwardOptions(name="once", fetch_timeout=0.2), log_check)
+            running = asyncio.create_task(forwarder.run(stop))
+
+            async def target_holds(count: int) -> None:
+                for _ in range(300):
+                    if len(target.statements) >= count:
+                        return
+                    await asyncio.sleep(0.05)
+                raise AssertionError(f"the target holds {len(target.statements)} statements, not {count}")
+
+            await target_holds(5)
+            records = await read_events_after(pool, 0, 100)
+            last, older = event_message(records[-1]), event_message(records[1])
+            # The stream drops a copy with the same Nats-Msg-Id (its duplicate
+            # window); copies under a new id, or none, are stored and delivered.
+            await publish(nats_control.url, [
+                OutgoingMessage(last.subject, last.data, {**last.headers, "Nats-Msg-Id": str(uuid.uuid4())}),
+                OutgoingMessage(older.subject, older.data, {k: v for k, v in older.headers.items() if k != "Nats-Msg-Id"}),
+            ])
+            await write(writer, 1)  # a new event after the copies: forwarded once they were dealt with
+            await target_holds(6)
+            stop.set()
+            stats = await asyncio.wait_for(running, 30)
+            checkpoint = await pool.fetchval("SELECT position FROM forward_checkpoints WHERE name = 'once'")
+    finally:
+        stop.set()
+        await relay.stop()
+        await target.close()
+    assert stats.replayed == 2 and stats.forwarded == 6
+    assert sorted(target.received.values()) == [1] * 6, target.received
+    assert checkpoint == 6
+
+
+async def test_a_forged_message_naming_a_later_position_makes_the_forwarder_skip_nothing(
+    pool: asyncpg.Pool, writer: StatementWriter, nats_control: Any, database_url: str
+) -> None:
+    """An altered copy of a later event, on the stream before the events
+    ahead of it: the log's event is sent in its place, but the checkpoint
+    does not move past the events not yet delivered, so none is taken for
+    a replay."""
+    await write(writer, 6)
+    records = await read_events_after(pool, 0, 100)
+    genuine = event_message(records[4])
+    altered = OutgoingMessage(genuine.subject, genuine.data.replace(b"mailto:l4@", b"mailto:evil@"),
+                              {**genuine.headers, "Nats-Msg-Id": str(uuid.uuid4())})
+    bus = Bus(nats_control.url)
+    await bus.connect()
+    await bus.ensure_stream()
+    await bus.close()
+    await publish(nats_control.url, [altered])
+    relay = Relay(pool, nats_control.url, batch_size=50, poll_interval=0.05)
+    await relay.run(until_caught_up=True)
+    await relay.stop()
+    target = FakeLrs("target", "target-secret")
+    await target.start()
+    try:
+        async with LrsSink(target.url, "target", "target-secret") as sink, LogCheck(database_url) as log_check:
+            forwarder = Forwarder(nats_control.url, sink, ForwardFilter.of([], [], []),
+                                  ForwardOptions(name="ordered", batch_size=1, until_caught_up=True), log_check)
+            stats = await asyncio.wait_for(forwarder.run(), 60)
+    finally:
+        await target.close()
+    assert set(target.statements) == {str(r.statement_id) for r in records}
+    assert target.statements[str(records[4].statement_id)]["actor"]["mbox"] == "mailto:l4@example.gov.vn"
+    assert stats.refused == 1 and stats.replayed == 0

@@ -10,13 +10,14 @@ import msgspec
 import pytest
 
 from lrs.commands.audit import verify_log
-from lrs.store import StatementWriter, apply_migrations, create_pool
+from lrs.store import StatementWriter, create_pool
+from lrs.service import migrate
 from tests.integration.test_projection_runner import course_statement, write
 
 
 @pytest.fixture
 async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
-    await apply_migrations(database_url)
+    await migrate(database_url)
     pool = await create_pool(database_url, min_size=1, max_size=4)
     writer = StatementWriter(pool, wait_ms=1.0)
     await writer.start()

@@ -121,3 +121,61 @@ async def test_statements_written_before_0005_are_read_from_their_events(databas
 def test_a_directory_without_migrations_is_an_incomplete_installation(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="no migration files .* incomplete"):
         list_migrations(tmp_path / "missing")
+
+
+async def test_the_core_alone_applies_no_projection_sql(database_url: str) -> None:
+    """The core's runner applies only its own files; the projections' come
+    from their packages, through the composition root."""
+    from lrs.service import MIGRATIONS
+
+    core = [m.version for m in list_migrations()]
+    assert core and max(core) < 100
+    plugged = [m.version for m in list_migrations(*MIGRATIONS)]
+    assert plugged and min(plugged) >= 100
+    assert await apply_migrations(database_url) == core
+    conn = await asyncpg.connect(database_url)
+    try:
+        assert await conn.fetchval("SELECT to_regclass('projection_checkpoints') IS NULL")
+    finally:
+        await conn.close()
+
+
+async def test_a_database_migrated_from_one_directory_upgrades_without_applying_anything_again(
+    database_url: str, second_database_url: str, tmp_path: Path
+) -> None:
+    """Before the projections owned their SQL every file lived in
+    schemas/postgres and was applied from there.  Such a database has every
+    version recorded: the composition root's migrate finds nothing to do,
+    and a fresh database migrated the new way has the same schema."""
+    from lrs.contracts import POSTGRES_MIGRATIONS
+    from lrs.service import MIGRATIONS, migrate
+
+    flat = tmp_path / "postgres"  # the one directory of the earlier layout
+    flat.mkdir()
+    everything = list_migrations(POSTGRES_MIGRATIONS, *MIGRATIONS)
+    for migration in everything:
+        (flat / migration.path.name).write_text(migration.sql())
+    assert await apply_migrations(database_url, flat) == [m.version for m in everything]
+    conn = await asyncpg.connect(database_url)
+    try:
+        recorded = [tuple(r) for r in await conn.fetch("SELECT version, name, applied_at FROM schema_migrations ORDER BY 1")]
+        assert await migrate(database_url) == []
+        assert [tuple(r) for r in await conn.fetch(
+            "SELECT version, name, applied_at FROM schema_migrations ORDER BY 1")] == recorded
+        old_schema = await _schema(conn)
+    finally:
+        await conn.close()
+    assert await migrate(second_database_url) == [m.version for m in everything]
+    conn = await asyncpg.connect(second_database_url)
+    try:
+        assert await _schema(conn) == old_schema
+    finally:
+        await conn.close()
+
+
+async def _schema(conn: asyncpg.Connection) -> list[tuple[str, ...]]:
+    columns = await conn.fetch(
+        "SELECT table_name, column_name, data_type, is_nullable, coalesce(column_default, '') FROM information_schema.columns"
+        " WHERE table_schema = 'public' ORDER BY 1, 2")
+    indexes = await conn.fetch("SELECT tablename, indexname, indexdef FROM pg_indexes WHERE schemaname = 'public' ORDER BY 1, 2")
+    return [tuple(r) for r in columns] + [tuple(r) for r in indexes]

@@ -12,7 +12,8 @@ import pytest
 
 from lrs.ingest.prepare import prepare_statements
 from lrs.ingest.query import StatementQuery
-from lrs.store import StatementWriter, apply_migrations, create_pool
+from lrs.store import StatementWriter, create_pool
+from lrs.service import migrate
 from lrs.store.reader import query_statements
 
 AUTHORITY = {"objectType": "Agent", "mbox": "mailto:authority@example.com"}
@@ -36,7 +37,7 @@ def sid(name: str) -> str:
 
 @pytest.fixture
 async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
-    await apply_migrations(database_url)
+    await migrate(database_url)
     pool = await create_pool(database_url, min_size=1, max_size=2)
     writer = StatementWriter(pool, wait_ms=0.0)
     await writer.start()
@@ -140,7 +141,7 @@ async def test_empty_result(pool: asyncpg.Pool) -> None:
 )
 async def test_filter_keys_with_awkward_characters_round_trip(database_url: str, name: str) -> None:
     """Filter keys travel to PostgreSQL as text[] literals: quoting must not change them."""
-    await apply_migrations(database_url)
+    await migrate(database_url)
     pool = await create_pool(database_url, min_size=1, max_size=2)
     try:
         writer = StatementWriter(pool, wait_ms=0.0)

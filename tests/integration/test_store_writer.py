@@ -15,7 +15,8 @@ import pytest
 from lrs.eventlog import verify_chain
 from lrs.ingest.model import PreparedStatement
 from lrs.ingest.prepare import prepare_statements
-from lrs.store import StatementWriter, WriterClosedError, apply_migrations, create_pool
+from lrs.store import StatementWriter, WriterClosedError, create_pool
+from lrs.service import migrate
 from lrs.store.log_reader import iter_events, last_position, read_events_after
 from lrs.store.reader import get_statement
 from lrs.xapi.errors import ConflictError, XapiError
@@ -41,7 +42,7 @@ def prepared(*bodies: dict[str, Any]) -> list[PreparedStatement]:
 
 @pytest.fixture
 async def migrated_url(database_url: str) -> str:
-    await apply_migrations(database_url)
+    await migrate(database_url)
     return database_url
 
 

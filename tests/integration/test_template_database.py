@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import asyncpg
 
-from lrs.store.migrations import apply_migrations, list_migrations
+from lrs.service import MIGRATIONS, migrate
+from lrs.store.migrations import POSTGRES_MIGRATIONS, list_migrations
 from tests.conftest import fresh_database, with_database
 
+VERSIONS = [m.version for m in list_migrations(POSTGRES_MIGRATIONS, *MIGRATIONS)]  # the core's and the projections'
 CATALOG = {
     "columns": """SELECT table_name, column_name, ordinal_position, data_type, is_nullable, column_default
                   FROM information_schema.columns WHERE table_schema = 'public' ORDER BY 1, 3""",
@@ -48,8 +50,8 @@ async def test_a_copy_of_the_template_is_an_empty_database_after_the_migrations(
     postgres_server: str, migrated_template: str
 ) -> None:
     async with fresh_database(postgres_server) as migrated, fresh_database(postgres_server, migrated_template) as copy:
-        assert await apply_migrations(migrated) == [m.version for m in list_migrations()]
-        assert await apply_migrations(copy) == []  # nothing left to do
+        assert await migrate(migrated) == VERSIONS
+        assert await migrate(copy) == []  # nothing left to do
         expected, got = await _describe(migrated), await _describe(copy)
         assert expected["columns"] and expected["rows of schema_migrations"]
         assert got == expected
@@ -75,6 +77,6 @@ async def test_under_pool_database_url_is_a_copy_of_the_template(
     postgres_server: str, migrated_template: str, database_url: str, pool: asyncpg.Pool
 ) -> None:
     applied = await _applied(database_url)
-    assert [version for version, _ in applied] == [m.version for m in list_migrations()]
+    assert [version for version, _ in applied] == VERSIONS
     # The same applied_at: copied from the template, not migrated again.
     assert applied == await _applied(with_database(postgres_server, migrated_template))

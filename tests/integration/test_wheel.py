@@ -103,12 +103,17 @@ def test_the_package_is_imported_from_the_venv_not_the_checkout(installed: Path)
                "import lrs, lrs_schemas, projections, connectors; "
                "from lrs.contracts import POSTGRES_MIGRATIONS; "
                "print(lrs.__file__); print(lrs_schemas.__file__); "
-               "print(sorted(f.name for f in POSTGRES_MIGRATIONS.iterdir() if f.name.endswith('.sql')))",
+               "print(sorted(f.name for f in POSTGRES_MIGRATIONS.iterdir() if f.name.endswith('.sql'))); "
+               "from lrs.service import MIGRATIONS; "
+               "print(sorted(f.name for d in MIGRATIONS for f in d.iterdir() if f.name.endswith('.sql')))",
                cwd=installed, env=_outside_env(venv))
-    lrs_file, schemas_file, migrations = out.splitlines()
+    lrs_file, schemas_file, migrations, projection_migrations = out.splitlines()
     assert Path(lrs_file).is_relative_to(venv) and Path(schemas_file).is_relative_to(venv)
     shipped = sorted(p.name for p in (ROOT / "schemas" / "postgres").glob("*.sql"))
-    assert json.loads(migrations.replace("'", '"')) == shipped  # the projections' 0100/0101 among them
+    assert json.loads(migrations.replace("'", '"')) == shipped
+    # Each projection's own SQL (0100 and up) ships as its package's data.
+    owned = sorted(p.name for p in (ROOT / "projections").glob("*/migrations/*.sql"))
+    assert owned and json.loads(projection_migrations.replace("'", '"')) == owned
 
 
 def test_frameworks_ship_in_the_wheel(installed: Path) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+import re
 import time
 
 import msgspec
@@ -9,6 +11,7 @@ import pytest
 
 from lrs.xapi.common import is_iri
 from lrs.xapi.errors import XapiError
+from lrs.xapi.iri import IRI_BODY
 from lrs.xapi import parse_statement
 
 VALID = [
@@ -87,3 +90,22 @@ def test_a_near_miss_fails_in_linear_time(size):
     assert not is_iri("x:" + "a/" * (size // 2) + "<")
     assert not is_iri("http://x/" + "%41" * (size // 3) + "%4")
     assert time.perf_counter() - started < size * 2e-5  # 20 us a character: far above linear, far below quadratic
+
+
+# The possessive form applied and the portable form published must be one language.
+_PORTABLE = re.compile(f"^(?:{IRI_BODY})$(?!\\n)")
+_PIECES = [":", "/", "//", "?", "#", "[", "]", "%", "%4", "%41", "%zz", "@", "a", "Z", "0", "9", "1:", "::",
+           "v1.", "-", ".", "~", "!", " ", "é", "\ue000", "\ufdd0", "\x00", "\n", "<", "80", "[::1]", "[v1.x]"]
+
+
+@pytest.mark.parametrize("iri", VALID + INVALID)
+def test_the_published_form_agrees_on_every_example(iri):
+    assert bool(_PORTABLE.match(iri)) == is_iri(iri)
+
+
+def test_the_applied_and_published_forms_accept_the_same_strings():
+    draw = random.Random(3987)
+    prefixes = ["http:", "http://", "urn:", "x+y.z-:", "a", ""]
+    for _ in range(20_000):
+        text = draw.choice(prefixes) + "".join(draw.choices(_PIECES, k=draw.randrange(13)))
+        assert bool(_PORTABLE.match(text)) == is_iri(text), text

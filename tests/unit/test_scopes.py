@@ -23,7 +23,17 @@ def test_all_allows_every_method_on_every_route_even_unlisted_ones():
     for resource in [*RESOURCE_SCOPES, "/competency/learners/{learner}", "/somewhere/new"]:
         for method in ("GET", "HEAD", *WRITES):
             assert everything.may(method, resource)
-    assert all(everything.allows(scope) for scope in SCOPES)
+    assert all(everything.allows(scope) for scope in SCOPES - {"erase"})
+
+
+def test_erasing_needs_the_erase_scope_by_name_not_all():
+    assert not cred("all").allows("erase")
+    for method in ("GET", *WRITES):
+        assert not cred("all").may(method, "/admin/erasures")
+        assert not cred("all/read").may(method, "/admin/erasures")
+    assert cred("erase").may("POST", "/admin/erasures")
+    assert cred("all", "erase").may("POST", "/admin/erasures")
+    assert not cred("erase").may("GET", "/xapi/statements")
 
 
 def test_all_read_reads_everything_and_writes_nothing():

@@ -50,6 +50,18 @@ def test_user_password_creds_nkey_and_tls(tmp_path: Path) -> None:
         assert options["nkeys_seed"] == "/etc/lrs/relay.nk"
         assert isinstance(options["tls"], ssl.SSLContext)
         assert options["tls"].verify_mode == ssl.CERT_REQUIRED
+        assert options["inbox_prefix"] == "_INBOX.relay"
+
+
+def test_replies_arrive_on_the_users_own_inbox_prefix() -> None:
+    for url, expected in (("nats://projection:pw@127.0.0.1:4222", "_INBOX.projection"),
+                          ("nats://forward-crm:p%40w@a:4222,nats://forward-crm:p%40w@b:4222", "_INBOX.forward-crm"),
+                          ("nats://127.0.0.1:4222", None)):
+        for options in (connect_options(Settings.from_env({}), url=url), nats_options({}, url=url)):
+            assert options.get("inbox_prefix") == expected, (url, options)
+    chosen = {"LRS_NATS_INBOX_PREFIX": "_INBOX.crm", "LRS_NATS_CREDS": "/etc/lrs/crm.creds"}
+    assert connect_options(Settings.from_env(chosen), url="nats://x:y@h")["inbox_prefix"] == "_INBOX.crm"
+    assert nats_options(chosen, url="nats://x:y@h")["inbox_prefix"] == "_INBOX.crm"
 
 
 def test_passwords_stay_out_of_logs() -> None:

@@ -1,0 +1,1 @@
+"""Personal data: sealing per identity, pseudonyms and erasure (docs/privacy.md)."""

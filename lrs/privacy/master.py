@@ -1,0 +1,83 @@
+"""The privacy master key: a file outside PostgreSQL (docs/privacy.md).
+
+``LRS_PRIVACY_KEY_FILE`` (default ``<LRS_DATA_DIR>/privacy-key``, mode
+0600, made on first use) holds 32 random bytes, base64-encoded on one line.
+Two keys are derived from it with HKDF-SHA256: the *wrapping key* that
+encrypts every learner's data key in the ``learner_keys`` table, and the
+*pseudonym key* of :func:`lrs.privacy.seal.pseudonym`.  The database alone
+holds neither: a copy of it (a backup, a replica) shows ciphertext and
+pseudonyms only.  Losing the file loses every sealed identity, as an
+erasure of all of them would: back it up apart from the database.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+import secrets
+from pathlib import Path
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+__all__ = ["MasterKey", "PrivacyKeyError", "load_or_create"]
+
+_WRAP_INFO = b"lrs.privacy.wrap.v1"
+_PSEUDONYM_INFO = b"lrs.privacy.pseudonym.v1"
+
+
+class PrivacyKeyError(ValueError):
+    """A privacy key file that cannot be used; the message says why."""
+
+
+def _derive(secret: bytes, info: bytes) -> bytes:
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=info).derive(secret)
+
+
+class MasterKey:
+    """The derived keys; wraps and unwraps data keys (AES-256-GCM, random
+    nonce, the tenant, pseudonym and generation as associated data)."""
+
+    def __init__(self, secret: bytes) -> None:
+        if len(secret) != 32:
+            raise PrivacyKeyError(f"a privacy key is 32 bytes, got {len(secret)}")
+        self._wrap = AESGCM(_derive(secret, _WRAP_INFO))
+        self.pseudonym_key = _derive(secret, _PSEUDONYM_INFO)
+
+    @staticmethod
+    def _aad(tenant: str, pseudonym: str, generation: int) -> bytes:
+        return f"lrs.learner-key.v1\x00{tenant}\x00{pseudonym}\x00{generation}".encode()
+
+    def wrap(self, data_key: bytes, tenant: str, pseudonym: str, generation: int) -> bytes:
+        nonce = secrets.token_bytes(12)
+        return nonce + self._wrap.encrypt(nonce, data_key, self._aad(tenant, pseudonym, generation))
+
+    def unwrap(self, wrapped: bytes, tenant: str, pseudonym: str, generation: int) -> bytes:
+        return self._wrap.decrypt(wrapped[:12], wrapped[12:], self._aad(tenant, pseudonym, generation))
+
+
+def load_or_create(path: Path) -> MasterKey:
+    """The master key at ``path``, made (mode 0600) when missing; processes
+    starting together agree on one (exclusive create, then read)."""
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            text = path.read_text()
+        else:
+            secret = secrets.token_bytes(32)
+            with os.fdopen(fd, "w") as handle:
+                handle.write(base64.b64encode(secret).decode() + "\n")
+                handle.flush()
+                os.fsync(handle.fileno())
+            return MasterKey(secret)
+    try:
+        secret = base64.b64decode(text.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        raise PrivacyKeyError(f"{path} does not hold a base64 privacy key") from None
+    return MasterKey(secret)

@@ -1,0 +1,329 @@
+"""Sealing the personal data of Statements (pure; docs/privacy.md).
+
+Every Agent and Group in a Statement (actor, an Agent/Group object,
+authority, context instructor and team, 2.0 ``contextAgents`` and
+``contextGroups``, the same inside a SubStatement, and each Group member)
+is one *identity*, named by its canonical identifier
+(:func:`identifier`: the IFI key, or for an Anonymous Group ``group:`` and
+its members' IFI keys in sorted order).  Each identity of a tenant has a
+*pseudonym* (:func:`pseudonym`: HMAC-SHA256 under a key kept outside
+PostgreSQL) and a data key of its own.
+
+In the stored Statement an identity's own properties (IFI, ``name``,
+``objectType``) are replaced by its *sealed form*::
+
+    {"objectType": "Agent",
+     "account": {"homePage": "https://lrs.invalid/pseudonym", "name": "<pseudonym>"},
+     "sealed": "v1.<pseudonym>.<generation>.<base64url AES-GCM-SIV ciphertext>"}
+
+(a Group keeps ``member``, each member sealed on its own; an Anonymous
+Group has no ``account``).  The sealed form is itself an Agent with an
+account, so filters, duplicate checks and projections work on it unchanged
+and see only the pseudonym.  Encryption is deterministic (AES-GCM-SIV with a
+fixed nonce; the tenant, pseudonym and generation are the associated data):
+the same identity sealed twice gives the same bytes, so "same Statement"
+still compares stored forms, and the cost of a repeated actor is one cache
+look-up.  It reveals only what the pseudonym already does: that two
+Statements name the same identity.
+
+Opening replaces each sealed form by the original object; when the data key
+is gone (the identity was erased) by the *erased form*
+``{"objectType": ..., "account": {"homePage": "https://lrs.invalid/erased", "name": "<pseudonym>"}}``.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from typing import Any, Callable, Iterator, Mapping
+
+import msgspec
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCMSIV
+
+from lrs.xapi.identity import ifi_key
+
+__all__ = [
+    "ERASED_HOME",
+    "PSEUDONYM_HOME",
+    "SealKey",
+    "identifier",
+    "identities",
+    "is_sealed_payload",
+    "open_statement",
+    "pseudonym",
+    "pseudonym_key",
+    "seal_statement",
+    "sealed_refs",
+]
+
+PSEUDONYM_HOME = "https://lrs.invalid/pseudonym"
+ERASED_HOME = "https://lrs.invalid/erased"
+SEALED = "sealed"
+VERSION = "v1"
+_NONCE = b"\x00" * 12  # AES-GCM-SIV: a fixed nonce makes it deterministic, nothing worse
+_AGENT_TYPES = ("Agent", "Group")
+_MARKER = b'"sealed":"v1.'
+_encode = msgspec.json.Encoder(order="sorted").encode
+_decode = msgspec.json.Decoder().decode
+
+
+class SealKey(msgspec.Struct, frozen=True):
+    """An identity's current data key: its pseudonym, the key's generation
+    (a new one after an erasure) and the cipher."""
+
+    pseudonym: str
+    generation: int
+    cipher: AESGCMSIV
+
+
+def pseudonym(key: bytes, tenant: str, ident: str) -> str:
+    """32 hex digits of HMAC-SHA256(key, tenant NUL identifier)."""
+    mac = hmac.new(key, tenant.encode() + b"\x00" + ident.encode(), hashlib.sha256)
+    return mac.hexdigest()[:32]
+
+
+def pseudonym_key(key: bytes, tenant: str, ident: str) -> str:
+    """The IFI key (:func:`lrs.xapi.identity.ifi_key`) of the identity's sealed form."""
+    return f"account:{PSEUDONYM_HOME}|{pseudonym(key, tenant, ident)}"
+
+
+def identifier(agent: Mapping[str, Any]) -> str | None:
+    """The canonical identifier of an Agent or Group; None for an Anonymous
+    Group without identified members (which the validator does not let in)."""
+    key = ifi_key(agent)  # type: ignore[arg-type]
+    if key is not None:
+        return key
+    members = [ifi_key(m) for m in agent.get("member", ())]
+    if not members or None in members:
+        return None
+    return "group:" + "&".join(sorted(members))  # type: ignore[arg-type]
+
+
+def _agent_slots(statement: dict[str, Any]) -> Iterator[tuple[dict[str, Any], str]]:
+    """(container, property) of every Agent/Group in a Statement (not members)."""
+    yield statement, "actor"
+    obj = statement.get("object")
+    if isinstance(obj, dict):
+        if obj.get("objectType") in _AGENT_TYPES:
+            yield statement, "object"
+        elif obj.get("objectType") == "SubStatement":
+            yield obj, "actor"
+            sub = obj.get("object")
+            if isinstance(sub, dict) and sub.get("objectType") in _AGENT_TYPES:
+                yield obj, "object"
+            yield from _context_slots(obj.get("context"))
+    if "authority" in statement:
+        yield statement, "authority"
+    yield from _context_slots(statement.get("context"))
+
+
+def _context_slots(context: Any) -> Iterator[tuple[dict[str, Any], str]]:
+    if not isinstance(context, dict):
+        return
+    for name in ("instructor", "team"):
+        if name in context:
+            yield context, name
+    for entry in context.get("contextAgents", ()):
+        yield entry, "agent"
+    for entry in context.get("contextGroups", ()):
+        yield entry, "group"
+
+
+def identities(statement: dict[str, Any]) -> set[str]:
+    """The identifiers of every identity a Statement names (members included)."""
+    found: set[str] = set()
+    for container, name in _agent_slots(statement):
+        agent = container.get(name)
+        if not isinstance(agent, dict):
+            continue
+        ident = identifier(agent)
+        if ident is not None and (ifi_key(agent) is not None or "name" in agent):  # type: ignore[arg-type]
+            found.add(ident)
+        for member in agent.get("member", ()):
+            member_ident = identifier(member)
+            if member_ident is not None:
+                found.add(member_ident)
+    return found
+
+
+def _copy_path(statement: dict[str, Any]) -> dict[str, Any]:
+    """A copy of ``statement`` whose agent-holding containers are copies too
+    (the input is never modified)."""
+    copy = dict(statement)
+    obj = copy.get("object")
+    if isinstance(obj, dict) and obj.get("objectType") == "SubStatement":
+        obj = copy["object"] = dict(obj)
+        if isinstance(obj.get("context"), dict):
+            obj["context"] = _copy_context(obj["context"])
+    if isinstance(copy.get("context"), dict):
+        copy["context"] = _copy_context(copy["context"])
+    return copy
+
+
+_CONTEXT_AGENTS = ("instructor", "team", "contextAgents", "contextGroups")
+
+
+def _copy_context(context: dict[str, Any]) -> dict[str, Any]:
+    if not any(name in context for name in _CONTEXT_AGENTS):
+        return context  # nothing in it is replaced
+    context = dict(context)
+    for name in ("contextAgents", "contextGroups"):
+        if name in context:
+            context[name] = [dict(entry) for entry in context[name]]
+    return context
+
+
+def seal_statement(statement: dict[str, Any], seal_agent: Callable[[dict[str, Any]], dict[str, Any]]) -> dict[str, Any]:
+    """``statement`` with every Agent/Group replaced by ``seal_agent(agent)``."""
+    sealed = _copy_path(statement)
+    for container, name in _agent_slots(sealed):
+        agent = container.get(name)
+        if isinstance(agent, dict):
+            container[name] = seal_agent(agent)
+    return sealed
+
+
+def seal_agent(
+    agent: dict[str, Any], keys: Mapping[str, SealKey], seal_text: Callable[[SealKey, bytes], str]
+) -> dict[str, Any]:
+    """The sealed form of one Agent or Group (``keys``: by identifier;
+    ``seal_text``: :func:`seal_bytes` for the tenant, possibly cached)."""
+    own = {k: v for k, v in agent.items() if k != "member"}
+    object_type = agent.get("objectType", "Agent")
+    ident = identifier(agent)
+    anonymous_group = object_type == "Group" and ifi_key(agent) is None  # type: ignore[arg-type]
+    sealed: dict[str, Any] = {"objectType": object_type}
+    if ident is not None and (not anonymous_group or "name" in own):
+        key = keys[ident]
+        if not anonymous_group:
+            sealed["account"] = {"homePage": PSEUDONYM_HOME, "name": key.pseudonym}
+        sealed[SEALED] = seal_text(key, _encode(own))
+    members = agent.get("member")
+    if members is not None:
+        sealed["member"] = [seal_agent(m, keys, seal_text) for m in members]
+    return sealed
+
+
+def pseudonymous(agent: dict[str, Any], pseudonym_of: Callable[[str], str]) -> dict[str, Any]:
+    """The sealed form of ``agent`` without its ciphertext: what filters see
+    (``authority_key`` of it is the sealed authority's)."""
+    form: dict[str, Any] = {"objectType": agent.get("objectType", "Agent")}
+    key = ifi_key(agent)  # type: ignore[arg-type]
+    if key is not None:
+        form["account"] = {"homePage": PSEUDONYM_HOME, "name": pseudonym_of(key)}
+    members = agent.get("member")
+    if members is not None:
+        form["member"] = [pseudonymous(m, pseudonym_of) for m in members]
+    return form
+
+
+def _aad(tenant: str, pseudonym_: str, generation: int) -> bytes:
+    return f"{VERSION}\x00{tenant}\x00{pseudonym_}\x00{generation}".encode()
+
+
+def seal_bytes(key: SealKey, tenant: str, plaintext: bytes) -> str:
+    ciphertext = key.cipher.encrypt(_NONCE, plaintext, _aad(tenant, key.pseudonym, key.generation))
+    text = base64.urlsafe_b64encode(ciphertext).rstrip(b"=").decode("ascii")
+    return f"{VERSION}.{key.pseudonym}.{key.generation}.{text}"
+
+
+def _parse_sealed(text: str) -> tuple[str, int, bytes]:
+    version, pseudonym_, generation, data = text.split(".", 3)
+    if version != VERSION:
+        raise ValueError(f"unknown sealed form {version!r}")
+    return pseudonym_, int(generation), base64.urlsafe_b64decode(data + "=" * (-len(data) % 4))
+
+
+def sealed_ref(text: str) -> tuple[str, int]:
+    """(pseudonym, generation) of a sealed text."""
+    pseudonym_, generation, _ = _parse_sealed(text)
+    return pseudonym_, generation
+
+
+def open_text(text: str, ciphers: "Ciphers", tenant: str) -> bytes | None:
+    """The plaintext of a sealed text (:func:`seal_bytes`); None once erased."""
+    pseudonym_, generation, data = _parse_sealed(text)
+    cipher = ciphers.get((pseudonym_, generation))
+    if cipher is None:
+        return None
+    try:
+        return cipher.decrypt(_NONCE, data, _aad(tenant, pseudonym_, generation))
+    except InvalidTag:
+        return None
+
+
+def is_sealed_payload(payload: bytes) -> bool:
+    """Whether a stored Statement holds sealed identities (a cheap byte test;
+    a client cannot send a ``sealed`` property on an Agent)."""
+    return _MARKER in payload
+
+
+def sealed_refs(statement: dict[str, Any]) -> set[tuple[str, int]]:
+    """(pseudonym, generation) of every sealed identity in a stored Statement."""
+    refs: set[tuple[str, int]] = set()
+
+    def visit(agent: dict[str, Any]) -> None:
+        text = agent.get(SEALED)
+        if isinstance(text, str):
+            pseudonym_, generation, _ = _parse_sealed(text)
+            refs.add((pseudonym_, generation))
+        for member in agent.get("member", ()):
+            visit(member)
+
+    for container, name in _agent_slots(statement):
+        agent = container.get(name)
+        if isinstance(agent, dict):
+            visit(agent)
+    return refs
+
+
+Ciphers = Mapping[tuple[str, int], "AESGCMSIV | None"]
+
+
+def open_agent(agent: dict[str, Any], ciphers: Ciphers, tenant: str) -> dict[str, Any]:
+    """The original of a sealed Agent/Group, or its erased form."""
+    text = agent.get(SEALED)
+    members = agent.get("member")
+    if text is None:
+        opened = {k: v for k, v in agent.items() if k != "member"}
+    else:
+        pseudonym_, generation, data = _parse_sealed(text)
+        cipher = ciphers.get((pseudonym_, generation))
+        opened = None
+        if cipher is not None:
+            try:
+                opened = _decode(cipher.decrypt(_NONCE, data, _aad(tenant, pseudonym_, generation)))
+            except InvalidTag:
+                opened = None
+        if opened is None:
+            opened = {"objectType": agent.get("objectType", "Agent")}
+            if "account" in agent:
+                opened["account"] = {"homePage": ERASED_HOME, "name": pseudonym_}
+    if members is not None:
+        opened["member"] = [open_agent(m, ciphers, tenant) for m in members]
+    return opened
+
+
+def open_statement(statement: dict[str, Any], ciphers: Ciphers, tenant: str) -> dict[str, Any]:
+    """A stored Statement with every sealed identity opened (or erased)."""
+    opened = _copy_path(statement)
+    for container, name in _agent_slots(opened):
+        agent = container.get(name)
+        if isinstance(agent, dict):
+            container[name] = open_agent(agent, ciphers, tenant)
+    return opened
+
+
+def decode(payload: bytes) -> dict[str, Any]:
+    return _decode(payload)
+
+
+def encode(statement: dict[str, Any]) -> bytes:
+    """Stored-Statement JSON (sorted keys, as :mod:`lrs.eventlog` writes it)."""
+    return _encode(statement)
+
+
+def new_data_key_cipher(data_key: bytes) -> AESGCMSIV:
+    return AESGCMSIV(data_key)

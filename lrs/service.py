@@ -1,0 +1,147 @@
+"""The composition root: the one place that knows every part of the service.
+
+It lists the projections and connectors this installation runs, builds the
+HTTP application with them (:func:`create_app`) and builds the ``lrs``
+command line (:func:`build_parser`, :func:`main`).  Nothing else under
+``lrs/`` imports ``projections`` or ``connectors``
+(tests/unit/test_import_rules.py holds everyone to it): the core hands out
+hooks, and this module plugs the parts into them.
+
+To add a projection: give it a package beside ``projections/competency``
+with a :class:`projections.contract.Projection`, register it below (its
+routes, its digest, its commands), and it inherits the projection contract
+test (tests/integration/test_projection_contract.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from importlib.resources.abc import Traversable
+from typing import TYPE_CHECKING, Callable, Mapping, Sequence
+
+import connectors.cli
+import projections.cli
+from lrs import __version__
+from lrs.commands import audit, credentials, erase, export, relay, serve
+from lrs.commands import migrate as migrate_command
+from projections import competency, units
+
+if TYPE_CHECKING:
+    import asyncpg
+    from aiohttp import web
+
+    from lrs.commands.audit import Digest
+    from lrs.config import Settings
+    from projections.contract import Projection
+
+__all__ = ["APP_PLUGINS", "DIGESTS", "MIGRATIONS", "build_parser", "create_app", "main", "migrate", "projections_to_run"]
+
+# The parts are imported when they are used, not when the command line is
+# built: `lrs --help` and every short command stay quick to start.
+
+
+def _competency_http(app: web.Application) -> None:
+    import projections.http
+
+    projections.http.register(app)
+
+
+async def _competency_digest(pool: asyncpg.Pool) -> tuple[str, int]:
+    from projections.competency.store import digest_with_position
+
+    return await digest_with_position(pool)
+
+
+# What the HTTP service mounts beyond the xAPI core: /competency/... and the
+# runner that keeps the competency projection current while the service runs.
+APP_PLUGINS: tuple[Callable[[web.Application], None], ...] = (_competency_http,)
+
+# The SQL of the projections' tables, applied with the core's migrations in one
+# version order (lrs.store.migrations).
+MIGRATIONS: tuple[Traversable, ...] = (competency.MIGRATIONS, units.MIGRATIONS)
+
+# The projections `lrs audit digest` can name: a digest and the position it reflects.
+DIGESTS: Mapping[str, Digest] = {"competency": _competency_digest}
+
+
+def projections_to_run() -> list[Projection]:
+    """Every projection this installation runs, built with the frameworks
+    shipped with the code (the contract test runs each of them)."""
+    from projections.competency.catalog import load_catalog
+    from projections.competency.store import CompetencyProjection
+
+    return [CompetencyProjection(load_catalog())]
+
+
+async def migrate(target: str | asyncpg.Connection | asyncpg.Pool) -> list[int]:
+    """Apply the core's migrations and the projections'; the versions applied."""
+    from lrs.store.migrations import apply_migrations
+
+    return await apply_migrations(target, also=MIGRATIONS)
+
+
+def create_app(
+    settings: Settings,
+    *,
+    database_url: str,
+    nats_url: str | None,
+    shared_log: bool = False,
+    embedded: Callable[[], dict[str, str]] | None = None,
+) -> web.Application:
+    """The service with its projections (see lrs.http.app.create_app)."""
+    from lrs.http import app as http_app
+
+    return http_app.create_app(
+        settings, database_url=database_url, nats_url=nats_url, shared_log=shared_log, embedded=embedded,
+        plugins=APP_PLUGINS, migrations=MIGRATIONS,
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lrs",
+        description="Event-sourced xAPI Learning Record Store.",
+        epilog="Configuration comes from LRS_* environment variables; see docs/operations.md.",
+    )
+    parser.add_argument("--version", action="version", version=f"lrs {__version__}")
+    parser.set_defaults(migrations=MIGRATIONS)  # every command migrates with the projections' SQL
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    # In the order --help lists them.
+    serve.register(subparsers, create_app=create_app)
+    migrate_command.register(subparsers)
+    credentials.register(subparsers)
+    relay.register(subparsers)
+    export.register(subparsers)
+    erase.register(subparsers)
+    connectors.cli.register(subparsers)
+    projections.cli.register(subparsers)
+    audit.register(subparsers, digests=DIGESTS)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler = getattr(args, "handler", None)
+    if handler is None:
+        parser.print_help()
+        return 2
+    try:
+        return int(handler(args) or 0)
+    except Exception as exc:
+        # Causes a person can fix (a data dir in use, a failed migration) get
+        # one line, as `lrs serve` gives them; anything else keeps its traceback.
+        from lrs.startup import StartupError, explain
+        from lrs.store.migrations import MigrationError
+
+        debug = os.environ.get("LRS_LOG_LEVEL", "").lower() == "debug"
+        if debug or not isinstance(exc, StartupError | MigrationError):
+            raise
+        print(f"lrs {args.command}: {explain(exc)}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

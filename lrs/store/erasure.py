@@ -1,0 +1,141 @@
+"""Erasing a learner (docs/privacy.md): crypto-shredding, recorded in the log.
+
+One transaction:
+
+1. refuse when Statements stored before personal data was sealed name the
+   learner in clear (the log cannot be rewritten; docs/privacy.md says what
+   to do), or when the tenant holds nothing sealed of the learner;
+2. destroy every generation of the learner's data key (``learner_keys``),
+   which makes every sealed copy of their identifiers and names, in the log,
+   in JetStream and in every backup, unreadable for good, and tell every
+   process (``NOTIFY lrs_learner_keys``) to drop its cached copy;
+3. delete the learner's State and Agent Profile documents (their clear copy
+   in the ``documents`` table) and the attachment data only the learner's
+   Statements refer to;
+4. append an ``erasure`` event: pseudonym, who, when (its ``stored``), why,
+   and what was removed: never the identifier in clear.
+
+Hashes cover the ciphertext, so the chain and the anchors verify as before.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+import msgspec
+
+from lrs.privacy.seal import identifier
+from lrs.store.event_append import append_events
+from lrs.store.learner_keys import ERASE_KEYS, SELECT_ANY_KEY, LearnerKeys
+
+__all__ = ["ERASURE_EVENT", "Erasure", "ErasureRefused", "erase_learner"]
+
+ERASURE_EVENT = "erasure"
+MAX_REASON = 1000
+
+# Statements that name the identity in clear (stored before sealing was on).
+SELECT_CLEAR = "SELECT 1 FROM statements WHERE tenant = $1 AND filter_keys && $2::text[] LIMIT 1"
+SELECT_CLEAR_DOCUMENTS = "SELECT 1 FROM documents WHERE tenant = $1 AND agent_key = $2 LIMIT 1"
+DELETE_DOCUMENTS = "DELETE FROM documents WHERE tenant = $1 AND agent_key = $2"
+# The attachments the learner's own Statements (as actor or Agent object) carry.
+SELECT_ATTACHMENTS = """
+SELECT DISTINCT a.value ->> 'sha2' AS sha2
+FROM statements s
+JOIN events e ON e.position = s.position
+CROSS JOIN LATERAL jsonb_array_elements(
+    COALESCE(convert_from(e.payload, 'UTF8')::jsonb -> 'attachments', '[]'::jsonb)) AS a(value)
+WHERE s.tenant = $1 AND s.filter_keys @> ARRAY[$2::text]
+"""
+# Whether a Statement not naming the learner carries the same data.
+SELECT_SHARED = """
+SELECT 1 FROM statements s JOIN events e ON e.position = s.position
+WHERE s.tenant = $1 AND NOT (s.filter_keys @> ARRAY[$2::text])
+  AND position(convert_to($3, 'UTF8') IN e.payload) > 0
+LIMIT 1
+"""
+DELETE_ATTACHMENT = "DELETE FROM attachments WHERE tenant = $1 AND sha2 = $2"
+
+_encode = msgspec.json.Encoder(order="sorted").encode
+
+
+class ErasureRefused(ValueError):
+    """Nothing was erased; the message says why.  ``kind``: ``invalid`` (the
+    request), ``absent`` (nothing of the learner) or ``conflict`` (the
+    learner's data cannot be erased by key, or already was)."""
+
+    def __init__(self, message: str, kind: str = "conflict") -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+@dataclass(frozen=True, slots=True)
+class Erasure:
+    pseudonym: str
+    position: int  # of the erasure event
+    generations: list[int]
+    documents: int
+    attachments: int
+
+
+def check_reason(reason: str, agent: dict[str, Any]) -> str:
+    reason = reason.strip()
+    if not reason:
+        raise ErasureRefused("a reason is required (it is kept in the log)", "invalid")
+    if len(reason) > MAX_REASON:
+        raise ErasureRefused(f"the reason is longer than {MAX_REASON} characters", "invalid")
+    clear = [str(v) for k, v in agent.items() if k in ("mbox", "mbox_sha1sum", "openid", "name")]
+    account = agent.get("account")
+    if isinstance(account, dict):
+        clear.append(str(account.get("name", "")))
+    folded = reason.casefold()
+    for value in clear:
+        bare = value.removeprefix("mailto:")
+        if bare and bare.casefold() in folded:
+            raise ErasureRefused("the reason names the learner; it is kept in the log, so it must not", "invalid")
+    return reason
+
+
+async def erase_learner(
+    pool: asyncpg.Pool, learner_keys: LearnerKeys, tenant: str, agent: dict[str, Any], *, reason: str, by: str
+) -> Erasure:
+    """Erase the identity of ``agent`` (an Agent as the ``agent`` parameter
+    gives it) in ``tenant``; raises :class:`ErasureRefused`."""
+    ident = identifier(agent)
+    if ident is None:
+        raise ErasureRefused("the agent has no identifier (mbox, mbox_sha1sum, openid or account)", "invalid")
+    reason = check_reason(reason, agent)
+    pseudonym = learner_keys.pseudonym(tenant, ident)
+    stored_key = learner_keys.pseudonym_key(tenant, ident)
+    async with pool.acquire() as conn, conn.transaction():
+        if await conn.fetchval(SELECT_CLEAR, tenant, ["A:" + ident, "a:" + ident]) or await conn.fetchval(
+            SELECT_CLEAR_DOCUMENTS, tenant, ident
+        ):
+            raise ErasureRefused(
+                "statements or documents stored before personal data was sealed name this learner in clear;"
+                " the log cannot be rewritten (docs/privacy.md: erasure of data from before sealing)"
+            )
+        row = await conn.fetchrow(ERASE_KEYS, tenant, pseudonym)
+        generations = list(row["generations"] or [])
+        if not generations:
+            if await conn.fetchval(SELECT_ANY_KEY, tenant, pseudonym):
+                raise ErasureRefused(f"this learner was already erased in tenant {tenant!r}")
+            raise ErasureRefused(f"tenant {tenant!r} holds no personal data of this learner", "absent")
+        documents = int((await conn.execute(DELETE_DOCUMENTS, tenant, stored_key)).split()[-1])
+        attachments = 0
+        for record in await conn.fetch(SELECT_ATTACHMENTS, tenant, "A:" + stored_key):
+            sha2 = record["sha2"]
+            if sha2 and not await conn.fetchval(SELECT_SHARED, tenant, "A:" + stored_key, sha2):
+                attachments += int((await conn.execute(DELETE_ATTACHMENT, tenant, sha2)).split()[-1])
+        payload = _encode({
+            "pseudonym": pseudonym,
+            "generations": generations,
+            "reason": reason,
+            "by": by,
+            "documents": documents,
+            "attachments": attachments,
+        })
+        [(position, _stored)] = await append_events(conn, tenant, ERASURE_EVENT, [payload])
+    learner_keys.forget(tenant, pseudonym)
+    return Erasure(pseudonym, position, generations, documents, attachments)

@@ -1,0 +1,43 @@
+"""A log event as the projections receive it: from a JetStream message
+(with the relayed event it came as, to be checked against the log) or from
+the PostgreSQL log itself."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+from nats.aio.msg import Msg
+
+from lrs.event_contract import RelayedEvent, from_message
+from lrs.eventlog import EventRecord
+
+__all__ = ["LogEvent", "event_from_message", "log_events"]
+
+
+@dataclass(frozen=True, slots=True)
+class LogEvent:
+    """One event of the log, from a JetStream message or from Postgres.
+
+    What a projection folds: the same whichever way it came.  An event read
+    from a message also carries the message (``claim``, the relayed event of
+    lrs/event_contract.py with what its hash covers), so the runner can check
+    it against the log before applying it; an event read from Postgres has
+    none (it is the log)."""
+
+    position: int
+    tenant: str
+    event_type: str
+    payload: bytes
+    claim: RelayedEvent | None = None
+
+
+def event_from_message(msg: Msg) -> LogEvent:
+    """Raises ValueError when the message lacks the LRS headers."""
+    relayed = from_message(msg.headers, msg.data)
+    return LogEvent(relayed.position, relayed.tenant, relayed.event_type, relayed.payload, claim=relayed)
+
+
+def log_events(records: Sequence[EventRecord]) -> list[LogEvent]:
+    """Events read from the PostgreSQL log (they are the log: nothing to check)."""
+    return [LogEvent(r.position, r.tenant, r.event_type, bytes(r.payload)) for r in records]

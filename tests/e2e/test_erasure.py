@@ -1,0 +1,238 @@
+"""Erasing a learner on a real ``lrs serve`` (PostgreSQL, nats-server, relay,
+projection, anchors) with personal data sealed (docs/privacy.md).
+
+A learner with statements (one of them with an attachment), State and Agent
+Profile documents and a certification is erased with ``lrs erase learner``.
+Afterwards no table, no JetStream message and no anchor holds their
+identifier or name in clear; their statements read back with the erased
+actor; ``lrs audit verify --anchors`` passes; a replay of the competency
+projection gives the live digest."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import json
+import os
+import sys
+import urllib.parse
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import asyncpg
+import nats
+import pytest
+
+from tests.e2e.conftest import KEY, SECRET, basic_auth, xapi_headers
+from tests.integration.test_projection_runner import MODULES as CERTIFYING
+from tests.integration.test_projection_runner import course_statement
+
+pytestmark = pytest.mark.slow
+
+LAN = {"mbox": "mailto:lan.nguyen@example.gov.vn", "name": "Nguyễn Thị Lan"}
+MINH = {"mbox": "mailto:cs7@example.gov.vn", "name": "Trần Văn Minh"}
+# What must not be found anywhere in clear after the erasure.
+NEEDLES = ("lan.nguyen@example.gov.vn", "Nguyễn Thị Lan", "Lan's certificate scan")
+BOUNDARY = "erasure-boundary"
+
+
+async def lrs(env: dict[str, str], *args: str) -> tuple[int, str]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "lrs", *args, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    out, err = await asyncio.wait_for(process.communicate(), 120)
+    return process.returncode or 0, out.decode() + err.decode()
+
+
+def as_lan(statement: dict[str, Any]) -> dict[str, Any]:
+    return {**statement, "actor": LAN}
+
+
+def with_attachment(statement: dict[str, Any], data: bytes) -> tuple[bytes, dict[str, str]]:
+    sha2 = hashlib.sha256(data).hexdigest()
+    statement = {**statement, "attachments": [{
+        "usageType": "http://id.tincanapi.com/attachment/certificate-of-completion",
+        "display": {"en-US": "certificate"}, "contentType": "text/plain", "length": len(data), "sha2": sha2,
+    }]}
+    body = (
+        f"--{BOUNDARY}\r\nContent-Type: application/json\r\n\r\n{json.dumps([statement])}\r\n"
+        f"--{BOUNDARY}\r\nContent-Type: text/plain\r\nContent-Transfer-Encoding: binary\r\n"
+        f"X-Experience-API-Hash: {sha2}\r\n\r\n"
+    ).encode() + data + f"\r\n--{BOUNDARY}--\r\n".encode()
+    return body, {**xapi_headers(), "Content-Type": f'multipart/mixed; boundary="{BOUNDARY}"'}
+
+
+async def clear_text_hits(database_url: str, needles: tuple[str, ...]) -> list[str]:
+    """``table.column`` of every value in the database holding a needle:
+    text-like columns cast to text, bytea compared as bytes."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        columns = await conn.fetch(
+            "SELECT table_name, column_name, data_type FROM information_schema.columns c"
+            " JOIN information_schema.tables t USING (table_schema, table_name)"
+            " WHERE c.table_schema = 'public' AND t.table_type = 'BASE TABLE'"
+        )
+        assert len(columns) > 50  # the whole schema, not a few tables
+        hits = []
+        for column in columns:
+            table, name = column["table_name"], column["column_name"]
+            for needle in needles:
+                if column["data_type"] == "bytea":
+                    condition = f'position(convert_to($1, \'UTF8\') in "{name}") > 0'
+                else:
+                    condition = f'"{name}"::text LIKE \'%\' || $1 || \'%\''
+                if await conn.fetchval(f'SELECT 1 FROM "{table}" WHERE {condition} LIMIT 1', needle):
+                    hits.append(f"{table}.{name}: {needle}")
+        return hits
+    finally:
+        await conn.close()
+
+
+async def stream_hits(nats_url: str, needles: tuple[str, ...]) -> tuple[int, list[str]]:
+    """(messages read, needles found in any message's data or headers)."""
+    nc = await nats.connect(nats_url)
+    try:
+        js = nc.jetstream()
+        info = await js.stream_info("LRS_EVENTS")
+        hits = []
+        for seq in range(info.state.first_seq, info.state.last_seq + 1):
+            message = await js.get_msg("LRS_EVENTS", seq=seq)
+            raw = (message.data or b"") + json.dumps(dict(message.headers or {})).encode()
+            hits += [f"seq {seq}: {n}" for n in needles if n.encode() in raw]
+        return info.state.messages, hits
+    finally:
+        await nc.close()
+
+
+async def checkpoint(database_url: str) -> int:
+    conn = await asyncpg.connect(database_url)
+    try:
+        return await conn.fetchval("SELECT position FROM projection_checkpoints WHERE name = 'competency'") or 0
+    finally:
+        await conn.close()
+
+
+async def head(database_url: str) -> int:
+    conn = await asyncpg.connect(database_url)
+    try:
+        return await conn.fetchval("SELECT position FROM log_head")
+    finally:
+        await conn.close()
+
+
+async def caught_up(database_url: str) -> int:
+    target = await head(database_url)
+    for _ in range(600):
+        if await checkpoint(database_url) >= target:
+            return target
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"projection stuck below {target}")
+
+
+async def test_erased_learner_leaves_no_clear_text_and_the_audit_still_holds(
+    database_url: str, nats_control: Any, service_factory: Any
+) -> None:
+    service = service_factory(
+        nats_control.url, LRS_PROJECTIONS_ENABLED="true", LRS_SEAL_PERSONAL_DATA="true", LRS_ANCHOR_EVERY_EVENTS="5",
+    )
+    env = {**service.env, "LRS_LOG_LEVEL": "warning"}
+    data_dir = Path(env["LRS_DATA_DIR"])
+    await service.start()
+    base = service.base_url
+    lan_statements = [as_lan(course_statement(1, module, verb, minute)) for minute, (module, verb) in enumerate(CERTIFYING)]
+    minh_statements = [{**course_statement(7, module, verb, minute), "actor": MINH}
+                       for minute, (module, verb) in enumerate(CERTIFYING[:3])]
+    # Minh's statement names Lan as instructor: her data under her key inside his statement.
+    minh_statements[0]["context"] = {"instructor": LAN}
+    agent_param = urllib.parse.quote(json.dumps({"mbox": LAN["mbox"]}))
+    async with aiohttp.ClientSession() as session:
+        async with session.post(f"{base}/xapi/statements", json=lan_statements[1:] + minh_statements,
+                                headers=xapi_headers()) as r:
+            assert r.status == 200, await r.text()
+        body, headers = with_attachment(lan_statements[0], b"Lan's certificate scan: " + LAN["name"].encode())
+        async with session.post(f"{base}/xapi/statements", data=body, headers=headers) as r:
+            assert r.status == 200, await r.text()
+        # The same statement again: "same statement", no conflict, nothing new.
+        async with session.post(f"{base}/xapi/statements", json=[lan_statements[1]], headers=xapi_headers()) as r:
+            assert r.status == 200, await r.text()
+        for path, extra in (("activities/state", "&activityId=https://lms.example/course&stateId=bookmark"),
+                            ("agents/profile", "&profileId=contact")):
+            url = f"{base}/xapi/{path}?agent={agent_param}{extra}"
+            async with session.put(url, data=json.dumps({"name": LAN["name"]}),
+                                   headers={**xapi_headers(), "Content-Type": "application/json", "If-None-Match": "*"}) as r:
+                assert r.status == 204, await r.text()
+            async with session.get(url, headers=xapi_headers()) as r:
+                assert r.status == 200 and (await r.json()) == {"name": LAN["name"]}
+        # Reads open the sealed data: the agent filter finds Lan's statements and her instructing.
+        async with session.get(f"{base}/xapi/statements?agent={agent_param}&related_agents=true&limit=50",
+                               headers=xapi_headers()) as r:
+            assert r.status == 200
+            found = (await r.json())["statements"]
+        assert len(found) == len(lan_statements) + 1
+        assert {s["actor"]["name"] for s in found} == {LAN["name"], MINH["name"]}
+        learner = urllib.parse.quote(f"mbox:{LAN['mbox']}", safe="")
+        position = await caught_up(database_url)
+        async with session.get(f"{base}/competency/learners/{learner}", headers=xapi_headers()) as r:
+            assert r.status == 200, await r.text()
+            before = await r.json()
+        assert [c["earned"] for c in before["certifications"]] == [True], before  # Lan is certified
+        assert before["learner"].startswith("account:https://lrs.invalid/pseudonym|")  # the projection knows a pseudonym
+
+        # Nothing personal in clear reached the stream or the log, even before the erasure.
+        conn = await asyncpg.connect(database_url)
+        try:
+            payloads = b"".join(r["payload"] for r in await conn.fetch("SELECT payload FROM events"))
+        finally:
+            await conn.close()
+        assert not [n for n in NEEDLES[:2] if n.encode() in payloads]
+
+        code, output = await lrs(env, "erase", "learner", json.dumps({"mbox": LAN["mbox"]}), "--tenant", "default",
+                                 "--reason", "data subject request 2026-117")
+        assert code == 0, output
+        assert "2 document(s) and 1 attachment(s) deleted" in output, output
+        code, output = await lrs(env, "erase", "learner", json.dumps({"mbox": LAN["mbox"]}), "--tenant", "default",
+                                 "--reason", "again")
+        assert code == 1 and "already erased" in output, output
+
+        async with session.get(f"{base}/xapi/statements?agent={agent_param}&related_agents=true&limit=50",
+                               headers=xapi_headers()) as r:
+            assert r.status == 200
+            after = (await r.json())["statements"]
+        assert [s["id"] for s in after] == [s["id"] for s in found]
+        erased = [s for s in after if s["actor"].get("account", {}).get("homePage") == "https://lrs.invalid/erased"]
+        assert len(erased) == len(lan_statements)
+        assert erased[0]["actor"] == {"objectType": "Agent",
+                                      "account": {"homePage": "https://lrs.invalid/erased", "name": erased[0]["actor"]["account"]["name"]}}
+        instructed = next(s for s in after if s["actor"].get("name") == MINH["name"])
+        assert instructed["context"]["instructor"]["account"]["homePage"] == "https://lrs.invalid/erased"
+        for path, extra in (("activities/state", "&activityId=https://lms.example/course&stateId=bookmark"),
+                            ("agents/profile", "&profileId=contact")):
+            async with session.get(f"{base}/xapi/{path}?agent={agent_param}{extra}", headers=xapi_headers()) as r:
+                assert r.status == 404
+        position = await caught_up(database_url)
+        async with session.get(f"{base}/competency/learners/{learner}", headers=xapi_headers()) as r:
+            assert r.status == 200, await r.text()
+            now = await r.json()
+        # The programme keeps counting the (now anonymous) learner's record.
+        assert (now["frameworks"], now["certifications"]) == (before["frameworks"], before["certifications"])
+    await service.stop()
+
+    assert await clear_text_hits(database_url, NEEDLES) == []
+    assert await clear_text_hits(database_url, (MINH["name"],)) == []  # sealed, not erased: no clear copy either
+    messages, hits = await stream_hits(nats_control.url, NEEDLES)
+    assert messages == position and hits == []
+    anchors = (data_dir / "anchors.jsonl").read_text()
+    assert anchors and not [n for n in NEEDLES if n in anchors]
+    assert not [n for n in NEEDLES if n in Path(service.log_path).read_text()]
+
+    code, output = await lrs(env, "audit", "verify", "--anchors", str(data_dir / "anchors.jsonl"))
+    assert code == 0 and "matches all" in output, output
+    code, output = await lrs(env, "audit", "digest", "competency")
+    assert code == 0, output
+    live = output.strip().splitlines()[-1]
+    code, output = await lrs(env, "replay", "competency")
+    assert code == 0, output
+    code, output = await lrs(env, "audit", "digest", "competency")
+    assert code == 0 and output.strip().splitlines()[-1] == live, output

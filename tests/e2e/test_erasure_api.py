@@ -1,0 +1,105 @@
+"""POST /admin/erasures (scope ``erase``) and the refusals of an erasure
+(docs/privacy.md), on the in-process service and real PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import urllib.parse
+import uuid
+from pathlib import Path
+
+import asyncpg
+
+from lrs.auth import hash_secret
+from lrs.store.credentials import insert_credential
+from tests.e2e.conftest import app_client, basic_auth, xapi_headers
+
+LAN = {"mbox": "mailto:lan@example.org", "name": "Lan"}
+ERASER, ERASER_SECRET = "eraser", "eraser-secret-value"
+
+
+def statement(actor: dict) -> dict:
+    return {"id": str(uuid.uuid4()), "actor": actor, "verb": {"id": "http://adlnet.gov/expapi/verbs/passed"},
+            "object": {"id": "https://lms.example/course"}}
+
+
+async def add_eraser(database_url: str, scopes: list[str]) -> None:
+    conn = await asyncpg.connect(database_url)
+    try:
+        await insert_credential(conn, key=ERASER, secret_hash=hash_secret(ERASER_SECRET), tenant="default", scopes=scopes)
+    finally:
+        await conn.close()
+
+
+def as_eraser() -> dict[str, str]:
+    return {"Authorization": basic_auth(ERASER, ERASER_SECRET)}
+
+
+async def test_the_admin_route_erases_with_the_erase_scope_only(sealed_client, database_url: str) -> None:
+    response = await sealed_client.post("/xapi/statements", json=[statement(LAN), statement(LAN)], headers=xapi_headers())
+    assert response.status == 200
+    body = {"agent": {"mbox": LAN["mbox"]}, "reason": "request 2026-117"}
+    # The bootstrap credential holds "all", which does not include "erase".
+    response = await sealed_client.post("/admin/erasures", json=body, headers=xapi_headers())
+    assert response.status == 403
+    await add_eraser(database_url, ["erase"])
+    response = await sealed_client.post(
+        "/admin/erasures", json={**body, "reason": "asked by lan@example.org"}, headers=as_eraser())
+    assert response.status == 400 and "names the learner" in (await response.json())["error"]
+    response = await sealed_client.post("/admin/erasures", json={"agent": {"mbox": "not-a-mailto"}, "reason": "x"},
+                                        headers=as_eraser())
+    assert response.status == 400
+    response = await sealed_client.post("/admin/erasures", json=body, headers=as_eraser())
+    assert response.status == 200, await response.text()
+    erasure = await response.json()
+    assert erasure["generations"] == [1] and len(erasure["pseudonym"]) == 32
+    response = await sealed_client.post("/admin/erasures", json=body, headers=as_eraser())
+    assert response.status == 409 and "already erased" in await response.text()
+    response = await sealed_client.post(
+        "/admin/erasures", json={**body, "agent": {"mbox": "mailto:nobody@example.org"}}, headers=as_eraser())
+    assert response.status == 404
+
+    # The erasure is an event of the log, without the identifier.
+    conn = await asyncpg.connect(database_url)
+    try:
+        row = await conn.fetchrow("SELECT position, payload FROM events WHERE event_type = 'erasure'")
+    finally:
+        await conn.close()
+    assert row["position"] == erasure["position"]
+    recorded = json.loads(row["payload"])
+    assert recorded == {"pseudonym": erasure["pseudonym"], "generations": [1], "reason": "request 2026-117",
+                        "by": f"credential:{ERASER}", "documents": 0, "attachments": 0}
+    assert b"lan@example.org" not in row["payload"]
+
+    # Lan's statements read back with the erased form; new ones are readable under a new key.
+    agent = urllib.parse.quote(json.dumps({"mbox": LAN["mbox"]}))
+    response = await sealed_client.post("/xapi/statements", json=[statement(LAN)], headers=xapi_headers())
+    assert response.status == 200
+    response = await sealed_client.get(f"/xapi/statements?agent={agent}", headers=xapi_headers())
+    actors = [s["actor"] for s in (await response.json())["statements"]]
+    erased = {"objectType": "Agent", "account": {"homePage": "https://lrs.invalid/erased", "name": erasure["pseudonym"]}}
+    assert actors == [LAN, erased, erased]
+
+
+async def test_a_learner_stored_before_sealing_is_refused_and_nothing_changes(database_url: str, tmp_path: Path) -> None:
+    async with app_client(database_url, tmp_path) as clear:
+        response = await clear.post("/xapi/statements", json=[statement(LAN)], headers=xapi_headers())
+        assert response.status == 200
+        # Without sealing there is no key to destroy.
+        await add_eraser(database_url, ["erase"])
+        response = await clear.post("/admin/erasures", json={"agent": {"mbox": LAN["mbox"]}, "reason": "r"},
+                                    headers=as_eraser())
+        assert response.status == 409 and "LRS_SEAL_PERSONAL_DATA" in await response.text()
+    async with app_client(database_url, tmp_path, seal_personal_data=True,
+                          privacy_key_file=tmp_path / "privacy-key") as sealed:
+        response = await sealed.post("/xapi/statements", json=[statement(LAN)], headers=xapi_headers())
+        assert response.status == 200
+        response = await sealed.post("/admin/erasures", json={"agent": {"mbox": LAN["mbox"]}, "reason": "r"},
+                                     headers=as_eraser())
+        assert response.status == 409 and "before personal data was sealed" in await response.text()
+        conn = await asyncpg.connect(database_url)
+        try:
+            assert await conn.fetchval("SELECT count(*) FROM learner_keys WHERE wrapped IS NOT NULL") >= 1
+            assert await conn.fetchval("SELECT count(*) FROM events WHERE event_type = 'erasure'") == 0
+        finally:
+            await conn.close()

@@ -1,0 +1,151 @@
+"""The pure sealing rules (lrs.privacy.seal) and the master key file."""
+
+from __future__ import annotations
+
+import os
+
+import msgspec
+import pytest
+
+from lrs.privacy import master, seal
+from lrs.xapi.identity import ifi_key
+
+TENANT = "t1"
+PSEUDONYM_KEY = b"k" * 32
+
+
+def _keys(statement):
+    return {
+        ident: seal.SealKey(seal.pseudonym(PSEUDONYM_KEY, TENANT, ident), 1, seal.new_data_key_cipher(os.urandom(32)))
+        for ident in seal.identities(statement)
+    }
+
+
+def _seal(statement, keys):
+    return seal.seal_statement(statement, lambda agent: seal.seal_agent(
+        agent, keys, lambda key, plaintext: seal.seal_bytes(key, TENANT, plaintext)))
+
+
+def _ciphers(keys):
+    return {(k.pseudonym, k.generation): k.cipher for k in keys.values()}
+
+
+STATEMENT = {
+    "id": "6fbd600f-d17c-4c74-801a-2ec2e53231f7",
+    "actor": {"mbox": "mailto:lan@example.org", "name": "Nguyễn Thị Lan"},
+    "verb": {"id": "http://adlnet.gov/expapi/verbs/passed"},
+    "object": {"objectType": "SubStatement",
+               "actor": {"objectType": "Group", "name": "Nhóm 3",
+                         "member": [{"account": {"homePage": "https://x.example", "name": "minh"}, "name": "Minh"}]},
+               "verb": {"id": "http://adlnet.gov/expapi/verbs/attempted"},
+               "object": {"objectType": "Agent", "openid": "https://id.example/hoa"}},
+    "authority": {"objectType": "Agent", "account": {"homePage": "https://lrs.example", "name": "platform"}},
+    "context": {"instructor": {"mbox_sha1sum": "a" * 40, "name": "Thầy Hùng"},
+                "team": {"objectType": "Group", "mbox": "mailto:team@example.org", "name": "Đội A",
+                         "member": [{"mbox": "mailto:lan@example.org"}]}},
+}
+
+
+def test_sealing_hides_every_identifier_and_name_and_opening_restores_the_statement():
+    keys = _keys(STATEMENT)
+    sealed = _seal(STATEMENT, keys)
+    text = msgspec.json.encode(sealed).decode()
+    for clear in ("lan@example.org", "Nguyễn", "minh", "Minh", "hoa", "platform", "a" * 40, "Hùng",
+                  "team@example.org", "Đội A", "Nhóm 3"):
+        assert clear not in text, clear
+    assert seal.is_sealed_payload(seal.encode(sealed))
+    assert seal.open_statement(sealed, _ciphers(keys), TENANT) == STATEMENT
+    assert STATEMENT["actor"]["name"] == "Nguyễn Thị Lan"  # the input is not modified
+
+
+def test_the_sealed_form_is_an_agent_known_by_its_pseudonym():
+    keys = _keys(STATEMENT)
+    sealed = _seal(STATEMENT, keys)
+    lan = seal.pseudonym(PSEUDONYM_KEY, TENANT, "mbox:mailto:lan@example.org")
+    assert ifi_key(sealed["actor"]) == f"account:https://lrs.invalid/pseudonym|{lan}"
+    # The same person as a team member gets the same pseudonym.
+    assert sealed["context"]["team"]["member"][0]["account"]["name"] == lan
+    # An anonymous Group keeps its (sealed) members and no account of its own.
+    group = sealed["object"]["actor"]
+    assert "account" not in group and len(group["member"]) == 1
+
+
+def test_sealing_is_deterministic_so_the_same_statement_compares_equal():
+    keys = _keys(STATEMENT)
+    assert _seal(STATEMENT, keys) == _seal(STATEMENT, keys)
+    renamed = {**STATEMENT, "actor": {**STATEMENT["actor"], "name": "Lan"}}
+    assert _seal(renamed, keys)["actor"] != _seal(STATEMENT, keys)["actor"]
+
+
+def test_an_erased_identity_opens_to_the_erased_form_and_the_others_stay_readable():
+    keys = _keys(STATEMENT)
+    sealed = _seal(STATEMENT, keys)
+    lan = keys["mbox:mailto:lan@example.org"]
+    ciphers = _ciphers(keys)
+    ciphers[(lan.pseudonym, lan.generation)] = None
+    opened = seal.open_statement(sealed, ciphers, TENANT)
+    assert opened["actor"] == {"objectType": "Agent", "account": {"homePage": "https://lrs.invalid/erased", "name": lan.pseudonym}}
+    assert opened["context"]["team"]["member"][0]["account"]["homePage"] == "https://lrs.invalid/erased"
+    assert opened["context"]["instructor"] == STATEMENT["context"]["instructor"]
+
+
+def test_a_ciphertext_moved_to_another_identity_or_tenant_does_not_open():
+    keys = _keys(STATEMENT)
+    sealed = _seal(STATEMENT, keys)
+    opened = seal.open_statement(sealed, _ciphers(keys), "another-tenant")
+    assert opened["actor"]["account"]["homePage"] == "https://lrs.invalid/erased"
+
+
+def test_pseudonyms_depend_on_key_tenant_and_identifier():
+    base = seal.pseudonym(PSEUDONYM_KEY, TENANT, "mbox:mailto:a@example.org")
+    assert len(base) == 32 and int(base, 16) >= 0
+    assert base == seal.pseudonym(PSEUDONYM_KEY, TENANT, "mbox:mailto:a@example.org")
+    assert base != seal.pseudonym(b"j" * 32, TENANT, "mbox:mailto:a@example.org")
+    assert base != seal.pseudonym(PSEUDONYM_KEY, "t2", "mbox:mailto:a@example.org")
+    assert base != seal.pseudonym(PSEUDONYM_KEY, TENANT, "mbox:mailto:b@example.org")
+
+
+def test_master_key_file_is_made_once_private_and_wraps_keys(tmp_path):
+    path = tmp_path / "sub" / "privacy-key"
+    first = master.load_or_create(path)
+    assert os.stat(path).st_mode & 0o777 == 0o600
+    again = master.load_or_create(path)
+    assert first.pseudonym_key == again.pseudonym_key
+    wrapped = first.wrap(b"d" * 32, TENANT, "p", 1)
+    assert again.unwrap(wrapped, TENANT, "p", 1) == b"d" * 32
+    with pytest.raises(Exception):
+        again.unwrap(wrapped, TENANT, "p", 2)
+
+
+def test_a_bad_master_key_file_is_refused_with_its_path(tmp_path):
+    path = tmp_path / "privacy-key"
+    path.write_text("not base64!\n")
+    with pytest.raises(master.PrivacyKeyError, match="privacy-key"):
+        master.load_or_create(path)
+
+
+def test_a_sealed_document_event_carries_no_content_in_clear_and_replays_until_erased():
+    from datetime import datetime, timezone
+
+    from lrs.documents.concurrency import etag_of
+    from lrs.documents.events import DOCUMENT_EVENT, document_event_payload, replay_documents
+    from lrs.documents.model import DocumentKey, DocumentSet, NewVersion, Resource
+
+    ident = "mbox:mailto:lan@example.org"
+    key = seal.SealKey(seal.pseudonym(PSEUDONYM_KEY, TENANT, ident), 1, seal.new_data_key_cipher(os.urandom(32)))
+    stored_key = f"account:{seal.PSEUDONYM_HOME}|{key.pseudonym}"
+    context = DocumentSet(Resource.AGENT_PROFILE, "", stored_key, None)
+    content = "Nguyễn Thị Lan".encode()
+    payload = document_event_payload(
+        DocumentKey(context, "contact"), "put", NewVersion(content, "text/plain", etag_of(content)),
+        lambda data: seal.seal_bytes(key, TENANT, data),
+    )
+    assert content not in payload and b"lan@example.org" not in payload
+    events = [(1, TENANT, DOCUMENT_EVENT, datetime(2026, 1, 1, tzinfo=timezone.utc), payload)]
+    ciphers = {(key.pseudonym, key.generation): key.cipher}
+    [row] = replay_documents(events, lambda tenant, text: seal.open_text(text, ciphers, tenant)).values()
+    assert row.content == content
+    erased = {(key.pseudonym, key.generation): None}
+    assert replay_documents(events, lambda tenant, text: seal.open_text(text, erased, tenant)) == {}
+    with pytest.raises(ValueError, match="sealed"):
+        replay_documents(events)
