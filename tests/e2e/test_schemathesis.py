@@ -3,7 +3,9 @@ every response as the document describes it.
 
 The service runs as ``lrs serve`` in a child process; schemathesis (its CLI,
 the way an outside team would run it) generates requests from the served
-OpenAPI document, valid and invalid, for about a minute with a fixed seed.
+OpenAPI document, valid and invalid, a bounded number per operation with a
+fixed seed (bounded by count, not by time, so that a slow machine runs the
+same cases, only later).
 Failure-throttling and rate limits are raised so that the run tests the
 routes, not the limits (both are tested in test_abuse_api.py).
 """
@@ -18,7 +20,8 @@ from pathlib import Path
 
 from tests.e2e.conftest import KEY, SECRET
 
-MAX_TIME_S = 60
+MAX_EXAMPLES = 15  # per operation and phase
+TIMEOUT_S = 600  # a guard only: the run ends when its cases are done
 SEED = 20261206
 CHECKS = ",".join([
     "not_a_server_error",
@@ -46,8 +49,7 @@ async def test_schemathesis_finds_no_server_error_and_no_undocumented_response(
         "--auth", f"{KEY}:{SECRET}",
         "--header", "X-Experience-API-Version: 1.0.3",
         "--checks", CHECKS,
-        "--max-time", str(MAX_TIME_S),
-        "--max-examples", "40",
+        "--max-examples", str(MAX_EXAMPLES),
         "--seed", str(SEED),
         "--workers", "1",
         "--request-timeout", "10",
@@ -57,7 +59,7 @@ async def test_schemathesis_finds_no_server_error_and_no_undocumented_response(
         env={**os.environ, "SCHEMATHESIS_HOOKS": ""},
         cwd=tmp_path,
     )
-    output, _ = await asyncio.wait_for(process.communicate(), MAX_TIME_S * 4)
+    output, _ = await asyncio.wait_for(process.communicate(), TIMEOUT_S)
     # Drop the warnings that quote whole regular expressions, to keep the failures readable.
     text = "\n".join(line for line in output.decode("utf-8", "replace").splitlines()
                      if "Dropped `" not in line)
