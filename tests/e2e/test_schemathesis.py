@@ -20,7 +20,7 @@ from pathlib import Path
 
 from tests.e2e.conftest import KEY, SECRET
 
-MAX_EXAMPLES = 15  # per operation and phase
+MAX_EXAMPLES = 10  # per operation and phase
 TIMEOUT_S = 600  # a guard only: the run ends when its cases are done
 SEED = 20261206
 CHECKS = ",".join([
