@@ -3,8 +3,16 @@
 Fixtures:
 
 * ``postgres_server`` (session): base URL of a PostgreSQL server.
-* ``database_url`` (function): URL of a fresh, empty database on that server,
-  created with CREATE DATABASE and dropped after the test.
+* ``database_url`` (function): URL of a fresh database on that server, created
+  with CREATE DATABASE and dropped after the test.  Empty, except for a test
+  that also uses a fixture whose first act is to migrate it (``client``,
+  ``sealed_client``, ``pool``: ``MIGRATED_BY``): that test gets a copy of ``migrated_template``
+  instead, which is what the migrations would have made of the empty one.
+* ``migrated_template`` (session): name of a database holding every migration,
+  made once per session; ``CREATE DATABASE ... TEMPLATE`` copies it in a few
+  milliseconds where applying the migrations takes a few hundred.
+* ``light_secret_hashing`` (function): secrets hashed during the test cost
+  scrypt N=2**4 instead of the production 2**14 (``client`` uses it).
 * ``nats_url`` (session): URL of a nats-server with JetStream.
 * ``nats_control`` (function): a private nats-server with JetStream that the
   test may ``await stop()``, ``kill()`` and ``await start()`` again on the
@@ -34,8 +42,10 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import pytest
 
+import lrs.auth
 from lrs.runtime.nats import EmbeddedNats
 from lrs.runtime.postgres import EmbeddedPostgres
+from lrs.service import migrate
 
 # Test servers trade nothing for speed: fsync stays on, as in production.
 _TEST_POSTGRES_SETTINGS = {"shared_buffers": "128MB", "max_connections": "200"}
@@ -96,12 +106,14 @@ async def postgres_server(_docker: bool) -> AsyncIterator[str]:
 
 
 @contextlib.asynccontextmanager
-async def fresh_database(server_url: str) -> AsyncIterator[str]:
-    """URL of a new empty database on ``server_url``, dropped on exit."""
+async def fresh_database(server_url: str, template: str | None = None) -> AsyncIterator[str]:
+    """URL of a new database on ``server_url``, dropped on exit: empty, or a
+    copy of the database named ``template``."""
     name = f"lrs_test_{uuid.uuid4().hex[:16]}"
+    copy = f' TEMPLATE "{template}"' if template else ""
     admin = await asyncpg.connect(server_url)
     try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
+        await admin.execute(f'CREATE DATABASE "{name}"{copy}')
     finally:
         await admin.close()
     try:
@@ -114,9 +126,36 @@ async def fresh_database(server_url: str) -> AsyncIterator[str]:
             await admin.close()
 
 
+# Fixtures that apply every migration to ``database_url`` before anything else
+# touches it (the app's startup, the integration pool).
+MIGRATED_BY = frozenset({"client", "sealed_client", "pool", "migrated_url"})
+
+
+@pytest.fixture(scope="session")
+async def migrated_template(postgres_server: str) -> AsyncIterator[str]:
+    name = f"lrs_template_{uuid.uuid4().hex[:16]}"
+    admin = await asyncpg.connect(postgres_server)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    try:
+        await migrate(with_database(postgres_server, name))  # the core's and the projections'; closed after
+        yield name
+    finally:
+        admin = await asyncpg.connect(postgres_server)
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
+
+
 @pytest.fixture
-async def database_url(postgres_server: str) -> AsyncIterator[str]:
-    async with fresh_database(postgres_server) as url:
+async def database_url(
+    postgres_server: str, migrated_template: str, request: pytest.FixtureRequest
+) -> AsyncIterator[str]:
+    template = migrated_template if MIGRATED_BY.intersection(request.fixturenames) else None
+    async with fresh_database(postgres_server, template) as url:
         yield url
 
 
@@ -125,6 +164,25 @@ async def second_database_url(postgres_server: str) -> AsyncIterator[str]:
     """Another fresh database, for a second LRS (a target of export, pull or forward)."""
     async with fresh_database(postgres_server) as url:
         yield url
+
+
+LIGHT_SCRYPT_N = 2**4
+
+
+@pytest.fixture
+def light_secret_hashing(monkeypatch: pytest.MonkeyPatch) -> int:
+    """Secrets hashed during the test (the bootstrap credential at the app's
+    start, credentials a test adds) use scrypt with N=2**4, not 2**14.
+
+    The code path is the production one: ``hash_secret`` writes its N into the
+    stored hash and ``verify_secret`` checks with the N it finds there.  Only
+    the cost differs: a production-cost hash at each app start and a
+    production-cost check at each first request took about a third of a
+    ``client`` test.  The cost itself, and the throttling that runs before
+    the slow check, are tested at production cost (tests/unit/test_auth.py,
+    tests/e2e/test_abuse_api.py)."""
+    monkeypatch.setattr(lrs.auth, "_SCRYPT_N", LIGHT_SCRYPT_N)
+    return LIGHT_SCRYPT_N
 
 
 @pytest.fixture(scope="session")

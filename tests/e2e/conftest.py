@@ -1,6 +1,7 @@
 """End-to-end fixtures: the real HTTP service against real PostgreSQL (and NATS).
 
-* ``client`` — the aiohttp app in process (relay off), for fast HTTP-level tests.
+* ``client`` — the aiohttp app in process (relay off), for fast HTTP-level tests,
+  with ``light_secret_hashing`` (tests/conftest.py); ``sealed_client`` likewise.
 * ``service`` — ``lrs serve`` as a child process that a test may kill with
   SIGKILL or stop with SIGTERM and start again.
 """
@@ -60,13 +61,13 @@ async def app_client(database_url: str, tmp_path: Path, **extra: Any) -> AsyncIt
 
 
 @pytest.fixture
-async def client(database_url: str, tmp_path: Path) -> AsyncIterator[TestClient]:
+async def client(database_url: str, tmp_path: Path, light_secret_hashing: int) -> AsyncIterator[TestClient]:
     async with app_client(database_url, tmp_path) as test_client:
         yield test_client
 
 
 @pytest.fixture
-async def sealed_client(database_url: str, tmp_path: Path) -> AsyncIterator[TestClient]:
+async def sealed_client(database_url: str, tmp_path: Path, light_secret_hashing: int) -> AsyncIterator[TestClient]:
     """The service storing personal data sealed (LRS_SEAL_PERSONAL_DATA)."""
     async with app_client(
         database_url, tmp_path, seal_personal_data=True, privacy_key_file=tmp_path / "privacy-key"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import subprocess
 import sys
 
 import pytest
@@ -22,11 +21,33 @@ def _subcommand_paths(parser, prefix=()):
                 yield from _subcommand_paths(sub, (*prefix, name))
 
 
-@pytest.mark.parametrize("path", [(), *_subcommand_paths(build_parser())], ids=lambda p: " ".join(p) or "lrs")
-def test_every_subcommand_has_help(path):
-    result = subprocess.run([sys.executable, "-m", "lrs", *path, "--help"], capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
-    assert "usage: lrs" in result.stdout
+PATHS = [(), *_subcommand_paths(build_parser())]
+
+
+@pytest.fixture(scope="module")
+async def helps() -> dict[tuple[str, ...], tuple[int, str, str]]:
+    """``python -m lrs ... --help`` for every subcommand, each in its own
+    interpreter, a few side by side: each run is mostly the interpreter
+    importing the CLI, one core's worth of work."""
+    side_by_side = asyncio.Semaphore(3)
+
+    async def run(path: tuple[str, ...]) -> tuple[int, str, str]:
+        async with side_by_side:
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "lrs", *path, "--help",
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            )
+            out, err = await proc.communicate()
+            return proc.returncode, out.decode(), err.decode()
+
+    return dict(zip(PATHS, await asyncio.gather(*(run(path) for path in PATHS))))
+
+
+@pytest.mark.parametrize("path", PATHS, ids=lambda p: " ".join(p) or "lrs")
+def test_every_subcommand_has_help(path, helps):
+    returncode, stdout, stderr = helps[path]
+    assert returncode == 0, stderr
+    assert "usage: lrs" in stdout
 
 
 async def _lrs(env: dict[str, str], *args: str) -> tuple[int, str, str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 
 import pytest
 
@@ -81,3 +82,12 @@ def test_verified_cache_matches_only_the_same_secret_and_expires():
     assert cache.lookup("key", "wrong") is None
     now[0] = 10.0
     assert cache.lookup("key", "secret") is None
+
+
+def test_hash_secret_costs_scrypt_n_2_14_and_the_check_uses_the_stored_cost():
+    scheme, n, r, p, _, _ = hash_secret("s3cret").split("$")
+    assert (scheme, n, r, p) == ("scrypt", str(2**14), "8", "1")
+    # A hash made at another cost (the tests' light_secret_hashing) is checked at that cost.
+    salt, digest = b"0" * 16, hashlib.scrypt(b"s3cret", salt=b"0" * 16, n=2**4, r=8, p=1, dklen=32)
+    light = "$".join(["scrypt", "16", "8", "1", base64.b64encode(salt).decode(), base64.b64encode(digest).decode()])
+    assert verify_secret("s3cret", light) and not verify_secret("s3cret!", light)

@@ -1,0 +1,35 @@
+"""The ``client`` fixture starts where it should, cheaply: its database is a
+copy of the session's migrated template (not migrated again), and its
+bootstrap credential is hashed at the tests' light scrypt cost."""
+
+from __future__ import annotations
+
+import asyncpg
+from aiohttp.test_utils import TestClient
+
+from tests.conftest import LIGHT_SCRYPT_N, with_database
+from tests.e2e.conftest import KEY, xapi_headers
+
+
+async def _fetch(url: str, query: str) -> list[asyncpg.Record]:
+    conn = await asyncpg.connect(url)
+    try:
+        return await conn.fetch(query)
+    finally:
+        await conn.close()  # no session may stay on the template: CREATE DATABASE ... TEMPLATE would refuse
+
+
+async def test_client_database_is_a_copy_of_the_migrated_template(
+    client: TestClient, database_url: str, postgres_server: str, migrated_template: str
+) -> None:
+    applied = "SELECT version, applied_at FROM schema_migrations ORDER BY 1"
+    assert await _fetch(database_url, applied) == await _fetch(with_database(postgres_server, migrated_template), applied)
+
+
+async def test_client_bootstrap_credential_is_hashed_lightly_and_still_checked(
+    client: TestClient, database_url: str
+) -> None:
+    [row] = await _fetch(database_url, f"SELECT secret_hash FROM credentials WHERE key = '{KEY}'")
+    assert row["secret_hash"].split("$")[:2] == ["scrypt", str(LIGHT_SCRYPT_N)]
+    assert (await client.get("/xapi/statements?limit=1", headers=xapi_headers())).status == 200
+    assert (await client.get("/xapi/statements?limit=1", headers=xapi_headers(secret="wrong"))).status == 401
