@@ -310,6 +310,15 @@ class Relay:
             # busy periods make fewer, larger rounds (reads and publishes).
             await asyncio.sleep(self._linger)
 
+    def observe_head(self, head: int | None = None) -> None:
+        """Set the relay's gauges from what it knows now, with ``head`` (the
+        log head as PostgreSQL has it) if given.  ``/metrics`` calls this at
+        every scrape: the loop sets them too, but a relay stuck in a publish
+        or waiting for NATS does not run its loop, and its lag would read as
+        it was before it got stuck."""
+        self._observe_head(self.log_head if head is None else head)
+        metrics.RELAY_PUBLISHED_POSITION.labels(**self._metric_labels).set(self.published_position)
+
     def _observe_head(self, head: int) -> None:
         self.log_head = max(self.log_head, head)
         metrics.RELAY_LOG_HEAD.labels(**self._metric_labels).set(self.log_head)

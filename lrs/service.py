@@ -34,9 +34,10 @@ if TYPE_CHECKING:
 
     from lrs.commands.audit import Digest
     from lrs.config import Settings
+    from projections.competency.catalog import Catalog
     from projections.contract import Projection
 
-__all__ = ["APP_PLUGINS", "DIGESTS", "MIGRATIONS", "build_parser", "create_app", "main", "migrate", "projections_to_run"]
+__all__ = ["APP_PLUGINS", "DIGESTS", "MIGRATIONS", "build_parser", "competency_projection", "create_app", "main", "migrate", "projections_to_run"]
 
 # The parts are imported when they are used, not when the command line is
 # built: `lrs --help` and every short command stay quick to start.
@@ -45,7 +46,7 @@ __all__ = ["APP_PLUGINS", "DIGESTS", "MIGRATIONS", "build_parser", "create_app",
 def _competency_http(app: web.Application) -> None:
     import projections.http
 
-    projections.http.register(app)
+    projections.http.register(app, competency_projection)
 
 
 async def _competency_digest(pool: asyncpg.Pool) -> tuple[str, int]:
@@ -54,9 +55,17 @@ async def _competency_digest(pool: asyncpg.Pool) -> tuple[str, int]:
     return await digest_with_position(pool)
 
 
+def _competency_console(app: web.Application) -> None:
+    from lrs.http import keys
+    from projections.console import CompetencyConsole
+
+    app[keys.CONSOLE_COMPETENCY] = CompetencyConsole()  # what /console reads (lrs/console/ports.py)
+
+
 # What the HTTP service mounts beyond the xAPI core: /competency/... and the
-# runner that keeps the competency projection current while the service runs.
-APP_PLUGINS: tuple[Callable[[web.Application], None], ...] = (_competency_http,)
+# runner that keeps the competency projection current while the service runs,
+# and the competency projection's reads for the console's pages.
+APP_PLUGINS: tuple[Callable[[web.Application], None], ...] = (_competency_http, _competency_console)
 
 # The SQL of the projections' tables, applied with the core's migrations in one
 # version order (lrs.store.migrations).
@@ -66,13 +75,20 @@ MIGRATIONS: tuple[Traversable, ...] = (competency.MIGRATIONS, units.MIGRATIONS)
 DIGESTS: Mapping[str, Digest] = {"competency": _competency_digest}
 
 
+def competency_projection(catalog: Catalog) -> Projection:
+    """The competency projection for ``catalog``; the service's supervisor
+    builds it with the installed frameworks, again whenever they change."""
+    from projections.competency.store import CompetencyProjection
+
+    return CompetencyProjection(catalog)
+
+
 def projections_to_run() -> list[Projection]:
     """Every projection this installation runs, built with the frameworks
     shipped with the code (the contract test runs each of them)."""
     from projections.competency.catalog import load_catalog
-    from projections.competency.store import CompetencyProjection
 
-    return [CompetencyProjection(load_catalog())]
+    return [competency_projection(load_catalog())]
 
 
 async def migrate(target: str | asyncpg.Connection | asyncpg.Pool) -> list[int]:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import json
 from datetime import date, datetime, timezone
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Callable
 
 import msgspec
 import structlog
@@ -46,6 +46,7 @@ from projections.competency.reports import BY, PARTS, to_csv, to_xlsx
 from projections.competency.series import CLOCKS, INTERVALS, unit_series
 from projections.competency.standing import STATUSES
 from projections.competency.unit_views import unit_tree
+from projections.contract import Projection
 from projections.supervisor import Freshness, ObservedProjection, Supervisor, observed_freshness
 from projections.units import store as units
 from projections.units.roster import RosterError, parse_csv, parse_json, parse_learner
@@ -56,6 +57,8 @@ CATALOG = web.AppKey("competency_catalog", Catalog)
 FRAMEWORKS_PROBLEM = web.AppKey("competency_frameworks_problem", str)
 SUPERVISOR = web.AppKey("competency_supervisor", Supervisor)
 OBSERVED = web.AppKey("competency_observed", ObservedProjection)
+# The competency projection for a catalog, as the composition root builds it.
+BUILD_PROJECTION: web.AppKey[Callable[[Catalog], Projection]] = web.AppKey("competency_build_projection")
 READ_SCOPE = "all/read"
 ADMIN_SCOPE = "all"
 POSITION_HEADER = "X-LRS-Position"
@@ -65,12 +68,14 @@ _ENCODER = msgspec.json.Encoder()
 __all__ = ["register", "competency_app", "CATALOG"]
 
 
-def register(app: web.Application) -> None:
+def register(app: web.Application, build_projection: Callable[[Catalog], Projection]) -> None:
     """Mount /competency on the service (a sub-application of its own), and
     run the projection with it: the catalogue, the projection's status (for
     /ready and /metrics) and the runner are the service's, so the console and
     /ready read them too, and the runner stops before the pool it writes
-    with closes (a sub-application's cleanup would run after the service's)."""
+    with closes (a sub-application's cleanup would run after the service's).
+    ``build_projection``: the projection for a catalog, from the composition
+    root (lrs.service.competency_projection)."""
     try:
         app[CATALOG] = load_live_catalog(app[keys.SETTINGS].installed_frameworks_dir)
     except FrameworkError as exc:
@@ -78,6 +83,7 @@ def register(app: web.Application) -> None:
         # waits until the documents are fixed and the service restarted.
         app[FRAMEWORKS_PROBLEM] = str(exc)
         log.error("competency.frameworks_invalid", error=str(exc), alert=True)
+    app[BUILD_PROJECTION] = build_projection
     app.cleanup_ctx.append(_projection_runner)  # last: it needs the pool, the writer and the relay
     app[keys.PROJECTIONS_STATUS] = projections_status
     app.add_subapp(PREFIX, competency_app())
@@ -588,7 +594,7 @@ async def _projection_runner(app: web.Application) -> AsyncIterator[None]:
     supervisor = Supervisor(
         app[keys.POOL], app[CATALOG], frameworks_dir=settings.installed_frameworks_dir, nats_url=nats_url, wake=wake,
         stale_after_s=settings.competency_stale_after_s, poll_s=settings.frameworks_poll_s,
-        auto_rebuild=settings.competency_auto_rebuild,
+        auto_rebuild=settings.competency_auto_rebuild, build_projection=app[BUILD_PROJECTION],
     )
     supervisor.start()
     app[SUPERVISOR] = supervisor

@@ -34,9 +34,9 @@ import asyncpg
 import structlog
 
 from lrs import projection_health
-
 from projections.competency.catalog import Catalog, load_live_catalog
 from projections.competency.frameworks import FrameworkError
+from projections.contract import Projection
 
 __all__ = ["Freshness", "ObservedProjection", "Supervisor", "checked_freshness", "observed_freshness"]
 
@@ -84,8 +84,12 @@ class Supervisor:
         poll_s: float = 5.0,
         auto_rebuild: bool = True,
         load_catalog: Callable[[Path | None], Catalog] = load_live_catalog,
+        build_projection: Callable[[Catalog], Projection],
     ) -> None:
         self.pool = pool
+        # The projection for a catalog, as the composition root builds it
+        # (lrs.service.competency_projection); built again whenever the documents change.
+        self._build_projection = build_projection
         self.catalog = catalog  # the documents as last read
         self.runner: Any = None  # the ProjectionRunner while running (the console retries parked events with it)
         self.serving: Catalog | None = None  # the catalog the live tables were built with, once known
@@ -131,7 +135,6 @@ class Supervisor:
             await asyncio.wait_for(self._stop.wait(), seconds)
 
     async def _supervise(self) -> None:
-        from projections.competency.store import CompetencyProjection
         from projections.replay import ReplayRunning, replay
         from projections.runner import ProjectionOutdated, ProjectionRunner
 
@@ -139,7 +142,7 @@ class Supervisor:
         try:
             while not self._stop.is_set():
                 catalog = self.catalog
-                projection = CompetencyProjection(catalog)
+                projection = self._build_projection(catalog)
                 runner = ProjectionRunner(self.pool, projection)
                 try:
                     await runner.checkpoint()

@@ -1,7 +1,8 @@
 """Officials' pages: the unit tree, a unit with its chart and learners, a
 learner's competency state and evidence, and the unit report (CSV).
 
-Every number comes from :mod:`projections.competency.queries`, the functions
+Every number comes from the competency projection through the port the
+console declares (:class:`lrs.console.ports.CompetencyPages`): the functions
 behind ``/competency/...``, so the console shows what the API answers.
 """
 
@@ -20,20 +21,12 @@ from lrs.console.i18n import local_text, translator
 from lrs.console.render import render
 from lrs.http import keys
 from lrs.http.middleware import CREDENTIAL
-from projections.competency.catalog import Catalog
-from projections.competency.frameworks import Program
-from projections.competency.queries import (
-    QueryError,
-    learner_view,
-    trail_view,
-    unit_learners,
-    unit_summary,
-)
-from projections.competency.report_query import unit_report as build_unit_report
-from projections.competency.reports import BY, PARTS
-from projections.competency.series import unit_series
-from projections.competency.unit_views import unit_tree
-from projections.http import CATALOG, FRAMEWORKS_PROBLEM, OBSERVED, REPORT_FORMATS, SUPERVISOR, report_response
+from lrs.console.ports import CompetencyPages, Unavailable
+
+# The projection's catalogue and programmes, as the port hands them over
+# (projections.competency.catalog.Catalog, projections.competency.frameworks.Program).
+Catalog = Any
+Program = Any
 
 PAGE_SIZE = 50
 CHART_MONTHS = 5  # the chart shows this many months before the current one
@@ -55,28 +48,20 @@ def program_key(program: Program) -> str:
     return f"{program.iri}|{program.version}"
 
 
-class _Unavailable(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
+def _competency(request: web.Request) -> CompetencyPages:
+    found = request.config_dict.get(keys.CONSOLE_COMPETENCY)
+    if found is None:
+        raise Unavailable(503, "no competency projection is installed")
+    return found
 
 
 async def _catalog(request: web.Request) -> Catalog:
-    """The catalog the API answers with now (the supervisor's, as
-    ``projections.http._serving`` picks it).  Where the API would refuse a
+    """The catalog the API answers with now.  Where the API would refuse a
     stale answer, the page shows it with a notice of how far behind it is."""
-    catalog = request.config_dict.get(CATALOG)
-    if catalog is None:
-        raise _Unavailable(503, request.config_dict.get(FRAMEWORKS_PROBLEM, "frameworks unavailable"))
-    # This service's supervisor, or the observer of a projection running in another process.
-    watcher = request.config_dict.get(SUPERVISOR) or request.config_dict.get(OBSERVED)
-    if watcher is None:
-        return catalog
-    fresh = await watcher.freshness()
-    if fresh.state != "current":
+    catalog, fresh = await _competency(request).catalog(request.config_dict)
+    if fresh is not None:
         request[guard.FRESHNESS] = fresh
-    return fresh.catalog or watcher.catalog
+    return catalog
 
 
 def _program(request: web.Request, catalog: Catalog) -> Program | None:
@@ -92,15 +77,17 @@ def _message(request: web.Request, status: int, text: str) -> web.Response:
 
 
 def _pages(handler):  # type: ignore[no-untyped-def]
-    """QueryError and an unreadable catalog become an error page with their message."""
+    """The queries' errors and an unreadable catalog become an error page with their message."""
 
     async def wrapped(request: web.Request) -> web.StreamResponse:
         try:
             return await handler(request)
-        except QueryError as exc:
+        except Unavailable as exc:
             return _message(request, exc.status, exc.message)
-        except _Unavailable as exc:
-            return _message(request, exc.status, exc.message)
+        except Exception as exc:
+            if isinstance(exc, _competency(request).query_errors):
+                return _message(request, exc.status, exc.message)  # type: ignore[attr-defined]
+            raise
 
     wrapped.__name__ = handler.__name__
     return wrapped
@@ -125,7 +112,7 @@ async def units_page(request: web.Request) -> web.StreamResponse:
     program = _program(request, catalog)
     tree = None
     if program is not None:
-        tree = await unit_tree(request.config_dict[keys.POOL], request[CREDENTIAL].tenant, program=program)
+        tree = await _competency(request).unit_tree(request.config_dict[keys.POOL], request[CREDENTIAL].tenant, program=program)
     rows = list(_depth_first(tree["units"])) if tree else []
     return render("units.html", request, _context(request, catalog, program, tree=tree, rows=rows))
 
@@ -146,12 +133,13 @@ async def unit_page(request: web.Request) -> web.StreamResponse:
     pool = request.config_dict[keys.POOL]
     tenant = request[CREDENTIAL].tenant
     unit_id = request.match_info["unit"]
-    summary = await unit_summary(pool, catalog, tenant, unit_id, program=program, descendants=True)
-    learners = await unit_learners(
+    competency = _competency(request)
+    summary = await competency.unit_summary(pool, catalog, tenant, unit_id, program=program, descendants=True)
+    learners = await competency.unit_learners(
         pool, catalog, tenant, unit_id, program=program, descendants=True,
         after=request.query.get("after", ""), limit=PAGE_SIZE,
     )
-    tree = await unit_tree(pool, tenant, program=program)
+    tree = await competency.unit_tree(pool, tenant, program=program)
     children = _find(tree["units"], unit_id)
     chart = await _chart(request, program, unit_id)
     return render(
@@ -179,7 +167,7 @@ async def _chart(request: web.Request, program: Program, unit_id: str) -> Markup
     ``GET /competency/units/{unit}/series``)."""
     today = datetime.now(timezone.utc).date()
     first = (today.replace(day=1) - timedelta(days=CHART_MONTHS * 31)).replace(day=1)
-    series = await unit_series(
+    series = await _competency(request).unit_series(
         request.config_dict[keys.POOL], request[CREDENTIAL].tenant, unit_id, program=program, descendants=True,
         first=first, last=today, interval="month", clock="achieved",
     )
@@ -202,14 +190,17 @@ async def unit_report(request: web.Request) -> web.StreamResponse:
     by = request.query.get("by", "agency")
     fmt = request.query.get("format", "csv")
     part = request.query.get("part", "summary")
-    for name, value, allowed in (("by", by, BY), ("format", fmt, REPORT_FORMATS), ("part", part, PARTS)):
+    competency = _competency(request)
+    choices = (("by", by, competency.report_groupings), ("format", fmt, competency.report_formats),
+               ("part", part, competency.report_parts))
+    for name, value, allowed in choices:
         if value not in allowed:
             return _message(request, 400, f"{name} must be one of {', '.join(allowed)}, got {value!r}")
     unit_id = request.match_info["unit"]
-    report = await build_unit_report(
+    report = await competency.unit_report(
         request.config_dict[keys.POOL], catalog, request[CREDENTIAL].tenant, unit_id, program=program, by=by  # type: ignore[arg-type]
     )
-    return report_response(report, unit_id, by, fmt, part, request.get(guard.FRESHNESS))
+    return competency.report_response(report, unit_id, by, fmt, part, request.get(guard.FRESHNESS))
 
 
 def _code(catalog: Catalog, competency: str) -> str:
@@ -223,13 +214,14 @@ async def learner_page(request: web.Request) -> web.StreamResponse:
     learner = request.match_info["learner"]
     pool = request.config_dict[keys.POOL]
     tenant = request[CREDENTIAL].tenant
-    view = await learner_view(pool, catalog, tenant, learner)
+    competency_pages = _competency(request)
+    view = await competency_pages.learner_view(pool, catalog, tenant, learner)
     programs = {program_key(p): p for p in catalog.programs}
     evidence: dict[str, list[dict[str, Any]]] = {}  # statement id -> what it was evidence of
     if view is not None:
         wanted = {sid for c in view["certifications"] for sid in c["statement_ids"]}
         for competency in sorted({m for c in view["certifications"] for m in c["met"]}):
-            trail = await trail_view(pool, catalog, tenant, learner, competency)
+            trail = await competency_pages.trail_view(pool, catalog, tenant, learner, competency)
             for item in (trail or {}).get("evidence", []):
                 if item["statement_id"] in wanted:
                     evidence.setdefault(item["statement_id"], []).append({**item, "competency": competency})
@@ -256,7 +248,7 @@ async def trail_page(request: web.Request) -> web.StreamResponse:
     catalog = await _catalog(request)
     learner = request.match_info["learner"]
     competency = request.query.get("competency") or ""
-    view = await trail_view(request.config_dict[keys.POOL], catalog, request[CREDENTIAL].tenant, learner, competency)
+    view = await _competency(request).trail_view(request.config_dict[keys.POOL], catalog, request[CREDENTIAL].tenant, learner, competency)
     return render(
         "trail.html", request,
         {"learner": learner, "view": view, "learner_url": learner_url, "code": lambda iri: _code(catalog, iri)},

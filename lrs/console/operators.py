@@ -2,8 +2,9 @@
 retry), refused statements, audit status, credentials and the statement browser.
 
 Reads go through the store functions the API and the CLI use
-(``lrs.store.*``, ``projections.runner``), writes through the same calls as
-``lrs credentials create/revoke``.
+(``lrs.store.*``; the projection's through the port the console declares,
+:class:`lrs.console.ports.ProjectionOperations`), writes through the same
+calls as ``lrs credentials create/revoke``.
 """
 
 from __future__ import annotations
@@ -31,12 +32,6 @@ from lrs.store import reader
 from lrs.store.checkpoints import get_checkpoint
 from lrs.store.log_reader import last_position
 from lrs.xapi.errors import XapiError
-from projections.competency.queries import position_at
-from projections.http import SUPERVISOR
-from projections.retry_requests import is_parked, recent_requests, request_retry
-from projections.runner import checkpoint_position, parked_events
-
-PROJECTION = "competency"
 FILTER_FIELDS = (
     "agent", "verb", "activity", "registration", "since", "until",
     "related_activities", "related_agents", "ascending", "limit",
@@ -69,18 +64,19 @@ def _rejected_here() -> int:
 async def operations_page(request: web.Request) -> web.StreamResponse:
     pool = request.config_dict[keys.POOL]
     tenant = request[CREDENTIAL].tenant
+    projection = request.config_dict[keys.CONSOLE_COMPETENCY]
     now = datetime.now(timezone.utc)
     head = await last_position(pool)
     async with pool.acquire() as conn:
-        minute_ago = await position_at(conn, now - timedelta(minutes=1))
-        five_ago = await position_at(conn, now - timedelta(minutes=5))
+        minute_ago = await projection.position_at(conn, now - timedelta(minutes=1))
+        five_ago = await projection.position_at(conn, now - timedelta(minutes=5))
     relay_at = await get_checkpoint(pool, relay_module.DEFAULT_NAME)
     settings = request.config_dict[keys.SETTINGS]
     relay_configured = settings.relay_enabled and request.config_dict.get(keys.NATS_URL) is not None
-    projection_at = await checkpoint_position(pool, PROJECTION)
-    supervisor = request.config_dict.get(SUPERVISOR)
+    projection_at = await projection.checkpoint_position(pool)
+    supervisor = projection.runner(request.config_dict)
     runner_here = supervisor is not None
-    retries = await recent_requests(pool, PROJECTION, tenant)
+    retries = await projection.recent_requests(pool, tenant)
     context = {
         "head": head,
         "last_minute": head - minute_ago,
@@ -93,7 +89,7 @@ async def operations_page(request: web.Request) -> web.StreamResponse:
             "state": supervisor.state if supervisor is not None else None,
             "reason": supervisor.reason if supervisor is not None else None,
         },
-        "parked": await parked_events(pool, PROJECTION, tenant),
+        "parked": await projection.parked_events(pool, tenant),
         "rejected": _rejected_here(),
         "audit": await audit_status(pool, settings, now),
         "retries": retries,
@@ -104,16 +100,17 @@ async def operations_page(request: web.Request) -> web.StreamResponse:
 
 async def retry_parked(request: web.Request) -> web.StreamResponse:
     """Asks the projection's leading runner, in whichever process it runs, to
-    apply the parked event again (:mod:`projections.retry_requests`)."""
+    apply the parked event again (:meth:`ProjectionOperations.request_retry`)."""
     try:
         position = int(request.match_info["position"])
     except ValueError:
         return _error(request, 400, f"position must be an integer, got {request.match_info['position']!r}")
     pool = request.config_dict[keys.POOL]
     credential = request[CREDENTIAL]
-    if not await is_parked(pool, PROJECTION, position, credential.tenant):
+    projection = request.config_dict[keys.CONSOLE_COMPETENCY]
+    if not await projection.is_parked(pool, position, credential.tenant):
         return _error(request, 404, f"no event at position {position} is parked for tenant {credential.tenant!r}")
-    request_id = await request_retry(pool, PROJECTION, position, credential.tenant, credential.key)
+    request_id = await projection.request_retry(pool, position, credential.tenant, credential.key)
     location = request.app.router["operations"].url_for().with_query({"requested": str(request_id)})
     raise web.HTTPSeeOther(location.with_fragment("retries"))
 

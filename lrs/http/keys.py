@@ -10,6 +10,7 @@ from aiohttp import web
 from lrs.config import Settings
 
 if TYPE_CHECKING:
+    from lrs.console.ports import ConsoleCompetency
     from lrs.http.authn import Authenticator
     from lrs.oidc import BearerVerifier
     from lrs.store.learner_keys import LearnerKeys
@@ -34,6 +35,10 @@ EMBEDDED: web.AppKey[Callable[[], dict[str, str]]] = web.AppKey("embedded")
 # Each projection's state, lag and parked count (projections/http.py), for
 # /ready and /metrics.
 PROJECTIONS_STATUS: web.AppKey[Callable[[web.Application], Awaitable[dict[str, Any]]]] = web.AppKey("projections_status")
+
+# What the console reads from the competency projection (lrs/console/ports.py),
+# put here by the composition root (lrs/service.py).
+CONSOLE_COMPETENCY: web.AppKey["ConsoleCompetency"] = web.AppKey("console_competency")
 
 
 class Lifecycle:

@@ -7,12 +7,11 @@ import contextlib
 
 import structlog
 from aiohttp import web
-
-from lrs.http import keys
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Histogram, generate_latest
 
 from lrs import projection_health
 from lrs.http import keys
+from lrs.store.log_reader import last_position
 
 log = structlog.get_logger("lrs.http.metrics")
 
@@ -53,6 +52,21 @@ async def metrics_handler(request: web.Request) -> web.Response:
                 await projection_health.read_health(pool)
         except Exception as exc:  # noqa: BLE001 - the rest of the metrics still count
             log.warning("metrics.projection_health_failed", error=repr(exc))
+    relay = request.app.get(keys.RELAY)
+    if relay is not None and relay.is_leader:
+        # The relay's lag as of this scrape: the log head as PostgreSQL has it
+        # now against the last position the stream acknowledged, whether or
+        # not the relay's own loop is running (it is not while a publish or
+        # a reconnection hangs).  A standby publishes nothing and sets no
+        # gauges; the leading process's /metrics tells its lag.
+        head = None
+        if pool is not None:
+            try:
+                async with asyncio.timeout(2):
+                    head = await last_position(pool)
+            except Exception as exc:  # noqa: BLE001 - the head this process saw still counts
+                log.warning("metrics.log_head_failed", error=repr(exc))
+        relay.observe_head(head)
     projections = request.app.get(keys.PROJECTIONS_STATUS)
     if projections is not None:
         with contextlib.suppress(Exception):  # metrics never fail for want of the database

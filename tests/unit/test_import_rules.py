@@ -24,7 +24,7 @@ DRIVERS = ("asyncpg", "nats", "aiohttp")
 
 PURE = (
     "lrs.xapi", "lrs.xapi.*", "lrs.ingest", "lrs.ingest.*", "lrs.eventlog", "lrs.batching",
-    "lrs.documents", "lrs.documents.*",
+    "lrs.documents", "lrs.documents.*", "lrs.console.ports",
     "projections.competency.policy", "projections.competency.model", "projections.competency.frameworks",
     "projections.competency.catalog", "projections.competency.codec", "projections.competency.rebuild",
     "projections.competency.standing", "projections.competency.targets", "projections.competency.rows",
@@ -37,10 +37,6 @@ PURE = (
 CONNECTOR_CONTRACT: tuple[str, ...] = ("lrs.event_contract",)
 
 COMPOSITION_ROOT = "lrs.service"
-# Modules under lrs/ that still import a projection, to be moved out: the
-# console's official and operator pages read the competency queries and the
-# runner's parked events.  The list may only shrink.
-KNOWN_PLUGIN_IMPORTS = {"lrs.console.officials", "lrs.console.operators"}
 
 
 @dataclass(frozen=True)
@@ -115,8 +111,6 @@ def violations(root: Path) -> list[str]:
                     problems.append(f"connector {module.name} imports {imported}")
             # 3. lrs imports no plugin except in the composition root.
             if _within(module.name, "lrs") and module.name != COMPOSITION_ROOT:
-                if module.name in KNOWN_PLUGIN_IMPORTS:
-                    continue
                 if _within(imported, "projections") or _within(imported, "connectors"):
                     problems.append(f"{module.name} imports {imported} (only {COMPOSITION_ROOT} may)")
     return sorted(set(problems))
@@ -124,13 +118,6 @@ def violations(root: Path) -> list[str]:
 
 def test_the_code_keeps_the_import_rules() -> None:
     assert violations(ROOT) == []
-
-
-def test_the_known_exceptions_still_need_their_place() -> None:
-    """An exception that no longer imports a projection leaves the list."""
-    found = modules(ROOT)
-    for name in KNOWN_PLUGIN_IMPORTS:
-        assert any(_within(i, "projections") or _within(i, "connectors") for i, _ in found[name].imports), name
 
 
 def test_each_rule_catches_its_violation(tmp_path: Path) -> None:
