@@ -146,7 +146,8 @@ async def erase_learner(
             raise ErasureRefused(f"tenant {tenant!r} holds no personal data of this learner", "absent")
         documents = int((await conn.execute(DELETE_DOCUMENTS, tenant, stored_key)).split()[-1])
         attachments = 0
-        payloads = [bytes(r["payload"]) for r in await conn.fetch(SELECT_ATTACHMENT_PAYLOADS, tenant, "A:" + stored_key)]
+        rows = await conn.fetch(SELECT_ATTACHMENT_PAYLOADS, tenant, "A:" + stored_key)
+        payloads = [bytes(found["payload"]) for found in rows]
         for sha2 in attachment_hashes(payloads):
             if not await conn.fetchval(SELECT_SHARED, tenant, "A:" + stored_key, sha2):
                 attachments += int((await conn.execute(DELETE_ATTACHMENT, tenant, sha2)).split()[-1])
