@@ -101,10 +101,10 @@ async def operations_page(request: web.Request) -> web.StreamResponse:
 async def retry_parked(request: web.Request) -> web.StreamResponse:
     """Asks the projection's leading runner, in whichever process it runs, to
     apply the parked event again (:meth:`ProjectionOperations.request_retry`)."""
-    try:
-        position = int(request.match_info["position"])
-    except ValueError:
-        return _error(request, 400, f"position must be an integer, got {request.match_info['position']!r}")
+    raw = request.match_info["position"]
+    position = int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 18 else 0
+    if position < 1:  # a log position: 1 up to what a bigint holds (more would fail in PostgreSQL: a 500)
+        return _error(request, 400, f"position must be a log position (a positive integer), got {raw!r}")
     pool = request.config_dict[keys.POOL]
     credential = request[CREDENTIAL]
     projection = request.config_dict[keys.CONSOLE_COMPETENCY]

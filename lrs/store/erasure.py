@@ -39,14 +39,15 @@ MAX_REASON = 1000
 SELECT_CLEAR = "SELECT 1 FROM statements WHERE tenant = $1 AND filter_keys && $2::text[] LIMIT 1"
 SELECT_CLEAR_DOCUMENTS = "SELECT 1 FROM documents WHERE tenant = $1 AND agent_key = $2 LIMIT 1"
 DELETE_DOCUMENTS = "DELETE FROM documents WHERE tenant = $1 AND agent_key = $2"
-# The attachments the learner's own Statements (as actor or Agent object) carry.
-SELECT_ATTACHMENTS = """
-SELECT DISTINCT a.value ->> 'sha2' AS sha2
+# The learner's own Statements (as actor or Agent object) that may carry
+# attachments; their payloads are decoded here, not as jsonb, which refuses a
+# string holding U+0000 (``\u0000``) that a Statement may hold.
+SELECT_ATTACHMENT_PAYLOADS = """
+SELECT e.payload
 FROM statements s
 JOIN events e ON e.position = s.position
-CROSS JOIN LATERAL jsonb_array_elements(
-    COALESCE(convert_from(e.payload, 'UTF8')::jsonb -> 'attachments', '[]'::jsonb)) AS a(value)
 WHERE s.tenant = $1 AND s.filter_keys @> ARRAY[$2::text]
+  AND position(convert_to('"attachments"', 'UTF8') IN e.payload) > 0
 """
 # Whether a Statement not naming the learner carries the same data.
 SELECT_SHARED = """
@@ -58,6 +59,27 @@ LIMIT 1
 DELETE_ATTACHMENT = "DELETE FROM attachments WHERE tenant = $1 AND sha2 = $2"
 
 _encode = msgspec.json.Encoder(order="sorted").encode
+
+
+class _Attachment(msgspec.Struct):
+    sha2: str | None = None
+
+
+class _WithAttachments(msgspec.Struct):
+    attachments: list[_Attachment] | None = None
+
+
+_decode_attachments = msgspec.json.Decoder(_WithAttachments).decode
+
+
+def attachment_hashes(payloads: list[bytes]) -> list[str]:
+    """The distinct ``sha2`` of the attachments ``payloads`` (Statements) carry, in order."""
+    found: dict[str, None] = {}
+    for payload in payloads:
+        for attachment in _decode_attachments(payload).attachments or ():
+            if attachment.sha2:
+                found[attachment.sha2] = None
+    return list(found)
 
 
 class ErasureRefused(ValueError):
@@ -124,9 +146,10 @@ async def erase_learner(
             raise ErasureRefused(f"tenant {tenant!r} holds no personal data of this learner", "absent")
         documents = int((await conn.execute(DELETE_DOCUMENTS, tenant, stored_key)).split()[-1])
         attachments = 0
-        for record in await conn.fetch(SELECT_ATTACHMENTS, tenant, "A:" + stored_key):
-            sha2 = record["sha2"]
-            if sha2 and not await conn.fetchval(SELECT_SHARED, tenant, "A:" + stored_key, sha2):
+        rows = await conn.fetch(SELECT_ATTACHMENT_PAYLOADS, tenant, "A:" + stored_key)
+        payloads = [bytes(found["payload"]) for found in rows]
+        for sha2 in attachment_hashes(payloads):
+            if not await conn.fetchval(SELECT_SHARED, tenant, "A:" + stored_key, sha2):
                 attachments += int((await conn.execute(DELETE_ATTACHMENT, tenant, sha2)).split()[-1])
         payload = _encode({
             "pseudonym": pseudonym,

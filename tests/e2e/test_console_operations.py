@@ -100,6 +100,8 @@ async def test_retry_of_an_event_that_is_not_parked_and_by_a_read_only_credentia
     assert missing.status == 404 and "no event at position 99 is parked" in await missing.text()
     bad = await console.post("/console/operations/parked/x/retry", data={"csrf": form_token(html)})
     assert bad.status == 400
+    huge = await console.post("/console/operations/parked/99999999999999999999/retry", data={"csrf": form_token(html)})
+    assert huge.status == 400 and "position" in await huge.text()
     await add_credential(console, "viewer", "viewer-secret", ["all/read"])
     await sign_in(console, "viewer", "viewer-secret")
     html = await (await console.get("/console/operations")).text()

@@ -103,3 +103,17 @@ async def test_a_learner_stored_before_sealing_is_refused_and_nothing_changes(da
             assert await conn.fetchval("SELECT count(*) FROM events WHERE event_type = 'erasure'") == 0
         finally:
             await conn.close()
+
+
+async def test_a_learner_whose_statement_holds_u0000_is_erased(sealed_client, database_url: str) -> None:
+    """A string value may hold U+0000 (JSON ``\\u0000``), which PostgreSQL's
+    jsonb refuses: looking for the learner's attachments must not need it."""
+    learner = {"mbox": "mailto:nul@example.org"}
+    with_nul = {**statement(learner), "result": {"response": "a\u0000b"}}
+    response = await sealed_client.post("/xapi/statements", json=[with_nul], headers=xapi_headers())
+    assert response.status == 200, await response.text()
+    await add_eraser(database_url, ["erase"])
+    response = await sealed_client.post(
+        "/admin/erasures", json={"agent": learner, "reason": "request 2026-118"}, headers=as_eraser())
+    assert response.status == 200, await response.text()
+    assert (await response.json())["attachments"] == 0
