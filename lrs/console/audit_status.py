@@ -9,10 +9,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import asyncpg
+import structlog
 
 from lrs import anchors, verify_runs
 from lrs.config import Settings
 from lrs.store.log_reader import hashes_at
+
+log = structlog.get_logger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,13 +35,17 @@ class AuditStatus:
 
 
 def _read_files(settings: Settings) -> tuple[anchors.Anchor | None, bool | None, str | None, verify_runs.VerifyRun | None]:
-    run = verify_runs.last_run(settings.verify_runs_file)
+    try:
+        run = verify_runs.last_run(settings.verify_runs_file)
+    except OSError as exc:  # unreadable: shown as no run recorded, hence stale
+        log.warning("console.verify_runs_unreadable", path=str(settings.verify_runs_file), error=repr(exc))
+        run = None
     try:
         anchor = anchors.last_anchor(settings.anchor_log_file)
         if anchor is None:
             return None, None, None, run
         keys = anchors.load_public_keys([anchors.public_keys_path(settings.signing_key_file)])
-    except anchors.AnchorError as exc:
+    except (anchors.AnchorError, OSError) as exc:
         return None, None, str(exc), run
     return anchor, anchors.signature_holds(anchor, keys), None, run
 
