@@ -137,6 +137,8 @@ def serve_retry_requests(
                 await carry_out_requests(runner)
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                 log.warning("projection.retry_requests_failed", projection=runner.name, error=repr(exc))
+            except Exception as exc:  # noqa: BLE001 - anything else must not end the serving for good
+                log.error("projection.retry_requests_failed", projection=runner.name, error=repr(exc), alert=True)
 
     task = asyncio.create_task(serve(), name=f"retry-requests-{runner.name}")
 
