@@ -125,6 +125,7 @@ class _Connection:
         )
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
+        self.retry_after: float | None = None  # the last answer's Retry-After, if it had one
 
     async def post(self, body: bytes) -> int:
         if self.writer is None:
@@ -137,6 +138,7 @@ class _Connection:
         status = int(status_line.split(b" ", 2)[1])
         length = 0
         close = False
+        self.retry_after = None
         while True:
             line = await self.reader.readline()
             if line in (b"\r\n", b""):
@@ -147,6 +149,8 @@ class _Connection:
                 length = int(value)
             elif lowered == b"connection" and value.strip().lower() == b"close":
                 close = True
+            elif lowered == b"retry-after":
+                self.retry_after = float(value)
         if length:
             await self.reader.readexactly(length)
         if close:

@@ -45,42 +45,7 @@ RETRY_AFTER_S = 1.0
 BUILD_BODIES_S = 4.0  # generator processes build their request bodies, then all start together
 
 
-class _Client(_Connection):
-    """The bench's keep-alive client, also reading ``Retry-After``."""
-
-    retry_after: float = RETRY_AFTER_S
-
-    async def post(self, body: bytes) -> int:
-        if self.writer is None:
-            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
-        assert self.reader is not None
-        self.writer.write((self.head % len(body)).encode() + body)
-        status_line = await self.reader.readline()
-        if not status_line:
-            raise ConnectionError("connection closed")
-        status = int(status_line.split(b" ", 2)[1])
-        length, close = 0, False
-        self.retry_after = RETRY_AFTER_S
-        while True:
-            line = await self.reader.readline()
-            if line in (b"\r\n", b""):
-                break
-            name, _, value = line.partition(b":")
-            lowered = name.strip().lower()
-            if lowered == b"content-length":
-                length = int(value)
-            elif lowered == b"connection" and value.strip().lower() == b"close":
-                close = True
-            elif lowered == b"retry-after":
-                self.retry_after = float(value)
-        if length:
-            await self.reader.readexactly(length)
-        if close:
-            self.close()
-        return status
-
-
-async def _client(conn: _Client, bodies: _Bodies, deadline: float, warmup_end: float,
+async def _client(conn: _Connection, bodies: _Bodies, deadline: float, warmup_end: float,
                   ok: list[float], statuses: dict[str, int]) -> None:
     while time.perf_counter() < deadline:
         started = time.perf_counter()
@@ -97,7 +62,7 @@ async def _client(conn: _Client, bodies: _Bodies, deadline: float, warmup_end: f
         if started >= warmup_end:
             statuses[key] = statuses.get(key, 0) + 1
         if key in ("503", "429"):
-            await asyncio.sleep(conn.retry_after)
+            await asyncio.sleep(RETRY_AFTER_S if conn.retry_after is None else conn.retry_after)
     conn.close()
 
 
@@ -214,7 +179,7 @@ def _client_process(host: str, port: int, auth: str, connections: int, start_at:
 
         marker = asyncio.ensure_future(mark())
         await asyncio.gather(*(
-            _client(_Client(host, port, "/xapi/statements", auth), source, deadline, warmup_end, ok, statuses)
+            _client(_Connection(host, port, "/xapi/statements", auth), source, deadline, warmup_end, ok, statuses)
             for _ in range(connections)
         ))
         await marker
