@@ -117,7 +117,7 @@ class CheckpointStore:
             await conn.execute(INSERT_PARKED, self.name, position, tenant, 1, error)
 
     async def is_parked(self, conn: asyncpg.Connection, position: int, tenant: str) -> bool:
-        return await conn.fetchval(SELECT_PARKED_ONE, self.name, position, tenant) is not None
+        return await is_parked(conn, self.name, position, tenant)
 
     async def unpark(self, conn: asyncpg.Connection, position: int) -> None:
         await conn.execute(DELETE_PARKED, self.name, position)
@@ -125,6 +125,11 @@ class CheckpointStore:
     async def parked_again(self, conn: asyncpg.Connection, position: int, error: str) -> None:
         """A retry of a parked event failed: count it, keep the new error."""
         await conn.execute(UPDATE_PARKED, self.name, position, error)
+
+
+async def is_parked(db: asyncpg.Connection | asyncpg.Pool, name: str, position: int, tenant: str) -> bool:
+    """Whether ``tenant``'s event at ``position`` is parked by the projection ``name``."""
+    return await db.fetchval(SELECT_PARKED_ONE, name, position, tenant) is not None
 
 
 async def parked_events(pool: asyncpg.Pool, name: str, tenant: str, limit: int = 200) -> list[ParkedEvent]:

@@ -11,14 +11,14 @@ from typing import Any, Mapping
 import asyncpg
 
 from lrs.console.ports import Unavailable
-from projections.checkpoints import checkpoint_position, parked_events
+from projections.checkpoints import checkpoint_position, is_parked, parked_events
 from projections.competency import queries
 from projections.competency.report_query import unit_report
 from projections.competency.reports import BY, PARTS
 from projections.competency.series import unit_series
 from projections.competency.unit_views import unit_tree
 from projections.http import CATALOG, FRAMEWORKS_PROBLEM, OBSERVED, REPORT_FORMATS, SUPERVISOR, report_response
-from projections.retry_requests import is_parked, recent_requests, request_retry
+from projections.retry_requests import recent_requests, request_retry
 from projections.supervisor import Supervisor
 
 __all__ = ["CompetencyConsole"]

@@ -30,7 +30,7 @@ from lrs.tasks import cancel_and_wait
 if TYPE_CHECKING:
     from projections.runner import ProjectionRunner
 
-__all__ = ["CHANNEL", "RetryRequest", "is_parked", "recent_requests", "request_retry", "serve_retry_requests"]
+__all__ = ["CHANNEL", "RetryRequest", "recent_requests", "request_retry", "serve_retry_requests"]
 
 log = structlog.get_logger(__name__)
 
@@ -58,7 +58,6 @@ WHERE id = (
 RETURNING id, position, tenant
 """
 REOPEN = "UPDATE projection_retry_requests SET state = 'requested', claimed_at = NULL WHERE id = $1"
-SELECT_PARKED = "SELECT 1 FROM projection_parked WHERE name = $1 AND position = $2 AND tenant = $3"
 FINISH = "UPDATE projection_retry_requests SET state = $2, error = $3, finished_at = now() WHERE id = $1"
 
 
@@ -81,11 +80,6 @@ async def request_retry(pool: asyncpg.Pool, name: str, position: int, tenant: st
     """Ask the leading runner of ``name`` to apply the parked event again; the request's id."""
     row = await pool.fetchrow(INSERT_REQUEST, name, position, tenant, requested_by)
     return int(row["id"])
-
-
-async def is_parked(pool: asyncpg.Pool, name: str, position: int, tenant: str) -> bool:
-    """Whether ``tenant``'s event at ``position`` is parked (a retry of anything else is refused at once)."""
-    return await pool.fetchval(SELECT_PARKED, name, position, tenant) is not None
 
 
 async def recent_requests(pool: asyncpg.Pool, name: str, tenant: str, limit: int = 20) -> list[RetryRequest]:
