@@ -34,6 +34,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from lrs import jsonlines
+
 DOMAIN = b"lrs.anchor.v1"
 
 
@@ -150,13 +152,7 @@ def load_public_keys(paths: Iterable[Path]) -> dict[str, Ed25519PublicKey]:
 
 def append_anchor(path: Path, anchor: Anchor) -> None:
     """Append one line and fsync it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-    try:
-        os.write(fd, msgspec.json.encode(anchor) + b"\n")
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    jsonlines.append_record(path, anchor)
 
 
 def read_anchors(path: Path) -> list[Anchor]:
@@ -181,21 +177,9 @@ def last_anchor(path: Path, tail_bytes: int = 64 * 1024) -> Anchor | None:
     file gains a line a minute for years); None when there is none.  A torn
     last line (a crash mid-append) is passed over for the one before it."""
     try:
-        with open(path, "rb") as handle:
-            handle.seek(0, os.SEEK_END)
-            handle.seek(max(0, handle.tell() - tail_bytes))
-            tail = handle.read()
-    except FileNotFoundError:
-        return None
+        return jsonlines.last_record(path, Anchor, tail_bytes)
     except OSError as exc:
         raise AnchorError(f"cannot read anchors from {path}: {exc.strerror}") from None
-    for line in reversed(tail.splitlines()):
-        if line.strip():
-            try:
-                return msgspec.json.decode(line, type=Anchor)
-            except msgspec.DecodeError:
-                continue
-    return None
 
 
 def last_anchored_position(path: Path) -> int:

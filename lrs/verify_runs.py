@@ -17,17 +17,15 @@ reads its tail, not the whole file.
 
 from __future__ import annotations
 
-import getpass
-import os
-import socket
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import msgspec
 
-__all__ = ["AnchorCheck", "VerifyRun", "append_run", "cli_runner", "is_stale", "last_run"]
+from lrs import jsonlines
 
-TAIL_BYTES = 64 * 1024
+__all__ = ["AnchorCheck", "VerifyRun", "append_run", "is_stale", "last_run"]
+
 
 
 class AnchorCheck(msgspec.Struct, frozen=True):
@@ -56,47 +54,18 @@ class VerifyRun(msgspec.Struct, frozen=True):
         return datetime.fromisoformat(self.finished_at)
 
 
-def cli_runner() -> str:
-    try:
-        user = getpass.getuser()
-    except (KeyError, OSError):
-        user = str(os.getuid())
-    return f"cli:{user}@{socket.gethostname()}"
-
-
 def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 def append_run(path: Path, run: VerifyRun) -> None:
     """Append one line and fsync it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-    try:
-        os.write(fd, msgspec.json.encode(run) + b"\n")
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    jsonlines.append_record(path, run)
 
 
 def last_run(path: Path) -> VerifyRun | None:
     """The last recorded run (None: no file, or no readable line in its tail)."""
-    try:
-        with open(path, "rb") as handle:
-            handle.seek(0, os.SEEK_END)
-            size = handle.tell()
-            handle.seek(max(0, size - TAIL_BYTES))
-            tail = handle.read()
-    except FileNotFoundError:
-        return None
-    for line in reversed(tail.splitlines()):
-        if not line.strip():
-            continue
-        try:
-            return msgspec.json.decode(line, type=VerifyRun)
-        except msgspec.DecodeError:
-            continue  # a torn last line (a crash mid-write) or the cut first line of the tail
-    return None
+    return jsonlines.last_record(path, VerifyRun)
 
 
 def is_stale(run: VerifyRun | None, now: datetime, stale_after: timedelta) -> bool:

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Awaitable, Callable, Mapping
 
 from lrs import verify_runs
-from lrs.commands.common import command_pool, load_settings, progress_bar, run_async, setup
+from lrs.commands.common import cli_runner, command_pool, load_settings, progress_bar, run_async, setup
 
 if TYPE_CHECKING:
     import asyncpg
@@ -173,7 +173,7 @@ def _verify(args: argparse.Namespace) -> int:
             started_at=started, finished_at=verify_runs.now_iso(), checked_from=1,
             checked_through=checked if bad is None else bad - 1, head=head,
             result="intact" if bad is None else "broken", first_bad=bad, anchors=anchor_check,
-            by=verify_runs.cli_runner(),
+            by=cli_runner(),
         )
         if args.record:
             try:

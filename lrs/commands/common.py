@@ -13,6 +13,9 @@ import asyncio
 import dataclasses
 import contextlib
 import gc
+import getpass
+import os
+import socket
 import sys
 from importlib.resources.abc import Traversable
 from typing import TYPE_CHECKING, AsyncIterator, Awaitable, Callable, Iterator, Sequence, TypeVar
@@ -136,3 +139,17 @@ def progress_bar(unit: str, desc: str) -> Iterator[Callable[[int, int], None]]:
             bar.update(done - bar.n)
 
         yield progress
+
+
+def login_name() -> str:
+    """Who runs this command: the login name, or the uid when the system
+    has no name for it (a container's user without a passwd entry)."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return str(os.getuid())
+
+
+def cli_runner() -> str:
+    """``cli:<login name>@<host>``, as a verify run records who ran it."""
+    return f"cli:{login_name()}@{socket.gethostname()}"

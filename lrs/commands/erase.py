@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import getpass
 import sys
 
-from lrs.commands.common import command_pool, load_settings, run_async, setup
+from lrs.commands.common import command_pool, load_settings, login_name, run_async, setup
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -55,7 +54,7 @@ def _learner(args: argparse.Namespace) -> int:
         async with command_pool(settings, application_name="lrs-erase", migrations=args.migrations) as pool:
             keyring = LearnerKeys(pool, master)
             return await erase_learner(pool, keyring, args.tenant, agent, reason=args.reason,
-                                       by=f"cli:{getpass.getuser()}")
+                                       by=f"cli:{login_name()}")
 
     try:
         erasure = run_async(main)

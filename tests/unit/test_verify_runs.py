@@ -7,7 +7,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from lrs import anchors, verify_runs
+from lrs import anchors, jsonlines, verify_runs
 
 
 def run(finished_at: str, result: str = "intact", first_bad: int | None = None) -> verify_runs.VerifyRun:
@@ -41,7 +41,7 @@ def test_a_long_file_is_read_by_its_tail(tmp_path: Path) -> None:
     for day in range(1, 29):
         verify_runs.append_run(path, run(f"2026-02-{day:02d}T00:00:00+00:00"))
     with open(path, "ab") as handle:
-        handle.write(b"x" * (verify_runs.TAIL_BYTES // 2) + b"\n")  # garbage in the tail, then a good line
+        handle.write(b"x" * (jsonlines.TAIL_BYTES // 2) + b"\n")  # garbage in the tail, then a good line
     verify_runs.append_run(path, run("2026-03-01T00:00:00+00:00"))
     assert verify_runs.last_run(path).finished_at == "2026-03-01T00:00:00+00:00"
 
