@@ -36,7 +36,7 @@ import shutil
 import tempfile
 import uuid
 from pathlib import Path
-from typing import AsyncIterator, Iterator
+from typing import TYPE_CHECKING, AsyncIterator, Iterator
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -46,6 +46,9 @@ import lrs.auth
 from lrs.runtime.nats import EmbeddedNats
 from lrs.runtime.postgres import EmbeddedPostgres
 from lrs.service import migrate
+
+if TYPE_CHECKING:
+    from tests.e2e.oidc_provider import Provider
 
 # Test servers trade nothing for speed: fsync stays on, as in production.
 _TEST_POSTGRES_SETTINGS = {"shared_buffers": "128MB", "max_connections": "200"}
@@ -214,3 +217,13 @@ async def nats_control() -> AsyncIterator[EmbeddedNats]:
             yield server
         finally:
             await server.stop()
+
+
+@pytest.fixture
+async def provider() -> AsyncIterator["Provider"]:
+    """An OpenID Connect provider on a loopback port (tests/e2e/oidc_provider.py),
+    for the console's sign-in tests, in e2e and in the browser."""
+    from tests.e2e.oidc_provider import serve_provider
+
+    async for served in serve_provider():
+        yield served

@@ -10,26 +10,15 @@ from typing import Any, AsyncIterator
 import pytest
 from aiohttp.test_utils import TestServer
 
-from lrs.config import ConsoleOidcSettings, OidcSettings
 from lrs.service import create_app
 from tests.browser.test_console_browser import DESKTOP, PHONE, shot
-from tests.e2e.oidc_provider import CLIENT_ID, CLIENT_SECRET, Provider, serve_provider
+from tests.e2e.oidc_provider import Provider
 from tests.e2e.test_console import settings_for
 
 
 @pytest.fixture
-async def provider() -> AsyncIterator[Provider]:
-    async for served in serve_provider():
-        yield served
-
-
-@pytest.fixture
 async def base(database_url: str, tmp_path: Path, provider: Provider) -> AsyncIterator[str]:
-    settings = settings_for(
-        database_url, tmp_path,
-        oidc=OidcSettings(issuer=provider.issuer, audiences=("lrs",), jwks_url=f"{provider.issuer}/jwks"),
-        console_oidc=ConsoleOidcSettings(client_id=CLIENT_ID, client_secret=CLIENT_SECRET, provider_name="VNeID"),
-    )
+    settings = settings_for(database_url, tmp_path, **provider.console_settings("VNeID"))
     app = create_app(settings, database_url=database_url, nats_url=None)
     async with TestServer(app, host="127.0.0.1") as server:
         yield str(server.make_url("")).rstrip("/")

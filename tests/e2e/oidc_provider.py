@@ -46,6 +46,16 @@ class Provider:
     grants: dict[str, Grant] = field(default_factory=dict)
     token_requests: int = 0
 
+    def console_settings(self, provider_name: str) -> dict[str, Any]:
+        """The settings of an LRS whose console signs in through this provider."""
+        from lrs.config import ConsoleOidcSettings, OidcSettings
+
+        return {
+            "oidc": OidcSettings(issuer=self.issuer, audiences=("lrs",), jwks_url=f"{self.issuer}/jwks"),
+            "console_oidc": ConsoleOidcSettings(client_id=CLIENT_ID, client_secret=CLIENT_SECRET,
+                                                provider_name=provider_name),
+        }
+
     def app(self) -> web.Application:
         app = web.Application()
         app.router.add_get("/.well-known/openid-configuration", self.discovery)
@@ -99,7 +109,8 @@ class Provider:
 
 
 async def serve_provider() -> AsyncIterator[Provider]:
-    """The provider on a loopback port; its issuer is its base URL."""
+    """The provider on a loopback port; its issuer is its base URL (the
+    ``provider`` fixture of tests/conftest.py)."""
     provider = Provider()
     async with TestServer(provider.app(), host="127.0.0.1") as server:
         provider.issuer = str(server.make_url("")).rstrip("/")

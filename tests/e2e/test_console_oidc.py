@@ -4,7 +4,6 @@ flow with PKCE, state and nonce, against a small real provider on loopback
 
 from __future__ import annotations
 
-import re
 import time
 from pathlib import Path
 from typing import Any, AsyncIterator
@@ -13,28 +12,17 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from lrs.config import ConsoleOidcSettings, OidcSettings
 from lrs.http import keys
 from lrs.service import create_app
-from tests.e2e.oidc_provider import CLIENT_ID, CLIENT_SECRET, Provider, serve_provider
+from tests.e2e.oidc_provider import Provider
 from tests.e2e.test_console import CSRF, settings_for
 
 PROVIDER_NAME = "Cổng định danh quốc gia"
 
 
 @pytest.fixture
-async def provider() -> AsyncIterator[Provider]:
-    async for served in serve_provider():
-        yield served
-
-
-@pytest.fixture
 async def console(database_url: str, tmp_path: Path, provider: Provider) -> AsyncIterator[TestClient]:
-    settings = settings_for(
-        database_url, tmp_path,
-        oidc=OidcSettings(issuer=provider.issuer, audiences=("lrs",), jwks_url=f"{provider.issuer}/jwks"),
-        console_oidc=ConsoleOidcSettings(client_id=CLIENT_ID, client_secret=CLIENT_SECRET, provider_name=PROVIDER_NAME),
-    )
+    settings = settings_for(database_url, tmp_path, **provider.console_settings(PROVIDER_NAME))
     app = create_app(settings, database_url=database_url, nats_url=None)
     async with TestServer(app, host="127.0.0.1") as server, TestClient(server) as client:
         yield client
