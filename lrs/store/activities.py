@@ -66,8 +66,9 @@ ON CONFLICT (tenant, activity_id) DO UPDATE SET definition = EXCLUDED.definition
 # Newest statements in which the agent appears (the 'A:' agent filter keys).
 SELECT_AGENT_STATEMENTS = """
 SELECT (SELECT e.payload FROM events e WHERE e.position = s.position) AS payload
-FROM statements s WHERE s.tenant = $1 AND s.filter_keys @> ARRAY['A:' || $2]
-ORDER BY s.position DESC LIMIT $3
+FROM statement_keys k JOIN statements s ON s.tenant = $1 AND s.position = k.position
+WHERE k.key = statement_key($1, 'A:' || $2) AND s.filter_keys @> ARRAY['A:' || $2]
+ORDER BY k.position DESC LIMIT $3
 """
 
 _decode = msgspec.json.Decoder().decode

@@ -36,7 +36,13 @@ ERASURE_EVENT = "erasure"
 MAX_REASON = 1000
 
 # Statements that name the identity in clear (stored before sealing was on).
-SELECT_CLEAR = "SELECT 1 FROM statements WHERE tenant = $1 AND filter_keys && $2::text[] LIMIT 1"
+# (statement_keys finds the candidates of each key; filter_keys decides.)
+SELECT_CLEAR = """
+SELECT 1 FROM unnest($2::text[]) AS w(key)
+JOIN statement_keys k ON k.key = statement_key($1, w.key)
+JOIN statements s ON s.tenant = $1 AND s.position = k.position
+WHERE s.filter_keys @> ARRAY[w.key] LIMIT 1
+"""
 SELECT_CLEAR_DOCUMENTS = "SELECT 1 FROM documents WHERE tenant = $1 AND agent_key = $2 LIMIT 1"
 DELETE_DOCUMENTS = "DELETE FROM documents WHERE tenant = $1 AND agent_key = $2"
 # The learner's own Statements (as actor or Agent object) that may carry
@@ -44,9 +50,10 @@ DELETE_DOCUMENTS = "DELETE FROM documents WHERE tenant = $1 AND agent_key = $2"
 # string holding U+0000 (``\u0000``) that a Statement may hold.
 SELECT_ATTACHMENT_PAYLOADS = """
 SELECT e.payload
-FROM statements s
+FROM statement_keys k
+JOIN statements s ON s.tenant = $1 AND s.position = k.position
 JOIN events e ON e.position = s.position
-WHERE s.tenant = $1 AND s.filter_keys @> ARRAY[$2::text]
+WHERE k.key = statement_key($1, $2::text) AND s.filter_keys @> ARRAY[$2::text]
   AND position(convert_to('"attachments"', 'UTF8') IN e.payload) > 0
 """
 # Whether a Statement not naming the learner carries the same data.

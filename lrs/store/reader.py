@@ -110,13 +110,47 @@ def _filters(query: StatementQuery, alias: str, params: list[Any]) -> list[str]:
         conditions.append(_key_match(alias, AGENT_KEY, RELATED_AGENT_KEY, query.agent,
                                      query.related_agents, bind))
     if query.verb is not None:
-        conditions.append(f"{alias}.verb_id = {bind(query.verb)}")
+        verb = bind(query.verb)
+        conditions.append(f"statement_key({alias}.tenant, 'V:' || {alias}.verb_id) = statement_key($1, 'V:' || {verb})"
+                          f" AND {alias}.verb_id = {verb}")
     if query.activity is not None:
         conditions.append(_key_match(alias, ACTIVITY_KEY, RELATED_ACTIVITY_KEY, query.activity,
                                      query.related_activities, bind))
     if query.registration is not None:
         conditions.append(f"{alias}.registration = {bind(query.registration)}::uuid")
     return conditions
+
+
+def _driving_keys(query: StatementQuery) -> list[str] | None:
+    """The filter_keys entries whose statement_keys ranges a filtered query
+    walks in position order: the agent's, else (without a registration,
+    whose own index is narrower) the activity's; None for neither."""
+    if query.agent is not None:
+        return [AGENT_KEY + query.agent] + ([RELATED_AGENT_KEY + query.agent] if query.related_agents else [])
+    if query.activity is not None and query.registration is None:
+        return [ACTIVITY_KEY + query.activity] + (
+            [RELATED_ACTIVITY_KEY + query.activity] if query.related_activities else [])
+    return None
+
+
+def _key_walk(keys: list[str], bounds: list[str], bind: Callable[[Any], str]) -> str:
+    """The positions holding any of ``keys`` (within ``bounds``, templates on
+    ``{p}``), as a subquery ``d``: one ordered range of statement_keys per
+    key, merged by position.  A candidate only: the statement's own
+    filter_keys decide (the keys are hashes)."""
+    walks = []
+    for key in keys:
+        conditions = [f"k.key = statement_key($1, {bind(key)}::text)"] + [b.format(p="k.position") for b in bounds]
+        walks.append(f"SELECT k.position FROM statement_keys k WHERE {' AND '.join(conditions)}")
+    return "(" + " UNION ALL ".join(walks) + ") AS d"
+
+
+def _from(alias: str, keys: list[str] | None, bounds: list[str], bind: Callable[[Any], str]) -> tuple[str, str]:
+    """The FROM clause of the rows a filter selects and the column they are ordered by."""
+    if keys is None:
+        return f"statements {alias}", f"{alias}.position"
+    walk = _key_walk(keys, bounds, bind)
+    return f"{walk} JOIN statements {alias} ON {alias}.tenant = $1 AND {alias}.position = d.position", "d.position"
 
 
 # A filtered page is the union of two parts, each an index walk bounded by the
@@ -141,9 +175,9 @@ def _filters(query: StatementQuery, alias: str, params: list[Any]) -> list[str]:
 # condition on ``way``.  Either is complete for the page; the choice is cost.
 SELECT_FILTERED_PAGE = f"""
 WITH direct AS MATERIALIZED (
-    SELECT s.position FROM statements s
+    SELECT s.position FROM {{own_from}}
     WHERE {{where}} AND {{own}}
-    ORDER BY s.position {{direction}} LIMIT {{limit}}
+    ORDER BY {{own_order}} {{direction}} LIMIT {{limit}}
 ), edge AS MATERIALIZED (
     SELECT CASE WHEN count(*) = {{limit}} THEN {{last}}(position) END AS bound FROM direct
 ), window_refs AS MATERIALIZED (
@@ -154,7 +188,7 @@ WITH direct AS MATERIALIZED (
     -- referring statements in the window (counted up to that many)
     SELECT edge.bound IS NULL OR (
         SELECT count(*) FROM (
-            SELECT 1 FROM statements t WHERE t.tenant = $1 AND {{targets}} LIMIT (SELECT n + 1 FROM window_refs)
+            SELECT 1 FROM {{targets_from}} WHERE t.tenant = $1 AND {{targets}} LIMIT (SELECT n + 1 FROM window_refs)
         ) AS m
     ) <= (SELECT n FROM window_refs) AS back
     FROM edge
@@ -165,7 +199,7 @@ WITH direct AS MATERIALIZED (
     ORDER BY s.position {{direction}} LIMIT {{limit}}
 ), reached AS (
     WITH RECURSIVE up(id, depth) AS (
-        SELECT t.statement_id, 0 FROM statements t
+        SELECT t.statement_id, 0 FROM {{targets_from}}
         WHERE t.tenant = $1 AND {{targets}} AND (SELECT back FROM way)
         UNION ALL
         SELECT r.statement_id, up.depth + 1
@@ -195,18 +229,21 @@ def build_page_query(
         params.append(value)
         return f"${len(params)}"
 
+    # bounds on the position, as templates on {p}: the read model's and a key walk's
+    bounds = []
     where = ["s.tenant = $1", "NOT s.voided"]
     if after_position is not None:
         op = ">" if query.ascending else "<"
-        where.append(f"s.position {op} {bind(after_position)}::bigint")
+        bounds.append(f"{{p}} {op} {bind(after_position)}::bigint")
     if query.since is not None:
         since = bind(query.since)
-        where.append(f"s.position >= {FIRST_STORED_AFTER.format(time=since)}")
+        bounds.append(f"{{p}} >= {FIRST_STORED_AFTER.format(time=since)}")
         where.append(f"s.stored > {since}::timestamptz")
     if query.until is not None:
         until = bind(query.until)
-        where.append(f"s.position < {FIRST_STORED_AFTER.format(time=until)}")
+        bounds.append(f"{{p}} < {FIRST_STORED_AFTER.format(time=until)}")
         where.append(f"s.stored <= {until}::timestamptz")
+    where += [b.format(p="s.position") for b in bounds]
     if authority is not None:
         where.append(f"s.filter_keys @> ARRAY[{bind(AUTHORITY_KEY + authority)}::text]")
     own = _filters(query, "s", params)
@@ -214,10 +251,14 @@ def build_page_query(
     if not own:
         sql = SELECT_PAGE.format(where=" AND ".join(where), direction=direction, limit=int(limit) + 1)
         return sql, params
+    keys = _driving_keys(query)
+    own_from, own_order = _from("s", keys, bounds, bind)
     targets = _filters(query, "t", params)
+    targets_from, _ = _from("t", keys, [], bind)
     ref = REF_MATCHES.format(max_depth=MAX_REF_DEPTH, target_filters=" AND ".join(targets))
     sql = SELECT_FILTERED_PAGE.format(
         where=" AND ".join(where), own=" AND ".join(own), targets=" AND ".join(targets), ref=ref,
+        own_from=own_from, own_order=own_order, targets_from=targets_from,
         direction=direction, limit=int(limit) + 1,
         last="max" if query.ascending else "min", beyond="<" if query.ascending else ">",
     )

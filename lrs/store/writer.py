@@ -118,6 +118,12 @@ WITH new_events AS (
                 $10::text[], $11::text[], $12::uuid[], $13::bool[], $14::uuid[], $15::uuid[])
          AS u(tenant, statement_id, position, stored, verb_id, keys,
               registration, voided, voids, statement_ref)
+), new_keys AS (
+    -- the ordered index of the filter keys (schemas/postgres/0091_statement_keys.sql)
+    INSERT INTO statement_keys (key, position)
+    SELECT DISTINCT statement_key(u.tenant, k), u.position
+    FROM unnest($3::text[], $1::bigint[], $11::text[]) AS u(tenant, position, keys),
+         unnest(u.keys::text[]) AS k
 ), new_head AS (
     UPDATE log_head SET position = $16, hash = $17, stored = $18 WHERE singleton
 )
