@@ -323,12 +323,33 @@ def server(data: Path) -> EmbeddedPostgres:
                                                    "checkpoint_timeout": "15min"})
 
 
+async def _sizes(url: str) -> dict[str, int]:
+    conn = await asyncpg.connect(url)
+    try:
+        return dict(await conn.fetchrow(
+            "SELECT pg_total_relation_size('events') AS events, pg_total_relation_size('statements') AS statements,"
+            " pg_total_relation_size('statement_keys') AS statement_keys,"
+            " pg_database_size(current_database()) AS database"))
+    finally:
+        await conn.close()
+
+
 async def main_async(args: argparse.Namespace) -> None:
     pg = server(args.data)
     await pg.start()
     try:
         await ensure_database(pg.url, DATABASE)
-        result = await load(pg.url_for(DATABASE), args, pg.pid)
+        if args.copy:
+            import bulk_copy
+
+            await migrate(pg.url_for(DATABASE))
+            t0 = time.perf_counter()
+            result = await bulk_copy.load(pg.url_for(DATABASE), args.statements, args.processes)
+            result["seconds"] = round(time.perf_counter() - t0, 1)
+            result["mode"] = "copy"
+            result["bytes"] = await _sizes(pg.url_for(DATABASE))
+        else:
+            result = await load(pg.url_for(DATABASE), args, pg.pid)
         if args.verify:
             result["verify"] = await verify(pg.url_for(DATABASE))
     finally:
@@ -336,6 +357,10 @@ async def main_async(args: argparse.Namespace) -> None:
     result.update({"benchmark": "bulk store", "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                    "data": str(args.data), "loadavg_after": [round(x, 2) for x in os.getloadavg()]})
     print(json.dumps(result))
+    if args.copy:
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        out = ROOT / "bench" / "results" / f"bulk-store-copy-queries-{args.statements // 1000}k-{stamp}.json"
+        out.write_text(json.dumps(result, indent=1) + "\n")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -351,6 +376,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--verify", action="store_true",
                         help="then run `lrs audit verify` on the store and check its read model")
     parser.add_argument("--processes", type=int, default=2, help="loader processes (default: 2)")
+    parser.add_argument("--copy", action="store_true",
+                        help="build the writer's rows here and COPY them, indexes built after the load"
+                             " (bench/bulk_copy.py), instead of appending through the writer")
     parser.add_argument("--part", help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)

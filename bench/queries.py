@@ -171,12 +171,20 @@ async def run(url: str, args: argparse.Namespace) -> dict[str, Any]:
         sizes = {r["name"]: r["bytes"] for r in await pool.fetch(
             "SELECT c.relname AS name, pg_relation_size(c.oid) AS bytes FROM pg_class c "
             "JOIN pg_namespace n ON n.oid = c.relnamespace "
-            "WHERE n.nspname = 'public' AND c.relname IN ('events', 'statements') "
-            "OR c.oid IN (SELECT indexrelid FROM pg_index WHERE indrelid IN ('statements'::regclass, 'events'::regclass))")}
+            "WHERE n.nspname = 'public' AND c.relname IN ('events', 'statements', 'statement_keys') "
+            "OR c.oid IN (SELECT indexrelid FROM pg_index WHERE indrelid IN "
+            "('statements'::regclass, 'events'::regclass, 'statement_keys'::regclass))")}
+        read_model = sum(v for k, v in sizes.items() if k.startswith("statement"))
+        column_bytes = dict(await pool.fetchrow(
+            "SELECT avg(pg_column_size(filter_keys))::int AS filter_keys, avg(pg_column_size(verb_id))::int AS verb_id,"
+            " avg(pg_column_size(s.*))::int AS row FROM statements s TABLESAMPLE SYSTEM (1)"))
         analyzed = dict(await pool.fetchrow(
             "SELECT last_analyze::text, last_autoanalyze::text, n_mod_since_analyze FROM pg_stat_user_tables "
             "WHERE relname = 'statements'"))
         chosen = {k: v for k, v in filters(total, (first, last)).items() if not args.only or k in args.only}
+        print(json.dumps({"read_model_bytes_per_statement": round(read_model / max(total, 1), 1),
+                          "bytes_per_statement": {k: round(v / max(total, 1), 1) for k, v in sizes.items()},
+                          "average_column_bytes": column_bytes}), file=sys.stderr)
         if args.explain:
             for name, make in chosen.items():
                 await explain(pool, name, make, name.startswith("paged"), args.page)
@@ -190,7 +198,10 @@ async def run(url: str, args: argparse.Namespace) -> dict[str, Any]:
             print(f"{name:34s} seq p50 {sequential['p50_ms']:7.2f} p99 {sequential['p99_ms']:7.2f}   "
                   f"{args.clients} clients p50 {concurrent['p50_ms']:7.2f} p99 {concurrent['p99_ms']:7.2f}   "
                   f"rows {sequential['mean_rows']}", file=sys.stderr, flush=True)
-        return {"statements": total, "relation_bytes": sizes, "statistics": analyzed, "filters": results}
+        return {"statements": total, "relation_bytes": sizes,
+                "bytes_per_statement": {k: round(v / max(total, 1), 1) for k, v in sizes.items()},
+                "read_model_bytes_per_statement": round(read_model / max(total, 1), 1),
+                "average_column_bytes": column_bytes, "statistics": analyzed, "filters": results}
     finally:
         await pool.close()
 

@@ -124,6 +124,7 @@ WITH new_events AS (
     SELECT DISTINCT statement_key(u.tenant, k), u.position
     FROM unnest($3::text[], $1::bigint[], $11::text[]) AS u(tenant, position, keys),
          unnest(u.keys::text[]) AS k
+    WHERE left(k, 2) <> 'U:'
 ), new_head AS (
     UPDATE log_head SET position = $16, hash = $17, stored = $18 WHERE singleton
 )

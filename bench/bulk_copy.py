@@ -1,0 +1,211 @@
+"""The ``--copy`` mode of bench/bulk_store.py: the same store, written by COPY.
+
+The writer appends about 600 statements/s on a busy 2-core machine, too slow
+for a 10-million-statement bench store.  This mode builds the rows the
+writer builds, from the same generated statements and with the project's own
+functions:
+
+- each statement is prepared as the HTTP handler prepares it
+  (:func:`lrs.ingest.prepare.prepare_statements`), its stored JSON is
+  :func:`lrs.eventlog.finalize_with_text` and its hash
+  :func:`lrs.eventlog.hash_with_text` chained from the log head, its
+  read-model row carries :func:`lrs.batching.filter_keys`, and its
+  ``statement_keys`` rows are made by the writer's own SQL
+  (``statement_key(tenant, key)``);
+- ``voided`` is set on the statements a loaded voiding statement targets
+  (the writer's UPDATE, for targets loaded earlier).
+
+Worker processes prepare chunks of statements in parallel; the hash chain
+passes from each chunk to the next through a queue (hashing is the cheap
+part), and each worker COPYs its own chunks.  The indexes of the three tables
+are dropped first and built again after the load, then the tables are
+ANALYZEd.  The log head moves last, so `lrs audit verify` checks the result.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import sys
+import time
+import uuid
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import bulk_store as gen  # noqa: E402
+from lrs.batching import filter_keys  # noqa: E402
+from lrs.eventlog import STATEMENT_EVENT, finalize_with_text, format_stored, hash_with_text  # noqa: E402
+from lrs.ingest.prepare import prepare_statements  # noqa: E402
+from lrs.store.ids import RandomUuids  # noqa: E402
+
+TABLES = ("events", "statements", "statement_keys")
+CHUNK = 20_000
+EVENT_COLUMNS = ("position", "event_id", "tenant", "event_type", "statement_id", "stored", "payload",
+                 "prev_hash", "hash")
+STATEMENT_COLUMNS = ("tenant", "statement_id", "position", "stored", "verb_id", "filter_keys", "registration",
+                     "voided", "voids", "statement_ref")
+# The writer's own statement_keys rows (lrs/store/writer.py INSERT_GROUP).
+INSERT_KEYS = """
+INSERT INTO statement_keys (key, position)
+SELECT DISTINCT statement_key(u.tenant, k), u.position
+FROM unnest($1::text[], $2::bigint[], $3::text[]) AS u(tenant, position, keys), unnest(u.keys::text[]) AS k
+WHERE left(k, 2) <> 'U:'
+"""
+# The writer's UPDATE_VOIDED, for targets stored before this load.
+MARK_VOIDED = """
+UPDATE statements t SET voided = true
+FROM statements v
+WHERE v.position > $1 AND v.voids IS NOT NULL AND v.tenant = t.tenant
+  AND t.statement_id = v.voids AND t.voids IS NULL AND NOT t.voided
+"""
+
+
+def stored_at(n: int):  # type: ignore[no-untyped-def]
+    """Statement ``n``'s stored time: strictly rising with n."""
+    return gen.START + timedelta(seconds=3 * n, milliseconds=500)
+
+
+def event_id(n: int) -> uuid.UUID:
+    return uuid.uuid5(gen.NAMESPACE, f"event {n}")
+
+
+def voided_by_later(n: int, total: int) -> bool:
+    """Whether a statement below ``total`` voids statement ``n``."""
+    m = n + gen.VOID_DISTANCE
+    if m >= total or m % gen.VOID_EVERY != gen.VOID_EVERY - 1:
+        return False
+    body = gen.statement(m)
+    return body["verb"]["id"] == gen.VERB + "voided" and body["object"]["id"] == gen.statement_id(n)
+
+
+def _literal(values: list[str]) -> str:
+    from lrs.store.writer import _array_literal
+
+    return _array_literal(values)
+
+
+def prepare_chunk(first: int, count: int, total: int) -> list[tuple]:
+    """(n, prepared statement, stored, stored text, payload) of statements first .. first + count - 1."""
+    new_id = RandomUuids()
+    out = []
+    for start in range(first, first + count, 500):
+        numbers = range(start, min(first + count, start + 500))
+        prepared = prepare_statements([gen.statement(n) for n in numbers], version="1.0.3",
+                                      authority=gen.AUTHORITY, new_id=new_id)
+        for n, statement in zip(numbers, prepared):
+            stored = stored_at(n)
+            text = format_stored(stored)
+            out.append((n, statement, stored, text, finalize_with_text(statement.body, text)))
+    return out
+
+
+def chain_chunk(rows: list[tuple], prev_hash: bytes, total: int) -> tuple[bytes, list, list, list]:
+    """The chunk's events (hashed from ``prev_hash``), read-model rows and filter keys."""
+    events, statements, keys = [], [], []
+    for n, s, stored, text, payload in rows:
+        position = n + 1
+        eid = event_id(n)
+        digest = hash_with_text(prev_hash, position, eid, gen.TENANT, STATEMENT_EVENT, text, payload)
+        events.append((position, eid, gen.TENANT, STATEMENT_EVENT, s.statement_id, stored, payload, prev_hash, digest))
+        statement_keys = filter_keys(s)
+        statements.append((gen.TENANT, s.statement_id, position, stored, s.verb_id, statement_keys, s.registration,
+                           voided_by_later(n, total), s.voids, s.statement_ref))
+        keys.append(_literal(statement_keys))
+        prev_hash = digest
+    return prev_hash, events, statements, keys
+
+
+def worker(url: str, part: int, parts: int, first: int, total: int, queues: list, done: Any) -> None:
+    async def run() -> None:
+        conn = await asyncpg.connect(url)
+        await conn.execute("SET synchronous_commit = off")
+        try:
+            for c, start in enumerate(range(first, total, CHUNK)):
+                if c % parts != part:
+                    continue
+                rows = prepare_chunk(start, min(CHUNK, total - start), total)
+                chunk, prev_hash = queues[part].get()
+                assert chunk == c, (chunk, c)
+                last, events, statements, keys = chain_chunk(rows, prev_hash, total)
+                queues[(part + 1) % parts].put((c + 1, last))
+                if start + CHUNK >= total:
+                    done.put(last)
+                async with conn.transaction():
+                    await conn.copy_records_to_table("events", records=events, columns=EVENT_COLUMNS)
+                    await conn.copy_records_to_table("statements", records=statements, columns=STATEMENT_COLUMNS)
+                    await conn.execute(INSERT_KEYS, [gen.TENANT] * len(keys), [e[0] for e in events], keys)
+        finally:
+            await conn.close()
+
+    asyncio.run(run())
+
+
+async def _indexes(conn: asyncpg.Connection) -> list[tuple[str, str, str]]:
+    """(table, drop statement, create statement) of each index and key constraint of TABLES."""
+    rows = await conn.fetch(
+        """
+        SELECT c.relname AS tbl, i.relname AS idx, pg_get_indexdef(i.oid) AS def, con.conname, con.contype,
+               pg_get_constraintdef(con.oid) AS condef
+        FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_class c ON c.oid = x.indrelid
+        LEFT JOIN pg_constraint con ON con.conindid = i.oid AND con.contype IN ('p', 'u')
+        WHERE c.relname = ANY($1::text[])
+        """, list(TABLES))
+    out = []
+    for r in rows:
+        if r["conname"]:
+            out.append((r["tbl"], f'ALTER TABLE {r["tbl"]} DROP CONSTRAINT {r["conname"]}',
+                        f'ALTER TABLE {r["tbl"]} ADD CONSTRAINT {r["conname"]} {r["condef"]}'))
+        else:
+            out.append((r["tbl"], f'DROP INDEX {r["idx"]}', r["def"]))
+    return out
+
+
+async def load(url: str, total: int, processes: int) -> dict[str, Any]:
+    conn = await asyncpg.connect(url)
+    timings: dict[str, float] = {}
+    try:
+        head = await conn.fetchrow("SELECT position, hash FROM log_head WHERE singleton")
+        have = int(head["position"])
+        if have >= total:
+            return {"statements_before": have, "statements_after": have}
+        indexes = await _indexes(conn)
+        t0 = time.perf_counter()
+        for _, drop, _ in indexes:
+            await conn.execute(drop)
+        ctx = multiprocessing.get_context("fork")
+        queues = [ctx.Queue() for _ in range(processes)]
+        done = ctx.Queue()
+        queues[0].put((0, bytes(head["hash"])))
+        procs = [ctx.Process(target=worker, args=(url, p, processes, have, total, queues, done))
+                 for p in range(processes)]
+        for p in procs:
+            p.start()
+        last_hash = done.get()
+        for p in procs:
+            p.join()
+            if p.exitcode != 0:
+                raise RuntimeError(f"a loader process failed (exit status {p.exitcode})")
+        timings["copy_s"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        await conn.execute("SET maintenance_work_mem = '1GB'")
+        for _, _, create in indexes:
+            await conn.execute(create)
+        timings["indexes_s"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        marked = await conn.execute(MARK_VOIDED, have)
+        last = stored_at(total - 1)
+        await conn.execute("UPDATE log_head SET position = $1, hash = $2, stored = $3 WHERE singleton",
+                           total, last_hash, last)
+        for table in TABLES:
+            await conn.execute(f"ANALYZE {table}")
+        timings["analyze_s"] = time.perf_counter() - t0
+    finally:
+        await conn.close()
+    return {"statements_before": have, "statements_after": total, "voided_earlier": marked,
+            **{k: round(v, 1) for k, v in timings.items()}}
