@@ -133,24 +133,38 @@ def _driving_keys(query: StatementQuery) -> list[str] | None:
     return None
 
 
-def _key_walk(keys: list[str], bounds: list[str], bind: Callable[[Any], str]) -> str:
-    """The positions holding any of ``keys`` (within ``bounds``, templates on
-    ``{p}``), as a subquery ``d``: one ordered range of statement_keys per
-    key, merged by position.  A candidate only: the statement's own
-    filter_keys decide (the keys are hashes)."""
+def _matches(
+    alias: str, keys: list[str] | None, bounds: list[str], conditions: str, direction: str, limit: str | None,
+    bind: Callable[[Any], str],
+) -> str:
+    """A SELECT of the positions of the statements ``alias`` meeting
+    ``conditions`` (within ``bounds``, templates on ``{p}``), the first
+    ``limit`` in position order (all of them, in no order, for None).
+
+    With ``keys``, each key's range of statement_keys is walked in position
+    order and every candidate checked on its row (the LATERAL subquery, kept
+    apart by OFFSET 0, is a lookup by position per candidate, so the walk
+    stops at the limit); the first ``limit`` of each key together hold the
+    first ``limit`` of all.  The keys are hashes: the row's own filter_keys,
+    among ``conditions``, decide."""
+    if keys is None:
+        where = " AND ".join([conditions] + [b.format(p=f"{alias}.position") for b in bounds])
+        order = f" ORDER BY {alias}.position {direction} LIMIT {limit}" if limit else ""
+        return f"SELECT {alias}.position FROM statements {alias} WHERE {where}{order}"
     walks = []
     for key in keys:
-        conditions = [f"k.key = statement_key($1, {bind(key)}::text)"] + [b.format(p="k.position") for b in bounds]
-        walks.append(f"SELECT k.position FROM statement_keys k WHERE {' AND '.join(conditions)}")
-    return "(" + " UNION ALL ".join(walks) + ") AS d"
-
-
-def _from(alias: str, keys: list[str] | None, bounds: list[str], bind: Callable[[Any], str]) -> tuple[str, str]:
-    """The FROM clause of the rows a filter selects and the column they are ordered by."""
-    if keys is None:
-        return f"statements {alias}", f"{alias}.position"
-    walk = _key_walk(keys, bounds, bind)
-    return f"{walk} JOIN statements {alias} ON {alias}.tenant = $1 AND {alias}.position = d.position", "d.position"
+        where = " AND ".join([f"k.key = statement_key($1, {bind(key)}::text)"]
+                             + [b.format(p="k.position") for b in bounds])
+        order = f" ORDER BY k.position {direction} LIMIT {limit}" if limit else ""
+        walks.append(
+            f"(SELECT k.position FROM statement_keys k, LATERAL ("
+            f"SELECT 1 FROM statements {alias} WHERE {alias}.tenant = $1 AND {alias}.position = k.position"
+            f" AND {conditions} OFFSET 0) AS m WHERE {where}{order})"
+        )
+    if len(walks) == 1:
+        return walks[0][1:-1]
+    order = f" ORDER BY position {direction} LIMIT {limit}" if limit else ""
+    return f"SELECT position FROM ({' UNION '.join(walks)}) AS u{order}"
 
 
 # A filtered page is the union of two parts, each an index walk bounded by the
@@ -175,9 +189,7 @@ def _from(alias: str, keys: list[str] | None, bounds: list[str], bind: Callable[
 # condition on ``way``.  Either is complete for the page; the choice is cost.
 SELECT_FILTERED_PAGE = f"""
 WITH direct AS MATERIALIZED (
-    SELECT s.position FROM {{own_from}}
-    WHERE {{where}} AND {{own}}
-    ORDER BY {{own_order}} {{direction}} LIMIT {{limit}}
+    {{direct}}
 ), edge AS MATERIALIZED (
     SELECT CASE WHEN count(*) = {{limit}} THEN {{last}}(position) END AS bound FROM direct
 ), window_refs AS MATERIALIZED (
@@ -187,9 +199,7 @@ WITH direct AS MATERIALIZED (
     -- walk back from the matches when there are no more of them than
     -- referring statements in the window (counted up to that many)
     SELECT edge.bound IS NULL OR (
-        SELECT count(*) FROM (
-            SELECT 1 FROM {{targets_from}} WHERE t.tenant = $1 AND {{targets}} LIMIT (SELECT n + 1 FROM window_refs)
-        ) AS m
+        SELECT count(*) FROM ({{few_targets}}) AS m
     ) <= (SELECT n FROM window_refs) AS back
     FROM edge
 ), referring AS (
@@ -199,8 +209,8 @@ WITH direct AS MATERIALIZED (
     ORDER BY s.position {{direction}} LIMIT {{limit}}
 ), reached AS (
     WITH RECURSIVE up(id, depth) AS (
-        SELECT t.statement_id, 0 FROM {{targets_from}}
-        WHERE t.tenant = $1 AND {{targets}} AND (SELECT back FROM way)
+        SELECT t.statement_id, 0 FROM statements t
+        WHERE t.tenant = $1 AND {{targets}} AND (SELECT back FROM way){{all_targets}}
         UNION ALL
         SELECT r.statement_id, up.depth + 1
         FROM up JOIN statements r ON r.tenant = $1 AND r.statement_ref = up.id AND r.statement_ref IS NOT NULL
@@ -252,13 +262,16 @@ def build_page_query(
         sql = SELECT_PAGE.format(where=" AND ".join(where), direction=direction, limit=int(limit) + 1)
         return sql, params
     keys = _driving_keys(query)
-    own_from, own_order = _from("s", keys, bounds, bind)
     targets = _filters(query, "t", params)
-    targets_from, _ = _from("t", keys, [], bind)
     ref = REF_MATCHES.format(max_depth=MAX_REF_DEPTH, target_filters=" AND ".join(targets))
+    own_conditions = " AND ".join(where + own)
+    target_conditions = " AND ".join(["t.tenant = $1"] + targets)
     sql = SELECT_FILTERED_PAGE.format(
         where=" AND ".join(where), own=" AND ".join(own), targets=" AND ".join(targets), ref=ref,
-        own_from=own_from, own_order=own_order, targets_from=targets_from,
+        direct=_matches("s", keys, bounds, own_conditions, direction, str(int(limit) + 1), bind),
+        few_targets=_matches("t", keys, [], target_conditions, "DESC", "(SELECT n + 1 FROM window_refs)", bind),
+        all_targets="" if keys is None else
+        f" AND t.position IN ({_matches('t', keys, [], target_conditions, 'DESC', None, bind)})",
         direction=direction, limit=int(limit) + 1,
         last="max" if query.ascending else "min", beyond="<" if query.ascending else ">",
     )
