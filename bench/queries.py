@@ -33,6 +33,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
+import asyncpg
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
@@ -206,6 +208,23 @@ async def run(url: str, args: argparse.Namespace) -> dict[str, Any]:
         await pool.close()
 
 
+# A store as a bulk load leaves it before anything analysed it: no column
+# statistics for the read model and its indexes, autovacuum held off.
+WITHOUT_STATISTICS = """
+ALTER TABLE statements SET (autovacuum_enabled = false);
+ALTER TABLE statement_keys SET (autovacuum_enabled = false);
+DELETE FROM pg_statistic WHERE starelid IN (
+    SELECT oid FROM pg_class WHERE relname IN ('statements', 'statement_keys')
+    UNION SELECT indexrelid FROM pg_index WHERE indrelid IN ('statements'::regclass, 'statement_keys'::regclass));
+"""
+RESTORE_STATISTICS = """
+ALTER TABLE statements RESET (autovacuum_enabled);
+ALTER TABLE statement_keys RESET (autovacuum_enabled);
+ANALYZE statements;
+ANALYZE statement_keys;
+"""
+
+
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     if args.url:
         return await run(args.url, args)
@@ -213,11 +232,21 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     await pg.start()
     try:
         await ensure_database(pg.url, gen.DATABASE)
+        url = pg.url_for(gen.DATABASE)
         if args.analyze:
-            conn_pool = await create_pool(pg.url_for(gen.DATABASE), min_size=1, max_size=1)
+            conn_pool = await create_pool(url, min_size=1, max_size=1)
             await conn_pool.execute("ANALYZE statements")
+            await conn_pool.execute("ANALYZE statement_keys")
             await conn_pool.close()
-        return await run(pg.url_for(gen.DATABASE), args)
+        if not args.without_statistics:
+            return await run(url, args)
+        conn = await asyncpg.connect(url)
+        try:
+            await conn.execute(WITHOUT_STATISTICS)
+            return await run(url, args)
+        finally:
+            await conn.execute(RESTORE_STATISTICS)
+            await conn.close()
     finally:
         await pg.stop()
 
@@ -233,6 +262,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", action="append", help="only this filter (repeatable)")
     parser.add_argument("--analyze", action="store_true", help="ANALYZE statements first")
     parser.add_argument("--explain", action="store_true", help="print the plans instead of timing")
+    parser.add_argument("--without-statistics", action="store_true",
+                        help="time the store as a bulk load leaves it before any ANALYZE (its column"
+                             " statistics deleted, autovacuum off for the run); ANALYZE after")
     parser.add_argument("--label", default="", help="a word for the result file name (before, after...)")
     parser.add_argument("--no-write", action="store_true", help="print only; do not write bench/results/")
     args = parser.parse_args(argv)
