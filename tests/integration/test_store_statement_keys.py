@@ -1,0 +1,117 @@
+"""statement_keys: the ordered index of the filter keys (0091), as the writer
+writes it, as the migration fills it for statements stored before, and as
+the reader uses it (candidates only: the row's own keys decide)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import msgspec
+
+from lrs.ingest.prepare import prepare_statements
+from lrs.ingest.query import StatementQuery
+from lrs.service import migrate
+from lrs.store import StatementWriter, create_pool
+from lrs.store.migrations import apply_migrations, list_migrations
+from lrs.store.reader import query_statements
+
+AUTHORITY = {"objectType": "Agent", "mbox": "mailto:authority@example.com"}
+ANN = "mbox:mailto:ann@example.com"
+COURSE = "http://example.com/course"
+
+
+def statement(n: int, actor: str = "mailto:ann@example.com", **extra: Any) -> dict[str, Any]:
+    body = {"id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"k{n}")), "actor": {"mbox": actor},
+            "verb": {"id": "http://example.com/v/did"}, "object": {"id": f"http://example.com/unit/{n % 3}"},
+            "context": {"contextActivities": {"parent": [{"id": COURSE}]}}}
+    body.update(extra)
+    return body
+
+
+async def ids(conn: Any, **filters: Any) -> list[str]:
+    query = StatementQuery(limit=filters.pop("limit", 100), **filters)
+    bodies, _, _ = await query_statements(conn, "t", query, limit=query.limit)
+    return [msgspec.json.decode(b)["id"] for b in bodies]
+
+
+async def test_the_writer_adds_one_row_per_filter_key_but_the_authority(database_url: str) -> None:
+    await migrate(database_url)
+    pool = await create_pool(database_url, min_size=1, max_size=2)
+    try:
+        writer = StatementWriter(pool, wait_ms=0.0)
+        await writer.start()
+        await writer.append("t", prepare_statements([statement(1)], version="1.0.3", authority=AUTHORITY,
+                                                    new_id=uuid.uuid4))
+        await writer.close()
+        keys = await pool.fetchval("SELECT filter_keys FROM statements")
+        assert any(k.startswith("U:") for k in keys)
+        indexed = await pool.fetch("SELECT key, position FROM statement_keys ORDER BY key")
+        expected = await pool.fetch(
+            "SELECT statement_key('t', k) AS key, 1::bigint AS position FROM unnest($1::text[]) k"
+            " WHERE k NOT LIKE 'U:%' ORDER BY 1", keys)
+        assert indexed == expected and len(indexed) == len(keys) - 1
+    finally:
+        await pool.close()
+
+
+async def test_a_key_row_that_the_statement_lacks_selects_nothing(database_url: str) -> None:
+    """The keys are 64-bit hashes: a row of another key's hash at a
+    statement's position (what a collision would make) is only a candidate."""
+    await migrate(database_url)
+    pool = await create_pool(database_url, min_size=1, max_size=2)
+    try:
+        writer = StatementWriter(pool, wait_ms=0.0)
+        await writer.start()
+        await writer.append("t", prepare_statements(
+            [statement(1), statement(2, actor="mailto:bob@example.com")],
+            version="1.0.3", authority=AUTHORITY, new_id=uuid.uuid4))
+        await writer.close()
+        bob_position = await pool.fetchval("SELECT position FROM statements WHERE filter_keys @> ARRAY['A:mbox:mailto:bob@example.com']")
+        await pool.execute("INSERT INTO statement_keys VALUES (statement_key('t', 'A:' || $1), $2)", ANN, bob_position)
+        assert await ids(pool, agent=ANN) == [statement(1)["id"]]
+        assert await ids(pool, agent=ANN, related_agents=True) == [statement(1)["id"]]
+    finally:
+        await pool.close()
+
+
+async def test_0091_fills_statement_keys_for_statements_stored_before(database_url: str, tmp_path: Path) -> None:
+    """A store upgraded to 0091 answers every key filter from statement_keys,
+    filled in ranges of positions (here more than one range)."""
+    early = tmp_path / "early"
+    early.mkdir()
+    for migration in list_migrations():
+        if migration.version < 91:
+            (early / migration.path.name).write_text(migration.sql())
+    await apply_migrations(database_url, early)
+    conn = await asyncpg.connect(database_url)
+    try:
+        prepared = prepare_statements(
+            [statement(n, actor=f"mailto:learner{n % 2}@example.com") for n in range(4)],
+            version="1.0.3", authority=AUTHORITY, new_id=uuid.uuid4)
+        from lrs.batching import filter_keys
+        from lrs.eventlog import finalize_statement
+
+        positions = [1, 200_000, 200_001, 450_000]  # three of the migration's ranges
+        start = datetime(2024, 1, 1, tzinfo=timezone.utc)
+        for position, s in zip(positions, prepared):
+            stored = start + timedelta(seconds=position)
+            payload = finalize_statement(s.body, stored)
+            await conn.execute("INSERT INTO events VALUES ($1, $2, 't', 'statement', $3, $4, $5, $6, $7)",
+                               position, uuid.uuid4(), s.statement_id, stored, payload, b"\x00" * 32, b"\x01" * 32)
+            await conn.execute(
+                "INSERT INTO statements (tenant, statement_id, position, stored, verb_id, filter_keys)"
+                " VALUES ('t', $1, $2, $3, $4, $5)", s.statement_id, position, stored, s.verb_id, filter_keys(s))
+        await apply_migrations(database_url)
+        assert await conn.fetchval("SELECT count(DISTINCT position) FROM statement_keys") == 4
+        newest_first = [s.body["id"] for s in reversed(prepared)]
+        assert await ids(conn, agent="mbox:mailto:learner0@example.com") == newest_first[1::2]
+        assert await ids(conn, activity=COURSE, related_activities=True) == newest_first
+        assert await ids(conn, activity=COURSE) == []
+        assert await ids(conn, activity="http://example.com/unit/0") == [prepared[3].body["id"], prepared[0].body["id"]]
+        assert await ids(conn, verb="http://example.com/v/did", ascending=True) == newest_first[::-1]
+    finally:
+        await conn.close()
