@@ -319,7 +319,7 @@ async def verify(url: str) -> dict:
 def server(data: Path) -> EmbeddedPostgres:
     # Settings of a production server with a few GB of memory to spare; the
     # service's own pool keeps synchronous_commit on.
-    return EmbeddedPostgres(data / "pg", settings={"shared_buffers": "512MB", "max_wal_size": "8GB",
+    return EmbeddedPostgres(data / "pg", settings={"shared_buffers": "512MB", "max_wal_size": "2GB",
                                                    "checkpoint_timeout": "15min"})
 
 
