@@ -31,10 +31,10 @@ At each size, in this order:
   ``achieved`` reads the kept per-day counts), and the present-time summary.
 
 The result goes to bench/results/growth-<label>-<UTC time>.json; ``--table
-FILE`` prints a result file as the Markdown tables of bench/README.md.
+FILE...`` prints result files as the Markdown table of bench/README.md.
 
     nice -n 10 .venv/bin/python bench/growth.py --data /work/benchdata/growth --sizes 100000,300000,1000000
-    .venv/bin/python bench/growth.py --table bench/results/growth-main-20261206T073000Z.json
+    .venv/bin/python bench/growth.py --table bench/results/growth-main-*.json
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import aiohttp
 import asyncpg
@@ -305,33 +305,45 @@ def summary_line(step: dict[str, Any]) -> str:
             f"({step['replay']['events_per_s']:,.0f}/s), as_of known p50 {step['as_of']['as_of_known']['p50_ms']} ms")
 
 
-def tables(record: dict[str, Any]) -> str:
-    """The result as Markdown: one row per measure, one column per size."""
-    steps = record["sizes"]
+def _clients(filters: dict[str, Any]) -> dict[str, Any]:
+    return next(v for k, v in filters.items() if k.startswith("clients_"))
+
+
+def _measures(first: dict[str, Any]) -> list[tuple[str, Callable[[dict[str, Any]], str]]]:
+    """(row name, cell of one size) for every measure the first size of a result has."""
+    rows: list[tuple[str, Callable[[dict[str, Any]], str]]] = [
+        ("ingest CPU µs/statement, all processes", lambda s: f"{s['ingest']['cpu_us_per_statement']:.0f}")]
+    for proc in first["ingest"]["cpu_us_per_statement_by_process"]:
+        rows.append((f"&nbsp;&nbsp;of which {proc}",
+                     lambda s, p=proc: f"{s['ingest']['cpu_us_per_statement_by_process'][p]:.0f}"))
+    rows.append(("ingest statements/s in the window", lambda s: f"{s['ingest']['statements_per_s']:,}"))
+    for part in first["bytes"]["per_statement"]:
+        rows.append((f"bytes/statement: {part}", lambda s, p=part: f"{s['bytes']['per_statement'][p]:,.0f}"))
+    for name in first["queries"]["filters"]:
+        rows.append((f"query `{name}`, sequential p50 / p99 ms",
+                     lambda s, n=name: "{p50_ms} / {p99_ms}".format(**s["queries"]["filters"][n]["sequential"])))
+        rows.append((f"query `{name}`, concurrent p50 / p99 ms",
+                     lambda s, n=name: "{p50_ms} / {p99_ms}".format(**_clients(s["queries"]["filters"][n]))))
+    rows.append(("replay seconds (events/s)",
+                 lambda s: f"{s['replay']['seconds']:.1f} ({s['replay']['events_per_s']:,.0f}/s)"))
+    for name in first["as_of"]:
+        rows.append((f"summary `{name}` p50 ms", lambda s, n=name: f"{s['as_of'][n]['p50_ms']}"))
+    rows.append(("load average (1 min) in the ingest window",
+                 lambda s: f"{s['ingest']['loadavg_before'][0]}–{s['ingest']['loadavg_after'][0]}"))
+    return rows
+
+
+def tables(records: list[dict[str, Any]]) -> str:
+    """Results as Markdown: one row per measure, one column per size of the
+    first result; with several results (runs to compare) a cell holds each
+    run's figure in order, separated by " · "."""
+    steps = records[0]["sizes"]
     head = "| measure | " + " | ".join(f"{s['events']:,} events" for s in steps) + " |"
     rule = "|---|" + "---|" * len(steps)
-
-    def row(name: str, values: list[Any]) -> str:
-        return f"| {name} | " + " | ".join(values) + " |"
-
-    rows = [row("ingest CPU µs/statement, all processes", [f"{s['ingest']['cpu_us_per_statement']:.0f}" for s in steps])]
-    for proc in steps[0]["ingest"]["cpu_us_per_statement_by_process"]:
-        rows.append(row(f"&nbsp;&nbsp;of which {proc}",
-                        [f"{s['ingest']['cpu_us_per_statement_by_process'][proc]:.0f}" for s in steps]))
-    rows.append(row("ingest statements/s in the window", [f"{s['ingest']['statements_per_s']:,}" for s in steps]))
-    for part in steps[0]["bytes"]["per_statement"]:
-        rows.append(row(f"bytes/statement: {part}", [f"{s['bytes']['per_statement'][part]:,.0f}" for s in steps]))
-    for name in steps[0]["queries"]["filters"]:
-        seq = [s["queries"]["filters"][name]["sequential"] for s in steps]
-        rows.append(row(f"query `{name}`, sequential p50 / p99 ms", [f"{q['p50_ms']} / {q['p99_ms']}" for q in seq]))
-        conc = [next(v for k, v in s["queries"]["filters"][name].items() if k.startswith("clients_")) for s in steps]
-        rows.append(row(f"query `{name}`, concurrent p50 / p99 ms", [f"{q['p50_ms']} / {q['p99_ms']}" for q in conc]))
-    rows.append(row("replay seconds (events/s)",
-                    [f"{s['replay']['seconds']:.1f} ({s['replay']['events_per_s']:,.0f}/s)" for s in steps]))
-    for name in steps[0]["as_of"]:
-        rows.append(row(f"summary `{name}` p50 ms", [f"{s['as_of'][name]['p50_ms']}" for s in steps]))
-    rows.append(row("load average (1 min) in the ingest window",
-                    [f"{s['ingest']['loadavg_before'][0]}–{s['ingest']['loadavg_after'][0]}" for s in steps]))
+    rows = []
+    for name, cell in _measures(steps[0]):
+        cells = [" · ".join(cell(r["sizes"][i]) for r in records if i < len(r["sizes"])) for i in range(len(steps))]
+        rows.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join([head, rule, *rows])
 
 
@@ -361,7 +373,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--label", default="", help="a word for the result file name (main, after...)")
     parser.add_argument("--note", default="", help="free text stored with the result")
     parser.add_argument("--no-write", action="store_true", help="print only; do not write bench/results/")
-    parser.add_argument("--table", type=Path, metavar="FILE", help="print FILE (a growth result) as Markdown and exit")
+    parser.add_argument("--table", type=Path, nargs="+", metavar="FILE",
+                        help="print growth results as Markdown (several: each cell holds every run's figure) and exit")
     args = parser.parse_args(argv)
     if args.table is None:
         if args.data is None:
@@ -376,7 +389,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.table:
-        print(tables(json.loads(args.table.read_text())))
+        print(tables([json.loads(path.read_text()) for path in args.table]))
         return 0
     if args.data.exists():
         print(f"growth: {args.data} exists; give a new directory", file=sys.stderr)
@@ -397,7 +410,7 @@ def main(argv: list[str] | None = None) -> int:
                     "note": "service, PostgreSQL, nats-server and the load generator share these cores with other work"},
         "note": args.note, **result,
     }
-    print(tables(record))
+    print(tables([record]))
     if not args.no_write:
         stamp = started.strftime("%Y%m%dT%H%M%SZ")
         path = RESULTS_DIR / f"growth-{args.label + '-' if args.label else ''}{stamp}.json"

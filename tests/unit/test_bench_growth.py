@@ -28,7 +28,7 @@ def _step(events: int, cpu: float, known_ms: float) -> dict:
 
 
 def test_every_measure_is_a_row_and_every_size_a_column() -> None:
-    text = tables({"sizes": [_step(100_000, 140.0, 30.0), _step(1_000_000, 150.0, 300.0)]})
+    text = tables([{"sizes": [_step(100_000, 140.0, 30.0), _step(1_000_000, 150.0, 300.0)]}])
     lines = text.splitlines()
     assert lines[0] == "| measure | 100,000 events | 1,000,000 events |"
     assert lines[1] == "|---|---|---|"
@@ -42,6 +42,14 @@ def test_every_measure_is_a_row_and_every_size_a_column() -> None:
     assert rows["summary `as_of_known` p50 ms"] == ["30.0", "300.0 |"]
     assert rows["load average (1 min) in the ingest window"] == ["3.1–3.4", "3.1–3.4 |"]
     assert all(line.count("|") == 4 for line in lines)
+
+
+def test_runs_to_compare_share_a_cell_in_the_order_given() -> None:
+    first = {"sizes": [_step(100_000, 140.0, 30.0), _step(1_000_000, 150.0, 300.0)]}
+    second = {"sizes": [_step(100_000, 120.0, 20.0), _step(1_000_000, 130.0, 200.0)]}
+    lines = tables([first, second]).splitlines()
+    assert "| ingest CPU µs/statement, all processes | 140 · 120 | 150 · 130 |" in lines
+    assert "| summary `as_of_known` p50 ms | 30.0 · 20.0 | 300.0 · 200.0 |" in lines
 
 
 def test_the_feed_sends_every_statement_once_and_the_evidence_share_of_requests() -> None:
