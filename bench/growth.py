@@ -126,8 +126,9 @@ class Feed:
         return out
 
 
-async def post_all(url: str, bodies: list[tuple[int, bytes]], concurrency: int, bar: tqdm) -> None:
-    """POST every body (a 503 is sent again after its Retry-After); anything but 200 stops the bench."""
+async def post_all(url: str, bodies: list[tuple[int, bytes]], concurrency: int, bar: tqdm, retried: list[int]) -> None:
+    """POST every body (a 503 is sent again after its Retry-After, counted in
+    ``retried[0]``); anything but 200 stops the bench."""
     host, port = url.split("//", 1)[1].split(":")
     queue = list(reversed(bodies))
 
@@ -137,6 +138,7 @@ async def post_all(url: str, bodies: list[tuple[int, bytes]], concurrency: int, 
             while queue:
                 count, body = queue.pop()
                 while (status := await conn.post(body)) == 503:
+                    retried[0] += 1
                     await asyncio.sleep(conn.retry_after or 0.5)
                 if status != 200:
                     raise SystemExit(f"growth: POST /xapi/statements answered {status}")
@@ -246,25 +248,27 @@ async def grow(args: argparse.Namespace) -> dict[str, Any]:
         conn = await asyncpg.connect(database_url)
         feed = Feed(args.batch, round(1 / args.evidence_share) if args.evidence_share else 0, args.evidence_learners)
         pids = {"lrs serve": service.pid, "postgresql": pg.pid, "nats-server": bus.pid}
+        retried = [0]  # 503 answers, each sent again
         bar = tqdm(total=args.sizes[-1], unit="statement", unit_scale=True, mininterval=5, file=sys.stderr)
         for size in args.sizes:
             head, _ = await head_and_relayed(conn)
             bar.n = head
             bar.set_postfix_str(f"growing to {size:,}")
             while head < size - args.window:
-                await post_all(url, feed.bodies(min(CHUNK, size - args.window - head)), args.concurrency, bar)
+                await post_all(url, feed.bodies(min(CHUNK, size - args.window - head)), args.concurrency, bar, retried)
                 head, _ = await head_and_relayed(conn)
             load_before = [round(x, 2) for x in os.getloadavg()]
             bodies = feed.bodies(size - head)
             cpu_before, own_before, started = service_cpu_s(pids), time.process_time(), time.perf_counter()
-            await post_all(url, bodies, args.concurrency, bar)
+            await post_all(url, bodies, args.concurrency, bar, retried)
             seconds = time.perf_counter() - started
             cpu = {k: v - cpu_before[k] for k, v in service_cpu_s(pids).items()}
             own = time.process_time() - own_before
             events, _ = await head_and_relayed(conn)
             window = events - head
             step: dict[str, Any] = {
-                "events": events, "query_bench_statements": feed.next_n, "evidence_statements": feed.evidence,
+                "events": events, "retried_503_so_far": retried[0],
+                "query_bench_statements": feed.next_n, "evidence_statements": feed.evidence,
                 "ingest": {"window_statements": window, "seconds": round(seconds, 1),
                            "statements_per_s": round(window / seconds),
                            "cpu_us_per_statement": round(sum(cpu.values()) / window * 1e6, 1),
