@@ -2,8 +2,8 @@
 
 One transaction:
 
-1. refuse when Statements stored before personal data was sealed name the
-   learner in clear (the log cannot be rewritten; docs/privacy.md says what
+1. refuse when Statements, documents, roster memberships or identity links
+   stored before personal data was sealed name the learner in clear (the log cannot be rewritten; docs/privacy.md says what
    to do), or when the tenant holds nothing sealed of the learner;
 2. destroy every generation of the learner's data key (``learner_keys``),
    which makes every sealed copy of their identifiers and names, in the log,
@@ -11,7 +11,8 @@ One transaction:
    process (``NOTIFY lrs_learner_keys``) to drop its cached copy;
 3. delete the learner's State and Agent Profile documents (their clear copy
    in the ``documents`` table) and the attachment data only the learner's
-   Statements refer to;
+   Statements refer to (found through an index of statement events by
+   attachment hash, not by reading the tenant's Statements);
 4. append an ``erasure`` event: pseudonym, who, when (its ``stored``), why,
    and what was removed: never the identifier in clear.
 
@@ -39,6 +40,14 @@ MAX_REASON = 1000
 SELECT_CLEAR = "SELECT 1 FROM statements WHERE tenant = $1 AND filter_keys && $2::text[] LIMIT 1"
 SELECT_CLEAR_DOCUMENTS = "SELECT 1 FROM documents WHERE tenant = $1 AND agent_key = $2 LIMIT 1"
 DELETE_DOCUMENTS = "DELETE FROM documents WHERE tenant = $1 AND agent_key = $2"
+# Roster or identity events that name the learner in clear (recorded before
+# sealing was on; $2: the identifier as a JSON string): they cannot be
+# rewritten either.  The events_roster index holds just those events.
+SELECT_CLEAR_ROSTER = """
+SELECT 1 FROM events WHERE event_type IN ('roster', 'identity') AND tenant = $1
+  AND position(convert_to($2, 'UTF8') IN payload) > 0
+LIMIT 1
+"""
 # The learner's own Statements (as actor or Agent object) that may carry
 # attachments; their payloads are decoded here, not as jsonb, which refuses a
 # string holding U+0000 (``\u0000``) that a Statement may hold.
@@ -47,13 +56,17 @@ SELECT e.payload
 FROM statements s
 JOIN events e ON e.position = s.position
 WHERE s.tenant = $1 AND s.filter_keys @> ARRAY[$2::text]
-  AND position(convert_to('"attachments"', 'UTF8') IN e.payload) > 0
+  AND position('"attachments"'::bytea IN e.payload) > 0
 """
-# Whether a Statement not naming the learner carries the same data.
+# Whether a Statement not naming the learner carries the same data: through
+# the events_attachment_hashes index (schemas/postgres/0063), whose
+# expression and predicate the first three conditions repeat.
 SELECT_SHARED = """
-SELECT 1 FROM statements s JOIN events e ON e.position = s.position
-WHERE s.tenant = $1 AND NOT (s.filter_keys @> ARRAY[$2::text])
-  AND position(convert_to($3, 'UTF8') IN e.payload) > 0
+SELECT 1 FROM events e
+JOIN statements s ON s.tenant = e.tenant AND s.position = e.position
+WHERE statement_attachment_hashes(e.payload) @> ARRAY[$3::text]
+  AND e.event_type = 'statement' AND position('"attachments"'::bytea IN e.payload) > 0
+  AND e.tenant = $1 AND NOT (s.filter_keys @> ARRAY[$2::text])
 LIMIT 1
 """
 DELETE_ATTACHMENT = "DELETE FROM attachments WHERE tenant = $1 AND sha2 = $2"
@@ -137,6 +150,11 @@ async def erase_learner(
             raise ErasureRefused(
                 "statements or documents stored before personal data was sealed name this learner in clear;"
                 " the log cannot be rewritten (docs/privacy.md: erasure of data from before sealing)"
+            )
+        if await conn.fetchval(SELECT_CLEAR_ROSTER, tenant, _encode(ident).decode()):
+            raise ErasureRefused(
+                "roster memberships or identity links recorded before personal data was sealed name this learner"
+                " in clear; the log cannot be rewritten (docs/privacy.md: erasure of data from before sealing)"
             )
         row = await conn.fetchrow(ERASE_KEYS, tenant, pseudonym)
         generations = list(row["generations"] or [])
