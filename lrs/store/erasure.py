@@ -16,12 +16,16 @@ One transaction:
 4. append an ``erasure`` event: pseudonym, who, when (its ``stored``), why,
    and what was removed: never the identifier in clear.
 
+The identifiers linked to the learner as a person (lrs/store/identities.py)
+are the same human's: their keys, documents and attachments go too, and the
+event lists their pseudonyms (``linked``).
+
 Hashes cover the ciphertext, so the chain and the anchors verify as before.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
@@ -30,6 +34,7 @@ import msgspec
 from lrs.privacy.seal import identifier
 from lrs.store.event_append import append_events
 from lrs.store.learner_keys import ERASE_KEYS, SELECT_ANY_KEY, LearnerKeys
+from lrs.store.learner_refs import PSEUDONYM_KEY_PREFIX
 
 __all__ = ["ERASURE_EVENT", "Erasure", "ErasureRefused", "erase_learner"]
 
@@ -55,7 +60,7 @@ SELECT_ATTACHMENT_PAYLOADS = """
 SELECT e.payload
 FROM statements s
 JOIN events e ON e.position = s.position
-WHERE s.tenant = $1 AND s.filter_keys @> ARRAY[$2::text]
+WHERE s.tenant = $1 AND s.filter_keys && $2::text[]
   AND position('"attachments"'::bytea IN e.payload) > 0
 """
 # Whether a Statement not naming the learner carries the same data: through
@@ -66,10 +71,14 @@ SELECT 1 FROM events e
 JOIN statements s ON s.tenant = e.tenant AND s.position = e.position
 WHERE statement_attachment_hashes(e.payload) @> ARRAY[$3::text]
   AND e.event_type = 'statement' AND position('"attachments"'::bytea IN e.payload) > 0
-  AND e.tenant = $1 AND NOT (s.filter_keys @> ARRAY[$2::text])
+  AND e.tenant = $1 AND NOT (s.filter_keys && $2::text[])
 LIMIT 1
 """
 DELETE_ATTACHMENT = "DELETE FROM attachments WHERE tenant = $1 AND sha2 = $2"
+# The identifiers linked to the learner (lrs/store/identities.py), by pseudonym key.
+SELECT_LINKED = """
+SELECT identifier FROM identity_links WHERE tenant = $1 AND person = $2 AND unlinked_position IS NULL ORDER BY identifier
+"""
 
 _encode = msgspec.json.Encoder(order="sorted").encode
 
@@ -112,6 +121,7 @@ class Erasure:
     generations: list[int]
     documents: int
     attachments: int
+    linked: list[str] = field(default_factory=list)  # pseudonyms of the linked identifiers erased with it
 
 
 def check_reason(reason: str, agent: dict[str, Any]) -> str:
@@ -162,12 +172,24 @@ async def erase_learner(
             if await conn.fetchval(SELECT_ANY_KEY, tenant, pseudonym):
                 raise ErasureRefused(f"this learner was already erased in tenant {tenant!r}")
             raise ErasureRefused(f"tenant {tenant!r} holds no personal data of this learner", "absent")
-        documents = int((await conn.execute(DELETE_DOCUMENTS, tenant, stored_key)).split()[-1])
+        # The learner's other identifiers (linked to them as a person) go with them.
+        linked = [
+            r["identifier"].removeprefix(PSEUDONYM_KEY_PREFIX)
+            for r in await conn.fetch(SELECT_LINKED, tenant, stored_key)
+            if r["identifier"].startswith(PSEUDONYM_KEY_PREFIX)
+        ]
+        for other in linked:
+            await conn.fetchrow(ERASE_KEYS, tenant, other)
+        stored_keys = [stored_key, *(PSEUDONYM_KEY_PREFIX + other for other in linked)]
+        documents = 0
+        for key in stored_keys:
+            documents += int((await conn.execute(DELETE_DOCUMENTS, tenant, key)).split()[-1])
         attachments = 0
-        rows = await conn.fetch(SELECT_ATTACHMENT_PAYLOADS, tenant, "A:" + stored_key)
+        filter_keys = ["A:" + key for key in stored_keys]
+        rows = await conn.fetch(SELECT_ATTACHMENT_PAYLOADS, tenant, filter_keys)
         payloads = [bytes(found["payload"]) for found in rows]
         for sha2 in attachment_hashes(payloads):
-            if not await conn.fetchval(SELECT_SHARED, tenant, "A:" + stored_key, sha2):
+            if not await conn.fetchval(SELECT_SHARED, tenant, filter_keys, sha2):
                 attachments += int((await conn.execute(DELETE_ATTACHMENT, tenant, sha2)).split()[-1])
         payload = _encode({
             "pseudonym": pseudonym,
@@ -176,7 +198,9 @@ async def erase_learner(
             "by": by,
             "documents": documents,
             "attachments": attachments,
+            **({"linked": linked} if linked else {}),
         })
         [(position, _stored)] = await append_events(conn, tenant, ERASURE_EVENT, [payload])
-    learner_keys.forget(tenant, pseudonym)
-    return Erasure(pseudonym, position, generations, documents, attachments)
+    for erased in (pseudonym, *linked):
+        learner_keys.forget(tenant, erased)
+    return Erasure(pseudonym, position, generations, documents, attachments, linked)

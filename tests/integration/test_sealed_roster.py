@@ -191,7 +191,7 @@ async def test_the_shared_attachment_question_reads_the_hash_index_not_the_tenan
     await writer.append("default", prepare_statements(bodies, version="1.0.3", authority=AUTHORITY, new_id=uuid.uuid4))
     await pool.execute("ANALYZE events")
     await pool.execute("ANALYZE statements")
-    plan = "\n".join(r[0] for r in await pool.fetch("EXPLAIN " + SELECT_SHARED, "default", "A:x", _Blob(b"0").sha2))
+    plan = "\n".join(r[0] for r in await pool.fetch("EXPLAIN " + SELECT_SHARED, "default", ["A:x"], _Blob(b"0").sha2))
     assert "events_attachment_hashes" in plan and "Seq Scan" not in plan, plan
 
 
@@ -202,3 +202,20 @@ async def test_a_learner_rostered_in_clear_is_not_erased(pool: asyncpg.Pool, wri
     await write_sealed(keys, writer, course_statement(1, "searching", MODULES[0][1], 1))
     with pytest.raises(ErasureRefused, match="roster memberships or identity links"):
         await erase_learner(pool, keys, "default", {"mbox": "mailto:cs1@example.gov.vn"}, reason="r", by="t")
+
+
+async def test_erasing_a_person_erases_their_linked_identifiers_too(
+    pool: asyncpg.Pool, writer: StatementWriter, keys: LearnerKeys
+) -> None:
+    await change_links(pool, "default", "link", LAN, [LAN_LMS], now=NOW, learner_keys=keys)
+    await write_sealed(keys, writer, course_statement(1, "searching", MODULES[0][1], 1),
+                       as_lms_account(course_statement(1, "searching", MODULES[0][1], 2)),
+                       course_statement(2, "searching", MODULES[0][1], 3))
+    erasure = await erase_learner(pool, keys, "default", {"mbox": "mailto:cs1@example.gov.vn"}, reason="r", by="t")
+    assert erasure.linked == [keys.pseudonym("default", LAN_LMS)]
+    stored = [msgspec.json.decode(p) for p in await payloads(pool, "statement")]
+    homes = [s["actor"].get("account", {}).get("homePage") for s in await keys.open_statements("default", stored)]
+    assert homes == ["https://lrs.invalid/erased", "https://lrs.invalid/erased", None]  # Minh's stays readable
+    [link_event] = [msgspec.json.decode(p) for p in await payloads(pool, "identity")]
+    assert set((await open_refs(keys, "default", link_event["sealed"])).values()) == {None}  # no clear key left
+    assert msgspec.json.decode((await payloads(pool, "erasure"))[0])["linked"] == erasure.linked
