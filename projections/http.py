@@ -26,6 +26,7 @@ import structlog
 from aiohttp import web
 
 from lrs.http import keys
+from lrs.store.learner_refs import open_refs
 from lrs.identities import IdentityConflict
 from lrs.store import identities
 from lrs.http.middleware import CREDENTIAL
@@ -515,10 +516,17 @@ async def get_memberships(request: web.Request) -> web.Response:
         learner=None if "learner" not in request.query else _stored_learner(request, tenant, request.query["learner"]),
         after=after, limit=limit, history=_flag(request, "history", False),
     )
+    # Sealed (docs/privacy.md): each learner's clear key as the roster gave it, null once erased.
+    learner_keys = request.config_dict.get(keys.LEARNER_KEYS)
+    shown: dict[str, str | None] = {}
+    if learner_keys is not None:
+        sealed = await units.sealed_learners(request.config_dict[keys.POOL], rows)
+        shown = await open_refs(learner_keys, tenant, sealed) if sealed else {}
     return _answer({
         "memberships": [
             {
                 "learner": r.membership.learner,
+                **({"identifier": shown[r.membership.learner]} if r.membership.learner in shown else {}),
                 "unit": r.membership.unit_id,
                 "valid_from": r.membership.valid_from.isoformat(),
                 "valid_to": None if r.membership.valid_to is None else r.membership.valid_to.isoformat(),

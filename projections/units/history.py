@@ -47,6 +47,7 @@ __all__ = [
     "Record",
     "roster_payloads",
     "parse_roster_payload",
+    "sealed_of",
     "plan_memberships",
     "RosterFold",
 ]
@@ -107,6 +108,15 @@ def parse_roster_payload(payload: bytes) -> Roster:
             for m in body["memberships"]
         ),
     )
+
+
+class _Sealed(msgspec.Struct):
+    sealed: dict[str, str] = {}
+
+
+def sealed_of(payload: bytes) -> dict[str, str]:
+    """The sealed clear keys a roster event carries (empty: not sealed)."""
+    return msgspec.json.decode(payload, type=_Sealed).sealed
 
 
 def plan_memberships(

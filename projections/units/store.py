@@ -35,7 +35,14 @@ from lrs.store import identities
 from lrs.store.event_append import append_events
 from lrs.store.learner_refs import seal_refs
 from projections.units.erased import erased_learner
-from projections.units.history import ROSTER_EVENT, RosterFold, parse_roster_payload, plan_memberships, roster_payloads
+from projections.units.history import (
+    ROSTER_EVENT,
+    RosterFold,
+    parse_roster_payload,
+    plan_memberships,
+    roster_payloads,
+    sealed_of,
+)
 from projections.units.roster import Membership, Roster, RosterError, Unit, check_not_linked, check_roster
 
 # Fixed key of the advisory lock between roster changes and count updates.
@@ -200,6 +207,7 @@ SELECT_ROSTER_EVENTS = """
 SELECT position, stored, tenant, payload FROM events
 WHERE event_type = 'roster' AND position <= $1 ORDER BY position
 """
+SELECT_ROSTER_PAYLOADS = "SELECT payload FROM events WHERE position = ANY($1::bigint[]) AND event_type = 'roster'"
 SELECT_ALL_UNITS = "SELECT 'unit', tenant, unit_id, parent_id, kind, name FROM units ORDER BY tenant, unit_id"
 SELECT_ALL_MEMBERSHIPS = """
 SELECT 'membership', tenant, learner, unit_id, valid_from, valid_to, recorded_position, superseded_position
@@ -252,6 +260,7 @@ __all__ = [
     "tree_counts",
     "members_at",
     "list_memberships",
+    "sealed_learners",
     "certified_rows",
     "MembershipRow",
     "apply_roster_event",
@@ -624,6 +633,20 @@ async def list_memberships(
         )
         for r in rows
     ]
+
+
+async def sealed_learners(conn: asyncpg.Connection | asyncpg.Pool, rows: Sequence[MembershipRow]) -> dict[str, str]:
+    """Pseudonym key -> sealed clear key of the learners of ``rows``, from
+    the roster events that recorded them (history.py; none when the roster
+    was not sealed)."""
+    positions = sorted({r.recorded_position for r in rows if r.recorded_position > 0})
+    wanted = {r.membership.learner for r in rows}
+    sealed: dict[str, str] = {}
+    for r in await conn.fetch(SELECT_ROSTER_PAYLOADS, positions):
+        for learner, text in sealed_of(bytes(r["payload"])).items():
+            if learner in wanted:
+                sealed[learner] = text
+    return sealed
 
 
 async def certified_rows(conn: asyncpg.Connection | asyncpg.Pool) -> list[asyncpg.Record]:

@@ -226,6 +226,12 @@ async def test_erased_learner_leaves_no_clear_text_and_the_audit_still_holds(
             assert r.status == 200, await r.text()
             summary = await r.json()
         assert (summary["headcount"], summary["certified"]) == (2, 1)  # the sealed roster joins Lan's evidence
+        memberships_url = f"{base}/competency/admin/memberships?learner={urllib.parse.quote(ROSTER['memberships'][0]['learner'])}"
+        async with session.get(memberships_url, headers=xapi_headers()) as r:
+            assert r.status == 200, await r.text()
+            [row] = (await r.json())["memberships"]
+        # Stored by pseudonym; shown to the official in clear, opened from its sealed copy.
+        assert row["learner"] == before["learner"] and row["identifier"] == f"mbox:{LAN['mbox']}"
 
         # Nothing personal in clear reached the stream or the log, even before the erasure.
         conn = await asyncpg.connect(database_url)
@@ -273,6 +279,10 @@ async def test_erased_learner_leaves_no_clear_text_and_the_audit_still_holds(
             assert r.status == 200, await r.text()
             summary = await r.json()
         assert (summary["headcount"], summary["certified"]) == (1, 0)
+        async with session.get(memberships_url, headers=xapi_headers()) as r:
+            assert r.status == 200, await r.text()
+            [row] = (await r.json())["memberships"]
+        assert row["learner"] == before["learner"] and row["identifier"] is None  # erased: unreadable for good
     await service.stop()
 
     assert await clear_text_hits(database_url, NEEDLES) == []
