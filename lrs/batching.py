@@ -233,7 +233,8 @@ def plan_group(
     return plan
 
 
-# Prefixes of the read model's filter_keys (one GIN index serves all four filters).
+# Prefixes of the read model's filter_keys (statement_keys indexes each one by
+# position, schemas/postgres/0091_statement_keys.sql).
 AGENT_KEY, RELATED_AGENT_KEY, ACTIVITY_KEY, RELATED_ACTIVITY_KEY = "A:", "a:", "O:", "o:"
 # The authority's IFI key, for the statements/read/mine scope.
 AUTHORITY_KEY = "U:"

@@ -91,8 +91,8 @@ def _key_match(
     alias: str, direct: str, related: str, value: str, include_related: bool,
     bind: Callable[[Any], str],
 ) -> str:
-    """A filter_keys condition the GIN index serves: contains the direct key,
-    or (related_*) overlaps the direct and related-only keys."""
+    """The filter_keys condition a candidate row must meet: contains the direct
+    key, or (related_*) overlaps the direct and related-only keys."""
     if include_related:
         return f"{alias}.filter_keys && ARRAY[{bind(direct + value)}::text, {bind(related + value)}::text]"
     return f"{alias}.filter_keys @> ARRAY[{bind(direct + value)}::text]"

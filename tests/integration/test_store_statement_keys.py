@@ -70,7 +70,8 @@ async def test_a_key_row_that_the_statement_lacks_selects_nothing(database_url: 
             [statement(1), statement(2, actor="mailto:bob@example.com")],
             version="1.0.3", authority=AUTHORITY, new_id=uuid.uuid4))
         await writer.close()
-        bob_position = await pool.fetchval("SELECT position FROM statements WHERE filter_keys @> ARRAY['A:mbox:mailto:bob@example.com']")
+        bob_position = await pool.fetchval(
+            "SELECT position FROM statements WHERE filter_keys @> ARRAY['A:mbox:mailto:bob@example.com']")
         await pool.execute("INSERT INTO statement_keys VALUES (statement_key('t', 'A:' || $1), $2)", ANN, bob_position)
         assert await ids(pool, agent=ANN) == [statement(1)["id"]]
         assert await ids(pool, agent=ANN, related_agents=True) == [statement(1)["id"]]
