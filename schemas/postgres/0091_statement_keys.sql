@@ -25,18 +25,32 @@ CREATE TABLE statement_keys (
 ) WITH (autovacuum_analyze_scale_factor = 0.02, autovacuum_analyze_threshold = 10000,
         autovacuum_vacuum_insert_scale_factor = 0.05, autovacuum_vacuum_insert_threshold = 10000);
 
--- Backfill, a range of positions at a time (the statements already stored).
+-- Backfill: each tenant's statements already stored, a range of positions at a
+-- time, each range read through the (tenant, position) index.
 DO $$
 DECLARE
-    upto bigint := (SELECT coalesce(max(position), 0) FROM statements);
-    low  bigint := 0;
+    t    text;
+    upto bigint;
+    low  bigint;
 BEGIN
-    WHILE low < upto LOOP
-        INSERT INTO statement_keys (key, position)
-        SELECT DISTINCT statement_key(s.tenant, k), s.position
-        FROM statements s, unnest(s.filter_keys) AS k
-        WHERE s.position > low AND s.position <= low + 200000 AND left(k, 2) <> 'U:';
-        low := low + 200000;
+    FOR t IN
+        WITH RECURSIVE tenants(tenant) AS (
+            SELECT min(tenant) FROM statements
+            UNION ALL
+            SELECT (SELECT min(s.tenant) FROM statements s WHERE s.tenant > tenants.tenant)
+            FROM tenants WHERE tenants.tenant IS NOT NULL
+        )
+        SELECT tenant FROM tenants WHERE tenant IS NOT NULL
+    LOOP
+        low := 0;
+        upto := (SELECT max(position) FROM statements WHERE tenant = t);
+        WHILE low < upto LOOP
+            INSERT INTO statement_keys (key, position)
+            SELECT DISTINCT statement_key(s.tenant, k), s.position
+            FROM statements s, unnest(s.filter_keys) AS k
+            WHERE s.tenant = t AND s.position > low AND s.position <= low + 200000 AND left(k, 2) <> 'U:';
+            low := low + 200000;
+        END LOOP;
     END LOOP;
 END
 $$;

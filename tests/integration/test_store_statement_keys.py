@@ -106,8 +106,15 @@ async def test_0091_fills_statement_keys_for_statements_stored_before(database_u
             await conn.execute(
                 "INSERT INTO statements (tenant, statement_id, position, stored, verb_id, filter_keys)"
                 " VALUES ('t', $1, $2, $3, $4, $5)", s.statement_id, position, stored, s.verb_id, filter_keys(s))
+        other = prepare_statements([statement(9)], version="1.0.3", authority=AUTHORITY, new_id=uuid.uuid4)[0]
+        await conn.execute(
+            "INSERT INTO statements (tenant, statement_id, position, stored, verb_id, filter_keys)"
+            " VALUES ('u', $1, 300000, $2, $3, $4)", other.statement_id, start, other.verb_id, filter_keys(other))
         await apply_migrations(database_url)
-        assert await conn.fetchval("SELECT count(DISTINCT position) FROM statement_keys") == 4
+        assert await conn.fetchval("SELECT count(DISTINCT position) FROM statement_keys") == 5
+        assert await conn.fetchval(
+            "SELECT count(*) FROM statement_keys WHERE position = 300000 AND key = statement_key('u', $1)",
+            "A:mbox:mailto:ann@example.com") == 1
         newest_first = [s.body["id"] for s in reversed(prepared)]
         assert await ids(conn, agent="mbox:mailto:learner0@example.com") == newest_first[1::2]
         assert await ids(conn, activity=COURSE, related_activities=True) == newest_first
