@@ -64,11 +64,16 @@ REF_MATCHES = """EXISTS (
         SELECT s.statement_ref, 1
         UNION ALL
         SELECT t.statement_ref, c.depth + 1
-        FROM chain c JOIN statements t ON t.tenant = $1 AND t.statement_id = c.id
-        WHERE t.statement_ref IS NOT NULL AND c.depth < {max_depth}
+        FROM chain c, LATERAL (
+            SELECT t.statement_ref FROM statements t
+            WHERE t.tenant = $1 AND t.statement_id = c.id AND t.statement_ref IS NOT NULL OFFSET 0
+        ) AS t
+        WHERE c.depth < {max_depth}
     )
-    SELECT 1 FROM chain c JOIN statements t ON t.tenant = $1 AND t.statement_id = c.id
-    WHERE {target_filters}
+    -- each target by its id (OFFSET 0: never by the filters over the tenant)
+    SELECT 1 FROM chain c, LATERAL (
+        SELECT 1 FROM statements t WHERE t.tenant = $1 AND t.statement_id = c.id AND {target_filters} OFFSET 0
+    ) AS m
 )"""
 
 Pool = asyncpg.Pool | asyncpg.Connection
@@ -174,6 +179,19 @@ def _matches(
     return f"SELECT position FROM ({' UNION '.join(selects)}) AS u{order}"
 
 
+def _seeds(walks: list[tuple[str, str]] | None, target_conditions: str) -> str:
+    """The ids of all the matches, where ``reached`` starts (only when they are
+    few): with walks, each match's id is looked up by position (kept apart
+    by OFFSET 0, so that no plan reads the tenant's statements to join them)."""
+    if walks is None:
+        return f"SELECT t.statement_id, 0 FROM statements t WHERE {target_conditions} AND (SELECT back FROM way)"
+    matches = _matches("t", walks, [], target_conditions, "DESC", None)
+    return (
+        f"SELECT i.statement_id, 0 FROM ({matches}) AS w, LATERAL (SELECT t.statement_id FROM statements t"
+        f" WHERE t.tenant = $1 AND t.position = w.position OFFSET 0) AS i WHERE (SELECT back FROM way)"
+    )
+
+
 # A filtered page is the union of two parts, each an index walk bounded by the
 # page rather than by the store:
 #
@@ -216,11 +234,14 @@ WITH direct AS MATERIALIZED (
     ORDER BY s.position {{direction}} LIMIT {{limit}}
 ), reached AS (
     WITH RECURSIVE up(id, depth) AS (
-        SELECT t.statement_id, 0 FROM statements t
-        WHERE t.tenant = $1 AND {{targets}} AND (SELECT back FROM way){{all_targets}}
+        {{seeds}}
         UNION ALL
         SELECT r.statement_id, up.depth + 1
-        FROM up JOIN statements r ON r.tenant = $1 AND r.statement_ref = up.id AND r.statement_ref IS NOT NULL
+        FROM up, LATERAL (
+            -- one index lookup per id (OFFSET 0: never a join over every referring statement)
+            SELECT r.statement_id FROM statements r
+            WHERE r.tenant = $1 AND r.statement_ref = up.id AND r.statement_ref IS NOT NULL OFFSET 0
+        ) AS r
         WHERE up.depth < {MAX_REF_DEPTH}
     )
     SELECT s.position FROM statements s
@@ -277,8 +298,7 @@ def build_page_query(
         where=" AND ".join(where), own=" AND ".join(own), targets=" AND ".join(targets), ref=ref,
         direct=_matches("s", walks, bounds, own_conditions, direction, str(int(limit) + 1)),
         few_targets=_matches("t", walks, [], target_conditions, "DESC", "(SELECT n + 1 FROM window_refs)"),
-        all_targets="" if walks is None else
-        f" AND t.position IN ({_matches('t', walks, [], target_conditions, 'DESC', None)})",
+        seeds=_seeds(walks, target_conditions),
         direction=direction, limit=int(limit) + 1,
         last="max" if query.ascending else "min", beyond="<" if query.ascending else ">",
     )
