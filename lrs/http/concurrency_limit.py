@@ -43,6 +43,14 @@ __all__ = ["AdaptiveLimit"]
 class AdaptiveLimit:
     MAX_SAMPLES = 4096  # per window; more finished requests in one window are counted, not kept
     RATE_HORIZON_S = 0.5  # the finishing rate is a moving average over about this long
+    # Retry-After: refused clients are told to come back over ``retry_spread_s``
+    # seconds, a spread that grows while more are refused than half the number
+    # finished (every refusal costs the process work that serves no one) and
+    # shrinks back to 1 s when fewer are, by at most a factor of 2 per
+    # SPREAD_HORIZON_S: clients told to wait come back only that much later.
+    REFUSED_PER_FINISHED = 0.5
+    SPREAD_HORIZON_S = 2.0
+    MAX_SPREAD_S = 30.0
 
     def __init__(
         self,
@@ -74,6 +82,7 @@ class AdaptiveLimit:
         self.latency_s: float | None = None  # the last window's measure (percentile + loop lag)
         self.finished_per_s: float | None = None  # moving average over windows with requests in flight
         self.shed_per_s = 0.0  # refused in the last window, per second
+        self.retry_spread_s = 1.0
         self._window_start: float | None = None  # the first tick starts the first window
         self._samples: list[float] = []
         self._finished = 0
@@ -123,6 +132,7 @@ class AdaptiveLimit:
                 weight = min(1.0, elapsed / self.RATE_HORIZON_S)
                 self.finished_per_s += weight * (rate - self.finished_per_s)
         self.shed_per_s = self._shed / elapsed
+        self._spread(elapsed)
         if self._samples:
             self.latency_s = self._quantile(self._samples) + max(0.0, loop_lag_s)
             self._adjust(self.latency_s)
@@ -139,6 +149,15 @@ class AdaptiveLimit:
         elif 2 * self._peak >= self.limit:
             headroom = 1.0 - latency_s / self.target_s
             self._limit = min(float(self.max_limit), self._limit + max(1.0, self._limit * self.increase * headroom))
+
+    def _spread(self, elapsed: float) -> None:
+        wanted = self.REFUSED_PER_FINISHED * (self.finished_per_s or 0.0)
+        if self.shed_per_s <= 0 or wanted <= 0:
+            ratio = 0.5 if self.shed_per_s <= 0 else 2.0
+        else:
+            ratio = min(2.0, max(0.5, self.shed_per_s / wanted))
+        step = ratio ** min(1.0, elapsed / self.SPREAD_HORIZON_S)
+        self.retry_spread_s = min(self.MAX_SPREAD_S, max(1.0, self.retry_spread_s * step))
 
     def _quantile(self, samples: list[float]) -> float:
         ordered = sorted(samples)

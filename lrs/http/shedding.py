@@ -16,10 +16,11 @@ read or checked (its body, its credentials: the slow hash never runs) while
 * the event loop runs more than ``LRS_SHED_LOOP_LAG_MS`` late, tick after
   tick (measured by a timer that should fire every ``interval_s``).
 
-``Retry-After`` spreads the refused clients' returns over as many seconds as
-the process needs to serve that many (1 to 30 s, drawn at random per
-response, :func:`retry_after_s`): with 2,000 clients refused every second by
-a process that serves a few hundred, answering them all again a second later
+``Retry-After`` spreads the refused clients' returns over a number of
+seconds (drawn at random per response, :func:`retry_after_s`) that grows
+while more clients are refused than half the number served (1 to 30 s,
+:class:`AdaptiveLimit`): with 2,000 clients refused every second by a
+process that serves a few hundred, answering them all again a second later
 would cost the process more than it can spare.  Requests already accepted
 are not touched and finish normally.  The operational probes and metrics are
 never shed.  This is the outermost middleware: a refusal costs no log line,
@@ -29,7 +30,6 @@ only a counter (``lrs_shed_total{reason}``).
 from __future__ import annotations
 
 import asyncio
-import math
 import random
 from collections import deque
 from dataclasses import dataclass
@@ -87,17 +87,12 @@ def limit_reason(limit: AdaptiveLimit) -> str:
     )
 
 
-MAX_RETRY_AFTER_S = 30
-
-
-def retry_after_s(shed_per_s: float, finished_per_s: float | None, draw: float) -> int:
+def retry_after_s(spread_s: float, draw: float) -> int:
     """Seconds a refused client should wait (pure; ``draw`` uniform in [0, 1)):
-    uniform over 1..N, N the seconds the process needs to serve the requests
-    it refuses in one (at most MAX_RETRY_AFTER_S); 1 while either rate is unknown."""
-    if not finished_per_s or shed_per_s <= 0:
-        return RETRY_AFTER_S
-    spread = min(MAX_RETRY_AFTER_S, max(1, math.ceil(shed_per_s / finished_per_s)))
-    return 1 + min(spread - 1, int(draw * spread))
+    uniform over 1..``spread_s`` whole seconds, so that refused clients do not
+    all come back at once (:attr:`AdaptiveLimit.retry_spread_s`)."""
+    whole = max(1, int(spread_s))
+    return 1 + min(whole - 1, int(draw * whole))
 
 
 class LoopLag:
@@ -200,7 +195,7 @@ def _refuse(admission: Admission, reason: str, message: str) -> web.Response:
     if limit is None:
         response.headers["Retry-After"] = str(RETRY_AFTER_S)
     else:
-        response.headers["Retry-After"] = str(retry_after_s(limit.shed_per_s, limit.finished_per_s, random.random()))
+        response.headers["Retry-After"] = str(retry_after_s(limit.retry_spread_s, random.random()))
     return response
 
 

@@ -126,6 +126,31 @@ def test_rates_for_retry_after_are_measured_per_window():
     assert limit.shed_per_s == pytest.approx(32.0) and limit.finished_per_s == pytest.approx(16.0)
 
 
+def test_the_retry_spread_grows_while_refusals_outnumber_half_the_finished_and_shrinks_after():
+    limit = _limit(min_limit=1, max_limit=10, initial=10)
+    limit.tick(0.0)
+    now = 0.0
+    spreads = []
+    for _ in range(64):  # 8 s: each window 10 finish and 100 are refused (10 × too many)
+        assert _admit(limit, 110) == 10
+        now += limit.window_s
+        for _ in range(10):
+            limit.release(now - 0.01, now)
+        limit.tick(now)
+        spreads.append(limit.retry_spread_s)
+    assert spreads == sorted(spreads)
+    assert spreads[15] == pytest.approx(2.0)  # doubles at most every 2 s
+    assert spreads[-1] == pytest.approx(16.0)
+    for _ in range(16):  # 2 s without refusals: halved
+        assert _admit(limit, 10) == 10
+        now += limit.window_s
+        for _ in range(10):
+            limit.release(now - 0.01, now)
+        limit.tick(now)
+    assert limit.retry_spread_s == pytest.approx(8.0)
+    assert AdaptiveLimit.MAX_SPREAD_S == 30.0
+
+
 @pytest.mark.parametrize("kwargs", [{"target_s": 0}, {"target_s": 0.2, "min_limit": 0},
                                     {"target_s": 0.2, "min_limit": 10, "max_limit": 5},
                                     {"target_s": 0.2, "percentile": 1.5}, {"target_s": 0.2, "min_samples": 0}])
