@@ -22,9 +22,14 @@ Netflix's concurrency-limits and Envoy's adaptive concurrency filter:
   number changes nothing, so a backlog that keeps latency high for a while
   does not ratchet the limit down;
 * at or below the target, while at least half the limit was in use (demand
-  reaches it; an idle process never raises it), the limit grows by up to
-  ``increase`` of itself a window, in proportion to the headroom left, so it
-  settles where latency meets the target instead of oscillating around it;
+  reaches it; an idle process never raises it), the limit rises to that
+  same number, what finishes within the target at the measured rate (at
+  most doubling in a window): throughput does not fall as concurrency rises
+  (group commit batches more), so by Little's law that many still answer in
+  time, and a limit cut deep by a stall comes back as soon as the rate does.
+  Beyond it, it probes upward by up to ``increase`` of itself a window, in
+  proportion to the headroom left, so it settles where latency meets the
+  target instead of oscillating around it;
 * it stays within ``min_limit`` (that many requests are always admitted,
   whatever their latency: a few large batches are slow on their own, not for
   want of shedding) and ``max_limit``.
@@ -148,7 +153,9 @@ class AdaptiveLimit:
             self._limit = max(float(self.min_limit), min(self._limit, finish_in_time))
         elif 2 * self._peak >= self.limit:
             headroom = 1.0 - latency_s / self.target_s
-            self._limit = min(float(self.max_limit), self._limit + max(1.0, self._limit * self.increase * headroom))
+            probe = self._limit + max(1.0, self._limit * self.increase * headroom)
+            finish_in_time = min(2 * self._limit, (self.finished_per_s or 0.0) * self.target_s)
+            self._limit = min(float(self.max_limit), max(probe, finish_in_time))
 
     def _spread(self, elapsed: float) -> None:
         wanted = self.REFUSED_PER_FINISHED * (self.finished_per_s or 0.0)

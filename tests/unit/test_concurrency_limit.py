@@ -91,6 +91,20 @@ def test_below_the_target_it_grows_only_while_demand_reaches_half_of_it():
     assert limit.limit == 101
 
 
+def test_after_a_deep_cut_it_returns_to_what_finishes_in_time_as_soon_as_latency_allows():
+    limit = _limit(min_limit=4, initial=100)
+    limit.tick(0.0)
+    now = _window(limit, 0.0, [2.0] * 3)  # a stall: 3 finished, late
+    assert limit.limit == 6  # 24/s × 250 ms
+    for expected in (12, 24, 48, 96):  # fast again (~500/s): doubling towards what finishes in 250 ms
+        assert _admit(limit, limit.limit - 1) == limit.limit - 1  # demand fills the limit
+        now = _window(limit, now, [0.04] * 62)
+        while limit.in_flight:
+            limit.release(now, now)
+        assert limit.limit == expected
+    assert limit.limit < limit.finished_per_s * 0.25
+
+
 def test_it_never_exceeds_the_maximum():
     limit = _limit(min_limit=4, max_limit=20, initial=19)
     limit.tick(0.0)
