@@ -11,7 +11,11 @@ the service's processes, sampled every 0.2 s.
     python bench/overload.py --start-service --no-shedding   # the same load with shedding off
 
 The target: p99 of the 200s at most 500 ms, memory bounded.  Results go to
-``bench/results/overload-<UTC time>.json``.
+``bench/results/overload-<branch>-<UTC time>.json``.  Before and after,
+alternating, in one line (``before``: ``LRS_SHED_LATENCY_MS=0``, the fixed
+budgets only; ``after``: the service's defaults)::
+
+    python bench/overload.py --start-service --connections 512,2048 --rounds 2
 
 Where the time goes, beside the client's view: the service's own latency
 histogram for POST /xapi/statements and its event-loop lag histogram (from
@@ -146,8 +150,8 @@ def _histograms(url: str, auth: str) -> dict[str, dict[float, float]]:
     text = urllib.request.urlopen(request, timeout=30).read().decode()
     out: dict[str, dict] = {"request": {}, "loop_lag": {}, "shed": {}, "limit": {}}
     for line in text.splitlines():
-        if line.startswith("lrs_shed_concurrency_limit "):
-            out["limit"]["value"] = float(line.rsplit(" ", 1)[1])
+        if line.startswith("lrs_shed_concurrency_limit "):  # 0: never set, the adaptive limit is off
+            out["limit"]["value"] = float(line.rsplit(" ", 1)[1]) or None
             continue
         if line.startswith("lrs_http_request_duration_seconds_bucket{") and 'method="POST"' in line \
                 and 'route="/xapi/statements"' in line:

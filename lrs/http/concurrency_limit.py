@@ -51,10 +51,12 @@ class AdaptiveLimit:
     # Retry-After: refused clients are told to come back over ``retry_spread_s``
     # seconds, a spread that grows while more are refused than half the number
     # finished (every refusal costs the process work that serves no one) and
-    # shrinks back to 1 s when fewer are, by at most a factor of 2 per
-    # SPREAD_HORIZON_S: clients told to wait come back only that much later.
+    # shrinks back to 1 s when fewer are: by up to 4 times a second when
+    # refusals are 4 times too many or more (2,000 clients refused at once
+    # and told "1 s" come back at once), by half a second at most.
     REFUSED_PER_FINISHED = 0.5
-    SPREAD_HORIZON_S = 2.0
+    SPREAD_HORIZON_S = 1.0
+    MAX_SPREAD_GROWTH = 4.0
     MAX_SPREAD_S = 30.0
 
     def __init__(
@@ -160,9 +162,9 @@ class AdaptiveLimit:
     def _spread(self, elapsed: float) -> None:
         wanted = self.REFUSED_PER_FINISHED * (self.finished_per_s or 0.0)
         if self.shed_per_s <= 0 or wanted <= 0:
-            ratio = 0.5 if self.shed_per_s <= 0 else 2.0
+            ratio = 0.5 if self.shed_per_s <= 0 else self.MAX_SPREAD_GROWTH
         else:
-            ratio = min(2.0, max(0.5, self.shed_per_s / wanted))
+            ratio = min(self.MAX_SPREAD_GROWTH, max(0.5, self.shed_per_s / wanted))
         step = ratio ** min(1.0, elapsed / self.SPREAD_HORIZON_S)
         self.retry_spread_s = min(self.MAX_SPREAD_S, max(1.0, self.retry_spread_s * step))
 
