@@ -142,7 +142,7 @@ class Settings:
     # for group commit, while the event loop runs later than shed_loop_lag_ms,
     # or while shed_max_in_flight requests are being served (0 turns a check off).
     shed_latency_ms: float = 200.0
-    shed_min_in_flight: int = 16
+    shed_min_in_flight: int = 32
     shed_queue_statements: int = 50_000
     shed_loop_lag_ms: float = 200.0
     shed_max_in_flight: int = 0
@@ -271,7 +271,7 @@ class Settings:
             shed_queue_statements=_int(env, "LRS_SHED_QUEUE_STATEMENTS", 50_000, 0),
             shed_max_in_flight=_int(env, "LRS_SHED_MAX_IN_FLIGHT", 0, 0),
             shed_latency_ms=_nonnegative(_float(env, "LRS_SHED_LATENCY_MS", 200.0), "LRS_SHED_LATENCY_MS"),
-            shed_min_in_flight=_int(env, "LRS_SHED_MIN_IN_FLIGHT", 16, 1),
+            shed_min_in_flight=_int(env, "LRS_SHED_MIN_IN_FLIGHT", 32, 1),
             shed_loop_lag_ms=_nonnegative(_float(env, "LRS_SHED_LOOP_LAG_MS", 200.0), "LRS_SHED_LOOP_LAG_MS"),
             trusted_proxies=_trusted_proxies(env.get("LRS_TRUSTED_PROXIES") or ""),
             frameworks_dir=Path(env["LRS_FRAMEWORKS_DIR"]) if env.get("LRS_FRAMEWORKS_DIR") else None,

@@ -63,7 +63,7 @@ class AdaptiveLimit:
         self,
         target_s: float,
         *,
-        min_limit: int = 16,
+        min_limit: int = 32,
         max_limit: int = 10_000,
         initial: int | None = None,
         window_s: float = 0.1,

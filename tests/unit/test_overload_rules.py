@@ -80,7 +80,7 @@ def test_the_adaptive_limit_is_on_by_default_and_read_from_the_environment():
     from lrs.http.shedding import ADMISSION, install
 
     defaults = Settings.from_env({})
-    assert (defaults.shed_latency_ms, defaults.shed_min_in_flight) == (200.0, 16)
+    assert (defaults.shed_latency_ms, defaults.shed_min_in_flight) == (200.0, 32)
     app = aioweb.Application()
     install(app, Settings.from_env({"LRS_SHED_LATENCY_MS": "100", "LRS_SHED_MIN_IN_FLIGHT": "3"}))
     limit = app[ADMISSION].limit
