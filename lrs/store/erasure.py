@@ -26,6 +26,7 @@ from typing import Any
 import asyncpg
 import msgspec
 
+from lrs.payload_codec import open_payload
 from lrs.privacy.seal import identifier
 from lrs.store.event_append import append_events
 from lrs.store.learner_keys import ERASE_KEYS, SELECT_ANY_KEY, LearnerKeys
@@ -41,7 +42,9 @@ SELECT_CLEAR_DOCUMENTS = "SELECT 1 FROM documents WHERE tenant = $1 AND agent_ke
 DELETE_DOCUMENTS = "DELETE FROM documents WHERE tenant = $1 AND agent_key = $2"
 # The learner's own Statements (as actor or Agent object) that may carry
 # attachments; their payloads are decoded here, not as jsonb, which refuses a
-# string holding U+0000 (``\u0000``) that a Statement may hold.
+# string holding U+0000 (``\u0000``) that a Statement may hold.  A payload
+# holding "attachments" is never kept compressed (lrs/payload_codec.py), so
+# these searches of the stored bytes find every Statement with attachments.
 SELECT_ATTACHMENT_PAYLOADS = """
 SELECT e.payload
 FROM statements s
@@ -53,6 +56,7 @@ WHERE s.tenant = $1 AND s.filter_keys @> ARRAY[$2::text]
 SELECT_SHARED = """
 SELECT 1 FROM statements s JOIN events e ON e.position = s.position
 WHERE s.tenant = $1 AND NOT (s.filter_keys @> ARRAY[$2::text])
+  AND position(convert_to('"attachments"', 'UTF8') IN e.payload) > 0
   AND position(convert_to($3, 'UTF8') IN e.payload) > 0
 LIMIT 1
 """
@@ -147,7 +151,7 @@ async def erase_learner(
         documents = int((await conn.execute(DELETE_DOCUMENTS, tenant, stored_key)).split()[-1])
         attachments = 0
         rows = await conn.fetch(SELECT_ATTACHMENT_PAYLOADS, tenant, "A:" + stored_key)
-        payloads = [bytes(found["payload"]) for found in rows]
+        payloads = [open_payload(found["payload"]) for found in rows]
         for sha2 in attachment_hashes(payloads):
             if not await conn.fetchval(SELECT_SHARED, tenant, "A:" + stored_key, sha2):
                 attachments += int((await conn.execute(DELETE_ATTACHMENT, tenant, sha2)).split()[-1])

@@ -31,6 +31,7 @@ from typing import AsyncIterator, Callable, Iterable, Sequence
 
 import asyncpg
 
+from lrs.payload_codec import open_payload
 from lrs.store import identities
 from lrs.store.event_append import append_events
 from projections.units.history import ROSTER_EVENT, RosterFold, parse_roster_payload, plan_memberships, roster_payloads
@@ -487,7 +488,7 @@ async def rebuild_roster(conn: asyncpg.Connection, through: int) -> int:
     fold = RosterFold()
     count = 0
     for r in await conn.fetch(SELECT_ROSTER_EVENTS, through):  # (not in a transaction: no cursor)
-        fold.add(r["position"], r["stored"], r["tenant"], bytes(r["payload"]))
+        fold.add(r["position"], r["stored"], r["tenant"], open_payload(r["payload"]))
         count += 1
     await conn.copy_records_to_table("units", records=fold.unit_rows(), columns=["tenant", "unit_id", "parent_id", "kind", "name"])
     for tenant in sorted({t for t, _ in fold.units}):
