@@ -84,6 +84,34 @@ async def stored_json_bytes(conn: asyncpg.Connection) -> int:
     return total
 
 
+async def checkpoint_every(url: str, statements: int) -> int:
+    """CHECKPOINT whenever the log has grown by ``statements`` (until
+    cancelled): a store at steady state checkpoints every checkpoint_timeout,
+    and the first change of each page after a checkpoint writes the whole page
+    to the WAL, which a fill shorter than one checkpoint never shows."""
+    conn = await asyncpg.connect(url)
+    made, last = 0, 0
+    try:
+        while True:
+            await asyncio.sleep(0.1)
+            head = await conn.fetchval("SELECT position FROM log_head") if await conn.fetchval(
+                "SELECT to_regclass('log_head') IS NOT NULL") else 0
+            if head - last >= statements:
+                await conn.execute("CHECKPOINT")
+                made, last = made + 1, head
+    except asyncio.CancelledError:
+        return made
+    finally:
+        await conn.close()
+
+
+async def stop_checkpoints(task: asyncio.Future | None) -> int:
+    if task is None:
+        return 0
+    task.cancel()
+    return await task
+
+
 def lrs(env: dict[str, str], *args: str) -> str:
     done = subprocess.run([sys.executable, "-m", "lrs", *args], env=env, capture_output=True, text=True, check=False)
     if done.returncode != 0:
@@ -132,7 +160,7 @@ async def run(args: argparse.Namespace) -> dict:
     pg = None
     server = args.url
     if server is None:
-        pg = EmbeddedPostgres(scratch / "pg")
+        pg = EmbeddedPostgres(scratch / "pg", settings=dict(setting.split("=", 1) for setting in args.pg_setting))
         server = await pg.start()
     name = f"lrs_bench_{uuid.uuid4().hex[:8]}"
     admin = await asyncpg.connect(server)
@@ -145,8 +173,12 @@ async def run(args: argparse.Namespace) -> dict:
             ingest_mix()
         if args.pad_bytes:
             pad_statements(args.pad_bytes)
-        count = await projection.fill_log(url, args.statements, args.learners, seed=7, void_share=0.0,
-                               evidence_share=args.evidence_share)
+        checkpoints = asyncio.ensure_future(checkpoint_every(url, args.checkpoint_every)) if args.checkpoint_every else None
+        try:
+            count = await projection.fill_log(url, args.statements, args.learners, seed=7, void_share=0.0,
+                                   evidence_share=args.evidence_share)
+        finally:
+            checkpoints_made = await stop_checkpoints(checkpoints)
         wal_bytes = await admin.fetchval("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), $1)", wal_before)
         env = {**os.environ, "LRS_DATABASE_URL": url, "LRS_LOG_LEVEL": "warning",
                "LRS_DATA_DIR": str(scratch / "lrs")}
@@ -196,6 +228,7 @@ async def run(args: argparse.Namespace) -> dict:
             },
             "relations_bytes": sizes,
             "wal_bytes_per_statement_while_filling": per(int(wal_bytes)),
+            "checkpoints_while_filling": checkpoints_made,
             "pgdata_on_disk_bytes_per_statement": None if pgdata is None else {
                 "pgdata (all)": per(directory_bytes(pgdata)),
                 "pg_wal (after CHECKPOINT)": per(directory_bytes(pgdata / "pg_wal")),
@@ -243,6 +276,10 @@ def main() -> None:
     parser.add_argument("--mix", choices=("cmi5", "ingest"), default="cmi5",
                         help="cmi5: the projection bench's session mix; ingest: bench/ingest.py's ~1,050-byte statement")
     parser.add_argument("--pad-bytes", type=int, default=0, help="make each statement about this much larger")
+    parser.add_argument("--checkpoint-every", type=int, default=0, metavar="STATEMENTS",
+                        help="CHECKPOINT each time the log grows by this many statements while filling (steady-state WAL)")
+    parser.add_argument("--pg-setting", action="append", default=[], metavar="NAME=VALUE",
+                        help="a setting of the private PostgreSQL server (repeatable), e.g. wal_compression=pglz")
     parser.add_argument("--note", default="")
     parser.add_argument("--branch", default="", help="name put in the result file's name")
     parser.add_argument("--no-save", action="store_true")
