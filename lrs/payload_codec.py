@@ -20,10 +20,14 @@ names its dictionary for as long as it exists.  ``bench/payload_dictionary.py``
 trains a dictionary again from the same generated corpus, byte for byte.
 New rows are written with :data:`CURRENT_DICTIONARY`.
 
-A payload is kept as it is when compression does not make it smaller, and
-when it holds the text ``"attachments"``: the erasure of a learner finds the
-attachments only a learner's statements refer to by searching the payloads in
-SQL (lrs/store/erasure.py), so statements with attachments stay searchable.
+Statement and document events are compressed.  A payload is kept as it is
+when compression does not make it smaller, and when it holds the text
+``"attachments"``: the erasure of a learner finds the attachments only a
+learner's statements refer to through the stored bytes (lrs/store/erasure.py
+and the ``events_attachment_hashes`` index), so statements with attachments
+stay searchable.  Roster, identity and erasure events
+(lrs/store/event_append.py) are few and are kept as JSON: erasure searches the
+roster and identity ones in SQL.
 """
 
 from __future__ import annotations

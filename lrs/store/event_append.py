@@ -16,7 +16,6 @@ from typing import Callable, Sequence
 import asyncpg
 
 from lrs.eventlog import ONE_MICROSECOND, event_hash
-from lrs.payload_codec import store_payload
 from lrs.store.ids import TimeOrderedUuids
 
 __all__ = ["Appended", "append_events"]
@@ -56,9 +55,9 @@ async def append_events(
         stored = now if last_stored is None or now > last_stored else last_stored + ONE_MICROSECOND
         event_id = new_event_id()
         digest = event_hash(prev_hash, position, event_id, tenant, event_type, stored, payload)
-        await conn.execute(
-            INSERT_EVENT, position, event_id, tenant, event_type, stored, store_payload(payload), prev_hash, digest
-        )
+        # Kept as JSON, never compressed (lrs/payload_codec.py): these events are
+        # few, and erasure searches the roster and identity ones in SQL.
+        await conn.execute(INSERT_EVENT, position, event_id, tenant, event_type, stored, payload, prev_hash, digest)
         appended.append((position, stored))
         prev_hash, last_stored = digest, stored
     await conn.execute(UPDATE_HEAD, position, prev_hash, last_stored)
