@@ -18,6 +18,7 @@ from typing import AsyncIterator, Awaitable, Callable, Sequence
 import asyncpg
 import structlog
 
+from lrs.payload_codec import open_payload
 from lrs.store import leader_lock
 from lrs.store.log_reader import last_position, read_events_after
 from projections.applying import BatchApplier
@@ -221,7 +222,8 @@ async def _log_pages(
     position = 0
 
     async def fetch(after: int) -> list[tuple[int, str, str, bytes]]:
-        return [tuple(row) for row in await conn.fetch(SELECT_LOG_PAGE, after, total, page_size)]
+        rows = await conn.fetch(SELECT_LOG_PAGE, after, total, page_size)
+        return [(row[0], row[1], row[2], open_payload(row[3])) for row in rows]
 
     upcoming: asyncio.Future[list[tuple[int, str, str, bytes]]] | None = asyncio.ensure_future(fetch(0))
     try:
