@@ -20,9 +20,10 @@ handled in order:
 Statement ids are the stored ids, so a delivery repeated after a crash or a
 lost acknowledgement is accepted by the target as the same statement.  A
 second copy of an event already forwarded (a message replayed onto the
-stream) is not sent at all: the forwarder keeps the highest position it
-dealt with in PostgreSQL (connectors.forward.checkpoint) and acknowledges a
-first delivery at or below it without sending it.
+stream) is not sent at all: the forwarder keeps the positions it dealt with
+in PostgreSQL as a low-water mark (connectors.forward.checkpoint) and
+acknowledges a first delivery of one of them without sending it; a message
+overtaken by later ones is still sent whenever it comes.
 Forwarding is a consumer like any other: it never slows the LRS's writes.
 """
 
@@ -144,8 +145,7 @@ class Forwarder:
         self._stop = asyncio.Event()
         self._js: Any = None
         self.checkpoint: ForwardCheckpoint | None = None  # read from PostgreSQL when the run starts
-        self._done = 0  # the highest position acknowledged from a message that was the log's event
-        self._refused_positions: set[int] = set()  # of the batch: their messages were not the log's events
+        self._refused: set[int] = set()  # id() of the batch's messages that were not the log's events
 
     async def run(self, stop: asyncio.Event | None = None) -> ForwardStats:
         """Forward until ``stop`` is set (or, with ``until_caught_up``, until
@@ -212,30 +212,33 @@ class Forwarder:
         return info.num_pending == 0 and info.num_ack_pending == 0
 
     async def _advance_checkpoint(self) -> None:
-        if self.checkpoint is None or self._done <= self.checkpoint.position:
+        if self.checkpoint is None:
             return
         try:
-            await self.checkpoint.advance(self._done)
+            await self.checkpoint.save()
         except asyncpg.PostgresError as exc:  # the next batch tries again; copies meanwhile go to the target's idempotency
             say(f"could not record the checkpoint ({exc!r})")
 
     async def _ack(self, msg: Msg, position: int) -> None:
         await msg.ack()
-        # A refused message's position says nothing about the order of the
-        # stream (a forged message may name a position not yet delivered):
-        # the log's event sent in its place does not move the checkpoint.
-        if position not in self._refused_positions:
-            self._done = max(self._done, position)
+        # A refused message never marks its position done: the log's event
+        # sent in its place is sent again when its own message comes (the
+        # target takes it as the same statement), and a forged position may
+        # be one not yet in the log.
+        if self.checkpoint is not None and id(msg) not in self._refused:
+            self.checkpoint.mark.record(position)
 
     async def _handle(self, messages: list[Msg]) -> None:
         selected: list[tuple[Msg, LogStatement]] = []
         positions: set[int] = set()  # of the log events selected in this batch
         checks = await self.log_check.check([(msg.headers or {}, msg.data or b"") for msg in messages])
-        self._refused_positions = set()
+        self._refused = {id(msg) for msg, checked in zip(messages, checks) if checked.refusal is not None}
+        genuine = [int(checked.headers[POSITION_HEADER]) for checked in checks
+                   if checked.refusal is None and checked.headers is not None]
+        if self.checkpoint is not None and genuine:
+            self.checkpoint.start_at(min(genuine))
         for msg, checked in zip(messages, checks):
             if checked.refusal is not None:
-                if checked.headers is not None:
-                    self._refused_positions.add(int(checked.headers[POSITION_HEADER]))
                 self.stats.refused += 1
                 say(f"ALERT refused a message that is not the log's event (position "
                     f"{(msg.headers or {}).get(POSITION_HEADER, '?')}, {checked.refusal})"
@@ -248,7 +251,7 @@ class Forwarder:
             except ValueError as exc:
                 await self._park(msg, _unreadable_event(msg), None, f"unreadable event: {exc}")
                 continue
-            if self.checkpoint is not None and is_replay(event.position, _deliveries(msg), self.checkpoint.position):
+            if self.checkpoint is not None and is_replay(event.position, _deliveries(msg), self.checkpoint.mark):
                 await msg.ack()
                 self.stats.replayed += 1
                 say(f"ALERT a second copy of position {event.position}, already forwarded: not sent again")
