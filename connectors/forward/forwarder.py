@@ -230,7 +230,7 @@ class Forwarder:
 
     async def _handle(self, messages: list[Msg]) -> None:
         selected: list[tuple[Msg, LogStatement]] = []
-        positions: set[int] = set()  # of the log events selected in this batch
+        positions: dict[int, int] = {}  # of the log events selected in this batch: their index in selected
         checks = await self.log_check.check([(msg.headers or {}, msg.data or b"") for msg in messages])
         self._refused = {id(msg) for msg, checked in zip(messages, checks) if checked.refusal is not None}
         genuine = [int(checked.headers[POSITION_HEADER]) for checked in checks
@@ -261,9 +261,17 @@ class Forwarder:
                 self.stats.skipped += 1
                 continue
             if event.position in positions:  # a second message for the same log event (a replay)
-                await msg.ack()
+                index = positions[event.position]
+                first = selected[index][0]
+                if id(first) in self._refused and id(msg) not in self._refused:
+                    # The log's own message carries the event, so that its
+                    # acknowledgement marks the position done.
+                    selected[index] = (msg, event)
+                    await first.ack()
+                else:
+                    await msg.ack()
                 continue
-            positions.add(event.position)
+            positions[event.position] = len(selected)
             selected.append((msg, event))
         if selected:
             await self._deliver(selected)
