@@ -15,8 +15,10 @@ import nats
 import pytest
 
 from connectors.fakelrs import FakeLrs
+from connectors.forward.checkpoint import ForwardCheckpoint, is_replay
 from connectors.forward.forwarder import ForwardOptions, Forwarder
 from connectors.forward.logcheck import LogCheck
+from connectors.forward.lowwater import LowWaterMark
 from connectors.forward.model import ForwardFilter
 from connectors.framework.sink import LrsSink
 from lrs.relay import Relay
@@ -46,7 +48,8 @@ async def test_a_statement_overtaken_while_awaiting_its_retry_is_forwarded_after
     target.fail_ids = {statements[2]}  # a 500 on position 2: retried in 30 s, the others go on
     await target.start()
     try:
-        async with LrsSink(target.url, "target", "target-secret", max_attempts=1) as sink, LogCheck(database_url) as log_check:
+        async with (LrsSink(target.url, "target", "target-secret", max_attempts=1) as sink,
+                    LogCheck(database_url) as log_check):
             stop = asyncio.Event()
             first = Forwarder(nats_control.url, sink, ForwardFilter.of([], [], []),
                               ForwardOptions(name="lwm", retry_delay=30.0, fetch_timeout=0.2), log_check)
@@ -83,3 +86,44 @@ async def test_a_statement_overtaken_while_awaiting_its_retry_is_forwarded_after
     # The mark: 1 done, 2 not, 3..7 done (4, the roster event, from the log).
     assert (row["position"], list(row["done_above"])) == (1, [3, 7])
     assert (final["position"], list(final["done_above"])) == (7, [])
+
+
+async def test_the_mark_fills_in_the_events_that_are_not_statements_from_the_log(
+    pool: asyncpg.Pool, writer: StatementWriter
+) -> None:
+    """Statements at 1, 4, 5 and 7, roster events at 2, 3 and 6: the
+    consumer delivers only the statements, and the log fills in the rest."""
+    roster = [msgspec.json.encode({"learners": []})]
+    await write(writer, 1)
+    async with pool.acquire() as conn, conn.transaction():
+        await append_events(conn, "default", "roster", roster * 2)
+    await write(writer, 2)
+    async with pool.acquire() as conn, conn.transaction():
+        await append_events(conn, "default", "roster", roster)
+    await write(writer, 1)
+    checkpoint = ForwardCheckpoint(pool, "fill")
+    assert (await checkpoint.load()) == LowWaterMark() and checkpoint.fresh
+    checkpoint.start_at(1)
+    for position in (5, 7):
+        checkpoint.mark.record(position)
+    await checkpoint.save()
+    assert checkpoint.mark == LowWaterMark(0, [(2, 3), (5, 7)])
+    checkpoint.mark.record(1)
+    await checkpoint.save()
+    again = ForwardCheckpoint(pool, "fill")
+    assert (await again.load()) == LowWaterMark(3, [(5, 7)]) and not again.fresh
+    assert not is_replay(4, 1, again.mark) and is_replay(6, 1, again.mark)
+    again.mark.record(4)
+    await again.save()
+    assert await pool.fetchrow("SELECT position, done_above FROM forward_checkpoints WHERE name = 'fill'") == (7, [])
+
+
+async def test_a_new_forwarder_starts_at_the_first_event_delivered(pool: asyncpg.Pool) -> None:
+    """A consumer created with --deliver new (or on a stream that no longer
+    holds the first events) never delivers the positions before its first."""
+    checkpoint = ForwardCheckpoint(pool, "new")
+    await checkpoint.load()
+    checkpoint.start_at(40)
+    checkpoint.mark.record(41)
+    checkpoint.start_at(30)  # only the first delivery starts the mark
+    assert checkpoint.mark == LowWaterMark(39, [(41, 41)])
