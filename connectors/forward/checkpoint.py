@@ -24,6 +24,7 @@ import asyncpg
 
 from connectors.forward.lowwater import LowWaterMark
 
+MAX_RUNS = 10_000  # runs kept above the mark: a row of at most 160 kB
 SELECT = "SELECT position, done_above FROM forward_checkpoints WHERE name = $1"
 SAVE = """
 INSERT INTO forward_checkpoints (name, position, done_above) VALUES ($1, $2, $3)
@@ -54,6 +55,7 @@ class ForwardCheckpoint:
         self.fresh = True  # no row yet: nothing was forwarded under this name
         self._saved = self.mark.serialise()
         self._looked_up_to = 0  # the holes at or below it were looked up in the log
+        self.forgotten = 0  # runs forgotten to keep the row bounded (MAX_RUNS)
 
     @property
     def position(self) -> int:
@@ -85,6 +87,7 @@ class ForwardCheckpoint:
             for run in await self._pool.fetch(OTHER_EVENTS_IN, [h[0] for h in holes], [h[1] for h in holes]):
                 self.mark.record_range(run["first"], run["last"])
             self._looked_up_to = self.mark.highest
+        self.forgotten += self.mark.forget_lowest(MAX_RUNS)
         state = self.mark.serialise()
         if state != self._saved:
             await self._pool.execute(SAVE, self.name, *state)

@@ -49,7 +49,7 @@ from connectors.forward.model import (
     Action, ForwardFilter, LogStatement, dead_letter_headers, dead_letter_subject, event_from_message,
     failure_action, outgoing_statement,
 )
-from connectors.forward.checkpoint import ForwardCheckpoint, is_replay
+from connectors.forward.checkpoint import MAX_RUNS, ForwardCheckpoint, is_replay
 from connectors.forward.logcheck import LogCheck
 from connectors.forward.natsoptions import nats_options
 from connectors.framework.sink import BatchOutcome, LrsSink, Outgoing, SinkFatal, SinkUnavailable
@@ -214,10 +214,15 @@ class Forwarder:
     async def _advance_checkpoint(self) -> None:
         if self.checkpoint is None:
             return
+        forgotten = self.checkpoint.forgotten
         try:
             await self.checkpoint.save()
         except asyncpg.PostgresError as exc:  # the next batch tries again; copies meanwhile go to the target's idempotency
             say(f"could not record the checkpoint ({exc!r})")
+        if self.checkpoint.forgotten > forgotten:
+            say(f"ALERT more than {MAX_RUNS} runs of positions done above the checkpoint "
+                f"{self.checkpoint.position}: forgot the lowest {self.checkpoint.forgotten - forgotten}, their "
+                f"events are sent again if they come again (another forwarder named {self.options.name}?)")
 
     async def _ack(self, msg: Msg, position: int) -> None:
         await msg.ack()

@@ -15,7 +15,10 @@ exactly the ones not dealt with yet.  The runs are few: each is separated
 from the next by a position not done, that is a message still awaiting its
 acknowledgement (at most the consumer's ``max_ack_pending``) or a position
 whose message never comes (an event the consumer does not select, filled in
-from the log by the caller through :meth:`record_range`).
+from the log by the caller through :meth:`record_range`).  Should they grow
+anyway (forwarders sharing one name, each seeing part of the messages), the
+caller bounds them with :meth:`forget_lowest`: forgetting only ever makes a
+position be sent again.
 """
 
 from __future__ import annotations
@@ -53,6 +56,15 @@ class LowWaterMark:
         if self._firsts[0] == self.low_water + 1:  # runs are apart: at most one joins the low-water mark
             self.low_water = self._lasts[0]
             del self._firsts[0], self._lasts[0]
+
+    def forget_lowest(self, keep: int) -> int:
+        """Keep at most ``keep`` runs above the mark, forgetting the lowest:
+        a position forgotten is sent again if it comes again (the target takes
+        it as the same statement), never taken for a copy it is not.  The
+        number of runs forgotten."""
+        extra = max(len(self._firsts) - keep, 0)
+        del self._firsts[:extra], self._lasts[:extra]
+        return extra
 
     def is_done(self, position: int) -> bool:
         if position <= self.low_water:

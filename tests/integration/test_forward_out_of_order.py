@@ -14,6 +14,7 @@ import msgspec
 import nats
 import pytest
 
+import connectors.forward.checkpoint as checkpoint_module
 from connectors.fakelrs import FakeLrs
 from connectors.forward.checkpoint import ForwardCheckpoint, is_replay
 from connectors.forward.forwarder import ForwardOptions, Forwarder
@@ -127,3 +128,20 @@ async def test_a_new_forwarder_starts_at_the_first_event_delivered(pool: asyncpg
     checkpoint.mark.record(41)
     checkpoint.start_at(30)  # only the first delivery starts the mark
     assert checkpoint.mark == LowWaterMark(39, [(41, 41)])
+
+
+async def test_the_row_stays_bounded_by_forgetting_the_lowest_runs(
+    pool: asyncpg.Pool, writer: StatementWriter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(checkpoint_module, "MAX_RUNS", 1)
+    await write(writer, 5)
+    checkpoint = ForwardCheckpoint(pool, "bounded")
+    await checkpoint.load()
+    checkpoint.start_at(1)
+    for position in (3, 5):  # 1, 2 and 4 await their retries
+        checkpoint.mark.record(position)
+    await checkpoint.save()
+    assert checkpoint.forgotten == 1
+    row = await pool.fetchrow("SELECT position, done_above FROM forward_checkpoints WHERE name = 'bounded'")
+    assert row == (0, [5, 5])
+    assert not is_replay(3, 1, checkpoint.mark)  # sent again if it comes again

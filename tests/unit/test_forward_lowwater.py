@@ -95,3 +95,17 @@ def test_a_restart_anywhere_keeps_what_was_done(data: st.DataObject) -> None:
     for position in order[cut:]:
         restored.record(position)
     assert restored.low_water == size and restored.done_above == ()
+
+
+@given(st.sets(st.integers(1, 200)), st.integers(0, 5))
+def test_forgetting_runs_only_ever_makes_positions_be_sent_again(done: set[int], keep: int) -> None:
+    mark = LowWaterMark()
+    for position in done:
+        mark.record(position)
+    before = {p for p in range(1, 202) if mark.is_done(p)}
+    runs = mark.done_above
+    forgotten = mark.forget_lowest(keep)
+    after = {p for p in range(1, 202) if mark.is_done(p)}
+    assert after <= before and forgotten == max(len(runs) - keep, 0)
+    assert mark.done_above == runs[forgotten:] and mark.low_water == model_low_water(done)
+    assert LowWaterMark.deserialise(*mark.serialise()) == mark
