@@ -71,10 +71,11 @@ class ForwardCheckpoint:
         return self.mark
 
     def start_at(self, position: int) -> None:
-        """The first position a new forwarder is delivered: the consumer
-        starts there (``--deliver new``, or a stream that no longer holds the
-        first events), and delivers first deliveries in stream order, so no
-        position below it will come."""
+        """The first position a new forwarder on a new consumer is delivered:
+        the consumer starts there (``--deliver new``, or a stream that no
+        longer holds the first events) and delivers first deliveries in stream
+        order, so no position below it will come.  The forwarder clears
+        ``fresh`` instead when its consumer delivered before."""
         if self.fresh:
             self.fresh = False
             self.mark = LowWaterMark(max(position - 1, 0))

@@ -41,6 +41,7 @@ import nats
 import nats.errors
 import nats.js.errors
 from nats.aio.msg import Msg
+from nats.js.api import ConsumerInfo
 
 from connectors.forward.definitions import (
     DEAD_LETTER_STREAM, EVENTS_STREAM, consumer_config, dead_letter_stream_config,
@@ -159,8 +160,14 @@ class Forwarder:
         try:
             self._js = nc.jetstream()
             await ensure_dead_letter_stream(self._js)
-            if not await self._ensure_consumer():
+            info = await self._ensure_consumer()
+            if info is None:
                 return self.stats
+            if info.delivered is not None and info.delivered.consumer_seq:
+                # No checkpoint, but a consumer that delivered before (a crash
+                # before the first save): its first message now may come
+                # after ones still awaiting their redelivery.
+                self.checkpoint.fresh = False
             sub = await self._js.pull_subscribe_bind(durable=self.options.name, stream=EVENTS_STREAM)
             while not self._stop.is_set():
                 try:
@@ -187,21 +194,20 @@ class Forwarder:
             await nc.close()
         return self.stats
 
-    async def _ensure_consumer(self) -> bool:
+    async def _ensure_consumer(self) -> ConsumerInfo | None:
         config = consumer_config(self.options.name, self.options.deliver)
         while not self._stop.is_set():
             try:
-                await self._js.add_consumer(EVENTS_STREAM, config)
-                return True
+                return await self._js.add_consumer(EVENTS_STREAM, config)
             except nats.js.errors.NotFoundError:
                 say(f"waiting for the {EVENTS_STREAM} stream")
             except nats.js.errors.BadRequestError as exc:
                 # An existing consumer with settings that cannot change (deliver policy).
                 info = await self._js.consumer_info(EVENTS_STREAM, self.options.name)
                 say(f"using the existing consumer {self.options.name} as it is ({exc.description})")
-                return info is not None
+                return info
             await self._sleep(1.0)
-        return False
+        return None
 
     async def _caught_up(self, nc: nats.NATS, sub: Any) -> bool:
         try:

@@ -145,3 +145,55 @@ async def test_the_row_stays_bounded_by_forgetting_the_lowest_runs(
     row = await pool.fetchrow("SELECT position, done_above FROM forward_checkpoints WHERE name = 'bounded'")
     assert row == (0, [5, 5])
     assert not is_replay(3, 1, checkpoint.mark)  # sent again if it comes again
+
+
+async def test_a_crash_before_the_first_checkpoint_loses_nothing(
+    pool: asyncpg.Pool, writer: StatementWriter, nats_control: Any, database_url: str
+) -> None:
+    """No checkpoint row yet, but a consumer that delivered before: its first
+    message now comes after one still awaiting its retry, so the mark does
+    not start there, and the statement reaches the target after the consumer
+    is recreated."""
+    await write(writer, 4)
+    relay = Relay(pool, nats_control.url, batch_size=50, poll_interval=0.05)
+    await relay.run(until_caught_up=True)
+    records = await read_events_after(pool, 0, 100)
+    held = str(records[1].statement_id)
+    target = FakeLrs("target", "target-secret")
+    target.fail_ids = {held}
+    await target.start()
+
+    async def forward(sink: LrsSink, log_check: LogCheck, count: int, **options: Any) -> None:
+        stop = asyncio.Event()
+        forwarder = Forwarder(nats_control.url, sink, ForwardFilter.of([], [], []),
+                              ForwardOptions(name="crash", fetch_timeout=0.2, **options), log_check)
+        running = asyncio.create_task(forwarder.run(stop))
+        for _ in range(300):
+            if forwarder.stats.forwarded >= count or running.done():
+                break
+            await asyncio.sleep(0.05)
+        stop.set()
+        await asyncio.wait_for(running, 30)
+
+    try:
+        async with (LrsSink(target.url, "target", "target-secret", max_attempts=1) as sink,
+                    LogCheck(database_url) as log_check):
+            await forward(sink, log_check, 3, retry_delay=30.0)
+            await pool.execute("DELETE FROM forward_checkpoints")  # it crashed before saving
+            await write(writer, 2)
+            await relay.run(until_caught_up=True)
+            await forward(sink, log_check, 2, retry_delay=30.0)  # the same consumer: the 2 new ones first
+            nc = await nats.connect(nats_control.url)
+            try:
+                await nc.jetstream().delete_consumer("LRS_EVENTS", "crash")
+            finally:
+                await nc.close()
+            target.fail_ids = set()
+            last = Forwarder(nats_control.url, sink, ForwardFilter.of([], [], []),
+                             ForwardOptions(name="crash", until_caught_up=True, fetch_timeout=0.2), log_check)
+            await asyncio.wait_for(last.run(), 60)
+    finally:
+        await relay.stop()
+        await target.close()
+    logged = {str(r.statement_id) for r in await read_events_after(pool, 0, 100)}
+    assert set(target.statements) == logged
