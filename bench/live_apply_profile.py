@@ -8,7 +8,8 @@ carrying its relayed message's claim (``lrs.event_contract.RelayedEvent``)
 so the check against the log's hashes runs as for JetStream deliveries.
 Reports wall and CPU per event (this process, PostgreSQL's processes by
 psutil), the share of the message check, and optionally a cProfile of the
-apply (``--cprofile N``).  Runs with the code of the checkout it lives in.
+apply (``--cprofile N``); ``STATEMENTS=1`` in the environment sums the wall
+time of each SQL statement.  Runs with the code of the checkout it lives in.
 
     python bench/live_apply_profile.py --data-dir /work/benchdata/projection/ab --events 30000 --cprofile 30
 """
@@ -60,6 +61,33 @@ async def _claimed_events(conn, after: int, count: int) -> list:
     return events
 
 
+def time_statements() -> dict[str, list[float]]:
+    """Wrap asyncpg's execute, fetch and copy to sum the wall time of each
+    statement (by its first words): what the runner waits for PostgreSQL on."""
+    import asyncpg
+
+    spent: dict[str, list[float]] = {}
+
+    def wrap(name: str) -> None:
+        inner = getattr(asyncpg.Connection, name)
+
+        async def timed(self, first, *args, **kwargs):  # type: ignore[no-untyped-def]
+            started = time.monotonic()
+            try:
+                return await inner(self, first, *args, **kwargs)
+            finally:
+                label = " ".join(str(first).split())[:70] if name != "copy_records_to_table" else f"COPY {first}"
+                row = spent.setdefault(label, [0, 0.0])
+                row[0] += 1
+                row[1] += time.monotonic() - started
+
+        setattr(asyncpg.Connection, name, timed)
+
+    for name in ("execute", "fetch", "fetchrow", "fetchval", "copy_records_to_table"):
+        wrap(name)
+    return spent
+
+
 async def run(database_url: str, postmaster: int, events: int, batch: int, profile: int) -> dict:
     from lrs.store.pool import create_pool
     from projections.applying import BatchApplier
@@ -81,6 +109,7 @@ async def run(database_url: str, postmaster: int, events: int, batch: int, profi
         async with pool.acquire() as conn:
             batches = [await _claimed_events(conn, start, batch) for start in range(0, events, batch)]
         profiler = cProfile.Profile() if profile else None
+        spent = time_statements() if os.environ.get("STATEMENTS") else None
         if os.environ.get("NO_GC"):
             import gc
             gc.disable()
@@ -97,6 +126,11 @@ async def run(database_url: str, postmaster: int, events: int, batch: int, profi
             "python_cpu_us_per_event": round(cpu / events * 1e6, 2),
             "postgres_cpu_us_per_event": round(pg_cpu / events * 1e6, 2),
         }
+        if spent is not None:
+            out["statements_wall_us_per_event"] = {
+                label: [calls, round(seconds / events * 1e6, 2)]
+                for label, (calls, seconds) in sorted(spent.items(), key=lambda kv: -kv[1][1])
+            }
         if profiler:
             text = io.StringIO()
             pstats.Stats(profiler, stream=text).sort_stats(os.environ.get("SORT", "tottime")).print_stats(profile)

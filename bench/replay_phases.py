@@ -86,7 +86,7 @@ def instrument(phases: Phases) -> None:
     original = store.CompetencyProjection.after_swap
 
     async def after_swap(self: Any, conn: Any) -> None:
-        phases.mark("swap (apply what came meanwhile, move the tables)")
+        phases.mark("analyse, swap (apply what came meanwhile, move the tables)")
         await original(self, conn)
         phases.mark("after swap (place, recount, series)")
 
