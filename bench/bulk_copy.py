@@ -11,7 +11,8 @@ functions:
   :func:`lrs.eventlog.hash_with_text` chained from the log head, its
   read-model row carries :func:`lrs.batching.filter_keys`, and its
   ``statement_keys`` rows are made by the writer's own SQL
-  (``statement_key(tenant, key)``);
+  (``statement_key(tenant, key)``); the payloads are stored as the writer
+  stores them (:func:`lrs.payload_codec.store_payloads`);
 - ``voided`` is set on the statements a loaded voiding statement targets
   (the writer's UPDATE, for targets loaded earlier).
 
@@ -42,6 +43,7 @@ import bulk_store as gen  # noqa: E402
 from lrs.batching import filter_keys  # noqa: E402
 from lrs.eventlog import STATEMENT_EVENT, finalize_with_text, format_stored, hash_with_text  # noqa: E402
 from lrs.ingest.prepare import prepare_statements  # noqa: E402
+from lrs.payload_codec import store_payloads  # noqa: E402
 from lrs.store.ids import RandomUuids  # noqa: E402
 
 TABLES = ("events", "statements", "statement_keys")
@@ -118,6 +120,9 @@ def chain_chunk(rows: list[tuple], prev_hash: bytes, total: int) -> tuple[bytes,
                            voided_by_later(n, total), s.voids, s.statement_ref))
         keys.append(_literal(statement_keys))
         prev_hash = digest
+    # stored as the writer stores them (the hash covers the JSON, not its stored form)
+    stored = store_payloads([e[6] for e in events])
+    events = [e[:6] + (p,) + e[7:] for e, p in zip(events, stored)]
     return prev_hash, events, statements, keys
 
 
