@@ -51,7 +51,7 @@ from lrs.documents.activities import DefinitionUpdate, definition_updates
 from lrs.eventlog import ONE_MICROSECOND
 from lrs.ingest.model import PreparedStatement
 from lrs.store.activities import write_definitions
-from lrs.store.commit_notifications import NOTIFY_HEAD
+from lrs.store.commit_notifications import LOG_CHANNEL
 from lrs.store.ids import TimeOrderedUuids
 
 __all__ = ["AppendResult", "StatementWriter", "WriterClosedError"]
@@ -120,9 +120,18 @@ WITH new_events AS (
               registration, voided, voids, statement_ref)
 ), new_head AS (
     UPDATE log_head SET position = $16, hash = $17, stored = $18 WHERE singleton
+), definitions_checkpoint AS (
+    UPDATE activity_definitions_checkpoint SET position = GREATEST(position, $16)
+    WHERE singleton AND $19::bool
 )
-SELECT 1
-"""
+SELECT CASE WHEN $20::bool THEN pg_notify('%s', $16::text) END
+""" % LOG_CHANNEL
+# $19: the group carries Activity Definitions of a defining sender, so the
+# definitions' checkpoint moves to the new head in this statement, before
+# write_definitions locks and merges the rows (lrs.store.activities explains
+# the order).  $20: other processes append to the log too, so the commit is
+# announced (lrs.store.commit_notifications; delivered at COMMIT).  Each was
+# a round trip of its own per group.
 
 # Groups of at least this many statements look up what they touch before
 # taking the head lock (see _write).
@@ -418,15 +427,15 @@ class StatementWriter:
                 if plan.head is None:
                     return plan  # nothing new: only duplicates and errors
                 self._committing_min_stored = plan.new[0].event.stored
-                await conn.execute(INSERT_GROUP, *_group_columns(plan))
-                if self._shared_log:  # the relay runs in another process: wake it at commit
-                    await conn.execute(NOTIFY_HEAD, str(plan.head.position))
+                updates = _definition_updates(requests, plan)
+                # The relay of a shared log runs in another process: the statement wakes it at commit.
+                await conn.execute(INSERT_GROUP, *_group_columns(plan), bool(updates), self._shared_log)
                 by_tenant: dict[str, list[uuid.UUID]] = defaultdict(list)
                 for tenant, statement_id in plan.newly_voided:
                     by_tenant[tenant].append(statement_id)
                 for tenant, ids in by_tenant.items():
                     await conn.execute(UPDATE_VOIDED, tenant, ids)
-                await write_definitions(conn, _definition_updates(requests, plan), plan.head.position)
+                await write_definitions(conn, updates, plan.head.position, checkpoint_moved=True)
         return plan
 
 
