@@ -47,7 +47,7 @@ from lrs.batching import (
     plan_group,
     statement_form,
 )
-from lrs.documents.activities import DefinitionUpdate, definition_updates
+from lrs.documents.activities import DefinitionUpdate, definition_updates, drop_repeated_definitions
 from lrs.eventlog import ONE_MICROSECOND
 from lrs.ingest.model import PreparedStatement
 from lrs.store.activities import write_definitions
@@ -456,11 +456,12 @@ def _definition_updates(requests: list[AppendRequest], plan: GroupPlan) -> list[
     defining = {id(s) for request in requests if request.defines for s in request.statements}
     if not defining:
         return []
-    return definition_updates(
+    updates = definition_updates(
         (new.event.tenant, new.statement.body, new.event.position)
         for new in plan.new
         if id(new.statement) in defining
     )
+    return drop_repeated_definitions(updates)
 
 
 _Lookups = dict[str, tuple[list[uuid.UUID], list[uuid.UUID]]]
