@@ -109,3 +109,23 @@ def test_the_applied_and_published_forms_accept_the_same_strings():
     for _ in range(20_000):
         text = draw.choice(prefixes) + "".join(draw.choices(_PIECES, k=draw.randrange(13)))
         assert bool(_PORTABLE.match(text)) == is_iri(text), text
+
+
+def test_the_common_http_shortcut_accepts_only_iris_of_the_grammar():
+    """The applied form tries a shortcut for plain http(s) IRIs first; strings
+    near it (its characters and the ones it leaves to the grammar) get the
+    grammar's answer."""
+    from lrs.xapi.iri import COMMON_HTTP_IRI
+
+    shortcut = re.compile(f"^(?:{COMMON_HTTP_IRI})$(?!\\n)")
+    draw = random.Random(3986)
+    pieces = ["a", "Z", "0", "-", ".", "_", "~", "/", "//", ":", "?", "#", "%41", "%", "@", " ", "é", "\n", "[", "80"]
+    matched = 0
+    for _ in range(20_000):
+        text = draw.choice(["http://", "https://", "https:/", "httpss://", "HTTP://"]) + "".join(
+            draw.choices(pieces, k=draw.randrange(10)))
+        if shortcut.match(text):
+            matched += 1
+            assert _PORTABLE.match(text), text
+        assert bool(_PORTABLE.match(text)) == is_iri(text), text
+    assert matched > 200  # the shortcut was exercised (441 with this seed)
