@@ -320,11 +320,15 @@ class StatementWriter:
                 await self._wakeup.wait()
                 continue
             if self._wait and not self._closing and self._queued_statements < self._max:
+                # Until the queue is full or the wait is over, whichever comes
+                # first.  A timer that sets the event, not asyncio.wait_for,
+                # which made and cancelled a task for every group.
                 self._full.clear()
+                timer = asyncio.get_running_loop().call_later(self._wait, self._full.set)
                 try:
-                    await asyncio.wait_for(self._full.wait(), self._wait)
-                except TimeoutError:
-                    pass
+                    await self._full.wait()
+                finally:
+                    timer.cancel()
             group = self._take_group()
             if group:
                 await self._commit_group(group)
