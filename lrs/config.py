@@ -77,6 +77,15 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     raise ConfigError(f"{name} must be true or false, got {raw!r}")
 
 
+def _one_of(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
+    """The value of ``name``, one of ``choices`` (the first when unset)."""
+    raw = env.get(name)
+    value = (raw or "").strip().lower() or choices[0]
+    if value not in choices:
+        raise ConfigError(f"{name} must be {' or '.join(choices)}, got {raw!r}")
+    return value
+
+
 def _credential(env: Mapping[str, str], name: str) -> str | None:
     raw = env.get(name) or None
     if raw is not None:
@@ -197,6 +206,9 @@ class Settings:
     # its identity's key, wrapped by the master key in privacy_key_file.
     seal_personal_data: bool = False
     privacy_key_file: Path | None = None
+    # Whether an erased learner still counts in the unit totals: drop or count
+    # (the competency projection reads the same variable; projections/units/erased.py).
+    erased_learners_in_totals: str = "drop"
 
     @property
     def privacy_master_key_file(self) -> Path:
@@ -279,6 +291,7 @@ class Settings:
             anchors_file=Path(env["LRS_ANCHORS_FILE"]) if env.get("LRS_ANCHORS_FILE") else None,
             seal_personal_data=_bool(env, "LRS_SEAL_PERSONAL_DATA", False),
             privacy_key_file=Path(env["LRS_PRIVACY_KEY_FILE"]) if env.get("LRS_PRIVACY_KEY_FILE") else None,
+            erased_learners_in_totals=_one_of(env, "LRS_ERASED_LEARNERS_IN_TOTALS", ("drop", "count")),
             nats_stream_replicas=_at_most(_int(env, "LRS_NATS_STREAM_REPLICAS", 1, 1), 5, "LRS_NATS_STREAM_REPLICAS"),
             competency_stale_after_s=_nonnegative(
                 _float(env, "LRS_COMPETENCY_STALE_AFTER_S", 30.0), "LRS_COMPETENCY_STALE_AFTER_S"

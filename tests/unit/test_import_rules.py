@@ -28,7 +28,7 @@ PURE = (
     "projections.competency.policy", "projections.competency.model", "projections.competency.frameworks",
     "projections.competency.catalog", "projections.competency.codec", "projections.competency.rebuild",
     "projections.competency.standing", "projections.competency.targets", "projections.competency.rows",
-    "projections.units.roster", "projections.units.history",
+    "projections.units.roster", "projections.units.history", "projections.units.erased",
     "connectors.*.mapping", "connectors.openedx.vocabulary",
 )
 
