@@ -28,7 +28,7 @@ import msgspec
 
 from lrs.privacy.seal import identifier
 from lrs.store.event_append import append_events
-from lrs.store.learner_keys import ERASE_KEYS, SELECT_ANY_KEY, LearnerKeys
+from lrs.store.learner_keys import BUMP_KEY_EPOCH, ERASE_KEYS, SELECT_ANY_KEY, LearnerKeys
 
 __all__ = ["ERASURE_EVENT", "Erasure", "ErasureRefused", "erase_learner"]
 
@@ -131,6 +131,10 @@ async def erase_learner(
     pseudonym = learner_keys.pseudonym(tenant, ident)
     stored_key = learner_keys.pseudonym_key(tenant, ident)
     async with pool.acquire() as conn, conn.transaction():
+        # First the log head lock: no Statement is written until this commits,
+        # and one sealed by a process that has not heard of this erasure yet
+        # is checked against the keys by the writer (lrs.store.learner_keys).
+        epoch = await conn.fetchval(BUMP_KEY_EPOCH)
         if await conn.fetchval(SELECT_CLEAR, tenant, ["A:" + ident, "a:" + ident]) or await conn.fetchval(
             SELECT_CLEAR_DOCUMENTS, tenant, ident
         ):
@@ -138,7 +142,7 @@ async def erase_learner(
                 "statements or documents stored before personal data was sealed name this learner in clear;"
                 " the log cannot be rewritten (docs/privacy.md: erasure of data from before sealing)"
             )
-        row = await conn.fetchrow(ERASE_KEYS, tenant, pseudonym)
+        row = await conn.fetchrow(ERASE_KEYS, tenant, pseudonym, epoch)
         generations = list(row["generations"] or [])
         if not generations:
             if await conn.fetchval(SELECT_ANY_KEY, tenant, pseudonym):
