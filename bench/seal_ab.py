@@ -54,6 +54,23 @@ def service_processes(data_dir: str) -> list[psutil.Process]:
     return list(found.values())
 
 
+def kind(proc: psutil.Process) -> str:
+    """postgres, nats-server, or the lrs process's role (serve, worker, relay)."""
+    try:
+        cmdline = proc.cmdline()
+        name = proc.name()
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return "gone"
+    if "postgres" in name:
+        return "postgres"
+    if "nats" in name:
+        return "nats-server"
+    role = next((part for part in cmdline if part in ("serve", "relay", "project")), "python")
+    if role == "serve" and "LRS_WORKER_OF" in proc.environ():
+        role = "worker"
+    return role
+
+
 def cpu_seconds(processes: list[psutil.Process]) -> dict[int, float]:
     out = {}
     for proc in processes:
@@ -83,17 +100,24 @@ async def measure(args: argparse.Namespace, seal: str) -> list[dict]:
             result = await run_one(url, auth, batch, args.concurrency, args.duration, 0)
             after = cpu_seconds(processes)
             cpu = sum(after[pid] - before[pid] for pid in after if pid in before)
+            by_kind: dict[str, float] = {}
+            for proc in processes:
+                if proc.pid in after and proc.pid in before:
+                    by_kind[kind(proc)] = by_kind.get(kind(proc), 0.0) + after[proc.pid] - before[proc.pid]
             result.update(
                 variant="sealed" if seal == "true" else "clear",
                 service_processes=len(processes),
                 service_cpu_s=round(cpu, 3),
                 cpu_us_per_statement=round(cpu / result["statements"] * 1e6, 1) if result["statements"] else None,
+                cpu_us_per_statement_by_process={
+                    k: round(v / result["statements"] * 1e6, 1) for k, v in sorted(by_kind.items())
+                } if result["statements"] else None,
                 load_average_before=[round(x, 2) for x in load_before],
                 load_average_after=[round(x, 2) for x in os.getloadavg()],
             )
             print(f"{result['variant']:>6} batch={batch:>3} {result['statements_per_s']:>8,.0f} statements/s "
                   f"p50={result['latency_ms']['p50']:.1f} ms  cpu={result['cpu_us_per_statement']} µs/statement "
-                  f"load={result['load_average_before'][0]}", flush=True)
+                  f"load={result['load_average_before'][0]} {result['cpu_us_per_statement_by_process']}", flush=True)
             rows.append(result)
     return rows
 

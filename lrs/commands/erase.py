@@ -32,6 +32,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _learner(args: argparse.Namespace) -> int:
     from lrs.documents.params import parse_agent
+    from lrs.config import ConfigError
     from lrs.privacy.master import PrivacyKeyError, load_or_create
     from lrs.store.erasure import ErasureRefused, erase_learner
     from lrs.store.learner_keys import LearnerKeys
@@ -46,7 +47,7 @@ def _learner(args: argparse.Namespace) -> int:
     setup(settings)
     try:
         master = load_or_create(settings.privacy_master_key_file)
-    except (PrivacyKeyError, OSError) as exc:
+    except (ConfigError, PrivacyKeyError, OSError) as exc:
         print(f"lrs erase learner: {exc}", file=sys.stderr)
         return 1
 

@@ -226,6 +226,7 @@ async def _learner_keys(app: web.Application) -> AsyncIterator[None]:
     from lrs.store.learner_keys import CHANGES_CHANNEL, LearnerKeys
 
     keyring = LearnerKeys(app[keys.POOL], load_or_create(settings.privacy_master_key_file))
+    await keyring.check_master_key()
 
     def lost() -> None:
         keyring.trust_cache = False

@@ -139,8 +139,9 @@ async def erase_learner(
             SELECT_CLEAR_DOCUMENTS, tenant, ident
         ):
             raise ErasureRefused(
-                "statements or documents stored before personal data was sealed name this learner in clear;"
-                " the log cannot be rewritten (docs/privacy.md: erasure of data from before sealing)"
+                "statements or documents stored in clear, before personal data was sealed, name this learner;"
+                " the log cannot be rewritten, so their identity there cannot be erased by key"
+                " (docs/privacy.md, \"Data stored before sealing\")"
             )
         row = await conn.fetchrow(ERASE_KEYS, tenant, pseudonym, epoch)
         generations = list(row["generations"] or [])

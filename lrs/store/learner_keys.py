@@ -31,9 +31,10 @@ from typing import Any, Iterable
 
 import asyncpg
 import msgspec
+from cryptography.exceptions import InvalidTag
 
 from lrs.privacy import seal
-from lrs.privacy.master import MasterKey
+from lrs.privacy.master import MasterKey, PrivacyKeyError
 
 __all__ = ["CHANGES_CHANNEL", "LearnerKeys", "Sealed"]
 
@@ -99,6 +100,7 @@ SELECT array_agg(generation ORDER BY generation) AS generations,
        pg_notify('{CHANGES_CHANNEL}', $1 || ' ' || $2 || ' ' || $3::bigint)
 FROM erased
 """
+SELECT_ONE_LIVE = "SELECT tenant, pseudonym, generation, wrapped FROM learner_keys WHERE wrapped IS NOT NULL LIMIT 1"
 SELECT_ANY_KEY = "SELECT 1 FROM learner_keys WHERE tenant = $1 AND pseudonym = $2 LIMIT 1"
 
 Pool = asyncpg.Pool | asyncpg.Connection
@@ -208,6 +210,21 @@ class LearnerKeys:
         if epoch > self.epoch:
             self.forget_all()
             self.epoch = epoch
+
+    async def check_master_key(self) -> None:
+        """Raises :class:`lrs.privacy.master.PrivacyKeyError` when the master
+        key does not open the learner keys the database holds (another key
+        file, or a new one made where the old one was lost)."""
+        row = await self._pool.fetchrow(SELECT_ONE_LIVE)
+        if row is None:
+            return
+        try:
+            self._master.unwrap(row["wrapped"], row["tenant"], row["pseudonym"], row["generation"])
+        except InvalidTag:
+            raise PrivacyKeyError(
+                "the privacy key file does not open the learner keys in the database (they were made with "
+                "another key): restore the file they were made with (LRS_PRIVACY_KEY_FILE)"
+            ) from None
 
     async def load_epoch(self) -> None:
         """Start from the database's key epoch (once listening)."""
