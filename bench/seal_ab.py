@@ -32,7 +32,7 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.ingest import RESULTS_DIR, bench_target, run_one  # noqa: E402
+from bench.ingest import RESULTS_DIR, _body, _Connection, bench_target, run_one  # noqa: E402
 
 VARIANTS = {"clear": "false", "sealed": "true"}
 
@@ -82,9 +82,28 @@ def cpu_seconds(processes: list[psutil.Process]) -> dict[int, float]:
     return out
 
 
-async def measure(args: argparse.Namespace, seal: str) -> list[dict]:
+async def prepass(url: str, auth: str, total: int, concurrency: int) -> None:
+    """``total`` statements of the bench's template from its first learner
+    on (batch 100), as fast as the service takes them."""
+    counter = [0]
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+
+    async def client() -> None:
+        conn = _Connection(host, int(port), "/xapi/statements", auth)
+        while counter[0] < total:
+            status = await conn.post(_body(100, counter))
+            if status != 200:
+                raise SystemExit(f"prepass: HTTP {status}")
+        conn.close()
+
+    await asyncio.gather(*(client() for _ in range(concurrency)))
+
+
+async def measure(args: argparse.Namespace, seal: str, tree: str | None = None) -> list[dict]:
     os.environ.update({"LRS_SEAL_PERSONAL_DATA": seal, "LRS_HTTP_WORKERS": str(args.workers),
                        "LRS_PROJECTIONS_ENABLED": "false"})
+    if tree is not None:
+        os.chdir(args.trees[tree])  # `python -m lrs serve` runs the lrs package found there
     rows = []
     # bench_target makes its data dir under tempfile's directory: a fresh one
     # per service, so the embedded PostgreSQL and nats-server are found by it.
@@ -92,6 +111,10 @@ async def measure(args: argparse.Namespace, seal: str) -> list[dict]:
     async with bench_target(args) as (url, key, secret):
         auth = "Basic " + base64.b64encode(f"{key}:{secret}".encode()).decode()
         [data_dir] = Path(tempfile.tempdir).iterdir()
+        if args.prepass:
+            # Every learner of the bench's template seen once (keys made),
+            # so what is measured is learners already known.
+            await prepass(url, auth, args.prepass, args.concurrency)
         for batch in args.batch_sizes:
             await run_one(url, auth, batch, args.concurrency, args.warmup, 0)  # not measured
             processes = service_processes(str(data_dir))
@@ -105,7 +128,8 @@ async def measure(args: argparse.Namespace, seal: str) -> list[dict]:
                 if proc.pid in after and proc.pid in before:
                     by_kind[kind(proc)] = by_kind.get(kind(proc), 0.0) + after[proc.pid] - before[proc.pid]
             result.update(
-                variant="sealed" if seal == "true" else "clear",
+                variant=("sealed" if seal == "true" else "clear") + (f" {tree}" if tree else ""),
+                learners_known_before=bool(args.prepass),
                 service_processes=len(processes),
                 service_cpu_s=round(cpu, 3),
                 cpu_us_per_statement=round(cpu / result["statements"] * 1e6, 1) if result["statements"] else None,
@@ -124,11 +148,13 @@ async def measure(args: argparse.Namespace, seal: str) -> list[dict]:
 
 async def main_async(args: argparse.Namespace) -> int:
     runs = []
-    names = list(VARIANTS)
+    trees = list(args.trees) or [None]
+    names = [(tree, name) for tree in trees for name in VARIANTS]
     for round_ in range(args.rounds):
-        order = names if round_ % 2 == 0 else names[::-1]
-        for name in order:
-            runs += await measure(args, VARIANTS[name])
+        shift = round_ % len(names)
+        for tree, name in names[shift:] + names[:shift]:
+            runs += await measure(args, VARIANTS[name], tree)
+    names = [f"{name} {tree}" if tree else name for tree, name in names]
     summary = []
     for batch in args.batch_sizes:
         row: dict = {"batch": batch}
@@ -138,10 +164,13 @@ async def main_async(args: argparse.Namespace) -> int:
                 "median_statements_per_s": statistics.median(r["statements_per_s"] for r in mine),
                 "median_cpu_us_per_statement": statistics.median(r["cpu_us_per_statement"] for r in mine),
             }
-        row["sealed_cpu_over_clear"] = round(
-            row["sealed"]["median_cpu_us_per_statement"] / row["clear"]["median_cpu_us_per_statement"], 3)
-        row["sealed_rate_over_clear"] = round(
-            row["sealed"]["median_statements_per_s"] / row["clear"]["median_statements_per_s"], 3)
+        for tree in trees:
+            sealed, clear = row["sealed" + (f" {tree}" if tree else "")], row["clear" + (f" {tree}" if tree else "")]
+            suffix = f" {tree}" if tree else ""
+            row["sealed_cpu_over_clear" + suffix] = round(
+                sealed["median_cpu_us_per_statement"] / clear["median_cpu_us_per_statement"], 3)
+            row["sealed_rate_over_clear" + suffix] = round(
+                sealed["median_statements_per_s"] / clear["median_statements_per_s"], 3)
         summary.append(row)
         print(json.dumps(row))
     record = {
@@ -150,7 +179,8 @@ async def main_async(args: argparse.Namespace) -> int:
         "command": "python bench/seal_ab.py " + " ".join(sys.argv[1:]),
         "note": args.note,
         "settings": {"LRS_HTTP_WORKERS": args.workers, "LRS_PROJECTIONS_ENABLED": "false",
-                     "concurrency": args.concurrency, "duration_s": args.duration},
+                     "concurrency": args.concurrency, "duration_s": args.duration, "prepass": args.prepass},
+        "trees": args.trees,
         "cores": os.cpu_count(),
         "runs": runs,
         "summary": summary,
@@ -172,8 +202,13 @@ def main() -> int:
     parser.add_argument("--output", help="result file (default: bench/results/seal_ab-<time>.json)")
     parser.add_argument("--note", default="")
     parser.add_argument("--scratch", help="where the services' data dirs go (default: the temp dir)")
+    parser.add_argument("--tree", action="append", default=[], metavar="NAME=PATH",
+                        help="a source tree to run `lrs serve` from (repeat to compare builds, alternated)")
+    parser.add_argument("--prepass", type=int, default=0,
+                        help="statements sent (batch 100) before measuring, so learners are known (50000: all)")
     args = parser.parse_args()
     args.start_service, args.data_dir = True, None
+    args.trees = {name: str(Path(path).resolve()) for name, path in (t.split("=", 1) for t in args.tree)}
     args.scratch = args.scratch or tempfile.gettempdir()
     try:
         import uvloop
