@@ -26,6 +26,7 @@ __all__ = ["MasterKey", "PrivacyKeyError", "load_or_create"]
 
 _WRAP_INFO = b"lrs.privacy.wrap.v1"
 _PSEUDONYM_INFO = b"lrs.privacy.pseudonym.v1"
+_KEY_ID_INFO = b"lrs.privacy.key-id.v1"
 
 
 class PrivacyKeyError(ValueError):
@@ -45,6 +46,8 @@ class MasterKey:
             raise PrivacyKeyError(f"a privacy key is 32 bytes, got {len(secret)}")
         self._wrap = AESGCM(_derive(secret, _WRAP_INFO))
         self.pseudonym_key = _derive(secret, _PSEUDONYM_INFO)
+        # Names the key (in PostgreSQL, table privacy_key_id) without revealing it.
+        self.key_id = _derive(secret, _KEY_ID_INFO).hex()[:32]
 
     @staticmethod
     def _aad(tenant: str, pseudonym: str, generation: int) -> bytes:

@@ -75,7 +75,7 @@ _encode = msgspec.json.Encoder(order="sorted").encode
 _decode = msgspec.json.Decoder().decode
 
 
-class SealKey(msgspec.Struct, frozen=True):
+class SealKey(msgspec.Struct, frozen=True, gc=False):
     """An identity's current data key: its pseudonym, the key's generation
     (a new one after an erasure) and the cipher."""
 

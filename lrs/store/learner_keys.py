@@ -101,17 +101,15 @@ SELECT array_agg(generation ORDER BY generation) AS generations,
 FROM erased
 """
 SELECT_ONE_LIVE = "SELECT tenant, pseudonym, generation, wrapped FROM learner_keys WHERE wrapped IS NOT NULL LIMIT 1"
+RECORD_KEY_ID = """
+WITH made AS (
+    INSERT INTO privacy_key_id (key_id) VALUES ($1) ON CONFLICT DO NOTHING RETURNING key_id
+)
+SELECT key_id FROM made UNION ALL SELECT key_id FROM privacy_key_id
+"""
 SELECT_ANY_KEY = "SELECT 1 FROM learner_keys WHERE tenant = $1 AND pseudonym = $2 LIMIT 1"
 
 Pool = asyncpg.Pool | asyncpg.Connection
-
-
-class _Entry:
-    __slots__ = ("current", "by_generation")
-
-    def __init__(self) -> None:
-        self.current: seal.SealKey | None = None
-        self.by_generation: dict[int, Any] = {}  # generation -> cipher, or None once erased
 
 
 class _CachedKeys(dict):
@@ -123,11 +121,11 @@ class _CachedKeys(dict):
         self._tenant = tenant
 
     def __missing__(self, ident: str) -> seal.SealKey:
-        entry = self._owner._entries.get((self._tenant, self._owner.pseudonym(self._tenant, ident)))
-        if entry is None or entry.current is None:
+        key = self._owner._current.get((self._tenant, self._owner.pseudonym(self._tenant, ident)))
+        if key is None:
             raise KeyError(ident)
-        self[ident] = entry.current
-        return entry.current
+        self[ident] = key
+        return key
 
 
 class Sealed(msgspec.Struct, frozen=True):
@@ -150,15 +148,22 @@ class LearnerKeys:
         self._pool = pool
         self._master = master
         self._capacity = max(capacity, 1)
-        self._entries: OrderedDict[tuple[str, str], _Entry] = OrderedDict()
+        # Few objects per identity for the garbage collector to walk: the live
+        # key by identity (least recently used first out), ciphers by generation
+        # (None once erased), sealed forms as their text.
+        self._current: OrderedDict[tuple[str, str], seal.SealKey] = OrderedDict()
+        self._ciphers: dict[tuple[str, str, int], Any] = {}
         self._pseudonyms: dict[tuple[str, str], str] = {}
-        # tenant and an Agent's own JSON -> its sealed form and the key it used
-        self._sealed: dict[tuple[str, bytes], tuple[dict[str, Any], tuple[str, int] | None]] = {}
+        # tenant and an Agent's JSON -> objectType, pseudonym, generation, sealed text
+        self._sealed: dict[tuple[str, bytes], tuple[str, str, int, str]] = {}
         self.trust_cache = True
         # The last erasure (log_head.key_epoch) the cache is known to reflect.
         self.epoch = 0
         self._version = 0  # moves on every forget: a key loaded before is not cached
-        self._waiting: dict[str, dict[str, asyncio.Future[seal.SealKey]]] = {}
+        # Per tenant: the identities to load next, and those being loaded, with
+        # the future their keys (by pseudonym) arrive in.
+        self._next: dict[str, tuple[set[str], asyncio.Future[dict[str, seal.SealKey]]]] = {}
+        self._loading: dict[str, tuple[set[str], asyncio.Future[dict[str, seal.SealKey]]]] = {}
         self._loaders: dict[str, asyncio.Task[None]] = {}
 
     # -- pseudonyms ---------------------------------------------------------
@@ -186,13 +191,14 @@ class LearnerKeys:
     def forget(self, tenant: str, pseudonym: str) -> None:
         """Drop one identity's keys (it was erased somewhere)."""
         self._version += 1
-        entry = self._entries.pop((tenant, pseudonym), None)
-        if entry is not None:
-            self._sealed.clear()  # erasures are rare; which forms were its is not kept
+        self._current.pop((tenant, pseudonym), None)
+        self._ciphers = {k: v for k, v in self._ciphers.items() if k[0] != tenant or k[1] != pseudonym}
+        self._sealed.clear()  # erasures are rare; which forms were its is not kept
 
     def forget_all(self) -> None:
         self._version += 1
-        self._entries.clear()
+        self._current.clear()
+        self._ciphers.clear()
         self._sealed.clear()
 
     def heard(self, payload: str) -> None:
@@ -213,33 +219,26 @@ class LearnerKeys:
 
     async def check_master_key(self) -> None:
         """Raises :class:`lrs.privacy.master.PrivacyKeyError` when the master
-        key does not open the learner keys the database holds (another key
-        file, or a new one made where the old one was lost)."""
+        key is not the one the database's learner keys are wrapped with
+        (another key file: one made on a host of its own, or a new one made
+        where the old one was lost).  The first start records the key's id."""
+        mismatch = PrivacyKeyError(
+            "the privacy key file is not the key this database's learner keys were made with: give every "
+            "process the same file (LRS_PRIVACY_KEY_FILE), or restore the one that was lost"
+        )
         row = await self._pool.fetchrow(SELECT_ONE_LIVE)
-        if row is None:
-            return
-        try:
-            self._master.unwrap(row["wrapped"], row["tenant"], row["pseudonym"], row["generation"])
-        except InvalidTag:
-            raise PrivacyKeyError(
-                "the privacy key file does not open the learner keys in the database (they were made with "
-                "another key): restore the file they were made with (LRS_PRIVACY_KEY_FILE)"
-            ) from None
+        if row is not None:
+            try:
+                self._master.unwrap(row["wrapped"], row["tenant"], row["pseudonym"], row["generation"])
+            except InvalidTag:
+                raise mismatch from None
+        recorded = await self._pool.fetch(RECORD_KEY_ID, self._master.key_id)
+        if any(r["key_id"] != self._master.key_id for r in recorded):
+            raise mismatch
 
     async def load_epoch(self) -> None:
         """Start from the database's key epoch (once listening)."""
         self.catch_up(await self._pool.fetchval(SELECT_KEY_EPOCH))
-
-    def _entry(self, tenant: str, pseudonym: str) -> _Entry:
-        cache_key = (tenant, pseudonym)
-        entry = self._entries.get(cache_key)
-        if entry is None:
-            entry = self._entries[cache_key] = _Entry()
-            if len(self._entries) > self._capacity:
-                self._entries.popitem(last=False)
-        else:
-            self._entries.move_to_end(cache_key)
-        return entry
 
     def _cipher(self, wrapped: bytes, tenant: str, pseudonym: str, generation: int) -> Any:
         return seal.new_data_key_cipher(self._master.unwrap(wrapped, tenant, pseudonym, generation))
@@ -252,9 +251,9 @@ class LearnerKeys:
         missing: dict[str, str] = {}  # pseudonym -> identifier
         for ident in idents:
             pseudonym = self.pseudonym(tenant, ident)
-            entry = self._entries.get((tenant, pseudonym)) if self.trust_cache else None
-            if entry is not None and entry.current is not None:
-                found[ident] = entry.current
+            key = self._current.get((tenant, pseudonym)) if self.trust_cache else None
+            if key is not None:
+                found[ident] = key
             else:
                 missing[pseudonym] = ident
         if missing:
@@ -265,40 +264,44 @@ class LearnerKeys:
     async def _load(self, tenant: str, pseudonyms: list[str]) -> list[seal.SealKey]:
         """:meth:`_load_or_create` shared by the requests that wait at the
         same moment: one statement for all of them, as group commit does."""
-        waiting = self._waiting.setdefault(tenant, {})
-        loop = asyncio.get_running_loop()
         futures = []
-        for pseudonym in pseudonyms:
-            future = waiting.get(pseudonym)
-            if future is None:
-                future = waiting[pseudonym] = loop.create_future()
-            futures.append(future)
-        if tenant not in self._loaders:
-            self._loaders[tenant] = asyncio.create_task(self._load_waiting(tenant))
+        rest = pseudonyms
+        loading = self._loading.get(tenant)
+        if loading is not None:
+            rest = [p for p in pseudonyms if p not in loading[0]]
+            if len(rest) < len(pseudonyms):
+                futures.append(loading[1])
+        if rest:
+            waiting = self._next.get(tenant)
+            if waiting is None:
+                waiting = self._next[tenant] = (set(), asyncio.get_running_loop().create_future())
+            waiting[0].update(rest)
+            futures.append(waiting[1])
+            if tenant not in self._loaders:
+                self._loaders[tenant] = asyncio.create_task(self._load_waiting(tenant))
         # A caller that goes away does not cancel what others wait for.
         await asyncio.wait(futures)
-        return [future.result() for future in futures]
+        keys = futures[0].result() if len(futures) == 1 else {**futures[0].result(), **futures[1].result()}
+        try:
+            return [keys[p] for p in pseudonyms]
+        except KeyError as exc:
+            raise LookupError(f"no key was read or made for {exc}") from None
 
     async def _load_waiting(self, tenant: str) -> None:
         try:
-            while self._waiting.get(tenant):
-                batch = self._waiting.pop(tenant)
+            while tenant in self._next:
+                batch = self._loading[tenant] = self._next.pop(tenant)
                 try:
-                    keys = {key.pseudonym: key for key in await self._load_or_create(tenant, list(batch))}
+                    keys = await self._load_or_create(tenant, list(batch[0]))
                 except BaseException as exc:
-                    for future in batch.values():
-                        if not future.done():
-                            future.set_exception(exc)
+                    batch[1].set_exception(exc)
+                    batch[1].exception()  # retrieved: a waiter that went away leaves no warning
                     if isinstance(exc, asyncio.CancelledError):
                         raise
-                    continue
-                for pseudonym, future in batch.items():
-                    if future.done():
-                        continue
-                    if pseudonym in keys:
-                        future.set_result(keys[pseudonym])
-                    else:
-                        future.set_exception(LookupError(f"no key was read or made for {pseudonym}"))
+                else:
+                    batch[1].set_result({key.pseudonym: key for key in keys})
+                finally:
+                    del self._loading[tenant]
         finally:
             del self._loaders[tenant]
 
@@ -351,9 +354,14 @@ class LearnerKeys:
         (it may have been read before an erasure the cache heard of)."""
         key = seal.SealKey(pseudonym, generation, cipher)
         if version == self._version:
-            entry = self._entry(tenant, pseudonym)
-            entry.current = key
-            entry.by_generation[generation] = cipher
+            cache_key = (tenant, pseudonym)
+            self._current[cache_key] = key
+            self._current.move_to_end(cache_key)
+            if len(self._current) > self._capacity:
+                self._current.popitem(last=False)
+            if len(self._ciphers) >= 2 * self._capacity:
+                self._ciphers.clear()
+            self._ciphers[(tenant, pseudonym, generation)] = cipher
         return key
 
     async def ciphers_for_reading(self, tenant: str, refs: Iterable[tuple[str, int]]) -> dict[tuple[str, int], Any]:
@@ -363,9 +371,9 @@ class LearnerKeys:
         found: dict[tuple[str, int], Any] = {}
         missing: list[tuple[str, int]] = []
         for pseudonym, generation in refs:
-            entry = self._entries.get((tenant, pseudonym)) if self.trust_cache else None
-            if entry is not None and generation in entry.by_generation:
-                found[(pseudonym, generation)] = entry.by_generation[generation]
+            cache_key = (tenant, pseudonym, generation)
+            if self.trust_cache and cache_key in self._ciphers:
+                found[(pseudonym, generation)] = self._ciphers[cache_key]
             else:
                 missing.append((pseudonym, generation))
         if found:
@@ -384,7 +392,9 @@ class LearnerKeys:
                 pseudonym, generation, wrapped = row["pseudonym"], row["generation"], row["wrapped"]
                 cipher = None if wrapped is None else self._cipher(wrapped, tenant, pseudonym, generation)
                 if version == self._version:
-                    self._entry(tenant, pseudonym).by_generation[generation] = cipher
+                    if len(self._ciphers) >= 2 * self._capacity:
+                        self._ciphers.clear()
+                    self._ciphers[(tenant, pseudonym, generation)] = cipher
                 found[(pseudonym, generation)] = cipher
         return found
 
@@ -408,16 +418,18 @@ class LearnerKeys:
                 own = seal.encode(agent)
                 hit = cache.get((tenant, own))
                 if hit is not None:
-                    if hit[1] is not None:
-                        refs.add(hit[1])
-                    return hit[0]
-                before = set(refs)
+                    object_type, pseudonym, generation, text = hit
+                    refs.add((pseudonym, generation))
+                    return {"objectType": object_type, "account": {"homePage": seal.PSEUDONYM_HOME, "name": pseudonym},
+                            seal.SEALED: text}
                 form = seal.seal_agent(agent, keys, seal_text)
-                used = refs - before
-                if len(used) <= 1 and "member" not in agent:
+                account = form.get("account")
+                if account is not None and "member" not in form:
+                    key = keys[seal.identifier(agent)]
                     if len(cache) >= self._capacity:
                         cache.clear()
-                    cache[(tenant, own)] = (form, next(iter(used), None))
+                    cache[(tenant, own)] = (form["objectType"], account["name"], key.generation, form[seal.SEALED])
+                    refs.add((key.pseudonym, key.generation))
                 return form
 
             sealed_authority = sealer(authority)

@@ -15,7 +15,7 @@ import pytest
 
 from lrs.ingest.prepare import prepare_statements
 from lrs.privacy import seal
-from lrs.privacy.master import MasterKey
+from lrs.privacy.master import MasterKey, PrivacyKeyError
 from lrs.service import migrate
 from lrs.store import StatementWriter, create_pool
 from lrs.store.erasure import erase_learner
@@ -72,8 +72,8 @@ async def test_processes_asking_at_once_share_one_key_per_learner(pool: asyncpg.
     # Both processes' keys open what the other sealed.
     plaintext = b'{"name":"x"}'
     for ident in idents:
-        a = first._entries[(TENANT, first.pseudonym(TENANT, ident))].current
-        b = second._entries[(TENANT, second.pseudonym(TENANT, ident))].current
+        a = first._current[(TENANT, first.pseudonym(TENANT, ident))]
+        b = second._current[(TENANT, second.pseudonym(TENANT, ident))]
         text = seal.seal_bytes(a, TENANT, plaintext)
         assert seal.open_text(text, {(b.pseudonym, b.generation): b.cipher}, TENANT) == plaintext
 
@@ -123,3 +123,18 @@ async def test_a_process_that_has_not_heard_of_an_erasure_does_not_open_with_the
     [opened] = await late.open_payloads(TENANT, [stored])
     assert b"ana@example.com" not in opened and b"Ana" not in opened
     assert seal.ERASED_HOME.encode() in opened
+
+
+async def test_a_process_started_with_another_privacy_key_refuses_to_start(pool: asyncpg.Pool) -> None:
+    first = LearnerKeys(pool, MasterKey(os.urandom(32)))
+    await first.check_master_key()
+    await first.check_master_key()  # the same key again: fine
+    other = LearnerKeys(pool, MasterKey(os.urandom(32)))
+    with pytest.raises(PrivacyKeyError, match="LRS_PRIVACY_KEY_FILE"):
+        await other.check_master_key()
+    # A database whose keys predate the recorded id: the stored keys decide.
+    await pool.execute("DELETE FROM privacy_key_id")
+    await first.keys_for_writing(TENANT, ["mbox:mailto:x@example.com"])
+    with pytest.raises(PrivacyKeyError):
+        await other.check_master_key()
+    assert await pool.fetchval("SELECT count(*) FROM privacy_key_id") == 0
