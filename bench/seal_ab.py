@@ -208,6 +208,8 @@ def main() -> int:
                         help="statements sent (batch 100) before measuring, so learners are known (50000: all)")
     args = parser.parse_args()
     args.start_service, args.data_dir = True, None
+    if args.output:
+        args.output = str(Path(args.output).resolve())  # measure() runs each service from its tree
     args.trees = {name: str(Path(path).resolve()) for name, path in (t.split("=", 1) for t in args.tree)}
     args.scratch = args.scratch or tempfile.gettempdir()
     try:
