@@ -71,6 +71,14 @@ async def client(database_url: str, tmp_path: Path, light_secret_hashing: int) -
 
 
 @pytest.fixture
+async def clear_client(database_url: str, tmp_path: Path, light_secret_hashing: int) -> AsyncIterator[TestClient]:
+    """The service storing personal data in clear (LRS_SEAL_PERSONAL_DATA=false),
+    for the tests about the clear stored form."""
+    async with app_client(database_url, tmp_path, seal_personal_data=False) as test_client:
+        yield test_client
+
+
+@pytest.fixture
 async def sealed_client(database_url: str, tmp_path: Path, light_secret_hashing: int) -> AsyncIterator[TestClient]:
     """The service storing personal data sealed (LRS_SEAL_PERSONAL_DATA),
     said explicitly for the tests that are about it."""
