@@ -6,7 +6,9 @@ learners spread over the units; bench/console_tree.py's roster) through
 ``projections.units.store.load_roster``, as ``lrs roster load`` does, on a
 pool with the service's 60 s statement limit.  Then it loads the same roster
 again with ``--moved`` of the learners moved to another unit from a later
-date (supersede and history rows).  ``--explain`` logs every statement slower than
+date (supersede and history rows).  ``--sealed`` loads it as a service with
+personal data sealed does (learners by pseudonym key, their keys sealed:
+docs/privacy.md), the data keys made by the first load.  ``--explain`` logs every statement slower than
 ``--explain-ms`` (log_min_duration_statement) and prints them.
 
 Writes bench/results/roster-load-<UTC time>.json with the machine's load.
@@ -22,6 +24,7 @@ import asyncio
 import json
 import os
 import platform
+import secrets
 import shutil
 import subprocess
 import sys
@@ -38,6 +41,8 @@ from lrs.runtime.embedded import ensure_database  # noqa: E402
 from lrs.runtime.postgres import EmbeddedPostgres  # noqa: E402
 from lrs.service import migrate  # noqa: E402
 from lrs.store.pool import create_pool  # noqa: E402
+from lrs.privacy.master import MasterKey  # noqa: E402
+from lrs.store.learner_keys import LearnerKeys  # noqa: E402
 from projections.units import store as units  # noqa: E402
 from projections.units.roster import Membership, Roster  # noqa: E402
 
@@ -68,13 +73,14 @@ async def run(database_url: str, args: argparse.Namespace) -> dict:
     await setup.close()
     # the service's pool: its 60 s statement limit applies
     pool = await create_pool(database_url, min_size=1, max_size=2)
-    figures: dict = {}
+    keys = LearnerKeys(pool, MasterKey(secrets.token_bytes(32))) if args.sealed else None
+    figures: dict = {"sealed": args.sealed}
     try:
         first = roster(args.agencies, args.units, args.learners)
         for name, data in (("first_load_s", first), ("reload_moved_s", moved(first, args.moved))):
             started = time.perf_counter()
             try:
-                await units.load_roster(pool, "default", data, now=datetime.now(timezone.utc))
+                await units.load_roster(pool, "default", data, now=datetime.now(timezone.utc), learner_keys=keys)
                 figures[name] = round(time.perf_counter() - started, 1)
             except Exception as exc:  # the statement limit: report it, as the service would fail
                 figures[name] = f"failed after {time.perf_counter() - started:.1f} s: {type(exc).__name__} {exc}"
@@ -126,6 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--agencies", type=int, default=20, help="agencies under the ministry")
     parser.add_argument("--units", type=int, default=25, help="units under each agency")
     parser.add_argument("--moved", type=float, default=0.1, help="share of learners moved by the second load")
+    parser.add_argument("--sealed", action="store_true", help="as with LRS_SEAL_PERSONAL_DATA on")
     parser.add_argument("--explain", action="store_true", help="print the slow statements")
     parser.add_argument("--explain-ms", type=int, default=1000, help="slow: at least this many ms")
     parser.add_argument("--explain-chars", type=int, default=400, help="characters of each slow statement to print")
@@ -135,7 +142,9 @@ def main(argv: list[str] | None = None) -> int:
     print(json.dumps(result, indent=2))
     if not args.no_write:
         RESULTS_DIR.mkdir(exist_ok=True)
-        path = RESULTS_DIR / f"roster-load-{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%SZ')}.json"
+        branch = subprocess.run(["git", "rev-parse", "--abbrev-ref", "HEAD"], capture_output=True, text=True,
+                                cwd=ROOT, check=False).stdout.strip() or "unknown"
+        path = RESULTS_DIR / f"roster-load-{branch}-{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%SZ')}.json"
         path.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
         print(f"wrote {path}")
     return 0

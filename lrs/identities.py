@@ -6,7 +6,11 @@ platform, an mbox...).  Links and unlinks are ``identity`` events of the log::
 
     {"op": "link" | "unlink", "person": "<key>", "identifiers": ["<key>", ...]}
 
-(canonical JSON, sorted keys, identifiers sorted).  :func:`check_link` and
+(canonical JSON, sorted keys, identifiers sorted).  With personal data
+sealed (docs/privacy.md) the keys are pseudonym keys and ``"sealed"`` maps
+each to its sealed clear key (lrs/store/learner_refs.py), which an erasure
+makes unreadable; events written before hold the keys in clear and read as
+before.  :func:`check_link` and
 :func:`check_unlink` refuse what would make one identifier two persons', or a
 person someone else's identifier, with a message naming the identifier.
 """
@@ -36,8 +40,11 @@ class IdentityConflict(ValueError):
     """The link or unlink contradicts the links in force."""
 
 
-def identity_payload(op: str, person: str, identifiers: list[str]) -> bytes:
-    return _encode({"op": op, "person": person, "identifiers": sorted(set(identifiers))})
+def identity_payload(op: str, person: str, identifiers: list[str], sealed: Mapping[str, str] | None = None) -> bytes:
+    body: dict[str, Any] = {"op": op, "person": person, "identifiers": sorted(set(identifiers))}
+    if sealed:
+        body["sealed"] = dict(sealed)
+    return _encode(body)
 
 
 def parse_identity_payload(payload: bytes) -> tuple[str, str, list[str]]:

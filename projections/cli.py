@@ -381,10 +381,21 @@ def _roster_load(args: argparse.Namespace) -> int:
         from projections.units.store import load_roster
 
         async with command_pool(settings, application_name="lrs-roster", migrations=args.migrations) as pool:
+            learner_keys = None
+            if settings.seal_personal_data:  # learners recorded by pseudonym (docs/privacy.md)
+                from lrs.privacy.master import PrivacyKeyError, load_or_create
+                from lrs.store.learner_keys import LearnerKeys
+
+                try:
+                    learner_keys = LearnerKeys(pool, load_or_create(settings.privacy_master_key_file))
+                except (PrivacyKeyError, OSError) as exc:
+                    print(f"lrs roster load: {exc}", file=sys.stderr)
+                    return 1
             try:
                 with progress_bar("row", "roster") as progress:
                     result = await load_roster(
-                        pool, args.tenant, roster, now=datetime.now(timezone.utc), progress=progress
+                        pool, args.tenant, roster, now=datetime.now(timezone.utc), progress=progress,
+                        learner_keys=learner_keys,
                     )
             except RosterError as exc:
                 print(f"invalid roster:\n{exc}", file=sys.stderr)

@@ -26,6 +26,7 @@ import structlog
 from aiohttp import web
 
 from lrs.http import keys
+from lrs.store.learner_refs import open_refs
 from lrs.identities import IdentityConflict
 from lrs.store import identities
 from lrs.http.middleware import CREDENTIAL
@@ -419,7 +420,10 @@ async def post_roster(request: web.Request) -> web.Response:
             roster = parse_json(body, "body")
         else:
             raise XapiError(415, f"Content-Type must be application/json or text/csv, got {request.content_type!r}")
-        result = await units.load_roster(request.config_dict[keys.POOL], tenant, roster, now=datetime.now(timezone.utc))
+        result = await units.load_roster(
+            request.config_dict[keys.POOL], tenant, roster, now=datetime.now(timezone.utc),
+            learner_keys=request.config_dict.get(keys.LEARNER_KEYS),
+        )
     except RosterError as exc:
         return _answer({"error": "invalid roster", "status": 400, "problems": exc.problems}, status=400)
     except UnicodeDecodeError:
@@ -461,13 +465,17 @@ async def post_identities(request: web.Request) -> web.Response:
             raise XapiError(400, str(exc), path) from None
     try:
         change = await identities.change_links(
-            request.config_dict[keys.POOL], tenant, op, person, identifiers, now=datetime.now(timezone.utc)
+            request.config_dict[keys.POOL], tenant, op, person, identifiers, now=datetime.now(timezone.utc),
+            learner_keys=request.config_dict.get(keys.LEARNER_KEYS),
         )
     except IdentityConflict as exc:
         raise XapiError(409, str(exc), "$.identifiers") from None
-    linked = await identities.identifiers_of(request.config_dict[keys.POOL], tenant, person)
+    linked = await identities.identifiers_of(request.config_dict[keys.POOL], tenant, change.person)
+    # Sealed (docs/privacy.md): the links hold pseudonym keys; those the body gave are answered in clear.
+    clear = {v: k for k, v in change.refs.keys.items()} if change.refs is not None else {}
     return _answer({
-        "op": op, "person": person, "changed": change.identifiers, "identifiers": [person, *linked],
+        "op": op, "person": person, "changed": [clear.get(i, i) for i in change.identifiers],
+        "identifiers": [person, *(clear.get(i, i) for i in linked)],
         **({} if change.position is None else {"position": change.position}),
     })
 
@@ -504,13 +512,21 @@ async def get_memberships(request: web.Request) -> web.Response:
             recorded,
         )
     rows = await units.list_memberships(
-        request.config_dict[keys.POOL], tenant, unit_id=request.query.get("unit"), learner=request.query.get("learner"),
+        request.config_dict[keys.POOL], tenant, unit_id=request.query.get("unit"),
+        learner=None if "learner" not in request.query else _stored_learner(request, tenant, request.query["learner"]),
         after=after, limit=limit, history=_flag(request, "history", False),
     )
+    # Sealed (docs/privacy.md): each learner's clear key as the roster gave it, null once erased.
+    learner_keys = request.config_dict.get(keys.LEARNER_KEYS)
+    shown: dict[str, str | None] = {}
+    if learner_keys is not None:
+        sealed = await units.sealed_learners(request.config_dict[keys.POOL], rows)
+        shown = await open_refs(learner_keys, tenant, sealed) if sealed else {}
     return _answer({
         "memberships": [
             {
                 "learner": r.membership.learner,
+                **({"identifier": shown[r.membership.learner]} if r.membership.learner in shown else {}),
                 "unit": r.membership.unit_id,
                 "valid_from": r.membership.valid_from.isoformat(),
                 "valid_to": None if r.membership.valid_to is None else r.membership.valid_to.isoformat(),

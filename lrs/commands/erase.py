@@ -65,6 +65,8 @@ def _learner(args: argparse.Namespace) -> int:
     print(
         f"erased {erasure.pseudonym} in tenant {args.tenant}: key generation(s) "
         f"{', '.join(map(str, erasure.generations))} destroyed, {erasure.documents} document(s) and "
-        f"{erasure.attachments} attachment(s) deleted; erasure event at position {erasure.position}"
+        f"{erasure.attachments} attachment(s) deleted"
+        + (f", {len(erasure.linked)} linked identifier(s) erased with it" if erasure.linked else "")
+        + f"; erasure event at position {erasure.position}"
     )
     return 0

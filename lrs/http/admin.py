@@ -63,4 +63,5 @@ async def post_erasure(request: web.Request) -> web.Response:
         "generations": erasure.generations,
         "documents": erasure.documents,
         "attachments": erasure.attachments,
+        "linked": erasure.linked,
     })

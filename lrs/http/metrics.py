@@ -7,7 +7,7 @@ import contextlib
 
 import structlog
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Gauge, Histogram, generate_latest
 
 from lrs import projection_health
 from lrs.http import keys
@@ -31,8 +31,14 @@ STATEMENTS_REJECTED = Counter(
     "lrs_statements_rejected_requests_total", "Statement write requests rejected", ("status",)
 )
 
-REQUESTS_SHED = Counter(
-    "lrs_http_requests_shed_total", "Requests refused with 503 because the service was behind", ("budget",)
+SHED = Counter(
+    "lrs_shed",
+    "Requests refused with 503 because the service was behind, by reason (limit, in_flight, queue, loop)",
+    ("reason",),
+)
+SHED_LIMIT = Gauge(
+    "lrs_shed_concurrency_limit",
+    "Requests this process serves at once before it refuses more (the adaptive limit; LRS_SHED_LATENCY_MS)",
 )
 EVENT_LOOP_LAG = Histogram(
     "lrs_event_loop_lag_seconds",

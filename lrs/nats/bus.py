@@ -288,13 +288,18 @@ class Bus:
     async def ensure_consumer(self, config: api.ConsumerConfig) -> api.ConsumerInfo:
         return await self._jetstream().add_consumer(self.stream_name, config)
 
-    async def last_position(self) -> int:
-        """``Lrs-Position`` of the stream's last message, or 0 for an empty stream."""
+    async def last_position(self) -> int | None:
+        """``Lrs-Position`` of the stream's last message; 0 for a stream that
+        never held one (new, or wiped); None for one whose messages are all
+        gone by its limits (``max_age``): it held them, so nothing is missing,
+        but it cannot say up to where."""
         js = self._jetstream()
         info = await js.stream_info(self.stream_name)
         self._known_last_seq = info.state.last_seq
-        if info.state.messages == 0 or info.state.last_seq == 0:
+        if info.state.last_seq == 0:
             return 0
+        if info.state.messages == 0:
+            return None
         msg = await js.get_msg(self.stream_name, seq=info.state.last_seq)
         value = (msg.headers or {}).get(POSITION_HEADER)
         if value is None or not (value.isascii() and value.isdigit()):

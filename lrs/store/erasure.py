@@ -2,8 +2,8 @@
 
 One transaction:
 
-1. refuse when Statements stored before personal data was sealed name the
-   learner in clear (the log cannot be rewritten; docs/privacy.md says what
+1. refuse when Statements, documents, roster memberships or identity links
+   stored before personal data was sealed name the learner in clear (the log cannot be rewritten; docs/privacy.md says what
    to do), or when the tenant holds nothing sealed of the learner;
 2. destroy every generation of the learner's data key (``learner_keys``),
    which makes every sealed copy of their identifiers and names, in the log,
@@ -11,24 +11,31 @@ One transaction:
    process (``NOTIFY lrs_learner_keys``) to drop its cached copy;
 3. delete the learner's State and Agent Profile documents (their clear copy
    in the ``documents`` table) and the attachment data only the learner's
-   Statements refer to;
+   Statements refer to (found through an index of statement events by
+   attachment hash, not by reading the tenant's Statements);
 4. append an ``erasure`` event: pseudonym, who, when (its ``stored``), why,
    and what was removed: never the identifier in clear.
+
+The identifiers linked to the learner as a person (lrs/store/identities.py)
+are the same human's: their keys, documents and attachments go too, and the
+event lists their pseudonyms (``linked``).
 
 Hashes cover the ciphertext, so the chain and the anchors verify as before.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
 import msgspec
 
+from lrs.payload_codec import open_payload
 from lrs.privacy.seal import identifier
 from lrs.store.event_append import append_events
 from lrs.store.learner_keys import BUMP_KEY_EPOCH, ERASE_KEYS, SELECT_ANY_KEY, LearnerKeys
+from lrs.store.learner_refs import PSEUDONYM_KEY_PREFIX
 
 __all__ = ["ERASURE_EVENT", "Erasure", "ErasureRefused", "erase_learner"]
 
@@ -39,24 +46,42 @@ MAX_REASON = 1000
 SELECT_CLEAR = "SELECT 1 FROM statements WHERE tenant = $1 AND filter_keys && $2::text[] LIMIT 1"
 SELECT_CLEAR_DOCUMENTS = "SELECT 1 FROM documents WHERE tenant = $1 AND agent_key = $2 LIMIT 1"
 DELETE_DOCUMENTS = "DELETE FROM documents WHERE tenant = $1 AND agent_key = $2"
+# Roster or identity events that name the learner in clear (recorded before
+# sealing was on; $2: the identifier as a JSON string): they cannot be
+# rewritten either.  The events_roster index holds just those events.
+SELECT_CLEAR_ROSTER = """
+SELECT 1 FROM events WHERE event_type IN ('roster', 'identity') AND tenant = $1
+  AND position(convert_to($2, 'UTF8') IN payload) > 0
+LIMIT 1
+"""
 # The learner's own Statements (as actor or Agent object) that may carry
 # attachments; their payloads are decoded here, not as jsonb, which refuses a
-# string holding U+0000 (``\u0000``) that a Statement may hold.
+# string holding U+0000 (``\u0000``) that a Statement may hold.  A payload
+# holding "attachments" is never kept compressed (lrs/payload_codec.py), so
+# these searches of the stored bytes find every Statement with attachments.
 SELECT_ATTACHMENT_PAYLOADS = """
 SELECT e.payload
 FROM statements s
 JOIN events e ON e.position = s.position
-WHERE s.tenant = $1 AND s.filter_keys @> ARRAY[$2::text]
-  AND position(convert_to('"attachments"', 'UTF8') IN e.payload) > 0
+WHERE s.tenant = $1 AND s.filter_keys && $2::text[]
+  AND position('"attachments"'::bytea IN e.payload) > 0
 """
-# Whether a Statement not naming the learner carries the same data.
+# Whether a Statement not naming the learner carries the same data: through
+# the events_attachment_hashes index (schemas/postgres/0063), whose
+# expression and predicate the first three conditions repeat.
 SELECT_SHARED = """
-SELECT 1 FROM statements s JOIN events e ON e.position = s.position
-WHERE s.tenant = $1 AND NOT (s.filter_keys @> ARRAY[$2::text])
-  AND position(convert_to($3, 'UTF8') IN e.payload) > 0
+SELECT 1 FROM events e
+JOIN statements s ON s.tenant = e.tenant AND s.position = e.position
+WHERE statement_attachment_hashes(e.payload) @> ARRAY[$3::text]
+  AND e.event_type = 'statement' AND position('"attachments"'::bytea IN e.payload) > 0
+  AND e.tenant = $1 AND NOT (s.filter_keys && $2::text[])
 LIMIT 1
 """
 DELETE_ATTACHMENT = "DELETE FROM attachments WHERE tenant = $1 AND sha2 = $2"
+# The identifiers linked to the learner (lrs/store/identities.py), by pseudonym key.
+SELECT_LINKED = """
+SELECT identifier FROM identity_links WHERE tenant = $1 AND person = $2 AND unlinked_position IS NULL ORDER BY identifier
+"""
 
 _encode = msgspec.json.Encoder(order="sorted").encode
 
@@ -99,6 +124,7 @@ class Erasure:
     generations: list[int]
     documents: int
     attachments: int
+    linked: list[str] = field(default_factory=list)  # pseudonyms of the linked identifiers erased with it
 
 
 def check_reason(reason: str, agent: dict[str, Any]) -> str:
@@ -143,18 +169,35 @@ async def erase_learner(
                 " the log cannot be rewritten, so their identity there cannot be erased by key"
                 " (docs/privacy.md, \"Data stored before sealing\")"
             )
+        if await conn.fetchval(SELECT_CLEAR_ROSTER, tenant, _encode(ident).decode()):
+            raise ErasureRefused(
+                "roster memberships or identity links recorded in clear, before personal data was sealed, name"
+                " this learner; the log cannot be rewritten (docs/privacy.md, \"Data stored before sealing\")"
+            )
         row = await conn.fetchrow(ERASE_KEYS, tenant, pseudonym, epoch)
         generations = list(row["generations"] or [])
         if not generations:
             if await conn.fetchval(SELECT_ANY_KEY, tenant, pseudonym):
                 raise ErasureRefused(f"this learner was already erased in tenant {tenant!r}")
             raise ErasureRefused(f"tenant {tenant!r} holds no personal data of this learner", "absent")
-        documents = int((await conn.execute(DELETE_DOCUMENTS, tenant, stored_key)).split()[-1])
+        # The learner's other identifiers (linked to them as a person) go with them.
+        linked = [
+            r["identifier"].removeprefix(PSEUDONYM_KEY_PREFIX)
+            for r in await conn.fetch(SELECT_LINKED, tenant, stored_key)
+            if r["identifier"].startswith(PSEUDONYM_KEY_PREFIX)
+        ]
+        for other in linked:
+            await conn.fetchrow(ERASE_KEYS, tenant, other)
+        stored_keys = [stored_key, *(PSEUDONYM_KEY_PREFIX + other for other in linked)]
+        documents = 0
+        for key in stored_keys:
+            documents += int((await conn.execute(DELETE_DOCUMENTS, tenant, key)).split()[-1])
         attachments = 0
-        rows = await conn.fetch(SELECT_ATTACHMENT_PAYLOADS, tenant, "A:" + stored_key)
-        payloads = [bytes(found["payload"]) for found in rows]
+        filter_keys = ["A:" + key for key in stored_keys]
+        rows = await conn.fetch(SELECT_ATTACHMENT_PAYLOADS, tenant, filter_keys)
+        payloads = [open_payload(found["payload"]) for found in rows]
         for sha2 in attachment_hashes(payloads):
-            if not await conn.fetchval(SELECT_SHARED, tenant, "A:" + stored_key, sha2):
+            if not await conn.fetchval(SELECT_SHARED, tenant, filter_keys, sha2):
                 attachments += int((await conn.execute(DELETE_ATTACHMENT, tenant, sha2)).split()[-1])
         payload = _encode({
             "pseudonym": pseudonym,
@@ -163,7 +206,9 @@ async def erase_learner(
             "by": by,
             "documents": documents,
             "attachments": attachments,
+            **({"linked": linked} if linked else {}),
         })
         [(position, _stored)] = await append_events(conn, tenant, ERASURE_EVENT, [payload])
-    learner_keys.forget(tenant, pseudonym)
-    return Erasure(pseudonym, position, generations, documents, attachments)
+    for erased in (pseudonym, *linked):
+        learner_keys.forget(tenant, erased)
+    return Erasure(pseudonym, position, generations, documents, attachments, linked)

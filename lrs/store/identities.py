@@ -4,7 +4,8 @@ A link or unlink appends an ``identity`` event to the log and writes the
 ``identity_links`` rows in the same transaction (:func:`change_links`); a
 replay rebuilds the rows from the events (:func:`rebuild_links`), and a
 replay's catch-up applies an event whose rows are not written yet
-(:func:`apply_identity_event`).
+(:func:`apply_identity_event`).  With personal data sealed the rows and the
+events hold pseudonym keys, never the clear keys (lrs/store/learner_refs.py).
 """
 
 from __future__ import annotations
@@ -15,8 +16,10 @@ from typing import Any, Sequence
 
 import asyncpg
 
-from lrs.identities import IDENTITY_EVENT, check_link, check_unlink, identity_payload, parse_identity_payload
+from lrs.identities import IDENTITY_EVENT, IdentityConflict, check_link, check_unlink, identity_payload, parse_identity_payload
+from lrs.payload_codec import open_payload
 from lrs.store.event_append import append_events
+from lrs.store.learner_refs import SealedRefs, seal_refs
 
 __all__ = [
     "LinkChange",
@@ -81,14 +84,36 @@ class LinkChange:
     person: str
     identifiers: list[str]  # those changed (empty: nothing to do, no event)
     position: int | None
+    refs: SealedRefs | None = None  # the keys as stored, when sealed
+
+
+async def sealed_keys(learner_keys: Any, tenant: str, keys: Sequence[str]) -> SealedRefs | None:
+    """The pseudonym keys of ``keys`` when personal data is sealed (``learner_keys``), else None."""
+    return None if learner_keys is None else await seal_refs(learner_keys, tenant, keys)
 
 
 async def change_links(
-    pool: asyncpg.Pool, tenant: str, op: str, person: str, identifiers: Sequence[str], *, now: datetime
+    pool: asyncpg.Pool, tenant: str, op: str, person: str, identifiers: Sequence[str], *, now: datetime,
+    learner_keys: Any = None,
 ) -> LinkChange:
     """Link (``op="link"``) or unlink identifiers of ``person``: check against
     the links in force, append the event, write the rows.  Raises
-    IdentityConflict (nothing is written then)."""
+    IdentityConflict (nothing is written then; its message names the keys as
+    given).  ``learner_keys``: personal data is sealed, the event and the rows
+    name pseudonym keys; the change's ``person`` and ``identifiers`` are those."""
+    refs = await sealed_keys(learner_keys, tenant, [person, *identifiers])
+    if refs is not None:
+        person, identifiers = refs.key(person), [refs.key(i) for i in identifiers]
+    try:
+        return await _change_links(pool, tenant, op, person, identifiers, now, refs)
+    except IdentityConflict as exc:
+        raise IdentityConflict(str(exc) if refs is None else refs.reveal(str(exc))) from None
+
+
+async def _change_links(
+    pool: asyncpg.Pool, tenant: str, op: str, person: str, identifiers: Sequence[str], now: datetime,
+    refs: SealedRefs | None,
+) -> LinkChange:
     keys = sorted({person, *identifiers})
     async with pool.acquire() as conn, conn.transaction():
         await conn.execute(LOCK, LINKS_LOCK_KEY)
@@ -100,12 +125,13 @@ async def change_links(
         else:
             changed = check_unlink(person, list(identifiers), owner_of)
         if not changed:
-            return LinkChange(op, person, [], None)
+            return LinkChange(op, person, [], None, refs)
+        sealed = None if refs is None else refs.subset([person, *changed])
         ((position, stored),) = await append_events(
-            conn, tenant, IDENTITY_EVENT, [identity_payload(op, person, changed)], clock=lambda: now
+            conn, tenant, IDENTITY_EVENT, [identity_payload(op, person, changed, sealed)], clock=lambda: now
         )
         await _write(conn, tenant, op, person, changed, position, stored)
-    return LinkChange(op, person, changed, position)
+    return LinkChange(op, person, changed, position, refs)
 
 
 async def lock_links(conn: asyncpg.Connection) -> None:
@@ -143,7 +169,7 @@ async def rebuild_links(conn: asyncpg.Connection, through: int) -> dict[tuple[st
     rows: dict[tuple[str, str], list[Any]] = {}  # current row per (tenant, identifier)
     ended: list[list[Any]] = []
     for r in await conn.fetch(SELECT_IDENTITY_EVENTS, through):
-        op, person, identifiers = parse_identity_payload(bytes(r["payload"]))
+        op, person, identifiers = parse_identity_payload(open_payload(r["payload"]))
         for identifier in identifiers:
             key = (r["tenant"], identifier)
             if op == "link":

@@ -50,6 +50,7 @@ from lrs.batching import (
 from lrs.documents.activities import DefinitionUpdate, definition_updates
 from lrs.eventlog import ONE_MICROSECOND
 from lrs.ingest.model import PreparedStatement
+from lrs.payload_codec import open_payload, store_payloads
 from lrs.store.activities import write_definitions
 from lrs.store.commit_notifications import NOTIFY_HEAD
 from lrs.store.ids import TimeOrderedUuids
@@ -552,7 +553,7 @@ async def _fetch_touched(
             rows = await conn.fetch(SELECT_TOUCHED_BETWEEN, tenant, wanted, *between)
         found.extend(
             ExistingStatement(
-                tenant, r["statement_id"], _decode_json(r["payload"]), r["voids"],
+                tenant, r["statement_id"], _decode_json(open_payload(r["payload"])), r["voids"],
                 r["voided"], r["stored"], r["position"],
             )
             for r in rows
@@ -572,7 +573,7 @@ def _group_columns(plan: GroupPlan) -> tuple[list, ...]:
         [e.event_type for e in events],
         [e.statement_id for e in events],
         [e.stored for e in events],
-        [e.payload for e in events],
+        store_payloads([e.payload for e in events]),
         [e.prev_hash for e in events],
         [e.hash for e in events],
         [s.verb_id for s in statements],

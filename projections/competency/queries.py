@@ -27,6 +27,7 @@ from projections.competency.model import CompetencyState, LearnerEvent, Statemen
 from projections.competency.policy import fold, interpret_stored
 from projections.competency.standing import STATUSES, Standing, standing
 from projections.competency.targets import in_force, progress, schedule_for
+from lrs.payload_codec import open_payload
 from lrs.store import identities
 from projections.units import series_store
 from projections.units import store as units
@@ -378,7 +379,7 @@ async def _counts_as_of(
             chunk = members[start : start + CHUNK]
             events: dict[str, list[LearnerEvent]] = {learner: [] for learner in chunk}
             for row in await conn.fetch(SELECT_EVIDENCE_EVENTS, tenant, chunk, position):
-                meaning = interpret_stored(bytes(row["payload"]), catalog)
+                meaning = interpret_stored(open_payload(row["payload"]), catalog)
                 if meaning is not None and not isinstance(meaning, StatementVoided):
                     events[row["learner"]].append(meaning)
             for row in await conn.fetch(SELECT_VOIDS_BEFORE, tenant, chunk, position):

@@ -8,6 +8,11 @@ one per slice of learners so that no event outgrows a NATS message::
      "memberships": [{"learner", "unit", "valid_from", "valid_to"}, ...]}
 
 (canonical JSON, sorted keys, times as UTC ISO 8601 with microseconds).
+With personal data sealed (docs/privacy.md) each ``learner`` is a pseudonym
+key and ``"sealed": {"<pseudonym key>": "<sealed clear key>", ...}`` holds
+the clear keys of the event's learners under their own data keys
+(lrs/store/learner_refs.py): an erasure makes them unreadable, the event's
+bytes stay.  Events written before sealing name learners in clear.
 
 Memberships are *bitemporal*: ``valid_from``/``valid_to`` say when the
 learner was in the unit; ``recorded`` and ``superseded`` (the position and
@@ -42,6 +47,7 @@ __all__ = [
     "Record",
     "roster_payloads",
     "parse_roster_payload",
+    "sealed_of",
     "plan_memberships",
     "RosterFold",
 ]
@@ -63,10 +69,11 @@ def _moment(text: str | None) -> datetime | None:
     return None if text is None else datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
-def roster_payloads(roster: Roster) -> list[bytes]:
+def roster_payloads(roster: Roster, sealed: Mapping[str, str] | None = None) -> list[bytes]:
     """The payloads of the events that record ``roster``: the units with the
     first slice of learners, then one per further slice (a learner's
-    memberships are never split across events)."""
+    memberships are never split across events).  ``sealed``: the sealed
+    clear key of each (pseudonym-keyed) learner, carried by its event."""
     by_learner: dict[str, list[Membership]] = {}
     for m in roster.memberships:
         by_learner.setdefault(m.learner, []).append(m)
@@ -84,6 +91,8 @@ def roster_payloads(roster: Roster) -> list[bytes]:
             for learner in chunk
             for m in sorted(by_learner[learner], key=lambda m: m.valid_from)
         ]
+        if sealed:
+            body["sealed"] = {learner: sealed[learner] for learner in chunk if learner in sealed}
         payloads.append(_encode(body))
     return payloads
 
@@ -99,6 +108,15 @@ def parse_roster_payload(payload: bytes) -> Roster:
             for m in body["memberships"]
         ),
     )
+
+
+class _Sealed(msgspec.Struct):
+    sealed: dict[str, str] = {}
+
+
+def sealed_of(payload: bytes) -> dict[str, str]:
+    """The sealed clear keys a roster event carries (empty: not sealed)."""
+    return msgspec.json.decode(payload, type=_Sealed).sealed
 
 
 def plan_memberships(

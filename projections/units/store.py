@@ -25,16 +25,26 @@ units while its certification changes.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
-from typing import AsyncIterator, Callable, Iterable, Sequence
+from typing import Any, AsyncIterator, Callable, Iterable, Sequence
 
 import asyncpg
 
+from lrs.payload_codec import open_payload
 from lrs.store import identities
 from lrs.store.event_append import append_events
-from projections.units.history import ROSTER_EVENT, RosterFold, parse_roster_payload, plan_memberships, roster_payloads
-from projections.units.roster import Membership, Roster, Unit, check_not_linked, check_roster
+from lrs.store.learner_refs import seal_refs
+from projections.units.erased import erased_learner
+from projections.units.history import (
+    ROSTER_EVENT,
+    RosterFold,
+    parse_roster_payload,
+    plan_memberships,
+    roster_payloads,
+    sealed_of,
+)
+from projections.units.roster import Membership, Roster, RosterError, Unit, check_not_linked, check_roster
 
 # Fixed key of the advisory lock between roster changes and count updates.
 ROSTER_LOCK_KEY = 5_113_770_402_614_201
@@ -96,11 +106,20 @@ SELECT EXISTS (SELECT 1 FROM roster_memberships
                WHERE tenant = $1 AND valid_to > $2 AND valid_to <= $3 AND superseded_position IS NULL)
 """
 SELECT_WANTED = """
-SELECT DISTINCT ON (learner) learner, unit_id FROM roster_memberships
+SELECT DISTINCT ON (learner) learner, unit_id FROM roster_memberships m
 WHERE tenant = $1 AND learner = ANY($2::text[]) AND valid_from <= $3 AND (valid_to IS NULL OR valid_to > $3)
   AND superseded_position IS NULL
+  AND NOT EXISTS (SELECT 1 FROM units_dropped_learners d WHERE d.tenant = m.tenant AND d.learner = m.learner)
 ORDER BY learner, valid_from DESC
 """
+# Erased learners left out of the totals (erased.py).
+INSERT_DROPPED = """
+INSERT INTO units_dropped_learners (tenant, learner, erased_position) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING
+"""
+SELECT_ERASURE_EVENTS = """
+SELECT tenant, position, payload FROM events WHERE event_type = 'erasure' AND position <= $1 ORDER BY position
+"""
+SELECT_ALL_DROPPED = "SELECT 'dropped', tenant, learner FROM units_dropped_learners ORDER BY tenant, learner"
 SELECT_PLACED = "SELECT learner, unit_id FROM learner_units WHERE tenant = $1 AND learner = ANY($2::text[])"
 SELECT_EARNED = """
 SELECT learner, program, program_version FROM competency_certifications
@@ -148,6 +167,7 @@ JOIN roster_memberships m ON m.tenant = t.tenant AND m.unit_id = t.unit_id
 WHERE t.tenant = $1 AND t.ancestor_id = $2 AND ($3 OR t.depth = 0)
   AND m.valid_from <= $4 AND (m.valid_to IS NULL OR m.valid_to > $4)
   AND m.recorded_at <= $5 AND (m.superseded_at IS NULL OR m.superseded_at > $5)
+  AND NOT EXISTS (SELECT 1 FROM units_dropped_learners d WHERE d.tenant = m.tenant AND d.learner = m.learner)
 """
 SELECT_MEMBERSHIPS = """
 SELECT learner, unit_id, valid_from, valid_to, recorded_position, recorded_at, superseded_position, superseded_at
@@ -188,6 +208,7 @@ SELECT_ROSTER_EVENTS = """
 SELECT position, stored, tenant, payload FROM events
 WHERE event_type = 'roster' AND position <= $1 ORDER BY position
 """
+SELECT_ROSTER_PAYLOADS = "SELECT payload FROM events WHERE position = ANY($1::bigint[]) AND event_type = 'roster'"
 SELECT_ALL_UNITS = "SELECT 'unit', tenant, unit_id, parent_id, kind, name FROM units ORDER BY tenant, unit_id"
 SELECT_ALL_MEMBERSHIPS = """
 SELECT 'membership', tenant, learner, unit_id, valid_from, valid_to, recorded_position, superseded_position
@@ -240,9 +261,12 @@ __all__ = [
     "tree_counts",
     "members_at",
     "list_memberships",
+    "sealed_learners",
     "certified_rows",
     "MembershipRow",
     "apply_roster_event",
+    "drop_erased_learner",
+    "rebuild_dropped",
     "place_all",
     "rebuild_roster",
     "roster_rows",
@@ -287,7 +311,8 @@ async def fetch_unit(conn: asyncpg.Connection | asyncpg.Pool, tenant: str, unit_
 
 
 async def load_roster(
-    pool: asyncpg.Pool, tenant: str, roster: Roster, *, now: datetime, progress: Progress | None = None
+    pool: asyncpg.Pool, tenant: str, roster: Roster, *, now: datetime, progress: Progress | None = None,
+    learner_keys: Any = None,
 ) -> LoadResult:
     """Validate ``roster`` against the loaded units, record it as ``roster``
     events of the log and apply them, in one transaction.
@@ -295,7 +320,23 @@ async def load_roster(
     Units are inserted or updated by id (never deleted).  For every learner
     the roster names, its memberships replace that learner's timeline from
     their earliest ``valid_from`` on; nothing is deleted (history.py).  The
-    counts are moved to ``now``.  Raises RosterError."""
+    counts are moved to ``now``.  ``learner_keys``: personal data is sealed
+    (docs/privacy.md), learners are recorded by pseudonym key, their clear
+    keys sealed.  Raises RosterError (naming learners as given)."""
+    if learner_keys is None:
+        return await _load_roster(pool, tenant, roster, now, progress, None)
+    refs = await seal_refs(learner_keys, tenant, [m.learner for m in roster.memberships])
+    sealed = Roster(roster.units, tuple(replace(m, learner=refs.key(m.learner)) for m in roster.memberships))
+    try:
+        return await _load_roster(pool, tenant, sealed, now, progress, refs.sealed)
+    except RosterError as exc:
+        raise RosterError([refs.reveal(problem) for problem in exc.problems]) from None
+
+
+async def _load_roster(
+    pool: asyncpg.Pool, tenant: str, roster: Roster, now: datetime, progress: Progress | None,
+    sealed: dict[str, str] | None,
+) -> LoadResult:
     async with pool.acquire() as conn, conn.transaction():
         await conn.execute(LOCK_EXCLUSIVE, ROSTER_LOCK_KEY)
         check_roster(roster, await fetch_units(conn, tenant))
@@ -303,7 +344,7 @@ async def load_roster(
         await identities.lock_links(conn)  # no link of these learners until the load commits
         check_not_linked(roster, await identities.linked_owners(conn, tenant, learners))
         total = len(roster.units) + len(roster.memberships)
-        payloads = roster_payloads(roster)
+        payloads = roster_payloads(roster, sealed)
         bulk = len(roster.memberships) >= SERIES_BULK_MEMBERSHIPS
         if bulk:  # the series deltas are counted once at the end, not row by row
             await conn.execute(SET_SERIES_BULK)
@@ -377,6 +418,30 @@ async def apply_roster_event(conn: asyncpg.Connection, tenant: str, position: in
     await conn.execute(LOCK_SHARED, ROSTER_LOCK_KEY)
     await _apply_load(conn, tenant, parse_roster_payload(payload), position, stored)
     return True
+
+
+async def drop_erased_learner(conn: asyncpg.Connection, tenant: str, learner: str, position: int) -> None:
+    """An erased learner leaves the unit totals (erased.py, policy ``drop``):
+    recorded, and taken out of their unit at the clock; inside the
+    projection's transaction.  Applying it again changes nothing."""
+    await conn.execute(LOCK_SHARED, ROSTER_LOCK_KEY)
+    await conn.execute(INSERT_DROPPED, tenant, learner, position)
+    counted_at = await conn.fetchval(SELECT_CLOCK, tenant)
+    if counted_at is not None:
+        await _place(conn, tenant, [learner], counted_at)
+
+
+async def rebuild_dropped(conn: asyncpg.Connection, through: int) -> int:
+    """Fill the (empty) units_dropped_learners table from the erasure events
+    of the log up to ``through`` (a replay under policy ``drop``); the events read."""
+    rows = {}
+    for r in await conn.fetch(SELECT_ERASURE_EVENTS, through):
+        rows.setdefault((r["tenant"], erased_learner(open_payload(r["payload"]))), r["position"])
+    await conn.copy_records_to_table(
+        "units_dropped_learners", records=[(t, l, p) for (t, l), p in rows.items()],
+        columns=["tenant", "learner", "erased_position"],
+    )
+    return len(rows)
 
 
 async def advance_clock(pool: asyncpg.Pool, tenant: str, now: datetime) -> datetime | None:
@@ -487,7 +552,7 @@ async def rebuild_roster(conn: asyncpg.Connection, through: int) -> int:
     fold = RosterFold()
     count = 0
     for r in await conn.fetch(SELECT_ROSTER_EVENTS, through):  # (not in a transaction: no cursor)
-        fold.add(r["position"], r["stored"], r["tenant"], bytes(r["payload"]))
+        fold.add(r["position"], r["stored"], r["tenant"], open_payload(r["payload"]))
         count += 1
     await conn.copy_records_to_table("units", records=fold.unit_rows(), columns=["tenant", "unit_id", "parent_id", "kind", "name"])
     for tenant in sorted({t for t, _ in fold.units}):
@@ -499,7 +564,7 @@ async def rebuild_roster(conn: asyncpg.Connection, through: int) -> int:
 async def roster_rows(conn: asyncpg.Connection) -> AsyncIterator[tuple[bytes, ...]]:
     """Units, memberships (with their history) and headcounts in key order,
     as text, for digests."""
-    for query in (SELECT_ALL_UNITS, SELECT_ALL_MEMBERSHIPS, SELECT_ALL_HEADCOUNTS):
+    for query in (SELECT_ALL_UNITS, SELECT_ALL_MEMBERSHIPS, SELECT_ALL_HEADCOUNTS, SELECT_ALL_DROPPED):
         async for row in conn.cursor(query, prefetch=2000):
             yield tuple(b"" if v is None else str(v).encode() for v in row.values())
 
@@ -569,6 +634,20 @@ async def list_memberships(
         )
         for r in rows
     ]
+
+
+async def sealed_learners(conn: asyncpg.Connection | asyncpg.Pool, rows: Sequence[MembershipRow]) -> dict[str, str]:
+    """Pseudonym key -> sealed clear key of the learners of ``rows``, from
+    the roster events that recorded them (history.py; none when the roster
+    was not sealed)."""
+    positions = sorted({r.recorded_position for r in rows if r.recorded_position > 0})
+    wanted = {r.membership.learner for r in rows}
+    sealed: dict[str, str] = {}
+    for r in await conn.fetch(SELECT_ROSTER_PAYLOADS, positions):
+        for learner, text in sealed_of(open_payload(r["payload"])).items():
+            if learner in wanted:
+                sealed[learner] = text
+    return sealed
 
 
 async def certified_rows(conn: asyncpg.Connection | asyncpg.Pool) -> list[asyncpg.Record]:

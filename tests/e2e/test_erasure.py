@@ -1,12 +1,15 @@
 """Erasing a learner on a real ``lrs serve`` (PostgreSQL, nats-server, relay,
 projection, anchors) with personal data sealed (docs/privacy.md).
 
-A learner with statements (one of them with an attachment), State and Agent
+A learner on the roster, with a second identifier linked to them, with
+statements under both (one of them with an attachment), State and Agent
 Profile documents and a certification is erased with ``lrs erase learner``.
-Afterwards no table, no JetStream message and no anchor holds their
-identifier or name in clear; their statements read back with the erased
-actor; ``lrs audit verify --anchors`` passes; a replay of the competency
-projection gives the live digest."""
+Afterwards no table (a pg_dump of the database, and each column searched),
+no JetStream message and no anchor holds their identifiers or name in clear;
+their statements read back with the erased actor; the unit totals leave them
+out (LRS_ERASED_LEARNERS_IN_TOTALS's default, drop); ``lrs audit verify
+--anchors`` passes; a replay of the competency projection gives the live
+digest."""
 
 from __future__ import annotations
 
@@ -15,6 +18,8 @@ import base64
 import hashlib
 import json
 import os
+import shutil
+import subprocess
 import sys
 import urllib.parse
 from pathlib import Path
@@ -28,13 +33,22 @@ import pytest
 from tests.e2e.conftest import KEY, SECRET, basic_auth, xapi_headers
 from tests.integration.test_projection_runner import MODULES as CERTIFYING
 from tests.integration.test_projection_runner import course_statement
+from lrs.payload_codec import open_payload
 
 pytestmark = pytest.mark.slow
 
 LAN = {"mbox": "mailto:lan.nguyen@example.gov.vn", "name": "Nguyễn Thị Lan"}
+# Lan's account on the ministry's LMS, linked to her as a person.
+LAN_LMS = {"account": {"homePage": "https://lms.example.gov.vn", "name": "ntlan.lms"}, "name": "Nguyễn Thị Lan"}
 MINH = {"mbox": "mailto:cs7@example.gov.vn", "name": "Trần Văn Minh"}
 # What must not be found anywhere in clear after the erasure.
-NEEDLES = ("lan.nguyen@example.gov.vn", "Nguyễn Thị Lan", "Lan's certificate scan")
+NEEDLES = ("lan.nguyen@example.gov.vn", "Nguyễn Thị Lan", "Lan's certificate scan", "ntlan.lms")
+ROSTER = {
+    "units": [{"id": "mic", "kind": "ministry", "name": "Ministry"},
+              {"id": "mic-dt", "parent": "mic", "kind": "agency", "name": "Digital Transformation"}],
+    "memberships": [{"learner": f"mbox:{who['mbox']}", "unit": "mic-dt", "valid_from": "2025-01-01"} for who in (LAN, MINH)],
+}
+PROGRAM = "https://lrs.example.org/competency/programs/civil-servant-basic-digital-skills"
 BOUNDARY = "erasure-boundary"
 
 
@@ -88,6 +102,22 @@ async def clear_text_hits(database_url: str, needles: tuple[str, ...]) -> list[s
         return hits
     finally:
         await conn.close()
+
+
+def dump_hits(database_url: str, needles: tuple[str, ...]) -> list[str]:
+    """Needles in a pg_dump (plain text) of the whole database: text as it
+    is, bytea as the hex COPY writes it."""
+    import pgserver
+
+    # The server's own pg_dump (the same major version), else the one on PATH.
+    bundled = Path(pgserver.__file__).parent / "pginstall" / "bin" / "pg_dump"
+    pg_dump = str(bundled) if bundled.exists() else shutil.which("pg_dump")
+    assert pg_dump, "no pg_dump"
+    done = subprocess.run([pg_dump, "--no-owner", "--dbname", database_url], capture_output=True)
+    assert done.returncode == 0, done.stderr.decode()
+    dump = done.stdout
+    assert b"COPY public.events" in dump and b"COPY public.roster_memberships" in dump  # the data, not the schema only
+    return [n for n in needles if n.encode() in dump or n.encode().hex().encode() in dump]
 
 
 async def stream_hits(nats_url: str, needles: tuple[str, ...]) -> tuple[int, list[str]]:
@@ -147,7 +177,21 @@ async def test_erased_learner_leaves_no_clear_text_and_the_audit_still_holds(
     # Minh's statement names Lan as instructor: her data under her key inside his statement.
     minh_statements[0]["context"] = {"instructor": LAN}
     agent_param = urllib.parse.quote(json.dumps({"mbox": LAN["mbox"]}))
+    lms_param = urllib.parse.quote(json.dumps({"account": LAN_LMS["account"]}))
+    lms_key = f"account:{LAN_LMS['account']['homePage']}|{LAN_LMS['account']['name']}"
+    summary_url = f"{base}/competency/units/mic-dt/summary?program={urllib.parse.quote(PROGRAM)}"
     async with aiohttp.ClientSession() as session:
+        # Lan and Minh on the roster; Lan's LMS account linked to her.
+        async with session.post(f"{base}/competency/admin/roster", json=ROSTER, headers=xapi_headers()) as r:
+            assert r.status == 200, await r.text()
+        async with session.post(f"{base}/competency/admin/identities", headers=xapi_headers(), json={
+            "op": "link", "person": f"mbox:{LAN['mbox']}", "identifiers": [lms_key]}) as r:
+            assert r.status == 200, await r.text()
+            assert (await r.json())["identifiers"] == [f"mbox:{LAN['mbox']}", lms_key]  # answered in clear
+        # One module's evidence also comes from the LMS account (it counts for Lan).
+        from_lms = {**course_statement(1, *CERTIFYING[0], 99), "actor": LAN_LMS}
+        async with session.post(f"{base}/xapi/statements", json=[from_lms], headers=xapi_headers()) as r:
+            assert r.status == 200, await r.text()
         async with session.post(f"{base}/xapi/statements", json=lan_statements[1:] + minh_statements,
                                 headers=xapi_headers()) as r:
             assert r.status == 200, await r.text()
@@ -179,11 +223,21 @@ async def test_erased_learner_leaves_no_clear_text_and_the_audit_still_holds(
             before = await r.json()
         assert [c["earned"] for c in before["certifications"]] == [True], before  # Lan is certified
         assert before["learner"].startswith("account:https://lrs.invalid/pseudonym|")  # the projection knows a pseudonym
+        async with session.get(summary_url, headers=xapi_headers()) as r:
+            assert r.status == 200, await r.text()
+            summary = await r.json()
+        assert (summary["headcount"], summary["certified"]) == (2, 1)  # the sealed roster joins Lan's evidence
+        memberships_url = f"{base}/competency/admin/memberships?learner={urllib.parse.quote(ROSTER['memberships'][0]['learner'])}"
+        async with session.get(memberships_url, headers=xapi_headers()) as r:
+            assert r.status == 200, await r.text()
+            [row] = (await r.json())["memberships"]
+        # Stored by pseudonym; shown to the official in clear, opened from its sealed copy.
+        assert row["learner"] == before["learner"] and row["identifier"] == f"mbox:{LAN['mbox']}"
 
         # Nothing personal in clear reached the stream or the log, even before the erasure.
         conn = await asyncpg.connect(database_url)
         try:
-            payloads = b"".join(r["payload"] for r in await conn.fetch("SELECT payload FROM events"))
+            payloads = b"".join(open_payload(r["payload"]) for r in await conn.fetch("SELECT payload FROM events"))
         finally:
             await conn.close()
         assert not [n for n in NEEDLES[:2] if n.encode() in payloads]
@@ -191,7 +245,7 @@ async def test_erased_learner_leaves_no_clear_text_and_the_audit_still_holds(
         code, output = await lrs(env, "erase", "learner", json.dumps({"mbox": LAN["mbox"]}), "--tenant", "default",
                                  "--reason", "data subject request 2026-117")
         assert code == 0, output
-        assert "2 document(s) and 1 attachment(s) deleted" in output, output
+        assert "2 document(s) and 1 attachment(s) deleted, 1 linked identifier(s) erased with it" in output, output
         code, output = await lrs(env, "erase", "learner", json.dumps({"mbox": LAN["mbox"]}), "--tenant", "default",
                                  "--reason", "again")
         assert code == 1 and "already erased" in output, output
@@ -205,6 +259,10 @@ async def test_erased_learner_leaves_no_clear_text_and_the_audit_still_holds(
         assert len(erased) == len(lan_statements)
         assert erased[0]["actor"] == {"objectType": "Agent",
                                       "account": {"homePage": "https://lrs.invalid/erased", "name": erased[0]["actor"]["account"]["name"]}}
+        async with session.get(f"{base}/xapi/statements?agent={lms_param}", headers=xapi_headers()) as r:
+            assert r.status == 200
+            [lms_after] = (await r.json())["statements"]
+        assert lms_after["actor"]["account"]["homePage"] == "https://lrs.invalid/erased"  # linked: erased with her
         instructed = next(s for s in after if s["actor"].get("name") == MINH["name"])
         assert instructed["context"]["instructor"]["account"]["homePage"] == "https://lrs.invalid/erased"
         for path, extra in (("activities/state", "&activityId=https://lms.example/course&stateId=bookmark"),
@@ -215,11 +273,21 @@ async def test_erased_learner_leaves_no_clear_text_and_the_audit_still_holds(
         async with session.get(f"{base}/competency/learners/{learner}", headers=xapi_headers()) as r:
             assert r.status == 200, await r.text()
             now = await r.json()
-        # The programme keeps counting the (now anonymous) learner's record.
+        # The programme keeps the (now anonymous) learner's record ...
         assert (now["frameworks"], now["certifications"]) == (before["frameworks"], before["certifications"])
+        # ... and, by default (LRS_ERASED_LEARNERS_IN_TOTALS=drop), no longer counts her in the unit totals.
+        async with session.get(summary_url, headers=xapi_headers()) as r:
+            assert r.status == 200, await r.text()
+            summary = await r.json()
+        assert (summary["headcount"], summary["certified"]) == (1, 0)
+        async with session.get(memberships_url, headers=xapi_headers()) as r:
+            assert r.status == 200, await r.text()
+            [row] = (await r.json())["memberships"]
+        assert row["learner"] == before["learner"] and row["identifier"] is None  # erased: unreadable for good
     await service.stop()
 
     assert await clear_text_hits(database_url, NEEDLES) == []
+    assert dump_hits(database_url, NEEDLES) == []
     assert await clear_text_hits(database_url, (MINH["name"],)) == []  # sealed, not erased: no clear copy either
     messages, hits = await stream_hits(nats_control.url, NEEDLES)
     assert messages == position and hits == []

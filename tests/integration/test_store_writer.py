@@ -22,6 +22,7 @@ from lrs.store.reader import get_statement
 from lrs.xapi.errors import ConflictError, XapiError
 from tests.statements import new_id
 from tests.statements import statement as shared_statement
+from lrs.payload_codec import open_payload
 
 AUTHORITY = {"objectType": "Agent", "mbox": "mailto:authority@example.com"}
 VOIDED = "http://adlnet.gov/expapi/verbs/voided"
@@ -140,7 +141,7 @@ async def test_rows_keep_awkward_text_nulls_and_the_event_they_belong_to(pool: a
         assert row["voids"] == prepared_statement.voids
         assert row["statement_ref"] == prepared_statement.statement_ref
         assert "A:" + prepared_statement.actor_keys[0] in row["filter_keys"]
-        payload = json.loads(row["payload"])
+        payload = json.loads(open_payload(row["payload"]))
         assert payload["id"] == str(prepared_statement.statement_id)
         assert row["stored"] == row["event_stored"]
         assert payload["stored"] == row["stored"].strftime("%Y-%m-%dT%H:%M:%S.%fZ")
