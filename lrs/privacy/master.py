@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-__all__ = ["MasterKey", "PrivacyKeyError", "load_or_create"]
+__all__ = ["MasterKey", "PrivacyKeyError", "load", "load_or_create"]
 
 _WRAP_INFO = b"lrs.privacy.wrap.v1"
 _PSEUDONYM_INFO = b"lrs.privacy.pseudonym.v1"
@@ -84,3 +84,11 @@ def load_or_create(path: Path) -> MasterKey:
     except (binascii.Error, ValueError):
         raise PrivacyKeyError(f"{path} does not hold a base64 privacy key") from None
     return MasterKey(secret)
+
+
+def load(path: Path) -> MasterKey | None:
+    """The master key at ``path``, or None when there is no file (a command
+    that only reads must never make a key: it would open nothing)."""
+    if not path.exists():
+        return None
+    return load_or_create(path)

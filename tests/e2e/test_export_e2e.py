@@ -116,7 +116,7 @@ async def test_export_then_import_into_another_lrs_gives_the_same_statements(
 
     path = tmp_path / "export.ndjson.gz"
     status, out, err = await _lrs("export", "--output", str(path), "--page-size", "7",
-                                  env={"LRS_DATABASE_URL": database_url})
+                                  env={"LRS_DATABASE_URL": database_url, "LRS_PRIVACY_KEY_FILE": str(tmp_path / "privacy-key")})
     assert status == 0, err
     assert out == b""
     assert f"exported {len(source_events)} statement(s)" in err
@@ -125,7 +125,7 @@ async def test_export_then_import_into_another_lrs_gives_the_same_statements(
     assert lines == [bytes(row["payload"]) for row in source_events]  # stored order, exactly as stored
     assert not list(tmp_path.glob("*.partial"))
 
-    status, out, _ = await _lrs("export", env={"LRS_DATABASE_URL": database_url})
+    status, out, _ = await _lrs("export", env={"LRS_DATABASE_URL": database_url, "LRS_PRIVACY_KEY_FILE": str(tmp_path / "privacy-key")})
     assert status == 0 and out.splitlines() == lines  # stdout carries the same lines
 
     base = str(target.server.make_url("")).rstrip("/")
@@ -156,7 +156,7 @@ async def test_export_then_import_into_another_lrs_gives_the_same_statements(
 async def test_export_selects_by_stored_time_and_tenant(client, database_url, tmp_path):
     ids = await _fill_source(client, database_url)
     events = await _events(database_url)
-    env = {"LRS_DATABASE_URL": database_url}
+    env = {"LRS_DATABASE_URL": database_url, "LRS_PRIVACY_KEY_FILE": str(tmp_path / "privacy-key")}
 
     since, until = events[19]["stored"], events[101]["stored"]
     status, out, err = await _lrs("export", "--since", since.isoformat(), "--until", until.isoformat(), env=env)
