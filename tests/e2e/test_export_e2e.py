@@ -34,10 +34,19 @@ OTHER_KEY, OTHER_SECRET = "other-tenant-key", "other-tenant-secret"
 
 
 @pytest.fixture
+async def client(clear_client: TestClient) -> TestClient:
+    """The source LRS in clear: these tests compare the export with the stored
+    events byte for byte (an export of sealed Statements opens them:
+    tests/e2e/test_erasure.py)."""
+    return clear_client
+
+
+@pytest.fixture
 async def target(second_database_url: str) -> AsyncIterator[TestClient]:
-    """A second LRS, in process, on a real port the import subprocess can reach."""
+    """A second LRS, in process, on a real port the import subprocess can reach
+    (in clear, so the imported events can be compared with the source's)."""
     settings = Settings(database_url=second_database_url, nats_url=None, relay_enabled=False,
-                        bootstrap_credential=f"{KEY}:{SECRET}")
+                        bootstrap_credential=f"{KEY}:{SECRET}", seal_personal_data=False)
     app = create_app(settings, database_url=second_database_url, nats_url=None)
     async with TestServer(app, host="127.0.0.1") as server, TestClient(server) as test_client:
         yield test_client
