@@ -187,7 +187,7 @@ async def erase_learner(
             if r["identifier"].startswith(PSEUDONYM_KEY_PREFIX)
         ]
         for other in linked:
-            await conn.fetchrow(ERASE_KEYS, tenant, other)
+            await conn.fetchrow(ERASE_KEYS, tenant, other, epoch)
         stored_keys = [stored_key, *(PSEUDONYM_KEY_PREFIX + other for other in linked)]
         documents = 0
         for key in stored_keys:
