@@ -85,7 +85,7 @@ class Relay:
         poll_interval: float = 0.5,
         lock_retry_interval: float = 1.0,
         backoff_max: float = 5.0,
-        linger: float = 0.005,
+        linger: float = 0.02,
         checkpoint_interval: float = 1.0,
         inline_max_bytes: int = DEFAULT_INLINE_MAX_BYTES,
         stream_replicas: int | None = None,
@@ -313,6 +313,13 @@ class Relay:
         if self._linger:
             # Woken by a commit: let the next few commits land too, so that
             # busy periods make fewer, larger rounds (reads and publishes).
+            # Each round costs the relay and nats-server a fixed amount (the
+            # head and event reads, one acknowledged publish): with 5 ms,
+            # single-statement POSTs (groups of a dozen statements) made a
+            # round per group or two, and the rounds cost more CPU per
+            # statement than the writing did (bench/results/ingest-ab-cpu-*).
+            # 20 ms more on the way to the stream is nothing next to the
+            # projections' lag budget (a second).
             await asyncio.sleep(self._linger)
 
     def observe_head(self, head: int | None = None) -> None:

@@ -85,16 +85,22 @@ async def get_definition(pool: Pool, tenant: str, activity_id: str) -> dict[str,
     return None if data is None else _decode(data)
 
 
-async def write_definitions(conn: asyncpg.Connection, updates: list[DefinitionUpdate], through: int) -> int:
+async def write_definitions(
+    conn: asyncpg.Connection, updates: list[DefinitionUpdate], through: int, *, checkpoint_moved: bool = False
+) -> int:
     """Merge ``updates`` (log order) into the canonical definitions and move the
     checkpoint to ``through`` (the group's head), inside the caller's
     transaction; returns the number of definitions changed.
 
     The checkpoint moves first: its row lock waits for a start-up catch-up in
-    another process to finish, so the two never merge the same rows at once."""
+    another process to finish, so the two never merge the same rows at once.
+    ``checkpoint_moved``: the caller already moved it to ``through`` in an
+    earlier statement of the same transaction (the statement writer does, in
+    the statement that appends the group, saving a round trip)."""
     if not updates:
         return 0
-    await conn.execute(ADVANCE_CHECKPOINT, through)
+    if not checkpoint_moved:
+        await conn.execute(ADVANCE_CHECKPOINT, through)
     slots = sorted({(u.tenant, u.activity_id) for u in updates})
     rows = await conn.fetch(SELECT_DEFINITIONS_FOR_UPDATE, [t for t, _ in slots], [a for _, a in slots])
     current = {(r["tenant"], r["activity_id"]): _decode(r["definition"]) for r in rows}

@@ -332,3 +332,25 @@ async def test_the_log_head_lock_is_timed_from_for_update_to_commit(writer: Stat
     assert len(holds) == writer.groups_committed == 2
     assert all(0 < held < 0.3 for held in holds)
     assert writer.head_lock_seconds == pytest.approx(sum(holds))
+
+
+async def test_a_defining_group_merges_its_definitions_and_moves_their_checkpoint(
+    writer: StatementWriter, pool: asyncpg.Pool
+) -> None:
+    """The group's own statement moves the definitions' checkpoint (no round trip
+    of its own); groups without a defining sender leave it and the rows alone."""
+    activity = "http://example.com/defined"
+
+    def defined(name: dict[str, str]) -> dict[str, Any]:
+        return statement(activity=activity, object={"id": activity, "definition": {"name": name}})
+
+    checkpoint = "SELECT position FROM activity_definitions_checkpoint WHERE singleton"
+    row = "SELECT definition FROM activity_definitions WHERE tenant = 'default' AND activity_id = $1"
+    before = await pool.fetchval(checkpoint)
+    await writer.append("default", prepared(defined({"en": "Not defining"})), defines=False)
+    assert await pool.fetchval(checkpoint) == before
+    assert await pool.fetchval(row, activity) is None
+    await writer.append("default", prepared(defined({"en": "One"})), defines=True)
+    await writer.append("default", prepared(defined({"vi": "Một"}), defined({"en": "Two"})), defines=True)
+    assert await pool.fetchval(checkpoint) == writer.last_position
+    assert json.loads(await pool.fetchval(row, activity)) == {"name": {"en": "Two", "vi": "Một"}}
