@@ -32,6 +32,7 @@ from bench.ingest import _statement, _uuid_texts  # noqa: E402
 from lrs.batching import statement_form  # noqa: E402
 from lrs.ingest.prepare import prepare_statements  # noqa: E402
 from lrs.privacy.master import MasterKey  # noqa: E402
+from lrs.privacy.seal import new_data_key_cipher  # noqa: E402
 from lrs.store.learner_keys import LearnerKeys  # noqa: E402
 from lrs.xapi.statement import parse_statements  # noqa: E402
 
@@ -56,7 +57,8 @@ async def run(requests: list[list[dict]], keyring: LearnerKeys | None) -> tuple[
         started = time.process_time()
         authority = AUTHORITY
         if keyring is not None:
-            statements, authority = await keyring.seal_statements("default", statements, authority)
+            sealed_ = await keyring.seal_statements("default", statements, authority)
+            statements, authority = sealed_.statements, sealed_.authority
         sealed = time.process_time()
         prepared = prepare_statements(statements, version="1.0.3", authority=authority, new_id=uuid.uuid4)
         for statement in prepared:
@@ -81,7 +83,7 @@ async def main() -> int:
     idents.add("account:http://127.0.0.1:8080|bench")
     for ident in idents:
         pseudonym = keyring.pseudonym("default", ident)
-        keyring._remember("default", pseudonym, 1, keyring._master.wrap(os.urandom(32), "default", pseudonym, 1))
+        keyring._remember("default", pseudonym, 1, new_data_key_cipher(os.urandom(32)), keyring._version)
 
     requests = [parse_statements(body, "1.0.3") for body in bodies(args.batches, args.batch, args.learners)]
     clear, sealed, sealing = [], [], []

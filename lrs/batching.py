@@ -56,6 +56,11 @@ class AppendRequest(msgspec.Struct, frozen=True):
     # The sender holds the ``define`` scope: the Activity Definitions in its
     # accepted statements update the canonical ones, in the same transaction.
     defines: bool = False
+    # Sealed personal data (docs/privacy.md): the learner-key epoch the
+    # sealing process knew and the (pseudonym, generation) keys it sealed
+    # under; None for Statements stored in clear.
+    key_epoch: int | None = None
+    key_refs: frozenset[tuple[str, int]] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)

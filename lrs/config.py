@@ -202,18 +202,33 @@ class Settings:
     def verify_runs_file(self) -> Path:
         return self.verify_runs_path if self.verify_runs_path is not None else self.data_dir / "verify-runs.jsonl"
 
-    # Personal data sealed per identity (docs/privacy.md): on, every Agent and
-    # Group of a stored Statement and every agent document is encrypted under
-    # its identity's key, wrapped by the master key in privacy_key_file.
-    seal_personal_data: bool = False
+    # Personal data sealed per identity (docs/privacy.md), on unless turned
+    # off: every Agent and Group of a stored Statement and every agent
+    # document is encrypted under its identity's key, wrapped by the master
+    # key in privacy_key_file (never in PostgreSQL).
+    seal_personal_data: bool = True
     privacy_key_file: Path | None = None
+    # LRS_DATA_DIR was given (not the default under the home directory).
+    data_dir_configured: bool = True
     # Whether an erased learner still counts in the unit totals: drop or count
     # (the competency projection reads the same variable; projections/units/erased.py).
     erased_learners_in_totals: str = "drop"
 
     @property
     def privacy_master_key_file(self) -> Path:
-        return self.privacy_key_file if self.privacy_key_file is not None else self.data_dir / "privacy-key"
+        """Where the privacy master key is: LRS_PRIVACY_KEY_FILE, else
+        ``<LRS_DATA_DIR>/privacy-key``.  With an external PostgreSQL one of
+        the two must be given: a key made in a default directory of one
+        host would not open what the database holds for the others."""
+        if self.privacy_key_file is not None:
+            return self.privacy_key_file
+        if self.database_url is not None and not self.data_dir_configured:
+            raise ConfigError(
+                "LRS_PRIVACY_KEY_FILE is required with an external PostgreSQL (LRS_DATABASE_URL) while "
+                "LRS_SEAL_PERSONAL_DATA is on: the privacy master key is kept in a file, never in the database "
+                "(or set LRS_DATA_DIR, or LRS_SEAL_PERSONAL_DATA=false)"
+            )
+        return self.data_dir / "privacy-key"
 
     @property
     def signing_key_file(self) -> Path:
@@ -245,6 +260,7 @@ class Settings:
             http_host=env.get("LRS_HTTP_HOST") or "127.0.0.1",
             http_port=_int(env, "LRS_HTTP_PORT", 8080),
             data_dir=Path(data_dir) if data_dir else _default_data_dir(env),
+            data_dir_configured=bool(data_dir),
             bootstrap_credential=_credential(env, "LRS_BOOTSTRAP_CREDENTIAL"),
             log_level=(env.get("LRS_LOG_LEVEL") or "info").lower(),
             group_commit_wait_ms=_float(env, "LRS_GROUP_COMMIT_WAIT_MS", 2.0),
@@ -291,7 +307,7 @@ class Settings:
             anchor_every_s=_nonnegative(_float(env, "LRS_ANCHOR_EVERY_S", 60.0), "LRS_ANCHOR_EVERY_S"),
             anchor_key_file=Path(env["LRS_ANCHOR_KEY_FILE"]) if env.get("LRS_ANCHOR_KEY_FILE") else None,
             anchors_file=Path(env["LRS_ANCHORS_FILE"]) if env.get("LRS_ANCHORS_FILE") else None,
-            seal_personal_data=_bool(env, "LRS_SEAL_PERSONAL_DATA", False),
+            seal_personal_data=_bool(env, "LRS_SEAL_PERSONAL_DATA", True),
             privacy_key_file=Path(env["LRS_PRIVACY_KEY_FILE"]) if env.get("LRS_PRIVACY_KEY_FILE") else None,
             erased_learners_in_totals=_one_of(env, "LRS_ERASED_LEARNERS_IN_TOTALS", ("drop", "count")),
             nats_stream_replicas=_at_most(_int(env, "LRS_NATS_STREAM_REPLICAS", 1, 1), 5, "LRS_NATS_STREAM_REPLICAS"),

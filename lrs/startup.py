@@ -46,6 +46,7 @@ def redact(url: str) -> str:
 def explain(exc: BaseException) -> str:
     """One line for ``exc``: its own message when it is a :class:`StartupError`."""
     from lrs.config import ConfigError
+    from lrs.privacy.master import PrivacyKeyError
     from lrs.store.migrations import MigrationError
 
     if isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
@@ -54,6 +55,8 @@ def explain(exc: BaseException) -> str:
         return str(exc)
     if isinstance(exc, ConfigError):
         return f"configuration error: {exc}"
+    if isinstance(exc, PrivacyKeyError):
+        return f"privacy key: {exc}"
     if isinstance(exc, MigrationError):
         return (f"{exc}; the database stays at the migrations before it: fix the database "
                 "(or restore it from a backup) and start again")

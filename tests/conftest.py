@@ -83,6 +83,21 @@ def _docker_available() -> bool:
     return True
 
 
+
+@pytest.fixture(scope="session", autouse=True)
+def data_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Settings made without LRS_DATA_DIR keep their default data dir, and so
+    the privacy key made in it (sealing is on by default), under the session's
+    temp dir rather than the home directory."""
+    home = tmp_path_factory.mktemp("data-home")
+    before = os.environ.get("XDG_DATA_HOME")
+    os.environ["XDG_DATA_HOME"] = str(home)
+    yield home
+    if before is None:
+        os.environ.pop("XDG_DATA_HOME", None)
+    else:
+        os.environ["XDG_DATA_HOME"] = before
+
 @pytest.fixture(scope="session")
 def _docker() -> bool:
     return _docker_available()

@@ -32,7 +32,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _learner(args: argparse.Namespace) -> int:
     from lrs.documents.params import parse_agent
-    from lrs.privacy.master import PrivacyKeyError, load_or_create
+    from lrs.config import ConfigError
+    from lrs.privacy.master import PrivacyKeyError, load
     from lrs.store.erasure import ErasureRefused, erase_learner
     from lrs.store.learner_keys import LearnerKeys
     from lrs.xapi.errors import XapiError
@@ -45,9 +46,13 @@ def _learner(args: argparse.Namespace) -> int:
     settings = load_settings()
     setup(settings)
     try:
-        master = load_or_create(settings.privacy_master_key_file)
-    except (PrivacyKeyError, OSError) as exc:
+        master = load(settings.privacy_master_key_file)  # never a new key: it would erase nobody
+    except (ConfigError, PrivacyKeyError, OSError) as exc:
         print(f"lrs erase learner: {exc}", file=sys.stderr)
+        return 1
+    if master is None:
+        print(f"lrs erase learner: no privacy key at {settings.privacy_master_key_file}: nothing sealed can be"
+              " erased without it (LRS_PRIVACY_KEY_FILE)", file=sys.stderr)
         return 1
 
     async def main():

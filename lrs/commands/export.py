@@ -68,6 +68,33 @@ def _timestamp(text: str) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
 
 
+async def _learner_keys(pool: Any, settings: Any) -> Any:
+    """The keys that open sealed identities (exported opened, erased ones in
+    the erased form; docs/privacy.md), or None for a store holding none.
+    Raises PrivacyKeyError when the store holds sealed identities and the
+    key file is not there or not theirs: never a new key, which would open
+    nothing and export everyone as erased."""
+    from lrs.config import ConfigError
+    from lrs.privacy.master import PrivacyKeyError, load
+    from lrs.store.learner_keys import SELECT_ANY_LEARNER_KEY, LearnerKeys
+
+    if not await pool.fetchval(SELECT_ANY_LEARNER_KEY):
+        return None
+    try:
+        path = settings.privacy_master_key_file if settings is not None else None
+    except ConfigError:
+        path = None
+    master = load(path) if path is not None else None
+    if master is None:
+        raise PrivacyKeyError(
+            "the store holds sealed personal data: LRS_PRIVACY_KEY_FILE must name its privacy key file"
+            + (f" ({path} does not exist)" if path is not None else "")
+        )
+    learner_keys = LearnerKeys(pool, master)
+    await learner_keys.check_master_key()
+    return learner_keys
+
+
 def _run(args: argparse.Namespace) -> int:
     if args.page_size < 1:
         print("lrs export: --page-size must be at least 1", file=sys.stderr)
@@ -79,7 +106,13 @@ def _run(args: argparse.Namespace) -> int:
         async with database_url(settings) as url:
             return await export(url, args, settings)
 
-    return run_async(main)
+    from lrs.privacy.master import PrivacyKeyError
+
+    try:
+        return run_async(main)
+    except PrivacyKeyError as exc:
+        print(f"lrs export: {exc}", file=sys.stderr)
+        return 2
 
 
 async def export(url: str, args: argparse.Namespace, settings: Any = None) -> int:
@@ -89,13 +122,7 @@ async def export(url: str, args: argparse.Namespace, settings: Any = None) -> in
         pool = await create_pool(url, min_size=1, max_size=1, application_name="lrs-export")
     try:
         first, last = await position_range(pool, args.since, args.until)
-        learner_keys = None
-        if settings is not None and settings.seal_personal_data:
-            # Sealed identities are exported opened (erased ones in the erased form; docs/privacy.md).
-            from lrs.privacy.master import load_or_create
-            from lrs.store.learner_keys import LearnerKeys
-
-            learner_keys = LearnerKeys(pool, load_or_create(settings.privacy_master_key_file))
+        learner_keys = await _learner_keys(pool, settings)
         with _Output(args.output) as output:
             count = await _copy(pool, output.stream, first, last, args, learner_keys)
             output.complete = True

@@ -12,6 +12,7 @@ import argparse
 import asyncio
 import contextlib
 import dataclasses
+import os
 import errno
 import signal
 import socket
@@ -108,6 +109,10 @@ async def serve(settings: Settings, create_app: AppFactory) -> int:
 
     worker = is_worker()
     supervisor = settings.http_workers > 1
+    if settings.seal_personal_data:
+        # Checked before anything starts (ConfigError: one line); the workers,
+        # the relay and the projector use the key file resolved here.
+        os.environ["LRS_PRIVACY_KEY_FILE"] = str(settings.privacy_master_key_file)
     sockets = bind(settings.http_host, settings.http_port, reuse_port=worker or supervisor)
     try:
         if supervisor:

@@ -226,6 +226,7 @@ async def _learner_keys(app: web.Application) -> AsyncIterator[None]:
     from lrs.store.learner_keys import CHANGES_CHANNEL, LearnerKeys
 
     keyring = LearnerKeys(app[keys.POOL], load_or_create(settings.privacy_master_key_file))
+    await keyring.check_master_key()
 
     def lost() -> None:
         keyring.trust_cache = False
@@ -240,6 +241,7 @@ async def _learner_keys(app: web.Application) -> AsyncIterator[None]:
         app[keys.DATABASE_URL], on_change=keyring.heard, on_lost=lost, on_listening=listening,
         channel=CHANGES_CHANNEL, application_name="lrs-learner-keys",
     ):
+        await keyring.load_epoch()  # erasures from before are not heard of again
         yield
 
 

@@ -28,7 +28,7 @@ from lrs.ingest.query import StatementFetch, more_token, parse_statement_query
 from lrs.store import reader
 from lrs.store.attachments import Blob, save_attachments
 from lrs.store.ids import RandomUuids, parse_uuid
-from lrs.store.writer import WriterClosedError
+from lrs.store.writer import KeyErasedMeanwhile, WriterClosedError
 from lrs.xapi.errors import NotFoundError, XapiError
 from lrs.xapi.identity import authority_key
 from lrs.xapi.statement import parse_statement, parse_statements
@@ -109,26 +109,45 @@ async def _append(
 ) -> list[Any]:
     credential: Credential = request[CREDENTIAL]
     settings = request.app[keys.SETTINGS]
-    authority = authority_for(credential, settings.authority_home)
     learner_keys = request.app.get(keys.LEARNER_KEYS)
-    if learner_keys is not None:  # personal data is stored sealed (docs/privacy.md)
-        statements, authority = await learner_keys.seal_statements(credential.tenant, statements, authority)
-    prepared = prepare_statements(
-        statements,
-        version=request[XAPI_VERSION],
-        authority=authority,
-        new_id=_new_statement_id,
-        max_statements=settings.max_batch_statements,
-        parse_id=parse_uuid,
-    )
+    writer = request.app[keys.WRITER]
     # Attachment bytes first, outside the writer's transaction: content-addressed,
     # so a blob whose Statements are then refused is a harmless orphan
     # (lrs.store.attachments explains).
     await save_attachments(request.app[keys.POOL], credential.tenant, attachments)
     try:
-        results = await request.app[keys.WRITER].append(
-            credential.tenant, prepared, defines=credential.allows("define")
-        )
+        for attempt in (1, 2):
+            authority = authority_for(credential, settings.authority_home)
+            key_epoch, key_refs = None, frozenset()
+            clear = statements
+            if learner_keys is not None:  # personal data is stored sealed (docs/privacy.md)
+                sealed = await learner_keys.seal_statements(credential.tenant, statements, authority)
+                clear, authority, key_epoch, key_refs = sealed.statements, sealed.authority, sealed.epoch, sealed.refs
+            prepared = prepare_statements(
+                clear,
+                version=request[XAPI_VERSION],
+                authority=authority,
+                new_id=_new_statement_id,
+                max_statements=settings.max_batch_statements,
+                parse_id=parse_uuid,
+            )
+            try:
+                results = await writer.append(
+                    credential.tenant, prepared, defines=credential.allows("define"),
+                    key_epoch=key_epoch, key_refs=key_refs,
+                )
+                break
+            except KeyErasedMeanwhile:
+                # Sealed before this process heard of an erasure: once more
+                # with the keys as they are now, then 503.
+                learner_keys.catch_up(writer.key_epoch)
+                if attempt == 2:
+                    raise web.HTTPServiceUnavailable(
+                        text="a learner named in the request was being erased; nothing was stored, retry",
+                        headers={"Retry-After": "1"},
+                    ) from None
+        if learner_keys is not None:
+            learner_keys.catch_up(writer.key_epoch)
     except XapiError as exc:
         STATEMENTS_REJECTED.labels(str(exc.status)).inc()
         raise

@@ -22,10 +22,11 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-__all__ = ["MasterKey", "PrivacyKeyError", "load_or_create"]
+__all__ = ["MasterKey", "PrivacyKeyError", "load", "load_or_create"]
 
 _WRAP_INFO = b"lrs.privacy.wrap.v1"
 _PSEUDONYM_INFO = b"lrs.privacy.pseudonym.v1"
+_KEY_ID_INFO = b"lrs.privacy.key-id.v1"
 
 
 class PrivacyKeyError(ValueError):
@@ -45,6 +46,8 @@ class MasterKey:
             raise PrivacyKeyError(f"a privacy key is 32 bytes, got {len(secret)}")
         self._wrap = AESGCM(_derive(secret, _WRAP_INFO))
         self.pseudonym_key = _derive(secret, _PSEUDONYM_INFO)
+        # Names the key (in PostgreSQL, table privacy_key_id) without revealing it.
+        self.key_id = _derive(secret, _KEY_ID_INFO).hex()[:32]
 
     @staticmethod
     def _aad(tenant: str, pseudonym: str, generation: int) -> bytes:
@@ -81,3 +84,11 @@ def load_or_create(path: Path) -> MasterKey:
     except (binascii.Error, ValueError):
         raise PrivacyKeyError(f"{path} does not hold a base64 privacy key") from None
     return MasterKey(secret)
+
+
+def load(path: Path) -> MasterKey | None:
+    """The master key at ``path``, or None when there is no file (a command
+    that only reads must never make a key: it would open nothing)."""
+    if not path.exists():
+        return None
+    return load_or_create(path)

@@ -14,10 +14,16 @@ In the stored Statement an identity's own properties (IFI, ``name``,
 
     {"objectType": "Agent",
      "account": {"homePage": "https://lrs.invalid/pseudonym", "name": "<pseudonym>"},
-     "sealed": "v1.<pseudonym>.<generation>.<base64url AES-GCM-SIV ciphertext>"}
+     "sealed": "v2.<generation>.<base64url AES-GCM-SIV ciphertext>"}
 
-(a Group keeps ``member``, each member sealed on its own; an Anonymous
-Group has no ``account``).  The sealed form is itself an Agent with an
+(a Group keeps ``member``, each member sealed on its own).  ``v2``: the
+pseudonym is the account's name and the ciphertext holds the IFI and
+``name`` (``objectType`` is the form's own); written for every identity
+sent with an ``objectType`` that has an account.  ``v1``
+(``"v1.<pseudonym>.<generation>.<ciphertext>"``, the ciphertext holding
+``objectType`` too) is written for the others (an Anonymous Group, which has
+no ``account``; an Agent sent without ``objectType``) and for documents, and
+read wherever it was written before.  The sealed form is itself an Agent with an
 account, so filters, duplicate checks and projections work on it unchanged
 and see only the pseudonym.  Encryption is deterministic (AES-GCM-SIV with a
 fixed nonce; the tenant, pseudonym and generation are the associated data):
@@ -34,7 +40,6 @@ is gone (the identity was erased) by the *erased form*
 from __future__ import annotations
 
 import base64
-import hashlib
 import hmac
 from typing import Any, Callable, Iterator, Mapping
 
@@ -62,14 +67,15 @@ PSEUDONYM_HOME = "https://lrs.invalid/pseudonym"
 ERASED_HOME = "https://lrs.invalid/erased"
 SEALED = "sealed"
 VERSION = "v1"
+COMPACT = "v2"
 _NONCE = b"\x00" * 12  # AES-GCM-SIV: a fixed nonce makes it deterministic, nothing worse
 _AGENT_TYPES = ("Agent", "Group")
-_MARKER = b'"sealed":"v1.'
+_MARKER = b'"sealed":"v'  # v1. or v2.
 _encode = msgspec.json.Encoder(order="sorted").encode
 _decode = msgspec.json.Decoder().decode
 
 
-class SealKey(msgspec.Struct, frozen=True):
+class SealKey(msgspec.Struct, frozen=True, gc=False):
     """An identity's current data key: its pseudonym, the key's generation
     (a new one after an erasure) and the cipher."""
 
@@ -80,8 +86,7 @@ class SealKey(msgspec.Struct, frozen=True):
 
 def pseudonym(key: bytes, tenant: str, ident: str) -> str:
     """32 hex digits of HMAC-SHA256(key, tenant NUL identifier)."""
-    mac = hmac.new(key, tenant.encode() + b"\x00" + ident.encode(), hashlib.sha256)
-    return mac.hexdigest()[:32]
+    return hmac.digest(key, tenant.encode() + b"\x00" + ident.encode(), "sha256").hex()[:32]
 
 
 def pseudonym_key(key: bytes, tenant: str, ident: str) -> str:
@@ -186,10 +191,20 @@ def seal_statement(statement: dict[str, Any], seal_agent: Callable[[dict[str, An
 
 
 def seal_agent(
-    agent: dict[str, Any], keys: Mapping[str, SealKey], seal_text: Callable[[SealKey, bytes], str]
+    agent: dict[str, Any],
+    keys: Mapping[str, SealKey],
+    seal_text: Callable[[SealKey, bytes], str],
+    tenant: str | None = None,
 ) -> dict[str, Any]:
     """The sealed form of one Agent or Group (``keys``: by identifier;
-    ``seal_text``: :func:`seal_bytes` for the tenant, possibly cached)."""
+    ``seal_text``: :func:`seal_bytes` for the tenant, which also seals the
+    compact form unless ``tenant`` is given)."""
+
+    def seal_compact(key: SealKey, own: dict[str, Any]) -> str:
+        if tenant is None:
+            return seal_text(key, _COMPACT_MARK + _encode(own))
+        return seal_compact_bytes(key, tenant, _encode(own))
+
     own = {k: v for k, v in agent.items() if k != "member"}
     object_type = agent.get("objectType", "Agent")
     ident = identifier(agent)
@@ -197,9 +212,15 @@ def seal_agent(
     sealed: dict[str, Any] = {"objectType": object_type}
     if ident is not None and (not anonymous_group or "name" in own):
         key = keys[ident]
-        if not anonymous_group:
+        if anonymous_group:
+            sealed[SEALED] = seal_text(key, _encode(own))
+        else:
             sealed["account"] = {"homePage": PSEUDONYM_HOME, "name": key.pseudonym}
-        sealed[SEALED] = seal_text(key, _encode(own))
+            if "objectType" in own:
+                del own["objectType"]  # the form's own
+                sealed[SEALED] = seal_compact(key, own)
+            else:
+                sealed[SEALED] = seal_text(key, _encode(own))
     members = agent.get("member")
     if members is not None:
         sealed["member"] = [seal_agent(m, keys, seal_text) for m in members]
@@ -223,22 +244,54 @@ def _aad(tenant: str, pseudonym_: str, generation: int) -> bytes:
     return f"{VERSION}\x00{tenant}\x00{pseudonym_}\x00{generation}".encode()
 
 
+# seal_text callers that cache by plaintext get the compact form's
+# plaintext behind this mark (never the start of JSON), so one cache holds both.
+_COMPACT_MARK = b"\x00v2"
+
+
 def seal_bytes(key: SealKey, tenant: str, plaintext: bytes) -> str:
+    """The v1 sealed text of ``plaintext`` (or v2, for a plaintext that
+    :func:`seal_agent` marked compact)."""
+    if plaintext.startswith(_COMPACT_MARK):
+        return seal_compact_bytes(key, tenant, plaintext[len(_COMPACT_MARK):])
     ciphertext = key.cipher.encrypt(_NONCE, plaintext, _aad(tenant, key.pseudonym, key.generation))
     text = base64.urlsafe_b64encode(ciphertext).rstrip(b"=").decode("ascii")
     return f"{VERSION}.{key.pseudonym}.{key.generation}.{text}"
 
 
-def _parse_sealed(text: str) -> tuple[str, int, bytes]:
+def _compact_aad(tenant: str, pseudonym_: str, generation: int) -> bytes:
+    return f"{COMPACT}\x00{tenant}\x00{pseudonym_}\x00{generation}".encode()
+
+
+def seal_compact_bytes(key: SealKey, tenant: str, plaintext: bytes) -> str:
+    """The v2 sealed text: the pseudonym is the form's account name (bound
+    through the associated data), not repeated here."""
+    ciphertext = key.cipher.encrypt(_NONCE, plaintext, _compact_aad(tenant, key.pseudonym, key.generation))
+    return f"{COMPACT}.{key.generation}.{base64.urlsafe_b64encode(ciphertext).rstrip(b'=').decode('ascii')}"
+
+
+def _b64(data: str) -> bytes:
+    return base64.urlsafe_b64decode(data + "=" * (-len(data) % 4))
+
+
+def _parse_sealed(text: str, form: Mapping[str, Any] | None = None) -> tuple[str, int, bytes]:
+    """(pseudonym, generation, ciphertext) of a sealed text; a v2 text
+    takes its pseudonym from its ``form``'s account."""
+    if text.startswith(COMPACT + "."):
+        _, generation, data = text.split(".", 2)
+        account = (form or {}).get("account")
+        if not isinstance(account, dict) or not isinstance(account.get("name"), str):
+            raise ValueError("a v2 sealed form without its account")
+        return account["name"], int(generation), _b64(data)
     version, pseudonym_, generation, data = text.split(".", 3)
     if version != VERSION:
         raise ValueError(f"unknown sealed form {version!r}")
-    return pseudonym_, int(generation), base64.urlsafe_b64decode(data + "=" * (-len(data) % 4))
+    return pseudonym_, int(generation), _b64(data)
 
 
-def sealed_ref(text: str) -> tuple[str, int]:
+def sealed_ref(text: str, form: Mapping[str, Any] | None = None) -> tuple[str, int]:
     """(pseudonym, generation) of a sealed text."""
-    pseudonym_, generation, _ = _parse_sealed(text)
+    pseudonym_, generation, _ = _parse_sealed(text, form)
     return pseudonym_, generation
 
 
@@ -267,7 +320,7 @@ def sealed_refs(statement: dict[str, Any]) -> set[tuple[str, int]]:
     def visit(agent: dict[str, Any]) -> None:
         text = agent.get(SEALED)
         if isinstance(text, str):
-            pseudonym_, generation, _ = _parse_sealed(text)
+            pseudonym_, generation, _ = _parse_sealed(text, agent)
             refs.add((pseudonym_, generation))
         for member in agent.get("member", ()):
             visit(member)
@@ -289,14 +342,18 @@ def open_agent(agent: dict[str, Any], ciphers: Ciphers, tenant: str) -> dict[str
     if text is None:
         opened = {k: v for k, v in agent.items() if k != "member"}
     else:
-        pseudonym_, generation, data = _parse_sealed(text)
+        pseudonym_, generation, data = _parse_sealed(text, agent)
         cipher = ciphers.get((pseudonym_, generation))
         opened = None
         if cipher is not None:
+            compact = text.startswith(COMPACT + ".")
+            aad = (_compact_aad if compact else _aad)(tenant, pseudonym_, generation)
             try:
-                opened = _decode(cipher.decrypt(_NONCE, data, _aad(tenant, pseudonym_, generation)))
+                opened = _decode(cipher.decrypt(_NONCE, data, aad))
             except InvalidTag:
                 opened = None
+            if opened is not None and compact:
+                opened = {"objectType": agent.get("objectType", "Agent"), **opened}
         if opened is None:
             opened = {"objectType": agent.get("objectType", "Agent")}
             if "account" in agent:

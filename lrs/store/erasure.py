@@ -34,7 +34,7 @@ import msgspec
 from lrs.payload_codec import open_payload
 from lrs.privacy.seal import identifier
 from lrs.store.event_append import append_events
-from lrs.store.learner_keys import ERASE_KEYS, SELECT_ANY_KEY, LearnerKeys
+from lrs.store.learner_keys import BUMP_KEY_EPOCH, ERASE_KEYS, SELECT_ANY_KEY, LearnerKeys
 from lrs.store.learner_refs import PSEUDONYM_KEY_PREFIX
 
 __all__ = ["ERASURE_EVENT", "Erasure", "ErasureRefused", "erase_learner"]
@@ -166,19 +166,24 @@ async def erase_learner(
     pseudonym = learner_keys.pseudonym(tenant, ident)
     stored_key = learner_keys.pseudonym_key(tenant, ident)
     async with pool.acquire() as conn, conn.transaction():
+        # First the log head lock: no Statement is written until this commits,
+        # and one sealed by a process that has not heard of this erasure yet
+        # is checked against the keys by the writer (lrs.store.learner_keys).
+        epoch = await conn.fetchval(BUMP_KEY_EPOCH)
         if await conn.fetchval(SELECT_CLEAR, tenant, ["A:" + ident, "a:" + ident]) or await conn.fetchval(
             SELECT_CLEAR_DOCUMENTS, tenant, ident
         ):
             raise ErasureRefused(
-                "statements or documents stored before personal data was sealed name this learner in clear;"
-                " the log cannot be rewritten (docs/privacy.md: erasure of data from before sealing)"
+                "statements or documents stored in clear, before personal data was sealed, name this learner;"
+                " the log cannot be rewritten, so their identity there cannot be erased by key"
+                " (docs/privacy.md, \"Data stored before sealing\")"
             )
         if await conn.fetchval(SELECT_CLEAR_ROSTER, tenant, _encode(ident).decode()):
             raise ErasureRefused(
-                "roster memberships or identity links recorded before personal data was sealed name this learner"
-                " in clear; the log cannot be rewritten (docs/privacy.md: erasure of data from before sealing)"
+                "roster memberships or identity links recorded in clear, before personal data was sealed, name"
+                " this learner; the log cannot be rewritten (docs/privacy.md, \"Data stored before sealing\")"
             )
-        row = await conn.fetchrow(ERASE_KEYS, tenant, pseudonym)
+        row = await conn.fetchrow(ERASE_KEYS, tenant, pseudonym, epoch)
         generations = list(row["generations"] or [])
         if not generations:
             if await conn.fetchval(SELECT_ANY_KEY, tenant, pseudonym):
@@ -191,7 +196,7 @@ async def erase_learner(
             if r["identifier"].startswith(PSEUDONYM_KEY_PREFIX)
         ]
         for other in linked:
-            await conn.fetchrow(ERASE_KEYS, tenant, other)
+            await conn.fetchrow(ERASE_KEYS, tenant, other, epoch)
         stored_keys = [stored_key, *(PSEUDONYM_KEY_PREFIX + other for other in linked)]
         documents = 0
         for key in stored_keys:

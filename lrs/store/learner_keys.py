@@ -4,23 +4,39 @@ in-process cache (docs/privacy.md).
 :class:`LearnerKeys` seals Statements before they are appended and opens
 stored ones for reading.  Data keys are cached (bounded, least recently
 used first out) unwrapped; an erasure in any process sends
-``NOTIFY lrs_learner_keys, '<tenant> <pseudonym>'`` and every process drops
-that identity's keys (:meth:`LearnerKeys.forget`).  While the listening
-connection is down the cache is not used (:attr:`LearnerKeys.trust_cache`).
+``NOTIFY lrs_learner_keys, '<tenant> <pseudonym> <epoch>'`` and every
+process drops that identity's keys (:meth:`LearnerKeys.forget`).  While the
+listening connection is down the cache is not used
+(:attr:`LearnerKeys.trust_cache`).
+
+A notification arrives some milliseconds after the erasure commits.  So
+that no process seals under, or opens with, a key destroyed in between,
+every erasure adds one to ``log_head.key_epoch`` (under the log head lock)
+and the cache knows the epoch it is valid for (:attr:`LearnerKeys.epoch`):
+the statement writer checks, under the same lock, the keys of a request
+sealed at an older epoch (:mod:`lrs.store.writer`), and reading with cached
+keys first asks for the epoch (:meth:`LearnerKeys.ciphers_for_reading`).
+
+Identities a process has not cached are looked up, and for a new one a key
+made, in one statement shared by the requests waiting at that moment
+(:data:`LOAD_OR_CREATE`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from collections import OrderedDict
 from typing import Any, Iterable
 
 import asyncpg
+import msgspec
+from cryptography.exceptions import InvalidTag
 
 from lrs.privacy import seal
-from lrs.privacy.master import MasterKey
+from lrs.privacy.master import MasterKey, PrivacyKeyError
 
-__all__ = ["CHANGES_CHANNEL", "LearnerKeys"]
+__all__ = ["CHANGES_CHANNEL", "LearnerKeys", "Sealed"]
 
 CHANGES_CHANNEL = "lrs_learner_keys"
 
@@ -36,6 +52,29 @@ SELECT $1, p, g, w FROM unnest($2::text[], $3::int[], $4::bytea[]) AS u(p, g, w)
 ON CONFLICT DO NOTHING
 RETURNING pseudonym
 """
+# The live keys of the identities a process has not cached, and for those
+# never seen, a new key (generation 1) unless another process made one
+# first: one statement.  Its transaction commits without waiting for the WAL
+# flush (synchronous_commit off, set for it alone): every Statement sealed
+# under a new key commits after it, synchronously, and that flush covers the
+# key's earlier commit record; should PostgreSQL stop before, no Statement
+# under the key was committed, and every process drops its cached keys when
+# its listening connection is cut.
+LOAD_OR_CREATE = """
+WITH want AS (
+    SELECT p, w FROM unnest($2::text[], $3::bytea[]) AS u(p, w)
+), made AS (
+    INSERT INTO learner_keys (tenant, pseudonym, generation, wrapped)
+    SELECT $1, want.p, 1, want.w FROM want
+    WHERE NOT EXISTS (SELECT 1 FROM learner_keys k WHERE k.tenant = $1 AND k.pseudonym = want.p)
+    ON CONFLICT DO NOTHING
+    RETURNING pseudonym, generation, wrapped, set_config('synchronous_commit', 'off', true) AS quick
+)
+SELECT pseudonym, generation, wrapped FROM made
+UNION ALL
+SELECT pseudonym, generation, wrapped FROM learner_keys
+WHERE tenant = $1 AND pseudonym = ANY($2::text[]) AND wrapped IS NOT NULL
+"""
 SELECT_LIVE = """
 SELECT pseudonym, generation, wrapped FROM learner_keys
 WHERE tenant = $1 AND pseudonym = ANY($2::text[]) AND wrapped IS NOT NULL
@@ -45,8 +84,12 @@ SELECT k.pseudonym, k.generation, k.wrapped
 FROM unnest($2::text[], $3::int[]) AS u(p, g)
 JOIN learner_keys k ON k.tenant = $1 AND k.pseudonym = u.p AND k.generation = u.g
 """
+# The first statement of an erasure's transaction: takes the log head lock
+# (so no Statement is written meanwhile) and counts the erasure.
+BUMP_KEY_EPOCH = "UPDATE log_head SET key_epoch = key_epoch + 1 WHERE singleton RETURNING key_epoch"
+SELECT_KEY_EPOCH = "SELECT key_epoch FROM log_head WHERE singleton"
 # Destroys every generation's key of one identity; the caller's transaction
-# also appends the erasure event.
+# also appends the erasure event.  $3: the epoch BUMP_KEY_EPOCH returned.
 ERASE_KEYS = f"""
 WITH erased AS (
     UPDATE learner_keys SET wrapped = NULL, erased_at = now()
@@ -54,20 +97,20 @@ WITH erased AS (
     RETURNING generation
 )
 SELECT array_agg(generation ORDER BY generation) AS generations,
-       pg_notify('{CHANGES_CHANNEL}', $1 || ' ' || $2)
+       pg_notify('{CHANGES_CHANNEL}', $1 || ' ' || $2 || ' ' || $3::bigint)
 FROM erased
 """
+SELECT_ONE_LIVE = "SELECT tenant, pseudonym, generation, wrapped FROM learner_keys WHERE wrapped IS NOT NULL LIMIT 1"
+RECORD_KEY_ID = """
+WITH made AS (
+    INSERT INTO privacy_key_id (key_id) VALUES ($1) ON CONFLICT DO NOTHING RETURNING key_id
+)
+SELECT key_id FROM made UNION ALL SELECT key_id FROM privacy_key_id
+"""
+SELECT_ANY_LEARNER_KEY = "SELECT EXISTS (SELECT 1 FROM learner_keys)"
 SELECT_ANY_KEY = "SELECT 1 FROM learner_keys WHERE tenant = $1 AND pseudonym = $2 LIMIT 1"
 
 Pool = asyncpg.Pool | asyncpg.Connection
-
-
-class _Entry:
-    __slots__ = ("current", "by_generation")
-
-    def __init__(self) -> None:
-        self.current: seal.SealKey | None = None
-        self.by_generation: dict[int, Any] = {}  # generation -> cipher, or None once erased
 
 
 class _CachedKeys(dict):
@@ -79,11 +122,23 @@ class _CachedKeys(dict):
         self._tenant = tenant
 
     def __missing__(self, ident: str) -> seal.SealKey:
-        entry = self._owner._entries.get((self._tenant, self._owner.pseudonym(self._tenant, ident)))
-        if entry is None or entry.current is None:
+        key = self._owner._current.get((self._tenant, self._owner.pseudonym(self._tenant, ident)))
+        if key is None:
             raise KeyError(ident)
-        self[ident] = entry.current
-        return entry.current
+        self[ident] = key
+        return key
+
+
+class Sealed(msgspec.Struct, frozen=True):
+    """Statements and their authority as :meth:`LearnerKeys.seal_statements`
+    sealed them: the cache's ``epoch`` then and every (pseudonym,
+    generation) sealed under, which the writer checks when an erasure came
+    after that epoch (:class:`lrs.batching.AppendRequest`)."""
+
+    statements: list[dict[str, Any]]
+    authority: dict[str, Any]
+    epoch: int
+    refs: frozenset[tuple[str, int]]
 
 
 class LearnerKeys:
@@ -94,10 +149,23 @@ class LearnerKeys:
         self._pool = pool
         self._master = master
         self._capacity = max(capacity, 1)
-        self._entries: OrderedDict[tuple[str, str], _Entry] = OrderedDict()
+        # Few objects per identity for the garbage collector to walk: the live
+        # key by identity (least recently used first out), ciphers by generation
+        # (None once erased), sealed forms as their text.
+        self._current: OrderedDict[tuple[str, str], seal.SealKey] = OrderedDict()
+        self._ciphers: dict[tuple[str, str, int], Any] = {}
         self._pseudonyms: dict[tuple[str, str], str] = {}
-        self._sealed: dict[tuple[str, str, int, bytes], str] = {}
+        # tenant and an Agent's JSON -> objectType, pseudonym, generation, sealed text
+        self._sealed: dict[tuple[str, bytes], tuple[str, str, int, str]] = {}
         self.trust_cache = True
+        # The last erasure (log_head.key_epoch) the cache is known to reflect.
+        self.epoch = 0
+        self._version = 0  # moves on every forget: a key loaded before is not cached
+        # Per tenant: the identities to load next, and those being loaded, with
+        # the future their keys (by pseudonym) arrive in.
+        self._next: dict[str, tuple[set[str], asyncio.Future[dict[str, seal.SealKey]]]] = {}
+        self._loading: dict[str, tuple[set[str], asyncio.Future[dict[str, seal.SealKey]]]] = {}
+        self._loaders: dict[str, asyncio.Task[None]] = {}
 
     # -- pseudonyms ---------------------------------------------------------
 
@@ -123,29 +191,55 @@ class LearnerKeys:
 
     def forget(self, tenant: str, pseudonym: str) -> None:
         """Drop one identity's keys (it was erased somewhere)."""
-        entry = self._entries.pop((tenant, pseudonym), None)
-        if entry is not None:
-            self._sealed = {k: v for k, v in self._sealed.items() if not (k[0] == tenant and k[1] == pseudonym)}
+        self._version += 1
+        self._current.pop((tenant, pseudonym), None)
+        self._ciphers = {k: v for k, v in self._ciphers.items() if k[0] != tenant or k[1] != pseudonym}
+        self._sealed.clear()  # erasures are rare; which forms were its is not kept
 
     def forget_all(self) -> None:
-        self._entries.clear()
+        self._version += 1
+        self._current.clear()
+        self._ciphers.clear()
         self._sealed.clear()
 
     def heard(self, payload: str) -> None:
-        """A change notification: ``'<tenant> <pseudonym>'``."""
-        tenant, _, pseudonym = payload.rpartition(" ")
+        """A change notification: ``'<tenant> <pseudonym> <epoch>'``."""
+        rest, _, epoch = payload.rpartition(" ")
+        tenant, _, pseudonym = rest.rpartition(" ")
         self.forget(tenant, pseudonym)
+        # Notifications come in commit order, and erasures commit one at a time.
+        self.epoch = max(self.epoch, int(epoch))
 
-    def _entry(self, tenant: str, pseudonym: str) -> _Entry:
-        cache_key = (tenant, pseudonym)
-        entry = self._entries.get(cache_key)
-        if entry is None:
-            entry = self._entries[cache_key] = _Entry()
-            if len(self._entries) > self._capacity:
-                self._entries.popitem(last=False)
-        else:
-            self._entries.move_to_end(cache_key)
-        return entry
+    def catch_up(self, epoch: int) -> None:
+        """The database's key epoch was seen at ``epoch``: when the cache is
+        behind it (a notification not heard yet, or none since start), it is
+        emptied and is valid for that epoch."""
+        if epoch > self.epoch:
+            self.forget_all()
+            self.epoch = epoch
+
+    async def check_master_key(self) -> None:
+        """Raises :class:`lrs.privacy.master.PrivacyKeyError` when the master
+        key is not the one the database's learner keys are wrapped with
+        (another key file: one made on a host of its own, or a new one made
+        where the old one was lost).  The first start records the key's id."""
+        mismatch = PrivacyKeyError(
+            "the privacy key file is not the key this database's learner keys were made with: give every "
+            "process the same file (LRS_PRIVACY_KEY_FILE), or restore the one that was lost"
+        )
+        row = await self._pool.fetchrow(SELECT_ONE_LIVE)
+        if row is not None:
+            try:
+                self._master.unwrap(row["wrapped"], row["tenant"], row["pseudonym"], row["generation"])
+            except InvalidTag:
+                raise mismatch from None
+        recorded = await self._pool.fetch(RECORD_KEY_ID, self._master.key_id)
+        if any(r["key_id"] != self._master.key_id for r in recorded):
+            raise mismatch
+
+    async def load_epoch(self) -> None:
+        """Start from the database's key epoch (once listening)."""
+        self.catch_up(await self._pool.fetchval(SELECT_KEY_EPOCH))
 
     def _cipher(self, wrapped: bytes, tenant: str, pseudonym: str, generation: int) -> Any:
         return seal.new_data_key_cipher(self._master.unwrap(wrapped, tenant, pseudonym, generation))
@@ -158,24 +252,91 @@ class LearnerKeys:
         missing: dict[str, str] = {}  # pseudonym -> identifier
         for ident in idents:
             pseudonym = self.pseudonym(tenant, ident)
-            entry = self._entries.get((tenant, pseudonym)) if self.trust_cache else None
-            if entry is not None and entry.current is not None:
-                found[ident] = entry.current
+            key = self._current.get((tenant, pseudonym)) if self.trust_cache else None
+            if key is not None:
+                found[ident] = key
             else:
                 missing[pseudonym] = ident
         if missing:
-            for key in await self._load_or_create(tenant, list(missing)):
+            for key in await self._load(tenant, list(missing)):
                 found[missing[key.pseudonym]] = key
         return found
 
+    async def _load(self, tenant: str, pseudonyms: list[str]) -> list[seal.SealKey]:
+        """:meth:`_load_or_create` shared by the requests that wait at the
+        same moment: one statement for all of them, as group commit does."""
+        futures = []
+        rest = pseudonyms
+        loading = self._loading.get(tenant)
+        if loading is not None:
+            rest = [p for p in pseudonyms if p not in loading[0]]
+            if len(rest) < len(pseudonyms):
+                futures.append(loading[1])
+        if rest:
+            waiting = self._next.get(tenant)
+            if waiting is None:
+                waiting = self._next[tenant] = (set(), asyncio.get_running_loop().create_future())
+            waiting[0].update(rest)
+            futures.append(waiting[1])
+            if tenant not in self._loaders:
+                self._loaders[tenant] = asyncio.create_task(self._load_waiting(tenant))
+        # A caller that goes away does not cancel what others wait for.
+        await asyncio.wait(futures)
+        keys = futures[0].result() if len(futures) == 1 else {**futures[0].result(), **futures[1].result()}
+        try:
+            return [keys[p] for p in pseudonyms]
+        except KeyError as exc:
+            raise LookupError(f"no key was read or made for {exc}") from None
+
+    async def _load_waiting(self, tenant: str) -> None:
+        try:
+            while tenant in self._next:
+                batch = self._loading[tenant] = self._next.pop(tenant)
+                try:
+                    keys = await self._load_or_create(tenant, list(batch[0]))
+                except BaseException as exc:
+                    batch[1].set_exception(exc)
+                    batch[1].exception()  # retrieved: a waiter that went away leaves no warning
+                    if isinstance(exc, asyncio.CancelledError):
+                        raise
+                else:
+                    batch[1].set_result({key.pseudonym: key for key in keys})
+                finally:
+                    del self._loading[tenant]
+        finally:
+            del self._loaders[tenant]
+
     async def _load_or_create(self, tenant: str, pseudonyms: list[str]) -> list[seal.SealKey]:
+        version = self._version
+        data_keys = [secrets.token_bytes(32) for _ in pseudonyms]
+        wrapped = [self._master.wrap(k, tenant, p, 1) for k, p in zip(data_keys, pseudonyms)]
+        mine = {p: (w, k) for p, w, k in zip(pseudonyms, wrapped, data_keys)}
+        keys: dict[str, seal.SealKey] = {}
+        for row in await self._pool.fetch(LOAD_OR_CREATE, tenant, pseudonyms, wrapped):
+            pseudonym, generation, stored = row["pseudonym"], row["generation"], row["wrapped"]
+            own = mine[pseudonym]
+            if generation == 1 and stored == own[0]:  # made now: no need to unwrap
+                cipher = seal.new_data_key_cipher(own[1])
+            else:
+                cipher = self._cipher(stored, tenant, pseudonym, generation)
+            keys[pseudonym] = self._remember(tenant, pseudonym, generation, cipher, version)
+        absent = [p for p in pseudonyms if p not in keys]
+        if absent:  # erased before, or made by another process meanwhile
+            for key in await self._load_or_create_after_erasure(tenant, absent, version):
+                keys[key.pseudonym] = key
+        return list(keys.values())
+
+    async def _load_or_create_after_erasure(
+        self, tenant: str, pseudonyms: list[str], version: int
+    ) -> list[seal.SealKey]:
         rows = await self._pool.fetch(SELECT_CURRENT, tenant, pseudonyms)
         keys: list[seal.SealKey] = []
         known = {}
         for row in rows:
             known[row["pseudonym"]] = row["generation"]
             if row["wrapped"] is not None:
-                keys.append(self._remember(tenant, row["pseudonym"], row["generation"], row["wrapped"]))
+                cipher = self._cipher(row["wrapped"], tenant, row["pseudonym"], row["generation"])
+                keys.append(self._remember(tenant, row["pseudonym"], row["generation"], cipher, version))
         absent = [p for p in pseudonyms if p not in known or all(k.pseudonym != p for k in keys)]
         if absent:
             generations = [known.get(p, 0) + 1 for p in absent]
@@ -185,70 +346,103 @@ class LearnerKeys:
             await self._pool.fetch(INSERT_KEYS, tenant, absent, generations, wrapped)
             # Ours, or the one a concurrent writer made first.
             for row in await self._pool.fetch(SELECT_LIVE, tenant, absent):
-                keys.append(self._remember(tenant, row["pseudonym"], row["generation"], row["wrapped"]))
+                cipher = self._cipher(row["wrapped"], tenant, row["pseudonym"], row["generation"])
+                keys.append(self._remember(tenant, row["pseudonym"], row["generation"], cipher, version))
         return keys
 
-    def _remember(self, tenant: str, pseudonym: str, generation: int, wrapped: bytes) -> seal.SealKey:
-        cipher = self._cipher(wrapped, tenant, pseudonym, generation)
+    def _remember(self, tenant: str, pseudonym: str, generation: int, cipher: Any, version: int) -> seal.SealKey:
+        """The key; cached unless the cache was emptied since ``version``
+        (it may have been read before an erasure the cache heard of)."""
         key = seal.SealKey(pseudonym, generation, cipher)
-        entry = self._entry(tenant, pseudonym)
-        entry.current = key
-        entry.by_generation[generation] = cipher
+        if version == self._version:
+            cache_key = (tenant, pseudonym)
+            self._current[cache_key] = key
+            self._current.move_to_end(cache_key)
+            if len(self._current) > self._capacity:
+                self._current.popitem(last=False)
+            if len(self._ciphers) >= 2 * self._capacity:
+                self._ciphers.clear()
+            self._ciphers[(tenant, pseudonym, generation)] = cipher
         return key
 
     async def ciphers_for_reading(self, tenant: str, refs: Iterable[tuple[str, int]]) -> dict[tuple[str, int], Any]:
-        """(pseudonym, generation) -> cipher, or None for an erased key."""
+        """(pseudonym, generation) -> cipher, or None for an erased key.
+        Cached ciphers are used only after the database's key epoch shows
+        no erasure the cache has not heard of."""
         found: dict[tuple[str, int], Any] = {}
         missing: list[tuple[str, int]] = []
         for pseudonym, generation in refs:
-            entry = self._entries.get((tenant, pseudonym)) if self.trust_cache else None
-            if entry is not None and generation in entry.by_generation:
-                found[(pseudonym, generation)] = entry.by_generation[generation]
+            cache_key = (tenant, pseudonym, generation)
+            if self.trust_cache and cache_key in self._ciphers:
+                found[(pseudonym, generation)] = self._ciphers[cache_key]
             else:
                 missing.append((pseudonym, generation))
+        if found:
+            epoch = self.epoch
+            latest = await self._pool.fetchval(SELECT_KEY_EPOCH)
+            if latest != epoch:
+                self.catch_up(latest)
+                missing += list(found)
+                found = {}
         if missing:
+            version = self._version
             rows = await self._pool.fetch(
                 SELECT_GENERATIONS, tenant, [p for p, _ in missing], [g for _, g in missing]
             )
             for row in rows:
                 pseudonym, generation, wrapped = row["pseudonym"], row["generation"], row["wrapped"]
                 cipher = None if wrapped is None else self._cipher(wrapped, tenant, pseudonym, generation)
-                self._entry(tenant, pseudonym).by_generation[generation] = cipher
+                if version == self._version:
+                    if len(self._ciphers) >= 2 * self._capacity:
+                        self._ciphers.clear()
+                    self._ciphers[(tenant, pseudonym, generation)] = cipher
                 found[(pseudonym, generation)] = cipher
         return found
 
     # -- statements ---------------------------------------------------------
 
-    def _seal_text(self, tenant: str, key: seal.SealKey, plaintext: bytes) -> str:
-        cache_key = (tenant, key.pseudonym, key.generation, plaintext)
-        text = self._sealed.get(cache_key)
-        if text is None:
-            text = seal.seal_bytes(key, tenant, plaintext)
-            if len(self._sealed) >= self._capacity:
-                self._sealed.clear()
-            self._sealed[cache_key] = text
-        return text
-
     async def seal_statements(
         self, tenant: str, statements: list[dict[str, Any]], authority: dict[str, Any]
-    ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    ) -> Sealed:
         """The Statements and the authority with every identity sealed."""
+        epoch = self.epoch
+        refs: set[tuple[str, int]] = set()
+        cache = self._sealed if self.trust_cache else {}
 
-        def seal_text(key: seal.SealKey, plaintext: bytes) -> str:
-            return self._seal_text(tenant, key, plaintext)
+        def sealed_with(keys: Any) -> Sealed:
+            def seal_text(key: seal.SealKey, plaintext: bytes) -> str:
+                refs.add((key.pseudonym, key.generation))
+                return seal.seal_bytes(key, tenant, plaintext)
 
-        def sealed_with(keys: Any) -> tuple[list[dict[str, Any]], dict[str, Any]]:
             def sealer(agent: dict[str, Any]) -> dict[str, Any]:
-                return seal.seal_agent(agent, keys, seal_text)
+                # An Agent sealed before (same JSON, same tenant) is not sealed again.
+                own = seal.encode(agent)
+                hit = cache.get((tenant, own))
+                if hit is not None:
+                    object_type, pseudonym, generation, text = hit
+                    refs.add((pseudonym, generation))
+                    return {"objectType": object_type, "account": {"homePage": seal.PSEUDONYM_HOME, "name": pseudonym},
+                            seal.SEALED: text}
+                form = seal.seal_agent(agent, keys, seal_text)
+                account = form.get("account")
+                if account is not None and "member" not in form:
+                    key = keys[seal.identifier(agent)]
+                    if len(cache) >= self._capacity:
+                        cache.clear()
+                    cache[(tenant, own)] = (form["objectType"], account["name"], key.generation, form[seal.SEALED])
+                    refs.add((key.pseudonym, key.generation))
+                return form
 
-            return [seal.seal_statement(s, sealer) for s in statements], sealer(authority)
+            sealed_authority = sealer(authority)
+            return Sealed([seal.seal_statement(s, sealer) for s in statements], sealed_authority, epoch,
+                          frozenset(refs))
 
         if self.trust_cache:
             # The common case: every identity's key is cached; one pass.
             try:
                 return sealed_with(_CachedKeys(self, tenant))
             except KeyError:
-                pass
+                refs.clear()
         idents = seal.identities({"actor": authority})
         for statement in statements:
             idents |= seal.identities(statement)

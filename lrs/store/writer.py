@@ -54,10 +54,11 @@ from lrs.payload_codec import open_payload, store_payloads
 from lrs.store.activities import write_definitions
 from lrs.store.commit_notifications import LOG_CHANNEL
 from lrs.store.ids import TimeOrderedUuids
+from lrs.xapi.errors import XapiError
 
-__all__ = ["AppendResult", "StatementWriter", "WriterClosedError"]
+__all__ = ["AppendResult", "KeyErasedMeanwhile", "StatementWriter", "WriterClosedError"]
 
-SELECT_HEAD_FOR_UPDATE = "SELECT position, hash, stored FROM log_head WHERE singleton FOR UPDATE"
+SELECT_HEAD_FOR_UPDATE = "SELECT position, hash, stored, key_epoch FROM log_head WHERE singleton FOR UPDATE"
 SELECT_HEAD = "SELECT position, hash, stored FROM log_head WHERE singleton"
 SELECT_HEAD_STORED = "SELECT stored FROM log_head WHERE singleton"
 SELECT_HEAD_POSITION = "SELECT position FROM log_head WHERE singleton"
@@ -94,6 +95,15 @@ SELECT s.statement_id, (SELECT e.payload FROM events e WHERE e.position = s.posi
 FROM statements s
 WHERE s.tenant = $1 AND s.position > $3 AND s.position <= $4
   AND (s.statement_id IN (SELECT unnest($2::uuid[])) OR s.voids IN (SELECT unnest($2::uuid[])))
+"""
+# Of the requests' (tenant, pseudonym, generation) keys, the destroyed ones.
+SELECT_ERASED_REFS = """
+SELECT u.t AS tenant, u.p AS pseudonym, u.g AS generation
+FROM unnest($1::text[], $2::text[], $3::int[]) AS u(t, p, g)
+WHERE NOT EXISTS (
+    SELECT 1 FROM learner_keys k
+    WHERE k.tenant = u.t AND k.pseudonym = u.p AND k.generation = u.g AND k.wrapped IS NOT NULL
+)
 """
 UPDATE_VOIDED = """
 UPDATE statements SET voided = true
@@ -204,6 +214,8 @@ class StatementWriter:
         self.committed: list[Callable[[int], None]] = []
         # Counters for metrics: transactions that wrote events, statements written.
         self.groups_committed = 0
+        # log_head.key_epoch as the last transaction read it (docs/privacy.md).
+        self.key_epoch = 0
         self.statements_committed = 0
         # Time the log head lock was held by this writer (FOR UPDATE to
         # COMMIT), in total and, with keep_head_lock_holds, per transaction:
@@ -294,13 +306,22 @@ class StatementWriter:
             self._refresher = None
 
     async def append(
-        self, tenant: str, statements: Sequence[PreparedStatement], *, defines: bool = False
+        self,
+        tenant: str,
+        statements: Sequence[PreparedStatement],
+        *,
+        defines: bool = False,
+        key_epoch: int | None = None,
+        key_refs: frozenset[tuple[str, int]] = frozenset(),
     ) -> list[AppendResult]:
         """Append one request's statements; returns one result per statement,
         in order, after COMMIT.  Raises ConflictError (409) or XapiError (400)
         for this request alone; database errors propagate.  ``defines``: the
         sender holds the ``define`` scope, so the Activity Definitions of its
-        accepted statements update the canonical ones in the same transaction."""
+        accepted statements update the canonical ones in the same transaction.
+        ``key_epoch``, ``key_refs``: sealed Statements (:class:`lrs.batching.AppendRequest`);
+        raises :class:`KeyErasedMeanwhile` when one of those keys was destroyed
+        by an erasure after ``key_epoch``."""
         if self._closing or self._task is None:
             raise WriterClosedError("the statement writer is not running")
         if not statements:
@@ -310,7 +331,9 @@ class StatementWriter:
         # encode them now, so the group's transaction holds the head lock
         # only for what does (positions, stored, hash chain).
         forms = tuple(statement_form(statement, _array_literal) for statement in statements)
-        self._queue.append(_Queued(AppendRequest(tenant, tuple(statements), forms, defines), future))
+        self._queue.append(
+            _Queued(AppendRequest(tenant, tuple(statements), forms, defines, key_epoch, key_refs), future)
+        )
         self._queued_statements += len(statements)
         self._wakeup.set()
         if self._queued_statements >= self._max:
@@ -427,6 +450,8 @@ class StatementWriter:
                 row = await conn.fetchrow(SELECT_HEAD_FOR_UPDATE)
                 hold.locked()
                 head = LogHead(row["position"], row["hash"], row["stored"])
+                self.key_epoch = row["key_epoch"]
+                refused = await _erased_meanwhile(conn, requests, row["key_epoch"])
                 if seen is None:
                     existing = await _fetch_touched(conn, lookups)
                 elif head.position != seen:
@@ -435,7 +460,15 @@ class StatementWriter:
                 now = self._clock()
                 if self._floor is not None and now <= self._floor:
                     now = self._floor + ONE_MICROSECOND
-                plan = plan_group(requests, existing, head, now, self._new_event_id)
+                if refused:
+                    kept = [r for index, r in enumerate(requests) if index not in refused]
+                    plan = plan_group(kept, existing, head, now, self._new_event_id)
+                    outcomes = iter(plan.outcomes)
+                    plan.outcomes = [
+                        refused[index] if index in refused else next(outcomes) for index in range(len(requests))
+                    ]
+                else:
+                    plan = plan_group(requests, existing, head, now, self._new_event_id)
                 if plan.head is None:
                     return plan  # nothing new: only duplicates and errors
                 self._committing_min_stored = plan.new[0].event.stored
@@ -449,6 +482,40 @@ class StatementWriter:
                     await conn.execute(UPDATE_VOIDED, tenant, ids)
                 await write_definitions(conn, updates, plan.head.position, checkpoint_moved=True)
         return plan
+
+
+class KeyErasedMeanwhile(XapiError):
+    """The request was sealed under a learner key that an erasure destroyed
+    before the request could be written (the sealing process had not heard
+    of it yet); nothing of it was stored.  Sealed again, it gets the new key."""
+
+    default_status = 503
+
+
+async def _erased_meanwhile(
+    conn: asyncpg.Connection, requests: list[AppendRequest], key_epoch: int
+) -> dict[int, KeyErasedMeanwhile]:
+    """Under the head lock: the requests sealed before an erasure their
+    process had not heard of, under a key it destroyed (by index)."""
+    stale = [
+        (index, r) for index, r in enumerate(requests) if r.key_epoch is not None and r.key_epoch < key_epoch and r.key_refs
+    ]
+    if not stale:
+        return {}
+    refs = {(r.tenant, p, g) for _, r in stale for p, g in r.key_refs}
+    tenants, pseudonyms, generations = (list(column) for column in zip(*refs))
+    erased = {
+        (row["tenant"], row["pseudonym"], row["generation"])
+        for row in await conn.fetch(SELECT_ERASED_REFS, tenants, pseudonyms, generations)
+    }
+    return {
+        index: KeyErasedMeanwhile(
+            f"a learner named in the request was erased while it was being stored (key epoch {key_epoch}); "
+            "nothing was stored, send it again"
+        )
+        for index, r in stale
+        if any((r.tenant, p, g) in erased for p, g in r.key_refs)
+    }
 
 
 class _Hold:

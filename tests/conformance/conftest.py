@@ -14,8 +14,6 @@ from tests.e2e.conftest import app_client
 
 @pytest.fixture(params=["clear", "sealed"])
 async def client(request: pytest.FixtureRequest, database_url: str, tmp_path: Path) -> AsyncIterator[TestClient]:
-    extra = {}
-    if request.param == "sealed":
-        extra = {"seal_personal_data": True, "privacy_key_file": tmp_path / "privacy-key"}
+    extra = {"seal_personal_data": request.param == "sealed", "privacy_key_file": tmp_path / "privacy-key"}
     async with app_client(database_url, tmp_path, **extra) as test_client:
         yield test_client

@@ -44,16 +44,20 @@ def free_port() -> int:
 
 @contextlib.asynccontextmanager
 async def app_client(database_url: str, tmp_path: Path, **extra: Any) -> AsyncIterator[TestClient]:
-    """The in-process service on ``database_url`` (``extra``: more Settings)."""
+    """The in-process service on ``database_url`` (``extra``: more Settings);
+    personal data sealed, as by default, with its key under ``tmp_path``."""
     settings = Settings(
-        database_url=database_url,
-        frameworks_dir=tmp_path / "frameworks",  # none installed: the shipped documents only
-        nats_url=None,
-        relay_enabled=False,
-        bootstrap_credential=f"{KEY}:{SECRET}",
-        page_size_default=100,
-        page_size_max=500,
-        **extra,
+        **{
+            "database_url": database_url,
+            "frameworks_dir": tmp_path / "frameworks",  # none installed: the shipped documents only
+            "nats_url": None,
+            "relay_enabled": False,
+            "bootstrap_credential": f"{KEY}:{SECRET}",
+            "page_size_default": 100,
+            "page_size_max": 500,
+            "privacy_key_file": tmp_path / "privacy-key",
+            **extra,
+        }
     )
     app = create_app(settings, database_url=database_url, nats_url=None)
     async with TestServer(app) as server, TestClient(server) as test_client:
@@ -67,11 +71,18 @@ async def client(database_url: str, tmp_path: Path, light_secret_hashing: int) -
 
 
 @pytest.fixture
+async def clear_client(database_url: str, tmp_path: Path, light_secret_hashing: int) -> AsyncIterator[TestClient]:
+    """The service storing personal data in clear (LRS_SEAL_PERSONAL_DATA=false),
+    for the tests about the clear stored form."""
+    async with app_client(database_url, tmp_path, seal_personal_data=False) as test_client:
+        yield test_client
+
+
+@pytest.fixture
 async def sealed_client(database_url: str, tmp_path: Path, light_secret_hashing: int) -> AsyncIterator[TestClient]:
-    """The service storing personal data sealed (LRS_SEAL_PERSONAL_DATA)."""
-    async with app_client(
-        database_url, tmp_path, seal_personal_data=True, privacy_key_file=tmp_path / "privacy-key"
-    ) as test_client:
+    """The service storing personal data sealed (LRS_SEAL_PERSONAL_DATA),
+    said explicitly for the tests that are about it."""
+    async with app_client(database_url, tmp_path, seal_personal_data=True) as test_client:
         yield test_client
 
 

@@ -181,8 +181,9 @@ async def test_duplicate_and_refused_statements_define_nothing(client, database_
     assert await canonical_rows(database_url) == {ACTIVITY: {"name": {"en-US": "First"}}}
 
 
-async def test_start_up_folds_definitions_an_older_version_left_unfolded(client, database_url, tmp_path):
-    await post(client, with_definition(ACTIVITY, {"name": {"en-US": "Unit 1"}}))
+async def test_start_up_folds_definitions_an_older_version_left_unfolded(clear_client, database_url, tmp_path):
+    # An older version stored its statements in clear (sealing came later, off by default then).
+    await post(clear_client, with_definition(ACTIVITY, {"name": {"en-US": "Unit 1"}}))
     conn = await asyncpg.connect(database_url)
     try:  # as an older LRS left it: the event in the log, nothing folded
         await conn.execute("DELETE FROM activity_definitions")
@@ -190,7 +191,8 @@ async def test_start_up_folds_definitions_an_older_version_left_unfolded(client,
     finally:
         await conn.close()
     settings = Settings(database_url=database_url, nats_url=None, relay_enabled=False,
-                        frameworks_dir=tmp_path / "fw", bootstrap_credential=f"{KEY}:{SECRET}")
+                        frameworks_dir=tmp_path / "fw", bootstrap_credential=f"{KEY}:{SECRET}",
+                        privacy_key_file=tmp_path / "privacy-key")
     app = create_app(settings, database_url=database_url, nats_url=None)
     async with TestClient(TestServer(app)) as restarted:
         assert await canonical_rows(database_url) == {ACTIVITY: {"name": {"en-US": "Unit 1"}}}

@@ -5,6 +5,8 @@ gives the same state."""
 
 from __future__ import annotations
 
+import pytest
+
 import json
 from typing import Any
 from urllib.parse import quote
@@ -33,6 +35,13 @@ async def link(client: Any, op: str, person: str, *identifiers: str, status: int
     assert response.status == status, await response.text()
     return await response.json()
 
+
+
+@pytest.fixture
+async def client(clear_client: Any) -> Any:
+    """In clear: the answers and messages below name learners by their clear
+    keys; with sealing on they name the pseudonym keys (docs/privacy.md)."""
+    return clear_client
 
 async def test_linked_accounts_count_for_one_person_and_replay_agrees(client: Any, database_url: str) -> None:
     assert (await client.post("/competency/admin/roster", json=roster({"mic-dt-1": [1, 2]}), headers=xapi_headers())).status == 200

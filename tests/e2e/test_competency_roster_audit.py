@@ -5,6 +5,8 @@ reproduces the live answers before and after the rewrite."""
 
 from __future__ import annotations
 
+import pytest
+
 import asyncio
 from datetime import datetime, timezone
 from typing import Any
@@ -32,6 +34,13 @@ async def summaries(client: Any, *moments: datetime, clock: str = "known") -> li
             found.append((unit, moment, answer["headcount"], answer["certified"], answer["rate"]))
     return found
 
+
+
+@pytest.fixture
+async def client(clear_client: Any) -> Any:
+    """In clear: the answers and messages below name learners by their clear
+    keys; with sealing on they name the pseudonym keys (docs/privacy.md)."""
+    return clear_client
 
 async def test_a_retroactive_rewrite_is_in_the_log_and_replay_reproduces_the_answers(client: Any, database_url: str) -> None:
     response = await client.post("/competency/admin/roster", json=roster({"mic-dt-1": [1, 2, 3, 4, 5, 6]}), headers=xapi_headers())

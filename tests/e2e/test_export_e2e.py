@@ -34,10 +34,19 @@ OTHER_KEY, OTHER_SECRET = "other-tenant-key", "other-tenant-secret"
 
 
 @pytest.fixture
+async def client(clear_client: TestClient) -> TestClient:
+    """The source LRS in clear: these tests compare the export with the stored
+    events byte for byte (an export of sealed Statements opens them:
+    tests/e2e/test_erasure.py)."""
+    return clear_client
+
+
+@pytest.fixture
 async def target(second_database_url: str) -> AsyncIterator[TestClient]:
-    """A second LRS, in process, on a real port the import subprocess can reach."""
+    """A second LRS, in process, on a real port the import subprocess can reach
+    (in clear, so the imported events can be compared with the source's)."""
     settings = Settings(database_url=second_database_url, nats_url=None, relay_enabled=False,
-                        bootstrap_credential=f"{KEY}:{SECRET}")
+                        bootstrap_credential=f"{KEY}:{SECRET}", seal_personal_data=False)
     app = create_app(settings, database_url=second_database_url, nats_url=None)
     async with TestServer(app, host="127.0.0.1") as server, TestClient(server) as test_client:
         yield test_client
@@ -116,7 +125,7 @@ async def test_export_then_import_into_another_lrs_gives_the_same_statements(
 
     path = tmp_path / "export.ndjson.gz"
     status, out, err = await _lrs("export", "--output", str(path), "--page-size", "7",
-                                  env={"LRS_DATABASE_URL": database_url})
+                                  env={"LRS_DATABASE_URL": database_url, "LRS_PRIVACY_KEY_FILE": str(tmp_path / "privacy-key")})
     assert status == 0, err
     assert out == b""
     assert f"exported {len(source_events)} statement(s)" in err
@@ -125,7 +134,7 @@ async def test_export_then_import_into_another_lrs_gives_the_same_statements(
     assert lines == [bytes(row["payload"]) for row in source_events]  # stored order, exactly as stored
     assert not list(tmp_path.glob("*.partial"))
 
-    status, out, _ = await _lrs("export", env={"LRS_DATABASE_URL": database_url})
+    status, out, _ = await _lrs("export", env={"LRS_DATABASE_URL": database_url, "LRS_PRIVACY_KEY_FILE": str(tmp_path / "privacy-key")})
     assert status == 0 and out.splitlines() == lines  # stdout carries the same lines
 
     base = str(target.server.make_url("")).rstrip("/")
@@ -156,7 +165,7 @@ async def test_export_then_import_into_another_lrs_gives_the_same_statements(
 async def test_export_selects_by_stored_time_and_tenant(client, database_url, tmp_path):
     ids = await _fill_source(client, database_url)
     events = await _events(database_url)
-    env = {"LRS_DATABASE_URL": database_url}
+    env = {"LRS_DATABASE_URL": database_url, "LRS_PRIVACY_KEY_FILE": str(tmp_path / "privacy-key")}
 
     since, until = events[19]["stored"], events[101]["stored"]
     status, out, err = await _lrs("export", "--since", since.isoformat(), "--until", until.isoformat(), env=env)

@@ -112,7 +112,9 @@ def _batch(start: int, count: int, **fields: Any) -> list[dict[str, Any]]:
 async def test_target_down_for_a_while_then_back_gets_everything_once(
     service_factory, nats_control, database_url, second_database_url, tmp_path
 ):
-    source = service_factory(nats_control.url)
+    # In clear: lrs forward sends the stored form, and does not open sealed
+    # identities yet (docs/privacy.md, "Limits today").
+    source = service_factory(nats_control.url, LRS_SEAL_PERSONAL_DATA="false")
     await source.start()
     target = service_factory(nats_control.url, LRS_DATABASE_URL=second_database_url, LRS_RELAY_ENABLED="false")
     await target.start()

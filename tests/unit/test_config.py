@@ -18,6 +18,25 @@ def test_defaults():
     assert settings.relay_enabled
 
 
+def test_personal_data_is_sealed_by_default_with_its_key_in_the_data_dir():
+    settings = Settings.from_env({"HOME": "/home/x"})
+    assert settings.seal_personal_data
+    assert settings.privacy_master_key_file == Path("/home/x/.local/share/lrs/privacy-key")
+    assert not Settings.from_env({"HOME": "/home/x", "LRS_SEAL_PERSONAL_DATA": "false"}).seal_personal_data
+
+
+def test_an_external_postgresql_needs_the_privacy_key_file_named():
+    external = {"HOME": "/home/x", "LRS_DATABASE_URL": "postgresql://db/lrs"}
+    with pytest.raises(ConfigError, match="LRS_PRIVACY_KEY_FILE") as raised:
+        Settings.from_env(external).privacy_master_key_file
+    assert "\n" not in str(raised.value)
+    named = Settings.from_env({**external, "LRS_PRIVACY_KEY_FILE": "/etc/lrs/privacy-key"})
+    assert named.privacy_master_key_file == Path("/etc/lrs/privacy-key")
+    # As the anchor key: a data dir that was given holds it.
+    in_data_dir = Settings.from_env({**external, "LRS_DATA_DIR": "/srv/lrs"})
+    assert in_data_dir.privacy_master_key_file == Path("/srv/lrs/privacy-key")
+
+
 def test_values_from_environment():
     settings = Settings.from_env(
         {

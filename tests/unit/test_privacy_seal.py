@@ -149,3 +149,40 @@ def test_a_sealed_document_event_carries_no_content_in_clear_and_replays_until_e
     assert replay_documents(events, lambda tenant, text: seal.open_text(text, erased, tenant)) == {}
     with pytest.raises(ValueError, match="sealed"):
         replay_documents(events)
+
+
+def _v1_form(agent, key):
+    """The sealed form as stores written before v2 hold it."""
+    own = {k: v for k, v in agent.items() if k != "member"}
+    return {"objectType": agent.get("objectType", "Agent"),
+            "account": {"homePage": seal.PSEUDONYM_HOME, "name": key.pseudonym},
+            "sealed": seal.seal_bytes(key, TENANT, seal.encode(own))}
+
+
+def test_an_agent_sent_with_its_object_type_is_sealed_in_the_compact_v2_form():
+    keys = _keys(STATEMENT)
+    sealed = _seal(STATEMENT, keys)
+    authority = sealed["authority"]
+    pseudonym = authority["account"]["name"]
+    assert authority["sealed"].startswith("v2.1.") and pseudonym not in authority["sealed"]
+    # v1 for an Agent sent without objectType and for an Anonymous Group (no account to name the pseudonym).
+    assert sealed["actor"]["sealed"].startswith("v1.") and sealed["object"]["actor"]["sealed"].startswith("v1.")
+    assert seal.sealed_refs(sealed) == {(k.pseudonym, k.generation) for k in keys.values()}
+    key = next(k for k in keys.values() if k.pseudonym == pseudonym)
+    v1 = _v1_form(STATEMENT["authority"], key)
+    assert len(authority["sealed"]) < len(v1["sealed"]) - 40
+    # The v2 ciphertext is bound to its pseudonym: under another account name it does not open.
+    moved = dict(authority, account={"homePage": seal.PSEUDONYM_HOME, "name": "0" * 32})
+    ciphers = _ciphers(keys) | {("0" * 32, 1): key.cipher}
+    assert seal.open_agent(moved, ciphers, TENANT)["account"]["homePage"] == seal.ERASED_HOME
+
+
+def test_statements_sealed_in_the_v1_form_before_v2_still_open():
+    keys = _keys(STATEMENT)
+    sealed = _seal(STATEMENT, keys)
+    by_pseudonym = {k.pseudonym: k for k in keys.values()}
+    old = dict(sealed, authority=_v1_form(STATEMENT["authority"], by_pseudonym[sealed["authority"]["account"]["name"]]))
+    assert old["authority"]["sealed"].startswith("v1.")
+    assert seal.is_sealed_payload(seal.encode(old))
+    assert seal.sealed_refs(old) == seal.sealed_refs(sealed)
+    assert seal.open_statement(old, _ciphers(keys), TENANT) == STATEMENT

@@ -1,0 +1,140 @@
+"""Learner keys (lrs.store.learner_keys) against a real PostgreSQL: keys made
+once however many processes ask, and an erasure that commits before a
+process hears of it (its NOTIFY is not delivered yet) is never written under
+nor read with (docs/privacy.md)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from typing import AsyncIterator
+
+import asyncpg
+import pytest
+
+from lrs.ingest.prepare import prepare_statements
+from lrs.privacy import seal
+from lrs.privacy.master import MasterKey, PrivacyKeyError
+from lrs.service import migrate
+from lrs.store import StatementWriter, create_pool
+from lrs.store.erasure import erase_learner
+from lrs.store.learner_keys import LearnerKeys
+from lrs.store.reader import get_statement
+from lrs.store.writer import KeyErasedMeanwhile
+from tests.statements import new_id, statement
+
+TENANT = "default"
+AUTHORITY = {"objectType": "Agent", "account": {"homePage": "http://lrs.example", "name": "client"}}
+LEARNER = {"objectType": "Agent", "mbox": "mailto:ana@example.com", "name": "Ana"}
+
+
+@pytest.fixture
+async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
+    await migrate(database_url)
+    pool = await create_pool(database_url, min_size=1, max_size=6)
+    yield pool
+    await pool.close()
+
+
+@pytest.fixture
+async def writer(pool: asyncpg.Pool) -> AsyncIterator[StatementWriter]:
+    writer = StatementWriter(pool, wait_ms=1.0)
+    await writer.start()
+    yield writer
+    await writer.close()
+
+
+def body() -> dict:
+    return {**statement(statement_id=new_id(), activity="http://example.com/a"), "actor": dict(LEARNER)}
+
+
+async def append(writer: StatementWriter, keyring: LearnerKeys, statements: list[dict]) -> list:
+    sealed = await keyring.seal_statements(TENANT, statements, AUTHORITY)
+    prepared = prepare_statements(sealed.statements, version="1.0.3", authority=sealed.authority, new_id=uuid.uuid4)
+    return await writer.append(TENANT, prepared, key_epoch=sealed.epoch, key_refs=sealed.refs)
+
+
+async def test_processes_asking_at_once_share_one_key_per_learner(pool: asyncpg.Pool) -> None:
+    master = MasterKey(os.urandom(32))
+    first, second = LearnerKeys(pool, master), LearnerKeys(pool, master)
+    idents = [f"mbox:mailto:l{n}@example.com" for n in range(40)]
+    found = await asyncio.gather(
+        *(keyring.keys_for_writing(TENANT, idents[n::3]) for n in range(3) for keyring in (first, second))
+    )
+    by_ident: dict[str, set[int]] = {}
+    for keys in found:
+        for ident, key in keys.items():
+            by_ident.setdefault(ident, set()).add(key.generation)
+    assert sorted(by_ident) == sorted(idents) and all(g == {1} for g in by_ident.values())
+    rows = await pool.fetch("SELECT pseudonym, count(*) AS n FROM learner_keys WHERE tenant = $1 GROUP BY 1", TENANT)
+    assert len(rows) == 40 and {row["n"] for row in rows} == {1}
+    # Both processes' keys open what the other sealed.
+    plaintext = b'{"name":"x"}'
+    for ident in idents:
+        a = first._current[(TENANT, first.pseudonym(TENANT, ident))]
+        b = second._current[(TENANT, second.pseudonym(TENANT, ident))]
+        text = seal.seal_bytes(a, TENANT, plaintext)
+        assert seal.open_text(text, {(b.pseudonym, b.generation): b.cipher}, TENANT) == plaintext
+
+
+async def test_a_process_that_has_not_heard_of_an_erasure_does_not_write_under_the_destroyed_key(
+    pool: asyncpg.Pool, writer: StatementWriter
+) -> None:
+    master = MasterKey(os.urandom(32))
+    late = LearnerKeys(pool, master)  # hears nothing: the NOTIFY has not reached it
+    eraser = LearnerKeys(pool, master)
+    await late.load_epoch()
+    await append(writer, late, [body()])  # the learner's key is now in late's cache
+    erasure = await erase_learner(pool, eraser, TENANT, LEARNER, reason="request 7", by="test")
+    assert erasure.generations == [1]
+
+    statements = [body()]
+    with pytest.raises(KeyErasedMeanwhile):
+        await append(writer, late, statements)
+    assert await get_statement(pool, TENANT, uuid.UUID(statements[0]["id"]), voided=False) is None
+
+    # Sealed again once the process caught up: a new key, and readable.
+    late.catch_up(writer.key_epoch)
+    [result] = await append(writer, late, statements)
+    assert result.inserted
+    generations = await pool.fetch(
+        "SELECT generation, wrapped IS NULL AS erased FROM learner_keys WHERE tenant = $1 AND pseudonym = $2"
+        " ORDER BY generation", TENANT, erasure.pseudonym)
+    assert [(r["generation"], r["erased"]) for r in generations] == [(1, True), (2, False)]
+    [opened] = await late.open_payloads(
+        TENANT, [await get_statement(pool, TENANT, uuid.UUID(statements[0]["id"]), voided=False)])
+    assert b"ana@example.com" in opened
+
+
+async def test_a_process_that_has_not_heard_of_an_erasure_does_not_open_with_the_destroyed_key(
+    pool: asyncpg.Pool, writer: StatementWriter
+) -> None:
+    master = MasterKey(os.urandom(32))
+    late, eraser = LearnerKeys(pool, master), LearnerKeys(pool, master)
+    await late.load_epoch()
+    statements = [body()]
+    await append(writer, late, statements)
+    stored = await get_statement(pool, TENANT, uuid.UUID(statements[0]["id"]), voided=False)
+    [opened] = await late.open_payloads(TENANT, [stored])
+    assert b"ana@example.com" in opened  # its key is cached now
+
+    await erase_learner(pool, eraser, TENANT, LEARNER, reason="request 8", by="test")
+    [opened] = await late.open_payloads(TENANT, [stored])
+    assert b"ana@example.com" not in opened and b"Ana" not in opened
+    assert seal.ERASED_HOME.encode() in opened
+
+
+async def test_a_process_started_with_another_privacy_key_refuses_to_start(pool: asyncpg.Pool) -> None:
+    first = LearnerKeys(pool, MasterKey(os.urandom(32)))
+    await first.check_master_key()
+    await first.check_master_key()  # the same key again: fine
+    other = LearnerKeys(pool, MasterKey(os.urandom(32)))
+    with pytest.raises(PrivacyKeyError, match="LRS_PRIVACY_KEY_FILE"):
+        await other.check_master_key()
+    # A database whose keys predate the recorded id: the stored keys decide.
+    await pool.execute("DELETE FROM privacy_key_id")
+    await first.keys_for_writing(TENANT, ["mbox:mailto:x@example.com"])
+    with pytest.raises(PrivacyKeyError):
+        await other.check_master_key()
+    assert await pool.fetchval("SELECT count(*) FROM privacy_key_id") == 0
