@@ -43,14 +43,16 @@ SELECT_BUILT_WITH = "SELECT rule_version, catalog_digest FROM projection_checkpo
 # the last position folded at as_of, $7 programme, $8 version.  A learner is
 # folded again (``refold``) when a voiding after $6 reached one of their
 # statements, or when an earned certification has no known_at (a state from
-# before known_at was kept).
+# before known_at was kept).  The voiding's position is looked up by its
+# statement id (a scalar subquery), never by a range of positions: after an
+# early as_of that range is most of the log.
 SELECT_KNOWN_COUNTS = f"""
 WITH members AS ({SELECT_MEMBERS_AT}),
 voided_since AS (
     SELECT DISTINCT s.learner FROM competency_voids v
-    JOIN events e ON e.tenant = v.tenant AND e.statement_id = v.voiding_statement_id
     JOIN competency_statement_learners s ON s.tenant = v.tenant AND s.statement_id = v.target_id
-    WHERE v.tenant = $1 AND e.position > $6
+    WHERE v.tenant = $1
+      AND (SELECT e.position FROM events e WHERE e.tenant = v.tenant AND e.statement_id = v.voiding_statement_id) > $6
 ),
 judged AS (
     SELECT m.learner,

@@ -34,8 +34,20 @@ from projections.units import store as units
 
 SELECT_CHECKPOINT = "SELECT position FROM projection_checkpoints WHERE name = 'competency'"
 SELECT_LEARNER = "SELECT state, position FROM competency_learners WHERE tenant = $1 AND learner = $2"
-SELECT_LAST_POSITION = "SELECT position FROM log_head WHERE singleton"
-SELECT_STORED_AT = "SELECT stored FROM events WHERE position = $1"
+# Binary search for the last position stored at or before $1: each step
+# reads the stored time of the middle position by the primary key.
+SELECT_POSITION_AT = """
+WITH RECURSIVE search(low, high) AS (
+    SELECT 0::bigint, coalesce((SELECT position FROM log_head WHERE singleton), 0)::bigint
+  UNION ALL
+    SELECT CASE WHEN (SELECT stored FROM events WHERE position = (low + high + 1) / 2) <= $1
+                THEN (low + high + 1) / 2 ELSE low END,
+           CASE WHEN (SELECT stored FROM events WHERE position = (low + high + 1) / 2) <= $1
+                THEN high ELSE (low + high + 1) / 2 - 1 END
+    FROM search WHERE low < high
+)
+SELECT low FROM search WHERE low >= high
+"""
 
 SELECT_STATES_OF = "SELECT learner, state FROM competency_learners WHERE tenant = $1 AND learner = ANY($2::text[])"
 SELECT_MISMATCHES = """
@@ -325,15 +337,9 @@ def resolve_program(catalog: Catalog, iri: str | None, version: str | None) -> P
 
 async def position_at(conn: asyncpg.Connection, moment: datetime) -> int:
     """The last position stored at or before ``moment`` (``stored`` grows with
-    position, so a binary search over the primary key finds it)."""
-    low, high = 0, int(await conn.fetchval(SELECT_LAST_POSITION) or 0)
-    while low < high:
-        middle = (low + high + 1) // 2
-        if await conn.fetchval(SELECT_STORED_AT, middle) <= moment:
-            low = middle
-        else:
-            high = middle - 1
-    return low
+    position, so a binary search over the primary key finds it: in one query,
+    one round trip)."""
+    return int(await conn.fetchval(SELECT_POSITION_AT, moment))
 
 
 @dataclass(frozen=True, slots=True)

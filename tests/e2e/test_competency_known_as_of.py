@@ -92,12 +92,14 @@ async def test_known_at_gives_what_folding_the_log_again_gives(client: Any, data
             "SELECT e.stored FROM competency_voids v JOIN events e ON e.statement_id = v.voiding_statement_id")]
         # every voiding's stored time, and a sample of the others, each exactly and just before
         chosen = set(voided_at) | set(random.Random(7).sample(stored, min(len(stored), 60)))
-        moments = sorted({m for s in chosen for m in (s, s - timedelta(microseconds=1))})
+        moments = sorted({m for s in chosen for m in (s, s - timedelta(microseconds=1))} | {stored[0] - timedelta(days=1)})
         seen: set[tuple[int, int]] = set()
         refolded = 0
         for as_of in moments:
             async with conn.transaction(isolation="repeatable_read", readonly=True):
                 position = await position_at(conn, as_of)
+                assert position == await conn.fetchval(
+                    "SELECT coalesce(max(position), 0) FROM events WHERE stored <= $1", as_of)
                 for unit, descendants in SCOPES:
                     expected = await reference(conn, unit, descendants, as_of, position, program)
                     got = await certified_known_at(conn, catalog, "default", unit, program, descendants, as_of,
