@@ -109,6 +109,7 @@ async def test_known_at_gives_what_folding_the_log_again_gives(client: Any, data
                 refolded += await conn.fetchval(
                     "SELECT count(*) FROM competency_voids v JOIN events e ON e.statement_id = v.voiding_statement_id "
                     "WHERE e.position > $1", position)
+        await built_with_other_frameworks(conn, catalog, program, moments[len(moments) // 2 :: 7])
     finally:
         await conn.close()
     # Guards: the data reach certified learners, changing counts and voidings after as_of.
@@ -117,3 +118,27 @@ async def test_known_at_gives_what_folding_the_log_again_gives(client: Any, data
     known = await get_json(client, "/competency/units/mic/summary", program=PROGRAM, clock="known",
                            as_of=_iso(datetime.now(timezone.utc)))
     assert (known["headcount"], known["certified"]) == (now["headcount"], now["certified"])
+
+
+async def built_with_other_frameworks(conn: asyncpg.Connection, catalog: Any, program: Any,
+                                      moments: list[datetime]) -> None:
+    """A state built with other frameworks than the catalog's is not trusted:
+    everyone is folded again.  (In a transaction rolled back: the known_at
+    kept are moved far away, which only the trusted path would read.)"""
+    tr = conn.transaction()
+    await tr.start()
+    try:
+        await conn.execute("UPDATE competency_certifications SET known_at = known_at + interval '100 years'")
+        as_of = max(moments)
+        position = await position_at(conn, as_of)
+        expected = await reference(conn, "mic", True, as_of, position, program)
+        assert expected[1] > 0
+        wrong = await certified_known_at(conn, catalog, "default", "mic", program, True, as_of, position)
+        assert wrong[1] < expected[1]  # the trusted path reads known_at
+        await conn.execute("UPDATE projection_checkpoints SET catalog_digest = 'other' WHERE name = 'competency'")
+        for as_of in moments:
+            position = await position_at(conn, as_of)
+            got = await certified_known_at(conn, catalog, "default", "mic", program, True, as_of, position)
+            assert got == await reference(conn, "mic", True, as_of, position, program), as_of
+    finally:
+        await tr.rollback()
