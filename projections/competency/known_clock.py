@@ -43,16 +43,21 @@ SELECT_BUILT_WITH = "SELECT rule_version, catalog_digest FROM projection_checkpo
 # the last position folded at as_of, $7 programme, $8 version.  A learner is
 # folded again (``refold``) when a voiding after $6 reached one of their
 # statements, or when an earned certification has no known_at (a state from
-# before known_at was kept).  The voiding's position is looked up by its
-# statement id (a scalar subquery), never by a range of positions: after an
-# early as_of that range is most of the log.
+# before known_at was kept).  Only the voidings of the members' statements
+# are looked at (MATERIALIZED: before the log is read), and each one's
+# position is looked up by its statement id (a scalar subquery), never by a
+# range of positions: after an early as_of that range is most of the log.
 SELECT_KNOWN_COUNTS = f"""
 WITH members AS ({SELECT_MEMBERS_AT}),
-voided_since AS (
-    SELECT DISTINCT s.learner FROM competency_voids v
+member_voidings AS MATERIALIZED (
+    SELECT s.learner, v.voiding_statement_id FROM competency_voids v
     JOIN competency_statement_learners s ON s.tenant = v.tenant AND s.statement_id = v.target_id
+    JOIN members m ON m.learner = s.learner
     WHERE v.tenant = $1
-      AND (SELECT e.position FROM events e WHERE e.tenant = v.tenant AND e.statement_id = v.voiding_statement_id) > $6
+),
+voided_since AS (
+    SELECT DISTINCT w.learner FROM member_voidings w
+    WHERE (SELECT e.position FROM events e WHERE e.tenant = $1 AND e.statement_id = w.voiding_statement_id) > $6
 ),
 judged AS (
     SELECT m.learner,
