@@ -42,6 +42,9 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from process_cpu import ServiceCpu, load_average, per_statement_us  # noqa: E402
+
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
 _TEMPLATE = (
@@ -186,7 +189,10 @@ async def _client(conn, batch, deadline, warmup_end, latencies, counts, errors, 
             counts[0] += batch
 
 
-async def run_one(url: str, auth: str, batch: int, concurrency: int, duration: float, warmup: float) -> dict:
+async def run_one(url: str, auth: str, batch: int, concurrency: int, duration: float, warmup: float,
+                  cpu: ServiceCpu | None = None) -> dict:
+    """One measured run.  ``cpu``: the service's process tree, sampled when the
+    warm-up ends and when the run ends, for CPU per statement by process group."""
     parts = urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
     path = (parts.path.rstrip("/") or "") + "/xapi/statements"
@@ -198,13 +204,27 @@ async def run_one(url: str, auth: str, batch: int, concurrency: int, duration: f
     start = time.perf_counter()
     warmup_end = start + warmup
     deadline = warmup_end + duration
+    samples: list[dict[str, float]] = []
+    client_cpu: list[float] = []
+
+    async def sample_at_warmup_end() -> None:
+        await asyncio.sleep(max(0.0, warmup_end - time.perf_counter()))
+        client_cpu.append(time.process_time())
+        if cpu is not None:
+            samples.append(cpu.sample())
+
+    sampler = asyncio.ensure_future(sample_at_warmup_end())
     await asyncio.gather(
         *(
             _client(_Connection(host, port, path, auth), batch, deadline, warmup_end, latencies, counts, errors, bodies)
             for _ in range(concurrency)
         )
     )
+    await sampler
     measured = time.perf_counter() - warmup_end
+    if cpu is not None:
+        samples.append(cpu.sample())
+    client_cpu_s = time.process_time() - client_cpu[0]
     latencies.sort()
 
     def pct(p: float) -> float:
@@ -224,6 +244,9 @@ async def run_one(url: str, auth: str, batch: int, concurrency: int, duration: f
             "mean": round(statistics.fmean(latencies) * 1000, 2) if latencies else None,
         },
         "errors": errors,
+        "service_cpu_us_per_statement": per_statement_us(samples[0], samples[1], counts[0]) if samples else None,
+        "bench_client_cpu_us_per_statement": round(client_cpu_s / counts[0] * 1e6, 1) if counts[0] else None,
+        "load_average_after": load_average(),
     }
 
 
@@ -295,6 +318,7 @@ async def bench_target(args: argparse.Namespace, stop_timeout: float = 60) -> As
                "LRS_BOOTSTRAP_CREDENTIAL": f"{key}:{secret}", "LRS_LOG_LEVEL": "warning"}
         proc = subprocess.Popen([sys.executable, "-m", "lrs", "serve"], env=env)
         await _wait_ready(url, proc)
+        args.service_pid = proc.pid
         yield url, key, secret
     finally:
         if proc is not None:
@@ -311,15 +335,22 @@ async def main_async(args: argparse.Namespace) -> int:
             print("bench: --key and --secret (or LRS_BENCH_KEY / LRS_BENCH_SECRET) are required", file=sys.stderr)
             return 2
         auth = "Basic " + base64.b64encode(f"{key}:{secret}".encode()).decode()
+        service_pid = getattr(args, "service_pid", None)
+        cpu = ServiceCpu(service_pid) if service_pid else None
+        load_before = load_average()
         for index, batch in enumerate(args.batch_sizes):
             concurrency = _concurrency(args.concurrency, index, batch)
             for _ in range(args.repeat):
-                result = await run_one(url, auth, batch, concurrency, args.duration, args.warmup)
+                result = await run_one(url, auth, batch, concurrency, args.duration, args.warmup, cpu)
                 runs.append(result)
+                used = result["service_cpu_us_per_statement"]
                 print(
                     f"batch={batch:>4} concurrency={concurrency:>3}  {result['statements_per_s']:>10,.0f} statements/s  "
                     f"p50={result['latency_ms']['p50']:.1f} ms  p99={result['latency_ms']['p99']:.1f} ms"
-                    + (f"  errors={result['errors']}" if result["errors"] else ""),
+                    + (f"  errors={result['errors']}" if result["errors"] else "")
+                    + (f"  CPU µs/statement {({k: v for k, v in used.items() if not k.endswith(' system')})}"
+                       if used else "")
+                    + f"  load {result['load_average_after']}",
                     flush=True,
                 )
     record = {
@@ -328,6 +359,7 @@ async def main_async(args: argparse.Namespace) -> int:
         "target": url if not args.start_service else "lrs serve (embedded PostgreSQL and nats-server)",
         "machine": _machine(),
         "note": args.note,
+        "load_average_before": load_before,
         "runs": runs,
         "summary": summarise(runs),
     }

@@ -8,7 +8,7 @@ rotating order, and writes every figure and the medians to
 * ``no anchors``: ``LRS_ANCHOR_EVERY_EVENTS=0 LRS_ANCHOR_EVERY_S=0``;
 * ``no relay``: ``LRS_RELAY_ENABLED=false`` (no NATS publishing, no anchors);
 * ``no rate limit``: ``LRS_RATE_LIMIT_PER_S=0``;
-* ``no shedding``: ``LRS_SHED_QUEUE_STATEMENTS=0 LRS_SHED_LOOP_LAG_MS=0``.
+* ``no shedding``: ``LRS_SHED_QUEUE_STATEMENTS=0 LRS_SHED_LOOP_LAG_MS=0 LRS_SHED_LATENCY_MS=0``.
 
 The IRI grammar and write-time Activity Definitions have no setting: see
 ``bench/ingest_attribution.py`` and ``bench/store_writer.py --defines``.
@@ -34,7 +34,7 @@ VARIANTS = {
     "no anchors": {"LRS_ANCHOR_EVERY_EVENTS": "0", "LRS_ANCHOR_EVERY_S": "0"},
     "no relay": {"LRS_RELAY_ENABLED": "false"},
     "no rate limit": {"LRS_RATE_LIMIT_PER_S": "0"},
-    "no shedding": {"LRS_SHED_QUEUE_STATEMENTS": "0", "LRS_SHED_LOOP_LAG_MS": "0"},
+    "no shedding": {"LRS_SHED_QUEUE_STATEMENTS": "0", "LRS_SHED_LOOP_LAG_MS": "0", "LRS_SHED_LATENCY_MS": "0"},
 }
 
 

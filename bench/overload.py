@@ -11,7 +11,11 @@ the service's processes, sampled every 0.2 s.
     python bench/overload.py --start-service --no-shedding   # the same load with shedding off
 
 The target: p99 of the 200s at most 500 ms, memory bounded.  Results go to
-``bench/results/overload-<UTC time>.json``.
+``bench/results/overload-<branch>-<UTC time>.json``.  Before and after,
+alternating, in one line (``before``: ``LRS_SHED_LATENCY_MS=0``, the fixed
+budgets only; ``after``: the service's defaults)::
+
+    python bench/overload.py --start-service --connections 512,2048 --rounds 2
 
 Where the time goes, beside the client's view: the service's own latency
 histogram for POST /xapi/statements and its event-loop lag histogram (from
@@ -26,15 +30,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import contextlib
 import json
 import multiprocessing
 import os
 import resource
+import subprocess
 import sys
 import time
 import urllib.request
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Iterator
 from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -61,8 +68,9 @@ async def _client(conn: _Connection, bodies: _Bodies, deadline: float, warmup_en
                 ok.append(time.perf_counter() - started)
         if started >= warmup_end:
             statuses[key] = statuses.get(key, 0) + 1
-        if key in ("503", "429"):
-            await asyncio.sleep(RETRY_AFTER_S if conn.retry_after is None else conn.retry_after)
+        if key in ("503", "429"):  # as asked, but not past the end of the run
+            wait = RETRY_AFTER_S if conn.retry_after is None else conn.retry_after
+            await asyncio.sleep(max(0.0, min(wait, deadline - time.perf_counter())))
     conn.close()
 
 
@@ -81,6 +89,19 @@ def _service_pids(port: int) -> list[int]:
     return pids
 
 
+def _http_pids(pids: list[int]) -> list[int]:
+    """The service's own Python processes (``lrs serve`` and its workers), not PostgreSQL or NATS."""
+    out = []
+    for pid in pids:
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"lrs" in argv and b"serve" in argv:
+            out.append(pid)
+    return out
+
+
 def _rss_mib(pids: list[int]) -> float:
     total_kib = 0
     for pid in pids:
@@ -93,10 +114,12 @@ def _rss_mib(pids: list[int]) -> float:
     return total_kib / 1024
 
 
-async def _sample_memory(port: int, samples: list[float], stop: asyncio.Event) -> None:
+async def _sample_memory(port: int, samples: list[float], http_samples: list[float], stop: asyncio.Event) -> None:
     pids = _service_pids(port)
+    http = _http_pids(pids)
     while not stop.is_set():
         samples.append(_rss_mib(pids))
+        http_samples.append(_rss_mib(http))
         try:
             await asyncio.wait_for(stop.wait(), 0.2)
         except TimeoutError:
@@ -125,16 +148,19 @@ def _histograms(url: str, auth: str) -> dict[str, dict[float, float]]:
     """Cumulative bucket counts of the service's request and loop-lag histograms."""
     request = urllib.request.Request(f"{url}/metrics", headers={"Authorization": auth})
     text = urllib.request.urlopen(request, timeout=30).read().decode()
-    out: dict[str, dict[float, float]] = {"request": {}, "loop_lag": {}, "shed": {}}
+    out: dict[str, dict] = {"request": {}, "loop_lag": {}, "shed": {}, "limit": {}}
     for line in text.splitlines():
+        if line.startswith("lrs_shed_concurrency_limit "):  # 0: never set, the adaptive limit is off
+            out["limit"]["value"] = float(line.rsplit(" ", 1)[1]) or None
+            continue
         if line.startswith("lrs_http_request_duration_seconds_bucket{") and 'method="POST"' in line \
                 and 'route="/xapi/statements"' in line:
             kind = "request"
         elif line.startswith("lrs_event_loop_lag_seconds_bucket{"):
             kind = "loop_lag"
-        elif line.startswith("lrs_http_requests_shed_total{"):
-            budget = line.split('budget="', 1)[1].split('"', 1)[0]
-            out["shed"][budget] = float(line.rsplit(" ", 1)[1])
+        elif line.startswith("lrs_shed_total{"):
+            reason = line.split('reason="', 1)[1].split('"', 1)[0]
+            out["shed"][reason] = float(line.rsplit(" ", 1)[1])
             continue
         else:
             continue
@@ -189,30 +215,52 @@ def _client_process(host: str, port: int, auth: str, connections: int, start_at:
     return uvloop.run(main())
 
 
-async def run(args: argparse.Namespace) -> dict:
+def _side_env(args: argparse.Namespace) -> dict[str, str]:
+    """The service's shedding settings this run asks for (the rest: the service's defaults)."""
     if args.no_shedding:
-        os.environ["LRS_SHED_LOOP_LAG_MS"] = "0"
-        os.environ["LRS_SHED_QUEUE_STATEMENTS"] = "0"
-        os.environ["LRS_SHED_MAX_IN_FLIGHT"] = "0"
-        os.environ["LRS_SHED_LATENCY_MS"] = "0"
-    else:
-        if args.latency_ms is not None:
-            os.environ["LRS_SHED_LATENCY_MS"] = str(args.latency_ms)
-        if args.loop_lag_ms is not None:
-            os.environ["LRS_SHED_LOOP_LAG_MS"] = str(args.loop_lag_ms)
-        if args.max_in_flight is not None:
-            os.environ["LRS_SHED_MAX_IN_FLIGHT"] = str(args.max_in_flight)
-    os.environ.setdefault("LRS_PROJECTIONS_ENABLED", "false")
+        return {"LRS_SHED_LOOP_LAG_MS": "0", "LRS_SHED_QUEUE_STATEMENTS": "0", "LRS_SHED_MAX_IN_FLIGHT": "0",
+                "LRS_SHED_LATENCY_MS": "0"}
+    env = {}
+    for name, value in (("LRS_SHED_LATENCY_MS", args.latency_ms), ("LRS_SHED_LOOP_LAG_MS", args.loop_lag_ms),
+                        ("LRS_SHED_MAX_IN_FLIGHT", args.max_in_flight)):
+        if value is not None:
+            env[name] = str(value)
+    return env
+
+
+@contextlib.contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+async def run(args: argparse.Namespace, connections: int, side_env: dict[str, str]) -> dict:
+    with _environment({"LRS_PROJECTIONS_ENABLED": os.environ.get("LRS_PROJECTIONS_ENABLED", "false"),
+                       **side_env}):
+        return await _run(args, connections)
+
+
+async def _run(args: argparse.Namespace, connections: int) -> dict:
+    load_at_start = round(os.getloadavg()[0], 2)
     async with bench_target(args) as (url, key, secret):
         parts = urlsplit(url)
         host, port = parts.hostname or "127.0.0.1", parts.port or 80
         auth = "Basic " + base64.b64encode(f"{key}:{secret}".encode()).decode()
         memory: list[float] = []
+        http_memory: list[float] = []
         stop = asyncio.Event()
-        sampler = asyncio.create_task(_sample_memory(port, memory, stop))
+        sampler = asyncio.create_task(_sample_memory(port, memory, http_memory, stop))
         pids = _service_pids(port)
-        per_process = [args.connections // args.client_processes] * args.client_processes
-        per_process[0] += args.connections - sum(per_process)
+        per_process = [connections // args.client_processes] * args.client_processes
+        per_process[0] += connections - sum(per_process)
         context = multiprocessing.get_context("fork")
         with context.Pool(args.client_processes) as pool:
             start_at = time.time() + BUILD_BODIES_S
@@ -248,10 +296,9 @@ async def run(args: argparse.Namespace) -> dict:
         "machine": _machine(),
         "note": args.note,
         "settings": {
-            "connections": args.connections,
+            "connections": connections,
             "duration_s": args.duration,
             "warmup_s": args.warmup,
-            "shedding": not args.no_shedding,
             "LRS_SHED_LOOP_LAG_MS": os.environ.get("LRS_SHED_LOOP_LAG_MS", "default"),
             "LRS_SHED_QUEUE_STATEMENTS": os.environ.get("LRS_SHED_QUEUE_STATEMENTS", "default"),
             "LRS_SHED_MAX_IN_FLIGHT": os.environ.get("LRS_SHED_MAX_IN_FLIGHT", "default"),
@@ -260,32 +307,91 @@ async def run(args: argparse.Namespace) -> dict:
             "client_processes": args.client_processes,
         },
         "command": " ".join(["python", "bench/overload.py", *sys.argv[1:]]),
-        "load_average_1m_at_end": round(os.getloadavg()[0], 2),
+        "load_average_1m": {"start": load_at_start, "end": round(os.getloadavg()[0], 2)},
         "ok_per_s": round(len(ok) / measured, 1),
         "latency_of_200_ms": {"p50": pct(0.50), "p99": pct(0.99), "max": pct(1.0)},
         "statuses": dict(sorted(statuses.items())),
         "service_view": {
             "post_statements_latency": _quantiles(metrics_before["request"], metrics_after["request"]),
             "event_loop_lag": _quantiles(metrics_before["loop_lag"], metrics_after["loop_lag"]),
-            "shed_by_budget": {k: int(v - metrics_before["shed"].get(k, 0.0))
+            "shed_by_reason": {k: int(v - metrics_before["shed"].get(k, 0.0))
                                for k, v in metrics_after["shed"].items()},
+            "concurrency_limit_at_end": metrics_after["limit"].get("value"),
         },
         "cpu_share_of_2_cores": {
             "service_processes": round(service_cpu / args.duration / 2, 2),
             "load_generator": round(client_cpu / measured / 2, 2),
         },
-        "service_rss_mib": {
-            "first": round(memory[0], 1) if memory else None,
-            "peak": round(max(memory), 1) if memory else None,
-            "last": round(memory[-1], 1) if memory else None,
-        },
+        "share_shed": round(statuses.get("503", 0) / max(1, sum(statuses.values())), 3),
+        "service_rss_mib": _memory(memory),
+        "http_process_rss_mib": _memory(http_memory),
+    }
+
+
+def _memory(samples: list[float]) -> dict:
+    return {
+        "first": round(samples[0], 1) if samples else None,
+        "peak": round(max(samples), 1) if samples else None,
+        "last": round(samples[-1], 1) if samples else None,
+    }
+
+
+def _branch() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--abbrev-ref", "HEAD"], capture_output=True, text=True,
+                             cwd=Path(__file__).parent, check=False).stdout.strip()
+    except OSError:
+        out = ""
+    return out.replace("/", "-") or "unknown"
+
+
+def _summary(run: dict, side: str) -> dict:
+    return {
+        "side": side,
+        "connections": run["settings"]["connections"],
+        "load_1m": run["load_average_1m"],
+        "ok_per_s": run["ok_per_s"],
+        "p50_of_200_ms": run["latency_of_200_ms"]["p50"],
+        "p99_of_200_ms": run["latency_of_200_ms"]["p99"],
+        "share_shed": run["share_shed"],
+        "shed_by_reason": run["service_view"]["shed_by_reason"],
+        "limit_at_end": run["service_view"]["concurrency_limit_at_end"],
+        "http_rss_peak_mib": run["http_process_rss_mib"]["peak"],
+        "service_rss_peak_mib": run["service_rss_mib"]["peak"],
+        "cpu_share_of_2_cores": run["cpu_share_of_2_cores"],
+    }
+
+
+async def compare(args: argparse.Namespace) -> dict:
+    """Before and after, alternating: per round, each connection count, the
+    two sides in an order that flips every round (a machine getting busier
+    or quieter then favours neither)."""
+    sides = {"before": dict(item.split("=", 1) for item in args.before_env.split(",") if item),
+             "after": _side_env(args)}
+    runs = []
+    for round_ in range(args.rounds):
+        for connections in args.connections:
+            order = ["before", "after"] if (round_ + connections) % 2 == 0 else ["after", "before"]
+            for side in order:
+                result = await run(args, connections, sides[side])
+                runs.append({"round": round_ + 1, "side": side, **result})
+                print(json.dumps(_summary(result, side)), file=sys.stderr, flush=True)
+    return {
+        "benchmark": "overload",
+        "recorded_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "command": " ".join(["python", "bench/overload.py", *sys.argv[1:]]),
+        "sides": {"before": sides["before"] or "the service's defaults", "after": sides["after"] or "the service's defaults"},
+        "target": "p99 of the 200s <= 500 ms at 2,048 connections, memory bounded",
+        "summary": [_summary(r, r["side"]) for r in runs],
+        "runs": runs,
     }
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--connections", type=int, default=2048, help="concurrent clients (default: 2048)")
+    parser.add_argument("--connections", type=lambda v: [int(x) for x in v.split(",")], default=[2048],
+                        help="concurrent clients, or a comma-separated list of counts (default: 2048)")
     parser.add_argument("--duration", type=float, default=15.0, help="measured seconds (default: 15)")
     parser.add_argument("--warmup", type=float, default=3.0, help="unmeasured seconds first (default: 3)")
     parser.add_argument("--no-shedding", action="store_true", help="turn load shedding off (for comparison)")
@@ -293,13 +399,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--latency-ms", type=float, help="LRS_SHED_LATENCY_MS for the started service")
     parser.add_argument("--max-in-flight", type=int, help="LRS_SHED_MAX_IN_FLIGHT for the started service")
     parser.add_argument("--client-processes", type=int, default=1, help="load-generator processes (default: 1)")
+    parser.add_argument("--rounds", type=int, default=0,
+                        help="alternate 'before' and 'after' this many rounds at each connection count "
+                             "(default: 0, one run per count with the given settings)")
+    parser.add_argument("--before-env", default="LRS_SHED_LATENCY_MS=0",
+                        help="settings of the 'before' side, NAME=VALUE,... (default: LRS_SHED_LATENCY_MS=0, "
+                             "no adaptive limit: the fixed budgets only)")
     add_service_options(parser, "overload")
     args = parser.parse_args(argv)
-    result = asyncio.run(run(args))
-    print(json.dumps(result, indent=2))
+    if args.rounds:
+        result = asyncio.run(compare(args))
+        print(json.dumps(result["summary"], indent=2))
+    else:
+        async def each() -> dict:
+            runs = [await run(args, n, _side_env(args)) for n in args.connections]
+            return runs[0] if len(runs) == 1 else {"benchmark": "overload", "runs": runs}
+
+        result = asyncio.run(each())
+        print(json.dumps(result, indent=2))
     if not args.no_save:
         RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-        out = args.output or RESULTS_DIR / f"overload-{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}.json"
+        out = args.output or RESULTS_DIR / f"overload-{_branch()}-{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}.json"
         Path(out).write_text(json.dumps(result, indent=2) + "\n")
     return 0
 

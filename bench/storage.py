@@ -15,6 +15,17 @@ replica, file storage) with ``lrs relay --until-caught-up``, then records:
 
     python bench/storage.py --statements 100000
     python bench/storage.py --statements 100000 --pad-bytes 1000   # statements about 1 KB larger
+    python bench/storage.py --statements 100000 --mix ingest       # the ingest bench's ~1,050-byte statement
+
+``--mix ingest`` stores bench/ingest.py's statement (a named learner, a
+described lesson, a score, a registration, a parent activity: about 1,050
+bytes once stored) instead of the cmi5 mix; the projection then has nothing
+to judge, so its tables stay empty.
+
+Besides the relations it reports what the disk holds at the end: the whole
+pgdata directory and its pg_wal after a CHECKPOINT (a private server only:
+WAL on disk is bounded by max_wal_size, so it is a fixed cost, not one per
+statement, at steady state), and the stream's store directory.
 
 Results go to bench/results/storage-<UTC time>.json.
 """
@@ -49,12 +60,56 @@ from lrs.runtime.postgres import EmbeddedPostgres  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS_DIR = ROOT / "bench" / "results"
 
+PG_SETTINGS = ("wal_compression", "max_wal_size", "min_wal_size", "checkpoint_timeout", "full_page_writes",
+               "wal_level")
+
 RELATION_SIZES = """
 SELECT c.relname, pg_total_relation_size(c.oid) AS bytes
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE c.relkind IN ('r', 'p', 'm') AND n.nspname = 'public'
 ORDER BY bytes DESC
 """
+
+
+async def stored_json_bytes(conn: asyncpg.Connection) -> int:
+    """The canonical JSON's bytes, however the log stores it."""
+    try:
+        from lrs.payload_codec import open_payload
+    except ImportError:  # a store that keeps the JSON as it is
+        return int(await conn.fetchval("SELECT sum(length(payload)) FROM events"))
+    total = 0
+    async with conn.transaction():
+        async for row in conn.cursor("SELECT payload FROM events", prefetch=5000):
+            total += len(open_payload(bytes(row["payload"])))
+    return total
+
+
+async def checkpoint_every(url: str, statements: int) -> int:
+    """CHECKPOINT whenever the log has grown by ``statements`` (until
+    cancelled): a store at steady state checkpoints every checkpoint_timeout,
+    and the first change of each page after a checkpoint writes the whole page
+    to the WAL, which a fill shorter than one checkpoint never shows."""
+    conn = await asyncpg.connect(url)
+    made, last = 0, 0
+    try:
+        while True:
+            await asyncio.sleep(0.1)
+            head = await conn.fetchval("SELECT position FROM log_head") if await conn.fetchval(
+                "SELECT to_regclass('log_head') IS NOT NULL") else 0
+            if head - last >= statements:
+                await conn.execute("CHECKPOINT")
+                made, last = made + 1, head
+    except asyncio.CancelledError:
+        return made
+    finally:
+        await conn.close()
+
+
+async def stop_checkpoints(task: asyncio.Future | None) -> int:
+    if task is None:
+        return 0
+    task.cancel()
+    return await task
 
 
 def lrs(env: dict[str, str], *args: str) -> str:
@@ -80,6 +135,21 @@ def pad_statements(size: int) -> None:
     projection.statement = padded
 
 
+def ingest_mix() -> None:
+    """Store bench/ingest.py's statement instead of the cmi5 mix."""
+    import ingest
+
+    counter = [0]
+
+    def statement(rng: random.Random, learners: int, evidence_share: float = 1.0, statement_id: str | None = None) -> str:
+        n = counter[0]
+        counter[0] += 1
+        ids = ingest._uuid_texts(2)
+        return ingest._statement(n, statement_id or ids[0], ids[1])
+
+    projection.statement = statement
+
+
 def directory_bytes(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
 
@@ -90,7 +160,7 @@ async def run(args: argparse.Namespace) -> dict:
     pg = None
     server = args.url
     if server is None:
-        pg = EmbeddedPostgres(scratch / "pg")
+        pg = EmbeddedPostgres(scratch / "pg", settings=dict(setting.split("=", 1) for setting in args.pg_setting))
         server = await pg.start()
     name = f"lrs_bench_{uuid.uuid4().hex[:8]}"
     admin = await asyncpg.connect(server)
@@ -99,10 +169,16 @@ async def run(args: argparse.Namespace) -> dict:
     try:
         url = with_database(server, name)
         wal_before = await admin.fetchval("SELECT pg_current_wal_lsn()")
+        if args.mix == "ingest":
+            ingest_mix()
         if args.pad_bytes:
             pad_statements(args.pad_bytes)
-        count = await projection.fill_log(url, args.statements, args.learners, seed=7, void_share=0.0,
-                               evidence_share=args.evidence_share)
+        checkpoints = asyncio.ensure_future(checkpoint_every(url, args.checkpoint_every)) if args.checkpoint_every else None
+        try:
+            count = await projection.fill_log(url, args.statements, args.learners, seed=7, void_share=0.0,
+                                   evidence_share=args.evidence_share)
+        finally:
+            checkpoints_made = await stop_checkpoints(checkpoints)
         wal_bytes = await admin.fetchval("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), $1)", wal_before)
         env = {**os.environ, "LRS_DATABASE_URL": url, "LRS_LOG_LEVEL": "warning",
                "LRS_DATA_DIR": str(scratch / "lrs")}
@@ -113,15 +189,22 @@ async def run(args: argparse.Namespace) -> dict:
             sizes = {r["relname"]: r["bytes"] for r in await conn.fetch(RELATION_SIZES)}
             database_bytes = await conn.fetchval("SELECT pg_database_size(current_database())")
             payload_bytes = await conn.fetchval("SELECT sum(length(payload)) FROM events")
+            json_bytes = await stored_json_bytes(conn)
+            await conn.execute("CHECKPOINT")
+            settings = {r["name"]: r["setting"] for r in await conn.fetch(
+                "SELECT name, setting FROM pg_settings WHERE name = ANY($1::text[])", list(PG_SETTINGS))}
         finally:
             await conn.close()
+        pgdata = pg.pgdata if pg is not None else None
         nats_url = await bus.start()
         lrs({**env, "LRS_NATS_URL": nats_url}, "relay", "--until-caught-up")
         nc = await nats.connect(nats_url)
         try:
             info = await nc.jetstream().stream_info(STREAM_NAME)
+            compression = getattr(info.config, "compression", None)
         finally:
             await nc.close()
+        stream_bytes = directory_bytes(bus.store_dir)
         await bus.stop()
         projection_sizes = {k: v for k, v in sizes.items() if k.startswith(("competency", "projection", "unit", "learner"))}
         read_model = {k: v for k, v in sizes.items() if k != "events" and k not in projection_sizes}
@@ -134,7 +217,9 @@ async def run(args: argparse.Namespace) -> dict:
             "evidence_share": args.evidence_share,
             "pad_bytes": args.pad_bytes,
             "learners": args.learners,
-            "payload_json_bytes_per_statement": per(payload_bytes),
+            "mix": args.mix,
+            "payload_json_bytes_per_statement": per(json_bytes),
+            "payload_stored_bytes_per_statement": per(payload_bytes),
             "postgres_bytes_per_statement": {
                 "events (log, with indexes)": per(sizes.get("events", 0)),
                 "read model (statements and the writer's other tables)": per(sum(read_model.values())),
@@ -143,12 +228,26 @@ async def run(args: argparse.Namespace) -> dict:
             },
             "relations_bytes": sizes,
             "wal_bytes_per_statement_while_filling": per(int(wal_bytes)),
+            "checkpoints_while_filling": checkpoints_made,
+            "pgdata_on_disk_bytes_per_statement": None if pgdata is None else {
+                "pgdata (all)": per(directory_bytes(pgdata)),
+                "pg_wal (after CHECKPOINT)": per(directory_bytes(pgdata / "pg_wal")),
+            },
+            "postgres_settings": settings,
             "jetstream": {
                 "messages": info.state.messages,
+                "compression": str(getattr(compression, "value", compression)),
+                "max_age_s": info.config.max_age,
+                "max_bytes": info.config.max_bytes,
                 "bytes_per_message": round(info.state.bytes / max(info.state.messages, 1), 1),
-                "store_dir_bytes_per_message": round(directory_bytes(bus.store_dir) / max(info.state.messages, 1), 1),
+                "store_dir_bytes_per_message": round(stream_bytes / max(info.state.messages, 1), 1),
             },
             "replay": replayed,
+        }
+        wal_on_disk = 0 if pgdata is None else directory_bytes(pgdata / "pg_wal")
+        result["total_bytes_per_statement"] = {
+            "database + pg_wal + stream store": per(database_bytes + wal_on_disk + stream_bytes),
+            "database + stream store": per(database_bytes + stream_bytes),
         }
         print(json.dumps(result, indent=2))
         return {
@@ -174,13 +273,21 @@ def main() -> None:
     parser.add_argument("--statements", type=int, default=100_000)
     parser.add_argument("--learners", type=int, default=20_000)
     parser.add_argument("--evidence-share", type=float, default=0.33)
+    parser.add_argument("--mix", choices=("cmi5", "ingest"), default="cmi5",
+                        help="cmi5: the projection bench's session mix; ingest: bench/ingest.py's ~1,050-byte statement")
     parser.add_argument("--pad-bytes", type=int, default=0, help="make each statement about this much larger")
+    parser.add_argument("--checkpoint-every", type=int, default=0, metavar="STATEMENTS",
+                        help="CHECKPOINT each time the log grows by this many statements while filling (steady-state WAL)")
+    parser.add_argument("--pg-setting", action="append", default=[], metavar="NAME=VALUE",
+                        help="a setting of the private PostgreSQL server (repeatable), e.g. wal_compression=pglz")
     parser.add_argument("--note", default="")
+    parser.add_argument("--branch", default="", help="name put in the result file's name")
     parser.add_argument("--no-save", action="store_true")
     args = parser.parse_args()
     record = asyncio.run(run(args))
     if not args.no_save:
-        out = RESULTS_DIR / f"storage-{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}.json"
+        branch = f"-{args.branch}" if args.branch else ""
+        out = RESULTS_DIR / f"storage{branch}-{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}.json"
         out.write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n")
         print(f"saved {out.relative_to(ROOT)}")
 

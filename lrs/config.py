@@ -135,16 +135,17 @@ class Settings:
     auth_failures_per_address: int = 50
     auth_failure_window_s: float = 60.0
     # Load shedding (lrs.http.shedding): new requests get 503 at once while
-    # more statements than this wait for group commit, while the event loop
-    # runs later than this many ms, or while this many requests are being
-    # served (0 turns a check off).
+    # the process serves as many requests as its adaptive limit allows (the
+    # limit follows the latency of admitted requests plus the event loop's
+    # lag towards shed_latency_ms; 0 turns it off; shed_min_in_flight are
+    # always admitted), while more statements than shed_queue_statements wait
+    # for group commit, while the event loop runs later than shed_loop_lag_ms,
+    # or while shed_max_in_flight requests are being served (0 turns a check off).
+    shed_latency_ms: float = 200.0
+    shed_min_in_flight: int = 32
     shed_queue_statements: int = 50_000
     shed_loop_lag_ms: float = 200.0
     shed_max_in_flight: int = 0
-    # ... or while more requests are in flight than finish within this many ms
-    # at the rate the process has been finishing them while busy (0, the
-    # default: off; docs/operations.md says why).
-    shed_latency_ms: float = 0.0
     # Reverse proxies whose X-Forwarded-For names the client (lrs.http.client_address):
     # addresses or networks, e.g. "127.0.0.1,10.0.0.0/8".  Empty: the header is ignored.
     trusted_proxies: str = ""
@@ -269,7 +270,8 @@ class Settings:
             ),
             shed_queue_statements=_int(env, "LRS_SHED_QUEUE_STATEMENTS", 50_000, 0),
             shed_max_in_flight=_int(env, "LRS_SHED_MAX_IN_FLIGHT", 0, 0),
-            shed_latency_ms=_nonnegative(_float(env, "LRS_SHED_LATENCY_MS", 0.0), "LRS_SHED_LATENCY_MS"),
+            shed_latency_ms=_nonnegative(_float(env, "LRS_SHED_LATENCY_MS", 200.0), "LRS_SHED_LATENCY_MS"),
+            shed_min_in_flight=_int(env, "LRS_SHED_MIN_IN_FLIGHT", 32, 1),
             shed_loop_lag_ms=_nonnegative(_float(env, "LRS_SHED_LOOP_LAG_MS", 200.0), "LRS_SHED_LOOP_LAG_MS"),
             trusted_proxies=_trusted_proxies(env.get("LRS_TRUSTED_PROXIES") or ""),
             frameworks_dir=Path(env["LRS_FRAMEWORKS_DIR"]) if env.get("LRS_FRAMEWORKS_DIR") else None,

@@ -5,7 +5,8 @@ advisory lock); others wait for the lock.  The leader loops:
 
 1. (after every NATS (re)connection and every failed publish) *resync*: make
    sure the stream exists, and resume after ``min(checkpoint, last Lrs-Position
-   on the stream)``.  A stream that lost acknowledged messages (a crashed or
+   on the stream)`` (after the checkpoint when the stream's messages have all
+   aged out: it keeps ``max_age``, and PostgreSQL is the record).  A stream that lost acknowledged messages (a crashed or
    wiped nats-server) so gets the gap again; a relay that died between the
    acknowledgements and its checkpoint republishes at most one batch, which the
    stream drops as duplicates (same ``Nats-Msg-Id`` inside its window).
@@ -84,7 +85,7 @@ class Relay:
         poll_interval: float = 0.5,
         lock_retry_interval: float = 1.0,
         backoff_max: float = 5.0,
-        linger: float = 0.005,
+        linger: float = 0.02,
         checkpoint_interval: float = 1.0,
         inline_max_bytes: int = DEFAULT_INLINE_MAX_BYTES,
         stream_replicas: int | None = None,
@@ -288,6 +289,10 @@ class Relay:
         await self.bus.ensure_stream(update=False)  # changing it is an admin's (lrs.nats.permissions)
         stream_position = await self.bus.last_position()
         checkpoint = await get_checkpoint(conn, self.name)
+        if stream_position is None:
+            # Every message aged out (max_age) after the stream acknowledged
+            # it: resume after the checkpoint, not from the start of the log.
+            stream_position = checkpoint
         resume = min(checkpoint, stream_position)
         event = "relay.stream_behind_checkpoint" if stream_position < checkpoint else "relay.resync"
         (log.warning if stream_position < checkpoint else log.info)(
@@ -308,6 +313,13 @@ class Relay:
         if self._linger:
             # Woken by a commit: let the next few commits land too, so that
             # busy periods make fewer, larger rounds (reads and publishes).
+            # Each round costs the relay and nats-server a fixed amount (the
+            # head and event reads, one acknowledged publish): with 5 ms,
+            # single-statement POSTs (groups of a dozen statements) made a
+            # round per group or two, and the rounds cost more CPU per
+            # statement than the writing did (bench/results/ingest-ab-cpu-*).
+            # 20 ms more on the way to the stream is nothing next to the
+            # projections' lag budget (a second).
             await asyncio.sleep(self._linger)
 
     def observe_head(self, head: int | None = None) -> None:

@@ -1,7 +1,7 @@
 """Rebuild a projection from the Postgres log into fresh tables, then swap them in.
 
-The new tables are built in a scratch schema and replace the live ones in
-one transaction, together with what the live runner committed meanwhile.  A
+The new tables are built in a scratch schema, analysed, and replace the live
+ones in one transaction, together with what the live runner committed meanwhile.  A
 projection that builds its whole state at once (``bulk_rebuild``) gets the log
 in pages and fills unindexed tables, indexed afterwards; others get it batch
 by batch through the runner's own apply (projections/applying.py).
@@ -18,6 +18,7 @@ from typing import AsyncIterator, Awaitable, Callable, Sequence
 import asyncpg
 import structlog
 
+from lrs.payload_codec import open_payload
 from lrs.store import leader_lock
 from lrs.store.log_reader import last_position, read_events_after
 from projections.applying import BatchApplier
@@ -100,6 +101,12 @@ async def replay(
                 await _copy_indexes(conn, projection.tables, scratch, connect)
             else:
                 position = await _replay_in_batches(conn, applier, batch_size, total, progress)
+            # Statistics before the tables go live: a table swapped in
+            # without any is planned on guesses until autovacuum gets to it,
+            # and the runner's lookups then took an index that filtered every
+            # learner of a competency (projections/competency/store.py).
+            for table in projection.tables:
+                await conn.execute(f'ANALYZE "{scratch}".{table}')
             async with conn.transaction():
                 await checkpoints.replace(conn, position)  # and hold its lock: the live runner waits
                 if failed is not None:
@@ -221,7 +228,8 @@ async def _log_pages(
     position = 0
 
     async def fetch(after: int) -> list[tuple[int, str, str, bytes]]:
-        return [tuple(row) for row in await conn.fetch(SELECT_LOG_PAGE, after, total, page_size)]
+        rows = await conn.fetch(SELECT_LOG_PAGE, after, total, page_size)
+        return [(row[0], row[1], row[2], open_payload(row[3])) for row in rows]
 
     upcoming: asyncio.Future[list[tuple[int, str, str, bytes]]] | None = asyncio.ensure_future(fetch(0))
     try:

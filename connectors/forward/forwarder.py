@@ -20,9 +20,10 @@ handled in order:
 Statement ids are the stored ids, so a delivery repeated after a crash or a
 lost acknowledgement is accepted by the target as the same statement.  A
 second copy of an event already forwarded (a message replayed onto the
-stream) is not sent at all: the forwarder keeps the highest position it
-dealt with in PostgreSQL (connectors.forward.checkpoint) and acknowledges a
-first delivery at or below it without sending it.
+stream) is not sent at all: the forwarder keeps the positions it dealt with
+in PostgreSQL as a low-water mark (connectors.forward.checkpoint) and
+acknowledges a first delivery of one of them without sending it; a message
+overtaken by later ones is still sent whenever it comes.
 Forwarding is a consumer like any other: it never slows the LRS's writes.
 """
 
@@ -40,6 +41,7 @@ import nats
 import nats.errors
 import nats.js.errors
 from nats.aio.msg import Msg
+from nats.js.api import ConsumerInfo
 
 from connectors.forward.definitions import (
     DEAD_LETTER_STREAM, EVENTS_STREAM, consumer_config, dead_letter_stream_config,
@@ -48,7 +50,7 @@ from connectors.forward.model import (
     Action, ForwardFilter, LogStatement, dead_letter_headers, dead_letter_subject, event_from_message,
     failure_action, outgoing_statement,
 )
-from connectors.forward.checkpoint import ForwardCheckpoint, is_replay
+from connectors.forward.checkpoint import MAX_RUNS, ForwardCheckpoint, is_replay
 from connectors.forward.logcheck import LogCheck
 from connectors.forward.natsoptions import nats_options
 from connectors.framework.sink import BatchOutcome, LrsSink, Outgoing, SinkFatal, SinkUnavailable
@@ -144,8 +146,7 @@ class Forwarder:
         self._stop = asyncio.Event()
         self._js: Any = None
         self.checkpoint: ForwardCheckpoint | None = None  # read from PostgreSQL when the run starts
-        self._done = 0  # the highest position acknowledged from a message that was the log's event
-        self._refused_positions: set[int] = set()  # of the batch: their messages were not the log's events
+        self._refused: set[int] = set()  # id() of the batch's messages that were not the log's events
 
     async def run(self, stop: asyncio.Event | None = None) -> ForwardStats:
         """Forward until ``stop`` is set (or, with ``until_caught_up``, until
@@ -159,8 +160,14 @@ class Forwarder:
         try:
             self._js = nc.jetstream()
             await ensure_dead_letter_stream(self._js)
-            if not await self._ensure_consumer():
+            info = await self._ensure_consumer()
+            if info is None:
                 return self.stats
+            if info.delivered is not None and info.delivered.consumer_seq:
+                # No checkpoint, but a consumer that delivered before (a crash
+                # before the first save): its first message now may come
+                # after ones still awaiting their redelivery.
+                self.checkpoint.fresh = False
             sub = await self._js.pull_subscribe_bind(durable=self.options.name, stream=EVENTS_STREAM)
             while not self._stop.is_set():
                 try:
@@ -187,21 +194,20 @@ class Forwarder:
             await nc.close()
         return self.stats
 
-    async def _ensure_consumer(self) -> bool:
+    async def _ensure_consumer(self) -> ConsumerInfo | None:
         config = consumer_config(self.options.name, self.options.deliver)
         while not self._stop.is_set():
             try:
-                await self._js.add_consumer(EVENTS_STREAM, config)
-                return True
+                return await self._js.add_consumer(EVENTS_STREAM, config)
             except nats.js.errors.NotFoundError:
                 say(f"waiting for the {EVENTS_STREAM} stream")
             except nats.js.errors.BadRequestError as exc:
                 # An existing consumer with settings that cannot change (deliver policy).
                 info = await self._js.consumer_info(EVENTS_STREAM, self.options.name)
                 say(f"using the existing consumer {self.options.name} as it is ({exc.description})")
-                return info is not None
+                return info
             await self._sleep(1.0)
-        return False
+        return None
 
     async def _caught_up(self, nc: nats.NATS, sub: Any) -> bool:
         try:
@@ -212,30 +218,38 @@ class Forwarder:
         return info.num_pending == 0 and info.num_ack_pending == 0
 
     async def _advance_checkpoint(self) -> None:
-        if self.checkpoint is None or self._done <= self.checkpoint.position:
+        if self.checkpoint is None:
             return
+        forgotten = self.checkpoint.forgotten
         try:
-            await self.checkpoint.advance(self._done)
+            await self.checkpoint.save()
         except asyncpg.PostgresError as exc:  # the next batch tries again; copies meanwhile go to the target's idempotency
             say(f"could not record the checkpoint ({exc!r})")
+        if self.checkpoint.forgotten > forgotten:
+            say(f"ALERT more than {MAX_RUNS} runs of positions done above the checkpoint "
+                f"{self.checkpoint.position}: forgot the lowest {self.checkpoint.forgotten - forgotten}, their "
+                f"events are sent again if they come again (another forwarder named {self.options.name}?)")
 
     async def _ack(self, msg: Msg, position: int) -> None:
         await msg.ack()
-        # A refused message's position says nothing about the order of the
-        # stream (a forged message may name a position not yet delivered):
-        # the log's event sent in its place does not move the checkpoint.
-        if position not in self._refused_positions:
-            self._done = max(self._done, position)
+        # A refused message never marks its position done: the log's event
+        # sent in its place is sent again when its own message comes (the
+        # target takes it as the same statement), and a forged position may
+        # be one not yet in the log.
+        if self.checkpoint is not None and id(msg) not in self._refused:
+            self.checkpoint.mark.record(position)
 
     async def _handle(self, messages: list[Msg]) -> None:
         selected: list[tuple[Msg, LogStatement]] = []
-        positions: set[int] = set()  # of the log events selected in this batch
+        positions: dict[int, int] = {}  # of the log events selected in this batch: their index in selected
         checks = await self.log_check.check([(msg.headers or {}, msg.data or b"") for msg in messages])
-        self._refused_positions = set()
+        self._refused = {id(msg) for msg, checked in zip(messages, checks) if checked.refusal is not None}
+        genuine = [int(checked.headers[POSITION_HEADER]) for checked in checks
+                   if checked.refusal is None and checked.headers is not None]
+        if self.checkpoint is not None and genuine:
+            self.checkpoint.start_at(min(genuine))
         for msg, checked in zip(messages, checks):
             if checked.refusal is not None:
-                if checked.headers is not None:
-                    self._refused_positions.add(int(checked.headers[POSITION_HEADER]))
                 self.stats.refused += 1
                 say(f"ALERT refused a message that is not the log's event (position "
                     f"{(msg.headers or {}).get(POSITION_HEADER, '?')}, {checked.refusal})"
@@ -248,7 +262,7 @@ class Forwarder:
             except ValueError as exc:
                 await self._park(msg, _unreadable_event(msg), None, f"unreadable event: {exc}")
                 continue
-            if self.checkpoint is not None and is_replay(event.position, _deliveries(msg), self.checkpoint.position):
+            if self.checkpoint is not None and is_replay(event.position, _deliveries(msg), self.checkpoint.mark):
                 await msg.ack()
                 self.stats.replayed += 1
                 say(f"ALERT a second copy of position {event.position}, already forwarded: not sent again")
@@ -258,9 +272,17 @@ class Forwarder:
                 self.stats.skipped += 1
                 continue
             if event.position in positions:  # a second message for the same log event (a replay)
-                await msg.ack()
+                index = positions[event.position]
+                first = selected[index][0]
+                if id(first) in self._refused and id(msg) not in self._refused:
+                    # The log's own message carries the event, so that its
+                    # acknowledgement marks the position done.
+                    selected[index] = (msg, event)
+                    await first.ack()
+                else:
+                    await msg.ack()
                 continue
-            positions.add(event.position)
+            positions[event.position] = len(selected)
             selected.append((msg, event))
         if selected:
             await self._deliver(selected)

@@ -26,6 +26,7 @@ from lrs.event_contract import (
     PREV_HASH_HEADER, TENANT_HEADER, EventRecord, from_record, parse_position, to_message,
 )
 from lrs.event_contract import format_stored as stored_text  # the Lrs-Stored text
+from lrs.payload_codec import open_payload
 
 SELECT_EVENTS = """
 SELECT position, event_id, tenant, event_type, stored, payload, prev_hash, hash
@@ -58,7 +59,8 @@ def compare(headers: Mapping[str, str], data: bytes, row: Mapping[str, Any] | No
     if row is None:
         return Checked(None, None, "not_in_log")
     # The message the relay writes for the row, its payload always inline.
-    logged = to_message(from_record(EventRecord(**{"statement_id": None, **row}), stored_text), LAST_POSITION)
+    record = EventRecord(**{"statement_id": None, **row, "payload": open_payload(row["payload"])})
+    logged = to_message(from_record(record, stored_text), LAST_POSITION)
     log_headers, payload = logged.headers, logged.data
     for key in (MSG_ID_HEADER, TENANT_HEADER, EVENT_TYPE_HEADER, HASH_HEADER):
         if headers.get(key) != log_headers[key]:

@@ -18,16 +18,21 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Mapping, NamedTuple
 
+import msgspec
+
 __all__ = [
     "CONTEXT_ACTIVITY_KINDS",
     "DefinitionUpdate",
     "activity_definitions_in",
     "definition_updates",
+    "drop_repeated_definitions",
     "fold_definitions",
     "activity_object",
     "authority_credential_key",
     "merge_definition",
 ]
+
+_encode = msgspec.json.Encoder().encode
 
 CONTEXT_ACTIVITY_KINDS = ("parent", "grouping", "category", "other")
 MERGED_BY_KEY = frozenset({"name", "description", "extensions"})
@@ -64,6 +69,8 @@ def _from_context(context: Any, found: list[tuple[str, dict[str, Any]]]) -> None
         return
     for kind in CONTEXT_ACTIVITY_KINDS:
         value = activities.get(kind)
+        if value is None:
+            continue
         items = value if isinstance(value, list) else [value]
         for item in items:
             if isinstance(item, dict) and item.get("objectType", "Activity") == "Activity":
@@ -111,6 +118,26 @@ class DefinitionUpdate(NamedTuple):
     activity_id: str
     definition: dict[str, Any]
     position: int
+
+
+def drop_repeated_definitions(updates: list[DefinitionUpdate]) -> list[DefinitionUpdate]:
+    """``updates`` without those that repeat the previous update of the same
+    Activity: merging a definition a second time right after itself changes
+    nothing (:func:`merge_definition` of its result with the same definition
+    is that result), so :func:`fold_definitions` gives the same answer,
+    positions included, for less work.  Many statements of a group usually
+    carry the same definition of the same Activity."""
+    last: dict[tuple[str, str], bytes] = {}
+    kept: list[DefinitionUpdate] = []
+    for update in updates:
+        slot = (update.tenant, update.activity_id)
+        # Compared as JSON text: as Python values 1 == 1.0 == true.
+        text = _encode(update.definition)
+        if last.get(slot) == text:
+            continue
+        last[slot] = text
+        kept.append(update)
+    return kept
 
 
 def fold_definitions(

@@ -7,7 +7,7 @@ import contextlib
 
 import structlog
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Gauge, Histogram, generate_latest
 
 from lrs import projection_health
 from lrs.http import keys
@@ -27,13 +27,40 @@ HTTP_LATENCY = Histogram(
 STATEMENTS_ACCEPTED = Counter(
     "lrs_statements_accepted_total", "Statements committed to the event log", ("tenant",)
 )
+
+
+def labelled(metric):  # type: ignore[no-untyped-def]
+    """``metric.labels`` remembered per label values: ``labels`` takes a lock
+    and checks its arguments on every call, which every request paid twice.
+    The child is the one ``labels`` returns (prometheus_client keeps one per
+    label values), so what is exported is the same."""
+    children: dict[tuple[str, ...], object] = {}
+
+    def child(*values: str):  # type: ignore[no-untyped-def]
+        found = children.get(values)
+        if found is None:
+            found = children[values] = metric.labels(*values)
+        return found
+
+    return child
+
+
 STATEMENTS_REJECTED = Counter(
     "lrs_statements_rejected_requests_total", "Statement write requests rejected", ("status",)
 )
 
-REQUESTS_SHED = Counter(
-    "lrs_http_requests_shed_total", "Requests refused with 503 because the service was behind", ("budget",)
+SHED = Counter(
+    "lrs_shed",
+    "Requests refused with 503 because the service was behind, by reason (limit, in_flight, queue, loop)",
+    ("reason",),
 )
+SHED_LIMIT = Gauge(
+    "lrs_shed_concurrency_limit",
+    "Requests this process serves at once before it refuses more (the adaptive limit; LRS_SHED_LATENCY_MS)",
+)
+HTTP_REQUESTS_BY = labelled(HTTP_REQUESTS)
+HTTP_LATENCY_BY = labelled(HTTP_LATENCY)
+STATEMENTS_ACCEPTED_BY = labelled(STATEMENTS_ACCEPTED)
 EVENT_LOOP_LAG = Histogram(
     "lrs_event_loop_lag_seconds",
     "How late the event loop ran a timer due every 25 ms (what LRS_SHED_LOOP_LAG_MS is compared with)",

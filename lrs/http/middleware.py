@@ -14,7 +14,7 @@ from lrs.auth import AuthError, Credential, parse_basic_auth
 from lrs.eventlog import format_stored
 from lrs.http import keys
 from lrs.http.bearer import authenticate_bearer
-from lrs.http.metrics import HTTP_LATENCY, HTTP_REQUESTS
+from lrs.http.metrics import HTTP_LATENCY_BY, HTTP_REQUESTS_BY
 from lrs.http.throttle import authenticate_basic
 from lrs.oidc.claims import bearer_token
 from lrs.store.availability import storage_unavailable
@@ -72,8 +72,8 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
     finally:
         elapsed = time.perf_counter() - started
         route = _route_name(request)
-        HTTP_REQUESTS.labels(request.method, route, str(status)).inc()
-        HTTP_LATENCY.labels(request.method, route).observe(elapsed)
+        HTTP_REQUESTS_BY(request.method, route, str(status)).inc()
+        HTTP_LATENCY_BY(request.method, route).observe(elapsed)
         credential: Credential | None = request.get(CREDENTIAL)
         log.info(
             "request",

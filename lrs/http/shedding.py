@@ -1,35 +1,35 @@
 """Load shedding: refuse new work at once when the service has fallen behind.
 
 Under more load than the machine can carry, queueing every request makes
-every request slow (at 2,048 connections each waited seconds).  Instead,
-while either
+every request slow (at 2,048 connections each waited seconds).  Instead, a
+*new* request is answered 503 with ``Retry-After`` before anything of it is
+read or checked (its body, its credentials: the slow hash never runs) while
 
+* the process already serves as many requests as its adaptive limit allows
+  (:class:`lrs.http.concurrency_limit.AdaptiveLimit`: the limit follows the
+  latency of the requests it admits, plus the event loop's lag, towards
+  ``LRS_SHED_LATENCY_MS``; ``LRS_SHED_MIN_IN_FLIGHT`` are always admitted), or
+* ``LRS_SHED_MAX_IN_FLIGHT`` requests are being served (a fixed cap, off by
+  default), or
 * more than ``LRS_SHED_QUEUE_STATEMENTS`` statements wait for group commit
   (accepted, not yet committed), or
-* the event loop runs more than ``LRS_SHED_LOOP_LAG_MS`` late (measured by a
-  timer that should fire every ``interval_s``), or
-* ``LRS_SHED_MAX_IN_FLIGHT`` requests of this process are already being
-  served (accepted, not yet answered): by Little's law this bounds how long
-  an accepted request waits behind the others, or
-* more requests are being served than this process finishes in
-  ``LRS_SHED_LATENCY_MS`` at the rate it has been finishing them while busy
-  (:class:`Capacity`): the same bound, measured instead of configured, so it
-  follows the machine (a busy neighbour, a slower disk) without calibration,
+* the event loop runs more than ``LRS_SHED_LOOP_LAG_MS`` late, tick after
+  tick (measured by a timer that should fire every ``interval_s``).
 
-a *new* request is answered 503 with ``Retry-After`` before anything of it
-is read or checked.  ``Retry-After`` spreads the refused clients' returns
-over as many seconds as the process needs to serve that many (1 to 30 s,
-drawn at random per response, :func:`retry_after_s`): with 2,000 clients
-refused every second by a process that serves a few hundred, answering them
-all again a second later would cost the process more than it can spare.  Requests already accepted are not touched and finish
-normally.  The operational probes and metrics are never shed.  This is the
-outermost middleware: a refusal costs no log line, only a counter.
+``Retry-After`` spreads the refused clients' returns over a number of
+seconds (drawn at random per response, :func:`retry_after_s`) that grows
+while more clients are refused than half the number served (1 to 30 s,
+:class:`AdaptiveLimit`): with 2,000 clients refused every second by a
+process that serves a few hundred, answering them all again a second later
+would cost the process more than it can spare.  Requests already accepted
+are not touched and finish normally.  The operational probes and metrics are
+never shed.  This is the outermost middleware: a refusal costs no log line,
+only a counter (``lrs_shed_total{reason}``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import math
 import random
 from collections import deque
 from dataclasses import dataclass
@@ -38,11 +38,12 @@ from typing import AsyncIterator, Callable
 from aiohttp import web
 
 from lrs.http import keys
-from lrs.http.metrics import EVENT_LOOP_LAG, REQUESTS_SHED
+from lrs.http.concurrency_limit import AdaptiveLimit
+from lrs.http.metrics import EVENT_LOOP_LAG, SHED, SHED_LIMIT
 from lrs.http.middleware import Handler, error_response
 from lrs.tasks import cancel_and_wait
 
-__all__ = ["LoopLag", "SheddingBudget", "load_shedding", "overload_reason"]
+__all__ = ["Admission", "LoopLag", "SheddingBudget", "load_shedding", "overload_reason", "retry_after_s"]
 
 NEVER_SHED = frozenset({"/health", "/ready", "/metrics"})
 RETRY_AFTER_S = 1
@@ -55,28 +56,16 @@ class SheddingBudget:
     queue_statements: int
     loop_lag_s: float
     max_in_flight: int = 0
-    latency_s: float = 0.0
 
 
 def overload_reason(
     budget: SheddingBudget, pending_statements: int, loop_lag_s: float, in_flight: int = 0,
-    finished_per_s: float | None = None,
 ) -> tuple[str, str] | None:
-    """Which budget is exceeded ("in_flight", "latency", "queue" or "loop") and how,
-    or None (pure).  ``finished_per_s``: the rate at which this process finishes
-    requests while busy (None: not yet measured)."""
+    """Which fixed budget is exceeded ("in_flight", "queue" or "loop") and how, or None (pure)."""
     if budget.max_in_flight and in_flight >= budget.max_in_flight:
         return "in_flight", (
             f"{in_flight} requests are being served (budget LRS_SHED_MAX_IN_FLIGHT={budget.max_in_flight})"
         )
-    if budget.latency_s and finished_per_s is not None:
-        limit = max(Capacity.BUSY, int(finished_per_s * budget.latency_s))
-        if in_flight >= limit:
-            return "latency", (
-                f"{in_flight} requests are being served, more than finish within "
-                f"{budget.latency_s * 1000:g} ms at {finished_per_s:.0f}/s "
-                f"(budget LRS_SHED_LATENCY_MS={budget.latency_s * 1000:g})"
-            )
     if budget.queue_statements and pending_statements > budget.queue_statements:
         return "queue", (
             f"{pending_statements} statements wait for commit "
@@ -90,17 +79,20 @@ def overload_reason(
     return None
 
 
-MAX_RETRY_AFTER_S = 30
+def limit_reason(limit: AdaptiveLimit) -> str:
+    latency = "" if limit.latency_s is None else f", lately {limit.latency_s * 1000:.0f} ms"
+    return (
+        f"{limit.in_flight} requests are being served, the most that answer within "
+        f"LRS_SHED_LATENCY_MS={limit.target_s * 1000:g}{latency}"
+    )
 
 
-def retry_after_s(shed_per_s: float, finished_per_s: float | None, draw: float) -> int:
+def retry_after_s(spread_s: float, draw: float) -> int:
     """Seconds a refused client should wait (pure; ``draw`` uniform in [0, 1)):
-    uniform over 1..N, N the seconds the process needs to serve the requests
-    it refuses in one (at most MAX_RETRY_AFTER_S); 1 while either rate is unknown."""
-    if not finished_per_s or shed_per_s <= 0:
-        return RETRY_AFTER_S
-    spread = min(MAX_RETRY_AFTER_S, max(1, math.ceil(shed_per_s / finished_per_s)))
-    return 1 + min(spread - 1, int(draw * spread))
+    uniform over 1..``spread_s`` whole seconds, so that refused clients do not
+    all come back at once (:attr:`AdaptiveLimit.retry_spread_s`)."""
+    whole = max(1, int(spread_s))
+    return 1 + min(whole - 1, int(draw * whole))
 
 
 class LoopLag:
@@ -150,62 +142,31 @@ class LoopLag:
                 self.on_tick(now)
 
 
-class InFlight:
-    """Requests of this app being served now."""
+class Admission:
+    """What the middleware consults: the fixed budgets, the adaptive limit
+    (None: off) and the loop's lag; counts the requests in flight."""
 
-    def __init__(self) -> None:
-        self.count = 0
+    def __init__(self, budget: SheddingBudget, limit: AdaptiveLimit | None, loop_lag: LoopLag) -> None:
+        self.budget = budget
+        self.limit = limit
+        self.loop_lag = loop_lag
+        self.in_flight = 0
+        if limit is not None:
+            SHED_LIMIT.set(limit.limit)
 
-
-class Capacity:
-    """How many requests a second this process finishes while it is busy.
-
-    Requests finished are counted in windows of ``window_s``; a window in
-    which at least ``BUSY`` requests were being served at every tick measures
-    what the process can do (an idle window measures only what was asked, and
-    is not used).  The estimate is a moving average of busy windows, so it
-    follows the machine both ways: held at the limit, a process that has
-    become faster finishes more requests a second and the limit rises.
-    """
-
-    BUSY = 32  # requests in flight: fewer are never shed for latency
-
-    def __init__(self, window_s: float = 0.5) -> None:
-        self.window_s = window_s
-        self.finished = 0
-        self.per_s: float | None = None
-        self.shed = 0  # requests refused in this window, busy or not
-        self.shed_per_s = 0.0
-        self._started: float | None = None
-        self._busy = True
-
-    def tick(self, now: float, in_flight: int) -> None:
-        """Called every few ms with the requests in flight now."""
-        if self._started is None:
-            self._started, self.finished, self.shed, self._busy = now, 0, 0, in_flight >= self.BUSY
-            return
-        self._busy = self._busy and in_flight >= self.BUSY
-        elapsed = now - self._started
-        if elapsed < self.window_s:
-            return
-        if self._busy and self.finished:
-            rate = self.finished / elapsed
-            self.per_s = rate if self.per_s is None else 0.5 * self.per_s + 0.5 * rate
-        self.shed_per_s = self.shed / elapsed
-        self._started, self.finished, self.shed, self._busy = now, 0, 0, in_flight >= self.BUSY
+    def tick(self, now: float) -> None:
+        if self.limit is not None and self.limit.tick(now, self.loop_lag.lag_s):
+            SHED_LIMIT.set(self.limit.limit)
 
 
-SHEDDING_BUDGET = web.AppKey("shedding_budget", SheddingBudget)
-IN_FLIGHT = web.AppKey("in_flight", InFlight)
-LOOP_LAG = web.AppKey("loop_lag", LoopLag)
-CAPACITY = web.AppKey("capacity", Capacity)
+ADMISSION = web.AppKey("admission", Admission)
 
 
 async def loop_lag_monitor(app: web.Application) -> AsyncIterator[None]:
-    """Cleanup context: measures the loop's lag (and the capacity, on the same ticks) while the app runs."""
-    monitor, capacity, in_flight = app[LOOP_LAG], app[CAPACITY], app[IN_FLIGHT]
-    monitor.on_tick = lambda now: capacity.tick(now, in_flight.count)
-    task = asyncio.create_task(monitor.run(), name="lrs-loop-lag")
+    """Cleanup context: measures the loop's lag (and closes the limit's windows, on the same ticks)."""
+    admission = app[ADMISSION]
+    admission.loop_lag.on_tick = admission.tick
+    task = asyncio.create_task(admission.loop_lag.run(), name="lrs-loop-lag")
     try:
         yield
     finally:
@@ -213,39 +174,52 @@ async def loop_lag_monitor(app: web.Application) -> AsyncIterator[None]:
 
 
 def install(app: web.Application, settings: object) -> None:
-    """Keeps the budget and the lag monitor on ``app`` (the middleware reads them)."""
-    app[SHEDDING_BUDGET] = SheddingBudget(
+    """Keeps the budgets, the adaptive limit and the lag monitor on ``app`` (the middleware reads them)."""
+    budget = SheddingBudget(
         queue_statements=getattr(settings, "shed_queue_statements"),
         loop_lag_s=getattr(settings, "shed_loop_lag_ms") / 1000.0,
         max_in_flight=getattr(settings, "shed_max_in_flight"),
-        latency_s=getattr(settings, "shed_latency_ms") / 1000.0,
     )
-    app[IN_FLIGHT] = InFlight()
-    app[CAPACITY] = Capacity()
-    app[LOOP_LAG] = LoopLag()
+    target_s = getattr(settings, "shed_latency_ms") / 1000.0
+    limit = None
+    if target_s > 0:
+        limit = AdaptiveLimit(target_s, min_limit=getattr(settings, "shed_min_in_flight"))
+    app[ADMISSION] = Admission(budget, limit, LoopLag())
     app.cleanup_ctx.append(loop_lag_monitor)
+
+
+def _refuse(admission: Admission, reason: str, message: str) -> web.Response:
+    SHED.labels(reason).inc()
+    limit = admission.limit
+    response = error_response(503, f"overloaded: {message}; retry later")
+    if limit is None:
+        response.headers["Retry-After"] = str(RETRY_AFTER_S)
+    else:
+        response.headers["Retry-After"] = str(retry_after_s(limit.retry_spread_s, random.random()))
+    return response
 
 
 @web.middleware
 async def load_shedding(request: web.Request, handler: Handler) -> web.StreamResponse:
-    budget = request.app.get(SHEDDING_BUDGET)
-    if budget is None or request.path in NEVER_SHED:
+    admission = request.app.get(ADMISSION)
+    if admission is None or request.path in NEVER_SHED:
         return await handler(request)
     writer = request.app.get(keys.WRITER)
     pending = writer.pending_statements if writer is not None else 0
-    in_flight = request.app[IN_FLIGHT]
-    capacity = request.app[CAPACITY]
-    overload = overload_reason(budget, pending, request.app[LOOP_LAG].lag_s, in_flight.count, capacity.per_s)
-    if overload is None:
-        in_flight.count += 1
-        try:
-            return await handler(request)
-        finally:
-            in_flight.count -= 1
-            capacity.finished += 1
-    kind, reason = overload
-    REQUESTS_SHED.labels(kind).inc()
-    capacity.shed += 1
-    response = error_response(503, f"overloaded: {reason}; retry later")
-    response.headers["Retry-After"] = str(retry_after_s(capacity.shed_per_s, capacity.per_s, random.random()))
-    return response
+    overload = overload_reason(admission.budget, pending, admission.loop_lag.lag_s, admission.in_flight)
+    limit = admission.limit
+    if overload is not None:
+        if limit is not None:
+            limit.refused()
+        return _refuse(admission, *overload)
+    if limit is not None and not limit.try_acquire():
+        return _refuse(admission, "limit", limit_reason(limit))
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    admission.in_flight += 1
+    try:
+        return await handler(request)
+    finally:
+        admission.in_flight -= 1
+        if limit is not None:
+            limit.release(started, loop.time())

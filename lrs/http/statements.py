@@ -19,7 +19,7 @@ from aiohttp import web
 
 from lrs.auth import Credential
 from lrs.http import keys, multipart
-from lrs.http.metrics import STATEMENTS_ACCEPTED, STATEMENTS_REJECTED
+from lrs.http.metrics import STATEMENTS_ACCEPTED_BY, STATEMENTS_REJECTED
 from lrs.http.middleware import CREDENTIAL, LOG_FIELDS, XAPI_VERSION
 from lrs.ingest.formats import format_statement, parse_accept_language
 from lrs.ingest.prepare import prepare_statements
@@ -138,7 +138,7 @@ async def _append(
         ) from None
     inserted = sum(1 for r in results if r.inserted)
     if inserted:
-        STATEMENTS_ACCEPTED.labels(credential.tenant).inc(inserted)
+        STATEMENTS_ACCEPTED_BY(credential.tenant).inc(inserted)
     request.setdefault(LOG_FIELDS, {}).update(statements=len(results), inserted=inserted)
     return results
 

@@ -46,6 +46,7 @@ log = structlog.get_logger("lrs.nats.bus")
 # values stripped, CR and LF in values replaced by spaces.  The keys the
 # relay sends are known to be valid as they are.
 _HEADER_LINE = b"NATS/1.0\r\n"
+_HEADER_TEXT = _HEADER_LINE.decode()
 _HEADER_KEY = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 
 _CHECKED_KEYS = frozenset(HEADERS)
@@ -64,7 +65,7 @@ class PublishResult:
 def hpub_frame(message: OutgoingMessage) -> bytes:
     """The protocol frame ``publish(subject, data, headers=headers)`` sends,
     byte for byte (no reply subject)."""
-    lines = [_HEADER_LINE]
+    lines = [_HEADER_TEXT]
     for key, value in message.headers.items():
         if key not in _CHECKED_KEYS:
             key = key.strip()
@@ -75,12 +76,13 @@ def hpub_frame(message: OutgoingMessage) -> bytes:
         value = value.strip()
         if "\r" in value or "\n" in value:  # str.translate costs more than the rest of the frame
             value = value.replace("\r", " ").replace("\n", " ")
-        lines.append(f"{key}: {value}\r\n".encode())
-    lines.append(b"\r\n")
-    header = b"".join(lines)
-    return b"HPUB %s  %d %d\r\n%s%s\r\n" % (
-        message.subject.encode(), len(header), len(header) + len(message.data), header, message.data,
-    )
+        lines.append(f"{key}: {value}\r\n")
+    lines.append("\r\n")
+    header = "".join(lines).encode()  # one encode for the block, not one per line
+    return b"".join((
+        b"HPUB %s  %d %d\r\n" % (message.subject.encode(), len(header), len(header) + len(message.data)),
+        header, message.data, b"\r\n",
+    ))
 
 
 def load_stream_config(path: Traversable = STREAM_SCHEMA, *, replicas: int | None = None) -> api.StreamConfig:
@@ -288,13 +290,18 @@ class Bus:
     async def ensure_consumer(self, config: api.ConsumerConfig) -> api.ConsumerInfo:
         return await self._jetstream().add_consumer(self.stream_name, config)
 
-    async def last_position(self) -> int:
-        """``Lrs-Position`` of the stream's last message, or 0 for an empty stream."""
+    async def last_position(self) -> int | None:
+        """``Lrs-Position`` of the stream's last message; 0 for a stream that
+        never held one (new, or wiped); None for one whose messages are all
+        gone by its limits (``max_age``): it held them, so nothing is missing,
+        but it cannot say up to where."""
         js = self._jetstream()
         info = await js.stream_info(self.stream_name)
         self._known_last_seq = info.state.last_seq
-        if info.state.messages == 0 or info.state.last_seq == 0:
+        if info.state.last_seq == 0:
             return 0
+        if info.state.messages == 0:
+            return None
         msg = await js.get_msg(self.stream_name, seq=info.state.last_seq)
         value = (msg.headers or {}).get(POSITION_HEADER)
         if value is None or not (value.isascii() and value.isdigit()):

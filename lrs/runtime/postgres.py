@@ -69,6 +69,19 @@ DEFAULT_SETTINGS: Mapping[str, str] = {
 }
 
 
+def wal_compression(bin_dir: Path) -> str:
+    """The best ``wal_compression`` the server in ``bin_dir`` supports: lz4
+    (cheap on CPU) when it was built with it, else pglz (the PyPI server's
+    build has neither lz4 nor zstd).  Full-page images are most of the WAL a
+    busy store writes after each checkpoint (bench/storage.py --checkpoint-every)."""
+    try:
+        configure = subprocess.run([str(bin_dir / "pg_config"), "--configure"], capture_output=True, text=True,
+                                   check=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return "pglz"
+    return "lz4" if "--with-lz4" in configure else "pglz"
+
+
 def find_bin_dir() -> Path:
     """Locate a directory holding ``initdb`` and ``postgres``."""
     candidates: list[Path] = []
@@ -161,7 +174,9 @@ class EmbeddedPostgres:
         self.socket_dir = self._prepare_socket_dir()
 
         argv = [str(bin_dir / "postgres"), "-D", str(self.pgdata), "-k", str(self.socket_dir), "-p", str(PORT)]
-        for name, value in self.settings.items():
+        settings = self.settings if "wal_compression" in self.settings else {
+            **self.settings, "wal_compression": wal_compression(bin_dir)}
+        for name, value in settings.items():
             argv += ["-c", f"{name}={value}"]
         log.info("postgres_starting", data_dir=str(self.pgdata), socket_dir=str(self.socket_dir), bin_dir=str(bin_dir))
         self._proc = await spawn(argv, log_path=self.log_path, death_signal=signal.SIGINT, run_as=self._run_as)

@@ -33,6 +33,7 @@ from lrs.documents.activities import (
     merge_definition,
 )
 from lrs.documents.agents import agent_names_in
+from lrs.payload_codec import open_payload
 from lrs.store.credentials import fetch_credential
 
 __all__ = ["agent_names", "catch_up_definitions", "get_definition", "write_definitions"]
@@ -40,10 +41,12 @@ __all__ = ["agent_names", "catch_up_definitions", "get_definition", "write_defin
 SELECT_CHECKPOINT_FOR_UPDATE = "SELECT position FROM activity_definitions_checkpoint WHERE singleton FOR UPDATE"
 UPDATE_CHECKPOINT = "UPDATE activity_definitions_checkpoint SET position = $1 WHERE singleton"
 SELECT_LOG_POSITION = "SELECT position FROM log_head WHERE singleton"
+# A compressed payload (lrs/payload_codec.py) cannot be searched in SQL:
+# those are read and searched once opened.
 SELECT_DEFINING_EVENTS = """
 SELECT position, tenant, payload FROM events
 WHERE position > $1 AND position <= $2 AND event_type = 'statement'
-  AND position('"definition"'::bytea IN payload) > 0
+  AND (position('"definition"'::bytea IN payload) > 0 OR substring(payload FROM 1 FOR 4) = '\\x28b52ffd'::bytea)
 ORDER BY position LIMIT $3
 """
 SELECT_DEFINITION = "SELECT definition FROM activity_definitions WHERE tenant = $1 AND activity_id = $2"
@@ -71,6 +74,7 @@ ORDER BY s.position DESC LIMIT $3
 """
 
 _decode = msgspec.json.Decoder().decode
+DEFINITION_KEY = b'"definition"'
 _encode = msgspec.json.Encoder().encode
 
 Pool = asyncpg.Pool | asyncpg.Connection
@@ -81,16 +85,22 @@ async def get_definition(pool: Pool, tenant: str, activity_id: str) -> dict[str,
     return None if data is None else _decode(data)
 
 
-async def write_definitions(conn: asyncpg.Connection, updates: list[DefinitionUpdate], through: int) -> int:
+async def write_definitions(
+    conn: asyncpg.Connection, updates: list[DefinitionUpdate], through: int, *, checkpoint_moved: bool = False
+) -> int:
     """Merge ``updates`` (log order) into the canonical definitions and move the
     checkpoint to ``through`` (the group's head), inside the caller's
     transaction; returns the number of definitions changed.
 
     The checkpoint moves first: its row lock waits for a start-up catch-up in
-    another process to finish, so the two never merge the same rows at once."""
+    another process to finish, so the two never merge the same rows at once.
+    ``checkpoint_moved``: the caller already moved it to ``through`` in an
+    earlier statement of the same transaction (the statement writer does, in
+    the statement that appends the group, saving a round trip)."""
     if not updates:
         return 0
-    await conn.execute(ADVANCE_CHECKPOINT, through)
+    if not checkpoint_moved:
+        await conn.execute(ADVANCE_CHECKPOINT, through)
     slots = sorted({(u.tenant, u.activity_id) for u in updates})
     rows = await conn.fetch(SELECT_DEFINITIONS_FOR_UPDATE, [t for t, _ in slots], [a for _, a in slots])
     current = {(r["tenant"], r["activity_id"]): _decode(r["definition"]) for r in rows}
@@ -126,8 +136,11 @@ async def _fold(conn: asyncpg.Connection, rows: list[asyncpg.Record], authority_
     definers: dict[tuple[str, str], bool] = {}
     changed: dict[tuple[str, str], tuple[dict[str, Any], int]] = {}
     for row in rows:
+        payload = open_payload(row["payload"])
+        if DEFINITION_KEY not in payload:
+            continue
         tenant = row["tenant"]
-        statement = _decode(row["payload"])
+        statement = _decode(payload)
         key = authority_credential_key(statement, authority_home)
         if key is None:
             continue
@@ -160,7 +173,7 @@ async def agent_names(
     (``learner_keys``: statements are stored sealed, docs/privacy.md)."""
     names: list[str] = []
     stored_key = agent_key if learner_keys is None else learner_keys.pseudonym_key(tenant, agent_key)
-    payloads = [row["payload"] for row in await pool.fetch(SELECT_AGENT_STATEMENTS, tenant, stored_key, limit)]
+    payloads = [open_payload(row["payload"]) for row in await pool.fetch(SELECT_AGENT_STATEMENTS, tenant, stored_key, limit)]
     if learner_keys is not None:
         payloads = await learner_keys.open_payloads(tenant, payloads)
     for payload in payloads:

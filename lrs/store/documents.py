@@ -25,6 +25,7 @@ import asyncpg
 from lrs.documents.events import DOCUMENT_EVENT, document_event_payload
 from lrs.documents.model import DocumentKey, DocumentSet, NewVersion, StoredDocument
 from lrs.eventlog import ONE_MICROSECOND, event_hash
+from lrs.payload_codec import store_payload
 from lrs.store.ids import TimeOrderedUuids
 
 __all__ = ["DocumentStore", "WriteResult"]
@@ -187,7 +188,7 @@ class DocumentStore:
             event_id = self._new_event_id()
             digest = event_hash(prev_hash, position, event_id, tenant, DOCUMENT_EVENT, stored, payload)
             await conn.execute(
-                INSERT_EVENT, position, event_id, tenant, DOCUMENT_EVENT, stored, payload, prev_hash, digest
+                INSERT_EVENT, position, event_id, tenant, DOCUMENT_EVENT, stored, store_payload(payload), prev_hash, digest
             )
             appended.append((position, stored))
             prev_hash, last_stored = digest, stored

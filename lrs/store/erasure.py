@@ -31,6 +31,7 @@ from typing import Any
 import asyncpg
 import msgspec
 
+from lrs.payload_codec import open_payload
 from lrs.privacy.seal import identifier
 from lrs.store.event_append import append_events
 from lrs.store.learner_keys import ERASE_KEYS, SELECT_ANY_KEY, LearnerKeys
@@ -55,7 +56,9 @@ LIMIT 1
 """
 # The learner's own Statements (as actor or Agent object) that may carry
 # attachments; their payloads are decoded here, not as jsonb, which refuses a
-# string holding U+0000 (``\u0000``) that a Statement may hold.
+# string holding U+0000 (``\u0000``) that a Statement may hold.  A payload
+# holding "attachments" is never kept compressed (lrs/payload_codec.py), so
+# these searches of the stored bytes find every Statement with attachments.
 SELECT_ATTACHMENT_PAYLOADS = """
 SELECT e.payload
 FROM statements s
@@ -187,7 +190,7 @@ async def erase_learner(
         attachments = 0
         filter_keys = ["A:" + key for key in stored_keys]
         rows = await conn.fetch(SELECT_ATTACHMENT_PAYLOADS, tenant, filter_keys)
-        payloads = [bytes(found["payload"]) for found in rows]
+        payloads = [open_payload(found["payload"]) for found in rows]
         for sha2 in attachment_hashes(payloads):
             if not await conn.fetchval(SELECT_SHARED, tenant, filter_keys, sha2):
                 attachments += int((await conn.execute(DELETE_ATTACHMENT, tenant, sha2)).split()[-1])

@@ -55,6 +55,8 @@ async def append_events(
         stored = now if last_stored is None or now > last_stored else last_stored + ONE_MICROSECOND
         event_id = new_event_id()
         digest = event_hash(prev_hash, position, event_id, tenant, event_type, stored, payload)
+        # Kept as JSON, never compressed (lrs/payload_codec.py): these events are
+        # few, and erasure searches the roster and identity ones in SQL.
         await conn.execute(INSERT_EVENT, position, event_id, tenant, event_type, stored, payload, prev_hash, digest)
         appended.append((position, stored))
         prev_hash, last_stored = digest, stored

@@ -17,6 +17,7 @@ from typing import Any, Sequence
 import asyncpg
 
 from lrs.identities import IDENTITY_EVENT, IdentityConflict, check_link, check_unlink, identity_payload, parse_identity_payload
+from lrs.payload_codec import open_payload
 from lrs.store.event_append import append_events
 from lrs.store.learner_refs import SealedRefs, seal_refs
 
@@ -168,7 +169,7 @@ async def rebuild_links(conn: asyncpg.Connection, through: int) -> dict[tuple[st
     rows: dict[tuple[str, str], list[Any]] = {}  # current row per (tenant, identifier)
     ended: list[list[Any]] = []
     for r in await conn.fetch(SELECT_IDENTITY_EVENTS, through):
-        op, person, identifiers = parse_identity_payload(bytes(r["payload"]))
+        op, person, identifiers = parse_identity_payload(open_payload(r["payload"]))
         for identifier in identifiers:
             key = (r["tenant"], identifier)
             if op == "link":

@@ -11,6 +11,7 @@ from typing import AsyncIterator
 import asyncpg
 
 from lrs.eventlog import EventRecord
+from lrs.payload_codec import DamagedPayload, open_payload
 
 SELECT_AFTER = """
 SELECT position, event_id, tenant, event_type, statement_id, stored, payload, prev_hash, hash
@@ -28,8 +29,20 @@ Pool = asyncpg.Pool | asyncpg.Connection
 def _record(row: asyncpg.Record) -> EventRecord:
     return EventRecord(
         row["position"], row["event_id"], row["tenant"], row["event_type"],
-        row["statement_id"], row["stored"], row["payload"], row["prev_hash"], row["hash"],
+        row["statement_id"], row["stored"], _payload(row["payload"]), row["prev_hash"], row["hash"],
     )
+
+
+def _payload(stored: bytes) -> bytes:
+    """The canonical JSON of a row's payload.  A damaged frame is an altered
+    row: its stored bytes are given as they are, which do not hash to the
+    event's hash, so verifying the chain reports its position (and a
+    consumer refuses the event) instead of stopping on it.  An unknown
+    dictionary still raises: the row may be intact, read by an older lrs."""
+    try:
+        return open_payload(stored)
+    except DamagedPayload:
+        return stored
 
 
 async def read_events_after(pool: Pool, position: int, limit: int) -> list[EventRecord]:

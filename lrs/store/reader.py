@@ -20,10 +20,12 @@ import asyncpg
 
 from lrs.batching import ACTIVITY_KEY, AGENT_KEY, AUTHORITY_KEY, RELATED_ACTIVITY_KEY, RELATED_AGENT_KEY
 from lrs.ingest.query import StatementQuery
+from lrs.payload_codec import open_payload
 
 # A statement's stored JSON is the payload of its event (same position),
 # fetched for each selected row by a subquery, so that the plans choosing the
-# rows stay those of the read model alone.
+# rows stay those of the read model alone.  It may be kept compressed
+# (lrs/payload_codec.py): every payload read is opened with open_payload.
 _PAYLOAD = "(SELECT e.payload FROM events e WHERE e.position = s.position) AS payload"
 SELECT_ONE = f"""
 SELECT {_PAYLOAD} FROM statements s
@@ -81,10 +83,12 @@ async def get_statement(
     only statements that are not voided, ``voided=True`` (voidedStatementId)
     only voided ones; with ``authority`` (an IFI key) only one with that authority."""
     if authority is not None:
-        return await pool.fetchval(
+        stored = await pool.fetchval(
             SELECT_ONE_WITH_AUTHORITY, tenant, statement_id, voided, AUTHORITY_KEY + authority
         )
-    return await pool.fetchval(SELECT_ONE, tenant, statement_id, voided)
+    else:
+        stored = await pool.fetchval(SELECT_ONE, tenant, statement_id, voided)
+    return None if stored is None else open_payload(stored)
 
 
 def _key_match(
@@ -243,4 +247,4 @@ async def query_statements(
     has_more = len(rows) > limit
     rows = rows[:limit]
     last = rows[-1]["position"] if rows else None
-    return [row["payload"] for row in rows], last, has_more
+    return [open_payload(row["payload"]) for row in rows], last, has_more

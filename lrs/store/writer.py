@@ -47,11 +47,12 @@ from lrs.batching import (
     plan_group,
     statement_form,
 )
-from lrs.documents.activities import DefinitionUpdate, definition_updates
+from lrs.documents.activities import DefinitionUpdate, definition_updates, drop_repeated_definitions
 from lrs.eventlog import ONE_MICROSECOND
 from lrs.ingest.model import PreparedStatement
+from lrs.payload_codec import open_payload, store_payloads
 from lrs.store.activities import write_definitions
-from lrs.store.commit_notifications import NOTIFY_HEAD
+from lrs.store.commit_notifications import LOG_CHANNEL
 from lrs.store.ids import TimeOrderedUuids
 
 __all__ = ["AppendResult", "StatementWriter", "WriterClosedError"]
@@ -120,9 +121,18 @@ WITH new_events AS (
               registration, voided, voids, statement_ref)
 ), new_head AS (
     UPDATE log_head SET position = $16, hash = $17, stored = $18 WHERE singleton
+), definitions_checkpoint AS (
+    UPDATE activity_definitions_checkpoint SET position = GREATEST(position, $16)
+    WHERE singleton AND $19::bool
 )
-SELECT 1
-"""
+SELECT CASE WHEN $20::bool THEN pg_notify('%s', $16::text) END
+""" % LOG_CHANNEL
+# $19: the group carries Activity Definitions of a defining sender, so the
+# definitions' checkpoint moves to the new head in this statement, before
+# write_definitions locks and merges the rows (lrs.store.activities explains
+# the order).  $20: other processes append to the log too, so the commit is
+# announced (lrs.store.commit_notifications; delivered at COMMIT).  Each was
+# a round trip of its own per group.
 
 # Groups of at least this many statements look up what they touch before
 # taking the head lock (see _write).
@@ -311,11 +321,15 @@ class StatementWriter:
                 await self._wakeup.wait()
                 continue
             if self._wait and not self._closing and self._queued_statements < self._max:
+                # Until the queue is full or the wait is over, whichever comes
+                # first.  A timer that sets the event, not asyncio.wait_for,
+                # which made and cancelled a task for every group.
                 self._full.clear()
+                timer = asyncio.get_running_loop().call_later(self._wait, self._full.set)
                 try:
-                    await asyncio.wait_for(self._full.wait(), self._wait)
-                except TimeoutError:
-                    pass
+                    await self._full.wait()
+                finally:
+                    timer.cancel()
             group = self._take_group()
             if group:
                 await self._commit_group(group)
@@ -418,15 +432,15 @@ class StatementWriter:
                 if plan.head is None:
                     return plan  # nothing new: only duplicates and errors
                 self._committing_min_stored = plan.new[0].event.stored
-                await conn.execute(INSERT_GROUP, *_group_columns(plan))
-                if self._shared_log:  # the relay runs in another process: wake it at commit
-                    await conn.execute(NOTIFY_HEAD, str(plan.head.position))
+                updates = _definition_updates(requests, plan)
+                # The relay of a shared log runs in another process: the statement wakes it at commit.
+                await conn.execute(INSERT_GROUP, *_group_columns(plan), bool(updates), self._shared_log)
                 by_tenant: dict[str, list[uuid.UUID]] = defaultdict(list)
                 for tenant, statement_id in plan.newly_voided:
                     by_tenant[tenant].append(statement_id)
                 for tenant, ids in by_tenant.items():
                     await conn.execute(UPDATE_VOIDED, tenant, ids)
-                await write_definitions(conn, _definition_updates(requests, plan), plan.head.position)
+                await write_definitions(conn, updates, plan.head.position, checkpoint_moved=True)
         return plan
 
 
@@ -447,11 +461,12 @@ def _definition_updates(requests: list[AppendRequest], plan: GroupPlan) -> list[
     defining = {id(s) for request in requests if request.defines for s in request.statements}
     if not defining:
         return []
-    return definition_updates(
+    updates = definition_updates(
         (new.event.tenant, new.statement.body, new.event.position)
         for new in plan.new
         if id(new.statement) in defining
     )
+    return drop_repeated_definitions(updates)
 
 
 _Lookups = dict[str, tuple[list[uuid.UUID], list[uuid.UUID]]]
@@ -485,7 +500,7 @@ async def _fetch_touched(
             rows = await conn.fetch(SELECT_TOUCHED_BETWEEN, tenant, wanted, *between)
         found.extend(
             ExistingStatement(
-                tenant, r["statement_id"], _decode_json(r["payload"]), r["voids"],
+                tenant, r["statement_id"], _decode_json(open_payload(r["payload"])), r["voids"],
                 r["voided"], r["stored"], r["position"],
             )
             for r in rows
@@ -505,7 +520,7 @@ def _group_columns(plan: GroupPlan) -> tuple[list, ...]:
         [e.event_type for e in events],
         [e.statement_id for e in events],
         [e.stored for e in events],
-        [e.payload for e in events],
+        store_payloads([e.payload for e in events]),
         [e.prev_hash for e in events],
         [e.hash for e in events],
         [s.verb_id for s in statements],

@@ -89,7 +89,13 @@ _LANGTAG = (
     r"|[Ii]-(?:ami|bnn|default|enochian|hak|klingon|lux|mingo|navajo|pwn|tao|tay|tsu)"
     r"|[Ss][Gg][Nn]-(?:BE-FR|BE-NL|CH-DE)"
 )
-LANGTAG_PATTERN = _register(_LANGTAG, "an RFC 5646 language tag (e.g. en-US)")
+# Applied with a shortcut for the common form first (two lower-case letters,
+# maybe a hyphen and two upper-case ones: en, en-US, vi-VN), which is a tag of
+# the full rule, so the language is the same for less time a tag; the schemas
+# publish the rule alone (PUBLISHED_PATTERNS).
+_COMMON_LANGTAG = r"[a-z]{2}(?:-[A-Z]{2})?"
+LANGTAG_PATTERN = _register(f"{_COMMON_LANGTAG}|{_LANGTAG}", "an RFC 5646 language tag (e.g. en-US)")
+PUBLISHED_PATTERNS[LANGTAG_PATTERN] = _anchored(_LANGTAG)
 
 # ISO 8601 combined date and time, extended or basic format, optional zone.
 _TS_EXTENDED = (
@@ -103,10 +109,16 @@ _TS_BASIC = (
     r"(?P<z2>[Zz]|(?P<sign2>[+-])(?P<oh2>[0-9]{2})(?P<om2>[0-9]{2})?)?"
 )
 _strip_groups = re.compile(r"\?P<[a-z0-9]+>")
+# Applied with a shortcut for the form most clients send (UTC, seconds, an
+# optional fraction), a timestamp of the extended rule: the same language in
+# less time; the schemas publish the rules alone (PUBLISHED_PATTERNS).
+_COMMON_TIMESTAMP = r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]+)?Z"
+_TIMESTAMP_RULES = _strip_groups.sub("", _TS_EXTENDED) + "|" + _strip_groups.sub("", _TS_BASIC)
 TIMESTAMP_PATTERN = _register(
-    _strip_groups.sub("", _TS_EXTENDED) + "|" + _strip_groups.sub("", _TS_BASIC),
+    f"{_COMMON_TIMESTAMP}|{_TIMESTAMP_RULES}",
     "an ISO 8601 timestamp with date and time (e.g. 2024-01-31T12:00:00.000Z)",
 )
+PUBLISHED_PATTERNS[TIMESTAMP_PATTERN] = _anchored(_TIMESTAMP_RULES)
 _TIMESTAMP = re.compile(_anchored(_TS_EXTENDED + "|" + _TS_BASIC))
 
 _NUM = r"[0-9]+(?:[.,][0-9]+)?"

@@ -22,7 +22,7 @@ validator accepts bad escapes and spaces.  Per-statement cost:
 
 from __future__ import annotations
 
-__all__ = ["IRI_BODY", "IRI_BODY_FAST", "iri_body"]
+__all__ = ["COMMON_HTTP_IRI", "IRI_BODY", "IRI_BODY_FAST", "iri_body"]
 
 # Each set of allowed characters is written as a negated class (what is NOT
 # allowed): the same set as RFC 3987's ranges, but a generator such as
@@ -138,6 +138,14 @@ _IPV6 = "(?:" + "|".join(
 ) + ")"
 _IPVFUTURE = "[vV][0-9A-Fa-f]+\\.[A-Za-z0-9\\-._~!$&'()*+,;=:]+"
 
+# The IRIs most statements carry (verbs, activity types and ids): http or
+# https, a host of letters, digits, dots and hyphens, a path of unreserved
+# characters and slashes, nothing else.  Each is an IRI of the grammar above
+# (a reg-name and segments of unreserved characters), so trying this first
+# changes no answer, only the time: a third less per IRI (bench/iri.py).
+# Anything else, or more (a query, an escape, a port), goes to the grammar.
+COMMON_HTTP_IRI = "https?+://[A-Za-z0-9.\\-]++(?:/[A-Za-z0-9._~/\\-]*+)?+"
+
 # Published (JSON Schema, OpenAPI) and applied (msgspec, is_iri): one language.
 IRI_BODY = iri_body(possessive=False)
-IRI_BODY_FAST = iri_body(possessive=True)
+IRI_BODY_FAST = f"{COMMON_HTTP_IRI}$(?!\\n)|{iri_body(possessive=True)}"

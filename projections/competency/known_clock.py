@@ -27,6 +27,7 @@ from typing import Sequence
 
 import asyncpg
 
+from lrs.payload_codec import open_payload
 from projections.competency.catalog import Catalog
 from projections.competency.frameworks import Program
 from projections.competency.model import RULE_VERSION, LearnerEvent, StatementVoided
@@ -124,7 +125,7 @@ async def certified_by_refold(
         chunk = list(learners[start : start + CHUNK])
         events: dict[str, list[LearnerEvent]] = {learner: [] for learner in chunk}
         for row in await conn.fetch(SELECT_EVIDENCE_EVENTS, tenant, chunk, position):
-            meaning = interpret_stored(bytes(row["payload"]), catalog)
+            meaning = interpret_stored(open_payload(row["payload"]), catalog)
             if meaning is not None and not isinstance(meaning, StatementVoided):
                 events[row["learner"]].append(meaning)
         for row in await conn.fetch(SELECT_VOIDS_BEFORE, tenant, chunk, position):

@@ -116,6 +116,41 @@ _LEVEL_RANK = attrgetter("level_rank")
 _UTC_SHAPE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.(\d{1,6}))?(?:Z|z|\+00:00)")
 
 
+# Memos of pure functions of what statements repeat: a client's statements
+# share their authority, a session's its actor.  Each is emptied when it
+# reaches MEMO_LIMIT entries.
+MEMO_LIMIT = 8192
+_LEARNERS: dict[bytes, str | None] = {}
+_PLATFORMS: dict[bytes, str | None] = {}
+
+
+def _learner(actor: bytes) -> str | None:
+    """The learner key of a statement's actor (its JSON bytes)."""
+    try:
+        return _LEARNERS[actor]
+    except KeyError:
+        pass
+    learner = ifi_key(decode_json_value(actor))
+    if len(_LEARNERS) >= MEMO_LIMIT:
+        _LEARNERS.clear()
+    _LEARNERS[actor] = learner
+    return learner
+
+
+def _authority_platform(authority: bytes) -> str | None:
+    """The IFI key of a statement's authority (its JSON bytes), when it is an object."""
+    try:
+        return _PLATFORMS[authority]
+    except KeyError:
+        pass
+    value = decode_json_value(authority)
+    platform = ifi_key(value) if isinstance(value, dict) else None
+    if len(_PLATFORMS) >= MEMO_LIMIT:
+        _PLATFORMS.clear()
+    _PLATFORMS[authority] = platform
+    return platform
+
+
 def normalise_timestamp(value: str) -> str:
     """An xAPI timestamp as UTC ``YYYY-MM-DDTHH:MM:SS.ffffffZ`` (sortable text).
 
@@ -158,7 +193,7 @@ def interpret_stored(payload: bytes, catalog: Catalog) -> LearnerEvent | None:
     completed = (result is not None and result.completion is True) or verb in _MEANS_COMPLETION
     if judged is None and not completed and score is None:
         return None  # launched, initialized, terminated...: nothing judged, completed or scored
-    learner = ifi_key(decode_json_value(statement.actor))
+    learner = _learner(bytes(statement.actor))
     if learner is None:
         return None
     context = statement.context
@@ -177,8 +212,7 @@ def interpret_stored(payload: bytes, catalog: Catalog) -> LearnerEvent | None:
     timestamp = normalise_timestamp(when)
     stored = normalise_timestamp(statement.stored) if statement.stored else timestamp
     if platform is None and statement.authority:
-        authority = decode_json_value(statement.authority)
-        platform = ifi_key(authority) if isinstance(authority, dict) else None
+        platform = _authority_platform(bytes(statement.authority))
 
     evidence: dict[tuple[str, str | None, str], Evidence] = {}
     for activity, target in targets:
@@ -279,48 +313,67 @@ def fold_competency(competency: str, evidence: Iterable[Evidence]) -> Competency
 
 def _fold_ordered(competency: str, ordered: list[Evidence]) -> CompetencyState:
     """:func:`fold_competency` of evidence of ``competency`` that is already
-    in order and without duplicates (as a learner's state keeps it)."""
+    in order and without duplicates (as a learner's state keeps it).
+
+    It runs for every competency a batch touches (a replay: every
+    competency of every learner), mostly over one or two pieces of
+    evidence, so it keeps to plain locals and builds each attainment once."""
     statements: set[str] = set()
     best: float | None = None
     latest: float | None = None
-    # (level, activity, registration, move_on) -> [first passed id, first completed id]
-    progress: dict[tuple[str | None, str, str | None, str], list[str | None]] = {}
-    # the same tracks by stored time: [earliest passed stored, earliest completed stored]
-    known: dict[tuple[str | None, str, str | None, str], list[str | None]] = {}
-    attained: dict[str | None, LevelAttainment] = {}
+    # (level, activity, registration, move_on) -> [first passed id, first completed id,
+    # earliest passed stored, earliest completed stored]
+    tracks: dict[tuple[str | None, str, str | None, str], list[str | None]] = {}
+    # level -> (level_rank, achieved_at, statement ids)
+    attained: dict[str | None, tuple[int, str, tuple[str, ...]]] = {}
     for e in ordered:
-        statements.add(e.statement_id)
-        if e.score is not None:
-            latest = e.score
-            best = e.score if best is None else max(best, e.score)
-        key = (e.level, e.activity, e.registration, e.move_on)
-        track = progress.setdefault(key, [None, None])
-        seen = known.setdefault(key, [None, None])
+        statement_id = e.statement_id
+        statements.add(statement_id)
+        score = e.score
+        if score is not None:
+            latest = score
+            if best is None or score > best:
+                best = score
+        level = e.level
+        move_on = e.move_on
+        key = (level, e.activity, e.registration, move_on)
+        track = tracks.get(key)
+        if track is None:
+            track = tracks[key] = [None, None, None, None]
         if e.passed:
-            seen[0] = e.stored if seen[0] is None or e.stored < seen[0] else seen[0]
+            stored = e.stored
+            if track[2] is None or stored < track[2]:
+                track[2] = stored
+            if track[0] is None:
+                track[0] = statement_id
         if e.completed:
-            seen[1] = e.stored if seen[1] is None or e.stored < seen[1] else seen[1]
-        if e.passed and track[0] is None:
-            track[0] = e.statement_id
-        if e.completed and track[1] is None:
-            track[1] = e.statement_id
-        if e.level in attained:
+            stored = e.stored
+            if track[3] is None or stored < track[3]:
+                track[3] = stored
+            if track[1] is None:
+                track[1] = statement_id
+        if level in attained:
             continue
-        met_by = _move_on_met(e.move_on, track[0], track[1])
+        met_by = _move_on_met(move_on, track[0], track[1])
         if met_by is not None:
-            attained[e.level] = LevelAttainment(
-                level=e.level, level_rank=e.level_rank, achieved_at=e.timestamp, statement_ids=met_by
-            )
-    # Reached levels stay reached as evidence is added, so the first stored
-    # time a track met its criterion is when the LRS knew the level.
-    level_known: dict[str | None, str] = {}
-    for (level, _, _, move_on), (passed_at, completed_at) in known.items():
-        met_at = _move_on_known(move_on, passed_at, completed_at)
-        if met_at is not None and (level not in level_known or met_at < level_known[level]):
-            level_known[level] = met_at
-    attainments = tuple(sorted(
-        (msgspec.structs.replace(a, known_at=level_known[a.level]) for a in attained.values()), key=_LEVEL_RANK
-    ))
+            attained[level] = (e.level_rank, e.timestamp, met_by)
+    attainments: tuple[LevelAttainment, ...] = ()
+    if attained:
+        # Reached levels stay reached as evidence is added, so the first stored
+        # time a track met its criterion is when the LRS knew the level.
+        level_known: dict[str | None, str] = {}
+        for (level, _, _, move_on), track in tracks.items():
+            met_at = _move_on_known(move_on, track[2], track[3])
+            if met_at is not None and (level not in level_known or met_at < level_known[level]):
+                level_known[level] = met_at
+        attainments = tuple(sorted(
+            (
+                LevelAttainment(level=level, level_rank=rank, achieved_at=at, statement_ids=ids,
+                                known_at=level_known[level])
+                for level, (rank, at, ids) in attained.items()
+            ),
+            key=_LEVEL_RANK,
+        ))
     top = attainments[-1] if attainments else None  # one attainment per level: the ranks differ
     return CompetencyState(
         competency=competency,
@@ -331,7 +384,7 @@ def _fold_ordered(competency: str, ordered: list[Evidence]) -> CompetencyState:
         evidence_count=len(statements),
         first_evidence_at=ordered[0].timestamp if ordered else None,
         last_evidence_at=ordered[-1].timestamp if ordered else None,
-        first_mastered_at=min(a.achieved_at for a in attainments) if attainments else None,
+        first_mastered_at=min([a.achieved_at for a in attainments]) if attainments else None,
         attainments=attainments,
         rule_version=RULE_VERSION,
     )

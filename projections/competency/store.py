@@ -87,13 +87,19 @@ INSERT INTO competency_learners (tenant, learner, state, position)
 SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[], $4::bigint[])
 ON CONFLICT (tenant, learner) DO UPDATE SET state = EXCLUDED.state, position = EXCLUDED.position
 """
+# A learner's rows are found through the primary key's (tenant, learner)
+# prefix, the competency compared after (OFFSET 0 keeps it out of the lookup):
+# with the competency in the lookup, PostgreSQL could pick the index on
+# (tenant, competency, status) and filter every learner of that competency
+# (it did, on tables whose statistics were stale: 0.9 ms a key at 20,000
+# learners, growing with them; 0.02 ms this way).
 DELETE_STATE_ROWS = """
 DELETE FROM competency_states WHERE ctid IN (
     SELECT s.ctid FROM unnest($1::text[], $2::text[], $3::text[]) AS w(tenant, learner, competency)
     CROSS JOIN LATERAL (
-        SELECT ctid FROM competency_states
-        WHERE tenant = w.tenant AND learner = w.learner AND competency = w.competency LIMIT 1
+        SELECT ctid, competency FROM competency_states WHERE tenant = w.tenant AND learner = w.learner OFFSET 0
     ) AS s
+    WHERE s.competency = w.competency
 )
 """
 DELETE_CERTIFICATIONS = """

@@ -31,6 +31,7 @@ from typing import Any, AsyncIterator, Callable, Iterable, Sequence
 
 import asyncpg
 
+from lrs.payload_codec import open_payload
 from lrs.store import identities
 from lrs.store.event_append import append_events
 from lrs.store.learner_refs import seal_refs
@@ -435,7 +436,7 @@ async def rebuild_dropped(conn: asyncpg.Connection, through: int) -> int:
     of the log up to ``through`` (a replay under policy ``drop``); the events read."""
     rows = {}
     for r in await conn.fetch(SELECT_ERASURE_EVENTS, through):
-        rows.setdefault((r["tenant"], erased_learner(bytes(r["payload"]))), r["position"])
+        rows.setdefault((r["tenant"], erased_learner(open_payload(r["payload"]))), r["position"])
     await conn.copy_records_to_table(
         "units_dropped_learners", records=[(t, l, p) for (t, l), p in rows.items()],
         columns=["tenant", "learner", "erased_position"],
@@ -551,7 +552,7 @@ async def rebuild_roster(conn: asyncpg.Connection, through: int) -> int:
     fold = RosterFold()
     count = 0
     for r in await conn.fetch(SELECT_ROSTER_EVENTS, through):  # (not in a transaction: no cursor)
-        fold.add(r["position"], r["stored"], r["tenant"], bytes(r["payload"]))
+        fold.add(r["position"], r["stored"], r["tenant"], open_payload(r["payload"]))
         count += 1
     await conn.copy_records_to_table("units", records=fold.unit_rows(), columns=["tenant", "unit_id", "parent_id", "kind", "name"])
     for tenant in sorted({t for t, _ in fold.units}):
@@ -643,7 +644,7 @@ async def sealed_learners(conn: asyncpg.Connection | asyncpg.Pool, rows: Sequenc
     wanted = {r.membership.learner for r in rows}
     sealed: dict[str, str] = {}
     for r in await conn.fetch(SELECT_ROSTER_PAYLOADS, positions):
-        for learner, text in sealed_of(bytes(r["payload"])).items():
+        for learner, text in sealed_of(open_payload(r["payload"])).items():
             if learner in wanted:
                 sealed[learner] = text
     return sealed

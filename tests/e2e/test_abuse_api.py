@@ -23,11 +23,11 @@ from lrs.auth import hash_secret
 from lrs.config import Settings
 from lrs.http import keys
 from lrs.service import create_app
-from lrs.http.shedding import CAPACITY, LOOP_LAG, Capacity
+from lrs.http.shedding import ADMISSION
 from lrs.http.throttle import AUTH_THROTTLE
 from lrs.store.credentials import insert_credential, revoke_credential
 from tests.e2e.conftest import KEY, SECRET, xapi_headers
-from tests.e2e.statements import statement
+from tests.e2e.statements import new_id, statement
 
 URL = "/xapi/statements"
 
@@ -250,29 +250,49 @@ async def test_a_cap_on_requests_in_flight_sheds_the_next_one(instance, database
         assert await _status(client) == 200
 
 
-async def test_more_requests_than_finish_within_the_latency_budget_shed_the_next_one(instance, database_url):
-    async with instance(shed_latency_ms=100, shed_queue_statements=0) as client:
-        capacity = client.app[CAPACITY]
-        assert capacity.per_s is None  # nothing busy measured yet: nothing shed for latency
-        capacity.per_s = 50.0  # as measured: 5 requests finish in 100 ms, so the floor of BUSY applies
+async def test_a_burst_beyond_the_adaptive_limit_is_shed_and_every_accepted_statement_is_stored(
+    instance, database_url, slow_checks
+):
+    async with instance(shed_latency_ms=250, shed_min_in_flight=2, shed_queue_statements=0) as client:
+        limit = client.app[ADMISSION].limit
+        assert limit is not None and limit.limit == 8  # starts at 4 × the minimum
         writer = client.app[keys.WRITER]
         blocker = await asyncpg.connect(database_url)
+        ids = [new_id() for _ in range(30)]
         try:
+            # Hold the log head: every accepted statement waits for its commit.
             tx = blocker.transaction()
             await tx.start()
             await blocker.execute("SELECT 1 FROM log_head FOR UPDATE")
-            accepted = [asyncio.ensure_future(client.post(URL, json=statement(), headers=xapi_headers()))
-                        for _ in range(Capacity.BUSY)]
-            while writer.pending_statements < Capacity.BUSY:
+            started = time.monotonic()
+            burst = [asyncio.ensure_future(client.post(URL, json=statement(statement_id=i), headers=xapi_headers()))
+                     for i in ids]
+            while writer.pending_statements < limit.limit and time.monotonic() - started < 5:
                 await asyncio.sleep(0.01)
-            response = await client.get(URL, headers=xapi_headers())
-            assert response.status == 503 and response.headers["Retry-After"] == "1"
-            assert "LRS_SHED_LATENCY_MS=100" in (await response.json())["error"]
+            refused = [(i, f) for i, f in zip(ids, burst) if f.done()]
+            assert refused and all(f.result().status == 503 for _, f in refused)
+            assert time.monotonic() - started < 2.0  # refused at once, not queued
+            for _, response in refused:
+                assert int(response.result().headers["Retry-After"]) >= 1
+                assert "LRS_SHED_LATENCY_MS=250" in (await response.result().json())["error"]
+            assert len(refused) == len(ids) - writer.pending_statements
+            checks = len(slow_checks)
+            response = await client.post(URL, json=statement(), headers=xapi_headers(secret="never-checked"))
+            assert response.status == 503
+            assert len(slow_checks) == checks  # refused before the credentials were checked
+            for probe in ("/health", "/ready", "/metrics"):  # never shed
+                assert (await client.get(probe, headers=xapi_headers())).status == 200
             await tx.rollback()
         finally:
             await blocker.close()
-        assert [(await response).status for response in accepted] == [200] * Capacity.BUSY
-        assert await _status(client) == 200
+        statuses = {i: (await f).status for i, f in zip(ids, burst)}
+        accepted = [i for i, status in statuses.items() if status == 200]
+        assert set(statuses.values()) == {200, 503} and len(accepted) == len(ids) - len(refused)
+        for statement_id, status in statuses.items():  # every 200 is stored, no 503 is
+            response = await client.get(f"{URL}?statementId={statement_id}", headers=xapi_headers())
+            assert response.status == (200 if status == 200 else 404), statement_id
+        metrics = await (await client.get("/metrics", headers=xapi_headers())).text()
+        assert 'lrs_shed_total{reason="limit"}' in metrics and "lrs_shed_concurrency_limit " in metrics
 
 
 async def test_a_late_event_loop_sheds_new_requests(instance):
@@ -288,7 +308,7 @@ async def test_a_late_event_loop_sheds_new_requests(instance):
 
         load = asyncio.ensure_future(overloaded())
         await asyncio.sleep(0.05)
-        while client.app[LOOP_LAG].lag_s <= 0.1 and not load.done():
+        while client.app[ADMISSION].loop_lag.lag_s <= 0.1 and not load.done():
             await asyncio.sleep(0)
         response = await client.get(URL, headers=xapi_headers())
         assert response.status == 503 and response.headers["Retry-After"] == "1"

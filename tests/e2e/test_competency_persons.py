@@ -17,6 +17,7 @@ from projections.replay import replay
 from tests.e2e.conftest import xapi_headers
 from tests.e2e.test_competency_api import CERTIFYING, caught_up, get_json, post, roster
 from tests.integration.test_projection_runner import course_statement, learner_key
+from lrs.payload_codec import open_payload
 
 MOBIEDU = {"homePage": "https://mobiedu.example.vn", "name": "cs1-m"}
 MOBIEDU_KEY = f"account:{MOBIEDU['homePage']}|{MOBIEDU['name']}"
@@ -84,7 +85,7 @@ async def test_linked_accounts_count_for_one_person_and_replay_agrees(client: An
     pool = await asyncpg.create_pool(database_url, min_size=1, max_size=4)
     try:
         events = await pool.fetch("SELECT payload FROM events WHERE event_type = 'identity' ORDER BY position")
-        assert [json.loads(bytes(e["payload"]))["op"] for e in events] == ["link"]
+        assert [json.loads(open_payload(e["payload"]))["op"] for e in events] == ["link"]
         live = await digest(pool)
         await replay(pool, CompetencyProjection(load_catalog()))
         assert await digest(pool) == live

@@ -19,6 +19,7 @@ from projections.replay import replay
 from tests.e2e.conftest import xapi_headers
 from tests.e2e.test_competency_api import CERTIFYING, PROGRAM, _iso, caught_up, get_json, post, roster
 from tests.integration.test_projection_runner import course_statement, learner_key
+from lrs.payload_codec import open_payload
 
 
 async def summaries(client: Any, *moments: datetime, clock: str = "known") -> list[tuple[Any, ...]]:
@@ -59,7 +60,7 @@ async def test_a_retroactive_rewrite_is_in_the_log_and_replay_reproduces_the_ans
         # The rewrite is an event of the chained log, and the chain verifies.
         events = await pool.fetch("SELECT position, payload FROM events WHERE event_type = 'roster' ORDER BY position")
         assert [e["position"] for e in events] == [first_load, rewritten_at]
-        recorded = msgspec.json.decode(events[-1]["payload"])
+        recorded = msgspec.json.decode(open_payload(events[-1]["payload"]))
         assert {(x["learner"], x["valid_to"]) for x in recorded["memberships"]} == {
             (learner_key(n), "2024-06-01T00:00:00.000000Z") for n in (3, 4, 5, 6)}
         bad, checked = await verify_log(pool, 100)

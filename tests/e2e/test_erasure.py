@@ -33,6 +33,7 @@ import pytest
 from tests.e2e.conftest import KEY, SECRET, basic_auth, xapi_headers
 from tests.integration.test_projection_runner import MODULES as CERTIFYING
 from tests.integration.test_projection_runner import course_statement
+from lrs.payload_codec import open_payload
 
 pytestmark = pytest.mark.slow
 
@@ -236,7 +237,7 @@ async def test_erased_learner_leaves_no_clear_text_and_the_audit_still_holds(
         # Nothing personal in clear reached the stream or the log, even before the erasure.
         conn = await asyncpg.connect(database_url)
         try:
-            payloads = b"".join(r["payload"] for r in await conn.fetch("SELECT payload FROM events"))
+            payloads = b"".join(open_payload(r["payload"]) for r in await conn.fetch("SELECT payload FROM events"))
         finally:
             await conn.close()
         assert not [n for n in NEEDLES[:2] if n.encode() in payloads]

@@ -24,6 +24,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from lrs.auth import hash_secret
 from lrs.config import Settings
+from lrs.payload_codec import open_payload
 from lrs.service import create_app
 from lrs.store.credentials import insert_credential
 from tests.e2e.conftest import KEY, SECRET, xapi_headers
@@ -48,14 +49,16 @@ async def _post(client: TestClient, body: Any, key: str = KEY, secret: str = SEC
     return await response.json()
 
 
-async def _events(database_url: str) -> list[asyncpg.Record]:
+async def _events(database_url: str) -> list[dict]:
+    """The statement events, each payload as its canonical JSON (the log may keep it compressed)."""
     connection = await asyncpg.connect(database_url)
     try:
-        return await connection.fetch(
+        rows = await connection.fetch(
             "SELECT position, tenant, stored, payload FROM events WHERE event_type = 'statement' ORDER BY position"
         )
     finally:
         await connection.close()
+    return [{**row, "payload": open_payload(row["payload"])} for row in rows]
 
 
 async def _voided_ids(database_url: str) -> set[str]:

@@ -19,6 +19,7 @@ from lrs.eventlog import record_hash
 from lrs.ingest.prepare import prepare_statements
 from lrs.store import StatementWriter
 from lrs.store.log_reader import read_events_after
+from lrs.payload_codec import open_payload
 
 AUTHORITY = {"objectType": "Agent", "mbox": "mailto:authority@example.gov.vn"}
 
@@ -38,6 +39,13 @@ async def lrs(env: dict[str, str], *args: str) -> tuple[int, str]:
     return process.returncode or 0, out.decode()
 
 
+async def replace_in_payload(conn: asyncpg.Connection, position: int, old: bytes, new: bytes) -> None:
+    """Change the JSON of one payload (kept compressed or not), writing it back as JSON."""
+    payload = open_payload(await conn.fetchval("SELECT payload FROM events WHERE position = $1", position))
+    assert old in payload
+    await conn.execute("UPDATE events SET payload = $2 WHERE position = $1", position, payload.replace(old, new))
+
+
 async def rewrite_history(database_url: str, position: int) -> None:
     """What a database superuser can do: change a payload, recompute every
     later hash (and prev_hash) and the log head, so the chain holds again."""
@@ -45,12 +53,8 @@ async def rewrite_history(database_url: str, position: int) -> None:
     try:
         async with conn.transaction():
             await conn.execute("ALTER TABLE events DISABLE TRIGGER events_append_only")
-            await conn.execute(
-                "UPDATE events SET payload = convert_to(replace(convert_from(payload, 'UTF8'), 'completed', 'mastered'), 'UTF8')"
-                " WHERE position = $1",
-                position,
-            )
-            assert b"mastered" in await conn.fetchval("SELECT payload FROM events WHERE position = $1", position)
+            await replace_in_payload(conn, position, b"completed", b"mastered")
+            assert b"mastered" in open_payload(await conn.fetchval("SELECT payload FROM events WHERE position = $1", position))
             records = await read_events_after(conn, position - 1, 10_000)
             prev = bytes(await conn.fetchval("SELECT hash FROM events WHERE position = $1", position - 1))
             for record in records:
@@ -164,11 +168,7 @@ async def alter_payload(database_url: str, position: int) -> None:
     try:
         async with conn.transaction():
             await conn.execute("ALTER TABLE events DISABLE TRIGGER events_append_only")
-            await conn.execute(
-                "UPDATE events SET payload = convert_to(replace(convert_from(payload, 'UTF8'), 'completed', 'mastered'),"
-                " 'UTF8') WHERE position = $1",
-                position,
-            )
+            await replace_in_payload(conn, position, b"completed", b"mastered")
             await conn.execute("ALTER TABLE events ENABLE TRIGGER events_append_only")
     finally:
         await conn.close()

@@ -10,6 +10,7 @@ import msgspec
 import pytest
 
 from lrs.commands.audit import verify_log
+from lrs.payload_codec import open_payload
 from lrs.store import StatementWriter, create_pool
 from lrs.service import migrate
 from tests.integration.test_projection_runner import course_statement, write
@@ -55,8 +56,10 @@ async def test_intact_log_verifies_in_batches(pool: asyncpg.Pool) -> None:
 
 async def test_altered_payload_is_reported_at_its_position(pool: asyncpg.Pool) -> None:
     before = await pool.fetchval("SELECT payload FROM events WHERE position = 7")
-    await tamper(pool, "UPDATE events SET payload = convert_to(replace(convert_from(payload, 'UTF8'), '0.9', '1.0'), 'UTF8') "
-                 "WHERE position = 7")
+    altered = open_payload(before).replace(b"0.9", b"1.0")
+    assert altered != open_payload(before)
+    # Written back as JSON (a row may hold either form, lrs/payload_codec.py).
+    await tamper(pool, "UPDATE events SET payload = $1 WHERE position = 7", altered)
     assert await pool.fetchval("SELECT payload FROM events WHERE position = 7") != before
     assert (await verify_log(pool, 5))[0] == 7
     assert (await verify_log(pool, 100))[0] == 7

@@ -50,3 +50,24 @@ async def test_the_cached_plan_of_a_lookup_by_key_scans_no_projection_table(pool
     assert "pg_temp" in plan or "competency_" in plan, plan  # it did plan against the tables
     scanned = [line for line in plan.splitlines() if "Seq Scan on competency_" in line]
     assert not scanned, f"{name} scans a whole table in its generic plan:\n{plan}"
+
+
+async def test_a_learners_state_rows_are_looked_up_by_the_learner_not_by_the_competency(pool: asyncpg.Pool) -> None:
+    """The delete of a learner's competency rows finds them through the
+    primary key's (tenant, learner) prefix, the competency compared after:
+    with the competency in the lookup, PostgreSQL could take the index on
+    (tenant, competency, status) and filter every learner of that competency
+    (it did, on tables without statistics, as a replay swaps in)."""
+    async with pool.acquire() as conn:
+        async with conn.transaction():
+            await conn.execute("CREATE TEMP TABLE competency_states (LIKE public.competency_states INCLUDING ALL) ON COMMIT DROP")
+            await conn.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+            await conn.execute(f"PREPARE planned (text[], text[], text[]) AS {store.DELETE_STATE_ROWS}")
+            try:
+                plan = "\n".join(row[0] for row in await conn.fetch(
+                    "EXPLAIN EXECUTE planned (ARRAY['t'], ARRAY['l'], ARRAY['c'])"))
+            finally:
+                await conn.execute("DEALLOCATE planned")
+    conditions = [line.strip() for line in plan.splitlines() if "Index Cond" in line]
+    assert conditions == ["Index Cond: ((tenant = w.tenant) AND (learner = w.learner))"], plan
+    assert "competency_states_pkey" in plan, plan

@@ -436,3 +436,55 @@ async def test_a_foreign_last_message_with_an_unreadable_position_does_not_stop_
         await restarted.stop()
     positions = {m.headers.get("Lrs-Position") for m in await read_stream(nats_control.url)}
     assert {str(p) for p in range(1, 6)} <= positions
+
+
+# -- stream limits -------------------------------------------------------------
+
+
+async def test_an_existing_stream_gets_the_definitions_compression_and_age(shared_nats) -> None:
+    definition = load_stream_config()
+    assert definition.compression == api.StoreCompression.S2
+    assert definition.max_age == 30 * 24 * 3600
+    bus = Bus(shared_nats)
+    await bus.connect()
+    try:
+        # A stream made by an older version: everything kept, uncompressed.
+        await bus._jetstream().add_stream(definition.evolve(compression=api.StoreCompression.NONE, max_age=0))
+        info = await bus.ensure_stream(update=False)  # the relay's: left as it is
+        assert info.config.compression == api.StoreCompression.NONE and not info.config.max_age
+        info = await bus.ensure_stream()  # the set-up's, as admin
+        assert info.config.compression == api.StoreCompression.S2
+        assert info.config.max_age == definition.max_age
+    finally:
+        await bus.close()
+
+
+async def test_a_stream_whose_messages_all_aged_out_is_not_filled_again(pool, writer, relays, shared_nats) -> None:
+    bus = Bus(shared_nats, stream_config=load_stream_config().evolve(max_age=1.0, duplicate_window=1.0))
+    await bus.connect()
+    try:
+        relay = await relays(bus)
+        await append(writer, 20)
+        await wait_until(lambda: _true(relay.published_position == 20), "20 events published")
+        await wait_until(lambda: _checkpoint_is(pool, relay.name, 20), "the relay's checkpoint at 20")
+
+        async def aged_out() -> bool:
+            state = (await bus._jetstream().stream_info(STREAM_NAME)).state
+            return state.messages == 0 and state.last_seq == 20
+
+        await wait_until(aged_out, "every message aged out", timeout=15)
+        assert await bus.last_position() is None
+        await relay.stop()
+
+        again = await relays(bus)  # resyncs: after its checkpoint, not from the start of the log
+        await append(writer, 5)
+        await wait_until(lambda: _true(again.published_position == 25), "25 events published")
+        info = await bus._jetstream().stream_info(STREAM_NAME)
+        assert (info.state.first_seq, info.state.last_seq, info.state.messages) == (21, 25, 5)
+        assert [int(m.headers["Lrs-Position"]) for m in await read_stream(shared_nats)] == [21, 22, 23, 24, 25]
+    finally:
+        await bus.close()
+
+
+async def _checkpoint_is(pool, name: str, position: int) -> bool:
+    return await get_checkpoint(pool, name) == position

@@ -20,7 +20,7 @@ from nats.js.api import StorageType, StreamConfig
 from lrs.config import Settings
 from lrs.runtime.embedded import embedded_services
 from lrs.runtime.nats import EmbeddedNats
-from lrs.runtime.postgres import EmbeddedPostgres
+from lrs.runtime.postgres import EmbeddedPostgres, find_bin_dir, wal_compression
 
 
 async def test_database_is_fresh_and_usable(database_url: str, postgres_server: str) -> None:
@@ -34,6 +34,28 @@ async def test_database_is_fresh_and_usable(database_url: str, postgres_server: 
         assert tables == 0
     finally:
         await conn.close()
+
+
+async def test_the_embedded_server_compresses_full_page_images_in_its_wal(postgres_server: str) -> None:
+    conn = await asyncpg.connect(postgres_server)
+    try:
+        settings = dict(await conn.fetch(
+            "SELECT name, setting FROM pg_settings WHERE name IN ('wal_compression', 'full_page_writes')"))
+    finally:
+        await conn.close()
+    assert settings == {"wal_compression": wal_compression(find_bin_dir()), "full_page_writes": "on"}
+    assert settings["wal_compression"] in ("lz4", "pglz")
+
+
+def test_wal_compression_is_lz4_where_the_server_has_it(tmp_path: Path) -> None:
+    script = tmp_path / "pg_config"
+    script.write_text("#!/bin/sh\necho \"'--prefix=/x' '--with-lz4' '--with-zstd'\"\n")
+    script.chmod(0o755)
+    assert wal_compression(tmp_path) == "lz4"
+    script.write_text("#!/bin/sh\necho \"'--prefix=/x' '--without-readline'\"\n")
+    assert wal_compression(tmp_path) == "pglz"
+    script.unlink()
+    assert wal_compression(tmp_path) == "pglz"
 
 
 async def _current_database(url: str) -> str:
@@ -166,7 +188,7 @@ import asyncio, json, sys
 from pathlib import Path
 import asyncpg
 from lrs.runtime.nats import EmbeddedNats
-from lrs.runtime.postgres import EmbeddedPostgres
+from lrs.runtime.postgres import EmbeddedPostgres, find_bin_dir, wal_compression
 
 async def main():
     root = Path(sys.argv[1])

@@ -26,6 +26,7 @@ from lrs.ingest.query import StatementQuery
 from lrs.store import StatementWriter, create_pool
 from lrs.service import migrate
 from lrs.store.reader import MAX_REF_DEPTH, REF_MATCHES, SELECT_PAGE, _filters, query_statements
+from lrs.payload_codec import open_payload
 
 AUTHORITY = {"objectType": "Agent", "mbox": "mailto:authority@example.com"}
 AGENTS = [f"mailto:p{i}@example.com" for i in range(4)]
@@ -143,7 +144,7 @@ async def test_every_page_matches_the_rule(pool: asyncpg.Pool) -> None:
             bodies, last, more = await query_statements(pool, TENANT, query, after_position=after, limit=query.limit)
             sql, params = reference_query(query, after, query.limit)
             rows = await pool.fetch(sql, *params)
-            expected = [msgspec.json.decode(r["payload"])["id"] for r in rows[: query.limit]]
+            expected = [msgspec.json.decode(open_payload(r["payload"]))["id"] for r in rows[: query.limit]]
             assert [msgspec.json.decode(b)["id"] for b in bodies] == expected, (query, after)
             assert more == (len(rows) > query.limit), (query, after)
             compared += 1

@@ -22,6 +22,7 @@ from lrs.store.reader import get_statement
 from lrs.xapi.errors import ConflictError, XapiError
 from tests.statements import new_id
 from tests.statements import statement as shared_statement
+from lrs.payload_codec import open_payload
 
 AUTHORITY = {"objectType": "Agent", "mbox": "mailto:authority@example.com"}
 VOIDED = "http://adlnet.gov/expapi/verbs/voided"
@@ -140,7 +141,7 @@ async def test_rows_keep_awkward_text_nulls_and_the_event_they_belong_to(pool: a
         assert row["voids"] == prepared_statement.voids
         assert row["statement_ref"] == prepared_statement.statement_ref
         assert "A:" + prepared_statement.actor_keys[0] in row["filter_keys"]
-        payload = json.loads(row["payload"])
+        payload = json.loads(open_payload(row["payload"]))
         assert payload["id"] == str(prepared_statement.statement_id)
         assert row["stored"] == row["event_stored"]
         assert payload["stored"] == row["stored"].strftime("%Y-%m-%dT%H:%M:%S.%fZ")
@@ -331,3 +332,25 @@ async def test_the_log_head_lock_is_timed_from_for_update_to_commit(writer: Stat
     assert len(holds) == writer.groups_committed == 2
     assert all(0 < held < 0.3 for held in holds)
     assert writer.head_lock_seconds == pytest.approx(sum(holds))
+
+
+async def test_a_defining_group_merges_its_definitions_and_moves_their_checkpoint(
+    writer: StatementWriter, pool: asyncpg.Pool
+) -> None:
+    """The group's own statement moves the definitions' checkpoint (no round trip
+    of its own); groups without a defining sender leave it and the rows alone."""
+    activity = "http://example.com/defined"
+
+    def defined(name: dict[str, str]) -> dict[str, Any]:
+        return statement(activity=activity, object={"id": activity, "definition": {"name": name}})
+
+    checkpoint = "SELECT position FROM activity_definitions_checkpoint WHERE singleton"
+    row = "SELECT definition FROM activity_definitions WHERE tenant = 'default' AND activity_id = $1"
+    before = await pool.fetchval(checkpoint)
+    await writer.append("default", prepared(defined({"en": "Not defining"})), defines=False)
+    assert await pool.fetchval(checkpoint) == before
+    assert await pool.fetchval(row, activity) is None
+    await writer.append("default", prepared(defined({"en": "One"})), defines=True)
+    await writer.append("default", prepared(defined({"vi": "Một"}), defined({"en": "Two"})), defines=True)
+    assert await pool.fetchval(checkpoint) == writer.last_position
+    assert json.loads(await pool.fetchval(row, activity)) == {"name": {"en": "Two", "vi": "Một"}}

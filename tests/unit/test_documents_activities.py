@@ -113,6 +113,29 @@ def test_definition_updates_and_fold_in_log_order():
     assert fold_definitions({slot: d for slot, (d, _) in changed.items()}, updates) == {}
 
 
+def test_repeated_definitions_are_dropped_and_the_fold_is_the_same():
+    from lrs.documents.activities import DefinitionUpdate, drop_repeated_definitions, fold_definitions
+
+    a1, a2, one, true = {"name": {"en": "A"}}, {"name": {"vi": "Á"}}, {"extensions": {"http://x": 1}}, \
+        {"extensions": {"http://x": True}}
+    updates = [
+        DefinitionUpdate("t", "http://a", a1, 1),
+        DefinitionUpdate("t", "http://a", dict(a1), 2),  # repeats position 1: dropped
+        DefinitionUpdate("t", "http://b", a1, 3),  # another Activity: kept
+        DefinitionUpdate("t", "http://a", a1, 4),  # still the last of http://a: dropped
+        DefinitionUpdate("u", "http://a", a1, 5),  # another tenant: kept
+        DefinitionUpdate("t", "http://a", a2, 6),
+        DefinitionUpdate("t", "http://a", a1, 7),  # not a repeat of the last (a2): kept
+        DefinitionUpdate("t", "http://c", one, 8),
+        DefinitionUpdate("t", "http://c", true, 9),  # equal in Python, not in JSON: kept
+    ]
+    kept = drop_repeated_definitions(updates)
+    assert [u.position for u in kept] == [1, 3, 5, 6, 7, 8, 9]
+    current = {("t", "http://a"): {"name": {"fr": "A-fr"}}}
+    assert fold_definitions(current, kept) == fold_definitions(current, updates)
+    assert fold_definitions(current, kept)[("t", "http://a")] == ({"name": {"fr": "A-fr", "en": "A", "vi": "Á"}}, 6)
+
+
 def test_person_from_several_identifiers_lists_each_once():
     from lrs.documents.agents import person_from_identifiers
 

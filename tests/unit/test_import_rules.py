@@ -4,7 +4,8 @@
    documents, the competency and roster rules, the connectors' mappings)
    import no driver: not asyncpg, nats or aiohttp, not even through another
    module of the project.
-2. ``connectors`` import nothing from ``lrs`` but the event contract.
+2. ``connectors`` import nothing from ``lrs`` but the event contract and the
+   payload codec (how the events table keeps a payload).
 3. No module under ``lrs/`` imports ``projections`` or ``connectors``, except
    the composition root (lrs/service.py), which plugs them in.
 
@@ -24,7 +25,7 @@ DRIVERS = ("asyncpg", "nats", "aiohttp")
 
 PURE = (
     "lrs.xapi", "lrs.xapi.*", "lrs.ingest", "lrs.ingest.*", "lrs.eventlog", "lrs.batching",
-    "lrs.documents", "lrs.documents.*", "lrs.console.ports",
+    "lrs.documents", "lrs.documents.*", "lrs.console.ports", "lrs.payload_codec",
     "projections.competency.policy", "projections.competency.model", "projections.competency.frameworks",
     "projections.competency.catalog", "projections.competency.codec", "projections.competency.rebuild",
     "projections.competency.standing", "projections.competency.targets", "projections.competency.rows",
@@ -32,9 +33,10 @@ PURE = (
     "connectors.*.mapping", "connectors.openedx.vocabulary",
 )
 
-# What connectors may import from lrs: the relayed-event contract
-# (docs/contracts.md), and nothing else.
-CONNECTOR_CONTRACT: tuple[str, ...] = ("lrs.event_contract",)
+# What connectors may import from lrs: the relayed-event contract and the
+# stored form of a payload in the events table (docs/contracts.md), and
+# nothing else.
+CONNECTOR_CONTRACT: tuple[str, ...] = ("lrs.event_contract", "lrs.payload_codec")
 
 COMPOSITION_ROOT = "lrs.service"
 

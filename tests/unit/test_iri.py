@@ -109,3 +109,46 @@ def test_the_applied_and_published_forms_accept_the_same_strings():
     for _ in range(20_000):
         text = draw.choice(prefixes) + "".join(draw.choices(_PIECES, k=draw.randrange(13)))
         assert bool(_PORTABLE.match(text)) == is_iri(text), text
+
+
+def test_the_common_http_shortcut_accepts_only_iris_of_the_grammar():
+    """The applied form tries a shortcut for plain http(s) IRIs first; strings
+    near it (its characters and the ones it leaves to the grammar) get the
+    grammar's answer."""
+    from lrs.xapi.iri import COMMON_HTTP_IRI
+
+    shortcut = re.compile(f"^(?:{COMMON_HTTP_IRI})$(?!\\n)")
+    draw = random.Random(3986)
+    pieces = ["a", "Z", "0", "-", ".", "_", "~", "/", "//", ":", "?", "#", "%41", "%", "@", " ", "é", "\n", "[", "80"]
+    matched = 0
+    for _ in range(20_000):
+        text = draw.choice(["http://", "https://", "https:/", "httpss://", "HTTP://"]) + "".join(
+            draw.choices(pieces, k=draw.randrange(10)))
+        if shortcut.match(text):
+            matched += 1
+            assert _PORTABLE.match(text), text
+        assert bool(_PORTABLE.match(text)) == is_iri(text), text
+    assert matched > 200  # the shortcut was exercised (441 with this seed)
+
+
+@pytest.mark.parametrize("name", ["LANGTAG_PATTERN", "TIMESTAMP_PATTERN"])
+def test_patterns_applied_with_a_shortcut_accept_what_their_published_rule_does(name):
+    """Language tags and timestamps are applied with a shortcut for their common
+    form first; the schemas publish the rule alone: one language."""
+    from lrs.xapi import common
+
+    applied = re.compile(getattr(common, name))
+    published = re.compile(common.PUBLISHED_PATTERNS[getattr(common, name)])
+    assert applied.pattern != published.pattern
+    draw = random.Random(5646)
+    if name == "LANGTAG_PATTERN":
+        starts, pieces = ["", "en", "vi", "EN", "x"], ["-", "a", "Z", "US", "VN", "419", "Latn", "0", "x", "\n", " "]
+    else:
+        starts, pieces = ["2026-11-01T08:17:00", "2026-11-01T", "20261101T"], \
+            ["Z", "z", ".", ",", "5", "00", ":", "+07", "-", "T", "\n", " "]
+    accepted = 0
+    for _ in range(20_000):
+        text = draw.choice(starts) + "".join(draw.choices(pieces, k=draw.randrange(6)))
+        assert bool(applied.search(text)) == bool(published.search(text)), text
+        accepted += bool(applied.search(text))
+    assert accepted > 200  # both sides were exercised

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from aiohttp import web
 
-from lrs.http.shedding import MAX_RETRY_AFTER_S, Capacity, LoopLag, SheddingBudget, overload_reason, retry_after_s
+from lrs.http.shedding import LoopLag, SheddingBudget, overload_reason, retry_after_s
 from lrs.http.throttle import FailureWindow
 
 
@@ -73,48 +73,27 @@ def test_overload_names_the_exceeded_budget():
     assert kind == "in_flight" and "LRS_SHED_MAX_IN_FLIGHT=4" in message
 
 
-def test_the_latency_budget_admits_what_finishes_in_time_at_the_measured_rate():
-    budget = SheddingBudget(queue_statements=0, loop_lag_s=0.0, latency_s=0.25)
-    assert overload_reason(budget, 0, 0.0, 10_000, None) is None  # no busy window measured yet
-    assert overload_reason(budget, 0, 0.0, 249, 1000.0) is None
-    kind, message = overload_reason(budget, 0, 0.0, 250, 1000.0)  # 250 finish in 250 ms at 1,000/s
-    assert kind == "latency" and "LRS_SHED_LATENCY_MS=250" in message and "1000/s" in message
-    # However slow the process, a few requests are always admitted.
-    assert overload_reason(budget, 0, 0.0, Capacity.BUSY - 1, 1.0) is None
-    assert overload_reason(budget, 0, 0.0, Capacity.BUSY, 1.0)[0] == "latency"
-    assert overload_reason(SheddingBudget(0, 0.0), 0, 0.0, 10**6, 1.0) is None  # off
+def test_the_adaptive_limit_is_on_by_default_and_read_from_the_environment():
+    from aiohttp import web as aioweb
+
+    from lrs.config import Settings
+    from lrs.http.shedding import ADMISSION, install
+
+    defaults = Settings.from_env({})
+    assert (defaults.shed_latency_ms, defaults.shed_min_in_flight) == (200.0, 32)
+    app = aioweb.Application()
+    install(app, Settings.from_env({"LRS_SHED_LATENCY_MS": "100", "LRS_SHED_MIN_IN_FLIGHT": "3"}))
+    limit = app[ADMISSION].limit
+    assert limit is not None and (limit.target_s, limit.min_limit) == (0.1, 3)
+    off = aioweb.Application()
+    install(off, Settings.from_env({"LRS_SHED_LATENCY_MS": "0"}))
+    assert off[ADMISSION].limit is None
 
 
-def test_capacity_is_measured_only_while_busy_and_follows_the_machine():
-    capacity = Capacity(window_s=0.5)
-    busy = Capacity.BUSY
-    capacity.tick(0.0, 0)
-    capacity.finished = 40  # an idle half second measures demand, not capacity
-    capacity.tick(0.5, busy)
-    assert capacity.per_s is None
-    capacity.finished = 400
-    capacity.tick(0.75, busy)
-    capacity.tick(1.0, busy)
-    assert capacity.per_s == pytest.approx(800.0)
-    capacity.finished = 600  # faster now: the estimate rises
-    capacity.tick(1.25, busy)
-    capacity.tick(1.5, busy)
-    assert capacity.per_s == pytest.approx(1000.0)
-    capacity.finished = 50  # in flight fell below BUSY at one tick: not a busy window
-    capacity.shed = 300  # refusals are counted in every window
-    capacity.tick(1.75, busy - 1)
-    capacity.tick(2.0, busy)
-    assert capacity.per_s == pytest.approx(1000.0)
-    assert capacity.shed_per_s == pytest.approx(600.0)
-
-
-def test_refused_clients_are_spread_over_the_seconds_needed_to_serve_them():
-    assert retry_after_s(0.0, 1000.0, 0.99) == 1  # nothing refused lately
-    assert retry_after_s(1500.0, None, 0.99) == 1  # rate not measured yet
-    assert retry_after_s(500.0, 1000.0, 0.99) == 1  # half a second's worth: back in one
-    draws = [retry_after_s(1800.0, 400.0, i / 100) for i in range(100)]  # 4.5 s' worth
+def test_refused_clients_are_spread_over_whole_seconds_up_to_the_spread():
+    assert retry_after_s(1.0, 0.99) == 1
+    draws = [retry_after_s(5.5, i / 100) for i in range(100)]
     assert min(draws) == 1 and max(draws) == 5 and len(set(draws)) == 5
-    assert retry_after_s(10_000.0, 10.0, 0.999) == MAX_RETRY_AFTER_S  # capped
 
 
 def test_loop_lag_is_sustained_lateness_not_one_stall():

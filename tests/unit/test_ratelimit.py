@@ -152,6 +152,7 @@ def test_limits_from_the_environment():
     for name, value in (("LRS_RATE_LIMIT_PER_S", "-1"), ("LRS_RATE_LIMIT_PER_S", "inf"),
                         ("LRS_RATE_LIMIT_BURST", "0"), ("LRS_MAX_BATCH_STATEMENTS", "0"),
                         ("LRS_AUTH_FAILURES_PER_KEY", "0"), ("LRS_AUTH_FAILURE_WINDOW_S", "0"),
-                        ("LRS_SHED_LOOP_LAG_MS", "-5"), ("LRS_SHED_QUEUE_STATEMENTS", "-1")):
+                        ("LRS_SHED_LOOP_LAG_MS", "-5"), ("LRS_SHED_QUEUE_STATEMENTS", "-1"),
+                        ("LRS_SHED_LATENCY_MS", "-1"), ("LRS_SHED_MIN_IN_FLIGHT", "0")):
         with pytest.raises(ConfigError, match=name):
             Settings.from_env({name: value})

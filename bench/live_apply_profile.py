@@ -1,0 +1,178 @@
+"""Where live apply's time goes: the runner's batches over a filled log.
+
+Empties the competency projection of a log that ``bench/projection_ab.py``
+filled (same ``--data-dir``), then applies the first ``--events`` events
+the way a runner does (``BatchApplier.apply_batch`` in batches of
+``--batch``, each one transaction with the checkpoint), with every event
+carrying its relayed message's claim (``lrs.event_contract.RelayedEvent``)
+so the check against the log's hashes runs as for JetStream deliveries.
+Reports wall and CPU per event (this process, PostgreSQL's processes by
+psutil), the share of the message check, and optionally a cProfile of the
+apply (``--cprofile N``); ``STATEMENTS=1`` in the environment sums the wall
+time of each SQL statement.  Runs with the code of the checkout it lives in.
+
+    python bench/live_apply_profile.py --data-dir /work/benchdata/projection/ab --events 30000 --cprofile 30
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import io
+import json
+import os
+import pstats
+import sys
+import time
+from pathlib import Path
+
+import psutil
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from lrs.runtime.postgres import EmbeddedPostgres  # noqa: E402
+
+MIXES = {"cmi5": 0.33, "all-evidence": 1.0}
+
+
+def _pg_cpu(postmaster: psutil.Process) -> float:
+    total = 0.0
+    for p in [postmaster, *postmaster.children(recursive=True)]:
+        try:
+            t = p.cpu_times()
+            total += t.user + t.system
+        except psutil.Error:
+            pass
+    return total
+
+
+async def _claimed_events(conn, after: int, count: int) -> list:
+    """The log's events from ``after`` as relayed messages carry them (with their claims)."""
+    from lrs.event_contract import from_record
+    from lrs.store.log_reader import read_events_after
+    from projections.events import LogEvent
+
+    events = []
+    for record in await read_events_after(conn, after, count):
+        claim = from_record(record)
+        events.append(LogEvent(claim.position, claim.tenant, claim.event_type, claim.payload, claim=claim))
+    return events
+
+
+def time_statements() -> dict[str, list[float]]:
+    """Wrap asyncpg's execute, fetch and copy to sum the wall time of each
+    statement (by its first words): what the runner waits for PostgreSQL on."""
+    import asyncpg
+
+    spent: dict[str, list[float]] = {}
+
+    def wrap(name: str) -> None:
+        inner = getattr(asyncpg.Connection, name)
+
+        async def timed(self, first, *args, **kwargs):  # type: ignore[no-untyped-def]
+            started = time.monotonic()
+            try:
+                return await inner(self, first, *args, **kwargs)
+            finally:
+                label = " ".join(str(first).split())[:70] if name != "copy_records_to_table" else f"COPY {first}"
+                row = spent.setdefault(label, [0, 0.0])
+                row[0] += 1
+                row[1] += time.monotonic() - started
+
+        setattr(asyncpg.Connection, name, timed)
+
+    for name in ("execute", "fetch", "fetchrow", "fetchval", "copy_records_to_table"):
+        wrap(name)
+    return spent
+
+
+async def run(database_url: str, postmaster: int, events: int, batch: int, profile: int) -> dict:
+    from lrs.store.pool import create_pool
+    from projections.applying import BatchApplier
+    from projections.checkpoints import CheckpointStore
+    from projections.competency.catalog import load_catalog
+    from projections.competency.store import CompetencyProjection
+
+    pool = await create_pool(database_url, min_size=1, max_size=2)
+    pg = psutil.Process(postmaster)
+    try:
+        projection = CompetencyProjection(load_catalog())
+        checkpoints = CheckpointStore(projection)
+        applier = BatchApplier(pool, projection, checkpoints, max_attempts=5)
+        async with pool.acquire() as conn, conn.transaction():
+            await projection.reset(conn)
+            await checkpoints.lock(conn)
+            await checkpoints.advance(conn, 0)
+            await conn.execute("DELETE FROM projection_parked WHERE name = 'competency'")
+        async with pool.acquire() as conn:
+            batches = [await _claimed_events(conn, start, batch) for start in range(0, events, batch)]
+        profiler = cProfile.Profile() if profile else None
+        spent = time_statements() if os.environ.get("STATEMENTS") else None
+        if os.environ.get("NO_GC"):
+            import gc
+            gc.disable()
+        wall, cpu, pg_cpu = time.monotonic(), time.process_time(), _pg_cpu(pg)
+        if profiler:
+            profiler.enable()
+        for chunk in batches:
+            await applier.apply_batch(chunk)
+        if profiler:
+            profiler.disable()
+        wall, cpu, pg_cpu = time.monotonic() - wall, time.process_time() - cpu, _pg_cpu(pg) - pg_cpu
+        out = {
+            "events": events, "batch": batch, "seconds": round(wall, 3), "events_per_s": round(events / wall),
+            "python_cpu_us_per_event": round(cpu / events * 1e6, 2),
+            "postgres_cpu_us_per_event": round(pg_cpu / events * 1e6, 2),
+        }
+        if spent is not None:
+            out["statements_wall_us_per_event"] = {
+                label: [calls, round(seconds / events * 1e6, 2)]
+                for label, (calls, seconds) in sorted(spent.items(), key=lambda kv: -kv[1][1])
+            }
+        if profiler:
+            text = io.StringIO()
+            pstats.Stats(profiler, stream=text).sort_stats(os.environ.get("SORT", "tottime")).print_stats(profile)
+            out["profile"] = text.getvalue().replace(str(ROOT) + "/", "")
+        return out
+    finally:
+        await pool.close()
+
+
+async def main_async(args: argparse.Namespace) -> list[dict]:
+    pg = EmbeddedPostgres(Path(args.data_dir))
+    await pg.start()
+    results = []
+    try:
+        for mix in args.mix:
+            url = pg.url_for(f"replay_{mix.replace('-', '_')}_{args.log_events}")
+            result = await run(url, pg.pid, args.events, args.batch, args.cprofile)
+            result["mix"] = mix
+            result["loadavg"] = [round(x, 2) for x in os.getloadavg()]
+            results.append(result)
+    finally:
+        await pg.stop()
+    return results
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data-dir", required=True)
+    parser.add_argument("--log-events", type=int, default=100_000, help="the filled log's length (its database name)")
+    parser.add_argument("--events", type=int, default=30_000)
+    parser.add_argument("--batch", type=int, default=1000)
+    parser.add_argument("--mix", action="append", choices=sorted(MIXES))
+    parser.add_argument("--cprofile", type=int, default=0, metavar="N")
+    args = parser.parse_args()
+    args.mix = args.mix or list(MIXES)
+    for result in asyncio.run(main_async(args)):
+        profile = result.pop("profile", None)
+        print(json.dumps(result, indent=2))
+        if profile:
+            print(profile)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

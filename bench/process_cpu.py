@@ -1,0 +1,120 @@
+"""CPU time of a service's whole process tree, grouped by what each process is.
+
+On a machine that other work shares, statements per second moves with the
+load; the CPU seconds the service's own processes spent per statement do not
+(much).  ``ServiceCpu(pid).sample()`` reads user + system time of ``pid`` and
+of every process below it from ``/proc`` (Linux), grouped as:
+
+* ``http workers``: ``lrs serve`` processes that serve HTTP (the workers of
+  ``LRS_HTTP_WORKERS`` > 1, or the single ``lrs serve`` that does everything);
+* ``supervisor``: the ``lrs serve`` that only starts and watches the workers;
+* ``relay``, ``projection``: ``lrs relay``, ``lrs project``;
+* ``postgresql``: the postmaster and its backends;
+* ``nats-server``.
+
+A process that exits between two samples loses its time (PostgreSQL backends
+of a pool live as long as the pool, so this is rare).  The difference of two
+samples, divided by the statements stored in between, is the CPU per
+statement of each group.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+_TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _children() -> dict[int, list[int]]:
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()
+        children.setdefault(int(fields[1]), []).append(int(entry.name))
+    return children
+
+
+def _cpu_s(pid: int) -> tuple[float, float] | None:
+    """(user, system) CPU seconds of ``pid``."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat[stat.rindex(")") + 2:].split()
+    return int(fields[11]) / _TICK, int(fields[12]) / _TICK  # utime, stime
+
+
+def _group(pid: int, root: int, has_workers: bool) -> str:
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return "other"
+    program = os.path.basename(argv[0].decode(errors="replace")) if argv else ""
+    words = [a.decode(errors="replace") for a in argv]
+    if "postgres" in program:
+        return "postgresql"
+    if "nats-server" in program:
+        return "nats-server"
+    if "-m" in words and "lrs" in words:
+        command = words[words.index("lrs") + 1] if words.index("lrs") + 1 < len(words) else ""
+        if command == "relay":
+            return "relay"
+        if command == "project":
+            return "projection"
+        if command == "serve":
+            return "supervisor" if pid == root and has_workers else "http workers"
+    return "other"
+
+
+class ServiceCpu:
+    """CPU seconds of the process tree under ``root``, by group."""
+
+    def __init__(self, root: int) -> None:
+        self.root = root
+
+    def sample(self) -> dict[str, float]:
+        """CPU seconds by group, and by group and mode (``"<group> system"``:
+        time in the kernel, e.g. the loopback TCP stack and fsync)."""
+        tree = _children()
+        pids, todo = [], [self.root]
+        while todo:
+            pid = todo.pop()
+            pids.append(pid)
+            todo.extend(tree.get(pid, ()))
+        has_workers = any(
+            _group(p, self.root, False) == "http workers" for p in tree.get(self.root, ())
+        )
+        totals: dict[str, float] = {}
+        for pid in pids:
+            seconds = _cpu_s(pid)
+            if seconds is None:
+                continue
+            group = _group(pid, self.root, has_workers)
+            totals[group] = totals.get(group, 0.0) + seconds[0] + seconds[1]
+            totals[group + " system"] = totals.get(group + " system", 0.0) + seconds[1]
+        return totals
+
+
+def per_statement_us(before: dict[str, float], after: dict[str, float], statements: int) -> dict[str, float]:
+    """µs of CPU per statement by group (and ``all``) between two samples."""
+    if statements <= 0:
+        return {}
+    out = {
+        group: round((after.get(group, 0.0) - before.get(group, 0.0)) / statements * 1e6, 1)
+        for group in sorted(set(before) | set(after))
+    }
+    out["all"] = round(sum(v for k, v in out.items() if not k.endswith(" system")), 1)
+    return out
+
+
+def load_average() -> list[float]:
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return []
