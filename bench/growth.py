@@ -27,8 +27,10 @@ At each size, in this order:
 * **replay**: ``lrs replay``'s work in a fresh process (bench/projection.py's
   ``replay_in_own_process``): seconds and events/s for the whole log;
 * **as_of time**: ``GET /competency/units/{ministry}/summary?as_of=...`` on
-  both clocks (``known`` folds the members' evidence again from the log,
-  ``achieved`` reads the kept per-day counts), and the present-time summary.
+  both clocks (``known`` counts from the certifications' ``known_at``,
+  projections/competency/known_clock.py; ``achieved`` reads the kept per-day
+  counts), and the present-time summary.  ``bench/as_of_known.py`` compares
+  the known clock with folding the log again on a store kept with ``--keep``.
 
 The result goes to bench/results/growth-<label>-<UTC time>.json; ``--table
 FILE...`` prints result files as the Markdown table of bench/README.md.

@@ -5,11 +5,12 @@ projection's checkpoint read in the same snapshot, or for a point-in-time
 answer the last event stored at or before ``as_of`` that the projection has
 reached).  All reads are per tenant.
 
-Point-in-time summaries (``as_of``) are computed from the log, not from the
-live state: the learners whose roster membership covers ``as_of`` are found
-under the unit, their statements stored at or before ``as_of`` are read from
-``events`` and folded again with the current rules.  Its cost grows with
-those learners' evidence; the present-time summary reads materialised counts.
+Point-in-time summaries (``as_of``) on the known clock count the learners
+whose roster membership, as known then, covers ``as_of`` and whose
+certification the LRS knew by then (:mod:`projections.competency.known_clock`:
+the state's ``known_at``, with the few learners who lost evidence to a later
+voiding folded again from the log); on the achieved clock they sum the kept
+series deltas; the present-time summary reads materialised counts.
 """
 
 from __future__ import annotations
@@ -23,29 +24,29 @@ import asyncpg
 from projections.competency.catalog import Catalog
 from projections.competency.codec import StateFormatError, decode_state
 from projections.competency.frameworks import Framework, Program
-from projections.competency.model import CompetencyState, LearnerEvent, StatementVoided
-from projections.competency.policy import fold, interpret_stored
+from projections.competency.known_clock import certified_known_at
+from projections.competency.model import CompetencyState
 from projections.competency.standing import STATUSES, Standing, standing
 from projections.competency.targets import in_force, progress, schedule_for
-from lrs.payload_codec import open_payload
 from lrs.store import identities
 from projections.units import series_store
 from projections.units import store as units
 
 SELECT_CHECKPOINT = "SELECT position FROM projection_checkpoints WHERE name = 'competency'"
 SELECT_LEARNER = "SELECT state, position FROM competency_learners WHERE tenant = $1 AND learner = $2"
-SELECT_LAST_POSITION = "SELECT position FROM log_head WHERE singleton"
-SELECT_STORED_AT = "SELECT stored FROM events WHERE position = $1"
-SELECT_EVIDENCE_EVENTS = """
-SELECT s.learner, e.payload FROM competency_statement_learners s
-JOIN events e ON e.tenant = s.tenant AND e.statement_id = s.statement_id
-WHERE s.tenant = $1 AND s.learner = ANY($2::text[]) AND e.position <= $3
-"""
-SELECT_VOIDS_BEFORE = """
-SELECT s.learner, v.target_id, v.voiding_statement_id FROM competency_voids v
-JOIN competency_statement_learners s ON s.tenant = v.tenant AND s.statement_id = v.target_id
-JOIN events e ON e.tenant = v.tenant AND e.statement_id = v.voiding_statement_id
-WHERE v.tenant = $1 AND s.learner = ANY($2::text[]) AND e.position <= $3
+# Binary search for the last position stored at or before $1: each step
+# reads the stored time of the middle position by the primary key.
+SELECT_POSITION_AT = """
+WITH RECURSIVE search(low, high) AS (
+    SELECT 0::bigint, coalesce((SELECT position FROM log_head WHERE singleton), 0)::bigint
+  UNION ALL
+    SELECT CASE WHEN (SELECT stored FROM events WHERE position = (low + high + 1) / 2) <= $1
+                THEN (low + high + 1) / 2 ELSE low END,
+           CASE WHEN (SELECT stored FROM events WHERE position = (low + high + 1) / 2) <= $1
+                THEN high ELSE (low + high + 1) / 2 - 1 END
+    FROM search WHERE low < high
+)
+SELECT low FROM search WHERE low >= high
 """
 
 SELECT_STATES_OF = "SELECT learner, state FROM competency_learners WHERE tenant = $1 AND learner = ANY($2::text[])"
@@ -68,8 +69,6 @@ __all__ = [
     "unit_learners",
     "learner_standings",
 ]
-
-CHUNK = 5000
 
 
 class QueryError(ValueError):
@@ -338,15 +337,9 @@ def resolve_program(catalog: Catalog, iri: str | None, version: str | None) -> P
 
 async def position_at(conn: asyncpg.Connection, moment: datetime) -> int:
     """The last position stored at or before ``moment`` (``stored`` grows with
-    position, so a binary search over the primary key finds it)."""
-    low, high = 0, int(await conn.fetchval(SELECT_LAST_POSITION) or 0)
-    while low < high:
-        middle = (low + high + 1) // 2
-        if await conn.fetchval(SELECT_STORED_AT, middle) <= moment:
-            low = middle
-        else:
-            high = middle - 1
-    return low
+    position, so a binary search over the primary key finds it: in one query,
+    one round trip)."""
+    return int(await conn.fetchval(SELECT_POSITION_AT, moment))
 
 
 @dataclass(frozen=True, slots=True)
@@ -370,28 +363,13 @@ async def _counts_now(
 async def _counts_as_of(
     pool: asyncpg.Pool, catalog: Catalog, tenant: str, unit_id: str, program: Program, descendants: bool, as_of: datetime
 ) -> _Counts:
-    key = f"{program.iri}|{program.version}"
-    certified = 0
+    """At ``as_of`` by the statements' stored times, with the roster as known then."""
     async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
         position = min(await position_at(conn, as_of), _checkpoint(await conn.fetchval(SELECT_CHECKPOINT)))
-        members = await units.members_at(conn, tenant, unit_id, descendants, as_of)
-        for start in range(0, len(members), CHUNK):
-            chunk = members[start : start + CHUNK]
-            events: dict[str, list[LearnerEvent]] = {learner: [] for learner in chunk}
-            for row in await conn.fetch(SELECT_EVIDENCE_EVENTS, tenant, chunk, position):
-                meaning = interpret_stored(open_payload(row["payload"]), catalog)
-                if meaning is not None and not isinstance(meaning, StatementVoided):
-                    events[row["learner"]].append(meaning)
-            for row in await conn.fetch(SELECT_VOIDS_BEFORE, tenant, chunk, position):
-                events[row["learner"]].append(
-                    StatementVoided(statement_id=str(row["voiding_statement_id"]), target_id=str(row["target_id"]))
-                )
-            for learner, items in events.items():
-                state = fold(learner, items, catalog)
-                held = state.certifications.get(key)
-                if held is not None and held.earned:
-                    certified += 1
-    return _Counts(len(members), certified, position, as_of)
+        headcount, certified = await certified_known_at(
+            conn, catalog, tenant, unit_id, program, descendants, as_of, position
+        )
+    return _Counts(headcount, certified, position, as_of)
 
 
 async def _counts_achieved(
@@ -421,8 +399,9 @@ async def unit_summary(
     """Headcount (from the roster), certified, rate, and the target in force
     and the next one.  ``as_of`` on the ``achieved`` clock counts the
     certifications earned by then (statement timestamps) among the roster
-    valid then; on the ``known`` clock it folds the statements stored by then
-    again, with the roster as known then."""
+    valid then; on the ``known`` clock the certifications the LRS knew by
+    then (what folding the statements stored by then gives), with the roster
+    as known then."""
     unit = await units.fetch_unit(pool, tenant, unit_id)
     if unit is None:
         raise QueryError(404, f"no unit {unit_id!r}", "unit")

@@ -209,6 +209,7 @@ async def test_migration_backfills_the_authority_key_of_older_rows(clear_client)
     # Rows from before 0003 were stored in clear: the backfill reads the clear authority.
     client = clear_client
     from lrs.contracts import POSTGRES_MIGRATIONS
+    from lrs.payload_codec import open_payload
 
     mine = await credential(client, "legacy-app", "statements/write", "statements/read/mine")
     sid = new_id()
@@ -223,7 +224,10 @@ async def test_migration_backfills_the_authority_key_of_older_rows(clear_client)
     # 0003 runs before 0005 moved the read model's JSON to events: give it the
     # column it read then.
     await pool.execute("ALTER TABLE statements ADD COLUMN body bytea")
-    await pool.execute("UPDATE statements s SET body = e.payload FROM events e WHERE e.position = s.position")
+    # (as JSON: rows that old were never compressed).
+    for row in await pool.fetch("SELECT position, payload FROM events WHERE event_type = 'statement'"):
+        await pool.execute("UPDATE statements SET body = $2 WHERE position = $1",
+                           row["position"], open_payload(bytes(row["payload"])))
     await pool.execute(backfill)
     await pool.execute(backfill)  # a second run adds nothing
     await pool.execute("ALTER TABLE statements DROP COLUMN body")

@@ -18,6 +18,7 @@ import msgspec
 import pytest
 
 from lrs.ingest.prepare import prepare_statements
+from lrs.payload_codec import open_payload
 from lrs.privacy.master import MasterKey
 from lrs.store import StatementWriter
 from lrs.store.erasure import erase_learner
@@ -54,8 +55,9 @@ def keys(pool: asyncpg.Pool) -> LearnerKeys:
 
 async def write_sealed(keys: LearnerKeys, writer: StatementWriter, *bodies: dict[str, Any]) -> None:
     for body in bodies:  # as POST /xapi/statements stores them with sealing on
-        sealed, authority = await keys.seal_statements("default", [body], AUTHORITY)
-        await writer.append("default", prepare_statements(sealed, version="1.0.3", authority=authority, new_id=uuid.uuid4))
+        sealed = await keys.seal_statements("default", [body], AUTHORITY)
+        await writer.append("default", prepare_statements(sealed.statements, version="1.0.3",
+                                                          authority=sealed.authority, new_id=uuid.uuid4))
 
 
 def as_lms_account(body: dict[str, Any]) -> dict[str, Any]:
@@ -65,7 +67,7 @@ def as_lms_account(body: dict[str, Any]) -> dict[str, Any]:
 async def payloads(pool: asyncpg.Pool, *event_types: str) -> list[bytes]:
     rows = await pool.fetch("SELECT payload FROM events WHERE event_type = ANY($1::text[]) ORDER BY position",
                             list(event_types))
-    return [bytes(r["payload"]) for r in rows]
+    return [open_payload(bytes(r["payload"])) for r in rows]  # statements are stored compressed
 
 
 async def certified(pool: asyncpg.Pool) -> tuple[int, int]:
