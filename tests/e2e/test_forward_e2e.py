@@ -13,6 +13,9 @@
   target refuses (400) and one it keeps failing on (500) are parked in the
   dead-letter stream with the target's error; ``dead-letters replay`` delivers
   them once the target is fixed and empties the dead-letter stream.
+* A target shedding load (503 + Retry-After) is waited out as it asks, with a
+  single attempt allowed: the forwarder never reports it unavailable, and it
+  holds every statement exactly once.
 """
 
 from __future__ import annotations
@@ -257,6 +260,65 @@ async def _lrs_env(env: dict[str, str], *args: str) -> tuple[int, str, str]:
     )
     out, err = await process.communicate()
     return process.returncode or 0, out.decode(), err.decode()
+
+
+async def _hold_one_request(base_url: str) -> asyncio.StreamWriter:
+    """A statements POST whose body never finishes: while it is open the
+    target serves one request, all its LRS_SHED_MAX_IN_FLIGHT=1 allows."""
+    host, port = base_url.removeprefix("http://").rsplit(":", 1)
+    _, writer = await asyncio.open_connection(host, int(port))
+    head = {**xapi_headers(), "Host": f"{host}:{port}", "Content-Type": "application/json",
+            "Content-Length": "100000"}
+    writer.write(("POST /xapi/statements HTTP/1.1\r\n"
+                  + "".join(f"{name}: {value}\r\n" for name, value in head.items()) + "\r\n[").encode())
+    await writer.drain()
+    return writer
+
+
+async def _shed_count(base_url: str) -> float:
+    async with aiohttp.ClientSession() as session:
+        async with session.get(base_url + "/metrics", headers=xapi_headers()) as response:
+            metrics = await response.text()
+    return sum(float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines()
+               if line.startswith('lrs_shed_total{reason="in_flight"}'))
+
+
+async def _probe_is_refused(base_url: str) -> bool:
+    async with aiohttp.ClientSession() as session:
+        async with session.post(base_url + "/xapi/statements", json=[], headers=xapi_headers()) as response:
+            return response.status == 503 and response.headers.get("Retry-After") == "1"
+
+
+async def test_a_shedding_target_is_waited_out_as_it_asks(
+    service_factory, nats_control, database_url, second_database_url, tmp_path
+):
+    source = service_factory(nats_control.url, LRS_SEAL_PERSONAL_DATA="false")
+    await source.start()
+    target = service_factory(nats_control.url, LRS_DATABASE_URL=second_database_url, LRS_RELAY_ENABLED="false",
+                             LRS_SHED_LATENCY_MS="0", LRS_SHED_MAX_IN_FLIGHT="1")
+    await target.start()
+    sent = await _post(source.base_url, _batch(0, 60))
+    held = await _hold_one_request(target.base_url)
+
+    assert await _probe_is_refused(target.base_url), "the held request does not make the target shed"
+    refused_before = await _shed_count(target.base_url)
+    forwarder = Forwarder(["--to", target.base_url, "--key", KEY, "--secret", SECRET, "--name", "to-shedding",
+                           "--nats-url", nats_control.url, "--batch-size", "20", "--no-progress",
+                           "--max-attempts", "1", "--database-url", database_url, "--until-caught-up"],
+                          tmp_path / "forward.log")
+    await forwarder.start()
+
+    async def forwarder_was_refused_twice() -> bool:
+        return await _shed_count(target.base_url) >= refused_before + 2
+
+    await _eventually(forwarder_was_refused_twice, "the target to refuse the forwarder")
+    held.close()  # the held request ends: the target serves again
+    assert await forwarder.wait() == 0, forwarder.log()
+
+    received = await _statement_ids(second_database_url)
+    assert sorted(received) == sorted(sent)
+    assert "target unavailable" not in forwarder.log()
+    assert await _dead_letters(nats_control.url, "to-shedding") == []
 
 
 async def test_filters_dead_letters_and_replay(service_factory, nats_control, database_url, tmp_path):

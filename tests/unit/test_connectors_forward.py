@@ -70,6 +70,7 @@ def test_filter_tolerates_malformed_statements():
         (502, 1, Action.WAIT),
         (503, 7, Action.WAIT),
         (504, 1, Action.WAIT),
+        (429, 9, Action.WAIT),  # throttled for longer than the sink waits: the target's load, not the statement
         (400, 1, Action.PARK),  # the target refuses the statement itself
         (409, 1, Action.PARK),
         (413, 1, Action.PARK),
