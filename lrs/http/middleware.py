@@ -49,6 +49,22 @@ def error_response(status: int, message: str, path: str | None = None) -> web.Re
     return web.Response(status=status, body=_json_encode(payload), content_type="application/json")
 
 
+# Path parts that name a learner (the competency API's and the console's
+# learner pages): logged as the route's placeholder, since a log line lies
+# outside the store, where an erasure (docs/privacy.md) cannot reach it.
+PERSONAL_PATH_PARTS = frozenset({"learner"})
+
+
+def _logged_path(request: web.Request) -> str:
+    """``request.path`` with each part naming a learner replaced by ``{learner}``."""
+    path = request.path
+    for name in PERSONAL_PATH_PARTS & request.match_info.keys():
+        value = request.match_info[name]
+        if value:
+            path = path.replace(value, "{" + name + "}")
+    return path
+
+
 def _route_name(request: web.Request) -> str:
     info = request.match_info.route.resource
     return info.canonical if info is not None else "unmatched"
@@ -78,7 +94,7 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
         log.info(
             "request",
             method=request.method,
-            path=request.path,
+            path=_logged_path(request),
             status=status,
             duration_ms=round(elapsed * 1000, 3),
             credential=credential.key if credential else None,
