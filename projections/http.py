@@ -469,7 +469,9 @@ async def post_identities(request: web.Request) -> web.Response:
             learner_keys=request.config_dict.get(keys.LEARNER_KEYS),
         )
     except IdentityConflict as exc:
-        raise XapiError(409, str(exc), "$.identifiers") from None
+        error = XapiError(409, str(exc), "$.identifiers")
+        error.logged = str(XapiError(409, exc.logged, "$.identifiers"))
+        raise error from None
     linked = await identities.identifiers_of(request.config_dict[keys.POOL], tenant, change.person)
     # Sealed (docs/privacy.md): the links hold pseudonym keys; those the body gave are answered in clear.
     clear = {v: k for k, v in change.refs.keys.items()} if change.refs is not None else {}

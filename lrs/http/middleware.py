@@ -137,7 +137,7 @@ async def error_mapping(request: web.Request, handler: Handler) -> web.StreamRes
     try:
         return await handler(request)
     except XapiError as exc:
-        request.setdefault(LOG_FIELDS, {})["error"] = str(exc)
+        request.setdefault(LOG_FIELDS, {})["error"] = str(exc) if exc.logged is None else exc.logged
         return error_response(exc.status, exc.message, exc.path)
     except AuthError as exc:
         response = error_response(401, "authentication required: " + str(exc))
