@@ -462,7 +462,9 @@ async def post_identities(request: web.Request) -> web.Response:
         try:
             parse_learner(value if isinstance(value, str) else "")
         except ValueError as exc:
-            raise XapiError(400, str(exc), path) from None
+            error = XapiError(400, str(exc), path)
+            error.logged = str(XapiError(400, "not an actor IFI key (the value is not logged)", path))
+            raise error from None
     try:
         change = await identities.change_links(
             request.config_dict[keys.POOL], tenant, op, person, identifiers, now=datetime.now(timezone.utc),

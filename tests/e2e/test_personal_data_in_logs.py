@@ -34,3 +34,9 @@ async def test_an_identity_conflict_is_answered_in_clear_and_logged_by_pseudonym
     logged = repr(line)
     assert "an-nguyen-77" not in logged and "an.nguyen" not in logged and "binh.tran" not in logged
     assert "is already linked to the person account:https://lrs.invalid/pseudonym|" in line["error"]
+
+
+async def test_a_malformed_identifier_is_answered_but_not_logged(client: Any) -> None:
+    status, body, [line] = await _link(client, PERSON_A, "an.nguyen@example.vn")
+    assert status == 400 and "'an.nguyen@example.vn'" in body["error"] and body["path"] == "$.identifiers[0]"
+    assert "an.nguyen" not in repr(line) and "$.identifiers[0]" in line["error"]
