@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from typing import Awaitable, Callable
@@ -55,14 +56,20 @@ def error_response(status: int, message: str, path: str | None = None) -> web.Re
 PERSONAL_PATH_PARTS = frozenset({"learner"})
 
 
+_ROUTE_PART = re.compile(r"\{(\w+)(?::[^}]*)?\}")
+
+
 def _logged_path(request: web.Request) -> str:
-    """``request.path`` with each part naming a learner replaced by ``{learner}``."""
-    path = request.path
-    for name in PERSONAL_PATH_PARTS & request.match_info.keys():
-        value = request.match_info[name]
-        if value:
-            path = path.replace(value, "{" + name + "}")
-    return path
+    """``request.path``, or for a route with a part naming a learner the
+    route with that part left as ``{learner}`` and the others filled in."""
+    info = request.match_info
+    resource = info.route.resource
+    if resource is None or not PERSONAL_PATH_PARTS & info.keys():
+        return request.path
+    return _ROUTE_PART.sub(
+        lambda m: m.group(0) if m.group(1) in PERSONAL_PATH_PARTS else info.get(m.group(1), m.group(0)),
+        resource.canonical,
+    )
 
 
 def _route_name(request: web.Request) -> str:

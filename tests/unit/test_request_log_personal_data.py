@@ -14,6 +14,7 @@ from structlog.testing import capture_logs
 from lrs.http.middleware import request_context
 
 LEARNER = "mbox:mailto:lan@example.org"
+SHORT = "l"  # a value that also occurs elsewhere in the path
 
 
 async def _logged(prefix: str, path: str) -> list[dict]:
@@ -39,6 +40,8 @@ async def test_a_learner_in_the_path_is_not_logged() -> None:
             [line] = await _logged(prefix, path)
             assert "lan@example.org" not in repr(line)
             assert line["path"] == prefix + path.replace(LEARNER, "{learner}")
+    [line] = await _logged("/competency", f"/learners/{SHORT}/trail")
+    assert line["path"] == "/competency/learners/{learner}/trail"
 
 
 async def test_other_paths_are_logged_as_they_are() -> None:
