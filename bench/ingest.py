@@ -316,7 +316,11 @@ async def bench_target(args: argparse.Namespace, stop_timeout: float = 60) -> As
     try:
         env = {**os.environ, "LRS_HTTP_PORT": str(port), "LRS_DATA_DIR": args.data_dir or scratch,
                "LRS_BOOTSTRAP_CREDENTIAL": f"{key}:{secret}", "LRS_LOG_LEVEL": "warning"}
-        proc = subprocess.Popen([sys.executable, "-m", "lrs", "serve"], env=env)
+        # --service-tree: another checkout's `lrs serve`, run by its own venv from
+        # its own directory, so before/after builds compare with one client.
+        tree = getattr(args, "service_tree", None)
+        python = str(Path(tree) / ".venv" / "bin" / "python") if tree else sys.executable
+        proc = subprocess.Popen([python, "-m", "lrs", "serve"], env=env, cwd=tree)
         await _wait_ready(url, proc)
         args.service_pid = proc.pid
         yield url, key, secret
@@ -405,6 +409,8 @@ def add_service_options(parser: argparse.ArgumentParser, bench: str) -> None:
                         help="credential secret (LRS_BENCH_SECRET)")
     parser.add_argument("--start-service", action="store_true",
                         help="start `lrs serve` on a free port with an embedded database for the run")
+    parser.add_argument("--service-tree", metavar="CHECKOUT",
+                        help="with --start-service: run that checkout's `lrs serve` with its own .venv (A/B of builds)")
     parser.add_argument("--data-dir", help="LRS_DATA_DIR for --start-service (default: a new temp dir, removed at the end)")
     parser.add_argument("--output", help=f"result file (default: bench/results/{bench}-<time>.json)")
     parser.add_argument("--note", default="", help="free text stored with the result")

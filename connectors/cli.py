@@ -41,7 +41,9 @@ everything before it; re-running the same command resumes there.  Statement
 ids are deterministic, so re-running never stores anything twice."""
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction, *, forward_opener: Any) -> None:
+    """``forward_opener``: how `lrs forward` opens sealed statements
+    (connectors.forward.opening.OpenerFactory), given by the composition root."""
     imp = subparsers.add_parser(
         "import",
         help="import statements or Open edX tracking logs from files into an LRS",
@@ -93,7 +95,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     from connectors.forward.cli import register as register_forward
 
-    register_forward(subparsers)
+    register_forward(subparsers, forward_opener)
 
 
 def _target_arguments(parser: argparse.ArgumentParser, key_flags: tuple[str, ...], secret_flags: tuple[str, ...]) -> None:

@@ -2,7 +2,8 @@
 
 It is not the LRS: it checks just enough (Basic auth, the version header, ids,
 409 on the same id with other content) and can be scripted to misbehave:
-answer given statuses first (``script``), refuse chosen statement ids with a
+answer given statuses first (``script`` for POSTs, ``get_script`` for
+statement GETs), refuse chosen statement ids with a
 400 (``reject_ids``) or fail batches holding chosen ids with a 500
 (``fail_ids``), delay every POST (``post_delay``), or expire ``more``
 links.  Statements are served back by GET oldest first with ``more`` paging.
@@ -40,6 +41,7 @@ class FakeLrs:
         self.statements: dict[str, dict[str, Any]] = {}
         self.stored: dict[str, str] = {}
         self.script: list[Scripted] = []
+        self.get_script: list[Scripted] = []
         self.reject_ids: dict[str, str] = {}
         self.fail_ids: set[str] = set()
         self.name_path_in_errors = True
@@ -143,6 +145,9 @@ class FakeLrs:
             return refused
         self.gets.append(str(request.rel_url))
         self.get_versions.append(request.headers["X-Experience-API-Version"])
+        if self.get_script:
+            scripted = self.get_script.pop(0)
+            return web.Response(status=scripted.status, headers=scripted.headers, text=scripted.body)
         ordered = sorted(self.statements, key=lambda sid: self.stored[sid])
         more = request.query.get("more")
         if more is not None:

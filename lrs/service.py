@@ -19,7 +19,8 @@ import argparse
 import os
 import sys
 from importlib.resources.abc import Traversable
-from typing import TYPE_CHECKING, Callable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Awaitable, Callable, Mapping, Sequence
 
 import connectors.cli
 import projections.cli
@@ -37,7 +38,7 @@ if TYPE_CHECKING:
     from projections.competency.catalog import Catalog
     from projections.contract import Projection
 
-__all__ = ["APP_PLUGINS", "DIGESTS", "MIGRATIONS", "build_parser", "competency_projection", "create_app", "main", "migrate", "projections_to_run"]
+__all__ = ["APP_PLUGINS", "DIGESTS", "MIGRATIONS", "build_parser", "competency_projection", "create_app", "forward_opener", "main", "migrate", "projections_to_run"]
 
 # The parts are imported when they are used, not when the command line is
 # built: `lrs --help` and every short command stay quick to start.
@@ -73,6 +74,36 @@ MIGRATIONS: tuple[Traversable, ...] = (competency.MIGRATIONS, units.MIGRATIONS)
 
 # The projections `lrs audit digest` can name: a digest and the position it reflects.
 DIGESTS: Mapping[str, Digest] = {"competency": _competency_digest}
+
+
+def forward_opener(
+    pool: asyncpg.Pool, database_url: str | None
+) -> Callable[[str, list[bytes]], Awaitable[list[bytes]]]:
+    """What ``lrs forward`` opens sealed statements with before it sends them
+    (connectors.forward.opening): the service's own opener, the key file
+    found as ``lrs serve`` finds it (LRS_PRIVACY_KEY_FILE, else the data
+    dir; ``database_url`` is the external PostgreSQL forwarded from, None
+    for the embedded one)."""
+    from connectors.forward.opening import CannotOpen
+    from lrs.config import ConfigError, Settings
+    from lrs.privacy.master import PrivacyKeyError
+    from lrs.store.statement_opener import StoredStatementOpener
+
+    def key_file() -> Path:
+        env = dict(os.environ)
+        if database_url:
+            env["LRS_DATABASE_URL"] = database_url
+        return Settings.from_env(env).privacy_master_key_file
+
+    opener = StoredStatementOpener(pool, key_file)
+
+    async def open_stored(tenant: str, payloads: list[bytes]) -> list[bytes]:
+        try:
+            return await opener(tenant, payloads)
+        except (PrivacyKeyError, ConfigError) as exc:
+            raise CannotOpen(str(exc)) from None
+
+    return open_stored
 
 
 def competency_projection(catalog: Catalog) -> Projection:
@@ -131,7 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
     relay.register(subparsers)
     export.register(subparsers)
     erase.register(subparsers)
-    connectors.cli.register(subparsers)
+    connectors.cli.register(subparsers, forward_opener=forward_opener)
     projections.cli.register(subparsers)
     audit.register(subparsers, digests=DIGESTS)
     return parser

@@ -15,6 +15,7 @@ from urllib.parse import quote
 from typing import Any
 
 from connectors.forward.model import ForwardFilter, validate_name
+from connectors.forward.opening import OpenerFactory
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -27,6 +28,8 @@ environment:
   LRS_TARGET_URL     default for --to
   LRS_TARGET_KEY     default for --key
   LRS_TARGET_SECRET  default for --secret
+  LRS_PRIVACY_KEY_FILE  the source's privacy key file, to open sealed statements before
+                     sending them (default: LRS_DATA_DIR/privacy-key, as `lrs serve`)
 
 Each forwarder (--name) is a durable JetStream consumer: stop it and start it
 again and it continues where it stopped.  A statement is acknowledged only after
@@ -36,11 +39,15 @@ fails --max-deliveries times (500), is parked in the LRS_FORWARD_DLQ stream with
 the target's last error; see `lrs forward dead-letters --help`.  Statements keep
 their ids, so the target never stores one twice.
 
+Statements are sent as GET /xapi/statements returns them: sealed learners
+opened, an erased learner in the erased form (docs/privacy.md).
+
 exit status: 0 stopped (SIGTERM/SIGINT) or caught up, 1 the target refused the
-credentials or URL, 2 usage error."""
+credentials or URL, or sealed statements arrived and no privacy key opens
+them, 2 usage error."""
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction, opener_factory: OpenerFactory) -> None:
     parser = subparsers.add_parser(
         "forward",
         help="forward statements matching a filter to another LRS, durably",
@@ -74,7 +81,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                      help="the source LRS's PostgreSQL, to check every message against the event log "
                      "before forwarding it and to read payloads relayed by reference (default: "
                      "$LRS_DATABASE_URL, else the embedded database of a running `lrs serve`)")
-    parser.set_defaults(handler=run_forward)
+    parser.set_defaults(handler=run_forward, opener_factory=opener_factory)
 
     actions = parser.add_subparsers(dest="forward_action", metavar="ACTION")
     letters = actions.add_parser(
@@ -97,6 +104,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     again.add_argument("--all", action="store_true", help="of every forwarder, not only --name")
     again.add_argument("--seq", action="append", type=int, metavar="N",
                        help="only the parked statement with this sequence number (repeatable; see list)")
+    again.add_argument("--database-url", default=argparse.SUPPRESS,
+                       help="the source LRS's PostgreSQL, whose keys open sealed statements before they are "
+                       "sent (default: as for `lrs forward`)")
     again.set_defaults(handler=run_replay)
 
 
@@ -192,6 +202,7 @@ def run_forward(args: argparse.Namespace) -> int:
 async def _forward(args: argparse.Namespace) -> int:
     from connectors.forward.forwarder import ForwardOptions, Forwarder, say
     from connectors.forward.logcheck import LogCheck
+    from connectors.forward.opening import CannotOpen
     from connectors.framework.sink import LrsSink, SinkFatal
 
     selection = ForwardFilter.of(args.verb, args.activity, args.tenant)
@@ -209,10 +220,12 @@ async def _forward(args: argparse.Namespace) -> int:
     try:
         async with LrsSink(args.to, args.target_key, args.target_secret, max_attempts=args.max_attempts) as sink, \
                 LogCheck(database_url(args) or "") as log_check:
-            forwarder = Forwarder(url, sink, selection, options, log_check, on_progress=progress.update)
+            open_stored = args.opener_factory(log_check.pool, args.database_url or None)
+            forwarder = Forwarder(url, sink, selection, options, log_check, open_stored=open_stored,
+                                  on_progress=progress.update)
             try:
                 stats = await forwarder.run(stop)
-            except SinkFatal as exc:
+            except (SinkFatal, CannotOpen) as exc:
                 say(f"stopped: {exc}")
                 return EXIT_FAILED
     finally:
@@ -298,6 +311,8 @@ def run_replay(args: argparse.Namespace) -> int:
         if getattr(args, name, None) is None:
             setattr(args, name, value)
     problem = _check(args, need_target=True)
+    if problem is None and database_url(args) is None:
+        problem = "no database to open sealed statements with: give --database-url or LRS_DATABASE_URL"
     if problem:
         return _usage_error(problem)
     return _unless_unreachable(_replay(args))
@@ -306,14 +321,19 @@ def run_replay(args: argparse.Namespace) -> int:
 async def _replay(args: argparse.Namespace) -> int:
     from connectors.forward.deadletters import replay
     from connectors.forward.forwarder import connect
+    from connectors.forward.logcheck import LogCheck
+    from connectors.forward.opening import CannotOpen
     from connectors.framework.sink import LrsSink, SinkError
 
     nc = await connect(nats_url(args), args.name, keep_trying=False)
     try:
-        async with LrsSink(args.to, args.target_key, args.target_secret, max_attempts=args.max_attempts) as sink:
+        async with LrsSink(args.to, args.target_key, args.target_secret, max_attempts=args.max_attempts) as sink, \
+                LogCheck(database_url(args) or "") as source:
+            open_stored = args.opener_factory(source.pool, getattr(args, "database_url", None) or None)
             try:
-                result = await replay(nc.jetstream(), sink, None if args.all else args.name, args.seq)
-            except SinkError as exc:
+                result = await replay(nc.jetstream(), sink, None if args.all else args.name, args.seq,
+                                      open_stored=open_stored)
+            except (SinkError, CannotOpen) as exc:
                 print(f"lrs forward dead-letters replay: stopped: {exc}", file=sys.stderr)
                 return EXIT_FAILED
     finally:

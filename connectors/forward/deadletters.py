@@ -2,7 +2,9 @@
 
 Parked statements stay in LRS_FORWARD_DLQ (``schemas/nats/forward-dlq.json``)
 until a replay delivers them: each one the target accepts is deleted from the
-stream; one refused again stays, and the new refusal is reported.
+stream; one refused again stays, and the new refusal is reported.  They are
+parked as stored (sealed identities stay sealed in NATS, where an erasure
+cannot reach) and opened, as the forwarder opens them, when they are replayed.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import nats.js.errors
 
 from connectors.forward.definitions import DEAD_LETTER_STREAM
 from connectors.forward.model import DeadLetter, dead_letter_from_message, dead_letter_subject, outgoing_statement
+from connectors.forward.opening import OpenStored
 from connectors.framework.model import Rejection
 from connectors.framework.sink import LrsSink, Outgoing
 
@@ -56,18 +59,20 @@ class ReplayResult:
 
 
 async def replay(js: Any, sink: LrsSink, name: str | None = None, sequences: Collection[int] | None = None,
-                 batch_size: int = 100) -> ReplayResult:
-    """POST parked statements to the target again; delete those it accepts.
-    Raises the sink's errors when the target is down or refuses the credentials
-    (what was replayed before stays replayed)."""
+                 batch_size: int = 100, *, open_stored: OpenStored) -> ReplayResult:
+    """POST parked statements to the target again, opened by ``open_stored``
+    (connectors.forward.opening); delete those it accepts.  Raises the sink's
+    errors when the target is down or refuses the credentials, and
+    :class:`connectors.forward.opening.CannotOpen` when sealed statements
+    cannot be opened (what was replayed before stays replayed)."""
     result = ReplayResult()
     batch: list[DeadLetter] = []
 
     async def flush() -> None:
         refused: dict[str, Rejection] = {}
         outgoing = []
-        for letter in batch:
-            statement = _statement(letter)
+        for letter, payload in zip(batch, await _opened(batch, open_stored)):
+            statement = _statement(payload)
             if statement is None:
                 refused[str(letter.sequence)] = Rejection(letter.statement_id, str(letter.sequence), 0,
                                                           "not a JSON statement object")
@@ -94,9 +99,21 @@ async def replay(js: Any, sink: LrsSink, name: str | None = None, sequences: Col
     return result
 
 
-def _statement(letter: DeadLetter) -> dict[str, Any] | None:
+async def _opened(letters: list[DeadLetter], open_stored: OpenStored) -> list[bytes]:
+    """The letters' payloads opened, one call of the opener per tenant."""
+    payloads = [letter.payload for letter in letters]
+    by_tenant: dict[str, list[int]] = {}
+    for index, letter in enumerate(letters):
+        by_tenant.setdefault(letter.tenant, []).append(index)
+    for tenant, indexes in by_tenant.items():
+        for index, payload in zip(indexes, await open_stored(tenant, [payloads[i] for i in indexes])):
+            payloads[index] = payload
+    return payloads
+
+
+def _statement(payload: bytes) -> dict[str, Any] | None:
     try:
-        document = msgspec.json.decode(letter.payload)
+        document = msgspec.json.decode(payload)
     except msgspec.DecodeError:
         return None
     return document if isinstance(document, dict) else None

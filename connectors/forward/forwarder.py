@@ -17,6 +17,14 @@ handled in order:
   statement at a time, and a failing statement is negatively acknowledged
   for a later delivery; after ``max_deliveries`` deliveries it is parked.
 
+Sealed statements (personal data sealed, the default; docs/privacy.md) are
+opened before they are sent, exactly as GET /xapi/statements returns them,
+by the opener the composition root gives (connectors.forward.opening): an
+erased learner's statements go in the erased form.  The log checks, the
+filter and the dead-letter stream see the stored form; when sealed
+statements cannot be opened (no privacy key) the forwarder stops
+(:class:`CannotOpen`) and sends nothing of the batch.
+
 Statement ids are the stored ids, so a delivery repeated after a crash or a
 lost acknowledgement is accepted by the target as the same statement.  A
 second copy of an event already forwarded (a message replayed onto the
@@ -37,6 +45,7 @@ from datetime import datetime, timezone
 from typing import Any, AsyncIterator, Callable
 
 import asyncpg
+import msgspec
 import nats
 import nats.errors
 import nats.js.errors
@@ -53,6 +62,7 @@ from connectors.forward.model import (
 from connectors.forward.checkpoint import MAX_RUNS, ForwardCheckpoint, is_replay
 from connectors.forward.logcheck import LogCheck
 from connectors.forward.natsoptions import nats_options
+from connectors.forward.opening import CannotOpen, OpenStored
 from connectors.framework.sink import BatchOutcome, LrsSink, Outgoing, SinkFatal, SinkUnavailable
 from lrs.event_contract import EVENT_TYPE_HEADER, MSG_ID_HEADER, POSITION_HEADER, STORED_HEADER, TENANT_HEADER
 from lrs.event_contract import RelayedEvent
@@ -134,10 +144,12 @@ class Forwarder:
         options: ForwardOptions,
         log_check: LogCheck,
         *,
+        open_stored: OpenStored,
         on_progress: Callable[[ForwardStats], None] | None = None,
     ) -> None:
         self.nats_url = nats_url
         self.log_check = log_check
+        self.open_stored = open_stored
         self.sink = sink
         self.selection = selection
         self.options = options
@@ -151,7 +163,8 @@ class Forwarder:
     async def run(self, stop: asyncio.Event | None = None) -> ForwardStats:
         """Forward until ``stop`` is set (or, with ``until_caught_up``, until
         the consumer has nothing pending).  Raises :class:`SinkFatal` when the
-        target refuses the credentials or the URL."""
+        target refuses the credentials or the URL, :class:`CannotOpen` when
+        sealed statements arrive and no key opens them."""
         if stop is not None:
             self._stop = stop
         self.checkpoint = ForwardCheckpoint(self.log_check.pool, self.options.name)
@@ -289,7 +302,13 @@ class Forwarder:
 
     async def _deliver(self, items: list[tuple[Msg, LogStatement]]) -> None:
         refs = {f"position {event.position}": (msg, event) for msg, event in items}
-        batch = [Outgoing(outgoing_statement(event.statement), ref) for ref, (_, event) in refs.items()]
+        try:
+            opened = await self._opened([event for _, event in items])
+        except CannotOpen:
+            for msg, _ in items:  # delivered again once the forwarder runs with the key
+                await msg.nak()
+            raise
+        batch = [Outgoing(outgoing_statement(statement), ref) for ref, statement in zip(refs, opened)]
         async with _kept_in_progress([msg for msg, _ in items]):
             outcome = await self._send_through_outages(batch, items)
             if outcome is None:
@@ -302,6 +321,20 @@ class Forwarder:
             else:
                 await self._ack(msg, event.position)
                 self.stats.forwarded += 1
+
+    async def _opened(self, events: list[LogStatement]) -> list[dict[str, Any]]:
+        """The statements as GET /xapi/statements returns them (their sealed
+        identities opened), one call of the opener per tenant."""
+        by_tenant: dict[str, list[int]] = {}
+        for index, event in enumerate(events):
+            by_tenant.setdefault(event.tenant, []).append(index)
+        statements = [event.statement for event in events]
+        for tenant, indexes in by_tenant.items():
+            stored = [events[i].payload for i in indexes]
+            for index, payload, before in zip(indexes, await self.open_stored(tenant, stored), stored):
+                if payload is not before:  # nothing sealed: the payload itself comes back
+                    statements[index] = msgspec.json.decode(payload)
+        return statements
 
     async def _send_through_outages(
         self, batch: list[Outgoing], items: list[tuple[Msg, LogStatement]]

@@ -28,7 +28,9 @@ MAX_ERROR = 500
 
 # HTTP statuses that mean "the target is not there right now" rather than
 # "the target has a problem with this statement": waited out, never counted.
-OUTAGE_STATUSES = frozenset({502, 503, 504})
+# 429 reaches here only when the target kept throttling past the sink's
+# overall deadline for waits it asked for (connectors/framework/retry_after.py).
+OUTAGE_STATUSES = frozenset({429, 502, 503, 504})
 # Answers about the statement itself (after the sink has narrowed a batch
 # down to it): retrying the same statement cannot change them.
 PERMANENT_STATUSES = frozenset({400, 409, 413})

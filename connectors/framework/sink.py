@@ -3,11 +3,14 @@
 Behaviour, in the order a response is handled:
 
 * 200/204: every statement of the batch is accepted.
-* 429: wait for ``Retry-After`` (seconds or an HTTP date; exponential backoff
-  when absent), then send again.  Throttling does not use up attempts: the LRS
-  said when to come back.
-* 5xx, connection errors and timeouts: exponential backoff with full jitter,
-  up to ``max_attempts``; then :class:`SinkUnavailable`.
+* 429, and 503 with ``Retry-After`` (load shedding): wait as asked (seconds or
+  an HTTP date, at most ``max_retry_after`` plus jitter, see
+  :mod:`connectors.framework.retry_after`; a 429 without it backs off), then
+  send again.  This does not use up attempts: the LRS said when to come back
+  and nothing was lost.  Only after ``max_asked_wait`` seconds of such waits
+  for one request does the sink give up with :class:`SinkUnavailable`.
+* other 5xx, connection errors and timeouts: exponential backoff with full
+  jitter, up to ``max_attempts``; then :class:`SinkUnavailable`.
 * 400, 409, 413: the LRS refuses a whole batch for one bad statement, so the
   batch is narrowed down.  When the LRS names the offending statement (a JSON
   path ``$[i]`` in a 400, or one of the batch's ids in a 409) that statement is
@@ -25,7 +28,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import email.utils
 import json
 import random
 import re
@@ -37,6 +39,12 @@ import aiohttp
 import msgspec
 
 from connectors.framework.model import JSON, Rejection
+from connectors.framework.retry_after import (
+    MAX_ASKED_WAIT_S,
+    MAX_RETRY_AFTER_S,
+    parse_retry_after,  # noqa: F401  (re-exported for the clients importing it from here)
+    retry_after_delay,
+)
 
 XAPI_VERSION = "1.0.3"
 XAPI_VERSION_2 = "2.0.0"
@@ -136,22 +144,6 @@ def basic_authorization(key: str, secret: str) -> str:
     return "Basic " + base64.b64encode(f"{key}:{secret}".encode()).decode("ascii")
 
 
-def parse_retry_after(value: str | None, now: float) -> float | None:
-    """Seconds to wait from a Retry-After header (delta-seconds or HTTP date)."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - now)
-
-
 def error_message(status: int, body: bytes) -> str:
     """The LRS's message from an error body (JSON ``message``/``error`` or text)."""
     text = body.decode("utf-8", "replace").strip()
@@ -179,7 +171,8 @@ class LrsSink:
         max_attempts: int = 8,
         backoff_base: float = 0.5,
         backoff_cap: float = 30.0,
-        max_retry_after: float = 300.0,
+        max_retry_after: float = MAX_RETRY_AFTER_S,
+        max_asked_wait: float = MAX_ASKED_WAIT_S,
         request_timeout: float = 120.0,
         session: aiohttp.ClientSession | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
@@ -191,6 +184,7 @@ class LrsSink:
         self._backoff_base = backoff_base
         self._backoff_cap = backoff_cap
         self._max_retry_after = max_retry_after
+        self._max_asked_wait = max_asked_wait
         self._timeout = aiohttp.ClientTimeout(total=request_timeout)
         self._session = session
         self._owns_session = session is None
@@ -244,6 +238,7 @@ class LrsSink:
         body = msgspec.json.encode([item.statement for item in part])
         version = request_version(part[0])
         failures = 0
+        asked_wait = 0.0  # seconds waited because the LRS asked to come back later
         while True:
             try:
                 status, headers, response = await self._post(body, version)
@@ -257,13 +252,20 @@ class LrsSink:
                 continue
             if status in (200, 204, 400, 409, 413):
                 return status, response
-            if status == 429:
-                wait = parse_retry_after(headers.get("Retry-After"), time.time())
+            delay = retry_after_delay(status, headers.get("Retry-After"), time.time(),
+                                      cap=self._max_retry_after, draw=self._jitter())
+            if delay is None and status == 429:  # throttled without saying for how long
+                delay = self._backoff_ceiling(1) * self._jitter()
+            if delay is not None:
+                if asked_wait + delay > self._max_asked_wait:
+                    raise SinkUnavailable(
+                        f"LRS still asked to wait (HTTP {status}) after {asked_wait:.0f}s of waiting: "
+                        f"{error_message(status, response)}",
+                        status,
+                    )
+                asked_wait += delay
                 self.retries += 1
-                if wait is None:
-                    await self._backoff(1)
-                else:
-                    await self._sleep(min(wait, self._max_retry_after))
+                await self._sleep(delay)
                 continue
             if status >= 500:
                 failures += 1
@@ -295,10 +297,12 @@ class LrsSink:
         ) as response:
             return response.status, response.headers, await response.read()
 
+    def _backoff_ceiling(self, failures: int) -> float:
+        return min(self._backoff_cap, self._backoff_base * (2 ** (failures - 1)))
+
     async def _backoff(self, failures: int) -> None:
         self.retries += 1
-        ceiling = min(self._backoff_cap, self._backoff_base * (2 ** (failures - 1)))
-        await self._sleep(ceiling * self._jitter())
+        await self._sleep(self._backoff_ceiling(failures) * self._jitter())
 
 
 def _named_culprit(status: int, message: str, part: list[Outgoing]) -> int | None:

@@ -34,9 +34,9 @@ from connectors.framework.sink import (
     SinkUnavailable,
     basic_authorization,
     error_message,
-    parse_retry_after,
     statements_endpoint,
 )
+from connectors.framework.retry_after import MAX_ASKED_WAIT_S, MAX_RETRY_AFTER_S, retry_after_delay
 
 _EXPIRED_MORE = (400, 404, 410)
 
@@ -58,6 +58,8 @@ class LrsPullSource:
         max_attempts: int = 8,
         backoff_base: float = 0.5,
         backoff_cap: float = 30.0,
+        max_retry_after: float = MAX_RETRY_AFTER_S,
+        max_asked_wait: float = MAX_ASKED_WAIT_S,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         jitter: Callable[[], float] = random.random,
         xapi_version: str | None = None,
@@ -73,6 +75,8 @@ class LrsPullSource:
         self._max_attempts = max_attempts
         self._backoff_base = backoff_base
         self._backoff_cap = backoff_cap
+        self._max_retry_after = max_retry_after
+        self._max_asked_wait = max_asked_wait
         self._sleep = sleep
         self._jitter = jitter
 
@@ -134,6 +138,7 @@ class LrsPullSource:
         if self.xapi_version is None:
             self.xapi_version = await self._negotiate()
         failures = 0
+        asked_wait = 0.0  # seconds waited because the source asked to come back later
         while True:
             try:
                 async with self._session.get(
@@ -157,9 +162,14 @@ class LrsPullSource:
                 return status, json.loads(body)
             if status in tolerate:
                 return status, None
-            if status == 429:
-                wait = parse_retry_after(retry_after, time.time())
-                await (self._backoff(1) if wait is None else self._sleep(wait))
+            delay = retry_after_delay(status, retry_after, time.time(), cap=self._max_retry_after, draw=self._jitter())
+            if delay is None and status == 429:  # throttled without saying for how long
+                delay = min(self._backoff_cap, self._backoff_base) * self._jitter()
+            if delay is not None:  # shedding or throttling: not a failed attempt
+                if asked_wait + delay > self._max_asked_wait:
+                    raise SinkUnavailable(f"source LRS still asked to wait (HTTP {status}) after {asked_wait:.0f}s", status)
+                asked_wait += delay
+                await self._sleep(delay)
                 continue
             if status >= 500:
                 failures += 1

@@ -75,8 +75,8 @@ async def _learner_keys(pool: Any, settings: Any) -> Any:
     key file is not there or not theirs: never a new key, which would open
     nothing and export everyone as erased."""
     from lrs.config import ConfigError
-    from lrs.privacy.master import PrivacyKeyError, load
-    from lrs.store.learner_keys import SELECT_ANY_LEARNER_KEY, LearnerKeys
+    from lrs.store.learner_keys import SELECT_ANY_LEARNER_KEY
+    from lrs.store.statement_opener import keys_for_reading
 
     if not await pool.fetchval(SELECT_ANY_LEARNER_KEY):
         return None
@@ -84,15 +84,7 @@ async def _learner_keys(pool: Any, settings: Any) -> Any:
         path = settings.privacy_master_key_file if settings is not None else None
     except ConfigError:
         path = None
-    master = load(path) if path is not None else None
-    if master is None:
-        raise PrivacyKeyError(
-            "the store holds sealed personal data: LRS_PRIVACY_KEY_FILE must name its privacy key file"
-            + (f" ({path} does not exist)" if path is not None else "")
-        )
-    learner_keys = LearnerKeys(pool, master)
-    await learner_keys.check_master_key()
-    return learner_keys
+    return await keys_for_reading(pool, path)
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -60,6 +60,7 @@ from projections.units.store import (
     apply_roster_event,
     certified_rows,
     drop_erased_learner,
+    lock_roster_shared,
     place_all,
     rebuild_dropped,
     rebuild_roster,
@@ -466,6 +467,11 @@ class CompetencyProjection(Projection):
             await conn.execute(DELETE_STATE_ROWS, *_columns(gone, 3))
         if new_rows:
             await conn.copy_records_to_table("competency_states", records=new_rows, columns=STATE_COLUMNS)
+        if uncertified or programs or counts:
+            # Before the certification rows: their trigger writes the unit
+            # series deltas, which a roster load writes under the exclusive
+            # lock; taken after them, each waited for the other.
+            await lock_roster_shared(conn)
         if uncertified:
             await conn.execute(DELETE_CERTIFICATIONS, *_columns(uncertified, 4))
         if programs:

@@ -19,7 +19,12 @@ materialised per unit, for the roster as it stands at ``roster_clock.counted_at`
 
 Concurrency: roster changes take an exclusive advisory lock, the
 projection's count updates a shared one, so a learner is never moved between
-units while its certification changes.
+units while its certification changes.  The lock comes first: a transaction
+takes it before it writes any row the other side writes too, else each can
+hold what the other waits for ("deadlock detected").  A roster load takes it
+as its first act; the projection before it changes a certification row
+(:func:`lock_roster_shared`), whose trigger writes the unit series deltas
+that a roster load writes too (0114_series_deltas.sql).
 """
 
 from __future__ import annotations
@@ -256,6 +261,7 @@ __all__ = [
     "load_roster",
     "advance_clock",
     "apply_certification_changes",
+    "lock_roster_shared",
     "recount_certified",
     "unit_counts",
     "tree_counts",
@@ -415,7 +421,7 @@ async def apply_roster_event(conn: asyncpg.Connection, tenant: str, position: in
     if await conn.fetchval(SELECT_EVENT_WRITTEN, position):
         return False
     stored = await conn.fetchval("SELECT stored FROM events WHERE position = $1", position)
-    await conn.execute(LOCK_SHARED, ROSTER_LOCK_KEY)
+    await lock_roster_shared(conn)
     await _apply_load(conn, tenant, parse_roster_payload(payload), position, stored)
     return True
 
@@ -424,7 +430,7 @@ async def drop_erased_learner(conn: asyncpg.Connection, tenant: str, learner: st
     """An erased learner leaves the unit totals (erased.py, policy ``drop``):
     recorded, and taken out of their unit at the clock; inside the
     projection's transaction.  Applying it again changes nothing."""
-    await conn.execute(LOCK_SHARED, ROSTER_LOCK_KEY)
+    await lock_roster_shared(conn)
     await conn.execute(INSERT_DROPPED, tenant, learner, position)
     counted_at = await conn.fetchval(SELECT_CLOCK, tenant)
     if counted_at is not None:
@@ -515,6 +521,13 @@ async def _add_certified(conn: asyncpg.Connection, rows: Iterable[tuple[str, str
         await conn.execute(ADD_CERTIFIED, *(list(column) for column in zip(*rows)))
 
 
+async def lock_roster_shared(conn: asyncpg.Connection) -> None:
+    """Hold roster changes off until the caller's transaction ends; taken
+    before the projection writes a row a roster load writes too (taking it
+    again in the same transaction is harmless)."""
+    await conn.execute(LOCK_SHARED, ROSTER_LOCK_KEY)
+
+
 async def apply_certification_changes(
     conn: asyncpg.Connection, changes: Sequence[tuple[str, str, str, str, int]]
 ) -> None:
@@ -522,7 +535,7 @@ async def apply_certification_changes(
     applied to the units the learners are in; inside the projection's transaction."""
     if not changes:
         return
-    await conn.execute(LOCK_SHARED, ROSTER_LOCK_KEY)
+    await lock_roster_shared(conn)
     pairs = sorted({(t, l) for t, l, *_ in changes})
     rows = await conn.fetch(SELECT_UNITS_OF, [t for t, _ in pairs], [l for _, l in pairs])
     unit_of = {(r["tenant"], r["learner"]): r["unit_id"] for r in rows}

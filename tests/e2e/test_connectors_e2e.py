@@ -5,6 +5,9 @@
   statement exactly once.
 * ``lrs pull`` from the real LRS, killed midway and run again: the target holds
   every statement exactly once, with the original ids.
+* ``lrs import`` into an LRS shedding most of its requests (503 + Retry-After)
+  with a single attempt allowed: it waits as asked and stores every statement
+  exactly once.
 """
 
 from __future__ import annotations
@@ -156,6 +159,42 @@ async def test_import_killed_midway_and_rerun_stores_every_statement_once(
     ids = await _stored_ids(service.base_url)
     assert len(ids) == count and len(set(ids)) == count
     assert expected <= set(ids)
+    assert await _event_count(database_url) == count
+
+
+@pytest.mark.slow
+async def test_import_into_a_shedding_lrs_waits_as_asked_and_stores_every_statement_once(
+    service_factory, nats_url, database_url, tmp_path
+):
+    # One request served at a time, every other one refused with 503 + Retry-After: 1.
+    service = service_factory(nats_url, LRS_RELAY_ENABLED="false", LRS_SHED_LATENCY_MS="0",
+                              LRS_SHED_MAX_IN_FLIGHT="1")
+    await service.start()
+    count = 240
+    path = tmp_path / "statements.ndjson"
+    ids = [str(uuid.uuid5(uuid.NAMESPACE_URL, f"e2e-shed/{n}")) for n in range(count)]
+    path.write_text("".join(json.dumps({
+        "id": sid,
+        "actor": {"objectType": "Agent", "account": {"homePage": PLATFORM, "name": f"u{n % 7}"}},
+        "verb": {"id": "http://adlnet.gov/expapi/verbs/experienced"},
+        "object": {"objectType": "Activity", "id": f"{PLATFORM}/shed/{n}"},
+    }) + "\n" for n, sid in enumerate(ids)))
+    args = _cli("import", str(path), "--to", service.base_url, "--key", KEY, "--secret", SECRET,
+                "--batch-size", "20", "--concurrency", "4", "--max-attempts", "1",
+                "--checkpoint", str(tmp_path / "shed.checkpoint.json"), "--no-progress")
+    process = await asyncio.create_subprocess_exec(*args, stdout=asyncio.subprocess.PIPE,
+                                                   stderr=asyncio.subprocess.STDOUT)
+    output, _ = await asyncio.wait_for(process.communicate(), 120)
+    assert process.returncode == 0, output.decode()
+
+    async with aiohttp.ClientSession() as session:
+        async with session.get(service.base_url + "/metrics", headers=xapi_headers()) as response:
+            metrics = await response.text()
+    shed = sum(float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines()
+               if line.startswith('lrs_shed_total{reason="in_flight"}'))
+    assert shed >= 1, "the LRS shed nothing: the test did not exercise shedding"
+    stored = await _stored_ids(service.base_url)
+    assert sorted(stored) == sorted(ids)
     assert await _event_count(database_url) == count
 
 

@@ -68,8 +68,8 @@ async def eventually(check, what: str, timeout: float) -> float:
 async def test_large_statements_are_relayed_projected_and_forwarded(
     service_factory, nats_control, database_url, second_database_url, tmp_path
 ) -> None:
-    # In clear: lrs forward sends the stored form, and does not open sealed
-    # identities yet (docs/privacy.md, "Limits today").
+    # A store kept in clear (LRS_SEAL_PERSONAL_DATA=false): forwarded as
+    # stored, no privacy key needed (sealed sources: tests/e2e/test_forward_e2e.py).
     source = service_factory(nats_control.url, LRS_SEAL_PERSONAL_DATA="false")
     await source.start()
     target = service_factory(nats_control.url, LRS_DATABASE_URL=second_database_url, LRS_RELAY_ENABLED="false",

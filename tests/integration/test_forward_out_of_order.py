@@ -22,6 +22,7 @@ from connectors.forward.logcheck import LogCheck
 from connectors.forward.lowwater import LowWaterMark
 from connectors.forward.model import ForwardFilter
 from connectors.framework.sink import LrsSink
+from lrs.service import forward_opener
 from lrs.relay import Relay
 from lrs.store import StatementWriter
 from lrs.store.event_append import append_events
@@ -29,6 +30,11 @@ from lrs.store.log_reader import read_events_after
 from tests.integration.test_anchors import write
 
 pytestmark = pytest.mark.slow
+
+
+def _opener(log_check: LogCheck) -> Any:
+    """The opener `lrs forward` is given (these stores hold statements in clear)."""
+    return forward_opener(log_check.pool, None)
 
 
 async def test_a_statement_overtaken_while_awaiting_its_retry_is_forwarded_after_a_restart(
@@ -53,7 +59,8 @@ async def test_a_statement_overtaken_while_awaiting_its_retry_is_forwarded_after
                     LogCheck(database_url) as log_check):
             stop = asyncio.Event()
             first = Forwarder(nats_control.url, sink, ForwardFilter.of([], [], []),
-                              ForwardOptions(name="lwm", retry_delay=30.0, fetch_timeout=0.2), log_check)
+                              ForwardOptions(name="lwm", retry_delay=30.0, fetch_timeout=0.2), log_check,
+                              open_stored=_opener(log_check))
             running = asyncio.create_task(first.run(stop))
             for _ in range(300):
                 if first.stats.forwarded >= 5 or running.done():
@@ -73,7 +80,8 @@ async def test_a_statement_overtaken_while_awaiting_its_retry_is_forwarded_after
                 await nc.close()
             target.fail_ids = set()
             second = Forwarder(nats_control.url, sink, ForwardFilter.of([], [], []),
-                               ForwardOptions(name="lwm", until_caught_up=True, fetch_timeout=0.2), log_check)
+                               ForwardOptions(name="lwm", until_caught_up=True, fetch_timeout=0.2), log_check,
+                              open_stored=_opener(log_check))
             second_stats = await asyncio.wait_for(second.run(), 60)
             final = await pool.fetchrow("SELECT position, done_above FROM forward_checkpoints WHERE name = 'lwm'")
     finally:
@@ -166,7 +174,8 @@ async def test_a_crash_before_the_first_checkpoint_loses_nothing(
     async def forward(sink: LrsSink, log_check: LogCheck, count: int, **options: Any) -> None:
         stop = asyncio.Event()
         forwarder = Forwarder(nats_control.url, sink, ForwardFilter.of([], [], []),
-                              ForwardOptions(name="crash", fetch_timeout=0.2, **options), log_check)
+                              ForwardOptions(name="crash", fetch_timeout=0.2, **options), log_check,
+                              open_stored=_opener(log_check))
         running = asyncio.create_task(forwarder.run(stop))
         for _ in range(300):
             if forwarder.stats.forwarded >= count or running.done():
@@ -190,7 +199,8 @@ async def test_a_crash_before_the_first_checkpoint_loses_nothing(
                 await nc.close()
             target.fail_ids = set()
             last = Forwarder(nats_control.url, sink, ForwardFilter.of([], [], []),
-                             ForwardOptions(name="crash", until_caught_up=True, fetch_timeout=0.2), log_check)
+                             ForwardOptions(name="crash", until_caught_up=True, fetch_timeout=0.2), log_check,
+                              open_stored=_opener(log_check))
             await asyncio.wait_for(last.run(), 60)
     finally:
         await relay.stop()

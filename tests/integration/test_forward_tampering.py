@@ -18,6 +18,7 @@ from connectors.forward.forwarder import ForwardOptions, Forwarder
 from connectors.forward.logcheck import LogCheck
 from connectors.forward.model import ForwardFilter
 from connectors.framework.sink import LrsSink
+from lrs.service import forward_opener
 from lrs.nats.bus import Bus
 from lrs.event_contract import OutgoingMessage
 from lrs.event_contract import event_message
@@ -28,6 +29,11 @@ from tests.integration.test_anchors import write
 from tests.integration.test_projection_tampering import forged_after, publish
 
 pytestmark = pytest.mark.slow
+
+
+def _opener(log_check: LogCheck) -> Any:
+    """The opener `lrs forward` is given (these stores hold statements in clear)."""
+    return forward_opener(log_check.pool, None)
 
 
 async def test_forged_and_altered_messages_are_not_forwarded(
@@ -59,7 +65,7 @@ async def test_forged_and_altered_messages_are_not_forwarded(
         async with LrsSink(target.url, "target", "target-secret") as sink, LogCheck(database_url) as log_check:
             forwarder = Forwarder(
                 nats_control.url, sink, ForwardFilter.of([], [], []),
-                ForwardOptions(name="checked", until_caught_up=True), log_check,
+                ForwardOptions(name="checked", until_caught_up=True), log_check, open_stored=_opener(log_check),
             )
             stats = await asyncio.wait_for(forwarder.run(), 60)
     finally:
@@ -97,7 +103,7 @@ async def test_a_position_beyond_bigint_is_refused_and_forwarding_goes_on(
         async with LrsSink(target.url, "target", "target-secret") as sink, LogCheck(database_url) as log_check:
             forwarder = Forwarder(
                 nats_control.url, sink, ForwardFilter.of([], [], []),
-                ForwardOptions(name="huge", until_caught_up=True), log_check,
+                ForwardOptions(name="huge", until_caught_up=True), log_check, open_stored=_opener(log_check),
             )
             stats = await asyncio.wait_for(forwarder.run(), 60)
     finally:
@@ -121,7 +127,8 @@ async def test_a_replayed_message_reaches_the_target_once(
     try:
         async with LrsSink(target.url, "target", "target-secret") as sink, LogCheck(database_url) as log_check:
             forwarder = Forwarder(nats_control.url, sink, ForwardFilter.of([], [], []),
-                                  ForwardOptions(name="once", fetch_timeout=0.2), log_check)
+                                  ForwardOptions(name="once", fetch_timeout=0.2), log_check,
+                              open_stored=_opener(log_check))
             running = asyncio.create_task(forwarder.run(stop))
 
             async def target_holds(count: int) -> None:
@@ -179,7 +186,8 @@ async def test_a_forged_message_naming_a_later_position_makes_the_forwarder_skip
     try:
         async with LrsSink(target.url, "target", "target-secret") as sink, LogCheck(database_url) as log_check:
             forwarder = Forwarder(nats_control.url, sink, ForwardFilter.of([], [], []),
-                                  ForwardOptions(name="ordered", batch_size=1, until_caught_up=True), log_check)
+                                  ForwardOptions(name="ordered", batch_size=1, until_caught_up=True), log_check,
+                              open_stored=_opener(log_check))
             stats = await asyncio.wait_for(forwarder.run(), 60)
     finally:
         await target.close()

@@ -70,6 +70,7 @@ def test_filter_tolerates_malformed_statements():
         (502, 1, Action.WAIT),
         (503, 7, Action.WAIT),
         (504, 1, Action.WAIT),
+        (429, 9, Action.WAIT),  # throttled for longer than the sink waits: the target's load, not the statement
         (400, 1, Action.PARK),  # the target refuses the statement itself
         (409, 1, Action.PARK),
         (413, 1, Action.PARK),
@@ -200,3 +201,28 @@ def test_forward_cli_target_options_after_the_action_and_before_it(monkeypatch):
     args = parser.parse_args(["forward", "--to", "http://a", "--verb", "v1", "--verb", "v2", "--tenant", "t"])
     assert args.to == "http://a" and args.verb == ["v1", "v2"] and args.tenant == ["t"]
     assert args.forward_action is None and args.name == "forward"
+
+
+async def test_statements_are_opened_per_tenant_in_order_and_clear_ones_kept():
+    from connectors.forward.forwarder import ForwardOptions, Forwarder
+
+    calls: list[tuple[str, list[bytes]]] = []
+
+    async def open_stored(tenant: str, payloads: list[bytes]) -> list[bytes]:
+        calls.append((tenant, payloads))
+        if tenant == "a":
+            return payloads  # nothing sealed: the same objects come back
+        return [json.dumps({"id": json.loads(p)["id"], "opened": tenant}).encode() for p in payloads]
+
+    def event(position: int, tenant: str) -> object:
+        data = json.dumps({**_statement(), "id": f"s{position}"}).encode()
+        return event_from_message(_headers(**{"Lrs-Position": str(position), "Lrs-Tenant": tenant}), data)
+
+    events = [event(1, "a"), event(2, "b"), event(3, "a"), event(4, "b")]
+    forwarder = Forwarder("nats://unused", None, ForwardFilter(), ForwardOptions(), None,  # type: ignore[arg-type]
+                          open_stored=open_stored)
+    opened = await forwarder._opened(events)  # type: ignore[arg-type]
+    assert [tenant for tenant, _ in calls] == ["a", "b"]
+    assert [len(payloads) for _, payloads in calls] == [2, 2]
+    assert opened[0] is events[0].statement and opened[2] is events[2].statement
+    assert opened[1] == {"id": "s2", "opened": "b"} and opened[3] == {"id": "s4", "opened": "b"}

@@ -7,7 +7,7 @@ import json
 import uuid
 from urllib.parse import unquote
 
-from connectors.fakelrs import FakeLrs
+from connectors.fakelrs import FakeLrs, Scripted
 from connectors.framework.lines import Line
 from connectors.framework.model import Mapped, Skip, SourceItem
 from connectors.framework.runner import RunOptions, run_connector
@@ -87,10 +87,10 @@ async def _seeded(count: int) -> FakeLrs:
 
 
 async def pull(source: FakeLrs, target: FakeLrs, cursor=None, store=None, since=None, secret=None,
-               xapi_version=None):
+               xapi_version=None, **source_options):
     async with aiohttp.ClientSession() as session:
         pull_source = LrsPullSource(source.url, source.key, secret or source.secret, session=session, page_limit=10,
-                                    since=since, xapi_version=xapi_version)
+                                    since=since, xapi_version=xapi_version, **source_options)
         async with LrsSink(target.url, target.key, target.secret, session=session) as sink:
             return await run_connector(pull_source, map_pulled, sink, store, cursor,
                                        RunOptions(batch_size=10, progress=False))
@@ -178,6 +178,39 @@ async def test_pull_stops_when_the_source_lrs_refuses():
     try:
         summary = await pull(source, target, secret="wrong")
         assert not summary.completed and "401" in summary.error and target.statements == {}
+    finally:
+        await source.close()
+        await target.close()
+
+
+class Sleeps(list):
+    async def __call__(self, seconds: float) -> None:
+        self.append(seconds)
+
+
+async def test_pull_waits_out_a_shedding_source_without_using_attempts():
+    source, target = await _seeded(25), FakeLrs()
+    source.get_script = [Scripted(503, {"Retry-After": "3"}, "overloaded")] * 3 + [Scripted(429, {"Retry-After": "1"})]
+    await target.start()
+    try:
+        sleeps = Sleeps()
+        summary = await pull(source, target, max_attempts=1, sleep=sleeps, jitter=lambda: 0.0)
+        assert summary.completed, summary.error
+        assert set(target.statements) == set(source.statements) and sum(target.received.values()) == 25
+        assert sleeps == [3.0, 3.0, 3.0, 1.0]
+    finally:
+        await source.close()
+        await target.close()
+
+
+async def test_pull_gives_up_when_the_source_sheds_past_the_overall_deadline():
+    source, target = await _seeded(5), FakeLrs()
+    source.get_script = [Scripted(503, {"Retry-After": "10"})] * 10
+    await target.start()
+    try:
+        summary = await pull(source, target, sleep=Sleeps(), jitter=lambda: 0.0, max_asked_wait=25.0)
+        assert not summary.completed and "asked to wait (HTTP 503)" in summary.error
+        assert target.statements == {} and len(source.gets) == 3
     finally:
         await source.close()
         await target.close()

@@ -15,7 +15,6 @@ from connectors.framework.sink import (
     Outgoing,
     SinkFatal,
     SinkUnavailable,
-    parse_retry_after,
     statements_endpoint,
 )
 from tests.statements import EXPERIENCED
@@ -83,16 +82,47 @@ async def test_429_waits_for_retry_after_without_using_attempts(lrs):
     async with make_sink(lrs, sleeps, max_attempts=2) as sink:
         outcome = await sink.send(batch(2))
     assert outcome.accepted == 2
-    assert sleeps == [7.0, 7.0, 7.0]
+    assert sleeps == pytest.approx([7.7, 7.7, 7.7])  # as asked, plus jitter (at its most here)
 
 
-def test_retry_after_accepts_seconds_and_http_dates():
-    now = datetime(2024, 5, 1, 12, 0, 0, tzinfo=timezone.utc)
-    assert parse_retry_after("3", now.timestamp()) == 3.0
-    later = format_datetime(now + timedelta(seconds=30), usegmt=True)
-    assert parse_retry_after(later, now.timestamp()) == pytest.approx(30.0)
-    assert parse_retry_after("soon", now.timestamp()) is None
-    assert parse_retry_after(None, now.timestamp()) is None
+async def test_shedding_503_waits_as_asked_without_using_attempts_and_stores_each_once(lrs):
+    later = format_datetime(datetime.now(timezone.utc) + timedelta(seconds=60), usegmt=True)
+    lrs.script = [Scripted(503, {"Retry-After": "2"}, "overloaded")] * 4 + [Scripted(503, {"Retry-After": later})]
+    sleeps = Sleeps()
+    async with make_sink(lrs, sleeps, max_attempts=1) as sink:  # one failure would end it
+        outcome = await sink.send(batch(5))
+    assert outcome.accepted == 5 and outcome.rejected == []
+    assert sleeps[:4] == pytest.approx([2.2] * 4)
+    assert 50 < sleeps[4] <= 66
+    assert len(lrs.posts) == 6 and len(lrs.statements) == 5
+
+
+async def test_shedding_between_failures_leaves_the_attempts_to_the_failures(lrs):
+    shed = Scripted(503, {"Retry-After": "1"})
+    lrs.script = [Scripted(500), shed, shed, Scripted(502), shed]
+    sleeps = Sleeps()
+    async with make_sink(lrs, sleeps, max_attempts=3, backoff_base=0.5) as sink:
+        outcome = await sink.send(batch(1))
+    assert outcome.accepted == 1
+    assert sleeps == pytest.approx([0.5, 1.1, 1.1, 1.0, 1.1])
+
+
+async def test_a_long_retry_after_is_capped(lrs):
+    lrs.script = [Scripted(503, {"Retry-After": "86400"})]
+    sleeps = Sleeps()
+    async with make_sink(lrs, sleeps, max_retry_after=30.0) as sink:
+        await sink.send(batch(1))
+    assert sleeps == pytest.approx([33.0])
+
+
+async def test_shedding_past_the_overall_deadline_raises_unavailable(lrs):
+    lrs.script = [Scripted(503, {"Retry-After": "10"}, "overloaded")] * 20
+    sleeps = Sleeps()
+    async with make_sink(lrs, sleeps, max_asked_wait=40.0) as sink:
+        with pytest.raises(SinkUnavailable, match="asked to wait") as raised:
+            await sink.send(batch(1))
+    assert raised.value.status == 503
+    assert sleeps == pytest.approx([11.0] * 3) and len(lrs.posts) == 4 and lrs.statements == {}
 
 
 async def test_server_errors_until_attempts_run_out_raise_unavailable(lrs):
