@@ -46,8 +46,11 @@ __all__ = ["APP_PLUGINS", "DIGESTS", "MIGRATIONS", "build_parser", "competency_p
 
 def _competency_http(app: web.Application) -> None:
     import projections.http
+    from projections.units.display import DisplayIds
 
     projections.http.register(app, competency_projection)
+    # Learners shown by their clear identifier, opened from the sealed roster references (docs/privacy.md).
+    app[projections.http.DISPLAY_IDS] = DisplayIds()
 
 
 async def _competency_digest(pool: asyncpg.Pool) -> tuple[str, int]:

@@ -43,13 +43,14 @@ from projections.competency.queries import (
     unit_summary,
 )
 from projections.competency.report_query import unit_report
-from projections.competency.reports import BY, PARTS, to_csv, to_xlsx
+from projections.competency.reports import BY, PARTS, to_csv, to_xlsx, with_identifiers
 from projections.competency.series import CLOCKS, INTERVALS, unit_series
 from projections.competency.standing import STATUSES
 from projections.competency.unit_views import unit_tree
 from projections.contract import Projection
 from projections.supervisor import Freshness, ObservedProjection, Supervisor, observed_freshness
 from projections.units import store as units
+from projections.units.display import DisplayIds, Shown
 from projections.units.roster import RosterError, parse_csv, parse_json, parse_learner
 
 log = structlog.get_logger("lrs.projections")
@@ -60,6 +61,8 @@ SUPERVISOR = web.AppKey("competency_supervisor", Supervisor)
 OBSERVED = web.AppKey("competency_observed", ObservedProjection)
 # The competency projection for a catalog, as the composition root builds it.
 BUILD_PROJECTION: web.AppKey[Callable[[Catalog], Projection]] = web.AppKey("competency_build_projection")
+# Pseudonym keys -> identifiers to show (docs/privacy.md), from the composition root.
+DISPLAY_IDS = web.AppKey("competency_display_ids", DisplayIds)
 READ_SCOPE = "all/read"
 ADMIN_SCOPE = "all"
 POSITION_HEADER = "X-LRS-Position"
@@ -220,6 +223,24 @@ def _stored_learner(request: web.Request, tenant: str, learner: str) -> str:
     return learner_keys.pseudonym_key(tenant, learner)
 
 
+async def shown_learners(config: Any, pool: Any, tenant: str, learners: Any) -> dict[str, Shown]:
+    """The identifiers to show for ``learners`` (projection keys), one batch."""
+    display = config.get(DISPLAY_IDS) or DisplayIds()
+    return await display.shown(pool, config.get(keys.LEARNER_KEYS), tenant, learners)
+
+
+def _as_asked(view: dict[str, Any], asked: str, stored: str, shown: dict[str, Shown]) -> dict[str, Any]:
+    """``learner`` is the identifier the caller named (or, named by its
+    pseudonym key, the identifier the roster holds); ``key`` the projection's."""
+    who = shown.get(stored)
+    if asked == stored and who is not None:
+        view.update(who.json())
+    else:
+        view["learner"] = asked
+        view["key"] = stored
+    return view
+
+
 async def get_learner(request: web.Request) -> web.Response:
     tenant = _tenant(request, READ_SCOPE)
     _only(request, {STALE_PARAMETER})
@@ -228,7 +249,7 @@ async def get_learner(request: web.Request) -> web.Response:
     view = await _query(learner_view(request.config_dict[keys.POOL], catalog, tenant, learner))
     if view is None:
         raise NotFoundError(f"no competency evidence for learner {learner!r}")
-    return _answer(_marked(view, fresh))
+    return _answer(_marked(await _shown_view(request, tenant, view, learner), fresh))
 
 
 async def get_trail(request: web.Request) -> web.Response:
@@ -242,7 +263,13 @@ async def get_trail(request: web.Request) -> web.Response:
     view = await _query(trail_view(request.config_dict[keys.POOL], catalog, tenant, learner, competency))
     if view is None:
         raise NotFoundError(f"no competency evidence for learner {learner!r}")
-    return _answer(_marked(view, fresh))
+    return _answer(_marked(await _shown_view(request, tenant, view, learner), fresh))
+
+
+async def _shown_view(request: web.Request, tenant: str, view: dict[str, Any], stored: str) -> dict[str, Any]:
+    asked = request.match_info["learner"]
+    shown = await shown_learners(request.config_dict, request.config_dict[keys.POOL], tenant, [stored]) if asked == stored else {}
+    return _as_asked(view, asked, stored, shown)
 
 
 async def get_unit_summary(request: web.Request) -> web.Response:
@@ -352,7 +379,16 @@ async def get_unit_learners(request: web.Request) -> web.Response:
             after=request.query.get("after", ""), limit=_limit(request, 100, 1000),
         )
     )
-    return _answer(_marked(answer, fresh))
+    return _answer(_marked(await shown_unit_learners(request.config_dict, request.config_dict[keys.POOL], tenant, answer), fresh))
+
+
+async def shown_unit_learners(config: Any, pool: Any, tenant: str, answer: dict[str, Any]) -> dict[str, Any]:
+    """``answer`` (queries.unit_learners) with each learner's identifier to
+    show in ``learner`` and its projection key in ``key`` (``next_after``
+    stays a key: pages go on in key order)."""
+    shown = await shown_learners(config, pool, tenant, [row["learner"] for row in answer["learners"]])
+    answer["learners"] = [{**row, **shown[row["learner"]].json()} for row in answer["learners"]]
+    return answer
 
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -379,7 +415,13 @@ async def get_unit_report(request: web.Request) -> web.Response:
         raise XapiError(400, "part applies to format=csv only (an XLSX report holds both parts)", "part")
     unit_id = request.match_info["unit"]
     report = await _query(unit_report(request.config_dict[keys.POOL], catalog, tenant, unit_id, program=program, by=by))  # type: ignore[arg-type]
+    report = await shown_report(request.config_dict, request.config_dict[keys.POOL], tenant, report)
     return report_response(report, unit_id, by, fmt, part, fresh)
+
+
+async def shown_report(config: Any, pool: Any, tenant: str, report: Any) -> Any:
+    """``report`` with the not-certified learners shown by identifier."""
+    return with_identifiers(report, await shown_learners(config, pool, tenant, [r.learner for r in report.not_certified]))
 
 
 def report_response(

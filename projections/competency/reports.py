@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import csv
 import io
-from dataclasses import dataclass
-from typing import Any, Literal
+from dataclasses import dataclass, replace
+from typing import Any, Literal, Mapping
 
 from openpyxl import Workbook
 from openpyxl.utils import get_column_letter
@@ -44,7 +44,9 @@ SUMMARY_COLUMNS = (
     "unit", "name", "kind", "parent", "with_descendants", "headcount", "certified", "rate",
     "target_rate", "target_due", "target_needed", "gap",
 )
-LEARNER_COLUMNS = ("learner", "unit", "unit_name", "agency", "status", "missing")
+# learner: the identifier to show ("(erased)" once erased); learner_key: the
+# key the projection knows the learner by (the pseudonym key when sealed).
+LEARNER_COLUMNS = ("learner", "unit", "unit_name", "agency", "status", "missing", "learner_key")
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,9 +79,10 @@ class LearnerRow:
     agency: str | None
     status: str  # in_progress | not_started
     missing: str  # "1.1 (needs CB2): best score 0.65 < mastery score 0.70; ..."
+    key: str = ""  # the projection's key (learner holds it too until with_identifiers)
 
     def values(self) -> tuple[Any, ...]:
-        return (self.learner, self.unit, self.unit_name, self.agency or "", self.status, self.missing)
+        return (self.learner, self.unit, self.unit_name, self.agency or "", self.status, self.missing, self.key or self.learner)
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +101,18 @@ class Report:
             ("programme", self.program), ("programme version", self.program_version), ("unit", self.unit),
             ("rows by", self.by), ("log position", str(self.position)), ("roster as of", self.roster_as_of or ""),
         ]
+
+
+def with_identifiers(report: Report, shown: Mapping[str, Any]) -> Report:
+    """``report`` with each not-certified learner shown by ``shown[key].text``
+    (the clear identifier, or "(erased)") and listed in that order; the key
+    moves to ``learner_key``."""
+    rows = [
+        replace(row, learner=shown[row.learner].text, key=row.learner) if row.learner in shown else row
+        for row in report.not_certified
+    ]
+    rows.sort(key=lambda row: (row.learner, row.key))
+    return replace(report, not_certified=tuple(rows))
 
 
 def _cell(value: Any) -> Any:

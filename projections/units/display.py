@@ -1,0 +1,89 @@
+"""Learners as officials see them: the clear identifier behind a pseudonym key.
+
+With personal data sealed (docs/privacy.md) the competency projection and the
+roster know a learner by the *pseudonym key*
+(``account:https://lrs.invalid/pseudonym|<hex>``).  The clear identifier the
+roster was given travels beside it in the roster event, sealed under the
+learner's data key (lrs/store/learner_refs.py); :class:`DisplayIds` opens
+those texts for a page of learners at once (one query for the sealed texts,
+one for the data keys) so learner lists, reports and the console show the
+identifier the programme knows, never the pseudonym in its place.
+
+An erased learner's text can no longer be opened: the answer is ``None``
+with :data:`ERASED` as the shown text.  A key that is not a pseudonym key
+(personal data not sealed) is shown as it is.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+import asyncpg
+
+from lrs.payload_codec import open_payload
+from lrs.store.learner_refs import PSEUDONYM_KEY_PREFIX, open_refs
+from projections.units.history import sealed_of
+
+__all__ = ["ERASED", "DisplayIds", "Shown"]
+
+ERASED = "(erased)"
+
+# The roster events that last recorded each wanted learner (the sealed text is in each of them).
+SELECT_SEALED_ROSTER_PAYLOADS = """
+SELECT payload FROM events
+WHERE event_type = 'roster' AND position IN (
+    SELECT max(recorded_position) FROM roster_memberships
+    WHERE tenant = $1 AND learner = ANY($2::text[]) AND recorded_position > 0
+    GROUP BY learner
+)
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Shown:
+    """One learner as shown: ``identifier`` the clear key (None: erased, or
+    never given in clear), ``key`` the key the projection knows it by."""
+
+    key: str
+    identifier: str | None
+    erased: bool
+
+    @property
+    def text(self) -> str:
+        """For a cell or a page: the identifier, or :data:`ERASED`."""
+        return self.identifier if self.identifier is not None else ERASED
+
+    def json(self) -> dict[str, Any]:
+        return {"learner": self.identifier, "key": self.key, **({"erased": True} if self.erased else {})}
+
+
+class DisplayIds:
+    """Resolves pseudonym keys to the identifiers to show, for one tenant and
+    a batch of keys.  ``learner_keys`` is the service's
+    :class:`lrs.store.learner_keys.LearnerKeys` (None: personal data is not
+    sealed, every key is shown as it is)."""
+
+    async def shown(
+        self, conn: asyncpg.Connection | asyncpg.Pool, learner_keys: Any, tenant: str, keys: Iterable[str]
+    ) -> dict[str, Shown]:
+        wanted = sorted(set(keys))
+        pseudonyms = [k for k in wanted if k.startswith(PSEUDONYM_KEY_PREFIX)]
+        opened: dict[str, str | None] = {}
+        if pseudonyms and learner_keys is not None:
+            pseudonym_set = set(pseudonyms)
+            sealed: dict[str, str] = {}
+            for row in await conn.fetch(SELECT_SEALED_ROSTER_PAYLOADS, tenant, pseudonyms):
+                for learner, text in sealed_of(open_payload(row["payload"])).items():
+                    if learner in pseudonym_set:
+                        sealed[learner] = text
+            opened = await open_refs(learner_keys, tenant, sealed) if sealed else {}
+        answer: dict[str, Shown] = {}
+        for key in wanted:
+            if not key.startswith(PSEUDONYM_KEY_PREFIX):
+                answer[key] = Shown(key, key, False)
+            elif key in opened:
+                answer[key] = Shown(key, opened[key], opened[key] is None)
+            else:  # no sealed text held for it (not rostered): nothing to show in clear
+                answer[key] = Shown(key, None, False)
+        return answer
