@@ -17,7 +17,11 @@ from projections.competency.report_query import unit_report
 from projections.competency.reports import BY, PARTS
 from projections.competency.series import unit_series
 from projections.competency.unit_views import unit_tree
-from projections.http import CATALOG, FRAMEWORKS_PROBLEM, OBSERVED, REPORT_FORMATS, SUPERVISOR, report_response
+from lrs.http.keys import LEARNER_KEYS
+from projections.http import (
+    CATALOG, FRAMEWORKS_PROBLEM, OBSERVED, REPORT_FORMATS, SUPERVISOR, report_response, shown_report,
+    shown_unit_learners, shown_view, stored_learner,
+)
 from projections.retry_requests import recent_requests, request_retry
 from projections.supervisor import Supervisor
 
@@ -59,11 +63,12 @@ class CompetencyConsole:
 
     async def unit_learners(
         self, pool: asyncpg.Pool, catalog: Any, tenant: str, unit_id: str, *, program: Any, descendants: bool,
-        after: str, limit: int,
+        after: str, limit: int, config: Mapping[Any, Any],
     ) -> dict[str, Any]:
-        return await queries.unit_learners(
+        answer = await queries.unit_learners(
             pool, catalog, tenant, unit_id, program=program, descendants=descendants, after=after, limit=limit
         )
+        return await shown_unit_learners(config, pool, tenant, answer)
 
     async def unit_series(
         self, pool: asyncpg.Pool, tenant: str, unit_id: str, *, program: Any, descendants: bool,
@@ -75,20 +80,28 @@ class CompetencyConsole:
         )
 
     async def unit_report(
-        self, pool: asyncpg.Pool, catalog: Any, tenant: str, unit_id: str, *, program: Any, by: str
+        self, pool: asyncpg.Pool, catalog: Any, tenant: str, unit_id: str, *, program: Any, by: str,
+        config: Mapping[Any, Any],
     ) -> Any:
-        return await unit_report(pool, catalog, tenant, unit_id, program=program, by=by)  # type: ignore[arg-type]
+        report = await unit_report(pool, catalog, tenant, unit_id, program=program, by=by)  # type: ignore[arg-type]
+        return await shown_report(config, pool, tenant, report)
 
     def report_response(self, report: Any, unit_id: str, by: str, fmt: str, part: str, fresh: Any | None) -> Any:
         return report_response(report, unit_id, by, fmt, part, fresh)
 
-    async def learner_view(self, pool: asyncpg.Pool, catalog: Any, tenant: str, learner: str) -> dict[str, Any] | None:
-        return await queries.learner_view(pool, catalog, tenant, learner)
+    async def learner_view(
+        self, pool: asyncpg.Pool, catalog: Any, tenant: str, learner: str, *, config: Mapping[Any, Any]
+    ) -> dict[str, Any] | None:
+        stored = stored_learner(config.get(LEARNER_KEYS), tenant, learner)
+        view = await queries.learner_view(pool, catalog, tenant, stored)
+        return None if view is None else await shown_view(config, pool, tenant, view, learner, stored)
 
     async def trail_view(
-        self, pool: asyncpg.Pool, catalog: Any, tenant: str, learner: str, competency: str
+        self, pool: asyncpg.Pool, catalog: Any, tenant: str, learner: str, competency: str, *, config: Mapping[Any, Any]
     ) -> dict[str, Any] | None:
-        return await queries.trail_view(pool, catalog, tenant, learner, competency)
+        stored = stored_learner(config.get(LEARNER_KEYS), tenant, learner)
+        view = await queries.trail_view(pool, catalog, tenant, stored, competency)
+        return None if view is None else await shown_view(config, pool, tenant, view, learner, stored)
 
     # -- operations page ----------------------------------------------------------
 

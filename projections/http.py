@@ -214,10 +214,13 @@ async def _query(coro: Any) -> Any:
 
 
 def _stored_learner(request: web.Request, tenant: str, learner: str) -> str:
+    return stored_learner(request.config_dict.get(keys.LEARNER_KEYS), tenant, learner)
+
+
+def stored_learner(learner_keys: Any, tenant: str, learner: str) -> str:
     """The key the projection knows ``learner`` by: with personal data
     sealed (docs/privacy.md) the identifier's pseudonym, which the path may
     also give directly (an erased learner's statements show it)."""
-    learner_keys = request.config_dict.get(keys.LEARNER_KEYS)
     if learner_keys is None or learner.startswith("account:https://lrs.invalid/"):
         return learner.replace("account:https://lrs.invalid/erased|", "account:https://lrs.invalid/pseudonym|", 1)
     return learner_keys.pseudonym_key(tenant, learner)
@@ -229,11 +232,18 @@ async def shown_learners(config: Any, pool: Any, tenant: str, learners: Any) -> 
     return await display.shown(pool, config.get(keys.LEARNER_KEYS), tenant, learners)
 
 
-def _as_asked(view: dict[str, Any], asked: str, stored: str, shown: dict[str, Shown]) -> dict[str, Any]:
+async def shown_view(config: Any, pool: Any, tenant: str, view: dict[str, Any], asked: str, stored: str) -> dict[str, Any]:
+    """A learner or trail view for ``asked`` (read by its key ``stored``) as shown."""
+    by_key = asked == stored or asked.startswith("account:https://lrs.invalid/")  # named by its key: show the identifier
+    shown = await shown_learners(config, pool, tenant, [stored]) if by_key else {}
+    return as_asked(view, asked, stored, shown)
+
+
+def as_asked(view: dict[str, Any], asked: str, stored: str, shown: dict[str, Shown]) -> dict[str, Any]:
     """``learner`` is the identifier the caller named (or, named by its
     pseudonym key, the identifier the roster holds); ``key`` the projection's."""
     who = shown.get(stored)
-    if asked == stored and who is not None:
+    if who is not None:
         view.update(who.json())
     else:
         view["learner"] = asked
@@ -267,9 +277,7 @@ async def get_trail(request: web.Request) -> web.Response:
 
 
 async def _shown_view(request: web.Request, tenant: str, view: dict[str, Any], stored: str) -> dict[str, Any]:
-    asked = request.match_info["learner"]
-    shown = await shown_learners(request.config_dict, request.config_dict[keys.POOL], tenant, [stored]) if asked == stored else {}
-    return _as_asked(view, asked, stored, shown)
+    return await shown_view(request.config_dict, request.config_dict[keys.POOL], tenant, view, request.match_info["learner"], stored)
 
 
 async def get_unit_summary(request: web.Request) -> web.Response:

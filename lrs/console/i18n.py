@@ -99,6 +99,7 @@ MESSAGES: dict[str, dict[str, str]] = {
     "over_time": {"en": "Certification over time", "vi": "Tỷ lệ đạt chứng nhận theo thời gian"},
     "learners": {"en": "Learners", "vi": "Học viên"},
     "learner": {"en": "Learner", "vi": "Học viên"},
+    "erased": {"en": "(erased)", "vi": "(đã xoá)"},
     "status": {"en": "Status", "vi": "Trạng thái"},
     "status_certified": {"en": "certified", "vi": "đã đạt"},
     "status_in_progress": {"en": "in progress", "vi": "đang học"},

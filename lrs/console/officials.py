@@ -137,7 +137,7 @@ async def unit_page(request: web.Request) -> web.StreamResponse:
     summary = await competency.unit_summary(pool, catalog, tenant, unit_id, program=program, descendants=True)
     learners = await competency.unit_learners(
         pool, catalog, tenant, unit_id, program=program, descendants=True,
-        after=request.query.get("after", ""), limit=PAGE_SIZE,
+        after=request.query.get("after", ""), limit=PAGE_SIZE, config=request.config_dict,
     )
     tree = await competency.unit_tree(pool, tenant, program=program)
     children = _find(tree["units"], unit_id)
@@ -198,9 +198,20 @@ async def unit_report(request: web.Request) -> web.StreamResponse:
             return _message(request, 400, f"{name} must be one of {', '.join(allowed)}, got {value!r}")
     unit_id = request.match_info["unit"]
     report = await competency.unit_report(
-        request.config_dict[keys.POOL], catalog, request[CREDENTIAL].tenant, unit_id, program=program, by=by  # type: ignore[arg-type]
+        request.config_dict[keys.POOL], catalog, request[CREDENTIAL].tenant, unit_id, program=program, by=by,  # type: ignore[arg-type]
+        config=request.config_dict,
     )
     return competency.report_response(report, unit_id, by, fmt, part, request.get(guard.FRESHNESS))
+
+
+def _shown(request: web.Request, view: dict[str, Any] | None, learner: str) -> str:
+    """The learner as the page names it: the identifier the roster holds, or
+    "(erased)" once erased (never the pseudonym key in its place)."""
+    if view is not None and view.get("learner"):
+        return str(view["learner"])
+    if view is not None and view.get("erased"):
+        return translator(request[guard.LANGUAGE])("erased")
+    return learner
 
 
 def _code(catalog: Catalog, competency: str) -> str:
@@ -215,20 +226,20 @@ async def learner_page(request: web.Request) -> web.StreamResponse:
     pool = request.config_dict[keys.POOL]
     tenant = request[CREDENTIAL].tenant
     competency_pages = _competency(request)
-    view = await competency_pages.learner_view(pool, catalog, tenant, learner)
+    view = await competency_pages.learner_view(pool, catalog, tenant, learner, config=request.config_dict)
     programs = {program_key(p): p for p in catalog.programs}
     evidence: dict[str, list[dict[str, Any]]] = {}  # statement id -> what it was evidence of
     if view is not None:
         wanted = {sid for c in view["certifications"] for sid in c["statement_ids"]}
         for competency in sorted({m for c in view["certifications"] for m in c["met"]}):
-            trail = await competency_pages.trail_view(pool, catalog, tenant, learner, competency)
+            trail = await competency_pages.trail_view(pool, catalog, tenant, learner, competency, config=request.config_dict)
             for item in (trail or {}).get("evidence", []):
                 if item["statement_id"] in wanted:
                     evidence.setdefault(item["statement_id"], []).append({**item, "competency": competency})
     return render(
         "learner.html", request,
         {
-            "learner": learner, "view": view, "learner_url": learner_url,
+            "learner": learner, "shown": _shown(request, view, learner), "view": view, "learner_url": learner_url,
             "program_titles": {k: local_text(p.title, request[guard.LANGUAGE]) for k, p in programs.items()},
             "trails": {
                 f'{c["program"]}|{c["program_version"]}': sorted(
@@ -248,9 +259,12 @@ async def trail_page(request: web.Request) -> web.StreamResponse:
     catalog = await _catalog(request)
     learner = request.match_info["learner"]
     competency = request.query.get("competency") or ""
-    view = await _competency(request).trail_view(request.config_dict[keys.POOL], catalog, request[CREDENTIAL].tenant, learner, competency)
+    view = await _competency(request).trail_view(
+        request.config_dict[keys.POOL], catalog, request[CREDENTIAL].tenant, learner, competency, config=request.config_dict
+    )
     return render(
         "trail.html", request,
-        {"learner": learner, "view": view, "learner_url": learner_url, "code": lambda iri: _code(catalog, iri)},
+        {"learner": learner, "shown": _shown(request, view, learner), "view": view, "learner_url": learner_url,
+         "code": lambda iri: _code(catalog, iri)},
         status=200 if view is not None else 404,
     )

@@ -52,9 +52,12 @@ class CompetencyPages(Protocol):
         self, pool: Any, catalog: Any, tenant: str, unit_id: str, *, program: Any, descendants: bool
     ) -> dict[str, Any]: ...
 
+    # ``config`` (the request's config_dict) in the reads that name learners: with
+    # personal data sealed they are shown by the identifier the roster holds
+    # (``learner``, None once erased, then ``erased``) beside the projection's ``key``.
     async def unit_learners(
         self, pool: Any, catalog: Any, tenant: str, unit_id: str, *, program: Any, descendants: bool,
-        after: str, limit: int,
+        after: str, limit: int, config: Mapping[Any, Any],
     ) -> dict[str, Any]: ...
 
     async def unit_series(
@@ -62,16 +65,20 @@ class CompetencyPages(Protocol):
         first: date, last: date, interval: str, clock: str,
     ) -> dict[str, Any]: ...
 
-    async def unit_report(self, pool: Any, catalog: Any, tenant: str, unit_id: str, *, program: Any, by: str) -> Any: ...
+    async def unit_report(
+        self, pool: Any, catalog: Any, tenant: str, unit_id: str, *, program: Any, by: str, config: Mapping[Any, Any]
+    ) -> Any: ...
 
     def report_response(self, report: Any, unit_id: str, by: str, fmt: str, part: str, fresh: Any | None) -> Any:
         """The report as a download, as ``GET /competency/units/{unit}/report`` sends it."""
         ...
 
-    async def learner_view(self, pool: Any, catalog: Any, tenant: str, learner: str) -> dict[str, Any] | None: ...
+    async def learner_view(
+        self, pool: Any, catalog: Any, tenant: str, learner: str, *, config: Mapping[Any, Any]
+    ) -> dict[str, Any] | None: ...
 
     async def trail_view(
-        self, pool: Any, catalog: Any, tenant: str, learner: str, competency: str
+        self, pool: Any, catalog: Any, tenant: str, learner: str, competency: str, *, config: Mapping[Any, Any]
     ) -> dict[str, Any] | None: ...
 
 

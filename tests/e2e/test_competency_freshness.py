@@ -231,7 +231,9 @@ async def test_a_service_whose_projection_runs_elsewhere_refuses_answers_behind_
 
 
 async def report(database_url: str, frameworks: Path, tmp_path: Path, *extra: str) -> tuple[int, str, str]:
-    env = {**os.environ, "LRS_DATABASE_URL": database_url, "LRS_FRAMEWORKS_DIR": str(frameworks), "LRS_LOG_LEVEL": "warning"}
+    # the service's privacy key: the report opens the roster's sealed references to show the learners
+    env = {**os.environ, "LRS_DATABASE_URL": database_url, "LRS_FRAMEWORKS_DIR": str(frameworks), "LRS_LOG_LEVEL": "warning",
+           "LRS_PRIVACY_KEY_FILE": str(Settings(database_url=database_url).privacy_master_key_file)}  # as service() has it
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "lrs", "report", "mic", "--program", PROGRAM, "--output", str(tmp_path / "mic.xlsx"), *extra,
         env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
