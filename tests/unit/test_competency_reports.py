@@ -8,7 +8,11 @@ import io
 import pytest
 from openpyxl import load_workbook
 
-from projections.competency.reports import LEARNER_COLUMNS, SUMMARY_COLUMNS, LearnerRow, Report, SummaryRow, to_csv, to_xlsx
+from dataclasses import replace
+
+from projections.competency.reports import (
+    LEARNER_COLUMNS, SUMMARY_COLUMNS, LearnerRow, Report, SummaryRow, to_csv, to_xlsx, with_identifiers,
+)
 
 REPORT = Report(
     program="https://example.org/programs/p", program_version="1", unit="mic", by="agency", position=42,
@@ -63,3 +67,23 @@ def test_xlsx_holds_both_parts_with_the_heading_and_rates_as_percentages() -> No
     learners = [_trim(r) for r in book["Not certified"].iter_rows(values_only=True)]
     start = learners.index(list(LEARNER_COLUMNS))
     assert [r[0] for r in learners[start + 1:]] == ["mbox:mailto:a@x.org", "mbox:mailto:b@x.org"]
+
+
+def test_learners_shown_by_identifier_keep_their_key_and_erased_ones_say_so() -> None:
+    from projections.units.display import Shown
+
+    first, second = "account:https://lrs.invalid/pseudonym|" + "a" * 32, "account:https://lrs.invalid/pseudonym|" + "b" * 32
+    sealed = replace(REPORT, not_certified=(
+        replace(REPORT.not_certified[0], learner=first), replace(REPORT.not_certified[1], learner=second),
+    ))
+    shown = with_identifiers(sealed, {
+        first: Shown(first, "mbox:mailto:z@x.org", False), second: Shown(second, None, True),
+    })
+    rows = list(csv.DictReader(io.StringIO(to_csv(shown, "not-certified"))))
+    # listed by what is shown; the erased learner is "(erased)", never the pseudonym key as its identifier
+    assert [(r["learner"], r["learner_key"], r["status"]) for r in rows] == [
+        ("(erased)", second, "not_started"), ("mbox:mailto:z@x.org", first, "in_progress"),
+    ]
+    # unsealed: the key is the identifier
+    plain = list(csv.DictReader(io.StringIO(to_csv(REPORT, "not-certified"))))
+    assert [(r["learner"], r["learner_key"]) for r in plain] == [("mbox:mailto:a@x.org",) * 2, ("mbox:mailto:b@x.org",) * 2]
