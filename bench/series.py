@@ -7,7 +7,9 @@ query, not loading): a ministry with ``--agencies`` agencies of
 2024-2025 (a tenth moved to another unit in 2025, a fiftieth ended, a
 twentieth with a superseded, retroactively rewritten row), and
 certifications for ``--certified-share`` of them earned in 2025-2026 (known
-0-30 days later) plus in-progress rows.  Then it times
+0-30 days later) plus in-progress rows, and ``--dropped-share`` of the
+learners erased and dropped from the totals (units_dropped_learners,
+LRS_ERASED_LEARNERS_IN_TOTALS=drop: the series leave them out).  Then it times
 ``projections.competency.series.unit_series`` (what
 ``GET /competency/units/{unit}/series`` answers) for the ministry with its
 descendants, 24 months, on each clock, ``--runs`` times after two warm-up
@@ -57,7 +59,7 @@ def _moment(rng: random.Random, first: datetime, days: int) -> datetime:
     return first + timedelta(days=rng.randrange(days), seconds=rng.randrange(86_400))
 
 
-def roster_rows(args: argparse.Namespace, rng: random.Random) -> tuple[list, list, list, list]:
+def roster_rows(args: argparse.Namespace, rng: random.Random) -> tuple[list, list, list, list, list]:
     units = [(TENANT, "ministry", None, "ministry", "Ministry")]
     leaves = []
     for a in range(args.agencies):
@@ -74,9 +76,12 @@ def roster_rows(args: argparse.Namespace, rng: random.Random) -> tuple[list, lis
             tree.append((TENANT, current, unit_id, depth))
             current, depth = parents[current], depth + 1
     loaded = datetime(2024, 1, 1, tzinfo=timezone.utc)
-    memberships, certifications = [], []
+    memberships, certifications, dropped = [], [], []
+    erasures = random.Random(args.seed + 1)  # its own draws: the rest of the data is the same for any share
     for n in range(args.learners):
         learner = f"mbox:mailto:official{n}@ministry.example.gov.vn"
+        if erasures.random() < args.dropped_share:
+            dropped.append((TENANT, learner, n + 10))
         start = _moment(rng, START, 730)
         unit = rng.choice(leaves)
         roll = rng.random()
@@ -100,12 +105,12 @@ def roster_rows(args: argparse.Namespace, rng: random.Random) -> tuple[list, lis
                                    earned + timedelta(days=rng.randrange(31))))
         elif draw < args.certified_share + 0.2:
             certifications.append((TENANT, learner, args.program, args.version, False, None, [], None))
-    return units, tree, memberships, certifications
+    return units, tree, memberships, certifications, dropped
 
 
 async def fill(url: str, args: argparse.Namespace) -> None:
     rng = random.Random(args.seed)
-    units, tree, memberships, certifications = roster_rows(args, rng)
+    units, tree, memberships, certifications, dropped = roster_rows(args, rng)
     conn = await asyncpg.connect(url)
     try:
         # bulk rows: the per-row triggers that keep the series deltas are
@@ -118,6 +123,8 @@ async def fill(url: str, args: argparse.Namespace) -> None:
             "superseded_position", "superseded_at"])
         await conn.copy_records_to_table("competency_certifications", records=certifications, columns=[
             "tenant", "learner", "program", "program_version", "earned", "earned_at", "statement_ids", "known_at"])
+        await conn.copy_records_to_table("units_dropped_learners", records=dropped,
+                                         columns=["tenant", "learner", "erased_position"])
         await conn.execute("RESET session_replication_role")
         started = time.perf_counter()
         await conn.execute("SELECT series_recompute()")
@@ -186,6 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--agencies", type=int, default=20)
     parser.add_argument("--units-per-agency", type=int, default=10)
     parser.add_argument("--certified-share", type=float, default=0.6)
+    parser.add_argument("--dropped-share", type=float, default=0.01, help="learners erased and dropped from the totals")
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--no-write", action="store_true", help="print the result only")

@@ -54,7 +54,7 @@ from projections.contract import Projection
 from projections.events import LogEvent
 from projections.units.erased import POLICIES, erased_learner, erased_policy
 from projections.units.history import ROSTER_EVENT
-from projections.units.series_store import recompute_series
+from projections.units.series_store import recompute_series, series_rows
 from projections.units.store import (
     apply_certification_changes,
     apply_roster_event,
@@ -535,6 +535,10 @@ class CompetencyProjection(Projection):
 
     async def reset(self, conn: asyncpg.Connection) -> None:
         await conn.execute(TRUNCATE_ALL)
+        # a truncate fires no row trigger: count the series deltas again from
+        # what is left (the roster), or the certifications folded anew would
+        # be added to deltas still holding the old ones
+        await recompute_series(conn)
 
     async def digest(self, conn: asyncpg.Connection | asyncpg.Pool) -> str:
         return await digest(conn)
@@ -594,7 +598,8 @@ def _earned_changes(key: Key, before: LearnerState, after: LearnerState) -> list
 async def digest(conn: asyncpg.Connection | asyncpg.Pool) -> str:
     """SHA-256 over every learner's canonical state in (tenant, learner) order,
     then every non-zero unit count in key order, then the roster (units,
-    memberships with their history, headcounts), read in one snapshot.
+    memberships with their history, headcounts, dropped learners), then the
+    series' non-zero per-day deltas, read in one snapshot.
 
     Positions and wall-clock columns are left out: a rebuild from the log and
     the live projection give the same digest exactly when their states agree."""
@@ -620,5 +625,7 @@ async def digest_with_position(conn: asyncpg.Connection | asyncpg.Pool) -> tuple
         for row in await certified_rows(conn):
             add(b"unit_certified", *(str(row[c]).encode() for c in ("tenant", "unit_id", "program", "program_version", "certified")))
         async for parts in roster_rows(conn):  # the denominators: units, membership history, headcounts
+            add(*parts)
+        async for parts in series_rows(conn):  # the series' per-day deltas (without dropped learners)
             add(*parts)
     return sha.hexdigest(), int(position or 0)

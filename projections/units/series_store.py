@@ -5,16 +5,21 @@ Two ways, which a test holds equal: sum the membership and certification
 intervals of the unit (:func:`series_counts`, any moments), or sum the
 per-day deltas that triggers keep for the unit with its descendants
 (:func:`series_counts_daily`, period ends at midnight UTC; 0114_series_deltas.sql).
+
+Both leave out the learners the policy on erased learners drops
+(``LRS_ERASED_LEARNERS_IN_TOTALS=drop``, erased.py; 0137_series_without_dropped.sql)
+at every moment, as the unit totals and the point-in-time members do: the
+series at "now" is the summary's headcount and certified count.
 """
 
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
-from typing import Sequence
+from typing import AsyncIterator, Sequence
 
 import asyncpg
 
-__all__ = ["series_counts", "series_counts_daily", "recompute_series"]
+__all__ = ["series_counts", "series_counts_daily", "recompute_series", "series_rows"]
 
 # Headcount and certified count of a unit (and below it) at many moments at
 # once: every membership is an interval in which its learner counts, every
@@ -23,7 +28,8 @@ __all__ = ["series_counts", "series_counts_daily", "recompute_series"]
 # ascending), and the caller adds the buckets up.  $7 chooses the clock:
 # 'achieved' (the current roster, valid time; certifications by earned_at)
 # or 'known' (every row while it was both valid and known; certifications by
-# known_at).
+# known_at).  A learner the policy on erased learners drops
+# (units_dropped_learners, erased.py) counts at no moment, on either clock.
 SERIES_EVENTS = """
 WITH m AS (
     SELECT m.learner,
@@ -33,6 +39,7 @@ WITH m AS (
     JOIN roster_memberships m ON m.tenant = t.tenant AND m.unit_id = t.unit_id
     WHERE t.tenant = $1 AND t.ancestor_id = $2 AND ($3 OR t.depth = 0)
       AND ($7 = 'known' OR m.superseded_position IS NULL)
+      AND NOT EXISTS (SELECT 1 FROM units_dropped_learners d WHERE d.tenant = m.tenant AND d.learner = m.learner)
 ), live AS (
     SELECT * FROM m WHERE ends IS NULL OR ends > starts
 ), c AS (
@@ -58,6 +65,14 @@ SERIES_CERTS = """
 SELECT width_bucket(day, $4::date[]) AS bucket, sum(certs)::bigint AS total FROM unit_series_certs
 WHERE tenant = $1 AND ancestor_id = $2 AND clock = $3 AND program = $5 AND program_version = $6 GROUP BY 1
 """
+# Every non-zero per-day delta in key order, for digests (a delta the
+# triggers brought back to zero stays as a row; a recount leaves none).
+SELECT_ALL_SERIES = [
+    "SELECT 'series_heads', tenant, ancestor_id, clock, day, heads FROM unit_series_heads WHERE heads <> 0"
+    " ORDER BY tenant, ancestor_id, clock, day",
+    "SELECT 'series_certs', tenant, ancestor_id, program, program_version, clock, day, certs FROM unit_series_certs"
+    " WHERE certs <> 0 ORDER BY tenant, ancestor_id, program, program_version, clock, day",
+]
 SERIES_ATTACH_AND_RECOMPUTE = "SELECT series_attach(); SELECT series_recompute();"
 SERIES_RECOMPUTE = "SELECT series_recompute()"
 
@@ -106,3 +121,11 @@ async def recompute_series(conn: asyncpg.Connection, attach: bool = False) -> No
     """Count the per-day deltas again from the memberships and certifications
     (after a replay swapped new tables in, with ``attach``: their triggers too)."""
     await conn.execute(SERIES_ATTACH_AND_RECOMPUTE if attach else SERIES_RECOMPUTE)
+
+
+async def series_rows(conn: asyncpg.Connection) -> AsyncIterator[tuple[bytes, ...]]:
+    """The per-day deltas (non-zero, in key order) as text, for digests: what
+    the triggers kept live and what a replay recounted must agree."""
+    for query in SELECT_ALL_SERIES:
+        async for row in conn.cursor(query, prefetch=2000):
+            yield tuple(str(v).encode() for v in row.values())

@@ -22,6 +22,7 @@ import shutil
 import subprocess
 import sys
 import urllib.parse
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -161,6 +162,20 @@ async def caught_up(database_url: str) -> int:
     raise AssertionError(f"projection stuck below {target}")
 
 
+async def series_today(session: aiohttp.ClientSession, base: str) -> set[tuple[int, int]]:
+    """(headcount, certified) of today's point of the unit's daily series, on both clocks."""
+    today = datetime.now(timezone.utc).date().isoformat()
+    found = set()
+    for clock in ("achieved", "known"):
+        url = (f"{base}/competency/units/mic-dt/series?program={urllib.parse.quote(PROGRAM)}"
+               f"&from={today}&to={today}&interval=day&clock={clock}")
+        async with session.get(url, headers=xapi_headers()) as r:
+            assert r.status == 200, await r.text()
+            [point] = (await r.json())["points"]
+        found.add((point["headcount"], point["certified"]))
+    return found
+
+
 async def test_erased_learner_leaves_no_clear_text_and_the_audit_still_holds(
     database_url: str, nats_control: Any, service_factory: Any
 ) -> None:
@@ -227,6 +242,7 @@ async def test_erased_learner_leaves_no_clear_text_and_the_audit_still_holds(
             assert r.status == 200, await r.text()
             summary = await r.json()
         assert (summary["headcount"], summary["certified"]) == (2, 1)  # the sealed roster joins Lan's evidence
+        assert await series_today(session, base) == {(2, 1)}  # the trend series ends on the summary's totals
         memberships_url = f"{base}/competency/admin/memberships?learner={urllib.parse.quote(ROSTER['memberships'][0]['learner'])}"
         async with session.get(memberships_url, headers=xapi_headers()) as r:
             assert r.status == 200, await r.text()
@@ -280,6 +296,7 @@ async def test_erased_learner_leaves_no_clear_text_and_the_audit_still_holds(
             assert r.status == 200, await r.text()
             summary = await r.json()
         assert (summary["headcount"], summary["certified"]) == (1, 0)
+        assert await series_today(session, base) == {(1, 0)}  # ... nor in the unit's series, on either clock
         async with session.get(memberships_url, headers=xapi_headers()) as r:
             assert r.status == 200, await r.text()
             [row] = (await r.json())["memberships"]

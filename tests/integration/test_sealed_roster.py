@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 import asyncpg
@@ -29,6 +29,8 @@ from projections.competency.store import CompetencyProjection, digest
 from projections.replay import replay
 from projections.runner import ProjectionRunner
 from projections.units.roster import RosterError, parse_json
+from projections.events import LogEvent
+from projections.units.series_store import series_counts, series_counts_daily
 from projections.units.store import load_roster, unit_counts
 from tests.integration.test_projection_runner import AUTHORITY, CATALOG, MODULES, PROGRAM, course_statement
 
@@ -117,6 +119,30 @@ async def replayed_digest(pool: asyncpg.Pool, policy: str) -> str:
     return live
 
 
+async def series_at(pool: asyncpg.Pool, moment: datetime) -> set[tuple[int, int]]:
+    """The unit's series value at ``moment`` every way it is read: both
+    clocks, from the per-day deltas (the period ending the next midnight) and
+    from the intervals, with and without descendants."""
+    found = set()
+    day = moment.date() + timedelta(days=1)
+    async with pool.acquire() as conn:
+        for clock in ("achieved", "known"):
+            found.update(await series_counts_daily(conn, "default", "mic", *PROGRAM, [day], clock))
+            found.update(await series_counts(conn, "default", "mic", *PROGRAM, True, [moment], clock))
+            found.update(await series_counts(conn, "default", "mic-a", *PROGRAM, False, [moment], clock))
+    return found
+
+
+async def series_agree(pool: asyncpg.Pool) -> None:
+    """The per-day deltas the triggers keep give what the intervals give, day by day, on both clocks."""
+    ends = [date.today() - timedelta(days=40) + timedelta(days=d) for d in range(0, 45, 3)]
+    moments = [datetime.combine(d, datetime.min.time(), tzinfo=timezone.utc) - timedelta(microseconds=1) for d in ends]
+    async with pool.acquire() as conn:
+        for clock in ("achieved", "known"):
+            assert await series_counts_daily(conn, "default", "mic", *PROGRAM, ends, clock) == await series_counts(
+                conn, "default", "mic", *PROGRAM, True, moments, clock), clock
+
+
 @pytest.mark.parametrize("policy, after", [("drop", (1, 0)), ("count", (2, 1))])
 async def test_an_erased_learner_counts_in_the_unit_totals_as_the_policy_says(
     pool: asyncpg.Pool, writer: StatementWriter, keys: LearnerKeys, policy: str, after: tuple[int, int]
@@ -130,16 +156,28 @@ async def test_an_erased_learner_counts_in_the_unit_totals_as_the_policy_says(
     await erase_learner(pool, keys, "default", {"mbox": "mailto:cs1@example.gov.vn"}, reason="request 17", by="test")
     await runner.catch_up()
     assert await certified(pool) == after
-    await replayed_digest(pool, policy)
+    # The unit's trend series follows the policy on both clocks: at "now" it
+    # is the summary's totals; dropped, the learner counts at no moment.
+    assert await series_at(pool, datetime.now(timezone.utc)) == {after}
+    async with pool.acquire() as conn:  # a month before the erasure (valid time): dropped there too
+        ((heads, _),) = await series_counts(conn, "default", "mic", *PROGRAM, True, [NOW], "achieved")
+    assert heads == after[0]
+    await series_agree(pool)
+    live = await replayed_digest(pool, policy)
     assert await certified(pool) == after
+    assert await series_at(pool, datetime.now(timezone.utc)) == {after}  # recounted in the replay
+    await series_agree(pool)
     # Applying the erasure event again (a redelivery) changes nothing.
     event = await pool.fetchrow("SELECT position, tenant, event_type, payload FROM events WHERE event_type = 'erasure'")
-    from projections.events import LogEvent
-
     projection = CompetencyProjection(CATALOG, erased_in_totals=policy)
     async with pool.acquire() as conn, conn.transaction():
         await projection.apply_many(conn, [LogEvent(event["position"], event["tenant"], "erasure", bytes(event["payload"]))])
     assert await certified(pool) == after
+    assert await series_at(pool, datetime.now(timezone.utc)) == {after}
+    assert await digest(pool) == live
+    # The digest covers the series: a delta off by one shows.
+    await pool.execute("UPDATE unit_series_heads SET heads = heads + 1 WHERE ctid = (SELECT min(ctid) FROM unit_series_heads)")
+    assert await digest(pool) != live
 
 
 class _Blob:
