@@ -37,7 +37,13 @@ _decode = msgspec.json.Decoder().decode
 
 
 class IdentityConflict(ValueError):
-    """The link or unlink contradicts the links in force."""
+    """The link or unlink contradicts the links in force.  ``logged``: the
+    message as the store names the keys (pseudonym keys when sealed), for
+    logs; the message itself may name them in clear for the caller."""
+
+    def __init__(self, message: str, logged: str | None = None) -> None:
+        super().__init__(message)
+        self.logged = message if logged is None else logged
 
 
 def identity_payload(op: str, person: str, identifiers: list[str], sealed: Mapping[str, str] | None = None) -> bytes:

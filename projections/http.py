@@ -462,14 +462,18 @@ async def post_identities(request: web.Request) -> web.Response:
         try:
             parse_learner(value if isinstance(value, str) else "")
         except ValueError as exc:
-            raise XapiError(400, str(exc), path) from None
+            error = XapiError(400, str(exc), path)
+            error.logged = str(XapiError(400, "not an actor IFI key (the value is not logged)", path))
+            raise error from None
     try:
         change = await identities.change_links(
             request.config_dict[keys.POOL], tenant, op, person, identifiers, now=datetime.now(timezone.utc),
             learner_keys=request.config_dict.get(keys.LEARNER_KEYS),
         )
     except IdentityConflict as exc:
-        raise XapiError(409, str(exc), "$.identifiers") from None
+        error = XapiError(409, str(exc), "$.identifiers")
+        error.logged = str(XapiError(409, exc.logged, "$.identifiers"))
+        raise error from None
     linked = await identities.identifiers_of(request.config_dict[keys.POOL], tenant, change.person)
     # Sealed (docs/privacy.md): the links hold pseudonym keys; those the body gave are answered in clear.
     clear = {v: k for k, v in change.refs.keys.items()} if change.refs is not None else {}

@@ -9,6 +9,8 @@ document without the LRS's rules::
      "stateId": "...", "contentType": "application/json",
      "content": "<base64>", "etag": "\\"<sha1>\\""}
 
+With personal data sealed (docs/privacy.md) ``content`` is ``sealedContent``
+and there is no ``etag`` (the content's SHA-1, computed again on replay).
 ``op`` is ``put`` or ``post`` (the content is then the document as stored
 after the write, merged for a POST) or ``delete``.  Deleting all State
 documents of a context appends one ``delete`` event per document.  The
@@ -23,6 +25,7 @@ from typing import Any, Callable, Iterable
 
 import msgspec
 
+from lrs.documents.concurrency import etag_of
 from lrs.documents.model import DocumentKey, NewVersion, Resource
 
 __all__ = ["DOCUMENT_EVENT", "DocumentRow", "document_event_payload", "replay_documents", "row_key"]
@@ -58,10 +61,12 @@ def document_event_payload(
     if version is not None:
         body["contentType"] = version.content_type
         if seal_content is not None:
+            # No ETag beside sealed content: it is the content's SHA-1, which
+            # would outlive an erasure in clear; a replay computes it again.
             body["sealedContent"] = seal_content(version.content)
         else:
             body["content"] = base64.b64encode(version.content).decode("ascii")
-        body["etag"] = version.etag
+            body["etag"] = version.etag
     return _encode(body)
 
 
@@ -108,5 +113,6 @@ def replay_documents(
                 content = opened
             else:
                 content = base64.b64decode(body["content"])
-            documents[key] = DocumentRow(content, body["contentType"], body["etag"], stored, position)
+            etag = body.get("etag") or etag_of(content)  # sealed events written since have none
+            documents[key] = DocumentRow(content, body["contentType"], etag, stored, position)
     return documents

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import datetime, timezone
-from typing import Callable
+from typing import Any, Callable
 from email.utils import format_datetime
 
 import msgspec
@@ -27,6 +27,7 @@ from lrs.http import keys
 from lrs.http.middleware import CREDENTIAL, LOG_FIELDS, XAPI_VERSION
 from lrs.privacy import seal
 from lrs.store.documents import DocumentStore, WriteResult
+from lrs.store.writer import KeyErasedMeanwhile
 from lrs.xapi.errors import NotFoundError
 
 __all__ = ["activity_profile", "add_routes", "agent_profile", "http_date", "state"]
@@ -70,15 +71,34 @@ def http_date(moment: datetime) -> str:
 
 
 async def _handle(request: web.Request, resource: Resource) -> web.Response:
+    parsed = parse_document_params(resource, request.method, request.query.items())
+    learner_keys = request.app.get(keys.LEARNER_KEYS)
+    sealing = learner_keys is not None and bool(parsed.context.agent_key)
+    for attempt in (1, 2):
+        try:
+            return await _serve(request, resource, learner_keys if sealing else None, parsed)
+        except KeyErasedMeanwhile:
+            # Sealed before this process heard of an erasure: once more with
+            # the keys as they are now, then 503.
+            await learner_keys.load_epoch()
+            if attempt == 2:
+                raise web.HTTPServiceUnavailable(
+                    text="the learner named in the request was being erased; nothing was stored, retry",
+                    headers={"Retry-After": "1"},
+                ) from None
+    raise AssertionError("unreachable")
+
+
+async def _serve(
+    request: web.Request, resource: Resource, learner_keys: Any, parsed: DocumentRequest
+) -> web.Response:
     method = request.method
     credential: Credential = request[CREDENTIAL]
-    parsed = parse_document_params(resource, method, request.query.items())
     tenant = credential.tenant
-    seal_content = None
-    learner_keys = request.app.get(keys.LEARNER_KEYS)
-    if learner_keys is not None and parsed.context.agent_key:
-        parsed, seal_content = await _sealed(learner_keys, tenant, parsed, writing=method not in READ_METHODS)
-    store = DocumentStore(request.app[keys.POOL], seal_content=seal_content)
+    seal_content, key_refs = None, frozenset()
+    if learner_keys is not None:
+        parsed, seal_content, key_refs = await _sealed(learner_keys, tenant, parsed, writing=method not in READ_METHODS)
+    store = DocumentStore(request.app[keys.POOL], seal_content=seal_content, key_refs=key_refs)
     if method in READ_METHODS:
         if parsed.document_id is None:
             return await _list_ids(store, tenant, parsed)
@@ -109,21 +129,22 @@ async def _handle(request: web.Request, resource: Resource) -> web.Response:
 
 async def _sealed(
     learner_keys, tenant: str, parsed: DocumentRequest, *, writing: bool
-) -> tuple[DocumentRequest, Callable[[bytes], str] | None]:
+) -> tuple[DocumentRequest, Callable[[bytes], str] | None, frozenset[tuple[str, int]]]:
     """The request with its agent as stored when personal data is sealed
     (docs/privacy.md): known by pseudonym, the Agent sealed, and, for a
     write, the function that seals the content for the log."""
     ident = parsed.context.agent_key
     stored_key = learner_keys.pseudonym_key(tenant, ident)
     if not writing:
-        return replace(parsed, context=replace(parsed.context, agent_key=stored_key, agent=None)), None
+        return replace(parsed, context=replace(parsed.context, agent_key=stored_key, agent=None)), None, frozenset()
     agent = parsed.context.agent
     idents = {ident} | (seal.identities({"actor": agent}) if agent else set())
     found = await learner_keys.keys_for_writing(tenant, idents)
     key = found[ident]
     sealed_agent = seal.seal_agent(agent, found, lambda k, text: seal.seal_bytes(k, tenant, text)) if agent else None
     context = replace(parsed.context, agent_key=stored_key, agent=sealed_agent)
-    return replace(parsed, context=context), lambda content: seal.seal_bytes(key, tenant, content)
+    refs = frozenset((k.pseudonym, k.generation) for k in found.values())
+    return replace(parsed, context=context), lambda content: seal.seal_bytes(key, tenant, content), refs
 
 
 async def _get_one(store: DocumentStore, tenant: str, parsed: DocumentRequest) -> web.Response:

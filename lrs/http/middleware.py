@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from typing import Awaitable, Callable
@@ -49,6 +50,28 @@ def error_response(status: int, message: str, path: str | None = None) -> web.Re
     return web.Response(status=status, body=_json_encode(payload), content_type="application/json")
 
 
+# Path parts that name a learner (the competency API's and the console's
+# learner pages): logged as the route's placeholder, since a log line lies
+# outside the store, where an erasure (docs/privacy.md) cannot reach it.
+PERSONAL_PATH_PARTS = frozenset({"learner"})
+
+
+_ROUTE_PART = re.compile(r"\{(\w+)(?::[^}]*)?\}")
+
+
+def _logged_path(request: web.Request) -> str:
+    """``request.path``, or for a route with a part naming a learner the
+    route with that part left as ``{learner}`` and the others filled in."""
+    info = request.match_info
+    resource = info.route.resource
+    if resource is None or not PERSONAL_PATH_PARTS & info.keys():
+        return request.path
+    return _ROUTE_PART.sub(
+        lambda m: m.group(0) if m.group(1) in PERSONAL_PATH_PARTS else info.get(m.group(1), m.group(0)),
+        resource.canonical,
+    )
+
+
 def _route_name(request: web.Request) -> str:
     info = request.match_info.route.resource
     return info.canonical if info is not None else "unmatched"
@@ -78,7 +101,7 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
         log.info(
             "request",
             method=request.method,
-            path=request.path,
+            path=_logged_path(request),
             status=status,
             duration_ms=round(elapsed * 1000, 3),
             credential=credential.key if credential else None,
@@ -121,7 +144,7 @@ async def error_mapping(request: web.Request, handler: Handler) -> web.StreamRes
     try:
         return await handler(request)
     except XapiError as exc:
-        request.setdefault(LOG_FIELDS, {})["error"] = str(exc)
+        request.setdefault(LOG_FIELDS, {})["error"] = str(exc) if exc.logged is None else exc.logged
         return error_response(exc.status, exc.message, exc.path)
     except AuthError as exc:
         response = error_response(401, "authentication required: " + str(exc))

@@ -18,7 +18,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Callable
+from typing import Callable, Collection
 
 import asyncpg
 
@@ -27,6 +27,7 @@ from lrs.documents.model import DocumentKey, DocumentSet, NewVersion, StoredDocu
 from lrs.eventlog import ONE_MICROSECOND, event_hash
 from lrs.payload_codec import store_payload
 from lrs.store.ids import TimeOrderedUuids
+from lrs.store.writer import SELECT_ERASED_REFS, KeyErasedMeanwhile
 
 __all__ = ["DocumentStore", "WriteResult"]
 
@@ -93,9 +94,13 @@ class DocumentStore:
         clock: Callable[[], datetime] = utc_now,
         new_event_id: Callable[[], uuid.UUID] | None = None,
         seal_content: Callable[[bytes], str] | None = None,
+        key_refs: Collection[tuple[str, int]] = (),
     ) -> None:
         self._pool = pool
         self._seal_content = seal_content  # the agent's documents are stored sealed
+        # (pseudonym, generation) of the keys the request was sealed under: a
+        # write is refused when an erasure destroyed one of them meanwhile.
+        self._key_refs = key_refs
         self._clock = clock
         self._new_event_id = new_event_id or TimeOrderedUuids()
 
@@ -127,6 +132,7 @@ class DocumentStore:
         "post") goes into the event.  Errors ``decide`` raises roll back."""
         async with self._pool.acquire() as conn, conn.transaction():
             head = await conn.fetchrow(SELECT_HEAD_FOR_UPDATE)
+            await self._check_keys(conn, tenant)
             row = await conn.fetchrow(SELECT_DOCUMENT, *_key_args(tenant, key))
             version = decide(None if row is None else _stored(row))
             payload = document_event_payload(key, op, version, self._seal_content)
@@ -174,6 +180,19 @@ class DocumentStore:
             for key in keys:
                 await conn.execute(DELETE_DOCUMENT, *_key_args(tenant, key))
         return WriteResult(appended[-1][0])
+
+    async def _check_keys(self, conn: asyncpg.Connection, tenant: str) -> None:
+        """Under the head lock, which an erasure holds too: the erasure
+        deleted the learner's documents, so content sealed under a key it
+        destroyed (the sealing process had not heard of it yet) must not
+        bring them back in clear."""
+        if not self._key_refs:
+            return
+        pseudonyms, generations = (list(column) for column in zip(*self._key_refs))
+        if await conn.fetch(SELECT_ERASED_REFS, [tenant] * len(pseudonyms), pseudonyms, generations):
+            raise KeyErasedMeanwhile(
+                "the learner named in the request was erased while it was being stored; nothing was stored, send it again"
+            )
 
     async def _append(
         self, conn: asyncpg.Connection, head: asyncpg.Record, tenant: str, payloads: list[bytes]

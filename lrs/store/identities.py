@@ -107,7 +107,7 @@ async def change_links(
     try:
         return await _change_links(pool, tenant, op, person, identifiers, now, refs)
     except IdentityConflict as exc:
-        raise IdentityConflict(str(exc) if refs is None else refs.reveal(str(exc))) from None
+        raise IdentityConflict(str(exc) if refs is None else refs.reveal(str(exc)), logged=str(exc)) from None
 
 
 async def _change_links(

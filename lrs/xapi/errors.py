@@ -17,6 +17,10 @@ class XapiError(Exception):
     """
 
     default_status = 400
+    # What the request log line says instead of the message, when the message
+    # names personal data the caller sent in clear (a log lies outside the
+    # store, where an erasure cannot reach it).
+    logged: str | None = None
 
     def __init__(
         self,

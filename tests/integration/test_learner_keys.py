@@ -138,3 +138,27 @@ async def test_a_process_started_with_another_privacy_key_refuses_to_start(pool:
     with pytest.raises(PrivacyKeyError):
         await other.check_master_key()
     assert await pool.fetchval("SELECT count(*) FROM privacy_key_id") == 0
+
+
+async def test_a_document_sealed_before_an_erasure_is_not_stored_after_it(pool: asyncpg.Pool) -> None:
+    """The erasure deleted the learner's documents; a write sealed under the
+    key it destroyed (its process had not heard of it) must not put the
+    content back in clear in the documents table."""
+    from lrs.documents.model import DocumentKey, DocumentSet, NewVersion, Resource
+    from lrs.store.documents import DocumentStore
+
+    master = MasterKey(os.urandom(32))
+    late, eraser = LearnerKeys(pool, master), LearnerKeys(pool, master)
+    await late.load_epoch()
+    ident = seal.identifier(LEARNER)
+    stored_key = late.pseudonym_key(TENANT, ident)
+    key = (await late.keys_for_writing(TENANT, [ident]))[ident]  # sealed by the late process
+    await erase_learner(pool, eraser, TENANT, LEARNER, reason="request 9", by="test")
+
+    document = DocumentKey(DocumentSet(Resource.STATE, "http://example.com/a", stored_key, None), "progress")
+    store = DocumentStore(pool, seal_content=lambda content: seal.seal_bytes(key, TENANT, content),
+                          key_refs=frozenset({(key.pseudonym, key.generation)}))
+    with pytest.raises(KeyErasedMeanwhile):
+        await store.put(TENANT, document, "put", lambda current: NewVersion(b'{"score": 7}', "application/json", '"e"'))
+    assert await pool.fetchval("SELECT count(*) FROM documents WHERE tenant = $1 AND agent_key = $2",
+                               TENANT, stored_key) == 0
