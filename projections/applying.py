@@ -66,6 +66,14 @@ class BatchOutcome:
 class BatchApplier:
     """Folds events into ``projection`` and moves its checkpoint with them."""
 
+    # The most events of the log one batch reads to fill a gap before its
+    # messages.  LRS_EVENTS keeps 30 days: a consumer further behind (down
+    # that long, or a projection new to an older store) is first delivered a
+    # message far beyond its checkpoint, and filling the whole gap at once
+    # read every event in between into one transaction.  Its later messages
+    # are negatively acknowledged and come again, applied by then.
+    max_gap_fill = 10_000
+
     def __init__(
         self, pool: asyncpg.Pool, projection: Projection, checkpoints: CheckpointStore, *, max_attempts: int
     ) -> None:
@@ -119,6 +127,7 @@ class BatchApplier:
             last = min(max(e.position for e in refused), await log_last_position(conn))
         else:
             last = checkpoint
+        last = min(last, checkpoint + self.max_gap_fill)
         if last <= checkpoint:
             return BatchOutcome(checkpoint, 0, (), None, tuple(refused))
         if len(incoming) < last - checkpoint:

@@ -39,6 +39,10 @@ __all__ = ["certified_known_at", "certified_by_refold"]
 CHUNK = 5000
 
 SELECT_BUILT_WITH = "SELECT rule_version, catalog_digest FROM projection_checkpoints WHERE name = 'competency'"
+SELECT_PLANNER_SETTINGS = (
+    "SELECT current_setting('plan_cache_mode') AS plan_cache_mode, current_setting('enable_nestloop') AS enable_nestloop"
+)
+RESTORE_PLANNER_SETTINGS = "SELECT set_config('plan_cache_mode', $1, true), set_config('enable_nestloop', $2, true)"
 
 # $1..$5 as SELECT_MEMBERS_AT (tenant, unit, descendants, moment, known); $6
 # the last position folded at as_of, $7 programme, $8 version.  A learner is
@@ -105,11 +109,15 @@ async def certified_known_at(
     # just swapped in (no statistics yet), make the planner expect a handful
     # of rows and loop over the certifications per member (0.3-0.5 s at
     # 30,000-100,000 statements right after a replay, against 10 ms).
+    # The settings end with the count: the refold below looks each learner's
+    # evidence up by statement id, which without nested loops read the whole log.
+    kept = await conn.fetchrow(SELECT_PLANNER_SETTINGS)
     await conn.execute("SET LOCAL plan_cache_mode = force_custom_plan")
     await conn.execute("SET LOCAL enable_nestloop = off")
     row = await conn.fetchrow(
         SELECT_KNOWN_COUNTS, tenant, unit_id, descendants, as_of, as_of, position, program.iri, program.version
     )
+    await conn.execute(RESTORE_PLANNER_SETTINGS, kept["plan_cache_mode"], kept["enable_nestloop"])
     again = await certified_by_refold(conn, catalog, tenant, program, list(row["refold"]), position)
     return int(row["headcount"]), int(row["certified"]) + again
 

@@ -148,7 +148,9 @@ async def test_two_replicas_on_a_nats_cluster_survive_losing_a_nats_member_and_t
     async with NatsCluster(tmp_path / "nats") as cluster:
         replicas = [
             service_factory(cluster.service_url, LRS_NATS_STREAM_REPLICAS="3", LRS_PROJECTIONS_ENABLED="true",
-                            LRS_DATA_DIR=str(tmp_path / f"replica-{n}"))
+                            LRS_DATA_DIR=str(tmp_path / f"replica-{n}"),
+                            # One privacy key for both, as a deployment mounts one secret.
+                            LRS_PRIVACY_KEY_FILE=str(tmp_path / "privacy-key"))
             for n in range(2)
         ]
         leader, follower = replicas

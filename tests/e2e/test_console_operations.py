@@ -48,9 +48,8 @@ async def _states(client: TestClient) -> dict[str, str]:
 async def test_a_retry_asked_where_the_projection_does_not_run_is_done_by_its_runner(
     database_url: str, tmp_path: Path, service_factory: Any
 ) -> None:
-    console_app = create_app(
-        settings_for(database_url, tmp_path, projections_enabled=False), database_url=database_url, nats_url=None
-    )
+    settings = settings_for(database_url, tmp_path, projections_enabled=False)
+    console_app = create_app(settings, database_url=database_url, nats_url=None)
     async with TestServer(console_app) as server, TestClient(server) as console:
         posted = await console.post("/xapi/statements", headers=xapi_headers(), json=statement())
         assert posted.status == 200
@@ -76,7 +75,9 @@ async def test_a_retry_asked_where_the_projection_does_not_run_is_done_by_its_ru
         assert (await _states(console))[request_id] == "requested"  # nobody else may apply it
 
         # The projection's runner starts in another process, takes the leader lock and the request.
-        runner = service_factory("", LRS_RELAY_ENABLED="false", LRS_FRAMEWORKS_DIR=str(tmp_path / "frameworks"))
+        # (with the console's privacy key: both open the same sealed statements)
+        runner = service_factory("", LRS_RELAY_ENABLED="false", LRS_FRAMEWORKS_DIR=str(tmp_path / "frameworks"),
+                                 LRS_PRIVACY_KEY_FILE=str(settings.privacy_master_key_file))
         await runner.start()
         deadline = asyncio.get_running_loop().time() + 30
         while (await _states(console))[request_id] != "done":

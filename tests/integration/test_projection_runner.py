@@ -600,3 +600,17 @@ async def test_a_state_built_under_another_rule_version_asks_for_a_replay_which_
     again = await pool.fetch("SELECT statement_id::text, platform, mastery_score, statement_mastery, passed FROM competency_mastery_mismatches")
     assert [tuple(r) for r in again] == [tuple(r) for r in mismatches]
     await ProjectionRunner(pool, CompetencyProjection(CATALOG)).checkpoint()  # up to date again
+
+
+async def test_a_gap_is_filled_a_bounded_stretch_per_batch(pool: asyncpg.Pool, writer: StatementWriter) -> None:
+    """A message far beyond the checkpoint (the stream keeps 30 days; the
+    consumer was further behind) fills the gap from the log a bounded
+    stretch per batch, not every event in between in one transaction."""
+    await write(writer, *(course_statement(1, m, v, i) for i, (m, v) in enumerate(MODULES)))
+    events = await log_events(pool)
+    runner = ProjectionRunner(pool, CompetencyProjection(CATALOG))
+    runner.applier.max_gap_fill = 4
+    outcomes = [await runner.apply_batch([events[-1]]) for _ in range(3)]
+    assert [(o.checkpoint, o.applied) for o in outcomes] == [(4, 4), (8, 4), (10, 2)]
+    state = await learner_state(pool, learner_key(1))
+    assert state is not None and state.certifications[f"{PROGRAM[0]}|{PROGRAM[1]}"].earned

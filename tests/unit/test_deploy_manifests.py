@@ -184,3 +184,19 @@ def test_the_nats_chart_gives_the_lrs_the_users_and_permissions_of_the_compose_c
     for user in users.values():  # passwords from the secret, through the environment
         variable = re.fullmatch(r"<< \$(\w+) >>", user["password"])
         assert variable is not None and "secretKeyRef" in env[variable[1]]["valueFrom"]
+
+
+def test_every_compose_replica_seals_with_one_privacy_key_from_a_secret() -> None:
+    # Sealing is on by default and a replica refuses a database whose learner
+    # keys another privacy key made: the replicas must share one key file, and
+    # it must not live in a per-container data directory.
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    replicas = {name: s for name, s in compose["services"].items() if s.get("command") == ["serve"]}
+    assert len(replicas) >= 2
+    for name, service in replicas.items():
+        env = service["environment"]
+        assert Settings.from_env({**env, "LRS_BOOTSTRAP_CREDENTIAL": "a:b"}).seal_personal_data, name
+        key_file = env["LRS_PRIVACY_KEY_FILE"]
+        (secret,) = [s for s in service["secrets"] if key_file == f"/run/secrets/{s}"]
+        assert "file" in compose["secrets"][secret], name
+        assert not key_file.startswith(env["LRS_DATA_DIR"]), name
