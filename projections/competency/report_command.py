@@ -63,6 +63,7 @@ def _report(args: argparse.Namespace) -> int:
     async def main() -> int:
         from projections.competency.report_query import unit_report
         from projections.competency.reports import to_csv, to_xlsx, with_identifiers
+        from lrs.store.learner_refs import PSEUDONYM_KEY_PREFIX
         from projections.units.display import DisplayIds
         from projections.supervisor import checked_freshness
 
@@ -72,22 +73,23 @@ def _report(args: argparse.Namespace) -> int:
                 print(f"lrs report: the competency projection is {fresh.state}: {fresh.reason} (position "
                       f"{fresh.position} of {fresh.log_head}); --stale-ok writes the report anyway", file=sys.stderr)
                 return 1
-            learner_keys = None
-            if settings.seal_personal_data:  # learners shown by identifier, opened from the roster (docs/privacy.md)
-                from lrs.config import ConfigError
-                from lrs.privacy.master import PrivacyKeyError, load_or_create
-                from lrs.store.learner_keys import LearnerKeys
-
-                try:
-                    learner_keys = LearnerKeys(pool, load_or_create(settings.privacy_master_key_file))
-                except (ConfigError, PrivacyKeyError, OSError) as exc:
-                    print(f"lrs report: {exc}", file=sys.stderr)
-                    return 1
             try:
                 report = await unit_report(pool, catalog, args.tenant, args.unit, program=program, by=args.by)
             except QueryError as exc:
                 print(f"lrs report: {exc.message}", file=sys.stderr)
                 return 1
+            learner_keys = None
+            if any(r.learner.startswith(PSEUDONYM_KEY_PREFIX) for r in report.not_certified):
+                # sealed learners, shown by the identifier the roster holds (docs/privacy.md)
+                from lrs.config import ConfigError
+                from lrs.privacy.master import PrivacyKeyError
+                from lrs.store.statement_opener import keys_for_reading
+
+                try:  # the store's key, never a new one (which would open nothing)
+                    learner_keys = await keys_for_reading(pool, settings.privacy_master_key_file)
+                except (ConfigError, PrivacyKeyError, OSError) as exc:
+                    print(f"lrs report: {exc}", file=sys.stderr)
+                    return 1
             report = with_identifiers(
                 report, await DisplayIds().shown(pool, learner_keys, args.tenant, [r.learner for r in report.not_certified])
             )

@@ -51,8 +51,11 @@ class Shown:
 
     @property
     def text(self) -> str:
-        """For a cell or a page: the identifier, or :data:`ERASED`."""
-        return self.identifier if self.identifier is not None else ERASED
+        """For a cell or a page: the identifier, :data:`ERASED`, or empty
+        (nothing in clear to show; the key is shown beside it)."""
+        if self.identifier is not None:
+            return self.identifier
+        return ERASED if self.erased else ""
 
     def json(self) -> dict[str, Any]:
         return {"learner": self.identifier, "key": self.key, **({"erased": True} if self.erased else {})}
