@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
 
+from lrs.http.concurrency_limit import MAX_LIMIT
+
 
 class ConfigError(ValueError):
     """A configuration value is malformed; the message names the variable."""
@@ -34,6 +36,12 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> i
         raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
     if value < minimum:
         raise ConfigError(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
+def _at_most(value: int, maximum: int, name: str) -> int:
+    if value > maximum:
+        raise ConfigError(f"{name} must be <= {maximum}, got {value}")
     return value
 
 
@@ -287,7 +295,7 @@ class Settings:
             shed_queue_statements=_int(env, "LRS_SHED_QUEUE_STATEMENTS", 50_000, 0),
             shed_max_in_flight=_int(env, "LRS_SHED_MAX_IN_FLIGHT", 0, 0),
             shed_latency_ms=_nonnegative(_float(env, "LRS_SHED_LATENCY_MS", 200.0), "LRS_SHED_LATENCY_MS"),
-            shed_min_in_flight=_int(env, "LRS_SHED_MIN_IN_FLIGHT", 32, 1),
+            shed_min_in_flight=_at_most(_int(env, "LRS_SHED_MIN_IN_FLIGHT", 32, 1), MAX_LIMIT, "LRS_SHED_MIN_IN_FLIGHT"),
             shed_loop_lag_ms=_nonnegative(_float(env, "LRS_SHED_LOOP_LAG_MS", 200.0), "LRS_SHED_LOOP_LAG_MS"),
             trusted_proxies=_trusted_proxies(env.get("LRS_TRUSTED_PROXIES") or ""),
             frameworks_dir=Path(env["LRS_FRAMEWORKS_DIR"]) if env.get("LRS_FRAMEWORKS_DIR") else None,

@@ -42,7 +42,10 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["AdaptiveLimit"]
+__all__ = ["MAX_LIMIT", "AdaptiveLimit"]
+
+# The most requests one worker ever admits at once; LRS_SHED_MIN_IN_FLIGHT may not exceed it.
+MAX_LIMIT = 10_000
 
 
 class AdaptiveLimit:
@@ -64,7 +67,7 @@ class AdaptiveLimit:
         target_s: float,
         *,
         min_limit: int = 32,
-        max_limit: int = 10_000,
+        max_limit: int = MAX_LIMIT,
         initial: int | None = None,
         window_s: float = 0.1,
         percentile: float = 0.95,

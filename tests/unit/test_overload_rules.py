@@ -131,3 +131,12 @@ async def test_only_a_refused_credential_counts_as_a_failed_authentication():
         await throttle.attempt(_Authenticator(AuthError("wrong secret")), "k", "s", "10.0.0.1")
     with pytest.raises(web.HTTPTooManyRequests):
         throttle.check("k", "10.0.0.1")
+
+
+def test_a_floor_above_the_limits_ceiling_is_refused_naming_the_setting():
+    from lrs.config import ConfigError, Settings
+    from lrs.http.concurrency_limit import MAX_LIMIT
+
+    assert Settings.from_env({"LRS_SHED_MIN_IN_FLIGHT": str(MAX_LIMIT)}).shed_min_in_flight == MAX_LIMIT
+    with pytest.raises(ConfigError, match="LRS_SHED_MIN_IN_FLIGHT must be <= 10000"):
+        Settings.from_env({"LRS_SHED_MIN_IN_FLIGHT": str(MAX_LIMIT + 1)})
