@@ -247,7 +247,10 @@ def _load(args: argparse.Namespace) -> int:
         print(f"lrs frameworks load: cannot write to {installed}: {exc}", file=sys.stderr)
         return 1
     print(f"loaded: {path}")
-    print("restart the service (and `lrs project`), then run `lrs replay competency`")
+    print(
+        "a running `lrs serve` reads it within LRS_FRAMEWORKS_POLL_S and rebuilds the competency "
+        "projection by itself; a separate `lrs project`: run `lrs replay competency`, then restart it"
+    )
     return 0
 
 

@@ -295,6 +295,9 @@ def test_a_loaded_alignment_becomes_live_beside_the_shipped_documents(
     assert out.startswith("valid: alignment for course https://lrs.example.org/courses/e-signatures version 2026.1")
     (copy,) = installed.glob("*.json")
     assert f"loaded: {copy}" in out and "lrs replay competency" in out
+    # the service picks documents up by itself (docs/competency.md): no restart asked of it
+    assert "a running `lrs serve` reads it within LRS_FRAMEWORKS_POLL_S" in out
+    assert "restart the service" not in out
     assert copy.read_bytes() == source.read_bytes()
 
     live = load_live_catalog(installed)
