@@ -17,6 +17,9 @@ if TYPE_CHECKING:
 # A projection's digest and the log position it reflects, read in one snapshot.
 Digest = Callable[["asyncpg.Pool"], Awaitable[tuple[str, int]]]
 
+# `--anchors` given without FILE: the LRS's own anchors file (LRS_ANCHORS_FILE).
+_ANCHORS_FILE_SETTING = Path("<LRS_ANCHORS_FILE>")
+
 
 def register(subparsers: argparse._SubParsersAction, *, digests: Mapping[str, Digest]) -> None:  # type: ignore[type-arg]
     """``digests``: the projections `lrs audit digest` can name, given by the
@@ -42,10 +45,10 @@ def register(subparsers: argparse._SubParsersAction, *, digests: Mapping[str, Di
     )
     verify.add_argument("--batch-size", type=int, default=5000, help="events read per query (default: 5000)")
     verify.add_argument(
-        "--anchors", metavar="FILE", type=Path,
+        "--anchors", metavar="FILE", type=Path, nargs="?", const=_ANCHORS_FILE_SETTING,
         help="also check the log against the signed anchors in FILE (JSON lines, as the LRS writes to "
-        "LRS_ANCHORS_FILE): exit status 1 names the first position after the last anchor the log "
-        "still matches",
+        "LRS_ANCHORS_FILE; without FILE: that file, default <LRS_DATA_DIR>/anchors.jsonl): exit status 1 "
+        "names the first position after the last anchor the log still matches",
     )
     verify.add_argument(
         "--public-key", metavar="PEM", type=Path, action="append",
@@ -141,7 +144,8 @@ def _verify(args: argparse.Namespace) -> int:
         from lrs import anchors
 
         try:
-            anchor_list = anchors.read_anchors(args.anchors)
+            anchors_file = settings.anchor_log_file if args.anchors is _ANCHORS_FILE_SETTING else args.anchors
+            anchor_list = anchors.read_anchors(anchors_file)
             key_files = args.public_key or [anchors.public_keys_path(settings.signing_key_file)]
             keys = anchors.load_public_keys(key_files)
         except anchors.AnchorError as exc:

@@ -95,6 +95,10 @@ async def test_a_rewritten_history_passes_the_chain_but_not_the_anchors(
     status, out = await lrs(env, "audit", "verify", "--anchors", str(anchors_file), "--public-key", str(auditor_keys))
     assert status == 0, out
     assert "matches all 3 signed anchors" in out
+    # `--anchors` alone (docs/privacy.md, README) reads the LRS's own anchors file and keys
+    status, out = await lrs(env, "audit", "verify", "--anchors")
+    assert status == 0, out
+    assert "matches all 3 signed anchors" in out
 
     await rewrite_history(database_url, 15)
     status, out = await lrs(env, "audit", "verify")
@@ -103,6 +107,8 @@ async def test_a_rewritten_history_passes_the_chain_but_not_the_anchors(
     assert status == 1, out
     assert "the anchor at position 20" in out
     assert "first position that may have been rewritten: 11" in out
+    status, out = await lrs(env, "audit", "verify", "--anchors")
+    assert status == 1 and "the anchor at position 20" in out, out
 
 
 async def test_altered_anchors_and_unknown_keys_are_reported(
