@@ -1,8 +1,9 @@
 """``lrs export``: stream statements out of the event log as ndjson, in stored order.
 
-What is exported: every ``statement`` event of the log, exactly as stored (the
+What is exported: every ``statement`` event of the log, as stored (the
 canonical JSON with ``id``, ``stored``, ``authority``, ``version`` and
-``timestamp``), one per line, in position order, which is the order the LRS
+``timestamp``) with its sealed personal data opened as a GET opens it (an
+erased learner in the erased form, docs/privacy.md), one per line, in position order, which is the order the LRS
 stored them (``stored`` rises strictly with the position).  Voided statements
 *and* the statements voiding them are exported: the log is immutable and an
 export meant for re-import must carry both, in order, so the importing LRS
@@ -39,7 +40,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="write stored statements as ndjson (one statement per line), in stored order",
         description=(
             "Write the statements of the event log (LRS_DATABASE_URL, or the embedded database) as "
-            "newline-delimited JSON, in the order they were stored, exactly as stored. Voided "
+            "newline-delimited JSON, in the order they were stored, as stored with sealed personal data "
+            "opened as GET opens it (an erased learner in the erased form: docs/privacy.md). Voided "
             "statements and voiding statements are both included, so `lrs import` of the file into "
             "another LRS reproduces the same statements (same ids, same voiding). The export covers "
             "what was committed when it started. Output goes to stdout unless --output is given; "
