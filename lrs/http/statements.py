@@ -82,30 +82,31 @@ async def _read_json_body(request: web.Request) -> bytes:
 @contextlib.asynccontextmanager
 async def _received_statements(
     request: web.Request, parse: Callable[[bytes], list[dict[str, Any]]]
-) -> AsyncIterator[tuple[list[dict[str, Any]], list[Blob]]]:
+) -> AsyncIterator[tuple[list[dict[str, Any]], list[Blob], bool]]:
     """The validated Statements of a PUT/POST and the attachment data it carried
     (``application/json``: none, so every Attachment needs a fileUrl;
-    ``multipart/mixed``: see :mod:`lrs.http.multipart`).  Spooled data is
-    released on exit."""
+    ``multipart/mixed``: see :mod:`lrs.http.multipart`), and whether the body
+    was an array.  Spooled data is released on exit."""
     try:
         if multipart.is_multipart_mixed(request.content_type):
             upload = await multipart.read_statement_upload(request, parse)
         else:
             body = await _read_json_body(request)
             statements = parse(body)
-            multipart.check_json_attachments(statements, array=body.lstrip()[:1] == b"[")
-            upload = multipart.StatementUpload(statements, array=False)
+            array = body.lstrip()[:1] == b"["
+            multipart.check_json_attachments(statements, array=array)
+            upload = multipart.StatementUpload(statements, array=array)
     except XapiError as exc:
         STATEMENTS_REJECTED.labels(str(exc.status)).inc()
         raise
     try:
-        yield upload.statements, list(upload.parts.values())
+        yield upload.statements, list(upload.parts.values()), upload.array
     finally:
         upload.close()
 
 
 async def _append(
-    request: web.Request, statements: list[dict[str, Any]], attachments: Sequence[Blob] = ()
+    request: web.Request, statements: list[dict[str, Any]], attachments: Sequence[Blob] = (), *, array: bool = True
 ) -> list[Any]:
     credential: Credential = request[CREDENTIAL]
     settings = request.app[keys.SETTINGS]
@@ -150,6 +151,9 @@ async def _append(
             learner_keys.catch_up(writer.key_epoch)
     except XapiError as exc:
         STATEMENTS_REJECTED.labels(str(exc.status)).inc()
+        if not array and exc.path is not None and exc.path.startswith("$[0]"):
+            # the writer names statements by index; a body of one statement is "$"
+            exc.path = "$" + exc.path[len("$[0]"):]
         raise
     except WriterClosedError:
         raise web.HTTPServiceUnavailable(
@@ -169,8 +173,9 @@ async def post_statements(request: web.Request) -> web.Response:
     async with _received_statements(request, lambda body: parse_statements(body, version)) as (
         statements,
         attachments,
+        array,
     ):
-        results = await _append(request, statements, attachments)
+        results = await _append(request, statements, attachments, array=array)
     return _json([str(r.statement_id) for r in results])
 
 
@@ -186,12 +191,13 @@ async def put_statement(request: web.Request) -> web.Response:
     async with _received_statements(request, lambda body: [parse_statement(body, version)]) as (
         statements,
         attachments,
+        _,
     ):
         statement = statements[0]
         if "id" in statement and _parse_uuid(statement["id"], "$.id") != statement_id:
             raise XapiError(400, f"statement id {statement['id']} does not match statementId {raw_id}", "$.id")
         statement["id"] = str(statement_id)
-        await _append(request, [statement], attachments)
+        await _append(request, [statement], attachments, array=False)
     return web.Response(status=204)
 
 

@@ -67,9 +67,14 @@ async def test_same_id_different_content_is_409_and_changes_nothing(client):
     other = statement(statement_id=sid, activity="http://example.org/other")
     conflict = await client.post(URL, json=other, headers=xapi_headers())
     assert conflict.status == 409
-    assert sid in (await conflict.json())["error"]
+    body = await conflict.json()
+    assert sid in body["error"]
+    assert body["path"] == "$.id"  # one statement sent, not an array: the path says so
+    in_array = await client.post(URL, json=[statement(), other], headers=xapi_headers())
+    assert in_array.status == 409 and (await in_array.json())["path"] == "$[1].id"
     put = await client.put(f"{URL}?statementId={sid}", json=other, headers=xapi_headers())
     assert put.status == 409
+    assert (await put.json())["path"] == "$.id"
     _, after = await _get(client, statementId=sid)
     assert after == before
 
