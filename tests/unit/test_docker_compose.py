@@ -102,7 +102,13 @@ def test_secrets_come_from_outside_the_file() -> None:
             written.append((path, str(node)))
 
     walk(raw, "")
+    # A service's `secrets:` entries name Docker secrets declared at the top level,
+    # whose contents come from a file beside the compose file (never written in it).
+    declared = raw.get("secrets", {})
     for path, value in written:
+        if re.fullmatch(r"secrets\[\d+\]", path.rsplit(".", 1)[-1]):
+            assert set(declared.get(value, {})) == {"file"}, f"{path} names no file-backed secret: {value!r}"
+            continue
         if _SECRET_NAME.search(path.rsplit(".", 1)[-1]):
             assert _REFERENCE.fullmatch(value), f"{path} is written in the file: {value!r}"
         url = urlsplit(value) if "://" in value else None
