@@ -61,11 +61,11 @@ from connectors.forward.model import (
 )
 from connectors.forward.checkpoint import MAX_RUNS, ForwardCheckpoint, is_replay
 from connectors.forward.logcheck import LogCheck
-from connectors.forward.natsoptions import nats_options
 from connectors.forward.opening import CannotOpen, OpenStored
 from connectors.framework.sink import BatchOutcome, LrsSink, Outgoing, SinkFatal, SinkUnavailable
 from lrs.event_contract import EVENT_TYPE_HEADER, MSG_ID_HEADER, POSITION_HEADER, STORED_HEADER, TENANT_HEADER
 from lrs.event_contract import RelayedEvent
+from lrs.nats.access import connect_options
 
 STATEMENT_EVENT = "statement"
 
@@ -120,7 +120,7 @@ async def connect(nats_url: str, name: str, *, keep_trying: bool = True) -> nats
     return await nats.connect(
         servers=[url.strip() for url in nats_url.split(",") if url.strip()], name=f"lrs-forward-{name}", allow_reconnect=keep_trying,
         max_reconnect_attempts=-1 if keep_trying else 1, reconnect_time_wait=1.0, connect_timeout=2,
-        error_cb=on_error, **nats_options(url=nats_url),
+        error_cb=on_error, **connect_options(url=nats_url),
     )
 
 

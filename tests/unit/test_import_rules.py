@@ -33,10 +33,11 @@ PURE = (
     "connectors.*.mapping", "connectors.openedx.vocabulary",
 )
 
-# What connectors may import from lrs: the relayed-event contract and the
-# stored form of a payload in the events table (docs/contracts.md), and
-# nothing else.
-CONNECTOR_CONTRACT: tuple[str, ...] = ("lrs.event_contract", "lrs.payload_codec")
+# What connectors may import from lrs: the relayed-event contract, the
+# stored form of a payload in the events table (docs/contracts.md), and how a
+# NATS client turns the documented LRS_NATS_* settings into connection options
+# (lrs forward reads the same variables as every other NATS client); nothing else.
+CONNECTOR_CONTRACT: tuple[str, ...] = ("lrs.event_contract", "lrs.payload_codec", "lrs.nats.access")
 
 COMPOSITION_ROOT = "lrs.service"
 

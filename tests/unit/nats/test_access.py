@@ -11,7 +11,6 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from connectors.forward.natsoptions import nats_options
 from lrs.config import Settings
 from lrs.nats.access import connect_options, redact_url
 
@@ -34,7 +33,7 @@ def self_signed(tmp_path: Path) -> tuple[Path, Path]:
 
 
 def test_nothing_configured_means_no_options() -> None:
-    assert connect_options(Settings.from_env({})) == {} == nats_options({})
+    assert connect_options(Settings.from_env({})) == {}
 
 
 def test_user_password_creds_nkey_and_tls(tmp_path: Path) -> None:
@@ -44,24 +43,23 @@ def test_user_password_creds_nkey_and_tls(tmp_path: Path) -> None:
         "LRS_NATS_NKEY_SEED": "/etc/lrs/relay.nk", "LRS_NATS_TLS_CA": str(cert),
         "LRS_NATS_TLS_CERT": str(cert), "LRS_NATS_TLS_KEY": str(key),
     }
-    for options in (connect_options(Settings.from_env(env)), nats_options(env)):
-        assert options["user"] == "relay" and options["password"] == "s3cret"
-        assert options["user_credentials"] == "/etc/lrs/relay.creds"
-        assert options["nkeys_seed"] == "/etc/lrs/relay.nk"
-        assert isinstance(options["tls"], ssl.SSLContext)
-        assert options["tls"].verify_mode == ssl.CERT_REQUIRED
-        assert options["inbox_prefix"] == "_INBOX.relay"
+    options = connect_options(Settings.from_env(env))
+    assert options["user"] == "relay" and options["password"] == "s3cret"
+    assert options["user_credentials"] == "/etc/lrs/relay.creds"
+    assert options["nkeys_seed"] == "/etc/lrs/relay.nk"
+    assert isinstance(options["tls"], ssl.SSLContext)
+    assert options["tls"].verify_mode == ssl.CERT_REQUIRED
+    assert options["inbox_prefix"] == "_INBOX.relay"
 
 
 def test_replies_arrive_on_the_users_own_inbox_prefix() -> None:
     for url, expected in (("nats://projection:pw@127.0.0.1:4222", "_INBOX.projection"),
                           ("nats://forward-crm:p%40w@a:4222,nats://forward-crm:p%40w@b:4222", "_INBOX.forward-crm"),
                           ("nats://127.0.0.1:4222", None)):
-        for options in (connect_options(Settings.from_env({}), url=url), nats_options({}, url=url)):
-            assert options.get("inbox_prefix") == expected, (url, options)
+        options = connect_options(Settings.from_env({}), url=url)
+        assert options.get("inbox_prefix") == expected, (url, options)
     chosen = {"LRS_NATS_INBOX_PREFIX": "_INBOX.crm", "LRS_NATS_CREDS": "/etc/lrs/crm.creds"}
     assert connect_options(Settings.from_env(chosen), url="nats://x:y@h")["inbox_prefix"] == "_INBOX.crm"
-    assert nats_options(chosen, url="nats://x:y@h")["inbox_prefix"] == "_INBOX.crm"
 
 
 def test_passwords_stay_out_of_logs() -> None:
