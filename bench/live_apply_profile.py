@@ -6,8 +6,8 @@ the way a runner does (``BatchApplier.apply_batch`` in batches of
 ``--batch``, each one transaction with the checkpoint), with every event
 carrying its relayed message's claim (``lrs.event_contract.RelayedEvent``)
 so the check against the log's hashes runs as for JetStream deliveries.
-Reports wall and CPU per event (this process, PostgreSQL's processes by
-psutil), the share of the message check, and optionally a cProfile of the
+Reports wall and CPU per event (this process, PostgreSQL's processes from
+/proc through bench/process_cpu.py), the share of the message check, and optionally a cProfile of the
 apply (``--cprofile N``); ``STATEMENTS=1`` in the environment sums the wall
 time of each SQL statement.  Runs with the code of the checkout it lives in.
 
@@ -27,25 +27,14 @@ import sys
 import time
 from pathlib import Path
 
-import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.process_cpu import tree_cpu_s  # noqa: E402
 from lrs.runtime.postgres import EmbeddedPostgres  # noqa: E402
 
 MIXES = {"cmi5": 0.33, "all-evidence": 1.0}
-
-
-def _pg_cpu(postmaster: psutil.Process) -> float:
-    total = 0.0
-    for p in [postmaster, *postmaster.children(recursive=True)]:
-        try:
-            t = p.cpu_times()
-            total += t.user + t.system
-        except psutil.Error:
-            pass
-    return total
 
 
 async def _claimed_events(conn, after: int, count: int) -> list:
@@ -96,7 +85,6 @@ async def run(database_url: str, postmaster: int, events: int, batch: int, profi
     from projections.competency.store import CompetencyProjection
 
     pool = await create_pool(database_url, min_size=1, max_size=2)
-    pg = psutil.Process(postmaster)
     try:
         projection = CompetencyProjection(load_catalog())
         checkpoints = CheckpointStore(projection)
@@ -113,14 +101,14 @@ async def run(database_url: str, postmaster: int, events: int, batch: int, profi
         if os.environ.get("NO_GC"):
             import gc
             gc.disable()
-        wall, cpu, pg_cpu = time.monotonic(), time.process_time(), _pg_cpu(pg)
+        wall, cpu, pg_cpu = time.monotonic(), time.process_time(), tree_cpu_s(postmaster)
         if profiler:
             profiler.enable()
         for chunk in batches:
             await applier.apply_batch(chunk)
         if profiler:
             profiler.disable()
-        wall, cpu, pg_cpu = time.monotonic() - wall, time.process_time() - cpu, _pg_cpu(pg) - pg_cpu
+        wall, cpu, pg_cpu = time.monotonic() - wall, time.process_time() - cpu, tree_cpu_s(postmaster) - pg_cpu
         out = {
             "events": events, "batch": batch, "seconds": round(wall, 3), "events_per_s": round(events / wall),
             "python_cpu_us_per_event": round(cpu / events * 1e6, 2),

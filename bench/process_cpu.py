@@ -50,6 +50,22 @@ def _cpu_s(pid: int) -> tuple[float, float] | None:
     return int(fields[11]) / _TICK, int(fields[12]) / _TICK  # utime, stime
 
 
+def _descendants(root: int, tree: dict[int, list[int]]) -> list[int]:
+    """``root`` and every process below it in ``tree`` (of :func:`_children`)."""
+    pids, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        pids.append(pid)
+        todo.extend(tree.get(pid, ()))
+    return pids
+
+
+def tree_cpu_s(root: int) -> float:
+    """User + system CPU seconds of ``root`` and every process below it (for
+    a postmaster: PostgreSQL's whole CPU)."""
+    return sum(sum(seconds) for pid in _descendants(root, _children()) if (seconds := _cpu_s(pid)) is not None)
+
+
 def _group(pid: int, root: int, has_workers: bool) -> str:
     try:
         argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
@@ -82,11 +98,7 @@ class ServiceCpu:
         """CPU seconds by group, and by group and mode (``"<group> system"``:
         time in the kernel, e.g. the loopback TCP stack and fsync)."""
         tree = _children()
-        pids, todo = [], [self.root]
-        while todo:
-            pid = todo.pop()
-            pids.append(pid)
-            todo.extend(tree.get(pid, ()))
+        pids = _descendants(self.root, tree)
         has_workers = any(
             _group(p, self.root, False) == "http workers" for p in tree.get(self.root, ())
         )

@@ -24,11 +24,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.process_cpu import tree_cpu_s  # noqa: E402
 from lrs.runtime.postgres import EmbeddedPostgres  # noqa: E402
 
 MIXES = {"cmi5": 0.33, "all-evidence": 1.0}
@@ -36,22 +36,12 @@ MIXES = {"cmi5": 0.33, "all-evidence": 1.0}
 
 class Phases:
     def __init__(self, postmaster: int) -> None:
-        self.postmaster = psutil.Process(postmaster)
+        self.postmaster = postmaster
         self.rows: dict[str, list[float]] = {}
         self.started = self._now()
 
-    def _pg_cpu(self) -> float:
-        total = 0.0
-        for p in [self.postmaster, *self.postmaster.children(recursive=True)]:
-            try:
-                t = p.cpu_times()
-                total += t.user + t.system
-            except psutil.Error:
-                pass
-        return total
-
     def _now(self) -> tuple[float, float, float]:
-        return time.monotonic(), time.process_time(), self._pg_cpu()
+        return time.monotonic(), time.process_time(), tree_cpu_s(self.postmaster)
 
     def mark(self, name: str) -> None:
         now = self._now()
