@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
-from typing import AsyncIterator
 
 import asyncpg
 import pytest
@@ -16,8 +15,7 @@ import pytest
 from lrs.ingest.prepare import prepare_statements
 from lrs.privacy import seal
 from lrs.privacy.master import MasterKey, PrivacyKeyError
-from lrs.service import migrate
-from lrs.store import StatementWriter, create_pool
+from lrs.store import StatementWriter
 from lrs.store.erasure import erase_learner
 from lrs.store.learner_keys import LearnerKeys
 from lrs.store.reader import get_statement
@@ -27,22 +25,6 @@ from tests.statements import new_id, statement
 TENANT = "default"
 AUTHORITY = {"objectType": "Agent", "account": {"homePage": "http://lrs.example", "name": "client"}}
 LEARNER = {"objectType": "Agent", "mbox": "mailto:ana@example.com", "name": "Ana"}
-
-
-@pytest.fixture
-async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
-    await migrate(database_url)
-    pool = await create_pool(database_url, min_size=1, max_size=6)
-    yield pool
-    await pool.close()
-
-
-@pytest.fixture
-async def writer(pool: asyncpg.Pool) -> AsyncIterator[StatementWriter]:
-    writer = StatementWriter(pool, wait_ms=1.0)
-    await writer.start()
-    yield writer
-    await writer.close()
 
 
 def body() -> dict:
