@@ -194,6 +194,11 @@ class StatementWriter:
         self._shared_log = shared_log
         self._head_refresh_s = head_refresh_s
         self._refresher: asyncio.Task[None] | None = None
+        # The connection the groups are written on, kept between groups: going
+        # back to the pool after every group cost a round trip of its own (the
+        # pool's reset: four statements).  Returned to the pool after an error
+        # (which resets it, or replaces it if it broke) and at close.
+        self._conn: asyncpg.Connection | None = None
         self._wait = max(wait_ms, 0.0) / 1000.0
         self._max = max(max_statements, 1)
         self._clock = clock
@@ -299,6 +304,7 @@ class StatementWriter:
         if self._task is not None:
             await self._task
             self._task = None
+        await self._release_connection()
         if self._refresher is not None:
             self._refresher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -430,58 +436,95 @@ class StatementWriter:
                 if self.keep_head_lock_holds:
                     self.head_lock_holds.append(held)
 
+    async def _connection(self) -> asyncpg.Connection:
+        if self._conn is not None and not _usable(self._conn):
+            await self._release_connection()
+        if self._conn is None:
+            self._conn = await self._pool.acquire()
+        return self._conn
+
+    async def _release_connection(self, *, discard: bool = False) -> None:
+        """Back to the pool; ``discard``: closed first, after an error (its
+        state is unknown, and resetting a connection the server has ended can
+        wait forever), so the pool opens a new one."""
+        conn, self._conn = self._conn, None
+        if conn is None:
+            return
+        if discard and _usable(conn):
+            conn.terminate()
+        try:
+            await self._pool.release(conn)  # nothing to do if the pool took it back already
+        except Exception as exc:  # noqa: BLE001 - the pool terminates a connection it cannot reset
+            log.warning("writer connection release failed", error=repr(exc))
+
     async def _write(self, requests: list[AppendRequest]) -> GroupPlan:
-        async with self._pool.acquire() as conn:
-            # Look the group's ids up before taking the lock (the other
-            # writers' commits go on meanwhile); under it, read only what was
-            # committed since the head seen first.
-            # Small groups look up under the lock: one query instead of up to
-            # three, and their lookups are short.
-            lookups = _lookups(requests)
-            ahead = sum(len(r.statements) for r in requests) >= LOOKUP_AHEAD_MIN_STATEMENTS
-            seen: int | None = None
-            existing: list[ExistingStatement] = []
-            if ahead:
-                seen = await conn.fetchval(SELECT_HEAD_POSITION)
+        conn = await self._connection()
+        try:
+            return await self._write_on(conn, requests)
+        except BaseException:
+            await self._release_connection(discard=True)
+            raise
+
+    async def _write_on(self, conn: asyncpg.Connection, requests: list[AppendRequest]) -> GroupPlan:
+        # Look the group's ids up before taking the lock (the other
+        # writers' commits go on meanwhile); under it, read only what was
+        # committed since the head seen first.
+        # Small groups look up under the lock: one query instead of up to
+        # three, and their lookups are short.
+        lookups = _lookups(requests)
+        ahead = sum(len(r.statements) for r in requests) >= LOOKUP_AHEAD_MIN_STATEMENTS
+        seen: int | None = None
+        existing: list[ExistingStatement] = []
+        if ahead:
+            seen = await conn.fetchval(SELECT_HEAD_POSITION)
+            existing = await _fetch_touched(conn, lookups)
+        # The hold is timed until the COMMIT (or ROLLBACK) returns: the
+        # transaction is left before the timer.
+        async with self._head_lock_hold() as hold, conn.transaction():
+            row = await conn.fetchrow(SELECT_HEAD_FOR_UPDATE)
+            hold.locked()
+            head = LogHead(row["position"], row["hash"], row["stored"])
+            self.key_epoch = row["key_epoch"]
+            refused = await _erased_meanwhile(conn, requests, row["key_epoch"])
+            if seen is None:
                 existing = await _fetch_touched(conn, lookups)
-            # The hold is timed until the COMMIT (or ROLLBACK) returns: the
-            # transaction is left before the timer.
-            async with self._head_lock_hold() as hold, conn.transaction():
-                row = await conn.fetchrow(SELECT_HEAD_FOR_UPDATE)
-                hold.locked()
-                head = LogHead(row["position"], row["hash"], row["stored"])
-                self.key_epoch = row["key_epoch"]
-                refused = await _erased_meanwhile(conn, requests, row["key_epoch"])
-                if seen is None:
-                    existing = await _fetch_touched(conn, lookups)
-                elif head.position != seen:
-                    later = await _fetch_touched(conn, lookups, (seen, head.position))
-                    existing = merge_touched(existing, later)
-                now = self._clock()
-                if self._floor is not None and now <= self._floor:
-                    now = self._floor + ONE_MICROSECOND
-                if refused:
-                    kept = [r for index, r in enumerate(requests) if index not in refused]
-                    plan = plan_group(kept, existing, head, now, self._new_event_id)
-                    outcomes = iter(plan.outcomes)
-                    plan.outcomes = [
-                        refused[index] if index in refused else next(outcomes) for index in range(len(requests))
-                    ]
-                else:
-                    plan = plan_group(requests, existing, head, now, self._new_event_id)
-                if plan.head is None:
-                    return plan  # nothing new: only duplicates and errors
-                self._committing_min_stored = plan.new[0].event.stored
-                updates = _definition_updates(requests, plan)
-                # The relay of a shared log runs in another process: the statement wakes it at commit.
-                await conn.execute(INSERT_GROUP, *_group_columns(plan), bool(updates), self._shared_log)
-                by_tenant: dict[str, list[uuid.UUID]] = defaultdict(list)
-                for tenant, statement_id in plan.newly_voided:
-                    by_tenant[tenant].append(statement_id)
-                for tenant, ids in by_tenant.items():
-                    await conn.execute(UPDATE_VOIDED, tenant, ids)
-                await write_definitions(conn, updates, plan.head.position, checkpoint_moved=True)
+            elif head.position != seen:
+                later = await _fetch_touched(conn, lookups, (seen, head.position))
+                existing = merge_touched(existing, later)
+            now = self._clock()
+            if self._floor is not None and now <= self._floor:
+                now = self._floor + ONE_MICROSECOND
+            if refused:
+                kept = [r for index, r in enumerate(requests) if index not in refused]
+                plan = plan_group(kept, existing, head, now, self._new_event_id)
+                outcomes = iter(plan.outcomes)
+                plan.outcomes = [
+                    refused[index] if index in refused else next(outcomes) for index in range(len(requests))
+                ]
+            else:
+                plan = plan_group(requests, existing, head, now, self._new_event_id)
+            if plan.head is None:
+                return plan  # nothing new: only duplicates and errors
+            self._committing_min_stored = plan.new[0].event.stored
+            updates = _definition_updates(requests, plan)
+            # The relay of a shared log runs in another process: the statement wakes it at commit.
+            await conn.execute(INSERT_GROUP, *_group_columns(plan), bool(updates), self._shared_log)
+            by_tenant: dict[str, list[uuid.UUID]] = defaultdict(list)
+            for tenant, statement_id in plan.newly_voided:
+                by_tenant[tenant].append(statement_id)
+            for tenant, ids in by_tenant.items():
+                await conn.execute(UPDATE_VOIDED, tenant, ids)
+            await write_definitions(conn, updates, plan.head.position, checkpoint_moved=True)
         return plan
+
+
+def _usable(conn: asyncpg.Connection) -> bool:
+    """Open and still ours: when the server ends a connection, the pool takes
+    it back by itself, and the proxy then refuses every call."""
+    try:
+        return not conn.is_closed()
+    except asyncpg.InterfaceError:
+        return False
 
 
 class KeyErasedMeanwhile(XapiError):
@@ -572,14 +615,18 @@ async def _fetch_touched(
             rows = await conn.fetch(SELECT_TOUCHED, tenant, wanted, tenant_ids)
         else:
             rows = await conn.fetch(SELECT_TOUCHED_BETWEEN, tenant, wanted, *between)
-        found.extend(
-            ExistingStatement(
-                tenant, r["statement_id"], _decode_json(open_payload(r["payload"])), r["voids"],
-                r["voided"], r["stored"], r["position"],
-            )
-            for r in rows
-        )
+        found.extend(_existing(tenant, rows))
     return found
+
+
+def _existing(tenant: str, rows: Sequence[Sequence]) -> list[ExistingStatement]:
+    """Rows of SELECT_TOUCHED (records, or the tuples of its array form)."""
+    return [
+        ExistingStatement(
+            tenant, statement_id, _decode_json(open_payload(payload)), voids, voided, stored, position
+        )
+        for statement_id, payload, voids, voided, stored, position in rows
+    ]
 
 
 def _group_columns(plan: GroupPlan) -> tuple[list, ...]:

@@ -23,6 +23,7 @@ from lrs.xapi.errors import ConflictError, XapiError
 from tests.statements import new_id
 from tests.statements import statement as shared_statement
 from lrs.payload_codec import open_payload
+from lrs.store.availability import storage_unavailable
 
 AUTHORITY = {"objectType": "Agent", "mbox": "mailto:authority@example.com"}
 VOIDED = "http://adlnet.gov/expapi/verbs/voided"
@@ -354,3 +355,29 @@ async def test_a_defining_group_merges_its_definitions_and_moves_their_checkpoin
     await writer.append("default", prepared(defined({"vi": "Một"}), defined({"en": "Two"})), defines=True)
     assert await pool.fetchval(checkpoint) == writer.last_position
     assert json.loads(await pool.fetchval(row, activity)) == {"name": {"en": "Two", "vi": "Một"}}
+
+
+async def test_the_writer_keeps_its_connection_between_groups_and_replaces_a_broken_one(
+    writer: StatementWriter, pool: asyncpg.Pool
+) -> None:
+    # A connection going back to the pool is reset (a round trip of four
+    # statements); the writer's stays out, so its last statement is its COMMIT.
+    await writer.append("default", prepared(statement()))
+    await writer.append("default", prepared(statement()))
+    async with pool.acquire() as conn:
+        committed = await conn.fetch(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+            "AND pid <> pg_backend_pid() AND query = 'COMMIT;'"
+        )
+        assert len(committed) == 1
+        assert await conn.fetchval("SELECT pg_terminate_backend($1)", committed[0]["pid"])
+    try:
+        await writer.append("default", prepared(statement()))
+    except Exception as exc:  # noqa: BLE001
+        # The group that met the broken connection may fail, as a storage
+        # failure (a 503 at the edge); the next one gets a new connection.
+        assert storage_unavailable(exc), exc
+    results = await writer.append("default", prepared(statement()))
+    assert results[0].inserted
+    events = [e async for e in iter_events(pool)]
+    assert verify_chain(events) is None and len(events) in (3, 4)
