@@ -85,6 +85,20 @@ SELECT s.statement_id, (SELECT e.payload FROM events e WHERE e.position = s.posi
        s.voids, s.voided, s.stored, s.position
 FROM statements s WHERE s.tenant = $1 AND s.voids = ANY($3::uuid[]) AND s.voids IS NOT NULL
 """
+# The head lock and a small group's lookup in one statement (one round trip
+# fewer per group).  The lookup and ``seen`` read the statement's snapshot,
+# taken before the lock is granted, while the locked row is the newest head:
+# what was committed in between lies in (seen, position], read afterwards
+# with SELECT_TOUCHED_BETWEEN, as for a lookup made ahead of the lock.
+# (Appends commit in head order under this lock, so a snapshot sees every
+# position up to its own head and none beyond.)
+SELECT_HEAD_FOR_UPDATE_TOUCHED = """
+SELECT h.position, h.hash, h.stored, h.key_epoch,
+       (SELECT position FROM log_head WHERE singleton) AS seen,
+       ARRAY(SELECT ROW(t.statement_id, t.payload, t.voids, t.voided, t.stored, t.position)
+             FROM (%s) AS t) AS touched
+FROM log_head h WHERE h.singleton FOR UPDATE OF h
+""" % SELECT_TOUCHED
 # The touched statements committed in (after, upto]: the group looks its
 # statements up before it takes the head lock, then only this range under it.
 # Both bounds: a range a generic plan takes for narrow (the position index),
@@ -469,7 +483,8 @@ class StatementWriter:
         # Look the group's ids up before taking the lock (the other
         # writers' commits go on meanwhile); under it, read only what was
         # committed since the head seen first.
-        # Small groups look up under the lock: one query instead of up to
+        # Small groups of one tenant look up in the statement that takes the
+        # lock (SELECT_HEAD_FOR_UPDATE_TOUCHED): one query instead of up to
         # three, and their lookups are short.
         lookups = _lookups(requests)
         ahead = sum(len(r.statements) for r in requests) >= LOOKUP_AHEAD_MIN_STATEMENTS
@@ -481,7 +496,12 @@ class StatementWriter:
         # The hold is timed until the COMMIT (or ROLLBACK) returns: the
         # transaction is left before the timer.
         async with self._head_lock_hold() as hold, conn.transaction():
-            row = await conn.fetchrow(SELECT_HEAD_FOR_UPDATE)
+            if seen is None and len(lookups) == 1:
+                [(tenant, (wanted, tenant_ids))] = lookups.items()
+                row = await conn.fetchrow(SELECT_HEAD_FOR_UPDATE_TOUCHED, tenant, wanted, tenant_ids)
+                seen, existing = row["seen"], _existing(tenant, row["touched"])
+            else:
+                row = await conn.fetchrow(SELECT_HEAD_FOR_UPDATE)
             hold.locked()
             head = LogHead(row["position"], row["hash"], row["stored"])
             self.key_epoch = row["key_epoch"]
