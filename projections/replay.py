@@ -43,6 +43,7 @@ FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid
 LEFT JOIN pg_constraint c ON c.conindid = x.indexrelid AND c.conrelid = x.indrelid
 WHERE x.indrelid = $1::regclass ORDER BY i.relname
 """
+SELECT_STORAGE_PARAMETERS = "SELECT reloptions FROM pg_class WHERE oid = $1::regclass"
 # Replay reads only what a projection folds, a page at a time.
 SELECT_LOG_PAGE = """
 SELECT position, tenant, event_type, payload FROM events WHERE position > $1 AND position <= $2
@@ -89,6 +90,10 @@ async def replay(
         indexes = "EXCLUDING INDEXES" if bulk else ""
         for table in projection.tables:
             await conn.execute(f'CREATE TABLE "{scratch}".{table} (LIKE public.{table} INCLUDING ALL {indexes})')
+            # LIKE copies no storage parameters (toast_tuple_target, fillfactor...)
+            options = await conn.fetchval(SELECT_STORAGE_PARAMETERS, f"public.{table}")
+            if options:
+                await conn.execute(f'ALTER TABLE "{scratch}".{table} SET ({", ".join(options)})')
         # The scratch schema shadows the live tables for this connection only.
         await conn.execute(f"SET search_path TO \"{scratch}\", public")
         try:

@@ -438,6 +438,24 @@ async def test_replayed_tables_have_the_indexes_and_keys_of_the_live_ones(
     await replay(pool, CompetencyProjection(CATALOG))
     assert [tuple(r) for r in await pool.fetch(INDEXES, tables)] == before
     assert await pool.fetchval("SELECT count(*) FROM competency_learners") == 4
+    # and the storage parameters: a state is kept in its row uncompressed up to a page
+    options = "SELECT reloptions FROM pg_class WHERE oid = 'public.competency_learners'::regclass"
+    assert await pool.fetchval(options) == ["toast_tuple_target=8160"]
+
+
+async def test_a_learner_state_of_a_few_kilobytes_is_stored_in_its_row_uncompressed(
+    pool: asyncpg.Pool, writer: StatementWriter
+) -> None:
+    await write(writer, *(course_statement(0, module, verb, n) for n, (module, verb) in enumerate(MODULES)))
+    await replay(pool, CompetencyProjection(CATALOG))  # a fresh table, as replays swap in
+    runner = ProjectionRunner(pool, CompetencyProjection(CATALOG))
+    await write(writer, *(course_statement(0, module, verb, 100 + n) for n, (module, verb) in enumerate(MODULES[:4])))
+    await runner.catch_up()  # the live upsert
+    raw, stored = await pool.fetchrow(
+        "SELECT octet_length(state), pg_column_size(state) FROM competency_learners WHERE learner = $1", learner_key(0)
+    )
+    assert 2100 < raw < 8000  # past the default TOAST threshold, where PostgreSQL compressed it
+    assert stored >= raw  # not compressed
 
 
 @pytest.mark.slow
