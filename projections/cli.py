@@ -353,7 +353,9 @@ def _replay(args: argparse.Namespace) -> int:
                         batch_size=args.batch_size, progress=progress,
                         connect=lambda: connect(url, application_name="lrs-replay"),
                     )
-                print(f"replayed {args.projection} through position {position}; digest {await digest(pool)}")
+                replayed_digest = await digest(pool)
+        # The result last, once the database (an embedded one logs its stop) is closed, as every command does.
+        print(f"replayed {args.projection} through position {position}; digest {replayed_digest}")
         return 0
 
     return run_async(main)
