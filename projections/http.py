@@ -482,7 +482,9 @@ async def post_roster(request: web.Request) -> web.Response:
         "units": result.units,
         "memberships": result.memberships,
         "learners": result.learners,
+        "joined": result.joined,
         "moved": result.moved,
+        "left": result.left,
         "roster_as_of": result.counted_at.isoformat(),
         "position": result.position,
     })
