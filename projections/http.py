@@ -50,7 +50,7 @@ from projections.competency.unit_views import unit_tree
 from projections.contract import Projection
 from projections.supervisor import Freshness, ObservedProjection, Supervisor, observed_freshness
 from projections.units import store as units
-from projections.units.display import DisplayIds, Shown
+from projections.units.display import DisplayIds, Shown, learner_view_keys, shown_learner_view
 from projections.units.roster import RosterError, parse_csv, parse_json, parse_learner
 
 log = structlog.get_logger("lrs.projections")
@@ -233,22 +233,10 @@ async def shown_learners(config: Any, pool: Any, tenant: str, learners: Any) -> 
 
 
 async def shown_view(config: Any, pool: Any, tenant: str, view: dict[str, Any], asked: str, stored: str) -> dict[str, Any]:
-    """A learner or trail view for ``asked`` (read by its key ``stored``) as shown."""
-    by_key = asked == stored or asked.startswith("account:https://lrs.invalid/")  # named by its key: show the identifier
-    shown = await shown_learners(config, pool, tenant, [stored]) if by_key else {}
-    return as_asked(view, asked, stored, shown)
-
-
-def as_asked(view: dict[str, Any], asked: str, stored: str, shown: dict[str, Shown]) -> dict[str, Any]:
-    """``learner`` is the identifier the caller named (or, named by its
-    pseudonym key, the identifier the roster holds); ``key`` the projection's."""
-    who = shown.get(stored)
-    if who is not None:
-        view.update(who.json())
-    else:
-        view["learner"] = asked
-        view["key"] = stored
-    return view
+    """A learner or trail view for ``asked`` (read by its key ``stored``)
+    with every learner it names shown (display.shown_learner_view)."""
+    shown = await shown_learners(config, pool, tenant, learner_view_keys(view, stored))
+    return shown_learner_view(view, asked, stored, shown)
 
 
 async def get_learner(request: web.Request) -> web.Response:
