@@ -6,7 +6,8 @@ name the learner it erases.  Officials write reasons like "Bình asked on
 whole identifier or name let a first name through.  A reason is refused
 when one of its words is a word of the learner's
 
-* ``name`` (each word of two letters or more: "Nguyễn Thị Bình"),
+* ``name`` (each word of two letters or more: "Nguyễn Thị Bình"), as the
+  request gives it or the learner's Statements do (``names``),
 * ``mbox`` local part ("lan.nguyen" in ``mailto:lan.nguyen@example.gov.vn``),
 * ``account`` name ("cs1-m"),
 * ``openid`` (the words of its path, query and fragment: the host is the provider's),

@@ -37,11 +37,13 @@ from lrs.privacy.seal import identifier
 from lrs.store.event_append import append_events
 from lrs.store.learner_keys import BUMP_KEY_EPOCH, ERASE_KEYS, SELECT_ANY_KEY, LearnerKeys
 from lrs.store.learner_refs import PSEUDONYM_KEY_PREFIX
+from lrs.store.statement_identities import identities_in_statements
 
 __all__ = ["ERASURE_EVENT", "Erasure", "ErasureRefused", "erase_learner"]
 
 ERASURE_EVENT = "erasure"
 MAX_REASON = reason_rules.MAX_REASON
+NAMES_FROM_STATEMENTS = 20  # the latest Statements naming the learner whose names the reason may not contain
 
 # Statements that name the identity in clear (stored before sealing was on).
 # (statement_keys finds the candidates of each key; filter_keys decides.)
@@ -156,6 +158,9 @@ async def erase_learner(
     reason = check_reason(reason, agent)
     pseudonym = learner_keys.pseudonym(tenant, ident)
     stored_key = learner_keys.pseudonym_key(tenant, ident)
+    # The names the learner's latest Statements give them, which the request need not repeat.
+    seen = await identities_in_statements(pool, learner_keys, tenant, [stored_key], statements=NAMES_FROM_STATEMENTS)
+    reason = check_reason(reason, agent, seen[stored_key].names)
     async with pool.acquire() as conn, conn.transaction():
         # First the log head lock: no Statement is written until this commits,
         # and one sealed by a process that has not heard of this erasure yet
