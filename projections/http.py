@@ -514,9 +514,13 @@ async def post_identities(request: web.Request) -> web.Response:
         error = XapiError(409, str(exc), "$.identifiers")
         error.logged = str(XapiError(409, exc.logged, "$.identifiers"))
         raise error from None
-    linked = await identities.identifiers_of(request.config_dict[keys.POOL], tenant, change.person)
-    # Sealed (docs/privacy.md): the links hold pseudonym keys; those the body gave are answered in clear.
+    pool = request.config_dict[keys.POOL]
+    linked = await identities.identifiers_of(pool, tenant, change.person)
+    # Sealed (docs/privacy.md): the links hold pseudonym keys; those the body gave are answered in clear,
+    # those linked before as officials see them (null once erased).
     clear = {v: k for k, v in change.refs.keys.items()} if change.refs is not None else {}
+    earlier = await shown_learners(request.config_dict, pool, tenant, [i for i in linked if i not in clear])
+    clear.update({key: who.identifier for key, who in earlier.items()})
     return _answer({
         "op": op, "person": person, "changed": [clear.get(i, i) for i in change.identifiers],
         "identifiers": [person, *(clear.get(i, i) for i in linked)],

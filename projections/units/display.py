@@ -9,8 +9,9 @@ those texts for a page of learners at once (one query for the sealed texts,
 one for the data keys) so learner lists, reports and the console show the
 identifier the programme knows, never the pseudonym in its place.
 
-A learner the roster never named (Statements only, a linked identifier)
-has no such text: the identifier is read from their latest Statement,
+An identifier linked to a person that the roster does not name has its
+text in the identity event that linked it.  A learner named by neither
+(Statements only) has no such text: the identifier is read from their latest Statement,
 opened as GET /xapi/statements opens it
 (:mod:`lrs.store.statement_identities`), one query per such learner.
 
@@ -42,6 +43,17 @@ WHERE event_type = 'roster' AND position IN (
     SELECT max(recorded_position) FROM roster_memberships
     WHERE tenant = $1 AND learner = ANY($2::text[]) AND recorded_position > 0
     GROUP BY learner
+)
+"""
+
+# The identity events that last linked each wanted identifier, or person (each carries the sealed texts).
+SELECT_SEALED_LINK_PAYLOADS = """
+SELECT payload FROM events
+WHERE event_type = 'identity' AND position IN (
+    SELECT max(linked_position) FROM identity_links WHERE tenant = $1 AND identifier = ANY($2::text[]) GROUP BY identifier
+    UNION ALL
+    SELECT max(linked_position) FROM identity_links
+    WHERE tenant = $1 AND person = ANY($2::text[]) AND unlinked_position IS NULL GROUP BY person
 )
 """
 
@@ -122,12 +134,11 @@ class DisplayIds:
         pseudonyms = [k for k in wanted if k.startswith(PSEUDONYM_KEY_PREFIX)]
         opened: dict[str, str | None] = {}
         if pseudonyms and learner_keys is not None:
-            pseudonym_set = set(pseudonyms)
-            sealed: dict[str, str] = {}
-            for row in await conn.fetch(SELECT_SEALED_ROSTER_PAYLOADS, tenant, pseudonyms):
-                for learner, text in sealed_of(open_payload(row["payload"])).items():
-                    if learner in pseudonym_set:
-                        sealed[learner] = text
+            sealed = await self._sealed(conn, SELECT_SEALED_ROSTER_PAYLOADS, tenant, pseudonyms)
+            # Linked identifiers (and persons) the roster does not name: the identity events that linked them.
+            unrostered = [k for k in pseudonyms if k not in sealed]
+            if unrostered:
+                sealed.update(await self._sealed(conn, SELECT_SEALED_LINK_PAYLOADS, tenant, unrostered))
             opened = await open_refs(learner_keys, tenant, sealed) if sealed else {}
             # Not rostered, or erased in the roster (a learner who came back has new Statements): their Statements.
             unopened = [k for k in pseudonyms if opened.get(k) is None]
@@ -144,3 +155,14 @@ class DisplayIds:
             else:  # nothing holds it in clear (personal data not readable here): the key only
                 answer[key] = Shown(key, None, False)
         return answer
+
+    @staticmethod
+    async def _sealed(conn: Any, query: str, tenant: str, keys: list[str]) -> dict[str, str]:
+        """Pseudonym key -> sealed clear key, from the events ``query`` selects."""
+        wanted = set(keys)
+        sealed: dict[str, str] = {}
+        for row in await conn.fetch(query, tenant, keys):
+            for learner, text in sealed_of(open_payload(row["payload"])).items():
+                if learner in wanted:
+                    sealed[learner] = text
+        return sealed

@@ -148,6 +148,15 @@ async def test_learner_answers_show_identifiers_for_rostered_linked_and_never_ro
         assert f'id="learner-shown">{learner_key(1)}<' in page and MOBIEDU_KEY in page
         assert PSEUDONYM_KEY_PREFIX not in page
 
+        # an account linked later, with no Statement yet: the link names it; the answer names the earlier one too
+        quiet = "account:https://lms2.example.vn|cs1-x"
+        linked = await link(client, "link", learner_key(1), quiet)
+        assert linked["identifiers"][0] == learner_key(1)  # the others in the links' (pseudonym) order
+        assert sorted(linked["identifiers"][1:]) == sorted([MOBIEDU_KEY, quiet])
+        by_person = await get_json(client, f"/competency/learners/{quote(person_key, safe='')}")
+        assert (by_person["person"], sorted(by_person["merged"])) == (learner_key(1), sorted([MOBIEDU_KEY, quiet]))
+        await link(client, "unlink", learner_key(1), quiet)
+
         await add_eraser(database_url, ["erase"])
         for agent in ({"mbox": "mailto:cs1@example.gov.vn"}, {"mbox": "mailto:cs9@example.gov.vn"}):
             erased = await client.post("/admin/erasures", json={"agent": agent, "reason": "request 2026-52"},
