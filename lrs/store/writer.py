@@ -213,6 +213,11 @@ class StatementWriter:
         # pool's reset: four statements).  Returned to the pool after an error
         # (which resets it, or replaces it if it broke) and at close.
         self._conn: asyncpg.Connection | None = None
+        # Another process appended since this writer's previous group: the
+        # head will likely move while a group waits for it, and a lookup made
+        # before the lock would have to be completed after it, so small
+        # groups then look up after taking the lock (see _write_on).
+        self._others_append = False
         self._wait = max(wait_ms, 0.0) / 1000.0
         self._max = max(max_statements, 1)
         self._clock = clock
@@ -484,7 +489,9 @@ class StatementWriter:
         # writers' commits go on meanwhile); under it, read only what was
         # committed since the head seen first.
         # Small groups of one tenant look up in the statement that takes the
-        # lock (SELECT_HEAD_FOR_UPDATE_TOUCHED): one query instead of up to
+        # lock (SELECT_HEAD_FOR_UPDATE_TOUCHED), unless other processes append
+        # too (then the head usually moves while the group waits for it, and
+        # the lookup would need completing): one query instead of up to
         # three, and their lookups are short.
         lookups = _lookups(requests)
         ahead = sum(len(r.statements) for r in requests) >= LOOKUP_AHEAD_MIN_STATEMENTS
@@ -496,7 +503,7 @@ class StatementWriter:
         # The hold is timed until the COMMIT (or ROLLBACK) returns: the
         # transaction is left before the timer.
         async with self._head_lock_hold() as hold, conn.transaction():
-            if seen is None and len(lookups) == 1:
+            if seen is None and len(lookups) == 1 and not self._others_append:
                 [(tenant, (wanted, tenant_ids))] = lookups.items()
                 row = await conn.fetchrow(SELECT_HEAD_FOR_UPDATE_TOUCHED, tenant, wanted, tenant_ids)
                 seen, existing = row["seen"], _existing(tenant, row["touched"])
@@ -504,6 +511,7 @@ class StatementWriter:
                 row = await conn.fetchrow(SELECT_HEAD_FOR_UPDATE)
             hold.locked()
             head = LogHead(row["position"], row["hash"], row["stored"])
+            self._others_append = head.position != self._last_position
             self.key_epoch = row["key_epoch"]
             refused = await _erased_meanwhile(conn, requests, row["key_epoch"])
             if seen is None:
