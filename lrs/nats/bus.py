@@ -424,7 +424,7 @@ async def _publish_plain(nc: NatsClient, messages: Sequence[OutgoingMessage]) ->
     if isinstance(messages, EventBatch):  # the relay's: frames built from the log records
         if send is not None and messages.max_data_length() <= nc.max_payload:
             if len(messages):
-                await send(b"".join(messages.frames()))
+                await send(messages.wire())
             return
         messages = messages[:]
     if send is None or any(len(m.data) > nc.max_payload for m in messages):

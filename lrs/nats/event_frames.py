@@ -96,8 +96,19 @@ class EventBatch(Sequence[OutgoingMessage]):
 
     def frames(self) -> list[bytes]:
         """The HPUB frames of the messages, in order."""
+        parts = self._parts()
+        return [b"".join(parts[i:i + 3]) for i in range(0, len(parts), 3)]
+
+    def wire(self) -> bytes:
+        """The frames of the messages, in order, as one run of bytes: each
+        payload is copied once, into the run."""
+        return b"".join(self._parts())
+
+    def _parts(self) -> list[bytes]:
+        """Per message: the frame up to its data, its data, the closing CRLF."""
         stored_text, inline_max = self._stored_text, self._inline_max
-        out = []
+        out: list[bytes] = []
+        append = out.append
         last_hash: bytes | None = None
         last_hex = ""
         for record in self._records:
@@ -108,10 +119,12 @@ class EventBatch(Sequence[OutgoingMessage]):
             last_hex = last_hash.hex()
             header = (_HEAD % (record.event_id, record.position, fixed, stored_text(record.stored))
                       + _HASHES % (last_hex, prev_hex))
-            data = bytes(record.payload)
+            data = record.payload
             if len(data) > inline_max:
                 header += _REFERENCE % len(data)
                 data = b""
             encoded = (header + "\r\n").encode()
-            out.append(b"HPUB %b  %d %d\r\n%b%b\r\n" % (subject, len(encoded), len(encoded) + len(data), encoded, data))
+            append(b"HPUB %b  %d %d\r\n%b" % (subject, len(encoded), len(encoded) + len(data), encoded))
+            append(data)
+            append(b"\r\n")
         return out

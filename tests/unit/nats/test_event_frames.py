@@ -40,6 +40,7 @@ def test_frames_are_hpub_frames_of_the_messages(tenant: str, linked: bool) -> No
                    for r in records]
         batch = EventBatch(records, StoredFormatter(), 20)  # the second payload goes by reference
         assert batch.frames() == expected(records, 20)
+        assert batch.wire() == b"".join(expected(records, 20))
         assert batch.max_data_length() == 10
 
 
@@ -50,11 +51,12 @@ def test_the_batch_is_the_sequence_of_the_messages() -> None:
     assert len(batch) == 4 and batch[-1] == messages[-1] and batch[1:3] == messages[1:3]
     assert list(batch) == messages
     assert batch.head(3).frames() == expected(records[:3], 1000)
-    assert EventBatch([], StoredFormatter(), 1000).frames() == [] and EventBatch([], format_stored, 1).max_data_length() == 0
+    assert EventBatch([], StoredFormatter(), 1000).frames() == [] == list(EventBatch([], format_stored, 1).wire()) and EventBatch([], format_stored, 1).max_data_length() == 0
 
 
 @settings(max_examples=60, deadline=None)
 @given(st.lists(st.tuples(st.text(max_size=12), st.binary(max_size=40)), min_size=1, max_size=5))
 def test_any_tenant_and_payload(events: list[tuple[str, bytes]]) -> None:
     records = chain([t for t, _ in events], [p for _, p in events])
-    assert EventBatch(records, StoredFormatter(), 30).frames() == expected(records, 30)
+    batch = EventBatch(records, StoredFormatter(), 30)
+    assert batch.frames() == expected(records, 30) and batch.wire() == b"".join(expected(records, 30))
