@@ -604,11 +604,12 @@ def _group_columns(plan: GroupPlan) -> tuple[object, ...]:
     # stored one microsecond apart, each prev_hash the hash before it.
     # Positions and stored rise strictly, so the ends decide them.
     count = len(events)
+    hashes = [e.hash for e in events]
     if (
         last.position - first.position != count - 1
         or last.stored - first.stored != (count - 1) * ONE_MICROSECOND
-        or any(e.event_type != STATEMENT_EVENT for e in events)
-        or any(e.prev_hash != before.hash for before, e in zip(events, events[1:]))
+        or [e.prev_hash for e in events[1:]] != hashes[:-1]
+        or [e.event_type for e in events].count(STATEMENT_EVENT) != count
     ):
         raise RuntimeError("the group's events are not laid out as INSERT_GROUP writes them")
     return (
@@ -620,7 +621,7 @@ def _group_columns(plan: GroupPlan) -> tuple[object, ...]:
         first.stored,
         store_payloads([e.payload for e in events]),
         first.prev_hash,
-        [e.hash for e in events],
+        hashes,
         [s.verb_id for s in statements],
         [n.form.filter_keys if n.form is not None else _array_literal(filter_keys(n.statement))
          for n in plan.new],

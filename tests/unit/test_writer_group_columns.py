@@ -51,3 +51,7 @@ def test_a_plan_not_laid_out_as_the_insert_writes_it_is_refused() -> None:
     broken = dataclasses.replace(plan, new=[plan.new[0], msgspec.structs.replace(plan.new[1], event=unchained), plan.new[2]])
     with pytest.raises(RuntimeError, match="not laid out"):
         _group_columns(broken)
+    other = msgspec.structs.replace(plan.new[0].event, event_type="roster")
+    broken = dataclasses.replace(plan, new=[msgspec.structs.replace(plan.new[0], event=other), *plan.new[1:]])
+    with pytest.raises(RuntimeError, match="not laid out"):
+        _group_columns(broken)
