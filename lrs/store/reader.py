@@ -22,7 +22,7 @@ import msgspec
 
 from lrs.batching import ACTIVITY_KEY, AGENT_KEY, AUTHORITY_KEY, RELATED_ACTIVITY_KEY, RELATED_AGENT_KEY
 from lrs.ingest.query import StatementQuery
-from lrs.ingest.stored_keys import has_authority, meets_filters, statement_keys, statement_ref_target
+from lrs.ingest.stored_keys import has_authority, meets_filters, statement_ref_target
 from lrs.payload_codec import open_payload
 
 # A statement's stored JSON is the payload of its event (same position),
@@ -119,25 +119,39 @@ def _key_match(
             f" AND c.position = {alias}.position)")
 
 
-def _filters(query: StatementQuery, alias: str, params: list[Any]) -> list[str]:
-    """Conditions for the non-time filters on ``alias``; appends their values."""
+def _filters(query: StatementQuery, alias: str, params: list[Any], skip: str | None = None) -> list[str]:
+    """Conditions for the non-time filters on ``alias``; appends their values.
+    ``skip``: the filter a walk's range already holds to (:func:`_walked`)."""
 
     def bind(value: Any) -> str:
         params.append(value)
         return f"${len(params)}"
 
     conditions = []
-    if query.agent is not None:
+    if query.agent is not None and skip != "agent":
         conditions.append(_key_match(alias, AGENT_KEY, RELATED_AGENT_KEY, query.agent,
                                      query.related_agents, bind))
-    if query.verb is not None:
+    if query.verb is not None and skip != "verb":
         conditions.append(f"{alias}.verb_key = statement_key($1, 'V:' || {bind(query.verb)}::text)")
-    if query.activity is not None:
+    if query.activity is not None and skip != "activity":
         conditions.append(_key_match(alias, ACTIVITY_KEY, RELATED_ACTIVITY_KEY, query.activity,
                                      query.related_activities, bind))
     if query.registration is not None:
         conditions.append(f"{alias}.registration = {bind(query.registration)}::uuid")
     return conditions
+
+
+def _walked(query: StatementQuery) -> str | None:
+    """The filter whose hashes :func:`_walks` walks: its candidates hold to it
+    already (as hashes), so the row's own check of it would repeat the walk."""
+    if query.agent is not None:
+        return "agent"
+    if query.registration is None:
+        if query.activity is not None:
+            return "activity"
+        if query.verb is not None:
+            return "verb"
+    return None
 
 
 def _walks(query: StatementQuery, bind: Callable[[Any], str]) -> list[tuple[str, str]] | None:
@@ -299,18 +313,19 @@ def build_page_query(
     where += [b.format(p="s.position") for b in bounds]
     if authority is not None:
         where.append(f"s.authority_key = statement_key($1, {bind(AUTHORITY_KEY + authority)}::text)")
-    own = _filters(query, "s", params)
     direction = "ASC" if query.ascending else "DESC"
-    if not own:
+    if all(value is None for value in (query.agent, query.verb, query.activity, query.registration)):
         sql = SELECT_PAGE.format(where=" AND ".join(where), direction=direction, limit=int(limit) + 1)
         return sql, params
     walks = _walks(query, bind)
     targets = _filters(query, "t", params)
     ref = REF_MATCHES.format(max_depth=MAX_REF_DEPTH, target_filters=" AND ".join(targets))
-    own_conditions = " AND ".join(where + own)
-    target_conditions = " AND ".join(["t.tenant = $1"] + targets)
+    # a walk's candidates hold to its filter already: not checked again on the row
+    walked = None if walks is None else _walked(query)
+    own_conditions = " AND ".join(where + _filters(query, "s", params, walked))
+    target_conditions = " AND ".join(["t.tenant = $1"] + _filters(query, "t", params, walked))
     sql = SELECT_FILTERED_PAGE.format(
-        where=" AND ".join(where), own=" AND ".join(own), targets=" AND ".join(targets), ref=ref,
+        where=" AND ".join(where), ref=ref,
         direct=_matches("s", walks, bounds, own_conditions, direction, str(int(limit) + 1)),
         few_targets=_matches("t", walks, [], target_conditions, "DESC", "(SELECT n + 1 FROM window_refs)"),
         seeds=_seeds(walks, target_conditions),
@@ -368,10 +383,9 @@ async def _meets(pool: Pool, tenant: str, query: StatementQuery, authority: str 
     authority, and it meets the filters itself or through its StatementRef
     chain (up to MAX_REF_DEPTH targets, as the SQL follows it)."""
     body = _decode(payload)
-    keys = statement_keys(body) if authority is not None or query.agent or query.activity else None
-    if authority is not None and not has_authority(body, authority, keys):
+    if authority is not None and not has_authority(body, authority):
         return False
-    if meets_filters(query, body, keys):
+    if meets_filters(query, body):
         return True
     target = statement_ref_target(body)
     for _ in range(MAX_REF_DEPTH):
