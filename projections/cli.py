@@ -353,10 +353,23 @@ def _replay(args: argparse.Namespace) -> int:
                         batch_size=args.batch_size, progress=progress,
                         connect=lambda: connect(url, application_name="lrs-replay"),
                     )
-                print(f"replayed {args.projection} through position {position}; digest {await digest(pool)}")
+                replayed_digest = await digest(pool)
+        # The result last, once the database (an embedded one logs its stop) is closed, as every command does.
+        print(f"replayed {args.projection} through position {position}; digest {replayed_digest}")
         return 0
 
     return run_async(main)
+
+
+def placement_report(result: Any) -> str:
+    """Where the learners of a roster load went: joined (in no unit before),
+    changed unit, left (in none now)."""
+    return (f"{result.joined} {_learners(result.joined)} joined a unit, {result.moved} changed unit, "
+            f"{result.left} left their unit")
+
+
+def _learners(count: int) -> str:
+    return "learner" if count == 1 else "learners"
 
 
 def _roster_load(args: argparse.Namespace) -> int:
@@ -404,8 +417,8 @@ def _roster_load(args: argparse.Namespace) -> int:
                 print(f"invalid roster:\n{exc}", file=sys.stderr)
                 return 1
         print(
-            f"loaded {result.units} units and {result.memberships} memberships of {result.learners} learners "
-            f"for tenant {args.tenant}; {result.moved} learners changed unit"
+            f"loaded {result.units} units and {result.memberships} memberships of {result.learners} {_learners(result.learners)} "
+            f"for tenant {args.tenant}; {placement_report(result)}"
         )
         return 0
 

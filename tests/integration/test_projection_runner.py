@@ -378,12 +378,32 @@ def test_lrs_replay_command_rebuilds_and_prints_the_digest(
     from lrs.cli import main
 
     monkeypatch.setenv("LRS_DATABASE_URL", database_url)
-    # Leave the test session's logging alone (the command would point it at stdout).
+    # Leave the test session's logging alone (the command would point it at its own stderr).
     monkeypatch.setattr("lrs.commands.common.setup", lambda settings: None)
     assert main(["replay", "competency", "--batch-size", "10"]) == 0
     last_line = capsys.readouterr().out.strip().splitlines()[-1]
     assert last_line.startswith("replayed competency through position 0; digest ")
     assert last_line.endswith("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")  # no learners
+
+
+def test_lrs_replay_prints_its_result_last_after_the_embedded_database_stops(tmp_path: Any) -> None:
+    """A command's result is the last line it writes; its JSON logs (here the
+    embedded PostgreSQL's stop) go to stderr before it, as every other
+    command that opens the database does."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LRS_")}
+    env.update(LRS_DATA_DIR=str(tmp_path), LRS_LOG_LEVEL="info")
+    done = subprocess.run(
+        [sys.executable, "-m", "lrs", "replay", "competency"], env=env, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True, timeout=120,
+    )
+    lines = done.stdout.strip().splitlines()
+    assert done.returncode == 0, done.stdout
+    assert any('"postgres_stopped"' in line for line in lines), done.stdout  # the embedded database did log its stop
+    assert lines[-1].startswith("replayed competency through position 0; digest "), done.stdout
 
 
 async def test_states_kept_in_memory_are_dropped_when_someone_else_moved_the_checkpoint(
