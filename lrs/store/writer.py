@@ -37,6 +37,7 @@ import structlog
 
 from lrs import metrics
 from lrs.batching import (
+    AUTHORITY_KEY,
     AppendRequest,
     AppendResult,
     ExistingStatement,
@@ -55,6 +56,7 @@ from lrs.store.activities import write_definitions
 from lrs.store.commit_notifications import LOG_CHANNEL
 from lrs.store.ids import TimeOrderedUuids
 from lrs.xapi.errors import XapiError
+from lrs.xapi.identity import authority_key
 
 __all__ = ["AppendResult", "KeyErasedMeanwhile", "StatementWriter", "WriterClosedError"]
 
@@ -131,14 +133,16 @@ WITH new_events AS (
                 array_prepend($8::bytea, trim_array($9::bytea[], 1)), $9::bytea[])
          WITH ORDINALITY AS e(event_id, tenant, statement_id, payload, prev_hash, hash, n)
 ), new_statements AS (
-    INSERT INTO statements (tenant, statement_id, position, stored, verb_id,
-                            filter_keys, registration, voided, voids, statement_ref)
+    -- the keys' text stays in the statement's JSON; the row holds hashes
+    -- (schemas/postgres/0092_lean_statements.sql)
+    INSERT INTO statements (tenant, statement_id, position, stored, verb_key,
+                            authority_key, registration, voided, voids, statement_ref)
     SELECT u.tenant, u.statement_id, $1::bigint + u.n - 1, $6::timestamptz + (u.n - 1) * interval '1 microsecond',
-           u.verb_id, u.keys::text[],
+           statement_key(u.tenant, 'V:' || u.verb_id), statement_key(u.tenant, u.authority),
            u.registration, u.voided, u.voids, u.statement_ref
     FROM unnest($3::text[], $5::uuid[],
-                $10::text[], $11::text[], $12::uuid[], $13::bool[], $14::uuid[], $15::uuid[])
-         WITH ORDINALITY AS u(tenant, statement_id, verb_id, keys,
+                $10::text[], $21::text[], $12::uuid[], $13::bool[], $14::uuid[], $15::uuid[])
+         WITH ORDINALITY AS u(tenant, statement_id, verb_id, authority,
                               registration, voided, voids, statement_ref, n)
 ), new_keys AS (
     -- the ordered index of the filter keys (schemas/postgres/0091_statement_keys.sql)
@@ -160,7 +164,7 @@ SELECT CASE WHEN $20::bool THEN pg_notify('%s', $16::text) END
 # write_definitions locks and merges the rows (lrs.store.activities explains
 # the order).  $20: other processes append to the log too, so the commit is
 # announced (lrs.store.commit_notifications; delivered at COMMIT).  Each was
-# a round trip of its own per group.
+# a round trip of its own per group.  $21: each statement's 'U:' authority key.
 
 # Groups of at least this many statements look up what they touch before
 # taking the head lock (see _write).
@@ -485,7 +489,9 @@ class StatementWriter:
                 self._committing_min_stored = plan.new[0].event.stored
                 updates = _definition_updates(requests, plan)
                 # The relay of a shared log runs in another process: the statement wakes it at commit.
-                await conn.execute(INSERT_GROUP, *_group_columns(plan), bool(updates), self._shared_log)
+                await conn.execute(
+                    INSERT_GROUP, *_group_columns(plan), bool(updates), self._shared_log, _authority_keys(plan)
+                )
                 by_tenant: dict[str, list[uuid.UUID]] = defaultdict(list)
                 for tenant, statement_id in plan.newly_voided:
                     by_tenant[tenant].append(statement_id)
@@ -633,6 +639,15 @@ def _group_columns(plan: GroupPlan) -> tuple[object, ...]:
         plan.head.hash,
         plan.head.stored,
     )
+
+
+def _authority_keys(plan: GroupPlan) -> list[str | None]:
+    """Each new statement's 'U:' key (statements.authority_key is its hash)."""
+    keys = []
+    for new in plan.new:
+        authority = authority_key(new.statement.body["authority"])
+        keys.append(None if authority is None else AUTHORITY_KEY + authority)
+    return keys
 
 
 def _array_literal(values: list[str]) -> str:
