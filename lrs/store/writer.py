@@ -87,20 +87,6 @@ SELECT s.statement_id, (SELECT e.payload FROM events e WHERE e.position = s.posi
        s.voids, s.voided, s.stored, s.position
 FROM statements s WHERE s.tenant = $1 AND s.voids = ANY($3::uuid[]) AND s.voids IS NOT NULL
 """
-# The head lock and a small group's lookup in one statement (one round trip
-# fewer per group).  The lookup and ``seen`` read the statement's snapshot,
-# taken before the lock is granted, while the locked row is the newest head:
-# what was committed in between lies in (seen, position], read afterwards
-# with SELECT_TOUCHED_BETWEEN, as for a lookup made ahead of the lock.
-# (Appends commit in head order under this lock, so a snapshot sees every
-# position up to its own head and none beyond.)
-SELECT_HEAD_FOR_UPDATE_TOUCHED = """
-SELECT h.position, h.hash, h.stored, h.key_epoch,
-       (SELECT position FROM log_head WHERE singleton) AS seen,
-       ARRAY(SELECT ROW(t.statement_id, t.payload, t.voids, t.voided, t.stored, t.position)
-             FROM (%s) AS t) AS touched
-FROM log_head h WHERE h.singleton FOR UPDATE OF h
-""" % SELECT_TOUCHED
 # The touched statements committed in (after, upto]: the group looks its
 # statements up before it takes the head lock, then only this range under it.
 # Both bounds: a range a generic plan takes for narrow (the position index),
@@ -223,16 +209,6 @@ class StatementWriter:
         self._shared_log = shared_log
         self._head_refresh_s = head_refresh_s
         self._refresher: asyncio.Task[None] | None = None
-        # The connection the groups are written on, kept between groups: going
-        # back to the pool after every group cost a round trip of its own (the
-        # pool's reset: four statements).  Returned to the pool after an error
-        # (which resets it, or replaces it if it broke) and at close.
-        self._conn: asyncpg.Connection | None = None
-        # Another process appended since this writer's previous group: the
-        # head will likely move while a group waits for it, and a lookup made
-        # before the lock would have to be completed after it, so small
-        # groups then look up after taking the lock (see _write_on).
-        self._others_append = False
         self._wait = max(wait_ms, 0.0) / 1000.0
         self._max = max(max_statements, 1)
         self._clock = clock
@@ -338,7 +314,6 @@ class StatementWriter:
         if self._task is not None:
             await self._task
             self._task = None
-        await self._release_connection()
         if self._refresher is not None:
             self._refresher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -470,106 +445,60 @@ class StatementWriter:
                 if self.keep_head_lock_holds:
                     self.head_lock_holds.append(held)
 
-    async def _connection(self) -> asyncpg.Connection:
-        if self._conn is not None and not _usable(self._conn):
-            await self._release_connection()
-        if self._conn is None:
-            self._conn = await self._pool.acquire()
-        return self._conn
-
-    async def _release_connection(self, *, discard: bool = False) -> None:
-        """Back to the pool; ``discard``: closed first, after an error (its
-        state is unknown, and resetting a connection the server has ended can
-        wait forever), so the pool opens a new one."""
-        conn, self._conn = self._conn, None
-        if conn is None:
-            return
-        if discard and _usable(conn):
-            conn.terminate()
-        try:
-            await self._pool.release(conn)  # nothing to do if the pool took it back already
-        except Exception as exc:  # noqa: BLE001 - the pool terminates a connection it cannot reset
-            log.warning("writer connection release failed", error=repr(exc))
-
     async def _write(self, requests: list[AppendRequest]) -> GroupPlan:
-        conn = await self._connection()
-        try:
-            return await self._write_on(conn, requests)
-        except BaseException:
-            await self._release_connection(discard=True)
-            raise
-
-    async def _write_on(self, conn: asyncpg.Connection, requests: list[AppendRequest]) -> GroupPlan:
-        # Look the group's ids up before taking the lock (the other
-        # writers' commits go on meanwhile); under it, read only what was
-        # committed since the head seen first.
-        # Small groups of one tenant look up in the statement that takes the
-        # lock (SELECT_HEAD_FOR_UPDATE_TOUCHED), unless other processes append
-        # too (then the head usually moves while the group waits for it, and
-        # the lookup would need completing): one query instead of up to
-        # three, and their lookups are short.
-        lookups = _lookups(requests)
-        ahead = sum(len(r.statements) for r in requests) >= LOOKUP_AHEAD_MIN_STATEMENTS
-        seen: int | None = None
-        existing: list[ExistingStatement] = []
-        if ahead:
-            seen = await conn.fetchval(SELECT_HEAD_POSITION)
-            existing = await _fetch_touched(conn, lookups)
-        # The hold is timed until the COMMIT (or ROLLBACK) returns: the
-        # transaction is left before the timer.
-        async with self._head_lock_hold() as hold, conn.transaction():
-            if seen is None and len(lookups) == 1 and not self._others_append:
-                [(tenant, (wanted, tenant_ids))] = lookups.items()
-                row = await conn.fetchrow(SELECT_HEAD_FOR_UPDATE_TOUCHED, tenant, wanted, tenant_ids)
-                seen, existing = row["seen"], _existing(tenant, row["touched"])
-            else:
-                row = await conn.fetchrow(SELECT_HEAD_FOR_UPDATE)
-            hold.locked()
-            head = LogHead(row["position"], row["hash"], row["stored"])
-            self._others_append = head.position != self._last_position
-            self.key_epoch = row["key_epoch"]
-            refused = await _erased_meanwhile(conn, requests, row["key_epoch"])
-            if seen is None:
+        async with self._pool.acquire() as conn:
+            # Look the group's ids up before taking the lock (the other
+            # writers' commits go on meanwhile); under it, read only what was
+            # committed since the head seen first.
+            # Small groups look up under the lock: one query instead of up to
+            # three, and their lookups are short.
+            lookups = _lookups(requests)
+            ahead = sum(len(r.statements) for r in requests) >= LOOKUP_AHEAD_MIN_STATEMENTS
+            seen: int | None = None
+            existing: list[ExistingStatement] = []
+            if ahead:
+                seen = await conn.fetchval(SELECT_HEAD_POSITION)
                 existing = await _fetch_touched(conn, lookups)
-            elif head.position != seen:
-                later = await _fetch_touched(conn, lookups, (seen, head.position))
-                existing = merge_touched(existing, later)
-            now = self._clock()
-            if self._floor is not None and now <= self._floor:
-                now = self._floor + ONE_MICROSECOND
-            if refused:
-                kept = [r for index, r in enumerate(requests) if index not in refused]
-                plan = plan_group(kept, existing, head, now, self._new_event_id)
-                outcomes = iter(plan.outcomes)
-                plan.outcomes = [
-                    refused[index] if index in refused else next(outcomes) for index in range(len(requests))
-                ]
-            else:
-                plan = plan_group(requests, existing, head, now, self._new_event_id)
-            if plan.head is None:
-                return plan  # nothing new: only duplicates and errors
-            self._committing_min_stored = plan.new[0].event.stored
-            updates = _definition_updates(requests, plan)
-            # The relay of a shared log runs in another process: the statement wakes it at commit.
-            await conn.execute(
-                INSERT_GROUP, *_group_columns(plan), bool(updates), self._shared_log, _authority_keys(plan)
-            )
-            by_tenant: dict[str, list[uuid.UUID]] = defaultdict(list)
-            for tenant, statement_id in plan.newly_voided:
-                by_tenant[tenant].append(statement_id)
-            for tenant, ids in by_tenant.items():
-                await conn.execute(UPDATE_VOIDED, tenant, ids)
-            await write_definitions(conn, updates, plan.head.position, checkpoint_moved=True)
+            # The hold is timed until the COMMIT (or ROLLBACK) returns: the
+            # transaction is left before the timer.
+            async with self._head_lock_hold() as hold, conn.transaction():
+                row = await conn.fetchrow(SELECT_HEAD_FOR_UPDATE)
+                hold.locked()
+                head = LogHead(row["position"], row["hash"], row["stored"])
+                self.key_epoch = row["key_epoch"]
+                refused = await _erased_meanwhile(conn, requests, row["key_epoch"])
+                if seen is None:
+                    existing = await _fetch_touched(conn, lookups)
+                elif head.position != seen:
+                    later = await _fetch_touched(conn, lookups, (seen, head.position))
+                    existing = merge_touched(existing, later)
+                now = self._clock()
+                if self._floor is not None and now <= self._floor:
+                    now = self._floor + ONE_MICROSECOND
+                if refused:
+                    kept = [r for index, r in enumerate(requests) if index not in refused]
+                    plan = plan_group(kept, existing, head, now, self._new_event_id)
+                    outcomes = iter(plan.outcomes)
+                    plan.outcomes = [
+                        refused[index] if index in refused else next(outcomes) for index in range(len(requests))
+                    ]
+                else:
+                    plan = plan_group(requests, existing, head, now, self._new_event_id)
+                if plan.head is None:
+                    return plan  # nothing new: only duplicates and errors
+                self._committing_min_stored = plan.new[0].event.stored
+                updates = _definition_updates(requests, plan)
+                # The relay of a shared log runs in another process: the statement wakes it at commit.
+                await conn.execute(
+                    INSERT_GROUP, *_group_columns(plan), bool(updates), self._shared_log, _authority_keys(plan)
+                )
+                by_tenant: dict[str, list[uuid.UUID]] = defaultdict(list)
+                for tenant, statement_id in plan.newly_voided:
+                    by_tenant[tenant].append(statement_id)
+                for tenant, ids in by_tenant.items():
+                    await conn.execute(UPDATE_VOIDED, tenant, ids)
+                await write_definitions(conn, updates, plan.head.position, checkpoint_moved=True)
         return plan
-
-
-def _usable(conn: asyncpg.Connection) -> bool:
-    """Open and still ours: when the server ends a connection, the pool takes
-    it back by itself, and the proxy then refuses every call."""
-    try:
-        return not conn.is_closed()
-    except asyncpg.InterfaceError:
-        return False
 
 
 class KeyErasedMeanwhile(XapiError):
@@ -660,18 +589,14 @@ async def _fetch_touched(
             rows = await conn.fetch(SELECT_TOUCHED, tenant, wanted, tenant_ids)
         else:
             rows = await conn.fetch(SELECT_TOUCHED_BETWEEN, tenant, wanted, *between)
-        found.extend(_existing(tenant, rows))
-    return found
-
-
-def _existing(tenant: str, rows: Sequence[Sequence]) -> list[ExistingStatement]:
-    """Rows of SELECT_TOUCHED (records, or the tuples of its array form)."""
-    return [
-        ExistingStatement(
-            tenant, statement_id, _decode_json(open_payload(payload)), voids, voided, stored, position
+        found.extend(
+            ExistingStatement(
+                tenant, r["statement_id"], _decode_json(open_payload(r["payload"])), r["voids"],
+                r["voided"], r["stored"], r["position"],
+            )
+            for r in rows
         )
-        for statement_id, payload, voids, voided, stored, position in rows
-    ]
+    return found
 
 
 def _group_columns(plan: GroupPlan) -> tuple[object, ...]:
