@@ -158,9 +158,16 @@ async def erase_learner(
     reason = check_reason(reason, agent)
     pseudonym = learner_keys.pseudonym(tenant, ident)
     stored_key = learner_keys.pseudonym_key(tenant, ident)
-    # The names the learner's latest Statements give them, which the request need not repeat.
-    seen = await identities_in_statements(pool, learner_keys, tenant, [stored_key], statements=NAMES_FROM_STATEMENTS)
+    # The names the learner's latest Statements give them, which the request need not repeat, and the
+    # identifiers linked to them (erased with them below) with the names their own Statements give.
+    linked_keys = [r["identifier"] for r in await pool.fetch(SELECT_LINKED, tenant, stored_key)
+                   if r["identifier"].startswith(PSEUDONYM_KEY_PREFIX)]
+    seen = await identities_in_statements(
+        pool, learner_keys, tenant, [stored_key, *linked_keys], statements=NAMES_FROM_STATEMENTS
+    )
     reason = check_reason(reason, agent, seen[stored_key].names)
+    for key in linked_keys:
+        reason = check_reason(reason, seen[key].agent or {}, seen[key].names)
     async with pool.acquire() as conn, conn.transaction():
         # First the log head lock: no Statement is written until this commits,
         # and one sealed by a process that has not heard of this erasure yet

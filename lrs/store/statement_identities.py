@@ -50,10 +50,12 @@ ORDER BY w.filter_key, m.position DESC
 @dataclass(slots=True)
 class StatementIdentity:
     """``identifier``: the clear IFI key (None: not found, or erased);
+    ``agent``: the Agent (or identified Group) it was found as, in clear;
     ``names``: the ``name`` values the Statements gave; ``erased``: the
     Statements hold the identity in the erased form."""
 
     identifier: str | None = None
+    agent: dict[str, Any] | None = None
     names: list[str] = field(default_factory=list)
     erased: bool = False
 
@@ -82,7 +84,7 @@ async def identities_in_statements(
             seen.erased = seen.erased or erased
             continue
         if seen.identifier is None:
-            seen.identifier = ifi_key(agent)  # type: ignore[arg-type]
+            seen.identifier, seen.agent = ifi_key(agent), agent  # type: ignore[arg-type]
         name = agent.get("name")
         if isinstance(name, str) and name not in seen.names:
             seen.names.append(name)
