@@ -147,9 +147,12 @@ async def test_a_reason_naming_an_identifier_linked_to_the_learner_is_refused(se
     response = await sealed_client.post(
         "/xapi/statements", json=[statement(person), statement(account)], headers=xapi_headers())
     assert response.status == 200, await response.text()
-    await link(sealed_client, "link", "mbox:" + person["mbox"], "account:https://mobiedu.example.vn|ttb2604")
+    # ... and an account linked before it sent any Statement: only the identity event holds it (sealed)
+    await link(sealed_client, "link", "mbox:" + person["mbox"], "account:https://mobiedu.example.vn|ttb2604",
+               "account:https://lms.example.vn|xtb7781")
     await add_eraser(database_url, ["erase"])
-    for reason, what in (("Binh asked on 3 May", "name"), ("ticket ttb2604", "account name")):
+    for reason, what in (("Binh asked on 3 May", "name"), ("ticket ttb2604", "account name"),
+                         ("ticket xtb7781", "account name")):
         response = await sealed_client.post(
             "/admin/erasures", json={"agent": person, "reason": reason}, headers=as_eraser())
         refused = await response.json()
@@ -157,4 +160,4 @@ async def test_a_reason_naming_an_identifier_linked_to_the_learner_is_refused(se
     response = await sealed_client.post(
         "/admin/erasures", json={"agent": person, "reason": "request 2026-91"}, headers=as_eraser())
     assert response.status == 200, await response.text()
-    assert len((await response.json())["linked"]) == 1
+    assert len((await response.json())["linked"]) == 2

@@ -151,3 +151,15 @@ def test_an_everyday_word_of_the_name_is_refused_when_capitalized(word: str, str
     with pytest.raises(ReasonRefused, match="when capitalized"):
         check_reason(f"asked by {written}", {"mbox": "mailto:p@example.org", "name": f"Lê {word}"})
     assert check_reason(f"asked by {word} official", {"mbox": "mailto:p@example.org", "name": f"Lê {word}"})
+
+
+@pytest.mark.parametrize("agent", [
+    {"mbox": "mailto:lan@example.org"}, {"mbox_sha1sum": "ab" * 20}, {"openid": "https://id.example.vn/u/lan"},
+    {"account": {"homePage": "https://sso.example.vn/a", "name": "cb|04512"}},
+])
+def test_an_identifier_linked_to_the_learner_is_read_back_as_the_agent_it_names(agent: dict) -> None:
+    from lrs.xapi.identity import agent_of_key, ifi_key
+
+    key = ifi_key(agent)
+    assert key is not None and agent_of_key(key) == agent
+    assert agent_of_key("not a key") is None
