@@ -80,7 +80,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     )
     project.add_argument(
         "--batch-size", type=int, default=1000,
-        help="messages per fetch, applied in one transaction when behind (default: 1000, the consumer's max_ack_pending)",
+        help="messages per fetch, applied in one transaction (default: 1000)",
+    )
+    project.add_argument(
+        "--max-batch-size", type=int, default=5000,
+        help="when behind, each full fetch is followed by one twice as large, up to this "
+        "(or --batch-size, if larger; default: 5000, the consumer's max_ack_pending)",
     )
     project.add_argument(
         "--batch-interval", type=float, default=0.1, metavar="SECONDS",
@@ -313,7 +318,8 @@ async def _run_projection(settings: object, catalog: Catalog, args: argparse.Nam
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, stop.set)
             try:
-                await runner.run(nats_url, stop, batch_size=args.batch_size, batch_interval=args.batch_interval)
+                await runner.run(nats_url, stop, batch_size=args.batch_size, batch_interval=args.batch_interval,
+                                 max_batch_size=args.max_batch_size)
             except ProjectionOutdated as exc:
                 print(f"lrs project: {exc}", file=sys.stderr)
                 return 1
