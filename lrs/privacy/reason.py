@@ -23,7 +23,7 @@ where they cannot be anything but the learner:
 
 * a name part that is also an everyday word of a reason (:data:`EVERYDAY`:
   "an" the article, "văn" of "văn bản", a document, "thị" of "chỉ thị", a
-  directive) counts when it is capitalized, as a name is written ("An
+  directive, "learner" of a platform's "Learner 4512") counts when it is capitalized, as a name is written ("An
   asked" is refused, "request from an official" is not);
 * a number of fewer than :data:`MIN_NUMBER` digits ("13" of the account
   "hn-13") is a decree, a date or a ticket as often as it is the learner's:
@@ -47,9 +47,11 @@ _WORD = re.compile(r"[^\W_]+")
 MIN_WORD = 2
 MIN_NUMBER = 4
 # Name parts that are also everyday words of a reason, as written (accents kept, case folded):
-# English articles and prepositions, and the Vietnamese middle names Văn and Thị.
+# English articles and prepositions, the Vietnamese middle names Văn and Thị, and the role words of
+# the generic names platforms give ("Learner 4512", "Học viên 12": the number is the learner's).
 EVERYDAY = frozenset({"an", "as", "at", "be", "by", "do", "he", "in", "is", "it", "me", "my", "no", "of",
-                      "on", "or", "so", "the", "to", "up", "us", "we", "and", "for", "per", "via", "văn", "thị"})
+                      "on", "or", "so", "the", "to", "up", "us", "we", "and", "for", "per", "via", "văn", "thị",
+                      "learner", "student", "user", "trainee", "participant", "học", "viên", "sinh", "người", "dùng"})
 
 
 class ReasonRefused(ValueError):

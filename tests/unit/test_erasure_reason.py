@@ -163,3 +163,15 @@ def test_an_identifier_linked_to_the_learner_is_read_back_as_the_agent_it_names(
     key = ifi_key(agent)
     assert key is not None and agent_of_key(key) == agent
     assert agent_of_key("not a key") is None
+
+
+def test_a_generic_name_an_lms_gives_leaves_its_role_word_to_the_reason() -> None:
+    """Many platforms name learners "Learner 4512" or "Học viên 12": the role
+    word is the reason's too, the number is the learner's."""
+    for name in ("Learner 4512", "Học viên 4512", "Student 4512", "User 4512"):
+        for reason in ("learner request under Decree 13", "học viên yêu cầu theo Nghị định 13",
+                       "student asked via the user portal"):
+            assert check_reason(reason, {"mbox": "mailto:p@example.org"}, names=[name]) == reason
+        for reason in ("ticket 4512", f"{name} asked"):
+            with pytest.raises(ReasonRefused):
+                check_reason(reason, {"mbox": "mailto:p@example.org"}, names=[name])
