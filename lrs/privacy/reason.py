@@ -147,11 +147,12 @@ def _named_by(reason_words: list[str], whole: list[str], personal: list[str]) ->
     return None
 
 
-def check_reason(reason: str, agent: Mapping[str, Any], names: Iterable[str] = ()) -> str:
+def check_reason(reason: str, agent: Mapping[str, Any], names: Iterable[str] = (), *, whose: str = "their") -> str:
     """``reason`` stripped, or :class:`ReasonRefused` when it is empty, too
     long, or names the learner ``agent`` (an Agent as the erasure request
     gives it) or any of ``names`` (the learner's names as their Statements
-    give them)."""
+    give them); ``whose`` says in the message whose part it is ("a linked
+    identifier's")."""
     reason = reason.strip()
     if not reason:
         raise ReasonRefused("a reason is required (it is kept in the log)")
@@ -164,7 +165,7 @@ def check_reason(reason: str, agent: Mapping[str, Any], names: Iterable[str] = (
             taken = ("; an everyday word that is also part of it counts as the name when capitalized"
                      if how == "capitalized" else "")
             raise ReasonRefused(
-                f"the reason names the learner (a word of their {what}{taken}); it is kept in the log for good, "
+                f"the reason names the learner (a word of {whose} {what}{taken}); it is kept in the log for good, "
                 "so write it without the learner's name or identifier (a case number, a date)"
             )
     return reason

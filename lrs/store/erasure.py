@@ -148,10 +148,10 @@ class Erasure:
     linked: list[str] = field(default_factory=list)  # pseudonyms of the linked identifiers erased with it
 
 
-def check_reason(reason: str, agent: dict[str, Any], names: Iterable[str] = ()) -> str:
+def check_reason(reason: str, agent: dict[str, Any], names: Iterable[str] = (), *, whose: str = "their") -> str:
     """:func:`lrs.privacy.reason.check_reason`, refused as an invalid request."""
     try:
-        return reason_rules.check_reason(reason, agent, names)
+        return reason_rules.check_reason(reason, agent, names, whose=whose)
     except reason_rules.ReasonRefused as exc:
         raise ErasureRefused(str(exc), "invalid") from None
 
@@ -194,7 +194,8 @@ async def erase_learner(
     reason = check_reason(reason, agent, seen[stored_key].names)
     linked_clear = await _linked_identifiers(pool, learner_keys, tenant, linked_keys)
     for key in linked_keys:
-        reason = check_reason(reason, seen[key].agent or agent_of_key(linked_clear.get(key) or "") or {}, seen[key].names)
+        linked_agent = seen[key].agent or agent_of_key(linked_clear.get(key) or "") or {}
+        reason = check_reason(reason, linked_agent, seen[key].names, whose="a linked identifier's")
     async with pool.acquire() as conn, conn.transaction():
         # First the log head lock: no Statement is written until this commits,
         # and one sealed by a process that has not heard of this erasure yet

@@ -156,7 +156,7 @@ async def test_a_reason_naming_an_identifier_linked_to_the_learner_is_refused(se
         response = await sealed_client.post(
             "/admin/erasures", json={"agent": person, "reason": reason}, headers=as_eraser())
         refused = await response.json()
-        assert response.status == 400 and f"a word of their {what}" in refused["error"], refused
+        assert response.status == 400 and f"a word of a linked identifier's {what}" in refused["error"], refused
     response = await sealed_client.post(
         "/admin/erasures", json={"agent": person, "reason": "request 2026-91"}, headers=as_eraser())
     assert response.status == 200, await response.text()
