@@ -225,3 +225,17 @@ async def test_a_never_rostered_learner_is_named_by_their_own_statement_not_one_
         found = await identities_in_statements(Counting(), learner_keys, "default", wanted)
         assert [found[k].identifier for k in wanted] == [learner_key(n) for n in range(30, 36)]
         assert queries == 1
+
+        # Only officials (all/read, all for admin) see these identifiers: a learner's or an app's credential does not.
+        from tests.e2e.test_scopes_tenants_api import credential
+
+        for name, scopes in (("own-reader", ("statements/read/mine",)), ("reader", ("statements/read", "state"))):
+            headers = await credential(client, name, *scopes)
+            for path in (f"/competency/learners/{quote(key, safe='')}", "/competency/units/mic/learners",
+                         "/competency/units/mic/report"):
+                response = await client.get(path, params={"program": PROGRAM}, headers=headers)
+                assert response.status == 403, (name, path, response.status)
+                assert learner_key(30) not in await response.text()
+            response = await client.post("/competency/admin/identities", headers=headers,
+                                         json={"op": "link", "person": learner_key(30), "identifiers": [learner_key(31)]})
+            assert response.status == 403
