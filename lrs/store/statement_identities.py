@@ -30,16 +30,14 @@ from lrs.xapi.identity import ifi_key
 __all__ = ["SELECT_LATEST_NAMING", "StatementIdentity", "identities_in_statements"]
 
 # For each filter key ($2), the payloads of the latest $3 Statements (not voided) naming it directly.
-# (statement_keys holds hashes: the row's filter_keys decide; OFFSET 0 keeps each check a lookup.)
+# (statement_keys holds hashes: the opened Statement decides, seal.agent_named; OFFSET 0 keeps each check a lookup.)
 SELECT_LATEST_NAMING = """
 SELECT w.filter_key, (SELECT e.payload FROM events e WHERE e.position = m.position) AS payload
 FROM unnest($2::text[]) AS w(filter_key)
 CROSS JOIN LATERAL (
     SELECT k.position FROM statement_keys k
     WHERE k.key = statement_key($1, w.filter_key) AND EXISTS (
-        SELECT 1 FROM statements s
-        WHERE s.tenant = $1 AND s.position = k.position AND NOT s.voided AND s.filter_keys @> ARRAY[w.filter_key]
-        OFFSET 0
+        SELECT 1 FROM statements s WHERE s.tenant = $1 AND s.position = k.position AND NOT s.voided OFFSET 0
     )
     ORDER BY k.position DESC LIMIT $3
 ) AS m
