@@ -37,7 +37,8 @@ from lrs.privacy import reason as reason_rules
 from lrs.privacy.seal import identifier
 from lrs.store.event_append import append_events
 from lrs.store.learner_keys import BUMP_KEY_EPOCH, ERASE_KEYS, SELECT_ANY_KEY, LearnerKeys
-from lrs.store.learner_refs import PSEUDONYM_KEY_PREFIX
+from lrs.store.learner_refs import PSEUDONYM_KEY_PREFIX, open_refs
+from lrs.xapi.identity import agent_of_key
 from lrs.store.statement_identities import identities_in_statements
 
 __all__ = ["ERASURE_EVENT", "Erasure", "ErasureRefused", "erase_learner"]
@@ -90,6 +91,14 @@ WHERE statement_attachment_hashes(e.payload) @> ARRAY[$2::text]
 """
 DELETE_ATTACHMENT = "DELETE FROM attachments WHERE tenant = $1 AND sha2 = $2"
 # The identifiers linked to the learner (lrs/store/identities.py), by pseudonym key.
+# The identity events that last linked each identifier: their "sealed" texts hold the clear identifiers.
+SELECT_LINK_PAYLOADS = """
+SELECT payload FROM events
+WHERE event_type = 'identity' AND position IN (
+    SELECT max(linked_position) FROM identity_links WHERE tenant = $1 AND identifier = ANY($2::text[]) GROUP BY identifier
+)
+"""
+
 SELECT_LINKED = """
 SELECT identifier FROM identity_links WHERE tenant = $1 AND person = $2 AND unlinked_position IS NULL ORDER BY identifier
 """
@@ -158,12 +167,29 @@ class Erasure:
     linked: list[str] = field(default_factory=list)  # pseudonyms of the linked identifiers erased with it
 
 
-def check_reason(reason: str, agent: dict[str, Any], names: Iterable[str] = ()) -> str:
+def check_reason(reason: str, agent: dict[str, Any], names: Iterable[str] = (), *, whose: str = "their") -> str:
     """:func:`lrs.privacy.reason.check_reason`, refused as an invalid request."""
     try:
-        return reason_rules.check_reason(reason, agent, names)
+        return reason_rules.check_reason(reason, agent, names, whose=whose)
     except reason_rules.ReasonRefused as exc:
         raise ErasureRefused(str(exc), "invalid") from None
+
+
+class _Sealed(msgspec.Struct):
+    sealed: dict[str, str] = {}
+
+
+async def _linked_identifiers(pool: Any, learner_keys: LearnerKeys, tenant: str, keys: list[str]) -> dict[str, str | None]:
+    """Pseudonym key -> clear identifier of each linked key, from the identity event that linked it."""
+    if not keys:
+        return {}
+    wanted = set(keys)
+    sealed: dict[str, str] = {}
+    for row in await pool.fetch(SELECT_LINK_PAYLOADS, tenant, keys):
+        for key, text in msgspec.json.decode(open_payload(row["payload"]), type=_Sealed).sealed.items():
+            if key in wanted:
+                sealed[key] = text
+    return await open_refs(learner_keys, tenant, sealed) if sealed else {}
 
 
 async def erase_learner(
@@ -177,9 +203,18 @@ async def erase_learner(
     reason = check_reason(reason, agent)
     pseudonym = learner_keys.pseudonym(tenant, ident)
     stored_key = learner_keys.pseudonym_key(tenant, ident)
-    # The names the learner's latest Statements give them, which the request need not repeat.
-    seen = await identities_in_statements(pool, learner_keys, tenant, [stored_key], statements=NAMES_FROM_STATEMENTS)
+    # The names the learner's latest Statements give them, which the request need not repeat, and the
+    # identifiers linked to them (erased with them below) with the names their own Statements give.
+    linked_keys = [r["identifier"] for r in await pool.fetch(SELECT_LINKED, tenant, stored_key)
+                   if r["identifier"].startswith(PSEUDONYM_KEY_PREFIX)]
+    seen = await identities_in_statements(
+        pool, learner_keys, tenant, [stored_key, *linked_keys], statements=NAMES_FROM_STATEMENTS
+    )
     reason = check_reason(reason, agent, seen[stored_key].names)
+    linked_clear = await _linked_identifiers(pool, learner_keys, tenant, linked_keys)
+    for key in linked_keys:
+        linked_agent = seen[key].agent or agent_of_key(linked_clear.get(key) or "") or {}
+        reason = check_reason(reason, linked_agent, seen[key].names, whose="a linked identifier's")
     async with pool.acquire() as conn, conn.transaction():
         # First the log head lock: no Statement is written until this commits,
         # and one sealed by a process that has not heard of this erasure yet
