@@ -189,6 +189,10 @@ class LearnerKeys:
         self._next: dict[str, tuple[set[str], asyncio.Future[dict[str, seal.SealKey]]]] = {}
         self._loading: dict[str, tuple[set[str], asyncio.Future[dict[str, seal.SealKey]]]] = {}
         self._loaders: dict[str, asyncio.Task[None]] = {}
+        # v3 ciphertexts to store next, and the future of that insert: the
+        # requests sealing at the same moment share one statement.
+        self._to_store: tuple[dict[bytes, bytes], asyncio.Future[None]] | None = None
+        self._storer: asyncio.Task[None] | None = None
 
     # -- pseudonyms ---------------------------------------------------------
 
@@ -482,12 +486,44 @@ class LearnerKeys:
                 idents |= seal.identities(statement)
             sealed = sealed_with(await self.keys_for_writing(tenant, idents))
         if pending:
-            await self._pool.execute(INSERT_CIPHERTEXTS, list(pending), list(pending.values()))
+            await self._store_ciphertexts(pending)
         if fresh:
             if len(cache) + len(fresh) > self._capacity:
                 cache.clear()
             cache.update(fresh)
         return sealed
+
+    async def _store_ciphertexts(self, ciphertexts: dict[bytes, bytes]) -> None:
+        """:data:`INSERT_CIPHERTEXTS`, one statement for the requests that
+        wait at the same moment (as :meth:`_load` does for keys)."""
+        if self._to_store is None:
+            self._to_store = ({}, asyncio.get_running_loop().create_future())
+        batch, done = self._to_store
+        batch.update(ciphertexts)
+        if self._storer is None:
+            self._storer = asyncio.create_task(self._store_waiting())
+        # A caller that goes away does not cancel what others wait for.
+        await asyncio.wait([done])
+        done.result()
+
+    async def _store_waiting(self) -> None:
+        try:
+            while self._to_store is not None:
+                (batch, done), self._to_store = self._to_store, None
+                try:
+                    # In one order for every process: concurrent inserts of the same rows then wait
+                    # for each other instead of deadlocking.
+                    refs = sorted(batch)
+                    await self._pool.execute(INSERT_CIPHERTEXTS, refs, [batch[ref] for ref in refs])
+                except BaseException as exc:
+                    done.set_exception(exc)
+                    done.exception()  # retrieved: a waiter that went away leaves no warning
+                    if isinstance(exc, asyncio.CancelledError):
+                        raise
+                else:
+                    done.set_result(None)
+        finally:
+            self._storer = None
 
     async def _ciphertexts_of(self, references: set[bytes]) -> dict[bytes, bytes]:
         """The stored ciphertexts of v3 sealed identities, by reference."""
