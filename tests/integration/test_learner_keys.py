@@ -183,3 +183,21 @@ async def test_statements_carry_a_reference_and_each_ciphertext_is_stored_once_b
     await erase_learner(pool, keyring, TENANT, LEARNER, reason="request 10", by="test")
     for payload in await LearnerKeys(pool, master).open_payloads(TENANT, stored):
         assert b"ana@example.com" not in payload and seal.ERASED_HOME.encode() in payload
+
+
+async def test_requests_sealing_at_once_store_every_ciphertext_they_reference(
+    pool: asyncpg.Pool, writer: StatementWriter
+) -> None:
+    """Concurrent requests share the ciphertext insert; each one's Statements
+    are written only after their ciphertexts, and all of them open."""
+    master = MasterKey(os.urandom(32))
+    keyring = LearnerKeys(pool, master)
+    await keyring.load_epoch()
+    batches = [[{**body(), "actor": {"objectType": "Agent", "mbox": f"mailto:l{n}-{i}@example.com", "name": f"L {n}"}}
+                for i in range(3)] for n in range(8)]
+    await asyncio.gather(*(append(writer, keyring, batch) for batch in batches))
+    ids = [uuid.UUID(s["id"]) for batch in batches for s in batch]
+    stored = [await get_statement(pool, TENANT, statement_id, voided=False) for statement_id in ids]
+    assert await pool.fetchval("SELECT count(*) FROM sealed_identities") == 8 * 3 + 1  # and the authority
+    opened = await LearnerKeys(pool, master).open_statements(TENANT, [seal.decode(p) for p in stored])
+    assert [s["actor"] for s in opened] == [s["actor"] for batch in batches for s in batch]
