@@ -241,3 +241,19 @@ def test_a_v3_form_whose_ciphertext_is_missing_or_not_the_one_referenced_does_no
     as_v2 = dict(sealed["authority"], sealed="v2.1." + seal.base64.urlsafe_b64encode(stored[ref]).rstrip(b"=").decode())
     assert seal.open_agent(as_v2, _ciphers(keys), TENANT)["account"]["homePage"] == seal.ERASED_HOME
     assert key.generation == 1
+
+
+def test_agent_named_finds_an_identity_by_pseudonym_in_an_opened_statement_or_says_it_was_erased():
+    keys = _keys(STATEMENT)
+    sealed = _seal(STATEMENT, keys)
+    pseudonym_of = lambda ident: seal.pseudonym(PSEUDONYM_KEY, TENANT, ident)  # noqa: E731
+    opened = seal.open_statement(sealed, _ciphers(keys), TENANT)
+    for ident in ("mbox:mailto:lan@example.org", "openid:https://id.example/hoa", "account:https://x.example|minh"):
+        agent, erased = seal.agent_named(opened, pseudonym_of(ident), pseudonym_of)
+        assert agent is not None and ifi_key(agent) == ident and not erased
+    assert seal.agent_named(opened, "0" * 32, pseudonym_of) == (None, False)
+    lan = pseudonym_of("mbox:mailto:lan@example.org")
+    without_lan = {k: v for k, v in _ciphers(keys).items() if k[0] != lan}  # Lan's key destroyed
+    erased_form = seal.open_statement(sealed, without_lan, TENANT)
+    assert seal.agent_named(erased_form, lan, pseudonym_of) == (None, True)
+    assert seal.agent_named(erased_form, pseudonym_of("openid:https://id.example/hoa"), pseudonym_of)[0] is not None
