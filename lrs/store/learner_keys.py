@@ -334,6 +334,10 @@ class LearnerKeys:
             del self._loaders[tenant]
 
     async def _load_or_create(self, tenant: str, pseudonyms: list[str]) -> list[seal.SealKey]:
+        # One order for every process: two that make the same learners' keys
+        # at once insert the rows in the same order, so neither waits on a
+        # row the other inserted after one it waits for (no deadlock).
+        pseudonyms = sorted(pseudonyms)
         version = self._version
         data_keys = [secrets.token_bytes(32) for _ in pseudonyms]
         wrapped = [self._master.wrap(k, tenant, p, 1) for k, p in zip(data_keys, pseudonyms)]

@@ -201,3 +201,31 @@ async def test_requests_sealing_at_once_store_every_ciphertext_they_reference(
     assert await pool.fetchval("SELECT count(*) FROM sealed_identities") == 8 * 3 + 1  # and the authority
     opened = await LearnerKeys(pool, master).open_statements(TENANT, [seal.decode(p) for p in stored])
     assert [s["actor"] for s in opened] == [s["actor"] for batch in batches for s in batch]
+
+
+class _RecordingPool:
+    """The pool, recording the pseudonym arrays each query is given."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+        self.pseudonym_arrays: list[list[str]] = []
+
+    def __getattr__(self, name: str):
+        return getattr(self._pool, name)
+
+    async def fetch(self, query: str, *args):
+        if "learner_keys" in query and len(args) > 1 and isinstance(args[1], list):
+            self.pseudonym_arrays.append(list(args[1]))
+        return await self._pool.fetch(query, *args)
+
+
+async def test_keys_are_made_in_one_order_whatever_order_they_are_asked_in(pool: asyncpg.Pool) -> None:
+    # Two processes making the same learners' keys insert them in the same
+    # (sorted) order, so their unique-index waits cannot form a cycle.
+    recording = _RecordingPool(pool)
+    keyring = LearnerKeys(recording, MasterKey(os.urandom(32)))  # type: ignore[arg-type]
+    idents = [f"mbox:mailto:order{n}@example.com" for n in range(60)]
+    await keyring.keys_for_writing(TENANT, list(reversed(idents)))
+    assert recording.pseudonym_arrays, "no key query was recorded"
+    for array in recording.pseudonym_arrays:
+        assert array == sorted(array)
