@@ -18,7 +18,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import msgspec
 
@@ -61,6 +61,10 @@ class AppendRequest(msgspec.Struct, frozen=True):
     # under; None for Statements stored in clear.
     key_epoch: int | None = None
     key_refs: frozenset[tuple[str, int]] = frozenset()
+    # The v3 ciphertexts, by reference, its sealed Statements name and that
+    # are not known to be stored: written in the same group commit
+    # (lrs.store.sealed_identities).
+    ciphertexts: Mapping[bytes, bytes] = {}
 
 
 @dataclass(frozen=True, slots=True)

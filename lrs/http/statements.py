@@ -119,11 +119,12 @@ async def _append(
     try:
         for attempt in (1, 2):
             authority = authority_for(credential, settings.authority_home)
-            key_epoch, key_refs = None, frozenset()
+            key_epoch, key_refs, ciphertexts, sealed = None, frozenset(), {}, None
             clear = statements
             if learner_keys is not None:  # personal data is stored sealed (docs/privacy.md)
                 sealed = await learner_keys.seal_statements(credential.tenant, statements, authority)
                 clear, authority, key_epoch, key_refs = sealed.statements, sealed.authority, sealed.epoch, sealed.refs
+                ciphertexts = sealed.ciphertexts
             prepared = prepare_statements(
                 clear,
                 version=request[XAPI_VERSION],
@@ -135,8 +136,10 @@ async def _append(
             try:
                 results = await writer.append(
                     credential.tenant, prepared, defines=credential.allows("define"),
-                    key_epoch=key_epoch, key_refs=key_refs,
+                    key_epoch=key_epoch, key_refs=key_refs, ciphertexts=ciphertexts,
                 )
+                if sealed is not None:
+                    learner_keys.stored(sealed)  # its ciphertexts were committed with the Statements
                 break
             except KeyErasedMeanwhile:
                 # Sealed before this process heard of an erasure: once more

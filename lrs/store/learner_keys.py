@@ -22,9 +22,11 @@ made, in one statement shared by the requests waiting at that moment
 (:data:`LOAD_OR_CREATE`).
 
 Statements are sealed in the v3 form (:func:`lrs.privacy.seal.seal_reference`):
-each identity's ciphertext is written once to ``sealed_identities`` by its
-reference (:data:`INSERT_CIPHERTEXTS`), before the Statements that name it
-are appended, and a Statement carries only the reference.
+each identity's ciphertext is kept once in ``sealed_identities`` by its
+reference (:mod:`lrs.store.sealed_identities`), and a Statement carries only
+the reference.  :meth:`LearnerKeys.seal_statements` returns the new
+ciphertexts with the sealed Statements; the Statement writer inserts them in
+the group commit that appends those Statements.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from cryptography.exceptions import InvalidTag
 
 from lrs.privacy import seal
 from lrs.privacy.master import MasterKey, PrivacyKeyError
+from lrs.store.sealed_identities import StoredCiphertexts
 
 __all__ = ["CHANGES_CHANNEL", "LearnerKeys", "Sealed"]
 
@@ -112,19 +115,6 @@ WITH made AS (
 )
 SELECT key_id FROM made UNION ALL SELECT key_id FROM privacy_key_id
 """
-# The ciphertexts of v3 sealed identities, content-addressed (the reference is
-# their SHA-256's first 16 bytes), written before the Statements naming them
-# are appended; like LOAD_OR_CREATE, without waiting for the WAL flush: the
-# Statements' own synchronous commit comes after and covers it.  A ciphertext
-# whose Statements were then refused stays, harmless: it opens nothing
-# without its key, and an erasure destroys that.
-INSERT_CIPHERTEXTS = """
-INSERT INTO sealed_identities (ref, ciphertext)
-SELECT r, c FROM unnest($1::bytea[], $2::bytea[]) AS u(r, c)
-WHERE set_config('synchronous_commit', 'off', true) IS NOT NULL
-ON CONFLICT DO NOTHING
-"""
-SELECT_CIPHERTEXTS = "SELECT ref, ciphertext FROM sealed_identities WHERE ref = ANY($1::bytea[])"
 SELECT_ANY_LEARNER_KEY = "SELECT EXISTS (SELECT 1 FROM learner_keys)"
 SELECT_ANY_KEY = "SELECT 1 FROM learner_keys WHERE tenant = $1 AND pseudonym = $2 LIMIT 1"
 
@@ -151,12 +141,18 @@ class Sealed(msgspec.Struct, frozen=True):
     """Statements and their authority as :meth:`LearnerKeys.seal_statements`
     sealed them: the cache's ``epoch`` then and every (pseudonym,
     generation) sealed under, which the writer checks when an erasure came
-    after that epoch (:class:`lrs.batching.AppendRequest`)."""
+    after that epoch (:class:`lrs.batching.AppendRequest`); and the v3
+    ciphertexts by reference that the Statements name and no request stored
+    before: the writer inserts them with the Statements.  ``forms``: the
+    sealed forms to reuse once they are committed (:meth:`LearnerKeys.stored`)."""
 
     statements: list[dict[str, Any]]
     authority: dict[str, Any]
     epoch: int
     refs: frozenset[tuple[str, int]]
+    ciphertexts: dict[bytes, bytes] = {}
+    forms: dict[tuple[str, bytes], tuple[str, str, int, str]] = {}
+    version: int = -1  # of the key cache when sealed (LearnerKeys._version)
 
 
 class LearnerKeys:
@@ -169,7 +165,7 @@ class LearnerKeys:
         # the ciphertext inside the Statement (as stores written before hold).
         self._references = references
         # v3 ciphertexts read, by reference (immutable: content-addressed).
-        self._ciphertexts: dict[bytes, bytes] = {}
+        self._ciphertexts = StoredCiphertexts(pool, capacity=capacity)
         self._master = master
         self._capacity = max(capacity, 1)
         # Few objects per identity for the garbage collector to walk: the live
@@ -189,10 +185,6 @@ class LearnerKeys:
         self._next: dict[str, tuple[set[str], asyncio.Future[dict[str, seal.SealKey]]]] = {}
         self._loading: dict[str, tuple[set[str], asyncio.Future[dict[str, seal.SealKey]]]] = {}
         self._loaders: dict[str, asyncio.Task[None]] = {}
-        # v3 ciphertexts to store next, and the future of that insert: the
-        # requests sealing at the same moment share one statement.
-        self._to_store: tuple[dict[bytes, bytes], asyncio.Future[None]] | None = None
-        self._storer: asyncio.Task[None] | None = None
 
     # -- pseudonyms ---------------------------------------------------------
 
@@ -436,11 +428,12 @@ class LearnerKeys:
         self, tenant: str, statements: list[dict[str, Any]], authority: dict[str, Any]
     ) -> Sealed:
         """The Statements and the authority with every identity sealed."""
-        epoch = self.epoch
+        epoch, version = self.epoch, self._version
         refs: set[tuple[str, int]] = set()
         cache = self._sealed if self.trust_cache else {}
         # v3 ciphertexts by reference, and the sealed forms that name them:
-        # cached only once the ciphertexts are stored.
+        # cached only once the ciphertexts are committed (stored()), so a
+        # form reused from the cache names a ciphertext already stored.
         pending: dict[bytes, bytes] = {}
         fresh: dict[tuple[str, bytes], tuple[str, str, int, str]] = {}
         compact_mark = seal._COMPACT_MARK
@@ -473,7 +466,7 @@ class LearnerKeys:
 
             sealed_authority = sealer(authority)
             return Sealed([seal.seal_statement(s, sealer) for s in statements], sealed_authority, epoch,
-                          frozenset(refs))
+                          frozenset(refs), pending, fresh, version)
 
         sealed = None
         if self.trust_cache:
@@ -489,56 +482,21 @@ class LearnerKeys:
             for statement in statements:
                 idents |= seal.identities(statement)
             sealed = sealed_with(await self.keys_for_writing(tenant, idents))
-        if pending:
-            await self._store_ciphertexts(pending)
-        if fresh:
-            if len(cache) + len(fresh) > self._capacity:
-                cache.clear()
-            cache.update(fresh)
         return sealed
 
-    async def _store_ciphertexts(self, ciphertexts: dict[bytes, bytes]) -> None:
-        """:data:`INSERT_CIPHERTEXTS`, one statement for the requests that
-        wait at the same moment (as :meth:`_load` does for keys)."""
-        if self._to_store is None:
-            self._to_store = ({}, asyncio.get_running_loop().create_future())
-        batch, done = self._to_store
-        batch.update(ciphertexts)
-        if self._storer is None:
-            self._storer = asyncio.create_task(self._store_waiting())
-        # A caller that goes away does not cancel what others wait for.
-        await asyncio.wait([done])
-        done.result()
-
-    async def _store_waiting(self) -> None:
-        try:
-            while self._to_store is not None:
-                (batch, done), self._to_store = self._to_store, None
-                try:
-                    # In one order for every process: concurrent inserts of the same rows then wait
-                    # for each other instead of deadlocking.
-                    refs = sorted(batch)
-                    await self._pool.execute(INSERT_CIPHERTEXTS, refs, [batch[ref] for ref in refs])
-                except BaseException as exc:
-                    done.set_exception(exc)
-                    done.exception()  # retrieved: a waiter that went away leaves no warning
-                    if isinstance(exc, asyncio.CancelledError):
-                        raise
-                else:
-                    done.set_result(None)
-        finally:
-            self._storer = None
+    def stored(self, sealed: Sealed) -> None:
+        """``sealed``'s Statements were committed, and with them its
+        ciphertexts: its sealed forms may be reused (a later request that
+        names an identity the same way then carries no ciphertext)."""
+        if sealed.forms and self.trust_cache and self._version == sealed.version:
+            cache = self._sealed
+            if len(cache) + len(sealed.forms) > self._capacity:
+                cache.clear()
+            cache.update(sealed.forms)
 
     async def _ciphertexts_of(self, references: set[bytes]) -> dict[bytes, bytes]:
         """The stored ciphertexts of v3 sealed identities, by reference."""
-        found = {ref: self._ciphertexts[ref] for ref in references if ref in self._ciphertexts}
-        missing = [ref for ref in references if ref not in found]
-        if missing:
-            if len(self._ciphertexts) + len(missing) > self._capacity:
-                self._ciphertexts.clear()
-            for row in await self._pool.fetch(SELECT_CIPHERTEXTS, missing):
-                found[row["ref"]] = self._ciphertexts[row["ref"]] = row["ciphertext"]
-        return found
+        return await self._ciphertexts.read(references)
 
     async def open_payloads(self, tenant: str, payloads: list[bytes]) -> list[bytes]:
         """Stored Statements with their identities opened (erased ones in

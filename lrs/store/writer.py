@@ -11,7 +11,8 @@ commits it in ONE transaction:
    fetch the touched statements committed after the noted head, if any
    (:func:`lrs.batching.merge_touched`);
 3. decide every request with the pure :func:`lrs.batching.plan_group`;
-4. COPY the new events and read-model rows, mark newly voided statements,
+4. COPY the new events and read-model rows and the new ciphertexts of
+   sealed identities they name (:mod:`lrs.store.sealed_identities`), mark newly voided statements,
    merge the Activity Definitions of senders holding ``define`` into the
    canonical ones (:func:`lrs.store.activities.write_definitions`), move the
    head; COMMIT (``synchronous_commit = on``);
@@ -29,7 +30,7 @@ import uuid
 from collections import defaultdict, deque
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import AsyncIterator, Callable, Sequence
+from typing import AsyncIterator, Callable, Mapping, Sequence
 
 import asyncpg
 import msgspec
@@ -55,6 +56,7 @@ from lrs.payload_codec import open_payload, store_payloads
 from lrs.store.activities import write_definitions
 from lrs.store.commit_notifications import LOG_CHANNEL
 from lrs.store.ids import TimeOrderedUuids
+from lrs.store.sealed_identities import INSERT_CIPHERTEXTS, ciphertext_columns
 from lrs.xapi.errors import XapiError
 from lrs.xapi.identity import authority_key
 
@@ -153,6 +155,12 @@ WITH new_events AS (
     WHERE left(k, 2) <> 'U:'
 ), new_head AS (
     UPDATE log_head SET position = $16, hash = $17, stored = $18 WHERE singleton
+), new_ciphertexts AS (
+    -- the ciphertexts the group's sealed Statements name, new to their
+    -- senders, in reference order (lrs.store.sealed_identities)
+    INSERT INTO sealed_identities (ref, ciphertext)
+    SELECT r, c FROM unnest($22::bytea[], $23::bytea[]) AS u(r, c)
+    ON CONFLICT DO NOTHING
 ), definitions_checkpoint AS (
     UPDATE activity_definitions_checkpoint SET position = GREATEST(position, $16)
     WHERE singleton AND $19::bool
@@ -165,6 +173,9 @@ SELECT CASE WHEN $20::bool THEN pg_notify('%s', $16::text) END
 # the order).  $20: other processes append to the log too, so the commit is
 # announced (lrs.store.commit_notifications; delivered at COMMIT).  Each was
 # a round trip of its own per group.  $21: each statement's 'U:' authority key.
+# $22, $23: the references and ciphertexts of sealed identities the group's
+# requests carry (AppendRequest.ciphertexts), so a Statement never commits
+# without the ciphertext it names: same statement, same transaction.
 
 # Groups of at least this many statements look up what they touch before
 # taking the head lock (see _write).
@@ -328,6 +339,7 @@ class StatementWriter:
         defines: bool = False,
         key_epoch: int | None = None,
         key_refs: frozenset[tuple[str, int]] = frozenset(),
+        ciphertexts: Mapping[bytes, bytes] = {},
     ) -> list[AppendResult]:
         """Append one request's statements; returns one result per statement,
         in order, after COMMIT.  Raises ConflictError (409) or XapiError (400)
@@ -336,7 +348,9 @@ class StatementWriter:
         accepted statements update the canonical ones in the same transaction.
         ``key_epoch``, ``key_refs``: sealed Statements (:class:`lrs.batching.AppendRequest`);
         raises :class:`KeyErasedMeanwhile` when one of those keys was destroyed
-        by an erasure after ``key_epoch``."""
+        by an erasure after ``key_epoch``.  ``ciphertexts``: the v3
+        ciphertexts by reference the sealed Statements name, committed with
+        them (:mod:`lrs.store.sealed_identities`)."""
         if self._closing or self._task is None:
             raise WriterClosedError("the statement writer is not running")
         if not statements:
@@ -347,7 +361,7 @@ class StatementWriter:
         # only for what does (positions, stored, hash chain).
         forms = tuple(statement_form(statement, _array_literal) for statement in statements)
         self._queue.append(
-            _Queued(AppendRequest(tenant, tuple(statements), forms, defines, key_epoch, key_refs), future)
+            _Queued(AppendRequest(tenant, tuple(statements), forms, defines, key_epoch, key_refs, ciphertexts), future)
         )
         self._queued_statements += len(statements)
         self._wakeup.set()
@@ -475,22 +489,26 @@ class StatementWriter:
                 now = self._clock()
                 if self._floor is not None and now <= self._floor:
                     now = self._floor + ONE_MICROSECOND
+                kept = [r for index, r in enumerate(requests) if index not in refused] if refused else requests
+                plan = plan_group(kept, existing, head, now, self._new_event_id)
                 if refused:
-                    kept = [r for index, r in enumerate(requests) if index not in refused]
-                    plan = plan_group(kept, existing, head, now, self._new_event_id)
                     outcomes = iter(plan.outcomes)
                     plan.outcomes = [
                         refused[index] if index in refused else next(outcomes) for index in range(len(requests))
                     ]
-                else:
-                    plan = plan_group(requests, existing, head, now, self._new_event_id)
+                refs, ciphertexts = ciphertext_columns(r.ciphertexts for r in kept if r.ciphertexts)
                 if plan.head is None:
-                    return plan  # nothing new: only duplicates and errors
+                    # Nothing new (only duplicates and errors); the senders
+                    # may still reuse the sealed forms naming these.
+                    if refs:
+                        await conn.execute(INSERT_CIPHERTEXTS, refs, ciphertexts)
+                    return plan
                 self._committing_min_stored = plan.new[0].event.stored
                 updates = _definition_updates(requests, plan)
                 # The relay of a shared log runs in another process: the statement wakes it at commit.
                 await conn.execute(
-                    INSERT_GROUP, *_group_columns(plan), bool(updates), self._shared_log, _authority_keys(plan)
+                    INSERT_GROUP, *_group_columns(plan), bool(updates), self._shared_log, _authority_keys(plan),
+                    refs, ciphertexts,
                 )
                 by_tenant: dict[str, list[uuid.UUID]] = defaultdict(list)
                 for tenant, statement_id in plan.newly_voided:

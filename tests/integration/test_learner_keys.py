@@ -19,7 +19,7 @@ from lrs.store import StatementWriter
 from lrs.store.erasure import erase_learner
 from lrs.store.learner_keys import LearnerKeys
 from lrs.store.reader import get_statement
-from lrs.store.writer import KeyErasedMeanwhile
+from lrs.store.writer import KeyErasedMeanwhile, WriterClosedError
 from tests.statements import new_id, statement
 
 TENANT = "default"
@@ -34,7 +34,10 @@ def body() -> dict:
 async def append(writer: StatementWriter, keyring: LearnerKeys, statements: list[dict]) -> list:
     sealed = await keyring.seal_statements(TENANT, statements, AUTHORITY)
     prepared = prepare_statements(sealed.statements, version="1.0.3", authority=sealed.authority, new_id=uuid.uuid4)
-    return await writer.append(TENANT, prepared, key_epoch=sealed.epoch, key_refs=sealed.refs)
+    results = await writer.append(TENANT, prepared, key_epoch=sealed.epoch, key_refs=sealed.refs,
+                                  ciphertexts=sealed.ciphertexts)
+    keyring.stored(sealed)
+    return results
 
 
 async def test_processes_asking_at_once_share_one_key_per_learner(pool: asyncpg.Pool) -> None:
@@ -183,6 +186,37 @@ async def test_statements_carry_a_reference_and_each_ciphertext_is_stored_once_b
     await erase_learner(pool, keyring, TENANT, LEARNER, reason="request 10", by="test")
     for payload in await LearnerKeys(pool, master).open_payloads(TENANT, stored):
         assert b"ana@example.com" not in payload and seal.ERASED_HOME.encode() in payload
+
+
+async def test_a_statement_commits_in_the_group_that_stores_its_ciphertexts(
+    pool: asyncpg.Pool, writer: StatementWriter
+) -> None:
+    """Sealing writes nothing: the new ciphertexts travel with the request
+    and the group commit that appends its Statements stores them.  A request
+    that was not committed leaves its sealed forms unused, so the next
+    request naming the learner the same way carries the ciphertexts again:
+    no Statement is ever committed naming a ciphertext that is not stored."""
+    keyring = LearnerKeys(pool, MasterKey(os.urandom(32)))
+    await keyring.load_epoch()
+    failed = await keyring.seal_statements(TENANT, [body()], AUTHORITY)
+    assert len(failed.ciphertexts) == 2  # the learner and the authority
+    prepared = prepare_statements(failed.statements, version="1.0.3", authority=failed.authority, new_id=uuid.uuid4)
+    with pytest.raises(WriterClosedError):  # e.g. the process shutting down
+        await StatementWriter(pool).append(TENANT, prepared, key_epoch=failed.epoch, key_refs=failed.refs,
+                                           ciphertexts=failed.ciphertexts)
+    assert await pool.fetchval("SELECT count(*) FROM sealed_identities") == 0  # nothing stored outside a group
+
+    second = body()
+    [result] = await append(writer, keyring, [second])
+    assert result.inserted
+    payload = await get_statement(pool, TENANT, uuid.UUID(second["id"]), voided=False)
+    named = seal.stored_references(seal.decode(payload))
+    assert len(named) == 2
+    assert named <= {bytes(r["ref"]) for r in await pool.fetch("SELECT ref FROM sealed_identities")}
+    # Committed now: the next request names the learner as this one did and carries nothing.
+    third = await keyring.seal_statements(TENANT, [body()], AUTHORITY)
+    assert third.ciphertexts == {}
+    assert seal.stored_references({**third.statements[0], "authority": third.authority}) == named
 
 
 async def test_requests_sealing_at_once_store_every_ciphertext_they_reference(

@@ -59,7 +59,9 @@ async def write_sealed(keys: LearnerKeys, writer: StatementWriter, *bodies: dict
     for body in bodies:  # as POST /xapi/statements stores them with sealing on
         sealed = await keys.seal_statements("default", [body], AUTHORITY)
         await writer.append("default", prepare_statements(sealed.statements, version="1.0.3",
-                                                          authority=sealed.authority, new_id=uuid.uuid4))
+                                                          authority=sealed.authority, new_id=uuid.uuid4),
+                            key_epoch=sealed.epoch, key_refs=sealed.refs, ciphertexts=sealed.ciphertexts)
+        keys.stored(sealed)
 
 
 def as_lms_account(body: dict[str, Any]) -> dict[str, Any]:
