@@ -285,11 +285,41 @@ LIMIT {{limit}}
 """
 
 
+# The statements/read/mine scope walks its authority's own Statements (the
+# index on (authority_key, position), schemas/postgres/0094_authority_position.sql)
+# when it has no more than this many in all, checking the query's filters on
+# each: at most this many rows read, however common the filters are.  An
+# authority with more walks the filters' index ranges as any query does and
+# checks the authority on each candidate, as many of them are its own.
+AUTHORITY_WALK_MAX = 2000
+# Whether the authority has no more than AUTHORITY_WALK_MAX Statements: a walk
+# of its index entries (ORDER BY position: no plan without that index keeps
+# to the authority's range, so none reads the table).
+AUTHORITY_HAS_FEW = f"""
+SELECT count(*) <= {AUTHORITY_WALK_MAX} FROM (
+    SELECT 1 FROM statements a WHERE a.authority_key = statement_key($1, $2::text)
+    ORDER BY a.position DESC LIMIT {AUTHORITY_WALK_MAX + 1}
+) AS a
+"""
+
+
+def _authority_walk(key: str) -> list[tuple[str, str]]:
+    """The walk of an authority's Statements in position order (:func:`_matches`):
+    without a tenant condition of its own (the key includes the tenant; the
+    candidate's row checks it), so that the tenant's position index is no plan."""
+    return [(f"statements a WHERE a.authority_key = statement_key($1, {key}::text)", "a.position")]
+
+
 def build_page_query(
     tenant: str, query: StatementQuery, after_position: int | None, limit: int,
-    authority: str | None = None,
+    authority: str | None = None, *, walk_authority: bool = True,
 ) -> tuple[str, list[Any]]:
-    """The SQL and parameters for one page (``limit`` + 1 rows, to see if more follow)."""
+    """The SQL and parameters for one page (``limit`` + 1 rows, to see if more follow).
+
+    With ``authority`` (statements/read/mine), a page without filters walks
+    the authority's Statements; with filters, it walks them too when
+    ``walk_authority`` (the authority has few, :data:`AUTHORITY_HAS_FEW`),
+    else the filters' index ranges."""
     params: list[Any] = [tenant]
 
     def bind(value: Any) -> str:
@@ -311,15 +341,30 @@ def build_page_query(
         bounds.append(f"{{p}} < {FIRST_STORED_AFTER.format(time=until)}")
         where.append(f"s.stored <= {until}::timestamptz")
     where += [b.format(p="s.position") for b in bounds]
+    authority_walk = None
     if authority is not None:
-        where.append(f"s.authority_key = statement_key($1, {bind(AUTHORITY_KEY + authority)}::text)")
+        key = bind(AUTHORITY_KEY + authority)
+        where.append(f"s.authority_key = statement_key($1, {key}::text)")
+        authority_walk = _authority_walk(key)
     direction = "ASC" if query.ascending else "DESC"
     if all(value is None for value in (query.agent, query.verb, query.activity, query.registration)):
+        if authority_walk is not None:
+            mine = _matches("s", authority_walk, bounds, " AND ".join(where), direction, str(int(limit) + 1))
+            return f"SELECT s.position, {_PAYLOAD} FROM ({mine}) AS s ORDER BY s.position {direction}", params
         sql = SELECT_PAGE.format(where=" AND ".join(where), direction=direction, limit=int(limit) + 1)
         return sql, params
-    walks = _walks(query, bind)
     targets = _filters(query, "t", params)
     ref = REF_MATCHES.format(max_depth=MAX_REF_DEPTH, target_filters=" AND ".join(targets))
+    if authority_walk is not None and walk_authority:
+        # The authority's few Statements, each checked against the filters
+        # itself or through its StatementRef chain: no walk of the filters'
+        # matches (those of a common filter are most of the tenant).
+        own = " AND ".join(_filters(query, "s", params))
+        mine = _matches("s", authority_walk, bounds,
+                        " AND ".join(where + [f"({own} OR s.statement_ref IS NOT NULL AND {ref})"]),
+                        direction, str(int(limit) + 1))
+        return f"SELECT s.position, {_PAYLOAD} FROM ({mine}) AS s ORDER BY s.position {direction}", params
+    walks = _walks(query, bind)
     # a walk's candidates hold to its filter already: not checked again on the row
     walked = None if walks is None else _walked(query)
     own_conditions = " AND ".join(where + _filters(query, "s", params, walked))
@@ -357,10 +402,15 @@ async def query_statements(
     checked = authority is not None or any(
         value is not None for value in (query.agent, query.verb, query.activity, query.registration)
     )
+    walk_authority = True
+    if authority is not None and any(
+        value is not None for value in (query.agent, query.verb, query.activity, query.registration)
+    ):
+        walk_authority = await pool.fetchval(AUTHORITY_HAS_FEW, tenant, AUTHORITY_KEY + authority)
     kept: list[tuple[int, bytes]] = []
     cursor = after_position
     while True:
-        sql, params = build_page_query(tenant, query, cursor, limit, authority)
+        sql, params = build_page_query(tenant, query, cursor, limit, authority, walk_authority=walk_authority)
         rows = await pool.fetch(sql, *params)
         for row in rows:
             payload = open_payload(row["payload"])
