@@ -148,7 +148,8 @@ def main(argv: list[str] | None = None) -> int:
                    "seconds": round(time.time() - started, 1), "loadavg": list(os.getloadavg())})
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     label = f"-{args.label}" if args.label else ""
-    out = ROOT / "bench" / "results" / f"mine-queries-authority-index-{result['statements'] // 1000}k{label}-{stamp}.json"
+    name = f"mine-queries-authority-index-{result['statements'] // 1000}k{label}-{stamp}.json"
+    out = ROOT / "bench" / "results" / name
     out.write_text(json.dumps(result, indent=1) + "\n")
     print(json.dumps(result))
     return 0
