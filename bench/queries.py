@@ -163,6 +163,32 @@ async def explain(pool: Any, name: str, make: Callable[[int], StatementQuery], p
         await conn.execute("RESET plan_cache_mode")
 
 
+def _plan_buffers(plan: dict) -> int:
+    """Shared buffers a plan touched (hit or read), its own and its subplans'
+    (the top node's counts include its children's)."""
+    return int(plan.get("Shared Hit Blocks", 0)) + int(plan.get("Shared Read Blocks", 0))
+
+
+async def buffers(pool: Any, make: Callable[[int], StatementQuery], paged: bool, args: argparse.Namespace) -> dict:
+    """Pages of shared buffers each query touches, as the service plans it
+    (generic plans): a cost that does not move with the machine's load."""
+    touched: list[int] = []
+    async with pool.acquire() as conn:
+        await conn.execute("SET plan_cache_mode = force_generic_plan")
+        try:
+            for i in range(args.queries):
+                query = make(i)
+                after = await _cursor(conn, query, args.page) if paged else None
+                sql, params = build_page_query(gen.TENANT, query, after, LIMIT)
+                plan = json.loads(await conn.fetchval("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + sql, *params))
+                touched.append(_plan_buffers(plan[0]["Plan"]))
+        finally:
+            await conn.execute("RESET plan_cache_mode")
+    touched.sort()
+    return {"buffers_p50": touched[len(touched) // 2], "buffers_p99": touched[min(len(touched) - 1, int(len(touched) * 0.99))],
+            "buffers_mean": round(statistics.mean(touched), 1)}
+
+
 async def run(url: str, args: argparse.Namespace) -> dict[str, Any]:
     pool = await create_pool(url, min_size=args.clients, max_size=args.clients)
     try:
@@ -192,6 +218,11 @@ async def run(url: str, args: argparse.Namespace) -> dict[str, Any]:
                 await explain(pool, name, make, name.startswith("paged"), args.page)
             return {}
         results: dict[str, Any] = {}
+        if args.buffers:
+            for name, make in chosen.items():
+                results[name] = await buffers(pool, make, name.startswith("paged"), args)
+                print(f"{name:34s} {results[name]}", file=sys.stderr, flush=True)
+            return {"statements": total, "buffers": results}
         for name, make in chosen.items():
             paged = name.startswith("paged")
             sequential = await time_filter(pool, make, paged, args, 1)
@@ -262,6 +293,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", action="append", help="only this filter (repeatable)")
     parser.add_argument("--analyze", action="store_true", help="ANALYZE statements first")
     parser.add_argument("--explain", action="store_true", help="print the plans instead of timing")
+    parser.add_argument("--buffers", action="store_true",
+                        help="count the shared buffers each page touches instead of timing (load-independent)")
     parser.add_argument("--without-statistics", action="store_true",
                         help="time the store as a bulk load leaves it before any ANALYZE (its column"
                              " statistics deleted, autovacuum off for the run); ANALYZE after")
