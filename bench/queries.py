@@ -150,8 +150,9 @@ async def time_filter(pool: Any, make: Callable[[int], StatementQuery], paged: b
     return {**_percentiles(samples), "mean_rows": round(statistics.mean(rows), 1)}
 
 
-async def explain(pool: Any, name: str, make: Callable[[int], StatementQuery], paged: bool, page: int) -> None:
-    query = make(7)
+async def explain(pool: Any, name: str, make: Callable[[int], StatementQuery], paged: bool, page: int,
+                  sample: int = 7) -> None:
+    query = make(sample)
     after = await _cursor(pool, query, page) if paged else None
     sql, params = build_page_query(gen.TENANT, query, after, LIMIT)
     async with pool.acquire() as conn:
@@ -184,9 +185,10 @@ async def buffers(pool: Any, make: Callable[[int], StatementQuery], paged: bool,
                 touched.append(_plan_buffers(plan[0]["Plan"]))
         finally:
             await conn.execute("RESET plan_cache_mode")
-    touched.sort()
-    return {"buffers_p50": touched[len(touched) // 2], "buffers_p99": touched[min(len(touched) - 1, int(len(touched) * 0.99))],
-            "buffers_mean": round(statistics.mean(touched), 1)}
+    ordered = sorted(touched)
+    worst = max(range(len(touched)), key=touched.__getitem__)
+    return {"buffers_p50": ordered[len(ordered) // 2], "buffers_p99": ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))],
+            "buffers_mean": round(statistics.mean(touched), 1), "worst_sample": worst}
 
 
 async def run(url: str, args: argparse.Namespace) -> dict[str, Any]:
@@ -215,7 +217,7 @@ async def run(url: str, args: argparse.Namespace) -> dict[str, Any]:
                           "average_column_bytes": column_bytes}), file=sys.stderr)
         if args.explain:
             for name, make in chosen.items():
-                await explain(pool, name, make, name.startswith("paged"), args.page)
+                await explain(pool, name, make, name.startswith("paged"), args.page, args.sample)
             return {}
         results: dict[str, Any] = {}
         if args.buffers:
@@ -293,6 +295,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", action="append", help="only this filter (repeatable)")
     parser.add_argument("--analyze", action="store_true", help="ANALYZE statements first")
     parser.add_argument("--explain", action="store_true", help="print the plans instead of timing")
+    parser.add_argument("--sample", type=int, default=7, help="the sample --explain shows (default: 7)")
     parser.add_argument("--buffers", action="store_true",
                         help="count the shared buffers each page touches instead of timing (load-independent)")
     parser.add_argument("--without-statistics", action="store_true",

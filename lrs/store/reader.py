@@ -292,25 +292,33 @@ def build_page_query(
     # bounds on the position, as templates on {p}: the read model's and a key walk's
     bounds = []
     where = ["s.tenant = $1", "NOT s.voided"]
+    # ``stored`` itself, checked on the rows of filtered pages; the position
+    # bounds already hold it (FIRST_STORED_AFTER)
+    times = []
     if after_position is not None:
         op = ">" if query.ascending else "<"
         bounds.append(f"{{p}} {op} {bind(after_position)}::bigint")
     if query.since is not None:
         since = bind(query.since)
         bounds.append(f"{{p}} >= {FIRST_STORED_AFTER.format(time=since)}")
-        where.append(f"s.stored > {since}::timestamptz")
+        times.append(f"s.stored > {since}::timestamptz")
     if query.until is not None:
         until = bind(query.until)
         bounds.append(f"{{p}} < {FIRST_STORED_AFTER.format(time=until)}")
-        where.append(f"s.stored <= {until}::timestamptz")
+        times.append(f"s.stored <= {until}::timestamptz")
     where += [b.format(p="s.position") for b in bounds]
     if authority is not None:
         where.append(f"s.filter_keys @> ARRAY[{bind(AUTHORITY_KEY + authority)}::text]")
     own = _filters(query, "s", params)
     direction = "ASC" if query.ascending else "DESC"
     if not own:
+        # By the position bounds alone: without statistics on ``stored`` (a
+        # store just loaded in bulk) the planner took the two time conditions
+        # for a handful of rows and collected and sorted the whole window
+        # (3,958 buffers against 579 at 1,000,000 statements, growing with it).
         sql = SELECT_PAGE.format(where=" AND ".join(where), direction=direction, limit=int(limit) + 1)
         return sql, params
+    where += times
     walks = _walks(query, bind)
     targets = _filters(query, "t", params)
     ref = REF_MATCHES.format(max_depth=MAX_REF_DEPTH, target_filters=" AND ".join(targets))
