@@ -198,6 +198,18 @@ def _candidates(walks: list[tuple[str, str]] | None, target_conditions: str, lim
     return f"SELECT 1 FROM ({ranges}) AS c LIMIT {limit}"
 
 
+def _window_entries(walks: list[tuple[str, str]] | None, bounds: list[str], within: str, limit: int) -> str:
+    """A SELECT of ``w``: the index entries of the walks from the page's
+    cursor to its last match (``edge.bound``, which each entry is ``within``);
+    without walks, the matches themselves (``limit``)."""
+    if walks is None:
+        return f"SELECT {limit} AS w"
+    ranges = " UNION ALL ".join(
+        f"SELECT 1 FROM {source}{''.join(f' AND {b.format(p=position)}' for b in bounds)}"
+        f" AND {position} {within} (SELECT bound FROM edge)" for source, position in walks)
+    return f"SELECT count(*) AS w FROM ({ranges}) AS e"
+
+
 def _seeds(walks: list[tuple[str, str]] | None, target_conditions: str) -> str:
     """The ids of all the matches, where ``reached`` starts (only when they are
     few): with walks, each match's id is looked up by position (kept apart
@@ -241,13 +253,19 @@ WITH direct AS MATERIALIZED (
     -- (voided ones and the authority are not told apart; the count only chooses the way)
     SELECT count(*) AS n FROM statements s, edge
     WHERE {{ref_window}} AND s.statement_ref IS NOT NULL AND s.position {{beyond}} edge.bound
+), window_entries AS MATERIALIZED (
+    -- the walks' index entries ``direct`` went through to fill the page
+    {{window_entries}}
 ), way AS MATERIALIZED (
-    -- walk back from the matches when there are no more of them than
-    -- referring statements in the window (their index entries, unchecked,
-    -- counted up to that many)
+    -- walk back from the matches when that costs less than checking the
+    -- window's referring statements (each about 9 buffers): walking back
+    -- checks every index entry of the walks (about 3 buffers) and follows
+    -- every match (about 6), and the share of entries that match is the
+    -- one ``direct`` met.  The entries are counted, unchecked, up to 3 n + 1.
     SELECT edge.bound IS NULL OR (
         SELECT count(*) FROM ({{few_targets}}) AS m
-    ) <= (SELECT n FROM window_refs) AS back
+    ) * (1 + 2 * {{limit}}::float8 / greatest((SELECT w FROM window_entries), {{limit}}))
+      <= 3 * (SELECT n FROM window_refs) AS back
     FROM edge
 ), referring AS (
     SELECT s.position FROM statements s
@@ -327,7 +345,8 @@ def build_page_query(
     sql = SELECT_FILTERED_PAGE.format(
         where=" AND ".join(where), own=" AND ".join(own), targets=" AND ".join(targets), ref=ref,
         direct=_matches("s", walks, bounds, own_conditions, direction, str(int(limit) + 1)),
-        few_targets=_candidates(walks, target_conditions, "(SELECT n + 1 FROM window_refs)"),
+        few_targets=_candidates(walks, target_conditions, "(SELECT 3 * n + 1 FROM window_refs)"),
+        window_entries=_window_entries(walks, bounds, "<=" if query.ascending else ">=", int(limit) + 1),
         ref_window=" AND ".join(["s.tenant = $1"] + [b.format(p="s.position") for b in bounds]),
         seeds=_seeds(walks, target_conditions),
         direction=direction, limit=int(limit) + 1,
