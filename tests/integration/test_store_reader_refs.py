@@ -54,7 +54,7 @@ def reference_query(query: StatementQuery, after: int | None, limit: int) -> tup
         targets = _filters(query, "t", params)
         ref = REF_MATCHES.format(max_depth=MAX_REF_DEPTH, target_filters=" AND ".join(targets))
         where.append(f"(({' AND '.join(own)}) OR (s.statement_ref IS NOT NULL AND {ref}))")
-    sql = SELECT_PAGE.format(where=" AND ".join(where), direction="ASC" if query.ascending else "DESC",
+    sql = SELECT_PAGE.format(times="", where=" AND ".join(where), direction="ASC" if query.ascending else "DESC",
                              limit=limit + 1)
     return sql, params
 
