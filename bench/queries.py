@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import asyncpg
+import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -138,16 +139,23 @@ async def time_filter(pool: Any, make: Callable[[int], StatementQuery], paged: b
     rows: list[int] = []
     samples: list[float] = []
 
+    cpu: dict[str, float] = {}
+
     async def client(k: int) -> None:
         async with pool.acquire() as conn:
+            backend = psutil.Process(await conn.fetchval("SELECT pg_backend_pid()")) if clients == 1 else None
+            own0, server0 = time.process_time(), sum(backend.cpu_times()[:2]) if backend else 0.0
             for query, after in work[k::clients]:
                 t0 = time.perf_counter()
                 bodies, _, _ = await query_statements(conn, gen.TENANT, query, after_position=after, limit=LIMIT)
                 samples.append(time.perf_counter() - t0)
                 rows.append(len(bodies))
+            if backend:  # CPU per page, which the machine's load does not inflate as it does wall time
+                cpu["client_cpu_ms"] = round((time.process_time() - own0) * 1000 / len(samples), 2)
+                cpu["postgres_cpu_ms"] = round((sum(backend.cpu_times()[:2]) - server0) * 1000 / len(samples), 2)
 
     await asyncio.gather(*(client(k) for k in range(clients)))
-    return {**_percentiles(samples), "mean_rows": round(statistics.mean(rows), 1)}
+    return {**_percentiles(samples), "mean_rows": round(statistics.mean(rows), 1), **cpu}
 
 
 async def explain(pool: Any, name: str, make: Callable[[int], StatementQuery], paged: bool, page: int,
@@ -230,7 +238,8 @@ async def run(url: str, args: argparse.Namespace) -> dict[str, Any]:
             sequential = await time_filter(pool, make, paged, args, 1)
             concurrent = await time_filter(pool, make, paged, args, args.clients)
             results[name] = {"sequential": sequential, f"clients_{args.clients}": concurrent}
-            print(f"{name:34s} seq p50 {sequential['p50_ms']:7.2f} p99 {sequential['p99_ms']:7.2f}   "
+            print(f"{name:34s} seq p50 {sequential['p50_ms']:7.2f} p99 {sequential['p99_ms']:7.2f} "
+                  f"cpu {sequential['client_cpu_ms'] + sequential['postgres_cpu_ms']:5.2f}   "
                   f"{args.clients} clients p50 {concurrent['p50_ms']:7.2f} p99 {concurrent['p99_ms']:7.2f}   "
                   f"rows {sequential['mean_rows']}", file=sys.stderr, flush=True)
         return {"statements": total, "relation_bytes": sizes,
