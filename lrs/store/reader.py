@@ -62,20 +62,21 @@ FIRST_STORED_AFTER = """(
 # Depth cap on StatementRef chains: ids are client-chosen, so chains may loop.
 MAX_REF_DEPTH = 10
 REF_MATCHES = """EXISTS (
-    WITH RECURSIVE chain(id, depth) AS (
-        SELECT s.statement_ref, 1
-        UNION ALL
-        SELECT t.statement_ref, c.depth + 1
-        FROM chain c, LATERAL (
-            SELECT t.statement_ref FROM statements t
-            WHERE t.tenant = $1 AND t.statement_id = c.id AND t.statement_ref IS NOT NULL OFFSET 0
+    -- each statement of the chain looked up once by its id (OFFSET 0: never
+    -- by the filters over the tenant), telling both whether it matches and
+    -- where the chain goes next; the walk stops at the first match
+    WITH RECURSIVE chain(next, depth, hit) AS (
+        SELECT t.statement_ref, 1, {target_filters} FROM (
+            SELECT t.* FROM statements t WHERE t.tenant = $1 AND t.statement_id = s.statement_ref OFFSET 0
         ) AS t
-        WHERE c.depth < {max_depth}
+        UNION ALL
+        SELECT t.statement_ref, c.depth + 1, {target_filters}
+        FROM chain c, LATERAL (
+            SELECT t.* FROM statements t WHERE t.tenant = $1 AND t.statement_id = c.next OFFSET 0
+        ) AS t
+        WHERE c.depth < {max_depth} AND NOT c.hit AND c.next IS NOT NULL
     )
-    -- each target by its id (OFFSET 0: never by the filters over the tenant)
-    SELECT 1 FROM chain c, LATERAL (
-        SELECT 1 FROM statements t WHERE t.tenant = $1 AND t.statement_id = c.id AND {target_filters} OFFSET 0
-    ) AS m
+    SELECT 1 FROM chain c WHERE c.hit
 )"""
 
 Pool = asyncpg.Pool | asyncpg.Connection
