@@ -259,14 +259,14 @@ WITH {{times}}direct AS MATERIALIZED (
     {{window_entries}}
 ), way AS MATERIALIZED (
     -- walk back from the matches when that costs less than checking the
-    -- window's referring statements (each about 9 buffers): walking back
+    -- window's referring statements (each about 6 buffers): walking back
     -- checks every index entry of the walks (about 3 buffers) and follows
     -- every match (about 6), and the share of entries that match is the
     -- one ``direct`` met.  The entries are counted, unchecked, up to 3 n + 1.
     SELECT edge.bound IS NULL OR (
         SELECT count(*) FROM ({{few_targets}}) AS m
     ) * (1 + 2 * {{limit}}::float8 / greatest((SELECT w FROM window_entries), {{limit}}))
-      <= 3 * (SELECT n FROM window_refs) AS back
+      <= 2 * (SELECT n FROM window_refs) AS back
     FROM edge
 ), referring AS (
     SELECT s.position FROM statements s
