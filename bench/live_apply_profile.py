@@ -2,6 +2,7 @@
 
 Empties the competency projection of a log that ``bench/projection_ab.py``
 filled (same ``--data-dir``), then applies the first ``--events`` events
+(after the first ``--warm`` ones, applied unmeasured)
 the way a runner does (``BatchApplier.apply_batch`` in batches of
 ``--batch``, each one transaction with the checkpoint), with every event
 carrying its relayed message's claim (``lrs.event_contract.RelayedEvent``)
@@ -77,7 +78,7 @@ def time_statements() -> dict[str, list[float]]:
     return spent
 
 
-async def run(database_url: str, postmaster: int, events: int, batch: int, profile: int) -> dict:
+async def run(database_url: str, postmaster: int, events: int, batch: int, profile: int, warm: int = 0) -> dict:
     from lrs.store.pool import create_pool
     from projections.applying import BatchApplier
     from projections.checkpoints import CheckpointStore
@@ -95,7 +96,9 @@ async def run(database_url: str, postmaster: int, events: int, batch: int, profi
             await checkpoints.advance(conn, 0)
             await conn.execute("DELETE FROM projection_parked WHERE name = 'competency'")
         async with pool.acquire() as conn:
-            batches = [await _claimed_events(conn, start, batch) for start in range(0, events, batch)]
+            for start in range(0, warm, 5000):  # unmeasured: the learners' states grow to their later size
+                await applier.apply_batch(await _claimed_events(conn, start, min(5000, warm - start)))
+            batches = [await _claimed_events(conn, start, batch) for start in range(warm, warm + events, batch)]
         profiler = cProfile.Profile() if profile else None
         spent = time_statements() if os.environ.get("STATEMENTS") else None
         if os.environ.get("NO_GC"):
@@ -110,7 +113,7 @@ async def run(database_url: str, postmaster: int, events: int, batch: int, profi
             profiler.disable()
         wall, cpu, pg_cpu = time.monotonic() - wall, time.process_time() - cpu, tree_cpu_s(postmaster) - pg_cpu
         out = {
-            "events": events, "batch": batch, "seconds": round(wall, 3), "events_per_s": round(events / wall),
+            "events": events, "batch": batch, "after_unmeasured_events": warm, "seconds": round(wall, 3), "events_per_s": round(events / wall),
             "python_cpu_us_per_event": round(cpu / events * 1e6, 2),
             "postgres_cpu_us_per_event": round(pg_cpu / events * 1e6, 2),
         }
@@ -135,7 +138,7 @@ async def main_async(args: argparse.Namespace) -> list[dict]:
     try:
         for mix in args.mix:
             url = pg.url_for(f"replay_{mix.replace('-', '_')}_{args.log_events}")
-            result = await run(url, pg.pid, args.events, args.batch, args.cprofile)
+            result = await run(url, pg.pid, args.events, args.batch, args.cprofile, args.warm)
             result["mix"] = mix
             result["loadavg"] = [round(x, 2) for x in os.getloadavg()]
             results.append(result)
@@ -150,6 +153,9 @@ def main() -> int:
     parser.add_argument("--log-events", type=int, default=100_000, help="the filled log's length (its database name)")
     parser.add_argument("--events", type=int, default=30_000)
     parser.add_argument("--batch", type=int, default=1000)
+    parser.add_argument("--warm", type=int, default=0, metavar="N",
+                        help="apply the first N events unmeasured first, so the measured batches meet learners "
+                             "with the states of a longer log (default: 0)")
     parser.add_argument("--mix", action="append", choices=sorted(MIXES))
     parser.add_argument("--cprofile", type=int, default=0, metavar="N")
     args = parser.parse_args()

@@ -3,7 +3,8 @@
 Replays logs that ``bench/projection_ab.py`` filled (same ``--data-dir``) in
 this process, with each phase of ``projections.replay.replay`` and of the
 competency rebuild timed (wall seconds; CPU of this process; CPU of
-PostgreSQL's processes, by psutil), and optionally under cProfile
+PostgreSQL's processes, by psutil; CPU of the forked read and fold workers,
+counted when they have ended), and optionally under cProfile
 (``--cprofile N``: the N functions with most own time).  Runs with the code
 of the checkout it lives in.
 
@@ -19,6 +20,7 @@ import io
 import json
 import os
 import pstats
+import resource
 import sys
 import time
 from pathlib import Path
@@ -40,13 +42,15 @@ class Phases:
         self.rows: dict[str, list[float]] = {}
         self.started = self._now()
 
-    def _now(self) -> tuple[float, float, float]:
-        return time.monotonic(), time.process_time(), tree_cpu_s(self.postmaster)
+    def _now(self) -> tuple[float, float, float, float]:
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)  # forked workers, once waited for
+        return (time.monotonic(), time.process_time(), tree_cpu_s(self.postmaster),
+                children.ru_utime + children.ru_stime)
 
     def mark(self, name: str) -> None:
         now = self._now()
-        row = self.rows.setdefault(name, [0.0, 0.0, 0.0])
-        for i in range(3):
+        row = self.rows.setdefault(name, [0.0, 0.0, 0.0, 0.0])
+        for i in range(4):
             row[i] += now[i] - self.started[i]
         self.started = now
 
@@ -107,8 +111,13 @@ async def run(database_url: str, postmaster: int, profile: int) -> dict:
         seconds = time.monotonic() - started
         out: dict[str, Any] = {
             "events": events, "seconds": round(seconds, 3), "events_per_s": round(events / seconds),
-            "phases_us_per_event (wall, python cpu, postgres cpu)": {
+            "phases_us_per_event (wall, python cpu, postgres cpu, worker cpu)": {
                 name: [round(v / events * 1e6, 2) for v in row] for name, row in phases.rows.items()
+            },
+            "cpu_us_per_event": {
+                "python": round(sum(r[1] for r in phases.rows.values()) / events * 1e6, 2),
+                "workers": round(sum(r[3] for r in phases.rows.values()) / events * 1e6, 2),
+                "postgres": round(sum(r[2] for r in phases.rows.values()) / events * 1e6, 2),
             },
             "digest": await digest(pool),
         }

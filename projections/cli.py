@@ -80,7 +80,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     )
     project.add_argument(
         "--batch-size", type=int, default=1000,
-        help="messages per fetch, applied in one transaction when behind (default: 1000, the consumer's max_ack_pending)",
+        help="messages per fetch, applied in one transaction (default: 1000)",
+    )
+    project.add_argument(
+        "--max-batch-size", type=int, default=5000,
+        help="when behind, each full fetch is followed by one twice as large, up to this "
+        "(or --batch-size, if larger; default: 5000, the consumer's max_ack_pending)",
     )
     project.add_argument(
         "--batch-interval", type=float, default=0.1, metavar="SECONDS",
@@ -313,7 +318,8 @@ async def _run_projection(settings: object, catalog: Catalog, args: argparse.Nam
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, stop.set)
             try:
-                await runner.run(nats_url, stop, batch_size=args.batch_size, batch_interval=args.batch_interval)
+                await runner.run(nats_url, stop, batch_size=args.batch_size, batch_interval=args.batch_interval,
+                                 max_batch_size=args.max_batch_size)
             except ProjectionOutdated as exc:
                 print(f"lrs project: {exc}", file=sys.stderr)
                 return 1
@@ -353,10 +359,23 @@ def _replay(args: argparse.Namespace) -> int:
                         batch_size=args.batch_size, progress=progress,
                         connect=lambda: connect(url, application_name="lrs-replay"),
                     )
-                print(f"replayed {args.projection} through position {position}; digest {await digest(pool)}")
+                replayed_digest = await digest(pool)
+        # The result last, once the database (an embedded one logs its stop) is closed, as every command does.
+        print(f"replayed {args.projection} through position {position}; digest {replayed_digest}")
         return 0
 
     return run_async(main)
+
+
+def placement_report(result: Any) -> str:
+    """Where the learners of a roster load went: joined (in no unit before),
+    changed unit, left (in none now)."""
+    return (f"{result.joined} {_learners(result.joined)} joined a unit, {result.moved} changed unit, "
+            f"{result.left} left their unit")
+
+
+def _learners(count: int) -> str:
+    return "learner" if count == 1 else "learners"
 
 
 def _roster_load(args: argparse.Namespace) -> int:
@@ -404,8 +423,8 @@ def _roster_load(args: argparse.Namespace) -> int:
                 print(f"invalid roster:\n{exc}", file=sys.stderr)
                 return 1
         print(
-            f"loaded {result.units} units and {result.memberships} memberships of {result.learners} learners "
-            f"for tenant {args.tenant}; {result.moved} learners changed unit"
+            f"loaded {result.units} units and {result.memberships} memberships of {result.learners} {_learners(result.learners)} "
+            f"for tenant {args.tenant}; {placement_report(result)}"
         )
         return 0
 

@@ -103,6 +103,13 @@ class CompetencyConsole:
         view = await queries.trail_view(pool, catalog, tenant, stored, competency)
         return None if view is None else await shown_view(config, pool, tenant, view, learner, stored)
 
+    async def trail_evidence(
+        self, pool: asyncpg.Pool, catalog: Any, tenant: str, learner: str, competency: str, *, config: Mapping[Any, Any]
+    ) -> list[dict[str, Any]]:
+        stored = stored_learner(config.get(LEARNER_KEYS), tenant, learner)
+        view = await queries.trail_view(pool, catalog, tenant, stored, competency)
+        return [] if view is None else view["evidence"]
+
     # -- operations page ----------------------------------------------------------
 
     async def position_at(self, conn: asyncpg.Connection, moment: datetime) -> int:

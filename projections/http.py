@@ -50,7 +50,7 @@ from projections.competency.unit_views import unit_tree
 from projections.contract import Projection
 from projections.supervisor import Freshness, ObservedProjection, Supervisor, observed_freshness
 from projections.units import store as units
-from projections.units.display import DisplayIds, Shown
+from projections.units.display import DisplayIds, Shown, learner_view_keys, shown_learner_view
 from projections.units.roster import RosterError, parse_csv, parse_json, parse_learner
 
 log = structlog.get_logger("lrs.projections")
@@ -233,22 +233,10 @@ async def shown_learners(config: Any, pool: Any, tenant: str, learners: Any) -> 
 
 
 async def shown_view(config: Any, pool: Any, tenant: str, view: dict[str, Any], asked: str, stored: str) -> dict[str, Any]:
-    """A learner or trail view for ``asked`` (read by its key ``stored``) as shown."""
-    by_key = asked == stored or asked.startswith("account:https://lrs.invalid/")  # named by its key: show the identifier
-    shown = await shown_learners(config, pool, tenant, [stored]) if by_key else {}
-    return as_asked(view, asked, stored, shown)
-
-
-def as_asked(view: dict[str, Any], asked: str, stored: str, shown: dict[str, Shown]) -> dict[str, Any]:
-    """``learner`` is the identifier the caller named (or, named by its
-    pseudonym key, the identifier the roster holds); ``key`` the projection's."""
-    who = shown.get(stored)
-    if who is not None:
-        view.update(who.json())
-    else:
-        view["learner"] = asked
-        view["key"] = stored
-    return view
+    """A learner or trail view for ``asked`` (read by its key ``stored``)
+    with every learner it names shown (display.shown_learner_view)."""
+    shown = await shown_learners(config, pool, tenant, learner_view_keys(view, stored))
+    return shown_learner_view(view, asked, stored, shown)
 
 
 async def get_learner(request: web.Request) -> web.Response:
@@ -482,7 +470,9 @@ async def post_roster(request: web.Request) -> web.Response:
         "units": result.units,
         "memberships": result.memberships,
         "learners": result.learners,
+        "joined": result.joined,
         "moved": result.moved,
+        "left": result.left,
         "roster_as_of": result.counted_at.isoformat(),
         "position": result.position,
     })
@@ -524,9 +514,13 @@ async def post_identities(request: web.Request) -> web.Response:
         error = XapiError(409, str(exc), "$.identifiers")
         error.logged = str(XapiError(409, exc.logged, "$.identifiers"))
         raise error from None
-    linked = await identities.identifiers_of(request.config_dict[keys.POOL], tenant, change.person)
-    # Sealed (docs/privacy.md): the links hold pseudonym keys; those the body gave are answered in clear.
+    pool = request.config_dict[keys.POOL]
+    linked = await identities.identifiers_of(pool, tenant, change.person)
+    # Sealed (docs/privacy.md): the links hold pseudonym keys; those the body gave are answered in clear,
+    # those linked before as officials see them (null once erased).
     clear = {v: k for k, v in change.refs.keys.items()} if change.refs is not None else {}
+    earlier = await shown_learners(request.config_dict, pool, tenant, [i for i in linked if i not in clear])
+    clear.update({key: who.identifier for key, who in earlier.items()})
     return _answer({
         "op": op, "person": person, "changed": [clear.get(i, i) for i in change.identifiers],
         "identifiers": [person, *(clear.get(i, i) for i in linked)],

@@ -40,6 +40,11 @@ class Pulling:
     on_batch: Callable[[BatchOutcome], None] | None
     batch_interval: float
     stalled_after: float = 15.0
+    # Behind (each fetch came back full), the next fetch asks for twice as
+    # many, up to this: a transaction's fixed cost (a dozen statements, a
+    # commit) is shared by more events, and a learner that several of them
+    # concern is folded and written once (bench/live_apply_profile.py).
+    max_batch_size: int = 0  # 0: batch_size
 
 
 class ClientStalled(Exception):
@@ -110,6 +115,8 @@ async def _pull_batches(
 ) -> None:
     name = applier.name
     batch_size, retry_delay = pulling.batch_size, pulling.retry_delay
+    largest = max(batch_size, pulling.max_batch_size)
+    asking = batch_size
     loop = asyncio.get_running_loop()
     next_fetch = 0.0
     disconnected_since: float | None = None
@@ -126,7 +133,7 @@ async def _pull_batches(
             if stop.is_set():
                 break
         try:
-            messages = await pull.fetch(batch_size, timeout=pulling.fetch_timeout)
+            messages = await pull.fetch(asking, timeout=pulling.fetch_timeout)
         except PullRefused as exc:  # the consumer is gone, or JetStream is not there yet
             log.warning("projection.fetch_refused", projection=name, error=str(exc))
             await sleep_or_stop(stop, retry_delay)
@@ -140,10 +147,17 @@ async def _pull_batches(
             continue
         outcome = await _handle(applier, pull, messages, retry_delay)
         next_fetch = loop.time() + pulling.batch_interval if len(messages) < batch_size else 0.0
+        asking = next_batch_size(asking, len(messages), batch_size, largest)
         if outcome is None:
             await sleep_or_stop(stop, retry_delay)
         elif pulling.on_batch is not None:
             pulling.on_batch(outcome)
+
+
+def next_batch_size(asked: int, got: int, batch_size: int, largest: int) -> int:
+    """How many messages to fetch next: twice as many (up to ``largest``)
+    after a fetch that came back full, ``batch_size`` after one that did not."""
+    return min(asked * 2, largest) if got >= asked else batch_size
 
 
 async def _ensure_consumer(name: str, js: nats.js.JetStreamContext, durable: str, stop: asyncio.Event) -> None:

@@ -43,6 +43,7 @@ FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid
 LEFT JOIN pg_constraint c ON c.conindid = x.indexrelid AND c.conrelid = x.indrelid
 WHERE x.indrelid = $1::regclass ORDER BY i.relname
 """
+SELECT_STORAGE_PARAMETERS = "SELECT reloptions FROM pg_class WHERE oid = $1::regclass"
 # Replay reads only what a projection folds, a page at a time.
 SELECT_LOG_PAGE = """
 SELECT position, tenant, event_type, payload FROM events WHERE position > $1 AND position <= $2
@@ -89,6 +90,10 @@ async def replay(
         indexes = "EXCLUDING INDEXES" if bulk else ""
         for table in projection.tables:
             await conn.execute(f'CREATE TABLE "{scratch}".{table} (LIKE public.{table} INCLUDING ALL {indexes})')
+            # LIKE copies no storage parameters (toast_tuple_target, fillfactor...)
+            options = await conn.fetchval(SELECT_STORAGE_PARAMETERS, f"public.{table}")
+            if options:
+                await conn.execute(f'ALTER TABLE "{scratch}".{table} SET ({", ".join(options)})')
         # The scratch schema shadows the live tables for this connection only.
         await conn.execute(f"SET search_path TO \"{scratch}\", public")
         try:
@@ -97,7 +102,10 @@ async def replay(
                 # Not in a transaction: the scratch tables are this replay's
                 # alone (a failed one leaves them to the next to drop), and
                 # other connections write to them and index them.
-                position, failed = await projection.rebuild(conn, _log_pages(conn, total, batch_size, progress), connect=connect)
+                position, failed = await projection.rebuild(
+                    conn, _log_pages(conn, total, batch_size, progress, opened=not projection.rebuild_reads_stored),
+                    connect=connect,
+                )
                 await _copy_indexes(conn, projection.tables, scratch, connect)
             else:
                 position = await _replay_in_batches(conn, applier, batch_size, total, progress)
@@ -221,15 +229,23 @@ async def _replay_in_batches(
 
 
 async def _log_pages(
-    conn: asyncpg.Connection, total: int, page_size: int, progress: Callable[[int, int], None] | None
+    conn: asyncpg.Connection,
+    total: int,
+    page_size: int,
+    progress: Callable[[int, int], None] | None,
+    *,
+    opened: bool = True,
 ) -> AsyncIterator[list[tuple[int, str, str, bytes]]]:
     """The log up to ``total`` in pages of (position, tenant, event type,
-    payload); the next page is read while the caller folds this one."""
+    payload: its canonical JSON, or as stored when not ``opened``); the next
+    page is read while the caller folds this one."""
     position = 0
 
     async def fetch(after: int) -> list[tuple[int, str, str, bytes]]:
         rows = await conn.fetch(SELECT_LOG_PAGE, after, total, page_size)
-        return [(row[0], row[1], row[2], open_payload(row[3])) for row in rows]
+        if opened:
+            return [(row[0], row[1], row[2], open_payload(row[3])) for row in rows]
+        return [(row[0], row[1], row[2], row[3]) for row in rows]
 
     upcoming: asyncio.Future[list[tuple[int, str, str, bytes]]] | None = asyncio.ensure_future(fetch(0))
     try:

@@ -110,6 +110,7 @@ class ProjectionRunner:
         on_batch: Callable[[BatchOutcome], None] | None = None,
         batch_interval: float = 0.1,
         stalled_after: float = 15.0,
+        max_batch_size: int = 5000,
     ) -> None:
         """Consume until ``stop`` is set, with a durable pull consumer named
         ``projection-<name>`` on the LRS_EVENTS stream.  One runner per
@@ -120,11 +121,15 @@ class ProjectionRunner:
         commit a transaction for every few events, and the fixed cost of each
         (a dozen statements, a commit) then outweighs the events' own.  The
         pause bounds the transactions per second and adds at most its length
-        to the lag; a full batch (a backlog) is followed by the next at once.
+        to the lag; a full batch (a backlog) is followed by the next at once,
+        twice as large, up to ``max_batch_size`` (the consumer's
+        max_ack_pending bounds it too).
 
         A NATS connection that has been down for ``stalled_after`` seconds is
         replaced by a new one (see jetstream_loop.ClientStalled)."""
-        pulling = jetstream_loop.Pulling(batch_size, fetch_timeout, retry_delay, on_batch, batch_interval, stalled_after)
+        pulling = jetstream_loop.Pulling(
+            batch_size, fetch_timeout, retry_delay, on_batch, batch_interval, stalled_after, max_batch_size
+        )
         await jetstream_loop.consume(self.applier, nats_url, stop, pulling, while_leading=self._serve_retry_requests)
 
     def _serve_retry_requests(self, lock_conn: asyncpg.Connection) -> Callable[[], Awaitable[None]]:

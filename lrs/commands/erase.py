@@ -26,7 +26,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                          help='the learner as an xAPI Agent in JSON, e.g. \'{"mbox": "mailto:lan@example.org"}\'')
     learner.add_argument("--tenant", required=True, help="the tenant whose records are erased")
     learner.add_argument("--reason", required=True,
-                         help="why (kept in the log; must not name the learner), e.g. 'request 2026-117'")
+                         help="why (kept in the log for good: no word of the learner's name or identifier), "
+                         "e.g. 'request 2026-117'")
     learner.set_defaults(handler=_learner)
 
 

@@ -100,6 +100,7 @@ MESSAGES: dict[str, dict[str, str]] = {
     "learners": {"en": "Learners", "vi": "Học viên"},
     "learner": {"en": "Learner", "vi": "Học viên"},
     "erased": {"en": "(erased)", "vi": "(đã xoá)"},
+    "linked_identifiers": {"en": "Also known as", "vi": "Định danh liên kết"},
     "status": {"en": "Status", "vi": "Trạng thái"},
     "status_certified": {"en": "certified", "vi": "đã đạt"},
     "status_in_progress": {"en": "in progress", "vi": "đang học"},

@@ -232,8 +232,10 @@ async def learner_page(request: web.Request) -> web.StreamResponse:
     if view is not None:
         wanted = {sid for c in view["certifications"] for sid in c["statement_ids"]}
         for competency in sorted({m for c in view["certifications"] for m in c["met"]}):
-            trail = await competency_pages.trail_view(pool, catalog, tenant, learner, competency, config=request.config_dict)
-            for item in (trail or {}).get("evidence", []):
+            evidence_of = await competency_pages.trail_evidence(
+                pool, catalog, tenant, learner, competency, config=request.config_dict
+            )
+            for item in evidence_of:
                 if item["statement_id"] in wanted:
                     evidence.setdefault(item["statement_id"], []).append({**item, "competency": competency})
     return render(

@@ -81,6 +81,13 @@ class CompetencyPages(Protocol):
         self, pool: Any, catalog: Any, tenant: str, learner: str, competency: str, *, config: Mapping[Any, Any]
     ) -> dict[str, Any] | None: ...
 
+    async def trail_evidence(
+        self, pool: Any, catalog: Any, tenant: str, learner: str, competency: str, *, config: Mapping[Any, Any]
+    ) -> list[dict[str, Any]]:
+        """The trail's ``evidence`` alone (the learner page lists it under each
+        certification): the learner is not looked up to be shown again."""
+        ...
+
 
 class ProjectionOperations(Protocol):
     """The projection's state and its parked events, for the operations page."""

@@ -53,6 +53,7 @@ __all__ = [
     "ERASED_HOME",
     "PSEUDONYM_HOME",
     "SealKey",
+    "agent_named",
     "identifier",
     "identities",
     "is_sealed_payload",
@@ -371,6 +372,37 @@ def open_statement(statement: dict[str, Any], ciphers: Ciphers, tenant: str) -> 
         if isinstance(agent, dict):
             container[name] = open_agent(agent, ciphers, tenant)
     return opened
+
+
+def agent_named(statement: dict[str, Any], pseudonym_: str, pseudonym_of: Callable[[str], str]) -> tuple[dict[str, Any] | None, bool]:
+    """In an *opened* Statement (:func:`open_statement`), the Agent or
+    identified Group whose IFI has the pseudonym ``pseudonym_``
+    (``pseudonym_of``: IFI key -> pseudonym), and whether the Statement holds
+    that identity in the erased form instead."""
+    erased = False
+
+    def visit(agent: Any) -> dict[str, Any] | None:
+        nonlocal erased
+        if not isinstance(agent, dict):
+            return None
+        account = agent.get("account")
+        if isinstance(account, dict) and account.get("homePage") == ERASED_HOME:
+            erased = erased or account.get("name") == pseudonym_
+        else:
+            key = ifi_key(agent)  # type: ignore[arg-type]
+            if key is not None and pseudonym_of(key) == pseudonym_:
+                return agent
+        for member in agent.get("member", ()):
+            found = visit(member)
+            if found is not None:
+                return found
+        return None
+
+    for container, name in _agent_slots(statement):
+        found = visit(container.get(name))
+        if found is not None:
+            return found, False
+    return None, erased
 
 
 def decode(payload: bytes) -> dict[str, Any]:

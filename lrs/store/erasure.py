@@ -26,21 +26,24 @@ Hashes cover the ciphertext, so the chain and the anchors verify as before.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Iterable
 
 import asyncpg
 import msgspec
 
 from lrs.payload_codec import open_payload
+from lrs.privacy import reason as reason_rules
 from lrs.privacy.seal import identifier
 from lrs.store.event_append import append_events
 from lrs.store.learner_keys import BUMP_KEY_EPOCH, ERASE_KEYS, SELECT_ANY_KEY, LearnerKeys
 from lrs.store.learner_refs import PSEUDONYM_KEY_PREFIX
+from lrs.store.statement_identities import identities_in_statements
 
 __all__ = ["ERASURE_EVENT", "Erasure", "ErasureRefused", "erase_learner"]
 
 ERASURE_EVENT = "erasure"
-MAX_REASON = 1000
+MAX_REASON = reason_rules.MAX_REASON
+NAMES_FROM_STATEMENTS = 20  # the latest Statements naming the learner whose names the reason may not contain
 
 # Statements that name the identity in clear (stored before sealing was on).
 # (statement_keys finds the candidates of each key; filter_keys decides.)
@@ -136,22 +139,12 @@ class Erasure:
     linked: list[str] = field(default_factory=list)  # pseudonyms of the linked identifiers erased with it
 
 
-def check_reason(reason: str, agent: dict[str, Any]) -> str:
-    reason = reason.strip()
-    if not reason:
-        raise ErasureRefused("a reason is required (it is kept in the log)", "invalid")
-    if len(reason) > MAX_REASON:
-        raise ErasureRefused(f"the reason is longer than {MAX_REASON} characters", "invalid")
-    clear = [str(v) for k, v in agent.items() if k in ("mbox", "mbox_sha1sum", "openid", "name")]
-    account = agent.get("account")
-    if isinstance(account, dict):
-        clear.append(str(account.get("name", "")))
-    folded = reason.casefold()
-    for value in clear:
-        bare = value.removeprefix("mailto:")
-        if bare and bare.casefold() in folded:
-            raise ErasureRefused("the reason names the learner; it is kept in the log, so it must not", "invalid")
-    return reason
+def check_reason(reason: str, agent: dict[str, Any], names: Iterable[str] = ()) -> str:
+    """:func:`lrs.privacy.reason.check_reason`, refused as an invalid request."""
+    try:
+        return reason_rules.check_reason(reason, agent, names)
+    except reason_rules.ReasonRefused as exc:
+        raise ErasureRefused(str(exc), "invalid") from None
 
 
 async def erase_learner(
@@ -165,6 +158,9 @@ async def erase_learner(
     reason = check_reason(reason, agent)
     pseudonym = learner_keys.pseudonym(tenant, ident)
     stored_key = learner_keys.pseudonym_key(tenant, ident)
+    # The names the learner's latest Statements give them, which the request need not repeat.
+    seen = await identities_in_statements(pool, learner_keys, tenant, [stored_key], statements=NAMES_FROM_STATEMENTS)
+    reason = check_reason(reason, agent, seen[stored_key].names)
     async with pool.acquire() as conn, conn.transaction():
         # First the log head lock: no Statement is written until this commits,
         # and one sealed by a process that has not heard of this erasure yet

@@ -73,18 +73,12 @@ class StateFormatError(ValueError):
     """The bytes are not a stored state of this format."""
 
 
-class _Strings(dict):  # type: ignore[type-arg]
-    """string -> its index in the table, numbered as first seen."""
-
-    __slots__ = ()
-
-    def __missing__(self, key: str) -> int:
-        index = self[key] = len(self)
-        return index
-
-
 def encode_state(state: LearnerState) -> bytes:
-    t = _Strings()
+    # The string table: each string's index is the table's length when it
+    # is first met (``ix(value, len(t))``: dict.setdefault, one C call, where
+    # a dict subclass's __missing__ was a Python call per new string).
+    t: dict[str, int] = {}
+    ix = t.setdefault
     # Evidence is sorted by (timestamp, statement id, ...), so the entries of
     # one statement are adjacent: its own fields are written once.
     evidence: list[list[Any]] = []
@@ -98,42 +92,48 @@ def encode_state(state: LearnerState) -> bytes:
         if fields != head:
             head = fields
             entries = []
-            registration = e.registration
-            platform = e.platform
+            statement_id, timestamp, verb, registration, completed, score, stated, platform, stored = fields
             evidence.append([
-                t[e.statement_id], t[e.timestamp], t[e.verb], None if registration is None else t[registration],
-                e.completed, e.score, e.statement_mastery_score, None if platform is None else t[platform],
-                t[e.stored], entries,
+                ix(statement_id, len(t)), ix(timestamp, len(t)), ix(verb, len(t)),
+                None if registration is None else ix(registration, len(t)),
+                completed, score, stated, None if platform is None else ix(platform, len(t)),
+                ix(stored, len(t)), entries,
             ])
         level = e.level
         entries.append([
-            t[e.competency], None if level is None else t[level], e.level_rank, t[e.activity], t[e.source],
-            e.passed, t[e.move_on], e.mastery_score,
+            ix(e.competency, len(t)), None if level is None else ix(level, len(t)), e.level_rank,
+            ix(e.activity, len(t)), ix(e.source, len(t)), e.passed, ix(e.move_on, len(t)), e.mastery_score,
         ])
-    competencies = [
-        [
-            t[c.competency], t[c.status], None if c.level is None else t[c.level], c.best_score, c.latest_score,
-            c.evidence_count, None if c.first_evidence_at is None else t[c.first_evidence_at],
-            None if c.last_evidence_at is None else t[c.last_evidence_at],
-            None if c.first_mastered_at is None else t[c.first_mastered_at],
-            [
-                [None if a.level is None else t[a.level], a.level_rank, t[a.achieved_at], [t[i] for i in a.statement_ids],
-                 t[a.known_at]]
-                for a in c.attainments
-            ],
-            c.rule_version,
-        ]
-        for _, c in sorted(state.competencies.items())
-    ]
-    certifications = [
-        [
-            t[p.program], t[p.program_version], p.earned, None if p.earned_at is None else t[p.earned_at],
-            [t[i] for i in p.statement_ids], [t[i] for i in p.met], [t[i] for i in p.missing], p.rule_version,
-            None if p.known_at is None else t[p.known_at],
-        ]
-        for _, p in sorted(state.certifications.items())
-    ]
-    voided = [t[i] for i in state.voided]
+    competencies: list[list[Any]] = []
+    for _, c in sorted(state.competencies.items()):
+        row: list[Any] = [ix(c.competency, len(t)), ix(c.status, len(t))]
+        row.append(None if c.level is None else ix(c.level, len(t)))
+        row.append(c.best_score)
+        row.append(c.latest_score)
+        row.append(c.evidence_count)
+        row.append(None if c.first_evidence_at is None else ix(c.first_evidence_at, len(t)))
+        row.append(None if c.last_evidence_at is None else ix(c.last_evidence_at, len(t)))
+        row.append(None if c.first_mastered_at is None else ix(c.first_mastered_at, len(t)))
+        attainments = []
+        for a in c.attainments:
+            level = None if a.level is None else ix(a.level, len(t))
+            achieved = ix(a.achieved_at, len(t))
+            attainments.append([level, a.level_rank, achieved, [ix(i, len(t)) for i in a.statement_ids],
+                                ix(a.known_at, len(t))])
+        row.append(attainments)
+        row.append(c.rule_version)
+        competencies.append(row)
+    certifications: list[list[Any]] = []
+    for _, p in sorted(state.certifications.items()):
+        row = [ix(p.program, len(t)), ix(p.program_version, len(t)), p.earned]
+        row.append(None if p.earned_at is None else ix(p.earned_at, len(t)))
+        row.append([ix(i, len(t)) for i in p.statement_ids])
+        row.append([ix(i, len(t)) for i in p.met])
+        row.append([ix(i, len(t)) for i in p.missing])
+        row.append(p.rule_version)
+        row.append(None if p.known_at is None else ix(p.known_at, len(t)))
+        certifications.append(row)
+    voided = [ix(i, len(t)) for i in state.voided]
     return _ENCODER.encode(
         [FORMAT, state.learner, state.rule_version, list(t), voided, evidence, competencies, certifications]
     )

@@ -1,6 +1,6 @@
 """A replay's reading of the log shared out to forked worker processes.
 
-The pages of the log go, in order, to workers that decode and interpret
+The pages of the log go, in order, to workers that open (zstd), decode and interpret
 them (the rules are pure) and send back only what the rebuild keeps
 (evidence, voidings, failures) as msgpack; this process routes it in log
 order, so "the first statement with an id" and "the first voiding" mean

@@ -29,6 +29,8 @@ from typing import Any
 
 import msgspec
 
+from lrs.payload_codec import open_payload
+
 from projections.competency.catalog import Catalog
 from projections.competency.model import LearnerState, StatementEvidence, StatementVoided
 from projections.competency.policy import evolve_many, interpret_stored
@@ -44,9 +46,13 @@ def interpret_event(
     event_type: str, payload: bytes, catalog: Catalog
 ) -> StatementEvidence | StatementVoided | str | None:
     """What one event of the log means for the rebuild: evidence, a
-    voiding, None (nothing), or, as a str, the error the rules raised on it."""
+    voiding, None (nothing), or, as a str, the error the rules raised on it.
+    ``payload`` is as stored (zstd or JSON); a payload that does not open
+    raises (lrs.payload_codec.DamagedPayload): the log is damaged, and the
+    replay stops rather than park it."""
     if event_type != "statement":
         return None
+    payload = open_payload(payload)
     try:
         meaning = interpret_stored(payload, catalog)
         if isinstance(meaning, StatementVoided):  # ids of other statements: stored as uuid columns

@@ -180,6 +180,7 @@ class CompetencyProjection(Projection):
     name = "competency"
     rule_version = RULE_VERSION
     bulk_rebuild = True
+    rebuild_reads_stored = True  # the replay's read workers open the payloads (parallel_replay.py)
     tables = (
         "competency_learners",
         "competency_states",
@@ -215,8 +216,11 @@ class CompetencyProjection(Projection):
         self.catalog_digest = catalog.digest
         # Processes that fold learners in a replay (this one and forked
         # workers, each copying its own share: fold_shares.py); those beyond
-        # two also read the log (on two cores, reading in a worker measured
-        # slower than here: the pages would travel to it).
+        # two also read the log: they get the pages as stored (zstd) and open
+        # them themselves.  On two cores reading stays here: two read workers
+        # took this process's CPU per event from 12-13 to 9 us (every
+        # statement evidence) but added 10 of their own, and the wall time
+        # did not improve on a shared machine (bench/replay_phases.py).
         # Each opens a connection: by default no more than MAX_REPLAY_PROCESSES.
         self.replay_processes = (
             replay_processes if replay_processes is not None else min(usable_cores(), MAX_REPLAY_PROCESSES)

@@ -301,9 +301,38 @@ class LoadResult:
     units: int
     memberships: int
     learners: int
-    moved: int  # learners whose current unit changed
+    moved: int  # learners placed in another unit than before
     counted_at: datetime
     position: int  # the last roster event appended
+    joined: int = 0  # learners in no unit before, in one now (a first load: every learner it places)
+    left: int = 0  # learners in a unit before, in none now
+
+
+@dataclass(frozen=True, slots=True)
+class Placements:
+    """How a load changed where learners are counted: each learner re-placed
+    is in exactly one of these."""
+
+    joined: int = 0
+    moved: int = 0
+    left: int = 0
+
+    def __add__(self, other: "Placements") -> "Placements":
+        return Placements(self.joined + other.joined, self.moved + other.moved, self.left + other.left)
+
+
+def placements(moves: Iterable[tuple[str | None, str | None]]) -> Placements:
+    """(unit before, unit now) of each learner whose unit changed (None: in
+    none) counted as joined, moved or left."""
+    joined = moved = left = 0
+    for old, new in moves:
+        if old is None and new is not None:
+            joined += 1
+        elif old is not None and new is None:
+            left += 1
+        elif old != new:
+            moved += 1
+    return Placements(joined, moved, left)
 
 
 async def fetch_units(conn: asyncpg.Connection | asyncpg.Pool, tenant: str) -> dict[str, Unit]:
@@ -367,10 +396,13 @@ async def _load_roster(
                 progress(done, total)
         if bulk:
             await conn.execute(SERIES_RECOMPUTE)
-        counted_at, moved = await _advance(conn, tenant, now, learners)
+        counted_at, placed = await _advance(conn, tenant, now, learners)
         if progress:
             progress(total, total)
-        return LoadResult(len(roster.units), len(roster.memberships), len(learners), moved, counted_at, appended[-1][0])
+        return LoadResult(
+            len(roster.units), len(roster.memberships), len(learners), placed.moved, counted_at, appended[-1][0],
+            joined=placed.joined, left=placed.left,
+        )
 
 
 async def _apply_load(
@@ -465,7 +497,9 @@ async def advance_clock(pool: asyncpg.Pool, tenant: str, now: datetime) -> datet
             return counted_at
 
 
-async def _advance(conn: asyncpg.Connection, tenant: str, now: datetime, learners: Sequence[str]) -> tuple[datetime, int]:
+async def _advance(
+    conn: asyncpg.Connection, tenant: str, now: datetime, learners: Sequence[str]
+) -> tuple[datetime, Placements]:
     """Re-place ``learners`` and everyone whose membership starts or ends
     between the clock and ``now``; the clock becomes ``now`` (never goes back)."""
     counted_at = await conn.fetchval(SELECT_CLOCK, tenant)
@@ -473,7 +507,7 @@ async def _advance(conn: asyncpg.Connection, tenant: str, now: datetime, learner
     affected = set(learners)
     if counted_at is not None and counted_at < when:
         affected.update(r["learner"] for r in await conn.fetch(SELECT_CROSSING, tenant, counted_at, when))
-    moved = 0
+    moved = Placements()
     ordered = sorted(affected)
     for start in range(0, len(ordered), CHUNK):
         moved += await _place(conn, tenant, ordered[start : start + CHUNK], when)
@@ -483,12 +517,12 @@ async def _advance(conn: asyncpg.Connection, tenant: str, now: datetime, learner
     return when, moved
 
 
-async def _place(conn: asyncpg.Connection, tenant: str, learners: list[str], at: datetime) -> int:
+async def _place(conn: asyncpg.Connection, tenant: str, learners: list[str], at: datetime) -> Placements:
     wanted = {r["learner"]: r["unit_id"] for r in await conn.fetch(SELECT_WANTED, tenant, learners, at)}
     placed = {r["learner"]: r["unit_id"] for r in await conn.fetch(SELECT_PLACED, tenant, learners)}
     moves = [(l, placed.get(l), wanted.get(l)) for l in learners if placed.get(l) != wanted.get(l)]
     if not moves:
-        return 0
+        return Placements()
     moved = [l for l, _, _ in moves]
     heads: Counter[str] = Counter()
     for _, old, new in moves:
@@ -512,7 +546,7 @@ async def _place(conn: asyncpg.Connection, tenant: str, learners: list[str], at:
     if heads:
         await conn.execute(ADD_HEADCOUNTS, tenant, list(heads), list(heads.values()))
     await _add_certified(conn, [(tenant, *key, delta) for key, delta in certified.items()])
-    return len(moves)
+    return placements((old, new) for _, old, new in moves)
 
 
 async def _add_certified(conn: asyncpg.Connection, rows: Iterable[tuple[str, str, str, str, int]]) -> None:

@@ -310,3 +310,67 @@ async def test_operators_path_and_a_read_only_credential(
             assert width <= PHONE["width"], f"{path} scrolls sideways on a phone ({width}px)"
     finally:
         await context.close()
+
+
+async def test_learner_pages_name_never_rostered_linked_and_erased_learners_in_vietnamese_and_english(
+    browser, served, database_url: str, screenshots: Path
+) -> None:
+    """With personal data sealed (the default), a learner page reached by the
+    projection's key names the learner as officials know them: the identifier
+    their Statements hold for one the roster never named, the linked
+    accounts of a person, and "(đã xoá)" / "(erased)" with nothing in clear
+    once erased."""
+    from lrs.store.learner_refs import PSEUDONYM_KEY_PREFIX
+    from tests.e2e.test_competency_persons import MOBIEDU_KEY, on_mobiedu
+    from tests.e2e.test_erasure_api import add_eraser, as_eraser
+
+    base, api = served
+    await api.post("/xapi/statements", [course_statement(8, m, v, 40 + i) for i, (m, v) in enumerate(CERTIFYING[:3])]
+                   + [on_mobiedu(course_statement(1, *CERTIFYING[0], 60))])
+    await api.post("/competency/admin/identities", {"op": "link", "person": learner_key(1), "identifiers": [MOBIEDU_KEY]})
+    await add_eraser(database_url, ["erase"])
+    async with api.session.post(base + "/admin/erasures", headers=as_eraser(),
+                                json={"agent": {"mbox": "mailto:cs3@example.gov.vn"}, "reason": "request 2026-88"}) as erased:
+        assert erased.status == 200, await erased.text()
+    conn = await asyncpg.connect(database_url)
+    try:
+        head = await conn.fetchval("SELECT position FROM log_head")
+    finally:
+        await conn.close()
+    for _ in range(600):
+        if (await api.get("/competency/units/mic/summary", program=PROGRAM))["position"] >= head:
+            break
+        await __import__("asyncio").sleep(0.05)
+    else:
+        pytest.fail("the projection did not catch up")
+    key_of = {n: (await api.get(f"/competency/learners/{quote(learner_key(n), safe='')}"))["key"] for n in (1, 3, 8)}
+    assert all(key.startswith(PSEUDONYM_KEY_PREFIX) for key in key_of.values())
+
+    for locale, language, erased_text, also_known in (("en-GB", "en", "(erased)", "Also known as"),
+                                                      ("vi-VN", "vi", "(đã xoá)", "Định danh liên kết")):
+        context = await browser.new_context(viewport=PHONE, locale=locale)
+        page = await context.new_page()
+        try:
+            await sign_in(page, base, KEY, SECRET)
+            await page.goto(base + f"/console/learners/{quote(key_of[8], safe='')}")
+            assert await page.locator("html").get_attribute("lang") == language
+            assert (await page.locator("#learner-shown").inner_text()).strip() == learner_key(8)
+            assert PSEUDONYM_KEY_PREFIX not in await page.content()
+            await shot(page, screenshots, f"learner-never-rostered-{language}")
+
+            await page.goto(base + f"/console/learners/{quote(key_of[1], safe='')}")
+            assert (await page.locator("#learner-shown").inner_text()).strip() == learner_key(1)
+            known = (await page.locator("#learner-identifiers").inner_text()).strip()
+            assert known == f"{also_known}: {learner_key(1)}, {MOBIEDU_KEY}"
+            assert PSEUDONYM_KEY_PREFIX not in await page.content()
+            assert await page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+            await shot(page, screenshots, f"learner-linked-{language}")
+
+            await page.goto(base + f"/console/learners/{quote(key_of[3], safe='')}")
+            assert (await page.locator("#learner-shown").inner_text()).strip() == erased_text
+            assert (await page.title()).startswith(erased_text + " · ")
+            content = await page.content()
+            assert "cs3@" not in content and PSEUDONYM_KEY_PREFIX not in content
+            await shot(page, screenshots, f"learner-erased-{language}")
+        finally:
+            await context.close()

@@ -83,3 +83,101 @@ async def test_sealed_learners_show_by_identifier_and_erased_ones_as_erased(
         assert learner_key(1) in unit_page
         erased_page = await (await client.get(f"/console/learners/{quote(key_2, safe='')}")).text()
         assert 'id="learner-shown">(erased)<' in erased_page and learner_key(2) not in erased_page
+
+
+MOBIEDU_KEY = "account:https://mobiedu.example.vn|cs1-m"
+TRAIL_OF = "https://lrs.example.org/competency/vn-tt02-2025/1.0/competences/5.1"
+
+
+def _clear_fields(answer: dict[str, Any]) -> list[Any]:
+    return [answer["learner"], answer["person"], *answer["identifiers"], *answer["merged"]]
+
+
+async def test_learner_answers_show_identifiers_for_rostered_linked_and_never_rostered_learners_and_nothing_once_erased(
+    database_url: str, tmp_path: Path, light_secret_hashing: int
+) -> None:
+    """``person``, ``identifiers`` and ``merged`` are the identifiers an
+    official knows (their keys beside them); a learner the roster never
+    named shows the identifier their Statements hold; an erased one shows
+    nothing in clear, whichever of its identifiers the path gives."""
+    from tests.e2e.test_competency_api import CERTIFYING, post
+    from tests.e2e.test_competency_persons import link, on_mobiedu
+    from tests.integration.test_projection_runner import course_statement
+
+    async with app_client(database_url, tmp_path) as client:
+        loaded = await client.post("/competency/admin/roster", json=roster({"mic-dt-1": [1, 2]}), headers=xapi_headers())
+        assert loaded.status == 200, await loaded.text()
+        await post(
+            client,
+            *(course_statement(1, m, v, i) for i, (m, v) in enumerate(CERTIFYING[:5])),
+            *(on_mobiedu(course_statement(1, m, v, 10 + i)) for i, (m, v) in enumerate(CERTIFYING[5:])),
+            *(course_statement(9, m, v, 20 + i) for i, (m, v) in enumerate(CERTIFYING)),  # never rostered
+        )
+        await link(client, "link", learner_key(1), MOBIEDU_KEY)
+        await caught_up(client, database_url)
+
+        # rostered, with a linked account, asked by the account's clear key
+        by_account = await get_json(client, f"/competency/learners/{quote(MOBIEDU_KEY, safe='')}")
+        person_key, (mobiedu_key,) = by_account["person_key"], by_account["merged_keys"]
+        assert person_key.startswith(PSEUDONYM_KEY_PREFIX) and mobiedu_key.startswith(PSEUDONYM_KEY_PREFIX)
+        assert (by_account["learner"], by_account["key"]) == (MOBIEDU_KEY, mobiedu_key)
+        assert (by_account["person"], by_account["merged"]) == (learner_key(1), [MOBIEDU_KEY])
+        assert by_account["identifiers"] == [learner_key(1), MOBIEDU_KEY]
+        assert by_account["identifier_keys"] == [person_key, mobiedu_key]
+        # the same, asked by the keys: the linked account was never rostered, its Statements name it
+        for key in (person_key, mobiedu_key):
+            by_key = await get_json(client, f"/competency/learners/{quote(key, safe='')}")
+            assert (by_key["person"], by_key["merged"]) == (learner_key(1), [MOBIEDU_KEY])
+            assert by_key["learner"] == (learner_key(1) if key == person_key else MOBIEDU_KEY)
+        trail = await get_json(client, f"/competency/learners/{quote(mobiedu_key, safe='')}/trail", competency=TRAIL_OF)
+        assert (trail["learner"], trail["person"], trail["merged"]) == (MOBIEDU_KEY, learner_key(1), [MOBIEDU_KEY])
+
+        # never rostered, asked by its key (as an erased Statement or a log names it)
+        never_key = (await get_json(client, f"/competency/learners/{quote(learner_key(9), safe='')}"))["key"]
+        never = await get_json(client, f"/competency/learners/{quote(never_key, safe='')}")
+        assert (never["learner"], never["person"], never["identifiers"], never["merged"]) == (
+            learner_key(9), learner_key(9), [learner_key(9)], [])
+        assert (never["key"], never["person_key"]) == (never_key, never_key) and "erased" not in never
+        for answer in (by_account, never, trail):
+            assert PSEUDONYM_KEY_PREFIX not in str(_clear_fields(answer))
+
+        assert (await sign_in(client)).status == 303
+        page = await (await client.get(f"/console/learners/{quote(never_key, safe='')}")).text()
+        assert f'id="learner-shown">{learner_key(9)}<' in page and PSEUDONYM_KEY_PREFIX not in page
+        page = await (await client.get(f"/console/learners/{quote(person_key, safe='')}")).text()
+        assert f'id="learner-shown">{learner_key(1)}<' in page and MOBIEDU_KEY in page
+        assert PSEUDONYM_KEY_PREFIX not in page
+
+        # an account linked later, with no Statement yet: the link names it; the answer names the earlier one too
+        quiet = "account:https://lms2.example.vn|cs1-x"
+        linked = await link(client, "link", learner_key(1), quiet)
+        assert linked["identifiers"][0] == learner_key(1)  # the others in the links' (pseudonym) order
+        assert sorted(linked["identifiers"][1:]) == sorted([MOBIEDU_KEY, quiet])
+        by_person = await get_json(client, f"/competency/learners/{quote(person_key, safe='')}")
+        assert (by_person["person"], sorted(by_person["merged"])) == (learner_key(1), sorted([MOBIEDU_KEY, quiet]))
+        await link(client, "unlink", learner_key(1), quiet)
+
+        await add_eraser(database_url, ["erase"])
+        for agent in ({"mbox": "mailto:cs1@example.gov.vn"}, {"mbox": "mailto:cs9@example.gov.vn"}):
+            erased = await client.post("/admin/erasures", json={"agent": agent, "reason": "request 2026-52"},
+                                       headers=as_eraser())
+            assert erased.status == 200, await erased.text()
+        await caught_up(client, database_url)
+
+        clear_texts = ("cs1@", "cs1-m", "cs9@")
+        for path in (learner_key(1), MOBIEDU_KEY, person_key, mobiedu_key, learner_key(9), never_key):
+            answer = await client.get(f"/competency/learners/{quote(path, safe='')}", headers=xapi_headers())
+            text = await answer.text()
+            assert answer.status == 200, text
+            assert not any(clear in text for clear in clear_texts), text
+            shown = await answer.json()
+            assert shown["erased"] is True and set(_clear_fields(shown)) == {None}, shown
+        gone = await get_json(client, f"/competency/learners/{quote(person_key, safe='')}")
+        assert (gone["key"], gone["person_key"], gone["merged_keys"]) == (person_key, person_key, [mobiedu_key])
+        trail = await client.get(f"/competency/learners/{quote(mobiedu_key, safe='')}/trail",
+                                 params={"competency": TRAIL_OF}, headers=xapi_headers())
+        trail_text = await trail.text()
+        assert trail.status == 200 and not any(clear in trail_text for clear in clear_texts)
+        for key in (person_key, never_key):
+            page = await (await client.get(f"/console/learners/{quote(key, safe='')}")).text()
+            assert 'id="learner-shown">(erased)<' in page and not any(clear in page for clear in clear_texts)

@@ -118,3 +118,19 @@ async def test_a_learner_whose_statement_holds_u0000_is_erased(sealed_client, da
         "/admin/erasures", json={"agent": learner, "reason": "request 2026-118"}, headers=as_eraser())
     assert response.status == 200, await response.text()
     assert (await response.json())["attachments"] == 0
+
+
+async def test_a_reason_with_the_first_name_the_learners_statements_give_is_refused(sealed_client, database_url: str) -> None:
+    """The request names the learner by mbox only; their Statements call them
+    "Nguyễn Thị Bình": "Binh asked" would keep the first name in the log."""
+    binh = {"mbox": "mailto:p7@example.gov.vn", "name": "Nguyễn Thị Bình"}
+    response = await sealed_client.post("/xapi/statements", json=[statement(binh)], headers=xapi_headers())
+    assert response.status == 200
+    await add_eraser(database_url, ["erase"])
+    body = {"agent": {"mbox": binh["mbox"]}, "reason": "Binh asked on 3 May"}
+    response = await sealed_client.post("/admin/erasures", json=body, headers=as_eraser())
+    refused = await response.json()
+    assert response.status == 400 and "a word of their name" in refused["error"], refused
+    assert "Bình" not in refused["error"] and "Binh" not in refused["error"]
+    response = await sealed_client.post("/admin/erasures", json={**body, "reason": "request 2026-90"}, headers=as_eraser())
+    assert response.status == 200, await response.text()

@@ -13,8 +13,10 @@ import pytest
 
 from lrs.ingest.prepare import prepare_statements
 from lrs.nats.bus import STREAM_NAME
+from lrs.payload_codec import open_payload
 from lrs.relay import Relay
 from lrs.store import StatementWriter
+from lrs.store.checkpoints import get_checkpoint
 from lrs.store.log_reader import last_position, read_events_after
 from projections.competency.catalog import load_catalog
 from projections.competency.codec import decode_state
@@ -23,6 +25,7 @@ from projections.competency.rows import CERTIFICATION_COLUMNS, STATE_COLUMNS, ce
 from projections.competency.store import CompetencyProjection, digest
 from projections.replay import replay
 import projections.runner
+from projections.jetstream_loop import next_batch_size
 from projections.runner import LogEvent, ProjectionOutdated, ProjectionRunner, checkpoint_position, parked_events
 
 CATALOG = load_catalog()
@@ -286,7 +289,7 @@ async def test_replay_unparks_what_it_applies_and_parks_what_it_fails_on(
     interpret = rebuild_module.interpret_event
 
     def failing_for_learner_3(event_type: str, payload: bytes, catalog: Any) -> Any:
-        if b"cs3@" in payload:
+        if b"cs3@" in open_payload(payload):  # the rebuild is handed payloads as stored (zstd)
             return "ValueError('learner 3 cannot be read')"
         return interpret(event_type, payload, catalog)
 
@@ -378,12 +381,32 @@ def test_lrs_replay_command_rebuilds_and_prints_the_digest(
     from lrs.cli import main
 
     monkeypatch.setenv("LRS_DATABASE_URL", database_url)
-    # Leave the test session's logging alone (the command would point it at stdout).
+    # Leave the test session's logging alone (the command would point it at its own stderr).
     monkeypatch.setattr("lrs.commands.common.setup", lambda settings: None)
     assert main(["replay", "competency", "--batch-size", "10"]) == 0
     last_line = capsys.readouterr().out.strip().splitlines()[-1]
     assert last_line.startswith("replayed competency through position 0; digest ")
     assert last_line.endswith("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")  # no learners
+
+
+def test_lrs_replay_prints_its_result_last_after_the_embedded_database_stops(tmp_path: Any) -> None:
+    """A command's result is the last line it writes; its JSON logs (here the
+    embedded PostgreSQL's stop) go to stderr before it, as every other
+    command that opens the database does."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LRS_")}
+    env.update(LRS_DATA_DIR=str(tmp_path), LRS_LOG_LEVEL="info")
+    done = subprocess.run(
+        [sys.executable, "-m", "lrs", "replay", "competency"], env=env, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True, timeout=120,
+    )
+    lines = done.stdout.strip().splitlines()
+    assert done.returncode == 0, done.stdout
+    assert any('"postgres_stopped"' in line for line in lines), done.stdout  # the embedded database did log its stop
+    assert lines[-1].startswith("replayed competency through position 0; digest "), done.stdout
 
 
 async def test_states_kept_in_memory_are_dropped_when_someone_else_moved_the_checkpoint(
@@ -436,6 +459,24 @@ async def test_replayed_tables_have_the_indexes_and_keys_of_the_live_ones(
     await replay(pool, CompetencyProjection(CATALOG))
     assert [tuple(r) for r in await pool.fetch(INDEXES, tables)] == before
     assert await pool.fetchval("SELECT count(*) FROM competency_learners") == 4
+    # and the storage parameters: a state is kept in its row uncompressed up to a page
+    options = "SELECT reloptions FROM pg_class WHERE oid = 'public.competency_learners'::regclass"
+    assert await pool.fetchval(options) == ["toast_tuple_target=8160"]
+
+
+async def test_a_learner_state_of_a_few_kilobytes_is_stored_in_its_row_uncompressed(
+    pool: asyncpg.Pool, writer: StatementWriter
+) -> None:
+    await write(writer, *(course_statement(0, module, verb, n) for n, (module, verb) in enumerate(MODULES)))
+    await replay(pool, CompetencyProjection(CATALOG))  # a fresh table, as replays swap in
+    runner = ProjectionRunner(pool, CompetencyProjection(CATALOG))
+    await write(writer, *(course_statement(0, module, verb, 100 + n) for n, (module, verb) in enumerate(MODULES[:4])))
+    await runner.catch_up()  # the live upsert
+    raw, stored = await pool.fetchrow(
+        "SELECT octet_length(state), pg_column_size(state) FROM competency_learners WHERE learner = $1", learner_key(0)
+    )
+    assert 2100 < raw < 8000  # past the default TOAST threshold, where PostgreSQL compressed it
+    assert stored >= raw  # not compressed
 
 
 @pytest.mark.slow
@@ -485,6 +526,49 @@ async def test_a_runner_that_keeps_up_pauses_between_batches(
         assert len(batches) <= paused_bound, batches
     else:  # without a pause the trickle itself makes more batches than a pause allows
         assert len(batches) > paused_bound, batches
+
+
+async def test_a_runner_behind_fetches_ever_larger_batches_up_to_its_largest(
+    pool: asyncpg.Pool, writer: StatementWriter, nats_control: Any
+) -> None:
+    # A backlog waits in the stream before the runner starts: each full fetch
+    # is followed by one twice as large (10, 20, 40), then 40 at most.
+    relay = Relay(pool, nats_control.url, batch_size=50, poll_interval=0.02)
+    await relay.start()
+    runner = ProjectionRunner(pool, CompetencyProjection(CATALOG))
+    stop = asyncio.Event()
+    applied: list[int] = []
+    try:
+        rng = random.Random(11)
+        await write(writer, *(course_statement(rng.randrange(5), *rng.choice(MODULES), rng.randrange(2000)) for _ in range(110)))
+        relay.notify()
+        total = await last_position(pool)
+        for _ in range(400):
+            if await get_checkpoint(pool, relay.name) >= total:
+                break
+            await asyncio.sleep(0.02)
+
+        def seen(outcome: Any) -> None:
+            applied.append(outcome.applied)
+            if outcome.checkpoint >= total:
+                stop.set()
+
+        await asyncio.wait_for(
+            runner.run(nats_control.url, stop, batch_size=10, max_batch_size=40, fetch_timeout=1.0, on_batch=seen), 60
+        )
+    finally:
+        stop.set()
+        await relay.stop()
+    assert applied == [10, 20, 40, 40], applied
+    assert await runner.checkpoint() == total == 110
+
+
+def test_the_next_fetch_doubles_after_a_full_one_and_starts_over_after_one_that_is_not() -> None:
+    assert next_batch_size(1000, 1000, 1000, 5000) == 2000
+    assert next_batch_size(4000, 4000, 1000, 5000) == 5000
+    assert next_batch_size(5000, 5000, 1000, 5000) == 5000
+    assert next_batch_size(4000, 3999, 1000, 5000) == 1000
+    assert next_batch_size(1000, 1000, 1000, 1000) == 1000
 
 
 @pytest.mark.slow

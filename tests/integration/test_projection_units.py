@@ -3,6 +3,7 @@ statements, voidings, roster transfers, memberships starting later, and replay."
 
 from __future__ import annotations
 
+import asyncio
 import random
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
@@ -159,3 +160,34 @@ async def test_a_large_roster_load_counts_the_series_once_and_gives_the_same_del
     await load_roster(pool, "default", parse_json({"memberships": [
         membership(n, LEAVES[(n + 1) % 4], NOW - timedelta(days=50)) for n in range(0, 6, 2)]}), now=NOW + timedelta(days=1))
     await compare_series(pool)
+
+
+async def test_a_roster_load_reports_learners_that_joined_moved_and_left(
+    pool: asyncpg.Pool, database_url: str, tmp_path: Any, monkeypatch: Any, capsys: Any
+) -> None:
+    """A first load places learners who were in no unit: they joined, none
+    changed unit; a later load tells transfers and departures apart; the
+    command's line says so too."""
+    from lrs.cli import main
+
+    start = NOW - timedelta(days=10)
+    first = await load_roster(pool, "default", parse_json({
+        "units": UNITS, "memberships": [membership(n, "mic-a", start) for n in range(3)],
+    }), now=NOW)
+    assert (first.joined, first.moved, first.left) == (3, 0, 0)
+    later = await load_roster(pool, "default", parse_json({"memberships": [
+        membership(0, "mic-b", start), membership(1, "mic-a", start, NOW - timedelta(days=1)),
+        membership(3, "mic-b", start),
+    ]}), now=NOW)
+    assert (later.joined, later.moved, later.left) == (1, 1, 1)
+
+    roster_file = tmp_path / "roster.json"
+    roster_file.write_text('{"memberships": [{"learner": "mbox:mailto:new@example.gov.vn", "unit": "mic-b", '
+                           '"valid_from": "2025-01-01T00:00:00Z", "valid_to": null}]}')
+    monkeypatch.setenv("LRS_DATABASE_URL", database_url)
+    monkeypatch.setenv("LRS_SEAL_PERSONAL_DATA", "false")
+    monkeypatch.setattr("lrs.commands.common.setup", lambda settings: None)
+    assert await asyncio.to_thread(main, ["roster", "load", str(roster_file)]) == 0  # a command runs its own loop
+    assert capsys.readouterr().out.strip().splitlines()[-1].endswith(
+        "of 1 learner for tenant default; 1 learner joined a unit, 0 changed unit, 0 left their unit"
+    )

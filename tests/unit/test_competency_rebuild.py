@@ -168,6 +168,48 @@ async def test_a_log_read_by_forked_workers_is_routed_as_read_in_process(seed: i
     assert any(isinstance(m, StatementVoided) for items in here.events.values() for m in items) or here.voids
 
 
+async def test_pages_of_stored_payloads_are_opened_where_they_are_read() -> None:
+    # A replay hands the competency rebuild the payloads as stored (zstd
+    # frames, opened by the read workers): the same log, compressed, is
+    # routed as the log of canonical JSON, in process and forked.
+    from lrs.payload_codec import store_payload
+    from projections.competency.parallel_replay import read_log
+
+    log = _log(7, 300)
+    stored = [(p, t, kind, store_payload(payload)) for p, t, kind, payload in log]
+    assert sum(s[3] != j[3] for s, j in zip(stored, log)) > 200  # most of them compressed
+
+    async def pages(events: list[tuple[int, str, str, bytes]]) -> Any:
+        for start in range(0, len(events), 7):
+            yield events[start:start + 7]
+
+    plain, here, forked = LogRebuild(CATALOG), LogRebuild(CATALOG), LogRebuild(CATALOG)
+    await read_log(plain, pages(log), processes=1)
+    await read_log(here, pages(stored), processes=1)
+    await read_log(forked, pages(stored), processes=2, min_parallel=20)
+    for rebuilt in (here, forked):
+        assert rebuilt.events == plain.events and rebuilt.positions == plain.positions
+        assert rebuilt.owners == plain.owners and rebuilt.voids == plain.voids and rebuilt.failed == plain.failed
+
+
+@pytest.mark.parametrize("processes", [1, 2])
+async def test_a_stored_payload_that_does_not_open_stops_the_read_instead_of_being_parked(processes: int) -> None:
+    from lrs.payload_codec import DamagedPayload, store_payload
+    from projections.competency.parallel_replay import read_log
+
+    log = [(p, t, kind, store_payload(payload)) for p, t, kind, payload in _log(8, 60)]
+    at = next(i for i, e in enumerate(log) if i >= 40 and e[2] == "statement" and e[3][:4] == b"\x28\xb5\x2f\xfd")
+    position, tenant, kind, frame = log[at]
+    log[at] = (position, tenant, kind, frame + b"altered")  # read by a worker, with min_parallel=20
+
+    async def pages() -> Any:
+        for start in range(0, len(log), 7):
+            yield log[start:start + 7]
+
+    with pytest.raises(DamagedPayload):
+        await read_log(LogRebuild(CATALOG), pages(), processes=processes, min_parallel=20)
+
+
 def test_preparing_twice_routes_each_voiding_once() -> None:
     rebuild = LogRebuild(CATALOG)
     for event in _log(4, 150):

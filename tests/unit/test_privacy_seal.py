@@ -189,3 +189,19 @@ def test_statements_sealed_in_the_v1_form_before_v2_still_open():
     assert seal.is_sealed_payload(seal.encode(old))
     assert seal.sealed_refs(old) == seal.sealed_refs(sealed)
     assert seal.open_statement(old, _ciphers(keys), TENANT) == STATEMENT
+
+
+def test_agent_named_finds_an_identity_by_pseudonym_in_an_opened_statement_or_says_it_was_erased():
+    keys = _keys(STATEMENT)
+    sealed = _seal(STATEMENT, keys)
+    pseudonym_of = lambda ident: seal.pseudonym(PSEUDONYM_KEY, TENANT, ident)  # noqa: E731
+    opened = seal.open_statement(sealed, _ciphers(keys), TENANT)
+    for ident in ("mbox:mailto:lan@example.org", "openid:https://id.example/hoa", "account:https://x.example|minh"):
+        agent, erased = seal.agent_named(opened, pseudonym_of(ident), pseudonym_of)
+        assert agent is not None and ifi_key(agent) == ident and not erased
+    assert seal.agent_named(opened, "0" * 32, pseudonym_of) == (None, False)
+    lan = pseudonym_of("mbox:mailto:lan@example.org")
+    without_lan = {k: v for k, v in _ciphers(keys).items() if k[0] != lan}  # Lan's key destroyed
+    erased_form = seal.open_statement(sealed, without_lan, TENANT)
+    assert seal.agent_named(erased_form, lan, pseudonym_of) == (None, True)
+    assert seal.agent_named(erased_form, pseudonym_of("openid:https://id.example/hoa"), pseudonym_of)[0] is not None

@@ -173,3 +173,11 @@ def test_a_learner_linked_to_a_person_as_an_identifier_cannot_be_rostered() -> N
         "memberships[1] mbox:mailto:a@x.org: is linked to the person mbox:mailto:p@x.org as an identifier; "
         "roster that person, or unlink it first"
     ]
+
+
+def test_placements_tell_a_learner_who_joined_from_one_who_changed_unit_or_left() -> None:
+    from projections.units.store import Placements, placements
+
+    assert placements([(None, "a"), (None, "b")]) == Placements(joined=2)
+    assert placements([("a", "b"), ("a", None), (None, "a")]) == Placements(joined=1, moved=1, left=1)
+    assert placements([]) + Placements(moved=2) == Placements(moved=2)

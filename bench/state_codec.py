@@ -1,0 +1,76 @@
+"""CPU of encoding and decoding learner states (projections/competency/codec.py).
+
+Live apply encodes every learner a batch changes (about one state per event
+when every statement is evidence) and a replay encodes every learner once.
+This folds ``--learners`` states from ``--statements`` statements of
+``bench/projection.py``'s generator (the cmi5 mix, or every statement
+evidence), in memory, and reports the CPU seconds (``time.process_time``,
+which moves far less with the machine's load than the wall clock) per
+encode and per decode: the best of ``--repeat`` passes over all states.
+Runs with the code of the checkout it lives in; to compare two checkouts,
+run each one's copy in turn (same arguments, same states).
+
+    python bench/state_codec.py --statements 100000 --learners 20000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from projection import statement  # noqa: E402
+from projections.competency.catalog import load_catalog  # noqa: E402
+from projections.competency.codec import decode_state, encode_state  # noqa: E402
+from projections.competency.policy import fold, interpret  # noqa: E402
+
+
+def states(statements: int, learners: int, evidence_share: float, seed: int) -> list:
+    catalog = load_catalog()
+    rng = random.Random(seed)
+    events: dict[str, list] = {}
+    for _ in range(statements):
+        meaning = interpret(json.loads(statement(rng, learners, evidence_share)), catalog)
+        if meaning is not None:
+            events.setdefault(meaning.learner, []).append(meaning)
+    return [fold(learner, items, catalog) for learner, items in sorted(events.items())]
+
+
+def best_cpu_us(function, items: list, repeat: int) -> float:  # type: ignore[no-untyped-def]
+    best = float("inf")
+    for _ in range(repeat):
+        started = time.process_time()
+        for item in items:
+            function(item)
+        best = min(best, time.process_time() - started)
+    return round(best / len(items) * 1e6, 2)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--statements", type=int, default=100_000)
+    parser.add_argument("--learners", type=int, default=20_000)
+    parser.add_argument("--mix", choices=("cmi5", "all-evidence"), action="append")
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args(argv)
+    for mix in args.mix or ["cmi5", "all-evidence"]:
+        folded = states(args.statements, args.learners, 0.33 if mix == "cmi5" else 1.0, args.seed)
+        stored = [encode_state(s) for s in folded]
+        print(json.dumps({
+            "mix": mix, "states": len(folded), "mean_bytes": round(sum(map(len, stored)) / len(stored)),
+            "encode_cpu_us": best_cpu_us(encode_state, folded, args.repeat),
+            "decode_cpu_us": best_cpu_us(decode_state, stored, args.repeat),
+        }), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
