@@ -9,9 +9,9 @@ functions:
   (:func:`lrs.ingest.prepare.prepare_statements`), its stored JSON is
   :func:`lrs.eventlog.finalize_with_text` and its hash
   :func:`lrs.eventlog.hash_with_text` chained from the log head, its
-  read-model row carries :func:`lrs.batching.filter_keys`, and its
-  ``statement_keys`` rows are made by the writer's own SQL
-  (``statement_key(tenant, key)``); the payloads are stored as the writer
+  read-model row and its ``statement_keys`` rows are made by the writer's
+  own SQL from :func:`lrs.batching.filter_keys` (``statement_key(tenant,
+  key)``, the hashes of the keys); the payloads are stored as the writer
   stores them (:func:`lrs.payload_codec.store_payloads`);
 - ``voided`` is set on the statements a loaded voiding statement targets
   (the writer's UPDATE, for targets loaded earlier).
@@ -40,7 +40,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import bulk_store as gen  # noqa: E402
-from lrs.batching import filter_keys  # noqa: E402
+from lrs.batching import AUTHORITY_KEY, filter_keys  # noqa: E402
 from lrs.eventlog import STATEMENT_EVENT, finalize_with_text, format_stored, hash_with_text  # noqa: E402
 from lrs.ingest.prepare import prepare_statements  # noqa: E402
 from lrs.payload_codec import store_payloads  # noqa: E402
@@ -50,8 +50,17 @@ TABLES = ("events", "statements", "statement_keys")
 CHUNK = 20_000
 EVENT_COLUMNS = ("position", "event_id", "tenant", "event_type", "statement_id", "stored", "payload",
                  "prev_hash", "hash")
-STATEMENT_COLUMNS = ("tenant", "statement_id", "position", "stored", "verb_id", "filter_keys", "registration",
-                     "voided", "voids", "statement_ref")
+# The writer's own read-model rows: the verb and the authority as their key
+# hashes (lrs/store/writer.py INSERT_GROUP, schemas/postgres/0092_lean_statements.sql).
+INSERT_STATEMENTS = """
+INSERT INTO statements (tenant, statement_id, position, stored, verb_key, authority_key, registration, voided,
+                        voids, statement_ref)
+SELECT u.tenant, u.statement_id, u.position, u.stored, statement_key(u.tenant, 'V:' || u.verb_id),
+       statement_key(u.tenant, u.authority), u.registration, u.voided, u.voids, u.statement_ref
+FROM unnest($1::text[], $2::uuid[], $3::bigint[], $4::timestamptz[], $5::text[], $6::text[], $7::uuid[],
+            $8::bool[], $9::uuid[], $10::uuid[])
+     AS u(tenant, statement_id, position, stored, verb_id, authority, registration, voided, voids, statement_ref)
+"""
 # The writer's own statement_keys rows (lrs/store/writer.py INSERT_GROUP).
 INSERT_KEYS = """
 INSERT INTO statement_keys (key, position)
@@ -116,7 +125,8 @@ def chain_chunk(rows: list[tuple], prev_hash: bytes, total: int) -> tuple[bytes,
         digest = hash_with_text(prev_hash, position, eid, gen.TENANT, STATEMENT_EVENT, text, payload)
         events.append((position, eid, gen.TENANT, STATEMENT_EVENT, s.statement_id, stored, payload, prev_hash, digest))
         statement_keys = filter_keys(s)
-        statements.append((gen.TENANT, s.statement_id, position, stored, s.verb_id, statement_keys, s.registration,
+        authority = next((k for k in statement_keys if k.startswith(AUTHORITY_KEY)), None)
+        statements.append((gen.TENANT, s.statement_id, position, stored, s.verb_id, authority, s.registration,
                            voided_by_later(n, total), s.voids, s.statement_ref))
         keys.append(_literal(statement_keys))
         prev_hash = digest
@@ -143,7 +153,7 @@ def worker(url: str, part: int, parts: int, first: int, total: int, queues: list
                     done.put(last)
                 async with conn.transaction():
                     await conn.copy_records_to_table("events", records=events, columns=EVENT_COLUMNS)
-                    await conn.copy_records_to_table("statements", records=statements, columns=STATEMENT_COLUMNS)
+                    await conn.execute(INSERT_STATEMENTS, *(list(column) for column in zip(*statements)))
                     await conn.execute(INSERT_KEYS, [gen.TENANT] * len(keys), [e[0] for e in events], keys)
         finally:
             await conn.close()

@@ -302,7 +302,8 @@ async def verify(url: str) -> dict:
             expected_voiders += s["verb"]["id"] == VERB + "voided"
             mine += s["actor"] == learner(7)
         keyed = await conn.fetchval(
-            "SELECT count(*) FROM statements WHERE filter_keys @> ARRAY[$1::text]", "A:mbox:mailto:learner7@agency7.example.gov")
+            "SELECT count(*) FROM statement_keys WHERE key = statement_key($1, $2)", TENANT,
+            "A:mbox:mailto:learner7@agency7.example.gov")
     finally:
         await conn.close()
     problems = []

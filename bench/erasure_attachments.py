@@ -40,16 +40,16 @@ from lrs.runtime.embedded import ensure_database  # noqa: E402
 from lrs.runtime.postgres import EmbeddedPostgres  # noqa: E402
 from lrs.service import migrate  # noqa: E402
 from lrs.store import StatementWriter  # noqa: E402
-from lrs.store.erasure import SELECT_SHARED  # noqa: E402
+from lrs.store.erasure import shared_without  # noqa: E402
 from lrs.store.pool import create_pool  # noqa: E402
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 AUTHORITY = {"objectType": "Agent", "mbox": "mailto:authority@example.gov.vn"}
-# The query before (every Statement of the tenant not naming the learner, its payload searched).
+# The query before (every Statement of the tenant, its payload searched; the
+# learner's own were told apart by the read model's filter_keys then).
 SELECT_SHARED_SCAN = """
 SELECT 1 FROM statements s JOIN events e ON e.position = s.position
-WHERE s.tenant = $1 AND NOT (s.filter_keys && $2::text[])
-  AND position(convert_to($3, 'UTF8') IN e.payload) > 0
+WHERE s.tenant = $1 AND position(convert_to($3, 'UTF8') IN e.payload) > 0 AND $2::text[] IS NOT NULL
 LIMIT 1
 """
 
@@ -89,10 +89,13 @@ async def run(database_url: str, args: argparse.Namespace) -> dict:
         filter_keys = ["A:mbox:mailto:erased@example.gov.vn"]
         timings: dict[str, list[float]] = {"indexed_ms": [], "scan_ms": []}
         for _ in range(args.runs):
-            for name, query in (("indexed_ms", SELECT_SHARED), ("scan_ms", SELECT_SHARED_SCAN)):
-                started = time.perf_counter()
-                assert await pool.fetchval(query, "default", filter_keys, only_theirs) is None
-                timings[name].append((time.perf_counter() - started) * 1000)
+            started = time.perf_counter()
+            async with pool.acquire() as conn, conn.transaction():
+                assert not await shared_without(conn, "default", filter_keys, only_theirs)
+            timings["indexed_ms"].append((time.perf_counter() - started) * 1000)
+            started = time.perf_counter()
+            assert await pool.fetchval(SELECT_SHARED_SCAN, "default", filter_keys, only_theirs) is None
+            timings["scan_ms"].append((time.perf_counter() - started) * 1000)
         return {
             **{f"{k}_median": round(statistics.median(v), 2) for k, v in timings.items()},
             **{k: [round(x, 2) for x in v] for k, v in timings.items()},

@@ -58,7 +58,11 @@ async def one_run(name: str, tree: Path, args: argparse.Namespace) -> dict:
     url, key, secret = f"http://127.0.0.1:{port}", "bench", uuid.uuid4().hex
     env = {**os.environ, "PYTHONPATH": str(tree), "LRS_HTTP_PORT": str(port), "LRS_DATA_DIR": str(data),
            "LRS_BOOTSTRAP_CREDENTIAL": f"{key}:{secret}", "LRS_LOG_LEVEL": "warning"}
-    proc = subprocess.Popen([sys.executable, "-m", "lrs", "serve"], env=env, cwd=tree)
+    # The tree's own venv when it has one: the schemas are found through the
+    # installed package (lrs.contracts, files("lrs_schemas")), so another venv's
+    # editable install would run ITS migrations against this tree's code.
+    own = Path(tree) / ".venv" / "bin" / "python"
+    proc = subprocess.Popen([str(own) if own.exists() else sys.executable, "-m", "lrs", "serve"], env=env, cwd=tree)
     seen: dict[int, float] = {}
     try:
         await _wait_ready(url, proc)

@@ -214,8 +214,7 @@ async def run(url: str, args: argparse.Namespace) -> dict[str, Any]:
             "('statements'::regclass, 'events'::regclass, 'statement_keys'::regclass))")}
         read_model = sum(v for k, v in sizes.items() if k.startswith("statement"))
         column_bytes = dict(await pool.fetchrow(
-            "SELECT avg(pg_column_size(filter_keys))::int AS filter_keys, avg(pg_column_size(verb_id))::int AS verb_id,"
-            " avg(pg_column_size(s.*))::int AS row FROM statements s TABLESAMPLE SYSTEM (1)"))
+            "SELECT avg(pg_column_size(s.*))::int AS row FROM statements s TABLESAMPLE SYSTEM (1)"))
         analyzed = dict(await pool.fetchrow(
             "SELECT last_analyze::text, last_autoanalyze::text, n_mod_since_analyze FROM pg_stat_user_tables "
             "WHERE relname = 'statements'"))

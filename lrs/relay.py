@@ -30,7 +30,8 @@ import structlog
 
 from lrs import metrics
 from lrs.nats.bus import BUS_ERRORS, Bus, load_stream_config
-from lrs.event_contract import DEFAULT_INLINE_MAX_BYTES, event_message
+from lrs.nats.event_frames import EventBatch
+from lrs.event_contract import DEFAULT_INLINE_MAX_BYTES
 from lrs.eventlog import StoredFormatter
 from lrs.store import leader_lock
 from lrs.store.checkpoints import get_checkpoint, set_checkpoint
@@ -252,9 +253,7 @@ class Relay:
             try:
                 stored_text = StoredFormatter()
                 inline_max = min(self._inline_max_bytes, self.bus.max_payload - HEADER_ROOM)
-                result = await self.bus.publish_batch(
-                    [event_message(event, stored_text, inline_max) for event in events]
-                )
+                result = await self.bus.publish_batch(EventBatch(events, stored_text, inline_max))
             except BUS_ERRORS as exc:
                 metrics.RELAY_PUBLISH_FAILURES.labels(**self._metric_labels).inc()
                 self._note_error(exc)

@@ -60,7 +60,7 @@ from lrs.xapi.errors import XapiError
 from lrs.xapi.identity import ifi_key
 from lrs.xapi.statement import full_statement_version
 
-__all__ = ["prepare_statements", "utc_timestamp", "VOIDED_VERB"]
+__all__ = ["prepare_statements", "prepared_from_stored", "utc_timestamp", "VOIDED_VERB"]
 
 VOIDED_VERB = "http://adlnet.gov/expapi/verbs/voided"
 
@@ -197,6 +197,15 @@ def _prepared(
         related_activity_ids=_unique(related_activities),
         registration=registration,
         statement_ref=statement_ref,
+    )
+
+
+def prepared_from_stored(body: dict[str, Any]) -> PreparedStatement:
+    """A stored Statement (its JSON as the log holds it, decoded) as
+    :func:`prepare_statements` prepared it: the same index columns and filter
+    keys, since the stored JSON is the prepared body with ``stored`` added."""
+    return _prepared(
+        uuid.UUID(body["id"]), body, body.get("context"), body["object"], _actor_keys(body["authority"]), uuid.UUID
     )
 
 

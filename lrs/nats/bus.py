@@ -31,6 +31,7 @@ from lrs.config import nats_servers
 from lrs.contracts import NATS_DEFINITIONS
 from lrs.event_contract import HEADERS, POSITION_HEADER, OutgoingMessage
 from lrs.nats.access import connect_options, redact_url
+from lrs.nats.event_frames import EventBatch
 
 STREAM_NAME = "LRS_EVENTS"
 STREAM_SCHEMA = NATS_DEFINITIONS / f"{STREAM_NAME}.json"
@@ -338,7 +339,7 @@ class Bus:
         assert nc is not None and self._known_last_seq is not None
         expected = self._known_last_seq + len(messages)
         self._known_last_seq = None  # unknown until verified
-        await _publish_plain(nc, messages[:-1])
+        await _publish_plain(nc, messages.head(len(messages) - 1) if isinstance(messages, EventBatch) else messages[:-1])
         last = messages[-1]
         future = await js.publish_async(last.subject, last.data, headers=dict(last.headers), wait_stall=None)
         try:
@@ -420,6 +421,12 @@ async def _publish_plain(nc: NatsClient, messages: Sequence[OutgoingMessage]) ->
     one by one so that it raises as usual.
     """
     send = frame_writer(nc)
+    if isinstance(messages, EventBatch):  # the relay's: frames built from the log records
+        if send is not None and messages.max_data_length() <= nc.max_payload:
+            if len(messages):
+                await send(messages.wire())
+            return
+        messages = messages[:]
     if send is None or any(len(m.data) > nc.max_payload for m in messages):
         for message in messages:
             await nc.publish(message.subject, message.data, headers=dict(message.headers))

@@ -33,6 +33,7 @@ from lrs.documents.activities import (
     merge_definition,
 )
 from lrs.documents.agents import agent_names_in
+from lrs.ingest.stored_keys import statement_keys
 from lrs.payload_codec import open_payload
 from lrs.store.credentials import fetch_credential
 
@@ -66,11 +67,12 @@ INSERT INTO activity_definitions (tenant, activity_id, definition, position)
 SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[], $4::bigint[])
 ON CONFLICT (tenant, activity_id) DO UPDATE SET definition = EXCLUDED.definition, position = EXCLUDED.position
 """
-# Newest statements in which the agent appears (the 'A:' agent filter keys).
+# Newest statements in which the agent appears (the 'A:' agent filter keys),
+# by the key's hash: the Statement's JSON decides (agent_names).
 SELECT_AGENT_STATEMENTS = """
 SELECT (SELECT e.payload FROM events e WHERE e.position = s.position) AS payload
 FROM statement_keys k JOIN statements s ON s.tenant = $1 AND s.position = k.position
-WHERE k.key = statement_key($1, 'A:' || $2) AND s.filter_keys @> ARRAY['A:' || $2]
+WHERE k.key = statement_key($1, 'A:' || $2)
 ORDER BY k.position DESC LIMIT $3
 """
 
@@ -175,6 +177,7 @@ async def agent_names(
     names: list[str] = []
     stored_key = agent_key if learner_keys is None else learner_keys.pseudonym_key(tenant, agent_key)
     payloads = [open_payload(row["payload"]) for row in await pool.fetch(SELECT_AGENT_STATEMENTS, tenant, stored_key, limit)]
+    payloads = [p for p in payloads if "A:" + stored_key in statement_keys(_decode(p))]
     if learner_keys is not None:
         payloads = await learner_keys.open_payloads(tenant, payloads)
     for payload in payloads:

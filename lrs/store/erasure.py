@@ -31,12 +31,14 @@ from typing import Any, Iterable
 import asyncpg
 import msgspec
 
+from lrs.ingest.stored_keys import statement_keys
 from lrs.payload_codec import open_payload
 from lrs.privacy import reason as reason_rules
 from lrs.privacy.seal import identifier
 from lrs.store.event_append import append_events
 from lrs.store.learner_keys import BUMP_KEY_EPOCH, ERASE_KEYS, SELECT_ANY_KEY, LearnerKeys
-from lrs.store.learner_refs import PSEUDONYM_KEY_PREFIX
+from lrs.store.learner_refs import PSEUDONYM_KEY_PREFIX, open_refs
+from lrs.xapi.identity import agent_of_key
 from lrs.store.statement_identities import identities_in_statements
 
 __all__ = ["ERASURE_EVENT", "Erasure", "ErasureRefused", "erase_learner"]
@@ -46,12 +48,13 @@ MAX_REASON = reason_rules.MAX_REASON
 NAMES_FROM_STATEMENTS = 20  # the latest Statements naming the learner whose names the reason may not contain
 
 # Statements that name the identity in clear (stored before sealing was on).
-# (statement_keys finds the candidates of each key; filter_keys decides.)
+# statement_keys finds the candidates of each key by its hash; the
+# Statement's JSON decides (lrs/ingest/stored_keys.py).
 SELECT_CLEAR = """
-SELECT 1 FROM unnest($2::text[]) AS w(key)
+SELECT w.key, e.payload FROM unnest($2::text[]) AS w(key)
 JOIN statement_keys k ON k.key = statement_key($1, w.key)
 JOIN statements s ON s.tenant = $1 AND s.position = k.position
-WHERE s.filter_keys @> ARRAY[w.key] LIMIT 1
+JOIN events e ON e.position = s.position
 """
 SELECT_CLEAR_DOCUMENTS = "SELECT 1 FROM documents WHERE tenant = $1 AND agent_key = $2 LIMIT 1"
 DELETE_DOCUMENTS = "DELETE FROM documents WHERE tenant = $1 AND agent_key = $2"
@@ -74,23 +77,28 @@ FROM unnest($2::text[]) AS w(key)
 JOIN statement_keys k ON k.key = statement_key($1, w.key)
 JOIN statements s ON s.tenant = $1 AND s.position = k.position
 JOIN events e ON e.position = s.position
-WHERE s.filter_keys @> ARRAY[w.key]
-  AND position('"attachments"'::bytea IN e.payload) > 0
+WHERE position('"attachments"'::bytea IN e.payload) > 0
 ORDER BY s.position
 """
-# Whether a Statement not naming the learner carries the same data: through
-# the events_attachment_hashes index (schemas/postgres/0063), whose
-# expression and predicate the first three conditions repeat.
-SELECT_SHARED = """
-SELECT 1 FROM events e
-JOIN statements s ON s.tenant = e.tenant AND s.position = e.position
-WHERE statement_attachment_hashes(e.payload) @> ARRAY[$3::text]
+# The Statements carrying the same data, of which one not naming the learner
+# keeps it: through the events_attachment_hashes index (schemas/postgres/0063),
+# whose expression and predicate the first three conditions repeat.
+SELECT_SHARING = """
+SELECT e.payload FROM events e
+WHERE statement_attachment_hashes(e.payload) @> ARRAY[$2::text]
   AND e.event_type = 'statement' AND position('"attachments"'::bytea IN e.payload) > 0
-  AND e.tenant = $1 AND NOT (s.filter_keys && $2::text[])
-LIMIT 1
+  AND e.tenant = $1
 """
 DELETE_ATTACHMENT = "DELETE FROM attachments WHERE tenant = $1 AND sha2 = $2"
 # The identifiers linked to the learner (lrs/store/identities.py), by pseudonym key.
+# The identity events that last linked each identifier: their "sealed" texts hold the clear identifiers.
+SELECT_LINK_PAYLOADS = """
+SELECT payload FROM events
+WHERE event_type = 'identity' AND position IN (
+    SELECT max(linked_position) FROM identity_links WHERE tenant = $1 AND identifier = ANY($2::text[]) GROUP BY identifier
+)
+"""
+
 SELECT_LINKED = """
 SELECT identifier FROM identity_links WHERE tenant = $1 AND person = $2 AND unlinked_position IS NULL ORDER BY identifier
 """
@@ -119,6 +127,26 @@ def attachment_hashes(payloads: list[bytes]) -> list[str]:
     return list(found)
 
 
+_decode = msgspec.json.Decoder().decode
+
+
+async def _names_in_clear(conn: asyncpg.Connection, tenant: str, keys: list[str]) -> bool:
+    """Whether a Statement holds one of ``keys`` (filter keys of a clear identity)."""
+    async for row in conn.cursor(SELECT_CLEAR, tenant, keys):
+        if row["key"] in statement_keys(_decode(open_payload(row["payload"]))):
+            return True
+    return False
+
+
+async def shared_without(conn: asyncpg.Connection, tenant: str, keys: list[str], sha2: str) -> bool:
+    """Whether a Statement holding none of ``keys`` (the learner's 'A:' keys)
+    carries the attachment ``sha2`` (inside a transaction: a cursor)."""
+    async for row in conn.cursor(SELECT_SHARING, tenant, sha2):
+        if statement_keys(_decode(open_payload(row["payload"]))).isdisjoint(keys):
+            return True
+    return False
+
+
 class ErasureRefused(ValueError):
     """Nothing was erased; the message says why.  ``kind``: ``invalid`` (the
     request), ``absent`` (nothing of the learner) or ``conflict`` (the
@@ -139,12 +167,29 @@ class Erasure:
     linked: list[str] = field(default_factory=list)  # pseudonyms of the linked identifiers erased with it
 
 
-def check_reason(reason: str, agent: dict[str, Any], names: Iterable[str] = ()) -> str:
+def check_reason(reason: str, agent: dict[str, Any], names: Iterable[str] = (), *, whose: str = "their") -> str:
     """:func:`lrs.privacy.reason.check_reason`, refused as an invalid request."""
     try:
-        return reason_rules.check_reason(reason, agent, names)
+        return reason_rules.check_reason(reason, agent, names, whose=whose)
     except reason_rules.ReasonRefused as exc:
         raise ErasureRefused(str(exc), "invalid") from None
+
+
+class _Sealed(msgspec.Struct):
+    sealed: dict[str, str] = {}
+
+
+async def _linked_identifiers(pool: Any, learner_keys: LearnerKeys, tenant: str, keys: list[str]) -> dict[str, str | None]:
+    """Pseudonym key -> clear identifier of each linked key, from the identity event that linked it."""
+    if not keys:
+        return {}
+    wanted = set(keys)
+    sealed: dict[str, str] = {}
+    for row in await pool.fetch(SELECT_LINK_PAYLOADS, tenant, keys):
+        for key, text in msgspec.json.decode(open_payload(row["payload"]), type=_Sealed).sealed.items():
+            if key in wanted:
+                sealed[key] = text
+    return await open_refs(learner_keys, tenant, sealed) if sealed else {}
 
 
 async def erase_learner(
@@ -158,15 +203,24 @@ async def erase_learner(
     reason = check_reason(reason, agent)
     pseudonym = learner_keys.pseudonym(tenant, ident)
     stored_key = learner_keys.pseudonym_key(tenant, ident)
-    # The names the learner's latest Statements give them, which the request need not repeat.
-    seen = await identities_in_statements(pool, learner_keys, tenant, [stored_key], statements=NAMES_FROM_STATEMENTS)
+    # The names the learner's latest Statements give them, which the request need not repeat, and the
+    # identifiers linked to them (erased with them below) with the names their own Statements give.
+    linked_keys = [r["identifier"] for r in await pool.fetch(SELECT_LINKED, tenant, stored_key)
+                   if r["identifier"].startswith(PSEUDONYM_KEY_PREFIX)]
+    seen = await identities_in_statements(
+        pool, learner_keys, tenant, [stored_key, *linked_keys], statements=NAMES_FROM_STATEMENTS
+    )
     reason = check_reason(reason, agent, seen[stored_key].names)
+    linked_clear = await _linked_identifiers(pool, learner_keys, tenant, linked_keys)
+    for key in linked_keys:
+        linked_agent = seen[key].agent or agent_of_key(linked_clear.get(key) or "") or {}
+        reason = check_reason(reason, linked_agent, seen[key].names, whose="a linked identifier's")
     async with pool.acquire() as conn, conn.transaction():
         # First the log head lock: no Statement is written until this commits,
         # and one sealed by a process that has not heard of this erasure yet
         # is checked against the keys by the writer (lrs.store.learner_keys).
         epoch = await conn.fetchval(BUMP_KEY_EPOCH)
-        if await conn.fetchval(SELECT_CLEAR, tenant, ["A:" + ident, "a:" + ident]) or await conn.fetchval(
+        if await _names_in_clear(conn, tenant, ["A:" + ident, "a:" + ident]) or await conn.fetchval(
             SELECT_CLEAR_DOCUMENTS, tenant, ident
         ):
             raise ErasureRefused(
@@ -201,8 +255,9 @@ async def erase_learner(
         filter_keys = ["A:" + key for key in stored_keys]
         rows = await conn.fetch(SELECT_ATTACHMENT_PAYLOADS, tenant, filter_keys)
         payloads = [open_payload(found["payload"]) for found in rows]
+        payloads = [p for p in payloads if not statement_keys(_decode(p)).isdisjoint(filter_keys)]
         for sha2 in attachment_hashes(payloads):
-            if not await conn.fetchval(SELECT_SHARED, tenant, filter_keys, sha2):
+            if not await shared_without(conn, tenant, filter_keys, sha2):
                 attachments += int((await conn.execute(DELETE_ATTACHMENT, tenant, sha2)).split()[-1])
         payload = _encode({
             "pseudonym": pseudonym,

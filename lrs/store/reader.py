@@ -18,8 +18,11 @@ from typing import Any, Callable
 
 import asyncpg
 
+import msgspec
+
 from lrs.batching import ACTIVITY_KEY, AGENT_KEY, AUTHORITY_KEY, RELATED_ACTIVITY_KEY, RELATED_AGENT_KEY
 from lrs.ingest.query import StatementQuery
+from lrs.ingest.stored_keys import has_authority, meets_filters, statement_ref_target
 from lrs.payload_codec import open_payload
 
 # A statement's stored JSON is the payload of its event (same position),
@@ -33,8 +36,10 @@ WHERE s.tenant = $1 AND s.statement_id = $2 AND s.voided = $3
 """
 SELECT_ONE_WITH_AUTHORITY = f"""
 SELECT {_PAYLOAD} FROM statements s
-WHERE s.tenant = $1 AND s.statement_id = $2 AND s.voided = $3 AND s.filter_keys @> ARRAY[$4::text]
+WHERE s.tenant = $1 AND s.statement_id = $2 AND s.voided = $3 AND s.authority_key = statement_key($1, $4::text)
 """
+# A StatementRef chain's next Statement, voided or not (the filters' rule).
+SELECT_REF_TARGET = f"SELECT {_PAYLOAD} FROM statements s WHERE s.tenant = $1 AND s.statement_id = $2"
 SELECT_PAGE = f"""{{times}}
 SELECT s.position, {_PAYLOAD} FROM statements s
 WHERE {{where}}
@@ -92,8 +97,12 @@ async def get_statement(
         stored = await pool.fetchval(
             SELECT_ONE_WITH_AUTHORITY, tenant, statement_id, voided, AUTHORITY_KEY + authority
         )
-    else:
-        stored = await pool.fetchval(SELECT_ONE, tenant, statement_id, voided)
+        if stored is None:
+            return None
+        payload = open_payload(stored)
+        # the authority's hash matched; the Statement's own authority decides
+        return payload if has_authority(_decode(payload), authority) else None
+    stored = await pool.fetchval(SELECT_ONE, tenant, statement_id, voided)
     return None if stored is None else open_payload(stored)
 
 
@@ -101,34 +110,49 @@ def _key_match(
     alias: str, direct: str, related: str, value: str, include_related: bool,
     bind: Callable[[Any], str],
 ) -> str:
-    """The filter_keys condition a candidate row must meet: contains the direct
-    key, or (related_*) overlaps the direct and related-only keys."""
+    """The key condition a candidate row must meet: statement_keys holds the
+    hash of the direct key, or (related_*) of the direct or related-only key,
+    at its position (the Statement's JSON decides, :func:`query_statements`)."""
+    keys = f"statement_key($1, {bind(direct + value)}::text)"
     if include_related:
-        return f"{alias}.filter_keys && ARRAY[{bind(direct + value)}::text, {bind(related + value)}::text]"
-    return f"{alias}.filter_keys @> ARRAY[{bind(direct + value)}::text]"
+        keys = f"{keys}, statement_key($1, {bind(related + value)}::text)"
+    return (f"EXISTS (SELECT 1 FROM statement_keys c WHERE c.key IN ({keys})"
+            f" AND c.position = {alias}.position)")
 
 
-def _filters(query: StatementQuery, alias: str, params: list[Any]) -> list[str]:
-    """Conditions for the non-time filters on ``alias``; appends their values."""
+def _filters(query: StatementQuery, alias: str, params: list[Any], skip: str | None = None) -> list[str]:
+    """Conditions for the non-time filters on ``alias``; appends their values.
+    ``skip``: the filter a walk's range already holds to (:func:`_walked`)."""
 
     def bind(value: Any) -> str:
         params.append(value)
         return f"${len(params)}"
 
     conditions = []
-    if query.agent is not None:
+    if query.agent is not None and skip != "agent":
         conditions.append(_key_match(alias, AGENT_KEY, RELATED_AGENT_KEY, query.agent,
                                      query.related_agents, bind))
-    if query.verb is not None:
-        verb = bind(query.verb)
-        conditions.append(f"statement_key({alias}.tenant, 'V:' || {alias}.verb_id) = statement_key($1, 'V:' || {verb})"
-                          f" AND {alias}.verb_id = {verb}")
-    if query.activity is not None:
+    if query.verb is not None and skip != "verb":
+        conditions.append(f"{alias}.verb_key = statement_key($1, 'V:' || {bind(query.verb)}::text)")
+    if query.activity is not None and skip != "activity":
         conditions.append(_key_match(alias, ACTIVITY_KEY, RELATED_ACTIVITY_KEY, query.activity,
                                      query.related_activities, bind))
     if query.registration is not None:
         conditions.append(f"{alias}.registration = {bind(query.registration)}::uuid")
     return conditions
+
+
+def _walked(query: StatementQuery) -> str | None:
+    """The filter whose hashes :func:`_walks` walks: its candidates hold to it
+    already (as hashes), so the row's own check of it would repeat the walk."""
+    if query.agent is not None:
+        return "agent"
+    if query.registration is None:
+        if query.activity is not None:
+            return "activity"
+        if query.verb is not None:
+            return "verb"
+    return None
 
 
 def _walks(query: StatementQuery, bind: Callable[[Any], str]) -> list[tuple[str, str]] | None:
@@ -143,7 +167,7 @@ def _walks(query: StatementQuery, bind: Callable[[Any], str]) -> list[tuple[str,
             [RELATED_ACTIVITY_KEY + query.activity] if query.related_activities else [])
     elif query.verb is not None and query.registration is None:
         verb = f"statement_key($1, 'V:' || {bind(query.verb)}::text)"
-        return [(f"statements v WHERE statement_key(v.tenant, 'V:' || v.verb_id) = {verb}", "v.position")]
+        return [(f"statements v WHERE v.verb_key = {verb}", "v.position")]
     else:
         return None
     return [(f"statement_keys k WHERE k.key = statement_key($1, {bind(key)}::text)", "k.position") for key in keys]
@@ -164,7 +188,8 @@ def _matches(
     made the planner expect a handful of matches and collect and sort all
     of them: 1.2 s for a common verb at 1,000,000 statements.)  The first
     ``limit`` of each range together hold the first ``limit`` of all.  The
-    ranges are of hashes: the row's own columns, among ``conditions``, decide."""
+    ranges are of hashes, and so are the conditions on keys and the verb: the
+    Statement's JSON decides (:func:`query_statements`)."""
     if walks is None:
         where = " AND ".join([conditions] + [b.format(p=f"{alias}.position") for b in bounds])
         order = f" ORDER BY {alias}.position {direction} LIMIT {limit}" if limit else ""
@@ -345,10 +370,9 @@ def build_page_query(
     time_bounds = f"time_bounds AS MATERIALIZED (SELECT {', '.join(searches)})" if searches else ""
     where += [b.format(p="s.position") for b in bounds]
     if authority is not None:
-        where.append(f"s.filter_keys @> ARRAY[{bind(AUTHORITY_KEY + authority)}::text]")
-    own = _filters(query, "s", params)
+        where.append(f"s.authority_key = statement_key($1, {bind(AUTHORITY_KEY + authority)}::text)")
     direction = "ASC" if query.ascending else "DESC"
-    if not own:
+    if all(value is None for value in (query.agent, query.verb, query.activity, query.registration)):
         # By the position bounds alone: without statistics on ``stored`` (a
         # store just loaded in bulk) the planner took the two time conditions
         # for a handful of rows and collected and sorted the whole window
@@ -360,11 +384,13 @@ def build_page_query(
     walks = _walks(query, bind)
     targets = _filters(query, "t", params)
     ref = REF_MATCHES.format(max_depth=MAX_REF_DEPTH, target_filters=" AND ".join(targets))
-    own_conditions = " AND ".join(where + own)
-    target_conditions = " AND ".join(["t.tenant = $1"] + targets)
+    # a walk's candidates hold to its filter already: not checked again on the row
+    walked = None if walks is None else _walked(query)
+    own_conditions = " AND ".join(where + _filters(query, "s", params, walked))
+    target_conditions = " AND ".join(["t.tenant = $1"] + _filters(query, "t", params, walked))
     sql = SELECT_FILTERED_PAGE.format(
         times=f"{time_bounds},\n" if time_bounds else "",
-        where=" AND ".join(where), own=" AND ".join(own), targets=" AND ".join(targets), ref=ref,
+        where=" AND ".join(where), ref=ref,
         direct=_matches("s", walks, bounds, own_conditions, direction, str(int(limit) + 1)),
         few_targets=_candidates(walks, target_conditions, "(SELECT 3 * n + 1 FROM window_refs)"),
         window_entries=_window_entries(walks, bounds, "<=" if query.ascending else ">=", direction, int(limit) + 1),
@@ -387,12 +413,56 @@ async def query_statements(
 ) -> tuple[list[bytes], int | None, bool]:
     """One page: (stored JSON of each statement, position of the last one
     returned or None if none, whether more statements follow).  ``authority``
-    (an IFI key) keeps only Statements with that authority."""
+    (an IFI key) keeps only Statements with that authority.
+
+    The SQL selects by hashes of the keys; each Statement it returns is then
+    checked on its own JSON (:mod:`lrs.ingest.stored_keys`), and one that
+    only shared a hash is dropped.  Should that leave the page short, the
+    next candidates after the last one read fill it."""
     if limit < 1:
         raise ValueError("limit must be at least 1")
-    sql, params = build_page_query(tenant, query, after_position, limit, authority)
-    rows = await pool.fetch(sql, *params)
-    has_more = len(rows) > limit
-    rows = rows[:limit]
-    last = rows[-1]["position"] if rows else None
-    return [open_payload(row["payload"]) for row in rows], last, has_more
+    checked = authority is not None or any(
+        value is not None for value in (query.agent, query.verb, query.activity, query.registration)
+    )
+    kept: list[tuple[int, bytes]] = []
+    cursor = after_position
+    while True:
+        sql, params = build_page_query(tenant, query, cursor, limit, authority)
+        rows = await pool.fetch(sql, *params)
+        for row in rows:
+            payload = open_payload(row["payload"])
+            if not checked or await _meets(pool, tenant, query, authority, payload):
+                kept.append((row["position"], payload))
+        if len(rows) <= limit or len(kept) > limit:
+            break
+        cursor = rows[-1]["position"]
+    has_more = len(kept) > limit
+    kept = kept[:limit]
+    last = kept[-1][0] if kept else None
+    return [payload for _, payload in kept], last, has_more
+
+
+_decode = msgspec.json.Decoder().decode
+
+
+async def _meets(pool: Pool, tenant: str, query: StatementQuery, authority: str | None, payload: bytes) -> bool:
+    """Whether a candidate the SQL chose by hashes is in the result: its
+    authority, and it meets the filters itself or through its StatementRef
+    chain (up to MAX_REF_DEPTH targets, as the SQL follows it)."""
+    body = _decode(payload)
+    if authority is not None and not has_authority(body, authority):
+        return False
+    if meets_filters(query, body):
+        return True
+    target = statement_ref_target(body)
+    for _ in range(MAX_REF_DEPTH):
+        if target is None:
+            return False
+        stored = await pool.fetchval(SELECT_REF_TARGET, tenant, target)
+        if stored is None:
+            return False
+        body = _decode(open_payload(stored))
+        if meets_filters(query, body):
+            return True
+        target = statement_ref_target(body)
+    return False

@@ -37,6 +37,7 @@ import structlog
 
 from lrs import metrics
 from lrs.batching import (
+    AUTHORITY_KEY,
     AppendRequest,
     AppendResult,
     ExistingStatement,
@@ -48,13 +49,14 @@ from lrs.batching import (
     statement_form,
 )
 from lrs.documents.activities import DefinitionUpdate, definition_updates, drop_repeated_definitions
-from lrs.eventlog import ONE_MICROSECOND
+from lrs.eventlog import ONE_MICROSECOND, STATEMENT_EVENT
 from lrs.ingest.model import PreparedStatement
 from lrs.payload_codec import open_payload, store_payloads
 from lrs.store.activities import write_definitions
 from lrs.store.commit_notifications import LOG_CHANNEL
 from lrs.store.ids import TimeOrderedUuids
 from lrs.xapi.errors import XapiError
+from lrs.xapi.identity import authority_key
 
 __all__ = ["AppendResult", "KeyErasedMeanwhile", "StatementWriter", "WriterClosedError"]
 
@@ -113,27 +115,40 @@ WHERE tenant = $1 AND statement_id = ANY($2::uuid[]) AND voids IS NULL
 # the read-model rows (whose JSON is the event's payload) and the new head.  Filter keys travel as one array literal per row ('{"A:...","O:..."}')
 # because unnest cannot take a ragged two-dimensional array; PostgreSQL's array
 # input is much cheaper than expanding a JSON array per row.
+# What follows from the group's place in the log is not sent per row
+# (plan_group lays it out; _group_columns checks it): the n-th new event
+# (n from 1) has position $1 + n - 1 and stored $6 + (n - 1) microseconds, its
+# prev_hash is the hash of the event before it ($8, the old head's hash, for
+# the first), and every event is a statement ($4).  asyncpg encodes each
+# element of an array parameter on its own (a timestamptz costs most), so four
+# arrays fewer are about 1.5 microseconds of the worker's CPU a statement
+# (bench/group_insert_encoding.py).
 INSERT_GROUP = """
 WITH new_events AS (
     INSERT INTO events (position, event_id, tenant, event_type, statement_id,
                         stored, payload, prev_hash, hash)
-    SELECT * FROM unnest($1::bigint[], $2::uuid[], $3::text[], $4::text[], $5::uuid[],
-                         $6::timestamptz[], $7::bytea[], $8::bytea[], $9::bytea[])
+    SELECT $1::bigint + e.n - 1, e.event_id, e.tenant, $4::text, e.statement_id,
+           $6::timestamptz + (e.n - 1) * interval '1 microsecond', e.payload, e.prev_hash, e.hash
+    FROM unnest($2::uuid[], $3::text[], $5::uuid[], $7::bytea[],
+                array_prepend($8::bytea, trim_array($9::bytea[], 1)), $9::bytea[])
+         WITH ORDINALITY AS e(event_id, tenant, statement_id, payload, prev_hash, hash, n)
 ), new_statements AS (
-    INSERT INTO statements (tenant, statement_id, position, stored, verb_id,
-                            filter_keys, registration, voided, voids, statement_ref)
-    SELECT u.tenant, u.statement_id, u.position, u.stored, u.verb_id,
-           u.keys::text[],
+    -- the keys' text stays in the statement's JSON; the row holds hashes
+    -- (schemas/postgres/0092_lean_statements.sql)
+    INSERT INTO statements (tenant, statement_id, position, stored, verb_key,
+                            authority_key, registration, voided, voids, statement_ref)
+    SELECT u.tenant, u.statement_id, $1::bigint + u.n - 1, $6::timestamptz + (u.n - 1) * interval '1 microsecond',
+           statement_key(u.tenant, 'V:' || u.verb_id), statement_key(u.tenant, u.authority),
            u.registration, u.voided, u.voids, u.statement_ref
-    FROM unnest($3::text[], $5::uuid[], $1::bigint[], $6::timestamptz[],
-                $10::text[], $11::text[], $12::uuid[], $13::bool[], $14::uuid[], $15::uuid[])
-         AS u(tenant, statement_id, position, stored, verb_id, keys,
-              registration, voided, voids, statement_ref)
+    FROM unnest($3::text[], $5::uuid[],
+                $10::text[], $21::text[], $12::uuid[], $13::bool[], $14::uuid[], $15::uuid[])
+         WITH ORDINALITY AS u(tenant, statement_id, verb_id, authority,
+                              registration, voided, voids, statement_ref, n)
 ), new_keys AS (
     -- the ordered index of the filter keys (schemas/postgres/0091_statement_keys.sql)
     INSERT INTO statement_keys (key, position)
-    SELECT DISTINCT statement_key(u.tenant, k), u.position
-    FROM unnest($3::text[], $1::bigint[], $11::text[]) AS u(tenant, position, keys),
+    SELECT DISTINCT statement_key(u.tenant, k), $1::bigint + u.n - 1
+    FROM unnest($3::text[], $11::text[]) WITH ORDINALITY AS u(tenant, keys, n),
          unnest(u.keys::text[]) AS k
     WHERE left(k, 2) <> 'U:'
 ), new_head AS (
@@ -149,7 +164,7 @@ SELECT CASE WHEN $20::bool THEN pg_notify('%s', $16::text) END
 # write_definitions locks and merges the rows (lrs.store.activities explains
 # the order).  $20: other processes append to the log too, so the commit is
 # announced (lrs.store.commit_notifications; delivered at COMMIT).  Each was
-# a round trip of its own per group.
+# a round trip of its own per group.  $21: each statement's 'U:' authority key.
 
 # Groups of at least this many statements look up what they touch before
 # taking the head lock (see _write).
@@ -474,7 +489,9 @@ class StatementWriter:
                 self._committing_min_stored = plan.new[0].event.stored
                 updates = _definition_updates(requests, plan)
                 # The relay of a shared log runs in another process: the statement wakes it at commit.
-                await conn.execute(INSERT_GROUP, *_group_columns(plan), bool(updates), self._shared_log)
+                await conn.execute(
+                    INSERT_GROUP, *_group_columns(plan), bool(updates), self._shared_log, _authority_keys(plan)
+                )
                 by_tenant: dict[str, list[uuid.UUID]] = defaultdict(list)
                 for tenant, statement_id in plan.newly_voided:
                     by_tenant[tenant].append(statement_id)
@@ -582,21 +599,35 @@ async def _fetch_touched(
     return found
 
 
-def _group_columns(plan: GroupPlan) -> tuple[list, ...]:
-    """The parameters of INSERT_GROUP: one array per column."""
+def _group_columns(plan: GroupPlan) -> tuple[object, ...]:
+    """The parameters of INSERT_GROUP: one array per column, and one value
+    for what the events' place in the log gives (see INSERT_GROUP)."""
     events = [n.event for n in plan.new]
     statements = [n.statement for n in plan.new]
     assert plan.head is not None
+    first, last = events[0], events[-1]
+    # plan_group's layout, which INSERT_GROUP rebuilds: consecutive positions,
+    # stored one microsecond apart, each prev_hash the hash before it.
+    # Positions and stored rise strictly, so the ends decide them.
+    count = len(events)
+    hashes = [e.hash for e in events]
+    if (
+        last.position - first.position != count - 1
+        or last.stored - first.stored != (count - 1) * ONE_MICROSECOND
+        or [e.prev_hash for e in events[1:]] != hashes[:-1]
+        or [e.event_type for e in events].count(STATEMENT_EVENT) != count
+    ):
+        raise RuntimeError("the group's events are not laid out as INSERT_GROUP writes them")
     return (
-        [e.position for e in events],
+        first.position,
         [e.event_id for e in events],
         [e.tenant for e in events],
-        [e.event_type for e in events],
+        STATEMENT_EVENT,
         [e.statement_id for e in events],
-        [e.stored for e in events],
+        first.stored,
         store_payloads([e.payload for e in events]),
-        [e.prev_hash for e in events],
-        [e.hash for e in events],
+        first.prev_hash,
+        hashes,
         [s.verb_id for s in statements],
         [n.form.filter_keys if n.form is not None else _array_literal(filter_keys(n.statement))
          for n in plan.new],
@@ -608,6 +639,15 @@ def _group_columns(plan: GroupPlan) -> tuple[list, ...]:
         plan.head.hash,
         plan.head.stored,
     )
+
+
+def _authority_keys(plan: GroupPlan) -> list[str | None]:
+    """Each new statement's 'U:' key (statements.authority_key is its hash)."""
+    keys = []
+    for new in plan.new:
+        authority = authority_key(new.statement.body["authority"])
+        keys.append(None if authority is None else AUTHORITY_KEY + authority)
+    return keys
 
 
 def _array_literal(values: list[str]) -> str:

@@ -46,6 +46,19 @@ def ifi_key(actor: dict[str, Any]) -> str | None:
     return None
 
 
+def agent_of_key(key: str) -> dict[str, Any] | None:
+    """The Agent an IFI key (:func:`ifi_key`) names, or None for another text."""
+    kind, _, value = key.partition(":")
+    if not value:
+        return None
+    if kind in ("mbox", "mbox_sha1sum", "openid"):
+        return {kind: value}
+    if kind == "account" and "|" in value:
+        home, _, name = value.partition("|")  # an IRI holds no "|"; a name may
+        return {"account": {"homePage": home, "name": name}}
+    return None
+
+
 def authority_key(authority: dict[str, Any]) -> str | None:
     """The key that tells one sender's ``authority`` from another's: the IFI key
     of an Agent, or, for the anonymous Group of an OAuth client and a user

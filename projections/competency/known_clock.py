@@ -62,7 +62,7 @@ member_voidings AS MATERIALIZED (
 ),
 voided_since AS (
     SELECT DISTINCT w.learner FROM member_voidings w
-    WHERE (SELECT e.position FROM events e WHERE e.tenant = $1 AND e.statement_id = w.voiding_statement_id) > $6
+    WHERE (SELECT st.position FROM statements st WHERE st.tenant = $1 AND st.statement_id = w.voiding_statement_id) > $6
 ),
 judged AS (
     SELECT m.learner,
@@ -81,13 +81,15 @@ FROM judged
 
 SELECT_EVIDENCE_EVENTS = """
 SELECT s.learner, e.payload FROM competency_statement_learners s
-JOIN events e ON e.tenant = s.tenant AND e.statement_id = s.statement_id
+JOIN statements st ON st.tenant = s.tenant AND st.statement_id = s.statement_id
+JOIN events e ON e.position = st.position
 WHERE s.tenant = $1 AND s.learner = ANY($2::text[]) AND e.position <= $3
 """
 SELECT_VOIDS_BEFORE = """
 SELECT s.learner, v.target_id, v.voiding_statement_id FROM competency_voids v
 JOIN competency_statement_learners s ON s.tenant = v.tenant AND s.statement_id = v.target_id
-JOIN events e ON e.tenant = v.tenant AND e.statement_id = v.voiding_statement_id
+JOIN statements st ON st.tenant = v.tenant AND st.statement_id = v.voiding_statement_id
+JOIN events e ON e.position = st.position
 WHERE v.tenant = $1 AND s.learner = ANY($2::text[]) AND e.position <= $3
 """
 

@@ -13,7 +13,7 @@ An identifier linked to a person that the roster does not name has its
 text in the identity event that linked it.  A learner named by neither
 (Statements only) has no such text: the identifier is read from their latest Statement,
 opened as GET /xapi/statements opens it
-(:mod:`lrs.store.statement_identities`), one query per such learner.
+(:mod:`lrs.store.statement_identities`), one query for all such learners.
 
 An erased learner's text can no longer be opened: the answer is ``None``
 with :data:`ERASED` as the shown text.  A key that is not a pseudonym key

@@ -181,3 +181,61 @@ async def test_learner_answers_show_identifiers_for_rostered_linked_and_never_ro
         for key in (person_key, never_key):
             page = await (await client.get(f"/console/learners/{quote(key, safe='')}")).text()
             assert 'id="learner-shown">(erased)<' in page and not any(clear in page for clear in clear_texts)
+
+
+async def test_a_never_rostered_learner_is_named_by_their_own_statement_not_one_referring_to_it_and_a_page_costs_one_query(
+    database_url: str, tmp_path: Path, light_secret_hashing: int
+) -> None:
+    """The agent filter of GET /xapi/statements also returns Statements that
+    refer to the learner's (an instructor's comment on it): those do not name
+    the learner, so the identifier comes from the learner's own latest
+    Statement.  Learners without a roster reference are read for a whole
+    page in one query, not one per learner."""
+    from lrs.http import keys
+    from lrs.store.statement_identities import identities_in_statements
+    from tests.e2e.test_competency_api import CERTIFYING, post
+    from tests.integration.test_projection_runner import course_statement
+
+    async with app_client(database_url, tmp_path) as client:
+        loaded = await client.post("/competency/admin/roster", json=roster({"mic-dt-1": [1]}), headers=xapi_headers())
+        assert loaded.status == 200, await loaded.text()
+        own = [course_statement(n, *CERTIFYING[0], n) for n in range(30, 36)]
+        comment = {
+            "actor": {"mbox": "mailto:instructor@example.gov.vn"}, "verb": {"id": "http://adlnet.gov/expapi/verbs/commented"},
+            "object": {"objectType": "StatementRef", "id": own[0]["id"]},
+        }
+        await post(client, *own)
+        await post(client, comment)
+        await caught_up(client, database_url)
+        key = (await get_json(client, f"/competency/learners/{quote(learner_key(30), safe='')}"))["key"]
+        by_key = await get_json(client, f"/competency/learners/{quote(key, safe='')}")
+        assert (by_key["learner"], by_key["person"]) == (learner_key(30), learner_key(30))
+
+        app = client.server.app
+        learner_keys, pool = app[keys.LEARNER_KEYS], app[keys.POOL]
+        wanted = [PSEUDONYM_KEY_PREFIX + learner_keys.pseudonym("default", learner_key(n)) for n in range(30, 36)]
+        queries = 0
+
+        class Counting:
+            async def fetch(self, *args: Any, **kwargs: Any) -> Any:
+                nonlocal queries
+                queries += 1
+                return await pool.fetch(*args, **kwargs)
+
+        found = await identities_in_statements(Counting(), learner_keys, "default", wanted)
+        assert [found[k].identifier for k in wanted] == [learner_key(n) for n in range(30, 36)]
+        assert queries == 1
+
+        # Only officials (all/read, all for admin) see these identifiers: a learner's or an app's credential does not.
+        from tests.e2e.test_scopes_tenants_api import credential
+
+        for name, scopes in (("own-reader", ("statements/read/mine",)), ("reader", ("statements/read", "state"))):
+            headers = await credential(client, name, *scopes)
+            for path in (f"/competency/learners/{quote(key, safe='')}", "/competency/units/mic/learners",
+                         "/competency/units/mic/report"):
+                response = await client.get(path, params={"program": PROGRAM}, headers=headers)
+                assert response.status == 403, (name, path, response.status)
+                assert learner_key(30) not in await response.text()
+            response = await client.post("/competency/admin/identities", headers=headers,
+                                         json={"op": "link", "person": learner_key(30), "identifiers": [learner_key(31)]})
+            assert response.status == 403

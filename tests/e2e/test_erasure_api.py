@@ -134,3 +134,30 @@ async def test_a_reason_with_the_first_name_the_learners_statements_give_is_refu
     assert "Bình" not in refused["error"] and "Binh" not in refused["error"]
     response = await sealed_client.post("/admin/erasures", json={**body, "reason": "request 2026-90"}, headers=as_eraser())
     assert response.status == 200, await response.text()
+
+
+async def test_a_reason_naming_an_identifier_linked_to_the_learner_is_refused(sealed_client, database_url: str) -> None:
+    """The learner's linked accounts are erased with them, so the reason kept
+    in the log may not name them either: neither the linked account's name
+    nor the name that account's Statements give."""
+    from tests.e2e.test_competency_persons import link
+
+    person = {"mbox": "mailto:p8@example.gov.vn"}
+    account = {"account": {"homePage": "https://mobiedu.example.vn", "name": "ttb2604"}, "name": "Trần Thị Bình"}
+    response = await sealed_client.post(
+        "/xapi/statements", json=[statement(person), statement(account)], headers=xapi_headers())
+    assert response.status == 200, await response.text()
+    # ... and an account linked before it sent any Statement: only the identity event holds it (sealed)
+    await link(sealed_client, "link", "mbox:" + person["mbox"], "account:https://mobiedu.example.vn|ttb2604",
+               "account:https://lms.example.vn|xtb7781")
+    await add_eraser(database_url, ["erase"])
+    for reason, what in (("Binh asked on 3 May", "name"), ("ticket ttb2604", "account name"),
+                         ("ticket xtb7781", "account name")):
+        response = await sealed_client.post(
+            "/admin/erasures", json={"agent": person, "reason": reason}, headers=as_eraser())
+        refused = await response.json()
+        assert response.status == 400 and f"a word of a linked identifier's {what}" in refused["error"], refused
+    response = await sealed_client.post(
+        "/admin/erasures", json={"agent": person, "reason": "request 2026-91"}, headers=as_eraser())
+    assert response.status == 200, await response.text()
+    assert len((await response.json())["linked"]) == 2

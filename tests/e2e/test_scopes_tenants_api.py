@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import urllib.parse
-import uuid
 
 import msgspec
 
@@ -203,35 +202,3 @@ async def test_nothing_crosses_tenants(client):
     response = await client.put(f"/xapi/activities/state?{STATE_QUERY}", json={"tenant": "home"}, headers=home)
     assert response.status == 204
     assert (await client.get(f"/xapi/activities/state?{STATE_QUERY}", headers=away)).status == 404
-
-
-async def test_migration_backfills_the_authority_key_of_older_rows(clear_client):
-    # Rows from before 0003 were stored in clear: the backfill reads the clear authority.
-    client = clear_client
-    from lrs.contracts import POSTGRES_MIGRATIONS
-    from lrs.payload_codec import open_payload
-
-    mine = await credential(client, "legacy-app", "statements/write", "statements/read/mine")
-    sid = new_id()
-    assert (await client.post(URL, json=statement(statement_id=sid), headers=mine)).status == 200
-    pool = client.app[keys.POOL]
-    # A row as written before the key existed.
-    await pool.execute(
-        "UPDATE statements SET filter_keys = array(SELECT k FROM unnest(filter_keys) k WHERE k NOT LIKE 'U:%')"
-    )
-    assert await ids_of(await client.get(URL, headers=mine)) == []
-    backfill = (POSTGRES_MIGRATIONS / "0003_authority.sql").read_text()
-    # 0003 runs before 0005 moved the read model's JSON to events: give it the
-    # column it read then.
-    await pool.execute("ALTER TABLE statements ADD COLUMN body bytea")
-    # (as JSON: rows that old were never compressed).
-    for row in await pool.fetch("SELECT position, payload FROM events WHERE event_type = 'statement'"):
-        await pool.execute("UPDATE statements SET body = $2 WHERE position = $1",
-                           row["position"], open_payload(bytes(row["payload"])))
-    await pool.execute(backfill)
-    await pool.execute(backfill)  # a second run adds nothing
-    await pool.execute("ALTER TABLE statements DROP COLUMN body")
-    assert await ids_of(await client.get(URL, headers=mine)) == [sid]
-    filter_keys = await pool.fetchval("SELECT filter_keys FROM statements WHERE statement_id = $1", uuid.UUID(sid))
-    home = client.app[keys.SETTINGS].authority_home
-    assert [k for k in filter_keys if k.startswith("U:")] == [f"U:account:{home}|legacy-app"]

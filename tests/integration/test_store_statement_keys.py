@@ -47,8 +47,15 @@ async def test_the_writer_adds_one_row_per_filter_key_but_the_authority(database
         await writer.append("t", prepare_statements([statement(1)], version="1.0.3", authority=AUTHORITY,
                                                     new_id=uuid.uuid4))
         await writer.close()
-        keys = await pool.fetchval("SELECT filter_keys FROM statements")
+        from lrs.batching import filter_keys
+
+        [prepared] = prepare_statements([statement(1)], version="1.0.3", authority=AUTHORITY, new_id=uuid.uuid4)
+        keys = filter_keys(prepared)
         assert any(k.startswith("U:") for k in keys)
+        # the authority and the verb are hashed in the row itself
+        assert await pool.fetchval(
+            "SELECT authority_key = statement_key('t', 'U:mbox:mailto:authority@example.com')"
+            " AND verb_key = statement_key('t', 'V:http://example.com/v/did') FROM statements")
         indexed = await pool.fetch("SELECT key, position FROM statement_keys ORDER BY key")
         expected = await pool.fetch(
             "SELECT statement_key('t', k) AS key, 1::bigint AS position FROM unnest($1::text[]) k"
@@ -71,7 +78,7 @@ async def test_a_key_row_that_the_statement_lacks_selects_nothing(database_url: 
             version="1.0.3", authority=AUTHORITY, new_id=uuid.uuid4))
         await writer.close()
         bob_position = await pool.fetchval(
-            "SELECT position FROM statements WHERE filter_keys @> ARRAY['A:mbox:mailto:bob@example.com']")
+            "SELECT position FROM statements WHERE statement_id = $1", uuid.UUID(statement(2)["id"]))
         await pool.execute("INSERT INTO statement_keys VALUES (statement_key('t', 'A:' || $1), $2)", ANN, bob_position)
         assert await ids(pool, agent=ANN) == [statement(1)["id"]]
         assert await ids(pool, agent=ANN, related_agents=True) == [statement(1)["id"]]
@@ -123,3 +130,44 @@ async def test_0091_fills_statement_keys_for_statements_stored_before(database_u
         assert await ids(conn, verb="http://example.com/v/did", ascending=True) == newest_first[::-1]
     finally:
         await conn.close()
+
+
+async def test_a_page_full_of_hash_collisions_reads_on_to_the_matches(database_url: str) -> None:
+    """Candidates sharing only a hash with the filter's key, verb or authority
+    are dropped on their JSON, and the page reads on until it is full."""
+    await migrate(database_url)
+    pool = await create_pool(database_url, min_size=1, max_size=2)
+    try:
+        writer = StatementWriter(pool, wait_ms=0.0)
+        await writer.start()
+        ann = [statement(n) for n in range(3)]
+        bob = [statement(n, actor="mailto:bob@example.com", verb={"id": "http://example.com/v/other"})
+               for n in range(3, 10)]
+        other_authority = {"objectType": "Agent", "mbox": "mailto:other@example.com"}
+        await writer.append("t", prepare_statements(ann, version="1.0.3", authority=AUTHORITY, new_id=uuid.uuid4))
+        await writer.append("t", prepare_statements(bob, version="1.0.3", authority=other_authority,
+                                                    new_id=uuid.uuid4))
+        await writer.close()
+        # Bob's statements, newer than Ann's, collide with Ann's key, her verb and her authority.
+        await pool.execute(
+            "INSERT INTO statement_keys SELECT statement_key('t', 'A:' || $1), position FROM statements"
+            " WHERE position > 3", ANN)
+        await pool.execute(
+            "UPDATE statements SET verb_key = statement_key('t', 'V:http://example.com/v/did'),"
+            " authority_key = statement_key('t', 'U:mbox:mailto:authority@example.com') WHERE position > 3")
+        newest_first = [s["id"] for s in reversed(ann)]
+        for filters in ({"agent": ANN}, {"agent": ANN, "related_agents": True}, {"verb": "http://example.com/v/did"}):
+            bodies, last, more = await query_statements(pool, "t", StatementQuery(limit=2, **filters), limit=2)
+            assert [msgspec.json.decode(b)["id"] for b in bodies] == newest_first[:2] and more, filters
+            bodies, last, more = await query_statements(pool, "t", StatementQuery(limit=2, **filters),
+                                                        after_position=last, limit=2)
+            assert ([msgspec.json.decode(b)["id"] for b in bodies], more) == (newest_first[2:], False), filters
+        mine = "mbox:mailto:authority@example.com"
+        bodies, _, more = await query_statements(pool, "t", StatementQuery(limit=5), limit=5, authority=mine)
+        assert ([msgspec.json.decode(b)["id"] for b in bodies], more) == (newest_first, False)
+        from lrs.store.reader import get_statement
+
+        assert await get_statement(pool, "t", uuid.UUID(bob[0]["id"]), voided=False, authority=mine) is None
+        assert await get_statement(pool, "t", uuid.UUID(ann[0]["id"]), voided=False, authority=mine) is not None
+    finally:
+        await pool.close()

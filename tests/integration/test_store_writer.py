@@ -20,6 +20,7 @@ from lrs.service import migrate
 from lrs.store.log_reader import iter_events, last_position, read_events_after
 from lrs.store.reader import get_statement
 from lrs.xapi.errors import ConflictError, XapiError
+from lrs.xapi.identity import authority_key
 from tests.statements import new_id
 from tests.statements import statement as shared_statement
 from lrs.payload_codec import open_payload
@@ -127,7 +128,7 @@ async def test_rows_keep_awkward_text_nulls_and_the_event_they_belong_to(pool: a
     finally:
         await writer.close()
     rows = await pool.fetch(
-        "SELECT s.tenant, s.statement_id, s.position, s.stored, s.verb_id, s.filter_keys, s.registration,"
+        "SELECT s.tenant, s.statement_id, s.position, s.stored, s.verb_key, s.authority_key, s.registration,"
         " s.voids, s.statement_ref, e.tenant AS event_tenant, e.statement_id AS event_statement, e.stored AS"
         " event_stored, e.payload FROM statements s JOIN events e USING (position) ORDER BY position"
     )
@@ -136,11 +137,16 @@ async def test_rows_keep_awkward_text_nulls_and_the_event_they_belong_to(pool: a
     for row, (tenant, prepared_statement) in zip(rows, expected):
         assert (row["tenant"], row["event_tenant"]) == (tenant, tenant)
         assert row["statement_id"] == row["event_statement"] == prepared_statement.statement_id
-        assert row["verb_id"] == prepared_statement.verb_id
+        assert row["verb_key"] == await pool.fetchval(
+            "SELECT statement_key($1, 'V:' || $2)", tenant, prepared_statement.verb_id)
+        assert row["authority_key"] == await pool.fetchval(
+            "SELECT statement_key($1, 'U:' || $2)", tenant, authority_key(prepared_statement.body["authority"]))
         assert row["registration"] == prepared_statement.registration
         assert row["voids"] == prepared_statement.voids
         assert row["statement_ref"] == prepared_statement.statement_ref
-        assert "A:" + prepared_statement.actor_keys[0] in row["filter_keys"]
+        assert await pool.fetchval(
+            "SELECT count(*) FROM statement_keys WHERE key = statement_key($1, $2) AND position = $3",
+            tenant, "A:" + prepared_statement.actor_keys[0], row["position"]) == 1
         payload = json.loads(open_payload(row["payload"]))
         assert payload["id"] == str(prepared_statement.statement_id)
         assert row["stored"] == row["event_stored"]

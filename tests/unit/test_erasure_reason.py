@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lrs.privacy.reason import ReasonRefused, check_reason, fold
+from lrs.privacy.reason import EVERYDAY, ReasonRefused, check_reason, fold
 
 BINH = {"mbox": "mailto:nguyen.binh@example.gov.vn", "name": "Nguyễn Thị Bình"}
 
@@ -19,7 +19,7 @@ BINH = {"mbox": "mailto:nguyen.binh@example.gov.vn", "name": "Nguyễn Thị Bì
     "bình asked on 3 May",
     "BÌNH asked",
     "request from NGUYEN",
-    "thị's request",
+    "Thị's request",  # an everyday word ("chỉ thị") written as a name is
     "asked by nguyen.binh",  # the mbox local part
     "asked by nguyen.binh@example.gov.vn",
 ])
@@ -65,7 +65,7 @@ def test_the_provider_part_of_an_openid_is_not_the_learners() -> None:
 
 
 _LETTERS = "abcdeghiklmnopqrstuvxyăâđêôơưáàảãạéèẻẽẹíìỉĩịóòỏõọúùủũụýỳỷỹỵ"
-name_words = st.text(alphabet=_LETTERS, min_size=2, max_size=7)
+name_words = st.text(alphabet=_LETTERS, min_size=2, max_size=7).filter(lambda w: w not in EVERYDAY)
 
 
 def _shuffled_case_and_accents(word: str, upper: list[bool], strip: bool) -> str:
@@ -97,3 +97,81 @@ def test_any_word_of_the_name_in_any_case_or_accents_is_refused(
 def test_a_case_number_is_never_refused_for_a_name(name: list[str], number: int) -> None:
     reason = f"{number}/2026"  # digits only: no word of a name
     assert check_reason(reason, {"mbox": "mailto:p@example.org", "name": " ".join(name)}) == reason
+
+
+AN = {"account": {"homePage": "https://sso.example.gov.vn", "name": "hn-13"}, "name": "Trần Văn An"}
+
+
+@pytest.mark.parametrize("reason", [
+    "learner request under Decree 13",  # "13": a short number of the account name, not the learner
+    "request from an official, annual review",  # "an" the article; "an" inside "annual"
+    "yêu cầu theo văn bản số 12 của Bộ",  # "văn bản" (a document), not the middle name Văn
+    "theo chỉ thị số 5",  # "chỉ thị" (a directive)
+])
+def test_everyday_words_and_short_numbers_that_happen_to_be_name_parts_are_let_through(reason: str) -> None:
+    assert check_reason(reason, AN) == reason
+    assert check_reason(reason, {**BINH, "name": "Nguyễn Thị An"}) == reason
+
+
+def test_a_one_word_name_is_not_found_inside_other_words() -> None:
+    assert check_reason("annual data request", {"mbox": "mailto:p@example.org", "name": "An"}) == "annual data request"
+
+
+@pytest.mark.parametrize("reason", [
+    "An asked",  # the given name, written as a name is
+    "request of Văn An",
+    "Trần asked",
+    "for hn-13",  # the whole account name
+    "ticket hn 13",
+    "Request from tran van an",  # the whole name, however written
+])
+def test_the_same_words_written_as_the_learners_name_are_refused(reason: str) -> None:
+    with pytest.raises(ReasonRefused) as refused:
+        check_reason(reason, AN)
+    assert "\n" not in str(refused.value)
+
+
+def test_a_refusal_for_an_everyday_word_says_how_it_was_taken() -> None:
+    with pytest.raises(ReasonRefused, match="counts as the name when capitalized"):
+        check_reason("An asked", AN)
+
+
+def test_a_word_with_other_accents_than_the_name_is_another_word() -> None:
+    van = {"mbox": "mailto:p@example.org", "name": "Trần Thị Vân"}
+    assert check_reason("theo văn bản số 12", van) == "theo văn bản số 12"
+    for reason in ("Van asked", "VÂN asked", "vân asked"):
+        with pytest.raises(ReasonRefused):
+            check_reason(reason, van)
+
+
+@settings(max_examples=100, deadline=None)
+@given(word=st.sampled_from(sorted(EVERYDAY)), strip=st.booleans())
+def test_an_everyday_word_of_the_name_is_refused_when_capitalized(word: str, strip: bool) -> None:
+    written = _shuffled_case_and_accents(word, [True], strip)
+    with pytest.raises(ReasonRefused, match="when capitalized"):
+        check_reason(f"asked by {written}", {"mbox": "mailto:p@example.org", "name": f"Lê {word}"})
+    assert check_reason(f"asked by {word} official", {"mbox": "mailto:p@example.org", "name": f"Lê {word}"})
+
+
+@pytest.mark.parametrize("agent", [
+    {"mbox": "mailto:lan@example.org"}, {"mbox_sha1sum": "ab" * 20}, {"openid": "https://id.example.vn/u/lan"},
+    {"account": {"homePage": "https://sso.example.vn/a", "name": "cb|04512"}},
+])
+def test_an_identifier_linked_to_the_learner_is_read_back_as_the_agent_it_names(agent: dict) -> None:
+    from lrs.xapi.identity import agent_of_key, ifi_key
+
+    key = ifi_key(agent)
+    assert key is not None and agent_of_key(key) == agent
+    assert agent_of_key("not a key") is None
+
+
+def test_a_generic_name_an_lms_gives_leaves_its_role_word_to_the_reason() -> None:
+    """Many platforms name learners "Learner 4512" or "Học viên 12": the role
+    word is the reason's too, the number is the learner's."""
+    for name in ("Learner 4512", "Học viên 4512", "Student 4512", "User 4512"):
+        for reason in ("learner request under Decree 13", "học viên yêu cầu theo Nghị định 13",
+                       "student asked via the user portal"):
+            assert check_reason(reason, {"mbox": "mailto:p@example.org"}, names=[name]) == reason
+        for reason in ("ticket 4512", f"{name} asked"):
+            with pytest.raises(ReasonRefused):
+                check_reason(reason, {"mbox": "mailto:p@example.org"}, names=[name])

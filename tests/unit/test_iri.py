@@ -152,3 +152,18 @@ def test_patterns_applied_with_a_shortcut_accept_what_their_published_rule_does(
         assert bool(applied.search(text)) == bool(published.search(text)), text
         accepted += bool(applied.search(text))
     assert accepted > 200  # both sides were exercised
+
+
+def test_remembered_iris_answer_as_the_pattern_does_and_stay_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    from lrs.xapi import common
+
+    monkeypatch.setattr(common, "_KNOWN_IRIS", set())
+    monkeypatch.setattr(common, "_KNOWN_IRIS_MAX", 3)
+    for _ in range(2):  # the second time from what was remembered
+        assert is_iri("http://example.com/a") and not is_iri("http://[::1") and not is_iri("no scheme")
+    assert common._KNOWN_IRIS == {"http://example.com/a"}  # refused values are never remembered
+    long_iri = "http://example.com/" + "x" * common._KNOWN_IRI_MAX_LENGTH
+    assert is_iri(long_iri) and long_iri not in common._KNOWN_IRIS
+    for n in range(5):
+        assert is_iri(f"http://example.com/{n}")
+        assert len(common._KNOWN_IRIS) <= 3

@@ -1,0 +1,134 @@
+"""Client CPU of the group commit's INSERT per statement: building its
+parameters and asyncpg encoding them, with PostgreSQL's side left out.
+
+The writer sends a group's events and read-model rows as array parameters of
+one statement (``lrs.store.writer.INSERT_GROUP``), and asyncpg encodes each
+element of each array on its own.  This bench lays out groups of 100
+statements of the ingest bench (``bench/ingest.py``) with the real pure
+functions, then executes ``INSERT_GROUP`` with them on a migrated scratch
+database inside a transaction that is rolled back, and reports the
+``time.process_time`` of this (client) process per statement, best of
+``--rounds``: ``_group_columns`` (compression included) plus asyncpg's encoding
+and protocol work.  ``--repo`` measures another checkout (e.g. main's
+worktree) with the same script::
+
+    python bench/group_insert_encoding.py
+    python bench/group_insert_encoding.py --repo /path/to/main
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+def _plans(groups: int, batch: int) -> list:
+    import ingest  # bench/ingest.py: the statements the ingest bench posts
+    from lrs.batching import AppendRequest, LogHead, plan_group, statement_form
+    from lrs.ingest.prepare import prepare_statements
+    from lrs.store import writer as writer_module
+    from lrs.store.ids import RandomUuids, TimeOrderedUuids, parse_uuid
+    from lrs.xapi.statement import parse_statements
+
+    authority = {"objectType": "Agent", "name": "bench",
+                 "account": {"homePage": "http://lrs.example", "name": "bench"}}
+    head = LogHead(0, b"\0" * 32, datetime(2026, 1, 1, tzinfo=timezone.utc))
+    new_id, event_ids = RandomUuids(), TimeOrderedUuids()
+    plans = []
+    for i in range(groups):
+        prepared = prepare_statements(parse_statements(ingest._body(batch, [i * batch]), "1.0.3"), version="1.0.3",
+                                      authority=authority, new_id=new_id, parse_id=parse_uuid)
+        forms = tuple(statement_form(s, writer_module._array_literal) for s in prepared)
+        plan = plan_group([AppendRequest("default", tuple(prepared), forms, True)], [], head,
+                          datetime.now(timezone.utc), event_ids)
+        head = plan.head
+        plans.append(plan)
+    return plans
+
+
+async def _measure(url: str, plans: list, rounds: int) -> float:
+    import asyncpg
+    from lrs.store import writer as writer_module
+
+    conn = await asyncpg.connect(url)
+    try:
+        best = float("inf")
+        for _ in range(rounds):
+            spent = 0.0
+            for plan in plans:
+                transaction = conn.transaction()
+                await transaction.start()
+                started = time.process_time()
+                await conn.execute(writer_module.INSERT_GROUP, *writer_module._group_columns(plan), True, False)
+                spent += time.process_time() - started
+                await transaction.rollback()
+            best = min(best, spent)
+    finally:
+        await conn.close()
+    return best / sum(len(p.new) for p in plans) * 1e6
+
+
+async def _run(args: argparse.Namespace) -> float:
+    from lrs.runtime.postgres import EmbeddedPostgres
+    from lrs.service import migrate
+
+    plans = _plans(args.groups, 100)
+    with tempfile.TemporaryDirectory(prefix="lrs-bench-insert-", dir=args.data_root) as data_dir:
+        server = EmbeddedPostgres(Path(data_dir))
+        url = await server.start()
+        try:
+            await migrate(url)
+            return await _measure(url, plans, args.rounds)
+        finally:
+            await server.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repo", default=str(HERE.parent), help="checkout whose lrs package is measured")
+    parser.add_argument("--groups", type=int, default=30, help="groups of 100 statements (default 30)")
+    parser.add_argument("--rounds", type=int, default=5, help="timings; the best is kept (default 5)")
+    parser.add_argument("--data-root", default=None, help="where the scratch PostgreSQL lives (default: temp)")
+    parser.add_argument("--output", help="result file (default: bench/results/group-insert-encoding-<time>.json)")
+    parser.add_argument("--no-save", action="store_true")
+    args = parser.parse_args(argv)
+    sys.path.insert(0, str(HERE))
+    sys.path.insert(0, args.repo)
+    import lrs
+
+    assert Path(lrs.__file__).resolve().is_relative_to(Path(args.repo).resolve()), lrs.__file__
+    commit = subprocess.run(["git", "-C", args.repo, "rev-parse", "--short", "HEAD"], capture_output=True,
+                            text=True, check=False).stdout.strip()
+    load_before = [round(x, 2) for x in os.getloadavg()]
+    per_statement = asyncio.run(_run(args))
+    record = {
+        "benchmark": "group-insert-encoding",
+        "recorded_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "repo": args.repo,
+        "commit": commit,
+        "load_average_before": load_before,
+        "load_average_after": [round(x, 2) for x in os.getloadavg()],
+        "unit": "µs of client CPU per statement (process_time, best of rounds), groups of 100",
+        "group_insert_client_us": round(per_statement, 2),
+    }
+    print(json.dumps(record))
+    if not args.no_save:
+        out = Path(args.output or HERE / "results"
+                   / f"group-insert-encoding-{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}.json")
+        out.write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n")
+        print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

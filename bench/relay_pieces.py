@@ -1,0 +1,107 @@
+"""CPU per event of the pure pieces of the relay process (``lrs relay``).
+
+``bench/ingest.py --start-service`` gives the relay's whole CPU per statement;
+this one splits its own Python work, with the real functions, on the ingest
+bench's statements laid out by the group commit (``bench/group_insert_encoding.py``):
+
+* ``open payload``: the zstd payload of a row back to its canonical JSON;
+* ``frames``: the HPUB frames of a batch's plain publishes, as one run of
+  bytes (``EventBatch.wire`` where it exists, else ``event_message`` and
+  ``hpub_frame`` per event and a join);
+* ``anchor check``: the anchor writer's check of the chain on the relayed
+  batch (``verify_chain``: the hash of every event again).
+
+What it does not hold: asyncpg reading the rows, the socket, nats-py's
+flusher and the event loop.  Best of ``--rounds`` of ``time.process_time``;
+``--repo`` imports another checkout's ``lrs``::
+
+    python bench/relay_pieces.py
+    python bench/relay_pieces.py --repo /path/to/main
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+def run(groups: int, rounds: int) -> dict[str, float]:
+    from group_insert_encoding import _plans
+    from lrs.event_contract import event_message
+    from lrs.eventlog import StoredFormatter, verify_chain
+    from lrs.nats.bus import hpub_frame
+    from lrs.payload_codec import open_payload, store_payloads
+
+    records = [new.event for plan in _plans(groups, 100) for new in plan.new]
+    stored = store_payloads([r.payload for r in records])
+    try:
+        from lrs.nats.event_frames import EventBatch
+
+        def frames() -> bytes:
+            return EventBatch(records, StoredFormatter(), 1 << 20).wire()
+    except ImportError:
+        def frames() -> bytes:
+            formatter = StoredFormatter()
+            return b"".join([hpub_frame(event_message(r, formatter, 1 << 20)) for r in records])
+
+    pieces = {
+        "open payload": lambda: [open_payload(s) for s in stored],
+        "frames": frames,
+        "anchor check": lambda: verify_chain(records, prev_position=0, prev_hash=b"\0" * 32),
+    }
+    out = {}
+    for name, fn in pieces.items():
+        best = float("inf")
+        for _ in range(rounds):
+            started = time.process_time()
+            fn()
+            best = min(best, time.process_time() - started)
+        out[name] = round(best / len(records) * 1e6, 2)
+    out["sum"] = round(sum(out.values()), 2)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repo", default=str(HERE.parent), help="checkout whose lrs package is measured")
+    parser.add_argument("--groups", type=int, default=20, help="groups of 100 statements (default 20)")
+    parser.add_argument("--rounds", type=int, default=7, help="timings per piece; the best is kept (default 7)")
+    parser.add_argument("--output", help="result file (default: bench/results/relay-pieces-<time>.json)")
+    parser.add_argument("--no-save", action="store_true")
+    args = parser.parse_args(argv)
+    sys.path.insert(0, str(HERE))
+    sys.path.insert(0, args.repo)
+    import lrs
+
+    assert Path(lrs.__file__).resolve().is_relative_to(Path(args.repo).resolve()), lrs.__file__
+    commit = subprocess.run(["git", "-C", args.repo, "rev-parse", "--short", "HEAD"], capture_output=True,
+                            text=True, check=False).stdout.strip()
+    load_before = [round(x, 2) for x in os.getloadavg()]
+    record = {
+        "benchmark": "relay-pieces",
+        "recorded_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "repo": args.repo,
+        "commit": commit,
+        "load_average_before": load_before,
+        "unit": "µs of CPU per event (process_time, best of rounds)",
+        "pieces": run(args.groups, args.rounds),
+        "load_average_after": [round(x, 2) for x in os.getloadavg()],
+    }
+    print(json.dumps(record))
+    if not args.no_save:
+        out = Path(args.output or HERE / "results" / f"relay-pieces-{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}.json")
+        out.write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n")
+        print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
