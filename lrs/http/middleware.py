@@ -17,6 +17,7 @@ from lrs.http import keys
 from lrs.http.bearer import authenticate_bearer
 from lrs.http.metrics import HTTP_LATENCY_BY, HTTP_REQUESTS_BY
 from lrs.http.throttle import authenticate_basic
+from lrs.logs import bind_request_context
 from lrs.oidc.claims import bearer_token
 from lrs.store.availability import storage_unavailable
 from lrs.xapi.errors import XapiError
@@ -82,8 +83,7 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
     """Binds a request id, writes one log line per request and records metrics."""
     request_id = request.headers.get("X-Request-ID") or uuid.uuid4().hex
     request[REQUEST_ID] = request_id
-    structlog.contextvars.clear_contextvars()
-    structlog.contextvars.bind_contextvars(request_id=request_id)
+    bind_request_context(request_id=request_id)
     started = time.perf_counter()
     status = 500
     try:

@@ -23,7 +23,15 @@ sent with an ``objectType`` that has an account.  ``v1``
 (``"v1.<pseudonym>.<generation>.<ciphertext>"``, the ciphertext holding
 ``objectType`` too) is written for the others (an Anonymous Group, which has
 no ``account``; an Agent sent without ``objectType``) and for documents, and
-read wherever it was written before.  The sealed form is itself an Agent with an
+read wherever it was written before.  ``v3`` (``"v3.<generation>.<reference>"``,
+written by the Statement writer for what v2 would be) keeps the ciphertext
+out of the Statement: the reference is the first 16 bytes of the ciphertext's
+SHA-256 (base64url), and the ciphertext is stored once per distinct sealed
+identity beside the log (``sealed_identities``, :func:`seal_reference`).
+The hash chain covers the reference and the reference commits to the
+ciphertext, which :func:`open_agent` checks before decrypting.  A Statement
+naming the same identity as many before it then costs 27 characters for it,
+not the ~120 of a v2 ciphertext.  The sealed form is itself an Agent with an
 account, so filters, duplicate checks and projections work on it unchanged
 and see only the pseudonym.  Encryption is deterministic (AES-GCM-SIV with a
 fixed nonce; the tenant, pseudonym and generation are the associated data):
@@ -40,6 +48,7 @@ is gone (the identity was erased) by the *erased form*
 from __future__ import annotations
 
 import base64
+import hashlib
 import hmac
 from typing import Any, Callable, Iterator, Mapping
 
@@ -60,8 +69,10 @@ __all__ = [
     "open_statement",
     "pseudonym",
     "pseudonym_key",
+    "seal_reference",
     "seal_statement",
     "sealed_refs",
+    "stored_references",
 ]
 
 PSEUDONYM_HOME = "https://lrs.invalid/pseudonym"
@@ -69,9 +80,10 @@ ERASED_HOME = "https://lrs.invalid/erased"
 SEALED = "sealed"
 VERSION = "v1"
 COMPACT = "v2"
+REFERENCE = "v3"
 _NONCE = b"\x00" * 12  # AES-GCM-SIV: a fixed nonce makes it deterministic, nothing worse
 _AGENT_TYPES = ("Agent", "Group")
-_MARKER = b'"sealed":"v'  # v1. or v2.
+_MARKER = b'"sealed":"v'  # v1., v2. or v3.
 _encode = msgspec.json.Encoder(order="sorted").encode
 _decode = msgspec.json.Decoder().decode
 
@@ -271,14 +283,32 @@ def seal_compact_bytes(key: SealKey, tenant: str, plaintext: bytes) -> str:
     return f"{COMPACT}.{key.generation}.{base64.urlsafe_b64encode(ciphertext).rstrip(b'=').decode('ascii')}"
 
 
+def _reference_aad(tenant: str, pseudonym_: str, generation: int) -> bytes:
+    return f"{REFERENCE}\x00{tenant}\x00{pseudonym_}\x00{generation}".encode()
+
+
+def reference_of(ciphertext: bytes) -> bytes:
+    """The v3 reference of a ciphertext: the first 16 bytes of its SHA-256."""
+    return hashlib.sha256(ciphertext).digest()[:16]
+
+
+def seal_reference(key: SealKey, tenant: str, plaintext: bytes) -> tuple[str, bytes, bytes]:
+    """(v3 sealed text, reference, ciphertext) of a compact plaintext: the
+    ciphertext is stored apart, by its reference (``sealed_identities``)."""
+    ciphertext = key.cipher.encrypt(_NONCE, plaintext, _reference_aad(tenant, key.pseudonym, key.generation))
+    ref = reference_of(ciphertext)
+    return f"{REFERENCE}.{key.generation}.{base64.urlsafe_b64encode(ref).rstrip(b'=').decode('ascii')}", ref, ciphertext
+
+
 def _b64(data: str) -> bytes:
     return base64.urlsafe_b64decode(data + "=" * (-len(data) % 4))
 
 
 def _parse_sealed(text: str, form: Mapping[str, Any] | None = None) -> tuple[str, int, bytes]:
-    """(pseudonym, generation, ciphertext) of a sealed text; a v2 text
-    takes its pseudonym from its ``form``'s account."""
-    if text.startswith(COMPACT + "."):
+    """(pseudonym, generation, ciphertext) of a sealed text; a v2 or v3 text
+    takes its pseudonym from its ``form``'s account; for v3 the third is the
+    reference, not the ciphertext."""
+    if text.startswith(COMPACT + ".") or text.startswith(REFERENCE + "."):
         _, generation, data = text.split(".", 2)
         account = (form or {}).get("account")
         if not isinstance(account, dict) or not isinstance(account.get("name"), str):
@@ -314,6 +344,25 @@ def is_sealed_payload(payload: bytes) -> bool:
     return _MARKER in payload
 
 
+def stored_references(statement: dict[str, Any]) -> set[bytes]:
+    """The references of every v3 sealed identity in a stored Statement,
+    whose ciphertexts :func:`open_statement` needs."""
+    found: set[bytes] = set()
+
+    def visit(agent: dict[str, Any]) -> None:
+        text = agent.get(SEALED)
+        if isinstance(text, str) and text.startswith(REFERENCE + "."):
+            found.add(_b64(text.split(".", 2)[2]))
+        for member in agent.get("member", ()):
+            visit(member)
+
+    for container, name in _agent_slots(statement):
+        agent = container.get(name)
+        if isinstance(agent, dict):
+            visit(agent)
+    return found
+
+
 def sealed_refs(statement: dict[str, Any]) -> set[tuple[str, int]]:
     """(pseudonym, generation) of every sealed identity in a stored Statement."""
     refs: set[tuple[str, int]] = set()
@@ -334,10 +383,14 @@ def sealed_refs(statement: dict[str, Any]) -> set[tuple[str, int]]:
 
 
 Ciphers = Mapping[tuple[str, int], "AESGCMSIV | None"]
+_NO_CIPHERTEXTS: Mapping[bytes, bytes] = {}
 
 
-def open_agent(agent: dict[str, Any], ciphers: Ciphers, tenant: str) -> dict[str, Any]:
-    """The original of a sealed Agent/Group, or its erased form."""
+def open_agent(
+    agent: dict[str, Any], ciphers: Ciphers, tenant: str, ciphertexts: Mapping[bytes, bytes] = _NO_CIPHERTEXTS
+) -> dict[str, Any]:
+    """The original of a sealed Agent/Group, or its erased form
+    (``ciphertexts``: by reference, those of its v3 forms)."""
     text = agent.get(SEALED)
     members = agent.get("member")
     if text is None:
@@ -346,9 +399,14 @@ def open_agent(agent: dict[str, Any], ciphers: Ciphers, tenant: str) -> dict[str
         pseudonym_, generation, data = _parse_sealed(text, agent)
         cipher = ciphers.get((pseudonym_, generation))
         opened = None
-        if cipher is not None:
-            compact = text.startswith(COMPACT + ".")
-            aad = (_compact_aad if compact else _aad)(tenant, pseudonym_, generation)
+        referenced = text.startswith(REFERENCE + ".")
+        if referenced:
+            # The reference commits to the ciphertext: one that does not hash to it is not this one.
+            stored = ciphertexts.get(data)
+            data = stored if stored is not None and reference_of(stored) == data else None  # type: ignore[assignment]
+        if cipher is not None and data is not None:
+            compact = referenced or text.startswith(COMPACT + ".")
+            aad = (_reference_aad if referenced else _compact_aad if compact else _aad)(tenant, pseudonym_, generation)
             try:
                 opened = _decode(cipher.decrypt(_NONCE, data, aad))
             except InvalidTag:
@@ -360,17 +418,19 @@ def open_agent(agent: dict[str, Any], ciphers: Ciphers, tenant: str) -> dict[str
             if "account" in agent:
                 opened["account"] = {"homePage": ERASED_HOME, "name": pseudonym_}
     if members is not None:
-        opened["member"] = [open_agent(m, ciphers, tenant) for m in members]
+        opened["member"] = [open_agent(m, ciphers, tenant, ciphertexts) for m in members]
     return opened
 
 
-def open_statement(statement: dict[str, Any], ciphers: Ciphers, tenant: str) -> dict[str, Any]:
+def open_statement(
+    statement: dict[str, Any], ciphers: Ciphers, tenant: str, ciphertexts: Mapping[bytes, bytes] = _NO_CIPHERTEXTS
+) -> dict[str, Any]:
     """A stored Statement with every sealed identity opened (or erased)."""
     opened = _copy_path(statement)
     for container, name in _agent_slots(opened):
         agent = container.get(name)
         if isinstance(agent, dict):
-            container[name] = open_agent(agent, ciphers, tenant)
+            container[name] = open_agent(agent, ciphers, tenant, ciphertexts)
     return opened
 
 

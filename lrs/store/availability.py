@@ -15,7 +15,8 @@ All of these are the storage failing under the request.  The members of the
 InterfaceError family that describe a wrong call instead (``DataError``: a
 value the codec cannot encode; a bad client configuration) stay 500: they are
 bugs to fix, not outages to wait out.  Transient conflicts (class 40:
-serialization failure, deadlock) are worth a retry too.
+serialization failure, deadlock) are worth a retry too, and so is a lock
+that was not granted within ``lock_timeout`` (an overloaded writer held it).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ _UNAVAILABLE: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.OperatorInterventionError,  # class 57: shutting down, starting up, recovering, cancelled
     asyncpg.exceptions.ConnectionDoesNotExistError,
     asyncpg.exceptions.TransactionRollbackError,  # class 40: serialization failure, deadlock
+    asyncpg.exceptions.LockNotAvailableError,  # 55P03: lock_timeout ran out (a writer overloaded, not a bad request)
     asyncpg.exceptions.InternalClientError,  # a connection left mid-protocol ("cannot switch to state")
     OSError,
     TimeoutError,

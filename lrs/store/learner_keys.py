@@ -20,6 +20,11 @@ keys first asks for the epoch (:meth:`LearnerKeys.ciphers_for_reading`).
 Identities a process has not cached are looked up, and for a new one a key
 made, in one statement shared by the requests waiting at that moment
 (:data:`LOAD_OR_CREATE`).
+
+Statements are sealed in the v3 form (:func:`lrs.privacy.seal.seal_reference`):
+each identity's ciphertext is written once to ``sealed_identities`` by its
+reference (:data:`INSERT_CIPHERTEXTS`), before the Statements that name it
+are appended, and a Statement carries only the reference.
 """
 
 from __future__ import annotations
@@ -107,6 +112,19 @@ WITH made AS (
 )
 SELECT key_id FROM made UNION ALL SELECT key_id FROM privacy_key_id
 """
+# The ciphertexts of v3 sealed identities, content-addressed (the reference is
+# their SHA-256's first 16 bytes), written before the Statements naming them
+# are appended; like LOAD_OR_CREATE, without waiting for the WAL flush: the
+# Statements' own synchronous commit comes after and covers it.  A ciphertext
+# whose Statements were then refused stays, harmless: it opens nothing
+# without its key, and an erasure destroys that.
+INSERT_CIPHERTEXTS = """
+INSERT INTO sealed_identities (ref, ciphertext)
+SELECT r, c FROM unnest($1::bytea[], $2::bytea[]) AS u(r, c)
+WHERE set_config('synchronous_commit', 'off', true) IS NOT NULL
+ON CONFLICT DO NOTHING
+"""
+SELECT_CIPHERTEXTS = "SELECT ref, ciphertext FROM sealed_identities WHERE ref = ANY($1::bytea[])"
 SELECT_ANY_LEARNER_KEY = "SELECT EXISTS (SELECT 1 FROM learner_keys)"
 SELECT_ANY_KEY = "SELECT 1 FROM learner_keys WHERE tenant = $1 AND pseudonym = $2 LIMIT 1"
 
@@ -145,8 +163,13 @@ class LearnerKeys:
     """Seals and opens Statements of any tenant with the keys of the
     identities they name."""
 
-    def __init__(self, pool: Pool, master: MasterKey, *, capacity: int = 100_000) -> None:
+    def __init__(self, pool: Pool, master: MasterKey, *, capacity: int = 100_000, references: bool = True) -> None:
         self._pool = pool
+        # Seal in the v3 form (ciphertexts apart, by reference); False: v2,
+        # the ciphertext inside the Statement (as stores written before hold).
+        self._references = references
+        # v3 ciphertexts read, by reference (immutable: content-addressed).
+        self._ciphertexts: dict[bytes, bytes] = {}
         self._master = master
         self._capacity = max(capacity, 1)
         # Few objects per identity for the garbage collector to walk: the live
@@ -166,6 +189,10 @@ class LearnerKeys:
         self._next: dict[str, tuple[set[str], asyncio.Future[dict[str, seal.SealKey]]]] = {}
         self._loading: dict[str, tuple[set[str], asyncio.Future[dict[str, seal.SealKey]]]] = {}
         self._loaders: dict[str, asyncio.Task[None]] = {}
+        # v3 ciphertexts to store next, and the future of that insert: the
+        # requests sealing at the same moment share one statement.
+        self._to_store: tuple[dict[bytes, bytes], asyncio.Future[None]] | None = None
+        self._storer: asyncio.Task[None] | None = None
 
     # -- pseudonyms ---------------------------------------------------------
 
@@ -307,6 +334,10 @@ class LearnerKeys:
             del self._loaders[tenant]
 
     async def _load_or_create(self, tenant: str, pseudonyms: list[str]) -> list[seal.SealKey]:
+        # One order for every process: two that make the same learners' keys
+        # at once insert the rows in the same order, so neither waits on a
+        # row the other inserted after one it waits for (no deadlock).
+        pseudonyms = sorted(pseudonyms)
         version = self._version
         data_keys = [secrets.token_bytes(32) for _ in pseudonyms]
         wrapped = [self._master.wrap(k, tenant, p, 1) for k, p in zip(data_keys, pseudonyms)]
@@ -408,10 +439,19 @@ class LearnerKeys:
         epoch = self.epoch
         refs: set[tuple[str, int]] = set()
         cache = self._sealed if self.trust_cache else {}
+        # v3 ciphertexts by reference, and the sealed forms that name them:
+        # cached only once the ciphertexts are stored.
+        pending: dict[bytes, bytes] = {}
+        fresh: dict[tuple[str, bytes], tuple[str, str, int, str]] = {}
+        compact_mark = seal._COMPACT_MARK
 
         def sealed_with(keys: Any) -> Sealed:
             def seal_text(key: seal.SealKey, plaintext: bytes) -> str:
                 refs.add((key.pseudonym, key.generation))
+                if self._references and plaintext.startswith(compact_mark):
+                    text, ref, ciphertext = seal.seal_reference(key, tenant, plaintext[len(compact_mark):])
+                    pending[ref] = ciphertext
+                    return text
                 return seal.seal_bytes(key, tenant, plaintext)
 
             def sealer(agent: dict[str, Any]) -> dict[str, Any]:
@@ -427,9 +467,7 @@ class LearnerKeys:
                 account = form.get("account")
                 if account is not None and "member" not in form:
                     key = keys[seal.identifier(agent)]
-                    if len(cache) >= self._capacity:
-                        cache.clear()
-                    cache[(tenant, own)] = (form["objectType"], account["name"], key.generation, form[seal.SEALED])
+                    fresh[(tenant, own)] = (form["objectType"], account["name"], key.generation, form[seal.SEALED])
                     refs.add((key.pseudonym, key.generation))
                 return form
 
@@ -437,40 +475,100 @@ class LearnerKeys:
             return Sealed([seal.seal_statement(s, sealer) for s in statements], sealed_authority, epoch,
                           frozenset(refs))
 
+        sealed = None
         if self.trust_cache:
             # The common case: every identity's key is cached; one pass.
             try:
-                return sealed_with(_CachedKeys(self, tenant))
+                sealed = sealed_with(_CachedKeys(self, tenant))
             except KeyError:
                 refs.clear()
-        idents = seal.identities({"actor": authority})
-        for statement in statements:
-            idents |= seal.identities(statement)
-        return sealed_with(await self.keys_for_writing(tenant, idents))
+                pending.clear()
+                fresh.clear()
+        if sealed is None:
+            idents = seal.identities({"actor": authority})
+            for statement in statements:
+                idents |= seal.identities(statement)
+            sealed = sealed_with(await self.keys_for_writing(tenant, idents))
+        if pending:
+            await self._store_ciphertexts(pending)
+        if fresh:
+            if len(cache) + len(fresh) > self._capacity:
+                cache.clear()
+            cache.update(fresh)
+        return sealed
+
+    async def _store_ciphertexts(self, ciphertexts: dict[bytes, bytes]) -> None:
+        """:data:`INSERT_CIPHERTEXTS`, one statement for the requests that
+        wait at the same moment (as :meth:`_load` does for keys)."""
+        if self._to_store is None:
+            self._to_store = ({}, asyncio.get_running_loop().create_future())
+        batch, done = self._to_store
+        batch.update(ciphertexts)
+        if self._storer is None:
+            self._storer = asyncio.create_task(self._store_waiting())
+        # A caller that goes away does not cancel what others wait for.
+        await asyncio.wait([done])
+        done.result()
+
+    async def _store_waiting(self) -> None:
+        try:
+            while self._to_store is not None:
+                (batch, done), self._to_store = self._to_store, None
+                try:
+                    # In one order for every process: concurrent inserts of the same rows then wait
+                    # for each other instead of deadlocking.
+                    refs = sorted(batch)
+                    await self._pool.execute(INSERT_CIPHERTEXTS, refs, [batch[ref] for ref in refs])
+                except BaseException as exc:
+                    done.set_exception(exc)
+                    done.exception()  # retrieved: a waiter that went away leaves no warning
+                    if isinstance(exc, asyncio.CancelledError):
+                        raise
+                else:
+                    done.set_result(None)
+        finally:
+            self._storer = None
+
+    async def _ciphertexts_of(self, references: set[bytes]) -> dict[bytes, bytes]:
+        """The stored ciphertexts of v3 sealed identities, by reference."""
+        found = {ref: self._ciphertexts[ref] for ref in references if ref in self._ciphertexts}
+        missing = [ref for ref in references if ref not in found]
+        if missing:
+            if len(self._ciphertexts) + len(missing) > self._capacity:
+                self._ciphertexts.clear()
+            for row in await self._pool.fetch(SELECT_CIPHERTEXTS, missing):
+                found[row["ref"]] = self._ciphertexts[row["ref"]] = row["ciphertext"]
+        return found
 
     async def open_payloads(self, tenant: str, payloads: list[bytes]) -> list[bytes]:
         """Stored Statements with their identities opened (erased ones in
         the erased form); payloads without sealed identities unchanged."""
         decoded: dict[int, dict[str, Any]] = {}
         refs: set[tuple[str, int]] = set()
+        references: set[bytes] = set()
         for index, payload in enumerate(payloads):
             if seal.is_sealed_payload(payload):
                 statement = decoded[index] = seal.decode(payload)
                 refs |= seal.sealed_refs(statement)
+                references |= seal.stored_references(statement)
         if not decoded:
             return payloads
         ciphers = await self.ciphers_for_reading(tenant, refs)
+        ciphertexts = await self._ciphertexts_of(references) if references else {}
         opened = list(payloads)
         for index, statement in decoded.items():
-            opened[index] = seal.encode(seal.open_statement(statement, ciphers, tenant))
+            opened[index] = seal.encode(seal.open_statement(statement, ciphers, tenant, ciphertexts))
         return opened
 
     async def open_statements(self, tenant: str, statements: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """:meth:`open_payloads` for decoded Statements."""
         refs: set[tuple[str, int]] = set()
+        references: set[bytes] = set()
         for statement in statements:
             refs |= seal.sealed_refs(statement)
+            references |= seal.stored_references(statement)
         if not refs:
             return statements
         ciphers = await self.ciphers_for_reading(tenant, refs)
-        return [seal.open_statement(s, ciphers, tenant) for s in statements]
+        ciphertexts = await self._ciphertexts_of(references) if references else {}
+        return [seal.open_statement(s, ciphers, tenant, ciphertexts) for s in statements]

@@ -144,3 +144,88 @@ async def test_a_document_sealed_before_an_erasure_is_not_stored_after_it(pool: 
         await store.put(TENANT, document, "put", lambda current: NewVersion(b'{"score": 7}', "application/json", '"e"'))
     assert await pool.fetchval("SELECT count(*) FROM documents WHERE tenant = $1 AND agent_key = $2",
                                TENANT, stored_key) == 0
+
+
+async def test_statements_carry_a_reference_and_each_ciphertext_is_stored_once_beside_them(
+    pool: asyncpg.Pool, writer: StatementWriter
+) -> None:
+    """The v3 stored form: the Statements name the learner by a reference to
+    one ciphertext in sealed_identities, which another process (nothing
+    cached) opens; v2 Statements written before still open; after an erasure
+    neither opens."""
+    master = MasterKey(os.urandom(32))
+    keyring, reader = LearnerKeys(pool, master), LearnerKeys(pool, master)
+    await keyring.load_epoch()
+    statements = [body() for _ in range(3)]
+    await append(writer, keyring, statements[:2])
+    await append(writer, keyring, statements[2:])  # its forms are cached now: no ciphertext written again
+    older = LearnerKeys(pool, master, references=False)  # as builds before v3 wrote
+    v2 = [body()]
+    await append(writer, older, v2)
+
+    stored = [await get_statement(pool, TENANT, uuid.UUID(s["id"]), voided=False) for s in statements + v2]
+    for payload in stored[:3]:
+        assert b'"sealed":"v3.1.' in payload and b'"sealed":"v2.' not in payload
+    assert b'"sealed":"v2.1.' in stored[3]
+    assert len(stored[3]) - len(stored[0]) > 100  # two v2 ciphertexts left the Statement for two references
+    # One ciphertext for the learner and one for the authority, whatever the number of Statements.
+    rows = await pool.fetch("SELECT ref, ciphertext FROM sealed_identities")
+    assert len(rows) == 2 and all(seal.reference_of(r["ciphertext"]) == r["ref"] for r in rows)
+    for payload in stored:
+        assert b"ana@example.com" not in payload and b"Ana" not in payload
+    opened = await reader.open_payloads(TENANT, stored)
+    for payload in opened:
+        assert b'"mbox":"mailto:ana@example.com"' in payload and b'"name":"Ana"' in payload
+        assert b'"name":"client"' in payload  # the authority
+    [one] = await reader.open_statements(TENANT, [seal.decode(stored[0])])
+    assert one["actor"] == LEARNER
+
+    await erase_learner(pool, keyring, TENANT, LEARNER, reason="request 10", by="test")
+    for payload in await LearnerKeys(pool, master).open_payloads(TENANT, stored):
+        assert b"ana@example.com" not in payload and seal.ERASED_HOME.encode() in payload
+
+
+async def test_requests_sealing_at_once_store_every_ciphertext_they_reference(
+    pool: asyncpg.Pool, writer: StatementWriter
+) -> None:
+    """Concurrent requests share the ciphertext insert; each one's Statements
+    are written only after their ciphertexts, and all of them open."""
+    master = MasterKey(os.urandom(32))
+    keyring = LearnerKeys(pool, master)
+    await keyring.load_epoch()
+    batches = [[{**body(), "actor": {"objectType": "Agent", "mbox": f"mailto:l{n}-{i}@example.com", "name": f"L {n}"}}
+                for i in range(3)] for n in range(8)]
+    await asyncio.gather(*(append(writer, keyring, batch) for batch in batches))
+    ids = [uuid.UUID(s["id"]) for batch in batches for s in batch]
+    stored = [await get_statement(pool, TENANT, statement_id, voided=False) for statement_id in ids]
+    assert await pool.fetchval("SELECT count(*) FROM sealed_identities") == 8 * 3 + 1  # and the authority
+    opened = await LearnerKeys(pool, master).open_statements(TENANT, [seal.decode(p) for p in stored])
+    assert [s["actor"] for s in opened] == [s["actor"] for batch in batches for s in batch]
+
+
+class _RecordingPool:
+    """The pool, recording the pseudonym arrays each query is given."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+        self.pseudonym_arrays: list[list[str]] = []
+
+    def __getattr__(self, name: str):
+        return getattr(self._pool, name)
+
+    async def fetch(self, query: str, *args):
+        if "learner_keys" in query and len(args) > 1 and isinstance(args[1], list):
+            self.pseudonym_arrays.append(list(args[1]))
+        return await self._pool.fetch(query, *args)
+
+
+async def test_keys_are_made_in_one_order_whatever_order_they_are_asked_in(pool: asyncpg.Pool) -> None:
+    # Two processes making the same learners' keys insert them in the same
+    # (sorted) order, so their unique-index waits cannot form a cycle.
+    recording = _RecordingPool(pool)
+    keyring = LearnerKeys(recording, MasterKey(os.urandom(32)))  # type: ignore[arg-type]
+    idents = [f"mbox:mailto:order{n}@example.com" for n in range(60)]
+    await keyring.keys_for_writing(TENANT, list(reversed(idents)))
+    assert recording.pseudonym_arrays, "no key query was recorded"
+    for array in recording.pseudonym_arrays:
+        assert array == sorted(array)

@@ -223,7 +223,7 @@ async def test_erasure_deletes_only_the_attachments_no_one_else_refers_to(
 async def test_the_shared_attachment_question_reads_the_hash_index_not_the_tenant(
     pool: asyncpg.Pool, writer: StatementWriter
 ) -> None:
-    from lrs.store.erasure import SELECT_SHARED
+    from lrs.store.erasure import SELECT_SHARING
 
     # A tenant of many statements, a few with attachments.
     bodies = [course_statement(n % 50, "searching", MODULES[0][1], n) for n in range(2000)]
@@ -231,7 +231,7 @@ async def test_the_shared_attachment_question_reads_the_hash_index_not_the_tenan
     await writer.append("default", prepare_statements(bodies, version="1.0.3", authority=AUTHORITY, new_id=uuid.uuid4))
     await pool.execute("ANALYZE events")
     await pool.execute("ANALYZE statements")
-    plan = "\n".join(r[0] for r in await pool.fetch("EXPLAIN " + SELECT_SHARED, "default", ["A:x"], _Blob(b"0").sha2))
+    plan = "\n".join(r[0] for r in await pool.fetch("EXPLAIN " + SELECT_SHARING, "default", _Blob(b"0").sha2))
     assert "events_attachment_hashes" in plan and "Seq Scan" not in plan, plan
 
 

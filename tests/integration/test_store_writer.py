@@ -360,3 +360,48 @@ async def test_a_defining_group_merges_its_definitions_and_moves_their_checkpoin
     await writer.append("default", prepared(defined({"vi": "Một"}), defined({"en": "Two"})), defines=True)
     assert await pool.fetchval(checkpoint) == writer.last_position
     assert json.loads(await pool.fetchval(row, activity)) == {"name": {"en": "Two", "vi": "Một"}}
+
+
+async def _lock_waiters(pool: asyncpg.Pool) -> int:
+    return await pool.fetchval(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+    )
+
+
+@pytest.mark.parametrize("rival_changes_it", [False, True])
+async def test_small_groups_see_what_was_committed_while_they_waited_for_the_head(
+    pool: asyncpg.Pool, rival_changes_it: bool
+) -> None:
+    # Two writers wait for the head with the same statement id, each having
+    # started its group before the other committed; whichever commits second
+    # must still see the first one's statement.
+    first, second = StatementWriter(pool, wait_ms=0.0), StatementWriter(pool, wait_ms=0.0)
+    await first.start()
+    await second.start()
+    try:
+        body = statement()
+        rival = dict(body, object={"id": "http://example.com/other"}) if rival_changes_it else body
+        async with pool.acquire() as blocker:
+            transaction = blocker.transaction()
+            await transaction.start()
+            await blocker.fetchrow("SELECT position FROM log_head WHERE singleton FOR UPDATE")
+            appends = [
+                asyncio.create_task(first.append("default", prepared(body))),
+                asyncio.create_task(second.append("default", prepared(rival))),
+            ]
+            for _ in range(200):
+                if await _lock_waiters(pool) == 2:
+                    break
+                await asyncio.sleep(0.01)
+            assert await _lock_waiters(pool) == 2  # both snapshots predate the other's commit
+            await transaction.rollback()
+        outcomes = await asyncio.gather(*appends, return_exceptions=True)
+        if rival_changes_it:
+            assert sorted(type(o).__name__ for o in outcomes) == ["ConflictError", "list"]
+        else:
+            assert sorted(r.inserted for o in outcomes for r in o) == [False, True]  # type: ignore[union-attr]
+        assert await pool.fetchval("SELECT count(*) FROM events") == 1
+        assert await pool.fetchval("SELECT position FROM log_head WHERE singleton") == 1
+    finally:
+        await first.close()
+        await second.close()

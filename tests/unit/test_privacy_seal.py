@@ -191,6 +191,58 @@ def test_statements_sealed_in_the_v1_form_before_v2_still_open():
     assert seal.open_statement(old, _ciphers(keys), TENANT) == STATEMENT
 
 
+def _seal_v3(statement, keys):
+    """Sealed as the Statement writer seals (v3): ciphertexts apart, by reference."""
+    stored: dict[bytes, bytes] = {}
+
+    def seal_text(key, plaintext):
+        if plaintext.startswith(seal._COMPACT_MARK):
+            text, ref, ciphertext = seal.seal_reference(key, TENANT, plaintext[len(seal._COMPACT_MARK):])
+            stored[ref] = ciphertext
+            return text
+        return seal.seal_bytes(key, TENANT, plaintext)
+
+    return seal.seal_statement(statement, lambda agent: seal.seal_agent(agent, keys, seal_text)), stored
+
+
+def test_the_v3_form_carries_a_reference_that_commits_to_a_ciphertext_kept_apart():
+    keys = _keys(STATEMENT)
+    sealed, stored = _seal_v3(STATEMENT, keys)
+    authority, team = sealed["authority"], sealed["context"]["team"]
+    assert authority["sealed"].startswith("v3.1.") and len(authority["sealed"]) == len("v3.1.") + 22
+    assert team["sealed"].startswith("v3.1.")
+    v2 = _seal(STATEMENT, keys)["authority"]["sealed"]
+    assert len(authority["sealed"]) < len(v2) - 80
+    # The authority, the team and the SubStatement's Agent object (each sent with its objectType).
+    assert seal.stored_references(sealed) == set(stored) and len(stored) == 3
+    for ciphertext in stored.values():
+        assert ciphertext.hex() not in msgspec.json.encode(sealed).decode()
+    assert seal.sealed_refs(sealed) == seal.sealed_refs(_seal(STATEMENT, keys))
+    # Deterministic: the same identity sealed again gives the same reference.
+    assert _seal_v3(STATEMENT, keys)[0] == sealed
+    assert seal.open_statement(sealed, _ciphers(keys), TENANT, stored) == STATEMENT
+
+
+def test_a_v3_form_whose_ciphertext_is_missing_or_not_the_one_referenced_does_not_open():
+    keys = _keys(STATEMENT)
+    sealed, stored = _seal_v3(STATEMENT, keys)
+    ref = next(iter(seal.stored_references({"actor": sealed["authority"]})))
+    missing = {k: v for k, v in stored.items() if k != ref}
+    opened = seal.open_statement(sealed, _ciphers(keys), TENANT, missing)
+    assert opened["authority"]["account"]["homePage"] == seal.ERASED_HOME
+    assert opened["context"]["team"] == STATEMENT["context"]["team"]  # the others open
+    # Another identity's ciphertext given for this reference is refused.
+    other = next(v for k, v in stored.items() if k != ref)
+    swapped = {**stored, ref: other}
+    assert seal.open_statement(sealed, _ciphers(keys), TENANT, swapped)["authority"]["account"]["homePage"] == \
+        seal.ERASED_HOME
+    # A v3 ciphertext does not open as a v2 text (its associated data is its own).
+    key = next(k for k in keys.values() if k.pseudonym == sealed["authority"]["account"]["name"])
+    as_v2 = dict(sealed["authority"], sealed="v2.1." + seal.base64.urlsafe_b64encode(stored[ref]).rstrip(b"=").decode())
+    assert seal.open_agent(as_v2, _ciphers(keys), TENANT)["account"]["homePage"] == seal.ERASED_HOME
+    assert key.generation == 1
+
+
 def test_agent_named_finds_an_identity_by_pseudonym_in_an_opened_statement_or_says_it_was_erased():
     keys = _keys(STATEMENT)
     sealed = _seal(STATEMENT, keys)

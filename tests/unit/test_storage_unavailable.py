@@ -23,6 +23,8 @@ UNAVAILABLE = [
     asyncpg.InterfaceError("pool is closing"),
     asyncpg.exceptions.SerializationError("could not serialize access"),
     asyncpg.exceptions.DeadlockDetectedError("deadlock detected"),
+    # lock_timeout (lrs/store/pool.py) ran out: a writer overloaded long enough to hold the log head 30 s.
+    asyncpg.exceptions.LockNotAvailableError("canceling statement due to lock timeout"),
     FileNotFoundError(2, "No such file or directory"),  # the server's socket is gone
     ConnectionRefusedError(111, "Connection refused"),
     TimeoutError(),
