@@ -96,3 +96,37 @@ async def test_an_authority_with_more_statements_than_the_walk_takes_walks_the_f
         assert await page_ids(pool, query, other) == [ids[8], ids[4], ids[0]]
     finally:
         await pool.close()
+
+
+async def test_mine_pages_with_since_and_until_keep_to_the_window_whichever_walk_they_take(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The authority's walk shares the since/until positions the other pages
+    search once (time_bounds): its SQL must carry them too."""
+    await apply_migrations(database_url)
+    pool = await create_pool(database_url, min_size=1, max_size=2)
+    try:
+        writer = StatementWriter(pool, wait_ms=0.0)
+        await writer.start()
+        written = bodies()
+        for statement, authority in written:
+            await writer.append("t", prepare_statements([statement], version="1.0.3", authority=authority,
+                                                        new_id=uuid.uuid4))
+        await writer.close()
+        rows = await pool.fetch("SELECT statement_id, stored FROM statements WHERE tenant = 't' ORDER BY position")
+        stored = {str(r["statement_id"]): r["stored"] for r in rows}
+        since, until = rows[2]["stored"], rows[10]["stored"]
+        mine = {s["id"] for s, a in written if "account:" + a["account"]["homePage"] + "|" + a["account"]["name"] == APP}
+        for filters in ({}, {"verb": VERBS[0]}):
+            expected = [
+                s["id"] for s, _ in reversed(written)
+                if s["id"] in mine and since < stored[s["id"]] <= until
+                and ("verb" not in filters or s["verb"]["id"] == filters["verb"])
+            ]
+            assert expected, filters
+            for probe in (WALK_AUTHORITY, WALK_FILTERS):
+                monkeypatch.setattr(reader, "AUTHORITY_HAS_FEW", probe)
+                query = StatementQuery(limit=50, since=since, until=until, **filters)
+                assert await page_ids(pool, query, APP) == expected, (filters, probe)
+    finally:
+        await pool.close()
