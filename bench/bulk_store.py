@@ -360,7 +360,7 @@ async def main_async(args: argparse.Namespace) -> None:
     print(json.dumps(result))
     if args.copy:
         stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-        out = ROOT / "bench" / "results" / f"bulk-store-copy-queries-{args.statements // 1000}k-{stamp}.json"
+        out = ROOT / "bench" / "results" / f"bulk-store-copy-{args.label}{args.statements // 1000}k-{stamp}.json"
         out.write_text(json.dumps(result, indent=1) + "\n")
 
 
@@ -380,6 +380,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--copy", action="store_true",
                         help="build the writer's rows here and COPY them, indexes built after the load"
                              " (bench/bulk_copy.py), instead of appending through the writer")
+    parser.add_argument("--label", default="", help="words for the --copy result file name (e.g. a branch and a dash)")
     parser.add_argument("--part", help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import asyncpg
+import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -138,20 +139,28 @@ async def time_filter(pool: Any, make: Callable[[int], StatementQuery], paged: b
     rows: list[int] = []
     samples: list[float] = []
 
+    cpu: dict[str, float] = {}
+
     async def client(k: int) -> None:
         async with pool.acquire() as conn:
+            backend = psutil.Process(await conn.fetchval("SELECT pg_backend_pid()")) if clients == 1 else None
+            own0, server0 = time.process_time(), sum(backend.cpu_times()[:2]) if backend else 0.0
             for query, after in work[k::clients]:
                 t0 = time.perf_counter()
                 bodies, _, _ = await query_statements(conn, gen.TENANT, query, after_position=after, limit=LIMIT)
                 samples.append(time.perf_counter() - t0)
                 rows.append(len(bodies))
+            if backend:  # CPU per page, which the machine's load does not inflate as it does wall time
+                cpu["client_cpu_ms"] = round((time.process_time() - own0) * 1000 / len(samples), 2)
+                cpu["postgres_cpu_ms"] = round((sum(backend.cpu_times()[:2]) - server0) * 1000 / len(samples), 2)
 
     await asyncio.gather(*(client(k) for k in range(clients)))
-    return {**_percentiles(samples), "mean_rows": round(statistics.mean(rows), 1)}
+    return {**_percentiles(samples), "mean_rows": round(statistics.mean(rows), 1), **cpu}
 
 
-async def explain(pool: Any, name: str, make: Callable[[int], StatementQuery], paged: bool, page: int) -> None:
-    query = make(7)
+async def explain(pool: Any, name: str, make: Callable[[int], StatementQuery], paged: bool, page: int,
+                  sample: int = 7) -> None:
+    query = make(sample)
     after = await _cursor(pool, query, page) if paged else None
     sql, params = build_page_query(gen.TENANT, query, after, LIMIT)
     async with pool.acquire() as conn:
@@ -161,6 +170,33 @@ async def explain(pool: Any, name: str, make: Callable[[int], StatementQuery], p
             print(f"--- {name} ({mode})")
             print("\n".join(r[0] for r in plan))
         await conn.execute("RESET plan_cache_mode")
+
+
+def _plan_buffers(plan: dict) -> int:
+    """Shared buffers a plan touched (hit or read), its own and its subplans'
+    (the top node's counts include its children's)."""
+    return int(plan.get("Shared Hit Blocks", 0)) + int(plan.get("Shared Read Blocks", 0))
+
+
+async def buffers(pool: Any, make: Callable[[int], StatementQuery], paged: bool, args: argparse.Namespace) -> dict:
+    """Pages of shared buffers each query touches, as the service plans it
+    (generic plans): a cost that does not move with the machine's load."""
+    touched: list[int] = []
+    async with pool.acquire() as conn:
+        await conn.execute("SET plan_cache_mode = force_generic_plan")
+        try:
+            for i in range(args.queries):
+                query = make(i)
+                after = await _cursor(conn, query, args.page) if paged else None
+                sql, params = build_page_query(gen.TENANT, query, after, LIMIT)
+                plan = json.loads(await conn.fetchval("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + sql, *params))
+                touched.append(_plan_buffers(plan[0]["Plan"]))
+        finally:
+            await conn.execute("RESET plan_cache_mode")
+    ordered = sorted(touched)
+    worst = max(range(len(touched)), key=touched.__getitem__)
+    return {"buffers_p50": ordered[len(ordered) // 2], "buffers_p99": ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))],
+            "buffers_mean": round(statistics.mean(touched), 1), "worst_sample": worst}
 
 
 async def run(url: str, args: argparse.Namespace) -> dict[str, Any]:
@@ -188,15 +224,21 @@ async def run(url: str, args: argparse.Namespace) -> dict[str, Any]:
                           "average_column_bytes": column_bytes}), file=sys.stderr)
         if args.explain:
             for name, make in chosen.items():
-                await explain(pool, name, make, name.startswith("paged"), args.page)
+                await explain(pool, name, make, name.startswith("paged"), args.page, args.sample)
             return {}
         results: dict[str, Any] = {}
+        if args.buffers:
+            for name, make in chosen.items():
+                results[name] = await buffers(pool, make, name.startswith("paged"), args)
+                print(f"{name:34s} {results[name]}", file=sys.stderr, flush=True)
+            return {"statements": total, "buffers": results}
         for name, make in chosen.items():
             paged = name.startswith("paged")
             sequential = await time_filter(pool, make, paged, args, 1)
             concurrent = await time_filter(pool, make, paged, args, args.clients)
             results[name] = {"sequential": sequential, f"clients_{args.clients}": concurrent}
-            print(f"{name:34s} seq p50 {sequential['p50_ms']:7.2f} p99 {sequential['p99_ms']:7.2f}   "
+            print(f"{name:34s} seq p50 {sequential['p50_ms']:7.2f} p99 {sequential['p99_ms']:7.2f} "
+                  f"cpu {sequential['client_cpu_ms'] + sequential['postgres_cpu_ms']:5.2f}   "
                   f"{args.clients} clients p50 {concurrent['p50_ms']:7.2f} p99 {concurrent['p99_ms']:7.2f}   "
                   f"rows {sequential['mean_rows']}", file=sys.stderr, flush=True)
         return {"statements": total, "relation_bytes": sizes,
@@ -261,6 +303,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", action="append", help="only this filter (repeatable)")
     parser.add_argument("--analyze", action="store_true", help="ANALYZE statements first")
     parser.add_argument("--explain", action="store_true", help="print the plans instead of timing")
+    parser.add_argument("--sample", type=int, default=7, help="the sample --explain shows (default: 7)")
+    parser.add_argument("--buffers", action="store_true",
+                        help="count the shared buffers each page touches instead of timing (load-independent)")
     parser.add_argument("--without-statistics", action="store_true",
                         help="time the store as a bulk load leaves it before any ANALYZE (its column"
                              " statistics deleted, autovacuum off for the run); ANALYZE after")

@@ -11,6 +11,13 @@ directories as ``also``, and their files are applied in one version order
 with the core's, under the same lock and in the same ``schema_migrations``
 (core 0001-0099, projections 0100 and up: a version is recorded the same
 whichever directory its file lives in).
+
+A migration that backfills a table (fills a new one from an old one,
+rewrites a column) leaves it without fresh planner statistics: the read
+model's plans then rest on default guesses until autovacuum comes round.
+So a run that applied anything ends by ANALYZEing every table it grew
+(:data:`TABLE_PAGES` before and after: a backfill adds pages, whether it
+inserts or rewrites rows).
 """
 
 from __future__ import annotations
@@ -39,7 +46,24 @@ INSERT_APPLIED = "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)"
 LOCK = "SELECT pg_advisory_lock($1)"
 UNLOCK = "SELECT pg_advisory_unlock($1)"
 
+# The size in pages of every ordinary table, to find those a run grew.
+TABLE_PAGES = """
+SELECT c.oid::regclass::text AS name, pg_relation_size(c.oid) / current_setting('block_size')::int AS pages
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+  AND n.nspname NOT LIKE 'pg_toast%'
+"""
+
 _FILE_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+
+
+async def analyze_grown(conn: asyncpg.Connection, before: dict[str, int]) -> list[str]:
+    """ANALYZE each table larger than it was in ``before`` (its size in pages
+    by name; a table missing there is new); returns their names."""
+    grown = [row["name"] for row in await conn.fetch(TABLE_PAGES) if row["pages"] > before.get(row["name"], 0)]
+    for name in grown:
+        await conn.execute(f"ANALYZE {name}")  # a regclass name, quoted by PostgreSQL where needed
+    return grown
 
 
 class MigrationError(RuntimeError):
@@ -113,17 +137,22 @@ async def _apply(conn: asyncpg.Connection, directory: Traversable, also: Sequenc
     try:
         await conn.execute(CREATE_TRACKING_TABLE)
         applied = {row["version"] for row in await conn.fetch(SELECT_APPLIED)}
+        before = {row["name"]: row["pages"] for row in await conn.fetch(TABLE_PAGES)}
         done: list[int] = []
-        for migration in migrations:
-            if migration.version in applied:
-                continue
-            try:
-                async with conn.transaction():
-                    await conn.execute(migration.sql())
-                    await conn.execute(INSERT_APPLIED, migration.version, migration.name)
-            except asyncpg.PostgresError as exc:
-                raise MigrationError(migration, exc) from exc
-            done.append(migration.version)
+        try:
+            for migration in migrations:
+                if migration.version in applied:
+                    continue
+                try:
+                    async with conn.transaction():
+                        await conn.execute(migration.sql())
+                        await conn.execute(INSERT_APPLIED, migration.version, migration.name)
+                except asyncpg.PostgresError as exc:
+                    raise MigrationError(migration, exc) from exc
+                done.append(migration.version)
+        finally:
+            if done:  # those applied before a failure are committed too
+                await analyze_grown(conn, before)
         return done
     finally:
         await conn.execute(UNLOCK, MIGRATION_LOCK_KEY)

@@ -40,7 +40,7 @@ WHERE s.tenant = $1 AND s.statement_id = $2 AND s.voided = $3 AND s.authority_ke
 """
 # A StatementRef chain's next Statement, voided or not (the filters' rule).
 SELECT_REF_TARGET = f"SELECT {_PAYLOAD} FROM statements s WHERE s.tenant = $1 AND s.statement_id = $2"
-SELECT_PAGE = f"""
+SELECT_PAGE = f"""{{times}}
 SELECT s.position, {_PAYLOAD} FROM statements s
 WHERE {{where}}
 ORDER BY s.position {{direction}}
@@ -67,20 +67,21 @@ FIRST_STORED_AFTER = """(
 # Depth cap on StatementRef chains: ids are client-chosen, so chains may loop.
 MAX_REF_DEPTH = 10
 REF_MATCHES = """EXISTS (
-    WITH RECURSIVE chain(id, depth) AS (
-        SELECT s.statement_ref, 1
-        UNION ALL
-        SELECT t.statement_ref, c.depth + 1
-        FROM chain c, LATERAL (
-            SELECT t.statement_ref FROM statements t
-            WHERE t.tenant = $1 AND t.statement_id = c.id AND t.statement_ref IS NOT NULL OFFSET 0
+    -- each statement of the chain looked up once by its id (OFFSET 0: never
+    -- by the filters over the tenant), telling both whether it matches and
+    -- where the chain goes next; the walk stops at the first match
+    WITH RECURSIVE chain(next, depth, hit) AS (
+        SELECT t.statement_ref, 1, {target_filters} FROM (
+            SELECT t.* FROM statements t WHERE t.tenant = $1 AND t.statement_id = s.statement_ref OFFSET 0
         ) AS t
-        WHERE c.depth < {max_depth}
+        UNION ALL
+        SELECT t.statement_ref, c.depth + 1, {target_filters}
+        FROM chain c, LATERAL (
+            SELECT t.* FROM statements t WHERE t.tenant = $1 AND t.statement_id = c.next OFFSET 0
+        ) AS t
+        WHERE c.depth < {max_depth} AND NOT c.hit AND c.next IS NOT NULL
     )
-    -- each target by its id (OFFSET 0: never by the filters over the tenant)
-    SELECT 1 FROM chain c, LATERAL (
-        SELECT 1 FROM statements t WHERE t.tenant = $1 AND t.statement_id = c.id AND {target_filters} OFFSET 0
-    ) AS m
+    SELECT 1 FROM chain c WHERE c.hit
 )"""
 
 Pool = asyncpg.Pool | asyncpg.Connection
@@ -208,6 +209,43 @@ def _matches(
     return f"SELECT position FROM ({' UNION '.join(selects)}) AS u{order}"
 
 
+def _candidates(walks: list[tuple[str, str]] | None, target_conditions: str, limit: str) -> str:
+    """Up to ``limit`` of the walks' index entries, unchecked and in no order:
+    as many as the matches or more (a hash collision, a voided statement),
+    read from the index alone where it is statement_keys (checking each on
+    its row cost a heap page per entry: 1,700 pages for a common activity at
+    1,000,000 statements).  Without walks, the matches themselves."""
+    if walks is None:
+        return f"SELECT 1 FROM statements t WHERE {target_conditions} LIMIT {limit}"
+    # in position order all the same: without it a generic plan may read a
+    # rare verb's entries by scanning the table, for want of a LIMIT's order
+    ranges = " UNION ALL ".join(f"(SELECT {position} FROM {source} ORDER BY {position} DESC LIMIT {limit})"
+                                for source, position in walks)
+    return f"SELECT 1 FROM ({ranges}) AS c LIMIT {limit}"
+
+
+# The most entries _window_entries counts per walk (the share of them that
+# match is taken as at least limit / this).
+WINDOW_ENTRIES_CAP = 20_000
+
+
+def _window_entries(walks: list[tuple[str, str]] | None, bounds: list[str], within: str, direction: str,
+                    limit: int) -> str:
+    """A SELECT of ``w``: the index entries of the walks from the page's
+    cursor to its last match (``edge.bound``, which each entry is ``within``),
+    walked in the page's order as ``direct`` walked them; without walks, the
+    matches themselves (``limit``).  (Counted in no order, the entries of a
+    common verb were read from a bitmap of all of them: 192,000 buffers a page
+    at 3,000,000 statements.)"""
+    if walks is None:
+        return f"SELECT {limit} AS w"
+    ranges = " UNION ALL ".join(
+        f"(SELECT 1 FROM {source}{''.join(f' AND {b.format(p=position)}' for b in bounds)}"
+        f" AND {position} {within} (SELECT bound FROM edge) ORDER BY {position} {direction}"
+        f" LIMIT {WINDOW_ENTRIES_CAP})" for source, position in walks)
+    return f"SELECT count(*) AS w FROM ({ranges}) AS e"
+
+
 def _seeds(walks: list[tuple[str, str]] | None, target_conditions: str) -> str:
     """The ids of all the matches, where ``reached`` starts (only when they are
     few): with walks, each match's id is looked up by position (kept apart
@@ -242,19 +280,29 @@ def _seeds(walks: list[tuple[str, str]] | None, target_conditions: str) -> str:
 # Only one of the two StatementRef parts runs: each is gated by a one-time
 # condition on ``way``.  Either is complete for the page; the choice is cost.
 SELECT_FILTERED_PAGE = f"""
-WITH direct AS MATERIALIZED (
+WITH {{times}}direct AS MATERIALIZED (
     {{direct}}
 ), edge AS MATERIALIZED (
     SELECT CASE WHEN count(*) = {{limit}} THEN {{last}}(position) END AS bound FROM direct
 ), window_refs AS MATERIALIZED (
+    -- an upper bound, from the partial index alone: its tenant and position
+    -- (voided ones and the authority are not told apart; the count only chooses the way)
     SELECT count(*) AS n FROM statements s, edge
-    WHERE {{where}} AND s.statement_ref IS NOT NULL AND s.position {{beyond}} edge.bound
+    WHERE {{ref_window}} AND s.statement_ref IS NOT NULL AND s.position {{beyond}} edge.bound
+), window_entries AS MATERIALIZED (
+    -- the walks' index entries ``direct`` went through to fill the page
+    {{window_entries}}
 ), way AS MATERIALIZED (
-    -- walk back from the matches when there are no more of them than
-    -- referring statements in the window (counted up to that many)
-    SELECT edge.bound IS NULL OR (
+    -- walk back from the matches when that costs less than checking the
+    -- window's referring statements (each about 6 buffers): walking back
+    -- checks every index entry of the walks (about 3 buffers) and follows
+    -- every match (about 6), and the share of entries that match is the
+    -- one ``direct`` met.  The entries are counted, unchecked, up to 3 n + 1.
+    -- (With no referring statement in the window there is nothing to weigh.)
+    SELECT edge.bound IS NULL OR (SELECT n FROM window_refs) > 0 AND (
         SELECT count(*) FROM ({{few_targets}}) AS m
-    ) <= (SELECT n FROM window_refs) AS back
+    ) * (1 + 2 * {{limit}}::float8 / greatest((SELECT w FROM window_entries), {{limit}}))
+      <= 2 * (SELECT n FROM window_refs) AS back
     FROM edge
 ), referring AS (
     SELECT s.position FROM statements s
@@ -285,11 +333,48 @@ LIMIT {{limit}}
 """
 
 
+# The statements/read/mine scope walks its authority's own Statements (the
+# index on (authority_key, position), schemas/postgres/0094_authority_position.sql)
+# when it has no more than this many in all, checking the query's filters on
+# each: at most this many rows read, however common the filters are.  An
+# authority with more walks the filters' index ranges as any query does and
+# checks the authority on each candidate, as many of them are its own.
+AUTHORITY_WALK_MAX = 2000
+# Whether the authority has no more than AUTHORITY_WALK_MAX Statements: a walk
+# of its index entries (ORDER BY position: no plan without that index keeps
+# to the authority's range, so none reads the table).
+AUTHORITY_HAS_FEW = f"""
+SELECT count(*) <= {AUTHORITY_WALK_MAX} FROM (
+    SELECT 1 FROM statements a WHERE a.authority_key = statement_key($1, $2::text)
+    ORDER BY a.position DESC LIMIT {AUTHORITY_WALK_MAX + 1}
+) AS a
+"""
+
+
+def _authority_walk(key: str) -> list[tuple[str, str]]:
+    """The walk of an authority's Statements in position order (:func:`_matches`):
+    without a tenant condition of its own (the key includes the tenant; the
+    candidate's row checks it), so that the tenant's position index is no plan."""
+    return [(f"statements a WHERE a.authority_key = statement_key($1, {key}::text)", "a.position")]
+
+
+def _mine_page(time_bounds: str, mine: str, direction: str) -> str:
+    """A page of the positions ``mine`` selects (an authority's walk), with
+    the since/until positions searched first when the query has them."""
+    with_times = f"WITH {time_bounds} " if time_bounds else ""
+    return f"{with_times}SELECT s.position, {_PAYLOAD} FROM ({mine}) AS s ORDER BY s.position {direction}"
+
+
 def build_page_query(
     tenant: str, query: StatementQuery, after_position: int | None, limit: int,
-    authority: str | None = None,
+    authority: str | None = None, *, walk_authority: bool = True,
 ) -> tuple[str, list[Any]]:
-    """The SQL and parameters for one page (``limit`` + 1 rows, to see if more follow)."""
+    """The SQL and parameters for one page (``limit`` + 1 rows, to see if more follow).
+
+    With ``authority`` (statements/read/mine), a page without filters walks
+    the authority's Statements; with filters, it walks them too when
+    ``walk_authority`` (the authority has few, :data:`AUTHORITY_HAS_FEW`),
+    else the filters' index ranges."""
     params: list[Any] = [tenant]
 
     def bind(value: Any) -> str:
@@ -299,35 +384,69 @@ def build_page_query(
     # bounds on the position, as templates on {p}: the read model's and a key walk's
     bounds = []
     where = ["s.tenant = $1", "NOT s.voided"]
+    # ``stored`` itself, checked on the rows of filtered pages; the position
+    # bounds already hold it (FIRST_STORED_AFTER)
+    times = []
     if after_position is not None:
         op = ">" if query.ascending else "<"
         bounds.append(f"{{p}} {op} {bind(after_position)}::bigint")
+    # since/until as positions, each searched once per query in ``time_bounds``
+    # (as a subquery in each bound, a filtered page searched them up to a
+    # dozen times, 82 buffers each)
+    searches = []
     if query.since is not None:
         since = bind(query.since)
-        bounds.append(f"{{p}} >= {FIRST_STORED_AFTER.format(time=since)}")
-        where.append(f"s.stored > {since}::timestamptz")
+        searches.append(f"{FIRST_STORED_AFTER.format(time=since)} AS since_at")
+        bounds.append("{p} >= (SELECT since_at FROM time_bounds)")
+        times.append(f"s.stored > {since}::timestamptz")
     if query.until is not None:
         until = bind(query.until)
-        bounds.append(f"{{p}} < {FIRST_STORED_AFTER.format(time=until)}")
-        where.append(f"s.stored <= {until}::timestamptz")
+        searches.append(f"{FIRST_STORED_AFTER.format(time=until)} AS until_at")
+        bounds.append("{p} < (SELECT until_at FROM time_bounds)")
+        times.append(f"s.stored <= {until}::timestamptz")
+    time_bounds = f"time_bounds AS MATERIALIZED (SELECT {', '.join(searches)})" if searches else ""
     where += [b.format(p="s.position") for b in bounds]
+    authority_walk = None
     if authority is not None:
-        where.append(f"s.authority_key = statement_key($1, {bind(AUTHORITY_KEY + authority)}::text)")
+        key = bind(AUTHORITY_KEY + authority)
+        where.append(f"s.authority_key = statement_key($1, {key}::text)")
+        authority_walk = _authority_walk(key)
     direction = "ASC" if query.ascending else "DESC"
     if all(value is None for value in (query.agent, query.verb, query.activity, query.registration)):
-        sql = SELECT_PAGE.format(where=" AND ".join(where), direction=direction, limit=int(limit) + 1)
+        # By the position bounds alone: without statistics on ``stored`` (a
+        # store just loaded in bulk) the planner took the two time conditions
+        # for a handful of rows and collected and sorted the whole window
+        # (3,958 buffers against 579 at 1,000,000 statements, growing with it).
+        if authority_walk is not None:
+            mine = _matches("s", authority_walk, bounds, " AND ".join(where), direction, str(int(limit) + 1))
+            return _mine_page(time_bounds, mine, direction), params
+        sql = SELECT_PAGE.format(times=f"WITH {time_bounds}" if time_bounds else "", where=" AND ".join(where),
+                                 direction=direction, limit=int(limit) + 1)
         return sql, params
-    walks = _walks(query, bind)
+    where += times
     targets = _filters(query, "t", params)
     ref = REF_MATCHES.format(max_depth=MAX_REF_DEPTH, target_filters=" AND ".join(targets))
+    if authority_walk is not None and walk_authority:
+        # The authority's few Statements, each checked against the filters
+        # itself or through its StatementRef chain: no walk of the filters'
+        # matches (those of a common filter are most of the tenant).
+        own = " AND ".join(_filters(query, "s", params))
+        mine = _matches("s", authority_walk, bounds,
+                        " AND ".join(where + [f"({own} OR s.statement_ref IS NOT NULL AND {ref})"]),
+                        direction, str(int(limit) + 1))
+        return _mine_page(time_bounds, mine, direction), params
+    walks = _walks(query, bind)
     # a walk's candidates hold to its filter already: not checked again on the row
     walked = None if walks is None else _walked(query)
     own_conditions = " AND ".join(where + _filters(query, "s", params, walked))
     target_conditions = " AND ".join(["t.tenant = $1"] + _filters(query, "t", params, walked))
     sql = SELECT_FILTERED_PAGE.format(
+        times=f"{time_bounds},\n" if time_bounds else "",
         where=" AND ".join(where), ref=ref,
         direct=_matches("s", walks, bounds, own_conditions, direction, str(int(limit) + 1)),
-        few_targets=_matches("t", walks, [], target_conditions, "DESC", "(SELECT n + 1 FROM window_refs)"),
+        few_targets=_candidates(walks, target_conditions, "(SELECT 3 * n + 1 FROM window_refs)"),
+        window_entries=_window_entries(walks, bounds, "<=" if query.ascending else ">=", direction, int(limit) + 1),
+        ref_window=" AND ".join(["s.tenant = $1"] + [b.format(p="s.position") for b in bounds]),
         seeds=_seeds(walks, target_conditions),
         direction=direction, limit=int(limit) + 1,
         last="max" if query.ascending else "min", beyond="<" if query.ascending else ">",
@@ -357,10 +476,15 @@ async def query_statements(
     checked = authority is not None or any(
         value is not None for value in (query.agent, query.verb, query.activity, query.registration)
     )
+    walk_authority = True
+    if authority is not None and any(
+        value is not None for value in (query.agent, query.verb, query.activity, query.registration)
+    ):
+        walk_authority = await pool.fetchval(AUTHORITY_HAS_FEW, tenant, AUTHORITY_KEY + authority)
     kept: list[tuple[int, bytes]] = []
     cursor = after_position
     while True:
-        sql, params = build_page_query(tenant, query, cursor, limit, authority)
+        sql, params = build_page_query(tenant, query, cursor, limit, authority, walk_authority=walk_authority)
         rows = await pool.fetch(sql, *params)
         for row in rows:
             payload = open_payload(row["payload"])

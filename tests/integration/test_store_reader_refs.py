@@ -25,7 +25,7 @@ from lrs.ingest.prepare import prepare_statements
 from lrs.ingest.query import StatementQuery
 from lrs.store import StatementWriter, create_pool
 from lrs.service import migrate
-from lrs.store.reader import MAX_REF_DEPTH, REF_MATCHES, SELECT_PAGE, _filters, query_statements
+from lrs.store.reader import MAX_REF_DEPTH, SELECT_PAGE, _filters, query_statements
 from lrs.payload_codec import open_payload
 
 AUTHORITY = {"objectType": "Agent", "mbox": "mailto:authority@example.com"}
@@ -34,6 +34,24 @@ VERBS = [f"http://example.com/v/{v}" for v in ("did", "passed", "said")]
 ACTIVITIES = [f"http://example.com/act/{i}" for i in range(4)]
 REGISTRATIONS = [uuid.UUID(int=i + 1) for i in range(3)]
 TENANT = "t"
+# The StatementRef rule as plainly as SQL says it (the reader walks the chain its
+# own way): every id of the chain, up to MAX_REF_DEPTH, checked against the filters.
+REF_RULE = """EXISTS (
+    WITH RECURSIVE chain(id, depth) AS (
+        SELECT s.statement_ref, 1
+        UNION ALL
+        SELECT t.statement_ref, c.depth + 1
+        FROM chain c, LATERAL (
+            SELECT t.statement_ref FROM statements t
+            WHERE t.tenant = $1 AND t.statement_id = c.id AND t.statement_ref IS NOT NULL OFFSET 0
+        ) AS t
+        WHERE c.depth < {max_depth}
+    )
+    -- each target by its id (OFFSET 0: never by the filters over the tenant)
+    SELECT 1 FROM chain c, LATERAL (
+        SELECT 1 FROM statements t WHERE t.tenant = $1 AND t.statement_id = c.id AND {target_filters} OFFSET 0
+    ) AS m
+)"""
 
 
 def reference_query(query: StatementQuery, after: int | None, limit: int) -> tuple[str, list[Any]]:
@@ -52,9 +70,9 @@ def reference_query(query: StatementQuery, after: int | None, limit: int) -> tup
     own = _filters(query, "s", params)
     if own:
         targets = _filters(query, "t", params)
-        ref = REF_MATCHES.format(max_depth=MAX_REF_DEPTH, target_filters=" AND ".join(targets))
+        ref = REF_RULE.format(max_depth=MAX_REF_DEPTH, target_filters=" AND ".join(targets))
         where.append(f"(({' AND '.join(own)}) OR (s.statement_ref IS NOT NULL AND {ref}))")
-    sql = SELECT_PAGE.format(where=" AND ".join(where), direction="ASC" if query.ascending else "DESC",
+    sql = SELECT_PAGE.format(times="", where=" AND ".join(where), direction="ASC" if query.ascending else "DESC",
                              limit=limit + 1)
     return sql, params
 
