@@ -202,7 +202,8 @@ async def test_statements_committed_while_0092_runs_are_kept(database_url: str, 
         migrating = asyncio.create_task(apply_migrations(database_url))
         for _ in range(500):  # until the migration waits for the writer's locks
             if await watcher.fetchval(
-                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND pid <> $1",
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND pid <> $1"
+                " AND datname = current_database()",
                 writer.get_server_pid()):
                 break
             await asyncio.sleep(0.01)
