@@ -7,7 +7,8 @@ filter rules (xAPI-Communication 2.1.3) written out here in plain Python:
 
 - ``agent``: the Actor or Object is the Agent or Group, or a Group with it as
   a member; ``related_agents`` adds the authority, instructor, team (and the
-  2.0 context agents and groups), and all of these in a SubStatement;
+  2.0 context agents and groups, stored as 2.0.0), and all of these in a
+  SubStatement;
 - ``activity``: the Object; ``related_activities`` adds the context
   Activities, and the Object and context Activities of a SubStatement;
 - ``verb``, ``registration``; ``since`` exclusive, ``until`` inclusive, on
@@ -89,7 +90,9 @@ def authority_of(authority: dict[str, Any]) -> str:
 def context_agents(context: dict[str, Any] | None) -> set[str]:
     if not context:
         return set()
-    return identities(context.get("instructor")) | identities(context.get("team"))
+    return identities(context.get("instructor")) | identities(context.get("team")) | {
+        k for entry in context.get("contextAgents", []) for k in identities(entry["agent"])} | {
+        k for entry in context.get("contextGroups", []) for k in identities(entry["group"])}
 
 
 def context_activities(context: dict[str, Any] | None) -> set[str]:
@@ -178,6 +181,11 @@ def contexts() -> st.SearchStrategy[dict[str, Any]]:
         "registration": st.sampled_from(REGISTRATIONS).map(str),
         "instructor": agent_or_group(),
         "team": st.sampled_from(GROUPS),
+        # xAPI 2.0 only (stored as 2.0.0, :func:`write_store`)
+        "contextAgents": st.lists(st.sampled_from(ACTORS[:4]).map(
+            lambda a: {"objectType": "contextAgent", "agent": a}), min_size=1, max_size=2),
+        "contextGroups": st.lists(st.sampled_from(GROUPS).map(
+            lambda g: {"objectType": "contextGroup", "group": g}), min_size=1, max_size=2),
         "contextActivities": st.fixed_dictionaries({}, optional={
             "parent": activities, "grouping": activities, "category": activities, "other": activities}),
     })
@@ -314,7 +322,9 @@ async def write_store(pool: asyncpg.Pool, tenant: str, specs: list[dict[str, Any
     await writer.start()
     try:
         for spec in specs:
-            await writer.append(tenant, prepare_statements([spec["body"]], version="1.0.3",
+            encoded = msgspec.json.encode(spec["body"])
+            version = "2.0.0" if b'"contextAgents"' in encoded or b'"contextGroups"' in encoded else "1.0.3"
+            await writer.append(tenant, prepare_statements([spec["body"]], version=version,
                                                            authority=spec["authority"], new_id=uuid.uuid4))
     finally:
         await writer.close()
