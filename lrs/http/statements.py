@@ -29,7 +29,9 @@ from lrs.store import reader
 from lrs.store.attachments import Blob, save_attachments
 from lrs.store.ids import RandomUuids, parse_uuid
 from lrs.store.writer import KeyErasedMeanwhile, WriterClosedError
-from lrs.xapi.errors import NotFoundError, XapiError
+from lrs.privacy import seal
+from lrs.xapi.equivalence import statements_equivalent
+from lrs.xapi.errors import ConflictError, NotFoundError, XapiError
 from lrs.xapi.identity import authority_key
 from lrs.xapi.statement import parse_statement, parse_statements
 
@@ -125,19 +127,35 @@ async def _append(
                 sealed = await learner_keys.seal_statements(credential.tenant, statements, authority)
                 clear, authority, key_epoch, key_refs = sealed.statements, sealed.authority, sealed.epoch, sealed.refs
                 ciphertexts = sealed.ciphertexts
-            prepared = prepare_statements(
-                clear,
-                version=request[XAPI_VERSION],
-                authority=authority,
-                new_id=_new_statement_id,
-                max_statements=settings.max_batch_statements,
-                parse_id=parse_uuid,
-            )
-            try:
-                results = await writer.append(
-                    credential.tenant, prepared, defines=credential.allows("define"),
-                    key_epoch=key_epoch, key_refs=key_refs, ciphertexts=ciphertexts,
+
+            def prepare(bodies: list[dict[str, Any]], authority: dict[str, Any] = authority) -> list[Any]:
+                return prepare_statements(
+                    bodies,
+                    version=request[XAPI_VERSION],
+                    authority=authority,
+                    new_id=_new_statement_id,
+                    max_statements=settings.max_batch_statements,
+                    parse_id=parse_uuid,
                 )
+
+            prepared = prepare(clear)
+            try:
+                try:
+                    results = await writer.append(
+                        credential.tenant, prepared, defines=credential.allows("define"),
+                        key_epoch=key_epoch, key_refs=key_refs, ciphertexts=ciphertexts,
+                    )
+                except ConflictError:
+                    # Stored before in another form (v2, clear) and sent again?
+                    as_stored = None if sealed is None else await _as_stored(
+                        request, statements, clear, prepare(statements, authority_for(credential, settings.authority_home))
+                    )
+                    if as_stored is None:
+                        raise
+                    results = await writer.append(
+                        credential.tenant, prepare(as_stored), defines=credential.allows("define"),
+                        key_epoch=key_epoch, key_refs=key_refs, ciphertexts=ciphertexts,
+                    )
                 if sealed is not None:
                     learner_keys.stored(sealed)  # its ciphertexts were committed with the Statements
                 break
@@ -167,6 +185,38 @@ async def _append(
         STATEMENTS_ACCEPTED_BY(credential.tenant).inc(inserted)
     request.setdefault(LOG_FIELDS, {}).update(statements=len(results), inserted=inserted)
     return results
+
+
+async def _as_stored(
+    request: web.Request, sent: list[dict[str, Any]], sealed: list[dict[str, Any]], clear: list[Any]
+) -> list[dict[str, Any]] | None:
+    """``sealed`` (the sent Statements sealed) with each whose id is stored,
+    and whose stored Statement once opened is the same Statement
+    (``clear``: the sent ones prepared unsealed), naming its identities as
+    the stored one does: the sealed form of a Statement depends on the build
+    and settings that stored it (v2 before v3, clear before sealing), and
+    the same Statement sent again is a no-op, not a conflict (xAPI).  None
+    when there is none such."""
+    credential: Credential = request[CREDENTIAL]
+    learner_keys = request.app[keys.LEARNER_KEYS]
+    indexes: dict[uuid.UUID, list[int]] = {}
+    for index, statement in enumerate(clear):
+        if "id" in sent[index]:
+            indexes.setdefault(statement.statement_id, []).append(index)
+    stored = await reader.stored_statements(request.app[keys.POOL], credential.tenant, list(indexes))
+    if not stored:
+        return None
+    ids = list(stored)
+    opened = await learner_keys.open_payloads(credential.tenant, [stored[i] for i in ids])
+    restated, changed = list(sealed), False
+    for statement_id, opened_payload in zip(ids, opened):
+        opened_statement = msgspec.json.decode(opened_payload)
+        for index in indexes[statement_id]:
+            if statements_equivalent(opened_statement, clear[index].body):
+                replaced = seal.with_identities_of(restated[index], msgspec.json.decode(stored[statement_id]))
+                if replaced is not None:
+                    restated[index], changed = replaced, True
+    return restated if changed else None
 
 
 async def post_statements(request: web.Request) -> web.Response:

@@ -73,6 +73,7 @@ __all__ = [
     "seal_statement",
     "sealed_refs",
     "stored_references",
+    "with_identities_of",
 ]
 
 PSEUDONYM_HOME = "https://lrs.invalid/pseudonym"
@@ -432,6 +433,25 @@ def open_statement(
         if isinstance(agent, dict):
             container[name] = open_agent(agent, ciphers, tenant, ciphertexts)
     return opened
+
+
+def with_identities_of(statement: dict[str, Any], stored: dict[str, Any]) -> dict[str, Any] | None:
+    """``statement`` (as sent, sealed or not) with each Agent/Group as
+    ``stored`` (a stored Statement with the same id, found equivalent once
+    opened) holds it: sent again, it then compares equal to what is stored
+    whatever form that was written in (v1, v2, v3 or clear).  The authority
+    is left as it is.  None when the two do not name agents in the same places."""
+    copy = _copy_path(statement)
+    mine = [(c, n) for c, n in _agent_slots(copy) if not (c is copy and n == "authority")]
+    theirs = [(c, n) for c, n in _agent_slots(stored) if not (c is stored and n == "authority")]
+    if [n for _, n in mine] != [n for _, n in theirs]:
+        return None
+    for (container, name), (source, source_name) in zip(mine, theirs):
+        if (name in container) != (source_name in source):
+            return None
+        if source_name in source:
+            container[name] = source[source_name]
+    return copy
 
 
 def agent_named(statement: dict[str, Any], pseudonym_: str, pseudonym_of: Callable[[str], str]) -> tuple[dict[str, Any] | None, bool]:

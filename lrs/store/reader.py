@@ -38,6 +38,11 @@ SELECT_ONE_WITH_AUTHORITY = f"""
 SELECT {_PAYLOAD} FROM statements s
 WHERE s.tenant = $1 AND s.statement_id = $2 AND s.voided = $3 AND s.authority_key = statement_key($1, $4::text)
 """
+# Stored Statements by id, voided or not (a request's statements sent again).
+SELECT_BY_IDS = f"""
+SELECT s.statement_id, {_PAYLOAD} FROM unnest($2::uuid[]) AS w(id)
+JOIN statements s ON s.tenant = $1 AND s.statement_id = w.id
+"""
 # A StatementRef chain's next Statement, voided or not (the filters' rule).
 SELECT_REF_TARGET = f"SELECT {_PAYLOAD} FROM statements s WHERE s.tenant = $1 AND s.statement_id = $2"
 SELECT_PAGE = f"""{{times}}
@@ -106,6 +111,12 @@ async def get_statement(
         return payload if has_authority(_decode(payload), authority) else None
     stored = await pool.fetchval(SELECT_ONE, tenant, statement_id, voided)
     return None if stored is None else open_payload(stored)
+
+
+async def stored_statements(pool: Pool, tenant: str, statement_ids: list[Any]) -> dict[Any, bytes]:
+    """The stored JSON of each of ``statement_ids`` stored, voided or not, by id."""
+    rows = await pool.fetch(SELECT_BY_IDS, tenant, statement_ids)
+    return {row["statement_id"]: open_payload(row["payload"]) for row in rows}
 
 
 def _key_match(

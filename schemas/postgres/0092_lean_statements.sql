@@ -26,6 +26,17 @@
 -- event for one (tenant, statement id) still cannot be written.  The events'
 -- copy only cost each insert an index entry (about 45 bytes a statement).
 
+-- Appenders of the old code may still run (a rolling upgrade, or `lrs migrate`
+-- with the service up): the copy below must see everything they commit, or
+-- rows committed between it and the DROP would be lost with the old table
+-- (and with them the only index that refuses a second event for an id).
+-- Every appender takes the log head first (lrs/store/writer.py), so holding
+-- it stops ingest for the migration, waiting for the group in flight, and
+-- never deadlocks with a writer that holds events and waits for statements.
+-- Writers of the new code waiting here get 503 after their lock_timeout;
+-- those of the old code fail once it commits (docs/operations: upgrading).
+SELECT position FROM log_head WHERE singleton FOR UPDATE;
+
 CREATE TABLE statements_lean (
     position      bigint      NOT NULL,
     stored        timestamptz NOT NULL,

@@ -23,5 +23,13 @@
 --       ON statements (authority_key, position);
 --
 -- (CONCURRENTLY cannot run inside a migration's transaction; should it fail
--- half-way it leaves an INVALID index: DROP INDEX it and run it again.)
+-- half-way it leaves an INVALID index: DROP INDEX it and run it again.  Left
+-- invalid, this migration drops it and builds it, with the lock above.)
+DO $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_index
+               WHERE indexrelid = to_regclass('statements_authority_key_position') AND NOT indisvalid) THEN
+        DROP INDEX statements_authority_key_position;
+    END IF;
+END $$;
 CREATE INDEX IF NOT EXISTS statements_authority_key_position ON statements (authority_key, position);

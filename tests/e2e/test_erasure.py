@@ -190,7 +190,9 @@ async def test_erased_learner_leaves_no_clear_text_and_the_audit_still_holds(
     minh_statements = [{**course_statement(7, module, verb, minute), "actor": MINH}
                        for minute, (module, verb) in enumerate(CERTIFYING[:3])]
     # Minh's statement names Lan as instructor: her data under her key inside his statement.
-    minh_statements[0]["context"] = {"instructor": LAN}
+    # Sent with objectType, her identities there are sealed in the v3 form:
+    # their ciphertexts are kept apart, in sealed_identities.
+    minh_statements[0]["context"] = {"instructor": {"objectType": "Agent", **LAN}}
     agent_param = urllib.parse.quote(json.dumps({"mbox": LAN["mbox"]}))
     lms_param = urllib.parse.quote(json.dumps({"account": LAN_LMS["account"]}))
     lms_key = f"account:{LAN_LMS['account']['homePage']}|{LAN_LMS['account']['name']}"
@@ -204,7 +206,7 @@ async def test_erased_learner_leaves_no_clear_text_and_the_audit_still_holds(
             assert r.status == 200, await r.text()
             assert (await r.json())["identifiers"] == [f"mbox:{LAN['mbox']}", lms_key]  # answered in clear
         # One module's evidence also comes from the LMS account (it counts for Lan).
-        from_lms = {**course_statement(1, *CERTIFYING[0], 99), "actor": LAN_LMS}
+        from_lms = {**course_statement(1, *CERTIFYING[0], 99), "actor": {"objectType": "Agent", **LAN_LMS}}
         async with session.post(f"{base}/xapi/statements", json=[from_lms], headers=xapi_headers()) as r:
             assert r.status == 200, await r.text()
         async with session.post(f"{base}/xapi/statements", json=lan_statements[1:] + minh_statements,
@@ -308,6 +310,19 @@ async def test_erased_learner_leaves_no_clear_text_and_the_audit_still_holds(
 
     assert await clear_text_hits(database_url, NEEDLES) == []
     assert dump_hits(database_url, NEEDLES) == []
+    # Identities sent with objectType were sealed in the v3 form, so the dump
+    # and the columns searched above included their ciphertexts in
+    # sealed_identities, which stay (content-addressed, shared) and open
+    # nothing without her key: the GETs above read them (her LMS account as
+    # actor, her as instructor) and showed the erased form.
+    conn = await asyncpg.connect(database_url)
+    try:
+        # the authority's, and Lan's as instructor and as her LMS account
+        assert await conn.fetchval("SELECT count(*) FROM sealed_identities") >= 3
+        payloads = b"".join(open_payload(r["payload"]) for r in await conn.fetch("SELECT payload FROM events"))
+        assert b'"sealed":"v3.' in payloads
+    finally:
+        await conn.close()
     assert await clear_text_hits(database_url, (MINH["name"],)) == []  # sealed, not erased: no clear copy either
     messages, hits = await stream_hits(nats_control.url, NEEDLES)
     assert messages == position and hits == []

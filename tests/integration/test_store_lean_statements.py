@@ -4,6 +4,7 @@ under the new one; candidates that share only a hash are dropped."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -168,3 +169,50 @@ async def test_a_store_of_the_old_schema_answers_as_a_new_one(database_url: str,
         assert await pool.fetchval("SELECT count(*) FROM events WHERE tenant = 'old'") == len(bodies())
     finally:
         await pool.close()
+
+
+async def test_statements_committed_while_0092_runs_are_kept(database_url: str, tmp_path: Path) -> None:
+    # A replica of the old code appends while another starts with 0092 (a
+    # rolling upgrade, or `lrs migrate` with the service up): the old
+    # writer holds the log head and has written its rows, not committed.
+    # The migration must copy them, not drop them with the old table.
+    before = tmp_path / "before"
+    before.mkdir()
+    for migration in list_migrations():
+        if migration.version < 92:
+            (before / migration.path.name).write_text(migration.sql())
+    await apply_migrations(database_url, before)
+    writer = await asyncpg.connect(database_url)
+    watcher = await asyncpg.connect(database_url)
+    try:
+        statement, authority = bodies()[0]
+        [s] = prepare_statements([statement], version="1.0.3", authority=authority, new_id=uuid.uuid4)
+        stored = datetime(2024, 1, 1, tzinfo=timezone.utc)
+        payload = finalize_statement(s.body, stored)
+        transaction = writer.transaction()
+        await transaction.start()
+        await writer.execute("SELECT position FROM log_head WHERE singleton FOR UPDATE")
+        await writer.execute("INSERT INTO events VALUES (1, $1, 'old', 'statement', $2, $3, $4, $5, $6)",
+                             uuid.uuid4(), s.statement_id, stored, payload, b"\x00" * 32, b"\x01" * 32)
+        await writer.execute(
+            "INSERT INTO statements (tenant, statement_id, position, stored, verb_id, filter_keys)"
+            " VALUES ('old', $1, 1, $2, $3, $4)",
+            s.statement_id, stored, s.verb_id, filter_keys(s))
+        await writer.execute("UPDATE log_head SET position = 1, hash = $1, stored = $2", b"\x01" * 32, stored)
+        migrating = asyncio.create_task(apply_migrations(database_url))
+        for _ in range(500):  # until the migration waits for the writer's locks
+            if await watcher.fetchval(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND pid <> $1"
+                " AND datname = current_database()",
+                writer.get_server_pid()):
+                break
+            await asyncio.sleep(0.01)
+        else:
+            raise AssertionError("the migration never waited for the writer")
+        await transaction.commit()
+        await migrating
+        assert await watcher.fetchval("SELECT count(*) FROM statements WHERE tenant = 'old'") == 1
+        assert await get_statement(watcher, "old", s.statement_id, voided=False) is not None
+    finally:
+        await writer.close()
+        await watcher.close()

@@ -204,3 +204,27 @@ async def test_a_run_analyzes_the_tables_its_migrations_filled(database_url: str
         assert await conn.fetchval("SELECT last_analyze FROM pg_stat_user_tables WHERE relname = 'empty'") is None
     finally:
         await conn.close()
+
+
+async def test_0094_builds_again_an_index_a_failed_concurrent_build_left_invalid(
+    database_url: str, tmp_path: Path
+) -> None:
+    # An operator built the index ahead with CREATE INDEX CONCURRENTLY, as
+    # 0094 suggests, and the build failed half-way: an INVALID index, which
+    # no query uses and IF NOT EXISTS alone would keep for good.
+    before = tmp_path / "before"
+    before.mkdir()
+    for migration in list_migrations():
+        if migration.version < 94:
+            (before / migration.path.name).write_text(migration.sql())
+    await apply_migrations(database_url, before)
+    conn = await asyncpg.connect(database_url)
+    try:
+        await conn.execute("CREATE INDEX statements_authority_key_position ON statements (authority_key, position)")
+        await conn.execute("UPDATE pg_index SET indisvalid = false "
+                           "WHERE indexrelid = 'statements_authority_key_position'::regclass")
+        assert 94 in await apply_migrations(database_url)
+        assert await conn.fetchval(
+            "SELECT indisvalid FROM pg_index WHERE indexrelid = 'statements_authority_key_position'::regclass")
+    finally:
+        await conn.close()
