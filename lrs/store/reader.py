@@ -74,13 +74,15 @@ MAX_REF_DEPTH = 10
 REF_MATCHES = """EXISTS (
     -- each statement of the chain looked up once by its id (OFFSET 0: never
     -- by the filters over the tenant), telling both whether it matches and
-    -- where the chain goes next; the walk stops at the first match
+    -- where the chain goes next; the walk stops at the first match (``hit``
+    -- is never NULL: a registration filter is NULL on a Statement without
+    -- one, and NOT NULL would end the walk there instead of going on)
     WITH RECURSIVE chain(next, depth, hit) AS (
-        SELECT t.statement_ref, 1, {target_filters} FROM (
+        SELECT t.statement_ref, 1, coalesce({target_filters}, false) FROM (
             SELECT t.* FROM statements t WHERE t.tenant = $1 AND t.statement_id = s.statement_ref OFFSET 0
         ) AS t
         UNION ALL
-        SELECT t.statement_ref, c.depth + 1, {target_filters}
+        SELECT t.statement_ref, c.depth + 1, coalesce({target_filters}, false)
         FROM chain c, LATERAL (
             SELECT t.* FROM statements t WHERE t.tenant = $1 AND t.statement_id = c.next OFFSET 0
         ) AS t
