@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from typing import Any, Callable
 
 import asyncpg
 import structlog

@@ -10,6 +10,7 @@ import signal
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from projections.competency.catalog import (
     FRAMEWORKS_DIR,

@@ -19,7 +19,7 @@ import re
 import time
 from dataclasses import dataclass
 from importlib.resources.abc import Traversable
-from typing import Awaitable, Callable, Mapping, Sequence
+from typing import Awaitable, Callable, Sequence
 
 import nats.errors
 import nats.js.errors

@@ -14,10 +14,8 @@ digest."""
 from __future__ import annotations
 
 import asyncio
-import base64
 import hashlib
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -31,7 +29,7 @@ import asyncpg
 import nats
 import pytest
 
-from tests.e2e.conftest import KEY, SECRET, basic_auth, xapi_headers
+from tests.e2e.conftest import xapi_headers
 from tests.integration.test_projection_runner import MODULES as CERTIFYING
 from tests.integration.test_projection_runner import course_statement
 from lrs.payload_codec import open_payload
