@@ -34,7 +34,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import time
 from datetime import datetime, timezone
@@ -121,12 +120,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-save", action="store_true")
     args = parser.parse_args(argv)
     sys.path.insert(0, str(HERE))
-    sys.path.insert(0, args.repo)
-    import lrs
+    from checkout import use_checkout
 
-    assert Path(lrs.__file__).resolve().is_relative_to(Path(args.repo).resolve()), lrs.__file__
-    commit = subprocess.run(["git", "-C", args.repo, "rev-parse", "--short", "HEAD"], capture_output=True,
-                            text=True, check=False).stdout.strip()
+    commit = use_checkout(args.repo)
     record = {
         "benchmark": "ingest-pieces",
         "recorded_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),

@@ -1,0 +1,19 @@
+"""The checkout a piece bench measures (``--repo``): its ``lrs`` package on the
+import path, checked to be the one imported, and its commit for the record."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+
+def use_checkout(repo: str) -> str:
+    """Put ``repo`` first on the import path, import its ``lrs`` (refusing
+    another one already imported) and return its short commit ("" outside git)."""
+    sys.path.insert(0, repo)
+    import lrs
+
+    assert Path(lrs.__file__).resolve().is_relative_to(Path(repo).resolve()), lrs.__file__
+    return subprocess.run(["git", "-C", repo, "rev-parse", "--short", "HEAD"], capture_output=True,
+                          text=True, check=False).stdout.strip()
