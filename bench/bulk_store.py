@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import sys
@@ -30,6 +31,7 @@ import time
 import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import AsyncIterator
 
 import asyncpg
 
@@ -322,6 +324,19 @@ def server(data: Path) -> EmbeddedPostgres:
     # service's own pool keeps synchronous_commit on.
     return EmbeddedPostgres(data / "pg", settings={"shared_buffers": "512MB", "max_wal_size": "2GB",
                                                    "checkpoint_timeout": "15min"})
+
+
+@contextlib.asynccontextmanager
+async def store_database(data: Path) -> AsyncIterator[str]:
+    """The URL of a store's database (made by this bench in ``data``), its
+    PostgreSQL running for the length of the block."""
+    pg = server(data)
+    await pg.start()
+    try:
+        await ensure_database(pg.url, DATABASE)
+        yield pg.url_for(DATABASE)
+    finally:
+        await pg.stop()
 
 
 async def _sizes(url: str) -> dict[str, int]:

@@ -38,7 +38,6 @@ sys.path.insert(0, str(ROOT / "bench"))
 import bulk_store as gen  # noqa: E402
 from lrs.batching import AGENT_KEY  # noqa: E402
 from lrs.ingest.query import StatementQuery  # noqa: E402
-from lrs.runtime.embedded import ensure_database  # noqa: E402
 from lrs.store.reader import query_statements  # noqa: E402
 from lrs.store.statement_identities import SELECT_LATEST_NAMING  # noqa: E402
 
@@ -102,13 +101,8 @@ async def run(url: str, args: argparse.Namespace) -> dict:
 async def main_async(args: argparse.Namespace) -> dict:
     global DATA_DIR
     DATA_DIR = str(args.data.resolve())
-    pg = gen.server(args.data)
-    await pg.start()
-    try:
-        await ensure_database(pg.url, gen.DATABASE)
-        return await run(pg.url_for(gen.DATABASE), args)
-    finally:
-        await pg.stop()
+    async with gen.store_database(args.data) as url:
+        return await run(url, args)
 
 
 def main(argv: list[str] | None = None) -> int:

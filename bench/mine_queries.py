@@ -37,7 +37,6 @@ sys.path.insert(0, str(ROOT / "bench"))
 import bulk_store as gen  # noqa: E402
 from lrs.ingest.prepare import prepare_statements  # noqa: E402
 from lrs.ingest.query import StatementQuery  # noqa: E402
-from lrs.runtime.embedded import ensure_database  # noqa: E402
 from lrs.store import StatementWriter, create_pool  # noqa: E402
 from lrs.xapi.identity import authority_key, ifi_key  # noqa: E402
 
@@ -123,13 +122,8 @@ async def run(url: str, args: argparse.Namespace) -> dict[str, Any]:
 
 
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
-    pg = gen.server(args.data)
-    await pg.start()
-    try:
-        await ensure_database(pg.url, gen.DATABASE)
-        return await run(pg.url_for(gen.DATABASE), args)
-    finally:
-        await pg.stop()
+    async with gen.store_database(args.data) as url:
+        return await run(url, args)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -42,7 +42,6 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 import bulk_store as gen  # noqa: E402
 from lrs.ingest.query import StatementQuery  # noqa: E402
-from lrs.runtime.embedded import ensure_database  # noqa: E402
 from lrs.store.pool import create_pool  # noqa: E402
 from lrs.store.reader import build_page_query, query_statements  # noqa: E402
 from lrs.xapi.identity import ifi_key  # noqa: E402
@@ -269,11 +268,7 @@ ANALYZE statement_keys;
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     if args.url:
         return await run(args.url, args)
-    pg = gen.server(args.data)
-    await pg.start()
-    try:
-        await ensure_database(pg.url, gen.DATABASE)
-        url = pg.url_for(gen.DATABASE)
+    async with gen.store_database(args.data) as url:
         if args.analyze:
             conn_pool = await create_pool(url, min_size=1, max_size=1)
             await conn_pool.execute("ANALYZE statements")
@@ -288,8 +283,6 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         finally:
             await conn.execute(RESTORE_STATISTICS)
             await conn.close()
-    finally:
-        await pg.stop()
 
 
 def main(argv: list[str] | None = None) -> int:
