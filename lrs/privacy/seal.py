@@ -345,41 +345,38 @@ def is_sealed_payload(payload: bytes) -> bool:
     return _MARKER in payload
 
 
-def stored_references(statement: dict[str, Any]) -> set[bytes]:
-    """The references of every v3 sealed identity in a stored Statement,
-    whose ciphertexts :func:`open_statement` needs."""
-    found: set[bytes] = set()
+def _sealed_texts(statement: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(sealed text, sealed form) of every sealed identity in a stored
+    Statement, Group members included."""
 
-    def visit(agent: dict[str, Any]) -> None:
+    def visit(agent: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
         text = agent.get(SEALED)
-        if isinstance(text, str) and text.startswith(REFERENCE + "."):
-            found.add(_b64(text.split(".", 2)[2]))
+        if isinstance(text, str):
+            yield text, agent
         for member in agent.get("member", ()):
-            visit(member)
+            yield from visit(member)
 
     for container, name in _agent_slots(statement):
         agent = container.get(name)
         if isinstance(agent, dict):
-            visit(agent)
-    return found
+            yield from visit(agent)
+
+
+def stored_references(statement: dict[str, Any]) -> set[bytes]:
+    """The references of every v3 sealed identity in a stored Statement,
+    whose ciphertexts :func:`open_statement` needs."""
+    return {
+        _b64(text.split(".", 2)[2])
+        for text, _ in _sealed_texts(statement) if text.startswith(REFERENCE + ".")
+    }
 
 
 def sealed_refs(statement: dict[str, Any]) -> set[tuple[str, int]]:
     """(pseudonym, generation) of every sealed identity in a stored Statement."""
     refs: set[tuple[str, int]] = set()
-
-    def visit(agent: dict[str, Any]) -> None:
-        text = agent.get(SEALED)
-        if isinstance(text, str):
-            pseudonym_, generation, _ = _parse_sealed(text, agent)
-            refs.add((pseudonym_, generation))
-        for member in agent.get("member", ()):
-            visit(member)
-
-    for container, name in _agent_slots(statement):
-        agent = container.get(name)
-        if isinstance(agent, dict):
-            visit(agent)
+    for text, agent in _sealed_texts(statement):
+        pseudonym_, generation, _ = _parse_sealed(text, agent)
+        refs.add((pseudonym_, generation))
     return refs
 
 
