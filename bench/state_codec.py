@@ -7,14 +7,8 @@ This folds ``--learners`` states from ``--statements`` statements of
 evidence), in memory, and reports the CPU seconds (``time.process_time``,
 which moves far less with the machine's load than the wall clock) per
 encode and per decode: the best of ``--repeat`` passes over all states.
-With a codec that writes over the previous state (``encode_state_after``,
-as live apply does), it also reports ``write_after_one_more_cpu_us``: each
-learner's state folded from all its statements but the last, written, then
-the state after the last statement written over it (what one event costs
-live at steady state), against ``encode_after_one_more_cpu_us``, encoding
-that state whole.  Runs with the code of the checkout it lives in; to
-compare two checkouts, run each one's copy in turn (same arguments, same
-states).
+Runs with the code of the checkout it lives in; to compare two checkouts,
+run each one's copy in turn (same arguments, same states).
 
     python bench/state_codec.py --statements 100000 --learners 20000
 """
@@ -38,7 +32,7 @@ from projections.competency.codec import decode_state, encode_state  # noqa: E40
 from projections.competency.policy import fold, interpret  # noqa: E402
 
 
-def learner_events(statements: int, learners: int, evidence_share: float, seed: int) -> dict[str, list]:
+def states(statements: int, learners: int, evidence_share: float, seed: int) -> list:
     catalog = load_catalog()
     rng = random.Random(seed)
     events: dict[str, list] = {}
@@ -46,30 +40,7 @@ def learner_events(statements: int, learners: int, evidence_share: float, seed: 
         meaning = interpret(json.loads(statement(rng, learners, evidence_share)), catalog)
         if meaning is not None:
             events.setdefault(meaning.learner, []).append(meaning)
-    return events
-
-
-def states(statements: int, learners: int, evidence_share: float, seed: int) -> list:
-    catalog = load_catalog()
-    return [fold(learner, items, catalog)
-            for learner, items in sorted(learner_events(statements, learners, evidence_share, seed).items())]
-
-
-def one_more(statements: int, learners: int, evidence_share: float, seed: int, repeat: int) -> dict:
-    """Writing a learner's state after one more statement over the state written before it."""
-    from projections.competency.codec import encode_state_after
-    from projections.competency.policy import evolve_many
-
-    catalog = load_catalog()
-    pairs = []
-    for learner, items in sorted(learner_events(statements, learners, evidence_share, seed).items()):
-        if len(items) > 1:
-            before = fold(learner, items[:-1], catalog)
-            pairs.append((encode_state_after(before, None)[1], evolve_many(before, items[-1:], catalog)))
-    return {
-        "write_after_one_more_cpu_us": best_cpu_us(lambda p: encode_state_after(p[1], p[0]), pairs, repeat),
-        "encode_after_one_more_cpu_us": best_cpu_us(lambda p: encode_state(p[1]), pairs, repeat),
-    }
+    return [fold(learner, items, catalog) for learner, items in sorted(events.items())]
 
 
 def best_cpu_us(function, items: list, repeat: int) -> float:  # type: ignore[no-untyped-def]
@@ -97,7 +68,6 @@ def main(argv: list[str] | None = None) -> int:
             "mix": mix, "states": len(folded), "mean_bytes": round(sum(map(len, stored)) / len(stored)),
             "encode_cpu_us": best_cpu_us(encode_state, folded, args.repeat),
             "decode_cpu_us": best_cpu_us(decode_state, stored, args.repeat),
-            **one_more(args.statements, args.learners, 0.33 if mix == "cmi5" else 1.0, args.seed, args.repeat),
         }), flush=True)
     return 0
 

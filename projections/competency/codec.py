@@ -26,23 +26,14 @@ index or nil)::
      certifications: [[program s, program_version s, earned, earned_at s?,
                        [statement_id s...], [met s...], [missing s...], rule_version, known_at s?], ...]]
 
-Competencies and certifications are written in key order.  The strings
-of :func:`encode_state`'s table are numbered in the order the layout meets
-them, so a state built from the same evidence always has the same bytes:
-the canonical form, which a replay writes and the audit digest hashes.  The
-live projection writes with :func:`encode_state_after`: the same layout, but
-a learner's table keeps the numbers of the state written before and only
-adds the strings new to it, so the rows that did not change keep their
-bytes and are not encoded again; decoding does not depend on the table's
-order, and ``encode_state(decode_state(raw))`` is the canonical form of any
-stored state.  Decoding checks the layout's types (indices are never
+Competencies and certifications are written in key order, so a state
+built from the same evidence always has the same bytes (the audit digest
+hashes them).  Decoding checks the layout's types (indices are never
 negative) before it builds anything.  Pure: no I/O.
 """
 
 from __future__ import annotations
 
-from itertools import groupby
-from operator import attrgetter, is_
 from typing import Annotated, Any, Optional
 
 import msgspec
@@ -55,7 +46,7 @@ from projections.competency.model import (
     ProgramCertification,
 )
 
-__all__ = ["FORMAT", "encode_state", "encode_state_after", "canonical", "StateEncoding", "decode_state", "StateFormatError"]
+__all__ = ["FORMAT", "encode_state", "decode_state", "StateFormatError"]
 
 FORMAT = 2  # 2: evidence keeps the masteryScores, the platform and the stored time
 
@@ -83,7 +74,6 @@ class StateFormatError(ValueError):
 
 
 def encode_state(state: LearnerState) -> bytes:
-    """The canonical bytes of ``state``."""
     # The string table: each string's index is the table's length when it
     # is first met (``ix(value, len(t))``: dict.setdefault, one C call, where
     # a dict subclass's __missing__ was a Python call per new string).
@@ -95,155 +85,58 @@ def encode_state(state: LearnerState) -> bytes:
     head: tuple[Any, ...] | None = None
     entries: list[list[Any]] = []
     for e in state.evidence:
-        fields = _HEAD(e)
+        fields = (
+            e.statement_id, e.timestamp, e.verb, e.registration, e.completed, e.score, e.statement_mastery_score,
+            e.platform, e.stored,
+        )
         if fields != head:
             head = fields
             entries = []
-            evidence.append(_statement_row(fields, entries, t))
-        entries.append(_entry(e, t, ix))
-    competencies = [_competency_row(c, t) for _, c in sorted(state.competencies.items())]
-    certifications = [_certification_row(p, t) for _, p in sorted(state.certifications.items())]
+            statement_id, timestamp, verb, registration, completed, score, stated, platform, stored = fields
+            evidence.append([
+                ix(statement_id, len(t)), ix(timestamp, len(t)), ix(verb, len(t)),
+                None if registration is None else ix(registration, len(t)),
+                completed, score, stated, None if platform is None else ix(platform, len(t)),
+                ix(stored, len(t)), entries,
+            ])
+        level = e.level
+        entries.append([
+            ix(e.competency, len(t)), None if level is None else ix(level, len(t)), e.level_rank,
+            ix(e.activity, len(t)), ix(e.source, len(t)), e.passed, ix(e.move_on, len(t)), e.mastery_score,
+        ])
+    competencies: list[list[Any]] = []
+    for _, c in sorted(state.competencies.items()):
+        row: list[Any] = [ix(c.competency, len(t)), ix(c.status, len(t))]
+        row.append(None if c.level is None else ix(c.level, len(t)))
+        row.append(c.best_score)
+        row.append(c.latest_score)
+        row.append(c.evidence_count)
+        row.append(None if c.first_evidence_at is None else ix(c.first_evidence_at, len(t)))
+        row.append(None if c.last_evidence_at is None else ix(c.last_evidence_at, len(t)))
+        row.append(None if c.first_mastered_at is None else ix(c.first_mastered_at, len(t)))
+        attainments = []
+        for a in c.attainments:
+            level = None if a.level is None else ix(a.level, len(t))
+            achieved = ix(a.achieved_at, len(t))
+            attainments.append([level, a.level_rank, achieved, [ix(i, len(t)) for i in a.statement_ids],
+                                ix(a.known_at, len(t))])
+        row.append(attainments)
+        row.append(c.rule_version)
+        competencies.append(row)
+    certifications: list[list[Any]] = []
+    for _, p in sorted(state.certifications.items()):
+        row = [ix(p.program, len(t)), ix(p.program_version, len(t)), p.earned]
+        row.append(None if p.earned_at is None else ix(p.earned_at, len(t)))
+        row.append([ix(i, len(t)) for i in p.statement_ids])
+        row.append([ix(i, len(t)) for i in p.met])
+        row.append([ix(i, len(t)) for i in p.missing])
+        row.append(p.rule_version)
+        row.append(None if p.known_at is None else ix(p.known_at, len(t)))
+        certifications.append(row)
     voided = [ix(i, len(t)) for i in state.voided]
     return _ENCODER.encode(
         [FORMAT, state.learner, state.rule_version, list(t), voided, evidence, competencies, certifications]
     )
-
-
-def canonical(raw: bytes) -> bytes:
-    """The canonical form (:func:`encode_state`) of a stored state, whichever
-    table order it was written with."""
-    return encode_state(decode_state(raw))
-
-
-class _Written(msgspec.Struct, frozen=True, gc=False):
-    """A row as written, and the values it encodes (the very objects)."""
-
-    values: Any  # the statement's evidence (a tuple), or a CompetencyState or ProgramCertification
-    raw: msgspec.Raw
-
-
-class StateEncoding(msgspec.Struct, frozen=True, gc=False):
-    """What :func:`encode_state_after` wrote of one learner's state: its
-    string table and each row.  Kept for every learner of the live
-    projection's cache, so nothing in it is tracked by the cyclic garbage
-    collector (gc=False; the dicts hold only strings, numbers and such
-    structs), which would otherwise walk them all at every full collection."""
-
-    strings: dict[str, int]
-    statements: dict[str, _Written]  # by statement id
-    competencies: dict[str, _Written]
-    certifications: dict[str, _Written]
-
-
-_NOTHING = StateEncoding({}, {}, {}, {})
-
-
-def encode_state_after(state: LearnerState, previous: StateEncoding | None) -> tuple[bytes, StateEncoding]:
-    """``state`` in the stored layout, written over ``previous`` (what this
-    function returned for the learner's state written before, or None):
-    the string table keeps ``previous``'s numbers and appends the strings
-    new to it, and a row whose values are the very objects ``previous``
-    encoded keeps its bytes.  Without ``previous`` the bytes are
-    :func:`encode_state`'s.  Decodes to ``state`` either way; returns the
-    bytes and what to pass for the learner's next state."""
-    before = _NOTHING if previous is None else previous
-    # strings of rows no longer written stay in the table; a state read again is written canonically
-    t = dict(before.strings)
-    ix = t.setdefault
-    encode = _ENCODER.encode
-    Raw = msgspec.Raw
-    old = before.statements
-    statements: dict[str, _Written] = {}
-    evidence: list[msgspec.Raw] = []
-    for fields, group in groupby(state.evidence, _HEAD):
-        items = tuple(group)
-        was = old.get(fields[0])
-        if was is None or len(was.values) != len(items) or not all(map(is_, was.values, items)):
-            entries: list[list[Any]] = []
-            row = _statement_row(fields, entries, t)
-            entries.extend(_entry(e, t, ix) for e in items)
-            was = _Written(items, Raw(encode(row)))
-        # (a statement's entries share its fields, so its id names one row;
-        # were two rows to share an id, the first would only not be kept)
-        statements[fields[0]] = was
-        evidence.append(was.raw)
-    old_competencies = before.competencies
-    competencies: dict[str, _Written] = {}
-    for key, c in sorted(state.competencies.items()):
-        was = old_competencies.get(key)
-        competencies[key] = was if was is not None and was.values is c else _Written(c, Raw(encode(_competency_row(c, t))))
-    old_certifications = before.certifications
-    certifications: dict[str, _Written] = {}
-    for key, p in sorted(state.certifications.items()):
-        was = old_certifications.get(key)
-        certifications[key] = (
-            was if was is not None and was.values is p else _Written(p, Raw(encode(_certification_row(p, t)))))
-    voided = [ix(i, len(t)) for i in state.voided]
-    raw_state = encode([
-        FORMAT, state.learner, state.rule_version, list(t), voided, evidence,
-        [w.raw for w in competencies.values()], [w.raw for w in certifications.values()],
-    ])
-    return raw_state, StateEncoding(t, statements, competencies, certifications)
-
-
-# The fields of a statement, which its row holds once for all its entries
-# (every entry of a statement has the same ones).
-_HEAD = attrgetter(
-    "statement_id", "timestamp", "verb", "registration", "completed", "score", "statement_mastery_score",
-    "platform", "stored",
-)
-
-
-def _statement_row(fields: tuple[Any, ...], entries: list[list[Any]], t: dict[str, int]) -> list[Any]:
-    ix = t.setdefault
-    statement_id, timestamp, verb, registration, completed, score, stated, platform, stored = fields
-    return [
-        ix(statement_id, len(t)), ix(timestamp, len(t)), ix(verb, len(t)),
-        None if registration is None else ix(registration, len(t)),
-        completed, score, stated, None if platform is None else ix(platform, len(t)),
-        ix(stored, len(t)), entries,
-    ]
-
-
-def _entry(e: Evidence, t: dict[str, int], ix: Any) -> list[Any]:
-    level = e.level
-    return [
-        ix(e.competency, len(t)), None if level is None else ix(level, len(t)), e.level_rank,
-        ix(e.activity, len(t)), ix(e.source, len(t)), e.passed, ix(e.move_on, len(t)), e.mastery_score,
-    ]
-
-
-def _competency_row(c: CompetencyState, t: dict[str, int]) -> list[Any]:
-    ix = t.setdefault
-    row: list[Any] = [ix(c.competency, len(t)), ix(c.status, len(t))]
-    row.append(None if c.level is None else ix(c.level, len(t)))
-    row.append(c.best_score)
-    row.append(c.latest_score)
-    row.append(c.evidence_count)
-    row.append(None if c.first_evidence_at is None else ix(c.first_evidence_at, len(t)))
-    row.append(None if c.last_evidence_at is None else ix(c.last_evidence_at, len(t)))
-    row.append(None if c.first_mastered_at is None else ix(c.first_mastered_at, len(t)))
-    attainments = []
-    for a in c.attainments:
-        level = None if a.level is None else ix(a.level, len(t))
-        achieved = ix(a.achieved_at, len(t))
-        attainments.append([level, a.level_rank, achieved, [ix(i, len(t)) for i in a.statement_ids],
-                            ix(a.known_at, len(t))])
-    row.append(attainments)
-    row.append(c.rule_version)
-    return row
-
-
-def _certification_row(p: ProgramCertification, t: dict[str, int]) -> list[Any]:
-    ix = t.setdefault
-    row: list[Any] = [ix(p.program, len(t)), ix(p.program_version, len(t)), p.earned]
-    row.append(None if p.earned_at is None else ix(p.earned_at, len(t)))
-    row.append([ix(i, len(t)) for i in p.statement_ids])
-    row.append([ix(i, len(t)) for i in p.met])
-    row.append([ix(i, len(t)) for i in p.missing])
-    row.append(p.rule_version)
-    row.append(None if p.known_at is None else ix(p.known_at, len(t)))
-    return row
 
 
 def decode_state(raw: bytes) -> LearnerState:

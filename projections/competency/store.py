@@ -27,7 +27,7 @@ from lrs.identities import IDENTITY_EVENT
 from lrs.store.erasure import ERASURE_EVENT
 from lrs.store.identities import apply_identity_event, persons_of, rebuild_links
 from projections.competency.catalog import Catalog
-from projections.competency.codec import StateEncoding, StateFormatError, canonical, decode_state, encode_state_after
+from projections.competency.codec import decode_state, encode_state
 from projections.competency.model import (
     RULE_VERSION,
     CompetencyState,
@@ -235,19 +235,12 @@ class CompetencyProjection(Projection):
         self._cache_size = cache_size
         self._cache_at: int | None = None
         self._pending: dict[Key, LearnerState] = {}  # this transaction's states
-        # How each learner's state was last written (codec.encode_state_after):
-        # the next write keeps its string table and the bytes of the rows whose
-        # values are the same objects, so only what changed is encoded.  A row
-        # is kept only for the very objects it encoded, so this cannot stand in
-        # for a state it has not seen; kept for the learners of the cache.
-        self._encoded: dict[Key, StateEncoding] = {}
 
     def begin(self, checkpoint: int) -> None:
         """A transaction starts; the stored checkpoint (locked) is ``checkpoint``."""
         self._pending.clear()
         if self._cache_at != checkpoint:
             self._cache.clear()
-            self._encoded.clear()
             self._cache_at = checkpoint
 
     def committed(self, checkpoint: int) -> None:
@@ -257,9 +250,8 @@ class CompetencyProjection(Projection):
             cache[key] = state
             cache.move_to_end(key)
         self._pending.clear()
-        encoded = self._encoded
         while len(cache) > self._cache_size:
-            encoded.pop(cache.popitem(last=False)[0], None)
+            cache.popitem(last=False)
         self._cache_at = checkpoint
 
     def rolled_back(self) -> None:
@@ -268,7 +260,6 @@ class CompetencyProjection(Projection):
         from the database again (where the transaction sees its own writes)."""
         self._pending.clear()
         self._cache.clear()
-        self._encoded.clear()
         self._cache_at = None
 
     async def apply(self, conn: asyncpg.Connection, event: LogEvent) -> None:
@@ -464,12 +455,9 @@ class CompetencyProjection(Projection):
         if changed:
             tenants = [k[0] for k, _, _, _ in changed]
             learners = [k[1] for k, _, _, _ in changed]
-            encoded = self._encoded
-            states: list[bytes] = []
-            for key, _, after, _ in changed:
-                raw, encoded[key] = encode_state_after(after, encoded.get(key))
-                states.append(raw)
-            await conn.execute(UPSERT_STATES, tenants, learners, states, [p for _, _, _, p in changed])
+            await conn.execute(
+                UPSERT_STATES, tenants, learners, [encode_state(s) for _, _, s, _ in changed], [p for _, _, _, p in changed]
+            )
         # Only the rows that differ are rewritten: a refold keeps every other
         # CompetencyState object as it was, and certifications are refolded
         # only with a required competency, most often into the same rows
@@ -497,7 +485,6 @@ class CompetencyProjection(Projection):
             self._pending[key] = after
         for key, _ in dropped:
             self._pending[key] = LearnerState(learner=key[1])
-            self._encoded.pop(key, None)
 
     async def rebuild(
         self,
@@ -612,18 +599,8 @@ def _earned_changes(key: Key, before: LearnerState, after: LearnerState) -> list
     return [(*key, p, v, 1) for p, v in sorted(now - was)] + [(*key, p, v, -1) for p, v in sorted(was - now)]
 
 
-def _canonical_state(raw: bytes) -> bytes:
-    """A stored state in its canonical form (the live projection writes a
-    learner's string table in the order its strings came); bytes that are
-    not a state are hashed as they are, so they differ from any state."""
-    try:
-        return canonical(raw)
-    except StateFormatError:
-        return bytes(raw)
-
-
 async def digest(conn: asyncpg.Connection | asyncpg.Pool) -> str:
-    """SHA-256 over every learner's canonical state (codec.canonical) in (tenant, learner) order,
+    """SHA-256 over every learner's canonical state in (tenant, learner) order,
     then every non-zero unit count in key order, then the roster (units,
     memberships with their history, headcounts, dropped learners), then the
     series' non-zero per-day deltas, read in one snapshot.
@@ -648,7 +625,7 @@ async def digest_with_position(conn: asyncpg.Connection | asyncpg.Pool) -> tuple
     async with conn.transaction(isolation="repeatable_read", readonly=True):
         position = await conn.fetchval(SELECT_CHECKPOINT_POSITION)
         async for row in conn.cursor(SELECT_ALL_STATES, prefetch=2000):
-            add(row["tenant"].encode(), row["learner"].encode(), _canonical_state(row["state"]))
+            add(row["tenant"].encode(), row["learner"].encode(), bytes(row["state"]))
         for row in await certified_rows(conn):
             add(b"unit_certified", *(str(row[c]).encode() for c in ("tenant", "unit_id", "program", "program_version", "certified")))
         async for parts in roster_rows(conn):  # the denominators: units, membership history, headcounts

@@ -7,17 +7,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from projections.competency.codec import (
-    FORMAT,
-    StateFormatError,
-    canonical,
-    decode_state,
-    encode_state,
-    encode_state_after,
-)
+from projections.competency.codec import FORMAT, StateFormatError, decode_state, encode_state
 from projections.competency.model import LearnerState
-from projections.competency.policy import evolve_many
-from tests.unit.test_competency_fold import CATALOG, LEARNER, POOL, run
+from tests.unit.test_competency_fold import POOL, run
 
 
 @settings(max_examples=200, deadline=None)
@@ -25,42 +17,6 @@ from tests.unit.test_competency_fold import CATALOG, LEARNER, POOL, run
 def test_every_state_decodes_to_itself(chosen: list) -> None:
     state = run(*chosen)
     assert decode_state(encode_state(state)) == state
-
-
-@settings(max_examples=300, deadline=None)
-@given(batches=st.lists(st.lists(st.sampled_from(POOL), max_size=4), max_size=8))
-def test_a_state_written_over_the_previous_one_decodes_to_it_and_has_its_canonical_form(batches: list) -> None:
-    """Batch after batch, in and out of time order, with voidings and
-    duplicates, as the live projection writes a learner: each write decodes
-    to the state and its canonical form is the state's own; the first write
-    (nothing before it) is canonical already."""
-    state = LearnerState(learner=LEARNER)
-    raw, previous = encode_state_after(state, None)
-    assert raw == encode_state(state)
-    for batch in batches:
-        state = evolve_many(state, batch, CATALOG)
-        raw, previous = encode_state_after(state, previous)
-        assert decode_state(raw) == state
-        assert canonical(raw) == encode_state(state)
-    assert encode_state_after(state, None)[0] == encode_state(state)
-
-
-def test_only_the_rows_that_changed_are_encoded_again() -> None:
-    """A row keeps its bytes while its values are the very objects written
-    before; equal values in other objects (a state decoded again) are
-    encoded anew, from the same table."""
-    early = run(*POOL[:3])
-    raw, previous = encode_state_after(early, None)
-    again = decode_state(raw)
-    raw_again, after = encode_state_after(again, previous)
-    assert raw_again == raw and after.strings == previous.strings
-    assert all(after.statements[k].raw is not previous.statements[k].raw for k in previous.statements)
-    same, kept = encode_state_after(early, previous)
-    assert same == raw and all(kept.statements[k].raw is previous.statements[k].raw for k in previous.statements)
-    whole = evolve_many(early, POOL[3:], CATALOG)
-    raw_whole, grown = encode_state_after(whole, kept)
-    assert decode_state(raw_whole) == whole and canonical(raw_whole) == encode_state(whole)
-    assert list(grown.strings)[: len(kept.strings)] == list(kept.strings)
 
 
 def test_the_whole_pool_round_trips_with_mastery_voiding_and_certification() -> None:
