@@ -227,7 +227,7 @@ async def nats_url(_docker: bool) -> AsyncIterator[str]:
 HISTORY_CONSUMER = "test-history"
 
 
-async def keep_every_message(url: str) -> None:
+async def keep_every_message(url: str, replicas: int | None = None) -> None:
     """Create ``LRS_EVENTS`` from its definition with a durable consumer
     (``HISTORY_CONSUMER``) that selects every event and never pulls: an
     offline consumer.  The stream keeps a message only until every consumer
@@ -235,10 +235,11 @@ async def keep_every_message(url: str) -> None:
     schemas/nats/LRS_EVENTS.json), so this one keeps them all, for the tests
     that read the whole stream back (exactly-once and history checks) or put
     messages on it before their consumer exists.  The retention's own tests
-    (tests/integration/nats/test_retention.py) delete it first."""
-    from lrs.nats.bus import Bus, load_consumer_config
+    (tests/integration/nats/test_retention.py) delete it first.  ``replicas``:
+    the stream's, as ``LRS_NATS_STREAM_REPLICAS`` sets it."""
+    from lrs.nats.bus import Bus, load_consumer_config, load_stream_config
 
-    bus = Bus(url, name="lrs-test-history")
+    bus = Bus(url, stream_config=load_stream_config(replicas=replicas), name="lrs-test-history")
     try:
         await bus.connect()
         await bus.ensure_stream()
