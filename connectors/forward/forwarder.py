@@ -192,7 +192,7 @@ class Forwarder:
                 try:
                     messages = await sub.fetch(self.options.batch_size, timeout=self.options.fetch_timeout)
                 except (nats.errors.TimeoutError, asyncio.TimeoutError):  # nothing to fetch (nats-py raises either)
-                    if await self._filled_from_log(nc, sub, idle=True):
+                    if await self._fill_while_idle(nc, sub):
                         continue
                     if self.options.until_caught_up and await self._caught_up(nc, sub):
                         break
@@ -231,6 +231,20 @@ class Forwarder:
                 return info
             await self._sleep(1.0)
         return None
+
+    async def _fill_while_idle(self, nc: nats.NATS, sub: Any) -> bool:
+        """With nothing to fetch, forward from the log batch after batch while
+        the stream has nothing for this consumer; whether anything was read."""
+        filled = False
+        try:
+            while not self._stop.is_set() and await self._filled_from_log(nc, sub, idle=True):
+                filled = True
+                if self._on_progress is not None:
+                    self._on_progress(self.stats)
+        except (nats.errors.Error, OSError) as exc:
+            say(f"JetStream error ({exc!r}) while forwarding from the log; trying again")
+            await self._sleep(1.0)
+        return filled
 
     async def _filled_from_log(self, nc: nats.NATS, sub: Any, *, idle: bool) -> int:
         """Forward up to a batch of the statements the stream will not deliver
