@@ -156,7 +156,7 @@ async def test_two_replicas_on_a_nats_cluster_survive_losing_a_nats_member_and_t
         ]
         leader, follower = replicas
         await leader.start()
-        await keep_every_message(cluster.service_url, replicas=3)  # for the exactly-once check of the stream
+        await keep_every_message(",".join(cluster.urls), replicas=3)  # as admin; for the exactly-once check
         # The first replica takes both leaderships before the second one starts.
         await eventually(lambda: _holds_both(database_url), "the first replica did not take the relay and projection locks")
         await follower.start()
