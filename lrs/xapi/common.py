@@ -2,8 +2,11 @@
 
 Each type is a ``str`` annotated with a regular expression, so msgspec checks it
 while decoding and reports the JSON path; the same patterns end up in the JSON
-Schemas.  Calendar checks that a pattern cannot express live in
-``timestamp_problem``.
+Schemas.  The ``Checked*`` variants carry the pattern for the schemas only:
+the Struct that holds one checks it in ``__post_init__`` against the values
+already matched (``is_iri``, ``is_language_tag``, ``is_duration``), for the
+fields whose values repeat from statement to statement.  Calendar checks
+that a pattern cannot express live in ``timestamp_problem``.
 """
 
 from __future__ import annotations
