@@ -204,3 +204,50 @@ def test_remembered_checks_agree_with_the_full_grammar(name: str) -> None:
             assert check(value) == expected, value
             accepted += expected
     assert 0 < accepted < 4000  # both answers were exercised
+
+
+def test_statements_accept_a_remembered_field_exactly_when_its_pattern_does() -> None:
+    """Property, through the whole decode: a random value as a verb id,
+    context activity id, language map key, context language or duration is
+    accepted exactly when the published grammar accepts it, whether or not
+    it was seen before."""
+    import json
+
+    from lrs.xapi import common
+
+    iri = re.compile(common.PUBLISHED_PATTERNS[common.IRI_PATTERN])
+    tag = re.compile(common.PUBLISHED_PATTERNS[common.LANGTAG_PATTERN])
+    duration = re.compile(common.DURATION_PATTERN)
+    draw = random.Random(19)
+    iri_pieces = ["a", "Z", "0", "-", ".", "/", ":", "?", "#", "%41", "%", "@", " ", "é", "[", "]"]
+    tag_pieces = ["-", "a", "Z", "US", "VN", "419", "Latn", "0", "x", "_"]
+    duration_pieces = ["1Y", "5M", "2D", "3W", "T", "1H", "1.5S", "Y", "."]
+    outcomes = set()
+    for _ in range(600):
+        kind = draw.choice(["verb", "parent", "display", "language", "duration"])
+        if kind in ("verb", "parent"):
+            value = draw.choice(["http://", "https://", "urn:", "", "x:"]) + "".join(draw.choices(iri_pieces, k=draw.randrange(5)))
+            expected = iri.match(value) is not None
+        elif kind in ("display", "language"):
+            value = draw.choice(["", "en", "vi", "x", "i-"]) + "".join(draw.choices(tag_pieces, k=draw.randrange(4)))
+            expected = tag.match(value) is not None
+        else:
+            value = draw.choice(["P", "PT", ""]) + "".join(draw.choices(duration_pieces, k=draw.randrange(4)))
+            expected = duration.match(value) is not None
+        statement = {
+            "actor": {"mbox": "mailto:a@example.com"},
+            "verb": {"id": value if kind == "verb" else "http://ex.com/v",
+                     "display": {value if kind == "display" else "en": "x"}},
+            "object": {"id": "http://ex.com/a"},
+            "context": {"contextActivities": {"parent": [{"id": value if kind == "parent" else "http://ex.com/p"}]},
+                        "language": value if kind == "language" else "en"},
+            "result": {"duration": value if kind == "duration" else "PT1S"},
+        }
+        try:
+            parse_statement(json.dumps(statement), "1.0.3")
+            accepted = True
+        except XapiError:
+            accepted = False
+        assert accepted == expected, (kind, value)
+        outcomes.add((kind, accepted))
+    assert len(outcomes) == 10  # every field both accepted and refused
