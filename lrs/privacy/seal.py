@@ -61,6 +61,7 @@ from lrs.xapi.identity import ifi_key
 __all__ = [
     "ERASED_HOME",
     "PSEUDONYM_HOME",
+    "KnownForm",
     "SealKey",
     "StatementSealer",
     "agent_named",
@@ -289,29 +290,36 @@ def seal_agent(
     return sealed
 
 
+# A sealed form kept for reuse: objectType, pseudonym, generation, sealed text
+# (a tuple of strings: less memory than the form's dicts, nothing for the
+# garbage collector to walk).
+KnownForm = tuple[str, str, int, str]
+
+
 class StatementSealer:
     """Seals the identities of one request's Statements in the v3 form
     (or v2 with ``references`` false; v1 where :func:`seal_agent` writes it),
     pure: :meth:`agent` is the ``seal_agent`` of :func:`seal_statement`.
 
     ``forms``: sealed forms of Agents sealed before, by the Agent's sorted
-    JSON (one tenant's), with the (pseudonym, generation) sealed under; a hit
-    is returned as it is, shared by every Statement naming the Agent alike
-    (sealed forms are never modified).  ``key_of``: identifier -> live key,
-    raising KeyError for one not at hand; such an Agent gets an empty
-    placeholder, filled in place by :meth:`finish` once :attr:`missing`'s
-    keys are read, so a request with new learners is walked once.
+    JSON (one tenant's).  ``key_of``: identifier -> live key, raising
+    KeyError for one not at hand; such an Agent gets an empty placeholder,
+    filled in place by :meth:`finish` once :attr:`missing`'s keys are read,
+    so a request with new learners is walked once.  An Agent named alike
+    more than once in the request is sealed once, its form shared (sealed
+    forms are never modified).
 
     After sealing: :attr:`refs` every (pseudonym, generation) sealed under,
     :attr:`ciphertexts` the v3 ciphertexts by reference, :attr:`fresh` the
-    forms sealed now that may be cached (single identities, no members)."""
+    forms sealed now that may be kept for reuse (single identities, no members)."""
 
-    __slots__ = ("tenant", "_forms", "_key_of", "_references", "refs", "ciphertexts", "fresh", "missing", "_deferred")
+    __slots__ = ("tenant", "_forms", "_key_of", "_references", "refs", "ciphertexts", "fresh", "missing",
+                 "_made", "_deferred")
 
     def __init__(
         self,
         tenant: str,
-        forms: Mapping[bytes, tuple[dict[str, Any], tuple[str, int]]],
+        forms: Mapping[bytes, KnownForm],
         key_of: Callable[[str], SealKey],
         *,
         references: bool = True,
@@ -322,17 +330,25 @@ class StatementSealer:
         self._references = references
         self.refs: set[tuple[str, int]] = set()
         self.ciphertexts: dict[bytes, bytes] = {}
-        self.fresh: dict[bytes, tuple[dict[str, Any], tuple[str, int]]] = {}
+        self.fresh: dict[bytes, KnownForm] = {}
         self.missing: set[str] = set()
+        self._made: dict[bytes, dict[str, Any]] = {}  # sealed in this request (those with one key)
         self._deferred: dict[bytes, tuple[dict[str, Any], dict[str, Any]]] = {}
 
     def agent(self, agent: dict[str, Any]) -> dict[str, Any]:
         """The sealed form of one Agent or Group."""
         own = _encode(agent)
-        hit = self._forms.get(own) or self.fresh.get(own)
-        if hit is not None:
-            self.refs.add(hit[1])
-            return hit[0]
+        made = self._made.get(own)
+        if made is not None:
+            return made
+        known = self._forms.get(own)
+        if known is not None:
+            object_type, pseudonym_, generation, text = known
+            self.refs.add((pseudonym_, generation))
+            form = self._made[own] = {
+                "objectType": object_type, "account": {"homePage": PSEUDONYM_HOME, "name": pseudonym_}, SEALED: text
+            }
+            return form
         deferred = self._deferred.get(own)
         if deferred is not None:
             return deferred[1]
@@ -367,9 +383,10 @@ class StatementSealer:
             if "account" not in form or "member" in form:
                 return form
             key = key_of(identifier(agent))  # type: ignore[arg-type]
-        ref_ = (key.pseudonym, key.generation)
-        self.refs.add(ref_)
-        self.fresh[own] = (form, ref_)
+            text = form[SEALED]
+        self.refs.add((key.pseudonym, key.generation))
+        self.fresh[own] = (form["objectType"], key.pseudonym, key.generation, text)
+        self._made[own] = form
         return form
 
     def _seal_text(self, key: SealKey, plaintext: bytes) -> str:

@@ -137,7 +137,7 @@ class _CachedKeys(dict):
         return key
 
 
-_NO_FORMS: dict[bytes, tuple[dict[str, Any], tuple[str, int]]] = {}
+_NO_FORMS: dict[bytes, seal.KnownForm] = {}
 
 
 def _not_cached(ident: str) -> seal.SealKey:
@@ -158,7 +158,7 @@ class Sealed(msgspec.Struct, frozen=True):
     epoch: int
     refs: frozenset[tuple[str, int]]
     ciphertexts: dict[bytes, bytes] = {}
-    forms: dict[bytes, tuple[dict[str, Any], tuple[str, int]]] = {}
+    forms: dict[bytes, seal.KnownForm] = {}
     version: int = -1  # of the key cache when sealed (LearnerKeys._version)
     tenant: str = ""
 
@@ -178,12 +178,12 @@ class LearnerKeys:
         self._capacity = max(capacity, 1)
         # Few objects per identity for the garbage collector to walk: the live
         # key by identity (least recently used first out), ciphers by generation
-        # (None once erased), sealed forms (each shared by the Statements naming it).
+        # (None once erased), sealed forms as their text.
         self._current: OrderedDict[tuple[str, str], seal.SealKey] = OrderedDict()
         self._ciphers: dict[tuple[str, str, int], Any] = {}
         self._pseudonyms: dict[tuple[str, str], str] = {}
-        # tenant -> an Agent's sorted JSON -> its sealed form, (pseudonym, generation)
-        self._sealed: dict[str, dict[bytes, tuple[dict[str, Any], tuple[str, int]]]] = {}
+        # tenant -> an Agent's sorted JSON -> its sealed form (objectType, pseudonym, generation, text)
+        self._sealed: dict[str, dict[bytes, seal.KnownForm]] = {}
         self.trust_cache = True
         # The last erasure (log_head.key_epoch) the cache is known to reflect.
         self.epoch = 0
