@@ -53,7 +53,7 @@ CHANGES_CHANNEL = "lrs_learner_keys"
 # than "pseudonym = ANY($2)" or a join with the wanted list: those a planner
 # may answer by reading every key of the tenant, which it did in a new
 # database before the table's first ANALYZE (its guess: a tenant holds
-# 0.5% of the rows): about 100 µs of PostgreSQL's CPU per learner once a
+# 0.5% of the rows): 140-290 µs of PostgreSQL's CPU per learner once a
 # tenant held 20,000 learners, growing with every learner
 # (bench/seal_store_sql.py; docs/privacy.md "Cost").
 SELECT_CURRENT = """
