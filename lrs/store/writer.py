@@ -56,7 +56,7 @@ from lrs.payload_codec import open_payload, store_payloads
 from lrs.store.activities import write_definitions
 from lrs.store.commit_notifications import LOG_CHANNEL
 from lrs.store.ids import TimeOrderedUuids
-from lrs.store.sealed_identities import INSERT_CIPHERTEXTS, ciphertext_columns
+from lrs.store.sealed_identities import INSERT_CIPHERTEXTS, ciphertext_columns, insert_ciphertexts
 from lrs.xapi.errors import XapiError
 from lrs.xapi.identity import authority_key
 
@@ -100,14 +100,18 @@ FROM statements s
 WHERE s.tenant = $1 AND s.position > $3 AND s.position <= $4
   AND (s.statement_id IN (SELECT unnest($2::uuid[])) OR s.voids IN (SELECT unnest($2::uuid[])))
 """
-# Of the requests' (tenant, pseudonym, generation) keys, the destroyed ones.
+# Of the requests' (tenant, pseudonym, generation) keys, the destroyed ones:
+# each looked up on its own by the primary key (a LATERAL subquery with
+# LIMIT), not an anti-join a planner may run over every key
+# (lrs.store.learner_keys).
 SELECT_ERASED_REFS = """
 SELECT u.t AS tenant, u.p AS pseudonym, u.g AS generation
 FROM unnest($1::text[], $2::text[], $3::int[]) AS u(t, p, g)
-WHERE NOT EXISTS (
-    SELECT 1 FROM learner_keys k
-    WHERE k.tenant = u.t AND k.pseudonym = u.p AND k.generation = u.g AND k.wrapped IS NOT NULL
-)
+LEFT JOIN LATERAL (
+    SELECT wrapped FROM learner_keys k
+    WHERE k.tenant = u.t AND k.pseudonym = u.p AND k.generation = u.g LIMIT 1
+) AS k ON true
+WHERE k.wrapped IS NULL
 """
 UPDATE_VOIDED = """
 UPDATE statements SET voided = true
@@ -158,15 +162,13 @@ WITH new_events AS (
 ), new_ciphertexts AS (
     -- the ciphertexts the group's sealed Statements name, new to their
     -- senders, in reference order (lrs.store.sealed_identities)
-    INSERT INTO sealed_identities (ref, ciphertext)
-    SELECT r, c FROM unnest($22::bytea[], $23::bytea[]) AS u(r, c)
-    ON CONFLICT DO NOTHING
+    %s
 ), definitions_checkpoint AS (
     UPDATE activity_definitions_checkpoint SET position = GREATEST(position, $16)
     WHERE singleton AND $19::bool
 )
 SELECT CASE WHEN $20::bool THEN pg_notify('%s', $16::text) END
-""" % LOG_CHANNEL
+""" % (insert_ciphertexts("$22", "$23"), LOG_CHANNEL)
 # $19: the group carries Activity Definitions of a defining sender, so the
 # definitions' checkpoint moves to the new head in this statement, before
 # write_definitions locks and merges the rows (lrs.store.activities explains
