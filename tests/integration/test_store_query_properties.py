@@ -431,7 +431,8 @@ async def test_chains_whose_targets_come_later_find_their_match(pool: asyncpg.Po
     chain = [str(uuid.uuid4()) for _ in range(MAX_REF_DEPTH + 2)]
     loop = [str(uuid.uuid4()) for _ in range(3)]
     match = {"id": chain[0], "actor": PEOPLE[0], "verb": {"id": VERBS[0]}, "object": {"id": ACTIVITIES[0]},
-             "context": {"registration": str(REGISTRATIONS[0]), "contextActivities": {"parent": [{"id": ACTIVITIES[1]}]}}}
+             "context": {"registration": str(REGISTRATIONS[0]),
+                         "contextActivities": {"parent": [{"id": ACTIVITIES[1]}]}}}
     referrers = [{"id": chain[n], "actor": PEOPLE[1], "verb": {"id": VERBS[1]}, "object": ref(chain[n - 1])}
                  for n in range(1, len(chain))]
     looping = [{"id": loop[0], "actor": PEOPLE[2], "verb": {"id": VERBS[2]}, "object": ref(loop[1])},
