@@ -137,6 +137,13 @@ class _CachedKeys(dict):
         return key
 
 
+_NO_FORMS: dict[bytes, seal.KnownForm] = {}
+
+
+def _not_cached(ident: str) -> seal.SealKey:
+    raise KeyError(ident)
+
+
 class Sealed(msgspec.Struct, frozen=True):
     """Statements and their authority as :meth:`LearnerKeys.seal_statements`
     sealed them: the cache's ``epoch`` then and every (pseudonym,
@@ -151,8 +158,9 @@ class Sealed(msgspec.Struct, frozen=True):
     epoch: int
     refs: frozenset[tuple[str, int]]
     ciphertexts: dict[bytes, bytes] = {}
-    forms: dict[tuple[str, bytes], tuple[str, str, int, str]] = {}
+    forms: dict[bytes, seal.KnownForm] = {}
     version: int = -1  # of the key cache when sealed (LearnerKeys._version)
+    tenant: str = ""
 
 
 class LearnerKeys:
@@ -174,8 +182,8 @@ class LearnerKeys:
         self._current: OrderedDict[tuple[str, str], seal.SealKey] = OrderedDict()
         self._ciphers: dict[tuple[str, str, int], Any] = {}
         self._pseudonyms: dict[tuple[str, str], str] = {}
-        # tenant and an Agent's JSON -> objectType, pseudonym, generation, sealed text
-        self._sealed: dict[tuple[str, bytes], tuple[str, str, int, str]] = {}
+        # tenant -> an Agent's sorted JSON -> its sealed form (objectType, pseudonym, generation, text)
+        self._sealed: dict[str, dict[bytes, seal.KnownForm]] = {}
         self.trust_cache = True
         # The last erasure (log_head.key_epoch) the cache is known to reflect.
         self.epoch = 0
@@ -427,69 +435,31 @@ class LearnerKeys:
     async def seal_statements(
         self, tenant: str, statements: list[dict[str, Any]], authority: dict[str, Any]
     ) -> Sealed:
-        """The Statements and the authority with every identity sealed."""
+        """The Statements and the authority with every identity sealed: one
+        walk (:class:`lrs.privacy.seal.StatementSealer`), the keys not cached
+        read (or made) after it, for the Agents that need them."""
         epoch, version = self.epoch, self._version
-        refs: set[tuple[str, int]] = set()
-        cache = self._sealed if self.trust_cache else {}
-        # v3 ciphertexts by reference, and the sealed forms that name them:
-        # cached only once the ciphertexts are committed (stored()), so a
-        # form reused from the cache names a ciphertext already stored.
-        pending: dict[bytes, bytes] = {}
-        fresh: dict[tuple[str, bytes], tuple[str, str, int, str]] = {}
-        compact_mark = seal._COMPACT_MARK
-
-        def sealed_with(keys: Any) -> Sealed:
-            def seal_text(key: seal.SealKey, plaintext: bytes) -> str:
-                refs.add((key.pseudonym, key.generation))
-                if self._references and plaintext.startswith(compact_mark):
-                    text, ref, ciphertext = seal.seal_reference(key, tenant, plaintext[len(compact_mark):])
-                    pending[ref] = ciphertext
-                    return text
-                return seal.seal_bytes(key, tenant, plaintext)
-
-            def sealer(agent: dict[str, Any]) -> dict[str, Any]:
-                # An Agent sealed before (same JSON, same tenant) is not sealed again.
-                own = seal.encode(agent)
-                hit = cache.get((tenant, own))
-                if hit is not None:
-                    object_type, pseudonym, generation, text = hit
-                    refs.add((pseudonym, generation))
-                    return {"objectType": object_type, "account": {"homePage": seal.PSEUDONYM_HOME, "name": pseudonym},
-                            seal.SEALED: text}
-                form = seal.seal_agent(agent, keys, seal_text)
-                account = form.get("account")
-                if account is not None and "member" not in form:
-                    key = keys[seal.identifier(agent)]
-                    fresh[(tenant, own)] = (form["objectType"], account["name"], key.generation, form[seal.SEALED])
-                    refs.add((key.pseudonym, key.generation))
-                return form
-
-            sealed_authority = sealer(authority)
-            return Sealed([seal.seal_statement(s, sealer) for s in statements], sealed_authority, epoch,
-                          frozenset(refs), pending, fresh, version)
-
-        sealed = None
         if self.trust_cache:
-            # The common case: every identity's key is cached; one pass.
-            try:
-                sealed = sealed_with(_CachedKeys(self, tenant))
-            except KeyError:
-                refs.clear()
-                pending.clear()
-                fresh.clear()
-        if sealed is None:
-            idents = seal.identities({"actor": authority})
-            for statement in statements:
-                idents |= seal.identities(statement)
-            sealed = sealed_with(await self.keys_for_writing(tenant, idents))
-        return sealed
+            # Sealed forms are reused only once their ciphertexts are
+            # committed (stored()): a form from the cache names a stored one.
+            forms = self._sealed.get(tenant, _NO_FORMS)
+            key_of = _CachedKeys(self, tenant).__getitem__
+        else:
+            forms, key_of = _NO_FORMS, _not_cached
+        sealer = seal.StatementSealer(tenant, forms, key_of, references=self._references)
+        sealed_authority = sealer.agent(authority)
+        sealed = [seal.seal_statement(s, sealer.agent) for s in statements]
+        if sealer.missing:
+            sealer.finish(await self.keys_for_writing(tenant, sealer.missing))
+        return Sealed(sealed, sealed_authority, epoch, frozenset(sealer.refs), sealer.ciphertexts, sealer.fresh,
+                      version, tenant)
 
     def stored(self, sealed: Sealed) -> None:
         """``sealed``'s Statements were committed, and with them its
         ciphertexts: its sealed forms may be reused (a later request that
         names an identity the same way then carries no ciphertext)."""
         if sealed.forms and self.trust_cache and self._version == sealed.version:
-            cache = self._sealed
+            cache = self._sealed.setdefault(sealed.tenant, {})
             if len(cache) + len(sealed.forms) > self._capacity:
                 cache.clear()
             cache.update(sealed.forms)
