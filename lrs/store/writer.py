@@ -56,6 +56,7 @@ from lrs.payload_codec import open_payload, store_payloads
 from lrs.store.activities import write_definitions
 from lrs.store.commit_notifications import LOG_CHANNEL
 from lrs.store.ids import TimeOrderedUuids
+from lrs.store.ref_keys import add_reached_keys
 from lrs.store.sealed_identities import INSERT_CIPHERTEXTS, ciphertext_columns, insert_ciphertexts
 from lrs.xapi.errors import XapiError
 from lrs.xapi.identity import authority_key
@@ -117,6 +118,16 @@ UPDATE_VOIDED = """
 UPDATE statements SET voided = true
 WHERE tenant = $1 AND statement_id = ANY($2::uuid[]) AND voids IS NULL
 """
+# Whether a Statement stored before this group refers to one of the group's
+# (its target came after it): it then takes the new Statement's keys
+# (lrs/store/ref_keys.py).  One lookup per new Statement in the small partial
+# index of referring Statements (OFFSET 0: never a join over all of them).
+REFERRED = """EXISTS (
+    SELECT 1 FROM unnest($3::text[], $5::uuid[]) AS u(tenant, id), LATERAL (
+        SELECT 1 FROM statements r WHERE r.tenant = u.tenant AND r.statement_ref = u.id
+          AND r.statement_ref IS NOT NULL OFFSET 0
+    ) AS r
+)"""
 # The whole write of a group in one statement (one round trip): the events,
 # the read-model rows (whose JSON is the event's payload) and the new head.  Filter keys travel as one array literal per row ('{"A:...","O:..."}')
 # because unnest cannot take a ragged two-dimensional array; PostgreSQL's array
@@ -167,8 +178,8 @@ WITH new_events AS (
     UPDATE activity_definitions_checkpoint SET position = GREATEST(position, $16)
     WHERE singleton AND $19::bool
 )
-SELECT CASE WHEN $20::bool THEN pg_notify('%s', $16::text) END
-""" % (insert_ciphertexts("$22", "$23"), LOG_CHANNEL)
+SELECT CASE WHEN $20::bool THEN pg_notify('%s', $16::text) END, %s AS referred
+""" % (insert_ciphertexts("$22", "$23"), LOG_CHANNEL, REFERRED)
 # $19: the group carries Activity Definitions of a defining sender, so the
 # definitions' checkpoint moves to the new head in this statement, before
 # write_definitions locks and merges the rows (lrs.store.activities explains
@@ -508,10 +519,14 @@ class StatementWriter:
                 self._committing_min_stored = plan.new[0].event.stored
                 updates = _definition_updates(requests, plan)
                 # The relay of a shared log runs in another process: the statement wakes it at commit.
-                await conn.execute(
+                written = await conn.fetchrow(
                     INSERT_GROUP, *_group_columns(plan), bool(updates), self._shared_log, _authority_keys(plan),
                     refs, ciphertexts,
                 )
+                if written["referred"] or any(n.statement.statement_ref is not None for n in plan.new):
+                    # the keys of StatementRef chains through the group (lrs/store/ref_keys.py)
+                    await add_reached_keys(conn, [n.event.tenant for n in plan.new],
+                                           [n.event.statement_id for n in plan.new])
                 by_tenant: dict[str, list[uuid.UUID]] = defaultdict(list)
                 for tenant, statement_id in plan.newly_voided:
                     by_tenant[tenant].append(statement_id)
