@@ -89,8 +89,10 @@ def machine(repo: str | Path | None = None) -> dict[str, Any]:
 
 
 def result_path(bench: str, *labels: str, when: datetime | None = None) -> Path:
-    """``bench/results/<bench>-<labels...>-<stamp>.json``; empty labels are left out."""
-    return RESULTS_DIR / ("-".join([bench, *(label for label in labels if label), stamp(when)]) + ".json")
+    """``bench/results/<bench>-<labels...>-<stamp>.json``; empty labels are
+    left out, and a slash (a branch such as ``fix/x``) becomes a dash."""
+    words = [bench, *(label.replace("/", "-") for label in labels if label), stamp(when)]
+    return RESULTS_DIR / ("-".join(words) + ".json")
 
 
 def write_result(record: Any, bench: str, *labels: str, output: str | Path | None = None, indent: int = 2) -> Path:
