@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     result = asyncio.run(run(args))
     record = {"benchmark": "as_of_known", "started": started.isoformat(timespec="seconds"),
               "command": "python " + " ".join(sys.argv), "settings": {"runs": args.runs, "data": str(args.data)},
-              "machine": {**machine(), "loadavg_before": load_before, "loadavg_after": load_average()},
+              "machine": machine(load_before=load_before),
               "note": args.note, "result": result}
     if not args.no_write:
         write_result(record, "as_of_known", args.label or "run", indent=1)

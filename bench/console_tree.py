@@ -172,7 +172,7 @@ async def main_async(args: argparse.Namespace) -> dict:
             "data": data,
             **figures,
             "machine": {
-                **machine(), "loadavg_before": load_before, "loadavg_after": load_average(),
+                **machine(load_before=load_before),
                 "note": "a shared machine: PostgreSQL, the service and the client run on the same cores, "
                         "beside other work",
             },

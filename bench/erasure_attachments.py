@@ -119,7 +119,7 @@ async def main_async(args: argparse.Namespace) -> dict:
             "with_attachments": len(range(0, args.statements, args.every)),
             **figures,
             "machine": {
-                **machine(), "loadavg_before": load_before, "loadavg_after": load_average(),
+                **machine(load_before=load_before),
                 "note": "a shared machine (2 cores, other engineers' tests and benchmarks beside it)",
             },
         }

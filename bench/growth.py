@@ -412,7 +412,7 @@ def main(argv: list[str] | None = None) -> int:
         "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "command": "python bench/growth.py " + " ".join(sys.argv[1:]),
         "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-        "machine": {**machine(), "loadavg_before": load_before, "loadavg_after": load_average(),
+        "machine": {**machine(load_before=load_before),
                     "note": "service, PostgreSQL, nats-server and the load generator share these cores with other work"},
         "note": args.note, **result,
     }

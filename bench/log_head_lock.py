@@ -40,8 +40,7 @@ from lrs.store import StatementWriter, create_pool
 from lrs.service import migrate
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run_record import add_result_options, load_average, write_result  # noqa: E402
-from run_record import machine as machine_and_commit  # noqa: E402
+from run_record import add_result_options, load_average, machine, write_result  # noqa: E402
 from store_writer import AUTHORITY, sample_statement, with_database  # noqa: E402
 
 
@@ -94,10 +93,6 @@ async def measure(url: str, batch: int, statements: int, concurrency: int, wait_
     }
 
 
-def machine(load_before: list[float]) -> dict:
-    return {**machine_and_commit(), "loadavg_before": load_before, "loadavg_after": load_average()}
-
-
 async def run(args: argparse.Namespace) -> dict:
     load_before = load_average()
     scratch = pg = None
@@ -131,7 +126,7 @@ async def run(args: argparse.Namespace) -> dict:
             "recorded_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "target": "StatementWriter against " + ("a private PostgreSQL 16 (fsync on)" if pg else "--url"),
             "command": "python " + " ".join(sys.argv),
-            "machine": machine(load_before),
+            "machine": machine(load_before=load_before),
             "note": args.note,
             "runs": runs,
         }

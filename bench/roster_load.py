@@ -110,7 +110,7 @@ async def main_async(args: argparse.Namespace) -> dict:
             "units": 1 + args.agencies * (1 + args.units),
             **figures,
             "machine": {
-                **machine(), "loadavg_before": load_before, "loadavg_after": load_average(),
+                **machine(load_before=load_before),
                 "note": "a shared machine (2 cores, other engineers' tests and benchmarks beside it)",
             },
         }

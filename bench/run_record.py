@@ -75,10 +75,12 @@ def _memory_gib() -> float:
         return 0.0
 
 
-def machine(repo: str | Path | None = None) -> dict[str, Any]:
+def machine(repo: str | Path | None = None, *, load_before: list[float] | None = None) -> dict[str, Any]:
     """The machine and code a result comes from: cpu, cores, memory_gib,
-    python, os and commit (of ``repo``, default this checkout)."""
-    return {
+    python, os and commit (of ``repo``, default this checkout); given the
+    ``load_before`` of a run (:func:`load_average`), also ``loadavg_before``
+    and ``loadavg_after`` (now)."""
+    out: dict[str, Any] = {
         "cpu": _cpu_name(),
         "cores": os.cpu_count(),
         "memory_gib": _memory_gib(),
@@ -86,6 +88,9 @@ def machine(repo: str | Path | None = None) -> dict[str, Any]:
         "os": platform.platform(),
         "commit": commit(repo),
     }
+    if load_before is not None:
+        out |= {"loadavg_before": load_before, "loadavg_after": load_average()}
+    return out
 
 
 def result_path(bench: str, *labels: str, when: datetime | None = None) -> Path:
