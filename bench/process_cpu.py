@@ -84,7 +84,7 @@ def tree_cpu_s(*roots: int, ended: bool = False) -> float:
     backends of closed connections, restarted workers), which otherwise lose
     their time between two readings."""
     tree = _children()
-    pids = [pid for root in roots for pid in _descendants(root, tree)]
+    pids = list(dict.fromkeys(pid for root in roots for pid in _descendants(root, tree)))  # once each
     return cpu_s(*pids) + (sum(_ended_children_cpu_s(pid) for pid in pids) if ended else 0.0)
 
 
