@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import inspect
 
 import pytest
 
 from lrs.eventlog import verify_chain
+from lrs.nats.bus import Bus
 from tests.e2e.history import assert_exactly_once as _assert_exactly_once
 from tests.e2e.history import log_rows as _log_rows
 from tests.e2e.history import post_loop as _post_loop
@@ -48,11 +50,11 @@ async def test_kill_9_mid_stream_loses_no_acknowledged_statement(service_factory
     await service.stop()
 
 
-# Longer than the relay's JetStream ack timeout (lrs/nats/bus.py, 10 s): by its
-# last seconds the publishes in flight when NATS went have timed out and the
+# Longer than the relay's JetStream ack timeout (lrs/nats/bus.py): in its last
+# LATE_S seconds the publishes in flight when NATS went have timed out and the
 # relay is retrying, so ingest is shown to keep going past that point too.
-OUTAGE_S = 12.0
 LATE_S = 2.0
+OUTAGE_S = inspect.signature(Bus).parameters["ack_timeout"].default + LATE_S
 
 
 async def _acked_at_least(acked: list[str], count: int, timeout: float = 60.0) -> None:
