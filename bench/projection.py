@@ -321,7 +321,7 @@ async def replay_only(args: argparse.Namespace) -> dict:
     pg = None
     database_url = args.database_url
     if database_url is None:
-        work = Path(tempfile.mkdtemp(prefix="lrs-bench-replay-", dir="/tmp"))
+        work = Path(tempfile.mkdtemp(prefix="lrs-bench-replay-", dir=_work_root(args)))
         pg = EmbeddedPostgres(work / "pg")
         server = await pg.start()
         await ensure_database(server, "lrs")
@@ -365,7 +365,7 @@ async def main_async(args: argparse.Namespace) -> int:
         if not args.no_write:
             _write(result)
         return 0
-    work = Path(tempfile.mkdtemp(prefix="lrs-bench-proj-", dir="/tmp"))
+    work = Path(tempfile.mkdtemp(prefix="lrs-bench-proj-", dir=_work_root(args)))
     pg = EmbeddedPostgres(work / "pg")
     nats = EmbeddedNats(work / "nats")
     server = await pg.start()
@@ -445,9 +445,24 @@ async def main_async(args: argparse.Namespace) -> int:
     return 0
 
 
+def _work_root(args: argparse.Namespace) -> str | None:
+    """Where the scratch store goes: ``--work-dir`` (made if missing), else the system's temporary directory."""
+    if args.work_dir is None:
+        return None
+    Path(args.work_dir).mkdir(parents=True, exist_ok=True)
+    return args.work_dir
+
+
+def _branch() -> str:
+    """The checkout's branch, so that result files of branches benchmarked at once do not collide."""
+    name = subprocess.run(["git", "rev-parse", "--abbrev-ref", "HEAD"], capture_output=True, text=True,
+                          cwd=ROOT, check=False).stdout.strip()
+    return "" if name in ("", "HEAD") else f"{name}-"
+
+
 def _write(result: dict) -> None:
     RESULTS_DIR.mkdir(exist_ok=True)
-    path = RESULTS_DIR / f"projection-{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%SZ')}.json"
+    path = RESULTS_DIR / f"projection-{_branch()}{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%SZ')}.json"
     path.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {path}")
 
@@ -477,6 +492,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="share of voiding statements with --replay-only (default: 0.01)")
     parser.add_argument("--database-url", help="with --replay-only: use this database (filled when its log is empty)")
     parser.add_argument("--no-write", action="store_true", help="print only; do not write bench/results/")
+    parser.add_argument("--work-dir", help="directory for the scratch stores (PostgreSQL, JetStream), removed after "
+                        "the run (default: the system's temporary directory)")
     return parser.parse_args(argv)
 
 
