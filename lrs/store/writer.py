@@ -177,6 +177,16 @@ SELECT CASE WHEN $20::bool THEN pg_notify('%s', $16::text) END
 # requests carry (AppendRequest.ciphertexts), so a Statement never commits
 # without the ciphertext it names: same statement, same transaction.
 
+# A group's transaction begins with custom plans for its statements.  Once a
+# connection has run a prepared statement five times PostgreSQL may switch to
+# its generic plan, and for the group's statements that cost PostgreSQL about
+# twice the CPU a statement (bench/writer_plans.py: 190-220 against about
+# 105 microseconds a statement at batch 1); while every group went through
+# the pool's reset, the plans stayed custom (which is why keeping the
+# connection seemed to raise PostgreSQL's CPU).  SET LOCAL ends with the
+# transaction, and travels in the BEGIN's round trip.
+BEGIN_GROUP = "BEGIN; SET LOCAL plan_cache_mode = force_custom_plan"
+
 # Groups of at least this many statements look up what they touch before
 # taking the head lock (see _write).
 LOOKUP_AHEAD_MIN_STATEMENTS = 64
@@ -524,11 +534,11 @@ class StatementWriter:
         """A group's transaction: begun by the previous group's COMMIT when
         the connection was kept, else here; committed at the end, and when
         requests are already waiting for the next group, the same round trip
-        begins its transaction (``COMMIT; BEGIN``: one round trip a group
+        begins its transaction (``COMMIT; BEGIN ...``: one round trip a group
         fewer).  A failed COMMIT runs no BEGIN: the error is the group's, and
         the connection goes back to the pool.  An error inside rolls back."""
         if not conn.is_in_transaction():
-            await conn.execute("BEGIN")
+            await conn.execute(BEGIN_GROUP)
         try:
             yield
         except BaseException:
@@ -537,7 +547,7 @@ class StatementWriter:
                     await conn.execute("ROLLBACK")
             raise
         if self._queue and not self._closing:
-            await conn.execute("COMMIT; BEGIN")
+            await conn.execute("COMMIT; " + BEGIN_GROUP)
             self.groups_chained += 1
         else:
             await conn.execute("COMMIT")
