@@ -18,6 +18,11 @@ commits it in ONE transaction:
    head; COMMIT (``synchronous_commit = on``);
 5. only then answer each request: its results, or its own error.
 
+When requests are already waiting at COMMIT, the same round trip begins the
+next group's transaction and the writer keeps the connection (no BEGIN of its
+own and no pool reset for the next group); each transaction plans its
+statements per execution (``BEGIN_GROUP`` says why).
+
 A database error fails the requests of that group only; the writer goes on.
 """
 
