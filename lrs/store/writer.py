@@ -105,6 +105,10 @@ FROM statements s
 WHERE s.tenant = $1 AND s.position > $3 AND s.position <= $4
   AND (s.statement_id IN (SELECT unnest($2::uuid[])) OR s.voids IN (SELECT unnest($2::uuid[])))
 """
+# Small groups: the head lock and, seen from after it was granted, the
+# touched statements, in one round trip (schemas/postgres/0099_lock_head_with_touched.sql):
+# the first row is the head, the others the statements.
+SELECT_HEAD_WITH_TOUCHED = "SELECT * FROM log_head_locked_with_touched($1, $2, $3, $4)"
 # Of the requests' (tenant, pseudonym, generation) keys, the destroyed ones.
 SELECT_ERASED_REFS = """
 SELECT u.t AS tenant, u.p AS pseudonym, u.g AS generation
@@ -561,8 +565,9 @@ class StatementWriter:
         # Look the group's ids up before taking the lock (the other
         # writers' commits go on meanwhile); under it, read only what was
         # committed since the head seen first.
-        # Small groups look up under the lock: one query instead of up to
-        # three, and their lookups are short.
+        # Small groups look up in the call that takes the lock, as seen once
+        # it is granted (SELECT_HEAD_WITH_TOUCHED): one round trip instead of
+        # up to three, and their lookups are short.
         lookups = _lookups(requests)
         ahead = sum(len(r.statements) for r in requests) >= LOOKUP_AHEAD_MIN_STATEMENTS
         seen: int | None = None
@@ -573,14 +578,19 @@ class StatementWriter:
         # The hold is timed until the COMMIT (or ROLLBACK) returns: the
         # transaction is left before the timer.
         async with self._head_lock_hold() as hold, self._transaction(conn):
-            row = await conn.fetchrow(SELECT_HEAD_FOR_UPDATE)
-            hold.locked()
-            head = LogHead(row["position"], row["hash"], row["stored"])
+            if seen is None:
+                rows = await conn.fetch(SELECT_HEAD_WITH_TOUCHED, *_pairs(lookups))
+                hold.locked()
+                row = rows[0]
+                head = LogHead(row["head_position"], row["head_hash"], row["head_stored"])
+                existing = [_existing(r["tenant"], r) for r in rows[1:]]
+            else:
+                row = await conn.fetchrow(SELECT_HEAD_FOR_UPDATE)
+                hold.locked()
+                head = LogHead(row["position"], row["hash"], row["stored"])
             self.key_epoch = row["key_epoch"]
             refused = await _erased_meanwhile(conn, requests, row["key_epoch"])
-            if seen is None:
-                existing = await _fetch_touched(conn, lookups)
-            elif head.position != seen:
+            if seen is not None and head.position != seen:
                 later = await _fetch_touched(conn, lookups, (seen, head.position))
                 existing = merge_touched(existing, later)
             now = self._clock()
@@ -704,14 +714,30 @@ async def _fetch_touched(
             rows = await conn.fetch(SELECT_TOUCHED, tenant, wanted, tenant_ids)
         else:
             rows = await conn.fetch(SELECT_TOUCHED_BETWEEN, tenant, wanted, *between)
-        found.extend(
-            ExistingStatement(
-                tenant, r["statement_id"], _decode_json(open_payload(r["payload"])), r["voids"],
-                r["voided"], r["stored"], r["position"],
-            )
-            for r in rows
-        )
+        found.extend(_existing(tenant, r) for r in rows)
     return found
+
+
+def _existing(tenant: str, row: asyncpg.Record) -> ExistingStatement:
+    return ExistingStatement(
+        tenant, row["statement_id"], _decode_json(open_payload(row["payload"])), row["voids"],
+        row["voided"], row["stored"], row["position"],
+    )
+
+
+def _pairs(lookups: _Lookups) -> tuple[list[str], list[uuid.UUID], list[str], list[uuid.UUID]]:
+    """The arguments of SELECT_HEAD_WITH_TOUCHED: (tenant, id) pairs to look
+    up, and (tenant, id) pairs of the group's own ids (voiding statements aimed at them)."""
+    wanted_tenants: list[str] = []
+    wanted: list[uuid.UUID] = []
+    own_tenants: list[str] = []
+    own: list[uuid.UUID] = []
+    for tenant, (wanted_ids, tenant_ids) in lookups.items():
+        wanted_tenants.extend([tenant] * len(wanted_ids))
+        wanted.extend(wanted_ids)
+        own_tenants.extend([tenant] * len(tenant_ids))
+        own.extend(tenant_ids)
+    return wanted_tenants, wanted, own_tenants, own
 
 
 def _group_columns(plan: GroupPlan) -> tuple[object, ...]:
