@@ -1,6 +1,7 @@
 """Bytes per statement in all, through the service as it runs by default:
-``lrs serve`` (embedded PostgreSQL and nats-server, the relay on, projections
-off) with ``LRS_SEAL_PERSONAL_DATA`` true or false, filled over HTTP (batch
+``lrs serve`` (embedded PostgreSQL and nats-server, the relay on, the
+projections on as by default, or off with ``--projections off``) with
+``LRS_SEAL_PERSONAL_DATA`` true or false, filled over HTTP (batch
 100) with bench/ingest.py's ~1,050-byte statement, then measured:
 
 * every relation of the database: heap, indexes and TOAST apart, per statement,
@@ -9,7 +10,11 @@ off) with ``LRS_SEAL_PERSONAL_DATA`` true or false, filled over HTTP (batch
   ``pg_wal`` on disk after a CHECKPOINT with ``max_wal_size`` (which bounds it
   at steady state: a fixed cost, not one per statement);
 * the JetStream stream: its own byte count per message, its store directory,
-  its compression and retention (``max_age``).
+  its compression and retention, sampled while filling (the most it held: the
+  consumers' lag) and once the relay and every projection caught up (steady
+  state: with interest retention a message goes once every consumer that
+  selects it acknowledged it; with the projections off no consumer selects
+  any, so the stream keeps none).
 
 ``--learners N`` gives the statements N learners, each with one stable name
 (statement n is learner n mod N), as a programme's learners send many
@@ -19,6 +24,7 @@ statement, the worst case).
 
     python bench/disk_total.py --statements 50000 --learners 2000 --seal true
     python bench/disk_total.py --statements 50000 --learners 0 --seal false
+    python bench/disk_total.py --statements 50000 --learners 2000 --seal true --projections off
 
 Results go to bench/results/storage-disk-total[-<branch>]-<UTC time>.json.
 """
@@ -28,6 +34,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import contextlib
 import json
 import os
 import shutil
@@ -39,6 +46,7 @@ from pathlib import Path
 
 import asyncpg
 import nats
+import nats.errors
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -113,11 +121,67 @@ async def caught_up(conn: asyncpg.Connection, head: int, timeout: float = 300) -
     raise SystemExit(f"the relay did not reach position {head} in {timeout} s")
 
 
+async def projections_caught_up(conn: asyncpg.Connection, head: int, timeout: float = 600) -> dict[str, int]:
+    """Every projection's checkpoint at the log head."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        rows = {r["name"]: r["position"] for r in await conn.fetch("SELECT name, position FROM projection_checkpoints")}
+        if rows and min(rows.values()) >= head:
+            return rows
+        await asyncio.sleep(0.2)
+    raise SystemExit(f"the projections did not reach position {head} in {timeout} s")
+
+
+class StreamSampler:
+    """The stream's messages, bytes and store directory, sampled every
+    ``interval`` seconds while the store fills: the most it held."""
+
+    def __init__(self, nats_url: str, store: Path, interval: float = 0.5) -> None:
+        self.nats_url, self.store, self.interval = nats_url, store, interval
+        self.most = {"messages": 0, "bytes": 0, "store_dir_bytes": 0}
+        self.samples = 0
+
+    async def run(self, stop: asyncio.Event) -> None:
+        nc = await nats.connect(self.nats_url)
+        try:
+            js = nc.jetstream()
+            while not stop.is_set():
+                with contextlib.suppress(nats.errors.Error, asyncio.TimeoutError):
+                    state = (await js.stream_info(STREAM_NAME)).state
+                    seen = {"messages": state.messages, "bytes": state.bytes,
+                            "store_dir_bytes": directory_bytes(self.store)}
+                    self.most = {k: max(v, seen[k]) for k, v in self.most.items()}
+                    self.samples += 1
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(stop.wait(), self.interval)
+        finally:
+            await nc.close()
+
+
+async def stream_state(nats_url: str, store: Path, settle_s: float = 10.0) -> tuple:
+    """The stream's info and store directory once it stopped shrinking (the
+    last acknowledgements reach the stream a moment after the checkpoints),
+    at most ``settle_s`` seconds."""
+    nc = await nats.connect(nats_url)
+    try:
+        js = nc.jetstream()
+        deadline = time.monotonic() + settle_s
+        info = await js.stream_info(STREAM_NAME)
+        while info.state.messages and time.monotonic() < deadline:
+            await asyncio.sleep(0.5)
+            info = await js.stream_info(STREAM_NAME)
+        consumers = {c.name: {"num_pending": c.num_pending, "num_ack_pending": c.num_ack_pending}
+                     for c in await js.consumers_info(STREAM_NAME)}
+    finally:
+        await nc.close()
+    return info, consumers, directory_bytes(store)
+
+
 async def run(args: argparse.Namespace) -> dict:
     ingest._statement = learner_statement(args.learners)
     data_dir = Path(tempfile.mkdtemp(prefix="disk-total-", dir=args.scratch))
     os.environ.update({"LRS_SEAL_PERSONAL_DATA": args.seal, "LRS_HTTP_WORKERS": "2",
-                       "LRS_PROJECTIONS_ENABLED": "false"})
+                       "LRS_PROJECTIONS_ENABLED": "true" if args.projections == "on" else "false"})
     target = argparse.Namespace(start_service=True, data_dir=str(data_dir))
     load_before = [round(x, 2) for x in os.getloadavg()]
     try:
@@ -126,10 +190,18 @@ async def run(args: argparse.Namespace) -> dict:
             conn = await asyncpg.connect(postgres_url(data_dir))
             try:
                 wal_before = await conn.fetchval("SELECT pg_current_wal_lsn()")
-                sent = await fill(url, auth, args.statements, args.concurrency)
+                nats_url = EmbeddedNats(data_dir / "nats").url
+                sampler, stop_sampling = StreamSampler(nats_url, data_dir / "nats" / "store"), asyncio.Event()
+                sampling = asyncio.create_task(sampler.run(stop_sampling))
+                try:
+                    sent = await fill(url, auth, args.statements, args.concurrency)
+                finally:
+                    stop_sampling.set()
+                    await sampling
                 wal_written = int(await conn.fetchval("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), $1)", wal_before))
                 head = await conn.fetchval("SELECT position FROM log_head")
                 await caught_up(conn, head)
+                projections = await projections_caught_up(conn, head) if args.projections == "on" else {}
                 count = await conn.fetchval("SELECT count(*) FROM statements")
                 await conn.execute("VACUUM (ANALYZE)")
                 rows = await conn.fetch(RELATIONS)
@@ -145,12 +217,7 @@ async def run(args: argparse.Namespace) -> dict:
             finally:
                 await conn.close()
             pg_wal = directory_bytes(data_dir / "postgres" / "pgdata" / "pg_wal")
-            nc = await nats.connect(EmbeddedNats(data_dir / "nats").url)
-            try:
-                info = await nc.jetstream().stream_info(STREAM_NAME)
-            finally:
-                await nc.close()
-            stream_dir = directory_bytes(data_dir / "nats" / "store")
+            info, consumers, stream_dir = await stream_state(nats_url, data_dir / "nats" / "store")
     finally:
         shutil.rmtree(data_dir, ignore_errors=True)
 
@@ -167,6 +234,8 @@ async def run(args: argparse.Namespace) -> dict:
     stream_per_message = info.state.bytes / max(info.state.messages, 1)
     result = {
         "seal_personal_data": args.seal,
+        "projections": args.projections,
+        "projection_checkpoints": projections,
         "statements": count,
         "sent": sent,
         "learners": args.learners or "a new one per statement",
@@ -180,17 +249,26 @@ async def run(args: argparse.Namespace) -> dict:
         "pg_wal_on_disk_bytes_after_checkpoint": pg_wal,
         "postgres_settings": settings,
         "jetstream": {
-            "messages": info.state.messages,
-            "bytes_per_message (JetStream's count, uncompressed)": round(stream_per_message, 1),
-            "store_dir_bytes_per_message": round(stream_dir / max(info.state.messages, 1), 1),
+            "retention": str(getattr(info.config.retention, "value", info.config.retention)),
             "compression": str(getattr(compression, "value", compression)),
             "max_age_s": info.config.max_age,
+            "last_seq": info.state.last_seq,
+            "consumers": consumers,
+            "while_filling_most": {**sampler.most, "samples": sampler.samples},
+            "steady_state": {
+                "messages": info.state.messages,
+                "bytes (JetStream's count, uncompressed)": info.state.bytes,
+                "store_dir_bytes": stream_dir,
+                "store_dir_bytes_per_statement": per(stream_dir),
+            },
         },
         "total_bytes_per_statement": {
             # The stream's disk is its store directory (S2-compressed blocks);
-            # JetStream's own count (bytes_per_message) is the messages' raw size.
-            "growing relations + stream store (every statement still in the stream)": per(growing_total + stream_dir),
-            "whole database + stream store": per(database_bytes + stream_dir),
+            # JetStream's own count is the messages' raw size.
+            "growing relations + stream store at steady state": per(growing_total + stream_dir),
+            "whole database + stream store at steady state": per(database_bytes + stream_dir),
+            "growing relations + the most the stream store held while filling":
+                per(growing_total + sampler.most["store_dir_bytes"]),
         },
     }
     print(json.dumps(result, indent=1), flush=True)
@@ -211,6 +289,8 @@ def main() -> None:
     parser.add_argument("--statements", type=int, default=50_000)
     parser.add_argument("--learners", type=int, default=2_000, help="stable learners (0: a new one per statement)")
     parser.add_argument("--seal", choices=("true", "false"), default="true", help="LRS_SEAL_PERSONAL_DATA")
+    parser.add_argument("--projections", choices=("on", "off"), default="on",
+                        help="LRS_PROJECTIONS_ENABLED (on: the default configuration, a consumer on the stream)")
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--scratch", default=tempfile.gettempdir(), help="where the service's data dir goes")
     parser.add_argument("--branch", default="")

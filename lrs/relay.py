@@ -5,9 +5,12 @@ advisory lock); others wait for the lock.  The leader loops:
 
 1. (after every NATS (re)connection and every failed publish) *resync*: make
    sure the stream exists, and resume after ``min(checkpoint, last Lrs-Position
-   on the stream)`` (after the checkpoint when the stream's messages have all
-   aged out: it keeps ``max_age``, and PostgreSQL is the record).  A stream that lost acknowledged messages (a crashed or
-   wiped nats-server) so gets the gap again; a relay that died between the
+   on the stream)`` (after the checkpoint when the stream's last message is
+   gone: interest retention removes what every consumer acknowledged, so an
+   empty stream is normal, and PostgreSQL is the record).  A stream that lost
+   acknowledged messages (a crashed or wiped nats-server) so gets the gap
+   again while it still holds its last message; when it holds none, the
+   consumers fill any gap from the log (docs/operations.md); a relay that died between the
    acknowledgements and its checkpoint republishes at most one batch, which the
    stream drops as duplicates (same ``Nats-Msg-Id`` inside its window).
 2. read up to ``batch_size`` events after the position, publish them pipelined,
@@ -290,8 +293,9 @@ class Relay:
         stream_position = await self.bus.last_position()
         checkpoint = await get_checkpoint(conn, self.name)
         if stream_position is None:
-            # Every message aged out (max_age) after the stream acknowledged
-            # it: resume after the checkpoint, not from the start of the log.
+            # The stream's last message is gone after the stream acknowledged
+            # it (every consumer acknowledged it, none selects it, or max_age):
+            # resume after the checkpoint, not from the start of the log.
             stream_position = checkpoint
         resume = min(checkpoint, stream_position)
         event = "relay.stream_behind_checkpoint" if stream_position < checkpoint else "relay.resync"

@@ -54,6 +54,12 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
+RELAYED = "SELECT max(position) FROM relay_checkpoints"
+BEHIND_RELAY = """
+SELECT coalesce((SELECT max(position) FROM relay_checkpoints), 0)
+     > coalesce((SELECT position FROM projection_checkpoints WHERE name = $1), 0)
+"""
+
 @dataclass(frozen=True, slots=True)
 class BatchOutcome:
     checkpoint: int  # every position up to here is applied (or parked)
@@ -67,11 +73,13 @@ class BatchApplier:
     """Folds events into ``projection`` and moves its checkpoint with them."""
 
     # The most events of the log one batch reads to fill a gap before its
-    # messages.  LRS_EVENTS keeps 30 days: a consumer further behind (down
-    # that long, or a projection new to an older store) is first delivered a
-    # message far beyond its checkpoint, and filling the whole gap at once
-    # read every event in between into one transaction.  Its later messages
-    # are negatively acknowledged and come again, applied by then.
+    # messages.  LRS_EVENTS keeps a message only until every consumer that
+    # selects it acknowledged it (at most 30 days): a consumer created later
+    # (a projection new to an older store, or recreated), or one down past
+    # max_age, is first delivered a message far beyond its checkpoint, or
+    # none at all (see behind_relay), and filling the whole gap at once read
+    # every event in between into one transaction.  Its later messages are
+    # negatively acknowledged and come again, applied by then.
     max_gap_fill = 10_000
 
     def __init__(
@@ -85,7 +93,17 @@ class BatchApplier:
         self.max_attempts = max_attempts
         self.name = projection.name
 
-    async def apply_batch(self, events: Sequence[LogEvent]) -> BatchOutcome:
+    async def behind_relay(self) -> bool:
+        """Whether the relay published positions beyond the checkpoint: with
+        nothing to fetch, those are gone from the stream (acknowledged by the
+        other consumers before this one existed, or past max_age) and
+        ``apply_batch([], fill_to=...)`` reads them from the log."""
+        return bool(await self.pool.fetchval(BEHIND_RELAY, self.name))
+
+    async def relayed_position(self) -> int:
+        return int(await self.pool.fetchval(RELAYED) or 0)
+
+    async def apply_batch(self, events: Sequence[LogEvent], *, fill_to: int = 0) -> BatchOutcome:
         """Apply ``events`` (any order, duplicates allowed) and every event of
         the log before them that is not applied yet, in one transaction.
 
@@ -107,7 +125,7 @@ class BatchApplier:
             async with self.pool.acquire() as conn, conn.transaction():
                 checkpoint = await self.checkpoints.lock(conn)
                 p.begin(checkpoint)
-                outcome = await self._apply_after(conn, events, checkpoint)
+                outcome = await self._apply_after(conn, events, checkpoint, fill_to)
         except BaseException:
             p.rolled_back()
             raise
@@ -117,7 +135,9 @@ class BatchApplier:
         p.committed(outcome.checkpoint)
         return outcome
 
-    async def _apply_after(self, conn: asyncpg.Connection, events: Sequence[LogEvent], checkpoint: int) -> BatchOutcome:
+    async def _apply_after(
+        self, conn: asyncpg.Connection, events: Sequence[LogEvent], checkpoint: int, fill_to: int = 0
+    ) -> BatchOutcome:
         checked, referenced, refused = await self._checked(conn, events)
         incoming = {position: e for position, e in checked.items() if position > checkpoint}
         wanted = [p for p in (*incoming, *referenced) if p > checkpoint]
@@ -127,6 +147,7 @@ class BatchApplier:
             last = min(max(e.position for e in refused), await log_last_position(conn))
         else:
             last = checkpoint
+        last = max(last, min(fill_to, await log_last_position(conn)) if fill_to else 0)
         last = min(last, checkpoint + self.max_gap_fill)
         if last <= checkpoint:
             return BatchOutcome(checkpoint, 0, (), None, tuple(refused))

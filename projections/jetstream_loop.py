@@ -29,6 +29,8 @@ __all__ = ["Pulling", "consume"]
 
 log = structlog.get_logger("lrs.projections")
 
+LOG_LOOK_INTERVAL = 1.0  # seconds between looks at the log while the stream has nothing to fetch
+
 
 @dataclass(frozen=True, slots=True)
 class Pulling:
@@ -119,6 +121,7 @@ async def _pull_batches(
     asking = batch_size
     loop = asyncio.get_running_loop()
     next_fetch = 0.0
+    next_log_look = 0.0
     disconnected_since: float | None = None
     while not stop.is_set():
         if pull.connected:
@@ -144,6 +147,11 @@ async def _pull_batches(
             await sleep_or_stop(stop, retry_delay)
             continue
         if not messages:
+            if loop.time() >= next_log_look:
+                outcome = await _from_log(applier)
+                next_log_look = 0.0 if outcome is not None and outcome.applied else loop.time() + LOG_LOOK_INTERVAL
+                if outcome is not None and outcome.applied and pulling.on_batch is not None:
+                    pulling.on_batch(outcome)
             continue
         outcome = await _handle(applier, pull, messages, retry_delay)
         next_fetch = loop.time() + pulling.batch_interval if len(messages) < batch_size else 0.0
@@ -152,6 +160,21 @@ async def _pull_batches(
             await sleep_or_stop(stop, retry_delay)
         elif pulling.on_batch is not None:
             pulling.on_batch(outcome)
+
+
+async def _from_log(applier: BatchApplier) -> BatchOutcome | None:
+    """With nothing to fetch, the positions the relay published beyond the
+    checkpoint are no longer on the stream for this consumer (the stream
+    keeps a message only for the consumers it has when the message comes,
+    until they acknowledged it, at most max_age): read from the log, a
+    bounded stretch (``max_gap_fill``) at a time."""
+    try:
+        if not await applier.behind_relay():
+            return None
+        return await applier.apply_batch([], fill_to=await applier.relayed_position())
+    except TRANSIENT_ERRORS as exc:
+        log.warning("projection.log_fill_failed", projection=applier.name, error=repr(exc))
+        return None
 
 
 def next_batch_size(asked: int, got: int, batch_size: int, largest: int) -> int:

@@ -16,7 +16,8 @@ Fixtures:
 * ``nats_url`` (session): URL of a nats-server with JetStream.
 * ``nats_control`` (function): a private nats-server with JetStream that the
   test may ``await stop()``, ``kill()`` and ``await start()`` again on the
-  same port and store; ``.url``.
+  same port and store; ``.url``.  Its LRS_EVENTS stream starts with a durable
+  consumer that keeps every message (``keep_every_message``).
 
 Where the servers come from, in order:
 
@@ -223,12 +224,39 @@ async def nats_url(_docker: bool) -> AsyncIterator[str]:
             await server.stop()
 
 
+HISTORY_CONSUMER = "test-history"
+
+
+async def keep_every_message(url: str, replicas: int | None = None) -> None:
+    """Create ``LRS_EVENTS`` from its definition with a durable consumer
+    (``HISTORY_CONSUMER``) that selects every event and never pulls: an
+    offline consumer.  The stream keeps a message only until every consumer
+    that selects it acknowledged it (interest retention,
+    schemas/nats/LRS_EVENTS.json), so this one keeps them all, for the tests
+    that read the whole stream back (exactly-once and history checks) or put
+    messages on it before their consumer exists.  The retention's own tests
+    (tests/integration/nats/test_retention.py) delete it first.  ``replicas``:
+    the stream's, as ``LRS_NATS_STREAM_REPLICAS`` sets it."""
+    from lrs.nats.bus import Bus, load_consumer_config, load_stream_config
+
+    bus = Bus(url, stream_config=load_stream_config(replicas=replicas), name="lrs-test-history")
+    try:
+        await bus.connect()
+        await bus.ensure_stream()
+        await bus.ensure_consumer(load_consumer_config(durable_name=HISTORY_CONSUMER))
+    finally:
+        await bus.close()
+
+
 @pytest.fixture
 async def nats_control() -> AsyncIterator[EmbeddedNats]:
+    """A private nats-server whose LRS_EVENTS stream keeps every message
+    (:func:`keep_every_message`)."""
     with _temp_dir("lrs-test-natsctl-") as data_dir:
         server = EmbeddedNats(data_dir)
         try:
             await server.start()
+            await keep_every_message(server.url)
             yield server
         finally:
             await server.stop()

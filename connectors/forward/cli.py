@@ -67,8 +67,8 @@ def register(subparsers: argparse._SubParsersAction, opener_factory: OpenerFacto
     _nats_arguments(parser)
     run = parser.add_argument_group("run")
     run.add_argument("--deliver", choices=("all", "new"), default="all",
-                     help="for a new forwarder: start at the beginning of the stream (all, default) or "
-                     "with statements stored from now on (new)")
+                     help="for a new forwarder: every statement of the log (all, default: what the stream "
+                     "no longer holds is read from the log) or statements stored from now on (new)")
     run.add_argument("--batch-size", type=int, default=100, help="statements per fetch and POST (default: 100)")
     run.add_argument("--max-deliveries", type=int, default=5,
                      help="deliveries of a statement the target fails on (HTTP 500) before it is parked (default: 5)")

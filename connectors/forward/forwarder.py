@@ -61,6 +61,7 @@ from connectors.forward.model import (
 )
 from connectors.forward.checkpoint import MAX_RUNS, ForwardCheckpoint, is_replay
 from connectors.forward.logcheck import LogCheck
+from connectors.forward.logfill import LogDelivery, holes_up_to, log_message, read_holes, relayed_position
 from connectors.forward.opening import CannotOpen, OpenStored
 from connectors.framework.sink import BatchOutcome, LrsSink, Outgoing, SinkFatal, SinkUnavailable
 from lrs.event_contract import EVENT_TYPE_HEADER, MSG_ID_HEADER, POSITION_HEADER, STORED_HEADER, TENANT_HEADER
@@ -92,11 +93,12 @@ class ForwardStats:
     waits: int = 0
     refused: int = 0  # messages that were not the log's event (connectors.forward.logcheck)
     replayed: int = 0  # second copies of events already forwarded (connectors.forward.checkpoint)
+    from_log: int = 0  # statements read from the log: the stream no longer held them (connectors.forward.logfill)
 
     def render(self) -> str:
         return (f"forwarded {self.forwarded}  skipped {self.skipped}  parked {self.parked}  "
                 f"retried {self.retried}  outage waits {self.waits}  refused {self.refused}  "
-                f"replayed {self.replayed}")
+                f"replayed {self.replayed}  from the log {self.from_log}")
 
 
 def say(text: str) -> None:
@@ -159,6 +161,7 @@ class Forwarder:
         self._js: Any = None
         self.checkpoint: ForwardCheckpoint | None = None  # read from PostgreSQL when the run starts
         self._refused: set[int] = set()  # id() of the batch's messages that were not the log's events
+        self._log_deliveries: dict[int, int] = {}  # position -> times read from the log and sent (failing)
 
     async def run(self, stop: asyncio.Event | None = None) -> ForwardStats:
         """Forward until ``stop`` is set (or, with ``until_caught_up``, until
@@ -169,6 +172,9 @@ class Forwarder:
             self._stop = stop
         self.checkpoint = ForwardCheckpoint(self.log_check.pool, self.options.name)
         await self.checkpoint.load()
+        if self.checkpoint.fresh and self.options.deliver == "all":
+            # All of the log: what the stream no longer holds comes from the log (connectors.forward.logfill).
+            self.checkpoint.fresh = False
         nc = await connect(self.nats_url, self.options.name)
         try:
             self._js = nc.jetstream()
@@ -186,6 +192,8 @@ class Forwarder:
                 try:
                     messages = await sub.fetch(self.options.batch_size, timeout=self.options.fetch_timeout)
                 except (nats.errors.TimeoutError, asyncio.TimeoutError):  # nothing to fetch (nats-py raises either)
+                    if await self._fill_while_idle(nc, sub):
+                        continue
                     if self.options.until_caught_up and await self._caught_up(nc, sub):
                         break
                     continue
@@ -196,6 +204,8 @@ class Forwarder:
                 try:
                     await self._handle(messages)
                     await self._advance_checkpoint()
+                    if self.checkpoint.mark.gaps():  # statements not done below the highest: gone, or awaiting a retry
+                        await self._filled_from_log(nc, sub, idle=False)
                 except (nats.errors.Error, OSError) as exc:
                     # NATS went away mid-batch: unacknowledged messages come back.
                     say(f"JetStream error ({exc!r}); unacknowledged statements will be redelivered")
@@ -221,6 +231,65 @@ class Forwarder:
                 return info
             await self._sleep(1.0)
         return None
+
+    async def _fill_while_idle(self, nc: nats.NATS, sub: Any) -> bool:
+        """With nothing to fetch, forward from the log batch after batch while
+        the stream has nothing for this consumer; whether anything was read."""
+        filled = False
+        try:
+            while not self._stop.is_set() and await self._filled_from_log(nc, sub, idle=True):
+                filled = True
+                if self._on_progress is not None:
+                    self._on_progress(self.stats)
+        except (nats.errors.Error, OSError) as exc:
+            say(f"JetStream error ({exc!r}) while forwarding from the log; trying again")
+            await self._sleep(1.0)
+        return filled
+
+    async def _filled_from_log(self, nc: nats.NATS, sub: Any, *, idle: bool) -> int:
+        """Forward up to a batch of the statements the stream will not deliver
+        any more (connectors.forward.logfill); the number of log events read.
+        ``idle``: nothing came from the stream, so positions up to the relay's
+        checkpoint count too, not only those below the highest one done."""
+        if self.checkpoint is None or self.checkpoint.fresh:
+            return 0
+        try:
+            relayed = await relayed_position(self.log_check.pool) if idle else 0
+            await nc.flush()
+            info = await sub.consumer_info()
+            if info.num_ack_pending:
+                return 0  # a message awaiting its acknowledgement or a retry may be one of the holes
+            limit = relayed if idle and info.num_pending == 0 else self.checkpoint.mark.highest
+            holes = holes_up_to(self.checkpoint.mark, limit)
+            rows = await read_holes(self.log_check.pool, holes, self.options.batch_size) if holes else []
+        except (nats.errors.Error, OSError, asyncpg.PostgresError) as exc:
+            say(f"could not look for statements the stream no longer holds ({exc!r}); trying again later")
+            return 0
+        if not rows:
+            return 0
+        self._refused = set()
+        selected: list[tuple[Any, LogStatement]] = []
+        for row in rows:
+            position = row["position"]
+            if row["event_type"] != STATEMENT_EVENT:
+                self.checkpoint.mark.record(position)
+                continue
+            headers, payload = log_message(row)
+            event = event_from_message(headers, payload)
+            if not self.selection.matches(event.tenant, event.statement):
+                self.checkpoint.mark.record(position)
+                self.stats.skipped += 1
+                continue
+            deliveries = self._log_deliveries[position] = self._log_deliveries.get(position, 0) + 1
+            selected.append((LogDelivery(headers, payload, deliveries), event))
+        self.stats.from_log += len(selected)
+        if selected:
+            await self._deliver(selected)
+        for _, event in selected:
+            if self.checkpoint.mark.is_done(event.position):
+                self._log_deliveries.pop(event.position, None)
+        await self._advance_checkpoint()
+        return len(rows)
 
     async def _caught_up(self, nc: nats.NATS, sub: Any) -> bool:
         try:

@@ -293,9 +293,11 @@ class Bus:
 
     async def last_position(self) -> int | None:
         """``Lrs-Position`` of the stream's last message; 0 for a stream that
-        never held one (new, or wiped); None for one whose messages are all
-        gone by its limits (``max_age``): it held them, so nothing is missing,
-        but it cannot say up to where."""
+        never held one (new, or wiped); None when its last message is gone:
+        acknowledged by every consumer that selects it (interest retention:
+        an empty stream is the normal state of caught-up consumers), selected
+        by none, or past ``max_age``.  It held it, so nothing is missing, but
+        it cannot say up to where."""
         js = self._jetstream()
         info = await js.stream_info(self.stream_name)
         self._known_last_seq = info.state.last_seq
@@ -303,7 +305,12 @@ class Bus:
             return 0
         if info.state.messages == 0:
             return None
-        msg = await js.get_msg(self.stream_name, seq=info.state.last_seq)
+        try:
+            msg = await js.get_msg(self.stream_name, seq=info.state.last_seq)
+        except nats.js.errors.NotFoundError:
+            # Removed between the two calls, or while earlier messages stay
+            # for a consumer that lags (one that does not select the last).
+            return None
         value = (msg.headers or {}).get(POSITION_HEADER)
         if value is None or not (value.isascii() and value.isdigit()):
             # Not the relay's message.  Raising here stopped the relay for good:

@@ -31,6 +31,7 @@ from lrs.nats.bus import Bus, load_stream_config
 from lrs.eventlog import verify_chain
 from lrs.relay import DEFAULT_NAME as RELAY_NAME
 from lrs.store import leader_lock
+from tests.conftest import keep_every_message
 from tests.e2e.conftest import xapi_headers
 from tests.e2e.jetstream import STREAM, wait_for_stream
 from tests.e2e.nats_cluster import NatsCluster
@@ -155,6 +156,7 @@ async def test_two_replicas_on_a_nats_cluster_survive_losing_a_nats_member_and_t
         ]
         leader, follower = replicas
         await leader.start()
+        await keep_every_message(",".join(cluster.urls), replicas=3)  # as admin; for the exactly-once check
         # The first replica takes both leaderships before the second one starts.
         await eventually(lambda: _holds_both(database_url), "the first replica did not take the relay and projection locks")
         await follower.start()

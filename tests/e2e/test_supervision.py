@@ -25,6 +25,7 @@ import pytest
 from lrs.eventlog import verify_chain
 from lrs.runtime.nats import EmbeddedNats
 from lrs.runtime.postgres import running_server_url
+from tests.conftest import keep_every_message
 from tests.e2e.conftest import KEY, SECRET, ServiceProcess, free_port
 from tests.e2e.history import assert_exactly_once, log_rows, post_loop, read_all_statement_ids
 from tests.e2e.jetstream import wait_for_stream
@@ -109,6 +110,8 @@ async def test_killed_embedded_servers_are_restarted_and_nothing_acknowledged_is
 ) -> None:
     data_dir = Path(service.env["LRS_DATA_DIR"])
     await service.start()
+    # The stream keeps messages for its consumers only: one that keeps them all, for the exactly-once check.
+    await keep_every_message(EmbeddedNats(data_dir / "nats").url)
     acked: list[str] = []
     errors: list[str] = []
     stop = asyncio.Event()

@@ -33,6 +33,7 @@ from lrs.store.checkpoints import get_checkpoint
 from lrs.store.log_reader import read_events_after
 from lrs.store.writer import StatementWriter
 from lrs.xapi.statement import parse_statements
+from tests.conftest import keep_every_message
 
 AUTHORITY = {"objectType": "Agent", "account": {"homePage": "http://lrs.example", "name": "relay-tests"}}
 WAIT_S = 60.0
@@ -53,6 +54,14 @@ async def shared_nats(nats_url: str) -> str:
     finally:
         await nc.close()
     return nats_url
+
+
+@pytest.fixture
+async def kept_nats(shared_nats: str) -> str:
+    """``shared_nats`` with the stream made and a durable consumer that keeps
+    every message (tests.conftest.keep_every_message), for exactly-once checks."""
+    await keep_every_message(shared_nats)
+    return shared_nats
 
 
 @pytest.fixture
@@ -210,14 +219,14 @@ async def test_stream_is_created_from_its_definition_and_drift_is_repaired(share
 # -- normal operation ------------------------------------------------------------
 
 
-async def test_events_reach_the_stream_once_in_order_with_headers(pool, writer, relays, shared_nats) -> None:
-    relay = await relays(shared_nats, batch_size=50)
+async def test_events_reach_the_stream_once_in_order_with_headers(pool, writer, relays, kept_nats) -> None:
+    relay = await relays(kept_nats, batch_size=50)
     await append(writer, 120)
     await append(writer, 30, tenant="acme.org")
     await append(writer, 1)
-    await wait_published(relay, pool, shared_nats)
+    await wait_published(relay, pool, kept_nats)
 
-    messages = await assert_exactly_once(pool, shared_nats)
+    messages = await assert_exactly_once(pool, kept_nats)
     events = await all_events(pool)
     assert len(events) == 151
     for message, event in zip(messages, events):
@@ -246,12 +255,12 @@ async def test_events_reach_the_stream_once_in_order_with_headers(pool, writer, 
     assert sample("lrs_relay_published_position", relay="test") == 151
 
 
-async def test_a_commit_wakes_the_relay_without_waiting_for_the_poll(pool, writer, relays, shared_nats) -> None:
-    relay = await relays(shared_nats, poll_interval=600.0)
+async def test_a_commit_wakes_the_relay_without_waiting_for_the_poll(pool, writer, relays, kept_nats) -> None:
+    relay = await relays(kept_nats, poll_interval=600.0)
     await wait_until(lambda: _true(relay.is_leader and relay.bus.connected), "the relay to lead")
     await append(writer, 5)
-    await wait_published(relay, pool, shared_nats)
-    await assert_exactly_once(pool, shared_nats)
+    await wait_published(relay, pool, kept_nats)
+    await assert_exactly_once(pool, kept_nats)
 
 
 async def _true(value: bool) -> bool:
@@ -259,7 +268,7 @@ async def _true(value: bool) -> bool:
 
 
 async def test_relay_killed_before_its_checkpoint_resumes_without_duplicates(
-    pool, writer, relays, shared_nats, monkeypatch
+    pool, writer, relays, kept_nats, monkeypatch
 ) -> None:
     acked = asyncio.Event()
 
@@ -268,21 +277,21 @@ async def test_relay_killed_before_its_checkpoint_resumes_without_duplicates(
         await asyncio.Event().wait()  # cancelled here, as a crash after the acks
 
     monkeypatch.setattr(relay_module, "set_checkpoint", die_before_checkpoint)
-    first = await relays(shared_nats, batch_size=1000)
+    first = await relays(kept_nats, batch_size=1000)
     await append(writer, 300)
     await asyncio.wait_for(acked.wait(), WAIT_S)
     await first.stop()
     assert await get_checkpoint(pool, "test") == 0
-    on_stream_before = len(await read_stream(shared_nats))
+    on_stream_before = len(await read_stream(kept_nats))
     assert on_stream_before > 0
     monkeypatch.undo()
 
     await append(writer, 50)
     duplicates_before = sample("lrs_relay_messages_published_total", relay="test", outcome="duplicate")
-    second = await relays(shared_nats)
-    await wait_published(second, pool, shared_nats)
+    second = await relays(kept_nats)
+    await wait_published(second, pool, kept_nats)
 
-    await assert_exactly_once(pool, shared_nats)
+    await assert_exactly_once(pool, kept_nats)
     # The second relay did republish what the first had sent; the stream dropped those.
     # (A batch whose last acknowledgement does not add up is published again with
     # every message acknowledged, so the new messages of that batch count too.)
@@ -290,25 +299,25 @@ async def test_relay_killed_before_its_checkpoint_resumes_without_duplicates(
     assert on_stream_before <= duplicates <= on_stream_before + 50
 
 
-async def test_two_relays_publish_each_event_once_and_fail_over(pool, writer, relays, shared_nats) -> None:
-    one = await relays(shared_nats, batch_size=20)
-    two = await relays(shared_nats, batch_size=20)
+async def test_two_relays_publish_each_event_once_and_fail_over(pool, writer, relays, kept_nats) -> None:
+    one = await relays(kept_nats, batch_size=20)
+    two = await relays(kept_nats, batch_size=20)
     for _ in range(5):
         await append(writer, 40)
     await wait_until(lambda: _true(one.is_leader or two.is_leader), "a leader")
     leader, standby = (one, two) if one.is_leader else (two, one)
-    await wait_published(leader, pool, shared_nats)
+    await wait_published(leader, pool, kept_nats)
     assert not standby.is_leader
     assert standby.batches_published == 0
     assert leader.batches_published >= 10
-    await assert_exactly_once(pool, shared_nats)
+    await assert_exactly_once(pool, kept_nats)
 
     await leader.stop()
     await append(writer, 60)
     await wait_until(lambda: _true(standby.is_leader), "the standby to take over")
-    await wait_published(standby, pool, shared_nats)
+    await wait_published(standby, pool, kept_nats)
     assert standby.batches_published >= 3
-    await assert_exactly_once(pool, shared_nats)
+    await assert_exactly_once(pool, kept_nats)
 
 
 # -- NATS failures -----------------------------------------------------------------
@@ -322,6 +331,7 @@ async def test_stream_lost_while_relay_down_is_republished_on_start(pool, writer
 
     await crash_and_wipe(nats_control)
     await nats_control.start()
+    await keep_every_message(nats_control.url)  # the wiped server's consumer, back before the relay
     await append(writer, 20)
 
     restarted = await relays(nats_control.url, name="gap")
@@ -331,7 +341,11 @@ async def test_stream_lost_while_relay_down_is_republished_on_start(pool, writer
 
 
 async def test_nats_killed_and_store_wiped_under_a_running_relay(pool, writer, relays, nats_control) -> None:
-    relay = await relays(nats_control.url, name="wiped")
+    # The wiped server has no consumer until one comes back, and the relay
+    # makes the stream again when it reconnects: a stream that keeps every
+    # message (limits retention) shows what it republished.
+    keeping = load_stream_config().evolve(retention=api.RetentionPolicy.LIMITS)
+    relay = await relays(Bus(nats_control.url, stream_config=keeping), name="wiped")
     await append(writer, 300)
     await wait_published(relay, pool, nats_control.url)
 
@@ -400,18 +414,18 @@ async def run_relay_command(database_url: str, nats_url: str, *args: str) -> tup
     return proc.returncode, output
 
 
-async def test_relay_command_publishes_until_caught_up(pool, writer, database_url, shared_nats) -> None:
+async def test_relay_command_publishes_until_caught_up(pool, writer, database_url, kept_nats) -> None:
     await append(writer, 75)
-    code, output = await run_relay_command(database_url, shared_nats, "--until-caught-up", "--batch-size", "10")
+    code, output = await run_relay_command(database_url, kept_nats, "--until-caught-up", "--batch-size", "10")
     assert code == 0, output.decode()
     assert await get_checkpoint(pool, "jetstream") == 75
-    await assert_exactly_once(pool, shared_nats)
+    await assert_exactly_once(pool, kept_nats)
 
     await append(writer, 5)
-    code, output = await run_relay_command(database_url, shared_nats, "--until-caught-up")
+    code, output = await run_relay_command(database_url, kept_nats, "--until-caught-up")
     assert code == 0, output.decode()
     assert await get_checkpoint(pool, "jetstream") == 80
-    await assert_exactly_once(pool, shared_nats)
+    await assert_exactly_once(pool, kept_nats)
 
 
 async def test_a_foreign_last_message_with_an_unreadable_position_does_not_stop_the_relay(
@@ -463,6 +477,8 @@ async def test_a_stream_whose_messages_all_aged_out_is_not_filled_again(pool, wr
     bus = Bus(shared_nats, stream_config=load_stream_config().evolve(max_age=1.0, duplicate_window=1.0))
     await bus.connect()
     try:
+        await bus.ensure_stream()
+        await bus.ensure_consumer(load_consumer_config(durable_name="offline"))  # keeps them until max_age
         relay = await relays(bus)
         await append(writer, 20)
         await wait_until(lambda: _true(relay.published_position == 20), "20 events published")

@@ -109,14 +109,15 @@ async def test_the_forward_role_runs_a_forwarders_calls(server: EmbeddedNats) ->
         await bus.ensure_stream()
     finally:
         await bus.close()
-    admin = await nats.connect(server.url)
-    await admin.jetstream().publish("lrs.events.default.statement", b"{}", headers={"Lrs-Position": "1"})
-    await admin.close()
     nc = await connect(server.url_for("forward"), "forward", keep_trying=False)
     try:
         js = nc.jetstream()
         await ensure_dead_letter_stream(js)
         await js.add_consumer(EVENTS_STREAM, consumer_config("forward", "all"))
+        # After the consumer: the stream keeps a message only for the consumers it has (interest retention).
+        admin = await nats.connect(server.url)
+        await admin.jetstream().publish("lrs.events.default.statement", b"{}", headers={"Lrs-Position": "1"})
+        await admin.close()
         sub = await js.pull_subscribe_bind(durable="forward", stream=EVENTS_STREAM)
         [message] = await sub.fetch(1, timeout=5)
         await js.publish("lrs.forward.dlq.forward", message.data, stream=DEAD_LETTER_STREAM)

@@ -1,0 +1,96 @@
+"""Statements the stream no longer holds for a forwarder, read from the log.
+
+``LRS_EVENTS`` keeps a message only until every consumer that selects it
+acknowledged it, and at most ``max_age`` (schemas/nats/LRS_EVENTS.json):
+PostgreSQL is the record.  A forwarder created after statements were
+relayed (``--deliver all``, the default, means all of the log), one whose
+consumer was recreated, or one stopped longer than ``max_age`` would miss
+what the stream no longer has.  The forwarder's low-water mark
+(connectors.forward.checkpoint) names every position not dealt with; those
+the stream will not deliver any more are read here, a bounded number at a
+time, and forwarded like messages (:class:`LogDelivery`).
+
+Which positions the stream will not deliver any more: JetStream delivers a
+consumer's messages for the first time in stream order, which is position
+order.  When the consumer has no message awaiting its acknowledgement, every
+position below the highest one dealt with that is still not done was never
+delivered, and never will be (:func:`holes_up_to` with ``mark.highest``);
+when it has nothing pending either, the same holds up to the relay's
+checkpoint, read before the consumer was asked (every position there was
+acknowledged by the stream before).  The rows come from the log itself, so
+no check against the log is needed; a statement that failed stays not done
+and is read again by a later fill.
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any, Mapping
+
+import asyncpg
+
+from connectors.forward.lowwater import LowWaterMark
+from lrs.event_contract import LAST_POSITION, EventRecord, from_record, to_message
+from lrs.event_contract import format_stored as stored_text
+from lrs.payload_codec import open_payload
+
+RELAYED = "SELECT max(position) FROM relay_checkpoints"
+# The events in the holes, in position order; payloads of statements only.
+SELECT_HOLES = """
+SELECT e.position, e.event_id, e.tenant, e.event_type, e.stored,
+       CASE WHEN e.event_type = 'statement' THEN e.payload END AS payload, e.prev_hash, e.hash
+FROM events e JOIN unnest($1::bigint[], $2::bigint[]) AS hole(first, last)
+  ON e.position BETWEEN hole.first AND hole.last
+ORDER BY e.position LIMIT $3
+"""
+
+
+def holes_up_to(mark: LowWaterMark, limit: int) -> list[tuple[int, int]]:
+    """Pure: the runs of positions not done, from the low-water mark up to
+    ``limit``."""
+    holes = [(first, min(last, limit)) for first, last in mark.gaps() if first <= limit]
+    if limit > mark.highest:
+        holes.append((mark.highest + 1, limit))
+    return holes
+
+
+def log_message(row: Mapping[str, Any]) -> tuple[dict[str, str], bytes]:
+    """The headers and data the relay publishes for the log's ``row``, its
+    payload inline."""
+    record = EventRecord(**{"statement_id": None, **row, "payload": open_payload(row["payload"])})
+    message = to_message(from_record(record, stored_text), LAST_POSITION)
+    return dict(message.headers), message.data
+
+
+class LogDelivery:
+    """A statement read from the log, handled where a JetStream message is:
+    the forwarder records its position as done when it acknowledges it;
+    ``nak`` leaves it not done, so that a later fill reads it again."""
+
+    __slots__ = ("headers", "data", "metadata")
+
+    def __init__(self, headers: dict[str, str], data: bytes, deliveries: int) -> None:
+        self.headers, self.data = headers, data
+        self.metadata = SimpleNamespace(num_delivered=deliveries, sequence=SimpleNamespace(stream=0))
+
+    async def ack(self) -> None:
+        return None
+
+    async def nak(self, delay: float | None = None) -> None:
+        return None
+
+    async def term(self) -> None:
+        return None
+
+    async def in_progress(self) -> None:
+        return None
+
+
+async def relayed_position(pool: asyncpg.Pool) -> int:
+    """The relay's checkpoint: every position at or below it is on the stream,
+    or was and is gone."""
+    return int(await pool.fetchval(RELAYED) or 0)
+
+
+async def read_holes(pool: asyncpg.Pool, holes: list[tuple[int, int]], limit: int) -> list[asyncpg.Record]:
+    return await pool.fetch(SELECT_HOLES, [h[0] for h in holes], [h[1] for h in holes], limit)

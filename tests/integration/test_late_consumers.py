@@ -1,0 +1,125 @@
+"""Consumers that come after the stream let the messages go (interest
+retention: a message is kept only for the consumers the stream has, until
+they acknowledged it) catch up from the PostgreSQL log with nothing lost: a
+projection created later, and ``lrs forward`` under a new name."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from typing import Any
+
+import asyncpg
+import msgspec
+import nats
+import pytest
+
+from connectors.fakelrs import FakeLrs
+from connectors.forward.forwarder import ForwardOptions, Forwarder
+from connectors.forward.logcheck import LogCheck
+from connectors.forward.model import ForwardFilter
+from connectors.framework.sink import LrsSink
+from lrs.nats.bus import STREAM_NAME
+from lrs.relay import Relay
+from lrs.service import forward_opener
+from lrs.store import StatementWriter
+from lrs.store.event_append import append_events
+from lrs.store.log_reader import last_position, read_events_after
+from projections.competency.store import CompetencyProjection, digest
+from projections.replay import replay
+from projections.runner import ProjectionRunner
+from tests.conftest import HISTORY_CONSUMER
+from tests.integration.test_projection_runner import CATALOG, MODULES, course_statement, write
+
+pytestmark = pytest.mark.slow
+
+
+async def _bare_stream(url: str) -> Any:
+    """The server's stream without the consumer that keeps every message."""
+    nc = await nats.connect(url)
+    await nc.jetstream().delete_consumer(STREAM_NAME, HISTORY_CONSUMER)
+    return nc
+
+
+async def _stream_messages(nc: Any) -> tuple[int, int]:
+    state = (await nc.jetstream().stream_info(STREAM_NAME)).state
+    return state.messages, state.last_seq
+
+
+async def test_a_projection_created_after_its_messages_went_catches_up_from_the_log(
+    pool: asyncpg.Pool, writer: StatementWriter, nats_control: Any
+) -> None:
+    nc = await _bare_stream(nats_control.url)
+    relay = Relay(pool, nats_control.url, batch_size=50, poll_interval=0.05)
+    try:
+        rng = random.Random(7)
+        await write(writer, *(course_statement(rng.randrange(5), *rng.choice(MODULES), rng.randrange(2000))
+                              for _ in range(45)))
+        await relay.run(until_caught_up=True)
+        head = await last_position(pool)
+        assert await _stream_messages(nc) == (0, head)  # relayed, and kept for no one
+
+        runner = ProjectionRunner(pool, CompetencyProjection(CATALOG))
+        runner.applier.max_gap_fill = 10  # bounded stretches of the log
+        stop = asyncio.Event()
+        stretches: list[int] = []
+
+        def seen(outcome: Any) -> None:
+            stretches.append(outcome.checkpoint)
+            if outcome.checkpoint >= head:
+                stop.set()
+
+        await asyncio.wait_for(runner.run(nats_control.url, stop, fetch_timeout=0.1, on_batch=seen), 60)
+        assert await runner.checkpoint() == head
+        assert stretches[:5] == [10, 20, 30, 40, 45]
+    finally:
+        await relay.stop()
+        await nc.close()
+    live = await digest(pool)
+    await replay(pool, CompetencyProjection(CATALOG))
+    assert await digest(pool) == live
+
+
+async def test_a_new_forwarder_forwards_what_the_stream_no_longer_holds_from_the_log(
+    pool: asyncpg.Pool, writer: StatementWriter, nats_control: Any, database_url: str
+) -> None:
+    nc = await _bare_stream(nats_control.url)
+    relay = Relay(pool, nats_control.url, batch_size=50, poll_interval=0.05)
+    target = FakeLrs("target", "target-secret")
+    await target.start()
+    try:
+        await write(writer, *(course_statement(n, "searching", "http://adlnet.gov/expapi/verbs/passed", n)
+                              for n in range(5)))
+        async with pool.acquire() as conn, conn.transaction():  # an event that is not a statement
+            await append_events(conn, "default", "roster", [msgspec.json.encode({"learners": []})])
+        await write(writer, *(course_statement(n, "searching", "http://adlnet.gov/expapi/verbs/passed", n)
+                              for n in range(5, 8)))
+        await relay.run(until_caught_up=True)
+        assert await _stream_messages(nc) == (0, 9)
+
+        async with (LrsSink(target.url, "target", "target-secret") as sink,
+                    LogCheck(database_url) as log_check):
+            def forwarder() -> Forwarder:
+                return Forwarder(nats_control.url, sink, ForwardFilter.of([], [], []),
+                                 ForwardOptions(name="late", until_caught_up=True, fetch_timeout=0.2, batch_size=3),
+                                 log_check, open_stored=forward_opener(log_check.pool, None))
+
+            first = forwarder()
+            stats = await asyncio.wait_for(first.run(), 60)
+            assert (stats.forwarded, stats.from_log, stats.replayed) == (8, 8, 0)
+            row = await pool.fetchrow("SELECT position, done_above FROM forward_checkpoints WHERE name = 'late'")
+            assert (row["position"], list(row["done_above"])) == (9, [])
+
+            # Its consumer exists now: what comes next is kept for it and comes through the stream.
+            await write(writer, course_statement(9, "searching", "http://adlnet.gov/expapi/verbs/passed", 9))
+            await relay.run(until_caught_up=True)
+            assert (await _stream_messages(nc))[0] == 1
+            stats = await asyncio.wait_for(forwarder().run(), 60)
+            assert (stats.forwarded, stats.from_log) == (1, 0)
+            assert await _stream_messages(nc) == (0, 10)
+    finally:
+        await relay.stop()
+        await target.close()
+        await nc.close()
+    logged = {str(r.statement_id) for r in await read_events_after(pool, 0, 100) if r.event_type == "statement"}
+    assert set(target.statements) == logged and len(logged) == 9

@@ -1,0 +1,25 @@
+"""connectors.forward.logfill.holes_up_to: which positions a forwarder reads
+from the log (pure)."""
+
+from __future__ import annotations
+
+from connectors.forward.logfill import holes_up_to
+from connectors.forward.lowwater import LowWaterMark
+
+
+def test_a_new_forwarder_reads_the_whole_log_up_to_the_limit() -> None:
+    assert holes_up_to(LowWaterMark(), 9) == [(1, 9)]
+    assert holes_up_to(LowWaterMark(), 0) == []
+
+
+def test_the_holes_below_the_highest_position_done_and_the_stretch_above_it() -> None:
+    mark = LowWaterMark(3, [(6, 7), (10, 12)])
+    assert holes_up_to(mark, 12) == [(4, 5), (8, 9)]  # the highest done: nothing above
+    assert holes_up_to(mark, 15) == [(4, 5), (8, 9), (13, 15)]
+    assert holes_up_to(mark, 8) == [(4, 5), (8, 8)]  # clipped to the limit
+    assert holes_up_to(mark, 3) == []
+
+
+def test_nothing_when_every_position_up_to_the_limit_is_done() -> None:
+    assert holes_up_to(LowWaterMark(20), 20) == []
+    assert holes_up_to(LowWaterMark(20), 12) == []
