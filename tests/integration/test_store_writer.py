@@ -472,3 +472,33 @@ async def test_a_begun_transaction_nobody_waits_for_any_more_is_rolled_back(pool
         assert await last_position(pool) == 2
     finally:
         await writer.close()
+
+
+async def test_a_kept_connection_lost_between_groups_is_not_used_for_the_next(pool: asyncpg.Pool) -> None:
+    """The backend of the connection kept for the next group dies while the
+    writer gathers that group (PostgreSQL restarted, an operator's
+    pg_terminate_backend): the group goes on a connection from the pool, as
+    it would have without the kept one, instead of failing on the dead one."""
+    writer = StatementWriter(pool, wait_ms=300.0)  # the next group is gathered for 300 ms
+    await writer.start()
+    try:
+        async with pool.acquire() as blocker:
+            transaction = blocker.transaction()
+            await transaction.start()
+            await blocker.fetchrow("SELECT position FROM log_head WHERE singleton FOR UPDATE")
+            first = asyncio.create_task(writer.append("default", prepared(statement())))
+            await asyncio.sleep(0.35)  # the first group waits for the head
+            second = asyncio.create_task(writer.append("default", prepared(statement())))
+            await asyncio.sleep(0.01)
+            await transaction.rollback()
+        await first
+        assert writer.groups_chained == 1
+        kept = await pool.fetchval(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND state LIKE 'idle in transaction%'"
+        )
+        assert await pool.fetchval("SELECT pg_terminate_backend($1)", kept)
+        results = await second  # gathered meanwhile; committed on another connection
+        assert results[0].position == 2
+        assert await last_position(pool) == 2
+    finally:
+        await writer.close()
