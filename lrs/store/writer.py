@@ -521,6 +521,11 @@ class StatementWriter:
         """One group's transaction, on the connection the previous group left
         when more requests were already waiting, else on one from the pool."""
         conn, self._held = self._held, None
+        if conn is not None and not _alive(conn):
+            # Its backend died while the group was gathered: asyncpg gave it
+            # back to the pool already (nothing of the group was sent on it).
+            await self._release(conn)
+            conn = None
         if conn is None:
             conn = await self._pool.acquire()
         try:
@@ -544,7 +549,7 @@ class StatementWriter:
         """Back to the pool, out of any transaction this writer began (the
         pool's reset, or its termination of a broken connection, does the rest)."""
         try:
-            if not conn.is_closed() and conn.is_in_transaction():
+            if _alive(conn) and conn.is_in_transaction():
                 await conn.execute("ROLLBACK")
         except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
             log.warning("statement writer rollback failed", error=repr(exc))
@@ -733,6 +738,16 @@ async def _fetch_touched(
             rows = await conn.fetch(SELECT_TOUCHED_BETWEEN, tenant, wanted, *between)
         found.extend(_existing(tenant, r) for r in rows)
     return found
+
+
+def _alive(conn: asyncpg.pool.PoolConnectionProxy) -> bool:
+    """Whether the pooled connection is still open.  When its backend goes
+    away asyncpg hands it back to the pool at once, and its proxy then
+    answers only InterfaceError ("released back to the pool")."""
+    try:
+        return not conn.is_closed()
+    except asyncpg.InterfaceError:
+        return False
 
 
 def _existing(tenant: str, row: asyncpg.Record) -> ExistingStatement:
