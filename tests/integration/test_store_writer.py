@@ -502,3 +502,38 @@ async def test_a_kept_connection_lost_between_groups_is_not_used_for_the_next(po
         assert await last_position(pool) == 2
     finally:
         await writer.close()
+
+
+async def test_a_failure_while_adding_a_chains_keys_stores_nothing_of_the_group(
+    writer: StatementWriter, pool: asyncpg.Pool
+) -> None:
+    """The keys of StatementRef chains are added in the group's transaction,
+    after its rows: when that fails (here the disk, at the insert of
+    lrs/store/ref_keys.py), the whole group is rolled back and its requests
+    get the storage error; the writer goes on."""
+    target = prepared(statement())
+    await writer.append("default", target)
+    await pool.execute("""
+        CREATE FUNCTION refuse_reached_keys() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            IF current_query() LIKE '%NOT EXISTS (SELECT 1 FROM statement_keys e%' THEN
+                RAISE EXCEPTION 'no space left on device' USING ERRCODE = 'disk_full';
+            END IF;
+            RETURN NEW;
+        END $$;
+        CREATE TRIGGER refuse_reached_keys BEFORE INSERT ON statement_keys
+        FOR EACH ROW EXECUTE FUNCTION refuse_reached_keys();
+    """)
+    referring = prepared(statement(object={"objectType": "StatementRef", "id": str(target[0].statement_id)}))
+    with pytest.raises(asyncpg.exceptions.DiskFullError):
+        await writer.append("default", referring)
+    assert await last_position(pool) == 1
+    assert await pool.fetchval("SELECT count(*) FROM statements") == 1
+    assert await pool.fetchval("SELECT count(*) FROM statement_keys WHERE position > 1") == 0
+    await pool.execute("DROP TRIGGER refuse_reached_keys ON statement_keys")
+    assert (await writer.append("default", referring))[0].position == 2
+    # the target's verb key, which only the chain's keys put at the referring Statement's position
+    assert await pool.fetchval(
+        "SELECT count(*) FROM statement_keys WHERE position = 2 AND key = statement_key('default', $1)",
+        "V:http://example.com/verbs/did",
+    ) == 1
