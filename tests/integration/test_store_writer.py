@@ -537,3 +537,51 @@ async def test_a_failure_while_adding_a_chains_keys_stores_nothing_of_the_group(
         "SELECT count(*) FROM statement_keys WHERE position = 2 AND key = statement_key('default', $1)",
         "V:http://example.com/verbs/did",
     ) == 1
+
+
+async def test_a_kept_connection_that_cannot_roll_back_does_not_stop_the_writer(
+    pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The transaction begun for a next group nobody waits for any more is
+    rolled back on a connection that may be broken: asyncpg reports a
+    connection whose backend was terminated, before it sees the socket close,
+    as InternalClientError ("cannot switch to state ...; another operation is
+    in progress"), which is not an InterfaceError.  The writer must go on
+    answering, not end its task and leave every later request waiting."""
+    writer = StatementWriter(pool, wait_ms=200.0)
+    await writer.start()
+    try:
+        async with pool.acquire() as blocker:
+            transaction = blocker.transaction()
+            await transaction.start()
+            await blocker.fetchrow("SELECT position FROM log_head WHERE singleton FOR UPDATE")
+            first = asyncio.create_task(writer.append("default", prepared(statement())))
+            await asyncio.sleep(0.25)  # the first group waits for the head
+            gone = asyncio.create_task(writer.append("default", prepared(statement())))
+            await asyncio.sleep(0.01)
+            gone.cancel()  # waiting when the first group commits, gone before the next is taken
+            await transaction.rollback()
+        await first
+        kept = writer._held
+        assert kept is not None
+        broken = kept._con  # the Connection behind the pool's proxy
+        execute = asyncpg.Connection.execute
+
+        async def failing(self: asyncpg.Connection, query: str, *args: Any, **kwargs: Any) -> str:
+            if self is broken and query == "ROLLBACK":
+                raise asyncpg.exceptions.InternalClientError(
+                    "cannot switch to state 13; another operation (2) is in progress"
+                )
+            return await execute(self, query, *args, **kwargs)
+
+        monkeypatch.setattr(asyncpg.Connection, "execute", failing)
+        for _ in range(100):
+            if writer._held is None:
+                break
+            await asyncio.sleep(0.01)
+        assert writer._held is None
+        results = await asyncio.wait_for(writer.append("default", prepared(statement())), 10)
+        assert results[0].position == 2  # the writer goes on
+    finally:
+        monkeypatch.undo()
+        await writer.close()
