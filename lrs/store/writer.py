@@ -542,19 +542,29 @@ class StatementWriter:
             # nothing, sets nothing and opens no cursor.
             self._held = conn
         else:
-            await self._pool.release(conn)
+            await self._release(conn)  # committed: a failure to reset the connection is not the group's
         return plan
 
     async def _release(self, conn: asyncpg.pool.PoolConnectionProxy) -> None:
         """Back to the pool, out of any transaction this writer began (the
-        pool's reset, or its termination of a broken connection, does the rest)."""
+        pool's reset, or its termination of a broken connection, does the rest).
+
+        Never raises: it runs in the writer's task loop and after a group's
+        own error or COMMIT, where a broken connection must cost neither the
+        task nor the group's answers.  asyncpg reports some broken connections
+        as InternalClientError, neither PostgresError nor InterfaceError, and
+        the pool closes a connection whose reset failed before it re-raises."""
         try:
-            if _alive(conn) and conn.is_in_transaction():
-                await conn.execute("ROLLBACK")
-        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
-            log.warning("statement writer rollback failed", error=repr(exc))
+            try:
+                if _alive(conn) and conn.is_in_transaction():
+                    await conn.execute("ROLLBACK")
+            except Exception as exc:  # noqa: BLE001 - see above
+                log.warning("statement writer rollback failed", error=repr(exc))
         finally:
-            await self._pool.release(conn)
+            try:
+                await self._pool.release(conn)
+            except Exception as exc:  # noqa: BLE001 - the pool has closed it
+                log.warning("statement writer connection closed", error=repr(exc))
 
     @contextlib.asynccontextmanager
     async def _transaction(self, conn: asyncpg.Connection) -> AsyncIterator[None]:
@@ -569,8 +579,9 @@ class StatementWriter:
         try:
             yield
         except BaseException:
-            with contextlib.suppress(asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
-                if not conn.is_closed() and conn.is_in_transaction():
+            # the group's error is what its requests get; a broken connection's own is logged by _release
+            with contextlib.suppress(Exception):
+                if _alive(conn) and conn.is_in_transaction():
                     await conn.execute("ROLLBACK")
             raise
         if self._queue and not self._closing:
