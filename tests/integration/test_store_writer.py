@@ -496,6 +496,12 @@ async def test_a_kept_connection_lost_between_groups_is_not_used_for_the_next(po
         kept = await pool.fetchval(
             "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND state LIKE 'idle in transaction%'"
         )
+        # While kept it holds no snapshot and no lock but its own transaction's
+        # id: nothing for VACUUM, a migration, an erasure or the anchors to wait for.
+        assert await pool.fetchval("SELECT backend_xmin FROM pg_stat_activity WHERE pid = $1", kept) is None
+        assert await pool.fetchval(
+            "SELECT array_agg(locktype ORDER BY locktype) FROM pg_locks WHERE pid = $1", kept
+        ) == ["virtualxid"]
         assert await pool.fetchval("SELECT pg_terminate_backend($1)", kept)
         results = await second  # gathered meanwhile; committed on another connection
         assert results[0].position == 2
