@@ -123,3 +123,42 @@ async def test_a_new_forwarder_forwards_what_the_stream_no_longer_holds_from_the
         await nc.close()
     logged = {str(r.statement_id) for r in await read_events_after(pool, 0, 100) if r.event_type == "statement"}
     assert set(target.statements) == logged and len(logged) == 9
+
+
+async def test_a_statement_from_the_log_the_target_fails_on_waits_retry_delay_before_its_next_try(
+    pool: asyncpg.Pool, writer: StatementWriter, nats_control: Any, database_url: str
+) -> None:
+    """A 500 on a statement read from the log is retried after ``retry_delay``,
+    as a message negatively acknowledged is: not read again at once until its
+    deliveries run out and it is parked while the target is still failing."""
+    nc = await _bare_stream(nats_control.url)
+    relay = Relay(pool, nats_control.url, batch_size=50, poll_interval=0.05)
+    target = FakeLrs("target", "target-secret")
+    await target.start()
+    try:
+        await write(writer, *(course_statement(n, "searching", "http://adlnet.gov/expapi/verbs/passed", n)
+                              for n in range(3)))
+        await relay.run(until_caught_up=True)
+        assert (await _stream_messages(nc))[0] == 0  # the forwarder reads them all from the log
+        failing = next(str(r.statement_id) for r in await read_events_after(pool, 0, 10) if r.event_type == "statement")
+        target.fail_ids.add(failing)  # a target that fails on it for a moment
+        async with (LrsSink(target.url, "target", "target-secret", max_attempts=1) as sink,
+                    LogCheck(database_url) as log_check):
+            forwarder = Forwarder(nats_control.url, sink, ForwardFilter.of([], [], []),
+                                  ForwardOptions(name="retrying", until_caught_up=True, fetch_timeout=0.1,
+                                                 retry_delay=1.5, max_deliveries=3),
+                                  log_check, open_stored=forward_opener(log_check.pool, None))
+            running = asyncio.create_task(forwarder.run())
+            for _ in range(1000):
+                if target.received[failing] or running.done():
+                    break
+                await asyncio.sleep(0.01)
+            await asyncio.sleep(0.6)
+            target.fail_ids.clear()  # well before retry_delay ran out
+            stats = await asyncio.wait_for(running, 60)
+    finally:
+        await relay.stop()
+        await target.close()
+        await nc.close()
+    assert stats.parked == 0 and stats.retried >= 1
+    assert failing in target.statements and len(target.statements) == 3
