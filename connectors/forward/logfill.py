@@ -19,13 +19,14 @@ when it has nothing pending either, the same holds up to the relay's
 checkpoint, read before the consumer was asked (every position there was
 acknowledged by the stream before).  The rows come from the log itself, so
 no check against the log is needed; a statement that failed stays not done
-and is read again by a later fill.
+and is read again by a later fill, not before ``retry_delay`` (as JetStream
+redelivers a message negatively acknowledged with that delay).
 """
 
 from __future__ import annotations
 
 from types import SimpleNamespace
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 import asyncpg
 
@@ -54,6 +55,22 @@ def holes_up_to(mark: LowWaterMark, limit: int) -> list[tuple[int, int]]:
     return holes
 
 
+def holes_without(holes: list[tuple[int, int]], waiting: Iterable[int]) -> list[tuple[int, int]]:
+    """Pure: ``holes`` less the ``waiting`` positions (statements the target
+    failed on, not to be read again before their retry delay ran out)."""
+    out: list[tuple[int, int]] = []
+    skip = sorted(set(waiting))
+    for first, last in holes:
+        for position in skip:
+            if first <= position <= last:
+                if first < position:
+                    out.append((first, position - 1))
+                first = position + 1
+        if first <= last:
+            out.append((first, last))
+    return out
+
+
 def log_message(row: Mapping[str, Any]) -> tuple[dict[str, str], bytes]:
     """The headers and data the relay publishes for the log's ``row``, its
     payload inline."""
@@ -65,19 +82,21 @@ def log_message(row: Mapping[str, Any]) -> tuple[dict[str, str], bytes]:
 class LogDelivery:
     """A statement read from the log, handled where a JetStream message is:
     the forwarder records its position as done when it acknowledges it;
-    ``nak`` leaves it not done, so that a later fill reads it again."""
+    ``nak`` leaves it not done, so that a later fill reads it again, once
+    its ``delay`` (``retry_delay`` after a failure) ran out: ``retry_after``."""
 
-    __slots__ = ("headers", "data", "metadata")
+    __slots__ = ("headers", "data", "metadata", "retry_after")
 
     def __init__(self, headers: dict[str, str], data: bytes, deliveries: int) -> None:
         self.headers, self.data = headers, data
         self.metadata = SimpleNamespace(num_delivered=deliveries, sequence=SimpleNamespace(stream=0))
+        self.retry_after: float | None = None  # seconds, when negatively acknowledged with a delay
 
     async def ack(self) -> None:
         return None
 
     async def nak(self, delay: float | None = None) -> None:
-        return None
+        self.retry_after = delay
 
     async def term(self) -> None:
         return None
