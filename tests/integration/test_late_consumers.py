@@ -162,3 +162,71 @@ async def test_a_statement_from_the_log_the_target_fails_on_waits_retry_delay_be
         await nc.close()
     assert stats.parked == 0 and stats.retried >= 1
     assert failing in target.statements and len(target.statements) == 3
+
+
+async def test_what_a_crashed_nats_server_lost_reaches_lrs_forward_from_the_log(
+    pool: asyncpg.Pool, writer: StatementWriter, nats_control: Any, database_url: str
+) -> None:
+    """nats-server killed before it wrote the last messages the relay had
+    published: with every earlier message acknowledged the stream holds none,
+    so the relay cannot see what it lost and resumes after its checkpoint
+    (lrs/relay.py); the forwarder reads the lost statements from the log."""
+    nc = await _bare_stream(nats_control.url)
+    target = FakeLrs("target", "target-secret")
+    await target.start()
+
+    async def relay_caught_up() -> None:
+        relay = Relay(pool, nats_control.url, batch_size=50, poll_interval=0.05)
+        try:
+            await relay.run(until_caught_up=True)
+        finally:
+            await relay.stop()
+
+    async def statements(first: int, count: int) -> None:
+        await write(writer, *(course_statement(n, "searching", "http://adlnet.gov/expapi/verbs/passed", n)
+                              for n in range(first, first + count)))
+
+    try:
+        async with (LrsSink(target.url, "target", "target-secret") as sink,
+                    LogCheck(database_url) as log_check):
+            def forwarder() -> Forwarder:
+                return Forwarder(nats_control.url, sink, ForwardFilter.of([], [], []),
+                                 ForwardOptions(name="crash", until_caught_up=True, fetch_timeout=0.2),
+                                 log_check, open_stored=forward_opener(log_check.pool, None))
+
+            await statements(0, 3)
+            await relay_caught_up()
+            assert (await asyncio.wait_for(forwarder().run(), 60)).forwarded == 3  # its consumer exists now
+            blocks = sorted((nats_control.store_dir / "jetstream").glob(f"*/streams/{STREAM_NAME}/msgs/*.blk"))
+            written = {block: block.stat().st_size for block in blocks}
+
+            await statements(3, 3)
+            await relay_caught_up()
+            assert await _stream_messages(nc) == (3, 6)  # kept for the forwarder
+            await nc.close()
+            nats_control.kill()  # the server dies before these three reach its disk
+            for _ in range(200):
+                if not nats_control.running:
+                    break
+                await asyncio.sleep(0.05)
+            for path in (nats_control.store_dir / "jetstream").glob(f"*/streams/{STREAM_NAME}/msgs/*"):
+                if path in written:
+                    with path.open("r+b") as block:
+                        block.truncate(written[path])
+                else:
+                    path.unlink()  # a newer block, and the index that names the lost messages
+            await nats_control.start()
+            nc = await nats.connect(nats_control.url)
+            assert await _stream_messages(nc) == (0, 3)  # lost, and nothing left to say up to where
+
+            await relay_caught_up()
+            assert (await _stream_messages(nc))[0] == 0  # the relay cannot tell: nothing published again
+            await statements(6, 1)
+            await relay_caught_up()
+            stats = await asyncio.wait_for(forwarder().run(), 60)
+            assert (stats.forwarded, stats.from_log) == (4, 3)
+    finally:
+        await target.close()
+        await nc.close()
+    logged = {str(r.statement_id) for r in await read_events_after(pool, 0, 100) if r.event_type == "statement"}
+    assert set(target.statements) == logged and len(logged) == 7
