@@ -177,7 +177,11 @@ async def main_async(args: argparse.Namespace) -> int:
     for batch in args.batch_sizes:
         row: dict = {"batch": batch}
         for name in names:
-            mine = [r for r in runs if r["batch_size"] == batch and r["variant"] == name]
+            # A run whose service did not start (or stored nothing) has no figures.
+            mine = [r for r in runs if r["batch_size"] == batch and r["variant"] == name and r["statements"]]
+            if not mine:
+                row[name] = None
+                continue
             row[name] = {
                 "median_statements_per_s": statistics.median(r["statements_per_s"] for r in mine),
                 "median_cpu_us_per_statement": statistics.median(r["cpu_us_per_statement"] for r in mine),
@@ -185,6 +189,8 @@ async def main_async(args: argparse.Namespace) -> int:
         for tree in trees:
             sealed, clear = row["sealed" + (f" {tree}" if tree else "")], row["clear" + (f" {tree}" if tree else "")]
             suffix = f" {tree}" if tree else ""
+            if sealed is None or clear is None:
+                continue
             row["sealed_cpu_over_clear" + suffix] = round(
                 sealed["median_cpu_us_per_statement"] / clear["median_cpu_us_per_statement"], 3)
             row["sealed_rate_over_clear" + suffix] = round(

@@ -87,13 +87,17 @@ def _statement_path(index: int, array: bool) -> str:
 def _attachment_refs(statements: list[dict[str, Any]], array: bool) -> Iterator[tuple[str, dict[str, Any]]]:
     """``(json path, attachment)`` for each Attachment, including a SubStatement's."""
     for i, statement in enumerate(statements):
-        base = _statement_path(i, array)
-        for j, attachment in enumerate(statement.get("attachments") or ()):
-            yield f"{base}.attachments[{j}]", attachment
+        # The path is written only for a Statement with attachments: most have
+        # none, and formatting it for each cost more than the rest of the walk.
+        attachments = statement.get("attachments")
+        if attachments:
+            base = _statement_path(i, array)
+            for j, attachment in enumerate(attachments):
+                yield f"{base}.attachments[{j}]", attachment
         obj = statement.get("object")
         if isinstance(obj, dict) and obj.get("objectType") == "SubStatement":
             for j, attachment in enumerate(obj.get("attachments") or ()):
-                yield f"{base}.object.attachments[{j}]", attachment
+                yield f"{_statement_path(i, array)}.object.attachments[{j}]", attachment
 
 
 def declared_attachments(

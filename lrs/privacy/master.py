@@ -16,6 +16,7 @@ import base64
 import binascii
 import os
 import secrets
+import tempfile
 from pathlib import Path
 
 from cryptography.hazmat.primitives import hashes
@@ -63,22 +64,28 @@ class MasterKey:
 
 def load_or_create(path: Path) -> MasterKey:
     """The master key at ``path``, made (mode 0600) when missing; processes
-    starting together agree on one (exclusive create, then read)."""
+    starting together agree on one: each writes its key to a file of its own
+    and links it to ``path``, which fails for all but the first, so no
+    process ever reads a key file still being written."""
     try:
         text = path.read_text()
     except FileNotFoundError:
         path.parent.mkdir(parents=True, exist_ok=True)
+        secret = secrets.token_bytes(32)
+        fd, draft = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")  # mode 0600
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            text = path.read_text()
-        else:
-            secret = secrets.token_bytes(32)
             with os.fdopen(fd, "w") as handle:
                 handle.write(base64.b64encode(secret).decode() + "\n")
                 handle.flush()
                 os.fsync(handle.fileno())
-            return MasterKey(secret)
+            try:
+                os.link(draft, path)
+            except FileExistsError:
+                text = path.read_text()
+            else:
+                return MasterKey(secret)
+        finally:
+            os.unlink(draft)
     try:
         secret = base64.b64decode(text.strip(), validate=True)
     except (binascii.Error, ValueError):

@@ -61,7 +61,9 @@ from lrs.xapi.identity import ifi_key
 __all__ = [
     "ERASED_HOME",
     "PSEUDONYM_HOME",
+    "KnownForm",
     "SealKey",
+    "StatementSealer",
     "agent_named",
     "identifier",
     "identities",
@@ -182,6 +184,7 @@ def _copy_path(statement: dict[str, Any]) -> dict[str, Any]:
 
 
 _CONTEXT_AGENTS = ("instructor", "team", "contextAgents", "contextGroups")
+_CONTEXT_AGENTS_SET = frozenset(_CONTEXT_AGENTS)
 
 
 def _copy_context(context: dict[str, Any]) -> dict[str, Any]:
@@ -195,13 +198,59 @@ def _copy_context(context: dict[str, Any]) -> dict[str, Any]:
 
 
 def seal_statement(statement: dict[str, Any], seal_agent: Callable[[dict[str, Any]], dict[str, Any]]) -> dict[str, Any]:
-    """``statement`` with every Agent/Group replaced by ``seal_agent(agent)``."""
-    sealed = _copy_path(statement)
-    for container, name in _agent_slots(sealed):
-        agent = container.get(name)
-        if isinstance(agent, dict):
-            container[name] = seal_agent(agent)
+    """``statement`` with every Agent/Group replaced by ``seal_agent(agent)``
+    (the input is never modified).  The places and their order are
+    :func:`_agent_slots`'s, walked without it: this runs for every Statement
+    written, and the generic walk and copy cost more than sealing a known
+    learner's Agent."""
+    sealed = dict(statement)
+    actor = sealed.get("actor")
+    if isinstance(actor, dict):
+        sealed["actor"] = seal_agent(actor)
+    obj = sealed.get("object")
+    if isinstance(obj, dict):
+        object_type = obj.get("objectType")
+        if object_type == "Agent" or object_type == "Group":
+            sealed["object"] = seal_agent(obj)
+        elif object_type == "SubStatement":
+            obj = sealed["object"] = dict(obj)
+            actor = obj.get("actor")
+            if isinstance(actor, dict):
+                obj["actor"] = seal_agent(actor)
+            sub = obj.get("object")
+            if isinstance(sub, dict) and sub.get("objectType") in _AGENT_TYPES:
+                obj["object"] = seal_agent(sub)
+            context = obj.get("context")
+            if isinstance(context, dict) and not _CONTEXT_AGENTS_SET.isdisjoint(context):
+                obj["context"] = _seal_context(context, seal_agent)
+    authority = sealed.get("authority")
+    if isinstance(authority, dict):
+        sealed["authority"] = seal_agent(authority)
+    context = sealed.get("context")
+    if isinstance(context, dict) and not _CONTEXT_AGENTS_SET.isdisjoint(context):
+        sealed["context"] = _seal_context(context, seal_agent)
     return sealed
+
+
+def _seal_context(context: dict[str, Any], seal_agent: Callable[[dict[str, Any]], dict[str, Any]]) -> dict[str, Any]:
+    context = dict(context)
+    for name in ("instructor", "team"):
+        agent = context.get(name)
+        if isinstance(agent, dict):
+            context[name] = seal_agent(agent)
+    for name, slot in (("contextAgents", "agent"), ("contextGroups", "group")):
+        entries = context.get(name)
+        if entries is not None:
+            context[name] = [_seal_entry(entry, slot, seal_agent) for entry in entries]
+    return context
+
+
+def _seal_entry(entry: dict[str, Any], slot: str, seal_agent: Callable[[dict[str, Any]], dict[str, Any]]) -> dict[str, Any]:
+    entry = dict(entry)
+    agent = entry.get(slot)
+    if isinstance(agent, dict):
+        entry[slot] = seal_agent(agent)
+    return entry
 
 
 def seal_agent(
@@ -239,6 +288,126 @@ def seal_agent(
     if members is not None:
         sealed["member"] = [seal_agent(m, keys, seal_text) for m in members]
     return sealed
+
+
+# A sealed form kept for reuse: objectType, pseudonym, generation, sealed text
+# (a tuple of strings: less memory than the form's dicts, nothing for the
+# garbage collector to walk).
+KnownForm = tuple[str, str, int, str]
+
+
+class StatementSealer:
+    """Seals the identities of one request's Statements in the v3 form
+    (or v2 with ``references`` false; v1 where :func:`seal_agent` writes it),
+    pure: :meth:`agent` is the ``seal_agent`` of :func:`seal_statement`.
+
+    ``forms``: sealed forms of Agents sealed before, by the Agent's sorted
+    JSON (one tenant's).  ``key_of``: identifier -> live key, raising
+    KeyError for one not at hand; such an Agent gets an empty placeholder,
+    filled in place by :meth:`finish` once :attr:`missing`'s keys are read,
+    so a request with new learners is walked once.  An Agent named alike
+    more than once in the request is sealed once, its form shared (sealed
+    forms are never modified).
+
+    After sealing: :attr:`refs` every (pseudonym, generation) sealed under,
+    :attr:`ciphertexts` the v3 ciphertexts by reference, :attr:`fresh` the
+    forms sealed now that may be kept for reuse (single identities, no members)."""
+
+    __slots__ = ("tenant", "_forms", "_key_of", "_references", "refs", "ciphertexts", "fresh", "missing",
+                 "_made", "_deferred")
+
+    def __init__(
+        self,
+        tenant: str,
+        forms: Mapping[bytes, KnownForm],
+        key_of: Callable[[str], SealKey],
+        *,
+        references: bool = True,
+    ) -> None:
+        self.tenant = tenant
+        self._forms = forms
+        self._key_of = key_of
+        self._references = references
+        self.refs: set[tuple[str, int]] = set()
+        self.ciphertexts: dict[bytes, bytes] = {}
+        self.fresh: dict[bytes, KnownForm] = {}
+        self.missing: set[str] = set()
+        self._made: dict[bytes, dict[str, Any]] = {}  # sealed in this request (those with one key)
+        self._deferred: dict[bytes, tuple[dict[str, Any], dict[str, Any]]] = {}
+
+    def agent(self, agent: dict[str, Any]) -> dict[str, Any]:
+        """The sealed form of one Agent or Group."""
+        own = _encode(agent)
+        made = self._made.get(own)
+        if made is not None:
+            return made
+        known = self._forms.get(own)
+        if known is not None:
+            object_type, pseudonym_, generation, text = known
+            self.refs.add((pseudonym_, generation))
+            form = self._made[own] = {
+                "objectType": object_type, "account": {"homePage": PSEUDONYM_HOME, "name": pseudonym_}, SEALED: text
+            }
+            return form
+        deferred = self._deferred.get(own)
+        if deferred is not None:
+            return deferred[1]
+        try:
+            return self._seal(agent, own, self._key_of)
+        except KeyError:
+            placeholder: dict[str, Any] = {}
+            self._deferred[own] = (agent, placeholder)
+            self.missing |= identities({"actor": agent})
+            return placeholder
+
+    def finish(self, keys: Mapping[str, SealKey]) -> None:
+        """Seal the Agents left as placeholders, with ``keys`` (by identifier,
+        :attr:`missing` at least)."""
+        for own, (agent, placeholder) in self._deferred.items():
+            placeholder.update(self._seal(agent, own, keys.__getitem__))
+        self._deferred.clear()
+
+    def _seal(self, agent: dict[str, Any], own: bytes, key_of: Callable[[str], SealKey]) -> dict[str, Any]:
+        object_type = agent.get("objectType")
+        ifi = ifi_key(agent)  # type: ignore[arg-type]
+        if self._references and object_type is not None and ifi is not None and "member" not in agent:
+            # The common case, as seal_agent seals it in the v3 form, without its detours.
+            key = key_of(ifi)
+            plaintext = _encode({k: v for k, v in agent.items() if k != "objectType"})
+            text, ref, ciphertext = seal_reference(key, self.tenant, plaintext)
+            self.ciphertexts[ref] = ciphertext
+            form = {"objectType": object_type, "account": {"homePage": PSEUDONYM_HOME, "name": key.pseudonym},
+                    SEALED: text}
+        else:
+            form = seal_agent(agent, _KeysOf(key_of), self._seal_text)
+            if "account" not in form or "member" in form:
+                return form
+            key = key_of(identifier(agent))  # type: ignore[arg-type]
+            text = form[SEALED]
+        self.refs.add((key.pseudonym, key.generation))
+        self.fresh[own] = (form["objectType"], key.pseudonym, key.generation, text)
+        self._made[own] = form
+        return form
+
+    def _seal_text(self, key: SealKey, plaintext: bytes) -> str:
+        self.refs.add((key.pseudonym, key.generation))
+        if self._references and plaintext.startswith(_COMPACT_MARK):
+            text, ref, ciphertext = seal_reference(key, self.tenant, plaintext[len(_COMPACT_MARK):])
+            self.ciphertexts[ref] = ciphertext
+            return text
+        return seal_bytes(key, self.tenant, plaintext)
+
+
+class _KeysOf:
+    """A ``keys`` mapping for :func:`seal_agent` over a look-up function."""
+
+    __slots__ = ("_key_of",)
+
+    def __init__(self, key_of: Callable[[str], SealKey]) -> None:
+        self._key_of = key_of
+
+    def __getitem__(self, ident: str) -> SealKey:
+        return self._key_of(ident)
 
 
 def pseudonymous(agent: dict[str, Any], pseudonym_of: Callable[[str], str]) -> dict[str, Any]:

@@ -48,11 +48,23 @@ __all__ = ["CHANGES_CHANNEL", "LearnerKeys", "Sealed"]
 
 CHANGES_CHANNEL = "lrs_learner_keys"
 
+# Every statement below looks each wanted identity up on its own (a LATERAL
+# subquery with LIMIT runs once per identity, as an index lookup) rather
+# than "pseudonym = ANY($2)" or a join with the wanted list: those a planner
+# may answer by reading every key of the tenant, which it did in a new
+# database before the table's first ANALYZE (its guess: a tenant holds
+# 0.5% of the rows): 140-290 µs of PostgreSQL's CPU per learner once a
+# tenant held 20,000 learners, growing with every learner
+# (bench/seal_store_sql.py; docs/privacy.md "Cost").
 SELECT_CURRENT = """
-SELECT pseudonym, max(generation) AS generation,
-       (array_agg(wrapped) FILTER (WHERE wrapped IS NOT NULL))[1] AS wrapped
-FROM learner_keys WHERE tenant = $1 AND pseudonym = ANY($2::text[])
-GROUP BY pseudonym
+SELECT u.p AS pseudonym, k.generation, k.wrapped
+FROM unnest($2::text[]) AS u(p)
+CROSS JOIN LATERAL (
+    SELECT max(generation) AS generation,
+           (array_agg(wrapped) FILTER (WHERE wrapped IS NOT NULL))[1] AS wrapped
+    FROM learner_keys WHERE tenant = $1 AND pseudonym = u.p
+) AS k
+WHERE k.generation IS NOT NULL
 """
 INSERT_KEYS = """
 INSERT INTO learner_keys (tenant, pseudonym, generation, wrapped)
@@ -60,37 +72,42 @@ SELECT $1, p, g, w FROM unnest($2::text[], $3::int[], $4::bytea[]) AS u(p, g, w)
 ON CONFLICT DO NOTHING
 RETURNING pseudonym
 """
+# The live key of one wanted identity (the primary key's (tenant, pseudonym) prefix).
+_LIVE_KEY = """
+CROSS JOIN LATERAL (
+    SELECT generation, wrapped FROM learner_keys
+    WHERE tenant = $1 AND pseudonym = u.p AND wrapped IS NOT NULL LIMIT 1
+) AS k
+"""
 # The live keys of the identities a process has not cached, and for those
 # never seen, a new key (generation 1) unless another process made one
-# first: one statement.  Its transaction commits without waiting for the WAL
+# first: one statement.  An identity that has any key row has its
+# generation 1 (generations count up from 1 and rows are never deleted), so
+# the primary key's conflict alone leaves the known ones be: no lookup of
+# its own.  Its transaction commits without waiting for the WAL
 # flush (synchronous_commit off, set for it alone): every Statement sealed
 # under a new key commits after it, synchronously, and that flush covers the
 # key's earlier commit record; should PostgreSQL stop before, no Statement
 # under the key was committed, and every process drops its cached keys when
 # its listening connection is cut.
 LOAD_OR_CREATE = """
-WITH want AS (
-    SELECT p, w FROM unnest($2::text[], $3::bytea[]) AS u(p, w)
-), made AS (
+WITH made AS (
     INSERT INTO learner_keys (tenant, pseudonym, generation, wrapped)
-    SELECT $1, want.p, 1, want.w FROM want
-    WHERE NOT EXISTS (SELECT 1 FROM learner_keys k WHERE k.tenant = $1 AND k.pseudonym = want.p)
+    SELECT $1, u.p, 1, u.w FROM unnest($2::text[], $3::bytea[]) AS u(p, w)
     ON CONFLICT DO NOTHING
     RETURNING pseudonym, generation, wrapped, set_config('synchronous_commit', 'off', true) AS quick
 )
 SELECT pseudonym, generation, wrapped FROM made
 UNION ALL
-SELECT pseudonym, generation, wrapped FROM learner_keys
-WHERE tenant = $1 AND pseudonym = ANY($2::text[]) AND wrapped IS NOT NULL
-"""
-SELECT_LIVE = """
-SELECT pseudonym, generation, wrapped FROM learner_keys
-WHERE tenant = $1 AND pseudonym = ANY($2::text[]) AND wrapped IS NOT NULL
-"""
+SELECT u.p AS pseudonym, k.generation, k.wrapped FROM unnest($2::text[]) AS u(p)""" + _LIVE_KEY
+SELECT_LIVE = "SELECT u.p AS pseudonym, k.generation, k.wrapped FROM unnest($2::text[]) AS u(p)" + _LIVE_KEY
 SELECT_GENERATIONS = """
-SELECT k.pseudonym, k.generation, k.wrapped
+SELECT u.p AS pseudonym, u.g AS generation, k.wrapped
 FROM unnest($2::text[], $3::int[]) AS u(p, g)
-JOIN learner_keys k ON k.tenant = $1 AND k.pseudonym = u.p AND k.generation = u.g
+CROSS JOIN LATERAL (
+    SELECT wrapped FROM learner_keys
+    WHERE tenant = $1 AND pseudonym = u.p AND generation = u.g LIMIT 1
+) AS k
 """
 # The first statement of an erasure's transaction: takes the log head lock
 # (so no Statement is written meanwhile) and counts the erasure.
@@ -137,6 +154,13 @@ class _CachedKeys(dict):
         return key
 
 
+_NO_FORMS: dict[bytes, seal.KnownForm] = {}
+
+
+def _not_cached(ident: str) -> seal.SealKey:
+    raise KeyError(ident)
+
+
 class Sealed(msgspec.Struct, frozen=True):
     """Statements and their authority as :meth:`LearnerKeys.seal_statements`
     sealed them: the cache's ``epoch`` then and every (pseudonym,
@@ -151,8 +175,9 @@ class Sealed(msgspec.Struct, frozen=True):
     epoch: int
     refs: frozenset[tuple[str, int]]
     ciphertexts: dict[bytes, bytes] = {}
-    forms: dict[tuple[str, bytes], tuple[str, str, int, str]] = {}
+    forms: dict[bytes, seal.KnownForm] = {}
     version: int = -1  # of the key cache when sealed (LearnerKeys._version)
+    tenant: str = ""
 
 
 class LearnerKeys:
@@ -174,8 +199,8 @@ class LearnerKeys:
         self._current: OrderedDict[tuple[str, str], seal.SealKey] = OrderedDict()
         self._ciphers: dict[tuple[str, str, int], Any] = {}
         self._pseudonyms: dict[tuple[str, str], str] = {}
-        # tenant and an Agent's JSON -> objectType, pseudonym, generation, sealed text
-        self._sealed: dict[tuple[str, bytes], tuple[str, str, int, str]] = {}
+        # tenant -> an Agent's sorted JSON -> its sealed form (objectType, pseudonym, generation, text)
+        self._sealed: dict[str, dict[bytes, seal.KnownForm]] = {}
         self.trust_cache = True
         # The last erasure (log_head.key_epoch) the cache is known to reflect.
         self.epoch = 0
@@ -427,69 +452,31 @@ class LearnerKeys:
     async def seal_statements(
         self, tenant: str, statements: list[dict[str, Any]], authority: dict[str, Any]
     ) -> Sealed:
-        """The Statements and the authority with every identity sealed."""
+        """The Statements and the authority with every identity sealed: one
+        walk (:class:`lrs.privacy.seal.StatementSealer`), the keys not cached
+        read (or made) after it, for the Agents that need them."""
         epoch, version = self.epoch, self._version
-        refs: set[tuple[str, int]] = set()
-        cache = self._sealed if self.trust_cache else {}
-        # v3 ciphertexts by reference, and the sealed forms that name them:
-        # cached only once the ciphertexts are committed (stored()), so a
-        # form reused from the cache names a ciphertext already stored.
-        pending: dict[bytes, bytes] = {}
-        fresh: dict[tuple[str, bytes], tuple[str, str, int, str]] = {}
-        compact_mark = seal._COMPACT_MARK
-
-        def sealed_with(keys: Any) -> Sealed:
-            def seal_text(key: seal.SealKey, plaintext: bytes) -> str:
-                refs.add((key.pseudonym, key.generation))
-                if self._references and plaintext.startswith(compact_mark):
-                    text, ref, ciphertext = seal.seal_reference(key, tenant, plaintext[len(compact_mark):])
-                    pending[ref] = ciphertext
-                    return text
-                return seal.seal_bytes(key, tenant, plaintext)
-
-            def sealer(agent: dict[str, Any]) -> dict[str, Any]:
-                # An Agent sealed before (same JSON, same tenant) is not sealed again.
-                own = seal.encode(agent)
-                hit = cache.get((tenant, own))
-                if hit is not None:
-                    object_type, pseudonym, generation, text = hit
-                    refs.add((pseudonym, generation))
-                    return {"objectType": object_type, "account": {"homePage": seal.PSEUDONYM_HOME, "name": pseudonym},
-                            seal.SEALED: text}
-                form = seal.seal_agent(agent, keys, seal_text)
-                account = form.get("account")
-                if account is not None and "member" not in form:
-                    key = keys[seal.identifier(agent)]
-                    fresh[(tenant, own)] = (form["objectType"], account["name"], key.generation, form[seal.SEALED])
-                    refs.add((key.pseudonym, key.generation))
-                return form
-
-            sealed_authority = sealer(authority)
-            return Sealed([seal.seal_statement(s, sealer) for s in statements], sealed_authority, epoch,
-                          frozenset(refs), pending, fresh, version)
-
-        sealed = None
         if self.trust_cache:
-            # The common case: every identity's key is cached; one pass.
-            try:
-                sealed = sealed_with(_CachedKeys(self, tenant))
-            except KeyError:
-                refs.clear()
-                pending.clear()
-                fresh.clear()
-        if sealed is None:
-            idents = seal.identities({"actor": authority})
-            for statement in statements:
-                idents |= seal.identities(statement)
-            sealed = sealed_with(await self.keys_for_writing(tenant, idents))
-        return sealed
+            # Sealed forms are reused only once their ciphertexts are
+            # committed (stored()): a form from the cache names a stored one.
+            forms = self._sealed.get(tenant, _NO_FORMS)
+            key_of = _CachedKeys(self, tenant).__getitem__
+        else:
+            forms, key_of = _NO_FORMS, _not_cached
+        sealer = seal.StatementSealer(tenant, forms, key_of, references=self._references)
+        sealed_authority = sealer.agent(authority)
+        sealed = [seal.seal_statement(s, sealer.agent) for s in statements]
+        if sealer.missing:
+            sealer.finish(await self.keys_for_writing(tenant, sealer.missing))
+        return Sealed(sealed, sealed_authority, epoch, frozenset(sealer.refs), sealer.ciphertexts, sealer.fresh,
+                      version, tenant)
 
     def stored(self, sealed: Sealed) -> None:
         """``sealed``'s Statements were committed, and with them its
         ciphertexts: its sealed forms may be reused (a later request that
         names an identity the same way then carries no ciphertext)."""
         if sealed.forms and self.trust_cache and self._version == sealed.version:
-            cache = self._sealed
+            cache = self._sealed.setdefault(sealed.tenant, {})
             if len(cache) + len(sealed.forms) > self._capacity:
                 cache.clear()
             cache.update(sealed.forms)

@@ -7,7 +7,8 @@ from typing import Annotated, Literal
 from msgspec import UNSET, Meta, UnsetType
 
 from lrs.xapi.actors import Actor, Agent, Group
-from lrs.xapi.common import Extensions, Iri, LanguageTag, Strict, Uuid
+from lrs.xapi.common import LANGUAGE_TAG_EXPECTED, CheckedLanguageTag, Extensions, Iri, Strict, Uuid, is_language_tag
+from lrs.xapi.errors import field_error
 from lrs.xapi.objects import Activity, StatementRef
 
 __all__ = ["ContextActivities", "ContextAgent", "ContextGroup", "Context", "V2_ONLY_FIELDS"]
@@ -50,9 +51,13 @@ class Context(Strict, kw_only=True):
     contextActivities: ContextActivities | UnsetType = UNSET
     revision: str | UnsetType = UNSET
     platform: str | UnsetType = UNSET
-    language: LanguageTag | UnsetType = UNSET
+    language: CheckedLanguageTag | UnsetType = UNSET
     statement: StatementRef | UnsetType = UNSET
     extensions: Extensions | UnsetType = UNSET
     # Only in xAPI 2.0.0; statement.py rejects them for 1.0.3 requests.
     contextAgents: list[ContextAgent] | UnsetType = UNSET
     contextGroups: list[ContextGroup] | UnsetType = UNSET
+
+    def __post_init__(self) -> None:
+        if self.language is not UNSET and not is_language_tag(self.language):
+            raise field_error(".language", LANGUAGE_TAG_EXPECTED)

@@ -11,7 +11,18 @@ from typing import Literal
 
 from msgspec import UNSET, UnsetType
 
-from lrs.xapi.common import Extensions, Iri, LanguageMap, Strict, Uuid
+from lrs.xapi.common import (
+    IRI_EXPECTED,
+    CheckedIri,
+    CheckedLanguageMap,
+    Extensions,
+    Iri,
+    LanguageMap,
+    Strict,
+    Uuid,
+    is_iri,
+    language_map_problem,
+)
 from lrs.xapi.errors import field_error
 
 __all__ = [
@@ -55,9 +66,9 @@ class InteractionComponent(Strict, kw_only=True):
 
 
 class ActivityDefinition(Strict, kw_only=True):
-    name: LanguageMap | UnsetType = UNSET
-    description: LanguageMap | UnsetType = UNSET
-    type: Iri | UnsetType = UNSET
+    name: CheckedLanguageMap | UnsetType = UNSET
+    description: CheckedLanguageMap | UnsetType = UNSET
+    type: CheckedIri | UnsetType = UNSET
     moreInfo: Iri | UnsetType = UNSET
     interactionType: InteractionType | UnsetType = UNSET
     correctResponsesPattern: list[str] | UnsetType = UNSET
@@ -69,6 +80,13 @@ class ActivityDefinition(Strict, kw_only=True):
     extensions: Extensions | UnsetType = UNSET
 
     def __post_init__(self) -> None:
+        for name, names in ((".name", self.name), (".description", self.description)):
+            if names is not UNSET:
+                problem = language_map_problem(names)
+                if problem:
+                    raise field_error(name, problem)
+        if self.type is not UNSET and not is_iri(self.type):
+            raise field_error(".type", IRI_EXPECTED)
         kind = self.interactionType
         lists = _get_lists(self)
         if kind is UNSET and self.correctResponsesPattern is UNSET and lists.count(UNSET) == len(lists):
@@ -101,8 +119,12 @@ class ActivityDefinition(Strict, kw_only=True):
 
 class Activity(Strict, kw_only=True):
     objectType: Literal["Activity"] | UnsetType = UNSET
-    id: Iri
+    id: CheckedIri
     definition: ActivityDefinition | UnsetType = UNSET
+
+    def __post_init__(self) -> None:
+        if not is_iri(self.id):
+            raise field_error(".id", IRI_EXPECTED)
 
 
 class StatementRef(Strict, kw_only=True):

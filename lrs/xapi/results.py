@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from msgspec import UNSET, UnsetType
 
-from lrs.xapi.common import Duration, Extensions, Strict
+from lrs.xapi.common import DURATION_EXPECTED, CheckedDuration, Extensions, Strict, is_duration
 from lrs.xapi.errors import field_error
 
 __all__ = ["Score", "Result"]
@@ -37,5 +37,9 @@ class Result(Strict, kw_only=True):
     success: bool | UnsetType = UNSET
     completion: bool | UnsetType = UNSET
     response: str | UnsetType = UNSET
-    duration: Duration | UnsetType = UNSET
+    duration: CheckedDuration | UnsetType = UNSET
     extensions: Extensions | UnsetType = UNSET
+
+    def __post_init__(self) -> None:
+        if self.duration is not UNSET and not is_duration(self.duration):
+            raise field_error(".duration", DURATION_EXPECTED)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from msgspec import UNSET, UnsetType
 
-from lrs.xapi.common import Iri, LanguageMap, Strict
+from lrs.xapi.common import IRI_EXPECTED, CheckedIri, CheckedLanguageMap, Strict, is_iri, language_map_problem
+from lrs.xapi.errors import field_error
 
 __all__ = ["Verb", "VOIDED"]
 
@@ -13,5 +14,13 @@ VOIDED = "http://adlnet.gov/expapi/verbs/voided"
 
 
 class Verb(Strict, kw_only=True):
-    id: Iri
-    display: LanguageMap | UnsetType = UNSET
+    id: CheckedIri
+    display: CheckedLanguageMap | UnsetType = UNSET
+
+    def __post_init__(self) -> None:
+        if not is_iri(self.id):
+            raise field_error(".id", IRI_EXPECTED)
+        if self.display is not UNSET:
+            problem = language_map_problem(self.display)
+            if problem:
+                raise field_error(".display", problem)

@@ -154,16 +154,100 @@ def test_patterns_applied_with_a_shortcut_accept_what_their_published_rule_does(
     assert accepted > 200  # both sides were exercised
 
 
-def test_remembered_iris_answer_as_the_pattern_does_and_stay_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(
+    "name, good, bad",
+    [
+        ("IRI_PATTERN", "http://example.com/a", ["http://[::1", "no scheme"]),
+        ("LANGTAG_PATTERN", "en-US", ["en_US", "english-is-long"]),
+        ("DURATION_PATTERN", "PT5M", ["5M", "PT"]),
+    ],
+)
+def test_remembered_matches_answer_as_the_pattern_does_and_stay_bounded(name: str, good: str, bad: list[str]) -> None:
     from lrs.xapi import common
 
-    monkeypatch.setattr(common, "_KNOWN_IRIS", set())
-    monkeypatch.setattr(common, "_KNOWN_IRIS_MAX", 3)
+    pattern = getattr(common, name)
+    check = common._matches_cached(pattern, limit=3)
     for _ in range(2):  # the second time from what was remembered
-        assert is_iri("http://example.com/a") and not is_iri("http://[::1") and not is_iri("no scheme")
-    assert common._KNOWN_IRIS == {"http://example.com/a"}  # refused values are never remembered
-    long_iri = "http://example.com/" + "x" * common._KNOWN_IRI_MAX_LENGTH
-    assert is_iri(long_iri) and long_iri not in common._KNOWN_IRIS
+        assert check(good) and not any(check(b) for b in bad)
+    assert check.known == {good}  # refused values are never remembered
+    long_value = {"IRI_PATTERN": "http://example.com/", "LANGTAG_PATTERN": "x", "DURATION_PATTERN": "PT"}[name] + (
+        "-a1b2c3d4" * 40 if name == "LANGTAG_PATTERN" else "1" * 300 + ("S" if name == "DURATION_PATTERN" else "")
+    )
+    assert check(long_value) and long_value not in check.known
     for n in range(5):
-        assert is_iri(f"http://example.com/{n}")
-        assert len(common._KNOWN_IRIS) <= 3
+        assert check(good if n == 0 else {"IRI_PATTERN": f"http://example.com/{n}", "LANGTAG_PATTERN": f"en-{n}{n}{n}",
+                                          "DURATION_PATTERN": f"PT{n}S"}[name])
+        assert len(check.known) <= 3
+
+
+@pytest.mark.parametrize("name", ["IRI_PATTERN", "LANGTAG_PATTERN", "DURATION_PATTERN"])
+def test_remembered_checks_agree_with_the_full_grammar(name: str) -> None:
+    """Property: the remembered check (is_iri, is_language_tag, is_duration)
+    accepts exactly what the pattern accepts, whether a value is seen the first
+    time, again, or after the memory was emptied."""
+    from lrs.xapi import common
+
+    pattern = re.compile(getattr(common, name))
+    check = common._matches_cached(getattr(common, name), limit=50)
+    draw = random.Random(3987)
+    starts, pieces = {
+        "IRI_PATTERN": (["http://", "https://", "urn:", "", "x:"],
+                        ["a", "Z", "0", "-", ".", "/", ":", "?", "#", "%41", "%", "@", " ", "é", "\n", "[", "]"]),
+        "LANGTAG_PATTERN": (["", "en", "vi", "EN", "x", "i-"], ["-", "a", "Z", "US", "VN", "419", "Latn", "0", "x", "\n"]),
+        "DURATION_PATTERN": (["P", "PT", "", "p"], ["1Y", "5M", "2D", "3W", "T", "1H", "1.5S", "2,5M", "Y", ".", "\n"]),
+    }[name]
+    values = [draw.choice(starts) + "".join(draw.choices(pieces, k=draw.randrange(7))) for _ in range(400)]
+    accepted = 0
+    for _ in range(10):
+        for value in draw.sample(values, len(values)):
+            expected = pattern.match(value) is not None
+            assert check(value) == expected, value
+            accepted += expected
+    assert 0 < accepted < 4000  # both answers were exercised
+
+
+def test_statements_accept_a_remembered_field_exactly_when_its_pattern_does() -> None:
+    """Property, through the whole decode: a random value as a verb id,
+    context activity id, language map key, context language or duration is
+    accepted exactly when the published grammar accepts it, whether or not
+    it was seen before."""
+    import json
+
+    from lrs.xapi import common
+
+    iri = re.compile(common.PUBLISHED_PATTERNS[common.IRI_PATTERN])
+    tag = re.compile(common.PUBLISHED_PATTERNS[common.LANGTAG_PATTERN])
+    duration = re.compile(common.DURATION_PATTERN)
+    draw = random.Random(19)
+    iri_pieces = ["a", "Z", "0", "-", ".", "/", ":", "?", "#", "%41", "%", "@", " ", "é", "[", "]"]
+    tag_pieces = ["-", "a", "Z", "US", "VN", "419", "Latn", "0", "x", "_"]
+    duration_pieces = ["1Y", "5M", "2D", "3W", "T", "1H", "1.5S", "Y", "."]
+    outcomes = set()
+    for _ in range(600):
+        kind = draw.choice(["verb", "parent", "display", "language", "duration"])
+        if kind in ("verb", "parent"):
+            value = draw.choice(["http://", "https://", "urn:", "", "x:"]) + "".join(draw.choices(iri_pieces, k=draw.randrange(5)))
+            expected = iri.match(value) is not None
+        elif kind in ("display", "language"):
+            value = draw.choice(["", "en", "vi", "x", "i-"]) + "".join(draw.choices(tag_pieces, k=draw.randrange(4)))
+            expected = tag.match(value) is not None
+        else:
+            value = draw.choice(["P", "PT", ""]) + "".join(draw.choices(duration_pieces, k=draw.randrange(4)))
+            expected = duration.match(value) is not None
+        statement = {
+            "actor": {"mbox": "mailto:a@example.com"},
+            "verb": {"id": value if kind == "verb" else "http://ex.com/v",
+                     "display": {value if kind == "display" else "en": "x"}},
+            "object": {"id": "http://ex.com/a"},
+            "context": {"contextActivities": {"parent": [{"id": value if kind == "parent" else "http://ex.com/p"}]},
+                        "language": value if kind == "language" else "en"},
+            "result": {"duration": value if kind == "duration" else "PT1S"},
+        }
+        try:
+            parse_statement(json.dumps(statement), "1.0.3")
+            accepted = True
+        except XapiError:
+            accepted = False
+        assert accepted == expected, (kind, value)
+        outcomes.add((kind, accepted))
+    assert len(outcomes) == 10  # every field both accepted and refused

@@ -257,3 +257,40 @@ def test_agent_named_finds_an_identity_by_pseudonym_in_an_opened_statement_or_sa
     erased_form = seal.open_statement(sealed, without_lan, TENANT)
     assert seal.agent_named(erased_form, lan, pseudonym_of) == (None, True)
     assert seal.agent_named(erased_form, pseudonym_of("openid:https://id.example/hoa"), pseudonym_of)[0] is not None
+
+
+def _load_at_once(path, barrier, results):
+    import secrets
+    import time
+
+    def slow_token_bytes(n):  # a busy machine: time passes while a key is made
+        time.sleep(0.2)
+        return secrets.token_bytes(n)
+
+    master.secrets = type("SlowSecrets", (), {"token_bytes": staticmethod(slow_token_bytes)})
+    barrier.wait()
+    try:
+        results.put(master.load_or_create(path).pseudonym_key)
+    except Exception as exc:  # noqa: BLE001 - reported to the test
+        results.put(repr(exc))
+
+
+def test_processes_starting_together_agree_on_one_master_key_and_never_read_a_half_written_file(tmp_path):
+    """Two HTTP workers start at once: one made the file empty and the other
+    read it before the key was written ("a privacy key is 32 bytes, got 0")."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")
+    for attempt in range(2):
+        path = tmp_path / str(attempt) / "privacy-key"
+        barrier, results = context.Barrier(6), context.Queue()
+        procs = [context.Process(target=_load_at_once, args=(path, barrier, results)) for _ in range(6)]
+        for proc in procs:
+            proc.start()
+        keys = [results.get(timeout=30) for _ in procs]
+        for proc in procs:
+            proc.join(30)
+        assert len(set(keys)) == 1 and isinstance(keys[0], bytes), keys
+        assert master.load_or_create(path).pseudonym_key == keys[0]
+        assert sorted(p.name for p in path.parent.iterdir()) == ["privacy-key"]  # no draft left
+        assert os.stat(path).st_mode & 0o777 == 0o600

@@ -251,3 +251,53 @@ def test_unsupported_version_argument_is_refused() -> None:
     with pytest.raises(XapiError) as err:
         parse_statements(json.dumps(MINIMAL).encode(), "0.95")
     assert err.value.status == 400
+
+
+_REMEMBERED = {"verb": {"id": "http://ex.com/v", "display": {"en-US": "did"}},
+               "object": {"id": "http://ex.com/a", "definition": {"name": {"en": "A"}, "description": {"vi": "B"},
+                                                                    "type": "http://ex.com/t"}},
+               "result": {"duration": "PT5M"},
+               "context": {"language": "vi-VN", "contextActivities": {"parent": [{"id": "http://ex.com/p"}],
+                                                                      "other": {"id": "http://ex.com/o"}}}}
+_IRI = "Expected an RFC 3987 IRI with a scheme (e.g. http://example.com/x)"
+_TAG = "Expected an RFC 5646 language tag (e.g. en-US)"
+
+
+@pytest.mark.parametrize("in_substatement", [False, True])
+@pytest.mark.parametrize(
+    "path, value, message, error_path",
+    [
+        ("verb.id", "no scheme", _IRI, "verb.id"),
+        ("verb.id", "http://[::1", _IRI, "verb.id"),
+        ("object.definition.type", "http://ex.com/ x", _IRI, "object.definition.type"),
+        ("context.contextActivities.parent[0].id", "", _IRI, "context.contextActivities.parent[0].id"),
+        ("context.contextActivities.other.id", "x", _IRI, "context.contextActivities.other.id"),
+        ("verb.display", {"en_US": "x"}, f"Invalid key: {_TAG}", "verb.display"),
+        ("object.definition.name", {"en-US": "x", "": "y"}, f"Invalid key: {_TAG}", "object.definition.name"),
+        ("object.definition.description", {"en-US\n": "x"}, f"Invalid key: {_TAG}", "object.definition.description"),
+        ("context.language", "toolongtag-", _TAG, "context.language"),
+        ("result.duration", "5M", "Expected an ISO 8601 duration (e.g. PT1H30M, P3Y, P4W)", "result.duration"),
+        ("result.duration", "PT5M\n", "Expected an ISO 8601 duration (e.g. PT1H30M, P3Y, P4W)", "result.duration"),
+    ],
+)
+def test_fields_checked_from_remembered_matches_fail_as_their_patterns_did(
+    path: str, value: Any, message: str, error_path: str, in_substatement: bool
+) -> None:
+    """Verb ids, display and definition language maps, activity types and
+    context activity ids, context language and result duration are checked
+    in their Struct (lrs.xapi.common.is_iri and others remember what matched)
+    rather than by msgspec's pattern: the same 400, message and path, twice
+    (the second time after the good values were remembered)."""
+    statement = changed({"actor": {"mbox": "mailto:a@example.com"}, **_REMEMBERED}, path, value)
+    prefix = "$[0]"
+    if in_substatement:
+        statement = {"actor": {"mbox": "mailto:z@example.com"}, "verb": {"id": "http://ex.com/v"},
+                     "object": {"objectType": "SubStatement", **statement}}
+        prefix = "$[0].object"
+    for _ in range(2):
+        with pytest.raises(XapiError) as caught:
+            parse_statements(json.dumps([statement]), "1.0.3")
+        assert caught.value.status == 400
+        assert caught.value.path == f"{prefix}.{error_path}"
+        assert str(caught.value).startswith(message), str(caught.value)
+    parse_statements(json.dumps([{"actor": {"mbox": "mailto:a@example.com"}, **_REMEMBERED}]), "1.0.3")

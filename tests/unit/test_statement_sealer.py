@@ -1,0 +1,139 @@
+"""Sealing one request's Statements in one walk (lrs.privacy.seal.seal_statement
+and StatementSealer): the same sealed forms as sealing each Agent on its own,
+keys read only for the Agents that need them, known forms reused."""
+
+from __future__ import annotations
+
+import copy
+import os
+
+from lrs.privacy import seal
+
+TENANT = "t1"
+PSEUDONYM_KEY = b"k" * 32
+
+LAN = {"objectType": "Agent", "mbox": "mailto:lan@example.org", "name": "Nguyễn Thị Lan"}
+STATEMENT = {
+    "id": "6fbd600f-d17c-4c74-801a-2ec2e53231f7",
+    "actor": LAN,
+    "verb": {"id": "http://adlnet.gov/expapi/verbs/passed"},
+    "object": {"objectType": "SubStatement",
+               "actor": {"objectType": "Group", "name": "Nhóm 3",
+                         "member": [{"account": {"homePage": "https://x.example", "name": "minh"}, "name": "Minh"}]},
+               "verb": {"id": "http://adlnet.gov/expapi/verbs/attempted"},
+               "object": {"objectType": "Agent", "openid": "https://id.example/hoa"},
+               "context": {"instructor": {"mbox_sha1sum": "b" * 40}}},
+    "authority": {"objectType": "Agent", "account": {"homePage": "https://lrs.example", "name": "platform"}},
+    "context": {"instructor": {"mbox_sha1sum": "a" * 40, "name": "Thầy Hùng"},
+                "team": {"objectType": "Group", "mbox": "mailto:team@example.org", "name": "Đội A",
+                         "member": [{"mbox": "mailto:lan@example.org"}]},
+                "contextAgents": [{"objectType": "contextAgent", "agent": dict(LAN)}],
+                "contextGroups": [{"objectType": "contextGroup",
+                                   "group": {"objectType": "Group", "openid": "https://id.example/g"}}],
+                "registration": "ec531277-b57b-4c15-8d91-d292c5b2b8f7"},
+}
+ACTIVITY_STATEMENT = {"actor": {"objectType": "Agent", "mbox": "mailto:an@example.org", "name": "An"},
+                      "verb": {"id": "http://adlnet.gov/expapi/verbs/passed"},
+                      "object": {"objectType": "Activity", "id": "https://example.org/a"},
+                      "context": {"registration": "ec531277-b57b-4c15-8d91-d292c5b2b8f7"}}
+
+
+def _keys(*statements):
+    found = {}
+    for statement in statements:
+        for ident in seal.identities(statement):
+            found[ident] = seal.SealKey(seal.pseudonym(PSEUDONYM_KEY, TENANT, ident), 1,
+                                        seal.new_data_key_cipher(os.urandom(32)))
+    return found
+
+
+def _one_by_one(statement, keys):
+    """Each Agent sealed on its own (seal_agent), in the v3 form."""
+    stored = {}
+
+    def seal_text(key, plaintext):
+        if plaintext.startswith(seal._COMPACT_MARK):
+            text, ref, ciphertext = seal.seal_reference(key, TENANT, plaintext[len(seal._COMPACT_MARK):])
+            stored[ref] = ciphertext
+            return text
+        return seal.seal_bytes(key, TENANT, plaintext)
+
+    return seal.seal_statement(statement, lambda agent: seal.seal_agent(agent, keys, seal_text)), stored
+
+
+def test_the_walk_visits_every_agent_place_in_the_generic_order_and_leaves_the_input_alone():
+    before = copy.deepcopy(STATEMENT)
+    visited = []
+
+    def mark(agent):
+        visited.append(agent)
+        return {"objectType": "Agent", "account": {"homePage": "h", "name": str(len(visited))}}
+
+    sealed = seal.seal_statement(STATEMENT, mark)
+    expected = [c[n] for c, n in seal._agent_slots(copy.deepcopy(STATEMENT)) if isinstance(c.get(n), dict)]
+    assert visited == expected and len(visited) == 9
+    assert STATEMENT == before
+    for container, name in seal._agent_slots(sealed):
+        assert container[name]["account"]["homePage"] == "h", name
+    assert sealed["context"]["registration"] == STATEMENT["context"]["registration"]
+
+
+def test_the_sealer_seals_as_each_agent_sealed_on_its_own():
+    keys = _keys(STATEMENT, ACTIVITY_STATEMENT)
+    sealer = seal.StatementSealer(TENANT, {}, keys.__getitem__)
+    sealed = [seal.seal_statement(s, sealer.agent) for s in (STATEMENT, ACTIVITY_STATEMENT)]
+    one, stored_one = _one_by_one(STATEMENT, keys)
+    two, stored_two = _one_by_one(ACTIVITY_STATEMENT, keys)
+    assert sealed == [one, two]
+    assert sealer.ciphertexts == {**stored_one, **stored_two}
+    assert sealer.refs == seal.sealed_refs(one) | seal.sealed_refs(two)
+    assert not sealer.missing
+    opened = seal.open_statement(sealed[0], {(k.pseudonym, 1): k.cipher for k in keys.values()}, TENANT,
+                                 sealer.ciphertexts)
+    assert opened == STATEMENT
+
+
+def test_agents_whose_keys_are_not_at_hand_are_sealed_after_their_keys_are_read():
+    keys = _keys(STATEMENT, ACTIVITY_STATEMENT)
+    cached = {k: v for k, v in keys.items() if k != "mbox:mailto:lan@example.org"}
+
+    def key_of(ident):
+        return cached[ident]
+
+    sealer = seal.StatementSealer(TENANT, {}, key_of)
+    sealed = [seal.seal_statement(s, sealer.agent) for s in (STATEMENT, ACTIVITY_STATEMENT)]
+    # Lan as the actor, a context Agent and a member of the team: those three wait.
+    assert sealed[0]["actor"] == {} and sealed[0]["context"]["contextAgents"][0]["agent"] == {}
+    assert sealed[0]["context"]["team"] == {}
+    assert sealer.missing >= {"mbox:mailto:lan@example.org"}
+    assert sealer.missing <= set(keys)
+    sealer.finish({ident: keys[ident] for ident in sealer.missing})
+    assert sealed == [_one_by_one(STATEMENT, keys)[0], _one_by_one(ACTIVITY_STATEMENT, keys)[0]]
+
+
+def test_a_known_sealed_form_is_reused_and_an_agent_repeated_in_a_request_is_sealed_once():
+    keys = _keys(ACTIVITY_STATEMENT)
+    first = seal.StatementSealer(TENANT, {}, keys.__getitem__)
+    batch = [seal.seal_statement(ACTIVITY_STATEMENT, first.agent) for _ in range(3)]
+    assert len(first.ciphertexts) == 1 and len(first.fresh) == 1
+    assert batch[0]["actor"] is batch[2]["actor"]
+
+    def no_key(ident):
+        raise AssertionError(f"a known form needs no key ({ident})")
+
+    again = seal.StatementSealer(TENANT, first.fresh, no_key)
+    assert seal.seal_statement(ACTIVITY_STATEMENT, again.agent) == batch[0]
+    assert again.ciphertexts == {} and again.refs == first.refs
+    renamed = {**ACTIVITY_STATEMENT, "actor": {**ACTIVITY_STATEMENT["actor"], "name": "An Nguyễn"}}
+    other = seal.StatementSealer(TENANT, first.fresh, keys.__getitem__)
+    sealed = seal.seal_statement(renamed, other.agent)
+    assert sealed["actor"]["account"] == batch[0]["actor"]["account"]
+    assert sealed["actor"]["sealed"] != batch[0]["actor"]["sealed"] and len(other.ciphertexts) == 1
+
+
+def test_the_v2_form_is_sealed_when_references_are_off():
+    keys = _keys(ACTIVITY_STATEMENT)
+    sealer = seal.StatementSealer(TENANT, {}, keys.__getitem__, references=False)
+    sealed = seal.seal_statement(ACTIVITY_STATEMENT, sealer.agent)
+    assert sealed["actor"]["sealed"].startswith("v2.1.") and sealer.ciphertexts == {}
+    assert seal.open_statement(sealed, {(k.pseudonym, 1): k.cipher for k in keys.values()}, TENANT) == ACTIVITY_STATEMENT
