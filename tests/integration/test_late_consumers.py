@@ -6,6 +6,7 @@ projection created later, and ``lrs forward`` under a new name."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 from typing import Any
 
@@ -230,3 +231,55 @@ async def test_what_a_crashed_nats_server_lost_reaches_lrs_forward_from_the_log(
         await nc.close()
     logged = {str(r.statement_id) for r in await read_events_after(pool, 0, 100) if r.event_type == "statement"}
     assert set(target.statements) == logged and len(logged) == 7
+
+
+async def test_statements_arriving_while_lrs_forward_reads_the_log_and_a_restart_mid_way_lose_and_repeat_nothing(
+    pool: asyncpg.Pool, writer: StatementWriter, nats_control: Any, database_url: str
+) -> None:
+    nc = await _bare_stream(nats_control.url)
+    relay = Relay(pool, nats_control.url, batch_size=50, poll_interval=0.02)
+    relaying = asyncio.create_task(relay.run())
+    target = FakeLrs("target", "target-secret")
+    await target.start()
+
+    async def statements(first: int, count: int) -> None:
+        for n in range(first, first + count):
+            await write(writer, course_statement(n, "searching", "http://adlnet.gov/expapi/verbs/passed", n))
+            await asyncio.sleep(0.01)
+
+    try:
+        await statements(0, 20)  # the history: relayed, kept for no one
+        async with (LrsSink(target.url, "target", "target-secret") as sink,
+                    LogCheck(database_url) as log_check):
+            stop = asyncio.Event()
+
+            def forwarder(until_caught_up: bool) -> Forwarder:
+                def progress(stats: Any) -> None:
+                    if stats.forwarded >= 8:
+                        stop.set()  # the first run stops mid-way
+                return Forwarder(nats_control.url, sink, ForwardFilter.of([], [], []),
+                                 ForwardOptions(name="busy", until_caught_up=until_caught_up, fetch_timeout=0.1,
+                                                batch_size=4),
+                                 log_check, open_stored=forward_opener(log_check.pool, None), on_progress=progress)
+
+            arriving = asyncio.create_task(statements(20, 20))  # while the log is read
+            first = await asyncio.wait_for(forwarder(False).run(stop), 60)
+            assert 8 <= first.forwarded < 40
+            await arriving
+            await statements(40, 3)
+            deadline = asyncio.get_running_loop().time() + 30
+            while await pool.fetchval("SELECT max(position) FROM relay_checkpoints") != 43:
+                assert asyncio.get_running_loop().time() < deadline
+                await asyncio.sleep(0.05)
+            second = await asyncio.wait_for(forwarder(True).run(), 60)
+            assert first.forwarded + second.forwarded == 43
+    finally:
+        relaying.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await relaying
+        await relay.stop()
+        await target.close()
+        await nc.close()
+    logged = {str(r.statement_id) for r in await read_events_after(pool, 0, 100) if r.event_type == "statement"}
+    assert set(target.statements) == logged and len(logged) == 43
+    assert set(target.received.values()) == {1}  # none sent twice
