@@ -111,5 +111,11 @@ async def relayed_position(pool: asyncpg.Pool) -> int:
     return int(await pool.fetchval(RELAYED) or 0)
 
 
+def holes_query(holes: list[tuple[int, int]], limit: int) -> tuple[str, list[Any]]:
+    """The query (and its arguments) reading the first ``limit`` events in ``holes``."""
+    return SELECT_HOLES, [[h[0] for h in holes], [h[1] for h in holes], limit]
+
+
 async def read_holes(pool: asyncpg.Pool, holes: list[tuple[int, int]], limit: int) -> list[asyncpg.Record]:
-    return await pool.fetch(SELECT_HOLES, [h[0] for h in holes], [h[1] for h in holes], limit)
+    query, args = holes_query(holes, limit)
+    return await pool.fetch(query, *args)
