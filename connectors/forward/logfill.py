@@ -36,14 +36,27 @@ from lrs.event_contract import format_stored as stored_text
 from lrs.payload_codec import open_payload
 
 RELAYED = "SELECT max(position) FROM relay_checkpoints"
-# The events in the holes, in position order; payloads of statements only.
-SELECT_HOLES = """
-SELECT e.position, e.event_id, e.tenant, e.event_type, e.stored,
-       CASE WHEN e.event_type = 'statement' THEN e.payload END AS payload, e.prev_hash, e.hash
-FROM events e JOIN unnest($1::bigint[], $2::bigint[]) AS hole(first, last)
-  ON e.position BETWEEN hole.first AND hole.last
-ORDER BY e.position LIMIT $3
+# The events at the positions of a batch, in position order; payloads of
+# statements only.  One index lookup a position: a join of the holes' ranges
+# ordered and limited walked the index from position 1 up to the first hole.
+SELECT_AT = """
+SELECT position, event_id, tenant, event_type, stored,
+       CASE WHEN event_type = 'statement' THEN payload END AS payload, prev_hash, hash
+FROM events WHERE position = ANY($1::bigint[]) ORDER BY position
 """
+
+
+def first_positions(holes: list[tuple[int, int]], limit: int) -> list[int]:
+    """Pure: the first ``limit`` positions of ``holes`` (ascending, apart).
+    Log positions are gapless (docs/contracts.md), so these are the first
+    ``limit`` events in the holes, bar positions beyond the log's head."""
+    positions: list[int] = []
+    for first, last in holes:
+        room = limit - len(positions)
+        if room <= 0:
+            break
+        positions.extend(range(first, min(last, first + room - 1) + 1))
+    return positions
 
 
 def holes_up_to(mark: LowWaterMark, limit: int) -> list[tuple[int, int]]:
@@ -113,9 +126,9 @@ async def relayed_position(pool: asyncpg.Pool) -> int:
 
 def holes_query(holes: list[tuple[int, int]], limit: int) -> tuple[str, list[Any]]:
     """The query (and its arguments) reading the first ``limit`` events in ``holes``."""
-    return SELECT_HOLES, [[h[0] for h in holes], [h[1] for h in holes], limit]
+    return SELECT_AT, [first_positions(holes, limit)]
 
 
 async def read_holes(pool: asyncpg.Pool, holes: list[tuple[int, int]], limit: int) -> list[asyncpg.Record]:
     query, args = holes_query(holes, limit)
-    return await pool.fetch(query, *args)
+    return await pool.fetch(query, *args) if args[0] else []
