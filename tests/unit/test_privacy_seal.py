@@ -294,3 +294,23 @@ def test_processes_starting_together_agree_on_one_master_key_and_never_read_a_ha
         assert master.load_or_create(path).pseudonym_key == keys[0]
         assert sorted(p.name for p in path.parent.iterdir()) == ["privacy-key"]  # no draft left
         assert os.stat(path).st_mode & 0o777 == 0o600
+
+
+def test_a_new_master_key_file_is_made_durable_name_and_all(tmp_path, monkeypatch):
+    """Learner keys wrapped with a new master key are committed to
+    PostgreSQL right after: the file's name (its directory entry) must
+    survive a power cut as its bytes do, or the next start makes another
+    key and nothing sealed opens again."""
+    path = tmp_path / "keys" / "privacy-key"
+    synced = []
+    fsync = os.fsync
+
+    def recording_fsync(fd):
+        info = os.fstat(fd)
+        synced.append((info.st_ino, info.st_dev, os.path.exists(path)))
+        fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", recording_fsync)
+    master.load_or_create(path)
+    directory = os.stat(path.parent)
+    assert (directory.st_ino, directory.st_dev, True) in synced, synced
