@@ -83,6 +83,7 @@ def load_or_create(path: Path) -> MasterKey:
             except FileExistsError:
                 text = path.read_text()
             else:
+                _sync_directory(path.parent)  # the name too: learner keys wrapped with it commit next
                 return MasterKey(secret)
         finally:
             os.unlink(draft)
@@ -91,6 +92,14 @@ def load_or_create(path: Path) -> MasterKey:
     except (binascii.Error, ValueError):
         raise PrivacyKeyError(f"{path} does not hold a base64 privacy key") from None
     return MasterKey(secret)
+
+
+def _sync_directory(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def load(path: Path) -> MasterKey | None:
