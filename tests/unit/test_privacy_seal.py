@@ -314,3 +314,19 @@ def test_a_new_master_key_file_is_made_durable_name_and_all(tmp_path, monkeypatc
     master.load_or_create(path)
     directory = os.stat(path.parent)
     assert (directory.st_ino, directory.st_dev, True) in synced, synced
+
+
+def test_a_master_key_is_made_where_the_file_system_has_no_hard_links(tmp_path, monkeypatch):
+    """Some mounted volumes (FAT, SMB shares) refuse hard links: the key
+    file is still made there, private, once, without a draft left over."""
+    import errno
+
+    def no_link(source, target):
+        raise OSError(errno.EPERM, "Operation not permitted", source, None, target)
+
+    monkeypatch.setattr(os, "link", no_link)
+    path = tmp_path / "privacy-key"
+    first = master.load_or_create(path)
+    assert os.stat(path).st_mode & 0o777 == 0o600
+    assert master.load_or_create(path).pseudonym_key == first.pseudonym_key
+    assert [p.name for p in tmp_path.iterdir()] == ["privacy-key"]
