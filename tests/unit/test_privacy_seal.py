@@ -330,3 +330,26 @@ def test_a_master_key_is_made_where_the_file_system_has_no_hard_links(tmp_path, 
     assert os.stat(path).st_mode & 0o777 == 0o600
     assert master.load_or_create(path).pseudonym_key == first.pseudonym_key
     assert [p.name for p in tmp_path.iterdir()] == ["privacy-key"]
+
+
+def test_a_key_file_found_empty_is_read_once_its_maker_has_written_it(tmp_path):
+    """Without hard links the file is created, then written: a process
+    starting a moment later may find it empty, and must not fail on it."""
+    import base64
+    import threading
+    import time
+
+    path = tmp_path / "privacy-key"
+    path.touch(mode=0o600)
+    secret = os.urandom(32)
+
+    def write_later():
+        time.sleep(0.1)
+        path.write_text(base64.b64encode(secret).decode() + "\n")
+
+    writer = threading.Thread(target=write_later)
+    writer.start()
+    try:
+        assert master.load_or_create(path).key_id == master.MasterKey(secret).key_id
+    finally:
+        writer.join()
