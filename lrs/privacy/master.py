@@ -73,6 +73,8 @@ def load_or_create(path: Path) -> MasterKey:
     exclusively, and a process that finds it there waits for its line."""
     try:
         text = path.read_text()
+        if not text:  # made exclusively (no hard links) a moment ago, not written yet
+            text = _read_written(path)
     except FileNotFoundError:
         path.parent.mkdir(parents=True, exist_ok=True)
         secret = secrets.token_bytes(32)
