@@ -353,3 +353,13 @@ def test_a_key_file_found_empty_is_read_once_its_maker_has_written_it(tmp_path):
         assert master.load_or_create(path).key_id == master.MasterKey(secret).key_id
     finally:
         writer.join()
+
+
+def test_a_key_file_of_the_wrong_length_is_refused_with_its_path_on_one_line(tmp_path):
+    import base64
+
+    path = tmp_path / "privacy-key"
+    path.write_text(base64.b64encode(b"short").decode() + "\n")
+    with pytest.raises(master.PrivacyKeyError, match="privacy-key") as refused:
+        master.load_or_create(path)
+    assert "\n" not in str(refused.value)
