@@ -104,6 +104,8 @@ def load_or_create(path: Path) -> MasterKey:
         secret = base64.b64decode(text.strip(), validate=True)
     except (binascii.Error, ValueError):
         raise PrivacyKeyError(f"{path} does not hold a base64 privacy key") from None
+    if len(secret) != 32:
+        raise PrivacyKeyError(f"{path} holds {len(secret)} bytes, not a 32-byte privacy key")
     return MasterKey(secret)
 
 
