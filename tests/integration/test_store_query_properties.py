@@ -351,8 +351,8 @@ async def _nothing_reached(*_: Any) -> int:
 
 async def key_rows(pool: asyncpg.Pool, tenant: str) -> set[tuple[int, int]]:
     """The (position, key hash) rows statement_keys holds for the tenant's Statements."""
-    rows = await pool.fetch("SELECT k.position, k.key FROM statements s JOIN statement_keys k ON k.position = s.position"
-                            " WHERE s.tenant = $1", tenant)
+    rows = await pool.fetch("SELECT k.position, k.key FROM statements s"
+                            " JOIN statement_keys k ON k.position = s.position WHERE s.tenant = $1", tenant)
     return {(r["position"], r["key"]) for r in rows}
 
 
@@ -373,7 +373,8 @@ async def own_and_reached_key_rows(pool: asyncpg.Pool, tenant: str) -> set[tuple
             reached = bodies[target][1]
             pairs += [(position, key) for key in stored_keys.reached_keys(reached)]
             target = stored_keys.statement_ref_target(reached)
-    hashed = await pool.fetch("SELECT u.p, statement_key($1, u.k) AS key FROM unnest($2::bigint[], $3::text[]) AS u(p, k)",
+    hashed = await pool.fetch("SELECT u.p, statement_key($1, u.k) AS key"
+                              " FROM unnest($2::bigint[], $3::text[]) AS u(p, k)",
                               tenant, [p for p, _ in pairs], [k for _, k in pairs])
     return {(r["p"], r["key"]) for r in hashed}
 
