@@ -20,6 +20,7 @@ acknowledged path after a failed check).
 from __future__ import annotations
 
 from functools import lru_cache
+from operator import attrgetter
 from typing import Sequence, overload
 
 from lrs.event_contract import (
@@ -65,6 +66,7 @@ _HEADER = (f"NATS/1.0\r\n{MSG_ID_HEADER}: %s\r\n{POSITION_HEADER}: %d\r\n%s{STOR
            f"{HASH_HEADER}: %s\r\n{PREV_HASH_HEADER}: %s\r\n\r\n")
 _HEADER_BY_REFERENCE = _HEADER[:-2] + f"{PAYLOAD_REFERENCE_HEADER}: %d\r\n\r\n"
 _HPUB = "HPUB %s  %d %d\r\n%s"
+_payload_of = attrgetter("payload")
 
 
 class EventBatch(Sequence[OutgoingMessage]):
@@ -104,6 +106,9 @@ class EventBatch(Sequence[OutgoingMessage]):
     def max_data_length(self) -> int:
         """The largest data of the messages (a payload sent by reference has none)."""
         inline_max = self._inline_max
+        longest = max(map(len, map(_payload_of, self._records)), default=0)  # one pass in C: the usual batch
+        if longest <= inline_max:
+            return longest
         return max((n if (n := len(r.payload)) <= inline_max else 0 for r in self._records), default=0)
 
     def frames(self) -> list[bytes]:
