@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import statistics
 import sys
 import time
@@ -39,7 +38,6 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bulk_store as gen  # noqa: E402
-from ingest import _machine  # noqa: E402
 from lrs.runtime.postgres import EmbeddedPostgres  # noqa: E402
 from projections.competency.catalog import load_catalog  # noqa: E402
 from projections.competency.known_clock import certified_by_refold  # noqa: E402
@@ -47,9 +45,9 @@ from projections.competency.queries import SELECT_CHECKPOINT, resolve_program, u
 from projections.units.store import SELECT_MEMBERS_AT  # noqa: E402
 
 import asyncpg  # noqa: E402
+from run_record import add_result_options, load_average, machine, write_result  # noqa: E402
 
 MINISTRY = "growth-ministry"  # bench/growth.py's
-RESULTS = Path(__file__).resolve().parent / "results"
 
 
 async def former_position_at(conn: asyncpg.Connection, moment: datetime) -> int:
@@ -127,22 +125,17 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, required=True, help="a store kept by bench/growth.py --keep")
     parser.add_argument("--runs", type=int, default=20, help="timed counts per way and moment (default: 20)")
-    parser.add_argument("--label", default="", help="a word for the result file name")
-    parser.add_argument("--note", default="", help="free text stored with the result")
-    parser.add_argument("--no-write", action="store_true", help="print only")
+    add_result_options(parser)
     args = parser.parse_args(argv)
     started = datetime.now(timezone.utc)
-    load_before = os.getloadavg()
+    load_before = load_average()
     result = asyncio.run(run(args))
     record = {"benchmark": "as_of_known", "started": started.isoformat(timespec="seconds"),
               "command": "python " + " ".join(sys.argv), "settings": {"runs": args.runs, "data": str(args.data)},
-              "machine": {**_machine(), "loadavg_before": list(load_before), "loadavg_after": list(os.getloadavg())},
+              "machine": machine(load_before=load_before),
               "note": args.note, "result": result}
     if not args.no_write:
-        stamp = started.strftime("%Y%m%dT%H%M%SZ")
-        path = RESULTS / f"as_of_known-{args.label or 'run'}-{stamp}.json"
-        path.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
-        print(path)
+        write_result(record, "as_of_known", args.label or "run", indent=1)
     return 0
 
 

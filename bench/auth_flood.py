@@ -35,7 +35,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import aiohttp  # noqa: E402
 
-from bench.ingest import RESULTS_DIR, _machine, add_service_options, bench_target  # noqa: E402
+from bench.ingest import add_service_options, bench_target  # noqa: E402
+from bench.run_record import load_average, machine, write_result  # noqa: E402
 
 
 def _basic(key: str, secret: str) -> str:
@@ -106,12 +107,12 @@ async def run(args: argparse.Namespace) -> dict:
     return {
         "benchmark": "auth-flood",
         "recorded_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "machine": _machine(),
+        "machine": machine(),
         "note": args.note,
         "command": " ".join(["python", "bench/auth_flood.py", *sys.argv[1:]]),
         "settings": {"flooders": args.flooders, "duration_s": args.duration,
                      "spread_addresses": args.spread_addresses},
-        "load_average_1m_at_end": round(os.getloadavg()[0], 2),
+        "load_average_1m_at_end": load_average()[0],
         "legitimate_quiet": _summary(quiet),
         "legitimate_under_flood": _summary(flooded),
         "flood_statuses": dict(sorted(statuses.items())),
@@ -132,9 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     result = asyncio.run(run(args))
     print(json.dumps(result, indent=2))
     if not args.no_save:
-        RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-        out = args.output or RESULTS_DIR / f"auth-flood-{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}.json"
-        Path(out).write_text(json.dumps(result, indent=2) + "\n")
+        write_result(result, "auth-flood", output=args.output)
     return 0
 
 

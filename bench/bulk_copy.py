@@ -14,7 +14,11 @@ functions:
   key)``, the hashes of the keys); the payloads are stored as the writer
   stores them (:func:`lrs.payload_codec.store_payloads`);
 - ``voided`` is set on the statements a loaded voiding statement targets
-  (the writer's UPDATE, for targets loaded earlier).
+  (the writer's UPDATE, for targets loaded earlier);
+- each referring statement (a StatementRef or voiding one) gets the keys of
+  the statements its chain reaches, as the writer gives them
+  (lrs/store/ref_keys.py), by the function migration 0097 fills a store
+  with (``add_statement_ref_keys()``), after the indexes are built.
 
 Worker processes prepare chunks of statements in parallel; the hash chain
 passes from each chunk to the next through a queue (hashing is the cheap
@@ -214,6 +218,11 @@ async def load(url: str, total: int, processes: int) -> dict[str, Any]:
         timings["indexes_s"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         marked = await conn.execute(MARK_VOIDED, have)
+        timings["mark_voided_s"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        reached = await conn.fetchval("SELECT add_statement_ref_keys()")
+        timings["ref_keys_s"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
         last = stored_at(total - 1)
         await conn.execute("UPDATE log_head SET position = $1, hash = $2, stored = $3 WHERE singleton",
                            total, last_hash, last)
@@ -222,5 +231,5 @@ async def load(url: str, total: int, processes: int) -> dict[str, Any]:
         timings["analyze_s"] = time.perf_counter() - t0
     finally:
         await conn.close()
-    return {"statements_before": have, "statements_after": total, "voided_earlier": marked,
+    return {"statements_before": have, "statements_after": total, "voided_earlier": marked, "ref_keys_added": reached,
             **{k: round(v, 1) for k, v in timings.items()}}

@@ -23,12 +23,9 @@ import argparse
 import asyncio
 import base64
 import json
-import os
-import platform
 import re
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -49,8 +46,8 @@ from lrs.service import migrate  # noqa: E402
 from lrs.store.pool import create_pool  # noqa: E402
 from projections.units import store as units  # noqa: E402
 from projections.units.roster import Membership, Roster, Unit  # noqa: E402
+from bench.run_record import add_result_options, load_average, machine, write_result  # noqa: E402
 
-RESULTS_DIR = Path(__file__).resolve().parent / "results"
 PROGRAM = "https://lrs.example.org/competency/programs/civil-servant-basic-digital-skills"
 VERSION = "2025.1"
 KEY, SECRET = "bench", "bench-secret"
@@ -165,7 +162,7 @@ async def main_async(args: argparse.Namespace) -> dict:
         server = await pg.start()
         await ensure_database(server, "lrs")
         database_url = pg.url_for("lrs")
-        load_before = [round(x, 2) for x in os.getloadavg()]
+        load_before = load_average()
         data = await prepare(database_url, args)
         figures = await measure(database_url, args)
         return {
@@ -175,13 +172,9 @@ async def main_async(args: argparse.Namespace) -> dict:
             "data": data,
             **figures,
             "machine": {
-                "cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
-                "python": platform.python_version(), "loadavg_before": load_before,
-                "loadavg_after": [round(x, 2) for x in os.getloadavg()],
+                **machine(load_before=load_before),
                 "note": "a shared machine: PostgreSQL, the service and the client run on the same cores, "
                         "beside other work",
-                "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                                         cwd=ROOT, check=False).stdout.strip(),
             },
         }
     finally:
@@ -197,15 +190,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--certified-share", type=float, default=0.4, help="share of learners certified")
     parser.add_argument("--requests", type=int, default=30, help="measured requests of each kind")
     parser.add_argument("--warmup", type=int, default=3, help="requests before measuring")
-    parser.add_argument("--no-write", action="store_true", help="print only; do not write bench/results/")
+    add_result_options(parser, note=False)
     args = parser.parse_args(argv)
     result = asyncio.run(main_async(args))
     print(json.dumps(result, indent=2))
     if not args.no_write:
-        RESULTS_DIR.mkdir(exist_ok=True)
-        path = RESULTS_DIR / f"console-tree-{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%SZ')}.json"
-        path.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
-        print(f"wrote {path}")
+        write_result(result, "console-tree", args.label)
     return 0
 
 

@@ -20,11 +20,8 @@ import argparse
 import asyncio
 import hashlib
 import json
-import os
-import platform
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -43,7 +40,7 @@ from lrs.store import StatementWriter  # noqa: E402
 from lrs.store.erasure import shared_without  # noqa: E402
 from lrs.store.pool import create_pool  # noqa: E402
 
-RESULTS_DIR = Path(__file__).resolve().parent / "results"
+from bench.run_record import add_result_options, branch, load_average, machine, write_result  # noqa: E402
 AUTHORITY = {"objectType": "Agent", "mbox": "mailto:authority@example.gov.vn"}
 # The query before (every Statement of the tenant, its payload searched; the
 # learner's own were told apart by the read model's filter_keys then).
@@ -112,7 +109,7 @@ async def main_async(args: argparse.Namespace) -> dict:
     try:
         server = await pg.start()
         await ensure_database(server, "lrs")
-        load_before = [round(x, 2) for x in os.getloadavg()]
+        load_before = load_average()
         figures = await run(pg.url_for("lrs"), args)
         return {
             "benchmark": "erasure shared-attachment check",
@@ -122,12 +119,8 @@ async def main_async(args: argparse.Namespace) -> dict:
             "with_attachments": len(range(0, args.statements, args.every)),
             **figures,
             "machine": {
-                "cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
-                "python": platform.python_version(), "loadavg_before": load_before,
-                "loadavg_after": [round(x, 2) for x in os.getloadavg()],
+                **machine(load_before=load_before),
                 "note": "a shared machine (2 cores, other engineers' tests and benchmarks beside it)",
-                "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                                         cwd=ROOT, check=False).stdout.strip(),
             },
         }
     finally:
@@ -140,18 +133,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--statements", type=int, default=100_000, help="Statements in the tenant")
     parser.add_argument("--every", type=int, default=50, help="one Statement in this many carries an attachment")
     parser.add_argument("--runs", type=int, default=5, help="timings of each query (alternating)")
-    parser.add_argument("--no-write", action="store_true", help="print only; do not write bench/results/")
+    add_result_options(parser, note=False)
     args = parser.parse_args(argv)
     result = asyncio.run(main_async(args))
     print(json.dumps(result, indent=2))
     if not args.no_write:
-        RESULTS_DIR.mkdir(exist_ok=True)
-        branch = subprocess.run(["git", "rev-parse", "--abbrev-ref", "HEAD"], capture_output=True, text=True,
-                                cwd=ROOT, check=False).stdout.strip() or "unknown"
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-        path = RESULTS_DIR / f"erasure-attachments-{branch}-{stamp}.json"
-        path.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
-        print(f"wrote {path}")
+        write_result(result, "erasure-attachments", args.label or branch() or "unknown")
     return 0
 
 

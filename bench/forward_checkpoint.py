@@ -38,15 +38,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import asyncpg
-import psutil
 
 from connectors.forward.checkpoint import ForwardCheckpoint
 from lrs.runtime.postgres import EmbeddedPostgres
 from lrs.service import migrate
 from lrs.store.event_append import append_events
+from process_cpu import tree_cpu_s
+from run_record import add_result_options, load_average, write_result
 
-ROOT = Path(__file__).resolve().parents[1]
-RESULTS_DIR = ROOT / "bench" / "results"
 OLD_ADVANCE = """
 INSERT INTO forward_checkpoints (name, position) VALUES ($1, $2)
 ON CONFLICT (name) DO UPDATE SET position = GREATEST(forward_checkpoints.position, EXCLUDED.position),
@@ -89,26 +88,18 @@ def delivery_order(statements: list[int], hold_every: int, hold_for: int) -> lis
     return order
 
 
-def cpu_seconds(processes: list[psutil.Process]) -> float:
-    total = 0.0
-    for process in processes:
-        try:
-            times = process.cpu_times()
-            total += times.user + times.system
-        except psutil.NoSuchProcess:
-            pass
-    return total
+def cpu_seconds(server_pid: int) -> float:
+    """CPU seconds of this process and of the PostgreSQL server (every process below ``server_pid``)."""
+    return time.process_time() + tree_cpu_s(server_pid)
 
 
 async def run_once(url: str, server_pid: int, order: list[int], batch: int, kind: str, name: str) -> dict:
     pool = await asyncpg.create_pool(url, min_size=1, max_size=1)
-    server = psutil.Process(server_pid)
-    processes = [psutil.Process(), server, *server.children(recursive=True)]
     checkpoint = ForwardCheckpoint(pool, name)
     await checkpoint.load()
     saves: list[float] = []
     runs_max = 0
-    cpu0, wall0 = cpu_seconds(processes), time.perf_counter()
+    cpu0, wall0 = cpu_seconds(server_pid), time.perf_counter()
     for start in range(0, len(order), batch):
         chunk = order[start:start + batch]
         began = time.perf_counter()
@@ -122,7 +113,7 @@ async def run_once(url: str, server_pid: int, order: list[int], batch: int, kind
             runs_max = max(runs_max, len(checkpoint.mark.done_above))
         saves.append(time.perf_counter() - began)
     wall = time.perf_counter() - wall0
-    cpu = cpu_seconds(processes) - cpu0
+    cpu = cpu_seconds(server_pid) - cpu0
     row = await pool.fetchrow("SELECT position, done_above FROM forward_checkpoints WHERE name = $1", name)
     await pool.close()
     saves.sort()
@@ -169,7 +160,7 @@ async def run(args: argparse.Namespace) -> dict:
         "bench": "forward_checkpoint", "branch": args.name,
         "at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "events": args.events, "batch": args.batch, "rounds": args.rounds,
-        "load_average": os.getloadavg(), "cpus": os.cpu_count(), "python": platform.python_version(),
+        "load_average": load_average(), "cpus": os.cpu_count(), "python": platform.python_version(),
         "note": "a busy shared machine (2 cores, several benchmarks at once): compare rows of one run only",
         "results": results,
     }
@@ -181,13 +172,11 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=100, help="statements per batch, as --batch-size (default: 100)")
     parser.add_argument("--rounds", type=int, default=2, help="alternating old/new rounds (default: 2)")
     parser.add_argument("--name", default="forward-lwm", help="the branch or label in the result file's name")
+    add_result_options(parser, label=False, note=False)
     args = parser.parse_args()
     report = asyncio.run(run(args))
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    path = RESULTS_DIR / f"forward-checkpoint-{args.name}-{stamp}.json"
-    path.write_text(json.dumps(report, indent=2) + "\n")
-    print(path)
+    if not args.no_write:
+        write_result(report, "forward-checkpoint", args.name)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import sys
 import tempfile
 import time
@@ -100,14 +99,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--groups", type=int, default=30, help="groups of 100 statements (default 30)")
     parser.add_argument("--rounds", type=int, default=5, help="timings; the best is kept (default 5)")
     parser.add_argument("--data-root", default=None, help="where the scratch PostgreSQL lives (default: temp)")
-    parser.add_argument("--output", help="result file (default: bench/results/group-insert-encoding-<time>.json)")
-    parser.add_argument("--no-save", action="store_true")
-    args = parser.parse_args(argv)
     sys.path.insert(0, str(HERE))
     from checkout import use_checkout
+    from run_record import add_result_options, load_average, write_result
+
+    add_result_options(parser, label=False, note=False, output=True)
+    args = parser.parse_args(argv)
 
     commit = use_checkout(args.repo)
-    load_before = [round(x, 2) for x in os.getloadavg()]
+    load_before = load_average()
     per_statement = asyncio.run(_run(args))
     record = {
         "benchmark": "group-insert-encoding",
@@ -115,16 +115,13 @@ def main(argv: list[str] | None = None) -> int:
         "repo": args.repo,
         "commit": commit,
         "load_average_before": load_before,
-        "load_average_after": [round(x, 2) for x in os.getloadavg()],
+        "load_average_after": load_average(),
         "unit": "µs of client CPU per statement (process_time, best of rounds), groups of 100",
         "group_insert_client_us": round(per_statement, 2),
     }
     print(json.dumps(record))
-    if not args.no_save:
-        out = Path(args.output or HERE / "results"
-                   / f"group-insert-encoding-{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}.json")
-        out.write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n")
-        print(f"wrote {out}")
+    if not args.no_write:
+        write_result(record, "group-insert-encoding", output=args.output)
     return 0
 
 

@@ -65,11 +65,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-import bulk_store as gen  # noqa: E402  (the query bench's statements and its CPU reading)
+import bulk_store as gen  # noqa: E402  (the query bench's statements)
 import projection  # noqa: E402
 import queries  # noqa: E402
 import storage  # noqa: E402
-from ingest import _Connection, _free_port, _machine, _wait_ready  # noqa: E402
+from process_cpu import tree_cpu_s  # noqa: E402
+from run_record import add_result_options, load_average, machine, write_result  # noqa: E402
+from ingest import _Connection, _free_port, _wait_ready  # noqa: E402
 from lrs.nats.bus import STREAM_NAME  # noqa: E402
 from lrs.runtime.embedded import ensure_database  # noqa: E402
 from lrs.runtime.nats import EmbeddedNats  # noqa: E402
@@ -79,7 +81,6 @@ from lrs.xapi.identity import ifi_key  # noqa: E402
 from projections.units import store as units  # noqa: E402
 from projections.units.roster import Membership, Roster, Unit  # noqa: E402
 
-RESULTS_DIR = ROOT / "bench" / "results"
 KEY, SECRET = "bench-growth", "bench-growth-secret"
 AUTHORIZATION = "Basic " + base64.b64encode(f"{KEY}:{SECRET}".encode()).decode()
 MINISTRY = "growth-ministry"
@@ -152,8 +153,9 @@ async def post_all(url: str, bodies: list[tuple[int, bytes]], concurrency: int, 
 
 
 def service_cpu_s(pids: dict[str, int | None]) -> dict[str, float]:
-    """CPU seconds so far of each named process with its children (bench/bulk_store.py's reading)."""
-    return {name: gen.server_cpu_s(pid) for name, pid in pids.items()}
+    """CPU seconds so far of each named process with the processes below it,
+    those that have ended included (bench/process_cpu.py)."""
+    return {name: tree_cpu_s(pid, ended=True) if pid else 0.0 for name, pid in pids.items()}
 
 
 async def head_and_relayed(conn: asyncpg.Connection) -> tuple[int, int]:
@@ -259,7 +261,7 @@ async def grow(args: argparse.Namespace) -> dict[str, Any]:
             while head < size - args.window:
                 await post_all(url, feed.bodies(min(CHUNK, size - args.window - head)), args.concurrency, bar, retried)
                 head, _ = await head_and_relayed(conn)
-            load_before = [round(x, 2) for x in os.getloadavg()]
+            load_before = load_average()
             bodies = feed.bodies(size - head)
             cpu_before, own_before, started = service_cpu_s(pids), time.process_time(), time.perf_counter()
             await post_all(url, bodies, args.concurrency, bar, retried)
@@ -276,20 +278,20 @@ async def grow(args: argparse.Namespace) -> dict[str, Any]:
                            "cpu_us_per_statement": round(sum(cpu.values()) / window * 1e6, 1),
                            "cpu_us_per_statement_by_process": {k: round(v / window * 1e6, 1) for k, v in cpu.items()},
                            "load_generator_cpu_us_per_statement": round(own / window * 1e6, 1),
-                           "loadavg_before": load_before, "loadavg_after": [round(x, 2) for x in os.getloadavg()]},
+                           "loadavg_before": load_before, "loadavg_after": load_average()},
             }
             bar.set_postfix_str(f"{size:,}: relay, bytes")
             step["relay_catch_up_s"] = await wait_relayed(conn)
             step["bytes"] = await measure_bytes(database_url, pg, bus, events)
             bar.set_postfix_str(f"{size:,}: queries")
             measured = await queries.run(database_url, argparse.Namespace(
-                queries=args.queries, clients=args.clients, page=5, only=args.filters, explain=False))
+                queries=args.queries, clients=args.clients, page=5, only=args.filters, explain=False, buffers=False))
             step["queries"] = {"filters": measured["filters"], "statistics": measured["statistics"]}
             bar.set_postfix_str(f"{size:,}: replay")
             step["replay"] = await asyncio.to_thread(projection.replay_in_own_process, database_url, args.replay_batch)
             bar.set_postfix_str(f"{size:,}: as_of")
             step["as_of"] = await measure_as_of(url, args.as_of_runs)
-            step["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
+            step["loadavg_after"] = load_average()
             sizes.append(step)
             tqdm.write(summary_line(step), file=sys.stderr)
         bar.close()
@@ -376,11 +378,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--replay-batch", type=int, default=10_000, help="events per replay transaction")
     parser.add_argument("--as-of-runs", type=int, default=10, help="timed summaries per kind (default: 10)")
     parser.add_argument("--keep", action="store_true", help="keep the store (bench/queries.py --data DIR/postgres/..)")
-    parser.add_argument("--label", default="", help="a word for the result file name (main, after...)")
-    parser.add_argument("--note", default="", help="free text stored with the result")
-    parser.add_argument("--no-write", action="store_true", help="print only; do not write bench/results/")
     parser.add_argument("--table", type=Path, nargs="+", metavar="FILE",
                         help="print growth results as Markdown (several: each cell holds every run's figure) and exit")
+    add_result_options(parser)
     args = parser.parse_args(argv)
     if args.table is None:
         if args.data is None:
@@ -400,7 +400,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.data.exists():
         print(f"growth: {args.data} exists; give a new directory", file=sys.stderr)
         return 2
-    load_before = [round(x, 2) for x in os.getloadavg()]
+    load_before = load_average()
     started = datetime.now(timezone.utc)
     try:
         result = asyncio.run(grow(args))
@@ -412,16 +412,13 @@ def main(argv: list[str] | None = None) -> int:
         "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "command": "python bench/growth.py " + " ".join(sys.argv[1:]),
         "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-        "machine": {**_machine(), "loadavg_before": load_before, "loadavg_after": [round(x, 2) for x in os.getloadavg()],
+        "machine": {**machine(load_before=load_before),
                     "note": "service, PostgreSQL, nats-server and the load generator share these cores with other work"},
         "note": args.note, **result,
     }
     print(tables([record]))
     if not args.no_write:
-        stamp = started.strftime("%Y%m%dT%H%M%SZ")
-        path = RESULTS_DIR / f"growth-{args.label + '-' if args.label else ''}{stamp}.json"
-        path.write_text(json.dumps(record, indent=1, ensure_ascii=False) + "\n")
-        print(path, file=sys.stderr)
+        write_result(record, "growth", args.label, indent=1)
     return 0
 
 

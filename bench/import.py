@@ -23,7 +23,6 @@ import argparse
 import asyncio
 import base64
 import gzip
-import json
 import os
 import shutil
 import statistics
@@ -36,9 +35,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from ingest import _machine, add_service_options, bench_target, run_one  # noqa: E402
-
-RESULTS_DIR = Path(__file__).resolve().parent / "results"
+from ingest import add_service_options, bench_target, run_one  # noqa: E402
+from run_record import load_average, machine, write_result  # noqa: E402
 NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "urn:lrs:bench:import")
 DEFAULT_DATA = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "lrs-bench"
 
@@ -145,7 +143,7 @@ async def main_async(args: argparse.Namespace) -> int:
         if not key or not secret:
             print("bench: --key and --secret (or LRS_BENCH_KEY / LRS_BENCH_SECRET) are required", file=sys.stderr)
             return 2
-        load_before = os.getloadavg()
+        load_before = load_average()
         ingest = None
         if args.compare_seconds > 0:
             auth = "Basic " + base64.b64encode(f"{key}:{secret}".encode()).decode()
@@ -160,18 +158,15 @@ async def main_async(args: argparse.Namespace) -> int:
         "benchmark": "import",
         "recorded_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "target": url if not args.start_service else "lrs serve (embedded PostgreSQL and nats-server)",
-        "machine": _machine(),
-        "load_average_before": [round(x, 2) for x in load_before],
+        "machine": machine(),
+        "load_average_before": load_before,
         "note": args.note,
         "ingest_batch_100": ingest,
         "import": result,
         "import_vs_ingest": round(result["statements_per_s"] / ingest["statements_per_s"], 2) if ingest else None,
     }
     if not args.no_save:
-        RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-        out = args.output or RESULTS_DIR / f"import-{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}.json"
-        Path(out).write_text(json.dumps(record, indent=2) + "\n")
-        print(f"wrote {out}")
+        write_result(record, "import", output=args.output)
     return 0
 
 

@@ -239,9 +239,10 @@ async def _client(conn, batch, deadline, warmup_end, latencies, counts, errors, 
 
 
 async def run_one(url: str, auth: str, batch: int, concurrency: int, duration: float, warmup: float,
-                  cpu: ServiceCpu | None = None) -> dict:
+                  cpu: ServiceCpu | None = None, log: LogSampler | None = None) -> dict:
     """One measured run.  ``cpu``: the service's process tree, sampled when the
-    warm-up ends and when the run ends, for CPU per statement by process group."""
+    warm-up ends and when the run ends, for CPU per statement by process group;
+    ``log``: the service's database, for its group commits over the same time."""
     parts = urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
     path = (parts.path.rstrip("/") or "") + "/xapi/statements"
@@ -260,7 +261,10 @@ async def run_one(url: str, auth: str, batch: int, concurrency: int, duration: f
         client_cpu.append(time.process_time())
         if cpu is not None:
             samples.append(cpu.sample())
+        if log is not None:
+            log_samples.append(await log.sample())
 
+    log_samples: list[dict[str, int]] = []
     sampler = asyncio.ensure_future(sample_at_warmup_end())
     await asyncio.gather(
         *(
@@ -272,6 +276,8 @@ async def run_one(url: str, auth: str, batch: int, concurrency: int, duration: f
     measured = time.perf_counter() - warmup_end
     if cpu is not None:
         samples.append(cpu.sample())
+    if log is not None:
+        log_samples.append(await log.sample())
     client_cpu_s = time.process_time() - client_cpu[0]
     latencies.sort()
 
@@ -296,7 +302,57 @@ async def run_one(url: str, auth: str, batch: int, concurrency: int, duration: f
         "service_cpu_us_per_statement": per_statement_us(samples[0], samples[1], counts[0]) if samples else None,
         "bench_client_cpu_us_per_statement": round(client_cpu_s / counts[0] * 1e6, 1) if counts[0] else None,
         "load_average_after": load_average(),
+        "group_commits": await log.between(*log_samples) if log is not None and len(log_samples) == 2 else None,
     }
+
+
+def embedded_database_url(data_dir: Path) -> str:
+    """The URL of the database of an ``lrs serve`` started with ``LRS_DATA_DIR=data_dir``."""
+    from lrs.runtime.embedded import DATABASE_NAME
+    from lrs.runtime.postgres import database_url
+
+    return database_url(data_dir / "postgres" / "run", DATABASE_NAME)
+
+
+class LogSampler:
+    """The service's log head and PostgreSQL's transaction count, sampled when
+    a run's warm-up ends and when it ends: how many group commits wrote the
+    run's statements (a group's events are stored one microsecond apart, a
+    new group's at the clock), and how many transactions PostgreSQL committed
+    for each statement (every pooled query, reset and lock included)."""
+
+    def __init__(self, conn) -> None:  # type: ignore[no-untyped-def]
+        self._conn = conn
+
+    @classmethod
+    async def connect(cls, url: str) -> "LogSampler":
+        import asyncpg
+
+        return cls(await asyncpg.connect(url))
+
+    async def sample(self) -> dict[str, int]:
+        row = await self._conn.fetchrow(
+            "SELECT (SELECT position FROM log_head WHERE singleton) AS position,"
+            " xact_commit FROM pg_stat_database WHERE datname = current_database()"
+        )
+        return {"position": row["position"], "xact_commit": row["xact_commit"]}
+
+    async def between(self, first: dict[str, int], last: dict[str, int]) -> dict[str, float]:
+        groups = await self._conn.fetchval(
+            "SELECT count(*) FROM (SELECT stored - lag(stored) OVER (ORDER BY position) AS gap"
+            " FROM events WHERE position >= $1 AND position <= $2) g WHERE g.gap IS DISTINCT FROM interval '1 microsecond'",
+            first["position"], last["position"],
+        )
+        statements = last["position"] - first["position"]
+        groups = max(int(groups) - 1, 1)  # the first row only anchors the gaps
+        return {
+            "groups": groups,
+            "statements_per_group": round(statements / groups, 2),
+            "transactions_per_statement": round((last["xact_commit"] - first["xact_commit"]) / max(statements, 1), 2),
+        }
+
+    async def close(self) -> None:
+        await self._conn.close()
 
 
 def _machine() -> dict:
@@ -372,6 +428,7 @@ async def bench_target(args: argparse.Namespace, stop_timeout: float = 60) -> As
         proc = subprocess.Popen([python, "-m", "lrs", "serve"], env=env, cwd=tree)
         await _wait_ready(url, proc)
         args.service_pid = proc.pid
+        args.database_url = embedded_database_url(Path(args.data_dir or scratch))
         yield url, key, secret
     finally:
         if proc is not None:
@@ -390,11 +447,13 @@ async def main_async(args: argparse.Namespace) -> int:
         auth = "Basic " + base64.b64encode(f"{key}:{secret}".encode()).decode()
         service_pid = getattr(args, "service_pid", None)
         cpu = ServiceCpu(service_pid) if service_pid else None
+        database_url = getattr(args, "database_url", None)
+        log = await LogSampler.connect(database_url) if database_url else None
         load_before = load_average()
         for index, batch in enumerate(args.batch_sizes):
             concurrency = _concurrency(args.concurrency, index, batch)
             for _ in range(args.repeat):
-                result = await run_one(url, auth, batch, concurrency, args.duration, args.warmup, cpu)
+                result = await run_one(url, auth, batch, concurrency, args.duration, args.warmup, cpu, log)
                 runs.append(result)
                 used = result["service_cpu_us_per_statement"]
                 print(
@@ -404,9 +463,12 @@ async def main_async(args: argparse.Namespace) -> int:
                     + (f"  CPU µs/statement {({k: v for k, v in used.items() if not k.endswith(' system')})}"
                        if used else "")
                     + f"  load generator {result['bench_client_cpu_us_per_statement']} µs/statement"
+                    + (f"  {result['group_commits']}" if result["group_commits"] else "")
                     + f"  load {result['load_average_after']}",
                     flush=True,
                 )
+        if log is not None:
+            await log.close()
     record = {
         "benchmark": "ingest",
         "recorded_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),

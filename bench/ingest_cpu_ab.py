@@ -8,7 +8,8 @@ HTTP workers, PostgreSQL's processes, nats-server), drives it with
 ``bench/ingest.py --warmup 0`` from a separate process (the load generator is
 not counted), lets the relay catch up, notes the CPU time again, and divides
 by the statements stored (the log head).  Start-up and shutdown are not
-counted.  psutil reads the processes' CPU times.
+counted.  bench/process_cpu.py reads the CPU times from /proc, those of
+processes that ended during the run (and were waited for) included.
 
     python bench/ingest_cpu_ab.py --tree before=/path/main --tree after=/path/branch --rounds 3
 
@@ -32,24 +33,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import asyncpg
-import psutil
 
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 from ingest import _free_port, _wait_ready  # noqa: E402
-from log_head_lock import machine  # noqa: E402
-
-
-def tree_cpu(root: psutil.Process, seen: dict[int, float]) -> float:
-    """CPU seconds of ``root`` and its descendants; ``seen`` keeps the last
-    figure of each process, so one that ended still counts."""
-    for proc in [root, *root.children(recursive=True)]:
-        try:
-            times = proc.cpu_times()
-            seen[proc.pid] = times.user + times.system
-        except psutil.Error:
-            pass
-    return sum(seen.values())
+from process_cpu import tree_cpu_s  # noqa: E402
+from run_record import add_result_options, load_average, machine, write_result  # noqa: E402
 
 
 async def one_run(name: str, tree: Path, args: argparse.Namespace) -> dict:
@@ -63,20 +52,11 @@ async def one_run(name: str, tree: Path, args: argparse.Namespace) -> dict:
     # editable install would run ITS migrations against this tree's code.
     own = Path(tree) / ".venv" / "bin" / "python"
     proc = subprocess.Popen([str(own) if own.exists() else sys.executable, "-m", "lrs", "serve"], env=env, cwd=tree)
-    seen: dict[int, float] = {}
     try:
         await _wait_ready(url, proc)
-        root = psutil.Process(proc.pid)
         await asyncio.sleep(2)  # start-up work (migrations, stream set-up) settles
-        before = tree_cpu(root, seen)
-        sampler_stop = asyncio.Event()
-
-        async def sample() -> None:
-            while not sampler_stop.is_set():
-                tree_cpu(root, seen)
-                await asyncio.sleep(0.25)
-
-        sampler = asyncio.ensure_future(sample())
+        # every process below the server, those that ended (and were waited for) included
+        before = tree_cpu_s(proc.pid, ended=True)
         load = await asyncio.create_subprocess_exec(
             sys.executable, str(BENCH / "ingest.py"), "--url", url, "--key", key, "--secret", secret,
             "--batch-sizes", str(args.batch), "--warmup", "0", "--duration", str(args.duration), "--no-save",
@@ -84,9 +64,7 @@ async def one_run(name: str, tree: Path, args: argparse.Namespace) -> dict:
         )
         out, _ = await load.communicate()
         await asyncio.sleep(args.settle)  # the relay publishes the last groups
-        sampler_stop.set()
-        await sampler
-        after = tree_cpu(root, seen)
+        after = tree_cpu_s(proc.pid, ended=True)
         head = await _log_head(data)
         return {
             "tree": name, "statements": head, "cpu_s": round(after - before, 3),
@@ -115,14 +93,14 @@ async def _log_head(data: Path) -> int:
 
 async def main_async(args: argparse.Namespace) -> dict:
     trees = dict(t.split("=", 1) for t in args.tree)
-    load_before = os.getloadavg()
+    load_before = load_average()
     runs = []
     for round_index in range(args.rounds):
         order = list(trees) if round_index % 2 == 0 else list(reversed(trees))
         for name in order:
             result = await one_run(name, Path(trees[name]).resolve(), args)
             result["round"] = round_index
-            result["load_1m"] = round(os.getloadavg()[0], 2)
+            result["load_1m"] = load_average()[0]
             runs.append(result)
             print(json.dumps(result), flush=True)
     summary = {
@@ -134,7 +112,7 @@ async def main_async(args: argparse.Namespace) -> dict:
     }
     print(json.dumps(summary, indent=2))
     return {"benchmark": "ingest-cpu-ab", "recorded_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "command": "python " + " ".join(sys.argv), "machine": machine(load_before), "note": args.note,
+            "command": "python " + " ".join(sys.argv), "machine": machine(load_before=load_before), "note": args.note,
             "batch": args.batch, "duration_s": args.duration, "trees": trees, "runs": runs, "summary": summary}
 
 
@@ -146,14 +124,12 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=15)
     parser.add_argument("--settle", type=float, default=3, help="seconds after the load for the relay to catch up")
     parser.add_argument("--scratch", default=None, help="where the data directories go (default: the temp dir)")
-    parser.add_argument("--branch", default="")
-    parser.add_argument("--note", default="")
+    add_result_options(parser)
+    parser.add_argument("--branch", dest="label", help=argparse.SUPPRESS)  # the former name of --label
     args = parser.parse_args()
     record = asyncio.run(main_async(args))
-    branch = f"-{args.branch}" if args.branch else ""
-    out = BENCH / "results" / f"ingest-cpu-ab{branch}-{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}.json"
-    out.write_text(json.dumps(record, indent=2) + "\n")
-    print(f"saved {out.relative_to(BENCH.parent)}")
+    if not args.no_write:
+        write_result(record, "ingest-cpu-ab", args.label)
 
 
 if __name__ == "__main__":

@@ -29,6 +29,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH))
+from run_record import load_average, write_result  # noqa: E402
 VARIANTS = {
     "all on": {},
     "no anchors": {"LRS_ANCHOR_EVERY_EVENTS": "0", "LRS_ANCHOR_EVERY_S": "0"},
@@ -36,10 +38,6 @@ VARIANTS = {
     "no rate limit": {"LRS_RATE_LIMIT_PER_S": "0"},
     "no shedding": {"LRS_SHED_QUEUE_STATEMENTS": "0", "LRS_SHED_LOOP_LAG_MS": "0", "LRS_SHED_LATENCY_MS": "0"},
 }
-
-
-def load_average() -> float:
-    return os.getloadavg()[0]
 
 
 def main() -> int:
@@ -57,7 +55,7 @@ def main() -> int:
                 out = Path(scratch) / "result.json"
                 env = {**os.environ, "LRS_HTTP_WORKERS": args.workers, "LRS_PROJECTIONS_ENABLED": "false",
                        **VARIANTS[name]}
-                load_before = load_average()
+                load_before = load_average()[0]
                 done = subprocess.run(
                     [sys.executable, str(BENCH / "ingest.py"), "--start-service", "--batch-sizes", "100",
                      "--concurrency", "16", "--duration", str(args.duration), "--output", str(out)],
@@ -72,7 +70,7 @@ def main() -> int:
             rate = result["runs"][0]["statements_per_s"]
             runs.append({"variant": name, "round": round_ + 1, "statements_per_s": rate,
                          "p99_ms": result["runs"][0]["latency_ms"]["p99"],
-                         "load_average_before": round(load_before, 1), "load_average_after": round(load_average(), 1)})
+                         "load_average_before": round(load_before, 1), "load_average_after": round(load_average()[0], 1)})
             print(f"round {round_ + 1} {name:14s} {rate:8.0f} statements/s  (load {load_before:.1f})", flush=True)
     medians = {name: statistics.median(rates) for name in names
                if (rates := [r["statements_per_s"] for r in runs if r["variant"] == name and "error" not in r])}
@@ -85,12 +83,8 @@ def main() -> int:
         "runs": runs,
         "median_statements_per_s": medians,
     }
-    results = BENCH / "results"
-    results.mkdir(exist_ok=True)
-    path = results / f"ingest-toggles-{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}.json"
-    path.write_text(json.dumps(record, indent=1) + "\n")
     print(json.dumps(medians, indent=1))
-    print(f"wrote {path}")
+    write_result(record, "ingest-toggles", indent=1)
     return 0
 
 

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import statistics
 import sys
@@ -39,6 +38,7 @@ import msgspec  # noqa: E402
 
 from lrs.xapi import parse_statements  # noqa: E402
 from lrs.xapi.common import IRI_PATTERN, PUBLISHED_PATTERNS  # noqa: E402
+from bench.run_record import load_average, write_result  # noqa: E402
 from bench.store_writer import sample_statement  # noqa: E402
 
 LOOSE_PATTERN = r'^(?:[A-Za-z][A-Za-z0-9+.\-]*:[^\x00-\x20\x7f<>"{}|\\^`]+)$(?!\n)'
@@ -104,7 +104,7 @@ def main() -> int:
         "label": args.label,
         "recorded_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "python": sys.version.split()[0],
-        "load_average_1m": round(os.getloadavg()[0], 2),
+        "load_average_1m": load_average()[0],
         "per_iri_us": {"rfc3987": round(strict, 3), "rfc3987_portable": round(portable, 3),
                        "loose_before": round(loose, 3)},
         "iris_per_statement": 5,
@@ -117,8 +117,7 @@ def main() -> int:
     }
     print(json.dumps(result, indent=2))
     if args.record:
-        out = Path(__file__).parent / "results" / f"iri-{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}.json"
-        out.write_text(json.dumps(result, indent=2) + "\n")
+        write_result(result, "iri")
     return 0
 
 

@@ -29,13 +29,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import asyncpg
-import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import bulk_store as gen  # noqa: E402
+from process_cpu import tree_cpu_s  # noqa: E402
 from lrs.batching import AGENT_KEY  # noqa: E402
 from lrs.ingest.query import StatementQuery  # noqa: E402
 from lrs.store.reader import query_statements  # noqa: E402
@@ -48,17 +48,10 @@ DATA_DIR = ""  # the store's directory: only its PostgreSQL's processes are coun
 
 
 def _postgres_cpu() -> float:
-    """CPU seconds of this store's postmaster and its backends (the machine runs others)."""
-    total = 0.0
-    for proc in psutil.process_iter(["cmdline"]):
-        if DATA_DIR and DATA_DIR in " ".join(proc.info["cmdline"] or ()):
-            try:
-                for one in (proc, *proc.children(recursive=True)):
-                    times = one.cpu_times()
-                    total += times.user + times.system
-            except psutil.Error:
-                pass
-    return total
+    """CPU seconds of this store's PostgreSQL: its postmaster (postmaster.pid) and
+    every process below it (the machine runs others)."""
+    postmaster = (gen.server(Path(DATA_DIR)).pgdata / "postmaster.pid").read_text().split()[0]
+    return tree_cpu_s(int(postmaster))
 
 
 async def run(url: str, args: argparse.Namespace) -> dict:

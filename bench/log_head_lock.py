@@ -23,12 +23,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import os
-import platform
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -44,10 +40,8 @@ from lrs.store import StatementWriter, create_pool
 from lrs.service import migrate
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from run_record import add_result_options, load_average, machine, write_result  # noqa: E402
 from store_writer import AUTHORITY, sample_statement, with_database  # noqa: E402
-
-ROOT = Path(__file__).resolve().parents[1]
-RESULTS_DIR = ROOT / "bench" / "results"
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -99,19 +93,8 @@ async def measure(url: str, batch: int, statements: int, concurrency: int, wait_
     }
 
 
-def machine(load_before: tuple[float, float, float]) -> dict:
-    return {
-        "cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
-        "python": platform.python_version(),
-        "loadavg_before": [round(x, 2) for x in load_before],
-        "loadavg_after": [round(x, 2) for x in os.getloadavg()],
-        "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                                 cwd=ROOT, check=False).stdout.strip(),
-    }
-
-
 async def run(args: argparse.Namespace) -> dict:
-    load_before = os.getloadavg()
+    load_before = load_average()
     scratch = pg = None
     server = args.url
     if server is None:
@@ -143,7 +126,7 @@ async def run(args: argparse.Namespace) -> dict:
             "recorded_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "target": "StatementWriter against " + ("a private PostgreSQL 16 (fsync on)" if pg else "--url"),
             "command": "python " + " ".join(sys.argv),
-            "machine": machine(load_before),
+            "machine": machine(load_before=load_before),
             "note": args.note,
             "runs": runs,
         }
@@ -164,14 +147,11 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=16, help="callers appending at once")
     parser.add_argument("--wait-ms", type=float, default=2.0, help="the writer's group-commit wait")
     parser.add_argument("--repeat", type=int, default=1, help="runs per batch size")
-    parser.add_argument("--note", default="", help="free text stored with the result")
-    parser.add_argument("--no-save", action="store_true", help="print only")
+    add_result_options(parser)
     args = parser.parse_args()
     record = asyncio.run(run(args))
-    if not args.no_save:
-        out = RESULTS_DIR / f"log-head-lock-{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}.json"
-        out.write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n")
-        print(f"saved {out.relative_to(ROOT)}")
+    if not args.no_write:
+        write_result(record, "log-head-lock", args.label)
 
 
 if __name__ == "__main__":

@@ -27,11 +27,10 @@ import asyncpg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bulk_store import DATABASE, server  # noqa: E402
-from log_head_lock import machine  # noqa: E402
+from run_record import add_result_options, load_average, machine, write_result  # noqa: E402
 
 from lrs.service import migrate  # noqa: E402
 
-RESULTS = Path(__file__).resolve().parent / "results"
 SIZES = """
 SELECT c.relname AS name, pg_relation_size(c.oid) AS bytes FROM pg_class c
 JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -65,17 +64,15 @@ async def run(data: Path) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, required=True, help="a store made by bench/bulk_store.py (migrated in place)")
-    parser.add_argument("--label", default="", help="a word for the result file name")
-    parser.add_argument("--note", default="")
+    add_result_options(parser)
     args = parser.parse_args()
-    load = __import__("os").getloadavg()
+    load = load_average()
     result = asyncio.run(run(args.data))
     result.update({"benchmark": "migrate sizes", "command": "python " + " ".join(sys.argv), "note": args.note,
-                   "recorded_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": machine(load)})
+                   "recorded_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": machine(load_before=load)})
     print(json.dumps(result, indent=1))
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    label = f"-{args.label}" if args.label else ""
-    (RESULTS / f"migrate-sizes{label}-{stamp}.json").write_text(json.dumps(result, indent=1) + "\n")
+    if not args.no_write:
+        write_result(result, "migrate-sizes", args.label, indent=1)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,6 @@ import argparse
 import asyncio
 import importlib.util
 import json
-import os
 import statistics
 import sys
 import time
@@ -35,6 +34,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import bulk_store as gen  # noqa: E402
+from run_record import add_result_options, load_average, write_result  # noqa: E402
 from lrs.ingest.prepare import prepare_statements  # noqa: E402
 from lrs.ingest.query import StatementQuery  # noqa: E402
 from lrs.store import StatementWriter, create_pool  # noqa: E402
@@ -132,20 +132,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reader", type=Path, default=ROOT, help="the checkout whose reader is timed")
     parser.add_argument("--without-index", action="store_true", help="drop the (authority_key, position) index")
     parser.add_argument("--queries", type=int, default=50, help="pages per filter and authority (default: 50)")
-    parser.add_argument("--label", default="", help="a word for the result file name (before, after...)")
+    add_result_options(parser, note=False)
     args = parser.parse_args(argv)
     started = time.time()
     result = asyncio.run(main_async(args))
     result.update({"benchmark": "mine queries", "reader": str(args.reader), "index": not args.without_index,
                    "sealing": "off (bulk_store writes unsealed statements)", "limit": LIMIT,
                    "queries": args.queries, "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                   "seconds": round(time.time() - started, 1), "loadavg": list(os.getloadavg())})
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    label = f"-{args.label}" if args.label else ""
-    name = f"mine-queries-authority-index-{result['statements'] // 1000}k{label}-{stamp}.json"
-    out = ROOT / "bench" / "results" / name
-    out.write_text(json.dumps(result, indent=1) + "\n")
+                   "seconds": round(time.time() - started, 1), "loadavg": load_average()})
     print(json.dumps(result))
+    if not args.no_write:
+        write_result(result, f"mine-queries-authority-index-{result['statements'] // 1000}k", args.label, indent=1)
     return 0
 
 

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import platform
 import statistics
@@ -46,6 +45,7 @@ from lrs.eventlog import EventRecord, record_hash  # noqa: E402
 from lrs.nats import bus  # noqa: E402
 from lrs.nats.headers import use_fast_header_parse  # noqa: E402
 from lrs.runtime.nats import EmbeddedNats  # noqa: E402
+from bench.run_record import add_result_options, load_average, write_result  # noqa: E402
 
 
 def relay_messages(count: int, subject: str) -> list[OutgoingMessage]:
@@ -130,21 +130,18 @@ def run() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=50_000)
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--note", default="")
-    parser.add_argument("--no-write", action="store_true")
+    add_result_options(parser, label=False)
     args = parser.parse_args()
     figures = asyncio.run(main(args))
     for name, value in figures.items():
         print(f"{name:16} {value['median_us_per_message']:8.2f} µs/message  {value['us_per_message']}")
     result = {
         "bench": "nats-private-api", "time": datetime.now(timezone.utc).isoformat(), "messages": args.messages,
-        "rounds": args.rounds, "load_average": os.getloadavg(), "cpus": os.cpu_count(),
+        "rounds": args.rounds, "load_average": load_average(), "cpus": os.cpu_count(),
         "python": platform.python_version(), "note": args.note, "results": figures,
     }
     if not args.no_write:
-        out = ROOT / "bench" / "results" / f"nats-private-api-{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}.json"
-        out.write_text(json.dumps(result, indent=2) + "\n")
-        print(f"wrote {out.relative_to(ROOT)}")
+        write_result(result, "nats-private-api")
 
 
 if __name__ == "__main__":

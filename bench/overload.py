@@ -35,7 +35,6 @@ import json
 import multiprocessing
 import os
 import resource
-import subprocess
 import sys
 import time
 import urllib.request
@@ -46,7 +45,9 @@ from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.ingest import RESULTS_DIR, _Bodies, _Connection, _machine, add_service_options, bench_target  # noqa: E402
+from bench.ingest import _Bodies, _Connection, add_service_options, bench_target  # noqa: E402
+from bench.process_cpu import cpu_s  # noqa: E402
+from bench.run_record import branch, load_average, machine, write_result  # noqa: E402
 
 RETRY_AFTER_S = 1.0
 BUILD_BODIES_S = 4.0  # generator processes build their request bodies, then all start together
@@ -124,19 +125,6 @@ async def _sample_memory(port: int, samples: list[float], http_samples: list[flo
             await asyncio.wait_for(stop.wait(), 0.2)
         except TimeoutError:
             pass
-
-
-def _cpu_s(pids: list[int]) -> float:
-    """utime + stime of ``pids``, in seconds."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    total = 0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])
-        except (OSError, IndexError, ValueError):
-            continue
-    return total / ticks
 
 
 def _own_cpu_s() -> float:
@@ -249,7 +237,7 @@ async def run(args: argparse.Namespace, connections: int, side_env: dict[str, st
 
 
 async def _run(args: argparse.Namespace, connections: int) -> dict:
-    load_at_start = round(os.getloadavg()[0], 2)
+    load_at_start = load_average()[0]
     async with bench_target(args) as (url, key, secret):
         parts = urlsplit(url)
         host, port = parts.hostname or "127.0.0.1", parts.port or 80
@@ -271,9 +259,9 @@ async def _run(args: argparse.Namespace, connections: int) -> dict:
             ]
             await asyncio.sleep(start_at + args.warmup - time.time())
             metrics_before = await asyncio.to_thread(_histograms, url, auth)
-            service_cpu_before = _cpu_s(pids)
+            service_cpu_before = cpu_s(*pids)
             await asyncio.sleep(args.duration)
-            service_cpu = _cpu_s(pids) - service_cpu_before
+            service_cpu = cpu_s(*pids) - service_cpu_before
             metrics_after = await asyncio.to_thread(_histograms, url, auth)
             results = [await asyncio.to_thread(r.get) for r in pending]
         stop.set()
@@ -293,7 +281,7 @@ async def _run(args: argparse.Namespace, connections: int) -> dict:
         "benchmark": "overload",
         "recorded_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "target": url if not args.start_service else "lrs serve (embedded PostgreSQL and nats-server)",
-        "machine": _machine(),
+        "machine": machine(),
         "note": args.note,
         "settings": {
             "connections": connections,
@@ -307,7 +295,7 @@ async def _run(args: argparse.Namespace, connections: int) -> dict:
             "client_processes": args.client_processes,
         },
         "command": " ".join(["python", "bench/overload.py", *sys.argv[1:]]),
-        "load_average_1m": {"start": load_at_start, "end": round(os.getloadavg()[0], 2)},
+        "load_average_1m": {"start": load_at_start, "end": load_average()[0]},
         "ok_per_s": round(len(ok) / measured, 1),
         "latency_of_200_ms": {"p50": pct(0.50), "p99": pct(0.99), "max": pct(1.0)},
         "statuses": dict(sorted(statuses.items())),
@@ -334,15 +322,6 @@ def _memory(samples: list[float]) -> dict:
         "peak": round(max(samples), 1) if samples else None,
         "last": round(samples[-1], 1) if samples else None,
     }
-
-
-def _branch() -> str:
-    try:
-        out = subprocess.run(["git", "rev-parse", "--abbrev-ref", "HEAD"], capture_output=True, text=True,
-                             cwd=Path(__file__).parent, check=False).stdout.strip()
-    except OSError:
-        out = ""
-    return out.replace("/", "-") or "unknown"
 
 
 def _summary(run: dict, side: str) -> dict:
@@ -418,9 +397,7 @@ def main(argv: list[str] | None = None) -> int:
         result = asyncio.run(each())
         print(json.dumps(result, indent=2))
     if not args.no_save:
-        RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-        out = args.output or RESULTS_DIR / f"overload-{_branch()}-{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}.json"
-        Path(out).write_text(json.dumps(result, indent=2) + "\n")
+        write_result(result, "overload", branch() or "unknown", output=args.output)
     return 0
 
 

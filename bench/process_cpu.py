@@ -40,14 +40,31 @@ def _children() -> dict[int, list[int]]:
     return children
 
 
-def _cpu_s(pid: int) -> tuple[float, float] | None:
-    """(user, system) CPU seconds of ``pid``."""
+def _stat_fields(pid: int) -> list[str] | None:
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
-    fields = stat[stat.rindex(")") + 2:].split()
+    return stat[stat.rindex(")") + 2:].split()
+
+
+def _cpu_s(pid: int) -> tuple[float, float] | None:
+    """(user, system) CPU seconds of ``pid``."""
+    fields = _stat_fields(pid)
+    if fields is None:
+        return None
     return int(fields[11]) / _TICK, int(fields[12]) / _TICK  # utime, stime
+
+
+def _ended_children_cpu_s(pid: int) -> float:
+    """CPU seconds of the children ``pid`` has waited for (cutime + cstime)."""
+    fields = _stat_fields(pid)
+    return 0.0 if fields is None else (int(fields[13]) + int(fields[14])) / _TICK
+
+
+def cpu_s(*pids: int) -> float:
+    """User + system CPU seconds of ``pids`` themselves (one that has gone counts 0)."""
+    return sum(sum(seconds) for pid in pids if (seconds := _cpu_s(pid)) is not None)
 
 
 def _descendants(root: int, tree: dict[int, list[int]]) -> list[int]:
@@ -60,10 +77,15 @@ def _descendants(root: int, tree: dict[int, list[int]]) -> list[int]:
     return pids
 
 
-def tree_cpu_s(root: int) -> float:
-    """User + system CPU seconds of ``root`` and every process below it (for
-    a postmaster: PostgreSQL's whole CPU)."""
-    return sum(sum(seconds) for pid in _descendants(root, _children()) if (seconds := _cpu_s(pid)) is not None)
+def tree_cpu_s(*roots: int, ended: bool = False) -> float:
+    """User + system CPU seconds of ``roots`` and every process below them
+    (for a postmaster: PostgreSQL's whole CPU).  With ``ended``, also of the
+    processes below them that have ended and been waited for (PostgreSQL
+    backends of closed connections, restarted workers), which otherwise lose
+    their time between two readings."""
+    tree = _children()
+    pids = list(dict.fromkeys(pid for root in roots for pid in _descendants(root, tree)))  # once each
+    return cpu_s(*pids) + (sum(_ended_children_cpu_s(pid) for pid in pids) if ended else 0.0)
 
 
 def _group(pid: int, root: int, has_workers: bool) -> str:

@@ -22,11 +22,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import platform
 import secrets
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -46,7 +43,7 @@ from lrs.store.learner_keys import LearnerKeys  # noqa: E402
 from projections.units import store as units  # noqa: E402
 from projections.units.roster import Membership, Roster  # noqa: E402
 
-RESULTS_DIR = Path(__file__).resolve().parent / "results"
+from bench.run_record import add_result_options, branch, load_average, machine, write_result  # noqa: E402
 
 
 def moved(first: Roster, share: float) -> Roster:
@@ -98,7 +95,7 @@ async def main_async(args: argparse.Namespace) -> dict:
     try:
         server = await pg.start()
         await ensure_database(server, "lrs")
-        load_before = [round(x, 2) for x in os.getloadavg()]
+        load_before = load_average()
         figures = await run(pg.url_for("lrs"), args)
         if args.explain:
             lines = pg.log_path.read_text(errors="replace").splitlines()
@@ -113,12 +110,8 @@ async def main_async(args: argparse.Namespace) -> dict:
             "units": 1 + args.agencies * (1 + args.units),
             **figures,
             "machine": {
-                "cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
-                "python": platform.python_version(), "loadavg_before": load_before,
-                "loadavg_after": [round(x, 2) for x in os.getloadavg()],
+                **machine(load_before=load_before),
                 "note": "a shared machine (2 cores, other engineers' tests and benchmarks beside it)",
-                "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                                         cwd=ROOT, check=False).stdout.strip(),
             },
         }
     finally:
@@ -136,17 +129,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--explain", action="store_true", help="print the slow statements")
     parser.add_argument("--explain-ms", type=int, default=1000, help="slow: at least this many ms")
     parser.add_argument("--explain-chars", type=int, default=400, help="characters of each slow statement to print")
-    parser.add_argument("--no-write", action="store_true", help="print only; do not write bench/results/")
+    add_result_options(parser, note=False)
     args = parser.parse_args(argv)
     result = asyncio.run(main_async(args))
     print(json.dumps(result, indent=2))
     if not args.no_write:
-        RESULTS_DIR.mkdir(exist_ok=True)
-        branch = subprocess.run(["git", "rev-parse", "--abbrev-ref", "HEAD"], capture_output=True, text=True,
-                                cwd=ROOT, check=False).stdout.strip() or "unknown"
-        path = RESULTS_DIR / f"roster-load-{branch}-{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%SZ')}.json"
-        path.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
-        print(f"wrote {path}")
+        write_result(result, "roster-load", args.label or branch() or "unknown")
     return 0
 
 

@@ -49,8 +49,7 @@ from lrs.runtime.postgres import EmbeddedPostgres  # noqa: E402
 from lrs.service import migrate  # noqa: E402
 from projections.competency.catalog import load_catalog  # noqa: E402
 from projections.competency.series import unit_series  # noqa: E402
-
-RESULTS_DIR = Path(__file__).resolve().parent / "results"
+from bench.run_record import add_result_options, load_average, write_result  # noqa: E402
 TENANT = "default"
 START = datetime(2024, 1, 1, tzinfo=timezone.utc)
 
@@ -167,10 +166,10 @@ async def main_async(args: argparse.Namespace) -> dict:
         try:
             await migrate(pool)
             await fill(url, args)
-            load_before = [round(x, 2) for x in os.getloadavg()]
+            load_before = load_average()
             results = [await time_series(pool, program, "ministry", clock, args.runs) for clock in ("achieved", "known")]
             results.append(await time_series(pool, program, "agency-000", "achieved", args.runs))
-            load_after = [round(x, 2) for x in os.getloadavg()]
+            load_after = load_average()
         finally:
             await pool.close()
     finally:
@@ -179,7 +178,7 @@ async def main_async(args: argparse.Namespace) -> dict:
     return {
         "benchmark": "series",
         "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "settings": {k: v for k, v in vars(args).items() if k not in ("program", "version", "no_write")},
+        "settings": {k: v for k, v in vars(args).items() if k not in ("program", "version", "no_write", "label")},
         "target_ms": 200,
         "results": results,
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "load_before": load_before,
@@ -196,14 +195,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dropped-share", type=float, default=0.01, help="learners erased and dropped from the totals")
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--no-write", action="store_true", help="print the result only")
+    add_result_options(parser, note=False)
     args = parser.parse_args(argv)
     result = asyncio.run(main_async(args))
     print(json.dumps(result, indent=2))
     if not args.no_write:
-        RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-        (RESULTS_DIR / f"series-{stamp}.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+        write_result(result, "series", args.label)
     return 0
 
 

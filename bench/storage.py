@@ -50,15 +50,13 @@ import nats
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import projection  # noqa: E402
-from log_head_lock import machine  # noqa: E402
+from run_record import add_result_options, load_average, machine, write_result  # noqa: E402
 from store_writer import with_database  # noqa: E402
 
 from lrs.nats.bus import STREAM_NAME  # noqa: E402
 from lrs.runtime.nats import EmbeddedNats  # noqa: E402
 from lrs.runtime.postgres import EmbeddedPostgres  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
-RESULTS_DIR = ROOT / "bench" / "results"
 
 PG_SETTINGS = ("wal_compression", "max_wal_size", "min_wal_size", "checkpoint_timeout", "full_page_writes",
                "wal_level")
@@ -155,7 +153,7 @@ def directory_bytes(path: Path) -> int:
 
 
 async def run(args: argparse.Namespace) -> dict:
-    load_before = os.getloadavg()
+    load_before = load_average()
     scratch = Path(tempfile.mkdtemp(prefix="lrs-bench-storage-", dir="/tmp"))
     pg = None
     server = args.url
@@ -254,7 +252,7 @@ async def run(args: argparse.Namespace) -> dict:
             "benchmark": "storage",
             "recorded_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "command": "python " + " ".join(sys.argv),
-            "machine": machine(load_before),
+            "machine": machine(load_before=load_before),
             "note": args.note,
             "result": result,
         }
@@ -280,16 +278,12 @@ def main() -> None:
                         help="CHECKPOINT each time the log grows by this many statements while filling (steady-state WAL)")
     parser.add_argument("--pg-setting", action="append", default=[], metavar="NAME=VALUE",
                         help="a setting of the private PostgreSQL server (repeatable), e.g. wal_compression=pglz")
-    parser.add_argument("--note", default="")
-    parser.add_argument("--branch", default="", help="name put in the result file's name")
-    parser.add_argument("--no-save", action="store_true")
+    add_result_options(parser)
+    parser.add_argument("--branch", dest="label", help=argparse.SUPPRESS)  # the former name of --label
     args = parser.parse_args()
     record = asyncio.run(run(args))
-    if not args.no_save:
-        branch = f"-{args.branch}" if args.branch else ""
-        out = RESULTS_DIR / f"storage{branch}-{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}.json"
-        out.write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n")
-        print(f"saved {out.relative_to(ROOT)}")
+    if not args.no_write:
+        write_result(record, "storage", args.label)
 
 
 if __name__ == "__main__":

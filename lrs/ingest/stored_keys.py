@@ -16,12 +16,20 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
-from lrs.batching import filter_keys
+from lrs.batching import AUTHORITY_KEY, filter_keys
 from lrs.ingest.prepare import prepared_from_stored
 from lrs.ingest.query import StatementQuery
 from lrs.xapi.identity import authority_key, ifi_key
 
-__all__ = ["has_authority", "meets_filters", "statement_keys", "statement_ref_target"]
+__all__ = [
+    "REGISTRATION_KEY", "VERB_KEY", "has_authority", "meets_filters", "reached_keys", "statement_keys",
+    "statement_ref_target",
+]
+
+# The verb's key ('V:' || verb IRI is statements.verb_key's text) and the
+# registration's, as a referring Statement holds them in statement_keys for
+# the Statements its StatementRef chain reaches (:func:`reached_keys`).
+VERB_KEY, REGISTRATION_KEY = "V:", "R:"
 
 _AGENT_TYPES = ("Agent", "Group")
 _NOT_ACTIVITIES = ("Agent", "Group", "StatementRef", "SubStatement")
@@ -31,6 +39,20 @@ _NOT_SUB_ACTIVITIES = ("Agent", "Group", "StatementRef")
 def statement_keys(body: dict[str, Any]) -> frozenset[str]:
     """The read model's filter keys of a stored Statement ('A:', 'a:', 'O:', 'o:', 'U:')."""
     return frozenset(filter_keys(prepared_from_stored(body)))
+
+
+def reached_keys(body: dict[str, Any]) -> frozenset[str]:
+    """The keys a Statement whose StatementRef chain reaches the stored
+    Statement ``body`` holds for it in statement_keys (lrs/store/ref_keys.py):
+    its filter keys, its verb ('V:') and its registration ('R:', the UUID's
+    lowercase text, as PostgreSQL writes a uuid), not its authority (the
+    statements/read/mine scope is the referring Statement's own)."""
+    prepared = prepared_from_stored(body)
+    keys = {key for key in filter_keys(prepared) if not key.startswith(AUTHORITY_KEY)}
+    keys.add(VERB_KEY + prepared.verb_id)
+    if prepared.registration is not None:
+        keys.add(REGISTRATION_KEY + str(prepared.registration))
+    return frozenset(keys)
 
 
 def has_authority(body: dict[str, Any], authority: str) -> bool:

@@ -48,11 +48,23 @@ __all__ = ["CHANGES_CHANNEL", "LearnerKeys", "Sealed"]
 
 CHANGES_CHANNEL = "lrs_learner_keys"
 
+# Every statement below looks each wanted identity up on its own (a LATERAL
+# subquery with LIMIT runs once per identity, as an index lookup) rather
+# than "pseudonym = ANY($2)" or a join with the wanted list: those a planner
+# may answer by reading every key of the tenant, which it did in a new
+# database before the table's first ANALYZE (its guess: a tenant holds
+# 0.5% of the rows): 140-290 µs of PostgreSQL's CPU per learner once a
+# tenant held 20,000 learners, growing with every learner
+# (bench/seal_store_sql.py; docs/privacy.md "Cost").
 SELECT_CURRENT = """
-SELECT pseudonym, max(generation) AS generation,
-       (array_agg(wrapped) FILTER (WHERE wrapped IS NOT NULL))[1] AS wrapped
-FROM learner_keys WHERE tenant = $1 AND pseudonym = ANY($2::text[])
-GROUP BY pseudonym
+SELECT u.p AS pseudonym, k.generation, k.wrapped
+FROM unnest($2::text[]) AS u(p)
+CROSS JOIN LATERAL (
+    SELECT max(generation) AS generation,
+           (array_agg(wrapped) FILTER (WHERE wrapped IS NOT NULL))[1] AS wrapped
+    FROM learner_keys WHERE tenant = $1 AND pseudonym = u.p
+) AS k
+WHERE k.generation IS NOT NULL
 """
 INSERT_KEYS = """
 INSERT INTO learner_keys (tenant, pseudonym, generation, wrapped)
@@ -60,37 +72,42 @@ SELECT $1, p, g, w FROM unnest($2::text[], $3::int[], $4::bytea[]) AS u(p, g, w)
 ON CONFLICT DO NOTHING
 RETURNING pseudonym
 """
+# The live key of one wanted identity (the primary key's (tenant, pseudonym) prefix).
+_LIVE_KEY = """
+CROSS JOIN LATERAL (
+    SELECT generation, wrapped FROM learner_keys
+    WHERE tenant = $1 AND pseudonym = u.p AND wrapped IS NOT NULL LIMIT 1
+) AS k
+"""
 # The live keys of the identities a process has not cached, and for those
 # never seen, a new key (generation 1) unless another process made one
-# first: one statement.  Its transaction commits without waiting for the WAL
+# first: one statement.  An identity that has any key row has its
+# generation 1 (generations count up from 1 and rows are never deleted), so
+# the primary key's conflict alone leaves the known ones be: no lookup of
+# its own.  Its transaction commits without waiting for the WAL
 # flush (synchronous_commit off, set for it alone): every Statement sealed
 # under a new key commits after it, synchronously, and that flush covers the
 # key's earlier commit record; should PostgreSQL stop before, no Statement
 # under the key was committed, and every process drops its cached keys when
 # its listening connection is cut.
 LOAD_OR_CREATE = """
-WITH want AS (
-    SELECT p, w FROM unnest($2::text[], $3::bytea[]) AS u(p, w)
-), made AS (
+WITH made AS (
     INSERT INTO learner_keys (tenant, pseudonym, generation, wrapped)
-    SELECT $1, want.p, 1, want.w FROM want
-    WHERE NOT EXISTS (SELECT 1 FROM learner_keys k WHERE k.tenant = $1 AND k.pseudonym = want.p)
+    SELECT $1, u.p, 1, u.w FROM unnest($2::text[], $3::bytea[]) AS u(p, w)
     ON CONFLICT DO NOTHING
     RETURNING pseudonym, generation, wrapped, set_config('synchronous_commit', 'off', true) AS quick
 )
 SELECT pseudonym, generation, wrapped FROM made
 UNION ALL
-SELECT pseudonym, generation, wrapped FROM learner_keys
-WHERE tenant = $1 AND pseudonym = ANY($2::text[]) AND wrapped IS NOT NULL
-"""
-SELECT_LIVE = """
-SELECT pseudonym, generation, wrapped FROM learner_keys
-WHERE tenant = $1 AND pseudonym = ANY($2::text[]) AND wrapped IS NOT NULL
-"""
+SELECT u.p AS pseudonym, k.generation, k.wrapped FROM unnest($2::text[]) AS u(p)""" + _LIVE_KEY
+SELECT_LIVE = "SELECT u.p AS pseudonym, k.generation, k.wrapped FROM unnest($2::text[]) AS u(p)" + _LIVE_KEY
 SELECT_GENERATIONS = """
-SELECT k.pseudonym, k.generation, k.wrapped
+SELECT u.p AS pseudonym, u.g AS generation, k.wrapped
 FROM unnest($2::text[], $3::int[]) AS u(p, g)
-JOIN learner_keys k ON k.tenant = $1 AND k.pseudonym = u.p AND k.generation = u.g
+CROSS JOIN LATERAL (
+    SELECT wrapped FROM learner_keys
+    WHERE tenant = $1 AND pseudonym = u.p AND generation = u.g LIMIT 1
+) AS k
 """
 # The first statement of an erasure's transaction: takes the log head lock
 # (so no Statement is written meanwhile) and counts the erasure.
@@ -184,6 +201,7 @@ class LearnerKeys:
         self._pseudonyms: dict[tuple[str, str], str] = {}
         # tenant -> an Agent's sorted JSON -> its sealed form (objectType, pseudonym, generation, text)
         self._sealed: dict[str, dict[bytes, seal.KnownForm]] = {}
+        self._sealed_count = 0  # of every tenant's: the capacity bounds them together
         self.trust_cache = True
         # The last erasure (log_head.key_epoch) the cache is known to reflect.
         self.epoch = 0
@@ -222,12 +240,14 @@ class LearnerKeys:
         self._current.pop((tenant, pseudonym), None)
         self._ciphers = {k: v for k, v in self._ciphers.items() if k[0] != tenant or k[1] != pseudonym}
         self._sealed.clear()  # erasures are rare; which forms were its is not kept
+        self._sealed_count = 0
 
     def forget_all(self) -> None:
         self._version += 1
         self._current.clear()
         self._ciphers.clear()
         self._sealed.clear()
+        self._sealed_count = 0
 
     def heard(self, payload: str) -> None:
         """A change notification: ``'<tenant> <pseudonym> <epoch>'``."""
@@ -459,10 +479,13 @@ class LearnerKeys:
         ciphertexts: its sealed forms may be reused (a later request that
         names an identity the same way then carries no ciphertext)."""
         if sealed.forms and self.trust_cache and self._version == sealed.version:
+            if self._sealed_count + len(sealed.forms) > self._capacity:
+                self._sealed.clear()
+                self._sealed_count = 0
             cache = self._sealed.setdefault(sealed.tenant, {})
-            if len(cache) + len(sealed.forms) > self._capacity:
-                cache.clear()
+            before = len(cache)
             cache.update(sealed.forms)
+            self._sealed_count += len(cache) - before
 
     async def _ciphertexts_of(self, references: set[bytes]) -> dict[bytes, bytes]:
         """The stored ciphertexts of v3 sealed identities, by reference."""

@@ -5,6 +5,8 @@ newest first unless ``ascending``.  ``after_position`` continues a page
 sequence in the query's own direction.  Filters follow xAPI-Communication
 2.1.3, including "Filter Conditions for StatementRefs": a statement whose
 object is a StatementRef also matches when its target (recursively) does.
+Such a statement holds the keys of its chain's Statements in statement_keys
+(lrs/store/ref_keys.py), so the walks that find matches find it too.
 Voided statements are never in a filtered result.  ``authority`` (the
 statements/read/mine scope) limits every read to Statements with that
 authority IFI key; it is not part of the query the client sent, so it is
@@ -22,8 +24,9 @@ import msgspec
 
 from lrs.batching import ACTIVITY_KEY, AGENT_KEY, AUTHORITY_KEY, RELATED_ACTIVITY_KEY, RELATED_AGENT_KEY
 from lrs.ingest.query import StatementQuery
-from lrs.ingest.stored_keys import has_authority, meets_filters, statement_ref_target
+from lrs.ingest.stored_keys import REGISTRATION_KEY, has_authority, meets_filters, statement_ref_target
 from lrs.payload_codec import open_payload
+from lrs.store.ref_keys import MAX_REF_DEPTH
 
 # A statement's stored JSON is the payload of its event (same position),
 # fetched for each selected row by a subquery, so that the plans choosing the
@@ -69,28 +72,6 @@ FIRST_STORED_AFTER = """(
     )
     SELECT min(hi) FROM halves
 )"""
-# Depth cap on StatementRef chains: ids are client-chosen, so chains may loop.
-MAX_REF_DEPTH = 10
-REF_MATCHES = """EXISTS (
-    -- each statement of the chain looked up once by its id (OFFSET 0: never
-    -- by the filters over the tenant), telling both whether it matches and
-    -- where the chain goes next; the walk stops at the first match (``hit``
-    -- is never NULL: a registration filter is NULL on a Statement without
-    -- one, and NOT NULL would end the walk there instead of going on)
-    WITH RECURSIVE chain(next, depth, hit) AS (
-        SELECT t.statement_ref, 1, coalesce({target_filters}, false) FROM (
-            SELECT t.* FROM statements t WHERE t.tenant = $1 AND t.statement_id = s.statement_ref OFFSET 0
-        ) AS t
-        UNION ALL
-        SELECT t.statement_ref, c.depth + 1, coalesce({target_filters}, false)
-        FROM chain c, LATERAL (
-            SELECT t.* FROM statements t WHERE t.tenant = $1 AND t.statement_id = c.next OFFSET 0
-        ) AS t
-        WHERE c.depth < {max_depth} AND NOT c.hit AND c.next IS NOT NULL
-    )
-    SELECT 1 FROM chain c WHERE c.hit
-)"""
-
 Pool = asyncpg.Pool | asyncpg.Connection
 
 
@@ -133,9 +114,19 @@ def _key_match(
             f" AND c.position = {alias}.position)")
 
 
+def _reached(alias: str, key: str) -> str:
+    """A referring Statement holds ``key`` (a hash) for a Statement its chain
+    reaches (lrs/store/ref_keys.py): the verb and registration conditions of a
+    row that is not a match itself."""
+    return (f"{alias}.statement_ref IS NOT NULL AND EXISTS (SELECT 1 FROM statement_keys c"
+            f" WHERE c.key = {key} AND c.position = {alias}.position)")
+
+
 def _filters(query: StatementQuery, alias: str, params: list[Any], skip: str | None = None) -> list[str]:
-    """Conditions for the non-time filters on ``alias``; appends their values.
-    ``skip``: the filter a walk's range already holds to (:func:`_walked`)."""
+    """Conditions for the non-time filters on ``alias``, met by the row itself
+    or (as hashes) by a Statement its StatementRef chain reaches; appends
+    their values.  ``skip``: the filter a walk's range already holds to
+    (:func:`_walked`)."""
 
     def bind(value: Any) -> str:
         params.append(value)
@@ -146,12 +137,15 @@ def _filters(query: StatementQuery, alias: str, params: list[Any], skip: str | N
         conditions.append(_key_match(alias, AGENT_KEY, RELATED_AGENT_KEY, query.agent,
                                      query.related_agents, bind))
     if query.verb is not None and skip != "verb":
-        conditions.append(f"{alias}.verb_key = statement_key($1, 'V:' || {bind(query.verb)}::text)")
+        verb = f"statement_key($1, 'V:' || {bind(query.verb)}::text)"
+        conditions.append(f"({alias}.verb_key = {verb} OR {_reached(alias, verb)})")
     if query.activity is not None and skip != "activity":
         conditions.append(_key_match(alias, ACTIVITY_KEY, RELATED_ACTIVITY_KEY, query.activity,
                                      query.related_activities, bind))
-    if query.registration is not None:
-        conditions.append(f"{alias}.registration = {bind(query.registration)}::uuid")
+    if query.registration is not None and skip != "registration":
+        registration = bind(query.registration)
+        key = f"statement_key($1, '{REGISTRATION_KEY}' || {registration}::uuid::text)"
+        conditions.append(f"({alias}.registration = {registration}::uuid OR {_reached(alias, key)})")
     return conditions
 
 
@@ -160,190 +154,79 @@ def _walked(query: StatementQuery) -> str | None:
     already (as hashes), so the row's own check of it would repeat the walk."""
     if query.agent is not None:
         return "agent"
-    if query.registration is None:
-        if query.activity is not None:
-            return "activity"
-        if query.verb is not None:
-            return "verb"
+    if query.registration is not None:
+        return "registration"
+    if query.activity is not None:
+        return "activity"
+    if query.verb is not None:
+        return "verb"
     return None
 
 
 def _walks(query: StatementQuery, bind: Callable[[Any], str]) -> list[tuple[str, str]] | None:
     """The index ranges a filtered query walks in position order, as (FROM and
-    WHERE, position column): the agent's statement_keys, else (without a
-    registration, whose own index is narrower) the activity's, else the
-    verb's; None for none of them."""
+    WHERE, position column): the agent's statement_keys, else the
+    registration's (its own index is narrower than any key's), else the
+    activity's, else the verb's; None for none of them.  The verb and the
+    registration are columns of the read model, and keys in statement_keys
+    only of referring Statements (for the Statements their chain reaches):
+    both ranges are walked."""
     if query.agent is not None:
         keys = [AGENT_KEY + query.agent] + ([RELATED_AGENT_KEY + query.agent] if query.related_agents else [])
-    elif query.activity is not None and query.registration is None:
+    elif query.registration is not None:
+        registration = bind(query.registration)
+        key = f"statement_key($1, '{REGISTRATION_KEY}' || {registration}::uuid::text)"
+        return [(f"statements g WHERE g.tenant = $1 AND g.registration = {registration}::uuid", "g.position"),
+                (f"statement_keys r WHERE r.key = {key}", "r.position")]
+    elif query.activity is not None:
         keys = [ACTIVITY_KEY + query.activity] + (
             [RELATED_ACTIVITY_KEY + query.activity] if query.related_activities else [])
-    elif query.verb is not None and query.registration is None:
+    elif query.verb is not None:
         verb = f"statement_key($1, 'V:' || {bind(query.verb)}::text)"
-        return [(f"statements v WHERE v.verb_key = {verb}", "v.position")]
+        return [(f"statements v WHERE v.verb_key = {verb}", "v.position"),
+                (f"statement_keys r WHERE r.key = {verb}", "r.position")]
     else:
         return None
     return [(f"statement_keys k WHERE k.key = statement_key($1, {bind(key)}::text)", "k.position") for key in keys]
 
 
 def _matches(
-    alias: str, walks: list[tuple[str, str]] | None, bounds: list[str], conditions: str, direction: str,
-    limit: str | None,
+    alias: str, walks: list[tuple[str, str]], bounds: list[str], conditions: str, direction: str, limit: str,
 ) -> str:
     """A SELECT of the positions of the statements ``alias`` meeting
     ``conditions`` (within ``bounds``, templates on ``{p}``), the first
-    ``limit`` in position order (all of them, in no order, for None).
+    ``limit`` in position order.
 
-    With ``walks`` (:func:`_walks`), each range is walked in position order
-    and every candidate checked on its row: the LATERAL subquery, kept apart
-    by OFFSET 0, is a lookup by position per candidate, so the walk stops at
-    the limit.  (Planned as one query, the conditions' combined selectivity
-    made the planner expect a handful of matches and collect and sort all
-    of them: 1.2 s for a common verb at 1,000,000 statements.)  The first
-    ``limit`` of each range together hold the first ``limit`` of all.  The
-    ranges are of hashes, and so are the conditions on keys and the verb: the
-    Statement's JSON decides (:func:`query_statements`)."""
-    if walks is None:
-        where = " AND ".join([conditions] + [b.format(p=f"{alias}.position") for b in bounds])
-        order = f" ORDER BY {alias}.position {direction} LIMIT {limit}" if limit else ""
-        return f"SELECT {alias}.position FROM statements {alias} WHERE {where}{order}"
-    selects = []
-    for source, position in walks:
+    Each of ``walks`` (:func:`_walks`) is walked in position order and every
+    candidate checked on its row: the subquery, kept apart by OFFSET 0, is a
+    lookup by position per candidate, so the walk stops at the limit.
+    (Planned as one query, the conditions' combined selectivity made the
+    planner expect a handful of matches and collect and sort all of them:
+    1.2 s for a common verb at 1,000,000 statements.)  The first ``limit`` of
+    each range together hold the first ``limit`` of all.  The ranges are of
+    hashes, and so are the conditions on keys and the verb: the Statement's
+    JSON decides (:func:`query_statements`)."""
+    def select(source: str, position: str, more: str = "") -> str:
         where = "".join(f" AND {b.format(p=position)}" for b in bounds)
-        order = f" ORDER BY {position} {direction} LIMIT {limit}" if limit else ""
-        selects.append(
-            f"(SELECT {position} AS position FROM {source}{where} AND EXISTS ("
+        return (
+            f"SELECT {position} AS position FROM {source}{where}{more} AND EXISTS ("
             f"SELECT 1 FROM statements {alias} WHERE {alias}.tenant = $1 AND {alias}.position = {position}"
-            f" AND {conditions} OFFSET 0){order})"
+            f" AND {conditions} OFFSET 0) ORDER BY {position} {direction} LIMIT {limit}"
         )
-    if len(selects) == 1:
-        return selects[0][1:-1]
-    order = f" ORDER BY position {direction} LIMIT {limit}" if limit else ""
-    return f"SELECT position FROM ({' UNION '.join(selects)}) AS u{order}"
 
-
-def _candidates(walks: list[tuple[str, str]] | None, target_conditions: str, limit: str) -> str:
-    """Up to ``limit`` of the walks' index entries, unchecked and in no order:
-    as many as the matches or more (a hash collision, a voided statement),
-    read from the index alone where it is statement_keys (checking each on
-    its row cost a heap page per entry: 1,700 pages for a common activity at
-    1,000,000 statements).  Without walks, the matches themselves."""
-    if walks is None:
-        return f"SELECT 1 FROM statements t WHERE {target_conditions} LIMIT {limit}"
-    # in position order all the same: without it a generic plan may read a
-    # rare verb's entries by scanning the table, for want of a LIMIT's order
-    ranges = " UNION ALL ".join(f"(SELECT {position} FROM {source} ORDER BY {position} DESC LIMIT {limit})"
-                                for source, position in walks)
-    return f"SELECT 1 FROM ({ranges}) AS c LIMIT {limit}"
-
-
-# The most entries _window_entries counts per walk (the share of them that
-# match is taken as at least limit / this).
-WINDOW_ENTRIES_CAP = 20_000
-
-
-def _window_entries(walks: list[tuple[str, str]] | None, bounds: list[str], within: str, direction: str,
-                    limit: int) -> str:
-    """A SELECT of ``w``: the index entries of the walks from the page's
-    cursor to its last match (``edge.bound``, which each entry is ``within``),
-    walked in the page's order as ``direct`` walked them; without walks, the
-    matches themselves (``limit``).  (Counted in no order, the entries of a
-    common verb were read from a bitmap of all of them: 192,000 buffers a page
-    at 3,000,000 statements.)"""
-    if walks is None:
-        return f"SELECT {limit} AS w"
-    ranges = " UNION ALL ".join(
-        f"(SELECT 1 FROM {source}{''.join(f' AND {b.format(p=position)}' for b in bounds)}"
-        f" AND {position} {within} (SELECT bound FROM edge) ORDER BY {position} {direction}"
-        f" LIMIT {WINDOW_ENTRIES_CAP})" for source, position in walks)
-    return f"SELECT count(*) AS w FROM ({ranges}) AS e"
-
-
-def _seeds(walks: list[tuple[str, str]] | None, target_conditions: str) -> str:
-    """The ids of all the matches, where ``reached`` starts (only when they are
-    few): with walks, each match's id is looked up by position (kept apart
-    by OFFSET 0, so that no plan reads the tenant's statements to join them)."""
-    if walks is None:
-        return f"SELECT t.statement_id, 0 FROM statements t WHERE {target_conditions} AND (SELECT back FROM way)"
-    matches = _matches("t", walks, [], target_conditions, "DESC", None)
-    return (
-        f"SELECT i.statement_id, 0 FROM ({matches}) AS w, LATERAL (SELECT t.statement_id FROM statements t"
-        f" WHERE t.tenant = $1 AND t.position = w.position OFFSET 0) AS i WHERE (SELECT back FROM way)"
-    )
-
-
-# A filtered page is the union of two parts, each an index walk bounded by the
-# page rather than by the store:
-#
-# - ``direct``: the statements matching the filters themselves, the page's
-#   first limit + 1 of them;
-# - the statements whose StatementRef chain reaches a match, found one of
-#   two ways.  When ``direct`` fills the page, only such statements inside
-#   its window (between the cursor and its last position) can be on the
-#   page: ``referring`` walks the referring statements of that window (a
-#   partial index of them by position) and checks each chain.  Otherwise, or
-#   when the filters match no more statements in all than there are
-#   referring statements in the window (matches spread thinly over the log),
-#   ``reached`` walks back from all the matches to the statements referring
-#   to them (the partial index on statement_ref), up to MAX_REF_DEPTH steps.
-#
-# Checking every referring statement of the tenant, as one ``OR EXISTS`` did,
-# cost each filtered page time in proportion to the number of StatementRefs
-# ever stored (160 ms at 500,000 statements with one in 500 a StatementRef).
-# Only one of the two StatementRef parts runs: each is gated by a one-time
-# condition on ``way``.  Either is complete for the page; the choice is cost.
-SELECT_FILTERED_PAGE = f"""
-WITH {{times}}direct AS MATERIALIZED (
-    {{direct}}
-), edge AS MATERIALIZED (
-    SELECT CASE WHEN count(*) = {{limit}} THEN {{last}}(position) END AS bound FROM direct
-), window_refs AS MATERIALIZED (
-    -- an upper bound, from the partial index alone: its tenant and position
-    -- (voided ones and the authority are not told apart; the count only chooses the way)
-    SELECT count(*) AS n FROM statements s, edge
-    WHERE {{ref_window}} AND s.statement_ref IS NOT NULL AND s.position {{beyond}} edge.bound
-), window_entries AS MATERIALIZED (
-    -- the walks' index entries ``direct`` went through to fill the page
-    {{window_entries}}
-), way AS MATERIALIZED (
-    -- walk back from the matches when that costs less than checking the
-    -- window's referring statements (each about 6 buffers): walking back
-    -- checks every index entry of the walks (about 3 buffers) and follows
-    -- every match (about 6), and the share of entries that match is the
-    -- one ``direct`` met.  The entries are counted, unchecked, up to 3 n + 1.
-    -- (With no referring statement in the window there is nothing to weigh.)
-    SELECT edge.bound IS NULL OR (SELECT n FROM window_refs) > 0 AND (
-        SELECT count(*) FROM ({{few_targets}}) AS m
-    ) * (1 + 2 * {{limit}}::float8 / greatest((SELECT w FROM window_entries), {{limit}}))
-      <= 2 * (SELECT n FROM window_refs) AS back
-    FROM edge
-), referring AS (
-    SELECT s.position FROM statements s
-    WHERE {{where}} AND s.statement_ref IS NOT NULL AND s.position {{beyond}} (SELECT bound FROM edge)
-      AND NOT (SELECT back FROM way) AND {{ref}}
-    ORDER BY s.position {{direction}} LIMIT {{limit}}
-), reached AS (
-    WITH RECURSIVE up(id, depth) AS (
-        {{seeds}}
-        UNION ALL
-        SELECT r.statement_id, up.depth + 1
-        FROM up, LATERAL (
-            -- one index lookup per id (OFFSET 0: never a join over every referring statement)
-            SELECT r.statement_id FROM statements r
-            WHERE r.tenant = $1 AND r.statement_ref = up.id AND r.statement_ref IS NOT NULL OFFSET 0
-        ) AS r
-        WHERE up.depth < {MAX_REF_DEPTH}
-    )
-    SELECT s.position FROM statements s
-    WHERE {{where}} AND s.statement_ref IS NOT NULL
-      AND s.statement_id IN (SELECT id FROM up WHERE depth > 0)
-    ORDER BY s.position {{direction}} LIMIT {{limit}}
-)
-SELECT s.position, {_PAYLOAD}
-FROM (SELECT position FROM direct UNION SELECT position FROM referring UNION SELECT position FROM reached) AS s
-ORDER BY s.position {{direction}}
-LIMIT {{limit}}
-"""
+    (source, position), others = walks[0], walks[1:]
+    if not others:
+        return select(source, position)
+    # The other ranges are read only as far as the first one's last match when
+    # it filled the page: nothing beyond it can be on the page.  (A verb's or
+    # registration's referring Statements are few and spread over the log: each
+    # of them read to the page's limit cost a row lookup, 400 buffers a verb
+    # page at 3,000,000 statements.)
+    op, last, none = (">=", "min", "0") if direction == "DESC" else ("<=", "max", "9223372036854775807")
+    edge = f"(SELECT coalesce(CASE WHEN count(*) = {limit} THEN {last}(position) END, {none}) FROM first)"
+    rest = " UNION ".join(f"({select(s, p, f' AND {p} {op} {edge}')})" for s, p in others)
+    return (f"WITH first AS MATERIALIZED ({select(source, position)}) SELECT position FROM ("
+            f"SELECT position FROM first UNION {rest}) AS u ORDER BY position {direction} LIMIT {limit}")
 
 
 # The statements/read/mine scope walks its authority's own Statements (the
@@ -371,11 +254,11 @@ def _authority_walk(key: str) -> list[tuple[str, str]]:
     return [(f"statements a WHERE a.authority_key = statement_key($1, {key}::text)", "a.position")]
 
 
-def _mine_page(time_bounds: str, mine: str, direction: str) -> str:
-    """A page of the positions ``mine`` selects (an authority's walk), with
+def _page(time_bounds: str, positions: str, direction: str) -> str:
+    """A page of the positions ``positions`` selects (:func:`_matches`), with
     the since/until positions searched first when the query has them."""
     with_times = f"WITH {time_bounds} " if time_bounds else ""
-    return f"{with_times}SELECT s.position, {_PAYLOAD} FROM ({mine}) AS s ORDER BY s.position {direction}"
+    return f"{with_times}SELECT s.position, {_PAYLOAD} FROM ({positions}) AS s ORDER BY s.position {direction}"
 
 
 def build_page_query(
@@ -432,39 +315,23 @@ def build_page_query(
         # (3,958 buffers against 579 at 1,000,000 statements, growing with it).
         if authority_walk is not None:
             mine = _matches("s", authority_walk, bounds, " AND ".join(where), direction, str(int(limit) + 1))
-            return _mine_page(time_bounds, mine, direction), params
+            return _page(time_bounds, mine, direction), params
         sql = SELECT_PAGE.format(times=f"WITH {time_bounds}" if time_bounds else "", where=" AND ".join(where),
                                  direction=direction, limit=int(limit) + 1)
         return sql, params
     where += times
-    targets = _filters(query, "t", params)
-    ref = REF_MATCHES.format(max_depth=MAX_REF_DEPTH, target_filters=" AND ".join(targets))
     if authority_walk is not None and walk_authority:
-        # The authority's few Statements, each checked against the filters
-        # itself or through its StatementRef chain: no walk of the filters'
-        # matches (those of a common filter are most of the tenant).
-        own = " AND ".join(_filters(query, "s", params))
-        mine = _matches("s", authority_walk, bounds,
-                        " AND ".join(where + [f"({own} OR s.statement_ref IS NOT NULL AND {ref})"]),
-                        direction, str(int(limit) + 1))
-        return _mine_page(time_bounds, mine, direction), params
-    walks = _walks(query, bind)
-    # a walk's candidates hold to its filter already: not checked again on the row
-    walked = None if walks is None else _walked(query)
-    own_conditions = " AND ".join(where + _filters(query, "s", params, walked))
-    target_conditions = " AND ".join(["t.tenant = $1"] + _filters(query, "t", params, walked))
-    sql = SELECT_FILTERED_PAGE.format(
-        times=f"{time_bounds},\n" if time_bounds else "",
-        where=" AND ".join(where), ref=ref,
-        direct=_matches("s", walks, bounds, own_conditions, direction, str(int(limit) + 1)),
-        few_targets=_candidates(walks, target_conditions, "(SELECT 3 * n + 1 FROM window_refs)"),
-        window_entries=_window_entries(walks, bounds, "<=" if query.ascending else ">=", direction, int(limit) + 1),
-        ref_window=" AND ".join(["s.tenant = $1"] + [b.format(p="s.position") for b in bounds]),
-        seeds=_seeds(walks, target_conditions),
-        direction=direction, limit=int(limit) + 1,
-        last="max" if query.ascending else "min", beyond="<" if query.ascending else ">",
-    )
-    return sql, params
+        # The authority's few Statements, each checked against the filters:
+        # no walk of the filters' matches (those of a common filter are most
+        # of the tenant).
+        walks, walked = authority_walk, None
+    else:
+        # a walk's candidates hold to its filter already: not checked again on the row
+        walks, walked = _walks(query, bind), _walked(query)
+    assert walks is not None  # a filter is given
+    conditions = " AND ".join(where + _filters(query, "s", params, walked))
+    return _page(time_bounds, _matches("s", walks, bounds, conditions, direction, str(int(limit) + 1)),
+                 direction), params
 
 
 async def query_statements(
@@ -518,7 +385,7 @@ _decode = msgspec.json.Decoder().decode
 async def _meets(pool: Pool, tenant: str, query: StatementQuery, authority: str | None, payload: bytes) -> bool:
     """Whether a candidate the SQL chose by hashes is in the result: its
     authority, and it meets the filters itself or through its StatementRef
-    chain (up to MAX_REF_DEPTH targets, as the SQL follows it)."""
+    chain (up to MAX_REF_DEPTH targets; the keys it holds for them made it a candidate)."""
     body = _decode(payload)
     if authority is not None and not has_authority(body, authority):
         return False

@@ -20,18 +20,24 @@ from typing import Iterable, Mapping
 
 import asyncpg
 
-__all__ = ["INSERT_CIPHERTEXTS", "SELECT_CIPHERTEXTS", "StoredCiphertexts", "ciphertext_columns"]
+__all__ = ["INSERT_CIPHERTEXTS", "SELECT_CIPHERTEXTS", "StoredCiphertexts", "ciphertext_columns", "insert_ciphertexts"]
 
-# $1 references, $2 ciphertexts, in reference order (ciphertext_columns):
-# concurrent inserts of the same rows then wait for each other instead of
-# deadlocking.  The Statement writer runs the same insert as a part of its
-# group's statement (lrs.store.writer.INSERT_GROUP); this one alone serves a
-# group that appends nothing new.
-INSERT_CIPHERTEXTS = """
-INSERT INTO sealed_identities (ref, ciphertext)
-SELECT r, c FROM unnest($1::bytea[], $2::bytea[]) AS u(r, c)
-ON CONFLICT DO NOTHING
-"""
+
+def insert_ciphertexts(refs: str = "$1", ciphertexts: str = "$2") -> str:
+    """The insert of new ciphertexts, given as two parameters (references,
+    ciphertexts) in reference order (:func:`ciphertext_columns`): concurrent
+    inserts of the same rows then wait for each other instead of
+    deadlocking.  The Statement writer runs it as a part of its group's
+    statement with its own parameter numbers (lrs.store.writer.INSERT_GROUP)."""
+    return (
+        "INSERT INTO sealed_identities (ref, ciphertext)\n"
+        f"SELECT r, c FROM unnest({refs}::bytea[], {ciphertexts}::bytea[]) AS u(r, c)\n"
+        "ON CONFLICT DO NOTHING"
+    )
+
+
+# Alone: for a group that appends nothing new.
+INSERT_CIPHERTEXTS = insert_ciphertexts()
 SELECT_CIPHERTEXTS = "SELECT ref, ciphertext FROM sealed_identities WHERE ref = ANY($1::bytea[])"
 
 

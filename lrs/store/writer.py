@@ -18,6 +18,11 @@ commits it in ONE transaction:
    head; COMMIT (``synchronous_commit = on``);
 5. only then answer each request: its results, or its own error.
 
+When requests are already waiting at COMMIT, the same round trip begins the
+next group's transaction and the writer keeps the connection (no BEGIN of its
+own and no pool reset for the next group); each transaction plans its
+statements per execution (``BEGIN_GROUP`` says why).
+
 A database error fails the requests of that group only; the writer goes on.
 """
 
@@ -56,7 +61,8 @@ from lrs.payload_codec import open_payload, store_payloads
 from lrs.store.activities import write_definitions
 from lrs.store.commit_notifications import LOG_CHANNEL
 from lrs.store.ids import TimeOrderedUuids
-from lrs.store.sealed_identities import INSERT_CIPHERTEXTS, ciphertext_columns
+from lrs.store.ref_keys import add_reached_keys
+from lrs.store.sealed_identities import INSERT_CIPHERTEXTS, ciphertext_columns, insert_ciphertexts
 from lrs.xapi.errors import XapiError
 from lrs.xapi.identity import authority_key
 
@@ -100,19 +106,37 @@ FROM statements s
 WHERE s.tenant = $1 AND s.position > $3 AND s.position <= $4
   AND (s.statement_id IN (SELECT unnest($2::uuid[])) OR s.voids IN (SELECT unnest($2::uuid[])))
 """
-# Of the requests' (tenant, pseudonym, generation) keys, the destroyed ones.
+# Small groups: the head lock and, seen from after it was granted, the
+# touched statements, in one round trip (schemas/postgres/0099_lock_head_with_touched.sql):
+# the first row is the head, the others the statements.
+SELECT_HEAD_WITH_TOUCHED = "SELECT * FROM log_head_locked_with_touched($1, $2, $3, $4)"
+# Of the requests' (tenant, pseudonym, generation) keys, the destroyed ones:
+# each looked up on its own by the primary key (a LATERAL subquery with
+# LIMIT), not an anti-join a planner may run over every key
+# (lrs.store.learner_keys).
 SELECT_ERASED_REFS = """
 SELECT u.t AS tenant, u.p AS pseudonym, u.g AS generation
 FROM unnest($1::text[], $2::text[], $3::int[]) AS u(t, p, g)
-WHERE NOT EXISTS (
-    SELECT 1 FROM learner_keys k
-    WHERE k.tenant = u.t AND k.pseudonym = u.p AND k.generation = u.g AND k.wrapped IS NOT NULL
-)
+LEFT JOIN LATERAL (
+    SELECT wrapped FROM learner_keys k
+    WHERE k.tenant = u.t AND k.pseudonym = u.p AND k.generation = u.g LIMIT 1
+) AS k ON true
+WHERE k.wrapped IS NULL
 """
 UPDATE_VOIDED = """
 UPDATE statements SET voided = true
 WHERE tenant = $1 AND statement_id = ANY($2::uuid[]) AND voids IS NULL
 """
+# Whether a Statement stored before this group refers to one of the group's
+# (its target came after it): it then takes the new Statement's keys
+# (lrs/store/ref_keys.py).  One lookup per new Statement in the small partial
+# index of referring Statements (OFFSET 0: never a join over all of them).
+REFERRED = """EXISTS (
+    SELECT 1 FROM unnest($3::text[], $5::uuid[]) AS u(tenant, id), LATERAL (
+        SELECT 1 FROM statements r WHERE r.tenant = u.tenant AND r.statement_ref = u.id
+          AND r.statement_ref IS NOT NULL OFFSET 0
+    ) AS r
+)"""
 # The whole write of a group in one statement (one round trip): the events,
 # the read-model rows (whose JSON is the event's payload) and the new head.  Filter keys travel as one array literal per row ('{"A:...","O:..."}')
 # because unnest cannot take a ragged two-dimensional array; PostgreSQL's array
@@ -158,15 +182,13 @@ WITH new_events AS (
 ), new_ciphertexts AS (
     -- the ciphertexts the group's sealed Statements name, new to their
     -- senders, in reference order (lrs.store.sealed_identities)
-    INSERT INTO sealed_identities (ref, ciphertext)
-    SELECT r, c FROM unnest($22::bytea[], $23::bytea[]) AS u(r, c)
-    ON CONFLICT DO NOTHING
+    %s
 ), definitions_checkpoint AS (
     UPDATE activity_definitions_checkpoint SET position = GREATEST(position, $16)
     WHERE singleton AND $19::bool
 )
-SELECT CASE WHEN $20::bool THEN pg_notify('%s', $16::text) END
-""" % LOG_CHANNEL
+SELECT CASE WHEN $20::bool THEN pg_notify('%s', $16::text) END, %s AS referred
+""" % (insert_ciphertexts("$22", "$23"), LOG_CHANNEL, REFERRED)
 # $19: the group carries Activity Definitions of a defining sender, so the
 # definitions' checkpoint moves to the new head in this statement, before
 # write_definitions locks and merges the rows (lrs.store.activities explains
@@ -176,6 +198,16 @@ SELECT CASE WHEN $20::bool THEN pg_notify('%s', $16::text) END
 # $22, $23: the references and ciphertexts of sealed identities the group's
 # requests carry (AppendRequest.ciphertexts), so a Statement never commits
 # without the ciphertext it names: same statement, same transaction.
+
+# A group's transaction begins with custom plans for its statements.  Once a
+# connection has run a prepared statement five times PostgreSQL may switch to
+# its generic plan, and for the group's statements that cost PostgreSQL about
+# twice the CPU a statement (bench/writer_plans.py: 190-220 against about
+# 105 microseconds a statement at batch 1); while every group went through
+# the pool's reset, the plans stayed custom (which is why keeping the
+# connection seemed to raise PostgreSQL's CPU).  SET LOCAL ends with the
+# transaction, and travels in the BEGIN's round trip.
+BEGIN_GROUP = "BEGIN; SET LOCAL plan_cache_mode = force_custom_plan"
 
 # Groups of at least this many statements look up what they touch before
 # taking the head lock (see _write).
@@ -229,6 +261,8 @@ class StatementWriter:
         self._wakeup = asyncio.Event()
         self._full = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        # The connection of the last group, kept while more groups wait (_write).
+        self._held: asyncpg.pool.PoolConnectionProxy | None = None
         self._closing = False
         self._committing = 0  # requests in the transaction being committed
         self._committing_statements = 0
@@ -236,10 +270,15 @@ class StatementWriter:
         self._floor: datetime | None = None  # highest consistent-through handed out
         self._last_position = 0
         self._last_stored: datetime | None = None
+        # When (event loop time) _last_stored was last learned from the
+        # database: a commit of this writer or a re-read by _refresh_head.
+        self._head_seen_at = float("-inf")
         # Called with the new last position after every commit that wrote events.
         self.committed: list[Callable[[int], None]] = []
         # Counters for metrics: transactions that wrote events, statements written.
         self.groups_committed = 0
+        # Of them, those whose COMMIT began the next group's transaction.
+        self.groups_chained = 0
         # log_head.key_epoch as the last transaction read it (docs/privacy.md).
         self.key_epoch = 0
         self.statements_committed = 0
@@ -303,13 +342,23 @@ class StatementWriter:
             row = await conn.fetchrow(SELECT_HEAD)
         self._last_position = row["position"]
         self._last_stored = row["stored"]
+        self._head_seen_at = asyncio.get_running_loop().time()
         self._task = asyncio.create_task(self._run(), name="lrs-statement-writer")
         if self._shared_log:
             self._refresher = asyncio.create_task(self._refresh_head(), name="lrs-writer-head")
 
     async def _refresh_head(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
-            await asyncio.sleep(self._head_refresh_s)
+            # This writer's own commits tell the committed head as well: the
+            # head is re-read only when none did for head_refresh_s (a pooled
+            # query and the pool's reset, ten times a second, cost a busy
+            # worker about 5 % of its time).
+            wait = self._head_seen_at + self._head_refresh_s - loop.time()
+            if wait > 0:
+                await asyncio.sleep(wait)
+                continue
+            self._head_seen_at = loop.time()
             try:
                 stored = await self._pool.fetchval(SELECT_HEAD_STORED)
             except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
@@ -325,6 +374,9 @@ class StatementWriter:
         if self._task is not None:
             await self._task
             self._task = None
+        if self._held is not None:
+            held, self._held = self._held, None
+            await self._release(held)
         if self._refresher is not None:
             self._refresher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -392,6 +444,11 @@ class StatementWriter:
             group = self._take_group()
             if group:
                 await self._commit_group(group)
+            elif self._held is not None:
+                # Every waiting caller went away: no group follows the
+                # transaction the last COMMIT began.
+                held, self._held = self._held, None
+                await self._release(held)
 
     def _take_group(self) -> list[_Queued]:
         group: list[_Queued] = []
@@ -430,6 +487,7 @@ class StatementWriter:
         if plan.head is not None:
             self._last_position = plan.head.position
             self._last_stored = plan.head.stored
+            self._head_seen_at = asyncio.get_running_loop().time()
             self.groups_committed += 1
             self.statements_committed += len(plan.new)
         for item, outcome in zip(group, plan.outcomes):
@@ -460,62 +518,128 @@ class StatementWriter:
                     self.head_lock_holds.append(held)
 
     async def _write(self, requests: list[AppendRequest]) -> GroupPlan:
-        async with self._pool.acquire() as conn:
-            # Look the group's ids up before taking the lock (the other
-            # writers' commits go on meanwhile); under it, read only what was
-            # committed since the head seen first.
-            # Small groups look up under the lock: one query instead of up to
-            # three, and their lookups are short.
-            lookups = _lookups(requests)
-            ahead = sum(len(r.statements) for r in requests) >= LOOKUP_AHEAD_MIN_STATEMENTS
-            seen: int | None = None
-            existing: list[ExistingStatement] = []
-            if ahead:
-                seen = await conn.fetchval(SELECT_HEAD_POSITION)
-                existing = await _fetch_touched(conn, lookups)
-            # The hold is timed until the COMMIT (or ROLLBACK) returns: the
-            # transaction is left before the timer.
-            async with self._head_lock_hold() as hold, conn.transaction():
+        """One group's transaction, on the connection the previous group left
+        when more requests were already waiting, else on one from the pool."""
+        conn, self._held = self._held, None
+        if conn is None:
+            conn = await self._pool.acquire()
+        try:
+            plan = await self._write_on(conn, requests)
+        except BaseException:
+            await self._release(conn)
+            raise
+        if conn.is_in_transaction():
+            # The COMMIT began the next group's transaction (_write_on): more
+            # requests were already waiting.  Keeping the connection skips the
+            # pool's reset too (a round trip of four statements).  A group's
+            # transaction leaves nothing behind it in the session: its row
+            # locks end at COMMIT and it takes no advisory lock, LISTENs to
+            # nothing, sets nothing and opens no cursor.
+            self._held = conn
+        else:
+            await self._pool.release(conn)
+        return plan
+
+    async def _release(self, conn: asyncpg.pool.PoolConnectionProxy) -> None:
+        """Back to the pool, out of any transaction this writer began (the
+        pool's reset, or its termination of a broken connection, does the rest)."""
+        try:
+            if not conn.is_closed() and conn.is_in_transaction():
+                await conn.execute("ROLLBACK")
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+            log.warning("statement writer rollback failed", error=repr(exc))
+        finally:
+            await self._pool.release(conn)
+
+    @contextlib.asynccontextmanager
+    async def _transaction(self, conn: asyncpg.Connection) -> AsyncIterator[None]:
+        """A group's transaction: begun by the previous group's COMMIT when
+        the connection was kept, else here; committed at the end, and when
+        requests are already waiting for the next group, the same round trip
+        begins its transaction (``COMMIT; BEGIN ...``: one round trip a group
+        fewer).  A failed COMMIT runs no BEGIN: the error is the group's, and
+        the connection goes back to the pool.  An error inside rolls back."""
+        if not conn.is_in_transaction():
+            await conn.execute(BEGIN_GROUP)
+        try:
+            yield
+        except BaseException:
+            with contextlib.suppress(asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
+                if not conn.is_closed() and conn.is_in_transaction():
+                    await conn.execute("ROLLBACK")
+            raise
+        if self._queue and not self._closing:
+            await conn.execute("COMMIT; " + BEGIN_GROUP)
+            self.groups_chained += 1
+        else:
+            await conn.execute("COMMIT")
+
+    async def _write_on(self, conn: asyncpg.Connection, requests: list[AppendRequest]) -> GroupPlan:
+        # Look the group's ids up before taking the lock (the other
+        # writers' commits go on meanwhile); under it, read only what was
+        # committed since the head seen first.
+        # Small groups look up in the call that takes the lock, as seen once
+        # it is granted (SELECT_HEAD_WITH_TOUCHED): one round trip instead of
+        # up to three, and their lookups are short.
+        lookups = _lookups(requests)
+        ahead = sum(len(r.statements) for r in requests) >= LOOKUP_AHEAD_MIN_STATEMENTS
+        seen: int | None = None
+        existing: list[ExistingStatement] = []
+        if ahead:
+            seen = await conn.fetchval(SELECT_HEAD_POSITION)
+            existing = await _fetch_touched(conn, lookups)
+        # The hold is timed until the COMMIT (or ROLLBACK) returns: the
+        # transaction is left before the timer.
+        async with self._head_lock_hold() as hold, self._transaction(conn):
+            if seen is None:
+                rows = await conn.fetch(SELECT_HEAD_WITH_TOUCHED, *_pairs(lookups))
+                hold.locked()
+                row = rows[0]
+                head = LogHead(row["head_position"], row["head_hash"], row["head_stored"])
+                existing = [_existing(r["tenant"], r) for r in rows[1:]]
+            else:
                 row = await conn.fetchrow(SELECT_HEAD_FOR_UPDATE)
                 hold.locked()
                 head = LogHead(row["position"], row["hash"], row["stored"])
-                self.key_epoch = row["key_epoch"]
-                refused = await _erased_meanwhile(conn, requests, row["key_epoch"])
-                if seen is None:
-                    existing = await _fetch_touched(conn, lookups)
-                elif head.position != seen:
-                    later = await _fetch_touched(conn, lookups, (seen, head.position))
-                    existing = merge_touched(existing, later)
-                now = self._clock()
-                if self._floor is not None and now <= self._floor:
-                    now = self._floor + ONE_MICROSECOND
-                kept = [r for index, r in enumerate(requests) if index not in refused] if refused else requests
-                plan = plan_group(kept, existing, head, now, self._new_event_id)
-                if refused:
-                    outcomes = iter(plan.outcomes)
-                    plan.outcomes = [
-                        refused[index] if index in refused else next(outcomes) for index in range(len(requests))
-                    ]
-                refs, ciphertexts = ciphertext_columns(r.ciphertexts for r in kept if r.ciphertexts)
-                if plan.head is None:
-                    # Nothing new (only duplicates and errors); the senders
-                    # may still reuse the sealed forms naming these.
-                    if refs:
-                        await conn.execute(INSERT_CIPHERTEXTS, refs, ciphertexts)
-                    return plan
-                self._committing_min_stored = plan.new[0].event.stored
-                updates = _definition_updates(requests, plan)
-                # The relay of a shared log runs in another process: the statement wakes it at commit.
-                await conn.execute(
-                    INSERT_GROUP, *_group_columns(plan), bool(updates), self._shared_log, _authority_keys(plan),
-                    refs, ciphertexts,
-                )
-                by_tenant: dict[str, list[uuid.UUID]] = defaultdict(list)
-                for tenant, statement_id in plan.newly_voided:
-                    by_tenant[tenant].append(statement_id)
-                for tenant, ids in by_tenant.items():
-                    await conn.execute(UPDATE_VOIDED, tenant, ids)
-                await write_definitions(conn, updates, plan.head.position, checkpoint_moved=True)
+            self.key_epoch = row["key_epoch"]
+            refused = await _erased_meanwhile(conn, requests, row["key_epoch"])
+            if seen is not None and head.position != seen:
+                later = await _fetch_touched(conn, lookups, (seen, head.position))
+                existing = merge_touched(existing, later)
+            now = self._clock()
+            if self._floor is not None and now <= self._floor:
+                now = self._floor + ONE_MICROSECOND
+            kept = [r for index, r in enumerate(requests) if index not in refused] if refused else requests
+            plan = plan_group(kept, existing, head, now, self._new_event_id)
+            if refused:
+                outcomes = iter(plan.outcomes)
+                plan.outcomes = [
+                    refused[index] if index in refused else next(outcomes) for index in range(len(requests))
+                ]
+            refs, ciphertexts = ciphertext_columns(r.ciphertexts for r in kept if r.ciphertexts)
+            if plan.head is None:
+                # Nothing new (only duplicates and errors); the senders
+                # may still reuse the sealed forms naming these.
+                if refs:
+                    await conn.execute(INSERT_CIPHERTEXTS, refs, ciphertexts)
+                return plan
+            self._committing_min_stored = plan.new[0].event.stored
+            updates = _definition_updates(requests, plan)
+            # The relay of a shared log runs in another process: the statement wakes it at commit.
+            written = await conn.fetchrow(
+                INSERT_GROUP, *_group_columns(plan), bool(updates), self._shared_log, _authority_keys(plan),
+                refs, ciphertexts,
+            )
+            if written["referred"] or any(n.statement.statement_ref is not None for n in plan.new):
+                # the keys of StatementRef chains through the group (lrs/store/ref_keys.py)
+                await add_reached_keys(conn, [n.event.tenant for n in plan.new],
+                                       [n.event.statement_id for n in plan.new])
+            by_tenant: dict[str, list[uuid.UUID]] = defaultdict(list)
+            for tenant, statement_id in plan.newly_voided:
+                by_tenant[tenant].append(statement_id)
+            for tenant, ids in by_tenant.items():
+                await conn.execute(UPDATE_VOIDED, tenant, ids)
+            await write_definitions(conn, updates, plan.head.position, checkpoint_moved=True)
         return plan
 
 
@@ -607,14 +731,30 @@ async def _fetch_touched(
             rows = await conn.fetch(SELECT_TOUCHED, tenant, wanted, tenant_ids)
         else:
             rows = await conn.fetch(SELECT_TOUCHED_BETWEEN, tenant, wanted, *between)
-        found.extend(
-            ExistingStatement(
-                tenant, r["statement_id"], _decode_json(open_payload(r["payload"])), r["voids"],
-                r["voided"], r["stored"], r["position"],
-            )
-            for r in rows
-        )
+        found.extend(_existing(tenant, r) for r in rows)
     return found
+
+
+def _existing(tenant: str, row: asyncpg.Record) -> ExistingStatement:
+    return ExistingStatement(
+        tenant, row["statement_id"], _decode_json(open_payload(row["payload"])), row["voids"],
+        row["voided"], row["stored"], row["position"],
+    )
+
+
+def _pairs(lookups: _Lookups) -> tuple[list[str], list[uuid.UUID], list[str], list[uuid.UUID]]:
+    """The arguments of SELECT_HEAD_WITH_TOUCHED: (tenant, id) pairs to look
+    up, and (tenant, id) pairs of the group's own ids (voiding statements aimed at them)."""
+    wanted_tenants: list[str] = []
+    wanted: list[uuid.UUID] = []
+    own_tenants: list[str] = []
+    own: list[uuid.UUID] = []
+    for tenant, (wanted_ids, tenant_ids) in lookups.items():
+        wanted_tenants.extend([tenant] * len(wanted_ids))
+        wanted.extend(wanted_ids)
+        own_tenants.extend([tenant] * len(tenant_ids))
+        own.extend(tenant_ids)
+    return wanted_tenants, wanted, own_tenants, own
 
 
 def _group_columns(plan: GroupPlan) -> tuple[object, ...]:

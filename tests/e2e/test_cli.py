@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import sys
 
@@ -24,23 +25,42 @@ def _subcommand_paths(parser, prefix=()):
 PATHS = [(), *_subcommand_paths(build_parser())]
 
 
+# Every subcommand's --help in one interpreter (lrs.service.main, as
+# ``python -m lrs`` calls it), output and exit status of each as JSON lines;
+# starting an interpreter per subcommand cost most of this file's time.
+HELP_ALL = """
+import contextlib, io, json, sys
+from lrs.service import main
+for path in json.loads(sys.argv[1]):
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main([*path, "--help"])
+        except SystemExit as exit_:
+            code = exit_.code
+        except Exception as exc:  # reported as the subcommand's failure, not the whole run's
+            code, err = 1, io.StringIO(repr(exc))
+    print(json.dumps([path, code, out.getvalue(), err.getvalue()]), flush=True)
+"""
+
+
 @pytest.fixture(scope="module")
 async def helps() -> dict[tuple[str, ...], tuple[int, str, str]]:
-    """``python -m lrs ... --help`` for every subcommand, each in its own
-    interpreter, a few side by side: each run is mostly the interpreter
-    importing the CLI, one core's worth of work."""
-    side_by_side = asyncio.Semaphore(3)
+    """``--help`` of every subcommand: the top level through ``python -m lrs``
+    itself, the subcommands all in one other interpreter."""
 
-    async def run(path: tuple[str, ...]) -> tuple[int, str, str]:
-        async with side_by_side:
-            proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "lrs", *path, "--help",
-                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-            )
-            out, err = await proc.communicate()
-            return proc.returncode, out.decode(), err.decode()
+    async def run(*argv: str) -> tuple[int, str, str]:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )
+        out, err = await proc.communicate()
+        return proc.returncode, out.decode(), err.decode()
 
-    return dict(zip(PATHS, await asyncio.gather(*(run(path) for path in PATHS))))
+    (top, (code, out, err)) = await asyncio.gather(run("-m", "lrs", "--help"),
+                                                   run("-c", HELP_ALL, json.dumps(PATHS[1:])))
+    assert code == 0, err
+    found = {tuple(path): (code, stdout, stderr) for path, code, stdout, stderr in map(json.loads, out.splitlines())}
+    return {(): top, **found}
 
 
 @pytest.mark.parametrize("path", PATHS, ids=lambda p: " ".join(p) or "lrs")

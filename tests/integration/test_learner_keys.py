@@ -6,6 +6,7 @@ nor read with (docs/privacy.md)."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import uuid
 
@@ -263,3 +264,75 @@ async def test_keys_are_made_in_one_order_whatever_order_they_are_asked_in(pool:
     assert recording.pseudonym_arrays, "no key query was recorded"
     for array in recording.pseudonym_arrays:
         assert array == sorted(array)
+
+
+def _scans_of(plan: dict, table: str) -> list[dict]:
+    """The plan's nodes that read ``table`` (its heap or one of its indexes)."""
+    found = []
+    if plan.get("Relation Name") == table and plan["Node Type"] != "ModifyTable" or str(
+        plan.get("Index Name", "")
+    ).startswith(table):
+        found.append(plan)
+    for child in plan.get("Plans", []):
+        found += _scans_of(child, table)
+    return found
+
+
+async def test_key_statements_look_each_learner_up_by_index_before_any_statistics(pool: asyncpg.Pool) -> None:
+    """A new database has no statistics on learner_keys until autovacuum
+    gets to it, and a planner then guesses a tenant holds 0.5% of the rows:
+    the key statements once read every key of the tenant for each request
+    that named a learner the process had not cached (docs/privacy.md
+    "Cost").  Each statement must find each wanted learner through the
+    primary key, whatever the statistics."""
+    from lrs.store import learner_keys as lk
+    from lrs.store.writer import SELECT_ERASED_REFS
+
+    await pool.execute(
+        "INSERT INTO learner_keys (tenant, pseudonym, generation, wrapped)"
+        " SELECT $1, md5(g::text), 1, '\\x00' FROM generate_series(1, 4000) AS g", TENANT)
+    assert await pool.fetchval("SELECT last_analyze IS NULL AND last_autoanalyze IS NULL FROM pg_stat_user_tables"
+                               " WHERE relname = 'learner_keys'")
+    wanted = sorted(await pool.fetchval("SELECT array_agg(md5(g::text)) FROM generate_series(1, 20) AS g"))
+    statements = {
+        "LOAD_OR_CREATE": (lk.LOAD_OR_CREATE, TENANT, wanted, [b"\x01"] * len(wanted)),
+        "SELECT_LIVE": (lk.SELECT_LIVE, TENANT, wanted),
+        "SELECT_CURRENT": (lk.SELECT_CURRENT, TENANT, wanted),
+        "SELECT_GENERATIONS": (lk.SELECT_GENERATIONS, TENANT, wanted, [1] * len(wanted)),
+        "SELECT_ERASED_REFS": (SELECT_ERASED_REFS, [TENANT] * len(wanted), wanted, [1] * len(wanted)),
+    }
+    async with pool.acquire() as conn:
+        for name, (query, *args) in statements.items():
+            # (every wanted learner has a key: LOAD_OR_CREATE makes none)
+            [plan] = json.loads(await conn.fetchval("EXPLAIN (ANALYZE, FORMAT JSON) " + query, *args))
+            scans = _scans_of(plan["Plan"], "learner_keys")
+            assert scans, name
+            for scan in scans:
+                assert scan["Node Type"] != "Seq Scan", (name, scan["Node Type"])
+                conditions = scan.get("Index Cond", "") + scan.get("Recheck Cond", "")
+                assert "pseudonym" in conditions, (name, scan["Node Type"], conditions)
+                # never more rows read than learners wanted
+                assert scan["Actual Rows"] * scan["Actual Loops"] <= len(wanted), (name, scan["Node Type"])
+
+
+async def test_a_known_learner_costs_no_key_statement_and_no_key_or_ciphertext_row(
+    pool: asyncpg.Pool, writer: StatementWriter
+) -> None:
+    """Once a process has a learner's key and has committed the sealed form
+    naming it, a request naming the learner the same way asks PostgreSQL
+    nothing about keys and its group commit writes no key and no ciphertext."""
+    recording = _RecordingPool(pool)
+    keyring = LearnerKeys(recording, MasterKey(os.urandom(32)))  # type: ignore[arg-type]
+    await keyring.load_epoch()
+    await append(writer, keyring, [body()])
+    queries, keys, ciphertexts = (len(recording.pseudonym_arrays),
+                                  await pool.fetchval("SELECT count(*) FROM learner_keys"),
+                                  await pool.fetchval("SELECT count(*) FROM sealed_identities"))
+    assert queries >= 1 and keys == 2 and ciphertexts == 2  # the learner and the authority
+    again = [body() for _ in range(5)]
+    sealed = await keyring.seal_statements(TENANT, again, AUTHORITY)
+    assert sealed.ciphertexts == {}
+    await append(writer, keyring, again)
+    assert len(recording.pseudonym_arrays) == queries
+    assert await pool.fetchval("SELECT count(*) FROM learner_keys") == keys
+    assert await pool.fetchval("SELECT count(*) FROM sealed_identities") == ciphertexts

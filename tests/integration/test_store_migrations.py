@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from pathlib import Path
 
 import asyncpg
 import pytest
 
+from lrs.privacy import seal
+from lrs.privacy.master import MasterKey
+from lrs.store.learner_keys import LearnerKeys
 from lrs.store.migrations import MigrationError, apply_migrations, list_migrations
 
 EXPECTED_TABLES = {
@@ -226,5 +230,35 @@ async def test_0094_builds_again_an_index_a_failed_concurrent_build_left_invalid
         assert 94 in await apply_migrations(database_url)
         assert await conn.fetchval(
             "SELECT indisvalid FROM pg_index WHERE indexrelid = 'statements_authority_key_position'::regclass")
+    finally:
+        await conn.close()
+
+
+async def test_0095_keeps_the_learner_keys_of_a_store_at_0094_and_drops_their_second_index(
+    database_url: str, tmp_path: Path
+) -> None:
+    before = tmp_path / "before"
+    before.mkdir()
+    for migration in list_migrations():
+        if migration.version <= 94:
+            (before / migration.path.name).write_text(migration.sql())
+    await apply_migrations(database_url, before)
+    master = MasterKey(os.urandom(32))
+    conn = await asyncpg.connect(database_url)
+    try:
+        assert await conn.fetchval("SELECT to_regclass('learner_keys_live') IS NOT NULL")
+        made = await LearnerKeys(conn, master).keys_for_writing("t", ["mbox:mailto:a@example.com"])
+        assert 95 in await apply_migrations(database_url)
+        assert await conn.fetchval("SELECT to_regclass('learner_keys_live') IS NULL")
+        assert [r["indexname"] for r in await conn.fetch(
+            "SELECT indexname FROM pg_indexes WHERE tablename = 'learner_keys'")] == ["learner_keys_pkey"]
+        # Another process reads the key made before the upgrade and makes no other.
+        again = await LearnerKeys(conn, master).keys_for_writing("t", ["mbox:mailto:a@example.com"])
+        [(ident, key)] = again.items()
+        assert key.generation == made[ident].generation == 1
+        plaintext = b'{"name":"x"}'
+        sealed = seal.seal_bytes(made[ident], "t", plaintext)
+        assert seal.open_text(sealed, {(key.pseudonym, 1): key.cipher}, "t") == plaintext
+        assert await conn.fetchval("SELECT count(*) FROM learner_keys") == 1
     finally:
         await conn.close()

@@ -37,6 +37,7 @@ from hypothesis import strategies as st
 from lrs.ingest.prepare import prepare_statements
 from lrs.ingest.query import StatementQuery
 from lrs.store import StatementWriter, reader
+from lrs.store import writer as writer_module
 from lrs.store.reader import MAX_REF_DEPTH, query_statements
 
 HOME = "https://lrs.example.gov"
@@ -289,16 +290,6 @@ def chunks(ids: list[str], limit: int) -> list[list[str]]:
 
 # AUTHORITY_HAS_FEW stand-in (same parameters): the filters' walks for every authority
 WALK_FILTERS = "SELECT $1::text IS NULL AND $2::text IS NULL"
-# A filtered page's two ways to its StatementRefs (``way``), each forced where
-# both are complete (a full page): walking back from the matches, or checking
-# the window's referring Statements.
-CHOOSE_WAY = "SELECT edge.bound IS NULL OR (SELECT n FROM window_refs) > 0 AND ("
-assert CHOOSE_WAY in reader.SELECT_FILTERED_PAGE
-WAYS = {
-    "chosen": reader.SELECT_FILTERED_PAGE,
-    "back": reader.SELECT_FILTERED_PAGE.replace(CHOOSE_WAY, "SELECT true OR ("),
-    "window": reader.SELECT_FILTERED_PAGE.replace(CHOOSE_WAY, "SELECT edge.bound IS NULL OR false AND ("),
-}
 
 
 # Hash collisions, planted: in tenants named "c...", statement_key hashes only
@@ -315,19 +306,33 @@ AS $$ SELECT CASE WHEN left(tenant, 1) = 'c'
 """
 
 
-async def write_store(pool: asyncpg.Pool, tenant: str, specs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Each Statement stored with its authority; they, in commit order, with
-    ``stored`` and ``voided`` (told by the voiding Statements, and checked)."""
+async def write_store(pool: asyncpg.Pool, tenant: str, specs: list[dict[str, Any]], *, together: int = 1,
+                      reached_keys: bool = True) -> list[dict[str, Any]]:
+    """Each Statement stored with its authority, ``together`` to a request
+    (one group: a StatementRef and its target, before or after it, may share
+    one); they, in commit order, with ``stored`` and ``voided`` (told by the
+    voiding Statements, and checked).  Without ``reached_keys`` the writer
+    leaves out the keys referring Statements hold for their chains (a store
+    written before schemas/postgres/0097, or loaded in bulk), and
+    add_statement_ref_keys() fills them afterwards."""
     writer = StatementWriter(pool, wait_ms=0.0)
     await writer.start()
+    adds = writer_module.add_reached_keys
+    if not reached_keys:
+        writer_module.add_reached_keys = _nothing_reached  # type: ignore[assignment]
     try:
-        for spec in specs:
-            encoded = msgspec.json.encode(spec["body"])
-            version = "2.0.0" if b'"contextAgents"' in encoded or b'"contextGroups"' in encoded else "1.0.3"
-            await writer.append(tenant, prepare_statements([spec["body"]], version=version,
-                                                           authority=spec["authority"], new_id=uuid.uuid4))
+        for first in range(0, len(specs), together):
+            for authority in {str(s["authority"]): s["authority"] for s in specs[first:first + together]}.values():
+                chunk = [s for s in specs[first:first + together] if s["authority"] == authority]
+                encoded = msgspec.json.encode([s["body"] for s in chunk])
+                version = "2.0.0" if b'"contextAgents"' in encoded or b'"contextGroups"' in encoded else "1.0.3"
+                await writer.append(tenant, prepare_statements([s["body"] for s in chunk], version=version,
+                                                               authority=authority, new_id=uuid.uuid4))
     finally:
+        writer_module.add_reached_keys = adds
         await writer.close()
+    if not reached_keys:
+        await pool.execute("SELECT add_statement_ref_keys()")
     rows = await pool.fetch("SELECT statement_id, stored, voided FROM statements WHERE tenant = $1 ORDER BY position",
                             tenant)
     voided_ids = {s["body"]["object"]["id"] for s in specs if s["body"]["verb"]["id"] == VOIDED}
@@ -336,6 +341,10 @@ async def write_store(pool: asyncpg.Pool, tenant: str, specs: list[dict[str, Any
                   stored=r["stored"], voided=str(r["statement_id"]) in voided_ids) for r in rows]
     assert [r["voided"] for r in rows] == [s["voided"] for s in store]
     return store
+
+
+async def _nothing_reached(*_: Any) -> int:
+    return 0
 
 
 @settings(max_examples=6, deadline=None, derandomize=True, phases=[Phase.explicit, Phase.generate],
@@ -347,14 +356,19 @@ async def test_every_filter_combination_answers_as_the_rules_say(
 ) -> None:
     await pool.execute(COLLIDING_KEYS)
     stores = {}
-    for kind in "pc":  # the same Statements in a store of exact hashes and in one of colliding hashes
+    # The same Statements in a store of exact hashes, one of colliding hashes
+    # written five to a request (a StatementRef and its target in one group),
+    # and one of colliding hashes whose referring Statements got the keys of
+    # their chains from add_statement_ref_keys() after it was written
+    # (schemas/postgres/0097).  Targets come before or after their referrers.
+    for kind, together, reached_keys in (("p", 1, True), ("c", 5, True), ("cb", 1, False)):
         tenant = kind + uuid.uuid4().hex[:12]
-        stores[tenant] = await write_store(pool, tenant, specs)
-    probe, page = reader.AUTHORITY_HAS_FEW, reader.SELECT_FILTERED_PAGE
+        stores[tenant] = await write_store(pool, tenant, specs, together=together, reached_keys=reached_keys)
+    probe = reader.AUTHORITY_HAS_FEW
     try:
-        # plans on the statistics of an earlier store, then on fresh ones
+        # plans on the statistics of earlier stores, then on fresh ones
         # (the first failures above showed on one and not the other)
-        for (tenant, store), analyze in zip(list(stores.items()) * 2, (False, False, True, False)):
+        for (tenant, store), analyze in zip(list(stores.items()) * 2, (False, False, False, True, False, False)):
             if analyze:
                 await pool.execute("ANALYZE statements, statement_keys, events")
             times = [s["stored"] for s in store]
@@ -363,12 +377,11 @@ async def test_every_filter_combination_answers_as_the_rules_say(
                       for a in ACTIVITIES[:2] for m in (None, authority_of(AUTHORITIES[2]))]
             for query, mine in cases:
                 pages = chunks(expected_ids(store, query, mine), query.limit)
-                for walk, way in ((probe, "chosen"), (WALK_FILTERS, "chosen"), (WALK_FILTERS, "back"),
-                                  (WALK_FILTERS, "window")):
-                    reader.AUTHORITY_HAS_FEW, reader.SELECT_FILTERED_PAGE = walk, WAYS[way]
-                    assert await paged_ids(pool, tenant, query, mine) == pages, (tenant, query, mine, walk, way)
+                for walk in (probe, WALK_FILTERS):
+                    reader.AUTHORITY_HAS_FEW = walk
+                    assert await paged_ids(pool, tenant, query, mine) == pages, (tenant, query, mine, walk)
     finally:
-        reader.AUTHORITY_HAS_FEW, reader.SELECT_FILTERED_PAGE = probe, page
+        reader.AUTHORITY_HAS_FEW = probe
     colliding = next(t for t in stores if t.startswith("c"))
     assert await pool.fetchval("SELECT count(DISTINCT verb_key) FROM statements WHERE tenant = $1", colliding) == 1
 
@@ -390,14 +403,61 @@ async def test_a_chain_through_a_statement_without_registration_reaches_its_matc
           "context": {"registration": str(REGISTRATIONS[0])}} for n in (3, 4)]
     specs = [{"body": body, "authority": APP} for body in bodies]
     store = await write_store(pool, "t", specs)
-    page = reader.SELECT_FILTERED_PAGE
+    probe = reader.AUTHORITY_HAS_FEW
     try:
-        for way in WAYS:
-            reader.SELECT_FILTERED_PAGE = WAYS[way]
+        for walk in (probe, WALK_FILTERS):
+            reader.AUTHORITY_HAS_FEW = walk
             for limit, mine in ((2, None), (2, authority_of(APP)), (10, authority_of(APP))):
                 query = StatementQuery(limit=limit, registration=REGISTRATIONS[0])
                 assert expected_ids(store, query, mine) == ids[::-1]
                 pages = await paged_ids(pool, "t", query, mine)
-                assert pages == chunks(ids[::-1], limit), (way, limit, mine)
+                assert pages == chunks(ids[::-1], limit), (walk, limit, mine)
     finally:
-        reader.SELECT_FILTERED_PAGE = page
+        reader.AUTHORITY_HAS_FEW = probe
+
+
+def ref(target: str) -> dict[str, str]:
+    return {"objectType": "StatementRef", "id": target}
+
+
+async def test_chains_whose_targets_come_later_find_their_match(pool: asyncpg.Pool) -> None:
+    """A chain of StatementRefs longer than MAX_REF_DEPTH, stored from its
+    end to its match (every target after its referrers), a loop of two
+    Statements and one referring into it: each filter of the match's finds
+    the chain's first MAX_REF_DEPTH referrers and nothing else, whether each
+    Statement was its own group, the whole chain one request, or the keys were
+    added afterwards (schemas/postgres/0097)."""
+    await pool.execute(COLLIDING_KEYS)
+    chain = [str(uuid.uuid4()) for _ in range(MAX_REF_DEPTH + 2)]
+    loop = [str(uuid.uuid4()) for _ in range(3)]
+    match = {"id": chain[0], "actor": PEOPLE[0], "verb": {"id": VERBS[0]}, "object": {"id": ACTIVITIES[0]},
+             "context": {"registration": str(REGISTRATIONS[0]),
+                         "contextActivities": {"parent": [{"id": ACTIVITIES[1]}]}}}
+    referrers = [{"id": chain[n], "actor": PEOPLE[1], "verb": {"id": VERBS[1]}, "object": ref(chain[n - 1])}
+                 for n in range(1, len(chain))]
+    looping = [{"id": loop[0], "actor": PEOPLE[2], "verb": {"id": VERBS[2]}, "object": ref(loop[1])},
+               {"id": loop[1], "actor": PEOPLE[2], "verb": {"id": VERBS[2]}, "object": ref(loop[0])},
+               {"id": loop[2], "actor": PEOPLE[2], "verb": {"id": VERBS[2]}, "object": ref(loop[0])}]
+    specs = [{"body": body, "authority": APP} for body in referrers[::-1] + looping + [match]]
+    found = chain[:MAX_REF_DEPTH + 1]
+    queries = [StatementQuery(limit=3, agent=ifi(PEOPLE[0])), StatementQuery(limit=3, verb=VERBS[0]),
+               StatementQuery(limit=3, activity=ACTIVITIES[0]), StatementQuery(limit=20, registration=REGISTRATIONS[0]),
+               StatementQuery(limit=3, activity=ACTIVITIES[1], related_activities=True, ascending=True),
+               StatementQuery(limit=4, verb=VERBS[0], agent=ifi(PEOPLE[0]), registration=REGISTRATIONS[0]),
+               StatementQuery(limit=2, verb=VERBS[2]), StatementQuery(limit=2, agent=ifi(PEOPLE[2]))]
+    probe = reader.AUTHORITY_HAS_FEW
+    try:
+        for kind, together, reached_keys in (("p", 1, True), ("c", 1, True), ("c", len(specs), True),
+                                             ("c", 1, False)):
+            tenant = kind + uuid.uuid4().hex[:12]
+            store = await write_store(pool, tenant, specs, together=together, reached_keys=reached_keys)
+            for query in queries:
+                expected = expected_ids(store, query, None)
+                if query.verb != VERBS[2] and query.agent != ifi(PEOPLE[2]):
+                    assert sorted(expected) == sorted(found), query
+                for walk, mine in ((probe, None), (probe, authority_of(APP)), (WALK_FILTERS, authority_of(APP))):
+                    reader.AUTHORITY_HAS_FEW = walk
+                    assert await paged_ids(pool, tenant, query, mine) == chunks(expected, query.limit), (
+                        tenant, together, reached_keys, query, mine)
+    finally:
+        reader.AUTHORITY_HAS_FEW = probe

@@ -1,5 +1,6 @@
-"""Filtered pages with StatementRefs: the page query (a direct part and two
-bounded StatementRef parts, lrs/store/reader.py) returns exactly what the
+"""Filtered pages with StatementRefs: the page query (one walk of the keys a
+Statement holds, its own and those of the Statements its chain reaches,
+lrs/store/reader.py and lrs/store/ref_keys.py) returns exactly what the
 rule says, written here as the single condition it is in xAPI-Communication
 2.1.3: a statement matches when it or a statement its StatementRef chain
 reaches (up to MAX_REF_DEPTH steps) matches the filters; and since/until,
@@ -25,7 +26,8 @@ from lrs.ingest.prepare import prepare_statements
 from lrs.ingest.query import StatementQuery
 from lrs.store import StatementWriter, create_pool
 from lrs.service import migrate
-from lrs.store.reader import MAX_REF_DEPTH, SELECT_PAGE, _filters, query_statements
+from lrs.ingest.stored_keys import meets_filters, statement_ref_target
+from lrs.store.reader import MAX_REF_DEPTH, query_statements
 from lrs.payload_codec import open_payload
 
 AUTHORITY = {"objectType": "Agent", "mbox": "mailto:authority@example.com"}
@@ -34,47 +36,46 @@ VERBS = [f"http://example.com/v/{v}" for v in ("did", "passed", "said")]
 ACTIVITIES = [f"http://example.com/act/{i}" for i in range(4)]
 REGISTRATIONS = [uuid.UUID(int=i + 1) for i in range(3)]
 TENANT = "t"
-# The StatementRef rule as plainly as SQL says it (the reader walks the chain its
-# own way): every id of the chain, up to MAX_REF_DEPTH, checked against the filters.
-REF_RULE = """EXISTS (
-    WITH RECURSIVE chain(id, depth) AS (
-        SELECT s.statement_ref, 1
-        UNION ALL
-        SELECT t.statement_ref, c.depth + 1
-        FROM chain c, LATERAL (
-            SELECT t.statement_ref FROM statements t
-            WHERE t.tenant = $1 AND t.statement_id = c.id AND t.statement_ref IS NOT NULL OFFSET 0
-        ) AS t
-        WHERE c.depth < {max_depth}
-    )
-    -- each target by its id (OFFSET 0: never by the filters over the tenant)
-    SELECT 1 FROM chain c, LATERAL (
-        SELECT 1 FROM statements t WHERE t.tenant = $1 AND t.statement_id = c.id AND {target_filters} OFFSET 0
-    ) AS m
-)"""
+# Every stored Statement of TENANT, in position order, for the rule below.
+ALL_ROWS = """
+SELECT s.position, s.stored, s.voided, s.statement_id, s.statement_ref, e.payload
+FROM statements s JOIN events e ON e.position = s.position WHERE s.tenant = $1 ORDER BY s.position
+"""
 
 
-def reference_query(query: StatementQuery, after: int | None, limit: int) -> tuple[str, list[Any]]:
-    """The rule as one condition: own filters OR a chain target matching them."""
-    params: list[Any] = [TENANT]
-    where = ["s.tenant = $1", "NOT s.voided"]
-    if after is not None:
-        params.append(after)
-        where.append(f"s.position {'>' if query.ascending else '<'} ${len(params)}::bigint")
-    if query.since is not None:
-        params.append(query.since)
-        where.append(f"s.stored > ${len(params)}")
-    if query.until is not None:
-        params.append(query.until)
-        where.append(f"s.stored <= ${len(params)}")
-    own = _filters(query, "s", params)
-    if own:
-        targets = _filters(query, "t", params)
-        ref = REF_RULE.format(max_depth=MAX_REF_DEPTH, target_filters=" AND ".join(targets))
-        where.append(f"(({' AND '.join(own)}) OR (s.statement_ref IS NOT NULL AND {ref}))")
-    sql = SELECT_PAGE.format(times="", where=" AND ".join(where), direction="ASC" if query.ascending else "DESC",
-                             limit=limit + 1)
-    return sql, params
+async def reference_page(pool: asyncpg.Pool, query: StatementQuery, after: int | None,
+                         limit: int) -> list[tuple[int, str]]:
+    """The rule as one condition, on every stored Statement's JSON (no index
+    and no key the reader uses): it, or a Statement its chain reaches (up to
+    MAX_REF_DEPTH, voided or not), meets the filters
+    (:func:`lrs.ingest.stored_keys.meets_filters`, held equal to the writer's
+    keys by tests/unit/test_stored_keys.py); not voided; within since/until
+    and after the cursor.  (position, id) of the first ``limit`` + 1."""
+    rows = await pool.fetch(ALL_ROWS, TENANT)
+    bodies = {r["statement_id"]: msgspec.json.decode(open_payload(r["payload"])) for r in rows}
+
+    def matches(statement_id: uuid.UUID) -> bool:
+        body = bodies[statement_id]
+        if meets_filters(query, body):
+            return True
+        for _ in range(MAX_REF_DEPTH):
+            target = statement_ref_target(body)
+            if target is None or target not in bodies:
+                return False
+            body = bodies[target]
+            if meets_filters(query, body):
+                return True
+        return False
+
+    chosen = [
+        (r["position"], str(r["statement_id"])) for r in rows
+        if not r["voided"]
+        and (after is None or (r["position"] > after if query.ascending else r["position"] < after))
+        and (query.since is None or r["stored"] > query.since)
+        and (query.until is None or r["stored"] <= query.until)
+        and matches(r["statement_id"])
+    ]
+    return (chosen if query.ascending else chosen[::-1])[: limit + 1]
 
 
 def random_statements(rng: random.Random, count: int) -> list[dict[str, Any]]:
@@ -160,9 +161,8 @@ async def test_every_page_matches_the_rule(pool: asyncpg.Pool) -> None:
         after: int | None = None
         while True:
             bodies, last, more = await query_statements(pool, TENANT, query, after_position=after, limit=query.limit)
-            sql, params = reference_query(query, after, query.limit)
-            rows = await pool.fetch(sql, *params)
-            expected = [msgspec.json.decode(open_payload(r["payload"]))["id"] for r in rows[: query.limit]]
+            rows = await reference_page(pool, query, after, query.limit)
+            expected = [statement_id for _, statement_id in rows[: query.limit]]
             assert [msgspec.json.decode(b)["id"] for b in bodies] == expected, (query, after)
             assert more == (len(rows) > query.limit), (query, after)
             compared += 1
@@ -174,7 +174,8 @@ async def test_every_page_matches_the_rule(pool: asyncpg.Pool) -> None:
 
 async def test_a_reference_found_only_through_a_chain(pool: asyncpg.Pool) -> None:
     """A chain of three StatementRefs stored before the statement it ends at:
-    each of them is in the activity's pages, found by the walk from the match."""
+    each of them is in the activity's pages, through the keys each was given
+    when the statement it ends at came."""
     writer = StatementWriter(pool, wait_ms=0.0)
     await writer.start()
     ids = [str(uuid.uuid4()) for _ in range(4)]

@@ -405,3 +405,70 @@ async def test_small_groups_see_what_was_committed_while_they_waited_for_the_hea
     finally:
         await first.close()
         await second.close()
+
+
+async def _idle_in_transaction(pool: asyncpg.Pool) -> int:
+    return await pool.fetchval(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND state LIKE 'idle in transaction%'"
+    )
+
+
+async def test_a_commit_that_begins_the_next_group_has_committed_before_the_answer(
+    migrated_url: str, pool: asyncpg.Pool
+) -> None:
+    """Requests waiting when a group commits: the same round trip begins the
+    next group's transaction on the kept connection; every answer still
+    means committed, as another session sees, and nothing is left open."""
+    writer = StatementWriter(pool, wait_ms=0.0)
+    await writer.start()
+    outside = await create_pool(migrated_url, min_size=1, max_size=4)  # other sessions
+    try:
+        async def one(index: int) -> None:
+            await asyncio.sleep(index * 0.002)  # arriving while groups commit
+            statements = prepared(statement())
+            await writer.append("default", statements)
+            assert await outside.fetchval(
+                "SELECT count(*) FROM statements WHERE statement_id = $1", statements[0].statement_id
+            ) == 1
+
+        await asyncio.gather(*(one(index) for index in range(40)))
+        assert 0 < writer.groups_chained < writer.groups_committed
+        assert writer.statements_committed == 40 == await last_position(pool)
+        for _ in range(50):  # the last group found nobody waiting: its connection went back
+            if await _idle_in_transaction(pool) == 0:
+                break
+            await asyncio.sleep(0.02)
+        assert await _idle_in_transaction(pool) == 0
+    finally:
+        await writer.close()
+        await outside.close()
+    assert verify_chain(await read_events_after(pool, 0, 100)) is None
+
+
+async def test_a_begun_transaction_nobody_waits_for_any_more_is_rolled_back(pool: asyncpg.Pool) -> None:
+    writer = StatementWriter(pool, wait_ms=50.0)
+    await writer.start()
+    try:
+        async with pool.acquire() as blocker:
+            transaction = blocker.transaction()
+            await transaction.start()
+            await blocker.fetchrow("SELECT position FROM log_head WHERE singleton FOR UPDATE")
+            first = asyncio.create_task(writer.append("default", prepared(statement())))
+            await asyncio.sleep(0.2)  # the first group waits for the head
+            gone = asyncio.create_task(writer.append("default", prepared(statement())))
+            await asyncio.sleep(0.01)
+            gone.cancel()  # waiting when the first group commits, gone before the next is taken
+            await transaction.rollback()
+        await first
+        assert writer.groups_chained == 1
+        for _ in range(50):
+            if await _idle_in_transaction(pool) == 0 and writer._held is None:
+                break
+            await asyncio.sleep(0.02)
+        assert writer._held is None
+        assert await _idle_in_transaction(pool) == 0
+        assert await last_position(pool) == 1
+        await writer.append("default", prepared(statement()))  # the writer goes on
+        assert await last_position(pool) == 2
+    finally:
+        await writer.close()

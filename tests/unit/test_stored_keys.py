@@ -13,7 +13,7 @@ import msgspec
 from lrs.eventlog import finalize_statement
 from lrs.ingest.prepare import prepare_statements
 from lrs.ingest.query import StatementQuery
-from lrs.ingest.stored_keys import has_authority, meets_filters, statement_keys
+from lrs.ingest.stored_keys import has_authority, meets_filters, reached_keys, statement_keys
 
 AUTHORITY = {"objectType": "Group", "member": [{"mbox": "mailto:client@example.com"},
                                                {"account": {"homePage": "https://idp.example", "name": "u1"}}]}
@@ -70,3 +70,22 @@ def test_the_page_check_says_what_the_filter_keys_say() -> None:
             assert has_authority(body, agent) == ("U:" + agent in keys)
     assert checked > 40  # the statements do match many of the values
 
+
+
+def test_a_referrer_holds_what_its_target_meets_filters_by() -> None:
+    """reached_keys (what a referring Statement holds for a Statement its
+    chain reaches): every filter key but the authority's, the verb and the
+    registration, so that each filter the target meets finds its referrers."""
+    bodies = statements()
+    bodies[1]["context"]["registration"] = "6F9619FF-8B86-D011-B42D-00CF4FC964FF"
+    prepared = prepare_statements(bodies, version="2.0.0", authority=AUTHORITY, new_id=uuid.uuid4)
+    stored = [msgspec.json.decode(finalize_statement(p.body, datetime(2024, 1, 1, tzinfo=timezone.utc)))
+              for p in prepared]
+    for body in stored:
+        reached = reached_keys(body)
+        registration = (body.get("context") or {}).get("registration")
+        assert reached == {k for k in statement_keys(body) if not k.startswith("U:")} | {
+            "V:" + body["verb"]["id"]} | ({"R:" + registration.lower()} if registration else set())
+        if registration:  # PostgreSQL's text of the uuid, as the reader hashes it
+            assert meets_filters(StatementQuery(limit=1, registration=uuid.UUID(registration)), body)
+            assert "R:6f9619ff-8b86-d011-b42d-00cf4fc964ff" in reached

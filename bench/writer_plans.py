@@ -1,0 +1,112 @@
+"""CPU of the group-commit writer and of PostgreSQL per statement at batch 1,
+as the HTTP workers drive it: two writers appending to one shared log, each
+with 16 callers waiting for their single statement (no HTTP).
+
+It answers what the whole-service bench cannot resolve on a busy machine:
+the writer's own CPU (this process) and PostgreSQL's (every process of the
+server), counted over the appends only, per statement::
+
+    python bench/writer_plans.py --url postgresql://postgres@/postgres?host=/path/run
+    python bench/writer_plans.py --url ... --plan-cache-mode force_generic_plan
+
+Run it with another checkout's venv, from that checkout, for a before/after
+(``cd /other/checkout && .venv/bin/python /this/checkout/bench/writer_plans.py``):
+the ``lrs`` imported is that checkout's.  ``--postmaster`` is the server's
+process id (default: the one that owns the database's data directory, asked
+of the server).  ``--plan-cache-mode`` sets the pools' session default (the
+writer's own transactions may override it, as lrs.store.writer.BEGIN_GROUP does).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import asyncpg
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from process_cpu import load_average, tree_cpu_s  # noqa: E402
+from store_writer import AUTHORITY, sample_statement, with_database  # noqa: E402
+
+from lrs.ingest.prepare import prepare_statements  # noqa: E402
+from lrs.service import migrate  # noqa: E402
+from lrs.store import StatementWriter, create_pool  # noqa: E402
+import lrs.store.pool  # noqa: E402
+
+
+async def run(args: argparse.Namespace) -> dict:
+    if args.plan_cache_mode:
+        lrs.store.pool.SERVER_SETTINGS["plan_cache_mode"] = args.plan_cache_mode
+    name = f"lrs_writer_plans_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(args.url)
+    postmaster = args.postmaster or int(
+        Path(await admin.fetchval("SHOW data_directory"), "postmaster.pid").read_text().split()[0]
+    )
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    url = with_database(args.url, name)
+    try:
+        await migrate(url)
+        batches = [
+            prepare_statements([sample_statement(i)], version="1.0.3", authority=AUTHORITY, new_id=uuid.uuid4)
+            for i in range(args.statements)
+        ]
+        pools = [await create_pool(url, min_size=2, max_size=8) for _ in range(args.writers)]
+        writers = [StatementWriter(pool, wait_ms=args.wait_ms, shared_log=True) for pool in pools]
+        for writer in writers:
+            await writer.start()
+        queue = list(reversed(batches))
+        latencies: list[float] = []
+
+        async def caller(writer: StatementWriter) -> None:
+            while queue:
+                batch = queue.pop()
+                started = time.perf_counter()
+                await writer.append("default", batch, defines=True)  # the ingest bench's credential defines
+                latencies.append(time.perf_counter() - started)
+
+        await asyncio.sleep(0.3)  # the pools' connections settle
+        own, server, wall = time.process_time(), tree_cpu_s(postmaster), time.perf_counter()
+        await asyncio.gather(*(caller(w) for w in writers for _ in range(args.callers)))
+        own, server, wall = time.process_time() - own, tree_cpu_s(postmaster) - server, time.perf_counter() - wall
+        for writer in writers:
+            await writer.close()
+        for pool in pools:
+            await pool.close()
+        latencies.sort()
+        n = args.statements
+        return {
+            "statements": n,
+            "statements_per_s": round(n / wall),
+            "groups": sum(w.groups_committed for w in writers),
+            "groups_chained": sum(getattr(w, "groups_chained", 0) for w in writers),
+            "writer_process_cpu_us_per_statement": round(own / n * 1e6, 1),
+            "postgresql_cpu_us_per_statement": round(server / n * 1e6, 1),
+            "p99_ms": round(latencies[int(len(latencies) * 0.99)] * 1000, 1),
+            "plan_cache_mode": args.plan_cache_mode or "auto",
+            "load_average_after": load_average(),
+        }
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--url", required=True, help="PostgreSQL server URL (a scratch database is created)")
+    parser.add_argument("--postmaster", type=int, help="the server's process id (default: from its data directory)")
+    parser.add_argument("--statements", type=int, default=4000)
+    parser.add_argument("--writers", type=int, default=2, help="writers sharing the log (the HTTP workers)")
+    parser.add_argument("--callers", type=int, default=16, help="callers per writer, one statement each")
+    parser.add_argument("--wait-ms", type=float, default=2.0)
+    parser.add_argument("--plan-cache-mode", choices=["auto", "force_custom_plan", "force_generic_plan"])
+    args = parser.parse_args()
+    print(json.dumps(asyncio.run(run(args))))
+
+
+if __name__ == "__main__":
+    main()

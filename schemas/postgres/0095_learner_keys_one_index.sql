@@ -1,0 +1,17 @@
+-- learner_keys keeps one index, its primary key (tenant, pseudonym,
+-- generation): the partial unique index learner_keys_live (0070) cost every
+-- learner's first sight a second index insert (about 3 µs of PostgreSQL's
+-- CPU per new learner key, bench/seal_store_sql.py; docs/privacy.md
+-- "Cost"), and no query needs it: each looks an identity up by tenant and
+-- pseudonym, a prefix of the primary key, and an identity has one row per
+-- generation, almost always one.
+--
+-- What it guarded, at most one live key per identity, the primary key and
+-- the way keys are made keep (lrs/store/learner_keys.py): a first key is
+-- always generation 1, so two processes making one conflict on it; a key
+-- after an erasure is made only when no live key was found, as generation
+-- max + 1, so two making it conflict on that generation, and one made while
+-- a later generation already existed would have read that generation.
+-- Should two live keys ever exist, each Statement still names the
+-- generation it was sealed under, and an erasure destroys every live one.
+DROP INDEX IF EXISTS learner_keys_live;
