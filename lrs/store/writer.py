@@ -521,6 +521,11 @@ class StatementWriter:
         """One group's transaction, on the connection the previous group left
         when more requests were already waiting, else on one from the pool."""
         conn, self._held = self._held, None
+        if conn is not None and not _alive(conn):
+            # Its backend died while the group was gathered: asyncpg gave it
+            # back to the pool already (nothing of the group was sent on it).
+            await self._release(conn)
+            conn = None
         if conn is None:
             conn = await self._pool.acquire()
         try:
@@ -537,19 +542,29 @@ class StatementWriter:
             # nothing, sets nothing and opens no cursor.
             self._held = conn
         else:
-            await self._pool.release(conn)
+            await self._release(conn)  # committed: a failure to reset the connection is not the group's
         return plan
 
     async def _release(self, conn: asyncpg.pool.PoolConnectionProxy) -> None:
         """Back to the pool, out of any transaction this writer began (the
-        pool's reset, or its termination of a broken connection, does the rest)."""
+        pool's reset, or its termination of a broken connection, does the rest).
+
+        Never raises: it runs in the writer's task loop and after a group's
+        own error or COMMIT, where a broken connection must cost neither the
+        task nor the group's answers.  asyncpg reports some broken connections
+        as InternalClientError, neither PostgresError nor InterfaceError, and
+        the pool closes a connection whose reset failed before it re-raises."""
         try:
-            if not conn.is_closed() and conn.is_in_transaction():
-                await conn.execute("ROLLBACK")
-        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
-            log.warning("statement writer rollback failed", error=repr(exc))
+            try:
+                if _alive(conn) and conn.is_in_transaction():
+                    await conn.execute("ROLLBACK")
+            except Exception as exc:  # noqa: BLE001 - see above
+                log.warning("statement writer rollback failed", error=repr(exc))
         finally:
-            await self._pool.release(conn)
+            try:
+                await self._pool.release(conn)
+            except Exception as exc:  # noqa: BLE001 - the pool has closed it
+                log.warning("statement writer connection closed", error=repr(exc))
 
     @contextlib.asynccontextmanager
     async def _transaction(self, conn: asyncpg.Connection) -> AsyncIterator[None]:
@@ -564,8 +579,9 @@ class StatementWriter:
         try:
             yield
         except BaseException:
-            with contextlib.suppress(asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
-                if not conn.is_closed() and conn.is_in_transaction():
+            # the group's error is what its requests get; a broken connection's own is logged by _release
+            with contextlib.suppress(Exception):
+                if _alive(conn) and conn.is_in_transaction():
                     await conn.execute("ROLLBACK")
             raise
         if self._queue and not self._closing:
@@ -733,6 +749,16 @@ async def _fetch_touched(
             rows = await conn.fetch(SELECT_TOUCHED_BETWEEN, tenant, wanted, *between)
         found.extend(_existing(tenant, r) for r in rows)
     return found
+
+
+def _alive(conn: asyncpg.pool.PoolConnectionProxy) -> bool:
+    """Whether the pooled connection is still open.  When its backend goes
+    away asyncpg hands it back to the pool at once, and its proxy then
+    answers only InterfaceError ("released back to the pool")."""
+    try:
+        return not conn.is_closed()
+    except asyncpg.InterfaceError:
+        return False
 
 
 def _existing(tenant: str, row: asyncpg.Record) -> ExistingStatement:
