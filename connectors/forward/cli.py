@@ -11,7 +11,7 @@ import signal
 import sys
 import time
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 from typing import Any
 
 from connectors.forward.model import ForwardFilter, validate_name
@@ -178,6 +178,9 @@ def _check(args: argparse.Namespace, need_target: bool) -> str | None:
                                               ("--secret", args.target_secret)) if not value]
         if missing:
             return f"missing {', '.join(missing)} (or LRS_TARGET_* environment variables)"
+        target = urlsplit(args.to)
+        if target.scheme not in ("http", "https") or not target.hostname:
+            return f"--to {args.to!r} is not an http:// or https:// URL with a host"
     if nats_url(args) is None:
         return "no NATS server: give --nats-url or LRS_NATS_URL"
     return None

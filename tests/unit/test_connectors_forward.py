@@ -189,6 +189,15 @@ def test_forward_cli_usage_errors(monkeypatch, capsys):
     assert status == 2 and "missing --to" in err
 
 
+def test_forward_cli_refuses_a_target_that_is_not_an_http_url(monkeypatch, capsys):
+    # Such a target was retried as an outage for ever instead of being named once.
+    for target in ("notaurl", "ftp://b/", "http://"):
+        status, err = _forward_cli(monkeypatch, capsys, "forward", "--to", target, "--key", "k", "--secret", "s",
+                                   "--nats-url", "nats://127.0.0.1:1")
+        assert status == 2, (target, err)
+        assert err.strip().count("\n") == 0 and "--to" in err and "http" in err, err
+
+
 def test_forward_cli_target_options_after_the_action_and_before_it(monkeypatch):
     from lrs.cli import build_parser
 
