@@ -246,7 +246,7 @@ async def get_learner(request: web.Request) -> web.Response:
     catalog, fresh = await _serving(request)
     view = await _query(learner_view(request.config_dict[keys.POOL], catalog, tenant, learner))
     if view is None:
-        raise NotFoundError(f"no competency evidence for learner {learner!r}")
+        raise NotFoundError(f"no competency evidence for learner {request.match_info['learner']!r}")
     return _answer(_marked(await _shown_view(request, tenant, view, learner), fresh))
 
 
@@ -260,7 +260,7 @@ async def get_trail(request: web.Request) -> web.Response:
     catalog, fresh = await _serving(request)
     view = await _query(trail_view(request.config_dict[keys.POOL], catalog, tenant, learner, competency))
     if view is None:
-        raise NotFoundError(f"no competency evidence for learner {learner!r}")
+        raise NotFoundError(f"no competency evidence for learner {request.match_info['learner']!r}")
     return _answer(_marked(await _shown_view(request, tenant, view, learner), fresh))
 
 

@@ -222,7 +222,10 @@ async def test_scopes_tenants_and_errors(client: Any, database_url: str) -> None
     assert bad_time["path"] == "as_of"
     await get_json(client, f"{path}/trail", status=400)
     await get_json(client, f"{path}/trail", status=404, competency="https://example.org/not-a-competence")
-    await get_json(client, f"/competency/learners/{quote('mbox:mailto:nobody@example.org', safe='')}", status=404)
+    nobody = await get_json(client, f"/competency/learners/{quote('mbox:mailto:nobody@example.org', safe='')}",
+                            status=404)
+    # The official asked by an identifier: the answer names it, never the pseudonym it is read by.
+    assert "mbox:mailto:nobody@example.org" in nobody["error"] and "pseudonym" not in nobody["error"], nobody
 
     invalid = await client.post(
         "/competency/admin/roster",
