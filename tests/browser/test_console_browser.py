@@ -100,6 +100,8 @@ async def test_officials_path(browser, served, screenshots: Path, tmp_path: Path
     base, api = served
     context = await browser.new_context(viewport=DESKTOP, locale="en-GB", accept_downloads=True)
     page = await context.new_page()
+    favicons: list[str] = []
+    page.on("response", lambda r: favicons.append(f"{r.url} {r.status}") if "favicon" in r.url else None)
     try:
         await sign_in(page, base, KEY, SECRET)
         await page.goto(base + "/console/units")
@@ -207,6 +209,9 @@ async def test_officials_path(browser, served, screenshots: Path, tmp_path: Path
         await page.goto(base + "/console/units/mic-dt-1")
         await shot(page, screenshots, "unit-phone-vi")
         assert await page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+        # The browser's own /favicon.ico request was answered 401 on every page (an error in its console).
+        assert await page.locator("head link[rel=icon]").count() == 1
+        assert favicons == [], favicons
     finally:
         await context.close()
 
