@@ -128,6 +128,18 @@ def version_runs(batch: Sequence[Outgoing]) -> list[list[Outgoing]]:
     return runs
 
 
+def failure_words(exc: BaseException) -> str:
+    """One line saying why an LRS could not be reached, for people: the
+    exception's repr names aiohttp's connection key, proxy and TLS fields."""
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        reason = exc.os_error.strerror or str(exc.os_error) or type(exc.os_error).__name__
+        return f"cannot connect to {exc.host}:{exc.port}: {reason}"
+    if isinstance(exc, (asyncio.TimeoutError, TimeoutError)):
+        return "no answer in time"
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
 def statements_endpoint(base_url: str) -> str:
     """``https://host`` -> ``https://host/xapi/statements``; a URL that already
     ends in ``/xapi`` or ``/statements`` is completed or kept as it is."""
@@ -246,7 +258,7 @@ class LrsSink:
                 failures += 1
                 if failures >= self._max_attempts:
                     raise SinkUnavailable(
-                        f"LRS unreachable after {failures} attempts: {exc!r}"
+                        f"LRS unreachable after {failures} attempts: {failure_words(exc)}"
                     ) from exc
                 await self._backoff(failures)
                 continue

@@ -34,6 +34,7 @@ from connectors.framework.sink import (
     SinkUnavailable,
     basic_authorization,
     error_message,
+    failure_words,
     statements_endpoint,
 )
 from connectors.framework.retry_after import MAX_ASKED_WAIT_S, MAX_RETRY_AFTER_S, retry_after_delay
@@ -155,7 +156,7 @@ class LrsPullSource:
             except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
                 failures += 1
                 if failures >= self._max_attempts:
-                    raise SinkUnavailable(f"source LRS unreachable after {failures} attempts: {exc!r}") from exc
+                    raise SinkUnavailable(f"source LRS unreachable after {failures} attempts: {failure_words(exc)}") from exc
                 await self._backoff(failures)
                 continue
             if status == 200:

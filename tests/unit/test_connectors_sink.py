@@ -218,3 +218,22 @@ async def test_raw_statements_are_sent_as_their_bytes(lrs):
         outcome = await sink.send([Outgoing(raw, "input:1")])
     assert outcome.accepted == 1 and lrs.statements[statement(1)["id"]] == statement(1)
     assert lrs.post_versions == ["1.0.3"]
+
+
+async def test_an_unreachable_lrs_is_described_in_words_not_as_an_exception_repr():
+    # "ClientConnectorError(ConnectionKey(host='127.0.0.1', port=1, is_ssl=False, ssl=True, proxy=None, ...))"
+    # was what `lrs forward` and `lrs import` printed for a target that refused connections.
+    import aiohttp
+
+    from connectors.framework.sink import failure_words
+
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    async with aiohttp.ClientSession() as session:
+        with pytest.raises(aiohttp.ClientError) as refused:
+            await session.get(f"http://127.0.0.1:{port}/xapi/statements")
+    words = failure_words(refused.value)
+    assert words.startswith(f"cannot connect to 127.0.0.1:{port}: "), words
+    assert "ConnectionKey" not in words and "proxy" not in words and "\n" not in words
+    assert failure_words(TimeoutError()) == "no answer in time"
