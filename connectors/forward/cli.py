@@ -244,7 +244,7 @@ class _Progress:
 
     def __init__(self, name: str, enabled: bool) -> None:
         self._bar: Any = None
-        self._last = 0.0
+        self._last = time.monotonic()  # the first status line 30 s in: a short run prints only its summary
         self._name = name
         self._shown = -1
         if enabled:

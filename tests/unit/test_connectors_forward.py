@@ -235,3 +235,21 @@ async def test_statements_are_opened_per_tenant_in_order_and_clear_ones_kept():
     assert [len(payloads) for _, payloads in calls] == [2, 2]
     assert opened[0] is events[0].statement and opened[2] is events[2].statement
     assert opened[1] == {"id": "s2", "opened": "b"} and opened[3] == {"id": "s4", "opened": "b"}
+
+
+def test_forward_status_lines_off_a_terminal_start_after_30_seconds_not_at_the_first_batch(monkeypatch, capsys):
+    # The first batch printed the summary at once, so a short run printed the same summary twice.
+    from types import SimpleNamespace
+
+    from connectors.forward import cli
+
+    clock = [1000.0]
+    monkeypatch.setattr(cli.time, "monotonic", lambda: clock[0])
+    progress = cli._Progress("f", enabled=False)
+    stats = SimpleNamespace(forwarded=5, render=lambda: "forwarded 5")
+    progress.update(stats)
+    assert capsys.readouterr().err == ""
+    clock[0] += 31
+    stats.forwarded = 6
+    progress.update(stats)
+    assert capsys.readouterr().err.count("lrs forward: f: forwarded") == 1
