@@ -75,7 +75,8 @@ def register(subparsers: argparse._SubParsersAction, opener_factory: OpenerFacto
     run.add_argument("--retry-delay", type=float, default=5.0,
                      help="seconds before such a statement is delivered again (default: 5)")
     run.add_argument("--until-caught-up", action="store_true",
-                     help="exit once every statement in the stream is forwarded, skipped or parked")
+                     help="exit once every statement so far, on the stream or read from the log, "
+                          "is forwarded, skipped or parked")
     run.add_argument("--no-progress", action="store_true", help="no progress bar even on a terminal")
     run.add_argument("--database-url", default=os.environ.get("LRS_DATABASE_URL"),
                      help="the source LRS's PostgreSQL, to check every message against the event log "
