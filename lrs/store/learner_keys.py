@@ -184,8 +184,16 @@ class LearnerKeys:
     """Seals and opens Statements of any tenant with the keys of the
     identities they name."""
 
-    def __init__(self, pool: Pool, master: MasterKey, *, capacity: int = 100_000, references: bool = True) -> None:
+    def __init__(
+        self, pool: Pool, master: MasterKey, *, capacity: int = 100_000, references: bool = True,
+        key_pool: Pool | None = None,
+    ) -> None:
         self._pool = pool
+        # Where the statements that read or make keys for writing run: a pool
+        # whose connections are not reset after each (lrs.store.pool.
+        # create_statement_pool), so a batch of first sights costs one
+        # PostgreSQL transaction and one round trip, not two of each.
+        self._key_pool = pool if key_pool is None else key_pool
         # Seal in the v3 form (ciphertexts apart, by reference); False: v2,
         # the ciphertext inside the Statement (as stores written before hold).
         self._references = references
@@ -360,7 +368,7 @@ class LearnerKeys:
         wrapped = [self._master.wrap(k, tenant, p, 1) for k, p in zip(data_keys, pseudonyms)]
         mine = {p: (w, k) for p, w, k in zip(pseudonyms, wrapped, data_keys)}
         keys: dict[str, seal.SealKey] = {}
-        for row in await self._pool.fetch(LOAD_OR_CREATE, tenant, pseudonyms, wrapped):
+        for row in await self._key_pool.fetch(LOAD_OR_CREATE, tenant, pseudonyms, wrapped):
             pseudonym, generation, stored = row["pseudonym"], row["generation"], row["wrapped"]
             own = mine[pseudonym]
             if generation == 1 and stored == own[0]:  # made now: no need to unwrap
@@ -377,7 +385,7 @@ class LearnerKeys:
     async def _load_or_create_after_erasure(
         self, tenant: str, pseudonyms: list[str], version: int
     ) -> list[seal.SealKey]:
-        rows = await self._pool.fetch(SELECT_CURRENT, tenant, pseudonyms)
+        rows = await self._key_pool.fetch(SELECT_CURRENT, tenant, pseudonyms)
         keys: list[seal.SealKey] = []
         known = {}
         for row in rows:
@@ -391,9 +399,9 @@ class LearnerKeys:
             wrapped = [
                 self._master.wrap(secrets.token_bytes(32), tenant, p, g) for p, g in zip(absent, generations)
             ]
-            await self._pool.fetch(INSERT_KEYS, tenant, absent, generations, wrapped)
+            await self._key_pool.fetch(INSERT_KEYS, tenant, absent, generations, wrapped)
             # Ours, or the one a concurrent writer made first.
-            for row in await self._pool.fetch(SELECT_LIVE, tenant, absent):
+            for row in await self._key_pool.fetch(SELECT_LIVE, tenant, absent):
                 cipher = self._cipher(row["wrapped"], tenant, row["pseudonym"], row["generation"])
                 keys.append(self._remember(tenant, row["pseudonym"], row["generation"], cipher, version))
         return keys
