@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import base64
 import binascii
+import errno
 import os
 import secrets
 import tempfile
+import time
 from pathlib import Path
 
 from cryptography.hazmat.primitives import hashes
@@ -66,9 +68,13 @@ def load_or_create(path: Path) -> MasterKey:
     """The master key at ``path``, made (mode 0600) when missing; processes
     starting together agree on one: each writes its key to a file of its own
     and links it to ``path``, which fails for all but the first, so no
-    process ever reads a key file still being written."""
+    process ever reads a key file still being written.  Where the file
+    system has no hard links the key is written to ``path`` created
+    exclusively, and a process that finds it there waits for its line."""
     try:
         text = path.read_text()
+        if not text:  # made exclusively (no hard links) a moment ago, not written yet
+            text = _read_written(path)
     except FileNotFoundError:
         path.parent.mkdir(parents=True, exist_ok=True)
         secret = secrets.token_bytes(32)
@@ -82,7 +88,15 @@ def load_or_create(path: Path) -> MasterKey:
                 os.link(draft, path)
             except FileExistsError:
                 text = path.read_text()
+            except OSError as exc:
+                if exc.errno not in _NO_HARD_LINKS:
+                    raise
+                made = _create_exclusive(path, secret)
+                if made:
+                    return MasterKey(secret)
+                text = _read_written(path)
             else:
+                _sync_directory(path.parent)  # the name too: learner keys wrapped with it commit next
                 return MasterKey(secret)
         finally:
             os.unlink(draft)
@@ -90,7 +104,47 @@ def load_or_create(path: Path) -> MasterKey:
         secret = base64.b64decode(text.strip(), validate=True)
     except (binascii.Error, ValueError):
         raise PrivacyKeyError(f"{path} does not hold a base64 privacy key") from None
+    if len(secret) != 32:
+        raise PrivacyKeyError(f"{path} holds {len(secret)} bytes, not a 32-byte privacy key")
     return MasterKey(secret)
+
+
+# What a file system without hard links answers os.link with.
+_NO_HARD_LINKS = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS}
+
+
+def _create_exclusive(path: Path, secret: bytes) -> bool:
+    """Write the key to ``path`` unless it exists (False then): the way
+    where files cannot be linked."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return False
+    with os.fdopen(fd, "w") as handle:
+        handle.write(base64.b64encode(secret).decode() + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    _sync_directory(path.parent)
+    return True
+
+
+def _read_written(path: Path) -> str:
+    """``path``'s text once its writer ended the line (another process
+    made it exclusively a moment ago and may still be writing it)."""
+    deadline = time.monotonic() + 5
+    text = path.read_text()
+    while not text.endswith("\n") and time.monotonic() < deadline:
+        time.sleep(0.01)
+        text = path.read_text()
+    return text
+
+
+def _sync_directory(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def load(path: Path) -> MasterKey | None:

@@ -209,6 +209,7 @@ class LearnerKeys:
         self._pseudonyms: dict[tuple[str, str], str] = {}
         # tenant -> an Agent's sorted JSON -> its sealed form (objectType, pseudonym, generation, text)
         self._sealed: dict[str, dict[bytes, seal.KnownForm]] = {}
+        self._sealed_count = 0  # of every tenant's: the capacity bounds them together
         self.trust_cache = True
         # The last erasure (log_head.key_epoch) the cache is known to reflect.
         self.epoch = 0
@@ -247,12 +248,14 @@ class LearnerKeys:
         self._current.pop((tenant, pseudonym), None)
         self._ciphers = {k: v for k, v in self._ciphers.items() if k[0] != tenant or k[1] != pseudonym}
         self._sealed.clear()  # erasures are rare; which forms were its is not kept
+        self._sealed_count = 0
 
     def forget_all(self) -> None:
         self._version += 1
         self._current.clear()
         self._ciphers.clear()
         self._sealed.clear()
+        self._sealed_count = 0
 
     def heard(self, payload: str) -> None:
         """A change notification: ``'<tenant> <pseudonym> <epoch>'``."""
@@ -484,10 +487,13 @@ class LearnerKeys:
         ciphertexts: its sealed forms may be reused (a later request that
         names an identity the same way then carries no ciphertext)."""
         if sealed.forms and self.trust_cache and self._version == sealed.version:
+            if self._sealed_count + len(sealed.forms) > self._capacity:
+                self._sealed.clear()
+                self._sealed_count = 0
             cache = self._sealed.setdefault(sealed.tenant, {})
-            if len(cache) + len(sealed.forms) > self._capacity:
-                cache.clear()
+            before = len(cache)
             cache.update(sealed.forms)
+            self._sealed_count += len(cache) - before
 
     async def _ciphertexts_of(self, references: set[bytes]) -> dict[bytes, bytes]:
         """The stored ciphertexts of v3 sealed identities, by reference."""

@@ -294,3 +294,72 @@ def test_processes_starting_together_agree_on_one_master_key_and_never_read_a_ha
         assert master.load_or_create(path).pseudonym_key == keys[0]
         assert sorted(p.name for p in path.parent.iterdir()) == ["privacy-key"]  # no draft left
         assert os.stat(path).st_mode & 0o777 == 0o600
+
+
+def test_a_new_master_key_file_is_made_durable_name_and_all(tmp_path, monkeypatch):
+    """Learner keys wrapped with a new master key are committed to
+    PostgreSQL right after: the file's name (its directory entry) must
+    survive a power cut as its bytes do, or the next start makes another
+    key and nothing sealed opens again."""
+    path = tmp_path / "keys" / "privacy-key"
+    synced = []
+    fsync = os.fsync
+
+    def recording_fsync(fd):
+        info = os.fstat(fd)
+        synced.append((info.st_ino, info.st_dev, os.path.exists(path)))
+        fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", recording_fsync)
+    master.load_or_create(path)
+    directory = os.stat(path.parent)
+    assert (directory.st_ino, directory.st_dev, True) in synced, synced
+
+
+def test_a_master_key_is_made_where_the_file_system_has_no_hard_links(tmp_path, monkeypatch):
+    """Some mounted volumes (FAT, SMB shares) refuse hard links: the key
+    file is still made there, private, once, without a draft left over."""
+    import errno
+
+    def no_link(source, target):
+        raise OSError(errno.EPERM, "Operation not permitted", source, None, target)
+
+    monkeypatch.setattr(os, "link", no_link)
+    path = tmp_path / "privacy-key"
+    first = master.load_or_create(path)
+    assert os.stat(path).st_mode & 0o777 == 0o600
+    assert master.load_or_create(path).pseudonym_key == first.pseudonym_key
+    assert [p.name for p in tmp_path.iterdir()] == ["privacy-key"]
+
+
+def test_a_key_file_found_empty_is_read_once_its_maker_has_written_it(tmp_path):
+    """Without hard links the file is created, then written: a process
+    starting a moment later may find it empty, and must not fail on it."""
+    import base64
+    import threading
+    import time
+
+    path = tmp_path / "privacy-key"
+    path.touch(mode=0o600)
+    secret = os.urandom(32)
+
+    def write_later():
+        time.sleep(0.1)
+        path.write_text(base64.b64encode(secret).decode() + "\n")
+
+    writer = threading.Thread(target=write_later)
+    writer.start()
+    try:
+        assert master.load_or_create(path).key_id == master.MasterKey(secret).key_id
+    finally:
+        writer.join()
+
+
+def test_a_key_file_of_the_wrong_length_is_refused_with_its_path_on_one_line(tmp_path):
+    import base64
+
+    path = tmp_path / "privacy-key"
+    path.write_text(base64.b64encode(b"short").decode() + "\n")
+    with pytest.raises(master.PrivacyKeyError, match="privacy-key") as refused:
+        master.load_or_create(path)
+    assert "\n" not in str(refused.value)

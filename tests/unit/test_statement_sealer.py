@@ -137,3 +137,17 @@ def test_the_v2_form_is_sealed_when_references_are_off():
     sealed = seal.seal_statement(ACTIVITY_STATEMENT, sealer.agent)
     assert sealed["actor"]["sealed"].startswith("v2.1.") and sealer.ciphertexts == {}
     assert seal.open_statement(sealed, {(k.pseudonym, 1): k.cipher for k in keys.values()}, TENANT) == ACTIVITY_STATEMENT
+
+
+def test_the_known_forms_of_every_tenant_together_stay_within_the_cache_capacity():
+    """The cache of sealed forms is bounded as the key cache is: many
+    tenants must not multiply its memory by their number."""
+    from lrs.privacy.master import MasterKey
+    from lrs.store.learner_keys import LearnerKeys, Sealed
+
+    keyring = LearnerKeys(None, MasterKey(os.urandom(32)), capacity=4)  # type: ignore[arg-type]
+    for n in range(5):
+        forms = {f"agent {n}.{i}".encode(): ("Agent", f"p{n}{i}", 1, f"v3.1.{n}{i}") for i in range(3)}
+        keyring.stored(Sealed([], {}, 0, frozenset(), {}, forms, keyring._version, f"tenant-{n}"))
+        assert sum(len(forms) for forms in keyring._sealed.values()) <= 4
+    assert keyring._sealed  # the last request's forms are kept
