@@ -231,7 +231,10 @@ async def _learner_keys(app: web.Application) -> AsyncIterator[None]:
     # round trip for a batch of first sights, not two.
     key_pool = await create_statement_pool(app[keys.DATABASE_URL], application_name="lrs-learner-keys")
     try:
-        keyring = LearnerKeys(app[keys.POOL], load_or_create(settings.privacy_master_key_file), key_pool=key_pool)
+        keyring = LearnerKeys(
+            app[keys.POOL], load_or_create(settings.privacy_master_key_file), key_pool=key_pool,
+            wait_ms=settings.group_commit_wait_ms,
+        )
         await keyring.check_master_key()
 
         def lost() -> None:

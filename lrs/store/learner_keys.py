@@ -18,8 +18,9 @@ sealed at an older epoch (:mod:`lrs.store.writer`), and reading with cached
 keys first asks for the epoch (:meth:`LearnerKeys.ciphers_for_reading`).
 
 Identities a process has not cached are looked up, and for a new one a key
-made, in one statement shared by the requests waiting at that moment
-(:data:`LOAD_OR_CREATE`).
+made, in one statement shared by the requests that need keys within a short
+wait, as the group commit gathers Statements (:data:`LOAD_OR_CREATE`), on a
+connection that is not reset after each (:func:`lrs.store.pool.create_statement_pool`).
 
 Statements are sealed in the v3 form (:func:`lrs.privacy.seal.seal_reference`):
 each identity's ciphertext is kept once in ``sealed_identities`` by its
@@ -186,7 +187,7 @@ class LearnerKeys:
 
     def __init__(
         self, pool: Pool, master: MasterKey, *, capacity: int = 100_000, references: bool = True,
-        key_pool: Pool | None = None,
+        key_pool: Pool | None = None, wait_ms: float = 0.0,
     ) -> None:
         self._pool = pool
         # Where the statements that read or make keys for writing run: a pool
@@ -194,6 +195,9 @@ class LearnerKeys:
         # create_statement_pool), so a batch of first sights costs one
         # PostgreSQL transaction and one round trip, not two of each.
         self._key_pool = pool if key_pool is None else key_pool
+        # How long a key statement waits for more requests to share it (as
+        # the group commit does: LRS_GROUP_COMMIT_WAIT_MS).
+        self._wait = max(wait_ms, 0.0) / 1000.0
         # Seal in the v3 form (ciphertexts apart, by reference); False: v2,
         # the ciphertext inside the Statement (as stores written before hold).
         self._references = references
@@ -345,6 +349,8 @@ class LearnerKeys:
 
     async def _load_waiting(self, tenant: str) -> None:
         try:
+            if self._wait:
+                await asyncio.sleep(self._wait)
             while tenant in self._next:
                 batch = self._loading[tenant] = self._next.pop(tenant)
                 try:
@@ -360,6 +366,9 @@ class LearnerKeys:
                     del self._loading[tenant]
         finally:
             del self._loaders[tenant]
+            waiting = self._next.pop(tenant, None)  # left only when cancelled while gathering
+            if waiting is not None:
+                waiting[1].cancel()
 
     async def _load_or_create(self, tenant: str, pseudonyms: list[str]) -> list[seal.SealKey]:
         # One order for every process: two that make the same learners' keys

@@ -393,3 +393,18 @@ async def test_the_key_connection_is_not_reset_between_uses_but_never_left_in_a_
             assert await conn.fetchval("SELECT to_regclass('pg_temp.left_open')") is None
     finally:
         await key_pool.close()
+
+
+async def test_first_sights_arriving_within_the_wait_share_one_key_statement(pool: asyncpg.Pool) -> None:
+    """With a gathering wait (the service gives LRS_GROUP_COMMIT_WAIT_MS), a
+    request that needs keys a moment after another joins its statement;
+    one that comes after the statement was sent makes another."""
+    recording = _RecordingPool(pool)
+    keyring = LearnerKeys(pool, MasterKey(os.urandom(32)), key_pool=recording, wait_ms=200)  # type: ignore[arg-type]
+    first = asyncio.create_task(keyring.keys_for_writing(TENANT, ["mbox:mailto:early@example.com"]))
+    await asyncio.sleep(0.02)
+    second = asyncio.create_task(keyring.keys_for_writing(TENANT, ["mbox:mailto:later@example.com"]))
+    await asyncio.gather(first, second)
+    assert len(recording.pseudonym_arrays) == 1 and len(recording.pseudonym_arrays[0]) == 2
+    await keyring.keys_for_writing(TENANT, ["mbox:mailto:last@example.com"])
+    assert len(recording.pseudonym_arrays) == 2
