@@ -26,6 +26,10 @@ statements per execution (``BEGIN_GROUP`` says why).  The SQL is in
 :mod:`lrs.store.kept_connection`.
 
 A database error fails the requests of that group only; the writer goes on.
+Should the writer's task itself end (a bug), the requests waiting on it get
+:class:`WriterFailedError` (a 503 with ``Retry-After``), and so does every
+request until the task runs again: it is started again after a backoff
+(``status()`` says ``restarting`` meanwhile, and ``/ready`` is not ready).
 """
 
 from __future__ import annotations
@@ -56,6 +60,7 @@ from lrs.batching import (
 from lrs.eventlog import ONE_MICROSECOND
 from lrs.ingest.model import PreparedStatement
 from lrs.store.activities import write_definitions
+from lrs.store.availability import StorageUnavailableError
 from lrs.store.group_columns import array_literal, authority_keys, group_columns, group_definition_updates
 from lrs.store.group_commit_sql import (
     INSERT_GROUP,
@@ -78,19 +83,30 @@ from lrs.store.ids import TimeOrderedUuids
 from lrs.store.kept_connection import connection_for_group, group_transaction, release
 from lrs.store.ref_keys import add_reached_keys
 from lrs.store.sealed_identities import INSERT_CIPHERTEXTS, ciphertext_columns
+from lrs.tasks import cancel_and_wait
 
-__all__ = ["AppendResult", "KeyErasedMeanwhile", "StatementWriter", "WriterClosedError"]
+__all__ = ["AppendResult", "KeyErasedMeanwhile", "StatementWriter", "WriterClosedError", "WriterFailedError"]
 
 
 # Groups of at least this many statements look up what they touch before
 # taking the head lock (see _write).
 LOOKUP_AHEAD_MIN_STATEMENTS = 64
 
+# A task that ran this long before it ended starts again after the first
+# backoff; one that ends sooner waits twice as long as the time before.
+STABLE_S = 60.0
+
 log = structlog.get_logger(__name__)
 
 
 class WriterClosedError(RuntimeError):
     """The writer is shutting down and accepts no new requests."""
+
+
+class WriterFailedError(StorageUnavailableError):
+    """The writer's task ended unexpectedly and is being started again: the
+    request was not taken, or was in a group whose commit may or may not
+    have happened (retrying with the same statement ids is safe)."""
 
 
 def utc_now() -> datetime:
@@ -117,6 +133,8 @@ class StatementWriter:
         new_event_id: Callable[[], uuid.UUID] | None = None,
         shared_log: bool = False,
         head_refresh_s: float = 0.1,
+        first_restart_backoff_s: float = 0.1,
+        max_restart_backoff_s: float = 5.0,
     ) -> None:
         self._pool = pool
         # Other processes append to the same log: this process cannot see their
@@ -133,6 +151,16 @@ class StatementWriter:
         self._wakeup = asyncio.Event()
         self._full = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._started_at = 0.0  # event loop time the task was started
+        self._group: list[_Queued] = []  # the group being committed
+        # Starts the task again after it ended unexpectedly (_task_ended).
+        self._restarter: asyncio.Task[None] | None = None
+        self._first_backoff = first_restart_backoff_s
+        self._max_backoff = max(max_restart_backoff_s, first_restart_backoff_s)
+        self._backoff = first_restart_backoff_s
+        # Why the task last ended unexpectedly, and how often it did (/ready).
+        self.failure: str | None = None
+        self.restarts = 0
         # The connection of the last group, kept while more groups wait (_write).
         self._held: asyncpg.pool.PoolConnectionProxy | None = None
         self._closing = False
@@ -207,6 +235,17 @@ class StatementWriter:
             self._floor = moment
         return self._floor
 
+    @property
+    def running(self) -> bool:
+        """Whether the writer's task is running (not while closed, nor while
+        it is being started again after it ended unexpectedly)."""
+        return self._task is not None and not self._task.done() and not self._closing
+
+    def status(self) -> dict[str, object]:
+        """For /ready: ``running``, ``restarting`` or ``stopped``, and the last unexpected end."""
+        state = "running" if self.running else "restarting" if self._restarter is not None else "stopped"
+        return {"state": state, "restarts": self.restarts, "last_failure": self.failure}
+
     # -- lifecycle -----------------------------------------------------------
 
     async def start(self) -> None:
@@ -215,9 +254,64 @@ class StatementWriter:
         self._last_position = row["position"]
         self._last_stored = row["stored"]
         self._head_seen_at = asyncio.get_running_loop().time()
-        self._task = asyncio.create_task(self._run(), name="lrs-statement-writer")
+        self._start_task()
         if self._shared_log:
             self._refresher = asyncio.create_task(self._refresh_head(), name="lrs-writer-head")
+
+    def _start_task(self) -> None:
+        self._started_at = asyncio.get_running_loop().time()
+        self._task = asyncio.create_task(self._run(), name="lrs-statement-writer")
+        self._task.add_done_callback(self._task_ended)
+
+    def _task_ended(self, task: asyncio.Task[None]) -> None:
+        """The task returns only when closing; any other end (an exception
+        that escaped the loop, a cancellation) fails what waits on it and
+        starts it again after a backoff."""
+        if task.cancelled():
+            error = "cancelled"
+        elif task.exception() is not None:
+            error = repr(task.exception())
+        elif self._closing:
+            return
+        else:
+            error = "returned"
+        log.error("statement writer task ended; failing its requests and restarting it", error=error, alert=True)
+        self._fail_waiting(WriterFailedError(f"the statement writer stopped unexpectedly ({error}); retry"))
+        if self._closing:
+            return
+        self.failure = error
+        self.restarts += 1
+        metrics.STATEMENT_WRITER_RESTARTS.inc()
+        self._restarter = asyncio.get_running_loop().create_task(self._restart(), name="lrs-statement-writer-restart")
+
+    def _fail_waiting(self, error: Exception) -> None:
+        waiting = [*self._group, *self._queue]
+        self._group = []
+        self._queue.clear()
+        self._queued_statements = 0
+        self._committing = 0
+        self._committing_statements = 0
+        self._committing_min_stored = None
+        for item in waiting:
+            if not item.future.done():
+                item.future.set_exception(error)
+
+    async def _restart(self) -> None:
+        loop = asyncio.get_running_loop()
+        if loop.time() - self._started_at >= STABLE_S:
+            self._backoff = self._first_backoff
+        delay, self._backoff = self._backoff, min(self._backoff * 2, self._max_backoff)
+        try:
+            if self._held is not None:
+                # the transaction a COMMIT began for a group the task never wrote
+                held, self._held = self._held, None
+                await release(self._pool, held)
+            await asyncio.sleep(delay)
+            if not self._closing:
+                self._start_task()
+                log.info("statement writer restarted", restarts=self.restarts)
+        finally:
+            self._restarter = None
 
     async def _refresh_head(self) -> None:
         loop = asyncio.get_running_loop()
@@ -243,9 +337,12 @@ class StatementWriter:
         self._closing = True
         self._wakeup.set()
         self._full.set()
+        restarter, self._restarter = self._restarter, None
+        await cancel_and_wait(restarter)
         if self._task is not None:
-            await self._task
-            self._task = None
+            task, self._task = self._task, None
+            # one that ended unexpectedly was reported (and its requests failed) when it did
+            await asyncio.wait([task])
         if self._held is not None:
             held, self._held = self._held, None
             await release(self._pool, held)
@@ -277,6 +374,8 @@ class StatementWriter:
         them (:mod:`lrs.store.sealed_identities`)."""
         if self._closing or self._task is None:
             raise WriterClosedError("the statement writer is not running")
+        if self._task.done():
+            raise WriterFailedError("the statement writer stopped unexpectedly and is being restarted; retry")
         if not statements:
             return []
         future: asyncio.Future[list[AppendResult]] = asyncio.get_running_loop().create_future()
@@ -315,7 +414,9 @@ class StatementWriter:
                     timer.cancel()
             group = self._take_group()
             if group:
+                self._group = group
                 await self._commit_group(group)
+                self._group = []
             elif self._held is not None:
                 # Every waiting caller went away: no group follows the
                 # transaction the last COMMIT began.
