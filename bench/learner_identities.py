@@ -39,7 +39,7 @@ from process_cpu import tree_cpu_s  # noqa: E402
 from lrs.batching import AGENT_KEY  # noqa: E402
 from lrs.ingest.query import StatementQuery  # noqa: E402
 from lrs.store.reader import query_statements  # noqa: E402
-from lrs.store.statement_identities import SELECT_LATEST_NAMING  # noqa: E402
+from lrs.store.statement_identities import END_OF_LOG, SELECT_LATEST_NAMING  # noqa: E402
 
 TENANT = "default"
 
@@ -72,13 +72,14 @@ async def run(url: str, args: argparse.Namespace) -> dict:
                         payloads, _, _ = await query_statements(pool, tenant, StatementQuery(agent=key, limit=1), limit=1)
                         n += len(payloads)
                 else:
-                    rows = await pool.fetch(SELECT_LATEST_NAMING, tenant, [AGENT_KEY + k for k in wanted], 1)
+                    rows = await pool.fetch(SELECT_LATEST_NAMING, tenant, [AGENT_KEY + k for k in wanted], 1,
+                                           [END_OF_LOG] * len(wanted))
                     n = len(rows)
                 rounds[way].append({"wall_ms": (time.perf_counter() - start) * 1000,
                                     "postgres_cpu_ms": (_postgres_cpu() - cpu) * 1000})
                 found[way] = n
         plan = await pool.fetch("EXPLAIN (ANALYZE, BUFFERS) " + SELECT_LATEST_NAMING.replace("$3", "1"), tenant,
-                                [AGENT_KEY + k for k in wanted])
+                                [AGENT_KEY + k for k in wanted], [END_OF_LOG] * len(wanted))
         statements = await pool.fetchval("SELECT count(*) FROM statements")
     finally:
         await pool.close()

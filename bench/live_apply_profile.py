@@ -12,6 +12,13 @@ Reports wall and CPU per event (this process, PostgreSQL's processes from
 apply (``--cprofile N``); ``STATEMENTS=1`` in the environment sums the wall
 time of each SQL statement.  Runs with the code of the checkout it lives in.
 
+``--state-without-derived`` writes each learner's state without its
+competencies and certifications (they are rows of their own tables too):
+the most that dropping them from the stored state could save, since nothing
+here reads a state back (every learner stays in the projection's cache).
+The states so written are not a projection anyone may read; the next run
+empties it again.
+
     python bench/live_apply_profile.py --data-dir /work/benchdata/projection/ab --events 30000 --cprofile 30
 """
 
@@ -78,6 +85,19 @@ def time_statements() -> dict[str, list[float]]:
     return spent
 
 
+def write_states_without_derived() -> None:
+    """Live apply encodes states without their competencies and certifications (a measurement only)."""
+    import msgspec
+
+    import projections.competency.store as store
+    from projections.competency.codec import encode_state
+
+    def evidence_part(state):  # type: ignore[no-untyped-def]
+        return encode_state(msgspec.structs.replace(state, competencies={}, certifications={}))
+
+    store.encode_state = evidence_part
+
+
 async def run(database_url: str, postmaster: int, events: int, batch: int, profile: int, warm: int = 0) -> dict:
     from lrs.store.pool import create_pool
     from projections.applying import BatchApplier
@@ -140,6 +160,7 @@ async def main_async(args: argparse.Namespace) -> list[dict]:
             url = pg.url_for(f"replay_{mix.replace('-', '_')}_{args.log_events}")
             result = await run(url, pg.pid, args.events, args.batch, args.cprofile, args.warm)
             result["mix"] = mix
+            result["state_without_derived"] = args.state_without_derived
             result["loadavg"] = [round(x, 2) for x in os.getloadavg()]
             results.append(result)
     finally:
@@ -158,7 +179,11 @@ def main() -> int:
                              "with the states of a longer log (default: 0)")
     parser.add_argument("--mix", action="append", choices=sorted(MIXES))
     parser.add_argument("--cprofile", type=int, default=0, metavar="N")
+    parser.add_argument("--state-without-derived", action="store_true",
+                        help="write states without their competencies and certifications (a ceiling, not a projection)")
     args = parser.parse_args()
+    if args.state_without_derived:
+        write_states_without_derived()
     args.mix = args.mix or list(MIXES)
     for result in asyncio.run(main_async(args)):
         profile = result.pop("profile", None)

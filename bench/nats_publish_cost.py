@@ -80,7 +80,7 @@ async def _run_way(url: str, way: str, records: list, server_pid: int) -> float:
     import nats.js.api
     import nats.js.errors
 
-    from lrs.eventlog import StoredFormatter
+    from lrs.eventlog import StoredFormatter, stored_texts_of
     from lrs.nats.bus import Bus, load_stream_config
     from lrs.nats.event_frames import EventBatch
 
@@ -117,12 +117,13 @@ async def _run_way(url: str, way: str, records: list, server_pid: int) -> float:
     started = _cpu_s(server_pid)
     if way.startswith(("relay", "uncompressed")):
         for i in range(0, len(records), size):
-            result = await bus.publish_batch(EventBatch(records[i:i + size], formatter, 1 << 20))
-            assert result.stored == len(records[i:i + size]), result
+            chunk = records[i:i + size]
+            result = await bus.publish_batch(EventBatch(chunk, stored_texts_of(chunk), 1 << 20))
+            assert result.stored == len(chunk), result
     elif way.startswith("each acked"):
         for i in range(0, len(records), size):
             chunk = records[i:i + size]
-            result = await bus._publish_each_acked(EventBatch(chunk, formatter, 1 << 20)[:])
+            result = await bus._publish_each_acked(EventBatch(chunk, stored_texts_of(chunk), 1 << 20)[:])
             assert result.stored == len(chunk), result
     else:
         assert bus._nc is not None

@@ -10,6 +10,14 @@ encode and per decode: the best of ``--repeat`` passes over all states.
 Runs with the code of the checkout it lives in; to compare two checkouts,
 run each one's copy in turn (same arguments, same states).
 
+``--split`` also weighs a stored state that keeps only what the fold cannot
+derive (its evidence and voidings; the competencies and certifications are
+rows of their own tables): the encode and decode of that part, its bytes, and
+what deriving the rest on load would cost (one refold of every competency and
+the certifications from the decoded evidence).  A measurement of the layout's
+parts, not a codec: such a state is not something ``decode_state`` reads back
+whole.
+
     python bench/state_codec.py --statements 100000 --learners 20000
 """
 
@@ -29,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from projection import statement  # noqa: E402
 from projections.competency.catalog import load_catalog  # noqa: E402
 from projections.competency.codec import decode_state, encode_state  # noqa: E402
-from projections.competency.policy import fold, interpret  # noqa: E402
+from projections.competency.policy import _refold, fold, interpret  # noqa: E402
 
 
 def states(statements: int, learners: int, evidence_share: float, seed: int) -> list:
@@ -41,6 +49,27 @@ def states(statements: int, learners: int, evidence_share: float, seed: int) -> 
         if meaning is not None:
             events.setdefault(meaning.learner, []).append(meaning)
     return [fold(learner, items, catalog) for learner, items in sorted(events.items())]
+
+
+def split(folded: list, repeat: int) -> dict:
+    """The evidence-and-voidings part of each state, and deriving the rest from it."""
+    import msgspec
+
+    catalog = load_catalog()
+    parts = [msgspec.structs.replace(s, competencies={}, certifications={}) for s in folded]
+    stored = [encode_state(s) for s in parts]
+
+    def derive(raw: bytes):  # type: ignore[no-untyped-def]
+        part = decode_state(raw)
+        return _refold(part, part.evidence, part.voided, {e.competency for e in part.evidence}, catalog)
+
+    assert all(derive(raw) == whole for raw, whole in zip(stored[:500], folded))
+    return {
+        "mean_bytes_evidence_part": round(sum(map(len, stored)) / len(stored)),
+        "encode_evidence_part_cpu_us": best_cpu_us(encode_state, parts, repeat),
+        "decode_evidence_part_cpu_us": best_cpu_us(decode_state, stored, repeat),
+        "decode_and_derive_cpu_us": best_cpu_us(derive, stored, repeat),
+    }
 
 
 def best_cpu_us(function, items: list, repeat: int) -> float:  # type: ignore[no-untyped-def]
@@ -60,6 +89,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mix", choices=("cmi5", "all-evidence"), action="append")
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--split", action="store_true",
+                        help="also weigh the part of a state that is not competencies and certifications")
     args = parser.parse_args(argv)
     for mix in args.mix or ["cmi5", "all-evidence"]:
         folded = states(args.statements, args.learners, 0.33 if mix == "cmi5" else 1.0, args.seed)
@@ -68,6 +99,7 @@ def main(argv: list[str] | None = None) -> int:
             "mix": mix, "states": len(folded), "mean_bytes": round(sum(map(len, stored)) / len(stored)),
             "encode_cpu_us": best_cpu_us(encode_state, folded, args.repeat),
             "decode_cpu_us": best_cpu_us(decode_state, stored, args.repeat),
+            **(split(folded, args.repeat) if args.split else {}),
         }), flush=True)
     return 0
 

@@ -95,20 +95,28 @@ class AnchorWriter:
         if position is not None and self.every_events and position - self.last_position >= self.every_events:
             self._wake.set()
 
-    def observe(self, records: Sequence[EventRecord]) -> None:
+    def observe(self, records: Sequence[EventRecord], stored_texts: Sequence[str] | None = None) -> None:
         """Relay hook: check ``records`` (consecutive events just read from
         the log) on from the last verified position.  Records already checked
         are skipped; a gap or a break leaves the verified position where it
-        is, and the next anchor reads from PostgreSQL (and refuses)."""
+        is, and the next anchor reads from PostgreSQL (and refuses).
+
+        ``stored_texts`` are the records' stored times as
+        :func:`lrs.eventlog.format_stored` writes them, formatted once by
+        the relay from these rows for its frames (``Lrs-Stored``): the text
+        is what this check would format itself, and every record is still
+        hashed here from its fields as read from PostgreSQL."""
         if self.verified is None or self.refused is not None or not records:
             return
         verified, verified_hash = self.verified
         if records[-1].position <= verified:
             return
-        fresh = records[verified - records[0].position + 1:] if records[0].position <= verified else records
+        skip = verified - records[0].position + 1 if records[0].position <= verified else 0
+        fresh = records[skip:] if skip else records
         if fresh[0].position != verified + 1:
             return
-        if verify_chain(fresh, prev_position=verified, prev_hash=verified_hash) is None:
+        texts = stored_texts[skip:] if stored_texts is not None and skip else stored_texts
+        if verify_chain(fresh, prev_position=verified, prev_hash=verified_hash, stored_texts=texts) is None:
             self.verified = (fresh[-1].position, fresh[-1].hash)
 
     def status(self) -> dict[str, object]:

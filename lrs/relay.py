@@ -27,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from typing import Any, Callable
+from typing import Callable
 
 import asyncpg
 import structlog
@@ -36,7 +36,7 @@ from lrs import metrics
 from lrs.nats.bus import BUS_ERRORS, Bus, load_stream_config
 from lrs.nats.event_frames import EventBatch
 from lrs.event_contract import DEFAULT_INLINE_MAX_BYTES
-from lrs.eventlog import StoredFormatter
+from lrs.eventlog import EventRecord, stored_texts_of
 from lrs.store import leader_lock
 from lrs.store.checkpoints import get_checkpoint, set_checkpoint
 from lrs.store.log_reader import last_position as log_last_position
@@ -122,9 +122,11 @@ class Relay:
         self.batches_published = 0  # by this instance, while leader
         self._caught_up = False
         self._metric_labels = {"relay": name}
-        # Called with every batch of events read from the log, before it is
-        # published (lrs.anchor_writer checks the chain on them); must not raise.
-        self.read_hooks: list[Callable[[list[Any]], None]] = []
+        # Called with every batch of events read from the log and their stored
+        # times as format_stored writes them (lrs.eventlog.stored_texts_of),
+        # before the batch is published (lrs.anchor_writer checks the chain on
+        # them); must not raise.
+        self.read_hooks: list[Callable[[list[EventRecord], list[str]], None]] = []
 
     # -- lifecycle ------------------------------------------------------------
 
@@ -252,12 +254,14 @@ class Relay:
             if not events:
                 await self._idle()
                 continue
+            # Each event's stored time is formatted once, for the hooks (the
+            # anchor writer hashes it) and for the frames (Lrs-Stored).
+            texts = stored_texts_of(events)
             for hook in self.read_hooks:
-                hook(events)
+                hook(events, texts)
             try:
-                stored_text = StoredFormatter()
                 inline_max = min(self._inline_max_bytes, self.bus.max_payload - HEADER_ROOM)
-                result = await self.bus.publish_batch(EventBatch(events, stored_text, inline_max))
+                result = await self.bus.publish_batch(EventBatch(events, texts, inline_max))
             except BUS_ERRORS as exc:
                 metrics.RELAY_PUBLISH_FAILURES.labels(**self._metric_labels).inc()
                 self._note_error(exc)

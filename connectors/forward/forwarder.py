@@ -61,7 +61,9 @@ from connectors.forward.model import (
 )
 from connectors.forward.checkpoint import MAX_RUNS, ForwardCheckpoint, is_replay
 from connectors.forward.logcheck import LogCheck
-from connectors.forward.logfill import LogDelivery, holes_up_to, log_message, read_holes, relayed_position
+from connectors.forward.logfill import (
+    LogDelivery, holes_up_to, holes_without, log_message, read_holes, relayed_position,
+)
 from connectors.forward.opening import CannotOpen, OpenStored
 from connectors.framework.sink import BatchOutcome, LrsSink, Outgoing, SinkFatal, SinkUnavailable
 from lrs.event_contract import EVENT_TYPE_HEADER, MSG_ID_HEADER, POSITION_HEADER, STORED_HEADER, TENANT_HEADER
@@ -162,6 +164,7 @@ class Forwarder:
         self.checkpoint: ForwardCheckpoint | None = None  # read from PostgreSQL when the run starts
         self._refused: set[int] = set()  # id() of the batch's messages that were not the log's events
         self._log_deliveries: dict[int, int] = {}  # position -> times read from the log and sent (failing)
+        self._log_retry_at: dict[int, float] = {}  # position -> when a statement the target failed on is due again
 
     async def run(self, stop: asyncio.Event | None = None) -> ForwardStats:
         """Forward until ``stop`` is set (or, with ``until_caught_up``, until
@@ -260,7 +263,9 @@ class Forwarder:
             if info.num_ack_pending:
                 return 0  # a message awaiting its acknowledgement or a retry may be one of the holes
             limit = relayed if idle and info.num_pending == 0 else self.checkpoint.mark.highest
-            holes = holes_up_to(self.checkpoint.mark, limit)
+            now = asyncio.get_running_loop().time()
+            waiting = [position for position, due in self._log_retry_at.items() if due > now]
+            holes = holes_without(holes_up_to(self.checkpoint.mark, limit), waiting)
             rows = await read_holes(self.log_check.pool, holes, self.options.batch_size) if holes else []
         except (nats.errors.Error, OSError, asyncpg.PostgresError) as exc:
             say(f"could not look for statements the stream no longer holds ({exc!r}); trying again later")
@@ -285,9 +290,13 @@ class Forwarder:
         self.stats.from_log += len(selected)
         if selected:
             await self._deliver(selected)
-        for _, event in selected:
+        now = asyncio.get_running_loop().time()
+        for delivery, event in selected:
             if self.checkpoint.mark.is_done(event.position):
                 self._log_deliveries.pop(event.position, None)
+                self._log_retry_at.pop(event.position, None)
+            else:  # failed: not read again before its retry delay, as a message negatively acknowledged
+                self._log_retry_at[event.position] = now + (delivery.retry_after or 0.0)
         await self._advance_checkpoint()
         return len(rows)
 
@@ -297,7 +306,9 @@ class Forwarder:
             info = await sub.consumer_info()
         except (nats.errors.Error, OSError):
             return False  # ask again after the next fetch
-        return info.num_pending == 0 and info.num_ack_pending == 0
+        # A statement read from the log awaiting its retry is pending too.
+        waiting = any(not self.checkpoint.mark.is_done(p) for p in self._log_retry_at) if self.checkpoint else False
+        return info.num_pending == 0 and info.num_ack_pending == 0 and not waiting
 
     async def _advance_checkpoint(self) -> None:
         if self.checkpoint is None:

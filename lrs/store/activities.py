@@ -68,11 +68,12 @@ SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[], $4::bigint[])
 ON CONFLICT (tenant, activity_id) DO UPDATE SET definition = EXCLUDED.definition, position = EXCLUDED.position
 """
 # Newest statements in which the agent appears (the 'A:' agent filter keys),
-# by the key's hash: the Statement's JSON decides (agent_names).
+# by the key's hash, before the position $4: the Statement's JSON decides
+# (agent_names).
 SELECT_AGENT_STATEMENTS = """
-SELECT (SELECT e.payload FROM events e WHERE e.position = s.position) AS payload
+SELECT s.position, (SELECT e.payload FROM events e WHERE e.position = s.position) AS payload
 FROM statement_keys k JOIN statements s ON s.tenant = $1 AND s.position = k.position
-WHERE k.key = statement_key($1, 'A:' || $2)
+WHERE k.key = statement_key($1, 'A:' || $2) AND k.position < $4
 ORDER BY k.position DESC LIMIT $3
 """
 
@@ -176,8 +177,18 @@ async def agent_names(
     (``learner_keys``: statements are stored sealed, docs/privacy.md)."""
     names: list[str] = []
     stored_key = agent_key if learner_keys is None else learner_keys.pseudonym_key(tenant, agent_key)
-    payloads = [open_payload(row["payload"]) for row in await pool.fetch(SELECT_AGENT_STATEMENTS, tenant, stored_key, limit)]
-    payloads = [p for p in payloads if "A:" + stored_key in statement_keys(_decode(p))]
+    # A Statement referring to one of the agent's holds its key too
+    # (lrs/store/ref_keys.py) without naming it: passed over, the walk goes on behind it.
+    payloads: list[bytes] = []
+    before, batch = 2**63 - 1, limit
+    while len(payloads) < limit:
+        rows = await pool.fetch(SELECT_AGENT_STATEMENTS, tenant, stored_key, batch, before)
+        read = [open_payload(row["payload"]) for row in rows]
+        payloads += [p for p in read if "A:" + stored_key in statement_keys(_decode(p))]
+        if len(rows) < batch:
+            break
+        before, batch = rows[-1]["position"], min(batch * 4, max(1000, limit))
+    payloads = payloads[:limit]
     if learner_keys is not None:
         payloads = await learner_keys.open_payloads(tenant, payloads)
     for payload in payloads:

@@ -11,6 +11,10 @@ registration).  Those rows only make it a candidate: the reader checks each
 candidate on the JSON of the Statement and of its chain
 (:func:`lrs.store.reader.query_statements`), so a key that came from another
 member of the chain, or a shared hash, costs reading, never a wrong answer.
+Every other walk of a key's rows must check its Statements the same way, and
+one that wants the newest N Statements naming an agent walks on past these
+rows (:func:`lrs.store.activities.agent_names`,
+:mod:`lrs.store.statement_identities`).
 
 The writer calls :func:`add_reached_keys` under the log head lock, after the
 group's rows are written, for a group that holds a referring Statement or a

@@ -37,6 +37,7 @@ from connectors.fakelrs import FakeLrs
 from lrs.auth import hash_secret
 from lrs.store.credentials import insert_credential
 from tests.e2e.conftest import KEY, SECRET, xapi_headers
+from tests.conftest import HISTORY_CONSUMER
 from tests.e2e.statements import statement
 
 pytestmark = pytest.mark.slow
@@ -250,8 +251,40 @@ async def test_sealed_statements_go_opened_an_erased_learner_erased_and_none_wit
             assert set(actor) == {"objectType", "account"}, actor
             assert actor["account"]["homePage"] == "https://lrs.invalid/erased"
         assert "gone@example.org" not in json.dumps(list(target.statements.values()))
+
+        # The same statements read from the log (connectors/forward/logfill.py): a forwarder
+        # made once the stream holds nothing for it sends them opened, and erased, alike.
+        await _delete_consumers(nats_control.url, HISTORY_CONSUMER, "opened")
+
+        async def stream_empty() -> bool:  # the projection acknowledged the rest
+            return await _stream_messages(nats_control.url) == 0
+
+        await _eventually(stream_empty, "the stream to hold nothing")
+        from_log = FakeLrs("target", "target-secret")
+        await from_log.start()
+        try:
+            late_args = [from_log.url if a == target.url else "late" if a == "opened" else a for a in args]
+            late = Forwarder(late_args, tmp_path / "late.log",
+                             LRS_PRIVACY_KEY_FILE=str(Path(source.env["LRS_DATA_DIR"]) / "privacy-key"))
+            await late.start()
+            assert await late.wait() == 0, late.log()
+            assert f"from the log {len(early + kept + gone)}" in late.log(), late.log()
+            assert from_log.statements == target.statements
+        finally:
+            await from_log.close()
     finally:
         await target.close()
+
+
+async def _delete_consumers(nats_url: str, *names: str) -> None:
+    import nats
+
+    nc = await nats.connect(nats_url)
+    try:
+        for name in names:
+            await nc.jetstream().delete_consumer("LRS_EVENTS", name)
+    finally:
+        await nc.close()
 
 
 async def _lrs_env(env: dict[str, str], *args: str) -> tuple[int, str, str]:

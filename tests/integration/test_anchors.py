@@ -15,7 +15,7 @@ import pytest
 
 from lrs.anchor_writer import AnchorWriter
 from lrs.anchors import public_keys_path, read_anchors
-from lrs.eventlog import record_hash
+from lrs.eventlog import record_hash, stored_texts_of
 from lrs.ingest.prepare import prepare_statements
 from lrs.store import StatementWriter
 from lrs.store.log_reader import read_events_after
@@ -252,7 +252,9 @@ async def test_events_the_relay_read_are_checked_once_and_anchored_as_read(
     await write(writer, 8)
     records = await read_events_after(pool, 0, 100)
     anchoring.observe(records[:3])
-    anchoring.observe(records[1:6])  # overlapping batches, as after a relay's resync
+    # Overlapping batches, as after a relay's resync, with the stored texts
+    # the relay formatted for its frames.
+    anchoring.observe(records[1:6], stored_texts_of(records[1:6]))
     assert anchoring.status()["verified_position"] == 6
     await alter_payload(database_url, 5)  # after the relay read it
     anchor = await anchoring.anchor_now()
@@ -270,4 +272,30 @@ async def test_events_the_relay_read_are_checked_once_and_anchored_as_read(
     await fresh.start()
     fresh.observe(altered)
     assert fresh.status()["verified_position"] == 0
+    fresh.observe(altered, stored_texts_of(altered))  # the relay's hook: the texts do not vouch for the rows
+    assert fresh.status()["verified_position"] == 0
     assert await fresh.anchor_now() is None and "position 5" in (fresh.refused or "")
+
+
+async def test_a_changed_stored_time_breaks_the_chain_for_the_relays_hook(
+    pool: asyncpg.Pool, writer: StatementWriter, database_url: str, tmp_path: Path
+) -> None:
+    """The relay formats each row's stored time once and the check hashes
+    with that text: a stored time changed in the table is hashed as it now
+    reads, so the batch does not chain and nothing past it is signed."""
+    anchoring = AnchorWriter(pool, tmp_path / "k.pem", tmp_path / "a.jsonl", every_events=0, every_s=0)
+    await anchoring.start()
+    await write(writer, 4)
+    conn = await asyncpg.connect(database_url)
+    try:
+        async with conn.transaction():
+            await conn.execute("ALTER TABLE events DISABLE TRIGGER events_append_only")
+            await conn.execute("UPDATE events SET stored = stored + interval '1 microsecond' WHERE position = 3")
+            await conn.execute("ALTER TABLE events ENABLE TRIGGER events_append_only")
+    finally:
+        await conn.close()
+    records = await read_events_after(pool, 0, 100)
+    anchoring.observe(records, stored_texts_of(records))
+    assert anchoring.status()["verified_position"] == 0
+    assert await anchoring.anchor_now() is None and "position 3" in (anchoring.refused or "")
+    assert not (tmp_path / "a.jsonl").exists() or read_anchors(tmp_path / "a.jsonl") == []

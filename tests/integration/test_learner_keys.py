@@ -286,7 +286,7 @@ async def test_key_statements_look_each_learner_up_by_index_before_any_statistic
     "Cost").  Each statement must find each wanted learner through the
     primary key, whatever the statistics."""
     from lrs.store import learner_keys as lk
-    from lrs.store.writer import SELECT_ERASED_REFS
+    from lrs.store.group_commit_sql import SELECT_ERASED_REFS
 
     await pool.execute(
         "INSERT INTO learner_keys (tenant, pseudonym, generation, wrapped)"

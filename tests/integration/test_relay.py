@@ -222,10 +222,15 @@ async def test_stream_is_created_from_its_definition_and_drift_is_repaired(share
 
 async def test_events_reach_the_stream_once_in_order_with_headers(pool, writer, relays, kept_nats) -> None:
     relay = await relays(kept_nats, batch_size=50)
+    handed: list[tuple[list[int], bool]] = []  # what the read hooks (the anchor writer's) are given
+    relay.read_hooks.append(lambda events, texts: handed.append(
+        ([e.position for e in events], texts == [format_stored(e.stored) for e in events])))
     await append(writer, 120)
     await append(writer, 30, tenant="acme.org")
     await append(writer, 1)
     await wait_published(relay, pool, kept_nats)
+    assert sorted({p for positions, _ in handed for p in positions}) == list(range(1, 152))
+    assert all(texts_match for _, texts_match in handed)
 
     messages = await assert_exactly_once(pool, kept_nats)
     events = await all_events(pool)

@@ -34,8 +34,10 @@ import msgspec
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
+from lrs.ingest import stored_keys
 from lrs.ingest.prepare import prepare_statements
 from lrs.ingest.query import StatementQuery
+from lrs.payload_codec import open_payload
 from lrs.store import StatementWriter, reader
 from lrs.store import writer as writer_module
 from lrs.store.reader import MAX_REF_DEPTH, query_statements
@@ -347,6 +349,36 @@ async def _nothing_reached(*_: Any) -> int:
     return 0
 
 
+async def key_rows(pool: asyncpg.Pool, tenant: str) -> set[tuple[int, int]]:
+    """The (position, key hash) rows statement_keys holds for the tenant's Statements."""
+    rows = await pool.fetch("SELECT k.position, k.key FROM statements s"
+                            " JOIN statement_keys k ON k.position = s.position WHERE s.tenant = $1", tenant)
+    return {(r["position"], r["key"]) for r in rows}
+
+
+async def own_and_reached_key_rows(pool: asyncpg.Pool, tenant: str) -> set[tuple[int, int]]:
+    """The rows :func:`key_rows` should be: each Statement's own keys (not
+    its authority's) and the keys of the Statements of the same tenant its
+    chain reaches (MAX_REF_DEPTH targets)."""
+    rows = await pool.fetch("SELECT s.statement_id, s.position, e.payload FROM statements s"
+                            " JOIN events e ON e.position = s.position WHERE s.tenant = $1", tenant)
+    bodies = {r["statement_id"]: (r["position"], msgspec.json.decode(open_payload(r["payload"]))) for r in rows}
+    pairs: list[tuple[int, str]] = []
+    for position, body in bodies.values():
+        pairs += [(position, key) for key in stored_keys.statement_keys(body) if not key.startswith("U:")]
+        target = stored_keys.statement_ref_target(body)
+        for _ in range(MAX_REF_DEPTH):
+            if target not in bodies:
+                break
+            reached = bodies[target][1]
+            pairs += [(position, key) for key in stored_keys.reached_keys(reached)]
+            target = stored_keys.statement_ref_target(reached)
+    hashed = await pool.fetch("SELECT u.p, statement_key($1, u.k) AS key"
+                              " FROM unnest($2::bigint[], $3::text[]) AS u(p, k)",
+                              tenant, [p for p, _ in pairs], [k for _, k in pairs])
+    return {(r["p"], r["key"]) for r in hashed}
+
+
 @settings(max_examples=6, deadline=None, derandomize=True, phases=[Phase.explicit, Phase.generate],
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
                                  HealthCheck.data_too_large, HealthCheck.large_base_example])
@@ -364,6 +396,12 @@ async def test_every_filter_combination_answers_as_the_rules_say(
     for kind, together, reached_keys in (("p", 1, True), ("c", 5, True), ("cb", 1, False)):
         tenant = kind + uuid.uuid4().hex[:12]
         stores[tenant] = await write_store(pool, tenant, specs, together=together, reached_keys=reached_keys)
+    # Then a tenant holding only the referring Statements: their targets are
+    # in the other tenants only, whose keys they must never take (a filter on
+    # a target's agent finds nothing there).
+    referring = [s for s in specs if s["body"]["object"].get("objectType") == "StatementRef"]
+    apart = "x" + uuid.uuid4().hex[:12]
+    apart_store = await write_store(pool, apart, referring)
     probe = reader.AUTHORITY_HAS_FEW
     try:
         # plans on the statistics of earlier stores, then on fresh ones
@@ -380,8 +418,16 @@ async def test_every_filter_combination_answers_as_the_rules_say(
                 for walk in (probe, WALK_FILTERS):
                     reader.AUTHORITY_HAS_FEW = walk
                     assert await paged_ids(pool, tenant, query, mine) == pages, (tenant, query, mine, walk)
+        times = [s["stored"] for s in apart_store] or [datetime.now().astimezone()]
+        for query, mine, since, until, shift in drawn:
+            query = with_times(query, times, since, until, shift)
+            for walk in (probe, WALK_FILTERS):
+                reader.AUTHORITY_HAS_FEW = walk
+                assert await paged_ids(pool, apart, query, mine) == chunks(
+                    expected_ids(apart_store, query, mine), query.limit), (apart, query, mine, walk)
     finally:
         reader.AUTHORITY_HAS_FEW = probe
+    assert await key_rows(pool, apart) == await own_and_reached_key_rows(pool, apart)
     colliding = next(t for t in stores if t.startswith("c"))
     assert await pool.fetchval("SELECT count(DISTINCT verb_key) FROM statements WHERE tenant = $1", colliding) == 1
 

@@ -16,6 +16,8 @@ from lrs.eventlog import verify_chain
 from lrs.ingest.model import PreparedStatement
 from lrs.ingest.prepare import prepare_statements
 from lrs.store import StatementWriter, WriterClosedError, create_pool
+from lrs.store.availability import storage_unavailable
+from lrs.store.writer import WriterFailedError
 from lrs.service import migrate
 from lrs.store.log_reader import iter_events, last_position, read_events_after
 from lrs.store.reader import get_statement
@@ -472,3 +474,159 @@ async def test_a_begun_transaction_nobody_waits_for_any_more_is_rolled_back(pool
         assert await last_position(pool) == 2
     finally:
         await writer.close()
+
+
+async def test_a_kept_connection_lost_between_groups_is_not_used_for_the_next(pool: asyncpg.Pool) -> None:
+    """The backend of the connection kept for the next group dies while the
+    writer gathers that group (PostgreSQL restarted, an operator's
+    pg_terminate_backend): the group goes on a connection from the pool, as
+    it would have without the kept one, instead of failing on the dead one."""
+    writer = StatementWriter(pool, wait_ms=300.0)  # the next group is gathered for 300 ms
+    await writer.start()
+    try:
+        async with pool.acquire() as blocker:
+            transaction = blocker.transaction()
+            await transaction.start()
+            await blocker.fetchrow("SELECT position FROM log_head WHERE singleton FOR UPDATE")
+            first = asyncio.create_task(writer.append("default", prepared(statement())))
+            await asyncio.sleep(0.35)  # the first group waits for the head
+            second = asyncio.create_task(writer.append("default", prepared(statement())))
+            await asyncio.sleep(0.01)
+            await transaction.rollback()
+        await first
+        assert writer.groups_chained == 1
+        kept = await pool.fetchval(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND state LIKE 'idle in transaction%'"
+        )
+        # While kept it holds no snapshot and no lock but its own transaction's
+        # id: nothing for VACUUM, a migration, an erasure or the anchors to wait for.
+        assert await pool.fetchval("SELECT backend_xmin FROM pg_stat_activity WHERE pid = $1", kept) is None
+        assert await pool.fetchval(
+            "SELECT array_agg(locktype ORDER BY locktype) FROM pg_locks WHERE pid = $1", kept
+        ) == ["virtualxid"]
+        assert await pool.fetchval("SELECT pg_terminate_backend($1)", kept)
+        results = await second  # gathered meanwhile; committed on another connection
+        assert results[0].position == 2
+        assert await last_position(pool) == 2
+    finally:
+        await writer.close()
+
+
+async def test_a_failure_while_adding_a_chains_keys_stores_nothing_of_the_group(
+    writer: StatementWriter, pool: asyncpg.Pool
+) -> None:
+    """The keys of StatementRef chains are added in the group's transaction,
+    after its rows: when that fails (here the disk, at the insert of
+    lrs/store/ref_keys.py), the whole group is rolled back and its requests
+    get the storage error; the writer goes on."""
+    target = prepared(statement())
+    await writer.append("default", target)
+    await pool.execute("""
+        CREATE FUNCTION refuse_reached_keys() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            IF current_query() LIKE '%NOT EXISTS (SELECT 1 FROM statement_keys e%' THEN
+                RAISE EXCEPTION 'no space left on device' USING ERRCODE = 'disk_full';
+            END IF;
+            RETURN NEW;
+        END $$;
+        CREATE TRIGGER refuse_reached_keys BEFORE INSERT ON statement_keys
+        FOR EACH ROW EXECUTE FUNCTION refuse_reached_keys();
+    """)
+    referring = prepared(statement(object={"objectType": "StatementRef", "id": str(target[0].statement_id)}))
+    with pytest.raises(asyncpg.exceptions.DiskFullError):
+        await writer.append("default", referring)
+    assert await last_position(pool) == 1
+    assert await pool.fetchval("SELECT count(*) FROM statements") == 1
+    assert await pool.fetchval("SELECT count(*) FROM statement_keys WHERE position > 1") == 0
+    await pool.execute("DROP TRIGGER refuse_reached_keys ON statement_keys")
+    assert (await writer.append("default", referring))[0].position == 2
+    # the target's verb key, which only the chain's keys put at the referring Statement's position
+    assert await pool.fetchval(
+        "SELECT count(*) FROM statement_keys WHERE position = 2 AND key = statement_key('default', $1)",
+        "V:http://example.com/verbs/did",
+    ) == 1
+
+
+async def test_a_kept_connection_that_cannot_roll_back_does_not_stop_the_writer(
+    pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The transaction begun for a next group nobody waits for any more is
+    rolled back on a connection that may be broken: asyncpg reports a
+    connection whose backend was terminated, before it sees the socket close,
+    as InternalClientError ("cannot switch to state ...; another operation is
+    in progress"), which is not an InterfaceError.  The writer must go on
+    answering, not end its task and leave every later request waiting."""
+    writer = StatementWriter(pool, wait_ms=200.0)
+    await writer.start()
+    try:
+        async with pool.acquire() as blocker:
+            transaction = blocker.transaction()
+            await transaction.start()
+            await blocker.fetchrow("SELECT position FROM log_head WHERE singleton FOR UPDATE")
+            first = asyncio.create_task(writer.append("default", prepared(statement())))
+            await asyncio.sleep(0.25)  # the first group waits for the head
+            gone = asyncio.create_task(writer.append("default", prepared(statement())))
+            await asyncio.sleep(0.01)
+            gone.cancel()  # waiting when the first group commits, gone before the next is taken
+            await transaction.rollback()
+        await first
+        kept = writer._held
+        assert kept is not None
+        broken = kept._con  # the Connection behind the pool's proxy
+        execute = asyncpg.Connection.execute
+
+        async def failing(self: asyncpg.Connection, query: str, *args: Any, **kwargs: Any) -> str:
+            if self is broken and query == "ROLLBACK":
+                raise asyncpg.exceptions.InternalClientError(
+                    "cannot switch to state 13; another operation (2) is in progress"
+                )
+            return await execute(self, query, *args, **kwargs)
+
+        monkeypatch.setattr(asyncpg.Connection, "execute", failing)
+        for _ in range(100):
+            if writer._held is None:
+                break
+            await asyncio.sleep(0.01)
+        assert writer._held is None
+        results = await asyncio.wait_for(writer.append("default", prepared(statement())), 10)
+        assert results[0].position == 2  # the writer goes on
+    finally:
+        monkeypatch.undo()
+        await writer.close()
+
+
+async def test_a_writer_task_that_dies_fails_what_waits_and_is_started_again(pool: asyncpg.Pool) -> None:
+    """A bug that ends the writer's task must not leave requests waiting
+    forever: the waiting ones and those that come while it is down get the
+    storage-unavailable error (503), and the task runs again after a backoff."""
+    writer = StatementWriter(pool, wait_ms=1.0, first_restart_backoff_s=0.5)
+    await writer.start()
+    take_group = writer._take_group
+
+    def dies_once() -> Any:
+        writer._take_group = take_group  # type: ignore[method-assign]
+        raise RuntimeError("a bug in the loop")
+
+    writer._take_group = dies_once  # type: ignore[method-assign]
+    try:
+        async with asyncio.timeout(5):
+            with pytest.raises(WriterFailedError) as failed:
+                await writer.append("default", prepared(statement()))
+        assert storage_unavailable(failed.value)
+        assert writer.status() == {
+            "state": "restarting", "restarts": 1, "last_failure": "RuntimeError('a bug in the loop')",
+        }
+        async with asyncio.timeout(5):
+            with pytest.raises(WriterFailedError):  # refused at once while the task is down, not queued
+                await writer.append("default", prepared(statement()))
+        assert writer.in_flight == 0 and writer.pending_statements == 0
+        async with asyncio.timeout(5):
+            while not writer.running:
+                await asyncio.sleep(0.02)
+        results = await writer.append("default", prepared(statement()))
+        assert [(r.inserted, r.position) for r in results] == [(True, 1)]  # nothing of the failed ones stored
+        assert writer.status()["state"] == "running"
+    finally:
+        async with asyncio.timeout(5):
+            await writer.close()
+    assert writer.status()["state"] == "stopped"

@@ -15,6 +15,7 @@ from lrs.eventlog import (
     event_hash,
     finalize_statement,
     format_stored,
+    stored_texts_of,
     verify_chain,
 )
 
@@ -131,6 +132,23 @@ def test_verify_chain_rejects_a_wrong_start() -> None:
     assert verify_chain(records[1:]) == 1
 
 
+def test_verify_chain_hashes_the_stored_texts_it_is_given() -> None:
+    """The relay hands the texts it formatted for its frames; the check
+    hashes every record with them, so a text that is not the record's
+    stored time breaks the chain there, and a missing text is an error."""
+    records = _chain(4)
+    texts = stored_texts_of(records)
+    assert verify_chain(records, stored_texts=texts) is None
+    assert verify_chain(records[1:], prev_position=1, prev_hash=records[0].hash, stored_texts=texts[1:]) is None
+    shifted = texts[:2] + [format_stored(records[2].stored + timedelta(microseconds=1))] + texts[3:]
+    assert verify_chain(records, stored_texts=shifted) == 3
+    tampered = list(records)
+    tampered[1] = msgspec.structs.replace(records[1], payload=b'{"n":99}')
+    assert verify_chain(tampered, stored_texts=texts) == 2
+    with pytest.raises(ValueError):
+        verify_chain(records, stored_texts=texts[:3])
+
+
 from hypothesis import given, strategies as st  # noqa: E402
 
 
@@ -168,3 +186,6 @@ def test_stored_formatter_writes_what_format_stored_writes() -> None:
     moments += [base + timedelta(microseconds=15), datetime.max.replace(tzinfo=timezone.utc)]
     text = StoredFormatter()
     assert [text(m) for m in moments] == [format_stored(m) for m in moments]
+    records = [EventRecord(1, uuid.UUID(int=1), "t", "statement", None, m, b"{}", GENESIS_HASH, GENESIS_HASH)
+               for m in moments]
+    assert stored_texts_of(records) == [format_stored(m) for m in moments]

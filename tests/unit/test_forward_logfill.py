@@ -23,3 +23,21 @@ def test_the_holes_below_the_highest_position_done_and_the_stretch_above_it() ->
 def test_nothing_when_every_position_up_to_the_limit_is_done() -> None:
     assert holes_up_to(LowWaterMark(20), 20) == []
     assert holes_up_to(LowWaterMark(20), 12) == []
+
+
+def test_positions_awaiting_their_retry_are_left_out_of_the_holes() -> None:
+    from connectors.forward.logfill import holes_without
+
+    assert holes_without([(1, 9)], [1, 5, 9]) == [(2, 4), (6, 8)]
+    assert holes_without([(1, 3), (7, 9)], [8, 20]) == [(1, 3), (7, 7), (9, 9)]
+    assert holes_without([(4, 4)], [4]) == []
+    assert holes_without([(1, 5)], []) == [(1, 5)]
+
+
+def test_the_first_positions_of_the_holes_up_to_a_batch() -> None:
+    from connectors.forward.logfill import first_positions
+
+    assert first_positions([(1, 10_000_000)], 3) == [1, 2, 3]
+    assert first_positions([(4, 5), (8, 9), (13, 15)], 5) == [4, 5, 8, 9, 13]
+    assert first_positions([(4, 5)], 10) == [4, 5]
+    assert first_positions([], 10) == [] and first_positions([(1, 2)], 0) == []

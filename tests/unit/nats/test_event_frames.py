@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lrs.event_contract import event_message
-from lrs.eventlog import EventRecord, StoredFormatter, format_stored
+from lrs.eventlog import EventRecord, format_stored, stored_texts_of
 from lrs.nats.bus import hpub_frame
 from lrs.nats.event_frames import EventBatch
 
@@ -38,7 +38,7 @@ def test_frames_are_hpub_frames_of_the_messages(tenant: str, linked: bool) -> No
     for event_type in ("statement", "roster"):
         records = [EventRecord(**{**{f: getattr(r, f) for f in r.__struct_fields__}, "event_type": event_type})
                    for r in records]
-        batch = EventBatch(records, StoredFormatter(), 20)  # the second payload goes by reference
+        batch = EventBatch(records, stored_texts_of(records), 20)  # the second payload goes by reference
         assert batch.frames() == expected(records, 20)
         assert batch.wire() == b"".join(expected(records, 20))
         assert batch.max_data_length() == 10
@@ -46,17 +46,17 @@ def test_frames_are_hpub_frames_of_the_messages(tenant: str, linked: bool) -> No
 
 def test_the_batch_is_the_sequence_of_the_messages() -> None:
     records = chain(["default"] * 4, [b'{"n":%d}' % i for i in range(4)])
-    batch = EventBatch(records, StoredFormatter(), 1000)
+    batch = EventBatch(records, stored_texts_of(records), 1000)
     messages = [event_message(r) for r in records]
     assert len(batch) == 4 and batch[-1] == messages[-1] and batch[1:3] == messages[1:3]
     assert list(batch) == messages
     assert batch.head(3).frames() == expected(records[:3], 1000)
-    assert EventBatch([], StoredFormatter(), 1000).frames() == [] == list(EventBatch([], format_stored, 1).wire()) and EventBatch([], format_stored, 1).max_data_length() == 0
+    assert EventBatch([], [], 1000).frames() == [] == list(EventBatch([], [], 1).wire()) and EventBatch([], [], 1).max_data_length() == 0
 
 
 @settings(max_examples=60, deadline=None)
 @given(st.lists(st.tuples(st.text(max_size=12), st.binary(max_size=40)), min_size=1, max_size=5))
 def test_any_tenant_and_payload(events: list[tuple[str, bytes]]) -> None:
     records = chain([t for t, _ in events], [p for _, p in events])
-    batch = EventBatch(records, StoredFormatter(), 30)
+    batch = EventBatch(records, stored_texts_of(records), 30)
     assert batch.frames() == expected(records, 30) and batch.wire() == b"".join(expected(records, 30))
