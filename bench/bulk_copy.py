@@ -55,7 +55,7 @@ CHUNK = 20_000
 EVENT_COLUMNS = ("position", "event_id", "tenant", "event_type", "statement_id", "stored", "payload",
                  "prev_hash", "hash")
 # The writer's own read-model rows: the verb and the authority as their key
-# hashes (lrs/store/writer.py INSERT_GROUP, schemas/postgres/0092_lean_statements.sql).
+# hashes (lrs/store/group_commit_sql.py INSERT_GROUP, schemas/postgres/0092_lean_statements.sql).
 INSERT_STATEMENTS = """
 INSERT INTO statements (tenant, statement_id, position, stored, verb_key, authority_key, registration, voided,
                         voids, statement_ref)
@@ -65,7 +65,7 @@ FROM unnest($1::text[], $2::uuid[], $3::bigint[], $4::timestamptz[], $5::text[],
             $8::bool[], $9::uuid[], $10::uuid[])
      AS u(tenant, statement_id, position, stored, verb_id, authority, registration, voided, voids, statement_ref)
 """
-# The writer's own statement_keys rows (lrs/store/writer.py INSERT_GROUP).
+# The writer's own statement_keys rows (lrs/store/group_commit_sql.py INSERT_GROUP).
 INSERT_KEYS = """
 INSERT INTO statement_keys (key, position)
 SELECT DISTINCT statement_key(u.tenant, k), u.position
@@ -100,9 +100,9 @@ def voided_by_later(n: int, total: int) -> bool:
 
 
 def _literal(values: list[str]) -> str:
-    from lrs.store.writer import _array_literal
+    from lrs.store.group_columns import array_literal
 
-    return _array_literal(values)
+    return array_literal(values)
 
 
 def prepare_chunk(first: int, count: int, total: int) -> list[tuple]:

@@ -2,13 +2,13 @@
 parameters and asyncpg encoding them, with PostgreSQL's side left out.
 
 The writer sends a group's events and read-model rows as array parameters of
-one statement (``lrs.store.writer.INSERT_GROUP``), and asyncpg encodes each
+one statement (``lrs.store.group_commit_sql.INSERT_GROUP``), and asyncpg encodes each
 element of each array on its own.  This bench lays out groups of 100
 statements of the ingest bench (``bench/ingest.py``) with the real pure
 functions, then executes ``INSERT_GROUP`` with them on a migrated scratch
 database inside a transaction that is rolled back, and reports the
 ``time.process_time`` of this (client) process per statement, best of
-``--rounds``: ``_group_columns`` (compression included) plus asyncpg's encoding
+``--rounds``: ``group_columns`` (compression included) plus asyncpg's encoding
 and protocol work.  ``--repo`` measures another checkout (e.g. main's
 worktree) with the same script::
 
@@ -34,7 +34,7 @@ def _plans(groups: int, batch: int) -> list:
     import ingest  # bench/ingest.py: the statements the ingest bench posts
     from lrs.batching import AppendRequest, LogHead, plan_group, statement_form
     from lrs.ingest.prepare import prepare_statements
-    from lrs.store import writer as writer_module
+    from lrs.store import group_columns as columns_module
     from lrs.store.ids import RandomUuids, TimeOrderedUuids, parse_uuid
     from lrs.xapi.statement import parse_statements
 
@@ -46,7 +46,7 @@ def _plans(groups: int, batch: int) -> list:
     for i in range(groups):
         prepared = prepare_statements(parse_statements(ingest._body(batch, [i * batch]), "1.0.3"), version="1.0.3",
                                       authority=authority, new_id=new_id, parse_id=parse_uuid)
-        forms = tuple(statement_form(s, writer_module._array_literal) for s in prepared)
+        forms = tuple(statement_form(s, columns_module.array_literal) for s in prepared)
         plan = plan_group([AppendRequest("default", tuple(prepared), forms, True)], [], head,
                           datetime.now(timezone.utc), event_ids)
         head = plan.head
@@ -56,7 +56,8 @@ def _plans(groups: int, batch: int) -> list:
 
 async def _measure(url: str, plans: list, rounds: int) -> float:
     import asyncpg
-    from lrs.store import writer as writer_module
+    from lrs.store import group_columns as columns_module
+    from lrs.store import group_commit_sql
 
     conn = await asyncpg.connect(url)
     try:
@@ -68,8 +69,8 @@ async def _measure(url: str, plans: list, rounds: int) -> float:
                 await transaction.start()
                 started = time.process_time()
                 # as the writer calls it, for clear statements: no new ciphertexts
-                await conn.execute(writer_module.INSERT_GROUP, *writer_module._group_columns(plan), True, False,
-                                   writer_module._authority_keys(plan), [], [])
+                await conn.execute(group_commit_sql.INSERT_GROUP, *columns_module.group_columns(plan), True, False,
+                                   columns_module.authority_keys(plan), [], [])
                 spent += time.process_time() - started
                 await transaction.rollback()
             best = min(best, spent)

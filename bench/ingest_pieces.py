@@ -63,7 +63,7 @@ def run(batch: int, reps: int, rounds: int) -> dict[str, float]:
     from lrs.documents.activities import fold_definitions
     from lrs.ingest.prepare import prepare_statements
     from lrs.store.ids import RandomUuids, TimeOrderedUuids, parse_uuid
-    from lrs.store import writer as writer_module
+    from lrs.store import group_columns as columns_module
     from lrs.xapi.statement import parse_statements
 
     bodies = [ingest._body(batch, [i * batch]) for i in range(reps)]
@@ -73,7 +73,7 @@ def run(batch: int, reps: int, rounds: int) -> dict[str, float]:
     new_id = RandomUuids()
     prepared = [prepare_statements(p, version="1.0.3", authority=authority, new_id=new_id, parse_id=parse_uuid)
                 for p in parsed]
-    forms = [tuple(statement_form(s, writer_module._array_literal) for s in p) for p in prepared]
+    forms = [tuple(statement_form(s, columns_module.array_literal) for s in p) for p in prepared]
     requests = [[AppendRequest("default", tuple(p), f, True)] for p, f in zip(prepared, forms)]
     event_ids = TimeOrderedUuids()
     head = [LogHead(0, b"\0" * 32, datetime(2026, 1, 1, tzinfo=timezone.utc))]
@@ -89,10 +89,10 @@ def run(batch: int, reps: int, rounds: int) -> dict[str, float]:
         "parse": lambda i: parse_statements(bodies[i], "1.0.3"),
         "prepare": lambda i: prepare_statements(parsed[i], version="1.0.3", authority=authority, new_id=new_id,
                                                 parse_id=parse_uuid),
-        "statement_form": lambda i: tuple(statement_form(s, writer_module._array_literal) for s in prepared[i]),
+        "statement_form": lambda i: tuple(statement_form(s, columns_module.array_literal) for s in prepared[i]),
         "plan_group": plan,
-        "definitions": lambda i: fold_definitions({}, writer_module._definition_updates(requests[i], plans[i])),
-        "group_columns": lambda i: writer_module._group_columns(plans[i]),
+        "definitions": lambda i: fold_definitions({}, columns_module.group_definition_updates(requests[i], plans[i])),
+        "group_columns": lambda i: columns_module.group_columns(plans[i]),
         "response body": lambda i: encode([str(r.statement_id) for r in prepared[i]]),
     }
     if batch == 1:

@@ -45,7 +45,7 @@ def attribute(path: str) -> dict:
         "relay: event_message": cumulative(find("lrs/relay.py", "event_message")),
         "anchor writer: observe (hashing the relay's batches)": cumulative(find("lrs/anchor_writer.py", "observe")),
         "anchor writer: anchor_now": cumulative(find("lrs/anchor_writer.py", "anchor_now")),
-        "Activity Definitions at write time": cumulative(find("lrs/store/writer.py", "_definition_updates"))
+        "Activity Definitions at write time": cumulative(find("lrs/store/group_columns.py", "group_definition_updates"))
         + cumulative(find("lrs/store/activities.py", "write_definitions")),
         "msgspec decode (IRI patterns included)": cumulative(
             [f for f in table if f[2].startswith("<method 'decode' of 'msgspec")]),

@@ -1,4 +1,4 @@
-"""PostgreSQL's time for INSERT_GROUP's REFERRED probe (lrs/store/writer.py):
+"""PostgreSQL's time for INSERT_GROUP's REFERRED probe (lrs/store/group_commit_sql.py):
 whether a stored Statement refers to one of a group's new ids, for groups of
 100 random ids, against a baseline query taking the same parameters.
 
@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import bulk_store as gen  # noqa: E402
-from lrs.store.writer import REFERRED  # noqa: E402
+from lrs.store.group_commit_sql import REFERRED  # noqa: E402
 
 BASELINE = "SELECT cardinality($1::text[]) + cardinality($2::uuid[]) > 0"
 

@@ -54,7 +54,7 @@ async def measure(batches: int, rounds: int) -> dict[str, dict[str, float]]:
     from lrs.privacy import seal
     from lrs.privacy.master import MasterKey
     from lrs.store.learner_keys import LearnerKeys
-    from lrs.store.writer import _array_literal
+    from lrs.store.group_columns import array_literal
 
     tenant = "default"
     authority = {"objectType": "Agent", "account": {"homePage": "https://lrs.example/", "name": "client-1"}}
@@ -65,7 +65,7 @@ async def measure(batches: int, rounds: int) -> dict[str, dict[str, float]]:
 
     def after_sealing(statements: list[dict], authority: dict) -> None:
         prepared = prepare_statements(statements, version="1.0.3", authority=authority, new_id=uuid.uuid4)
-        forms = [statement_form(p, _array_literal) for p in prepared]
+        forms = [statement_form(p, array_literal) for p in prepared]
         store_payloads([b"2026-12-06T12:00:00.000000Z".join(f.payload_parts) for f in forms])
 
     results: dict[str, dict[str, float]] = {}

@@ -18,6 +18,10 @@ RELAY_PUBLISHED_POSITION = Gauge(
 RELAY_LAG = Gauge(
     "lrs_relay_lag_events", "Events in the log not yet acknowledged by JetStream (log head - published)", ("relay",)
 )
+STATEMENT_WRITER_RESTARTS = Counter(
+    "lrs_statement_writer_restarts",
+    "Times the statement writer's task ended unexpectedly and was started again",
+)
 RELAY_LEADER = Gauge(
     "lrs_relay_leader", "1 while this process holds the relay's leader lock, else 0", ("relay",)
 )

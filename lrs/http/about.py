@@ -39,7 +39,8 @@ async def ready(request: web.Request) -> web.Response:
 
     A configured NATS is reported but does not make the service unready:
     ingest never depends on it (the relay catches up later).  An embedded
-    server that died and is being restarted does: the process is not whole.
+    server that died and is being restarted does: the process is not whole;
+    so does a statement writer whose task is being started again.
     The relay and the projections are reported too; the answer's ``status``
     is ``degraded`` when the relay has an error, has stopped, or cannot
     reach NATS while events wait, when a projection is stopped,
@@ -58,6 +59,9 @@ async def ready(request: web.Request) -> web.Response:
         checks["database"] = "ok"
     except Exception as exc:  # noqa: BLE001 - any failure means "not ready"
         checks["database"] = f"unavailable: {type(exc).__name__}"
+    writer = request.app.get(keys.WRITER)
+    if writer is not None:
+        checks["statement_writer"] = writer.status()
     degraded: list[str] = []
     relay = request.app.get(keys.RELAY)
     if relay is not None:
@@ -86,6 +90,7 @@ async def ready(request: web.Request) -> web.Response:
         checks["projections"] = await projections(request.app)
     ok = checks["accepting"] is True and checks["database"] == "ok"
     ok = ok and all(state == "running" for state in servers.values())
+    ok = ok and (writer is None or writer.running)
     strict = request.query.get("strict", "").lower() in ("1", "true", "yes")
     status_text = "unavailable" if not ok else "degraded" if degraded else "ready"
     healthy = ok and not (strict and degraded)

@@ -224,25 +224,36 @@ async def _learner_keys(app: web.Application) -> AsyncIterator[None]:
     from lrs.privacy.master import load_or_create
     from lrs.store.credential_changes import credential_changes
     from lrs.store.learner_keys import CHANGES_CHANNEL, LearnerKeys
+    from lrs.store.pool import create_statement_pool
 
-    keyring = LearnerKeys(app[keys.POOL], load_or_create(settings.privacy_master_key_file))
-    await keyring.check_master_key()
+    # The statements that read or make learners' keys for writing run on a
+    # connection of their own, not reset after each: one transaction and one
+    # round trip for a batch of first sights, not two.
+    key_pool = await create_statement_pool(app[keys.DATABASE_URL], application_name="lrs-learner-keys")
+    try:
+        keyring = LearnerKeys(
+            app[keys.POOL], load_or_create(settings.privacy_master_key_file), key_pool=key_pool,
+            wait_ms=settings.group_commit_wait_ms,
+        )
+        await keyring.check_master_key()
 
-    def lost() -> None:
-        keyring.trust_cache = False
-        keyring.forget_all()
+        def lost() -> None:
+            keyring.trust_cache = False
+            keyring.forget_all()
 
-    def listening() -> None:
-        keyring.forget_all()
-        keyring.trust_cache = True
+        def listening() -> None:
+            keyring.forget_all()
+            keyring.trust_cache = True
 
-    app[keys.LEARNER_KEYS] = keyring
-    async with credential_changes(
-        app[keys.DATABASE_URL], on_change=keyring.heard, on_lost=lost, on_listening=listening,
-        channel=CHANGES_CHANNEL, application_name="lrs-learner-keys",
-    ):
-        await keyring.load_epoch()  # erasures from before are not heard of again
-        yield
+        app[keys.LEARNER_KEYS] = keyring
+        async with credential_changes(
+            app[keys.DATABASE_URL], on_change=keyring.heard, on_lost=lost, on_listening=listening,
+            channel=CHANGES_CHANNEL, application_name="lrs-learner-keys",
+        ):
+            await keyring.load_epoch()  # erasures from before are not heard of again
+            yield
+    finally:
+        await key_pool.close()
 
 
 async def _writer(app: web.Application) -> AsyncIterator[None]:

@@ -23,7 +23,14 @@ from __future__ import annotations
 
 import asyncpg
 
-__all__ = ["storage_unavailable"]
+__all__ = ["StorageUnavailableError", "storage_unavailable"]
+
+
+class StorageUnavailableError(RuntimeError):
+    """The storage path of this process cannot take a request now (for
+    example the statement writer's task ended and is being restarted); a
+    later retry may succeed."""
+
 
 _UNAVAILABLE: tuple[type[BaseException], ...] = (
     asyncpg.PostgresConnectionError,  # class 08: connection lost or refused
@@ -35,6 +42,7 @@ _UNAVAILABLE: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.InternalClientError,  # a connection left mid-protocol ("cannot switch to state")
     OSError,
     TimeoutError,
+    StorageUnavailableError,
 )
 
 

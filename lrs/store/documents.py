@@ -26,8 +26,9 @@ from lrs.documents.events import DOCUMENT_EVENT, document_event_payload
 from lrs.documents.model import DocumentKey, DocumentSet, NewVersion, StoredDocument
 from lrs.eventlog import ONE_MICROSECOND, event_hash
 from lrs.payload_codec import store_payload
+from lrs.store.group_commit_sql import SELECT_ERASED_REFS
+from lrs.store.group_reads import KeyErasedMeanwhile
 from lrs.store.ids import TimeOrderedUuids
-from lrs.store.writer import SELECT_ERASED_REFS, KeyErasedMeanwhile
 
 __all__ = ["DocumentStore", "WriteResult"]
 

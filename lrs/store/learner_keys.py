@@ -18,8 +18,9 @@ sealed at an older epoch (:mod:`lrs.store.writer`), and reading with cached
 keys first asks for the epoch (:meth:`LearnerKeys.ciphers_for_reading`).
 
 Identities a process has not cached are looked up, and for a new one a key
-made, in one statement shared by the requests waiting at that moment
-(:data:`LOAD_OR_CREATE`).
+made, in one statement shared by the requests that need keys within a short
+wait, as the group commit gathers Statements (:data:`LOAD_OR_CREATE`), on a
+connection that is not reset after each (:func:`lrs.store.pool.create_statement_pool`).
 
 Statements are sealed in the v3 form (:func:`lrs.privacy.seal.seal_reference`):
 each identity's ciphertext is kept once in ``sealed_identities`` by its
@@ -184,8 +185,19 @@ class LearnerKeys:
     """Seals and opens Statements of any tenant with the keys of the
     identities they name."""
 
-    def __init__(self, pool: Pool, master: MasterKey, *, capacity: int = 100_000, references: bool = True) -> None:
+    def __init__(
+        self, pool: Pool, master: MasterKey, *, capacity: int = 100_000, references: bool = True,
+        key_pool: Pool | None = None, wait_ms: float = 0.0,
+    ) -> None:
         self._pool = pool
+        # Where the statements that read or make keys for writing run: a pool
+        # whose connections are not reset after each (lrs.store.pool.
+        # create_statement_pool), so a batch of first sights costs one
+        # PostgreSQL transaction and one round trip, not two of each.
+        self._key_pool = pool if key_pool is None else key_pool
+        # How long a key statement waits for more requests to share it (as
+        # the group commit does: LRS_GROUP_COMMIT_WAIT_MS).
+        self._wait = max(wait_ms, 0.0) / 1000.0
         # Seal in the v3 form (ciphertexts apart, by reference); False: v2,
         # the ciphertext inside the Statement (as stores written before hold).
         self._references = references
@@ -337,6 +349,8 @@ class LearnerKeys:
 
     async def _load_waiting(self, tenant: str) -> None:
         try:
+            if self._wait:
+                await asyncio.sleep(self._wait)
             while tenant in self._next:
                 batch = self._loading[tenant] = self._next.pop(tenant)
                 try:
@@ -352,6 +366,9 @@ class LearnerKeys:
                     del self._loading[tenant]
         finally:
             del self._loaders[tenant]
+            waiting = self._next.pop(tenant, None)  # left only when cancelled while gathering
+            if waiting is not None:
+                waiting[1].cancel()
 
     async def _load_or_create(self, tenant: str, pseudonyms: list[str]) -> list[seal.SealKey]:
         # One order for every process: two that make the same learners' keys
@@ -363,7 +380,7 @@ class LearnerKeys:
         wrapped = [self._master.wrap(k, tenant, p, 1) for k, p in zip(data_keys, pseudonyms)]
         mine = {p: (w, k) for p, w, k in zip(pseudonyms, wrapped, data_keys)}
         keys: dict[str, seal.SealKey] = {}
-        for row in await self._pool.fetch(LOAD_OR_CREATE, tenant, pseudonyms, wrapped):
+        for row in await self._key_pool.fetch(LOAD_OR_CREATE, tenant, pseudonyms, wrapped):
             pseudonym, generation, stored = row["pseudonym"], row["generation"], row["wrapped"]
             own = mine[pseudonym]
             if generation == 1 and stored == own[0]:  # made now: no need to unwrap
@@ -380,7 +397,7 @@ class LearnerKeys:
     async def _load_or_create_after_erasure(
         self, tenant: str, pseudonyms: list[str], version: int
     ) -> list[seal.SealKey]:
-        rows = await self._pool.fetch(SELECT_CURRENT, tenant, pseudonyms)
+        rows = await self._key_pool.fetch(SELECT_CURRENT, tenant, pseudonyms)
         keys: list[seal.SealKey] = []
         known = {}
         for row in rows:
@@ -394,9 +411,9 @@ class LearnerKeys:
             wrapped = [
                 self._master.wrap(secrets.token_bytes(32), tenant, p, g) for p, g in zip(absent, generations)
             ]
-            await self._pool.fetch(INSERT_KEYS, tenant, absent, generations, wrapped)
+            await self._key_pool.fetch(INSERT_KEYS, tenant, absent, generations, wrapped)
             # Ours, or the one a concurrent writer made first.
-            for row in await self._pool.fetch(SELECT_LIVE, tenant, absent):
+            for row in await self._key_pool.fetch(SELECT_LIVE, tenant, absent):
                 cipher = self._cipher(row["wrapped"], tenant, row["pseudonym"], row["generation"])
                 keys.append(self._remember(tenant, row["pseudonym"], row["generation"], cipher, version))
         return keys

@@ -42,6 +42,36 @@ async def create_pool(
     return pool
 
 
+async def _keep_session(connection: asyncpg.Connection) -> None:
+    """A release that sends nothing: asyncpg has already rolled back an open
+    transaction and dropped listeners (``Connection._reset`` runs before a
+    pool's ``reset``)."""
+
+
+async def create_statement_pool(
+    database_url: str, *, application_name: str, max_size: int = 1, command_timeout: float | None = 60.0
+) -> asyncpg.Pool:
+    """A small pool for work made only of single statements that change
+    nothing in the session (no SET, LISTEN, cursor or advisory lock held past
+    the statement): its connections are not reset on release.  The shared
+    pool's reset (``SELECT pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *;
+    RESET ALL;``) is one more round trip and one more PostgreSQL transaction
+    on every use, as many as the work itself when the work is one statement
+    (the learner keys' statement: docs/privacy.md "Cost").  asyncpg's
+    ``reset`` argument (public since 0.30) replaces it."""
+    pool = await asyncpg.create_pool(
+        database_url,
+        min_size=0,
+        max_size=max_size,
+        command_timeout=command_timeout,
+        server_settings=dict(SERVER_SETTINGS, application_name=application_name),
+        max_inactive_connection_lifetime=300.0,
+        reset=_keep_session,
+    )
+    assert pool is not None
+    return pool
+
+
 async def connect(database_url: str, *, application_name: str = "lrs") -> asyncpg.Connection:
     """One connection to ``database_url`` with the pool's settings (for work
     outside a pool, such as a replay's forked workers)."""

@@ -28,7 +28,7 @@ def insert_ciphertexts(refs: str = "$1", ciphertexts: str = "$2") -> str:
     ciphertexts) in reference order (:func:`ciphertext_columns`): concurrent
     inserts of the same rows then wait for each other instead of
     deadlocking.  The Statement writer runs it as a part of its group's
-    statement with its own parameter numbers (lrs.store.writer.INSERT_GROUP)."""
+    statement with its own parameter numbers (lrs.store.group_commit_sql.INSERT_GROUP)."""
     return (
         "INSERT INTO sealed_identities (ref, ciphertext)\n"
         f"SELECT r, c FROM unnest({refs}::bytea[], {ciphertexts}::bytea[]) AS u(r, c)\n"

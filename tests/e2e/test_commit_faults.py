@@ -17,6 +17,7 @@ import asyncio
 import collections
 import random
 import uuid
+from typing import Any
 
 import asyncpg
 import pytest
@@ -134,3 +135,30 @@ async def test_every_200_is_committed_when_the_chained_commit_fails(
         await second.close()
         await second_pool.close()
         await control.close()
+
+
+async def test_a_statement_writer_task_that_dies_answers_503_and_runs_again(client: TestClient) -> None:
+    """A request never waits on a writer task that has ended: it gets 503 with
+    Retry-After at once, /ready reports the failure, and ingest resumes."""
+    writer = client.app[keys.WRITER]
+    take_group = writer._take_group
+
+    def dies_once() -> Any:
+        writer._take_group = take_group
+        raise RuntimeError("a bug in the loop")
+
+    writer._take_group = dies_once
+    async with asyncio.timeout(10):
+        response = await client.post(URL, json=statement(statement_id=str(uuid.uuid4())), headers=xapi_headers())
+    assert response.status == 503 and response.headers["Retry-After"] == "5"
+    assert "storage is unavailable (WriterFailedError)" in (await response.json())["error"]
+    async with client.get("/ready") as ready:
+        reported = (await ready.json())["checks"]["statement_writer"]
+    assert reported["restarts"] == 1 and reported["last_failure"] == "RuntimeError('a bug in the loop')"
+    after = str(uuid.uuid4())
+    async with asyncio.timeout(10):
+        while (await client.post(URL, json=statement(statement_id=after), headers=xapi_headers())).status != 200:
+            await asyncio.sleep(0.05)
+    async with client.get("/ready") as ready:
+        assert ready.status == 200
+        assert (await ready.json())["checks"]["statement_writer"]["state"] == "running"

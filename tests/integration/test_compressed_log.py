@@ -13,7 +13,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-import lrs.store.writer as writer_module
+import lrs.store.group_columns as group_columns_module
 from lrs.payload_codec import MAGIC, open_payload
 from lrs.store import StatementWriter
 from tests.integration.test_projection_runner import COURSE, PASSED, course_statement, write
@@ -39,7 +39,7 @@ async def test_a_log_of_both_forms_verifies_anchors_exports_and_replays_exactly(
     env = {**os.environ, "LRS_DATABASE_URL": database_url, "LRS_DATA_DIR": str(tmp_path), "LRS_LOG_LEVEL": "warning"}
     statements = [course_statement(n % 4, MODULES[n % 3], PASSED, n, score=0.8 + n / 100) for n in range(16)]
     with monkeypatch.context() as before_compression:  # what an older version wrote
-        before_compression.setattr(writer_module, "store_payloads", lambda payloads: payloads)
+        before_compression.setattr(group_columns_module, "store_payloads", lambda payloads: payloads)
         await write(writer, *statements[:8])
     await write(writer, *statements[8:])
 

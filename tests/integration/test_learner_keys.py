@@ -286,7 +286,7 @@ async def test_key_statements_look_each_learner_up_by_index_before_any_statistic
     "Cost").  Each statement must find each wanted learner through the
     primary key, whatever the statistics."""
     from lrs.store import learner_keys as lk
-    from lrs.store.writer import SELECT_ERASED_REFS
+    from lrs.store.group_commit_sql import SELECT_ERASED_REFS
 
     await pool.execute(
         "INSERT INTO learner_keys (tenant, pseudonym, generation, wrapped)"
@@ -336,3 +336,75 @@ async def test_a_known_learner_costs_no_key_statement_and_no_key_or_ciphertext_r
     assert len(recording.pseudonym_arrays) == queries
     assert await pool.fetchval("SELECT count(*) FROM learner_keys") == keys
     assert await pool.fetchval("SELECT count(*) FROM sealed_identities") == ciphertexts
+
+
+async def test_first_sights_of_concurrent_requests_in_one_process_share_one_key_statement(
+    pool: asyncpg.Pool, writer: StatementWriter, database_url: str
+) -> None:
+    """Requests of one process that each name a learner it has never seen
+    and arrive together make all their keys in one statement, on the key
+    connection (not the shared pool, whose every use is followed by a reset:
+    docs/privacy.md "Cost"); each Statement reads back as sent."""
+    from lrs.store.pool import create_statement_pool
+
+    key_pool = await create_statement_pool(database_url, application_name="lrs-test-keys")
+    try:
+        shared, own = _RecordingPool(pool), _RecordingPool(key_pool)
+        keyring = LearnerKeys(shared, MasterKey(os.urandom(32)), key_pool=own)  # type: ignore[arg-type]
+        await keyring.load_epoch()
+        requests = [
+            [{**statement(statement_id=new_id(), activity="http://example.com/a"),
+              "actor": {"objectType": "Agent", "mbox": f"mailto:first{n}@example.com", "name": f"First {n}"}}]
+            for n in range(12)
+        ]
+        await asyncio.gather(*(append(writer, keyring, r) for r in requests))
+        assert len(own.pseudonym_arrays) == 1 and len(own.pseudonym_arrays[0]) == 13  # and the authority
+        assert shared.pseudonym_arrays == []
+        assert await pool.fetchval("SELECT count(*) FROM learner_keys") == 13
+        for [sent] in requests:
+            stored = await get_statement(pool, TENANT, uuid.UUID(sent["id"]), voided=False)
+            [opened] = await keyring.open_statements(TENANT, [seal.decode(stored)])
+            assert opened["actor"] == sent["actor"]
+    finally:
+        await key_pool.close()
+
+
+async def test_the_key_connection_is_not_reset_between_uses_but_never_left_in_a_transaction(
+    database_url: str,
+) -> None:
+    """asyncpg's ``reset`` argument (public since 0.30) keeps the statement
+    pool's session as it is on release: no RESET ALL (a setting survives),
+    yet a transaction left open is rolled back, as on any release."""
+    from lrs.store.pool import create_statement_pool
+
+    key_pool = await create_statement_pool(database_url, application_name="lrs-test-keys")
+    try:
+        async with key_pool.acquire() as conn:
+            pid = conn.get_server_pid()
+            await conn.execute("SET work_mem = '7MB'")
+        async with key_pool.acquire() as conn:
+            assert conn.get_server_pid() == pid
+            assert await conn.fetchval("SHOW work_mem") == "7MB"
+            await conn.execute("BEGIN")
+            await conn.execute("CREATE TEMP TABLE left_open (x int)")
+        async with key_pool.acquire() as conn:
+            assert conn.get_server_pid() == pid
+            assert not conn.is_in_transaction()
+            assert await conn.fetchval("SELECT to_regclass('pg_temp.left_open')") is None
+    finally:
+        await key_pool.close()
+
+
+async def test_first_sights_arriving_within_the_wait_share_one_key_statement(pool: asyncpg.Pool) -> None:
+    """With a gathering wait (the service gives LRS_GROUP_COMMIT_WAIT_MS), a
+    request that needs keys a moment after another joins its statement;
+    one that comes after the statement was sent makes another."""
+    recording = _RecordingPool(pool)
+    keyring = LearnerKeys(pool, MasterKey(os.urandom(32)), key_pool=recording, wait_ms=200)  # type: ignore[arg-type]
+    first = asyncio.create_task(keyring.keys_for_writing(TENANT, ["mbox:mailto:early@example.com"]))
+    await asyncio.sleep(0.02)
+    second = asyncio.create_task(keyring.keys_for_writing(TENANT, ["mbox:mailto:later@example.com"]))
+    await asyncio.gather(first, second)
+    assert len(recording.pseudonym_arrays) == 1 and len(recording.pseudonym_arrays[0]) == 2
+    await keyring.keys_for_writing(TENANT, ["mbox:mailto:last@example.com"])
+    assert len(recording.pseudonym_arrays) == 2

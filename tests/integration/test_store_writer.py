@@ -16,6 +16,8 @@ from lrs.eventlog import verify_chain
 from lrs.ingest.model import PreparedStatement
 from lrs.ingest.prepare import prepare_statements
 from lrs.store import StatementWriter, WriterClosedError, create_pool
+from lrs.store.availability import storage_unavailable
+from lrs.store.writer import WriterFailedError
 from lrs.service import migrate
 from lrs.store.log_reader import iter_events, last_position, read_events_after
 from lrs.store.reader import get_statement
@@ -591,3 +593,40 @@ async def test_a_kept_connection_that_cannot_roll_back_does_not_stop_the_writer(
     finally:
         monkeypatch.undo()
         await writer.close()
+
+
+async def test_a_writer_task_that_dies_fails_what_waits_and_is_started_again(pool: asyncpg.Pool) -> None:
+    """A bug that ends the writer's task must not leave requests waiting
+    forever: the waiting ones and those that come while it is down get the
+    storage-unavailable error (503), and the task runs again after a backoff."""
+    writer = StatementWriter(pool, wait_ms=1.0, first_restart_backoff_s=0.5)
+    await writer.start()
+    take_group = writer._take_group
+
+    def dies_once() -> Any:
+        writer._take_group = take_group  # type: ignore[method-assign]
+        raise RuntimeError("a bug in the loop")
+
+    writer._take_group = dies_once  # type: ignore[method-assign]
+    try:
+        async with asyncio.timeout(5):
+            with pytest.raises(WriterFailedError) as failed:
+                await writer.append("default", prepared(statement()))
+        assert storage_unavailable(failed.value)
+        assert writer.status() == {
+            "state": "restarting", "restarts": 1, "last_failure": "RuntimeError('a bug in the loop')",
+        }
+        async with asyncio.timeout(5):
+            with pytest.raises(WriterFailedError):  # refused at once while the task is down, not queued
+                await writer.append("default", prepared(statement()))
+        assert writer.in_flight == 0 and writer.pending_statements == 0
+        async with asyncio.timeout(5):
+            while not writer.running:
+                await asyncio.sleep(0.02)
+        results = await writer.append("default", prepared(statement()))
+        assert [(r.inserted, r.position) for r in results] == [(True, 1)]  # nothing of the failed ones stored
+        assert writer.status()["state"] == "running"
+    finally:
+        async with asyncio.timeout(5):
+            await writer.close()
+    assert writer.status()["state"] == "stopped"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from lrs.store.writer import _array_literal
+from lrs.store.group_columns import array_literal
 
 
 @pytest.mark.parametrize(
@@ -19,4 +19,4 @@ from lrs.store.writer import _array_literal
     ],
 )
 def test_every_element_is_quoted_and_escaped(values: list[str], literal: str) -> None:
-    assert _array_literal(values) == literal
+    assert array_literal(values) == literal

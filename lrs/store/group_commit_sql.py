@@ -1,0 +1,148 @@
+"""The SQL of a group commit (:mod:`lrs.store.writer`), each text with why
+it is written the way it is."""
+
+from __future__ import annotations
+
+from lrs.store.commit_notifications import LOG_CHANNEL
+from lrs.store.sealed_identities import insert_ciphertexts
+
+SELECT_HEAD_FOR_UPDATE = "SELECT position, hash, stored, key_epoch FROM log_head WHERE singleton FOR UPDATE"
+SELECT_HEAD = "SELECT position, hash, stored FROM log_head WHERE singleton"
+SELECT_HEAD_STORED = "SELECT stored FROM log_head WHERE singleton"
+SELECT_HEAD_POSITION = "SELECT position FROM log_head WHERE singleton"
+# Two index lookups rather than one "id = ANY OR voids = ANY": with the OR,
+# a plan made while the table was small scans every row of the tenant.
+# Each wanted id is its own primary-key lookup (a LATERAL subquery with
+# LIMIT is run once per id and cannot be turned into a scan): with
+# "statement_id = ANY($2)" the planner may find it cheaper to read the whole
+# tenant and compare every row with the list, which is what it chose once
+# the read model no longer carried the JSON (small rows, cheap to scan) and
+# which grows with every statement stored.  Voiding statements are few, and
+# their partial index small.  The JSON of a stored statement is its event's
+# payload (same position).
+SELECT_TOUCHED = """
+SELECT s.statement_id, (SELECT e.payload FROM events e WHERE e.position = s.position) AS payload,
+       s.voids, s.voided, s.stored, s.position
+FROM unnest($2::uuid[]) AS wanted(id)
+CROSS JOIN LATERAL (
+    SELECT statement_id, voids, voided, stored, position FROM statements
+    WHERE tenant = $1 AND statement_id = wanted.id LIMIT 1
+) AS s
+UNION ALL
+SELECT s.statement_id, (SELECT e.payload FROM events e WHERE e.position = s.position) AS payload,
+       s.voids, s.voided, s.stored, s.position
+FROM statements s WHERE s.tenant = $1 AND s.voids = ANY($3::uuid[]) AND s.voids IS NOT NULL
+"""
+# The touched statements committed in (after, upto]: the group looks its
+# statements up before it takes the head lock, then only this range under it.
+# Both bounds: a range a generic plan takes for narrow (the position index),
+# and IN (SELECT unnest ...) is hashed once, not searched per row.
+SELECT_TOUCHED_BETWEEN = """
+SELECT s.statement_id, (SELECT e.payload FROM events e WHERE e.position = s.position) AS payload,
+       s.voids, s.voided, s.stored, s.position
+FROM statements s
+WHERE s.tenant = $1 AND s.position > $3 AND s.position <= $4
+  AND (s.statement_id IN (SELECT unnest($2::uuid[])) OR s.voids IN (SELECT unnest($2::uuid[])))
+"""
+# Small groups: the head lock and, seen from after it was granted, the
+# touched statements, in one round trip (schemas/postgres/0099_lock_head_with_touched.sql):
+# the first row is the head, the others the statements.
+SELECT_HEAD_WITH_TOUCHED = "SELECT * FROM log_head_locked_with_touched($1, $2, $3, $4)"
+# Of the requests' (tenant, pseudonym, generation) keys, the destroyed ones:
+# each looked up on its own by the primary key (a LATERAL subquery with
+# LIMIT), not an anti-join a planner may run over every key
+# (lrs.store.learner_keys).
+SELECT_ERASED_REFS = """
+SELECT u.t AS tenant, u.p AS pseudonym, u.g AS generation
+FROM unnest($1::text[], $2::text[], $3::int[]) AS u(t, p, g)
+LEFT JOIN LATERAL (
+    SELECT wrapped FROM learner_keys k
+    WHERE k.tenant = u.t AND k.pseudonym = u.p AND k.generation = u.g LIMIT 1
+) AS k ON true
+WHERE k.wrapped IS NULL
+"""
+UPDATE_VOIDED = """
+UPDATE statements SET voided = true
+WHERE tenant = $1 AND statement_id = ANY($2::uuid[]) AND voids IS NULL
+"""
+# Whether a Statement stored before this group refers to one of the group's
+# (its target came after it): it then takes the new Statement's keys
+# (lrs/store/ref_keys.py).  One lookup per new Statement in the small partial
+# index of referring Statements (OFFSET 0: never a join over all of them).
+REFERRED = """EXISTS (
+    SELECT 1 FROM unnest($3::text[], $5::uuid[]) AS u(tenant, id), LATERAL (
+        SELECT 1 FROM statements r WHERE r.tenant = u.tenant AND r.statement_ref = u.id
+          AND r.statement_ref IS NOT NULL OFFSET 0
+    ) AS r
+)"""
+# The whole write of a group in one statement (one round trip): the events,
+# the read-model rows (whose JSON is the event's payload) and the new head.  Filter keys travel as one array literal per row ('{"A:...","O:..."}')
+# because unnest cannot take a ragged two-dimensional array; PostgreSQL's array
+# input is much cheaper than expanding a JSON array per row.
+# What follows from the group's place in the log is not sent per row
+# (plan_group lays it out; lrs.store.group_columns checks it): the n-th new event
+# (n from 1) has position $1 + n - 1 and stored $6 + (n - 1) microseconds, its
+# prev_hash is the hash of the event before it ($8, the old head's hash, for
+# the first), and every event is a statement ($4).  asyncpg encodes each
+# element of an array parameter on its own (a timestamptz costs most), so four
+# arrays fewer are about 1.5 microseconds of the worker's CPU a statement
+# (bench/group_insert_encoding.py).
+INSERT_GROUP = """
+WITH new_events AS (
+    INSERT INTO events (position, event_id, tenant, event_type, statement_id,
+                        stored, payload, prev_hash, hash)
+    SELECT $1::bigint + e.n - 1, e.event_id, e.tenant, $4::text, e.statement_id,
+           $6::timestamptz + (e.n - 1) * interval '1 microsecond', e.payload, e.prev_hash, e.hash
+    FROM unnest($2::uuid[], $3::text[], $5::uuid[], $7::bytea[],
+                array_prepend($8::bytea, trim_array($9::bytea[], 1)), $9::bytea[])
+         WITH ORDINALITY AS e(event_id, tenant, statement_id, payload, prev_hash, hash, n)
+), new_statements AS (
+    -- the keys' text stays in the statement's JSON; the row holds hashes
+    -- (schemas/postgres/0092_lean_statements.sql)
+    INSERT INTO statements (tenant, statement_id, position, stored, verb_key,
+                            authority_key, registration, voided, voids, statement_ref)
+    SELECT u.tenant, u.statement_id, $1::bigint + u.n - 1, $6::timestamptz + (u.n - 1) * interval '1 microsecond',
+           statement_key(u.tenant, 'V:' || u.verb_id), statement_key(u.tenant, u.authority),
+           u.registration, u.voided, u.voids, u.statement_ref
+    FROM unnest($3::text[], $5::uuid[],
+                $10::text[], $21::text[], $12::uuid[], $13::bool[], $14::uuid[], $15::uuid[])
+         WITH ORDINALITY AS u(tenant, statement_id, verb_id, authority,
+                              registration, voided, voids, statement_ref, n)
+), new_keys AS (
+    -- the ordered index of the filter keys (schemas/postgres/0091_statement_keys.sql)
+    INSERT INTO statement_keys (key, position)
+    SELECT DISTINCT statement_key(u.tenant, k), $1::bigint + u.n - 1
+    FROM unnest($3::text[], $11::text[]) WITH ORDINALITY AS u(tenant, keys, n),
+         unnest(u.keys::text[]) AS k
+    WHERE left(k, 2) <> 'U:'
+), new_head AS (
+    UPDATE log_head SET position = $16, hash = $17, stored = $18 WHERE singleton
+), new_ciphertexts AS (
+    -- the ciphertexts the group's sealed Statements name, new to their
+    -- senders, in reference order (lrs.store.sealed_identities)
+    %s
+), definitions_checkpoint AS (
+    UPDATE activity_definitions_checkpoint SET position = GREATEST(position, $16)
+    WHERE singleton AND $19::bool
+)
+SELECT CASE WHEN $20::bool THEN pg_notify('%s', $16::text) END, %s AS referred
+""" % (insert_ciphertexts("$22", "$23"), LOG_CHANNEL, REFERRED)
+# $19: the group carries Activity Definitions of a defining sender, so the
+# definitions' checkpoint moves to the new head in this statement, before
+# write_definitions locks and merges the rows (lrs.store.activities explains
+# the order).  $20: other processes append to the log too, so the commit is
+# announced (lrs.store.commit_notifications; delivered at COMMIT).  Each was
+# a round trip of its own per group.  $21: each statement's 'U:' authority key.
+# $22, $23: the references and ciphertexts of sealed identities the group's
+# requests carry (AppendRequest.ciphertexts), so a Statement never commits
+# without the ciphertext it names: same statement, same transaction.
+
+# A group's transaction begins with custom plans for its statements.  Once a
+# connection has run a prepared statement five times PostgreSQL may switch to
+# its generic plan, and for the group's statements that cost PostgreSQL about
+# twice the CPU a statement (bench/writer_plans.py: 190-220 against about
+# 105 microseconds a statement at batch 1); while every group went through
+# the pool's reset, the plans stayed custom (which is why keeping the
+# connection seemed to raise PostgreSQL's CPU).  SET LOCAL ends with the
+# transaction, and travels in the BEGIN's round trip.
+BEGIN_GROUP = "BEGIN; SET LOCAL plan_cache_mode = force_custom_plan"
