@@ -21,7 +21,9 @@ commits it in ONE transaction:
 When requests are already waiting at COMMIT, the same round trip begins the
 next group's transaction and the writer keeps the connection (no BEGIN of its
 own and no pool reset for the next group); each transaction plans its
-statements per execution (``BEGIN_GROUP`` says why).  The SQL is in
+statements per execution (``BEGIN_GROUP`` says why).  The service gives
+the writer its own pool for the groups' connections, not reset on release
+(``group_pool``).  The SQL is in
 :mod:`lrs.store.group_commit_sql`, the kept connection in
 :mod:`lrs.store.kept_connection`.
 
