@@ -218,6 +218,7 @@ class Relay:
         self.published_position = await get_checkpoint(conn, self.name)
         checkpointed = self.published_position
         checkpointed_at = 0.0
+        quiet = False  # the last wait for a commit ended with none
         loop = asyncio.get_running_loop()
         while True:
             self._wake.clear()  # before reading, so a commit during the read is not missed
@@ -242,17 +243,27 @@ class Relay:
                     continue
                 synced_generation = generation
             if position >= self.log_head:
-                if checkpointed != position:
+                # Caught up: the checkpoint follows at once when asked to stop
+                # here, when it last moved checkpoint_interval ago, or after a
+                # poll interval with no commit; not after every round of a busy
+                # log (single-statement POSTs catch the relay up every round,
+                # and a checkpoint per round was a PostgreSQL transaction per
+                # 20-odd statements).  A crash republishes at most that much,
+                # and the stream drops the repeats.
+                if checkpointed != position and (
+                    until_caught_up or quiet or loop.time() - checkpointed_at >= self._checkpoint_interval
+                ):
                     await set_checkpoint(conn, self.name, position)
                     checkpointed, checkpointed_at = position, loop.time()
                 self._note_caught_up(True)
                 if until_caught_up:
                     return True
-                await self._idle()
+                quiet = not await self._idle()
                 continue
+            quiet = False
             events = await read_events_after(conn, position, self._batch_size)
             if not events:
-                await self._idle()
+                quiet = not await self._idle()
                 continue
             # Each event's stored time is formatted once, for the hooks (the
             # anchor writer hashes it) and for the frames (Lrs-Stored).
@@ -313,11 +324,12 @@ class Relay:
         self.published_position = resume
         return resume
 
-    async def _idle(self) -> None:
+    async def _idle(self) -> bool:
+        """Wait for a commit or the poll interval: whether a commit woke it."""
         try:
             await asyncio.wait_for(self._wake.wait(), self._poll_interval)
         except asyncio.TimeoutError:
-            return
+            return False
         if self._linger:
             # Woken by a commit: let the next few commits land too, so that
             # busy periods make fewer, larger rounds (reads and publishes).
@@ -329,6 +341,7 @@ class Relay:
             # 20 ms more on the way to the stream is nothing next to the
             # projections' lag budget (a second).
             await asyncio.sleep(self._linger)
+        return True
 
     def observe_head(self, head: int | None = None) -> None:
         """Set the relay's gauges from what it knows now, with ``head`` (the

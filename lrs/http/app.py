@@ -257,22 +257,31 @@ async def _learner_keys(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _writer(app: web.Application) -> AsyncIterator[None]:
+    from lrs.store.pool import create_statement_pool
     from lrs.store.writer import StatementWriter
 
     settings = app[keys.SETTINGS]
-    writer = StatementWriter(
-        app[keys.POOL],
-        wait_ms=settings.group_commit_wait_ms,
-        max_statements=settings.group_commit_max_statements,
-        shared_log=app[SHARED_LOG],
-    )
-    await writer.start()
-    app[keys.WRITER] = writer
+    # The groups' connections are not reset after each group (a group leaves
+    # nothing in the session): one PostgreSQL transaction and one round trip
+    # a group fewer.  One group runs at a time; the second connection is slack.
+    group_pool = await create_statement_pool(app[keys.DATABASE_URL], application_name="lrs-writer", max_size=2)
     try:
-        yield
+        writer = StatementWriter(
+            app[keys.POOL],
+            wait_ms=settings.group_commit_wait_ms,
+            max_statements=settings.group_commit_max_statements,
+            shared_log=app[SHARED_LOG],
+            group_pool=group_pool,
+        )
+        await writer.start()
+        app[keys.WRITER] = writer
+        try:
+            yield
+        finally:
+            # Everything already handed to the writer is committed (or failed) before the pools close.
+            await writer.close()
     finally:
-        # Everything already handed to the writer is committed (or failed) before the pool closes.
-        await writer.close()
+        await group_pool.close()
 
 
 async def _relay(app: web.Application) -> AsyncIterator[None]:

@@ -21,7 +21,9 @@ commits it in ONE transaction:
 When requests are already waiting at COMMIT, the same round trip begins the
 next group's transaction and the writer keeps the connection (no BEGIN of its
 own and no pool reset for the next group); each transaction plans its
-statements per execution (``BEGIN_GROUP`` says why).  The SQL is in
+statements per execution (``BEGIN_GROUP`` says why).  The service gives
+the writer its own pool for the groups' connections, not reset on release
+(``group_pool``).  The SQL is in
 :mod:`lrs.store.group_commit_sql`, the kept connection in
 :mod:`lrs.store.kept_connection`.
 
@@ -135,8 +137,15 @@ class StatementWriter:
         head_refresh_s: float = 0.1,
         first_restart_backoff_s: float = 0.1,
         max_restart_backoff_s: float = 5.0,
+        group_pool: asyncpg.Pool | None = None,
     ) -> None:
         self._pool = pool
+        # Where each group's connection comes from and goes back to: the
+        # service passes a pool that does not reset on release
+        # (lrs.store.pool.create_statement_pool), since a group leaves
+        # nothing in the session; the shared pool's reset would be one more
+        # round trip and one more PostgreSQL transaction per group.
+        self._group_pool = group_pool or pool
         # Other processes append to the same log: this process cannot see their
         # in-flight transactions, so consistent-through is the committed head.
         self._shared_log = shared_log
@@ -305,7 +314,7 @@ class StatementWriter:
             if self._held is not None:
                 # the transaction a COMMIT began for a group the task never wrote
                 held, self._held = self._held, None
-                await release(self._pool, held)
+                await release(self._group_pool, held)
             await asyncio.sleep(delay)
             if not self._closing:
                 self._start_task()
@@ -345,7 +354,7 @@ class StatementWriter:
             await asyncio.wait([task])
         if self._held is not None:
             held, self._held = self._held, None
-            await release(self._pool, held)
+            await release(self._group_pool, held)
         if self._refresher is not None:
             self._refresher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -421,7 +430,7 @@ class StatementWriter:
                 # Every waiting caller went away: no group follows the
                 # transaction the last COMMIT began.
                 held, self._held = self._held, None
-                await release(self._pool, held)
+                await release(self._group_pool, held)
 
     def _take_group(self) -> list[_Queued]:
         group: list[_Queued] = []
@@ -494,11 +503,11 @@ class StatementWriter:
         """One group's transaction, on the connection the previous group left
         when more requests were already waiting, else on one from the pool."""
         held, self._held = self._held, None
-        conn = await connection_for_group(self._pool, held)
+        conn = await connection_for_group(self._group_pool, held)
         try:
             plan = await self._write_on(conn, requests)
         except BaseException:
-            await release(self._pool, conn)
+            await release(self._group_pool, conn)
             raise
         if conn.is_in_transaction():
             # The COMMIT began the next group's transaction (_write_on): more
@@ -509,7 +518,7 @@ class StatementWriter:
             # nothing, sets nothing and opens no cursor.
             self._held = conn
         else:
-            await release(self._pool, conn)  # committed: a failure to reset the connection is not the group's
+            await release(self._group_pool, conn)  # committed: a failure to reset the connection is not the group's
         return plan
 
 

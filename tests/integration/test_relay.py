@@ -269,6 +269,32 @@ async def test_a_commit_wakes_the_relay_without_waiting_for_the_poll(pool, write
     await assert_exactly_once(pool, kept_nats)
 
 
+async def test_a_busy_log_moves_the_checkpoint_once_an_interval_and_when_commits_stop(
+    pool, writer, relays, kept_nats, monkeypatch
+) -> None:
+    """Small groups committed one after another catch the relay up every
+    round: the checkpoint (a PostgreSQL transaction) moves at most once per
+    checkpoint_interval then, and reaches the head once a poll interval
+    passes with no commit."""
+    written: list[int] = []
+    set_checkpoint = relay_module.set_checkpoint
+
+    async def counted(conn, name: str, position: int) -> None:
+        written.append(position)
+        await set_checkpoint(conn, name, position)
+
+    monkeypatch.setattr(relay_module, "set_checkpoint", counted)
+    relay = await relays(kept_nats, checkpoint_interval=600.0, poll_interval=1.5)
+    await wait_until(lambda: _true(relay.is_leader and relay.bus.connected), "the relay to lead")
+    for round_ in range(1, 9):
+        await append(writer, 2)
+        await wait_until(lambda: _true(relay.published_position == 2 * round_), f"round {round_} published")
+    assert len(written) <= 2  # the first catch-up (its interval starts then), and perhaps one quiet poll
+    await wait_until(lambda: _checkpoint_is(pool, "test", 16), "the checkpoint at the head", timeout=5)
+    assert written[-1] == 16
+    await assert_exactly_once(pool, kept_nats)
+
+
 async def _true(value: bool) -> bool:
     return value
 

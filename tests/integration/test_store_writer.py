@@ -630,3 +630,33 @@ async def test_a_writer_task_that_dies_fails_what_waits_and_is_started_again(poo
         async with asyncio.timeout(5):
             await writer.close()
     assert writer.status()["state"] == "stopped"
+
+
+async def test_groups_on_a_pool_that_is_not_reset_send_no_reset_and_stay_durable(
+    migrated_url: str, pool: asyncpg.Pool
+) -> None:
+    """The service gives the writer a pool whose connections are not reset
+    on release (lrs.store.pool.create_statement_pool): a group that finds
+    nobody waiting goes back after its COMMIT with no reset query (one
+    PostgreSQL transaction a group, not two), with synchronous_commit on,
+    and the next group on the same connection finds nothing left open."""
+    from lrs.store.pool import create_statement_pool
+
+    groups = await create_statement_pool(migrated_url, application_name="lrs-writer-test", max_size=2)
+    writer = StatementWriter(pool, wait_ms=0.0, group_pool=groups)
+    await writer.start()
+    try:
+        for _ in range(5):  # one after another: each group finds nobody waiting
+            await writer.append("default", prepared(statement()))
+        assert writer.groups_committed == 5 and writer.groups_chained == 0
+        rows = await pool.fetch(
+            "SELECT state, query FROM pg_stat_activity WHERE application_name = 'lrs-writer-test'"
+        )
+        assert [(row["state"], row["query"]) for row in rows] == [("idle", "COMMIT")]
+        async with groups.acquire() as conn:  # what the groups' sessions run with
+            assert await conn.fetchval("SHOW synchronous_commit") == "on"
+    finally:
+        await writer.close()
+        await groups.close()
+    assert await last_position(pool) == 5
+    assert verify_chain(await read_events_after(pool, 0, 100)) is None
