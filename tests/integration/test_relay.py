@@ -295,6 +295,21 @@ async def test_a_busy_log_moves_the_checkpoint_once_an_interval_and_when_commits
     await assert_exactly_once(pool, kept_nats)
 
 
+async def test_a_stopped_relay_leaves_its_checkpoint_at_what_it_published(pool, writer, relays, kept_nats) -> None:
+    """A relay stopped (SIGTERM: the service's shutdown) between two
+    checkpoints writes the last one: a restart later than the stream's
+    duplicate window would otherwise deliver the republished events as new."""
+    relay = await relays(kept_nats, checkpoint_interval=600.0, poll_interval=600.0)
+    await wait_until(lambda: _true(relay.is_leader and relay.bus.connected), "the relay to lead")
+    await append(writer, 5)
+    await wait_until(lambda: _checkpoint_is(pool, "test", 5), "the first checkpoint")
+    await append(writer, 3)
+    await wait_until(lambda: _true(relay.published_position == 8), "the next events published")
+    assert await get_checkpoint(pool, "test") == 5  # not moved yet: the interval has not passed
+    await relay.stop()
+    assert await get_checkpoint(pool, "test") == 8
+
+
 async def _true(value: bool) -> bool:
     return value
 
