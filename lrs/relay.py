@@ -71,6 +71,9 @@ class Backoff:
         self._next = min(self._next * 2, self.maximum)
         await asyncio.sleep(delay)
 
+# How long a stopping relay waits to save its checkpoint (the shutdown goes on without).
+STOP_CHECKPOINT_TIMEOUT_S = 5.0
+
 
 class Relay:
     """Publishes the event log to JetStream; see the module docstring.
@@ -220,87 +223,108 @@ class Relay:
         checkpointed_at = 0.0
         quiet = False  # the last wait for a commit ended with none
         loop = asyncio.get_running_loop()
-        while True:
-            self._wake.clear()  # before reading, so a commit during the read is not missed
-            if position is None or position >= self.log_head:
-                # Commit notifications only come from this process's writer;
-                # the database also knows about other processes' commits.
-                self._observe_head(await log_last_position(conn))
-            else:
-                self._observe_head(self.log_head)  # refresh the gauges
-            if not self.bus.connected:
-                await self.bus.replace_stalled_client(self._stalled_after)
-                await self.bus.wait_connected(self._poll_interval)
-                continue
-            if position is None or self.bus.generation != synced_generation:
-                generation = self.bus.generation
+        try:
+            while True:
+                self._wake.clear()  # before reading, so a commit during the read is not missed
+                if position is None or position >= self.log_head:
+                    # Commit notifications only come from this process's writer;
+                    # the database also knows about other processes' commits.
+                    self._observe_head(await log_last_position(conn))
+                else:
+                    self._observe_head(self.log_head)  # refresh the gauges
+                if not self.bus.connected:
+                    await self.bus.replace_stalled_client(self._stalled_after)
+                    await self.bus.wait_connected(self._poll_interval)
+                    continue
+                if position is None or self.bus.generation != synced_generation:
+                    generation = self.bus.generation
+                    try:
+                        position = await self._resync(conn)
+                    except BUS_ERRORS as exc:
+                        self._note_error(exc)
+                        log.warning("relay.resync_failed", relay=self.name, error=repr(exc))
+                        await backoff.sleep()
+                        continue
+                    synced_generation = generation
+                if position >= self.log_head:
+                    # Caught up: the checkpoint follows at once when asked to stop
+                    # here, when it last moved checkpoint_interval ago, or after a
+                    # poll interval with no commit; not after every round of a busy
+                    # log (single-statement POSTs catch the relay up every round,
+                    # and a checkpoint per round was a PostgreSQL transaction per
+                    # 20-odd statements).  A crash republishes at most that much,
+                    # and the stream drops the repeats.
+                    if checkpointed != position and (
+                        until_caught_up or quiet or loop.time() - checkpointed_at >= self._checkpoint_interval
+                    ):
+                        await set_checkpoint(conn, self.name, position)
+                        checkpointed, checkpointed_at = position, loop.time()
+                    self._note_caught_up(True)
+                    if until_caught_up:
+                        return True
+                    quiet = not await self._idle()
+                    continue
+                quiet = False
+                events = await read_events_after(conn, position, self._batch_size)
+                if not events:
+                    quiet = not await self._idle()
+                    continue
+                # Each event's stored time is formatted once, for the hooks (the
+                # anchor writer hashes it) and for the frames (Lrs-Stored).
+                texts = stored_texts_of(events)
+                for hook in self.read_hooks:
+                    hook(events, texts)
                 try:
-                    position = await self._resync(conn)
+                    inline_max = min(self._inline_max_bytes, self.bus.max_payload - HEADER_ROOM)
+                    result = await self.bus.publish_batch(EventBatch(events, texts, inline_max))
                 except BUS_ERRORS as exc:
+                    metrics.RELAY_PUBLISH_FAILURES.labels(**self._metric_labels).inc()
                     self._note_error(exc)
-                    log.warning("relay.resync_failed", relay=self.name, error=repr(exc))
+                    # An alert: the stream does not move until this batch is stored.
+                    log.error(
+                        "relay.publish_failed",
+                        relay=self.name,
+                        after_position=position,
+                        events=len(events),
+                        error=repr(exc),
+                        alert=True,
+                    )
+                    position = None
                     await backoff.sleep()
                     continue
-                synced_generation = generation
-            if position >= self.log_head:
-                # Caught up: the checkpoint follows at once when asked to stop
-                # here, when it last moved checkpoint_interval ago, or after a
-                # poll interval with no commit; not after every round of a busy
-                # log (single-statement POSTs catch the relay up every round,
-                # and a checkpoint per round was a PostgreSQL transaction per
-                # 20-odd statements).  A crash republishes at most that much,
-                # and the stream drops the repeats.
-                if checkpointed != position and (
-                    until_caught_up or quiet or loop.time() - checkpointed_at >= self._checkpoint_interval
-                ):
+                backoff.reset()
+                if self.last_error is not None:
+                    self.last_error = None
+                    metrics.RELAY_FAILING.labels(**self._metric_labels).set(0)
+                self._note_caught_up(False)
+                position = events[-1].position
+                # Under load the checkpoint moves at most every checkpoint_interval
+                # (and whenever the relay catches up): a crash republishes at most
+                # that much, and the stream drops the repeats.
+                if loop.time() - checkpointed_at >= self._checkpoint_interval:
                     await set_checkpoint(conn, self.name, position)
                     checkpointed, checkpointed_at = position, loop.time()
-                self._note_caught_up(True)
-                if until_caught_up:
-                    return True
-                quiet = not await self._idle()
-                continue
-            quiet = False
-            events = await read_events_after(conn, position, self._batch_size)
-            if not events:
-                quiet = not await self._idle()
-                continue
-            # Each event's stored time is formatted once, for the hooks (the
-            # anchor writer hashes it) and for the frames (Lrs-Stored).
-            texts = stored_texts_of(events)
-            for hook in self.read_hooks:
-                hook(events, texts)
-            try:
-                inline_max = min(self._inline_max_bytes, self.bus.max_payload - HEADER_ROOM)
-                result = await self.bus.publish_batch(EventBatch(events, texts, inline_max))
-            except BUS_ERRORS as exc:
-                metrics.RELAY_PUBLISH_FAILURES.labels(**self._metric_labels).inc()
-                self._note_error(exc)
-                # An alert: the stream does not move until this batch is stored.
-                log.error(
-                    "relay.publish_failed",
-                    relay=self.name,
-                    after_position=position,
-                    events=len(events),
-                    error=repr(exc),
-                    alert=True,
-                )
-                position = None
-                await backoff.sleep()
-                continue
-            backoff.reset()
-            if self.last_error is not None:
-                self.last_error = None
-                metrics.RELAY_FAILING.labels(**self._metric_labels).set(0)
-            self._note_caught_up(False)
-            position = events[-1].position
-            # Under load the checkpoint moves at most every checkpoint_interval
-            # (and whenever the relay catches up): a crash republishes at most
-            # that much, and the stream drops the repeats.
-            if loop.time() - checkpointed_at >= self._checkpoint_interval:
-                await set_checkpoint(conn, self.name, position)
-                checkpointed, checkpointed_at = position, loop.time()
-            self._observe_published(position, result.stored, result.duplicates)
+                self._observe_published(position, result.stored, result.duplicates)
+        except asyncio.CancelledError:
+            # Stopped (the service's shutdown): the checkpoint follows what
+            # the stream acknowledged rather than staying up to
+            # checkpoint_interval behind, so a restart later than the
+            # stream's duplicate window republishes nothing consumers would
+            # take for new.
+            await self._checkpoint_on_stop(position, checkpointed)
+            raise
+
+    async def _checkpoint_on_stop(self, position: int | None, checkpointed: int) -> None:
+        """Save ``position`` (on the stream: published, or resynced to) when
+        the checkpoint is behind it.  On a connection of its own: the
+        leader's may be in the middle of the query the cancellation
+        interrupted; the leader lock stays held until this returns."""
+        if position is None or position <= checkpointed:
+            return
+        try:
+            await asyncio.wait_for(set_checkpoint(self._pool, self.name, position), STOP_CHECKPOINT_TIMEOUT_S)
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, asyncio.TimeoutError) as exc:
+            log.warning("relay.stop_checkpoint_failed", relay=self.name, position=position, error=repr(exc))
 
     async def _resync(self, conn: asyncpg.Connection) -> int:
         metrics.RELAY_RESYNCS.labels(**self._metric_labels).inc()

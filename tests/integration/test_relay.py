@@ -324,6 +324,7 @@ async def test_relay_killed_before_its_checkpoint_resumes_without_duplicates(
         await asyncio.Event().wait()  # cancelled here, as a crash after the acks
 
     monkeypatch.setattr(relay_module, "set_checkpoint", die_before_checkpoint)
+    monkeypatch.setattr(relay_module, "STOP_CHECKPOINT_TIMEOUT_S", 0.1)  # the stop's checkpoint is lost too
     first = await relays(kept_nats, batch_size=1000)
     await append(writer, 300)
     await asyncio.wait_for(acked.wait(), WAIT_S)
