@@ -408,3 +408,41 @@ async def test_first_sights_arriving_within_the_wait_share_one_key_statement(poo
     assert len(recording.pseudonym_arrays) == 1 and len(recording.pseudonym_arrays[0]) == 2
     await keyring.keys_for_writing(TENANT, ["mbox:mailto:last@example.com"])
     assert len(recording.pseudonym_arrays) == 2
+
+
+class _HeldAnswerPool(_RecordingPool):
+    """The pool, its first key statement's answer held back until ``go`` is set."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        super().__init__(pool)
+        self.answered = asyncio.Event()
+        self.go = asyncio.Event()
+
+    async def fetch(self, query: str, *args):
+        rows = await super().fetch(query, *args)
+        if not self.answered.is_set():
+            self.answered.set()
+            await self.go.wait()
+        return rows
+
+
+async def test_a_request_after_an_erasure_was_heard_does_not_take_a_key_read_before_it(pool: asyncpg.Pool) -> None:
+    """A request that starts once the process heard of an erasure is sealed
+    at the new epoch, so the writer does not check its keys again: it must
+    not share a key statement sent before the erasure committed, whose
+    answer is the destroyed key."""
+    master = MasterKey(os.urandom(32))
+    held = _HeldAnswerPool(pool)
+    keyring = LearnerKeys(pool, master, key_pool=held)  # type: ignore[arg-type]
+    ident = "mbox:" + LEARNER["mbox"]
+    await keyring.load_epoch()
+    before = asyncio.create_task(keyring.keys_for_writing(TENANT, [ident]))
+    await asyncio.wait_for(held.answered.wait(), 10)  # the key (generation 1) is read, its answer on the way
+    await erase_learner(pool, LearnerKeys(pool, master), TENANT, LEARNER, reason="request 11", by="test")
+    epoch = await pool.fetchval("SELECT key_epoch FROM log_head WHERE singleton")
+    keyring.heard(f"{TENANT} {keyring.pseudonym(TENANT, ident)} {epoch}")
+    after = asyncio.create_task(keyring.keys_for_writing(TENANT, [ident]))
+    await asyncio.sleep(0.05)
+    held.go.set()
+    assert (await before)[ident].generation == 1  # sealed at the old epoch: the writer checks it
+    assert (await after)[ident].generation == 2
