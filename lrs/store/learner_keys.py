@@ -219,9 +219,10 @@ class LearnerKeys:
         self.epoch = 0
         self._version = 0  # moves on every forget: a key loaded before is not cached
         # Per tenant: the identities to load next, and those being loaded, with
-        # the future their keys (by pseudonym) arrive in.
+        # the future their keys (by pseudonym) arrive in (and for those being
+        # loaded, the cache's version when their statement was sent).
         self._next: dict[str, tuple[set[str], asyncio.Future[dict[str, seal.SealKey]]]] = {}
-        self._loading: dict[str, tuple[set[str], asyncio.Future[dict[str, seal.SealKey]]]] = {}
+        self._loading: dict[str, tuple[set[str], asyncio.Future[dict[str, seal.SealKey]], int]] = {}
         self._loaders: dict[str, asyncio.Task[None]] = {}
 
     # -- pseudonyms ---------------------------------------------------------
@@ -327,7 +328,11 @@ class LearnerKeys:
         futures = []
         rest = pseudonyms
         loading = self._loading.get(tenant)
-        if loading is not None:
+        # Only a statement sent since the cache last forgot anything: one sent
+        # before may answer with a key erased since, and a request that began
+        # after the erasure was heard is sealed at the new key epoch, which
+        # the writer does not check again.
+        if loading is not None and loading[2] == self._version:
             rest = [p for p in pseudonyms if p not in loading[0]]
             if len(rest) < len(pseudonyms):
                 futures.append(loading[1])
@@ -352,7 +357,8 @@ class LearnerKeys:
             if self._wait:
                 await asyncio.sleep(self._wait)
             while tenant in self._next:
-                batch = self._loading[tenant] = self._next.pop(tenant)
+                batch = self._next.pop(tenant)
+                self._loading[tenant] = (*batch, self._version)
                 try:
                     keys = await self._load_or_create(tenant, list(batch[0]))
                 except BaseException as exc:
