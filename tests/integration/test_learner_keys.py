@@ -446,3 +446,20 @@ async def test_a_request_after_an_erasure_was_heard_does_not_take_a_key_read_bef
     held.go.set()
     assert (await before)[ident].generation == 1  # sealed at the old epoch: the writer checks it
     assert (await after)[ident].generation == 2
+
+
+async def test_a_request_that_goes_away_during_the_wait_leaves_the_others_keys_and_the_loader(pool: asyncpg.Pool) -> None:
+    """A client that disconnects while its first sight waits for others
+    (its handler cancelled) cancels neither the shared statement nor the
+    loader: the others get their keys, and later requests load theirs."""
+    recording = _RecordingPool(pool)
+    keyring = LearnerKeys(pool, MasterKey(os.urandom(32)), key_pool=recording, wait_ms=200)  # type: ignore[arg-type]
+    gone = asyncio.create_task(keyring.keys_for_writing(TENANT, ["mbox:mailto:gone@example.com"]))
+    stays = asyncio.create_task(keyring.keys_for_writing(TENANT, ["mbox:mailto:stays@example.com"]))
+    await asyncio.sleep(0.02)
+    gone.cancel()
+    keys = await asyncio.wait_for(stays, 10)
+    assert keys["mbox:mailto:stays@example.com"].generation == 1
+    assert gone.cancelled() and len(recording.pseudonym_arrays) == 1
+    later = await asyncio.wait_for(keyring.keys_for_writing(TENANT, ["mbox:mailto:later2@example.com"]), 10)
+    assert later["mbox:mailto:later2@example.com"].generation == 1 and len(recording.pseudonym_arrays) == 2
