@@ -660,3 +660,32 @@ async def test_groups_on_a_pool_that_is_not_reset_send_no_reset_and_stay_durable
         await groups.close()
     assert await last_position(pool) == 5
     assert verify_chain(await read_events_after(pool, 0, 100)) is None
+
+
+async def test_a_group_whose_cached_statement_a_migration_changed_answers_storage_unavailable(
+    migrated_url: str, pool: asyncpg.Pool
+) -> None:
+    """A migration that changes a column the groups read (ALTER TABLE while
+    the service runs) makes PostgreSQL refuse the group connection's cached
+    statement inside the group's transaction (asyncpg's
+    InvalidCachedStatementError, which it retries only outside one): that
+    group is a storage failure, 503 with Retry-After, not a 500; the next
+    group prepares again and commits."""
+    from lrs.store.pool import create_statement_pool
+
+    groups = await create_statement_pool(migrated_url, application_name="lrs-writer-test", max_size=1)
+    writer = StatementWriter(pool, wait_ms=0.0, group_pool=groups)
+    await writer.start()
+    many = 64  # a group that reads the head on its own (SELECT ... FOR UPDATE), not with its lookups
+    try:
+        await writer.append("default", prepared(*(statement() for _ in range(many))))
+        await pool.execute("ALTER TABLE log_head ALTER COLUMN key_epoch TYPE numeric")
+        with pytest.raises(Exception) as failed:
+            await writer.append("default", prepared(*(statement() for _ in range(many))))
+        assert isinstance(failed.value, asyncpg.exceptions.InvalidCachedStatementError)
+        assert storage_unavailable(failed.value)
+        await writer.append("default", prepared(*(statement() for _ in range(many))))
+    finally:
+        await writer.close()
+        await groups.close()
+    assert await last_position(pool) == 2 * many
