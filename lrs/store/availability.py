@@ -40,6 +40,10 @@ _UNAVAILABLE: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.TransactionRollbackError,  # class 40: serialization failure, deadlock
     asyncpg.exceptions.LockNotAvailableError,  # 55P03: lock_timeout ran out (a writer overloaded, not a bad request)
     asyncpg.exceptions.InternalClientError,  # a connection left mid-protocol ("cannot switch to state")
+    # A schema change (a migration while the service runs) invalidated a
+    # cached statement inside a transaction; asyncpg has dropped its cache,
+    # so a retry prepares again.
+    asyncpg.exceptions.InvalidCachedStatementError,
     OSError,
     TimeoutError,
     StorageUnavailableError,
