@@ -463,3 +463,24 @@ async def test_a_request_that_goes_away_during_the_wait_leaves_the_others_keys_a
     assert gone.cancelled() and len(recording.pseudonym_arrays) == 1
     later = await asyncio.wait_for(keyring.keys_for_writing(TENANT, ["mbox:mailto:later2@example.com"]), 10)
     assert later["mbox:mailto:later2@example.com"].generation == 1 and len(recording.pseudonym_arrays) == 2
+
+
+async def test_a_key_connection_whose_backend_died_while_idle_is_replaced(database_url: str, pool: asyncpg.Pool) -> None:
+    """The key pool's connection is kept between uses (not reset): when its
+    backend goes away while idle (PostgreSQL restarted, an administrator's
+    pg_terminate_backend), the next key statement runs on a new one."""
+    from lrs.store.pool import create_statement_pool
+
+    key_pool = await create_statement_pool(database_url, application_name="lrs-test-keys-idle")
+    try:
+        keyring = LearnerKeys(pool, MasterKey(os.urandom(32)), key_pool=key_pool)
+        await keyring.keys_for_writing(TENANT, ["mbox:mailto:idle1@example.com"])
+        killed = await pool.fetchval(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = 'lrs-test-keys-idle'"
+        )
+        assert killed == 1
+        await asyncio.sleep(0.1)  # the FATAL message and the socket's close reach the client
+        keys = await asyncio.wait_for(keyring.keys_for_writing(TENANT, ["mbox:mailto:idle2@example.com"]), 10)
+        assert keys["mbox:mailto:idle2@example.com"].generation == 1
+    finally:
+        await key_pool.close()
