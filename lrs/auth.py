@@ -83,6 +83,20 @@ class Credential:
         return any(self.allows(scope) for scope in (rule.read if reading else rule.write))
 
 
+def scopes_needed(method: str, resource: str) -> list[str]:
+    """The scopes of which any one lets a ``method`` request to the route
+    ``resource`` through, for a refusal to name them."""
+    explicit = EXPLICIT_ROUTES.get(resource)
+    if explicit is not None:
+        return [explicit]
+    reading = method in READ_METHODS
+    needed = ["all", "all/read"] if reading else ["all"]
+    rule = resource_scopes(resource)
+    if rule is not None:
+        needed += sorted((rule.read if reading else rule.write) - set(needed))
+    return needed
+
+
 # What each scope grants, after the spec's scope table (Communication 4.2):
 # "all" is unrestricted, "all/read" is unrestricted read access, and reading
 # any Statement includes reading one's own.  "state" and "profile" are

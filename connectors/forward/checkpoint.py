@@ -42,6 +42,12 @@ SELECT min(position) AS first, max(position) AS last FROM (
 """
 
 
+async def drop_checkpoint(connection: asyncpg.Connection, name: str) -> bool:
+    """Forget forwarder ``name``'s checkpoint (``lrs forward remove``): a new
+    forwarder given the name later starts afresh.  Whether there was one."""
+    return await connection.execute("DELETE FROM forward_checkpoints WHERE name = $1", name) == "DELETE 1"
+
+
 def is_replay(position: int, deliveries: int, mark: LowWaterMark) -> bool:
     """Pure: a first delivery of a position already dealt with is a second copy."""
     return deliveries <= 1 and mark.is_done(position)

@@ -110,6 +110,27 @@ def register(subparsers: argparse._SubParsersAction, opener_factory: OpenerFacto
                        "sent (default: as for `lrs forward`)")
     again.set_defaults(handler=run_replay)
 
+    remove = actions.add_parser(
+        "remove",
+        help="delete a forwarder no longer used: its durable consumer and its checkpoint",
+        description="Delete the durable consumer of the forwarder --name from the LRS_EVENTS stream, "
+        "and its checkpoint row (forward_checkpoints) from the source LRS's PostgreSQL.  The stream keeps "
+        "messages until every consumer has them (interest retention), so a forwarder given up holds them "
+        "for up to its maximum age unless it is removed.  Only forwarders' consumers are removed, never a "
+        "projection's.  Statements it parked stay in LRS_FORWARD_DLQ (`lrs forward dead-letters list "
+        "--name NAME`).  Deleting a consumer is the NATS admin user's (docs/trust.md): --nats-url must "
+        "name it; without it, the admin user of the embedded nats-server of `lrs serve` under LRS_DATA_DIR "
+        "is used.",
+    )
+    remove.add_argument("--name", required=True, help="the forwarder to remove (as given to `lrs forward --name`)")
+    remove.add_argument("--nats-url", default=argparse.SUPPRESS,
+                        help="NATS server, as a user allowed to delete consumers (default: $LRS_NATS_URL, else "
+                        "the embedded server's admin)")
+    remove.add_argument("--database-url", default=argparse.SUPPRESS,
+                        help="the source LRS's PostgreSQL, which holds the checkpoint (default: as for "
+                        "`lrs forward`)")
+    remove.set_defaults(handler=run_remove)
+
 
 def _target_arguments(parser: argparse.ArgumentParser, suppress: bool) -> None:
     def default(name: str) -> Any:
@@ -138,10 +159,10 @@ def _data_dir() -> Path:
         Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share") / "lrs"))
 
 
-def nats_url(args: argparse.Namespace) -> str | None:
+def nats_url(args: argparse.Namespace, user: str = "forward") -> str | None:
     """--nats-url / LRS_NATS_URL, else the embedded nats-server of `lrs serve`
-    under LRS_DATA_DIR: its port file (nats/port) and the ``forward`` user's
-    password (nats/auth.json, docs/trust.md)."""
+    under LRS_DATA_DIR: its port file (nats/port) and ``user``'s password
+    (nats/auth.json, docs/trust.md)."""
     if getattr(args, "nats_url", None):
         return args.nats_url
     nats_dir = _data_dir() / "nats"
@@ -150,10 +171,10 @@ def nats_url(args: argparse.Namespace) -> str | None:
     except (OSError, ValueError):
         return None
     try:
-        password = json.loads((nats_dir / "auth.json").read_text())["forward"]
+        password = json.loads((nats_dir / "auth.json").read_text())[user]
     except (OSError, ValueError, KeyError, TypeError):
         return f"nats://127.0.0.1:{port}"
-    return f"nats://forward:{password}@127.0.0.1:{port}"
+    return f"nats://{user}:{password}@127.0.0.1:{port}"
 
 
 def database_url(args: argparse.Namespace) -> str | None:
@@ -348,3 +369,70 @@ async def _replay(args: argparse.Namespace) -> int:
         print(f"  seq {letter.sequence} id={letter.statement_id} HTTP {rejection.status}: {rejection.reason}",
               file=sys.stderr)
     return EXIT_OK if not result.rejected else EXIT_FAILED
+
+
+def run_remove(args: argparse.Namespace) -> int:
+    from lrs.nats.permissions import PROJECTION_CONSUMERS, projection_consumer
+
+    problem = None
+    try:
+        validate_name(args.name)
+    except ValueError as exc:
+        problem = str(exc)
+    if problem is None and (args.name in PROJECTION_CONSUMERS or args.name.startswith(projection_consumer(""))):
+        problem = f"{args.name!r} is a projection's consumer, not a forwarder's: it is not removed"
+    if problem is None and nats_url(args, "admin") is None:
+        problem = "no NATS server: give --nats-url or LRS_NATS_URL (as the admin user)"
+    if problem is None and database_url(args) is None:
+        problem = "no database holding the checkpoint: give --database-url or LRS_DATABASE_URL"
+    if problem:
+        print(f"lrs forward remove: {problem}", file=sys.stderr)
+        return EXIT_USAGE
+    import nats.errors
+
+    try:
+        return asyncio.run(_remove(args))
+    except (OSError, nats.errors.Error) as exc:
+        hint = " (--nats-url must name a user allowed to delete consumers, such as admin)" \
+            if isinstance(exc, nats.errors.TimeoutError) else ""
+        print(f"lrs forward remove: NATS: {type(exc).__name__}: {exc}{hint}", file=sys.stderr)
+        return EXIT_FAILED
+
+
+async def _remove(args: argparse.Namespace) -> int:
+    import asyncpg
+    import nats.js.errors
+
+    from connectors.forward.checkpoint import drop_checkpoint
+    from connectors.forward.definitions import consumer_config
+    from connectors.forward.forwarder import connect
+    from lrs.nats.permissions import EVENTS_STREAM
+
+    nc = await connect(nats_url(args, "admin") or "", args.name, keep_trying=False)
+    try:
+        js = nc.jetstream()
+        try:
+            info = await js.consumer_info(EVENTS_STREAM, args.name)
+        except nats.js.errors.NotFoundError:
+            info = None
+        if info is not None and info.config.filter_subject != consumer_config(args.name).filter_subject:
+            print(f"lrs forward remove: the consumer {args.name!r} of {EVENTS_STREAM} is not a forwarder's "
+                  f"(it selects {info.config.filter_subject or 'every subject'}): it is not removed", file=sys.stderr)
+            return EXIT_USAGE
+        if info is not None:
+            await js.delete_consumer(EVENTS_STREAM, args.name)
+    finally:
+        await nc.close()
+    connection = await asyncpg.connect(database_url(args))
+    try:
+        checkpoint = await drop_checkpoint(connection, args.name)
+    finally:
+        await connection.close()
+    if info is None and not checkpoint:
+        print(f"lrs forward remove: no forwarder {args.name!r}: no consumer of that name on {EVENTS_STREAM} "
+              "and no checkpoint", file=sys.stderr)
+        return EXIT_FAILED
+    removed = [f"consumer {args.name} of {EVENTS_STREAM} ({info.num_pending} statements pending)" if info else None,
+               f"checkpoint {args.name}" if checkpoint else None]
+    print(f"removed forwarder {args.name}: {' and '.join(r for r in removed if r)}")
+    return EXIT_OK

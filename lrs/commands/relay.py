@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
+import os
 import signal
 import sys
 from typing import AsyncIterator
@@ -62,9 +64,13 @@ def _run(args: argparse.Namespace) -> int:
     if args.poll_interval <= 0:
         raise SystemExit("lrs relay: --poll-interval must be positive")
     settings = load_settings()
-    setup(settings)
     if args.apply_stream:
+        # A one-shot command answers with one line; its connection's info
+        # lines (bus.connected, ...) would only clutter the terminal, so
+        # they show only when LRS_LOG_LEVEL asks for them.
+        setup(settings if os.environ.get("LRS_LOG_LEVEL") else dataclasses.replace(settings, log_level="warning"))
         return run_async(lambda: _apply_stream(settings))
+    setup(settings)
     run_async(lambda: relay(settings, args))
     return 0
 
@@ -79,7 +85,8 @@ async def _apply_stream(settings: Settings) -> int:
         print(f"lrs relay --apply-stream: {type(exc).__name__}: {exc} (LRS_NATS_URL must name a user allowed to "
               "change streams, such as admin)", file=sys.stderr)
         return 1
-    print(f"the LRS_EVENTS stream matches its definition ({settings.nats_stream_replicas} copies)")
+    replicas = settings.nats_stream_replicas
+    print(f"the LRS_EVENTS stream matches its definition ({replicas} {'copy' if replicas == 1 else 'copies'})")
     return 0
 
 

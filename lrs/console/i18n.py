@@ -73,6 +73,15 @@ MESSAGES: dict[str, dict[str, str]] = {
         "vi": "Phạm vi quyền của thông tin xác thực này không cho phép trang hoặc thao tác này.",
     },
     "not_found": {"en": "Not found.", "vi": "Không tìm thấy."},
+    "bad_request": {
+        "en": "The request is not valid; check the address or the form.",
+        "vi": "Yêu cầu không hợp lệ; vui lòng kiểm tra địa chỉ hoặc biểu mẫu.",
+    },
+    "unavailable": {
+        "en": "This page cannot be shown right now; try again later.",
+        "vi": "Hiện không thể hiển thị trang này; vui lòng thử lại sau.",
+    },
+    "detail_in_english": {"en": "details", "vi": "chi tiết bằng tiếng Anh"},
     "program": {"en": "Programme", "vi": "Chương trình"},
     "show": {"en": "Show", "vi": "Hiển thị"},
     "unit_tree": {"en": "Units", "vi": "Cơ quan, đơn vị"},

@@ -18,7 +18,7 @@ from markupsafe import Markup
 from lrs.console import guard
 from lrs.console.charts import Point, rate_chart
 from lrs.console.i18n import local_text, translator
-from lrs.console.render import render
+from lrs.console.render import error_page, render, render_message
 from lrs.http import keys
 from lrs.http.middleware import CREDENTIAL
 from lrs.console.ports import CompetencyPages, Unavailable
@@ -73,7 +73,7 @@ def _program(request: web.Request, catalog: Catalog) -> Program | None:
 
 
 def _message(request: web.Request, status: int, text: str) -> web.Response:
-    return render("error.html", request, {"message_key": None, "text": text}, status=status)
+    return error_page(request, status, text)
 
 
 def _pages(handler):  # type: ignore[no-untyped-def]
@@ -129,7 +129,7 @@ async def unit_page(request: web.Request) -> web.StreamResponse:
     catalog = await _catalog(request)
     program = _program(request, catalog)
     if program is None:
-        return _message(request, 404, translator(request[guard.LANGUAGE])("no_programs"))
+        return render_message(request, 404, key="no_programs")
     pool = request.config_dict[keys.POOL]
     tenant = request[CREDENTIAL].tenant
     unit_id = request.match_info["unit"]
@@ -186,7 +186,7 @@ async def unit_report(request: web.Request) -> web.StreamResponse:
     catalog = await _catalog(request)
     program = _program(request, catalog)
     if program is None:
-        return _message(request, 404, translator(request[guard.LANGUAGE])("no_programs"))
+        return render_message(request, 404, key="no_programs")
     by = request.query.get("by", "agency")
     fmt = request.query.get("format", "csv")
     part = request.query.get("part", "summary")

@@ -20,7 +20,7 @@ from aiohttp import web
 from lrs import relay as relay_module
 from lrs.auth import hash_secret, new_key_and_secret, validate_scopes, SCOPES
 from lrs.console.audit_status import audit_status
-from lrs.console.render import render
+from lrs.console.render import error_page, render
 from lrs.http import keys
 from lrs.http.metrics import STATEMENTS_REJECTED
 from lrs.http.middleware import CREDENTIAL
@@ -248,4 +248,4 @@ async def statement_page(request: web.Request) -> web.StreamResponse:
 
 
 def _error(request: web.Request, status: int, text: str) -> web.Response:
-    return render("error.html", request, {"message_key": None, "text": text}, status=status)
+    return error_page(request, status, text)

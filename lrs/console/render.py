@@ -5,10 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 import aiohttp_jinja2
+import structlog
 from aiohttp import web
 
 from lrs.console import guard, i18n
 from lrs.http.middleware import CREDENTIAL
+
+log = structlog.get_logger("lrs.console")
 
 
 def page_context(request: web.Request) -> dict[str, Any]:
@@ -33,6 +36,31 @@ def render(name: str, request: web.Request, context: dict[str, Any], *, status: 
 
 
 def render_message(request: web.Request, status: int, *, key: str | None = None, text: str = "") -> web.Response:
-    """An error page: a message of the catalogue (``key``) or a given text (e.g. a query's error)."""
-    return render("error.html", request, {"message_key": key, "text": text}, status=status)
+    """An error page: a message of the catalogue (``key``), or for a given
+    English text (an API query's error) the catalogue's message for its
+    status with the text as its detail (:func:`error_page`)."""
+    if key is None:
+        return error_page(request, status, text)
+    return render("error.html", request, {"message_key": key, "detail": ""}, status=status)
+
+
+def status_message(status: int) -> str:
+    """The catalogue's message (lrs.console.i18n) for an error status (pure)."""
+    if status == 404:
+        return "not_found"
+    if status == 403:
+        return "forbidden"
+    return "bad_request" if status < 500 else "unavailable"
+
+
+def error_page(request: web.Request, status: int, text: str) -> web.Response:
+    """An error page for an error the API's code words in English: the page
+    says what happened in the page's language.  A 4xx's text names what the
+    request asked for (a unit, a parameter), so it stays as the detail; a
+    5xx's may name the server's files or settings, so it goes to the log."""
+    detail = text
+    if status >= 500:
+        log.warning("console.unavailable", status=status, path=request.path, reason=text)
+        detail = ""
+    return render("error.html", request, {"message_key": status_message(status), "detail": detail}, status=status)
 

@@ -11,7 +11,7 @@ import msgspec
 import structlog
 from aiohttp import web
 
-from lrs.auth import AuthError, Credential, parse_basic_auth
+from lrs.auth import AuthError, Credential, parse_basic_auth, scopes_needed
 from lrs.eventlog import format_stored
 from lrs.http import keys
 from lrs.http.bearer import authenticate_bearer
@@ -195,8 +195,11 @@ async def authentication(request: web.Request, handler: Handler) -> web.StreamRe
     # unmatched paths fall through to the router's 404/405.
     resource = request.match_info.route.resource
     if resource is not None and not credential.may(request.method, resource.canonical):
+        needed = scopes_needed(request.method, resource.canonical)
         raise XapiError(
-            403, f"credential {credential.key!r} has no scope that allows {request.method} {resource.canonical}"
+            403,
+            f"credential {credential.key!r} has no scope that allows {request.method} {resource.canonical}; "
+            f"it needs {'scope' if len(needed) == 1 else 'one of the scopes'} {', '.join(needed)}",
         )
     return await handler(request)
 

@@ -19,9 +19,10 @@ server's own configuration syntax).  Roles:
   without them (the embedded server, which cannot know them) it may use any
   consumer but the projections'.
 * ``service`` is ``lrs serve`` in one process: relay and projection together.
-* ``admin`` may do anything (operators, tests, ``nats`` CLI).
+* ``admin`` may do anything (operators, tests, ``lrs relay --apply-stream``,
+  ``lrs forward remove``).
 
-No role may delete a consumer.  Each user receives replies (JetStream API
+No other role may delete a consumer.  Each user receives replies (JetStream API
 answers, publish acknowledgements, pulled messages) on its own inbox prefix,
 ``_INBOX.<user>`` (:func:`inbox_prefix`), and may subscribe to nothing else,
 so no user can read another's replies.

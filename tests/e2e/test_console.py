@@ -192,3 +192,18 @@ async def test_console_can_be_turned_off(database_url: str, tmp_path: Path) -> N
     app = create_app(settings_for(database_url, tmp_path, console_enabled=False), database_url=database_url, nats_url=None)
     async with TestServer(app) as server, TestClient(server) as client:
         assert (await client.get("/console/signin")).status in (401, 404)
+
+
+async def test_an_api_error_shows_in_the_pages_language_with_its_detail(console: TestClient) -> None:
+    assert (await sign_in(console)).status == 303
+    for language, message, label in (("vi", "Không tìm thấy.", "chi tiết bằng tiếng Anh: "), ("en", "Not found.", "")):
+        console.session.cookie_jar.update_cookies({"lrs_lang": language})
+        page = await console.get("/console/units/nope")
+        html = await page.text()
+        assert page.status == 404 and f'<html lang="{language}">' in html
+        problem = re.search(r'<p class="problem" role="alert">(.*?)</p>', html, re.S).group(1)
+        # The page's own words first; the API's English text only as the detail, marked as English.
+        assert problem.startswith(message), problem
+        assert f'({label}<span lang="en" id="error-detail">no unit &#39;nope&#39;</span>)' in problem
+    bad = await console.get("/console/units/mic/report", params={"by": "nothing"})
+    assert bad.status == 400 and "not valid" in await bad.text()

@@ -43,6 +43,7 @@ async def test_the_admin_route_erases_with_the_erase_scope_only(sealed_client, d
     # The bootstrap credential holds "all", which does not include "erase".
     response = await sealed_client.post("/admin/erasures", json=body, headers=xapi_headers())
     assert response.status == 403
+    assert "it needs scope erase" in (await response.json())["error"]  # the refusal says what to ask for
     await add_eraser(database_url, ["erase"])
     response = await sealed_client.post(
         "/admin/erasures", json={**body, "reason": "asked by lan@example.org"}, headers=as_eraser())

@@ -99,3 +99,12 @@ def test_chart_draws_the_rate_and_the_target() -> None:
     assert ys == sorted(ys, reverse=True)  # a rising rate goes up the chart
     assert 'class="target"' in svg and "80%" in svg
     assert rate_chart([], [], title="t", rate_label="r", target_label="x") == ""
+
+
+def test_an_error_status_has_a_message_in_both_languages() -> None:
+    from lrs.console.render import status_message
+
+    assert [status_message(s) for s in (400, 403, 404, 409, 503)] == [
+        "bad_request", "forbidden", "not_found", "bad_request", "unavailable"]
+    for status in (400, 403, 404, 503):
+        assert set(i18n.MESSAGES[status_message(status)]) == set(i18n.LANGUAGES)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from lrs.auth import RESOURCE_SCOPES, SCOPES, Credential, resource_scopes
+from lrs.auth import RESOURCE_SCOPES, SCOPES, Credential, resource_scopes, scopes_needed
 
 
 def cred(*scopes: str) -> Credential:
@@ -108,3 +108,13 @@ def test_scopes_combine():
     both = cred("statements/write", "statements/read/mine")  # the spec's default pair
     assert both.may("POST", STATEMENTS) and both.may("GET", STATEMENTS)
     assert not both.allows("statements/read")
+
+
+def test_a_refusal_names_the_scopes_that_would_let_the_request_through():
+    assert scopes_needed("POST", "/admin/erasures") == ["erase"]
+    assert scopes_needed("GET", "/metrics") == ["all", "all/read"]
+    assert scopes_needed("PUT", "/xapi/activities/state") == ["all", "state"]
+    assert scopes_needed("GET", "/xapi/statements") == ["all", "all/read", "statements/read/mine"]
+    for method, resource in (("POST", "/admin/erasures"), ("PUT", "/xapi/activities/state"), ("GET", "/metrics")):
+        for scope in scopes_needed(method, resource):
+            assert cred(scope).may(method, resource), (scope, method, resource)

@@ -292,3 +292,17 @@ async def test_the_admin_applies_the_stream_definition_with_lrs_relay_apply_stre
         assert info.config.duplicate_window == load_stream_config().duplicate_window
     finally:
         await admin.close()
+
+
+async def test_lrs_relay_apply_stream_answers_with_one_clean_line(server: EmbeddedNats) -> None:
+    import os
+    import sys
+
+    env = {key: value for key, value in os.environ.items() if key != "LRS_LOG_LEVEL"}
+    applied = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "lrs", "relay", "--apply-stream", env={**env, "LRS_NATS_URL": server.url},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(applied.communicate(), 120)
+    assert applied.returncode == 0, err.decode()
+    assert out.decode() == "the LRS_EVENTS stream matches its definition (1 copy)\n"
+    assert err.decode() == ""  # no connection chatter at the default log level
