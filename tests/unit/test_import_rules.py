@@ -36,8 +36,12 @@ PURE = (
 # What connectors may import from lrs: the relayed-event contract, the
 # stored form of a payload in the events table (docs/contracts.md), and how a
 # NATS client turns the documented LRS_NATS_* settings into connection options
-# (lrs forward reads the same variables as every other NATS client); nothing else.
-CONNECTOR_CONTRACT: tuple[str, ...] = ("lrs.event_contract", "lrs.payload_codec", "lrs.nats.access")
+# (lrs forward reads the same variables as every other NATS client), and the
+# names of the stream and of the consumers each role owns (`lrs forward remove`
+# must never delete a projection's consumer); nothing else.
+CONNECTOR_CONTRACT: tuple[str, ...] = (
+    "lrs.event_contract", "lrs.payload_codec", "lrs.nats.access", "lrs.nats.permissions",
+)
 
 COMPOSITION_ROOT = "lrs.service"
 
