@@ -30,8 +30,10 @@ async def test_mine_pages_answer_as_before_the_index_whichever_walk_they_take(
 ) -> None:
     early = tmp_path / "early"
     early.mkdir()
+    # every migration but 0094: the writer of today needs the later ones
+    # (0099's head lock), and 0094 is then applied to a store that has them
     for migration in list_migrations():
-        if migration.version < 94:
+        if migration.version != 94:
             (early / migration.path.name).write_text(migration.sql())
     await apply_migrations(database_url, early)
     pool = await create_pool(database_url, min_size=1, max_size=2)
