@@ -8,6 +8,7 @@ import copy
 import os
 
 from lrs.privacy import seal
+from tests.unit.test_privacy_seal import _seal_v3 as _one_by_one  # each Agent sealed on its own (seal_agent), v3
 
 TENANT = "t1"
 PSEUDONYM_KEY = b"k" * 32
@@ -45,20 +46,6 @@ def _keys(*statements):
             found[ident] = seal.SealKey(seal.pseudonym(PSEUDONYM_KEY, TENANT, ident), 1,
                                         seal.new_data_key_cipher(os.urandom(32)))
     return found
-
-
-def _one_by_one(statement, keys):
-    """Each Agent sealed on its own (seal_agent), in the v3 form."""
-    stored = {}
-
-    def seal_text(key, plaintext):
-        if plaintext.startswith(seal._COMPACT_MARK):
-            text, ref, ciphertext = seal.seal_reference(key, TENANT, plaintext[len(seal._COMPACT_MARK):])
-            stored[ref] = ciphertext
-            return text
-        return seal.seal_bytes(key, TENANT, plaintext)
-
-    return seal.seal_statement(statement, lambda agent: seal.seal_agent(agent, keys, seal_text)), stored
 
 
 def test_the_walk_visits_every_agent_place_in_the_generic_order_and_leaves_the_input_alone():
