@@ -35,6 +35,10 @@ from tests.integration.test_projection_runner import CATALOG, MODULES, course_st
 pytestmark = pytest.mark.slow
 
 
+async def _logged_statement_ids(pool: asyncpg.Pool) -> set[str]:
+    return {str(r.statement_id) for r in await read_events_after(pool, 0, 100) if r.event_type == "statement"}
+
+
 async def _bare_stream(url: str) -> Any:
     """The server's stream without the consumer that keeps every message."""
     nc = await nats.connect(url)
@@ -122,7 +126,7 @@ async def test_a_new_forwarder_forwards_what_the_stream_no_longer_holds_from_the
         await relay.stop()
         await target.close()
         await nc.close()
-    logged = {str(r.statement_id) for r in await read_events_after(pool, 0, 100) if r.event_type == "statement"}
+    logged = await _logged_statement_ids(pool)
     assert set(target.statements) == logged and len(logged) == 9
 
 
@@ -229,7 +233,7 @@ async def test_what_a_crashed_nats_server_lost_reaches_lrs_forward_from_the_log(
     finally:
         await target.close()
         await nc.close()
-    logged = {str(r.statement_id) for r in await read_events_after(pool, 0, 100) if r.event_type == "statement"}
+    logged = await _logged_statement_ids(pool)
     assert set(target.statements) == logged and len(logged) == 7
 
 
@@ -280,6 +284,6 @@ async def test_statements_arriving_while_lrs_forward_reads_the_log_and_a_restart
         await relay.stop()
         await target.close()
         await nc.close()
-    logged = {str(r.statement_id) for r in await read_events_after(pool, 0, 100) if r.event_type == "statement"}
+    logged = await _logged_statement_ids(pool)
     assert set(target.statements) == logged and len(logged) == 43
     assert set(target.received.values()) == {1}  # none sent twice
