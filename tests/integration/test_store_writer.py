@@ -447,21 +447,29 @@ async def test_a_commit_that_begins_the_next_group_has_committed_before_the_answ
     assert verify_chain(await read_events_after(pool, 0, 100)) is None
 
 
+async def _commit_while_the_next_request_goes_away(pool: asyncpg.Pool, writer: StatementWriter,
+                                                  head_wait: float) -> None:
+    """A first group waits for the head lock another session holds; a second
+    request arrives meanwhile (so the first COMMIT begins the next group's
+    transaction) and goes away before that group is taken."""
+    async with pool.acquire() as blocker:
+        transaction = blocker.transaction()
+        await transaction.start()
+        await blocker.fetchrow("SELECT position FROM log_head WHERE singleton FOR UPDATE")
+        first = asyncio.create_task(writer.append("default", prepared(statement())))
+        await asyncio.sleep(head_wait)  # the first group waits for the head
+        gone = asyncio.create_task(writer.append("default", prepared(statement())))
+        await asyncio.sleep(0.01)
+        gone.cancel()  # waiting when the first group commits, gone before the next is taken
+        await transaction.rollback()
+    await first
+
+
 async def test_a_begun_transaction_nobody_waits_for_any_more_is_rolled_back(pool: asyncpg.Pool) -> None:
     writer = StatementWriter(pool, wait_ms=50.0)
     await writer.start()
     try:
-        async with pool.acquire() as blocker:
-            transaction = blocker.transaction()
-            await transaction.start()
-            await blocker.fetchrow("SELECT position FROM log_head WHERE singleton FOR UPDATE")
-            first = asyncio.create_task(writer.append("default", prepared(statement())))
-            await asyncio.sleep(0.2)  # the first group waits for the head
-            gone = asyncio.create_task(writer.append("default", prepared(statement())))
-            await asyncio.sleep(0.01)
-            gone.cancel()  # waiting when the first group commits, gone before the next is taken
-            await transaction.rollback()
-        await first
+        await _commit_while_the_next_request_goes_away(pool, writer, head_wait=0.2)
         assert writer.groups_chained == 1
         for _ in range(50):
             if await _idle_in_transaction(pool) == 0 and writer._held is None:
@@ -559,17 +567,7 @@ async def test_a_kept_connection_that_cannot_roll_back_does_not_stop_the_writer(
     writer = StatementWriter(pool, wait_ms=200.0)
     await writer.start()
     try:
-        async with pool.acquire() as blocker:
-            transaction = blocker.transaction()
-            await transaction.start()
-            await blocker.fetchrow("SELECT position FROM log_head WHERE singleton FOR UPDATE")
-            first = asyncio.create_task(writer.append("default", prepared(statement())))
-            await asyncio.sleep(0.25)  # the first group waits for the head
-            gone = asyncio.create_task(writer.append("default", prepared(statement())))
-            await asyncio.sleep(0.01)
-            gone.cancel()  # waiting when the first group commits, gone before the next is taken
-            await transaction.rollback()
-        await first
+        await _commit_while_the_next_request_goes_away(pool, writer, head_wait=0.25)
         kept = writer._held
         assert kept is not None
         broken = kept._con  # the Connection behind the pool's proxy
