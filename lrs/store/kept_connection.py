@@ -33,8 +33,10 @@ async def connection_for_group(
 
 
 async def release(pool: asyncpg.Pool, conn: asyncpg.pool.PoolConnectionProxy) -> None:
-    """Back to the pool, out of any transaction this writer began (the
-    pool's reset, or its termination of a broken connection, does the rest).
+    """Back to the pool, out of any transaction this writer began (asyncpg's
+    release, the pool's reset if it has one — the service's writer pool has
+    none: lrs.store.pool.create_statement_pool — or its termination of a
+    broken connection, does the rest).
 
     Never raises: it runs in the writer's task loop and after a group's
     own error or COMMIT, where a broken connection must cost neither the
