@@ -77,10 +77,19 @@ def instrument(phases: Phases) -> None:
     wrap(store, "copy_learners", "fold, encode and copy the learners", before="copy owners, voids, mismatches")
     wrap(store, "rebuild_roster", "roster")
     wrap(replay_mod, "_copy_indexes", "build the indexes")
+    from projections import checkpoints
+
+    replace = checkpoints.CheckpointStore.replace
+
+    async def replace_marked(self: Any, conn: Any, position: int) -> None:
+        phases.mark("analyse the rebuilt tables")
+        await replace(self, conn, position)
+
+    checkpoints.CheckpointStore.replace = replace_marked  # type: ignore[method-assign]
     original = store.CompetencyProjection.after_swap
 
     async def after_swap(self: Any, conn: Any) -> None:
-        phases.mark("analyse, swap (apply what came meanwhile, move the tables)")
+        phases.mark("swap (apply what came meanwhile, move the tables, commit)")
         await original(self, conn)
         phases.mark("after swap (place, recount, series)")
 

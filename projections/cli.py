@@ -116,8 +116,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     rebuild.add_argument("--frameworks", metavar="DIR", type=Path, action="append", help=_FRAMEWORKS_HELP)
     rebuild.add_argument(
         "--processes", type=int, default=None,
-        help="processes that fold learners, each writing its share (default: the usable cores); those beyond "
-        "two also interpret the log (1: this process only)",
+        help="processes that read the log, each its own range, then fold learners, each writing its share "
+        "(default: the usable cores; 1: this process only)",
     )
     rebuild.set_defaults(handler=_replay)
 

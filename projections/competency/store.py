@@ -214,14 +214,11 @@ class CompetencyProjection(Projection):
         if self.erased_in_totals not in POLICIES:
             raise ValueError(f"erased_in_totals must be drop or count, got {self.erased_in_totals!r}")
         self.catalog_digest = catalog.digest
-        # Processes that fold learners in a replay (this one and forked
-        # workers, each copying its own share: fold_shares.py); those beyond
-        # two also read the log: they get the pages as stored (zstd) and open
-        # them themselves.  On two cores reading stays here: two read workers
-        # took this process's CPU per event from 12-13 to 9 us (every
-        # statement evidence) but added 10 of their own, and the wall time
-        # did not improve on a shared machine (bench/replay_phases.py).
-        # Each opens a connection: by default no more than MAX_REPLAY_PROCESSES.
+        # Processes that read the log in a replay (this one and forked
+        # workers, each reading its own range from PostgreSQL:
+        # parallel_replay.py), then fold learners (each copying its own
+        # share: fold_shares.py).  Each opens a connection: by default no
+        # more than MAX_REPLAY_PROCESSES.
         self.replay_processes = (
             replay_processes if replay_processes is not None else min(usable_cores(), MAX_REPLAY_PROCESSES)
         )
@@ -518,7 +515,7 @@ class CompetencyProjection(Projection):
         connect: Connect | None,
     ) -> tuple[int, list[tuple[int, str, str]]]:
         work = LogRebuild(self.catalog)
-        position = await read_log(work, pages, max(1, self.replay_processes - 2))
+        position = await read_log(work, pages, self.replay_processes)
         # each statement's evidence goes to the person its actor is linked to at the end
         work.persons = await rebuild_links(conn, position)
         await conn.copy_records_to_table(
