@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import fcntl
 import gc
 import multiprocessing
 import os
@@ -202,6 +203,7 @@ class _ChunkReader:
         cls, catalog: Catalog, pages: LogPages, runs: list[tuple[int, int]], claim: Callable[[], int | None]
     ) -> "_ChunkReader":
         pipe, sender = multiprocessing.Pipe(duplex=False)
+        _widen(pipe)
         process = multiprocessing.get_context("fork").Process(
             target=_read_chunks_in_worker, args=(catalog, pages, runs, claim, sender, os.getpid()),
             name="lrs-replay-read", daemon=True,
@@ -242,6 +244,17 @@ class _ChunkReader:
 
 
 _INDEX = struct.Struct("<q")
+PIPE_BYTES = 1 << 20  # Linux's default most for an unprivileged process (/proc/sys/fs/pipe-max-size)
+
+
+def _widen(pipe: Pipe) -> None:
+    """A chunk's msgpack is a few MB: in a pipe of 1 MB rather than 64 KB
+    it crosses in a few reads instead of dozens (a switch between the
+    processes each)."""
+    setting = getattr(fcntl, "F_SETPIPE_SZ", None)
+    if setting is not None:
+        with contextlib.suppress(OSError):
+            fcntl.fcntl(pipe.fileno(), setting, PIPE_BYTES)
 
 
 def _read_chunks_in_worker(

@@ -515,7 +515,11 @@ class CompetencyProjection(Projection):
         connect: Connect | None,
     ) -> tuple[int, list[tuple[int, str, str]]]:
         work = LogRebuild(self.catalog)
-        position = await read_log(work, pages, self.replay_processes)
+        # With another connection to open, workers read chunks of the log
+        # themselves; without, pages would be sent to them, which on two
+        # cores cost more than it saved: only processes beyond two read.
+        readers = self.replay_processes if connect is not None else max(1, self.replay_processes - 2)
+        position = await read_log(work, pages, readers)
         # each statement's evidence goes to the person its actor is linked to at the end
         work.persons = await rebuild_links(conn, position)
         await conn.copy_records_to_table(
