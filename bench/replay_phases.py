@@ -9,6 +9,9 @@ counted when they have ended), and optionally under cProfile
 of the checkout it lives in.
 
     python bench/replay_phases.py --data-dir /work/benchdata/projection/ab --events 100000 --cprofile 25
+
+``REPLAY_PROCESSES=N`` sets the replay's processes and ``REPLAY_READERS=N``
+how many of them read the log (parallel_replay.py), instead of the defaults.
 """
 
 from __future__ import annotations
@@ -106,7 +109,8 @@ async def run(database_url: str, postmaster: int, profile: int) -> dict:
     try:
         events = await pool.fetchval("SELECT position FROM log_head")
         processes = int(os.environ["REPLAY_PROCESSES"]) if os.environ.get("REPLAY_PROCESSES") else None
-        projection = CompetencyProjection(load_catalog(), replay_processes=processes)
+        readers = int(os.environ["REPLAY_READERS"]) if os.environ.get("REPLAY_READERS") else None
+        projection = CompetencyProjection(load_catalog(), replay_processes=processes, replay_readers=readers)
         phases = Phases(postmaster)
         instrument(phases)
         profiler = cProfile.Profile() if profile else None

@@ -62,6 +62,16 @@ def small_chunks(monkeypatch: pytest.MonkeyPatch, size: int = 7) -> list[int]:
     return started
 
 
+async def parked(pool: asyncpg.Pool) -> list[tuple[Any, ...]]:
+    return [tuple(r) for r in await pool.fetch("SELECT position, tenant, error FROM projection_parked ORDER BY position")]
+
+
+def test_on_two_cores_the_log_is_read_here_and_from_three_on_by_every_process() -> None:
+    assert CompetencyProjection(CATALOG, replay_processes=2).replay_readers == 1
+    assert CompetencyProjection(CATALOG, replay_processes=3).replay_readers == 3
+    assert CompetencyProjection(CATALOG, replay_processes=2, replay_readers=2).replay_readers == 2
+
+
 def test_the_chunks_cover_the_log_once_in_order() -> None:
     for total in (0, 1, 2, 7, 100, 200_001):
         for size in (1, 7, 10_000):
@@ -76,6 +86,7 @@ async def test_a_log_read_in_chunks_rebuilds_what_one_process_rebuilds(
     live = await projected(pool, writer)
     await replay(pool, CompetencyProjection(CATALOG, replay_processes=1))
     in_one = await tables(pool)
+    parked_in_one = await parked(pool)
     assert await digest(pool) == live
     started = small_chunks(monkeypatch)
     claimed: list[int] = []
@@ -91,7 +102,7 @@ async def test_a_log_read_in_chunks_rebuilds_what_one_process_rebuilds(
     await replay(pool, CompetencyProjection(CATALOG, replay_processes=3), connect=lambda: connect(database_url))
     assert len(started) == 2  # two workers
     assert 0 < sum(claimed) < total  # this process read some of the chunks, the workers the others
-    assert await tables(pool) == in_one
+    assert await tables(pool) == in_one and await parked(pool) == parked_in_one
     assert await digest(pool) == live
 
 
@@ -117,11 +128,13 @@ async def test_a_read_worker_that_fails_fails_the_replay_and_swaps_nothing_in(
     monkeypatch.setattr(parallel_replay, "interpret_event", failing_in_workers)
     expected = (OSError, "cannot read this range") if ending == "raises" else (ReplayWorkerFailed, "exit code -9")
     with pytest.raises(expected[0], match=expected[1]):
-        await replay(pool, CompetencyProjection(CATALOG, replay_processes=2), connect=lambda: connect(database_url))
+        await replay(pool, CompetencyProjection(CATALOG, replay_processes=2, replay_readers=2),
+                     connect=lambda: connect(database_url))
     assert multiprocessing.active_children() == []
     assert await tables(pool) == before and await digest(pool) == live
     assert await runner.checkpoint() == checkpoint
 
     monkeypatch.setattr(parallel_replay, "interpret_event", interpret)
-    await replay(pool, CompetencyProjection(CATALOG, replay_processes=2), connect=lambda: connect(database_url))
+    await replay(pool, CompetencyProjection(CATALOG, replay_processes=2, replay_readers=2),
+                 connect=lambda: connect(database_url))
     assert await digest(pool) == live
