@@ -162,7 +162,6 @@ class Forwarder:
         self._stop = asyncio.Event()
         self._js: Any = None
         self.checkpoint: ForwardCheckpoint | None = None  # read from PostgreSQL when the run starts
-        self._refused: set[int] = set()  # id() of the batch's messages that were not the log's events
         self._log_deliveries: dict[int, int] = {}  # position -> times read from the log and sent (failing)
         self._log_retry_at: dict[int, float] = {}  # position -> when a statement the target failed on is due again
 
@@ -272,7 +271,6 @@ class Forwarder:
             return 0
         if not rows:
             return 0
-        self._refused = set()
         selected: list[tuple[Any, LogStatement]] = []
         for row in rows:
             position = row["position"]
@@ -325,31 +323,34 @@ class Forwarder:
 
     async def _ack(self, msg: Msg, position: int) -> None:
         await msg.ack()
-        # A refused message never marks its position done: the log's event
-        # sent in its place is sent again when its own message comes (the
-        # target takes it as the same statement), and a forged position may
-        # be one not yet in the log.
-        if self.checkpoint is not None and id(msg) not in self._refused:
+        if self.checkpoint is not None:
             self.checkpoint.mark.record(position)
 
     async def _handle(self, messages: list[Msg]) -> None:
         selected: list[tuple[Msg, LogStatement]] = []
-        positions: dict[int, int] = {}  # of the log events selected in this batch: their index in selected
+        positions: set[int] = set()  # of the log events selected in this batch
         checks = await self.log_check.check([(msg.headers or {}, msg.data or b"") for msg in messages])
-        self._refused = {id(msg) for msg, checked in zip(messages, checks) if checked.refusal is not None}
         genuine = [int(checked.headers[POSITION_HEADER]) for checked in checks
                    if checked.refusal is None and checked.headers is not None]
         if self.checkpoint is not None and genuine:
             self.checkpoint.start_at(min(genuine))
         for msg, checked in zip(messages, checks):
             if checked.refusal is not None:
+                # Never sent, neither it nor the log's event in its place: its
+                # position stays not done, so the log's event goes once, with
+                # its own message or, when the stream will not deliver that,
+                # read from the log (connectors.forward.logfill).  A forged
+                # position may also be one not yet in the log.
                 self.stats.refused += 1
+                copy = (checked.headers is not None and self.checkpoint is not None
+                        and is_replay(int(checked.headers[POSITION_HEADER]), _deliveries(msg), self.checkpoint.mark))
+                self.stats.replayed += copy  # a copy, altered or not, of an event already forwarded
                 say(f"ALERT refused a message that is not the log's event (position "
-                    f"{(msg.headers or {}).get(POSITION_HEADER, '?')}, {checked.refusal})"
-                    + ("; forwarding the log's event in its place" if checked.headers is not None else ""))
-            if checked.headers is None or checked.payload is None:
-                await msg.term()  # nothing in the log there: never delivered again
+                    f"{(msg.headers or {}).get(POSITION_HEADER, '?')}, {checked.refusal}); not sent"
+                    + ("; its position was already forwarded" if copy else ""))
+                await msg.term()  # never delivered again
                 continue
+            assert checked.headers is not None and checked.payload is not None  # the log's, as it was not refused
             try:
                 event = event_from_message(checked.headers, checked.payload)
             except ValueError as exc:
@@ -365,17 +366,9 @@ class Forwarder:
                 self.stats.skipped += 1
                 continue
             if event.position in positions:  # a second message for the same log event (a replay)
-                index = positions[event.position]
-                first = selected[index][0]
-                if id(first) in self._refused and id(msg) not in self._refused:
-                    # The log's own message carries the event, so that its
-                    # acknowledgement marks the position done.
-                    selected[index] = (msg, event)
-                    await first.ack()
-                else:
-                    await msg.ack()
+                await msg.ack()
                 continue
-            positions[event.position] = len(selected)
+            positions.add(event.position)
             selected.append((msg, event))
         if selected:
             await self._deliver(selected)
