@@ -95,7 +95,9 @@ class ForwardStats:
     waits: int = 0
     refused: int = 0  # messages that were not the log's event (connectors.forward.logcheck)
     replayed: int = 0  # second copies of events already forwarded (connectors.forward.checkpoint)
-    from_log: int = 0  # statements read from the log: the stream no longer held them (connectors.forward.logfill)
+    # Of those forwarded, the ones read from the log: the stream no longer held them
+    # (connectors.forward.logfill).  A try the target failed on, or one given up, sends nothing: not counted.
+    from_log: int = 0
 
     def render(self) -> str:
         return (f"forwarded {self.forwarded}  skipped {self.skipped}  parked {self.parked}  "
@@ -285,7 +287,6 @@ class Forwarder:
                 continue
             deliveries = self._log_deliveries[position] = self._log_deliveries.get(position, 0) + 1
             selected.append((LogDelivery(headers, payload, deliveries), event))
-        self.stats.from_log += len(selected)
         if selected:
             await self._deliver(selected)
         now = asyncio.get_running_loop().time()
@@ -394,6 +395,7 @@ class Forwarder:
             else:
                 await self._ack(msg, event.position)
                 self.stats.forwarded += 1
+                self.stats.from_log += isinstance(msg, LogDelivery)
 
     async def _opened(self, events: list[LogStatement]) -> list[dict[str, Any]]:
         """The statements as GET /xapi/statements returns them (their sealed
