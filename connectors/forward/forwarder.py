@@ -9,7 +9,10 @@ handled in order:
   backoff, 429, narrowing a refused batch down to the refused statements);
   each is acknowledged only once the target accepted it;
 * a statement the target refuses (400, 409, 413) is parked in the
-  dead-letter stream with the target's message, then acknowledged;
+  dead-letter stream with the target's message, then acknowledged; a 409
+  says why it may be (connectors.forward.model.refusal_hint: the target
+  holds another statement under the id, the form it got before a learner
+  was erased here);
 * when the target is unreachable (or answers 502/503/504) the batch is held:
   retried with backoff for as long as it takes, its messages kept from being
   redelivered (``in_progress``), and nothing is counted against them;
@@ -57,7 +60,7 @@ from connectors.forward.definitions import (
 )
 from connectors.forward.model import (
     Action, ForwardFilter, LogStatement, dead_letter_headers, dead_letter_subject, event_from_message,
-    failure_action, outgoing_statement,
+    failure_action, outgoing_statement, refusal_hint,
 )
 from connectors.forward.checkpoint import MAX_RUNS, ForwardCheckpoint, is_replay
 from connectors.forward.logcheck import LogCheck
@@ -388,10 +391,12 @@ class Forwarder:
             if outcome is None:
                 return
         rejected = {rejection.ref: rejection for rejection in outcome.rejected}
-        for ref, (msg, event) in refs.items():
+        for (ref, (msg, event)), statement in zip(refs.items(), opened):
             rejection = rejected.get(ref)
             if rejection is not None:
-                await self._park(msg, event, rejection.status, rejection.reason)
+                hint = refusal_hint(rejection.status, statement)
+                await self._park(msg, event, rejection.status,
+                                 f"{hint}; the target said: {rejection.reason}" if hint else rejection.reason)
             else:
                 await self._ack(msg, event.position)
                 self.stats.forwarded += 1
