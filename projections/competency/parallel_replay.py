@@ -81,8 +81,8 @@ async def read_log(
     up to ``processes`` processes (this one and forked workers) once the log
     proves long (``min_parallel`` events, default MIN_PARALLEL_EVENTS);
     returns the last position read.  ``pages`` that can be read by range
-    elsewhere (:class:`~projections.replay.LogPages` with ``connect``) are,
-    by workers reading their own ranges."""
+    elsewhere (:class:`~projections.replay.LogPages` with ``connect``) are
+    read in chunks, each by the process that claims it."""
     if min_parallel is None:
         min_parallel = MIN_PARALLEL_EVENTS
     if isinstance(pages, LogPages) and pages.connect is not None:
@@ -118,7 +118,7 @@ async def _read_chunks(work: LogRebuild, pages: LogPages, processes: int) -> int
             claimed.value = index + 1
             return index
 
-    readers = [_ChunkReader.start(work.catalog, pages, runs, claim) for _ in range(processes - 1)]
+    readers: list[_ChunkReader] = []
     done: dict[int, Kept | bytes] = {}  # read, not yet routed: kept here (a list) or by a worker (msgpack)
     routed = 0
 
@@ -132,6 +132,8 @@ async def _read_chunks(work: LogRebuild, pages: LogPages, processes: int) -> int
             routed += 1
 
     try:
+        for _ in range(processes - 1):
+            readers.append(_ChunkReader.start(work.catalog, pages, runs, claim))
         index = claim()
         upcoming = None if index is None else asyncio.ensure_future(pages.fetch(*runs[index]))
         try:
