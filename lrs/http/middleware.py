@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import logging
 import os
 import re
 import time
@@ -20,7 +19,7 @@ from lrs.http import keys
 from lrs.http.bearer import authenticate_bearer
 from lrs.http.metrics import HTTP_LATENCY_BY, HTTP_REQUESTS_BY
 from lrs.http.throttle import authenticate_basic
-from lrs.logs import bind_request_context
+from lrs.logs import bind_request_context, info_written
 from lrs.oidc.claims import bearer_token
 from lrs.store.availability import storage_unavailable
 from lrs.xapi.errors import XapiError
@@ -98,13 +97,6 @@ new_request_id = RequestIds()
 os.register_at_fork(after_in_child=new_request_id.reseed)
 
 
-def _logs_requests() -> bool:
-    """Whether the per-request line would be written (``LRS_LOG_LEVEL`` info
-    or debug): below that its fields are not even gathered."""
-    enabled = getattr(log, "is_enabled_for", None)
-    return enabled is None or enabled(logging.INFO)
-
-
 def _route_name(request: web.Request) -> str:
     info = request.match_info.route.resource
     return info.canonical if info is not None else "unmatched"
@@ -129,7 +121,7 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
         route = _route_name(request)
         HTTP_REQUESTS_BY(request.method, route, str(status)).inc()
         HTTP_LATENCY_BY(request.method, route).observe(elapsed)
-        if _logs_requests():
+        if info_written():  # at warning and above the line's fields are not even gathered
             credential: Credential | None = request.get(CREDENTIAL)
             log.info(
                 "request",

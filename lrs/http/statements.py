@@ -128,10 +128,13 @@ async def _append(
     # Attachment bytes first, outside the writer's transaction: content-addressed,
     # so a blob whose Statements are then refused is a harmless orphan
     # (lrs.store.attachments explains).
-    await save_attachments(request.app[keys.POOL], credential.tenant, attachments)
+    if attachments:
+        await save_attachments(request.app[keys.POOL], credential.tenant, attachments)
+    homepage = settings.authority_home
+    defines = credential.allows("define")
     try:
         for attempt in (1, 2):
-            authority = authority_for(credential, settings.authority_home)
+            authority = authority_for(credential, homepage)
             key_epoch, key_refs, ciphertexts, sealed = None, frozenset(), {}, None
             clear = statements
             if learner_keys is not None:  # personal data is stored sealed (docs/privacy.md)
@@ -153,18 +156,18 @@ async def _append(
             try:
                 try:
                     results = await writer.append(
-                        credential.tenant, prepared, defines=credential.allows("define"),
+                        credential.tenant, prepared, defines=defines,
                         key_epoch=key_epoch, key_refs=key_refs, ciphertexts=ciphertexts,
                     )
                 except ConflictError:
                     # Stored before in another form (v2, clear) and sent again?
                     as_stored = None if sealed is None else await _as_stored(
-                        request, statements, clear, prepare(statements, authority_for(credential, settings.authority_home))
+                        request, statements, clear, prepare(statements, authority_for(credential, homepage))
                     )
                     if as_stored is None:
                         raise
                     results = await writer.append(
-                        credential.tenant, prepare(as_stored), defines=credential.allows("define"),
+                        credential.tenant, prepare(as_stored), defines=defines,
                         key_epoch=key_epoch, key_refs=key_refs, ciphertexts=ciphertexts,
                     )
                 if sealed is not None:
