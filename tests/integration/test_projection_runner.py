@@ -755,3 +755,50 @@ async def test_a_failing_event_is_tried_once_per_retry_delay_until_parked(
     assert len(projection.failed_at) == 4
     gaps = [later - earlier for earlier, later in zip(projection.failed_at, projection.failed_at[1:])]
     assert min(gaps) >= retry_delay * 0.9, gaps
+
+
+async def test_following_the_log_waits_out_a_failed_events_retry_delay_whatever_the_commits(
+    pool: asyncpg.Pool, writer: StatementWriter
+) -> None:
+    """Without NATS the runner catches up on every commit (``wake``): while
+    the event it failed on waits its retry_delay, nothing after it can be
+    applied, so a commit is no reason to read the log again (every commit
+    read a batch of the log and opened a transaction for nothing, hundreds
+    of times a second under load)."""
+    await write(writer, *(course_statement(n, "device-security", PASSED, n) for n in range(1, 4)))
+    projection = FailureTimes({2})
+    runner = ProjectionRunner(pool, projection, max_attempts=3)
+    batches = 0
+    apply_batch = runner.applier.apply_batch
+
+    async def counted(*args: Any, **kwargs: Any) -> Any:
+        nonlocal batches
+        batches += 1
+        return await apply_batch(*args, **kwargs)
+
+    runner.applier.apply_batch = counted  # type: ignore[method-assign]
+    stop, wake = asyncio.Event(), asyncio.Event()
+
+    def seen(outcome: Any) -> None:
+        if outcome.checkpoint >= 3:
+            stop.set()
+
+    async def committing() -> None:  # a busy writer's commit hook
+        while not stop.is_set():
+            wake.set()
+            await asyncio.sleep(0.005)
+
+    retry_delay = 0.4
+    commits = asyncio.ensure_future(committing())
+    try:
+        await asyncio.wait_for(runner.follow(stop, wake, poll_interval=0.25, retry_delay=retry_delay,
+                                             on_batch=seen), 30)
+    finally:
+        stop.set()
+        await commits
+    assert [p.position for p in await parked_events(pool, "competency", "default")] == [2]
+    assert len(projection.failed_at) == 3
+    gaps = [later - earlier for earlier, later in zip(projection.failed_at, projection.failed_at[1:])]
+    assert min(gaps) >= retry_delay * 0.9, gaps
+    assert max(gaps) < retry_delay + 0.25, gaps  # tried again when due, not a poll later
+    assert batches <= 3 + 2, batches  # one per try, and a look or two at the log once all is applied
