@@ -231,8 +231,9 @@ class CompetencyProjection(Projection):
         # longer the catalog's own when folded) than it took off this
         # process, and the replay was slower (bench/README.md, "Replay: the
         # log read in chunks").
+        # Never more than the processes (``--processes 1``: this one only).
         self.replay_readers = (
-            replay_readers if replay_readers is not None
+            min(replay_readers, self.replay_processes) if replay_readers is not None
             else self.replay_processes if self.replay_processes >= 3 else 1
         )
         # Learner states as committed at checkpoint ``_cache_at`` (most

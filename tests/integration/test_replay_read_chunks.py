@@ -72,6 +72,13 @@ def test_on_two_cores_the_log_is_read_here_and_from_three_on_by_every_process() 
     assert CompetencyProjection(CATALOG, replay_processes=2, replay_readers=2).replay_readers == 2
 
 
+def test_the_readers_are_some_of_the_processes_never_more() -> None:
+    """``lrs replay --readers``: "of those" (the --processes); with
+    ``--processes 1`` (this process only) no read worker is forked."""
+    assert CompetencyProjection(CATALOG, replay_processes=1, replay_readers=4).replay_readers == 1
+    assert CompetencyProjection(CATALOG, replay_processes=2, replay_readers=3).replay_readers == 2
+
+
 def test_the_chunks_cover_the_log_once_in_order() -> None:
     for total in (0, 1, 2, 7, 100, 200_001):
         for size in (1, 7, 10_000):
