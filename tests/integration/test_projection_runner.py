@@ -24,6 +24,7 @@ from projections.competency.model import LearnerState
 from projections.competency.rows import CERTIFICATION_COLUMNS, STATE_COLUMNS, certification_rows, state_rows
 from projections.competency.store import CompetencyProjection, digest
 from projections.replay import replay
+import projections.applying
 import projections.runner
 from projections.jetstream_loop import next_batch_size
 from projections.runner import LogEvent, ProjectionOutdated, ProjectionRunner, checkpoint_position, parked_events
@@ -802,3 +803,34 @@ async def test_following_the_log_waits_out_a_failed_events_retry_delay_whatever_
     assert min(gaps) >= retry_delay * 0.9, gaps
     assert max(gaps) < retry_delay + 0.25, gaps  # tried again when due, not a poll later
     assert batches <= 3 + 2, batches  # one per try, and a look or two at the log once all is applied
+
+
+async def test_a_batch_while_the_next_event_waits_its_retry_delay_reads_nothing_from_the_log(
+    pool: asyncpg.Pool, writer: StatementWriter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Later messages (or a look at the log for what the stream no longer
+    holds) while the event after the checkpoint waits its retry_delay: they
+    cannot be applied before it, so the gap up to them is not read from
+    the log for nothing."""
+    await write(writer, *(course_statement(n, "device-security", PASSED, n) for n in range(1, 4)))
+    events = await log_events(pool)
+    projection = FailureTimes({2})
+    runner = ProjectionRunner(pool, projection, max_attempts=3)
+    runner.applier.retry_delay = 60.0
+    first = await runner.apply_batch(events[:1])
+    assert (first.checkpoint, first.failed_at) == (1, None)
+    failed = await runner.apply_batch(events[1:2])
+    assert (failed.checkpoint, failed.failed_at) == (1, 2)
+    reads = 0
+
+    async def counted(*args: Any, **kwargs: Any) -> Any:
+        nonlocal reads
+        reads += 1
+        return await read_events_after(*args, **kwargs)
+
+    monkeypatch.setattr(projections.applying, "read_events_after", counted)
+    later = await runner.apply_batch(events[2:])  # position 3 only: position 2 would come from the log
+    assert (later.checkpoint, later.applied, later.failed_at) == (1, 0, 2)
+    filled = await runner.applier.apply_batch([], fill_to=3)
+    assert (filled.checkpoint, filled.applied, filled.failed_at) == (1, 0, 2)
+    assert reads == 0 and len(projection.failed_at) == 1
