@@ -14,7 +14,7 @@ Run it with another checkout's venv, from that checkout, for a before/after
 the ``lrs`` imported is that checkout's.  ``--postmaster`` is the server's
 process id (default: the one that owns the database's data directory, asked
 of the server).  ``--plan-cache-mode`` sets the pools' session default (the
-writer's own transactions may override it, as lrs.store.writer.BEGIN_GROUP does).
+writer's own transactions override it, as lrs.store.group_commit_sql.begin_group says).
 """
 
 from __future__ import annotations

@@ -146,17 +146,18 @@ SELECT CASE WHEN $20::bool THEN pg_notify('%s', $16::text) END, %s AS referred
 # Statement), and it stays while the table grows: statements is analysed
 # again only after 10,000 changed rows (schemas/postgres/0092_lean_statements.sql).
 # On a fresh store that cost PostgreSQL about 1,200 microseconds a statement at
-# batch 1.  Planning every statement at every execution instead costs about
-# 370 microseconds a group (INSERT_GROUP's custom plan), about 30 a
-# statement (bench/writer_statement_plans.py, docs/scaling.md "Which plan
-# went wrong").  So a group plans per execution only while the log is
-# shorter than GENERIC_PLANS_FROM events (its tables are then too small for
-# the planner to prefer an index), and runs on generic plans after: made on a
-# store of that size they are index lookups, and every later one (after an
-# ANALYZE) is made on a larger store
-# (tests/integration/test_writer_generic_plans.py checks each).  SET LOCAL
-# ends with the transaction, and travels in the BEGIN's round trip.
-GENERIC_PLANS_FROM = 10_000
+# batch 1.  Planning every statement at every execution instead costs a
+# custom plan of INSERT_GROUP at every group (bench/writer_statement_plans.py,
+# docs/scaling.md "Which plan went wrong").  So a group plans per execution
+# only while the log is shorter than GENERIC_PLANS_FROM events (its tables
+# are then too small for the planner to prefer an index), and runs on
+# generic plans after: made on a store of that size they are index lookups
+# (at 1,000 statements three of them still read a table whole, from 2,000
+# none), and every later one (after an ANALYZE) is made on a larger store
+# (tests/integration/test_writer_generic_plans.py checks each at
+# GENERIC_PLANS_FROM).  SET LOCAL ends with the transaction, and travels in
+# the BEGIN's round trip.
+GENERIC_PLANS_FROM = 5_000
 BEGIN_GROUP_CUSTOM_PLANS = "BEGIN; SET LOCAL plan_cache_mode = force_custom_plan"
 BEGIN_GROUP_GENERIC_PLANS = "BEGIN; SET LOCAL plan_cache_mode = force_generic_plan"
 
