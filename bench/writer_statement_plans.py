@@ -11,7 +11,8 @@ statement the writer sends, on three connections::
 
 1. a fresh, migrated store; the writer's connection ("early") writes
    ``--early-groups`` single-statement groups (its plans are made now);
-2. another connection fills the store with ``--fill`` statements (batches of 100);
+2. another connection fills the store with ``--fill`` statements (batches of 100;
+   fewer than 10,000, so that autovacuum does not analyse statements meanwhile);
 3. the early connection writes ``--groups`` single-statement groups, one
    after the other, each statement timed (client side: the round trip
    included, nothing else running on it);
@@ -55,7 +56,7 @@ _timings: dict[str, list[float]] | None = None
 def _name(query: str) -> str:
     words = " ".join(query.split())
     for known in ("log_head_locked_with_touched", "INSERT INTO activity_definitions", "activity_definitions d",
-                  "new_events AS", "UPDATE statements SET voided", "learner_keys", "WITH RECURSIVE back"):
+                  "activity_definitions a", "new_events AS", "UPDATE statements SET voided", "learner_keys", "WITH RECURSIVE back"):
         if known in words:
             return known
     return words[:60]
@@ -149,7 +150,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--url", required=True, help="PostgreSQL server URL (a scratch database is created)")
     parser.add_argument("--early-groups", type=int, default=20, help="groups the early connection writes first")
-    parser.add_argument("--fill", type=int, default=20_000, help="statements written before the timed groups")
+    parser.add_argument("--fill", type=int, default=9_000,
+                        help="statements written before the timed groups (fewer than the 10,000 changed rows after"
+                             " which autovacuum analyses statements again, which would make new plans)")
     parser.add_argument("--groups", type=int, default=100, help="timed single-statement groups per connection")
     parser.add_argument("--begin", help="the BEGIN of a group's transaction (default: the writer's own)")
     args = parser.parse_args()

@@ -152,8 +152,8 @@ SELECT CASE WHEN $20::bool THEN pg_notify('%s', $16::text) END, %s AS referred
 # only while the log is shorter than GENERIC_PLANS_FROM events (its tables
 # are then too small for the planner to prefer an index), and runs on
 # generic plans after: made on a store of that size they are index lookups
-# (at 1,000 statements three of them still read a table whole, from 2,000
-# none), and every later one (after an ANALYZE) is made on a larger store
+# (at 1,000 statements two of them still read the statements whole, from
+# 2,000 none), and every later one (after an ANALYZE) is made on a larger store
 # (tests/integration/test_writer_generic_plans.py checks each at
 # GENERIC_PLANS_FROM).  SET LOCAL ends with the transaction, and travels in
 # the BEGIN's round trip.
