@@ -532,14 +532,36 @@ def _refold(
             competencies.pop(competency, None)
     # (A state's evidence is sorted and holds each (statement, level,
     # activity) of a competency once, so each group is ready to fold.)
-    # A certification reads only the required competencies: when none of
-    # them changed, the certifications are the ones the state already has.
-    changed_required = not catalog.required_competencies.isdisjoint(affected)
     return LearnerState(
         learner=state.learner,
         evidence=evidence,
         voided=voided,
         competencies=dict(sorted(competencies.items())),
-        certifications=certifications(competencies, catalog) if changed_required else state.certifications,
+        certifications=(
+            certifications(competencies, catalog)
+            if _attainments_changed(state.competencies, competencies, affected, catalog)
+            else state.certifications
+        ),
         rule_version=RULE_VERSION,
     )
+
+
+def _attainments_changed(
+    before: dict[str, CompetencyState], after: dict[str, CompetencyState], affected: set[str], catalog: Catalog
+) -> bool:
+    """Whether :func:`certifications` could differ between ``before`` and ``after``.
+
+    A certification reads, of the required competencies only, whether the
+    learner has one at all and its attainments; when a refold of ``affected``
+    left both as they were for every required one, the certifications are the
+    ones the state already has.  (Most new evidence changes a competency's
+    count or scores and none of its attainments.)"""
+    for competency in catalog.required_competencies.intersection(affected):
+        was = before.get(competency)
+        now = after.get(competency)
+        if was is None or now is None:
+            if was is not now:
+                return True
+        elif was.attainments != now.attainments:
+            return True
+    return False
