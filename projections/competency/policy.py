@@ -113,6 +113,7 @@ _JUDGED_SUCCESS = {VERB_PASSED: True, VERB_WAIVED: True, VERB_SATISFIED: True, V
 _MEANS_COMPLETION = frozenset({VERB_COMPLETED, VERB_WAIVED, VERB_SATISFIED})
 _JSON_ENCODER = msgspec.json.Encoder()
 _LEVEL_RANK = attrgetter("level_rank")
+_EARLIEST_ATTAINMENT = attrgetter("achieved_at", "level_rank", "statement_ids")  # which attainment meets a requirement
 _UTC_SHAPE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.(\d{1,6}))?(?:Z|z|\+00:00)")
 
 
@@ -413,10 +414,14 @@ def certifications(
             if not candidates:
                 missing.append(competency)
                 continue
-            first = min(candidates, key=lambda a: (a.achieved_at, a.level_rank, a.statement_ids))
             met.append(competency)
+            if len(candidates) == 1:  # most often: one level reached, or one at or above the need
+                first = candidates[0]
+                known.append(first.known_at)
+            else:
+                first = min(candidates, key=_EARLIEST_ATTAINMENT)
+                known.append(min([a.known_at for a in candidates]))
             times.append(first.achieved_at)
-            known.append(min(a.known_at for a in candidates))
             ids.update(first.statement_ids)
         earned = not missing
         result[f"{program.iri}|{program.version}"] = ProgramCertification(
@@ -525,8 +530,10 @@ def _refold(
         group = own.get(e.competency)
         if group is not None:
             group.append(e)
+    added = False  # a competency the state did not have (the others keep their place in key order)
     for competency in sorted(affected):
         if own[competency]:
+            added = added or competency not in competencies
             competencies[competency] = _fold_ordered(competency, own[competency])
         else:
             competencies.pop(competency, None)
@@ -536,7 +543,7 @@ def _refold(
         learner=state.learner,
         evidence=evidence,
         voided=voided,
-        competencies=dict(sorted(competencies.items())),
+        competencies=dict(sorted(competencies.items())) if added else competencies,
         certifications=(
             certifications(competencies, catalog)
             if _attainments_changed(state.competencies, competencies, affected, catalog)

@@ -347,7 +347,7 @@ def test_evolve_many_equals_evolving_one_event_at_a_time(before: list[LearnerEve
     before=st.lists(st.sampled_from(POOL), max_size=10),
     batch=st.lists(st.sampled_from(POOL), max_size=20),
 )
-def test_kept_certifications_are_the_ones_the_competencies_give(before: list[LearnerEvent], batch: list[LearnerEvent]) -> None:
+def test_kept_certifications_and_competency_order_are_those_a_whole_refold_gives(before: list[LearnerEvent], batch: list[LearnerEvent]) -> None:
     # A refold keeps the state's certifications when no required competency
     # gained, lost or changed its attainments: they must then be exactly what
     # the certifications of the new competencies would be.
@@ -355,6 +355,7 @@ def test_kept_certifications_are_the_ones_the_competencies_give(before: list[Lea
 
     state = evolve_many(run(*before), batch, CATALOG)
     assert state.certifications == certifications(state.competencies, CATALOG)
+    assert list(state.competencies) == sorted(state.competencies)  # a refold re-sorts only when one is added
 
 
 def test_evidence_that_changes_no_attainment_keeps_the_certifications_object() -> None:
