@@ -469,6 +469,9 @@ def evolve_many(state: LearnerState, events: Iterable[LearnerEvent], catalog: Ca
             added.extend(event.evidence)
     if not newly_voided and not added:
         return state
+    if not newly_voided:  # most batches: new evidence only, nothing to take out
+        evidence = tuple(sorted((*state.evidence, *added), key=EVIDENCE_ORDER))
+        return _refold(state, evidence, state.voided, {e.competency for e in added}, catalog)
     removed = [e for e in state.evidence if e.statement_id in newly_voided]
     kept_added = [e for e in added if e.statement_id not in newly_voided]
     evidence = tuple(
