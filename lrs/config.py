@@ -217,7 +217,7 @@ class Settings:
     seal_personal_data: bool = True
     # How many learners' keys and sealed forms each process keeps at hand:
     # a learner beyond it costs a key read and a new encryption per
-    # Statement (about 1.1 KB a learner; docs/privacy.md "Cost").
+    # Statement (about 1.3 KB a learner; docs/privacy.md "Cost").
     learner_cache_size: int = 250_000
     privacy_key_file: Path | None = None
     # LRS_DATA_DIR was given (not the default under the home directory).

@@ -195,7 +195,7 @@ class LearnerKeys:
     identities they name."""
 
     def __init__(
-        self, pool: Pool, master: MasterKey, *, capacity: int = 100_000, references: bool = True,
+        self, pool: Pool, master: MasterKey, *, capacity: int = 250_000, references: bool = True,
         key_pool: Pool | None = None, wait_ms: float = 0.0,
     ) -> None:
         self._pool = pool
