@@ -12,8 +12,6 @@ from typing import AsyncIterator, Callable
 import asyncpg
 import structlog
 
-from lrs.store.group_commit_sql import BEGIN_GROUP
-
 log = structlog.get_logger(__name__)
 
 
@@ -45,8 +43,7 @@ async def release(pool: asyncpg.Pool, conn: asyncpg.pool.PoolConnectionProxy) ->
     the pool closes a connection whose reset failed before it re-raises."""
     try:
         try:
-            if alive(conn) and conn.is_in_transaction():
-                await conn.execute("ROLLBACK")
+            await roll_back(conn)
         except Exception as exc:  # noqa: BLE001 - see above
             log.warning("statement writer rollback failed", error=repr(exc))
     finally:
@@ -58,29 +55,38 @@ async def release(pool: asyncpg.Pool, conn: asyncpg.pool.PoolConnectionProxy) ->
 
 @contextlib.asynccontextmanager
 async def group_transaction(
-    conn: asyncpg.Connection, more_waiting: Callable[[], bool], chained: Callable[[], None]
+    conn: asyncpg.Connection, more_waiting: Callable[[], bool], chained: Callable[[], None],
+    begin: Callable[[], str],
 ) -> AsyncIterator[None]:
     """A group's transaction: begun by the previous group's COMMIT when
     the connection was kept, else here; committed at the end, and when
     requests are already waiting for the next group, the same round trip
     begins its transaction (``COMMIT; BEGIN ...``: one round trip a group
     fewer).  A failed COMMIT runs no BEGIN: the error is the group's, and
-    the connection goes back to the pool.  An error inside rolls back."""
+    the connection goes back to the pool.  An error inside rolls back.
+    ``begin`` gives the BEGIN to send, asked when it is sent
+    (lrs.store.group_commit_sql.begin_group)."""
     if not conn.is_in_transaction():
-        await conn.execute(BEGIN_GROUP)
+        await conn.execute(begin())
     try:
         yield
     except BaseException:
         # the group's error is what its requests get; a broken connection's own is logged by release
         with contextlib.suppress(Exception):
-            if alive(conn) and conn.is_in_transaction():
-                await conn.execute("ROLLBACK")
+            await roll_back(conn)
         raise
     if more_waiting():
-        await conn.execute("COMMIT; " + BEGIN_GROUP)
+        await conn.execute("COMMIT; " + begin())
         chained()
     else:
         await conn.execute("COMMIT")
+
+
+async def roll_back(conn: asyncpg.pool.PoolConnectionProxy) -> None:
+    """End the transaction this writer began on ``conn``, if the connection
+    is still open and in one; its error is the caller's to handle."""
+    if alive(conn) and conn.is_in_transaction():
+        await conn.execute("ROLLBACK")
 
 
 def alive(conn: asyncpg.pool.PoolConnectionProxy) -> bool:
