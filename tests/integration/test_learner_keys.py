@@ -484,3 +484,41 @@ async def test_a_key_connection_whose_backend_died_while_idle_is_replaced(databa
         assert keys["mbox:mailto:idle2@example.com"].generation == 1
     finally:
         await key_pool.close()
+
+
+async def test_a_full_cache_that_dropped_a_learner_and_read_it_again_never_uses_the_key_after_its_erasure(
+    pool: asyncpg.Pool, writer: StatementWriter
+) -> None:
+    """A small cache (LRS_LEARNER_CACHE_SIZE) drops its oldest half of keys,
+    ciphers, pseudonyms and sealed forms as other learners come: the erased
+    learner's entries are dropped, read again, and then must go with the
+    erasure like any others, heard or not."""
+    master = MasterKey(os.urandom(32))
+    late = LearnerKeys(pool, master, capacity=2)  # hears nothing unless told
+    await late.load_epoch()
+    others = [{"objectType": "Agent", "mbox": f"mailto:other{n}-{uuid.uuid4().hex[:6]}@example.com"} for n in range(6)]
+    ana_statements = [body()]
+    await append(writer, late, ana_statements)
+    for other in others:  # Ana's key, cipher and sealed form are dropped
+        await append(writer, late, [{**body(), "actor": other}])
+    ana = (TENANT, late.pseudonym(TENANT, "mbox:" + LEARNER["mbox"]))
+    assert ana not in late._current and not any(k[:2] == ana for k in late._ciphers)
+    again = [body()]
+    await append(writer, late, again)  # read again from PostgreSQL, cached again (key and sealed form)
+    stored = await get_statement(pool, TENANT, uuid.UUID(again[0]["id"]), voided=False)
+    [opened] = await late.open_payloads(TENANT, [stored])  # its cipher is cached again
+    assert b"ana@example.com" in opened and ana in late._current and late._sealed[TENANT]
+
+    await erase_learner(pool, LearnerKeys(pool, master), TENANT, LEARNER, reason="request 12", by="test")
+    with pytest.raises(KeyErasedMeanwhile):  # not heard: the writer refuses the cached key and form
+        await append(writer, late, [body()])
+    [opened] = await late.open_payloads(TENANT, [stored])  # not heard: the epoch read empties the cache
+    assert b"ana@example.com" not in opened and seal.ERASED_HOME.encode() in opened
+    # Once caught up: a new key, while other learners fill and drop the cache again.
+    late.catch_up(writer.key_epoch)
+    for other in others[:3]:
+        await append(writer, late, [{**body(), "actor": other}])
+    [result] = await append(writer, late, [body()])
+    assert result.inserted and late._current[ana].generation == 2
+    [opened] = await late.open_payloads(TENANT, [stored])  # sealed under the destroyed key: erased still
+    assert b"ana@example.com" not in opened
