@@ -30,6 +30,7 @@ from lrs.privacy.master import MasterKey
 from lrs.store import StatementWriter, create_pool
 from lrs.store import activities, group_commit_sql, ref_keys
 from lrs.store.learner_keys import LearnerKeys
+from lrs.store.event_append import append_events
 from lrs.store.sealed_identities import INSERT_CIPHERTEXTS
 from tests.conftest import fresh_database
 
@@ -180,3 +181,33 @@ async def test_the_generic_plan_of_every_statement_of_a_group_reads_no_table_who
     assert "statements_pkey" in plans["SELECT_TOUCHED"], plans["SELECT_TOUCHED"]
     assert "activity_definitions_pkey" in plans["SELECT_DEFINITIONS_FOR_UPDATE"]
     assert "statements_tenant_statement_ref" in plans["INSERT_GROUP"], plans["INSERT_GROUP"]
+
+
+async def test_a_long_log_of_few_statements_still_plans_per_execution(
+    postgres_server: str, migrated_template: str,
+) -> None:
+    """The log position counts every event: on a log of GENERIC_PLANS_FROM
+    other events (document writes) and a few statements, a generic plan
+    would read the statements whole, so the groups keep planning per
+    execution."""
+    async with fresh_database(postgres_server, migrated_template) as url:
+        conn = await asyncpg.connect(url)
+        try:
+            async with conn.transaction():
+                await append_events(conn, TENANT, "document", [b"{}"] * group_commit_sql.GENERIC_PLANS_FROM)
+        finally:
+            await conn.close()
+        pool = await create_pool(url, min_size=1, max_size=1)
+        key_pool = await create_pool(url, min_size=1, max_size=1)
+        keyring = LearnerKeys(key_pool, MasterKey(os.urandom(32)))
+        writer = StatementWriter(pool, wait_ms=0)
+        await writer.start()
+        try:
+            for n in range(8):
+                await append(writer, keyring, n, 1)
+            generic, custom = await plan_counts(pool)
+        finally:
+            await writer.close()
+            await pool.close()
+            await key_pool.close()
+    assert (generic, custom) == (0, 8)
