@@ -146,6 +146,23 @@ async def writer_statements(conn: asyncpg.Connection) -> dict[str, str]:
     }
 
 
+# Indexes on part of a table only (the voiding, the referring statements):
+# reading a tenant's entries of one is reading a few rows.
+PARTIAL_INDEXES = """
+SELECT coalesce(array_agg(c.relname::text), '{}') FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+WHERE i.indpred IS NOT NULL
+"""
+# An index scan whose only condition is the tenant: on an index of the whole
+# table, a read of every row of the tenant (what a generic plan may make of
+# "tenant = $1 AND statement_id = ANY($2)" when the statistics are off).
+TENANT_ONLY = re.compile(r"Scan (?:using|on) (\w+)[^\n]*\n\s+Index Cond: \(tenant = [^()\n]*\)$", re.MULTILINE)
+
+
+def tenant_only_scans(plan: str) -> list[str]:
+    """The indexes ``plan`` scans by the tenant alone."""
+    return TENANT_ONLY.findall(plan)
+
+
 async def generic_plan(conn: asyncpg.Connection, sql: str) -> str:
     async with conn.transaction():
         await conn.execute("SET LOCAL plan_cache_mode = force_generic_plan")
@@ -170,11 +187,12 @@ async def test_the_generic_plan_of_every_statement_of_a_group_reads_no_table_who
         if analysed:
             await conn.execute("ANALYZE")
         plans = {name: await generic_plan(conn, sql) for name, sql in (await writer_statements(conn)).items()}
+        partial = set(await conn.fetchval(PARTIAL_INDEXES))
     finally:
         await conn.close()
     scanned = {
         name: plan for name, plan in plans.items()
-        if re.search(rf"Seq Scan on ({'|'.join(GROWING)})\b", plan)
+        if re.search(rf"Seq Scan on ({'|'.join(GROWING)})\b", plan) or set(tenant_only_scans(plan)) - partial
     }
     assert not scanned, "\n\n".join(f"{name} reads a growing table whole:\n{plan}" for name, plan in scanned.items())
     # the plans were made against the store's tables
