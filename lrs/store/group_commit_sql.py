@@ -158,6 +158,14 @@ SELECT CASE WHEN $20::bool THEN pg_notify('%s', $16::text) END, %s AS referred
 # GENERIC_PLANS_FROM).  SET LOCAL ends with the transaction, and travels in
 # the BEGIN's round trip.
 GENERIC_PLANS_FROM = 5_000
+# The log also holds events other than statements (document writes above
+# all: a player's State API writes often outnumber its statements), so a
+# long log may hold a tiny statements table, on which a generic plan reads
+# it whole: the writer also counts the statements, up to GENERIC_PLANS_FROM,
+# before it takes generic plans (once, and again each time the log grew by
+# COUNT_STATEMENTS_EVERY events while they are too few).
+COUNT_STATEMENTS_UPTO = "SELECT count(*) FROM (SELECT FROM statements LIMIT $1) AS s"
+COUNT_STATEMENTS_EVERY = 1_000
 BEGIN_GROUP_CUSTOM_PLANS = "BEGIN; SET LOCAL plan_cache_mode = force_custom_plan"
 BEGIN_GROUP_GENERIC_PLANS = "BEGIN; SET LOCAL plan_cache_mode = force_generic_plan"
 

@@ -71,6 +71,9 @@ from lrs.store.group_commit_sql import (
     SELECT_HEAD,
     SELECT_HEAD_FOR_UPDATE,
     SELECT_HEAD_POSITION,
+    COUNT_STATEMENTS_EVERY,
+    COUNT_STATEMENTS_UPTO,
+    GENERIC_PLANS_FROM,
     SELECT_HEAD_STORED,
     SELECT_HEAD_WITH_TOUCHED,
     UPDATE_VOIDED,
@@ -182,6 +185,11 @@ class StatementWriter:
         self._floor: datetime | None = None  # highest consistent-through handed out
         # The log head this writer saw last: how a group's transaction plans (begin_group).
         self._log_position: int | None = None
+        # Whether the store holds GENERIC_PLANS_FROM statements (counted at
+        # log position _statements_counted_at): begin_group's log position
+        # counts every event, statements or not.
+        self._enough_statements = False
+        self._statements_counted_at: int | None = None
         self._last_position = 0
         self._last_stored: datetime | None = None
         # When (event loop time) _last_stored was last learned from the
@@ -535,7 +543,20 @@ class StatementWriter:
         self.groups_chained += 1
 
     def _begin_group(self) -> str:
-        return begin_group(self._log_position)
+        return begin_group(self._log_position if self._enough_statements else None)
+
+    async def _count_statements(self, conn: asyncpg.Connection) -> None:
+        """Whether the store holds enough statements for generic plans,
+        asked only once the log is long enough, and again only after it
+        grew (COUNT_STATEMENTS_UPTO says why)."""
+        position, counted = self._log_position, self._statements_counted_at
+        if self._enough_statements or position is None or position < GENERIC_PLANS_FROM:
+            return
+        if counted is not None and position < counted + COUNT_STATEMENTS_EVERY:
+            return
+        self._statements_counted_at = position
+        count = await conn.fetchval(COUNT_STATEMENTS_UPTO, GENERIC_PLANS_FROM)
+        self._enough_statements = count >= GENERIC_PLANS_FROM
 
     async def _write_on(self, conn: asyncpg.Connection, requests: list[AppendRequest]) -> GroupPlan:
         # Look the group's ids up before taking the lock (the other
@@ -544,6 +565,7 @@ class StatementWriter:
         # Small groups look up in the call that takes the lock, as seen once
         # it is granted (SELECT_HEAD_WITH_TOUCHED): one round trip instead of
         # up to three, and their lookups are short.
+        await self._count_statements(conn)
         lookups = touched_lookups(requests)
         ahead = sum(len(r.statements) for r in requests) >= LOOKUP_AHEAD_MIN_STATEMENTS
         seen: int | None = None
