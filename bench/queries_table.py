@@ -3,8 +3,9 @@
 Each ``--size`` names a store size's timing result and its ``--buffers``
 result (files of bench/results/); each filter gets, per size, the sequential
 p50 / p99, the 16-client p50 / p99 (ms), the mean / p99 shared buffers a
-page touches and the CPU ms of a sequential page (the bench and its PostgreSQL backend), with a mark on every p99 over the issue-19 targets (20 ms
-sequential, 50 ms at 16 clients).
+page touches and the CPU ms of a sequential page (the bench and its
+PostgreSQL backend), with a mark on every p99 over the issue-19 targets
+(20 ms sequential, 50 ms at 16 clients).
 
     .venv/bin/python bench/queries_table.py \\
         --size 1M bench/results/queries-1000k-a.json bench/results/queries-1000k-a-buffers.json \\
