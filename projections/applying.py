@@ -12,8 +12,11 @@ checkpoint.
   (lrs.projection_health) and logged as an alert; the log fills its place.
   A message by reference (docs/contracts.md) is read from Postgres;
 - an event the projection's rules fail on (not a database or network
-  outage) is retried on later batches; after ``max_attempts`` it is parked
-  and the projection moves on, so the other learners keep flowing.
+  outage) is tried again on a later batch, no sooner than ``retry_delay``
+  after its failure, however many batches (redelivered messages, later
+  events, looks at the log) come meanwhile; at its ``max_attempts``-th
+  failure it is parked, at least ``(max_attempts - 1) * retry_delay`` after
+  the first, and the projection moves on, so the other learners keep flowing.
 """
 
 from __future__ import annotations
@@ -65,7 +68,7 @@ class BatchOutcome:
     checkpoint: int  # every position up to here is applied (or parked)
     applied: int
     parked: tuple[int, ...]
-    failed_at: int | None  # the event that failed this time (will be retried)
+    failed_at: int | None  # the event that failed this time, or waits for its retry_delay (will be retried)
     refused: tuple[LogEvent, ...] = ()  # messages that do not match the log: never applied
 
 
@@ -92,6 +95,10 @@ class BatchApplier:
         self.checkpoints = checkpoints
         self.max_attempts = max_attempts
         self.name = projection.name
+        # Seconds before an event that failed is tried again (the runner's
+        # retry_delay; 0: on the next batch, as a caller applying by hand has it).
+        self.retry_delay = 0.0
+        self._not_before: dict[int, float] = {}  # position of an event that failed -> when it may be tried again
 
     async def behind_relay(self) -> bool:
         """Whether the relay published positions beyond the checkpoint: with
@@ -159,12 +166,21 @@ class BatchApplier:
                     LogEvent(record.position, record.tenant, record.event_type, bytes(record.payload)),
                 )
         run: list[LogEvent] = []
+        waiting: int | None = None  # an event that failed, not to be tried again yet
+        now = asyncio.get_running_loop().time()
         for position in range(checkpoint + 1, last + 1):
             event = incoming.get(position)
             if event is None:
                 break  # not in the log yet: cannot happen with a gapless log; wait
+            if self._not_before.get(position, 0.0) > now:
+                waiting = position
+                break
             run.append(event)
+        if not run:
+            return BatchOutcome(checkpoint, 0, (), waiting, tuple(refused))
         outcome = await self.apply_run(conn, run, checkpoint)
+        if outcome.failed_at is None and waiting is not None:
+            outcome = dataclasses.replace(outcome, failed_at=waiting)
         await self.checkpoints.advance(conn, outcome.checkpoint)
         return dataclasses.replace(outcome, refused=tuple(refused)) if refused else outcome
 
@@ -237,6 +253,7 @@ class BatchApplier:
         try:
             async with conn.transaction():  # a savepoint: a failure undoes only this event
                 await self.projection.apply(conn, event)
+            self._not_before.pop(event.position, None)
             return True
         except TRANSIENT_ERRORS:
             raise
@@ -249,7 +266,9 @@ class BatchApplier:
                     "projection.event_failed", projection=self.name, position=event.position,
                     tenant=event.tenant, attempts=attempts, error=error,
                 )
+                self._not_before[event.position] = asyncio.get_running_loop().time() + self.retry_delay
                 return False
+            self._not_before.pop(event.position, None)
             await self.checkpoints.park(conn, event.position, event.tenant, attempts, error)
             log.error(
                 "projection.event_parked", projection=self.name, position=event.position,

@@ -94,7 +94,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         "transactions; adds at most this to the lag (default: 0.1; 0 applies every fetch at once)",
     )
     project.add_argument(
-        "--max-attempts", type=int, default=5, help="failures of one event before it is parked (default: 5)"
+        "--max-attempts", type=int, default=5, help="failures of one event before it is parked, tried again 1 s after each (default: 5)"
     )
     project.add_argument("--frameworks", metavar="DIR", type=Path, action="append", help=_FRAMEWORKS_HELP)
     project.set_defaults(handler=_project)

@@ -8,9 +8,11 @@ Correctness rests on Postgres, not on NATS delivery guarantees:
   are projections/checkpoints.py);
 - NATS is a transport, not an authority: a message is applied only when it
   is the log's (lrs.message_check); a gap is filled from the log;
-- an event the projection's rules fail on is retried on later deliveries;
-  after ``max_attempts`` it is parked in ``projection_parked`` with an error
-  log line, and the projection moves on, so the other learners keep
+- an event the projection's rules fail on is tried again ``retry_delay``
+  later (1 s; not sooner, however many batches come meanwhile), and at its
+  ``max_attempts``-th failure (5) it is parked in ``projection_parked`` with
+  an error log line, at least ``(max_attempts - 1) * retry_delay`` after the
+  first (4 s), and the projection moves on, so the other learners keep
   flowing.  The competency rules do not depend on event order, so a parked
   event can be applied later and give the state it would have given in place.
 
@@ -90,10 +92,13 @@ class ProjectionRunner:
         batch_size: int = 1000,
         poll_interval: float = 1.0,
         on_batch: Callable[[BatchOutcome], None] | None = None,
+        retry_delay: float = 1.0,
     ) -> None:
         """Follow the Postgres log directly (no NATS configured): catch up
         whenever ``wake`` is set (the writer's commit hook) or every
-        ``poll_interval`` seconds, until ``stop`` is set."""
+        ``poll_interval`` seconds, until ``stop`` is set.  An event the rules
+        fail on is tried again no sooner than ``retry_delay`` after its failure."""
+        self.applier.retry_delay = retry_delay
         await poll_loop.follow(
             self.applier, stop, wake, batch_size=batch_size, poll_interval=poll_interval, on_batch=on_batch,
             while_leading=self._serve_retry_requests,
@@ -126,7 +131,12 @@ class ProjectionRunner:
         max_ack_pending bounds it too).
 
         A NATS connection that has been down for ``stalled_after`` seconds is
-        replaced by a new one (see jetstream_loop.ClientStalled)."""
+        replaced by a new one (see jetstream_loop.ClientStalled).
+
+        A batch that fails on a database or network outage is fetched again
+        ``retry_delay`` seconds later; an event the rules fail on is tried
+        again no sooner than ``retry_delay`` after its failure."""
+        self.applier.retry_delay = retry_delay
         pulling = jetstream_loop.Pulling(
             batch_size, fetch_timeout, retry_delay, on_batch, batch_interval, stalled_after, max_batch_size
         )

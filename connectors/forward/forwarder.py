@@ -9,7 +9,10 @@ handled in order:
   backoff, 429, narrowing a refused batch down to the refused statements);
   each is acknowledged only once the target accepted it;
 * a statement the target refuses (400, 409, 413) is parked in the
-  dead-letter stream with the target's message, then acknowledged;
+  dead-letter stream with the target's message, then acknowledged; a 409
+  says why it may be (connectors.forward.model.refusal_hint: the target
+  holds another statement under the id, the form it got before a learner
+  was erased here);
 * when the target is unreachable (or answers 502/503/504) the batch is held:
   retried with backoff for as long as it takes, its messages kept from being
   redelivered (``in_progress``), and nothing is counted against them;
@@ -57,7 +60,7 @@ from connectors.forward.definitions import (
 )
 from connectors.forward.model import (
     Action, ForwardFilter, LogStatement, dead_letter_headers, dead_letter_subject, event_from_message,
-    failure_action, outgoing_statement,
+    failure_action, outgoing_statement, refusal_hint,
 )
 from connectors.forward.checkpoint import MAX_RUNS, ForwardCheckpoint, is_replay
 from connectors.forward.logcheck import LogCheck
@@ -95,7 +98,9 @@ class ForwardStats:
     waits: int = 0
     refused: int = 0  # messages that were not the log's event (connectors.forward.logcheck)
     replayed: int = 0  # second copies of events already forwarded (connectors.forward.checkpoint)
-    from_log: int = 0  # statements read from the log: the stream no longer held them (connectors.forward.logfill)
+    # Of those forwarded, the ones read from the log: the stream no longer held them
+    # (connectors.forward.logfill).  A try the target failed on, or one given up, sends nothing: not counted.
+    from_log: int = 0
 
     def render(self) -> str:
         return (f"forwarded {self.forwarded}  skipped {self.skipped}  parked {self.parked}  "
@@ -162,7 +167,6 @@ class Forwarder:
         self._stop = asyncio.Event()
         self._js: Any = None
         self.checkpoint: ForwardCheckpoint | None = None  # read from PostgreSQL when the run starts
-        self._refused: set[int] = set()  # id() of the batch's messages that were not the log's events
         self._log_deliveries: dict[int, int] = {}  # position -> times read from the log and sent (failing)
         self._log_retry_at: dict[int, float] = {}  # position -> when a statement the target failed on is due again
 
@@ -272,7 +276,6 @@ class Forwarder:
             return 0
         if not rows:
             return 0
-        self._refused = set()
         selected: list[tuple[Any, LogStatement]] = []
         for row in rows:
             position = row["position"]
@@ -287,7 +290,6 @@ class Forwarder:
                 continue
             deliveries = self._log_deliveries[position] = self._log_deliveries.get(position, 0) + 1
             selected.append((LogDelivery(headers, payload, deliveries), event))
-        self.stats.from_log += len(selected)
         if selected:
             await self._deliver(selected)
         now = asyncio.get_running_loop().time()
@@ -325,31 +327,34 @@ class Forwarder:
 
     async def _ack(self, msg: Msg, position: int) -> None:
         await msg.ack()
-        # A refused message never marks its position done: the log's event
-        # sent in its place is sent again when its own message comes (the
-        # target takes it as the same statement), and a forged position may
-        # be one not yet in the log.
-        if self.checkpoint is not None and id(msg) not in self._refused:
+        if self.checkpoint is not None:
             self.checkpoint.mark.record(position)
 
     async def _handle(self, messages: list[Msg]) -> None:
         selected: list[tuple[Msg, LogStatement]] = []
-        positions: dict[int, int] = {}  # of the log events selected in this batch: their index in selected
+        positions: set[int] = set()  # of the log events selected in this batch
         checks = await self.log_check.check([(msg.headers or {}, msg.data or b"") for msg in messages])
-        self._refused = {id(msg) for msg, checked in zip(messages, checks) if checked.refusal is not None}
         genuine = [int(checked.headers[POSITION_HEADER]) for checked in checks
                    if checked.refusal is None and checked.headers is not None]
         if self.checkpoint is not None and genuine:
             self.checkpoint.start_at(min(genuine))
         for msg, checked in zip(messages, checks):
             if checked.refusal is not None:
+                # Never sent, neither it nor the log's event in its place: its
+                # position stays not done, so the log's event goes once, with
+                # its own message or, when the stream will not deliver that,
+                # read from the log (connectors.forward.logfill).  A forged
+                # position may also be one not yet in the log.
                 self.stats.refused += 1
+                copy = (checked.headers is not None and self.checkpoint is not None
+                        and is_replay(int(checked.headers[POSITION_HEADER]), _deliveries(msg), self.checkpoint.mark))
+                self.stats.replayed += copy  # a copy, altered or not, of an event already forwarded
                 say(f"ALERT refused a message that is not the log's event (position "
-                    f"{(msg.headers or {}).get(POSITION_HEADER, '?')}, {checked.refusal})"
-                    + ("; forwarding the log's event in its place" if checked.headers is not None else ""))
-            if checked.headers is None or checked.payload is None:
-                await msg.term()  # nothing in the log there: never delivered again
+                    f"{(msg.headers or {}).get(POSITION_HEADER, '?')}, {checked.refusal}); not sent"
+                    + ("; its position was already forwarded" if copy else ""))
+                await msg.term()  # never delivered again
                 continue
+            assert checked.headers is not None and checked.payload is not None  # the log's, as it was not refused
             try:
                 event = event_from_message(checked.headers, checked.payload)
             except ValueError as exc:
@@ -365,17 +370,9 @@ class Forwarder:
                 self.stats.skipped += 1
                 continue
             if event.position in positions:  # a second message for the same log event (a replay)
-                index = positions[event.position]
-                first = selected[index][0]
-                if id(first) in self._refused and id(msg) not in self._refused:
-                    # The log's own message carries the event, so that its
-                    # acknowledgement marks the position done.
-                    selected[index] = (msg, event)
-                    await first.ack()
-                else:
-                    await msg.ack()
+                await msg.ack()
                 continue
-            positions[event.position] = len(selected)
+            positions.add(event.position)
             selected.append((msg, event))
         if selected:
             await self._deliver(selected)
@@ -394,13 +391,16 @@ class Forwarder:
             if outcome is None:
                 return
         rejected = {rejection.ref: rejection for rejection in outcome.rejected}
-        for ref, (msg, event) in refs.items():
+        for (ref, (msg, event)), statement in zip(refs.items(), opened):
             rejection = rejected.get(ref)
             if rejection is not None:
-                await self._park(msg, event, rejection.status, rejection.reason)
+                hint = refusal_hint(rejection.status, statement)
+                await self._park(msg, event, rejection.status,
+                                 f"{hint}; the target said: {rejection.reason}" if hint else rejection.reason)
             else:
                 await self._ack(msg, event.position)
                 self.stats.forwarded += 1
+                self.stats.from_log += isinstance(msg, LogDelivery)
 
     async def _opened(self, events: list[LogStatement]) -> list[dict[str, Any]]:
         """The statements as GET /xapi/statements returns them (their sealed

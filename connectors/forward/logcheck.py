@@ -9,9 +9,10 @@ message by reference, ``Lrs-Payload-Size``, carries none: the row's is used).
 Equal payload and fields mean an equal hash, so this is at least the check of
 recomputing the hash, without a second copy of the hash function.
 
-A message that does not match is refused: never forwarded as it is; the
-row at its position (if any) is forwarded in its place, and the refusal is
-counted and reported as an alert.
+A message that does not match is refused: never forwarded, neither as it
+is nor the log's row in its place (the row is sent once, with its own
+message or read from the log: connectors.forward.logfill), and the refusal
+is counted and reported as an alert.
 """
 
 from __future__ import annotations

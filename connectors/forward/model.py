@@ -150,6 +150,37 @@ def failure_action(status: int | None, deliveries: int, max_deliveries: int) -> 
     return Action.PARK if deliveries >= max_deliveries else Action.RETRY
 
 
+# The homePage of an erased identity as GET /xapi/statements returns it
+# (docs/privacy.md, lrs.privacy.seal.ERASED_HOME; tests/unit/test_connectors_forward.py
+# checks they agree).
+ERASED_HOME = "https://lrs.invalid/erased"
+
+
+def refusal_hint(status: int | None, statement: Any) -> str | None:
+    """Pure: what the operator should know about the target's refusal of
+    ``statement`` (as it was sent) beyond the target's own message, or None.
+    A 409 means the target holds another statement under the same id; when
+    the statement carries an erased identity, the other is the form the
+    target got before the learner was erased here."""
+    if status != 409:
+        return None
+    if _has_erased_identity(statement):
+        return ("a learner in it was erased here after the target got it: the target keeps the earlier form "
+                "under this id (erase the learner there too)")
+    return "the target holds another statement under this id"
+
+
+def _has_erased_identity(value: Any) -> bool:
+    if isinstance(value, dict):
+        account = value.get("account")
+        if isinstance(account, dict) and account.get("homePage") == ERASED_HOME:
+            return True
+        return any(_has_erased_identity(inner) for inner in value.values())
+    if isinstance(value, list):
+        return any(_has_erased_identity(inner) for inner in value)
+    return False
+
+
 def one_line(text: str, limit: int = MAX_ERROR) -> str:
     """Header-safe text: no line breaks, at most ``limit`` characters."""
     return " ".join(text.split())[:limit]

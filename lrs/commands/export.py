@@ -17,7 +17,8 @@ not included.  ``--since`` is exclusive and ``--until`` inclusive, like the
 xAPI ``since``/``until`` parameters, and both compare ``stored``.  Because
 positions are gapless and ``stored`` is monotone, the range is found by binary
 search over positions, and the rows are read in pages by position (keyset
-pagination: no long transaction, memory bounded by one page).
+pagination: no long transaction, memory bounded by one page); a page's
+sealed statements are opened together, one call per tenant.
 """
 
 from __future__ import annotations
@@ -177,11 +178,7 @@ async def _copy(
                 for event in events
                 if event.event_type == STATEMENT_EVENT and (tenants is None or event.tenant in tenants)
             ]
-            lines = [event.payload for event in chosen]
-            if learner_keys is not None:
-                lines = [
-                    (await learner_keys.open_payloads(event.tenant, [event.payload]))[0] for event in chosen
-                ]
+            lines = await _opened(learner_keys, chosen) if learner_keys is not None else [e.payload for e in chosen]
             if lines:
                 stream.write(b"\n".join(lines) + b"\n")
                 count += len(lines)
@@ -193,6 +190,20 @@ async def _copy(
             progress.close()
     stream.flush()
     return count
+
+
+async def _opened(learner_keys: Any, events: Sequence[Any]) -> list[bytes]:
+    """The page's payloads opened, in its order, with one call of the opener
+    per tenant (each reads the keys and stored ciphertexts it needs from
+    PostgreSQL: one call a statement made a round trip or two of each)."""
+    lines = [event.payload for event in events]
+    by_tenant: dict[str, list[int]] = {}
+    for index, event in enumerate(events):
+        by_tenant.setdefault(event.tenant, []).append(index)
+    for tenant, indexes in by_tenant.items():
+        for index, line in zip(indexes, await learner_keys.open_payloads(tenant, [lines[i] for i in indexes])):
+            lines[index] = line
+    return lines
 
 
 def _progress_bar(total: int, args: argparse.Namespace) -> Any:

@@ -16,6 +16,7 @@ import base64
 import binascii
 import errno
 import os
+import re
 import secrets
 import tempfile
 import time
@@ -24,8 +25,11 @@ from pathlib import Path
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+import structlog
 
 __all__ = ["MasterKey", "PrivacyKeyError", "load", "load_or_create"]
+
+log = structlog.get_logger("lrs.privacy")
 
 _WRAP_INFO = b"lrs.privacy.wrap.v1"
 _PSEUDONYM_INFO = b"lrs.privacy.pseudonym.v1"
@@ -67,10 +71,12 @@ class MasterKey:
 def load_or_create(path: Path) -> MasterKey:
     """The master key at ``path``, made (mode 0600) when missing; processes
     starting together agree on one: each writes its key to a file of its own
-    and links it to ``path``, which fails for all but the first, so no
-    process ever reads a key file still being written.  Where the file
-    system has no hard links the key is written to ``path`` created
-    exclusively, and a process that finds it there waits for its line."""
+    (a draft, ``.<name>.XXXXXXXX``) and links it to ``path``, which fails for
+    all but the first, so no process ever reads a key file still being
+    written.  Where the file system has no hard links the key is written to
+    ``path`` created exclusively, and a process that finds it there waits for
+    its line.  Drafts a killed process left are removed (:func:`remove_stale_drafts`)."""
+    remove_stale_drafts(path)
     try:
         text = path.read_text()
         if not text:  # made exclusively (no hard links) a moment ago, not written yet
@@ -107,6 +113,40 @@ def load_or_create(path: Path) -> MasterKey:
     if len(secret) != 32:
         raise PrivacyKeyError(f"{path} holds {len(secret)} bytes, not a 32-byte privacy key")
     return MasterKey(secret)
+
+
+# A draft lives for the few milliseconds of writing it and linking it (or
+# not) to the key file; one older than this was left by a process killed
+# meanwhile.  Age, not whether its maker's process id is alive: processes
+# on other hosts or in other containers may share the directory.
+STALE_DRAFT_AGE = 60.0  # seconds
+
+
+def remove_stale_drafts(path: Path, now: float | None = None) -> list[str]:
+    """Remove the drafts of ``path``'s key file (:func:`load_or_create`)
+    older than :data:`STALE_DRAFT_AGE`: a ``kill -9`` during a first start
+    leaves one, holding a secret (the key itself, once linked) next to the
+    key.  Never raises (a command that only reads may not write there);
+    the names removed."""
+    pattern = re.compile(rf"\.{re.escape(path.name)}\.[a-z0-9_]{{8}}")
+    now = time.time() if now is None else now
+    removed = []
+    try:
+        entries = list(os.scandir(path.parent))
+    except OSError:
+        return removed
+    for entry in entries:
+        if not pattern.fullmatch(entry.name):
+            continue
+        try:
+            if entry.is_file(follow_symlinks=False) and now - entry.stat(follow_symlinks=False).st_mtime > STALE_DRAFT_AGE:
+                os.unlink(entry.path)
+                removed.append(entry.name)
+        except OSError:
+            continue  # removed meanwhile by another process starting, or not ours to remove
+    if removed:
+        log.warning("privacy.stale_key_drafts_removed", directory=str(path.parent), drafts=removed)
+    return removed
 
 
 # What a file system without hard links answers os.link with.

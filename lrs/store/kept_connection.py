@@ -45,8 +45,7 @@ async def release(pool: asyncpg.Pool, conn: asyncpg.pool.PoolConnectionProxy) ->
     the pool closes a connection whose reset failed before it re-raises."""
     try:
         try:
-            if alive(conn) and conn.is_in_transaction():
-                await conn.execute("ROLLBACK")
+            await roll_back(conn)
         except Exception as exc:  # noqa: BLE001 - see above
             log.warning("statement writer rollback failed", error=repr(exc))
     finally:
@@ -73,14 +72,20 @@ async def group_transaction(
     except BaseException:
         # the group's error is what its requests get; a broken connection's own is logged by release
         with contextlib.suppress(Exception):
-            if alive(conn) and conn.is_in_transaction():
-                await conn.execute("ROLLBACK")
+            await roll_back(conn)
         raise
     if more_waiting():
         await conn.execute("COMMIT; " + BEGIN_GROUP)
         chained()
     else:
         await conn.execute("COMMIT")
+
+
+async def roll_back(conn: asyncpg.pool.PoolConnectionProxy) -> None:
+    """End the transaction this writer began on ``conn``, if the connection
+    is still open and in one; its error is the caller's to handle."""
+    if alive(conn) and conn.is_in_transaction():
+        await conn.execute("ROLLBACK")
 
 
 def alive(conn: asyncpg.pool.PoolConnectionProxy) -> bool:

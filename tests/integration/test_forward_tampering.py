@@ -1,6 +1,7 @@
 """lrs forward sends only the log's statements: forged, altered and replayed
-messages published straight to the stream are refused and counted, and the
-log's statement at an altered message's position is sent in its place."""
+messages published straight to the stream are refused, counted and not
+sent; the log's statement at an altered message's position is sent once,
+with its own message or read from the log."""
 
 from __future__ import annotations
 
@@ -73,11 +74,12 @@ async def test_forged_and_altered_messages_are_not_forwarded(
     logged = {str(r.statement_id): msgspec.json.decode(r.payload) for r in records}
     assert set(target.statements) == set(logged)
     assert target.statements[str(records[1].statement_id)]["actor"] == {"mbox": "mailto:l1@example.gov.vn"}
-    assert stats.refused == 3 and stats.forwarded >= len(records)
+    assert stats.refused == 3 and stats.forwarded == len(records)
+    assert sorted(target.received.values()) == [1] * len(records), target.received  # each sent once
     # The stream dropped the relay's message at position 2 (the altered one
-    # took its id): the log's event went in its place without marking the
-    # position done, and as the stream never delivers position 2 again, the
-    # forwarder read it from the log (connectors.forward.logfill): the mark closes.
+    # took its id): nothing was sent for the altered one, and as the stream
+    # never delivers position 2 again, the forwarder read it from the log
+    # (connectors.forward.logfill): the mark closes.
     assert stats.from_log == 1
     row = await pool.fetchrow("SELECT position, done_above FROM forward_checkpoints WHERE name = 'checked'")
     assert (row["position"], list(row["done_above"])) == (6, [])
@@ -167,9 +169,9 @@ async def test_a_forged_message_naming_a_later_position_makes_the_forwarder_skip
     pool: asyncpg.Pool, writer: StatementWriter, nats_control: Any, database_url: str
 ) -> None:
     """An altered copy of a later event, on the stream before the events
-    ahead of it: the log's event is sent in its place, but the checkpoint
-    does not move past the events not yet delivered, so none is taken for
-    a replay."""
+    ahead of it: refused, and nothing sent for it; the checkpoint does not
+    move past the events not yet delivered, so none is taken for a replay,
+    and the log's event goes once, with its own message."""
     await write(writer, 6)
     records = await read_events_after(pool, 0, 100)
     genuine = event_message(records[4])
@@ -196,3 +198,4 @@ async def test_a_forged_message_naming_a_later_position_makes_the_forwarder_skip
     assert set(target.statements) == {str(r.statement_id) for r in records}
     assert target.statements[str(records[4].statement_id)]["actor"]["mbox"] == "mailto:l4@example.gov.vn"
     assert stats.refused == 1 and stats.replayed == 0
+    assert sorted(target.received.values()) == [1] * len(records), target.received  # once, not also in its place

@@ -167,6 +167,7 @@ async def test_a_statement_from_the_log_the_target_fails_on_waits_retry_delay_be
         await nc.close()
     assert stats.parked == 0 and stats.retried >= 1
     assert failing in target.statements and len(target.statements) == 3
+    assert (stats.forwarded, stats.from_log) == (3, 3)  # the failed try sent nothing: not counted
 
 
 async def test_what_a_crashed_nats_server_lost_reaches_lrs_forward_from_the_log(

@@ -709,3 +709,49 @@ async def test_a_gap_is_filled_a_bounded_stretch_per_batch(pool: asyncpg.Pool, w
     assert [(o.checkpoint, o.applied) for o in outcomes] == [(4, 4), (8, 4), (10, 2)]
     state = await learner_state(pool, learner_key(1))
     assert state is not None and state.certifications[f"{PROGRAM[0]}|{PROGRAM[1]}"].earned
+
+
+class FailureTimes(FailsAt):
+    """:class:`FailsAt` that notes when each failure pinned on an event happened."""
+
+    def __init__(self, positions: set[int]) -> None:
+        super().__init__(positions)
+        self.failed_at: list[float] = []
+
+    async def apply(self, conn: asyncpg.Connection, event: LogEvent) -> None:
+        try:
+            await super().apply(conn, event)
+        except ValueError:
+            self.failed_at.append(asyncio.get_running_loop().time())
+            raise
+
+
+async def test_a_failing_event_is_tried_once_per_retry_delay_until_parked(
+    pool: asyncpg.Pool, writer: StatementWriter, nats_control: Any
+) -> None:
+    """The retry budget (projections/runner.py, docs/competency.md): an event
+    the rules fail on is tried again ``retry_delay`` later, and parked at its
+    ``max_attempts``-th failure, ``(max_attempts - 1) * retry_delay`` after
+    its first.  The redelivered message and the look at the log for what the
+    stream holds no more each tried it: about twice as often."""
+    await write(writer, *(course_statement(n, "device-security", PASSED, n) for n in range(1, 4)))
+    relay = Relay(pool, nats_control.url, batch_size=50, poll_interval=0.05)
+    await relay.run(until_caught_up=True)
+    projection = FailureTimes({2})
+    runner = ProjectionRunner(pool, projection, max_attempts=4)
+    stop = asyncio.Event()
+
+    def seen(outcome: Any) -> None:
+        if outcome.checkpoint >= 3:
+            stop.set()
+
+    retry_delay = 0.6
+    try:
+        await asyncio.wait_for(runner.run(nats_control.url, stop, fetch_timeout=0.1, retry_delay=retry_delay,
+                                          batch_interval=0.0, on_batch=seen), 30)
+    finally:
+        await relay.stop()
+    assert [p.position for p in await parked_events(pool, "competency", "default")] == [2]
+    assert len(projection.failed_at) == 4
+    gaps = [later - earlier for earlier, later in zip(projection.failed_at, projection.failed_at[1:])]
+    assert min(gaps) >= retry_delay * 0.9, gaps

@@ -10,8 +10,8 @@ import pytest
 
 from connectors.forward import definitions
 from connectors.forward.model import (
-    Action, ForwardFilter, dead_letter_from_message, dead_letter_headers, dead_letter_subject, event_from_message,
-    failure_action, one_line, outgoing_statement, validate_name,
+    ERASED_HOME, Action, ForwardFilter, dead_letter_from_message, dead_letter_headers, dead_letter_subject,
+    event_from_message, failure_action, one_line, outgoing_statement, refusal_hint, validate_name,
 )
 from tests.statements import statement
 
@@ -132,6 +132,24 @@ def test_dead_letter_from_an_unreadable_payload():
 def test_one_line_limits_length():
     assert one_line("a\nb", limit=500) == "a b"
     assert len(one_line("x" * 2000)) == 500
+
+
+def test_a_409_on_a_statement_with_an_erased_learner_says_so_and_others_name_the_conflict():
+    erased = {"objectType": "Agent", "account": {"homePage": ERASED_HOME, "name": "p-1"}}
+    in_a_team = {"actor": {"objectType": "Group", "member": [erased]}, "verb": {"id": "http://x/v"},
+                 "object": {"id": "http://x/a"}}
+    assert "erased" in (refusal_hint(409, {"actor": erased}) or "")
+    assert "erased" in (refusal_hint(409, in_a_team) or "")
+    assert refusal_hint(409, _statement()) == "the target holds another statement under this id"
+    text_only = {**_statement(), "result": {"response": ERASED_HOME}}  # the address alone is not an erased identity
+    assert "erased" not in (refusal_hint(409, text_only) or "")
+    assert refusal_hint(400, {"actor": erased}) is None
+
+
+def test_the_erased_home_page_is_the_one_the_lrs_writes():
+    from lrs.privacy.seal import ERASED_HOME as written
+
+    assert ERASED_HOME == written
 
 
 def test_outgoing_statement_drops_only_stored():

@@ -363,3 +363,52 @@ def test_a_key_file_of_the_wrong_length_is_refused_with_its_path_on_one_line(tmp
     with pytest.raises(master.PrivacyKeyError, match="privacy-key") as refused:
         master.load_or_create(path)
     assert "\n" not in str(refused.value)
+
+
+_KILLED_MID_START = """
+import os, sys, time
+from pathlib import Path
+from lrs.privacy import master
+
+os.link = lambda source, target: time.sleep(3600)  # killed here: the draft is written, not yet linked or removed
+master.load_or_create(Path(sys.argv[1]))
+"""
+
+
+def test_a_draft_left_by_a_start_killed_mid_way_is_removed_at_a_later_start_once_stale(tmp_path):
+    """``kill -9`` while the first start makes the key leaves its draft (a
+    secret) next to the key file for good.  A later start removes drafts
+    old enough that no start can still be writing them, and only those."""
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    path = tmp_path / "privacy-key"
+    child = subprocess.Popen([sys.executable, "-c", _KILLED_MID_START, str(path)],
+                             cwd=Path(__file__).resolve().parents[2])
+    try:
+        deadline = time.monotonic() + 30
+        drafts: list = []
+        while time.monotonic() < deadline:
+            drafts = [p for p in tmp_path.iterdir() if p.name.startswith(".privacy-key.")]
+            if drafts and drafts[0].read_text().endswith("\n"):
+                break
+            assert child.poll() is None, "the starting process ended before making its draft"
+            time.sleep(0.02)
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait(10)
+    [draft] = drafts
+    assert not path.exists()
+
+    key = master.load_or_create(path)  # a start right after: the draft may be another start's, kept
+    assert draft.exists()
+    unrelated = tmp_path / ".privacy-key.backup-2025"  # not a draft's name: never touched
+    unrelated.write_text("kept")
+    old = time.time() - master.STALE_DRAFT_AGE - 5
+    os.utime(draft, (old, old))
+    os.utime(unrelated, (old, old))
+    assert master.load_or_create(path).key_id == key.key_id
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".privacy-key.backup-2025", "privacy-key"]
