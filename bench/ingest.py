@@ -19,6 +19,31 @@ cheap (bodies built before the clock runs, fresh statement ids joined in per
 request, a minimal HTTP/1.1 client) and its own CPU per statement is
 recorded apart from the service's (``bench_client_cpu_us_per_statement``,
 printed as "load generator"): about 1 µs a statement at batch 100.
+
+Who the statements name (``--learners``; what sealing personal data costs
+depends on it, docs/privacy.md "Cost"):
+
+* ``--learners 0`` (the default), **new name every statement**: statement
+  number n names "Learner <n>" with the mbox of learner n mod 50,000, so no
+  two statements name a learner alike.  The worst case for a service that
+  seals personal data: it never reuses a sealed form and encrypts every
+  actor again.  Figures recorded before this option existed were taken so.
+* ``--learners N``, **a learner population**: N learners, each with one
+  name and mbox in every statement naming them (as platforms send them),
+  each statement naming one drawn at random (uniformly; ``--seed``).  A
+  fresh store (``--start-service``) then sees first sights early and fewer
+  as the runs go on; ``--warm-passes K`` first posts every learner K times
+  (random order, batches of 100, not measured) so the service has seen
+  them: the steady state of a running programme.  ``--first-sights P``:
+  that share of statements name a learner never named before (numbered
+  from N up), the rest one of the N.  Each run records the share of its
+  statements that named a learner this bench had not named before
+  (``learners.first_sight_share``).
+
+    # a national programme's steady state, sealing on (the default) and off
+    LRS_HTTP_WORKERS=2 LRS_PROJECTIONS_ENABLED=false python bench/ingest.py --start-service \
+        --batch-sizes 100,1 --concurrency 16,32 --duration 15 --learners 200000 --warm-passes 3
+    LRS_SEAL_PERSONAL_DATA=false LRS_HTTP_WORKERS=2 LRS_PROJECTIONS_ENABLED=false python bench/ingest.py ...
 """
 
 from __future__ import annotations
@@ -31,6 +56,7 @@ import json
 import math
 import os
 import platform
+import random
 import shutil
 import signal
 import socket
@@ -40,6 +66,7 @@ import sys
 import tempfile
 import time
 import uuid
+from array import array
 from collections.abc import AsyncIterator
 from datetime import datetime, timezone
 from pathlib import Path
@@ -90,6 +117,62 @@ def _statement(n: int, statement_id: str, registration: str) -> str:
 TEMPLATE_STATEMENTS = 50_000
 
 
+_ACTOR = b'{"objectType":"Agent","name":"Learner %d","mbox":"mailto:learner%d@agency%d.example.gov"}'
+
+
+class Learners:
+    """A learner population (``--learners``): :meth:`next` is the actor of
+    the next statement, one of ``count`` learners drawn at random (each
+    always named the same way), or with probability ``first_sights`` a
+    learner never named before (numbered from ``count`` up).  The draws are
+    made before the clock runs (a cycle of ``draws`` of them, ``seed``), so
+    a statement costs the load generator one look-up and one ``%`` format.
+    One population serves every run of a service: a learner named in one
+    run is known in the next."""
+
+    def __init__(self, count: int, first_sights: float = 0.0, seed: int = 1, draws: int = 1 << 20) -> None:
+        if count < 1:
+            raise ValueError("a learner population needs at least one learner")
+        rng = random.Random(seed)
+        self.count = count
+        self.first_sights = first_sights
+        # -1: a learner never named before.
+        self._draws = array("l", (-1 if first_sights and rng.random() < first_sights else rng.randrange(count)
+                                  for _ in range(draws)))
+        self._at = 0
+        self._next_new = count
+        self._named = bytearray(count)  # which of the count this bench has named
+        self.statements = 0
+        self.first_seen = 0  # statements naming a learner for the first time (in this bench)
+
+    def next(self) -> bytes:
+        number = self._draws[self._at]
+        self._at = (self._at + 1) % len(self._draws)
+        self.statements += 1
+        if number < 0:
+            number = self._next_new
+            self._next_new += 1
+            self.first_seen += 1
+        elif not self._named[number]:
+            self._named[number] = 1
+            self.first_seen += 1
+        return _ACTOR % (number, number, number % 40)
+
+    def each_once(self) -> "Learners":
+        """A population that names each of the ``count`` learners once, in a
+        random order (the warm-up passes), marking them named here."""
+        order = list(range(self.count))
+        random.Random(self._at + self.statements).shuffle(order)
+        once = Learners.__new__(Learners)
+        once.count, once.first_sights = self.count, 0.0
+        once._draws, once._at, once._next_new, once._named = array("l", order), 0, self.count, self._named
+        once.statements = once.first_seen = 0
+        return once
+
+    def counts(self) -> tuple[int, int]:
+        return self.statements, self.first_seen
+
+
 class _Bodies:
     """Request bodies with unique statement ids, made for almost no CPU.
 
@@ -108,25 +191,32 @@ class _Bodies:
 
     _ID = '{"id":"'
     _NAME = '"name":"Learner '
+    _ACTOR = '"actor":'
 
-    def __init__(self, batch: int, count: int) -> None:
+    def __init__(self, batch: int, count: int, learners: Learners | None = None) -> None:
         self.batch = batch
+        # With a learner population the second slot is the whole actor, one of its learners.
+        self.learners = learners
         self.templates: list[list[bytes]] = []
         for start in range(0, max(1, count) * batch, batch):
             ids = _uuid_texts(2 * batch)
             texts = [_statement(start + i, ids[2 * i], ids[2 * i + 1]) for i in range(batch)]
             body = "[" + ",".join(texts) + "]" if batch > 1 else texts[0]
-            # Pieces between the slots: [before id, (id), before name number, (number), ...].
+            # Pieces between the slots: [before id, (id), before name number / actor, (number / actor), ...].
             parts, at = [], 0
             for text in texts:
                 offset = body.index(text, at)
                 id_at = offset + len(self._ID)
-                name_at = body.index(self._NAME, id_at) + len(self._NAME)
-                name_end = name_at
-                while body[name_end].isdigit():
-                    name_end += 1
-                parts += [body[at:id_at].encode(), body[id_at + 36:name_at].encode()]
-                at = name_end
+                if learners is None:
+                    slot_at = body.index(self._NAME, id_at) + len(self._NAME)
+                    slot_end = slot_at
+                    while body[slot_end].isdigit():
+                        slot_end += 1
+                else:
+                    slot_at = body.index(self._ACTOR, id_at) + len(self._ACTOR)
+                    slot_end = body.index("}", slot_at) + 1
+                parts += [body[at:id_at].encode(), body[id_at + 36:slot_at].encode()]
+                at = slot_end
             parts.append(body[at:].encode())
             self.templates.append(parts)
         self.next_template = 0
@@ -143,12 +233,13 @@ class _Bodies:
         id_format = self.id_format
         out = []
         append = out.append
+        learners = self.learners
         for n in range(self.batch):
             number = first + n
             append(parts[2 * n])
             append(id_format % number)
             append(parts[2 * n + 1])
-            append(b"%d" % number)
+            append(b"%d" % number if learners is None else learners.next())
         append(parts[-1])
         return b"".join(out)
 
@@ -239,26 +330,31 @@ async def _client(conn, batch, deadline, warmup_end, latencies, counts, errors, 
 
 
 async def run_one(url: str, auth: str, batch: int, concurrency: int, duration: float, warmup: float,
-                  cpu: ServiceCpu | None = None, log: LogSampler | None = None) -> dict:
+                  cpu: ServiceCpu | None = None, log: LogSampler | None = None,
+                  learners: Learners | None = None) -> dict:
     """One measured run.  ``cpu``: the service's process tree, sampled when the
     warm-up ends and when the run ends, for CPU per statement by process group;
-    ``log``: the service's database, for its group commits over the same time."""
+    ``log``: the service's database, for its group commits over the same time;
+    ``learners``: who the statements name (None: a new name every statement)."""
     parts = urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
     path = (parts.path.rstrip("/") or "") + "/xapi/statements"
     latencies: list[float] = []
     counts = [0]
     errors: dict[str, int] = {}
-    bodies = _Bodies(batch, math.ceil(TEMPLATE_STATEMENTS / batch))
+    bodies = _Bodies(batch, math.ceil(TEMPLATE_STATEMENTS / batch), learners)
     start = time.perf_counter()
     warmup_end = start + warmup
     deadline = warmup_end + duration
     samples: list[dict[str, float]] = []
     client_cpu: list[float] = []
+    named: list[tuple[int, int]] = []  # (statements, first sights) built by then
 
     async def sample_at_warmup_end() -> None:
         await asyncio.sleep(max(0.0, warmup_end - time.perf_counter()))
         client_cpu.append(time.process_time())
+        if learners is not None:
+            named.append(learners.counts())
         if cpu is not None:
             samples.append(cpu.sample())
         if log is not None:
@@ -280,6 +376,10 @@ async def run_one(url: str, auth: str, batch: int, concurrency: int, duration: f
         log_samples.append(await log.sample())
     client_cpu_s = time.process_time() - client_cpu[0]
     latencies.sort()
+    population = describe_learners(learners)
+    if learners is not None and named:
+        statements, first = (b - a for a, b in zip(named[0], learners.counts()))
+        population["first_sight_share"] = round(first / statements, 4) if statements else None
 
     def pct(p: float) -> float:
         return latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1000 if latencies else float("nan")
@@ -299,11 +399,58 @@ async def run_one(url: str, auth: str, batch: int, concurrency: int, duration: f
             "mean": round(statistics.fmean(latencies) * 1000, 2) if latencies else None,
         },
         "errors": errors,
+        "learners": population,
         "service_cpu_us_per_statement": per_statement_us(samples[0], samples[1], counts[0]) if samples else None,
         "bench_client_cpu_us_per_statement": round(client_cpu_s / counts[0] * 1e6, 1) if counts[0] else None,
         "load_average_after": load_average(),
         "group_commits": await log.between(*log_samples) if log is not None and len(log_samples) == 2 else None,
     }
+
+
+def describe_learners(learners: Learners | None) -> dict:
+    """Who a run's statements named, for its record."""
+    if learners is None:
+        return {"mode": "new name every statement",
+                "detail": "statement n names 'Learner <n>' with learner n mod 50,000's mbox: no sealed form is reused"}
+    return {"mode": "population", "learners": learners.count, "first_sights": learners.first_sights}
+
+
+async def warm_learners(url: str, auth: str, learners: Learners, passes: int, concurrency: int) -> dict:
+    """``passes`` times, every learner of ``learners`` named once (random
+    order, batches of 100, ``concurrency`` clients; not measured): the
+    service has then seen them, each worker most of them (a connection goes
+    to one worker; after k passes a worker of two has missed a learner with
+    chance about 2^-k)."""
+    parts = urlsplit(url)
+    host, port = parts.hostname or "127.0.0.1", parts.port or 80
+    path = (parts.path.rstrip("/") or "") + "/xapi/statements"
+    started = time.perf_counter()
+    posted = 0
+    for _ in range(passes):
+        once = learners.each_once()
+        bodies = _Bodies(100, 20, once)
+        requests = math.ceil(learners.count / 100)
+        queue = iter(range(requests))
+
+        async def client() -> None:
+            nonlocal posted
+            conn = _Connection(host, port, path, auth)
+            try:
+                for _ in queue:
+                    body = bodies.next()
+                    for attempt in range(20):
+                        status = await conn.post(body)
+                        if status == 200:
+                            posted += 100
+                            break
+                        await asyncio.sleep(conn.retry_after or 0.5)
+                    else:
+                        raise SystemExit(f"warm-up pass: HTTP {status}")
+            finally:
+                conn.close()
+
+        await asyncio.gather(*(client() for _ in range(concurrency)))
+    return {"passes": passes, "statements": posted, "seconds": round(time.perf_counter() - started, 1)}
 
 
 def embedded_database_url(data_dir: Path) -> str:
@@ -449,11 +596,17 @@ async def main_async(args: argparse.Namespace) -> int:
         cpu = ServiceCpu(service_pid) if service_pid else None
         database_url = getattr(args, "database_url", None)
         log = await LogSampler.connect(database_url) if database_url else None
+        learners = Learners(args.learners, args.first_sights, args.seed) if args.learners else None
+        warmed = None
+        if learners is not None and args.warm_passes:
+            warmed = await warm_learners(url, auth, learners, args.warm_passes, max(args.concurrency or [16]))
+            print(f"warm-up: every one of {learners.count:,} learners named {args.warm_passes} times "
+                  f"({warmed['statements']:,} statements, {warmed['seconds']} s)", flush=True)
         load_before = load_average()
         for index, batch in enumerate(args.batch_sizes):
             concurrency = _concurrency(args.concurrency, index, batch)
             for _ in range(args.repeat):
-                result = await run_one(url, auth, batch, concurrency, args.duration, args.warmup, cpu, log)
+                result = await run_one(url, auth, batch, concurrency, args.duration, args.warmup, cpu, log, learners)
                 runs.append(result)
                 used = result["service_cpu_us_per_statement"]
                 print(
@@ -464,6 +617,8 @@ async def main_async(args: argparse.Namespace) -> int:
                        if used else "")
                     + f"  load generator {result['bench_client_cpu_us_per_statement']} µs/statement"
                     + (f"  {result['group_commits']}" if result["group_commits"] else "")
+                    + (f"  first sights {result['learners']['first_sight_share']:.1%}"
+                       if "first_sight_share" in result["learners"] else "")
                     + f"  load {result['load_average_after']}",
                     flush=True,
                 )
@@ -475,6 +630,9 @@ async def main_async(args: argparse.Namespace) -> int:
         "target": url if not args.start_service else "lrs serve (embedded PostgreSQL and nats-server)",
         "machine": _machine(),
         "note": args.note,
+        "learners": {**describe_learners(learners), "warm_up": warmed} if learners is not None
+        else describe_learners(None),
+        "sealing": os.environ.get("LRS_SEAL_PERSONAL_DATA", "true (default)") if args.start_service else "unknown",
         "load_average_before": load_before,
         "runs": runs,
         "summary": summarise(runs),
@@ -541,6 +699,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=float, default=3.0, help="unmeasured seconds first (default: 3)")
     parser.add_argument("--repeat", type=int, default=1,
                         help="runs per batch size, summarised by their median (default: 1)")
+    parser.add_argument("--learners", type=int, default=0, metavar="N",
+                        help="a population of N learners, each named the same way in every statement, drawn at "
+                             "random (default 0: a new learner name in every statement, the worst case for sealing)")
+    parser.add_argument("--first-sights", type=float, default=0.0, metavar="SHARE",
+                        help="with --learners: this share of statements name a learner never named before")
+    parser.add_argument("--warm-passes", type=int, default=0, metavar="K",
+                        help="with --learners: first name every learner K times (not measured): the steady state")
+    parser.add_argument("--seed", type=int, default=1, help="with --learners: the draws' random seed (default 1)")
     add_service_options(parser, "ingest")
     return parser.parse_args(argv)
 
@@ -549,6 +715,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.repeat < 1:
         print("bench: --repeat must be at least 1", file=sys.stderr)
+        return 2
+    if args.learners < 0 or not 0.0 <= args.first_sights < 1.0 or args.warm_passes < 0:
+        print("bench: --learners and --warm-passes must not be negative, --first-sights is a share below 1",
+              file=sys.stderr)
+        return 2
+    if (args.first_sights or args.warm_passes) and not args.learners:
+        print("bench: --first-sights and --warm-passes need --learners", file=sys.stderr)
         return 2
     if len(args.concurrency) > 1 and len(args.concurrency) != len(args.batch_sizes):
         print("bench: give one --concurrency value, or one per batch size", file=sys.stderr)

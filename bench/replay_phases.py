@@ -9,6 +9,9 @@ counted when they have ended), and optionally under cProfile
 of the checkout it lives in.
 
     python bench/replay_phases.py --data-dir /work/benchdata/projection/ab --events 100000 --cprofile 25
+
+``REPLAY_PROCESSES=N`` sets the replay's processes and ``REPLAY_READERS=N``
+how many of them read the log (parallel_replay.py), instead of the defaults.
 """
 
 from __future__ import annotations
@@ -77,10 +80,19 @@ def instrument(phases: Phases) -> None:
     wrap(store, "copy_learners", "fold, encode and copy the learners", before="copy owners, voids, mismatches")
     wrap(store, "rebuild_roster", "roster")
     wrap(replay_mod, "_copy_indexes", "build the indexes")
+    from projections import checkpoints
+
+    replace = checkpoints.CheckpointStore.replace
+
+    async def replace_marked(self: Any, conn: Any, position: int) -> None:
+        phases.mark("analyse the rebuilt tables")
+        await replace(self, conn, position)
+
+    checkpoints.CheckpointStore.replace = replace_marked  # type: ignore[method-assign]
     original = store.CompetencyProjection.after_swap
 
     async def after_swap(self: Any, conn: Any) -> None:
-        phases.mark("analyse, swap (apply what came meanwhile, move the tables)")
+        phases.mark("swap (apply what came meanwhile, move the tables, commit)")
         await original(self, conn)
         phases.mark("after swap (place, recount, series)")
 
@@ -97,7 +109,8 @@ async def run(database_url: str, postmaster: int, profile: int) -> dict:
     try:
         events = await pool.fetchval("SELECT position FROM log_head")
         processes = int(os.environ["REPLAY_PROCESSES"]) if os.environ.get("REPLAY_PROCESSES") else None
-        projection = CompetencyProjection(load_catalog(), replay_processes=processes)
+        readers = int(os.environ["REPLAY_READERS"]) if os.environ.get("REPLAY_READERS") else None
+        projection = CompetencyProjection(load_catalog(), replay_processes=processes, replay_readers=readers)
         phases = Phases(postmaster)
         instrument(phases)
         profiler = cProfile.Profile() if profile else None

@@ -38,7 +38,7 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.ingest import RESULTS_DIR, _body, _Connection, bench_target, run_one  # noqa: E402
+from bench.ingest import RESULTS_DIR, Learners, _body, _Connection, bench_target, run_one  # noqa: E402
 
 VARIANTS = {"clear": "false", "sealed": "true"}
 
@@ -134,11 +134,14 @@ async def measure(args: argparse.Namespace, seal: str, tree: str | None = None) 
             # so what is measured is learners already known.
             await prepass(url, auth, args.prepass, args.concurrency)
         for batch in args.batch_sizes:
-            await run_one(url, auth, batch, args.concurrency, args.warmup, 0)  # not measured
+            # --stable-names: the measured runs name the template's 50,000 learners as the
+            # prepass did (bench/ingest.py's bodies put a new name in every statement otherwise).
+            learners = Learners(50_000) if args.stable_names else None
+            await run_one(url, auth, batch, args.concurrency, args.warmup, 0, learners=learners)  # not measured
             processes = service_processes(str(data_dir))
             load_before = os.getloadavg()
             before = cpu_seconds(processes)
-            result = await run_one(url, auth, batch, args.concurrency, args.duration, 0)
+            result = await run_one(url, auth, batch, args.concurrency, args.duration, 0, learners=learners)
             after = cpu_seconds(processes)
             cpu = sum(after[pid] - before[pid] for pid in after if pid in before)
             by_kind: dict[str, float] = {}

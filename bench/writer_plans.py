@@ -14,7 +14,10 @@ Run it with another checkout's venv, from that checkout, for a before/after
 the ``lrs`` imported is that checkout's.  ``--postmaster`` is the server's
 process id (default: the one that owns the database's data directory, asked
 of the server).  ``--plan-cache-mode`` sets the pools' session default (the
-writer's own transactions may override it, as lrs.store.writer.BEGIN_GROUP does).
+writer's own transactions override it, as lrs.store.group_commit_sql.begin_group says).
+``--prefill`` writes that many statements first (batches of 100, then
+ANALYZE), so that the timed appends run on a store of that size: the writer
+plans per execution only while the log is short (begin_group).
 """
 
 from __future__ import annotations
@@ -51,6 +54,8 @@ async def run(args: argparse.Namespace) -> dict:
     url = with_database(args.url, name)
     try:
         await migrate(url)
+        if args.prefill:
+            await prefill(url, args.prefill)
         batches = [
             prepare_statements([sample_statement(i)], version="1.0.3", authority=AUTHORITY, new_id=uuid.uuid4)
             for i in range(args.statements)
@@ -88,11 +93,27 @@ async def run(args: argparse.Namespace) -> dict:
             "postgresql_cpu_us_per_statement": round(server / n * 1e6, 1),
             "p99_ms": round(latencies[int(len(latencies) * 0.99)] * 1000, 1),
             "plan_cache_mode": args.plan_cache_mode or "auto",
+            "prefill": args.prefill,
             "load_average_after": load_average(),
         }
     finally:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()
+
+
+async def prefill(url: str, count: int) -> None:
+    pool = await create_pool(url, min_size=1, max_size=2)
+    writer = StatementWriter(pool, wait_ms=1.0, shared_log=True)
+    await writer.start()
+    for start in range(0, count, 100):
+        batch = prepare_statements([sample_statement(10_000_000 + i) for i in range(start, min(start + 100, count))],
+                                   version="1.0.3", authority=AUTHORITY, new_id=uuid.uuid4)
+        await writer.append("default", batch, defines=True)
+    await writer.close()
+    await pool.close()
+    conn = await asyncpg.connect(url)
+    await conn.execute("ANALYZE")
+    await conn.close()
 
 
 def main() -> None:
@@ -103,6 +124,7 @@ def main() -> None:
     parser.add_argument("--writers", type=int, default=2, help="writers sharing the log (the HTTP workers)")
     parser.add_argument("--callers", type=int, default=16, help="callers per writer, one statement each")
     parser.add_argument("--wait-ms", type=float, default=2.0)
+    parser.add_argument("--prefill", type=int, default=0, help="statements written (and analysed) before the timed ones")
     parser.add_argument("--plan-cache-mode", choices=["auto", "force_custom_plan", "force_generic_plan"])
     args = parser.parse_args()
     print(json.dumps(asyncio.run(run(args))))

@@ -215,6 +215,10 @@ class Settings:
     # document is encrypted under its identity's key, wrapped by the master
     # key in privacy_key_file (never in PostgreSQL).
     seal_personal_data: bool = True
+    # How many learners' keys and sealed forms each process keeps at hand:
+    # a learner beyond it costs a key read and a new encryption per
+    # Statement (about 1.3 KB a learner; docs/privacy.md "Cost").
+    learner_cache_size: int = 250_000
     privacy_key_file: Path | None = None
     # LRS_DATA_DIR was given (not the default under the home directory).
     data_dir_configured: bool = True
@@ -316,6 +320,7 @@ class Settings:
             anchor_key_file=Path(env["LRS_ANCHOR_KEY_FILE"]) if env.get("LRS_ANCHOR_KEY_FILE") else None,
             anchors_file=Path(env["LRS_ANCHORS_FILE"]) if env.get("LRS_ANCHORS_FILE") else None,
             seal_personal_data=_bool(env, "LRS_SEAL_PERSONAL_DATA", True),
+            learner_cache_size=_int(env, "LRS_LEARNER_CACHE_SIZE", 250_000, 1),
             privacy_key_file=Path(env["LRS_PRIVACY_KEY_FILE"]) if env.get("LRS_PRIVACY_KEY_FILE") else None,
             erased_learners_in_totals=_one_of(env, "LRS_ERASED_LEARNERS_IN_TOTALS", ("drop", "count")),
             nats_stream_replicas=_at_most(_int(env, "LRS_NATS_STREAM_REPLICAS", 1, 1), 5, "LRS_NATS_STREAM_REPLICAS"),

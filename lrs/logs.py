@@ -26,6 +26,19 @@ _REQUEST_CONTEXT: contextvars.ContextVar[dict[str, Any] | None] = contextvars.Co
 )
 
 
+# Whether lines at ``info`` are written, as ``configure_logging`` last set it
+# (until then structlog's default writes every level).  Read on every request
+# by the request line (lrs.http.middleware), which gathers its fields only then:
+# asking the logger itself goes through structlog's lazy proxy, a few
+# microseconds a request.
+_INFO_WRITTEN = True
+
+
+def info_written() -> bool:
+    """Whether ``configure_logging``'s level writes lines at ``info``."""
+    return _INFO_WRITTEN
+
+
 def bind_request_context(**fields: Any) -> None:
     """Sets the fields every line logged from now on in this task (and the
     tasks it starts) carries, replacing the ones set before."""
@@ -58,7 +71,9 @@ def _serialize(event_dict: Any, **_json_dumps_options: Any) -> str:
 
 def configure_logging(level: str = "info", stream=None) -> None:
     """Route structlog and stdlib logging to JSON lines on ``stream`` (stderr)."""
+    global _INFO_WRITTEN
     numeric = _LEVELS.get(level.lower(), logging.INFO)
+    _INFO_WRITTEN = numeric <= logging.INFO
     shared = [
         merge_request_context,
         structlog.processors.add_log_level,

@@ -100,6 +100,15 @@ class BatchApplier:
         self.retry_delay = 0.0
         self._not_before: dict[int, float] = {}  # position of an event that failed -> when it may be tried again
 
+    def retry_wait(self, checkpoint: int) -> float:
+        """Seconds until the event after ``checkpoint``, which failed, may be
+        tried again (0.0: it may be now, or it did not fail).  Nothing after
+        it can be applied meanwhile (events are applied in log order)."""
+        not_before = self._not_before.get(checkpoint + 1)
+        if not_before is None:
+            return 0.0
+        return max(0.0, not_before - asyncio.get_running_loop().time())
+
     async def behind_relay(self) -> bool:
         """Whether the relay published positions beyond the checkpoint: with
         nothing to fetch, those are gone from the stream (acknowledged by the
@@ -158,6 +167,8 @@ class BatchApplier:
         last = min(last, checkpoint + self.max_gap_fill)
         if last <= checkpoint:
             return BatchOutcome(checkpoint, 0, (), None, tuple(refused))
+        if self.retry_wait(checkpoint) > 0:  # the next event waits its retry_delay: no need to read the log
+            return BatchOutcome(checkpoint, 0, (), checkpoint + 1, tuple(refused))
         if len(incoming) < last - checkpoint:
             # A gap (not delivered yet, lost, refused or by reference): the log fills it.
             for record in await read_events_after(conn, checkpoint, last - checkpoint):

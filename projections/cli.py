@@ -116,8 +116,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     rebuild.add_argument("--frameworks", metavar="DIR", type=Path, action="append", help=_FRAMEWORKS_HELP)
     rebuild.add_argument(
         "--processes", type=int, default=None,
-        help="processes that fold learners, each writing its share (default: the usable cores); those beyond "
-        "two also interpret the log (1: this process only)",
+        help="processes that fold learners, each writing its share (default: the usable cores; 1: this "
+        "process only)",
+    )
+    rebuild.add_argument(
+        "--readers", type=int, default=None,
+        help="of those, processes that read the log, each the chunks of it it claims (default: all of them "
+        "from three on, else 1: on two cores a read worker cost more CPU than it saved)",
     )
     rebuild.set_defaults(handler=_replay)
 
@@ -337,8 +342,8 @@ def _replay(args: argparse.Namespace) -> int:
 
     from lrs.commands.common import command_pool, database_url, load_settings, progress_bar, run_async, setup
 
-    if args.batch_size < 1 or (args.processes is not None and args.processes < 1):
-        raise SystemExit("lrs replay: --batch-size and --processes must be at least 1")
+    if args.batch_size < 1 or any(n is not None and n < 1 for n in (args.processes, args.readers)):
+        raise SystemExit("lrs replay: --batch-size, --processes and --readers must be at least 1")
     catalog = _catalog(args)
     if catalog is None:
         return 1
@@ -356,7 +361,7 @@ def _replay(args: argparse.Namespace) -> int:
             ) as pool:
                 with progress_bar("event", f"replay {args.projection}") as progress:
                     position = await replay(
-                        pool, CompetencyProjection(catalog, replay_processes=args.processes),
+                        pool, CompetencyProjection(catalog, replay_processes=args.processes, replay_readers=args.readers),
                         batch_size=args.batch_size, progress=progress,
                         connect=lambda: connect(url, application_name="lrs-replay"),
                     )

@@ -11,7 +11,7 @@ import structlog
 from lrs.store.log_reader import read_events_after
 from projections.applying import TRANSIENT_ERRORS, BatchApplier, BatchOutcome
 from projections.events import log_events
-from projections.leader import WhileLeading, leading
+from projections.leader import WhileLeading, leading, sleep_or_stop
 
 __all__ = ["catch_up", "follow"]
 
@@ -73,6 +73,12 @@ async def _follow(
         else:
             if on_batch is not None:
                 on_batch(BatchOutcome(checkpoint, 0, (), None))
+            # An event that failed waits its retry_delay, and nothing after it
+            # can be applied before it: commits (wake) are no reason to read the log.
+            retry_in = applier.retry_wait(checkpoint)
+            if retry_in > 0:
+                await sleep_or_stop(stop, retry_in)
+                continue
         waiter = asyncio.ensure_future(wake.wait())
         stopper = asyncio.ensure_future(stop.wait())
         try:

@@ -26,7 +26,7 @@ from projections.checkpoints import CheckpointStore
 from projections.contract import Projection
 from projections.events import log_events
 
-__all__ = ["ReplayRunning", "replay", "usable_cores"]
+__all__ = ["LogPages", "ReplayRunning", "replay", "usable_cores"]
 
 log = structlog.get_logger("lrs.projections")
 MAX_INDEX_BUILDERS = 4  # connections building a replay's indexes at once
@@ -102,10 +102,9 @@ async def replay(
                 # Not in a transaction: the scratch tables are this replay's
                 # alone (a failed one leaves them to the next to drop), and
                 # other connections write to them and index them.
-                position, failed = await projection.rebuild(
-                    conn, _log_pages(conn, total, batch_size, progress, opened=not projection.rebuild_reads_stored),
-                    connect=connect,
-                )
+                pages = LogPages(conn, total, batch_size, progress, opened=not projection.rebuild_reads_stored,
+                                 connect=connect)
+                position, failed = await projection.rebuild(conn, pages, connect=connect)
                 await _copy_indexes(conn, projection.tables, scratch, connect)
             else:
                 position = await _replay_in_batches(conn, applier, batch_size, total, progress)
@@ -228,26 +227,88 @@ async def _replay_in_batches(
             progress(position, max(total, position))
 
 
+class LogPages:
+    """The log up to ``total`` for a bulk rebuild, in pages of (position,
+    tenant, event type, payload: its canonical JSON, or as stored when not
+    ``opened``).  Iterated, it is every page, read on the replay's
+    connection; :meth:`between` reads a range of positions, on the replay's
+    connection or another: with ``connect`` (another connection to the same
+    database), a rebuild may hand ranges to processes that read them
+    themselves (projections/competency/parallel_replay.py)."""
+
+    def __init__(
+        self,
+        conn: asyncpg.Connection,
+        total: int,
+        page_size: int,
+        progress: Callable[[int, int], None] | None = None,
+        *,
+        opened: bool = True,
+        connect: Callable[[], Awaitable[asyncpg.Connection]] | None = None,
+    ) -> None:
+        self.conn = conn
+        self.total = total
+        self.page_size = page_size
+        self.progress = progress
+        self.opened = opened
+        self.connect = connect
+
+    def __aiter__(self) -> AsyncIterator[list[tuple[int, str, str, bytes]]]:
+        return self.between(0, self.total)
+
+    def between(
+        self, after: int, upto: int, conn: asyncpg.Connection | None = None
+    ) -> AsyncIterator[list[tuple[int, str, str, bytes]]]:
+        """The pages of positions ``after`` < position <= ``upto``, read on
+        ``conn`` (default: the replay's, which also reports progress)."""
+        if conn is None:
+            return _log_pages(self.conn, upto, self.page_size, self.progress, opened=self.opened, after=after,
+                              total=self.total)
+        return _log_pages(conn, upto, self.page_size, None, opened=self.opened, after=after)
+
+    async def fetch(
+        self, after: int, upto: int, conn: asyncpg.Connection | None = None
+    ) -> list[tuple[int, str, str, bytes]]:
+        """The events of positions ``after`` < position <= ``upto``, at most a
+        page of them, read on ``conn`` (default: the replay's)."""
+        return await _fetch_page(conn or self.conn, after, upto, self.page_size, self.opened)
+
+    def reached(self, position: int) -> None:
+        """Report progress up to ``position`` (read elsewhere)."""
+        if self.progress is not None:
+            self.progress(position, max(self.total, position))
+
+
+async def _fetch_page(
+    conn: asyncpg.Connection, after: int, upto: int, page_size: int, opened: bool
+) -> list[tuple[int, str, str, bytes]]:
+    rows = await conn.fetch(SELECT_LOG_PAGE, after, upto, page_size)
+    if opened:
+        return [(row[0], row[1], row[2], open_payload(row[3])) for row in rows]
+    return [(row[0], row[1], row[2], row[3]) for row in rows]
+
+
 async def _log_pages(
     conn: asyncpg.Connection,
-    total: int,
+    upto: int,
     page_size: int,
     progress: Callable[[int, int], None] | None,
     *,
     opened: bool = True,
+    after: int = 0,
+    total: int | None = None,
 ) -> AsyncIterator[list[tuple[int, str, str, bytes]]]:
-    """The log up to ``total`` in pages of (position, tenant, event type,
-    payload: its canonical JSON, or as stored when not ``opened``); the next
-    page is read while the caller folds this one."""
-    position = 0
+    """The log after ``after`` up to ``upto`` in pages of (position, tenant,
+    event type, payload: its canonical JSON, or as stored when not
+    ``opened``); the next page is read while the caller folds this one.
+    ``progress`` gets (position, ``total``, default ``upto``)."""
+    position = after
+    total = upto if total is None else total
 
-    async def fetch(after: int) -> list[tuple[int, str, str, bytes]]:
-        rows = await conn.fetch(SELECT_LOG_PAGE, after, total, page_size)
-        if opened:
-            return [(row[0], row[1], row[2], open_payload(row[3])) for row in rows]
-        return [(row[0], row[1], row[2], row[3]) for row in rows]
+    def fetch(after: int) -> Awaitable[list[tuple[int, str, str, bytes]]]:
+        return _fetch_page(conn, after, upto, page_size, opened)
 
-    upcoming: asyncio.Future[list[tuple[int, str, str, bytes]]] | None = asyncio.ensure_future(fetch(0))
+    upcoming: asyncio.Future[list[tuple[int, str, str, bytes]]] | None = asyncio.ensure_future(fetch(after))
     try:
         while upcoming is not None:
             page = await upcoming
@@ -255,7 +316,7 @@ async def _log_pages(
             if not page:
                 return
             position = page[-1][0]
-            if len(page) == page_size and position < total:
+            if len(page) == page_size and position < upto:
                 upcoming = asyncio.ensure_future(fetch(position))
             yield page
             if progress is not None:

@@ -233,7 +233,7 @@ async def _learner_keys(app: web.Application) -> AsyncIterator[None]:
     try:
         keyring = LearnerKeys(
             app[keys.POOL], load_or_create(settings.privacy_master_key_file), key_pool=key_pool,
-            wait_ms=settings.group_commit_wait_ms,
+            wait_ms=settings.group_commit_wait_ms, capacity=settings.learner_cache_size,
         )
         await keyring.check_master_key()
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
+import os
 import re
 import time
-import uuid
+from datetime import datetime
 from typing import Awaitable, Callable
 
 import msgspec
@@ -17,7 +19,7 @@ from lrs.http import keys
 from lrs.http.bearer import authenticate_bearer
 from lrs.http.metrics import HTTP_LATENCY_BY, HTTP_REQUESTS_BY
 from lrs.http.throttle import authenticate_basic
-from lrs.logs import bind_request_context
+from lrs.logs import bind_request_context, info_written
 from lrs.oidc.claims import bearer_token
 from lrs.store.availability import storage_unavailable
 from lrs.xapi.errors import XapiError
@@ -73,6 +75,28 @@ def _logged_path(request: web.Request) -> str:
     )
 
 
+class RequestIds:
+    """Ids for requests that come without an ``X-Request-ID``: 32 hex digits
+    (as ``uuid4().hex`` had), a random prefix drawn once per process followed
+    by a counter, so making one costs no system call (``uuid4`` read the
+    kernel's random source for every request).  Unique across processes by
+    the prefix; a child forked from this process draws a prefix of its own."""
+
+    def __init__(self) -> None:
+        self.reseed()
+
+    def reseed(self) -> None:
+        self._prefix = os.urandom(8).hex()
+        self._counter = itertools.count()
+
+    def __call__(self) -> str:
+        return f"{self._prefix}{next(self._counter):016x}"
+
+
+new_request_id = RequestIds()
+os.register_at_fork(after_in_child=new_request_id.reseed)
+
+
 def _route_name(request: web.Request) -> str:
     info = request.match_info.route.resource
     return info.canonical if info is not None else "unmatched"
@@ -81,7 +105,7 @@ def _route_name(request: web.Request) -> str:
 @web.middleware
 async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Binds a request id, writes one log line per request and records metrics."""
-    request_id = request.headers.get("X-Request-ID") or uuid.uuid4().hex
+    request_id = request.headers.get("X-Request-ID") or new_request_id()
     request[REQUEST_ID] = request_id
     bind_request_context(request_id=request_id)
     started = time.perf_counter()
@@ -97,18 +121,39 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
         route = _route_name(request)
         HTTP_REQUESTS_BY(request.method, route, str(status)).inc()
         HTTP_LATENCY_BY(request.method, route).observe(elapsed)
-        credential: Credential | None = request.get(CREDENTIAL)
-        log.info(
-            "request",
-            method=request.method,
-            path=_logged_path(request),
-            status=status,
-            duration_ms=round(elapsed * 1000, 3),
-            credential=credential.key if credential else None,
-            tenant=credential.tenant if credential else None,
-            **request.get(LOG_FIELDS, {}),
-        )
+        if info_written():  # at warning and above the line's fields are not even gathered
+            credential: Credential | None = request.get(CREDENTIAL)
+            log.info(
+                "request",
+                method=request.method,
+                path=_logged_path(request),
+                status=status,
+                duration_ms=round(elapsed * 1000, 3),
+                credential=credential.key if credential else None,
+                tenant=credential.tenant if credential else None,
+                **request.get(LOG_FIELDS, {}),
+            )
     return response
+
+
+class _StoredText:
+    """``format_stored`` of the last moment asked for, remembered: the
+    consistent-through time changes once a group commit, not once a response."""
+
+    __slots__ = ("moment", "text")
+
+    def __init__(self) -> None:
+        self.moment: datetime | None = None
+        self.text = ""
+
+    def __call__(self, moment: datetime) -> str:
+        if moment != self.moment:  # equal aware moments are one instant: one text
+            self.text = format_stored(moment)
+            self.moment = moment
+        return self.text
+
+
+_consistent_through_text = _StoredText()
 
 
 async def common_headers(request: web.Request, response: web.StreamResponse) -> None:
@@ -128,7 +173,9 @@ async def common_headers(request: web.Request, response: web.StreamResponse) -> 
     if request.path == STATEMENTS_PATH and "X-Experience-API-Consistent-Through" not in response.headers:
         writer = request.app.get(keys.WRITER)
         if writer is not None:
-            response.headers["X-Experience-API-Consistent-Through"] = format_stored(writer.consistent_through())
+            response.headers["X-Experience-API-Consistent-Through"] = _consistent_through_text(
+                writer.consistent_through()
+            )
 
 
 def _version_family(header: str | None) -> str:

@@ -78,6 +78,16 @@ class SharedRateLimiter:
     def __len__(self) -> int:
         return len(self._local)
 
+    def take_local(self, key: str) -> bool:
+        """Count one request for ``key`` against this process's lease, if it
+        holds a live token (what ``check`` does first), without a coroutine:
+        False when ``check`` must be awaited."""
+        local = self._local.get(key)
+        if local is not None and local.tokens > 0 and self._clock() < local.expires:
+            local.tokens -= 1
+            return True
+        return False
+
     async def check(self, key: str) -> float:
         """Count one request for ``key``: 0.0 if allowed, else seconds to wait."""
         if not self.enabled:
@@ -123,7 +133,7 @@ def rate_limit(limiter: SharedRateLimiter):
     @web.middleware
     async def rate_limit_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         credential = request.get(CREDENTIAL)
-        if credential is not None and limiter.enabled:
+        if credential is not None and limiter.enabled and not limiter.take_local(credential.key):
             wait = await limiter.check(credential.key)
             if wait > 0:
                 raise web.HTTPTooManyRequests(

@@ -30,6 +30,7 @@ only a counter (``lrs_shed_total{reason}``).
 from __future__ import annotations
 
 import asyncio
+import itertools
 import random
 from collections import deque
 from dataclasses import dataclass
@@ -111,18 +112,26 @@ class LoopLag:
         self._clock = clock
         self._recent: deque[float] = deque([0.0] * samples, maxlen=samples)
         self._due: float | None = None
+        self._loop_time: Callable[[], float] | None = None
         self.on_tick: Callable[[float], None] | None = None
 
-    def _now(self) -> float:
-        return self._clock() if self._clock is not None else asyncio.get_running_loop().time()
+    def now(self) -> float:
+        """The clock given, else the running loop's time (the loop that
+        ``run`` runs in is looked up once: ``get_running_loop`` makes a
+        getpid system call, and this is asked on every request)."""
+        if self._clock is not None:
+            return self._clock()
+        if self._loop_time is not None:
+            return self._loop_time()
+        return asyncio.get_running_loop().time()
 
     @property
     def lag_s(self) -> float:
-        recent = list(self._recent)
+        recent = self._recent
         if self._due is not None:
-            overdue = self._now() - self._due
+            overdue = self.now() - self._due
             if overdue > 0:
-                recent = recent[1:] + [overdue]
+                return min(min(itertools.islice(recent, 1, None), default=overdue), overdue)
         return min(recent)
 
     def tick(self, expected: float, now: float) -> None:
@@ -132,11 +141,18 @@ class LoopLag:
         EVENT_LOOP_LAG.observe(late)
 
     async def run(self) -> None:
+        self._loop_time = asyncio.get_running_loop().time
+        try:
+            await self._ticks()
+        finally:
+            self._loop_time = None
+
+    async def _ticks(self) -> None:
         while True:
-            self._due = self._now() + self.interval_s
+            self._due = self.now() + self.interval_s
             await asyncio.sleep(self.interval_s)
             due, self._due = self._due, None
-            now = self._now()
+            now = self.now()
             self.tick(due, now)
             if self.on_tick is not None:
                 self.on_tick(now)
@@ -214,12 +230,12 @@ async def load_shedding(request: web.Request, handler: Handler) -> web.StreamRes
         return _refuse(admission, *overload)
     if limit is not None and not limit.try_acquire():
         return _refuse(admission, "limit", limit_reason(limit))
-    loop = asyncio.get_running_loop()
-    started = loop.time()
+    clock = admission.loop_lag.now
+    started = clock()
     admission.in_flight += 1
     try:
         return await handler(request)
     finally:
         admission.in_flight -= 1
         if limit is not None:
-            limit.release(started, loop.time())
+            limit.release(started, clock())

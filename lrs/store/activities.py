@@ -57,10 +57,18 @@ ON CONFLICT (tenant, activity_id) DO UPDATE SET definition = EXCLUDED.definition
 """
 # The writer's: the rows its group changes (locked), then all of them at once.
 ADVANCE_CHECKPOINT = "UPDATE activity_definitions_checkpoint SET position = GREATEST(position, $1) WHERE singleton"
+# Each (tenant, activity) its own primary-key lookup, locked in the order
+# given (a LATERAL subquery that locks is run once per key): as a join, the
+# writer's cached generic plan read every canonical definition into a hash
+# table at each group, on a store of 2,000 definitions
+# (lrs.store.group_commit_sql.begin_group, tests/integration/test_writer_generic_plans.py).
 SELECT_DEFINITIONS_FOR_UPDATE = """
 SELECT d.tenant, d.activity_id, d.definition
-FROM activity_definitions d JOIN unnest($1::text[], $2::text[]) AS k(tenant, activity_id) USING (tenant, activity_id)
-FOR UPDATE OF d
+FROM unnest($1::text[], $2::text[]) AS k(tenant, activity_id)
+CROSS JOIN LATERAL (
+    SELECT a.tenant, a.activity_id, a.definition FROM activity_definitions a
+    WHERE a.tenant = k.tenant AND a.activity_id = k.activity_id FOR UPDATE
+) AS d
 """
 UPSERT_DEFINITIONS = """
 INSERT INTO activity_definitions (tenant, activity_id, definition, position)

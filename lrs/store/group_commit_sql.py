@@ -137,12 +137,42 @@ SELECT CASE WHEN $20::bool THEN pg_notify('%s', $16::text) END, %s AS referred
 # requests carry (AppendRequest.ciphertexts), so a Statement never commits
 # without the ciphertext it names: same statement, same transaction.
 
-# A group's transaction begins with custom plans for its statements.  Once a
-# connection has run a prepared statement five times PostgreSQL may switch to
-# its generic plan, and for the group's statements that cost PostgreSQL about
-# twice the CPU a statement (bench/writer_plans.py: 190-220 against about
-# 105 microseconds a statement at batch 1); while every group went through
-# the pool's reset, the plans stayed custom (which is why keeping the
-# connection seemed to raise PostgreSQL's CPU).  SET LOCAL ends with the
-# transaction, and travels in the BEGIN's round trip.
-BEGIN_GROUP = "BEGIN; SET LOCAL plan_cache_mode = force_custom_plan"
+# The plans of a group's statements.  A connection's prepared statement runs
+# on a cached generic plan (after five custom plans, or at once with
+# force_generic_plan), kept until a table it reads is analysed again.  Made
+# while the store holds a few dozen statements, that plan reads the whole of
+# the then tiny statements table where an index lookup is meant (REFERRED in
+# INSERT_GROUP above all: one sequential scan of the statements per new
+# Statement), and it stays while the table grows: statements is analysed
+# again only after 10,000 changed rows (schemas/postgres/0092_lean_statements.sql).
+# On a fresh store that cost PostgreSQL about 1,200 microseconds a statement at
+# batch 1.  Planning every statement at every execution instead costs a
+# custom plan of INSERT_GROUP at every group (bench/writer_statement_plans.py,
+# docs/scaling.md "Which plan went wrong").  So a group plans per execution
+# only while the log is shorter than GENERIC_PLANS_FROM events (its tables
+# are then too small for the planner to prefer an index), and runs on
+# generic plans after: made on a store of that size they are index lookups
+# (at 1,000 statements two of them still read the statements whole, from
+# 2,000 none), and every later one (after an ANALYZE) is made on a larger store
+# (tests/integration/test_writer_generic_plans.py checks each at
+# GENERIC_PLANS_FROM).  SET LOCAL ends with the transaction, and travels in
+# the BEGIN's round trip.
+GENERIC_PLANS_FROM = 5_000
+# The log also holds events other than statements (document writes above
+# all: a player's State API writes often outnumber its statements), so a
+# long log may hold a tiny statements table, on which a generic plan reads
+# it whole: the writer also counts the statements, up to GENERIC_PLANS_FROM,
+# before it takes generic plans (once, and again each time the log grew by
+# COUNT_STATEMENTS_EVERY events while they are too few).
+COUNT_STATEMENTS_UPTO = "SELECT count(*) FROM (SELECT FROM statements LIMIT $1) AS s"
+COUNT_STATEMENTS_EVERY = 1_000
+BEGIN_GROUP_CUSTOM_PLANS = "BEGIN; SET LOCAL plan_cache_mode = force_custom_plan"
+BEGIN_GROUP_GENERIC_PLANS = "BEGIN; SET LOCAL plan_cache_mode = force_generic_plan"
+
+
+def begin_group(log_position: int | None) -> str:
+    """The BEGIN of a group's transaction, given the log head the writer
+    saw last (None: none yet)."""
+    if log_position is None or log_position < GENERIC_PLANS_FROM:
+        return BEGIN_GROUP_CUSTOM_PLANS
+    return BEGIN_GROUP_GENERIC_PLANS

@@ -12,8 +12,6 @@ from typing import AsyncIterator, Callable
 import asyncpg
 import structlog
 
-from lrs.store.group_commit_sql import BEGIN_GROUP
-
 log = structlog.get_logger(__name__)
 
 
@@ -57,16 +55,19 @@ async def release(pool: asyncpg.Pool, conn: asyncpg.pool.PoolConnectionProxy) ->
 
 @contextlib.asynccontextmanager
 async def group_transaction(
-    conn: asyncpg.Connection, more_waiting: Callable[[], bool], chained: Callable[[], None]
+    conn: asyncpg.Connection, more_waiting: Callable[[], bool], chained: Callable[[], None],
+    begin: Callable[[], str],
 ) -> AsyncIterator[None]:
     """A group's transaction: begun by the previous group's COMMIT when
     the connection was kept, else here; committed at the end, and when
     requests are already waiting for the next group, the same round trip
     begins its transaction (``COMMIT; BEGIN ...``: one round trip a group
     fewer).  A failed COMMIT runs no BEGIN: the error is the group's, and
-    the connection goes back to the pool.  An error inside rolls back."""
+    the connection goes back to the pool.  An error inside rolls back.
+    ``begin`` gives the BEGIN to send, asked when it is sent
+    (lrs.store.group_commit_sql.begin_group)."""
     if not conn.is_in_transaction():
-        await conn.execute(BEGIN_GROUP)
+        await conn.execute(begin())
     try:
         yield
     except BaseException:
@@ -75,7 +76,7 @@ async def group_transaction(
             await roll_back(conn)
         raise
     if more_waiting():
-        await conn.execute("COMMIT; " + BEGIN_GROUP)
+        await conn.execute("COMMIT; " + begin())
         chained()
     else:
         await conn.execute("COMMIT")

@@ -33,6 +33,7 @@ the group commit that appends those Statements.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import secrets
 from collections import OrderedDict
 from typing import Any, Iterable
@@ -158,6 +159,14 @@ class _CachedKeys(dict):
 _NO_FORMS: dict[bytes, seal.KnownForm] = {}
 
 
+def _drop_oldest_half(cache: dict[Any, Any]) -> None:
+    """Remove the first-inserted half of ``cache`` (a bounded cache that is
+    full: emptying it whole would leave a population larger than the bound
+    with half the hits)."""
+    for key in list(itertools.islice(cache, len(cache) // 2 or 1)):
+        del cache[key]
+
+
 def _not_cached(ident: str) -> seal.SealKey:
     raise KeyError(ident)
 
@@ -186,7 +195,7 @@ class LearnerKeys:
     identities they name."""
 
     def __init__(
-        self, pool: Pool, master: MasterKey, *, capacity: int = 100_000, references: bool = True,
+        self, pool: Pool, master: MasterKey, *, capacity: int = 250_000, references: bool = True,
         key_pool: Pool | None = None, wait_ms: float = 0.0,
     ) -> None:
         self._pool = pool
@@ -233,7 +242,7 @@ class LearnerKeys:
         if found is None:
             found = seal.pseudonym(self._master.pseudonym_key, tenant, ident)
             if len(self._pseudonyms) >= self._capacity:
-                self._pseudonyms.clear()
+                _drop_oldest_half(self._pseudonyms)
             self._pseudonyms[cache_key] = found
         return found
 
@@ -435,7 +444,7 @@ class LearnerKeys:
             if len(self._current) > self._capacity:
                 self._current.popitem(last=False)
             if len(self._ciphers) >= 2 * self._capacity:
-                self._ciphers.clear()
+                _drop_oldest_half(self._ciphers)
             self._ciphers[(tenant, pseudonym, generation)] = cipher
         return key
 
@@ -468,10 +477,13 @@ class LearnerKeys:
                 cipher = None if wrapped is None else self._cipher(wrapped, tenant, pseudonym, generation)
                 if version == self._version:
                     if len(self._ciphers) >= 2 * self._capacity:
-                        self._ciphers.clear()
+                        _drop_oldest_half(self._ciphers)
                     self._ciphers[(tenant, pseudonym, generation)] = cipher
                 found[(pseudonym, generation)] = cipher
-        return found
+        # One cipher object per identity for the whole read (a cached key
+        # keeps only its bytes: seal.DataKey).
+        return {ref: None if c is None else c.cipher() if isinstance(c, seal.DataKey) else c
+                for ref, c in found.items()}
 
     # -- statements ---------------------------------------------------------
 
@@ -502,9 +514,12 @@ class LearnerKeys:
         ciphertexts: its sealed forms may be reused (a later request that
         names an identity the same way then carries no ciphertext)."""
         if sealed.forms and self.trust_cache and self._version == sealed.version:
-            if self._sealed_count + len(sealed.forms) > self._capacity:
-                self._sealed.clear()
-                self._sealed_count = 0
+            while self._sealed_count and self._sealed_count + len(sealed.forms) > self._capacity:
+                # The oldest half out, not all: with more learners than the
+                # capacity, emptying it all kept it half as full on average.
+                for forms in self._sealed.values():
+                    _drop_oldest_half(forms)
+                self._sealed_count = sum(len(forms) for forms in self._sealed.values())
             cache = self._sealed.setdefault(sealed.tenant, {})
             before = len(cache)
             cache.update(sealed.forms)

@@ -20,8 +20,10 @@ commits it in ONE transaction:
 
 When requests are already waiting at COMMIT, the same round trip begins the
 next group's transaction and the writer keeps the connection (no BEGIN of its
-own and no pool reset for the next group); each transaction plans its
-statements per execution (``BEGIN_GROUP`` says why).  The service gives
+own and no pool reset for the next group); a transaction runs its statements
+on cached generic plans once the log is long enough for them to be index
+lookups, and plans them at every execution before
+(:func:`lrs.store.group_commit_sql.begin_group` says why).  The service gives
 the writer its own pool for the groups' connections, not reset on release
 (``group_pool``).  The SQL is in
 :mod:`lrs.store.group_commit_sql`, the kept connection in
@@ -69,9 +71,13 @@ from lrs.store.group_commit_sql import (
     SELECT_HEAD,
     SELECT_HEAD_FOR_UPDATE,
     SELECT_HEAD_POSITION,
+    COUNT_STATEMENTS_EVERY,
+    COUNT_STATEMENTS_UPTO,
+    GENERIC_PLANS_FROM,
     SELECT_HEAD_STORED,
     SELECT_HEAD_WITH_TOUCHED,
     UPDATE_VOIDED,
+    begin_group,
 )
 from lrs.store.group_reads import (
     KeyErasedMeanwhile,
@@ -177,6 +183,13 @@ class StatementWriter:
         self._committing_statements = 0
         self._committing_min_stored: datetime | None = None
         self._floor: datetime | None = None  # highest consistent-through handed out
+        # The log head this writer saw last: how a group's transaction plans (begin_group).
+        self._log_position: int | None = None
+        # Whether the store holds GENERIC_PLANS_FROM statements (counted at
+        # log position _statements_counted_at): begin_group's log position
+        # counts every event, statements or not.
+        self._enough_statements = False
+        self._statements_counted_at: int | None = None
         self._last_position = 0
         self._last_stored: datetime | None = None
         # When (event loop time) _last_stored was last learned from the
@@ -529,6 +542,22 @@ class StatementWriter:
     def _chained(self) -> None:
         self.groups_chained += 1
 
+    def _begin_group(self) -> str:
+        return begin_group(self._log_position if self._enough_statements else None)
+
+    async def _count_statements(self, conn: asyncpg.Connection) -> None:
+        """Whether the store holds enough statements for generic plans,
+        asked only once the log is long enough, and again only after it
+        grew (COUNT_STATEMENTS_UPTO says why)."""
+        position, counted = self._log_position, self._statements_counted_at
+        if self._enough_statements or position is None or position < GENERIC_PLANS_FROM:
+            return
+        if counted is not None and position < counted + COUNT_STATEMENTS_EVERY:
+            return
+        self._statements_counted_at = position
+        count = await conn.fetchval(COUNT_STATEMENTS_UPTO, GENERIC_PLANS_FROM)
+        self._enough_statements = count >= GENERIC_PLANS_FROM
+
     async def _write_on(self, conn: asyncpg.Connection, requests: list[AppendRequest]) -> GroupPlan:
         # Look the group's ids up before taking the lock (the other
         # writers' commits go on meanwhile); under it, read only what was
@@ -536,6 +565,7 @@ class StatementWriter:
         # Small groups look up in the call that takes the lock, as seen once
         # it is granted (SELECT_HEAD_WITH_TOUCHED): one round trip instead of
         # up to three, and their lookups are short.
+        await self._count_statements(conn)
         lookups = touched_lookups(requests)
         ahead = sum(len(r.statements) for r in requests) >= LOOKUP_AHEAD_MIN_STATEMENTS
         seen: int | None = None
@@ -545,7 +575,9 @@ class StatementWriter:
             existing = await fetch_touched(conn, lookups)
         # The hold is timed until the COMMIT (or ROLLBACK) returns: the
         # transaction is left before the timer.
-        async with self._head_lock_hold() as hold, group_transaction(conn, self._more_waiting, self._chained):
+        async with self._head_lock_hold() as hold, group_transaction(
+            conn, self._more_waiting, self._chained, self._begin_group
+        ):
             if seen is None:
                 rows = await conn.fetch(SELECT_HEAD_WITH_TOUCHED, *lookup_pairs(lookups))
                 hold.locked()
@@ -557,6 +589,7 @@ class StatementWriter:
                 hold.locked()
                 head = LogHead(row["position"], row["hash"], row["stored"])
             self.key_epoch = row["key_epoch"]
+            self._log_position = head.position
             refused = await erased_meanwhile(conn, requests, row["key_epoch"])
             if seen is not None and head.position != seen:
                 later = await fetch_touched(conn, lookups, (seen, head.position))
@@ -579,6 +612,7 @@ class StatementWriter:
                     await conn.execute(INSERT_CIPHERTEXTS, refs, ciphertexts)
                 return plan
             self._committing_min_stored = plan.new[0].event.stored
+            self._log_position = plan.head.position
             updates = group_definition_updates(requests, plan)
             # The relay of a shared log runs in another process: the statement wakes it at commit.
             written = await conn.fetchrow(

@@ -29,7 +29,7 @@ from typing import Any, Awaitable, Callable, Sequence
 import asyncpg
 
 from projections.competency.codec import encode_state
-from projections.competency.parallel_replay import can_fork, worker_signals
+from projections.competency.parallel_replay import ReplayWorkerFailed, can_fork, worker_signals
 from projections.competency.rebuild import Key, LogRebuild
 from projections.competency.rows import CERTIFICATION_COLUMNS, STATE_COLUMNS, certification_rows, state_rows
 
@@ -40,10 +40,6 @@ LEARNER_COLUMNS = ["tenant", "learner", "state", "position"]
 
 # Opens another connection to the replay's database (for a forked worker).
 Connect = Callable[[], Awaitable[asyncpg.Connection]]
-
-
-class ReplayWorkerFailed(RuntimeError):
-    """A forked worker of a replay raised or died."""
 
 
 async def copy_learners(

@@ -1,11 +1,18 @@
 """A replay's reading of the log shared out to forked worker processes.
 
-The pages of the log go, in order, to workers that open (zstd), decode and interpret
-them (the rules are pure) and send back only what the rebuild keeps
-(evidence, voidings, failures) as msgpack; this process routes it in log
-order, so "the first statement with an id" and "the first voiding" mean
-what they mean in process.  (The fold that follows is shared out by
-fold_shares.py.)
+Given the replay's :class:`~projections.replay.LogPages` (with another
+connection to open), the log is cut into chunks of a page of positions.
+This process and each forked worker claim the next unread chunk in turn
+(a counter they share), read it from PostgreSQL themselves, each on its own
+connection, open (zstd), decode and interpret it (the rules are pure); a
+worker sends back only what the rebuild keeps (evidence, voidings,
+failures) as msgpack.  Nothing is read twice and no page travels between
+processes.  Given plain pages, they go, in order, to a pool of workers
+that interpret them the same way.
+
+Either way this process routes what was kept in log order, so "the first
+statement with an id" and "the first voiding" mean what they mean in
+process.  (The fold that follows is shared out by fold_shares.py.)
 
 Where ``fork`` is not available, with one process, or for a short log (a
 fork costs more than it saves), everything runs here.
@@ -14,22 +21,31 @@ fork costs more than it saves), everything runs here.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ctypes
+import fcntl
+import gc
 import multiprocessing
 import os
+import pickle
+import queue
 import signal
+import struct
 import sys
+import threading
 from collections import deque
 from concurrent.futures import Future, ProcessPoolExecutor
-from typing import AsyncIterator, Sequence
+from multiprocessing.connection import Connection as Pipe
+from typing import AsyncIterator, Callable, Sequence
 
 import msgspec
 
 from projections.competency.catalog import Catalog
 from projections.competency.model import StatementEvidence, StatementVoided
 from projections.competency.rebuild import LogRebuild, interpret_event
+from projections.replay import LogPages
 
-__all__ = ["can_fork", "read_log", "worker_signals", "MIN_PARALLEL_EVENTS"]
+__all__ = ["can_fork", "chunks", "read_log", "worker_signals", "ReplayWorkerFailed", "MIN_PARALLEL_EVENTS"]
 
 MIN_PARALLEL_EVENTS = 20_000  # the first events are read here; workers start past them
 
@@ -40,6 +56,10 @@ _CATALOG: Catalog | None = None
 Page = Sequence[tuple[int, str, str, bytes]]
 _MEANINGS = msgspec.msgpack.Encoder()
 _READ_MEANINGS = msgspec.msgpack.Decoder(list[tuple[int, str, StatementEvidence | StatementVoided | str]])
+
+
+class ReplayWorkerFailed(RuntimeError):
+    """A forked worker of a replay raised or died."""
 
 
 def can_fork() -> bool:
@@ -55,11 +75,252 @@ def _workers(processes: int) -> ProcessPoolExecutor:
 
 
 async def read_log(
-    work: LogRebuild, pages: AsyncIterator[Page], processes: int, *, min_parallel: int = MIN_PARALLEL_EVENTS
+    work: LogRebuild, pages: AsyncIterator[Page], processes: int, *, min_parallel: int | None = None
 ) -> int:
     """Feed every event of ``pages`` to ``work`` in log order, interpreted by
-    up to ``processes`` forked workers once the log proves long; returns
-    the last position read."""
+    up to ``processes`` processes (this one and forked workers) once the log
+    proves long (``min_parallel`` events, default MIN_PARALLEL_EVENTS);
+    returns the last position read.  ``pages`` that can be read by range
+    elsewhere (:class:`~projections.replay.LogPages` with ``connect``) are
+    read in chunks, each by the process that claims it."""
+    if min_parallel is None:
+        min_parallel = MIN_PARALLEL_EVENTS
+    if isinstance(pages, LogPages) and pages.connect is not None:
+        if processes > 1 and pages.total >= max(min_parallel, 1) and can_fork():
+            return await _read_chunks(work, pages, processes)
+    return await _read_pages(work, pages, processes, min_parallel)
+
+
+def chunks(total: int, size: int) -> list[tuple[int, int]]:
+    """The log of ``total`` events cut into runs of ``size`` positions
+    (after, upto], in order."""
+    return [(after, min(after + size, total)) for after in range(0, total, size)]
+
+
+Kept = list[tuple[int, str, StatementEvidence | StatementVoided | str]]
+
+
+async def _read_chunks(work: LogRebuild, pages: LogPages, processes: int) -> int:
+    """This process and ``processes`` - 1 forked workers each claim the next
+    unread chunk of the log in turn, read it and interpret it; what the
+    workers keep comes back through a pipe.  This process routes every
+    chunk in log order as soon as the chunks before it are routed, so it
+    claims fewer chunks the more it routes for the workers: the share of
+    each follows from what its chunks cost, whatever the mix of the log."""
+    runs = chunks(pages.total, pages.page_size)
+    claimed = multiprocessing.get_context("fork").Value("q", 0)
+
+    def claim() -> int | None:
+        with claimed.get_lock():
+            index = claimed.value
+            if index >= len(runs):
+                return None
+            claimed.value = index + 1
+            return index
+
+    readers: list[_ChunkReader] = []
+    done: dict[int, Kept | bytes] = {}  # read, not yet routed: kept here (a list) or by a worker (msgpack)
+    routed = 0
+
+    def route_ready() -> None:
+        nonlocal routed
+        while routed in done:
+            kept = done.pop(routed)
+            for at, tenant, meaning in (_READ_MEANINGS.decode(kept) if isinstance(kept, bytes) else kept):
+                work.take(at, tenant, meaning)
+            pages.reached(runs[routed][1])
+            routed += 1
+
+    try:
+        for _ in range(processes - 1):
+            readers.append(_ChunkReader.start(work.catalog, pages, runs, claim))
+        index = claim()
+        upcoming = None if index is None else asyncio.ensure_future(pages.fetch(*runs[index]))
+        try:
+            while upcoming is not None and index is not None:
+                page = await upcoming
+                following = claim()  # read the next chunk while this one is interpreted
+                upcoming = None if following is None else asyncio.ensure_future(pages.fetch(*runs[following]))
+                done[index] = _interpret(page, work.catalog)
+                for reader in readers:
+                    reader.collect(done)
+                route_ready()
+                index = following
+        finally:
+            if upcoming is not None and not upcoming.done():
+                upcoming.cancel()
+                with contextlib.suppress(BaseException):
+                    await upcoming
+        while routed < len(runs):
+            waiting = [reader for reader in readers if not reader.finished]
+            if not waiting:
+                raise ReplayWorkerFailed(f"chunk {routed} of the log was claimed and never read")
+            await _any_readable(waiting)
+            for reader in waiting:
+                reader.collect(done)
+            route_ready()
+        for reader in readers:
+            await reader.wait_finished()
+    finally:
+        for reader in readers:
+            reader.stop()
+    return runs[-1][1] if runs else 0
+
+
+def _interpret(page: Page, catalog: Catalog) -> Kept:
+    kept = []
+    for position, tenant, event_type, payload in page:
+        if event_type == "statement":
+            meaning = interpret_event(event_type, payload, catalog)
+            if meaning is not None:
+                kept.append((position, tenant, meaning))
+    return kept
+
+
+async def _any_readable(readers: Sequence["_ChunkReader"]) -> None:
+    if any(reader.pipe.poll() for reader in readers):
+        return
+    loop = asyncio.get_running_loop()
+    readable = loop.create_future()
+    for reader in readers:
+        loop.add_reader(reader.pipe.fileno(), lambda: readable.done() or readable.set_result(None))
+    try:
+        await readable
+    finally:
+        for reader in readers:
+            loop.remove_reader(reader.pipe.fileno())
+
+
+class _ChunkReader:
+    """A forked worker claiming chunks of the log, reading them on its own
+    connection and sending back, chunk by chunk, what the rebuild keeps."""
+
+    def __init__(self, process: multiprocessing.process.BaseProcess, pipe: Pipe) -> None:
+        self.process = process
+        self.pipe = pipe
+        self.finished = False
+
+    @classmethod
+    def start(
+        cls, catalog: Catalog, pages: LogPages, runs: list[tuple[int, int]], claim: Callable[[], int | None]
+    ) -> "_ChunkReader":
+        pipe, sender = multiprocessing.Pipe(duplex=False)
+        _widen(pipe)
+        process = multiprocessing.get_context("fork").Process(
+            target=_read_chunks_in_worker, args=(catalog, pages, runs, claim, sender, os.getpid()),
+            name="lrs-replay-read", daemon=True,
+        )
+        process.start()
+        sender.close()
+        return cls(process, pipe)
+
+    def collect(self, done: dict[int, Kept | bytes]) -> None:
+        """Everything the worker has sent so far, into ``done``; raises what it raised."""
+        while not self.finished and self.pipe.poll():
+            try:
+                message = self.pipe.recv_bytes()
+            except EOFError:
+                self.process.join()
+                raise ReplayWorkerFailed(
+                    f"a replay read worker ended before its chunks were read (exit code {self.process.exitcode})"
+                ) from None
+            kind = message[:1]
+            if kind == b"m":
+                (index,) = _INDEX.unpack_from(message, 1)
+                done[index] = message[1 + _INDEX.size:]
+            elif kind == b"d":
+                self.finished = True
+            else:  # b"e": what it raised (a payload that does not open: the log is damaged)
+                raise pickle.loads(message[1:])
+
+    async def wait_finished(self) -> None:
+        while not self.finished:
+            await _any_readable([self])
+            self.collect({})
+
+    def stop(self) -> None:
+        if self.process.is_alive():
+            self.process.kill()
+        self.process.join()
+        self.pipe.close()
+
+
+_INDEX = struct.Struct("<q")
+PIPE_BYTES = 1 << 20  # Linux's default most for an unprivileged process (/proc/sys/fs/pipe-max-size)
+
+
+def _widen(pipe: Pipe) -> None:
+    """A chunk's msgpack is a few MB: in a pipe of 1 MB rather than 64 KB
+    it crosses in a few reads instead of dozens (a switch between the
+    processes each)."""
+    setting = getattr(fcntl, "F_SETPIPE_SZ", None)
+    if setting is not None:
+        with contextlib.suppress(OSError):
+            fcntl.fcntl(pipe.fileno(), setting, PIPE_BYTES)
+
+
+def _read_chunks_in_worker(
+    catalog: Catalog,
+    pages: LogPages,
+    runs: list[tuple[int, int]],
+    claim: Callable[[], int | None],
+    sender: Pipe,
+    parent: int,
+) -> None:
+    """The forked read worker's body: its own selector event loop (the
+    parent's is not usable after a fork) and its own connection; a thread
+    sends what it kept while it reads on, so it does not wait for the
+    replay to take it.  The collector stays off: little is freed."""
+    gc.disable()
+    worker_signals(parent)
+    outbox: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+
+    def send() -> None:
+        while (message := outbox.get()) is not None:
+            sender.send_bytes(message)
+
+    mailer = threading.Thread(target=send, name="lrs-replay-read-sender", daemon=True)
+    mailer.start()
+    loop = asyncio.SelectorEventLoop()
+    try:
+        loop.run_until_complete(_read_claimed(catalog, pages, runs, claim, outbox))
+        outbox.put(b"d")
+    except BaseException as exc:
+        try:
+            report = pickle.dumps(exc)
+        except Exception:
+            report = pickle.dumps(ReplayWorkerFailed(f"{type(exc).__name__}: {exc}"[:2000]))
+        outbox.put(b"e" + report)
+        outbox.put(None)
+        mailer.join()
+        raise SystemExit(1) from None
+    outbox.put(None)
+    mailer.join()
+
+
+async def _read_claimed(
+    catalog: Catalog,
+    pages: LogPages,
+    runs: list[tuple[int, int]],
+    claim: Callable[[], int | None],
+    outbox: "queue.SimpleQueue[bytes | None]",
+) -> None:
+    conn = await pages.connect()  # type: ignore[misc]
+    try:
+        index = claim()
+        upcoming = None if index is None else asyncio.ensure_future(pages.fetch(*runs[index], conn=conn))
+        while upcoming is not None and index is not None:
+            page = await upcoming
+            following = claim()
+            upcoming = None if following is None else asyncio.ensure_future(pages.fetch(*runs[following], conn=conn))
+            outbox.put(b"m" + _INDEX.pack(index) + _MEANINGS.encode(_interpret(page, catalog)))
+            index = following
+    finally:
+        await conn.close()
+
+
+async def _read_pages(work: LogRebuild, pages: AsyncIterator[Page], processes: int, min_parallel: int) -> int:
+    """Pages interpreted here, or by a pool of forked workers they are sent to."""
     global _CATALOG
     position = done = 0
     executor: ProcessPoolExecutor | None = None

@@ -113,6 +113,7 @@ _JUDGED_SUCCESS = {VERB_PASSED: True, VERB_WAIVED: True, VERB_SATISFIED: True, V
 _MEANS_COMPLETION = frozenset({VERB_COMPLETED, VERB_WAIVED, VERB_SATISFIED})
 _JSON_ENCODER = msgspec.json.Encoder()
 _LEVEL_RANK = attrgetter("level_rank")
+_EARLIEST_ATTAINMENT = attrgetter("achieved_at", "level_rank", "statement_ids")  # which attainment meets a requirement
 _UTC_SHAPE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.(\d{1,6}))?(?:Z|z|\+00:00)")
 
 
@@ -413,10 +414,14 @@ def certifications(
             if not candidates:
                 missing.append(competency)
                 continue
-            first = min(candidates, key=lambda a: (a.achieved_at, a.level_rank, a.statement_ids))
             met.append(competency)
+            if len(candidates) == 1:  # most often: one level reached, or one at or above the need
+                first = candidates[0]
+                known.append(first.known_at)
+            else:
+                first = min(candidates, key=_EARLIEST_ATTAINMENT)
+                known.append(min([a.known_at for a in candidates]))
             times.append(first.achieved_at)
-            known.append(min(a.known_at for a in candidates))
             ids.update(first.statement_ids)
         earned = not missing
         result[f"{program.iri}|{program.version}"] = ProgramCertification(
@@ -464,6 +469,9 @@ def evolve_many(state: LearnerState, events: Iterable[LearnerEvent], catalog: Ca
             added.extend(event.evidence)
     if not newly_voided and not added:
         return state
+    if not newly_voided:  # most batches: new evidence only, nothing to take out
+        evidence = tuple(sorted((*state.evidence, *added), key=EVIDENCE_ORDER))
+        return _refold(state, evidence, state.voided, {e.competency for e in added}, catalog)
     removed = [e for e in state.evidence if e.statement_id in newly_voided]
     kept_added = [e for e in added if e.statement_id not in newly_voided]
     evidence = tuple(
@@ -525,21 +533,45 @@ def _refold(
         group = own.get(e.competency)
         if group is not None:
             group.append(e)
+    added = False  # a competency the state did not have (the others keep their place in key order)
     for competency in sorted(affected):
         if own[competency]:
+            added = added or competency not in competencies
             competencies[competency] = _fold_ordered(competency, own[competency])
         else:
             competencies.pop(competency, None)
     # (A state's evidence is sorted and holds each (statement, level,
     # activity) of a competency once, so each group is ready to fold.)
-    # A certification reads only the required competencies: when none of
-    # them changed, the certifications are the ones the state already has.
-    changed_required = not catalog.required_competencies.isdisjoint(affected)
     return LearnerState(
         learner=state.learner,
         evidence=evidence,
         voided=voided,
-        competencies=dict(sorted(competencies.items())),
-        certifications=certifications(competencies, catalog) if changed_required else state.certifications,
+        competencies=dict(sorted(competencies.items())) if added else competencies,
+        certifications=(
+            certifications(competencies, catalog)
+            if _attainments_changed(state.competencies, competencies, affected, catalog)
+            else state.certifications
+        ),
         rule_version=RULE_VERSION,
     )
+
+
+def _attainments_changed(
+    before: dict[str, CompetencyState], after: dict[str, CompetencyState], affected: set[str], catalog: Catalog
+) -> bool:
+    """Whether :func:`certifications` could differ between ``before`` and ``after``.
+
+    A certification reads, of the required competencies only, whether the
+    learner has one at all and its attainments; when a refold of ``affected``
+    left both as they were for every required one, the certifications are the
+    ones the state already has.  (Most new evidence changes a competency's
+    count or scores and none of its attainments.)"""
+    for competency in catalog.required_competencies.intersection(affected):
+        was = before.get(competency)
+        now = after.get(competency)
+        if was is None or now is None:
+            if was is not now:
+                return True
+        elif was.attainments != now.attainments:
+            return True
+    return False

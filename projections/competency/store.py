@@ -206,6 +206,7 @@ class CompetencyProjection(Projection):
         *,
         cache_size: int = 20_000,
         replay_processes: int | None = None,
+        replay_readers: int | None = None,
         erased_in_totals: str | None = None,
     ) -> None:
         self.catalog = catalog
@@ -214,16 +215,26 @@ class CompetencyProjection(Projection):
         if self.erased_in_totals not in POLICIES:
             raise ValueError(f"erased_in_totals must be drop or count, got {self.erased_in_totals!r}")
         self.catalog_digest = catalog.digest
-        # Processes that fold learners in a replay (this one and forked
-        # workers, each copying its own share: fold_shares.py); those beyond
-        # two also read the log: they get the pages as stored (zstd) and open
-        # them themselves.  On two cores reading stays here: two read workers
-        # took this process's CPU per event from 12-13 to 9 us (every
-        # statement evidence) but added 10 of their own, and the wall time
-        # did not improve on a shared machine (bench/replay_phases.py).
-        # Each opens a connection: by default no more than MAX_REPLAY_PROCESSES.
+        # Processes that read the log in a replay (this one and forked
+        # workers, each reading its own range from PostgreSQL:
+        # parallel_replay.py), then fold learners (each copying its own
+        # share: fold_shares.py).  Each opens a connection: by default no
+        # more than MAX_REPLAY_PROCESSES.
         self.replay_processes = (
             replay_processes if replay_processes is not None else min(usable_cores(), MAX_REPLAY_PROCESSES)
+        )
+        # Of those, the processes that read the log (this one and forked
+        # workers claiming chunks of it: parallel_replay.py).  By default all
+        # of them from three on; with two, reading stays here: on the two
+        # shared cores it was measured, a read worker added more CPU (its
+        # msgpack, this process's decoding, evidence strings that are no
+        # longer the catalog's own when folded) than it took off this
+        # process, and the replay was slower (bench/README.md, "Replay: the
+        # log read in chunks").
+        # Never more than the processes (``--processes 1``: this one only).
+        self.replay_readers = (
+            min(replay_readers, self.replay_processes) if replay_readers is not None
+            else self.replay_processes if self.replay_processes >= 3 else 1
         )
         # Learner states as committed at checkpoint ``_cache_at`` (most
         # recently used last), so a batch does not read and decode them again.
@@ -518,7 +529,11 @@ class CompetencyProjection(Projection):
         connect: Connect | None,
     ) -> tuple[int, list[tuple[int, str, str]]]:
         work = LogRebuild(self.catalog)
-        position = await read_log(work, pages, max(1, self.replay_processes - 2))
+        # With another connection to open, workers read chunks of the log
+        # themselves; without, pages would be sent to them, which on two
+        # cores cost more than it saved: only processes beyond two read.
+        readers = self.replay_readers if connect is not None else max(1, self.replay_processes - 2)
+        position = await read_log(work, pages, readers)
         # each statement's evidence goes to the person its actor is linked to at the end
         work.persons = await rebuild_links(conn, position)
         await conn.copy_records_to_table(

@@ -24,6 +24,7 @@ from projections.competency.model import LearnerState
 from projections.competency.rows import CERTIFICATION_COLUMNS, STATE_COLUMNS, certification_rows, state_rows
 from projections.competency.store import CompetencyProjection, digest
 from projections.replay import replay
+import projections.applying
 import projections.runner
 from projections.jetstream_loop import next_batch_size
 from projections.runner import LogEvent, ProjectionOutdated, ProjectionRunner, checkpoint_position, parked_events
@@ -755,3 +756,81 @@ async def test_a_failing_event_is_tried_once_per_retry_delay_until_parked(
     assert len(projection.failed_at) == 4
     gaps = [later - earlier for earlier, later in zip(projection.failed_at, projection.failed_at[1:])]
     assert min(gaps) >= retry_delay * 0.9, gaps
+
+
+async def test_following_the_log_waits_out_a_failed_events_retry_delay_whatever_the_commits(
+    pool: asyncpg.Pool, writer: StatementWriter
+) -> None:
+    """Without NATS the runner catches up on every commit (``wake``): while
+    the event it failed on waits its retry_delay, nothing after it can be
+    applied, so a commit is no reason to read the log again (every commit
+    read a batch of the log and opened a transaction for nothing, hundreds
+    of times a second under load)."""
+    await write(writer, *(course_statement(n, "device-security", PASSED, n) for n in range(1, 4)))
+    projection = FailureTimes({2})
+    runner = ProjectionRunner(pool, projection, max_attempts=3)
+    batches = 0
+    apply_batch = runner.applier.apply_batch
+
+    async def counted(*args: Any, **kwargs: Any) -> Any:
+        nonlocal batches
+        batches += 1
+        return await apply_batch(*args, **kwargs)
+
+    runner.applier.apply_batch = counted  # type: ignore[method-assign]
+    stop, wake = asyncio.Event(), asyncio.Event()
+
+    def seen(outcome: Any) -> None:
+        if outcome.checkpoint >= 3:
+            stop.set()
+
+    async def committing() -> None:  # a busy writer's commit hook
+        while not stop.is_set():
+            wake.set()
+            await asyncio.sleep(0.005)
+
+    retry_delay = 0.4
+    commits = asyncio.ensure_future(committing())
+    try:
+        await asyncio.wait_for(runner.follow(stop, wake, poll_interval=0.25, retry_delay=retry_delay,
+                                             on_batch=seen), 30)
+    finally:
+        stop.set()
+        await commits
+    assert [p.position for p in await parked_events(pool, "competency", "default")] == [2]
+    assert len(projection.failed_at) == 3
+    gaps = [later - earlier for earlier, later in zip(projection.failed_at, projection.failed_at[1:])]
+    assert min(gaps) >= retry_delay * 0.9, gaps
+    assert max(gaps) < retry_delay + 0.25, gaps  # tried again when due, not a poll later
+    assert batches <= 3 + 2, batches  # one per try, and a look or two at the log once all is applied
+
+
+async def test_a_batch_while_the_next_event_waits_its_retry_delay_reads_nothing_from_the_log(
+    pool: asyncpg.Pool, writer: StatementWriter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Later messages (or a look at the log for what the stream no longer
+    holds) while the event after the checkpoint waits its retry_delay: they
+    cannot be applied before it, so the gap up to them is not read from
+    the log for nothing."""
+    await write(writer, *(course_statement(n, "device-security", PASSED, n) for n in range(1, 4)))
+    events = await log_events(pool)
+    projection = FailureTimes({2})
+    runner = ProjectionRunner(pool, projection, max_attempts=3)
+    runner.applier.retry_delay = 60.0
+    first = await runner.apply_batch(events[:1])
+    assert (first.checkpoint, first.failed_at) == (1, None)
+    failed = await runner.apply_batch(events[1:2])
+    assert (failed.checkpoint, failed.failed_at) == (1, 2)
+    reads = 0
+
+    async def counted(*args: Any, **kwargs: Any) -> Any:
+        nonlocal reads
+        reads += 1
+        return await read_events_after(*args, **kwargs)
+
+    monkeypatch.setattr(projections.applying, "read_events_after", counted)
+    later = await runner.apply_batch(events[2:])  # position 3 only: position 2 would come from the log
+    assert (later.checkpoint, later.applied, later.failed_at) == (1, 0, 2)
+    filled = await runner.applier.apply_batch([], fill_to=3)
+    assert (filled.checkpoint, filled.applied, filled.failed_at) == (1, 0, 2)
+    assert reads == 0 and len(projection.failed_at) == 1

@@ -342,6 +342,35 @@ def test_evolve_many_equals_evolving_one_event_at_a_time(before: list[LearnerEve
     assert (at_once is start) == (encoded(one_by_one) == encoded(start))
 
 
+@settings(max_examples=200, deadline=None)
+@given(
+    before=st.lists(st.sampled_from(POOL), max_size=10),
+    batch=st.lists(st.sampled_from(POOL), max_size=20),
+)
+def test_kept_certifications_and_competency_order_are_those_a_whole_refold_gives(before: list[LearnerEvent], batch: list[LearnerEvent]) -> None:
+    # A refold keeps the state's certifications when no required competency
+    # gained, lost or changed its attainments: they must then be exactly what
+    # the certifications of the new competencies would be.
+    from projections.competency.policy import certifications, evolve_many
+
+    state = evolve_many(run(*before), batch, CATALOG)
+    assert state.certifications == certifications(state.competencies, CATALOG)
+    assert list(state.competencies) == sorted(state.competencies)  # a refold re-sorts only when one is added
+
+
+def test_evidence_that_changes_no_attainment_keeps_the_certifications_object() -> None:
+    state = run(*course_events())
+    more = event(60, f"{COURSE}/modules/searching", 500, VERB_FAILED, {"success": False, "score": {"scaled": 0.1}})
+    after = evolve(state, more, CATALOG)
+    assert after.competencies != state.competencies  # the count and latest score changed
+    assert after.certifications is state.certifications
+    # and one that does change an attainment (a late, earlier pass) refolds them
+    earlier = event(61, f"{COURSE}/modules/searching", 1, VERB_PASSED, {"success": True, "score": {"scaled": 0.9}})
+    refolded = evolve(state, earlier, CATALOG)
+    assert refolded.certifications is not state.certifications
+    assert refolded.certifications[PROGRAM_KEY].statement_ids != state.certifications[PROGRAM_KEY].statement_ids
+
+
 def test_merging_an_identifiers_state_and_splitting_it_off_again_give_the_folds_of_each_part() -> None:
     from projections.competency.policy import evolve_many, split, state_events
 

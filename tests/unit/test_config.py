@@ -77,3 +77,10 @@ def test_nats_url_may_name_every_member_of_a_cluster():
     ]
     with pytest.raises(ConfigError, match="LRS_NATS_URL"):
         nats_servers(" , ")
+
+
+def test_the_learner_cache_size_is_read_and_checked():
+    assert Settings.from_env({"HOME": "/home/x"}).learner_cache_size == 250_000
+    assert Settings.from_env({"HOME": "/home/x", "LRS_LEARNER_CACHE_SIZE": "500000"}).learner_cache_size == 500_000
+    with pytest.raises(ConfigError, match="LRS_LEARNER_CACHE_SIZE"):
+        Settings.from_env({"HOME": "/home/x", "LRS_LEARNER_CACHE_SIZE": "0"})

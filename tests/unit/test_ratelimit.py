@@ -156,3 +156,15 @@ def test_limits_from_the_environment():
                         ("LRS_SHED_LATENCY_MS", "-1"), ("LRS_SHED_MIN_IN_FLIGHT", "0")):
         with pytest.raises(ConfigError, match=name):
             Settings.from_env({name: value})
+
+
+async def test_take_local_spends_the_lease_check_would_and_nothing_else():
+    limiter, bucket, clock = make(rate=100, burst=10)  # leases of 5 tokens
+    assert not limiter.take_local("k")  # no lease yet: check must ask the bucket
+    assert bucket.calls == 0
+    assert await limiter.check("k") == 0.0  # takes a lease of 5, spends 1
+    assert [limiter.take_local("k") for _ in range(5)] == [True] * 4 + [False]
+    assert bucket.calls == 1
+    assert await limiter.check("k") == 0.0  # the next lease
+    clock.now += 10  # the lease expired: its tokens are not spent locally
+    assert not limiter.take_local("k")

@@ -7,6 +7,8 @@ from __future__ import annotations
 import copy
 import os
 
+import pytest
+
 from lrs.privacy import seal
 from tests.unit.test_privacy_seal import _seal_v3 as _one_by_one  # each Agent sealed on its own (seal_agent), v3
 
@@ -138,3 +140,31 @@ def test_the_known_forms_of_every_tenant_together_stay_within_the_cache_capacity
         keyring.stored(Sealed([], {}, 0, frozenset(), {}, forms, keyring._version, f"tenant-{n}"))
         assert sum(len(forms) for forms in keyring._sealed.values()) <= 4
     assert keyring._sealed  # the last request's forms are kept
+
+
+def test_a_full_cache_of_sealed_forms_drops_its_oldest_half_not_all():
+    """With more learners than the capacity, emptying the whole cache when
+    it fills left it half as full on average (half the hits); the oldest
+    forms go first, the newest stay."""
+    from lrs.privacy.master import MasterKey
+    from lrs.store.learner_keys import LearnerKeys, Sealed
+
+    keyring = LearnerKeys(None, MasterKey(os.urandom(32)), capacity=10)  # type: ignore[arg-type]
+    for n in range(11):
+        forms = {f"agent {n}".encode(): ("Agent", f"p{n}", 1, f"v3.1.{n}")}
+        keyring.stored(Sealed([], {}, 0, frozenset(), {}, forms, keyring._version, "tenant"))
+    kept = keyring._sealed["tenant"]
+    assert list(kept) == [f"agent {n}".encode() for n in range(5, 11)]  # 0-4 out, 5-9 and the new one in
+
+
+def test_a_cached_data_key_keeps_its_bytes_and_seals_and_opens_as_the_cipher_would():
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCMSIV
+
+    raw = os.urandom(32)
+    key = seal.new_data_key_cipher(raw)
+    assert isinstance(key, seal.DataKey) and not hasattr(key, "__dict__")
+    sealed = key.encrypt(b"\0" * 12, b"plain", b"aad")
+    assert sealed == AESGCMSIV(raw).encrypt(b"\0" * 12, b"plain", b"aad")
+    assert key.decrypt(b"\0" * 12, sealed, b"aad") == key.cipher().decrypt(b"\0" * 12, sealed, b"aad") == b"plain"
+    with pytest.raises(ValueError):
+        seal.new_data_key_cipher(b"short")
