@@ -6,6 +6,7 @@ import asyncio
 from dataclasses import dataclass
 
 import nats
+import nats.errors
 from nats.js import api
 from nats.js.errors import NotFoundError
 
@@ -58,8 +59,19 @@ async def read_stream(nats_url: str | list[str]) -> list[StreamedEvent]:
 async def wait_for_stream(nats_url: str | list[str], expected_positions: int, timeout: float = 90.0) -> list[StreamedEvent]:
     """Polls until the stream holds at least ``expected_positions`` distinct positions."""
     deadline = asyncio.get_running_loop().time() + timeout
+    events: list[StreamedEvent] = []
     while True:
-        events = await read_stream(nats_url)
+        try:
+            events = await read_stream(nats_url)
+        except nats.errors.TimeoutError as exc:
+            # A cluster that has just lost a member (tests/e2e/test_cluster.py)
+            # may answer a JetStream API request (this reader's own consumer)
+            # after the client's 5 s; the stream's content is what is checked,
+            # so ask again until the deadline.
+            if asyncio.get_running_loop().time() > deadline:
+                raise TimeoutError(f"the stream could not be read within {timeout}s: {exc!r}") from exc
+            await asyncio.sleep(0.5)
+            continue
         if len({e.position for e in events}) >= expected_positions:
             return events
         if asyncio.get_running_loop().time() > deadline:
