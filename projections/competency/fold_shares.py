@@ -22,14 +22,15 @@ from __future__ import annotations
 import asyncio
 import gc
 import multiprocessing
-import os
 from multiprocessing.connection import Connection as Pipe
 from typing import Any, Awaitable, Callable, Sequence
 
 import asyncpg
 
 from projections.competency.codec import encode_state
-from projections.competency.parallel_replay import ReplayWorkerFailed, can_fork, worker_signals
+from projections.competency.parallel_replay import (
+    ReplayWorkerFailed, can_fork, fork_with_pipe, stop_forked, worker_signals,
+)
 from projections.competency.rebuild import Key, LogRebuild
 from projections.competency.rows import CERTIFICATION_COLUMNS, STATE_COLUMNS, certification_rows, state_rows
 
@@ -124,14 +125,7 @@ class _Worker:
 
     @classmethod
     def start(cls, work: LogRebuild, keys: Sequence[Key], connect: Connect, search_path: str) -> "_Worker":
-        report, sender = multiprocessing.Pipe(duplex=False)
-        process = multiprocessing.get_context("fork").Process(
-            target=_copy_share_in_worker, args=(work, keys, connect, search_path, sender, os.getpid()),
-            name="lrs-replay-share", daemon=True,
-        )
-        process.start()
-        sender.close()
-        return cls(process, report)
+        return cls(*fork_with_pipe(_copy_share_in_worker, (work, keys, connect, search_path), "lrs-replay-share"))
 
     async def finished(self) -> int:
         """Wait for the worker to end; its count, or ReplayWorkerFailed."""
@@ -154,10 +148,7 @@ class _Worker:
         return report
 
     def stop(self) -> None:
-        if self.process.is_alive():
-            self.process.kill()
-        self.process.join()
-        self.report.close()
+        stop_forked(self.process, self.report)
 
 
 def _copy_share_in_worker(

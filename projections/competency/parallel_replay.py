@@ -45,7 +45,7 @@ from projections.competency.model import StatementEvidence, StatementVoided
 from projections.competency.rebuild import LogRebuild, interpret_event
 from projections.replay import LogPages
 
-__all__ = ["can_fork", "chunks", "read_log", "worker_signals", "ReplayWorkerFailed", "MIN_PARALLEL_EVENTS"]
+__all__ = ["can_fork", "chunks", "fork_with_pipe", "read_log", "stop_forked", "worker_signals", "ReplayWorkerFailed", "MIN_PARALLEL_EVENTS"]
 
 MIN_PARALLEL_EVENTS = 20_000  # the first events are read here; workers start past them
 
@@ -204,15 +204,7 @@ class _ChunkReader:
     def start(
         cls, catalog: Catalog, pages: LogPages, runs: list[tuple[int, int]], claim: Callable[[], int | None]
     ) -> "_ChunkReader":
-        pipe, sender = multiprocessing.Pipe(duplex=False)
-        _widen(pipe)
-        process = multiprocessing.get_context("fork").Process(
-            target=_read_chunks_in_worker, args=(catalog, pages, runs, claim, sender, os.getpid()),
-            name="lrs-replay-read", daemon=True,
-        )
-        process.start()
-        sender.close()
-        return cls(process, pipe)
+        return cls(*fork_with_pipe(_read_chunks_in_worker, (catalog, pages, runs, claim), "lrs-replay-read", wide=True))
 
     def collect(self, done: dict[int, Kept | bytes]) -> None:
         """Everything the worker has sent so far, into ``done``; raises what it raised."""
@@ -239,10 +231,32 @@ class _ChunkReader:
             self.collect({})
 
     def stop(self) -> None:
-        if self.process.is_alive():
-            self.process.kill()
-        self.process.join()
-        self.pipe.close()
+        stop_forked(self.process, self.pipe)
+
+
+def fork_with_pipe(
+    target: Callable[..., None], args: tuple, name: str, *, wide: bool = False
+) -> tuple[multiprocessing.process.BaseProcess, Pipe]:
+    """A forked daemon process running ``target(*args, sender, parent pid)``
+    and the receiving end of its one-way pipe (``wide``: of PIPE_BYTES);
+    the sending end is closed here, so the receiver sees EOF when it dies."""
+    pipe, sender = multiprocessing.Pipe(duplex=False)
+    if wide:
+        _widen(pipe)
+    process = multiprocessing.get_context("fork").Process(
+        target=target, args=(*args, sender, os.getpid()), name=name, daemon=True
+    )
+    process.start()
+    sender.close()
+    return process, pipe
+
+
+def stop_forked(process: multiprocessing.process.BaseProcess, pipe: Pipe) -> None:
+    """Kill a worker of fork_with_pipe if it still runs, reap it, close its pipe."""
+    if process.is_alive():
+        process.kill()
+    process.join()
+    pipe.close()
 
 
 _INDEX = struct.Struct("<q")
