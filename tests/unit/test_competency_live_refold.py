@@ -12,7 +12,7 @@ never show."""
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Any, Callable
 
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
@@ -193,33 +193,27 @@ def test_the_histories_reach_certification_mastery_lost_and_several_attainments(
     # Guard: the generator can produce what the property is about.
     from hypothesis import find
 
-    def revoked(h: Any) -> bool:
-        events, batches, _ = h
+    def lost_in_a_later_batch(h: Any, holds: Callable[[LearnerState], bool]) -> bool:
+        """Whether ``holds`` is true after one batch and false after a later one."""
         state = LearnerState(learner=LEARNER)
-        was_earned = False
-        for batch in batches:
+        held = False
+        for batch in h[1]:
             state = evolve_many(state, batch, CATALOG)
-            earned = any(c.earned for c in state.certifications.values())
-            if was_earned and not earned:
+            now = holds(state)
+            if held and not now:
                 return True
-            was_earned = earned
+            held = now
         return False
+
+    def revoked(h: Any) -> bool:
+        return lost_in_a_later_batch(h, lambda state: any(c.earned for c in state.certifications.values()))
 
     def several(h: Any) -> bool:
         state = fold(LEARNER, h[0], CATALOG)
         return any(len(c.attainments) > 1 for k, c in state.competencies.items() if k in CATALOG.required_competencies)
 
     def lost(h: Any) -> bool:
-        events, batches, _ = h
-        state = LearnerState(learner=LEARNER)
-        was_mastered = False
-        for batch in batches:
-            state = evolve_many(state, batch, CATALOG)
-            mastered = any(c.attainments for c in state.competencies.values())
-            if was_mastered and not mastered:
-                return True
-            was_mastered = mastered
-        return False
+        return lost_in_a_later_batch(h, lambda state: any(c.attainments for c in state.competencies.values()))
 
     for condition in (several, lost, revoked):
         assert find(histories(), condition, settings=settings(max_examples=500, database=None, phases=[Phase.generate], derandomize=True))
