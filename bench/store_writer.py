@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import statistics
 import time
 import uuid
+from collections.abc import AsyncIterator
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -50,13 +52,24 @@ def with_database(url: str, name: str) -> str:
     return urlunsplit(urlsplit(url)._replace(path="/" + name))
 
 
-async def run(args: argparse.Namespace) -> None:
-    name = f"lrs_bench_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(args.url)
+@contextlib.asynccontextmanager
+async def scratch_database(url: str, prefix: str) -> AsyncIterator[str]:
+    """A new database named ``prefix``_<random> on ``url``'s server,
+    migrated: its URL; dropped at the end (also when the migration fails)."""
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(url)
     await admin.execute(f'CREATE DATABASE "{name}"')
-    url = with_database(args.url, name)
     try:
-        await migrate(url)
+        scratch = with_database(url, name)
+        await migrate(scratch)
+        yield scratch
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+async def run(args: argparse.Namespace) -> None:
+    async with scratch_database(args.url, "lrs_bench") as url:
         conn = await asyncpg.connect(url)
         for index in args.drop_index:
             await conn.execute(f'DROP INDEX "{index}"')
@@ -94,9 +107,6 @@ async def run(args: argparse.Namespace) -> None:
             f"p99 {latencies[int(len(latencies) * 0.99) - 1] * 1000:.1f} ms; dropped {args.drop_index or 'none'}; "
             f"defines {args.defines}"
         )
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
 
 
 def main() -> None:

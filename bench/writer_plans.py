@@ -34,10 +34,9 @@ import asyncpg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from process_cpu import load_average, tree_cpu_s  # noqa: E402
-from store_writer import AUTHORITY, sample_statement, with_database  # noqa: E402
+from store_writer import AUTHORITY, sample_statement, scratch_database  # noqa: E402
 
 from lrs.ingest.prepare import prepare_statements  # noqa: E402
-from lrs.service import migrate  # noqa: E402
 from lrs.store import StatementWriter, create_pool  # noqa: E402
 import lrs.store.pool  # noqa: E402
 
@@ -45,15 +44,12 @@ import lrs.store.pool  # noqa: E402
 async def run(args: argparse.Namespace) -> dict:
     if args.plan_cache_mode:
         lrs.store.pool.SERVER_SETTINGS["plan_cache_mode"] = args.plan_cache_mode
-    name = f"lrs_writer_plans_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(args.url)
-    postmaster = args.postmaster or int(
-        Path(await admin.fetchval("SHOW data_directory"), "postmaster.pid").read_text().split()[0]
-    )
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    url = with_database(args.url, name)
-    try:
-        await migrate(url)
+    async with scratch_database(args.url, "lrs_writer_plans") as url:
+        conn = await asyncpg.connect(url)
+        postmaster = args.postmaster or int(
+            Path(await conn.fetchval("SHOW data_directory"), "postmaster.pid").read_text().split()[0]
+        )
+        await conn.close()
         if args.prefill:
             await prefill(url, args.prefill)
         batches = [
@@ -96,9 +92,6 @@ async def run(args: argparse.Namespace) -> dict:
             "prefill": args.prefill,
             "load_average_after": load_average(),
         }
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
 
 
 async def prefill(url: str, count: int) -> None:

@@ -43,10 +43,9 @@ import asyncpg.connection
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from process_cpu import load_average  # noqa: E402
-from store_writer import AUTHORITY, sample_statement, with_database  # noqa: E402
+from store_writer import AUTHORITY, sample_statement, scratch_database  # noqa: E402
 
 from lrs.ingest.prepare import prepare_statements  # noqa: E402
-from lrs.service import migrate  # noqa: E402
 from lrs.store import StatementWriter, create_pool  # noqa: E402
 import lrs.store.writer  # noqa: E402
 
@@ -109,12 +108,7 @@ async def timed_groups(writer: StatementWriter, start: int, groups: int) -> dict
 async def run(args: argparse.Namespace) -> dict:
     if args.begin is not None:
         lrs.store.writer.begin_group = lambda log_position: args.begin
-    name = f"lrs_statement_plans_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(args.url)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    url = with_database(args.url, name)
-    try:
-        await migrate(url)
+    async with scratch_database(args.url, "lrs_statement_plans") as url:
         early = await create_pool(url, min_size=1, max_size=1)
         early_writer = StatementWriter(early, wait_ms=0, shared_log=True)
         await early_writer.start()
@@ -141,9 +135,6 @@ async def run(args: argparse.Namespace) -> dict:
         await late.close()
         result["load_average_after"] = load_average()
         return result
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
 
 
 def main() -> None:
