@@ -6,9 +6,7 @@ anything in."""
 
 from __future__ import annotations
 
-import multiprocessing
 import os
-import signal
 import time
 from typing import Any
 
@@ -23,7 +21,9 @@ from projections.competency.store import CompetencyProjection, digest
 from projections.replay import LogPages, replay
 from projections.runner import ProjectionRunner
 from tests.integration.test_projection_runner import CATALOG
-from tests.integration.test_replay_shares import fill, projected, tables
+from tests.integration.test_replay_shares import (
+    assert_nothing_swapped_in, failing_in_forked_workers, fill, projected, tables,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -121,25 +121,16 @@ async def test_a_read_worker_that_fails_fails_the_replay_and_swaps_nothing_in(
     runner = ProjectionRunner(pool, CompetencyProjection(CATALOG))
     await runner.catch_up()
     live, checkpoint, before = await digest(pool), await runner.checkpoint(), await tables(pool)
-    replay_process = os.getpid()
     interpret = parallel_replay.interpret_event
 
-    def failing_in_workers(*args: Any) -> Any:
-        if os.getpid() != replay_process:  # a forked read worker (it inherits the patch)
-            if ending == "is killed":
-                os.kill(os.getpid(), signal.SIGKILL)  # as the out-of-memory killer would
-            raise OSError("cannot read this range")
-        return interpret(*args)
-
     small_chunks(monkeypatch)
-    monkeypatch.setattr(parallel_replay, "interpret_event", failing_in_workers)
+    monkeypatch.setattr(parallel_replay, "interpret_event",
+                        failing_in_forked_workers(interpret, ending, OSError("cannot read this range")))
     expected = (OSError, "cannot read this range") if ending == "raises" else (ReplayWorkerFailed, "exit code -9")
     with pytest.raises(expected[0], match=expected[1]):
         await replay(pool, CompetencyProjection(CATALOG, replay_processes=2, replay_readers=2),
                      connect=lambda: connect(database_url))
-    assert multiprocessing.active_children() == []
-    assert await tables(pool) == before and await digest(pool) == live
-    assert await runner.checkpoint() == checkpoint
+    await assert_nothing_swapped_in(pool, runner, live, checkpoint, before)
 
     monkeypatch.setattr(parallel_replay, "interpret_event", interpret)
     await replay(pool, CompetencyProjection(CATALOG, replay_processes=2, replay_readers=2),

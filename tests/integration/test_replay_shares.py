@@ -8,7 +8,7 @@ import multiprocessing
 import os
 import random
 import signal
-from typing import Any
+from typing import Any, Callable
 
 import asyncpg
 import pytest
@@ -109,6 +109,31 @@ async def test_without_connect_a_replay_folds_every_share_here(
     assert await digest(pool) == live
 
 
+def failing_in_forked_workers(call: Callable[..., Any], ending: str, error: Exception) -> Callable[..., Any]:
+    """``call``, but in a forked worker (which inherits the patch) it raises
+    ``error``, or, ``ending`` "is killed", dies of SIGKILL as the
+    out-of-memory killer would have it."""
+    replay_process = os.getpid()
+
+    def failing(*args: Any) -> Any:
+        if os.getpid() != replay_process:
+            if ending == "is killed":
+                os.kill(os.getpid(), signal.SIGKILL)
+            raise error
+        return call(*args)
+
+    return failing
+
+
+async def assert_nothing_swapped_in(
+    pool: asyncpg.Pool, runner: ProjectionRunner, live: str, checkpoint: int, before: dict[str, list[tuple[Any, ...]]]
+) -> None:
+    """After a failed replay: no worker left, the live tables, digest and checkpoint as they were."""
+    assert multiprocessing.active_children() == []
+    assert await tables(pool) == before and await digest(pool) == live
+    assert await runner.checkpoint() == checkpoint
+
+
 @pytest.mark.parametrize("ending", ["raises", "is killed"])
 async def test_a_worker_that_fails_fails_the_replay_and_swaps_nothing_in(
     ending: str, pool: asyncpg.Pool, writer: StatementWriter, database_url: str, monkeypatch: pytest.MonkeyPatch
@@ -117,23 +142,13 @@ async def test_a_worker_that_fails_fails_the_replay_and_swaps_nothing_in(
     runner = ProjectionRunner(pool, CompetencyProjection(CATALOG))
     await runner.catch_up()
     live, checkpoint, before = await digest(pool), await runner.checkpoint(), await tables(pool)
-    replay_process = os.getpid()
     fold = LogRebuild.fold
 
-    def failing_in_workers(self: LogRebuild, key: Any) -> Any:
-        if os.getpid() != replay_process:  # a forked worker (it inherits the patch)
-            if ending == "is killed":
-                os.kill(os.getpid(), signal.SIGKILL)  # as the out-of-memory killer would
-            raise RuntimeError(f"cannot fold {key}")
-        return fold(self, key)
-
-    monkeypatch.setattr(LogRebuild, "fold", failing_in_workers)
+    monkeypatch.setattr(LogRebuild, "fold", failing_in_forked_workers(fold, ending, RuntimeError("cannot fold")))
     expected = "cannot fold" if ending == "raises" else "exit code -9"
     with pytest.raises(ReplayWorkerFailed, match=expected):
         await replay(pool, CompetencyProjection(CATALOG, replay_processes=2), connect=lambda: connect(database_url))
-    assert multiprocessing.active_children() == []
-    assert await tables(pool) == before and await digest(pool) == live
-    assert await runner.checkpoint() == checkpoint
+    await assert_nothing_swapped_in(pool, runner, live, checkpoint, before)
 
     monkeypatch.setattr(LogRebuild, "fold", fold)
     await replay(pool, CompetencyProjection(CATALOG, replay_processes=2), connect=lambda: connect(database_url))
