@@ -84,17 +84,19 @@ async def replay(
         if not await leader_lock.try_lock(conn, leader_lock.lock_key(f"replay:{name}")):
             raise ReplayRunning(f"another replay of {name!r} is running")
         total = await last_position(conn)
-        await conn.execute(f'DROP SCHEMA IF EXISTS "{scratch}" CASCADE')
-        await conn.execute(f'CREATE SCHEMA "{scratch}"')
         bulk = projection.bulk_rebuild
-        # A bulk rebuild fills the tables first and indexes them after (faster than index by index).
-        indexes = "EXCLUDING INDEXES" if bulk else ""
-        for table in projection.tables:
-            await conn.execute(f'CREATE TABLE "{scratch}".{table} (LIKE public.{table} INCLUDING ALL {indexes})')
-            # LIKE copies no storage parameters (toast_tuple_target, fillfactor...)
-            options = await conn.fetchval(SELECT_STORAGE_PARAMETERS, f"public.{table}")
-            if options:
-                await conn.execute(f'ALTER TABLE "{scratch}".{table} SET ({", ".join(options)})')
+        # One transaction: one commit to wait for, not one per table.
+        async with conn.transaction():
+            await conn.execute(f'DROP SCHEMA IF EXISTS "{scratch}" CASCADE')
+            await conn.execute(f'CREATE SCHEMA "{scratch}"')
+            # A bulk rebuild fills the tables first and indexes them after (faster than index by index).
+            indexes = "EXCLUDING INDEXES" if bulk else ""
+            for table in projection.tables:
+                await conn.execute(f'CREATE TABLE "{scratch}".{table} (LIKE public.{table} INCLUDING ALL {indexes})')
+                # LIKE copies no storage parameters (toast_tuple_target, fillfactor...)
+                options = await conn.fetchval(SELECT_STORAGE_PARAMETERS, f"public.{table}")
+                if options:
+                    await conn.execute(f'ALTER TABLE "{scratch}".{table} SET ({", ".join(options)})')
         # The scratch schema shadows the live tables for this connection only.
         await conn.execute(f"SET search_path TO \"{scratch}\", public")
         try:
