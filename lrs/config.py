@@ -71,12 +71,6 @@ def _positive(value: float, name: str) -> float:
     return value
 
 
-def _at_most(value: int, maximum: int, name: str) -> int:
-    if value > maximum:
-        raise ConfigError(f"{name} must be <= {maximum}, got {value}")
-    return value
-
-
 def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     raw = env.get(name)
     if raw is None or raw == "":
