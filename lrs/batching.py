@@ -283,6 +283,25 @@ def statement_form(
     return StatementForm(payload_parts(statement.body), encode_keys(filter_keys(statement)))
 
 
+# The last authority object and its key: a request's statements share one
+# authority object (lrs.ingest.prepare.prepare_statements sets it by
+# reference, and nothing changes it after), so its key is worked out once a
+# request instead of twice a statement (the filter keys, the group's
+# authority column).  One tuple, read and replaced whole.
+_last_authority: tuple[object, str | None] = (None, None)
+
+
+def authority_key_of(authority: dict[str, Any]) -> str | None:
+    """:func:`lrs.xapi.identity.authority_key`, remembered for the last object."""
+    global _last_authority
+    last = _last_authority
+    if last[0] is authority:
+        return last[1]
+    key = authority_key(authority)
+    _last_authority = (authority, key)
+    return key
+
+
 def filter_keys(statement: PreparedStatement) -> list[str]:
     """The read model's filter keys: each agent key and activity id once, marked
     as matching the plain filter (upper case) or only its related_* form."""
@@ -292,7 +311,7 @@ def filter_keys(statement: PreparedStatement) -> list[str]:
     keys += [ACTIVITY_KEY + a for a in statement.activity_ids]
     direct = set(statement.activity_ids)
     keys += [RELATED_ACTIVITY_KEY + a for a in statement.related_activity_ids if a not in direct]
-    authority = authority_key(statement.body["authority"])
+    authority = authority_key_of(statement.body["authority"])
     if authority is not None:
         keys.append(AUTHORITY_KEY + authority)
     return keys
