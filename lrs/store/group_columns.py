@@ -23,18 +23,18 @@ def group_definition_updates(requests: list[AppendRequest], plan: GroupPlan) -> 
 
 
 
-# A SHA-256 digest and a UUID, as INSERT_GROUP cuts them out of one bytea.
-HASH_SIZE, UUID_SIZE = 32, 16
+# A SHA-256 digest, as INSERT_GROUP cuts the hashes out of one bytea.
+HASH_SIZE = 32
 
 
 def group_columns(plan: GroupPlan) -> tuple[object, ...]:
     """The parameters of INSERT_GROUP: one value for what the events' place in
-    the log gives, fixed-width values (event and statement ids, hashes) each
-    in one bytea of their bytes one after the other, the tenants once when
-    they are all one, the nearly always empty columns (registration, voided,
-    voids, statement_ref) as NULL when they are, and one array for each of the
-    other columns (see INSERT_GROUP).  asyncpg encodes every element of an
-    array parameter on its own, a bytea as one copy."""
+    the log gives, the hashes in one bytea (32 bytes each, one after the
+    other), the tenants once when they are all one, the nearly always empty
+    columns (registration, voided, voids, statement_ref) as NULL when they
+    are, and one array for each of the other columns (see INSERT_GROUP).
+    asyncpg encodes every element of an array parameter on its own, a bytea
+    as one copy."""
     events = [n.event for n in plan.new]
     statements = [n.statement for n in plan.new]
     assert plan.head is not None
@@ -64,10 +64,10 @@ def group_columns(plan: GroupPlan) -> tuple[object, ...]:
     refs = [s.statement_ref for s in statements]
     return (
         first.position,
-        b"".join([e.event_id.bytes for e in events]),
+        [e.event_id for e in events],
         tenants,
         STATEMENT_EVENT,
-        b"".join([e.statement_id.bytes for e in events]),
+        [e.statement_id for e in events],
         first.stored,
         store_payloads([e.payload for e in events]),
         first.prev_hash,

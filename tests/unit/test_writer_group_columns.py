@@ -41,8 +41,8 @@ def test_rows_derived_from_the_group_values_are_the_planned_events(head_stored) 
     assert _rows_as_insert_group_writes_them(columns) == planned
     assert columns[0] == 42 and columns[3] == STATEMENT_EVENT and columns[7] == b"\x07" * 32
     assert columns[2] == ["t", "t", "u", "t"]
-    assert columns[1] == b"".join(n.event.event_id.bytes for n in plan.new)
-    assert columns[4] == b"".join(n.event.statement_id.bytes for n in plan.new)
+    assert columns[1] == [n.event.event_id for n in plan.new]
+    assert columns[4] == [n.event.statement_id for n in plan.new]
 
 
 def test_one_tenant_is_sent_once_and_empty_columns_as_null() -> None:
