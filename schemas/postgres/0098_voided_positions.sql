@@ -8,5 +8,8 @@
 -- the event the page reads anyway (lrs/store/reader.py); voided Statements
 -- are few (one in two thousand in the benchmark's mix), so whether a
 -- candidate is one is a probe of this small index instead.  The writer's
--- voiding UPDATE and a Statement stored already voided add its entry.
+-- voiding UPDATE and a Statement stored already voided add its entry (the
+-- voiding UPDATE, which changes a column this index names, is no longer a
+-- HOT update: each voided Statement costs its row's index entries again,
+-- one Statement in thousands).
 CREATE INDEX statements_tenant_voided_position ON statements (tenant, position) WHERE voided;
