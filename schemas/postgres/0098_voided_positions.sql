@@ -12,4 +12,4 @@
 -- voiding UPDATE, which changes a column this index names, is no longer a
 -- HOT update: each voided Statement costs its row's index entries again,
 -- one Statement in thousands).
-CREATE INDEX statements_tenant_voided_position ON statements (tenant, position) WHERE voided;
+CREATE INDEX IF NOT EXISTS statements_tenant_voided_position ON statements (tenant, position) WHERE voided;
