@@ -210,6 +210,8 @@ class LearnerKeys:
         # Seal in the v3 form (ciphertexts apart, by reference); False: v2,
         # the ciphertext inside the Statement (as stores written before hold).
         self._references = references
+        # Which of them: v4 (short tags) unless set to "v3" (as builds before v4 wrote).
+        self._reference_form = seal.SHORT
         # v3 ciphertexts read, by reference (immutable: content-addressed).
         self._ciphertexts = StoredCiphertexts(pool, capacity=capacity)
         self._master = master
@@ -501,7 +503,8 @@ class LearnerKeys:
             key_of = _CachedKeys(self, tenant).__getitem__
         else:
             forms, key_of = _NO_FORMS, _not_cached
-        sealer = seal.StatementSealer(tenant, forms, key_of, references=self._references)
+        sealer = seal.StatementSealer(tenant, forms, key_of, references=self._references,
+                                        reference_form=self._reference_form)
         sealed_authority = sealer.agent(authority)
         sealed = [seal.seal_statement(s, sealer.agent) for s in statements]
         if sealer.missing:
