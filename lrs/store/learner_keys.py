@@ -22,10 +22,10 @@ made, in one statement shared by the requests that need keys within a short
 wait, as the group commit gathers Statements (:data:`LOAD_OR_CREATE`), on a
 connection that is not reset after each (:func:`lrs.store.pool.create_statement_pool`).
 
-Statements are sealed in the v3 form (:func:`lrs.privacy.seal.seal_reference`):
-each identity's ciphertext is kept once in ``sealed_identities`` by its
-reference (:mod:`lrs.store.sealed_identities`), and a Statement carries only
-the reference.  :meth:`LearnerKeys.seal_statements` returns the new
+Statements are sealed in the v4 form (:func:`lrs.privacy.seal.seal_short`):
+each identity's ciphertext is kept once in ``sealed_identities``
+(:mod:`lrs.store.sealed_identities`), and a Statement carries only an
+8-character tag (v3, written before, a 22-character reference).  :meth:`LearnerKeys.seal_statements` returns the new
 ciphertexts with the sealed Statements; the Statement writer inserts them in
 the group commit that appends those Statements.
 """
