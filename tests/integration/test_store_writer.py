@@ -157,6 +157,35 @@ async def test_rows_keep_awkward_text_nulls_and_the_event_they_belong_to(pool: a
     assert verify_chain(await read_events_after(pool, 0, 100)) is None
 
 
+async def test_one_tenant_group_of_two_senders_keeps_each_senders_authority(pool: asyncpg.Pool) -> None:
+    # One tenant (sent once), two authorities (sent per row), no registration,
+    # voiding or StatementRef in the first sender's statements (sent as NULL):
+    # each row as if every column had been sent in full.
+    writer = StatementWriter(pool, wait_ms=200.0)
+    await writer.start()
+    other = {"objectType": "Agent", "account": {"homePage": "http://lrs.example", "name": "other sender"}}
+    try:
+        first = prepared(statement(), statement())
+        second = prepare_statements([statement(context={"registration": str(uuid.uuid4())})], version="1.0.3",
+                                    authority=other, new_id=uuid.uuid4)
+        await asyncio.gather(writer.append("t1", first), writer.append("t1", second))
+        assert writer.groups_committed == 1
+    finally:
+        await writer.close()
+    rows = await pool.fetch("SELECT tenant, statement_id, authority_key, registration, voided, voids, statement_ref"
+                            " FROM statements ORDER BY position")
+    assert len(rows) == 3
+    by_id = {r["statement_id"]: r for r in rows}
+    for prepared_statement in [*first, *second]:
+        row = by_id[prepared_statement.statement_id]
+        assert row["tenant"] == "t1"
+        assert row["authority_key"] == await pool.fetchval(
+            "SELECT statement_key('t1', 'U:' || $1)", authority_key(prepared_statement.body["authority"]))
+        assert row["registration"] == prepared_statement.registration
+        assert (row["voided"], row["voids"], row["statement_ref"]) == (False, None, None)
+    assert verify_chain(await read_events_after(pool, 0, 100)) is None
+
+
 async def test_database_error_fails_only_that_group(writer: StatementWriter, pool: asyncpg.Pool) -> None:
     bad = prepared(statement())[0]
     # PostgreSQL text cannot hold NUL: COPY fails inside the transaction.
