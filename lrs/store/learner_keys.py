@@ -25,9 +25,10 @@ connection that is not reset after each (:func:`lrs.store.pool.create_statement_
 Statements are sealed in the v4 form (:func:`lrs.privacy.seal.seal_short`):
 each identity's ciphertext is kept once in ``sealed_identities``
 (:mod:`lrs.store.sealed_identities`), and a Statement carries only an
-8-character tag (v3, written before, a 22-character reference).  :meth:`LearnerKeys.seal_statements` returns the new
-ciphertexts with the sealed Statements; the Statement writer inserts them in
-the group commit that appends those Statements.
+8-character tag (v3, written before, a 22-character reference).
+:meth:`LearnerKeys.seal_statements` returns the new ciphertexts with the
+sealed Statements; the Statement writer inserts them in the group commit
+that appends those Statements.
 """
 
 from __future__ import annotations
