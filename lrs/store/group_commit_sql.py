@@ -48,6 +48,13 @@ WHERE s.tenant = $1 AND s.position > $3 AND s.position <= $4
 # touched statements, in one round trip (schemas/postgres/0099_lock_head_with_touched.sql):
 # the first row is the head, the others the statements.
 SELECT_HEAD_WITH_TOUCHED = "SELECT * FROM log_head_locked_with_touched($1, $2, $3, $4)"
+# The same, and the canonical Activity Definitions the group may merge,
+# locked (schemas/postgres/0140_lock_head_with_touched_and_definitions.sql):
+# a group of defining senders no longer reads them in a round trip of its
+# own under the head lock.  Definition rows have ``activity_id`` set.
+SELECT_HEAD_WITH_TOUCHED_AND_DEFINITIONS = (
+    "SELECT * FROM log_head_locked_with_touched_and_definitions($1, $2, $3, $4, $5, $6)"
+)
 # Of the requests' (tenant, pseudonym, generation) keys, the destroyed ones:
 # each looked up on its own by the primary key (a LATERAL subquery with
 # LIMIT), not an anti-join a planner may run over every key

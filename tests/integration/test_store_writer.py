@@ -393,6 +393,48 @@ async def test_a_defining_group_merges_its_definitions_and_moves_their_checkpoin
     assert json.loads(await pool.fetchval(row, activity)) == {"name": {"en": "Two", "vi": "Một"}}
 
 
+async def test_small_defining_groups_read_their_definitions_in_the_head_locks_call(
+    migrated_url: str, pool: asyncpg.Pool
+) -> None:
+    """Single-statement groups of defining senders read and lock the canonical
+    definitions in the call that takes the head lock (no round trip of their
+    own under the lock); two writers merging into the same Activity at once
+    lose none of each other's names."""
+    from lrs.store.activities import SELECT_DEFINITIONS_FOR_UPDATE
+    from lrs.store.pool import create_statement_pool
+
+    activity = "http://example.com/defined-concurrently"
+
+    def named(language: str) -> dict[str, Any]:
+        return statement(activity=activity, object={"id": activity, "definition": {"name": {language: language}}})
+
+    pools = [await create_statement_pool(migrated_url, application_name=f"lrs-writer-defs-{n}", max_size=1)
+             for n in range(2)]
+    writers = [StatementWriter(pool, wait_ms=0.0, shared_log=True, group_pool=groups) for groups in pools]
+    try:
+        for writer in writers:
+            await writer.start()
+        languages = [f"x{n}" for n in range(24)]
+        await asyncio.gather(*(
+            writers[n % 2].append("default", prepared(named(language)), defines=True)
+            for n, language in enumerate(languages)
+        ))
+        definition = await pool.fetchval(
+            "SELECT definition FROM activity_definitions WHERE tenant = 'default' AND activity_id = $1", activity
+        )
+        assert json.loads(definition) == {"name": {language: language for language in languages}}
+        for groups in pools:
+            async with groups.acquire() as conn:
+                sent = [row["statement"] for row in await conn.fetch("SELECT statement FROM pg_prepared_statements")]
+            assert any("log_head_locked_with_touched_and_definitions" in text for text in sent), sent
+            assert SELECT_DEFINITIONS_FOR_UPDATE not in sent
+    finally:
+        for writer in writers:
+            await writer.close()
+        for groups in pools:
+            await groups.close()
+
+
 async def _lock_waiters(pool: asyncpg.Pool) -> int:
     return await pool.fetchval(
         "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
