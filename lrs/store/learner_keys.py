@@ -188,6 +188,10 @@ class Sealed(msgspec.Struct, frozen=True):
     forms: dict[bytes, seal.KnownForm] = {}
     version: int = -1  # of the key cache when sealed (LearnerKeys._version)
     tenant: str = ""
+    # The keys made for identities not cached, which the Statements are
+    # sealed under (generation 1, wrapped, by pseudonym): the writer inserts
+    # them in the group commit (lrs.store.group_keys).
+    new_keys: dict[str, bytes] = {}
 
 
 class LearnerKeys:
@@ -233,6 +237,11 @@ class LearnerKeys:
         self._next: dict[str, tuple[set[str], asyncio.Future[dict[str, seal.SealKey]]]] = {}
         self._loading: dict[str, tuple[set[str], asyncio.Future[dict[str, seal.SealKey]], int]] = {}
         self._loaders: dict[str, asyncio.Task[None]] = {}
+        # Keys made for identities not cached and not known to be committed
+        # yet ((tenant, pseudonym) -> wrapped, key): every request sealing
+        # such an identity meanwhile uses the same one, so that requests of
+        # one process naming a new learner agree (lrs.store.group_keys).
+        self._made: dict[tuple[str, str], tuple[bytes, seal.SealKey]] = {}
 
     # -- pseudonyms ---------------------------------------------------------
 
@@ -260,6 +269,7 @@ class LearnerKeys:
         """Drop one identity's keys (it was erased somewhere)."""
         self._version += 1
         self._current.pop((tenant, pseudonym), None)
+        self._made.pop((tenant, pseudonym), None)
         self._ciphers = {k: v for k, v in self._ciphers.items() if k[0] != tenant or k[1] != pseudonym}
         self._sealed.clear()  # erasures are rare; which forms were its is not kept
         self._sealed_count = 0
@@ -267,6 +277,7 @@ class LearnerKeys:
     def forget_all(self) -> None:
         self._version += 1
         self._current.clear()
+        self._made.clear()
         self._ciphers.clear()
         self._sealed.clear()
         self._sealed_count = 0
@@ -488,11 +499,18 @@ class LearnerKeys:
     # -- statements ---------------------------------------------------------
 
     async def seal_statements(
-        self, tenant: str, statements: list[dict[str, Any]], authority: dict[str, Any]
+        self, tenant: str, statements: list[dict[str, Any]], authority: dict[str, Any], *, make_keys: bool = False
     ) -> Sealed:
         """The Statements and the authority with every identity sealed: one
         walk (:class:`lrs.privacy.seal.StatementSealer`), the keys not cached
-        read (or made) after it, for the Agents that need them."""
+        read (or made) after it, for the Agents that need them.
+
+        ``make_keys``: the keys not cached are made here, without asking
+        PostgreSQL, and returned in :attr:`Sealed.new_keys`; the caller must
+        hand those to the Statement writer with the Statements, which stores
+        them in the same transaction or refuses the request
+        (:mod:`lrs.store.group_keys`; then :meth:`taken`, and seal again
+        without ``make_keys``)."""
         epoch, version = self.epoch, self._version
         if self.trust_cache:
             # Sealed forms are reused only once their ciphertexts are
@@ -504,15 +522,63 @@ class LearnerKeys:
         sealer = seal.StatementSealer(tenant, forms, key_of, references=self._references)
         sealed_authority = sealer.agent(authority)
         sealed = [seal.seal_statement(s, sealer.agent) for s in statements]
+        new_keys: dict[str, bytes] = {}
         if sealer.missing:
-            sealer.finish(await self.keys_for_writing(tenant, sealer.missing))
+            if make_keys and self.trust_cache:
+                keys = {ident: self._key_made(tenant, ident, new_keys) for ident in sealer.missing}
+            else:
+                keys = await self.keys_for_writing(tenant, sealer.missing)
+            sealer.finish(keys)
         return Sealed(sealed, sealed_authority, epoch, frozenset(sealer.refs), sealer.ciphertexts, sealer.fresh,
-                      version, tenant)
+                      version, tenant, new_keys)
+
+    def _key_made(self, tenant: str, ident: str, new_keys: dict[str, bytes]) -> seal.SealKey:
+        """The key made here for an identity not cached (the one made before
+        while it is not known to be committed); its wrapped form in ``new_keys``."""
+        pseudonym = self.pseudonym(tenant, ident)
+        made = self._made.get((tenant, pseudonym))
+        if made is None:
+            data_key = secrets.token_bytes(32)
+            made = (self._master.wrap(data_key, tenant, pseudonym, 1),
+                    seal.SealKey(pseudonym, 1, seal.new_data_key_cipher(data_key)))
+            if len(self._made) >= self._capacity:
+                _drop_oldest_half(self._made)
+            self._made[(tenant, pseudonym)] = made
+        new_keys[pseudonym] = made[0]
+        return made[1]
+
+    def _settle_made(self, sealed: Sealed, live: dict[str, tuple[int, bytes]]) -> None:
+        """The group commit answered for ``sealed``'s new keys: ``live``, each
+        identity's live key (generation, wrapped) as it read it, is cached
+        (unless the cache forgot anything since the request was sealed) and
+        the keys made here are no longer pending."""
+        for pseudonym, wrapped in sealed.new_keys.items():
+            cache_key = (sealed.tenant, pseudonym)
+            made = self._made.get(cache_key)
+            if made is not None and made[0] == wrapped:
+                del self._made[cache_key]
+            key = live.get(pseudonym)
+            if key is None or sealed.version != self._version:
+                continue
+            generation, stored = key
+            if made is not None and made[0] == stored and generation == 1:
+                cipher = made[1].cipher
+            else:
+                cipher = self._cipher(stored, sealed.tenant, pseudonym, generation)
+            self._remember(sealed.tenant, pseudonym, generation, cipher, sealed.version)
+
+    def taken(self, sealed: Sealed, live: dict[str, tuple[int, bytes]]) -> None:
+        """The writer refused ``sealed``: an identity it made a key for has
+        another live key, or none (:class:`lrs.store.group_keys.KeyTakenMeanwhile`
+        with ``live``, the live keys it read).  Those are cached, to seal again with."""
+        self._settle_made(sealed, live)
 
     def stored(self, sealed: Sealed) -> None:
         """``sealed``'s Statements were committed, and with them its
         ciphertexts: its sealed forms may be reused (a later request that
         names an identity the same way then carries no ciphertext)."""
+        if sealed.new_keys:  # committed with the Statements: now the live keys
+            self._settle_made(sealed, {p: (1, w) for p, w in sealed.new_keys.items()})
         if sealed.forms and self.trust_cache and self._version == sealed.version:
             while self._sealed_count and self._sealed_count + len(sealed.forms) > self._capacity:
                 # The oldest half out, not all: with more learners than the
