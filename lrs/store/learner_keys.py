@@ -17,10 +17,16 @@ the statement writer checks, under the same lock, the keys of a request
 sealed at an older epoch (:mod:`lrs.store.writer`), and reading with cached
 keys first asks for the epoch (:meth:`LearnerKeys.ciphers_for_reading`).
 
-Identities a process has not cached are looked up, and for a new one a key
-made, in one statement shared by the requests that need keys within a short
-wait, as the group commit gathers Statements (:data:`LOAD_OR_CREATE`), on a
-connection that is not reset after each (:func:`lrs.store.pool.create_statement_pool`).
+Statements sent over HTTP are sealed with ``make_keys``: for an identity a
+process has not cached it makes a key (generation 1) without asking
+PostgreSQL, and the group commit that appends the Statements inserts it, or
+refuses the request when the identity has another live key, to be sealed
+again with that one (:mod:`lrs.store.group_keys`).  Otherwise (documents, a
+request sealed again, a process whose listening connection is down)
+identities not cached are looked up, and for a new one a key made, in one
+statement shared by the requests that need keys within a short wait, as the
+group commit gathers Statements (:data:`LOAD_OR_CREATE`), on a connection
+that is not reset after each (:func:`lrs.store.pool.create_statement_pool`).
 
 Statements are sealed in the v3 form (:func:`lrs.privacy.seal.seal_reference`):
 each identity's ciphertext is kept once in ``sealed_identities`` by its
@@ -138,6 +144,18 @@ SELECT_ANY_LEARNER_KEY = "SELECT EXISTS (SELECT 1 FROM learner_keys)"
 SELECT_ANY_KEY = "SELECT 1 FROM learner_keys WHERE tenant = $1 AND pseudonym = $2 LIMIT 1"
 
 Pool = asyncpg.Pool | asyncpg.Connection
+
+# With make_keys, the most identities of one request a process makes keys
+# for itself (lrs.store.group_keys); a request missing more reads or makes
+# them with LOAD_OR_CREATE first.  A request is refused when any key it
+# made is not its identity's live key (one the other worker made, one this
+# process evicted), and then sealed whole again and sent to a second group
+# commit: at batch 100 on a fresh store nearly every request named a learner
+# another worker had made, and sealing twice cost more than the key
+# statement it saved, whose transaction is shared by the request's 100
+# statements (0.02 transactions a statement).  A single statement misses at
+# most its actor's and the authority's, plus a team's or an instructor's.
+MAKE_KEYS_UP_TO = 4
 
 
 class _CachedKeys(dict):
@@ -505,7 +523,7 @@ class LearnerKeys:
         walk (:class:`lrs.privacy.seal.StatementSealer`), the keys not cached
         read (or made) after it, for the Agents that need them.
 
-        ``make_keys``: the keys not cached are made here, without asking
+        ``make_keys``: the keys not cached (at most :data:`MAKE_KEYS_UP_TO`) are made here, without asking
         PostgreSQL, and returned in :attr:`Sealed.new_keys`; the caller must
         hand those to the Statement writer with the Statements, which stores
         them in the same transaction or refuses the request
@@ -524,7 +542,7 @@ class LearnerKeys:
         sealed = [seal.seal_statement(s, sealer.agent) for s in statements]
         new_keys: dict[str, bytes] = {}
         if sealer.missing:
-            if make_keys and self.trust_cache:
+            if make_keys and self.trust_cache and len(sealer.missing) <= MAKE_KEYS_UP_TO:
                 keys = {ident: self._key_made(tenant, ident, new_keys) for ident in sealer.missing}
             else:
                 keys = await self.keys_for_writing(tenant, sealer.missing)

@@ -18,7 +18,7 @@ from lrs.privacy import seal
 from lrs.privacy.master import MasterKey
 from lrs.store import StatementWriter
 from lrs.store.erasure import erase_learner
-from lrs.store.learner_keys import LearnerKeys, Sealed
+from lrs.store.learner_keys import MAKE_KEYS_UP_TO, LearnerKeys, Sealed
 from lrs.store.reader import get_statement
 from lrs.store.writer import KeyTakenMeanwhile
 from tests.statements import new_id, statement
@@ -182,3 +182,16 @@ async def test_a_group_that_does_not_commit_leaves_no_key_and_the_retry_stores_o
     [opened] = await LearnerKeys(pool, keyring._master).open_payloads(
         TENANT, [await get_statement(pool, TENANT, uuid.UUID(statements[0]["id"]), voided=False)])
     assert b"dung@example.com" in opened
+
+
+async def test_a_request_missing_many_keys_has_them_read_or_made_before_it_is_sealed(
+    pool: asyncpg.Pool, writer: StatementWriter
+) -> None:
+    keyring = LearnerKeys(pool, MasterKey(os.urandom(32)))
+    many = [naming(f"mailto:many{n}@example.com") for n in range(MAKE_KEYS_UP_TO)]  # and the authority
+    sealed = await seal_made(keyring, many)
+    assert not sealed.new_keys  # a refusal would seal them all again: one key statement instead
+    assert await pool.fetchval("SELECT count(*) FROM learner_keys") == MAKE_KEYS_UP_TO + 1
+    await append_sealed(writer, keyring, sealed)
+    few = await seal_made(keyring, [naming("mailto:few@example.com")])
+    assert len(few.new_keys) == 1  # the authority's is cached
