@@ -6,7 +6,10 @@ commits it in ONE transaction:
 
 1. fetch the stored statements the group touches (one query per tenant),
    noting the head position first, without any lock;
-2. lock the single ``log_head`` row FOR UPDATE.  This serialises writers
+2. insert the learner keys the requests' processes made for identities
+   they had not cached, and refuse a request sealed under a key that is not
+   its identity's live one (:mod:`lrs.store.group_keys`); then lock the
+   single ``log_head`` row FOR UPDATE.  This serialises writers
    across processes, so positions are gapless and in commit order; then
    fetch the touched statements committed after the noted head, if any
    (:func:`lrs.batching.merge_touched`);
