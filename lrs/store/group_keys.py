@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncpg
 
 from lrs.batching import AppendRequest
+from lrs.store.learner_keys import CHANGES_CHANNEL
 from lrs.xapi.errors import XapiError
 
 __all__ = ["KeyTakenMeanwhile", "PROPOSE_KEYS", "SELECT_LIVE_KEYS", "keys_taken"]
@@ -29,13 +30,18 @@ __all__ = ["KeyTakenMeanwhile", "PROPOSE_KEYS", "SELECT_LIVE_KEYS", "keys_taken"
 # identity that had one when the statement began (one primary-key lookup
 # per identity, as lrs.store.learner_keys's statements).  Keys are
 # inserted in (tenant, pseudonym) order in every process, so two groups
-# making the same keys wait for each other rather than deadlock.
+# making the same keys wait for each other rather than deadlock.  Each key
+# made is announced to every process (delivered at COMMIT, in commit order
+# with the erasures' notifications on the same channel:
+# lrs.store.learner_keys.LearnerKeys.heard), so that the other workers
+# cache it instead of making keys of their own that the group refuses.
 PROPOSE_KEYS = """
 WITH made AS (
     INSERT INTO learner_keys (tenant, pseudonym, generation, wrapped)
     SELECT u.t, u.p, 1, u.w FROM unnest($1::text[], $2::text[], $3::bytea[]) AS u(t, p, w)
     ON CONFLICT DO NOTHING
-    RETURNING tenant, pseudonym, generation, wrapped
+    RETURNING tenant, pseudonym, generation, wrapped,
+              pg_notify('%s', tenant || ' ' || pseudonym || ' ' || generation || ':' || encode(wrapped, 'hex'))
 )
 SELECT tenant, pseudonym, generation, wrapped FROM made
 UNION ALL
@@ -44,7 +50,7 @@ CROSS JOIN LATERAL (
     SELECT generation, wrapped FROM learner_keys
     WHERE tenant = u.t AND pseudonym = u.p AND wrapped IS NOT NULL LIMIT 1
 ) AS k
-"""
+""" % CHANGES_CHANNEL
 # The live keys of identities whose key another transaction committed while
 # PROPOSE_KEYS waited for it (the statement's snapshot was taken before).
 SELECT_LIVE_KEYS = """

@@ -301,12 +301,35 @@ class LearnerKeys:
         self._sealed_count = 0
 
     def heard(self, payload: str) -> None:
-        """A change notification: ``'<tenant> <pseudonym> <epoch>'``."""
+        """A change notification: an erasure, ``'<tenant> <pseudonym> <epoch>'``,
+        or a key a group commit made, ``'<tenant> <pseudonym> <generation>:<wrapped, hex>'``
+        (:mod:`lrs.store.group_keys`)."""
         rest, _, epoch = payload.rpartition(" ")
         tenant, _, pseudonym = rest.rpartition(" ")
+        if ":" in epoch:
+            self._heard_made(tenant, pseudonym, epoch)
+            return
         self.forget(tenant, pseudonym)
         # Notifications come in commit order, and erasures commit one at a time.
         self.epoch = max(self.epoch, int(epoch))
+
+    def _heard_made(self, tenant: str, pseudonym: str, key: str) -> None:
+        """A key committed by a group commit, live then: cached, so that this
+        process seals under it.  Heard in commit order with the erasures, so
+        an erasure of it after comes after (and a request sealed under it is
+        checked against the key epoch as any)."""
+        generation_text, _, wrapped_hex = key.partition(":")
+        generation, wrapped = int(generation_text), bytes.fromhex(wrapped_hex)
+        cached = self._current.get((tenant, pseudonym))
+        if cached is not None and cached.generation == generation:
+            return
+        made = self._made.get((tenant, pseudonym))
+        if made is not None and made[0] == wrapped:
+            cipher = made[1].cipher
+        else:
+            cipher = self._cipher(wrapped, tenant, pseudonym, generation)
+        self._made.pop((tenant, pseudonym), None)
+        self._remember(tenant, pseudonym, generation, cipher, self._version)
 
     def catch_up(self, epoch: int) -> None:
         """The database's key epoch was seen at ``epoch``: when the cache is
@@ -579,6 +602,9 @@ class LearnerKeys:
             if key is None or sealed.version != self._version:
                 continue
             generation, stored = key
+            cached = self._current.get(cache_key)
+            if made is None and cached is not None and cached.generation == generation:
+                continue  # heard of already (the group's notification): the one live key
             if made is not None and made[0] == stored and generation == 1:
                 cipher = made[1].cipher
             else:

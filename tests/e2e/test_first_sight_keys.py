@@ -157,3 +157,28 @@ async def test_kill_9_while_first_sights_make_keys_loses_nothing_acknowledged_an
         else:
             assert actors[sid]["mbox"] == f"mailto:{learner}"
     await service.stop()
+
+
+async def test_a_worker_hears_the_keys_the_other_made_and_seals_under_them(
+    database_url: str, tmp_path: Path, light_secret_hashing: int
+) -> None:
+    from lrs.http import keys as app_keys
+
+    async with app_client(database_url, tmp_path) as one, app_client(database_url, tmp_path) as two:
+        response = await one.post("/xapi/statements", headers=xapi_headers(),
+                                  json=statement(statement_id=new_id(), learner="heard@example.org"))
+        assert response.status == 200
+        keyring = two.server.app[app_keys.LEARNER_KEYS]
+        pseudonym = keyring.pseudonym("default", "mbox:mailto:heard@example.org")
+        deadline = asyncio.get_running_loop().time() + 5
+        while ("default", pseudonym) not in keyring._current:  # announced at the group's COMMIT
+            assert asyncio.get_running_loop().time() < deadline, "the other worker's key was not heard"
+            await asyncio.sleep(0.02)
+        body = statement(statement_id=new_id(), learner="heard@example.org")
+        sealed = await keyring.seal_statements("default", [body], {"mbox": "mailto:authority@example.org"},
+                                               make_keys=True)
+        assert pseudonym not in sealed.new_keys  # sealed under the heard key: no refusal to come
+        response = await two.post("/xapi/statements", json=body, headers=xapi_headers())
+        assert response.status == 200
+        keys, _ = await key_and_event_transactions(database_url)
+        assert [k["generation"] for k in keys if k["pseudonym"] == pseudonym] == [1]
