@@ -79,13 +79,13 @@ def instrument(phases: Phases) -> None:
     wrap(store, "rebuild_links", "identity links")
     wrap(store, "copy_learners", "fold, encode and copy the learners", before="copy owners, voids, mismatches")
     wrap(store, "rebuild_roster", "roster")
-    wrap(replay_mod, "_copy_indexes", "build the indexes")
+    wrap(replay_mod, "_index_and_analyse", "build the indexes and analyse")
     from projections import checkpoints
 
     replace = checkpoints.CheckpointStore.replace
 
     async def replace_marked(self: Any, conn: Any, position: int) -> None:
-        phases.mark("analyse the rebuilt tables")
+        phases.mark("analyse the rebuilt tables (a bulk rebuild analysed them with its indexes)")
         await replace(self, conn, position)
 
     checkpoints.CheckpointStore.replace = replace_marked  # type: ignore[method-assign]

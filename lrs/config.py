@@ -14,6 +14,10 @@ from typing import Mapping
 
 from lrs.http.concurrency_limit import MAX_LIMIT
 
+# About 1.3 KB a learner: 5 million is some 6.5 GB per HTTP worker.  A larger
+# value is a typing slip that would let a worker grow until the system kills it.
+MAX_LEARNER_CACHE_SIZE = 5_000_000
+
 
 class ConfigError(ValueError):
     """A configuration value is malformed; the message names the variable."""
@@ -64,12 +68,6 @@ def _nonnegative(value: float, name: str) -> float:
 def _positive(value: float, name: str) -> float:
     if not value > 0 or value == float("inf"):
         raise ConfigError(f"{name} must be a finite number > 0, got {value}")
-    return value
-
-
-def _at_most(value: int, maximum: int, name: str) -> int:
-    if value > maximum:
-        raise ConfigError(f"{name} must be <= {maximum}, got {value}")
     return value
 
 
@@ -320,7 +318,9 @@ class Settings:
             anchor_key_file=Path(env["LRS_ANCHOR_KEY_FILE"]) if env.get("LRS_ANCHOR_KEY_FILE") else None,
             anchors_file=Path(env["LRS_ANCHORS_FILE"]) if env.get("LRS_ANCHORS_FILE") else None,
             seal_personal_data=_bool(env, "LRS_SEAL_PERSONAL_DATA", True),
-            learner_cache_size=_int(env, "LRS_LEARNER_CACHE_SIZE", 250_000, 1),
+            learner_cache_size=_at_most(
+                _int(env, "LRS_LEARNER_CACHE_SIZE", 250_000, 1), MAX_LEARNER_CACHE_SIZE, "LRS_LEARNER_CACHE_SIZE"
+            ),
             privacy_key_file=Path(env["LRS_PRIVACY_KEY_FILE"]) if env.get("LRS_PRIVACY_KEY_FILE") else None,
             erased_learners_in_totals=_one_of(env, "LRS_ERASED_LEARNERS_IN_TOTALS", ("drop", "count")),
             nats_stream_replicas=_at_most(_int(env, "LRS_NATS_STREAM_REPLICAS", 1, 1), 5, "LRS_NATS_STREAM_REPLICAS"),

@@ -351,15 +351,14 @@ async def _read_pages(work: LogRebuild, pages: AsyncIterator[Page], processes: i
             position = page[-1][0]
             if executor is None:
                 if processes <= 1 or done < min_parallel or not can_fork():
-                    for event in page:
-                        work.add(*event)
+                    work.add_page(page)
                     done += len(page)
                     continue
                 if _CATALOG is not None:
                     raise RuntimeError("another replay is reading in this process")
                 _CATALOG = work.catalog
                 executor = _workers(processes)
-            pending.append(executor.submit(_interpret_page, [e for e in page if e[2] == "statement"]))
+            pending.append(executor.submit(_interpret_page, [tuple(e) for e in page if e[2] == "statement"]))
             while len(pending) > 2 * processes:
                 await take_oldest()
         while pending:

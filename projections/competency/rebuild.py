@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Iterable, Sequence
 
 import msgspec
 
@@ -91,6 +91,15 @@ class LogRebuild:
 
     def add(self, position: int, tenant: str, event_type: str, payload: bytes) -> None:
         self.take(position, tenant, interpret_event(event_type, payload, self.catalog))
+
+    def add_page(self, page: Iterable[Sequence[Any]]) -> None:
+        """:meth:`add` for each (position, tenant, event type, payload) of ``page``, in order."""
+        catalog, take = self.catalog, self.take
+        for position, tenant, event_type, payload in page:
+            if event_type == "statement":
+                meaning = interpret_event(event_type, payload, catalog)
+                if meaning is not None:
+                    take(position, tenant, meaning)
 
     def take(self, position: int, tenant: str, meaning: StatementEvidence | StatementVoided | str | None) -> None:
         """Route what the event at ``position`` means (:func:`interpret_event`)."""

@@ -171,3 +171,38 @@ async def test_a_page_full_of_hash_collisions_reads_on_to_the_matches(database_u
         assert await get_statement(pool, "t", uuid.UUID(ann[0]["id"]), voided=False, authority=mine) is not None
     finally:
         await pool.close()
+
+
+async def test_another_tenants_statement_under_a_shared_hash_is_not_returned(database_url: str) -> None:
+    """A key's hash covers the tenant, and a page of one key checks its
+    candidates without reading their rows (schemas/postgres/0098): a row of
+    tenant t's key at another tenant's statement (what a collision of the two
+    tenants' hashes would make), whose JSON names the same unit, is dropped
+    on its event's tenant, and the page reads on to t's own matches."""
+    await migrate(database_url)
+    pool = await create_pool(database_url, min_size=1, max_size=2)
+    try:
+        writer = StatementWriter(pool, wait_ms=0.0)
+        await writer.start()
+        own = [statement(n) for n in (0, 3)]  # unit/0, each
+        await writer.append("t", prepare_statements(own, version="1.0.3", authority=AUTHORITY, new_id=uuid.uuid4))
+        others = [statement(n, actor="mailto:bob@example.com") for n in (6, 9, 12)]  # unit/0 too, tenant u
+        await writer.append("u", prepare_statements(others, version="1.0.3", authority=AUTHORITY, new_id=uuid.uuid4))
+        await writer.close()
+        await pool.execute(
+            "INSERT INTO statement_keys SELECT statement_key('t', k), position FROM statements,"
+            " unnest(ARRAY['O:http://example.com/unit/0', 'o:' || $1, 'A:' || $2]) AS k WHERE tenant = 'u'",
+            COURSE, ANN)
+        newest_first = [s["id"] for s in reversed(own)]
+        unit = "http://example.com/unit/0"
+        for filters in ({"activity": unit}, {"activity": COURSE, "related_activities": True},
+                        {"agent": ANN}, {"activity": unit, "ascending": True}):
+            expected = newest_first[::-1] if filters.get("ascending") else newest_first
+            assert await ids(pool, **filters) == expected, filters
+            bodies, last, more = await query_statements(pool, "t", StatementQuery(limit=1, **filters), limit=1)
+            assert ([msgspec.json.decode(b)["id"] for b in bodies], more) == (expected[:1], True), filters
+            bodies, _, more = await query_statements(pool, "t", StatementQuery(limit=1, **filters),
+                                                     after_position=last, limit=1)
+            assert ([msgspec.json.decode(b)["id"] for b in bodies], more) == (expected[1:], False), filters
+    finally:
+        await pool.close()

@@ -84,3 +84,6 @@ def test_the_learner_cache_size_is_read_and_checked():
     assert Settings.from_env({"HOME": "/home/x", "LRS_LEARNER_CACHE_SIZE": "500000"}).learner_cache_size == 500_000
     with pytest.raises(ConfigError, match="LRS_LEARNER_CACHE_SIZE"):
         Settings.from_env({"HOME": "/home/x", "LRS_LEARNER_CACHE_SIZE": "0"})
+    assert Settings.from_env({"HOME": "/home/x", "LRS_LEARNER_CACHE_SIZE": "5000000"}).learner_cache_size == 5_000_000
+    with pytest.raises(ConfigError, match="LRS_LEARNER_CACHE_SIZE must be <= 5000000"):
+        Settings.from_env({"HOME": "/home/x", "LRS_LEARNER_CACHE_SIZE": "50000000"})
