@@ -202,8 +202,9 @@ async def test_a_key_announced_before_an_erasure_but_heard_after_the_process_cau
 ) -> None:
     """A process that learned of an erasure from the key epoch (catch_up after
     one of its own groups) before its listener delivered an earlier key
-    announcement must not cache that key: it is destroyed, and a request
-    sealed under it at the new epoch is not checked again by the writer."""
+    announcement must not cache that key: it is destroyed, reading at the new
+    epoch trusts cached ciphers, and a request sealed under it at the new
+    epoch is not checked again by the writer."""
     master = MasterKey(os.urandom(32))
     maker, hearer = LearnerKeys(pool, master), LearnerKeys(pool, master)
     mbox = "mailto:giang@example.com"
@@ -214,7 +215,8 @@ async def test_a_key_announced_before_an_erasure_but_heard_after_the_process_cau
             heard.append(str(args[3]))
 
         await listening.add_listener(CHANGES_CHANNEL, hear)
-        await append_sealed(writer, maker, await seal_made(maker, [naming(mbox)]))
+        before = [naming(mbox)]
+        await append_sealed(writer, maker, await seal_made(maker, before))
         for _ in range(200):
             if any(f" {pseudonym} " in p for p in heard):
                 break
@@ -224,6 +226,10 @@ async def test_a_key_announced_before_an_erasure_but_heard_after_the_process_cau
     await erase_learner(pool, LearnerKeys(pool, master), TENANT, {"mbox": mbox}, reason="request 23", by="test")
     hearer.catch_up(await pool.fetchval("SELECT key_epoch FROM log_head"))  # as after a group of its own
     hearer.heard(announced)  # the announcement, delivered late
+    # Her Statement from before stays erased to this process: the destroyed key opens nothing.
+    [erased] = await hearer.open_payloads(
+        TENANT, [await get_statement(pool, TENANT, uuid.UUID(before[0]["id"]), voided=False)])
+    assert b"giang@example.com" not in erased and seal.ERASED_HOME.encode() in erased
     statements = [naming(mbox)]
     await append_as_the_service_does(writer, hearer, await seal_made(hearer, statements), statements)
     # Sent after the erasure: stored under a live key (generation 2), readable.
