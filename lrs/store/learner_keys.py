@@ -37,10 +37,11 @@ import asyncio
 import itertools
 import secrets
 from collections import OrderedDict
-from typing import Any, Iterable
+from typing import Any, Callable, Container, Iterable, Mapping
 
 import asyncpg
 import msgspec
+import structlog
 from cryptography.exceptions import InvalidTag
 
 from lrs.privacy import seal
@@ -139,6 +140,7 @@ SELECT_ANY_LEARNER_KEY = "SELECT EXISTS (SELECT 1 FROM learner_keys)"
 SELECT_ANY_KEY = "SELECT 1 FROM learner_keys WHERE tenant = $1 AND pseudonym = $2 LIMIT 1"
 
 Pool = asyncpg.Pool | asyncpg.Connection
+log = structlog.get_logger(__name__)
 
 
 class _CachedKeys(dict):
@@ -166,6 +168,17 @@ def _drop_oldest_half(cache: dict[Any, Any]) -> None:
     with half the hits)."""
     for key in list(itertools.islice(cache, len(cache) // 2 or 1)):
         del cache[key]
+
+
+class _KnownKeys(dict):
+    """Identifier -> the key fetched for it, else ``key_of``'s."""
+
+    def __init__(self, fetched: Mapping[str, seal.SealKey], key_of: Callable[[str], seal.SealKey]) -> None:
+        super().__init__(fetched)
+        self._key_of = key_of
+
+    def __missing__(self, ident: str) -> seal.SealKey:
+        return self._key_of(ident)
 
 
 def _not_cached(ident: str) -> seal.SealKey:
@@ -504,14 +517,38 @@ class LearnerKeys:
             key_of = _CachedKeys(self, tenant).__getitem__
         else:
             forms, key_of = _NO_FORMS, _not_cached
-        sealer = seal.StatementSealer(tenant, forms, key_of, references=self._references,
-                                        reference_form=self._reference_form)
-        sealed_authority = sealer.agent(authority)
-        sealed = [seal.seal_statement(s, sealer.agent) for s in statements]
-        if sealer.missing:
-            sealer.finish(await self.keys_for_writing(tenant, sealer.missing))
+        sealer, sealed_authority, sealed, fetched = await self._seal(tenant, statements, authority, forms, key_of)
+        if sealer.tagged:
+            # A v4 tag is 6 bytes: a row already holding another ciphertext
+            # is another naming of the same identity with the same tag, which
+            # these Statements would show.  Those identities are sealed in the
+            # v3 form instead (the rows of new ciphertexts only: a form from
+            # the cache was checked when it was sealed).  One primary-key
+            # read per request naming an identity in a way this process has
+            # not committed yet; rows found are kept (StoredCiphertexts).
+            stored = await self._ciphertexts.read(sealer.tagged)
+            taken = {row for row, ciphertext in stored.items() if ciphertext != sealer.ciphertexts[row]}
+            if taken:
+                log.warning("learner_keys.tag_collision", tenant=tenant, rows=len(taken))
+                known = _KnownKeys(fetched, key_of)
+                sealer, sealed_authority, sealed, _ = await self._seal(
+                    tenant, statements, authority, forms, known.__getitem__, taken)
         return Sealed(sealed, sealed_authority, epoch, frozenset(sealer.refs), sealer.ciphertexts, sealer.fresh,
                       version, tenant)
+
+    async def _seal(
+        self, tenant: str, statements: list[dict[str, Any]], authority: dict[str, Any],
+        forms: Mapping[bytes, seal.KnownForm], key_of: Callable[[str], seal.SealKey], taken: Container[bytes] = (),
+    ) -> tuple[seal.StatementSealer, dict[str, Any], list[dict[str, Any]], dict[str, seal.SealKey]]:
+        sealer = seal.StatementSealer(tenant, forms, key_of, references=self._references,
+                                      reference_form=self._reference_form, taken=taken)
+        sealed_authority = sealer.agent(authority)
+        sealed = [seal.seal_statement(s, sealer.agent) for s in statements]
+        fetched: dict[str, seal.SealKey] = {}
+        if sealer.missing:
+            fetched = await self.keys_for_writing(tenant, sealer.missing)
+            sealer.finish(fetched)
+        return sealer, sealed_authority, sealed, fetched
 
     def stored(self, sealed: Sealed) -> None:
         """``sealed``'s Statements were committed, and with them its
