@@ -377,9 +377,10 @@ class StatementSealer:
         self._taken = taken
         self.refs: set[tuple[str, int]] = set()
         self.ciphertexts: dict[bytes, bytes] = {}
-        # The rows of :attr:`ciphertexts` found by a v4 tag: a row of the
-        # store holding another ciphertext is a collision (LearnerKeys checks).
-        self.tagged: set[bytes] = set()
+        # The rows of :attr:`ciphertexts` found by a v4 tag, with their
+        # pseudonym and generation: a row of the store holding another ciphertext is a
+        # collision (LearnerKeys checks).
+        self.tagged: dict[bytes, tuple[str, int]] = {}
         self.fresh: dict[bytes, KnownForm] = {}
         self.missing: set[str] = set()
         self._made: dict[bytes, dict[str, Any]] = {}  # sealed in this request (those with one key)
@@ -456,7 +457,7 @@ class StatementSealer:
             if (held is not None and held != ciphertext) or row in self._taken:
                 text, row, ciphertext = seal_reference(key, self.tenant, plaintext)
             else:
-                self.tagged.add(row)
+                self.tagged[row] = (key.pseudonym, key.generation)
         self.ciphertexts[row] = ciphertext
         return text
 

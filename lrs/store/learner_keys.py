@@ -248,6 +248,11 @@ class LearnerKeys:
         # loaded, the cache's version when their statement was sent).
         self._next: dict[str, tuple[set[str], asyncio.Future[dict[str, seal.SealKey]]]] = {}
         self._loading: dict[str, tuple[set[str], asyncio.Future[dict[str, seal.SealKey]], int]] = {}
+        # (tenant, pseudonym, generation) of keys this process made and no request has
+        # sealed with yet: no ciphertext can be stored under them, so the
+        # request that asked for one checks no v4 row (seal_statements).
+        self._made_now: set[tuple[str, str, int]] = set()
+        self._capacity_made = capacity
         self._loaders: dict[str, asyncio.Task[None]] = {}
 
     # -- pseudonyms ---------------------------------------------------------
@@ -279,6 +284,11 @@ class LearnerKeys:
         self._ciphers = {k: v for k, v in self._ciphers.items() if k[0] != tenant or k[1] != pseudonym}
         self._sealed.clear()  # erasures are rare; which forms were its is not kept
         self._sealed_count = 0
+
+    def _note_made(self, tenant: str, pseudonym: str, generation: int) -> None:
+        if len(self._made_now) >= self._capacity_made:
+            self._made_now.clear()  # left by requests that failed before sealing: they check, nothing worse
+        self._made_now.add((tenant, pseudonym, generation))
 
     def forget_all(self) -> None:
         self._version += 1
@@ -416,6 +426,7 @@ class LearnerKeys:
             own = mine[pseudonym]
             if generation == 1 and stored == own[0]:  # made now: no need to unwrap
                 cipher = seal.new_data_key_cipher(own[1])
+                self._note_made(tenant, pseudonym, generation)
             else:
                 cipher = self._cipher(stored, tenant, pseudonym, generation)
             keys[pseudonym] = self._remember(tenant, pseudonym, generation, cipher, version)
@@ -518,7 +529,14 @@ class LearnerKeys:
         else:
             forms, key_of = _NO_FORMS, _not_cached
         sealer, sealed_authority, sealed, fetched = await self._seal(tenant, statements, authority, forms, key_of)
-        if sealer.tagged:
+        # A key made for this request (a first sight) has no ciphertext
+        # stored under it yet: its rows need no read.  Taken once (a request
+        # sharing the key statement checks).
+        made = {(tenant, key.pseudonym, key.generation) for key in fetched.values()} & self._made_now
+        self._made_now -= made
+        tagged = [row for row, (pseudonym, generation) in sealer.tagged.items()
+                  if (tenant, pseudonym, generation) not in made]
+        if tagged:
             # A v4 tag is 6 bytes: a row already holding another ciphertext
             # is another naming of the same identity with the same tag, which
             # these Statements would show.  Those identities are sealed in the
@@ -526,7 +544,7 @@ class LearnerKeys:
             # the cache was checked when it was sealed).  One primary-key
             # read per request naming an identity in a way this process has
             # not committed yet; rows found are kept (StoredCiphertexts).
-            stored = await self._ciphertexts.read(sealer.tagged)
+            stored = await self._ciphertexts.read(tagged)
             taken = {row for row, ciphertext in stored.items() if ciphertext != sealer.ciphertexts[row]}
             if taken:
                 log.warning("learner_keys.tag_collision", tenant=tenant, rows=len(taken))

@@ -544,8 +544,17 @@ async def test_a_second_naming_whose_tag_collides_with_a_stored_one_reads_back_a
     first, second = LearnerKeys(pool, master), LearnerKeys(pool, master)  # nothing cached in the second
     await first.load_epoch()
     await second.load_epoch()
+    checked: list[list[bytes]] = []
+    read = first._ciphertexts.read
+
+    async def recorded(rows):
+        checked.append(list(rows))
+        return await read(rows)
+
+    monkeypatch.setattr(first._ciphertexts, "read", recorded)
     before = [body()]
     await append(writer, first, before)
+    assert checked == []  # keys made for the request (first sights): nothing stored under them to read
     renamed = {**LEARNER, "name": "Ana Lima"}
     after = [{**body(), "actor": renamed}]
     await append(writer, second, after)
