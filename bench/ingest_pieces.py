@@ -13,7 +13,8 @@ request of one statement):
   and the read model's filter keys;
 * ``plan_group``: decisions, positions, ``stored`` and the hash chain;
 * ``definitions``: the write-time Activity Definition updates and their fold;
-* ``group_columns``: the arrays the group's INSERT sends;
+* ``group_columns``: the parameters the group's INSERT sends (compression
+  and the authority keys included);
 * ``request metrics``: the per-request Prometheus counters (batch 1 only).
 
 What it does not hold: aiohttp and the kernel's TCP, asyncpg's encoding and
@@ -92,7 +93,7 @@ def run(batch: int, reps: int, rounds: int) -> dict[str, float]:
         "statement_form": lambda i: tuple(statement_form(s, columns_module.array_literal) for s in prepared[i]),
         "plan_group": plan,
         "definitions": lambda i: fold_definitions({}, columns_module.group_definition_updates(requests[i], plans[i])),
-        "group_columns": lambda i: columns_module.group_columns(plans[i]),
+        "group_columns": lambda i: (columns_module.group_columns(plans[i]), columns_module.authority_keys(plans[i])),
         "response body": lambda i: encode([str(r.statement_id) for r in prepared[i]]),
     }
     if batch == 1:

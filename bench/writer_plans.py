@@ -85,6 +85,10 @@ async def run(args: argparse.Namespace) -> dict:
             "statements_per_s": round(n / wall),
             "groups": sum(w.groups_committed for w in writers),
             "groups_chained": sum(getattr(w, "groups_chained", 0) for w in writers),
+            # the serial part: the log head lock held, from FOR UPDATE to COMMIT, a group
+            "head_lock_ms_per_group": round(
+                sum(w.head_lock_seconds for w in writers) / max(1, sum(w.groups_committed for w in writers)) * 1e3, 3
+            ),
             "writer_process_cpu_us_per_statement": round(own / n * 1e6, 1),
             "postgresql_cpu_us_per_statement": round(server / n * 1e6, 1),
             "p99_ms": round(latencies[int(len(latencies) * 0.99)] * 1000, 1),

@@ -270,10 +270,8 @@ def payload_parts(body: dict[str, Any]) -> tuple[bytes, ...] | None:
     if "timestamp" not in final:
         final["timestamp"] = _STORED_SENTINEL
         expected = 2
-    encoded = _sorted_encoder.encode(final)
-    if encoded.count(_SENTINEL_BYTES) != expected:
-        return None
-    return tuple(encoded.split(_SENTINEL_BYTES))
+    parts = tuple(_sorted_encoder.encode(final).split(_SENTINEL_BYTES))
+    return parts if len(parts) == expected + 1 else None
 
 
 def statement_form(
@@ -283,16 +281,53 @@ def statement_form(
     return StatementForm(payload_parts(statement.body), encode_keys(filter_keys(statement)))
 
 
+# The last authority object and its key: a request's statements share one
+# authority object (lrs.ingest.prepare.prepare_statements sets it by
+# reference, and nothing changes it after), so its key is worked out once a
+# request instead of twice a statement (the filter keys, the group's
+# authority column).  One tuple, read and replaced whole.
+_last_authority: tuple[object, str | None] = (None, None)
+
+
+def authority_key_of(authority: dict[str, Any]) -> str | None:
+    """:func:`lrs.xapi.identity.authority_key`, remembered for the last object."""
+    global _last_authority
+    last = _last_authority
+    if last[0] is authority:
+        return last[1]
+    key = authority_key(authority)
+    _last_authority = (authority, key)
+    return key
+
+
+_FEW = 8  # up to this many, a tuple is searched faster than a set is made
+
+
 def filter_keys(statement: PreparedStatement) -> list[str]:
     """The read model's filter keys: each agent key and activity id once, marked
     as matching the plain filter (upper case) or only its related_* form."""
-    keys = [AGENT_KEY + k for k in statement.actor_keys]
-    direct = set(statement.actor_keys)
-    keys += [RELATED_AGENT_KEY + k for k in statement.related_agent_keys if k not in direct]
-    keys += [ACTIVITY_KEY + a for a in statement.activity_ids]
-    direct = set(statement.activity_ids)
-    keys += [RELATED_ACTIVITY_KEY + a for a in statement.related_activity_ids if a not in direct]
-    authority = authority_key(statement.body["authority"])
+    # Plain loops and tuple membership: a statement names a handful of
+    # agents and activities, for which a set and four comprehensions cost
+    # more than the keys themselves (a large Group's members use a set).
+    keys: list[str] = []
+    append = keys.append
+    direct: tuple[str, ...] | set[str] = statement.actor_keys
+    for key in direct:
+        append(AGENT_KEY + key)
+    if len(direct) > _FEW:
+        direct = set(direct)
+    for key in statement.related_agent_keys:
+        if key not in direct:
+            append(RELATED_AGENT_KEY + key)
+    direct = statement.activity_ids
+    for activity in direct:
+        append(ACTIVITY_KEY + activity)
+    if len(direct) > _FEW:
+        direct = set(direct)
+    for activity in statement.related_activity_ids:
+        if activity not in direct:
+            append(RELATED_ACTIVITY_KEY + activity)
+    authority = authority_key_of(statement.body["authority"])
     if authority is not None:
         keys.append(AUTHORITY_KEY + authority)
     return keys

@@ -16,7 +16,9 @@ advisory lock); others wait for the lock.  The leader loops:
 2. read up to ``batch_size`` events after the position, publish them pipelined,
    wait for every acknowledgement, then checkpoint in ``relay_checkpoints``.
 3. with nothing to do, sleep until ``notify()`` (hooked to the writer's
-   commits) or ``poll_interval``.
+   commits) or ``poll_interval``; woken, and after a round that read up to
+   the head while more commits landed, let ``linger`` pass first, so that
+   a busy log is published in fewer, larger rounds.
 
 Ingest never waits on the relay: ``notify`` only sets an event, and the relay
 only reads the log.  NATS outages are retried forever with capped backoff.
@@ -305,6 +307,16 @@ class Relay:
                     await set_checkpoint(conn, self.name, position)
                     checkpointed, checkpointed_at = position, loop.time()
                 self._observe_published(position, result.stored, result.duplicates)
+                if self._linger and not until_caught_up and len(events) < self._batch_size \
+                        and self.log_head > position:
+                    # Commits landed while this round published (a short
+                    # read: it had read up to the head).  Let a linger's
+                    # worth more land before the next read, as after a
+                    # wait for a commit (_idle): under single-statement
+                    # POSTs a commit lands during nearly every publish, and
+                    # the relay went straight back for it, a round (an event
+                    # read, an acknowledged publish) per group or two.
+                    await asyncio.sleep(self._linger)
         except asyncio.CancelledError:
             # Stopped (the service's shutdown): the checkpoint follows what
             # the stream acknowledged rather than staying up to

@@ -299,4 +299,9 @@ def utc_timestamp(text: str) -> str:
 
 
 def _unique(values: list[str]) -> tuple[str, ...]:
+    if len(values) < 2:
+        return tuple(values)
+    if len(values) == 2:
+        first, second = values
+        return (first,) if first == second else (first, second)
     return tuple(dict.fromkeys(values))

@@ -19,7 +19,8 @@ the same canonical definition, so an overlap after a crash is harmless.
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Iterable
 
 import asyncpg
 import msgspec
@@ -37,7 +38,10 @@ from lrs.ingest.stored_keys import statement_keys
 from lrs.payload_codec import open_payload
 from lrs.store.credentials import fetch_credential
 
-__all__ = ["agent_names", "catch_up_definitions", "get_definition", "write_definitions"]
+__all__ = [
+    "LockedDefinitions", "agent_names", "catch_up_definitions", "definition_slots", "get_definition",
+    "write_definitions",
+]
 
 SELECT_CHECKPOINT_FOR_UPDATE = "SELECT position FROM activity_definitions_checkpoint WHERE singleton FOR UPDATE"
 UPDATE_CHECKPOINT = "UPDATE activity_definitions_checkpoint SET position = $1 WHERE singleton"
@@ -97,8 +101,29 @@ async def get_definition(pool: Pool, tenant: str, activity_id: str) -> dict[str,
     return None if data is None else _decode(data)
 
 
+def definition_slots(defining: Iterable[tuple[str, dict[str, Any]]]) -> list[tuple[str, str]]:
+    """The (tenant, activity id) of every Activity with a definition in the
+    ``(tenant, statement)`` given, sorted (the order they are locked in): what
+    :func:`write_definitions` may merge, looked up before the group is planned
+    (:data:`lrs.store.group_commit_sql.SELECT_HEAD_WITH_TOUCHED_AND_DEFINITIONS`)."""
+    return sorted(
+        {(tenant, activity_id) for tenant, statement in defining for activity_id, _ in activity_definitions_in(statement)}
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class LockedDefinitions:
+    """Canonical definitions already read and locked in the group's
+    transaction, after its checkpoint row: ``slots`` looked up, ``rows`` the
+    stored definition of those that exist."""
+
+    slots: frozenset[tuple[str, str]]
+    rows: dict[tuple[str, str], bytes]
+
+
 async def write_definitions(
-    conn: asyncpg.Connection, updates: list[DefinitionUpdate], through: int, *, checkpoint_moved: bool = False
+    conn: asyncpg.Connection, updates: list[DefinitionUpdate], through: int, *, checkpoint_moved: bool = False,
+    locked: LockedDefinitions | None = None,
 ) -> int:
     """Merge ``updates`` (log order) into the canonical definitions and move the
     checkpoint to ``through`` (the group's head), inside the caller's
@@ -108,14 +133,19 @@ async def write_definitions(
     another process to finish, so the two never merge the same rows at once.
     ``checkpoint_moved``: the caller already moved it to ``through`` in an
     earlier statement of the same transaction (the statement writer does, in
-    the statement that appends the group, saving a round trip)."""
+    the statement that appends the group, saving a round trip).  ``locked``:
+    the definitions were read and locked already (after the checkpoint, in
+    the same transaction); those of ``updates`` among them are not read again."""
     if not updates:
         return 0
     if not checkpoint_moved:
         await conn.execute(ADVANCE_CHECKPOINT, through)
     slots = sorted({(u.tenant, u.activity_id) for u in updates})
-    rows = await conn.fetch(SELECT_DEFINITIONS_FOR_UPDATE, [t for t, _ in slots], [a for _, a in slots])
-    current = {(r["tenant"], r["activity_id"]): _decode(r["definition"]) for r in rows}
+    if locked is not None and locked.slots.issuperset(slots):
+        current = {slot: _decode(locked.rows[slot]) for slot in slots if slot in locked.rows}
+    else:
+        rows = await conn.fetch(SELECT_DEFINITIONS_FOR_UPDATE, [t for t, _ in slots], [a for _, a in slots])
+        current = {(r["tenant"], r["activity_id"]): _decode(r["definition"]) for r in rows}
     changed = fold_definitions(current, updates)
     if not changed:
         return 0

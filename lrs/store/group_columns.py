@@ -3,11 +3,10 @@ one array per column, as :func:`lrs.batching.plan_group` laid the group out."""
 
 from __future__ import annotations
 
-from lrs.batching import AUTHORITY_KEY, AppendRequest, GroupPlan, filter_keys
+from lrs.batching import AUTHORITY_KEY, AppendRequest, GroupPlan, authority_key_of, filter_keys
 from lrs.documents.activities import DefinitionUpdate, definition_updates, drop_repeated_definitions
 from lrs.eventlog import ONE_MICROSECOND, STATEMENT_EVENT
 from lrs.payload_codec import store_payloads
-from lrs.xapi.identity import authority_key
 
 
 def group_definition_updates(requests: list[AppendRequest], plan: GroupPlan) -> list[DefinitionUpdate]:
@@ -24,9 +23,18 @@ def group_definition_updates(requests: list[AppendRequest], plan: GroupPlan) -> 
 
 
 
+# A SHA-256 digest, as INSERT_GROUP cuts the hashes out of one bytea.
+HASH_SIZE = 32
+
+
 def group_columns(plan: GroupPlan) -> tuple[object, ...]:
-    """The parameters of INSERT_GROUP: one array per column, and one value
-    for what the events' place in the log gives (see INSERT_GROUP)."""
+    """The parameters of INSERT_GROUP: one value for what the events' place in
+    the log gives, the hashes in one bytea (32 bytes each, one after the
+    other), the tenants once when they are all one, the nearly always empty
+    columns (registration, voided, voids, statement_ref) as NULL when they
+    are, and one array for each of the other columns (see INSERT_GROUP).
+    asyncpg encodes every element of an array parameter on its own, a bytea
+    as one copy."""
     events = [n.event for n in plan.new]
     statements = [n.statement for n in plan.new]
     assert plan.head is not None
@@ -43,35 +51,56 @@ def group_columns(plan: GroupPlan) -> tuple[object, ...]:
         or [e.event_type for e in events].count(STATEMENT_EVENT) != count
     ):
         raise RuntimeError("the group's events are not laid out as INSERT_GROUP writes them")
+    tenant = first.tenant
+    tenants = [e.tenant for e in events]
+    if tenants.count(tenant) == count:
+        tenants = [tenant]  # one tenant: INSERT_GROUP takes $3[1] for every row
+    hash_blob = b"".join(hashes)
+    if len(hash_blob) != HASH_SIZE * count:
+        raise RuntimeError("the group's hashes are not all SHA-256 digests")
+    registrations = [s.registration for s in statements]
+    voided = [n.voided for n in plan.new]
+    voids = [s.voids for s in statements]
+    refs = [s.statement_ref for s in statements]
     return (
         first.position,
         [e.event_id for e in events],
-        [e.tenant for e in events],
+        tenants,
         STATEMENT_EVENT,
         [e.statement_id for e in events],
         first.stored,
         store_payloads([e.payload for e in events]),
         first.prev_hash,
-        hashes,
+        hash_blob,
         [s.verb_id for s in statements],
         [n.form.filter_keys if n.form is not None else array_literal(filter_keys(n.statement))
          for n in plan.new],
-        [s.registration for s in statements],
-        [n.voided for n in plan.new],
-        [s.voids for s in statements],
-        [s.statement_ref for s in statements],
+        _or_none(registrations, count, None),
+        _or_none(voided, count, False),
+        _or_none(voids, count, None),
+        _or_none(refs, count, None),
         plan.head.position,
         plan.head.hash,
         plan.head.stored,
     )
 
 
+def _or_none(values: list, count: int, usual: object) -> list | None:
+    """``values``, or None when every one is ``usual`` (INSERT_GROUP's unnest
+    pads a NULL array with NULLs, which it reads as ``usual``)."""
+    return None if values.count(usual) == count else values
+
+
 def authority_keys(plan: GroupPlan) -> list[str | None]:
-    """Each new statement's 'U:' key (statements.authority_key is its hash)."""
+    """Each new statement's 'U:' key (statements.authority_key is its hash),
+    or the one key once when every statement of the group has it (INSERT_GROUP
+    then takes $21[1] for every row, as for the tenants)."""
     keys = []
     for new in plan.new:
-        authority = authority_key(new.statement.body["authority"])
+        authority = authority_key_of(new.statement.body["authority"])
         keys.append(None if authority is None else AUTHORITY_KEY + authority)
+    if keys and keys.count(keys[0]) == len(keys):
+        return keys[:1]
     return keys
 
 

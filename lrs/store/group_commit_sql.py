@@ -48,6 +48,13 @@ WHERE s.tenant = $1 AND s.position > $3 AND s.position <= $4
 # touched statements, in one round trip (schemas/postgres/0099_lock_head_with_touched.sql):
 # the first row is the head, the others the statements.
 SELECT_HEAD_WITH_TOUCHED = "SELECT * FROM log_head_locked_with_touched($1, $2, $3, $4)"
+# The same, and the canonical Activity Definitions the group may merge,
+# locked (schemas/postgres/0140_lock_head_with_touched_and_definitions.sql):
+# a group of defining senders no longer reads them in a round trip of its
+# own under the head lock.  Definition rows have ``activity_id`` set.
+SELECT_HEAD_WITH_TOUCHED_AND_DEFINITIONS = (
+    "SELECT * FROM log_head_locked_with_touched_and_definitions($1, $2, $3, $4, $5, $6)"
+)
 # Of the requests' (tenant, pseudonym, generation) keys, the destroyed ones:
 # each looked up on its own by the primary key (a LATERAL subquery with
 # LIMIT), not an anti-join a planner may run over every key
@@ -71,7 +78,7 @@ WHERE tenant = $1 AND statement_id = ANY($2::uuid[]) AND voids IS NULL
 # index of referring Statements (OFFSET 0: never a join over all of them).
 REFERRED = """EXISTS (
     SELECT 1 FROM unnest($3::text[], $5::uuid[]) AS u(tenant, id), LATERAL (
-        SELECT 1 FROM statements r WHERE r.tenant = u.tenant AND r.statement_ref = u.id
+        SELECT 1 FROM statements r WHERE r.tenant = coalesce(u.tenant, $3[1]) AND r.statement_ref = u.id
           AND r.statement_ref IS NOT NULL OFFSET 0
     ) AS r
 )"""
@@ -86,34 +93,42 @@ REFERRED = """EXISTS (
 # the first), and every event is a statement ($4).  asyncpg encodes each
 # element of an array parameter on its own (a timestamptz costs most), so four
 # arrays fewer are about 1.5 microseconds of the worker's CPU a statement
-# (bench/group_insert_encoding.py).
+# (bench/group_insert_encoding.py).  For the same reason the hashes ($9, 32
+# bytes each) come in one bytea, cut out by the row's ordinal n.  The tenants
+# ($3) and the authority keys ($21) come once when the whole group has one
+# (every row then takes element 1; unnest pads a shorter array with NULLs).
+# Registration, voided, voids and statement_ref ($12-$15) are NULL when no
+# row has one (voided then false).  lrs.store.group_columns lays them out.
+# The ids stay uuid[]: cut out of one bytea (encode(substr(...), 'hex')::uuid)
+# they cost PostgreSQL more than they spare asyncpg.  Together about 1.3
+# microseconds of the worker's CPU a statement fewer, PostgreSQL's the same.
 INSERT_GROUP = """
 WITH new_events AS (
     INSERT INTO events (position, event_id, tenant, event_type, statement_id,
                         stored, payload, prev_hash, hash)
-    SELECT $1::bigint + e.n - 1, e.event_id, e.tenant, $4::text, e.statement_id,
-           $6::timestamptz + (e.n - 1) * interval '1 microsecond', e.payload, e.prev_hash, e.hash
-    FROM unnest($2::uuid[], $3::text[], $5::uuid[], $7::bytea[],
-                array_prepend($8::bytea, trim_array($9::bytea[], 1)), $9::bytea[])
-         WITH ORDINALITY AS e(event_id, tenant, statement_id, payload, prev_hash, hash, n)
+    SELECT $1::bigint + e.n - 1, e.event_id, coalesce(e.tenant, $3[1]), $4::text, e.statement_id,
+           $6::timestamptz + (e.n - 1) * interval '1 microsecond', e.payload,
+           CASE WHEN e.n = 1 THEN $8::bytea ELSE substr($9::bytea, 32 * e.n::int - 63, 32) END,
+           substr($9::bytea, 32 * e.n::int - 31, 32)
+    FROM unnest($2::uuid[], $3::text[], $5::uuid[], $7::bytea[]) WITH ORDINALITY AS e(event_id, tenant, statement_id, payload, n)
 ), new_statements AS (
     -- the keys' text stays in the statement's JSON; the row holds hashes
     -- (schemas/postgres/0092_lean_statements.sql)
     INSERT INTO statements (tenant, statement_id, position, stored, verb_key,
                             authority_key, registration, voided, voids, statement_ref)
-    SELECT u.tenant, u.statement_id, $1::bigint + u.n - 1, $6::timestamptz + (u.n - 1) * interval '1 microsecond',
-           statement_key(u.tenant, 'V:' || u.verb_id), statement_key(u.tenant, u.authority),
-           u.registration, u.voided, u.voids, u.statement_ref
-    FROM unnest($3::text[], $5::uuid[],
-                $10::text[], $21::text[], $12::uuid[], $13::bool[], $14::uuid[], $15::uuid[])
-         WITH ORDINALITY AS u(tenant, statement_id, verb_id, authority,
-                              registration, voided, voids, statement_ref, n)
+    SELECT coalesce(u.tenant, $3[1]), u.statement_id,
+           $1::bigint + u.n - 1, $6::timestamptz + (u.n - 1) * interval '1 microsecond',
+           statement_key(coalesce(u.tenant, $3[1]), 'V:' || u.verb_id),
+           statement_key(coalesce(u.tenant, $3[1]), CASE WHEN cardinality($21::text[]) > 1 THEN u.authority ELSE $21[1] END),
+           u.registration, coalesce(u.voided, false), u.voids, u.statement_ref
+    FROM unnest($3::text[], $5::uuid[], $10::text[], $21::text[], $12::uuid[], $13::bool[], $14::uuid[], $15::uuid[])
+         WITH ORDINALITY AS u(tenant, statement_id, verb_id, authority, registration, voided, voids, statement_ref, n)
 ), new_keys AS (
     -- the ordered index of the filter keys (schemas/postgres/0091_statement_keys.sql),
     -- and with the Activity Object's ('O:') its pair with the verb
     -- (schemas/postgres/0141_activity_verb_pair_keys.sql, lrs.ingest.stored_keys.pair_key)
     INSERT INTO statement_keys (key, position)
-    SELECT DISTINCT statement_key(u.tenant, x.key), $1::bigint + u.n - 1
+    SELECT DISTINCT statement_key(coalesce(u.tenant, $3[1]), x.key), $1::bigint + u.n - 1
     FROM unnest($3::text[], $11::text[], $10::text[]) WITH ORDINALITY AS u(tenant, keys, verb_id, n),
          unnest(u.keys::text[]) AS k,
          LATERAL (VALUES (k), (CASE WHEN left(k, 2) = 'O:' THEN 'P:' || substr(k, 3) || chr(31) || u.verb_id END)) AS x(key)

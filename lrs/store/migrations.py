@@ -9,8 +9,9 @@ into the service (each projection) own the SQL of their tables, in a
 directory of their own; the composition root (lrs/service.py) passes those
 directories as ``also``, and their files are applied in one version order
 with the core's, under the same lock and in the same ``schema_migrations``
-(core 0001-0099, projections 0100 and up: a version is recorded the same
-whichever directory its file lives in).
+(core 0001-0099, projections 0100 and up, and a few later core numbers
+given out between the projections': a version is recorded the same whichever
+directory its file lives in, so no two directories share one).
 
 A migration that backfills a table (fills a new one from an old one,
 rewrites a column) leaves it without fresh planner statistics: the read

@@ -63,7 +63,7 @@ from lrs.batching import (
 )
 from lrs.eventlog import ONE_MICROSECOND
 from lrs.ingest.model import PreparedStatement
-from lrs.store.activities import write_definitions
+from lrs.store.activities import LockedDefinitions, definition_slots, write_definitions
 from lrs.store.availability import StorageUnavailableError
 from lrs.store.group_columns import array_literal, authority_keys, group_columns, group_definition_updates
 from lrs.store.group_commit_sql import (
@@ -75,7 +75,7 @@ from lrs.store.group_commit_sql import (
     COUNT_STATEMENTS_UPTO,
     GENERIC_PLANS_FROM,
     SELECT_HEAD_STORED,
-    SELECT_HEAD_WITH_TOUCHED,
+    SELECT_HEAD_WITH_TOUCHED_AND_DEFINITIONS,
     UPDATE_VOIDED,
     begin_group,
 )
@@ -563,8 +563,8 @@ class StatementWriter:
         # writers' commits go on meanwhile); under it, read only what was
         # committed since the head seen first.
         # Small groups look up in the call that takes the lock, as seen once
-        # it is granted (SELECT_HEAD_WITH_TOUCHED): one round trip instead of
-        # up to three, and their lookups are short.
+        # it is granted (SELECT_HEAD_WITH_TOUCHED_AND_DEFINITIONS): one round
+        # trip instead of up to four, and their lookups are short.
         await self._count_statements(conn)
         lookups = touched_lookups(requests)
         ahead = sum(len(r.statements) for r in requests) >= LOOKUP_AHEAD_MIN_STATEMENTS
@@ -578,12 +578,25 @@ class StatementWriter:
         async with self._head_lock_hold() as hold, group_transaction(
             conn, self._more_waiting, self._chained, self._begin_group
         ):
+            locked: LockedDefinitions | None = None
             if seen is None:
-                rows = await conn.fetch(SELECT_HEAD_WITH_TOUCHED, *lookup_pairs(lookups))
+                # The definitions the group may merge are read and locked in the
+                # same call (after the checkpoint, the catch-up's lock order),
+                # not in a round trip of their own under the head lock.
+                slots = definition_slots((r.tenant, s.body) for r in requests if r.defines for s in r.statements)
+                rows = await conn.fetch(
+                    SELECT_HEAD_WITH_TOUCHED_AND_DEFINITIONS, *lookup_pairs(lookups),
+                    [tenant for tenant, _ in slots], [activity_id for _, activity_id in slots],
+                )
                 hold.locked()
                 row = rows[0]
                 head = LogHead(row["head_position"], row["head_hash"], row["head_stored"])
-                existing = [existing_statement(r["tenant"], r) for r in rows[1:]]
+                existing = [existing_statement(r["tenant"], r) for r in rows[1:] if r["activity_id"] is None]
+                if slots:
+                    locked = LockedDefinitions(frozenset(slots), {
+                        (r["def_tenant"], r["activity_id"]): r["definition"]
+                        for r in rows[1:] if r["activity_id"] is not None
+                    })
             else:
                 row = await conn.fetchrow(SELECT_HEAD_FOR_UPDATE)
                 hold.locked()
@@ -628,7 +641,7 @@ class StatementWriter:
                 by_tenant[tenant].append(statement_id)
             for tenant, ids in by_tenant.items():
                 await conn.execute(UPDATE_VOIDED, tenant, ids)
-            await write_definitions(conn, updates, plan.head.position, checkpoint_moved=True)
+            await write_definitions(conn, updates, plan.head.position, checkpoint_moved=True, locked=locked)
         return plan
 
 

@@ -609,6 +609,8 @@ def _program_key(tenant: str, learner: str, certification: ProgramCertification)
 
 
 def _earned_changes(key: Key, before: LearnerState, after: LearnerState) -> list[tuple[str, str, str, str, int]]:
+    if after.certifications is before.certifications:  # a refold that kept them (most): nothing earned or lost
+        return []
     was = {(c.program, c.program_version) for c in before.certifications.values() if c.earned}
     now = {(c.program, c.program_version) for c in after.certifications.values() if c.earned}
     return [(*key, p, v, 1) for p, v in sorted(now - was)] + [(*key, p, v, -1) for p, v in sorted(was - now)]

@@ -295,6 +295,33 @@ async def test_a_busy_log_moves_the_checkpoint_once_an_interval_and_when_commits
     await assert_exactly_once(pool, kept_nats)
 
 
+async def test_commits_landing_while_the_relay_publishes_wait_a_linger_for_more(
+    pool, writer, relays, kept_nats, monkeypatch
+) -> None:
+    """Small groups committed faster than a round publishes: the relay does
+    not go straight back for each one, it lets ``linger`` pass first, so a
+    round carries what a linger brought (no more rounds than lingers)."""
+    linger = 0.05
+    relay = await relays(kept_nats, linger=linger)
+    await wait_until(lambda: _true(relay.is_leader and relay.bus.connected), "the relay to lead")
+    publish_batch = relay.bus.publish_batch
+
+    async def slow(batch):  # a round that publishes for 10 ms, as on a busy machine
+        await asyncio.sleep(0.01)
+        return await publish_batch(batch)
+
+    monkeypatch.setattr(relay.bus, "publish_batch", slow)
+    rounds_before, started = relay.batches_published, asyncio.get_running_loop().time()
+    for _ in range(60):  # a one-statement group every 5 ms or so
+        await append(writer, 1)
+        await asyncio.sleep(0.004)
+    elapsed = asyncio.get_running_loop().time() - started
+    await wait_published(relay, pool, kept_nats)
+    rounds = relay.batches_published - rounds_before
+    assert rounds <= elapsed / linger + 2, (rounds, elapsed)
+    await assert_exactly_once(pool, kept_nats)
+
+
 async def test_a_stopped_relay_leaves_its_checkpoint_at_what_it_published(pool, writer, relays, kept_nats) -> None:
     """A relay stopped (SIGTERM: the service's shutdown) between two
     checkpoints writes the last one: a restart later than the stream's

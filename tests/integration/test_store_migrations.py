@@ -134,8 +134,8 @@ async def test_the_core_alone_applies_no_projection_sql(database_url: str) -> No
 
     core = [m.version for m in list_migrations()]
     plugged = [m.version for m in list_migrations(*MIGRATIONS)]
-    # one numbering: the core's files below the projections' first, and
-    # those it took since from the shared range (0141) none of theirs
+    # core 0001-0099 and some later numbers given out beside the projections'
+    # (0100 and up); one version is never both
     assert core and plugged and min(plugged) >= 100 and not set(core) & set(plugged)
     assert await apply_migrations(database_url) == core
     conn = await asyncpg.connect(database_url)

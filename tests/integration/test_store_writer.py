@@ -157,6 +157,35 @@ async def test_rows_keep_awkward_text_nulls_and_the_event_they_belong_to(pool: a
     assert verify_chain(await read_events_after(pool, 0, 100)) is None
 
 
+async def test_one_tenant_group_of_two_senders_keeps_each_senders_authority(pool: asyncpg.Pool) -> None:
+    # One tenant (sent once), two authorities (sent per row), no registration,
+    # voiding or StatementRef in the first sender's statements (sent as NULL):
+    # each row as if every column had been sent in full.
+    writer = StatementWriter(pool, wait_ms=200.0)
+    await writer.start()
+    other = {"objectType": "Agent", "account": {"homePage": "http://lrs.example", "name": "other sender"}}
+    try:
+        first = prepared(statement(), statement())
+        second = prepare_statements([statement(context={"registration": str(uuid.uuid4())})], version="1.0.3",
+                                    authority=other, new_id=uuid.uuid4)
+        await asyncio.gather(writer.append("t1", first), writer.append("t1", second))
+        assert writer.groups_committed == 1
+    finally:
+        await writer.close()
+    rows = await pool.fetch("SELECT tenant, statement_id, authority_key, registration, voided, voids, statement_ref"
+                            " FROM statements ORDER BY position")
+    assert len(rows) == 3
+    by_id = {r["statement_id"]: r for r in rows}
+    for prepared_statement in [*first, *second]:
+        row = by_id[prepared_statement.statement_id]
+        assert row["tenant"] == "t1"
+        assert row["authority_key"] == await pool.fetchval(
+            "SELECT statement_key('t1', 'U:' || $1)", authority_key(prepared_statement.body["authority"]))
+        assert row["registration"] == prepared_statement.registration
+        assert (row["voided"], row["voids"], row["statement_ref"]) == (False, None, None)
+    assert verify_chain(await read_events_after(pool, 0, 100)) is None
+
+
 async def test_database_error_fails_only_that_group(writer: StatementWriter, pool: asyncpg.Pool) -> None:
     bad = prepared(statement())[0]
     # PostgreSQL text cannot hold NUL: COPY fails inside the transaction.
@@ -362,6 +391,48 @@ async def test_a_defining_group_merges_its_definitions_and_moves_their_checkpoin
     await writer.append("default", prepared(defined({"vi": "Một"}), defined({"en": "Two"})), defines=True)
     assert await pool.fetchval(checkpoint) == writer.last_position
     assert json.loads(await pool.fetchval(row, activity)) == {"name": {"en": "Two", "vi": "Một"}}
+
+
+async def test_small_defining_groups_read_their_definitions_in_the_head_locks_call(
+    migrated_url: str, pool: asyncpg.Pool
+) -> None:
+    """Single-statement groups of defining senders read and lock the canonical
+    definitions in the call that takes the head lock (no round trip of their
+    own under the lock); two writers merging into the same Activity at once
+    lose none of each other's names."""
+    from lrs.store.activities import SELECT_DEFINITIONS_FOR_UPDATE
+    from lrs.store.pool import create_statement_pool
+
+    activity = "http://example.com/defined-concurrently"
+
+    def named(language: str) -> dict[str, Any]:
+        return statement(activity=activity, object={"id": activity, "definition": {"name": {language: language}}})
+
+    pools = [await create_statement_pool(migrated_url, application_name=f"lrs-writer-defs-{n}", max_size=1)
+             for n in range(2)]
+    writers = [StatementWriter(pool, wait_ms=0.0, shared_log=True, group_pool=groups) for groups in pools]
+    try:
+        for writer in writers:
+            await writer.start()
+        languages = [f"x{n}" for n in range(24)]
+        await asyncio.gather(*(
+            writers[n % 2].append("default", prepared(named(language)), defines=True)
+            for n, language in enumerate(languages)
+        ))
+        definition = await pool.fetchval(
+            "SELECT definition FROM activity_definitions WHERE tenant = 'default' AND activity_id = $1", activity
+        )
+        assert json.loads(definition) == {"name": {language: language for language in languages}}
+        for groups in pools:
+            async with groups.acquire() as conn:
+                sent = [row["statement"] for row in await conn.fetch("SELECT statement FROM pg_prepared_statements")]
+            assert any("log_head_locked_with_touched_and_definitions" in text for text in sent), sent
+            assert SELECT_DEFINITIONS_FOR_UPDATE not in sent
+    finally:
+        for writer in writers:
+            await writer.close()
+        for groups in pools:
+            await groups.close()
 
 
 async def _lock_waiters(pool: asyncpg.Pool) -> int:

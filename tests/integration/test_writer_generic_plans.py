@@ -39,7 +39,8 @@ TENANT = "default"
 # The store's tables that grow with the statements (log_head and the
 # checkpoints are single rows: reading them whole is reading one row).
 GROWING = ("statements", "events", "statement_keys", "activity_definitions", "learner_keys", "sealed_identities")
-FUNCTION_ARGUMENTS = {"wanted_tenants": "text[]", "wanted_ids": "uuid[]", "own_tenants": "text[]", "own_ids": "uuid[]"}
+FUNCTION_ARGUMENTS = {"wanted_tenants": "text[]", "wanted_ids": "uuid[]", "own_tenants": "text[]", "own_ids": "uuid[]",
+                      "def_tenants": "text[]", "def_ids": "text[]"}
 
 
 def body(n: int) -> dict:
@@ -116,11 +117,13 @@ async def test_a_group_plans_per_execution_only_while_the_log_is_short(
 
 
 def function_queries(source: str) -> list[str]:
-    """The queries of log_head_locked_with_touched, its arguments as parameters."""
+    """The queries of a head-lock function (log_head_locked_with_touched and
+    its variant with the definitions), its arguments as parameters."""
     queries = []
     for part in source.split("RETURN QUERY")[1:]:
         query = part.split(";")[0]
-        for number, (name, type_) in enumerate(FUNCTION_ARGUMENTS.items(), 1):
+        used = [(name, type_) for name, type_ in FUNCTION_ARGUMENTS.items() if re.search(rf"\b{name}\b", query)]
+        for number, (name, type_) in enumerate(used, 1):
             query = re.sub(rf"\b{name}\b", f"${number}::{type_}", query)
         queries.append(query)
     return queries
@@ -129,9 +132,16 @@ def function_queries(source: str) -> list[str]:
 async def writer_statements(conn: asyncpg.Connection) -> dict[str, str]:
     source = await conn.fetchval("SELECT prosrc FROM pg_proc WHERE proname = 'log_head_locked_with_touched'")
     head_lock, touched = function_queries(source)
+    source = await conn.fetchval(
+        "SELECT prosrc FROM pg_proc WHERE proname = 'log_head_locked_with_touched_and_definitions'"
+    )
+    head_lock_d, touched_d, definitions_d = function_queries(source)
     return {
         "log_head_locked_with_touched (head)": head_lock,
         "log_head_locked_with_touched (touched)": touched,
+        "log_head_locked_with_touched_and_definitions (head)": head_lock_d,
+        "log_head_locked_with_touched_and_definitions (touched)": touched_d,
+        "log_head_locked_with_touched_and_definitions (definitions)": definitions_d,
         "SELECT_TOUCHED": group_commit_sql.SELECT_TOUCHED,
         "SELECT_TOUCHED_BETWEEN": group_commit_sql.SELECT_TOUCHED_BETWEEN,
         "SELECT_HEAD_FOR_UPDATE": group_commit_sql.SELECT_HEAD_FOR_UPDATE,
@@ -198,6 +208,7 @@ async def test_the_generic_plan_of_every_statement_of_a_group_reads_no_table_who
     # the plans were made against the store's tables
     assert "statements_pkey" in plans["SELECT_TOUCHED"], plans["SELECT_TOUCHED"]
     assert "activity_definitions_pkey" in plans["SELECT_DEFINITIONS_FOR_UPDATE"]
+    assert "activity_definitions_pkey" in plans["log_head_locked_with_touched_and_definitions (definitions)"]
     assert "statements_tenant_statement_ref" in plans["INSERT_GROUP"], plans["INSERT_GROUP"]
 
 

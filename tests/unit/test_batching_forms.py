@@ -70,3 +70,38 @@ def test_touched_rows_committed_after_the_first_lookup_win_and_void_their_target
     aimed = existing(plain(5, voids=3), 5)
     merged = {r.statement_id: r for r in merge_touched([voiding], [aimed])}
     assert merged[voiding.statement_id].voided is False
+
+
+def _filter_keys_by_sets(s) -> list[str]:
+    """filter_keys as first written (sets and comprehensions), to compare with."""
+    keys = ["A:" + k for k in s.actor_keys]
+    direct = set(s.actor_keys)
+    keys += ["a:" + k for k in s.related_agent_keys if k not in direct]
+    keys += ["O:" + a for a in s.activity_ids]
+    direct = set(s.activity_ids)
+    keys += ["o:" + a for a in s.related_activity_ids if a not in direct]
+    return keys + ["U:account:http://lrs.example.com|bench"]
+
+
+def test_filter_keys_of_few_and_of_many_agents_and_activities() -> None:
+    import msgspec
+
+    members = [{"mbox": f"mailto:m{i}@example.com"} for i in range(12)]
+    many = msgspec.structs.replace(
+        with_authority(1),
+        actor_keys=tuple(f"mbox:mailto:m{i}@example.com" for i in range(12)),
+        related_agent_keys=tuple(f"mbox:mailto:m{i}@example.com" for i in range(14)),
+        activity_ids=tuple(f"http://example.com/a{i}" for i in range(10)),
+        related_activity_ids=tuple(f"http://example.com/a{i}" for i in range(13)),
+    )
+    many.body["actor"] = {"objectType": "Group", "member": members}
+    few = msgspec.structs.replace(
+        with_authority(2), actor_keys=("mbox:mailto:x@example.com",),
+        related_agent_keys=("mbox:mailto:x@example.com", "mbox:mailto:y@example.com"),
+        activity_ids=("http://example.com/a",), related_activity_ids=("http://example.com/a", "http://example.com/p"),
+    )
+    for s in (many, few, with_authority(3)):
+        assert filter_keys(s) == _filter_keys_by_sets(s)
+    assert filter_keys(few) == ["A:mbox:mailto:x@example.com", "a:mbox:mailto:y@example.com", "O:http://example.com/a",
+                                "o:http://example.com/p", "U:account:http://lrs.example.com|bench"]
+    assert len(filter_keys(many)) == 12 + 2 + 10 + 3 + 1

@@ -21,12 +21,19 @@ from hypothesis import strategies as st
 
 from projections.competency.catalog import load_catalog
 from projections.competency.codec import decode_state, encode_state
-from projections.competency.model import LearnerEvent, LearnerState, StatementEvidence, StatementVoided
+from projections.competency.model import (
+    EVIDENCE_ORDER,
+    LearnerEvent,
+    LearnerState,
+    StatementEvidence,
+    StatementVoided,
+)
 from projections.competency.policy import (
     VERB_COMPLETED,
     VERB_FAILED,
     VERB_PASSED,
     VERB_VOIDED,
+    _merged,
     certifications,
     evolve,
     evolve_many,
@@ -224,3 +231,30 @@ def test_the_histories_reach_certification_mastery_lost_and_several_attainments(
             # warning is about that report, not about what the guard checks.
             warnings.simplefilter("ignore", HypothesisWarning)
             assert find(histories(), condition, settings=quick)
+
+
+@st.composite
+def _evidence_lists(draw: st.DrawFn) -> tuple[tuple[Any, ...], list[Any]]:
+    from projections.competency.model import Evidence
+
+    def item(key: tuple[int, int, int]) -> Evidence:  # few distinct keys: many equal ones, across both lists
+        minute, n, rank = key
+        return Evidence(statement_id=sid(n), timestamp=_minute(minute), competency=f"{VN}/1.1", level=None,
+                        level_rank=rank, activity=ACTIVITIES[0], source="alignment", verb=VERB_PASSED,
+                        registration=None, passed=True, completed=False, score=None, move_on="Passed")
+
+    keys = st.tuples(st.integers(0, 3), st.integers(0, 3), st.integers(0, 1))
+    state = tuple(sorted((item(k) for k in draw(st.lists(keys, max_size=30))), key=EVIDENCE_ORDER))
+    return state, [item(k) for k in draw(st.lists(keys, max_size=40))]
+
+
+@settings(max_examples=200, deadline=None)
+@given(_evidence_lists())
+def test_merging_added_evidence_is_the_stable_sort_of_all(lists: tuple[tuple[Any, ...], list[Any]]) -> None:
+    """Live apply inserts a batch's evidence into the learner's sorted
+    evidence instead of sorting it all again: the same objects in the same
+    order as the stable sort, equal keys included (the state's first)."""
+    state, added = lists
+    merged = _merged(state, added)
+    expected = tuple(sorted((*state, *added), key=EVIDENCE_ORDER))
+    assert [id(e) for e in merged] == [id(e) for e in expected]

@@ -12,6 +12,7 @@ import pytest
 from lrs.batching import LogHead, plan_group, AppendRequest
 from lrs.eventlog import STATEMENT_EVENT
 from lrs.store.group_columns import group_columns
+from lrs.xapi.identity import authority_key
 from tests.unit.test_batching import NOW, ids
 from tests.unit.test_batching_forms import with_authority as stmt
 
@@ -19,9 +20,10 @@ from tests.unit.test_batching_forms import with_authority as stmt
 def _rows_as_insert_group_writes_them(columns: tuple) -> list[tuple]:
     """(position, event_type, stored, prev_hash, hash) per event, the way
     INSERT_GROUP derives them from its parameters."""
-    first_position, event_type, first_stored, first_prev, hashes = (
+    first_position, event_type, first_stored, first_prev, hash_blob = (
         columns[0], columns[3], columns[5], columns[7], columns[8]
     )
+    hashes = [hash_blob[i:i + 32] for i in range(0, len(hash_blob), 32)]
     prevs = [first_prev, *hashes[:-1]]
     return [
         (first_position + n, event_type, first_stored + n * timedelta(microseconds=1), prevs[n], hashes[n])
@@ -39,6 +41,18 @@ def test_rows_derived_from_the_group_values_are_the_planned_events(head_stored) 
     assert _rows_as_insert_group_writes_them(columns) == planned
     assert columns[0] == 42 and columns[3] == STATEMENT_EVENT and columns[7] == b"\x07" * 32
     assert columns[2] == ["t", "t", "u", "t"]
+    assert columns[1] == [n.event.event_id for n in plan.new]
+    assert columns[4] == [n.event.statement_id for n in plan.new]
+
+
+def test_one_tenant_is_sent_once_and_empty_columns_as_null() -> None:
+    """INSERT_GROUP reads $3[1] for every row when the tenants array is
+    shorter than the group, and NULL arrays as no registration, not voided,
+    voiding nothing, referring to nothing."""
+    requests = [AppendRequest("t", [stmt(1), stmt(2)]), AppendRequest("t", [stmt(3)])]
+    columns = group_columns(plan_group(requests, [], LogHead(0, b"\0" * 32, None), NOW, ids()))
+    assert columns[2] == ["t"]
+    assert columns[11:15] == (None, None, None, None)
 
 
 def test_a_plan_not_laid_out_as_the_insert_writes_it_is_refused() -> None:
@@ -55,3 +69,26 @@ def test_a_plan_not_laid_out_as_the_insert_writes_it_is_refused() -> None:
     broken = dataclasses.replace(plan, new=[msgspec.structs.replace(plan.new[0], event=other), *plan.new[1:]])
     with pytest.raises(RuntimeError, match="not laid out"):
         group_columns(broken)
+
+
+def test_authority_keys_go_once_when_the_group_has_one_authority() -> None:
+    from lrs.store.group_columns import authority_keys
+
+    one = plan_group([AppendRequest("t", [stmt(1), stmt(2)])], [], LogHead(0, b"\0" * 32, None), NOW, ids())
+    assert authority_keys(one) == ["U:" + authority_key(one.new[0].statement.body["authority"])]
+    other = {"objectType": "Agent", "mbox": "mailto:other@example.com"}
+    second = msgspec.structs.replace(stmt(3), body={**stmt(3).body, "authority": other})
+    two = plan_group([AppendRequest("t", [stmt(1), second, stmt(2)])], [], LogHead(0, b"\0" * 32, None), NOW, ids())
+    keys = authority_keys(two)
+    assert keys == ["U:" + authority_key(n.statement.body["authority"]) for n in two.new]
+    assert keys[1] == "U:mbox:mailto:other@example.com" != keys[0]
+
+
+def test_authority_key_of_follows_the_object_it_is_given() -> None:
+    from lrs.batching import authority_key_of
+
+    first = {"objectType": "Agent", "mbox": "mailto:a@example.com"}
+    second = {"objectType": "Agent", "mbox": "mailto:b@example.com"}
+    assert [authority_key_of(a) for a in (first, first, second, first)] == [
+        "mbox:mailto:a@example.com", "mbox:mailto:a@example.com", "mbox:mailto:b@example.com",
+        "mbox:mailto:a@example.com"]
