@@ -3,7 +3,7 @@ mid-life: Statements stored before the migration have no pair key, so a page
 walks the pair key above the low-water and the activity's entries (the verb
 checked on each row) at or below it.  Every page must be what the plain xAPI
 rules give and what the activity's walk alone gives (the reader before the
-key): order, ``more``, both directions, since/until, voided Statements, and
+key), and stay so once the older Statements are given their keys: order, ``more``, both directions, since/until, voided Statements, and
 StatementRefs whose referrer and target lie on either side of the low-water."""
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import asyncpg
 
 from lrs.ingest.query import StatementQuery
 from lrs.ingest.stored_keys import pair_key
+from lrs.store.pair_keys import backfill_pair_keys
 from tests.integration import test_store_query_properties as rules
 
 APP = rules.APP
@@ -89,6 +90,21 @@ async def test_pages_of_a_store_migrated_mid_life_are_those_of_the_rules_and_of_
                 assert await rules.paged_ids(pool, "t", query, mine) == expected, ("activity walk", query, mine)
             finally:
                 await pool.execute("UPDATE pair_keys_low_water SET position = $1", low)
+
+    # The older Statements given their keys (lrs backfill-pair-keys), a few positions a step:
+    # the rows are those of a store written with the key from the start, the low-water 0,
+    # and every page the same.
+    steps: list[tuple[int, int]] = []
+    written = await backfill_pair_keys(pool, batch=3, progress=lambda done, total: steps.append((done, total)))
+    assert steps == [(3, 8), (6, 8), (8, 8)]
+    assert await pool.fetchval("SELECT position FROM pair_keys_low_water") == 0
+    assert await rules.key_rows(pool, "t") == await rules.own_and_reached_key_rows(pool, "t")
+    assert written == 7  # o1, o2, o5, o6, o7, o8 their own, o3 o1's; o4 had n1's from the writer
+    assert await backfill_pair_keys(pool, batch=3) == 0
+    for query in queries:
+        for mine in (None, rules.authority_of(APP)):
+            expected = rules.chunks(rules.expected_ids(store, query, mine), query.limit)
+            assert await rules.paged_ids(pool, "t", query, mine) == expected, ("backfilled", query, mine)
 
 
 async def test_a_fresh_store_walks_the_pair_key_alone(pool: asyncpg.Pool) -> None:
