@@ -31,7 +31,14 @@ identity beside the log (``sealed_identities``, :func:`seal_reference`).
 The hash chain covers the reference and the reference commits to the
 ciphertext, which :func:`open_agent` checks before decrypting.  A Statement
 naming the same identity as many before it then costs 27 characters for it,
-not the ~120 of a v2 ciphertext.  The sealed form is itself an Agent with an
+not the ~120 of a v2 ciphertext.  ``v4`` (``"v4.<generation>.<tag>"``, what the
+Statement writer writes now) is v3 with an 8-character tag for its 22: the
+first 6 bytes of the ciphertext's SHA-256, which need tell apart only the
+ciphertexts of one identity's generation, since the row is found by the
+pseudonym, generation and tag together (:func:`short_row`).  Each character
+of a reference is random and costs about a byte once compressed: v4 keeps
+about 28 bytes of every sealed Statement (actor and authority) out of the
+log, its WAL and the stream.  Stores hold v3 and v4 side by side; both are read.  The sealed form is itself an Agent with an
 account, so filters, duplicate checks and projections work on it unchanged
 and see only the pseudonym.  Encryption is deterministic (AES-GCM-SIV with a
 fixed nonce; the tenant, pseudonym and generation are the associated data):
@@ -73,8 +80,10 @@ __all__ = [
     "pseudonym",
     "pseudonym_key",
     "seal_reference",
+    "seal_short",
     "seal_statement",
     "sealed_refs",
+    "short_row",
     "stored_references",
     "with_identities_of",
 ]
@@ -85,9 +94,11 @@ SEALED = "sealed"
 VERSION = "v1"
 COMPACT = "v2"
 REFERENCE = "v3"
+SHORT = "v4"
+_TAG_BYTES = 6  # of a v4 text: 8 base64url characters (short_row)
 _NONCE = b"\x00" * 12  # AES-GCM-SIV: a fixed nonce makes it deterministic, nothing worse
 _AGENT_TYPES = ("Agent", "Group")
-_MARKER = b'"sealed":"v'  # v1., v2. or v3.
+_MARKER = b'"sealed":"v'  # v1., v2., v3. or v4.
 _encode = msgspec.json.Encoder(order="sorted").encode
 _decode = msgspec.json.Decoder().decode
 
@@ -324,8 +335,9 @@ KnownForm = tuple[str, str, int, str]
 
 
 class StatementSealer:
-    """Seals the identities of one request's Statements in the v3 form
-    (or v2 with ``references`` false; v1 where :func:`seal_agent` writes it),
+    """Seals the identities of one request's Statements in the v4 form (v3
+    with ``reference_form`` ``"v3"``, as builds before v4 did; v2 with
+    ``references`` false; v1 where :func:`seal_agent` writes it),
     pure: :meth:`agent` is the ``seal_agent`` of :func:`seal_statement`.
 
     ``forms``: sealed forms of Agents sealed before, by the Agent's sorted
@@ -337,11 +349,11 @@ class StatementSealer:
     forms are never modified).
 
     After sealing: :attr:`refs` every (pseudonym, generation) sealed under,
-    :attr:`ciphertexts` the v3 ciphertexts by reference, :attr:`fresh` the
+    :attr:`ciphertexts` the v4 (or v3) ciphertexts by row, :attr:`fresh` the
     forms sealed now that may be kept for reuse (single identities, no members)."""
 
-    __slots__ = ("tenant", "_forms", "_key_of", "_references", "refs", "ciphertexts", "fresh", "missing",
-                 "_made", "_deferred")
+    __slots__ = ("tenant", "_forms", "_key_of", "_references", "_seal_apart", "refs", "ciphertexts", "fresh",
+                 "missing", "_made", "_deferred")
 
     def __init__(
         self,
@@ -350,11 +362,14 @@ class StatementSealer:
         key_of: Callable[[str], SealKey],
         *,
         references: bool = True,
+        reference_form: str = SHORT,
     ) -> None:
         self.tenant = tenant
         self._forms = forms
         self._key_of = key_of
         self._references = references
+        # The form whose ciphertext lies apart: v4 (written now) or v3 (as builds before v4 wrote).
+        self._seal_apart = seal_short if reference_form == SHORT else seal_reference
         self.refs: set[tuple[str, int]] = set()
         self.ciphertexts: dict[bytes, bytes] = {}
         self.fresh: dict[bytes, KnownForm] = {}
@@ -401,7 +416,7 @@ class StatementSealer:
             # The common case, as seal_agent seals it in the v3 form, without its detours.
             key = key_of(ifi)
             plaintext = _encode({k: v for k, v in agent.items() if k != "objectType"})
-            text, ref, ciphertext = seal_reference(key, self.tenant, plaintext)
+            text, ref, ciphertext = self._seal_apart(key, self.tenant, plaintext)
             self.ciphertexts[ref] = ciphertext
             form = {"objectType": object_type, "account": {"homePage": PSEUDONYM_HOME, "name": key.pseudonym},
                     SEALED: text}
@@ -419,7 +434,7 @@ class StatementSealer:
     def _seal_text(self, key: SealKey, plaintext: bytes) -> str:
         self.refs.add((key.pseudonym, key.generation))
         if self._references and plaintext.startswith(_COMPACT_MARK):
-            text, ref, ciphertext = seal_reference(key, self.tenant, plaintext[len(_COMPACT_MARK):])
+            text, ref, ciphertext = self._seal_apart(key, self.tenant, plaintext[len(_COMPACT_MARK):])
             self.ciphertexts[ref] = ciphertext
             return text
         return seal_bytes(key, self.tenant, plaintext)
@@ -497,15 +512,39 @@ def seal_reference(key: SealKey, tenant: str, plaintext: bytes) -> tuple[str, by
     return f"{REFERENCE}.{key.generation}.{base64.urlsafe_b64encode(ref).rstrip(b'=').decode('ascii')}", ref, ciphertext
 
 
+def _short_aad(tenant: str, pseudonym_: str, generation: int) -> bytes:
+    return f"{SHORT}\x00{tenant}\x00{pseudonym_}\x00{generation}".encode()
+
+
+def short_row(pseudonym_: str, generation: int, tag: bytes) -> bytes:
+    """The ``sealed_identities`` row of a v4 text: the first 16 bytes of the
+    SHA-256 of its pseudonym, generation and tag.  The tag alone tells apart
+    only the ciphertexts of one identity's generation (how the identity was
+    named: its name, its IFI), so it can be short; the pseudonym, which the
+    form carries anyway, makes the row the identity's own."""
+    return hashlib.sha256(f"{SHORT}\x00{pseudonym_}\x00{generation}\x00".encode() + tag).digest()[:16]
+
+
+def seal_short(key: SealKey, tenant: str, plaintext: bytes) -> tuple[str, bytes, bytes]:
+    """(v4 sealed text, row, ciphertext) of a compact plaintext: the text is
+    ``v4.<generation>.<tag>``, the tag the first 6 bytes of the ciphertext's
+    SHA-256 (8 characters, where v3's reference takes 22); the ciphertext is
+    stored apart, by :func:`short_row` (``sealed_identities``, as v3's)."""
+    ciphertext = key.cipher.encrypt(_NONCE, plaintext, _short_aad(tenant, key.pseudonym, key.generation))
+    tag = hashlib.sha256(ciphertext).digest()[:_TAG_BYTES]
+    text = f"{SHORT}.{key.generation}.{base64.urlsafe_b64encode(tag).decode('ascii')}"
+    return text, short_row(key.pseudonym, key.generation, tag), ciphertext
+
+
 def _b64(data: str) -> bytes:
     return base64.urlsafe_b64decode(data + "=" * (-len(data) % 4))
 
 
 def _parse_sealed(text: str, form: Mapping[str, Any] | None = None) -> tuple[str, int, bytes]:
-    """(pseudonym, generation, ciphertext) of a sealed text; a v2 or v3 text
-    takes its pseudonym from its ``form``'s account; for v3 the third is the
-    reference, not the ciphertext."""
-    if text.startswith(COMPACT + ".") or text.startswith(REFERENCE + "."):
+    """(pseudonym, generation, ciphertext) of a sealed text; a v2, v3 or v4
+    text takes its pseudonym from its ``form``'s account; for v3 the third is
+    the reference, for v4 the tag, not the ciphertext."""
+    if text.startswith(COMPACT + ".") or text.startswith(REFERENCE + ".") or text.startswith(SHORT + "."):
         _, generation, data = text.split(".", 2)
         account = (form or {}).get("account")
         if not isinstance(account, dict) or not isinstance(account.get("name"), str):
@@ -559,12 +598,16 @@ def _sealed_texts(statement: dict[str, Any]) -> Iterator[tuple[str, dict[str, An
 
 
 def stored_references(statement: dict[str, Any]) -> set[bytes]:
-    """The references of every v3 sealed identity in a stored Statement,
-    whose ciphertexts :func:`open_statement` needs."""
-    return {
-        _b64(text.split(".", 2)[2])
-        for text, _ in _sealed_texts(statement) if text.startswith(REFERENCE + ".")
-    }
+    """The ``sealed_identities`` rows of every v3 and v4 sealed identity in a
+    stored Statement, whose ciphertexts :func:`open_statement` needs."""
+    rows: set[bytes] = set()
+    for text, agent in _sealed_texts(statement):
+        if text.startswith(SHORT + "."):
+            pseudonym_, generation, tag = _parse_sealed(text, agent)
+            rows.add(short_row(pseudonym_, generation, tag))
+        elif text.startswith(REFERENCE + "."):
+            rows.add(_b64(text.split(".", 2)[2]))
+    return rows
 
 
 def sealed_refs(statement: dict[str, Any]) -> set[tuple[str, int]]:
@@ -594,13 +637,20 @@ def open_agent(
         cipher = ciphers.get((pseudonym_, generation))
         opened = None
         referenced = text.startswith(REFERENCE + ".")
+        short = not referenced and text.startswith(SHORT + ".")
         if referenced:
             # The reference commits to the ciphertext: one that does not hash to it is not this one.
             stored = ciphertexts.get(data)
             data = stored if stored is not None and reference_of(stored) == data else None  # type: ignore[assignment]
+        elif short:
+            # So does the tag, for the ciphertexts of this identity's generation (short_row).
+            stored = ciphertexts.get(short_row(pseudonym_, generation, data))
+            ok = stored is not None and len(data) == _TAG_BYTES and hashlib.sha256(stored).digest()[:_TAG_BYTES] == data
+            data = stored if ok else None  # type: ignore[assignment]
         if cipher is not None and data is not None:
-            compact = referenced or text.startswith(COMPACT + ".")
-            aad = (_reference_aad if referenced else _compact_aad if compact else _aad)(tenant, pseudonym_, generation)
+            compact = referenced or short or text.startswith(COMPACT + ".")
+            aad = (_reference_aad if referenced else _short_aad if short else _compact_aad if compact else _aad)(
+                tenant, pseudonym_, generation)
             try:
                 opened = _decode(cipher.decrypt(_NONCE, data, aad))
             except InvalidTag:

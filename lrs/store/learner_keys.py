@@ -22,12 +22,13 @@ made, in one statement shared by the requests that need keys within a short
 wait, as the group commit gathers Statements (:data:`LOAD_OR_CREATE`), on a
 connection that is not reset after each (:func:`lrs.store.pool.create_statement_pool`).
 
-Statements are sealed in the v3 form (:func:`lrs.privacy.seal.seal_reference`):
-each identity's ciphertext is kept once in ``sealed_identities`` by its
-reference (:mod:`lrs.store.sealed_identities`), and a Statement carries only
-the reference.  :meth:`LearnerKeys.seal_statements` returns the new
-ciphertexts with the sealed Statements; the Statement writer inserts them in
-the group commit that appends those Statements.
+Statements are sealed in the v4 form (:func:`lrs.privacy.seal.seal_short`):
+each identity's ciphertext is kept once in ``sealed_identities``
+(:mod:`lrs.store.sealed_identities`), and a Statement carries only an
+8-character tag (v3, written before, a 22-character reference).
+:meth:`LearnerKeys.seal_statements` returns the new ciphertexts with the
+sealed Statements; the Statement writer inserts them in the group commit
+that appends those Statements.
 """
 
 from __future__ import annotations
@@ -210,6 +211,8 @@ class LearnerKeys:
         # Seal in the v3 form (ciphertexts apart, by reference); False: v2,
         # the ciphertext inside the Statement (as stores written before hold).
         self._references = references
+        # Which of them: v4 (short tags) unless set to "v3" (as builds before v4 wrote).
+        self._reference_form = seal.SHORT
         # v3 ciphertexts read, by reference (immutable: content-addressed).
         self._ciphertexts = StoredCiphertexts(pool, capacity=capacity)
         self._master = master
@@ -501,7 +504,8 @@ class LearnerKeys:
             key_of = _CachedKeys(self, tenant).__getitem__
         else:
             forms, key_of = _NO_FORMS, _not_cached
-        sealer = seal.StatementSealer(tenant, forms, key_of, references=self._references)
+        sealer = seal.StatementSealer(tenant, forms, key_of, references=self._references,
+                                        reference_form=self._reference_form)
         sealed_authority = sealer.agent(authority)
         sealed = [seal.seal_statement(s, sealer.agent) for s in statements]
         if sealer.missing:

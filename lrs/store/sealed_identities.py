@@ -1,9 +1,11 @@
-"""The ciphertexts of v3 sealed identities: the ``sealed_identities`` table
-(migration 0073, docs/privacy.md "The sealed form").
+"""The ciphertexts of v4 and v3 sealed identities: the ``sealed_identities``
+table (migration 0073, docs/privacy.md "The sealed form").
 
 A v3 sealed Statement names an identity by a reference, the first 16 bytes
 of the SHA-256 of its ciphertext (:func:`lrs.privacy.seal.seal_reference`);
-the ciphertext is kept once here, by that reference.  New ciphertexts travel
+a v4 one by a short tag that, with the form's pseudonym and generation,
+names the row (:func:`lrs.privacy.seal.short_row`).  The ciphertext is kept
+once here, by that reference or row.  New ciphertexts travel
 with the append request that names them (:class:`lrs.batching.AppendRequest`)
 and the Statement writer inserts them in the statement of the group commit
 that appends those Statements (:mod:`lrs.store.writer`): no Statement is
@@ -11,7 +13,8 @@ committed without its ciphertexts.  A ciphertext whose Statements were then
 refused stays, harmless: it opens nothing without its key, and an erasure
 destroys that.
 
-Rows are immutable (content-addressed), so a process keeps those it read.
+Rows are immutable (named by their content, or by the identity and the
+content's tag), so a process keeps those it read.
 """
 
 from __future__ import annotations

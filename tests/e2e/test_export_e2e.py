@@ -185,8 +185,8 @@ async def test_export_selects_by_stored_time_and_tenant(client, database_url, tm
 
 
 async def test_export_of_a_sealed_store_opens_every_form(sealed_client, database_url, tmp_path):
-    # Agents sent with objectType are sealed in the v3 form (their ciphertexts
-    # in sealed_identities), without it in v1; the authority is v3 too.  An
+    # Agents sent with objectType are sealed in the v4 form (their ciphertexts
+    # in sealed_identities), without it in v1; the authority is v4 too.  An
     # export opens them all, as GET /xapi/statements does, in the log's order.
     first = statement(learner="with-type@example.org")
     first["actor"] = {"objectType": "Agent", **first["actor"], "name": "Lan"}
@@ -194,7 +194,7 @@ async def test_export_of_a_sealed_store_opens_every_form(sealed_client, database
     second["actor"] = {k: v for k, v in second["actor"].items() if k != "objectType"}
     ids = await _post(sealed_client, [first, second])
     events = await _events(database_url)
-    assert b'"sealed":"v3.' in events[0]["payload"] and b'"sealed":"v1.' in events[1]["payload"]
+    assert b'"sealed":"v4.' in events[0]["payload"] and b'"sealed":"v1.' in events[1]["payload"]
     env = {"LRS_DATABASE_URL": database_url, "LRS_PRIVACY_KEY_FILE": str(tmp_path / "privacy-key")}
     status, out, err = await _lrs("export", env=env)
     assert status == 0, err

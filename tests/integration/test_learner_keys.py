@@ -153,36 +153,43 @@ async def test_a_document_sealed_before_an_erasure_is_not_stored_after_it(pool: 
 async def test_statements_carry_a_reference_and_each_ciphertext_is_stored_once_beside_them(
     pool: asyncpg.Pool, writer: StatementWriter
 ) -> None:
-    """The v3 stored form: the Statements name the learner by a reference to
-    one ciphertext in sealed_identities, which another process (nothing
-    cached) opens; v2 Statements written before still open; after an erasure
-    neither opens."""
+    """The v4 stored form: the Statements name the learner by a short tag
+    that, with the pseudonym, finds one ciphertext in sealed_identities,
+    which another process (nothing cached) opens; v3 and v2 Statements
+    written before still open; after an erasure none opens."""
     master = MasterKey(os.urandom(32))
     keyring, reader = LearnerKeys(pool, master), LearnerKeys(pool, master)
     await keyring.load_epoch()
     statements = [body() for _ in range(3)]
     await append(writer, keyring, statements[:2])
     await append(writer, keyring, statements[2:])  # its forms are cached now: no ciphertext written again
+    v3_writer = LearnerKeys(pool, master)
+    v3_writer._reference_form = "v3"  # as builds before v4 wrote
+    v3 = [body()]
+    await append(writer, v3_writer, v3)
     older = LearnerKeys(pool, master, references=False)  # as builds before v3 wrote
     v2 = [body()]
     await append(writer, older, v2)
 
-    stored = [await get_statement(pool, TENANT, uuid.UUID(s["id"]), voided=False) for s in statements + v2]
+    stored = [await get_statement(pool, TENANT, uuid.UUID(s["id"]), voided=False) for s in statements + v3 + v2]
     for payload in stored[:3]:
-        assert b'"sealed":"v3.1.' in payload and b'"sealed":"v2.' not in payload
-    assert b'"sealed":"v2.1.' in stored[3]
-    assert len(stored[3]) - len(stored[0]) > 100  # two v2 ciphertexts left the Statement for two references
-    # One ciphertext for the learner and one for the authority, whatever the number of Statements.
-    rows = await pool.fetch("SELECT ref, ciphertext FROM sealed_identities")
-    assert len(rows) == 2 and all(seal.reference_of(r["ciphertext"]) == r["ref"] for r in rows)
+        assert b'"sealed":"v4.1.' in payload and b'"sealed":"v3.' not in payload and b'"sealed":"v2.' not in payload
+    assert b'"sealed":"v3.1.' in stored[3] and b'"sealed":"v2.1.' in stored[4]
+    assert len(stored[3]) - len(stored[0]) == 2 * 14  # two 22-character references became two 8-character tags
+    assert len(stored[4]) - len(stored[3]) > 100  # two v2 ciphertexts left the Statement for two references
+    # One ciphertext for the learner and one for the authority per form, whatever the number of Statements.
+    rows = {bytes(r["ref"]): bytes(r["ciphertext"]) for r in await pool.fetch("SELECT ref, ciphertext FROM sealed_identities")}
+    assert len(rows) == 4
+    assert sum(seal.reference_of(ciphertext) == ref for ref, ciphertext in rows.items()) == 2  # v3's
+    assert seal.stored_references(seal.decode(stored[0])) | seal.stored_references(seal.decode(stored[3])) == set(rows)
     for payload in stored:
         assert b"ana@example.com" not in payload and b"Ana" not in payload
     opened = await reader.open_payloads(TENANT, stored)
     for payload in opened:
         assert b'"mbox":"mailto:ana@example.com"' in payload and b'"name":"Ana"' in payload
         assert b'"name":"client"' in payload  # the authority
-    [one] = await reader.open_statements(TENANT, [seal.decode(stored[0])])
-    assert one["actor"] == LEARNER
+    [one, three] = await reader.open_statements(TENANT, [seal.decode(stored[0]), seal.decode(stored[3])])
+    assert one["actor"] == three["actor"] == LEARNER
 
     await erase_learner(pool, keyring, TENANT, LEARNER, reason="request 10", by="test")
     for payload in await LearnerKeys(pool, master).open_payloads(TENANT, stored):

@@ -191,18 +191,23 @@ def test_statements_sealed_in_the_v1_form_before_v2_still_open():
     assert seal.open_statement(old, _ciphers(keys), TENANT) == STATEMENT
 
 
-def _seal_v3(statement, keys):
-    """Sealed as the Statement writer seals (v3): ciphertexts apart, by reference."""
+def _seal_v3(statement, keys, seal_apart=seal.seal_reference):
+    """Sealed as the Statement writer sealed before v4 (v3): ciphertexts apart, by reference."""
     stored: dict[bytes, bytes] = {}
 
     def seal_text(key, plaintext):
         if plaintext.startswith(seal._COMPACT_MARK):
-            text, ref, ciphertext = seal.seal_reference(key, TENANT, plaintext[len(seal._COMPACT_MARK):])
+            text, ref, ciphertext = seal_apart(key, TENANT, plaintext[len(seal._COMPACT_MARK):])
             stored[ref] = ciphertext
             return text
         return seal.seal_bytes(key, TENANT, plaintext)
 
     return seal.seal_statement(statement, lambda agent: seal.seal_agent(agent, keys, seal_text)), stored
+
+
+def _seal_v4(statement, keys):
+    """Sealed as the Statement writer seals (v4): ciphertexts apart, by row."""
+    return _seal_v3(statement, keys, seal.seal_short)
 
 
 def test_the_v3_form_carries_a_reference_that_commits_to_a_ciphertext_kept_apart():
@@ -241,6 +246,84 @@ def test_a_v3_form_whose_ciphertext_is_missing_or_not_the_one_referenced_does_no
     as_v2 = dict(sealed["authority"], sealed="v2.1." + seal.base64.urlsafe_b64encode(stored[ref]).rstrip(b"=").decode())
     assert seal.open_agent(as_v2, _ciphers(keys), TENANT)["account"]["homePage"] == seal.ERASED_HOME
     assert key.generation == 1
+
+
+def test_the_v4_form_carries_a_short_tag_and_finds_its_ciphertext_by_pseudonym_generation_and_tag():
+    keys = _keys(STATEMENT)
+    sealed, stored = _seal_v4(STATEMENT, keys)
+    authority, team = sealed["authority"], sealed["context"]["team"]
+    assert authority["sealed"].startswith("v4.1.") and len(authority["sealed"]) == len("v4.1.") + 8
+    assert team["sealed"].startswith("v4.1.")
+    assert len(authority["sealed"]) == len(_seal_v3(STATEMENT, keys)[0]["authority"]["sealed"]) - 14
+    assert seal.stored_references(sealed) == set(stored) and len(stored) == 3
+    for ciphertext in stored.values():
+        assert ciphertext.hex() not in msgspec.json.encode(sealed).decode()
+    assert seal.sealed_refs(sealed) == seal.sealed_refs(_seal(STATEMENT, keys))
+    assert _seal_v4(STATEMENT, keys)[0] == sealed  # deterministic
+    assert seal.open_statement(sealed, _ciphers(keys), TENANT, stored) == STATEMENT
+    # The row is the identity's own: the same tag under another pseudonym names another row.
+    tag = seal._b64(authority["sealed"].split(".", 2)[2])
+    row = seal.short_row(authority["account"]["name"], 1, tag)
+    assert row in stored and seal.short_row(team["account"]["name"], 1, tag) != row
+    assert seal.short_row(authority["account"]["name"], 2, tag) != row
+
+
+def test_a_v4_form_whose_ciphertext_is_missing_or_not_the_one_tagged_does_not_open():
+    keys = _keys(STATEMENT)
+    sealed, stored = _seal_v4(STATEMENT, keys)
+    row = next(iter(seal.stored_references({"actor": sealed["authority"]})))
+    missing = {k: v for k, v in stored.items() if k != row}
+    opened = seal.open_statement(sealed, _ciphers(keys), TENANT, missing)
+    assert opened["authority"]["account"]["homePage"] == seal.ERASED_HOME
+    assert opened["context"]["team"] == STATEMENT["context"]["team"]
+    # Another ciphertext put in the row does not match the tag the Statement carries.
+    other = next(v for k, v in stored.items() if k != row)
+    assert seal.open_statement(sealed, _ciphers(keys), TENANT, {**stored, row: other})["authority"]["account"][
+        "homePage"] == seal.ERASED_HOME
+    # The same identity sealed in v3 and in v4 are different ciphertexts (each form's associated data is its own):
+    # a v3 ciphertext kept in a v4 row does not open.
+    v3, stored_v3 = _seal_v3(STATEMENT, keys)
+    v3_ciphertext = stored_v3[next(iter(seal.stored_references({"actor": v3["authority"]})))]
+    forged_tag = seal.hashlib.sha256(v3_ciphertext).digest()[:6]
+    forged = dict(sealed["authority"], sealed="v4.1." + seal.base64.urlsafe_b64encode(forged_tag).decode())
+    forged_row = seal.short_row(forged["account"]["name"], 1, forged_tag)
+    assert seal.open_agent(forged, _ciphers(keys), TENANT, {forged_row: v3_ciphertext})["account"]["homePage"] == \
+        seal.ERASED_HOME
+    # Erased: no key, the erased form.
+    assert seal.open_statement(sealed, {}, TENANT, stored)["authority"] == {
+        "objectType": "Agent", "account": {"homePage": seal.ERASED_HOME, "name": sealed["authority"]["account"]["name"]}}
+
+
+def test_a_statement_holding_v3_and_v4_forms_opens_both():
+    keys = _keys(STATEMENT)
+    v3, stored_v3 = _seal_v3(STATEMENT, keys)
+    v4, stored_v4 = _seal_v4(STATEMENT, keys)
+    mixed = dict(v4, authority=v3["authority"])
+    stored = {**stored_v3, **stored_v4}
+    assert seal.stored_references(mixed) <= set(stored) and len(seal.stored_references(mixed)) == 3
+    assert seal.open_statement(mixed, _ciphers(keys), TENANT, stored) == STATEMENT
+
+
+def test_a_stored_statement_in_the_v4_form_is_shorter_compressed_than_in_v3():
+    """The stored bytes (the event payload as the log keeps it, zstd with the
+    shipped dictionary): each v3 reference is 22 random characters, each v4
+    tag 8, and compression removes neither."""
+    from lrs.payload_codec import store_payload
+
+    statements = [{"id": f"6fbd600f-d17c-4c74-801a-{n:012d}",
+                   "actor": {"objectType": "Agent", "mbox": f"mailto:learner{n}@example.gov", "name": f"Learner {n}"},
+                   "verb": {"id": "http://adlnet.gov/expapi/verbs/passed"},
+                   "object": {"id": f"https://mooc.example.gov/unit-{n}", "objectType": "Activity"},
+                   "authority": {"objectType": "Agent", "account": {"homePage": "https://lrs.example", "name": "app"}}}
+                  for n in range(50)]
+    v3_bytes = v4_bytes = 0
+    for one in statements:
+        keys = _keys(one)
+        v3, v4 = _seal_v3(one, keys)[0], _seal_v4(one, keys)[0]
+        assert seal.sealed_refs(v3) == seal.sealed_refs(v4)
+        v3_bytes += len(store_payload(seal.encode(v3)))
+        v4_bytes += len(store_payload(seal.encode(v4)))
+    assert v4_bytes <= v3_bytes - 20 * len(statements)  # two identities, 14 characters fewer each
 
 
 def test_agent_named_finds_an_identity_by_pseudonym_in_an_opened_statement_or_says_it_was_erased():

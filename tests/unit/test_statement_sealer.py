@@ -10,7 +10,8 @@ import os
 import pytest
 
 from lrs.privacy import seal
-from tests.unit.test_privacy_seal import _seal_v3 as _one_by_one  # each Agent sealed on its own (seal_agent), v3
+from tests.unit.test_privacy_seal import _seal_v3
+from tests.unit.test_privacy_seal import _seal_v4 as _one_by_one  # each Agent sealed on its own (seal_agent), v4
 
 TENANT = "t1"
 PSEUDONYM_KEY = b"k" * 32
@@ -118,6 +119,14 @@ def test_a_known_sealed_form_is_reused_and_an_agent_repeated_in_a_request_is_sea
     sealed = seal.seal_statement(renamed, other.agent)
     assert sealed["actor"]["account"] == batch[0]["actor"]["account"]
     assert sealed["actor"]["sealed"] != batch[0]["actor"]["sealed"] and len(other.ciphertexts) == 1
+
+
+def test_the_v3_form_is_sealed_when_asked_for_as_builds_before_v4_did():
+    keys = _keys(STATEMENT)
+    sealer = seal.StatementSealer(TENANT, {}, keys.__getitem__, reference_form="v3")
+    sealed = seal.seal_statement(STATEMENT, sealer.agent)
+    expected, stored = _seal_v3(STATEMENT, keys)
+    assert sealed == expected and sealed["actor"]["sealed"].startswith("v3.1.") and sealer.ciphertexts == stored
 
 
 def test_the_v2_form_is_sealed_when_references_are_off():
