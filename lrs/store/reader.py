@@ -7,6 +7,9 @@ sequence in the query's own direction.  Filters follow xAPI-Communication
 object is a StatementRef also matches when its target (recursively) does.
 Such a statement holds the keys of its chain's Statements in statement_keys
 (lrs/store/ref_keys.py), so the walks that find matches find it too.
+An activity + verb query walks the key of the pair (schemas/postgres/0141)
+over the Statements stored since its low-water, the activity's before
+(:func:`_split_matches`).
 Voided statements are never in a filtered result.  ``authority`` (the
 statements/read/mine scope) limits every read to Statements with that
 authority IFI key; it is not part of the query the client sent, so it is
