@@ -35,13 +35,19 @@ __all__ = ["KeyTakenMeanwhile", "PROPOSE_KEYS", "SELECT_LIVE_KEYS", "keys_taken"
 # with the erasures' notifications on the same channel:
 # lrs.store.learner_keys.LearnerKeys.heard), so that the other workers
 # cache it instead of making keys of their own that the group refuses.
+# The announcement carries the key epoch as of this statement: every
+# erasure that can destroy the key commits after it, so with a higher
+# epoch; a process whose cache is already valid for a higher epoch (it
+# caught up with the log head's before its listener delivered this) may
+# have counted that erasure and does not cache the key.
 PROPOSE_KEYS = """
 WITH made AS (
     INSERT INTO learner_keys (tenant, pseudonym, generation, wrapped)
     SELECT u.t, u.p, 1, u.w FROM unnest($1::text[], $2::text[], $3::bytea[]) AS u(t, p, w)
     ON CONFLICT DO NOTHING
     RETURNING tenant, pseudonym, generation, wrapped,
-              pg_notify('%s', tenant || ' ' || pseudonym || ' ' || generation || ':' || encode(wrapped, 'hex'))
+              pg_notify('%s', tenant || ' ' || pseudonym || ' ' || generation || ':' || encode(wrapped, 'hex')
+                        || ':' || (SELECT key_epoch FROM log_head WHERE singleton))
 )
 SELECT tenant, pseudonym, generation, wrapped FROM made
 UNION ALL
