@@ -11,8 +11,11 @@ request is written only when every key it was sealed under is the
 identity's live key (made now, or made by an earlier group of the same
 process); any other request is refused with the live keys, to be sealed
 again under them (:class:`KeyTakenMeanwhile`): one key per identity
-whichever process saw it first, and a key row commits in the same
-transaction as the first Statement sealed under it, or not at all.
+whichever process saw it first.  A key row commits only in a group's
+transaction: with the first Statement sealed under it, or without one when
+the request that made it is rejected in that group (a 409, only
+duplicates, refused for an erasure); such a key seals nothing, and an
+erasure destroys it like any other.
 """
 
 from __future__ import annotations
