@@ -1,8 +1,11 @@
 """Group commit: concurrent append requests share one durable transaction.
 
 ``append`` enqueues a request and waits.  One writer task takes what is
-queued (waiting up to ``wait_ms`` for more, up to ``max_statements``) and
-commits it in ONE transaction:
+queued (waiting up to ``wait_ms`` for more, up to ``max_statements``, and
+no longer once waiting cannot make the group larger: every request
+announced as it entered its handler has reached the writer, and every client
+the last group answered is back, :mod:`lrs.store.gathering`) and commits
+it in ONE transaction:
 
 1. fetch the stored statements the group touches (one query per tenant),
    noting the head position first, without any lock;
@@ -485,7 +488,7 @@ class StatementWriter:
         that sets the event, not asyncio.wait_for, which made and cancelled a
         task for every group."""
         if not self._may_grow():
-            self.waits_ended_early += 1  # nobody else can join: no wait at all
+            self._ended_early()  # nobody else can join: no wait at all
             return
         self._expired = False
         timer = asyncio.get_running_loop().call_later(self._wait, self._expire)
@@ -496,10 +499,14 @@ class StatementWriter:
                 if self._expired or self._closing or self._queued_statements >= self._max:
                     return
                 if not self._may_grow():
-                    self.waits_ended_early += 1
+                    self._ended_early()
                     return
         finally:
             timer.cancel()
+
+    def _ended_early(self) -> None:
+        self.waits_ended_early += 1
+        metrics.GROUP_COMMIT_GATHERED_EARLY.inc()
 
     def _take_group(self) -> list[_Queued]:
         group: list[_Queued] = []
