@@ -95,10 +95,6 @@ def _check_object(obj: "SubStatementObject | StatementObject", nested: bool) -> 
         _check_statement_rules(obj)  # type: ignore[arg-type]
 
 
-def _object_is_activity(obj: "SubStatementObject | StatementObject") -> bool:
-    return obj.objectType is UNSET or obj.objectType == "Activity"
-
-
 def _check_statement_rules(stmt: "Statement | StatementObject") -> None:
     """Rules shared by Statements and SubStatements."""
     if stmt.timestamp is not UNSET:
@@ -107,7 +103,7 @@ def _check_statement_rules(stmt: "Statement | StatementObject") -> None:
             raise field_error(".timestamp", problem)
     obj = stmt.object
     context = stmt.context
-    if context is not UNSET and not _object_is_activity(obj):  # type: ignore[arg-type]
+    if context is not UNSET and obj.objectType is not UNSET and obj.objectType != "Activity":  # type: ignore[union-attr]
         for name in ("revision", "platform"):
             if getattr(context, name) is not UNSET:
                 raise field_error(
