@@ -103,7 +103,8 @@ def _check_statement_rules(stmt: "Statement | StatementObject") -> None:
             raise field_error(".timestamp", problem)
     obj = stmt.object
     context = stmt.context
-    if context is not UNSET and obj.objectType is not UNSET and obj.objectType != "Activity":  # type: ignore[union-attr]
+    kind = obj.objectType  # type: ignore[union-attr]
+    if context is not UNSET and kind is not UNSET and kind != "Activity":
         for name in ("revision", "platform"):
             if getattr(context, name) is not UNSET:
                 raise field_error(

@@ -57,9 +57,17 @@ BENCH = {
     "object": {
         "objectType": "Activity",
         "id": "https://mooc.example.gov/courses/digcomp/unit-7",
-        "definition": {"name": {"en-US": "Digital literacy unit 7"}, "type": "http://adlnet.gov/expapi/activities/lesson"},
+        "definition": {
+            "name": {"en-US": "Digital literacy unit 7"},
+            "type": "http://adlnet.gov/expapi/activities/lesson",
+        },
     },
-    "result": {"score": {"scaled": 0.07, "raw": 7, "min": 0, "max": 100}, "success": True, "completion": True, "duration": "PT8M"},
+    "result": {
+        "score": {"scaled": 0.07, "raw": 7, "min": 0, "max": 100},
+        "success": True,
+        "completion": True,
+        "duration": "PT8M",
+    },
     "context": {
         "registration": "5b1e0a52-8c0e-4f55-9a33-2a1b0c9d8e7f",
         "platform": "bench",
