@@ -3,9 +3,10 @@ size, CPU µs per statement of every process of the service (and by
 process), statements/s and load average, for each round's clear, sealed
 before and sealed after, and sealed/clear of each round (the clear run is
 the one next to it, so both saw about the same load).  Writes
-``bench/results/ingest-seal-cost-<stamp>-summary.json``.
+``bench/results/ingest-<name>-<stamp>-summary.json`` (name: the A/B script's NAME,
+default seal-cost).
 
-    python bench/seal_population_summary.py 20261206T160022Z
+    python bench/seal_population_summary.py 20261206T160022Z [NAME]
 """
 
 from __future__ import annotations
@@ -17,14 +18,14 @@ import sys
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
-_NAME = re.compile(r"ingest-seal-cost-(?P<stamp>\w+)-(?P<mode>\w+)-(?P<variant>(before|after)-(sealed|clear))-r(?P<round>\d+)\.json")
+_NAME = re.compile(r"ingest-(?P<name>[\w-]+?)-(?P<stamp>\d{8}T\d{6}Z)-(?P<mode>\w+)-(?P<variant>(before|after)-(sealed|clear))-r(?P<round>\d+)\.json")
 
 
-def collect(stamp: str) -> dict:
+def collect(stamp: str, name: str = "seal-cost") -> dict:
     rows: dict = {}
-    for path in sorted(RESULTS.glob(f"ingest-seal-cost-{stamp}-*-r*.json")):
+    for path in sorted(RESULTS.glob(f"ingest-{name}-{stamp}-*-r*.json")):
         match = _NAME.fullmatch(path.name)
-        if match is None:
+        if match is None or match["name"] != name:
             continue
         record = json.loads(path.read_text())
         for run in record["runs"]:
@@ -36,6 +37,7 @@ def collect(stamp: str) -> dict:
                 "cpu_us_by_process": {k: v for k, v in cpu.items() if k != "all" and not k.endswith(" system")},
                 "statements_per_s": run["statements_per_s"],
                 "p99_ms": run["latency_ms"]["p99"],
+                "transactions_per_statement": (run.get("group_commits") or {}).get("transactions_per_statement"),
                 "first_sight_share": run.get("learners", {}).get("first_sight_share"),
                 "load_average_after": run["load_average_after"],
                 "errors": run["errors"],
@@ -56,10 +58,11 @@ def ratios(cells: dict) -> dict:
 
 def main(argv: list[str]) -> int:
     stamp = argv[1]
-    rows = collect(stamp)
-    summary = {"benchmark": "ingest seal-cost A/B", "stamp": stamp,
+    name = argv[2] if len(argv) > 2 else "seal-cost"
+    rows = collect(stamp, name)
+    summary = {"benchmark": f"ingest {name} A/B", "stamp": stamp,
                "command": f"bench/seal_population_ab.sh <before checkout> <rounds> <duration>; "
-                          f"python bench/seal_population_summary.py {stamp}",
+                          f"python bench/seal_population_summary.py {stamp} {name}",
                "modes": {}}
     for mode, batches in rows.items():
         for batch, cells in batches.items():
@@ -69,10 +72,11 @@ def main(argv: list[str]) -> int:
             for variant in ("after-clear", "before-sealed", "after-sealed"):
                 runs = cells.get(variant, {})
                 print(f"  {variant} " + " / ".join(f"{runs[k]['cpu_us_all']} µs {runs[k]['statements_per_s']:,.0f}/s"
+                                                   f" {runs[k]['transactions_per_statement']} xact"
                                                    for k in sorted(runs)), end="")
             print(f"  sealed/clear before {r['before']['sealed_over_clear_per_round']}"
                   f" after {r['after']['sealed_over_clear_per_round']}")
-    out = RESULTS / f"ingest-seal-cost-{stamp}-summary.json"
+    out = RESULTS / f"ingest-{name}-{stamp}-summary.json"
     out.write_text(json.dumps(summary, indent=1) + "\n")
     print(f"wrote {out}")
     return 0

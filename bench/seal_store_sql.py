@@ -1,5 +1,8 @@
 """PostgreSQL's CPU for the sealing statements alone, per learner: making
-learner keys (``LOAD_OR_CREATE``), reading known ones, and inserting v3
+learner keys (``LOAD_OR_CREATE``; and, where the checkout has it, the
+group commit's ``PROPOSE_KEYS``, in a transaction of its own per statement
+that does not wait for the WAL flush, which the group's commit pays for its
+Statements anyway), reading known ones, and inserting v3
 ciphertexts (``sealed_identities``), on an embedded PostgreSQL migrated to
 this checkout's schema, and with ``--index`` variants of
 ``learner_keys`` to price each of its indexes.
@@ -37,6 +40,11 @@ sys.path.insert(0, _TREE)
 from lrs.runtime.postgres import EmbeddedPostgres  # noqa: E402
 from lrs.service import migrate  # noqa: E402
 from lrs.store.learner_keys import LOAD_OR_CREATE  # noqa: E402
+
+try:  # keys made in the group commit (lrs.store.group_keys); not in older checkouts
+    from lrs.store.group_keys import PROPOSE_KEYS  # noqa: E402
+except ImportError:
+    PROPOSE_KEYS = None
 from lrs.store.sealed_identities import INSERT_CIPHERTEXTS  # noqa: E402
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -102,6 +110,18 @@ async def one_variant(url: str, server_pid: int, args: argparse.Namespace, varia
             await conn.execute(INSERT_CIPHERTEXTS, mine, [ciphertext] * len(mine))
 
         results.append(await _measure(conn, server_pid, backend, "insert ciphertexts", batches, insert))
+        if PROPOSE_KEYS is not None:
+            fresh = [[_pseudonym(n, salt + "g") for n in range(i, i + len(batch))]
+                     for i, batch in zip(range(0, args.rows, args.batch), batches)]
+            by_batch = iter(sorted(b) for b in fresh)
+
+            async def propose(batch):
+                mine = next(by_batch)
+                async with conn.transaction():
+                    await conn.execute("SET LOCAL synchronous_commit = off")
+                    await conn.fetch(PROPOSE_KEYS, ["t"] * len(mine), mine, [wrapped] * len(mine))
+
+            results.append(await _measure(conn, server_pid, backend, "make keys in the group commit", batches, propose))
         for r in results:
             r["variant"] = variant
             print(json.dumps(r), flush=True)

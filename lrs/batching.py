@@ -65,6 +65,12 @@ class AppendRequest(msgspec.Struct, frozen=True):
     # are not known to be stored: written in the same group commit
     # (lrs.store.sealed_identities).
     ciphertexts: Mapping[bytes, bytes] = {}
+    # The learner keys (generation 1, wrapped, by pseudonym) its sealing
+    # process made for identities it had not cached, which its Statements
+    # are sealed under: inserted by the group commit, which refuses the
+    # request when one of those identities has another live key
+    # (lrs.store.group_keys).
+    new_keys: Mapping[str, bytes] = {}
 
 
 @dataclass(frozen=True, slots=True)

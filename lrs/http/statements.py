@@ -27,7 +27,7 @@ from lrs.ingest.query import StatementFetch, more_token, parse_statement_query
 from lrs.store import reader
 from lrs.store.attachments import Blob, save_attachments
 from lrs.store.ids import RandomUuids, parse_uuid
-from lrs.store.writer import KeyErasedMeanwhile, WriterClosedError
+from lrs.store.writer import KeyErasedMeanwhile, KeyTakenMeanwhile, WriterClosedError
 from lrs.privacy import seal
 from lrs.xapi.equivalence import statements_equivalent
 from lrs.xapi.errors import ConflictError, NotFoundError, XapiError
@@ -133,14 +133,19 @@ async def _append(
     homepage = settings.authority_home
     defines = credential.allows("define")
     try:
-        for attempt in (1, 2):
+        # Keys of learners this process has not cached are made here and
+        # stored by the group commit (lrs.store.group_keys); when another
+        # process's key came first, sealed again with it.
+        attempt, make_keys = 1, True
+        while True:
             authority = authority_for(credential, homepage)
-            key_epoch, key_refs, ciphertexts, sealed = None, frozenset(), {}, None
+            key_epoch, key_refs, ciphertexts, new_keys, sealed = None, frozenset(), {}, {}, None
             clear = statements
             if learner_keys is not None:  # personal data is stored sealed (docs/privacy.md)
-                sealed = await learner_keys.seal_statements(credential.tenant, statements, authority)
+                sealed = await learner_keys.seal_statements(credential.tenant, statements, authority,
+                                                            make_keys=make_keys)
                 clear, authority, key_epoch, key_refs = sealed.statements, sealed.authority, sealed.epoch, sealed.refs
-                ciphertexts = sealed.ciphertexts
+                ciphertexts, new_keys = sealed.ciphertexts, sealed.new_keys
 
             def prepare(bodies: list[dict[str, Any]], authority: dict[str, Any] = authority) -> list[Any]:
                 return prepare_statements(
@@ -157,7 +162,7 @@ async def _append(
                 try:
                     results = await writer.append(
                         credential.tenant, prepared, defines=defines,
-                        key_epoch=key_epoch, key_refs=key_refs, ciphertexts=ciphertexts,
+                        key_epoch=key_epoch, key_refs=key_refs, ciphertexts=ciphertexts, new_keys=new_keys,
                     )
                 except ConflictError:
                     # Stored before in another form (v2, clear) and sent again?
@@ -168,11 +173,17 @@ async def _append(
                         raise
                     results = await writer.append(
                         credential.tenant, prepare(as_stored), defines=defines,
-                        key_epoch=key_epoch, key_refs=key_refs, ciphertexts=ciphertexts,
+                        key_epoch=key_epoch, key_refs=key_refs, ciphertexts=ciphertexts, new_keys=new_keys,
                     )
                 if sealed is not None:
                     learner_keys.stored(sealed)  # its ciphertexts were committed with the Statements
                 break
+            except KeyTakenMeanwhile as taken:
+                # Sealed under a key made here for a learner that has
+                # another: once more with the live keys (read or made by
+                # PostgreSQL for any without one), which cannot be refused so.
+                learner_keys.taken(sealed, taken.keys)
+                make_keys = False
             except KeyErasedMeanwhile:
                 # Sealed before this process heard of an erasure: once more
                 # with the keys as they are now, then 503.
@@ -182,6 +193,7 @@ async def _append(
                         text="a learner named in the request was being erased; nothing was stored, retry",
                         headers={"Retry-After": "1"},
                     ) from None
+                attempt += 1
         if learner_keys is not None:
             learner_keys.catch_up(writer.key_epoch)
     except XapiError as exc:

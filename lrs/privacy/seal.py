@@ -57,7 +57,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Callable, Container, Iterator, Mapping
 
 import msgspec
 from cryptography.exceptions import InvalidTag
@@ -352,8 +352,8 @@ class StatementSealer:
     :attr:`ciphertexts` the v4 (or v3) ciphertexts by row, :attr:`fresh` the
     forms sealed now that may be kept for reuse (single identities, no members)."""
 
-    __slots__ = ("tenant", "_forms", "_key_of", "_references", "_seal_apart", "refs", "ciphertexts", "fresh",
-                 "missing", "_made", "_deferred")
+    __slots__ = ("tenant", "_forms", "_key_of", "_references", "_seal_apart", "_taken", "refs", "ciphertexts",
+                 "tagged", "fresh", "missing", "_made", "_deferred")
 
     def __init__(
         self,
@@ -363,6 +363,7 @@ class StatementSealer:
         *,
         references: bool = True,
         reference_form: str = SHORT,
+        taken: Container[bytes] = (),
     ) -> None:
         self.tenant = tenant
         self._forms = forms
@@ -370,8 +371,16 @@ class StatementSealer:
         self._references = references
         # The form whose ciphertext lies apart: v4 (written now) or v3 (as builds before v4 wrote).
         self._seal_apart = seal_short if reference_form == SHORT else seal_reference
+        # v4 rows known to hold another ciphertext than the one sealed now (a
+        # tag collision between two namings of one identity): those are
+        # sealed in the v3 form, whose reference is the whole ciphertext's.
+        self._taken = taken
         self.refs: set[tuple[str, int]] = set()
         self.ciphertexts: dict[bytes, bytes] = {}
+        # The rows of :attr:`ciphertexts` found by a v4 tag, with their
+        # pseudonym and generation: a row of the store holding another ciphertext is a
+        # collision (LearnerKeys checks).
+        self.tagged: dict[bytes, tuple[str, int]] = {}
         self.fresh: dict[bytes, KnownForm] = {}
         self.missing: set[str] = set()
         self._made: dict[bytes, dict[str, Any]] = {}  # sealed in this request (those with one key)
@@ -416,8 +425,7 @@ class StatementSealer:
             # The common case, as seal_agent seals it in the v3 form, without its detours.
             key = key_of(ifi)
             plaintext = _encode({k: v for k, v in agent.items() if k != "objectType"})
-            text, ref, ciphertext = self._seal_apart(key, self.tenant, plaintext)
-            self.ciphertexts[ref] = ciphertext
+            text = self._apart(key, plaintext)
             form = {"objectType": object_type, "account": {"homePage": PSEUDONYM_HOME, "name": key.pseudonym},
                     SEALED: text}
         else:
@@ -434,10 +442,24 @@ class StatementSealer:
     def _seal_text(self, key: SealKey, plaintext: bytes) -> str:
         self.refs.add((key.pseudonym, key.generation))
         if self._references and plaintext.startswith(_COMPACT_MARK):
-            text, ref, ciphertext = self._seal_apart(key, self.tenant, plaintext[len(_COMPACT_MARK):])
-            self.ciphertexts[ref] = ciphertext
-            return text
+            return self._apart(key, plaintext[len(_COMPACT_MARK):])
         return seal_bytes(key, self.tenant, plaintext)
+
+    def _apart(self, key: SealKey, plaintext: bytes) -> str:
+        """The text of a ciphertext kept apart, noted in :attr:`ciphertexts`.
+        A v4 tag is 6 bytes: two namings of one identity may share one (and
+        so one row, the first naming's, which the second's Statements would
+        then show).  Where the row is known to hold another ciphertext, in
+        this request or in the store (``taken``), the v3 form is sealed."""
+        text, row, ciphertext = self._seal_apart(key, self.tenant, plaintext)
+        if text.startswith(SHORT + "."):
+            held = self.ciphertexts.get(row)
+            if (held is not None and held != ciphertext) or row in self._taken:
+                text, row, ciphertext = seal_reference(key, self.tenant, plaintext)
+            else:
+                self.tagged[row] = (key.pseudonym, key.generation)
+        self.ciphertexts[row] = ciphertext
+        return text
 
 
 class _KeysOf:
@@ -516,6 +538,11 @@ def _short_aad(tenant: str, pseudonym_: str, generation: int) -> bytes:
     return f"{SHORT}\x00{tenant}\x00{pseudonym_}\x00{generation}".encode()
 
 
+def _tag(ciphertext: bytes) -> bytes:
+    """The v4 tag of a ciphertext: the first 6 bytes of its SHA-256."""
+    return hashlib.sha256(ciphertext).digest()[:_TAG_BYTES]
+
+
 def short_row(pseudonym_: str, generation: int, tag: bytes) -> bytes:
     """The ``sealed_identities`` row of a v4 text: the first 16 bytes of the
     SHA-256 of its pseudonym, generation and tag.  The tag alone tells apart
@@ -531,7 +558,7 @@ def seal_short(key: SealKey, tenant: str, plaintext: bytes) -> tuple[str, bytes,
     SHA-256 (8 characters, where v3's reference takes 22); the ciphertext is
     stored apart, by :func:`short_row` (``sealed_identities``, as v3's)."""
     ciphertext = key.cipher.encrypt(_NONCE, plaintext, _short_aad(tenant, key.pseudonym, key.generation))
-    tag = hashlib.sha256(ciphertext).digest()[:_TAG_BYTES]
+    tag = _tag(ciphertext)
     text = f"{SHORT}.{key.generation}.{base64.urlsafe_b64encode(tag).decode('ascii')}"
     return text, short_row(key.pseudonym, key.generation, tag), ciphertext
 
@@ -645,7 +672,7 @@ def open_agent(
         elif short:
             # So does the tag, for the ciphertexts of this identity's generation (short_row).
             stored = ciphertexts.get(short_row(pseudonym_, generation, data))
-            ok = stored is not None and len(data) == _TAG_BYTES and hashlib.sha256(stored).digest()[:_TAG_BYTES] == data
+            ok = stored is not None and _tag(stored) == data
             data = stored if ok else None  # type: ignore[assignment]
         if cipher is not None and data is not None:
             compact = referenced or short or text.startswith(COMPACT + ".")

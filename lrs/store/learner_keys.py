@@ -17,10 +17,16 @@ the statement writer checks, under the same lock, the keys of a request
 sealed at an older epoch (:mod:`lrs.store.writer`), and reading with cached
 keys first asks for the epoch (:meth:`LearnerKeys.ciphers_for_reading`).
 
-Identities a process has not cached are looked up, and for a new one a key
-made, in one statement shared by the requests that need keys within a short
-wait, as the group commit gathers Statements (:data:`LOAD_OR_CREATE`), on a
-connection that is not reset after each (:func:`lrs.store.pool.create_statement_pool`).
+Statements sent over HTTP are sealed with ``make_keys``: for an identity a
+process has not cached it makes a key (generation 1) without asking
+PostgreSQL, and the group commit that appends the Statements inserts it, or
+refuses the request when the identity has another live key, to be sealed
+again with that one (:mod:`lrs.store.group_keys`).  Otherwise (documents, a
+request sealed again, a process whose listening connection is down)
+identities not cached are looked up, and for a new one a key made, in one
+statement shared by the requests that need keys within a short wait, as the
+group commit gathers Statements (:data:`LOAD_OR_CREATE`), on a connection
+that is not reset after each (:func:`lrs.store.pool.create_statement_pool`).
 
 Statements are sealed in the v4 form (:func:`lrs.privacy.seal.seal_short`):
 each identity's ciphertext is kept once in ``sealed_identities``
@@ -37,10 +43,11 @@ import asyncio
 import itertools
 import secrets
 from collections import OrderedDict
-from typing import Any, Iterable
+from typing import Any, Callable, Container, Iterable, Mapping
 
 import asyncpg
 import msgspec
+import structlog
 from cryptography.exceptions import InvalidTag
 
 from lrs.privacy import seal
@@ -139,6 +146,19 @@ SELECT_ANY_LEARNER_KEY = "SELECT EXISTS (SELECT 1 FROM learner_keys)"
 SELECT_ANY_KEY = "SELECT 1 FROM learner_keys WHERE tenant = $1 AND pseudonym = $2 LIMIT 1"
 
 Pool = asyncpg.Pool | asyncpg.Connection
+log = structlog.get_logger(__name__)
+
+# With make_keys, the most identities of one request a process makes keys
+# for itself (lrs.store.group_keys); a request missing more reads or makes
+# them with LOAD_OR_CREATE first.  A request is refused when any key it
+# made is not its identity's live key (one the other worker made, one this
+# process evicted), and then sealed whole again and sent to a second group
+# commit: at batch 100 on a fresh store nearly every request named a learner
+# another worker had made, and sealing twice cost more than the key
+# statement it saved, whose transaction is shared by the request's 100
+# statements (0.02 transactions a statement).  A single statement misses at
+# most its actor's and the authority's, plus a team's or an instructor's.
+MAKE_KEYS_UP_TO = 4
 
 
 class _CachedKeys(dict):
@@ -168,6 +188,17 @@ def _drop_oldest_half(cache: dict[Any, Any]) -> None:
         del cache[key]
 
 
+class _KnownKeys(dict):
+    """Identifier -> the key fetched for it, else ``key_of``'s."""
+
+    def __init__(self, fetched: Mapping[str, seal.SealKey], key_of: Callable[[str], seal.SealKey]) -> None:
+        super().__init__(fetched)
+        self._key_of = key_of
+
+    def __missing__(self, ident: str) -> seal.SealKey:
+        return self._key_of(ident)
+
+
 def _not_cached(ident: str) -> seal.SealKey:
     raise KeyError(ident)
 
@@ -189,6 +220,10 @@ class Sealed(msgspec.Struct, frozen=True):
     forms: dict[bytes, seal.KnownForm] = {}
     version: int = -1  # of the key cache when sealed (LearnerKeys._version)
     tenant: str = ""
+    # The keys made for identities not cached, which the Statements are
+    # sealed under (generation 1, wrapped, by pseudonym): the writer inserts
+    # them in the group commit (lrs.store.group_keys).
+    new_keys: dict[str, bytes] = {}
 
 
 class LearnerKeys:
@@ -235,7 +270,17 @@ class LearnerKeys:
         # loaded, the cache's version when their statement was sent).
         self._next: dict[str, tuple[set[str], asyncio.Future[dict[str, seal.SealKey]]]] = {}
         self._loading: dict[str, tuple[set[str], asyncio.Future[dict[str, seal.SealKey]], int]] = {}
+        # (tenant, pseudonym, generation) of keys this process made and no request has
+        # sealed with yet: no ciphertext can be stored under them, so the
+        # request that asked for one checks no v4 row (seal_statements).
+        self._made_now: set[tuple[str, str, int]] = set()
+        self._capacity_made = capacity
         self._loaders: dict[str, asyncio.Task[None]] = {}
+        # Keys made for identities not cached and not known to be committed
+        # yet ((tenant, pseudonym) -> wrapped, key): every request sealing
+        # such an identity meanwhile uses the same one, so that requests of
+        # one process naming a new learner agree (lrs.store.group_keys).
+        self._made: dict[tuple[str, str], tuple[bytes, seal.SealKey]] = {}
 
     # -- pseudonyms ---------------------------------------------------------
 
@@ -263,24 +308,54 @@ class LearnerKeys:
         """Drop one identity's keys (it was erased somewhere)."""
         self._version += 1
         self._current.pop((tenant, pseudonym), None)
+        self._made.pop((tenant, pseudonym), None)
         self._ciphers = {k: v for k, v in self._ciphers.items() if k[0] != tenant or k[1] != pseudonym}
         self._sealed.clear()  # erasures are rare; which forms were its is not kept
         self._sealed_count = 0
 
+    def _note_made(self, tenant: str, pseudonym: str, generation: int) -> None:
+        if len(self._made_now) >= self._capacity_made:
+            self._made_now.clear()  # left by requests that failed before sealing: they check, nothing worse
+        self._made_now.add((tenant, pseudonym, generation))
+
     def forget_all(self) -> None:
         self._version += 1
         self._current.clear()
+        self._made.clear()
         self._ciphers.clear()
         self._sealed.clear()
         self._sealed_count = 0
 
     def heard(self, payload: str) -> None:
-        """A change notification: ``'<tenant> <pseudonym> <epoch>'``."""
+        """A change notification: an erasure, ``'<tenant> <pseudonym> <epoch>'``,
+        or a key a group commit made, ``'<tenant> <pseudonym> <generation>:<wrapped, hex>'``
+        (:mod:`lrs.store.group_keys`)."""
         rest, _, epoch = payload.rpartition(" ")
         tenant, _, pseudonym = rest.rpartition(" ")
+        if ":" in epoch:
+            self._heard_made(tenant, pseudonym, epoch)
+            return
         self.forget(tenant, pseudonym)
         # Notifications come in commit order, and erasures commit one at a time.
         self.epoch = max(self.epoch, int(epoch))
+
+    def _heard_made(self, tenant: str, pseudonym: str, key: str) -> None:
+        """A key committed by a group commit, live then: cached, so that this
+        process seals under it.  Heard in commit order with the erasures, so
+        an erasure of it after comes after (and a request sealed under it is
+        checked against the key epoch as any)."""
+        generation_text, _, wrapped_hex = key.partition(":")
+        generation, wrapped = int(generation_text), bytes.fromhex(wrapped_hex)
+        cached = self._current.get((tenant, pseudonym))
+        if cached is not None and cached.generation == generation:
+            return
+        made = self._made.get((tenant, pseudonym))
+        if made is not None and made[0] == wrapped:
+            cipher = made[1].cipher
+        else:
+            cipher = self._cipher(wrapped, tenant, pseudonym, generation)
+        self._made.pop((tenant, pseudonym), None)
+        self._remember(tenant, pseudonym, generation, cipher, self._version)
 
     def catch_up(self, epoch: int) -> None:
         """The database's key epoch was seen at ``epoch``: when the cache is
@@ -403,6 +478,7 @@ class LearnerKeys:
             own = mine[pseudonym]
             if generation == 1 and stored == own[0]:  # made now: no need to unwrap
                 cipher = seal.new_data_key_cipher(own[1])
+                self._note_made(tenant, pseudonym, generation)
             else:
                 cipher = self._cipher(stored, tenant, pseudonym, generation)
             keys[pseudonym] = self._remember(tenant, pseudonym, generation, cipher, version)
@@ -491,11 +567,18 @@ class LearnerKeys:
     # -- statements ---------------------------------------------------------
 
     async def seal_statements(
-        self, tenant: str, statements: list[dict[str, Any]], authority: dict[str, Any]
+        self, tenant: str, statements: list[dict[str, Any]], authority: dict[str, Any], *, make_keys: bool = False
     ) -> Sealed:
         """The Statements and the authority with every identity sealed: one
         walk (:class:`lrs.privacy.seal.StatementSealer`), the keys not cached
-        read (or made) after it, for the Agents that need them."""
+        read (or made) after it, for the Agents that need them.
+
+        ``make_keys``: the keys not cached (at most :data:`MAKE_KEYS_UP_TO`) are made here, without asking
+        PostgreSQL, and returned in :attr:`Sealed.new_keys`; the caller must
+        hand those to the Statement writer with the Statements, which stores
+        them in the same transaction or refuses the request
+        (:mod:`lrs.store.group_keys`; then :meth:`taken`, and seal again
+        without ``make_keys``)."""
         epoch, version = self.epoch, self._version
         if self.trust_cache:
             # Sealed forms are reused only once their ciphertexts are
@@ -504,19 +587,114 @@ class LearnerKeys:
             key_of = _CachedKeys(self, tenant).__getitem__
         else:
             forms, key_of = _NO_FORMS, _not_cached
+        sealer, sealed_authority, sealed, keys, new_keys, made = await self._seal(
+            tenant, statements, authority, forms, key_of, make_keys=make_keys)
+        # A key made for this request (a first sight: made here, or by its
+        # key statement) has no ciphertext stored under it yet: its rows need
+        # no read.  One made by a key statement is taken once (another request
+        # sharing that statement checks).
+        if self._made_now and keys:
+            made |= {(key.pseudonym, key.generation) for key in keys.values()
+                     if (tenant, key.pseudonym, key.generation) in self._made_now}
+            self._made_now -= {(tenant, pseudonym, generation) for pseudonym, generation in made}
+        tagged = [row for row, identity in sealer.tagged.items() if identity not in made]
+        if tagged:
+            # A v4 tag is 6 bytes: a row already holding another ciphertext
+            # is another naming of the same identity with the same tag, which
+            # these Statements would show.  Those identities are sealed in the
+            # v3 form instead (the rows of new ciphertexts only: a form from
+            # the cache was checked when it was sealed).  One primary-key
+            # read per request naming an identity in a way this process has
+            # not committed yet; rows found are kept (StoredCiphertexts).
+            stored = await self._ciphertexts.read(tagged)
+            taken = {row for row, ciphertext in stored.items() if ciphertext != sealer.ciphertexts[row]}
+            if taken:
+                log.warning("learner_keys.tag_collision", tenant=tenant, rows=len(taken))
+                known = _KnownKeys(keys, key_of)  # the same keys (and the same new_keys)
+                sealer, sealed_authority, sealed, *_ = await self._seal(
+                    tenant, statements, authority, forms, known.__getitem__, taken)
+        return Sealed(sealed, sealed_authority, epoch, frozenset(sealer.refs), sealer.ciphertexts, sealer.fresh,
+                      version, tenant, new_keys)
+
+    def _key_made(
+        self, tenant: str, ident: str, new_keys: dict[str, bytes], fresh: set[tuple[str, int]] | None = None,
+    ) -> seal.SealKey:
+        """The key made here for an identity not cached (the one made before
+        while it is not known to be committed); its wrapped form in ``new_keys``;
+        (pseudonym, 1) in ``fresh`` when made now."""
+        pseudonym = self.pseudonym(tenant, ident)
+        made = self._made.get((tenant, pseudonym))
+        if made is None:
+            if fresh is not None:
+                fresh.add((pseudonym, 1))
+            data_key = secrets.token_bytes(32)
+            made = (self._master.wrap(data_key, tenant, pseudonym, 1),
+                    seal.SealKey(pseudonym, 1, seal.new_data_key_cipher(data_key)))
+            if len(self._made) >= self._capacity:
+                _drop_oldest_half(self._made)
+            self._made[(tenant, pseudonym)] = made
+        new_keys[pseudonym] = made[0]
+        return made[1]
+
+    def _settle_made(self, sealed: Sealed, live: dict[str, tuple[int, bytes]]) -> None:
+        """The group commit answered for ``sealed``'s new keys: ``live``, each
+        identity's live key (generation, wrapped) as it read it, is cached
+        (unless the cache forgot anything since the request was sealed) and
+        the keys made here are no longer pending."""
+        for pseudonym, wrapped in sealed.new_keys.items():
+            cache_key = (sealed.tenant, pseudonym)
+            made = self._made.get(cache_key)
+            if made is not None and made[0] == wrapped:
+                del self._made[cache_key]
+            key = live.get(pseudonym)
+            if key is None or sealed.version != self._version:
+                continue
+            generation, stored = key
+            cached = self._current.get(cache_key)
+            if made is None and cached is not None and cached.generation == generation:
+                continue  # heard of already (the group's notification): the one live key
+            if made is not None and made[0] == stored and generation == 1:
+                cipher = made[1].cipher
+            else:
+                cipher = self._cipher(stored, sealed.tenant, pseudonym, generation)
+            self._remember(sealed.tenant, pseudonym, generation, cipher, sealed.version)
+
+    def taken(self, sealed: Sealed, live: dict[str, tuple[int, bytes]]) -> None:
+        """The writer refused ``sealed``: an identity it made a key for has
+        another live key, or none (:class:`lrs.store.group_keys.KeyTakenMeanwhile`
+        with ``live``, the live keys it read).  Those are cached, to seal again with."""
+        self._settle_made(sealed, live)
+
+    async def _seal(
+        self, tenant: str, statements: list[dict[str, Any]], authority: dict[str, Any],
+        forms: Mapping[bytes, seal.KnownForm], key_of: Callable[[str], seal.SealKey], taken: Container[bytes] = (),
+        *, make_keys: bool = False,
+    ) -> tuple[seal.StatementSealer, dict[str, Any], list[dict[str, Any]], dict[str, seal.SealKey], dict[str, bytes],
+               set[tuple[str, int]]]:
+        """One sealing walk: the sealer, the sealed authority and Statements,
+        the keys read or made for the Agents not cached, the wrapped keys made
+        here (``make_keys``) and the (pseudonym, generation) of those newly made."""
         sealer = seal.StatementSealer(tenant, forms, key_of, references=self._references,
-                                        reference_form=self._reference_form)
+                                      reference_form=self._reference_form, taken=taken)
         sealed_authority = sealer.agent(authority)
         sealed = [seal.seal_statement(s, sealer.agent) for s in statements]
+        keys: dict[str, seal.SealKey] = {}
+        new_keys: dict[str, bytes] = {}
+        made: set[tuple[str, int]] = set()
         if sealer.missing:
-            sealer.finish(await self.keys_for_writing(tenant, sealer.missing))
-        return Sealed(sealed, sealed_authority, epoch, frozenset(sealer.refs), sealer.ciphertexts, sealer.fresh,
-                      version, tenant)
+            if make_keys and self.trust_cache and len(sealer.missing) <= MAKE_KEYS_UP_TO:
+                keys = {ident: self._key_made(tenant, ident, new_keys, made) for ident in sealer.missing}
+            else:
+                keys = await self.keys_for_writing(tenant, sealer.missing)
+            sealer.finish(keys)
+        return sealer, sealed_authority, sealed, keys, new_keys, made
 
     def stored(self, sealed: Sealed) -> None:
         """``sealed``'s Statements were committed, and with them its
         ciphertexts: its sealed forms may be reused (a later request that
         names an identity the same way then carries no ciphertext)."""
+        if sealed.new_keys:  # committed with the Statements: now the live keys
+            self._settle_made(sealed, {p: (1, w) for p, w in sealed.new_keys.items()})
         if sealed.forms and self.trust_cache and self._version == sealed.version:
             while self._sealed_count and self._sealed_count + len(sealed.forms) > self._capacity:
                 # The oldest half out, not all: with more learners than the

@@ -6,7 +6,10 @@ commits it in ONE transaction:
 
 1. fetch the stored statements the group touches (one query per tenant),
    noting the head position first, without any lock;
-2. lock the single ``log_head`` row FOR UPDATE.  This serialises writers
+2. insert the learner keys the requests' processes made for identities
+   they had not cached, and refuse a request sealed under a key that is not
+   its identity's live one (:mod:`lrs.store.group_keys`); then lock the
+   single ``log_head`` row FOR UPDATE.  This serialises writers
    across processes, so positions are gapless and in commit order; then
    fetch the touched statements committed after the noted head, if any
    (:func:`lrs.batching.merge_touched`);
@@ -79,6 +82,7 @@ from lrs.store.group_commit_sql import (
     UPDATE_VOIDED,
     begin_group,
 )
+from lrs.store.group_keys import KeyTakenMeanwhile, keys_taken
 from lrs.store.group_reads import (
     KeyErasedMeanwhile,
     erased_meanwhile,
@@ -93,7 +97,10 @@ from lrs.store.ref_keys import add_reached_keys
 from lrs.store.sealed_identities import INSERT_CIPHERTEXTS, ciphertext_columns
 from lrs.tasks import cancel_and_wait
 
-__all__ = ["AppendResult", "KeyErasedMeanwhile", "StatementWriter", "WriterClosedError", "WriterFailedError"]
+__all__ = [
+    "AppendResult", "KeyErasedMeanwhile", "KeyTakenMeanwhile", "StatementWriter", "WriterClosedError",
+    "WriterFailedError",
+]
 
 
 # Groups of at least this many statements look up what they touch before
@@ -383,6 +390,7 @@ class StatementWriter:
         key_epoch: int | None = None,
         key_refs: frozenset[tuple[str, int]] = frozenset(),
         ciphertexts: Mapping[bytes, bytes] = {},
+        new_keys: Mapping[str, bytes] = {},
     ) -> list[AppendResult]:
         """Append one request's statements; returns one result per statement,
         in order, after COMMIT.  Raises ConflictError (409) or XapiError (400)
@@ -393,7 +401,10 @@ class StatementWriter:
         raises :class:`KeyErasedMeanwhile` when one of those keys was destroyed
         by an erasure after ``key_epoch``.  ``ciphertexts``: the v3
         ciphertexts by reference the sealed Statements name, committed with
-        them (:mod:`lrs.store.sealed_identities`)."""
+        them (:mod:`lrs.store.sealed_identities`).  ``new_keys``: the learner
+        keys (generation 1, wrapped, by pseudonym) made for them, inserted by
+        the group commit; raises :class:`KeyTakenMeanwhile` when one of those
+        identities has another live key (:mod:`lrs.store.group_keys`)."""
         if self._closing or self._task is None:
             raise WriterClosedError("the statement writer is not running")
         if self._task.done():
@@ -406,7 +417,10 @@ class StatementWriter:
         # only for what does (positions, stored, hash chain).
         forms = tuple(statement_form(statement, array_literal) for statement in statements)
         self._queue.append(
-            _Queued(AppendRequest(tenant, tuple(statements), forms, defines, key_epoch, key_refs, ciphertexts), future)
+            _Queued(
+                AppendRequest(tenant, tuple(statements), forms, defines, key_epoch, key_refs, ciphertexts, new_keys),
+                future,
+            )
         )
         self._queued_statements += len(statements)
         self._wakeup.set()
@@ -578,6 +592,9 @@ class StatementWriter:
         async with self._head_lock_hold() as hold, group_transaction(
             conn, self._more_waiting, self._chained, self._begin_group
         ):
+            # Keys made for the requests, before the head lock (a group
+            # waiting here on another's key holds no lock of the log).
+            taken = await keys_taken(conn, requests) if any(r.new_keys for r in requests) else {}
             locked: LockedDefinitions | None = None
             if seen is None:
                 # The definitions the group may merge are read and locked in the
@@ -604,6 +621,8 @@ class StatementWriter:
             self.key_epoch = row["key_epoch"]
             self._log_position = head.position
             refused = await erased_meanwhile(conn, requests, row["key_epoch"])
+            if taken:
+                refused = {**refused, **taken}
             if seen is not None and head.position != seen:
                 later = await fetch_touched(conn, lookups, (seen, head.position))
                 existing = merge_touched(existing, later)

@@ -12,4 +12,16 @@
 -- voiding UPDATE, which changes a column this index names, is no longer a
 -- HOT update: each voided Statement costs its row's index entries again,
 -- one Statement in thousands).
+--
+-- Built beforehand with CREATE INDEX CONCURRENTLY IF NOT EXISTS and the
+-- definition below (docs/deploy/README.md), a build that failed half-way
+-- leaves an INVALID index no query uses: this migration drops it and builds
+-- it again.
+DO $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_index
+               WHERE indexrelid = to_regclass('statements_tenant_voided_position') AND NOT indisvalid) THEN
+        DROP INDEX statements_tenant_voided_position;
+    END IF;
+END $$;
 CREATE INDEX IF NOT EXISTS statements_tenant_voided_position ON statements (tenant, position) WHERE voided;

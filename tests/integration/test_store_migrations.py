@@ -211,26 +211,31 @@ async def test_a_run_analyzes_the_tables_its_migrations_filled(database_url: str
         await conn.close()
 
 
-async def test_0094_builds_again_an_index_a_failed_concurrent_build_left_invalid(
-    database_url: str, tmp_path: Path
+@pytest.mark.parametrize(
+    ("version", "index", "definition"),
+    [
+        (94, "statements_authority_key_position", "ON statements (authority_key, position)"),
+        (98, "statements_tenant_voided_position", "ON statements (tenant, position) WHERE voided"),
+    ],
+)
+async def test_an_index_a_failed_concurrent_build_left_invalid_is_built_again(
+    database_url: str, tmp_path: Path, version: int, index: str, definition: str
 ) -> None:
     # An operator built the index ahead with CREATE INDEX CONCURRENTLY, as
-    # 0094 suggests, and the build failed half-way: an INVALID index, which
-    # no query uses and IF NOT EXISTS alone would keep for good.
+    # the migration suggests, and the build failed half-way: an INVALID
+    # index, which no query uses and IF NOT EXISTS alone would keep for good.
     before = tmp_path / "before"
     before.mkdir()
     for migration in list_migrations():
-        if migration.version < 94:
+        if migration.version < version:
             (before / migration.path.name).write_text(migration.sql())
     await apply_migrations(database_url, before)
     conn = await asyncpg.connect(database_url)
     try:
-        await conn.execute("CREATE INDEX statements_authority_key_position ON statements (authority_key, position)")
-        await conn.execute("UPDATE pg_index SET indisvalid = false "
-                           "WHERE indexrelid = 'statements_authority_key_position'::regclass")
-        assert 94 in await apply_migrations(database_url)
-        assert await conn.fetchval(
-            "SELECT indisvalid FROM pg_index WHERE indexrelid = 'statements_authority_key_position'::regclass")
+        await conn.execute(f"CREATE INDEX {index} {definition}")
+        await conn.execute(f"UPDATE pg_index SET indisvalid = false WHERE indexrelid = '{index}'::regclass")
+        assert version in await apply_migrations(database_url)
+        assert await conn.fetchval(f"SELECT indisvalid FROM pg_index WHERE indexrelid = '{index}'::regclass")
     finally:
         await conn.close()
 

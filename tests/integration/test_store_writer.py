@@ -758,3 +758,35 @@ async def test_a_group_whose_cached_statement_a_migration_changed_answers_storag
         await writer.close()
         await groups.close()
     assert await last_position(pool) == 2 * many
+
+
+async def test_a_definition_the_catch_up_inserts_while_a_small_group_waits_is_merged_not_overwritten(
+    writer: StatementWriter, pool: asyncpg.Pool
+) -> None:
+    """The catch-up (lrs.store.activities.catch_up_definitions) holds the
+    definitions' checkpoint while it inserts a definition; a small defining
+    group waiting for the checkpoint in its head-lock call reads the row the
+    catch-up committed (the call's definitions query starts after the lock
+    is granted) and merges into it, rather than taking it for missing and
+    overwriting it."""
+    activity = "http://example.com/defined-during-catch-up"
+    async with pool.acquire() as catch_up:
+        transaction = catch_up.transaction()
+        await transaction.start()
+        await catch_up.execute("SELECT position FROM activity_definitions_checkpoint WHERE singleton FOR UPDATE")
+        await catch_up.execute(
+            "INSERT INTO activity_definitions (tenant, activity_id, definition, position) VALUES ('default', $1, $2, 0)",
+            activity, json.dumps({"name": {"vi": "Bài một"}}).encode(),
+        )
+        append = asyncio.create_task(writer.append(
+            "default", prepared(statement(activity=activity, object={"id": activity, "definition": {"name": {"en": "One"}}})),
+            defines=True,
+        ))
+        await asyncio.sleep(0.2)
+        assert not append.done()  # waiting for the checkpoint, under the head lock
+        await transaction.commit()
+    await append
+    definition = await pool.fetchval(
+        "SELECT definition FROM activity_definitions WHERE tenant = 'default' AND activity_id = $1", activity
+    )
+    assert json.loads(definition) == {"name": {"en": "One", "vi": "Bài một"}}

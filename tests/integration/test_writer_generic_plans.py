@@ -28,7 +28,7 @@ import pytest
 from lrs.ingest.prepare import prepare_statements
 from lrs.privacy.master import MasterKey
 from lrs.store import StatementWriter, create_pool
-from lrs.store import activities, group_commit_sql, ref_keys
+from lrs.store import activities, group_commit_sql, group_keys, ref_keys
 from lrs.store.learner_keys import LearnerKeys
 from lrs.store.event_append import append_events
 from lrs.store.sealed_identities import INSERT_CIPHERTEXTS
@@ -58,10 +58,11 @@ def body(n: int) -> dict:
 
 async def append(writer: StatementWriter, keyring: LearnerKeys, start: int, count: int) -> None:
     """Statements start..start+count, sealed as the service seals them by default."""
-    sealed = await keyring.seal_statements(TENANT, [body(n) for n in range(start, start + count)], AUTHORITY)
+    sealed = await keyring.seal_statements(TENANT, [body(n) for n in range(start, start + count)], AUTHORITY,
+                                           make_keys=True)
     prepared = prepare_statements(sealed.statements, version="1.0.3", authority=sealed.authority, new_id=uuid.uuid4)
     await writer.append(TENANT, prepared, defines=True, key_epoch=sealed.epoch, key_refs=sealed.refs,
-                        ciphertexts=sealed.ciphertexts)
+                        ciphertexts=sealed.ciphertexts, new_keys=sealed.new_keys)
     keyring.stored(sealed)
 
 
@@ -146,6 +147,8 @@ async def writer_statements(conn: asyncpg.Connection) -> dict[str, str]:
         "SELECT_TOUCHED_BETWEEN": group_commit_sql.SELECT_TOUCHED_BETWEEN,
         "SELECT_HEAD_FOR_UPDATE": group_commit_sql.SELECT_HEAD_FOR_UPDATE,
         "SELECT_ERASED_REFS": group_commit_sql.SELECT_ERASED_REFS,
+        "PROPOSE_KEYS": group_keys.PROPOSE_KEYS,
+        "SELECT_LIVE_KEYS": group_keys.SELECT_LIVE_KEYS,
         "INSERT_GROUP": group_commit_sql.INSERT_GROUP,
         "INSERT_CIPHERTEXTS": INSERT_CIPHERTEXTS,
         "UPDATE_VOIDED": group_commit_sql.UPDATE_VOIDED,

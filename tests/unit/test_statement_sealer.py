@@ -177,3 +177,37 @@ def test_a_cached_data_key_keeps_its_bytes_and_seals_and_opens_as_the_cipher_wou
     assert key.decrypt(b"\0" * 12, sealed, b"aad") == key.cipher().decrypt(b"\0" * 12, sealed, b"aad") == b"plain"
     with pytest.raises(ValueError):
         seal.new_data_key_cipher(b"short")
+
+
+def _colliding_tags(monkeypatch):
+    """Every v4 tag the same (empty): two namings of one identity then share
+    a row (a 1 in 2**48 chance per pair with real tags)."""
+    monkeypatch.setattr(seal, "_TAG_BYTES", 0)
+
+
+def test_two_namings_of_one_learner_whose_tags_collide_in_one_request_each_open_as_sent(monkeypatch):
+    _colliding_tags(monkeypatch)
+    renamed = dict(LAN, name="Lan")
+    statements = [dict(ACTIVITY_STATEMENT, actor=LAN), dict(ACTIVITY_STATEMENT, actor=renamed)]
+    keys = _keys({"actor": LAN, "authority": STATEMENT["authority"]})
+    sealer = seal.StatementSealer(TENANT, {}, keys.__getitem__)
+    sealed = [seal.seal_statement(s, sealer.agent) for s in statements]
+    assert sealed[0]["actor"]["sealed"].startswith("v4.") and sealed[1]["actor"]["sealed"].startswith("v3.")
+    ciphers = {(k.pseudonym, k.generation): k.cipher for k in keys.values()}
+    opened = [seal.open_statement(s, ciphers, TENANT, sealer.ciphertexts) for s in sealed]
+    assert [s["actor"] for s in opened] == [LAN, renamed]
+
+
+def test_a_naming_whose_tag_row_holds_another_ciphertext_is_sealed_in_the_v3_form(monkeypatch):
+    _colliding_tags(monkeypatch)
+    keys = _keys({"actor": LAN})
+    first = seal.StatementSealer(TENANT, {}, keys.__getitem__)
+    seal.seal_statement(dict(ACTIVITY_STATEMENT, actor=LAN), first.agent)
+    [row] = first.tagged
+    renamed = dict(LAN, name="Lan")
+    second = seal.StatementSealer(TENANT, {}, keys.__getitem__, taken={row})
+    sealed = seal.seal_statement(dict(ACTIVITY_STATEMENT, actor=renamed), second.agent)
+    assert sealed["actor"]["sealed"].startswith("v3.") and row not in second.ciphertexts and not second.tagged
+    ciphers = {(k.pseudonym, k.generation): k.cipher for k in keys.values()}
+    stored = {**first.ciphertexts, **second.ciphertexts}
+    assert seal.open_statement(sealed, ciphers, TENANT, stored)["actor"] == renamed

@@ -1,0 +1,103 @@
+"""Learner keys made in a group commit (docs/privacy.md "A first sight in
+the group commit").
+
+A process that has not cached an identity's key does not ask PostgreSQL
+first: it makes a key (generation 1), seals the request under it and hands
+the wrapped key to the Statement writer with the request
+(:attr:`lrs.batching.AppendRequest.new_keys`).  The group's transaction
+inserts every such key before it takes the log head lock, in one statement
+that also reads the live key of each identity that already has one.  A
+request is written only when every key it was sealed under is the
+identity's live key (made now, or made by an earlier group of the same
+process); any other request is refused with the live keys, to be sealed
+again under them (:class:`KeyTakenMeanwhile`): one key per identity
+whichever process saw it first, and a key row commits in the same
+transaction as the first Statement sealed under it, or not at all.
+"""
+
+from __future__ import annotations
+
+import asyncpg
+
+from lrs.batching import AppendRequest
+from lrs.store.learner_keys import CHANGES_CHANNEL
+from lrs.xapi.errors import XapiError
+
+__all__ = ["KeyTakenMeanwhile", "PROPOSE_KEYS", "SELECT_LIVE_KEYS", "keys_taken"]
+
+# Each proposed key inserted unless its identity has a key row (of any
+# generation: the primary key's conflict), then the live key of each
+# identity that had one when the statement began (one primary-key lookup
+# per identity, as lrs.store.learner_keys's statements).  Keys are
+# inserted in (tenant, pseudonym) order in every process, so two groups
+# making the same keys wait for each other rather than deadlock.  Each key
+# made is announced to every process (delivered at COMMIT, in commit order
+# with the erasures' notifications on the same channel:
+# lrs.store.learner_keys.LearnerKeys.heard), so that the other workers
+# cache it instead of making keys of their own that the group refuses.
+PROPOSE_KEYS = """
+WITH made AS (
+    INSERT INTO learner_keys (tenant, pseudonym, generation, wrapped)
+    SELECT u.t, u.p, 1, u.w FROM unnest($1::text[], $2::text[], $3::bytea[]) AS u(t, p, w)
+    ON CONFLICT DO NOTHING
+    RETURNING tenant, pseudonym, generation, wrapped,
+              pg_notify('%s', tenant || ' ' || pseudonym || ' ' || generation || ':' || encode(wrapped, 'hex'))
+)
+SELECT tenant, pseudonym, generation, wrapped FROM made
+UNION ALL
+SELECT u.t, u.p, k.generation, k.wrapped FROM unnest($1::text[], $2::text[]) AS u(t, p)
+CROSS JOIN LATERAL (
+    SELECT generation, wrapped FROM learner_keys
+    WHERE tenant = u.t AND pseudonym = u.p AND wrapped IS NOT NULL LIMIT 1
+) AS k
+""" % CHANGES_CHANNEL
+# The live keys of identities whose key another transaction committed while
+# PROPOSE_KEYS waited for it (the statement's snapshot was taken before).
+SELECT_LIVE_KEYS = """
+SELECT u.t AS tenant, u.p AS pseudonym, k.generation, k.wrapped
+FROM unnest($1::text[], $2::text[]) AS u(t, p)
+CROSS JOIN LATERAL (
+    SELECT generation, wrapped FROM learner_keys
+    WHERE tenant = u.t AND pseudonym = u.p AND wrapped IS NOT NULL LIMIT 1
+) AS k
+"""
+
+
+class KeyTakenMeanwhile(XapiError):
+    """The request was sealed under a key its process made for an identity
+    that has another live key (another process's, or one made before this
+    process cached it), or none (erased): nothing of it was stored.
+    ``keys``: the live key (generation, wrapped) of each identity it made a
+    key for that has one, to seal it again with."""
+
+    default_status = 503
+
+    def __init__(self, keys: dict[str, tuple[int, bytes]]) -> None:
+        super().__init__("a learner named in the request was given a key meanwhile; nothing was stored, send it again")
+        self.keys = keys
+
+
+async def keys_taken(conn: asyncpg.Connection, requests: list[AppendRequest]) -> dict[int, KeyTakenMeanwhile]:
+    """In the group's transaction: insert the keys the requests were sealed
+    under; the requests (by index) sealed under a key that is not the live one."""
+    proposed: dict[tuple[str, str], bytes] = {}
+    for request in requests:
+        for pseudonym, wrapped in request.new_keys.items():
+            proposed.setdefault((request.tenant, pseudonym), wrapped)
+    if not proposed:
+        return {}
+    order = sorted(proposed)
+    tenants, pseudonyms = [t for t, _ in order], [p for _, p in order]
+    live: dict[tuple[str, str], tuple[int, bytes]] = {}
+    for row in await conn.fetch(PROPOSE_KEYS, tenants, pseudonyms, [proposed[k] for k in order]):
+        live[(row["tenant"], row["pseudonym"])] = (row["generation"], row["wrapped"])
+    absent = [k for k in order if k not in live]
+    if absent:
+        for row in await conn.fetch(SELECT_LIVE_KEYS, [t for t, _ in absent], [p for _, p in absent]):
+            live[(row["tenant"], row["pseudonym"])] = (row["generation"], row["wrapped"])
+    refused: dict[int, KeyTakenMeanwhile] = {}
+    for index, request in enumerate(requests):
+        mine = {p: live.get((request.tenant, p)) for p in request.new_keys}
+        if any(key != (1, wrapped) for wrapped, key in zip(request.new_keys.values(), mine.values())):
+            refused[index] = KeyTakenMeanwhile({p: key for p, key in mine.items() if key is not None})
+    return refused

@@ -1,0 +1,197 @@
+"""Learner keys made in the group commit (lrs.store.group_keys) against a
+real PostgreSQL: a first sight's key row commits in the transaction of the
+Statements sealed under it; two processes making a key for the same new
+learner at once end with one key, both Statements readable and erased
+together; a group that does not commit leaves no key (docs/privacy.md)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+
+import asyncpg
+import pytest
+
+from lrs.ingest.prepare import prepare_statements
+from lrs.privacy import seal
+from lrs.privacy.master import MasterKey
+from lrs.store import StatementWriter
+from lrs.store.erasure import erase_learner
+from lrs.store.learner_keys import MAKE_KEYS_UP_TO, LearnerKeys, Sealed
+from lrs.store.reader import get_statement
+from lrs.store.writer import KeyTakenMeanwhile
+from tests.statements import new_id, statement
+
+TENANT = "default"
+AUTHORITY = {"objectType": "Agent", "account": {"homePage": "http://lrs.example", "name": "client"}}
+
+
+def naming(mbox: str) -> dict:
+    return {**statement(statement_id=new_id(), activity="http://example.com/a"),
+            "actor": {"objectType": "Agent", "mbox": mbox, "name": "Lan"}}
+
+
+async def seal_made(keyring: LearnerKeys, statements: list[dict]) -> Sealed:
+    return await keyring.seal_statements(TENANT, statements, AUTHORITY, make_keys=True)
+
+
+async def append_sealed(writer: StatementWriter, keyring: LearnerKeys, sealed: Sealed) -> list:
+    prepared = prepare_statements(sealed.statements, version="1.0.3", authority=sealed.authority, new_id=uuid.uuid4)
+    results = await writer.append(TENANT, prepared, key_epoch=sealed.epoch, key_refs=sealed.refs,
+                                  ciphertexts=sealed.ciphertexts, new_keys=sealed.new_keys)
+    keyring.stored(sealed)
+    return results
+
+
+async def append_as_the_service_does(writer: StatementWriter, keyring: LearnerKeys, sealed: Sealed,
+                                     statements: list[dict]) -> tuple[list, bool]:
+    """As lrs.http.statements: refused for a key taken meanwhile, sealed again with the live one.
+    Also whether it was refused so."""
+    try:
+        return await append_sealed(writer, keyring, sealed), False
+    except KeyTakenMeanwhile as taken:
+        keyring.taken(sealed, taken.keys)
+    again = await keyring.seal_statements(TENANT, statements, AUTHORITY)
+    assert not again.new_keys
+    return await append_sealed(writer, keyring, again), True
+
+
+async def xmins(pool: asyncpg.Pool, statement_ids: list[str]) -> set[str]:
+    rows = await pool.fetch("SELECT xmin::text AS x FROM events WHERE statement_id = ANY($1::uuid[])",
+                            [uuid.UUID(s) for s in statement_ids])
+    return {row["x"] for row in rows}
+
+
+async def test_a_first_sight_commits_its_key_with_the_statements_sealed_under_it(
+    pool: asyncpg.Pool, writer: StatementWriter
+) -> None:
+    keyring = LearnerKeys(pool, MasterKey(os.urandom(32)))
+    statements = [naming(f"mailto:new{n}@example.com") for n in range(3)]
+    sealed = await seal_made(keyring, statements)
+    assert len(sealed.new_keys) == 4 and not await pool.fetchval("SELECT count(*) FROM learner_keys")  # and the authority's
+    await append_sealed(writer, keyring, sealed)
+    keys = await pool.fetch("SELECT pseudonym, generation, xmin::text AS x FROM learner_keys")
+    assert sorted(r["pseudonym"] for r in keys) == sorted(sealed.new_keys)
+    assert {r["generation"] for r in keys} == {1}
+    # One transaction: the keys' and the Statements'.
+    assert {r["x"] for r in keys} == await xmins(pool, [s["id"] for s in statements])
+    # Cached once committed: the next Statement naming them makes no key.
+    again = await seal_made(keyring, [naming("mailto:new0@example.com")])
+    assert not again.new_keys
+
+
+async def test_two_processes_first_sighting_one_learner_at_once_keep_one_key_and_both_statements(
+    pool: asyncpg.Pool
+) -> None:
+    master = MasterKey(os.urandom(32))
+    first, second = LearnerKeys(pool, master), LearnerKeys(pool, master)
+    writers = [StatementWriter(pool, wait_ms=1.0, shared_log=True) for _ in range(2)]
+    for w in writers:
+        await w.start()
+    try:
+        mbox = "mailto:lan@example.com"
+        mine, theirs = [naming(mbox)], [naming(mbox)]
+        # Each process made its own key before either was stored.
+        sealed_first, sealed_second = await seal_made(first, mine), await seal_made(second, theirs)
+        assert sealed_first.new_keys.keys() == sealed_second.new_keys.keys()
+        assert sealed_first.new_keys != sealed_second.new_keys
+        outcomes = await asyncio.gather(
+            append_as_the_service_does(writers[0], first, sealed_first, mine),
+            append_as_the_service_does(writers[1], second, sealed_second, theirs),
+        )
+        assert sorted(refused for _, refused in outcomes) == [False, True]  # one was sealed again
+        assert all(results[0].inserted for results, _ in outcomes)
+    finally:
+        for w in writers:
+            await w.close()
+    # One key each for her and for the authority, the winner's, committed with its Statement.
+    keys = await pool.fetch("SELECT pseudonym, generation, wrapped, xmin::text AS x FROM learner_keys")
+    assert len(keys) == 2 and {k["generation"] for k in keys} == {1}
+    assert first.pseudonym(TENANT, f"mbox:{mbox}") in {k["pseudonym"] for k in keys}
+    winner = sealed_first if not outcomes[0][1] else sealed_second
+    assert all(k["wrapped"] == winner.new_keys[k["pseudonym"]] for k in keys)
+    assert {k["x"] for k in keys} == await xmins(pool, [(mine if winner is sealed_first else theirs)[0]["id"]])
+
+    reader = LearnerKeys(pool, master)
+    stored = [await get_statement(pool, TENANT, uuid.UUID(s[0]["id"]), voided=False) for s in (mine, theirs)]
+    for payload in await reader.open_payloads(TENANT, stored):
+        assert b"lan@example.com" in payload
+    await erase_learner(pool, LearnerKeys(pool, master), TENANT, {"mbox": mbox}, reason="request 21", by="test")
+    for payload in await LearnerKeys(pool, master).open_payloads(TENANT, stored):
+        assert b"lan@example.com" not in payload and seal.ERASED_HOME.encode() in payload
+
+
+async def test_requests_of_one_process_naming_a_new_learner_share_the_key_made_for_it(
+    pool: asyncpg.Pool, writer: StatementWriter
+) -> None:
+    keyring = LearnerKeys(pool, MasterKey(os.urandom(32)))
+    one, two = [naming("mailto:binh@example.com")], [naming("mailto:binh@example.com")]
+    sealed_one, sealed_two = await seal_made(keyring, one), await seal_made(keyring, two)
+    assert sealed_one.new_keys == sealed_two.new_keys  # neither committed yet: the same key
+    await append_sealed(writer, keyring, sealed_one)
+    # Committed by the earlier group: the later request's key is the live one, not refused.
+    [result] = await append_sealed(writer, keyring, sealed_two)
+    assert result.inserted
+    assert await pool.fetchval("SELECT count(*) FROM learner_keys") == 2  # hers and the authority's
+
+
+async def test_a_learner_erased_before_a_process_made_it_a_key_gets_a_new_generation(
+    pool: asyncpg.Pool, writer: StatementWriter
+) -> None:
+    master = MasterKey(os.urandom(32))
+    keyring, late = LearnerKeys(pool, master), LearnerKeys(pool, master)
+    mbox = "mailto:chi@example.com"
+    await append_sealed(writer, keyring, await seal_made(keyring, [naming(mbox)]))
+    await erase_learner(pool, LearnerKeys(pool, master), TENANT, {"mbox": mbox}, reason="request 22", by="test")
+    statements = [naming(mbox)]
+    # A process that never cached her makes generation 1, which is erased: refused, no live key to take.
+    sealed = await seal_made(late, statements)
+    with pytest.raises(KeyTakenMeanwhile) as refused:
+        await append_sealed(writer, late, sealed)
+    assert set(refused.value.keys) == set(sealed.new_keys) - {late.pseudonym(TENANT, f"mbox:{mbox}")}
+    assert await get_statement(pool, TENANT, uuid.UUID(statements[0]["id"]), voided=False) is None
+    late.taken(sealed, refused.value.keys)
+    [result] = await append_sealed(writer, late, await late.seal_statements(TENANT, statements, AUTHORITY))
+    assert result.inserted
+    rows = await pool.fetch("SELECT generation, wrapped IS NULL AS erased FROM learner_keys WHERE pseudonym = $1"
+                            " ORDER BY generation", late.pseudonym(TENANT, f"mbox:{mbox}"))
+    assert [(r["generation"], r["erased"]) for r in rows] == [(1, True), (2, False)]
+    [opened] = await late.open_payloads(
+        TENANT, [await get_statement(pool, TENANT, uuid.UUID(statements[0]["id"]), voided=False)])
+    assert b"chi@example.com" in opened
+
+
+async def test_a_group_that_does_not_commit_leaves_no_key_and_the_retry_stores_one(
+    pool: asyncpg.Pool, writer: StatementWriter
+) -> None:
+    keyring = LearnerKeys(pool, MasterKey(os.urandom(32)))
+    statements = [naming("mailto:dung@example.com")]
+    sealed = await seal_made(keyring, statements)
+    prepared = prepare_statements(sealed.statements, version="1.0.3", authority=sealed.authority, new_id=uuid.uuid4)
+    # The group's transaction fails after the key was inserted (its ciphertext
+    # insert: a reference with no ciphertext breaks the NOT NULL).
+    with pytest.raises(asyncpg.PostgresError):
+        await writer.append(TENANT, prepared, key_epoch=sealed.epoch, key_refs=sealed.refs,
+                            ciphertexts={**sealed.ciphertexts, b"x" * 16: None}, new_keys=sealed.new_keys)
+    assert await pool.fetchval("SELECT count(*) FROM learner_keys") == 0
+    assert await get_statement(pool, TENANT, uuid.UUID(statements[0]["id"]), voided=False) is None
+    [result] = await append_sealed(writer, keyring, sealed)  # sent again, as a client would
+    assert result.inserted
+    assert await pool.fetchval("SELECT count(*) FROM learner_keys") == 2  # hers and the authority's
+    [opened] = await LearnerKeys(pool, keyring._master).open_payloads(
+        TENANT, [await get_statement(pool, TENANT, uuid.UUID(statements[0]["id"]), voided=False)])
+    assert b"dung@example.com" in opened
+
+
+async def test_a_request_missing_many_keys_has_them_read_or_made_before_it_is_sealed(
+    pool: asyncpg.Pool, writer: StatementWriter
+) -> None:
+    keyring = LearnerKeys(pool, MasterKey(os.urandom(32)))
+    many = [naming(f"mailto:many{n}@example.com") for n in range(MAKE_KEYS_UP_TO)]  # and the authority
+    sealed = await seal_made(keyring, many)
+    assert not sealed.new_keys  # a refusal would seal them all again: one key statement instead
+    assert await pool.fetchval("SELECT count(*) FROM learner_keys") == MAKE_KEYS_UP_TO + 1
+    await append_sealed(writer, keyring, sealed)
+    few = await seal_made(keyring, [naming("mailto:few@example.com")])
+    assert len(few.new_keys) == 1  # the authority's is cached
