@@ -11,7 +11,8 @@ functions:
   :func:`lrs.eventlog.hash_with_text` chained from the log head, its
   read-model row and its ``statement_keys`` rows are made by the writer's
   own SQL from :func:`lrs.batching.filter_keys` (``statement_key(tenant,
-  key)``, the hashes of the keys); the payloads are stored as the writer
+  key)``, the hashes of the keys, and of the Activity Object's pair with the
+  verb, migration 0141, so the whole store is above its low-water); the payloads are stored as the writer
   stores them (:func:`lrs.payload_codec.store_payloads`);
 - ``voided`` is set on the statements a loaded voiding statement targets
   (the writer's UPDATE, for targets loaded earlier);
@@ -70,12 +71,16 @@ FROM unnest($1::text[], $2::uuid[], $3::bigint[], $4::timestamptz[], $5::text[],
             $8::bool[], $9::uuid[], $10::uuid[])
      AS u(tenant, statement_id, position, stored, verb_id, authority, registration, voided, voids, statement_ref)
 """
-# The writer's own statement_keys rows (lrs/store/group_commit_sql.py INSERT_GROUP).
+# The writer's own statement_keys rows (lrs/store/group_commit_sql.py INSERT_GROUP):
+# the filter keys, and the Activity Object's ('O:') pair with the verb
+# (schemas/postgres/0141_activity_verb_pair_keys.sql).
 INSERT_KEYS = """
 INSERT INTO statement_keys (key, position)
-SELECT DISTINCT statement_key(u.tenant, k), u.position
-FROM unnest($1::text[], $2::bigint[], $3::text[]) AS u(tenant, position, keys), unnest(u.keys::text[]) AS k
-WHERE left(k, 2) <> 'U:'
+SELECT DISTINCT statement_key(u.tenant, x.key), u.position
+FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[]) AS u(tenant, position, keys, verb_id),
+     unnest(u.keys::text[]) AS k,
+     LATERAL (VALUES (k), (CASE WHEN left(k, 2) = 'O:' THEN 'P:' || substr(k, 3) || chr(31) || u.verb_id END)) AS x(key)
+WHERE left(k, 2) <> 'U:' AND x.key IS NOT NULL
 """
 # The writer's UPDATE_VOIDED, for targets stored before this load.
 MARK_VOIDED = """
@@ -163,7 +168,8 @@ def worker(url: str, part: int, parts: int, first: int, total: int, queues: list
                 async with conn.transaction():
                     await conn.copy_records_to_table("events", records=events, columns=EVENT_COLUMNS)
                     await conn.execute(INSERT_STATEMENTS, *(list(column) for column in zip(*statements)))
-                    await conn.execute(INSERT_KEYS, [gen.TENANT] * len(keys), [e[0] for e in events], keys)
+                    await conn.execute(INSERT_KEYS, [gen.TENANT] * len(keys), [e[0] for e in events], keys,
+                                       [s[4] for s in statements])
         finally:
             await conn.close()
 

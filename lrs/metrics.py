@@ -60,6 +60,10 @@ GROUP_COMMIT_STATEMENTS = Histogram(
     "Statements written by one group-commit transaction",
     buckets=(1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000),
 )
+GROUP_COMMIT_GATHERED_EARLY = Counter(
+    "lrs_group_commit_gathered_early",
+    "Groups committed before LRS_GROUP_COMMIT_WAIT_MS was over, because no other request could join them",
+)
 GROUP_COMMIT_REQUESTS = Histogram(
     "lrs_group_commit_requests",
     "Append requests decided by one group-commit transaction",

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Awaitable, Callable, Mapping, Sequence
 import connectors.cli
 import projections.cli
 from lrs import __version__
-from lrs.commands import audit, credentials, erase, export, relay, serve
+from lrs.commands import audit, credentials, erase, export, pair_keys, relay, serve
 from lrs.commands import migrate as migrate_command
 from projections import competency, units
 
@@ -165,6 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
     relay.register(subparsers)
     export.register(subparsers)
     erase.register(subparsers)
+    pair_keys.register(subparsers)
     connectors.cli.register(subparsers, forward_opener=forward_opener)
     projections.cli.register(subparsers)
     audit.register(subparsers, digests=DIGESTS)

@@ -27,6 +27,7 @@ from lrs.ingest.query import StatementFetch, more_token, parse_statement_query
 from lrs.store import reader
 from lrs.store.attachments import Blob, save_attachments
 from lrs.store.ids import RandomUuids, parse_uuid
+from lrs.store.gathering import Arrival
 from lrs.store.writer import KeyErasedMeanwhile, KeyTakenMeanwhile, WriterClosedError
 from lrs.privacy import seal
 from lrs.xapi.equivalence import statements_equivalent
@@ -119,7 +120,8 @@ class _received_statements:
 
 
 async def _append(
-    request: web.Request, statements: list[dict[str, Any]], attachments: Sequence[Blob] = (), *, array: bool = True
+    request: web.Request, statements: list[dict[str, Any]], attachments: Sequence[Blob] = (), *,
+    array: bool = True, arrival: Arrival | None = None,
 ) -> list[Any]:
     credential: Credential = request[CREDENTIAL]
     settings = request.app[keys.SETTINGS]
@@ -163,6 +165,7 @@ async def _append(
                     results = await writer.append(
                         credential.tenant, prepared, defines=defines,
                         key_epoch=key_epoch, key_refs=key_refs, ciphertexts=ciphertexts, new_keys=new_keys,
+                        arrival=arrival,
                     )
                 except ConflictError:
                     # Stored before in another form (v2, clear) and sent again?
@@ -174,6 +177,7 @@ async def _append(
                     results = await writer.append(
                         credential.tenant, prepare(as_stored), defines=defines,
                         key_epoch=key_epoch, key_refs=key_refs, ciphertexts=ciphertexts, new_keys=new_keys,
+                        arrival=arrival,
                     )
                 if sealed is not None:
                     learner_keys.stored(sealed)  # its ciphertexts were committed with the Statements
@@ -253,12 +257,18 @@ async def post_statements(request: web.Request) -> web.Response:
     if request.query:
         raise XapiError(400, f"unexpected query parameter(s) on POST: {', '.join(sorted(request.query))}")
     version = request[XAPI_VERSION]
-    async with _received_statements(request, lambda body: parse_statements(body, version)) as (
-        statements,
-        attachments,
-        array,
-    ):
-        results = await _append(request, statements, attachments, array=array)
+    # Announced before its body is read: the group being gathered waits for
+    # it (lrs.store.gathering).
+    arrival = request.app[keys.WRITER].arrival(request.protocol)
+    try:
+        async with _received_statements(request, lambda body: parse_statements(body, version)) as (
+            statements,
+            attachments,
+            array,
+        ):
+            results = await _append(request, statements, attachments, array=array, arrival=arrival)
+    finally:
+        arrival.close()
     return _json([str(r.statement_id) for r in results])
 
 
@@ -271,16 +281,20 @@ async def put_statement(request: web.Request) -> web.Response:
         raise XapiError(400, "PUT requires the statementId query parameter", "statementId")
     statement_id = _parse_uuid(raw_id, "statementId")
     version = request[XAPI_VERSION]
-    async with _received_statements(request, lambda body: [parse_statement(body, version)]) as (
-        statements,
-        attachments,
-        _,
-    ):
-        statement = statements[0]
-        if "id" in statement and _parse_uuid(statement["id"], "$.id") != statement_id:
-            raise XapiError(400, f"statement id {statement['id']} does not match statementId {raw_id}", "$.id")
-        statement["id"] = str(statement_id)
-        await _append(request, [statement], attachments, array=False)
+    arrival = request.app[keys.WRITER].arrival(request.protocol)  # as in post_statements
+    try:
+        async with _received_statements(request, lambda body: [parse_statement(body, version)]) as (
+            statements,
+            attachments,
+            _,
+        ):
+            statement = statements[0]
+            if "id" in statement and _parse_uuid(statement["id"], "$.id") != statement_id:
+                raise XapiError(400, f"statement id {statement['id']} does not match statementId {raw_id}", "$.id")
+            statement["id"] = str(statement_id)
+            await _append(request, [statement], attachments, array=False, arrival=arrival)
+    finally:
+        arrival.close()
     return web.Response(status=204)
 
 

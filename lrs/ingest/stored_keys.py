@@ -22,14 +22,24 @@ from lrs.ingest.query import StatementQuery
 from lrs.xapi.identity import authority_key, ifi_key
 
 __all__ = [
-    "REGISTRATION_KEY", "VERB_KEY", "has_authority", "meets_filters", "reached_keys", "statement_keys",
-    "statement_ref_target",
+    "PAIR_KEY", "REGISTRATION_KEY", "VERB_KEY", "has_authority", "meets_filters", "pair_key", "pair_keys",
+    "reached_keys", "statement_keys", "statement_ref_target",
 ]
 
 # The verb's key ('V:' || verb IRI is statements.verb_key's text) and the
 # registration's, as a referring Statement holds them in statement_keys for
 # the Statements its StatementRef chain reaches (:func:`reached_keys`).
 VERB_KEY, REGISTRATION_KEY = "V:", "R:"
+# An Activity Object and the verb together (schemas/postgres/0141): the
+# activity + verb filter walks this key's rows alone.  The writer derives it
+# in SQL from the 'O:' key and the verb (lrs/store/group_commit_sql.py
+# INSERT_GROUP), as 'P:' || activity IRI || chr(31) || verb IRI.
+PAIR_KEY = "P:"
+
+
+def pair_key(activity: str, verb: str) -> str:
+    """The key of a Statement whose Object is the Activity ``activity`` and whose verb is ``verb``."""
+    return f"{PAIR_KEY}{activity}\x1f{verb}"
 
 _AGENT_TYPES = ("Agent", "Group")
 _NOT_ACTIVITIES = ("Agent", "Group", "StatementRef", "SubStatement")
@@ -41,15 +51,23 @@ def statement_keys(body: dict[str, Any]) -> frozenset[str]:
     return frozenset(filter_keys(prepared_from_stored(body)))
 
 
+def pair_keys(body: dict[str, Any]) -> frozenset[str]:
+    """The pair keys (:func:`pair_key`) of the stored Statement ``body``
+    itself: its Object's, when that is an Activity, with its verb."""
+    return frozenset(pair_key(activity, body["verb"]["id"]) for activity in _direct_activities(body))
+
+
 def reached_keys(body: dict[str, Any]) -> frozenset[str]:
     """The keys a Statement whose StatementRef chain reaches the stored
     Statement ``body`` holds for it in statement_keys (lrs/store/ref_keys.py):
     its filter keys, its verb ('V:') and its registration ('R:', the UUID's
-    lowercase text, as PostgreSQL writes a uuid), not its authority (the
-    statements/read/mine scope is the referring Statement's own)."""
+    lowercase text, as PostgreSQL writes a uuid), its pair key ('P:', the
+    activity + verb filter's), not its authority (the statements/read/mine
+    scope is the referring Statement's own)."""
     prepared = prepared_from_stored(body)
     keys = {key for key in filter_keys(prepared) if not key.startswith(AUTHORITY_KEY)}
     keys.add(VERB_KEY + prepared.verb_id)
+    keys.update(pair_key(activity, prepared.verb_id) for activity in prepared.activity_ids)
     if prepared.registration is not None:
         keys.add(REGISTRATION_KEY + str(prepared.registration))
     return frozenset(keys)

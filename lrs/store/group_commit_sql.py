@@ -124,12 +124,15 @@ WITH new_events AS (
     FROM unnest($3::text[], $5::uuid[], $10::text[], $21::text[], $12::uuid[], $13::bool[], $14::uuid[], $15::uuid[])
          WITH ORDINALITY AS u(tenant, statement_id, verb_id, authority, registration, voided, voids, statement_ref, n)
 ), new_keys AS (
-    -- the ordered index of the filter keys (schemas/postgres/0091_statement_keys.sql)
+    -- the ordered index of the filter keys (schemas/postgres/0091_statement_keys.sql),
+    -- and with the Activity Object's ('O:') its pair with the verb
+    -- (schemas/postgres/0141_activity_verb_pair_keys.sql, lrs.ingest.stored_keys.pair_key)
     INSERT INTO statement_keys (key, position)
-    SELECT DISTINCT statement_key(coalesce(u.tenant, $3[1]), k), $1::bigint + u.n - 1
-    FROM unnest($3::text[], $11::text[]) WITH ORDINALITY AS u(tenant, keys, n),
-         unnest(u.keys::text[]) AS k
-    WHERE left(k, 2) <> 'U:'
+    SELECT DISTINCT statement_key(coalesce(u.tenant, $3[1]), x.key), $1::bigint + u.n - 1
+    FROM unnest($3::text[], $11::text[], $10::text[]) WITH ORDINALITY AS u(tenant, keys, verb_id, n),
+         unnest(u.keys::text[]) AS k,
+         LATERAL (VALUES (k), (CASE WHEN left(k, 2) = 'O:' THEN 'P:' || substr(k, 3) || chr(31) || u.verb_id END)) AS x(key)
+    WHERE left(k, 2) <> 'U:' AND x.key IS NOT NULL
 ), new_head AS (
     UPDATE log_head SET position = $16, hash = $17, stored = $18 WHERE singleton
 ), new_ciphertexts AS (

@@ -11,8 +11,11 @@ request is written only when every key it was sealed under is the
 identity's live key (made now, or made by an earlier group of the same
 process); any other request is refused with the live keys, to be sealed
 again under them (:class:`KeyTakenMeanwhile`): one key per identity
-whichever process saw it first, and a key row commits in the same
-transaction as the first Statement sealed under it, or not at all.
+whichever process saw it first.  A key row commits only in a group's
+transaction: with the first Statement sealed under it, or without one when
+the request that made it is rejected in that group (a 409, only
+duplicates, refused for an erasure); such a key seals nothing, and an
+erasure destroys it like any other.
 """
 
 from __future__ import annotations
@@ -35,13 +38,19 @@ __all__ = ["KeyTakenMeanwhile", "PROPOSE_KEYS", "SELECT_LIVE_KEYS", "keys_taken"
 # with the erasures' notifications on the same channel:
 # lrs.store.learner_keys.LearnerKeys.heard), so that the other workers
 # cache it instead of making keys of their own that the group refuses.
+# The announcement carries the key epoch as of this statement: every
+# erasure that can destroy the key commits after it, so with a higher
+# epoch; a process whose cache is already valid for a higher epoch (it
+# caught up with the log head's before its listener delivered this) may
+# have counted that erasure and does not cache the key.
 PROPOSE_KEYS = """
 WITH made AS (
     INSERT INTO learner_keys (tenant, pseudonym, generation, wrapped)
     SELECT u.t, u.p, 1, u.w FROM unnest($1::text[], $2::text[], $3::bytea[]) AS u(t, p, w)
     ON CONFLICT DO NOTHING
     RETURNING tenant, pseudonym, generation, wrapped,
-              pg_notify('%s', tenant || ' ' || pseudonym || ' ' || generation || ':' || encode(wrapped, 'hex'))
+              pg_notify('%s', tenant || ' ' || pseudonym || ' ' || generation || ':' || encode(wrapped, 'hex')
+                        || ':' || (SELECT key_epoch FROM log_head WHERE singleton))
 )
 SELECT tenant, pseudonym, generation, wrapped FROM made
 UNION ALL

@@ -328,7 +328,7 @@ class LearnerKeys:
 
     def heard(self, payload: str) -> None:
         """A change notification: an erasure, ``'<tenant> <pseudonym> <epoch>'``,
-        or a key a group commit made, ``'<tenant> <pseudonym> <generation>:<wrapped, hex>'``
+        or a key a group commit made, ``'<tenant> <pseudonym> <generation>:<wrapped, hex>:<epoch>'``
         (:mod:`lrs.store.group_keys`)."""
         rest, _, epoch = payload.rpartition(" ")
         tenant, _, pseudonym = rest.rpartition(" ")
@@ -343,9 +343,19 @@ class LearnerKeys:
         """A key committed by a group commit, live then: cached, so that this
         process seals under it.  Heard in commit order with the erasures, so
         an erasure of it after comes after (and a request sealed under it is
-        checked against the key epoch as any)."""
-        generation_text, _, wrapped_hex = key.partition(":")
-        generation, wrapped = int(generation_text), bytes.fromhex(wrapped_hex)
+        checked against the key epoch as any) -- unless the cache already
+        caught up with a later key epoch (:meth:`catch_up`) than the one the
+        key was made at: an erasure counted then may have destroyed it, and
+        a request sealed at that epoch is not checked again.  Not cached then."""
+        parts = key.split(":")
+        if len(parts) != 3:  # without the epoch (a process of the build before): not known safe to cache
+            return
+        generation, wrapped, made_at = int(parts[0]), bytes.fromhex(parts[1]), int(parts[2])
+        if made_at < self.epoch:
+            made = self._made.get((tenant, pseudonym))
+            if made is not None and made[0] == wrapped:
+                del self._made[(tenant, pseudonym)]  # committed: no longer this process's to propose
+            return
         cached = self._current.get((tenant, pseudonym))
         if cached is not None and cached.generation == generation:
             return

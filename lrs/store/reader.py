@@ -7,6 +7,9 @@ sequence in the query's own direction.  Filters follow xAPI-Communication
 object is a StatementRef also matches when its target (recursively) does.
 Such a statement holds the keys of its chain's Statements in statement_keys
 (lrs/store/ref_keys.py), so the walks that find matches find it too.
+An activity + verb query walks the key of the pair (schemas/postgres/0141)
+over the Statements stored since its low-water, the activity's before
+(:func:`_split_matches`).
 Voided statements are never in a filtered result.  ``authority`` (the
 statements/read/mine scope) limits every read to Statements with that
 authority IFI key; it is not part of the query the client sent, so it is
@@ -24,7 +27,9 @@ import msgspec
 
 from lrs.batching import ACTIVITY_KEY, AGENT_KEY, AUTHORITY_KEY, RELATED_ACTIVITY_KEY, RELATED_AGENT_KEY
 from lrs.ingest.query import StatementQuery
-from lrs.ingest.stored_keys import REGISTRATION_KEY, has_authority, meets_filters, statement_ref_target
+from lrs.ingest.stored_keys import (
+    REGISTRATION_KEY, has_authority, meets_filters, pair_key, statement_ref_target,
+)
 from lrs.payload_codec import open_payload
 from lrs.store.ref_keys import MAX_REF_DEPTH
 
@@ -194,6 +199,28 @@ def _walks(
     return [(f"statement_keys k WHERE k.key = statement_key($1, {bind(key)}::text)", "k.position") for key in keys]
 
 
+def _select(
+    alias: str, source: str, position: str, bounds: list[str], conditions: str, direction: str, limit: str,
+    more: str = "", *, voided_only: bool = False,
+) -> str:
+    """The first ``limit`` positions, in position order, of one walk (:func:`_matches`)."""
+    where = "".join(f" AND {b.format(p=position)}" for b in bounds)
+    if position == f"{alias}.position":
+        # the walk is of the checked rows themselves (:func:`_walks`'
+        # ``row_alias``): each is checked as it is read, no second lookup
+        return (f"SELECT {position} AS position FROM {source}{where}{more} AND {conditions}"
+                f" ORDER BY {position} {direction} LIMIT {limit}")
+    if voided_only:
+        return (f"SELECT {position} AS position FROM {source}{where}{more} AND NOT EXISTS ("
+                f"SELECT 1 FROM statements x WHERE x.tenant = $1 AND x.position = {position} AND x.voided"
+                f" OFFSET 0) ORDER BY {position} {direction} LIMIT {limit}")
+    return (
+        f"SELECT {position} AS position FROM {source}{where}{more} AND EXISTS ("
+        f"SELECT 1 FROM statements {alias} WHERE {alias}.tenant = $1 AND {alias}.position = {position}"
+        f" AND {conditions} OFFSET 0) ORDER BY {position} {direction} LIMIT {limit}"
+    )
+
+
 def _matches(
     alias: str, walks: list[tuple[str, str]], bounds: list[str], conditions: str, direction: str, limit: str,
     *, voided_only: bool = False,
@@ -220,21 +247,7 @@ def _matches(
     (schemas/postgres/0098_voided_positions.sql) instead of a lookup of its
     row (about 3 buffers a candidate fewer)."""
     def select(source: str, position: str, more: str = "") -> str:
-        where = "".join(f" AND {b.format(p=position)}" for b in bounds)
-        if position == f"{alias}.position":
-            # the walk is of the checked rows themselves (:func:`_walks`'
-            # ``row_alias``): each is checked as it is read, no second lookup
-            return (f"SELECT {position} AS position FROM {source}{where}{more} AND {conditions}"
-                    f" ORDER BY {position} {direction} LIMIT {limit}")
-        if voided_only:
-            return (f"SELECT {position} AS position FROM {source}{where}{more} AND NOT EXISTS ("
-                    f"SELECT 1 FROM statements x WHERE x.tenant = $1 AND x.position = {position} AND x.voided"
-                    f" OFFSET 0) ORDER BY {position} {direction} LIMIT {limit}")
-        return (
-            f"SELECT {position} AS position FROM {source}{where}{more} AND EXISTS ("
-            f"SELECT 1 FROM statements {alias} WHERE {alias}.tenant = $1 AND {alias}.position = {position}"
-            f" AND {conditions} OFFSET 0) ORDER BY {position} {direction} LIMIT {limit}"
-        )
+        return _select(alias, source, position, bounds, conditions, direction, limit, more, voided_only=voided_only)
 
     (source, position), others = walks[0], walks[1:]
     if not others:
@@ -249,6 +262,48 @@ def _matches(
     rest = " UNION ".join(f"({select(s, p, f' AND {p} {op} {edge}')})" for s, p in others)
     return (f"WITH first AS MATERIALIZED ({select(source, position)}) SELECT position FROM ("
             f"SELECT position FROM first UNION {rest}) AS u ORDER BY position {direction} LIMIT {limit}")
+
+
+# The position at and below which Statements may lack their pair keys (stored
+# before schemas/postgres/0141_activity_verb_pair_keys.sql); none recorded:
+# every Statement may (the activity's walk everywhere is always right).
+PAIR_LOW = ("pair_low AS MATERIALIZED (SELECT coalesce((SELECT w.position FROM pair_keys_low_water w),"
+            " 9223372036854775807) AS low)")
+_LOW = "(SELECT low FROM pair_low)"
+
+
+def _pair_walked(query: StatementQuery) -> bool:
+    """Whether the query's walk is of its activity + verb pair key
+    (:func:`_split_matches`): the activity would be walked (no agent, no
+    registration) and the verb checked on each of its candidates."""
+    return (query.agent is None and query.registration is None and query.activity is not None
+            and query.verb is not None and not query.related_activities)
+
+
+def _split_matches(
+    alias: str, pair: tuple[str, str], activity: tuple[str, str], bounds: list[str],
+    pair_conditions: str, activity_conditions: str, direction: str, limit: str, *, voided_only: bool,
+) -> str:
+    """:func:`_matches` for an activity + verb query: above the low-water
+    (:data:`PAIR_LOW`) the pair key's rows, whose candidates hold to both
+    filters already (as hashes); at or below it, where Statements may lack
+    that key, the activity's rows with the verb checked on each candidate's
+    row, as before the key.  The two ranges do not overlap: the one in the
+    page's direction first, the other read only when it did not fill the page
+    (a one-time condition: not even its index is entered)."""
+    newer = _select(alias, *pair, bounds + [f"{{p}} > {_LOW}"], pair_conditions, direction, limit,
+                    voided_only=voided_only)
+    older_bounds = bounds + [f"{{p}} <= {_LOW}"]
+    if direction == "DESC":
+        first = newer
+        rest = _select(alias, *activity, older_bounds, activity_conditions, direction, limit,
+                       f" AND (SELECT count(*) FROM first) < {limit}")
+    else:
+        first = _select(alias, *activity, older_bounds, activity_conditions, direction, limit)
+        rest = _select(alias, *pair, bounds + [f"{{p}} > {_LOW}"], pair_conditions, direction, limit,
+                       f" AND (SELECT count(*) FROM first) < {limit}", voided_only=voided_only)
+    return (f"WITH first AS MATERIALIZED ({first}) SELECT position FROM ("
+            f"SELECT position FROM first UNION ALL ({rest})) AS u ORDER BY position {direction} LIMIT {limit}")
 
 
 # The statements/read/mine scope walks its authority's own Statements (the
@@ -347,6 +402,20 @@ def build_page_query(
         # no walk of the filters' matches (those of a common filter are most
         # of the tenant).
         walks, walked = authority_walk, None
+    elif _pair_walked(query):
+        # activity + verb: the pair key's rows above the low-water, the
+        # activity's, the verb checked on each row, below (:func:`_split_matches`)
+        assert query.activity is not None and query.verb is not None
+        activity_walk = _walks(query, bind)
+        assert activity_walk is not None and len(activity_walk) == 1
+        pair_walk = (f"statement_keys k WHERE k.key = statement_key($1, {bind(pair_key(query.activity, query.verb))}"
+                     "::text)", "k.position")
+        verb = _filters(query, "s", params, "activity")
+        pair_bounds = f"{time_bounds}, {PAIR_LOW}" if time_bounds else PAIR_LOW
+        positions = _split_matches("s", pair_walk, activity_walk[0], bounds, " AND ".join(where),
+                                   " AND ".join(where + verb), direction, str(int(limit) + 1),
+                                   voided_only=authority is None)
+        return _page(pair_bounds, positions, direction), params
     else:
         # a walk's candidates hold to its filter already: not checked again on the row
         # The verb's walk checks its own rows (a lookup a candidate less:

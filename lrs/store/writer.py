@@ -1,8 +1,11 @@
 """Group commit: concurrent append requests share one durable transaction.
 
 ``append`` enqueues a request and waits.  One writer task takes what is
-queued (waiting up to ``wait_ms`` for more, up to ``max_statements``) and
-commits it in ONE transaction:
+queued (waiting up to ``wait_ms`` for more, up to ``max_statements``, and
+no longer once waiting cannot make the group larger: every request
+announced as it entered its handler has reached the writer, and every client
+the last group answered is back, :mod:`lrs.store.gathering`) and commits
+it in ONE transaction:
 
 1. fetch the stored statements the group touches (one query per tenant),
    noting the head position first, without any lock;
@@ -48,7 +51,7 @@ import uuid
 from collections import defaultdict, deque
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import AsyncIterator, Callable, Mapping, Sequence
+from typing import AsyncIterator, Callable, Hashable, Mapping, Sequence
 
 import asyncpg
 import structlog
@@ -68,6 +71,7 @@ from lrs.eventlog import ONE_MICROSECOND
 from lrs.ingest.model import PreparedStatement
 from lrs.store.activities import LockedDefinitions, definition_slots, write_definitions
 from lrs.store.availability import StorageUnavailableError
+from lrs.store.gathering import Arrival, Gathering
 from lrs.store.group_columns import array_literal, authority_keys, group_columns, group_definition_updates
 from lrs.store.group_commit_sql import (
     INSERT_GROUP,
@@ -132,6 +136,7 @@ def utc_now() -> datetime:
 class _Queued:
     request: AppendRequest
     future: asyncio.Future[list[AppendResult]]
+    client: Hashable | None  # the connection that announced it (arrival), if one did
 
 
 class StatementWriter:
@@ -171,7 +176,18 @@ class StatementWriter:
         self._queue: deque[_Queued] = deque()
         self._queued_statements = 0
         self._wakeup = asyncio.Event()
+        # Set when the group being gathered should be looked at again: the
+        # queue is full, the wait is over, or the last request arriving
+        # reached the writer (Gathering).
         self._full = asyncio.Event()
+        self._expired = False
+        # Requests announced as they enter their handler, and clients
+        # expected back: the wait ends as soon as waiting cannot make the
+        # group larger (lrs.store.gathering).  Queued requests nobody
+        # announced keep the whole wait, as callers that do not announce
+        # may be followed by more at any time.
+        self._gathering = Gathering(self._full.set)
+        self._unannounced = 0
         self._task: asyncio.Task[None] | None = None
         self._started_at = 0.0  # event loop time the task was started
         self._group: list[_Queued] = []  # the group being committed
@@ -208,6 +224,9 @@ class StatementWriter:
         self.groups_committed = 0
         # Of them, those whose COMMIT began the next group's transaction.
         self.groups_chained = 0
+        # Of them, those whose gathering ended before the wait was over
+        # because nobody else could join (lrs.store.gathering).
+        self.waits_ended_early = 0
         # log_head.key_epoch as the last transaction read it (docs/privacy.md).
         self.key_epoch = 0
         self.statements_committed = 0
@@ -318,6 +337,7 @@ class StatementWriter:
         self._group = []
         self._queue.clear()
         self._queued_statements = 0
+        self._unannounced = 0
         self._committing = 0
         self._committing_statements = 0
         self._committing_min_stored = None
@@ -391,6 +411,7 @@ class StatementWriter:
         key_refs: frozenset[tuple[str, int]] = frozenset(),
         ciphertexts: Mapping[bytes, bytes] = {},
         new_keys: Mapping[str, bytes] = {},
+        arrival: Arrival | None = None,
     ) -> list[AppendResult]:
         """Append one request's statements; returns one result per statement,
         in order, after COMMIT.  Raises ConflictError (409) or XapiError (400)
@@ -404,7 +425,9 @@ class StatementWriter:
         them (:mod:`lrs.store.sealed_identities`).  ``new_keys``: the learner
         keys (generation 1, wrapped, by pseudonym) made for them, inserted by
         the group commit; raises :class:`KeyTakenMeanwhile` when one of those
-        identities has another live key (:mod:`lrs.store.group_keys`)."""
+        identities has another live key (:mod:`lrs.store.group_keys`).
+        ``arrival``: the request's announcement (:meth:`arrival`), which lets
+        the group commit without waiting the full ``wait_ms`` for it."""
         if self._closing or self._task is None:
             raise WriterClosedError("the statement writer is not running")
         if self._task.done():
@@ -416,17 +439,36 @@ class StatementWriter:
         # encode them now, so the group's transaction holds the head lock
         # only for what does (positions, stored, hash chain).
         forms = tuple(statement_form(statement, array_literal) for statement in statements)
-        self._queue.append(
-            _Queued(
-                AppendRequest(tenant, tuple(statements), forms, defines, key_epoch, key_refs, ciphertexts, new_keys),
-                future,
-            )
-        )
+        self._queue.append(_Queued(
+            AppendRequest(tenant, tuple(statements), forms, defines, key_epoch, key_refs, ciphertexts, new_keys),
+            future, None if arrival is None else arrival.client,
+        ))
         self._queued_statements += len(statements)
+        if arrival is None:
+            self._unannounced += 1
         self._wakeup.set()
         if self._queued_statements >= self._max:
             self._full.set()
+        if arrival is not None:
+            arrival.reached()  # after it is queued: the group may commit at once
         return await future
+
+    def arrival(self, client: Hashable) -> Arrival:
+        """Announce a request that will append, as it enters its handler on
+        ``client`` (its connection): pass it to :meth:`append`, and
+        :meth:`Arrival.close` it when the request is done (whether or not it
+        appended).  While announced requests are on their way, or clients
+        answered a moment ago may come back, the group waits for them (up to
+        ``wait_ms``); once none is, it commits at once."""
+        return self._gathering.arrival(client)
+
+    def _may_grow(self) -> bool:
+        """Whether waiting can still make the group being gathered larger."""
+        return self._unannounced > 0 or self._gathering.may_grow()
+
+    def _expire(self) -> None:
+        self._expired = True
+        self._full.set()
 
     # -- the writer task -----------------------------------------------------
 
@@ -439,15 +481,7 @@ class StatementWriter:
                 await self._wakeup.wait()
                 continue
             if self._wait and not self._closing and self._queued_statements < self._max:
-                # Until the queue is full or the wait is over, whichever comes
-                # first.  A timer that sets the event, not asyncio.wait_for,
-                # which made and cancelled a task for every group.
-                self._full.clear()
-                timer = asyncio.get_running_loop().call_later(self._wait, self._full.set)
-                try:
-                    await self._full.wait()
-                finally:
-                    timer.cancel()
+                await self._gather()
             group = self._take_group()
             if group:
                 self._group = group
@@ -459,6 +493,32 @@ class StatementWriter:
                 held, self._held = self._held, None
                 await release(self._group_pool, held)
 
+    async def _gather(self) -> None:
+        """Until the queue is full, the wait is over, or waiting cannot make
+        the group larger (:meth:`_may_grow`), whichever comes first.  A timer
+        that sets the event, not asyncio.wait_for, which made and cancelled a
+        task for every group."""
+        if not self._may_grow():
+            self._ended_early()  # nobody else can join: no wait at all
+            return
+        self._expired = False
+        timer = asyncio.get_running_loop().call_later(self._wait, self._expire)
+        try:
+            while True:
+                self._full.clear()
+                await self._full.wait()
+                if self._expired or self._closing or self._queued_statements >= self._max:
+                    return
+                if not self._may_grow():
+                    self._ended_early()
+                    return
+        finally:
+            timer.cancel()
+
+    def _ended_early(self) -> None:
+        self.waits_ended_early += 1
+        metrics.GROUP_COMMIT_GATHERED_EARLY.inc()
+
     def _take_group(self) -> list[_Queued]:
         group: list[_Queued] = []
         count = 0
@@ -468,6 +528,8 @@ class StatementWriter:
                 break
             item = self._queue.popleft()
             self._queued_statements -= size
+            if item.client is None:
+                self._unannounced -= 1
             if item.future.done():  # the caller went away before we started
                 continue
             group.append(item)
@@ -485,6 +547,7 @@ class StatementWriter:
             for item in group:
                 if not item.future.done():
                     item.future.set_exception(exc)
+            self._gathering.answered(item.client for item in group)
             return
         finally:
             self._committing = 0
@@ -506,6 +569,8 @@ class StatementWriter:
                 item.future.set_exception(outcome)
             else:
                 item.future.set_result(outcome)
+        # Their clients are on their way back: the next group waits for them.
+        self._gathering.answered(item.client for item in group)
         if plan.head is not None:
             for callback in list(self.committed):
                 try:

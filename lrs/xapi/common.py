@@ -12,6 +12,7 @@ that a pattern cannot express live in ``timestamp_problem``.
 from __future__ import annotations
 
 import calendar
+import itertools
 import re
 from collections.abc import Callable
 from datetime import datetime
@@ -37,11 +38,15 @@ __all__ = [
     "Sha2Hex",
     "VersionString",
     "Extensions",
+    "EXTENSIONS_MET",
     "CheckedIri",
     "CheckedLanguageTag",
     "CheckedLanguageMap",
     "CheckedDuration",
     "is_iri",
+    "KNOWN_IRIS",
+    "KNOWN_LANGUAGE_TAGS",
+    "KNOWN_DURATIONS",
     "is_language_tag",
     "is_duration",
     "language_map_problem",
@@ -181,6 +186,14 @@ Sha2Hex = Annotated[str, Meta(pattern=SHA2_PATTERN, description="Hex SHA-2 hash"
 VersionString = Annotated[str, Meta(pattern=VERSION_PATTERN, description="xAPI version")]
 # Extension values may be any JSON, including null (Data 4.1).
 Extensions = dict[Iri, Any]
+# Advanced by the hook of every Struct that was given ``extensions``, the only
+# values that nest without a bound the schema sets: a decode during which it
+# advanced only by the caller's own ``next`` read before and after (see
+# lrs.xapi.statement.parse_statements) met no extensions, so its Statements
+# need no depth check.  ``next`` on a count is atomic, and another thread's
+# decode can only make it look as if extensions were met (a depth check that
+# was not needed), never the reverse.
+EXTENSIONS_MET = itertools.count()
 
 _is_uuid = re.compile(UUID_PATTERN).match
 
@@ -221,6 +234,14 @@ is_duration = _matches_cached(DURATION_PATTERN)
 is_iri.__doc__ = "Whether ``value`` is an IRI of IRI_PATTERN (RFC 3987)."
 is_language_tag.__doc__ = "Whether ``value`` is a language tag of LANGTAG_PATTERN (RFC 5646)."
 is_duration.__doc__ = "Whether ``value`` is an ISO 8601 duration of DURATION_PATTERN."
+# The values each test remembers, for the hooks that run on every statement:
+# ``value in KNOWN_IRIS or is_iri(value)`` answers as ``is_iri(value)`` does,
+# without a Python call when the value was seen (the sets are cleared in
+# place, never replaced), and ``KNOWN_LANGUAGE_TAGS.issuperset(map)`` tells
+# that every key of a language map is a tag in one C call.
+KNOWN_IRIS: set[str] = is_iri.known  # type: ignore[attr-defined]
+KNOWN_LANGUAGE_TAGS: set[str] = is_language_tag.known  # type: ignore[attr-defined]
+KNOWN_DURATIONS: set[str] = is_duration.known  # type: ignore[attr-defined]
 
 IRI_EXPECTED = f"Expected {PATTERN_NAMES[IRI_PATTERN]}"
 DURATION_EXPECTED = f"Expected {PATTERN_NAMES[DURATION_PATTERN]}"

@@ -7,7 +7,17 @@ from typing import Annotated, Literal
 from msgspec import UNSET, Meta, UnsetType
 
 from lrs.xapi.actors import Actor, Agent, Group
-from lrs.xapi.common import LANGUAGE_TAG_EXPECTED, CheckedLanguageTag, Extensions, Iri, Strict, Uuid, is_language_tag
+from lrs.xapi.common import (
+    EXTENSIONS_MET,
+    KNOWN_LANGUAGE_TAGS,
+    LANGUAGE_TAG_EXPECTED,
+    CheckedLanguageTag,
+    Extensions,
+    Iri,
+    Strict,
+    Uuid,
+    is_language_tag,
+)
 from lrs.xapi.errors import field_error
 from lrs.xapi.objects import Activity, StatementRef
 
@@ -59,5 +69,8 @@ class Context(Strict, kw_only=True):
     contextGroups: list[ContextGroup] | UnsetType = UNSET
 
     def __post_init__(self) -> None:
-        if self.language is not UNSET and not is_language_tag(self.language):
+        language = self.language
+        if language is not UNSET and language not in KNOWN_LANGUAGE_TAGS and not is_language_tag(language):
             raise field_error(".language", LANGUAGE_TAG_EXPECTED)
+        if self.extensions is not UNSET:
+            next(EXTENSIONS_MET)

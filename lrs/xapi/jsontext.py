@@ -165,7 +165,9 @@ def upper_bound_of_members(body: bytes | str) -> int:
     return body.count('":')
 
 
-def check_shape(body: bytes | str, decoded: Any, *, deep_key: str | None = None) -> None:
+def check_shape(
+    body: bytes | str, decoded: Any, *, deep_key: str | None = None, deep_key_met: bool | None = None
+) -> None:
     """Reject Statements nested deeper than ``MAX_DEPTH`` or with a key used twice in one object.
 
     ``decoded`` is the plain JSON (dicts and lists) the typed decode produced
@@ -175,12 +177,19 @@ def check_shape(body: bytes | str, decoded: Any, *, deep_key: str | None = None)
 
     ``deep_key`` names the only key whose values the schema lets nest without
     bound (for Statements, ``extensions``): a text that does not contain it
-    needs no depth check.  None: every value may nest.
+    needs no depth check.  None: every value may nest.  ``deep_key_met``:
+    whether the decode met ``deep_key`` at all, when the caller knows
+    (lrs.xapi.common.EXTENSIONS_MET); False spares the search of the text.
     """
     statements, depth_above = (decoded, 1) if isinstance(decoded, list) else ([decoded], 0)
     as_bytes = isinstance(body, bytes)
     escaped = (b"\\" in body and b"\\u" in body) if as_bytes else ("\\" in body and "\\u" in body)  # type: ignore[operator]
-    shallow = deep_key is not None and (deep_key.encode() if as_bytes else deep_key) not in body  # type: ignore[operator]
+    if deep_key is None:
+        shallow = False
+    elif deep_key_met is None:
+        shallow = (deep_key.encode() if as_bytes else deep_key) not in body  # type: ignore[operator]
+    else:
+        shallow = not deep_key_met
     if shallow and not escaped:
         # No value can be too deep.  Every member has one colon outside
         # strings, and the strings hold the same colons in the text and in

@@ -12,7 +12,10 @@ from typing import Literal
 from msgspec import UNSET, UnsetType
 
 from lrs.xapi.common import (
+    EXTENSIONS_MET,
     IRI_EXPECTED,
+    KNOWN_IRIS,
+    KNOWN_LANGUAGE_TAGS,
     CheckedIri,
     CheckedLanguageMap,
     Extensions,
@@ -58,6 +61,7 @@ COMPONENT_LISTS: dict[str, frozenset[str]] = {
 }
 _LIST_NAMES = ("choices", "scale", "source", "target", "steps")
 _get_lists = operator.attrgetter(*_LIST_NAMES)
+_NO_LISTS = (UNSET,) * len(_LIST_NAMES)
 
 
 class InteractionComponent(Strict, kw_only=True):
@@ -80,16 +84,26 @@ class ActivityDefinition(Strict, kw_only=True):
     extensions: Extensions | UnsetType = UNSET
 
     def __post_init__(self) -> None:
-        for name, names in ((".name", self.name), (".description", self.description)):
-            if names is not UNSET:
-                problem = language_map_problem(names)
-                if problem:
-                    raise field_error(name, problem)
-        if self.type is not UNSET and not is_iri(self.type):
+        # Language maps, types and interaction lists repeat statement after
+        # statement: a set look-up (lrs.xapi.common.KNOWN_*) settles the
+        # common case, and the full test names the problem otherwise.
+        names = self.name
+        if names is not UNSET and not KNOWN_LANGUAGE_TAGS.issuperset(names):
+            problem = language_map_problem(names)
+            if problem:
+                raise field_error(".name", problem)
+        names = self.description
+        if names is not UNSET and not KNOWN_LANGUAGE_TAGS.issuperset(names):
+            problem = language_map_problem(names)
+            if problem:
+                raise field_error(".description", problem)
+        kind_of = self.type
+        if kind_of is not UNSET and kind_of not in KNOWN_IRIS and not is_iri(kind_of):
             raise field_error(".type", IRI_EXPECTED)
+        if self.extensions is not UNSET:
+            next(EXTENSIONS_MET)
         kind = self.interactionType
-        lists = _get_lists(self)
-        if kind is UNSET and self.correctResponsesPattern is UNSET and lists.count(UNSET) == len(lists):
+        if kind is UNSET and self.correctResponsesPattern is UNSET and _get_lists(self) == _NO_LISTS:
             return  # not an interaction: the common case
         if kind is UNSET:
             if self.correctResponsesPattern is not UNSET:
@@ -123,7 +137,7 @@ class Activity(Strict, kw_only=True):
     definition: ActivityDefinition | UnsetType = UNSET
 
     def __post_init__(self) -> None:
-        if not is_iri(self.id):
+        if self.id not in KNOWN_IRIS and not is_iri(self.id):
             raise field_error(".id", IRI_EXPECTED)
 
 

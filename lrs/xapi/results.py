@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from msgspec import UNSET, UnsetType
 
-from lrs.xapi.common import DURATION_EXPECTED, CheckedDuration, Extensions, Strict, is_duration
+from lrs.xapi.common import (
+    DURATION_EXPECTED,
+    EXTENSIONS_MET,
+    KNOWN_DURATIONS,
+    CheckedDuration,
+    Extensions,
+    Strict,
+    is_duration,
+)
 from lrs.xapi.errors import field_error
 
 __all__ = ["Score", "Result"]
@@ -41,5 +49,8 @@ class Result(Strict, kw_only=True):
     extensions: Extensions | UnsetType = UNSET
 
     def __post_init__(self) -> None:
-        if self.duration is not UNSET and not is_duration(self.duration):
+        duration = self.duration
+        if duration is not UNSET and duration not in KNOWN_DURATIONS and not is_duration(duration):
             raise field_error(".duration", DURATION_EXPECTED)
+        if self.extensions is not UNSET:
+            next(EXTENSIONS_MET)

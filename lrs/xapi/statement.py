@@ -16,7 +16,9 @@ from msgspec import UNSET, UnsetType
 from lrs.xapi.actors import Account, Actor, Agent, _check_agent, _check_group, ifi_count
 from lrs.xapi.attachments import Attachment
 from lrs.xapi.common import (
+    EXTENSIONS_MET,
     IRI_PATTERN,
+    KNOWN_IRIS,
     UUID_PATTERN,
     Iri,
     MailtoIri,
@@ -64,20 +66,23 @@ _UUID_NAME = PATTERN_NAMES[UUID_PATTERN]
 
 def _check_object(obj: "SubStatementObject | StatementObject", nested: bool) -> None:
     """Rules of a Statement's object that depend on its ``objectType``."""
-    kind = "Activity" if obj.objectType is UNSET else obj.objectType
-    if kind == "SubStatement" and nested:
+    kind = obj.objectType
+    if kind is UNSET:
+        kind = "Activity"
+    elif kind == "SubStatement" and nested:
         raise field_error(".objectType", "A SubStatement cannot contain a SubStatement")
-    names, get_forbidden = _FORBIDDEN[type(obj), kind]
+    names, get_forbidden, none_set = (_FORBIDDEN_NESTED if nested else _FORBIDDEN_TOP)[kind]
     values = get_forbidden(obj)
-    if values.count(UNSET) != len(names):
+    if values != none_set:
         name = next(n for n, v in zip(names, values) if v is not UNSET)
         raise field_error(f".{name}", f"`{name}` is not allowed on an object of objectType {kind!r}")
     if kind == "Activity" or kind == "StatementRef":
         if obj.id is UNSET:
             raise field_error("", f"An object of objectType {kind!r} requires `id`")
-        if kind == "Activity" and not is_iri(obj.id):
-            raise field_error(".id", f"Expected {_IRI_NAME}")
-        if kind == "StatementRef" and not is_uuid(obj.id):
+        if kind == "Activity":
+            if obj.id not in KNOWN_IRIS and not is_iri(obj.id):
+                raise field_error(".id", f"Expected {_IRI_NAME}")
+        elif not is_uuid(obj.id):
             raise field_error(".id", f"Expected {_UUID_NAME}")
     elif kind == "Agent":
         _check_agent(obj)  # type: ignore[arg-type]
@@ -90,10 +95,6 @@ def _check_object(obj: "SubStatementObject | StatementObject", nested: bool) -> 
         _check_statement_rules(obj)  # type: ignore[arg-type]
 
 
-def _object_is_activity(obj: "SubStatementObject | StatementObject") -> bool:
-    return obj.objectType is UNSET or obj.objectType == "Activity"
-
-
 def _check_statement_rules(stmt: "Statement | StatementObject") -> None:
     """Rules shared by Statements and SubStatements."""
     if stmt.timestamp is not UNSET:
@@ -102,7 +103,8 @@ def _check_statement_rules(stmt: "Statement | StatementObject") -> None:
             raise field_error(".timestamp", problem)
     obj = stmt.object
     context = stmt.context
-    if context is not UNSET and not _object_is_activity(obj):  # type: ignore[arg-type]
+    kind = obj.objectType  # type: ignore[union-attr]
+    if context is not UNSET and kind is not UNSET and kind != "Activity":
         for name in ("revision", "platform"):
             if getattr(context, name) is not UNSET:
                 raise field_error(
@@ -168,13 +170,16 @@ class StatementObject(Strict, kw_only=True):
         _check_object(self, nested=False)
 
 
-# (struct, objectType) -> (names of the fields that type must not have, getter of their values)
-_FORBIDDEN: dict[tuple[type, str], tuple[tuple[str, ...], operator.attrgetter]] = {}
-for _cls in (SubStatementObject, StatementObject):
+# Per struct, objectType -> (names of the fields that type must not have,
+# getter of their values, those values when none is set).
+_Forbidden = dict[str, tuple[tuple[str, ...], operator.attrgetter, tuple]]
+_FORBIDDEN_NESTED: _Forbidden = {}
+_FORBIDDEN_TOP: _Forbidden = {}
+for _cls, _table in ((SubStatementObject, _FORBIDDEN_NESTED), (StatementObject, _FORBIDDEN_TOP)):
     for _kind, _allowed in _ALLOWED_FIELDS.items():
         _names = tuple(f for f in _cls.__struct_fields__ if f not in _allowed)
         assert len(_names) >= 2  # so the getter returns a tuple
-        _FORBIDDEN[_cls, _kind] = (_names, operator.attrgetter(*_names))
+        _table[_kind] = (_names, operator.attrgetter(*_names), (UNSET,) * len(_names))
 
 
 class Statement(Strict, kw_only=True):
@@ -238,8 +243,14 @@ def full_statement_version(value: str) -> str:
     return value + ".0" if value.count(".") == 1 else value
 
 
-def _check_for_version(stmt: Statement, version: str, path: str) -> None:
-    """Rules that depend on the request's X-Experience-API-Version."""
+def _path(index: int | None) -> str:
+    """The JSON path of a request's Statement: ``$``, or ``$[index]`` in an array."""
+    return "$" if index is None else f"$[{index}]"
+
+
+def _check_for_version(stmt: Statement, version: str, index: int | None) -> None:
+    """Rules that depend on the request's X-Experience-API-Version (``index``:
+    the Statement's place in the request's array, None for a single one)."""
     if stmt.version is not UNSET and not full_statement_version(stmt.version).startswith(
         _STATEMENT_VERSION_PREFIXES[version]
     ):
@@ -247,22 +258,25 @@ def _check_for_version(stmt: Statement, version: str, path: str) -> None:
         raise XapiError(
             400,
             f"Statement version {stmt.version!r} is not accepted here: it must start with {allowed}",
-            f"{path}.version",
+            f"{_path(index)}.version",
         )
     if version == "1.0.3":
-        contexts = [(stmt.context, f"{path}.context")]
+        # The path is written only for a problem: this runs for every statement.
+        _check_v1_context(stmt.context, index, ".context")
         if stmt.object.objectType == "SubStatement":
-            contexts.append((stmt.object.context, f"{path}.object.context"))
-        for context, context_path in contexts:
-            if context is UNSET:
-                continue
-            for name in V2_ONLY_FIELDS:
-                if getattr(context, name) is not UNSET:
-                    raise XapiError(
-                        400,
-                        f"Object contains unknown field `{name}` (it exists only in xAPI 2.0.0)",
-                        context_path,
-                    )
+            _check_v1_context(stmt.object.context, index, ".object.context")
+
+
+def _check_v1_context(context: Context | UnsetType, index: int | None, where: str) -> None:
+    if context is UNSET:
+        return
+    for name in V2_ONLY_FIELDS:
+        if getattr(context, name) is not UNSET:
+            raise XapiError(
+                400,
+                f"Object contains unknown field `{name}` (it exists only in xAPI 2.0.0)",
+                f"{_path(index)}{where}",
+            )
 
 
 def _check_version_argument(version: str) -> None:
@@ -297,26 +311,30 @@ def parse_statements(body: bytes | str, version: str) -> list[dict]:
     with ``$[i]`` inside an array.
     """
     _check_version_argument(version)
+    before = next(EXTENSIONS_MET)
     decoded = _decode(_batch_decoder, body)
+    met = next(EXTENSIONS_MET) != before + 1
     if isinstance(decoded, Statement):
-        _check_for_version(decoded, version, "$")
+        _check_for_version(decoded, version, None)
         statement = _builtins(decoded)
-        check_shape(body, statement, deep_key="extensions")
+        check_shape(body, statement, deep_key="extensions", deep_key_met=met)
         return [statement]
     if not decoded:
         raise XapiError(400, "The request contains no statements (empty array)", "$")
     for i, stmt in enumerate(decoded):
-        _check_for_version(stmt, version, f"$[{i}]")
+        _check_for_version(stmt, version, i)
     statements = _builtins(decoded)
-    check_shape(body, statements, deep_key="extensions")
+    check_shape(body, statements, deep_key="extensions", deep_key_met=met)
     return statements
 
 
 def parse_statement(body: bytes | str, version: str) -> dict:
     """Validate a PUT body: exactly one Statement object."""
     _check_version_argument(version)
+    before = next(EXTENSIONS_MET)
     stmt = _decode(_single_decoder, body)
-    _check_for_version(stmt, version, "$")
+    met = next(EXTENSIONS_MET) != before + 1
+    _check_for_version(stmt, version, None)
     statement = _builtins(stmt)
-    check_shape(body, statement, deep_key="extensions")
+    check_shape(body, statement, deep_key="extensions", deep_key_met=met)
     return statement

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from msgspec import UNSET, UnsetType
 
-from lrs.xapi.common import IRI_EXPECTED, CheckedIri, CheckedLanguageMap, Strict, is_iri, language_map_problem
+from lrs.xapi.common import (
+    IRI_EXPECTED,
+    KNOWN_IRIS,
+    KNOWN_LANGUAGE_TAGS,
+    CheckedIri,
+    CheckedLanguageMap,
+    Strict,
+    is_iri,
+    language_map_problem,
+)
 from lrs.xapi.errors import field_error
 
 __all__ = ["Verb", "VOIDED"]
@@ -18,9 +27,11 @@ class Verb(Strict, kw_only=True):
     display: CheckedLanguageMap | UnsetType = UNSET
 
     def __post_init__(self) -> None:
-        if not is_iri(self.id):
+        # A set look-up settles the usual case (lrs.xapi.common.KNOWN_*).
+        if self.id not in KNOWN_IRIS and not is_iri(self.id):
             raise field_error(".id", IRI_EXPECTED)
-        if self.display is not UNSET:
-            problem = language_map_problem(self.display)
+        display = self.display
+        if display is not UNSET and not KNOWN_LANGUAGE_TAGS.issuperset(display):
+            problem = language_map_problem(display)
             if problem:
                 raise field_error(".display", problem)

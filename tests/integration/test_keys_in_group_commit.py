@@ -18,7 +18,7 @@ from lrs.privacy import seal
 from lrs.privacy.master import MasterKey
 from lrs.store import StatementWriter
 from lrs.store.erasure import erase_learner
-from lrs.store.learner_keys import MAKE_KEYS_UP_TO, LearnerKeys, Sealed
+from lrs.store.learner_keys import CHANGES_CHANNEL, MAKE_KEYS_UP_TO, LearnerKeys, Sealed
 from lrs.store.reader import get_statement
 from lrs.store.writer import KeyTakenMeanwhile
 from tests.statements import new_id, statement
@@ -195,3 +195,44 @@ async def test_a_request_missing_many_keys_has_them_read_or_made_before_it_is_se
     await append_sealed(writer, keyring, sealed)
     few = await seal_made(keyring, [naming("mailto:few@example.com")])
     assert len(few.new_keys) == 1  # the authority's is cached
+
+
+async def test_a_key_announced_before_an_erasure_but_heard_after_the_process_caught_up_is_not_cached(
+    pool: asyncpg.Pool, writer: StatementWriter
+) -> None:
+    """A process that learned of an erasure from the key epoch (catch_up after
+    one of its own groups) before its listener delivered an earlier key
+    announcement must not cache that key: it is destroyed, reading at the new
+    epoch trusts cached ciphers, and a request sealed under it at the new
+    epoch is not checked again by the writer."""
+    master = MasterKey(os.urandom(32))
+    maker, hearer = LearnerKeys(pool, master), LearnerKeys(pool, master)
+    mbox = "mailto:giang@example.com"
+    pseudonym = maker.pseudonym(TENANT, f"mbox:{mbox}")
+    heard: list[str] = []
+    async with pool.acquire() as listening:
+        def hear(*args: object) -> None:
+            heard.append(str(args[3]))
+
+        await listening.add_listener(CHANGES_CHANNEL, hear)
+        before = [naming(mbox)]
+        await append_sealed(writer, maker, await seal_made(maker, before))
+        for _ in range(200):
+            if any(f" {pseudonym} " in p for p in heard):
+                break
+            await asyncio.sleep(0.01)
+        await listening.remove_listener(CHANGES_CHANNEL, hear)
+    [announced] = [p for p in heard if f" {pseudonym} " in p]
+    await erase_learner(pool, LearnerKeys(pool, master), TENANT, {"mbox": mbox}, reason="request 23", by="test")
+    hearer.catch_up(await pool.fetchval("SELECT key_epoch FROM log_head"))  # as after a group of its own
+    hearer.heard(announced)  # the announcement, delivered late
+    # Her Statement from before stays erased to this process: the destroyed key opens nothing.
+    [erased] = await hearer.open_payloads(
+        TENANT, [await get_statement(pool, TENANT, uuid.UUID(before[0]["id"]), voided=False)])
+    assert b"giang@example.com" not in erased and seal.ERASED_HOME.encode() in erased
+    statements = [naming(mbox)]
+    await append_as_the_service_does(writer, hearer, await seal_made(hearer, statements), statements)
+    # Sent after the erasure: stored under a live key (generation 2), readable.
+    [opened] = await LearnerKeys(pool, master).open_payloads(
+        TENANT, [await get_statement(pool, TENANT, uuid.UUID(statements[0]["id"]), voided=False)])
+    assert b"giang@example.com" in opened

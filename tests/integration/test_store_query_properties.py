@@ -308,15 +308,31 @@ AS $$ SELECT CASE WHEN left(tenant, 1) = 'c'
 """
 
 
+async def migrate_here(pool: asyncpg.Pool) -> int:
+    """What a store written before schemas/postgres/0141 is, once migrated
+    now: none of the Statements stored so far (of any tenant) has a pair key
+    (activity + verb), and the low-water is the log head.  Returns it."""
+    head = await pool.fetchval("SELECT position FROM log_head WHERE singleton")
+    pairs = [stored_keys.pair_key(a, v) for a in ACTIVITIES for v in VERBS + [VOIDED]]
+    await pool.execute(
+        "DELETE FROM statement_keys WHERE position <= $1 AND key IN ("
+        " SELECT statement_key(t.tenant, p) FROM (SELECT DISTINCT tenant FROM statements) AS t,"
+        " unnest($2::text[]) AS p)", head, pairs)
+    await pool.execute("UPDATE pair_keys_low_water SET position = $1", head)
+    return head
+
+
 async def write_store(pool: asyncpg.Pool, tenant: str, specs: list[dict[str, Any]], *, together: int = 1,
-                      reached_keys: bool = True) -> list[dict[str, Any]]:
+                      reached_keys: bool = True, migrated_at: int | None = None) -> list[dict[str, Any]]:
     """Each Statement stored with its authority, ``together`` to a request
     (one group: a StatementRef and its target, before or after it, may share
     one); they, in commit order, with ``stored`` and ``voided`` (told by the
     voiding Statements, and checked).  Without ``reached_keys`` the writer
     leaves out the keys referring Statements hold for their chains (a store
     written before schemas/postgres/0097, or loaded in bulk), and
-    add_statement_ref_keys() fills them afterwards."""
+    add_statement_ref_keys() fills them afterwards.  ``migrated_at``: the
+    store is migrated to the pair keys (:func:`migrate_here`) before the
+    request of that Statement (the ones before it have none)."""
     writer = StatementWriter(pool, wait_ms=0.0)
     await writer.start()
     adds = writer_module.add_reached_keys
@@ -324,6 +340,9 @@ async def write_store(pool: asyncpg.Pool, tenant: str, specs: list[dict[str, Any
         writer_module.add_reached_keys = _nothing_reached  # type: ignore[assignment]
     try:
         for first in range(0, len(specs), together):
+            if migrated_at is not None and first >= migrated_at:
+                await migrate_here(pool)
+                migrated_at = None
             for authority in {str(s["authority"]): s["authority"] for s in specs[first:first + together]}.values():
                 chunk = [s for s in specs[first:first + together] if s["authority"] == authority]
                 encoded = msgspec.json.encode([s["body"] for s in chunk])
@@ -358,14 +377,15 @@ async def key_rows(pool: asyncpg.Pool, tenant: str) -> set[tuple[int, int]]:
 
 async def own_and_reached_key_rows(pool: asyncpg.Pool, tenant: str) -> set[tuple[int, int]]:
     """The rows :func:`key_rows` should be: each Statement's own keys (not
-    its authority's) and the keys of the Statements of the same tenant its
+    its authority's, with its activity + verb pair) and the keys of the Statements of the same tenant its
     chain reaches (MAX_REF_DEPTH targets)."""
     rows = await pool.fetch("SELECT s.statement_id, s.position, e.payload FROM statements s"
                             " JOIN events e ON e.position = s.position WHERE s.tenant = $1", tenant)
     bodies = {r["statement_id"]: (r["position"], msgspec.json.decode(open_payload(r["payload"]))) for r in rows}
     pairs: list[tuple[int, str]] = []
     for position, body in bodies.values():
-        pairs += [(position, key) for key in stored_keys.statement_keys(body) if not key.startswith("U:")]
+        pairs += [(position, key) for key in stored_keys.statement_keys(body) | stored_keys.pair_keys(body)
+                  if not key.startswith("U:")]
         target = stored_keys.statement_ref_target(body)
         for _ in range(MAX_REF_DEPTH):
             if target not in bodies:
@@ -393,6 +413,12 @@ async def test_every_filter_combination_answers_as_the_rules_say(
     # and one of colliding hashes whose referring Statements got the keys of
     # their chains from add_statement_ref_keys() after it was written
     # (schemas/postgres/0097).  Targets come before or after their referrers.
+    # First, a store migrated to the activity + verb pair keys halfway
+    # (schemas/postgres/0141): the Statements before have none, and the
+    # pages walk the activity's entries below the low-water, the pair's above.
+    # StatementRefs reach targets on either side of it.
+    migrated = "m" + uuid.uuid4().hex[:12]
+    stores[migrated] = await write_store(pool, migrated, specs, together=5, migrated_at=len(specs) // 2)
     for kind, together, reached_keys in (("p", 1, True), ("c", 5, True), ("cb", 1, False)):
         tenant = kind + uuid.uuid4().hex[:12]
         stores[tenant] = await write_store(pool, tenant, specs, together=together, reached_keys=reached_keys)
@@ -406,13 +432,19 @@ async def test_every_filter_combination_answers_as_the_rules_say(
     try:
         # plans on the statistics of earlier stores, then on fresh ones
         # (the first failures above showed on one and not the other)
-        for (tenant, store), analyze in zip(list(stores.items()) * 2, (False, False, False, True, False, False)):
+        for (tenant, store), analyze in zip(list(stores.items()) * 2,
+                                            (False, False, False, False, True, False, False, False)):
             if analyze:
                 await pool.execute("ANALYZE statements, statement_keys, events")
             times = [s["stored"] for s in store]
             cases = [(with_times(q, times, since, until, shift), mine) for q, mine, since, until, shift in drawn]
             cases += [(StatementQuery(limit=4, activity=a, related_activities=True), m)
                       for a in ACTIVITIES[:2] for m in (None, authority_of(AUTHORITIES[2]))]
+            # activity + verb (the pair key's walk above the low-water), both directions
+            cases += [(with_times(StatementQuery(limit=2, activity=a, verb=v, ascending=i % 2 == 1), times,
+                                  -1 if i < 4 else 3, -1 if i < 6 else 50, 0), m)
+                      for i, (a, v) in enumerate((a, v) for a in ACTIVITIES[:2] for v in VERBS[:2] + [VOIDED])
+                      for m in (None, authority_of(AUTHORITIES[0]))]
             for query, mine in cases:
                 pages = chunks(expected_ids(store, query, mine), query.limit)
                 for walk in (probe, WALK_FILTERS):
@@ -428,6 +460,8 @@ async def test_every_filter_combination_answers_as_the_rules_say(
     finally:
         reader.AUTHORITY_HAS_FEW = probe
     assert await key_rows(pool, apart) == await own_and_reached_key_rows(pool, apart)
+    exact = next(t for t in stores if t.startswith("p"))  # the pair keys too, as the writer makes them
+    assert await key_rows(pool, exact) == await own_and_reached_key_rows(pool, exact)
     colliding = next(t for t in stores if t.startswith("c"))
     assert await pool.fetchval("SELECT count(DISTINCT verb_key) FROM statements WHERE tenant = $1", colliding) == 1
 

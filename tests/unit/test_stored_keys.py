@@ -13,7 +13,7 @@ import msgspec
 from lrs.eventlog import finalize_statement
 from lrs.ingest.prepare import prepare_statements
 from lrs.ingest.query import StatementQuery
-from lrs.ingest.stored_keys import has_authority, meets_filters, reached_keys, statement_keys
+from lrs.ingest.stored_keys import has_authority, meets_filters, pair_keys, reached_keys, statement_keys
 
 AUTHORITY = {"objectType": "Group", "member": [{"mbox": "mailto:client@example.com"},
                                                {"account": {"homePage": "https://idp.example", "name": "u1"}}]}
@@ -74,8 +74,8 @@ def test_the_page_check_says_what_the_filter_keys_say() -> None:
 
 def test_a_referrer_holds_what_its_target_meets_filters_by() -> None:
     """reached_keys (what a referring Statement holds for a Statement its
-    chain reaches): every filter key but the authority's, the verb and the
-    registration, so that each filter the target meets finds its referrers."""
+    chain reaches): every filter key but the authority's, the verb, the
+    registration and the activity + verb pair, so that each filter the target meets finds its referrers."""
     bodies = statements()
     bodies[1]["context"]["registration"] = "6F9619FF-8B86-D011-B42D-00CF4FC964FF"
     prepared = prepare_statements(bodies, version="2.0.0", authority=AUTHORITY, new_id=uuid.uuid4)
@@ -84,8 +84,13 @@ def test_a_referrer_holds_what_its_target_meets_filters_by() -> None:
     for body in stored:
         reached = reached_keys(body)
         registration = (body.get("context") or {}).get("registration")
+        activity = body["object"]["id"] if body["object"].get("objectType", "Activity") == "Activity" else None
+        pairs = {f"P:{activity}\x1f{body['verb']['id']}"} if activity else set()
+        assert pair_keys(body) == pairs
         assert reached == {k for k in statement_keys(body) if not k.startswith("U:")} | {
-            "V:" + body["verb"]["id"]} | ({"R:" + registration.lower()} if registration else set())
+            "V:" + body["verb"]["id"]} | ({"R:" + registration.lower()} if registration else set()) | pairs
+        if activity:  # the pair key is the activity + verb filter's
+            assert meets_filters(StatementQuery(limit=1, activity=activity, verb=body["verb"]["id"]), body)
         if registration:  # PostgreSQL's text of the uuid, as the reader hashes it
             assert meets_filters(StatementQuery(limit=1, registration=uuid.UUID(registration)), body)
             assert "R:6f9619ff-8b86-d011-b42d-00cf4fc964ff" in reached

@@ -1,0 +1,57 @@
+"""``lrs backfill-pair-keys``: give Statements stored before migration 0141
+their activity + verb keys (:mod:`lrs.store.pair_keys`), so that pages of
+activity + verb walk that key over the whole log."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from lrs.commands.common import database_url, load_settings, progress_bar, reaching_database, run_async, setup
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "backfill-pair-keys",
+        help="give Statements stored before migration 0141 their activity + verb keys",
+        description=(
+            "Migration 0141 gave the activity + verb filter a key of its own for Statements stored from then "
+            "on; pages read older Statements as before, more slowly. This reads each older Statement (newest "
+            "first, --batch positions a step), writes its keys and those of the Statements its StatementRef "
+            "chain reaches, and moves the low-water below them. Each step briefly holds the log head (ingest "
+            "waits for it); stopping it at any point leaves the store correct, and running it again goes on "
+            "where it stopped."
+        ),
+    )
+    parser.add_argument("--batch", type=int, default=5000, help="log positions a step (default: 5000)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar even on a terminal")
+    parser.set_defaults(handler=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.batch < 1:
+        print("lrs backfill-pair-keys: --batch must be at least 1", file=sys.stderr)
+        return 2
+    settings = load_settings()
+    setup(settings)
+
+    async def main() -> int:
+        from lrs.store.pair_keys import backfill_pair_keys, low_water
+        from lrs.store.pool import create_pool
+
+        async with database_url(settings) as url:
+            with reaching_database(url):
+                pool = await create_pool(url, min_size=1, max_size=1, application_name="lrs-backfill-pair-keys")
+            try:
+                if await low_water(pool) is None:
+                    print("lrs backfill-pair-keys: the database is not migrated (run `lrs migrate`)", file=sys.stderr)
+                    return 2
+                with progress_bar("positions", "pair keys") as progress:
+                    written = await backfill_pair_keys(
+                        pool, batch=args.batch, progress=None if args.no_progress else progress)
+            finally:
+                await pool.close()
+        print(f"wrote {written} pair-key row(s); every Statement has its activity + verb key", file=sys.stderr)
+        return 0
+
+    return run_async(main)

@@ -1,0 +1,32 @@
+"""Statement PUT/POST announce themselves to the group commit as they enter
+their handler (lrs.store.gathering): with a gathering wait of a minute, a
+burst of them is answered as soon as every one has reached the writer, and a
+request refused before it reaches the writer does not hold the group."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from lrs.http import keys
+from tests.e2e.conftest import app_client, xapi_headers
+from tests.e2e.statements import new_id, statement
+
+BOUND_S = 10.0  # only a bound for a failing test: the wait itself is a minute
+
+
+async def test_a_burst_of_statement_writes_commits_without_waiting_out_the_wait(
+    database_url: str, tmp_path: Path, light_secret_hashing: int
+) -> None:
+    # Clear: the learner keys' loader gathers first sights for the same wait.
+    async with app_client(database_url, tmp_path, group_commit_wait_ms=60_000.0, seal_personal_data=False) as client:
+        writer = client.server.app[keys.WRITER]
+        put_id = new_id()
+        posts = [client.post("/xapi/statements", json=statement(), headers=xapi_headers()) for _ in range(5)]
+        put = client.put(f"/xapi/statements?statementId={put_id}", json=statement(), headers=xapi_headers())
+        refused = client.post("/xapi/statements", json={"verb": "not a statement"}, headers=xapi_headers())
+        responses = await asyncio.wait_for(asyncio.gather(*posts, put, refused), BOUND_S)
+        assert [r.status for r in responses] == [200] * 5 + [204, 400]
+        assert writer.statements_committed == 6
+        assert writer.groups_committed >= 1
+        assert writer.waits_ended_early == writer.groups_committed

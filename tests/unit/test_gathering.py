@@ -1,0 +1,57 @@
+"""When waiting can still make a group commit's group larger (lrs.store.gathering), on a fake clock."""
+
+from __future__ import annotations
+
+from lrs.store.gathering import EXPECTED_BACK_S, Gathering
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_arriving_requests_and_answered_clients_may_grow_the_group_until_they_are_back() -> None:
+    settled: list[int] = []
+    clock = Clock()
+    gathering = Gathering(lambda: settled.append(1), clock=clock)
+    assert not gathering.may_grow()
+    a, b = gathering.arrival("a"), gathering.arrival("b")
+    assert gathering.may_grow() and gathering.arriving == 2
+    a.reached()
+    assert gathering.may_grow() and settled == []
+    b.reached()
+    assert not gathering.may_grow() and settled == [1]
+    gathering.answered(["a", "b", None])
+    assert gathering.expected_back == 2
+    again = gathering.arrival("a")
+    again.reached()
+    assert gathering.may_grow()  # b is expected back
+    assert settled == [1, 1]
+
+
+def test_a_client_that_does_not_come_back_within_the_horizon_no_longer_holds_the_group() -> None:
+    clock = Clock()
+    gathering = Gathering(lambda: None, clock=clock)
+    gathering.answered(["thinking"])
+    clock.now += EXPECTED_BACK_S / 2
+    assert gathering.may_grow()
+    clock.now += EXPECTED_BACK_S
+    assert not gathering.may_grow() and gathering.expected_back == 0
+
+
+def test_a_request_that_leaves_before_the_writer_counts_once() -> None:
+    settled: list[int] = []
+    gathering = Gathering(lambda: settled.append(1), clock=Clock())
+    arrival = gathering.arrival("c")
+    arrival.close()
+    arrival.close()
+    assert gathering.arriving == 0 and settled == [1]
+    assert not gathering.may_grow()
+    retried = gathering.arrival("c")
+    retried.reached()
+    gathering.answered(["c"])
+    retried.reached()  # appended again after an answer (a retry): not expected back any more
+    assert gathering.arriving == 0 and gathering.expected_back == 0
