@@ -27,7 +27,7 @@ from lrs.identities import IDENTITY_EVENT
 from lrs.store.erasure import ERASURE_EVENT
 from lrs.store.identities import apply_identity_event, persons_of, rebuild_links
 from projections.competency.catalog import Catalog
-from projections.competency.codec import decode_state, encode_state
+from projections.competency.codec import decode_state, digest_bytes, encode_state
 from projections.competency.model import (
     RULE_VERSION,
     CompetencyState,
@@ -642,7 +642,7 @@ async def digest_with_position(conn: asyncpg.Connection | asyncpg.Pool) -> tuple
     async with conn.transaction(isolation="repeatable_read", readonly=True):
         position = await conn.fetchval(SELECT_CHECKPOINT_POSITION)
         async for row in conn.cursor(SELECT_ALL_STATES, prefetch=2000):
-            add(row["tenant"].encode(), row["learner"].encode(), bytes(row["state"]))
+            add(row["tenant"].encode(), row["learner"].encode(), digest_bytes(row["state"]))
         for row in await certified_rows(conn):
             add(b"unit_certified", *(str(row[c]).encode() for c in ("tenant", "unit_id", "program", "program_version", "certified")))
         async for parts in roster_rows(conn):  # the denominators: units, membership history, headcounts

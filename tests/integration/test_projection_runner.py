@@ -19,7 +19,7 @@ from lrs.store import StatementWriter
 from lrs.store.checkpoints import get_checkpoint
 from lrs.store.log_reader import last_position, read_events_after
 from projections.competency.catalog import load_catalog
-from projections.competency.codec import decode_state
+from projections.competency.codec import MAGIC, decode_state, open_state
 from projections.competency.model import LearnerState
 from projections.competency.rows import CERTIFICATION_COLUMNS, STATE_COLUMNS, certification_rows, state_rows
 from projections.competency.store import CompetencyProjection, digest
@@ -460,24 +460,68 @@ async def test_replayed_tables_have_the_indexes_and_keys_of_the_live_ones(
     await replay(pool, CompetencyProjection(CATALOG))
     assert [tuple(r) for r in await pool.fetch(INDEXES, tables)] == before
     assert await pool.fetchval("SELECT count(*) FROM competency_learners") == 4
-    # and the storage parameters: a state is kept in its row uncompressed up to a page
+    # and the storage parameters: a state is kept in its row up to a page,
+    # with room in the page for its next version, never compressed again
     options = "SELECT reloptions FROM pg_class WHERE oid = 'public.competency_learners'::regclass"
-    assert await pool.fetchval(options) == ["toast_tuple_target=8160"]
+    assert await pool.fetchval(options) == ["toast_tuple_target=8160", "fillfactor=70"]
+    assert await pool.fetchval(STATE_STORAGE) == "e"
 
 
-async def test_a_learner_state_of_a_few_kilobytes_is_stored_in_its_row_uncompressed(
+STATE_STORAGE = """
+SELECT attstorage::text FROM pg_attribute WHERE attrelid = 'public.competency_learners'::regclass AND attname = 'state'
+"""
+
+
+async def test_a_learner_state_is_stored_compressed_by_the_codec_in_its_row_and_not_again_by_postgres(
     pool: asyncpg.Pool, writer: StatementWriter
 ) -> None:
     await write(writer, *(course_statement(0, module, verb, n) for n, (module, verb) in enumerate(MODULES)))
     await replay(pool, CompetencyProjection(CATALOG))  # a fresh table, as replays swap in
+    assert await pool.fetchval(STATE_STORAGE) == "e"
     runner = ProjectionRunner(pool, CompetencyProjection(CATALOG))
     await write(writer, *(course_statement(0, module, verb, 100 + n) for n, (module, verb) in enumerate(MODULES[:4])))
     await runner.catch_up()  # the live upsert
-    raw, stored = await pool.fetchrow(
-        "SELECT octet_length(state), pg_column_size(state) FROM competency_learners WHERE learner = $1", learner_key(0)
+    state, stored = await pool.fetchrow(
+        "SELECT state, pg_column_size(state) FROM competency_learners WHERE learner = $1", learner_key(0)
     )
-    assert 2100 < raw < 8000  # past the default TOAST threshold, where PostgreSQL compressed it
-    assert stored >= raw  # not compressed
+    assert state[:4] == MAGIC  # the codec's zstd frame
+    assert len(open_state(state)) > 2100  # its layout is past the default TOAST threshold
+    assert len(state) < 2000  # the frame is not
+    assert stored >= len(state)  # PostgreSQL did not compress it (nor point to a TOAST copy)
+    assert await learner_state(pool, learner_key(0)) is not None
+
+
+async def test_updating_learner_states_is_hot_when_their_pages_are_full(pool: asyncpg.Pool, writer: StatementWriter) -> None:
+    """Each batch that concerns a learner rewrites its state.  With the state
+    compressed and room left in each page (fillfactor), the new version goes
+    in the same page and no index changes: a HOT update, pruned in the page
+    instead of left to autovacuum.  (Stored whole, uncompressed, two or three
+    states filled a page and hardly any update was HOT.)"""
+    learners = range(24)
+    await write(writer, *(course_statement(n, module, verb, i) for n in learners
+                          for i, (module, verb) in enumerate(MODULES)))
+    # one connection, so that its statistics are the ones flushed below
+    single = await asyncpg.create_pool(dsn=pool._connect_args[0], min_size=1, max_size=1)  # type: ignore[attr-defined]
+    try:
+        runner = ProjectionRunner(single, CompetencyProjection(CATALOG))
+        await runner.catch_up()  # the learners' rows: inserts
+        assert await single.fetchval("SELECT pg_relation_size('competency_learners')") >= 3 * 8192
+        for round_ in range(3):
+            await write(writer, *(course_statement(n, "searching", PASSED, 200 + 10 * round_ + n) for n in learners))
+            await runner.catch_up()
+        async with single.acquire() as conn:
+            await conn.execute("SELECT pg_stat_force_next_flush()")
+            await conn.execute("SELECT 1")  # a transaction's end flushes what was forced
+        stats = "SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables WHERE relid = 'competency_learners'::regclass"
+        for _ in range(100):
+            updated, hot = await pool.fetchrow(stats)
+            if updated >= 3 * len(learners):
+                break
+            await asyncio.sleep(0.02)
+    finally:
+        await single.close()
+    assert updated >= 3 * len(learners)
+    assert hot >= 0.8 * updated, (hot, updated)
 
 
 @pytest.mark.slow

@@ -25,7 +25,7 @@ from typing import Any
 import msgspec
 
 from projections.competency.catalog import load_catalog
-from projections.competency.codec import FORMAT, encode_state
+from projections.competency.codec import FORMAT, encode_state, open_state
 from projections.competency.model import RULE_VERSION, LearnerState, StatementVoided
 from projections.competency.policy import evolve_many, interpret_stored
 from projections.competency.rebuild import LogRebuild
@@ -135,7 +135,7 @@ def _digest(log: list[tuple[int, str, str, bytes]]) -> str:
     for key in rebuild.prepare():
         folded = rebuild.fold(key)
         add(key)
-        add(encode_state(folded.state))
+        add(open_state(encode_state(folded.state)))  # the layout, as the audit digest hashes it
         add(state_rows(folded.tenant, folded.state))
         add(certification_rows(folded.tenant, folded.state))
         # and live apply's: the learner's events a few at a time
