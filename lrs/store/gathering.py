@@ -87,7 +87,15 @@ class Gathering:
         now = self._clock()
         for client in clients:
             if client is not None:
+                # Moved to the end: the dict stays in order of answer, so the
+                # stale ones are always at its front.
+                self._answered.pop(client, None)
                 self._answered[client] = now
+        # Forgotten here too, not only when the writer asks: with no wait
+        # (LRS_GROUP_COMMIT_WAIT_MS=0), a queue always full or a request
+        # always arriving, it never does, and connections answered once
+        # would be held for the life of the worker.
+        self._forget_stale()
 
     @property
     def expected_back(self) -> int:
@@ -103,7 +111,11 @@ class Gathering:
         if not self._answered:
             return
         horizon = self._clock() - self._expected_back_s
-        stale = [client for client, at in self._answered.items() if at < horizon]
+        stale = []
+        for client, at in self._answered.items():  # oldest answer first
+            if at >= horizon:
+                break
+            stale.append(client)
         for client in stale:
             del self._answered[client]
 

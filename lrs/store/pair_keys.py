@@ -48,8 +48,11 @@ _decode = msgspec.json.Decoder().decode
 
 async def low_water(pool: asyncpg.Pool | asyncpg.Connection) -> int | None:
     """The position at and below which Statements may lack their pair keys
-    (None: no low-water recorded)."""
-    return await pool.fetchval(SELECT_LOW_WATER)
+    (None: no low-water recorded, nor its table: migration 0141 never ran)."""
+    try:
+        return await pool.fetchval(SELECT_LOW_WATER)
+    except asyncpg.UndefinedTableError:
+        return None
 
 
 async def _range_keys(conn: asyncpg.Connection, low: int, high: int) -> list[tuple[str, int, str]]:

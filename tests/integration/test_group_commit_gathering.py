@@ -105,3 +105,29 @@ async def test_a_request_nobody_announced_keeps_the_whole_wait(pool: asyncpg.Poo
         await writer.close()  # closing commits what was accepted
     await asyncio.gather(announced, unannounced)
     assert writer.groups_committed == 1 and writer.waits_ended_early == 0
+
+
+async def test_without_a_wait_connections_answered_once_are_not_held(pool: asyncpg.Pool) -> None:
+    """With LRS_GROUP_COMMIT_WAIT_MS=0 the writer never gathers, so never asks
+    who is expected back: clients of one request each (a new connection a
+    request) must still be forgotten once past the horizon."""
+    from lrs.store.gathering import EXPECTED_BACK_S
+
+    writer = StatementWriter(pool, wait_ms=0)
+    await writer.start()
+    try:
+        for _ in range(3):
+            arrival = writer.arrival(object())
+            try:
+                await asyncio.wait_for(writer.append("default", one(), arrival=arrival), BOUND_S)
+            finally:
+                arrival.close()
+        await asyncio.sleep(EXPECTED_BACK_S * 1.5)
+        arrival = writer.arrival(object())
+        try:
+            await asyncio.wait_for(writer.append("default", one(), arrival=arrival), BOUND_S)
+        finally:
+            arrival.close()
+        assert len(writer._gathering._answered) == 1  # the last one only
+    finally:
+        await writer.close()

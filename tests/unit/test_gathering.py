@@ -55,3 +55,27 @@ def test_a_request_that_leaves_before_the_writer_counts_once() -> None:
     gathering.answered(["c"])
     retried.reached()  # appended again after an answer (a retry): not expected back any more
     assert gathering.arriving == 0 and gathering.expected_back == 0
+
+
+def test_clients_answered_long_ago_are_forgotten_even_when_nobody_asks_whether_the_group_may_grow() -> None:
+    # With LRS_GROUP_COMMIT_WAIT_MS=0, or a queue always full, or a request
+    # always arriving, the writer never asks expected_back; connections that
+    # were answered once and closed (one request per connection) must still
+    # not be held (with their protocol objects) for the life of the worker.
+    clock = Clock()
+    gathering = Gathering(lambda: None, clock=clock)
+    for n in range(10_000):
+        gathering.answered([("connection", n)])
+        clock.now += EXPECTED_BACK_S / 10
+    assert len(gathering._answered) <= 11
+
+
+def test_a_client_answered_again_is_expected_back_from_its_latest_answer() -> None:
+    clock = Clock()
+    gathering = Gathering(lambda: None, clock=clock)
+    gathering.answered(["kept-alive", "other"])
+    clock.now += EXPECTED_BACK_S * 0.75
+    gathering.answered(["kept-alive"])  # answered again, later
+    clock.now += EXPECTED_BACK_S * 0.5
+    gathering.answered(["third"])
+    assert gathering.expected_back == 2  # "other" is stale, "kept-alive" is not
