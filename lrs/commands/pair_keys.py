@@ -36,7 +36,7 @@ def _run(args: argparse.Namespace) -> int:
     setup(settings)
 
     async def main() -> int:
-        from lrs.store.pair_keys import backfill_pair_keys, low_water
+        from lrs.store.pair_keys import LowWaterMoved, backfill_pair_keys, low_water
         from lrs.store.pool import create_pool
 
         async with database_url(settings) as url:
@@ -46,9 +46,13 @@ def _run(args: argparse.Namespace) -> int:
                 if await low_water(pool) is None:
                     print("lrs backfill-pair-keys: the database is not migrated (run `lrs migrate`)", file=sys.stderr)
                     return 2
-                with progress_bar("positions", "pair keys") as progress:
-                    written = await backfill_pair_keys(
-                        pool, batch=args.batch, progress=None if args.no_progress else progress)
+                try:
+                    with progress_bar("positions", "pair keys") as progress:
+                        written = await backfill_pair_keys(
+                            pool, batch=args.batch, progress=None if args.no_progress else progress)
+                except LowWaterMoved as exc:
+                    print(f"lrs backfill-pair-keys: {exc}", file=sys.stderr)
+                    return 1
             finally:
                 await pool.close()
         print(f"wrote {written} pair-key row(s); every Statement has its activity + verb key", file=sys.stderr)

@@ -28,7 +28,7 @@ from lrs.ingest.stored_keys import pair_keys, statement_ref_target
 from lrs.payload_codec import open_payload
 from lrs.store.ref_keys import INSERT_REACHED_KEYS, MAX_REF_DEPTH
 
-__all__ = ["backfill_pair_keys", "low_water"]
+__all__ = ["LowWaterMoved", "backfill_pair_keys", "low_water"]
 
 SELECT_LOW_WATER = "SELECT position FROM pair_keys_low_water WHERE singleton"
 # The Statements of a range of positions, by the events' primary key.
@@ -77,6 +77,11 @@ async def _range_keys(conn: asyncpg.Connection, low: int, high: int) -> list[tup
     return rows
 
 
+class LowWaterMoved(RuntimeError):
+    """Another backfill lowered the low-water meanwhile (this step's rows
+    were rolled back; the store is correct and a new run goes on)."""
+
+
 async def backfill_pair_keys(
     pool: asyncpg.Pool, *, batch: int = 5000, progress: Callable[[int, int], None] | None = None,
 ) -> int:
@@ -100,7 +105,8 @@ async def backfill_pair_keys(
                     status = await conn.execute(INSERT_REACHED_KEYS, *(list(column) for column in zip(*keys)))
                     written += int(status.split()[-1])
                 if await conn.execute(LOWER, high, low) != "UPDATE 1":
-                    raise RuntimeError("the pair-key low-water moved while it was being lowered")
+                    raise LowWaterMoved("the pair-key low-water moved while this backfill lowered it:"
+                                        " another backfill ran at the same time; run it again")
         high = low
         if progress is not None:
             progress(start - high, start)

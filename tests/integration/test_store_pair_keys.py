@@ -12,10 +12,12 @@ import uuid
 from typing import Any
 
 import asyncpg
+import pytest
 
 from lrs.ingest.query import StatementQuery
 from lrs.ingest.stored_keys import pair_key
-from lrs.store.pair_keys import backfill_pair_keys
+from lrs.store import pair_keys as pair_keys_module
+from lrs.store.pair_keys import LowWaterMoved, backfill_pair_keys
 from tests.integration import test_store_query_properties as rules
 
 APP = rules.APP
@@ -121,3 +123,33 @@ async def test_a_fresh_store_walks_the_pair_key_alone(pool: asyncpg.Pool) -> Non
     await pool.execute("DELETE FROM statement_keys WHERE key = statement_key('t', $1) AND position = 3",
                        pair_key(A0, V0))
     assert await rules.paged_ids(pool, "t", query, None) == expected[1:]
+
+
+
+async def test_a_backfill_whose_low_water_another_lowered_meanwhile_stops_with_its_own_error(
+    pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two backfills at once: the one that finds the low-water moved under its
+    step rolls that step back and stops with LowWaterMoved (the command's
+    one-line error); the store is what the other run made of it."""
+    specs = [{"body": body(str(uuid.uuid4()), V0, {"id": A0}), "authority": APP} for _ in range(6)]
+    await rules.write_store(pool, "t", specs)
+    await pool.execute("UPDATE pair_keys_low_water SET position = 6")
+    await pool.execute("DELETE FROM statement_keys WHERE key = statement_key('t', $1)", pair_key(A0, V0))
+    range_keys = pair_keys_module._range_keys
+    steps: list[tuple[int, int]] = []
+
+    async def another_backfill_runs_before_the_second_step(conn: Any, low: int, high: int) -> Any:
+        steps.append((low, high))
+        if len(steps) == 2:  # the other run, unpatched, goes to the end
+            monkeypatch.setattr(pair_keys_module, "_range_keys", range_keys)
+            await backfill_pair_keys(pool, batch=3)
+        return await range_keys(conn, low, high)
+
+    monkeypatch.setattr(pair_keys_module, "_range_keys", another_backfill_runs_before_the_second_step)
+    with pytest.raises(LowWaterMoved, match="another backfill"):
+        await backfill_pair_keys(pool, batch=2)
+    assert steps == [(4, 6), (2, 4)]
+    assert await pool.fetchval("SELECT position FROM pair_keys_low_water") == 0
+    assert await rules.key_rows(pool, "t") == await rules.own_and_reached_key_rows(pool, "t")
+    assert await backfill_pair_keys(pool, batch=2) == 0
