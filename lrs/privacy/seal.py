@@ -32,12 +32,12 @@ The hash chain covers the reference and the reference commits to the
 ciphertext, which :func:`open_agent` checks before decrypting.  A Statement
 naming the same identity as many before it then costs 27 characters for it,
 not the ~120 of a v2 ciphertext.  ``v4`` (``"v4.<generation>.<tag>"``, what the
-Statement writer writes now) is v3 with an 8-character tag for its 22: the
-first 6 bytes of the ciphertext's SHA-256, which need tell apart only the
+Statement writer writes now) is v3 with a 12-character tag for its 22: the
+first 9 bytes of the ciphertext's SHA-256, which need tell apart only the
 ciphertexts of one identity's generation, since the row is found by the
 pseudonym, generation and tag together (:func:`short_row`).  Each character
 of a reference is random and costs about a byte once compressed: v4 keeps
-about 28 bytes of every sealed Statement (actor and authority) out of the
+about 20 bytes of every sealed Statement (actor and authority) out of the
 log, its WAL and the stream.  Stores hold v3 and v4 side by side; both are read.  The sealed form is itself an Agent with an
 account, so filters, duplicate checks and projections work on it unchanged
 and see only the pseudonym.  Encryption is deterministic (AES-GCM-SIV with a
@@ -57,7 +57,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-from typing import Any, Callable, Container, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 import msgspec
 from cryptography.exceptions import InvalidTag
@@ -95,7 +95,13 @@ VERSION = "v1"
 COMPACT = "v2"
 REFERENCE = "v3"
 SHORT = "v4"
-_TAG_BYTES = 6  # of a v4 text: 8 base64url characters (short_row)
+# Of a v4 text: 12 base64url characters (short_row).  Two namings of one
+# identity whose tags were equal would share a row, the second's Statements
+# showing the first naming: at 72 bits that is about 1 in 4.7 x 10^21 a pair
+# of namings (some 10^-13 for a store of 10 million learners named ten ways
+# each), where 6 bytes (1 in 2.8 x 10^14 a pair) needed a read of the store
+# per new naming to rule it out.
+_TAG_BYTES = 9
 _NONCE = b"\x00" * 12  # AES-GCM-SIV: a fixed nonce makes it deterministic, nothing worse
 _AGENT_TYPES = ("Agent", "Group")
 _MARKER = b'"sealed":"v'  # v1., v2., v3. or v4.
@@ -352,8 +358,8 @@ class StatementSealer:
     :attr:`ciphertexts` the v4 (or v3) ciphertexts by row, :attr:`fresh` the
     forms sealed now that may be kept for reuse (single identities, no members)."""
 
-    __slots__ = ("tenant", "_forms", "_key_of", "_references", "_seal_apart", "_taken", "refs", "ciphertexts",
-                 "tagged", "fresh", "missing", "_made", "_deferred")
+    __slots__ = ("tenant", "_forms", "_key_of", "_references", "_seal_apart", "refs", "ciphertexts",
+                 "fresh", "missing", "_made", "_deferred")
 
     def __init__(
         self,
@@ -363,7 +369,6 @@ class StatementSealer:
         *,
         references: bool = True,
         reference_form: str = SHORT,
-        taken: Container[bytes] = (),
     ) -> None:
         self.tenant = tenant
         self._forms = forms
@@ -371,16 +376,8 @@ class StatementSealer:
         self._references = references
         # The form whose ciphertext lies apart: v4 (written now) or v3 (as builds before v4 wrote).
         self._seal_apart = seal_short if reference_form == SHORT else seal_reference
-        # v4 rows known to hold another ciphertext than the one sealed now (a
-        # tag collision between two namings of one identity): those are
-        # sealed in the v3 form, whose reference is the whole ciphertext's.
-        self._taken = taken
         self.refs: set[tuple[str, int]] = set()
         self.ciphertexts: dict[bytes, bytes] = {}
-        # The rows of :attr:`ciphertexts` found by a v4 tag, with their
-        # pseudonym and generation: a row of the store holding another ciphertext is a
-        # collision (LearnerKeys checks).
-        self.tagged: dict[bytes, tuple[str, int]] = {}
         self.fresh: dict[bytes, KnownForm] = {}
         self.missing: set[str] = set()
         self._made: dict[bytes, dict[str, Any]] = {}  # sealed in this request (those with one key)
@@ -447,17 +444,14 @@ class StatementSealer:
 
     def _apart(self, key: SealKey, plaintext: bytes) -> str:
         """The text of a ciphertext kept apart, noted in :attr:`ciphertexts`.
-        A v4 tag is 6 bytes: two namings of one identity may share one (and
-        so one row, the first naming's, which the second's Statements would
-        then show).  Where the row is known to hold another ciphertext, in
-        this request or in the store (``taken``), the v3 form is sealed."""
+        Two namings of one identity sealed in one request whose v4 tags are
+        equal (see _TAG_BYTES) would share a row: the second is sealed in the
+        v3 form, whose reference is its whole ciphertext's."""
         text, row, ciphertext = self._seal_apart(key, self.tenant, plaintext)
         if text.startswith(SHORT + "."):
             held = self.ciphertexts.get(row)
-            if (held is not None and held != ciphertext) or row in self._taken:
+            if held is not None and held != ciphertext:
                 text, row, ciphertext = seal_reference(key, self.tenant, plaintext)
-            else:
-                self.tagged[row] = (key.pseudonym, key.generation)
         self.ciphertexts[row] = ciphertext
         return text
 
@@ -539,7 +533,7 @@ def _short_aad(tenant: str, pseudonym_: str, generation: int) -> bytes:
 
 
 def _tag(ciphertext: bytes) -> bytes:
-    """The v4 tag of a ciphertext: the first 6 bytes of its SHA-256."""
+    """The v4 tag of a ciphertext: the first 9 bytes of its SHA-256."""
     return hashlib.sha256(ciphertext).digest()[:_TAG_BYTES]
 
 
@@ -554,8 +548,8 @@ def short_row(pseudonym_: str, generation: int, tag: bytes) -> bytes:
 
 def seal_short(key: SealKey, tenant: str, plaintext: bytes) -> tuple[str, bytes, bytes]:
     """(v4 sealed text, row, ciphertext) of a compact plaintext: the text is
-    ``v4.<generation>.<tag>``, the tag the first 6 bytes of the ciphertext's
-    SHA-256 (8 characters, where v3's reference takes 22); the ciphertext is
+    ``v4.<generation>.<tag>``, the tag the first 9 bytes of the ciphertext's
+    SHA-256 (12 characters, where v3's reference takes 22); the ciphertext is
     stored apart, by :func:`short_row` (``sealed_identities``, as v3's)."""
     ciphertext = key.cipher.encrypt(_NONCE, plaintext, _short_aad(tenant, key.pseudonym, key.generation))
     tag = _tag(ciphertext)

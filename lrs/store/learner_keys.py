@@ -31,7 +31,7 @@ that is not reset after each (:func:`lrs.store.pool.create_statement_pool`).
 Statements are sealed in the v4 form (:func:`lrs.privacy.seal.seal_short`):
 each identity's ciphertext is kept once in ``sealed_identities``
 (:mod:`lrs.store.sealed_identities`), and a Statement carries only an
-8-character tag (v3, written before, a 22-character reference).
+12-character tag (v3, written before, a 22-character reference).
 :meth:`LearnerKeys.seal_statements` returns the new ciphertexts with the
 sealed Statements; the Statement writer inserts them in the group commit
 that appends those Statements.
@@ -43,11 +43,10 @@ import asyncio
 import itertools
 import secrets
 from collections import OrderedDict
-from typing import Any, Callable, Container, Iterable, Mapping
+from typing import Any, Iterable
 
 import asyncpg
 import msgspec
-import structlog
 from cryptography.exceptions import InvalidTag
 
 from lrs.privacy import seal
@@ -146,7 +145,6 @@ SELECT_ANY_LEARNER_KEY = "SELECT EXISTS (SELECT 1 FROM learner_keys)"
 SELECT_ANY_KEY = "SELECT 1 FROM learner_keys WHERE tenant = $1 AND pseudonym = $2 LIMIT 1"
 
 Pool = asyncpg.Pool | asyncpg.Connection
-log = structlog.get_logger(__name__)
 
 # With make_keys, the most identities of one request a process makes keys
 # for itself (lrs.store.group_keys); a request missing more reads or makes
@@ -186,17 +184,6 @@ def _drop_oldest_half(cache: dict[Any, Any]) -> None:
     with half the hits)."""
     for key in list(itertools.islice(cache, len(cache) // 2 or 1)):
         del cache[key]
-
-
-class _KnownKeys(dict):
-    """Identifier -> the key fetched for it, else ``key_of``'s."""
-
-    def __init__(self, fetched: Mapping[str, seal.SealKey], key_of: Callable[[str], seal.SealKey]) -> None:
-        super().__init__(fetched)
-        self._key_of = key_of
-
-    def __missing__(self, ident: str) -> seal.SealKey:
-        return self._key_of(ident)
 
 
 def _not_cached(ident: str) -> seal.SealKey:
@@ -270,11 +257,6 @@ class LearnerKeys:
         # loaded, the cache's version when their statement was sent).
         self._next: dict[str, tuple[set[str], asyncio.Future[dict[str, seal.SealKey]]]] = {}
         self._loading: dict[str, tuple[set[str], asyncio.Future[dict[str, seal.SealKey]], int]] = {}
-        # (tenant, pseudonym, generation) of keys this process made and no request has
-        # sealed with yet: no ciphertext can be stored under them, so the
-        # request that asked for one checks no v4 row (seal_statements).
-        self._made_now: set[tuple[str, str, int]] = set()
-        self._capacity_made = capacity
         self._loaders: dict[str, asyncio.Task[None]] = {}
         # Keys made for identities not cached and not known to be committed
         # yet ((tenant, pseudonym) -> wrapped, key): every request sealing
@@ -312,11 +294,6 @@ class LearnerKeys:
         self._ciphers = {k: v for k, v in self._ciphers.items() if k[0] != tenant or k[1] != pseudonym}
         self._sealed.clear()  # erasures are rare; which forms were its is not kept
         self._sealed_count = 0
-
-    def _note_made(self, tenant: str, pseudonym: str, generation: int) -> None:
-        if len(self._made_now) >= self._capacity_made:
-            self._made_now.clear()  # left by requests that failed before sealing: they check, nothing worse
-        self._made_now.add((tenant, pseudonym, generation))
 
     def forget_all(self) -> None:
         self._version += 1
@@ -488,7 +465,6 @@ class LearnerKeys:
             own = mine[pseudonym]
             if generation == 1 and stored == own[0]:  # made now: no need to unwrap
                 cipher = seal.new_data_key_cipher(own[1])
-                self._note_made(tenant, pseudonym, generation)
             else:
                 cipher = self._cipher(stored, tenant, pseudonym, generation)
             keys[pseudonym] = self._remember(tenant, pseudonym, generation, cipher, version)
@@ -597,46 +573,26 @@ class LearnerKeys:
             key_of = _CachedKeys(self, tenant).__getitem__
         else:
             forms, key_of = _NO_FORMS, _not_cached
-        sealer, sealed_authority, sealed, keys, new_keys, made = await self._seal(
-            tenant, statements, authority, forms, key_of, make_keys=make_keys)
-        # A key made for this request (a first sight: made here, or by its
-        # key statement) has no ciphertext stored under it yet: its rows need
-        # no read.  One made by a key statement is taken once (another request
-        # sharing that statement checks).
-        if self._made_now and keys:
-            made |= {(key.pseudonym, key.generation) for key in keys.values()
-                     if (tenant, key.pseudonym, key.generation) in self._made_now}
-            self._made_now -= {(tenant, pseudonym, generation) for pseudonym, generation in made}
-        tagged = [row for row, identity in sealer.tagged.items() if identity not in made]
-        if tagged:
-            # A v4 tag is 6 bytes: a row already holding another ciphertext
-            # is another naming of the same identity with the same tag, which
-            # these Statements would show.  Those identities are sealed in the
-            # v3 form instead (the rows of new ciphertexts only: a form from
-            # the cache was checked when it was sealed).  One primary-key
-            # read per request naming an identity in a way this process has
-            # not committed yet; rows found are kept (StoredCiphertexts).
-            stored = await self._ciphertexts.read(tagged)
-            taken = {row for row, ciphertext in stored.items() if ciphertext != sealer.ciphertexts[row]}
-            if taken:
-                log.warning("learner_keys.tag_collision", tenant=tenant, rows=len(taken))
-                known = _KnownKeys(keys, key_of)  # the same keys (and the same new_keys)
-                sealer, sealed_authority, sealed, *_ = await self._seal(
-                    tenant, statements, authority, forms, known.__getitem__, taken)
+        sealer = seal.StatementSealer(tenant, forms, key_of, references=self._references,
+                                        reference_form=self._reference_form)
+        sealed_authority = sealer.agent(authority)
+        sealed = [seal.seal_statement(s, sealer.agent) for s in statements]
+        new_keys: dict[str, bytes] = {}
+        if sealer.missing:
+            if make_keys and self.trust_cache and len(sealer.missing) <= MAKE_KEYS_UP_TO:
+                keys = {ident: self._key_made(tenant, ident, new_keys) for ident in sealer.missing}
+            else:
+                keys = await self.keys_for_writing(tenant, sealer.missing)
+            sealer.finish(keys)
         return Sealed(sealed, sealed_authority, epoch, frozenset(sealer.refs), sealer.ciphertexts, sealer.fresh,
                       version, tenant, new_keys)
 
-    def _key_made(
-        self, tenant: str, ident: str, new_keys: dict[str, bytes], fresh: set[tuple[str, int]] | None = None,
-    ) -> seal.SealKey:
+    def _key_made(self, tenant: str, ident: str, new_keys: dict[str, bytes]) -> seal.SealKey:
         """The key made here for an identity not cached (the one made before
-        while it is not known to be committed); its wrapped form in ``new_keys``;
-        (pseudonym, 1) in ``fresh`` when made now."""
+        while it is not known to be committed); its wrapped form in ``new_keys``."""
         pseudonym = self.pseudonym(tenant, ident)
         made = self._made.get((tenant, pseudonym))
         if made is None:
-            if fresh is not None:
-                fresh.add((pseudonym, 1))
             data_key = secrets.token_bytes(32)
             made = (self._master.wrap(data_key, tenant, pseudonym, 1),
                     seal.SealKey(pseudonym, 1, seal.new_data_key_cipher(data_key)))
@@ -674,30 +630,6 @@ class LearnerKeys:
         another live key, or none (:class:`lrs.store.group_keys.KeyTakenMeanwhile`
         with ``live``, the live keys it read).  Those are cached, to seal again with."""
         self._settle_made(sealed, live)
-
-    async def _seal(
-        self, tenant: str, statements: list[dict[str, Any]], authority: dict[str, Any],
-        forms: Mapping[bytes, seal.KnownForm], key_of: Callable[[str], seal.SealKey], taken: Container[bytes] = (),
-        *, make_keys: bool = False,
-    ) -> tuple[seal.StatementSealer, dict[str, Any], list[dict[str, Any]], dict[str, seal.SealKey], dict[str, bytes],
-               set[tuple[str, int]]]:
-        """One sealing walk: the sealer, the sealed authority and Statements,
-        the keys read or made for the Agents not cached, the wrapped keys made
-        here (``make_keys``) and the (pseudonym, generation) of those newly made."""
-        sealer = seal.StatementSealer(tenant, forms, key_of, references=self._references,
-                                      reference_form=self._reference_form, taken=taken)
-        sealed_authority = sealer.agent(authority)
-        sealed = [seal.seal_statement(s, sealer.agent) for s in statements]
-        keys: dict[str, seal.SealKey] = {}
-        new_keys: dict[str, bytes] = {}
-        made: set[tuple[str, int]] = set()
-        if sealer.missing:
-            if make_keys and self.trust_cache and len(sealer.missing) <= MAKE_KEYS_UP_TO:
-                keys = {ident: self._key_made(tenant, ident, new_keys, made) for ident in sealer.missing}
-            else:
-                keys = await self.keys_for_writing(tenant, sealer.missing)
-            sealer.finish(keys)
-        return sealer, sealed_authority, sealed, keys, new_keys, made
 
     def stored(self, sealed: Sealed) -> None:
         """``sealed``'s Statements were committed, and with them its

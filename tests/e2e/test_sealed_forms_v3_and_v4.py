@@ -74,24 +74,3 @@ async def test_a_store_with_v3_and_v4_forms_reads_exports_verifies_and_erases(
     status, _, err = await _lrs("audit", "verify", env=env)
     assert status == 0, err
     assert await _payloads(database_url) == [*payloads, *(await _payloads(database_url))[4:]]  # nothing rewritten
-
-
-async def test_a_renamed_learner_whose_tag_collides_reads_back_with_each_name_it_was_sent_with(
-    sealed_client, database_url: str, monkeypatch
-) -> None:
-    """Two namings of one learner whose v4 tags collide (forced: every tag
-    empty, a 1 in 2**48 chance per pair with real ones), the second sent to
-    a process that has not seen the learner (its first sight makes a key the
-    group commit refuses, the learner having one): each Statement reads back
-    with the name it was sent with, the second naming sealed in the v3 form."""
-    monkeypatch.setattr(seal, "_TAG_BYTES", 0)
-    first = statement(LAN)
-    response = await sealed_client.post("/xapi/statements", json=[first], headers=xapi_headers())
-    assert response.status == 200
-    sealed_client.app[keys.LEARNER_KEYS].forget_all()  # as another process
-    renamed = {**LAN, "name": "Lan N."}
-    response = await sealed_client.post("/xapi/statements", json=[statement(renamed)], headers=xapi_headers())
-    assert response.status == 200
-    assert await _actors(sealed_client) == [LAN, renamed]
-    payloads = await _payloads(database_url)
-    assert b'"sealed":"v4.' in payloads[0] and b'"sealed":"v3.' in payloads[1]

@@ -252,9 +252,9 @@ def test_the_v4_form_carries_a_short_tag_and_finds_its_ciphertext_by_pseudonym_g
     keys = _keys(STATEMENT)
     sealed, stored = _seal_v4(STATEMENT, keys)
     authority, team = sealed["authority"], sealed["context"]["team"]
-    assert authority["sealed"].startswith("v4.1.") and len(authority["sealed"]) == len("v4.1.") + 8
+    assert authority["sealed"].startswith("v4.1.") and len(authority["sealed"]) == len("v4.1.") + 12
     assert team["sealed"].startswith("v4.1.")
-    assert len(authority["sealed"]) == len(_seal_v3(STATEMENT, keys)[0]["authority"]["sealed"]) - 14
+    assert len(authority["sealed"]) == len(_seal_v3(STATEMENT, keys)[0]["authority"]["sealed"]) - 10
     assert seal.stored_references(sealed) == set(stored) and len(stored) == 3
     for ciphertext in stored.values():
         assert ciphertext.hex() not in msgspec.json.encode(sealed).decode()
@@ -323,7 +323,7 @@ def test_a_stored_statement_in_the_v4_form_is_shorter_compressed_than_in_v3():
         assert seal.sealed_refs(v3) == seal.sealed_refs(v4)
         v3_bytes += len(store_payload(seal.encode(v3)))
         v4_bytes += len(store_payload(seal.encode(v4)))
-    assert v4_bytes <= v3_bytes - 20 * len(statements)  # two identities, 14 characters fewer each
+    assert v4_bytes <= v3_bytes - 20 * len(statements)  # two identities, 10 characters fewer each
 
 
 def test_agent_named_finds_an_identity_by_pseudonym_in_an_opened_statement_or_says_it_was_erased():

@@ -196,18 +196,3 @@ def test_two_namings_of_one_learner_whose_tags_collide_in_one_request_each_open_
     ciphers = {(k.pseudonym, k.generation): k.cipher for k in keys.values()}
     opened = [seal.open_statement(s, ciphers, TENANT, sealer.ciphertexts) for s in sealed]
     assert [s["actor"] for s in opened] == [LAN, renamed]
-
-
-def test_a_naming_whose_tag_row_holds_another_ciphertext_is_sealed_in_the_v3_form(monkeypatch):
-    _colliding_tags(monkeypatch)
-    keys = _keys({"actor": LAN})
-    first = seal.StatementSealer(TENANT, {}, keys.__getitem__)
-    seal.seal_statement(dict(ACTIVITY_STATEMENT, actor=LAN), first.agent)
-    [row] = first.tagged
-    renamed = dict(LAN, name="Lan")
-    second = seal.StatementSealer(TENANT, {}, keys.__getitem__, taken={row})
-    sealed = seal.seal_statement(dict(ACTIVITY_STATEMENT, actor=renamed), second.agent)
-    assert sealed["actor"]["sealed"].startswith("v3.") and row not in second.ciphertexts and not second.tagged
-    ciphers = {(k.pseudonym, k.generation): k.cipher for k in keys.values()}
-    stored = {**first.ciphertexts, **second.ciphertexts}
-    assert seal.open_statement(sealed, ciphers, TENANT, stored)["actor"] == renamed
