@@ -21,7 +21,7 @@ from typing import Annotated, Any
 import msgspec
 from msgspec import Meta
 
-from lrs.xapi.errors import PATTERN_NAMES
+from lrs.xapi.errors import PATTERN_NAMES, field_error
 from lrs.xapi.iri import IRI_BODY, IRI_BODY_FAST
 
 __all__ = [
@@ -49,7 +49,7 @@ __all__ = [
     "KNOWN_DURATIONS",
     "is_language_tag",
     "is_duration",
-    "language_map_problem",
+    "check_language_map",
     "is_uuid",
     "timestamp_problem",
 ]
@@ -163,7 +163,7 @@ VERSION_PATTERN = _register(
 Iri = Annotated[str, Meta(pattern=IRI_PATTERN, description="Absolute IRI")]
 # The same values and schemas as Iri, LanguageMap, LanguageTag and Duration,
 # for the fields statements repeat most: their owning Struct checks them in
-# __post_init__ with is_iri, language_map_problem, is_language_tag and
+# __post_init__ with is_iri, check_language_map, is_language_tag and
 # is_duration (a remembered match) instead of msgspec matching the pattern
 # every time.  The schema still carries the pattern (extra_json_schema).
 CheckedIri = Annotated[str, Meta(description="Absolute IRI", extra_json_schema={"pattern": IRI_PATTERN})]
@@ -249,13 +249,12 @@ LANGUAGE_TAG_EXPECTED = f"Expected {PATTERN_NAMES[LANGTAG_PATTERN]}"
 _LANGUAGE_KEY_EXPECTED = f"Invalid key: {LANGUAGE_TAG_EXPECTED}"
 
 
-def language_map_problem(value: dict[str, str]) -> str | None:
-    """Why a language map's keys are not all language tags (the message msgspec's
-    pattern check gave, for ``field_error`` at the map's path), or None."""
+def check_language_map(value: dict[str, str], path: str) -> None:
+    """Raise ``field_error`` at ``path`` (the message msgspec's pattern check
+    gave) unless every key of the language map is a language tag."""
     for key in value:
         if not is_language_tag(key):
-            return _LANGUAGE_KEY_EXPECTED
-    return None
+            raise field_error(path, _LANGUAGE_KEY_EXPECTED)
 
 
 def is_uuid(value: str) -> bool:

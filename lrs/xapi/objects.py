@@ -23,8 +23,8 @@ from lrs.xapi.common import (
     LanguageMap,
     Strict,
     Uuid,
+    check_language_map,
     is_iri,
-    language_map_problem,
 )
 from lrs.xapi.errors import field_error
 
@@ -89,14 +89,10 @@ class ActivityDefinition(Strict, kw_only=True):
         # common case, and the full test names the problem otherwise.
         names = self.name
         if names is not UNSET and not KNOWN_LANGUAGE_TAGS.issuperset(names):
-            problem = language_map_problem(names)
-            if problem:
-                raise field_error(".name", problem)
+            check_language_map(names, ".name")
         names = self.description
         if names is not UNSET and not KNOWN_LANGUAGE_TAGS.issuperset(names):
-            problem = language_map_problem(names)
-            if problem:
-                raise field_error(".description", problem)
+            check_language_map(names, ".description")
         kind_of = self.type
         if kind_of is not UNSET and kind_of not in KNOWN_IRIS and not is_iri(kind_of):
             raise field_error(".type", IRI_EXPECTED)

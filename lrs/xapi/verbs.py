@@ -11,8 +11,8 @@ from lrs.xapi.common import (
     CheckedIri,
     CheckedLanguageMap,
     Strict,
+    check_language_map,
     is_iri,
-    language_map_problem,
 )
 from lrs.xapi.errors import field_error
 
@@ -32,6 +32,4 @@ class Verb(Strict, kw_only=True):
             raise field_error(".id", IRI_EXPECTED)
         display = self.display
         if display is not UNSET and not KNOWN_LANGUAGE_TAGS.issuperset(display):
-            problem = language_map_problem(display)
-            if problem:
-                raise field_error(".display", problem)
+            check_language_map(display, ".display")
