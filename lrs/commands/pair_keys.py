@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from lrs.commands.common import database_url, load_settings, progress_bar, reaching_database, run_async, setup
+from lrs.commands.common import command_pool, load_settings, progress_bar, run_async, setup
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -37,24 +37,19 @@ def _run(args: argparse.Namespace) -> int:
 
     async def main() -> int:
         from lrs.store.pair_keys import LowWaterMoved, backfill_pair_keys, low_water
-        from lrs.store.pool import create_pool
 
-        async with database_url(settings) as url:
-            with reaching_database(url):
-                pool = await create_pool(url, min_size=1, max_size=1, application_name="lrs-backfill-pair-keys")
+        async with command_pool(settings, application_name="lrs-backfill-pair-keys", max_size=1,
+                                migrate=False) as pool:
+            if await low_water(pool) is None:
+                print("lrs backfill-pair-keys: the database is not migrated (run `lrs migrate`)", file=sys.stderr)
+                return 2
             try:
-                if await low_water(pool) is None:
-                    print("lrs backfill-pair-keys: the database is not migrated (run `lrs migrate`)", file=sys.stderr)
-                    return 2
-                try:
-                    with progress_bar("positions", "pair keys") as progress:
-                        written = await backfill_pair_keys(
-                            pool, batch=args.batch, progress=None if args.no_progress else progress)
-                except LowWaterMoved as exc:
-                    print(f"lrs backfill-pair-keys: {exc}", file=sys.stderr)
-                    return 1
-            finally:
-                await pool.close()
+                with progress_bar("positions", "pair keys") as progress:
+                    written = await backfill_pair_keys(
+                        pool, batch=args.batch, progress=None if args.no_progress else progress)
+            except LowWaterMoved as exc:
+                print(f"lrs backfill-pair-keys: {exc}", file=sys.stderr)
+                return 1
         print(f"wrote {written} pair-key row(s); every Statement has its activity + verb key", file=sys.stderr)
         return 0
 
