@@ -62,15 +62,20 @@ def assert_exactly_once(acked: list[str], rows: list, streamed: list) -> None:
     assert [e.position for e in streamed] == sorted(e.position for e in streamed)
 
 
-async def read_all_statement_ids(base_url: str) -> collections.Counter[str]:
-    """How often each statement id is returned by paging through GET /xapi/statements."""
-    seen: collections.Counter[str] = collections.Counter()
+async def read_all_statements(base_url: str, limit: int = 1000) -> list[dict]:
+    """Every statement GET /xapi/statements returns, paging through ``more``."""
+    statements: list[dict] = []
     async with aiohttp.ClientSession() as session:
-        url: str | None = base_url + "/xapi/statements?limit=1000"
+        url: str | None = f"{base_url}/xapi/statements?limit={limit}"
         while url:
             async with session.get(url, headers=xapi_headers()) as response:
                 assert response.status == 200, await response.text()
                 page = await response.json()
-            seen.update(s["id"] for s in page["statements"])
+            statements.extend(page["statements"])
             url = base_url + page["more"] if page.get("more") else None
-    return seen
+    return statements
+
+
+async def read_all_statement_ids(base_url: str) -> collections.Counter[str]:
+    """How often each statement id is returned by paging through GET /xapi/statements."""
+    return collections.Counter(s["id"] for s in await read_all_statements(base_url))

@@ -17,7 +17,7 @@ import pytest
 
 from lrs.eventlog import verify_chain
 from tests.e2e.conftest import app_client, xapi_headers
-from tests.e2e.history import assert_exactly_once, log_rows
+from tests.e2e.history import assert_exactly_once, log_rows, read_all_statements
 from tests.e2e.jetstream import wait_for_stream
 from tests.e2e.statements import new_id, statement
 from tests.e2e.test_erasure_api import add_eraser, as_eraser
@@ -102,16 +102,7 @@ async def _post_naming(base_url: str, shared: list[str], sent: dict[str, str], e
 
 
 async def _actors(base_url: str) -> dict[str, dict]:
-    found: dict[str, dict] = {}
-    async with aiohttp.ClientSession() as session:
-        url: str | None = base_url + "/xapi/statements?limit=500"
-        while url:
-            async with session.get(url, headers=xapi_headers()) as response:
-                assert response.status == 200, await response.text()
-                page = await response.json()
-            found.update((s["id"], s["actor"]) for s in page["statements"])
-            url = base_url + page["more"] if page.get("more") else None
-    return found
+    return {s["id"]: s["actor"] for s in await read_all_statements(base_url, limit=500)}
 
 
 @pytest.mark.slow
