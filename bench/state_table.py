@@ -46,7 +46,6 @@ SIDES = {
 REPORT = """
 SELECT count(*) AS learners, avg(octet_length(state))::int AS stored_bytes,
        avg(pg_column_size(state))::int AS column_bytes,
-       coalesce(avg(octet_length(tail)), 0)::int AS tail_bytes,  -- migration 0118 (a column main at 54b7590 lacks)
        pg_table_size('competency_learners') AS table_bytes,
        (SELECT n_tup_upd FROM pg_stat_user_tables WHERE relid = 'competency_learners'::regclass) AS updates,
        (SELECT n_tup_hot_upd FROM pg_stat_user_tables WHERE relid = 'competency_learners'::regclass) AS hot_updates,

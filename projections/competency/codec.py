@@ -46,14 +46,12 @@ msgpack's fixed array of eight, ``0x98``.
 from __future__ import annotations
 
 import threading
-from bisect import bisect_left
-from typing import Annotated, Any, Iterator, Optional, Sequence
+from typing import Annotated, Any, Optional
 
 import msgspec
 import zstandard
 
 from projections.competency.model import (
-    EVIDENCE_ORDER,
     CompetencyState,
     Evidence,
     LearnerState,
@@ -61,10 +59,7 @@ from projections.competency.model import (
     ProgramCertification,
 )
 
-__all__ = [
-    "FORMAT", "TAIL_FORMAT", "encode_state", "encode_layout", "encode_tail", "decode_state", "digest_bytes",
-    "open_state", "tail_fits", "StateFormatError",
-]
+__all__ = ["FORMAT", "encode_state", "decode_state", "digest_bytes", "open_state", "StateFormatError"]
 
 FORMAT = 2  # 2: evidence keeps the masteryScores, the platform and the stored time
 
@@ -106,49 +101,24 @@ _Competency = tuple[
 _Program = tuple[_Index, _Index, bool, Optional[_Index], list[_Index], list[_Index], list[_Index], int, Optional[_Index]]
 _Layout = tuple[int, str, int, list[str], list[_Index], list[_Statement], list[_Competency], list[_Program]]
 _DECODER = msgspec.msgpack.Decoder(_Layout)
-TAIL_FORMAT = 1
-# Level -1: 3.8 µs for a frame of about 2.4 KB of msgpack, to 715 bytes;
-# level 1 took 7.4 µs for 620 (bench/README.md, "Projection: a state's tail").
-TAIL_LEVEL = -1
-_TAIL_DECODER = msgspec.msgpack.Decoder(
-    tuple[int, list[_Index], list[Evidence], list[CompetencyState], list[ProgramCertification]]
-)
 
 
 class StateFormatError(ValueError):
     """The bytes are not a stored state of this format."""
 
 
-def encode_layout(state: LearnerState) -> bytes:
-    """The layout's msgpack bytes (uncompressed): what the audit digest hashes."""
+def encode_state(state: LearnerState) -> bytes:
     # The string table: each string's index is the table's length when it
     # is first met (``ix(value, len(t))``: dict.setdefault, one C call, where
     # a dict subclass's __missing__ was a Python call per new string).
     t: dict[str, int] = {}
     ix = t.setdefault
-    evidence = _evidence_groups(state.evidence, t)
-    competencies = [_competency_row(c, t) for _, c in sorted(state.competencies.items())]
-    certifications = [_program_row(p, t) for _, p in sorted(state.certifications.items())]
-    voided = [ix(i, len(t)) for i in state.voided]
-    return _ENCODER.encode(
-        [FORMAT, state.learner, state.rule_version, list(t), voided, evidence, competencies, certifications]
-    )
-
-
-def encode_state(state: LearnerState) -> bytes:
-    """The stored form: the layout in one zstd frame."""
-    return _compressor().compress(encode_layout(state))
-
-
-def _evidence_groups(items: Sequence[Evidence], t: dict[str, int]) -> list[list[Any]]:
-    """Evidence entries grouped by statement, its own fields written once
-    (evidence is sorted by (timestamp, statement id, ...), so the entries of
-    one statement are adjacent)."""
-    ix = t.setdefault
+    # Evidence is sorted by (timestamp, statement id, ...), so the entries of
+    # one statement are adjacent: its own fields are written once.
     evidence: list[list[Any]] = []
     head: tuple[Any, ...] | None = None
     entries: list[list[Any]] = []
-    for e in items:
+    for e in state.evidence:
         fields = (
             e.statement_id, e.timestamp, e.verb, e.registration, e.completed, e.score, e.statement_mastery_score,
             e.platform, e.stored,
@@ -168,40 +138,39 @@ def _evidence_groups(items: Sequence[Evidence], t: dict[str, int]) -> list[list[
             ix(e.competency, len(t)), None if level is None else ix(level, len(t)), e.level_rank,
             ix(e.activity, len(t)), ix(e.source, len(t)), e.passed, ix(e.move_on, len(t)), e.mastery_score,
         ])
-    return evidence
-
-
-def _competency_row(c: CompetencyState, t: dict[str, int]) -> list[Any]:
-    ix = t.setdefault
-    row: list[Any] = [ix(c.competency, len(t)), ix(c.status, len(t))]
-    row.append(None if c.level is None else ix(c.level, len(t)))
-    row.append(c.best_score)
-    row.append(c.latest_score)
-    row.append(c.evidence_count)
-    row.append(None if c.first_evidence_at is None else ix(c.first_evidence_at, len(t)))
-    row.append(None if c.last_evidence_at is None else ix(c.last_evidence_at, len(t)))
-    row.append(None if c.first_mastered_at is None else ix(c.first_mastered_at, len(t)))
-    attainments = []
-    for a in c.attainments:
-        level = None if a.level is None else ix(a.level, len(t))
-        achieved = ix(a.achieved_at, len(t))
-        attainments.append([level, a.level_rank, achieved, [ix(i, len(t)) for i in a.statement_ids],
-                            ix(a.known_at, len(t))])
-    row.append(attainments)
-    row.append(c.rule_version)
-    return row
-
-
-def _program_row(p: ProgramCertification, t: dict[str, int]) -> list[Any]:
-    ix = t.setdefault
-    row: list[Any] = [ix(p.program, len(t)), ix(p.program_version, len(t)), p.earned]
-    row.append(None if p.earned_at is None else ix(p.earned_at, len(t)))
-    row.append([ix(i, len(t)) for i in p.statement_ids])
-    row.append([ix(i, len(t)) for i in p.met])
-    row.append([ix(i, len(t)) for i in p.missing])
-    row.append(p.rule_version)
-    row.append(None if p.known_at is None else ix(p.known_at, len(t)))
-    return row
+    competencies: list[list[Any]] = []
+    for _, c in sorted(state.competencies.items()):
+        row: list[Any] = [ix(c.competency, len(t)), ix(c.status, len(t))]
+        row.append(None if c.level is None else ix(c.level, len(t)))
+        row.append(c.best_score)
+        row.append(c.latest_score)
+        row.append(c.evidence_count)
+        row.append(None if c.first_evidence_at is None else ix(c.first_evidence_at, len(t)))
+        row.append(None if c.last_evidence_at is None else ix(c.last_evidence_at, len(t)))
+        row.append(None if c.first_mastered_at is None else ix(c.first_mastered_at, len(t)))
+        attainments = []
+        for a in c.attainments:
+            level = None if a.level is None else ix(a.level, len(t))
+            achieved = ix(a.achieved_at, len(t))
+            attainments.append([level, a.level_rank, achieved, [ix(i, len(t)) for i in a.statement_ids],
+                                ix(a.known_at, len(t))])
+        row.append(attainments)
+        row.append(c.rule_version)
+        competencies.append(row)
+    certifications: list[list[Any]] = []
+    for _, p in sorted(state.certifications.items()):
+        row = [ix(p.program, len(t)), ix(p.program_version, len(t)), p.earned]
+        row.append(None if p.earned_at is None else ix(p.earned_at, len(t)))
+        row.append([ix(i, len(t)) for i in p.statement_ids])
+        row.append([ix(i, len(t)) for i in p.met])
+        row.append([ix(i, len(t)) for i in p.missing])
+        row.append(p.rule_version)
+        row.append(None if p.known_at is None else ix(p.known_at, len(t)))
+        certifications.append(row)
+    voided = [ix(i, len(t)) for i in state.voided]
+    return _compressor().compress(_ENCODER.encode(
+        [FORMAT, state.learner, state.rule_version, list(t), voided, evidence, competencies, certifications]
+    ))
 
 
 def open_state(raw: bytes) -> bytes:
@@ -221,32 +190,19 @@ def open_state(raw: bytes) -> bytes:
     raise StateFormatError(f"not a stored learner state: it starts with {raw[:4].hex() or 'nothing'}")
 
 
-def digest_bytes(raw: bytes, tail: bytes | None = None) -> bytes:
+def digest_bytes(raw: bytes) -> bytes:
     """What the audit digest hashes for a stored state: its layout's bytes
-    (the same whether the row was stored compressed or not, and, with a
-    tail, the layout of the state with its tail applied, as if stored
-    whole), or, for a row that is neither form (altered by hand), its bytes
-    as they are, so that the digest differs from any consistent
-    projection's instead of failing."""
+    (the same whether the row was stored compressed or not), or, for a row
+    that is neither form (altered by hand), its bytes as they are, so that
+    the digest differs from any consistent projection's instead of failing."""
     try:
-        if tail:
-            return encode_layout(decode_state(raw, tail))
         return open_state(raw)
     except StateFormatError:
-        return bytes(raw) + bytes(tail or b"")
+        return bytes(raw)
 
 
-def decode_state(raw: bytes, tail: bytes | None = None) -> LearnerState:
-    """The state stored as ``raw`` with its ``tail`` (:func:`encode_tail`;
-    None or empty: none).  Raises StateFormatError when they are not a
-    stored state."""
-    state = _decode_whole(raw)
-    if not tail:
-        return state
-    return _with_tail(state, bytes(tail))
-
-
-def _decode_whole(raw: bytes) -> LearnerState:
+def decode_state(raw: bytes) -> LearnerState:
+    """Raises StateFormatError when ``raw`` is not a stored state."""
     layout = open_state(raw)
     try:
         fmt, learner, rule_version, strings, voided, evidence, competencies, certifications = _DECODER.decode(layout)
@@ -264,18 +220,10 @@ def _build(
     learner: str, rule_version: int, s: list[str], voided: list[int], evidence: list[list[Any]],
     competencies: list[list[Any]], certifications: list[list[Any]],
 ) -> LearnerState:
-    return LearnerState(
-        learner=learner, evidence=tuple(_evidence_items(s, evidence)), voided=tuple(s[i] for i in voided),
-        competencies=_competencies(s, competencies), certifications=_programs(s, certifications),
-        rule_version=rule_version,
-    )
-
-
-def _evidence_items(s: list[str], evidence: list[list[Any]]) -> Iterator[Evidence]:
     def opt(index: int | None) -> str | None:
         return None if index is None else s[index]
 
-    return (
+    items = tuple(
         Evidence(
             statement_id=sid, timestamp=ts, competency=s[x[0]], level=opt(x[1]), level_rank=x[2],
             activity=s[x[3]], source=s[x[4]], verb=verb, registration=registration, passed=x[5],
@@ -287,12 +235,6 @@ def _evidence_items(s: list[str], evidence: list[list[Any]]) -> Iterator[Evidenc
         )
         for x in entries
     )
-
-
-def _competencies(s: list[str], competencies: list[list[Any]]) -> dict[str, CompetencyState]:
-    def opt(index: int | None) -> str | None:
-        return None if index is None else s[index]
-
     states = {}
     for c in competencies:
         iri = s[c[0]]
@@ -307,13 +249,6 @@ def _competencies(s: list[str], competencies: list[list[Any]]) -> dict[str, Comp
             ),
             rule_version=c[10],
         )
-    return states
-
-
-def _programs(s: list[str], certifications: list[list[Any]]) -> dict[str, ProgramCertification]:
-    def opt(index: int | None) -> str | None:
-        return None if index is None else s[index]
-
     programs = {}
     for p in certifications:
         program, version = s[p[0]], s[p[1]]
@@ -322,118 +257,7 @@ def _programs(s: list[str], certifications: list[list[Any]]) -> dict[str, Progra
             statement_ids=tuple(s[i] for i in p[4]), met=tuple(s[i] for i in p[5]),
             missing=tuple(s[i] for i in p[6]), rule_version=p[7], known_at=opt(p[8]),
         )
-    return programs
-
-
-# -- the tail: what batches added since the state was last stored whole -------
-
-
-def encode_tail(before: LearnerState, after: LearnerState, added: Sequence[Evidence]) -> bytes | None:
-    """One frame of a state's tail: what turns ``before`` (the state as
-    stored, with its tail) into ``after``, when ``after`` only adds to it —
-    evidence inserted (of ``added``, the candidates: the batch's evidence),
-    competencies and certifications new or changed; else None (the state is
-    to be stored whole).  A frame is a 4-byte length and a zstd frame
-    (level TAIL_LEVEL) of one msgpack array::
-
-        [TAIL_FORMAT, [index...], [evidence...], [competency...], [certification...]]
-
-    each evidence inserted at its index of the new evidence (in order), and
-    the values as msgspec writes them (maps of their fields: encoded and
-    decoded in C, where the layout's string table is built in Python —
-    about a third of the CPU at a frame's size).  Pure."""
-    if (after.voided != before.voided or after.learner != before.learner
-            or after.rule_version != before.rule_version):
-        return None
-    evidence = after.evidence
-    count = len(evidence)
-    found: dict[int, Evidence] = {}
-    for e in added:
-        key = EVIDENCE_ORDER(e)
-        i = bisect_left(evidence, key, key=EVIDENCE_ORDER)
-        while i < count and evidence[i] is not e and EVIDENCE_ORDER(evidence[i]) == key:
-            i += 1
-        if i < count and evidence[i] is e:
-            found[i] = e
-    if len(before.evidence) + len(found) != count:
-        return None  # something else changed (taken out): the state is stored whole
-    old = before.competencies
-    if any(name not in after.competencies for name in old):
-        return None
-    programs, old_programs = after.certifications, before.certifications
-    if programs is old_programs:
-        earned: list[ProgramCertification] = []
-    elif any(name not in programs for name in old_programs):
-        return None
-    else:
-        earned = [p for name, p in programs.items() if old_programs.get(name) != p]
-    at = sorted(found)
-    frame = _tail_compressor().compress(_ENCODER.encode((
-        TAIL_FORMAT, at, [found[i] for i in at],
-        [c for name, c in after.competencies.items() if old.get(name) is not c], earned,
-    )))
-    return len(frame).to_bytes(4, "big") + frame
-
-
-# A tail grows until it would pass this share of the state stored whole (its
-# stored bytes), or TAIL_FLOOR bytes for a small state; the batch after
-# stores the state whole again.  The whole encode, once per that many
-# batches, then costs about what the frames in between cost, whatever the
-# state's size, and a row stays within about twice its state's bytes.
-TAIL_SHARE = 1.0
-TAIL_FLOOR = 1024
-
-
-def tail_fits(whole: int, tail: int, frame: int) -> bool:
-    """Whether a frame of ``frame`` bytes may be appended to a tail of
-    ``tail`` bytes behind a state stored whole in ``whole`` bytes."""
-    return tail + frame <= max(TAIL_FLOOR, whole * TAIL_SHARE)
-
-
-def _tail_compressor() -> zstandard.ZstdCompressor:
-    c = getattr(_codecs, "t", None)
-    if c is None:
-        c = _codecs.t = zstandard.ZstdCompressor(level=TAIL_LEVEL, write_checksum=False, write_content_size=True)
-    return c
-
-
-def _with_tail(state: LearnerState, tail: bytes) -> LearnerState:
-    """``state`` with its tail's frames applied in order."""
-    evidence = list(state.evidence)
-    competencies = dict(state.competencies)
-    programs = dict(state.certifications)
-    at = 0
-    end = len(tail)
-    while at < end:
-        size = int.from_bytes(tail[at:at + 4], "big")
-        if at + 4 + size > end or size == 0:
-            raise StateFormatError("not a stored learner state: a tail frame is cut short")
-        try:
-            fmt, starts, inserted, changed, earned = _TAIL_DECODER.decode(
-                _decompressor().decompress(tail[at + 4:at + 4 + size], 0, False, False))
-        except (zstandard.ZstdError, msgspec.DecodeError) as exc:
-            raise StateFormatError(f"not a stored learner state's tail of format {TAIL_FORMAT}: {exc}") from exc
-        if fmt != TAIL_FORMAT or len(starts) != len(inserted):
-            raise StateFormatError(f"stored state tail format {fmt!r}, expected {TAIL_FORMAT}")
-        at += 4 + size
-        for i, e in zip(starts, inserted):
-            if i > len(evidence):
-                raise StateFormatError("not a stored learner state: a tail inserts past its evidence")
-            evidence.insert(i, e)
-        fresh = False
-        for c in changed:
-            fresh = fresh or c.competency not in competencies
-            competencies[c.competency] = c
-        if fresh:  # kept in key order, as the rules keep them
-            competencies = dict(sorted(competencies.items()))
-        fresh = False
-        for p in earned:
-            name = f"{p.program}|{p.program_version}"
-            fresh = fresh or name not in programs
-            programs[name] = p
-        if fresh:
-            programs = dict(sorted(programs.items()))
     return LearnerState(
-        learner=state.learner, evidence=tuple(evidence), voided=state.voided,
-        competencies=competencies, certifications=programs, rule_version=state.rule_version,
+        learner=learner, evidence=items, voided=tuple(s[i] for i in voided),
+        competencies=states, certifications=programs, rule_version=rule_version,
     )

@@ -33,7 +33,7 @@ from projections.units import series_store
 from projections.units import store as units
 
 SELECT_CHECKPOINT = "SELECT position FROM projection_checkpoints WHERE name = 'competency'"
-SELECT_LEARNER = "SELECT state, tail, position FROM competency_learners WHERE tenant = $1 AND learner = $2"
+SELECT_LEARNER = "SELECT state, position FROM competency_learners WHERE tenant = $1 AND learner = $2"
 # Binary search for the last position stored at or before $1: each step
 # reads the stored time of the middle position by the primary key.
 SELECT_POSITION_AT = """
@@ -49,7 +49,7 @@ WITH RECURSIVE search(low, high) AS (
 SELECT low FROM search WHERE low >= high
 """
 
-SELECT_STATES_OF = "SELECT learner, state, tail FROM competency_learners WHERE tenant = $1 AND learner = ANY($2::text[])"
+SELECT_STATES_OF = "SELECT learner, state FROM competency_learners WHERE tenant = $1 AND learner = ANY($2::text[])"
 SELECT_MISMATCHES = """
 SELECT platform, activity, mastery_score, array_agg(DISTINCT statement_mastery ORDER BY statement_mastery) AS stated,
        count(*) AS statements, count(*) FILTER (WHERE passed IS NOT TRUE) AS not_passed,
@@ -113,7 +113,7 @@ async def _read(pool: asyncpg.Pool, tenant: str, learner: str) -> tuple[Any, int
     if row is None:
         return None, position
     try:
-        return decode_state(row["state"], row["tail"]), position
+        return decode_state(row["state"]), position
     except StateFormatError:
         raise QueryError(
             503, "the competency projection was stored by another version of the LRS: run `lrs replay competency`"
@@ -260,7 +260,7 @@ async def learner_standings(
     if wanted:
         for row in await conn.fetch(SELECT_STATES_OF, tenant, wanted):
             try:
-                states[row["learner"]] = decode_state(row["state"], row["tail"])
+                states[row["learner"]] = decode_state(row["state"])
             except StateFormatError:
                 raise QueryError(
                     503, "the competency projection was stored by another version of the LRS: run `lrs replay competency`"

@@ -27,11 +27,10 @@ from lrs.identities import IDENTITY_EVENT
 from lrs.store.erasure import ERASURE_EVENT
 from lrs.store.identities import apply_identity_event, persons_of, rebuild_links
 from projections.competency.catalog import Catalog
-from projections.competency.codec import decode_state, digest_bytes, encode_state, encode_tail, tail_fits
+from projections.competency.codec import decode_state, digest_bytes, encode_state
 from projections.competency.model import (
     RULE_VERSION,
     CompetencyState,
-    Evidence,
     LearnerEvent,
     LearnerState,
     ProgramCertification,
@@ -78,24 +77,16 @@ from projections.units.store import (
 # empty projection, a voiding's lookup went from 0.9 to 10 ms a batch within
 # 170 batches).  tests/integration/test_projection_plans.py checks the plans.
 SELECT_STATES = """
-SELECT w.tenant, w.learner, s.state, s.tail
+SELECT w.tenant, w.learner, s.state
 FROM unnest($1::text[], $2::text[]) AS w(tenant, learner)
 CROSS JOIN LATERAL (
-    SELECT state, tail FROM competency_learners WHERE tenant = w.tenant AND learner = w.learner LIMIT 1
+    SELECT state FROM competency_learners WHERE tenant = w.tenant AND learner = w.learner LIMIT 1
 ) AS s
 """
-# A state stored whole (its tail NULL: emptied), or a frame appended to the
-# tail of a state already stored (its ``state`` parameter empty, unused: the
-# row is always there, as the state came from it; migration 0118).  One
-# statement for both, so a batch writes its states in one round trip.
 UPSERT_STATES = """
-INSERT INTO competency_learners (tenant, learner, state, position, tail)
-SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[], $4::bigint[], $5::bytea[])
-ON CONFLICT (tenant, learner) DO UPDATE SET
-    state = CASE WHEN EXCLUDED.tail IS NULL THEN EXCLUDED.state ELSE competency_learners.state END,
-    tail = CASE WHEN EXCLUDED.tail IS NULL THEN NULL
-                ELSE coalesce(competency_learners.tail, ''::bytea) || EXCLUDED.tail END,
-    position = EXCLUDED.position
+INSERT INTO competency_learners (tenant, learner, state, position)
+SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[], $4::bigint[])
+ON CONFLICT (tenant, learner) DO UPDATE SET state = EXCLUDED.state, position = EXCLUDED.position
 """
 # A learner's rows are found through the primary key's (tenant, learner)
 # prefix, the competency compared after (OFFSET 0 keeps it out of the lookup):
@@ -169,7 +160,7 @@ CROSS JOIN LATERAL (
 ) AS v
 """
 SELECT_CHECKPOINT_POSITION = "SELECT position FROM projection_checkpoints WHERE name = 'competency'"
-SELECT_ALL_STATES = "SELECT tenant, learner, state, tail FROM competency_learners ORDER BY tenant, learner"
+SELECT_ALL_STATES = "SELECT tenant, learner, state FROM competency_learners ORDER BY tenant, learner"
 TRUNCATE_ALL = """
 TRUNCATE competency_learners, competency_states, competency_certifications,
     competency_statement_learners, competency_voids, competency_mastery_mismatches, unit_certified
@@ -180,7 +171,6 @@ __all__ = ["CompetencyProjection", "digest", "digest_with_position", "decode_sta
 
 Key = tuple[str, str]  # (tenant, learner)
 MAX_REPLAY_PROCESSES = 8
-_NO_ROW = (-1, -1)  # (sizes of) a learner whose row this transaction deleted
 
 
 class CompetencyProjection(Projection):
@@ -256,37 +246,23 @@ class CompetencyProjection(Projection):
         self._cache_size = cache_size
         self._cache_at: int | None = None
         self._pending: dict[Key, LearnerState] = {}  # this transaction's states
-        # The stored bytes of those states (whole state, tail) as committed
-        # (of the cached learners) and as this transaction left or read them:
-        # what decides whether a batch appends to a tail or stores whole.
-        self._sizes: dict[Key, tuple[int, int]] = {}
-        self._pending_sizes: dict[Key, tuple[int, int]] = {}
 
     def begin(self, checkpoint: int) -> None:
         """A transaction starts; the stored checkpoint (locked) is ``checkpoint``."""
         self._pending.clear()
-        self._pending_sizes.clear()
         if self._cache_at != checkpoint:
             self._cache.clear()
-            self._sizes.clear()
             self._cache_at = checkpoint
 
     def committed(self, checkpoint: int) -> None:
         """The transaction committed with the checkpoint at ``checkpoint``."""
         cache = self._cache
-        sizes = self._sizes
         for key, state in self._pending.items():
             cache[key] = state
             cache.move_to_end(key)
-        for key, size in self._pending_sizes.items():
-            if size is _NO_ROW:
-                sizes.pop(key, None)
-            elif key in cache:
-                sizes[key] = size
         self._pending.clear()
-        self._pending_sizes.clear()
         while len(cache) > self._cache_size:
-            sizes.pop(cache.popitem(last=False)[0], None)
+            cache.popitem(last=False)
         self._cache_at = checkpoint
 
     def rolled_back(self) -> None:
@@ -294,9 +270,7 @@ class CompetencyProjection(Projection):
         in it was rolled back: forget what is in memory; the states are read
         from the database again (where the transaction sees its own writes)."""
         self._pending.clear()
-        self._pending_sizes.clear()
         self._cache.clear()
-        self._sizes.clear()
         self._cache_at = None
 
     async def apply(self, conn: asyncpg.Connection, event: LogEvent) -> None:
@@ -407,10 +381,7 @@ class CompetencyProjection(Projection):
                 known[key] = state
         if missing:
             for r in await conn.fetch(SELECT_STATES, *_columns(missing, 2)):
-                key = (r["tenant"], r["learner"])
-                raw, tail = r["state"], r["tail"]
-                known[key] = decode_state(raw, tail)
-                self._pending_sizes[key] = (len(raw), len(tail) if tail else 0)
+                known[(r["tenant"], r["learner"])] = decode_state(r["state"])
         return known
 
     async def _merge(self, conn: asyncpg.Connection, tenant: str, person: str, identifiers: list[str], position: int) -> None:
@@ -459,7 +430,6 @@ class CompetencyProjection(Projection):
         keys = sorted(routed)
         known = await self._states(conn, keys)
         changed: list[tuple[Key, LearnerState, LearnerState, int]] = []
-        added: dict[Key, list[Evidence]] = {}
         for key in keys:
             before = known.get(key) or LearnerState(learner=key[1])
             items = routed[key]
@@ -467,22 +437,16 @@ class CompetencyProjection(Projection):
             if after is before:
                 continue  # duplicates: nothing changes, not even the derived rows
             changed.append((key, before, after, max(position for position, _ in items)))
-            added[key] = [e for _, item in items if isinstance(item, StatementEvidence) for e in item.evidence]
-        await self._write(conn, changed, [], added)
+        await self._write(conn, changed, [])
 
     async def _write(
         self,
         conn: asyncpg.Connection,
         changed: list[tuple[Key, LearnerState, LearnerState, int]],
         dropped: list[tuple[Key, LearnerState]],
-        added: Mapping[Key, Sequence[Evidence]] | None = None,
     ) -> None:
         """Write the states that changed, and remove those ``dropped`` (an
-        identifier's, merged into its person's).  A state whose stored row
-        is known (its sizes) and that only gained what ``added`` (the
-        batch's evidence, by learner) and the refold brought is appended to
-        its row's tail while the tail stays within its share; any other is
-        stored whole, its tail emptied."""
+        identifier's, merged into its person's)."""
         if not changed and not dropped:
             return
         counts: list[tuple[str, str, str, str, int]] = []
@@ -499,11 +463,12 @@ class CompetencyProjection(Projection):
             _rewrite(tenant, learner, before.certifications, {}, certification_row, _program_key, uncertified, programs)
         if dropped:
             await conn.execute(DELETE_LEARNER_STATES, *_columns([key for key, _ in dropped], 2))
-        if dropped:
-            for key, _ in dropped:
-                self._pending_sizes[key] = _NO_ROW
         if changed:
-            await conn.execute(UPSERT_STATES, *self._stored(changed, added))
+            tenants = [k[0] for k, _, _, _ in changed]
+            learners = [k[1] for k, _, _, _ in changed]
+            await conn.execute(
+                UPSERT_STATES, tenants, learners, [encode_state(s) for _, _, s, _ in changed], [p for _, _, _, p in changed]
+            )
         # Only the rows that differ are rewritten: a refold keeps every other
         # CompetencyState object as it was, and certifications are refolded
         # only with a required competency, most often into the same rows
@@ -531,39 +496,6 @@ class CompetencyProjection(Projection):
             self._pending[key] = after
         for key, _ in dropped:
             self._pending[key] = LearnerState(learner=key[1])
-
-    def _stored(
-        self, changed: list[tuple[Key, LearnerState, LearnerState, int]], added: Mapping[Key, Sequence[Evidence]] | None
-    ) -> list[list[Any]]:
-        """UPSERT_STATES's columns for ``changed``: each state's tail frame,
-        or the state whole; notes the stored sizes they leave."""
-        tenants: list[str] = []
-        learners: list[str] = []
-        states: list[bytes] = []
-        positions: list[int] = []
-        tails: list[bytes | None] = []
-        pending, committed = self._pending_sizes, self._sizes
-        for key, before, after, position in changed:
-            size = pending.get(key) or committed.get(key)
-            frame = None
-            if added is not None and size is not None and size is not _NO_ROW:
-                whole, tail = size
-                frame = encode_tail(before, after, added.get(key, ()))
-                if frame is not None and not tail_fits(whole, tail, len(frame)):
-                    frame = None
-            tenants.append(key[0])
-            learners.append(key[1])
-            positions.append(position)
-            if frame is None:
-                raw = encode_state(after)
-                states.append(raw)
-                tails.append(None)
-                pending[key] = (len(raw), 0)
-            else:
-                states.append(b"")
-                tails.append(frame)
-                pending[key] = (whole, tail + len(frame))
-        return [tenants, learners, states, positions, tails]
 
     async def rebuild(
         self,
@@ -710,7 +642,7 @@ async def digest_with_position(conn: asyncpg.Connection | asyncpg.Pool) -> tuple
     async with conn.transaction(isolation="repeatable_read", readonly=True):
         position = await conn.fetchval(SELECT_CHECKPOINT_POSITION)
         async for row in conn.cursor(SELECT_ALL_STATES, prefetch=2000):
-            add(row["tenant"].encode(), row["learner"].encode(), digest_bytes(row["state"], row["tail"]))
+            add(row["tenant"].encode(), row["learner"].encode(), digest_bytes(row["state"]))
         for row in await certified_rows(conn):
             add(b"unit_certified", *(str(row[c]).encode() for c in ("tenant", "unit_id", "program", "program_version", "certified")))
         async for parts in roster_rows(conn):  # the denominators: units, membership history, headcounts

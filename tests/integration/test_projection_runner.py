@@ -82,10 +82,8 @@ async def write(writer: StatementWriter, *bodies: dict[str, Any], tenant: str = 
 
 
 async def learner_state(pool: asyncpg.Pool, learner: str, tenant: str = "default") -> LearnerState | None:
-    row = await pool.fetchrow(
-        "SELECT state, tail FROM competency_learners WHERE tenant = $1 AND learner = $2", tenant, learner
-    )
-    return None if row is None else decode_state(row["state"], row["tail"])
+    raw = await pool.fetchval("SELECT state FROM competency_learners WHERE tenant = $1 AND learner = $2", tenant, learner)
+    return None if raw is None else decode_state(raw)
 
 
 async def log_events(pool: asyncpg.Pool) -> list[LogEvent]:
@@ -184,16 +182,16 @@ async def test_state_rows_follow_the_states_batch_by_batch_through_later_voiding
         await runner.apply_batch(events[start:start + batch])
         expected = sorted(
             _state_row_tuple(row)
-            for raw in await pool.fetch("SELECT tenant, state, tail FROM competency_learners")
-            for row in state_rows(raw["tenant"], decode_state(raw["state"], raw["tail"]))
+            for raw in await pool.fetch("SELECT tenant, state FROM competency_learners")
+            for row in state_rows(raw["tenant"], decode_state(raw["state"]))
         )
         stored = sorted(_state_row_tuple(tuple(r)) for r in await pool.fetch(f"SELECT {', '.join(STATE_COLUMNS)} FROM competency_states"))
         assert stored == expected, f"after position {event.position}"
         # Certification rows too: only the programmes whose certification changed are rewritten.
         expected_programs = sorted(
             _state_row_tuple(row)
-            for raw in await pool.fetch("SELECT tenant, state, tail FROM competency_learners")
-            for row in certification_rows(raw["tenant"], decode_state(raw["state"], raw["tail"]))
+            for raw in await pool.fetch("SELECT tenant, state FROM competency_learners")
+            for row in certification_rows(raw["tenant"], decode_state(raw["state"]))
         )
         stored_programs = sorted(
             _state_row_tuple(tuple(r))
