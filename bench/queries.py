@@ -3,8 +3,9 @@
 Runs on a store built by ``bench/bulk_store.py`` (``--data``: its embedded
 PostgreSQL is started here) or on any migrated database (``--url``).  Every
 page is read exactly as GET /xapi/statements reads it
-(:func:`lrs.store.reader.query_statements` on the service's own pool, whose
-prepared statements switch to generic plans after five runs), for filter
+(:func:`lrs.store.reader.query_statements` on the service's own pool for
+them, :func:`lrs.store.reader.create_read_pool`, whose prepared statements
+run generic plans), for filter
 values drawn from the statements the generator wrote.
 
 For each filter: ``--queries`` pages one after another (p50, p99), then the
@@ -43,7 +44,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 import bulk_store as gen  # noqa: E402
 from lrs.ingest.query import StatementQuery  # noqa: E402
 from lrs.store.pool import create_pool  # noqa: E402
-from lrs.store.reader import build_page_query, query_statements  # noqa: E402
+from lrs.store.reader import build_page_query, create_read_pool, query_statements  # noqa: E402
 from lrs.xapi.identity import ifi_key  # noqa: E402
 
 RESULTS_DIR = ROOT / "bench" / "results"
@@ -199,7 +200,8 @@ async def buffers(pool: Any, make: Callable[[int], StatementQuery], paged: bool,
 
 
 async def run(url: str, args: argparse.Namespace) -> dict[str, Any]:
-    pool = await create_pool(url, min_size=args.clients, max_size=args.clients)
+    # the service's own pool for pages (generic plans, not reset after each use)
+    pool = await create_read_pool(url, max_size=args.clients)
     try:
         total = int(await pool.fetchval("SELECT position FROM log_head"))
         first = await pool.fetchval("SELECT stored FROM statements WHERE tenant = $1 ORDER BY position LIMIT 1", gen.TENANT)

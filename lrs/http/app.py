@@ -159,6 +159,7 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     from lrs.store.activities import catch_up_definitions
     from lrs.store.migrations import apply_migrations
     from lrs.store.pool import create_pool
+    from lrs.store.reader import create_read_pool
 
     settings = app[keys.SETTINGS]
     try:
@@ -180,6 +181,8 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
         )
     app[keys.POOL] = pool
     app[keys.CURSOR_SECRET] = await secrets.get_or_create(pool, "cursor", 32)
+    # opens no connection until a page is read (its minimum size is 0)
+    app[keys.STATEMENT_READS] = await create_read_pool(app[keys.DATABASE_URL], max_size=settings.db_pool_size)
 
     async def fetch(key: str) -> tuple[str, Credential] | None:
         record = await credentials.fetch_credential(pool, key)
@@ -191,6 +194,7 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     try:
         yield
     finally:
+        await app[keys.STATEMENT_READS].close()
         await pool.close()
 
 

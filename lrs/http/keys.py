@@ -20,6 +20,8 @@ SETTINGS = web.AppKey("settings", Settings)
 DATABASE_URL = web.AppKey("database_url", str)
 NATS_URL = web.AppKey("nats_url", str)
 POOL = web.AppKey("pool", asyncpg.Pool)
+# GET /xapi/statements' reads (lrs.store.reader.create_read_pool): generic plans, no reset.
+STATEMENT_READS = web.AppKey("statement_reads", asyncpg.Pool)
 WRITER: web.AppKey["StatementWriter"] = web.AppKey("writer")
 AUTHENTICATOR: web.AppKey["Authenticator"] = web.AppKey("authenticator")
 # Present only when LRS_OIDC_ISSUER is set.

@@ -308,7 +308,7 @@ def _parse_uuid(raw: str, where: str) -> uuid.UUID:
 async def get_statements(request: web.Request) -> web.Response:
     credential: Credential = request[CREDENTIAL]
     settings = request.app[keys.SETTINGS]
-    pool = request.app[keys.POOL]
+    pool = request.app[keys.STATEMENT_READS]
     learner_keys = request.app.get(keys.LEARNER_KEYS)
     mine = read_restriction(credential, settings.authority_home, learner_keys)
     languages = parse_accept_language(request.headers.get("Accept-Language", ""))

@@ -31,6 +31,8 @@ from lrs.ingest.stored_keys import (
     REGISTRATION_KEY, has_authority, meets_filters, pair_key, statement_ref_target,
 )
 from lrs.payload_codec import open_payload
+from lrs.store.page_check import narrow_check
+from lrs.store.pool import create_statement_pool
 from lrs.store.ref_keys import MAX_REF_DEPTH
 
 # A statement's stored JSON is the payload of its event (same position),
@@ -78,6 +80,26 @@ FIRST_STORED_AFTER = """(
     SELECT min(hi) FROM halves
 )"""
 Pool = asyncpg.Pool | asyncpg.Connection
+
+# The plans of a page are chosen for every value of their parameters: each
+# walks an index in position order and stops at the page, whatever the key
+# (bench/queries.py --buffers counts their reads under these plans).  Left to
+# itself PostgreSQL planned some pages again on every run (a generic plan
+# whose estimated cost is above that of the first five custom ones is never
+# used): about 1 ms of planning, 0.2-0.65 ms of PostgreSQL's CPU a page more
+# for verb + since + until, an agent + verb and an activity at 10 million
+# statements (docs/scaling.md, "queries-16b").
+READ_SETTINGS = {"plan_cache_mode": "force_generic_plan"}
+
+
+async def create_read_pool(database_url: str, *, max_size: int) -> asyncpg.Pool:
+    """The pool GET /xapi/statements reads pages and Statements on: its
+    connections keep :data:`READ_SETTINGS` and are not reset after each use
+    (the reads change nothing in the session): the reset's round trip and
+    PostgreSQL transaction (``RESET ALL``...) a page fewer
+    (:func:`lrs.store.pool.create_statement_pool`)."""
+    return await create_statement_pool(database_url, application_name="lrs-statement-reads", max_size=max_size,
+                                       settings=READ_SETTINGS)
 
 
 async def get_statement(
@@ -453,6 +475,12 @@ async def query_statements(
     next candidates after the last one read fill it."""
     if limit < 1:
         raise ValueError("limit must be at least 1")
+    if isinstance(pool, asyncpg.Pool):
+        # one connection for the page's statements: one acquire (and, on a
+        # pool that resets its connections, one reset) a page, not one a statement
+        async with pool.acquire() as conn:
+            return await query_statements(conn, tenant, query, after_position=after_position, limit=limit,
+                                          authority=authority)
     checked = authority is not None or any(
         value is not None for value in (query.agent, query.verb, query.activity, query.registration)
     )
@@ -461,17 +489,28 @@ async def query_statements(
         value is not None for value in (query.agent, query.verb, query.activity, query.registration)
     ):
         walk_authority = await pool.fetchval(AUTHORITY_HAS_FEW, tenant, AUTHORITY_KEY + authority)
+    narrow = narrow_check(query, authority) if checked else None
     kept: list[tuple[int, bytes]] = []
     cursor = after_position
     while True:
         sql, params = build_page_query(tenant, query, cursor, limit, authority, walk_authority=walk_authority)
         rows = await pool.fetch(sql, *params)
-        for row in rows:
-            if row["payload"] is None:  # another tenant's event (a shared hash, :data:`_PAGE_PAYLOAD`)
+        for position, stored in rows:
+            if stored is None:  # another tenant's event (a shared hash, :data:`_PAGE_PAYLOAD`)
                 continue
-            payload = open_payload(row["payload"])
-            if not checked or await _meets(pool, tenant, query, authority, payload):
-                kept.append((row["position"], payload))
+            payload = open_payload(stored)
+            if not checked:
+                kept.append((position, payload))
+                continue
+            found = narrow(payload) if narrow is not None else None
+            if found is None:
+                meets = await _meets(pool, tenant, query, authority, payload)
+            else:
+                meets, target = found
+                if not meets and target is not None:
+                    meets = await _chain_meets(pool, tenant, query, target)
+            if meets:
+                kept.append((position, payload))
         if len(rows) <= limit or len(kept) > limit:
             break
         cursor = rows[-1]["position"]
@@ -493,7 +532,12 @@ async def _meets(pool: Pool, tenant: str, query: StatementQuery, authority: str 
         return False
     if meets_filters(query, body):
         return True
-    target = statement_ref_target(body)
+    return await _chain_meets(pool, tenant, query, statement_ref_target(body))
+
+
+async def _chain_meets(pool: Pool, tenant: str, query: StatementQuery, target: Any) -> bool:
+    """Whether a Statement of the StatementRef chain from ``target`` (an id,
+    or None for none) meets the filters (:func:`_meets`)."""
     for _ in range(MAX_REF_DEPTH):
         if target is None:
             return False
