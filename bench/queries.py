@@ -44,6 +44,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 import bulk_store as gen  # noqa: E402
 from lrs.ingest.query import StatementQuery  # noqa: E402
 from lrs.store.pool import create_pool  # noqa: E402
+from lrs.store.pair_keys import PairKeysEverywhere, low_water  # noqa: E402
 from lrs.store.reader import build_page_query, create_read_pool, query_statements  # noqa: E402
 from lrs.xapi.identity import ifi_key  # noqa: E402
 
@@ -117,11 +118,16 @@ def filters(total: int, stored: tuple[datetime, datetime]) -> dict[str, Callable
     }
 
 
+# as the service's process keeps it (lrs.http.keys.PAIR_KEYS)
+PAIR_KEYS = PairKeysEverywhere()
+
+
 async def _cursor(pool: Any, query: StatementQuery, page: int) -> int | None:
     """The ``more`` position that leads to page ``page`` (1: none)."""
     after = None
     for _ in range(page - 1):
-        _, after, more = await query_statements(pool, gen.TENANT, query, after_position=after, limit=LIMIT)
+        _, after, more = await query_statements(pool, gen.TENANT, query, after_position=after, limit=LIMIT,
+                                                pair_keys=PAIR_KEYS)
         if not more:
             break
     return after
@@ -147,7 +153,8 @@ async def time_filter(pool: Any, make: Callable[[int], StatementQuery], paged: b
             own0, server0 = time.process_time(), sum(backend.cpu_times()[:2]) if backend else 0.0
             for query, after in work[k::clients]:
                 t0 = time.perf_counter()
-                bodies, _, _ = await query_statements(conn, gen.TENANT, query, after_position=after, limit=LIMIT)
+                bodies, _, _ = await query_statements(conn, gen.TENANT, query, after_position=after, limit=LIMIT,
+                                                      pair_keys=PAIR_KEYS)
                 samples.append(time.perf_counter() - t0)
                 rows.append(len(bodies))
             if backend:  # CPU per page, which the machine's load does not inflate as it does wall time
@@ -162,7 +169,7 @@ async def explain(pool: Any, name: str, make: Callable[[int], StatementQuery], p
                   sample: int = 7) -> None:
     query = make(sample)
     after = await _cursor(pool, query, page) if paged else None
-    sql, params = build_page_query(gen.TENANT, query, after, LIMIT)
+    sql, params = build_page_query(gen.TENANT, query, after, LIMIT, pair_keys_everywhere=await low_water(pool) == 0)
     async with pool.acquire() as conn:
         for mode in ("force_generic_plan", "force_custom_plan"):
             await conn.execute(f"SET plan_cache_mode = {mode}")
@@ -188,7 +195,8 @@ async def buffers(pool: Any, make: Callable[[int], StatementQuery], paged: bool,
             for i in range(args.queries):
                 query = make(i)
                 after = await _cursor(conn, query, args.page) if paged else None
-                sql, params = build_page_query(gen.TENANT, query, after, LIMIT)
+                sql, params = build_page_query(gen.TENANT, query, after, LIMIT,
+                                               pair_keys_everywhere=await low_water(conn) == 0)
                 plan = json.loads(await conn.fetchval("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + sql, *params))
                 touched.append(_plan_buffers(plan[0]["Plan"]))
         finally:

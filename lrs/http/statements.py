@@ -341,7 +341,8 @@ async def get_statements(request: web.Request) -> web.Response:
             # Stored Statements name identities by pseudonym (the cursor keeps this form).
             query = msgspec.structs.replace(query, agent=learner_keys.pseudonym_key(credential.tenant, query.agent))
     bodies, last_position, has_more = await reader.query_statements(
-        pool, credential.tenant, query, after_position=after, limit=query.limit, authority=mine
+        pool, credential.tenant, query, after_position=after, limit=query.limit, authority=mine,
+        pair_keys=request.app[keys.PAIR_KEYS],
     )
     if learner_keys is not None:
         bodies = await learner_keys.open_payloads(credential.tenant, bodies)

@@ -32,6 +32,7 @@ from lrs.ingest.stored_keys import (
 )
 from lrs.payload_codec import open_payload
 from lrs.store.page_check import narrow_check
+from lrs.store.pair_keys import PairKeysEverywhere
 from lrs.store.pool import create_statement_pool
 from lrs.store.ref_keys import MAX_REF_DEPTH
 
@@ -368,14 +369,17 @@ def _page(time_bounds: str, positions: str, direction: str) -> str:
 
 def build_page_query(
     tenant: str, query: StatementQuery, after_position: int | None, limit: int,
-    authority: str | None = None, *, walk_authority: bool = True,
+    authority: str | None = None, *, walk_authority: bool = True, pair_keys_everywhere: bool = False,
 ) -> tuple[str, list[Any]]:
     """The SQL and parameters for one page (``limit`` + 1 rows, to see if more follow).
 
     With ``authority`` (statements/read/mine), a page without filters walks
     the authority's Statements; with filters, it walks them too when
     ``walk_authority`` (the authority has few, :data:`AUTHORITY_HAS_FEW`),
-    else the filters' index ranges."""
+    else the filters' index ranges.  ``pair_keys_everywhere``: every
+    Statement has its pair keys (the low-water is 0,
+    :class:`lrs.store.pair_keys.PairKeysEverywhere`): an activity + verb page
+    walks the pair key alone."""
     params: list[Any] = [tenant]
 
     def bind(value: Any) -> str:
@@ -428,10 +432,15 @@ def build_page_query(
         # activity + verb: the pair key's rows above the low-water, the
         # activity's, the verb checked on each row, below (:func:`_split_matches`)
         assert query.activity is not None and query.verb is not None
+        pair = f"statement_key($1, {bind(pair_key(query.activity, query.verb))}::text)"
+        pair_walk = (f"statement_keys k WHERE k.key = {pair}", "k.position")
+        if pair_keys_everywhere:
+            # the pair key's candidates hold to both filters (as hashes): a key's walk like any other
+            positions = _matches("s", [pair_walk], bounds, " AND ".join(where), direction, str(int(limit) + 1),
+                                 voided_only=authority is None)
+            return _page(time_bounds, positions, direction), params
         activity_walk = _walks(query, bind)
         assert activity_walk is not None and len(activity_walk) == 1
-        pair_walk = (f"statement_keys k WHERE k.key = statement_key($1, {bind(pair_key(query.activity, query.verb))}"
-                     "::text)", "k.position")
         verb = _filters(query, "s", params, "activity")
         pair_bounds = f"{time_bounds}, {PAIR_LOW}" if time_bounds else PAIR_LOW
         positions = _split_matches("s", pair_walk, activity_walk[0], bounds, " AND ".join(where),
@@ -464,10 +473,13 @@ async def query_statements(
     after_position: int | None = None,
     limit: int,
     authority: str | None = None,
+    pair_keys: PairKeysEverywhere | None = None,
 ) -> tuple[list[bytes], int | None, bool]:
     """One page: (stored JSON of each statement, position of the last one
     returned or None if none, whether more statements follow).  ``authority``
-    (an IFI key) keeps only Statements with that authority.
+    (an IFI key) keeps only Statements with that authority.  ``pair_keys``:
+    the process's knowledge of whether every Statement has its pair keys
+    (:func:`build_page_query`; None: the page's SQL asks the low-water).
 
     The SQL selects by hashes of the keys; each Statement it returns is then
     checked on its own JSON (:mod:`lrs.ingest.stored_keys`), and one that
@@ -480,7 +492,7 @@ async def query_statements(
         # pool that resets its connections, one reset) a page, not one a statement
         async with pool.acquire() as conn:
             return await query_statements(conn, tenant, query, after_position=after_position, limit=limit,
-                                          authority=authority)
+                                          authority=authority, pair_keys=pair_keys)
     checked = authority is not None or any(
         value is not None for value in (query.agent, query.verb, query.activity, query.registration)
     )
@@ -490,10 +502,12 @@ async def query_statements(
     ):
         walk_authority = await pool.fetchval(AUTHORITY_HAS_FEW, tenant, AUTHORITY_KEY + authority)
     narrow = narrow_check(query, authority) if checked else None
+    everywhere = pair_keys is not None and _pair_walked(query) and await pair_keys.everywhere(pool)
     kept: list[tuple[int, bytes]] = []
     cursor = after_position
     while True:
-        sql, params = build_page_query(tenant, query, cursor, limit, authority, walk_authority=walk_authority)
+        sql, params = build_page_query(tenant, query, cursor, limit, authority, walk_authority=walk_authority,
+                                       pair_keys_everywhere=everywhere)
         rows = await pool.fetch(sql, *params)
         for position, stored in rows:
             if stored is None:  # another tenant's event (a shared hash, :data:`_PAGE_PAYLOAD`)
