@@ -43,7 +43,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 import bulk_store as gen  # noqa: E402
 from lrs.ingest.query import StatementQuery  # noqa: E402
-from lrs.store.pool import create_pool  # noqa: E402
+from lrs.store.pool import create_pool, create_statement_pool  # noqa: E402
 from lrs.store.pair_keys import PairKeysEverywhere, low_water  # noqa: E402
 from lrs.store.reader import build_page_query, create_read_pool, query_statements  # noqa: E402
 from lrs.xapi.identity import ifi_key  # noqa: E402
@@ -120,6 +120,8 @@ def filters(total: int, stored: tuple[datetime, datetime]) -> dict[str, Callable
 
 # as the service's process keeps it (lrs.http.keys.PAIR_KEYS)
 PAIR_KEYS = PairKeysEverywhere()
+# --mine: the statements/read/mine scope's authority (an IFI key), else None
+MINE: list[str | None] = [None]
 
 
 async def _cursor(pool: Any, query: StatementQuery, page: int) -> int | None:
@@ -127,7 +129,7 @@ async def _cursor(pool: Any, query: StatementQuery, page: int) -> int | None:
     after = None
     for _ in range(page - 1):
         _, after, more = await query_statements(pool, gen.TENANT, query, after_position=after, limit=LIMIT,
-                                                pair_keys=PAIR_KEYS)
+                                                pair_keys=PAIR_KEYS, authority=MINE[0])
         if not more:
             break
     return after
@@ -154,7 +156,7 @@ async def time_filter(pool: Any, make: Callable[[int], StatementQuery], paged: b
             for query, after in work[k::clients]:
                 t0 = time.perf_counter()
                 bodies, _, _ = await query_statements(conn, gen.TENANT, query, after_position=after, limit=LIMIT,
-                                                      pair_keys=PAIR_KEYS)
+                                                      pair_keys=PAIR_KEYS, authority=MINE[0])
                 samples.append(time.perf_counter() - t0)
                 rows.append(len(bodies))
             if backend:  # CPU per page, which the machine's load does not inflate as it does wall time
@@ -209,7 +211,11 @@ async def buffers(pool: Any, make: Callable[[int], StatementQuery], paged: bool,
 
 async def run(url: str, args: argparse.Namespace) -> dict[str, Any]:
     # the service's own pool for pages (generic plans, not reset after each use)
-    pool = await create_read_pool(url, max_size=args.clients)
+    if args.plan_cache_mode:
+        pool = await create_statement_pool(url, application_name="bench-queries", max_size=args.clients,
+                                           settings={"plan_cache_mode": args.plan_cache_mode})
+    else:
+        pool = await create_read_pool(url, max_size=args.clients)
     try:
         total = int(await pool.fetchval("SELECT position FROM log_head"))
         first = await pool.fetchval("SELECT stored FROM statements WHERE tenant = $1 ORDER BY position LIMIT 1", gen.TENANT)
@@ -312,9 +318,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--without-statistics", action="store_true",
                         help="time the store as a bulk load leaves it before any ANALYZE (its column"
                              " statistics deleted, autovacuum off for the run); ANALYZE after")
+    parser.add_argument("--plan-cache-mode", choices=("auto", "force_generic_plan", "force_custom_plan"),
+                        help="time with this plan_cache_mode instead of the service's (lrs.store.reader.READ_SETTINGS)")
+    parser.add_argument("--mine", action="store_true",
+                        help="read as the statements/read/mine scope of the generator's authority (every Statement's)")
     parser.add_argument("--label", default="", help="a word for the result file name (before, after...)")
     parser.add_argument("--no-write", action="store_true", help="print only; do not write bench/results/")
     args = parser.parse_args(argv)
+    if args.mine:
+        MINE[0] = ifi_key(gen.AUTHORITY)
     load_before = [round(x, 2) for x in os.getloadavg()]
     result = asyncio.run(main_async(args))
     if args.explain:
