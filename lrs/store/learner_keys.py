@@ -249,7 +249,8 @@ class LearnerKeys:
         self._sealed: dict[str, dict[bytes, seal.KnownForm]] = {}
         self._sealed_count = 0  # of every tenant's: the capacity bounds them together
         # (tenant, a sealed form's sorted JSON) -> (its refs, rows, its opened JSON): open_payloads'
-        self._opened: dict[tuple[str, bytes], tuple[frozenset[tuple[str, int]], frozenset[bytes], Any]] = {}
+        # (about 0.75 KB an entry, at most a quarter of the capacity: the learners being read)
+        self._opened: dict[tuple[str, bytes], tuple[tuple[tuple[str, int], ...], bytes]] = {}
         self.trust_cache = True
         # The last erasure (log_head.key_epoch) the cache is known to reflect.
         self.epoch = 0
@@ -676,7 +677,7 @@ class LearnerKeys:
         version = self._version
         before = self._opened
         # each distinct sealed form of the page: (its refs, its v3/v4 rows, its opened JSON or None)
-        forms: dict[bytes, tuple[frozenset[tuple[str, int]], frozenset[bytes], msgspec.Raw | None]] = {}
+        forms: dict[bytes, tuple[tuple[tuple[str, int], ...], tuple[bytes, ...], bytes | None]] = {}
         own_of: dict[int, bytes] = {}  # id of each Agent of the decoded Statements -> its form's JSON
         refs: set[tuple[str, int]] = set()
         references: set[bytes] = set()
@@ -685,10 +686,11 @@ class LearnerKeys:
                 own = own_of[id(agent)] = seal.encode(agent)
                 if own in forms:
                     continue
-                known = forms[own] = before.get((tenant, own)) or self._form_refs(agent)
-                refs |= known[0]
+                kept = before.get((tenant, own))
+                known = forms[own] = (kept[0], (), kept[1]) if kept is not None else self._form_refs(agent)
+                refs.update(known[0])
                 if known[2] is None:
-                    references |= known[1]
+                    references.update(known[1])
         ciphers = await self.ciphers_for_reading(tenant, refs)
         ciphertexts = await self._ciphertexts_of(references) if references else {}
         if self._version != version:
@@ -703,12 +705,13 @@ class LearnerKeys:
                 return seal.open_agent(agent, ciphers, tenant, ciphertexts)  # erased (in part)
             if opened is None:
                 # its JSON as the Statement's encoding writes it (sorted), spliced in as it is
-                opened = msgspec.Raw(seal.encode(seal.open_agent(agent, ciphers, tenant, ciphertexts)))
+                opened = seal.encode(seal.open_agent(agent, ciphers, tenant, ciphertexts))
+                forms[own] = (agent_refs, rows, opened)
                 if all(row in ciphertexts for row in rows):  # opened whole: kept for the next reads
-                    if len(cache) >= self._capacity:
+                    if len(cache) >= max(self._capacity // 4, 1):
                         _drop_oldest_half(cache)
-                    cache[(tenant, own)] = forms[own] = (agent_refs, rows, opened)
-            return opened
+                    cache[(tenant, own)] = (agent_refs, opened)
+            return msgspec.Raw(opened)
 
         opened_payloads = list(payloads)
         for index, statement in decoded.items():
@@ -718,9 +721,9 @@ class LearnerKeys:
     @staticmethod
     def _form_refs(
         agent: dict[str, Any],
-    ) -> tuple[frozenset[tuple[str, int]], frozenset[bytes], msgspec.Raw | None]:
+    ) -> tuple[tuple[tuple[str, int], ...], tuple[bytes, ...], bytes | None]:
         one = {"actor": agent}
-        return frozenset(seal.sealed_refs(one)), frozenset(seal.stored_references(one)), None
+        return tuple(seal.sealed_refs(one)), tuple(seal.stored_references(one)), None
 
     async def _open_anew(self, tenant: str, payloads: list[bytes], decoded: dict[int, dict[str, Any]]) -> list[bytes]:
         """:meth:`open_payloads` without the forms opened before."""
