@@ -195,6 +195,9 @@ class LineWriter:
 
     def later(self, message: str) -> None:
         """Writes ``message`` with the other lines of this turn of the event loop."""
+        if self._scheduled:  # a write is due at the end of this turn: no loop lookup (a getpid call)
+            self._pending.append(message)
+            return
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
