@@ -253,13 +253,21 @@ async def _as_stored(
     return restated if changed else None
 
 
+def _announce(request: web.Request) -> Arrival:
+    """Announced to the writer before the body is read: the group being
+    gathered waits for it, and for its connection to come back after the
+    answer unless the connection closes then (lrs.store.gathering)."""
+    arrival: Arrival = request.app[keys.WRITER].arrival(request.protocol)
+    if not request.keep_alive:
+        arrival.last_on_connection()
+    return arrival
+
+
 async def post_statements(request: web.Request) -> web.Response:
     if request.query:
         raise XapiError(400, f"unexpected query parameter(s) on POST: {', '.join(sorted(request.query))}")
     version = request[XAPI_VERSION]
-    # Announced before its body is read: the group being gathered waits for
-    # it (lrs.store.gathering).
-    arrival = request.app[keys.WRITER].arrival(request.protocol)
+    arrival = _announce(request)
     try:
         async with _received_statements(request, lambda body: parse_statements(body, version)) as (
             statements,
@@ -281,7 +289,7 @@ async def put_statement(request: web.Request) -> web.Response:
         raise XapiError(400, "PUT requires the statementId query parameter", "statementId")
     statement_id = _parse_uuid(raw_id, "statementId")
     version = request[XAPI_VERSION]
-    arrival = request.app[keys.WRITER].arrival(request.protocol)  # as in post_statements
+    arrival = _announce(request)
     try:
         async with _received_statements(request, lambda body: [parse_statement(body, version)]) as (
             statements,
