@@ -1,36 +1,40 @@
-"""A replay's log read whole by every process, each keeping its share of the learners.
+"""A replay's log read by every process, each keeping its share of the learners.
 
 The learners are cut into ``processes`` shares by a hash of their key (of
 the person an identifier is linked to at the end of the log, so that a
 linked identifier's evidence lands where its person's does: the links are
 rebuilt before the log is read).  This process and each worker forked then
-read every event of the log from PostgreSQL, each on its own connection and
-in position order, open and decode each statement and judge it
-(policy.judge: is it a voiding, could it be evidence, whose); only the
-process whose share the learner is in builds its evidence, routes it, folds
-the learner and copies the rows.  So both cores read and fold, and nothing
-read is sent between processes: what every process repeats is reading the
-page, opening the zstd frame and decoding the fields the rules read, about
-3.5 µs an event; the evidence, routing, fold and copy (most of a replay's
-work when statements are evidence) are done once.
+read every page of the log from PostgreSQL, each on its own connection and
+in position order.  Page k is judged by the process of share k mod
+``processes``: it opens, decodes and judges each statement
+(policy.judge: a voiding, evidence perhaps, whose), keeps its own learners'
+evidence and every voiding, and sends each other process the indexes of the
+events of that page it needs (its learners' statements that may be
+evidence, the voidings), which that process opens and judges again.  So a
+statement that is not evidence is opened once, one that is evidence at most
+twice, and only the process whose share the learner is in builds its
+evidence, routes it, folds the learner and copies the rows: both cores read
+and fold, and nothing read travels between processes but indexes.
 
 What "first" means in the log stays as it is in one process:
 
-- every process reads every voiding and keeps the first one per target, as
-  one process would; each routes those whose target is evidence of its
-  share, and this process writes the voidings' table;
+- every process keeps every voiding, in log order, and the first per
+  target; each routes those whose target is evidence of its share, and
+  this process writes the voidings' table;
 - the first statement with an id names its learner (and its mismatches):
-  each process notes the ids of the statements it left to others, and an
-  id that is also evidence in another share (a statement id written twice
-  in the log) is settled once everything is read by comparing the
-  positions across processes;
-- an event the rules fail on is parked by one process: the one whose share
-  its learner is in, or, when the failure comes before its learner is
-  known, the one its position falls to; the failures are merged in log order.
+  the hashes of the ids each share owns are compared once everything is
+  read, and an id owned by two shares (a statement id written twice in the
+  log) is settled by the positions, the first one winning;
+- an event the rules fail on is parked by one process: the one that judged
+  it when it fails before its learner is known, else the one whose share
+  the learner is in; the failures are merged in log order.
 
 Each worker reports how many events it read and the last position, which
 must be this process's own: every process interprets the same log.  A worker
-that raises or dies fails the replay, which then swaps nothing in.
+that raises or dies fails the replay (whoever waits for it learns why, or
+sees its pipe end), which then swaps nothing in.  The replay checks what it
+checked in one process: every process reads the log from PostgreSQL, the
+record; the hash chain is ``lrs audit verify``'s.
 """
 
 from __future__ import annotations
