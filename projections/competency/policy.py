@@ -216,9 +216,9 @@ def judge(statement: StatementView, catalog: Catalog) -> StatementVoided | Judge
     """The first half of :func:`interpret_stored`, on a decoded statement: a
     voiding, None (not evidence), or what a statement that may be evidence
     says, with its learner, for :func:`evidence_of` to finish.  (A replay
-    read by several processes judges every statement in each, to learn
-    whose it is, and builds its evidence only in the process that keeps
-    that learner: projections/competency/read_shares.py.)"""
+    read by several processes judges each statement to learn whose it is,
+    and builds its evidence only in the process that keeps that learner:
+    projections/competency/read_shares.py.)"""
     statement_id = statement.id.lower()
     verb = statement.verb.id if statement.verb is not None else ""
     obj = statement.object

@@ -148,7 +148,7 @@ def judge_page(work: LogRebuild, page: Page, share: int, shares: int, hints: lis
         learner = judged[3]  # type: ignore[index]
         if persons:
             learner = persons.get((tenant, learner), learner)
-        owner = hash(learner) % shares
+        owner = hash(learner) % shares  # forked processes share the string hash's secret: the same share in each
         if owner != share:
             hints[owner].append(index)
             continue
