@@ -62,7 +62,7 @@ def _plans(start: int, groups: int, head=None) -> tuple[list, object]:
     for i in range(start, start + groups):
         prepared = prepare_statements(parse_statements(ingest._body(100, [i * 100]), "1.0.3"), version="1.0.3",
                                       authority=authority, new_id=new_id, parse_id=parse_uuid)
-        forms = tuple(statement_form(s, columns_module.array_literal) for s in prepared)
+        forms = tuple(statement_form(s, getattr(columns_module, "key_literal", columns_module.array_literal)) for s in prepared)
         plan = plan_group([AppendRequest("default", tuple(prepared), forms, True)], [], head,
                           datetime.now(timezone.utc), event_ids)
         head = plan.head
@@ -175,11 +175,13 @@ async def _measure(url: str, args: argparse.Namespace) -> dict:
                 wal[name].append(float(wal_bytes) / statements)
     finally:
         await conn.close()
-    full_cpu, full_wal = statistics.median(cpu["full"]), statistics.median(wal["full"])
+    reference = "full" if "full" in cpu else next(iter(cpu))  # saves_* are against it
+    full_cpu, full_wal = statistics.median(cpu[reference]), statistics.median(wal[reference])
     return {
         "prefill_statements": args.prefill,
         "timed_statements_per_variant_round": statements,
         "relation_bytes": sizes,
+        "reference_variant": reference,
         "variants": {
             name: {
                 "postgres_backend_us_median": round(statistics.median(cpu[name]), 2),
@@ -213,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--prefill", type=int, default=200_000, help="statements committed first (default 200,000)")
     parser.add_argument("--groups", type=int, default=20, help="timed groups of 100 per variant and round (default 20)")
     parser.add_argument("--rounds", type=int, default=7, help="rounds of all variants; the median is kept (default 7)")
-    parser.add_argument("--variants", default=None, help="comma-separated variants to run (default all; 'full' first)")
+    parser.add_argument("--variants", default=None, help="comma-separated variants to run (default all); saves_* are against 'full', else the first")
     parser.add_argument("--data-root", default=None, help="where the scratch PostgreSQL lives (default: temp)")
     sys.path.insert(0, str(HERE))
     from checkout import use_checkout
