@@ -120,6 +120,7 @@ class CommitAnnouncer:
             log.warning("commit_notification.send_failed", position=position, error=repr(exc))
 
     async def close(self) -> None:
+        """Stop; a commit not announced yet is announced now."""
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -127,3 +128,7 @@ class CommitAnnouncer:
             with contextlib.suppress(Exception):
                 await self._sending
             self._sending = None
+        if self._pending:
+            self._pending = False
+            self.sent_alone += 1
+            await self._send_alone(self._position)

@@ -64,3 +64,17 @@ async def test_while_a_group_is_being_committed_the_announcement_waits_for_it() 
     await asyncio.sleep(0.05)
     await announcer.close()
     assert sent == [6]
+
+
+async def test_a_commit_not_yet_announced_is_announced_at_close() -> None:
+    sent: list[int] = []
+
+    async def send(position: int) -> None:
+        sent.append(position)
+
+    announcer = CommitAnnouncer(send, interval_s=60)
+    assert announcer.with_group()
+    announcer.committed(2, announced=True)
+    announcer.committed(9, announced=False)
+    await announcer.close()
+    assert sent == [9]
