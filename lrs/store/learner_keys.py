@@ -692,6 +692,15 @@ class LearnerKeys:
                 if known[2] is None:
                     references.update(known[1])
         ciphers = await self.ciphers_for_reading(tenant, refs)
+        erased_in_part = [own for own, (agent_refs, _, opened) in forms.items()
+                          if opened is not None and not all(ciphers.get(ref) is not None for ref in agent_refs)]
+        if erased_in_part:
+            # A kept form (a Group) one of whose keys is gone, by an erasure
+            # not heard of (the key read from the database): its live
+            # members need the ciphertexts its kept entry did not read.
+            for own in erased_in_part:
+                self._opened.pop((tenant, own), None)
+            return await self._open_anew(tenant, payloads, decoded)
         ciphertexts = await self._ciphertexts_of(references) if references else {}
         if self._version != version:
             # An erasure was heard meanwhile: nothing opened before is used.
