@@ -11,8 +11,9 @@ The per-request lines (:func:`log_request`) are written once per turn of the
 event loop, all those of the turn in one write (:class:`LineWriter`): under
 single-statement POSTs a worker answers a group commit's requests in one
 turn, and a write system call per line cost more than building the line.
-Every other line is written at once, after the request lines still waiting,
-so lines keep their order; what a turn has not written yet is written before
+Every other line, structlog's and stdlib logging's (asyncpg, nats, aiohttp),
+is written at once, after the request lines still waiting, so lines keep
+their order; what a turn has not written yet is written before
 the process exits or forks.
 """
 
@@ -227,6 +228,24 @@ class LineWriter:
 _WRITERS: list[LineWriter] = []
 
 
+class _LibraryLines(logging.Handler):
+    """stdlib logging's handler (asyncpg, nats, aiohttp): their lines go through
+    the same :class:`LineWriter`, so they too come after the request lines
+    logged before them."""
+
+    def __init__(self, lines: LineWriter) -> None:
+        super().__init__()
+        self._lines = lines
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self._lines.msg(self.format(record))
+        except RecursionError:
+            raise
+        except Exception:  # noqa: BLE001 - as logging.StreamHandler: reported, never raised
+            self.handleError(record)
+
+
 def flush_lines() -> None:
     """Writes every line logged but not written yet (at exit, before a fork)."""
     for writer in list(_WRITERS):
@@ -259,7 +278,7 @@ def configure_logging(level: str = "info", stream=None) -> None:
         cache_logger_on_first_use=True,
     )
     # Libraries that use stdlib logging (asyncpg, nats, aiohttp) join the same stream.
-    handler = logging.StreamHandler(stream or sys.stderr)
+    handler = _LibraryLines(lines)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             processor=structlog.processors.JSONRenderer(serializer=_serialize),

@@ -106,3 +106,15 @@ def test_timestamps_read_as_structlogs_iso_utc(monkeypatch) -> None:
         monkeypatch.setattr(logs.time, "time_ns", lambda ns=ns: ns)
         expected = (epoch + timedelta(microseconds=ns // 1000)).isoformat().replace("+00:00", "Z")
         assert stamps() == expected
+
+
+async def test_a_library_line_comes_after_the_request_lines_logged_before_it() -> None:
+    stream, saved = _configured()
+    try:
+        logs.log_request(dict(FIELDS))
+        logging.getLogger("aiohttp.server").error("Error handling request")  # stdlib logging, as libraries log
+        await asyncio.sleep(0)
+    finally:
+        _restore(saved)
+    assert [json.loads(line)["event"] for line in stream.getvalue().splitlines()] == [
+        "request", "Error handling request"]
