@@ -8,9 +8,11 @@ every line, and its ``clear_contextvars`` on every request, about half of
 the cost of the per-request line.
 
 The per-request lines (:func:`log_request`) are written once per turn of the
-event loop, all those of the turn in one write (:class:`LineWriter`): under
+event loop, all those of the turn together (:class:`LineWriter`): under
 single-statement POSTs a worker answers a group commit's requests in one
 turn, and a write system call per line cost more than building the line.
+A write holds at most PIPE_BUF bytes, so that the lines of workers sharing a
+pipe are never torn.
 Every other line, structlog's and stdlib logging's (asyncpg, nats, aiohttp),
 is written at once, after the request lines still waiting, so lines keep
 their order; what a turn has not written yet is written before
@@ -24,6 +26,7 @@ import atexit
 import contextvars
 import logging
 import os
+import select
 import sys
 import threading
 import time
@@ -219,10 +222,34 @@ class LineWriter:
                 return
             lines, self._pending = self._pending, []
             try:
-                self._stream.write("\n".join(lines) + "\n")
-                self._stream.flush()
+                for text in _whole_writes(lines):
+                    self._stream.write(text)
+                    self._stream.flush()  # one system call each
             except (OSError, ValueError):  # a closed stream: as print would, nothing more to do
                 pass
+
+
+# A write of at most PIPE_BUF bytes to a pipe is never interleaved with another
+# process's (POSIX); a larger one may be, in the middle of a line.  The workers
+# of `lrs serve` share the supervisor's stderr, often a pipe to a collector.
+_WHOLE_WRITE = select.PIPE_BUF
+
+
+def _whole_writes(lines: list[str]) -> list[str]:
+    """``lines`` joined into texts of at most PIPE_BUF bytes each (a longer
+    line alone), in order."""
+    if len(lines) == 1:
+        return [lines[0] + "\n"]
+    texts: list[str] = []
+    start, size = 0, 0
+    for index, line in enumerate(lines):
+        length = (len(line) if line.isascii() else len(line.encode())) + 1
+        if size + length > _WHOLE_WRITE and index > start:
+            texts.append("\n".join(lines[start:index]) + "\n")
+            start, size = index, 0
+        size += length
+    texts.append("\n".join(lines[start:]) + "\n")
+    return texts
 
 
 _WRITERS: list[LineWriter] = []

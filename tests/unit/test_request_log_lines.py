@@ -118,3 +118,39 @@ async def test_a_library_line_comes_after_the_request_lines_logged_before_it() -
         _restore(saved)
     assert [json.loads(line)["event"] for line in stream.getvalue().splitlines()] == [
         "request", "Error handling request"]
+
+
+class WritesStream(io.StringIO):
+    """Keeps every write's text: what reaches the file descriptor in one system call."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.texts: list[str] = []
+
+    def write(self, text: str) -> int:
+        self.texts.append(text)
+        return super().write(text)
+
+
+async def test_a_turn_of_many_lines_goes_out_in_writes_no_other_process_can_tear() -> None:
+    # The workers of `lrs serve` share the supervisor's stderr, often a pipe:
+    # a write of up to PIPE_BUF bytes is never interleaved with another
+    # process's write (POSIX), a larger one may be, in the middle of a line.
+    import select
+
+    stream = WritesStream()
+    saved = (structlog.get_config(), logging.getLogger().handlers[:], logging.getLogger().level)
+    logs.configure_logging("info", stream)
+    structlog.configure(cache_logger_on_first_use=False)
+    try:
+        for number in range(60):
+            logs.log_request({**FIELDS, "path": f"/xapi/statements/{number}", "note": "Nguyễn Văn Ân"})
+        await asyncio.sleep(0)
+        written = sum(len(text.encode()) for text in stream.texts)
+        assert written > 3 * select.PIPE_BUF
+        assert all(len(text.encode()) <= select.PIPE_BUF and text.endswith("\n") for text in stream.texts)
+        assert len(stream.texts) < 60 // 4  # still several lines a write
+        paths = [json.loads(line)["path"] for line in stream.getvalue().splitlines()]
+        assert paths == [f"/xapi/statements/{number}" for number in range(60)]
+    finally:
+        _restore(saved)
