@@ -238,8 +238,9 @@ _WHOLE_WRITE = select.PIPE_BUF
 def _whole_writes(lines: list[str]) -> list[str]:
     """``lines`` joined into texts of at most PIPE_BUF bytes each (a longer
     line alone), in order."""
-    if len(lines) == 1:
-        return [lines[0] + "\n"]
+    text = "\n".join(lines) + "\n"
+    if len(text) <= _WHOLE_WRITE and (text.isascii() or len(text.encode()) <= _WHOLE_WRITE):
+        return [text]  # most turns: isascii and len cost nothing
     texts: list[str] = []
     start, size = 0, 0
     for index, line in enumerate(lines):
