@@ -187,12 +187,17 @@ class LineWriter:
         self._stream = stream
         self._pending: list[str] = []
         self._scheduled = False
-        self._lock = threading.Lock()
+        # Reentrant: a finalizer the garbage collector runs in the middle of
+        # a flush may log (asyncio's "Task was destroyed but it is pending!").
+        self._lock = threading.RLock()
+        self._flushing = False
         _WRITERS.append(self)
 
     def msg(self, message: str) -> None:
         with self._lock:
             self._pending.append(message)
+            if self._flushing:  # logged during a flush in this thread: that flush writes it next
+                return
         self.flush()
 
     log = debug = info = warn = warning = err = error = critical = exception = failure = fatal = msg
@@ -218,15 +223,19 @@ class LineWriter:
         """Writes the lines still waiting."""
         with self._lock:
             self._scheduled = False
-            if not self._pending:
+            if self._flushing:
                 return
-            lines, self._pending = self._pending, []
+            self._flushing = True
             try:
-                for text in _whole_writes(lines):
-                    self._stream.write(text)
-                    self._stream.flush()  # one system call each
+                while self._pending:  # and the lines logged while writing
+                    lines, self._pending = self._pending, []
+                    for text in _whole_writes(lines):
+                        self._stream.write(text)
+                        self._stream.flush()  # one system call each
             except (OSError, ValueError):  # a closed stream: as print would, nothing more to do
                 pass
+            finally:
+                self._flushing = False
 
 
 # A write of at most PIPE_BUF bytes to a pipe is never interleaved with another

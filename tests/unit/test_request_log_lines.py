@@ -154,3 +154,38 @@ async def test_a_turn_of_many_lines_goes_out_in_writes_no_other_process_can_tear
         assert paths == [f"/xapi/statements/{number}" for number in range(60)]
     finally:
         _restore(saved)
+
+
+class FinalizerStream(io.StringIO):
+    """Logs through stdlib logging in the middle of the first write, as a
+    finalizer run by the garbage collector there does (asyncio's "Task was
+    destroyed but it is pending!")."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.logged = False
+
+    def write(self, text: str) -> int:
+        written = super().write(text)
+        if not self.logged:
+            self.logged = True
+            logging.getLogger("asyncio").error("Task was destroyed but it is pending!")
+        return written
+
+
+def test_a_line_logged_while_lines_are_being_written_is_written_after_them() -> None:
+    import threading
+
+    stream = FinalizerStream()
+    saved = (structlog.get_config(), logging.getLogger().handlers[:], logging.getLogger().level)
+    logs.configure_logging("info", stream)
+    structlog.configure(cache_logger_on_first_use=False)
+    try:
+        writing = threading.Thread(target=logs.log_request, args=(dict(FIELDS),), daemon=True)  # no loop: at once
+        writing.start()
+        writing.join(5)
+        assert not writing.is_alive(), "the writer waits for itself"
+    finally:
+        _restore(saved)
+    assert [json.loads(line)["event"] for line in stream.getvalue().splitlines()] == [
+        "request", "Task was destroyed but it is pending!"]
