@@ -316,7 +316,7 @@ def _parse_uuid(raw: str, where: str) -> uuid.UUID:
 async def get_statements(request: web.Request) -> web.Response:
     credential: Credential = request[CREDENTIAL]
     settings = request.app[keys.SETTINGS]
-    pool = request.app[keys.POOL]
+    pool = request.app[keys.STATEMENT_READS]
     learner_keys = request.app.get(keys.LEARNER_KEYS)
     mine = read_restriction(credential, settings.authority_home, learner_keys)
     languages = parse_accept_language(request.headers.get("Accept-Language", ""))
@@ -349,7 +349,8 @@ async def get_statements(request: web.Request) -> web.Response:
             # Stored Statements name identities by pseudonym (the cursor keeps this form).
             query = msgspec.structs.replace(query, agent=learner_keys.pseudonym_key(credential.tenant, query.agent))
     bodies, last_position, has_more = await reader.query_statements(
-        pool, credential.tenant, query, after_position=after, limit=query.limit, authority=mine
+        pool, credential.tenant, query, after_position=after, limit=query.limit, authority=mine,
+        pair_keys=request.app[keys.PAIR_KEYS],
     )
     if learner_keys is not None:
         bodies = await learner_keys.open_payloads(credential.tenant, bodies)

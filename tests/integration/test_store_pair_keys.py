@@ -17,7 +17,7 @@ import pytest
 from lrs.ingest.query import StatementQuery
 from lrs.ingest.stored_keys import pair_key
 from lrs.store import pair_keys as pair_keys_module
-from lrs.store.pair_keys import LowWaterMoved, backfill_pair_keys
+from lrs.store.pair_keys import LowWaterMoved, PairKeysEverywhere, backfill_pair_keys
 from tests.integration import test_store_query_properties as rules
 
 APP = rules.APP
@@ -83,10 +83,13 @@ async def test_pages_of_a_store_migrated_mid_life_are_those_of_the_rules_and_of_
                 for ascending in (False, True) for since, until in ((2, 12), (-1, 5), (9, -1))]
     found = rules.expected_ids(store, StatementQuery(limit=100, activity=A0, verb=V0), None)
     assert found == [ids[n] for n in ("n7", "n6", "n5", "n3", "n2", "n1", "o8", "o6", "o4", "o3", "o1")]
+    known = PairKeysEverywhere(recheck_s=0.0)
     for query in queries:
         for mine in (None, rules.authority_of(APP)):
             expected = rules.chunks(rules.expected_ids(store, query, mine), query.limit)
             assert await rules.paged_ids(pool, "t", query, mine) == expected, (query, mine)
+            assert await rules.paged_ids(pool, "t", query, mine, known) == expected, (query, mine)
+            assert not known.seen
             await pool.execute("UPDATE pair_keys_low_water SET position = $1", NO_PAIR_KEYS)
             try:
                 assert await rules.paged_ids(pool, "t", query, mine) == expected, ("activity walk", query, mine)
@@ -107,6 +110,9 @@ async def test_pages_of_a_store_migrated_mid_life_are_those_of_the_rules_and_of_
         for mine in (None, rules.authority_of(APP)):
             expected = rules.chunks(rules.expected_ids(store, query, mine), query.limit)
             assert await rules.paged_ids(pool, "t", query, mine) == expected, ("backfilled", query, mine)
+            # known to be 0 now: the pair key's walk alone
+            assert await rules.paged_ids(pool, "t", query, mine, known) == expected, ("pair key alone", query, mine)
+    assert known.seen
 
 
 async def test_a_fresh_store_walks_the_pair_key_alone(pool: asyncpg.Pool) -> None:
@@ -118,11 +124,15 @@ async def test_a_fresh_store_walks_the_pair_key_alone(pool: asyncpg.Pool) -> Non
     query = StatementQuery(limit=1, activity=A0, verb=V0)
     expected = rules.chunks(rules.expected_ids(store, query, None), 1)
     assert len(expected) == 2
+    known = PairKeysEverywhere()
     assert await rules.paged_ids(pool, "t", query, None) == expected
+    assert await rules.paged_ids(pool, "t", query, None, known) == expected
+    assert known.seen
     # without its pair row a Statement is not found: the page walked the pair key
     await pool.execute("DELETE FROM statement_keys WHERE key = statement_key('t', $1) AND position = 3",
                        pair_key(A0, V0))
     assert await rules.paged_ids(pool, "t", query, None) == expected[1:]
+    assert await rules.paged_ids(pool, "t", query, None, known) == expected[1:]
 
 
 
