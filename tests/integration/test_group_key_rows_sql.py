@@ -30,7 +30,8 @@ BEFORE = """
     WHERE left(k, 2) <> 'U:' AND x.key IS NOT NULL
 """
 # INSERT_GROUP's own: the SELECT of its new_keys.
-NOW_SENT = re.search(r"INSERT INTO statement_keys \(key, position\)\n(.*?)\n\), new_head AS", INSERT_GROUP, re.S).group(1)
+NOW_SENT = re.search(r"INSERT INTO statement_keys \(key, position\)\n(.*?)\n\), new_head AS",
+                     INSERT_GROUP, re.S).group(1)
 _NUMBERS = {"1": "1", "3": "2", "10": "3", "11": "4"}
 
 
@@ -44,7 +45,8 @@ VERB = {"id": "http://example.com/v/did"}
 VOIDED = {"id": "http://adlnet.gov/expapi/verbs/voided"}
 ANN = {"mbox": "mailto:ann@example.com"}
 BOB = {"objectType": "Agent", "mbox": "mailto:bob@example.com"}
-TEAM = {"objectType": "Group", "name": "team", "member": [ANN, {"account": {"homePage": "http://x.example", "name": "c"}}]}
+TEAM = {"objectType": "Group", "name": "team",
+        "member": [ANN, {"account": {"homePage": "http://x.example", "name": "c"}}]}
 NAMED_TEAM = {"objectType": "Group", "mbox": "mailto:team@example.com", "member": [BOB]}
 CONTEXT = {"registration": "6fbd600f-d17c-4c74-801a-2ec2e53231c8", "instructor": BOB, "team": NAMED_TEAM,
            "contextActivities": {"parent": [{"id": "http://example.com/course"}],
