@@ -59,6 +59,7 @@ def _serve(port: int, ready_fd: int) -> None:
     from lrs.http.authn import Authenticator
     from lrs.http.throttle import AUTH_THROTTLE
     from lrs.logs import configure_logging
+    from lrs.store.gathering import Gathering
     from lrs.store.group_columns import array_literal
 
     env = {**os.environ, "LRS_SEAL_PERSONAL_DATA": "false"}
@@ -80,13 +81,20 @@ def _serve(port: int, ready_fd: int) -> None:
         def __init__(self) -> None:
             self.position = 0
             self.committed: list = []
+            # The real writer's announcements (lrs.store.gathering), kept as it keeps them.
+            self.gathering = Gathering(lambda: None)
 
         def consistent_through(self):
             return CONSISTENT_THROUGH
 
+        def arrival(self, client):
+            return self.gathering.arrival(client)
+
         async def append(self, tenant, statements, *, defines=False, key_epoch=None, key_refs=frozenset(),
-                         ciphertexts={}):
+                         ciphertexts={}, new_keys={}, arrival=None):
             forms = tuple(statement_form(s, array_literal) for s in statements)
+            if arrival is not None:
+                arrival.reached()
             loop = asyncio.get_running_loop()
             future = loop.create_future()
             results = []
@@ -95,7 +103,11 @@ def _serve(port: int, ready_fd: int) -> None:
                 self.position += 1
                 results.append(AppendResult(statement.statement_id, True, stored, self.position))
             loop.call_soon(future.set_result, results)
-            return await future
+            try:
+                return await future
+            finally:
+                if arrival is not None:
+                    self.gathering.answered([arrival.client])
 
     class LeasePool:
         """The rate limit's shared bucket, always granting what is asked:

@@ -567,13 +567,23 @@ async def bench_target(args: argparse.Namespace, stop_timeout: float = 60) -> As
     proc = None
     try:
         env = {**os.environ, "LRS_HTTP_PORT": str(port), "LRS_DATA_DIR": args.data_dir or scratch,
-               "LRS_BOOTSTRAP_CREDENTIAL": f"{key}:{secret}", "LRS_LOG_LEVEL": "warning"}
+               "LRS_BOOTSTRAP_CREDENTIAL": f"{key}:{secret}", "LRS_LOG_LEVEL": getattr(args, "log_level", "info")}
         # --service-tree: another checkout's `lrs serve`, run by its own venv from
         # its own directory, so before/after builds compare with one client.
         tree = getattr(args, "service_tree", None)
         python = str(Path(tree) / ".venv" / "bin" / "python") if tree else sys.executable
-        proc = subprocess.Popen([python, "-m", "lrs", "serve"], env=env, cwd=tree)
-        await _wait_ready(url, proc)
+        # The service's log (a line a request at info) goes to a file, as a
+        # deployment's goes to a file or a collector, not to this terminal.
+        service_log = open(Path(args.data_dir or scratch) / "serve.log", "ab")
+        try:
+            proc = subprocess.Popen([python, "-m", "lrs", "serve"], env=env, cwd=tree, stderr=service_log)
+        finally:
+            service_log.close()
+        try:
+            await _wait_ready(url, proc)
+        except BaseException:
+            print((Path(args.data_dir or scratch) / "serve.log").read_text(errors="replace")[-4000:], file=sys.stderr)
+            raise
         args.service_pid = proc.pid
         args.database_url = embedded_database_url(Path(args.data_dir or scratch))
         yield url, key, secret
@@ -633,6 +643,7 @@ async def main_async(args: argparse.Namespace) -> int:
         "learners": {**describe_learners(learners), "warm_up": warmed} if learners is not None
         else describe_learners(None),
         "sealing": os.environ.get("LRS_SEAL_PERSONAL_DATA", "true (default)") if args.start_service else "unknown",
+        "service_log_level": getattr(args, "log_level", "info") if args.start_service else "unknown",
         "load_average_before": load_before,
         "runs": runs,
         "summary": summarise(runs),
@@ -681,6 +692,9 @@ def add_service_options(parser: argparse.ArgumentParser, bench: str) -> None:
                         help="start `lrs serve` on a free port with an embedded database for the run")
     parser.add_argument("--service-tree", metavar="CHECKOUT",
                         help="with --start-service: run that checkout's `lrs serve` with its own .venv (A/B of builds)")
+    parser.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"),
+                        help="LRS_LOG_LEVEL of --start-service's service (default: info, the service's own "
+                             "default; runs before this option used warning); its log goes to serve.log in the data dir")
     parser.add_argument("--data-dir", help="LRS_DATA_DIR for --start-service (default: a new temp dir, removed at the end)")
     parser.add_argument("--output", help=f"result file (default: bench/results/{bench}-<time>.json)")
     parser.add_argument("--note", default="", help="free text stored with the result")

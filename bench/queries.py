@@ -3,8 +3,9 @@
 Runs on a store built by ``bench/bulk_store.py`` (``--data``: its embedded
 PostgreSQL is started here) or on any migrated database (``--url``).  Every
 page is read exactly as GET /xapi/statements reads it
-(:func:`lrs.store.reader.query_statements` on the service's own pool, whose
-prepared statements switch to generic plans after five runs), for filter
+(:func:`lrs.store.reader.query_statements` on the service's own pool for
+them, :func:`lrs.store.reader.create_read_pool`, whose prepared statements
+run generic plans), for filter
 values drawn from the statements the generator wrote.
 
 For each filter: ``--queries`` pages one after another (p50, p99), then the
@@ -42,8 +43,9 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 import bulk_store as gen  # noqa: E402
 from lrs.ingest.query import StatementQuery  # noqa: E402
-from lrs.store.pool import create_pool  # noqa: E402
-from lrs.store.reader import build_page_query, query_statements  # noqa: E402
+from lrs.store.pool import create_pool, create_statement_pool  # noqa: E402
+from lrs.store.pair_keys import PairKeysEverywhere, low_water  # noqa: E402
+from lrs.store.reader import build_page_query, create_read_pool, query_statements  # noqa: E402
 from lrs.xapi.identity import ifi_key  # noqa: E402
 
 RESULTS_DIR = ROOT / "bench" / "results"
@@ -116,11 +118,18 @@ def filters(total: int, stored: tuple[datetime, datetime]) -> dict[str, Callable
     }
 
 
+# as the service's process keeps it (lrs.http.keys.PAIR_KEYS)
+PAIR_KEYS = PairKeysEverywhere()
+# --mine: the statements/read/mine scope's authority (an IFI key), else None
+MINE: list[str | None] = [None]
+
+
 async def _cursor(pool: Any, query: StatementQuery, page: int) -> int | None:
     """The ``more`` position that leads to page ``page`` (1: none)."""
     after = None
     for _ in range(page - 1):
-        _, after, more = await query_statements(pool, gen.TENANT, query, after_position=after, limit=LIMIT)
+        _, after, more = await query_statements(pool, gen.TENANT, query, after_position=after, limit=LIMIT,
+                                                pair_keys=PAIR_KEYS, authority=MINE[0])
         if not more:
             break
     return after
@@ -146,7 +155,8 @@ async def time_filter(pool: Any, make: Callable[[int], StatementQuery], paged: b
             own0, server0 = time.process_time(), sum(backend.cpu_times()[:2]) if backend else 0.0
             for query, after in work[k::clients]:
                 t0 = time.perf_counter()
-                bodies, _, _ = await query_statements(conn, gen.TENANT, query, after_position=after, limit=LIMIT)
+                bodies, _, _ = await query_statements(conn, gen.TENANT, query, after_position=after, limit=LIMIT,
+                                                      pair_keys=PAIR_KEYS, authority=MINE[0])
                 samples.append(time.perf_counter() - t0)
                 rows.append(len(bodies))
             if backend:  # CPU per page, which the machine's load does not inflate as it does wall time
@@ -161,7 +171,7 @@ async def explain(pool: Any, name: str, make: Callable[[int], StatementQuery], p
                   sample: int = 7) -> None:
     query = make(sample)
     after = await _cursor(pool, query, page) if paged else None
-    sql, params = build_page_query(gen.TENANT, query, after, LIMIT)
+    sql, params = build_page_query(gen.TENANT, query, after, LIMIT, pair_keys_everywhere=await low_water(pool) == 0)
     async with pool.acquire() as conn:
         for mode in ("force_generic_plan", "force_custom_plan"):
             await conn.execute(f"SET plan_cache_mode = {mode}")
@@ -187,7 +197,8 @@ async def buffers(pool: Any, make: Callable[[int], StatementQuery], paged: bool,
             for i in range(args.queries):
                 query = make(i)
                 after = await _cursor(conn, query, args.page) if paged else None
-                sql, params = build_page_query(gen.TENANT, query, after, LIMIT)
+                sql, params = build_page_query(gen.TENANT, query, after, LIMIT,
+                                               pair_keys_everywhere=await low_water(conn) == 0)
                 plan = json.loads(await conn.fetchval("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + sql, *params))
                 touched.append(_plan_buffers(plan[0]["Plan"]))
         finally:
@@ -199,7 +210,12 @@ async def buffers(pool: Any, make: Callable[[int], StatementQuery], paged: bool,
 
 
 async def run(url: str, args: argparse.Namespace) -> dict[str, Any]:
-    pool = await create_pool(url, min_size=args.clients, max_size=args.clients)
+    # the service's own pool for pages (generic plans, not reset after each use)
+    if args.plan_cache_mode:
+        pool = await create_statement_pool(url, application_name="bench-queries", max_size=args.clients,
+                                           settings={"plan_cache_mode": args.plan_cache_mode})
+    else:
+        pool = await create_read_pool(url, max_size=args.clients)
     try:
         total = int(await pool.fetchval("SELECT position FROM log_head"))
         first = await pool.fetchval("SELECT stored FROM statements WHERE tenant = $1 ORDER BY position LIMIT 1", gen.TENANT)
@@ -302,9 +318,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--without-statistics", action="store_true",
                         help="time the store as a bulk load leaves it before any ANALYZE (its column"
                              " statistics deleted, autovacuum off for the run); ANALYZE after")
+    parser.add_argument("--plan-cache-mode", choices=("auto", "force_generic_plan", "force_custom_plan"),
+                        help="time with this plan_cache_mode instead of the service's (lrs.store.reader.READ_SETTINGS)")
+    parser.add_argument("--mine", action="store_true",
+                        help="read as the statements/read/mine scope of the generator's authority (every Statement's)")
     parser.add_argument("--label", default="", help="a word for the result file name (before, after...)")
     parser.add_argument("--no-write", action="store_true", help="print only; do not write bench/results/")
     args = parser.parse_args(argv)
+    if args.mine:
+        MINE[0] = ifi_key(gen.AUTHORITY)
     load_before = [round(x, 2) for x in os.getloadavg()]
     result = asyncio.run(main_async(args))
     if args.explain:

@@ -159,6 +159,8 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     from lrs.store.activities import catch_up_definitions
     from lrs.store.migrations import apply_migrations
     from lrs.store.pool import create_pool
+    from lrs.store.pair_keys import PairKeysEverywhere
+    from lrs.store.reader import create_read_pool
 
     settings = app[keys.SETTINGS]
     try:
@@ -180,6 +182,11 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
         )
     app[keys.POOL] = pool
     app[keys.CURSOR_SECRET] = await secrets.get_or_create(pool, "cursor", 32)
+    # Half the shared pool's size (pages are CPU-bound: more at once only
+    # queue in PostgreSQL); opens no connection until a page is read.
+    app[keys.STATEMENT_READS] = await create_read_pool(app[keys.DATABASE_URL],
+                                                       max_size=max(2, settings.db_pool_size // 2))
+    app[keys.PAIR_KEYS] = PairKeysEverywhere()
 
     async def fetch(key: str) -> tuple[str, Credential] | None:
         record = await credentials.fetch_credential(pool, key)
@@ -191,6 +198,7 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     try:
         yield
     finally:
+        await app[keys.STATEMENT_READS].close()
         await pool.close()
 
 

@@ -14,12 +14,17 @@ if TYPE_CHECKING:
     from lrs.http.authn import Authenticator
     from lrs.oidc import BearerVerifier
     from lrs.store.learner_keys import LearnerKeys
+    from lrs.store.pair_keys import PairKeysEverywhere
     from lrs.store.writer import StatementWriter
 
 SETTINGS = web.AppKey("settings", Settings)
 DATABASE_URL = web.AppKey("database_url", str)
 NATS_URL = web.AppKey("nats_url", str)
 POOL = web.AppKey("pool", asyncpg.Pool)
+# GET /xapi/statements' reads (lrs.store.reader.create_read_pool): generic plans, no reset.
+STATEMENT_READS = web.AppKey("statement_reads", asyncpg.Pool)
+# Whether every Statement has its activity + verb pair keys (lrs.store.pair_keys.PairKeysEverywhere).
+PAIR_KEYS: web.AppKey["PairKeysEverywhere"] = web.AppKey("pair_keys")
 WRITER: web.AppKey["StatementWriter"] = web.AppKey("writer")
 AUTHENTICATOR: web.AppKey["Authenticator"] = web.AppKey("authenticator")
 # Present only when LRS_OIDC_ISSUER is set.

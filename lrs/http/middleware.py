@@ -19,7 +19,7 @@ from lrs.http import keys
 from lrs.http.bearer import authenticate_bearer
 from lrs.http.metrics import HTTP_LATENCY_BY, HTTP_REQUESTS_BY
 from lrs.http.throttle import authenticate_basic
-from lrs.logs import bind_request_context, info_written
+from lrs.logs import bind_request_context, info_written, log_request
 from lrs.oidc.claims import bearer_token
 from lrs.store.availability import storage_unavailable
 from lrs.xapi.errors import XapiError
@@ -123,16 +123,18 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
         HTTP_LATENCY_BY(request.method, route).observe(elapsed)
         if info_written():  # at warning and above the line's fields are not even gathered
             credential: Credential | None = request.get(CREDENTIAL)
-            log.info(
-                "request",
-                method=request.method,
-                path=_logged_path(request),
-                status=status,
-                duration_ms=round(elapsed * 1000, 3),
-                credential=credential.key if credential else None,
-                tenant=credential.tenant if credential else None,
-                **request.get(LOG_FIELDS, {}),
-            )
+            fields = {
+                "method": request.method,
+                "path": _logged_path(request),
+                "status": status,
+                "duration_ms": round(elapsed * 1000, 3),
+                "credential": credential.key if credential else None,
+                "tenant": credential.tenant if credential else None,
+            }
+            extra = request.get(LOG_FIELDS)
+            if extra:
+                fields.update(extra)
+            log_request(fields)
     return response
 
 

@@ -253,13 +253,21 @@ async def _as_stored(
     return restated if changed else None
 
 
+def _announce(request: web.Request) -> Arrival:
+    """Announced to the writer before the body is read: the group being
+    gathered waits for it, and for its connection to come back after the
+    answer unless the connection closes then (lrs.store.gathering)."""
+    arrival: Arrival = request.app[keys.WRITER].arrival(request.protocol)
+    if not request.keep_alive:
+        arrival.last_on_connection()
+    return arrival
+
+
 async def post_statements(request: web.Request) -> web.Response:
     if request.query:
         raise XapiError(400, f"unexpected query parameter(s) on POST: {', '.join(sorted(request.query))}")
     version = request[XAPI_VERSION]
-    # Announced before its body is read: the group being gathered waits for
-    # it (lrs.store.gathering).
-    arrival = request.app[keys.WRITER].arrival(request.protocol)
+    arrival = _announce(request)
     try:
         async with _received_statements(request, lambda body: parse_statements(body, version)) as (
             statements,
@@ -281,7 +289,7 @@ async def put_statement(request: web.Request) -> web.Response:
         raise XapiError(400, "PUT requires the statementId query parameter", "statementId")
     statement_id = _parse_uuid(raw_id, "statementId")
     version = request[XAPI_VERSION]
-    arrival = request.app[keys.WRITER].arrival(request.protocol)  # as in post_statements
+    arrival = _announce(request)
     try:
         async with _received_statements(request, lambda body: [parse_statement(body, version)]) as (
             statements,
@@ -308,7 +316,7 @@ def _parse_uuid(raw: str, where: str) -> uuid.UUID:
 async def get_statements(request: web.Request) -> web.Response:
     credential: Credential = request[CREDENTIAL]
     settings = request.app[keys.SETTINGS]
-    pool = request.app[keys.POOL]
+    pool = request.app[keys.STATEMENT_READS]
     learner_keys = request.app.get(keys.LEARNER_KEYS)
     mine = read_restriction(credential, settings.authority_home, learner_keys)
     languages = parse_accept_language(request.headers.get("Accept-Language", ""))
@@ -341,7 +349,8 @@ async def get_statements(request: web.Request) -> web.Response:
             # Stored Statements name identities by pseudonym (the cursor keeps this form).
             query = msgspec.structs.replace(query, agent=learner_keys.pseudonym_key(credential.tenant, query.agent))
     bodies, last_position, has_more = await reader.query_statements(
-        pool, credential.tenant, query, after_position=after, limit=query.limit, authority=mine
+        pool, credential.tenant, query, after_position=after, limit=query.limit, authority=mine,
+        pair_keys=request.app[keys.PAIR_KEYS],
     )
     if learner_keys is not None:
         bodies = await learner_keys.open_payloads(credential.tenant, bodies)

@@ -703,12 +703,26 @@ def open_statement(
     statement: dict[str, Any], ciphers: Ciphers, tenant: str, ciphertexts: Mapping[bytes, bytes] = _NO_CIPHERTEXTS
 ) -> dict[str, Any]:
     """A stored Statement with every sealed identity opened (or erased)."""
+    return open_statement_by(statement, lambda agent: open_agent(agent, ciphers, tenant, ciphertexts))
+
+
+def open_statement_by(statement: dict[str, Any], open_: Callable[[dict[str, Any]], Any]) -> dict[str, Any]:
+    """A stored Statement with each Agent or Group replaced by ``open_`` of
+    it (:func:`open_agent`, or a form of it opened before)."""
     opened = _copy_path(statement)
     for container, name in _agent_slots(opened):
         agent = container.get(name)
         if isinstance(agent, dict):
-            container[name] = open_agent(agent, ciphers, tenant, ciphertexts)
+            container[name] = open_(agent)
     return opened
+
+
+def stored_agents(statement: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """Each Agent or Group of a stored Statement that :func:`open_statement` opens."""
+    for container, name in _agent_slots(statement):
+        agent = container.get(name)
+        if isinstance(agent, dict):
+            yield agent
 
 
 def with_identities_of(statement: dict[str, Any], stored: dict[str, Any]) -> dict[str, Any] | None:

@@ -20,7 +20,10 @@ so that a row is never written twice by the writer and this at once.
 
 from __future__ import annotations
 
+import math
+import time
 from collections.abc import Callable
+
 import asyncpg
 import msgspec
 
@@ -28,7 +31,7 @@ from lrs.ingest.stored_keys import pair_keys, statement_ref_target
 from lrs.payload_codec import open_payload
 from lrs.store.ref_keys import INSERT_REACHED_KEYS, MAX_REF_DEPTH
 
-__all__ = ["LowWaterMoved", "backfill_pair_keys", "low_water"]
+__all__ = ["LowWaterMoved", "PairKeysEverywhere", "backfill_pair_keys", "low_water"]
 
 SELECT_LOW_WATER = "SELECT position FROM pair_keys_low_water WHERE singleton"
 # The Statements of a range of positions, by the events' primary key.
@@ -53,6 +56,33 @@ async def low_water(pool: asyncpg.Pool | asyncpg.Connection) -> int | None:
         return await pool.fetchval(SELECT_LOW_WATER)
     except asyncpg.UndefinedTableError:
         return None
+
+
+class PairKeysEverywhere:
+    """Whether every Statement of the database has its pair keys: the
+    low-water at 0 (a store migrated before its first Statement, or
+    backfilled).  While that is seen, an activity + verb page walks the
+    pair key alone (lrs/store/reader.py), without the split at the
+    low-water whose plan cost PostgreSQL about twice an activity page's
+    CPU.  The low-water is read again at most every ``recheck_s`` seconds,
+    whether it was 0 or not: a backfill running beside the service lowers
+    it, and a database restored under the running service from a backup
+    taken before its backfill ended raises it again (its older Statements
+    lack the key: walked alone, the pair key would miss them for as long as
+    the process runs; now for at most ``recheck_s``).  One per process and
+    database."""
+
+    def __init__(self, recheck_s: float = 30.0) -> None:
+        self.seen = False
+        self._recheck_s = recheck_s
+        self._checked = -math.inf
+
+    async def everywhere(self, pool: asyncpg.Pool | asyncpg.Connection) -> bool:
+        now = time.monotonic()
+        if now - self._checked >= self._recheck_s:
+            self._checked = now
+            self.seen = await low_water(pool) == 0
+        return self.seen
 
 
 async def _range_keys(conn: asyncpg.Connection, low: int, high: int) -> list[tuple[str, int, str]]:

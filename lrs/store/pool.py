@@ -49,7 +49,8 @@ async def _keep_session(connection: asyncpg.Connection) -> None:
 
 
 async def create_statement_pool(
-    database_url: str, *, application_name: str, max_size: int = 1, command_timeout: float | None = 60.0
+    database_url: str, *, application_name: str, max_size: int = 1, command_timeout: float | None = 60.0,
+    settings: dict[str, str] | None = None,
 ) -> asyncpg.Pool:
     """A small pool for work made only of single statements that change
     nothing in the session (no SET, LISTEN, cursor or advisory lock held past
@@ -58,13 +59,14 @@ async def create_statement_pool(
     RESET ALL;``) is one more round trip and one more PostgreSQL transaction
     on every use, as many as the work itself when the work is one statement
     (the learner keys' statement: docs/privacy.md "Cost").  asyncpg's
-    ``reset`` argument (public since 0.30) replaces it."""
+    ``reset`` argument (public since 0.30) replaces it.  ``settings``: more
+    server settings its connections keep for their whole life."""
     pool = await asyncpg.create_pool(
         database_url,
         min_size=0,
         max_size=max_size,
         command_timeout=command_timeout,
-        server_settings=dict(SERVER_SETTINGS, application_name=application_name),
+        server_settings=dict(SERVER_SETTINGS, application_name=application_name, **(settings or {})),
         max_inactive_connection_lifetime=300.0,
         reset=_keep_session,
     )

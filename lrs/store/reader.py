@@ -31,6 +31,9 @@ from lrs.ingest.stored_keys import (
     REGISTRATION_KEY, has_authority, meets_filters, pair_key, statement_ref_target,
 )
 from lrs.payload_codec import open_payload
+from lrs.store.page_check import narrow_check
+from lrs.store.pair_keys import PairKeysEverywhere
+from lrs.store.pool import create_statement_pool
 from lrs.store.ref_keys import MAX_REF_DEPTH
 
 # A statement's stored JSON is the payload of its event (same position),
@@ -78,6 +81,26 @@ FIRST_STORED_AFTER = """(
     SELECT min(hi) FROM halves
 )"""
 Pool = asyncpg.Pool | asyncpg.Connection
+
+# The plans of a page are chosen for every value of their parameters: each
+# walks an index in position order and stops at the page, whatever the key
+# (bench/queries.py --buffers counts their reads under these plans).  Left to
+# itself PostgreSQL planned some pages again on every run (a generic plan
+# whose estimated cost is above that of the first five custom ones is never
+# used): about 1 ms of planning, 0.2-0.65 ms of PostgreSQL's CPU a page more
+# for verb + since + until, an agent + verb and an activity at 10 million
+# statements (docs/scaling.md, "queries-16b").
+READ_SETTINGS = {"plan_cache_mode": "force_generic_plan"}
+
+
+async def create_read_pool(database_url: str, *, max_size: int) -> asyncpg.Pool:
+    """The pool GET /xapi/statements reads pages and Statements on: its
+    connections keep :data:`READ_SETTINGS` and are not reset after each use
+    (the reads change nothing in the session): the reset's round trip and
+    PostgreSQL transaction (``RESET ALL``...) a page fewer
+    (:func:`lrs.store.pool.create_statement_pool`)."""
+    return await create_statement_pool(database_url, application_name="lrs-statement-reads", max_size=max_size,
+                                       settings=READ_SETTINGS)
 
 
 async def get_statement(
@@ -346,14 +369,17 @@ def _page(time_bounds: str, positions: str, direction: str) -> str:
 
 def build_page_query(
     tenant: str, query: StatementQuery, after_position: int | None, limit: int,
-    authority: str | None = None, *, walk_authority: bool = True,
+    authority: str | None = None, *, walk_authority: bool = True, pair_keys_everywhere: bool = False,
 ) -> tuple[str, list[Any]]:
     """The SQL and parameters for one page (``limit`` + 1 rows, to see if more follow).
 
     With ``authority`` (statements/read/mine), a page without filters walks
     the authority's Statements; with filters, it walks them too when
     ``walk_authority`` (the authority has few, :data:`AUTHORITY_HAS_FEW`),
-    else the filters' index ranges."""
+    else the filters' index ranges.  ``pair_keys_everywhere``: every
+    Statement has its pair keys (the low-water is 0,
+    :class:`lrs.store.pair_keys.PairKeysEverywhere`): an activity + verb page
+    walks the pair key alone."""
     params: list[Any] = [tenant]
 
     def bind(value: Any) -> str:
@@ -406,10 +432,15 @@ def build_page_query(
         # activity + verb: the pair key's rows above the low-water, the
         # activity's, the verb checked on each row, below (:func:`_split_matches`)
         assert query.activity is not None and query.verb is not None
+        pair = f"statement_key($1, {bind(pair_key(query.activity, query.verb))}::text)"
+        pair_walk = (f"statement_keys k WHERE k.key = {pair}", "k.position")
+        if pair_keys_everywhere:
+            # the pair key's candidates hold to both filters (as hashes): a key's walk like any other
+            positions = _matches("s", [pair_walk], bounds, " AND ".join(where), direction, str(int(limit) + 1),
+                                 voided_only=authority is None)
+            return _page(time_bounds, positions, direction), params
         activity_walk = _walks(query, bind)
         assert activity_walk is not None and len(activity_walk) == 1
-        pair_walk = (f"statement_keys k WHERE k.key = statement_key($1, {bind(pair_key(query.activity, query.verb))}"
-                     "::text)", "k.position")
         verb = _filters(query, "s", params, "activity")
         pair_bounds = f"{time_bounds}, {PAIR_LOW}" if time_bounds else PAIR_LOW
         positions = _split_matches("s", pair_walk, activity_walk[0], bounds, " AND ".join(where),
@@ -442,10 +473,13 @@ async def query_statements(
     after_position: int | None = None,
     limit: int,
     authority: str | None = None,
+    pair_keys: PairKeysEverywhere | None = None,
 ) -> tuple[list[bytes], int | None, bool]:
     """One page: (stored JSON of each statement, position of the last one
     returned or None if none, whether more statements follow).  ``authority``
-    (an IFI key) keeps only Statements with that authority.
+    (an IFI key) keeps only Statements with that authority.  ``pair_keys``:
+    the process's knowledge of whether every Statement has its pair keys
+    (:func:`build_page_query`; None: the page's SQL asks the low-water).
 
     The SQL selects by hashes of the keys; each Statement it returns is then
     checked on its own JSON (:mod:`lrs.ingest.stored_keys`), and one that
@@ -453,6 +487,12 @@ async def query_statements(
     next candidates after the last one read fill it."""
     if limit < 1:
         raise ValueError("limit must be at least 1")
+    if isinstance(pool, asyncpg.Pool):
+        # one connection for the page's statements: one acquire (and, on a
+        # pool that resets its connections, one reset) a page, not one a statement
+        async with pool.acquire() as conn:
+            return await query_statements(conn, tenant, query, after_position=after_position, limit=limit,
+                                          authority=authority, pair_keys=pair_keys)
     checked = authority is not None or any(
         value is not None for value in (query.agent, query.verb, query.activity, query.registration)
     )
@@ -461,17 +501,30 @@ async def query_statements(
         value is not None for value in (query.agent, query.verb, query.activity, query.registration)
     ):
         walk_authority = await pool.fetchval(AUTHORITY_HAS_FEW, tenant, AUTHORITY_KEY + authority)
+    narrow = narrow_check(query, authority) if checked else None
+    everywhere = pair_keys is not None and _pair_walked(query) and await pair_keys.everywhere(pool)
     kept: list[tuple[int, bytes]] = []
     cursor = after_position
     while True:
-        sql, params = build_page_query(tenant, query, cursor, limit, authority, walk_authority=walk_authority)
+        sql, params = build_page_query(tenant, query, cursor, limit, authority, walk_authority=walk_authority,
+                                       pair_keys_everywhere=everywhere)
         rows = await pool.fetch(sql, *params)
-        for row in rows:
-            if row["payload"] is None:  # another tenant's event (a shared hash, :data:`_PAGE_PAYLOAD`)
+        for position, stored in rows:
+            if stored is None:  # another tenant's event (a shared hash, :data:`_PAGE_PAYLOAD`)
                 continue
-            payload = open_payload(row["payload"])
-            if not checked or await _meets(pool, tenant, query, authority, payload):
-                kept.append((row["position"], payload))
+            payload = open_payload(stored)
+            if not checked:
+                kept.append((position, payload))
+                continue
+            found = narrow(payload) if narrow is not None else None
+            if found is None:
+                meets = await _meets(pool, tenant, query, authority, payload)
+            else:
+                meets, target = found
+                if not meets and target is not None:
+                    meets = await _chain_meets(pool, tenant, query, target)
+            if meets:
+                kept.append((position, payload))
         if len(rows) <= limit or len(kept) > limit:
             break
         cursor = rows[-1]["position"]
@@ -493,7 +546,12 @@ async def _meets(pool: Pool, tenant: str, query: StatementQuery, authority: str 
         return False
     if meets_filters(query, body):
         return True
-    target = statement_ref_target(body)
+    return await _chain_meets(pool, tenant, query, statement_ref_target(body))
+
+
+async def _chain_meets(pool: Pool, tenant: str, query: StatementQuery, target: Any) -> bool:
+    """Whether a Statement of the StatementRef chain from ``target`` (an id,
+    or None for none) meets the filters (:func:`_meets`)."""
     for _ in range(MAX_REF_DEPTH):
         if target is None:
             return False

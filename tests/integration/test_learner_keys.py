@@ -189,12 +189,46 @@ async def test_statements_carry_a_reference_and_each_ciphertext_is_stored_once_b
     for payload in opened:
         assert b'"mbox":"mailto:ana@example.com"' in payload and b'"name":"Ana"' in payload
         assert b'"name":"client"' in payload  # the authority
+    # Read again, the forms opened before (v4, v3, v2 alike) give the same bytes as a process that opens them anew.
+    assert reader._opened
+    assert await reader.open_payloads(TENANT, stored) == opened == await LearnerKeys(pool, master).open_payloads(
+        TENANT, stored)
     [one, three] = await reader.open_statements(TENANT, [seal.decode(stored[0]), seal.decode(stored[3])])
     assert one["actor"] == three["actor"] == LEARNER
 
     await erase_learner(pool, keyring, TENANT, LEARNER, reason="request 10", by="test")
-    for payload in await LearnerKeys(pool, master).open_payloads(TENANT, stored):
-        assert b"ana@example.com" not in payload and seal.ERASED_HOME.encode() in payload
+    for keys_of in (LearnerKeys(pool, master), reader):  # reader: opened them before, has not heard of the erasure
+        for payload in await keys_of.open_payloads(TENANT, stored):
+            assert b"ana@example.com" not in payload and seal.ERASED_HOME.encode() in payload
+
+
+async def test_a_group_opened_before_shows_its_live_members_after_another_member_is_erased(
+    pool: asyncpg.Pool, writer: StatementWriter
+) -> None:
+    """A Group's opened form kept by a process that has not heard of the
+    erasure of one of its members (here: its listener lost, so every key is
+    read from the database, and the key epoch is not asked): the erased
+    member in the erased form, the others as they are, the bytes of a
+    process that opens them anew."""
+    master = MasterKey(os.urandom(32))
+    keyring = LearnerKeys(pool, master)
+    reader = LearnerKeys(pool, master)
+    reader.trust_cache = False  # as its listener's loss leaves it (app.py _learner_keys)
+    await keyring.load_epoch()
+    ben = {"objectType": "Agent", "mbox": "mailto:ben@example.com", "name": "Ben"}
+    team = {"objectType": "Group", "member": [dict(LEARNER), ben]}
+    statements = [{**statement(statement_id=new_id(), activity="http://example.com/a"), "actor": team}]
+    await append(writer, keyring, statements)
+    stored = [await get_statement(pool, TENANT, uuid.UUID(statements[0]["id"]), voided=False)]
+    [opened] = await reader.open_payloads(TENANT, stored)
+    assert b"ana@example.com" in opened and b"ben@example.com" in opened
+    assert reader._opened  # the Group's form is kept
+
+    await erase_learner(pool, keyring, TENANT, LEARNER, reason="request 11", by="test")
+    [opened] = await reader.open_payloads(TENANT, stored)
+    assert b"ana@example.com" not in opened and seal.ERASED_HOME.encode() in opened
+    assert b'"mbox":"mailto:ben@example.com"' in opened and b'"name":"Ben"' in opened
+    assert [opened] == await LearnerKeys(pool, master).open_payloads(TENANT, stored)
 
 
 async def test_a_statement_commits_in_the_group_that_stores_its_ciphertexts(

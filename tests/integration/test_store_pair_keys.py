@@ -17,7 +17,7 @@ import pytest
 from lrs.ingest.query import StatementQuery
 from lrs.ingest.stored_keys import pair_key
 from lrs.store import pair_keys as pair_keys_module
-from lrs.store.pair_keys import LowWaterMoved, backfill_pair_keys
+from lrs.store.pair_keys import LowWaterMoved, PairKeysEverywhere, backfill_pair_keys
 from tests.integration import test_store_query_properties as rules
 
 APP = rules.APP
@@ -83,10 +83,13 @@ async def test_pages_of_a_store_migrated_mid_life_are_those_of_the_rules_and_of_
                 for ascending in (False, True) for since, until in ((2, 12), (-1, 5), (9, -1))]
     found = rules.expected_ids(store, StatementQuery(limit=100, activity=A0, verb=V0), None)
     assert found == [ids[n] for n in ("n7", "n6", "n5", "n3", "n2", "n1", "o8", "o6", "o4", "o3", "o1")]
+    known = PairKeysEverywhere(recheck_s=0.0)
     for query in queries:
         for mine in (None, rules.authority_of(APP)):
             expected = rules.chunks(rules.expected_ids(store, query, mine), query.limit)
             assert await rules.paged_ids(pool, "t", query, mine) == expected, (query, mine)
+            assert await rules.paged_ids(pool, "t", query, mine, known) == expected, (query, mine)
+            assert not known.seen
             await pool.execute("UPDATE pair_keys_low_water SET position = $1", NO_PAIR_KEYS)
             try:
                 assert await rules.paged_ids(pool, "t", query, mine) == expected, ("activity walk", query, mine)
@@ -107,6 +110,9 @@ async def test_pages_of_a_store_migrated_mid_life_are_those_of_the_rules_and_of_
         for mine in (None, rules.authority_of(APP)):
             expected = rules.chunks(rules.expected_ids(store, query, mine), query.limit)
             assert await rules.paged_ids(pool, "t", query, mine) == expected, ("backfilled", query, mine)
+            # known to be 0 now: the pair key's walk alone
+            assert await rules.paged_ids(pool, "t", query, mine, known) == expected, ("pair key alone", query, mine)
+    assert known.seen
 
 
 async def test_a_fresh_store_walks_the_pair_key_alone(pool: asyncpg.Pool) -> None:
@@ -118,11 +124,36 @@ async def test_a_fresh_store_walks_the_pair_key_alone(pool: asyncpg.Pool) -> Non
     query = StatementQuery(limit=1, activity=A0, verb=V0)
     expected = rules.chunks(rules.expected_ids(store, query, None), 1)
     assert len(expected) == 2
+    known = PairKeysEverywhere()
     assert await rules.paged_ids(pool, "t", query, None) == expected
+    assert await rules.paged_ids(pool, "t", query, None, known) == expected
+    assert known.seen
     # without its pair row a Statement is not found: the page walked the pair key
     await pool.execute("DELETE FROM statement_keys WHERE key = statement_key('t', $1) AND position = 3",
                        pair_key(A0, V0))
     assert await rules.paged_ids(pool, "t", query, None) == expected[1:]
+    assert await rules.paged_ids(pool, "t", query, None, known) == expected[1:]
+
+
+
+async def test_a_process_that_saw_the_low_water_at_0_reads_it_again_after_a_restore(pool: asyncpg.Pool) -> None:
+    """The low-water only falls in one database, but a database restored
+    under a running service from a backup taken before its backfill ended
+    is one again: its older Statements lack their pair keys.  A process
+    that had seen 0 before must not walk the pair key alone there for good."""
+    specs = [{"body": body(str(uuid.uuid4()), verb, {"id": A0}), "authority": APP} for verb in (V0, V1, V0, V0)]
+    store = await rules.write_store(pool, "t", specs)
+    query = StatementQuery(limit=2, activity=A0, verb=V0)
+    expected = rules.chunks(rules.expected_ids(store, query, None), 2)
+    known = PairKeysEverywhere(recheck_s=0.0)
+    assert await rules.paged_ids(pool, "t", query, None, known) == expected
+    assert known.seen
+    # the backup's state: the first three Statements stored before migration 0141, not backfilled yet
+    await pool.execute("UPDATE pair_keys_low_water SET position = 3")
+    await pool.execute("DELETE FROM statement_keys WHERE key = statement_key('t', $1) AND position <= 3",
+                       pair_key(A0, V0))
+    assert await rules.paged_ids(pool, "t", query, None, known) == expected
+    assert not known.seen
 
 
 

@@ -274,12 +274,13 @@ def with_times(query: StatementQuery, times: list[datetime], since: int, until: 
     return StatementQuery(**fields)
 
 
-async def paged_ids(pool: asyncpg.Pool, tenant: str, query: StatementQuery, mine: str | None) -> list[list[str]]:
+async def paged_ids(pool: asyncpg.Pool, tenant: str, query: StatementQuery, mine: str | None,
+                    pair_keys: Any = None) -> list[list[str]]:
     pages: list[list[str]] = []
     after = None
     while True:
         bodies, after, more = await query_statements(pool, tenant, query, after_position=after, limit=query.limit,
-                                                     authority=mine)
+                                                     authority=mine, pair_keys=pair_keys)
         pages.append([msgspec.json.decode(b)["id"] for b in bodies])
         if not more:
             return pages

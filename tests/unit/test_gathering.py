@@ -79,3 +79,55 @@ def test_a_client_answered_again_is_expected_back_from_its_latest_answer() -> No
     clock.now += EXPECTED_BACK_S * 0.5
     gathering.answered(["third"])
     assert gathering.expected_back == 2  # "other" is stale, "kept-alive" is not
+
+
+class Connection:
+    """As aiohttp's protocol: ``transport`` becomes None when the connection is lost."""
+
+    def __init__(self) -> None:
+        self.transport: object | None = object()
+
+
+def test_a_connection_closed_after_its_answer_does_not_hold_the_next_group() -> None:
+    clock = Clock()
+    gathering = Gathering(lambda: None, clock=clock)
+    staying, closing, closed_before = Connection(), Connection(), Connection()
+    closed_before.transport = None
+    gathering.answered([staying, closing, closed_before])
+    assert gathering.expected_back == 2  # one already closed when answered: never expected
+    closing.transport = None  # the client closed it after reading the answer
+    assert gathering.expected_back == 1 and gathering.may_grow()
+    gathering.arrival(staying).reached()
+    assert not gathering.may_grow()  # well within the horizon: nobody else can join
+
+
+def test_a_request_that_closes_its_connection_after_the_answer_is_not_expected_back() -> None:
+    gathering = Gathering(lambda: None, clock=Clock())
+    last, kept = gathering.arrival("last"), gathering.arrival("kept")
+    last.last_on_connection()
+    last.reached()
+    kept.reached()
+    gathering.answered(["last", "kept"])
+    last.close()
+    kept.close()
+    assert gathering.expected_back == 1 and gathering._leaving == set()
+    again = gathering.arrival("kept")
+    again.reached()
+    assert not gathering.may_grow()
+    # A request that asked to close and left before the writer leaves nothing behind.
+    gone = gathering.arrival("refused")
+    gone.last_on_connection()
+    gone.close()
+    assert gathering._leaving == set() and gathering.arriving == 0
+
+
+async def test_when_only_a_client_expected_back_holds_the_group_the_writer_looks_again_at_the_horizon() -> None:
+    import asyncio
+
+    settled = asyncio.Event()
+    gathering = Gathering(settled.set, expected_back_s=0.02)
+    gathering.answered(["thinking"])
+    assert gathering.may_grow()
+    assert gathering.may_grow()  # one look-again at a time
+    await asyncio.wait_for(settled.wait(), 5)  # without it, only the writer's own timer
+    assert not gathering.may_grow()
