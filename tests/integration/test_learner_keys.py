@@ -58,8 +58,9 @@ async def test_processes_asking_at_once_share_one_key_per_learner(pool: asyncpg.
     # Both processes' keys open what the other sealed.
     plaintext = b'{"name":"x"}'
     for ident in idents:
-        a = first._current[(TENANT, first.pseudonym(TENANT, ident))]
-        b = second._current[(TENANT, second.pseudonym(TENANT, ident))]
+        a = first.cached(TENANT, first.pseudonym(TENANT, ident))
+        b = second.cached(TENANT, second.pseudonym(TENANT, ident))
+        assert a is not None and b is not None
         text = seal.seal_bytes(a, TENANT, plaintext)
         assert seal.open_text(text, {(b.pseudonym, b.generation): b.cipher}, TENANT) == plaintext
 
@@ -543,12 +544,12 @@ async def test_a_full_cache_that_dropped_a_learner_and_read_it_again_never_uses_
     for other in others:  # Ana's key, cipher and sealed form are dropped
         await append(writer, late, [{**body(), "actor": other}])
     ana = (TENANT, late.pseudonym(TENANT, "mbox:" + LEARNER["mbox"]))
-    assert ana not in late._current and not any(k[:2] == ana for k in late._ciphers)
+    assert late.cached(*ana) is None and not late.cached_generations(*ana)
     again = [body()]
     await append(writer, late, again)  # read again from PostgreSQL, cached again (key and sealed form)
     stored = await get_statement(pool, TENANT, uuid.UUID(again[0]["id"]), voided=False)
     [opened] = await late.open_payloads(TENANT, [stored])  # its cipher is cached again
-    assert b"ana@example.com" in opened and ana in late._current and late._sealed[TENANT]
+    assert b"ana@example.com" in opened and late.cached(*ana) is not None and late._sealed[TENANT]
 
     await erase_learner(pool, LearnerKeys(pool, master), TENANT, LEARNER, reason="request 12", by="test")
     with pytest.raises(KeyErasedMeanwhile):  # not heard: the writer refuses the cached key and form
@@ -560,6 +561,7 @@ async def test_a_full_cache_that_dropped_a_learner_and_read_it_again_never_uses_
     for other in others[:3]:
         await append(writer, late, [{**body(), "actor": other}])
     [result] = await append(writer, late, [body()])
-    assert result.inserted and late._current[ana].generation == 2
+    cached = late.cached(*ana)
+    assert result.inserted and cached is not None and cached.generation == 2
     [opened] = await late.open_payloads(TENANT, [stored])  # sealed under the destroyed key: erased still
     assert b"ana@example.com" not in opened
