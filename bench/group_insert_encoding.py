@@ -48,7 +48,7 @@ def _plans(groups: int, batch: int) -> list:
     for i in range(groups):
         prepared = prepare_statements(parse_statements(ingest._body(batch, [i * batch]), "1.0.3"), version="1.0.3",
                                       authority=authority, new_id=new_id, parse_id=parse_uuid)
-        forms = tuple(statement_form(s, columns_module.array_literal) for s in prepared)
+        forms = tuple(statement_form(s, getattr(columns_module, "key_literal", columns_module.array_literal)) for s in prepared)
         plan = plan_group([AppendRequest("default", tuple(prepared), forms, True)], [], head,
                           datetime.now(timezone.utc), event_ids)
         head = plan.head

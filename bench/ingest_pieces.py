@@ -74,7 +74,7 @@ def run(batch: int, reps: int, rounds: int) -> dict[str, float]:
     new_id = RandomUuids()
     prepared = [prepare_statements(p, version="1.0.3", authority=authority, new_id=new_id, parse_id=parse_uuid)
                 for p in parsed]
-    forms = [tuple(statement_form(s, columns_module.array_literal) for s in p) for p in prepared]
+    forms = [tuple(statement_form(s, getattr(columns_module, "key_literal", columns_module.array_literal)) for s in p) for p in prepared]
     requests = [[AppendRequest("default", tuple(p), f, True)] for p, f in zip(prepared, forms)]
     event_ids = TimeOrderedUuids()
     head = [LogHead(0, b"\0" * 32, datetime(2026, 1, 1, tzinfo=timezone.utc))]
@@ -90,7 +90,7 @@ def run(batch: int, reps: int, rounds: int) -> dict[str, float]:
         "parse": lambda i: parse_statements(bodies[i], "1.0.3"),
         "prepare": lambda i: prepare_statements(parsed[i], version="1.0.3", authority=authority, new_id=new_id,
                                                 parse_id=parse_uuid),
-        "statement_form": lambda i: tuple(statement_form(s, columns_module.array_literal) for s in prepared[i]),
+        "statement_form": lambda i: tuple(statement_form(s, getattr(columns_module, "key_literal", columns_module.array_literal)) for s in prepared[i]),
         "plan_group": plan,
         "definitions": lambda i: fold_definitions({}, columns_module.group_definition_updates(requests[i], plans[i])),
         "group_columns": lambda i: (columns_module.group_columns(plans[i]), columns_module.authority_keys(plans[i])),

@@ -75,9 +75,19 @@ def instrument(phases: Phases) -> None:
 
         setattr(module, name, timed)
 
-    wrap(store, "read_log", "read and interpret the log", before="set up the scratch tables")
-    wrap(store, "rebuild_links", "identity links")
-    wrap(store, "copy_learners", "fold, encode and copy the learners", before="copy owners, voids, mismatches")
+    from projections.competency import read_shares
+
+    # one process reads (parallel_replay.py), then the learners are folded in shares (fold_shares.py)
+    wrap(read_shares, "read_log", "read and interpret the log", before="set up the scratch tables")
+    wrap(read_shares, "copy_learners", "fold, encode and copy the learners")
+    # every process reads and keeps its share (read_shares.py): this process's phases; the
+    # workers' CPU is counted once they have ended (in the phase that waits for them)
+    wrap(read_shares, "_read_all", "read and interpret the log", before="fork the share workers")
+    wrap(read_shares, "copy_share", "fold, encode and copy the learners")
+    # both
+    wrap(read_shares, "rebuild_links", "identity links", before="set up the scratch tables")
+    wrap(read_shares, "copy_statements", "copy owners, voids, mismatches",
+         before="wait for the share workers' reads, settle ids")
     wrap(store, "rebuild_roster", "roster")
     wrap(replay_mod, "_index_and_analyse", "build the indexes and analyse")
     from projections import checkpoints

@@ -73,7 +73,7 @@ from lrs.store.activities import LockedDefinitions, definition_slots, write_defi
 from lrs.store.availability import StorageUnavailableError
 from lrs.store.commit_notifications import NOTIFY_HEAD, CommitAnnouncer
 from lrs.store.gathering import Arrival, Gathering
-from lrs.store.group_columns import array_literal, authority_keys, group_columns, group_definition_updates
+from lrs.store.group_columns import authority_keys, group_columns, group_definition_updates, key_literal
 from lrs.store.group_commit_sql import (
     INSERT_GROUP,
     SELECT_HEAD,
@@ -453,7 +453,7 @@ class StatementWriter:
         # The stored JSON and the filter keys do not depend on the log head:
         # encode them now, so the group's transaction holds the head lock
         # only for what does (positions, stored, hash chain).
-        forms = tuple(statement_form(statement, array_literal) for statement in statements)
+        forms = tuple(statement_form(statement, key_literal) for statement in statements)
         self._queue.append(_Queued(
             AppendRequest(tenant, tuple(statements), forms, defines, key_epoch, key_refs, ciphertexts, new_keys),
             future, None if arrival is None else arrival.client,

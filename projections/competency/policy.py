@@ -48,9 +48,10 @@ from __future__ import annotations
 
 import re
 from bisect import insort
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from operator import attrgetter
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 import msgspec
 
@@ -84,6 +85,10 @@ __all__ = [
     "normalise_timestamp",
     "interpret",
     "interpret_stored",
+    "memo_limit",
+    "judge",
+    "evidence_of",
+    "Judged",
     "fold_competency",
     "certifications",
     "evolve",
@@ -124,6 +129,22 @@ _UTC_SHAPE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.(\d{1,6}))?(?:Z|z|\
 MEMO_LIMIT = 8192
 _LEARNERS: dict[bytes, str | None] = {}
 _PLATFORMS: dict[bytes, str | None] = {}
+
+
+@contextmanager
+def memo_limit(limit: int) -> Iterator[None]:
+    """Memos of up to ``limit`` entries while the block runs (a replay's
+    learners are more than a live batch's: with fewer, most evidence would
+    decode its actor again), emptied and set back after it."""
+    global MEMO_LIMIT
+    before = MEMO_LIMIT
+    MEMO_LIMIT = max(limit, before)
+    try:
+        yield
+    finally:
+        MEMO_LIMIT = before
+        _LEARNERS.clear()
+        _PLATFORMS.clear()
 
 
 def _learner(actor: bytes) -> str | None:
@@ -180,6 +201,24 @@ def interpret(statement: dict[str, Any], catalog: Catalog) -> LearnerEvent | Non
 def interpret_stored(payload: bytes, catalog: Catalog) -> LearnerEvent | None:
     """The event a stored statement (its JSON bytes) means for the projection, or None."""
     statement = decode_view(payload)
+    judged = judge(statement, catalog)
+    if judged is None or type(judged) is StatementVoided:
+        return judged
+    return evidence_of(statement, judged, catalog)  # type: ignore[arg-type]
+
+
+# What :func:`judge` found in a statement that may be evidence: (statement id,
+# verb, aligned targets, learner key, judged success, completed, scaled score).
+Judged = tuple[str, str, list[tuple[str, AlignmentTarget]], str, "bool | None", bool, "float | None"]
+
+
+def judge(statement: StatementView, catalog: Catalog) -> StatementVoided | Judged | None:
+    """The first half of :func:`interpret_stored`, on a decoded statement: a
+    voiding, None (not evidence), or what a statement that may be evidence
+    says, with its learner, for :func:`evidence_of` to finish.  (A replay
+    read by several processes judges each statement to learn whose it is,
+    and builds its evidence only in the process that keeps that learner:
+    projections/competency/read_shares.py.)"""
     statement_id = statement.id.lower()
     verb = statement.verb.id if statement.verb is not None else ""
     obj = statement.object
@@ -198,6 +237,13 @@ def interpret_stored(payload: bytes, catalog: Catalog) -> LearnerEvent | None:
     learner = _learner(bytes(statement.actor))
     if learner is None:
         return None
+    return (statement_id, verb, targets, learner, judged, completed, score)
+
+
+def evidence_of(statement: StatementView, judged: Judged, catalog: Catalog) -> StatementEvidence | None:
+    """The second half of :func:`interpret_stored`: the evidence of a
+    statement :func:`judge` found may be evidence, or None."""
+    statement_id, verb, targets, learner, judged_success, completed, score = judged
     context = statement.context
     context_mastery = None
     registration = None
@@ -219,8 +265,8 @@ def interpret_stored(payload: bytes, catalog: Catalog) -> LearnerEvent | None:
     evidence: dict[tuple[str, str | None, str], Evidence] = {}
     for activity, target in targets:
         mastery = target.mastery_score if target.mastery_score is not None else context_mastery
-        passed = judged
-        if score is not None and mastery is not None and judged is not False:
+        passed = judged_success
+        if score is not None and mastery is not None and judged_success is not False:
             passed = score >= mastery
         if passed is None and not completed and score is None:
             continue  # nothing judged, completed or scored: not evidence

@@ -88,6 +88,11 @@ class LogRebuild:
     routed: bool = False  # the voidings went to their learners (prepare)
     # (tenant, identifier) -> the person it is linked to at the end of the log
     persons: dict[tuple[str, str], str] = field(default_factory=dict)
+    # (tenant, statement id) -> the position that named its owner, and its
+    # mismatches: kept when given a dict (a replay read in shares compares
+    # them across processes: read_shares.py)
+    owner_positions: dict[tuple[str, str], int] | None = None
+    mismatch_positions: dict[tuple[str, str], int] | None = None
 
     def add(self, position: int, tenant: str, event_type: str, payload: bytes) -> None:
         self.take(position, tenant, interpret_event(event_type, payload, self.catalog))
@@ -111,10 +116,16 @@ class LogRebuild:
         if isinstance(meaning, StatementVoided):
             self.voids.setdefault((tenant, meaning.target_id), (meaning.statement_id, position))
             return
-        self.owners.setdefault((tenant, meaning.statement_id), meaning.learner)
+        statement = (tenant, meaning.statement_id)
+        if statement not in self.owners:  # the first statement with an id names its learner
+            self.owners[statement] = meaning.learner
+            if self.owner_positions is not None:
+                self.owner_positions[statement] = position
         rows = mismatch_rows(tenant, meaning)
-        if rows:
-            self.mismatches.setdefault((tenant, meaning.statement_id), rows)
+        if rows and statement not in self.mismatches:
+            self.mismatches[statement] = rows
+            if self.mismatch_positions is not None:
+                self.mismatch_positions[statement] = position
         key = (tenant, meaning.learner)
         items = self.events.get(key)
         if items is None:

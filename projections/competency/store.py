@@ -25,7 +25,7 @@ import msgspec
 
 from lrs.identities import IDENTITY_EVENT
 from lrs.store.erasure import ERASURE_EVENT
-from lrs.store.identities import apply_identity_event, persons_of, rebuild_links
+from lrs.store.identities import apply_identity_event, persons_of
 from projections.competency.catalog import Catalog
 from projections.competency.codec import decode_state, digest_bytes, encode_state
 from projections.competency.model import (
@@ -37,8 +37,8 @@ from projections.competency.model import (
     StatementEvidence,
     StatementVoided,
 )
-from projections.competency.fold_shares import Connect, copy_learners
-from projections.competency.parallel_replay import read_log
+from projections.competency.fold_shares import Connect
+from projections.competency.read_shares import rebuild_learners
 from projections.competency.policy import evolve_many, interpret_stored, split, state_events
 from projections.competency.rebuild import LogRebuild
 from projections.competency.rows import (
@@ -180,7 +180,7 @@ class CompetencyProjection(Projection):
     name = "competency"
     rule_version = RULE_VERSION
     bulk_rebuild = True
-    rebuild_reads_stored = True  # the replay's read workers open the payloads (parallel_replay.py)
+    rebuild_reads_stored = True  # each process of a replay opens the payloads it reads (read_shares.py)
     tables = (
         "competency_learners",
         "competency_states",
@@ -215,26 +215,21 @@ class CompetencyProjection(Projection):
         if self.erased_in_totals not in POLICIES:
             raise ValueError(f"erased_in_totals must be drop or count, got {self.erased_in_totals!r}")
         self.catalog_digest = catalog.digest
-        # Processes that read the log in a replay (this one and forked
-        # workers, each reading its own range from PostgreSQL:
-        # parallel_replay.py), then fold learners (each copying its own
-        # share: fold_shares.py).  Each opens a connection: by default no
-        # more than MAX_REPLAY_PROCESSES.
+        # Processes of a replay (this one and forked workers), each on its
+        # own connection: by default the usable cores, no more than
+        # MAX_REPLAY_PROCESSES.
         self.replay_processes = (
             replay_processes if replay_processes is not None else min(usable_cores(), MAX_REPLAY_PROCESSES)
         )
-        # Of those, the processes that read the log (this one and forked
-        # workers claiming chunks of it: parallel_replay.py).  By default all
-        # of them from three on; with two, reading stays here: on the two
-        # shared cores it was measured, a read worker added more CPU (its
-        # msgpack, this process's decoding, evidence strings that are no
-        # longer the catalog's own when folded) than it took off this
-        # process, and the replay was slower (bench/README.md, "Replay: the
-        # log read in chunks").
-        # Never more than the processes (``--processes 1``: this one only).
+        # Of those, the processes that read the log.  By default all of
+        # them: each reads the whole log and keeps its share of the
+        # learners, which it folds and copies (read_shares.py).  One: this
+        # process reads, then all fold a share each (fold_shares.py); between
+        # one and all: they read chunks of the log each, sending what they
+        # keep here (parallel_replay.py).  Never more than the processes
+        # (``--processes 1``: this one only).
         self.replay_readers = (
-            min(replay_readers, self.replay_processes) if replay_readers is not None
-            else self.replay_processes if self.replay_processes >= 3 else 1
+            min(replay_readers, self.replay_processes) if replay_readers is not None else self.replay_processes
         )
         # Learner states as committed at checkpoint ``_cache_at`` (most
         # recently used last), so a batch does not read and decode them again.
@@ -529,24 +524,12 @@ class CompetencyProjection(Projection):
         connect: Connect | None,
     ) -> tuple[int, list[tuple[int, str, str]]]:
         work = LogRebuild(self.catalog)
-        # With another connection to open, workers read chunks of the log
-        # themselves; without, pages would be sent to them, which on two
-        # cores cost more than it saved: only processes beyond two read.
+        # With another connection to open, every process may read the log
+        # (read_shares.py); without, pages would be sent to workers, which
+        # on two cores cost more than it saved: only processes beyond two read.
         readers = self.replay_readers if connect is not None else max(1, self.replay_processes - 2)
-        position = await read_log(work, pages, readers)
-        # each statement's evidence goes to the person its actor is linked to at the end
-        work.persons = await rebuild_links(conn, position)
-        await conn.copy_records_to_table(
-            "competency_statement_learners", records=work.owner_rows(),
-            columns=["tenant", "statement_id", "learner", "actor"],
-        )
-        await conn.copy_records_to_table(
-            "competency_voids", records=work.voiding_rows(), columns=["tenant", "target_id", "voiding_statement_id"]
-        )
-        await conn.copy_records_to_table(
-            "competency_mastery_mismatches", records=work.mismatch_rows(), columns=MISMATCH_COLUMNS
-        )
-        await copy_learners(conn, work, self.replay_processes, connect)
+        position = await rebuild_learners(conn, work, pages, processes=self.replay_processes, readers=readers,
+                                          connect=connect)
         await rebuild_roster(conn, position)
         if self.erased_in_totals == "drop":
             await rebuild_dropped(conn, position)

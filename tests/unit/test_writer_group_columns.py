@@ -92,3 +92,19 @@ def test_authority_key_of_follows_the_object_it_is_given() -> None:
     assert [authority_key_of(a) for a in (first, first, second, first)] == [
         "mbox:mailto:a@example.com", "mbox:mailto:a@example.com", "mbox:mailto:b@example.com",
         "mbox:mailto:a@example.com"]
+
+
+def test_the_key_rows_sent_leave_out_the_authority_key_and_only_it() -> None:
+    """statement_keys holds no authority key ('U:'), and INSERT_GROUP no longer
+    tests each key for one: the literal leaves it out, filter_keys having put
+    it last; a statement without one keeps every key."""
+    from lrs.batching import AUTHORITY_KEY, filter_keys
+    from lrs.store.group_columns import key_literal
+
+    statement = stmt(1)
+    keys = filter_keys(statement)
+    assert keys[-1].startswith(AUTHORITY_KEY) and sum(k.startswith(AUTHORITY_KEY) for k in keys) == 1
+    assert key_literal(keys) == '{"' + '","'.join(keys[:-1]) + '"}'
+    assert key_literal(keys[:-1]) == key_literal(keys)
+    plan = plan_group([AppendRequest("t", [statement])], [], LogHead(0, b"\0" * 32, None), NOW, ids())
+    assert group_columns(plan)[10] == [key_literal(keys)]

@@ -1,0 +1,89 @@
+"""A replay in which every process reads the whole log from PostgreSQL and
+keeps its share of the learners (projections/competency/read_shares.py),
+against real PostgreSQL: the same tables, parked events and digest as a
+replay in one process, and a share worker that fails or dies fails the
+replay without swapping anything in."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import asyncpg
+import pytest
+
+from lrs.store import StatementWriter
+from lrs.store.pool import connect
+from projections.competency import read_shares
+from projections.competency.parallel_replay import ReplayWorkerFailed
+from projections.competency.store import CompetencyProjection, digest
+from projections.replay import LogPages, replay
+from projections.runner import ProjectionRunner
+from tests.integration.test_projection_runner import CATALOG
+from tests.integration.test_replay_read_chunks import parked
+from tests.integration.test_replay_shares import (
+    assert_nothing_swapped_in, failing_in_forked_workers, fill, projected, tables,
+)
+
+
+@pytest.fixture(autouse=True)
+def shares_for_any_log(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(read_shares, "MIN_SHARED_EVENTS", 1)
+
+
+_init = LogPages.__init__
+
+
+def small_pages(self: LogPages, *args: Any, **kwargs: Any) -> None:
+    """Pages of 7 events: every process judges some of them."""
+    _init(self, *args, **kwargs)
+    self.page_size = 7
+
+
+async def test_a_log_read_by_every_process_rebuilds_what_one_process_rebuilds(
+    pool: asyncpg.Pool, writer: StatementWriter, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    live = await projected(pool, writer)
+    await replay(pool, CompetencyProjection(CATALOG, replay_processes=1))
+    in_one, parked_in_one = await tables(pool), await parked(pool)
+    assert await digest(pool) == live
+
+    here: list[int] = []  # the share of each page judged here (the workers' are counted in their own memory)
+    judge_page = read_shares.judge_page
+    replay_process = os.getpid()
+
+    def counting(work: Any, page: Any, share: int, shares: int, hints: Any) -> None:
+        judge_page(work, page, share, shares, hints)
+        if os.getpid() == replay_process:
+            here.append(share)
+
+    monkeypatch.setattr(read_shares, "judge_page", counting)
+    monkeypatch.setattr(LogPages, "__init__", small_pages)
+    await replay(pool, CompetencyProjection(CATALOG, replay_processes=3), connect=lambda: connect(database_url))
+    total = await pool.fetchval("SELECT position FROM log_head")
+    assert set(here) == {0} and len(here) == -(-total // (7 * 3))  # a page in three judged here, as share 0
+    assert await tables(pool) == in_one and await parked(pool) == parked_in_one
+    assert await digest(pool) == live
+
+
+@pytest.mark.parametrize("ending", ["raises", "is killed"])
+async def test_a_share_worker_that_fails_fails_the_replay_and_swaps_nothing_in(
+    ending: str, pool: asyncpg.Pool, writer: StatementWriter, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await fill(writer)
+    runner = ProjectionRunner(pool, CompetencyProjection(CATALOG))
+    await runner.catch_up()
+    live, checkpoint, before = await digest(pool), await runner.checkpoint(), await tables(pool)
+    judge_page = read_shares.judge_page
+
+    monkeypatch.setattr(LogPages, "__init__", small_pages)
+    monkeypatch.setattr(read_shares, "judge_page",
+                        failing_in_forked_workers(judge_page, ending, OSError("cannot judge this page")))
+    expected = (OSError, "cannot judge this page") if ending == "raises" else (ReplayWorkerFailed, "ended before")
+    with pytest.raises(expected[0], match=expected[1]):
+        await replay(pool, CompetencyProjection(CATALOG, replay_processes=2), connect=lambda: connect(database_url))
+    await assert_nothing_swapped_in(pool, runner, live, checkpoint, before)
+
+    monkeypatch.setattr(read_shares, "judge_page", judge_page)
+    await replay(pool, CompetencyProjection(CATALOG, replay_processes=2), connect=lambda: connect(database_url))
+    assert await digest(pool) == live

@@ -1,0 +1,116 @@
+"""A log read whole by every process of a replay, each keeping its share of
+the learners (projections/competency/read_shares.py), rebuilds what one
+process rebuilds: the same learners folded once each, statement owners and
+mismatches named by the first statement with an id even when an id is
+written twice for learners of different shares, every voiding, and every
+failed event parked once."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import msgspec
+import pytest
+
+from projections.competency.read_shares import (
+    collisions, give_up, judge_page, owned_hashes, settle, suspects, take_hinted,
+)
+from projections.competency.rebuild import LogRebuild
+from tests.unit.test_competency_rebuild import CATALOG, COURSE, _log
+
+MASTERY = "https://w3id.org/xapi/cmi5/context/extensions/masteryscore"
+Log = list[tuple[int, str, str, bytes]]
+
+
+def _log_with_ids_written_twice(seed: int) -> Log:
+    """_log, with some statements written again under the same id for
+    another learner (a masteryscore of their own on some), a statement the
+    rules cannot decode, and a voiding of something that is not an id."""
+    rng = random.Random(seed)
+    log = _log(seed, 240)
+    bodies = [(t, msgspec.json.decode(p)) for _, t, kind, p in log if kind == "statement"]
+    evidence = [(t, b) for t, b in bodies if b.get("verb", {}).get("id", "").endswith(("passed", "completed"))
+                and b["object"]["id"].startswith(COURSE) and not b["object"]["id"].endswith("not-aligned")]
+    extra: list[tuple[str, dict[str, Any]]] = []
+    for tenant, body in rng.sample(evidence, 12):
+        again = dict(body, actor={"mbox": f"mailto:l{rng.randrange(5, 9)}@example.gov.vn"})
+        if rng.random() < 0.5:
+            again["context"] = {"extensions": {MASTERY: 0.99}}
+        extra.append((tenant, again))
+    extra.append(("default", {"id": 5, "actor": {"mbox": "mailto:l1@example.gov.vn"}}))
+    extra.append(("default", {"id": "1c3c8b5e-7a0e-4b5f-9a55-6f1c2b9d0e11", "actor": {"mbox": "mailto:l2@example.gov.vn"},
+                              "verb": {"id": "http://adlnet.gov/expapi/verbs/voided"},
+                              "object": {"objectType": "StatementRef", "id": "not an id"}}))
+    events = [(t, kind, p) for _, t, kind, p in log] + [(t, "statement", msgspec.json.encode(b)) for t, b in extra]
+    tail = events[len(log):]
+    events = events[:len(log)]
+    for item in tail:  # the second copies before and after the first ones
+        events.insert(rng.randrange(len(events) + 1), item)
+    return [(i + 1, t, kind, p) for i, (t, kind, p) in enumerate(events)]
+
+
+def _in_shares(log: Log, count: int, persons: dict[tuple[str, str], str]) -> list[LogRebuild]:
+    """The processes of a replay in shares, one after another on each page:
+    page k judged by share k mod ``count``, the others taking its hints."""
+    parts = [LogRebuild(CATALOG, persons=persons, owner_positions={}, mismatch_positions={}) for _ in range(count)]
+    for number, start in enumerate(range(0, len(log), 7)):
+        page = log[start:start + 7]
+        judging = number % count
+        hints: list[list[int]] = [[] for _ in range(count)]
+        judge_page(parts[judging], page, judging, count, hints)
+        assert hints[judging] == []
+        for share, work in enumerate(parts):
+            if share != judging:
+                take_hinted(work, page, hints[share])
+    twice = collisions([owned_hashes(work) for work in parts])
+    reported = [suspects(work, twice) for work in parts]
+    assert sum(map(len, reported)) >= 2  # ids written twice, in two shares
+    for work, verdict in zip(parts, settle(reported)):
+        give_up(work, *verdict)
+    return parts
+
+
+@pytest.mark.parametrize("seed, count", [(0, 2), (1, 2), (2, 3), (3, 2), (4, 4)])
+def test_shares_of_the_learners_rebuild_what_one_process_rebuilds(seed: int, count: int) -> None:
+    log = _log_with_ids_written_twice(seed)
+    persons = {("default", "mbox:mailto:l1@example.gov.vn"): "mbox:mailto:l6@example.gov.vn"}  # a linked identifier
+    one = LogRebuild(CATALOG, persons=dict(persons))
+    for event in log:
+        one.add(*event)
+    folded = {key: one.fold(key) for key in one.prepare()}
+
+    parts = _in_shares(log, count, persons)
+    mine: dict[Any, Any] = {}
+    for work in parts:
+        for key in work.prepare():
+            assert key not in mine  # each learner in one share
+            mine[key] = work.fold(key)
+    assert mine == folded
+    assert sum(bool(work.events) for work in parts) >= 2  # learners in more than one share
+    assert sorted(row for work in parts for row in work.owner_rows()) == sorted(one.owner_rows())
+    assert sorted(row for work in parts for row in work.mismatch_rows()) == sorted(one.mismatch_rows())
+    assert one.mismatch_rows()
+    assert all(work.voiding_rows() == one.voiding_rows() for work in parts) and one.voiding_rows()
+    assert sorted(failure for work in parts for failure in work.failed) == one.failed
+    assert len(one.failed) >= 3  # not a time (perhaps twice), an id that is not a string, a voided id that is not an id
+
+
+def test_collisions_are_the_hashes_more_than_one_share_owns() -> None:
+    assert collisions([[1, 2, 3], [3, 4], [4, 5, 1], []]) == {1, 3, 4}
+    assert collisions([[1, 2], [3]]) == set()
+
+
+def test_the_first_position_names_the_owner_and_the_mismatches() -> None:
+    # (tenant, id, owner's position, mismatches' position or -1) as each share reported them
+    reported = [
+        [("t", "a", 10, -1), ("t", "b", 30, 30)],
+        [("t", "a", 20, 20), ("t", "b", 5, -1)],
+        [("t", "b", 7, 7)],
+    ]
+    # a: owner at 10 (share 0), mismatches at 20 (share 1); b: owner at 5 (share 1), mismatches at 7 (share 2)
+    assert settle(reported) == [
+        ([("t", "b")], [("t", "a"), ("t", "b")]),
+        ([("t", "a")], [("t", "b")]),
+        ([("t", "b")], []),
+    ]
