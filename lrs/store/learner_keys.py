@@ -204,6 +204,22 @@ def _not_cached(ident: str) -> seal.SealKey:
     raise KeyError(ident)
 
 
+def _opened_id(tenant: str, own: bytes) -> bytes:
+    """:attr:`LearnerKeys._opened`'s key of a tenant's sealed form: bytes,
+    which the garbage collector does not track (see :func:`_id`)."""
+    return tenant.encode() + b"\x00" + own
+
+
+class OpenedForm(msgspec.Struct, frozen=True, gc=False):
+    """A sealed form opened before (:meth:`LearnerKeys.open_payloads`): the
+    (pseudonym, generation) keys it is sealed under and its opened JSON.
+    Not tracked by the garbage collector (a tuple is until a collection
+    sees it, and makes the cache it is put in tracked again)."""
+
+    refs: tuple[tuple[str, int], ...]
+    opened: bytes
+
+
 class Sealed(msgspec.Struct, frozen=True):
     """Statements and their authority as :meth:`LearnerKeys.seal_statements`
     sealed them: the cache's ``epoch`` then and every (pseudonym,
@@ -271,9 +287,10 @@ class LearnerKeys:
         # tenant -> an Agent's sorted JSON -> its sealed form (objectType, pseudonym, generation, text)
         self._sealed: dict[str, dict[bytes, seal.KnownForm]] = {}
         self._sealed_count = 0  # of every tenant's: the capacity bounds them together
-        # (tenant, a sealed form's sorted JSON) -> (its refs, rows, its opened JSON): open_payloads'
-        # (about 0.75 KB an entry, at most a quarter of the capacity: the learners being read)
-        self._opened: dict[tuple[str, bytes], tuple[tuple[tuple[str, int], ...], bytes]] = {}
+        # tenant NUL a sealed form's sorted JSON (_opened_id) -> its refs and opened JSON: open_payloads'
+        # (about 0.75 KB an entry, at most a quarter of the capacity: the learners being read).  Bytes
+        # keys and untracked structs, as the caches above: the collector skips the dict whole.
+        self._opened: dict[bytes, OpenedForm] = {}
         self.trust_cache = True
         # The last erasure (log_head.key_epoch) the cache is known to reflect.
         self.epoch = 0
@@ -719,8 +736,8 @@ class LearnerKeys:
                 own = own_of[id(agent)] = seal.encode(agent)
                 if own in forms:
                     continue
-                kept = before.get((tenant, own))
-                known = forms[own] = (kept[0], (), kept[1]) if kept is not None else self._form_refs(agent)
+                kept = before.get(_opened_id(tenant, own))
+                known = forms[own] = (kept.refs, (), kept.opened) if kept is not None else self._form_refs(agent)
                 refs.update(known[0])
                 if known[2] is None:
                     references.update(known[1])
@@ -732,7 +749,7 @@ class LearnerKeys:
             # not heard of (the key read from the database): its live
             # members need the ciphertexts its kept entry did not read.
             for own in erased_in_part:
-                self._opened.pop((tenant, own), None)
+                self._opened.pop(_opened_id(tenant, own), None)
             return await self._open_anew(tenant, payloads, decoded)
         ciphertexts = await self._ciphertexts_of(references) if references else {}
         if self._version != version:
@@ -752,7 +769,7 @@ class LearnerKeys:
                 if all(row in ciphertexts for row in rows):  # opened whole: kept for the next reads
                     if len(cache) >= max(self._capacity // 4, 1):
                         _drop_oldest_half(cache)
-                    cache[(tenant, own)] = (agent_refs, opened)
+                    cache[_opened_id(tenant, own)] = OpenedForm(agent_refs, opened)
             return msgspec.Raw(opened)
 
         opened_payloads = list(payloads)

@@ -466,7 +466,15 @@ class StatementWriter:
             self._full.set()
         if arrival is not None:
             arrival.reached()  # after it is queued: the group may commit at once
-        return await future
+        try:
+            return await future
+        finally:
+            # A refusal raised here (KeyTakenMeanwhile, a conflict) holds this
+            # frame in its traceback, and the future holds the refusal: a cycle
+            # that kept the request (its Statements, prepared and sealed) alive
+            # until a collection found it, 100,000s of objects in a sealing
+            # worker that makes keys at batch 100 (docs/privacy.md "seal-gc").
+            del future
 
     def arrival(self, client: Hashable) -> Arrival:
         """Announce a request that will append, as it enters its handler on

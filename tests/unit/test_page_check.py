@@ -55,9 +55,9 @@ def test_the_narrow_check_says_what_the_whole_json_says() -> None:
     verbs = [None, "http://example.com/v", "http://example.com/w", VOIDED]
     registrations = [None, uuid.UUID(REGISTRATION), uuid.uuid4()]
     met = 0
-    for activity, related, verb, registration in itertools.product([None, *activities], (False, True), verbs,
-                                                                   registrations):
-        query = StatementQuery(limit=1, activity=activity, related_activities=related, verb=verb,
+    for activity_id, related, verb, registration in itertools.product([None, *activities], (False, True), verbs,
+                                                                      registrations):
+        query = StatementQuery(limit=1, activity=activity_id, related_activities=related, verb=verb,
                                registration=registration)
         check = narrow_check(query, None)
         assert check is not None
