@@ -63,9 +63,12 @@ class CommitAnnouncer:
     was ``interval_s`` ago or more; a commit that did not is announced by
     the next group that does, or, when no commit follows it within
     ``interval_s`` (the end of a burst), by a notification of its own with
-    the head as it is then (unless a group is being committed then: its
-    commit looks again).  Every commit is thus announced within about twice
-    ``interval_s``, with a head at or past it."""
+    this writer's last committed position (unless a group is being committed
+    then: its commit looks again).  Every commit is thus announced with a
+    position at or past it, usually within about twice ``interval_s``; a
+    timer held back while the next group waits on the head lock, or a COMMIT
+    whose answer was lost, is covered by the next announcement of any writer
+    or by the relay's 0.5 s poll."""
 
     def __init__(self, send: Callable[[int], Awaitable[None]], *, interval_s: float,
                  busy: Callable[[], bool] = lambda: False) -> None:
