@@ -8,11 +8,14 @@ every line, and its ``clear_contextvars`` on every request, about half of
 the cost of the per-request line.
 
 The per-request lines (:func:`log_request`) are written once per turn of the
-event loop, all those of the turn in one write (:class:`LineWriter`): under
+event loop, all those of the turn together (:class:`LineWriter`): under
 single-statement POSTs a worker answers a group commit's requests in one
 turn, and a write system call per line cost more than building the line.
-Every other line is written at once, after the request lines still waiting,
-so lines keep their order; what a turn has not written yet is written before
+A write holds at most PIPE_BUF bytes, so that the lines of workers sharing a
+pipe are never torn.
+Every other line, structlog's and stdlib logging's (asyncpg, nats, aiohttp),
+is written at once, after the request lines still waiting, so lines keep
+their order; what a turn has not written yet is written before
 the process exits or forks.
 """
 
@@ -23,6 +26,7 @@ import atexit
 import contextvars
 import logging
 import os
+import select
 import sys
 import threading
 import time
@@ -183,12 +187,17 @@ class LineWriter:
         self._stream = stream
         self._pending: list[str] = []
         self._scheduled = False
-        self._lock = threading.Lock()
+        # Reentrant: a finalizer the garbage collector runs in the middle of
+        # a flush may log (asyncio's "Task was destroyed but it is pending!").
+        self._lock = threading.RLock()
+        self._flushing = False
         _WRITERS.append(self)
 
     def msg(self, message: str) -> None:
         with self._lock:
             self._pending.append(message)
+            if self._flushing:  # logged during a flush in this thread: that flush writes it next
+                return
         self.flush()
 
     log = debug = info = warn = warning = err = error = critical = exception = failure = fatal = msg
@@ -214,17 +223,64 @@ class LineWriter:
         """Writes the lines still waiting."""
         with self._lock:
             self._scheduled = False
-            if not self._pending:
+            if self._flushing:
                 return
-            lines, self._pending = self._pending, []
+            self._flushing = True
             try:
-                self._stream.write("\n".join(lines) + "\n")
-                self._stream.flush()
+                while self._pending:  # and the lines logged while writing
+                    lines, self._pending = self._pending, []
+                    for text in _whole_writes(lines):
+                        self._stream.write(text)
+                        self._stream.flush()  # one system call each
             except (OSError, ValueError):  # a closed stream: as print would, nothing more to do
                 pass
+            finally:
+                self._flushing = False
+
+
+# A write of at most PIPE_BUF bytes to a pipe is never interleaved with another
+# process's (POSIX); a larger one may be, in the middle of a line.  The workers
+# of `lrs serve` share the supervisor's stderr, often a pipe to a collector.
+_WHOLE_WRITE = select.PIPE_BUF
+
+
+def _whole_writes(lines: list[str]) -> list[str]:
+    """``lines`` joined into texts of at most PIPE_BUF bytes each (a longer
+    line alone), in order."""
+    text = "\n".join(lines) + "\n"
+    if len(text) <= _WHOLE_WRITE and (text.isascii() or len(text.encode()) <= _WHOLE_WRITE):
+        return [text]  # most turns: isascii and len cost nothing
+    texts: list[str] = []
+    start, size = 0, 0
+    for index, line in enumerate(lines):
+        length = (len(line) if line.isascii() else len(line.encode())) + 1
+        if size + length > _WHOLE_WRITE and index > start:
+            texts.append("\n".join(lines[start:index]) + "\n")
+            start, size = index, 0
+        size += length
+    texts.append("\n".join(lines[start:]) + "\n")
+    return texts
 
 
 _WRITERS: list[LineWriter] = []
+
+
+class _LibraryLines(logging.Handler):
+    """stdlib logging's handler (asyncpg, nats, aiohttp): their lines go through
+    the same :class:`LineWriter`, so they too come after the request lines
+    logged before them."""
+
+    def __init__(self, lines: LineWriter) -> None:
+        super().__init__()
+        self._lines = lines
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self._lines.msg(self.format(record))
+        except RecursionError:
+            raise
+        except Exception:  # noqa: BLE001 - as logging.StreamHandler: reported, never raised
+            self.handleError(record)
 
 
 def flush_lines() -> None:
@@ -259,7 +315,7 @@ def configure_logging(level: str = "info", stream=None) -> None:
         cache_logger_on_first_use=True,
     )
     # Libraries that use stdlib logging (asyncpg, nats, aiohttp) join the same stream.
-    handler = logging.StreamHandler(stream or sys.stderr)
+    handler = _LibraryLines(lines)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             processor=structlog.processors.JSONRenderer(serializer=_serialize),

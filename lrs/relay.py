@@ -126,6 +126,7 @@ class Relay:
         self.log_head = 0
         self.batches_published = 0  # by this instance, while leader
         self._caught_up = False
+        self._head_unknown = True
         self._metric_labels = {"relay": name}
         # Called with every batch of events read from the log and their stored
         # times as format_stored writes them (lrs.eventlog.stored_texts_of),
@@ -137,7 +138,9 @@ class Relay:
 
     def notify(self, position: int | None = None) -> None:
         """Wake the relay (hook for the writer's commit callbacks); never blocks."""
-        if position is not None and position > self.log_head:
+        if position is None:
+            self._head_unknown = True  # a commit that did not say where the head is
+        elif position > self.log_head:
             self.log_head = position
         self._wake.set()
 
@@ -224,13 +227,23 @@ class Relay:
         checkpointed = self.published_position
         checkpointed_at = 0.0
         quiet = False  # the last wait for a commit ended with none
+        # Woken by commit notifications since the last wait that timed out:
+        # each carries its head, and the wake-up is cleared before every read,
+        # so a commit after the read wakes the next wait at once.  While they
+        # flow, a relay caught up to the notified head skips the head read
+        # (a PostgreSQL round trip per round under single-statement POSTs)
+        # and waits; a wait that times out (a lost listener, a commit nobody
+        # announced) reads the head again.
+        notified = False
         loop = asyncio.get_running_loop()
         try:
             while True:
                 self._wake.clear()  # before reading, so a commit during the read is not missed
-                if position is None or position >= self.log_head:
-                    # Commit notifications only come from this process's writer;
-                    # the database also knows about other processes' commits.
+                if position is None or until_caught_up or not notified or self._head_unknown:
+                    self._head_unknown = False
+                    # Commit notifications only come from this process's writer
+                    # (or, across processes, the commit listener); the database
+                    # also knows about commits nobody announced.
                     self._observe_head(await log_last_position(conn))
                 else:
                     self._observe_head(self.log_head)  # refresh the gauges
@@ -265,11 +278,13 @@ class Relay:
                     if until_caught_up:
                         return True
                     quiet = not await self._idle()
+                    notified = not quiet
                     continue
                 quiet = False
                 events = await read_events_after(conn, position, self._batch_size)
                 if not events:
                     quiet = not await self._idle()
+                    notified = not quiet
                     continue
                 # Each event's stored time is formatted once, for the hooks (the
                 # anchor writer hashes it) and for the frames (Lrs-Stored).

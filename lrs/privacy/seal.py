@@ -109,7 +109,7 @@ _encode = msgspec.json.Encoder(order="sorted").encode
 _decode = msgspec.json.Decoder().decode
 
 
-class DataKey:
+class DataKey(msgspec.Struct, frozen=True, gc=False, eq=False):
     """One identity's data key as a cipher (``encrypt``, ``decrypt`` as
     AES-GCM-SIV's) that keeps only the key's 32 bytes and makes the cipher
     for each use (about 0.7 µs).  A process caches the keys of as many
@@ -117,13 +117,17 @@ class DataKey:
     kept for each took about 1.5 KB, most of a cached learner's memory,
     while a known learner's Statement needs no encryption at all (its
     sealed form is cached).  :meth:`cipher` makes one to reuse, as a
-    read of many Statements does."""
+    read of many Statements does.  Not tracked by the cyclic garbage
+    collector (it holds only bytes): one tracked object per cached learner
+    made every full collection of a worker visit them all."""
 
-    __slots__ = ("_key",)
+    _key: bytes
 
-    def __init__(self, data_key: bytes) -> None:
-        AESGCMSIV(data_key)  # a key AES-GCM-SIV refuses is refused here, as before
-        self._key = data_key
+    def __post_init__(self) -> None:
+        AESGCMSIV(self._key)  # a key AES-GCM-SIV refuses is refused here, as before
+
+    def __repr__(self) -> str:
+        return "DataKey(...)"  # never the key
 
     def cipher(self) -> AESGCMSIV:
         return AESGCMSIV(self._key)
@@ -334,10 +338,17 @@ def seal_agent(
     return sealed
 
 
-# A sealed form kept for reuse: objectType, pseudonym, generation, sealed text
-# (a tuple of strings: less memory than the form's dicts, nothing for the
-# garbage collector to walk).
-KnownForm = tuple[str, str, int, str]
+class KnownForm(msgspec.Struct, frozen=True, gc=False):
+    """A sealed form kept for reuse: objectType, pseudonym, generation,
+    sealed text (less memory than the form's dicts; never tracked by the
+    garbage collector, where a tuple is until a collection sees it, and
+    makes the cache it is put in tracked again: every full collection then
+    visited each cached form)."""
+
+    object_type: str
+    pseudonym: str
+    generation: int
+    text: str
 
 
 class StatementSealer:
@@ -391,10 +402,11 @@ class StatementSealer:
             return made
         known = self._forms.get(own)
         if known is not None:
-            object_type, pseudonym_, generation, text = known
-            self.refs.add((pseudonym_, generation))
+            pseudonym_ = known.pseudonym
+            self.refs.add((pseudonym_, known.generation))
             form = self._made[own] = {
-                "objectType": object_type, "account": {"homePage": PSEUDONYM_HOME, "name": pseudonym_}, SEALED: text
+                "objectType": known.object_type, "account": {"homePage": PSEUDONYM_HOME, "name": pseudonym_},
+                SEALED: known.text,
             }
             return form
         deferred = self._deferred.get(own)
@@ -432,7 +444,7 @@ class StatementSealer:
             key = key_of(identifier(agent))  # type: ignore[arg-type]
             text = form[SEALED]
         self.refs.add((key.pseudonym, key.generation))
-        self.fresh[own] = (form["objectType"], key.pseudonym, key.generation, text)
+        self.fresh[own] = KnownForm(form["objectType"], key.pseudonym, key.generation, text)
         self._made[own] = form
         return form
 

@@ -2,21 +2,23 @@
 
 Within one process the writer calls its ``committed`` hooks (the relay's
 ``notify``).  When several HTTP worker processes share the log
-(``LRS_HTTP_WORKERS`` > 1) the relay runs in a process of its own, so each
-group commit also sends ``NOTIFY lrs_log, '<head position>'``: PostgreSQL
-delivers it when (and only if) the transaction commits, and the relay's
-listener wakes it at once instead of at its next poll.
+(``LRS_HTTP_WORKERS`` > 1) the relay runs in a process of its own, so group
+commits also send ``NOTIFY lrs_log, '<head position>'``: PostgreSQL delivers
+it when (and only if) the transaction commits, and the relay's listener wakes
+it at once instead of at its next poll.  A writer announces about once every
+20 ms (:class:`CommitAnnouncer`), every commit within that.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from typing import AsyncIterator, Callable
+from typing import AsyncIterator, Awaitable, Callable
 
 import asyncpg
 import structlog
 
-__all__ = ["LOG_CHANNEL", "NOTIFY_HEAD", "commit_notifications"]
+__all__ = ["LOG_CHANNEL", "NOTIFY_HEAD", "CommitAnnouncer", "commit_notifications"]
 
 LOG_CHANNEL = "lrs_log"
 NOTIFY_HEAD = "SELECT pg_notify('lrs_log', $1::text)"
@@ -45,3 +47,91 @@ async def commit_notifications(database_url: str, on_commit: Callable[[int], Non
     finally:
         with contextlib.suppress(Exception):
             await conn.close(timeout=2)
+
+
+class CommitAnnouncer:
+    """When a shared log's writer announces its commits (``NOTIFY lrs_log``).
+
+    PostgreSQL signals every backend LISTENing in the database at each
+    notifying commit, whatever its channel (the HTTP workers' credential
+    listeners too), and the relay's listener wakes for each: under
+    single-statement POSTs, a signal to every listener per group of a dozen
+    statements.  The relay lingers ``linger`` (20 ms) after a wake-up before
+    it reads, so announcements closer together than that wake it no sooner.
+
+    A group carries the announcement (:meth:`with_group`) when the last one
+    was ``interval_s`` ago or more; a commit that did not is announced by
+    the next group that does, or, when no commit follows it within
+    ``interval_s`` (the end of a burst), by a notification of its own with
+    this writer's last committed position (unless a group is being committed
+    then: its commit looks again).  Every commit is thus announced with a
+    position at or past it, usually within about twice ``interval_s``; a
+    timer held back while the next group waits on the head lock, or a COMMIT
+    whose answer was lost, is covered by the next announcement of any writer
+    or by the relay's 0.5 s poll."""
+
+    def __init__(self, send: Callable[[int], Awaitable[None]], *, interval_s: float,
+                 busy: Callable[[], bool] = lambda: False) -> None:
+        self._send = send
+        self._interval = max(interval_s, 0.0)
+        self._busy = busy
+        self._announced_at = float("-inf")  # event loop time of the last announcement sent
+        self._pending = False  # a commit not announced yet
+        self._position = 0
+        self._timer: asyncio.TimerHandle | None = None
+        self._sending: asyncio.Task[None] | None = None
+        self.sent_alone = 0  # announcements that travelled without a group (tests, metrics)
+
+    def with_group(self) -> bool:
+        """Whether the group about to be written announces its commit."""
+        now = asyncio.get_running_loop().time()
+        if now - self._announced_at < self._interval:
+            return False
+        self._announced_at = now
+        return True
+
+    def committed(self, position: int, *, announced: bool) -> None:
+        """A group committed up to ``position``; ``announced``: it carried the announcement."""
+        self._position = max(self._position, position)
+        if announced:
+            self._pending = False  # its head covers every commit before it
+            return
+        self._pending = True
+        # A later group carries it once interval_s has passed since the last
+        # announcement; if none comes within interval_s, it goes alone.
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = asyncio.get_running_loop().call_later(self._interval, self._due)
+
+    def _due(self) -> None:
+        self._timer = None
+        if not self._pending:
+            return
+        loop = asyncio.get_running_loop()
+        if self._busy():  # the group being committed may carry it; look again after it
+            self._timer = loop.call_later(self._interval, self._due)
+            return
+        self._pending = False
+        self._announced_at = loop.time()
+        self.sent_alone += 1
+        self._sending = loop.create_task(self._send_alone(self._position), name="lrs-commit-announcement")
+
+    async def _send_alone(self, position: int) -> None:
+        try:
+            await self._send(position)
+        except Exception as exc:  # noqa: BLE001 - the relay's poll still finds the commit
+            log.warning("commit_notification.send_failed", position=position, error=repr(exc))
+
+    async def close(self) -> None:
+        """Stop; a commit not announced yet is announced now."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._sending is not None:
+            with contextlib.suppress(Exception):
+                await self._sending
+            self._sending = None
+        if self._pending:
+            self._pending = False
+            self.sent_alone += 1
+            await self._send_alone(self._position)

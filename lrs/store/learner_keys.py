@@ -42,7 +42,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import secrets
-from collections import OrderedDict
 from typing import Any, Iterable
 
 import asyncpg
@@ -168,7 +167,7 @@ class _CachedKeys(dict):
         self._tenant = tenant
 
     def __missing__(self, ident: str) -> seal.SealKey:
-        key = self._owner._current.get((self._tenant, self._owner.pseudonym(self._tenant, ident)))
+        key = self._owner._current.get(_id(self._tenant, self._owner.pseudonym(self._tenant, ident)))
         if key is None:
             raise KeyError(ident)
         self[ident] = key
@@ -182,12 +181,43 @@ def _drop_oldest_half(cache: dict[Any, Any]) -> None:
     """Remove the first-inserted half of ``cache`` (a bounded cache that is
     full: emptying it whole would leave a population larger than the bound
     with half the hits)."""
-    for key in list(itertools.islice(cache, len(cache) // 2 or 1)):
+    _drop_oldest(cache, len(cache) // 2 or 1)
+
+
+def _drop_oldest(cache: dict[Any, Any], count: int) -> None:
+    """Remove the ``count`` first-inserted entries of ``cache`` (in one go:
+    removing a dict's first entry one at a time walks over the ones removed
+    before)."""
+    for key in list(itertools.islice(cache, count)):
         del cache[key]
+
+
+def _id(tenant: str, name: str) -> str:
+    """One cache key of a tenant's identity (by pseudonym or identifier):
+    a string, which the garbage collector does not track, where a tuple
+    made anew is tracked until a collection sees it, and makes the dict it
+    is put in tracked again."""
+    return tenant + "\x00" + name
 
 
 def _not_cached(ident: str) -> seal.SealKey:
     raise KeyError(ident)
+
+
+def _opened_id(tenant: str, own: bytes) -> bytes:
+    """:attr:`LearnerKeys._opened`'s key of a tenant's sealed form: bytes,
+    which the garbage collector does not track (see :func:`_id`)."""
+    return tenant.encode() + b"\x00" + own
+
+
+class OpenedForm(msgspec.Struct, frozen=True, gc=False):
+    """A sealed form opened before (:meth:`LearnerKeys.open_payloads`): the
+    (pseudonym, generation) keys it is sealed under and its opened JSON.
+    Not tracked by the garbage collector (a tuple is until a collection
+    sees it, and makes the cache it is put in tracked again)."""
+
+    refs: tuple[tuple[str, int], ...]
+    opened: bytes
 
 
 class Sealed(msgspec.Struct, frozen=True):
@@ -239,18 +269,28 @@ class LearnerKeys:
         self._ciphertexts = StoredCiphertexts(pool, capacity=capacity)
         self._master = master
         self._capacity = max(capacity, 1)
-        # Few objects per identity for the garbage collector to walk: the live
-        # key by identity (least recently used first out), ciphers by generation
-        # (None once erased), sealed forms as their text.
-        self._current: OrderedDict[tuple[str, str], seal.SealKey] = OrderedDict()
-        self._ciphers: dict[tuple[str, str, int], Any] = {}
-        self._pseudonyms: dict[tuple[str, str], str] = {}
+        # Nothing per identity for the garbage collector to walk: the live key
+        # by identity (the least recently stored first out), ciphers by
+        # generation (None once erased), sealed forms as their text.  Every
+        # key and value here is an object the collector does not track
+        # (strings, tuples of them, untracked structs), and the dicts are
+        # plain dicts, which it stops tracking once it has seen that: a full
+        # collection then skips them whole.  An OrderedDict, or one tracked
+        # object per identity (a DataKey was one), made every full
+        # collection visit each cached identity: 9 ms for 50,000 learners,
+        # some 15% of a sealing worker's CPU at batch 100
+        # (bench/seal_gc_heap.py; docs/privacy.md "The collector and the
+        # learner caches").
+        self._current: dict[str, seal.SealKey] = {}  # by _id(tenant, pseudonym)
+        self._ciphers: dict[str, Any] = {}  # by _id(tenant, pseudonym) NUL generation
+        self._pseudonyms: dict[str, str] = {}  # by _id(tenant, identifier)
         # tenant -> an Agent's sorted JSON -> its sealed form (objectType, pseudonym, generation, text)
         self._sealed: dict[str, dict[bytes, seal.KnownForm]] = {}
         self._sealed_count = 0  # of every tenant's: the capacity bounds them together
-        # (tenant, a sealed form's sorted JSON) -> (its refs, rows, its opened JSON): open_payloads'
-        # (about 0.75 KB an entry, at most a quarter of the capacity: the learners being read)
-        self._opened: dict[tuple[str, bytes], tuple[tuple[tuple[str, int], ...], bytes]] = {}
+        # tenant NUL a sealed form's sorted JSON (_opened_id) -> its refs and opened JSON: open_payloads'
+        # (about 0.75 KB an entry, at most a quarter of the capacity: the learners being read).  Bytes
+        # keys and untracked structs, as the caches above: the collector skips the dict whole.
+        self._opened: dict[bytes, OpenedForm] = {}
         self.trust_cache = True
         # The last erasure (log_head.key_epoch) the cache is known to reflect.
         self.epoch = 0
@@ -270,7 +310,7 @@ class LearnerKeys:
     # -- pseudonyms ---------------------------------------------------------
 
     def pseudonym(self, tenant: str, ident: str) -> str:
-        cache_key = (tenant, ident)
+        cache_key = _id(tenant, ident)
         found = self._pseudonyms.get(cache_key)
         if found is None:
             found = seal.pseudonym(self._master.pseudonym_key, tenant, ident)
@@ -289,12 +329,22 @@ class LearnerKeys:
 
     # -- cache --------------------------------------------------------------
 
+    def cached(self, tenant: str, pseudonym: str) -> seal.SealKey | None:
+        """The live key this process has cached for the identity, if any."""
+        return self._current.get(_id(tenant, pseudonym))
+
+    def cached_generations(self, tenant: str, pseudonym: str) -> list[int]:
+        """The generations of the identity's keys whose ciphers are cached."""
+        prefix = _id(tenant, pseudonym) + "\x00"
+        return [int(k[len(prefix):]) for k in self._ciphers if k.startswith(prefix)]
+
     def forget(self, tenant: str, pseudonym: str) -> None:
         """Drop one identity's keys (it was erased somewhere)."""
         self._version += 1
-        self._current.pop((tenant, pseudonym), None)
+        self._current.pop(_id(tenant, pseudonym), None)
         self._made.pop((tenant, pseudonym), None)
-        self._ciphers = {k: v for k, v in self._ciphers.items() if k[0] != tenant or k[1] != pseudonym}
+        prefix = _id(tenant, pseudonym) + "\x00"
+        self._ciphers = {k: v for k, v in self._ciphers.items() if not k.startswith(prefix)}
         self._sealed.clear()  # erasures are rare; which forms were its is not kept
         self._sealed_count = 0
         self._opened.clear()
@@ -338,7 +388,7 @@ class LearnerKeys:
             if made is not None and made[0] == wrapped:
                 del self._made[(tenant, pseudonym)]  # committed: no longer this process's to propose
             return
-        cached = self._current.get((tenant, pseudonym))
+        cached = self._current.get(_id(tenant, pseudonym))
         if cached is not None and cached.generation == generation:
             return
         made = self._made.get((tenant, pseudonym))
@@ -391,7 +441,7 @@ class LearnerKeys:
         missing: dict[str, str] = {}  # pseudonym -> identifier
         for ident in idents:
             pseudonym = self.pseudonym(tenant, ident)
-            key = self._current.get((tenant, pseudonym)) if self.trust_cache else None
+            key = self._current.get(_id(tenant, pseudonym)) if self.trust_cache else None
             if key is not None:
                 found[ident] = key
             else:
@@ -508,14 +558,14 @@ class LearnerKeys:
         (it may have been read before an erasure the cache heard of)."""
         key = seal.SealKey(pseudonym, generation, cipher)
         if version == self._version:
-            cache_key = (tenant, pseudonym)
+            cache_key = _id(tenant, pseudonym)
+            self._current.pop(cache_key, None)  # to the end: the most recently stored
+            if len(self._current) >= self._capacity:
+                _drop_oldest(self._current, max(len(self._current) // 16, 1))
             self._current[cache_key] = key
-            self._current.move_to_end(cache_key)
-            if len(self._current) > self._capacity:
-                self._current.popitem(last=False)
             if len(self._ciphers) >= 2 * self._capacity:
                 _drop_oldest_half(self._ciphers)
-            self._ciphers[(tenant, pseudonym, generation)] = cipher
+            self._ciphers[f"{cache_key}\x00{generation}"] = cipher
         return key
 
     async def ciphers_for_reading(self, tenant: str, refs: Iterable[tuple[str, int]]) -> dict[tuple[str, int], Any]:
@@ -525,7 +575,7 @@ class LearnerKeys:
         found: dict[tuple[str, int], Any] = {}
         missing: list[tuple[str, int]] = []
         for pseudonym, generation in refs:
-            cache_key = (tenant, pseudonym, generation)
+            cache_key = f"{tenant}\x00{pseudonym}\x00{generation}"
             if self.trust_cache and cache_key in self._ciphers:
                 found[(pseudonym, generation)] = self._ciphers[cache_key]
             else:
@@ -548,7 +598,7 @@ class LearnerKeys:
                 if version == self._version:
                     if len(self._ciphers) >= 2 * self._capacity:
                         _drop_oldest_half(self._ciphers)
-                    self._ciphers[(tenant, pseudonym, generation)] = cipher
+                    self._ciphers[f"{tenant}\x00{pseudonym}\x00{generation}"] = cipher
                 found[(pseudonym, generation)] = cipher
         # One cipher object per identity for the whole read (a cached key
         # keeps only its bytes: seal.DataKey).
@@ -621,7 +671,7 @@ class LearnerKeys:
             if key is None or sealed.version != self._version:
                 continue
             generation, stored = key
-            cached = self._current.get(cache_key)
+            cached = self._current.get(_id(sealed.tenant, pseudonym))
             if made is None and cached is not None and cached.generation == generation:
                 continue  # heard of already (the group's notification): the one live key
             if made is not None and made[0] == stored and generation == 1:
@@ -686,12 +736,21 @@ class LearnerKeys:
                 own = own_of[id(agent)] = seal.encode(agent)
                 if own in forms:
                     continue
-                kept = before.get((tenant, own))
-                known = forms[own] = (kept[0], (), kept[1]) if kept is not None else self._form_refs(agent)
+                kept = before.get(_opened_id(tenant, own))
+                known = forms[own] = (kept.refs, (), kept.opened) if kept is not None else self._form_refs(agent)
                 refs.update(known[0])
                 if known[2] is None:
                     references.update(known[1])
         ciphers = await self.ciphers_for_reading(tenant, refs)
+        erased_in_part = [own for own, (agent_refs, _, opened) in forms.items()
+                          if opened is not None and not all(ciphers.get(ref) is not None for ref in agent_refs)]
+        if erased_in_part:
+            # A kept form (a Group) one of whose keys is gone, by an erasure
+            # not heard of (the key read from the database): its live
+            # members need the ciphertexts its kept entry did not read.
+            for own in erased_in_part:
+                self._opened.pop(_opened_id(tenant, own), None)
+            return await self._open_anew(tenant, payloads, decoded)
         ciphertexts = await self._ciphertexts_of(references) if references else {}
         if self._version != version:
             # An erasure was heard meanwhile: nothing opened before is used.
@@ -710,7 +769,7 @@ class LearnerKeys:
                 if all(row in ciphertexts for row in rows):  # opened whole: kept for the next reads
                     if len(cache) >= max(self._capacity // 4, 1):
                         _drop_oldest_half(cache)
-                    cache[(tenant, own)] = (agent_refs, opened)
+                    cache[_opened_id(tenant, own)] = OpenedForm(agent_refs, opened)
             return msgspec.Raw(opened)
 
         opened_payloads = list(payloads)

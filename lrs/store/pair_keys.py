@@ -61,12 +61,16 @@ async def low_water(pool: asyncpg.Pool | asyncpg.Connection) -> int | None:
 class PairKeysEverywhere:
     """Whether every Statement of the database has its pair keys: the
     low-water at 0 (a store migrated before its first Statement, or
-    backfilled), which it never leaves.  Once that is seen, an activity +
-    verb page walks the pair key alone (lrs/store/reader.py), without the
-    split at the low-water whose plan cost PostgreSQL about twice an
-    activity page's CPU; until then the low-water is read again at most
-    every ``recheck_s`` seconds (a backfill running beside the service).
-    One per process and database."""
+    backfilled).  While that is seen, an activity + verb page walks the
+    pair key alone (lrs/store/reader.py), without the split at the
+    low-water whose plan cost PostgreSQL about twice an activity page's
+    CPU.  The low-water is read again at most every ``recheck_s`` seconds,
+    whether it was 0 or not: a backfill running beside the service lowers
+    it, and a database restored under the running service from a backup
+    taken before its backfill ended raises it again (its older Statements
+    lack the key: walked alone, the pair key would miss them for as long as
+    the process runs; now for at most ``recheck_s``).  One per process and
+    database."""
 
     def __init__(self, recheck_s: float = 30.0) -> None:
         self.seen = False
@@ -74,11 +78,10 @@ class PairKeysEverywhere:
         self._checked = -math.inf
 
     async def everywhere(self, pool: asyncpg.Pool | asyncpg.Connection) -> bool:
-        if not self.seen:
-            now = time.monotonic()
-            if now - self._checked >= self._recheck_s:
-                self._checked = now
-                self.seen = await low_water(pool) == 0
+        now = time.monotonic()
+        if now - self._checked >= self._recheck_s:
+            self._checked = now
+            self.seen = await low_water(pool) == 0
         return self.seen
 
 

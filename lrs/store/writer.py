@@ -71,6 +71,7 @@ from lrs.eventlog import ONE_MICROSECOND
 from lrs.ingest.model import PreparedStatement
 from lrs.store.activities import LockedDefinitions, definition_slots, write_definitions
 from lrs.store.availability import StorageUnavailableError
+from lrs.store.commit_notifications import NOTIFY_HEAD, CommitAnnouncer
 from lrs.store.gathering import Arrival, Gathering
 from lrs.store.group_columns import authority_keys, group_columns, group_definition_updates, key_literal
 from lrs.store.group_commit_sql import (
@@ -156,6 +157,7 @@ class StatementWriter:
         first_restart_backoff_s: float = 0.1,
         max_restart_backoff_s: float = 5.0,
         group_pool: asyncpg.Pool | None = None,
+        announce_every_s: float = 0.02,
     ) -> None:
         self._pool = pool
         # Where each group's connection comes from and goes back to: the
@@ -167,6 +169,13 @@ class StatementWriter:
         # Other processes append to the same log: this process cannot see their
         # in-flight transactions, so consistent-through is the committed head.
         self._shared_log = shared_log
+        # The relay of a shared log runs in another process: commits are
+        # announced to it (NOTIFY lrs_log), at most one a group and about
+        # one every announce_every_s (lrs.store.commit_notifications).
+        self._announcer = CommitAnnouncer(
+            self._announce_alone, interval_s=announce_every_s, busy=lambda: self._committing > 0
+        ) if shared_log else None
+        self._group_announced = False  # the group being written carries the announcement
         self._head_refresh_s = head_refresh_s
         self._refresher: asyncio.Task[None] | None = None
         self._wait = max(wait_ms, 0.0) / 1000.0
@@ -400,6 +409,12 @@ class StatementWriter:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._refresher
             self._refresher = None
+        if self._announcer is not None:
+            await self._announcer.close()
+
+    async def _announce_alone(self, position: int) -> None:
+        async with self._group_pool.acquire() as conn:
+            await conn.execute(NOTIFY_HEAD, str(position))
 
     async def append(
         self,
@@ -451,7 +466,15 @@ class StatementWriter:
             self._full.set()
         if arrival is not None:
             arrival.reached()  # after it is queued: the group may commit at once
-        return await future
+        try:
+            return await future
+        finally:
+            # A refusal raised here (KeyTakenMeanwhile, a conflict) holds this
+            # frame in its traceback, and the future holds the refusal: a cycle
+            # that kept the request (its Statements, prepared and sealed) alive
+            # until a collection found it, 100,000s of objects in a sealing
+            # worker that makes keys at batch 100 (docs/privacy.md "seal-gc").
+            del future
 
     def arrival(self, client: Hashable) -> Arrival:
         """Announce a request that will append, as it enters its handler on
@@ -562,6 +585,8 @@ class StatementWriter:
             self._head_seen_at = asyncio.get_running_loop().time()
             self.groups_committed += 1
             self.statements_committed += len(plan.new)
+            if self._announcer is not None:
+                self._announcer.committed(plan.head.position, announced=self._group_announced)
         for item, outcome in zip(group, plan.outcomes):
             if item.future.done():
                 continue
@@ -711,9 +736,11 @@ class StatementWriter:
             self._committing_min_stored = plan.new[0].event.stored
             self._log_position = plan.head.position
             updates = group_definition_updates(requests, plan)
-            # The relay of a shared log runs in another process: the statement wakes it at commit.
+            # The relay of a shared log runs in another process: the statement
+            # wakes it at commit, if this group carries the announcement.
+            self._group_announced = self._announcer is not None and self._announcer.with_group()
             written = await conn.fetchrow(
-                INSERT_GROUP, *group_columns(plan), bool(updates), self._shared_log, authority_keys(plan),
+                INSERT_GROUP, *group_columns(plan), bool(updates), self._group_announced, authority_keys(plan),
                 refs, ciphertexts,
             )
             if written["referred"] or any(n.statement.statement_ref is not None for n in plan.new):

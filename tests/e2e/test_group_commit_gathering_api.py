@@ -49,3 +49,24 @@ async def test_a_connection_that_closes_after_its_answer_is_not_waited_for(
             client.post("/xapi/statements", json=statement(), headers={**xapi_headers(), "Connection": "close"}),
             BOUND_S)
         assert after.status == 200 and writer.statements_committed == 3
+
+
+async def test_aiohttps_connection_reads_as_closed_once_its_client_hangs_up(
+    database_url: str, tmp_path: Path, light_secret_hashing: int
+) -> None:
+    # Guards what lrs.store.gathering.connection_closed reads of aiohttp: the
+    # server's protocol (request.protocol) loses its transport with the connection.
+    from lrs.store.gathering import connection_closed
+
+    async with app_client(database_url, tmp_path, seal_personal_data=False) as client:
+        writer = client.server.app[keys.WRITER]
+        kept = await client.post("/xapi/statements", json=statement(), headers=xapi_headers())
+        assert kept.status == 200
+        [connection] = writer._gathering._answered  # the kept-alive connection, expected back
+        assert not connection_closed(connection)
+        await client.session.connector.close()  # the client hangs up
+        for _ in range(200):
+            if connection_closed(connection):
+                break
+            await asyncio.sleep(0.01)
+        assert connection_closed(connection)

@@ -136,6 +136,27 @@ async def test_a_fresh_store_walks_the_pair_key_alone(pool: asyncpg.Pool) -> Non
 
 
 
+async def test_a_process_that_saw_the_low_water_at_0_reads_it_again_after_a_restore(pool: asyncpg.Pool) -> None:
+    """The low-water only falls in one database, but a database restored
+    under a running service from a backup taken before its backfill ended
+    is one again: its older Statements lack their pair keys.  A process
+    that had seen 0 before must not walk the pair key alone there for good."""
+    specs = [{"body": body(str(uuid.uuid4()), verb, {"id": A0}), "authority": APP} for verb in (V0, V1, V0, V0)]
+    store = await rules.write_store(pool, "t", specs)
+    query = StatementQuery(limit=2, activity=A0, verb=V0)
+    expected = rules.chunks(rules.expected_ids(store, query, None), 2)
+    known = PairKeysEverywhere(recheck_s=0.0)
+    assert await rules.paged_ids(pool, "t", query, None, known) == expected
+    assert known.seen
+    # the backup's state: the first three Statements stored before migration 0141, not backfilled yet
+    await pool.execute("UPDATE pair_keys_low_water SET position = 3")
+    await pool.execute("DELETE FROM statement_keys WHERE key = statement_key('t', $1) AND position <= 3",
+                       pair_key(A0, V0))
+    assert await rules.paged_ids(pool, "t", query, None, known) == expected
+    assert not known.seen
+
+
+
 async def test_a_backfill_whose_low_water_another_lowered_meanwhile_stops_with_its_own_error(
     pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch
 ) -> None:

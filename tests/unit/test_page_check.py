@@ -15,15 +15,34 @@ from lrs.ingest.prepare import prepare_statements
 from lrs.ingest.query import StatementQuery
 from lrs.ingest.stored_keys import meets_filters, statement_keys, statement_ref_target
 from lrs.store.page_check import narrow_check
-from tests.unit.test_stored_keys import AUTHORITY, statements
+from tests.unit.test_stored_keys import AUTHORITY, A, GROUP, activity, statements
 
 REGISTRATION = "6F9619FF-8B86-D011-B42D-00CF4FC964FF"
+VOIDED = "http://adlnet.gov/expapi/verbs/voided"
 
 
 def stored() -> list[bytes]:
     bodies = statements()
     bodies[1]["context"]["registration"] = REGISTRATION
     bodies[4]["object"]["context"]["registration"] = str(uuid.uuid4())  # a SubStatement's is not the Statement's
+    ref = {"objectType": "StatementRef", "id": str(uuid.uuid4())}
+    verb = {"id": "http://example.com/v"}
+    bodies += [
+        # an Activity Object that names its type; a SubStatement whose Object is a StatementRef (no Activity)
+        {"actor": A, "verb": verb, "object": {"objectType": "Activity", **activity(1)}},
+        {"actor": A, "verb": verb, "object": {"objectType": "SubStatement", "actor": A, "verb": verb, "object": ref}},
+        # a SubStatement's registration and every kind of context activity, inside it only
+        {"actor": A, "verb": {"id": "http://example.com/w"}, "object": {
+            "objectType": "SubStatement", "actor": A, "verb": verb, "object": {"objectType": "Activity", **activity(2)},
+            "context": {"registration": REGISTRATION, "contextActivities": {
+                "category": [activity(3)], "grouping": [activity(4)], "other": [activity(1), activity(6)]}}}},
+        # a Group Object beside a lowercase registration; a voiding Statement with a registration
+        {"actor": A, "verb": verb, "object": GROUP,
+         "context": {"registration": REGISTRATION.lower(), "contextActivities": {"grouping": [activity(5)]}}},
+        {"actor": A, "verb": {"id": VOIDED}, "object": ref, "context": {"registration": REGISTRATION}},
+        # a StatementRef in the context (not the Object's): no chain to follow
+        {"actor": A, "verb": verb, "object": activity(6), "context": {"statement": ref, "contextActivities": {}}},
+    ]
     prepared = prepare_statements(bodies, version="2.0.0", authority=AUTHORITY, new_id=uuid.uuid4)
     return [finalize_statement(p.body, datetime(2024, 1, 1, tzinfo=timezone.utc)) for p in prepared]
 
@@ -33,12 +52,12 @@ def test_the_narrow_check_says_what_the_whole_json_says() -> None:
     bodies = [msgspec.json.decode(p) for p in payloads]
     every_key = set().union(*(statement_keys(b) for b in bodies))
     activities = sorted({k[2:] for k in every_key if k[:2] in ("O:", "o:")} | {"http://example.com/act/none"})
-    verbs = [None, "http://example.com/v", "http://example.com/w"]
+    verbs = [None, "http://example.com/v", "http://example.com/w", VOIDED]
     registrations = [None, uuid.UUID(REGISTRATION), uuid.uuid4()]
     met = 0
-    for activity, related, verb, registration in itertools.product([None, *activities], (False, True), verbs,
-                                                                   registrations):
-        query = StatementQuery(limit=1, activity=activity, related_activities=related, verb=verb,
+    for activity_id, related, verb, registration in itertools.product([None, *activities], (False, True), verbs,
+                                                                      registrations):
+        query = StatementQuery(limit=1, activity=activity_id, related_activities=related, verb=verb,
                                registration=registration)
         check = narrow_check(query, None)
         assert check is not None

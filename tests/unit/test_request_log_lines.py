@@ -106,3 +106,86 @@ def test_timestamps_read_as_structlogs_iso_utc(monkeypatch) -> None:
         monkeypatch.setattr(logs.time, "time_ns", lambda ns=ns: ns)
         expected = (epoch + timedelta(microseconds=ns // 1000)).isoformat().replace("+00:00", "Z")
         assert stamps() == expected
+
+
+async def test_a_library_line_comes_after_the_request_lines_logged_before_it() -> None:
+    stream, saved = _configured()
+    try:
+        logs.log_request(dict(FIELDS))
+        logging.getLogger("aiohttp.server").error("Error handling request")  # stdlib logging, as libraries log
+        await asyncio.sleep(0)
+    finally:
+        _restore(saved)
+    assert [json.loads(line)["event"] for line in stream.getvalue().splitlines()] == [
+        "request", "Error handling request"]
+
+
+class WritesStream(io.StringIO):
+    """Keeps every write's text: what reaches the file descriptor in one system call."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.texts: list[str] = []
+
+    def write(self, text: str) -> int:
+        self.texts.append(text)
+        return super().write(text)
+
+
+async def test_a_turn_of_many_lines_goes_out_in_writes_no_other_process_can_tear() -> None:
+    # The workers of `lrs serve` share the supervisor's stderr, often a pipe:
+    # a write of up to PIPE_BUF bytes is never interleaved with another
+    # process's write (POSIX), a larger one may be, in the middle of a line.
+    import select
+
+    stream = WritesStream()
+    saved = (structlog.get_config(), logging.getLogger().handlers[:], logging.getLogger().level)
+    logs.configure_logging("info", stream)
+    structlog.configure(cache_logger_on_first_use=False)
+    try:
+        for number in range(60):
+            logs.log_request({**FIELDS, "path": f"/xapi/statements/{number}", "note": "Nguyễn Văn Ân"})
+        await asyncio.sleep(0)
+        written = sum(len(text.encode()) for text in stream.texts)
+        assert written > 3 * select.PIPE_BUF
+        assert all(len(text.encode()) <= select.PIPE_BUF and text.endswith("\n") for text in stream.texts)
+        assert len(stream.texts) < 60 // 4  # still several lines a write
+        paths = [json.loads(line)["path"] for line in stream.getvalue().splitlines()]
+        assert paths == [f"/xapi/statements/{number}" for number in range(60)]
+    finally:
+        _restore(saved)
+
+
+class FinalizerStream(io.StringIO):
+    """Logs through stdlib logging in the middle of the first write, as a
+    finalizer run by the garbage collector there does (asyncio's "Task was
+    destroyed but it is pending!")."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.logged = False
+
+    def write(self, text: str) -> int:
+        written = super().write(text)
+        if not self.logged:
+            self.logged = True
+            logging.getLogger("asyncio").error("Task was destroyed but it is pending!")
+        return written
+
+
+def test_a_line_logged_while_lines_are_being_written_is_written_after_them() -> None:
+    import threading
+
+    stream = FinalizerStream()
+    saved = (structlog.get_config(), logging.getLogger().handlers[:], logging.getLogger().level)
+    logs.configure_logging("info", stream)
+    structlog.configure(cache_logger_on_first_use=False)
+    try:
+        writing = threading.Thread(target=logs.log_request, args=(dict(FIELDS),), daemon=True)  # no loop: at once
+        writing.start()
+        writing.join(5)
+        assert not writing.is_alive(), "the writer waits for itself"
+    finally:
+        _restore(saved)
+    assert [json.loads(line)["event"] for line in stream.getvalue().splitlines()] == [
+        "request", "Task was destroyed but it is pending!"]
