@@ -14,7 +14,8 @@ evidence, the voidings), which that process opens and judges again.  So a
 statement that is not evidence is opened once, one that is evidence at most
 twice, and only the process whose share the learner is in builds its
 evidence, routes it, folds the learner and copies the rows: both cores read
-and fold, and nothing read travels between processes but indexes.
+and fold, and while the log is read nothing travels between processes but
+indexes (after it, the hashes of the ids each worker owns, and its failures).
 
 What "first" means in the log stays as it is in one process:
 
@@ -67,7 +68,9 @@ __all__ = ["MIN_SHARED_EVENTS", "REPLAY_MEMO_LIMIT", "collisions", "give_up", "j
 MIN_SHARED_EVENTS = 20_000  # a shorter log is read here (a fork costs more than it saves)
 # A replay's memo of learner keys by actor: every learner of a log of this
 # many actors is decoded once (the live projection's 8,192 made most
-# evidence of a 20,000-learner log decode its actor again).
+# evidence of a 20,000-learner log decode its actor again).  An entry
+# costs about 200-300 bytes (the actor's JSON as key, its learner key), and
+# every process of a replay in shares fills its own: up to about 300 MB each.
 REPLAY_MEMO_LIMIT = 1 << 20
 
 Page = Sequence[tuple[int, str, str, bytes]]

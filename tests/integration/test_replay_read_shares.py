@@ -7,19 +7,22 @@ replay without swapping anything in."""
 from __future__ import annotations
 
 import os
+import random
+from datetime import datetime, timezone
 from typing import Any
 
 import asyncpg
 import pytest
 
 from lrs.store import StatementWriter
+from lrs.store.identities import change_links
 from lrs.store.pool import connect
 from projections.competency import read_shares
 from projections.competency.parallel_replay import ReplayWorkerFailed
 from projections.competency.store import CompetencyProjection, digest
 from projections.replay import LogPages, replay
 from projections.runner import ProjectionRunner
-from tests.integration.test_projection_runner import CATALOG
+from tests.integration.test_projection_runner import CATALOG, FAILED, MODULES, PASSED, course_statement, voiding, write
 from tests.integration.test_replay_read_chunks import parked
 from tests.integration.test_replay_shares import (
     assert_nothing_swapped_in, failing_in_forked_workers, fill, projected, tables,
@@ -87,3 +90,53 @@ async def test_a_share_worker_that_fails_fails_the_replay_and_swaps_nothing_in(
     monkeypatch.setattr(read_shares, "judge_page", judge_page)
     await replay(pool, CompetencyProjection(CATALOG, replay_processes=2), connect=lambda: connect(database_url))
     assert await digest(pool) == live
+
+
+def _key(learner: int) -> str:
+    return f"mbox:mailto:cs{learner}@example.gov.vn"
+
+
+async def test_links_that_change_during_the_log_give_the_shares_what_one_process_gets(
+    pool: asyncpg.Pool, writer: StatementWriter, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An identifier linked, unlinked and linked to another person, voidings
+    before and after their statements: each person's evidence in one share,
+    the same tables as one process and the live projection's digest."""
+    rng = random.Random(3)
+    now = datetime(2025, 3, 1, tzinfo=timezone.utc)
+    evidence: list[dict[str, Any]] = []
+
+    async def statements(count: int) -> None:
+        bodies = []
+        for _ in range(count):
+            module, verb = rng.choice(MODULES + [("troubleshooting", FAILED)])
+            bodies.append(course_statement(rng.randrange(16), module, verb, rng.randrange(5000), rng.choice([0.5, 0.95])))
+        for target in rng.sample(evidence, min(4, len(evidence))):  # voidings of earlier statements
+            bodies.insert(rng.randrange(len(bodies) + 1), voiding(target["id"]))
+        for _ in range(3):  # voided before they are written
+            coming = course_statement(rng.randrange(16), "searching", PASSED, rng.randrange(5000))
+            bodies.insert(0, voiding(coming["id"]))
+            bodies.append(coming)
+        evidence.extend(b for b in bodies if "result" in b)
+        await write(writer, *bodies)
+
+    await statements(40)
+    await change_links(pool, "default", "link", _key(5), [_key(3)], now=now)
+    await statements(40)
+    await change_links(pool, "default", "unlink", _key(5), [_key(3)], now=now)
+    await change_links(pool, "default", "link", _key(11), [_key(3), _key(7)], now=now)
+    await statements(40)
+    await change_links(pool, "default", "link", _key(2), [_key(4)], now=now)
+    await statements(40)
+    await ProjectionRunner(pool, CompetencyProjection(CATALOG)).catch_up()
+    live = await digest(pool)
+    await replay(pool, CompetencyProjection(CATALOG, replay_processes=1))
+    in_one = await tables(pool)
+    assert await digest(pool) == live
+
+    monkeypatch.setattr(LogPages, "__init__", small_pages)
+    for processes in (2, 3):
+        await replay(pool, CompetencyProjection(CATALOG, replay_processes=processes),
+                     connect=lambda: connect(database_url))
+        assert await tables(pool) == in_one
+        assert await digest(pool) == live

@@ -8,6 +8,7 @@ failed event parked once."""
 from __future__ import annotations
 
 import random
+import uuid
 from typing import Any
 
 import msgspec
@@ -23,10 +24,31 @@ MASTERY = "https://w3id.org/xapi/cmi5/context/extensions/masteryscore"
 Log = list[tuple[int, str, str, bytes]]
 
 
-def _log_with_ids_written_twice(seed: int) -> Log:
-    """_log, with some statements written again under the same id for
-    another learner (a masteryscore of their own on some), a statement the
-    rules cannot decode, and a voiding of something that is not an id."""
+Persons = dict[tuple[str, str], str]
+LINKED = "mailto:l1@example.gov.vn"  # an identifier with evidence of its own
+
+
+def _persons(count: int) -> Persons:
+    """LINKED linked to a person whose share of ``count`` is not its own.
+    The shares follow the string hash, which changes from one interpreter
+    to the next: the learners are picked for the shares, whatever the hash."""
+    person = next(f"mailto:l{n}@example.gov.vn" for n in range(5, 64)
+                  if hash(f"mbox:mailto:l{n}@example.gov.vn") % count != hash(f"mbox:{LINKED}") % count)
+    return {("default", f"mbox:{LINKED}"): f"mbox:{person}"}
+
+
+def _share(tenant: str, mbox: str, count: int, persons: Persons) -> int:
+    """The share of ``count`` a statement by ``mbox`` goes to: that of its
+    person (read_shares.judge_page)."""
+    learner = f"mbox:{mbox}"
+    return hash(persons.get((tenant, learner), learner)) % count
+
+
+def _log_with_ids_written_twice(seed: int, count: int, persons: Persons) -> Log:
+    """_log, with some statements written again under the same id for a
+    learner of another of ``count`` shares (a masteryscore of their own on
+    some), statements of LINKED's person, a statement the rules cannot
+    decode, and a voiding of something that is not an id."""
     rng = random.Random(seed)
     log = _log(seed, 240)
     bodies = [(t, msgspec.json.decode(p)) for _, t, kind, p in log if kind == "statement"]
@@ -34,10 +56,16 @@ def _log_with_ids_written_twice(seed: int) -> Log:
                 and b["object"]["id"].startswith(COURSE) and not b["object"]["id"].endswith("not-aligned")]
     extra: list[tuple[str, dict[str, Any]]] = []
     for tenant, body in rng.sample(evidence, 12):
-        again = dict(body, actor={"mbox": f"mailto:l{rng.randrange(5, 9)}@example.gov.vn"})
+        share = _share(tenant, body["actor"]["mbox"], count, persons)
+        others = [mbox for mbox in (f"mailto:l{n}@example.gov.vn" for n in range(5, 64))
+                  if _share(tenant, mbox, count, persons) != share]
+        again = dict(body, actor={"mbox": rng.choice(others)})
         if rng.random() < 0.5:
             again["context"] = {"extensions": {MASTERY: 0.99}}
         extra.append((tenant, again))
+    person = persons[("default", f"mbox:{LINKED}")].removeprefix("mbox:")
+    for _, body in rng.sample([(t, b) for t, b in evidence if t == "default"], 3):  # the person's own
+        extra.append(("default", dict(body, id=str(uuid.UUID(int=rng.getrandbits(128))), actor={"mbox": person})))
     extra.append(("default", {"id": 5, "actor": {"mbox": "mailto:l1@example.gov.vn"}}))
     extra.append(("default", {"id": "1c3c8b5e-7a0e-4b5f-9a55-6f1c2b9d0e11", "actor": {"mbox": "mailto:l2@example.gov.vn"},
                               "verb": {"id": "http://adlnet.gov/expapi/verbs/voided"},
@@ -73,8 +101,8 @@ def _in_shares(log: Log, count: int, persons: dict[tuple[str, str], str]) -> lis
 
 @pytest.mark.parametrize("seed, count", [(0, 2), (1, 2), (2, 3), (3, 2), (4, 4)])
 def test_shares_of_the_learners_rebuild_what_one_process_rebuilds(seed: int, count: int) -> None:
-    log = _log_with_ids_written_twice(seed)
-    persons = {("default", "mbox:mailto:l1@example.gov.vn"): "mbox:mailto:l6@example.gov.vn"}  # a linked identifier
+    persons = _persons(count)
+    log = _log_with_ids_written_twice(seed, count, persons)
     one = LogRebuild(CATALOG, persons=dict(persons))
     for event in log:
         one.add(*event)
