@@ -221,15 +221,21 @@ class CompetencyProjection(Projection):
         self.replay_processes = (
             replay_processes if replay_processes is not None else min(usable_cores(), MAX_REPLAY_PROCESSES)
         )
-        # Of those, the processes that read the log.  By default all of
-        # them: each reads the whole log and keeps its share of the
-        # learners, which it folds and copies (read_shares.py).  One: this
-        # process reads, then all fold a share each (fold_shares.py); between
-        # one and all: they read chunks of the log each, sending what they
-        # keep here (parallel_replay.py).  Never more than the processes
-        # (``--processes 1``: this one only).
+        # Of those, the processes that read the log.  All of them: each
+        # reads the whole log and keeps its share of the learners, which it
+        # folds and copies (read_shares.py).  One: this process reads, then
+        # all fold a share each (fold_shares.py); between one and all: they
+        # read chunks of the log each, sending what they keep here
+        # (parallel_replay.py).  Never more than the processes (``--processes
+        # 1``: this one only).  By default all of them from three on; with
+        # two, reading stays here: on two quiet cores every process reading
+        # replayed no faster (62,000-70,000 events/s against 66,000-70,000
+        # with the cmi5 mix, 30,000-33,000 with every statement evidence, both
+        # ways: bench/results/projection-replay-ab-session-end-20261206T2331Z.json)
+        # for more CPU.
         self.replay_readers = (
-            min(replay_readers, self.replay_processes) if replay_readers is not None else self.replay_processes
+            min(replay_readers, self.replay_processes) if replay_readers is not None
+            else self.replay_processes if self.replay_processes >= 3 else 1
         )
         # Learner states as committed at checkpoint ``_cache_at`` (most
         # recently used last), so a batch does not read and decode them again.

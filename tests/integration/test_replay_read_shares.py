@@ -84,11 +84,11 @@ async def test_a_share_worker_that_fails_fails_the_replay_and_swaps_nothing_in(
                         failing_in_forked_workers(judge_page, ending, OSError("cannot judge this page")))
     expected = (OSError, "cannot judge this page") if ending == "raises" else (ReplayWorkerFailed, "ended before")
     with pytest.raises(expected[0], match=expected[1]):
-        await replay(pool, CompetencyProjection(CATALOG, replay_processes=2), connect=lambda: connect(database_url))
+        await replay(pool, CompetencyProjection(CATALOG, replay_processes=2, replay_readers=2), connect=lambda: connect(database_url))
     await assert_nothing_swapped_in(pool, runner, live, checkpoint, before)
 
     monkeypatch.setattr(read_shares, "judge_page", judge_page)
-    await replay(pool, CompetencyProjection(CATALOG, replay_processes=2), connect=lambda: connect(database_url))
+    await replay(pool, CompetencyProjection(CATALOG, replay_processes=2, replay_readers=2), connect=lambda: connect(database_url))
     assert await digest(pool) == live
 
 
@@ -136,7 +136,7 @@ async def test_links_that_change_during_the_log_give_the_shares_what_one_process
 
     monkeypatch.setattr(LogPages, "__init__", small_pages)
     for processes in (2, 3):
-        await replay(pool, CompetencyProjection(CATALOG, replay_processes=processes),
+        await replay(pool, CompetencyProjection(CATALOG, replay_processes=processes, replay_readers=processes),
                      connect=lambda: connect(database_url))
         assert await tables(pool) == in_one
         assert await digest(pool) == live
