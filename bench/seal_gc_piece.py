@@ -73,7 +73,7 @@ async def measure(thresholds: list[int], in_flight: int, batches: int, learners:
         batch = parse_statements(body, "1.0.3")
         for ident in seal.identities({"actor": authority}) | set().union(*map(seal.identities, batch)):
             pseudonym = keyring.pseudonym(tenant, ident)
-            if keyring._current.get((tenant, pseudonym)) is None:
+            if keyring.cached(tenant, pseudonym) is None:
                 keyring._remember(tenant, pseudonym, 1, seal.new_data_key_cipher(secrets.token_bytes(32)),
                                   keyring._version)
         keyring.stored(await keyring.seal_statements(tenant, batch, authority))
