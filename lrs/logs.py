@@ -101,10 +101,7 @@ def add_level_and_time(_logger: Any, method: str, event_dict: MutableMapping[str
     """structlog processor: the request's fields (:func:`merge_request_context`),
     ``level`` and ``timestamp``, as structlog's ``add_log_level`` and
     ``TimeStamper(fmt="iso", utc=True)`` add them, in one call."""
-    fields = _REQUEST_CONTEXT.get()
-    if fields:
-        for key, value in fields.items():
-            event_dict.setdefault(key, value)
+    merge_request_context(_logger, method, event_dict)
     event_dict["level"] = _LEVEL_OF_METHOD.get(method, method)
     event_dict["timestamp"] = timestamp()
     return event_dict
@@ -303,11 +300,6 @@ def configure_logging(level: str = "info", stream=None) -> None:
     _WRITERS.clear()
     lines = LineWriter(stream or sys.stderr)
     processors: list[Any] = [add_level_and_time, render_exceptions, render_line]
-    shared = [
-        merge_request_context,
-        structlog.processors.add_log_level,
-        structlog.processors.TimeStamper(fmt="iso", utc=True),
-    ]
     structlog.configure(
         processors=processors,
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
@@ -319,7 +311,7 @@ def configure_logging(level: str = "info", stream=None) -> None:
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             processor=structlog.processors.JSONRenderer(serializer=_serialize),
-            foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name],
+            foreign_pre_chain=[add_level_and_time, structlog.stdlib.add_logger_name],
         )
     )
     _PROCESSORS, _LINES = processors, lines
