@@ -13,17 +13,15 @@ import uuid
 from typing import AsyncIterator
 
 import asyncpg
-import nats
 import pytest
-from nats.js.errors import NotFoundError
 
 from lrs.ingest.prepare import prepare_statements
-from lrs.nats.bus import STREAM_NAME
 from lrs.relay import Relay
 from lrs.store.commit_notifications import commit_notifications
 from lrs.store.pool import create_statement_pool
 from lrs.store.writer import StatementWriter
 from lrs.xapi.statement import parse_statements
+from tests.integration.test_relay import shared_nats  # noqa: F401 - a fixture
 
 AUTHORITY = {"objectType": "Agent", "account": {"homePage": "http://lrs.example", "name": "announce-tests"}}
 NO_POLL_S = 60.0  # a relay that needed its poll would miss the waits below
@@ -31,21 +29,8 @@ WAIT_S = 10.0
 
 
 @pytest.fixture
-async def fresh_nats(nats_url: str) -> str:
-    nc = await nats.connect(nats_url)
-    try:
-        try:
-            await nc.jetstream().delete_stream(STREAM_NAME)
-        except NotFoundError:
-            pass
-    finally:
-        await nc.close()
-    return nats_url
-
-
-@pytest.fixture
-async def listening_relay(pool: asyncpg.Pool, database_url: str, fresh_nats: str) -> AsyncIterator[Relay]:
-    relay = Relay(pool, fresh_nats, name="announced", poll_interval=NO_POLL_S, lock_retry_interval=0.2,
+async def listening_relay(pool: asyncpg.Pool, database_url: str, shared_nats: str) -> AsyncIterator[Relay]:
+    relay = Relay(pool, shared_nats, name="announced", poll_interval=NO_POLL_S, lock_retry_interval=0.2,
                   backoff_max=1.0)
     async with commit_notifications(database_url, relay.notify):
         await relay.start()
