@@ -19,10 +19,9 @@ from projections.competency import parallel_replay
 from projections.competency.parallel_replay import ReplayWorkerFailed, chunks
 from projections.competency.store import CompetencyProjection, digest
 from projections.replay import LogPages, replay
-from projections.runner import ProjectionRunner
 from tests.integration.test_projection_runner import CATALOG
 from tests.integration.test_replay_shares import (
-    assert_nothing_swapped_in, failing_in_forked_workers, fill, projected, tables,
+    assert_nothing_swapped_in, failing_in_forked_workers, filled_and_caught_up, projected, tables,
 )
 
 
@@ -117,10 +116,7 @@ async def test_a_log_read_in_chunks_rebuilds_what_one_process_rebuilds(
 async def test_a_read_worker_that_fails_fails_the_replay_and_swaps_nothing_in(
     ending: str, pool: asyncpg.Pool, writer: StatementWriter, database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    await fill(writer)
-    runner = ProjectionRunner(pool, CompetencyProjection(CATALOG))
-    await runner.catch_up()
-    live, checkpoint, before = await digest(pool), await runner.checkpoint(), await tables(pool)
+    runner, live, checkpoint, before = await filled_and_caught_up(pool, writer)
     interpret = parallel_replay.interpret_event
 
     small_chunks(monkeypatch)

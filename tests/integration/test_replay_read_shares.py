@@ -25,7 +25,7 @@ from projections.runner import ProjectionRunner
 from tests.integration.test_projection_runner import CATALOG, FAILED, MODULES, PASSED, course_statement, voiding, write
 from tests.integration.test_replay_read_chunks import parked
 from tests.integration.test_replay_shares import (
-    assert_nothing_swapped_in, failing_in_forked_workers, fill, projected, tables,
+    assert_nothing_swapped_in, failing_in_forked_workers, filled_and_caught_up, projected, tables,
 )
 
 
@@ -73,10 +73,7 @@ async def test_a_log_read_by_every_process_rebuilds_what_one_process_rebuilds(
 async def test_a_share_worker_that_fails_fails_the_replay_and_swaps_nothing_in(
     ending: str, pool: asyncpg.Pool, writer: StatementWriter, database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    await fill(writer)
-    runner = ProjectionRunner(pool, CompetencyProjection(CATALOG))
-    await runner.catch_up()
-    live, checkpoint, before = await digest(pool), await runner.checkpoint(), await tables(pool)
+    runner, live, checkpoint, before = await filled_and_caught_up(pool, writer)
     judge_page = read_shares.judge_page
 
     monkeypatch.setattr(LogPages, "__init__", small_pages)

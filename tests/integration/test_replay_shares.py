@@ -125,6 +125,17 @@ def failing_in_forked_workers(call: Callable[..., Any], ending: str, error: Exce
     return failing
 
 
+async def filled_and_caught_up(
+    pool: asyncpg.Pool, writer: StatementWriter
+) -> tuple[ProjectionRunner, str, int, dict[str, list[tuple[Any, ...]]]]:
+    """The log filled and the live projection caught up: its runner, digest,
+    checkpoint and tables, which a failed replay must leave as they are."""
+    await fill(writer)
+    runner = ProjectionRunner(pool, CompetencyProjection(CATALOG))
+    await runner.catch_up()
+    return runner, await digest(pool), await runner.checkpoint(), await tables(pool)
+
+
 async def assert_nothing_swapped_in(
     pool: asyncpg.Pool, runner: ProjectionRunner, live: str, checkpoint: int, before: dict[str, list[tuple[Any, ...]]]
 ) -> None:
@@ -138,10 +149,7 @@ async def assert_nothing_swapped_in(
 async def test_a_worker_that_fails_fails_the_replay_and_swaps_nothing_in(
     ending: str, pool: asyncpg.Pool, writer: StatementWriter, database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    await fill(writer)
-    runner = ProjectionRunner(pool, CompetencyProjection(CATALOG))
-    await runner.catch_up()
-    live, checkpoint, before = await digest(pool), await runner.checkpoint(), await tables(pool)
+    runner, live, checkpoint, before = await filled_and_caught_up(pool, writer)
     fold = LogRebuild.fold
 
     monkeypatch.setattr(LogRebuild, "fold", failing_in_forked_workers(fold, ending, RuntimeError("cannot fold")))
