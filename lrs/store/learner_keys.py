@@ -200,6 +200,12 @@ def _id(tenant: str, name: str) -> str:
     return tenant + "\x00" + name
 
 
+def _cipher_id(tenant: str, pseudonym: str, generation: int | str = "") -> str:
+    """:attr:`LearnerKeys._ciphers`' key of one generation of an identity's
+    key (with no generation, the prefix of all its generations' keys)."""
+    return f"{_id(tenant, pseudonym)}\x00{generation}"
+
+
 def _not_cached(ident: str) -> seal.SealKey:
     raise KeyError(ident)
 
@@ -335,7 +341,7 @@ class LearnerKeys:
 
     def cached_generations(self, tenant: str, pseudonym: str) -> list[int]:
         """The generations of the identity's keys whose ciphers are cached."""
-        prefix = _id(tenant, pseudonym) + "\x00"
+        prefix = _cipher_id(tenant, pseudonym)
         return [int(k[len(prefix):]) for k in self._ciphers if k.startswith(prefix)]
 
     def forget(self, tenant: str, pseudonym: str) -> None:
@@ -343,7 +349,7 @@ class LearnerKeys:
         self._version += 1
         self._current.pop(_id(tenant, pseudonym), None)
         self._made.pop((tenant, pseudonym), None)
-        prefix = _id(tenant, pseudonym) + "\x00"
+        prefix = _cipher_id(tenant, pseudonym)
         self._ciphers = {k: v for k, v in self._ciphers.items() if not k.startswith(prefix)}
         self._sealed.clear()  # erasures are rare; which forms were its is not kept
         self._sealed_count = 0
@@ -563,10 +569,14 @@ class LearnerKeys:
             if len(self._current) >= self._capacity:
                 _drop_oldest(self._current, max(len(self._current) // 16, 1))
             self._current[cache_key] = key
-            if len(self._ciphers) >= 2 * self._capacity:
-                _drop_oldest_half(self._ciphers)
-            self._ciphers[f"{cache_key}\x00{generation}"] = cipher
+            self._keep_cipher(_cipher_id(tenant, pseudonym, generation), cipher)
         return key
+
+    def _keep_cipher(self, cipher_id: str, cipher: Any) -> None:
+        """Caches one generation's cipher (None: erased), half the oldest out when full."""
+        if len(self._ciphers) >= 2 * self._capacity:
+            _drop_oldest_half(self._ciphers)
+        self._ciphers[cipher_id] = cipher
 
     async def ciphers_for_reading(self, tenant: str, refs: Iterable[tuple[str, int]]) -> dict[tuple[str, int], Any]:
         """(pseudonym, generation) -> cipher, or None for an erased key.
@@ -575,7 +585,7 @@ class LearnerKeys:
         found: dict[tuple[str, int], Any] = {}
         missing: list[tuple[str, int]] = []
         for pseudonym, generation in refs:
-            cache_key = f"{tenant}\x00{pseudonym}\x00{generation}"
+            cache_key = _cipher_id(tenant, pseudonym, generation)
             if self.trust_cache and cache_key in self._ciphers:
                 found[(pseudonym, generation)] = self._ciphers[cache_key]
             else:
@@ -596,9 +606,7 @@ class LearnerKeys:
                 pseudonym, generation, wrapped = row["pseudonym"], row["generation"], row["wrapped"]
                 cipher = None if wrapped is None else self._cipher(wrapped, tenant, pseudonym, generation)
                 if version == self._version:
-                    if len(self._ciphers) >= 2 * self._capacity:
-                        _drop_oldest_half(self._ciphers)
-                    self._ciphers[f"{tenant}\x00{pseudonym}\x00{generation}"] = cipher
+                    self._keep_cipher(_cipher_id(tenant, pseudonym, generation), cipher)
                 found[(pseudonym, generation)] = cipher
         # One cipher object per identity for the whole read (a cached key
         # keeps only its bytes: seal.DataKey).
