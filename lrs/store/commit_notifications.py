@@ -15,8 +15,9 @@ import asyncio
 import contextlib
 from typing import AsyncIterator, Awaitable, Callable
 
-import asyncpg
 import structlog
+
+from lrs.store.listener import listening
 
 __all__ = ["LOG_CHANNEL", "NOTIFY_HEAD", "CommitAnnouncer", "commit_notifications"]
 
@@ -27,26 +28,36 @@ log = structlog.get_logger(__name__)
 
 
 @contextlib.asynccontextmanager
-async def commit_notifications(database_url: str, on_commit: Callable[[int], None]) -> AsyncIterator[None]:
+async def commit_notifications(
+    database_url: str, on_commit: Callable[[int | None], None], *, retry_s: float = 0.1, retry_max_s: float = 2.0
+) -> AsyncIterator[None]:
     """Call ``on_commit(head position)`` for every group commit any writer
     of the log announces, for as long as the context lasts.  Notifications
-    are a shortcut: a listener that loses its connection logs it, and the
-    caller's polling still finds every commit."""
+    are a shortcut: the caller's polling still finds every commit.  The
+    listening connection is opened again whenever it is lost (a backend
+    terminated, PostgreSQL restarted; :mod:`lrs.store.listener`), after
+    ``retry_s``, backing off to ``retry_max_s``; once it listens again,
+    ``on_commit(None)``: commits announced meanwhile were not heard, so the
+    caller reads the head."""
+    heard_before = False
 
-    def deliver(_conn: object, _pid: int, _channel: str, payload: str) -> None:
+    def deliver(payload: str) -> None:
         try:
             on_commit(int(payload))
         except Exception as exc:  # noqa: BLE001 - a bad payload must not stop the listener
             log.error("commit_notification.failed", payload=payload, error=repr(exc))
 
-    conn = await asyncpg.connect(database_url, server_settings={"application_name": "lrs-commit-listener"})
-    conn.add_termination_listener(lambda _conn: log.warning("commit_notification.connection_lost"))
-    try:
-        await conn.add_listener(LOG_CHANNEL, deliver)
+    def listening_again() -> None:
+        nonlocal heard_before
+        if heard_before:
+            on_commit(None)
+        heard_before = True
+
+    async with listening(
+        database_url, LOG_CHANNEL, on_notification=deliver, on_listening=listening_again,
+        retry_s=retry_s, retry_max_s=retry_max_s, application_name="lrs-commit-listener",
+    ):
         yield
-    finally:
-        with contextlib.suppress(Exception):
-            await conn.close(timeout=2)
 
 
 class CommitAnnouncer:
