@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 import uuid
 
 import asyncpg
@@ -24,6 +25,7 @@ from lrs.store import StatementWriter
 from lrs.store.erasure import ErasureRefused, erase_learner
 from lrs.store.learner_keys import LearnerKeys
 from lrs.store.reader import get_statement
+from lrs.xapi.errors import ConflictError
 from tests.integration.test_keys_in_group_commit import (
     AUTHORITY, TENANT, append_as_the_service_does, append_sealed, naming, seal_made,
 )
@@ -122,3 +124,54 @@ async def test_a_learner_erased_then_named_again_is_stored_under_a_new_generatio
     assert await LearnerKeys(pool, master).seal_statements(TENANT, [naming(MBOX)], AUTHORITY)  # a third generation
     assert await pool.fetchval("SELECT max(generation) FROM learner_keys WHERE wrapped IS NOT NULL AND pseudonym = $1",
                                keyring.pseudonym(TENANT, f"mbox:{MBOX}")) == 3
+
+
+async def _tables_holding(pool: asyncpg.Pool, text: str) -> list[str]:
+    """The tables with a row whose text (bytea as hex, so as clear bytes too) holds ``text``."""
+    tables = [r["t"] for r in await pool.fetch(
+        "SELECT quote_ident(table_name) AS t FROM information_schema.tables"
+        " WHERE table_schema = 'public' AND table_type = 'BASE TABLE'")]
+    needles = [text, text.encode().hex()]
+    found = []
+    for table in tables:
+        if await pool.fetchval(f"SELECT EXISTS (SELECT 1 FROM {table} AS r WHERE r::text LIKE ANY($1::text[]))",
+                               [f"%{n}%" for n in needles]):
+            found.append(table)
+    return found
+
+
+async def test_a_first_key_committed_for_a_request_refused_in_its_group_is_erased_like_any(
+    pool: asyncpg.Pool, writer: StatementWriter, database_url: str, tmp_path
+) -> None:
+    """A request that makes a learner's first key and is refused in its group
+    (here a 409) leaves that key committed, and the request's sealed
+    identity (its ciphertext) with it: nothing readable without the key.
+    Erasing the learner destroys it like any key, the erasure is recorded,
+    and `lrs audit verify` passes: the log holds nothing of the request."""
+    master = MasterKey(os.urandom(32))
+    keyring = LearnerKeys(pool, master)
+    first = naming("mailto:lan@example.com")
+    await append_sealed(writer, keyring, await seal_made(keyring, [first]))
+    other = {**first, "actor": {"objectType": "Agent", "mbox": "mailto:khanh@example.com", "name": "Khanh Vu"}}
+    sealed = await seal_made(keyring, [other])
+    pseudonym = keyring.pseudonym(TENANT, "mbox:mailto:khanh@example.com")
+    assert list(sealed.new_keys) == [pseudonym]
+    with pytest.raises(ConflictError):
+        await append_sealed(writer, keyring, sealed)
+    head = await pool.fetchval("SELECT position FROM log_head")
+    assert [tuple(r) for r in await pool.fetch(
+        "SELECT generation, wrapped IS NOT NULL FROM learner_keys WHERE pseudonym = $1", pseudonym)] == [(1, True)]
+    for clear in ("khanh@example.com", "Khanh Vu"):
+        assert await _tables_holding(pool, clear) == []
+    erased = await erase_learner(pool, LearnerKeys(pool, master), TENANT, {"mbox": "mailto:khanh@example.com"},
+                                 reason="request 36", by="test")
+    assert (erased.generations, erased.documents, erased.attachments) == ([1], 0, 0)
+    assert erased.position == head + 1
+    assert await pool.fetchval("SELECT count(*) FROM learner_keys WHERE pseudonym = $1 AND wrapped IS NOT NULL",
+                               pseudonym) == 0
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "lrs", "audit", "verify", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        env={**os.environ, "LRS_DATABASE_URL": database_url, "LRS_DATA_DIR": str(tmp_path), "LRS_LOG_LEVEL": "warning"},
+    )
+    out, _ = await process.communicate()
+    assert process.returncode == 0, out.decode()
