@@ -102,25 +102,19 @@ WHERE event_type = 'identity' AND position IN (
 """
 
 # Before the erasure takes the log head lock: waits for every group commit
-# that is inserting a first key (generation 1) of these identities
-# (lrs.store.group_keys: inserted before the group takes the head lock,
-# committed with the Statements sealed under it) and for every
-# LOAD_OR_CREATE doing so, so that such a key is committed, and destroyed
-# below, rather than invisible to this transaction and committed after it.
-# An identity with no key row gets an erased one (generation 1) here, which
-# holds any later first key back until this transaction ends; inserted in
-# (tenant, pseudonym) order, as PROPOSE_KEYS does.  Returns the identities
-# that had no key row.
-HOLD_FIRST_KEYS = """
-INSERT INTO learner_keys (tenant, pseudonym, generation, wrapped, erased_at)
-SELECT $1, u.p, 1, NULL, now() FROM unnest($2::text[]) AS u(p) ORDER BY u.p
+# that is inserting the learner's first key (generation 1; lrs.store.
+# group_keys inserts it before the group takes the head lock and commits it
+# with the Statements sealed under it) and for a LOAD_OR_CREATE doing so,
+# so that such a key is committed, and destroyed below, rather than
+# invisible to this transaction and committed after it.  A learner with no
+# key row gets an erased one here, which holds any first key back until
+# this transaction ends (it is refused then: rolled back).  Returns the
+# pseudonym when the learner had no key row.  (Identifiers linked to the
+# learner have a key: the identity event that linked them sealed them.)
+HOLD_FIRST_KEY = """
+INSERT INTO learner_keys (tenant, pseudonym, generation, wrapped, erased_at) VALUES ($1, $2, 1, NULL, now())
 ON CONFLICT DO NOTHING
 RETURNING pseudonym
-"""
-# The erased rows HOLD_FIRST_KEYS made for linked identifiers with no key
-# (a learner's own one only stays when it is refused: rolled back).
-DROP_HELD = """
-DELETE FROM learner_keys WHERE tenant = $1 AND pseudonym = ANY($2::text[]) AND generation = 1 AND wrapped IS NULL
 """
 
 SELECT_LINKED = """
@@ -240,13 +234,9 @@ async def erase_learner(
         linked_agent = seen[key].agent or agent_of_key(linked_clear.get(key) or "") or {}
         reason = check_reason(reason, linked_agent, seen[key].names, whose="a linked identifier's")
     async with pool.acquire() as conn, conn.transaction():
-        # A first key of the learner (or of an identifier linked to them) that
-        # a group commit is inserting now is waited for, before the head lock
-        # (which that group needs to commit).
-        held = [p.removeprefix(PSEUDONYM_KEY_PREFIX) for p in linked_keys]
-        unkeyed = {r["pseudonym"] for r in await conn.fetch(HOLD_FIRST_KEYS, tenant, [pseudonym, *held])}
-        if unkeyed - {pseudonym}:
-            await conn.execute(DROP_HELD, tenant, list(unkeyed - {pseudonym}))
+        # A first key of the learner that a group commit is inserting now is
+        # waited for, before the head lock (which that group needs to commit).
+        unkeyed = await conn.fetchval(HOLD_FIRST_KEY, tenant, pseudonym) is not None
         # Then the log head lock: no Statement is written until this commits,
         # and one sealed by a process that has not heard of this erasure yet
         # is checked against the keys by the writer (lrs.store.learner_keys).
@@ -267,7 +257,7 @@ async def erase_learner(
         row = await conn.fetchrow(ERASE_KEYS, tenant, pseudonym, epoch)
         generations = list(row["generations"] or [])
         if not generations:
-            if pseudonym not in unkeyed:  # a key row before this erasure: all erased
+            if not unkeyed:  # a key row before this erasure: all erased
                 raise ErasureRefused(f"this learner was already erased in tenant {tenant!r}")
             raise ErasureRefused(f"tenant {tenant!r} holds no personal data of this learner", "absent")
         # The learner's other identifiers (linked to them as a person) go with them.
