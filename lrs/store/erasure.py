@@ -8,8 +8,9 @@ One transaction:
 2. wait for any group commit inserting the learner's first key (before the
    log head lock, which that group needs), so that the key is committed
    and destroyed here rather than committed just after; then destroy every
-   generation of the learner's data key (``learner_keys``), which makes every sealed copy of their identifiers and names, in the log,
-   in JetStream and in every backup, unreadable for good, and tell every
+   generation of the learner's data key (``learner_keys``), which makes
+   every sealed copy of their identifiers and names, in the log, in
+   JetStream and in every backup, unreadable for good, and tell every
    process (``NOTIFY lrs_learner_keys``) to drop its cached copy;
 3. delete the learner's State and Agent Profile documents (their clear copy
    in the ``documents`` table) and the attachment data only the learner's
