@@ -43,6 +43,13 @@ RELAY_RESYNCS = Counter(
     "lrs_relay_resyncs", "Times the relay recomputed its resume position from checkpoint and stream", ("relay",)
 )
 
+LISTENER_RECONNECTS = Counter(
+    "lrs_listener_reconnects",
+    "Times a LISTEN connection (commit announcements, credential changes, learner key erasures) was lost and"
+    " listens again (lrs.store.listener)",
+    ("channel",),
+)
+
 # -- group commit: the statement writer ---------------------------------------
 
 GROUP_COMMIT_SECONDS = Histogram(

@@ -15,8 +15,9 @@ import asyncio
 import contextlib
 from typing import AsyncIterator, Awaitable, Callable
 
-import asyncpg
 import structlog
+
+from lrs.store.listener import listening
 
 __all__ = ["LOG_CHANNEL", "NOTIFY_HEAD", "CommitAnnouncer", "commit_notifications"]
 
@@ -27,26 +28,36 @@ log = structlog.get_logger(__name__)
 
 
 @contextlib.asynccontextmanager
-async def commit_notifications(database_url: str, on_commit: Callable[[int], None]) -> AsyncIterator[None]:
+async def commit_notifications(
+    database_url: str, on_commit: Callable[[int | None], None], *, retry_s: float = 0.1, retry_max_s: float = 2.0
+) -> AsyncIterator[None]:
     """Call ``on_commit(head position)`` for every group commit any writer
     of the log announces, for as long as the context lasts.  Notifications
-    are a shortcut: a listener that loses its connection logs it, and the
-    caller's polling still finds every commit."""
+    are a shortcut: the caller's polling still finds every commit.  The
+    listening connection is opened again whenever it is lost (a backend
+    terminated, PostgreSQL restarted; :mod:`lrs.store.listener`), after
+    ``retry_s``, backing off to ``retry_max_s``; once it listens again,
+    ``on_commit(None)``: commits announced meanwhile were not heard, so the
+    caller reads the head."""
+    heard_before = False
 
-    def deliver(_conn: object, _pid: int, _channel: str, payload: str) -> None:
+    def deliver(payload: str) -> None:
         try:
             on_commit(int(payload))
         except Exception as exc:  # noqa: BLE001 - a bad payload must not stop the listener
             log.error("commit_notification.failed", payload=payload, error=repr(exc))
 
-    conn = await asyncpg.connect(database_url, server_settings={"application_name": "lrs-commit-listener"})
-    conn.add_termination_listener(lambda _conn: log.warning("commit_notification.connection_lost"))
-    try:
-        await conn.add_listener(LOG_CHANNEL, deliver)
+    def listening_again() -> None:
+        nonlocal heard_before
+        if heard_before:
+            on_commit(None)
+        heard_before = True
+
+    async with listening(
+        database_url, LOG_CHANNEL, on_notification=deliver, on_listening=listening_again,
+        retry_s=retry_s, retry_max_s=retry_max_s, application_name="lrs-commit-listener",
+    ):
         yield
-    finally:
-        with contextlib.suppress(Exception):
-            await conn.close(timeout=2)
 
 
 class CommitAnnouncer:
@@ -71,15 +82,17 @@ class CommitAnnouncer:
     or by the relay's 0.5 s poll."""
 
     def __init__(self, send: Callable[[int], Awaitable[None]], *, interval_s: float,
-                 busy: Callable[[], bool] = lambda: False) -> None:
+                 busy: Callable[[], bool] = lambda: False, close_timeout_s: float = 2.0) -> None:
         self._send = send
         self._interval = max(interval_s, 0.0)
+        self._close_timeout = max(close_timeout_s, 0.0)
         self._busy = busy
         self._announced_at = float("-inf")  # event loop time of the last announcement sent
         self._pending = False  # a commit not announced yet
         self._position = 0
         self._timer: asyncio.TimerHandle | None = None
         self._sending: asyncio.Task[None] | None = None
+        self._given_up: set[asyncio.Task[None]] = set()  # sends close() stopped waiting for
         self.sent_alone = 0  # announcements that travelled without a group (tests, metrics)
 
     def with_group(self) -> bool:
@@ -123,15 +136,30 @@ class CommitAnnouncer:
             log.warning("commit_notification.send_failed", position=position, error=repr(exc))
 
     async def close(self) -> None:
-        """Stop; a commit not announced yet is announced now."""
+        """Stop; a commit not announced yet is announced now, waiting at
+        most ``close_timeout_s`` for it (and for one being sent): with
+        PostgreSQL unreachable, getting a connection can take asyncpg's
+        connect timeout (60 s), and a statement on a connection that no
+        longer answers has no end, nor has its cancellation (asyncpg waits
+        for the server to confirm it); the relay's poll finds the commit
+        anyway.  A send given up is cancelled and not waited for."""
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        if self._sending is not None:
-            with contextlib.suppress(Exception):
-                await self._sending
-            self._sending = None
+        sends = [] if self._sending is None else [self._sending]
+        self._sending = None
         if self._pending:
             self._pending = False
             self.sent_alone += 1
-            await self._send_alone(self._position)
+            sends.append(asyncio.get_running_loop().create_task(
+                self._send_alone(self._position), name="lrs-commit-announcement"))
+        if not sends:
+            return
+        _done, late = await asyncio.wait(sends, timeout=self._close_timeout)
+        if late:
+            log.warning("commit_notification.not_sent_at_close", position=self._position,
+                        waited_s=self._close_timeout)
+            for task in late:
+                task.cancel()
+                self._given_up.add(task)  # kept referenced until its cancellation ends
+                task.add_done_callback(self._given_up.discard)

@@ -5,9 +5,12 @@ One transaction:
 1. refuse when Statements, documents, roster memberships or identity links
    stored before personal data was sealed name the learner in clear (the log cannot be rewritten; docs/privacy.md says what
    to do), or when the tenant holds nothing sealed of the learner;
-2. destroy every generation of the learner's data key (``learner_keys``),
-   which makes every sealed copy of their identifiers and names, in the log,
-   in JetStream and in every backup, unreadable for good, and tell every
+2. wait for any group commit inserting the learner's first key (before the
+   log head lock, which that group needs), so that the key is committed
+   and destroyed here rather than committed just after; then destroy every
+   generation of the learner's data key (``learner_keys``), which makes
+   every sealed copy of their identifiers and names, in the log, in
+   JetStream and in every backup, unreadable for good, and tell every
    process (``NOTIFY lrs_learner_keys``) to drop its cached copy;
 3. delete the learner's State and Agent Profile documents (their clear copy
    in the ``documents`` table) and the attachment data only the learner's
@@ -36,7 +39,7 @@ from lrs.payload_codec import open_payload
 from lrs.privacy import reason as reason_rules
 from lrs.privacy.seal import identifier
 from lrs.store.event_append import append_events
-from lrs.store.learner_keys import BUMP_KEY_EPOCH, ERASE_KEYS, SELECT_ANY_KEY, LearnerKeys
+from lrs.store.learner_keys import BUMP_KEY_EPOCH, ERASE_KEYS, LearnerKeys
 from lrs.store.learner_refs import PSEUDONYM_KEY_PREFIX, open_refs
 from lrs.xapi.identity import agent_of_key
 from lrs.store.statement_identities import identities_in_statements
@@ -97,6 +100,22 @@ SELECT payload FROM events
 WHERE event_type = 'identity' AND position IN (
     SELECT max(linked_position) FROM identity_links WHERE tenant = $1 AND identifier = ANY($2::text[]) GROUP BY identifier
 )
+"""
+
+# Before the erasure takes the log head lock: waits for every group commit
+# that is inserting the learner's first key (generation 1; lrs.store.
+# group_keys inserts it before the group takes the head lock and commits it
+# with the Statements sealed under it) and for a LOAD_OR_CREATE doing so,
+# so that such a key is committed, and destroyed below, rather than
+# invisible to this transaction and committed after it.  A learner with no
+# key row gets an erased one here, which holds any first key back until
+# this transaction ends (it is refused then: rolled back).  Returns the
+# pseudonym when the learner had no key row.  (Identifiers linked to the
+# learner have a key: the identity event that linked them sealed them.)
+HOLD_FIRST_KEY = """
+INSERT INTO learner_keys (tenant, pseudonym, generation, wrapped, erased_at) VALUES ($1, $2, 1, NULL, now())
+ON CONFLICT DO NOTHING
+RETURNING pseudonym
 """
 
 SELECT_LINKED = """
@@ -216,7 +235,10 @@ async def erase_learner(
         linked_agent = seen[key].agent or agent_of_key(linked_clear.get(key) or "") or {}
         reason = check_reason(reason, linked_agent, seen[key].names, whose="a linked identifier's")
     async with pool.acquire() as conn, conn.transaction():
-        # First the log head lock: no Statement is written until this commits,
+        # A first key of the learner that a group commit is inserting now is
+        # waited for, before the head lock (which that group needs to commit).
+        unkeyed = await conn.fetchval(HOLD_FIRST_KEY, tenant, pseudonym) is not None
+        # Then the log head lock: no Statement is written until this commits,
         # and one sealed by a process that has not heard of this erasure yet
         # is checked against the keys by the writer (lrs.store.learner_keys).
         epoch = await conn.fetchval(BUMP_KEY_EPOCH)
@@ -236,7 +258,7 @@ async def erase_learner(
         row = await conn.fetchrow(ERASE_KEYS, tenant, pseudonym, epoch)
         generations = list(row["generations"] or [])
         if not generations:
-            if await conn.fetchval(SELECT_ANY_KEY, tenant, pseudonym):
+            if not unkeyed:  # a key row before this erasure: all erased
                 raise ErasureRefused(f"this learner was already erased in tenant {tenant!r}")
             raise ErasureRefused(f"tenant {tenant!r} holds no personal data of this learner", "absent")
         # The learner's other identifiers (linked to them as a person) go with them.

@@ -141,7 +141,6 @@ WITH made AS (
 SELECT key_id FROM made UNION ALL SELECT key_id FROM privacy_key_id
 """
 SELECT_ANY_LEARNER_KEY = "SELECT EXISTS (SELECT 1 FROM learner_keys)"
-SELECT_ANY_KEY = "SELECT 1 FROM learner_keys WHERE tenant = $1 AND pseudonym = $2 LIMIT 1"
 
 Pool = asyncpg.Pool | asyncpg.Connection
 

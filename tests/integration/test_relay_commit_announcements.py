@@ -14,14 +14,15 @@ from typing import AsyncIterator
 
 import asyncpg
 import pytest
+from structlog.testing import capture_logs
 
 from lrs.ingest.prepare import prepare_statements
 from lrs.relay import Relay
-from lrs.store.commit_notifications import commit_notifications
+from lrs.store.commit_notifications import LOG_CHANNEL, commit_notifications
 from lrs.store.pool import create_statement_pool
 from lrs.store.writer import StatementWriter
 from lrs.xapi.statement import parse_statements
-from tests.integration.test_relay import shared_nats  # noqa: F401 - a fixture
+from tests.integration.test_relay import assert_exactly_once, kept_nats, sample, shared_nats  # noqa: F401 - fixtures
 
 AUTHORITY = {"objectType": "Agent", "account": {"homePage": "http://lrs.example", "name": "announce-tests"}}
 NO_POLL_S = 60.0  # a relay that needed its poll would miss the waits below
@@ -118,3 +119,47 @@ async def test_a_pending_announcement_survives_the_writers_connection_being_kill
     finally:
         await writer.close()
         await groups.close()
+
+
+async def _listening_backends(pool: asyncpg.Pool) -> list[int]:
+    return [r["pid"] for r in await pool.fetch(
+        "SELECT pid FROM pg_stat_activity WHERE application_name = 'lrs-commit-listener'"
+        " AND datname = current_database() AND query ILIKE 'LISTEN%'")]
+
+
+async def test_the_listening_connection_is_opened_again_after_its_backend_is_terminated(
+    pool: asyncpg.Pool, database_url: str, kept_nats: str, listening_relay: Relay
+) -> None:
+    """The relay's poll is 60 s here: every wait below is met only by the
+    announcements, through a listener opened again after the first one's
+    backend was terminated; commits announced while it was down are read
+    once it listens again; the stream then holds every position once, in order."""
+    groups = await create_statement_pool(database_url, application_name="lrs-writer-relisten", max_size=2)
+    writer = StatementWriter(pool, wait_ms=0.0, shared_log=True, group_pool=groups, announce_every_s=0.05)
+    reconnects = sample("lrs_listener_reconnects_total", channel=LOG_CHANNEL)
+    try:
+        await writer.start()
+        await _relay_ready(listening_relay)
+        await writer.append("default", _statements(2))
+        await _published_through(listening_relay, 2)
+        [first] = await _listening_backends(pool)
+        with capture_logs() as logged:
+            assert await pool.fetchval("SELECT pg_terminate_backend($1)", first)
+            await writer.append("default", _statements(3))  # announced while nobody listens, or just after
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + WAIT_S
+            while (await _listening_backends(pool)) in ([], [first]):
+                assert loop.time() < deadline, "the commit listener was not opened again"
+                await asyncio.sleep(0.02)
+            await _published_through(listening_relay, 5)
+        outage = [e["event"] for e in logged if e.get("channel") == LOG_CHANNEL]
+        assert outage == ["listener.connection_lost", "listener.listening_again"]  # logged once
+        for head in (6, 8, 11):  # after the reopening: each commit reached by its announcement
+            await writer.append("default", _statements(head - listening_relay.published_position))
+            await _published_through(listening_relay, head)
+    finally:
+        await writer.close()
+        await groups.close()
+    assert sample("lrs_listener_reconnects_total", channel=LOG_CHANNEL) == reconnects + 1
+    messages = await assert_exactly_once(pool, kept_nats)
+    assert [int(m.headers["Lrs-Position"]) for m in messages] == list(range(1, 12))

@@ -1,0 +1,99 @@
+"""Closing a shared log's writer while PostgreSQL no longer answers: its last
+commit announcement (lrs.store.commit_notifications.CommitAnnouncer) is given
+up after the close timeout instead of waiting for a connection or an answer
+that does not come (asyncpg's 60 s connect timeout, or no end at all)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from urllib.parse import parse_qs, urlsplit, urlunsplit
+
+import asyncpg
+from structlog.testing import capture_logs
+
+from lrs.store.pool import create_statement_pool
+from lrs.store.writer import StatementWriter
+from tests.integration.test_commit_notifications import _batch
+
+
+class SilencingProxy:
+    """A TCP proxy to PostgreSQL that, once ``silence()`` is called, forwards
+    nothing more and answers no new connection: a database host gone quiet
+    (not one refusing connections, which fails at once)."""
+
+    def __init__(self, database_url: str) -> None:
+        parts = urlsplit(database_url)
+        query = {k: v[0] for k, v in parse_qs(parts.query).items()}
+        host, port = query.get("host", parts.hostname or "127.0.0.1"), int(query.get("port", parts.port or 5432))
+        # PostgreSQL's Unix socket (the embedded server's), or its TCP port
+        self._target = f"{host}/.s.PGSQL.{port}" if host.startswith("/") else (host, port)
+        user = parts.netloc.rsplit("@", 1)[0] + "@" if "@" in parts.netloc else ""
+        self._url = f"{user}127.0.0.1:{{port}}"
+        self._parts = parts
+        self._silent = False
+        self._server: asyncio.Server | None = None
+        self._writers: list[asyncio.StreamWriter] = []
+        self.port = 0
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    @property
+    def url(self) -> str:
+        """The database's URL through this proxy."""
+        return urlunsplit(self._parts._replace(netloc=self._url.format(port=self.port), query=""))
+
+    def silence(self) -> None:
+        self._silent = True
+
+    async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while data := await reader.read(65536):
+            if not self._silent:
+                writer.write(data)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._writers.append(writer)
+        if self._silent:
+            await reader.read()  # holds the connection, answers nothing
+            return
+        if isinstance(self._target, str):
+            up_reader, up_writer = await asyncio.open_unix_connection(self._target)
+        else:
+            up_reader, up_writer = await asyncio.open_connection(*self._target)
+        self._writers.append(up_writer)
+        await asyncio.gather(self._pump(reader, up_writer), self._pump(up_reader, writer), return_exceptions=True)
+
+    async def close(self) -> None:
+        for writer in self._writers:
+            writer.close()
+        if self._server is not None:
+            self._server.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._server.wait_closed(), 5)
+
+
+async def test_closing_a_writer_with_the_database_silent_gives_its_last_announcement_up_in_time(
+    pool: asyncpg.Pool, database_url: str
+) -> None:
+    proxy = SilencingProxy(database_url)
+    await proxy.start()
+    groups = await create_statement_pool(proxy.url, application_name="lrs-writer-silenced", max_size=2)
+    writer = StatementWriter(pool, wait_ms=0.0, shared_log=True, group_pool=groups, announce_every_s=30.0)
+    try:
+        await writer.start()
+        await writer.append("default", _batch(2))  # carries the announcement
+        await writer.append("default", _batch(1))  # within the interval: to be announced alone, at close at last
+        proxy.silence()
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        with capture_logs() as logged:
+            await asyncio.wait_for(writer.close(), 30)  # before: no end (a statement on a silent connection)
+        assert loop.time() - began < 10  # the close timeout (2 s), far below asyncpg's 60 s
+        assert [e["event"] for e in logged if e["event"].startswith("commit_notification")] == [
+            "commit_notification.not_sent_at_close"]
+    finally:
+        groups.terminate()
+        await proxy.close()
+    assert await pool.fetchval("SELECT position FROM log_head") == 3  # committed; the relay's poll finds it
