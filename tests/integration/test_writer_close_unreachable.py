@@ -12,7 +12,7 @@ from urllib.parse import parse_qs, urlsplit, urlunsplit
 import asyncpg
 from structlog.testing import capture_logs
 
-from lrs.store.pool import create_statement_pool
+from lrs.store.pool import close_pool, create_statement_pool
 from lrs.store.writer import StatementWriter
 from tests.integration.test_commit_notifications import _batch
 
@@ -97,3 +97,26 @@ async def test_closing_a_writer_with_the_database_silent_gives_its_last_announce
         groups.terminate()
         await proxy.close()
     assert await pool.fetchval("SELECT position FROM log_head") == 3  # committed; the relay's poll finds it
+
+
+async def test_closing_the_pools_with_the_database_silent_ends_in_time(pool: asyncpg.Pool, database_url: str) -> None:
+    """After the writer, a worker's shutdown closes its pools (lrs.http.app):
+    asyncpg's Pool.close waits for PostgreSQL to answer each connection's
+    Terminate, so with the host gone quiet it had no end either."""
+    proxy = SilencingProxy(database_url)
+    await proxy.start()
+    groups = await create_statement_pool(proxy.url, application_name="lrs-writer-silenced", max_size=2)
+    writer = StatementWriter(pool, wait_ms=0.0, shared_log=True, group_pool=groups, announce_every_s=30.0)
+    try:
+        await writer.start()
+        await writer.append("default", _batch(1))  # carries the announcement: nothing left to send at close
+        proxy.silence()
+        loop = asyncio.get_running_loop()
+        await asyncio.wait_for(writer.close(), 30)
+        began = loop.time()
+        await asyncio.wait_for(close_pool(groups, timeout_s=1.0), 30)  # before: Pool.close had no end
+        assert loop.time() - began < 5
+        assert groups.is_closing()
+    finally:
+        groups.terminate()
+        await proxy.close()
