@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from typing import AsyncIterator
 from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 import asyncpg
@@ -74,15 +75,25 @@ class SilencingProxy:
                 await asyncio.wait_for(self._server.wait_closed(), 5)
 
 
-async def test_closing_a_writer_with_the_database_silent_gives_its_last_announcement_up_in_time(
-    pool: asyncpg.Pool, database_url: str
-) -> None:
-    proxy = SilencingProxy(database_url)
+@contextlib.asynccontextmanager
+async def writer_through(proxy: SilencingProxy, pool: asyncpg.Pool) -> AsyncIterator[tuple[StatementWriter, asyncpg.Pool]]:
+    """A shared log's writer whose group pool goes through ``proxy``, started."""
     await proxy.start()
     groups = await create_statement_pool(proxy.url, application_name="lrs-writer-silenced", max_size=2)
     writer = StatementWriter(pool, wait_ms=0.0, shared_log=True, group_pool=groups, announce_every_s=30.0)
     try:
         await writer.start()
+        yield writer, groups
+    finally:
+        groups.terminate()
+        await proxy.close()
+
+
+async def test_closing_a_writer_with_the_database_silent_gives_its_last_announcement_up_in_time(
+    pool: asyncpg.Pool, database_url: str
+) -> None:
+    proxy = SilencingProxy(database_url)
+    async with writer_through(proxy, pool) as (writer, _groups):
         await writer.append("default", _batch(2))  # carries the announcement
         await writer.append("default", _batch(1))  # within the interval: to be announced alone, at close at last
         proxy.silence()
@@ -93,9 +104,6 @@ async def test_closing_a_writer_with_the_database_silent_gives_its_last_announce
         assert loop.time() - began < 10  # the close timeout (2 s), far below asyncpg's 60 s
         assert [e["event"] for e in logged if e["event"].startswith("commit_notification")] == [
             "commit_notification.not_sent_at_close"]
-    finally:
-        groups.terminate()
-        await proxy.close()
     assert await pool.fetchval("SELECT position FROM log_head") == 3  # committed; the relay's poll finds it
 
 
@@ -104,11 +112,7 @@ async def test_closing_the_pools_with_the_database_silent_ends_in_time(pool: asy
     asyncpg's Pool.close waits for PostgreSQL to answer each connection's
     Terminate, so with the host gone quiet it had no end either."""
     proxy = SilencingProxy(database_url)
-    await proxy.start()
-    groups = await create_statement_pool(proxy.url, application_name="lrs-writer-silenced", max_size=2)
-    writer = StatementWriter(pool, wait_ms=0.0, shared_log=True, group_pool=groups, announce_every_s=30.0)
-    try:
-        await writer.start()
+    async with writer_through(proxy, pool) as (writer, groups):
         await writer.append("default", _batch(1))  # carries the announcement: nothing left to send at close
         proxy.silence()
         loop = asyncio.get_running_loop()
@@ -117,6 +121,3 @@ async def test_closing_the_pools_with_the_database_silent_ends_in_time(pool: asy
         await asyncio.wait_for(close_pool(groups, timeout_s=1.0), 30)  # before: Pool.close had no end
         assert loop.time() - began < 5
         assert groups.is_closing()
-    finally:
-        groups.terminate()
-        await proxy.close()
