@@ -49,6 +49,10 @@ class SilencingProxy:
     def silence(self) -> None:
         self._silent = True
 
+    def speak(self) -> None:
+        """Forward again (the host answers again)."""
+        self._silent = False
+
     async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         while data := await reader.read(65536):
             if not self._silent:
