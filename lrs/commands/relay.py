@@ -94,7 +94,7 @@ async def relay(settings: Settings, args: argparse.Namespace) -> None:
     from lrs.relay import Relay
     from lrs.store.commit_notifications import commit_notifications
     from lrs.store.migrations import apply_migrations
-    from lrs.store.pool import create_pool
+    from lrs.store.pool import close_pool, create_pool
 
     async with database_url(settings) as db_url, _nats_url(settings) as nats_url:
         with reaching_database(db_url):
@@ -145,7 +145,7 @@ async def relay(settings: Settings, args: argparse.Namespace) -> None:
                     if anchoring is not None:
                         await anchoring.stop()
         finally:
-            await pool.close()
+            await close_pool(pool)
 
 
 @contextlib.asynccontextmanager

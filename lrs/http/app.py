@@ -158,7 +158,7 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     from lrs.store import credentials, secrets
     from lrs.store.activities import catch_up_definitions
     from lrs.store.migrations import apply_migrations
-    from lrs.store.pool import create_pool
+    from lrs.store.pool import close_pool, create_pool
     from lrs.store.pair_keys import PairKeysEverywhere
     from lrs.store.reader import create_read_pool
 
@@ -198,8 +198,8 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        await app[keys.STATEMENT_READS].close()
-        await pool.close()
+        await close_pool(app[keys.STATEMENT_READS])
+        await close_pool(pool)
 
 
 async def _credential_changes(app: web.Application) -> AsyncIterator[None]:
@@ -232,7 +232,7 @@ async def _learner_keys(app: web.Application) -> AsyncIterator[None]:
     from lrs.privacy.master import load_or_create
     from lrs.store.credential_changes import credential_changes
     from lrs.store.learner_keys import CHANGES_CHANNEL, LearnerKeys
-    from lrs.store.pool import create_statement_pool
+    from lrs.store.pool import close_pool, create_statement_pool
 
     # The statements that read or make learners' keys for writing run on a
     # connection of their own, not reset after each: one transaction and one
@@ -261,11 +261,11 @@ async def _learner_keys(app: web.Application) -> AsyncIterator[None]:
             await keyring.load_epoch()  # erasures from before are not heard of again
             yield
     finally:
-        await key_pool.close()
+        await close_pool(key_pool)
 
 
 async def _writer(app: web.Application) -> AsyncIterator[None]:
-    from lrs.store.pool import create_statement_pool
+    from lrs.store.pool import close_pool, create_statement_pool
     from lrs.store.writer import StatementWriter
 
     settings = app[keys.SETTINGS]
@@ -289,7 +289,7 @@ async def _writer(app: web.Application) -> AsyncIterator[None]:
             # Everything already handed to the writer is committed (or failed) before the pools close.
             await writer.close()
     finally:
-        await group_pool.close()
+        await close_pool(group_pool)
 
 
 async def _relay(app: web.Application) -> AsyncIterator[None]:

@@ -6,7 +6,11 @@ listening connection is down is lost for good, so the caller is told
 (``on_lost``) and told again once it listens (``on_listening``), and the
 connection is opened again with a backoff (``retry_s`` doubling up to
 ``retry_max_s``): a connection terminated by ``pg_terminate_backend``, or
-PostgreSQL restarted, costs one outage, not a listener gone for good.
+PostgreSQL restarted, costs one outage, not a listener gone for good.  A
+network cut ends no connection by itself (no reset arrives, and asyncpg sets
+no TCP keepalive), so the listening connection is asked ``SELECT 1`` every
+``check_every_s`` and given up when it does not answer within
+``check_timeout_s``.
 
 Each outage is logged once (``listener.connection_lost`` or
 ``listener.unavailable`` when it begins, ``listener.listening_again`` when it
@@ -43,6 +47,8 @@ async def listening(
     retry_max_s: float = 2.0,
     startup_timeout_s: float = 5.0,
     connect_timeout_s: float = 10.0,
+    check_every_s: float = 1.0,
+    check_timeout_s: float = 5.0,
     application_name: str,
 ) -> AsyncIterator[None]:
     """Listen on ``channel`` for as long as the context lasts (entered once
@@ -74,8 +80,8 @@ async def listening(
                 failures, outage_logged = 0, False
                 on_listening()
                 first_listen.set()
-                await lost.wait()
-                log.warning("listener.connection_lost", channel=channel)
+                silent = await _until_lost(conn, lost, check_every_s, check_timeout_s)
+                log.warning("listener.connection_lost", channel=channel, silent=silent)
                 outage_logged = True
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                 failures += 1
@@ -97,3 +103,29 @@ async def listening(
         yield
     finally:
         await cancel_and_wait(task)
+
+
+async def _until_lost(conn: asyncpg.Connection, lost: asyncio.Event, every_s: float, timeout_s: float) -> bool:
+    """Wait until ``conn`` is lost (False) or stops answering (True: it is
+    terminated then).  The probe is not waited for past ``timeout_s``: cancelling
+    a statement waits for the server to confirm, which a silent one never
+    does."""
+    while True:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(lost.wait(), every_s)
+            return False
+        probe = asyncio.ensure_future(conn.fetchval("SELECT 1"))
+        probe.add_done_callback(_retrieved)
+        done, _ = await asyncio.wait([probe], timeout=timeout_s)
+        if not done:
+            if lost.is_set():
+                return False
+            conn.terminate()  # the probe fails with it
+            return True
+        if probe.cancelled() or probe.exception() is not None:
+            return False  # it failed as the connection was lost
+
+
+def _retrieved(task: asyncio.Future) -> None:
+    if not task.cancelled():
+        task.exception()

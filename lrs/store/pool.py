@@ -8,6 +8,8 @@ store keeps statement JSON as bytes.
 
 from __future__ import annotations
 
+import asyncio
+
 import asyncpg
 
 SERVER_SETTINGS = {
@@ -72,6 +74,19 @@ async def create_statement_pool(
     )
     assert pool is not None
     return pool
+
+
+async def close_pool(pool: asyncpg.Pool, *, timeout_s: float = 2.0) -> None:
+    """Close ``pool``, its connections terminated after ``timeout_s``: a
+    connection's close waits for PostgreSQL to answer its Terminate message,
+    which a database host gone quiet (not refusing connections) never does,
+    and asyncpg's ``Pool.close`` has no timeout of its own (a shutdown hung
+    there, after the writer's bounded close: tests/integration/
+    test_writer_close_unreachable.py)."""
+    try:
+        await asyncio.wait_for(pool.close(), timeout_s)
+    except TimeoutError:
+        pool.terminate()  # asyncpg terminates on a cancelled close already; idempotent
 
 
 async def connect(database_url: str, *, application_name: str = "lrs") -> asyncpg.Connection:

@@ -27,3 +27,36 @@ async def test_a_listener_that_cannot_connect_keeps_trying_with_backoff_and_logs
     # Attempts at 0.01, 0.02, 0.04, then every 0.08 s: some 9 in 0.6 s, not the 60 of a fixed 0.01 s.
     assert 4 <= len(lost) - 1 <= 20
     assert [e["event"] for e in logged if e.get("channel") == "lrs_test"] == ["listener.unavailable"]
+
+
+async def test_a_listening_connection_that_stops_answering_is_given_up_and_opened_again(database_url: str) -> None:
+    """A network cut (the database host gone quiet, no reset) ends no
+    connection by itself (asyncpg sets no TCP keepalive): the listener asks
+    the connection every ``check_every_s`` and gives it up when it does not
+    answer within ``check_timeout_s``, so the caller stops trusting its
+    cache and a new connection listens once the host answers again."""
+    from tests.integration.test_writer_close_unreachable import SilencingProxy
+
+    proxy = SilencingProxy(database_url)
+    await proxy.start()
+    events: list[str] = []
+    try:
+        async with listening(proxy.url, "lrs_test", on_notification=lambda _p: None,
+                             on_lost=lambda: events.append("lost"), on_listening=lambda: events.append("listening"),
+                             retry_s=0.05, retry_max_s=0.2, check_every_s=0.2, check_timeout_s=0.5,
+                             application_name="lrs-test-silenced"):
+            assert events == ["lost", "listening"]
+            proxy.silence()
+            for _ in range(100):  # before: never heard (the 10 s here, or TCP's hours)
+                if events[-1] == "lost":
+                    break
+                await asyncio.sleep(0.1)
+            assert events[2:3] == ["lost"]
+            proxy.speak()
+            for _ in range(100):
+                if events[-1] == "listening":
+                    break
+                await asyncio.sleep(0.1)
+            assert events[-1] == "listening"
+    finally:
+        await proxy.close()

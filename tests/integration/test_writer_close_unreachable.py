@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from typing import AsyncIterator
 from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 import asyncpg
 from structlog.testing import capture_logs
 
-from lrs.store.pool import create_statement_pool
+from lrs.store.pool import close_pool, create_statement_pool
 from lrs.store.writer import StatementWriter
 from tests.integration.test_commit_notifications import _batch
 
@@ -48,6 +49,10 @@ class SilencingProxy:
     def silence(self) -> None:
         self._silent = True
 
+    def speak(self) -> None:
+        """Forward again (the host answers again)."""
+        self._silent = False
+
     async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         while data := await reader.read(65536):
             if not self._silent:
@@ -74,15 +79,25 @@ class SilencingProxy:
                 await asyncio.wait_for(self._server.wait_closed(), 5)
 
 
-async def test_closing_a_writer_with_the_database_silent_gives_its_last_announcement_up_in_time(
-    pool: asyncpg.Pool, database_url: str
-) -> None:
-    proxy = SilencingProxy(database_url)
+@contextlib.asynccontextmanager
+async def writer_through(proxy: SilencingProxy, pool: asyncpg.Pool) -> AsyncIterator[tuple[StatementWriter, asyncpg.Pool]]:
+    """A shared log's writer whose group pool goes through ``proxy``, started."""
     await proxy.start()
     groups = await create_statement_pool(proxy.url, application_name="lrs-writer-silenced", max_size=2)
     writer = StatementWriter(pool, wait_ms=0.0, shared_log=True, group_pool=groups, announce_every_s=30.0)
     try:
         await writer.start()
+        yield writer, groups
+    finally:
+        groups.terminate()
+        await proxy.close()
+
+
+async def test_closing_a_writer_with_the_database_silent_gives_its_last_announcement_up_in_time(
+    pool: asyncpg.Pool, database_url: str
+) -> None:
+    proxy = SilencingProxy(database_url)
+    async with writer_through(proxy, pool) as (writer, _groups):
         await writer.append("default", _batch(2))  # carries the announcement
         await writer.append("default", _batch(1))  # within the interval: to be announced alone, at close at last
         proxy.silence()
@@ -93,7 +108,20 @@ async def test_closing_a_writer_with_the_database_silent_gives_its_last_announce
         assert loop.time() - began < 10  # the close timeout (2 s), far below asyncpg's 60 s
         assert [e["event"] for e in logged if e["event"].startswith("commit_notification")] == [
             "commit_notification.not_sent_at_close"]
-    finally:
-        groups.terminate()
-        await proxy.close()
     assert await pool.fetchval("SELECT position FROM log_head") == 3  # committed; the relay's poll finds it
+
+
+async def test_closing_the_pools_with_the_database_silent_ends_in_time(pool: asyncpg.Pool, database_url: str) -> None:
+    """After the writer, a worker's shutdown closes its pools (lrs.http.app):
+    asyncpg's Pool.close waits for PostgreSQL to answer each connection's
+    Terminate, so with the host gone quiet it had no end either."""
+    proxy = SilencingProxy(database_url)
+    async with writer_through(proxy, pool) as (writer, groups):
+        await writer.append("default", _batch(1))  # carries the announcement: nothing left to send at close
+        proxy.silence()
+        loop = asyncio.get_running_loop()
+        await asyncio.wait_for(writer.close(), 30)
+        began = loop.time()
+        await asyncio.wait_for(close_pool(groups, timeout_s=1.0), 30)  # before: Pool.close had no end
+        assert loop.time() - began < 5
+        assert groups.is_closing()
