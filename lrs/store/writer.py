@@ -24,9 +24,12 @@ it in ONE transaction:
    head; COMMIT (``synchronous_commit = on``);
 5. only then answer each request: its results, or its own error.
 
-When requests are already waiting at COMMIT, the same round trip begins the
-next group's transaction and the writer keeps the connection (no BEGIN of its
-own and no pool reset for the next group); a transaction runs its statements
+When requests are already waiting at COMMIT, or a client of the group will
+likely be back with its next request (it announced itself and keeps its
+connection: single-statement POSTs in lock-step), the same round trip begins
+the next group's transaction and the writer keeps the connection (no BEGIN of
+its own and no pool reset for the next group; a transaction begun for a group
+that does not come within the gathering's horizon is rolled back); a transaction runs its statements
 on cached generic plans once the log is long enough for them to be index
 lookups, and plans them at every execution before
 (:func:`lrs.store.group_commit_sql.begin_group` says why).  The service gives
@@ -236,6 +239,9 @@ class StatementWriter:
         # Of them, those whose gathering ended before the wait was over
         # because nobody else could join (lrs.store.gathering).
         self.waits_ended_early = 0
+        # Transactions a COMMIT began for a next group that did not come
+        # within the gathering's horizon, rolled back (_idle).
+        self.transactions_begun_unused = 0
         # log_head.key_epoch as the last transaction read it (docs/privacy.md).
         self.key_epoch = 0
         self.statements_committed = 0
@@ -501,7 +507,10 @@ class StatementWriter:
                 if self._closing:
                     return
                 self._wakeup.clear()
-                await self._wakeup.wait()
+                if self._held is not None:
+                    await self._idle()
+                else:
+                    await self._wakeup.wait()
                 continue
             if self._wait and not self._closing and self._queued_statements < self._max:
                 await self._gather()
@@ -515,6 +524,23 @@ class StatementWriter:
                 # transaction the last COMMIT began.
                 held, self._held = self._held, None
                 await release(self._group_pool, held)
+
+    async def _idle(self) -> None:
+        """Nothing queued, and the last COMMIT began the next group's
+        transaction (:meth:`_more_waiting`): wait for a request up to the
+        gathering's horizon, then roll the begun transaction back and give
+        the connection back, so that no session sits idle in a transaction
+        for long (it holds no snapshot and no lock but its own virtual
+        transaction id meanwhile)."""
+        timer = asyncio.get_running_loop().call_later(self._gathering.expected_back_s, self._wakeup.set)
+        try:
+            await self._wakeup.wait()
+        finally:
+            timer.cancel()
+        if not self._queue and self._held is not None:
+            held, self._held = self._held, None
+            self.transactions_begun_unused += 1
+            await release(self._group_pool, held)
 
     async def _gather(self) -> None:
         """Until the queue is full, the wait is over, or waiting cannot make
@@ -640,8 +666,16 @@ class StatementWriter:
 
 
     def _more_waiting(self) -> bool:
-        """Whether a group follows at once (its transaction begins at this COMMIT)."""
-        return bool(self._queue) and not self._closing
+        """Whether the next group's transaction begins at this COMMIT: a group
+        follows at once (requests are waiting), or a client of this group
+        will likely be back with another request (it announced itself and
+        keeps its connection: the lock-step of single-statement POSTs, where
+        a group holds nearly every client of its worker and nobody waits at
+        its COMMIT).  A transaction begun for clients that do not come back
+        within the gathering's horizon is rolled back (:meth:`_idle`)."""
+        if self._closing:
+            return False
+        return bool(self._queue) or self._gathering.coming_back(item.client for item in self._group)
 
     def _chained(self) -> None:
         self.groups_chained += 1

@@ -131,3 +131,77 @@ async def test_without_a_wait_connections_answered_once_are_not_held(pool: async
         assert len(writer._gathering._answered) == 1  # the last one only
     finally:
         await writer.close()
+
+
+async def _in_transaction(pool: asyncpg.Pool, application_name: str) -> list[str]:
+    """The states of the writer's group sessions that are in a transaction."""
+    rows = await pool.fetch(
+        "SELECT state FROM pg_stat_activity WHERE application_name = $1 AND state LIKE 'idle in transaction%'",
+        application_name,
+    )
+    return [row["state"] for row in rows]
+
+
+async def _lock_step(writer: StatementWriter, clients: list[object], rounds: int, leaving: bool = False) -> None:
+    """Each client sends one request after another, as an HTTP client on its
+    own connection does (announced in the handler, closed after the answer)."""
+    async def client(connection: object) -> None:
+        for _ in range(rounds):
+            arrival = writer.arrival(connection)
+            if leaving:
+                arrival.last_on_connection()
+            try:
+                await writer.append("default", one(), arrival=arrival)
+            finally:
+                arrival.close()
+
+    await asyncio.wait_for(asyncio.gather(*(client(c) for c in clients)), BOUND_S)
+
+
+async def test_a_commit_whose_clients_come_back_begins_their_next_groups_transaction(
+    database_url: str, pool: asyncpg.Pool
+) -> None:
+    """Clients in lock-step (every client of the writer in each group, so
+    nobody waits at its COMMIT): each COMMIT begins the next group's
+    transaction in the same round trip, as the clients it answers will be
+    back.  The one begun after the last group, which nobody comes for, is
+    rolled back once the clients are past the gathering's horizon, and its
+    connection goes back to the pool."""
+    from lrs.store.pool import create_statement_pool
+
+    groups = await create_statement_pool(database_url, application_name="lrs-writer-ahead", max_size=2)
+    writer = StatementWriter(pool, wait_ms=20.0, group_pool=groups)
+    horizon = writer._gathering._expected_back_s = 1.0  # a slow machine's check below is within it
+    await writer.start()
+    try:
+        await _lock_step(writer, [object() for _ in range(4)], rounds=5)
+        assert writer.statements_committed == 20
+        assert writer.groups_chained == writer.groups_committed  # the last one's begun for nobody
+        assert writer._held is not None and await _in_transaction(pool, "lrs-writer-ahead") == ["idle in transaction"]
+        await asyncio.sleep(horizon * 1.5)
+        assert writer._held is None and writer.transactions_begun_unused == 1
+        assert await _in_transaction(pool, "lrs-writer-ahead") == []
+        # the writer goes on; every answer was committed, as another session sees
+        await _lock_step(writer, [object()], rounds=1)
+        assert await pool.fetchval("SELECT count(*) FROM statements") == 21
+    finally:
+        await writer.close()
+        await groups.close()
+
+
+async def test_a_commit_whose_clients_close_their_connections_begins_nothing(
+    database_url: str, pool: asyncpg.Pool
+) -> None:
+    from lrs.store.pool import create_statement_pool
+
+    groups = await create_statement_pool(database_url, application_name="lrs-writer-ahead", max_size=2)
+    writer = StatementWriter(pool, wait_ms=20.0, group_pool=groups)
+    await writer.start()
+    try:
+        await _lock_step(writer, [object() for _ in range(4)], rounds=3, leaving=True)
+        assert writer.statements_committed == 12
+        assert writer.groups_chained == 0 and writer._held is None
+        assert await _in_transaction(pool, "lrs-writer-ahead") == []
+    finally:
+        await writer.close()
+        await groups.close()
