@@ -136,11 +136,6 @@ class Gathering:
         )
 
     @property
-    def expected_back_s(self) -> float:
-        """How long a client answered is expected back."""
-        return self._expected_back_s
-
-    @property
     def expected_back(self) -> int:
         """Clients answered within the horizon whose next request has not arrived."""
         self._forget_stale()

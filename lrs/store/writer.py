@@ -29,7 +29,7 @@ likely be back with its next request (it announced itself and keeps its
 connection: single-statement POSTs in lock-step), the same round trip begins
 the next group's transaction and the writer keeps the connection (no BEGIN of
 its own and no pool reset for the next group; a transaction begun for a group
-that does not come within the gathering's horizon is rolled back); a transaction runs its statements
+that does not come within a second is rolled back); a transaction runs its statements
 on cached generic plans once the log is long enough for them to be index
 lookups, and plans them at every execution before
 (:func:`lrs.store.group_commit_sql.begin_group` says why).  The service gives
@@ -161,6 +161,7 @@ class StatementWriter:
         max_restart_backoff_s: float = 5.0,
         group_pool: asyncpg.Pool | None = None,
         announce_every_s: float = 0.02,
+        begun_hold_s: float = 1.0,
     ) -> None:
         self._pool = pool
         # Where each group's connection comes from and goes back to: the
@@ -179,6 +180,9 @@ class StatementWriter:
             self._announce_alone, interval_s=announce_every_s, busy=lambda: self._committing > 0
         ) if shared_log else None
         self._group_announced = False  # the group being written carries the announcement
+        # How long a transaction a COMMIT began for the next group waits for
+        # it before it is rolled back (_idle).
+        self._begun_hold_s = begun_hold_s
         self._head_refresh_s = head_refresh_s
         self._refresher: asyncio.Task[None] | None = None
         self._wait = max(wait_ms, 0.0) / 1000.0
@@ -240,7 +244,7 @@ class StatementWriter:
         # because nobody else could join (lrs.store.gathering).
         self.waits_ended_early = 0
         # Transactions a COMMIT began for a next group that did not come
-        # within the gathering's horizon, rolled back (_idle).
+        # within begun_hold_s, rolled back (_idle).
         self.transactions_begun_unused = 0
         # log_head.key_epoch as the last transaction read it (docs/privacy.md).
         self.key_epoch = 0
@@ -527,12 +531,16 @@ class StatementWriter:
 
     async def _idle(self) -> None:
         """Nothing queued, and the last COMMIT began the next group's
-        transaction (:meth:`_more_waiting`): wait for a request up to the
-        gathering's horizon, then roll the begun transaction back and give
-        the connection back, so that no session sits idle in a transaction
-        for long (it holds no snapshot and no lock but its own virtual
-        transaction id meanwhile)."""
-        timer = asyncio.get_running_loop().call_later(self._gathering.expected_back_s, self._wakeup.set)
+        transaction (:meth:`_more_waiting`): wait for a request up to
+        ``begun_hold_s``, then roll the begun transaction back and give the
+        connection back, so that no session sits idle in a transaction for
+        long (it holds no snapshot and no lock but its own virtual
+        transaction id meanwhile).  Longer than the gathering's horizon: on a
+        loaded machine a lock-stepped client's next request often reaches the
+        writer more than 50 ms after its answer, and a rollback there would
+        cost a round trip more than it saved; with a second, only a writer
+        idle for a second pays it."""
+        timer = asyncio.get_running_loop().call_later(self._begun_hold_s, self._wakeup.set)
         try:
             await self._wakeup.wait()
         finally:
@@ -672,7 +680,7 @@ class StatementWriter:
         keeps its connection: the lock-step of single-statement POSTs, where
         a group holds nearly every client of its worker and nobody waits at
         its COMMIT).  A transaction begun for clients that do not come back
-        within the gathering's horizon is rolled back (:meth:`_idle`)."""
+        within ``begun_hold_s`` is rolled back (:meth:`_idle`)."""
         if self._closing:
             return False
         return bool(self._queue) or self._gathering.coming_back(item.client for item in self._group)

@@ -165,20 +165,20 @@ async def test_a_commit_whose_clients_come_back_begins_their_next_groups_transac
     nobody waits at its COMMIT): each COMMIT begins the next group's
     transaction in the same round trip, as the clients it answers will be
     back.  The one begun after the last group, which nobody comes for, is
-    rolled back once the clients are past the gathering's horizon, and its
-    connection goes back to the pool."""
+    rolled back after ``begun_hold_s``, and its connection goes back to the
+    pool."""
     from lrs.store.pool import create_statement_pool
 
     groups = await create_statement_pool(database_url, application_name="lrs-writer-ahead", max_size=2)
-    writer = StatementWriter(pool, wait_ms=20.0, group_pool=groups)
-    horizon = writer._gathering._expected_back_s = 1.0  # a slow machine's check below is within it
+    hold = 1.0  # a slow machine's checks below are within it
+    writer = StatementWriter(pool, wait_ms=20.0, group_pool=groups, begun_hold_s=hold)
     await writer.start()
     try:
         await _lock_step(writer, [object() for _ in range(4)], rounds=5)
         assert writer.statements_committed == 20
         assert writer.groups_chained == writer.groups_committed  # the last one's begun for nobody
         assert writer._held is not None and await _in_transaction(pool, "lrs-writer-ahead") == ["idle in transaction"]
-        await asyncio.sleep(horizon * 1.5)
+        await asyncio.sleep(hold * 1.5)
         assert writer._held is None and writer.transactions_begun_unused == 1
         assert await _in_transaction(pool, "lrs-writer-ahead") == []
         # the writer goes on; every answer was committed, as another session sees
