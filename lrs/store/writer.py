@@ -162,6 +162,7 @@ class StatementWriter:
         group_pool: asyncpg.Pool | None = None,
         announce_every_s: float = 0.02,
         begun_hold_s: float = 1.0,
+        stats_every_s: float = 2.0,
     ) -> None:
         self._pool = pool
         # Where each group's connection comes from and goes back to: the
@@ -183,6 +184,9 @@ class StatementWriter:
         # How long a transaction a COMMIT began for the next group waits for
         # it before it is rolled back (_idle).
         self._begun_hold_s = begun_hold_s
+        # At least this often a COMMIT begins nothing (_more_waiting).
+        self._stats_every_s = stats_every_s
+        self._left_transaction_at = 0.0
         self._head_refresh_s = head_refresh_s
         self._refresher: asyncio.Task[None] | None = None
         self._wait = max(wait_ms, 0.0) / 1000.0
@@ -320,7 +324,7 @@ class StatementWriter:
             row = await conn.fetchrow(SELECT_HEAD)
         self._last_position = row["position"]
         self._last_stored = row["stored"]
-        self._head_seen_at = asyncio.get_running_loop().time()
+        self._head_seen_at = self._left_transaction_at = asyncio.get_running_loop().time()
         self._start_task()
         if self._shared_log:
             self._refresher = asyncio.create_task(self._refresh_head(), name="lrs-writer-head")
@@ -681,9 +685,18 @@ class StatementWriter:
         a group holds nearly every client of its worker and nobody waits at
         its COMMIT).  A transaction begun for clients that do not come back
         within ``begun_hold_s`` is rolled back (:meth:`_idle`)."""
-        if self._closing:
-            return False
-        return bool(self._queue) or self._gathering.coming_back(item.client for item in self._group)
+        now = asyncio.get_running_loop().time()
+        # PostgreSQL reports a backend's statistics (the rows it wrote, which
+        # autovacuum and autoanalyze go by) only when it is idle outside a
+        # transaction: under a steady stream of groups a connection always
+        # in one would never report them, so at least every stats_every_s a
+        # COMMIT begins nothing.
+        begin = not self._closing and now - self._left_transaction_at < self._stats_every_s and (
+            bool(self._queue) or self._gathering.coming_back(item.client for item in self._group)
+        )
+        if not begin:
+            self._left_transaction_at = now
+        return begin
 
     def _chained(self) -> None:
         self.groups_chained += 1

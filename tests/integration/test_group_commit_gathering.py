@@ -205,3 +205,31 @@ async def test_a_commit_whose_clients_close_their_connections_begins_nothing(
     finally:
         await writer.close()
         await groups.close()
+
+
+async def test_a_writer_in_lock_step_still_lets_postgresql_report_its_statistics(
+    database_url: str, pool: asyncpg.Pool
+) -> None:
+    """PostgreSQL reports a backend's statistics (rows inserted, which
+    autovacuum and autoanalyze go by) only while it is idle outside a
+    transaction.  Groups in lock-step, each COMMIT beginning the next
+    transaction, would keep the writer's backend in one for as long as the
+    stream lasts: at least every ``stats_every_s`` a COMMIT begins nothing."""
+    from lrs.store.pool import create_statement_pool
+
+    groups = await create_statement_pool(database_url, application_name="lrs-writer-ahead", max_size=2)
+    writer = StatementWriter(pool, wait_ms=20.0, group_pool=groups, stats_every_s=0.5)
+    await writer.start()
+    clients = [object() for _ in range(4)]
+    try:
+        loop = asyncio.get_running_loop()
+        until = loop.time() + 2.5
+        while loop.time() < until:
+            await _lock_step(writer, clients, rounds=1)
+        assert writer._held is not None  # the stream has not stopped
+        inserted = await pool.fetchval("SELECT n_tup_ins FROM pg_stat_user_tables WHERE relname = 'events'")
+        assert inserted > 0
+        assert 0 < writer.groups_chained < writer.groups_committed
+    finally:
+        await writer.close()
+        await groups.close()
