@@ -57,17 +57,32 @@ async def run(args: argparse.Namespace) -> dict:
             for i in range(args.statements)
         ]
         pools = [await create_pool(url, min_size=2, max_size=8) for _ in range(args.writers)]
-        writers = [StatementWriter(pool, wait_ms=args.wait_ms, shared_log=True) for pool in pools]
+        # each writer's groups on a pool not reset on release, as the service's (lrs.http.app)
+        group_pools = [
+            await lrs.store.pool.create_statement_pool(url, application_name="lrs-writer", max_size=2)
+            for _ in range(args.writers)
+        ]
+        writers = [
+            StatementWriter(pool, wait_ms=args.wait_ms, shared_log=True, group_pool=group_pool)
+            for pool, group_pool in zip(pools, group_pools)
+        ]
         for writer in writers:
             await writer.start()
         queue = list(reversed(batches))
         latencies: list[float] = []
 
         async def caller(writer: StatementWriter) -> None:
+            client = object()  # a connection of its own
             while queue:
                 batch = queue.pop()
                 started = time.perf_counter()
-                await writer.append("default", batch, defines=True)  # the ingest bench's credential defines
+                # announced as the HTTP handler does (--announce), or not
+                arrival = writer.arrival(client) if args.announce else None
+                try:
+                    await writer.append("default", batch, defines=True, arrival=arrival)  # the ingest bench's credential defines
+                finally:
+                    if arrival is not None:
+                        arrival.close()
                 latencies.append(time.perf_counter() - started)
 
         await asyncio.sleep(0.3)  # the pools' connections settle
@@ -76,7 +91,7 @@ async def run(args: argparse.Namespace) -> dict:
         own, server, wall = time.process_time() - own, tree_cpu_s(postmaster) - server, time.perf_counter() - wall
         for writer in writers:
             await writer.close()
-        for pool in pools:
+        for pool in pools + group_pools:
             await pool.close()
         latencies.sort()
         n = args.statements
@@ -94,6 +109,8 @@ async def run(args: argparse.Namespace) -> dict:
             "p99_ms": round(latencies[int(len(latencies) * 0.99)] * 1000, 1),
             "plan_cache_mode": args.plan_cache_mode or "auto",
             "prefill": args.prefill,
+            "announce": args.announce,
+            "transactions_begun_unused": sum(getattr(w, "transactions_begun_unused", 0) for w in writers),
             "load_average_after": load_average(),
         }
 
@@ -121,6 +138,8 @@ def main() -> None:
     parser.add_argument("--writers", type=int, default=2, help="writers sharing the log (the HTTP workers)")
     parser.add_argument("--callers", type=int, default=16, help="callers per writer, one statement each")
     parser.add_argument("--wait-ms", type=float, default=2.0)
+    parser.add_argument("--announce", action="store_true",
+                        help="callers announce each request to the writer as the HTTP handler does (StatementWriter.arrival)")
     parser.add_argument("--prefill", type=int, default=0, help="statements written (and analysed) before the timed ones")
     parser.add_argument("--plan-cache-mode", choices=["auto", "force_custom_plan", "force_generic_plan"])
     args = parser.parse_args()

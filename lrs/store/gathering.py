@@ -126,6 +126,15 @@ class Gathering:
         # would be held for the life of the worker.
         self._forget_stale()
 
+    def coming_back(self, clients: Iterable[Hashable | None]) -> bool:
+        """Whether one of these clients, whose requests are being committed,
+        is likely to send another soon: it announced itself (a connection),
+        did not ask for its connection to be closed, and the connection is
+        still open."""
+        return any(
+            client is not None and client not in self._leaving and not self._gone(client) for client in clients
+        )
+
     @property
     def expected_back(self) -> int:
         """Clients answered within the horizon whose next request has not arrived."""

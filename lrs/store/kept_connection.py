@@ -1,8 +1,8 @@
 """The connection a group commit keeps for the next group
-(:mod:`lrs.store.writer`): when requests are already waiting at COMMIT, the
-same round trip begins the next group's transaction, and the connection
-stays out of the pool (no BEGIN of its own and no pool reset for the next
-group)."""
+(:mod:`lrs.store.writer`): when requests are already waiting at COMMIT, or
+the group's clients will be back, the same round trip begins the next
+group's transaction, and the connection stays out of the pool (no BEGIN of
+its own and no pool reset for the next group)."""
 
 from __future__ import annotations
 
@@ -59,8 +59,9 @@ async def group_transaction(
     begin: Callable[[], str],
 ) -> AsyncIterator[None]:
     """A group's transaction: begun by the previous group's COMMIT when
-    the connection was kept, else here; committed at the end, and when
-    requests are already waiting for the next group, the same round trip
+    the connection was kept, else here; committed at the end, and when a
+    next group is expected (``more_waiting``: requests already waiting, or
+    clients of this group coming back, lrs.store.writer), the same round trip
     begins its transaction (``COMMIT; BEGIN ...``: one round trip a group
     fewer).  A failed COMMIT runs no BEGIN: the error is the group's, and
     the connection goes back to the pool.  An error inside rolls back.

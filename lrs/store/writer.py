@@ -24,9 +24,12 @@ it in ONE transaction:
    head; COMMIT (``synchronous_commit = on``);
 5. only then answer each request: its results, or its own error.
 
-When requests are already waiting at COMMIT, the same round trip begins the
-next group's transaction and the writer keeps the connection (no BEGIN of its
-own and no pool reset for the next group); a transaction runs its statements
+When requests are already waiting at COMMIT, or a client of the group will
+likely be back with its next request (it announced itself and keeps its
+connection: single-statement POSTs in lock-step), the same round trip begins
+the next group's transaction and the writer keeps the connection (no BEGIN of
+its own and no pool reset for the next group; a transaction begun for a group
+that does not come within a second is rolled back); a transaction runs its statements
 on cached generic plans once the log is long enough for them to be index
 lookups, and plans them at every execution before
 (:func:`lrs.store.group_commit_sql.begin_group` says why).  The service gives
@@ -158,6 +161,8 @@ class StatementWriter:
         max_restart_backoff_s: float = 5.0,
         group_pool: asyncpg.Pool | None = None,
         announce_every_s: float = 0.02,
+        begun_hold_s: float = 1.0,
+        stats_every_s: float = 2.0,
     ) -> None:
         self._pool = pool
         # Where each group's connection comes from and goes back to: the
@@ -176,6 +181,12 @@ class StatementWriter:
             self._announce_alone, interval_s=announce_every_s, busy=lambda: self._committing > 0
         ) if shared_log else None
         self._group_announced = False  # the group being written carries the announcement
+        # How long a transaction a COMMIT began for the next group waits for
+        # it before it is rolled back (_idle).
+        self._begun_hold_s = begun_hold_s
+        # At least this often a COMMIT begins nothing (_more_waiting).
+        self._stats_every_s = stats_every_s
+        self._left_transaction_at = 0.0
         self._head_refresh_s = head_refresh_s
         self._refresher: asyncio.Task[None] | None = None
         self._wait = max(wait_ms, 0.0) / 1000.0
@@ -236,6 +247,9 @@ class StatementWriter:
         # Of them, those whose gathering ended before the wait was over
         # because nobody else could join (lrs.store.gathering).
         self.waits_ended_early = 0
+        # Transactions a COMMIT began for a next group that did not come
+        # within begun_hold_s, rolled back (_idle).
+        self.transactions_begun_unused = 0
         # log_head.key_epoch as the last transaction read it (docs/privacy.md).
         self.key_epoch = 0
         self.statements_committed = 0
@@ -310,7 +324,7 @@ class StatementWriter:
             row = await conn.fetchrow(SELECT_HEAD)
         self._last_position = row["position"]
         self._last_stored = row["stored"]
-        self._head_seen_at = asyncio.get_running_loop().time()
+        self._head_seen_at = self._left_transaction_at = asyncio.get_running_loop().time()
         self._start_task()
         if self._shared_log:
             self._refresher = asyncio.create_task(self._refresh_head(), name="lrs-writer-head")
@@ -501,7 +515,10 @@ class StatementWriter:
                 if self._closing:
                     return
                 self._wakeup.clear()
-                await self._wakeup.wait()
+                if self._held is not None:
+                    await self._idle()
+                else:
+                    await self._wakeup.wait()
                 continue
             if self._wait and not self._closing and self._queued_statements < self._max:
                 await self._gather()
@@ -515,6 +532,27 @@ class StatementWriter:
                 # transaction the last COMMIT began.
                 held, self._held = self._held, None
                 await release(self._group_pool, held)
+
+    async def _idle(self) -> None:
+        """Nothing queued, and the last COMMIT began the next group's
+        transaction (:meth:`_more_waiting`): wait for a request up to
+        ``begun_hold_s``, then roll the begun transaction back and give the
+        connection back, so that no session sits idle in a transaction for
+        long (it holds no snapshot and no lock but its own virtual
+        transaction id meanwhile).  Longer than the gathering's horizon: on a
+        loaded machine a lock-stepped client's next request often reaches the
+        writer more than 50 ms after its answer, and a rollback there would
+        cost a round trip more than it saved; with a second, only a writer
+        idle for a second pays it."""
+        timer = asyncio.get_running_loop().call_later(self._begun_hold_s, self._wakeup.set)
+        try:
+            await self._wakeup.wait()
+        finally:
+            timer.cancel()
+        if not self._queue and self._held is not None:
+            held, self._held = self._held, None
+            self.transactions_begun_unused += 1
+            await release(self._group_pool, held)
 
     async def _gather(self) -> None:
         """Until the queue is full, the wait is over, or waiting cannot make
@@ -640,8 +678,25 @@ class StatementWriter:
 
 
     def _more_waiting(self) -> bool:
-        """Whether a group follows at once (its transaction begins at this COMMIT)."""
-        return bool(self._queue) and not self._closing
+        """Whether the next group's transaction begins at this COMMIT: a group
+        follows at once (requests are waiting), or a client of this group
+        will likely be back with another request (it announced itself and
+        keeps its connection: the lock-step of single-statement POSTs, where
+        a group holds nearly every client of its worker and nobody waits at
+        its COMMIT).  A transaction begun for clients that do not come back
+        within ``begun_hold_s`` is rolled back (:meth:`_idle`)."""
+        now = asyncio.get_running_loop().time()
+        # PostgreSQL reports a backend's statistics (the rows it wrote, which
+        # autovacuum and autoanalyze go by) only when it is idle outside a
+        # transaction: under a steady stream of groups a connection always
+        # in one would never report them, so at least every stats_every_s a
+        # COMMIT begins nothing.
+        begin = not self._closing and now - self._left_transaction_at < self._stats_every_s and (
+            bool(self._queue) or self._gathering.coming_back(item.client for item in self._group)
+        )
+        if not begin:
+            self._left_transaction_at = now
+        return begin
 
     def _chained(self) -> None:
         self.groups_chained += 1

@@ -7,6 +7,7 @@ counters say how many groups it made."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from typing import Any, AsyncIterator
 
@@ -131,3 +132,99 @@ async def test_without_a_wait_connections_answered_once_are_not_held(pool: async
         assert len(writer._gathering._answered) == 1  # the last one only
     finally:
         await writer.close()
+
+
+GROUPS = "lrs-writer-ahead"  # application_name of the groups' sessions below
+
+
+async def _in_transaction(pool: asyncpg.Pool) -> list[str]:
+    """The states of the writer's group sessions that are in a transaction."""
+    rows = await pool.fetch(
+        "SELECT state FROM pg_stat_activity WHERE application_name = $1 AND state LIKE 'idle in transaction%'",
+        GROUPS,
+    )
+    return [row["state"] for row in rows]
+
+
+@contextlib.asynccontextmanager
+async def _writer_on_groups_pool(database_url: str, pool: asyncpg.Pool, **options: Any) -> AsyncIterator[StatementWriter]:
+    """A writer whose groups go on a pool not reset on release, as the service's."""
+    from lrs.store.pool import create_statement_pool
+
+    groups = await create_statement_pool(database_url, application_name=GROUPS, max_size=2)
+    writer = StatementWriter(pool, wait_ms=20.0, group_pool=groups, **options)
+    await writer.start()
+    try:
+        yield writer
+    finally:
+        await writer.close()
+        await groups.close()
+
+
+async def _lock_step(writer: StatementWriter, clients: list[object], rounds: int, leaving: bool = False) -> None:
+    """Each client sends one request after another, as an HTTP client on its
+    own connection does (announced in the handler, closed after the answer)."""
+    async def client(connection: object) -> None:
+        for _ in range(rounds):
+            arrival = writer.arrival(connection)
+            if leaving:
+                arrival.last_on_connection()
+            try:
+                await writer.append("default", one(), arrival=arrival)
+            finally:
+                arrival.close()
+
+    await asyncio.wait_for(asyncio.gather(*(client(c) for c in clients)), BOUND_S)
+
+
+async def test_a_commit_whose_clients_come_back_begins_their_next_groups_transaction(
+    database_url: str, pool: asyncpg.Pool
+) -> None:
+    """Clients in lock-step (every client of the writer in each group, so
+    nobody waits at its COMMIT): each COMMIT begins the next group's
+    transaction in the same round trip, as the clients it answers will be
+    back.  The one begun after the last group, which nobody comes for, is
+    rolled back after ``begun_hold_s``, and its connection goes back to the
+    pool."""
+    hold = 1.0  # a slow machine's checks below are within it
+    async with _writer_on_groups_pool(database_url, pool, begun_hold_s=hold) as writer:
+        await _lock_step(writer, [object() for _ in range(4)], rounds=5)
+        assert writer.statements_committed == 20
+        assert writer.groups_chained == writer.groups_committed  # the last one's begun for nobody
+        assert writer._held is not None and await _in_transaction(pool) == ["idle in transaction"]
+        await asyncio.sleep(hold * 1.5)
+        assert writer._held is None and writer.transactions_begun_unused == 1
+        assert await _in_transaction(pool) == []
+        # the writer goes on; every answer was committed, as another session sees
+        await _lock_step(writer, [object()], rounds=1)
+        assert await pool.fetchval("SELECT count(*) FROM statements") == 21
+
+
+async def test_a_commit_whose_clients_close_their_connections_begins_nothing(
+    database_url: str, pool: asyncpg.Pool
+) -> None:
+    async with _writer_on_groups_pool(database_url, pool) as writer:
+        await _lock_step(writer, [object() for _ in range(4)], rounds=3, leaving=True)
+        assert writer.statements_committed == 12
+        assert writer.groups_chained == 0 and writer._held is None
+        assert await _in_transaction(pool) == []
+
+
+async def test_a_writer_in_lock_step_still_lets_postgresql_report_its_statistics(
+    database_url: str, pool: asyncpg.Pool
+) -> None:
+    """PostgreSQL reports a backend's statistics (rows inserted, which
+    autovacuum and autoanalyze go by) only while it is idle outside a
+    transaction.  Groups in lock-step, each COMMIT beginning the next
+    transaction, would keep the writer's backend in one for as long as the
+    stream lasts: at least every ``stats_every_s`` a COMMIT begins nothing."""
+    async with _writer_on_groups_pool(database_url, pool, stats_every_s=0.5) as writer:
+        clients = [object() for _ in range(4)]
+        loop = asyncio.get_running_loop()
+        until = loop.time() + 2.5
+        while loop.time() < until:
+            await _lock_step(writer, clients, rounds=1)
+        assert writer._held is not None  # the stream has not stopped
+        inserted = await pool.fetchval("SELECT n_tup_ins FROM pg_stat_user_tables WHERE relname = 'events'")
+        assert inserted > 0
+        assert 0 < writer.groups_chained < writer.groups_committed

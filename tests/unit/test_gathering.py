@@ -101,6 +101,16 @@ def test_a_connection_closed_after_its_answer_does_not_hold_the_next_group() -> 
     assert not gathering.may_grow()  # well within the horizon: nobody else can join
 
 
+def test_clients_being_committed_come_back_unless_unannounced_leaving_or_closed() -> None:
+    gathering = Gathering(lambda: None, clock=Clock())
+    staying, leaving, closed = Connection(), Connection(), Connection()
+    gathering.arrival(leaving).last_on_connection()
+    closed.transport = None
+    assert gathering.coming_back([None, staying])
+    assert not gathering.coming_back([None, leaving, closed])
+    assert not gathering.coming_back([])
+
+
 def test_a_request_that_closes_its_connection_after_the_answer_is_not_expected_back() -> None:
     gathering = Gathering(lambda: None, clock=Clock())
     last, kept = gathering.arrival("last"), gathering.arrival("kept")
