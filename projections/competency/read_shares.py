@@ -341,11 +341,13 @@ async def _read_all(
         hinted[at] = _HINTS.decode(message[1:])
         match(at)
 
-    def hear_arrived() -> None:
+    def hear_arrived(upto: int) -> None:
+        """The hints already sent of the pages up to ``upto`` (read here):
+        what a judge sends after its last page's hints is not read here."""
         for other in range(shares):
             if other != share:
                 pipe = links.of(share, other)
-                while pipe.poll():
+                while other + heard[other] * shares <= upto and pipe.poll():
                     hear(other, _received(pipe.recv_bytes, "hints"))
 
     def route() -> None:
@@ -378,7 +380,7 @@ async def _read_all(
         else:
             waiting[number] = page
             match(number)
-        hear_arrived()
+        hear_arrived(number)
         while len(waiting) > MAX_WAITING_PAGES:
             await hear_page(min(waiting))
         route()

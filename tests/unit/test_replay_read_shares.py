@@ -14,6 +14,7 @@ from typing import Any
 import msgspec
 import pytest
 
+from projections.competency import read_shares
 from projections.competency.read_shares import (
     collisions, give_up, judge_page, owned_hashes, settle, suspects, take_hinted,
 )
@@ -78,9 +79,10 @@ def _log_with_ids_written_twice(seed: int, count: int, persons: Persons) -> Log:
     return [(i + 1, t, kind, p) for i, (t, kind, p) in enumerate(events)]
 
 
-def _in_shares(log: Log, count: int, persons: dict[tuple[str, str], str]) -> list[LogRebuild]:
+def _in_shares(log: Log, count: int, persons: dict[tuple[str, str], str], *, settled: bool = True) -> list[LogRebuild]:
     """The processes of a replay in shares, one after another on each page:
-    page k judged by share k mod ``count``, the others taking its hints."""
+    page k judged by share k mod ``count``, the others taking its hints
+    (and, ``settled``, the ids owned twice settled)."""
     parts = [LogRebuild(CATALOG, persons=persons, owner_positions={}, mismatch_positions={}) for _ in range(count)]
     for number, start in enumerate(range(0, len(log), 7)):
         page = log[start:start + 7]
@@ -91,6 +93,8 @@ def _in_shares(log: Log, count: int, persons: dict[tuple[str, str], str]) -> lis
         for share, work in enumerate(parts):
             if share != judging:
                 take_hinted(work, page, hints[share])
+    if not settled:
+        return parts
     twice = collisions([owned_hashes(work) for work in parts])
     reported = [suspects(work, twice) for work in parts]
     assert sum(map(len, reported)) >= 2  # ids written twice, in two shares
@@ -142,3 +146,44 @@ def test_the_first_position_names_the_owner_and_the_mismatches() -> None:
         ([("t", "a")], [("t", "b")]),
         ([("t", "b")], []),
     ]
+
+
+async def _pages(log: Log, size: int) -> Any:
+    for start in range(0, len(log), size):
+        yield log[start:start + size]
+
+
+@pytest.mark.parametrize("seed", [0, 3])
+async def test_a_process_reading_its_share_judges_on_while_the_other_judges_and_keeps_log_order(seed: int) -> None:
+    """Share 0 of two reads the log (read_shares._read_all) when share 1
+    has already judged every page of its own and sent its hints and then
+    what it read: share 0 judges all its pages without waiting page by page,
+    routes what it keeps in log order (as the page-by-page order of
+    _in_shares gives), and leaves the message after the hints unread."""
+    persons = _persons(2)
+    log = _log_with_ids_written_twice(seed, 2, persons)
+    expected = _in_shares(log, 2, persons, settled=False)[0]
+    links = read_shares._Links(2)
+    other = LogRebuild(CATALOG, persons=persons, owner_positions={}, mismatch_positions={})
+    pages = [log[start:start + 7] for start in range(0, len(log), 7)]
+    for number in range(1, len(pages), 2):  # every page of share 1, judged before share 0 starts
+        hints: list[list[int]] = [[], []]
+        judge_page(other, pages[number], 1, 2, hints)
+        links.to(0, 1).send_bytes(b"h" + msgspec.msgpack.encode(hints[0]))
+    links.to(0, 1).send_bytes(b"r what it read")
+    waited: list[int] = []
+    receive = read_shares._receive
+
+    async def counting(pipe: Any, what: str) -> bytes:
+        waited.append(1)
+        return await receive(pipe, what)
+
+    work = LogRebuild(CATALOG, persons=persons, owner_positions={}, mismatch_positions={})
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(read_shares, "_receive", counting)
+        assert await read_shares._read_all(work, _pages(log, 7), 0, links) == (len(log), log[-1][0])
+    assert waited == []  # every hint was there when its page was read
+    assert links.of(0, 1).recv_bytes() == b"r what it read"
+    assert work.events == expected.events and work.owners == expected.owners and work.voids == expected.voids
+    assert list(work.owner_positions.items()) == list(expected.owner_positions.items())  # type: ignore[union-attr]
+    assert work.mismatches == expected.mismatches and sorted(work.failed) == sorted(expected.failed)
