@@ -60,7 +60,7 @@ from projections.competency.policy import evidence_of, judge, memo_limit
 from projections.competency.rebuild import LogRebuild
 from projections.competency.rows import MISMATCH_COLUMNS
 from projections.competency.statement_view import decode_view
-from projections.replay import LogPages
+from projections.replay import LogPages, index_early
 
 __all__ = ["MIN_SHARED_EVENTS", "REPLAY_MEMO_LIMIT", "collisions", "give_up", "judge_page", "rebuild_learners",
            "owned_hashes", "settle", "suspects", "take_hinted"]
@@ -108,8 +108,40 @@ async def rebuild_learners(
         # each statement's evidence goes to the person its actor is linked to at the end
         work.persons = await rebuild_links(conn, position)
         await copy_statements(conn, work, voids=True)
-        await copy_learners(conn, work, processes, connect)
+        async with _indexed_early(conn, connect, []):
+            await copy_learners(conn, work, processes, connect)
         return position
+
+
+# The tables copied before the learners are folded: indexed while they fold.
+STATEMENT_TABLES = ("competency_statement_learners", "competency_voids", "competency_mastery_mismatches")
+
+
+@contextlib.asynccontextmanager
+async def _indexed_early(conn: Any, connect: Connect | None, copied: Sequence[Any]) -> AsyncIterator[None]:
+    """While the block runs, the STATEMENT_TABLES are indexed and analysed
+    on another connection (projections.replay.index_early), once each pipe
+    of ``copied`` has said its process copied its rows into them; waited
+    for at the end of the block, cancelled when it raises."""
+    if connect is None:
+        yield
+        return
+    scratch = await conn.fetchval("SELECT current_schema()")
+
+    async def index() -> None:
+        for pipe in copied:
+            await _receive(pipe, "that it copied its statements")
+        await index_early(connect, scratch, STATEMENT_TABLES)
+
+    task = asyncio.ensure_future(index())
+    try:
+        yield
+    except BaseException:
+        task.cancel()
+        with contextlib.suppress(BaseException):
+            await task
+        raise
+    await task
 
 
 async def copy_statements(conn: Any, work: LogRebuild, *, voids: bool) -> None:
@@ -437,7 +469,8 @@ async def _in_shares(conn: Any, work: LogRebuild, pages: LogPages, processes: in
             links.to(share, 0).send_bytes(_ENCODE.encode(verdict))
         give_up(work, *ours)
         await copy_statements(conn, work, voids=True)  # every process has every voiding: this one writes them
-        await copy_share(conn, work, work.prepare())
+        async with _indexed_early(conn, connect, [links.of(0, share) for share in range(1, processes)]):
+            await copy_share(conn, work, work.prepare())
         for share in range(1, processes):
             message = await _receive(links.of(0, share), "its failed events")
             work.failed.extend(tuple(f) for f in _DECODE.decode(message[1:]))  # type: ignore[misc]
@@ -493,6 +526,7 @@ async def _share_on_own_connection(
         parent.send_bytes(b"s" + _ENCODE.encode(suspects(work, twice)))
         give_up(work, *_DECODE.decode(await _receive(links.of(share, 0), "the verdicts")))
         await copy_statements(conn, work, voids=False)
+        parent.send_bytes(b"c")  # its statements copied: they may be indexed
         await copy_share(conn, work, work.prepare())
         parent.send_bytes(b"d" + _ENCODE.encode(work.failed))
     finally:
