@@ -149,6 +149,16 @@ async def _index_and_analyse(
     scratch: str,
     connect: Callable[[], Awaitable[asyncpg.Connection]] | None,
 ) -> None:
+    """The replay's pass after the rebuild: :func:`_index_tables`."""
+    await _index_tables(conn, tables, scratch, connect)
+
+
+async def _index_tables(
+    conn: asyncpg.Connection,
+    tables: Sequence[str],
+    scratch: str,
+    connect: Callable[[], Awaitable[asyncpg.Connection]] | None,
+) -> None:
     """Give each ``scratch``.``table`` the indexes and key constraints of
     public.``table``, by the same names, and analyse it.  With ``connect``,
     up to one connection per core works at once (each index build sorts on
@@ -216,7 +226,7 @@ async def index_early(connect: Callable[[], Awaitable[asyncpg.Connection]], scra
     builder = await connect()
     try:
         await builder.execute(f'SET search_path TO "{scratch}", public')
-        await _index_and_analyse(builder, tables, scratch, None)
+        await _index_tables(builder, tables, scratch, None)
     finally:
         await builder.close()
 
