@@ -7,6 +7,7 @@ failed event parked once."""
 
 from __future__ import annotations
 
+import asyncio
 import random
 import uuid
 from typing import Any
@@ -187,3 +188,27 @@ async def test_a_process_reading_its_share_judges_on_while_the_other_judges_and_
     assert work.events == expected.events and work.owners == expected.owners and work.voids == expected.voids
     assert list(work.owner_positions.items()) == list(expected.owner_positions.items())  # type: ignore[union-attr]
     assert work.mismatches == expected.mismatches and sorted(work.failed) == sorted(expected.failed)
+
+
+async def test_what_a_rebuild_read_is_freed_a_slice_at_a_time_after_it() -> None:
+    """read_shares.release_later: the rebuild's evidence is handed over at
+    once (the replay goes on to its index builds) and freed while the event
+    loop is idle, RELEASED_PER_SLICE learners a turn."""
+    work = LogRebuild(CATALOG, owner_positions={}, mismatch_positions={})
+    for position, tenant, kind, payload in _log(5, 400):
+        work.add(position, tenant, kind, payload)
+    events = work.events = {**work.events, **{("t", f"learner {n}"): [] for n in range(2500)}}
+    owners = work.owners
+    assert len(events) > 2500 and owners
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(read_shares, "RELEASED_PER_SLICE", 1000)
+        read_shares.release_later(work)
+        assert work.events == {} and work.owners == {} and work.voids == {} and work.positions == {}
+        before = len(events)
+        assert before > 2500  # nothing freed yet
+        await asyncio.sleep(0)
+        assert len(events) == before - 1000
+        await asyncio.sleep(0)
+        assert len(events) == before - 2000
+        await asyncio.gather(*read_shares._releasing)
+    assert events == {} and owners == {}
