@@ -123,7 +123,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         "--readers", type=int, default=None,
         help="of those, processes that read the log (all of them: each reads the whole log and keeps its share "
         "of the learners; 1: this process reads, the others fold after; in between: each reads the chunks of it "
-        "it claims; default: all of them from three on, else 1: on two cores more readers replayed no faster)",
+        "it claims; default: all of them)",
     )
     rebuild.set_defaults(handler=_replay)
 

@@ -26,7 +26,7 @@ from projections.checkpoints import CheckpointStore
 from projections.contract import Projection
 from projections.events import log_events
 
-__all__ = ["LogPages", "ReplayRunning", "replay", "usable_cores"]
+__all__ = ["LogPages", "ReplayRunning", "index_early", "replay", "usable_cores"]
 
 log = structlog.get_logger("lrs.projections")
 MAX_INDEX_BUILDERS = 4  # connections building a replay's indexes at once
@@ -43,6 +43,7 @@ FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid
 LEFT JOIN pg_constraint c ON c.conindid = x.indexrelid AND c.conrelid = x.indrelid
 WHERE x.indrelid = $1::regclass ORDER BY i.relname
 """
+SELECT_BUILT_INDEXES = "SELECT indexname FROM pg_indexes WHERE schemaname = $1"
 SELECT_STORAGE_PARAMETERS = "SELECT reloptions FROM pg_class WHERE oid = $1::regclass"
 SELECT_TABLE_BYTES = "SELECT pg_table_size($1::regclass)"
 # Replay reads only what a projection folds, a page at a time.
@@ -148,12 +149,26 @@ async def _index_and_analyse(
     scratch: str,
     connect: Callable[[], Awaitable[asyncpg.Connection]] | None,
 ) -> None:
+    """The replay's pass after the rebuild: :func:`_index_tables`."""
+    await _index_tables(conn, tables, scratch, connect)
+
+
+async def _index_tables(
+    conn: asyncpg.Connection,
+    tables: Sequence[str],
+    scratch: str,
+    connect: Callable[[], Awaitable[asyncpg.Connection]] | None,
+) -> None:
     """Give each ``scratch``.``table`` the indexes and key constraints of
     public.``table``, by the same names, and analyse it.  With ``connect``,
     up to one connection per core works at once (each index build sorts on
     its own), largest table first; a table's keys (which lock it) and its
     ANALYZE follow on whichever connection is free once all its indexes are
     built, while the other connections build the other tables' indexes."""
+    # A table the rebuild indexed already (index_early) has all its indexes here.
+    built = {row[0] for row in await conn.fetch(SELECT_BUILT_INDEXES, scratch)}
+    if built:
+        tables = [table for table in tables if not _indexed(await conn.fetch(SELECT_INDEXES, f"public.{table}"), built)]
     sizes = {table: await conn.fetchval(SELECT_TABLE_BYTES, f'"{scratch}".{table}') for table in tables}
     builds: deque[tuple[str, str]] = deque()
     after: dict[str, list[str]] = {}  # table -> what runs once its indexes are built
@@ -200,6 +215,24 @@ async def _index_and_analyse(
     finally:
         for extra in builders[1:]:
             await extra.close()
+
+
+async def index_early(connect: Callable[[], Awaitable[asyncpg.Connection]], scratch: str, tables: Sequence[str]) -> None:
+    """Give the rebuilt ``tables`` of the ``scratch`` schema, filled for
+    good, their indexes, keys and statistics now, on a connection of their
+    own, while the rebuild goes on (the replay's own pass then skips them).
+    An index build mostly waits on the disk: done beside the fold, that
+    wait is not the replay's."""
+    builder = await connect()
+    try:
+        await builder.execute(f'SET search_path TO "{scratch}", public')
+        await _index_tables(builder, tables, scratch, None)
+    finally:
+        await builder.close()
+
+
+def _indexed(indexes: Sequence[asyncpg.Record], built: set[str]) -> bool:
+    return bool(indexes) and all(row["name"] in built for row in indexes)
 
 
 def _analyse(scratch: str, table: str) -> str:

@@ -47,7 +47,7 @@ import multiprocessing
 import os
 import pickle
 import uuid
-from typing import Any, AsyncIterator, Sequence
+from typing import Any, AsyncIterator, Callable, Sequence
 
 import msgspec
 
@@ -60,12 +60,15 @@ from projections.competency.policy import evidence_of, judge, memo_limit
 from projections.competency.rebuild import LogRebuild
 from projections.competency.rows import MISMATCH_COLUMNS
 from projections.competency.statement_view import decode_view
-from projections.replay import LogPages
+from projections.replay import LogPages, index_early
 
 __all__ = ["MIN_SHARED_EVENTS", "REPLAY_MEMO_LIMIT", "collisions", "give_up", "judge_page", "rebuild_learners",
            "owned_hashes", "settle", "suspects", "take_hinted"]
 
 MIN_SHARED_EVENTS = 20_000  # a shorter log is read here (a fork costs more than it saves)
+# Pages judged by another process held while this one judges on, before it
+# waits for their hints (each another process's page of stored payloads).
+MAX_WAITING_PAGES = 8
 # A replay's memo of learner keys by actor: every learner of a log of this
 # many actors is decoded once (the live projection's 8,192 made most
 # evidence of a 20,000-learner log decode its actor again).  An entry
@@ -74,6 +77,8 @@ MIN_SHARED_EVENTS = 20_000  # a shorter log is read here (a fork costs more than
 REPLAY_MEMO_LIMIT = 1 << 20
 
 Page = Sequence[tuple[int, str, str, bytes]]
+# Where a page's kept events go: (position, tenant, meaning), LogRebuild.take's arguments.
+Keep = Callable[[int, str, Any], None]
 # (tenant, statement id, owner's position, mismatches' position or -1)
 Suspect = tuple[str, str, int, int]
 _ENCODE = msgspec.msgpack.Encoder()
@@ -98,13 +103,80 @@ async def rebuild_learners(
             processes > 1 and readers >= processes and connect is not None and isinstance(pages, LogPages)
             and pages.total >= max(MIN_SHARED_EVENTS, 1) and can_fork()
         ):
-            return await _in_shares(conn, work, pages, processes, connect)
-        position = await read_log(work, pages, readers)
-        # each statement's evidence goes to the person its actor is linked to at the end
-        work.persons = await rebuild_links(conn, position)
-        await copy_statements(conn, work, voids=True)
-        await copy_learners(conn, work, processes, connect)
+            position = await _in_shares(conn, work, pages, processes, connect)
+        else:
+            position = await read_log(work, pages, readers)
+            # each statement's evidence goes to the person its actor is linked to at the end
+            work.persons = await rebuild_links(conn, position)
+            await copy_statements(conn, work, voids=True)
+            async with _indexed_early(conn, connect, []):
+                await copy_learners(conn, work, processes, connect)
+        release_later(work)
         return position
+
+
+# What release_later frees, a slice at a time, and the tasks freeing it.
+RELEASED_PER_SLICE = 1000
+_releasing: set[asyncio.Task[None]] = set()
+
+
+def release_later(work: LogRebuild) -> None:
+    """Empty ``work`` of what it read (every learner's evidence, the owners,
+    the voidings), which is then freed a slice at a time while this event
+    loop is idle (the replay waits for PostgreSQL's index builds next),
+    instead of at once when the rebuild returns: freeing the evidence of a
+    200,000-event log took the replaying process about as long as half its
+    reading, before the indexes were built."""
+    held: list[dict[Any, Any]] = [work.events, work.owners, work.voids, work.positions, work.mismatches]
+    work.events, work.owners, work.voids, work.positions, work.mismatches = {}, {}, {}, {}, {}
+    if work.owner_positions is not None:
+        held.append(work.owner_positions)
+        work.owner_positions = {}
+    if work.mismatch_positions is not None:
+        held.append(work.mismatch_positions)
+        work.mismatch_positions = {}
+    task = asyncio.ensure_future(_release(held))
+    _releasing.add(task)
+    task.add_done_callback(_releasing.discard)
+
+
+async def _release(held: list[dict[Any, Any]]) -> None:
+    for items in held:  # the learners' evidence first: the most of it
+        while items:
+            for _ in range(min(RELEASED_PER_SLICE, len(items))):
+                items.popitem()
+            await asyncio.sleep(0)
+
+
+# The tables copied before the learners are folded: indexed while they fold.
+STATEMENT_TABLES = ("competency_statement_learners", "competency_voids", "competency_mastery_mismatches")
+
+
+@contextlib.asynccontextmanager
+async def _indexed_early(conn: Any, connect: Connect | None, copied: Sequence[Any]) -> AsyncIterator[None]:
+    """While the block runs, the STATEMENT_TABLES are indexed and analysed
+    on another connection (projections.replay.index_early), once each pipe
+    of ``copied`` has said its process copied its rows into them; waited
+    for at the end of the block, cancelled when it raises."""
+    if connect is None:
+        yield
+        return
+    scratch = await conn.fetchval("SELECT current_schema()")
+
+    async def index() -> None:
+        for pipe in copied:
+            await _receive(pipe, "that it copied its statements")
+        await index_early(connect, scratch, STATEMENT_TABLES)
+
+    task = asyncio.ensure_future(index())
+    try:
+        yield
+    except BaseException:
+        task.cancel()
+        with contextlib.suppress(BaseException):
+            await task
+        raise
+    await task
 
 
 async def copy_statements(conn: Any, work: LogRebuild, *, voids: bool) -> None:
@@ -121,13 +193,17 @@ async def copy_statements(conn: Any, work: LogRebuild, *, voids: bool) -> None:
                                      columns=MISMATCH_COLUMNS)
 
 
-def judge_page(work: LogRebuild, page: Page, share: int, shares: int, hints: list[list[int]]) -> None:
+def judge_page(
+    work: LogRebuild, page: Page, share: int, shares: int, hints: list[list[int]], keep: Keep | None = None
+) -> None:
     """Judge every event of ``page`` (one this process judges): keep in
-    ``work`` its own learners' evidence, every voiding, and the failures of
-    the events it judges; the index of each event another share needs (its
-    learners' statements that may be evidence, the voidings) goes to that
-    share's list of ``hints``."""
-    catalog, take, persons, failed = work.catalog, work.take, work.persons, work.failed
+    ``work`` (or give ``keep``, to route later in log order) its own
+    learners' evidence and every voiding, and keep in ``work`` the failures
+    of the events it judges; the index of each event another share needs
+    (its learners' statements that may be evidence, the voidings) goes to
+    that share's list of ``hints``."""
+    catalog, persons, failed = work.catalog, work.persons, work.failed
+    take = work.take if keep is None else keep
     for index, (position, tenant, event_type, payload) in enumerate(page):
         if event_type != "statement":
             continue
@@ -164,12 +240,13 @@ def judge_page(work: LogRebuild, page: Page, share: int, shares: int, hints: lis
             take(position, tenant, meaning)
 
 
-def take_hinted(work: LogRebuild, page: Page, hinted: Sequence[int]) -> None:
-    """Keep in ``work`` the events of ``page`` at the indexes ``hinted`` by
-    the process that judged it: statements of this share's learners that
-    may be evidence, and voidings (judged there without failing: the rules
-    are pure, so they do not fail here either)."""
-    catalog, take = work.catalog, work.take
+def take_hinted(work: LogRebuild, page: Page, hinted: Sequence[int], keep: Keep | None = None) -> None:
+    """Keep in ``work`` (or give ``keep``) the events of ``page`` at the
+    indexes ``hinted`` by the process that judged it: statements of this
+    share's learners that may be evidence, and voidings (judged there
+    without failing: the rules are pure, so they do not fail here either)."""
+    catalog = work.catalog
+    take = work.take if keep is None else keep
     for index in hinted:
         position, tenant, _, payload = page[index]
         view = decode_view(open_payload(payload))
@@ -282,8 +359,14 @@ async def _receive(pipe: Any, what: str) -> bytes:
             await readable
         finally:
             loop.remove_reader(pipe.fileno())
+    return _received(pipe.recv_bytes, what)
+
+
+def _received(recv: Callable[[], bytes], what: str) -> bytes:
+    """The message ``recv`` reads from a pipe: ReplayWorkerFailed when its
+    writer ended first, what it raised when it sent that."""
     try:
-        message: bytes = pipe.recv_bytes()
+        message: bytes = recv()
     except EOFError:
         raise ReplayWorkerFailed(f"a replay share process ended before sending {what}") from None
     if message[:1] == b"e":
@@ -295,10 +378,58 @@ async def _read_all(
     work: LogRebuild, pages: AsyncIterator[Page], share: int, links: _Links
 ) -> tuple[int, int]:
     """Every page into ``work``: page k is judged by the process of share k
-    mod shares, which sends every other its hints; (events read, last position)."""
+    mod shares, which sends every other its hints; (events read, last position).
+
+    A process judges its own pages without waiting for the others' hints
+    (waiting for them page by page made the processes judge one page at a
+    time, in turn): a page judged elsewhere waits here, up to
+    MAX_WAITING_PAGES of them, until its hints come, and what each page
+    keeps is routed into ``work`` in page order, so "first" means what it
+    means in one process."""
     shares = links.shares
     events = last = 0
     number = 0
+    waiting: dict[int, Page] = {}  # judged elsewhere, its hints not yet here
+    hinted: dict[int, list[int]] = {}  # hints come, their page not yet read here
+    heard = [0] * shares  # hints received from each judge (its pages share, share + shares, ...)
+    kept: dict[int, list[tuple[int, str, Any]]] = {}  # by page number, not yet routed
+    routed = 0
+
+    def match(at: int) -> None:
+        if at in waiting and at in hinted:
+            page_kept: list[tuple[int, str, Any]] = []
+            keep = _keeper(page_kept)
+            take_hinted(work, waiting.pop(at), hinted.pop(at), keep)
+            kept[at] = page_kept
+
+    def hear(judge_of: int, message: bytes) -> None:
+        at = judge_of + heard[judge_of] * shares
+        heard[judge_of] += 1
+        hinted[at] = _HINTS.decode(message[1:])
+        match(at)
+
+    def hear_arrived(upto: int) -> None:
+        """The hints already sent of the pages up to ``upto`` (read here):
+        what a judge sends after its last page's hints is not read here."""
+        for other in range(shares):
+            if other != share:
+                pipe = links.of(share, other)
+                while other + heard[other] * shares <= upto and pipe.poll():
+                    hear(other, _received(pipe.recv_bytes, "hints"))
+
+    def route() -> None:
+        nonlocal routed
+        take = work.take
+        while routed in kept:
+            for position, tenant, meaning in kept.pop(routed):
+                take(position, tenant, meaning)
+            routed += 1
+
+    async def hear_page(at: int) -> None:
+        judge_of = at % shares
+        while at in waiting:
+            hear(judge_of, await _receive(links.of(share, judge_of), f"the hints of page {at}"))
+
     async for page in pages:
         if not page:
             continue
@@ -307,15 +438,30 @@ async def _read_all(
         judge_of = number % shares
         if judge_of == share:
             hints: list[list[int]] = [[] for _ in range(shares)]
-            judge_page(work, page, share, shares, hints)
+            page_kept: list[tuple[int, str, Any]] = []
+            judge_page(work, page, share, shares, hints, _keeper(page_kept))
+            kept[number] = page_kept
             for other in range(shares):
                 if other != share:
                     links.to(other, share).send_bytes(b"h" + _ENCODE.encode(hints[other]))
         else:
-            message = await _receive(links.of(share, judge_of), f"the hints of page {number}")
-            take_hinted(work, page, _HINTS.decode(message[1:]))
+            waiting[number] = page
+            match(number)
+        hear_arrived(number)
+        while len(waiting) > MAX_WAITING_PAGES:
+            await hear_page(min(waiting))
+        route()
         number += 1
+    for at in sorted(waiting):
+        await hear_page(at)
+    route()
     return events, last
+
+
+def _keeper(into: list[tuple[int, str, Any]]) -> Keep:
+    def keep(position: int, tenant: str, meaning: Any) -> None:
+        into.append((position, tenant, meaning))
+    return keep
 
 
 async def _in_shares(conn: Any, work: LogRebuild, pages: LogPages, processes: int, connect: Connect) -> int:
@@ -358,7 +504,8 @@ async def _in_shares(conn: Any, work: LogRebuild, pages: LogPages, processes: in
             links.to(share, 0).send_bytes(_ENCODE.encode(verdict))
         give_up(work, *ours)
         await copy_statements(conn, work, voids=True)  # every process has every voiding: this one writes them
-        await copy_share(conn, work, work.prepare())
+        async with _indexed_early(conn, connect, [links.of(0, share) for share in range(1, processes)]):
+            await copy_share(conn, work, work.prepare())
         for share in range(1, processes):
             message = await _receive(links.of(0, share), "its failed events")
             work.failed.extend(tuple(f) for f in _DECODE.decode(message[1:]))  # type: ignore[misc]
@@ -414,6 +561,7 @@ async def _share_on_own_connection(
         parent.send_bytes(b"s" + _ENCODE.encode(suspects(work, twice)))
         give_up(work, *_DECODE.decode(await _receive(links.of(share, 0), "the verdicts")))
         await copy_statements(conn, work, voids=False)
+        parent.send_bytes(b"c")  # its statements copied: they may be indexed
         await copy_share(conn, work, work.prepare())
         parent.send_bytes(b"d" + _ENCODE.encode(work.failed))
     finally:

@@ -121,7 +121,9 @@ class LogRebuild:
             self.owners[statement] = meaning.learner
             if self.owner_positions is not None:
                 self.owner_positions[statement] = position
-        rows = mismatch_rows(tenant, meaning)
+        # A statement's evidence all carries its own masteryScore, and there
+        # is no mismatch without one (most statements: no call for them).
+        rows = mismatch_rows(tenant, meaning) if meaning.evidence[0].statement_mastery_score is not None else None
         if rows and statement not in self.mismatches:
             self.mismatches[statement] = rows
             if self.mismatch_positions is not None:

@@ -227,15 +227,12 @@ class CompetencyProjection(Projection):
         # all fold a share each (fold_shares.py); between one and all: they
         # read chunks of the log each, sending what they keep here
         # (parallel_replay.py).  Never more than the processes (``--processes
-        # 1``: this one only).  By default all of them from three on; with
-        # two, reading stays here: on two quiet cores every process reading
-        # replayed no faster (62,000-70,000 events/s against 66,000-70,000
-        # with the cmi5 mix, 30,000-33,000 with every statement evidence, both
-        # ways: bench/results/projection-replay-ab-session-end-20261206T2331Z.json)
-        # for more CPU.
+        # 1``: this one only).  By default all of them, on two cores too now
+        # that each judges its pages without waiting for the other's hints
+        # page by page (docs/scaling.md, "Replay: both processes judging at
+        # once").
         self.replay_readers = (
-            min(replay_readers, self.replay_processes) if replay_readers is not None
-            else self.replay_processes if self.replay_processes >= 3 else 1
+            min(replay_readers, self.replay_processes) if replay_readers is not None else self.replay_processes
         )
         # Learner states as committed at checkpoint ``_cache_at`` (most
         # recently used last), so a batch does not read and decode them again.

@@ -65,8 +65,8 @@ async def parked(pool: asyncpg.Pool) -> list[tuple[Any, ...]]:
     return [tuple(r) for r in await pool.fetch("SELECT position, tenant, error FROM projection_parked ORDER BY position")]
 
 
-def test_on_two_cores_the_log_is_read_here_and_from_three_on_by_every_process() -> None:
-    assert CompetencyProjection(CATALOG, replay_processes=2).replay_readers == 1
+def test_by_default_every_process_reads_the_log() -> None:
+    assert CompetencyProjection(CATALOG, replay_processes=2).replay_readers == 2
     assert CompetencyProjection(CATALOG, replay_processes=3).replay_readers == 3
     assert CompetencyProjection(CATALOG, replay_processes=2, replay_readers=2).replay_readers == 2
 

@@ -55,8 +55,8 @@ async def test_a_log_read_by_every_process_rebuilds_what_one_process_rebuilds(
     judge_page = read_shares.judge_page
     replay_process = os.getpid()
 
-    def counting(work: Any, page: Any, share: int, shares: int, hints: Any) -> None:
-        judge_page(work, page, share, shares, hints)
+    def counting(work: Any, page: Any, share: int, shares: int, hints: Any, *keep: Any) -> None:
+        judge_page(work, page, share, shares, hints, *keep)
         if os.getpid() == replay_process:
             here.append(share)
 

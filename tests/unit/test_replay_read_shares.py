@@ -7,6 +7,7 @@ failed event parked once."""
 
 from __future__ import annotations
 
+import asyncio
 import random
 import uuid
 from typing import Any
@@ -14,6 +15,7 @@ from typing import Any
 import msgspec
 import pytest
 
+from projections.competency import read_shares
 from projections.competency.read_shares import (
     collisions, give_up, judge_page, owned_hashes, settle, suspects, take_hinted,
 )
@@ -78,9 +80,10 @@ def _log_with_ids_written_twice(seed: int, count: int, persons: Persons) -> Log:
     return [(i + 1, t, kind, p) for i, (t, kind, p) in enumerate(events)]
 
 
-def _in_shares(log: Log, count: int, persons: dict[tuple[str, str], str]) -> list[LogRebuild]:
+def _in_shares(log: Log, count: int, persons: dict[tuple[str, str], str], *, settled: bool = True) -> list[LogRebuild]:
     """The processes of a replay in shares, one after another on each page:
-    page k judged by share k mod ``count``, the others taking its hints."""
+    page k judged by share k mod ``count``, the others taking its hints
+    (and, ``settled``, the ids owned twice settled)."""
     parts = [LogRebuild(CATALOG, persons=persons, owner_positions={}, mismatch_positions={}) for _ in range(count)]
     for number, start in enumerate(range(0, len(log), 7)):
         page = log[start:start + 7]
@@ -91,6 +94,8 @@ def _in_shares(log: Log, count: int, persons: dict[tuple[str, str], str]) -> lis
         for share, work in enumerate(parts):
             if share != judging:
                 take_hinted(work, page, hints[share])
+    if not settled:
+        return parts
     twice = collisions([owned_hashes(work) for work in parts])
     reported = [suspects(work, twice) for work in parts]
     assert sum(map(len, reported)) >= 2  # ids written twice, in two shares
@@ -142,3 +147,68 @@ def test_the_first_position_names_the_owner_and_the_mismatches() -> None:
         ([("t", "a")], [("t", "b")]),
         ([("t", "b")], []),
     ]
+
+
+async def _pages(log: Log, size: int) -> Any:
+    for start in range(0, len(log), size):
+        yield log[start:start + size]
+
+
+@pytest.mark.parametrize("seed", [0, 3])
+async def test_a_process_reading_its_share_judges_on_while_the_other_judges_and_keeps_log_order(seed: int) -> None:
+    """Share 0 of two reads the log (read_shares._read_all) when share 1
+    has already judged every page of its own and sent its hints and then
+    what it read: share 0 judges all its pages without waiting page by page,
+    routes what it keeps in log order (as the page-by-page order of
+    _in_shares gives), and leaves the message after the hints unread."""
+    persons = _persons(2)
+    log = _log_with_ids_written_twice(seed, 2, persons)
+    expected = _in_shares(log, 2, persons, settled=False)[0]
+    links = read_shares._Links(2)
+    other = LogRebuild(CATALOG, persons=persons, owner_positions={}, mismatch_positions={})
+    pages = [log[start:start + 7] for start in range(0, len(log), 7)]
+    for number in range(1, len(pages), 2):  # every page of share 1, judged before share 0 starts
+        hints: list[list[int]] = [[], []]
+        judge_page(other, pages[number], 1, 2, hints)
+        links.to(0, 1).send_bytes(b"h" + msgspec.msgpack.encode(hints[0]))
+    links.to(0, 1).send_bytes(b"r what it read")
+    waited: list[int] = []
+    receive = read_shares._receive
+
+    async def counting(pipe: Any, what: str) -> bytes:
+        waited.append(1)
+        return await receive(pipe, what)
+
+    work = LogRebuild(CATALOG, persons=persons, owner_positions={}, mismatch_positions={})
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(read_shares, "_receive", counting)
+        assert await read_shares._read_all(work, _pages(log, 7), 0, links) == (len(log), log[-1][0])
+    assert waited == []  # every hint was there when its page was read
+    assert links.of(0, 1).recv_bytes() == b"r what it read"
+    assert work.events == expected.events and work.owners == expected.owners and work.voids == expected.voids
+    assert list(work.owner_positions.items()) == list(expected.owner_positions.items())  # type: ignore[union-attr]
+    assert work.mismatches == expected.mismatches and sorted(work.failed) == sorted(expected.failed)
+
+
+async def test_what_a_rebuild_read_is_freed_a_slice_at_a_time_after_it() -> None:
+    """read_shares.release_later: the rebuild's evidence is handed over at
+    once (the replay goes on to its index builds) and freed while the event
+    loop is idle, RELEASED_PER_SLICE learners a turn."""
+    work = LogRebuild(CATALOG, owner_positions={}, mismatch_positions={})
+    for position, tenant, kind, payload in _log(5, 400):
+        work.add(position, tenant, kind, payload)
+    events = work.events = {**work.events, **{("t", f"learner {n}"): [] for n in range(2500)}}
+    owners = work.owners
+    assert len(events) > 2500 and owners
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(read_shares, "RELEASED_PER_SLICE", 1000)
+        read_shares.release_later(work)
+        assert work.events == {} and work.owners == {} and work.voids == {} and work.positions == {}
+        before = len(events)
+        assert before > 2500  # nothing freed yet
+        await asyncio.sleep(0)
+        assert len(events) == before - 1000
+        await asyncio.sleep(0)
+        assert len(events) == before - 2000
+        await asyncio.gather(*read_shares._releasing)
+    assert events == {} and owners == {}
