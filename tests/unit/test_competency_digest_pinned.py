@@ -12,7 +12,9 @@ code as it was before the projections were made faster (commit ab6ea44).
 
 A change of the rules (RULE_VERSION) or of the stored state's format
 (codec.FORMAT) changes these bytes on purpose: recompute the digest then,
-with the reason in the commit.
+with the reason in the commit.  The states are hashed twice: as format 2's
+layout (the rules' results, pinned at ab6ea44 and unchanged by format 3),
+and as the layout the audit digest hashes now (format 3).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from __future__ import annotations
 import hashlib
 import random
 import uuid
-from typing import Any
+from typing import Any, Callable
 
 import msgspec
 
@@ -30,6 +32,7 @@ from projections.competency.model import RULE_VERSION, LearnerState, StatementVo
 from projections.competency.policy import evolve_many, interpret_stored
 from projections.competency.rebuild import LogRebuild
 from projections.competency.rows import certification_rows, mismatch_rows, state_rows
+from tests.unit.competency_codec_format2 import encode_state_format_2
 
 CATALOG = load_catalog()
 COURSE = "https://lrs.example.org/courses/civil-servant-basic-digital-skills/modules/"
@@ -46,8 +49,9 @@ VERBS = [
 ]
 MASTERY = "https://w3id.org/xapi/cmi5/context/extensions/masteryscore"
 # sha256 of the generated log's states, rows and mismatch rows (see the module's docstring)
-PINNED = "416542afb5c23a10690c1c65dc2ae6297e0ba724808cfce73ce468020e216549"
-PINNED_FOR = (RULE_VERSION, FORMAT)
+PINNED = "416542afb5c23a10690c1c65dc2ae6297e0ba724808cfce73ce468020e216549"  # states as format 2's layout
+PINNED_FORMAT_3 = "926d2997bd45b020d8175219e50b8d7f4ceb6fea3533593268778fcfa1b20c7a"  # as the audit digest's layout
+PINNED_FOR = (3, 3)  # (RULE_VERSION, FORMAT)
 
 
 def _timestamp(rng: random.Random) -> str:
@@ -116,7 +120,7 @@ def _log(seed: int, size: int) -> list[tuple[int, str, str, bytes]]:
     return [(i + 1, t, "statement", msgspec.json.encode(b)) for i, (t, b) in enumerate(bodies)]
 
 
-def _digest(log: list[tuple[int, str, str, bytes]]) -> str:
+def _digest(log: list[tuple[int, str, str, bytes]], layout: Callable[[LearnerState], bytes]) -> str:
     sha = hashlib.sha256()
 
     def add(value: Any) -> None:
@@ -135,7 +139,7 @@ def _digest(log: list[tuple[int, str, str, bytes]]) -> str:
     for key in rebuild.prepare():
         folded = rebuild.fold(key)
         add(key)
-        add(open_state(encode_state(folded.state)))  # the layout, as the audit digest hashes it
+        add(layout(folded.state))
         add(state_rows(folded.tenant, folded.state))
         add(certification_rows(folded.tenant, folded.state))
         # and live apply's: the learner's events a few at a time
@@ -153,7 +157,12 @@ def _digest(log: list[tuple[int, str, str, bytes]]) -> str:
 
 def test_the_rules_give_the_same_bytes_for_the_generated_log() -> None:
     assert (RULE_VERSION, FORMAT) == PINNED_FOR, "the rules or the format changed: recompute PINNED"
-    assert _digest(_log(19, 1500)) == PINNED
+    assert _digest(_log(19, 1500), lambda state: encode_state_format_2(state, compressed=False)) == PINNED
+
+
+def test_the_stored_states_give_the_same_bytes_for_the_generated_log() -> None:
+    assert (RULE_VERSION, FORMAT) == PINNED_FOR, "the rules or the format changed: recompute PINNED_FORMAT_3"
+    assert _digest(_log(19, 1500), lambda state: open_state(encode_state(state))) == PINNED_FORMAT_3
 
 
 def test_the_generated_log_has_what_the_digest_is_meant_to_cover() -> None:
