@@ -452,16 +452,25 @@ def certifications(
             continue
         met: list[str] = []
         missing: list[str] = []
+        for competency, needed in needs:
+            state = competencies.get(competency)
+            # attainments are kept lowest level first: the last is the highest reached
+            if state is not None and state.attainments and state.attainments[-1].level_rank >= needed:
+                met.append(competency)
+            else:
+                missing.append(competency)
+        key = f"{program.iri}|{program.version}"
+        if missing:  # most learners, most of the time: what earned it is not asked
+            result[key] = ProgramCertification(
+                program=program.iri, program_version=program.version, earned=False, earned_at=None,
+                statement_ids=(), met=tuple(sorted(met)), missing=tuple(sorted(missing)),
+            )
+            continue
         times: list[str] = []
         known: list[str] = []
         ids: set[str] = set()
         for competency, needed in needs:
-            state = competencies.get(competency)
-            candidates = [a for a in state.attainments if a.level_rank >= needed] if state else None
-            if not candidates:
-                missing.append(competency)
-                continue
-            met.append(competency)
+            candidates = [a for a in competencies[competency].attainments if a.level_rank >= needed]
             if len(candidates) == 1:  # most often: one level reached, or one at or above the need
                 first = candidates[0]
                 known.append(first.known_at)
@@ -470,16 +479,9 @@ def certifications(
                 known.append(min([a.known_at for a in candidates]))
             times.append(first.achieved_at)
             ids.update(first.statement_ids)
-        earned = not missing
-        result[f"{program.iri}|{program.version}"] = ProgramCertification(
-            program=program.iri,
-            program_version=program.version,
-            earned=earned,
-            earned_at=max(times) if earned else None,
-            known_at=max(known) if earned else None,
-            statement_ids=tuple(sorted(ids)) if earned else (),
-            met=tuple(sorted(met)),
-            missing=tuple(sorted(missing)),
+        result[key] = ProgramCertification(
+            program=program.iri, program_version=program.version, earned=True, earned_at=max(times),
+            known_at=max(known), statement_ids=tuple(sorted(ids)), met=tuple(sorted(met)), missing=(),
         )
     return result
 
