@@ -58,7 +58,6 @@ import msgspec
 from lrs.xapi.identity import ifi_key
 from projections.competency.catalog import AlignmentTarget, Catalog
 from projections.competency.model import (
-    EVIDENCE_ORDER,
     RULE_VERSION,
     CompetencyState,
     Evidence,
@@ -295,7 +294,7 @@ def evidence_of(statement: StatementView, judged: Judged, catalog: Catalog) -> S
             )
     if not evidence:
         return None
-    ordered = tuple(sorted(evidence.values(), key=EVIDENCE_ORDER))
+    ordered = tuple(sorted(evidence.values()))  # Evidence compares in EVIDENCE_ORDER
     return StatementEvidence(statement_id=statement_id, learner=learner, evidence=ordered)
 
 
@@ -356,7 +355,7 @@ def _move_on_known(move_on: str, passed_at: str | None, completed_at: str | None
 def fold_competency(competency: str, evidence: Iterable[Evidence]) -> CompetencyState:
     """The state of one competency from its evidence (any order, any duplicates)."""
     unique = {(e.statement_id, e.level, e.activity): e for e in evidence if e.competency == competency}
-    return _fold_ordered(competency, sorted(unique.values(), key=EVIDENCE_ORDER))
+    return _fold_ordered(competency, sorted(unique.values()))
 
 
 def _fold_ordered(competency: str, ordered: list[Evidence]) -> CompetencyState:
@@ -497,7 +496,7 @@ def evolve(state: LearnerState, event: LearnerEvent, catalog: Catalog) -> Learne
         return _refold(state, kept, voided, {e.competency for e in removed}, catalog)
     if event.statement_id in state.voided or any(e.statement_id == event.statement_id for e in state.evidence):
         return state
-    merged = tuple(sorted((*state.evidence, *event.evidence), key=EVIDENCE_ORDER))
+    merged = tuple(sorted((*state.evidence, *event.evidence)))
     return _refold(state, merged, state.voided, {e.competency for e in event.evidence}, catalog)
 
 
@@ -524,23 +523,23 @@ def evolve_many(state: LearnerState, events: Iterable[LearnerEvent], catalog: Ca
     removed = [e for e in state.evidence if e.statement_id in newly_voided]
     kept_added = [e for e in added if e.statement_id not in newly_voided]
     evidence = tuple(
-        sorted((*(e for e in state.evidence if e.statement_id not in newly_voided), *kept_added), key=EVIDENCE_ORDER)
+        sorted((*(e for e in state.evidence if e.statement_id not in newly_voided), *kept_added))
     )
     affected = {e.competency for e in removed} | {e.competency for e in kept_added}
     return _refold(state, evidence, tuple(sorted(voided)), affected, catalog)
 
 
 def _merged(evidence: tuple[Evidence, ...], added: list[Evidence]) -> tuple[Evidence, ...]:
-    """``sorted((*evidence, *added), key=EVIDENCE_ORDER)`` for an ``evidence``
-    already in that order: each added item is inserted after its equals
-    (``insort``), as the stable sort puts it, so only about log(n) keys are
-    made per added item instead of a key for every item of the state (a
+    """``sorted((*evidence, *added))`` (evidence compares in
+    :data:`EVIDENCE_ORDER`) for an ``evidence`` already in that order: each
+    added item is inserted after its equals (``insort``), as the stable sort
+    puts it, so only about log(n) comparisons are made per added item (a
     learner's state grows with every statement; the batch adds one or two)."""
     if len(added) > 4 * len(evidence) + 8:  # a merge of whole states: sorting once is cheaper
-        return tuple(sorted((*evidence, *added), key=EVIDENCE_ORDER))
+        return tuple(sorted((*evidence, *added)))
     merged = list(evidence)
-    for e in sorted(added, key=EVIDENCE_ORDER):
-        insort(merged, e, key=EVIDENCE_ORDER)
+    for e in sorted(added):
+        insort(merged, e)
     return tuple(merged)
 
 

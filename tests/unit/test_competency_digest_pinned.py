@@ -13,8 +13,12 @@ code as it was before the projections were made faster (commit ab6ea44).
 A change of the rules (RULE_VERSION) or of the stored state's format
 (codec.FORMAT) changes these bytes on purpose: recompute the digest then,
 with the reason in the commit.  The states are hashed twice: as format 2's
-layout (the rules' results, pinned at ab6ea44 and unchanged by format 3),
-and as the layout the audit digest hashes now (format 3).
+layout (the rules' results) and as the layout the audit digest hashes now
+(format 3).  Each statement's meaning is hashed by its repr, so Evidence's
+field order is part of it: the order changed in branch proj-codec (the
+evidence order first), and both digests were recomputed after checking that
+a digest of the same log hashing every field by its name was the same before
+and after.
 """
 
 from __future__ import annotations
@@ -49,8 +53,8 @@ VERBS = [
 ]
 MASTERY = "https://w3id.org/xapi/cmi5/context/extensions/masteryscore"
 # sha256 of the generated log's states, rows and mismatch rows (see the module's docstring)
-PINNED = "416542afb5c23a10690c1c65dc2ae6297e0ba724808cfce73ce468020e216549"  # states as format 2's layout
-PINNED_FORMAT_3 = "926d2997bd45b020d8175219e50b8d7f4ceb6fea3533593268778fcfa1b20c7a"  # as the audit digest's layout
+PINNED = "c8a5db8f22f18dbbdd2106297731463a71aa71910f28029eb4308ad37bd2df2b"  # states as format 2's layout
+PINNED_FORMAT_3 = "abba050ab82a1ca7eb8d28f7f70f524ddbc39b3dfc573fb42aeb7ed49bbae623"  # as the audit digest's layout
 PINNED_FOR = (3, 3)  # (RULE_VERSION, FORMAT)
 
 
