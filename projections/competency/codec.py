@@ -1,25 +1,18 @@
-"""The stored form of a learner's state: msgspec's own encode of its parts.
+"""The stored form of a learner's state: msgpack with a string table.
 
-Format 3 (written now) is one msgpack array::
+A state repeats the same strings many times: every statement's evidence is
+expanded per competency and level (a statement aligned to a course module
+of two frameworks is two or more evidence entries with the same id,
+timestamp, verb and activity), and attainments and certifications name
+those statements and competencies again.  Stored as JSON with field names,
+a learner with ten statements was about 16 KB, which PostgreSQL compressed
+on every write; this form lists each distinct string once per state and
+refers to it by index, which makes the same state about a fifth of that.
 
-    [3, learner, rule_version, evidence: [Evidence...], voided: [statement_id...],
-     competencies: [CompetencyState...], certifications: [ProgramCertification...]]
+Layout (one msgpack array; ``s`` is an index into ``strings``, ``s?`` an
+index or nil)::
 
-where each part is the array of its fields in the order :mod:`model`
-declares them (the Structs are ``array_like``): the encode is one call of
-msgspec's C encoder over the state's own objects, with no Python per field
-or per string (format 2's string table cost about 45 µs a state of four
-statements, format 3's encode about 10).  A field is only ever appended to
-those Structs, with a default, or the format changes.  Competencies and
-certifications are written in key order, so a state built from the same
-evidence always has the same layout bytes (the audit digest hashes them:
-:func:`digest_bytes`).  Decoding checks the layout's types (in C) as it
-builds the Structs.  Pure: no I/O.
-
-Format 2 (written before; still read) listed each distinct string once in a
-table and referred to it by index::
-
-    [2, learner, rule_version, strings, voided: [s...],
+    [FORMAT, learner, rule_version, strings, voided: [s...],
      evidence: [[statement_id s, timestamp s, verb s, registration s?, completed, score,
                  statement_mastery_score, platform s?, stored s,
                  [[competency s, level s?, level_rank, activity s, source s, passed, move_on s,
@@ -33,20 +26,21 @@ table and referred to it by index::
      certifications: [[program s, program_version s, earned, earned_at s?,
                        [statement_id s...], [met s...], [missing s...], rule_version, known_at s?], ...]]
 
-Stored, the layout is compressed: one zstd frame (no dictionary, content
-size in its header); format 3's layout repeats its strings, which the frame
-takes out (a state of four statements: 6.6 KB of layout, about 1 KB
-stored).  Every batch that concerns a learner writes its state again, so the
-bytes written, logged and vacuumed per event are those of the stored form;
-kept under PostgreSQL's TOAST threshold (about 2 KB) and in the row's page
-with room to spare (fillfactor, migration 0117), the update is a HOT update.
-The forms are told apart by their first byte: a zstd frame starts with its
-magic number ``28 b5 2f fd``, and in it format 3's layout with msgpack's
-fixed array of seven (``0x97``), format 2's with a fixed array of eight
-(``0x98``); a format 2 layout stored uncompressed (before states were
-compressed) reads as before.  The audit digest hashes format 3's layout
-whatever form a row was stored in (:func:`digest_bytes`), so a projection
-written before this format and its replay after it digest alike.
+Competencies and certifications are written in key order, so a state
+built from the same evidence always has the same layout bytes (the audit
+digest hashes them: :func:`open_state`).  Decoding checks the layout's types
+(indices are never negative) before it builds anything.  Pure: no I/O.
+
+Stored, the layout is compressed: one zstd frame (level 1, no dictionary,
+content size in its header), which makes a state of nine statements about
+1.2 KB instead of 3.2 KB.  Every batch that concerns a learner writes its
+state again, so the bytes written, logged and vacuumed per event are those
+of the stored form; kept under PostgreSQL's TOAST threshold (about 2 KB) and
+in the row's page with room to spare (fillfactor, migration 0117), the
+update is a HOT update.  The two forms are told apart by their first byte: a
+zstd frame starts with its magic number ``28 b5 2f fd``, the uncompressed
+layout (states stored before compression, which read as before) with
+msgpack's fixed array of eight, ``0x98``.
 """
 
 from __future__ import annotations
@@ -67,8 +61,7 @@ from projections.competency.model import (
 
 __all__ = ["FORMAT", "encode_state", "decode_state", "digest_bytes", "open_state", "StateFormatError"]
 
-FORMAT = 3  # 3: the parts as msgspec arrays; 2: a string table (still read)
-_FORMAT_2 = 2
+FORMAT = 2  # 2: evidence keeps the masteryScores, the platform and the stored time
 
 _ENCODER = msgspec.msgpack.Encoder()
 # Level 1: level 3 saved 1-2 % more bytes for a fifth more CPU, and a
@@ -76,8 +69,7 @@ _ENCODER = msgspec.msgpack.Encoder()
 # "Projection: the state stored compressed").
 LEVEL = 1
 MAGIC = b"\x28\xb5\x2f\xfd"
-_LAYOUT = b"\x97"  # msgpack's fixed array of 7: format 3's layout
-_LAYOUT_2 = b"\x98"  # msgpack's fixed array of 8: format 2's layout
+_LAYOUT = b"\x98"  # msgpack's fixed array of 8: the uncompressed layout
 _codecs = threading.local()  # zstd's contexts are reused, one pair per thread
 
 
@@ -94,11 +86,7 @@ def _decompressor() -> zstandard.ZstdDecompressor:
         d = _codecs.d = zstandard.ZstdDecompressor()
     return d
 
-
-# The layouts, typed, so that decoding checks them (in C) before anything is built.
-_DECODER = msgspec.msgpack.Decoder(
-    tuple[int, str, int, tuple[Evidence, ...], tuple[str, ...], list[CompetencyState], list[ProgramCertification]]
-)
+# The layout, typed, so that decoding checks it (in C) before anything is built.
 _Index = Annotated[int, msgspec.Meta(ge=0)]
 _Entry = tuple[_Index, Optional[_Index], int, _Index, _Index, Optional[bool], _Index, Optional[float]]
 _Statement = tuple[
@@ -111,27 +99,78 @@ _Competency = tuple[
     Optional[_Index], Optional[_Index], Optional[_Index], list[_Attainment], int,
 ]
 _Program = tuple[_Index, _Index, bool, Optional[_Index], list[_Index], list[_Index], list[_Index], int, Optional[_Index]]
-_DECODER_2 = msgspec.msgpack.Decoder(
-    tuple[int, str, int, list[str], list[_Index], list[_Statement], list[_Competency], list[_Program]]
-)
+_Layout = tuple[int, str, int, list[str], list[_Index], list[_Statement], list[_Competency], list[_Program]]
+_DECODER = msgspec.msgpack.Decoder(_Layout)
 
 
 class StateFormatError(ValueError):
     """The bytes are not a stored state of this format."""
 
 
-def _layout(state: LearnerState) -> bytes:
-    competencies = state.competencies
-    certifications = state.certifications
-    return _ENCODER.encode((
-        FORMAT, state.learner, state.rule_version, state.evidence, state.voided,
-        [competencies[k] for k in sorted(competencies)],
-        [certifications[k] for k in sorted(certifications)],
-    ))
-
-
 def encode_state(state: LearnerState) -> bytes:
-    return _compressor().compress(_layout(state))
+    # The string table: each string's index is the table's length when it
+    # is first met (``ix(value, len(t))``: dict.setdefault, one C call, where
+    # a dict subclass's __missing__ was a Python call per new string).
+    t: dict[str, int] = {}
+    ix = t.setdefault
+    # Evidence is sorted by (timestamp, statement id, ...), so the entries of
+    # one statement are adjacent: its own fields are written once.
+    evidence: list[list[Any]] = []
+    head: tuple[Any, ...] | None = None
+    entries: list[list[Any]] = []
+    for e in state.evidence:
+        fields = (
+            e.statement_id, e.timestamp, e.verb, e.registration, e.completed, e.score, e.statement_mastery_score,
+            e.platform, e.stored,
+        )
+        if fields != head:
+            head = fields
+            entries = []
+            statement_id, timestamp, verb, registration, completed, score, stated, platform, stored = fields
+            evidence.append([
+                ix(statement_id, len(t)), ix(timestamp, len(t)), ix(verb, len(t)),
+                None if registration is None else ix(registration, len(t)),
+                completed, score, stated, None if platform is None else ix(platform, len(t)),
+                ix(stored, len(t)), entries,
+            ])
+        level = e.level
+        entries.append([
+            ix(e.competency, len(t)), None if level is None else ix(level, len(t)), e.level_rank,
+            ix(e.activity, len(t)), ix(e.source, len(t)), e.passed, ix(e.move_on, len(t)), e.mastery_score,
+        ])
+    competencies: list[list[Any]] = []
+    for _, c in sorted(state.competencies.items()):
+        row: list[Any] = [ix(c.competency, len(t)), ix(c.status, len(t))]
+        row.append(None if c.level is None else ix(c.level, len(t)))
+        row.append(c.best_score)
+        row.append(c.latest_score)
+        row.append(c.evidence_count)
+        row.append(None if c.first_evidence_at is None else ix(c.first_evidence_at, len(t)))
+        row.append(None if c.last_evidence_at is None else ix(c.last_evidence_at, len(t)))
+        row.append(None if c.first_mastered_at is None else ix(c.first_mastered_at, len(t)))
+        attainments = []
+        for a in c.attainments:
+            level = None if a.level is None else ix(a.level, len(t))
+            achieved = ix(a.achieved_at, len(t))
+            attainments.append([level, a.level_rank, achieved, [ix(i, len(t)) for i in a.statement_ids],
+                                ix(a.known_at, len(t))])
+        row.append(attainments)
+        row.append(c.rule_version)
+        competencies.append(row)
+    certifications: list[list[Any]] = []
+    for _, p in sorted(state.certifications.items()):
+        row = [ix(p.program, len(t)), ix(p.program_version, len(t)), p.earned]
+        row.append(None if p.earned_at is None else ix(p.earned_at, len(t)))
+        row.append([ix(i, len(t)) for i in p.statement_ids])
+        row.append([ix(i, len(t)) for i in p.met])
+        row.append([ix(i, len(t)) for i in p.missing])
+        row.append(p.rule_version)
+        row.append(None if p.known_at is None else ix(p.known_at, len(t)))
+        certifications.append(row)
+    voided = [ix(i, len(t)) for i in state.voided]
+    return _compressor().compress(_ENCODER.encode(
+        [FORMAT, state.learner, state.rule_version, list(t), voided, evidence, competencies, certifications]
+    ))
 
 
 def open_state(raw: bytes) -> bytes:
@@ -146,55 +185,31 @@ def open_state(raw: bytes) -> bytes:
             return _decompressor().decompress(raw, 0, False, False)
         except zstandard.ZstdError as exc:
             raise StateFormatError(f"not a stored learner state: a damaged zstd frame: {exc}") from exc
-    if raw[:1] == _LAYOUT_2:  # format 2, stored before states were compressed
+    if raw[:1] == _LAYOUT:
         return bytes(raw)
     raise StateFormatError(f"not a stored learner state: it starts with {raw[:4].hex() or 'nothing'}")
 
 
 def digest_bytes(raw: bytes) -> bytes:
-    """What the audit digest hashes for a stored state: the format 3 layout
-    of the state it holds (the same whether the row was stored compressed or
-    not, in format 2 or 3), or, for a row that is neither form (altered by
-    hand), its bytes as they are, so that the digest differs from any
-    consistent projection's instead of failing."""
+    """What the audit digest hashes for a stored state: its layout's bytes
+    (the same whether the row was stored compressed or not), or, for a row
+    that is neither form (altered by hand), its bytes as they are, so that
+    the digest differs from any consistent projection's instead of failing."""
     try:
-        layout = open_state(raw)
-        if layout[:1] == _LAYOUT:
-            return layout
-        return _layout(_decode_layout(layout))
+        return open_state(raw)
     except StateFormatError:
         return bytes(raw)
 
 
 def decode_state(raw: bytes) -> LearnerState:
     """Raises StateFormatError when ``raw`` is not a stored state."""
-    return _decode_layout(open_state(raw))
-
-
-def _decode_layout(layout: bytes) -> LearnerState:
-    if layout[:1] != _LAYOUT:
-        return _decode_format_2(layout)
+    layout = open_state(raw)
     try:
-        fmt, learner, rule_version, evidence, voided, competencies, certifications = _DECODER.decode(layout)
+        fmt, learner, rule_version, strings, voided, evidence, competencies, certifications = _DECODER.decode(layout)
     except msgspec.DecodeError as exc:
         raise StateFormatError(f"not a stored learner state of format {FORMAT}: {exc}") from exc
     if fmt != FORMAT:
         raise StateFormatError(f"stored state format {fmt!r}, expected {FORMAT}")
-    return LearnerState(
-        learner=learner, evidence=evidence, voided=voided,
-        competencies={c.competency: c for c in competencies},
-        certifications={f"{p.program}|{p.program_version}": p for p in certifications},
-        rule_version=rule_version,
-    )
-
-
-def _decode_format_2(layout: bytes) -> LearnerState:
-    try:
-        fmt, learner, rule_version, strings, voided, evidence, competencies, certifications = _DECODER_2.decode(layout)
-    except msgspec.DecodeError as exc:
-        raise StateFormatError(f"not a stored learner state of format {FORMAT} or {_FORMAT_2}: {exc}") from exc
-    if fmt != _FORMAT_2:
-        raise StateFormatError(f"stored state format {fmt!r}, expected {_FORMAT_2} in this layout")
     try:
         return _build(learner, rule_version, strings, voided, evidence, competencies, certifications)
     except IndexError as exc:

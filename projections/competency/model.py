@@ -50,13 +50,10 @@ EVIDENCE_ORDER = attrgetter("timestamp", "statement_id", "competency", "level_ra
 class _Value(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, gc=False):
     """Immutable, built from its fields, so never part of a reference cycle:
     the cyclic garbage collector need not track it (gc=False), which a
-    replay holding millions of them in memory notices.  The parts of a
-    learner's state are encoded as arrays of their fields in order
-    (array_like): the stored state (codec.py) is msgspec's own encode of
-    them, with no field names and no Python per field."""
+    replay holding millions of them in memory notices."""
 
 
-class Evidence(_Value, frozen=True, kw_only=True, forbid_unknown_fields=True, gc=False, array_like=True, order=True):
+class Evidence(_Value, frozen=True, kw_only=True, forbid_unknown_fields=True, gc=False, order=True):
     """What one statement says about one competency (at one level).
 
     Evidence compares by its fields in order (``order=True``), so its first
@@ -101,7 +98,7 @@ class Evidence(_Value, frozen=True, kw_only=True, forbid_unknown_fields=True, gc
         return EVIDENCE_ORDER(self)  # type: ignore[no-any-return]
 
 
-class LevelAttainment(_Value, frozen=True, kw_only=True, forbid_unknown_fields=True, gc=False, array_like=True):
+class LevelAttainment(_Value, frozen=True, kw_only=True, forbid_unknown_fields=True, gc=False):
     """A level of a competency was reached at ``achieved_at`` by these statements."""
 
     level: str | None
@@ -113,7 +110,7 @@ class LevelAttainment(_Value, frozen=True, kw_only=True, forbid_unknown_fields=T
     known_at: str = ""
 
 
-class CompetencyState(_Value, frozen=True, kw_only=True, forbid_unknown_fields=True, gc=False, array_like=True):
+class CompetencyState(_Value, frozen=True, kw_only=True, forbid_unknown_fields=True, gc=False):
     competency: str
     status: Status
     level: str | None  # highest level reached
@@ -127,7 +124,7 @@ class CompetencyState(_Value, frozen=True, kw_only=True, forbid_unknown_fields=T
     rule_version: int = RULE_VERSION
 
 
-class ProgramCertification(_Value, frozen=True, kw_only=True, forbid_unknown_fields=True, gc=False, array_like=True):
+class ProgramCertification(_Value, frozen=True, kw_only=True, forbid_unknown_fields=True, gc=False):
     program: str
     program_version: str
     earned: bool

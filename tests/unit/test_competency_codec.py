@@ -19,7 +19,6 @@ from projections.competency.codec import (
     open_state,
 )
 from projections.competency.model import LearnerState
-from tests.unit.competency_codec_format2 import encode_state_format_2
 from tests.unit.test_competency_fold import POOL, run
 
 
@@ -49,12 +48,12 @@ def test_equal_states_have_equal_bytes_whatever_their_dict_order() -> None:
     assert encode_state(shuffled) == encode_state(state)
 
 
-def test_the_layout_is_format_3_and_the_stored_state_far_smaller_than_json() -> None:
+def test_each_string_is_stored_once_so_the_state_is_far_smaller_than_json() -> None:
     state = run(*POOL)
-    stored = encode_state(state)
-    layout = open_state(stored)
-    assert layout[:1] == b"\x97" and msgspec.msgpack.decode(layout)[0] == FORMAT == 3
-    assert len(stored) * 5 < len(msgspec.json.encode(state))
+    raw = open_state(encode_state(state))
+    table = msgspec.msgpack.decode(raw)[3]
+    assert len(table) == len(set(table))
+    assert len(raw) * 3 < len(msgspec.json.encode(state))
 
 
 # A state of one statement as stored before states were compressed
@@ -92,21 +91,10 @@ def test_a_state_stored_uncompressed_before_still_decodes_and_digests_alike() ->
     state = run(*POOL[:1])
     assert OLD_FORM[:1] == b"\x98"
     assert decode_state(OLD_FORM) == state
-    assert encode_state_format_2(state, compressed=False) == OLD_FORM
     stored = encode_state(state)
-    # the audit digest of a row is the same whichever form it was stored in
-    assert digest_bytes(OLD_FORM) == open_state(stored) == digest_bytes(stored)
-
-
-@settings(max_examples=200, deadline=None)
-@given(chosen=st.lists(st.sampled_from(POOL), max_size=len(POOL)), compressed=st.booleans())
-def test_every_state_stored_in_format_2_decodes_to_itself_and_digests_as_format_3(
-    chosen: list, compressed: bool
-) -> None:
-    state = run(*chosen)
-    old = encode_state_format_2(state, compressed)
-    assert decode_state(old) == state
-    assert digest_bytes(old) == digest_bytes(encode_state(state)) == open_state(encode_state(state))
+    # the layout inside the new form is the old form byte for byte, so the
+    # audit digest of a row is the same whichever form it was stored in
+    assert open_state(stored) == OLD_FORM == digest_bytes(OLD_FORM) == digest_bytes(stored)
 
 
 def test_a_state_is_stored_as_one_zstd_frame_a_third_of_its_layout() -> None:
@@ -144,26 +132,15 @@ def test_an_empty_state_round_trips() -> None:
     [
         b"tampered",
         b'{"learner": "mbox:mailto:a@example.org"}',
-        msgspec.msgpack.encode([3, "x", 2, [], [], [], [], []]),
-        msgspec.msgpack.encode([2, "x", 2, [], [7], [], [], []]),  # an index past the string table
-        msgspec.msgpack.encode([2, "x", 2, ["a", "b"], [-1], [], [], []]),  # a negative index
-        msgspec.msgpack.encode([2, "x", 2, "ab", [0], [], [], []]),  # the table is not a list
-        msgspec.msgpack.encode([2, 5, 2, [], [], [], [], []]),  # the learner is not a string
-        msgspec.msgpack.encode([2, "x", "v", [], [], [], [], []]),
+        msgspec.msgpack.encode([FORMAT + 1, "x", 2, [], [], [], [], []]),
+        msgspec.msgpack.encode([FORMAT, "x", 2, [], [7], [], [], []]),  # an index past the string table
+        msgspec.msgpack.encode([FORMAT, "x", 2, ["a", "b"], [-1], [], [], []]),  # a negative index
+        msgspec.msgpack.encode([FORMAT, "x", 2, "ab", [0], [], [], []]),  # the table is not a list
+        msgspec.msgpack.encode([FORMAT, 5, 2, [], [], [], [], []]),  # the learner is not a string
+        msgspec.msgpack.encode([FORMAT, "x", "v", [], [], [], [], []]),
         msgspec.msgpack.encode([True, "x", 2, [], [], [], [], []]),
-        msgspec.msgpack.encode([2.0, "x", 2, [], [], [], [], []]),
-        msgspec.msgpack.encode([2, "x"]),
-        # format 3's layout (only ever stored compressed): seven fields, each part of its type
-        *(zstandard.ZstdCompressor().compress(msgspec.msgpack.encode(layout)) for layout in [
-            [2, "x", 3, [], [], [], []],
-            [4, "x", 3, [], [], [], []],
-            [FORMAT, "x", 3, [["not", "evidence"]], [], [], []],
-            [FORMAT, "x", 3, [], [5], [], []],  # a voided id that is not a string
-            [FORMAT, "x", 3, [], [], [["c", "done", None, None, None, 0, None, None, None, [], 3]], []],
-            [FORMAT, "x", 3, [], [], [], [["p"]]],
-        ]),
-        zstandard.ZstdCompressor().compress(msgspec.msgpack.encode([FORMAT, "x", 3, [], [], [], []])[:-1]),
-        msgspec.msgpack.encode([FORMAT, "x", 3, [], [], [], []]),  # format 3 is never stored uncompressed
+        msgspec.msgpack.encode([float(FORMAT), "x", 2, [], [], [], [], []]),
+        msgspec.msgpack.encode([FORMAT, "x"]),
         b"\x91" * 100_000 + b"\xc0",  # nested far deeper than any state
     ],
 )

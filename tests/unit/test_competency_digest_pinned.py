@@ -12,13 +12,11 @@ code as it was before the projections were made faster (commit ab6ea44).
 
 A change of the rules (RULE_VERSION) or of the stored state's format
 (codec.FORMAT) changes these bytes on purpose: recompute the digest then,
-with the reason in the commit.  The states are hashed twice: as format 2's
-layout (the rules' results) and as the layout the audit digest hashes now
-(format 3).  Each statement's meaning is hashed by its repr, so Evidence's
-field order is part of it: the order changed in branch proj-codec (the
-evidence order first), and both digests were recomputed after checking that
-a digest of the same log hashing every field by its name was the same before
-and after.
+with the reason in the commit.  Each statement's meaning is hashed by its
+repr, so Evidence's field order is part of it: the order changed in branch
+proj-codec (the evidence order first), and the digest was recomputed after
+checking that a digest of the same log hashing every field by its name was
+the same before and after.
 """
 
 from __future__ import annotations
@@ -26,7 +24,7 @@ from __future__ import annotations
 import hashlib
 import random
 import uuid
-from typing import Any, Callable
+from typing import Any
 
 import msgspec
 
@@ -36,7 +34,6 @@ from projections.competency.model import RULE_VERSION, LearnerState, StatementVo
 from projections.competency.policy import evolve_many, interpret_stored
 from projections.competency.rebuild import LogRebuild
 from projections.competency.rows import certification_rows, mismatch_rows, state_rows
-from tests.unit.competency_codec_format2 import encode_state_format_2
 
 CATALOG = load_catalog()
 COURSE = "https://lrs.example.org/courses/civil-servant-basic-digital-skills/modules/"
@@ -53,9 +50,8 @@ VERBS = [
 ]
 MASTERY = "https://w3id.org/xapi/cmi5/context/extensions/masteryscore"
 # sha256 of the generated log's states, rows and mismatch rows (see the module's docstring)
-PINNED = "c8a5db8f22f18dbbdd2106297731463a71aa71910f28029eb4308ad37bd2df2b"  # states as format 2's layout
-PINNED_FORMAT_3 = "abba050ab82a1ca7eb8d28f7f70f524ddbc39b3dfc573fb42aeb7ed49bbae623"  # as the audit digest's layout
-PINNED_FOR = (3, 3)  # (RULE_VERSION, FORMAT)
+PINNED = "c8a5db8f22f18dbbdd2106297731463a71aa71910f28029eb4308ad37bd2df2b"
+PINNED_FOR = (3, 2)  # (RULE_VERSION, FORMAT)
 
 
 def _timestamp(rng: random.Random) -> str:
@@ -124,7 +120,7 @@ def _log(seed: int, size: int) -> list[tuple[int, str, str, bytes]]:
     return [(i + 1, t, "statement", msgspec.json.encode(b)) for i, (t, b) in enumerate(bodies)]
 
 
-def _digest(log: list[tuple[int, str, str, bytes]], layout: Callable[[LearnerState], bytes]) -> str:
+def _digest(log: list[tuple[int, str, str, bytes]]) -> str:
     sha = hashlib.sha256()
 
     def add(value: Any) -> None:
@@ -143,7 +139,7 @@ def _digest(log: list[tuple[int, str, str, bytes]], layout: Callable[[LearnerSta
     for key in rebuild.prepare():
         folded = rebuild.fold(key)
         add(key)
-        add(layout(folded.state))
+        add(open_state(encode_state(folded.state)))  # the layout, as the audit digest hashes it
         add(state_rows(folded.tenant, folded.state))
         add(certification_rows(folded.tenant, folded.state))
         # and live apply's: the learner's events a few at a time
@@ -161,12 +157,7 @@ def _digest(log: list[tuple[int, str, str, bytes]], layout: Callable[[LearnerSta
 
 def test_the_rules_give_the_same_bytes_for_the_generated_log() -> None:
     assert (RULE_VERSION, FORMAT) == PINNED_FOR, "the rules or the format changed: recompute PINNED"
-    assert _digest(_log(19, 1500), lambda state: encode_state_format_2(state, compressed=False)) == PINNED
-
-
-def test_the_stored_states_give_the_same_bytes_for_the_generated_log() -> None:
-    assert (RULE_VERSION, FORMAT) == PINNED_FOR, "the rules or the format changed: recompute PINNED_FORMAT_3"
-    assert _digest(_log(19, 1500), lambda state: open_state(encode_state(state))) == PINNED_FORMAT_3
+    assert _digest(_log(19, 1500)) == PINNED
 
 
 def test_the_generated_log_has_what_the_digest_is_meant_to_cover() -> None:
