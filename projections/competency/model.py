@@ -42,7 +42,8 @@ RULE_VERSION = 3
 
 Status = Literal["not_started", "in_progress", "mastered"]
 
-# How a learner's evidence is kept sorted (Evidence.order), as a sort key.
+# How a learner's evidence is kept sorted (Evidence.order), as a sort key:
+# the order in which Evidence compares (its first five fields).
 EVIDENCE_ORDER = attrgetter("timestamp", "statement_id", "competency", "level_rank", "activity")
 
 
@@ -52,15 +53,24 @@ class _Value(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, gc=F
     replay holding millions of them in memory notices."""
 
 
-class Evidence(_Value, frozen=True, kw_only=True, forbid_unknown_fields=True, gc=False):
-    """What one statement says about one competency (at one level)."""
+class Evidence(_Value, frozen=True, kw_only=True, forbid_unknown_fields=True, gc=False, order=True):
+    """What one statement says about one competency (at one level).
 
-    statement_id: str
+    Evidence compares by its fields in order (``order=True``), so its first
+    five are the evidence order (:data:`EVIDENCE_ORDER`): a learner's
+    evidence is sorted and merged by comparing the Structs themselves, in C,
+    instead of building a key tuple of five attributes per item (about 0.2 µs
+    each through ``attrgetter``).  Two pieces of a state's evidence never
+    tie on those five (one statement's evidence is one per competency, level
+    and activity, and a competency's levels have distinct ranks), so the
+    fields after them never decide the order."""
+
     timestamp: str  # the statement's timestamp (UTC, normalised)
+    statement_id: str
     competency: str  # competence IRI
-    level: str | None  # level code; None when aligned to the competence alone
     level_rank: int  # 1 = lowest level of the framework, 0 = no level
     activity: str  # the aligned activity (object, parent or category)
+    level: str | None  # level code; None when aligned to the competence alone
     source: Literal["objective", "alignment", "equivalent"]
     verb: str
     registration: str | None

@@ -58,7 +58,6 @@ import msgspec
 from lrs.xapi.identity import ifi_key
 from projections.competency.catalog import AlignmentTarget, Catalog
 from projections.competency.model import (
-    EVIDENCE_ORDER,
     RULE_VERSION,
     CompetencyState,
     Evidence,
@@ -295,7 +294,7 @@ def evidence_of(statement: StatementView, judged: Judged, catalog: Catalog) -> S
             )
     if not evidence:
         return None
-    ordered = tuple(sorted(evidence.values(), key=EVIDENCE_ORDER))
+    ordered = tuple(sorted(evidence.values()))  # Evidence compares in EVIDENCE_ORDER
     return StatementEvidence(statement_id=statement_id, learner=learner, evidence=ordered)
 
 
@@ -356,7 +355,7 @@ def _move_on_known(move_on: str, passed_at: str | None, completed_at: str | None
 def fold_competency(competency: str, evidence: Iterable[Evidence]) -> CompetencyState:
     """The state of one competency from its evidence (any order, any duplicates)."""
     unique = {(e.statement_id, e.level, e.activity): e for e in evidence if e.competency == competency}
-    return _fold_ordered(competency, sorted(unique.values(), key=EVIDENCE_ORDER))
+    return _fold_ordered(competency, sorted(unique.values()))
 
 
 def _fold_ordered(competency: str, ordered: list[Evidence]) -> CompetencyState:
@@ -452,16 +451,25 @@ def certifications(
             continue
         met: list[str] = []
         missing: list[str] = []
+        for competency, needed in needs:
+            state = competencies.get(competency)
+            # attainments are kept lowest level first: the last is the highest reached
+            if state is not None and state.attainments and state.attainments[-1].level_rank >= needed:
+                met.append(competency)
+            else:
+                missing.append(competency)
+        key = f"{program.iri}|{program.version}"
+        if missing:  # most learners, most of the time: what earned it is not asked
+            result[key] = ProgramCertification(
+                program=program.iri, program_version=program.version, earned=False, earned_at=None,
+                statement_ids=(), met=tuple(sorted(met)), missing=tuple(sorted(missing)),
+            )
+            continue
         times: list[str] = []
         known: list[str] = []
         ids: set[str] = set()
         for competency, needed in needs:
-            state = competencies.get(competency)
-            candidates = [a for a in state.attainments if a.level_rank >= needed] if state else None
-            if not candidates:
-                missing.append(competency)
-                continue
-            met.append(competency)
+            candidates = [a for a in competencies[competency].attainments if a.level_rank >= needed]
             if len(candidates) == 1:  # most often: one level reached, or one at or above the need
                 first = candidates[0]
                 known.append(first.known_at)
@@ -470,16 +478,9 @@ def certifications(
                 known.append(min([a.known_at for a in candidates]))
             times.append(first.achieved_at)
             ids.update(first.statement_ids)
-        earned = not missing
-        result[f"{program.iri}|{program.version}"] = ProgramCertification(
-            program=program.iri,
-            program_version=program.version,
-            earned=earned,
-            earned_at=max(times) if earned else None,
-            known_at=max(known) if earned else None,
-            statement_ids=tuple(sorted(ids)) if earned else (),
-            met=tuple(sorted(met)),
-            missing=tuple(sorted(missing)),
+        result[key] = ProgramCertification(
+            program=program.iri, program_version=program.version, earned=True, earned_at=max(times),
+            known_at=max(known), statement_ids=tuple(sorted(ids)), met=tuple(sorted(met)), missing=(),
         )
     return result
 
@@ -495,7 +496,7 @@ def evolve(state: LearnerState, event: LearnerEvent, catalog: Catalog) -> Learne
         return _refold(state, kept, voided, {e.competency for e in removed}, catalog)
     if event.statement_id in state.voided or any(e.statement_id == event.statement_id for e in state.evidence):
         return state
-    merged = tuple(sorted((*state.evidence, *event.evidence), key=EVIDENCE_ORDER))
+    merged = tuple(sorted((*state.evidence, *event.evidence)))
     return _refold(state, merged, state.voided, {e.competency for e in event.evidence}, catalog)
 
 
@@ -522,23 +523,23 @@ def evolve_many(state: LearnerState, events: Iterable[LearnerEvent], catalog: Ca
     removed = [e for e in state.evidence if e.statement_id in newly_voided]
     kept_added = [e for e in added if e.statement_id not in newly_voided]
     evidence = tuple(
-        sorted((*(e for e in state.evidence if e.statement_id not in newly_voided), *kept_added), key=EVIDENCE_ORDER)
+        sorted((*(e for e in state.evidence if e.statement_id not in newly_voided), *kept_added))
     )
     affected = {e.competency for e in removed} | {e.competency for e in kept_added}
     return _refold(state, evidence, tuple(sorted(voided)), affected, catalog)
 
 
 def _merged(evidence: tuple[Evidence, ...], added: list[Evidence]) -> tuple[Evidence, ...]:
-    """``sorted((*evidence, *added), key=EVIDENCE_ORDER)`` for an ``evidence``
-    already in that order: each added item is inserted after its equals
-    (``insort``), as the stable sort puts it, so only about log(n) keys are
-    made per added item instead of a key for every item of the state (a
+    """``sorted((*evidence, *added))`` (evidence compares in
+    :data:`EVIDENCE_ORDER`) for an ``evidence`` already in that order: each
+    added item is inserted after its equals (``insort``), as the stable sort
+    puts it, so only about log(n) comparisons are made per added item (a
     learner's state grows with every statement; the batch adds one or two)."""
     if len(added) > 4 * len(evidence) + 8:  # a merge of whole states: sorting once is cheaper
-        return tuple(sorted((*evidence, *added), key=EVIDENCE_ORDER))
+        return tuple(sorted((*evidence, *added)))
     merged = list(evidence)
-    for e in sorted(added, key=EVIDENCE_ORDER):
-        insort(merged, e, key=EVIDENCE_ORDER)
+    for e in sorted(added):
+        insort(merged, e)
     return tuple(merged)
 
 
