@@ -103,26 +103,6 @@ DELETE FROM competency_states WHERE ctid IN (
     WHERE s.competency = w.competency
 )
 """
-# A learner's changed competency rows are updated in place, each found as
-# the delete finds it (the primary key's (tenant, learner) prefix, the
-# competency compared after) and updated by its ctid.
-UPDATE_STATE_ROWS = """
-UPDATE competency_states AS s SET status = w.status, level = w.level, level_rank = w.level_rank,
-    best_score = w.best_score, latest_score = w.latest_score, evidence_count = w.evidence_count,
-    first_mastered_at = w.first_mastered_at, rule_version = w.rule_version
-FROM (
-    SELECT w.*, r.ctid AS at
-    FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int[], $7::float8[], $8::float8[],
-        $9::int[], $10::timestamptz[], $11::int[])
-        AS w(tenant, learner, competency, status, level, level_rank, best_score, latest_score, evidence_count,
-             first_mastered_at, rule_version)
-    CROSS JOIN LATERAL (
-        SELECT ctid, competency FROM competency_states WHERE tenant = w.tenant AND learner = w.learner OFFSET 0
-    ) AS r
-    WHERE r.competency = w.competency
-) AS w
-WHERE s.ctid = w.at
-"""
 DELETE_CERTIFICATIONS = """
 DELETE FROM competency_certifications WHERE ctid IN (
     SELECT c.ctid FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS w(tenant, learner, program, version)
@@ -494,17 +474,13 @@ class CompetencyProjection(Projection):
         # CompetencyState object as it was, and certifications are refolded
         # only with a required competency, most often into the same rows
         # (earned or not, when, by which statements).
-        updated: list[tuple[Any, ...]] = []
         for (tenant, learner), before, after, _ in changed:
-            _rewrite(tenant, learner, before.competencies, after.competencies, state_row, _competency_key, gone, new_rows,
-                     updated)
+            _rewrite(tenant, learner, before.competencies, after.competencies, state_row, _competency_key, gone, new_rows)
             if after.certifications is not before.certifications:
                 _rewrite(tenant, learner, before.certifications, after.certifications, certification_row,
                          _program_key, uncertified, programs)
         if gone:
             await conn.execute(DELETE_STATE_ROWS, *_columns(gone, 3))
-        if updated:
-            await conn.execute(UPDATE_STATE_ROWS, *_columns(updated, len(STATE_COLUMNS)))
         if new_rows:
             await conn.copy_records_to_table("competency_states", records=new_rows, columns=STATE_COLUMNS)
         if uncertified or programs or counts:
@@ -596,12 +572,10 @@ def _rewrite(
     key: Callable[[str, str, Any], tuple[str, ...]],
     deletes: list[tuple[str, ...]],
     rows: list[tuple[Any, ...]],
-    updates: list[tuple[Any, ...]] | None = None,
 ) -> None:
     """The table changes from one learner's ``old`` to ``new`` values (by
     competency, or by programme): rows whose content differs are deleted and
-    written again (or, given ``updates``, go there to be updated in place),
-    rows of values that are gone are deleted."""
+    written again, rows of values that are gone are deleted."""
     for name, now in new.items():
         was = old.get(name)
         if was is now:
@@ -609,9 +583,6 @@ def _rewrite(
         written = row(tenant, learner, now)
         if was is not None:
             if row(tenant, learner, was) == written:
-                continue
-            if updates is not None:
-                updates.append(written)
                 continue
             deletes.append(key(tenant, learner, was))
         rows.append(written)

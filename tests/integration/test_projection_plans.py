@@ -31,12 +31,6 @@ QUERIES = {
     "DELETE_CERTIFICATIONS": (
         store.DELETE_CERTIFICATIONS, "text[], text[], text[], text[]", "ARRAY['t'], ARRAY['l'], ARRAY['p'], ARRAY['v']"
     ),
-    "UPDATE_STATE_ROWS": (
-        store.UPDATE_STATE_ROWS,
-        "text[], text[], text[], text[], text[], int[], float8[], float8[], int[], timestamptz[], int[]",
-        "ARRAY['t'], ARRAY['l'], ARRAY['c'], ARRAY['in_progress'], ARRAY[NULL::text], ARRAY[0], ARRAY[0.5], "
-        "ARRAY[0.5], ARRAY[1], ARRAY[NULL::timestamptz], ARRAY[1]",
-    ),
 }
 
 
