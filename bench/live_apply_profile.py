@@ -157,7 +157,7 @@ async def main_async(args: argparse.Namespace) -> list[dict]:
     results = []
     try:
         for mix in args.mix:
-            url = pg.url_for(f"replay_{mix.replace('-', '_')}_{args.log_events}")
+            url = pg.url_for(args.database or f"replay_{mix.replace('-', '_')}_{args.log_events}")
             result = await run(url, pg.pid, args.events, args.batch, args.cprofile, args.warm)
             result["mix"] = mix
             result["state_without_derived"] = args.state_without_derived
@@ -173,6 +173,8 @@ def main() -> int:
     parser.add_argument("--data-dir", required=True)
     parser.add_argument("--log-events", type=int, default=100_000, help="the filled log's length (its database name)")
     parser.add_argument("--events", type=int, default=30_000)
+    parser.add_argument("--database", help="the database of the filled log (default: replay_<mix>_<log events>); "
+                        "a copy of it made with CREATE DATABASE ... TEMPLATE can carry another checkout's migrations")
     parser.add_argument("--batch", type=int, default=1000)
     parser.add_argument("--warm", type=int, default=0, metavar="N",
                         help="apply the first N events unmeasured first, so the measured batches meet learners "

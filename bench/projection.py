@@ -57,6 +57,7 @@ sys.path.insert(0, str(ROOT))
 from lrs.runtime.embedded import ensure_database  # noqa: E402
 from lrs.runtime.nats import EmbeddedNats  # noqa: E402
 from lrs.runtime.postgres import EmbeddedPostgres  # noqa: E402
+from bench.process_cpu import ServiceCpu, per_statement_us, tree_cpu_s  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from ingest import _Connection, _free_port, _uuid_texts, _wait_ready  # noqa: E402  (the ingest bench's helpers)
@@ -377,12 +378,19 @@ async def main_async(args: argparse.Namespace) -> int:
     env = {**os.environ, "LRS_DATABASE_URL": database_url, "LRS_NATS_URL": nats_url, "LRS_HTTP_PORT": str(port),
            "LRS_DATA_DIR": str(work / "data"), "LRS_BOOTSTRAP_CREDENTIAL": f"{KEY}:{SECRET}",
            "LRS_LOG_LEVEL": "warning", "LRS_PROJECTIONS_ENABLED": "true", "LRS_HTTP_WORKERS": str(args.workers)}
-    proc = subprocess.Popen([sys.executable, "-m", "lrs", "serve"], env=env)
+    # --service-tree: another checkout's `lrs serve`, run by its own venv from its
+    # own directory, so that before and after meet one load generator.
+    tree = args.service_tree
+    python = str(Path(tree) / ".venv" / "bin" / "python") if tree else sys.executable
+    proc = subprocess.Popen([python, "-m", "lrs", "serve"], env=env, cwd=tree)
     result: dict = {}
     try:
         await _wait_ready(url, proc)
         load_before = _load()
         conn = await asyncpg.connect(database_url)
+        head_before = int(await conn.fetchval("SELECT coalesce(max(position), 0) FROM events"))
+        service_cpu = ServiceCpu(proc.pid)
+        cpu_before, pg_before = service_cpu.sample(), tree_cpu_s(pg.pid)
         monitor = Monitor(conn)
         watching = asyncio.create_task(monitor.run())
         answered, sent, errors, elapsed = await drive(
@@ -398,6 +406,13 @@ async def main_async(args: argparse.Namespace) -> int:
         await asyncio.sleep(0.05)
         monitor.stop = True
         await watching
+        # CPU per statement of each process of the service (the projection's is
+        # its CPU per event: every statement is one event) and of PostgreSQL
+        # (ingest and projection together), from the start of the load until
+        # the projection caught up.
+        cpu_after, pg_after = service_cpu.sample(), tree_cpu_s(pg.pid)
+        stored = int(await conn.fetchval("SELECT coalesce(max(position), 0) FROM events")) - head_before
+        cpu_us = per_statement_us({**cpu_before, "postgresql": pg_before}, {**cpu_after, "postgresql": pg_after}, stored)
         lags = [lag for t in answered if (lag := monitor.lag(t)) is not None]
         relay_lags = [lag for t in answered if (lag := monitor.lag(t, relay=True)) is not None]
         load_during = _load()
@@ -405,8 +420,10 @@ async def main_async(args: argparse.Namespace) -> int:
         proc.terminate()
         proc.wait(60)
 
-        await settle(database_url)
-        replayed = replay_in_own_process(database_url, args.replay_batch)
+        replayed = None
+        if not args.lag_only:
+            await settle(database_url)
+            replayed = replay_in_own_process(database_url, args.replay_batch)
         result = {
             "benchmark": "projection",
             "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -423,6 +440,8 @@ async def main_async(args: argparse.Namespace) -> int:
                 "measured_requests": len(lags), "poll_interval_s": POLL_S,
                 "relay_checkpoint_p50": _pct(relay_lags, 50), "relay_checkpoint_p99": _pct(relay_lags, 99),
             },
+            "cpu_us_per_statement": cpu_us,
+            "statements_stored": stored,
             "replay": replayed,
             "targets": {"lag_p99_s": 1.0, "replay_events_per_s": 50_000},
             "machine": _machine(load_before, load_during),
@@ -462,7 +481,8 @@ def _branch() -> str:
 
 def _write(result: dict) -> None:
     RESULTS_DIR.mkdir(exist_ok=True)
-    path = RESULTS_DIR / f"projection-{_branch()}{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%SZ')}.json"
+    label = result.get("settings", {}).get("label") or ""
+    path = RESULTS_DIR / f"projection-{_branch()}{label + '-' if label else ''}{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%SZ')}.json"
     path.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {path}")
 
@@ -492,6 +512,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="share of voiding statements with --replay-only (default: 0.01)")
     parser.add_argument("--database-url", help="with --replay-only: use this database (filled when its log is empty)")
     parser.add_argument("--no-write", action="store_true", help="print only; do not write bench/results/")
+    parser.add_argument("--lag-only", action="store_true", help="skip the replay after the lag run")
+    parser.add_argument("--service-tree", metavar="CHECKOUT",
+                        help="run another checkout's `lrs serve` with its own .venv (before/after with one load generator)")
+    parser.add_argument("--label", default="", help="added to the result file's name")
     parser.add_argument("--work-dir", help="directory for the scratch stores (PostgreSQL, JetStream), removed after "
                         "the run (default: the system's temporary directory)")
     return parser.parse_args(argv)

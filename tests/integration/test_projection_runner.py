@@ -878,3 +878,32 @@ async def test_a_batch_while_the_next_event_waits_its_retry_delay_reads_nothing_
     filled = await runner.applier.apply_batch([], fill_to=3)
     assert (filled.checkpoint, filled.applied, filled.failed_at) == (1, 0, 2)
     assert reads == 0 and len(projection.failed_at) == 1
+
+
+class SeesCommitSetting(CompetencyProjection):
+    """Notes the transaction's synchronous_commit as each batch applies."""
+
+    def __init__(self) -> None:
+        super().__init__(CATALOG)
+        self.seen: list[str] = []
+
+    async def apply_many(self, conn: asyncpg.Connection, events: Any) -> None:
+        self.seen.append(await conn.fetchval("SELECT current_setting('synchronous_commit')"))
+        await super().apply_many(conn, events)
+
+
+async def test_a_batch_commits_without_waiting_for_its_wal_and_leaves_the_connection_as_it_was(
+    pool: asyncpg.Pool, writer: StatementWriter
+) -> None:
+    """A projection is derived from the log: its batch commits without
+    waiting for the WAL flush (a commit lost in a crash is lost with its
+    checkpoint and applied again), and only that transaction does."""
+    await write(writer, *(course_statement(1, m, v, 10 * i) for i, (m, v) in enumerate(MODULES[:4])))
+    projection = SeesCommitSetting()
+    runner = ProjectionRunner(pool, projection)
+    await runner.apply_batch((await log_events(pool))[:2])
+    await runner.catch_up()
+    assert projection.seen and set(projection.seen) == {"off"}
+    assert await runner.checkpoint() == 4
+    async with pool.acquire() as conn:
+        assert await conn.fetchval("SELECT current_setting('synchronous_commit')") == "on"
