@@ -48,6 +48,7 @@ import asyncpg
 import msgspec
 from cryptography.exceptions import InvalidTag
 
+from lrs.metrics import LEARNER_KEYS_REFUSED
 from lrs.privacy import seal
 from lrs.privacy.master import MasterKey, PrivacyKeyError
 from lrs.store.sealed_identities import StoredCiphertexts
@@ -692,6 +693,7 @@ class LearnerKeys:
         """The writer refused ``sealed``: an identity it made a key for has
         another live key, or none (:class:`lrs.store.group_keys.KeyTakenMeanwhile`
         with ``live``, the live keys it read).  Those are cached, to seal again with."""
+        LEARNER_KEYS_REFUSED.inc()
         self._settle_made(sealed, live)
 
     def stored(self, sealed: Sealed) -> None:
