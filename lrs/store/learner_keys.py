@@ -75,12 +75,32 @@ CROSS JOIN LATERAL (
 ) AS k
 WHERE k.generation IS NOT NULL
 """
+# Every key made, whichever statement makes it, is announced to every
+# process (delivered at COMMIT, in commit order with the erasures'
+# notifications on the same channel: LearnerKeys.heard): the other workers
+# cache it and do not make keys of their own for that learner, which the
+# group commit would refuse (lrs.store.group_keys).  Keys made by
+# LOAD_OR_CREATE were not announced: in a service with two workers every
+# learner first seen in a request of more than MAKE_KEYS_UP_TO new ones
+# stayed unknown to the other worker, whose next request naming a few such
+# learners made keys, was refused and sealed again (one request in six at
+# batch 100, 50,000 learners; docs/privacy.md "seal-b100").  The
+# announcement carries the key epoch as of the statement: every erasure
+# that can destroy the key commits after it, so with a higher epoch; a
+# process whose cache is valid for a higher epoch already (it caught up
+# with the log head's before its listener delivered this) may have counted
+# that erasure and does not cache the key.  ``{tenant}``: the SQL of the
+# row's tenant.
+ANNOUNCE_KEY = (
+    "pg_notify('" + CHANGES_CHANNEL + "', {tenant} || ' ' || pseudonym || ' ' || generation || ':' "
+    "|| encode(wrapped, 'hex') || ':' || (SELECT key_epoch FROM log_head WHERE singleton))"
+)
 INSERT_KEYS = """
 INSERT INTO learner_keys (tenant, pseudonym, generation, wrapped)
 SELECT $1, p, g, w FROM unnest($2::text[], $3::int[], $4::bytea[]) AS u(p, g, w)
 ON CONFLICT DO NOTHING
-RETURNING pseudonym
-"""
+RETURNING pseudonym, %s AS announced
+""" % ANNOUNCE_KEY.format(tenant="$1")
 # The live key of one wanted identity (the primary key's (tenant, pseudonym) prefix).
 _LIVE_KEY = """
 CROSS JOIN LATERAL (
@@ -104,11 +124,12 @@ WITH made AS (
     INSERT INTO learner_keys (tenant, pseudonym, generation, wrapped)
     SELECT $1, u.p, 1, u.w FROM unnest($2::text[], $3::bytea[]) AS u(p, w)
     ON CONFLICT DO NOTHING
-    RETURNING pseudonym, generation, wrapped, set_config('synchronous_commit', 'off', true) AS quick
+    RETURNING pseudonym, generation, wrapped, set_config('synchronous_commit', 'off', true) AS quick,
+              %s AS announced
 )
 SELECT pseudonym, generation, wrapped FROM made
 UNION ALL
-SELECT u.p AS pseudonym, k.generation, k.wrapped FROM unnest($2::text[]) AS u(p)""" + _LIVE_KEY
+SELECT u.p AS pseudonym, k.generation, k.wrapped FROM unnest($2::text[]) AS u(p)""" % ANNOUNCE_KEY.format(tenant="$1") + _LIVE_KEY
 SELECT_LIVE = "SELECT u.p AS pseudonym, k.generation, k.wrapped FROM unnest($2::text[]) AS u(p)" + _LIVE_KEY
 SELECT_GENERATIONS = """
 SELECT u.p AS pseudonym, u.g AS generation, k.wrapped
