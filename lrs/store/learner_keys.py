@@ -178,6 +178,17 @@ Pool = asyncpg.Pool | asyncpg.Connection
 # statements (0.02 transactions a statement).  A single statement misses at
 # most its actor's and the authority's, plus a team's or an instructor's.
 MAKE_KEYS_UP_TO = 4
+# Whether an identity this process has not cached is new (no key yet) or
+# known to the store (a key this process never heard of: it started, or
+# restarted, after the key was made; or the cache dropped it) is learned
+# from what the key statements and the group commit answer, as a moving
+# share of the last few dozen such identities (LearnerKeys._known_share).
+# Above READ_FIRST_ABOVE the keys are read before sealing even for a few
+# missing identities: a key made for a known identity is refused, and its
+# whole request sealed twice and sent through two group commits, where one
+# key statement is shared by the requests that wait at the same moment.
+READ_FIRST_ABOVE = 0.5
+_SHARE_STEP = 1 / 16
 
 
 class _CachedKeys(dict):
@@ -334,6 +345,14 @@ class LearnerKeys:
         # such an identity meanwhile uses the same one, so that requests of
         # one process naming a new learner agree (lrs.store.group_keys).
         self._made: dict[tuple[str, str], tuple[bytes, seal.SealKey]] = {}
+        # Of the identities not cached lately, the share that had a key already (READ_FIRST_ABOVE).
+        self._known_share = 0.0
+
+    def _learned(self, known: int, new: int) -> None:
+        """``known`` identities this process had not cached had a key already, ``new`` had none."""
+        total = known + new
+        if total:
+            self._known_share += min(1.0, _SHARE_STEP * total) * (known / total - self._known_share)
 
     # -- pseudonyms ---------------------------------------------------------
 
@@ -543,14 +562,17 @@ class LearnerKeys:
         wrapped = [self._master.wrap(k, tenant, p, 1) for k, p in zip(data_keys, pseudonyms)]
         mine = {p: (w, k) for p, w, k in zip(pseudonyms, wrapped, data_keys)}
         keys: dict[str, seal.SealKey] = {}
+        made = 0
         for row in await self._key_pool.fetch(LOAD_OR_CREATE, tenant, pseudonyms, wrapped):
             pseudonym, generation, stored = row["pseudonym"], row["generation"], row["wrapped"]
             own = mine[pseudonym]
             if generation == 1 and stored == own[0]:  # made now: no need to unwrap
                 cipher = seal.new_data_key_cipher(own[1])
+                made += 1
             else:
                 cipher = self._cipher(stored, tenant, pseudonym, generation)
             keys[pseudonym] = self._remember(tenant, pseudonym, generation, cipher, version)
+        self._learned(len(pseudonyms) - made, made)
         absent = [p for p in pseudonyms if p not in keys]
         if absent:  # erased before, or made by another process meanwhile
             for key in await self._load_or_create_after_erasure(tenant, absent, version):
@@ -664,7 +686,8 @@ class LearnerKeys:
         sealed = [seal.seal_statement(s, sealer.agent) for s in statements]
         new_keys: dict[str, bytes] = {}
         if sealer.missing:
-            if make_keys and self.trust_cache and len(sealer.missing) <= MAKE_KEYS_UP_TO:
+            if (make_keys and self.trust_cache and len(sealer.missing) <= MAKE_KEYS_UP_TO
+                    and self._known_share <= READ_FIRST_ABOVE):
                 keys = {ident: self._key_made(tenant, ident, new_keys) for ident in sealer.missing}
             else:
                 keys = await self.keys_for_writing(tenant, sealer.missing)
@@ -715,6 +738,8 @@ class LearnerKeys:
         another live key, or none (:class:`lrs.store.group_keys.KeyTakenMeanwhile`
         with ``live``, the live keys it read).  Those are cached, to seal again with."""
         LEARNER_KEYS_REFUSED.inc()
+        known = sum(1 for p, wrapped in sealed.new_keys.items() if live.get(p) != (1, wrapped))
+        self._learned(known, len(sealed.new_keys) - known)
         self._settle_made(sealed, live)
 
     def stored(self, sealed: Sealed) -> None:
@@ -722,6 +747,7 @@ class LearnerKeys:
         ciphertexts: its sealed forms may be reused (a later request that
         names an identity the same way then carries no ciphertext)."""
         if sealed.new_keys:  # committed with the Statements: now the live keys
+            self._learned(0, len(sealed.new_keys))
             self._settle_made(sealed, {p: (1, w) for p, w in sealed.new_keys.items()})
         if sealed.forms and self.trust_cache and self._version == sealed.version:
             while self._sealed_count and self._sealed_count + len(sealed.forms) > self._capacity:

@@ -351,3 +351,38 @@ async def test_two_processes_racing_on_new_learners_by_both_ways_of_making_keys_
     for (mbox, _), payload, opened in zip(sent, stored, await reader.open_payloads(TENANT, stored)):
         assert b"v4.1." in payload and mbox.removeprefix("mailto:").encode() not in payload
         assert mbox.removeprefix("mailto:").encode() in opened
+
+
+async def test_a_process_that_finds_the_learners_it_has_not_cached_known_reads_their_keys_first(
+    pool: asyncpg.Pool, writer: StatementWriter
+) -> None:
+    """A process started after its learners' keys were made (a restart: its
+    cache is empty, and it heard no announcement of them) made keys for the
+    few learners of a request it had not cached, each refused by the group
+    commit and the request sealed twice.  Once the key statements and the
+    group commit show it that such learners are mostly known, it reads
+    their keys first; once they are mostly new again, it makes them again."""
+    master = MasterKey(os.urandom(32))
+    before = LearnerKeys(pool, master)
+    known = [f"mailto:known{n}@example.com" for n in range(40)]
+    await append_sealed(writer, before, await seal_made(before, [naming(m) for m in known]))
+    restarted = LearnerKeys(pool, master)
+    # A request of many it has not cached: read (all known), one key statement.
+    await append_sealed(writer, restarted, await seal_made(restarted, [naming(m) for m in known[:20]]))
+    refused = []
+    for mbox in known[20:]:
+        statements = [naming(mbox)]
+        sealed = await seal_made(restarted, statements)
+        assert not sealed.new_keys  # read before sealing, not made
+        refused.append((await append_as_the_service_does(writer, restarted, sealed, statements))[1])
+    assert not any(refused)
+    # New learners one at a time: read (and made) first while the share says known, then made in the worker.
+    made = []
+    for n in range(40):
+        statements = [naming(f"mailto:new{n}@example.com")]
+        sealed = await seal_made(restarted, statements)
+        made.append(bool(sealed.new_keys))
+        assert not (await append_as_the_service_does(writer, restarted, sealed, statements))[1]
+    assert not made[0] and all(made[-10:])
+    rows = await pool.fetch("SELECT pseudonym, count(*) AS n FROM learner_keys GROUP BY pseudonym")
+    assert len(rows) == 81 and all(r["n"] == 1 for r in rows)  # 80 learners and the authority, one key each
