@@ -21,8 +21,11 @@ Statements sent over HTTP are sealed with ``make_keys``: for an identity a
 process has not cached it makes a key (generation 1) without asking
 PostgreSQL, and the group commit that appends the Statements inserts it, or
 refuses the request when the identity has another live key, to be sealed
-again with that one (:mod:`lrs.store.group_keys`).  Otherwise (documents, a
-request sealed again, a process whose listening connection is down)
+again with that one (:mod:`lrs.store.group_keys`); every key made is
+announced to the other processes (:data:`ANNOUNCE_KEY`).  Otherwise
+(documents, a request sealed again, a process whose listening connection is
+down, one that finds the identities it has not cached mostly known:
+:data:`READ_FIRST_ABOVE`)
 identities not cached are looked up, and for a new one a key made, in one
 statement shared by the requests that need keys within a short wait, as the
 group commit gathers Statements (:data:`LOAD_OR_CREATE`), on a connection
