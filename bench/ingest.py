@@ -359,8 +359,11 @@ async def run_one(url: str, auth: str, batch: int, concurrency: int, duration: f
             samples.append(cpu.sample())
         if log is not None:
             log_samples.append(await log.sample())
+        if cpu is not None:  # a service this bench started: its own workers
+            refused.append(await refused_by_worker(url, auth))
 
     log_samples: list[dict[str, int]] = []
+    refused: list[dict[str, float]] = []
     sampler = asyncio.ensure_future(sample_at_warmup_end())
     await asyncio.gather(
         *(
@@ -374,6 +377,8 @@ async def run_one(url: str, auth: str, batch: int, concurrency: int, duration: f
         samples.append(cpu.sample())
     if log is not None:
         log_samples.append(await log.sample())
+    if refused:
+        refused.append(await refused_by_worker(url, auth))
     client_cpu_s = time.process_time() - client_cpu[0]
     latencies.sort()
     population = describe_learners(learners)
@@ -404,7 +409,33 @@ async def run_one(url: str, auth: str, batch: int, concurrency: int, duration: f
         "bench_client_cpu_us_per_statement": round(client_cpu_s / counts[0] * 1e6, 1) if counts[0] else None,
         "load_average_after": load_average(),
         "group_commits": await log.between(*log_samples) if log is not None and len(log_samples) == 2 else None,
+        # Requests sealed again after a refused key (lrs_learner_keys_refused), by worker, over the measured run.
+        "keys_refused": {pid: after - refused[0].get(pid, 0.0) for pid, after in refused[1].items()}
+        if len(refused) == 2 and refused[0] else None,
     }
+
+
+async def refused_by_worker(url: str, auth: str, tries: int = 24) -> dict[str, float]:
+    """``lrs_learner_keys_refused`` of each HTTP worker (by ``lrs_process_id``):
+    requests the group commit refused for a key the worker made that was not
+    the live one, sealed again.  Each worker serves its own /metrics, so the
+    scrape is repeated on new connections until it has met each of
+    ``LRS_HTTP_WORKERS`` (SO_REUSEPORT hands a new connection to one of them
+    at random).  Empty for a build without the counter."""
+    workers = int(os.environ.get("LRS_HTTP_WORKERS", "1"))
+    found: dict[str, float] = {}
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as session:
+        for _ in range(tries):
+            async with session.get(f"{url}/metrics", headers={"Authorization": auth}) as response:
+                text = await response.text()
+            values = dict(line.rsplit(" ", 1) for line in text.splitlines()
+                          if line.startswith(("lrs_process_id ", "lrs_learner_keys_refused_total ")))
+            if "lrs_process_id" not in values:
+                return {}
+            found[str(int(float(values["lrs_process_id"])))] = float(values.get("lrs_learner_keys_refused_total", 0))
+            if len(found) >= workers:
+                break
+    return found
 
 
 def describe_learners(learners: Learners | None) -> dict:
@@ -627,6 +658,8 @@ async def main_async(args: argparse.Namespace) -> int:
                        if used else "")
                     + f"  load generator {result['bench_client_cpu_us_per_statement']} µs/statement"
                     + (f"  {result['group_commits']}" if result["group_commits"] else "")
+                    + (f"  keys refused {result['keys_refused']} of {result['requests']} requests"
+                       if result["keys_refused"] is not None else "")
                     + (f"  first sights {result['learners']['first_sight_share']:.1%}"
                        if "first_sight_share" in result["learners"] else "")
                     + f"  load {result['load_average_after']}",

@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+import os
+
 from prometheus_client import Counter, Gauge, Histogram
 
 # -- relay: event log -> JetStream --------------------------------------------
@@ -76,6 +78,19 @@ GROUP_COMMIT_REQUESTS = Histogram(
     "Append requests decided by one group-commit transaction",
     buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
 )
+
+# -- sealing: learner keys -----------------------------------------------------
+
+LEARNER_KEYS_REFUSED = Counter(
+    "lrs_learner_keys_refused",
+    "Statement requests the group commit refused because a learner key this process made for them was not "
+    "the learner's live key (another process made one first, or it was erased); each is sealed again and "
+    "sent to a second group commit",
+)
+# Each HTTP worker serves its own /metrics: its process id tells them apart
+# (bench/ingest.py adds up the workers' counters by it).
+PROCESS_ID = Gauge("lrs_process_id", "The id of the process that answered this scrape")
+PROCESS_ID.set_function(os.getpid)
 
 # -- projections (set when /ready or /metrics is read) ---------------------------
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncpg
 
 from lrs.batching import AppendRequest
-from lrs.store.learner_keys import CHANGES_CHANNEL
+from lrs.store.learner_keys import ANNOUNCE_KEY
 from lrs.xapi.errors import XapiError
 
 __all__ = ["KeyTakenMeanwhile", "PROPOSE_KEYS", "SELECT_LIVE_KEYS", "keys_taken"]
@@ -34,23 +34,15 @@ __all__ = ["KeyTakenMeanwhile", "PROPOSE_KEYS", "SELECT_LIVE_KEYS", "keys_taken"
 # per identity, as lrs.store.learner_keys's statements).  Keys are
 # inserted in (tenant, pseudonym) order in every process, so two groups
 # making the same keys wait for each other rather than deadlock.  Each key
-# made is announced to every process (delivered at COMMIT, in commit order
-# with the erasures' notifications on the same channel:
-# lrs.store.learner_keys.LearnerKeys.heard), so that the other workers
-# cache it instead of making keys of their own that the group refuses.
-# The announcement carries the key epoch as of this statement: every
-# erasure that can destroy the key commits after it, so with a higher
-# epoch; a process whose cache is already valid for a higher epoch (it
-# caught up with the log head's before its listener delivered this) may
-# have counted that erasure and does not cache the key.
+# made is announced to every process (lrs.store.learner_keys.ANNOUNCE_KEY),
+# so that the other workers cache it instead of making keys of their own
+# that the group refuses.
 PROPOSE_KEYS = """
 WITH made AS (
     INSERT INTO learner_keys (tenant, pseudonym, generation, wrapped)
     SELECT u.t, u.p, 1, u.w FROM unnest($1::text[], $2::text[], $3::bytea[]) AS u(t, p, w)
     ON CONFLICT DO NOTHING
-    RETURNING tenant, pseudonym, generation, wrapped,
-              pg_notify('%s', tenant || ' ' || pseudonym || ' ' || generation || ':' || encode(wrapped, 'hex')
-                        || ':' || (SELECT key_epoch FROM log_head WHERE singleton))
+    RETURNING tenant, pseudonym, generation, wrapped, %s AS announced
 )
 SELECT tenant, pseudonym, generation, wrapped FROM made
 UNION ALL
@@ -59,7 +51,7 @@ CROSS JOIN LATERAL (
     SELECT generation, wrapped FROM learner_keys
     WHERE tenant = u.t AND pseudonym = u.p AND wrapped IS NOT NULL LIMIT 1
 ) AS k
-""" % CHANGES_CHANNEL
+""" % ANNOUNCE_KEY.format(tenant="tenant")
 # The live keys of identities whose key another transaction committed while
 # PROPOSE_KEYS waited for it (the statement's snapshot was taken before).
 SELECT_LIVE_KEYS = """

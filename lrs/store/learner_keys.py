@@ -21,8 +21,11 @@ Statements sent over HTTP are sealed with ``make_keys``: for an identity a
 process has not cached it makes a key (generation 1) without asking
 PostgreSQL, and the group commit that appends the Statements inserts it, or
 refuses the request when the identity has another live key, to be sealed
-again with that one (:mod:`lrs.store.group_keys`).  Otherwise (documents, a
-request sealed again, a process whose listening connection is down)
+again with that one (:mod:`lrs.store.group_keys`); every key made is
+announced to the other processes (:data:`ANNOUNCE_KEY`).  Otherwise
+(documents, a request sealed again, a process whose listening connection is
+down, one that finds the identities it has not cached mostly known:
+:data:`READ_FIRST_ABOVE`)
 identities not cached are looked up, and for a new one a key made, in one
 statement shared by the requests that need keys within a short wait, as the
 group commit gathers Statements (:data:`LOAD_OR_CREATE`), on a connection
@@ -48,6 +51,7 @@ import asyncpg
 import msgspec
 from cryptography.exceptions import InvalidTag
 
+from lrs.metrics import LEARNER_KEYS_REFUSED
 from lrs.privacy import seal
 from lrs.privacy.master import MasterKey, PrivacyKeyError
 from lrs.store.sealed_identities import StoredCiphertexts
@@ -74,12 +78,32 @@ CROSS JOIN LATERAL (
 ) AS k
 WHERE k.generation IS NOT NULL
 """
+# Every key made, whichever statement makes it, is announced to every
+# process (delivered at COMMIT, in commit order with the erasures'
+# notifications on the same channel: LearnerKeys.heard): the other workers
+# cache it and do not make keys of their own for that learner, which the
+# group commit would refuse (lrs.store.group_keys).  Keys made by
+# LOAD_OR_CREATE were not announced: in a service with two workers every
+# learner first seen in a request of more than MAKE_KEYS_UP_TO new ones
+# stayed unknown to the other worker, whose next request naming a few such
+# learners made keys, was refused and sealed again (one request in six at
+# batch 100, 50,000 learners; docs/privacy.md "seal-b100").  The
+# announcement carries the key epoch as of the statement: every erasure
+# that can destroy the key commits after it, so with a higher epoch; a
+# process whose cache is valid for a higher epoch already (it caught up
+# with the log head's before its listener delivered this) may have counted
+# that erasure and does not cache the key.  ``{tenant}``: the SQL of the
+# row's tenant.
+ANNOUNCE_KEY = (
+    "pg_notify('" + CHANGES_CHANNEL + "', {tenant} || ' ' || pseudonym || ' ' || generation || ':' "
+    "|| encode(wrapped, 'hex') || ':' || (SELECT key_epoch FROM log_head WHERE singleton))"
+)
 INSERT_KEYS = """
 INSERT INTO learner_keys (tenant, pseudonym, generation, wrapped)
 SELECT $1, p, g, w FROM unnest($2::text[], $3::int[], $4::bytea[]) AS u(p, g, w)
 ON CONFLICT DO NOTHING
-RETURNING pseudonym
-"""
+RETURNING pseudonym, %s AS announced
+""" % ANNOUNCE_KEY.format(tenant="$1")
 # The live key of one wanted identity (the primary key's (tenant, pseudonym) prefix).
 _LIVE_KEY = """
 CROSS JOIN LATERAL (
@@ -103,11 +127,12 @@ WITH made AS (
     INSERT INTO learner_keys (tenant, pseudonym, generation, wrapped)
     SELECT $1, u.p, 1, u.w FROM unnest($2::text[], $3::bytea[]) AS u(p, w)
     ON CONFLICT DO NOTHING
-    RETURNING pseudonym, generation, wrapped, set_config('synchronous_commit', 'off', true) AS quick
+    RETURNING pseudonym, generation, wrapped, set_config('synchronous_commit', 'off', true) AS quick,
+              %s AS announced
 )
 SELECT pseudonym, generation, wrapped FROM made
 UNION ALL
-SELECT u.p AS pseudonym, k.generation, k.wrapped FROM unnest($2::text[]) AS u(p)""" + _LIVE_KEY
+SELECT u.p AS pseudonym, k.generation, k.wrapped FROM unnest($2::text[]) AS u(p)""" % ANNOUNCE_KEY.format(tenant="$1") + _LIVE_KEY
 SELECT_LIVE = "SELECT u.p AS pseudonym, k.generation, k.wrapped FROM unnest($2::text[]) AS u(p)" + _LIVE_KEY
 SELECT_GENERATIONS = """
 SELECT u.p AS pseudonym, u.g AS generation, k.wrapped
@@ -155,6 +180,17 @@ Pool = asyncpg.Pool | asyncpg.Connection
 # statements (0.02 transactions a statement).  A single statement misses at
 # most its actor's and the authority's, plus a team's or an instructor's.
 MAKE_KEYS_UP_TO = 4
+# Whether an identity this process has not cached is new (no key yet) or
+# known to the store (a key this process never heard of: it started, or
+# restarted, after the key was made; or the cache dropped it) is learned
+# from what the key statements and the group commit answer, as a moving
+# share of the last few dozen such identities (LearnerKeys._known_share).
+# Above READ_FIRST_ABOVE the keys are read before sealing even for a few
+# missing identities: a key made for a known identity is refused, and its
+# whole request sealed twice and sent through two group commits, where one
+# key statement is shared by the requests that wait at the same moment.
+READ_FIRST_ABOVE = 0.5
+_SHARE_STEP = 1 / 16
 
 
 class _CachedKeys(dict):
@@ -311,6 +347,14 @@ class LearnerKeys:
         # such an identity meanwhile uses the same one, so that requests of
         # one process naming a new learner agree (lrs.store.group_keys).
         self._made: dict[tuple[str, str], tuple[bytes, seal.SealKey]] = {}
+        # Of the identities not cached lately, the share that had a key already (READ_FIRST_ABOVE).
+        self._known_share = 0.0
+
+    def _learned(self, known: int, new: int) -> None:
+        """``known`` identities this process had not cached had a key already, ``new`` had none."""
+        total = known + new
+        if total:
+            self._known_share += min(1.0, _SHARE_STEP * total) * (known / total - self._known_share)
 
     # -- pseudonyms ---------------------------------------------------------
 
@@ -520,14 +564,17 @@ class LearnerKeys:
         wrapped = [self._master.wrap(k, tenant, p, 1) for k, p in zip(data_keys, pseudonyms)]
         mine = {p: (w, k) for p, w, k in zip(pseudonyms, wrapped, data_keys)}
         keys: dict[str, seal.SealKey] = {}
+        made = 0
         for row in await self._key_pool.fetch(LOAD_OR_CREATE, tenant, pseudonyms, wrapped):
             pseudonym, generation, stored = row["pseudonym"], row["generation"], row["wrapped"]
             own = mine[pseudonym]
             if generation == 1 and stored == own[0]:  # made now: no need to unwrap
                 cipher = seal.new_data_key_cipher(own[1])
+                made += 1
             else:
                 cipher = self._cipher(stored, tenant, pseudonym, generation)
             keys[pseudonym] = self._remember(tenant, pseudonym, generation, cipher, version)
+        self._learned(len(pseudonyms) - made, made)
         absent = [p for p in pseudonyms if p not in keys]
         if absent:  # erased before, or made by another process meanwhile
             for key in await self._load_or_create_after_erasure(tenant, absent, version):
@@ -641,7 +688,8 @@ class LearnerKeys:
         sealed = [seal.seal_statement(s, sealer.agent) for s in statements]
         new_keys: dict[str, bytes] = {}
         if sealer.missing:
-            if make_keys and self.trust_cache and len(sealer.missing) <= MAKE_KEYS_UP_TO:
+            if (make_keys and self.trust_cache and len(sealer.missing) <= MAKE_KEYS_UP_TO
+                    and self._known_share <= READ_FIRST_ABOVE):
                 keys = {ident: self._key_made(tenant, ident, new_keys) for ident in sealer.missing}
             else:
                 keys = await self.keys_for_writing(tenant, sealer.missing)
@@ -691,6 +739,9 @@ class LearnerKeys:
         """The writer refused ``sealed``: an identity it made a key for has
         another live key, or none (:class:`lrs.store.group_keys.KeyTakenMeanwhile`
         with ``live``, the live keys it read).  Those are cached, to seal again with."""
+        LEARNER_KEYS_REFUSED.inc()
+        known = sum(1 for p, wrapped in sealed.new_keys.items() if live.get(p) != (1, wrapped))
+        self._learned(known, len(sealed.new_keys) - known)
         self._settle_made(sealed, live)
 
     def stored(self, sealed: Sealed) -> None:
@@ -698,6 +749,7 @@ class LearnerKeys:
         ciphertexts: its sealed forms may be reused (a later request that
         names an identity the same way then carries no ciphertext)."""
         if sealed.new_keys:  # committed with the Statements: now the live keys
+            self._learned(0, len(sealed.new_keys))
             self._settle_made(sealed, {p: (1, w) for p, w in sealed.new_keys.items()})
         if sealed.forms and self.trust_cache and self._version == sealed.version:
             while self._sealed_count and self._sealed_count + len(sealed.forms) > self._capacity:

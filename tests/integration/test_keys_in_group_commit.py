@@ -7,6 +7,7 @@ together; a group that does not commit leaves no key (docs/privacy.md)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import traceback
 import uuid
@@ -18,8 +19,10 @@ from lrs.ingest.prepare import prepare_statements
 from lrs.privacy import seal
 from lrs.privacy.master import MasterKey
 from lrs.store import StatementWriter
+from lrs.store.credential_changes import credential_changes
 from lrs.store.erasure import erase_learner
 from lrs.store.learner_keys import CHANGES_CHANNEL, MAKE_KEYS_UP_TO, LearnerKeys, Sealed
+from lrs.store.pool import create_pool
 from lrs.store.reader import get_statement
 from lrs.store.writer import KeyTakenMeanwhile
 from tests.statements import new_id, statement
@@ -241,3 +244,145 @@ async def test_a_key_announced_before_an_erasure_but_heard_after_the_process_cau
     [opened] = await LearnerKeys(pool, master).open_payloads(
         TENANT, [await get_statement(pool, TENANT, uuid.UUID(statements[0]["id"]), voided=False)])
     assert b"giang@example.com" in opened
+
+
+class _Process:
+    """One service process of its own: its pool, key cache, listener and writer (nothing shared but PostgreSQL)."""
+
+    def __init__(self, database_url: str, master: MasterKey) -> None:
+        self.database_url, self.master = database_url, master
+        self._stack = contextlib.AsyncExitStack()
+
+    async def __aenter__(self) -> "_Process":
+        self.pool = await create_pool(self.database_url, min_size=1, max_size=4)
+        self._stack.push_async_callback(self.pool.close)
+        self.keys = LearnerKeys(self.pool, self.master)
+
+        def lost() -> None:
+            self.keys.trust_cache = False
+            self.keys.forget_all()
+
+        def listening() -> None:
+            self.keys.forget_all()
+            self.keys.trust_cache = True
+
+        await self._stack.enter_async_context(credential_changes(
+            self.database_url, on_change=self.keys.heard, on_lost=lost, on_listening=listening,
+            channel=CHANGES_CHANNEL, application_name="test-learner-keys"))
+        self.writer = StatementWriter(self.pool, wait_ms=1.0, shared_log=True)
+        await self.writer.start()
+        self._stack.push_async_callback(self.writer.close)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._stack.aclose()
+
+    async def send(self, statements: list[dict]) -> bool:
+        """Sealed and appended as lrs.http.statements does; whether it was refused once."""
+        return (await append_as_the_service_does(self.writer, self.keys, await seal_made(self.keys, statements),
+                                                 statements))[1]
+
+    async def heard_of(self, mbox: str) -> bool:
+        pseudonym = self.keys.pseudonym(TENANT, f"mbox:{mbox}")
+        for _ in range(300):
+            if self.keys.cached(TENANT, pseudonym) is not None:
+                return True
+            await asyncio.sleep(0.01)
+        return False
+
+
+async def test_a_key_made_before_sealing_is_announced_so_another_process_makes_none_for_that_learner(
+    database_url: str, pool: asyncpg.Pool
+) -> None:
+    """A request naming more new learners than MAKE_KEYS_UP_TO has their keys
+    made by the key statement (LOAD_OR_CREATE), not the group commit.  Those
+    keys were not announced: the other worker, never having cached them, made
+    keys of its own for its next request naming one of them, which the group
+    commit refused, and sealed that request again (half the requests at batch
+    100 in a running programme)."""
+    master = MasterKey(os.urandom(32))
+    async with _Process(database_url, master) as first, _Process(database_url, master) as second:
+        many = [naming(f"mailto:class{n}@example.com") for n in range(MAKE_KEYS_UP_TO + 1)]
+        sealed = await seal_made(first.keys, many)
+        assert not sealed.new_keys  # read or made before sealing
+        await append_sealed(first.writer, first.keys, sealed)
+        assert await second.heard_of("mailto:class0@example.com")
+        again = [naming("mailto:class0@example.com")]
+        sealed_again = await seal_made(second.keys, again)
+        assert not sealed_again.new_keys  # hers and the authority's were heard of
+        [result] = await append_sealed(second.writer, second.keys, sealed_again)
+        assert result.inserted
+    [opened] = await LearnerKeys(pool, master).open_payloads(
+        TENANT, [await get_statement(pool, TENANT, uuid.UUID(again[0]["id"]), voided=False)])
+    assert b"class0@example.com" in opened
+
+
+async def test_two_processes_racing_on_new_learners_by_both_ways_of_making_keys_keep_one_key_each(
+    database_url: str, pool: asyncpg.Pool
+) -> None:
+    """Two processes that share nothing but PostgreSQL name the same new
+    learners at once, one in requests too large to make keys itself (the key
+    statement makes them before sealing), the other in requests of one
+    (keys made in the worker, inserted by the group commit), each hearing the
+    other's announcements: every learner ends with one live key, every
+    Statement is stored and opens with it."""
+    master = MasterKey(os.urandom(32))
+    sent: list[tuple[str, dict]] = []
+    async with _Process(database_url, master) as first, _Process(database_url, master) as second:
+        for round_ in range(6):
+            mboxes = [f"mailto:r{round_}n{n}@example.com" for n in range(MAKE_KEYS_UP_TO + 2)]
+            large = [naming(m) for m in mboxes]
+            singles = [[naming(m)] for m in mboxes[:3]]
+            for m, s in [*zip(mboxes, large), *((s[0]["actor"]["mbox"], s[0]) for s in singles)]:
+                sent.append((m, s))
+            await asyncio.gather(first.send(large), *(second.send(s) for s in singles))
+        for mbox, _ in sent:
+            pseudonym = first.keys.pseudonym(TENANT, f"mbox:{mbox}")
+            rows = await pool.fetch("SELECT generation, wrapped FROM learner_keys WHERE tenant = $1 AND pseudonym = $2",
+                                    TENANT, pseudonym)
+            assert [r["generation"] for r in rows] == [1] and rows[0]["wrapped"] is not None
+            # Each process has her one live key cached (its own, or heard of).
+            for process in (first, second):
+                cached = process.keys.cached(TENANT, pseudonym)
+                assert cached is None or cached.generation == 1
+    reader = LearnerKeys(pool, master)  # reads the live keys from PostgreSQL
+    stored = [await get_statement(pool, TENANT, uuid.UUID(s["id"]), voided=False) for _, s in sent]
+    assert all(payload is not None for payload in stored)
+    for (mbox, _), payload, opened in zip(sent, stored, await reader.open_payloads(TENANT, stored)):
+        assert b"v4.1." in payload and mbox.removeprefix("mailto:").encode() not in payload
+        assert mbox.removeprefix("mailto:").encode() in opened
+
+
+async def test_a_process_that_finds_the_learners_it_has_not_cached_known_reads_their_keys_first(
+    pool: asyncpg.Pool, writer: StatementWriter
+) -> None:
+    """A process started after its learners' keys were made (a restart: its
+    cache is empty, and it heard no announcement of them) made keys for the
+    few learners of a request it had not cached, each refused by the group
+    commit and the request sealed twice.  Once the key statements and the
+    group commit show it that such learners are mostly known, it reads
+    their keys first; once they are mostly new again, it makes them again."""
+    master = MasterKey(os.urandom(32))
+    before = LearnerKeys(pool, master)
+    known = [f"mailto:known{n}@example.com" for n in range(40)]
+    await append_sealed(writer, before, await seal_made(before, [naming(m) for m in known]))
+    restarted = LearnerKeys(pool, master)
+    # A request of many it has not cached: read (all known), one key statement.
+    await append_sealed(writer, restarted, await seal_made(restarted, [naming(m) for m in known[:20]]))
+    refused = []
+    for mbox in known[20:]:
+        statements = [naming(mbox)]
+        sealed = await seal_made(restarted, statements)
+        assert not sealed.new_keys  # read before sealing, not made
+        refused.append((await append_as_the_service_does(writer, restarted, sealed, statements))[1])
+    assert not any(refused)
+    # New learners one at a time: read (and made) first while the share says known, then made in the worker.
+    made = []
+    for n in range(40):
+        statements = [naming(f"mailto:new{n}@example.com")]
+        sealed = await seal_made(restarted, statements)
+        made.append(bool(sealed.new_keys))
+        assert not (await append_as_the_service_does(writer, restarted, sealed, statements))[1]
+    assert not made[0] and all(made[-10:])
+    rows = await pool.fetch("SELECT pseudonym, count(*) AS n FROM learner_keys GROUP BY pseudonym")
+    assert len(rows) == 81 and all(r["n"] == 1 for r in rows)  # 80 learners and the authority, one key each

@@ -179,6 +179,41 @@ def test_a_cached_data_key_keeps_its_bytes_and_seals_and_opens_as_the_cipher_wou
         seal.new_data_key_cipher(b"short")
 
 
+def test_no_encoding_of_a_cached_data_key_writes_the_key():
+    """A DataKey is a msgspec Struct (kept out of the collector's sight), and
+    msgspec writes a Struct's fields whatever its repr hides: encoding a
+    cached key, or a log line holding one (lrs.logs encodes with msgspec),
+    wrote the raw key in base64.  Pickling it is refused."""
+    import base64
+    import gc
+    import pickle
+
+    import msgspec
+    import structlog
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCMSIV
+
+    from lrs.logs import render_line
+
+    raw = os.urandom(32)
+    key = seal.new_data_key_cipher(raw)
+    sealed_key = seal.SealKey("p" * 32, 1, key)
+    forms = {base64.b64encode(raw), base64.urlsafe_b64encode(raw).rstrip(b"="), raw.hex().encode(), raw,
+             str(int.from_bytes(raw, "big")).encode()}
+    written = [msgspec.json.encode(sealed_key), msgspec.json.encode(key), msgspec.json.encode(sealed_key, enc_hook=repr),
+               render_line(None, "info", {"event": "sealed", "key": sealed_key, "keys": [key]}).encode(),
+               structlog.processors.JSONRenderer()(None, "info", {"key": sealed_key}).encode()]
+    try:
+        written.append(msgspec.msgpack.encode(sealed_key, enc_hook=repr))
+    except OverflowError:  # msgpack has no integer that wide: refused, nothing written
+        pass
+    for line in written:
+        assert not any(form in line for form in forms), line
+    with pytest.raises(TypeError):
+        pickle.dumps(sealed_key)
+    assert not gc.is_tracked(key)
+    assert key.encrypt(b"\0" * 12, b"x", b"") == AESGCMSIV(raw).encrypt(b"\0" * 12, b"x", b"")
+
+
 def _colliding_tags(monkeypatch):
     """Every v4 tag the same (empty): two namings of one identity then share
     a row (a 1 in 2**48 chance per pair with real tags)."""
