@@ -43,10 +43,13 @@ __all__ = ["KeyTakenMeanwhile", "PROPOSE_KEYS", "SELECT_LIVE_KEYS", "keys_taken"
 # epoch; a process whose cache is already valid for a higher epoch (it
 # caught up with the log head's before its listener delivered this) may
 # have counted that erasure and does not cache the key.
+# created_at is the statement's time, not now(): the group's transaction may
+# have been begun up to a second before by the last group's COMMIT
+# (lrs.store.writer, begun_hold_s), and now() is its BEGIN's time.
 PROPOSE_KEYS = """
 WITH made AS (
-    INSERT INTO learner_keys (tenant, pseudonym, generation, wrapped)
-    SELECT u.t, u.p, 1, u.w FROM unnest($1::text[], $2::text[], $3::bytea[]) AS u(t, p, w)
+    INSERT INTO learner_keys (tenant, pseudonym, generation, wrapped, created_at)
+    SELECT u.t, u.p, 1, u.w, statement_timestamp() FROM unnest($1::text[], $2::text[], $3::bytea[]) AS u(t, p, w)
     ON CONFLICT DO NOTHING
     RETURNING tenant, pseudonym, generation, wrapped,
               pg_notify('%s', tenant || ' ' || pseudonym || ' ' || generation || ':' || encode(wrapped, 'hex')
