@@ -263,3 +263,21 @@ async def test_a_key_made_in_a_begun_transaction_is_dated_when_it_is_made(
             arrival.close()
         made = await pool.fetch("SELECT created_at FROM learner_keys")
         assert made and all(row["created_at"] >= before for row in made)
+
+
+async def test_a_begun_transaction_holds_no_snapshot_and_no_lock_while_it_waits(
+    database_url: str, pool: asyncpg.Pool
+) -> None:
+    """What docs/operations.md promises of the writer's session idle in a
+    transaction: no snapshot (nothing for VACUUM's horizon) and no lock but
+    its own virtual transaction id (the log head's lock ended at COMMIT)."""
+    async with _writer_on_groups_pool(database_url, pool, begun_hold_s=5.0) as writer:
+        await _lock_step(writer, [object()], rounds=2)
+        assert writer._held is not None
+        row = await pool.fetchrow(
+            "SELECT pid, backend_xmin, backend_xid FROM pg_stat_activity"
+            " WHERE application_name = $1 AND state = 'idle in transaction'", GROUPS,
+        )
+        assert row is not None and row["backend_xmin"] is None and row["backend_xid"] is None
+        locks = await pool.fetch("SELECT locktype FROM pg_locks WHERE pid = $1", row["pid"])
+        assert [lock["locktype"] for lock in locks] == ["virtualxid"]
