@@ -34,13 +34,16 @@ __all__ = ["KeyTakenMeanwhile", "PROPOSE_KEYS", "SELECT_LIVE_KEYS", "keys_taken"
 # per identity, as lrs.store.learner_keys's statements).  Keys are
 # inserted in (tenant, pseudonym) order in every process, so two groups
 # making the same keys wait for each other rather than deadlock.  Each key
-# made is announced to every process (lrs.store.learner_keys.ANNOUNCE_KEY),
-# so that the other workers cache it instead of making keys of their own
-# that the group refuses.
+# made is announced to every process (lrs.store.learner_keys.ANNOUNCE_KEY,
+# with the key epoch as of this statement), so that the other workers cache it
+# instead of making keys of their own that the group refuses.
+# created_at is the statement's time, not now(): the group's transaction may
+# have been begun up to a second before by the last group's COMMIT
+# (lrs.store.writer, begun_hold_s), and now() is its BEGIN's time.
 PROPOSE_KEYS = """
 WITH made AS (
-    INSERT INTO learner_keys (tenant, pseudonym, generation, wrapped)
-    SELECT u.t, u.p, 1, u.w FROM unnest($1::text[], $2::text[], $3::bytea[]) AS u(t, p, w)
+    INSERT INTO learner_keys (tenant, pseudonym, generation, wrapped, created_at)
+    SELECT u.t, u.p, 1, u.w, statement_timestamp() FROM unnest($1::text[], $2::text[], $3::bytea[]) AS u(t, p, w)
     ON CONFLICT DO NOTHING
     RETURNING tenant, pseudonym, generation, wrapped, %s AS announced
 )

@@ -6,6 +6,7 @@ its own and no pool reset for the next group)."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from typing import AsyncIterator, Callable
 
@@ -13,6 +14,10 @@ import asyncpg
 import structlog
 
 log = structlog.get_logger(__name__)
+
+# How long release() waits for its ROLLBACK before it closes the connection
+# instead (the commit announcer's close waits as long: lrs.store.commit_notifications).
+ROLLBACK_TIMEOUT_S = 2.0
 
 
 async def connection_for_group(
@@ -40,10 +45,21 @@ async def release(pool: asyncpg.Pool, conn: asyncpg.pool.PoolConnectionProxy) ->
     own error or COMMIT, where a broken connection must cost neither the
     task nor the group's answers.  asyncpg reports some broken connections
     as InternalClientError, neither PostgresError nor InterfaceError, and
-    the pool closes a connection whose reset failed before it re-raises."""
+    the pool closes a connection whose reset failed before it re-raises.
+
+    Bounded: a ROLLBACK a quiet database host never answers would hold the
+    writer's task (and its close) for asyncpg's 60 s command timeout, and
+    the transaction a COMMIT began for clients that will be back is rolled
+    back here at close and after every idle ``begun_hold_s``
+    (tests/integration/test_writer_close_unreachable.py)."""
     try:
         try:
-            await roll_back(conn)
+            await asyncio.wait_for(roll_back(conn), ROLLBACK_TIMEOUT_S)
+        except TimeoutError:
+            # The host went quiet: the connection is given up (PostgreSQL
+            # rolls its transaction back when the session ends).
+            log.warning("statement writer rollback not answered; connection closed", waited_s=ROLLBACK_TIMEOUT_S)
+            conn.terminate()
         except Exception as exc:  # noqa: BLE001 - see above
             log.warning("statement writer rollback failed", error=repr(exc))
     finally:

@@ -228,3 +228,56 @@ async def test_a_writer_in_lock_step_still_lets_postgresql_report_its_statistics
         inserted = await pool.fetchval("SELECT n_tup_ins FROM pg_stat_user_tables WHERE relname = 'events'")
         assert inserted > 0
         assert 0 < writer.groups_chained < writer.groups_committed
+
+
+async def test_a_key_made_in_a_begun_transaction_is_dated_when_it_is_made(
+    database_url: str, pool: asyncpg.Pool
+) -> None:
+    """A transaction a COMMIT began waits up to ``begun_hold_s`` for its
+    group, and PostgreSQL's now() is the time of its BEGIN: a learner key
+    the group makes must not be dated from before its request (nor before
+    an erasure committed meanwhile, which its created_at would then precede)."""
+    import os
+
+    from lrs.privacy.master import MasterKey
+    from lrs.store.learner_keys import LearnerKeys
+
+    async with _writer_on_groups_pool(database_url, pool, begun_hold_s=5.0) as writer:
+        client = object()
+        await _lock_step(writer, [client], rounds=2)
+        assert writer._held is not None  # the next group's transaction is begun
+        await asyncio.sleep(0.5)
+        before = await pool.fetchval("SELECT clock_timestamp()")
+        keyring = LearnerKeys(pool, MasterKey(os.urandom(32)))
+        body = {**statement(statement_id=new_id(), activity="http://example.com/a"),
+                "actor": {"objectType": "Agent", "mbox": "mailto:new@example.com"}}
+        sealed = await keyring.seal_statements("default", [body], AUTHORITY, make_keys=True)
+        prepared = prepare_statements(sealed.statements, version="1.0.3", authority=sealed.authority, new_id=uuid.uuid4)
+        arrival = writer.arrival(client)
+        try:
+            await asyncio.wait_for(writer.append(
+                "default", prepared, key_epoch=sealed.epoch, key_refs=sealed.refs,
+                ciphertexts=sealed.ciphertexts, new_keys=sealed.new_keys, arrival=arrival,
+            ), BOUND_S)
+        finally:
+            arrival.close()
+        made = await pool.fetch("SELECT created_at FROM learner_keys")
+        assert made and all(row["created_at"] >= before for row in made)
+
+
+async def test_a_begun_transaction_holds_no_snapshot_and_no_lock_while_it_waits(
+    database_url: str, pool: asyncpg.Pool
+) -> None:
+    """What docs/operations.md promises of the writer's session idle in a
+    transaction: no snapshot (nothing for VACUUM's horizon) and no lock but
+    its own virtual transaction id (the log head's lock ended at COMMIT)."""
+    async with _writer_on_groups_pool(database_url, pool, begun_hold_s=5.0) as writer:
+        await _lock_step(writer, [object()], rounds=2)
+        assert writer._held is not None
+        row = await pool.fetchrow(
+            "SELECT pid, backend_xmin, backend_xid FROM pg_stat_activity"
+            " WHERE application_name = $1 AND state = 'idle in transaction'", GROUPS,
+        )
+        assert row is not None and row["backend_xmin"] is None and row["backend_xid"] is None
+        locks = await pool.fetch("SELECT locktype FROM pg_locks WHERE pid = $1", row["pid"])
+        assert [lock["locktype"] for lock in locks] == ["virtualxid"]

@@ -125,3 +125,54 @@ async def test_closing_the_pools_with_the_database_silent_ends_in_time(pool: asy
         await asyncio.wait_for(close_pool(groups, timeout_s=1.0), 30)  # before: Pool.close had no end
         assert loop.time() - began < 5
         assert groups.is_closing()
+
+
+async def test_closing_a_writer_holding_a_begun_transaction_with_the_database_silent_ends_in_time(
+    pool: asyncpg.Pool, database_url: str
+) -> None:
+    """A COMMIT whose client will be back begins the next group's transaction
+    and the writer keeps its connection (lrs.store.writer, begun_hold_s): at
+    close, that transaction is rolled back.  With the host gone quiet the
+    ROLLBACK is never answered; the close must not wait for asyncpg's 60 s
+    command timeout."""
+    proxy = SilencingProxy(database_url)
+    async with writer_through(proxy, pool) as (writer, _groups):
+        client = object()
+        for _ in range(2):
+            arrival = writer.arrival(client)  # a client on a kept-alive connection, in lock-step
+            try:
+                await writer.append("default", _batch(1), arrival=arrival)
+            finally:
+                arrival.close()
+        assert writer._held is not None  # the next group's transaction is begun
+        proxy.silence()
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        await asyncio.wait_for(writer.close(), 30)  # before: ROLLBACK waited for the 60 s command timeout
+        assert loop.time() - began < 10
+    assert await pool.fetchval("SELECT position FROM log_head") == 2
+
+
+async def test_a_begun_transaction_nobody_came_for_with_the_database_silent_does_not_stop_the_writer(
+    pool: asyncpg.Pool, database_url: str
+) -> None:
+    """The begun transaction nobody comes for is rolled back after
+    begun_hold_s by the writer's own task: a ROLLBACK the silent host never
+    answers must not keep the task (and every request queued meanwhile)
+    waiting for asyncpg's 60 s command timeout."""
+    proxy = SilencingProxy(database_url)
+    async with writer_through(proxy, pool) as (writer, _groups):
+        writer._begun_hold_s = 0.2
+        client = object()
+        arrival = writer.arrival(client)
+        try:
+            await writer.append("default", _batch(1), arrival=arrival)
+        finally:
+            arrival.close()
+        assert writer._held is not None
+        proxy.silence()
+        await asyncio.sleep(0.5)  # the hold is over: the task rolls back on the silent connection
+        proxy.speak()
+        # a request now reaches the writer's task within the bound and commits on a new connection
+        await asyncio.wait_for(writer.append("default", _batch(1)), 10)
+        await asyncio.wait_for(writer.close(), 10)
