@@ -40,6 +40,12 @@ _UNAVAILABLE: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.TransactionRollbackError,  # class 40: serialization failure, deadlock
     asyncpg.exceptions.LockNotAvailableError,  # 55P03: lock_timeout ran out (a writer overloaded, not a bad request)
     asyncpg.exceptions.InternalClientError,  # a connection left mid-protocol ("cannot switch to state")
+    # 25P03/25P04: the server ended a session idle in a transaction (or a
+    # transaction) past an operator's idle_in_transaction_session_timeout
+    # (transaction_timeout); the writer holds a begun transaction open between
+    # groups (lrs.store.writer, begun_hold_s), so a setting below that hold ends it.
+    asyncpg.exceptions.IdleInTransactionSessionTimeoutError,
+    asyncpg.exceptions.TransactionTimeoutError,
     # A schema change (a migration while the service runs) invalidated a
     # cached statement inside a transaction; asyncpg has dropped its cache,
     # so a retry prepares again.

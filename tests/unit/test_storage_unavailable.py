@@ -25,6 +25,10 @@ UNAVAILABLE = [
     asyncpg.exceptions.DeadlockDetectedError("deadlock detected"),
     # lock_timeout (lrs/store/pool.py) ran out: a writer overloaded long enough to hold the log head 30 s.
     asyncpg.exceptions.LockNotAvailableError("canceling statement due to lock timeout"),
+    # An operator's idle_in_transaction_session_timeout shorter than the writer's begun hold.
+    asyncpg.exceptions.IdleInTransactionSessionTimeoutError(
+        "terminating connection due to idle-in-transaction timeout"),
+    asyncpg.exceptions.TransactionTimeoutError("terminating connection due to transaction timeout"),
     FileNotFoundError(2, "No such file or directory"),  # the server's socket is gone
     ConnectionRefusedError(111, "Connection refused"),
     TimeoutError(),
