@@ -362,6 +362,20 @@ async def _receive(pipe: Any, what: str) -> bytes:
     return _received(pipe.recv_bytes, what)
 
 
+def _send(links: _Links, share: int, frm: int, message: bytes) -> None:
+    """Send ``message`` from share ``frm`` to ``share``.  A broken pipe means
+    that share's process has ended: the replay fails with what it sent
+    before it ended (its error), or ReplayWorkerFailed when it was killed,
+    rather than with the broken pipe (which of the two a process meets is a
+    matter of timing)."""
+    try:
+        links.to(share, frm).send_bytes(message)
+    except BrokenPipeError:
+        pipe = links.of(frm, share)
+        while True:  # what it sent before its error (hints, reports) is of no use now
+            _received(pipe.recv_bytes, "its error")
+
+
 def _received(recv: Callable[[], bytes], what: str) -> bytes:
     """The message ``recv`` reads from a pipe: ReplayWorkerFailed when its
     writer ended first, what it raised when it sent that."""
@@ -443,7 +457,7 @@ async def _read_all(
             kept[number] = page_kept
             for other in range(shares):
                 if other != share:
-                    links.to(other, share).send_bytes(b"h" + _ENCODE.encode(hints[other]))
+                    _send(links, other, share, b"h" + _ENCODE.encode(hints[other]))
         else:
             waiting[number] = page
             match(number)
@@ -494,14 +508,14 @@ async def _in_shares(conn: Any, work: LogRebuild, pages: LogPages, processes: in
             owned.append(hashes)
         twice = sorted(collisions(owned))
         for share in range(1, processes):
-            links.to(share, 0).send_bytes(_ENCODE.encode(twice))
+            _send(links, share, 0, _ENCODE.encode(twice))
         reported = [suspects(work, set(twice))]
         for share in range(1, processes):
             message = await _receive(links.of(0, share), "its suspects")
             reported.append([tuple(s) for s in _DECODE.decode(message[1:])])  # type: ignore[misc]
         ours, *theirs = settle(reported)
         for share, verdict in enumerate(theirs, start=1):
-            links.to(share, 0).send_bytes(_ENCODE.encode(verdict))
+            _send(links, share, 0, _ENCODE.encode(verdict))
         give_up(work, *ours)
         await copy_statements(conn, work, voids=True)  # every process has every voiding: this one writes them
         async with _indexed_early(conn, connect, [links.of(0, share) for share in range(1, processes)]):

@@ -6,8 +6,10 @@ replay without swapping anything in."""
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import random
+import time
 from datetime import datetime, timezone
 from typing import Any
 
@@ -87,6 +89,43 @@ async def test_a_share_worker_that_fails_fails_the_replay_and_swaps_nothing_in(
     monkeypatch.setattr(read_shares, "judge_page", judge_page)
     await replay(pool, CompetencyProjection(CATALOG, replay_processes=2, replay_readers=2), connect=lambda: connect(database_url))
     assert await digest(pool) == live
+
+
+def after_the_workers_ended(call: Any) -> Any:
+    """``call``, but in the replay's process its first call waits until its
+    workers have ended: the order in which a worker dying on its first page
+    and this process sending the hints of its own first page meet under load."""
+    replay_process = os.getpid()
+    first = [True]
+
+    def waiting(*args: Any) -> Any:
+        if os.getpid() == replay_process and first:
+            first.clear()
+            deadline = time.monotonic() + 60
+            while multiprocessing.active_children() and time.monotonic() < deadline:
+                time.sleep(0.01)
+        return call(*args)
+
+    return waiting
+
+
+@pytest.mark.parametrize("ending", ["raises", "is killed"])
+async def test_a_share_worker_that_ends_before_it_is_sent_hints_fails_the_replay_with_its_own_error(
+    ending: str, pool: asyncpg.Pool, writer: StatementWriter, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Sending hints to a share that has ended meets a broken pipe: the
+    replay fails with what that share raised (or ReplayWorkerFailed when it
+    was killed), not with the broken pipe."""
+    runner, live, checkpoint, before = await filled_and_caught_up(pool, writer)
+    judge_page = read_shares.judge_page
+
+    monkeypatch.setattr(LogPages, "__init__", small_pages)
+    monkeypatch.setattr(read_shares, "judge_page", failing_in_forked_workers(
+        after_the_workers_ended(judge_page), ending, OSError("cannot judge this page")))
+    expected = (OSError, "cannot judge this page") if ending == "raises" else (ReplayWorkerFailed, "ended before")
+    with pytest.raises(expected[0], match=expected[1]):
+        await replay(pool, CompetencyProjection(CATALOG, replay_processes=2, replay_readers=2), connect=lambda: connect(database_url))
+    await assert_nothing_swapped_in(pool, runner, live, checkpoint, before)
 
 
 def _key(learner: int) -> str:
