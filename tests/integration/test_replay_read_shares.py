@@ -176,3 +176,30 @@ async def test_links_that_change_during_the_log_give_the_shares_what_one_process
                      connect=lambda: connect(database_url))
         assert await tables(pool) == in_one
         assert await digest(pool) == live
+
+
+@pytest.mark.parametrize("readers", [1, 2])
+async def test_an_early_index_build_that_fails_fails_the_replay_and_swaps_nothing_in(
+    readers: int, pool: asyncpg.Pool, writer: StatementWriter, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The statement tables indexed on their own connection while the
+    learners fold (read_shares._indexed_early): when that connection fails
+    half-way (one table indexed), the replay fails with its error once the
+    fold is done, and the live tables stay as they were."""
+    runner, live, checkpoint, before = await filled_and_caught_up(pool, writer)
+    index_early = read_shares.index_early
+
+    async def failing_half_way(connect_to: Any, scratch: str, tables: Any) -> None:
+        await index_early(connect_to, scratch, tables[:1])
+        raise ConnectionResetError("the index builder's connection was lost")
+
+    monkeypatch.setattr(read_shares, "index_early", failing_half_way)
+    with pytest.raises(ConnectionResetError, match="index builder"):
+        await replay(pool, CompetencyProjection(CATALOG, replay_processes=2, replay_readers=readers),
+                     connect=lambda: connect(database_url))
+    await assert_nothing_swapped_in(pool, runner, live, checkpoint, before)
+
+    monkeypatch.setattr(read_shares, "index_early", index_early)
+    await replay(pool, CompetencyProjection(CATALOG, replay_processes=2, replay_readers=readers),
+                 connect=lambda: connect(database_url))
+    assert await digest(pool) == live
