@@ -46,6 +46,8 @@ import gc
 import multiprocessing
 import os
 import pickle
+import queue
+import threading
 import uuid
 from typing import Any, AsyncIterator, Callable, Sequence
 
@@ -69,6 +71,9 @@ MIN_SHARED_EVENTS = 20_000  # a shorter log is read here (a fork costs more than
 # Pages judged by another process held while this one judges on, before it
 # waits for their hints (each another process's page of stored payloads).
 MAX_WAITING_PAGES = 8
+# How long a process of those that failed lets the hint being written finish
+# before it sends its error (the others read on unless they failed too).
+HINTS_ABANDONED_SECONDS = 10.0
 # A replay's memo of learner keys by actor: every learner of a log of this
 # many actors is decoded once (the live projection's 8,192 made most
 # evidence of a 20,000-learner log decode its actor again).  An entry
@@ -362,6 +367,79 @@ async def _receive(pipe: Any, what: str) -> bytes:
     return _received(pipe.recv_bytes, what)
 
 
+def _send(links: _Links, share: int, frm: int, message: bytes) -> None:
+    """Send ``message`` from share ``frm`` to ``share``.  A broken pipe means
+    that share's process has ended: see :func:`_ended`."""
+    try:
+        links.to(share, frm).send_bytes(message)
+    except BrokenPipeError:
+        _ended(links, share, frm)
+
+
+def _ended(links: _Links, share: int, frm: int) -> None:
+    """Raise what the process of ``share``, which has ended, sent ``frm``
+    before it ended (its error), or ReplayWorkerFailed when it was killed,
+    rather than the broken pipe ``frm`` met writing to it (which of the two
+    a process meets is a matter of timing)."""
+    pipe = links.of(frm, share)
+    while True:  # what it sent before its error (hints, reports) is of no use now
+        _received(pipe.recv_bytes, "its error")
+
+
+class _HintSender:
+    """The hints a process of a replay read in shares sends while it reads,
+    written by a thread of their own: a process blocked writing hints to a
+    full pipe would not read the other's, and two such processes would wait
+    on each other for ever (a page's hints are a few KB to tens of KB,
+    against a pipe of 64 KB or less when it could not be widened)."""
+
+    def __init__(self, links: _Links, share: int) -> None:
+        self.links, self.share = links, share
+        self.outbox: queue.SimpleQueue[tuple[int, bytes] | None] = queue.SimpleQueue()
+        self.ended: list[int] = []  # the shares whose pipe broke: their process ended
+        loop = asyncio.get_running_loop()
+        self.written = loop.create_future()
+        self.thread = threading.Thread(
+            target=self._write, args=(lambda: loop.call_soon_threadsafe(self.written.set_result, None),),
+            name="lrs-replay-hints", daemon=True,
+        )
+        self.thread.start()
+
+    def send(self, other: int, message: bytes) -> None:
+        self.outbox.put((other, message))
+
+    def _write(self, done: Callable[[], None]) -> None:
+        try:
+            while (item := self.outbox.get()) is not None:
+                other, message = item
+                if other not in self.ended:
+                    try:
+                        self.links.to(other, self.share).send_bytes(message)
+                    except BrokenPipeError:
+                        self.ended.append(other)
+        finally:
+            with contextlib.suppress(RuntimeError):  # the loop closed: nobody waits
+                done()
+
+    async def finish(self) -> None:
+        """Once every hint is written (the others read them as they read
+        on); what an ended process sent, if one did."""
+        self.outbox.put(None)
+        await self.written
+        for other in self.ended:
+            _ended(self.links, other, self.share)
+
+    def abandon(self) -> None:
+        """After a failure here: the hints queued are not sent, the one being
+        written is let finish (for a while) so that the error sent next does
+        not land in the middle of it."""
+        while not self.outbox.empty():
+            with contextlib.suppress(queue.Empty):
+                self.outbox.get_nowait()
+        self.outbox.put(None)
+        self.thread.join(HINTS_ABANDONED_SECONDS)
+
+
 def _received(recv: Callable[[], bytes], what: str) -> bytes:
     """The message ``recv`` reads from a pipe: ReplayWorkerFailed when its
     writer ended first, what it raised when it sent that."""
@@ -430,31 +508,41 @@ async def _read_all(
         while at in waiting:
             hear(judge_of, await _receive(links.of(share, judge_of), f"the hints of page {at}"))
 
-    async for page in pages:
-        if not page:
-            continue
-        events += len(page)
-        last = page[-1][0]
-        judge_of = number % shares
-        if judge_of == share:
-            hints: list[list[int]] = [[] for _ in range(shares)]
-            page_kept: list[tuple[int, str, Any]] = []
-            judge_page(work, page, share, shares, hints, _keeper(page_kept))
-            kept[number] = page_kept
-            for other in range(shares):
-                if other != share:
-                    links.to(other, share).send_bytes(b"h" + _ENCODE.encode(hints[other]))
-        else:
-            waiting[number] = page
-            match(number)
-        hear_arrived(number)
-        while len(waiting) > MAX_WAITING_PAGES:
-            await hear_page(min(waiting))
+    async def judge_and_hear(sender: _HintSender) -> None:
+        nonlocal events, last, number
+        async for page in pages:
+            if not page:
+                continue
+            events += len(page)
+            last = page[-1][0]
+            judge_of = number % shares
+            if judge_of == share:
+                hints: list[list[int]] = [[] for _ in range(shares)]
+                page_kept: list[tuple[int, str, Any]] = []
+                judge_page(work, page, share, shares, hints, _keeper(page_kept))
+                kept[number] = page_kept
+                for other in range(shares):
+                    if other != share:
+                        sender.send(other, b"h" + _ENCODE.encode(hints[other]))
+            else:
+                waiting[number] = page
+                match(number)
+            hear_arrived(number)
+            while len(waiting) > MAX_WAITING_PAGES:
+                await hear_page(min(waiting))
+            route()
+            number += 1
+        for at in sorted(waiting):
+            await hear_page(at)
         route()
-        number += 1
-    for at in sorted(waiting):
-        await hear_page(at)
-    route()
+
+    sender = _HintSender(links, share)
+    try:
+        await judge_and_hear(sender)
+    except BaseException:
+        sender.abandon()
+        raise
+    await sender.finish()
     return events, last
 
 
@@ -494,14 +582,14 @@ async def _in_shares(conn: Any, work: LogRebuild, pages: LogPages, processes: in
             owned.append(hashes)
         twice = sorted(collisions(owned))
         for share in range(1, processes):
-            links.to(share, 0).send_bytes(_ENCODE.encode(twice))
+            _send(links, share, 0, _ENCODE.encode(twice))
         reported = [suspects(work, set(twice))]
         for share in range(1, processes):
             message = await _receive(links.of(0, share), "its suspects")
             reported.append([tuple(s) for s in _DECODE.decode(message[1:])])  # type: ignore[misc]
         ours, *theirs = settle(reported)
         for share, verdict in enumerate(theirs, start=1):
-            links.to(share, 0).send_bytes(_ENCODE.encode(verdict))
+            _send(links, share, 0, _ENCODE.encode(verdict))
         give_up(work, *ours)
         await copy_statements(conn, work, voids=True)  # every process has every voiding: this one writes them
         async with _indexed_early(conn, connect, [links.of(0, share) for share in range(1, processes)]):

@@ -6,6 +6,7 @@ anything in."""
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import time
 from typing import Any
@@ -97,11 +98,28 @@ async def test_a_log_read_in_chunks_rebuilds_what_one_process_rebuilds(
     started = small_chunks(monkeypatch)
     claimed: list[int] = []
     interpret = parallel_replay._interpret
+    # Set by a worker once it has claimed a chunk; this process interprets
+    # its first chunk only then, so that the workers read some of the log
+    # however slowly they start (the machine's load decides that otherwise).
+    worker_claimed = multiprocessing.get_context("fork").Event()
+    read_claimed = parallel_replay._read_claimed
+
+    def claiming(catalog: Any, pages: Any, runs: Any, claim: Any, outbox: Any) -> Any:
+        def told() -> int | None:
+            index = claim()
+            if index is not None:
+                worker_claimed.set()
+            return index
+
+        return read_claimed(catalog, pages, runs, told, outbox)
 
     def counting(page: Any, catalog: Any) -> Any:
+        if not claimed:
+            assert worker_claimed.wait(60), "no read worker claimed a chunk"
         claimed.append(len(page))  # chunks read here (a worker's are counted in its own memory)
         return interpret(page, catalog)
 
+    monkeypatch.setattr(parallel_replay, "_read_claimed", claiming)
     monkeypatch.setattr(parallel_replay, "_interpret", counting)
     total = await pool.fetchval("SELECT position FROM log_head")
 

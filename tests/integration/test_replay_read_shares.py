@@ -6,8 +6,10 @@ replay without swapping anything in."""
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import random
+import time
 from datetime import datetime, timezone
 from typing import Any
 
@@ -89,6 +91,43 @@ async def test_a_share_worker_that_fails_fails_the_replay_and_swaps_nothing_in(
     assert await digest(pool) == live
 
 
+def after_the_workers_ended(call: Any) -> Any:
+    """``call``, but in the replay's process its first call waits until its
+    workers have ended: the order in which a worker dying on its first page
+    and this process sending the hints of its own first page meet under load."""
+    replay_process = os.getpid()
+    first = [True]
+
+    def waiting(*args: Any) -> Any:
+        if os.getpid() == replay_process and first:
+            first.clear()
+            deadline = time.monotonic() + 60
+            while multiprocessing.active_children() and time.monotonic() < deadline:
+                time.sleep(0.01)
+        return call(*args)
+
+    return waiting
+
+
+@pytest.mark.parametrize("ending", ["raises", "is killed"])
+async def test_a_share_worker_that_ends_before_it_is_sent_hints_fails_the_replay_with_its_own_error(
+    ending: str, pool: asyncpg.Pool, writer: StatementWriter, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Sending hints to a share that has ended meets a broken pipe: the
+    replay fails with what that share raised (or ReplayWorkerFailed when it
+    was killed), not with the broken pipe."""
+    runner, live, checkpoint, before = await filled_and_caught_up(pool, writer)
+    judge_page = read_shares.judge_page
+
+    monkeypatch.setattr(LogPages, "__init__", small_pages)
+    monkeypatch.setattr(read_shares, "judge_page", failing_in_forked_workers(
+        after_the_workers_ended(judge_page), ending, OSError("cannot judge this page")))
+    expected = (OSError, "cannot judge this page") if ending == "raises" else (ReplayWorkerFailed, "ended before")
+    with pytest.raises(expected[0], match=expected[1]):
+        await replay(pool, CompetencyProjection(CATALOG, replay_processes=2, replay_readers=2), connect=lambda: connect(database_url))
+    await assert_nothing_swapped_in(pool, runner, live, checkpoint, before)
+
+
 def _key(learner: int) -> str:
     return f"mbox:mailto:cs{learner}@example.gov.vn"
 
@@ -137,3 +176,30 @@ async def test_links_that_change_during_the_log_give_the_shares_what_one_process
                      connect=lambda: connect(database_url))
         assert await tables(pool) == in_one
         assert await digest(pool) == live
+
+
+@pytest.mark.parametrize("readers", [1, 2])
+async def test_an_early_index_build_that_fails_fails_the_replay_and_swaps_nothing_in(
+    readers: int, pool: asyncpg.Pool, writer: StatementWriter, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The statement tables indexed on their own connection while the
+    learners fold (read_shares._indexed_early): when that connection fails
+    half-way (one table indexed), the replay fails with its error once the
+    fold is done, and the live tables stay as they were."""
+    runner, live, checkpoint, before = await filled_and_caught_up(pool, writer)
+    index_early = read_shares.index_early
+
+    async def failing_half_way(connect_to: Any, scratch: str, tables: Any) -> None:
+        await index_early(connect_to, scratch, tables[:1])
+        raise ConnectionResetError("the index builder's connection was lost")
+
+    monkeypatch.setattr(read_shares, "index_early", failing_half_way)
+    with pytest.raises(ConnectionResetError, match="index builder"):
+        await replay(pool, CompetencyProjection(CATALOG, replay_processes=2, replay_readers=readers),
+                     connect=lambda: connect(database_url))
+    await assert_nothing_swapped_in(pool, runner, live, checkpoint, before)
+
+    monkeypatch.setattr(read_shares, "index_early", index_early)
+    await replay(pool, CompetencyProjection(CATALOG, replay_processes=2, replay_readers=readers),
+                 connect=lambda: connect(database_url))
+    assert await digest(pool) == live

@@ -212,3 +212,49 @@ async def test_what_a_rebuild_read_is_freed_a_slice_at_a_time_after_it() -> None
         assert len(events) == before - 2000
         await asyncio.gather(*read_shares._releasing)
     assert events == {} and owners == {}
+
+
+def _read_share_in_fork(share: int, links: Any, log: Log) -> None:
+    """A forked process reading ``log`` in pages of 3,000 as share ``share``
+    of two; exit code 0 when it read it all."""
+    links.keep(share)
+    work = LogRebuild(CATALOG, owner_positions={}, mismatch_positions={})
+    read = asyncio.run(read_shares._read_all(work, _pages(log, 3000), share, links))
+    raise SystemExit(0 if read == (len(log), log[-1][0]) else 3)
+
+
+def test_two_shares_whose_hints_outgrow_their_pipes_do_not_wait_for_each_other_for_ever() -> None:
+    """Each page's hints are larger than a pipe holds (a pipe that could not
+    be widened: 64 KB, or 4 KB once the user's pipes are over their soft
+    limit, against pages of 10,000 events): each process of the two must
+    still read the other's hints while its own are being written, or both
+    wait on a full pipe for ever."""
+    import fcntl
+    import multiprocessing
+
+    def everything_for_the_other(work: Any, page: Any, share: int, shares: int, hints: Any, keep: Any = None) -> None:
+        for other in range(shares):
+            if other != share:
+                hints[other].extend(range(len(page)))  # about 9 KB of msgpack a page
+
+    log = [(position, "t", "statement", b"{}") for position in range(1, 3000 * 12 + 1)]
+    links = read_shares._Links(2)
+    for receiving, _ in links.pipes.values():
+        fcntl.fcntl(receiving.fileno(), fcntl.F_SETPIPE_SZ, 4096)
+    context = multiprocessing.get_context("fork")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(read_shares, "judge_page", everything_for_the_other)
+        patch.setattr(read_shares, "take_hinted", lambda work, page, hinted, keep=None: None)
+        processes = [context.Process(target=_read_share_in_fork, args=(share, links, log)) for share in (0, 1)]
+        for process in processes:
+            process.start()
+    for receiving, sending in links.pipes.values():
+        receiving.close()
+        sending.close()
+    for process in processes:
+        process.join(20)
+    stuck = [process for process in processes if process.is_alive()]
+    for process in stuck:
+        process.kill()
+        process.join()
+    assert stuck == [] and [process.exitcode for process in processes] == [0, 0]
