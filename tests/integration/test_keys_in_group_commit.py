@@ -386,3 +386,34 @@ async def test_a_process_that_finds_the_learners_it_has_not_cached_known_reads_t
     assert not made[0] and all(made[-10:])
     rows = await pool.fetch("SELECT pseudonym, count(*) AS n FROM learner_keys GROUP BY pseudonym")
     assert len(rows) == 81 and all(r["n"] == 1 for r in rows)  # 80 learners and the authority, one key each
+
+
+async def test_a_process_started_on_a_store_that_holds_keys_reads_them_first_for_single_statements(
+    pool: asyncpg.Pool, writer: StatementWriter
+) -> None:
+    """A process (re)started on a store that holds learner keys has cached
+    none of them.  Sending one Statement at a time of learners known before,
+    it made a key for each, which the group commit refused, and sealed each
+    request twice: ten of sixteen, until the moving share of known learners
+    passed READ_FIRST_ABOVE.  Started so (check_master_key finds a key), it
+    reads first; a new learner then still gets one key, and the process turns
+    back to making keys once new learners are most of those it has not cached."""
+    master = MasterKey(os.urandom(32))
+    before = LearnerKeys(pool, master)
+    known = [f"mailto:known{n}@example.com" for n in range(16)]
+    await append_sealed(writer, before, await seal_made(before, [naming(m) for m in known]))
+    restarted = LearnerKeys(pool, master)
+    await restarted.check_master_key()  # as the service starts
+    refused = []
+    for mbox in known:
+        statements = [naming(mbox)]
+        sealed = await seal_made(restarted, statements)
+        refused.append((await append_as_the_service_does(writer, restarted, sealed, statements))[1])
+    assert refused.count(True) == 0, f"{refused.count(True)} of {len(refused)} requests refused and sealed twice"
+    made = []
+    for n in range(30):
+        statements = [naming(f"mailto:fresh{n}@example.com")]
+        sealed = await seal_made(restarted, statements)
+        made.append(bool(sealed.new_keys))
+        assert not (await append_as_the_service_does(writer, restarted, sealed, statements))[1]
+    assert not made[0] and all(made[-10:])
