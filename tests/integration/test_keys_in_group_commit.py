@@ -61,6 +61,17 @@ async def append_as_the_service_does(writer: StatementWriter, keyring: LearnerKe
     return await append_sealed(writer, keyring, again), True
 
 
+async def one_at_a_time(writer: StatementWriter, keyring: LearnerKeys, mboxes: list[str]) -> list[tuple[bool, bool]]:
+    """A request of one Statement for each learner in turn, as the service
+    sends it: whether the worker made a key for it, and whether it was refused."""
+    sent = []
+    for mbox in mboxes:
+        statements = [naming(mbox)]
+        sealed = await seal_made(keyring, statements)
+        sent.append((bool(sealed.new_keys), (await append_as_the_service_does(writer, keyring, sealed, statements))[1]))
+    return sent
+
+
 async def xmins(pool: asyncpg.Pool, statement_ids: list[str]) -> set[str]:
     rows = await pool.fetch("SELECT xmin::text AS x FROM events WHERE statement_id = ANY($1::uuid[])",
                             [uuid.UUID(s) for s in statement_ids])
@@ -369,21 +380,12 @@ async def test_a_process_that_finds_the_learners_it_has_not_cached_known_reads_t
     restarted = LearnerKeys(pool, master)
     # A request of many it has not cached: read (all known), one key statement.
     await append_sealed(writer, restarted, await seal_made(restarted, [naming(m) for m in known[:20]]))
-    refused = []
-    for mbox in known[20:]:
-        statements = [naming(mbox)]
-        sealed = await seal_made(restarted, statements)
-        assert not sealed.new_keys  # read before sealing, not made
-        refused.append((await append_as_the_service_does(writer, restarted, sealed, statements))[1])
-    assert not any(refused)
+    # read before sealing, not made, and so not refused
+    assert await one_at_a_time(writer, restarted, known[20:]) == [(False, False)] * 20
     # New learners one at a time: read (and made) first while the share says known, then made in the worker.
-    made = []
-    for n in range(40):
-        statements = [naming(f"mailto:new{n}@example.com")]
-        sealed = await seal_made(restarted, statements)
-        made.append(bool(sealed.new_keys))
-        assert not (await append_as_the_service_does(writer, restarted, sealed, statements))[1]
-    assert not made[0] and all(made[-10:])
+    sent = await one_at_a_time(writer, restarted, [f"mailto:new{n}@example.com" for n in range(40)])
+    made = [m for m, _ in sent]
+    assert not any(r for _, r in sent) and not made[0] and all(made[-10:])
     rows = await pool.fetch("SELECT pseudonym, count(*) AS n FROM learner_keys GROUP BY pseudonym")
     assert len(rows) == 81 and all(r["n"] == 1 for r in rows)  # 80 learners and the authority, one key each
 
@@ -404,16 +406,8 @@ async def test_a_process_started_on_a_store_that_holds_keys_reads_them_first_for
     await append_sealed(writer, before, await seal_made(before, [naming(m) for m in known]))
     restarted = LearnerKeys(pool, master)
     await restarted.check_master_key()  # as the service starts
-    refused = []
-    for mbox in known:
-        statements = [naming(mbox)]
-        sealed = await seal_made(restarted, statements)
-        refused.append((await append_as_the_service_does(writer, restarted, sealed, statements))[1])
+    refused = [r for _, r in await one_at_a_time(writer, restarted, known)]
     assert refused.count(True) == 0, f"{refused.count(True)} of {len(refused)} requests refused and sealed twice"
-    made = []
-    for n in range(30):
-        statements = [naming(f"mailto:fresh{n}@example.com")]
-        sealed = await seal_made(restarted, statements)
-        made.append(bool(sealed.new_keys))
-        assert not (await append_as_the_service_does(writer, restarted, sealed, statements))[1]
-    assert not made[0] and all(made[-10:])
+    sent = await one_at_a_time(writer, restarted, [f"mailto:fresh{n}@example.com" for n in range(30)])
+    made = [m for m, _ in sent]
+    assert not any(r for _, r in sent) and not made[0] and all(made[-10:])
