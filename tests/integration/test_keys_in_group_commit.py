@@ -411,3 +411,26 @@ async def test_a_process_started_on_a_store_that_holds_keys_reads_them_first_for
     sent = await one_at_a_time(writer, restarted, [f"mailto:fresh{n}@example.com" for n in range(30)])
     made = [m for m, _ in sent]
     assert not any(r for _, r in sent) and not made[0] and all(made[-10:])
+
+
+async def test_each_request_refused_for_a_key_taken_meanwhile_is_counted_by_the_process_that_made_it(
+    pool: asyncpg.Pool, writer: StatementWriter
+) -> None:
+    """lrs_learner_keys_refused counts the requests the group commit refused
+    for a key this process made (sealed twice); lrs_process_id tells the
+    scraped worker apart (bench/ingest.py adds the workers' counts up by it)."""
+    from prometheus_client import REGISTRY
+
+    def refusals() -> float:
+        return REGISTRY.get_sample_value("lrs_learner_keys_refused_total") or 0.0
+
+    master = MasterKey(os.urandom(32))
+    first, other = LearnerKeys(pool, master), LearnerKeys(pool, master)
+    assert await one_at_a_time(writer, first, ["mailto:hoa@example.com"]) == [(True, False)]
+    counted = refusals()
+    # The other process never heard of her key (no listener here): it makes one, refused.
+    assert await one_at_a_time(writer, other, ["mailto:hoa@example.com"]) == [(True, True)]
+    assert refusals() == counted + 1
+    assert await one_at_a_time(writer, other, ["mailto:hoa@example.com"]) == [(False, False)]  # cached now
+    assert refusals() == counted + 1
+    assert REGISTRY.get_sample_value("lrs_process_id") == os.getpid()
