@@ -434,3 +434,29 @@ async def test_each_request_refused_for_a_key_taken_meanwhile_is_counted_by_the_
     assert await one_at_a_time(writer, other, ["mailto:hoa@example.com"]) == [(False, False)]  # cached now
     assert refusals() == counted + 1
     assert REGISTRY.get_sample_value("lrs_process_id") == os.getpid()
+
+
+async def test_a_key_made_again_after_an_erasure_is_announced_and_the_other_process_seals_under_it(
+    database_url: str, pool: asyncpg.Pool
+) -> None:
+    """A learner erased and named again gets a new generation from the key
+    statements (INSERT_KEYS); the other process hears of it, once it has
+    dropped the erased one, and seals under it rather than making a key the
+    group commit would refuse."""
+    master = MasterKey(os.urandom(32))
+    async with _Process(database_url, master) as first, _Process(database_url, master) as second:
+        mbox = "mailto:an@example.com"
+        pseudonym = first.keys.pseudonym(TENANT, f"mbox:{mbox}")
+        assert not await first.send([naming(mbox)])
+        assert await second.heard_of(mbox)
+        await erase_learner(pool, LearnerKeys(pool, master), TENANT, {"mbox": mbox}, reason="request 33", by="test")
+        for _ in range(300):
+            if first.keys.cached(TENANT, pseudonym) is None and second.keys.cached(TENANT, pseudonym) is None:
+                break
+            await asyncio.sleep(0.01)
+        assert second.keys.cached(TENANT, pseudonym) is None  # the erasure was heard
+        [key] = (await first.keys.keys_for_writing(TENANT, [f"mbox:{mbox}"])).values()
+        assert key.generation == 2
+        assert await second.heard_of(mbox)
+        assert second.keys.cached(TENANT, pseudonym).generation == 2
+        assert not await second.send([naming(mbox)])  # sealed under the heard key: not refused
