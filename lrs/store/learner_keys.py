@@ -460,13 +460,21 @@ class LearnerKeys:
         """Raises :class:`lrs.privacy.master.PrivacyKeyError` when the master
         key is not the one the database's learner keys are wrapped with
         (another key file: one made on a host of its own, or a new one made
-        where the old one was lost).  The first start records the key's id."""
+        where the old one was lost).  The first start records the key's id.
+        A store that holds keys starts the process reading keys first."""
         mismatch = PrivacyKeyError(
             "the privacy key file is not the key this database's learner keys were made with: give every "
             "process the same file (LRS_PRIVACY_KEY_FILE), or restore the one that was lost"
         )
         row = await self._pool.fetchrow(SELECT_ONE_LIVE)
         if row is not None:
+            # A store that holds keys: the learners this process (just
+            # started) has not cached are known ones until it learns
+            # otherwise (READ_FIRST_ABOVE).  From 0, a restart made a key for
+            # each learner of ten of its first sixteen single-Statement requests,
+            # each refused and sealed twice; reading first costs a new
+            # learner one shared key statement instead.
+            self._known_share = 1.0
             try:
                 self._master.unwrap(row["wrapped"], row["tenant"], row["pseudonym"], row["generation"])
             except InvalidTag:

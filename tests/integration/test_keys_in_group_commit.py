@@ -61,6 +61,17 @@ async def append_as_the_service_does(writer: StatementWriter, keyring: LearnerKe
     return await append_sealed(writer, keyring, again), True
 
 
+async def one_at_a_time(writer: StatementWriter, keyring: LearnerKeys, mboxes: list[str]) -> list[tuple[bool, bool]]:
+    """A request of one Statement for each learner in turn, as the service
+    sends it: whether the worker made a key for it, and whether it was refused."""
+    sent = []
+    for mbox in mboxes:
+        statements = [naming(mbox)]
+        sealed = await seal_made(keyring, statements)
+        sent.append((bool(sealed.new_keys), (await append_as_the_service_does(writer, keyring, sealed, statements))[1]))
+    return sent
+
+
 async def xmins(pool: asyncpg.Pool, statement_ids: list[str]) -> set[str]:
     rows = await pool.fetch("SELECT xmin::text AS x FROM events WHERE statement_id = ANY($1::uuid[])",
                             [uuid.UUID(s) for s in statement_ids])
@@ -369,20 +380,83 @@ async def test_a_process_that_finds_the_learners_it_has_not_cached_known_reads_t
     restarted = LearnerKeys(pool, master)
     # A request of many it has not cached: read (all known), one key statement.
     await append_sealed(writer, restarted, await seal_made(restarted, [naming(m) for m in known[:20]]))
-    refused = []
-    for mbox in known[20:]:
-        statements = [naming(mbox)]
-        sealed = await seal_made(restarted, statements)
-        assert not sealed.new_keys  # read before sealing, not made
-        refused.append((await append_as_the_service_does(writer, restarted, sealed, statements))[1])
-    assert not any(refused)
+    # read before sealing, not made, and so not refused
+    assert await one_at_a_time(writer, restarted, known[20:]) == [(False, False)] * 20
     # New learners one at a time: read (and made) first while the share says known, then made in the worker.
-    made = []
-    for n in range(40):
-        statements = [naming(f"mailto:new{n}@example.com")]
-        sealed = await seal_made(restarted, statements)
-        made.append(bool(sealed.new_keys))
-        assert not (await append_as_the_service_does(writer, restarted, sealed, statements))[1]
-    assert not made[0] and all(made[-10:])
+    sent = await one_at_a_time(writer, restarted, [f"mailto:new{n}@example.com" for n in range(40)])
+    made = [m for m, _ in sent]
+    assert not any(r for _, r in sent) and not made[0] and all(made[-10:])
     rows = await pool.fetch("SELECT pseudonym, count(*) AS n FROM learner_keys GROUP BY pseudonym")
     assert len(rows) == 81 and all(r["n"] == 1 for r in rows)  # 80 learners and the authority, one key each
+
+
+async def test_a_process_started_on_a_store_that_holds_keys_reads_them_first_for_single_statements(
+    pool: asyncpg.Pool, writer: StatementWriter
+) -> None:
+    """A process (re)started on a store that holds learner keys has cached
+    none of them.  Sending one Statement at a time of learners known before,
+    it made a key for each, which the group commit refused, and sealed each
+    request twice: ten of sixteen, until the moving share of known learners
+    passed READ_FIRST_ABOVE.  Started so (check_master_key finds a key), it
+    reads first; a new learner then still gets one key, and the process turns
+    back to making keys once new learners are most of those it has not cached."""
+    master = MasterKey(os.urandom(32))
+    before = LearnerKeys(pool, master)
+    known = [f"mailto:known{n}@example.com" for n in range(16)]
+    await append_sealed(writer, before, await seal_made(before, [naming(m) for m in known]))
+    restarted = LearnerKeys(pool, master)
+    await restarted.check_master_key()  # as the service starts
+    refused = [r for _, r in await one_at_a_time(writer, restarted, known)]
+    assert refused.count(True) == 0, f"{refused.count(True)} of {len(refused)} requests refused and sealed twice"
+    sent = await one_at_a_time(writer, restarted, [f"mailto:fresh{n}@example.com" for n in range(30)])
+    made = [m for m, _ in sent]
+    assert not any(r for _, r in sent) and not made[0] and all(made[-10:])
+
+
+async def test_each_request_refused_for_a_key_taken_meanwhile_is_counted_by_the_process_that_made_it(
+    pool: asyncpg.Pool, writer: StatementWriter
+) -> None:
+    """lrs_learner_keys_refused counts the requests the group commit refused
+    for a key this process made (sealed twice); lrs_process_id tells the
+    scraped worker apart (bench/ingest.py adds the workers' counts up by it)."""
+    from prometheus_client import REGISTRY
+
+    def refusals() -> float:
+        return REGISTRY.get_sample_value("lrs_learner_keys_refused_total") or 0.0
+
+    master = MasterKey(os.urandom(32))
+    first, other = LearnerKeys(pool, master), LearnerKeys(pool, master)
+    assert await one_at_a_time(writer, first, ["mailto:hoa@example.com"]) == [(True, False)]
+    counted = refusals()
+    # The other process never heard of her key (no listener here): it makes one, refused.
+    assert await one_at_a_time(writer, other, ["mailto:hoa@example.com"]) == [(True, True)]
+    assert refusals() == counted + 1
+    assert await one_at_a_time(writer, other, ["mailto:hoa@example.com"]) == [(False, False)]  # cached now
+    assert refusals() == counted + 1
+    assert REGISTRY.get_sample_value("lrs_process_id") == os.getpid()
+
+
+async def test_a_key_made_again_after_an_erasure_is_announced_and_the_other_process_seals_under_it(
+    database_url: str, pool: asyncpg.Pool
+) -> None:
+    """A learner erased and named again gets a new generation from the key
+    statements (INSERT_KEYS); the other process hears of it, once it has
+    dropped the erased one, and seals under it rather than making a key the
+    group commit would refuse."""
+    master = MasterKey(os.urandom(32))
+    async with _Process(database_url, master) as first, _Process(database_url, master) as second:
+        mbox = "mailto:an@example.com"
+        pseudonym = first.keys.pseudonym(TENANT, f"mbox:{mbox}")
+        assert not await first.send([naming(mbox)])
+        assert await second.heard_of(mbox)
+        await erase_learner(pool, LearnerKeys(pool, master), TENANT, {"mbox": mbox}, reason="request 33", by="test")
+        for _ in range(300):
+            if first.keys.cached(TENANT, pseudonym) is None and second.keys.cached(TENANT, pseudonym) is None:
+                break
+            await asyncio.sleep(0.01)
+        assert second.keys.cached(TENANT, pseudonym) is None  # the erasure was heard
+        [key] = (await first.keys.keys_for_writing(TENANT, [f"mbox:{mbox}"])).values()
+        assert key.generation == 2
+        assert await second.heard_of(mbox)
+        assert second.keys.cached(TENANT, pseudonym).generation == 2
+        assert not await second.send([naming(mbox)])  # sealed under the heard key: not refused
