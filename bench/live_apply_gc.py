@@ -7,10 +7,11 @@ objects the collector tracks.
     python bench/live_apply_gc.py --data-dir /work/benchdata/proj-gc/ab --warm 70000 --events 30000 --settle
     python bench/live_apply_gc.py --data-dir /work/benchdata/proj-gc/ab --warm 70000 --events 30000 --tree /work/wt/base
 
-``--settle`` does at start what ``lrs project`` does from branch proj-gc on
+``--settle`` does at start what the HTTP workers and the relay do
 (``lrs.commands.common.settle_heap``: freeze what exists, the service's
-collection thresholds); without it the process runs as ``lrs project`` did
-before (the interpreter's thresholds, nothing frozen).  Collections are
+collection thresholds); without it the process runs as ``lrs project`` does
+(the interpreter's thresholds, nothing frozen; settling it was tried on
+branch proj-gc and saved nothing measurable, docs/scaling.md).  Collections are
 counted over the measured batches only (after the warm-up and the reads).
 
 Run it with the interpreter of the checkout given as ``--tree`` (its venv), so
@@ -132,7 +133,7 @@ def main() -> int:
     parser.add_argument("--warm", type=int, default=70_000)
     parser.add_argument("--events", type=int, default=30_000)
     parser.add_argument("--batch", type=int, default=1000)
-    parser.add_argument("--settle", action="store_true", help="settle the heap at start as lrs project does (proj-gc)")
+    parser.add_argument("--settle", action="store_true", help="settle the heap at start as the HTTP workers and the relay do")
     parser.add_argument("--output", help="append the result here as a JSON line")
     args = parser.parse_args()
     sys.path.insert(0, str(Path(args.tree).resolve()))

@@ -309,7 +309,6 @@ def _project(args: argparse.Namespace) -> int:
 
 
 async def _run_projection(settings: object, catalog: Catalog, args: argparse.Namespace) -> int:
-    from lrs.commands.common import settle_heap
     from lrs.runtime.embedded import embedded_services
     from lrs.store.migrations import apply_migrations
     from lrs.store.pool import create_pool
@@ -325,11 +324,6 @@ async def _run_projection(settings: object, catalog: Catalog, args: argparse.Nam
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, stop.set)
-            # As the HTTP workers and the relay do: what exists now (modules,
-            # the catalog, the pool) lives as long as the process, so the
-            # collector stops walking it (a full collection walked some 57,000
-            # such objects, 30-80 ms each; docs/scaling.md, "branch proj-gc").
-            settle_heap()
             try:
                 await runner.run(nats_url, stop, batch_size=args.batch_size, batch_interval=args.batch_interval,
                                  max_batch_size=args.max_batch_size)

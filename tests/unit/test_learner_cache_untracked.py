@@ -1,61 +1,12 @@
-"""``lrs project`` settles its heap before it applies, as the HTTP workers and
-the relay do: its start-up objects (some 57,000) are frozen, so the
-collector stops walking them at every full collection (docs/scaling.md,
-"branch proj-gc")."""
+"""The competency projection's learner cache stays out of the cyclic
+garbage collector's sight (docs/scaling.md, "branch proj-gc")."""
 
 from __future__ import annotations
 
-import argparse
-import contextlib
-from collections.abc import AsyncIterator
+import gc
 
-import pytest
-
-import lrs.commands.common
-import lrs.runtime.embedded
-import lrs.store.migrations
-import lrs.store.pool
-import projections.runner
-from projections.cli import _run_projection
-from projections.competency.catalog import load_catalog
-
-
-async def test_lrs_project_settles_its_heap_before_it_runs(monkeypatch: pytest.MonkeyPatch) -> None:
-    settled: list[bool] = []
-    settled_when_running: list[list[bool]] = []
-
-    @contextlib.asynccontextmanager
-    async def services(settings: object) -> AsyncIterator[tuple[str, str]]:
-        yield "postgresql://unused", "nats://unused"
-
-    class Pool:
-        async def close(self) -> None:
-            pass
-
-    async def create_pool(*args: object, **kwargs: object) -> Pool:
-        return Pool()
-
-    async def apply_migrations(*args: object, **kwargs: object) -> None:
-        pass
-
-    class Runner:
-        def __init__(self, *args: object, **kwargs: object) -> None:
-            pass
-
-        async def run(self, *args: object, **kwargs: object) -> None:
-            settled_when_running.append(list(settled))
-
-    # settle_heap itself (freeze, thresholds) is tested in test_settle_heap.py;
-    # here it is only counted, so this test process's heap is left alone
-    monkeypatch.setattr(lrs.commands.common, "settle_heap", lambda: settled.append(True))
-    monkeypatch.setattr(lrs.runtime.embedded, "embedded_services", services)
-    monkeypatch.setattr(lrs.store.pool, "create_pool", create_pool)
-    monkeypatch.setattr(lrs.store.migrations, "apply_migrations", apply_migrations)
-    monkeypatch.setattr(projections.runner, "ProjectionRunner", Runner)
-    args = argparse.Namespace(migrations=(), max_attempts=1, batch_size=100, batch_interval=0.0, max_batch_size=1000)
-
-    assert await _run_projection(object(), load_catalog(), args) == 0
-    assert settled_when_running == [[True]]
+from projections.competency.codec import decode_state, encode_state
+from projections.competency.model import CompetencyState, Evidence, LearnerState, LevelAttainment, ProgramCertification
 
 
 def test_a_cached_learner_state_holds_nothing_the_collector_tracks() -> None:
@@ -65,11 +16,6 @@ def test_a_cached_learner_state_holds_nothing_the_collector_tracks() -> None:
     them are never tracked, and the tuples are untracked by the first
     collection that meets them.  A Struct type made collectable again would
     put every cached learner's containers back in each full collection."""
-    import gc
-
-    from projections.competency.codec import decode_state, encode_state
-    from projections.competency.model import CompetencyState, Evidence, LearnerState, LevelAttainment, ProgramCertification
-
     evidence = Evidence(
         timestamp="2025-03-01T08:00:00.000000Z", statement_id="00000000-0000-4000-8000-000000000001",
         competency="https://example.org/c/1", level_rank=1, activity="https://example.org/a/1", level="A1",
