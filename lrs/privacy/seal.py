@@ -357,28 +357,16 @@ def seal_agent(
 
 
 class KnownForm(msgspec.Struct, frozen=True, gc=False):
-    """A sealed form kept for reuse, ready to use: objectType, the form's
-    ``account`` dict, its (pseudonym, generation) and sealed text.  A known
-    learner's Statement then costs one dict (the form itself, which holds
-    the account) and no tuple: building the account dict and the ref for
-    each Statement was about a third of sealing a known learner's Agent
-    (docs/privacy.md, "A known learner's form, ready to use (branch
-    seal-forms)").  Never tracked by the garbage collector, nor is what it
-    holds: the account dict holds only strings (a dict of atomic values is
-    not tracked), the ref only a string and an int (a tuple is tracked until
-    a collection sees it, then not); a tuple as the form itself would make
-    the cache it is put in tracked again, and every full collection then
-    visited each cached form.  The account dict is shared by every Statement
-    sealed with the form: sealed forms are never modified."""
+    """A sealed form kept for reuse: objectType, pseudonym, generation,
+    sealed text (less memory than the form's dicts; never tracked by the
+    garbage collector, where a tuple is until a collection sees it, and
+    makes the cache it is put in tracked again: every full collection then
+    visited each cached form)."""
 
     object_type: str
-    account: dict[str, str]
-    ref: tuple[str, int]  # (pseudonym, generation): what the writer checks against erasures
+    pseudonym: str
+    generation: int
     text: str
-
-    @classmethod
-    def of(cls, object_type: str, pseudonym_: str, generation: int, text: str) -> "KnownForm":
-        return cls(object_type, {"homePage": PSEUDONYM_HOME, "name": pseudonym_}, (pseudonym_, generation), text)
 
 
 class StatementSealer:
@@ -393,8 +381,8 @@ class StatementSealer:
     filled in place by :meth:`finish` once :attr:`missing`'s keys are read,
     so a request with new learners is walked once.  An Agent named alike
     more than once in the request is sealed once, its form shared (sealed
-    forms are never modified); one whose form is known gets a form dict of
-    its own each time, holding the known form's account dict.
+    forms are never modified); one whose form is known gets a dict of its
+    own each time (equal, not the same).
 
     After sealing: :attr:`refs` every (pseudonym, generation) sealed under,
     :attr:`ciphertexts` the v4 (or v3) ciphertexts by row, :attr:`fresh` the
@@ -428,11 +416,17 @@ class StatementSealer:
     def agent(self, agent: dict[str, Any]) -> dict[str, Any]:
         """The sealed form of one Agent or Group."""
         own = _encode(agent)
+        # The known forms first, and a form built from one is not kept for
+        # the rest of the request: at batch 100 a request names each learner
+        # about once, and the request's own dict of forms was a look-up and a
+        # store per Agent for nothing (about 90 ns of its 1.5 us; docs/privacy.md,
+        # "A known learner's form (branch seal-forms)").
         known = self._forms.get(own)
         if known is not None:
-            # One dict: the account and the ref are the cached form's own.
-            self.refs.add(known.ref)
-            return {"objectType": known.object_type, "account": known.account, SEALED: known.text}
+            pseudonym_ = known.pseudonym
+            self.refs.add((pseudonym_, known.generation))
+            return {"objectType": known.object_type, "account": {"homePage": PSEUDONYM_HOME, "name": pseudonym_},
+                    SEALED: known.text}
         made = self._made.get(own)
         if made is not None:
             return made
@@ -471,7 +465,7 @@ class StatementSealer:
             key = key_of(identifier(agent))  # type: ignore[arg-type]
             text = form[SEALED]
         self.refs.add((key.pseudonym, key.generation))
-        self.fresh[own] = KnownForm.of(form["objectType"], key.pseudonym, key.generation, text)
+        self.fresh[own] = KnownForm(form["objectType"], key.pseudonym, key.generation, text)
         self._made[own] = form
         return form
 
