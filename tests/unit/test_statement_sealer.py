@@ -267,3 +267,20 @@ def test_the_learner_caches_stay_out_of_the_garbage_collectors_sight():
     asyncio.run(seal_known(3))  # a new learner does not make them tracked again
     assert len(keyring._sealed[TENANT]) == 5 and not any(gc.is_tracked(o) for o in caches())
     assert "DataKey(...)" == repr(next(iter(keyring._ciphers.values())))  # never the key's bytes
+
+
+def test_a_known_form_is_built_from_the_cache_each_time_and_not_kept_in_the_request():
+    """Known forms are asked first, and a form built from one is not stored
+    in the request's own forms (a look-up and a store per Agent for nothing
+    at batch 100, where a request names each learner about once)."""
+    keys = _keys(ACTIVITY_STATEMENT)
+    first = seal.StatementSealer(TENANT, {}, keys.__getitem__)
+    expected = seal.seal_statement(ACTIVITY_STATEMENT, first.agent)
+
+    def no_key(ident):
+        raise AssertionError(f"a known form needs no key ({ident})")
+
+    again = seal.StatementSealer(TENANT, first.fresh, no_key)
+    batch = [seal.seal_statement(ACTIVITY_STATEMENT, again.agent) for _ in range(2)]
+    assert batch == [expected, expected] and again.refs == first.refs
+    assert again._made == {} and again.fresh == {} and again.ciphertexts == {}
