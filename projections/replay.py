@@ -149,7 +149,10 @@ async def _index_and_analyse(
     scratch: str,
     connect: Callable[[], Awaitable[asyncpg.Connection]] | None,
 ) -> None:
-    """The replay's pass after the rebuild: :func:`_index_tables`."""
+    """The replay's pass after the rebuild: :func:`_index_tables`.  A
+    function of its own so that the pass after the rebuild can be timed
+    apart from :func:`index_early`'s builds during it (bench/replay_phases.py
+    wraps this name)."""
     await _index_tables(conn, tables, scratch, connect)
 
 
