@@ -98,14 +98,17 @@ async def test_a_log_read_in_chunks_rebuilds_what_one_process_rebuilds(
     started = small_chunks(monkeypatch)
     claimed: list[int] = []
     interpret = parallel_replay._interpret
-    # Set by a worker once it has claimed a chunk; this process interprets
-    # its first chunk only then, so that the workers read some of the log
-    # however slowly they start (the machine's load decides that otherwise).
+    # Each side waits for the other once, so that both read some of the log
+    # however the machine's load orders the processes: a worker claims its
+    # first chunk only once this process interprets its own (so has claimed
+    # one), and this process goes on only once a worker has claimed a chunk.
     worker_claimed = multiprocessing.get_context("fork").Event()
+    here_claimed = multiprocessing.get_context("fork").Event()
     read_claimed = parallel_replay._read_claimed
 
     def claiming(catalog: Any, pages: Any, runs: Any, claim: Any, outbox: Any) -> Any:
         def told() -> int | None:
+            assert here_claimed.wait(60), "this process never claimed a chunk"
             index = claim()
             if index is not None:
                 worker_claimed.set()
@@ -115,6 +118,7 @@ async def test_a_log_read_in_chunks_rebuilds_what_one_process_rebuilds(
 
     def counting(page: Any, catalog: Any) -> Any:
         if not claimed:
+            here_claimed.set()
             assert worker_claimed.wait(60), "no read worker claimed a chunk"
         claimed.append(len(page))  # chunks read here (a worker's are counted in its own memory)
         return interpret(page, catalog)
