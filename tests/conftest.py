@@ -31,7 +31,6 @@ because the test needs to stop and kill it.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import shutil
@@ -170,78 +169,13 @@ async def migrated_template(postgres_server: str) -> AsyncIterator[str]:
             await admin.close()
 
 
-class DatabaseSupply:
-    """The session's test databases: a copy of the migrated template made one
-    test ahead, and the drops of finished tests' databases left to run behind.
-
-    CREATE DATABASE ... TEMPLATE and DROP DATABASE cost about 0.2 s each on a
-    quiet machine, a second or more on a loaded one (WAL and fsync), and a
-    ``client`` conformance test's own work is about as much: done while the
-    test before or after runs, they leave its wall time.  A database is still
-    new to each test and dropped after it (at the latest at the session's end)."""
-
-    def __init__(self, server_url: str, template: str) -> None:
-        self._server = server_url
-        self._template = template
-        self._next: asyncio.Future[str] | None = None
-        self._drops: asyncio.Queue[str | None] = asyncio.Queue(maxsize=4)  # a full queue: the teardown waits
-        self._dropper = asyncio.ensure_future(self._drop_all())
-
-    async def _create(self, template: str | None) -> str:
-        name = f"lrs_test_{uuid.uuid4().hex[:16]}"
-        copy = f' TEMPLATE "{template}"' if template else ""
-        admin = await asyncpg.connect(self._server)
-        try:
-            await admin.execute(f'CREATE DATABASE "{name}"{copy}')
-        finally:
-            await admin.close()
-        return name
-
-    async def take(self, migrated: bool) -> str:
-        """The name of a new database: empty, or a copy of the template."""
-        if not migrated:
-            return await self._create(None)
-        ready = self._next if self._next is not None else asyncio.ensure_future(self._create(self._template))
-        self._next = asyncio.ensure_future(self._create(self._template))
-        return await ready
-
-    async def give_back(self, name: str) -> None:
-        await self._drops.put(name)
-
-    async def _drop_all(self) -> None:
-        admin = await asyncpg.connect(self._server)
-        try:
-            while (name := await self._drops.get()) is not None:
-                await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
-
-    async def close(self) -> None:
-        if self._next is not None:
-            with contextlib.suppress(Exception):
-                await self.give_back(await self._next)
-        await self._drops.put(None)
-        await self._dropper
-
-
-@pytest.fixture(scope="session")
-async def database_supply(postgres_server: str, migrated_template: str) -> AsyncIterator[DatabaseSupply]:
-    supply = DatabaseSupply(postgres_server, migrated_template)
-    try:
-        yield supply
-    finally:
-        await supply.close()
-
-
 @pytest.fixture
 async def database_url(
-    postgres_server: str, database_supply: DatabaseSupply, request: pytest.FixtureRequest
+    postgres_server: str, migrated_template: str, request: pytest.FixtureRequest
 ) -> AsyncIterator[str]:
-    name = await database_supply.take(migrated=bool(MIGRATED_BY.intersection(request.fixturenames)))
-    try:
-        yield with_database(postgres_server, name)
-    finally:
-        await database_supply.give_back(name)
+    template = migrated_template if MIGRATED_BY.intersection(request.fixturenames) else None
+    async with fresh_database(postgres_server, template) as url:
+        yield url
 
 
 @pytest.fixture
