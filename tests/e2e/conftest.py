@@ -86,17 +86,45 @@ async def sealed_client(database_url: str, tmp_path: Path, light_secret_hashing:
         yield test_client
 
 
+PORT_IN_USE = "is already in use; stop whatever listens there"  # lrs.startup.port_in_use
+
+
+class _PortTaken(RuntimeError):
+    """``lrs serve`` exited because its port was taken."""
+
+
 class ServiceProcess:
     """``python -m lrs serve`` in a child process, with its log in a file."""
 
-    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+    def __init__(self, env: dict[str, str], log_path: Path, *, port_picked_here: bool = False) -> None:
         self.env = env
         self.port = int(env["LRS_HTTP_PORT"])
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
         self.process: asyncio.subprocess.Process | None = None
+        # free_port() gives a port that nothing listens on *now*: until the child
+        # binds it (seconds on a loaded machine) another process may take it,
+        # e.g. as the local port of an outgoing connection. A first start refused
+        # for that alone is made again on another port (the caller has not been
+        # given a base_url that answered yet); a restart keeps its port.
+        self._may_move = port_picked_here
 
     async def start(self, timeout: float = 60.0) -> None:
+        for attempt in range(3):
+            try:
+                await self._start(timeout)
+            except _PortTaken:
+                if not self._may_move or attempt == 2:
+                    raise
+                self.port = free_port()
+                self.env["LRS_HTTP_PORT"] = str(self.port)
+                self.base_url = f"http://127.0.0.1:{self.port}"
+            else:
+                self._may_move = False
+                return
+
+    async def _start(self, timeout: float) -> None:
+        logged_before = self.log_path.stat().st_size if self.log_path.exists() else 0
         log = open(self.log_path, "ab")
         # Its own process group: kill() takes down the service and any worker
         # processes it supervises at once, as a machine crash would.
@@ -105,16 +133,19 @@ class ServiceProcess:
         )
         log.close()
         deadline = asyncio.get_running_loop().time() + timeout
-        async with aiohttp.ClientSession() as session:
+        # Each probe is bounded: one sent to a port a stranger holds may get no answer.
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session:
             while True:
                 if self.process.returncode is not None:
-                    raise RuntimeError(f"lrs serve exited with {self.process.returncode}; see {self.log_path}:\n"
-                                       + self.log_path.read_text()[-3000:])
+                    text = self.log_path.read_bytes()[logged_before:].decode("utf-8", "replace")
+                    error = _PortTaken if PORT_IN_USE in text else RuntimeError
+                    raise error(f"lrs serve exited with {self.process.returncode}; see {self.log_path}:\n"
+                                + self.log_path.read_text()[-3000:])
                 try:
                     async with session.get(self.base_url + "/ready") as response:
                         if response.status == 200:
                             return
-                except aiohttp.ClientError:
+                except (aiohttp.ClientError, asyncio.TimeoutError):
                     pass
                 if asyncio.get_running_loop().time() > deadline:
                     raise TimeoutError(f"lrs serve not ready after {timeout}s; see {self.log_path}")
@@ -153,7 +184,8 @@ async def service_factory(database_url: str, tmp_path_factory: pytest.TempPathFa
             "LRS_LOG_LEVEL": "warning",
             **extra,
         }
-        service = ServiceProcess(env, workdir / f"service-{len(started)}.log")
+        service = ServiceProcess(env, workdir / f"service-{len(started)}.log",
+                                 port_picked_here="LRS_HTTP_PORT" not in extra)
         started.append(service)
         return service
 

@@ -174,8 +174,12 @@ async def test_a_trusted_proxy_names_the_client_and_others_cannot(instance):
 # -- revocation -------------------------------------------------------------------
 
 
-async def test_revocation_takes_effect_in_every_instance_within_one_second(instance, database_url):
-    async with instance() as first, instance() as second:
+async def test_revocation_takes_effect_in_every_instance_by_its_notice_not_the_cache_ttl(instance, database_url):
+    # Within milliseconds on a quiet machine (docs/operations.md, "Revocation"); the
+    # bound here is what a loaded CI machine needs, still a sixth of the cache's TTL,
+    # so only the notice can have ended the cached verification.
+    bound_s = 10.0
+    async with instance(credential_cache_ttl_s=60.0) as first, instance(credential_cache_ttl_s=60.0) as second:
         await insert_credential(first.app[keys.POOL], key="doomed", secret_hash=hash_secret("doomed-secret"),
                                 tenant="default", scopes=["all"])
         for client in (first, second):  # both have verified (and cached) the secret
@@ -188,12 +192,12 @@ async def test_revocation_takes_effect_in_every_instance_within_one_second(insta
             await conn.close()
         revoked_at = time.monotonic()
         pending = {0, 1}
-        while pending and time.monotonic() - revoked_at < 1.0:
+        while pending and time.monotonic() - revoked_at < bound_s:
             for index in sorted(pending):
                 if await _status((first, second)[index], "doomed", "doomed-secret") == 401:
                     pending.discard(index)
             await asyncio.sleep(0.02)
-        assert not pending, f"instances {pending} still accept the revoked key after 1 s"
+        assert not pending, f"instances {pending} still accept the revoked key after {bound_s} s"
         assert await _status(first) == 200  # other keys unaffected
 
 
@@ -212,10 +216,10 @@ async def test_a_full_commit_queue_sheds_new_requests_and_finishes_accepted_ones
             accepted = asyncio.ensure_future(client.post(URL, json=[statement(), statement()], headers=xapi_headers()))
             while writer.pending_statements < 2:
                 await asyncio.sleep(0.01)
-            started = time.monotonic()
-            response = await client.post(URL, json=statement(), headers=xapi_headers())
+            # Answered while the head is held: at once, not queued (a queued one has no
+            # answer before the rollback below; the bound only ends a failing test).
+            response = await asyncio.wait_for(client.post(URL, json=statement(), headers=xapi_headers()), 30)
             assert response.status == 503
-            assert time.monotonic() - started < 1.0  # answered at once, not queued
             assert response.headers["Retry-After"] == "1"
             assert "LRS_SHED_QUEUE_STATEMENTS" in (await response.json())["error"]
             assert (await client.get("/health")).status == 200  # probes are never shed
@@ -264,14 +268,19 @@ async def test_a_burst_beyond_the_adaptive_limit_is_shed_and_every_accepted_stat
             tx = blocker.transaction()
             await tx.start()
             await blocker.execute("SELECT 1 FROM log_head FOR UPDATE")
-            started = time.monotonic()
             burst = [asyncio.ensure_future(client.post(URL, json=statement(statement_id=i), headers=xapi_headers()))
                      for i in ids]
-            while writer.pending_statements < limit.limit and time.monotonic() - started < 5:
+            # The limit's worth wait at the held head; the others are answered meanwhile,
+            # at once, not queued (a queued one has no answer before the rollback). The
+            # bound only ends a failing test: answers race the writer's queue, and a
+            # loaded machine takes longer than a quiet one for 30 requests.
+            loop = asyncio.get_running_loop()
+            give_up = loop.time() + 30
+            while writer.pending_statements < limit.limit or sum(f.done() for f in burst) < len(ids) - limit.limit:
+                assert loop.time() < give_up, (writer.pending_statements, sum(f.done() for f in burst))
                 await asyncio.sleep(0.01)
             refused = [(i, f) for i, f in zip(ids, burst) if f.done()]
             assert refused and all(f.result().status == 503 for _, f in refused)
-            assert time.monotonic() - started < 2.0  # refused at once, not queued
             for _, response in refused:
                 assert int(response.result().headers["Retry-After"]) >= 1
                 assert "LRS_SHED_LATENCY_MS=250" in (await response.result().json())["error"]

@@ -1,6 +1,7 @@
 """The ``client`` fixture starts where it should, cheaply: its database is a
 copy of the session's migrated template (not migrated again), and its
-bootstrap credential is hashed at the tests' light scrypt cost."""
+bootstrap credential is hashed at the tests' light scrypt cost.  A
+``service_factory`` service survives its picked port being taken first."""
 
 from __future__ import annotations
 
@@ -33,3 +34,21 @@ async def test_client_bootstrap_credential_is_hashed_lightly_and_still_checked(
     assert row["secret_hash"].split("$")[:2] == ["scrypt", str(LIGHT_SCRYPT_N)]
     assert (await client.get("/xapi/statements?limit=1", headers=xapi_headers())).status == 200
     assert (await client.get("/xapi/statements?limit=1", headers=xapi_headers(secret="wrong"))).status == 401
+
+
+async def test_a_service_whose_picked_port_is_taken_before_it_binds_starts_on_another(
+    service_factory, nats_url: str
+) -> None:
+    """``service_factory`` picks a free port when it makes the service; on a
+    busy machine another process can take it before the child binds it."""
+    import socket
+
+    service = service_factory(nats_url, LRS_RELAY_ENABLED="false", LRS_PROJECTIONS_ENABLED="false")
+    picked = service.port
+    with socket.socket() as squatter:  # takes the picked port first, as a stranger would
+        squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        squatter.bind(("127.0.0.1", picked))
+        squatter.listen()
+        await service.start()
+    assert service.port != picked and service.base_url.endswith(f":{service.port}")
+    assert "is already in use" in service.log_path.read_text()  # the first start was refused for it

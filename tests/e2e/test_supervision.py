@@ -42,7 +42,7 @@ async def service() -> AsyncIterator[ServiceProcess]:
     env = {name: value for name, value in os.environ.items() if not name.startswith("LRS_")}
     env.update(LRS_DATA_DIR=str(data_dir / "data"), LRS_HTTP_PORT=str(free_port()), LRS_LOG_LEVEL="warning",
                LRS_BOOTSTRAP_CREDENTIAL=f"{KEY}:{SECRET}")
-    service = ServiceProcess(env, data_dir / "serve.log")
+    service = ServiceProcess(env, data_dir / "serve.log", port_picked_here=True)
     try:
         yield service
     finally:

@@ -19,13 +19,25 @@ def _closed_port() -> int:
 
 async def test_a_listener_that_cannot_connect_keeps_trying_with_backoff_and_logs_the_outage_once() -> None:
     url = f"postgresql://nobody@127.0.0.1:{_closed_port()}/none"
-    lost: list[None] = []
+    loop = asyncio.get_running_loop()
+    lost: list[float] = []  # loop time of each call: before the first attempt, then after each failed one
+    tried = asyncio.Event()
+    delays = [0.01, 0.02, 0.04, 0.08, 0.08]  # retry_s doubling up to retry_max_s
+
+    def on_lost() -> None:
+        lost.append(loop.time())
+        if len(lost) == len(delays) + 2:
+            tried.set()
+
     with capture_logs() as logged:
-        async with listening(url, "lrs_test", on_notification=lambda _p: None, on_lost=lambda: lost.append(None),
+        async with listening(url, "lrs_test", on_notification=lambda _p: None, on_lost=on_lost,
                              retry_s=0.01, retry_max_s=0.08, startup_timeout_s=0.0, application_name="lrs-test"):
-            await asyncio.sleep(0.6)
-    # Attempts at 0.01, 0.02, 0.04, then every 0.08 s: some 9 in 0.6 s, not the 60 of a fixed 0.01 s.
-    assert 4 <= len(lost) - 1 <= 20
+            await asyncio.wait_for(tried.wait(), 60)
+    # Each attempt waits its backoff after the failure before it: however slow the
+    # machine, never less (a fixed 0.01 s retry would make gaps of about 0.01 s).
+    failed_at = lost[1:len(delays) + 2]
+    gaps = [later - earlier for earlier, later in zip(failed_at, failed_at[1:])]
+    assert all(gap >= delay - 0.001 for gap, delay in zip(gaps, delays, strict=True)), gaps
     assert [e["event"] for e in logged if e.get("channel") == "lrs_test"] == ["listener.unavailable"]
 
 

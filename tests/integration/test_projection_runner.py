@@ -9,6 +9,7 @@ from typing import Any
 
 import asyncpg
 import nats
+import nats.js.errors
 import pytest
 
 from lrs.ingest.prepare import prepare_statements
@@ -641,7 +642,8 @@ async def test_a_runner_whose_consumer_is_deleted_makes_it_again_and_carries_on(
         consuming = asyncio.ensure_future(
             runner.run(nats_control.url, stop, fetch_timeout=0.2, retry_delay=0.2, on_batch=seen)
         )
-        await asyncio.sleep(0.5)
+        # Once the running runner made it again (a fixed sleep here could end first on a loaded machine):
+        await asyncio.wait_for(_consumer_made(nc, "projection-competency"), 30)
         await nc.jetstream().delete_consumer(STREAM_NAME, "projection-competency")  # and while it runs
         await write(writer, *(course_statement(n, *MODULES[n], 100 + n) for n in range(5)))
         relay.notify()
@@ -709,6 +711,15 @@ async def test_a_nats_client_that_stopped_reconnecting_is_replaced(
 async def _until(condition: Any) -> None:
     while not condition():
         await asyncio.sleep(0.05)
+
+
+async def _consumer_made(nc: Any, durable: str) -> None:
+    while True:
+        try:
+            await nc.jetstream().consumer_info(STREAM_NAME, durable)
+            return
+        except nats.js.errors.NotFoundError:
+            await asyncio.sleep(0.02)
 
 
 async def test_a_state_built_under_another_rule_version_asks_for_a_replay_which_applies_the_rules(

@@ -46,18 +46,20 @@ async def test_changes_and_revocations_are_heard_by_listeners(pool: asyncpg.Pool
         await ensure_credential(pool, key="k2", secret_hash="h", tenant="t", scopes=["all"])
         assert await revoke_credential(pool, "k1")
         assert not await revoke_credential(pool, "k1")  # already revoked: no second notice
-        for _ in range(100):
-            if len(heard) >= 2:
-                break
-            await asyncio.sleep(0.01)
-        await asyncio.sleep(0.05)
+        await _until(lambda: len(heard) >= 2)
+        await asyncio.sleep(0.05)  # room for a wrong third notice to arrive
         assert heard == ["k2", "k1"]
         # The listener's connection is cut: the caller hears it is lost, then listening again.
         await pool.execute(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'lrs-credentials'"
         )
-        for _ in range(300):
-            if events[-1] == "listening" and len(events) > 2:
-                break
-            await asyncio.sleep(0.01)
+        await _until(lambda: events[-1] == "listening" and len(events) > 2)
         assert events[2:] == ["lost", "listening"]
+
+
+async def _until(condition, timeout_s: float = 30.0) -> None:  # noqa: ANN001
+    """Poll ``condition`` every 10 ms; the bound only ends a failing test (a
+    notice or a reconnect takes milliseconds, a loaded machine more than 1 s)."""
+    async with asyncio.timeout(timeout_s):
+        while not condition():
+            await asyncio.sleep(0.01)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import itertools
 import json
 import random
@@ -360,14 +361,15 @@ async def test_the_log_head_lock_is_timed_from_for_update_to_commit(writer: Stat
         await transaction.start()
         await blocker.fetchrow("SELECT position FROM log_head WHERE singleton FOR UPDATE")
         append = asyncio.create_task(writer.append("default", prepared(statement())))
-        await asyncio.sleep(0.3)
+        await _until(lambda: _lock_waiters(pool), 1)  # the writer waits for the head from here
+        await asyncio.sleep(0.5)
         assert not append.done()
         await transaction.rollback()
     await append
     await writer.append("default", prepared(statement(), statement()))
     holds = writer.head_lock_holds
     assert len(holds) == writer.groups_committed == 2
-    assert all(0 < held < 0.3 for held in holds)
+    assert all(0 < held < 0.5 for held in holds)  # a hold counting the wait would be 0.5 s or more
     assert writer.head_lock_seconds == pytest.approx(sum(holds))
 
 
@@ -518,8 +520,7 @@ async def test_a_commit_that_begins_the_next_group_has_committed_before_the_answ
     assert verify_chain(await read_events_after(pool, 0, 100)) is None
 
 
-async def _commit_while_the_next_request_goes_away(pool: asyncpg.Pool, writer: StatementWriter,
-                                                  head_wait: float) -> None:
+async def _commit_while_the_next_request_goes_away(pool: asyncpg.Pool, writer: StatementWriter) -> None:
     """A first group waits for the head lock another session holds; a second
     request arrives meanwhile (so the first COMMIT begins the next group's
     transaction) and goes away before that group is taken."""
@@ -528,19 +529,27 @@ async def _commit_while_the_next_request_goes_away(pool: asyncpg.Pool, writer: S
         await transaction.start()
         await blocker.fetchrow("SELECT position FROM log_head WHERE singleton FOR UPDATE")
         first = asyncio.create_task(writer.append("default", prepared(statement())))
-        await asyncio.sleep(head_wait)  # the first group waits for the head
+        await _until(lambda: _lock_waiters(pool), 1)  # the first group waits for the head
         gone = asyncio.create_task(writer.append("default", prepared(statement())))
-        await asyncio.sleep(0.01)
+        await _until(lambda: writer.pending_statements, 2)
         gone.cancel()  # waiting when the first group commits, gone before the next is taken
         await transaction.rollback()
     await first
+
+
+async def _until(count, at_least: int, timeout_s: float = 30.0) -> None:  # noqa: ANN001
+    """Poll ``count()`` every 10 ms until it reaches ``at_least``: the moment a
+    test needs, however slow the machine (the bound only ends a failing test)."""
+    async with asyncio.timeout(timeout_s):
+        while (value := count()) is not None and (await value if inspect.isawaitable(value) else value) < at_least:
+            await asyncio.sleep(0.01)
 
 
 async def test_a_begun_transaction_nobody_waits_for_any_more_is_rolled_back(pool: asyncpg.Pool) -> None:
     writer = StatementWriter(pool, wait_ms=50.0)
     await writer.start()
     try:
-        await _commit_while_the_next_request_goes_away(pool, writer, head_wait=0.2)
+        await _commit_while_the_next_request_goes_away(pool, writer)
         assert writer.groups_chained == 1
         for _ in range(50):
             if await _idle_in_transaction(pool) == 0 and writer._held is None:
@@ -568,9 +577,9 @@ async def test_a_kept_connection_lost_between_groups_is_not_used_for_the_next(po
             await transaction.start()
             await blocker.fetchrow("SELECT position FROM log_head WHERE singleton FOR UPDATE")
             first = asyncio.create_task(writer.append("default", prepared(statement())))
-            await asyncio.sleep(0.35)  # the first group waits for the head
+            await _until(lambda: _lock_waiters(pool), 1)  # the first group waits for the head
             second = asyncio.create_task(writer.append("default", prepared(statement())))
-            await asyncio.sleep(0.01)
+            await _until(lambda: writer.pending_statements, 2)
             await transaction.rollback()
         await first
         assert writer.groups_chained == 1
@@ -638,7 +647,7 @@ async def test_a_kept_connection_that_cannot_roll_back_does_not_stop_the_writer(
     writer = StatementWriter(pool, wait_ms=200.0)
     await writer.start()
     try:
-        await _commit_while_the_next_request_goes_away(pool, writer, head_wait=0.25)
+        await _commit_while_the_next_request_goes_away(pool, writer)
         kept = writer._held
         assert kept is not None
         broken = kept._con  # the Connection behind the pool's proxy

@@ -85,11 +85,11 @@ def test_a_statement_with_a_bad_iri_is_400_naming_the_field(iri):
 @pytest.mark.parametrize("size", [5_000, 50_000])
 def test_a_near_miss_fails_in_linear_time(size):
     """No catastrophic backtracking: ten times longer costs about ten times more, not a hundred."""
-    started = time.perf_counter()
+    started = time.process_time()  # this process's CPU: what the matching costs, not how loaded the machine is
     assert not is_iri("http://" + "a" * size + "<")
     assert not is_iri("x:" + "a/" * (size // 2) + "<")
     assert not is_iri("http://x/" + "%41" * (size // 3) + "%4")
-    assert time.perf_counter() - started < size * 2e-5  # 20 us a character: far above linear, far below quadratic
+    assert time.process_time() - started < size * 2e-5  # 20 us a character: far above linear, far below quadratic
 
 
 # The possessive form applied and the portable form published must be one language.

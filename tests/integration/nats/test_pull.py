@@ -62,7 +62,7 @@ async def test_batches_come_in_stream_order_and_none_is_lost_or_repeated(stream:
     pull = await _consumer(nc, name)
     seen: list[int] = []
     while len(seen) < 250:
-        batch = await pull.fetch(100, timeout=1.0)
+        batch = await pull.fetch(100, timeout=10.0)  # messages wait: it returns as soon as they come
         assert batch, "messages are waiting, a fetch must return some"
         assert len(batch) <= 100
         for msg in batch:
@@ -78,7 +78,7 @@ async def test_an_empty_fetch_waits_for_the_first_message_and_no_longer(stream: 
     pull = await _consumer(nc, name)
     started = time.monotonic()
     assert await pull.fetch(10, timeout=0.3) == []
-    assert 0.25 <= time.monotonic() - started < 2.0
+    assert 0.25 <= time.monotonic() - started < 10.0  # its timeout, then it returns (the bound: a loaded machine)
 
     async def later() -> None:
         await asyncio.sleep(0.2)
@@ -86,11 +86,12 @@ async def test_an_empty_fetch_waits_for_the_first_message_and_no_longer(stream: 
 
     publishing = asyncio.ensure_future(later())
     started = time.monotonic()
-    batch = await pull.fetch(10, timeout=5.0)
+    batch = await pull.fetch(10, timeout=30.0)
     waited = time.monotonic() - started
     await publishing
     assert batch and int(batch[0].data) == 0
-    assert waited < 2.0, "a fetch returns with the first messages, not after its whole timeout"
+    # 0.2 s and a delivery, however loaded the machine, are far from half the timeout
+    assert waited < 15.0, "a fetch returns with the first messages, not after its whole timeout"
     # what the open request delivers afterwards stays for the next fetch
     rest = [int(m.data) for m in batch]
     deadline = time.monotonic() + 5  # well within the ack wait: nothing may come back by redelivery
@@ -104,7 +105,7 @@ async def test_an_unacknowledged_message_comes_again(stream: tuple[NatsClient, s
     nc, name = stream
     await _publish(nc, name, 2)
     pull = await _consumer(nc, name, ack_wait=1.0)
-    first = await pull.fetch(2, timeout=1.0)
+    first = await pull.fetch(2, timeout=10.0)
     assert [int(m.data) for m in first] == [0, 1]
     await first[1].ack()  # the first is never acknowledged
     assert [int(m.data) for m in await _redelivered(pull, 2)] == [0]
@@ -115,7 +116,7 @@ async def test_messages_acknowledged_together_are_all_acknowledged(stream: tuple
     nc, name = stream
     await _publish(nc, name, 60)
     pull = await _consumer(nc, name, ack_wait=1.0)
-    batch = await pull.fetch(60, timeout=1.0)
+    batch = await pull.fetch(60, timeout=10.0)
     assert [int(m.data) for m in batch] == list(range(60))
     await pull.ack_all(batch[:25] + batch[26:])  # all but the 26th, in one write and a last ack
     await pull.ack_all([])
@@ -148,11 +149,11 @@ async def test_closing_gives_back_what_was_received_but_not_fetched(stream: tupl
     nc, name = stream
     await _publish(nc, name, 5)
     pull = await _consumer(nc, name)  # ack wait 30 s: only the nak can bring them back sooner
-    first = await pull.fetch(2, timeout=1.0)  # the request asked for 2; ask for more to fill the buffer
+    first = await pull.fetch(2, timeout=10.0)  # the request asked for 2; ask for more to fill the buffer
     assert [int(m.data) for m in first] == [0, 1]
     for msg in first:
         await msg.ack()
-    await pull._request(3, {"no_wait": True}, 3, 1.0)  # three arrive in the buffer, unfetched
+    await pull._request(3, {"no_wait": True}, 3, 10.0)  # three arrive in the buffer, unfetched
     assert len(pull._buffer) == 3
     await pull.close()
     again = PullConsumer(nc, name, pull._subject.rsplit(".", 1)[-1])
