@@ -16,6 +16,8 @@ time of each SQL statement.  Runs with the code of the checkout it lives in.
 competencies and certifications (they are rows of their own tables too):
 the most that dropping them from the stored state could save, since nothing
 here reads a state back (every learner stays in the projection's cache).
+Since format 3 (branch proj-slim) no stored state holds its competencies, so
+this drops only the certifications beyond what every state leaves out.
 The states so written are not a projection anyone may read; the next run
 empties it again.
 

@@ -16,7 +16,10 @@ rows of their own tables): the encode and decode of that part, its bytes, and
 what deriving the rest on load would cost (one refold of every competency and
 the certifications from the decoded evidence).  A measurement of the layout's
 parts, not a codec: such a state is not something ``decode_state`` reads back
-whole.
+whole.  Since format 3 (branch proj-slim) the stored state itself leaves the
+competencies out and ``decode_state`` folds them again from the evidence, so
+the part's decode includes that fold and only the certifications are left
+out beyond what every state now leaves out.
 
     python bench/state_codec.py --statements 100000 --learners 20000
 """

@@ -18,18 +18,26 @@ index or nil)::
                  [[competency s, level s?, level_rank, activity s, source s, passed, move_on s,
                    mastery_score], ...]],
                 ...],  (one entry per statement, in the state's evidence order)
-     competencies: [[competency s, status s, level s?, best_score,
-                     latest_score, evidence_count, first_evidence_at s?,
-                     last_evidence_at s?, first_mastered_at s?,
-                     [[level s?, level_rank, achieved_at s, [statement_id s...], known_at s], ...],
-                     rule_version], ...],
      certifications: [[program s, program_version s, earned, earned_at s?,
                        [statement_id s...], [met s...], [missing s...], rule_version, known_at s?], ...]]
 
-Competencies and certifications are written in key order, so a state
-built from the same evidence always has the same layout bytes (the audit
-digest hashes them: :func:`open_state`).  Decoding checks the layout's types
-(indices are never negative) before it builds anything.  Pure: no I/O.
+A competency's state is not stored (format 3): it is a function of its own
+evidence alone (:func:`policy.fold_ordered`: status, level, scores, count,
+first and last evidence, attainments), so decoding folds it again from the
+evidence, which gives the state that was stored field for field, and the
+encode writes (and PostgreSQL stores) only what no rule derives.  Format 2
+also stored them (``competencies`` between the evidence and the
+certifications: [competency, status, level, best, latest, count, first,
+last, first mastered, attainments, rule_version]); a state stored in it
+still decodes (its competencies are checked for type and folded again
+likewise) and is digested as the same state in format 3
+(:func:`digest_bytes`), so stored states carry across the upgrade without
+a replay.  Certifications are stored: they need the frameworks' programmes.
+
+Certifications are written in key order, so a state built from the same
+evidence always has the same layout bytes (the audit digest hashes them:
+:func:`digest_bytes`).  Decoding checks the layout's types (indices are
+never negative) before it builds anything.  Pure: no I/O.
 
 Stored, the layout is compressed: one zstd frame (level 1, no dictionary,
 content size in its header), which makes a state of nine statements about
@@ -39,8 +47,9 @@ of the stored form; kept under PostgreSQL's TOAST threshold (about 2 KB) and
 in the row's page with room to spare (fillfactor, migration 0117), the
 update is a HOT update.  The two forms are told apart by their first byte: a
 zstd frame starts with its magic number ``28 b5 2f fd``, the uncompressed
-layout (states stored before compression, which read as before) with
-msgpack's fixed array of eight, ``0x98``.
+layout (format 2 states stored before compression, which read as before)
+with msgpack's fixed array of eight, ``0x98``; inside a frame, format 3's
+layout is an array of seven (``0x97``) and format 2's of eight.
 """
 
 from __future__ import annotations
@@ -51,17 +60,12 @@ from typing import Annotated, Any, Optional
 import msgspec
 import zstandard
 
-from projections.competency.model import (
-    CompetencyState,
-    Evidence,
-    LearnerState,
-    LevelAttainment,
-    ProgramCertification,
-)
+from projections.competency.model import Evidence, LearnerState, ProgramCertification
+from projections.competency.policy import fold_ordered
 
 __all__ = ["FORMAT", "encode_state", "decode_state", "digest_bytes", "open_state", "StateFormatError"]
 
-FORMAT = 2  # 2: evidence keeps the masteryScores, the platform and the stored time
+FORMAT = 3  # 2: evidence keeps the masteryScores, the platform and the stored time; 3: no competencies
 
 _ENCODER = msgspec.msgpack.Encoder()
 # Level 1: level 3 saved 1-2 % more bytes for a fifth more CPU, and a
@@ -69,7 +73,7 @@ _ENCODER = msgspec.msgpack.Encoder()
 # "Projection: the state stored compressed").
 LEVEL = 1
 MAGIC = b"\x28\xb5\x2f\xfd"
-_LAYOUT = b"\x98"  # msgpack's fixed array of 8: the uncompressed layout
+_LAYOUT = b"\x98"  # msgpack's fixed array of 8: format 2's layout (stored uncompressed before compression)
 _codecs = threading.local()  # zstd's contexts are reused, one pair per thread
 
 
@@ -99,8 +103,12 @@ _Competency = tuple[
     Optional[_Index], Optional[_Index], Optional[_Index], list[_Attainment], int,
 ]
 _Program = tuple[_Index, _Index, bool, Optional[_Index], list[_Index], list[_Index], list[_Index], int, Optional[_Index]]
-_Layout = tuple[int, str, int, list[str], list[_Index], list[_Statement], list[_Competency], list[_Program]]
+_Layout = tuple[int, str, int, list[str], list[_Index], list[_Statement], list[_Program]]
 _DECODER = msgspec.msgpack.Decoder(_Layout)
+# Format 2 (stored before this one) also held each competency's fields:
+# they are checked and dropped, since the evidence gives them again.
+_Layout2 = tuple[int, str, int, list[str], list[_Index], list[_Statement], list[_Competency], list[_Program]]
+_DECODER_2 = msgspec.msgpack.Decoder(_Layout2)
 
 
 class StateFormatError(ValueError):
@@ -108,6 +116,10 @@ class StateFormatError(ValueError):
 
 
 def encode_state(state: LearnerState) -> bytes:
+    return _compressor().compress(_layout(state))
+
+
+def _layout(state: LearnerState) -> bytes:
     # The string table: each string's index is the table's length when it
     # is first met (``ix(value, len(t))``: dict.setdefault, one C call, where
     # a dict subclass's __missing__ was a Python call per new string).
@@ -138,25 +150,6 @@ def encode_state(state: LearnerState) -> bytes:
             ix(e.competency, len(t)), None if level is None else ix(level, len(t)), e.level_rank,
             ix(e.activity, len(t)), ix(e.source, len(t)), e.passed, ix(e.move_on, len(t)), e.mastery_score,
         ])
-    competencies: list[list[Any]] = []
-    for _, c in sorted(state.competencies.items()):
-        row: list[Any] = [ix(c.competency, len(t)), ix(c.status, len(t))]
-        row.append(None if c.level is None else ix(c.level, len(t)))
-        row.append(c.best_score)
-        row.append(c.latest_score)
-        row.append(c.evidence_count)
-        row.append(None if c.first_evidence_at is None else ix(c.first_evidence_at, len(t)))
-        row.append(None if c.last_evidence_at is None else ix(c.last_evidence_at, len(t)))
-        row.append(None if c.first_mastered_at is None else ix(c.first_mastered_at, len(t)))
-        attainments = []
-        for a in c.attainments:
-            level = None if a.level is None else ix(a.level, len(t))
-            achieved = ix(a.achieved_at, len(t))
-            attainments.append([level, a.level_rank, achieved, [ix(i, len(t)) for i in a.statement_ids],
-                                ix(a.known_at, len(t))])
-        row.append(attainments)
-        row.append(c.rule_version)
-        competencies.append(row)
     certifications: list[list[Any]] = []
     for _, p in sorted(state.certifications.items()):
         row = [ix(p.program, len(t)), ix(p.program_version, len(t)), p.earned]
@@ -168,9 +161,7 @@ def encode_state(state: LearnerState) -> bytes:
         row.append(None if p.known_at is None else ix(p.known_at, len(t)))
         certifications.append(row)
     voided = [ix(i, len(t)) for i in state.voided]
-    return _compressor().compress(_ENCODER.encode(
-        [FORMAT, state.learner, state.rule_version, list(t), voided, evidence, competencies, certifications]
-    ))
+    return _ENCODER.encode([FORMAT, state.learner, state.rule_version, list(t), voided, evidence, certifications])
 
 
 def open_state(raw: bytes) -> bytes:
@@ -192,11 +183,14 @@ def open_state(raw: bytes) -> bytes:
 
 def digest_bytes(raw: bytes) -> bytes:
     """What the audit digest hashes for a stored state: its layout's bytes
-    (the same whether the row was stored compressed or not), or, for a row
-    that is neither form (altered by hand), its bytes as they are, so that
-    the digest differs from any consistent projection's instead of failing."""
+    in this format (a state stored in format 2, or uncompressed, is hashed
+    as the same state stored now would be, so a projection rebuilt after an
+    upgrade digests alike), or, for a row that is neither form (altered by
+    hand), its bytes as they are, so that the digest differs from any
+    consistent projection's instead of failing."""
     try:
-        return open_state(raw)
+        layout = open_state(raw)
+        return _layout(decode_state(layout)) if layout[:1] == _LAYOUT else layout
     except StateFormatError:
         return bytes(raw)
 
@@ -204,21 +198,27 @@ def digest_bytes(raw: bytes) -> bytes:
 def decode_state(raw: bytes) -> LearnerState:
     """Raises StateFormatError when ``raw`` is not a stored state."""
     layout = open_state(raw)
+    kind = layout[:1]
     try:
-        fmt, learner, rule_version, strings, voided, evidence, competencies, certifications = _DECODER.decode(layout)
+        if kind == _LAYOUT:  # format 2: its competencies are dropped and refolded like format 3's
+            fmt, learner, rule_version, strings, voided, evidence, _, certifications = _DECODER_2.decode(layout)
+            expected = 2
+        else:
+            fmt, learner, rule_version, strings, voided, evidence, certifications = _DECODER.decode(layout)
+            expected = FORMAT
     except msgspec.DecodeError as exc:
-        raise StateFormatError(f"not a stored learner state of format {FORMAT}: {exc}") from exc
-    if fmt != FORMAT:
-        raise StateFormatError(f"stored state format {fmt!r}, expected {FORMAT}")
+        raise StateFormatError(f"not a stored learner state of format 2 or {FORMAT}: {exc}") from exc
+    if fmt != expected:
+        raise StateFormatError(f"stored state format {fmt!r} in a layout of format {expected}")
     try:
-        return _build(learner, rule_version, strings, voided, evidence, competencies, certifications)
+        return _build(learner, rule_version, strings, voided, evidence, certifications)
     except IndexError as exc:
         raise StateFormatError("not a stored learner state: a string index is past the table") from exc
 
 
 def _build(
     learner: str, rule_version: int, s: list[str], voided: list[int], evidence: list[list[Any]],
-    competencies: list[list[Any]], certifications: list[list[Any]],
+    certifications: list[list[Any]],
 ) -> LearnerState:
     def opt(index: int | None) -> str | None:
         return None if index is None else s[index]
@@ -235,20 +235,17 @@ def _build(
         )
         for x in entries
     )
-    states = {}
-    for c in competencies:
-        iri = s[c[0]]
-        states[iri] = CompetencyState(
-            competency=iri, status=s[c[1]], level=opt(c[2]), best_score=c[3], latest_score=c[4],
-            evidence_count=c[5], first_evidence_at=opt(c[6]), last_evidence_at=opt(c[7]),
-            first_mastered_at=opt(c[8]),
-            attainments=tuple(
-                LevelAttainment(level=opt(a[0]), level_rank=a[1], achieved_at=s[a[2]],
-                                statement_ids=tuple(s[i] for i in a[3]), known_at=s[a[4]])
-                for a in c[9]
-            ),
-            rule_version=c[10],
-        )
+    # Each competency is a function of its own evidence (the state keeps it
+    # sorted and without duplicates): folded again here, it is the state
+    # that was stored, field for field, without storing what repeats it.
+    own: dict[str, list[Evidence]] = {}
+    for e in items:
+        group = own.get(e.competency)
+        if group is None:
+            own[e.competency] = [e]
+        else:
+            group.append(e)
+    states = {competency: fold_ordered(competency, own[competency]) for competency in sorted(own)}
     programs = {}
     for p in certifications:
         program, version = s[p[0]], s[p[1]]

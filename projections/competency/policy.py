@@ -89,6 +89,7 @@ __all__ = [
     "evidence_of",
     "Judged",
     "fold_competency",
+    "fold_ordered",
     "certifications",
     "evolve",
     "evolve_many",
@@ -355,10 +356,10 @@ def _move_on_known(move_on: str, passed_at: str | None, completed_at: str | None
 def fold_competency(competency: str, evidence: Iterable[Evidence]) -> CompetencyState:
     """The state of one competency from its evidence (any order, any duplicates)."""
     unique = {(e.statement_id, e.level, e.activity): e for e in evidence if e.competency == competency}
-    return _fold_ordered(competency, sorted(unique.values()))
+    return fold_ordered(competency, sorted(unique.values()))
 
 
-def _fold_ordered(competency: str, ordered: list[Evidence]) -> CompetencyState:
+def fold_ordered(competency: str, ordered: list[Evidence]) -> CompetencyState:
     """:func:`fold_competency` of evidence of ``competency`` that is already
     in order and without duplicates (as a learner's state keeps it).
 
@@ -599,7 +600,7 @@ def _refold(
     for competency in sorted(affected):
         if own[competency]:
             added = added or competency not in competencies
-            competencies[competency] = _fold_ordered(competency, own[competency])
+            competencies[competency] = fold_ordered(competency, own[competency])
         else:
             competencies.pop(competency, None)
     # (A state's evidence is sorted and holds each (statement, level,
