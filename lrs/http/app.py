@@ -246,8 +246,7 @@ async def _learner_keys(app: web.Application) -> AsyncIterator[None]:
         await keyring.check_master_key()
 
         def lost() -> None:
-            keyring.trust_cache = False
-            keyring.forget_all()
+            keyring.not_listening()
 
         def listening() -> None:
             keyring.forget_all()

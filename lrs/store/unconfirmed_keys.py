@@ -1,0 +1,105 @@
+"""Learner keys a process seals under that may not be on disk yet
+(docs/privacy.md "A key lost in a crash (branch keys-crash)").
+
+A key statement (:data:`lrs.store.learner_keys.LOAD_OR_CREATE`) commits
+without waiting for its WAL flush: a Statement sealed under a key it made
+commits after it, synchronously, and that flush covers the key's commit
+record -- on the same server.  Should PostgreSQL crash in between, the key
+is lost with its unflushed commit, and a request sealed under it before the
+crash and committed after it would store a Statement no key opens.  The
+same holds for any key a process read (another process's key statement may
+have just committed it, unflushed) or heard announced.
+
+So every such key is noted here with a *stamp*: a ``time.monotonic()`` no
+later than the moment the key was seen committed (taken before the statement
+that made or read it was sent; for a key heard of, before the listening
+connection that heard it was opened).  A group commit on a connection this
+process has known since before a request's earliest stamp proves that no
+crash came between (a crash ends every session), so its COMMIT's flush
+covers the keys; on a connection opened since, the group proposes the keys
+again (:func:`lrs.store.group_keys.keys_taken`).  A key is confirmed, and
+no longer noted, once a Statement sealed under it was committed
+(:meth:`UnconfirmedKeys.confirm`).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import time
+import weakref
+from typing import Iterable
+
+import asyncpg
+
+__all__ = ["EARLIEST", "UnconfirmedKeys", "session_known_since"]
+
+# The stamp of a key whose commit time is not known (read by a group commit
+# that refused the request): proposed again by the next group whatever its connection.
+EARLIEST = -math.inf
+
+
+class UnconfirmedKeys:
+    """(tenant, pseudonym, generation) -> (stamp, wrapped key), in the order
+    noted (noting again moves a key to the end), the oldest half out when
+    full.  Noted whenever the key cache stores a key (as a key statement's,
+    heard of, or read by a group), and holding twice the cache's capacity: a
+    key dropped here was noted before at least the cache's capacity of later
+    keys were stored, so the cache, which keeps only the latest it stored,
+    dropped it first (:class:`lrs.store.learner_keys.LearnerKeys`)."""
+
+    def __init__(self, capacity: int) -> None:
+        self._keys: dict[str, tuple[float, bytes]] = {}
+        self._capacity = max(capacity, 1)
+
+    def __bool__(self) -> bool:
+        return bool(self._keys)
+
+    def note(self, tenant: str, pseudonym: str, generation: int, wrapped: bytes, stamp: float) -> None:
+        if len(self._keys) >= self._capacity:
+            for key in list(itertools.islice(self._keys, len(self._keys) // 2 or 1)):
+                del self._keys[key]
+        key = _key_id(tenant, pseudonym, generation)
+        self._keys.pop(key, None)
+        self._keys[key] = (stamp, wrapped)
+
+    def of(self, tenant: str, refs: Iterable[tuple[str, int]]) -> tuple[dict[str, tuple[int, bytes]], float]:
+        """Of the keys ``refs`` names, those not confirmed: (generation, wrapped)
+        by pseudonym, and the earliest of their stamps (``inf`` when none)."""
+        found: dict[str, tuple[int, bytes]] = {}
+        since = math.inf
+        if self._keys:
+            for pseudonym, generation in refs:
+                noted = self._keys.get(_key_id(tenant, pseudonym, generation))
+                if noted is not None:
+                    found[pseudonym] = (generation, noted[1])
+                    since = min(since, noted[0])
+        return found, since
+
+    def confirm(self, tenant: str, keys: Iterable[tuple[str, int]]) -> None:
+        """A Statement sealed under each of ``keys`` (pseudonym, generation) was committed."""
+        for pseudonym, generation in keys:
+            self._keys.pop(_key_id(tenant, pseudonym, generation), None)
+
+    def forget(self, tenant: str, pseudonym: str) -> None:
+        prefix = _key_id(tenant, pseudonym, "")
+        self._keys = {k: v for k, v in self._keys.items() if not k.startswith(prefix)}
+
+    def clear(self) -> None:
+        self._keys.clear()
+
+
+def _key_id(tenant: str, pseudonym: str, generation: int | str) -> str:
+    return f"{tenant}\x00{pseudonym}\x00{generation}"
+
+
+_sessions: "weakref.WeakKeyDictionary[asyncpg.Connection, float]" = weakref.WeakKeyDictionary()
+
+
+def session_known_since(conn: asyncpg.Connection) -> float:
+    """A ``time.monotonic()`` no earlier than the start of ``conn``'s
+    session: when this process first asked about it.  A pooled connection's
+    lease (its proxy) is asked about by the session under it, which asyncpg
+    replaces by a new connection object when it reconnects."""
+    session = conn._con if isinstance(conn, asyncpg.pool.PoolConnectionProxy) else conn
+    return _sessions.setdefault(session, time.monotonic())
