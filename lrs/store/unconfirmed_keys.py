@@ -40,16 +40,21 @@ EARLIEST = -math.inf
 
 
 class UnconfirmedKeys:
-    """(tenant, pseudonym, generation) -> (stamp, wrapped key), in the order
-    noted (noting again moves a key to the end), the oldest half out when
-    full.  Noted whenever the key cache stores a key (as a key statement's,
-    heard of, or read by a group), and holding twice the cache's capacity: a
-    key dropped here was noted before at least the cache's capacity of later
-    keys were stored, so the cache, which keeps only the latest it stored,
-    dropped it first (:class:`lrs.store.learner_keys.LearnerKeys`)."""
+    """(tenant, pseudonym) -> (generation, stamp, wrapped key) of the key
+    not confirmed, in the order noted (noting again moves a key to the end),
+    the oldest half out when full.  Noted whenever the key cache stores a
+    key (as a key statement's, heard of, or read by a group), and holding
+    twice the cache's capacity: a key dropped here was noted before at least
+    the cache's capacity of later keys were stored, so the cache, which keeps
+    only the latest it stored, dropped it first
+    (:class:`lrs.store.learner_keys.LearnerKeys`).  By identity, not by
+    generation: a process seals under one generation of an identity at a
+    time (an erasure heard of forgets the identity here and in the cache).
+    Keys are strings (as the cache's): a request of 100 new learners looks
+    its keys up in some 5 µs."""
 
     def __init__(self, capacity: int) -> None:
-        self._keys: dict[str, tuple[float, bytes]] = {}
+        self._keys: dict[str, tuple[int, float, bytes]] = {}
         self._capacity = max(capacity, 1)
 
     def __bool__(self) -> bool:
@@ -59,38 +64,39 @@ class UnconfirmedKeys:
         if len(self._keys) >= self._capacity:
             for key in list(itertools.islice(self._keys, len(self._keys) // 2 or 1)):
                 del self._keys[key]
-        key = _key_id(tenant, pseudonym, generation)
+        key = tenant + "\x00" + pseudonym
         self._keys.pop(key, None)
-        self._keys[key] = (stamp, wrapped)
+        self._keys[key] = (generation, stamp, wrapped)
 
     def of(self, tenant: str, refs: Iterable[tuple[str, int]]) -> tuple[dict[str, tuple[int, bytes]], float]:
-        """Of the keys ``refs`` names, those not confirmed: (generation, wrapped)
-        by pseudonym, and the earliest of their stamps (``inf`` when none)."""
+        """Of the keys ``refs`` (pseudonym, generation) names, those not
+        confirmed: (generation, wrapped) by pseudonym, and the earliest of
+        their stamps (``inf`` when none)."""
         found: dict[str, tuple[int, bytes]] = {}
         since = math.inf
         if self._keys:
+            keys, prefix = self._keys, tenant + "\x00"
             for pseudonym, generation in refs:
-                noted = self._keys.get(_key_id(tenant, pseudonym, generation))
-                if noted is not None:
-                    found[pseudonym] = (generation, noted[1])
-                    since = min(since, noted[0])
+                noted = keys.get(prefix + pseudonym)
+                if noted is not None and noted[0] == generation:
+                    found[pseudonym] = (generation, noted[2])
+                    if noted[1] < since:
+                        since = noted[1]
         return found, since
 
     def confirm(self, tenant: str, keys: Iterable[tuple[str, int]]) -> None:
         """A Statement sealed under each of ``keys`` (pseudonym, generation) was committed."""
+        prefix = tenant + "\x00"
         for pseudonym, generation in keys:
-            self._keys.pop(_key_id(tenant, pseudonym, generation), None)
+            noted = self._keys.get(prefix + pseudonym)
+            if noted is not None and noted[0] == generation:
+                del self._keys[prefix + pseudonym]
 
     def forget(self, tenant: str, pseudonym: str) -> None:
-        prefix = _key_id(tenant, pseudonym, "")
-        self._keys = {k: v for k, v in self._keys.items() if not k.startswith(prefix)}
+        self._keys.pop(tenant + "\x00" + pseudonym, None)
 
     def clear(self) -> None:
         self._keys.clear()
-
-
-def _key_id(tenant: str, pseudonym: str, generation: int | str) -> str:
-    return f"{tenant}\x00{pseudonym}\x00{generation}"
 
 
 _sessions: "weakref.WeakKeyDictionary[asyncpg.Connection, float]" = weakref.WeakKeyDictionary()

@@ -108,6 +108,21 @@ class _Gate:
         monkeypatch.setattr(StatementWriter, "append", append)
 
 
+def _service(server: EmbeddedPostgres, tmp_path: Path) -> Any:
+    return app_client(server.url, tmp_path, projections_enabled=False)
+
+
+async def _stored_then_wal_held(client: Any, server: EmbeddedPostgres) -> int:
+    """A first Statement stored (its keys, the authority's and a learner's,
+    committed with it, on disk), then the WAL writer stopped; the live key rows."""
+    first = await client.post("/xapi/statements", json=statement(statement_id=new_id(), learner="before@example.org"),
+                              headers=xapi_headers())
+    assert first.status == 200, await first.text()
+    kept = await _key_rows(server.url)
+    await _hold_the_wal_writer(server.url)
+    return kept
+
+
 async def _key_rows(url: str) -> int:
     conn = await asyncpg.connect(url)
     try:
@@ -144,12 +159,8 @@ async def test_a_request_sealed_under_a_key_lost_in_a_crash_is_stored_readable(
     crashable: EmbeddedPostgres, tmp_path: Path, light_secret_hashing: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     gate = _Gate(monkeypatch)
-    async with app_client(crashable.url, tmp_path, projections_enabled=False) as client:
-        first = await client.post("/xapi/statements", json=statement(statement_id=new_id(), learner="before@example.org"),
-                                  headers=xapi_headers())
-        assert first.status == 200, await first.text()
-        kept = await _key_rows(crashable.url)  # the authority's and the first learner's: committed with a Statement
-        await _hold_the_wal_writer(crashable.url)
+    async with _service(crashable, tmp_path) as client:
+        kept = await _stored_then_wal_held(client, crashable)
         # More new learners than a worker makes keys for itself: the key statement makes them.
         learners = [f"lost{n}@example.org" for n in range(6)]
         bodies = [statement(statement_id=new_id(), learner=learner) for learner in learners]
@@ -173,12 +184,8 @@ async def test_a_key_heard_from_another_worker_and_lost_in_a_crash_is_proposed_a
     crashable: EmbeddedPostgres, tmp_path: Path, light_secret_hashing: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     gate = _Gate(monkeypatch)
-    async with app_client(crashable.url, tmp_path, projections_enabled=False) as one, app_client(crashable.url, tmp_path, projections_enabled=False) as two:
-        first = await one.post("/xapi/statements", json=statement(statement_id=new_id(), learner="before@example.org"),
-                               headers=xapi_headers())
-        assert first.status == 200, await first.text()
-        kept = await _key_rows(crashable.url)
-        await _hold_the_wal_writer(crashable.url)
+    async with _service(crashable, tmp_path) as one, _service(crashable, tmp_path) as two:
+        kept = await _stored_then_wal_held(one, crashable)
         learners = [f"heard{n}@example.org" for n in range(6)]
         # The first worker's key statement makes their keys (and announces them); its request is held.
         gate.armed = True
@@ -210,7 +217,7 @@ async def test_a_key_erased_before_the_crash_is_not_brought_back(
 ) -> None:
     gate = _Gate(monkeypatch)
     await add_eraser(crashable.url, ["erase"])
-    async with app_client(crashable.url, tmp_path, projections_enabled=False) as client:
+    async with _service(crashable, tmp_path) as client:
         learners = [f"gone{n}@example.org" for n in range(6)]
         bodies = [statement(statement_id=new_id(), learner=learner) for learner in learners]
         gate.armed = True
