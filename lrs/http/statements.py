@@ -192,7 +192,7 @@ async def _append(
                 # Sealed under a key made here for a learner that has
                 # another: once more with the live keys (read or made by
                 # PostgreSQL for any without one), which cannot be refused so.
-                learner_keys.taken(sealed, taken.keys)
+                learner_keys.taken(sealed, taken.keys, taken.checked)
                 make_keys = False
             except KeyErasedMeanwhile:
                 # Sealed before this process heard of an erasure: once more

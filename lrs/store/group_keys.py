@@ -87,13 +87,15 @@ class KeyTakenMeanwhile(XapiError):
     that has another live key (another process's, or one made before this
     process cached it), or none (erased): nothing of it was stored.
     ``keys``: the live key (generation, wrapped) of each identity it made a
-    key for that has one, to seal it again with."""
+    key for that has one, to seal it again with; ``checked``: every identity
+    whose key was compared (those it made, and those proposed again)."""
 
     default_status = 503
 
-    def __init__(self, keys: dict[str, tuple[int, bytes]]) -> None:
+    def __init__(self, keys: dict[str, tuple[int, bytes]], checked: frozenset[str] = frozenset()) -> None:
         super().__init__("a learner named in the request was given a key meanwhile; nothing was stored, send it again")
         self.keys = keys
+        self.checked = checked
 
 
 async def keys_taken(
@@ -128,7 +130,7 @@ async def keys_taken(
     for index, (request, keys) in enumerate(zip(requests, wanted)):
         mine = {p: live.get((request.tenant, p)) for p in keys}
         if any(key != sealed for sealed, key in zip(keys.values(), mine.values())):
-            refused[index] = KeyTakenMeanwhile({p: key for p, key in mine.items() if key is not None})
+            refused[index] = KeyTakenMeanwhile({p: key for p, key in mine.items() if key is not None}, frozenset(keys))
     return refused
 
 

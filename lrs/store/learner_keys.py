@@ -784,7 +784,7 @@ class LearnerKeys:
                 cipher = self._cipher(stored, sealed.tenant, pseudonym, generation)
             self._remember(sealed.tenant, pseudonym, generation, cipher, sealed.version, stored, stamp)
 
-    def taken(self, sealed: Sealed, live: dict[str, tuple[int, bytes]]) -> None:
+    def taken(self, sealed: Sealed, live: dict[str, tuple[int, bytes]], checked: Iterable[str] = ()) -> None:
         """The writer refused ``sealed``: an identity it made a key for has
         another live key, or none (:class:`lrs.store.group_keys.KeyTakenMeanwhile`
         with ``live``, the live keys it read).  Those are cached, to seal again with."""
@@ -793,8 +793,9 @@ class LearnerKeys:
         self._learned(known, len(sealed.new_keys) - known)
         # Read in a group's transaction: maybe another process's key statement's, not on disk yet.
         self._settle_made(sealed, live, EARLIEST)
-        for pseudonym, key in sealed.unconfirmed.items():
-            if live.get(pseudonym) != key:  # lost in a crash, or erased: read again, or made anew
+        for pseudonym in checked:  # ``checked``: the identities whose keys the group compared
+            key = sealed.unconfirmed.get(pseudonym)
+            if key is not None and live.get(pseudonym) != key:  # lost in a crash, or erased: read again
                 self.forget(sealed.tenant, pseudonym)
 
     def stored(self, sealed: Sealed, *, inserted: bool = True) -> None:

@@ -245,3 +245,31 @@ async def test_a_key_erased_before_the_crash_is_not_brought_back(
         assert [(r["generation"], r["erased"]) for r in rows] == [(1, True), (2, False)]
         await _ready(client)
         assert "gone0@example.org" in await _statement(client, bodies[0]["id"])
+
+
+async def test_a_request_under_a_lost_key_whose_learner_got_another_is_sealed_again(
+    crashable: EmbeddedPostgres, tmp_path: Path, light_secret_hashing: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gate = _Gate(monkeypatch)
+    async with _service(crashable, tmp_path) as one, _service(crashable, tmp_path) as two:
+        kept = await _stored_then_wal_held(one, crashable)
+        learners = [f"again{n}@example.org" for n in range(6)]
+        bodies = [statement(statement_id=new_id(), learner=learner) for learner in learners]
+        gate.armed = True
+        held = asyncio.create_task(one.post("/xapi/statements", json=bodies, headers=xapi_headers()))
+        await asyncio.wait_for(gate.reached.wait(), 30)
+        await _crash_and_restart(crashable)
+        assert await _key_rows(crashable.url) == kept, "the crash did not lose the keys: nothing tested"
+        # After the restart the other worker names her first: her key now is another one.
+        await _ready(two)
+        later = statement(statement_id=new_id(), learner=learners[0])
+        response = await two.post("/xapi/statements", json=later, headers=xapi_headers())
+        assert response.status == 200, await response.text()
+        gate.opened.set()
+        # The held request's key for her is refused (another is live), and it is sealed again under that one.
+        response = await asyncio.wait_for(held, 60)
+        assert response.status == 200, await response.text()
+        await _ready(one)
+        for body, learner in zip([*bodies, later], [*learners, learners[0]]):
+            assert learner in await _statement(one, body["id"])
+        assert await _key_rows(crashable.url) == kept + len(learners)
