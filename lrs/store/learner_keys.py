@@ -360,7 +360,7 @@ class LearnerKeys:
         # Of the identities not cached lately, the share that had a key already (READ_FIRST_ABOVE).
         self._known_share = 0.0
         # Keys sealed under that are not known to be on disk (lrs.store.unconfirmed_keys).
-        self._unconfirmed = UnconfirmedKeys(2 * self._capacity)
+        self._unconfirmed = UnconfirmedKeys(max(self._capacity // 4, 1024))
         # No later than the opening of the connection that listens now: the
         # stamp of the keys heard of (a notification is sent only to a
         # session listening before its transaction committed).
@@ -655,7 +655,8 @@ class LearnerKeys:
         the requests sealed under it carry it (:mod:`lrs.store.unconfirmed_keys`)."""
         key = seal.SealKey(pseudonym, generation, cipher)
         if stamp is not None and wrapped is not None:
-            self._unconfirmed.note(tenant, pseudonym, generation, wrapped, stamp)
+            for dropped in self._unconfirmed.note(tenant, pseudonym, generation, wrapped, stamp):
+                self._current.pop(dropped, None)  # not sealed under again without being noted again
         if version == self._version:
             cache_key = _id(tenant, pseudonym)
             self._current.pop(cache_key, None)  # to the end: the most recently stored
@@ -734,14 +735,19 @@ class LearnerKeys:
         sealed_authority = sealer.agent(authority)
         sealed = [seal.seal_statement(s, sealer.agent) for s in statements]
         new_keys: dict[str, bytes] = {}
+        # The cached keys sealed under that are not confirmed, asked before
+        # any wait: a note dropped meanwhile (UnconfirmedKeys) is not missed.
+        unconfirmed, since = self._unconfirmed.of(tenant, sealer.refs)
         if sealer.missing:
             if (make_keys and self.trust_cache and len(sealer.missing) <= MAKE_KEYS_UP_TO
                     and self._known_share <= READ_FIRST_ABOVE):
                 keys = {ident: self._key_made(tenant, ident, new_keys) for ident in sealer.missing}
             else:
                 keys = await self.keys_for_writing(tenant, sealer.missing)
+                loaded, loaded_since = self._unconfirmed.of(
+                    tenant, [(key.pseudonym, key.generation) for key in keys.values()])
+                unconfirmed, since = {**unconfirmed, **loaded}, min(since, loaded_since)
             sealer.finish(keys)
-        unconfirmed, since = self._unconfirmed.of(tenant, sealer.refs)
         return Sealed(sealed, sealed_authority, epoch, frozenset(sealer.refs), sealer.ciphertexts, sealer.fresh,
                       version, tenant, new_keys, unconfirmed, since)
 

@@ -28,7 +28,7 @@ import itertools
 import math
 import time
 import weakref
-from typing import Iterable
+from typing import Iterable, Sequence
 
 import asyncpg
 
@@ -43,11 +43,14 @@ class UnconfirmedKeys:
     """(tenant, pseudonym) -> (generation, stamp, wrapped key) of the key
     not confirmed, in the order noted (noting again moves a key to the end),
     the oldest half out when full.  Noted whenever the key cache stores a
-    key (as a key statement's, heard of, or read by a group), and holding
-    twice the cache's capacity: a key dropped here was noted before at least
-    the cache's capacity of later keys were stored, so the cache, which keeps
-    only the latest it stored, dropped it first
-    (:class:`lrs.store.learner_keys.LearnerKeys`).  By identity, not by
+    key (as a key statement's, heard of, or read by a group); a key dropped
+    here is dropped from the cache too (:meth:`note` returns them), so no
+    request is sealed under it unnoted.  Most keys are confirmed by their
+    first request; those that stay are mostly keys heard of and not used
+    yet (some 300 bytes each: a quarter of the cache's capacity, some 19 MB
+    at the default 250,000).  :class:`lrs.store.learner_keys.LearnerKeys`
+    asks for a request's cached keys before any wait, so a drop while the
+    request waits for other keys is not missed.  By identity, not by
     generation: a process seals under one generation of an identity at a
     time (an erasure heard of forgets the identity here and in the cache).
     Keys are strings (as the cache's): a request of 100 new learners looks
@@ -60,13 +63,18 @@ class UnconfirmedKeys:
     def __bool__(self) -> bool:
         return bool(self._keys)
 
-    def note(self, tenant: str, pseudonym: str, generation: int, wrapped: bytes, stamp: float) -> None:
-        if len(self._keys) >= self._capacity:
-            for key in list(itertools.islice(self._keys, len(self._keys) // 2 or 1)):
-                del self._keys[key]
+    def note(self, tenant: str, pseudonym: str, generation: int, wrapped: bytes, stamp: float) -> Sequence[str]:
+        """Notes the key; returns the identities dropped to make room
+        (``tenant NUL pseudonym``, as the key cache's keys), usually none."""
         key = tenant + "\x00" + pseudonym
         self._keys.pop(key, None)
+        dropped: Sequence[str] = ()
+        if len(self._keys) >= self._capacity:
+            dropped = list(itertools.islice(self._keys, len(self._keys) // 2 or 1))
+            for old in dropped:
+                del self._keys[old]
         self._keys[key] = (generation, stamp, wrapped)
+        return dropped
 
     def of(self, tenant: str, refs: Iterable[tuple[str, int]]) -> tuple[dict[str, tuple[int, bytes]], float]:
         """Of the keys ``refs`` (pseudonym, generation) names, those not
