@@ -38,6 +38,7 @@ from typing import Mapping
 import asyncpg
 
 from lrs.batching import AppendRequest
+from lrs.metrics import LEARNER_KEYS_PROPOSED_AGAIN
 from lrs.store.learner_keys import ANNOUNCE_KEY
 from lrs.xapi.errors import XapiError
 
@@ -106,6 +107,9 @@ async def keys_taken(
     ``session_since``, when ``conn``'s session began); the requests (by
     index) sealed under a key that is not the live one."""
     wanted = [_sealed_under(request, session_since) for request in requests]
+    again = sum(len(request.unconfirmed_keys) for request in requests if request.unconfirmed_since <= session_since)
+    if again:
+        LEARNER_KEYS_PROPOSED_AGAIN.inc(again)
     proposed: dict[tuple[str, str], bytes] = {}
     checked: set[tuple[str, str]] = set()
     for request, keys in zip(requests, wanted):

@@ -25,6 +25,7 @@ from typing import Any, AsyncIterator
 
 import asyncpg
 import pytest
+from prometheus_client import REGISTRY
 
 from lrs.http import keys
 from lrs.runtime.postgres import EmbeddedPostgres
@@ -108,6 +109,10 @@ class _Gate:
         monkeypatch.setattr(StatementWriter, "append", append)
 
 
+def _proposed_again() -> float:
+    return REGISTRY.get_sample_value("lrs_learner_keys_proposed_again_total") or 0.0
+
+
 def _service(server: EmbeddedPostgres, tmp_path: Path) -> Any:
     return app_client(server.url, tmp_path, projections_enabled=False)
 
@@ -170,9 +175,11 @@ async def test_a_request_sealed_under_a_key_lost_in_a_crash_is_stored_readable(
         assert await _key_rows(crashable.url) == kept + len(learners)  # committed, not flushed
         await _crash_and_restart(crashable)
         assert await _key_rows(crashable.url) == kept, "the crash did not lose the keys: nothing tested"
+        proposed_before = _proposed_again()
         gate.opened.set()
         response = await asyncio.wait_for(post, 60)
         assert response.status == 200, await response.text()
+        assert _proposed_again() >= proposed_before + len(learners)
         await _ready(client)
         for body, learner in zip(bodies, learners):
             # Before the fix: stored under a key no row holds, its actor unreadable.
