@@ -91,6 +91,12 @@ async def _crash_and_restart(server: EmbeddedPostgres) -> None:
     await server.start()
 
 
+async def _crash_losing_keys(server: EmbeddedPostgres, kept: int) -> None:
+    """:func:`_crash_and_restart`, and the live key rows are ``kept`` again: the keys made since are lost."""
+    await _crash_and_restart(server)
+    assert await _key_rows(server.url) == kept, "the crash did not lose the keys: nothing tested"
+
+
 class _Gate:
     """Holds the next request that reaches the writer (armed) until opened:
     a request sealed before the crash and queued across it."""
@@ -107,6 +113,13 @@ class _Gate:
             return await original(writer, *args, **kwargs)
 
         monkeypatch.setattr(StatementWriter, "append", append)
+
+    async def hold(self, client: Any, body: Any) -> "asyncio.Task[Any]":
+        """POST ``body``; returns once the request is held at the writer (the task: its response)."""
+        self.armed = True
+        task = asyncio.create_task(client.post("/xapi/statements", json=body, headers=xapi_headers()))
+        await asyncio.wait_for(self.reached.wait(), 30)
+        return task
 
 
 def _proposed_again() -> float:
@@ -169,12 +182,9 @@ async def test_a_request_sealed_under_a_key_lost_in_a_crash_is_stored_readable(
         # More new learners than a worker makes keys for itself: the key statement makes them.
         learners = [f"lost{n}@example.org" for n in range(6)]
         bodies = [statement(statement_id=new_id(), learner=learner) for learner in learners]
-        gate.armed = True
-        post = asyncio.create_task(client.post("/xapi/statements", json=bodies, headers=xapi_headers()))
-        await asyncio.wait_for(gate.reached.wait(), 30)
+        post = await gate.hold(client, bodies)
         assert await _key_rows(crashable.url) == kept + len(learners)  # committed, not flushed
-        await _crash_and_restart(crashable)
-        assert await _key_rows(crashable.url) == kept, "the crash did not lose the keys: nothing tested"
+        await _crash_losing_keys(crashable, kept)
         proposed_before = _proposed_again()
         gate.opened.set()
         response = await asyncio.wait_for(post, 60)
@@ -195,20 +205,13 @@ async def test_a_key_heard_from_another_worker_and_lost_in_a_crash_is_proposed_a
         kept = await _stored_then_wal_held(one, crashable)
         learners = [f"heard{n}@example.org" for n in range(6)]
         # The first worker's key statement makes their keys (and announces them); its request is held.
-        gate.armed = True
-        held = asyncio.create_task(one.post(
-            "/xapi/statements", json=[statement(statement_id=new_id(), learner=x) for x in learners],
-            headers=xapi_headers()))
-        await asyncio.wait_for(gate.reached.wait(), 30)
+        held = await gate.hold(one, [statement(statement_id=new_id(), learner=x) for x in learners])
         # The second worker hears of the keys and seals a request under one without asking PostgreSQL.
         body = statement(statement_id=new_id(), learner=learners[0])
         await _until_heard(two, learners[0])
         second_gate = _Gate(monkeypatch)
-        second_gate.armed = True
-        post = asyncio.create_task(two.post("/xapi/statements", json=body, headers=xapi_headers()))
-        await asyncio.wait_for(second_gate.reached.wait(), 30)
-        await _crash_and_restart(crashable)
-        assert await _key_rows(crashable.url) == kept, "the crash did not lose the keys: nothing tested"
+        post = await second_gate.hold(two, body)
+        await _crash_losing_keys(crashable, kept)
         second_gate.opened.set()
         response = await asyncio.wait_for(post, 60)
         assert response.status == 200, await response.text()
@@ -227,9 +230,7 @@ async def test_a_key_erased_before_the_crash_is_not_brought_back(
     async with _service(crashable, tmp_path) as client:
         learners = [f"gone{n}@example.org" for n in range(6)]
         bodies = [statement(statement_id=new_id(), learner=learner) for learner in learners]
-        gate.armed = True
-        post = asyncio.create_task(client.post("/xapi/statements", json=bodies, headers=xapi_headers()))
-        await asyncio.wait_for(gate.reached.wait(), 30)
+        post = await gate.hold(client, bodies)
         # Her key erased (the erasure commits synchronously: on disk, with the keys made before it)
         # while the request sealed under it waits; then the crash, and the group on a new connection.
         erased = await client.post("/admin/erasures", json={"agent": {"mbox": "mailto:gone0@example.org"},
@@ -262,11 +263,8 @@ async def test_a_request_under_a_lost_key_whose_learner_got_another_is_sealed_ag
         kept = await _stored_then_wal_held(one, crashable)
         learners = [f"again{n}@example.org" for n in range(6)]
         bodies = [statement(statement_id=new_id(), learner=learner) for learner in learners]
-        gate.armed = True
-        held = asyncio.create_task(one.post("/xapi/statements", json=bodies, headers=xapi_headers()))
-        await asyncio.wait_for(gate.reached.wait(), 30)
-        await _crash_and_restart(crashable)
-        assert await _key_rows(crashable.url) == kept, "the crash did not lose the keys: nothing tested"
+        held = await gate.hold(one, bodies)
+        await _crash_losing_keys(crashable, kept)
         # After the restart the other worker names her first: her key now is another one.
         await _ready(two)
         later = statement(statement_id=new_id(), learner=learners[0])
