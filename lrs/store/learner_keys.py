@@ -365,6 +365,10 @@ class LearnerKeys:
         # stamp of the keys heard of (a notification is sent only to a
         # session listening before its transaction committed).
         self._listening_since = EARLIEST
+        # Keys heard of and noted with that stamp since the listening
+        # connection's last answered probe: _id -> (heard at, generation),
+        # in the order heard (listener_alive).
+        self._heard: dict[str, tuple[float, int]] = {}
 
     def _learned(self, known: int, new: int) -> None:
         """``known`` identities this process had not cached had a key already, ``new`` had none."""
@@ -409,6 +413,7 @@ class LearnerKeys:
         self._current.pop(_id(tenant, pseudonym), None)
         self._made.pop((tenant, pseudonym), None)
         self._unconfirmed.forget(tenant, pseudonym)
+        self._heard.pop(_id(tenant, pseudonym), None)
         prefix = _cipher_id(tenant, pseudonym)
         self._ciphers = {k: v for k, v in self._ciphers.items() if not k.startswith(prefix)}
         self._sealed.clear()  # erasures are rare; which forms were its is not kept
@@ -420,6 +425,7 @@ class LearnerKeys:
         self._current.clear()
         self._made.clear()
         self._unconfirmed.clear()
+        self._heard.clear()
         self._ciphers.clear()
         self._sealed.clear()
         self._sealed_count = 0
@@ -432,6 +438,22 @@ class LearnerKeys:
         self.trust_cache = False
         self.forget_all()
         self._listening_since = time.monotonic()
+
+    def listener_alive(self, sent: float) -> None:
+        """The listening connection answered a probe sent at ``sent``: its
+        session, which was listening before every key it delivered was
+        committed, was alive after those delivered before ``sent`` were, so
+        no crash came between their commits and ``sent``: that is their
+        stamp now (a writer's session opened before it proves the rest),
+        not the listening connection's opening, which the writer's sessions
+        (opened later) would never prove."""
+        while self._heard:
+            ident, (heard_at, generation) = next(iter(self._heard.items()))
+            if heard_at >= sent:
+                break
+            del self._heard[ident]
+            tenant, _, pseudonym = ident.partition("\x00")
+            self._unconfirmed.restamp(tenant, pseudonym, generation, sent)
 
     def heard(self, payload: str) -> None:
         """A change notification: an erasure, ``'<tenant> <pseudonym> <epoch>'``,
@@ -477,6 +499,10 @@ class LearnerKeys:
             cipher = self._cipher(wrapped, tenant, pseudonym, generation)
         self._made.pop((tenant, pseudonym), None)
         self._remember(tenant, pseudonym, generation, cipher, self._version, wrapped, stamp)
+        if stamp is not None:
+            ident = _id(tenant, pseudonym)
+            self._heard.pop(ident, None)
+            self._heard[ident] = (time.monotonic(), generation)
 
     def catch_up(self, epoch: int) -> None:
         """The database's key epoch was seen at ``epoch``: when the cache is

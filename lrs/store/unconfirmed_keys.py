@@ -76,6 +76,13 @@ class UnconfirmedKeys:
         self._keys[key] = (generation, stamp, wrapped)
         return dropped
 
+    def restamp(self, tenant: str, pseudonym: str, generation: int, stamp: float) -> None:
+        """A later ``stamp`` for the key, if it is still noted (in its place)."""
+        key = tenant + "\x00" + pseudonym
+        noted = self._keys.get(key)
+        if noted is not None and noted[0] == generation and noted[1] < stamp:
+            self._keys[key] = (generation, stamp, noted[2])
+
     def of(self, tenant: str, refs: Iterable[tuple[str, int]]) -> tuple[dict[str, tuple[int, bytes]], float]:
         """Of the keys ``refs`` (pseudonym, generation) names, those not
         confirmed: (generation, wrapped) by pseudonym, and the earliest of

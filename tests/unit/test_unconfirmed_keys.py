@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import os
+import time
 
 from lrs.privacy import seal
 from lrs.privacy.master import MasterKey
@@ -47,3 +48,25 @@ def test_a_key_whose_note_is_dropped_leaves_the_cache_with_it() -> None:
     # No request can be sealed under a key no longer noted: it must be read (and noted) again.
     assert all(keyring.cached("t", f"p{n}") is None for n in dropped)
     assert all(keyring.cached("t", f"p{n}") is not None for n in range(1000, 2001))
+
+
+def test_a_key_heard_of_is_stamped_by_the_first_probe_its_listening_session_answered_after_it() -> None:
+    """Heard of, a key is stamped from before the listening connection opened,
+    which the writer's sessions (opened later) never prove; once that session
+    answers a probe sent after the key was delivered, no crash came between
+    the key's commit and the probe: the probe's time is its stamp."""
+    master = MasterKey(os.urandom(32))
+    keyring = LearnerKeys(None, master)
+    keyring.not_listening()  # as the service before its listening connection opens
+    keyring.forget_all()
+    keyring.trust_cache = True
+    opened = time.monotonic()
+    pseudonym = keyring.pseudonym("t", "mbox:mailto:lan@example.org")
+    wrapped = master.wrap(os.urandom(32), "t", pseudonym, 1)
+    keyring.listener_alive(opened)  # a probe sent before it was heard proves nothing of it
+    keyring.heard(f"t {pseudonym} 1:{wrapped.hex()}:0")
+    [(_, stamp)] = [keyring._unconfirmed.of("t", [(pseudonym, 1)])]
+    assert stamp < opened
+    sent = time.monotonic()
+    keyring.listener_alive(sent)
+    assert keyring._unconfirmed.of("t", [(pseudonym, 1)]) == ({pseudonym: (1, wrapped)}, sent)
