@@ -15,6 +15,7 @@ their place in the hash chain.  No clock, no randomness: ``now`` and
 
 from __future__ import annotations
 
+import math
 import uuid
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -71,6 +72,12 @@ class AppendRequest(msgspec.Struct, frozen=True):
     # request when one of those identities has another live key
     # (lrs.store.group_keys).
     new_keys: Mapping[str, bytes] = {}
+    # The keys its Statements are sealed under that are not known to be on
+    # disk ((generation, wrapped) by pseudonym) and the earliest moment they
+    # were seen committed (time.monotonic()): a group on a connection opened
+    # since proposes them again (lrs.store.unconfirmed_keys).
+    unconfirmed_keys: Mapping[str, tuple[int, bytes]] = {}
+    unconfirmed_since: float = math.inf
 
 
 @dataclass(frozen=True, slots=True)

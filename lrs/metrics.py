@@ -87,6 +87,12 @@ LEARNER_KEYS_REFUSED = Counter(
     "the learner's live key (another process made one first, or it was erased); each is sealed again and "
     "sent to a second group commit",
 )
+LEARNER_KEYS_PROPOSED_AGAIN = Counter(
+    "lrs_learner_keys_proposed_again",
+    "Learner keys a group commit proposed again because a request was sealed under them before the group's "
+    "connection began its session and they were not known to be on disk (a crash may have lost them; "
+    "docs/privacy.md \"A key lost in a crash\"): after a restart or a reconnection, never in the steady state",
+)
 # Each HTTP worker serves its own /metrics: its process id tells them apart
 # (bench/ingest.py adds up the workers' counters by it).
 PROCESS_ID = Gauge("lrs_process_id", "The id of the process that answered this scrape")

@@ -246,8 +246,7 @@ async def _learner_keys(app: web.Application) -> AsyncIterator[None]:
         await keyring.check_master_key()
 
         def lost() -> None:
-            keyring.trust_cache = False
-            keyring.forget_all()
+            keyring.not_listening()
 
         def listening() -> None:
             keyring.forget_all()
@@ -256,7 +255,7 @@ async def _learner_keys(app: web.Application) -> AsyncIterator[None]:
         app[keys.LEARNER_KEYS] = keyring
         async with credential_changes(
             app[keys.DATABASE_URL], on_change=keyring.heard, on_lost=lost, on_listening=listening,
-            channel=CHANGES_CHANNEL, application_name="lrs-learner-keys",
+            on_alive=keyring.listener_alive, channel=CHANGES_CHANNEL, application_name="lrs-learner-keys",
         ):
             await keyring.load_epoch()  # erasures from before are not heard of again
             yield

@@ -8,6 +8,7 @@ has committed the statements.
 from __future__ import annotations
 
 import email.utils
+import math
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
@@ -142,12 +143,14 @@ async def _append(
         while True:
             authority = authority_for(credential, homepage)
             key_epoch, key_refs, ciphertexts, new_keys, sealed = None, frozenset(), {}, {}, None
+            unconfirmed, unconfirmed_since = {}, math.inf
             clear = statements
             if learner_keys is not None:  # personal data is stored sealed (docs/privacy.md)
                 sealed = await learner_keys.seal_statements(credential.tenant, statements, authority,
                                                             make_keys=make_keys)
                 clear, authority, key_epoch, key_refs = sealed.statements, sealed.authority, sealed.epoch, sealed.refs
                 ciphertexts, new_keys = sealed.ciphertexts, sealed.new_keys
+                unconfirmed, unconfirmed_since = sealed.unconfirmed, sealed.unconfirmed_since
 
             def prepare(bodies: list[dict[str, Any]], authority: dict[str, Any] = authority) -> list[Any]:
                 return prepare_statements(
@@ -165,6 +168,7 @@ async def _append(
                     results = await writer.append(
                         credential.tenant, prepared, defines=defines,
                         key_epoch=key_epoch, key_refs=key_refs, ciphertexts=ciphertexts, new_keys=new_keys,
+                        unconfirmed_keys=unconfirmed, unconfirmed_since=unconfirmed_since,
                         arrival=arrival,
                     )
                 except ConflictError:
@@ -177,16 +181,18 @@ async def _append(
                     results = await writer.append(
                         credential.tenant, prepare(as_stored), defines=defines,
                         key_epoch=key_epoch, key_refs=key_refs, ciphertexts=ciphertexts, new_keys=new_keys,
+                        unconfirmed_keys=unconfirmed, unconfirmed_since=unconfirmed_since,
                         arrival=arrival,
                     )
                 if sealed is not None:
-                    learner_keys.stored(sealed)  # its ciphertexts were committed with the Statements
+                    # its ciphertexts were committed with the Statements, and its keys are on disk
+                    learner_keys.stored(sealed, inserted=any(r.inserted for r in results))
                 break
             except KeyTakenMeanwhile as taken:
                 # Sealed under a key made here for a learner that has
                 # another: once more with the live keys (read or made by
                 # PostgreSQL for any without one), which cannot be refused so.
-                learner_keys.taken(sealed, taken.keys)
+                learner_keys.taken(sealed, taken.keys, taken.checked)
                 make_keys = False
             except KeyErasedMeanwhile:
                 # Sealed before this process heard of an erasure: once more

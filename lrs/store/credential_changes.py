@@ -30,6 +30,7 @@ async def credential_changes(
     on_change: Callable[[str], None],
     on_lost: Callable[[], None],
     on_listening: Callable[[], None],
+    on_alive: Callable[[float], None] = lambda _sent: None,
     retry_s: float = 1.0,
     startup_timeout_s: float = 5.0,
     channel: str = CHANGES_CHANNEL,
@@ -42,6 +43,6 @@ async def credential_changes(
     :mod:`lrs.store.learner_keys`)."""
     async with listening(
         database_url, channel, on_notification=on_change, on_lost=on_lost, on_listening=on_listening,
-        retry_s=retry_s, startup_timeout_s=startup_timeout_s, application_name=application_name,
+        on_alive=on_alive, retry_s=retry_s, startup_timeout_s=startup_timeout_s, application_name=application_name,
     ):
         yield

@@ -16,13 +16,29 @@ transaction: with the first Statement sealed under it, or without one when
 the request that made it is rejected in that group (a 409, only
 duplicates, refused for an erasure); such a key seals nothing, and an
 erasure destroys it like any other.
+
+A request sealed under a key its process read, heard of, or made with a key
+statement (committed without waiting for its flush) before the group's
+connection began its session carries that key too
+(:mod:`lrs.store.unconfirmed_keys`): a crash may have lost it.  A generation
+1 key is proposed again like a new one: inserted if its row is gone, the
+request written under it as before.  An erasure of a learner without a key
+row leaves an erased generation 1 row (:mod:`lrs.store.erasure`), which the
+proposal cannot replace: no erased key comes back.  A later generation is
+only checked (an erasure that found it gone refused as "already erased";
+inserting it after would bring the learner back): a request sealed under
+one that is not live is refused, to be sealed again.
 """
 
 from __future__ import annotations
 
+import math
+from typing import Mapping
+
 import asyncpg
 
 from lrs.batching import AppendRequest
+from lrs.metrics import LEARNER_KEYS_PROPOSED_AGAIN
 from lrs.store.learner_keys import ANNOUNCE_KEY
 from lrs.xapi.errors import XapiError
 
@@ -72,36 +88,59 @@ class KeyTakenMeanwhile(XapiError):
     that has another live key (another process's, or one made before this
     process cached it), or none (erased): nothing of it was stored.
     ``keys``: the live key (generation, wrapped) of each identity it made a
-    key for that has one, to seal it again with."""
+    key for that has one, to seal it again with; ``checked``: every identity
+    whose key was compared (those it made, and those proposed again)."""
 
     default_status = 503
 
-    def __init__(self, keys: dict[str, tuple[int, bytes]]) -> None:
+    def __init__(self, keys: dict[str, tuple[int, bytes]], checked: frozenset[str] = frozenset()) -> None:
         super().__init__("a learner named in the request was given a key meanwhile; nothing was stored, send it again")
         self.keys = keys
+        self.checked = checked
 
 
-async def keys_taken(conn: asyncpg.Connection, requests: list[AppendRequest]) -> dict[int, KeyTakenMeanwhile]:
+async def keys_taken(
+    conn: asyncpg.Connection, requests: list[AppendRequest], session_since: float = -math.inf
+) -> dict[int, KeyTakenMeanwhile]:
     """In the group's transaction: insert the keys the requests were sealed
-    under; the requests (by index) sealed under a key that is not the live one."""
+    under (made for them, or not known to be on disk and seen before
+    ``session_since``, when ``conn``'s session began); the requests (by
+    index) sealed under a key that is not the live one."""
+    wanted = [_sealed_under(request, session_since) for request in requests]
+    again = sum(len(request.unconfirmed_keys) for request in requests if request.unconfirmed_since <= session_since)
+    if again:
+        LEARNER_KEYS_PROPOSED_AGAIN.inc(again)
     proposed: dict[tuple[str, str], bytes] = {}
-    for request in requests:
-        for pseudonym, wrapped in request.new_keys.items():
-            proposed.setdefault((request.tenant, pseudonym), wrapped)
-    if not proposed:
+    checked: set[tuple[str, str]] = set()
+    for request, keys in zip(requests, wanted):
+        for pseudonym, (generation, wrapped) in keys.items():
+            if generation == 1:
+                proposed.setdefault((request.tenant, pseudonym), wrapped)
+            else:
+                checked.add((request.tenant, pseudonym))
+    if not proposed and not checked:
         return {}
-    order = sorted(proposed)
-    tenants, pseudonyms = [t for t, _ in order], [p for _, p in order]
     live: dict[tuple[str, str], tuple[int, bytes]] = {}
-    for row in await conn.fetch(PROPOSE_KEYS, tenants, pseudonyms, [proposed[k] for k in order]):
-        live[(row["tenant"], row["pseudonym"])] = (row["generation"], row["wrapped"])
-    absent = [k for k in order if k not in live]
+    if proposed:
+        order = sorted(proposed)
+        tenants, pseudonyms = [t for t, _ in order], [p for _, p in order]
+        for row in await conn.fetch(PROPOSE_KEYS, tenants, pseudonyms, [proposed[k] for k in order]):
+            live[(row["tenant"], row["pseudonym"])] = (row["generation"], row["wrapped"])
+    absent = [k for k in sorted(proposed.keys() | checked) if k not in live]
     if absent:
         for row in await conn.fetch(SELECT_LIVE_KEYS, [t for t, _ in absent], [p for _, p in absent]):
             live[(row["tenant"], row["pseudonym"])] = (row["generation"], row["wrapped"])
     refused: dict[int, KeyTakenMeanwhile] = {}
-    for index, request in enumerate(requests):
-        mine = {p: live.get((request.tenant, p)) for p in request.new_keys}
-        if any(key != (1, wrapped) for wrapped, key in zip(request.new_keys.values(), mine.values())):
-            refused[index] = KeyTakenMeanwhile({p: key for p, key in mine.items() if key is not None})
+    for index, (request, keys) in enumerate(zip(requests, wanted)):
+        mine = {p: live.get((request.tenant, p)) for p in keys}
+        if any(key != sealed for sealed, key in zip(keys.values(), mine.values())):
+            refused[index] = KeyTakenMeanwhile({p: key for p, key in mine.items() if key is not None}, frozenset(keys))
     return refused
+
+
+def _sealed_under(request: AppendRequest, session_since: float) -> Mapping[str, tuple[int, bytes]]:
+    """The keys of ``request`` the group inserts or checks: (generation, wrapped) by pseudonym."""
+    keys: Mapping[str, tuple[int, bytes]] = {p: (1, wrapped) for p, wrapped in request.new_keys.items()}
+    if request.unconfirmed_since <= session_since:
+        keys = {**request.unconfirmed_keys, **keys}
+    return keys

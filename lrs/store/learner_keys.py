@@ -44,7 +44,9 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import math
 import secrets
+import time
 from typing import Any, Iterable
 
 import asyncpg
@@ -55,6 +57,7 @@ from lrs.metrics import LEARNER_KEYS_REFUSED
 from lrs.privacy import seal
 from lrs.privacy.master import MasterKey, PrivacyKeyError
 from lrs.store.sealed_identities import StoredCiphertexts
+from lrs.store.unconfirmed_keys import EARLIEST, UnconfirmedKeys
 
 __all__ = ["CHANGES_CHANNEL", "LearnerKeys", "Sealed"]
 
@@ -119,9 +122,10 @@ CROSS JOIN LATERAL (
 # its own.  Its transaction commits without waiting for the WAL
 # flush (synchronous_commit off, set for it alone): every Statement sealed
 # under a new key commits after it, synchronously, and that flush covers the
-# key's earlier commit record; should PostgreSQL stop before, no Statement
-# under the key was committed, and every process drops its cached keys when
-# its listening connection is cut.
+# key's earlier commit record -- when no crash came between, which the
+# writer makes sure of for every key a request was sealed under that is not
+# confirmed yet (lrs.store.unconfirmed_keys: proposed again by a group on a
+# connection opened since the key was seen).
 LOAD_OR_CREATE = """
 WITH made AS (
     INSERT INTO learner_keys (tenant, pseudonym, generation, wrapped)
@@ -282,6 +286,12 @@ class Sealed(msgspec.Struct, frozen=True):
     # sealed under (generation 1, wrapped, by pseudonym): the writer inserts
     # them in the group commit (lrs.store.group_keys).
     new_keys: dict[str, bytes] = {}
+    # The keys it is sealed under that are not known to be on disk
+    # ((generation, wrapped) by pseudonym), and the earliest moment they
+    # were seen committed (lrs.store.unconfirmed_keys): a group on a
+    # connection opened since proposes them again.
+    unconfirmed: dict[str, tuple[int, bytes]] = {}
+    unconfirmed_since: float = math.inf
 
 
 class LearnerKeys:
@@ -349,6 +359,16 @@ class LearnerKeys:
         self._made: dict[tuple[str, str], tuple[bytes, seal.SealKey]] = {}
         # Of the identities not cached lately, the share that had a key already (READ_FIRST_ABOVE).
         self._known_share = 0.0
+        # Keys sealed under that are not known to be on disk (lrs.store.unconfirmed_keys).
+        self._unconfirmed = UnconfirmedKeys(max(self._capacity // 4, 1024))
+        # No later than the opening of the connection that listens now: the
+        # stamp of the keys heard of (a notification is sent only to a
+        # session listening before its transaction committed).
+        self._listening_since = EARLIEST
+        # Keys heard of and noted with that stamp since the listening
+        # connection's last answered probe: _id -> (heard at, generation),
+        # in the order heard (listener_alive).
+        self._heard: dict[str, tuple[float, int]] = {}
 
     def _learned(self, known: int, new: int) -> None:
         """``known`` identities this process had not cached had a key already, ``new`` had none."""
@@ -392,6 +412,8 @@ class LearnerKeys:
         self._version += 1
         self._current.pop(_id(tenant, pseudonym), None)
         self._made.pop((tenant, pseudonym), None)
+        self._unconfirmed.forget(tenant, pseudonym)
+        self._heard.pop(_id(tenant, pseudonym), None)
         prefix = _cipher_id(tenant, pseudonym)
         self._ciphers = {k: v for k, v in self._ciphers.items() if not k.startswith(prefix)}
         self._sealed.clear()  # erasures are rare; which forms were its is not kept
@@ -402,10 +424,36 @@ class LearnerKeys:
         self._version += 1
         self._current.clear()
         self._made.clear()
+        self._unconfirmed.clear()
+        self._heard.clear()
         self._ciphers.clear()
         self._sealed.clear()
         self._sealed_count = 0
         self._opened.clear()
+
+    def not_listening(self) -> None:
+        """The listening connection is lost (or not open yet): the cache is
+        not trusted until the next one listens (then :meth:`forget_all` and
+        ``trust_cache``), and the keys that one hears are stamped from now."""
+        self.trust_cache = False
+        self.forget_all()
+        self._listening_since = time.monotonic()
+
+    def listener_alive(self, sent: float) -> None:
+        """The listening connection answered a probe sent at ``sent``: its
+        session, which was listening before every key it delivered was
+        committed, was alive after those delivered before ``sent`` were, so
+        no crash came between their commits and ``sent``: that is their
+        stamp now (a writer's session opened before it proves the rest),
+        not the listening connection's opening, which the writer's sessions
+        (opened later) would never prove."""
+        while self._heard:
+            ident, (heard_at, generation) = next(iter(self._heard.items()))
+            if heard_at >= sent:
+                break
+            del self._heard[ident]
+            tenant, _, pseudonym = ident.partition("\x00")
+            self._unconfirmed.restamp(tenant, pseudonym, generation, sent)
 
     def heard(self, payload: str) -> None:
         """A change notification: an erasure, ``'<tenant> <pseudonym> <epoch>'``,
@@ -441,12 +489,20 @@ class LearnerKeys:
         if cached is not None and cached.generation == generation:
             return
         made = self._made.get((tenant, pseudonym))
+        # Announced by a key statement, which commits without waiting for its
+        # flush, or by a group: not known to be on disk -- unless it is the
+        # key made here, which only a group commits (synchronously).
+        stamp: float | None = self._listening_since
         if made is not None and made[0] == wrapped:
-            cipher = made[1].cipher
+            cipher, stamp = made[1].cipher, None
         else:
             cipher = self._cipher(wrapped, tenant, pseudonym, generation)
         self._made.pop((tenant, pseudonym), None)
-        self._remember(tenant, pseudonym, generation, cipher, self._version)
+        self._remember(tenant, pseudonym, generation, cipher, self._version, wrapped, stamp)
+        if stamp is not None:
+            ident = _id(tenant, pseudonym)
+            self._heard.pop(ident, None)
+            self._heard[ident] = (time.monotonic(), generation)
 
     def catch_up(self, epoch: int) -> None:
         """The database's key epoch was seen at ``epoch``: when the cache is
@@ -573,6 +629,7 @@ class LearnerKeys:
         mine = {p: (w, k) for p, w, k in zip(pseudonyms, wrapped, data_keys)}
         keys: dict[str, seal.SealKey] = {}
         made = 0
+        stamp = time.monotonic()  # before: the keys it makes or reads are committed after
         for row in await self._key_pool.fetch(LOAD_OR_CREATE, tenant, pseudonyms, wrapped):
             pseudonym, generation, stored = row["pseudonym"], row["generation"], row["wrapped"]
             own = mine[pseudonym]
@@ -581,7 +638,7 @@ class LearnerKeys:
                 made += 1
             else:
                 cipher = self._cipher(stored, tenant, pseudonym, generation)
-            keys[pseudonym] = self._remember(tenant, pseudonym, generation, cipher, version)
+            keys[pseudonym] = self._remember(tenant, pseudonym, generation, cipher, version, stored, stamp)
         self._learned(len(pseudonyms) - made, made)
         absent = [p for p in pseudonyms if p not in keys]
         if absent:  # erased before, or made by another process meanwhile
@@ -592,6 +649,7 @@ class LearnerKeys:
     async def _load_or_create_after_erasure(
         self, tenant: str, pseudonyms: list[str], version: int
     ) -> list[seal.SealKey]:
+        stamp = time.monotonic()
         rows = await self._key_pool.fetch(SELECT_CURRENT, tenant, pseudonyms)
         keys: list[seal.SealKey] = []
         known = {}
@@ -599,7 +657,8 @@ class LearnerKeys:
             known[row["pseudonym"]] = row["generation"]
             if row["wrapped"] is not None:
                 cipher = self._cipher(row["wrapped"], tenant, row["pseudonym"], row["generation"])
-                keys.append(self._remember(tenant, row["pseudonym"], row["generation"], cipher, version))
+                keys.append(self._remember(tenant, row["pseudonym"], row["generation"], cipher, version,
+                                           row["wrapped"], stamp))
         absent = [p for p in pseudonyms if p not in known or all(k.pseudonym != p for k in keys)]
         if absent:
             generations = [known.get(p, 0) + 1 for p in absent]
@@ -610,13 +669,20 @@ class LearnerKeys:
             # Ours, or the one a concurrent writer made first.
             for row in await self._key_pool.fetch(SELECT_LIVE, tenant, absent):
                 cipher = self._cipher(row["wrapped"], tenant, row["pseudonym"], row["generation"])
-                keys.append(self._remember(tenant, row["pseudonym"], row["generation"], cipher, version))
+                keys.append(self._remember(tenant, row["pseudonym"], row["generation"], cipher, version,
+                                           row["wrapped"], stamp))
         return keys
 
-    def _remember(self, tenant: str, pseudonym: str, generation: int, cipher: Any, version: int) -> seal.SealKey:
+    def _remember(self, tenant: str, pseudonym: str, generation: int, cipher: Any, version: int,
+                  wrapped: bytes | None = None, stamp: float | None = None) -> seal.SealKey:
         """The key; cached unless the cache was emptied since ``version``
-        (it may have been read before an erasure the cache heard of)."""
+        (it may have been read before an erasure the cache heard of).  With
+        a ``stamp``, not known to be on disk: noted, cached or not, so that
+        the requests sealed under it carry it (:mod:`lrs.store.unconfirmed_keys`)."""
         key = seal.SealKey(pseudonym, generation, cipher)
+        if stamp is not None and wrapped is not None:
+            for dropped in self._unconfirmed.note(tenant, pseudonym, generation, wrapped, stamp):
+                self._current.pop(dropped, None)  # not sealed under again without being noted again
         if version == self._version:
             cache_key = _id(tenant, pseudonym)
             self._current.pop(cache_key, None)  # to the end: the most recently stored
@@ -695,15 +761,21 @@ class LearnerKeys:
         sealed_authority = sealer.agent(authority)
         sealed = [seal.seal_statement(s, sealer.agent) for s in statements]
         new_keys: dict[str, bytes] = {}
+        # The cached keys sealed under that are not confirmed, asked before
+        # any wait: a note dropped meanwhile (UnconfirmedKeys) is not missed.
+        unconfirmed, since = self._unconfirmed.of(tenant, sealer.refs)
         if sealer.missing:
             if (make_keys and self.trust_cache and len(sealer.missing) <= MAKE_KEYS_UP_TO
                     and self._known_share <= READ_FIRST_ABOVE):
                 keys = {ident: self._key_made(tenant, ident, new_keys) for ident in sealer.missing}
             else:
                 keys = await self.keys_for_writing(tenant, sealer.missing)
+                loaded, loaded_since = self._unconfirmed.of(
+                    tenant, [(key.pseudonym, key.generation) for key in keys.values()])
+                unconfirmed, since = {**unconfirmed, **loaded}, min(since, loaded_since)
             sealer.finish(keys)
         return Sealed(sealed, sealed_authority, epoch, frozenset(sealer.refs), sealer.ciphertexts, sealer.fresh,
-                      version, tenant, new_keys)
+                      version, tenant, new_keys, unconfirmed, since)
 
     def _key_made(self, tenant: str, ident: str, new_keys: dict[str, bytes]) -> seal.SealKey:
         """The key made here for an identity not cached (the one made before
@@ -720,11 +792,12 @@ class LearnerKeys:
         new_keys[pseudonym] = made[0]
         return made[1]
 
-    def _settle_made(self, sealed: Sealed, live: dict[str, tuple[int, bytes]]) -> None:
+    def _settle_made(self, sealed: Sealed, live: dict[str, tuple[int, bytes]], stamp: float | None = None) -> None:
         """The group commit answered for ``sealed``'s new keys: ``live``, each
         identity's live key (generation, wrapped) as it read it, is cached
         (unless the cache forgot anything since the request was sealed) and
-        the keys made here are no longer pending."""
+        the keys made here are no longer pending.  ``stamp``: of keys not
+        known to be on disk (:meth:`_remember`)."""
         for pseudonym, wrapped in sealed.new_keys.items():
             cache_key = (sealed.tenant, pseudonym)
             made = self._made.get(cache_key)
@@ -741,22 +814,33 @@ class LearnerKeys:
                 cipher = made[1].cipher
             else:
                 cipher = self._cipher(stored, sealed.tenant, pseudonym, generation)
-            self._remember(sealed.tenant, pseudonym, generation, cipher, sealed.version)
+            self._remember(sealed.tenant, pseudonym, generation, cipher, sealed.version, stored, stamp)
 
-    def taken(self, sealed: Sealed, live: dict[str, tuple[int, bytes]]) -> None:
+    def taken(self, sealed: Sealed, live: dict[str, tuple[int, bytes]], checked: Iterable[str] = ()) -> None:
         """The writer refused ``sealed``: an identity it made a key for has
         another live key, or none (:class:`lrs.store.group_keys.KeyTakenMeanwhile`
         with ``live``, the live keys it read).  Those are cached, to seal again with."""
         LEARNER_KEYS_REFUSED.inc()
         known = sum(1 for p, wrapped in sealed.new_keys.items() if live.get(p) != (1, wrapped))
         self._learned(known, len(sealed.new_keys) - known)
-        self._settle_made(sealed, live)
+        # Read in a group's transaction: maybe another process's key statement's, not on disk yet.
+        self._settle_made(sealed, live, EARLIEST)
+        for pseudonym in checked:  # ``checked``: the identities whose keys the group compared
+            key = sealed.unconfirmed.get(pseudonym)
+            if key is not None and live.get(pseudonym) != key:  # lost in a crash, or erased: read again
+                self.forget(sealed.tenant, pseudonym)
 
-    def stored(self, sealed: Sealed) -> None:
+    def stored(self, sealed: Sealed, *, inserted: bool = True) -> None:
         """``sealed``'s Statements were committed, and with them its
         ciphertexts: its sealed forms may be reused (a later request that
-        names an identity the same way then carries no ciphertext)."""
-        if sealed.new_keys:  # committed with the Statements: now the live keys
+        names an identity the same way then carries no ciphertext).
+        ``inserted``: a Statement of it was (its COMMIT flushed the WAL, and
+        with it every key it is sealed under; a transaction that wrote
+        nothing does not flush)."""
+        if sealed.unconfirmed and inserted:
+            self._unconfirmed.confirm(sealed.tenant, ((p, g) for p, (g, _) in sealed.unconfirmed.items()))
+        if sealed.new_keys:  # committed with the Statements: now the live keys, on disk
+            self._unconfirmed.confirm(sealed.tenant, ((p, 1) for p in sealed.new_keys))
             self._learned(0, len(sealed.new_keys))
             self._settle_made(sealed, {p: (1, w) for p, w in sealed.new_keys.items()})
         if sealed.forms and self.trust_cache and self._version == sealed.version:

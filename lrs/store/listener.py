@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from typing import AsyncIterator, Callable
 
 import asyncpg
@@ -43,6 +44,7 @@ async def listening(
     on_notification: Callable[[str], None],
     on_lost: Callable[[], None] = lambda: None,
     on_listening: Callable[[], None] = lambda: None,
+    on_alive: Callable[[float], None] = lambda _sent: None,
     retry_s: float = 0.1,
     retry_max_s: float = 2.0,
     startup_timeout_s: float = 5.0,
@@ -55,7 +57,9 @@ async def listening(
     the first connection listens, or after ``startup_timeout_s`` if the
     database cannot be reached).  ``on_lost`` is called before the first
     connection listens and whenever one is lost, ``on_listening`` each time
-    one listens."""
+    one listens.  ``on_alive(sent)``: a probe sent at ``sent``
+    (``time.monotonic()``) was answered, so the session that delivered every
+    notification before it was alive then."""
     first_listen = asyncio.Event()
     reconnects = metrics.LISTENER_RECONNECTS.labels(channel)
 
@@ -80,7 +84,7 @@ async def listening(
                 failures, outage_logged = 0, False
                 on_listening()
                 first_listen.set()
-                silent = await _until_lost(conn, lost, check_every_s, check_timeout_s)
+                silent = await _until_lost(conn, lost, check_every_s, check_timeout_s, on_alive)
                 log.warning("listener.connection_lost", channel=channel, silent=silent)
                 outage_logged = True
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
@@ -105,7 +109,10 @@ async def listening(
         await cancel_and_wait(task)
 
 
-async def _until_lost(conn: asyncpg.Connection, lost: asyncio.Event, every_s: float, timeout_s: float) -> bool:
+async def _until_lost(
+    conn: asyncpg.Connection, lost: asyncio.Event, every_s: float, timeout_s: float,
+    on_alive: Callable[[float], None] = lambda _sent: None,
+) -> bool:
     """Wait until ``conn`` is lost (False) or stops answering (True: it is
     terminated then).  The probe is not waited for past ``timeout_s``: cancelling
     a statement waits for the server to confirm, which a silent one never
@@ -114,6 +121,7 @@ async def _until_lost(conn: asyncpg.Connection, lost: asyncio.Event, every_s: fl
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(lost.wait(), every_s)
             return False
+        sent = time.monotonic()
         probe = asyncio.ensure_future(conn.fetchval("SELECT 1"))
         probe.add_done_callback(_retrieved)
         done, _ = await asyncio.wait([probe], timeout=timeout_s)
@@ -124,6 +132,7 @@ async def _until_lost(conn: asyncpg.Connection, lost: asyncio.Event, every_s: fl
             return True
         if probe.cancelled() or probe.exception() is not None:
             return False  # it failed as the connection was lost
+        on_alive(sent)
 
 
 def _retrieved(task: asyncio.Future) -> None:

@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import time
 import uuid
 from collections import defaultdict, deque
@@ -103,6 +104,7 @@ from lrs.store.ids import TimeOrderedUuids
 from lrs.store.kept_connection import connection_for_group, group_transaction, release
 from lrs.store.ref_keys import add_reached_keys
 from lrs.store.sealed_identities import INSERT_CIPHERTEXTS, ciphertext_columns
+from lrs.store.unconfirmed_keys import session_known_since
 from lrs.tasks import cancel_and_wait
 
 __all__ = [
@@ -440,6 +442,8 @@ class StatementWriter:
         key_refs: frozenset[tuple[str, int]] = frozenset(),
         ciphertexts: Mapping[bytes, bytes] = {},
         new_keys: Mapping[str, bytes] = {},
+        unconfirmed_keys: Mapping[str, tuple[int, bytes]] = {},
+        unconfirmed_since: float = math.inf,
         arrival: Arrival | None = None,
     ) -> list[AppendResult]:
         """Append one request's statements; returns one result per statement,
@@ -455,6 +459,9 @@ class StatementWriter:
         keys (generation 1, wrapped, by pseudonym) made for them, inserted by
         the group commit; raises :class:`KeyTakenMeanwhile` when one of those
         identities has another live key (:mod:`lrs.store.group_keys`).
+        ``unconfirmed_keys``, ``unconfirmed_since``: the keys it is sealed
+        under not known to be on disk, proposed again by a group on a
+        connection opened since (:mod:`lrs.store.unconfirmed_keys`).
         ``arrival``: the request's announcement (:meth:`arrival`), which lets
         the group commit without waiting the full ``wait_ms`` for it."""
         if self._closing or self._task is None:
@@ -469,7 +476,8 @@ class StatementWriter:
         # only for what does (positions, stored, hash chain).
         forms = tuple(statement_form(statement, key_literal) for statement in statements)
         self._queue.append(_Queued(
-            AppendRequest(tenant, tuple(statements), forms, defines, key_epoch, key_refs, ciphertexts, new_keys),
+            AppendRequest(tenant, tuple(statements), forms, defines, key_epoch, key_refs, ciphertexts, new_keys,
+                          unconfirmed_keys, unconfirmed_since),
             future, None if arrival is None else arrival.client,
         ))
         self._queued_statements += len(statements)
@@ -738,8 +746,13 @@ class StatementWriter:
             conn, self._more_waiting, self._chained, self._begin_group
         ):
             # Keys made for the requests, before the head lock (a group
-            # waiting here on another's key holds no lock of the log).
-            taken = await keys_taken(conn, requests) if any(r.new_keys for r in requests) else {}
+            # waiting here on another's key holds no lock of the log); and
+            # the keys of requests sealed before this connection's session
+            # began that are not known to be on disk: a crash may have come
+            # between (lrs.store.unconfirmed_keys).
+            since = session_known_since(conn)
+            taken = await keys_taken(conn, requests, since) if any(
+                r.new_keys or r.unconfirmed_since <= since for r in requests) else {}
             locked: LockedDefinitions | None = None
             if seen is None:
                 # The definitions the group may merge are read and locked in the

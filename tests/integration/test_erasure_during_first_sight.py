@@ -53,9 +53,9 @@ async def test_an_erasure_while_the_group_makes_the_first_key_erases_what_the_gr
     proposed, go_on = asyncio.Event(), asyncio.Event()
     original = writer_module.keys_taken
 
-    async def keys_taken_then_wait(conn: asyncpg.Connection, requests: list) -> dict:
+    async def keys_taken_then_wait(conn: asyncpg.Connection, requests: list, *since: float) -> dict:
         # The group has inserted the key (not committed) and not yet taken the head lock.
-        refused = await original(conn, requests)
+        refused = await original(conn, requests, *since)
         proposed.set()
         await go_on.wait()
         return refused
