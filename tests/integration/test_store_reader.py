@@ -91,6 +91,30 @@ async def test_agent_filter_and_related_agents(pool: asyncpg.Pool) -> None:
     assert await ids(pool, agent="mbox:mailto:bob@example.com") == names("ref-b2", "void-a3", "b2", "b1")
 
 
+async def test_related_agents_find_the_statements_whose_authority_is_the_agent(pool: asyncpg.Pool) -> None:
+    """An Agent authority's related agent key has no row in statement_keys
+    (lrs.store.group_columns.key_literal): the authority's walk finds its
+    Statements, as the agent's own (unscoped) and on the rows the
+    statements/read/mine scope walks (the key's condition)."""
+    authority = "mbox:mailto:authority@example.com"
+    # (a referring Statement holds it for the Statements its chain reaches, lrs/store/ref_keys.py)
+    assert not await pool.fetchval(
+        "SELECT count(*) FROM statement_keys k JOIN statements s ON s.position = k.position"
+        " WHERE k.key = statement_key('t', $1) AND s.statement_ref IS NULL", "a:" + authority)
+    every = names("ref-b2", "void-a3", "b2", "a2", "b1", "a1")
+    assert await ids(pool, agent=authority, related_agents=True) == every
+    assert await ids(pool, agent=authority) == []
+    assert await ids(pool, agent=authority, related_agents=True, verb="http://example.com/v/did") == names(
+        "ref-b2", "void-a3", "b2", "b1", "a1")
+    for page in (1, 4):
+        query = StatementQuery(limit=page, agent=authority, related_agents=True, ascending=True)
+        bodies, _, has_more = await query_statements(pool, "t", query, limit=page)
+        assert [msgspec.json.decode(b)["id"] for b in bodies] == every[::-1][:page] and has_more
+    mine = StatementQuery(limit=100, agent=authority, related_agents=True, activity="http://example.com/act/1")
+    bodies, _, _ = await query_statements(pool, "t", mine, limit=100, authority=authority)
+    assert [msgspec.json.decode(b)["id"] for b in bodies] == names("void-a3", "a2", "b1", "a1")
+
+
 async def test_verb_activity_registration_filters(pool: asyncpg.Pool) -> None:
     assert await ids(pool, verb="http://example.com/v/passed") == names("a2")
     assert await ids(pool, activity="http://example.com/act/2") == names("ref-b2", "b2")
