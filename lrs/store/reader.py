@@ -143,11 +143,13 @@ def _key_match(
     keys = f"statement_key($1, {bind(direct + value)}::text)"
     if include_related:
         keys = f"{keys}, statement_key($1, {bind(related + value)}::text)"
-    match = (f"EXISTS (SELECT 1 FROM statement_keys c WHERE c.key IN ({keys})"
-             f" AND c.position = {alias}.position)")
-    if include_related and authority:
-        match = f"({match} OR {alias}.authority_key = statement_key($1, {bind(AUTHORITY_KEY + value)}::text))"
-    return match
+    if not (include_related and authority):
+        return f"EXISTS (SELECT 1 FROM statement_keys c WHERE c.key IN ({keys}) AND c.position = {alias}.position)"
+    # the 'U:' key is also a referring Statement's row for its chain's
+    # authorities when add_statement_ref_keys() gave them (schemas/postgres/0142)
+    mine = f"statement_key($1, {bind(AUTHORITY_KEY + value)}::text)"
+    return (f"({alias}.authority_key = {mine} OR EXISTS (SELECT 1 FROM statement_keys c"
+            f" WHERE c.key IN ({keys}, {mine}) AND c.position = {alias}.position))")
 
 
 def _reached(alias: str, key: str) -> str:
@@ -216,9 +218,12 @@ def _walks(
         if not query.related_agents:
             return _key_walks([AGENT_KEY + query.agent], bind)
         # and the Statements whose authority is the agent (their 'a:' row is
-        # left out, lrs.store.group_columns.key_literal)
+        # left out, lrs.store.group_columns.key_literal), and those holding
+        # its 'U:' key for their chain's (schemas/postgres/0142)
+        authority = bind(AUTHORITY_KEY + query.agent)
         return (_key_walks([AGENT_KEY + query.agent, RELATED_AGENT_KEY + query.agent], bind)
-                + _authority_walk(bind(AUTHORITY_KEY + query.agent)))
+                + _authority_walk(authority)
+                + [(f"statement_keys u WHERE u.key = statement_key($1, {authority}::text)", "u.position")])
     elif query.registration is not None:
         registration = bind(query.registration)
         key = f"statement_key($1, '{REGISTRATION_KEY}' || {registration}::uuid::text)"

@@ -184,3 +184,41 @@ async def test_filter_keys_with_awkward_characters_round_trip(database_url: str,
         assert [msgspec.json.decode(b)["id"] for b in bodies] == [sid("awkward")]
     finally:
         await pool.close()
+
+
+@pytest.mark.parametrize("bulk", [False, True])
+async def test_a_statement_referring_to_one_of_another_authority_is_that_authority_s_related(
+        database_url: str, bulk: bool) -> None:
+    """A Statement whose StatementRef targets one whose Agent authority is X
+    is X's with related_agents, whichever gave it its chain's keys: the
+    writer (from the target's JSON) or, for a store loaded in bulk,
+    add_statement_ref_keys() (from the target's rows, where X's related
+    agent key has none: its authority_key is copied, schemas/postgres/0142)."""
+    from lrs.store import writer as writer_module
+
+    await migrate(database_url)
+    pool = await create_pool(database_url, min_size=1, max_size=2)
+    other = {"objectType": "Agent", "mbox": "mailto:other-authority@example.com"}
+    adds = writer_module.add_reached_keys
+    if bulk:
+        async def nothing(*_: Any) -> int:
+            return 0
+        writer_module.add_reached_keys = nothing  # type: ignore[assignment]
+    try:
+        writer = StatementWriter(pool, wait_ms=0.0)
+        await writer.start()
+        for body, authority in ((st("target"), AUTHORITY),
+                                (st("referring", actor=BOB, object={"objectType": "StatementRef",
+                                                                    "id": sid("target")}), other)):
+            await writer.append("t", prepare_statements([body], version="1.0.3", authority=authority,
+                                                        new_id=uuid.uuid4))
+        await writer.close()
+        if bulk:
+            assert await pool.fetchval("SELECT add_statement_ref_keys()") > 0
+        assert await ids(pool, agent="mbox:mailto:authority@example.com", related_agents=True) == names(
+            "referring", "target")
+        assert await ids(pool, agent="mbox:mailto:other-authority@example.com", related_agents=True) == names(
+            "referring")
+    finally:
+        writer_module.add_reached_keys = adds
+        await pool.close()
