@@ -54,6 +54,7 @@ from lrs.batching import AUTHORITY_KEY, filter_keys  # noqa: E402
 from lrs.eventlog import STATEMENT_EVENT, finalize_with_text, format_stored, hash_with_text  # noqa: E402
 from lrs.ingest.prepare import prepare_statements  # noqa: E402
 from lrs.payload_codec import store_payloads  # noqa: E402
+from lrs.store.group_columns import key_literal  # noqa: E402
 from lrs.store.ids import RandomUuids  # noqa: E402
 
 TABLES = ("events", "statements", "statement_keys")
@@ -72,7 +73,8 @@ FROM unnest($1::text[], $2::uuid[], $3::bigint[], $4::timestamptz[], $5::text[],
      AS u(tenant, statement_id, position, stored, verb_id, authority, registration, voided, voids, statement_ref)
 """
 # The writer's own statement_keys rows (lrs/store/group_commit_sql.py INSERT_GROUP):
-# the filter keys, and the Activity Object's ('O:') pair with the verb
+# the filter keys as the writer sends them (lrs.store.group_columns.key_literal),
+# and the Activity Object's ('O:') pair with the verb
 # (schemas/postgres/0141_activity_verb_pair_keys.sql).
 INSERT_KEYS = """
 INSERT INTO statement_keys (key, position)
@@ -109,12 +111,6 @@ def voided_by_later(n: int, total: int) -> bool:
     return body["verb"]["id"] == gen.VERB + "voided" and body["object"]["id"] == gen.statement_id(n)
 
 
-def _literal(values: list[str]) -> str:
-    from lrs.store.group_columns import array_literal
-
-    return array_literal(values)
-
-
 def prepare_chunk(first: int, count: int, total: int) -> list[tuple]:
     """(n, prepared statement, stored, stored text, payload) of statements first .. first + count - 1."""
     new_id = RandomUuids()
@@ -142,7 +138,7 @@ def chain_chunk(rows: list[tuple], prev_hash: bytes, total: int) -> tuple[bytes,
         authority = next((k for k in statement_keys if k.startswith(AUTHORITY_KEY)), None)
         statements.append((gen.TENANT, s.statement_id, position, stored, s.verb_id, authority, s.registration,
                            voided_by_later(n, total), s.voids, s.statement_ref))
-        keys.append(_literal(statement_keys))
+        keys.append(key_literal(statement_keys))
         prev_hash = digest
     # stored as the writer stores them (the hash covers the JSON, not its stored form)
     stored = store_payloads([e[6] for e in events])

@@ -97,6 +97,9 @@ def filters(total: int, stored: tuple[datetime, datetime]) -> dict[str, Callable
         "agent": lambda i: q(limit=LIMIT, agent=agent(i)),
         "agent_ascending": lambda i: q(limit=LIMIT, agent=agent(i), ascending=True),
         "agent_related": lambda i: q(limit=LIMIT, agent=instructor(i), related_agents=True),
+        # every Statement's authority as a related agent: its index's walk
+        # since branch b100-rows (no 'a:' row of its own), its 'a:' rows before
+        "authority_related": lambda i: q(limit=LIMIT, agent=ifi_key(gen.AUTHORITY), related_agents=True),
         "verb": lambda i: q(limit=LIMIT, verb=gen.VERB + verbs[i % len(verbs)]),
         "verb_rare": lambda i: q(limit=LIMIT, verb=gen.VERB + ("voided", "commented")[i % 2]),
         "activity": lambda i: q(limit=LIMIT, activity=unit(i)),

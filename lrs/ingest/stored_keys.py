@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
-from lrs.batching import AUTHORITY_KEY, filter_keys
+from lrs.batching import filter_keys
 from lrs.ingest.prepare import prepared_from_stored
 from lrs.ingest.query import StatementQuery
 from lrs.xapi.identity import authority_key, ifi_key
@@ -62,10 +62,15 @@ def reached_keys(body: dict[str, Any]) -> frozenset[str]:
     Statement ``body`` holds for it in statement_keys (lrs/store/ref_keys.py):
     its filter keys, its verb ('V:') and its registration ('R:', the UUID's
     lowercase text, as PostgreSQL writes a uuid), its pair key ('P:', the
-    activity + verb filter's), not its authority (the statements/read/mine
-    scope is the referring Statement's own)."""
+    activity + verb filter's).  Its authority's ('U:') too, which a
+    related_agents page walks in statement_keys for a chain's authority (an
+    Agent authority's 'a:' key has no row of its own,
+    lrs.store.group_columns.key_literal; add_statement_ref_keys() copies it
+    from the target's authority_key, schemas/postgres/0142).  The
+    statements/read/mine scope never reads these rows: it is the referring
+    Statement's own authority (statements.authority_key)."""
     prepared = prepared_from_stored(body)
-    keys = {key for key in filter_keys(prepared) if not key.startswith(AUTHORITY_KEY)}
+    keys = set(filter_keys(prepared))
     keys.add(VERB_KEY + prepared.verb_id)
     keys.update(pair_key(activity, prepared.verb_id) for activity in prepared.activity_ids)
     if prepared.registration is not None:

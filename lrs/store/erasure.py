@@ -34,6 +34,7 @@ from typing import Any, Iterable
 import asyncpg
 import msgspec
 
+from lrs.batching import AGENT_KEY, AUTHORITY_KEY, RELATED_AGENT_KEY
 from lrs.ingest.stored_keys import statement_keys
 from lrs.payload_codec import open_payload
 from lrs.privacy import reason as reason_rules
@@ -51,13 +52,20 @@ MAX_REASON = reason_rules.MAX_REASON
 NAMES_FROM_STATEMENTS = 20  # the latest Statements naming the learner whose names the reason may not contain
 
 # Statements that name the identity in clear (stored before sealing was on).
-# statement_keys finds the candidates of each key by its hash; the
+# statement_keys finds the candidates of each key by its hash, and
+# statements.authority_key those of an authority's ('U:', whose related
+# agent row the writer leaves out, lrs.store.group_columns.key_literal); the
 # Statement's JSON decides (lrs/ingest/stored_keys.py).
 SELECT_CLEAR = """
 SELECT w.key, e.payload FROM unnest($2::text[]) AS w(key)
 JOIN statement_keys k ON k.key = statement_key($1, w.key)
 JOIN statements s ON s.tenant = $1 AND s.position = k.position
 JOIN events e ON e.position = s.position
+UNION ALL
+SELECT w.key, e.payload FROM unnest($2::text[]) AS w(key)
+JOIN statements s ON s.authority_key = statement_key($1, w.key) AND s.tenant = $1
+JOIN events e ON e.position = s.position
+WHERE left(w.key, 2) = 'U:'
 """
 SELECT_CLEAR_DOCUMENTS = "SELECT 1 FROM documents WHERE tenant = $1 AND agent_key = $2 LIMIT 1"
 DELETE_DOCUMENTS = "DELETE FROM documents WHERE tenant = $1 AND agent_key = $2"
@@ -149,8 +157,10 @@ def attachment_hashes(payloads: list[bytes]) -> list[str]:
 _decode = msgspec.json.Decoder().decode
 
 
-async def _names_in_clear(conn: asyncpg.Connection, tenant: str, keys: list[str]) -> bool:
-    """Whether a Statement holds one of ``keys`` (filter keys of a clear identity)."""
+async def names_in_clear(conn: asyncpg.Connection, tenant: str, identifier: str) -> bool:
+    """Whether a Statement names the clear IFI key ``identifier`` (as an agent,
+    a related agent or its authority; inside a transaction: a cursor)."""
+    keys = [AGENT_KEY + identifier, RELATED_AGENT_KEY + identifier, AUTHORITY_KEY + identifier]
     async for row in conn.cursor(SELECT_CLEAR, tenant, keys):
         if row["key"] in statement_keys(_decode(open_payload(row["payload"]))):
             return True
@@ -242,7 +252,7 @@ async def erase_learner(
         # and one sealed by a process that has not heard of this erasure yet
         # is checked against the keys by the writer (lrs.store.learner_keys).
         epoch = await conn.fetchval(BUMP_KEY_EPOCH)
-        if await _names_in_clear(conn, tenant, ["A:" + ident, "a:" + ident]) or await conn.fetchval(
+        if await names_in_clear(conn, tenant, ident) or await conn.fetchval(
             SELECT_CLEAR_DOCUMENTS, tenant, ident
         ):
             raise ErasureRefused(

@@ -3,7 +3,7 @@ one array per column, as :func:`lrs.batching.plan_group` laid the group out."""
 
 from __future__ import annotations
 
-from lrs.batching import AUTHORITY_KEY, AppendRequest, GroupPlan, authority_key_of, filter_keys
+from lrs.batching import AUTHORITY_KEY, RELATED_AGENT_KEY, AppendRequest, GroupPlan, authority_key_of, filter_keys
 from lrs.documents.activities import DefinitionUpdate, definition_updates, drop_repeated_definitions
 from lrs.eventlog import ONE_MICROSECOND, STATEMENT_EVENT
 from lrs.payload_codec import store_payloads
@@ -110,9 +110,22 @@ def key_literal(keys: list[str]) -> str:
     statements.authority_key holds and statement_keys does not).
     :func:`lrs.batching.filter_keys` puts that one last.  Left out here,
     PostgreSQL neither parses it nor tests every key's prefix for it: about
-    0.7 microseconds of its CPU a statement (docs/scaling.md, branch b100-pg)."""
+    0.7 microseconds of its CPU a statement (docs/scaling.md, branch b100-pg).
+
+    Nor the related agent key ('a:') of that same IFI key: an Agent
+    authority's (every Statement has one; the credential's, usually the
+    same in every Statement of a client) is found by
+    ``statements.authority_key`` and its index, which a related_agents walk
+    reads beside the agent's key rows (:func:`lrs.store.reader._walks`).
+    One row and index entry of ``statement_keys`` fewer a Statement, a fifth
+    of them for the ingest bench's (docs/scaling.md, branch b100-rows).  An
+    anonymous Group authority's key ('group:...') names no agent: its
+    members keep their 'a:' rows."""
     if keys and keys[-1].startswith(AUTHORITY_KEY):
+        folded = RELATED_AGENT_KEY + keys[-1][len(AUTHORITY_KEY):]
         keys = keys[:-1]
+        if folded in keys:
+            keys.remove(folded)
     return array_literal(keys)
 
 

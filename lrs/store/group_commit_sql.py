@@ -135,7 +135,8 @@ WITH new_events AS (
          -- compiles a VALUES list's expressions again for every outer row
          -- (about 1 microsecond of its CPU a statement, bench/group_insert_pg_pieces.py)
          unnest(ARRAY[k, CASE WHEN left(k, 2) = 'O:' THEN 'P:' || substr(k, 3) || chr(31) || u.verb_id END]) AS x(key)
-    -- the authority's key ('U:') is not among them (lrs.store.group_columns.key_literal)
+    -- the authority's key ('U:') is not among them, nor an Agent authority's
+    -- related agent key ('a:'; lrs.store.group_columns.key_literal)
     WHERE x.key IS NOT NULL
 ), new_head AS (
     UPDATE log_head SET position = $16, hash = $17, stored = $18 WHERE singleton

@@ -7,6 +7,9 @@ sequence in the query's own direction.  Filters follow xAPI-Communication
 object is a StatementRef also matches when its target (recursively) does.
 Such a statement holds the keys of its chain's Statements in statement_keys
 (lrs/store/ref_keys.py), so the walks that find matches find it too.
+A related_agents query also walks the Statements whose authority is the
+agent (``statements.authority_key``): an Agent authority's related agent key
+has no row of its own (lrs.store.group_columns.key_literal).
 An activity + verb query walks the key of the pair (schemas/postgres/0141)
 over the Statements stored since its low-water, the activity's before
 (:func:`_split_matches`).
@@ -130,16 +133,23 @@ async def stored_statements(pool: Pool, tenant: str, statement_ids: list[Any]) -
 
 def _key_match(
     alias: str, direct: str, related: str, value: str, include_related: bool,
-    bind: Callable[[Any], str],
+    bind: Callable[[Any], str], *, authority: bool = False,
 ) -> str:
     """The key condition a candidate row must meet: statement_keys holds the
     hash of the direct key, or (related_*) of the direct or related-only key,
-    at its position (the Statement's JSON decides, :func:`query_statements`)."""
+    at its position (the Statement's JSON decides, :func:`query_statements`).
+    ``authority`` (related agents): or the row's authority has the key, whose
+    'a:' row the writer leaves out (:func:`lrs.store.group_columns.key_literal`)."""
     keys = f"statement_key($1, {bind(direct + value)}::text)"
     if include_related:
         keys = f"{keys}, statement_key($1, {bind(related + value)}::text)"
-    return (f"EXISTS (SELECT 1 FROM statement_keys c WHERE c.key IN ({keys})"
-            f" AND c.position = {alias}.position)")
+    if not (include_related and authority):
+        return f"EXISTS (SELECT 1 FROM statement_keys c WHERE c.key IN ({keys}) AND c.position = {alias}.position)"
+    # the 'U:' key is also a referring Statement's row for its chain's
+    # authorities when add_statement_ref_keys() gave them (schemas/postgres/0142)
+    mine = f"statement_key($1, {bind(AUTHORITY_KEY + value)}::text)"
+    return (f"({alias}.authority_key = {mine} OR EXISTS (SELECT 1 FROM statement_keys c"
+            f" WHERE c.key IN ({keys}, {mine}) AND c.position = {alias}.position))")
 
 
 def _reached(alias: str, key: str) -> str:
@@ -163,7 +173,7 @@ def _filters(query: StatementQuery, alias: str, params: list[Any], skip: str | N
     conditions = []
     if query.agent is not None and skip != "agent":
         conditions.append(_key_match(alias, AGENT_KEY, RELATED_AGENT_KEY, query.agent,
-                                     query.related_agents, bind))
+                                     query.related_agents, bind, authority=True))
     if query.verb is not None and skip != "verb":
         verb = f"statement_key($1, 'V:' || {bind(query.verb)}::text)"
         conditions.append(f"({alias}.verb_key = {verb} OR {_reached(alias, verb)})")
@@ -200,11 +210,20 @@ def _walks(
     activity's, else the verb's; None for none of them.  The verb and the
     registration are columns of the read model, and keys in statement_keys
     only of referring Statements (for the Statements their chain reaches):
-    both ranges are walked.  ``row_alias``: the verb's walk over the read
+    both ranges are walked; related agents also walk the Statements whose
+    authority is the agent.  ``row_alias``: the verb's walk over the read
     model under the alias of the checked row, so that :func:`_matches` checks
     the walked row itself (``"s"``) instead of looking it up again (``"v"``)."""
     if query.agent is not None:
-        keys = [AGENT_KEY + query.agent] + ([RELATED_AGENT_KEY + query.agent] if query.related_agents else [])
+        if not query.related_agents:
+            return _key_walks([AGENT_KEY + query.agent], bind)
+        # and the Statements whose authority is the agent (their 'a:' row is
+        # left out, lrs.store.group_columns.key_literal), and those holding
+        # its 'U:' key for their chain's (schemas/postgres/0142)
+        authority = bind(AUTHORITY_KEY + query.agent)
+        return (_key_walks([AGENT_KEY + query.agent, RELATED_AGENT_KEY + query.agent], bind)
+                + _authority_walk(authority)
+                + [(f"statement_keys u WHERE u.key = statement_key($1, {authority}::text)", "u.position")])
     elif query.registration is not None:
         registration = bind(query.registration)
         key = f"statement_key($1, '{REGISTRATION_KEY}' || {registration}::uuid::text)"
@@ -219,6 +238,11 @@ def _walks(
                 (f"statement_keys r WHERE r.key = {verb}", "r.position")]
     else:
         return None
+    return _key_walks(keys, bind)
+
+
+def _key_walks(keys: list[str], bind: Callable[[Any], str]) -> list[tuple[str, str]]:
+    """The walk of each key's rows of statement_keys (:func:`_walks`)."""
     return [(f"statement_keys k WHERE k.key = statement_key($1, {bind(key)}::text)", "k.position") for key in keys]
 
 

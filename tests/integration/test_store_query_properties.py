@@ -378,15 +378,16 @@ async def key_rows(pool: asyncpg.Pool, tenant: str) -> set[tuple[int, int]]:
 
 async def own_and_reached_key_rows(pool: asyncpg.Pool, tenant: str) -> set[tuple[int, int]]:
     """The rows :func:`key_rows` should be: each Statement's own keys (not
-    its authority's, with its activity + verb pair) and the keys of the Statements of the same tenant its
-    chain reaches (MAX_REF_DEPTH targets)."""
+    its authority's, nor the related agent key of that same IFI, with its activity + verb pair) and the keys
+    of the Statements of the same tenant its chain reaches (MAX_REF_DEPTH targets)."""
     rows = await pool.fetch("SELECT s.statement_id, s.position, e.payload FROM statements s"
                             " JOIN events e ON e.position = s.position WHERE s.tenant = $1", tenant)
     bodies = {r["statement_id"]: (r["position"], msgspec.json.decode(open_payload(r["payload"]))) for r in rows}
     pairs: list[tuple[int, str]] = []
     for position, body in bodies.values():
-        pairs += [(position, key) for key in stored_keys.statement_keys(body) | stored_keys.pair_keys(body)
-                  if not key.startswith("U:")]
+        own = stored_keys.statement_keys(body) | stored_keys.pair_keys(body)
+        authority = {key for key in own if key.startswith("U:")}
+        pairs += [(position, key) for key in own - authority - {"a:" + key[2:] for key in authority}]
         target = stored_keys.statement_ref_target(body)
         for _ in range(MAX_REF_DEPTH):
             if target not in bodies:

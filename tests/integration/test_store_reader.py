@@ -91,6 +91,30 @@ async def test_agent_filter_and_related_agents(pool: asyncpg.Pool) -> None:
     assert await ids(pool, agent="mbox:mailto:bob@example.com") == names("ref-b2", "void-a3", "b2", "b1")
 
 
+async def test_related_agents_find_the_statements_whose_authority_is_the_agent(pool: asyncpg.Pool) -> None:
+    """An Agent authority's related agent key has no row in statement_keys
+    (lrs.store.group_columns.key_literal): the authority's walk finds its
+    Statements, as the agent's own (unscoped) and on the rows the
+    statements/read/mine scope walks (the key's condition)."""
+    authority = "mbox:mailto:authority@example.com"
+    # (a referring Statement holds it for the Statements its chain reaches, lrs/store/ref_keys.py)
+    assert not await pool.fetchval(
+        "SELECT count(*) FROM statement_keys k JOIN statements s ON s.position = k.position"
+        " WHERE k.key = statement_key('t', $1) AND s.statement_ref IS NULL", "a:" + authority)
+    every = names("ref-b2", "void-a3", "b2", "a2", "b1", "a1")
+    assert await ids(pool, agent=authority, related_agents=True) == every
+    assert await ids(pool, agent=authority) == []
+    assert await ids(pool, agent=authority, related_agents=True, verb="http://example.com/v/did") == names(
+        "ref-b2", "void-a3", "b2", "b1", "a1")
+    for page in (1, 4):
+        query = StatementQuery(limit=page, agent=authority, related_agents=True, ascending=True)
+        bodies, _, has_more = await query_statements(pool, "t", query, limit=page)
+        assert [msgspec.json.decode(b)["id"] for b in bodies] == every[::-1][:page] and has_more
+    mine = StatementQuery(limit=100, agent=authority, related_agents=True, activity="http://example.com/act/1")
+    bodies, _, _ = await query_statements(pool, "t", mine, limit=100, authority=authority)
+    assert [msgspec.json.decode(b)["id"] for b in bodies] == names("void-a3", "a2", "b1", "a1")
+
+
 async def test_verb_activity_registration_filters(pool: asyncpg.Pool) -> None:
     assert await ids(pool, verb="http://example.com/v/passed") == names("a2")
     assert await ids(pool, activity="http://example.com/act/2") == names("ref-b2", "b2")
@@ -159,4 +183,42 @@ async def test_filter_keys_with_awkward_characters_round_trip(database_url: str,
         bodies, _, _ = await query_statements(pool, "t", query, limit=10)
         assert [msgspec.json.decode(b)["id"] for b in bodies] == [sid("awkward")]
     finally:
+        await pool.close()
+
+
+@pytest.mark.parametrize("bulk", [False, True])
+async def test_a_statement_referring_to_one_of_another_authority_is_that_authority_s_related(
+        database_url: str, bulk: bool) -> None:
+    """A Statement whose StatementRef targets one whose Agent authority is X
+    is X's with related_agents, whichever gave it its chain's keys: the
+    writer (from the target's JSON) or, for a store loaded in bulk,
+    add_statement_ref_keys() (from the target's rows, where X's related
+    agent key has none: its authority_key is copied, schemas/postgres/0142)."""
+    from lrs.store import writer as writer_module
+
+    await migrate(database_url)
+    pool = await create_pool(database_url, min_size=1, max_size=2)
+    other = {"objectType": "Agent", "mbox": "mailto:other-authority@example.com"}
+    adds = writer_module.add_reached_keys
+    if bulk:
+        async def nothing(*_: Any) -> int:
+            return 0
+        writer_module.add_reached_keys = nothing  # type: ignore[assignment]
+    try:
+        writer = StatementWriter(pool, wait_ms=0.0)
+        await writer.start()
+        for body, authority in ((st("target"), AUTHORITY),
+                                (st("referring", actor=BOB, object={"objectType": "StatementRef",
+                                                                    "id": sid("target")}), other)):
+            await writer.append("t", prepare_statements([body], version="1.0.3", authority=authority,
+                                                        new_id=uuid.uuid4))
+        await writer.close()
+        if bulk:
+            assert await pool.fetchval("SELECT add_statement_ref_keys()") > 0
+        assert await ids(pool, agent="mbox:mailto:authority@example.com", related_agents=True) == names(
+            "referring", "target")
+        assert await ids(pool, agent="mbox:mailto:other-authority@example.com", related_agents=True) == names(
+            "referring")
+    finally:
+        writer_module.add_reached_keys = adds
         await pool.close()

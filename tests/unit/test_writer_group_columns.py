@@ -108,3 +108,33 @@ def test_the_key_rows_sent_leave_out_the_authority_key_and_only_it() -> None:
     assert key_literal(keys[:-1]) == key_literal(keys)
     plan = plan_group([AppendRequest("t", [statement])], [], LogHead(0, b"\0" * 32, None), NOW, ids())
     assert group_columns(plan)[10] == [key_literal(keys)]
+
+
+def test_the_key_rows_sent_leave_out_the_related_agent_key_of_an_agent_authority() -> None:
+    """An Agent authority's related agent key ('a:' and its IFI key) is found
+    by statements.authority_key ('U:' and the same key): the literal leaves
+    it out.  An OAuth Group authority's key names no agent, so its members'
+    'a:' keys stay, and so does an authority that is also the actor ('A:')."""
+    from lrs.batching import filter_keys
+    import uuid
+
+    from lrs.ingest.prepare import prepare_statements
+    from lrs.store.group_columns import key_literal
+
+    agent = {"objectType": "Agent", "mbox": "mailto:app@example.com"}
+    oauth = {"objectType": "Group", "member": [agent, {"mbox": "mailto:user@example.com"}]}
+    body = {"actor": {"mbox": "mailto:ann@example.com"}, "verb": {"id": "http://example.com/v"},
+            "object": {"id": "http://example.com/a"},
+            "context": {"instructor": {"mbox": "mailto:bob@example.com"}}}
+
+    def sent(authority: dict, **fields: object) -> list[str]:
+        [statement] = prepare_statements([{**body, **fields}], version="1.0.3", authority=authority,
+                                         new_id=uuid.uuid4)
+        literal = key_literal(filter_keys(statement))
+        return literal[2:-2].split('","')
+
+    assert sent(agent) == ["A:mbox:mailto:ann@example.com", "a:mbox:mailto:bob@example.com", "O:http://example.com/a"]
+    assert sent(oauth) == ["A:mbox:mailto:ann@example.com", "a:mbox:mailto:app@example.com",
+                           "a:mbox:mailto:user@example.com", "a:mbox:mailto:bob@example.com", "O:http://example.com/a"]
+    assert sent(agent, actor=agent) == ["A:mbox:mailto:app@example.com", "a:mbox:mailto:bob@example.com",
+                                        "O:http://example.com/a"]
