@@ -214,6 +214,10 @@ def decode_state(raw: bytes) -> LearnerState:
         return _build(learner, rule_version, strings, voided, evidence, certifications)
     except IndexError as exc:
         raise StateFormatError("not a stored learner state: a string index is past the table") from exc
+    except (KeyError, TypeError, ValueError) as exc:
+        # Well-typed evidence that no fold of statements makes (a row altered
+        # by hand): the competencies folded from it on decode cannot be built.
+        raise StateFormatError(f"not a stored learner state: its evidence does not fold ({exc!r})") from exc
 
 
 def _build(

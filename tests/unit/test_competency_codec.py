@@ -255,6 +255,32 @@ def test_bytes_that_are_not_a_stored_state_are_refused_with_a_clear_error(raw: b
         decode_state(raw)
 
 
+# Evidence every field of which has its type, that no fold of real
+# statements makes: a statement that passed and completed a
+# CompletedAndPassed activity, stored at no time ("").  The fold cannot say
+# when the LRS knew the level (KeyError), so since format 3 folds on decode
+# such a row must be refused like any other that is not a stored state.
+_UNFOLDABLE = (
+    ["s1", "2025-03-01T08:00:00.000000Z", "verb", "", "comp", "act", "alignment", "CompletedAndPassed"],
+    [[0, 1, 2, None, True, None, None, None, 3, [[4, None, 0, 5, 6, True, 7, None]]]],
+)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        _frame([FORMAT, "x", 3, _UNFOLDABLE[0], [], _UNFOLDABLE[1], []]),
+        msgspec.msgpack.encode([2, "x", 3, _UNFOLDABLE[0], [], _UNFOLDABLE[1], [], []]),  # format 2, altered by hand
+    ],
+)
+def test_a_row_whose_evidence_does_not_fold_is_refused_and_digested_as_it_is(raw: bytes) -> None:
+    with pytest.raises(StateFormatError, match="does not fold"):
+        decode_state(raw)  # a query answers 503 (run a replay), not 500
+    # the audit digest hashes a row altered by hand as its bytes (format 3
+    # rows are hashed by their layout and never folded) instead of failing
+    assert digest_bytes(raw) in (raw, open_state(raw))
+
+
 def test_a_format_3_layout_in_a_frame_decodes() -> None:
     # what the refusals above change, taken away: each is refused for its own fault
     assert decode_state(_frame([FORMAT, "x", 2, ["a"], [0], [], []])) == LearnerState(learner="x", voided=("a",), rule_version=2)
