@@ -24,6 +24,9 @@ import sys
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from process_cpu import _children  # noqa: E402
+
 HERE = Path(__file__).resolve().parent
 
 
@@ -35,15 +38,7 @@ def _cmdline(pid: int) -> list[str]:
 
 
 def _descendants(root: int) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        children.setdefault(int(stat[stat.rindex(")") + 2:].split()[1]), []).append(int(entry.name))
+    children = _children()
     found, todo = [], [root]
     while todo:
         pid = todo.pop()

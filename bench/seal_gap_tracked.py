@@ -16,7 +16,6 @@ import argparse
 import asyncio
 import gc
 import json
-import secrets
 import sys
 import uuid
 from collections import Counter
@@ -29,26 +28,18 @@ async def measure(count: int) -> dict:
     import msgspec
 
     from bench.ingest import _TEMPLATE
+    from bench.seal_form_bytes import keyring_knowing
     from lrs.batching import statement_form
     from lrs.ingest.prepare import prepare_statements
-    from lrs.privacy import seal
-    from lrs.privacy.master import MasterKey
     from lrs.store.group_columns import array_literal
-    from lrs.store.learner_keys import LearnerKeys
 
     tenant = "default"
     authority = {"objectType": "Agent", "account": {"homePage": "http://127.0.0.1:8080", "name": "bench"}}
     raw = [(_TEMPLATE % (uuid.uuid4(), n, n, n % 40, n % 21, n % 21, n % 100, n % 100, 1 + n % 59, uuid.uuid4(), n % 60))
            .encode() for n in range(count)]
     body = b"[" + b",".join(raw) + b"]"
-    keyring = LearnerKeys(None, MasterKey(secrets.token_bytes(32)), capacity=10 * count)  # type: ignore[arg-type]
     first = msgspec.json.decode(body)
-    idents = seal.identities({"actor": authority})
-    for one in first:
-        idents |= seal.identities(one)
-    for ident in idents:
-        keyring._remember(tenant, keyring.pseudonym(tenant, ident), 1,
-                          seal.new_data_key_cipher(secrets.token_bytes(32)), keyring._version)
+    keyring = keyring_knowing(tenant, authority, first)
     keyring.stored(await keyring.seal_statements(tenant, first, authority))  # every form known
 
     def prepare(bodies, authority):
