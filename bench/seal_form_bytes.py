@@ -26,6 +26,23 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent.parent
 
 
+def keyring_knowing(tenant: str, authority: dict, statements: list[dict]):
+    """A LearnerKeys (no database) with a key cached for every identity of
+    ``statements`` and ``authority``: sealing them asks PostgreSQL nothing."""
+    from lrs.privacy import seal
+    from lrs.privacy.master import MasterKey
+    from lrs.store.learner_keys import LearnerKeys
+
+    keyring = LearnerKeys(None, MasterKey(secrets.token_bytes(32)), capacity=10 * len(statements))  # type: ignore[arg-type]
+    idents = seal.identities({"actor": authority})
+    for one in statements:
+        idents |= seal.identities(one)
+    for ident in idents:
+        keyring._remember(tenant, keyring.pseudonym(tenant, ident), 1,
+                          seal.new_data_key_cipher(secrets.token_bytes(32)), keyring._version)
+    return keyring
+
+
 async def measure(count: int) -> dict:
     import msgspec
 
@@ -33,23 +50,14 @@ async def measure(count: int) -> dict:
     from lrs.batching import statement_form
     from lrs.ingest.prepare import prepare_statements
     from lrs.payload_codec import store_payloads
-    from lrs.privacy import seal
-    from lrs.privacy.master import MasterKey
     from lrs.store.group_columns import array_literal
-    from lrs.store.learner_keys import LearnerKeys
 
     tenant = "default"
     authority = {"objectType": "Agent", "account": {"homePage": "http://127.0.0.1:8080", "name": "bench"}}
     statements = [msgspec.json.decode(_TEMPLATE % (
         uuid.uuid4(), n, n, n % 40, n % 21, n % 21, n % 100, n % 100, 1 + n % 59, uuid.uuid4(), n % 60))
         for n in range(count)]
-    keyring = LearnerKeys(None, MasterKey(secrets.token_bytes(32)), capacity=10 * count)  # type: ignore[arg-type]
-    idents = seal.identities({"actor": authority})
-    for one in statements:
-        idents |= seal.identities(one)
-    for ident in idents:
-        keyring._remember(tenant, keyring.pseudonym(tenant, ident), 1,
-                          seal.new_data_key_cipher(secrets.token_bytes(32)), keyring._version)
+    keyring = keyring_knowing(tenant, authority, statements)
     sealed = await keyring.seal_statements(tenant, statements, authority)
 
     def stored(bodies: list[dict], authority: dict) -> dict:

@@ -50,8 +50,14 @@ def run_async(main: Callable[[], Awaitable[T]]) -> T:
 # 700, 10, 10).  Handling a request allocates thousands of short-lived
 # containers (decoded statements) that reference counting frees; with the
 # defaults the collector ran every few statements and took a tenth of an
-# HTTP worker's CPU.
-SERVICE_GC_THRESHOLDS = (20_000, 20, 20)
+# HTTP worker's CPU.  The young threshold counts objects allocated less those
+# freed, so it must lie well above what the requests in flight hold while
+# they wait for their group commit: at 20,000 a worker's eight requests of
+# 100 sealed Statements (~2,900 objects each, ~2,500 clear) crossed it, and
+# its young collections, each visiting every object in flight, ran every few
+# requests: 10.4 µs a statement sealed against 0.8 clear (docs/privacy.md,
+# "Where sealing's cost goes in the whole service (branch seal-gap)").
+SERVICE_GC_THRESHOLDS = (100_000, 20, 20)
 
 
 def settle_heap() -> None:
