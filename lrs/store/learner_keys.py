@@ -550,6 +550,18 @@ class LearnerKeys:
 
     async def keys_for_writing(self, tenant: str, idents: Iterable[str]) -> dict[str, seal.SealKey]:
         """The live key of each identity, made when it has none."""
+        return (await self._keys_noted(tenant, idents))[0]
+
+    async def _keys_noted(
+        self, tenant: str, idents: Iterable[str]
+    ) -> tuple[dict[str, seal.SealKey], dict[str, tuple[int, bytes]], float]:
+        """:meth:`keys_for_writing`, with those of the keys not known to be
+        on disk ((generation, wrapped) by pseudonym) and their earliest
+        stamp, as :meth:`UnconfirmedKeys.of` answers: taken from the notes
+        before any wait, and from the key statement's answer for the keys
+        it read or made -- while a request waits for that answer, their
+        notes may be dropped to make room or all forgotten (the listening
+        connection lost, as when PostgreSQL crashes)."""
         found: dict[str, seal.SealKey] = {}
         missing: dict[str, str] = {}  # pseudonym -> identifier
         for ident in idents:
@@ -559,14 +571,21 @@ class LearnerKeys:
                 found[ident] = key
             else:
                 missing[pseudonym] = ident
+        unconfirmed, since = self._unconfirmed.of(tenant, [(key.pseudonym, key.generation) for key in found.values()])
         if missing:
-            for key in await self._load(tenant, list(missing)):
+            keys, loaded, loaded_since = await self._load(tenant, list(missing))
+            for key in keys:
                 found[missing[key.pseudonym]] = key
-        return found
+            unconfirmed.update(loaded)
+            since = min(since, loaded_since)
+        return found, unconfirmed, since
 
-    async def _load(self, tenant: str, pseudonyms: list[str]) -> list[seal.SealKey]:
+    async def _load(
+        self, tenant: str, pseudonyms: list[str]
+    ) -> tuple[list[seal.SealKey], dict[str, tuple[int, bytes]], float]:
         """:meth:`_load_or_create` shared by the requests that wait at the
-        same moment: one statement for all of them, as group commit does."""
+        same moment: one statement for all of them, as group commit does.
+        With the keys: those of them not known to be on disk (all), and their stamp."""
         futures = []
         rest = pseudonyms
         loading = self._loading.get(tenant)
@@ -588,9 +607,12 @@ class LearnerKeys:
                 self._loaders[tenant] = asyncio.create_task(self._load_waiting(tenant))
         # A caller that goes away does not cancel what others wait for.
         await asyncio.wait(futures)
-        keys = futures[0].result() if len(futures) == 1 else {**futures[0].result(), **futures[1].result()}
+        keys, noted, stamp = futures[0].result()
+        if len(futures) == 2:
+            more, more_noted, more_stamp = futures[1].result()
+            keys, noted, stamp = {**keys, **more}, {**noted, **more_noted}, min(stamp, more_stamp)
         try:
-            return [keys[p] for p in pseudonyms]
+            return [keys[p] for p in pseudonyms], {p: noted[p] for p in pseudonyms}, stamp
         except KeyError as exc:
             raise LookupError(f"no key was read or made for {exc}") from None
 
@@ -602,14 +624,14 @@ class LearnerKeys:
                 batch = self._next.pop(tenant)
                 self._loading[tenant] = (*batch, self._version)
                 try:
-                    keys = await self._load_or_create(tenant, list(batch[0]))
+                    keys, noted, stamp = await self._load_or_create(tenant, list(batch[0]))
                 except BaseException as exc:
                     batch[1].set_exception(exc)
                     batch[1].exception()  # retrieved: a waiter that went away leaves no warning
                     if isinstance(exc, asyncio.CancelledError):
                         raise
                 else:
-                    batch[1].set_result({key.pseudonym: key for key in keys})
+                    batch[1].set_result(({key.pseudonym: key for key in keys}, noted, stamp))
                 finally:
                     del self._loading[tenant]
         finally:
@@ -618,7 +640,12 @@ class LearnerKeys:
             if waiting is not None:
                 waiting[1].cancel()
 
-    async def _load_or_create(self, tenant: str, pseudonyms: list[str]) -> list[seal.SealKey]:
+    async def _load_or_create(
+        self, tenant: str, pseudonyms: list[str]
+    ) -> tuple[list[seal.SealKey], dict[str, tuple[int, bytes]], float]:
+        """The live keys of ``pseudonyms``, made for those without one; with
+        each one's (generation, wrapped) and the stamp they are noted with
+        (none is known to be on disk: :mod:`lrs.store.unconfirmed_keys`)."""
         # One order for every process: two that make the same learners' keys
         # at once insert the rows in the same order, so neither waits on a
         # row the other inserted after one it waits for (no deadlock).
@@ -628,6 +655,7 @@ class LearnerKeys:
         wrapped = [self._master.wrap(k, tenant, p, 1) for k, p in zip(data_keys, pseudonyms)]
         mine = {p: (w, k) for p, w, k in zip(pseudonyms, wrapped, data_keys)}
         keys: dict[str, seal.SealKey] = {}
+        noted: dict[str, tuple[int, bytes]] = {}
         made = 0
         stamp = time.monotonic()  # before: the keys it makes or reads are committed after
         for row in await self._key_pool.fetch(LOAD_OR_CREATE, tenant, pseudonyms, wrapped):
@@ -639,15 +667,16 @@ class LearnerKeys:
             else:
                 cipher = self._cipher(stored, tenant, pseudonym, generation)
             keys[pseudonym] = self._remember(tenant, pseudonym, generation, cipher, version, stored, stamp)
+            noted[pseudonym] = (generation, stored)
         self._learned(len(pseudonyms) - made, made)
         absent = [p for p in pseudonyms if p not in keys]
         if absent:  # erased before, or made by another process meanwhile
-            for key in await self._load_or_create_after_erasure(tenant, absent, version):
+            for key in await self._load_or_create_after_erasure(tenant, absent, version, noted):
                 keys[key.pseudonym] = key
-        return list(keys.values())
+        return list(keys.values()), noted, stamp
 
     async def _load_or_create_after_erasure(
-        self, tenant: str, pseudonyms: list[str], version: int
+        self, tenant: str, pseudonyms: list[str], version: int, noted: dict[str, tuple[int, bytes]]
     ) -> list[seal.SealKey]:
         stamp = time.monotonic()
         rows = await self._key_pool.fetch(SELECT_CURRENT, tenant, pseudonyms)
@@ -659,6 +688,7 @@ class LearnerKeys:
                 cipher = self._cipher(row["wrapped"], tenant, row["pseudonym"], row["generation"])
                 keys.append(self._remember(tenant, row["pseudonym"], row["generation"], cipher, version,
                                            row["wrapped"], stamp))
+                noted[row["pseudonym"]] = (row["generation"], row["wrapped"])
         absent = [p for p in pseudonyms if p not in known or all(k.pseudonym != p for k in keys)]
         if absent:
             generations = [known.get(p, 0) + 1 for p in absent]
@@ -671,6 +701,7 @@ class LearnerKeys:
                 cipher = self._cipher(row["wrapped"], tenant, row["pseudonym"], row["generation"])
                 keys.append(self._remember(tenant, row["pseudonym"], row["generation"], cipher, version,
                                            row["wrapped"], stamp))
+                noted[row["pseudonym"]] = (row["generation"], row["wrapped"])
         return keys
 
     def _remember(self, tenant: str, pseudonym: str, generation: int, cipher: Any, version: int,
@@ -769,9 +800,8 @@ class LearnerKeys:
                     and self._known_share <= READ_FIRST_ABOVE):
                 keys = {ident: self._key_made(tenant, ident, new_keys) for ident in sealer.missing}
             else:
-                keys = await self.keys_for_writing(tenant, sealer.missing)
-                loaded, loaded_since = self._unconfirmed.of(
-                    tenant, [(key.pseudonym, key.generation) for key in keys.values()])
+                # Not asked of the notes after the wait: they may be gone.
+                keys, loaded, loaded_since = await self._keys_noted(tenant, sealer.missing)
                 unconfirmed, since = {**unconfirmed, **loaded}, min(since, loaded_since)
             sealer.finish(keys)
         return Sealed(sealed, sealed_authority, epoch, frozenset(sealer.refs), sealer.ciphertexts, sealer.fresh,

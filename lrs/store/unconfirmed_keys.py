@@ -121,6 +121,11 @@ def session_known_since(conn: asyncpg.Connection) -> float:
     """A ``time.monotonic()`` no earlier than the start of ``conn``'s
     session: when this process first asked about it.  A pooled connection's
     lease (its proxy) is asked about by the session under it, which asyncpg
-    replaces by a new connection object when it reconnects."""
+    replaces by a new connection object when it reconnects.  A lease whose
+    session ended (asyncpg hands its connection back to the pool at once)
+    has none: ``inf``, every key is proposed again, and that statement fails
+    as the storage unavailable."""
     session = conn._con if isinstance(conn, asyncpg.pool.PoolConnectionProxy) else conn
+    if session is None:
+        return math.inf
     return _sessions.setdefault(session, time.monotonic())
