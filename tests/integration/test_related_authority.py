@@ -7,6 +7,7 @@ Statements without them."""
 
 from __future__ import annotations
 
+import os
 import uuid
 from typing import Any
 
@@ -16,8 +17,10 @@ import pytest
 
 from lrs.ingest.prepare import prepare_statements
 from lrs.ingest.query import StatementQuery
+from lrs.privacy.master import MasterKey
 from lrs.service import migrate
 from lrs.store import StatementWriter, create_pool
+from lrs.store.learner_keys import LearnerKeys
 from lrs.store.reader import query_statements
 
 X = {"objectType": "Agent", "mbox": "mailto:x@example.com"}
@@ -178,3 +181,26 @@ async def test_paging_across_the_walks_has_no_duplicate_nor_gap(database_url: st
         assert await ids(pool, X_KEY, authority=X_KEY) == mine
     finally:
         await pool.close()
+
+
+async def test_a_sealed_agent_authority_is_a_related_agent_by_its_pseudonym(
+        pool: asyncpg.Pool, writer: StatementWriter) -> None:
+    """A sealed store's authority is sealed (lrs.privacy.seal): its
+    statements.authority_key is the pseudonym's, which the GET's agent
+    becomes (lrs.http.statements), and it has no 'a:' row either."""
+    keyring = LearnerKeys(pool, MasterKey(os.urandom(32)))
+    await keyring.load_epoch()
+    for body, authority in ((st("sealed-by-x"), X), (st("sealed-by-other", actor=X), OTHER),
+                            (st("sealed-unrelated"), OTHER)):
+        sealed = await keyring.seal_statements("t", [body], authority)
+        prepared = prepare_statements(sealed.statements, version="1.0.3", authority=sealed.authority,
+                                      new_id=uuid.uuid4)
+        await writer.append("t", prepared, key_epoch=sealed.epoch, key_refs=sealed.refs,
+                            ciphertexts=sealed.ciphertexts)
+        keyring.stored(sealed)
+    key = keyring.pseudonym_key("t", X_KEY)
+    assert not await pool.fetchval("SELECT count(*) FROM statement_keys WHERE key = statement_key('t', $1)",
+                                   "a:" + key)
+    assert await ids(pool, key) == names("sealed-by-other", "sealed-by-x")
+    assert await ids(pool, key, authority=key) == names("sealed-by-x")
+    assert await ids(pool, X_KEY) == []
