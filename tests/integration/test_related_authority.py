@@ -20,6 +20,7 @@ from lrs.ingest.query import StatementQuery
 from lrs.privacy.master import MasterKey
 from lrs.service import migrate
 from lrs.store import StatementWriter, create_pool
+from lrs.store import writer as writer_module
 from lrs.store.learner_keys import LearnerKeys
 from lrs.store.reader import query_statements
 
@@ -44,30 +45,28 @@ def ref(name: str, target: str, verb: str = "http://example.com/v/commented") ->
     return st(name, verb=verb, object={"objectType": "StatementRef", "id": sid(target)})
 
 
-async def write(database_url: str, statements: list[tuple[dict[str, Any], dict[str, Any]]], *,
-                bulk: bool = False) -> asyncpg.Pool:
-    """A migrated store holding ``statements`` (body, authority), one group
-    each in order; ``bulk``: their chains' keys given by add_statement_ref_keys()
-    as a bulk load does, not by the writer."""
-    from lrs.store import writer as writer_module
+async def no_chain_keys(*_: Any) -> int:
+    """The writer's add_reached_keys as a bulk load has it: none given."""
+    return 0
 
+
+async def write(database_url: str, statements: list[tuple[dict[str, Any], dict[str, Any]]],
+                bulk: pytest.MonkeyPatch | None = None) -> asyncpg.Pool:
+    """A migrated store holding ``statements`` (body, authority), one group
+    each in order; with ``bulk``, their chains' keys are given by
+    add_statement_ref_keys() as a bulk load does, not by the writer."""
+    if bulk is not None:
+        bulk.setattr(writer_module, "add_reached_keys", no_chain_keys)
     await migrate(database_url)
     pool = await create_pool(database_url, min_size=1, max_size=2)
-    adds = writer_module.add_reached_keys
-    if bulk:
-        async def nothing(*_: Any) -> int:
-            return 0
-        writer_module.add_reached_keys = nothing  # type: ignore[assignment]
-    try:
-        writer = StatementWriter(pool, wait_ms=0.0)
-        await writer.start()
-        for body, authority in statements:
-            await writer.append("t", prepare_statements([body], version="1.0.3", authority=authority,
-                                                        new_id=uuid.uuid4))
-        await writer.close()
-    finally:
-        writer_module.add_reached_keys = adds
-    if bulk:
+    writer = StatementWriter(pool, wait_ms=0.0)
+    await writer.start()
+    for body, authority in statements:
+        await writer.append("t", prepare_statements([body], version="1.0.3", authority=authority,
+                                                    new_id=uuid.uuid4))
+    await writer.close()
+    if bulk is not None:
+        bulk.undo()
         await pool.fetchval("SELECT add_statement_ref_keys()")
     return pool
 
@@ -132,7 +131,7 @@ async def test_a_group_authority_s_members_keep_their_rows_and_are_related_agent
 
 @pytest.mark.parametrize("bulk", [False, True])
 async def test_a_chain_s_authority_matches_along_the_chain_whenever_its_target_is_stored(
-        database_url: str, bulk: bool) -> None:
+        database_url: str, bulk: bool, monkeypatch: pytest.MonkeyPatch) -> None:
     """A refers to B, which refers to C, whose authority is X: A and B are
     X's related Statements (xAPI-Communication 2.1.3, Filter Conditions for
     StatementRefs, followed along the chain), though C is stored after both
@@ -141,7 +140,7 @@ async def test_a_chain_s_authority_matches_along_the_chain_whenever_its_target_i
     pool = await write(database_url, [
         (ref("A", "B"), OTHER), (ref("B", "C"), OTHER), (st("C"), X), (st("D"), OTHER),
         (ref("void-C", "C", verb=VOIDED), OTHER),
-    ], bulk=bulk)
+    ], monkeypatch if bulk else None)
     try:
         # (the voiding Statement refers to C too)
         assert await ids(pool, X_KEY) == names("void-C", "B", "A")
