@@ -157,7 +157,8 @@ async def test_a_chain_s_authority_matches_along_the_chain_whenever_its_target_i
 async def test_paging_across_the_walks_has_no_duplicate_nor_gap(database_url: str, old_rows: bool) -> None:
     """Statements matching by a key row ('A:', 'a:'), by their authority, by
     both, and (``old_rows``, a store written before the authority's 'a:' row
-    was left out) by the old row as well: each once, in order, page by page."""
+    was left out) by the old row as well: each once, in order, page by page,
+    and within a since/until window."""
     instructor = {"context": {"instructor": X}}
     plan = [
         (st("actor-and-authority", actor=X), X), (st("authority-only"), X), (st("unrelated"), OTHER),
@@ -179,6 +180,11 @@ async def test_paging_across_the_walks_has_no_duplicate_nor_gap(database_url: st
         for page in (1, 2, 3, 7):
             assert await paged(pool, X_KEY, page, ascending=False) == every
             assert await paged(pool, X_KEY, page, ascending=True) == every[::-1]
+        stored = {row["statement_id"]: row["stored"] for row in await pool.fetch(
+            "SELECT statement_id::text, stored FROM statements WHERE tenant = 't'")}
+        window = {"since": stored[sid("instructor")], "until": stored[sid("refers")]}
+        assert await ids(pool, X_KEY, **window) == names("refers", "actor", "instructor-and-authority")
+        assert await ids(pool, X_KEY, ascending=True, **window) == names("instructor-and-authority", "actor", "refers")
         mine = names("authority-2", "instructor-and-authority", "authority-only", "actor-and-authority")
         assert await ids(pool, X_KEY, authority=X_KEY) == mine
     finally:
