@@ -19,6 +19,7 @@ from lrs.ingest.model import PreparedStatement
 from lrs.ingest.prepare import prepare_statements
 from lrs.store import StatementWriter, WriterClosedError, create_pool
 from lrs.store.availability import storage_unavailable
+from lrs.store.kept_connection import alive
 from lrs.store.writer import WriterFailedError
 from lrs.service import migrate
 from lrs.store.log_reader import iter_events, last_position, read_events_after
@@ -577,17 +578,21 @@ async def test_a_kept_connection_lost_between_groups_is_not_used_for_the_next(po
     writer gathers that group (PostgreSQL restarted, an operator's
     pg_terminate_backend): the group goes on a connection from the pool, as
     it would have without the kept one, instead of failing on the dead one."""
-    writer = StatementWriter(pool, wait_ms=300.0)  # the next group is gathered for 300 ms
+    # A group is gathered until it has two statements (the 60 s wait only ends a
+    # failing test): the second group waits for the third request, which this
+    # test sends once the kept backend is dead, however slowly a loaded machine
+    # gets there (a 300 ms gathering could end first and use the kept one).
+    writer = StatementWriter(pool, wait_ms=60_000.0, max_statements=2)
     await writer.start()
     try:
         async with pool.acquire() as blocker:
             transaction = blocker.transaction()
             await transaction.start()
             await blocker.fetchrow("SELECT position FROM log_head WHERE singleton FOR UPDATE")
-            first = asyncio.create_task(writer.append("default", prepared(statement())))
+            first = asyncio.create_task(writer.append("default", prepared(statement(), statement())))  # full
             await _until(lambda: _lock_waiters(pool), 1)  # the first group waits for the head
             second = asyncio.create_task(writer.append("default", prepared(statement())))
-            await _until(lambda: writer.pending_statements, 2)
+            await _until(lambda: writer.pending_statements, 3)
             await transaction.rollback()
         await first
         assert writer.groups_chained == 1
@@ -600,10 +605,16 @@ async def test_a_kept_connection_lost_between_groups_is_not_used_for_the_next(po
         assert await pool.fetchval(
             "SELECT array_agg(locktype ORDER BY locktype) FROM pg_locks WHERE pid = $1", kept
         ) == ["virtualxid"]
+        held = writer._held
+        assert held is not None
         assert await pool.fetchval("SELECT pg_terminate_backend($1)", kept)
-        results = await second  # gathered meanwhile; committed on another connection
-        assert results[0].position == 2
-        assert await last_position(pool) == 2
+        await _until(lambda: int(not alive(held)), 1)  # the writer's side has seen it go
+        assert not second.done()  # still gathered
+        third = asyncio.create_task(writer.append("default", prepared(statement())))  # fills the group
+        results = await second  # committed on another connection
+        assert results[0].position == 3
+        assert (await third)[0].position == 4
+        assert await last_position(pool) == 4
     finally:
         await writer.close()
 
