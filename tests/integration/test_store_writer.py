@@ -473,10 +473,7 @@ async def test_small_groups_see_what_was_committed_while_they_waited_for_the_hea
                 asyncio.create_task(first.append("default", prepared(body))),
                 asyncio.create_task(second.append("default", prepared(rival))),
             ]
-            for _ in range(200):
-                if await _lock_waiters(pool) == 2:
-                    break
-                await asyncio.sleep(0.01)
+            await _until(lambda: _lock_waiters(pool), 2)
             assert await _lock_waiters(pool) == 2  # both snapshots predate the other's commit
             await transaction.rollback()
         outcomes = await asyncio.gather(*appends, return_exceptions=True)
@@ -518,10 +515,7 @@ async def test_a_commit_that_begins_the_next_group_has_committed_before_the_answ
         await asyncio.gather(*(one(index) for index in range(40)))
         assert 0 < writer.groups_chained < writer.groups_committed
         assert writer.statements_committed == 40 == await last_position(pool)
-        for _ in range(50):  # the last group found nobody waiting: its connection went back
-            if await _idle_in_transaction(pool) == 0:
-                break
-            await asyncio.sleep(0.02)
+        await _until(lambda: _none_idle(pool), 1)  # the last group found nobody waiting: its connection went back
         assert await _idle_in_transaction(pool) == 0
     finally:
         await writer.close()
@@ -546,6 +540,10 @@ async def _commit_while_the_next_request_goes_away(pool: asyncpg.Pool, writer: S
     await first
 
 
+async def _none_idle(pool: asyncpg.Pool) -> int:
+    return int(await _idle_in_transaction(pool) == 0)
+
+
 async def _until(count, at_least: int, timeout_s: float = 30.0) -> None:  # noqa: ANN001
     """Poll ``count()`` every 10 ms until it reaches ``at_least``: the moment a
     test needs, however slow the machine (the bound only ends a failing test)."""
@@ -560,10 +558,7 @@ async def test_a_begun_transaction_nobody_waits_for_any_more_is_rolled_back(pool
     try:
         await _commit_while_the_next_request_goes_away(pool, writer)
         assert writer.groups_chained == 1
-        for _ in range(50):
-            if await _idle_in_transaction(pool) == 0 and writer._held is None:
-                break
-            await asyncio.sleep(0.02)
+        await _until(lambda: _none_idle(pool) if writer._held is None else 0, 1)
         assert writer._held is None
         assert await _idle_in_transaction(pool) == 0
         assert await last_position(pool) == 1
