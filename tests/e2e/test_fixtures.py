@@ -1,11 +1,13 @@
 """The ``client`` fixture starts where it should, cheaply: its database is a
 copy of the session's migrated template (not migrated again), and its
 bootstrap credential is hashed at the tests' light scrypt cost.  A
-``service_factory`` service survives its picked port being taken first."""
+``service_factory`` service survives its picked port being taken first,
+and only that."""
 
 from __future__ import annotations
 
 import asyncpg
+import pytest
 from aiohttp.test_utils import TestClient
 
 from tests.conftest import LIGHT_SCRYPT_N, with_database
@@ -52,3 +54,18 @@ async def test_a_service_whose_picked_port_is_taken_before_it_binds_starts_on_an
         await service.start()
     assert service.port != picked and service.base_url.endswith(f":{service.port}")
     assert "is already in use" in service.log_path.read_text()  # the first start was refused for it
+
+
+async def test_a_service_that_cannot_start_for_another_reason_fails_at_once_with_its_cause(
+    service_factory, nats_url: str
+) -> None:
+    """Only a refused port is tried again: any other failed start (here a
+    setting) ends the test at the first attempt, naming the cause (not
+    waited out as "not ready": that would be a TimeoutError)."""
+    service = service_factory(nats_url, LRS_RELAY_ENABLED="false", LRS_PAGE_SIZE_MAX="many")
+    picked = service.port
+    with pytest.raises(RuntimeError, match="LRS_PAGE_SIZE_MAX") as failure:
+        await service.start()
+    assert type(failure.value) is RuntimeError  # not a port taken
+    assert service.port == picked  # not moved
+    assert service.log_path.read_text().count("LRS_PAGE_SIZE_MAX") == 1  # one start, not three
