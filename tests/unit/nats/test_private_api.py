@@ -3,8 +3,9 @@ there and shaped as relied on.
 
 Two speed choices reach into nats-py (lrs.nats.bus writes protocol frames
 through ``Client._send_command``; lrs.nats.headers replaces
-``Client._process_headers``) and one into asyncpg (lrs.store.ids builds UUIDs
-with ``asyncpg.pgproto.pgproto.UUID``).  pyproject pins the ranges they were
+``Client._process_headers``) and two into asyncpg (lrs.store.ids builds UUIDs
+with ``asyncpg.pgproto.pgproto.UUID``; lrs.store.unconfirmed_keys reads the
+session under a pool's lease from ``PoolConnectionProxy._con``).  pyproject pins the ranges they were
 tested with; a release outside them that moved its internals fails here, by
 name, instead of silently losing the speed or breaking the relay.
 """
@@ -59,3 +60,19 @@ def test_asyncpg_uuid_is_a_uuid() -> None:
     assert str(fast) == text and fast.bytes == uuid.UUID(text).bytes
     assert UUID(uuid.UUID(text).bytes) == fast
     assert UUID(text.replace("-", "")) == fast
+
+
+def test_asyncpg_pool_lease_holds_its_connection_in_con() -> None:
+    """lrs.store.unconfirmed_keys.session_known_since knows a pooled
+    connection's session by the connection object under its lease, which
+    the lease keeps in ``_con`` (``None`` once released)."""
+    import asyncpg.pool
+
+    class Connection:
+        def _set_proxy(self, proxy: object) -> None:
+            self.proxy = proxy
+
+    assert "_con" in asyncpg.pool.PoolConnectionProxy.__slots__
+    con = Connection()
+    lease = asyncpg.pool.PoolConnectionProxy(None, con)  # type: ignore[arg-type]
+    assert lease._con is con and con.proxy is lease
