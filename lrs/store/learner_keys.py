@@ -58,6 +58,7 @@ from lrs.privacy import seal
 from lrs.privacy.master import MasterKey, PrivacyKeyError
 from lrs.store.sealed_identities import StoredCiphertexts
 from lrs.store.unconfirmed_keys import EARLIEST, UnconfirmedKeys
+from lrs.store.unconfirmed_keys import identity_key as _id
 
 __all__ = ["CHANGES_CHANNEL", "LearnerKeys", "Sealed"]
 
@@ -229,14 +230,6 @@ def _drop_oldest(cache: dict[Any, Any], count: int) -> None:
     before)."""
     for key in list(itertools.islice(cache, count)):
         del cache[key]
-
-
-def _id(tenant: str, name: str) -> str:
-    """One cache key of a tenant's identity (by pseudonym or identifier):
-    a string, which the garbage collector does not track, where a tuple
-    made anew is tracked until a collection sees it, and makes the dict it
-    is put in tracked again."""
-    return tenant + "\x00" + name
 
 
 def _cipher_id(tenant: str, pseudonym: str, generation: int | str = "") -> str:

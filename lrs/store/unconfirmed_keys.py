@@ -32,11 +32,19 @@ from typing import Iterable, Sequence
 
 import asyncpg
 
-__all__ = ["EARLIEST", "UnconfirmedKeys", "session_known_since"]
+__all__ = ["EARLIEST", "UnconfirmedKeys", "identity_key", "session_known_since"]
 
 # The stamp of a key whose commit time is not known (read by a group commit
 # that refused the request): proposed again by the next group whatever its connection.
 EARLIEST = -math.inf
+
+
+def identity_key(tenant: str, name: str) -> str:
+    """One key of a tenant's identity (by pseudonym or identifier), here and
+    in the key cache (lrs.store.learner_keys): a string, which the garbage
+    collector does not track, where a tuple made anew is tracked until a
+    collection sees it, and makes the dict it is put in tracked again."""
+    return tenant + "\x00" + name
 
 
 class UnconfirmedKeys:
@@ -66,7 +74,7 @@ class UnconfirmedKeys:
     def note(self, tenant: str, pseudonym: str, generation: int, wrapped: bytes, stamp: float) -> Sequence[str]:
         """Notes the key; returns the identities dropped to make room
         (``tenant NUL pseudonym``, as the key cache's keys), usually none."""
-        key = tenant + "\x00" + pseudonym
+        key = identity_key(tenant, pseudonym)
         self._keys.pop(key, None)
         dropped: Sequence[str] = ()
         if len(self._keys) >= self._capacity:
@@ -78,7 +86,7 @@ class UnconfirmedKeys:
 
     def restamp(self, tenant: str, pseudonym: str, generation: int, stamp: float) -> None:
         """A later ``stamp`` for the key, if it is still noted (in its place)."""
-        key = tenant + "\x00" + pseudonym
+        key = identity_key(tenant, pseudonym)
         noted = self._keys.get(key)
         if noted is not None and noted[0] == generation and noted[1] < stamp:
             self._keys[key] = (generation, stamp, noted[2])
@@ -90,7 +98,7 @@ class UnconfirmedKeys:
         found: dict[str, tuple[int, bytes]] = {}
         since = math.inf
         if self._keys:
-            keys, prefix = self._keys, tenant + "\x00"
+            keys, prefix = self._keys, identity_key(tenant, "")
             for pseudonym, generation in refs:
                 noted = keys.get(prefix + pseudonym)
                 if noted is not None and noted[0] == generation:
@@ -101,14 +109,14 @@ class UnconfirmedKeys:
 
     def confirm(self, tenant: str, keys: Iterable[tuple[str, int]]) -> None:
         """A Statement sealed under each of ``keys`` (pseudonym, generation) was committed."""
-        prefix = tenant + "\x00"
+        prefix = identity_key(tenant, "")
         for pseudonym, generation in keys:
             noted = self._keys.get(prefix + pseudonym)
             if noted is not None and noted[0] == generation:
                 del self._keys[prefix + pseudonym]
 
     def forget(self, tenant: str, pseudonym: str) -> None:
-        self._keys.pop(tenant + "\x00" + pseudonym, None)
+        self._keys.pop(identity_key(tenant, pseudonym), None)
 
     def clear(self) -> None:
         self._keys.clear()
