@@ -32,7 +32,7 @@ async def test_each_table_is_keyed_and_analysed_after_its_indexes_on_any_connect
     tables = list(CompetencyProjection.tables)
     before = [tuple(r) for r in await pool.fetch(INDEXES, tables)]
 
-    done: list[tuple[int, str, str]] = []  # (connection, kind, table), in the order they finished
+    done: list[tuple[Any, str, str]] = []  # (connection, kind, table), in the order they finished; the connection itself, whose id a later one could reuse
     execute = asyncpg.Connection.execute
 
     async def recording(self: asyncpg.Connection, query: str, *args: Any, **kwargs: Any) -> Any:
@@ -40,7 +40,7 @@ async def test_each_table_is_keyed_and_analysed_after_its_indexes_on_any_connect
         kind = next((k for k in ("CREATE UNIQUE INDEX", "CREATE INDEX", "ADD CONSTRAINT", "ANALYZE") if k in query), None)
         found = TABLE.search(query)
         if kind is not None and found is not None:
-            done.append((id(self), "CREATE INDEX" if "INDEX" in kind and "CREATE" in kind else kind, found.group(1)))
+            done.append((self, "CREATE INDEX" if "INDEX" in kind and "CREATE" in kind else kind, found.group(1)))
         return result
 
     # Two builders whatever the machine: the replay opens one connection per
