@@ -17,6 +17,11 @@ from lrs.http.concurrency_limit import MAX_LIMIT
 # About 1.3 KB a learner: 5 million is some 6.5 GB per HTTP worker.  A larger
 # value is a typing slip that would let a worker grow until the system kills it.
 MAX_LEARNER_CACHE_SIZE = 5_000_000
+# The competency projection's decoded learner states: about 8 KB a learner
+# at 5 statements, 12 KB at 10 (docs/operations.md); a million is some
+# 8-12 GB in the process that runs the projection, and more a typing slip.
+COMPETENCY_STATE_CACHE_SIZE = 20_000
+MAX_COMPETENCY_STATE_CACHE_SIZE = 1_000_000
 
 
 class ConfigError(ValueError):
@@ -176,6 +181,10 @@ class Settings:
     competency_stale_after_s: float = 30.0
     frameworks_poll_s: float = 5.0
     competency_auto_rebuild: bool = True
+    # Learners whose competency state the projection keeps decoded between
+    # batches (most recently changed), so live apply neither reads nor
+    # decodes them again; 0: none (projections/competency/store.py).
+    competency_state_cache_size: int = COMPETENCY_STATE_CACHE_SIZE
     # OpenID Connect bearer tokens beside HTTP Basic (docs/oidc.md); off
     # unless an issuer is set.
     oidc: "OidcSettings | None" = None
@@ -329,6 +338,10 @@ class Settings:
             ),
             frameworks_poll_s=_nonnegative(_float(env, "LRS_FRAMEWORKS_POLL_S", 5.0), "LRS_FRAMEWORKS_POLL_S"),
             competency_auto_rebuild=_bool(env, "LRS_COMPETENCY_AUTO_REBUILD", True),
+            competency_state_cache_size=_at_most(
+                _int(env, "LRS_COMPETENCY_STATE_CACHE_SIZE", COMPETENCY_STATE_CACHE_SIZE, 0),
+                MAX_COMPETENCY_STATE_CACHE_SIZE, "LRS_COMPETENCY_STATE_CACHE_SIZE",
+            ),
             oidc=OidcSettings.from_env(env),
             verify_runs_path=Path(env["LRS_VERIFY_RUNS_FILE"]) if env.get("LRS_VERIFY_RUNS_FILE") else None,
             audit_verify_stale_days=_positive(

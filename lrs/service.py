@@ -27,6 +27,7 @@ import projections.cli
 from lrs import __version__
 from lrs.commands import audit, credentials, erase, export, pair_keys, relay, serve
 from lrs.commands import migrate as migrate_command
+from lrs.config import COMPETENCY_STATE_CACHE_SIZE
 from projections import competency, units
 
 if TYPE_CHECKING:
@@ -48,7 +49,12 @@ def _competency_http(app: web.Application) -> None:
     import projections.http
     from projections.units.display import DisplayIds
 
-    projections.http.register(app, competency_projection)
+    from lrs.http import keys
+
+    settings = app[keys.SETTINGS]
+    projections.http.register(
+        app, lambda catalog: competency_projection(catalog, cache_size=settings.competency_state_cache_size)
+    )
     # Learners shown by their clear identifier, opened from the sealed roster references (docs/privacy.md).
     app[projections.http.DISPLAY_IDS] = DisplayIds()
 
@@ -109,12 +115,13 @@ def forward_opener(
     return open_stored
 
 
-def competency_projection(catalog: Catalog) -> Projection:
+def competency_projection(catalog: Catalog, *, cache_size: int = COMPETENCY_STATE_CACHE_SIZE) -> Projection:
     """The competency projection for ``catalog``; the service's supervisor
-    builds it with the installed frameworks, again whenever they change."""
+    builds it with the installed frameworks, again whenever they change,
+    keeping ``cache_size`` learners' states (LRS_COMPETENCY_STATE_CACHE_SIZE)."""
     from projections.competency.store import CompetencyProjection
 
-    return CompetencyProjection(catalog)
+    return CompetencyProjection(catalog, cache_size=cache_size)
 
 
 def projections_to_run() -> list[Projection]:

@@ -308,7 +308,7 @@ def _project(args: argparse.Namespace) -> int:
     return run_async(lambda: _run_projection(settings, catalog, args))
 
 
-async def _run_projection(settings: object, catalog: Catalog, args: argparse.Namespace) -> int:
+async def _run_projection(settings: Any, catalog: Catalog, args: argparse.Namespace) -> int:
     from lrs.runtime.embedded import embedded_services
     from lrs.store.migrations import apply_migrations
     from lrs.store.pool import create_pool
@@ -319,7 +319,10 @@ async def _run_projection(settings: object, catalog: Catalog, args: argparse.Nam
         pool = await create_pool(database_url, min_size=2, max_size=3, application_name="lrs-project")
         try:
             await apply_migrations(pool, also=args.migrations)
-            runner = ProjectionRunner(pool, CompetencyProjection(catalog), max_attempts=args.max_attempts)
+            runner = ProjectionRunner(
+                pool, CompetencyProjection(catalog, cache_size=settings.competency_state_cache_size),
+                max_attempts=args.max_attempts,
+            )
             stop = asyncio.Event()
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGTERM, signal.SIGINT):

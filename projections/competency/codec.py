@@ -60,10 +60,12 @@ from typing import Annotated, Any, Optional
 import msgspec
 import zstandard
 
-from projections.competency.model import Evidence, LearnerState, ProgramCertification
+from projections.competency.model import RULE_VERSION, Evidence, LearnerState, ProgramCertification
 from projections.competency.policy import fold_ordered
 
-__all__ = ["FORMAT", "encode_state", "decode_state", "digest_bytes", "open_state", "StateFormatError"]
+__all__ = [
+    "FORMAT", "encode_state", "decode_state", "digest_bytes", "open_state", "StateFormatError", "StateRulesError",
+]
 
 FORMAT = 3  # 2: evidence keeps the masteryScores, the platform and the stored time; 3: no competencies
 
@@ -113,6 +115,19 @@ _DECODER_2 = msgspec.msgpack.Decoder(_Layout2)
 
 class StateFormatError(ValueError):
     """The bytes are not a stored state of this format."""
+
+
+class StateRulesError(StateFormatError):
+    """The state was stored under other rules (its ``rule_version``): its
+    evidence and certifications are those rules' answers, so folding its
+    competencies with these rules would answer with two rule sets at once.
+    It is refused, never refolded; a replay builds it again under these
+    rules (docs/competency.md, "A state stored under other rules")."""
+
+    def __init__(self, stored: int) -> None:
+        super().__init__(f"the learner's state was built under rule version {stored}; these rules are version "
+                         f"{RULE_VERSION}: run `lrs replay competency`")
+        self.stored = stored
 
 
 def encode_state(state: LearnerState) -> bytes:
@@ -190,14 +205,20 @@ def digest_bytes(raw: bytes) -> bytes:
     consistent projection's instead of failing."""
     try:
         layout = open_state(raw)
-        return _layout(decode_state(layout)) if layout[:1] == _LAYOUT else layout
+        return _layout(_decode(layout, fold=False)) if layout[:1] == _LAYOUT else layout
     except StateFormatError:
         return bytes(raw)
 
 
 def decode_state(raw: bytes) -> LearnerState:
-    """Raises StateFormatError when ``raw`` is not a stored state."""
-    layout = open_state(raw)
+    """Raises StateFormatError when ``raw`` is not a stored state, and
+    StateRulesError when it was stored under another rule version."""
+    return _decode(open_state(raw), fold=True)
+
+
+def _decode(layout: bytes, *, fold: bool) -> LearnerState:
+    """The state in ``layout``; without ``fold`` its competencies are left
+    empty (what the digest's layout needs, whatever the rule version)."""
     kind = layout[:1]
     try:
         if kind == _LAYOUT:  # format 2: its competencies are dropped and refolded like format 3's
@@ -210,8 +231,10 @@ def decode_state(raw: bytes) -> LearnerState:
         raise StateFormatError(f"not a stored learner state of format 2 or {FORMAT}: {exc}") from exc
     if fmt != expected:
         raise StateFormatError(f"stored state format {fmt!r} in a layout of format {expected}")
+    if fold and rule_version != RULE_VERSION:
+        raise StateRulesError(rule_version)
     try:
-        return _build(learner, rule_version, strings, voided, evidence, certifications)
+        return _build(learner, rule_version, strings, voided, evidence, certifications, fold)
     except IndexError as exc:
         raise StateFormatError("not a stored learner state: a string index is past the table") from exc
     except (KeyError, TypeError, ValueError) as exc:
@@ -222,7 +245,7 @@ def decode_state(raw: bytes) -> LearnerState:
 
 def _build(
     learner: str, rule_version: int, s: list[str], voided: list[int], evidence: list[list[Any]],
-    certifications: list[list[Any]],
+    certifications: list[list[Any]], fold: bool = True,
 ) -> LearnerState:
     def opt(index: int | None) -> str | None:
         return None if index is None else s[index]
@@ -243,7 +266,7 @@ def _build(
     # sorted and without duplicates): folded again here, it is the state
     # that was stored, field for field, without storing what repeats it.
     own: dict[str, list[Evidence]] = {}
-    for e in items:
+    for e in items if fold else ():
         group = own.get(e.competency)
         if group is None:
             own[e.competency] = [e]

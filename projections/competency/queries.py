@@ -22,7 +22,7 @@ from typing import Any
 import asyncpg
 
 from projections.competency.catalog import Catalog
-from projections.competency.codec import StateFormatError, decode_state
+from projections.competency.codec import StateFormatError, StateRulesError, decode_state
 from projections.competency.frameworks import Framework, Program
 from projections.competency.known_clock import certified_known_at
 from projections.competency.model import CompetencyState
@@ -114,10 +114,19 @@ async def _read(pool: asyncpg.Pool, tenant: str, learner: str) -> tuple[Any, int
         return None, position
     try:
         return decode_state(row["state"]), position
-    except StateFormatError:
-        raise QueryError(
-            503, "the competency projection was stored by another version of the LRS: run `lrs replay competency`"
-        ) from None
+    except StateFormatError as exc:
+        raise _unreadable(exc) from None
+
+
+def _unreadable(exc: StateFormatError) -> QueryError:
+    """503 for a stored state this LRS does not answer from: one stored under
+    other rules (never folded with these: docs/competency.md, "A state stored
+    under other rules"), or by another version of the LRS."""
+    if isinstance(exc, StateRulesError):
+        return QueryError(503, f"the competency projection is not answered from until it is rebuilt: {exc}")
+    return QueryError(
+        503, "the competency projection was stored by another version of the LRS: run `lrs replay competency`"
+    )
 
 
 async def _person(pool: asyncpg.Pool, tenant: str, key: str) -> dict[str, Any]:
@@ -261,10 +270,8 @@ async def learner_standings(
         for row in await conn.fetch(SELECT_STATES_OF, tenant, wanted):
             try:
                 states[row["learner"]] = decode_state(row["state"])
-            except StateFormatError:
-                raise QueryError(
-                    503, "the competency projection was stored by another version of the LRS: run `lrs replay competency`"
-                ) from None
+            except StateFormatError as exc:
+                raise _unreadable(exc) from None
     result = []
     for member in page:
         if member.status == "certified":

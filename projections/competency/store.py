@@ -161,6 +161,17 @@ CROSS JOIN LATERAL (
 """
 SELECT_CHECKPOINT_POSITION = "SELECT position FROM projection_checkpoints WHERE name = 'competency'"
 SELECT_ALL_STATES = "SELECT tenant, learner, state FROM competency_learners ORDER BY tenant, learner"
+# The rows officials' answers read straight from the tables (a unit's
+# learners, summaries, reports, the known clock; the mastery mismatches),
+# each in its primary key's order: the digest covers them as well as the
+# states they are derived from, so an altered row shows.
+DIGESTED_ROWS = (
+    ("competency_states", STATE_COLUMNS, "tenant, learner, competency"),
+    ("competency_certifications", CERTIFICATION_COLUMNS, "tenant, learner, program, program_version"),
+    ("competency_mastery_mismatches", MISMATCH_COLUMNS, "tenant, statement_id, activity"),
+)
+# A binary COPY of no rows: its 19-byte header and 2-byte trailer.
+_EMPTY_COPY_BYTES = 21
 TRUNCATE_ALL = """
 TRUNCATE competency_learners, competency_states, competency_certifications,
     competency_statement_learners, competency_voids, competency_mastery_mismatches, unit_certified
@@ -602,11 +613,32 @@ def _earned_changes(key: Key, before: LearnerState, after: LearnerState) -> list
     return [(*key, p, v, 1) for p, v in sorted(now - was)] + [(*key, p, v, -1) for p, v in sorted(was - now)]
 
 
+async def _rows_digest(conn: asyncpg.Connection, table: str, columns: Sequence[str], key: str) -> bytes | None:
+    """SHA-256 of ``table``'s rows in ``key`` order as PostgreSQL's binary
+    COPY writes them (each value in its type's binary form: floats as IEEE
+    doubles, times as microseconds since 2000 in UTC, ids as 16 bytes), so
+    whatever the client's settings or the states' stored format; None when
+    the table is empty.  Streamed: PostgreSQL sends its chunks and this
+    process only hashes them (about 1 µs a row of both: bench/digest_cost.py)."""
+    sha = hashlib.sha256()
+    size = 0
+
+    async def take(chunk: bytes) -> None:
+        nonlocal size
+        size += len(chunk)
+        sha.update(chunk)
+
+    await conn.copy_from_query(f"SELECT {', '.join(columns)} FROM {table} ORDER BY {key}", output=take, format="binary")
+    return sha.digest() if size > _EMPTY_COPY_BYTES else None
+
+
 async def digest(conn: asyncpg.Connection | asyncpg.Pool) -> str:
     """SHA-256 over every learner's canonical state in (tenant, learner) order,
-    then every non-zero unit count in key order, then the roster (units,
-    memberships with their history, headcounts, dropped learners), then the
-    series' non-zero per-day deltas, read in one snapshot.
+    then the rows answers read (:data:`DIGESTED_ROWS`: competency states,
+    certifications, mastery mismatches), then every non-zero unit count in
+    key order, then the roster (units, memberships with their history,
+    headcounts, dropped learners), then the series' non-zero per-day deltas,
+    read in one snapshot.
 
     Positions and wall-clock columns are left out: a rebuild from the log and
     the live projection give the same digest exactly when their states agree."""
@@ -629,6 +661,12 @@ async def digest_with_position(conn: asyncpg.Connection | asyncpg.Pool) -> tuple
         position = await conn.fetchval(SELECT_CHECKPOINT_POSITION)
         async for row in conn.cursor(SELECT_ALL_STATES, prefetch=2000):
             add(row["tenant"].encode(), row["learner"].encode(), digest_bytes(row["state"]))
+        # Each row as its columns' values in msgpack (floats as float64,
+        # times as timestamps, ids as text), whatever format the states are in.
+        for table, columns, key in DIGESTED_ROWS:
+            rows = await _rows_digest(conn, table, columns, key)
+            if rows is not None:  # (an empty projection's digest stays the hash of nothing)
+                add(table.encode(), rows)
         for row in await certified_rows(conn):
             add(b"unit_certified", *(str(row[c]).encode() for c in ("tenant", "unit_id", "program", "program_version", "certified")))
         async for parts in roster_rows(conn):  # the denominators: units, membership history, headcounts

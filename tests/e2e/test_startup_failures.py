@@ -97,6 +97,7 @@ async def test_data_dir_held_by_another_serve(data_dir: Path, tmp_path: Path) ->
     ("LRS_HTTP_WORKERS", "0", "LRS_HTTP_WORKERS must be >= 1, got 0"),
     ("LRS_BOOTSTRAP_CREDENTIAL", "no-colon", "LRS_BOOTSTRAP_CREDENTIAL must look like key:secret"),
     ("LRS_HTTP_PORT", "eighty", "LRS_HTTP_PORT must be an integer, got 'eighty'"),
+    ("LRS_COMPETENCY_STATE_CACHE_SIZE", "20k", "LRS_COMPETENCY_STATE_CACHE_SIZE must be an integer, got '20k'"),
 ])
 async def test_bad_configuration(data_dir: Path, variable: str, value: str, message: str) -> None:
     code, lines = await _failed_start(_env(data_dir, **{variable: value}))

@@ -13,12 +13,13 @@ from projections.competency.codec import (
     FORMAT,
     MAGIC,
     StateFormatError,
+    StateRulesError,
     decode_state,
     digest_bytes,
     encode_state,
     open_state,
 )
-from projections.competency.model import LearnerState
+from projections.competency.model import RULE_VERSION, LearnerState
 from projections.competency.policy import fold_competency
 from tests.unit.test_competency_fold import POOL, run
 
@@ -233,26 +234,27 @@ def _frame(layout: list) -> bytes:
     [
         b"tampered",
         b'{"learner": "mbox:mailto:a@example.org"}',
-        _frame([FORMAT + 1, "x", 2, [], [], [], []]),
-        _frame([FORMAT, "x", 2, [], [7], [], []]),  # an index past the string table
-        _frame([FORMAT, "x", 2, ["a", "b"], [-1], [], []]),  # a negative index
-        _frame([FORMAT, "x", 2, "ab", [0], [], []]),  # the table is not a list
+        _frame([FORMAT + 1, "x", RULE_VERSION, [], [], [], []]),
+        _frame([FORMAT, "x", RULE_VERSION, [], [7], [], []]),  # an index past the string table
+        _frame([FORMAT, "x", RULE_VERSION, ["a", "b"], [-1], [], []]),  # a negative index
+        _frame([FORMAT, "x", RULE_VERSION, "ab", [0], [], []]),  # the table is not a list
         _frame([FORMAT, 5, 2, [], [], [], []]),  # the learner is not a string
         _frame([FORMAT, "x", "v", [], [], [], []]),
-        _frame([True, "x", 2, [], [], [], []]),
-        _frame([float(FORMAT), "x", 2, [], [], [], []]),
+        _frame([True, "x", RULE_VERSION, [], [], [], []]),
+        _frame([float(FORMAT), "x", RULE_VERSION, [], [], [], []]),
         _frame([FORMAT, "x"]),
-        msgspec.msgpack.encode([FORMAT, "x", 2, [], [], [], [], []]),  # format 3 in format 2's layout
-        _frame([2, "x", 2, [], [], [], []]),  # format 2 in format 3's layout
-        msgspec.msgpack.encode([FORMAT, "x", 2, [], [], [], []]),  # format 3 uncompressed: never stored so
-        msgspec.msgpack.encode([2, "x", 2, [], [7], [], [], []]),  # format 2, an index past the table
-        msgspec.msgpack.encode([2, "x", 2, ["a"], [], [], [[0, 0, None, None, None, -1]], []]),  # a cut competency
+        msgspec.msgpack.encode([FORMAT, "x", RULE_VERSION, [], [], [], [], []]),  # format 3 in format 2's layout
+        _frame([2, "x", RULE_VERSION, [], [], [], []]),  # format 2 in format 3's layout
+        msgspec.msgpack.encode([FORMAT, "x", RULE_VERSION, [], [], [], []]),  # format 3 uncompressed: never stored so
+        msgspec.msgpack.encode([2, "x", RULE_VERSION, [], [7], [], [], []]),  # format 2, an index past the table
+        msgspec.msgpack.encode([2, "x", RULE_VERSION, ["a"], [], [], [[0, 0, None, None, None, -1]], []]),  # a cut competency
         b"\x91" * 100_000 + b"\xc0",  # nested far deeper than any state
     ],
 )
 def test_bytes_that_are_not_a_stored_state_are_refused_with_a_clear_error(raw: bytes) -> None:
-    with pytest.raises(StateFormatError):
+    with pytest.raises(StateFormatError) as refused:
         decode_state(raw)
+    assert not isinstance(refused.value, StateRulesError)  # each for its own fault, not its rule version
 
 
 # Evidence every field of which has its type, that no fold of real
@@ -276,11 +278,12 @@ _UNFOLDABLE = (
 def test_a_row_whose_evidence_does_not_fold_is_refused_and_digested_as_it_is(raw: bytes) -> None:
     with pytest.raises(StateFormatError, match="does not fold"):
         decode_state(raw)  # a query answers 503 (run a replay), not 500
-    # the audit digest hashes a row altered by hand as its bytes (format 3
-    # rows are hashed by their layout and never folded) instead of failing
-    assert digest_bytes(raw) in (raw, open_state(raw))
+    # the audit digest hashes a row altered by hand instead of failing: it
+    # never folds (a format 2 row is hashed as its format 3 layout, with
+    # the competencies it stored left out)
+    assert digest_bytes(raw) == open_state(_frame([FORMAT, "x", 3, _UNFOLDABLE[0], [], _UNFOLDABLE[1], []]))
 
 
 def test_a_format_3_layout_in_a_frame_decodes() -> None:
     # what the refusals above change, taken away: each is refused for its own fault
-    assert decode_state(_frame([FORMAT, "x", 2, ["a"], [0], [], []])) == LearnerState(learner="x", voided=("a",), rule_version=2)
+    assert decode_state(_frame([FORMAT, "x", RULE_VERSION, ["a"], [0], [], []])) == LearnerState(learner="x", voided=("a",), rule_version=RULE_VERSION)
