@@ -39,7 +39,7 @@ import asyncpg
 
 from lrs.batching import AppendRequest
 from lrs.metrics import LEARNER_KEYS_PROPOSED_AGAIN
-from lrs.store.learner_keys import ANNOUNCE_KEY
+from lrs.store.learner_key_sql import ANNOUNCE_KEY
 from lrs.xapi.errors import XapiError
 
 __all__ = ["KeyTakenMeanwhile", "PROPOSE_KEYS", "SELECT_LIVE_KEYS", "keys_taken"]
@@ -47,10 +47,10 @@ __all__ = ["KeyTakenMeanwhile", "PROPOSE_KEYS", "SELECT_LIVE_KEYS", "keys_taken"
 # Each proposed key inserted unless its identity has a key row (of any
 # generation: the primary key's conflict), then the live key of each
 # identity that had one when the statement began (one primary-key lookup
-# per identity, as lrs.store.learner_keys's statements).  Keys are
+# per identity, as lrs.store.learner_key_sql's statements).  Keys are
 # inserted in (tenant, pseudonym) order in every process, so two groups
 # making the same keys wait for each other rather than deadlock.  Each key
-# made is announced to every process (lrs.store.learner_keys.ANNOUNCE_KEY,
+# made is announced to every process (lrs.store.learner_key_sql.ANNOUNCE_KEY,
 # with the key epoch as of this statement), so that the other workers cache it
 # instead of making keys of their own that the group refuses.
 # created_at is the statement's time, not now(): the group's transaction may

@@ -1,7 +1,7 @@
 """Learner keys a process seals under that may not be on disk yet
 (docs/privacy.md "A key lost in a crash (branch keys-crash)").
 
-A key statement (:data:`lrs.store.learner_keys.LOAD_OR_CREATE`) commits
+A key statement (:data:`lrs.store.learner_key_sql.LOAD_OR_CREATE`) commits
 without waiting for its WAL flush: a Statement sealed under a key it made
 commits after it, synchronously, and that flush covers the key's commit
 record -- on the same server.  Should PostgreSQL crash in between, the key
@@ -41,7 +41,7 @@ EARLIEST = -math.inf
 
 def identity_key(tenant: str, name: str) -> str:
     """One key of a tenant's identity (by pseudonym or identifier), here and
-    in the key cache (lrs.store.learner_keys): a string, which the garbage
+    in the key cache (lrs.store.learner_key_cache): a string, which the garbage
     collector does not track, where a tuple made anew is tracked until a
     collection sees it, and makes the dict it is put in tracked again."""
     return tenant + "\x00" + name
