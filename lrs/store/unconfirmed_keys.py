@@ -28,11 +28,14 @@ import itertools
 import math
 import time
 import weakref
-from typing import Iterable, Sequence
+from typing import TYPE_CHECKING, Iterable, Sequence
 
 import asyncpg
 
-__all__ = ["EARLIEST", "UnconfirmedKeys", "identity_key", "session_known_since"]
+if TYPE_CHECKING:
+    from lrs.batching import AppendRequest
+
+__all__ = ["EARLIEST", "UnconfirmedKeys", "identity_key", "session_known_since", "unconfirmed_before_session"]
 
 # The stamp of a key whose commit time is not known (read by a group commit
 # that refused the request): proposed again by the next group whatever its connection.
@@ -137,3 +140,14 @@ def session_known_since(conn: asyncpg.Connection) -> float:
     if session is None:
         return math.inf
     return _sessions.setdefault(session, time.monotonic())
+
+
+def unconfirmed_before_session(request: AppendRequest, session_since: float) -> bool:
+    """Whether ``request`` is sealed under keys not known to be on disk that
+    were seen committed no later than the session of the group's connection
+    began (``session_since``, :func:`session_known_since`): a crash may have
+    come between and lost them, so the group proposes them again
+    (:func:`lrs.store.group_keys.keys_taken`).  A stamp equal to the
+    session's start counts (neither moment is exact: each is a bound), and a
+    lease whose session ended (``inf``) has every such key proposed again."""
+    return bool(request.unconfirmed_keys) and request.unconfirmed_since <= session_since
