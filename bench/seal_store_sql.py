@@ -39,7 +39,7 @@ sys.path.insert(0, _TREE)
 
 from lrs.runtime.postgres import EmbeddedPostgres  # noqa: E402
 from lrs.service import migrate  # noqa: E402
-from lrs.store.learner_keys import LOAD_OR_CREATE  # noqa: E402
+from lrs.store.learner_key_sql import LOAD_OR_CREATE  # noqa: E402
 
 try:  # keys made in the group commit (lrs.store.group_keys); not in older checkouts
     from lrs.store.group_keys import PROPOSE_KEYS  # noqa: E402

@@ -78,7 +78,7 @@ async def _learner_keys(pool: Any, settings: Any) -> Any:
     key file is not there or not theirs: never a new key, which would open
     nothing and export everyone as erased."""
     from lrs.config import ConfigError
-    from lrs.store.learner_keys import SELECT_ANY_LEARNER_KEY
+    from lrs.store.learner_key_sql import SELECT_ANY_LEARNER_KEY
     from lrs.store.statement_opener import keys_for_reading
 
     if not await pool.fetchval(SELECT_ANY_LEARNER_KEY):

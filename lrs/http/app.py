@@ -231,7 +231,8 @@ async def _learner_keys(app: web.Application) -> AsyncIterator[None]:
         return
     from lrs.privacy.master import load_or_create
     from lrs.store.credential_changes import credential_changes
-    from lrs.store.learner_keys import CHANGES_CHANNEL, LearnerKeys
+    from lrs.store.learner_key_sql import CHANGES_CHANNEL
+    from lrs.store.learner_keys import LearnerKeys
     from lrs.store.pool import close_pool, create_statement_pool
 
     # The statements that read or make learners' keys for writing run on a

@@ -40,7 +40,8 @@ from lrs.payload_codec import open_payload
 from lrs.privacy import reason as reason_rules
 from lrs.privacy.seal import identifier
 from lrs.store.event_append import append_events
-from lrs.store.learner_keys import BUMP_KEY_EPOCH, ERASE_KEYS, LearnerKeys
+from lrs.store.learner_key_sql import CHANGES_CHANNEL
+from lrs.store.learner_keys import LearnerKeys
 from lrs.store.learner_refs import PSEUDONYM_KEY_PREFIX, open_refs
 from lrs.xapi.identity import agent_of_key
 from lrs.store.statement_identities import identities_in_statements
@@ -50,6 +51,22 @@ __all__ = ["ERASURE_EVENT", "Erasure", "ErasureRefused", "erase_learner"]
 ERASURE_EVENT = "erasure"
 MAX_REASON = reason_rules.MAX_REASON
 NAMES_FROM_STATEMENTS = 20  # the latest Statements naming the learner whose names the reason may not contain
+
+# The first statement of an erasure's transaction: takes the log head lock
+# (so no Statement is written meanwhile) and counts the erasure.
+BUMP_KEY_EPOCH = "UPDATE log_head SET key_epoch = key_epoch + 1 WHERE singleton RETURNING key_epoch"
+# Destroys every generation's key of one identity; the caller's transaction
+# also appends the erasure event.  $3: the epoch BUMP_KEY_EPOCH returned.
+ERASE_KEYS = f"""
+WITH erased AS (
+    UPDATE learner_keys SET wrapped = NULL, erased_at = now()
+    WHERE tenant = $1 AND pseudonym = $2 AND wrapped IS NOT NULL
+    RETURNING generation
+)
+SELECT array_agg(generation ORDER BY generation) AS generations,
+       pg_notify('{CHANGES_CHANNEL}', $1 || ' ' || $2 || ' ' || $3::bigint)
+FROM erased
+"""
 
 # Statements that name the identity in clear (stored before sealing was on).
 # statement_keys finds the candidates of each key by its hash, and

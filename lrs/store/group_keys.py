@@ -39,7 +39,8 @@ import asyncpg
 
 from lrs.batching import AppendRequest
 from lrs.metrics import LEARNER_KEYS_PROPOSED_AGAIN
-from lrs.store.learner_keys import ANNOUNCE_KEY
+from lrs.store.learner_key_sql import ANNOUNCE_KEY
+from lrs.store.unconfirmed_keys import unconfirmed_before_session
 from lrs.xapi.errors import XapiError
 
 __all__ = ["KeyTakenMeanwhile", "PROPOSE_KEYS", "SELECT_LIVE_KEYS", "keys_taken"]
@@ -47,10 +48,10 @@ __all__ = ["KeyTakenMeanwhile", "PROPOSE_KEYS", "SELECT_LIVE_KEYS", "keys_taken"
 # Each proposed key inserted unless its identity has a key row (of any
 # generation: the primary key's conflict), then the live key of each
 # identity that had one when the statement began (one primary-key lookup
-# per identity, as lrs.store.learner_keys's statements).  Keys are
+# per identity, as lrs.store.learner_key_sql's statements).  Keys are
 # inserted in (tenant, pseudonym) order in every process, so two groups
 # making the same keys wait for each other rather than deadlock.  Each key
-# made is announced to every process (lrs.store.learner_keys.ANNOUNCE_KEY,
+# made is announced to every process (lrs.store.learner_key_sql.ANNOUNCE_KEY,
 # with the key epoch as of this statement), so that the other workers cache it
 # instead of making keys of their own that the group refuses.
 # created_at is the statement's time, not now(): the group's transaction may
@@ -107,7 +108,8 @@ async def keys_taken(
     ``session_since``, when ``conn``'s session began); the requests (by
     index) sealed under a key that is not the live one."""
     wanted = [_sealed_under(request, session_since) for request in requests]
-    again = sum(len(request.unconfirmed_keys) for request in requests if request.unconfirmed_since <= session_since)
+    again = sum(len(request.unconfirmed_keys) for request in requests
+                if unconfirmed_before_session(request, session_since))
     if again:
         LEARNER_KEYS_PROPOSED_AGAIN.inc(again)
     proposed: dict[tuple[str, str], bytes] = {}
@@ -141,6 +143,6 @@ async def keys_taken(
 def _sealed_under(request: AppendRequest, session_since: float) -> Mapping[str, tuple[int, bytes]]:
     """The keys of ``request`` the group inserts or checks: (generation, wrapped) by pseudonym."""
     keys: Mapping[str, tuple[int, bytes]] = {p: (1, wrapped) for p, wrapped in request.new_keys.items()}
-    if request.unconfirmed_since <= session_since:
+    if unconfirmed_before_session(request, session_since):
         keys = {**request.unconfirmed_keys, **keys}
     return keys

@@ -1,7 +1,7 @@
 """Learner keys a process seals under that may not be on disk yet
 (docs/privacy.md "A key lost in a crash (branch keys-crash)").
 
-A key statement (:data:`lrs.store.learner_keys.LOAD_OR_CREATE`) commits
+A key statement (:data:`lrs.store.learner_key_sql.LOAD_OR_CREATE`) commits
 without waiting for its WAL flush: a Statement sealed under a key it made
 commits after it, synchronously, and that flush covers the key's commit
 record -- on the same server.  Should PostgreSQL crash in between, the key
@@ -28,11 +28,14 @@ import itertools
 import math
 import time
 import weakref
-from typing import Iterable, Sequence
+from typing import TYPE_CHECKING, Iterable, Sequence
 
 import asyncpg
 
-__all__ = ["EARLIEST", "UnconfirmedKeys", "identity_key", "session_known_since"]
+if TYPE_CHECKING:
+    from lrs.batching import AppendRequest
+
+__all__ = ["EARLIEST", "UnconfirmedKeys", "identity_key", "session_known_since", "unconfirmed_before_session"]
 
 # The stamp of a key whose commit time is not known (read by a group commit
 # that refused the request): proposed again by the next group whatever its connection.
@@ -41,7 +44,7 @@ EARLIEST = -math.inf
 
 def identity_key(tenant: str, name: str) -> str:
     """One key of a tenant's identity (by pseudonym or identifier), here and
-    in the key cache (lrs.store.learner_keys): a string, which the garbage
+    in the key cache (lrs.store.learner_key_cache): a string, which the garbage
     collector does not track, where a tuple made anew is tracked until a
     collection sees it, and makes the dict it is put in tracked again."""
     return tenant + "\x00" + name
@@ -137,3 +140,14 @@ def session_known_since(conn: asyncpg.Connection) -> float:
     if session is None:
         return math.inf
     return _sessions.setdefault(session, time.monotonic())
+
+
+def unconfirmed_before_session(request: AppendRequest, session_since: float) -> bool:
+    """Whether ``request`` is sealed under keys not known to be on disk that
+    were seen committed no later than the session of the group's connection
+    began (``session_since``, :func:`session_known_since`): a crash may have
+    come between and lost them, so the group proposes them again
+    (:func:`lrs.store.group_keys.keys_taken`).  A stamp equal to the
+    session's start counts (neither moment is exact: each is a bound), and a
+    lease whose session ended (``inf``) has every such key proposed again."""
+    return bool(request.unconfirmed_keys) and request.unconfirmed_since <= session_since

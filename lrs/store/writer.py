@@ -104,7 +104,7 @@ from lrs.store.ids import TimeOrderedUuids
 from lrs.store.kept_connection import connection_for_group, group_transaction, release
 from lrs.store.ref_keys import add_reached_keys
 from lrs.store.sealed_identities import INSERT_CIPHERTEXTS, ciphertext_columns
-from lrs.store.unconfirmed_keys import session_known_since
+from lrs.store.unconfirmed_keys import session_known_since, unconfirmed_before_session
 from lrs.tasks import cancel_and_wait
 
 __all__ = [
@@ -752,7 +752,7 @@ class StatementWriter:
             # between (lrs.store.unconfirmed_keys).
             since = session_known_since(conn)
             taken = await keys_taken(conn, requests, since) if any(
-                r.new_keys or r.unconfirmed_since <= since for r in requests) else {}
+                r.new_keys or unconfirmed_before_session(r, since) for r in requests) else {}
             locked: LockedDefinitions | None = None
             if seen is None:
                 # The definitions the group may merge are read and locked in the

@@ -12,7 +12,12 @@ locks, end with it).  A history checker then holds the run to the design:
 * the surviving replica took over the relay and the projection, and the
   projection's digest equals a replay's from the log;
 * ingest never stopped longer than the failover budget (FAILOVER_BUDGET_S,
-  docs/scaling.md): the longest gap between two successful POSTs.
+  docs/scaling.md): the longest gap between two successful POSTs, and the
+  relay's takeover.  Both are wall times: each is allowed, beyond the budget,
+  the time the machine stalled two references in the same window (a process
+  committing to the same PostgreSQL, a ticker in the load generator's loop:
+  tests/e2e/machine_stall.py), so that a machine loaded beyond the test's own
+  work does not fail it, and a failover slow by itself still does.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from lrs.store import leader_lock
 from tests.conftest import keep_every_message
 from tests.e2e.conftest import xapi_headers
 from tests.e2e.jetstream import STREAM, wait_for_stream
+from tests.e2e.machine_stall import MachineStall
 from tests.e2e.nats_cluster import NatsCluster
 from tests.e2e.test_competency_audit import digest_of, lrs
 from tests.e2e.test_durability import _assert_exactly_once, _log_rows
@@ -97,8 +103,9 @@ class Load:
                 self.acked.extend(s["id"] for s in body)
                 self.course_ids.extend(s["id"] for s in body if s["verb"]["id"] != "http://adlnet.gov/expapi/verbs/voided")
 
-    def longest_gap(self) -> float:
-        return max(b - a for a, b in zip(self.ok_times, self.ok_times[1:]))
+    def longest_gap(self) -> tuple[float, float]:
+        """The (start, end) of the longest gap between two successful POSTs."""
+        return max(zip(self.ok_times, self.ok_times[1:]), key=lambda pair: pair[1] - pair[0])
 
 
 async def lock_holders(database_url: str) -> dict[int, int]:
@@ -165,34 +172,35 @@ async def test_two_replicas_on_a_nats_cluster_survive_losing_a_nats_member_and_t
             assert (await ready(session, follower.base_url))["checks"]["relay"]["leader"] is False
 
             load = Load([leader.base_url, follower.base_url])
-            writers = [asyncio.create_task(load.writer()) for _ in range(6)]
-            await eventually(lambda: _at_least(load, 1500), "too few statements acknowledged before the faults")
+            async with MachineStall(database_url, tmp_path / "stall") as stall:
+                writers = [asyncio.create_task(load.writer()) for _ in range(6)]
+                await eventually(lambda: _at_least(load, 1500), "too few statements acknowledged before the faults")
 
-            assert await cluster.stream_replicas(STREAM) == 3
-            stream_leader = await cluster.stream_leader(STREAM)
-            cluster.kill(stream_leader)
-            nats_killed_at = time.monotonic()
-            await eventually(lambda: _stream_led_by_another(cluster, stream_leader), "no new stream leader", 30)
-            stream_takeover_s = time.monotonic() - nats_killed_at
-            acked_before_kill = len(load.acked)
-            await eventually(lambda: _at_least(load, acked_before_kill + 1000), "ingest stalled after the NATS kill")
+                assert await cluster.stream_replicas(STREAM) == 3
+                stream_leader = await cluster.stream_leader(STREAM)
+                cluster.kill(stream_leader)
+                nats_killed_at = time.monotonic()
+                await eventually(lambda: _stream_led_by_another(cluster, stream_leader), "no new stream leader", 30)
+                stream_takeover_s = time.monotonic() - nats_killed_at
+                acked_before_kill = len(load.acked)
+                await eventually(lambda: _at_least(load, acked_before_kill + 1000), "ingest stalled after the NATS kill")
 
-            holders_before = await lock_holders(database_url)
-            leader.kill()
-            killed_at = time.monotonic()
-            await leader.wait()
+                holders_before = await lock_holders(database_url)
+                leader.kill()
+                killed_at = time.monotonic()
+                await leader.wait()
 
-            async def follower_leads() -> bool:
-                return (await ready(session, follower.base_url))["checks"]["relay"]["leader"] is True
+                async def follower_leads() -> bool:
+                    return (await ready(session, follower.base_url))["checks"]["relay"]["leader"] is True
 
-            await eventually(follower_leads, "the surviving replica did not take over the relay", 30)
-            relay_takeover_s = time.monotonic() - killed_at
-            await eventually(lambda: _holds_both(database_url, other_than=holders_before),
-                             "the projection lock was not taken over", 30)
-            acked_at_kill = len(load.acked)
-            await eventually(lambda: _at_least(load, acked_at_kill + 1000), "ingest stalled after the replica kill")
-            load.stop.set()
-            await asyncio.gather(*writers)
+                await eventually(follower_leads, "the surviving replica did not take over the relay", 30)
+                relay_takeover_s = time.monotonic() - killed_at
+                await eventually(lambda: _holds_both(database_url, other_than=holders_before),
+                                 "the projection lock was not taken over", 30)
+                acked_at_kill = len(load.acked)
+                await eventually(lambda: _at_least(load, acked_at_kill + 1000), "ingest stalled after the replica kill")
+                load.stop.set()
+                await asyncio.gather(*writers)
 
         rows = await _log_rows(database_url)
         assert [row.position for row in rows] == list(range(1, len(rows) + 1))  # gapless
@@ -208,12 +216,17 @@ async def test_two_replicas_on_a_nats_cluster_survive_losing_a_nats_member_and_t
     assert code == 0, output
     assert output.strip().splitlines()[-1] == f"replayed competency through position {position}; digest {live}"
 
-    gap = load.longest_gap()
+    gap_from, gap_to = load.longest_gap()
+    gap = gap_to - gap_from
+    gap_stall = stall.within(gap_from, gap_to)
+    takeover_stall = stall.within(killed_at, killed_at + relay_takeover_s)
     print(f"\ncluster run: {len(load.acked)} statements acknowledged, {len(rows)} events; longest gap between "
-          f"successful POSTs {gap:.2f}s; stream leader re-elected {stream_takeover_s:.2f}s after the NATS kill; relay taken over {relay_takeover_s:.2f}s after the kill; "
+          f"successful POSTs {gap:.2f}s (machine stalled {gap_stall:.2f}s within it); stream leader re-elected "
+          f"{stream_takeover_s:.2f}s after the NATS kill; relay taken over {relay_takeover_s:.2f}s after the kill "
+          f"(machine stalled {takeover_stall:.2f}s); "
           f"{len(load.refusals)} attempts refused or failed ({sorted(set(load.refusals))[:5]})")
-    assert gap <= FAILOVER_BUDGET_S
-    assert relay_takeover_s <= FAILOVER_BUDGET_S
+    assert gap <= FAILOVER_BUDGET_S + gap_stall
+    assert relay_takeover_s <= FAILOVER_BUDGET_S + takeover_stall
 
 
 async def _holds_both(database_url: str, other_than: dict[int, int] | None = None) -> bool:

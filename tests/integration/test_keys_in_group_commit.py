@@ -21,7 +21,9 @@ from lrs.privacy.master import MasterKey
 from lrs.store import StatementWriter
 from lrs.store.credential_changes import credential_changes
 from lrs.store.erasure import erase_learner
-from lrs.store.learner_keys import CHANGES_CHANNEL, MAKE_KEYS_UP_TO, LearnerKeys, Sealed
+from lrs.store.learner_key_sealing import MAKE_KEYS_UP_TO, Sealed
+from lrs.store.learner_key_sql import CHANGES_CHANNEL
+from lrs.store.learner_keys import LearnerKeys
 from lrs.store.pool import create_pool
 from lrs.store.reader import get_statement
 from lrs.store.writer import KeyTakenMeanwhile

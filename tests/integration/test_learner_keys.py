@@ -331,7 +331,7 @@ async def test_key_statements_look_each_learner_up_by_index_before_any_statistic
     that named a learner the process had not cached (docs/privacy.md
     "Cost").  Each statement must find each wanted learner through the
     primary key, whatever the statistics."""
-    from lrs.store import learner_keys as lk
+    from lrs.store import learner_key_sql as lk
     from lrs.store.group_commit_sql import SELECT_ERASED_REFS
 
     await pool.execute(

@@ -16,7 +16,8 @@ import time
 import asyncpg
 
 from lrs.privacy.master import MasterKey
-from lrs.store.learner_keys import LOAD_OR_CREATE, LearnerKeys
+from lrs.store.learner_key_sql import LOAD_OR_CREATE
+from lrs.store.learner_keys import LearnerKeys
 from tests.statements import new_id, statement
 
 TENANT = "default"

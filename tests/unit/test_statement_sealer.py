@@ -141,7 +141,8 @@ def test_the_known_forms_of_every_tenant_together_stay_within_the_cache_capacity
     """The cache of sealed forms is bounded as the key cache is: many
     tenants must not multiply its memory by their number."""
     from lrs.privacy.master import MasterKey
-    from lrs.store.learner_keys import LearnerKeys, Sealed
+    from lrs.store.learner_key_sealing import Sealed
+    from lrs.store.learner_keys import LearnerKeys
 
     keyring = LearnerKeys(None, MasterKey(os.urandom(32)), capacity=4)  # type: ignore[arg-type]
     for n in range(5):
@@ -156,7 +157,8 @@ def test_a_full_cache_of_sealed_forms_drops_its_oldest_half_not_all():
     it fills left it half as full on average (half the hits); the oldest
     forms go first, the newest stay."""
     from lrs.privacy.master import MasterKey
-    from lrs.store.learner_keys import LearnerKeys, Sealed
+    from lrs.store.learner_key_sealing import Sealed
+    from lrs.store.learner_keys import LearnerKeys
 
     keyring = LearnerKeys(None, MasterKey(os.urandom(32)), capacity=10)  # type: ignore[arg-type]
     for n in range(11):

@@ -9,10 +9,11 @@ import math
 import os
 import time
 
+from lrs.batching import AppendRequest
 from lrs.privacy import seal
 from lrs.privacy.master import MasterKey
 from lrs.store.learner_keys import LearnerKeys
-from lrs.store.unconfirmed_keys import UnconfirmedKeys
+from lrs.store.unconfirmed_keys import EARLIEST, UnconfirmedKeys, unconfirmed_before_session
 
 
 def test_a_request_carries_its_unconfirmed_keys_and_their_earliest_stamp_until_confirmed() -> None:
@@ -70,3 +71,21 @@ def test_a_key_heard_of_is_stamped_by_the_first_probe_its_listening_session_answ
     sent = time.monotonic()
     keyring.listener_alive(sent)
     assert keyring._unconfirmed.of("t", [(pseudonym, 1)]) == ({pseudonym: (1, wrapped)}, sent)
+
+
+def test_a_request_is_proposed_again_when_its_unconfirmed_keys_were_seen_before_the_session_began() -> None:
+    """The one condition the writer and the group's key proposal
+    (lrs.store.group_keys) ask: keys not known to be on disk, seen committed
+    no later than the group connection's session began (a crash may have come
+    between), and nothing else."""
+    def sealed(since: float, keys: dict[str, tuple[int, bytes]] | None = None) -> AppendRequest:
+        return AppendRequest("t", [], unconfirmed_keys={"p": (1, b"w")} if keys is None else keys,
+                             unconfirmed_since=since)
+
+    assert unconfirmed_before_session(sealed(5.0), 10.0)  # seen before the session began
+    assert unconfirmed_before_session(sealed(10.0), 10.0)  # at its start: both moments are bounds, not proof
+    assert not unconfirmed_before_session(sealed(10.5), 10.0)  # seen since: the session's COMMIT flushes it
+    assert unconfirmed_before_session(sealed(EARLIEST), -1e9)  # read by a refused group: whatever the session
+    assert unconfirmed_before_session(sealed(5.0), math.inf)  # the lease's session ended: proposed again
+    assert not unconfirmed_before_session(sealed(math.inf, {}), math.inf)  # no unconfirmed key: nothing to propose
+    assert not unconfirmed_before_session(AppendRequest("t", []), 10.0)
