@@ -639,7 +639,8 @@ async def _rows_digest(
 
 
 async def digest(conn: asyncpg.Connection | asyncpg.Pool) -> str:
-    """SHA-256 over every learner's canonical state in (tenant, learner) order,
+    """SHA-256 over every learner's canonical state in (tenant, learner) order
+    (text keys in byte order, whatever the database's collation),
     then the rows answers read (:data:`DIGESTED_ROWS`: competency states,
     certifications, mastery mismatches), then every non-zero unit count in
     key order, then the roster (units, memberships with their history,
