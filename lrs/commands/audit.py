@@ -93,8 +93,9 @@ def register(subparsers: argparse._SubParsersAction, *, digests: Mapping[str, Di
     digest = actions.add_parser(
         "digest",
         help="print the canonical SHA-256 of a projection's state",
-        description="Print the SHA-256 over the projection's canonical state (every learner's state in "
-        "(tenant, learner) order, then every unit count), with the log position it reflects.",
+        description="Print the SHA-256 over the projection's canonical state (every learner's stored state, "
+        "the competency, certification and mastery-mismatch rows, the unit counts, the roster and the series, "
+        "each in its keys' order with text in byte order), with the log position it reflects.",
     )
     digest.add_argument("projection", choices=tuple(digests), help="the projection")
     digest.set_defaults(handler=_digest, digests=digests)

@@ -54,6 +54,7 @@ from projections.contract import Projection
 from projections.events import LogEvent
 from projections.units.erased import POLICIES, erased_learner, erased_policy
 from projections.units.history import ROSTER_EVENT
+from projections.byte_order import byte_order
 from projections.units.series_store import recompute_series, series_rows
 from projections.units.store import (
     apply_certification_changes,
@@ -160,15 +161,16 @@ CROSS JOIN LATERAL (
 ) AS v
 """
 SELECT_CHECKPOINT_POSITION = "SELECT position FROM projection_checkpoints WHERE name = 'competency'"
-SELECT_ALL_STATES = "SELECT tenant, learner, state FROM competency_learners ORDER BY tenant, learner"
+# Digest queries: {c} follows each text key (projections/byte_order.py).
+SELECT_ALL_STATES = "SELECT tenant, learner, state FROM competency_learners ORDER BY tenant{c}, learner{c}"
 # The rows officials' answers read straight from the tables (a unit's
 # learners, summaries, reports, the known clock; the mastery mismatches),
 # each in its primary key's order: the digest covers them as well as the
 # states they are derived from, so an altered row shows.
 DIGESTED_ROWS = (
-    ("competency_states", STATE_COLUMNS, "tenant, learner, competency"),
-    ("competency_certifications", CERTIFICATION_COLUMNS, "tenant, learner, program, program_version"),
-    ("competency_mastery_mismatches", MISMATCH_COLUMNS, "tenant, statement_id, activity"),
+    ("competency_states", STATE_COLUMNS, "tenant{c}, learner{c}, competency{c}"),
+    ("competency_certifications", CERTIFICATION_COLUMNS, "tenant{c}, learner{c}, program{c}, program_version{c}"),
+    ("competency_mastery_mismatches", MISMATCH_COLUMNS, "tenant{c}, statement_id, activity{c}"),
 )
 # A binary COPY of no rows: its 19-byte header and 2-byte trailer.
 _EMPTY_COPY_BYTES = 21
@@ -613,12 +615,15 @@ def _earned_changes(key: Key, before: LearnerState, after: LearnerState) -> list
     return [(*key, p, v, 1) for p, v in sorted(now - was)] + [(*key, p, v, -1) for p, v in sorted(was - now)]
 
 
-async def _rows_digest(conn: asyncpg.Connection, table: str, columns: Sequence[str], key: str) -> bytes | None:
+async def _rows_digest(
+    conn: asyncpg.Connection, table: str, columns: Sequence[str], key: str, order: str
+) -> bytes | None:
     """SHA-256 of ``table``'s rows in ``key`` order as PostgreSQL's binary
     COPY writes them (each value in its type's binary form: floats as IEEE
     doubles, times as microseconds since 2000 in UTC, ids as 16 bytes), so
     whatever the client's settings or the states' stored format; None when
-    the table is empty.  Streamed: PostgreSQL sends its chunks and this
+    the table is empty; ``order`` follows each text key of ``key``
+    (projections/byte_order.py).  Streamed: PostgreSQL sends its chunks and this
     process only hashes them (about 1 µs a row of both: bench/digest_cost.py)."""
     sha = hashlib.sha256()
     size = 0
@@ -628,12 +633,14 @@ async def _rows_digest(conn: asyncpg.Connection, table: str, columns: Sequence[s
         size += len(chunk)
         sha.update(chunk)
 
-    await conn.copy_from_query(f"SELECT {', '.join(columns)} FROM {table} ORDER BY {key}", output=take, format="binary")
+    query = f"SELECT {', '.join(columns)} FROM {table} ORDER BY {key.format(c=order)}"
+    await conn.copy_from_query(query, output=take, format="binary")
     return sha.digest() if size > _EMPTY_COPY_BYTES else None
 
 
 async def digest(conn: asyncpg.Connection | asyncpg.Pool) -> str:
-    """SHA-256 over every learner's canonical state in (tenant, learner) order,
+    """SHA-256 over every learner's canonical state in (tenant, learner) order
+    (text keys in byte order, whatever the database's collation),
     then the rows answers read (:data:`DIGESTED_ROWS`: competency states,
     certifications, mastery mismatches), then every non-zero unit count in
     key order, then the roster (units, memberships with their history,
@@ -657,20 +664,21 @@ async def digest_with_position(conn: asyncpg.Connection | asyncpg.Pool) -> tuple
             sha.update(len(part).to_bytes(8, "big"))
             sha.update(part)
 
+    order = await byte_order(conn)  # text keys in byte order whatever the database's collation
     async with conn.transaction(isolation="repeatable_read", readonly=True):
         position = await conn.fetchval(SELECT_CHECKPOINT_POSITION)
-        async for row in conn.cursor(SELECT_ALL_STATES, prefetch=2000):
+        async for row in conn.cursor(SELECT_ALL_STATES.format(c=order), prefetch=2000):
             add(row["tenant"].encode(), row["learner"].encode(), digest_bytes(row["state"]))
-        # Each row as its columns' values in msgpack (floats as float64,
-        # times as timestamps, ids as text), whatever format the states are in.
+        # Each table's rows as binary COPY writes them (_rows_digest), whatever
+        # format the states are in.
         for table, columns, key in DIGESTED_ROWS:
-            rows = await _rows_digest(conn, table, columns, key)
+            rows = await _rows_digest(conn, table, columns, key, order)
             if rows is not None:  # (an empty projection's digest stays the hash of nothing)
                 add(table.encode(), rows)
-        for row in await certified_rows(conn):
+        for row in await certified_rows(conn, order):
             add(b"unit_certified", *(str(row[c]).encode() for c in ("tenant", "unit_id", "program", "program_version", "certified")))
-        async for parts in roster_rows(conn):  # the denominators: units, membership history, headcounts
+        async for parts in roster_rows(conn, order):  # the denominators: units, membership history, headcounts
             add(*parts)
-        async for parts in series_rows(conn):  # the series' per-day deltas (without dropped learners)
+        async for parts in series_rows(conn, order):  # the series' per-day deltas (without dropped learners)
             add(*parts)
     return sha.hexdigest(), int(position or 0)

@@ -69,9 +69,9 @@ WHERE tenant = $1 AND ancestor_id = $2 AND clock = $3 AND program = $5 AND progr
 # triggers brought back to zero stays as a row; a recount leaves none).
 SELECT_ALL_SERIES = [
     "SELECT 'series_heads', tenant, ancestor_id, clock, day, heads FROM unit_series_heads WHERE heads <> 0"
-    " ORDER BY tenant, ancestor_id, clock, day",
+    " ORDER BY tenant{c}, ancestor_id{c}, clock{c}, day",
     "SELECT 'series_certs', tenant, ancestor_id, program, program_version, clock, day, certs FROM unit_series_certs"
-    " WHERE certs <> 0 ORDER BY tenant, ancestor_id, program, program_version, clock, day",
+    " WHERE certs <> 0 ORDER BY tenant{c}, ancestor_id{c}, program{c}, program_version{c}, clock{c}, day",
 ]
 SERIES_ATTACH_AND_RECOMPUTE = "SELECT series_attach(); SELECT series_recompute();"
 SERIES_RECOMPUTE = "SELECT series_recompute()"
@@ -123,9 +123,10 @@ async def recompute_series(conn: asyncpg.Connection, attach: bool = False) -> No
     await conn.execute(SERIES_ATTACH_AND_RECOMPUTE if attach else SERIES_RECOMPUTE)
 
 
-async def series_rows(conn: asyncpg.Connection) -> AsyncIterator[tuple[bytes, ...]]:
+async def series_rows(conn: asyncpg.Connection, order: str) -> AsyncIterator[tuple[bytes, ...]]:
     """The per-day deltas (non-zero, in key order) as text, for digests: what
-    the triggers kept live and what a replay recounted must agree."""
+    the triggers kept live and what a replay recounted must agree; ``order``
+    follows each text key (projections/byte_order.py)."""
     for query in SELECT_ALL_SERIES:
-        async for row in conn.cursor(query, prefetch=2000):
+        async for row in conn.cursor(query.format(c=order), prefetch=2000):
             yield tuple(str(v).encode() for v in row.values())

@@ -124,7 +124,7 @@ INSERT INTO units_dropped_learners (tenant, learner, erased_position) VALUES ($1
 SELECT_ERASURE_EVENTS = """
 SELECT tenant, position, payload FROM events WHERE event_type = 'erasure' AND position <= $1 ORDER BY position
 """
-SELECT_ALL_DROPPED = "SELECT 'dropped', tenant, learner FROM units_dropped_learners ORDER BY tenant, learner"
+SELECT_ALL_DROPPED = "SELECT 'dropped', tenant, learner FROM units_dropped_learners ORDER BY tenant{c}, learner{c}"
 SELECT_PLACED = "SELECT learner, unit_id FROM learner_units WHERE tenant = $1 AND learner = ANY($2::text[])"
 SELECT_EARNED = """
 SELECT learner, program, program_version FROM competency_certifications
@@ -214,13 +214,13 @@ SELECT position, stored, tenant, payload FROM events
 WHERE event_type = 'roster' AND position <= $1 ORDER BY position
 """
 SELECT_ROSTER_PAYLOADS = "SELECT payload FROM events WHERE position = ANY($1::bigint[]) AND event_type = 'roster'"
-SELECT_ALL_UNITS = "SELECT 'unit', tenant, unit_id, parent_id, kind, name FROM units ORDER BY tenant, unit_id"
+SELECT_ALL_UNITS = "SELECT 'unit', tenant, unit_id, parent_id, kind, name FROM units ORDER BY tenant{c}, unit_id{c}"
 SELECT_ALL_MEMBERSHIPS = """
 SELECT 'membership', tenant, learner, unit_id, valid_from, valid_to, recorded_position, superseded_position
-FROM roster_memberships ORDER BY tenant, learner, valid_from, recorded_position
+FROM roster_memberships ORDER BY tenant{c}, learner{c}, valid_from, recorded_position
 """
 SELECT_ALL_HEADCOUNTS = """
-SELECT 'headcount', tenant, unit_id, headcount FROM unit_headcounts WHERE headcount <> 0 ORDER BY tenant, unit_id
+SELECT 'headcount', tenant, unit_id, headcount FROM unit_headcounts WHERE headcount <> 0 ORDER BY tenant{c}, unit_id{c}
 """
 TREE_COUNTS = """
 SELECT t.ancestor_id AS unit_id,
@@ -251,7 +251,7 @@ ANALYZE_PLACED = "ANALYZE learner_units"
 ANALYZE_AFTER_EVENTS = (0, 9, 99)  # after the events of 1,000, 10,000 and 100,000 learners
 SELECT_ALL_COUNTS = """
 SELECT tenant, unit_id, program, program_version, certified FROM unit_certified
-WHERE certified <> 0 ORDER BY tenant, unit_id, program, program_version
+WHERE certified <> 0 ORDER BY tenant{c}, unit_id{c}, program{c}, program_version{c}
 """
 
 __all__ = [
@@ -608,11 +608,11 @@ async def rebuild_roster(conn: asyncpg.Connection, through: int) -> int:
     return count
 
 
-async def roster_rows(conn: asyncpg.Connection) -> AsyncIterator[tuple[bytes, ...]]:
+async def roster_rows(conn: asyncpg.Connection, order: str) -> AsyncIterator[tuple[bytes, ...]]:
     """Units, memberships (with their history) and headcounts in key order,
-    as text, for digests."""
+    as text, for digests; ``order`` follows each text key (projections/byte_order.py)."""
     for query in (SELECT_ALL_UNITS, SELECT_ALL_MEMBERSHIPS, SELECT_ALL_HEADCOUNTS, SELECT_ALL_DROPPED):
-        async for row in conn.cursor(query, prefetch=2000):
+        async for row in conn.cursor(query.format(c=order), prefetch=2000):
             yield tuple(b"" if v is None else str(v).encode() for v in row.values())
 
 
@@ -697,9 +697,10 @@ async def sealed_learners(conn: asyncpg.Connection | asyncpg.Pool, rows: Sequenc
     return sealed
 
 
-async def certified_rows(conn: asyncpg.Connection | asyncpg.Pool) -> list[asyncpg.Record]:
-    """Every non-zero count, in key order (for digests)."""
-    return await conn.fetch(SELECT_ALL_COUNTS)
+async def certified_rows(conn: asyncpg.Connection | asyncpg.Pool, order: str) -> list[asyncpg.Record]:
+    """Every non-zero count, in key order (for digests; ``order`` follows
+    each text key: projections/byte_order.py)."""
+    return await conn.fetch(SELECT_ALL_COUNTS.format(c=order))
 
 
 
