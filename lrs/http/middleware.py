@@ -36,6 +36,10 @@ REQUEST_ID = web.RequestKey("request_id", str)
 
 # Endpoints reachable without credentials: the spec's About resource and the
 # operational probes (they reveal nothing about stored data).
+# Seconds a 503 of the service not being ready to answer (rather than overload
+# or storage, which say their own) asks the client to wait.
+RETRY_AFTER_UNAVAILABLE_S = "5"
+
 PUBLIC_PATHS = frozenset({"/xapi/about", "/xapi/openapi.json", "/health", "/ready"})
 STATEMENTS_PATH = "/xapi/statements"
 # The console signs in with its own form and session (lrs.console.guard), then
@@ -194,7 +198,12 @@ async def error_mapping(request: web.Request, handler: Handler) -> web.StreamRes
         return await handler(request)
     except XapiError as exc:
         request.setdefault(LOG_FIELDS, {})["error"] = str(exc) if exc.logged is None else exc.logged
-        return error_response(exc.status, exc.message, exc.path)
+        response = error_response(exc.status, exc.message, exc.path)
+        if exc.status == 503:
+            # Every refusal of "not now" says when to come back (a projection
+            # behind or rebuilding, frameworks unreadable, a state under other rules).
+            response.headers["Retry-After"] = RETRY_AFTER_UNAVAILABLE_S
+        return response
     except AuthError as exc:
         response = error_response(401, "authentication required: " + str(exc))
         response.headers["WWW-Authenticate"] = exc.challenge

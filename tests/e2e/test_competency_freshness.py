@@ -177,7 +177,9 @@ async def test_a_projection_stalled_behind_the_log_answers_503_with_the_reason(d
                 return (await summary(client)).status == 503
 
             await eventually(stalled)
-            answer = await (await summary(client)).json()
+            refused = await summary(client)
+            assert int(refused.headers["Retry-After"]) > 0  # a 503 says when to come back
+            answer = await refused.json()
             assert "the competency projection is behind" in answer["error"] and "events behind the log, the oldest" in answer["error"]
             await holding.rollback()
         finally:

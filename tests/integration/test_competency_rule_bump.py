@@ -84,6 +84,7 @@ async def test_after_a_rule_bump_a_stale_answer_is_the_old_rules_or_refused_neve
         for path, params in ((learner, {}), (f"{learner}/trail", {"competency": CERTIFYING_COMPETENCY})):
             refused = await client.get(path, params={**params, "stale": "ok"}, headers=xapi_headers())
             assert refused.status == 503, await refused.text()
+            assert int(refused.headers["Retry-After"]) > 0
             error = (await refused.json())["error"]
             assert (f"built under rule version {RULE_VERSION - 1}; these rules are version {RULE_VERSION}" in error
                     and "lrs replay competency" in error), error
