@@ -39,7 +39,10 @@ sys.path.insert(0, _TREE)
 
 from lrs.runtime.postgres import EmbeddedPostgres  # noqa: E402
 from lrs.service import migrate  # noqa: E402
-from lrs.store.learner_key_sql import LOAD_OR_CREATE  # noqa: E402
+try:  # the learner keys' SQL in a module of its own; in lrs.store.learner_keys in checkouts before the split
+    from lrs.store.learner_key_sql import LOAD_OR_CREATE  # noqa: E402
+except ImportError:
+    from lrs.store.learner_keys import LOAD_OR_CREATE  # noqa: E402
 
 try:  # keys made in the group commit (lrs.store.group_keys); not in older checkouts
     from lrs.store.group_keys import PROPOSE_KEYS  # noqa: E402

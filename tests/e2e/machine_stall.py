@@ -16,11 +16,22 @@ of the scenario's logic but share what stalls it:
   records (a POST answered) are taken there, late by as much as that loop is.
 
 :meth:`MachineStall.within` is the time they lost within a window: the longest
-step each took beyond its own, added (one is the client's side of the path,
-the other the server's).  A budget is then ``budget + within(window)``: as
-tight as the budget on a quiet machine (a few milliseconds each), and a
-failover that is slow by itself -- a sleep, a timeout, a retry interval --
-stalls neither reference, so it still fails.
+step each took beyond its own, as a stretch of time, and the two stretches
+together counted once (one is the client's side of the path, the other the
+server's: apart, both stretch a gap; a stall of the whole machine stalls both
+at once, and counts once).  A reference process that exited before the
+scenario ended (its PostgreSQL session ended, as a failover that disturbs
+PostgreSQL might end it) measured nothing after: asking fails, rather than
+allowing every window after its last commit whole.
+
+:func:`within_budget` judges a duration by ``budget`` plus that stall, the
+stall allowed at most ``budget`` itself: the reference commits to the same
+PostgreSQL as the service, so a failover made slow by PostgreSQL (a WAL
+flush held up by what the takeover writes, a server kept busy by it) stalls
+the reference too, and its allowance would grow with the defect.  On a quiet
+machine the references lose milliseconds, so a failover slow by itself -- a
+sleep, a timeout, a retry interval -- still fails, and one beyond twice the
+budget fails whatever the references lost.
 """
 
 from __future__ import annotations
@@ -32,7 +43,7 @@ import time
 from bisect import bisect_right
 from pathlib import Path
 
-__all__ = ["MachineStall", "REFERENCE_STEP_S"]
+__all__ = ["MachineStall", "REFERENCE_STEP_S", "lost_within", "stalled_within", "within_budget"]
 
 REFERENCE_STEP_S = 0.02
 TICK_S = 0.01
@@ -54,20 +65,38 @@ asyncio.run(main(sys.argv[1], sys.argv[2], float(sys.argv[3])))
 """
 
 
-def lost_within(moments: list[float], step: float, start: float, end: float) -> float:
+def stalled_within(moments: list[float], step: float, start: float, end: float) -> tuple[float, float]:
     """The longest time, within ``[start, end]``, between two consecutive
-    ``moments`` (sorted) beyond ``step``, the quiet machine's; a window past
-    the last moment counts up to ``end`` (the reference had not come back)."""
+    ``moments`` (sorted) beyond ``step``, the quiet machine's, as a stretch
+    (from, to) of that length ending where the step did (from == to: none);
+    a window past the last moment counts up to ``end`` (the reference had
+    not come back: :class:`MachineStall` checks it was still running)."""
     if not moments:
-        return end - start
+        return (start, end)
     first = max(bisect_right(moments, start) - 1, 0)
-    longest = 0.0
+    longest = (start, start)
     for before, after in zip(moments[first:], moments[first + 1:] + [max(end, moments[-1])]):
         if before >= end:
             break
         overlap = min(after, end) - max(before, start)
-        longest = max(longest, overlap - step)
+        if overlap - step > longest[1] - longest[0]:
+            longest = (min(after, end) - (overlap - step), min(after, end))
     return longest
+
+
+def lost_within(moments: list[float], step: float, start: float, end: float) -> float:
+    """The length of :func:`stalled_within`."""
+    stalled_from, stalled_to = stalled_within(moments, step, start, end)
+    return stalled_to - stalled_from
+
+
+def within_budget(duration: float, budget: float, stall: float) -> bool:
+    """Whether ``duration`` (a wall time) is within ``budget`` plus the
+    machine's ``stall`` in the same window (:meth:`MachineStall.within`),
+    the stall allowed at most ``budget``: the references share PostgreSQL
+    with the service, so a failover slowed by PostgreSQL grows their stall
+    with it (the module's docstring)."""
+    return duration <= budget + min(stall, budget)
 
 
 class MachineStall:
@@ -80,6 +109,8 @@ class MachineStall:
         self._process: asyncio.subprocess.Process | None = None
         self._ticker: asyncio.Task[None] | None = None
         self._ticks: list[float] = []
+        self._ended = False
+        self._exited_early: int | None = None  # the reference's exit code, had it exited before the scenario ended
 
     async def __aenter__(self) -> "MachineStall":
         self._path.parent.mkdir(parents=True, exist_ok=True)
@@ -100,9 +131,12 @@ class MachineStall:
             self._ticker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._ticker
-        if self._process is not None and self._process.returncode is None:
-            self._process.kill()
-            await self._process.wait()
+        self._ended = True
+        if self._process is not None:
+            self._exited_early = self._process.returncode
+            if self._process.returncode is None:
+                self._process.kill()
+                await self._process.wait()
 
     async def _tick(self) -> None:
         while True:
@@ -114,6 +148,13 @@ class MachineStall:
 
     def within(self, start: float, end: float) -> float:
         """Seconds the machine stalled the references within ``[start, end]``
-        (``time.monotonic()``, the same clock in every process)."""
-        return (lost_within(self._reference(), REFERENCE_STEP_S, start, end)
-                + lost_within(self._ticks, TICK_S, start, end))
+        (``time.monotonic()``, the same clock in every process): the union of
+        each one's longest stall there (a stall of both at once counts once)."""
+        exited = self._exited_early if self._ended else None if self._process is None else self._process.returncode
+        assert exited is None, (
+            f"the reference process exited ({exited}) before the scenario ended: it measured nothing after "
+            f"its last commit, and would allow any failover there")
+        stretches = sorted([stalled_within(self._reference(), REFERENCE_STEP_S, start, end),
+                            stalled_within(self._ticks, TICK_S, start, end)])
+        (first_from, first_to), (second_from, second_to) = stretches
+        return (first_to - first_from) + (second_to - second_from) - max(0.0, min(first_to, second_to) - second_from)

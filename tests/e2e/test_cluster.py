@@ -16,7 +16,8 @@ locks, end with it).  A history checker then holds the run to the design:
   relay's takeover.  Both are wall times: each is allowed, beyond the budget,
   the time the machine stalled two references in the same window (a process
   committing to the same PostgreSQL, a ticker in the load generator's loop:
-  tests/e2e/machine_stall.py), so that a machine loaded beyond the test's own
+  tests/e2e/machine_stall.py; a stall of both at once counted once, and at
+  most the budget itself), so that a machine loaded beyond the test's own
   work does not fail it, and a failover slow by itself still does.
 """
 
@@ -39,7 +40,7 @@ from lrs.store import leader_lock
 from tests.conftest import keep_every_message
 from tests.e2e.conftest import xapi_headers
 from tests.e2e.jetstream import STREAM, wait_for_stream
-from tests.e2e.machine_stall import MachineStall
+from tests.e2e.machine_stall import MachineStall, within_budget
 from tests.e2e.nats_cluster import NatsCluster
 from tests.e2e.test_competency_audit import digest_of, lrs
 from tests.e2e.test_durability import _assert_exactly_once, _log_rows
@@ -225,8 +226,8 @@ async def test_two_replicas_on_a_nats_cluster_survive_losing_a_nats_member_and_t
           f"{stream_takeover_s:.2f}s after the NATS kill; relay taken over {relay_takeover_s:.2f}s after the kill "
           f"(machine stalled {takeover_stall:.2f}s); "
           f"{len(load.refusals)} attempts refused or failed ({sorted(set(load.refusals))[:5]})")
-    assert gap <= FAILOVER_BUDGET_S + gap_stall
-    assert relay_takeover_s <= FAILOVER_BUDGET_S + takeover_stall
+    assert within_budget(gap, FAILOVER_BUDGET_S, gap_stall)
+    assert within_budget(relay_takeover_s, FAILOVER_BUDGET_S, takeover_stall)
 
 
 async def _holds_both(database_url: str, other_than: dict[int, int] | None = None) -> bool:

@@ -82,3 +82,31 @@ async def test_a_leader_whose_work_fails_on_a_live_connection_raises_that_failur
             raise RunnerFailed("failed while leading")
     assert not [entry for entry in logs if entry["event"] == "projection.unlock_failed"]
     assert await lock_is_free(pool)
+
+
+async def test_an_unlock_that_fails_on_a_live_connection_leaves_the_lock_free_for_the_next_leader(
+    pool: asyncpg.Pool, database_url: str,
+) -> None:
+    """The work failed inside a transaction of the lock connection, so the
+    unlock on it fails too (the transaction is aborted) while the session
+    lives on: only logged, and the connection goes back to the pool, whose
+    reset rolls back and releases every advisory lock of the session -- a
+    leader elsewhere must not wait forever for a lock held by an idle pooled
+    connection.  Asked from a session of its own: an advisory lock is
+    re-entrant, so the pooled session that holds it would find it free."""
+    with capture_logs() as logs, pytest.raises(RunnerFailed, match="failed inside a transaction"):
+        async with leading(pool, LOCK, asyncio.Event(), retry_every=0.1) as lock_conn:
+            assert lock_conn is not None
+            await lock_conn.execute("BEGIN")
+            with pytest.raises(asyncpg.DivisionByZeroError):
+                await lock_conn.execute("SELECT 1/0")
+            raise RunnerFailed("failed inside a transaction")
+    unlock_failures = [entry for entry in logs if entry["event"] == "projection.unlock_failed"]
+    assert len(unlock_failures) == 1 and "InFailedSQLTransaction" in unlock_failures[0]["error"]
+    elsewhere = await asyncpg.connect(database_url)
+    try:
+        key = leader_lock.lock_key(LOCK)
+        assert await leader_lock.try_lock(elsewhere, key)
+        await leader_lock.unlock(elsewhere, key)
+    finally:
+        await elsewhere.close()
