@@ -55,6 +55,7 @@ is gone (the identity was erased) by the *erased form*
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import hmac
 import os
@@ -107,6 +108,9 @@ _NONCE = b"\x00" * 12  # AES-GCM-SIV: a fixed nonce makes it deterministic, noth
 _AGENT_TYPES = ("Agent", "Group")
 _MARKER = b'"sealed":"v'  # v1., v2., v3. or v4.
 _encode = msgspec.json.Encoder(order="sorted").encode
+_sha256 = hashlib.sha256
+_b2a = binascii.b2a_base64
+_URLSAFE = bytes.maketrans(b"+/", b"-_")  # base64 to base64url, as base64.urlsafe_b64encode
 _decode = msgspec.json.Decoder().decode
 
 
@@ -454,7 +458,7 @@ class StatementSealer:
         if self._references and object_type is not None and ifi is not None and "member" not in agent:
             # The common case, as seal_agent seals it in the v3 form, without its detours.
             key = key_of(ifi)
-            plaintext = _encode({k: v for k, v in agent.items() if k != "objectType"})
+            plaintext = compact_plaintext(own, agent)
             text = self._apart(key, plaintext)
             form = {"objectType": object_type, "account": {"homePage": PSEUDONYM_HOME, "name": key.pseudonym},
                     SEALED: text}
@@ -487,6 +491,26 @@ class StatementSealer:
                 text, row, ciphertext = seal_reference(key, self.tenant, plaintext)
         self.ciphertexts[row] = ciphertext
         return text
+
+
+_TYPE_MEMBERS = {name: b'"objectType":' + _encode(name) for name in _AGENT_TYPES}
+
+
+def compact_plaintext(own: bytes, agent: dict[str, Any]) -> bytes:
+    """What a compact form seals of ``agent`` (its sorted JSON without
+    ``objectType``), cut from ``own``, its whole sorted JSON: the same bytes
+    as encoding the Agent without it, without building and encoding that
+    dict again.  Only where ``"objectType"`` occurs once in ``own`` (a
+    string holding it could be taken for the member otherwise); else encoded."""
+    member = _TYPE_MEMBERS.get(agent.get("objectType"))  # type: ignore[arg-type]
+    if member is not None and own.count(b'"objectType"') == 1:
+        at = own.find(member)
+        end = at + len(member)
+        if at > 1 and own[at - 1] == 44:  # a comma before it: not the first member
+            return own[:at - 1] + own[end:]
+        if at == 1 and own[end] == 44:  # the first member, a comma after it
+            return own[:1] + own[end + 1:]
+    return _encode({k: v for k, v in agent.items() if k != "objectType"})
 
 
 class _KeysOf:
@@ -583,11 +607,15 @@ def seal_short(key: SealKey, tenant: str, plaintext: bytes) -> tuple[str, bytes,
     """(v4 sealed text, row, ciphertext) of a compact plaintext: the text is
     ``v4.<generation>.<tag>``, the tag the first 9 bytes of the ciphertext's
     SHA-256 (12 characters, where v3's reference takes 22); the ciphertext is
-    stored apart, by :func:`short_row` (``sealed_identities``, as v3's)."""
-    ciphertext = key.cipher.encrypt(_NONCE, plaintext, _short_aad(tenant, key.pseudonym, key.generation))
-    tag = _tag(ciphertext)
-    text = f"{SHORT}.{key.generation}.{base64.urlsafe_b64encode(tag).decode('ascii')}"
-    return text, short_row(key.pseudonym, key.generation, tag), ciphertext
+    stored apart, by :func:`short_row` (``sealed_identities``, as v3's).
+    Written out (the associated data, the tag, the row), not through the
+    helpers that open it: this runs for every naming sealed anew (the same
+    bytes; tests/unit/test_seal_short_form.py)."""
+    pseudonym_, generation = key.pseudonym, key.generation
+    ciphertext = key.cipher.encrypt(_NONCE, plaintext, f"{SHORT}\x00{tenant}\x00{pseudonym_}\x00{generation}".encode())
+    tag = _sha256(ciphertext).digest()[:_TAG_BYTES]
+    text = f"{SHORT}.{generation}.{_b2a(tag, newline=False).translate(_URLSAFE).decode('ascii')}"
+    return text, _sha256(f"{SHORT}\x00{pseudonym_}\x00{generation}\x00".encode() + tag).digest()[:16], ciphertext
 
 
 def _b64(data: str) -> bytes:
