@@ -40,6 +40,7 @@ import argparse
 import asyncio
 import base64
 import contextlib
+import json
 import math
 import os
 import random
@@ -98,10 +99,38 @@ def summarise(runs: list[dict], resamples: int) -> list[dict]:
                 "ratio_median": round(middle, 3), "ratio_95": [round(low, 3), round(high, 3)],
                 "ratios": [round(r, 3) for r in ratios],
             }
+        # Where the difference goes: each process group's median CPU a statement
+        # on each side, and the median of the pairs' differences.
+        groups = sorted({g for p in pairs.values() for side in SIDES
+                         for g in p[side]["service_cpu_us_per_statement"] if not g.endswith(" system")})
+        row["by_process"] = {
+            group: {
+                "sealed_us_median": round(statistics.median(
+                    p["sealed"]["service_cpu_us_per_statement"].get(group, 0.0) for p in pairs.values()), 1),
+                "clear_us_median": round(statistics.median(
+                    p["clear"]["service_cpu_us_per_statement"].get(group, 0.0) for p in pairs.values()), 1),
+                "difference_us_median": round(statistics.median(
+                    p["sealed"]["service_cpu_us_per_statement"].get(group, 0.0)
+                    - p["clear"]["service_cpu_us_per_statement"].get(group, 0.0) for p in pairs.values()), 1),
+            }
+            for group in groups
+        }
         row["statements_per_s_median"] = {
             side: round(statistics.median(p[side]["statements_per_s"] for p in pairs.values()), 1) for side in SIDES}
         rows.append(row)
     return rows
+
+
+def print_summary(summary: list[dict]) -> None:
+    for row in summary:
+        every, workers = row["all"], row["workers"]
+        print(f"{row['mode']:<9} batch={row['batch']:<3} {row['pairs']} pairs: sealed/clear every process "
+              f"{every['ratio_median']:.3f} [{every['ratio_95'][0]:.3f}, {every['ratio_95'][1]:.3f}] "
+              f"({every['sealed_us_median']} / {every['clear_us_median']} µs), workers {workers['ratio_median']:.3f} "
+              f"[{workers['ratio_95'][0]:.3f}, {workers['ratio_95'][1]:.3f}] "
+              f"({workers['sealed_us_median']} / {workers['clear_us_median']} µs)", flush=True)
+        print("    by process, sealed - clear (median of pairs), µs: " + ", ".join(
+            f"{g} {v['difference_us_median']:+.1f}" for g, v in row.get("by_process", {}).items()), flush=True)
 
 
 @contextlib.asynccontextmanager
@@ -169,13 +198,7 @@ async def main_async(args: argparse.Namespace) -> int:
                               f"workers {used.get('http workers')}  errors {result['errors'] or 0}  "
                               f"load {result['load_average_after'][0]}", flush=True)
     summary = summarise(runs, args.resamples)
-    for row in summary:
-        every, workers = row["all"], row["workers"]
-        print(f"{row['mode']:<9} batch={row['batch']:<3} {row['pairs']} pairs: sealed/clear every process "
-              f"{every['ratio_median']:.3f} [{every['ratio_95'][0]:.3f}, {every['ratio_95'][1]:.3f}] "
-              f"({every['sealed_us_median']} / {every['clear_us_median']} µs), workers {workers['ratio_median']:.3f} "
-              f"[{workers['ratio_95'][0]:.3f}, {workers['ratio_95'][1]:.3f}] "
-              f"({workers['sealed_us_median']} / {workers['clear_us_median']} µs)", flush=True)
+    print_summary(summary)
     if not args.no_write:
         record = {
             "benchmark": "seal_ratio",
@@ -211,6 +234,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--service-tree", metavar="CHECKOUT", help="run that checkout's `lrs serve` (its .venv)")
     parser.add_argument("--data-dir", help="a directory for the two services' data (a new one inside it, removed at the end; default: the temp dir)")
     parser.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
+    parser.add_argument("--summarise", nargs="+", metavar="RESULT",
+                        help="summarise these results' runs again (and rewrite them), running nothing")
     add_result_options(parser)
     args = parser.parse_args(argv)
     if not set(args.modes) <= set(MODES) or args.rounds < 2:
@@ -221,7 +246,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return asyncio.run(main_async(parse_args(argv)))
+    args = parse_args(argv)
+    if args.summarise:
+        for path in args.summarise:  # a result written before: its runs summarised again
+            record = json.loads(Path(path).read_text())
+            record["summary"] = summarise(record["runs"], args.resamples)
+            print_summary(record["summary"])
+            if not args.no_write:
+                Path(path).write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        return 0
+    return asyncio.run(main_async(args))
 
 
 if __name__ == "__main__":
