@@ -74,6 +74,33 @@ def median_interval(values: list[float], resamples: int, seed: int = 1) -> tuple
     return statistics.median(values), low, high
 
 
+def at_equal_rate(points: list[tuple[float, float]], resamples: int, seed: int = 1) -> tuple[float, float, float]:
+    """(ratio, low, high) of CPU a statement sealed/clear where both sides ran
+    at the same statements a second: the least-squares line of log(CPU
+    ratio) on log(rate ratio) through the pairs ``points`` (rate ratio, CPU
+    ratio), taken at a rate ratio of 1, with a bootstrap 95% interval.  At a
+    fixed number of clients a side that a busy machine slowed down commits
+    smaller groups and spends more CPU on each statement; this takes that
+    out, and with it any slowing down that sealing itself causes."""
+
+    def intercept(sample: list[tuple[float, float]]) -> float | None:
+        xs, ys = [math.log(x) for x, _ in sample], [math.log(y) for _, y in sample]
+        mx, my = statistics.fmean(xs), statistics.fmean(ys)
+        sxx = sum((x - mx) ** 2 for x in xs)
+        if sxx == 0:
+            return None
+        slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sxx
+        return math.exp(my - slope * mx)
+
+    rng = random.Random(seed)
+    found = intercept(points)
+    draws = sorted(v for v in (intercept(rng.choices(points, k=len(points))) for _ in range(resamples))
+                   if v is not None)
+    if found is None or not draws:
+        return float("nan"), float("nan"), float("nan")
+    return found, draws[int(0.025 * (len(draws) - 1))], draws[math.ceil(0.975 * (len(draws) - 1))]
+
+
 def summarise(runs: list[dict], resamples: int) -> list[dict]:
     """For each (mode, batch): each side's median CPU µs a statement, and the
     median sealed/clear ratio of the rounds' pairs with its interval, for
@@ -93,11 +120,17 @@ def summarise(runs: list[dict], resamples: int) -> list[dict]:
             clear = [p["clear"]["service_cpu_us_per_statement"].get(group, 0.0) for p in pairs.values()]
             ratios = [s / c for s, c in zip(sealed, clear) if c > 0]
             middle, low, high = median_interval(ratios, resamples)
+            rates = [p["sealed"]["statements_per_s"] / p["clear"]["statements_per_s"] for p in pairs.values()]
+            level, level_low, level_high = at_equal_rate(
+                [(r, s / c) for r, s, c in zip(rates, sealed, clear) if c > 0 and r > 0], resamples)
             row[name] = {
                 "sealed_us_median": round(statistics.median(sealed), 1),
                 "clear_us_median": round(statistics.median(clear), 1),
                 "ratio_median": round(middle, 3), "ratio_95": [round(low, 3), round(high, 3)],
+                "ratio_at_equal_rate": round(level, 3), "ratio_at_equal_rate_95": [round(level_low, 3),
+                                                                                   round(level_high, 3)],
                 "ratios": [round(r, 3) for r in ratios],
+                "rate_ratios": [round(r, 3) for r in rates],
             }
         # Where the difference goes: each process group's median CPU a statement
         # on each side, and the median of the pairs' differences.
@@ -129,6 +162,10 @@ def print_summary(summary: list[dict]) -> None:
               f"({every['sealed_us_median']} / {every['clear_us_median']} µs), workers {workers['ratio_median']:.3f} "
               f"[{workers['ratio_95'][0]:.3f}, {workers['ratio_95'][1]:.3f}] "
               f"({workers['sealed_us_median']} / {workers['clear_us_median']} µs)", flush=True)
+        print(f"    at equal statements/s: every process {every['ratio_at_equal_rate']:.3f} "
+              f"[{every['ratio_at_equal_rate_95'][0]:.3f}, {every['ratio_at_equal_rate_95'][1]:.3f}], workers "
+              f"{workers['ratio_at_equal_rate']:.3f} [{workers['ratio_at_equal_rate_95'][0]:.3f}, "
+              f"{workers['ratio_at_equal_rate_95'][1]:.3f}]", flush=True)
         print("    by process, sealed - clear (median of pairs), µs: " + ", ".join(
             f"{g} {v['difference_us_median']:+.1f}" for g, v in row.get("by_process", {}).items()), flush=True)
 
