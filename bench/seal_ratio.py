@@ -182,7 +182,7 @@ async def _service(args: argparse.Namespace, side: str, data_dir: str):  # type:
         async with bench_target(target) as (url, key, secret):
             _restore(before)
             auth = "Basic " + base64.b64encode(f"{key}:{secret}".encode()).decode()
-            yield url, auth, ServiceCpu(target.service_pid)
+            yield url, auth, ServiceCpu(target.service_pid, ended=True)
     finally:
         _restore(before)
 
