@@ -55,7 +55,6 @@ is gone (the identity was erased) by the *erased form*
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import hmac
 import os
@@ -108,9 +107,6 @@ _NONCE = b"\x00" * 12  # AES-GCM-SIV: a fixed nonce makes it deterministic, noth
 _AGENT_TYPES = ("Agent", "Group")
 _MARKER = b'"sealed":"v'  # v1., v2., v3. or v4.
 _encode = msgspec.json.Encoder(order="sorted").encode
-_sha256 = hashlib.sha256
-_b2a = binascii.b2a_base64
-_URLSAFE = bytes.maketrans(b"+/", b"-_")  # base64 to base64url, as base64.urlsafe_b64encode
 _decode = msgspec.json.Decoder().decode
 
 
@@ -607,15 +603,11 @@ def seal_short(key: SealKey, tenant: str, plaintext: bytes) -> tuple[str, bytes,
     """(v4 sealed text, row, ciphertext) of a compact plaintext: the text is
     ``v4.<generation>.<tag>``, the tag the first 9 bytes of the ciphertext's
     SHA-256 (12 characters, where v3's reference takes 22); the ciphertext is
-    stored apart, by :func:`short_row` (``sealed_identities``, as v3's).
-    Written out (the associated data, the tag, the row), not through the
-    helpers that open it: this runs for every naming sealed anew (the same
-    bytes; tests/unit/test_seal_short_form.py)."""
-    pseudonym_, generation = key.pseudonym, key.generation
-    ciphertext = key.cipher.encrypt(_NONCE, plaintext, f"{SHORT}\x00{tenant}\x00{pseudonym_}\x00{generation}".encode())
-    tag = _sha256(ciphertext).digest()[:_TAG_BYTES]
-    text = f"{SHORT}.{generation}.{_b2a(tag, newline=False).translate(_URLSAFE).decode('ascii')}"
-    return text, _sha256(f"{SHORT}\x00{pseudonym_}\x00{generation}\x00".encode() + tag).digest()[:16], ciphertext
+    stored apart, by :func:`short_row` (``sealed_identities``, as v3's)."""
+    ciphertext = key.cipher.encrypt(_NONCE, plaintext, _short_aad(tenant, key.pseudonym, key.generation))
+    tag = _tag(ciphertext)
+    text = f"{SHORT}.{key.generation}.{base64.urlsafe_b64encode(tag).decode('ascii')}"
+    return text, short_row(key.pseudonym, key.generation, tag), ciphertext
 
 
 def _b64(data: str) -> bytes:

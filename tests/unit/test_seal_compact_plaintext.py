@@ -1,14 +1,11 @@
-"""The v4 form's fast paths write the same bytes as the plain construction:
-``seal_short`` (written out for every naming sealed anew) against the
-helpers that open it, and ``compact_plaintext`` (cut from the Agent's
-sorted JSON) against encoding the Agent without ``objectType``.  A
-different byte would seal an identity two ways: a Statement sent again
-would no longer compare equal to the one stored (409), and the tag would
-no longer find its row."""
+"""A naming sealed anew seals the same bytes as before: ``compact_plaintext``
+(cut from the Agent's sorted JSON) against encoding the Agent without
+``objectType``.  A different byte would seal an identity two ways: a
+Statement sent again would no longer compare equal to the one stored
+(409), and the tag would no longer find its row."""
 
 from __future__ import annotations
 
-import base64
 import os
 
 from hypothesis import given, settings
@@ -49,20 +46,6 @@ def test_compact_plaintext_when_a_name_holds_the_member_text():
         agent = {"objectType": "Agent", "mbox": "mailto:a@example.org", "name": name}
         assert seal.compact_plaintext(seal.encode(agent), agent) == seal.encode(
             {"mbox": "mailto:a@example.org", "name": name})
-
-
-def _seal_short_plainly(key: seal.SealKey, tenant: str, plaintext: bytes) -> tuple[str, bytes, bytes]:
-    ciphertext = key.cipher.encrypt(b"\x00" * 12, plaintext, seal._short_aad(tenant, key.pseudonym, key.generation))
-    tag = seal._tag(ciphertext)
-    text = f"v4.{key.generation}.{base64.urlsafe_b64encode(tag).decode('ascii')}"
-    return text, seal.short_row(key.pseudonym, key.generation, tag), ciphertext
-
-
-@settings(max_examples=200, deadline=None)
-@given(st.binary(min_size=1, max_size=200), st.text(max_size=12), st.integers(1, 10**6))
-def test_seal_short_is_the_plain_construction(plaintext, tenant, generation):
-    key = seal.SealKey(os.urandom(16).hex(), generation, seal.new_data_key_cipher(os.urandom(32)))
-    assert seal.seal_short(key, tenant, plaintext) == _seal_short_plainly(key, tenant, plaintext)
 
 
 def test_a_sealed_agent_opens_to_itself():
