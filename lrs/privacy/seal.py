@@ -454,7 +454,7 @@ class StatementSealer:
         if self._references and object_type is not None and ifi is not None and "member" not in agent:
             # The common case, as seal_agent seals it in the v3 form, without its detours.
             key = key_of(ifi)
-            plaintext = compact_plaintext(own, agent)
+            plaintext = _encode({k: v for k, v in agent.items() if k != "objectType"})
             text = self._apart(key, plaintext)
             form = {"objectType": object_type, "account": {"homePage": PSEUDONYM_HOME, "name": key.pseudonym},
                     SEALED: text}
@@ -487,26 +487,6 @@ class StatementSealer:
                 text, row, ciphertext = seal_reference(key, self.tenant, plaintext)
         self.ciphertexts[row] = ciphertext
         return text
-
-
-_TYPE_MEMBERS = {name: b'"objectType":' + _encode(name) for name in _AGENT_TYPES}
-
-
-def compact_plaintext(own: bytes, agent: dict[str, Any]) -> bytes:
-    """What a compact form seals of ``agent`` (its sorted JSON without
-    ``objectType``), cut from ``own``, its whole sorted JSON: the same bytes
-    as encoding the Agent without it, without building and encoding that
-    dict again.  Only where ``"objectType"`` occurs once in ``own`` (a
-    string holding it could be taken for the member otherwise); else encoded."""
-    member = _TYPE_MEMBERS.get(agent.get("objectType"))  # type: ignore[arg-type]
-    if member is not None and own.count(b'"objectType"') == 1:
-        at = own.find(member)
-        end = at + len(member)
-        if at > 1 and own[at - 1] == 44:  # a comma before it: not the first member
-            return own[:at - 1] + own[end:]
-        if at == 1 and own[end] == 44:  # the first member, a comma after it
-            return own[:1] + own[end + 1:]
-    return _encode({k: v for k, v in agent.items() if k != "objectType"})
 
 
 class _KeysOf:
