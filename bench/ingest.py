@@ -331,18 +331,22 @@ async def _client(conn, batch, deadline, warmup_end, latencies, counts, errors, 
 
 async def run_one(url: str, auth: str, batch: int, concurrency: int, duration: float, warmup: float,
                   cpu: ServiceCpu | None = None, log: LogSampler | None = None,
-                  learners: Learners | None = None) -> dict:
+                  learners: Learners | None = None, bodies: "_Bodies | None" = None) -> dict:
     """One measured run.  ``cpu``: the service's process tree, sampled when the
     warm-up ends and when the run ends, for CPU per statement by process group;
     ``log``: the service's database, for its group commits over the same time;
-    ``learners``: who the statements name (None: a new name every statement)."""
+    ``learners``: who the statements name (None: a new name every statement);
+    ``bodies``: the request bodies to go on from (default: new ones, which
+    start the names again from "Learner 0": runs repeated on one service
+    then name their learners as the first run did)."""
     parts = urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
     path = (parts.path.rstrip("/") or "") + "/xapi/statements"
     latencies: list[float] = []
     counts = [0]
     errors: dict[str, int] = {}
-    bodies = _Bodies(batch, math.ceil(TEMPLATE_STATEMENTS / batch), learners)
+    if bodies is None:
+        bodies = _Bodies(batch, math.ceil(TEMPLATE_STATEMENTS / batch), learners)
     start = time.perf_counter()
     warmup_end = start + warmup
     deadline = warmup_end + duration

@@ -111,10 +111,18 @@ def _group(pid: int, root: int, has_workers: bool) -> str:
 
 
 class ServiceCpu:
-    """CPU seconds of the process tree under ``root``, by group."""
+    """CPU seconds of the process tree under ``root``, by group.
 
-    def __init__(self, root: int) -> None:
+    ``ended``: each process also counts, in its own group, the CPU of the
+    children it has waited for (cutime, cstime).  Without it a process that
+    ends between two samples takes all its CPU out of the second (a
+    PostgreSQL backend the service's pool replaced, after seconds of CPU,
+    made one run's PostgreSQL figure fall by that much); with it the
+    difference is the CPU it used between them."""
+
+    def __init__(self, root: int, *, ended: bool = False) -> None:
         self.root = root
+        self.ended = ended
 
     def sample(self) -> dict[str, float]:
         """CPU seconds by group, and by group and mode (``"<group> system"``:
@@ -132,6 +140,8 @@ class ServiceCpu:
             group = _group(pid, self.root, has_workers)
             totals[group] = totals.get(group, 0.0) + seconds[0] + seconds[1]
             totals[group + " system"] = totals.get(group + " system", 0.0) + seconds[1]
+            if self.ended and pid != self.root:  # the root's ended children are the start's tools
+                totals[group] += _ended_children_cpu_s(pid)
         return totals
 
 

@@ -4,6 +4,7 @@ machine; bench/process_cpu.py's readers of several processes and of ended ones."
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
@@ -79,3 +80,33 @@ def test_tree_cpu_counts_several_roots_and_with_ended_the_children_that_ended() 
         sleeper.kill()
         sleeper.wait()
     assert process_cpu.cpu_s(2**22 + 12345) == 0.0  # gone (or never was): counts nothing
+
+
+def test_service_cpu_with_ended_counts_what_a_process_below_the_root_waited_for() -> None:
+    burn = "import time\nend = time.process_time() + 0.3\nwhile time.process_time() < end: pass\n"
+    # root -> middle -> a child that burns 0.3 s and ends; middle waits for it, then both sleep
+    middle = ("import subprocess, sys, time\n"
+              f"subprocess.run([sys.executable, '-c', {burn!r}])\nprint('done', flush=True)\ntime.sleep(30)\n")
+    root = subprocess.Popen([sys.executable, "-c", f"import subprocess, sys\nsubprocess.run([sys.executable, '-c', {middle!r}])\n"],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert root.stdout is not None and root.stdout.readline().strip() == "done"
+        without = process_cpu.ServiceCpu(root.pid).sample()
+        with_ended = process_cpu.ServiceCpu(root.pid, ended=True).sample()
+        assert with_ended["other"] - without["other"] >= 0.25
+    finally:
+        for pid in process_cpu._descendants(root.pid, process_cpu._children())[::-1]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, 9)
+        root.wait()
+
+
+def test_seal_ratio_statistics() -> None:
+    from bench import seal_ratio
+
+    middle, low, high = seal_ratio.median_interval([1.0, 1.1, 1.2, 1.05, 0.95, 1.3, 1.02], 2000)
+    assert middle == 1.05 and low <= middle <= high and 0.95 <= low and high <= 1.3
+    # CPU ratio 1.05 at equal rates, and 10% more CPU for each halving of the sealed side's rate
+    points = [(r, 1.05 * r ** -0.1375) for r in (0.4, 0.6, 0.9, 1.2, 1.6)]
+    level, low, high = seal_ratio.at_equal_rate(points, 500)
+    assert level == pytest.approx(1.05) and low == pytest.approx(1.05) and high == pytest.approx(1.05)
