@@ -402,19 +402,29 @@ def fold_ordered(competency: str, ordered: list[Evidence]) -> CompetencyState:
     if attained:
         # Reached levels stay reached as evidence is added, so the first stored
         # time a track met its criterion is when the LRS knew the level.
+        # (Only the reached levels' times are read.)
         level_known: dict[str | None, str] = {}
         for (level, _, _, move_on), track in tracks.items():
+            if level not in attained:
+                continue
             met_at = _move_on_known(move_on, track[2], track[3])
             if met_at is not None and (level not in level_known or met_at < level_known[level]):
                 level_known[level] = met_at
-        attainments = tuple(sorted(
-            (
+        if len(attained) == 1:  # most often: one level reached, nothing to sort
+            ((level, (rank, at, ids)),) = attained.items()
+            attainments = (
                 LevelAttainment(level=level, level_rank=rank, achieved_at=at, statement_ids=ids,
-                                known_at=level_known[level])
-                for level, (rank, at, ids) in attained.items()
-            ),
-            key=_LEVEL_RANK,
-        ))
+                                known_at=level_known[level]),
+            )
+        else:
+            attainments = tuple(sorted(
+                (
+                    LevelAttainment(level=level, level_rank=rank, achieved_at=at, statement_ids=ids,
+                                    known_at=level_known[level])
+                    for level, (rank, at, ids) in attained.items()
+                ),
+                key=_LEVEL_RANK,
+            ))
     top = attainments[-1] if attainments else None  # one attainment per level: the ranks differ
     return CompetencyState(
         competency=competency,
@@ -425,7 +435,9 @@ def fold_ordered(competency: str, ordered: list[Evidence]) -> CompetencyState:
         evidence_count=len(statements),
         first_evidence_at=ordered[0].timestamp if ordered else None,
         last_evidence_at=ordered[-1].timestamp if ordered else None,
-        first_mastered_at=min([a.achieved_at for a in attainments]) if attainments else None,
+        first_mastered_at=(
+            attainments[0].achieved_at if len(attainments) == 1 else min([a.achieved_at for a in attainments])
+        ) if attainments else None,
         attainments=attainments,
         rule_version=RULE_VERSION,
     )
@@ -617,12 +629,18 @@ def _refold(
     catalog: Catalog,
 ) -> LearnerState:
     competencies = dict(state.competencies)
+    if len(affected) == 1:  # most live batches: a comprehension, not a loop that groups
+        (only,) = affected
+        groups = {only: [e for e in evidence if e.competency == only]}
+    else:
+        groups = {competency: [] for competency in affected}
+        for e in evidence:
+            group = groups.get(e.competency)
+            if group is not None:
+                group.append(e)
     added = False  # a competency the state did not have (the others keep their place in key order)
     for competency in sorted(affected):
-        # a comprehension per affected competency (mostly one or two) reads
-        # the evidence in C-speed loops, where one Python loop grouping all
-        # of it cost more
-        own = [e for e in evidence if e.competency == competency]
+        own = groups[competency]
         if own:
             added = added or competency not in competencies
             competencies[competency] = fold_ordered(competency, own)
