@@ -542,6 +542,8 @@ def evolve(state: LearnerState, event: LearnerEvent, catalog: Catalog) -> Learne
 def evolve_many(state: LearnerState, events: Iterable[LearnerEvent], catalog: Catalog) -> LearnerState:
     """The state after all ``events`` with one refold: equal to applying
     :func:`evolve` to each in turn, and ``state`` itself when nothing changes."""
+    if type(events) is list and len(events) == 1 and type(events[0]) is StatementEvidence:
+        return _add_one(state, events[0], catalog)
     voided = set(state.voided)
     present = set(map(_STATEMENT_ID, state.evidence))
     newly_voided: set[str] = set()
@@ -566,6 +568,17 @@ def evolve_many(state: LearnerState, events: Iterable[LearnerEvent], catalog: Ca
     )
     affected = {e.competency for e in removed} | {e.competency for e in kept_added}
     return _refold(state, evidence, tuple(sorted(voided)), affected, catalog)
+
+
+def _add_one(state: LearnerState, event: StatementEvidence, catalog: Catalog) -> LearnerState:
+    """:func:`evolve_many` of one statement's evidence (most of live apply's
+    learners in a batch): its id is looked for in the state's evidence
+    without building a set of all of them first."""
+    statement_id = event.statement_id
+    if not event.evidence or statement_id in state.voided or statement_id in map(_STATEMENT_ID, state.evidence):
+        return state
+    evidence = _merged(state.evidence, list(event.evidence))
+    return _refold(state, evidence, state.voided, {e.competency for e in event.evidence}, catalog)
 
 
 def _merged(evidence: tuple[Evidence, ...], added: list[Evidence]) -> tuple[Evidence, ...]:

@@ -7,7 +7,8 @@ checked here against the fold and the constructor as they were before
 (``plain_fold_ordered`` is policy.fold_ordered as it stood before the
 shortcut, kept verbatim), over evidence of every shape the fields allow,
 including rows no statement makes (an empty statement id or stored time,
-which the plain fold refuses with KeyError).
+which the plain fold refuses with KeyError); and ``evolve_many`` of one
+statement's evidence (``_add_one``) against its general path.
 """
 
 from __future__ import annotations
@@ -18,8 +19,28 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from projections.competency.model import RULE_VERSION, CompetencyState, Evidence, LevelAttainment, new_evidence
-from projections.competency.policy import _LEVEL_RANK, _move_on_known, _move_on_met, fold_ordered
+from projections.competency.catalog import load_catalog
+from projections.competency.codec import encode_state
+from projections.competency.model import (
+    RULE_VERSION,
+    CompetencyState,
+    Evidence,
+    LevelAttainment,
+    StatementEvidence,
+    StatementVoided,
+    new_evidence,
+)
+from projections.competency.policy import (
+    _LEVEL_RANK,
+    _move_on_known,
+    _move_on_met,
+    evolve_many,
+    fold,
+    fold_ordered,
+)
+from tests.unit.test_competency_fold import POOL
+
+CATALOG = load_catalog()
 
 MOVE_ONS = ("Passed", "Completed", "CompletedAndPassed", "CompletedOrPassed")
 
@@ -145,3 +166,44 @@ def test_new_evidence_is_the_keyword_constructor(fields: dict[str, Any]) -> None
     made = new_evidence(**fields)
     assert made == Evidence(**fields)
     assert {name: getattr(made, name) for name in FIELDS} == fields
+
+
+@settings(max_examples=300, deadline=None)
+@given(before=st.lists(st.sampled_from(POOL), max_size=10), index=st.integers(0, len(POOL) - 1))
+def test_one_event_batch_is_the_general_evolve_many(before: list[Any], index: int) -> None:
+    # evolve_many of a list of one StatementEvidence takes _add_one; a tuple
+    # of the same event takes the general path: the two must agree, down to
+    # returning the state itself when the event changes nothing (a statement
+    # already held, or voided before it came).
+    state = fold("mbox:mailto:learner@example.gov.vn", before, CATALOG)
+    event = POOL[index]
+    one = evolve_many(state, [event], CATALOG)
+    general = evolve_many(state, (event,), CATALOG)
+    assert encode_state(one) == encode_state(general)
+    assert one == general
+    assert (one is state) == (general is state)
+
+
+def test_one_event_batch_without_evidence_changes_nothing() -> None:
+    state = fold("mbox:mailto:learner@example.gov.vn", POOL[:5], CATALOG)
+    empty = StatementEvidence(statement_id="s-without-evidence", learner=state.learner, evidence=())
+    assert evolve_many(state, [empty], CATALOG) is state
+    assert evolve_many(state, (empty,), CATALOG) is state
+
+
+def test_the_pool_holds_duplicates_voided_and_new_evidence_for_one_event_batches() -> None:
+    # Guard: the property above meets each case the shortcut decides.
+    state = fold("mbox:mailto:learner@example.gov.vn", POOL, CATALOG)
+    kinds = {
+        "held" if evolve_many(state, [e], CATALOG) is state else "new"
+        for e in POOL if isinstance(e, StatementEvidence)
+    }
+    assert kinds == {"held"}
+    voids = [e for e in POOL if isinstance(e, StatementVoided)]
+    voided_first = fold("mbox:mailto:learner@example.gov.vn", voids, CATALOG)
+    targets = {v.target_id for v in voids}
+    arriving_voided = [e for e in POOL if isinstance(e, StatementEvidence) and e.statement_id in targets]
+    assert arriving_voided
+    assert all(evolve_many(voided_first, [e], CATALOG) is voided_first for e in arriving_voided)
+    fresh = fold("mbox:mailto:learner@example.gov.vn", [], CATALOG)
+    assert all(evolve_many(fresh, [e], CATALOG) is not fresh for e in POOL if isinstance(e, StatementEvidence))
