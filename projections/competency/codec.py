@@ -60,7 +60,7 @@ from typing import Annotated, Any, Optional
 import msgspec
 import zstandard
 
-from projections.competency.model import RULE_VERSION, Evidence, LearnerState, ProgramCertification
+from projections.competency.model import RULE_VERSION, Evidence, LearnerState, ProgramCertification, new_evidence
 from projections.competency.policy import fold_ordered
 
 __all__ = [
@@ -251,11 +251,9 @@ def _build(
         return None if index is None else s[index]
 
     items = tuple(
-        Evidence(
-            statement_id=sid, timestamp=ts, competency=s[x[0]], level=opt(x[1]), level_rank=x[2],
-            activity=s[x[3]], source=s[x[4]], verb=verb, registration=registration, passed=x[5],
-            completed=completed, score=score, move_on=s[x[6]], mastery_score=x[7],
-            statement_mastery_score=stated, platform=platform, stored=stored,
+        new_evidence(
+            ts, sid, s[x[0]], x[2], s[x[3]], opt(x[1]), s[x[4]], verb, registration, x[5], completed, score,
+            s[x[6]], x[7], stated, platform, stored,
         )
         for sid, ts, verb, registration, completed, score, stated, platform, stored, entries in (
             (s[g[0]], s[g[1]], s[g[2]], opt(g[3]), g[4], g[5], g[6], opt(g[7]), s[g[8]], g[9]) for g in evidence

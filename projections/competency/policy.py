@@ -67,6 +67,7 @@ from projections.competency.model import (
     ProgramCertification,
     StatementEvidence,
     StatementVoided,
+    new_evidence,
 )
 from projections.competency.statement_view import StatementView, decode_json_value, decode_view
 
@@ -119,6 +120,7 @@ _JUDGED_SUCCESS = {VERB_PASSED: True, VERB_WAIVED: True, VERB_SATISFIED: True, V
 _MEANS_COMPLETION = frozenset({VERB_COMPLETED, VERB_WAIVED, VERB_SATISFIED})
 _JSON_ENCODER = msgspec.json.Encoder()
 _LEVEL_RANK = attrgetter("level_rank")
+_STATEMENT_ID = attrgetter("statement_id")
 _EARLIEST_ATTAINMENT = attrgetter("achieved_at", "level_rank", "statement_ids")  # which attainment meets a requirement
 _UTC_SHAPE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.(\d{1,6}))?(?:Z|z|\+00:00)")
 
@@ -274,24 +276,9 @@ def evidence_of(statement: StatementView, judged: Judged, catalog: Catalog) -> S
             key = (competency, level, activity)
             if key in evidence:
                 continue
-            evidence[key] = Evidence(
-                statement_id=statement_id,
-                timestamp=timestamp,
-                competency=competency,
-                level=level,
-                level_rank=level_rank,
-                activity=activity,
-                source=source,  # type: ignore[arg-type]
-                verb=verb,
-                registration=registration,
-                passed=passed,
-                completed=completed,
-                score=score,
-                move_on=target.move_on,
-                mastery_score=mastery,
-                statement_mastery_score=context_mastery,
-                platform=platform,
-                stored=stored,
+            evidence[key] = new_evidence(
+                timestamp, statement_id, competency, level_rank, activity, level, source, verb, registration,
+                passed, completed, score, target.move_on, mastery, context_mastery, platform, stored,
             )
     if not evidence:
         return None
@@ -364,8 +351,14 @@ def fold_ordered(competency: str, ordered: list[Evidence]) -> CompetencyState:
     in order and without duplicates (as a learner's state keeps it).
 
     It runs for every competency a batch touches (a replay: every
-    competency of every learner), mostly over one or two pieces of
-    evidence, so it keeps to plain locals and builds each attainment once."""
+    competency of every learner; a decode: every competency of the state),
+    three times in four over a single piece of evidence, which
+    :func:`_fold_one` folds without building tracks; otherwise it keeps to
+    plain locals and builds each attainment once."""
+    if len(ordered) == 1:
+        folded = _fold_one(competency, ordered[0])
+        if folded is not None:
+            return folded
     statements: set[str] = set()
     best: float | None = None
     latest: float | None = None
@@ -409,19 +402,29 @@ def fold_ordered(competency: str, ordered: list[Evidence]) -> CompetencyState:
     if attained:
         # Reached levels stay reached as evidence is added, so the first stored
         # time a track met its criterion is when the LRS knew the level.
+        # (Only the reached levels' times are read.)
         level_known: dict[str | None, str] = {}
         for (level, _, _, move_on), track in tracks.items():
+            if level not in attained:
+                continue
             met_at = _move_on_known(move_on, track[2], track[3])
             if met_at is not None and (level not in level_known or met_at < level_known[level]):
                 level_known[level] = met_at
-        attainments = tuple(sorted(
-            (
+        if len(attained) == 1:  # most often: one level reached, nothing to sort
+            ((level, (rank, at, ids)),) = attained.items()
+            attainments = (
                 LevelAttainment(level=level, level_rank=rank, achieved_at=at, statement_ids=ids,
-                                known_at=level_known[level])
-                for level, (rank, at, ids) in attained.items()
-            ),
-            key=_LEVEL_RANK,
-        ))
+                                known_at=level_known[level]),
+            )
+        else:
+            attainments = tuple(sorted(
+                (
+                    LevelAttainment(level=level, level_rank=rank, achieved_at=at, statement_ids=ids,
+                                    known_at=level_known[level])
+                    for level, (rank, at, ids) in attained.items()
+                ),
+                key=_LEVEL_RANK,
+            ))
     top = attainments[-1] if attainments else None  # one attainment per level: the ranks differ
     return CompetencyState(
         competency=competency,
@@ -432,9 +435,44 @@ def fold_ordered(competency: str, ordered: list[Evidence]) -> CompetencyState:
         evidence_count=len(statements),
         first_evidence_at=ordered[0].timestamp if ordered else None,
         last_evidence_at=ordered[-1].timestamp if ordered else None,
-        first_mastered_at=min([a.achieved_at for a in attainments]) if attainments else None,
+        first_mastered_at=(
+            attainments[0].achieved_at if len(attainments) == 1 else min([a.achieved_at for a in attainments])
+        ) if attainments else None,
         attainments=attainments,
         rule_version=RULE_VERSION,
+    )
+
+
+def _fold_one(competency: str, e: Evidence) -> CompetencyState | None:
+    """:func:`fold_ordered` of one piece of evidence, field for field (one
+    statement, one track), or None where the general fold must answer (a
+    level reached with no stored time to know it by: a row altered by hand,
+    which the general fold refuses)."""
+    statement_id = e.statement_id
+    passed = e.passed
+    completed = e.completed
+    move_on = e.move_on
+    met_by = _move_on_met(move_on, statement_id if passed else None, statement_id if completed else None)
+    score = e.score
+    timestamp = e.timestamp
+    if met_by is None:
+        return CompetencyState(
+            competency=competency, status="in_progress", level=None, best_score=score, latest_score=score,
+            evidence_count=1, first_evidence_at=timestamp, last_evidence_at=timestamp, first_mastered_at=None,
+            attainments=(), rule_version=RULE_VERSION,
+        )
+    stored = e.stored
+    known = _move_on_known(move_on, stored if passed else None, stored if completed else None)
+    if known is None:
+        return None
+    level = e.level
+    attainment = LevelAttainment(
+        level=level, level_rank=e.level_rank, achieved_at=timestamp, statement_ids=met_by, known_at=known
+    )
+    return CompetencyState(
+        competency=competency, status="mastered", level=level, best_score=score, latest_score=score,
+        evidence_count=1, first_evidence_at=timestamp, last_evidence_at=timestamp, first_mastered_at=timestamp,
+        attainments=(attainment,), rule_version=RULE_VERSION,
     )
 
 
@@ -504,8 +542,10 @@ def evolve(state: LearnerState, event: LearnerEvent, catalog: Catalog) -> Learne
 def evolve_many(state: LearnerState, events: Iterable[LearnerEvent], catalog: Catalog) -> LearnerState:
     """The state after all ``events`` with one refold: equal to applying
     :func:`evolve` to each in turn, and ``state`` itself when nothing changes."""
+    if type(events) is list and len(events) == 1 and type(events[0]) is StatementEvidence:
+        return _add_one(state, events[0], catalog)
     voided = set(state.voided)
-    present = {e.statement_id for e in state.evidence}
+    present = set(map(_STATEMENT_ID, state.evidence))
     newly_voided: set[str] = set()
     added: list[Evidence] = []
     for event in events:
@@ -528,6 +568,17 @@ def evolve_many(state: LearnerState, events: Iterable[LearnerEvent], catalog: Ca
     )
     affected = {e.competency for e in removed} | {e.competency for e in kept_added}
     return _refold(state, evidence, tuple(sorted(voided)), affected, catalog)
+
+
+def _add_one(state: LearnerState, event: StatementEvidence, catalog: Catalog) -> LearnerState:
+    """:func:`evolve_many` of one statement's evidence (most of live apply's
+    learners in a batch): its id is looked for in the state's evidence
+    without building a set of all of them first."""
+    statement_id = event.statement_id
+    if not event.evidence or statement_id in state.voided or statement_id in map(_STATEMENT_ID, state.evidence):
+        return state
+    evidence = _merged(state.evidence, list(event.evidence))
+    return _refold(state, evidence, state.voided, {e.competency for e in event.evidence}, catalog)
 
 
 def _merged(evidence: tuple[Evidence, ...], added: list[Evidence]) -> tuple[Evidence, ...]:
@@ -591,16 +642,21 @@ def _refold(
     catalog: Catalog,
 ) -> LearnerState:
     competencies = dict(state.competencies)
-    own: dict[str, list[Evidence]] = {competency: [] for competency in affected}
-    for e in evidence:
-        group = own.get(e.competency)
-        if group is not None:
-            group.append(e)
+    if len(affected) == 1:  # most live batches: a comprehension, not a loop that groups
+        (only,) = affected
+        groups = {only: [e for e in evidence if e.competency == only]}
+    else:
+        groups = {competency: [] for competency in affected}
+        for e in evidence:
+            group = groups.get(e.competency)
+            if group is not None:
+                group.append(e)
     added = False  # a competency the state did not have (the others keep their place in key order)
     for competency in sorted(affected):
-        if own[competency]:
+        own = groups[competency]
+        if own:
             added = added or competency not in competencies
-            competencies[competency] = fold_ordered(competency, own[competency])
+            competencies[competency] = fold_ordered(competency, own)
         else:
             competencies.pop(competency, None)
     # (A state's evidence is sorted and holds each (statement, level,
