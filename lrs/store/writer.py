@@ -208,7 +208,9 @@ class StatementWriter:
         # group larger (lrs.store.gathering).  Queued requests nobody
         # announced keep the whole wait, as callers that do not announce
         # may be followed by more at any time.
-        self._gathering = Gathering(self._full.set)
+        self._gathering = Gathering(self._arrivals_settled)
+        self._gathering_group = False  # _gather is waiting on _full
+        self.gather_wakeups = 0  # times a group's gathering was woken to look again
         self._unannounced = 0
         self._task: asyncio.Task[None] | None = None
         self._started_at = 0.0  # event loop time the task was started
@@ -515,6 +517,19 @@ class StatementWriter:
         self._expired = True
         self._full.set()
 
+    def _arrivals_settled(self) -> None:
+        """The last request arriving reached the writer or left.  While a
+        group is being gathered, the writer task is woken only when the
+        group may not grow any more: asked here, the answer is the one the
+        task would have found on waking (its other reasons to look again,
+        a full queue, the wait's end and closing, set ``_full`` themselves).
+        Under single-statement POSTs nearly every request settles the
+        arrivals, and waking the task for each to find the group still
+        growing cost a task step per request."""
+        if self._gathering_group and self._may_grow():
+            return
+        self._full.set()
+
     # -- the writer task -----------------------------------------------------
 
     async def _run(self) -> None:
@@ -572,16 +587,19 @@ class StatementWriter:
             return
         self._expired = False
         timer = asyncio.get_running_loop().call_later(self._wait, self._expire)
+        self._gathering_group = True
         try:
             while True:
                 self._full.clear()
                 await self._full.wait()
+                self.gather_wakeups += 1
                 if self._expired or self._closing or self._queued_statements >= self._max:
                     return
                 if not self._may_grow():
                     self._ended_early()
                     return
         finally:
+            self._gathering_group = False
             timer.cancel()
 
     def _ended_early(self) -> None:
