@@ -77,7 +77,9 @@ from lrs.store.activities import LockedDefinitions, definition_slots, write_defi
 from lrs.store.availability import StorageUnavailableError
 from lrs.store.commit_notifications import NOTIFY_HEAD, CommitAnnouncer
 from lrs.store.gathering import Arrival, Gathering
-from lrs.store.group_columns import authority_keys, group_columns, group_definition_updates, key_literal
+from lrs.store.group_columns import (
+    authority_keys, defined_activities, group_columns, group_definition_updates, key_literal,
+)
 from lrs.store.group_commit_sql import (
     INSERT_GROUP,
     SELECT_HEAD,
@@ -752,6 +754,7 @@ class StatementWriter:
         # trip instead of up to four, and their lookups are short.
         await self._count_statements(conn)
         lookups = touched_lookups(requests)
+        defined = defined_activities(requests)  # walked once, outside the lock
         ahead = sum(len(r.statements) for r in requests) >= LOOKUP_AHEAD_MIN_STATEMENTS
         seen: int | None = None
         existing: list[ExistingStatement] = []
@@ -776,7 +779,7 @@ class StatementWriter:
                 # The definitions the group may merge are read and locked in the
                 # same call (after the checkpoint, the catch-up's lock order),
                 # not in a round trip of their own under the head lock.
-                slots = definition_slots((r.tenant, s.body) for r in requests if r.defines for s in r.statements)
+                slots = definition_slots((r.tenant, defined[id(s)]) for r in requests if r.defines for s in r.statements)
                 rows = await conn.fetch(
                     SELECT_HEAD_WITH_TOUCHED_AND_DEFINITIONS, *lookup_pairs(lookups),
                     [tenant for tenant, _ in slots], [activity_id for _, activity_id in slots],
@@ -821,7 +824,7 @@ class StatementWriter:
                 return plan
             self._committing_min_stored = plan.new[0].event.stored
             self._log_position = plan.head.position
-            updates = group_definition_updates(requests, plan)
+            updates = group_definition_updates(requests, plan, defined)
             # The relay of a shared log runs in another process: the statement
             # wakes it at commit, if this group carries the announcement.
             self._group_announced = self._announcer is not None and self._announcer.with_group()
