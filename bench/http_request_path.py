@@ -60,7 +60,7 @@ def _serve(port: int, ready_fd: int) -> None:
     from lrs.http.throttle import AUTH_THROTTLE
     from lrs.logs import configure_logging
     from lrs.store.gathering import Gathering
-    from lrs.store.group_columns import array_literal
+    from lrs.store.group_columns import key_literal
 
     env = {**os.environ, "LRS_SEAL_PERSONAL_DATA": "false"}
     settings = Settings.from_env(env)
@@ -91,8 +91,8 @@ def _serve(port: int, ready_fd: int) -> None:
             return self.gathering.arrival(client)
 
         async def append(self, tenant, statements, *, defines=False, key_epoch=None, key_refs=frozenset(),
-                         ciphertexts={}, new_keys={}, arrival=None):
-            forms = tuple(statement_form(s, array_literal) for s in statements)
+                         ciphertexts={}, new_keys={}, unconfirmed_keys={}, unconfirmed_since=None, arrival=None):
+            forms = tuple(statement_form(s, key_literal) for s in statements)
             if arrival is not None:
                 arrival.reached()
             loop = asyncio.get_running_loop()

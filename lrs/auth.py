@@ -61,10 +61,18 @@ class Credential:
     # The authority stamped on statements sent with this credential, when it
     # is not the LRS's own account Agent for the key (bearer tokens: lrs.oidc).
     authority: Mapping[str, Any] | None = field(default=None, compare=False)
+    # Every scope the scopes imply, worked out once: ``allows`` is asked on
+    # every write (``define``) and read (``statements/read``).
+    _granted: frozenset[str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_granted", frozenset(
+            granted for scope in self.scopes for granted in _IMPLIED.get(scope, (scope,))
+        ))
 
     def allows(self, needed: str) -> bool:
         """Whether this credential's scopes cover the scope ``needed``."""
-        return any(needed in _IMPLIED.get(scope, (scope,)) for scope in self.scopes)
+        return needed in self._granted
 
     def may(self, method: str, resource: str) -> bool:
         """Whether a ``method`` request to the route ``resource`` is within this

@@ -101,14 +101,13 @@ async def get_definition(pool: Pool, tenant: str, activity_id: str) -> dict[str,
     return None if data is None else _decode(data)
 
 
-def definition_slots(defining: Iterable[tuple[str, dict[str, Any]]]) -> list[tuple[str, str]]:
+def definition_slots(defined: Iterable[tuple[str, list[tuple[str, dict[str, Any]]]]]) -> list[tuple[str, str]]:
     """The (tenant, activity id) of every Activity with a definition in the
-    ``(tenant, statement)`` given, sorted (the order they are locked in): what
-    :func:`write_definitions` may merge, looked up before the group is planned
+    ``(tenant, the statement's activity_definitions_in)`` given, sorted (the
+    order they are locked in): what :func:`write_definitions` may merge,
+    looked up before the group is planned
     (:data:`lrs.store.group_commit_sql.SELECT_HEAD_WITH_TOUCHED_AND_DEFINITIONS`)."""
-    return sorted(
-        {(tenant, activity_id) for tenant, statement in defining for activity_id, _ in activity_definitions_in(statement)}
-    )
+    return sorted({(tenant, activity_id) for tenant, found in defined for activity_id, _ in found})
 
 
 @dataclass(frozen=True, slots=True)

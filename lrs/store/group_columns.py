@@ -3,22 +3,40 @@ one array per column, as :func:`lrs.batching.plan_group` laid the group out."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from lrs.batching import AUTHORITY_KEY, RELATED_AGENT_KEY, AppendRequest, GroupPlan, authority_key_of, filter_keys
-from lrs.documents.activities import DefinitionUpdate, definition_updates, drop_repeated_definitions
+from lrs.documents.activities import DefinitionUpdate, activity_definitions_in, drop_repeated_definitions
 from lrs.eventlog import ONE_MICROSECOND, STATEMENT_EVENT
 from lrs.payload_codec import store_payloads
 
 
-def group_definition_updates(requests: list[AppendRequest], plan: GroupPlan) -> list[DefinitionUpdate]:
-    """The Activity Definitions in the accepted statements of defining requests."""
-    defining = {id(s) for request in requests if request.defines for s in request.statements}
-    if not defining:
+Defined = dict[int, list[tuple[str, dict[str, Any]]]]
+
+
+def defined_activities(requests: list[AppendRequest]) -> Defined:
+    """The ``(activity id, definition)`` pairs in each statement of the
+    defining requests, by the statement's ``id()``: walked once a group,
+    before the head lock, for both the definitions the group locks and
+    those it merges."""
+    return {id(s): activity_definitions_in(s.body) for request in requests if request.defines for s in request.statements}
+
+
+def group_definition_updates(
+    requests: list[AppendRequest], plan: GroupPlan, defined: Defined | None = None
+) -> list[DefinitionUpdate]:
+    """The Activity Definitions in the accepted statements of defining
+    requests (``defined``: :func:`defined_activities` of ``requests``, if
+    already worked out), in log order."""
+    if defined is None:
+        defined = defined_activities(requests)
+    if not defined:
         return []
-    updates = definition_updates(
-        (new.event.tenant, new.statement.body, new.event.position)
+    updates = [
+        DefinitionUpdate(new.event.tenant, activity_id, definition, new.event.position)
         for new in plan.new
-        if id(new.statement) in defining
-    )
+        for activity_id, definition in defined.get(id(new.statement), ())
+    ]
     return drop_repeated_definitions(updates)
 
 

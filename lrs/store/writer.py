@@ -77,7 +77,9 @@ from lrs.store.activities import LockedDefinitions, definition_slots, write_defi
 from lrs.store.availability import StorageUnavailableError
 from lrs.store.commit_notifications import NOTIFY_HEAD, CommitAnnouncer
 from lrs.store.gathering import Arrival, Gathering
-from lrs.store.group_columns import authority_keys, group_columns, group_definition_updates, key_literal
+from lrs.store.group_columns import (
+    authority_keys, defined_activities, group_columns, group_definition_updates, key_literal,
+)
 from lrs.store.group_commit_sql import (
     INSERT_GROUP,
     SELECT_HEAD,
@@ -208,7 +210,9 @@ class StatementWriter:
         # group larger (lrs.store.gathering).  Queued requests nobody
         # announced keep the whole wait, as callers that do not announce
         # may be followed by more at any time.
-        self._gathering = Gathering(self._full.set)
+        self._gathering = Gathering(self._arrivals_settled)
+        self._gathering_group = False  # _gather is waiting on _full
+        self.gather_wakeups = 0  # times a group's gathering was woken to look again
         self._unannounced = 0
         self._task: asyncio.Task[None] | None = None
         self._started_at = 0.0  # event loop time the task was started
@@ -515,6 +519,19 @@ class StatementWriter:
         self._expired = True
         self._full.set()
 
+    def _arrivals_settled(self) -> None:
+        """The last request arriving reached the writer or left.  While a
+        group is being gathered, the writer task is woken only when the
+        group may not grow any more: asked here, the answer is the one the
+        task would have found on waking (its other reasons to look again,
+        a full queue, the wait's end and closing, set ``_full`` themselves).
+        Under single-statement POSTs nearly every request settles the
+        arrivals, and waking the task for each to find the group still
+        growing cost a task step per request."""
+        if self._gathering_group and self._may_grow():
+            return
+        self._full.set()
+
     # -- the writer task -----------------------------------------------------
 
     async def _run(self) -> None:
@@ -572,16 +589,19 @@ class StatementWriter:
             return
         self._expired = False
         timer = asyncio.get_running_loop().call_later(self._wait, self._expire)
+        self._gathering_group = True
         try:
             while True:
                 self._full.clear()
                 await self._full.wait()
+                self.gather_wakeups += 1
                 if self._expired or self._closing or self._queued_statements >= self._max:
                     return
                 if not self._may_grow():
                     self._ended_early()
                     return
         finally:
+            self._gathering_group = False
             timer.cancel()
 
     def _ended_early(self) -> None:
@@ -734,6 +754,7 @@ class StatementWriter:
         # trip instead of up to four, and their lookups are short.
         await self._count_statements(conn)
         lookups = touched_lookups(requests)
+        defined = defined_activities(requests)  # walked once, outside the lock
         ahead = sum(len(r.statements) for r in requests) >= LOOKUP_AHEAD_MIN_STATEMENTS
         seen: int | None = None
         existing: list[ExistingStatement] = []
@@ -758,7 +779,7 @@ class StatementWriter:
                 # The definitions the group may merge are read and locked in the
                 # same call (after the checkpoint, the catch-up's lock order),
                 # not in a round trip of their own under the head lock.
-                slots = definition_slots((r.tenant, s.body) for r in requests if r.defines for s in r.statements)
+                slots = definition_slots((r.tenant, defined[id(s)]) for r in requests if r.defines for s in r.statements)
                 rows = await conn.fetch(
                     SELECT_HEAD_WITH_TOUCHED_AND_DEFINITIONS, *lookup_pairs(lookups),
                     [tenant for tenant, _ in slots], [activity_id for _, activity_id in slots],
@@ -803,7 +824,7 @@ class StatementWriter:
                 return plan
             self._committing_min_stored = plan.new[0].event.stored
             self._log_position = plan.head.position
-            updates = group_definition_updates(requests, plan)
+            updates = group_definition_updates(requests, plan, defined)
             # The relay of a shared log runs in another process: the statement
             # wakes it at commit, if this group carries the announcement.
             self._group_announced = self._announcer is not None and self._announcer.with_group()

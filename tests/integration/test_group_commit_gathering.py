@@ -291,3 +291,27 @@ async def test_a_begun_transaction_holds_no_snapshot_and_no_lock_while_it_waits(
         assert row is not None and row["backend_xmin"] is None and row["backend_xid"] is None
         locks = await pool.fetch("SELECT locktype FROM pg_locks WHERE pid = $1", row["pid"])
         assert [lock["locktype"] for lock in locks] == ["virtualxid"]
+
+
+async def test_clients_coming_back_one_by_one_wake_the_gathering_only_when_the_group_is_whole(
+    patient: StatementWriter,
+) -> None:
+    """Each request that reaches the writer while none other is arriving
+    settles the arrivals; the gathering is woken only once the group cannot
+    grow (it was woken for every one of them, a task step a request)."""
+    clients = [object() for _ in range(6)]
+    await asyncio.wait_for(
+        asyncio.gather(*(patient.append("default", one(), arrival=patient.arrival(c)) for c in clients)), BOUND_S
+    )
+    assert patient.groups_committed == 1
+    woken = patient.gather_wakeups
+    back = []
+    for client in clients[:-1]:
+        back.append(asyncio.ensure_future(patient.append("default", one(), arrival=patient.arrival(client))))
+        await settle()
+    assert patient.in_flight == 5 and patient.groups_committed == 1
+    assert patient.gather_wakeups == woken  # still growing: nobody woke the gathering
+    last = patient.append("default", one(), arrival=patient.arrival(clients[-1]))
+    await asyncio.wait_for(asyncio.gather(last, *back), BOUND_S)
+    assert patient.groups_committed == 2 and patient.statements_committed == 12
+    assert patient.gather_wakeups == woken + 1

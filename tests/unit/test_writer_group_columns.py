@@ -138,3 +138,45 @@ def test_the_key_rows_sent_leave_out_the_related_agent_key_of_an_agent_authority
                            "a:mbox:mailto:user@example.com", "a:mbox:mailto:bob@example.com", "O:http://example.com/a"]
     assert sent(agent, actor=agent) == ["A:mbox:mailto:app@example.com", "a:mbox:mailto:bob@example.com",
                                         "O:http://example.com/a"]
+
+
+def _defining(n: int, activity: str, name: str):
+    s = stmt(n)
+    s.body["object"] = {"objectType": "Activity", "id": activity, "definition": {"name": {"en": name}}}
+    s.body["context"] = {"contextActivities": {"parent": [
+        {"id": "http://example.com/course", "definition": {"name": {"en": "Course"}}}]}}
+    return s
+
+
+def test_definitions_walked_once_give_the_updates_walked_again(monkeypatch) -> None:
+    """The writer walks each statement's Activities once a group
+    (defined_activities, before the head lock) for the slots it locks and
+    the updates it merges: the updates are those of a second walk, and
+    none is made."""
+    from lrs.store import group_columns as columns_module
+    from lrs.store.activities import definition_slots
+    from lrs.store.group_columns import defined_activities, group_definition_updates
+
+    requests = [
+        AppendRequest("t", [_defining(1, "http://example.com/a", "A"), _defining(2, "http://example.com/a", "A2")],
+                      defines=True),
+        AppendRequest("u", [_defining(3, "http://example.com/b", "B")]),  # not a definer
+        AppendRequest("u", [_defining(4, "http://example.com/a", "A")], defines=True),
+    ]
+    plan = plan_group(requests, [], LogHead(0, b"\0" * 32, None), NOW, ids())
+    walked_again = group_definition_updates(requests, plan)
+    defined = defined_activities(requests)
+    slots = definition_slots((r.tenant, defined[id(s)]) for r in requests if r.defines for s in r.statements)
+
+    def no_walk(_statement):
+        raise AssertionError("walked again")
+
+    monkeypatch.setattr(columns_module, "activity_definitions_in", no_walk)
+    assert group_definition_updates(requests, plan, defined) == walked_again
+    assert [(u.tenant, u.activity_id, u.definition["name"]["en"], u.position) for u in walked_again] == [
+        ("t", "http://example.com/a", "A", 1), ("t", "http://example.com/course", "Course", 1),
+        ("t", "http://example.com/a", "A2", 2),
+        ("u", "http://example.com/a", "A", 4), ("u", "http://example.com/course", "Course", 4),
+    ]
+    assert slots == [("t", "http://example.com/a"), ("t", "http://example.com/course"),
+                     ("u", "http://example.com/a"), ("u", "http://example.com/course")]
