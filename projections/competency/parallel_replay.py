@@ -45,7 +45,8 @@ from projections.competency.model import StatementEvidence, StatementVoided
 from projections.competency.rebuild import LogRebuild, interpret_event
 from projections.replay import LogPages
 
-__all__ = ["can_fork", "chunks", "fork_with_pipe", "read_log", "stop_forked", "worker_signals", "ReplayWorkerFailed", "MIN_PARALLEL_EVENTS"]
+__all__ = ["can_fork", "chunks", "ended_in_message", "fork_with_pipe", "read_log", "stop_forked", "wait_readable",
+           "worker_signals", "ReplayWorkerFailed", "MIN_PARALLEL_EVENTS"]
 
 MIN_PARALLEL_EVENTS = 20_000  # the first events are read here; workers start past them
 
@@ -178,17 +179,38 @@ def _interpret(page: Page, catalog: Catalog) -> Kept:
 
 
 async def _any_readable(readers: Sequence["_ChunkReader"]) -> None:
-    if any(reader.pipe.poll() for reader in readers):
+    await wait_readable([reader.pipe for reader in readers])
+
+
+async def wait_readable(pipes: Sequence[Pipe]) -> None:
+    """Until one of ``pipes`` has something to read, each left blocking or
+    not as it was.  uvloop's add_reader (libuv's poll handle) makes the
+    descriptor non-blocking and leaves it so, while Connection.recv_bytes
+    reads a message as if it blocked: the read of a message whose writer
+    had not written all of it yet raised BlockingIOError.  Left blocking,
+    the read waits for the rest, which the writer is writing (nothing that
+    writes a message waits for its reader to do anything but read it)."""
+    if any(pipe.poll() for pipe in pipes):
         return
     loop = asyncio.get_running_loop()
     readable = loop.create_future()
-    for reader in readers:
-        loop.add_reader(reader.pipe.fileno(), lambda: readable.done() or readable.set_result(None))
+    fds = [pipe.fileno() for pipe in pipes]
+    blocking = [os.get_blocking(fd) for fd in fds]
+    for fd in fds:
+        loop.add_reader(fd, lambda: readable.done() or readable.set_result(None))
     try:
         await readable
     finally:
-        for reader in readers:
-            loop.remove_reader(reader.pipe.fileno())
+        for fd, was in zip(fds, blocking):
+            loop.remove_reader(fd)
+            os.set_blocking(fd, was)
+
+
+def ended_in_message(exc: OSError) -> bool:
+    """Whether Connection.recv_bytes raised ``exc`` because the writer ended
+    in the middle of a message (an OSError of no errno, unlike the reads'
+    own)."""
+    return exc.errno is None
 
 
 class _ChunkReader:
@@ -211,7 +233,9 @@ class _ChunkReader:
         while not self.finished and self.pipe.poll():
             try:
                 message = self.pipe.recv_bytes()
-            except EOFError:
+            except (EOFError, OSError) as exc:
+                if isinstance(exc, OSError) and not ended_in_message(exc):
+                    raise
                 self.process.join()
                 raise ReplayWorkerFailed(
                     f"a replay read worker ended before its chunks were read (exit code {self.process.exitcode})"

@@ -57,7 +57,9 @@ from lrs.payload_codec import open_payload
 from lrs.store.identities import rebuild_links
 from projections.competency.fold_shares import Connect, copy_learners, copy_share
 from projections.competency.model import StatementVoided
-from projections.competency.parallel_replay import ReplayWorkerFailed, _widen, can_fork, read_log, worker_signals
+from projections.competency.parallel_replay import (
+    ReplayWorkerFailed, _widen, can_fork, ended_in_message, read_log, wait_readable, worker_signals,
+)
 from projections.competency.policy import evidence_of, judge, memo_limit
 from projections.competency.rebuild import LogRebuild
 from projections.competency.rows import MISMATCH_COLUMNS
@@ -356,14 +358,7 @@ class _Links:
 async def _receive(pipe: Any, what: str) -> bytes:
     """The next message on ``pipe``; ReplayWorkerFailed when its writer ended
     first, what it raised when it sent that."""
-    if not pipe.poll():
-        loop = asyncio.get_running_loop()
-        readable = loop.create_future()
-        loop.add_reader(pipe.fileno(), lambda: readable.done() or readable.set_result(None))
-        try:
-            await readable
-        finally:
-            loop.remove_reader(pipe.fileno())
+    await wait_readable([pipe])
     return _received(pipe.recv_bytes, what)
 
 
@@ -447,6 +442,10 @@ def _received(recv: Callable[[], bytes], what: str) -> bytes:
         message: bytes = recv()
     except EOFError:
         raise ReplayWorkerFailed(f"a replay share process ended before sending {what}") from None
+    except OSError as exc:
+        if not ended_in_message(exc):
+            raise
+        raise ReplayWorkerFailed(f"a replay share process ended while sending {what}") from None
     if message[:1] == b"e":
         raise pickle.loads(message[1:])
     return message

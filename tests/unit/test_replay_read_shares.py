@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import random
 import uuid
-from typing import Any
+from typing import Any, Callable
 
 import msgspec
 import pytest
@@ -214,21 +214,24 @@ async def test_what_a_rebuild_read_is_freed_a_slice_at_a_time_after_it() -> None
     assert events == {} and owners == {}
 
 
-def _read_share_in_fork(share: int, links: Any, log: Log) -> None:
+def _read_share_in_fork(share: int, links: Any, log: Log, run: Callable[[Any], Any]) -> None:
     """A forked process reading ``log`` in pages of 3,000 as share ``share``
-    of two; exit code 0 when it read it all."""
+    of two, its event loop run by ``run``; exit code 0 when it read it all."""
     links.keep(share)
     work = LogRebuild(CATALOG, owner_positions={}, mismatch_positions={})
-    read = asyncio.run(read_shares._read_all(work, _pages(log, 3000), share, links))
+    read = run(read_shares._read_all(work, _pages(log, 3000), share, links))
     raise SystemExit(0 if read == (len(log), log[-1][0]) else 3)
 
 
-def test_two_shares_whose_hints_outgrow_their_pipes_do_not_wait_for_each_other_for_ever() -> None:
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_two_shares_whose_hints_outgrow_their_pipes_do_not_wait_for_each_other_for_ever(loop: str) -> None:
     """Each page's hints are larger than a pipe holds (a pipe that could not
     be widened: 64 KB, or 4 KB once the user's pipes are over their soft
     limit, against pages of 10,000 events): each process of the two must
     still read the other's hints while its own are being written, or both
-    wait on a full pipe for ever."""
+    wait on a full pipe for ever.  On uvloop (the CLI's and the service's
+    loop) a process waiting for hints then reads each in parts, as the
+    other writes it."""
     import fcntl
     import multiprocessing
 
@@ -245,7 +248,8 @@ def test_two_shares_whose_hints_outgrow_their_pipes_do_not_wait_for_each_other_f
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(read_shares, "judge_page", everything_for_the_other)
         patch.setattr(read_shares, "take_hinted", lambda work, page, hinted, keep=None: None)
-        processes = [context.Process(target=_read_share_in_fork, args=(share, links, log)) for share in (0, 1)]
+        run = asyncio.run if loop == "asyncio" else pytest.importorskip("uvloop").run
+        processes = [context.Process(target=_read_share_in_fork, args=(share, links, log, run)) for share in (0, 1)]
         for process in processes:
             process.start()
     for receiving, sending in links.pipes.values():
