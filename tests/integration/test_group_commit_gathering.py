@@ -315,3 +315,32 @@ async def test_clients_coming_back_one_by_one_wake_the_gathering_only_when_the_g
     await asyncio.wait_for(asyncio.gather(last, *back), BOUND_S)
     assert patient.groups_committed == 2 and patient.statements_committed == 12
     assert patient.gather_wakeups == woken + 1
+
+
+class _Connection:
+    """A client with aiohttp's protocol's ``transport``: None once lost."""
+
+    def __init__(self) -> None:
+        self.transport: object | None = object()
+
+
+@pytest.mark.parametrize("lost", [False, True])
+async def test_a_group_held_only_by_a_client_that_does_not_come_back_commits_at_its_horizon(
+    patient: StatementWriter, lost: bool
+) -> None:
+    """The one wake-up left when every request has reached the writer is the
+    horizon of the clients expected back (its connection lost meanwhile, or
+    not): the group commits then, not at the end of the minute's wait."""
+    clients = [_Connection(), _Connection()]
+    await asyncio.wait_for(
+        asyncio.gather(*(patient.append("default", one(), arrival=patient.arrival(c)) for c in clients)), BOUND_S
+    )
+    back = asyncio.ensure_future(patient.append("default", one(), arrival=patient.arrival(clients[0])))
+    await settle()
+    assert patient.in_flight == 1 and patient.groups_committed == 1  # waiting for the other one
+    if lost:
+        clients[1].transport = None
+    started = asyncio.get_running_loop().time()
+    await asyncio.wait_for(back, BOUND_S)
+    assert asyncio.get_running_loop().time() - started < BOUND_S / 2
+    assert patient.groups_committed == 2 and patient.waits_ended_early == 2

@@ -118,3 +118,31 @@ def test_a_refusal_names_the_scopes_that_would_let_the_request_through():
     for method, resource in (("POST", "/admin/erasures"), ("PUT", "/xapi/activities/state"), ("GET", "/metrics")):
         for scope in scopes_needed(method, resource):
             assert cred(scope).may(method, resource), (scope, method, resource)
+
+
+def test_the_scopes_granted_once_are_those_the_walk_over_the_scopes_finds():
+    """``allows`` looks the scope up in a set built with the credential: for
+    every set of scopes (and one nobody defined), it answers as the walk of
+    e68a117 did, and a credential made from another with other scopes
+    (dataclasses.replace, a copy, a pickle) answers for its own."""
+    import copy
+    import dataclasses
+    import itertools
+    import pickle
+
+    from lrs.auth import _IMPLIED
+
+    names = sorted(SCOPES) + ["unknown/scope"]
+    for size in range(len(names) + 1):
+        for scopes in itertools.combinations(names, size):
+            credential = cred(*scopes)
+            for needed in names:
+                walked = any(needed in _IMPLIED.get(scope, (scope,)) for scope in scopes)
+                assert credential.allows(needed) == walked, (scopes, needed)
+    reader = cred("statements/read")
+    widened = dataclasses.replace(reader, scopes=frozenset({"all"}))
+    assert widened.allows("define") and not reader.allows("define")
+    narrowed = dataclasses.replace(cred("all"), scopes=frozenset({"statements/read/mine"}))
+    assert not narrowed.allows("statements/read") and narrowed.allows("statements/read/mine")
+    for same in (copy.copy(widened), pickle.loads(pickle.dumps(widened))):
+        assert same.allows("define") and same == widened

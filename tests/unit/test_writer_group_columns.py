@@ -180,3 +180,48 @@ def test_definitions_walked_once_give_the_updates_walked_again(monkeypatch) -> N
     ]
     assert slots == [("t", "http://example.com/a"), ("t", "http://example.com/course"),
                      ("u", "http://example.com/a"), ("u", "http://example.com/course")]
+
+
+def _old_group_definition_updates(requests, plan):
+    """The walk of e68a117: each accepted statement of a definer walked after planning."""
+    from lrs.documents.activities import definition_updates, drop_repeated_definitions
+
+    defining = {id(s) for request in requests if request.defines for s in request.statements}
+    return drop_repeated_definitions(definition_updates(
+        (new.event.tenant, new.statement.body, new.event.position) for new in plan.new if id(new.statement) in defining
+    ))
+
+
+def test_definitions_walked_before_the_lock_merge_as_the_walk_after_planning_did() -> None:
+    """Two statements of one group defining the same Activity differently,
+    with a voiding statement, an accepted duplicate and a request refused
+    mid-group (a conflicting duplicate) between them: the updates, their
+    order and the canonical definitions folded from them are those of the
+    walk after planning (e68a117)."""
+    from lrs.documents.activities import fold_definitions
+    from lrs.store.group_columns import defined_activities, group_definition_updates
+    from tests.unit.test_batching import existing, stmt as plain
+
+    a = "http://example.com/a"
+    first = _defining(1, a, "A1")
+    first.body["object"]["definition"]["type"] = "http://example.com/t1"
+    known = _defining(7, a, "stored")
+    conflicting = msgspec.structs.replace(known, body={**known.body, "verb": {"id": "http://example.com/other"}})
+    second = _defining(5, a, "A2")
+    second.body["object"]["definition"]["description"] = {"en": "second"}
+    requests = [
+        AppendRequest("t", [first], defines=True),
+        AppendRequest("t", [plain(9, voids=8)], defines=True),  # voids a stored statement
+        AppendRequest("t", [known], defines=True),  # an identical duplicate: accepted, not inserted
+        AppendRequest("t", [conflicting, _defining(6, a, "refused")], defines=True),  # refused whole
+        AppendRequest("t", [second, _defining(10, a, "A1")], defines=True),
+    ]
+    stored = [existing(plain(8), 3), existing(known, 4)]
+    plan = plan_group(requests, stored, LogHead(4, b"\0" * 32, None), NOW, ids())
+    assert [type(o).__name__ for o in plan.outcomes][3] == "ConflictError"
+    new = group_definition_updates(requests, plan, defined_activities(requests))
+    old = _old_group_definition_updates(requests, plan)
+    assert new == old
+    assert [(u.definition["name"]["en"], u.position) for u in new if u.activity_id == a] == [
+        ("A1", 5), ("A2", 7), ("A1", 8)]
+    assert fold_definitions({}, new) == fold_definitions({}, old)
