@@ -49,6 +49,7 @@ from projections.competency.standing import STATUSES
 from projections.competency.unit_views import unit_tree
 from projections.contract import Projection
 from projections.supervisor import Freshness, ObservedProjection, Supervisor, observed_freshness
+from projections.units import reads as unit_reads
 from projections.units import store as units
 from projections.units.display import DisplayIds, Shown, learner_view_keys, shown_learner_view
 from projections.units.roster import RosterError, parse_csv, parse_json, parse_learner
@@ -531,7 +532,7 @@ async def post_identities(request: web.Request) -> web.Response:
 async def get_units(request: web.Request) -> web.Response:
     tenant = _tenant(request, ADMIN_SCOPE)
     _only(request, set())
-    found = await units.fetch_units(request.config_dict[keys.POOL], tenant)
+    found = await unit_reads.fetch_units(request.config_dict[keys.POOL], tenant)
     return _answer({
         "units": [
             {"id": u.unit_id, "parent": u.parent_id, "kind": u.kind, "name": u.name} for u in found.values()
@@ -559,7 +560,7 @@ async def get_memberships(request: web.Request) -> web.Response:
             _moment(request, "after_from") or datetime.min.replace(tzinfo=timezone.utc),
             recorded,
         )
-    rows = await units.list_memberships(
+    rows = await unit_reads.list_memberships(
         request.config_dict[keys.POOL], tenant, unit_id=request.query.get("unit"),
         learner=None if "learner" not in request.query else _stored_learner(request, tenant, request.query["learner"]),
         after=after, limit=limit, history=_flag(request, "history", False),
@@ -568,7 +569,7 @@ async def get_memberships(request: web.Request) -> web.Response:
     learner_keys = request.config_dict.get(keys.LEARNER_KEYS)
     shown: dict[str, str | None] = {}
     if learner_keys is not None:
-        sealed = await units.sealed_learners(request.config_dict[keys.POOL], rows)
+        sealed = await unit_reads.sealed_learners(request.config_dict[keys.POOL], rows)
         shown = await open_refs(learner_keys, tenant, sealed) if sealed else {}
     return _answer({
         "memberships": [
