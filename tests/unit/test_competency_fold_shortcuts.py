@@ -13,8 +13,10 @@ statement's evidence (``_add_one``) against its general path.
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
+import msgspec
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -168,6 +170,19 @@ def test_new_evidence_is_the_keyword_constructor(fields: dict[str, Any]) -> None
     assert {name: getattr(made, name) for name in FIELDS} == fields
 
 
+def test_new_evidence_sets_every_field_evidence_has() -> None:
+    # Guard: a field added to Evidence must be a parameter of new_evidence
+    # (the statements' and the codec's only way to build one) and drawn by
+    # FIELDS above, or the property above would not look at it.
+    fields = set(Evidence.__struct_fields__)
+    assert set(inspect.signature(new_evidence).parameters) == fields
+    assert set(FIELDS) == fields
+    given_values = {name: f"<{name}>" for name in Evidence.__struct_fields__}
+    made = new_evidence(**given_values)
+    assert {name: getattr(made, name) for name in Evidence.__struct_fields__} == given_values
+    assert made == Evidence(**given_values)
+
+
 @settings(max_examples=300, deadline=None)
 @given(before=st.lists(st.sampled_from(POOL), max_size=10), index=st.integers(0, len(POOL) - 1))
 def test_one_event_batch_is_the_general_evolve_many(before: list[Any], index: int) -> None:
@@ -207,3 +222,20 @@ def test_the_pool_holds_duplicates_voided_and_new_evidence_for_one_event_batches
     assert all(evolve_many(voided_first, [e], CATALOG) is voided_first for e in arriving_voided)
     fresh = fold("mbox:mailto:learner@example.gov.vn", [], CATALOG)
     assert all(evolve_many(fresh, [e], CATALOG) is not fresh for e in POOL if isinstance(e, StatementEvidence))
+
+
+def test_a_statement_held_arriving_again_with_other_evidence_changes_nothing() -> None:
+    # A statement id already in the state with different content (another
+    # activity, score and time): the first evidence stands, in both paths.
+    state = fold("mbox:mailto:learner@example.gov.vn", POOL[:6], CATALOG)
+    held = next(e for e in POOL[:6] if isinstance(e, StatementEvidence) and e.evidence)
+    other = next(
+        e for e in POOL if isinstance(e, StatementEvidence) and e.evidence and e.statement_id != held.statement_id
+        and e.evidence[0].competency != held.evidence[0].competency
+    )
+    again = StatementEvidence(
+        statement_id=held.statement_id, learner=held.learner,
+        evidence=tuple(msgspec.structs.replace(e, statement_id=held.statement_id) for e in other.evidence),
+    )
+    assert evolve_many(state, [again], CATALOG) is state
+    assert evolve_many(state, (again,), CATALOG) is state
