@@ -42,7 +42,7 @@ from lrs.runtime.postgres import EmbeddedPostgres  # noqa: E402
 from projections.competency.catalog import load_catalog  # noqa: E402
 from projections.competency.known_clock import certified_by_refold  # noqa: E402
 from projections.competency.queries import SELECT_CHECKPOINT, resolve_program, unit_summary  # noqa: E402
-from projections.units.store import SELECT_MEMBERS_AT  # noqa: E402
+from projections.units.sql import SELECT_MEMBERS_AT  # noqa: E402
 
 import asyncpg  # noqa: E402
 from run_record import add_result_options, load_average, machine, write_result  # noqa: E402

@@ -54,7 +54,7 @@ from projections.competency.catalog import load_catalog  # noqa: E402
 from projections.competency.codec import FORMAT, encode_state  # noqa: E402
 from projections.competency.policy import fold, interpret  # noqa: E402
 from projections.competency.queries import learner_standings, learner_view  # noqa: E402
-from projections.units.store import UnitLearner  # noqa: E402
+from projections.units.reads import UnitLearner  # noqa: E402
 
 
 def _states(catalog, learners: int, statements: int, seed: int) -> list:  # type: ignore[no-untyped-def]

@@ -38,9 +38,11 @@ def _setup(tree: Path) -> None:
 
 async def _measure(pages: int, page_size: int, rounds: int, learners: int) -> dict[str, Any]:
     import bulk_store as gen
-    from lrs.privacy import seal
+    from seal_layout import seal_names
     from lrs.privacy.master import MasterKey
     from lrs.store.learner_keys import LearnerKeys
+
+    seal = seal_names()  # the sealing names, in this layout or the one before branch split2
 
     master = os.urandom(32)
     keys: dict[str, Any] = {}

@@ -45,9 +45,11 @@ def main() -> int:
     import psutil
 
     from ingest import Learners, _Bodies  # noqa: E402
-    from lrs.privacy import seal  # noqa: E402
+    from seal_layout import seal_names  # noqa: E402
     from lrs.privacy.master import MasterKey  # noqa: E402
     from lrs.store import learner_keys as lk  # noqa: E402
+
+    seal = seal_names()  # the sealing names, in this layout or the one before branch split2
 
     master = MasterKey(os.urandom(32))
     made: dict[str, bytes] = {}

@@ -32,7 +32,7 @@ from bench.ingest import _statement, _uuid_texts  # noqa: E402
 from lrs.batching import statement_form  # noqa: E402
 from lrs.ingest.prepare import prepare_statements  # noqa: E402
 from lrs.privacy.master import MasterKey  # noqa: E402
-from lrs.privacy.seal import new_data_key_cipher  # noqa: E402
+from lrs.privacy.data_key import new_data_key_cipher  # noqa: E402
 from lrs.store.learner_keys import LearnerKeys  # noqa: E402
 from lrs.xapi.statement import parse_statements  # noqa: E402
 

@@ -29,9 +29,11 @@ HERE = Path(__file__).resolve().parent.parent
 def keyring_knowing(tenant: str, authority: dict, statements: list[dict]):
     """A LearnerKeys (no database) with a key cached for every identity of
     ``statements`` and ``authority``: sealing them asks PostgreSQL nothing."""
-    from lrs.privacy import seal
+    from seal_layout import seal_names
     from lrs.privacy.master import MasterKey
     from lrs.store.learner_keys import LearnerKeys
+
+    seal = seal_names()  # the sealing names, in this layout or the one before branch split2
 
     keyring = LearnerKeys(None, MasterKey(secrets.token_bytes(32)), capacity=10 * len(statements))  # type: ignore[arg-type]
     idents = seal.identities({"actor": authority})

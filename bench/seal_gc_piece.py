@@ -54,11 +54,13 @@ async def measure(thresholds: list[int], in_flight: int, batches: int, learners:
     from bench.ingest import _TEMPLATE
     from lrs.batching import statement_form
     from lrs.ingest.prepare import prepare_statements
-    from lrs.privacy import seal
+    from seal_layout import seal_names
     from lrs.privacy.master import MasterKey
     from lrs.store.group_columns import array_literal
     from lrs.store.learner_keys import LearnerKeys
     from lrs.xapi.statement import parse_statements
+
+    seal = seal_names()  # the sealing names, in this layout or the one before branch split2
 
     tenant = "default"
     authority = {"objectType": "Agent", "account": {"homePage": "https://lrs.example/", "name": "client-1"}}

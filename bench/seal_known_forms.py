@@ -27,9 +27,11 @@ async def measure() -> tuple[float, float]:
     import msgspec
 
     from bench.ingest import _TEMPLATE
-    from lrs.privacy import seal
+    from seal_layout import seal_names
     from lrs.privacy.master import MasterKey
     from lrs.store.learner_keys import LearnerKeys
+
+    seal = seal_names()  # the sealing names, in this layout or the one before branch split2
 
     tenant = "default"
     authority = {"objectType": "Agent", "account": {"homePage": "https://lrs.example/", "name": "client-1"}}

@@ -1,7 +1,8 @@
 """Sealing one request's Statements (``StatementSealer`` over
 ``seal_statement``) in two checkouts, alternated in one process: each
-``--side NAME=CHECKOUT``'s ``lrs/privacy/seal.py`` is loaded as a module of
-its own, and short rounds of each take turns on the same Statements, so
+``--side NAME=CHECKOUT``'s ``lrs/privacy/seal.py`` (since branch split2, with
+its parts: bench/seal_layout.py) is loaded as a module of its own, and
+short rounds of each take turns on the same Statements, so
 the machine's load falls on both alike (bench/seal_worker_piece.py runs
 each checkout in a process of its own, whose runs here move by more than a
 change of a microsecond).
@@ -20,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import importlib.util
 import os
 import statistics
 import sys
@@ -32,18 +32,10 @@ sys.path.insert(0, str(HERE.parent))
 sys.path.insert(1, str(HERE))
 
 from run_record import add_result_options, load_average, machine, write_result  # noqa: E402
+from seal_layout import load_seal  # noqa: E402
 from seal_ratio import median_interval  # noqa: E402
 
 _AGENT = '{"objectType":"Agent","name":"Learner %d","mbox":"mailto:learner%d@agency%d.example.gov"}'
-
-
-def load_seal(name: str, tree: Path):  # type: ignore[no-untyped-def]
-    """``tree``'s lrs/privacy/seal.py as the module ``seal_<name>`` (it imports
-    only lrs.xapi.identity of this checkout's package, unchanged here)."""
-    spec = importlib.util.spec_from_file_location(f"seal_{name}", tree / "lrs" / "privacy" / "seal.py")
-    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
-    return module
 
 
 def main() -> int:

@@ -51,10 +51,12 @@ async def measure(batches: int, rounds: int) -> dict[str, dict[str, float]]:
     from lrs.batching import statement_form
     from lrs.ingest.prepare import prepare_statements
     from lrs.payload_codec import store_payloads
-    from lrs.privacy import seal
+    from seal_layout import seal_names
     from lrs.privacy.master import MasterKey
     from lrs.store.learner_keys import LearnerKeys
     from lrs.store.group_columns import array_literal
+
+    seal = seal_names()  # the sealing names, in this layout or the one before branch split2
 
     tenant = "default"
     authority = {"objectType": "Agent", "account": {"homePage": "https://lrs.example/", "name": "client-1"}}

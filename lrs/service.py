@@ -47,6 +47,7 @@ __all__ = ["APP_PLUGINS", "DIGESTS", "MIGRATIONS", "build_parser", "competency_p
 
 def _competency_http(app: web.Application) -> None:
     import projections.http
+    from projections.http_requests import DISPLAY_IDS
     from projections.units.display import DisplayIds
 
     from lrs.http import keys
@@ -56,7 +57,7 @@ def _competency_http(app: web.Application) -> None:
         app, lambda catalog: competency_projection(catalog, cache_size=settings.competency_state_cache_size)
     )
     # Learners shown by their clear identifier, opened from the sealed roster references (docs/privacy.md).
-    app[projections.http.DISPLAY_IDS] = DisplayIds()
+    app[DISPLAY_IDS] = DisplayIds()
 
 
 async def _competency_digest(pool: asyncpg.Pool) -> tuple[str, int]:

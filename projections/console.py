@@ -18,10 +18,8 @@ from projections.competency.reports import BY, PARTS
 from projections.competency.series import unit_series
 from projections.competency.unit_views import unit_tree
 from lrs.http.keys import LEARNER_KEYS
-from projections.http import (
-    CATALOG, FRAMEWORKS_PROBLEM, OBSERVED, REPORT_FORMATS, SUPERVISOR, report_response, shown_report,
-    shown_unit_learners, shown_view, stored_learner,
-)
+from projections.http_queries import REPORT_FORMATS, report_response, shown_report, shown_unit_learners, shown_view
+from projections.http_requests import CATALOG, FRAMEWORKS_PROBLEM, OBSERVED, SUPERVISOR, stored_learner
 from projections.retry_requests import recent_requests, request_retry
 from projections.supervisor import Supervisor
 
@@ -41,7 +39,7 @@ class CompetencyConsole:
 
     async def catalog(self, config: Mapping[Any, Any]) -> tuple[Any, Any | None]:
         """The catalogue the API answers with now (the supervisor's, as
-        ``projections.http._serving`` picks it).  Where the API would refuse a
+        ``projections.http_queries._serving`` picks it).  Where the API would refuse a
         stale answer, the page shows it with a notice of how far behind it is."""
         catalog = config.get(CATALOG)
         if catalog is None:

@@ -24,7 +24,6 @@ __all__ = [
     "CONTEXT_ACTIVITY_KINDS",
     "DefinitionUpdate",
     "activity_definitions_in",
-    "definition_updates",
     "drop_repeated_definitions",
     "fold_definitions",
     "activity_object",
@@ -156,13 +155,3 @@ def fold_definitions(
         if merged != base:
             changed[slot] = (merged, update.position)
     return {slot: value for slot, value in changed.items() if value[0] != current.get(slot)}
-
-
-def definition_updates(statements: Iterable[tuple[str, dict[str, Any], int]]) -> list[DefinitionUpdate]:
-    """The definition updates of ``(tenant, statement, position)`` in log order,
-    all from senders that hold ``define``."""
-    return [
-        DefinitionUpdate(tenant, activity_id, definition, position)
-        for tenant, statement, position in statements
-        for activity_id, definition in activity_definitions_in(statement)
-    ]

@@ -25,7 +25,7 @@ from lrs.documents.params import DocumentRequest, parse_document_params
 from lrs.documents.writes import plan_delete, plan_post, plan_put
 from lrs.http import keys
 from lrs.http.middleware import CREDENTIAL, LOG_FIELDS, XAPI_VERSION
-from lrs.privacy import seal
+from lrs.privacy import seal, sealed_text, statement_agents
 from lrs.store.documents import DocumentStore, WriteResult
 from lrs.store.writer import KeyErasedMeanwhile
 from lrs.xapi.errors import NotFoundError
@@ -138,13 +138,13 @@ async def _sealed(
     if not writing:
         return replace(parsed, context=replace(parsed.context, agent_key=stored_key, agent=None)), None, frozenset()
     agent = parsed.context.agent
-    idents = {ident} | (seal.identities({"actor": agent}) if agent else set())
+    idents = {ident} | (statement_agents.identities({"actor": agent}) if agent else set())
     found = await learner_keys.keys_for_writing(tenant, idents)
     key = found[ident]
-    sealed_agent = seal.seal_agent(agent, found, lambda k, text: seal.seal_bytes(k, tenant, text)) if agent else None
+    sealed_agent = seal.seal_agent(agent, found, lambda k, text: sealed_text.seal_bytes(k, tenant, text)) if agent else None
     context = replace(parsed.context, agent_key=stored_key, agent=sealed_agent)
     refs = frozenset((k.pseudonym, k.generation) for k in found.values())
-    return replace(parsed, context=context), lambda content: seal.seal_bytes(key, tenant, content), refs
+    return replace(parsed, context=context), lambda content: sealed_text.seal_bytes(key, tenant, content), refs
 
 
 async def _get_one(store: DocumentStore, tenant: str, parsed: DocumentRequest) -> web.Response:

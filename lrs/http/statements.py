@@ -30,7 +30,7 @@ from lrs.store.attachments import Blob, save_attachments
 from lrs.store.ids import RandomUuids, parse_uuid
 from lrs.store.gathering import Arrival
 from lrs.store.writer import KeyErasedMeanwhile, KeyTakenMeanwhile, WriterClosedError
-from lrs.privacy import seal
+from lrs.privacy import statement_agents
 from lrs.xapi.equivalence import statements_equivalent
 from lrs.xapi.errors import ConflictError, NotFoundError, XapiError
 from lrs.xapi.identity import authority_key
@@ -253,7 +253,7 @@ async def _as_stored(
         opened_statement = msgspec.json.decode(opened_payload)
         for index in indexes[statement_id]:
             if statements_equivalent(opened_statement, clear[index].body):
-                replaced = seal.with_identities_of(restated[index], msgspec.json.decode(stored[statement_id]))
+                replaced = statement_agents.with_identities_of(restated[index], msgspec.json.decode(stored[statement_id]))
                 if replaced is not None:
                     restated[index], changed = replaced, True
     return restated if changed else None

@@ -38,7 +38,7 @@ from lrs.batching import AGENT_KEY, AUTHORITY_KEY, RELATED_AGENT_KEY
 from lrs.ingest.stored_keys import statement_keys
 from lrs.payload_codec import open_payload
 from lrs.privacy import reason as reason_rules
-from lrs.privacy.seal import identifier
+from lrs.privacy.statement_agents import identifier
 from lrs.store.event_append import append_events
 from lrs.store.learner_key_sql import CHANGES_CHANNEL
 from lrs.store.learner_keys import LearnerKeys

@@ -18,7 +18,8 @@ import asyncpg
 import msgspec
 from cryptography.exceptions import InvalidTag
 
-from lrs.privacy import seal
+from lrs.privacy import seal, sealed_text, statement_sealer
+from lrs.privacy.data_key import SealKey, new_data_key_cipher
 from lrs.privacy.master import MasterKey, PrivacyKeyError
 from lrs.store.learner_key_sql import RECORD_KEY_ID, SELECT_KEY_EPOCH, SELECT_ONE_LIVE
 from lrs.store.sealed_identities import StoredCiphertexts
@@ -94,7 +95,7 @@ class LearnerKeyCache:
         # the ciphertext inside the Statement (as stores written before hold).
         self._references = references
         # Which of them: v4 (short tags) unless set to "v3" (as builds before v4 wrote).
-        self._reference_form = seal.SHORT
+        self._reference_form = sealed_text.SHORT
         # v3 ciphertexts read, by reference (immutable: content-addressed).
         self._ciphertexts = StoredCiphertexts(pool, capacity=capacity)
         self._master = master
@@ -111,11 +112,11 @@ class LearnerKeyCache:
         # some 15% of a sealing worker's CPU at batch 100
         # (bench/seal_gc_heap.py; docs/privacy.md "The collector and the
         # learner caches").
-        self._current: dict[str, seal.SealKey] = {}  # by _id(tenant, pseudonym)
+        self._current: dict[str, SealKey] = {}  # by _id(tenant, pseudonym)
         self._ciphers: dict[str, Any] = {}  # by _id(tenant, pseudonym) NUL generation
         self._pseudonyms: dict[str, str] = {}  # by _id(tenant, identifier)
         # tenant -> an Agent's sorted JSON -> its sealed form (objectType, pseudonym, generation, text)
-        self._sealed: dict[str, dict[bytes, seal.KnownForm]] = {}
+        self._sealed: dict[str, dict[bytes, statement_sealer.KnownForm]] = {}
         self._sealed_count = 0  # of every tenant's: the capacity bounds them together
         # tenant NUL a sealed form's sorted JSON (opened_id) -> its refs and opened JSON: open_payloads'
         # (about 0.75 KB an entry, at most a quarter of the capacity: the learners being read).  Bytes
@@ -128,14 +129,14 @@ class LearnerKeyCache:
         # Per tenant: the identities to load next, and those being loaded, with
         # the future their keys (by pseudonym) arrive in (and for those being
         # loaded, the cache's version when their statement was sent).
-        self._next: dict[str, tuple[set[str], asyncio.Future[dict[str, seal.SealKey]]]] = {}
-        self._loading: dict[str, tuple[set[str], asyncio.Future[dict[str, seal.SealKey]], int]] = {}
+        self._next: dict[str, tuple[set[str], asyncio.Future[dict[str, SealKey]]]] = {}
+        self._loading: dict[str, tuple[set[str], asyncio.Future[dict[str, SealKey]], int]] = {}
         self._loaders: dict[str, asyncio.Task[None]] = {}
         # Keys made for identities not cached and not known to be committed
         # yet ((tenant, pseudonym) -> wrapped, key): every request sealing
         # such an identity meanwhile uses the same one, so that requests of
         # one process naming a new learner agree (lrs.store.group_keys).
-        self._made: dict[tuple[str, str], tuple[bytes, seal.SealKey]] = {}
+        self._made: dict[tuple[str, str], tuple[bytes, SealKey]] = {}
         # Of the identities not cached lately, the share that had a key already
         # (lrs.store.learner_key_sealing.READ_FIRST_ABOVE).
         self._known_share = 0.0
@@ -178,7 +179,7 @@ class LearnerKeyCache:
 
     # -- cache --------------------------------------------------------------
 
-    def cached(self, tenant: str, pseudonym: str) -> seal.SealKey | None:
+    def cached(self, tenant: str, pseudonym: str) -> SealKey | None:
         """The live key this process has cached for the identity, if any."""
         return self._current.get(_id(tenant, pseudonym))
 
@@ -251,15 +252,15 @@ class LearnerKeyCache:
         self.catch_up(await self._pool.fetchval(SELECT_KEY_EPOCH))
 
     def _cipher(self, wrapped: bytes, tenant: str, pseudonym: str, generation: int) -> Any:
-        return seal.new_data_key_cipher(self._master.unwrap(wrapped, tenant, pseudonym, generation))
+        return new_data_key_cipher(self._master.unwrap(wrapped, tenant, pseudonym, generation))
 
     def _remember(self, tenant: str, pseudonym: str, generation: int, cipher: Any, version: int,
-                  wrapped: bytes | None = None, stamp: float | None = None) -> seal.SealKey:
+                  wrapped: bytes | None = None, stamp: float | None = None) -> SealKey:
         """The key; cached unless the cache was emptied since ``version``
         (it may have been read before an erasure the cache heard of).  With
         a ``stamp``, not known to be on disk: noted, cached or not, so that
         the requests sealed under it carry it (:mod:`lrs.store.unconfirmed_keys`)."""
-        key = seal.SealKey(pseudonym, generation, cipher)
+        key = SealKey(pseudonym, generation, cipher)
         if stamp is not None and wrapped is not None:
             for dropped in self._unconfirmed.note(tenant, pseudonym, generation, wrapped, stamp):
                 self._current.pop(dropped, None)  # not sealed under again without being noted again

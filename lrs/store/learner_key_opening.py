@@ -8,7 +8,8 @@ from typing import Any, Iterable
 
 import msgspec
 
-from lrs.privacy import seal
+from lrs.privacy import opening, seal, statement_agents
+from lrs.privacy.data_key import DataKey
 from lrs.store.learner_key_cache import LearnerKeyCache, OpenedForm, cipher_id, drop_oldest_half, opened_id
 from lrs.store.learner_key_sql import SELECT_GENERATIONS, SELECT_KEY_EPOCH
 
@@ -49,8 +50,8 @@ class KeyOpening(LearnerKeyCache):
                     self._keep_cipher(cipher_id(tenant, pseudonym, generation), cipher)
                 found[(pseudonym, generation)] = cipher
         # One cipher object per identity for the whole read (a cached key
-        # keeps only its bytes: seal.DataKey).
-        return {ref: None if c is None else c.cipher() if isinstance(c, seal.DataKey) else c
+        # keeps only its bytes: DataKey).
+        return {ref: None if c is None else c.cipher() if isinstance(c, DataKey) else c
                 for ref, c in found.items()}
 
     async def _ciphertexts_of(self, references: set[bytes]) -> dict[bytes, bytes]:
@@ -69,7 +70,7 @@ class KeyOpening(LearnerKeyCache):
         by every erasure heard of, as the sealing forms are (:meth:`forget`)."""
         decoded: dict[int, dict[str, Any]] = {}
         for index, payload in enumerate(payloads):
-            if seal.is_sealed_payload(payload):
+            if opening.is_sealed_payload(payload):
                 decoded[index] = seal.decode(payload)
         if not decoded:
             return payloads
@@ -81,7 +82,7 @@ class KeyOpening(LearnerKeyCache):
         refs: set[tuple[str, int]] = set()
         references: set[bytes] = set()
         for statement in decoded.values():
-            for agent in seal.stored_agents(statement):
+            for agent in statement_agents.stored_agents(statement):
                 own = own_of[id(agent)] = seal.encode(agent)
                 if own in forms:
                     continue
@@ -110,10 +111,10 @@ class KeyOpening(LearnerKeyCache):
             own = own_of[id(agent)]
             agent_refs, rows, opened = forms[own]
             if not all(ciphers.get(ref) is not None for ref in agent_refs):
-                return seal.open_agent(agent, ciphers, tenant, ciphertexts)  # erased (in part)
+                return opening.open_agent(agent, ciphers, tenant, ciphertexts)  # erased (in part)
             if opened is None:
                 # its JSON as the Statement's encoding writes it (sorted), spliced in as it is
-                opened = seal.encode(seal.open_agent(agent, ciphers, tenant, ciphertexts))
+                opened = seal.encode(opening.open_agent(agent, ciphers, tenant, ciphertexts))
                 forms[own] = (agent_refs, rows, opened)
                 if all(row in ciphertexts for row in rows):  # opened whole: kept for the next reads
                     if len(cache) >= max(self._capacity // 4, 1):
@@ -123,7 +124,7 @@ class KeyOpening(LearnerKeyCache):
 
         opened_payloads = list(payloads)
         for index, statement in decoded.items():
-            opened_payloads[index] = seal.encode(seal.open_statement_by(statement, open_))
+            opened_payloads[index] = seal.encode(opening.open_statement_by(statement, open_))
         return opened_payloads
 
     @staticmethod
@@ -131,20 +132,20 @@ class KeyOpening(LearnerKeyCache):
         agent: dict[str, Any],
     ) -> tuple[tuple[tuple[str, int], ...], tuple[bytes, ...], bytes | None]:
         one = {"actor": agent}
-        return tuple(seal.sealed_refs(one)), tuple(seal.stored_references(one)), None
+        return tuple(opening.sealed_refs(one)), tuple(opening.stored_references(one)), None
 
     async def _open_anew(self, tenant: str, payloads: list[bytes], decoded: dict[int, dict[str, Any]]) -> list[bytes]:
         """:meth:`open_payloads` without the forms opened before."""
         refs: set[tuple[str, int]] = set()
         references: set[bytes] = set()
         for statement in decoded.values():
-            refs |= seal.sealed_refs(statement)
-            references |= seal.stored_references(statement)
+            refs |= opening.sealed_refs(statement)
+            references |= opening.stored_references(statement)
         ciphers = await self.ciphers_for_reading(tenant, refs)
         ciphertexts = await self._ciphertexts_of(references) if references else {}
         opened = list(payloads)
         for index, statement in decoded.items():
-            opened[index] = seal.encode(seal.open_statement(statement, ciphers, tenant, ciphertexts))
+            opened[index] = seal.encode(opening.open_statement(statement, ciphers, tenant, ciphertexts))
         return opened
 
     async def open_statements(self, tenant: str, statements: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -152,10 +153,10 @@ class KeyOpening(LearnerKeyCache):
         refs: set[tuple[str, int]] = set()
         references: set[bytes] = set()
         for statement in statements:
-            refs |= seal.sealed_refs(statement)
-            references |= seal.stored_references(statement)
+            refs |= opening.sealed_refs(statement)
+            references |= opening.stored_references(statement)
         if not refs:
             return statements
         ciphers = await self.ciphers_for_reading(tenant, refs)
         ciphertexts = await self._ciphertexts_of(references) if references else {}
-        return [seal.open_statement(s, ciphers, tenant, ciphertexts) for s in statements]
+        return [opening.open_statement(s, ciphers, tenant, ciphertexts) for s in statements]

@@ -13,7 +13,8 @@ from typing import Any, Iterable
 import msgspec
 
 from lrs.metrics import LEARNER_KEYS_REFUSED
-from lrs.privacy import seal
+from lrs.privacy import statement_agents, statement_sealer
+from lrs.privacy.data_key import SealKey, new_data_key_cipher
 from lrs.store.learner_key_cache import LearnerKeyCache, drop_oldest_half
 from lrs.store.learner_key_statement import KeyStatement
 from lrs.store.unconfirmed_keys import EARLIEST
@@ -52,7 +53,7 @@ class _CachedKeys(dict):
         self._owner = owner
         self._tenant = tenant
 
-    def __missing__(self, ident: str) -> seal.SealKey:
+    def __missing__(self, ident: str) -> SealKey:
         key = self._owner._current.get(_id(self._tenant, self._owner.pseudonym(self._tenant, ident)))
         if key is None:
             raise KeyError(ident)
@@ -60,10 +61,10 @@ class _CachedKeys(dict):
         return key
 
 
-_NO_FORMS: dict[bytes, seal.KnownForm] = {}
+_NO_FORMS: dict[bytes, statement_sealer.KnownForm] = {}
 
 
-def _not_cached(ident: str) -> seal.SealKey:
+def _not_cached(ident: str) -> SealKey:
     raise KeyError(ident)
 
 
@@ -81,7 +82,7 @@ class Sealed(msgspec.Struct, frozen=True):
     epoch: int
     refs: frozenset[tuple[str, int]]
     ciphertexts: dict[bytes, bytes] = {}
-    forms: dict[bytes, seal.KnownForm] = {}
+    forms: dict[bytes, statement_sealer.KnownForm] = {}
     version: int = -1  # of the key cache when sealed (LearnerKeys._version)
     tenant: str = ""
     # The keys made for identities not cached, which the Statements are
@@ -103,7 +104,7 @@ class KeySealing(KeyStatement):
         self, tenant: str, statements: list[dict[str, Any]], authority: dict[str, Any], *, make_keys: bool = False
     ) -> Sealed:
         """The Statements and the authority with every identity sealed: one
-        walk (:class:`lrs.privacy.seal.StatementSealer`), the keys not cached
+        walk (:class:`lrs.privacy.statement_sealer.StatementSealer`), the keys not cached
         read (or made) after it, for the Agents that need them.
 
         ``make_keys``: the keys not cached (at most :data:`MAKE_KEYS_UP_TO`) are made here, without asking
@@ -120,10 +121,10 @@ class KeySealing(KeyStatement):
             key_of = _CachedKeys(self, tenant).__getitem__
         else:
             forms, key_of = _NO_FORMS, _not_cached
-        sealer = seal.StatementSealer(tenant, forms, key_of, references=self._references,
+        sealer = statement_sealer.StatementSealer(tenant, forms, key_of, references=self._references,
                                         reference_form=self._reference_form)
         sealed_authority = sealer.agent(authority)
-        sealed = [seal.seal_statement(s, sealer.agent) for s in statements]
+        sealed = [statement_agents.seal_statement(s, sealer.agent) for s in statements]
         new_keys: dict[str, bytes] = {}
         # The cached keys sealed under that are not confirmed, asked before
         # any wait: a note dropped meanwhile (UnconfirmedKeys) is not missed.
@@ -140,7 +141,7 @@ class KeySealing(KeyStatement):
         return Sealed(sealed, sealed_authority, epoch, frozenset(sealer.refs), sealer.ciphertexts, sealer.fresh,
                       version, tenant, new_keys, unconfirmed, since)
 
-    def _key_made(self, tenant: str, ident: str, new_keys: dict[str, bytes]) -> seal.SealKey:
+    def _key_made(self, tenant: str, ident: str, new_keys: dict[str, bytes]) -> SealKey:
         """The key made here for an identity not cached (the one made before
         while it is not known to be committed); its wrapped form in ``new_keys``."""
         pseudonym = self.pseudonym(tenant, ident)
@@ -148,7 +149,7 @@ class KeySealing(KeyStatement):
         if made is None:
             data_key = secrets.token_bytes(32)
             made = (self._master.wrap(data_key, tenant, pseudonym, 1),
-                    seal.SealKey(pseudonym, 1, seal.new_data_key_cipher(data_key)))
+                    SealKey(pseudonym, 1, new_data_key_cipher(data_key)))
             if len(self._made) >= self._capacity:
                 drop_oldest_half(self._made)
             self._made[(tenant, pseudonym)] = made

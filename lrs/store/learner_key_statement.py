@@ -12,7 +12,7 @@ import secrets
 import time
 from typing import Iterable
 
-from lrs.privacy import seal
+from lrs.privacy.data_key import SealKey, new_data_key_cipher
 from lrs.store.learner_key_cache import LearnerKeyCache
 from lrs.store.learner_key_sql import INSERT_KEYS, LOAD_OR_CREATE, SELECT_CURRENT, SELECT_LIVE
 from lrs.store.unconfirmed_keys import identity_key as _id
@@ -23,13 +23,13 @@ __all__ = ["KeyStatement"]
 class KeyStatement(LearnerKeyCache):
     """The keys for writing: the cached ones, and the others read or made."""
 
-    async def keys_for_writing(self, tenant: str, idents: Iterable[str]) -> dict[str, seal.SealKey]:
+    async def keys_for_writing(self, tenant: str, idents: Iterable[str]) -> dict[str, SealKey]:
         """The live key of each identity, made when it has none."""
         return (await self._keys_noted(tenant, idents))[0]
 
     async def _keys_noted(
         self, tenant: str, idents: Iterable[str]
-    ) -> tuple[dict[str, seal.SealKey], dict[str, tuple[int, bytes]], float]:
+    ) -> tuple[dict[str, SealKey], dict[str, tuple[int, bytes]], float]:
         """:meth:`keys_for_writing`, with those of the keys not known to be
         on disk ((generation, wrapped) by pseudonym) and their earliest
         stamp, as :meth:`UnconfirmedKeys.of` answers: taken from the notes
@@ -37,7 +37,7 @@ class KeyStatement(LearnerKeyCache):
         it read or made -- while a request waits for that answer, their
         notes may be dropped to make room or all forgotten (the listening
         connection lost, as when PostgreSQL crashes)."""
-        found: dict[str, seal.SealKey] = {}
+        found: dict[str, SealKey] = {}
         missing: dict[str, str] = {}  # pseudonym -> identifier
         for ident in idents:
             pseudonym = self.pseudonym(tenant, ident)
@@ -57,7 +57,7 @@ class KeyStatement(LearnerKeyCache):
 
     async def _load(
         self, tenant: str, pseudonyms: list[str]
-    ) -> tuple[list[seal.SealKey], dict[str, tuple[int, bytes]], float]:
+    ) -> tuple[list[SealKey], dict[str, tuple[int, bytes]], float]:
         """:meth:`_load_or_create` shared by the requests that wait at the
         same moment: one statement for all of them, as group commit does.
         With the keys: those of them not known to be on disk (all), and their stamp."""
@@ -117,7 +117,7 @@ class KeyStatement(LearnerKeyCache):
 
     async def _load_or_create(
         self, tenant: str, pseudonyms: list[str]
-    ) -> tuple[list[seal.SealKey], dict[str, tuple[int, bytes]], float]:
+    ) -> tuple[list[SealKey], dict[str, tuple[int, bytes]], float]:
         """The live keys of ``pseudonyms``, made for those without one; with
         each one's (generation, wrapped) and the stamp they are noted with
         (none is known to be on disk: :mod:`lrs.store.unconfirmed_keys`)."""
@@ -129,7 +129,7 @@ class KeyStatement(LearnerKeyCache):
         data_keys = [secrets.token_bytes(32) for _ in pseudonyms]
         wrapped = [self._master.wrap(k, tenant, p, 1) for k, p in zip(data_keys, pseudonyms)]
         mine = {p: (w, k) for p, w, k in zip(pseudonyms, wrapped, data_keys)}
-        keys: dict[str, seal.SealKey] = {}
+        keys: dict[str, SealKey] = {}
         noted: dict[str, tuple[int, bytes]] = {}
         made = 0
         stamp = time.monotonic()  # before: the keys it makes or reads are committed after
@@ -137,7 +137,7 @@ class KeyStatement(LearnerKeyCache):
             pseudonym, generation, stored = row["pseudonym"], row["generation"], row["wrapped"]
             own = mine[pseudonym]
             if generation == 1 and stored == own[0]:  # made now: no need to unwrap
-                cipher = seal.new_data_key_cipher(own[1])
+                cipher = new_data_key_cipher(own[1])
                 made += 1
             else:
                 cipher = self._cipher(stored, tenant, pseudonym, generation)
@@ -152,10 +152,10 @@ class KeyStatement(LearnerKeyCache):
 
     async def _load_or_create_after_erasure(
         self, tenant: str, pseudonyms: list[str], version: int, noted: dict[str, tuple[int, bytes]]
-    ) -> list[seal.SealKey]:
+    ) -> list[SealKey]:
         stamp = time.monotonic()
         rows = await self._key_pool.fetch(SELECT_CURRENT, tenant, pseudonyms)
-        keys: list[seal.SealKey] = []
+        keys: list[SealKey] = []
         known = {}
         for row in rows:
             known[row["pseudonym"]] = row["generation"]

@@ -32,7 +32,7 @@ statement shared by the requests that need keys within a short wait, as the
 group commit gathers Statements (:mod:`lrs.store.learner_key_statement`), on a connection
 that is not reset after each (:func:`lrs.store.pool.create_statement_pool`).
 
-Statements are sealed in the v4 form (:func:`lrs.privacy.seal.seal_short`):
+Statements are sealed in the v4 form (:func:`lrs.privacy.sealed_text.seal_short`):
 each identity's ciphertext is kept once in ``sealed_identities``
 (:mod:`lrs.store.sealed_identities`), and a Statement carries only an
 12-character tag (v3, written before, a 22-character reference).

@@ -6,7 +6,7 @@ the *pseudonym key* (:meth:`lrs.store.learner_keys.LearnerKeys.pseudonym_key`,
 ``account:https://lrs.invalid/pseudonym|<pseudonym>``): the key the sealed
 Statements' actors have, so the projections join the roster to the evidence
 on it.  The clear identifier, which an official may need to see, travels
-beside it only as a *sealed text* (:func:`lrs.privacy.seal.seal_bytes` under
+beside it only as a *sealed text* (:func:`lrs.privacy.sealed_text.seal_bytes` under
 the learner's data key)::
 
     "sealed": {"<pseudonym key>": "v1.<pseudonym>.<generation>.<ciphertext>", ...}
@@ -21,7 +21,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
-from lrs.privacy import seal
+from lrs.privacy import seal, sealed_text
 
 __all__ = ["PSEUDONYM_KEY_PREFIX", "SealedRefs", "open_refs", "seal_refs"]
 
@@ -62,18 +62,18 @@ async def seal_refs(learner_keys: Any, tenant: str, clear_keys: Iterable[str]) -
     for clear in wanted:
         pseudonym_key = learner_keys.pseudonym_key(tenant, clear)
         refs.keys[clear] = pseudonym_key
-        refs.sealed[pseudonym_key] = seal.seal_bytes(data_keys[clear], tenant, clear.encode())
+        refs.sealed[pseudonym_key] = sealed_text.seal_bytes(data_keys[clear], tenant, clear.encode())
     return refs
 
 
 async def open_refs(learner_keys: Any, tenant: str, sealed: Mapping[str, str]) -> dict[str, str | None]:
     """Pseudonym key -> the clear key its sealed text holds, or None once the
     learner was erased (or the text is not one of theirs)."""
-    parsed = {k: seal.sealed_ref(text) for k, text in sealed.items()}
+    parsed = {k: sealed_text.sealed_ref(text) for k, text in sealed.items()}
     ciphers = await learner_keys.ciphers_for_reading(tenant, set(parsed.values()))
     opened: dict[str, str | None] = {}
     for pseudonym_key, text in sealed.items():
-        plain = seal.open_text(text, ciphers, tenant)
+        plain = sealed_text.open_text(text, ciphers, tenant)
         clear = None if plain is None else plain.decode()
         # The text must be this learner's (not another's copied in beside the key).
         opened[pseudonym_key] = clear if clear and learner_keys.pseudonym_key(tenant, clear) == pseudonym_key else None

@@ -2,9 +2,9 @@
 table (migration 0073, docs/privacy.md "The sealed form").
 
 A v3 sealed Statement names an identity by a reference, the first 16 bytes
-of the SHA-256 of its ciphertext (:func:`lrs.privacy.seal.seal_reference`);
+of the SHA-256 of its ciphertext (:func:`lrs.privacy.sealed_text.seal_reference`);
 a v4 one by a short tag that, with the form's pseudonym and generation,
-names the row (:func:`lrs.privacy.seal.short_row`).  The ciphertext is kept
+names the row (:func:`lrs.privacy.sealed_text.short_row`).  The ciphertext is kept
 once here, by that reference or row.  New ciphertexts travel
 with the append request that names them (:class:`lrs.batching.AppendRequest`)
 and the Statement writer inserts them in the statement of the group commit

@@ -28,7 +28,7 @@ import msgspec
 from lrs.batching import AGENT_KEY
 from lrs.ingest.stored_keys import statement_keys
 from lrs.payload_codec import open_payload
-from lrs.privacy import seal
+from lrs.privacy import opening, seal
 from lrs.store.learner_refs import PSEUDONYM_KEY_PREFIX
 from lrs.xapi.identity import ifi_key
 
@@ -38,7 +38,7 @@ _decode = msgspec.json.Decoder().decode
 
 # For each filter key ($2), the payloads of the latest $3 Statements (not voided)
 # holding its hash before the position $4 (pairwise with $2).
-# (statement_keys holds hashes: the opened Statement decides, seal.agent_named; OFFSET 0 keeps each check a lookup.)
+# (statement_keys holds hashes: the opened Statement decides, opening.agent_named; OFFSET 0 keeps each check a lookup.)
 SELECT_LATEST_NAMING = """
 SELECT w.filter_key, m.position, (SELECT e.payload FROM events e WHERE e.position = m.position) AS payload
 FROM unnest($2::text[], $4::bigint[]) AS w(filter_key, before)
@@ -90,7 +90,7 @@ async def identities_in_statements(
     for row, opened in zip(rows, opened_all):
         key = row["filter_key"].removeprefix(AGENT_KEY)
         seen = found[key]
-        agent, erased = seal.agent_named(seal.decode(opened), key.removeprefix(PSEUDONYM_KEY_PREFIX), pseudonym_of)
+        agent, erased = opening.agent_named(seal.decode(opened), key.removeprefix(PSEUDONYM_KEY_PREFIX), pseudonym_of)
         if agent is None:
             seen.erased = seen.erased or erased
             continue

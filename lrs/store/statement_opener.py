@@ -14,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable
 
-from lrs.privacy import seal
+from lrs.privacy import opening
 from lrs.privacy.master import PrivacyKeyError, load
 from lrs.store.learner_keys import LearnerKeys
 
@@ -51,7 +51,7 @@ class StoredStatementOpener:
 
     async def __call__(self, tenant: str, payloads: list[bytes]) -> list[bytes]:
         if self._keys is None:
-            if not any(seal.is_sealed_payload(payload) for payload in payloads):
+            if not any(opening.is_sealed_payload(payload) for payload in payloads):
                 return payloads
             self._keys = await keys_for_reading(self._pool, self._key_file())
         return await self._keys.open_payloads(tenant, payloads)

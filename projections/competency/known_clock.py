@@ -32,7 +32,7 @@ from projections.competency.catalog import Catalog
 from projections.competency.frameworks import Program
 from projections.competency.model import RULE_VERSION, LearnerEvent, StatementVoided
 from projections.competency.policy import fold, interpret_stored
-from projections.units.store import SELECT_MEMBERS_AT
+from projections.units.sql import SELECT_MEMBERS_AT
 
 __all__ = ["certified_known_at", "certified_by_refold"]
 

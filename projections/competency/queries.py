@@ -30,7 +30,9 @@ from projections.competency.standing import STATUSES, Standing, standing
 from projections.competency.targets import in_force, progress, schedule_for
 from lrs.store import identities
 from projections.units import series_store
+from projections.units import reads as unit_reads
 from projections.units import store as units
+from projections.units.roster import Unit
 
 SELECT_CHECKPOINT = "SELECT position FROM projection_checkpoints WHERE name = 'competency'"
 SELECT_LEARNER = "SELECT state, position FROM competency_learners WHERE tenant = $1 AND learner = $2"
@@ -144,7 +146,7 @@ async def learner_view(pool: asyncpg.Pool, catalog: Catalog, tenant: str, learne
     who = await _person(pool, tenant, learner)
     state, position = await _read(pool, tenant, who["person"])
     if state is None:
-        if not await units.is_rostered(pool, tenant, who["person"]):
+        if not await unit_reads.is_rostered(pool, tenant, who["person"]):
             return None
         return {
             "learner": learner, **who, "position": position, "status": "not_started",
@@ -255,13 +257,13 @@ async def mastery_mismatches(pool: asyncpg.Pool, tenant: str) -> dict[str, Any]:
     return {"position": position, "platforms": list(platforms.values())}
 
 
-def _unit_json(unit: units.Unit) -> dict[str, Any]:
+def _unit_json(unit: Unit) -> dict[str, Any]:
     return {"id": unit.unit_id, "name": unit.name, "kind": unit.kind, "parent": unit.parent_id}
 
 
 async def learner_standings(
-    conn: asyncpg.Connection, catalog: Catalog, tenant: str, program: Program, page: list[units.UnitLearner]
-) -> list[tuple[units.UnitLearner, Standing]]:
+    conn: asyncpg.Connection, catalog: Catalog, tenant: str, program: Program, page: list[unit_reads.UnitLearner]
+) -> list[tuple[unit_reads.UnitLearner, Standing]]:
     """Each learner of ``page`` with where it stands in ``program`` (the
     states of those in progress are read and explained)."""
     wanted = [m.learner for m in page if m.status == "in_progress"]
@@ -297,13 +299,13 @@ async def unit_learners(
     """The unit's rostered learners (at the present roster) with their status
     in ``program`` and, for those not certified, what is missing and why;
     ``limit`` learners after ``after`` in learner order."""
-    unit = await units.fetch_unit(pool, tenant, unit_id)
+    unit = await unit_reads.fetch_unit(pool, tenant, unit_id)
     if unit is None:
         raise QueryError(404, f"no unit {unit_id!r}", "unit")
     roster_at = await units.advance_clock(pool, tenant, now or datetime.now(timezone.utc))
     async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
-        counts = await units.unit_statuses(conn, tenant, unit_id, program.iri, program.version, descendants)
-        page = await units.unit_learners(
+        counts = await unit_reads.unit_statuses(conn, tenant, unit_id, program.iri, program.version, descendants)
+        page = await unit_reads.unit_learners(
             conn, tenant, unit_id, program.iri, program.version, descendants, statuses, after, limit
         )
         standings = await learner_standings(conn, catalog, tenant, program, page)
@@ -362,7 +364,7 @@ async def _counts_now(
 ) -> _Counts:
     roster_at = await units.advance_clock(pool, tenant, now)
     async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
-        headcount, certified = await units.unit_counts(conn, tenant, unit_id, program.iri, program.version, descendants)
+        headcount, certified = await unit_reads.unit_counts(conn, tenant, unit_id, program.iri, program.version, descendants)
         position = _checkpoint(await conn.fetchval(SELECT_CHECKPOINT))
     return _Counts(headcount, certified, position, roster_at)
 
@@ -409,7 +411,7 @@ async def unit_summary(
     valid then; on the ``known`` clock the certifications the LRS knew by
     then (what folding the statements stored by then gives), with the roster
     as known then."""
-    unit = await units.fetch_unit(pool, tenant, unit_id)
+    unit = await unit_reads.fetch_unit(pool, tenant, unit_id)
     if unit is None:
         raise QueryError(404, f"no unit {unit_id!r}", "unit")
     moment = now or datetime.now(timezone.utc)
@@ -420,7 +422,7 @@ async def unit_summary(
     else:
         counts = await _counts_achieved(pool, tenant, unit_id, program, descendants, as_of)
     rate = counts.certified / counts.headcount if counts.headcount else None
-    schedule = schedule_for(program, await units.ancestors(pool, tenant, unit_id))
+    schedule = schedule_for(program, await unit_reads.ancestors(pool, tenant, unit_id))
     target, following, overdue = in_force(schedule, as_of or moment)
     return {
         "unit": _unit_json(unit),

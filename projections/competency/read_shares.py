@@ -36,6 +36,10 @@ that raises or dies fails the replay (whoever waits for it learns why, or
 sees its pipe end), which then swaps nothing in.  The replay checks what it
 checked in one process: every process reads the log from PostgreSQL, the
 record; the hash chain is ``lrs audit verify``'s.
+
+The judging of a page and the settling of ids owned twice are
+:mod:`projections.competency.share_judging`; the pipes between the
+processes, :mod:`projections.competency.share_pipes`.
 """
 
 from __future__ import annotations
@@ -46,48 +50,35 @@ import gc
 import multiprocessing
 import os
 import pickle
-import queue
-import threading
-import uuid
-from typing import Any, AsyncIterator, Callable, Sequence
+from typing import Any, AsyncIterator, Sequence
 
 import msgspec
 
-from lrs.payload_codec import open_payload
 from lrs.store.identities import rebuild_links
 from projections.competency.fold_shares import Connect, copy_learners, copy_share
-from projections.competency.model import StatementVoided
-from projections.competency.parallel_replay import (
-    ReplayWorkerFailed, _widen, can_fork, ended_in_message, read_log, wait_readable, worker_signals,
-)
-from projections.competency.policy import evidence_of, judge, memo_limit
+from projections.competency.parallel_replay import ReplayWorkerFailed, can_fork, read_log, worker_signals
+from projections.competency.policy import memo_limit
 from projections.competency.rebuild import LogRebuild
 from projections.competency.rows import MISMATCH_COLUMNS
-from projections.competency.statement_view import decode_view
+from projections.competency.share_judging import (
+    Keep, Page, collisions, give_up, judge_page, owned_hashes, settle, suspects, take_hinted,
+)
+from projections.competency.share_pipes import HintSender, Links, receive, received, send
 from projections.replay import LogPages, index_early
 
-__all__ = ["MIN_SHARED_EVENTS", "REPLAY_MEMO_LIMIT", "collisions", "give_up", "judge_page", "rebuild_learners",
-           "owned_hashes", "settle", "suspects", "take_hinted"]
+__all__ = ["MIN_SHARED_EVENTS", "REPLAY_MEMO_LIMIT", "STATEMENT_TABLES", "copy_statements", "rebuild_learners",
+           "release_later"]
 
 MIN_SHARED_EVENTS = 20_000  # a shorter log is read here (a fork costs more than it saves)
 # Pages judged by another process held while this one judges on, before it
 # waits for their hints (each another process's page of stored payloads).
 MAX_WAITING_PAGES = 8
-# How long a process of those that failed lets the hint being written finish
-# before it sends its error (the others read on unless they failed too).
-HINTS_ABANDONED_SECONDS = 10.0
 # A replay's memo of learner keys by actor: every learner of a log of this
 # many actors is decoded once (the live projection's 8,192 made most
 # evidence of a 20,000-learner log decode its actor again).  An entry
 # costs about 200-300 bytes (the actor's JSON as key, its learner key), and
 # every process of a replay in shares fills its own: up to about 300 MB each.
 REPLAY_MEMO_LIMIT = 1 << 20
-
-Page = Sequence[tuple[int, str, str, bytes]]
-# Where a page's kept events go: (position, tenant, meaning), LogRebuild.take's arguments.
-Keep = Callable[[int, str, Any], None]
-# (tenant, statement id, owner's position, mismatches' position or -1)
-Suspect = tuple[str, str, int, int]
 _ENCODE = msgspec.msgpack.Encoder()
 _DECODE = msgspec.msgpack.Decoder()
 _HINTS = msgspec.msgpack.Decoder(list[int])
@@ -172,7 +163,7 @@ async def _indexed_early(conn: Any, connect: Connect | None, copied: Sequence[An
 
     async def index() -> None:
         for pipe in copied:
-            await _receive(pipe, "that it copied its statements")
+            await receive(pipe, "that it copied its statements")
         await index_early(connect, scratch, STATEMENT_TABLES)
 
     task = asyncio.ensure_future(index())
@@ -200,259 +191,8 @@ async def copy_statements(conn: Any, work: LogRebuild, *, voids: bool) -> None:
                                      columns=MISMATCH_COLUMNS)
 
 
-def judge_page(
-    work: LogRebuild, page: Page, share: int, shares: int, hints: list[list[int]], keep: Keep | None = None
-) -> None:
-    """Judge every event of ``page`` (one this process judges): keep in
-    ``work`` (or give ``keep``, to route later in log order) its own
-    learners' evidence and every voiding, and keep in ``work`` the failures
-    of the events it judges; the index of each event another share needs
-    (its learners' statements that may be evidence, the voidings) goes to
-    that share's list of ``hints``."""
-    catalog, persons, failed = work.catalog, work.persons, work.failed
-    take = work.take if keep is None else keep
-    for index, (position, tenant, event_type, payload) in enumerate(page):
-        if event_type != "statement":
-            continue
-        opened = open_payload(payload)  # a payload that does not open stops the replay
-        try:
-            view = decode_view(opened)
-            judged = judge(view, catalog)
-            if type(judged) is StatementVoided:
-                uuid.UUID(judged.target_id)  # ids of other statements: stored as uuid columns
-        except Exception as exc:  # the rules fail on it before its learner is known: parked here
-            failed.append((position, tenant, repr(exc)))
-            continue
-        if judged is None:
-            continue
-        if type(judged) is StatementVoided:
-            take(position, tenant, judged)
-            for other, hinted in enumerate(hints):
-                if other != share:
-                    hinted.append(index)
-            continue
-        learner = judged[3]  # type: ignore[index]
-        if persons:
-            learner = persons.get((tenant, learner), learner)
-        owner = hash(learner) % shares  # forked processes share the string hash's secret: the same share in each
-        if owner != share:
-            hints[owner].append(index)
-            continue
-        try:
-            meaning = evidence_of(view, judged, catalog)  # type: ignore[arg-type]
-        except Exception as exc:  # the rules fail on it: parked
-            failed.append((position, tenant, repr(exc)))
-            continue
-        if meaning is not None:
-            take(position, tenant, meaning)
-
-
-def take_hinted(work: LogRebuild, page: Page, hinted: Sequence[int], keep: Keep | None = None) -> None:
-    """Keep in ``work`` (or give ``keep``) the events of ``page`` at the
-    indexes ``hinted`` by the process that judged it: statements of this
-    share's learners that may be evidence, and voidings (judged there
-    without failing: the rules are pure, so they do not fail here either)."""
-    catalog = work.catalog
-    take = work.take if keep is None else keep
-    for index in hinted:
-        position, tenant, _, payload = page[index]
-        view = decode_view(open_payload(payload))
-        judged = judge(view, catalog)
-        if type(judged) is StatementVoided:
-            take(position, tenant, judged)
-            continue
-        try:
-            meaning = evidence_of(view, judged, catalog)  # type: ignore[arg-type]
-        except Exception as exc:  # the rules fail on it: parked
-            work.failed.append((position, tenant, repr(exc)))
-            continue
-        if meaning is not None:
-            take(position, tenant, meaning)
-
-
-def suspects(work: LogRebuild, collisions: set[int]) -> list[Suspect]:
-    """The statements this share owns whose id's hash is among
-    ``collisions`` (another share owns an id of that hash), with the
-    positions that named their owner and mismatches."""
-    assert work.owner_positions is not None and work.mismatch_positions is not None
-    mismatched = work.mismatch_positions
-    return [
-        (tenant, statement_id, at, mismatched.get((tenant, statement_id), -1))
-        for (tenant, statement_id), at in work.owner_positions.items() if hash(statement_id) in collisions
-    ]
-
-
-def collisions(owned: Sequence[Sequence[int]]) -> set[int]:
-    """The hashes of statement ids that more than one of the shares' ``owned`` lists holds."""
-    seen: set[int] = set()
-    twice: set[int] = set()
-    for hashes in owned:
-        mine = set(hashes)
-        twice |= seen & mine
-        seen |= mine
-    return twice
-
-
-def owned_hashes(work: LogRebuild) -> list[int]:
-    return [hash(statement_id) for _, statement_id in work.owners]
-
-
-def settle(reported: Sequence[Sequence[Suspect]]) -> list[tuple[list[tuple[str, str]], list[tuple[str, str]]]]:
-    """For each share's ``reported`` suspects, the statements whose owner and
-    whose mismatches it gives up: the first position in the log wins, as in
-    one process."""
-    owner: dict[tuple[str, str], tuple[int, int]] = {}  # statement -> (position, share)
-    mismatch: dict[tuple[str, str], tuple[int, int]] = {}
-    for share, entries in enumerate(reported):
-        for tenant, statement_id, at, mismatch_at in entries:
-            key = (tenant, statement_id)
-            if key not in owner or at < owner[key][0]:
-                owner[key] = (at, share)
-            if mismatch_at >= 0 and (key not in mismatch or mismatch_at < mismatch[key][0]):
-                mismatch[key] = (mismatch_at, share)
-    verdicts = []
-    for share, entries in enumerate(reported):
-        keys = [(tenant, statement_id) for tenant, statement_id, _, _ in entries]
-        verdicts.append((
-            [key for key in keys if owner[key][1] != share],
-            [key for key in keys if key in mismatch and mismatch[key][1] != share],
-        ))
-    return verdicts
-
-
-def give_up(work: LogRebuild, owners: Sequence[Sequence[str]], mismatches: Sequence[Sequence[str]]) -> None:
-    """Forget the owners and mismatches of the statements :func:`settle` gave to another share."""
-    for tenant, statement_id in owners:
-        del work.owners[(tenant, statement_id)]
-    for tenant, statement_id in mismatches:
-        work.mismatches.pop((tenant, statement_id), None)
-
-
-class _Links:
-    """The pipes between the processes of a replay read in shares: one each
-    way between every two, each read by one process and written by one."""
-
-    def __init__(self, shares: int) -> None:
-        context = multiprocessing.get_context("fork")
-        self.shares = shares
-        self.pipes = {(a, b): context.Pipe(duplex=False) for a in range(shares) for b in range(shares) if a != b}
-        for receiving, _ in self.pipes.values():
-            _widen(receiving)
-
-    def keep(self, share: int) -> None:
-        """Close every end ``share``'s process does not use (so that it sees
-        the end of a pipe whose writer died)."""
-        for (a, b), (receiving, sending) in self.pipes.items():
-            if b != share:
-                receiving.close()
-            if a != share:
-                sending.close()
-
-    def to(self, share: int, frm: int) -> Any:
-        return self.pipes[(frm, share)][1]
-
-    def of(self, share: int, frm: int) -> Any:
-        return self.pipes[(frm, share)][0]
-
-
-async def _receive(pipe: Any, what: str) -> bytes:
-    """The next message on ``pipe``; ReplayWorkerFailed when its writer ended
-    first, what it raised when it sent that."""
-    await wait_readable([pipe])
-    return _received(pipe.recv_bytes, what)
-
-
-def _send(links: _Links, share: int, frm: int, message: bytes) -> None:
-    """Send ``message`` from share ``frm`` to ``share``.  A broken pipe means
-    that share's process has ended: see :func:`_ended`."""
-    try:
-        links.to(share, frm).send_bytes(message)
-    except BrokenPipeError:
-        _ended(links, share, frm)
-
-
-def _ended(links: _Links, share: int, frm: int) -> None:
-    """Raise what the process of ``share``, which has ended, sent ``frm``
-    before it ended (its error), or ReplayWorkerFailed when it was killed,
-    rather than the broken pipe ``frm`` met writing to it (which of the two
-    a process meets is a matter of timing)."""
-    pipe = links.of(frm, share)
-    while True:  # what it sent before its error (hints, reports) is of no use now
-        _received(pipe.recv_bytes, "its error")
-
-
-class _HintSender:
-    """The hints a process of a replay read in shares sends while it reads,
-    written by a thread of their own: a process blocked writing hints to a
-    full pipe would not read the other's, and two such processes would wait
-    on each other for ever (a page's hints are a few KB to tens of KB,
-    against a pipe of 64 KB or less when it could not be widened)."""
-
-    def __init__(self, links: _Links, share: int) -> None:
-        self.links, self.share = links, share
-        self.outbox: queue.SimpleQueue[tuple[int, bytes] | None] = queue.SimpleQueue()
-        self.ended: list[int] = []  # the shares whose pipe broke: their process ended
-        loop = asyncio.get_running_loop()
-        self.written = loop.create_future()
-        self.thread = threading.Thread(
-            target=self._write, args=(lambda: loop.call_soon_threadsafe(self.written.set_result, None),),
-            name="lrs-replay-hints", daemon=True,
-        )
-        self.thread.start()
-
-    def send(self, other: int, message: bytes) -> None:
-        self.outbox.put((other, message))
-
-    def _write(self, done: Callable[[], None]) -> None:
-        try:
-            while (item := self.outbox.get()) is not None:
-                other, message = item
-                if other not in self.ended:
-                    try:
-                        self.links.to(other, self.share).send_bytes(message)
-                    except BrokenPipeError:
-                        self.ended.append(other)
-        finally:
-            with contextlib.suppress(RuntimeError):  # the loop closed: nobody waits
-                done()
-
-    async def finish(self) -> None:
-        """Once every hint is written (the others read them as they read
-        on); what an ended process sent, if one did."""
-        self.outbox.put(None)
-        await self.written
-        for other in self.ended:
-            _ended(self.links, other, self.share)
-
-    def abandon(self) -> None:
-        """After a failure here: the hints queued are not sent, the one being
-        written is let finish (for a while) so that the error sent next does
-        not land in the middle of it."""
-        while not self.outbox.empty():
-            with contextlib.suppress(queue.Empty):
-                self.outbox.get_nowait()
-        self.outbox.put(None)
-        self.thread.join(HINTS_ABANDONED_SECONDS)
-
-
-def _received(recv: Callable[[], bytes], what: str) -> bytes:
-    """The message ``recv`` reads from a pipe: ReplayWorkerFailed when its
-    writer ended first, what it raised when it sent that."""
-    try:
-        message: bytes = recv()
-    except EOFError:
-        raise ReplayWorkerFailed(f"a replay share process ended before sending {what}") from None
-    except OSError as exc:
-        if not ended_in_message(exc):
-            raise
-        raise ReplayWorkerFailed(f"a replay share process ended while sending {what}") from None
-    if message[:1] == b"e":
-        raise pickle.loads(message[1:])
-    return message
-
-
 async def _read_all(
-    work: LogRebuild, pages: AsyncIterator[Page], share: int, links: _Links
+    work: LogRebuild, pages: AsyncIterator[Page], share: int, links: Links
 ) -> tuple[int, int]:
     """Every page into ``work``: page k is judged by the process of share k
     mod shares, which sends every other its hints; (events read, last position).
@@ -492,7 +232,7 @@ async def _read_all(
             if other != share:
                 pipe = links.of(share, other)
                 while other + heard[other] * shares <= upto and pipe.poll():
-                    hear(other, _received(pipe.recv_bytes, "hints"))
+                    hear(other, received(pipe.recv_bytes, "hints"))
 
     def route() -> None:
         nonlocal routed
@@ -505,9 +245,9 @@ async def _read_all(
     async def hear_page(at: int) -> None:
         judge_of = at % shares
         while at in waiting:
-            hear(judge_of, await _receive(links.of(share, judge_of), f"the hints of page {at}"))
+            hear(judge_of, await receive(links.of(share, judge_of), f"the hints of page {at}"))
 
-    async def judge_and_hear(sender: _HintSender) -> None:
+    async def judge_and_hear(sender: HintSender) -> None:
         nonlocal events, last, number
         async for page in pages:
             if not page:
@@ -535,7 +275,7 @@ async def _read_all(
             await hear_page(at)
         route()
 
-    sender = _HintSender(links, share)
+    sender = HintSender(links, share)
     try:
         await judge_and_hear(sender)
     except BaseException:
@@ -555,7 +295,7 @@ async def _in_shares(conn: Any, work: LogRebuild, pages: LogPages, processes: in
     work.persons = await rebuild_links(conn, pages.total)
     work.owner_positions, work.mismatch_positions = {}, {}
     search_path = await conn.fetchval("SHOW search_path")
-    links = _Links(processes)
+    links = Links(processes)
     context = multiprocessing.get_context("fork")
     workers: list[multiprocessing.process.BaseProcess] = []
     done = False
@@ -569,7 +309,7 @@ async def _in_shares(conn: Any, work: LogRebuild, pages: LogPages, processes: in
             workers.append(worker)
         links.keep(0)
         read = await _read_all(work, pages, 0, links)
-        reports = [await _receive(links.of(0, share), "what it read") for share in range(1, processes)]
+        reports = [await receive(links.of(0, share), "what it read") for share in range(1, processes)]
         owned = [owned_hashes(work)]
         for share, message in enumerate(reports, start=1):
             events, last, hashes = _DECODE.decode(message[1:])
@@ -581,20 +321,20 @@ async def _in_shares(conn: Any, work: LogRebuild, pages: LogPages, processes: in
             owned.append(hashes)
         twice = sorted(collisions(owned))
         for share in range(1, processes):
-            _send(links, share, 0, _ENCODE.encode(twice))
+            send(links, share, 0, _ENCODE.encode(twice))
         reported = [suspects(work, set(twice))]
         for share in range(1, processes):
-            message = await _receive(links.of(0, share), "its suspects")
+            message = await receive(links.of(0, share), "its suspects")
             reported.append([tuple(s) for s in _DECODE.decode(message[1:])])  # type: ignore[misc]
         ours, *theirs = settle(reported)
         for share, verdict in enumerate(theirs, start=1):
-            _send(links, share, 0, _ENCODE.encode(verdict))
+            send(links, share, 0, _ENCODE.encode(verdict))
         give_up(work, *ours)
         await copy_statements(conn, work, voids=True)  # every process has every voiding: this one writes them
         async with _indexed_early(conn, connect, [links.of(0, share) for share in range(1, processes)]):
             await copy_share(conn, work, work.prepare())
         for share in range(1, processes):
-            message = await _receive(links.of(0, share), "its failed events")
+            message = await receive(links.of(0, share), "its failed events")
             work.failed.extend(tuple(f) for f in _DECODE.decode(message[1:]))  # type: ignore[misc]
         done = True
     finally:
@@ -612,7 +352,7 @@ async def _in_shares(conn: Any, work: LogRebuild, pages: LogPages, processes: in
     return read[1]
 
 
-def _share_in_worker(work: LogRebuild, pages: LogPages, share: int, links: _Links, search_path: str,
+def _share_in_worker(work: LogRebuild, pages: LogPages, share: int, links: Links, search_path: str,
                      parent: int) -> None:
     """The forked worker's body: its own selector event loop (the parent's
     is not usable after a fork) and its own connection.  The collector
@@ -636,7 +376,7 @@ def _share_in_worker(work: LogRebuild, pages: LogPages, share: int, links: _Link
 
 
 async def _share_on_own_connection(
-    work: LogRebuild, pages: LogPages, share: int, links: _Links, search_path: str
+    work: LogRebuild, pages: LogPages, share: int, links: Links, search_path: str
 ) -> None:
     conn = await pages.connect()  # type: ignore[misc]
     try:
@@ -644,9 +384,9 @@ async def _share_on_own_connection(
         events, last = await _read_all(work, pages.between(0, pages.total, conn), share, links)
         parent = links.to(0, share)
         parent.send_bytes(b"r" + _ENCODE.encode((events, last, owned_hashes(work))))
-        twice = set(_DECODE.decode(await _receive(links.of(share, 0), "the collisions")))
+        twice = set(_DECODE.decode(await receive(links.of(share, 0), "the collisions")))
         parent.send_bytes(b"s" + _ENCODE.encode(suspects(work, twice)))
-        give_up(work, *_DECODE.decode(await _receive(links.of(share, 0), "the verdicts")))
+        give_up(work, *_DECODE.decode(await receive(links.of(share, 0), "the verdicts")))
         await copy_statements(conn, work, voids=False)
         parent.send_bytes(b"c")  # its statements copied: they may be indexed
         await copy_share(conn, work, work.prepare())

@@ -18,6 +18,7 @@ from projections.competency.queries import SELECT_CHECKPOINT, QueryError, _check
 from projections.competency.reports import LearnerRow, Report, SummaryRow
 from projections.competency.standing import Standing
 from projections.competency.targets import in_force, needed, schedule_for
+from projections.units import reads as unit_reads
 from projections.units import store as units
 from projections.units.roster import Unit
 
@@ -52,7 +53,7 @@ async def unit_report(
     by: Literal["agency", "unit"],
     now: datetime | None = None,
 ) -> Report:
-    unit = await units.fetch_unit(pool, tenant, unit_id)
+    unit = await unit_reads.fetch_unit(pool, tenant, unit_id)
     if unit is None:
         raise QueryError(404, f"no unit {unit_id!r}", "unit")
     moment = now or datetime.now(timezone.utc)
@@ -60,16 +61,16 @@ async def unit_report(
     rows: list[SummaryRow] = []
     learners: list[LearnerRow] = []
     async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
-        below = await units.descendants(conn, tenant, unit_id)
+        below = await unit_reads.descendants(conn, tenant, unit_id)
         by_id = {u.unit_id: u for u in below}
         chosen = [(unit, True)] + [
             (u, by == "agency") for u in below[1:] if (u.kind == "agency" if by == "agency" else True)
         ]
         for member, with_descendants in chosen:
-            headcount, certified = await units.unit_counts(
+            headcount, certified = await unit_reads.unit_counts(
                 conn, tenant, member.unit_id, program.iri, program.version, with_descendants
             )
-            target, _, _ = in_force(schedule_for(program, await units.ancestors(conn, tenant, member.unit_id)), moment)
+            target, _, _ = in_force(schedule_for(program, await unit_reads.ancestors(conn, tenant, member.unit_id)), moment)
             want = None if target is None else needed(target.rate, headcount)
             rows.append(SummaryRow(
                 unit=member.unit_id, name=member.name, kind=member.kind, parent=member.parent_id,
@@ -81,7 +82,7 @@ async def unit_report(
             ))
         after = ""
         while True:
-            page = await units.unit_learners(
+            page = await unit_reads.unit_learners(
                 conn, tenant, unit_id, program.iri, program.version, True, ("in_progress", "not_started"), after, PAGE
             )
             for member, standing in await learner_standings(conn, catalog, tenant, program, page):

@@ -23,7 +23,7 @@ from projections.competency.frameworks import Program
 from projections.competency.queries import SELECT_CHECKPOINT, QueryError, _checkpoint, _iso, _unit_json
 from projections.competency.targets import in_force, progress, schedule_for
 from projections.units import series_store
-from projections.units import store as units
+from projections.units import reads as unit_reads
 
 __all__ = ["CLOCKS", "INTERVALS", "MAX_POINTS", "Period", "periods", "unit_series"]
 
@@ -97,10 +97,10 @@ async def unit_series(
     except ValueError as exc:
         raise QueryError(400, str(exc), "interval" if str(exc).startswith("interval") else "to") from None
     async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
-        unit = await units.fetch_unit(conn, tenant, unit_id)
+        unit = await unit_reads.fetch_unit(conn, tenant, unit_id)
         if unit is None:
             raise QueryError(404, f"no unit {unit_id!r}", "unit")
-        schedule = schedule_for(program, await units.ancestors(conn, tenant, unit_id))
+        schedule = schedule_for(program, await unit_reads.ancestors(conn, tenant, unit_id))
         if descendants:  # the per-day deltas of the unit with everything below it
             counts = await series_store.series_counts_daily(
                 conn, tenant, unit_id, program.iri, program.version, [p.end.date() for p in spans], clock

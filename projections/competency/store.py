@@ -56,17 +56,14 @@ from projections.units.erased import POLICIES, erased_learner, erased_policy
 from projections.units.history import ROSTER_EVENT
 from projections.byte_order import byte_order
 from projections.units.series_store import recompute_series, series_rows
+from projections.units.rebuild import certified_rows, rebuild_dropped, rebuild_roster, roster_rows
 from projections.units.store import (
     apply_certification_changes,
     apply_roster_event,
-    certified_rows,
     drop_erased_learner,
     lock_roster_shared,
     place_all,
-    rebuild_dropped,
-    rebuild_roster,
     recount_certified,
-    roster_rows,
 )
 
 # Every lookup and delete by key below goes key by key through the primary

@@ -17,6 +17,7 @@ from projections.competency.queries import SELECT_CHECKPOINT
 from projections.competency.queries import _checkpoint as checkpoint_of
 from projections.competency.queries import _iso as iso
 from projections.competency.targets import in_force, progress, schedule_for
+from projections.units import reads as unit_reads
 from projections.units import store as units
 
 __all__ = ["unit_tree"]
@@ -30,8 +31,8 @@ async def unit_tree(
     descendants: read from the materialised counts in one snapshot."""
     roster_at = await units.advance_clock(pool, tenant, now or datetime.now(timezone.utc))
     async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
-        found = await units.fetch_units(conn, tenant)
-        counts = await units.tree_counts(conn, tenant, program.iri, program.version)
+        found = await unit_reads.fetch_units(conn, tenant)
+        counts = await unit_reads.tree_counts(conn, tenant, program.iri, program.version)
         position = checkpoint_of(await conn.fetchval(SELECT_CHECKPOINT))
     moment = now or datetime.now(timezone.utc)
     nodes: dict[str, dict[str, Any]] = {}

@@ -16,7 +16,7 @@ import asyncpg
 from projections.competency.catalog import load_catalog
 from projections.competency.known_clock import certified_by_refold, certified_known_at
 from projections.competency.queries import position_at, resolve_program
-from projections.units.store import SELECT_MEMBERS_AT
+from projections.units.sql import SELECT_MEMBERS_AT
 from tests.e2e.conftest import xapi_headers
 from tests.e2e.test_competency_api import CERTIFYING, PROGRAM, caught_up, get_json, post, roster
 from tests.integration.test_projection_runner import FAILED, course_statement, learner_key, voiding

@@ -15,7 +15,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from lrs import projection_health
 from lrs.config import Settings
 from lrs.service import create_app
-from projections.http import SUPERVISOR
+from projections.http_requests import SUPERVISOR
 from tests.e2e.conftest import KEY, SECRET, xapi_headers
 from tests.statements import new_id
 from tests.statements import statement as shared_statement

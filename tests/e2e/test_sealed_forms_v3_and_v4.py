@@ -10,7 +10,7 @@ import asyncpg
 
 from lrs.http import keys
 from lrs.payload_codec import open_payload
-from lrs.privacy import seal
+from lrs.privacy import seal, sealed_text
 from tests.e2e.conftest import xapi_headers
 from tests.e2e.test_erasure_api import add_eraser, as_eraser
 from tests.e2e.test_export_e2e import _lrs
@@ -40,7 +40,7 @@ async def test_a_store_with_v3_and_v4_forms_reads_exports_verifies_and_erases(
     old = [statement(LAN), statement(LAN)]
     response = await sealed_client.post("/xapi/statements", json=old, headers=xapi_headers())
     assert response.status == 200
-    learner_keys._reference_form = seal.SHORT
+    learner_keys._reference_form = sealed_text.SHORT
     learner_keys.forget_all()  # a process of this build has no form of the older one cached
     new = [statement(LAN), statement(LAN)]
     response = await sealed_client.post("/xapi/statements", json=new, headers=xapi_headers())

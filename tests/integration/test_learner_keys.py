@@ -15,7 +15,7 @@ import asyncpg
 import pytest
 
 from lrs.ingest.prepare import prepare_statements
-from lrs.privacy import seal
+from lrs.privacy import opening, seal, sealed_text, statement_agents
 from lrs.privacy.master import MasterKey, PrivacyKeyError
 from lrs.store import StatementWriter
 from lrs.store.erasure import erase_learner
@@ -62,8 +62,8 @@ async def test_processes_asking_at_once_share_one_key_per_learner(pool: asyncpg.
         a = first.cached(TENANT, first.pseudonym(TENANT, ident))
         b = second.cached(TENANT, second.pseudonym(TENANT, ident))
         assert a is not None and b is not None
-        text = seal.seal_bytes(a, TENANT, plaintext)
-        assert seal.open_text(text, {(b.pseudonym, b.generation): b.cipher}, TENANT) == plaintext
+        text = sealed_text.seal_bytes(a, TENANT, plaintext)
+        assert sealed_text.open_text(text, {(b.pseudonym, b.generation): b.cipher}, TENANT) == plaintext
 
 
 async def test_a_process_that_has_not_heard_of_an_erasure_does_not_write_under_the_destroyed_key(
@@ -138,13 +138,13 @@ async def test_a_document_sealed_before_an_erasure_is_not_stored_after_it(pool: 
     master = MasterKey(os.urandom(32))
     late, eraser = LearnerKeys(pool, master), LearnerKeys(pool, master)
     await late.load_epoch()
-    ident = seal.identifier(LEARNER)
+    ident = statement_agents.identifier(LEARNER)
     stored_key = late.pseudonym_key(TENANT, ident)
     key = (await late.keys_for_writing(TENANT, [ident]))[ident]  # sealed by the late process
     await erase_learner(pool, eraser, TENANT, LEARNER, reason="request 9", by="test")
 
     document = DocumentKey(DocumentSet(Resource.STATE, "http://example.com/a", stored_key, None), "progress")
-    store = DocumentStore(pool, seal_content=lambda content: seal.seal_bytes(key, TENANT, content),
+    store = DocumentStore(pool, seal_content=lambda content: sealed_text.seal_bytes(key, TENANT, content),
                           key_refs=frozenset({(key.pseudonym, key.generation)}))
     with pytest.raises(KeyErasedMeanwhile):
         await store.put(TENANT, document, "put", lambda current: NewVersion(b'{"score": 7}', "application/json", '"e"'))
@@ -182,8 +182,8 @@ async def test_statements_carry_a_reference_and_each_ciphertext_is_stored_once_b
     # One ciphertext for the learner and one for the authority per form, whatever the number of Statements.
     rows = {bytes(r["ref"]): bytes(r["ciphertext"]) for r in await pool.fetch("SELECT ref, ciphertext FROM sealed_identities")}
     assert len(rows) == 4
-    assert sum(seal.reference_of(ciphertext) == ref for ref, ciphertext in rows.items()) == 2  # v3's
-    assert seal.stored_references(seal.decode(stored[0])) | seal.stored_references(seal.decode(stored[3])) == set(rows)
+    assert sum(sealed_text.reference_of(ciphertext) == ref for ref, ciphertext in rows.items()) == 2  # v3's
+    assert opening.stored_references(seal.decode(stored[0])) | opening.stored_references(seal.decode(stored[3])) == set(rows)
     for payload in stored:
         assert b"ana@example.com" not in payload and b"Ana" not in payload
     opened = await reader.open_payloads(TENANT, stored)
@@ -257,13 +257,13 @@ async def test_a_statement_commits_in_the_group_that_stores_its_ciphertexts(
     [result] = await append(writer, keyring, [second])
     assert result.inserted
     payload = await get_statement(pool, TENANT, uuid.UUID(second["id"]), voided=False)
-    named = seal.stored_references(seal.decode(payload))
+    named = opening.stored_references(seal.decode(payload))
     assert len(named) == 2
     assert named <= {bytes(r["ref"]) for r in await pool.fetch("SELECT ref FROM sealed_identities")}
     # Committed now: the next request names the learner as this one did and carries nothing.
     third = await keyring.seal_statements(TENANT, [body()], AUTHORITY)
     assert third.ciphertexts == {}
-    assert seal.stored_references({**third.statements[0], "authority": third.authority}) == named
+    assert opening.stored_references({**third.statements[0], "authority": third.authority}) == named
 
 
 async def test_requests_sealing_at_once_store_every_ciphertext_they_reference(

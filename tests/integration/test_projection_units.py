@@ -16,7 +16,8 @@ from projections.replay import replay
 from projections.runner import ProjectionRunner
 from projections.units.roster import parse_json
 from projections.units.series_store import series_counts, series_counts_daily
-from projections.units.store import advance_clock, load_roster, unit_counts
+from projections.units.reads import unit_counts
+from projections.units.store import advance_clock, load_roster
 from tests.integration.test_projection_runner import CATALOG, MODULES, PROGRAM, VOIDED, course_statement, learner_key, voiding, write
 
 NOW = datetime(2025, 6, 1, tzinfo=timezone.utc)

@@ -18,7 +18,7 @@ import asyncpg
 
 from lrs.ingest.prepare import prepare_statements
 from lrs.payload_codec import open_payload
-from lrs.privacy import seal
+from lrs.privacy import opening, seal, statement_agents
 from lrs.privacy.master import MasterKey
 from lrs.store import StatementWriter
 from lrs.store.erasure import erase_learner
@@ -156,7 +156,7 @@ async def test_no_agent_anywhere_in_a_statement_is_stored_in_clear(
     for tenant, payloads in by_tenant.items():
         for payload in payloads:
             stored = seal.decode(payload)
-            for container, name in seal._agent_slots(stored):
+            for container, name in statement_agents.agent_slots(stored):
                 if name in container:
                     _every_identity_sealed(container[name])
         opened = [seal.decode(p) for p in await LearnerKeys(pool, master).open_payloads(tenant, payloads)]
@@ -164,7 +164,7 @@ async def test_no_agent_anywhere_in_a_statement_is_stored_in_clear(
             assert {k: v for k, v in now.items() if k not in ("stored", "authority", "version", "timestamp")} == was
             assert now["authority"] == AUTHORITY
         forms[tenant] = {form["account"]["name"] for p in payloads
-                         for _, form in seal._sealed_texts(seal.decode(p)) if "account" in form}
+                         for _, form in opening._sealed_texts(seal.decode(p)) if "account" in form}
     assert forms["default"] and forms["other"] and not forms["default"] & forms["other"]  # no pseudonym shared
 
     needles = _needles({**one, **{f"two-{k}": v for k, v in two.items()}, "authority": AUTHORITY})

@@ -31,7 +31,8 @@ from projections.runner import ProjectionRunner
 from projections.units.roster import RosterError, parse_json
 from projections.events import LogEvent
 from projections.units.series_store import series_counts, series_counts_daily
-from projections.units.store import load_roster, unit_counts
+from projections.units.reads import unit_counts
+from projections.units.store import load_roster
 from tests.integration.test_projection_runner import AUTHORITY, CATALOG, MODULES, PROGRAM, course_statement
 
 NOW = datetime(2025, 6, 1, tzinfo=timezone.utc)

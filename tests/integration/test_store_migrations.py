@@ -9,7 +9,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from lrs.privacy import seal
+from lrs.privacy import sealed_text
 from lrs.privacy.master import MasterKey
 from lrs.store.learner_keys import LearnerKeys
 from lrs.store.migrations import MigrationError, apply_migrations, list_migrations
@@ -263,8 +263,8 @@ async def test_0095_keeps_the_learner_keys_of_a_store_at_0094_and_drops_their_se
         [(ident, key)] = again.items()
         assert key.generation == made[ident].generation == 1
         plaintext = b'{"name":"x"}'
-        sealed = seal.seal_bytes(made[ident], "t", plaintext)
-        assert seal.open_text(sealed, {(key.pseudonym, 1): key.cipher}, "t") == plaintext
+        sealed = sealed_text.seal_bytes(made[ident], "t", plaintext)
+        assert sealed_text.open_text(sealed, {(key.pseudonym, 1): key.cipher}, "t") == plaintext
         assert await conn.fetchval("SELECT count(*) FROM learner_keys") == 1
     finally:
         await conn.close()

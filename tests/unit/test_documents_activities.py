@@ -93,13 +93,18 @@ def test_agent_names_in_statement() -> None:
     assert agent_names_in(statement, "mbox:mailto:other@example.org") == []
 
 
-def test_definition_updates_and_fold_in_log_order():
-    from lrs.documents.activities import definition_updates, fold_definitions
+def test_definitions_fold_in_log_order():
+    """The updates of a group in log order, as the writer makes them
+    (lrs.store.group_columns.group_definition_updates, whose order
+    tests/unit/test_writer_group_columns.py pins), fold in that order."""
+    from lrs.documents.activities import DefinitionUpdate, activity_definitions_in, fold_definitions
 
     first = {"object": {"id": "http://a", "definition": {"name": {"en": "A"}, "type": "http://t/1"}}}
     second = {"object": {"id": "http://a", "definition": {"name": {"vi": "Á"}, "type": "http://t/2"}},
               "context": {"contextActivities": {"parent": [{"id": "http://p", "definition": {"name": {"en": "P"}}}]}}}
-    updates = definition_updates([("t1", first, 5), ("t1", second, 6), ("t2", first, 7)])
+    updates = [DefinitionUpdate(tenant, activity_id, definition, position)
+               for tenant, statement, position in [("t1", first, 5), ("t1", second, 6), ("t2", first, 7)]
+               for activity_id, definition in activity_definitions_in(statement)]
     assert [(u.tenant, u.activity_id, u.position) for u in updates] == [
         ("t1", "http://a", 5), ("t1", "http://a", 6), ("t1", "http://p", 6), ("t2", "http://a", 7)]
     current = {("t1", "http://a"): {"name": {"fr": "A-fr"}, "moreInfo": "http://m"}}

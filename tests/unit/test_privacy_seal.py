@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import os
 
 import msgspec
 import pytest
 
-from lrs.privacy import master, seal
+from lrs.privacy import master, opening, seal, sealed_text, statement_agents
+from lrs.privacy.data_key import SealKey, new_data_key_cipher
 from lrs.xapi.identity import ifi_key
 
 TENANT = "t1"
@@ -16,14 +19,14 @@ PSEUDONYM_KEY = b"k" * 32
 
 def _keys(statement):
     return {
-        ident: seal.SealKey(seal.pseudonym(PSEUDONYM_KEY, TENANT, ident), 1, seal.new_data_key_cipher(os.urandom(32)))
-        for ident in seal.identities(statement)
+        ident: SealKey(seal.pseudonym(PSEUDONYM_KEY, TENANT, ident), 1, new_data_key_cipher(os.urandom(32)))
+        for ident in statement_agents.identities(statement)
     }
 
 
 def _seal(statement, keys):
-    return seal.seal_statement(statement, lambda agent: seal.seal_agent(
-        agent, keys, lambda key, plaintext: seal.seal_bytes(key, TENANT, plaintext)))
+    return statement_agents.seal_statement(statement, lambda agent: seal.seal_agent(
+        agent, keys, lambda key, plaintext: sealed_text.seal_bytes(key, TENANT, plaintext)))
 
 
 def _ciphers(keys):
@@ -53,8 +56,8 @@ def test_sealing_hides_every_identifier_and_name_and_opening_restores_the_statem
     for clear in ("lan@example.org", "Nguyễn", "minh", "Minh", "hoa", "platform", "a" * 40, "Hùng",
                   "team@example.org", "Đội A", "Nhóm 3"):
         assert clear not in text, clear
-    assert seal.is_sealed_payload(seal.encode(sealed))
-    assert seal.open_statement(sealed, _ciphers(keys), TENANT) == STATEMENT
+    assert opening.is_sealed_payload(seal.encode(sealed))
+    assert opening.open_statement(sealed, _ciphers(keys), TENANT) == STATEMENT
     assert STATEMENT["actor"]["name"] == "Nguyễn Thị Lan"  # the input is not modified
 
 
@@ -83,7 +86,7 @@ def test_an_erased_identity_opens_to_the_erased_form_and_the_others_stay_readabl
     lan = keys["mbox:mailto:lan@example.org"]
     ciphers = _ciphers(keys)
     ciphers[(lan.pseudonym, lan.generation)] = None
-    opened = seal.open_statement(sealed, ciphers, TENANT)
+    opened = opening.open_statement(sealed, ciphers, TENANT)
     assert opened["actor"] == {"objectType": "Agent", "account": {"homePage": "https://lrs.invalid/erased", "name": lan.pseudonym}}
     assert opened["context"]["team"]["member"][0]["account"]["homePage"] == "https://lrs.invalid/erased"
     assert opened["context"]["instructor"] == STATEMENT["context"]["instructor"]
@@ -92,7 +95,7 @@ def test_an_erased_identity_opens_to_the_erased_form_and_the_others_stay_readabl
 def test_a_ciphertext_moved_to_another_identity_or_tenant_does_not_open():
     keys = _keys(STATEMENT)
     sealed = _seal(STATEMENT, keys)
-    opened = seal.open_statement(sealed, _ciphers(keys), "another-tenant")
+    opened = opening.open_statement(sealed, _ciphers(keys), "another-tenant")
     assert opened["actor"]["account"]["homePage"] == "https://lrs.invalid/erased"
 
 
@@ -132,13 +135,13 @@ def test_a_sealed_document_event_carries_no_content_in_clear_and_replays_until_e
     from lrs.documents.model import DocumentKey, DocumentSet, NewVersion, Resource
 
     ident = "mbox:mailto:lan@example.org"
-    key = seal.SealKey(seal.pseudonym(PSEUDONYM_KEY, TENANT, ident), 1, seal.new_data_key_cipher(os.urandom(32)))
+    key = SealKey(seal.pseudonym(PSEUDONYM_KEY, TENANT, ident), 1, new_data_key_cipher(os.urandom(32)))
     stored_key = f"account:{seal.PSEUDONYM_HOME}|{key.pseudonym}"
     context = DocumentSet(Resource.AGENT_PROFILE, "", stored_key, None)
     content = "Nguyễn Thị Lan".encode()
     payload = document_event_payload(
         DocumentKey(context, "contact"), "put", NewVersion(content, "text/plain", etag_of(content)),
-        lambda data: seal.seal_bytes(key, TENANT, data),
+        lambda data: sealed_text.seal_bytes(key, TENANT, data),
     )
     assert content not in payload and b"lan@example.org" not in payload
     # Nor the SHA-1 of the content (its ETag): a short document is found again
@@ -146,10 +149,10 @@ def test_a_sealed_document_event_carries_no_content_in_clear_and_replays_until_e
     assert etag_of(content).strip('"').encode() not in payload
     events = [(1, TENANT, DOCUMENT_EVENT, datetime(2026, 1, 1, tzinfo=timezone.utc), payload)]
     ciphers = {(key.pseudonym, key.generation): key.cipher}
-    [row] = replay_documents(events, lambda tenant, text: seal.open_text(text, ciphers, tenant)).values()
+    [row] = replay_documents(events, lambda tenant, text: sealed_text.open_text(text, ciphers, tenant)).values()
     assert row.content == content and row.etag == etag_of(content)
     erased = {(key.pseudonym, key.generation): None}
-    assert replay_documents(events, lambda tenant, text: seal.open_text(text, erased, tenant)) == {}
+    assert replay_documents(events, lambda tenant, text: sealed_text.open_text(text, erased, tenant)) == {}
     with pytest.raises(ValueError, match="sealed"):
         replay_documents(events)
 
@@ -159,7 +162,7 @@ def _v1_form(agent, key):
     own = {k: v for k, v in agent.items() if k != "member"}
     return {"objectType": agent.get("objectType", "Agent"),
             "account": {"homePage": seal.PSEUDONYM_HOME, "name": key.pseudonym},
-            "sealed": seal.seal_bytes(key, TENANT, seal.encode(own))}
+            "sealed": sealed_text.seal_bytes(key, TENANT, seal.encode(own))}
 
 
 def test_an_agent_sent_with_its_object_type_is_sealed_in_the_compact_v2_form():
@@ -170,14 +173,14 @@ def test_an_agent_sent_with_its_object_type_is_sealed_in_the_compact_v2_form():
     assert authority["sealed"].startswith("v2.1.") and pseudonym not in authority["sealed"]
     # v1 for an Agent sent without objectType and for an Anonymous Group (no account to name the pseudonym).
     assert sealed["actor"]["sealed"].startswith("v1.") and sealed["object"]["actor"]["sealed"].startswith("v1.")
-    assert seal.sealed_refs(sealed) == {(k.pseudonym, k.generation) for k in keys.values()}
+    assert opening.sealed_refs(sealed) == {(k.pseudonym, k.generation) for k in keys.values()}
     key = next(k for k in keys.values() if k.pseudonym == pseudonym)
     v1 = _v1_form(STATEMENT["authority"], key)
     assert len(authority["sealed"]) < len(v1["sealed"]) - 40
     # The v2 ciphertext is bound to its pseudonym: under another account name it does not open.
     moved = dict(authority, account={"homePage": seal.PSEUDONYM_HOME, "name": "0" * 32})
     ciphers = _ciphers(keys) | {("0" * 32, 1): key.cipher}
-    assert seal.open_agent(moved, ciphers, TENANT)["account"]["homePage"] == seal.ERASED_HOME
+    assert opening.open_agent(moved, ciphers, TENANT)["account"]["homePage"] == seal.ERASED_HOME
 
 
 def test_statements_sealed_in_the_v1_form_before_v2_still_open():
@@ -186,28 +189,28 @@ def test_statements_sealed_in_the_v1_form_before_v2_still_open():
     by_pseudonym = {k.pseudonym: k for k in keys.values()}
     old = dict(sealed, authority=_v1_form(STATEMENT["authority"], by_pseudonym[sealed["authority"]["account"]["name"]]))
     assert old["authority"]["sealed"].startswith("v1.")
-    assert seal.is_sealed_payload(seal.encode(old))
-    assert seal.sealed_refs(old) == seal.sealed_refs(sealed)
-    assert seal.open_statement(old, _ciphers(keys), TENANT) == STATEMENT
+    assert opening.is_sealed_payload(seal.encode(old))
+    assert opening.sealed_refs(old) == opening.sealed_refs(sealed)
+    assert opening.open_statement(old, _ciphers(keys), TENANT) == STATEMENT
 
 
-def _seal_v3(statement, keys, seal_apart=seal.seal_reference):
+def _seal_v3(statement, keys, seal_apart=sealed_text.seal_reference):
     """Sealed as the Statement writer sealed before v4 (v3): ciphertexts apart, by reference."""
     stored: dict[bytes, bytes] = {}
 
     def seal_text(key, plaintext):
-        if plaintext.startswith(seal._COMPACT_MARK):
-            text, ref, ciphertext = seal_apart(key, TENANT, plaintext[len(seal._COMPACT_MARK):])
+        if plaintext.startswith(sealed_text.COMPACT_MARK):
+            text, ref, ciphertext = seal_apart(key, TENANT, plaintext[len(sealed_text.COMPACT_MARK):])
             stored[ref] = ciphertext
             return text
-        return seal.seal_bytes(key, TENANT, plaintext)
+        return sealed_text.seal_bytes(key, TENANT, plaintext)
 
-    return seal.seal_statement(statement, lambda agent: seal.seal_agent(agent, keys, seal_text)), stored
+    return statement_agents.seal_statement(statement, lambda agent: seal.seal_agent(agent, keys, seal_text)), stored
 
 
 def _seal_v4(statement, keys):
     """Sealed as the Statement writer seals (v4): ciphertexts apart, by row."""
-    return _seal_v3(statement, keys, seal.seal_short)
+    return _seal_v3(statement, keys, sealed_text.seal_short)
 
 
 def test_the_v3_form_carries_a_reference_that_commits_to_a_ciphertext_kept_apart():
@@ -219,32 +222,32 @@ def test_the_v3_form_carries_a_reference_that_commits_to_a_ciphertext_kept_apart
     v2 = _seal(STATEMENT, keys)["authority"]["sealed"]
     assert len(authority["sealed"]) < len(v2) - 80
     # The authority, the team and the SubStatement's Agent object (each sent with its objectType).
-    assert seal.stored_references(sealed) == set(stored) and len(stored) == 3
+    assert opening.stored_references(sealed) == set(stored) and len(stored) == 3
     for ciphertext in stored.values():
         assert ciphertext.hex() not in msgspec.json.encode(sealed).decode()
-    assert seal.sealed_refs(sealed) == seal.sealed_refs(_seal(STATEMENT, keys))
+    assert opening.sealed_refs(sealed) == opening.sealed_refs(_seal(STATEMENT, keys))
     # Deterministic: the same identity sealed again gives the same reference.
     assert _seal_v3(STATEMENT, keys)[0] == sealed
-    assert seal.open_statement(sealed, _ciphers(keys), TENANT, stored) == STATEMENT
+    assert opening.open_statement(sealed, _ciphers(keys), TENANT, stored) == STATEMENT
 
 
 def test_a_v3_form_whose_ciphertext_is_missing_or_not_the_one_referenced_does_not_open():
     keys = _keys(STATEMENT)
     sealed, stored = _seal_v3(STATEMENT, keys)
-    ref = next(iter(seal.stored_references({"actor": sealed["authority"]})))
+    ref = next(iter(opening.stored_references({"actor": sealed["authority"]})))
     missing = {k: v for k, v in stored.items() if k != ref}
-    opened = seal.open_statement(sealed, _ciphers(keys), TENANT, missing)
+    opened = opening.open_statement(sealed, _ciphers(keys), TENANT, missing)
     assert opened["authority"]["account"]["homePage"] == seal.ERASED_HOME
     assert opened["context"]["team"] == STATEMENT["context"]["team"]  # the others open
     # Another identity's ciphertext given for this reference is refused.
     other = next(v for k, v in stored.items() if k != ref)
     swapped = {**stored, ref: other}
-    assert seal.open_statement(sealed, _ciphers(keys), TENANT, swapped)["authority"]["account"]["homePage"] == \
+    assert opening.open_statement(sealed, _ciphers(keys), TENANT, swapped)["authority"]["account"]["homePage"] == \
         seal.ERASED_HOME
     # A v3 ciphertext does not open as a v2 text (its associated data is its own).
     key = next(k for k in keys.values() if k.pseudonym == sealed["authority"]["account"]["name"])
-    as_v2 = dict(sealed["authority"], sealed="v2.1." + seal.base64.urlsafe_b64encode(stored[ref]).rstrip(b"=").decode())
-    assert seal.open_agent(as_v2, _ciphers(keys), TENANT)["account"]["homePage"] == seal.ERASED_HOME
+    as_v2 = dict(sealed["authority"], sealed="v2.1." + base64.urlsafe_b64encode(stored[ref]).rstrip(b"=").decode())
+    assert opening.open_agent(as_v2, _ciphers(keys), TENANT)["account"]["homePage"] == seal.ERASED_HOME
     assert key.generation == 1
 
 
@@ -255,42 +258,42 @@ def test_the_v4_form_carries_a_short_tag_and_finds_its_ciphertext_by_pseudonym_g
     assert authority["sealed"].startswith("v4.1.") and len(authority["sealed"]) == len("v4.1.") + 12
     assert team["sealed"].startswith("v4.1.")
     assert len(authority["sealed"]) == len(_seal_v3(STATEMENT, keys)[0]["authority"]["sealed"]) - 10
-    assert seal.stored_references(sealed) == set(stored) and len(stored) == 3
+    assert opening.stored_references(sealed) == set(stored) and len(stored) == 3
     for ciphertext in stored.values():
         assert ciphertext.hex() not in msgspec.json.encode(sealed).decode()
-    assert seal.sealed_refs(sealed) == seal.sealed_refs(_seal(STATEMENT, keys))
+    assert opening.sealed_refs(sealed) == opening.sealed_refs(_seal(STATEMENT, keys))
     assert _seal_v4(STATEMENT, keys)[0] == sealed  # deterministic
-    assert seal.open_statement(sealed, _ciphers(keys), TENANT, stored) == STATEMENT
+    assert opening.open_statement(sealed, _ciphers(keys), TENANT, stored) == STATEMENT
     # The row is the identity's own: the same tag under another pseudonym names another row.
-    tag = seal._b64(authority["sealed"].split(".", 2)[2])
-    row = seal.short_row(authority["account"]["name"], 1, tag)
-    assert row in stored and seal.short_row(team["account"]["name"], 1, tag) != row
-    assert seal.short_row(authority["account"]["name"], 2, tag) != row
+    tag = sealed_text.b64_unpadded(authority["sealed"].split(".", 2)[2])
+    row = sealed_text.short_row(authority["account"]["name"], 1, tag)
+    assert row in stored and sealed_text.short_row(team["account"]["name"], 1, tag) != row
+    assert sealed_text.short_row(authority["account"]["name"], 2, tag) != row
 
 
 def test_a_v4_form_whose_ciphertext_is_missing_or_not_the_one_tagged_does_not_open():
     keys = _keys(STATEMENT)
     sealed, stored = _seal_v4(STATEMENT, keys)
-    row = next(iter(seal.stored_references({"actor": sealed["authority"]})))
+    row = next(iter(opening.stored_references({"actor": sealed["authority"]})))
     missing = {k: v for k, v in stored.items() if k != row}
-    opened = seal.open_statement(sealed, _ciphers(keys), TENANT, missing)
+    opened = opening.open_statement(sealed, _ciphers(keys), TENANT, missing)
     assert opened["authority"]["account"]["homePage"] == seal.ERASED_HOME
     assert opened["context"]["team"] == STATEMENT["context"]["team"]
     # Another ciphertext put in the row does not match the tag the Statement carries.
     other = next(v for k, v in stored.items() if k != row)
-    assert seal.open_statement(sealed, _ciphers(keys), TENANT, {**stored, row: other})["authority"]["account"][
+    assert opening.open_statement(sealed, _ciphers(keys), TENANT, {**stored, row: other})["authority"]["account"][
         "homePage"] == seal.ERASED_HOME
     # The same identity sealed in v3 and in v4 are different ciphertexts (each form's associated data is its own):
     # a v3 ciphertext kept in a v4 row does not open.
     v3, stored_v3 = _seal_v3(STATEMENT, keys)
-    v3_ciphertext = stored_v3[next(iter(seal.stored_references({"actor": v3["authority"]})))]
-    forged_tag = seal.hashlib.sha256(v3_ciphertext).digest()[:6]
-    forged = dict(sealed["authority"], sealed="v4.1." + seal.base64.urlsafe_b64encode(forged_tag).decode())
-    forged_row = seal.short_row(forged["account"]["name"], 1, forged_tag)
-    assert seal.open_agent(forged, _ciphers(keys), TENANT, {forged_row: v3_ciphertext})["account"]["homePage"] == \
+    v3_ciphertext = stored_v3[next(iter(opening.stored_references({"actor": v3["authority"]})))]
+    forged_tag = hashlib.sha256(v3_ciphertext).digest()[:6]
+    forged = dict(sealed["authority"], sealed="v4.1." + base64.urlsafe_b64encode(forged_tag).decode())
+    forged_row = sealed_text.short_row(forged["account"]["name"], 1, forged_tag)
+    assert opening.open_agent(forged, _ciphers(keys), TENANT, {forged_row: v3_ciphertext})["account"]["homePage"] == \
         seal.ERASED_HOME
     # Erased: no key, the erased form.
-    assert seal.open_statement(sealed, {}, TENANT, stored)["authority"] == {
+    assert opening.open_statement(sealed, {}, TENANT, stored)["authority"] == {
         "objectType": "Agent", "account": {"homePage": seal.ERASED_HOME, "name": sealed["authority"]["account"]["name"]}}
 
 
@@ -300,8 +303,8 @@ def test_a_statement_holding_v3_and_v4_forms_opens_both():
     v4, stored_v4 = _seal_v4(STATEMENT, keys)
     mixed = dict(v4, authority=v3["authority"])
     stored = {**stored_v3, **stored_v4}
-    assert seal.stored_references(mixed) <= set(stored) and len(seal.stored_references(mixed)) == 3
-    assert seal.open_statement(mixed, _ciphers(keys), TENANT, stored) == STATEMENT
+    assert opening.stored_references(mixed) <= set(stored) and len(opening.stored_references(mixed)) == 3
+    assert opening.open_statement(mixed, _ciphers(keys), TENANT, stored) == STATEMENT
 
 
 def test_a_stored_statement_in_the_v4_form_is_shorter_compressed_than_in_v3():
@@ -320,7 +323,7 @@ def test_a_stored_statement_in_the_v4_form_is_shorter_compressed_than_in_v3():
     for one in statements:
         keys = _keys(one)
         v3, v4 = _seal_v3(one, keys)[0], _seal_v4(one, keys)[0]
-        assert seal.sealed_refs(v3) == seal.sealed_refs(v4)
+        assert opening.sealed_refs(v3) == opening.sealed_refs(v4)
         v3_bytes += len(store_payload(seal.encode(v3)))
         v4_bytes += len(store_payload(seal.encode(v4)))
     assert v4_bytes <= v3_bytes - 20 * len(statements)  # two identities, 10 characters fewer each
@@ -330,16 +333,16 @@ def test_agent_named_finds_an_identity_by_pseudonym_in_an_opened_statement_or_sa
     keys = _keys(STATEMENT)
     sealed = _seal(STATEMENT, keys)
     pseudonym_of = lambda ident: seal.pseudonym(PSEUDONYM_KEY, TENANT, ident)  # noqa: E731
-    opened = seal.open_statement(sealed, _ciphers(keys), TENANT)
+    opened = opening.open_statement(sealed, _ciphers(keys), TENANT)
     for ident in ("mbox:mailto:lan@example.org", "openid:https://id.example/hoa", "account:https://x.example|minh"):
-        agent, erased = seal.agent_named(opened, pseudonym_of(ident), pseudonym_of)
+        agent, erased = opening.agent_named(opened, pseudonym_of(ident), pseudonym_of)
         assert agent is not None and ifi_key(agent) == ident and not erased
-    assert seal.agent_named(opened, "0" * 32, pseudonym_of) == (None, False)
+    assert opening.agent_named(opened, "0" * 32, pseudonym_of) == (None, False)
     lan = pseudonym_of("mbox:mailto:lan@example.org")
     without_lan = {k: v for k, v in _ciphers(keys).items() if k[0] != lan}  # Lan's key destroyed
-    erased_form = seal.open_statement(sealed, without_lan, TENANT)
-    assert seal.agent_named(erased_form, lan, pseudonym_of) == (None, True)
-    assert seal.agent_named(erased_form, pseudonym_of("openid:https://id.example/hoa"), pseudonym_of)[0] is not None
+    erased_form = opening.open_statement(sealed, without_lan, TENANT)
+    assert opening.agent_named(erased_form, lan, pseudonym_of) == (None, True)
+    assert opening.agent_named(erased_form, pseudonym_of("openid:https://id.example/hoa"), pseudonym_of)[0] is not None
 
 
 def _load_at_once(path, barrier, results):

@@ -27,7 +27,7 @@ from typing import Any, Awaitable, Callable
 
 import pytest
 
-from projections.competency import parallel_replay, read_shares
+from projections.competency import parallel_replay, share_pipes
 from projections.competency.parallel_replay import ReplayWorkerFailed
 
 uvloop = pytest.importorskip("uvloop")
@@ -96,7 +96,7 @@ def _on_uvloop(
 
 
 def test_a_message_arriving_in_parts_after_the_wait_is_received_whole() -> None:
-    assert _on_uvloop(lambda pipe, _: read_shares._receive(pipe, "hints")) == MESSAGE
+    assert _on_uvloop(lambda pipe, _: share_pipes.receive(pipe, "hints")) == MESSAGE
 
 
 def test_a_message_read_without_waiting_after_a_wait_is_received_whole() -> None:
@@ -105,12 +105,12 @@ def test_a_message_read_without_waiting_after_a_wait_is_received_whole() -> None
     waited on for an earlier (small) message."""
 
     async def after_a_wait(pipe: Connection, sending: Connection) -> bytes:
-        assert await read_shares._receive(pipe, "hints") == b"h"
+        assert await share_pipes.receive(pipe, "hints") == b"h"
         writer = _write_in_two_parts(pipe, sending, MESSAGE)
         while not pipe.poll():
             await asyncio.sleep(0.001)
         try:
-            return read_shares._received(pipe.recv_bytes, "hints")
+            return share_pipes.received(pipe.recv_bytes, "hints")
         finally:
             pipe.close()
             writer.join()
@@ -120,7 +120,7 @@ def test_a_message_read_without_waiting_after_a_wait_is_received_whole() -> None
 
 def test_a_writer_ending_in_the_middle_of_a_message_fails_the_replay() -> None:
     with pytest.raises(ReplayWorkerFailed, match="ended while sending hints"):
-        _on_uvloop(lambda pipe, _: read_shares._receive(pipe, "hints"), end=True)
+        _on_uvloop(lambda pipe, _: share_pipes.receive(pipe, "hints"), end=True)
 
 
 def test_a_read_worker_s_message_arriving_in_parts_after_the_wait_is_collected_whole() -> None:

@@ -15,8 +15,8 @@ from typing import Any, Callable
 import msgspec
 import pytest
 
-from projections.competency import read_shares
-from projections.competency.read_shares import (
+from projections.competency import read_shares, share_pipes
+from projections.competency.share_judging import (
     collisions, give_up, judge_page, owned_hashes, settle, suspects, take_hinted,
 )
 from projections.competency.rebuild import LogRebuild
@@ -41,7 +41,7 @@ def _persons(count: int) -> Persons:
 
 def _share(tenant: str, mbox: str, count: int, persons: Persons) -> int:
     """The share of ``count`` a statement by ``mbox`` goes to: that of its
-    person (read_shares.judge_page)."""
+    person (share_judging.judge_page)."""
     learner = f"mbox:{mbox}"
     return hash(persons.get((tenant, learner), learner)) % count
 
@@ -164,7 +164,7 @@ async def test_a_process_reading_its_share_judges_on_while_the_other_judges_and_
     persons = _persons(2)
     log = _log_with_ids_written_twice(seed, 2, persons)
     expected = _in_shares(log, 2, persons, settled=False)[0]
-    links = read_shares._Links(2)
+    links = share_pipes.Links(2)
     other = LogRebuild(CATALOG, persons=persons, owner_positions={}, mismatch_positions={})
     pages = [log[start:start + 7] for start in range(0, len(log), 7)]
     for number in range(1, len(pages), 2):  # every page of share 1, judged before share 0 starts
@@ -173,7 +173,7 @@ async def test_a_process_reading_its_share_judges_on_while_the_other_judges_and_
         links.to(0, 1).send_bytes(b"h" + msgspec.msgpack.encode(hints[0]))
     links.to(0, 1).send_bytes(b"r what it read")
     waited: list[int] = []
-    receive = read_shares._receive
+    receive = read_shares.receive
 
     async def counting(pipe: Any, what: str) -> bytes:
         waited.append(1)
@@ -181,7 +181,7 @@ async def test_a_process_reading_its_share_judges_on_while_the_other_judges_and_
 
     work = LogRebuild(CATALOG, persons=persons, owner_positions={}, mismatch_positions={})
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(read_shares, "_receive", counting)
+        patch.setattr(read_shares, "receive", counting)
         assert await read_shares._read_all(work, _pages(log, 7), 0, links) == (len(log), log[-1][0])
     assert waited == []  # every hint was there when its page was read
     assert links.of(0, 1).recv_bytes() == b"r what it read"
@@ -241,7 +241,7 @@ def test_two_shares_whose_hints_outgrow_their_pipes_do_not_wait_for_each_other_f
                 hints[other].extend(range(len(page)))  # about 9 KB of msgpack a page
 
     log = [(position, "t", "statement", b"{}") for position in range(1, 3000 * 12 + 1)]
-    links = read_shares._Links(2)
+    links = share_pipes.Links(2)
     for receiving, _ in links.pipes.values():
         fcntl.fcntl(receiving.fileno(), fcntl.F_SETPIPE_SZ, 4096)
     context = multiprocessing.get_context("fork")

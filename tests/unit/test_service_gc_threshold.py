@@ -23,7 +23,8 @@ import msgspec
 from lrs.batching import statement_form
 from lrs.commands.common import SERVICE_GC_THRESHOLDS
 from lrs.ingest.prepare import prepare_statements
-from lrs.privacy import seal
+from lrs.privacy import statement_agents
+from lrs.privacy.data_key import new_data_key_cipher
 from lrs.privacy.master import MasterKey
 from lrs.store.group_columns import array_literal
 from lrs.store.learner_keys import LearnerKeys
@@ -61,12 +62,12 @@ async def _held_in_flight(sealing: bool) -> int:
     body = _body(BATCH)
     keyring = LearnerKeys(None, MasterKey(secrets.token_bytes(32)), capacity=10 * BATCH)  # type: ignore[arg-type]
     first = msgspec.json.decode(body)
-    idents = seal.identities({"actor": AUTHORITY})
+    idents = statement_agents.identities({"actor": AUTHORITY})
     for one in first:
-        idents |= seal.identities(one)
+        idents |= statement_agents.identities(one)
     for ident in idents:
         keyring._remember(TENANT, keyring.pseudonym(TENANT, ident), 1,
-                          seal.new_data_key_cipher(secrets.token_bytes(32)), keyring._version)
+                          new_data_key_cipher(secrets.token_bytes(32)), keyring._version)
     keyring.stored(await keyring.seal_statements(TENANT, first, AUTHORITY))
 
     async def request() -> list:

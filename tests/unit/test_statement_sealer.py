@@ -1,4 +1,4 @@
-"""Sealing one request's Statements in one walk (lrs.privacy.seal.seal_statement
+"""Sealing one request's Statements in one walk (lrs.privacy.statement_agents.seal_statement
 and StatementSealer): the same sealed forms as sealing each Agent on its own,
 keys read only for the Agents that need them, known forms reused."""
 
@@ -9,7 +9,8 @@ import os
 
 import pytest
 
-from lrs.privacy import seal
+from lrs.privacy import opening, seal, sealed_text, statement_agents, statement_sealer
+from lrs.privacy.data_key import DataKey, SealKey, new_data_key_cipher
 from tests.unit.test_privacy_seal import _seal_v3
 from tests.unit.test_privacy_seal import _seal_v4 as _one_by_one  # each Agent sealed on its own (seal_agent), v4
 
@@ -45,9 +46,9 @@ ACTIVITY_STATEMENT = {"actor": {"objectType": "Agent", "mbox": "mailto:an@exampl
 def _keys(*statements):
     found = {}
     for statement in statements:
-        for ident in seal.identities(statement):
-            found[ident] = seal.SealKey(seal.pseudonym(PSEUDONYM_KEY, TENANT, ident), 1,
-                                        seal.new_data_key_cipher(os.urandom(32)))
+        for ident in statement_agents.identities(statement):
+            found[ident] = SealKey(seal.pseudonym(PSEUDONYM_KEY, TENANT, ident), 1,
+                                        new_data_key_cipher(os.urandom(32)))
     return found
 
 
@@ -59,26 +60,26 @@ def test_the_walk_visits_every_agent_place_in_the_generic_order_and_leaves_the_i
         visited.append(agent)
         return {"objectType": "Agent", "account": {"homePage": "h", "name": str(len(visited))}}
 
-    sealed = seal.seal_statement(STATEMENT, mark)
-    expected = [c[n] for c, n in seal._agent_slots(copy.deepcopy(STATEMENT)) if isinstance(c.get(n), dict)]
+    sealed = statement_agents.seal_statement(STATEMENT, mark)
+    expected = [c[n] for c, n in statement_agents.agent_slots(copy.deepcopy(STATEMENT)) if isinstance(c.get(n), dict)]
     assert visited == expected and len(visited) == 9
     assert STATEMENT == before
-    for container, name in seal._agent_slots(sealed):
+    for container, name in statement_agents.agent_slots(sealed):
         assert container[name]["account"]["homePage"] == "h", name
     assert sealed["context"]["registration"] == STATEMENT["context"]["registration"]
 
 
 def test_the_sealer_seals_as_each_agent_sealed_on_its_own():
     keys = _keys(STATEMENT, ACTIVITY_STATEMENT)
-    sealer = seal.StatementSealer(TENANT, {}, keys.__getitem__)
-    sealed = [seal.seal_statement(s, sealer.agent) for s in (STATEMENT, ACTIVITY_STATEMENT)]
+    sealer = statement_sealer.StatementSealer(TENANT, {}, keys.__getitem__)
+    sealed = [statement_agents.seal_statement(s, sealer.agent) for s in (STATEMENT, ACTIVITY_STATEMENT)]
     one, stored_one = _one_by_one(STATEMENT, keys)
     two, stored_two = _one_by_one(ACTIVITY_STATEMENT, keys)
     assert sealed == [one, two]
     assert sealer.ciphertexts == {**stored_one, **stored_two}
-    assert sealer.refs == seal.sealed_refs(one) | seal.sealed_refs(two)
+    assert sealer.refs == opening.sealed_refs(one) | opening.sealed_refs(two)
     assert not sealer.missing
-    opened = seal.open_statement(sealed[0], {(k.pseudonym, 1): k.cipher for k in keys.values()}, TENANT,
+    opened = opening.open_statement(sealed[0], {(k.pseudonym, 1): k.cipher for k in keys.values()}, TENANT,
                                  sealer.ciphertexts)
     assert opened == STATEMENT
 
@@ -90,8 +91,8 @@ def test_agents_whose_keys_are_not_at_hand_are_sealed_after_their_keys_are_read(
     def key_of(ident):
         return cached[ident]
 
-    sealer = seal.StatementSealer(TENANT, {}, key_of)
-    sealed = [seal.seal_statement(s, sealer.agent) for s in (STATEMENT, ACTIVITY_STATEMENT)]
+    sealer = statement_sealer.StatementSealer(TENANT, {}, key_of)
+    sealed = [statement_agents.seal_statement(s, sealer.agent) for s in (STATEMENT, ACTIVITY_STATEMENT)]
     # Lan as the actor, a context Agent and a member of the team: those three wait.
     assert sealed[0]["actor"] == {} and sealed[0]["context"]["contextAgents"][0]["agent"] == {}
     assert sealed[0]["context"]["team"] == {}
@@ -103,38 +104,38 @@ def test_agents_whose_keys_are_not_at_hand_are_sealed_after_their_keys_are_read(
 
 def test_a_known_sealed_form_is_reused_and_an_agent_repeated_in_a_request_is_sealed_once():
     keys = _keys(ACTIVITY_STATEMENT)
-    first = seal.StatementSealer(TENANT, {}, keys.__getitem__)
-    batch = [seal.seal_statement(ACTIVITY_STATEMENT, first.agent) for _ in range(3)]
+    first = statement_sealer.StatementSealer(TENANT, {}, keys.__getitem__)
+    batch = [statement_agents.seal_statement(ACTIVITY_STATEMENT, first.agent) for _ in range(3)]
     assert len(first.ciphertexts) == 1 and len(first.fresh) == 1
     assert batch[0]["actor"] is batch[2]["actor"]
 
     def no_key(ident):
         raise AssertionError(f"a known form needs no key ({ident})")
 
-    again = seal.StatementSealer(TENANT, first.fresh, no_key)
-    assert seal.seal_statement(ACTIVITY_STATEMENT, again.agent) == batch[0]
+    again = statement_sealer.StatementSealer(TENANT, first.fresh, no_key)
+    assert statement_agents.seal_statement(ACTIVITY_STATEMENT, again.agent) == batch[0]
     assert again.ciphertexts == {} and again.refs == first.refs
     renamed = {**ACTIVITY_STATEMENT, "actor": {**ACTIVITY_STATEMENT["actor"], "name": "An Nguyễn"}}
-    other = seal.StatementSealer(TENANT, first.fresh, keys.__getitem__)
-    sealed = seal.seal_statement(renamed, other.agent)
+    other = statement_sealer.StatementSealer(TENANT, first.fresh, keys.__getitem__)
+    sealed = statement_agents.seal_statement(renamed, other.agent)
     assert sealed["actor"]["account"] == batch[0]["actor"]["account"]
     assert sealed["actor"]["sealed"] != batch[0]["actor"]["sealed"] and len(other.ciphertexts) == 1
 
 
 def test_the_v3_form_is_sealed_when_asked_for_as_builds_before_v4_did():
     keys = _keys(STATEMENT)
-    sealer = seal.StatementSealer(TENANT, {}, keys.__getitem__, reference_form="v3")
-    sealed = seal.seal_statement(STATEMENT, sealer.agent)
+    sealer = statement_sealer.StatementSealer(TENANT, {}, keys.__getitem__, reference_form="v3")
+    sealed = statement_agents.seal_statement(STATEMENT, sealer.agent)
     expected, stored = _seal_v3(STATEMENT, keys)
     assert sealed == expected and sealed["actor"]["sealed"].startswith("v3.1.") and sealer.ciphertexts == stored
 
 
 def test_the_v2_form_is_sealed_when_references_are_off():
     keys = _keys(ACTIVITY_STATEMENT)
-    sealer = seal.StatementSealer(TENANT, {}, keys.__getitem__, references=False)
-    sealed = seal.seal_statement(ACTIVITY_STATEMENT, sealer.agent)
+    sealer = statement_sealer.StatementSealer(TENANT, {}, keys.__getitem__, references=False)
+    sealed = statement_agents.seal_statement(ACTIVITY_STATEMENT, sealer.agent)
     assert sealed["actor"]["sealed"].startswith("v2.1.") and sealer.ciphertexts == {}
-    assert seal.open_statement(sealed, {(k.pseudonym, 1): k.cipher for k in keys.values()}, TENANT) == ACTIVITY_STATEMENT
+    assert opening.open_statement(sealed, {(k.pseudonym, 1): k.cipher for k in keys.values()}, TENANT) == ACTIVITY_STATEMENT
 
 
 def test_the_known_forms_of_every_tenant_together_stay_within_the_cache_capacity():
@@ -172,13 +173,13 @@ def test_a_cached_data_key_keeps_its_bytes_and_seals_and_opens_as_the_cipher_wou
     from cryptography.hazmat.primitives.ciphers.aead import AESGCMSIV
 
     raw = os.urandom(32)
-    key = seal.new_data_key_cipher(raw)
-    assert isinstance(key, seal.DataKey) and not hasattr(key, "__dict__")
+    key = new_data_key_cipher(raw)
+    assert isinstance(key, DataKey) and not hasattr(key, "__dict__")
     sealed = key.encrypt(b"\0" * 12, b"plain", b"aad")
     assert sealed == AESGCMSIV(raw).encrypt(b"\0" * 12, b"plain", b"aad")
     assert key.decrypt(b"\0" * 12, sealed, b"aad") == key.cipher().decrypt(b"\0" * 12, sealed, b"aad") == b"plain"
     with pytest.raises(ValueError):
-        seal.new_data_key_cipher(b"short")
+        new_data_key_cipher(b"short")
 
 
 def test_no_encoding_of_a_cached_data_key_writes_the_key():
@@ -197,8 +198,8 @@ def test_no_encoding_of_a_cached_data_key_writes_the_key():
     from lrs.logs import render_line
 
     raw = os.urandom(32)
-    key = seal.new_data_key_cipher(raw)
-    sealed_key = seal.SealKey("p" * 32, 1, key)
+    key = new_data_key_cipher(raw)
+    sealed_key = SealKey("p" * 32, 1, key)
     forms = {base64.b64encode(raw), base64.urlsafe_b64encode(raw).rstrip(b"="), raw.hex().encode(), raw,
              str(int.from_bytes(raw, "big")).encode()}
     written = [msgspec.json.encode(sealed_key), msgspec.json.encode(key), msgspec.json.encode(sealed_key, enc_hook=repr),
@@ -219,7 +220,7 @@ def test_no_encoding_of_a_cached_data_key_writes_the_key():
 def _colliding_tags(monkeypatch):
     """Every v4 tag the same (empty): two namings of one identity then share
     a row (a 1 in 2**48 chance per pair with real tags)."""
-    monkeypatch.setattr(seal, "_TAG_BYTES", 0)
+    monkeypatch.setattr(sealed_text, "_TAG_BYTES", 0)
 
 
 def test_two_namings_of_one_learner_whose_tags_collide_in_one_request_each_open_as_sent(monkeypatch):
@@ -227,11 +228,11 @@ def test_two_namings_of_one_learner_whose_tags_collide_in_one_request_each_open_
     renamed = dict(LAN, name="Lan")
     statements = [dict(ACTIVITY_STATEMENT, actor=LAN), dict(ACTIVITY_STATEMENT, actor=renamed)]
     keys = _keys({"actor": LAN, "authority": STATEMENT["authority"]})
-    sealer = seal.StatementSealer(TENANT, {}, keys.__getitem__)
-    sealed = [seal.seal_statement(s, sealer.agent) for s in statements]
+    sealer = statement_sealer.StatementSealer(TENANT, {}, keys.__getitem__)
+    sealed = [statement_agents.seal_statement(s, sealer.agent) for s in statements]
     assert sealed[0]["actor"]["sealed"].startswith("v4.") and sealed[1]["actor"]["sealed"].startswith("v3.")
     ciphers = {(k.pseudonym, k.generation): k.cipher for k in keys.values()}
-    opened = [seal.open_statement(s, ciphers, TENANT, sealer.ciphertexts) for s in sealed]
+    opened = [opening.open_statement(s, ciphers, TENANT, sealer.ciphertexts) for s in sealed]
     assert [s["actor"] for s in opened] == [LAN, renamed]
 
 
@@ -253,9 +254,9 @@ def test_the_learner_caches_stay_out_of_the_garbage_collectors_sight():
     async def seal_known(n: int) -> None:
         actor = {"objectType": "Agent", "mbox": f"mailto:learner{n}@example.org", "name": f"Learner {n}"}
         for agent in (actor, authority):
-            ident = seal.identifier(agent)
+            ident = statement_agents.identifier(agent)
             keyring._remember(TENANT, keyring.pseudonym(TENANT, ident), 1,
-                              seal.new_data_key_cipher(os.urandom(32)), keyring._version)
+                              new_data_key_cipher(os.urandom(32)), keyring._version)
         keyring.stored(await keyring.seal_statements(TENANT, [{**ACTIVITY_STATEMENT, "actor": actor}], authority))
 
     def caches() -> list[object]:
@@ -276,13 +277,13 @@ def test_a_known_form_is_built_from_the_cache_each_time_and_not_kept_in_the_requ
     in the request's own forms (a look-up and a store per Agent for nothing
     at batch 100, where a request names each learner about once)."""
     keys = _keys(ACTIVITY_STATEMENT)
-    first = seal.StatementSealer(TENANT, {}, keys.__getitem__)
-    expected = seal.seal_statement(ACTIVITY_STATEMENT, first.agent)
+    first = statement_sealer.StatementSealer(TENANT, {}, keys.__getitem__)
+    expected = statement_agents.seal_statement(ACTIVITY_STATEMENT, first.agent)
 
     def no_key(ident):
         raise AssertionError(f"a known form needs no key ({ident})")
 
-    again = seal.StatementSealer(TENANT, first.fresh, no_key)
-    batch = [seal.seal_statement(ACTIVITY_STATEMENT, again.agent) for _ in range(2)]
+    again = statement_sealer.StatementSealer(TENANT, first.fresh, no_key)
+    batch = [statement_agents.seal_statement(ACTIVITY_STATEMENT, again.agent) for _ in range(2)]
     assert batch == [expected, expected] and again.refs == first.refs
     assert again._made == {} and again.fresh == {} and again.ciphertexts == {}

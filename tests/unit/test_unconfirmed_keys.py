@@ -10,7 +10,7 @@ import os
 import time
 
 from lrs.batching import AppendRequest
-from lrs.privacy import seal
+from lrs.privacy.data_key import new_data_key_cipher
 from lrs.privacy.master import MasterKey
 from lrs.store.learner_keys import LearnerKeys
 from lrs.store.unconfirmed_keys import EARLIEST, UnconfirmedKeys, unconfirmed_before_session
@@ -41,7 +41,7 @@ def test_a_full_note_drops_its_oldest_half_and_says_which() -> None:
 
 def test_a_key_whose_note_is_dropped_leaves_the_cache_with_it() -> None:
     keyring = LearnerKeys(None, MasterKey(os.urandom(32)), capacity=8000)  # notes: 2,000
-    cipher = seal.new_data_key_cipher(os.urandom(32))
+    cipher = new_data_key_cipher(os.urandom(32))
     for n in range(2001):
         keyring._remember("t", f"p{n}", 1, cipher, keyring._version, b"w", float(n))
     dropped = [n for n in range(2001) if keyring._unconfirmed.of("t", [(f"p{n}", 1)])[0] == {}]

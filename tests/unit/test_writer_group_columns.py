@@ -184,12 +184,14 @@ def test_definitions_walked_once_give_the_updates_walked_again(monkeypatch) -> N
 
 def _old_group_definition_updates(requests, plan):
     """The walk of e68a117: each accepted statement of a definer walked after planning."""
-    from lrs.documents.activities import definition_updates, drop_repeated_definitions
+    from lrs.documents.activities import DefinitionUpdate, activity_definitions_in, drop_repeated_definitions
 
     defining = {id(s) for request in requests if request.defines for s in request.statements}
-    return drop_repeated_definitions(definition_updates(
-        (new.event.tenant, new.statement.body, new.event.position) for new in plan.new if id(new.statement) in defining
-    ))
+    return drop_repeated_definitions([
+        DefinitionUpdate(new.event.tenant, activity_id, definition, new.event.position)
+        for new in plan.new if id(new.statement) in defining
+        for activity_id, definition in activity_definitions_in(new.statement.body)
+    ])
 
 
 def test_definitions_walked_before_the_lock_merge_as_the_walk_after_planning_did() -> None:

@@ -1,0 +1,153 @@
+"""What each process of a replay read in shares does with a page and with
+the ids it owns (pure; projections/competency/read_shares.py reads the log
+with them): judging a page of its own, keeping the events another process
+hinted, and settling the statement ids that two shares own (the first
+position in the log wins, as in one process)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any, Callable, Sequence
+
+from lrs.payload_codec import open_payload
+from projections.competency.model import StatementVoided
+from projections.competency.policy import evidence_of, judge
+from projections.competency.rebuild import LogRebuild
+from projections.competency.statement_view import decode_view
+
+__all__ = ["Keep", "Page", "Suspect", "collisions", "give_up", "judge_page", "owned_hashes", "settle", "suspects",
+           "take_hinted"]
+
+Page = Sequence[tuple[int, str, str, bytes]]
+# Where a page's kept events go: (position, tenant, meaning), LogRebuild.take's arguments.
+Keep = Callable[[int, str, Any], None]
+# (tenant, statement id, owner's position, mismatches' position or -1)
+Suspect = tuple[str, str, int, int]
+
+
+def judge_page(
+    work: LogRebuild, page: Page, share: int, shares: int, hints: list[list[int]], keep: Keep | None = None
+) -> None:
+    """Judge every event of ``page`` (one this process judges): keep in
+    ``work`` (or give ``keep``, to route later in log order) its own
+    learners' evidence and every voiding, and keep in ``work`` the failures
+    of the events it judges; the index of each event another share needs
+    (its learners' statements that may be evidence, the voidings) goes to
+    that share's list of ``hints``."""
+    catalog, persons, failed = work.catalog, work.persons, work.failed
+    take = work.take if keep is None else keep
+    for index, (position, tenant, event_type, payload) in enumerate(page):
+        if event_type != "statement":
+            continue
+        opened = open_payload(payload)  # a payload that does not open stops the replay
+        try:
+            view = decode_view(opened)
+            judged = judge(view, catalog)
+            if type(judged) is StatementVoided:
+                uuid.UUID(judged.target_id)  # ids of other statements: stored as uuid columns
+        except Exception as exc:  # the rules fail on it before its learner is known: parked here
+            failed.append((position, tenant, repr(exc)))
+            continue
+        if judged is None:
+            continue
+        if type(judged) is StatementVoided:
+            take(position, tenant, judged)
+            for other, hinted in enumerate(hints):
+                if other != share:
+                    hinted.append(index)
+            continue
+        learner = judged[3]  # type: ignore[index]
+        if persons:
+            learner = persons.get((tenant, learner), learner)
+        owner = hash(learner) % shares  # forked processes share the string hash's secret: the same share in each
+        if owner != share:
+            hints[owner].append(index)
+            continue
+        try:
+            meaning = evidence_of(view, judged, catalog)  # type: ignore[arg-type]
+        except Exception as exc:  # the rules fail on it: parked
+            failed.append((position, tenant, repr(exc)))
+            continue
+        if meaning is not None:
+            take(position, tenant, meaning)
+
+
+def take_hinted(work: LogRebuild, page: Page, hinted: Sequence[int], keep: Keep | None = None) -> None:
+    """Keep in ``work`` (or give ``keep``) the events of ``page`` at the
+    indexes ``hinted`` by the process that judged it: statements of this
+    share's learners that may be evidence, and voidings (judged there
+    without failing: the rules are pure, so they do not fail here either)."""
+    catalog = work.catalog
+    take = work.take if keep is None else keep
+    for index in hinted:
+        position, tenant, _, payload = page[index]
+        view = decode_view(open_payload(payload))
+        judged = judge(view, catalog)
+        if type(judged) is StatementVoided:
+            take(position, tenant, judged)
+            continue
+        try:
+            meaning = evidence_of(view, judged, catalog)  # type: ignore[arg-type]
+        except Exception as exc:  # the rules fail on it: parked
+            work.failed.append((position, tenant, repr(exc)))
+            continue
+        if meaning is not None:
+            take(position, tenant, meaning)
+
+
+def suspects(work: LogRebuild, collisions: set[int]) -> list[Suspect]:
+    """The statements this share owns whose id's hash is among
+    ``collisions`` (another share owns an id of that hash), with the
+    positions that named their owner and mismatches."""
+    assert work.owner_positions is not None and work.mismatch_positions is not None
+    mismatched = work.mismatch_positions
+    return [
+        (tenant, statement_id, at, mismatched.get((tenant, statement_id), -1))
+        for (tenant, statement_id), at in work.owner_positions.items() if hash(statement_id) in collisions
+    ]
+
+
+def collisions(owned: Sequence[Sequence[int]]) -> set[int]:
+    """The hashes of statement ids that more than one of the shares' ``owned`` lists holds."""
+    seen: set[int] = set()
+    twice: set[int] = set()
+    for hashes in owned:
+        mine = set(hashes)
+        twice |= seen & mine
+        seen |= mine
+    return twice
+
+
+def owned_hashes(work: LogRebuild) -> list[int]:
+    return [hash(statement_id) for _, statement_id in work.owners]
+
+
+def settle(reported: Sequence[Sequence[Suspect]]) -> list[tuple[list[tuple[str, str]], list[tuple[str, str]]]]:
+    """For each share's ``reported`` suspects, the statements whose owner and
+    whose mismatches it gives up: the first position in the log wins, as in
+    one process."""
+    owner: dict[tuple[str, str], tuple[int, int]] = {}  # statement -> (position, share)
+    mismatch: dict[tuple[str, str], tuple[int, int]] = {}
+    for share, entries in enumerate(reported):
+        for tenant, statement_id, at, mismatch_at in entries:
+            key = (tenant, statement_id)
+            if key not in owner or at < owner[key][0]:
+                owner[key] = (at, share)
+            if mismatch_at >= 0 and (key not in mismatch or mismatch_at < mismatch[key][0]):
+                mismatch[key] = (mismatch_at, share)
+    verdicts = []
+    for share, entries in enumerate(reported):
+        keys = [(tenant, statement_id) for tenant, statement_id, _, _ in entries]
+        verdicts.append((
+            [key for key in keys if owner[key][1] != share],
+            [key for key in keys if key in mismatch and mismatch[key][1] != share],
+        ))
+    return verdicts
+
+
+def give_up(work: LogRebuild, owners: Sequence[Sequence[str]], mismatches: Sequence[Sequence[str]]) -> None:
+    """Forget the owners and mismatches of the statements :func:`settle` gave to another share."""
+    for tenant, statement_id in owners:
+        del work.owners[(tenant, statement_id)]
+    for tenant, statement_id in mismatches:
+        work.mismatches.pop((tenant, statement_id), None)
