@@ -24,8 +24,14 @@ import pstats
 
 
 def split(small: str, small_groups: int, large: str, large_groups: int, statements: int) -> list[tuple]:
-    """(µs a group, µs a statement, calls a group, function) for every function, largest per-group first."""
-    a, b = pstats.Stats(small).stats, pstats.Stats(large).stats  # type: ignore[attr-defined]
+    """:func:`split_stats` of two cProfile files."""
+    return split_stats(pstats.Stats(small).stats, small_groups,  # type: ignore[attr-defined]
+                       pstats.Stats(large).stats, large_groups, statements)  # type: ignore[attr-defined]
+
+
+def split_stats(a: dict, small_groups: int, b: dict, large_groups: int, statements: int) -> list[tuple]:
+    """(µs a group, µs a statement, calls a group, function) for every function
+    of two pstats tables, largest per-group first."""
     ga, gb = small_groups / statements, large_groups / statements  # groups a statement
     rows = []
     for key in set(a) | set(b):
