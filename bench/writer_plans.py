@@ -24,7 +24,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
 import json
+import resource
 import sys
 import time
 import uuid
@@ -86,15 +88,24 @@ async def run(args: argparse.Namespace) -> dict:
                 latencies.append(time.perf_counter() - started)
 
         await asyncio.sleep(0.3)  # the pools' connections settle
+        usage = resource.getrusage(resource.RUSAGE_SELF)
         own, server, wall = time.process_time(), tree_cpu_s(postmaster), time.perf_counter()
+        profile = cProfile.Profile() if args.profile else None
+        if profile is not None:
+            profile.enable()
         await asyncio.gather(*(caller(w) for w in writers for _ in range(args.callers)))
+        if profile is not None:
+            profile.disable()
+            profile.dump_stats(args.profile)
         own, server, wall = time.process_time() - own, tree_cpu_s(postmaster) - server, time.perf_counter() - wall
+        after = resource.getrusage(resource.RUSAGE_SELF)
         for writer in writers:
             await writer.close()
         for pool in pools + group_pools:
             await pool.close()
         latencies.sort()
         n = args.statements
+        groups = max(1, sum(w.groups_committed for w in writers))
         return {
             "statements": n,
             "statements_per_s": round(n / wall),
@@ -106,10 +117,18 @@ async def run(args: argparse.Namespace) -> dict:
             ),
             "writer_process_cpu_us_per_statement": round(own / n * 1e6, 1),
             "postgresql_cpu_us_per_statement": round(server / n * 1e6, 1),
+            # the writer process's CPU split, and how often it left the core, a group
+            "writer_process_user_us_per_statement": round((after.ru_utime - usage.ru_utime) / n * 1e6, 1),
+            "writer_process_system_us_per_statement": round((after.ru_stime - usage.ru_stime) / n * 1e6, 1),
+            "voluntary_switches_per_group": round((after.ru_nvcsw - usage.ru_nvcsw) / groups, 2),
+            "involuntary_switches_per_group": round((after.ru_nivcsw - usage.ru_nivcsw) / groups, 2),
             "p99_ms": round(latencies[int(len(latencies) * 0.99)] * 1000, 1),
             "plan_cache_mode": args.plan_cache_mode or "auto",
             "prefill": args.prefill,
             "announce": args.announce,
+            "loop": "uvloop" if args.uvloop else "asyncio",
+            "callers_per_writer": args.callers,
+            "statements_per_group": round(n / groups, 2),
             "transactions_begun_unused": sum(getattr(w, "transactions_begun_unused", 0) for w in writers),
             "load_average_after": load_average(),
         }
@@ -142,8 +161,14 @@ def main() -> None:
                         help="callers announce each request to the writer as the HTTP handler does (StatementWriter.arrival)")
     parser.add_argument("--prefill", type=int, default=0, help="statements written (and analysed) before the timed ones")
     parser.add_argument("--plan-cache-mode", choices=["auto", "force_custom_plan", "force_generic_plan"])
+    parser.add_argument("--uvloop", action="store_true", help="run on uvloop, as the service does (lrs.commands.common)")
+    parser.add_argument("--profile", help="write a cProfile of the timed appends (this process) to this file")
     args = parser.parse_args()
-    print(json.dumps(asyncio.run(run(args))))
+    if args.uvloop:
+        import uvloop
+        print(json.dumps(uvloop.run(run(args))))
+    else:
+        print(json.dumps(asyncio.run(run(args))))
 
 
 if __name__ == "__main__":
