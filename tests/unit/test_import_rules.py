@@ -29,7 +29,9 @@ PURE = (
     "projections.competency.policy", "projections.competency.model", "projections.competency.frameworks",
     "projections.competency.catalog", "projections.competency.codec", "projections.competency.rebuild",
     "projections.competency.standing", "projections.competency.targets", "projections.competency.rows",
-    "projections.units.roster", "projections.units.history", "projections.units.erased",
+    "projections.units.roster", "projections.units.history", "projections.units.erased", "projections.units.sql",
+    "projections.competency.share_judging", "lrs.privacy.sealed_text", "lrs.privacy.statement_agents",
+    "lrs.privacy.data_key", "lrs.privacy.seal", "lrs.privacy.opening", "lrs.privacy.statement_sealer",
     "connectors.*.mapping", "connectors.openedx.vocabulary",
 )
 
