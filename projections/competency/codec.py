@@ -55,9 +55,6 @@ layout is an array of seven (``0x97``) and format 2's of eight.
 from __future__ import annotations
 
 import threading
-from bisect import bisect_left
-from itertools import islice
-from collections import OrderedDict
 from typing import Annotated, Any, Optional
 
 import msgspec
@@ -67,7 +64,7 @@ from projections.competency.model import RULE_VERSION, Evidence, LearnerState, P
 from projections.competency.policy import fold_ordered
 
 __all__ = [
-    "FORMAT", "encode_state", "StateEncoder", "decode_state", "digest_bytes", "open_state", "StateFormatError", "StateRulesError",
+    "FORMAT", "encode_state", "decode_state", "digest_bytes", "open_state", "StateFormatError", "StateRulesError",
 ]
 
 FORMAT = 3  # 2: evidence keeps the masteryScores, the platform and the stored time; 3: no competencies
@@ -137,78 +134,18 @@ def encode_state(state: LearnerState) -> bytes:
     return _compressor().compress(_layout(state))
 
 
-# What encoding a state's evidence left: the evidence encoded, the string
-# table it filled, its statements' rows, and where each statement's row
-# began (its first evidence's index, the table's length then).
-_Prefix = tuple[tuple[Evidence, ...], dict[str, int], list[list[Any]], list[int], list[int]]
-
-
-class StateEncoder:
-    """:func:`encode_state`, the same bytes, remembering for each of the last
-    ``size`` learners what encoding its evidence left (:data:`_Prefix`).
-
-    Live apply encodes a learner's state again on every batch that concerns
-    it, and the evidence a batch adds or removes leaves the evidence sorted
-    before it as it was (the same objects): the rows of the statements
-    before the first change, and the string table as it stood where they
-    end, are the new layout's beginning, and only the statements from there
-    on are encoded again (all of them when the change sorts first, none but
-    the last when it sorts last, as a later statement does).  What is the
-    same is checked on every encode, object by object, so a key never stands
-    for a state it has not seen."""
-
-    def __init__(self, size: int) -> None:
-        self._size = size
-        self._prefixes: OrderedDict[Any, _Prefix] = OrderedDict()
-
-    def encode(self, key: Any, state: LearnerState) -> bytes:
-        prefixes = self._prefixes
-        layout, prefixes[key] = _layout_from(state, prefixes.get(key))
-        prefixes.move_to_end(key)
-        if len(prefixes) > self._size:
-            prefixes.popitem(last=False)
-        return _compressor().compress(layout)
-
-
 def _layout(state: LearnerState) -> bytes:
-    return _layout_from(state, None)[0]
-
-
-def _layout_from(state: LearnerState, prefix: _Prefix | None) -> tuple[bytes, _Prefix]:
-    """The layout's bytes and what its evidence left, continuing ``prefix``
-    from the statement of the first evidence that is not as it was there."""
-    all_evidence = state.evidence
     # The string table: each string's index is the table's length when it
     # is first met (``ix(value, len(t))``: dict.setdefault, one C call, where
     # a dict subclass's __missing__ was a Python call per new string).
     t: dict[str, int] = {}
-    evidence: list[list[Any]] = []
-    starts: list[int] = []
-    sizes: list[int] = []
-    begin = 0
-    if prefix is not None:
-        done, was_t, was_evidence, was_starts, was_sizes = prefix
-        same, most = 0, min(len(done), len(all_evidence))
-        while same < most and all_evidence[same] is done[same]:
-            same += 1
-        # The last statement whose first evidence is unchanged: the one
-        # before it ends where it did, as the evidence after its start
-        # differs from it as it did (one statement's evidence may be added
-        # to: it is encoded again whole).
-        row = bisect_left(was_starts, same) - 1
-        if row > 0:
-            begin = was_starts[row]
-            t = dict(islice(was_t.items(), was_sizes[row]))
-            evidence = was_evidence[:row]
-            starts = was_starts[:row]
-            sizes = was_sizes[:row]
+    ix = t.setdefault
     # Evidence is sorted by (timestamp, statement id, ...), so the entries of
     # one statement are adjacent: its own fields are written once.
+    evidence: list[list[Any]] = []
     head: tuple[Any, ...] | None = None
     entries: list[list[Any]] = []
-    ix = t.setdefault
-    for n in range(begin, len(all_evidence)):
-        e = all_evidence[n]
+    for e in state.evidence:
         fields = (
             e.statement_id, e.timestamp, e.verb, e.registration, e.completed, e.score, e.statement_mastery_score,
             e.platform, e.stored,
@@ -216,8 +153,6 @@ def _layout_from(state: LearnerState, prefix: _Prefix | None) -> tuple[bytes, _P
         if fields != head:
             head = fields
             entries = []
-            starts.append(n)
-            sizes.append(len(t))
             statement_id, timestamp, verb, registration, completed, score, stated, platform, stored = fields
             evidence.append([
                 ix(statement_id, len(t)), ix(timestamp, len(t)), ix(verb, len(t)),
@@ -230,9 +165,6 @@ def _layout_from(state: LearnerState, prefix: _Prefix | None) -> tuple[bytes, _P
             ix(e.competency, len(t)), None if level is None else ix(level, len(t)), e.level_rank,
             ix(e.activity, len(t)), ix(e.source, len(t)), e.passed, ix(e.move_on, len(t)), e.mastery_score,
         ])
-    after_evidence: _Prefix = (all_evidence, t, evidence, starts, sizes)
-    t = t.copy()
-    ix = t.setdefault
     certifications: list[list[Any]] = []
     for _, p in sorted(state.certifications.items()):
         row = [ix(p.program, len(t)), ix(p.program_version, len(t)), p.earned]
@@ -244,7 +176,7 @@ def _layout_from(state: LearnerState, prefix: _Prefix | None) -> tuple[bytes, _P
         row.append(None if p.known_at is None else ix(p.known_at, len(t)))
         certifications.append(row)
     voided = [ix(i, len(t)) for i in state.voided]
-    return _ENCODER.encode([FORMAT, state.learner, state.rule_version, list(t), voided, evidence, certifications]), after_evidence
+    return _ENCODER.encode([FORMAT, state.learner, state.rule_version, list(t), voided, evidence, certifications])
 
 
 def open_state(raw: bytes) -> bytes:

@@ -27,7 +27,7 @@ from lrs.identities import IDENTITY_EVENT
 from lrs.store.erasure import ERASURE_EVENT
 from lrs.store.identities import apply_identity_event, persons_of
 from projections.competency.catalog import Catalog
-from projections.competency.codec import StateEncoder, decode_state, digest_bytes
+from projections.competency.codec import decode_state, digest_bytes, encode_state
 from projections.competency.model import (
     RULE_VERSION,
     CompetencyState,
@@ -257,9 +257,6 @@ class CompetencyProjection(Projection):
         self._cache_size = cache_size
         self._cache_at: int | None = None
         self._pending: dict[Key, LearnerState] = {}  # this transaction's states
-        # What encoding each of as many learners' evidence left, so that a
-        # state whose new evidence sorts last is encoded from there (codec.py).
-        self._encoder = StateEncoder(cache_size)
 
     def begin(self, checkpoint: int) -> None:
         """A transaction starts; the stored checkpoint (locked) is ``checkpoint``."""
@@ -480,8 +477,9 @@ class CompetencyProjection(Projection):
         if changed:
             tenants = [k[0] for k, _, _, _ in changed]
             learners = [k[1] for k, _, _, _ in changed]
-            states = [self._encoder.encode(key, after) for key, _, after, _ in changed]
-            await conn.execute(UPSERT_STATES, tenants, learners, states, [p for _, _, _, p in changed])
+            await conn.execute(
+                UPSERT_STATES, tenants, learners, [encode_state(s) for _, _, s, _ in changed], [p for _, _, _, p in changed]
+            )
         # Only the rows that differ are rewritten: a refold keeps every other
         # CompetencyState object as it was, and certifications are refolded
         # only with a required competency, most often into the same rows
