@@ -145,9 +145,6 @@ def _layout(state: LearnerState) -> bytes:
     evidence: list[list[Any]] = []
     head: tuple[Any, ...] | None = None
     entries: list[list[Any]] = []
-    activity = source = move_on = None
-    where: tuple[int, int] = (0, 0)
-    moved = 0
     for e in state.evidence:
         fields = (
             e.statement_id, e.timestamp, e.verb, e.registration, e.completed, e.score, e.statement_mastery_score,
@@ -164,15 +161,10 @@ def _layout(state: LearnerState) -> bytes:
                 ix(stored, len(t)), entries,
             ])
         level = e.level
-        competency = ix(e.competency, len(t))
-        level = None if level is None else ix(level, len(t))
-        # A statement's entries most often share the activity, source and
-        # moveOn of the one before: their indices are kept, not looked up.
-        if e.activity is not activity or e.source is not source or e.move_on is not move_on:
-            activity, source, move_on = e.activity, e.source, e.move_on
-            where = (ix(activity, len(t)), ix(source, len(t)))
-            moved = ix(move_on, len(t))
-        entries.append([competency, level, e.level_rank, *where, e.passed, moved, e.mastery_score])
+        entries.append([
+            ix(e.competency, len(t)), None if level is None else ix(level, len(t)), e.level_rank,
+            ix(e.activity, len(t)), ix(e.source, len(t)), e.passed, ix(e.move_on, len(t)), e.mastery_score,
+        ])
     certifications: list[list[Any]] = []
     for _, p in sorted(state.certifications.items()):
         row = [ix(p.program, len(t)), ix(p.program_version, len(t)), p.earned]
