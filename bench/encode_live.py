@@ -20,18 +20,15 @@ Each ``--tree`` runs in a fresh interpreter of its own venv
 (``TREE/.venv/bin/python``), alternating the order every round; the
 statements are the same (seeded) in every tree, their ids aside:
 
-    python bench/encode_live.py --tree base=/work/wt/base2 --tree encode=. --rounds 2 \\
-        --out bench/results/encode_live-encode.json
+    python bench/encode_live.py --tree base=/work/wt/base2 --tree encode=. --rounds 2 --label encode
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -105,46 +102,24 @@ def measure(tree: Path, statements: int, learners: int, evidence_share: float, r
     return result
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tree", action="append", metavar="NAME=PATH",
-                        help="a checkout with its own .venv (default: this one)")
-    parser.add_argument("--statements", type=int, default=40_000)
-    parser.add_argument("--learners", type=int, default=4_000)
-    parser.add_argument("--evidence-share", type=float, default=1.0)
-    parser.add_argument("--repeat", type=int, default=3)
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sys.path.insert(0, str(HERE))
+    from tree_runs import add_tree_options, alternate, generator_args, write_runs
+
+    add_tree_options(parser, statements=40_000, learners=4_000)
     parser.add_argument("--in-time-order", action="store_true",
                         help="fold the statements in timestamp order (the generator's timestamps are random)")
-    parser.add_argument("--rounds", type=int, default=1)
-    parser.add_argument("--out", help="write the result (JSON) here as well")
-    parser.add_argument("--one", metavar="PATH", help=argparse.SUPPRESS)  # a child: measure PATH and print
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.one:
         print(json.dumps(measure(Path(args.one).resolve(), args.statements, args.learners, args.evidence_share,
                                  args.repeat, args.in_time_order)))
-        return
-    trees = [t.split("=", 1) for t in (args.tree or [f"this={HERE.parent}"])]
-    runs: list[dict] = []
-    for round_ in range(args.rounds):
-        for name, path in (trees if round_ % 2 == 0 else trees[::-1]):
-            root = Path(path).resolve()
-            with open("/proc/loadavg") as f:
-                load = f.read().split()[:3]
-            out = subprocess.run(
-                [str(root / ".venv/bin/python"), __file__, "--one", str(root), "--statements", str(args.statements),
-                 "--learners", str(args.learners), "--evidence-share", str(args.evidence_share),
-                 "--repeat", str(args.repeat), *(["--in-time-order"] if args.in_time_order else [])],
-                check=True, capture_output=True, text=True,
-            ).stdout
-            run = {"tree": name, "round": round_, "loadavg": load, **json.loads(out.splitlines()[-1])}
-            print(json.dumps(run))
-            runs.append(run)
-    if args.out:
-        Path(args.out).write_text(json.dumps({
-            "at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "statements": args.statements,
-            "learners": args.learners, "evidence_share": args.evidence_share, "in_time_order": args.in_time_order, "runs": runs,
-        }, indent=2) + "\n")
+        return 0
+    runs = alternate(__file__, args.tree or [f"this={HERE.parent}"], args.rounds,
+                     [*generator_args(args), *(["--in-time-order"] if args.in_time_order else [])])
+    write_runs("encode-live", args, runs)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())
