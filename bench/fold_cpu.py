@@ -26,10 +26,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -101,45 +99,16 @@ def measure(tree: Path, statements: int, learners: int, evidence_share: float, r
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--tree", action="append", metavar="NAME=PATH",
-                        help="a checkout to measure (repeat it; default: this one)")
-    parser.add_argument("--statements", type=int, default=100_000)
-    parser.add_argument("--learners", type=int, default=20_000)
-    parser.add_argument("--evidence-share", type=float, default=1.0)
-    parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--rounds", type=int, default=1)
-    parser.add_argument("--one", metavar="PATH", help=argparse.SUPPRESS)  # a child: measure PATH and print
     sys.path.insert(0, str(HERE))
-    from run_record import add_result_options, load_average, write_result
+    from tree_runs import add_tree_options, alternate, generator_args, write_runs
 
-    add_result_options(parser)
+    add_tree_options(parser, statements=100_000, learners=20_000)
     args = parser.parse_args(argv)
     if args.one:
         print(json.dumps(measure(Path(args.one), args.statements, args.learners, args.evidence_share, args.repeat)))
         return 0
-    trees = [t.split("=", 1) for t in (args.tree or [f"this={HERE.parent}"])]
-    runs = []
-    for round_ in range(args.rounds):
-        for name, path in (trees if round_ % 2 == 0 else trees[::-1]):
-            tree = Path(path).resolve()
-            done = subprocess.run(
-                [str(tree / ".venv" / "bin" / "python"), str(Path(__file__).resolve()), "--one", str(tree),
-                 "--statements", str(args.statements), "--learners", str(args.learners),
-                 "--evidence-share", str(args.evidence_share), "--repeat", str(args.repeat)],
-                capture_output=True, text=True, check=True,
-            )
-            run = {"side": name, "round": round_ + 1, "load": load_average(), **json.loads(done.stdout.splitlines()[-1])}
-            print(json.dumps(run), flush=True)
-            runs.append(run)
-    record = {
-        "benchmark": "fold-cpu",
-        "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "settings": {k: v for k, v in vars(args).items() if k != "one"},
-        "note": args.note,
-        "runs": runs,
-    }
-    if not args.no_write:
-        write_result(record, "fold-cpu", args.label)
+    runs = alternate(__file__, args.tree or [f"this={HERE.parent}"], args.rounds, generator_args(args))
+    write_runs("fold-cpu", args, runs)
     return 0
 
 
