@@ -1,5 +1,5 @@
 """`.ci/run` runs exactly the README's test command, and that command installs
-what the real-browser tests need (they fail rather than skip without it)."""
+what the real-browser tests and the collation test need (they fail rather than skip without it)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,11 @@ def test_ci_runs_the_readme_test_command() -> None:
     command = re.search(r"```sh\n(.+?)\n```", section, re.S).group(1)
     ci = [line for line in (ROOT / ".ci" / "run").read_text().splitlines() if line and not line.startswith(("#", "set ", "cd "))]
     assert ci == [command]
-    assert "apt-get install -y -qq chromium fonts-noto-core)" in command
+    assert "apt-get install -y -qq chromium fonts-noto-core locales)" in command
+    # the en_US.UTF-8 locale, generated when missing before the test server starts:
+    # the audit digest's collation test builds a database of that collation.
+    assert "(locale -a | grep -qix en_US.utf8 || localedef -i en_US -f UTF-8 en_US.UTF-8)" in command
+    assert command.index("localedef") < command.index("pytest")
     # npm alone, and only where none is on the path: Node.js from elsewhere bundles
     # its own npm, which Debian's npm package conflicts with.
     assert "(command -v npm >/dev/null || (apt-get update -qq && apt-get install -y -qq npm))" in command
