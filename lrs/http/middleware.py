@@ -34,12 +34,13 @@ XAPI_VERSION = web.RequestKey("xapi_version", str)
 LOG_FIELDS = web.RequestKey("log_fields", dict)
 REQUEST_ID = web.RequestKey("request_id", str)
 
-# Endpoints reachable without credentials: the spec's About resource and the
-# operational probes (they reveal nothing about stored data).
-# Seconds a 503 of the service not being ready to answer (rather than overload
-# or storage, which say their own) asks the client to wait.
+# Seconds a 503 of this middleware (storage unavailable, or the service not
+# ready to answer) asks the client to wait; overload says its own
+# (lrs.http.shedding).
 RETRY_AFTER_UNAVAILABLE_S = "5"
 
+# Endpoints reachable without credentials: the spec's About resource and the
+# operational probes (they reveal nothing about stored data).
 PUBLIC_PATHS = frozenset({"/xapi/about", "/xapi/openapi.json", "/health", "/ready"})
 STATEMENTS_PATH = "/xapi/statements"
 # The console signs in with its own form and session (lrs.console.guard), then
@@ -226,7 +227,7 @@ async def error_mapping(request: web.Request, handler: Handler) -> web.StreamRes
                 f"storage is unavailable ({type(exc).__name__}); retry later. A write that failed this way "
                 "may or may not have been committed: retrying it with the same statement ids is safe",
             )
-            response.headers["Retry-After"] = "5"
+            response.headers["Retry-After"] = RETRY_AFTER_UNAVAILABLE_S
             return response
         log.exception("unhandled error", method=request.method, path=request.path)
         return error_response(500, "internal error; see the server log for the request id")
