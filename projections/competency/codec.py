@@ -245,7 +245,7 @@ def _decode(layout: bytes, *, fold: bool) -> LearnerState:
 
 def _build(
     learner: str, rule_version: int, s: list[str], voided: list[int], evidence: list[list[Any]],
-    certifications: list[list[Any]], fold: bool = True,
+    certifications: list[list[Any]], fold: bool,
 ) -> LearnerState:
     def opt(index: int | None) -> str | None:
         return None if index is None else s[index]
