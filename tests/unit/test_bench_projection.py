@@ -43,3 +43,18 @@ def test_importing_a_replay_bench_leaves_the_checkout_put_first_in_front(module:
     )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
+
+
+def test_a_sample_goes_to_the_innermost_piece_of_its_process() -> None:
+    from replay_pyspy_shares import shares
+
+    parent = 'process 1:"python replay_measure.py";main (m.py:1);replay (projections/replay.py:111)'
+    worker = parent + ';process 2:"python replay_measure.py";_share_in_worker (r.py:3)'
+    found = shares([
+        f"{parent};copy_records_to_table (a.py:1);learner_rows (f.py:2);encode_state (codec.py:3) 5\n",
+        f"{parent};copy_records_to_table (a.py:1) 2\n",
+        f"{worker};take_hinted (s.py:1);evidence_of (p.py:2);normalise_timestamp (p.py:3) 7\n",
+        'process 1:"python replay_measure.py";digest (store.py:1) 9\n',  # outside the replay: not counted
+    ])
+    assert found["replaying"] == {"encode the state (codec)": 5, "COPY into the tables (asyncpg)": 2}
+    assert found["worker"] == {"evidence: normalise_timestamp": 7}
