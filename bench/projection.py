@@ -32,11 +32,9 @@ import asyncio
 import base64
 import json
 import math
-import multiprocessing
 import os
 import platform
 import random
-import resource
 import shutil
 import subprocess
 import sys
@@ -44,7 +42,6 @@ import tempfile
 import time
 import uuid
 from collections import deque
-from concurrent.futures import ProcessPoolExecutor
 from datetime import datetime, timezone
 from urllib.parse import urlsplit
 from pathlib import Path
@@ -52,15 +49,15 @@ from pathlib import Path
 import asyncpg
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+# This checkout first when run, last when imported: a bench that put another
+# checkout first (``--tree``, ``--side``) before importing this module keeps
+# measuring that checkout.
+if __name__ == "__main__":
+    sys.path.insert(0, str(ROOT))
+elif str(ROOT) not in sys.path:
+    sys.path.append(str(ROOT))
 
-from lrs.runtime.embedded import ensure_database  # noqa: E402
-from lrs.runtime.nats import EmbeddedNats  # noqa: E402
-from lrs.runtime.postgres import EmbeddedPostgres  # noqa: E402
 from bench.process_cpu import ServiceCpu, per_statement_us, tree_cpu_s  # noqa: E402
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from ingest import _Connection, _free_port, _uuid_texts, _wait_ready  # noqa: E402  (the ingest bench's helpers)
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 COURSE = "https://lrs.example.org/courses/civil-servant-basic-digital-skills/modules/"
@@ -154,6 +151,8 @@ async def drive(
     url: str, rate: float, batch: int, duration: float, learners: int, seed: int, evidence_share: float
 ) -> tuple[list[float], int, int, float]:
     """POST at a fixed rate; returns (answer times, statements sent, errors, achieved seconds)."""
+    from bench.ingest import _Connection, _uuid_texts  # the ingest bench's helpers (it puts bench/ first on the path)
+
     rng = random.Random(seed)
     auth = "Basic " + base64.b64encode(f"{KEY}:{SECRET}".encode()).decode()
     where = urlsplit(url)
@@ -253,37 +252,6 @@ async def fill_log(
         await pool.close()
 
 
-async def measure_replay(database_url: str, replay_batch: int) -> dict:
-    from lrs.store.pool import connect, create_pool
-    from projections.competency.catalog import load_catalog
-    from projections.competency.store import CompetencyProjection, digest
-    from projections.replay import replay
-
-    pool = await create_pool(database_url, min_size=1, max_size=2)
-    try:
-        events = await pool.fetchval("SELECT position FROM log_head")
-        projection = CompetencyProjection(load_catalog())
-        started, cpu, workers = time.monotonic(), time.process_time(), _children_cpu()
-        await replay(pool, projection, batch_size=replay_batch, connect=lambda: connect(database_url))
-        replay_s, cpu_s = time.monotonic() - started, time.process_time() - cpu
-        workers_s = _children_cpu() - workers
-        return {
-            "events": events, "seconds": round(replay_s, 3), "events_per_s": round(events / replay_s, 1),
-            "processes": projection.replay_processes,
-            "python_cpu_s": round(cpu_s, 3), "python_cpu_us_per_event": round(cpu_s / events * 1e6, 2),
-            "worker_cpu_s": round(workers_s, 3),
-            "digest": await digest(pool),
-        }
-    finally:
-        await pool.close()
-
-
-def _children_cpu() -> float:
-    """CPU seconds of this process's ended (and waited for) children."""
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
-
-
 async def settle(database_url: str) -> None:
     """VACUUM (ANALYZE) the freshly filled log, as autovacuum has long done to
     the log of a running LRS: the first read of rows just bulk-written would
@@ -296,16 +264,19 @@ async def settle(database_url: str) -> None:
         await conn.close()
 
 
-def replay_in_own_process(database_url: str, replay_batch: int) -> dict:
-    """:func:`measure_replay` in a fresh interpreter, as ``lrs replay`` runs:
-    not in this process, whose heap holds what filling the log left."""
-    # (Not a multiprocessing.Pool: its daemonic workers may not fork the replay's workers.)
-    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        return pool.submit(_measure_replay_sync, database_url, replay_batch).result()
-
-
-def _measure_replay_sync(database_url: str, replay_batch: int) -> dict:
-    return asyncio.run(measure_replay(database_url, replay_batch))
+def replay_in_own_process(database_url: str, replay_batch: int, tree: Path = ROOT, python: str | None = None) -> dict:
+    """One replay in a fresh interpreter, as ``lrs replay`` runs: on uvloop,
+    not in this process (whose heap holds what filling the log left), with
+    ``tree``'s code (``bench/replay_measure.py``), by ``python`` (default:
+    this interpreter)."""
+    done = subprocess.run(
+        [python or sys.executable, str(Path(__file__).resolve().parent / "replay_measure.py"),
+         "--database-url", database_url, "--replay-batch", str(replay_batch), "--tree", str(tree)],
+        capture_output=True, text=True, check=False,
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"bench/projection.py: the replay with {tree} failed:\n{done.stderr}")
+    return json.loads(done.stdout.splitlines()[-1])
 
 
 def _machine(load_before: list[float], load_during: list[float]) -> dict:
@@ -319,6 +290,9 @@ def _machine(load_before: list[float], load_during: list[float]) -> dict:
 
 
 async def replay_only(args: argparse.Namespace) -> dict:
+    from lrs.runtime.embedded import ensure_database
+    from lrs.runtime.postgres import EmbeddedPostgres
+
     pg = None
     database_url = args.database_url
     if database_url is None:
@@ -366,6 +340,11 @@ async def main_async(args: argparse.Namespace) -> int:
         if not args.no_write:
             _write(result)
         return 0
+    from bench.ingest import _free_port, _wait_ready
+    from lrs.runtime.embedded import ensure_database
+    from lrs.runtime.nats import EmbeddedNats
+    from lrs.runtime.postgres import EmbeddedPostgres
+
     work = Path(tempfile.mkdtemp(prefix="lrs-bench-proj-", dir=_work_root(args)))
     pg = EmbeddedPostgres(work / "pg")
     nats = EmbeddedNats(work / "nats")

@@ -1,8 +1,7 @@
 """Replays of one log on uvloop, as ``lrs replay competency`` runs them
-(``bench/projection.py --replay-only`` replays on asyncio's own loop, which
-never made a pipe non-blocking): each ``--side`` checkout's
-``bench.projection.measure_replay`` in a fresh interpreter of that
-checkout, the sides alternating, every run's outcome written down (its
+(asyncio's own loop never made a pipe non-blocking): each ``--side``
+checkout's replay by ``bench/replay_measure.py`` in a fresh interpreter of
+that checkout's venv, the sides alternating, every run's outcome written down (its
 rate, or the last line of what it raised) with the load average.
 
     python bench/replay_on_uvloop.py --side start=/work/wt/base --side after=. --events 100000 --rounds 6 \\
@@ -27,14 +26,12 @@ from bench.projection import fill_log, settle  # noqa: E402
 from lrs.runtime.embedded import ensure_database  # noqa: E402
 from lrs.runtime.postgres import EmbeddedPostgres  # noqa: E402
 
-CHILD = (
-    "import json, sys, uvloop; sys.path.insert(0, 'bench'); from bench.projection import measure_replay; "
-    "print(json.dumps(uvloop.run(measure_replay(sys.argv[1], 10000))))"
-)
+MEASURE = Path(__file__).resolve().parent / "replay_measure.py"
 
 
 def replay_once(tree: Path, url: str) -> str:
-    run = subprocess.run([str(tree / ".venv/bin/python"), "-c", CHILD, url], cwd=tree, capture_output=True, text=True)
+    run = subprocess.run([str(tree / ".venv/bin/python"), str(MEASURE), "--database-url", url, "--tree", str(tree)],
+                         cwd=tree, capture_output=True, text=True)
     if run.returncode != 0:
         return "FAILED " + (run.stderr.strip().splitlines() or ["(nothing on stderr)"])[-1][:300]
     result = json.loads(run.stdout.strip().splitlines()[-1])

@@ -122,6 +122,7 @@ _JSON_ENCODER = msgspec.json.Encoder()
 _LEVEL_RANK = attrgetter("level_rank")
 _STATEMENT_ID = attrgetter("statement_id")
 _EARLIEST_ATTAINMENT = attrgetter("achieved_at", "level_rank", "statement_ids")  # which attainment meets a requirement
+_FROM_ISO = datetime.fromisoformat
 _UTC_SHAPE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.(\d{1,6}))?(?:Z|z|\+00:00)")
 
 
@@ -180,6 +181,18 @@ def normalise_timestamp(value: str) -> str:
     """An xAPI timestamp as UTC ``YYYY-MM-DDTHH:MM:SS.ffffffZ`` (sortable text).
 
     A timestamp without an offset is read as UTC.  Raises ValueError."""
+    # The two shapes most statements carry, told by their separators and
+    # checked by the parse alone: ``stored`` as the LRS writes it (already
+    # normal) and a timestamp to the second in UTC.  Each costs a fifth of
+    # the general path (its pattern match and formatting), twice a statement.
+    if (value[-1:] == "Z" and value[10:11] == "T" and value[4:5] == value[7:8] == "-"
+            and value[13:14] == value[16:17] == ":"):
+        if len(value) == 27 and value[19] == ".":
+            _FROM_ISO(value)  # validates
+            return value
+        if len(value) == 20:
+            _FROM_ISO(value)
+            return value[:19] + ".000000Z"
     parsed = datetime.fromisoformat(value.replace("z", "Z"))  # validates
     utc = _UTC_SHAPE.fullmatch(value)
     if utc is not None:  # already UTC (as the LRS stores timestamps): pad the fraction
