@@ -15,7 +15,7 @@ share of named learners read again and the in-process CPU µs of such a read
 (unwrapping the key and caching it; the key statement's round trip and
 PostgreSQL's part are not in it).
 
-    python bench/heard_keys_overflow.py --heard 200000 --named 20000
+    python bench/heard_keys_overflow.py --heard 200000 --named 20000 --label hygiene
 """
 
 from __future__ import annotations
@@ -27,11 +27,13 @@ import os
 import random
 import sys
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(HERE))
+
+from run_record import add_result_options, load_average, machine, write_result  # noqa: E402
 
 from lrs.privacy.master import MasterKey  # noqa: E402
 from lrs.store import learner_keys as lk  # noqa: E402
@@ -45,8 +47,9 @@ def main() -> int:
     parser.add_argument("--named", type=int, default=20_000, help="of those, learners named after (random)")
     parser.add_argument("--capacity", type=int, default=250_000, help="the key cache's (LRS_LEARNER_CACHE_SIZE)")
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--output", help="result file (default: print only)")
+    add_result_options(parser, output=True)
     args = parser.parse_args()
+    load_before = load_average()
 
     master = MasterKey(os.urandom(32))
     wrapped: dict[str, bytes] = {}
@@ -81,7 +84,8 @@ def main() -> int:
     asyncio.run(name_all())
     result = {
         "benchmark": "heard_keys_overflow",
-        "recorded_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "machine": machine(load_before=load_before),
+        "note": args.note,
         "heard": args.heard,
         "capacity": args.capacity,
         "notes_capacity": keyring._unconfirmed._capacity,
@@ -89,11 +93,10 @@ def main() -> int:
         "named": len(named),
         "read_again_share": round(reads[0] / len(named), 4) if named else None,
         "read_again_cpu_us_each": round(reads[1] / reads[0] * 1e6, 2) if reads[0] else None,
-        "load_average": list(os.getloadavg()),
     }
     print(json.dumps(result))
-    if args.output:
-        Path(args.output).write_text(json.dumps(result, indent=1) + "\n")
+    if not args.no_write:
+        write_result(result, "heard_keys_overflow", args.label, output=args.output)
     return 0
 
 

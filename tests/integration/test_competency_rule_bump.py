@@ -12,6 +12,7 @@ certifications; a replay rebuilds the same projection under these rules.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, Awaitable, Callable
 
 import asyncpg
 
@@ -41,6 +42,15 @@ async def as_the_rules_before_left_it(database_url: str) -> None:
         await conn.close()
 
 
+def current_at(client: Any, head: int) -> Callable[[], Awaitable[bool]]:
+    """Whether a unit's summary answers from ``head`` or later."""
+    async def current() -> bool:
+        response = await summary(client)
+        return response.status == 200 and (await response.json())["position"] >= head
+
+    return current
+
+
 async def test_after_a_rule_bump_a_stale_answer_is_the_old_rules_or_refused_never_both(
     database_url: str, tmp_path: Path
 ) -> None:
@@ -54,12 +64,7 @@ async def test_after_a_rule_bump_a_stale_answer_is_the_old_rules_or_refused_neve
         await post(client, *(course_statement(1, m, v, i) for i, (m, v) in enumerate(CERTIFYING)),
                    course_statement(2, "searching", FAILED, 50, 0.3))
         head = await log_head(database_url)
-
-        async def current() -> bool:
-            response = await summary(client)
-            return response.status == 200 and (await response.json())["position"] >= head
-
-        await eventually(current)
+        await eventually(current_at(client, head))
         before = await (await client.get(learner, headers=xapi_headers())).json()
         assert before["certifications"][0]["earned"]
         assert {c["rule_version"] for f in before["frameworks"] for c in f["competencies"]} == {RULE_VERSION}
@@ -99,7 +104,7 @@ async def test_after_a_rule_bump_a_stale_answer_is_the_old_rules_or_refused_neve
             assert await digest(pool) == built  # these rules, rebuilt from the log
         finally:
             await pool.close()
-        await eventually(current)
+        await eventually(current_at(client, head))  # this service's client
         after = await client.get(learner, headers=xapi_headers())
         assert after.status == 200 and (await after.json())["certifications"] == before["certifications"]
 
@@ -125,13 +130,7 @@ async def test_while_the_service_rebuilds_by_itself_its_refusals_say_so_not_to_r
         assert (await client.post("/competency/admin/roster", json=roster({"mic-dt-1": [1]}),
                                   headers=xapi_headers())).status == 200
         await post(client, *(course_statement(1, m, v, i) for i, (m, v) in enumerate(CERTIFYING)))
-        head = await log_head(database_url)
-
-        async def current() -> bool:
-            response = await summary(client)
-            return response.status == 200 and (await response.json())["position"] >= head
-
-        await eventually(current)
+        await eventually(current_at(client, await log_head(database_url)))
         before = await (await client.get(learner, headers=xapi_headers())).json()
     await as_the_rules_before_left_it(database_url)
 
