@@ -331,9 +331,12 @@ async def _client(conn, batch, deadline, warmup_end, latencies, counts, errors, 
 
 async def run_one(url: str, auth: str, batch: int, concurrency: int, duration: float, warmup: float,
                   cpu: ServiceCpu | None = None, log: LogSampler | None = None,
-                  learners: Learners | None = None, bodies: "_Bodies | None" = None) -> dict:
+                  learners: Learners | None = None, bodies: "_Bodies | None" = None,
+                  count_ended: bool = False) -> dict:
     """One measured run.  ``cpu``: the service's process tree, sampled when the
     warm-up ends and when the run ends, for CPU per statement by process group;
+    ``count_ended``: also the same figures counting the processes that ended
+    between the samples (PostgreSQL backends, autovacuum workers), from the same readings;
     ``log``: the service's database, for its group commits over the same time;
     ``learners``: who the statements name (None: a new name every statement);
     ``bodies``: the request bodies to go on from (default: new ones, which
@@ -360,14 +363,25 @@ async def run_one(url: str, auth: str, batch: int, concurrency: int, duration: f
         if learners is not None:
             named.append(learners.counts())
         if cpu is not None:
-            samples.append(cpu.sample())
+            sample_cpu()
         if log is not None:
             log_samples.append(await log.sample())
         if cpu is not None:  # a service this bench started: its own workers
             refused.append(await refused_by_worker(url, auth))
 
     log_samples: list[dict[str, int]] = []
+    ended_samples: list[dict[str, float]] = []
     refused: list[dict[str, float]] = []
+
+    def sample_cpu() -> None:
+        assert cpu is not None
+        if count_ended:
+            without, with_ended = cpu.sample_both()
+            samples.append(without)
+            ended_samples.append(with_ended)
+        else:
+            samples.append(cpu.sample())
+
     sampler = asyncio.ensure_future(sample_at_warmup_end())
     await asyncio.gather(
         *(
@@ -378,7 +392,7 @@ async def run_one(url: str, auth: str, batch: int, concurrency: int, duration: f
     await sampler
     measured = time.perf_counter() - warmup_end
     if cpu is not None:
-        samples.append(cpu.sample())
+        sample_cpu()
     if log is not None:
         log_samples.append(await log.sample())
     if refused:
@@ -410,6 +424,9 @@ async def run_one(url: str, auth: str, batch: int, concurrency: int, duration: f
         "errors": errors,
         "learners": population,
         "service_cpu_us_per_statement": per_statement_us(samples[0], samples[1], counts[0]) if samples else None,
+        # --count-ended-backends: the same with the processes that ended during the run counted
+        "service_cpu_us_per_statement_ended_counted": per_statement_us(*ended_samples, counts[0])
+        if len(ended_samples) == 2 else None,
         "bench_client_cpu_us_per_statement": round(client_cpu_s / counts[0] * 1e6, 1) if counts[0] else None,
         "load_average_after": load_average(),
         "group_commits": await log.between(*log_samples) if log is not None and len(log_samples) == 2 else None,
@@ -651,15 +668,19 @@ async def main_async(args: argparse.Namespace) -> int:
         for index, batch in enumerate(args.batch_sizes):
             concurrency = _concurrency(args.concurrency, index, batch)
             for _ in range(args.repeat):
-                result = await run_one(url, auth, batch, concurrency, args.duration, args.warmup, cpu, log, learners)
+                result = await run_one(url, auth, batch, concurrency, args.duration, args.warmup, cpu, log, learners,
+                                       count_ended=args.count_ended_backends)
                 runs.append(result)
                 used = result["service_cpu_us_per_statement"]
+                ended = result["service_cpu_us_per_statement_ended_counted"]
                 print(
                     f"batch={batch:>4} concurrency={concurrency:>3}  {result['statements_per_s']:>10,.0f} statements/s  "
                     f"p50={result['latency_ms']['p50']:.1f} ms  p99={result['latency_ms']['p99']:.1f} ms"
                     + (f"  errors={result['errors']}" if result["errors"] else "")
                     + (f"  CPU µs/statement {({k: v for k, v in used.items() if not k.endswith(' system')})}"
                        if used else "")
+                    + (f"  with ended backends {({k: v for k, v in ended.items() if not k.endswith(' system')})}"
+                       if ended else "")
                     + f"  load generator {result['bench_client_cpu_us_per_statement']} µs/statement"
                     + (f"  {result['group_commits']}" if result["group_commits"] else "")
                     + (f"  keys refused {result['keys_refused']} of {result['requests']} requests"
@@ -758,6 +779,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--warm-passes", type=int, default=0, metavar="K",
                         help="with --learners: first name every learner K times (not measured): the steady state")
     parser.add_argument("--seed", type=int, default=1, help="with --learners: the draws' random seed (default 1)")
+    parser.add_argument("--count-ended-backends", action="store_true",
+                        help="with --start-service: also record and print the CPU per statement counting the "
+                             "processes that ended during a run (PostgreSQL backends, autovacuum workers: "
+                             "process_cpu.ServiceCpu(ended=True)); the default figure leaves them out, as every "
+                             "earlier result did")
     add_service_options(parser, "ingest")
     return parser.parse_args(argv)
 

@@ -82,11 +82,9 @@ class CheckpointStore:
         await conn.execute(INSERT_CHECKPOINT, p.name, 0, p.rule_version, p.catalog_digest)
         row = await conn.fetchrow(SELECT_CHECKPOINT, p.name)
         if (row["rule_version"], row["catalog_digest"]) != (p.rule_version, p.catalog_digest):
-            raise ProjectionOutdated(
-                f"projection {p.name!r} was built with rule version {row['rule_version']} and frameworks "
-                f"{row['catalog_digest'][:12]}; these are {p.rule_version} and {p.catalog_digest[:12]}: "
-                f"run `lrs replay {p.name}`"
-            )
+            found = (f"projection {p.name!r} was built with rule version {row['rule_version']} and frameworks "
+                     f"{row['catalog_digest'][:12]}; these are {p.rule_version} and {p.catalog_digest[:12]}")
+            raise ProjectionOutdated(f"{found}: run `lrs replay {p.name}`", found)
         return int(row["position"])
 
     async def advance(self, conn: asyncpg.Connection, position: int) -> None:

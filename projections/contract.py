@@ -27,7 +27,13 @@ LogPage = Sequence[tuple[int, str, str, bytes]]
 
 
 class ProjectionOutdated(RuntimeError):
-    """The stored state was built with other rules or frameworks: replay it."""
+    """The stored state was built with other rules or frameworks: replay it.
+    ``found`` says what differs and nothing of what to do: whoever catches
+    it knows whether a replay is the user's to run or already under way."""
+
+    def __init__(self, message: str, found: str | None = None) -> None:
+        super().__init__(message)
+        self.found = message if found is None else found
 
 
 class Projection(abc.ABC):

@@ -31,7 +31,7 @@ from projections.http_requests import (
     CATALOG, FRAMEWORKS_PROBLEM, FRESHNESS_HEADER, OBSERVED, POSITION_HEADER, READ_SCOPE, SUPERVISOR, flag_parameter,
     json_answer, limit_parameter, moment_parameter, only_parameters, shown_learners, stored_learner_in, tenant_of,
 )
-from projections.supervisor import Freshness, observed_freshness
+from projections.supervisor import Freshness, observed_freshness, until_rebuilt
 from projections.units.display import learner_view_keys, shown_learner_view
 
 __all__ = [
@@ -91,11 +91,14 @@ def _marked(payload: dict[str, Any], fresh: Freshness | None) -> dict[str, Any]:
     return payload
 
 
-async def _query(coro: Any) -> Any:
+async def _query(coro: Any, fresh: Freshness | None = None) -> Any:
+    """The query's answer; its error as the API's, saying (from ``fresh``,
+    the freshness it was asked at) what is being done about a refusal until
+    the projection is rebuilt."""
     try:
         return await coro
     except QueryError as exc:
-        raise XapiError(exc.status, exc.message, exc.parameter) from None
+        raise XapiError(exc.status, exc.told(until_rebuilt(fresh)), exc.parameter) from None
 
 
 async def shown_view(config: Any, pool: Any, tenant: str, view: dict[str, Any], asked: str, stored: str) -> dict[str, Any]:
@@ -110,7 +113,7 @@ async def get_learner(request: web.Request) -> web.Response:
     only_parameters(request, {STALE_PARAMETER})
     learner = stored_learner_in(request, tenant, request.match_info["learner"])
     catalog, fresh = await _serving(request)
-    view = await _query(learner_view(request.config_dict[keys.POOL], catalog, tenant, learner))
+    view = await _query(learner_view(request.config_dict[keys.POOL], catalog, tenant, learner), fresh)
     if view is None:
         raise NotFoundError(f"no competency evidence for learner {request.match_info['learner']!r}")
     return json_answer(_marked(await _shown_view(request, tenant, view, learner), fresh))
@@ -124,7 +127,7 @@ async def get_trail(request: web.Request) -> web.Response:
         raise XapiError(400, "the competency parameter (a competence IRI) is required", "competency")
     learner = stored_learner_in(request, tenant, request.match_info["learner"])
     catalog, fresh = await _serving(request)
-    view = await _query(trail_view(request.config_dict[keys.POOL], catalog, tenant, learner, competency))
+    view = await _query(trail_view(request.config_dict[keys.POOL], catalog, tenant, learner, competency), fresh)
     if view is None:
         raise NotFoundError(f"no competency evidence for learner {request.match_info['learner']!r}")
     return json_answer(_marked(await _shown_view(request, tenant, view, learner), fresh))
@@ -228,7 +231,8 @@ async def get_unit_learners(request: web.Request) -> web.Response:
             request.config_dict[keys.POOL], catalog, tenant, request.match_info["unit"], program=program,
             descendants=flag_parameter(request, "descendants", True), statuses=_statuses(request),
             after=request.query.get("after", ""), limit=limit_parameter(request, 100, 1000),
-        )
+        ),
+        fresh,
     )
     return json_answer(_marked(await shown_unit_learners(request.config_dict, request.config_dict[keys.POOL], tenant, answer), fresh))
 
@@ -265,7 +269,7 @@ async def get_unit_report(request: web.Request) -> web.Response:
     if fmt == "xlsx" and "part" in request.query:
         raise XapiError(400, "part applies to format=csv only (an XLSX report holds both parts)", "part")
     unit_id = request.match_info["unit"]
-    report = await _query(unit_report(request.config_dict[keys.POOL], catalog, tenant, unit_id, program=program, by=by))  # type: ignore[arg-type]
+    report = await _query(unit_report(request.config_dict[keys.POOL], catalog, tenant, unit_id, program=program, by=by), fresh)  # type: ignore[arg-type]
     report = await shown_report(request.config_dict, request.config_dict[keys.POOL], tenant, report)
     return report_response(report, unit_id, by, fmt, part, fresh)
 

@@ -36,9 +36,9 @@ import structlog
 from lrs import projection_health
 from projections.competency.catalog import Catalog, load_live_catalog
 from projections.competency.frameworks import FrameworkError
-from projections.contract import Projection
+from projections.contract import Projection, ProjectionOutdated
 
-__all__ = ["Freshness", "ObservedProjection", "Supervisor", "checked_freshness", "observed_freshness"]
+__all__ = ["Freshness", "ObservedProjection", "Supervisor", "checked_freshness", "observed_freshness", "until_rebuilt"]
 
 log = structlog.get_logger("lrs.projections")
 
@@ -130,13 +130,21 @@ class Supervisor:
         elif state in ("stopped", "rebuilding"):
             projection_health.runner_stopped("competency", reason)
 
+    def _outdated(self, exc: ProjectionOutdated) -> str:
+        """Why the projection is outdated, and what is done about it: this
+        service rebuilds it (LRS_COMPETENCY_AUTO_REBUILD), or the user runs
+        the replay that ``exc`` names."""
+        if self.auto_rebuild:
+            return f"{exc.found}: this service rebuilds it from the log by itself"
+        return f"{exc} (LRS_COMPETENCY_AUTO_REBUILD=false: this service does not rebuild it by itself)"
+
     async def _pause(self, seconds: float) -> None:
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(self._stop.wait(), seconds)
 
     async def _supervise(self) -> None:
         from projections.replay import ReplayRunning, replay
-        from projections.runner import ProjectionOutdated, ProjectionRunner
+        from projections.runner import ProjectionRunner
 
         watcher = asyncio.create_task(self._watch_frameworks(), name="frameworks-watch")
         try:
@@ -148,10 +156,10 @@ class Supervisor:
                     await runner.checkpoint()
                 except ProjectionOutdated as exc:
                     if not self.auto_rebuild:
-                        self._set("outdated", f"{exc}")
+                        self._set("outdated", self._outdated(exc))
                         await self._pause(self.poll_s or 2.0)  # resumes once someone replays
                         continue
-                    self._set("rebuilding", f"rebuilding from the log: {exc}")
+                    self._set("rebuilding", f"this service is rebuilding it from the log by itself: {exc.found}")
                     try:
                         await replay(self.pool, projection)
                     except ReplayRunning:
@@ -183,7 +191,7 @@ class Supervisor:
                     else:
                         await runner.follow(self._runner_stop, self.wake)
                 except ProjectionOutdated as exc:  # another process replayed with other documents
-                    self._set("outdated", str(exc))
+                    self._set("outdated", self._outdated(exc))
                 except Exception as exc:  # keep serving; try again shortly
                     log.exception("projection.crashed", projection="competency", error=repr(exc))
                     self._set("stopped", f"the runner failed: {exc!r}")
@@ -226,6 +234,19 @@ class Supervisor:
         if state == "rebuilding" and self.serving is not None:
             return Freshness("rebuilding", reason, True, self.serving, position, head, age)
         return Freshness(state, reason or state, False, self.serving, position, head, age)
+
+
+def until_rebuilt(fresh: Freshness | None) -> str:
+    """For an answer refused until the projection is rebuilt under these
+    rules (a learner's state stored under others): what is being done about
+    it and what the asker can do, as ``fresh`` (the projection's freshness
+    when asked) says.  A projection whose checkpoint names these rules
+    (current) is rebuilt by nothing but a replay."""
+    if fresh is None or fresh.state == "current":
+        return "run `lrs replay competency`"
+    if fresh.state == "rebuilding":
+        return f"the projection is rebuilding ({fresh.reason}): ask again once it is done"
+    return f"the projection is {fresh.state}: {fresh.reason}"
 
 
 async def log_positions(pool: asyncpg.Pool) -> tuple[int, int, float]:

@@ -9,7 +9,7 @@ import structlog
 from aiohttp import web
 
 from lrs.console import guard, i18n
-from lrs.http.middleware import CREDENTIAL
+from lrs.http.middleware import CREDENTIAL, RETRY_AFTER_UNAVAILABLE_S
 
 log = structlog.get_logger("lrs.console")
 
@@ -57,10 +57,14 @@ def error_page(request: web.Request, status: int, text: str) -> web.Response:
     """An error page for an error the API's code words in English: the page
     says what happened in the page's language.  A 4xx's text names what the
     request asked for (a unit, a parameter), so it stays as the detail; a
-    5xx's may name the server's files or settings, so it goes to the log."""
+    5xx's may name the server's files or settings, so it goes to the log.
+    A 503 says when to come back, as the API's do (lrs.http.middleware)."""
     detail = text
     if status >= 500:
         log.warning("console.unavailable", status=status, path=request.path, reason=text)
         detail = ""
-    return render("error.html", request, {"message_key": status_message(status), "detail": detail}, status=status)
+    response = render("error.html", request, {"message_key": status_message(status), "detail": detail}, status=status)
+    if status == 503:
+        response.headers["Retry-After"] = RETRY_AFTER_UNAVAILABLE_S
+    return response
 

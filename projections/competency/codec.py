@@ -126,7 +126,7 @@ class StateRulesError(StateFormatError):
 
     def __init__(self, stored: int) -> None:
         super().__init__(f"the learner's state was built under rule version {stored}; these rules are version "
-                         f"{RULE_VERSION}: run `lrs replay competency`")
+                         f"{RULE_VERSION}")
         self.stored = stored
 
 

@@ -62,6 +62,7 @@ GROUP BY platform, activity, mastery_score ORDER BY platform, activity, mastery_
 
 __all__ = [
     "QueryError",
+    "StateNotRebuilt",
     "learner_view",
     "trail_view",
     "resolve_program",
@@ -81,6 +82,21 @@ class QueryError(ValueError):
         self.status = status
         self.message = message
         self.parameter = parameter
+
+    def told(self, what_is_done: str) -> str:
+        """The message for the asker; a refusal until the projection is
+        rebuilt adds ``what_is_done`` about that (:class:`StateNotRebuilt`)."""
+        return self.message
+
+
+class StateNotRebuilt(QueryError):
+    """503: a learner's state stored under other rules, never folded with
+    these; answered once the projection is rebuilt, by the service itself
+    or by a replay, which only the caller knows
+    (:func:`projections.supervisor.until_rebuilt`)."""
+
+    def told(self, what_is_done: str) -> str:
+        return f"{self.message}; {what_is_done}"
 
 
 def _checkpoint(value: int | None) -> int:
@@ -125,7 +141,7 @@ def _unreadable(exc: StateFormatError) -> QueryError:
     other rules (never folded with these: docs/competency.md, "A state stored
     under other rules"), or by another version of the LRS."""
     if isinstance(exc, StateRulesError):
-        return QueryError(503, f"the competency projection is not answered from until it is rebuilt: {exc}")
+        return StateNotRebuilt(503, f"the competency projection is not answered from until it is rebuilt: {exc}")
     return QueryError(
         503, "the competency projection was stored by another version of the LRS: run `lrs replay competency`"
     )

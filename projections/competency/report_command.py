@@ -65,7 +65,7 @@ def _report(args: argparse.Namespace) -> int:
         from projections.competency.reports import to_csv, to_xlsx, with_identifiers
         from lrs.store.learner_refs import PSEUDONYM_KEY_PREFIX
         from projections.units.display import DisplayIds
-        from projections.supervisor import checked_freshness
+        from projections.supervisor import checked_freshness, until_rebuilt
 
         async with command_pool(settings, application_name="lrs-report", migrations=args.migrations) as pool:
             fresh = await checked_freshness(pool, catalog, settings.competency_stale_after_s)
@@ -76,7 +76,7 @@ def _report(args: argparse.Namespace) -> int:
             try:
                 report = await unit_report(pool, catalog, args.tenant, args.unit, program=program, by=args.by)
             except QueryError as exc:
-                print(f"lrs report: {exc.message}", file=sys.stderr)
+                print(f"lrs report: {exc.told(until_rebuilt(fresh))}", file=sys.stderr)
                 return 1
             learner_keys = None
             if any(r.learner.startswith(PSEUDONYM_KEY_PREFIX) for r in report.not_certified):

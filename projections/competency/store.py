@@ -23,6 +23,7 @@ from typing import Any, AsyncIterator, Callable, Mapping, Sequence
 import asyncpg
 import msgspec
 
+from lrs.config import COMPETENCY_STATE_CACHE_SIZE
 from lrs.identities import IDENTITY_EVENT
 from lrs.store.erasure import ERASURE_EVENT
 from lrs.store.identities import apply_identity_event, persons_of
@@ -214,7 +215,7 @@ class CompetencyProjection(Projection):
         self,
         catalog: Catalog,
         *,
-        cache_size: int = 20_000,
+        cache_size: int = COMPETENCY_STATE_CACHE_SIZE,
         replay_processes: int | None = None,
         replay_readers: int | None = None,
         erased_in_totals: str | None = None,

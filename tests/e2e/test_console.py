@@ -207,3 +207,20 @@ async def test_an_api_error_shows_in_the_pages_language_with_its_detail(console:
         assert f'({label}<span lang="en" id="error-detail">no unit &#39;nope&#39;</span>)' in problem
     bad = await console.get("/console/units/mic/report", params={"by": "nothing"})
     assert bad.status == 400 and "not valid" in await bad.text()
+
+
+async def test_a_competency_page_that_cannot_answer_now_says_when_to_come_back(database_url: str, tmp_path: Path) -> None:
+    """A 503 page (here: the frameworks cannot be read) carries Retry-After, as the API's 503s do."""
+    installed = tmp_path / "frameworks"
+    installed.mkdir()
+    (installed / "notes.json").write_text("[]", encoding="utf-8")
+    app = create_app(settings_for(database_url, tmp_path), database_url=database_url, nats_url=None)
+    async with TestServer(app) as server, TestClient(server) as client:
+        assert (await sign_in(client)).status == 303
+        for language, message in (("vi", "Hiện không thể hiển thị trang này"), ("en", "This page cannot be shown right now")):
+            client.session.cookie_jar.update_cookies({"lrs_lang": language})
+            for path in ("/console/units", "/console/units/mic", "/console/learners/someone"):
+                page = await client.get(path)
+                html = await page.text()
+                assert page.status == 503 and message in html and f'<html lang="{language}">' in html, (path, html)
+                assert int(page.headers["Retry-After"]) > 0, path

@@ -12,6 +12,7 @@ certifications; a replay rebuilds the same projection under these rules.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, Awaitable, Callable
 
 import asyncpg
 
@@ -41,6 +42,15 @@ async def as_the_rules_before_left_it(database_url: str) -> None:
         await conn.close()
 
 
+def current_at(client: Any, head: int) -> Callable[[], Awaitable[bool]]:
+    """Whether a unit's summary answers from ``head`` or later."""
+    async def current() -> bool:
+        response = await summary(client)
+        return response.status == 200 and (await response.json())["position"] >= head
+
+    return current
+
+
 async def test_after_a_rule_bump_a_stale_answer_is_the_old_rules_or_refused_never_both(
     database_url: str, tmp_path: Path
 ) -> None:
@@ -54,12 +64,7 @@ async def test_after_a_rule_bump_a_stale_answer_is_the_old_rules_or_refused_neve
         await post(client, *(course_statement(1, m, v, i) for i, (m, v) in enumerate(CERTIFYING)),
                    course_statement(2, "searching", FAILED, 50, 0.3))
         head = await log_head(database_url)
-
-        async def current() -> bool:
-            response = await summary(client)
-            return response.status == 200 and (await response.json())["position"] >= head
-
-        await eventually(current)
+        await eventually(current_at(client, head))
         before = await (await client.get(learner, headers=xapi_headers())).json()
         assert before["certifications"][0]["earned"]
         assert {c["rule_version"] for f in before["frameworks"] for c in f["competencies"]} == {RULE_VERSION}
@@ -99,10 +104,84 @@ async def test_after_a_rule_bump_a_stale_answer_is_the_old_rules_or_refused_neve
             assert await digest(pool) == built  # these rules, rebuilt from the log
         finally:
             await pool.close()
-        await eventually(current)
+        await eventually(current_at(client, head))  # this service's client
         after = await client.get(learner, headers=xapi_headers())
         assert after.status == 200 and (await after.json())["certifications"] == before["certifications"]
 
 
 CERTIFYING_COMPETENCY = "https://lrs.example.org/competency/vn-tt02-2025/1.0/competences/1.1"
 PROGRAM_IRI = "https://lrs.example.org/competency/programs/civil-servant-basic-digital-skills"
+
+
+async def test_while_the_service_rebuilds_by_itself_its_refusals_say_so_not_to_run_a_replay(
+    database_url: str, tmp_path: Path
+) -> None:
+    """With LRS_COMPETENCY_AUTO_REBUILD (the default) the service rebuilds a
+    projection of other rules itself: its 503s say that and to ask again,
+    not to run ``lrs replay competency``.  The rebuild is held at its start
+    for as long as the test looks (its scratch schema's CREATE waits for this
+    test's transaction, which created one of the same name), and let go after."""
+    from tests.e2e.test_console import sign_in
+
+    frameworks = tmp_path / "frameworks"
+    frameworks.mkdir()
+    learner = f"/competency/learners/{learner_path(1)}"
+    async for client in service(database_url, frameworks, frameworks_poll_s=0):
+        assert (await client.post("/competency/admin/roster", json=roster({"mic-dt-1": [1]}),
+                                  headers=xapi_headers())).status == 200
+        await post(client, *(course_statement(1, m, v, i) for i, (m, v) in enumerate(CERTIFYING)))
+        await eventually(current_at(client, await log_head(database_url)))
+        before = await (await client.get(learner, headers=xapi_headers())).json()
+    await as_the_rules_before_left_it(database_url)
+
+    holder = await asyncpg.connect(database_url)
+    try:
+        held = holder.transaction()
+        await held.start()
+        await holder.execute("CREATE SCHEMA replay_competency")
+        async for client in service(database_url, frameworks, frameworks_poll_s=0):
+            async def waiting_for_the_lock() -> bool:  # the service's rebuild has begun
+                return bool(await scratch_schema_waiters(database_url))
+
+            await eventually(waiting_for_the_lock)
+            refused = await summary(client)
+            error = (await refused.json())["error"]
+            assert refused.status == 503 and int(refused.headers["Retry-After"]) > 0
+            assert error.startswith("the competency projection is rebuilding: this service is rebuilding it from the "
+                                    f"log by itself: projection 'competency' was built with rule version {RULE_VERSION - 1}"), error
+            assert "lrs replay" not in error, error
+            for path, params in ((learner, {}), (f"{learner}/trail", {"competency": CERTIFYING_COMPETENCY})):
+                refused = await client.get(path, params={**params, "stale": "ok"}, headers=xapi_headers())
+                assert refused.status == 503 and int(refused.headers["Retry-After"]) > 0
+                error = (await refused.json())["error"]
+                assert f"built under rule version {RULE_VERSION - 1}; these rules are version {RULE_VERSION}" in error
+                assert "the projection is rebuilding (this service is rebuilding it from the log by itself" in error
+                assert error.endswith("ask again once it is done") and "lrs replay" not in error, error
+            # the console's page for people: 503, when to come back, and why (the notice)
+            assert (await sign_in(client)).status == 303
+            page = await client.get(f"/console/learners/{learner_path(1)}")
+            html = await page.text()
+            assert page.status == 503 and int(page.headers["Retry-After"]) > 0
+            assert "this service is rebuilding it from the log by itself" in html and "lrs replay" not in html
+
+            await held.rollback()  # the rebuild goes on
+
+            async def answered() -> bool:
+                return (await client.get(learner, headers=xapi_headers())).status == 200
+
+            await eventually(answered)
+            after = await (await client.get(learner, headers=xapi_headers())).json()
+            assert after["certifications"] == before["certifications"]
+    finally:
+        await holder.close()
+
+
+async def scratch_schema_waiters(database_url: str) -> int:
+    """Sessions waiting for a lock to create the replay's scratch schema."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        return await conn.fetchval(
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'CREATE SCHEMA%replay_competency%'"
+        )
+    finally:
+        await conn.close()

@@ -8,10 +8,14 @@ from pathlib import Path
 
 import pytest
 
+import inspect
+
+from lrs import config
 from lrs.config import ConfigError, Settings
 from lrs.service import create_app
 from projections.competency.catalog import load_catalog
 from projections.competency.model import LearnerState
+from projections.competency.store import CompetencyProjection
 from projections.http import BUILD_PROJECTION
 
 NAME = "LRS_COMPETENCY_STATE_CACHE_SIZE"
@@ -47,3 +51,11 @@ def test_the_service_builds_its_projection_with_the_setting(tmp_path: Path, size
     projection._pending.update({key: LearnerState(learner=key[1]) for key in keys})
     projection.committed(1)
     assert list(projection._cache) == keys[5 - size:]
+
+
+def test_a_projection_built_without_a_size_takes_the_settings_default_from_its_one_source() -> None:
+    # The same object, not an equal literal: a default written twice drifts
+    # apart when one is changed (benches and replays build it without a size).
+    default = inspect.signature(CompetencyProjection).parameters["cache_size"].default
+    assert default is config.COMPETENCY_STATE_CACHE_SIZE
+    assert CompetencyProjection(load_catalog())._cache_size == Settings().competency_state_cache_size
