@@ -24,3 +24,9 @@ def test_the_readme_table_of_commands_names_every_subcommand():
     named = set(re.findall(r"`lrs ([a-z][a-z-]*)", table))
     assert _subcommands() - named == set(), "subcommands missing from the README's table of commands"
 
+
+def test_roster_load_of_a_missing_file_is_one_line_naming_it(tmp_path, capsys):
+    missing = tmp_path / "units.csv"
+    assert main(["roster", "load", str(missing)]) == 1
+    err = capsys.readouterr().err
+    assert err == f"lrs roster load: cannot read {missing}: No such file or directory\n", err
