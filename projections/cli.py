@@ -397,7 +397,7 @@ def _roster_load(args: argparse.Namespace) -> int:
         print(f"invalid roster:\n{exc}", file=sys.stderr)
         return 1
     except OSError as exc:
-        print(f"lrs roster load: {exc}", file=sys.stderr)
+        print(f"lrs roster load: cannot read {args.file}: {exc.strerror or exc}", file=sys.stderr)
         return 1
     if args.check:
         print(f"valid: {len(roster.units)} units, {len(roster.memberships)} memberships (not loaded)")

@@ -61,7 +61,8 @@ def merge_json(
     """
     if not is_json_type(posted_type):
         raise XapiError(
-            400, f"POST merges JSON documents: Content-Type must be application/json, got {posted_type!r}"
+            400, f"POST merges JSON documents: Content-Type must be application/json, got {posted_type!r}",
+            "Content-Type",
         )
     posted_object = _parse(posted, "the posted document")
     if not isinstance(posted_object, dict):

@@ -88,7 +88,9 @@ async def alternate_syntax(request: web.Request, handler: Handler) -> web.Stream
     # the guard on the URL (text_guard) never saw what the form carries
     place = unstorable_part("", list(query.items()), list(headers.items()))
     if place is not None:
-        raise XapiError(400, f"form field: {place} contains U+0000 (NUL), which cannot be stored; remove it")
+        raise XapiError(
+            400, f"form field: {place.described} contains U+0000 (NUL), which cannot be stored; remove it", place.name
+        )
     version = headers.get("X-Experience-API-Version")
     if version is not None and negotiate_version(version).startswith("2."):
         raise XapiError(

@@ -74,7 +74,8 @@ def _json(payload: Any, status: int = 200) -> web.Response:
 async def _read_json_body(request: web.Request) -> bytes:
     if request.content_type not in _JSON_TYPES:
         raise XapiError(
-            400, f"Content-Type must be application/json or multipart/mixed, got {request.content_type!r}"
+            400, f"Content-Type must be application/json or multipart/mixed, got {request.content_type!r}",
+            "Content-Type",
         )
     body = await request.read()
     if not body:

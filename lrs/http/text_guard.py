@@ -14,26 +14,37 @@ as bytes, where a NUL is just a character.)
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import NamedTuple
 
 from aiohttp import web
 
 from lrs.http.middleware import Handler, error_response
 
-__all__ = ["may_carry_nul", "refuse_unstorable_text", "unstorable_part"]
+__all__ = ["NulPlace", "may_carry_nul", "refuse_unstorable_text", "unstorable_part"]
 
 NUL = "\x00"
 
 
-def unstorable_part(path: str, query: list[tuple[str, str]], headers: list[tuple[str, str]]) -> str | None:
-    """Where a request carries a NUL, described for its sender, or None (pure)."""
+class NulPlace(NamedTuple):
+    """Where a request carries a NUL: ``described`` for its sender's message, ``name`` the
+    query parameter or header (the answer's ``path``, as every other 400 names the
+    parameter), None for the request path."""
+
+    described: str
+    name: str | None
+
+
+def unstorable_part(path: str, query: list[tuple[str, str]], headers: list[tuple[str, str]]) -> NulPlace | None:
+    """Where a request carries a NUL, or None (pure)."""
     if NUL in path:
-        return "the request path"
+        return NulPlace("the request path", None)
     for name, value in query:
         if NUL in name or NUL in value:
-            return f"query parameter {name.replace(NUL, '')!r}"
+            clean = name.replace(NUL, "")
+            return NulPlace(f"query parameter {clean!r}", clean)
     for name, value in headers:
         if NUL in value:
-            return f"header {name!r}"
+            return NulPlace(f"header {name!r}", name)
     return None
 
 
@@ -52,5 +63,7 @@ async def refuse_unstorable_text(request: web.Request, handler: Handler) -> web.
     if may_carry_nul(request.raw_path, request.headers.values()):
         place = unstorable_part(request.path, list(request.query.items()), list(request.headers.items()))
         if place is not None:
-            return error_response(400, f"{place} contains U+0000 (NUL), which cannot be stored; remove it")
+            return error_response(
+                400, f"{place.described} contains U+0000 (NUL), which cannot be stored; remove it", place.name
+            )
     return await handler(request)

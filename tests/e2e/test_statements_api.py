@@ -265,3 +265,5 @@ async def test_non_json_and_empty_bodies_are_400(client):
     assert response.status == 400
     response = await client.post(URL, data=b"{}", headers={**xapi_headers(), "Content-Type": "text/plain"})
     assert response.status == 400
+    body = await response.json()
+    assert body["path"] == "Content-Type" and "text/plain" in body["error"], body  # the header to correct

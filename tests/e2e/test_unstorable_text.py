@@ -47,6 +47,7 @@ async def test_nul_in_a_query_parameter_is_400_naming_it(client, method, path, p
                                     headers={**xapi_headers(), "Content-Type": "application/json"})
     problem = await _problem(response)
     assert name in problem["error"] and "U+0000" in problem["error"], problem
+    assert problem.get("path") == name, problem  # like every other 400 naming a parameter
 
 
 @pytest.mark.parametrize("path", ["/competency/learners/%00", "/competency/learners/%00/trail",
@@ -102,6 +103,7 @@ async def test_nul_in_a_parameter_of_the_alternate_request_syntax_is_400_naming_
                                  headers={"Content-Type": "application/x-www-form-urlencoded"})
     problem = await _problem(response)
     assert name in problem["error"] and "U+0000" in problem["error"], problem
+    assert problem.get("path") == name, problem  # like every other 400 naming a parameter
 
 
 async def test_nul_in_a_header_is_400_naming_it(client):

@@ -177,3 +177,9 @@ def test_plan_delete() -> None:
     with pytest.raises(XapiError) as info:
         plan_delete(Resource.ACTIVITY_PROFILE, stored(b"x"), Preconditions(if_match=etag_of(b"y")))
     assert info.value.status == 412
+
+
+def test_merging_a_posted_document_that_is_not_json_names_its_content_type() -> None:
+    with pytest.raises(XapiError) as info:
+        merge_json(None, b'{"a": 1}', "text/plain")
+    assert info.value.status == 400 and info.value.path == "Content-Type", info.value
