@@ -19,7 +19,21 @@ ingest bench's statements as the relay does, and reads the server's CPU time
 * ``uncompressed 1000``: the relay's path on a stream without S2
   compression (the stream definition asks for S2: measurement only);
 * ``relay 1000, no consumer``: the relay's path with no consumer on the
-  stream, which then keeps nothing (interest retention).
+  stream, which then keeps nothing (interest retention); this is what
+  ``bench/ingest.py`` with projections off measures, and the ways below
+  split it (branch relay):
+* ``msg-id only 1000, no consumer``, ``no headers 1000, no consumer``: as
+  above with fewer headers (measurement only);
+* ``window 10s 1000, no consumer``: the relay's path on a stream whose
+  duplicate window is 10 seconds instead of 2 minutes (measurement only);
+* ``zstd data 1000, no consumer``: the relay's frames with each event's
+  stored zstd frame as data instead of its canonical JSON (about a quarter
+  of the bytes; measurement only: the contract's data is the JSON).
+
+``--ways`` picks some of them.  The server runs with the bench's
+environment, so ``GOGC=400 python bench/nats_publish_cost.py`` measures
+nats-server with Go's collector running a quarter as often; each result
+records the server's peak resident memory (``VmHWM``).
 
 Every way but the last has a durable consumer that selects every event and
 acknowledges none, so the stream keeps each message, as it does while a
@@ -87,6 +101,8 @@ async def _run_way(url: str, way: str, records: list, server_pid: int) -> float:
     config = load_stream_config()
     if way.startswith("uncompressed"):
         config = config.evolve(compression=None)
+    if way.startswith("window 10s"):
+        config = config.evolve(duplicate_window=10.0)
     nc = await nats.connect(url)
     js = nc.jetstream()
     try:
@@ -115,7 +131,14 @@ async def _run_way(url: str, way: str, records: list, server_pid: int) -> float:
     size = 100 if " 100" in way and " 1000" not in way else 1000
     formatter = StoredFormatter()
     started = _cpu_s(server_pid)
-    if way.startswith(("relay", "uncompressed")):
+    if way.startswith("zstd data"):
+        import msgspec
+
+        from lrs.payload_codec import store_payloads
+
+        stored = store_payloads([r.payload for r in records])
+        records = [msgspec.structs.replace(r, payload=data) for r, data in zip(records, stored)]
+    if way.startswith(("relay", "uncompressed", "window 10s", "zstd data")):
         for i in range(0, len(records), size):
             chunk = records[i:i + size]
             result = await bus.publish_batch(EventBatch(chunk, stored_texts_of(chunk), 1 << 20))
@@ -145,7 +168,15 @@ async def _run_way(url: str, way: str, records: list, server_pid: int) -> float:
 
 
 WAYS = ["relay 100", "relay 1000", "each acked 100", "msg-id only 1000", "no headers 1000", "uncompressed 1000",
-        "relay 1000, no consumer"]
+        "relay 1000, no consumer", "msg-id only 1000, no consumer", "no headers 1000, no consumer",
+        "window 10s 1000, no consumer", "zstd data 1000, no consumer"]
+
+
+def _peak_rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
 
 
 async def main_async(args: argparse.Namespace) -> dict:
@@ -170,11 +201,16 @@ async def main_async(args: argparse.Namespace) -> dict:
                 break
             except Exception:  # noqa: BLE001 - not up yet
                 await asyncio.sleep(0.1)
-        figures: dict[str, list[float]] = {way: [] for way in WAYS}
+        ways = [w.strip() for w in args.ways.split(";")] if args.ways else WAYS
+        unknown = [w for w in ways if w not in WAYS]
+        if unknown:
+            raise SystemExit(f"unknown ways {unknown}; known: {WAYS}")
+        figures: dict[str, list[float]] = {way: [] for way in ways}
         for _ in range(args.rounds):
-            for way in WAYS:
+            for way in ways:
                 figures[way].append(await _run_way(url, way, records, server.pid))
                 print(f"{way:>18}: {figures[way][-1]:6.2f} µs of nats-server CPU per event", flush=True)
+        peak_rss = _peak_rss_mib(server.pid)
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -185,6 +221,8 @@ async def main_async(args: argparse.Namespace) -> dict:
         "events_per_way": len(records),
         "rounds": args.rounds,
         "load_average": os.getloadavg(),
+        "gogc": os.environ.get("GOGC", "default (100)"),
+        "nats_server_peak_rss_mib": round(peak_rss, 1),
         "nats_server_cpu_us_per_event_median": {w: round(statistics.median(v), 2) for w, v in figures.items()},
         "nats_server_cpu_us_per_event": {w: [round(x, 2) for x in v] for w, v in figures.items()},
     }
@@ -195,13 +233,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--events", type=int, default=20_000, help="events published each way (default 20,000)")
     parser.add_argument("--rounds", type=int, default=3, help="alternated rounds; the median is kept (default 3)")
     parser.add_argument("--store-dir", default=None, help="where the JetStream store goes (default: the temp dir)")
+    parser.add_argument("--ways", help="the ways to run, separated by ';' (default: all)")
+    parser.add_argument("--label", default="", help="part of the result file's name (a branch name)")
     parser.add_argument("--output", help="result file (default: bench/results/nats-publish-cost-<time>.json)")
     parser.add_argument("--no-save", action="store_true")
     args = parser.parse_args(argv)
     record = asyncio.run(main_async(args))
     print(json.dumps(record["nats_server_cpu_us_per_event_median"], indent=1))
     if not args.no_save:
-        out = Path(args.output or HERE / "results" / f"nats-publish-cost-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.json")
+        out = Path(args.output or HERE / "results" / f"nats-publish-cost-{args.label + '-' if args.label else ''}{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.json")
         out.write_text(json.dumps(record, indent=2) + "\n")
         print(f"wrote {out}")
     return 0

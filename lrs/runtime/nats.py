@@ -38,6 +38,26 @@ from lrs.runtime._process import free_port, log_tail, spawn, terminate
 
 log = structlog.get_logger(__name__)
 
+# The server's Go runtime runs its goroutines on one thread unless the
+# environment says otherwise.  On the small machines the embedded server is
+# for, with PostgreSQL and the service beside it, two threads handed each
+# message between its read loop and the stream's loop with futex wake-ups:
+# alternated in the whole service (batch 100, projections off) one thread
+# cost 0.3-1.3 µs less a statement in three pairs, and 11.4-13.7 µs
+# instead of 12.7-17.8 a stored message (bench/nats_publish_cost.py), with a
+# lower peak memory (docs/scaling.md, "The relay's and nats-server's CPU per
+# statement, process by process (branch relay)").  One thread takes in
+# about 100,000 messages a second.
+GOMAXPROCS = "1"
+
+
+def server_environment(environ: dict[str, str] | None = None) -> dict[str, str]:
+    """The embedded nats-server's environment: ``environ`` (this process's
+    by default), with ``GOMAXPROCS`` set to one thread unless it sets it."""
+    env = dict(os.environ if environ is None else environ)
+    env.setdefault("GOMAXPROCS", GOMAXPROCS)
+    return env
+
 HOST = "127.0.0.1"
 
 
@@ -136,7 +156,8 @@ class EmbeddedNats:
             argv = [str(binary), "-c", str(self.config_path), "-js", "-sd", str(self.store_dir)]
             log.info("nats_starting", store_dir=str(self.store_dir), port=self.port, binary=str(binary))
             log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
-            self._proc = await spawn(argv, log_path=self.log_path, death_signal=signal.SIGTERM)
+            self._proc = await spawn(argv, log_path=self.log_path, death_signal=signal.SIGTERM,
+                                     env=server_environment())
             try:
                 await self._wait_ready()
             except RuntimeError:
