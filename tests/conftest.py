@@ -293,6 +293,7 @@ _SCENARIO_MODULES = frozenset({
     "tests/e2e/test_forward_e2e.py",
     "tests/e2e/test_large_events.py",
     "tests/e2e/test_schemathesis.py",
+    "tests/e2e/test_startup_failures.py",
     "tests/e2e/test_supervision.py",
 })
 
