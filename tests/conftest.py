@@ -270,3 +270,66 @@ async def provider() -> AsyncIterator["Provider"]:
 
     async for served in serve_provider():
         yield served
+
+
+
+# How `-n 3` (the README's test command) shares the tests among its worker
+# processes; each worker has its own session fixtures (PostgreSQL, nats-server,
+# browser). A test module is one unit of work, so its module fixtures are made
+# once. Each directory that installs Node packages into a shared node_modules
+# on a fresh clone is one unit, so that one `npm ci` runs at a time. The
+# whole-process scenarios (kill -9, NATS outages, the 3-node cluster with its
+# failover budget, schemathesis's time-bounded run) are one unit: never two of
+# them side by side, and scheduled first, so that the longest unit does not
+# start last.
+_ONE_UNIT = {"tests/browser/": "browser", "tests/clients/": "node-clients"}
+SCENARIOS = "scenarios"
+_SCENARIO_MODULES = frozenset({
+    "tests/e2e/test_cluster.py",
+    "tests/e2e/test_competency_audit.py",
+    "tests/e2e/test_durability.py",
+    "tests/e2e/test_erasure.py",
+    "tests/e2e/test_first_sight_keys.py",
+    "tests/e2e/test_forward_e2e.py",
+    "tests/e2e/test_large_events.py",
+    "tests/e2e/test_schemathesis.py",
+    "tests/e2e/test_startup_failures.py",
+    "tests/e2e/test_supervision.py",
+})
+
+
+def work_unit(nodeid: str) -> str:
+    """The unit of work (run by one worker, in order) that the test ``nodeid`` belongs to."""
+    module = nodeid.split("::")[0]
+    if module in _SCENARIO_MODULES:
+        return SCENARIOS
+    for directory, unit in _ONE_UNIT.items():
+        if module.startswith(directory):
+            return unit
+    return module
+
+
+try:
+    from xdist.scheduler import LoadScopeScheduling
+except ImportError:  # pytest-xdist is a test dependency; without it the suite runs in one process
+    pass
+else:
+    class WorkUnitScheduling(LoadScopeScheduling):
+        """xdist's scheduling by scope, with ``work_unit`` as the scope, the
+        units in collection order (scenarios first), not by their number of tests."""
+
+        def __init__(self, config: pytest.Config, log: object = None) -> None:
+            super().__init__(config, log)
+            config.option.loadscopereorder = False
+
+        def _split_scope(self, nodeid: str) -> str:
+            return work_unit(nodeid)
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> LoadScopeScheduling:
+        return WorkUnitScheduling(config, log)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if os.environ.get("PYTEST_XDIST_WORKER"):  # every worker collects, and orders, the same
+        items.sort(key=lambda item: work_unit(item.nodeid) != SCENARIOS)

@@ -23,4 +23,5 @@ def test_ci_runs_the_readme_test_command() -> None:
     # npm alone, and only where none is on the path: Node.js from elsewhere bundles
     # its own npm, which Debian's npm package conflicts with.
     assert "(command -v npm >/dev/null || (apt-get update -qq && apt-get install -y -qq npm))" in command
-    assert command.endswith(".venv/bin/python -m pytest -q")
+    # three worker processes, sharing the tests as tests/conftest.py says (tests/README.md)
+    assert command.endswith(".venv/bin/python -m pytest -q -n 3")
