@@ -31,6 +31,7 @@ because the test needs to stop and kill it.
 
 from __future__ import annotations
 
+import compileall
 import contextlib
 import os
 import shutil
@@ -42,6 +43,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
+from hypothesis import HealthCheck, settings
 
 import lrs.auth
 from lrs.runtime.nats import EmbeddedNats
@@ -50,6 +52,29 @@ from lrs.service import migrate
 
 if TYPE_CHECKING:
     from tests.e2e.oidc_provider import Provider
+
+# Property tests judge what a function returns, never how long it took: speed targets
+# live in bench/ (tests/README.md).  Hypothesis' default 200 ms deadline a call and its
+# too-slow check on drawing data are timings of the machine, which three workers on two
+# cores beside PostgreSQL and nats-server can exceed without anything being wrong.
+settings.register_profile("lrs", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("lrs")
+
+# The project's own packages, compiled once by the session that runs the workers:
+# each process a test starts (`lrs serve`, its workers, `lrs relay`, ...) would
+# otherwise compile them again where PYTHONDONTWRITEBYTECODE is set (about half a
+# second of CPU a process); `uv sync --compile-bytecode` does the same for the
+# dependencies.  Compiled files of unchanged sources are kept from run to run.
+PROJECT_PACKAGES = ("lrs", "projections", "connectors")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if hasattr(config, "workerinput"):  # an xdist worker: its controller compiled them
+        return
+    root = Path(__file__).resolve().parents[1]
+    for package in PROJECT_PACKAGES:
+        compileall.compile_dir(root / package, quiet=1)
+
 
 # Test servers trade nothing for speed: fsync stays on, as in production.
 _TEST_POSTGRES_SETTINGS = {"shared_buffers": "128MB", "max_connections": "200"}
