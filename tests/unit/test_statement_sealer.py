@@ -287,3 +287,51 @@ def test_a_known_form_is_built_from_the_cache_each_time_and_not_kept_in_the_requ
     batch = [statement_agents.seal_statement(ACTIVITY_STATEMENT, again.agent) for _ in range(2)]
     assert batch == [expected, expected] and again.refs == first.refs
     assert again._made == {} and again.fresh == {} and again.ciphertexts == {}
+
+
+def test_a_naming_met_for_the_first_time_is_sealed_inside_the_statement_and_the_next_one_apart():
+    """Inline first (docs/privacy.md, "One-off namings inside the Statement
+    (branch sealrow)"): a naming not met before is sealed in v2, its
+    ciphertext in the Statement and no row of its own, and kept as named
+    once; met again it is sealed in v4 (a row) and kept as a form to reuse."""
+    keys = _keys(ACTIVITY_STATEMENT)
+    ciphers = {(k.pseudonym, 1): k.cipher for k in keys.values()}
+    first = statement_sealer.StatementSealer(TENANT, {}, keys.__getitem__, inline_first=True)
+    once = [statement_agents.seal_statement(ACTIVITY_STATEMENT, first.agent) for _ in range(2)]
+    assert once[0]["actor"]["sealed"].startswith("v2.1.") and once[0]["actor"] is once[1]["actor"]
+    assert first.ciphertexts == {} and first.refs == {(keys["mbox:mailto:an@example.org"].pseudonym, 1)}
+    assert [f.text for f in first.fresh.values()] == [statement_sealer.ONCE_TEXT]
+    assert opening.open_statement(once[0], ciphers, TENANT) == ACTIVITY_STATEMENT
+
+    second = statement_sealer.StatementSealer(TENANT, first.fresh, keys.__getitem__, inline_first=True)
+    apart = statement_agents.seal_statement(ACTIVITY_STATEMENT, second.agent)
+    assert apart == _one_by_one(ACTIVITY_STATEMENT, keys)[0] and apart["actor"]["sealed"].startswith("v4.1.")
+    assert len(second.ciphertexts) == 1 and [f.text for f in second.fresh.values()] == [apart["actor"]["sealed"]]
+    assert opening.open_statement(apart, ciphers, TENANT, second.ciphertexts) == ACTIVITY_STATEMENT
+
+    def no_key(ident):
+        raise AssertionError(f"a known form needs no key ({ident})")
+
+    third = statement_sealer.StatementSealer(TENANT, second.fresh, no_key, inline_first=True)
+    assert statement_agents.seal_statement(ACTIVITY_STATEMENT, third.agent) == apart and third.ciphertexts == {}
+
+
+def test_a_naming_whose_key_is_read_after_the_walk_is_sealed_inside_the_statement_too():
+    keys = _keys(ACTIVITY_STATEMENT)
+
+    def not_at_hand(ident):
+        raise KeyError(ident)
+
+    sealer = statement_sealer.StatementSealer(TENANT, {}, not_at_hand, inline_first=True)
+    sealed = statement_agents.seal_statement(ACTIVITY_STATEMENT, sealer.agent)
+    sealer.finish(keys)
+    assert sealed["actor"]["sealed"].startswith("v2.1.") and sealer.ciphertexts == {}
+    ciphers = {(k.pseudonym, 1): k.cipher for k in keys.values()}
+    assert opening.open_statement(sealed, ciphers, TENANT) == ACTIVITY_STATEMENT
+
+
+def test_inline_first_is_not_for_the_v3_form_written_as_builds_before_v4_did():
+    keys = _keys(ACTIVITY_STATEMENT)
+    sealer = statement_sealer.StatementSealer(TENANT, {}, keys.__getitem__, reference_form="v3", inline_first=True)
+    sealed = statement_agents.seal_statement(ACTIVITY_STATEMENT, sealer.agent)
+    assert sealed["actor"]["sealed"].startswith("v3.1.") and len(sealer.ciphertexts) == 1
