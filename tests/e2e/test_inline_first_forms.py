@@ -1,0 +1,91 @@
+"""One learner named in every form a store can now hold side by side: v4
+(as the build before inline-first wrote, and this one for a naming met
+again), v2 (a naming a process meets first: after a restart, and again
+after its cache evicted the naming).  Agent filters find them all (one
+pseudonym), sending any of them again is a no-op (never 409), ``lrs audit
+verify`` and ``lrs export`` hold, and one erasure turns every form into
+the erased form without rewriting the log (docs/privacy.md)."""
+
+from __future__ import annotations
+
+import json
+import urllib.parse
+
+from lrs.http import keys
+from lrs.privacy import seal
+from tests.e2e.conftest import xapi_headers
+from tests.e2e.test_erasure_api import add_eraser, as_eraser
+from tests.e2e.test_export_e2e import _lrs
+from tests.e2e.test_resend_across_sealed_forms import LAN, events, statement
+from tests.e2e.test_sealed_forms_v3_and_v4 import _actors, _payloads
+
+
+async def _post(client, statements: list[dict]) -> None:
+    response = await client.post("/xapi/statements", json=statements, headers=xapi_headers())
+    assert response.status == 200, await response.text()
+
+
+def _actor_form(payload: bytes) -> str:
+    return seal.decode(payload)["actor"]["sealed"].split(".", 1)[0]
+
+
+async def test_a_learner_in_v4_and_v2_forms_is_filtered_sent_again_verified_and_erased(
+    sealed_client, database_url: str, tmp_path
+) -> None:
+    learner_keys = sealed_client.app[keys.LEARNER_KEYS]
+    learner_keys._inline_first = False  # as the build before inline-first wrote: v4 from the first naming
+    sent = [statement(LAN)]
+    await _post(sealed_client, sent)
+    learner_keys._inline_first = True
+    learner_keys.forget_all()  # a process of this build, started on that log
+    for _ in range(2):
+        sent.append(statement(LAN))
+        await _post(sealed_client, sent[-1:])
+    learner_keys.forget_all()  # its cache evicted the naming: met "first" again
+    sent.append(statement(LAN))
+    await _post(sealed_client, sent[-1:])
+
+    payloads = await _payloads(database_url)
+    assert [_actor_form(p) for p in payloads] == ["v4", "v2", "v4", "v2"]
+    pseudonyms = {seal.decode(p)["actor"]["account"]["name"] for p in payloads}
+    assert len(pseudonyms) == 1
+
+    agent = urllib.parse.quote(json.dumps({"mbox": LAN["mbox"]}))
+    response = await sealed_client.get(f"/xapi/statements?agent={agent}&ascending=true", headers=xapi_headers())
+    assert response.status == 200
+    found = (await response.json())["statements"]
+    assert [s["id"] for s in found] == [s["id"] for s in sent] and all(s["actor"] == LAN for s in found)
+
+    # Each sent again, alone and all together, in whatever form this process now seals it: a no-op.
+    count = await events(database_url)
+    for one in sent:
+        await _post(sealed_client, [one])
+        response = await sealed_client.put("/xapi/statements", params={"statementId": one["id"]}, json=one,
+                                           headers=xapi_headers())
+        assert response.status == 204, await response.text()
+    learner_keys.forget_all()
+    await _post(sealed_client, sent)
+    assert await events(database_url) == count
+    changed = {**sent[1], "actor": {**LAN, "name": "Lan N."}}
+    response = await sealed_client.post("/xapi/statements", json=[changed], headers=xapi_headers())
+    assert response.status == 409, await response.text()
+
+    env = {"LRS_DATABASE_URL": database_url, "LRS_PRIVACY_KEY_FILE": str(tmp_path / "privacy-key")}
+    status, out, err = await _lrs("export", env=env)
+    assert status == 0, err
+    assert out.count(b'"mbox":"mailto:lan@example.org"') == 4 and b"sealed" not in out
+    status, _, err = await _lrs("audit", "verify", env=env)
+    assert status == 0, err
+
+    await add_eraser(database_url, ["erase"])
+    response = await sealed_client.post("/admin/erasures", json={"agent": {"mbox": LAN["mbox"]}, "reason": "r 4"},
+                                        headers=as_eraser())
+    assert response.status == 200, await response.text()
+    erased = {"objectType": "Agent", "account": {"homePage": seal.ERASED_HOME, "name": pseudonyms.pop()}}
+    assert await _actors(sealed_client) == [erased] * 4
+    status, out, err = await _lrs("export", env=env)
+    assert status == 0, err
+    assert b"lan@example.org" not in out and out.count(seal.ERASED_HOME.encode()) == 4
+    status, _, err = await _lrs("audit", "verify", env=env)
+    assert status == 0, err
+    assert await _payloads(database_url) == payloads + (await _payloads(database_url))[4:]  # nothing rewritten
