@@ -43,12 +43,9 @@ log, its WAL and the stream.  Stores hold v3 and v4 side by side; both are read.
 account, so filters, duplicate checks and projections work on it unchanged
 and see only the pseudonym.  Encryption is deterministic (AES-GCM-SIV with a
 fixed nonce; the tenant, pseudonym and generation are the associated data):
-the same identity sealed twice in one form gives the same bytes, and the
-cost of a repeated actor is one cache look-up.  Which form a naming gets
-depends on the process that seals it (v2 the first time it meets it, v4
-after, as builds before wrote), so "same Statement" compares stored forms
-first and, when they differ, the opened Statements
-(lrs/http/statements.py, ``_as_stored``).  It reveals only what the pseudonym already does: that two
+the same identity sealed twice gives the same bytes, so "same Statement"
+still compares stored forms, and the cost of a repeated actor is one cache
+look-up.  It reveals only what the pseudonym already does: that two
 Statements name the same identity.
 
 Opening replaces each sealed form by the original object; when the data key
