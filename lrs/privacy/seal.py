@@ -32,8 +32,7 @@ The hash chain covers the reference and the reference commits to the
 ciphertext, which :func:`open_agent` checks before decrypting.  A Statement
 naming the same identity as many before it then costs 27 characters for it,
 not the ~120 of a v2 ciphertext.  ``v4`` (``"v4.<generation>.<tag>"``, what the
-Statement writer writes now for a naming met before; one met for the first
-time is written in v2, with no row) is v3 with a 12-character tag for its 22: the
+Statement writer writes now) is v3 with a 12-character tag for its 22: the
 first 9 bytes of the ciphertext's SHA-256, which need tell apart only the
 ciphertexts of one identity's generation, since the row is found by the
 pseudonym, generation and tag together (:func:`short_row`).  Each character
