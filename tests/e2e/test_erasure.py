@@ -188,9 +188,8 @@ async def test_erased_learner_leaves_no_clear_text_and_the_audit_still_holds(
     minh_statements = [{**course_statement(7, module, verb, minute), "actor": MINH}
                        for minute, (module, verb) in enumerate(CERTIFYING[:3])]
     # Minh's statement names Lan as instructor: her data under her key inside his statement.
-    # Sent with objectType, her identities there are sealed in the v2 form
-    # where a worker meets them first (inside the Statement), in the v4 form
-    # after (their ciphertexts kept apart, in sealed_identities).
+    # Sent with objectType, her identities there are sealed in the v4 form:
+    # their ciphertexts are kept apart, in sealed_identities.
     minh_statements[0]["context"] = {"instructor": {"objectType": "Agent", **LAN}}
     agent_param = urllib.parse.quote(json.dumps({"mbox": LAN["mbox"]}))
     lms_param = urllib.parse.quote(json.dumps({"account": LAN_LMS["account"]}))
@@ -309,18 +308,17 @@ async def test_erased_learner_leaves_no_clear_text_and_the_audit_still_holds(
 
     assert await clear_text_hits(database_url, NEEDLES) == []
     assert dump_hits(database_url, NEEDLES) == []
-    # Identities sent with objectType were sealed in the v2 form (met first)
-    # and the v4 form (met again), so the dump and the columns searched above
-    # included their ciphertexts inside the Statements and in
+    # Identities sent with objectType were sealed in the v4 form, so the dump
+    # and the columns searched above included their ciphertexts in
     # sealed_identities, which stay and open
     # nothing without her key: the GETs above read them (her LMS account as
     # actor, her as instructor) and showed the erased form.
     conn = await asyncpg.connect(database_url)
     try:
-        # at least the authority's, named by many requests
-        assert await conn.fetchval("SELECT count(*) FROM sealed_identities") >= 1
+        # the authority's, and Lan's as instructor and as her LMS account
+        assert await conn.fetchval("SELECT count(*) FROM sealed_identities") >= 3
         payloads = b"".join(open_payload(r["payload"]) for r in await conn.fetch("SELECT payload FROM events"))
-        assert b'"sealed":"v4.' in payloads and b'"sealed":"v2.' in payloads
+        assert b'"sealed":"v4.' in payloads
     finally:
         await conn.close()
     assert await clear_text_hits(database_url, (MINH["name"],)) == []  # sealed, not erased: no clear copy either
