@@ -10,19 +10,13 @@ import msgspec
 
 from lrs.privacy.data_key import SealKey
 from lrs.privacy.seal import PSEUDONYM_HOME, SEALED, seal_agent
-from lrs.privacy.sealed_text import (
-    COMPACT_MARK, SHORT, seal_bytes, seal_compact_bytes, seal_reference, seal_short)
+from lrs.privacy.sealed_text import COMPACT_MARK, SHORT, seal_bytes, seal_reference, seal_short
 from lrs.privacy.statement_agents import identifier, identities
 from lrs.xapi.identity import ifi_key
 
-__all__ = ["KnownForm", "ONCE_TEXT", "StatementSealer"]
+__all__ = ["KnownForm", "StatementSealer"]
 
 _encode = msgspec.json.Encoder(order="sorted").encode
-
-
-# The text of a KnownForm for a naming met once and sealed inline (v2): not
-# a form to reuse; met again, the naming is sealed apart (v4).
-ONCE_TEXT = ""
 
 
 class KnownForm(msgspec.Struct, frozen=True, gc=False):
@@ -57,8 +51,8 @@ class StatementSealer:
     :attr:`ciphertexts` the v4 (or v3) ciphertexts by row, :attr:`fresh` the
     forms sealed now that may be kept for reuse (single identities, no members)."""
 
-    __slots__ = ("tenant", "_forms", "_key_of", "_references", "_seal_apart", "_inline_first", "refs",
-                 "ciphertexts", "fresh", "missing", "_made", "_deferred")
+    __slots__ = ("tenant", "_forms", "_key_of", "_references", "_seal_apart", "refs", "ciphertexts",
+                 "fresh", "missing", "_made", "_deferred")
 
     def __init__(
         self,
@@ -68,7 +62,6 @@ class StatementSealer:
         *,
         references: bool = True,
         reference_form: str = SHORT,
-        inline_first: bool = False,
     ) -> None:
         self.tenant = tenant
         self._forms = forms
@@ -76,16 +69,12 @@ class StatementSealer:
         self._references = references
         # The form whose ciphertext lies apart: v4 (written now) or v3 (as builds before v4 wrote).
         self._seal_apart = seal_short if reference_form == SHORT else seal_reference
-        # A naming not met before is sealed with its ciphertext inside the
-        # Statement (v2), no row of its own, and kept as named once
-        # (ONCE_TEXT); met again, it is sealed apart (v4) and its form kept.
-        self._inline_first = inline_first and references and reference_form == SHORT
         self.refs: set[tuple[str, int]] = set()
         self.ciphertexts: dict[bytes, bytes] = {}
         self.fresh: dict[bytes, KnownForm] = {}
         self.missing: set[str] = set()
         self._made: dict[bytes, dict[str, Any]] = {}  # sealed in this request (those with one key)
-        self._deferred: dict[bytes, tuple[dict[str, Any], dict[str, Any], bool]] = {}
+        self._deferred: dict[bytes, tuple[dict[str, Any], dict[str, Any]]] = {}
 
     def agent(self, agent: dict[str, Any]) -> dict[str, Any]:
         """The sealed form of one Agent or Group."""
@@ -96,7 +85,7 @@ class StatementSealer:
         # store per Agent for nothing (about 90 ns of its 1.5 us; docs/privacy.md,
         # "A known learner's form (branch seal-forms)").
         known = self._forms.get(own)
-        if known is not None and known.text:
+        if known is not None:
             pseudonym_ = known.pseudonym
             self.refs.add((pseudonym_, known.generation))
             return {"objectType": known.object_type, "account": {"homePage": PSEUDONYM_HOME, "name": pseudonym_},
@@ -107,37 +96,29 @@ class StatementSealer:
         deferred = self._deferred.get(own)
         if deferred is not None:
             return deferred[1]
-        # Named before (only once: a known form with text was returned above) or not.
-        inline = self._inline_first and known is None
         try:
-            return self._seal(agent, own, self._key_of, inline)
+            return self._seal(agent, own, self._key_of)
         except KeyError:
             placeholder: dict[str, Any] = {}
-            self._deferred[own] = (agent, placeholder, inline)
+            self._deferred[own] = (agent, placeholder)
             self.missing |= identities({"actor": agent})
             return placeholder
 
     def finish(self, keys: Mapping[str, SealKey]) -> None:
         """Seal the Agents left as placeholders, with ``keys`` (by identifier,
         :attr:`missing` at least)."""
-        for own, (agent, placeholder, inline) in self._deferred.items():
-            placeholder.update(self._seal(agent, own, keys.__getitem__, inline))
+        for own, (agent, placeholder) in self._deferred.items():
+            placeholder.update(self._seal(agent, own, keys.__getitem__))
         self._deferred.clear()
 
-    def _seal(self, agent: dict[str, Any], own: bytes, key_of: Callable[[str], SealKey],
-              inline: bool = False) -> dict[str, Any]:
+    def _seal(self, agent: dict[str, Any], own: bytes, key_of: Callable[[str], SealKey]) -> dict[str, Any]:
         object_type = agent.get("objectType")
         ifi = ifi_key(agent)  # type: ignore[arg-type]
         if self._references and object_type is not None and ifi is not None and "member" not in agent:
             # The common case, as seal_agent seals it in the v3 form, without its detours.
             key = key_of(ifi)
             plaintext = _encode({k: v for k, v in agent.items() if k != "objectType"})
-            # Named for the first time here (``inline``): the ciphertext in the
-            # Statement (v2), no sealed_identities row (most such namings are
-            # never met again, and a row each was the worst case's PostgreSQL
-            # share), kept as named once, so that the next naming goes apart.
-            text = seal_compact_bytes(key, self.tenant, plaintext) if inline else self._apart(key, plaintext)
-            kept = ONCE_TEXT if inline else text
+            text = self._apart(key, plaintext)
             form = {"objectType": object_type, "account": {"homePage": PSEUDONYM_HOME, "name": key.pseudonym},
                     SEALED: text}
         else:
@@ -145,9 +126,9 @@ class StatementSealer:
             if "account" not in form or "member" in form:
                 return form
             key = key_of(identifier(agent))  # type: ignore[arg-type]
-            kept = form[SEALED]
+            text = form[SEALED]
         self.refs.add((key.pseudonym, key.generation))
-        self.fresh[own] = KnownForm(form["objectType"], key.pseudonym, key.generation, kept)
+        self.fresh[own] = KnownForm(form["objectType"], key.pseudonym, key.generation, text)
         self._made[own] = form
         return form
 

@@ -96,11 +96,6 @@ class LearnerKeyCache:
         self._references = references
         # Which of them: v4 (short tags) unless set to "v3" (as builds before v4 wrote).
         self._reference_form = sealed_text.SHORT
-        # A naming this process has not met before is sealed in v2 (its
-        # ciphertext in the Statement, no sealed_identities row), the next
-        # one in v4 (docs/privacy.md, "One-off namings inside the Statement
-        # (branch sealrow)"); False: v4 from the first, as builds before.
-        self._inline_first = True
         # v3 ciphertexts read, by reference (immutable: content-addressed).
         self._ciphertexts = StoredCiphertexts(pool, capacity=capacity)
         self._master = master

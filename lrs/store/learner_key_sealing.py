@@ -122,7 +122,7 @@ class KeySealing(KeyStatement):
         else:
             forms, key_of = _NO_FORMS, _not_cached
         sealer = statement_sealer.StatementSealer(tenant, forms, key_of, references=self._references,
-                                        reference_form=self._reference_form, inline_first=self._inline_first)
+                                        reference_form=self._reference_form)
         sealed_authority = sealer.agent(authority)
         sealed = [statement_agents.seal_statement(s, sealer.agent) for s in statements]
         new_keys: dict[str, bytes] = {}
