@@ -1,9 +1,9 @@
-"""A Statement naming several people for the first time holds each naming
-inside it (the v2 form; a Group's members apart, v4), each under the key of the person it names, not
-the actor's: erasing the instructor leaves the actor and a team member
-readable, erasing the actor then leaves the member readable, and every
-erased naming, v2 here and v4 in a later Statement alike, opens to the
-erased form in a process that had all of them cached (docs/privacy.md)."""
+"""A Statement naming several people holds each naming sealed under the key
+of the person it names (v4, a Group's members too), not the actor's:
+erasing the instructor leaves the actor and a team member readable, erasing
+the actor then leaves the member readable, and every erased naming opens to
+the erased form, in a process that had all of them cached and in a new one
+(docs/privacy.md)."""
 
 from __future__ import annotations
 
@@ -49,12 +49,12 @@ async def test_each_naming_inside_a_statement_is_under_its_own_persons_key(
     keyring = LearnerKeys(pool, master)
     await keyring.load_epoch()
     first, again = lesson(), lesson()
-    await append(writer, keyring, [first])  # every naming met for the first time: inside the Statement
-    await append(writer, keyring, [again])  # met again: apart
+    await append(writer, keyring, [first])  # every naming met for the first time
+    await append(writer, keyring, [again])  # met again: its forms cached
     stored = seal.decode(await get_statement(pool, TENANT, uuid.UUID(first["id"]), voided=False))
     sealed = [stored["actor"], stored["context"]["instructor"], stored["context"]["team"]["member"][0]]
-    # A Group's members are sealed apart even the first time (a Group with members keeps no form to reuse).
-    assert [s["sealed"][:5] for s in sealed] == ["v2.1.", "v2.1.", "v4.1."]
+    assert [s["sealed"][:5] for s in sealed] == ["v4.1.", "v4.1.", "v4.1."]
+    assert len({s["account"]["name"] for s in sealed}) == 3  # three people, three pseudonyms
     assert b'"sealed":"v4.1.' in await get_statement(pool, TENANT, uuid.UUID(again["id"]), voided=False)
     for opened in await _opened(pool, LearnerKeys(pool, master), [first["id"], again["id"]]):
         assert (opened["actor"], opened["context"]["instructor"], opened["context"]["team"]) == (MINH, LAN, TEAM)

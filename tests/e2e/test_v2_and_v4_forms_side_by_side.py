@@ -1,10 +1,10 @@
-"""One learner named in every form a store can now hold side by side: v4
-(as the build before inline-first wrote, and this one for a naming met
-again), v2 (a naming a process meets first: after a restart, and again
-after its cache evicted the naming).  Agent filters find them all (one
-pseudonym), sending any of them again is a no-op (never 409), ``lrs audit
-verify`` and ``lrs export`` hold, and one erasure turns every form into
-the erased form without rewriting the log (docs/privacy.md)."""
+"""One learner named in the v4 form (what this build writes) and the v2 form
+(what builds before the v3 form wrote, the ciphertext inside the Statement)
+side by side, alternating, as a store upgraded across those builds holds
+them.  Agent filters find them all (one pseudonym), sending any of them again
+is a no-op (never 409), ``lrs audit verify`` and ``lrs export`` hold, and one
+erasure turns every form into the erased form without rewriting the log
+(docs/privacy.md)."""
 
 from __future__ import annotations
 
@@ -27,21 +27,18 @@ def _actor_form(payload: bytes) -> str:
     return seal.decode(payload)["actor"]["sealed"].split(".", 1)[0]
 
 
-async def test_a_learner_in_v4_and_v2_forms_is_filtered_sent_again_verified_and_erased(
+async def test_a_learner_in_v4_and_v2_forms_side_by_side_is_filtered_sent_again_verified_and_erased(
     sealed_client, database_url: str, tmp_path
 ) -> None:
     learner_keys = sealed_client.app[keys.LEARNER_KEYS]
-    learner_keys._inline_first = False  # as the build before inline-first wrote: v4 from the first naming
-    sent = [statement(LAN)]
-    await _post(sealed_client, sent)
-    learner_keys._inline_first = True
-    learner_keys.forget_all()  # a process of this build, started on that log
-    for _ in range(2):
+    sent: list[dict] = []
+    for references in (True, False, True, False):  # v4, v2 (a build before v3), v4, v2
+        learner_keys._references = references
+        learner_keys.forget_all()  # a process of that build has no form of the other one cached
         sent.append(statement(LAN))
         await _post(sealed_client, sent[-1:])
-    learner_keys.forget_all()  # its cache evicted the naming: met "first" again
-    sent.append(statement(LAN))
-    await _post(sealed_client, sent[-1:])
+    learner_keys._references = True
+    learner_keys.forget_all()
 
     payloads = await _payloads(database_url)
     assert [_actor_form(p) for p in payloads] == ["v4", "v2", "v4", "v2"]
@@ -54,7 +51,7 @@ async def test_a_learner_in_v4_and_v2_forms_is_filtered_sent_again_verified_and_
     found = (await response.json())["statements"]
     assert [s["id"] for s in found] == [s["id"] for s in sent] and all(s["actor"] == LAN for s in found)
 
-    # Each sent again, alone and all together, in whatever form this process now seals it: a no-op.
+    # Each sent again, alone and all together, sealed now in v4: a no-op, whatever form it is stored in.
     count = await events(database_url)
     for one in sent:
         await _post(sealed_client, [one])
@@ -75,4 +72,3 @@ async def test_a_learner_in_v4_and_v2_forms_is_filtered_sent_again_verified_and_
     assert await _actors(sealed_client) == [erased] * 4
     await exported_and_verified(env, seal.ERASED_HOME.encode(), 4, absent=b"lan@example.org")
     assert await _payloads(database_url) == payloads + (await _payloads(database_url))[4:]  # nothing rewritten
-
