@@ -60,9 +60,10 @@ async def measure(count: int) -> dict:
         uuid.uuid4(), n, n, n % 40, n % 21, n % 21, n % 100, n % 100, 1 + n % 59, uuid.uuid4(), n % 60))
         for n in range(count)]
     keyring = keyring_knowing(tenant, authority, statements)
-    # Each naming met for the first time (the worst case's every Statement:
-    # v2 since branch sealrow, v4 before), then met again (a running
-    # programme's: v4, its form cached).
+    # Each naming met for the first time (the worst case's every Statement),
+    # then met again (a running programme's, its form cached): both v4 here;
+    # branch sealrow's inline-first (reverted; 3fb38de..af2a893) wrote the
+    # first in v2, 526.6 compressed bytes against 301.2.
     first = await keyring.seal_statements(tenant, statements, authority)
     keyring.stored(first)
     sealed = await keyring.seal_statements(tenant, statements, authority)

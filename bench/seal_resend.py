@@ -1,9 +1,11 @@
 """What a Statement sent again costs when its learner was new when it was
-stored: branch sealrow stores a naming met first in the v2 form and, met
-again, seals it in v4, so the resent Statement no longer matches the stored
-one byte for byte and goes through the handler's ``_as_stored`` (a 409 in
-the writer, the stored Statement read, opened and compared, a second
-append); the start sealed both in v4, the same bytes.
+stored: branch sealrow (reverted; its commits 3fb38de..af2a893) stored a
+naming met first in the v2 form and, met again, sealed it in v4, so the
+resent Statement no longer matched the stored one byte for byte and went
+through the handler's ``_as_stored`` (a 409 in the writer, the stored
+Statement read, opened and compared, a second append); the start, and this
+build again, seal both in v4, the same bytes.  To measure inline-first, point
+a ``--tree`` at a checkout of af2a893 (``git worktree add DIR af2a893``).
 
 For each tree (``--tree NAME=DIR``, alternated each round) it starts ``lrs
 serve`` (sealing on, one HTTP worker so the resend meets the same cache,
@@ -12,7 +14,7 @@ naming a learner not seen before, then POSTs every batch again and reports
 the service's CPU a resent Statement (every process: worker, PostgreSQL,
 relay, nats-server) and the resend's wall time.
 
-    python bench/seal_resend.py --tree base=/work/wt/base --tree sealrow=. --rounds 3
+    python bench/seal_resend.py --tree base=/work/wt/base --tree sealrow=/path/to/af2a893 --rounds 3
 
 Results: ``bench/results/seal_resend-<label>-<time>.json``.
 """

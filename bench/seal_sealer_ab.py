@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import inspect
 import os
 import statistics
 import sys
@@ -47,7 +48,8 @@ def main() -> int:
     parser.add_argument("--resamples", type=int, default=4000)
     parser.add_argument("--inline-first", action="append", default=[], metavar="NAME",
                         help="that side seals a naming met for the first time inside the Statement (v2; "
-                             "StatementSealer(inline_first=True), since branch sealrow)")
+                             "StatementSealer(inline_first=True): branch sealrow, reverted, so point that side "
+                             "at a checkout of 3fb38de..af2a893)")
     add_result_options(parser)
     args = parser.parse_args()
     if len(args.side) != 2:
@@ -61,6 +63,12 @@ def main() -> int:
     for given in args.side:
         name, _, tree = given.partition("=")
         sides[name] = load_seal(name, Path(tree).resolve())
+    for name in args.inline_first:
+        if name not in sides:
+            parser.error(f"--inline-first {name}: no --side of that name")
+        if "inline_first" not in inspect.signature(sides[name].StatementSealer).parameters:
+            parser.error(f"--inline-first {name}: that checkout's StatementSealer has no inline_first (inline-first "
+                         "was branch sealrow's, reverted; check out 3fb38de..af2a893 for that side)")
     tenant = "default"
     authority = {"objectType": "Agent", "account": {"homePage": "https://lrs.example/", "name": "client-1"}}
     count = args.requests * 100
