@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import inspect
 import os
 import statistics
 import sys
@@ -45,6 +46,10 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=30)
     parser.add_argument("--requests", type=int, default=40, help="requests of 100 Statements a round (default 40)")
     parser.add_argument("--resamples", type=int, default=4000)
+    parser.add_argument("--inline-first", action="append", default=[], metavar="NAME",
+                        help="that side seals a naming met for the first time inside the Statement (v2; "
+                             "StatementSealer(inline_first=True): branch sealrow, reverted, so point that side "
+                             "at a checkout of 3fb38de..af2a893)")
     add_result_options(parser)
     args = parser.parse_args()
     if len(args.side) != 2:
@@ -58,6 +63,12 @@ def main() -> int:
     for given in args.side:
         name, _, tree = given.partition("=")
         sides[name] = load_seal(name, Path(tree).resolve())
+    for name in args.inline_first:
+        if name not in sides:
+            parser.error(f"--inline-first {name}: no --side of that name")
+        if "inline_first" not in inspect.signature(sides[name].StatementSealer).parameters:
+            parser.error(f"--inline-first {name}: that checkout's StatementSealer has no inline_first (inline-first "
+                         "was branch sealrow's, reverted; check out 3fb38de..af2a893 for that side)")
     tenant = "default"
     authority = {"objectType": "Agent", "account": {"homePage": "https://lrs.example/", "name": "client-1"}}
     count = args.requests * 100
@@ -87,10 +98,10 @@ def main() -> int:
                                                                          module.new_data_key_cipher(os.urandom(32)))
         keys[name] = table
 
-    def run(module, table, data, forms) -> float:  # type: ignore[no-untyped-def]
+    def run(module, table, data, forms, options) -> float:  # type: ignore[no-untyped-def]
         start = time.process_time()
         for batch in data:
-            sealer = module.StatementSealer(tenant, forms, table.__getitem__)
+            sealer = module.StatementSealer(tenant, forms, table.__getitem__, **options)
             sealer.agent(authority)
             [module.seal_statement(s, sealer.agent) for s in batch]
             if forms is not _NONE:
@@ -98,22 +109,24 @@ def main() -> int:
         return (time.process_time() - start) / count * 1e6
 
     _NONE: dict = {}
+    options = {name: {"inline_first": True} if name in args.inline_first else {} for name in sides}
     results: dict[str, dict] = {}
     load_before = load_average()
     for case in ("new names", "known"):
         times: dict[str, list[float]] = {name: [] for name in sides}
         known_data = statements(0, False)
         known_forms = {}
-        for name, module in sides.items():  # every form sealed once
+        for name, module in sides.items():  # every form sealed (twice: inline first keeps a form the second time)
             forms: dict = {}
-            run(module, keys[name], known_data, forms)
+            for _ in range(2):
+                run(module, keys[name], known_data, forms, options[name])
             known_forms[name] = forms
         for round_ in range(rounds_total):
             order = list(sides) if round_ % 2 == 0 else list(reversed(sides))
             data = statements(1_000_000 + round_ * count, True) if case == "new names" else known_data
             for name in order:
                 forms = _NONE if case == "new names" else known_forms[name]
-                used = run(sides[name], keys[name], data, forms)
+                used = run(sides[name], keys[name], data, forms, options[name])
                 if round_:
                     times[name].append(used)
         first, second = list(sides)
@@ -128,6 +141,7 @@ def main() -> int:
     if not args.no_write:
         write_result({"benchmark": "seal_sealer_ab", "machine": machine(load_before=load_before), "note": args.note,
                       "sides": dict(s.partition("=")[::2] for s in args.side), "rounds": args.rounds,
+                      "inline_first": args.inline_first,
                       "requests_a_round": args.requests, "results": results}, "seal_sealer_ab", args.label)
     return 0
 

@@ -32,6 +32,24 @@ async def _actors(client) -> list[dict]:
     return [s["actor"] for s in (await response.json())["statements"]]
 
 
+async def exported_and_verified(env: dict[str, str], needle: bytes, count: int, *, absent: bytes = b"sealed") -> None:
+    """``lrs export`` holds ``needle`` ``count`` times and never ``absent``;
+    ``lrs audit verify`` passes."""
+    status, out, err = await _lrs("export", env=env)
+    assert status == 0, err
+    assert out.count(needle) == count and absent not in out
+    status, _, err = await _lrs("audit", "verify", env=env)
+    assert status == 0, err
+
+
+async def erase(client, database_url: str, agent: dict) -> dict:
+    """Erases ``agent`` through the admin API; its erased form."""
+    await add_eraser(database_url, ["erase"])
+    response = await client.post("/admin/erasures", json={"agent": agent, "reason": "r 3"}, headers=as_eraser())
+    assert response.status == 200, await response.text()
+    return {"objectType": "Agent", "account": {"homePage": seal.ERASED_HOME, "name": (await response.json())["pseudonym"]}}
+
+
 async def test_a_store_with_v3_and_v4_forms_reads_exports_verifies_and_erases(
     sealed_client, database_url: str, tmp_path
 ) -> None:
@@ -53,24 +71,11 @@ async def test_a_store_with_v3_and_v4_forms_reads_exports_verifies_and_erases(
     assert await _actors(sealed_client) == [LAN] * 4
 
     env = {"LRS_DATABASE_URL": database_url, "LRS_PRIVACY_KEY_FILE": str(tmp_path / "privacy-key")}
-    status, out, err = await _lrs("export", env=env)
-    assert status == 0, err
-    assert out.count(b'"mbox":"mailto:lan@example.org"') == 4 and b"sealed" not in out
-    status, _, err = await _lrs("audit", "verify", env=env)
-    assert status == 0, err
+    await exported_and_verified(env, b'"mbox":"mailto:lan@example.org"', 4)
 
     await resend(sealed_client, old, database_url)  # an old-form Statement sent again: no-op; changed: 409
 
-    await add_eraser(database_url, ["erase"])
-    response = await sealed_client.post("/admin/erasures", json={"agent": {"mbox": LAN["mbox"]}, "reason": "r 3"},
-                                        headers=as_eraser())
-    assert response.status == 200, await response.text()
-    pseudonym = (await response.json())["pseudonym"]
-    erased = {"objectType": "Agent", "account": {"homePage": seal.ERASED_HOME, "name": pseudonym}}
+    erased = await erase(sealed_client, database_url, {"mbox": LAN["mbox"]})
     assert await _actors(sealed_client) == [erased] * 5
-    status, out, err = await _lrs("export", env=env)
-    assert status == 0, err
-    assert b"lan@example.org" not in out and out.count(seal.ERASED_HOME.encode()) == 5
-    status, _, err = await _lrs("audit", "verify", env=env)
-    assert status == 0, err
+    await exported_and_verified(env, seal.ERASED_HOME.encode(), 5, absent=b"lan@example.org")
     assert await _payloads(database_url) == [*payloads, *(await _payloads(database_url))[4:]]  # nothing rewritten
