@@ -49,6 +49,7 @@ from projections.competency.rows import (
     mismatch_rows,
     state_row,
 )
+STAGED_COLUMNS = [*STATE_COLUMNS, "existing"]
 from projections.replay import usable_cores
 from projections.contract import Projection
 from projections.events import LogEvent
@@ -114,7 +115,7 @@ DELETE FROM competency_states WHERE ctid IN (
 # inserted.  ON COMMIT DELETE ROWS: a temporary table is never vacuumed, so
 # the stage is truncated at each commit instead of filling with dead rows.
 CREATE_STAGE = """
-CREATE TEMP TABLE IF NOT EXISTS competency_states_staged (LIKE competency_states)
+CREATE TEMP TABLE IF NOT EXISTS competency_states_staged (LIKE competency_states, existing boolean NOT NULL)
 ON COMMIT DELETE ROWS
 """
 STAGE = "competency_states_staged"
@@ -126,14 +127,18 @@ found AS MATERIALIZED (
     CROSS JOIN LATERAL (
         SELECT ctid, competency FROM competency_states WHERE tenant = w.tenant AND learner = w.learner OFFSET 0
     ) AS r
-    WHERE r.competency = w.competency
+    WHERE w.existing AND r.competency = w.competency
+),
+updated AS (
+    UPDATE competency_states AS s SET status = w.status, level = w.level, level_rank = w.level_rank,
+        best_score = w.best_score, latest_score = w.latest_score, evidence_count = w.evidence_count,
+        first_mastered_at = w.first_mastered_at, rule_version = w.rule_version
+    FROM found AS w
+    WHERE s.ctid = w.at
 )
-UPDATE competency_states AS s SET status = w.status, level = w.level, level_rank = w.level_rank,
-    best_score = w.best_score, latest_score = w.latest_score, evidence_count = w.evidence_count,
-    first_mastered_at = w.first_mastered_at, rule_version = w.rule_version
-FROM found AS w
-WHERE s.ctid = w.at
-"""
+INSERT INTO competency_states ({columns})
+SELECT {columns} FROM staged WHERE NOT existing
+""".format(columns=", ".join(STATE_COLUMNS))
 DELETE_CERTIFICATIONS = """
 DELETE FROM competency_certifications WHERE ctid IN (
     SELECT c.ctid FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS w(tenant, learner, program, version)
@@ -499,7 +504,7 @@ class CompetencyProjection(Projection):
         for (tenant, learner), before in dropped:
             empty = LearnerState(learner=learner)
             counts.extend(_earned_changes((tenant, learner), before, empty))
-            _stage(tenant, learner, before.competencies, {}, gone, [], [])
+            _stage(tenant, learner, before.competencies, {}, gone, [])
             _rewrite(tenant, learner, before.certifications, {}, certification_row, _program_key, uncertified, programs)
         if dropped:
             await conn.execute(DELETE_LEARNER_STATES, *_columns([key for key, _ in dropped], 2))
@@ -513,20 +518,17 @@ class CompetencyProjection(Projection):
         # CompetencyState object as it was, and certifications are refolded
         # only with a required competency, most often into the same rows
         # (earned or not, when, by which statements).
-        new_rows: list[tuple[Any, ...]] = []  # competency rows the learners did not have
-        staged: list[tuple[Any, ...]] = []  # and those that changed (competency_states_staged)
+        staged: list[tuple[Any, ...]] = []  # competency rows, new or changed (competency_states_staged)
         for (tenant, learner), before, after, _ in changed:
-            _stage(tenant, learner, before.competencies, after.competencies, gone, new_rows, staged)
+            _stage(tenant, learner, before.competencies, after.competencies, gone, staged)
             if after.certifications is not before.certifications:
                 _rewrite(tenant, learner, before.certifications, after.certifications, certification_row,
                          _program_key, uncertified, programs)
         if gone:
             await conn.execute(DELETE_STATE_ROWS, *_columns(gone, 3))
-        if new_rows:
-            await conn.copy_records_to_table("competency_states", records=new_rows, columns=STATE_COLUMNS)
         if staged:
             await conn.execute(CREATE_STAGE)
-            await conn.copy_records_to_table(STAGE, records=staged, columns=STATE_COLUMNS)
+            await conn.copy_records_to_table(STAGE, records=staged, columns=STAGED_COLUMNS)
             await conn.execute(WRITE_STAGED_ROWS)
         if uncertified or programs or counts:
             # Before the certification rows: their trigger writes the unit
@@ -640,7 +642,6 @@ def _stage(
     old: Mapping[str, CompetencyState],
     new: Mapping[str, CompetencyState],
     deletes: list[tuple[str, ...]],
-    rows: list[tuple[Any, ...]],
     staged: list[tuple[Any, ...]],
 ) -> None:
     """:func:`_rewrite` of a learner's competency rows into ``staged``
@@ -653,9 +654,9 @@ def _stage(
         if was is now:
             continue
         if was is None:
-            rows.append(state_row(tenant, learner, now))
+            staged.append((*state_row(tenant, learner, now), False))
         elif _row_differs(was, now):
-            staged.append(state_row(tenant, learner, now))
+            staged.append((*state_row(tenant, learner, now), True))
     deletes.extend(_competency_key(tenant, learner, was) for name, was in old.items() if name not in new)
 
 
