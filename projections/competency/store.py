@@ -49,7 +49,6 @@ from projections.competency.rows import (
     mismatch_rows,
     state_row,
 )
-STAGED_COLUMNS = [*STATE_COLUMNS, "existing"]
 from projections.replay import usable_cores
 from projections.contract import Projection
 from projections.events import LogEvent
@@ -102,43 +101,6 @@ DELETE FROM competency_states WHERE ctid IN (
     WHERE s.competency = w.competency
 )
 """
-# A batch's new and changed competency rows are copied (binary COPY: no
-# array parameters, whose every element asyncpg checks against
-# collections.abc as it encodes them) into a temporary table of the
-# connection, which WRITE_STAGED_ROWS empties into competency_states: a row
-# the learner had (``existing``) is updated in place, found as the delete
-# finds it (the primary key's (tenant, learner) prefix, the competency
-# compared after; MATERIALIZED, or the update's plan may join the ctids
-# to a scan of the table) and updated by its ctid; most such updates keep the row's
-# status, so they are HOT (no index entries; fillfactor, migration 0118)
-# where a delete and an insert wrote both indexes again.  The others are
-# inserted.  ON COMMIT DELETE ROWS: a temporary table is never vacuumed, so
-# the stage is truncated at each commit instead of filling with dead rows.
-CREATE_STAGE = """
-CREATE TEMP TABLE IF NOT EXISTS competency_states_staged (LIKE competency_states, existing boolean NOT NULL)
-ON COMMIT DELETE ROWS
-"""
-STAGE = "competency_states_staged"
-WRITE_STAGED_ROWS = """
-WITH staged AS (DELETE FROM competency_states_staged RETURNING *),
-found AS MATERIALIZED (
-    SELECT w.*, r.ctid AS at
-    FROM staged AS w
-    CROSS JOIN LATERAL (
-        SELECT ctid, competency FROM competency_states WHERE tenant = w.tenant AND learner = w.learner OFFSET 0
-    ) AS r
-    WHERE w.existing AND r.competency = w.competency
-),
-updated AS (
-    UPDATE competency_states AS s SET status = w.status, level = w.level, level_rank = w.level_rank,
-        best_score = w.best_score, latest_score = w.latest_score, evidence_count = w.evidence_count,
-        first_mastered_at = w.first_mastered_at, rule_version = w.rule_version
-    FROM found AS w
-    WHERE s.ctid = w.at
-)
-INSERT INTO competency_states ({columns})
-SELECT {columns} FROM staged WHERE NOT existing
-""".format(columns=", ".join(STATE_COLUMNS))
 DELETE_CERTIFICATIONS = """
 DELETE FROM competency_certifications WHERE ctid IN (
     SELECT c.ctid FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS w(tenant, learner, program, version)
@@ -499,12 +461,13 @@ class CompetencyProjection(Projection):
         for key, before, after, _ in changed:
             counts.extend(_earned_changes(key, before, after))
         gone: list[tuple[str, ...]] = []
+        new_rows: list[tuple[Any, ...]] = []
         uncertified: list[tuple[str, ...]] = []
         programs: list[tuple[Any, ...]] = []
         for (tenant, learner), before in dropped:
             empty = LearnerState(learner=learner)
             counts.extend(_earned_changes((tenant, learner), before, empty))
-            _stage(tenant, learner, before.competencies, {}, gone, [])
+            _rewrite(tenant, learner, before.competencies, {}, state_row, _competency_key, gone, new_rows)
             _rewrite(tenant, learner, before.certifications, {}, certification_row, _program_key, uncertified, programs)
         if dropped:
             await conn.execute(DELETE_LEARNER_STATES, *_columns([key for key, _ in dropped], 2))
@@ -518,18 +481,15 @@ class CompetencyProjection(Projection):
         # CompetencyState object as it was, and certifications are refolded
         # only with a required competency, most often into the same rows
         # (earned or not, when, by which statements).
-        staged: list[tuple[Any, ...]] = []  # competency rows, new or changed (competency_states_staged)
         for (tenant, learner), before, after, _ in changed:
-            _stage(tenant, learner, before.competencies, after.competencies, gone, staged)
+            _rewrite(tenant, learner, before.competencies, after.competencies, state_row, _competency_key, gone, new_rows)
             if after.certifications is not before.certifications:
                 _rewrite(tenant, learner, before.certifications, after.certifications, certification_row,
                          _program_key, uncertified, programs)
         if gone:
             await conn.execute(DELETE_STATE_ROWS, *_columns(gone, 3))
-        if staged:
-            await conn.execute(CREATE_STAGE)
-            await conn.copy_records_to_table(STAGE, records=staged, columns=STAGED_COLUMNS)
-            await conn.execute(WRITE_STAGED_ROWS)
+        if new_rows:
+            await conn.copy_records_to_table("competency_states", records=new_rows, columns=STATE_COLUMNS)
         if uncertified or programs or counts:
             # Before the certification rows: their trigger writes the unit
             # series deltas, which a roster load writes under the exclusive
@@ -634,50 +594,6 @@ def _rewrite(
             deletes.append(key(tenant, learner, was))
         rows.append(written)
     deletes.extend(key(tenant, learner, was) for name, was in old.items() if name not in new)
-
-
-def _stage(
-    tenant: str,
-    learner: str,
-    old: Mapping[str, CompetencyState],
-    new: Mapping[str, CompetencyState],
-    deletes: list[tuple[str, ...]],
-    staged: list[tuple[Any, ...]],
-) -> None:
-    """:func:`_rewrite` of a learner's competency rows into ``staged``
-    (WRITE_STAGED_ROWS): a row the learner had and whose content differs is
-    staged as ``existing`` (updated in place), a new one not.  Whether a
-    refolded competency's row differs is read from the two states' fields
-    (:func:`_row_differs`) instead of building the old row to compare."""
-    for name, now in new.items():
-        was = old.get(name)
-        if was is now:
-            continue
-        if was is None:
-            staged.append((*state_row(tenant, learner, now), False))
-        elif _row_differs(was, now):
-            staged.append((*state_row(tenant, learner, now), True))
-    deletes.extend(_competency_key(tenant, learner, was) for name, was in old.items() if name not in new)
-
-
-def _row_differs(was: CompetencyState, now: CompetencyState) -> bool:
-    """Whether ``state_row`` of ``now`` may differ from that of ``was`` (the
-    same competency): its fields compared one by one, the count first (a new
-    statement's evidence changes it; a voiding most often does too).  A
-    first-mastered time is compared as the string it is stored from, so two
-    strings of one instant count as a change (a row written again as it was),
-    never the other way round."""
-    return (
-        was.evidence_count != now.evidence_count
-        or was.status != now.status
-        or was.level != now.level
-        or was.best_score != now.best_score
-        or was.latest_score != now.latest_score
-        or was.first_mastered_at != now.first_mastered_at
-        or was.rule_version != now.rule_version
-        or (was.attainments[-1].level_rank if was.attainments else 0)
-        != (now.attainments[-1].level_rank if now.attainments else 0)
-    )
 
 
 def _competency_key(tenant: str, learner: str, state: CompetencyState) -> tuple[str, ...]:

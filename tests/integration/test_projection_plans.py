@@ -12,8 +12,6 @@ statement projected.
 
 from __future__ import annotations
 
-import re
-
 import asyncpg
 import pytest
 
@@ -73,28 +71,3 @@ async def test_a_learners_state_rows_are_looked_up_by_the_learner_not_by_the_com
     conditions = [line.strip() for line in plan.splitlines() if "Index Cond" in line]
     assert conditions == ["Index Cond: ((tenant = w.tenant) AND (learner = w.learner))"], plan
     assert "competency_states_pkey" in plan, plan
-
-
-async def _generic_plan_of_staged_write(conn: asyncpg.Connection) -> str:
-    await conn.execute("CREATE TEMP TABLE competency_states (LIKE public.competency_states INCLUDING ALL) ON COMMIT DROP")
-    await conn.execute(store.CREATE_STAGE)
-    await conn.execute("SET LOCAL plan_cache_mode = force_generic_plan")
-    await conn.execute(f"PREPARE planned AS {store.WRITE_STAGED_ROWS}")
-    try:
-        return "\n".join(row[0] for row in await conn.fetch("EXPLAIN EXECUTE planned"))
-    finally:
-        await conn.execute("DEALLOCATE planned")
-
-
-async def test_the_staged_rows_update_a_learners_rows_by_the_learners_key_and_their_ctid(pool: asyncpg.Pool) -> None:
-    """The write of a batch's new and changed competency rows (from the
-    connection's stage) scans only the stage: each changed row is found
-    through the primary key's (tenant, learner) prefix, as the delete finds
-    it, and updated by its ctid, never by a scan of competency_states."""
-    async with pool.acquire() as conn:
-        async with conn.transaction():
-            plan = await _generic_plan_of_staged_write(conn)
-    assert "Seq Scan on competency_states " not in plan + " ", plan
-    conditions = [re.sub(r"\bw_\d+\.", "w.", line.strip()) for line in plan.splitlines() if "Index Cond" in line]
-    assert conditions == ["Index Cond: ((tenant = w.tenant) AND (learner = w.learner))"], plan
-    assert "Tid Scan on competency_states s" in plan, plan
