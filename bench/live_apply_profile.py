@@ -10,7 +10,10 @@ so the check against the log's hashes runs as for JetStream deliveries.
 Reports wall and CPU per event (this process, PostgreSQL's processes from
 /proc through bench/process_cpu.py), the share of the message check, and optionally a cProfile of the
 apply (``--cprofile N``); ``STATEMENTS=1`` in the environment sums the wall
-time of each SQL statement.  Runs with the code of the checkout it lives in.
+time of each SQL statement and the CPU its backend spent on it
+(/proc/PID/schedstat).  Runs with the code of the checkout it lives in, or
+with ``--code PATH``'s (run by that checkout's python: bench/live_apply_ab.py
+--this-bench), measured alike.
 
 ``--state-without-derived`` writes each learner's state without its
 competencies and certifications (they are rows of their own tables too):
