@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from projections.competency.model import CompetencyState, LevelAttainment
-from projections.competency.rows import state_row
+from projections.competency.rows import STATE_COLUMNS, state_row
 from projections.competency.store import _row_differs
 
 TIMES = st.sampled_from([None, "2026-01-02T03:04:05.000000Z", "2026-01-02T03:04:06.000000Z"])
@@ -55,3 +55,11 @@ def test_a_state_whose_row_fields_are_the_same_is_not_changed(was: CompetencySta
         now = msgspec.structs.replace(now, attainments=())
     assert _row_differs(was, now) is False
     assert _row_differs(was, msgspec.structs.replace(was, evidence_count=was.evidence_count + 1)) is True
+
+
+def test_the_row_holds_the_fields_row_differs_reads() -> None:
+    """A column added to competency_states' rows needs its field in _row_differs too."""
+    assert STATE_COLUMNS == [
+        "tenant", "learner", "competency", "status", "level", "level_rank", "best_score",
+        "latest_score", "evidence_count", "first_mastered_at", "rule_version",
+    ]
