@@ -38,6 +38,12 @@ the writer its own pool for the groups' connections, not reset on release
 :mod:`lrs.store.group_commit_sql`, the kept connection in
 :mod:`lrs.store.kept_connection`.
 
+:class:`StatementWriter` is made of parts that share one state
+(:mod:`lrs.store.writer_state`): its task's start, restart and close
+(:mod:`lrs.store.writer_lifecycle`), the queue and the gathering of a group
+(:mod:`lrs.store.writer_queue`) and a group's transaction, steps 1-4
+(:mod:`lrs.store.group_write`); the task's loop and step 5 are here.
+
 A database error fails the requests of that group only; the writer goes on.
 Should the writer's task itself end (a bug), the requests waiting on it get
 :class:`WriterFailedError` (a 503 with ``Retry-After``), and so does every
