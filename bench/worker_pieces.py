@@ -27,6 +27,7 @@ from pathlib import Path
 # (a substring of a frame, the piece): the innermost frame that matches names the sample's piece.
 PIECES = [
     ("StatementWriter.append", "handler: hand-off to the writer (stored form, queue)"),
+    ("WriterQueue.append", "handler: hand-off to the writer (stored form, queue)"),  # its name where co_qualname is read
     ("store_payloads (lrs/payload_codec", "writer: zstd of the payloads"),
     ("statement_form", "handler: prepare + stored form"), ("prepare_statements", "handler: prepare + stored form"),
     ("payload_parts", "handler: prepare + stored form"),

@@ -18,7 +18,7 @@ import uuid
 import asyncpg
 import pytest
 
-import lrs.store.writer as writer_module
+import lrs.store.group_write as group_write
 from lrs.privacy import seal
 from lrs.privacy.master import MasterKey
 from lrs.store import StatementWriter
@@ -51,7 +51,7 @@ async def test_an_erasure_while_the_group_makes_the_first_key_erases_what_the_gr
     master = MasterKey(os.urandom(32))
     keyring = LearnerKeys(pool, master)
     proposed, go_on = asyncio.Event(), asyncio.Event()
-    original = writer_module.keys_taken
+    original = group_write.keys_taken
 
     async def keys_taken_then_wait(conn: asyncpg.Connection, requests: list, *since: float) -> dict:
         # The group has inserted the key (not committed) and not yet taken the head lock.
@@ -60,7 +60,7 @@ async def test_an_erasure_while_the_group_makes_the_first_key_erases_what_the_gr
         await go_on.wait()
         return refused
 
-    monkeypatch.setattr(writer_module, "keys_taken", keys_taken_then_wait)
+    monkeypatch.setattr(group_write, "keys_taken", keys_taken_then_wait)
     statements = [naming(MBOX)]
     sealed = await seal_made(keyring, statements)
     assert keyring.pseudonym(TENANT, f"mbox:{MBOX}") in sealed.new_keys

@@ -20,7 +20,7 @@ from lrs.ingest.query import StatementQuery
 from lrs.privacy.master import MasterKey
 from lrs.service import migrate
 from lrs.store import StatementWriter, create_pool
-from lrs.store import writer as writer_module
+from lrs.store import group_write
 from lrs.store.learner_keys import LearnerKeys
 from lrs.store.reader import query_statements
 
@@ -56,7 +56,7 @@ async def write(database_url: str, statements: list[tuple[dict[str, Any], dict[s
     each in order; with ``bulk``, their chains' keys are given by
     add_statement_ref_keys() as a bulk load does, not by the writer."""
     if bulk is not None:
-        bulk.setattr(writer_module, "add_reached_keys", no_chain_keys)
+        bulk.setattr(group_write, "add_reached_keys", no_chain_keys)
     await migrate(database_url)
     pool = await create_pool(database_url, min_size=1, max_size=2)
     writer = StatementWriter(pool, wait_ms=0.0)

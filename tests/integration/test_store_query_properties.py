@@ -39,7 +39,7 @@ from lrs.ingest.prepare import prepare_statements
 from lrs.ingest.query import StatementQuery
 from lrs.payload_codec import open_payload
 from lrs.store import StatementWriter, reader
-from lrs.store import writer as writer_module
+from lrs.store import group_write
 from lrs.store.reader import MAX_REF_DEPTH, query_statements
 
 HOME = "https://lrs.example.gov"
@@ -336,9 +336,9 @@ async def write_store(pool: asyncpg.Pool, tenant: str, specs: list[dict[str, Any
     request of that Statement (the ones before it have none)."""
     writer = StatementWriter(pool, wait_ms=0.0)
     await writer.start()
-    adds = writer_module.add_reached_keys
+    adds = group_write.add_reached_keys
     if not reached_keys:
-        writer_module.add_reached_keys = _nothing_reached  # type: ignore[assignment]
+        group_write.add_reached_keys = _nothing_reached  # type: ignore[assignment]
     try:
         for first in range(0, len(specs), together):
             if migrated_at is not None and first >= migrated_at:
@@ -351,7 +351,7 @@ async def write_store(pool: asyncpg.Pool, tenant: str, specs: list[dict[str, Any
                 await writer.append(tenant, prepare_statements([s["body"] for s in chunk], version=version,
                                                                authority=authority, new_id=uuid.uuid4))
     finally:
-        writer_module.add_reached_keys = adds
+        group_write.add_reached_keys = adds
         await writer.close()
     if not reached_keys:
         await pool.execute("SELECT add_statement_ref_keys()")

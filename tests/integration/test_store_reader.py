@@ -194,16 +194,16 @@ async def test_a_statement_referring_to_one_of_another_authority_is_that_authori
     writer (from the target's JSON) or, for a store loaded in bulk,
     add_statement_ref_keys() (from the target's rows, where X's related
     agent key has none: its authority_key is copied, schemas/postgres/0142)."""
-    from lrs.store import writer as writer_module
+    from lrs.store import group_write
 
     await migrate(database_url)
     pool = await create_pool(database_url, min_size=1, max_size=2)
     other = {"objectType": "Agent", "mbox": "mailto:other-authority@example.com"}
-    adds = writer_module.add_reached_keys
+    adds = group_write.add_reached_keys
     if bulk:
         async def nothing(*_: Any) -> int:
             return 0
-        writer_module.add_reached_keys = nothing  # type: ignore[assignment]
+        group_write.add_reached_keys = nothing  # type: ignore[assignment]
     try:
         writer = StatementWriter(pool, wait_ms=0.0)
         await writer.start()
@@ -220,5 +220,5 @@ async def test_a_statement_referring_to_one_of_another_authority_is_that_authori
         assert await ids(pool, agent="mbox:mailto:other-authority@example.com", related_agents=True) == names(
             "referring")
     finally:
-        writer_module.add_reached_keys = adds
+        group_write.add_reached_keys = adds
         await pool.close()
