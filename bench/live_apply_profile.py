@@ -39,7 +39,16 @@ from pathlib import Path
 
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+
+
+def _code_tree() -> Path:
+    """``--code PATH``: apply with that checkout's code (run by its own venv's
+    python), measured by this bench; by default the checkout it lives in."""
+    return Path(sys.argv[sys.argv.index("--code") + 1]).resolve() if "--code" in sys.argv else ROOT
+
+
+CODE = _code_tree()
+sys.path.insert(0, str(CODE))
 
 from bench.process_cpu import tree_cpu_s  # noqa: E402
 from lrs.runtime.postgres import EmbeddedPostgres  # noqa: E402
@@ -60,9 +69,16 @@ async def _claimed_events(conn, after: int, count: int) -> list:
     return events
 
 
+def _backend_cpu_s(pid: int) -> float:
+    """CPU seconds a PostgreSQL backend has run (``/proc/PID/schedstat``, in ns)."""
+    with open(f"/proc/{pid}/schedstat") as f:
+        return int(f.read().split()[0]) / 1e9
+
+
 def time_statements() -> dict[str, list[float]]:
     """Wrap asyncpg's execute, fetch and copy to sum the wall time of each
-    statement (by its first words): what the runner waits for PostgreSQL on."""
+    statement (by its first words): what the runner waits for PostgreSQL on;
+    and the CPU its backend spent on it (its third figure)."""
     import asyncpg
 
     spent: dict[str, list[float]] = {}
@@ -71,14 +87,16 @@ def time_statements() -> dict[str, list[float]]:
         inner = getattr(asyncpg.Connection, name)
 
         async def timed(self, first, *args, **kwargs):  # type: ignore[no-untyped-def]
-            started = time.monotonic()
+            backend = self.get_server_pid()
+            started, backend_cpu = time.monotonic(), _backend_cpu_s(backend)
             try:
                 return await inner(self, first, *args, **kwargs)
             finally:
                 label = " ".join(str(first).split())[:70] if name != "copy_records_to_table" else f"COPY {first}"
-                row = spent.setdefault(label, [0, 0.0])
+                row = spent.setdefault(label, [0, 0.0, 0.0])
                 row[0] += 1
                 row[1] += time.monotonic() - started
+                row[2] += _backend_cpu_s(backend) - backend_cpu
 
         setattr(asyncpg.Connection, name, timed)
 
@@ -140,14 +158,15 @@ async def run(database_url: str, postmaster: int, events: int, batch: int, profi
             "postgres_cpu_us_per_event": round(pg_cpu / events * 1e6, 2),
         }
         if spent is not None:
-            out["statements_wall_us_per_event"] = {
-                label: [calls, round(seconds / events * 1e6, 2)]
-                for label, (calls, seconds) in sorted(spent.items(), key=lambda kv: -kv[1][1])
+            out["statements_wall_us_per_event"] = {  # [calls, wall µs, the backend's CPU µs] per event
+                label: [calls, round(seconds / events * 1e6, 2), round(backend / events * 1e6, 2)]
+                for label, (calls, seconds, backend) in sorted(spent.items(), key=lambda kv: -kv[1][1])
+                if "SAVEPOINT" not in label
             }
         if profiler:
             text = io.StringIO()
             pstats.Stats(profiler, stream=text).sort_stats(os.environ.get("SORT", "tottime")).print_stats(profile)
-            out["profile"] = text.getvalue().replace(str(ROOT) + "/", "")
+            out["profile"] = text.getvalue().replace(str(CODE) + "/", "")
         return out
     finally:
         await pool.close()
@@ -183,6 +202,7 @@ def main() -> int:
                              "with the states of a longer log (default: 0)")
     parser.add_argument("--mix", action="append", choices=sorted(MIXES))
     parser.add_argument("--cprofile", type=int, default=0, metavar="N")
+    parser.add_argument("--code", metavar="PATH", help="apply with that checkout's code (default: this one's)")
     parser.add_argument("--state-without-derived", action="store_true",
                         help="write states without their competencies and certifications (a ceiling, not a projection)")
     args = parser.parse_args()
