@@ -82,23 +82,9 @@ CROSS JOIN LATERAL (
     SELECT state FROM competency_learners WHERE tenant = w.tenant AND learner = w.learner LIMIT 1
 ) AS s
 """
-# The states and the statement-to-learner rows are copied (binary COPY) into
-# a stage of this session's own, then moved into their table with the
-# conflict rule in one statement that empties the stage (so a second write in
-# the same transaction finds it empty); the stages are emptied at commit too
-# and are gone with a rolled-back transaction that made them.  As array
-# parameters of unnest, asyncpg checked every element against
-# collections.abc (two checks a text, one an integer) before encoding it.
-STAGES = """
-CREATE TEMP TABLE IF NOT EXISTS competency_learners_stage
-    (tenant text, learner text, state bytea, position bigint) ON COMMIT DELETE ROWS;
-CREATE TEMP TABLE IF NOT EXISTS competency_statement_learners_stage
-    (tenant text, statement_id uuid, learner text, actor text) ON COMMIT DELETE ROWS
-"""
 UPSERT_STATES = """
-WITH staged AS (DELETE FROM competency_learners_stage RETURNING *)
 INSERT INTO competency_learners (tenant, learner, state, position)
-SELECT tenant, learner, state, position FROM staged
+SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[], $4::bigint[])
 ON CONFLICT (tenant, learner) DO UPDATE SET state = EXCLUDED.state, position = EXCLUDED.position
 """
 # A learner's rows are found through the primary key's (tenant, learner)
@@ -127,14 +113,9 @@ DELETE FROM competency_certifications WHERE ctid IN (
 )
 """
 INSERT_STATEMENT_LEARNERS = """
-WITH staged AS (DELETE FROM competency_statement_learners_stage RETURNING *)
 INSERT INTO competency_statement_learners (tenant, statement_id, learner, actor)
-SELECT tenant, statement_id, learner, actor FROM staged ON CONFLICT DO NOTHING
+SELECT * FROM unnest($1::text[], $2::uuid[], $3::text[], $4::text[]) ON CONFLICT DO NOTHING
 """
-STAGED_COLUMNS = {
-    "competency_learners_stage": ("tenant", "learner", "state", "position"),
-    "competency_statement_learners_stage": ("tenant", "statement_id", "learner", "actor"),
-}
 RELINK_STATEMENTS = """
 UPDATE competency_statement_learners SET learner = $2, actor = coalesce(actor, learner)
 WHERE tenant = $1 AND learner = ANY($3::text[])
@@ -376,8 +357,8 @@ class CompetencyProjection(Projection):
                 (r["tenant"], str(r["target_id"])): str(r["voiding_statement_id"])
                 for r in await conn.fetch(SELECT_VOIDS, *_columns(ids, 2))
             }
-            await _through_stage(conn, "competency_statement_learners_stage", INSERT_STATEMENT_LEARNERS,
-                                 [(t, e.statement_id, e.learner, actor) for (_, t, e), actor in zip(evidence, originals)])
+            await conn.execute(INSERT_STATEMENT_LEARNERS, *_columns(
+                [(t, e.statement_id, e.learner, actor) for (_, t, e), actor in zip(evidence, originals)], 4))
             for position, tenant, item in evidence:
                 changes = routed.setdefault((tenant, item.learner), [])
                 changes.append((position, item))
@@ -492,8 +473,11 @@ class CompetencyProjection(Projection):
         if dropped:
             await conn.execute(DELETE_LEARNER_STATES, *_columns([key for key, _ in dropped], 2))
         if changed:
-            await _through_stage(conn, "competency_learners_stage", UPSERT_STATES,
-                                 [(*key, encode_state(s), p) for key, _, s, p in changed])
+            tenants = [k[0] for k, _, _, _ in changed]
+            learners = [k[1] for k, _, _, _ in changed]
+            await conn.execute(
+                UPSERT_STATES, tenants, learners, [encode_state(s) for _, _, s, _ in changed], [p for _, _, _, p in changed]
+            )
         # Only the rows that differ are rewritten: a refold keeps every other
         # CompetencyState object as it was, and certifications are refolded
         # only with a required competency, most often into the same rows
@@ -581,13 +565,6 @@ class CompetencyProjection(Projection):
         await place_all(conn, datetime.now(timezone.utc))
         await recount_certified(conn)
         await recompute_series(conn, attach=True)
-
-
-async def _through_stage(conn: asyncpg.Connection, stage: str, move: str, records: list[tuple[Any, ...]]) -> None:
-    """Copy ``records`` into ``stage`` (made if this session has none yet), then ``move`` them into their table."""
-    await conn.execute(STAGES)
-    await conn.copy_records_to_table(stage, records=records, columns=STAGED_COLUMNS[stage])
-    await conn.execute(move)
 
 
 def _columns(rows: Sequence[tuple[Any, ...]], width: int) -> list[list[Any]]:
