@@ -82,9 +82,13 @@ CROSS JOIN LATERAL (
     SELECT state FROM competency_learners WHERE tenant = w.tenant AND learner = w.learner LIMIT 1
 ) AS s
 """
+# The states and the statement-to-learner rows go as one parameter, a JSON
+# array of rows (encoded by msgspec, a state in base64), not as an array
+# parameter a column: asyncpg checked every element of those against
+# collections.abc (two checks a text, one an integer) before encoding it.
 UPSERT_STATES = """
 INSERT INTO competency_learners (tenant, learner, state, position)
-SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[], $4::bigint[])
+SELECT r->>0, r->>1, decode(r->>2, 'base64'), (r->>3)::bigint FROM jsonb_array_elements($1::jsonb) AS r
 ON CONFLICT (tenant, learner) DO UPDATE SET state = EXCLUDED.state, position = EXCLUDED.position
 """
 # A learner's rows are found through the primary key's (tenant, learner)
@@ -114,7 +118,7 @@ DELETE FROM competency_certifications WHERE ctid IN (
 """
 INSERT_STATEMENT_LEARNERS = """
 INSERT INTO competency_statement_learners (tenant, statement_id, learner, actor)
-SELECT * FROM unnest($1::text[], $2::uuid[], $3::text[], $4::text[]) ON CONFLICT DO NOTHING
+SELECT r->>0, (r->>1)::uuid, r->>2, r->>3 FROM jsonb_array_elements($1::jsonb) AS r ON CONFLICT DO NOTHING
 """
 RELINK_STATEMENTS = """
 UPDATE competency_statement_learners SET learner = $2, actor = coalesce(actor, learner)
@@ -357,8 +361,8 @@ class CompetencyProjection(Projection):
                 (r["tenant"], str(r["target_id"])): str(r["voiding_statement_id"])
                 for r in await conn.fetch(SELECT_VOIDS, *_columns(ids, 2))
             }
-            await conn.execute(INSERT_STATEMENT_LEARNERS, *_columns(
-                [(t, e.statement_id, e.learner, actor) for (_, t, e), actor in zip(evidence, originals)], 4))
+            await conn.execute(INSERT_STATEMENT_LEARNERS, _json_rows(
+                [(t, e.statement_id, e.learner, actor) for (_, t, e), actor in zip(evidence, originals)]))
             for position, tenant, item in evidence:
                 changes = routed.setdefault((tenant, item.learner), [])
                 changes.append((position, item))
@@ -473,11 +477,7 @@ class CompetencyProjection(Projection):
         if dropped:
             await conn.execute(DELETE_LEARNER_STATES, *_columns([key for key, _ in dropped], 2))
         if changed:
-            tenants = [k[0] for k, _, _, _ in changed]
-            learners = [k[1] for k, _, _, _ in changed]
-            await conn.execute(
-                UPSERT_STATES, tenants, learners, [encode_state(s) for _, _, s, _ in changed], [p for _, _, _, p in changed]
-            )
+            await conn.execute(UPSERT_STATES, _json_rows([(*key, encode_state(s), p) for key, _, s, p in changed]))
         # Only the rows that differ are rewritten: a refold keeps every other
         # CompetencyState object as it was, and certifications are refolded
         # only with a required competency, most often into the same rows
@@ -565,6 +565,14 @@ class CompetencyProjection(Projection):
         await place_all(conn, datetime.now(timezone.utc))
         await recount_certified(conn)
         await recompute_series(conn, attach=True)
+
+
+def _json_rows(rows: list[tuple[Any, ...]]) -> str:
+    """``rows`` as one JSON array of arrays (bytes in base64), for a ``jsonb`` parameter."""
+    return _JSON.encode(rows).decode()
+
+
+_JSON = msgspec.json.Encoder()
 
 
 def _columns(rows: Sequence[tuple[Any, ...]], width: int) -> list[list[Any]]:
