@@ -4,11 +4,13 @@ Each run is the checkout's own ``bench/live_apply_profile.py`` (with
 ``--this-bench``, this one's, told ``--code PATH``) in the checkout's own venv, on one log that ``bench/projection_ab.py`` filled (``--data-dir``), the
 order of the sides reversed every other round.  That bench empties the
 projection and applies the log again, but runs no migration: before each
-run the storage parameters of the competency tables are set as that
-checkout's migrations set them (each ``ALTER TABLE competency_... SET (...)``
-in its projections/competency/migrations, after a ``RESET`` of those
-parameters), so a side whose migration changes a table's fillfactor is
-measured with it and the other without.  Prints each run's JSON (with the
+run the storage parameters of the competency tables, in each database the
+run applies from (``--mix``, ``--log-events``, ``--database`` as the child
+reads them), are set as that checkout's migrations set them (each ``ALTER
+TABLE competency_... SET (...)`` in its projections/competency/migrations,
+after a ``RESET`` of every parameter those tables carry), so a side whose
+migration changes a table's fillfactor is measured with it and the other
+without.  Prints each run's JSON (with the
 load average) and records them all (bench/results/live_apply_ab-<label>-…json).
 
     python bench/live_apply_ab.py --side start=/work/wt/base --side end=. --data-dir /work/benchdata/apply/ab \\
@@ -30,33 +32,51 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from lrs.runtime.postgres import EmbeddedPostgres  # noqa: E402
+from live_apply_profile import arguments, databases  # noqa: E402
 from run_record import add_result_options, load_average  # noqa: E402
 from tree_runs import write_runs  # noqa: E402
 
-TABLES = ("competency_learners", "competency_states")
-PARAMETERS = ("fillfactor",)
 SET_STORAGE = re.compile(r"ALTER TABLE (competency_\w+) SET \(([^)]*)\);")
+# The competency tables' storage parameters as they are (whichever side ran last set them).
+STORAGE_NOW = r"""
+SELECT relname, reloptions FROM pg_class
+WHERE relnamespace = 'public'::regnamespace AND relkind = 'r' AND relname LIKE 'competency\_%' AND reloptions IS NOT NULL
+"""
 
 
 def storage_statements(tree: Path) -> list[str]:
     """The statements that give the competency tables the storage parameters ``tree``'s migrations give them."""
-    statements = [f"ALTER TABLE {t} RESET ({', '.join(PARAMETERS)})" for t in TABLES]
+    statements = []
     for migration in sorted((tree / "projections" / "competency" / "migrations").glob("*.sql")):
         statements.extend(f"ALTER TABLE {t} SET ({p})" for t, p in SET_STORAGE.findall(migration.read_text()))
     return statements
 
 
-async def set_storage(data_dir: Path, databases: list[str], statements: list[str]) -> None:
+async def give_storage(conn, tree: Path) -> None:  # type: ignore[no-untyped-def]
+    """Give the competency tables of ``conn``'s database the storage
+    parameters ``tree``'s migrations give them, and no others."""
+    for row in await conn.fetch(STORAGE_NOW):
+        names = ", ".join(option.split("=", 1)[0] for option in row["reloptions"])
+        await conn.execute(f"ALTER TABLE {row['relname']} RESET ({names})")
+    for statement in storage_statements(tree):
+        await conn.execute(statement)
+
+
+def measured_databases(child: list[str]) -> list[str]:
+    """The databases live_apply_profile.py applies from, given ``child`` (its options)."""
+    return databases(arguments(["--data-dir", "-", *child]))
+
+
+async def set_storage(data_dir: Path, names: list[str], tree: Path) -> None:
     import asyncpg
 
     pg = EmbeddedPostgres(data_dir)
     await pg.start()
     try:
-        for database in databases:
+        for database in names:
             conn = await asyncpg.connect(pg.url_for(database))
             try:
-                for statement in statements:
-                    await conn.execute(statement)
+                await give_storage(conn, tree)
             finally:
                 await conn.close()
     finally:
@@ -75,8 +95,6 @@ def main() -> int:
     parser.add_argument("--side", action="append", required=True, metavar="NAME=PATH")
     parser.add_argument("--data-dir", required=True)
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--databases", nargs="+", default=["replay_all_evidence_100000", "replay_cmi5_100000"],
-                        help="the filled logs whose tables get each side's storage parameters")
     parser.add_argument("--this-bench", action="store_true",
                         help="run this checkout's live_apply_profile.py for every side, with --code PATH (so "
                              "each statement's backend CPU is measured alike on both)")
@@ -85,11 +103,12 @@ def main() -> int:
     args = parser.parse_args()
     child = [a for a in args.child if a != "--"]
     sides = [s.split("=", 1) for s in args.side]
+    names = measured_databases(child)
     runs = []
     for round_ in range(args.rounds):
         for name, path in (sides if round_ % 2 == 0 else sides[::-1]):
             tree = Path(path).resolve()
-            asyncio.run(set_storage(Path(args.data_dir), args.databases, storage_statements(tree)))
+            asyncio.run(set_storage(Path(args.data_dir), names, tree))
             bench = (ROOT / "bench" / "live_apply_profile.py", "--code", str(tree)) if args.this_bench else (
                 tree / "bench" / "live_apply_profile.py",)
             done = subprocess.run(

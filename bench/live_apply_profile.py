@@ -10,7 +10,10 @@ so the check against the log's hashes runs as for JetStream deliveries.
 Reports wall and CPU per event (this process, PostgreSQL's processes from
 /proc through bench/process_cpu.py), the share of the message check, and optionally a cProfile of the
 apply (``--cprofile N``); ``STATEMENTS=1`` in the environment sums the wall
-time of each SQL statement.  Runs with the code of the checkout it lives in.
+time of each SQL statement and the CPU its backend spent on it
+(/proc/PID/schedstat).  Runs with the code of the checkout it lives in, or
+with ``--code PATH``'s (run by that checkout's python: bench/live_apply_ab.py
+--this-bench), measured alike.
 
 ``--state-without-derived`` writes each learner's state without its
 competencies and certifications (they are rows of their own tables too):
@@ -177,8 +180,8 @@ async def main_async(args: argparse.Namespace) -> list[dict]:
     await pg.start()
     results = []
     try:
-        for mix in args.mix:
-            url = pg.url_for(args.database or f"replay_{mix.replace('-', '_')}_{args.log_events}")
+        for mix, database in zip(args.mix, databases(args)):
+            url = pg.url_for(database)
             result = await run(url, pg.pid, args.events, args.batch, args.cprofile, args.warm)
             result["mix"] = mix
             result["state_without_derived"] = args.state_without_derived
@@ -189,7 +192,12 @@ async def main_async(args: argparse.Namespace) -> list[dict]:
     return results
 
 
-def main() -> int:
+def databases(args: argparse.Namespace) -> list[str]:
+    """The database of the filled log each of ``args.mix`` is applied from."""
+    return [args.database or f"replay_{mix.replace('-', '_')}_{args.log_events}" for mix in args.mix]
+
+
+def arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", required=True)
     parser.add_argument("--log-events", type=int, default=100_000, help="the filled log's length (its database name)")
@@ -205,10 +213,15 @@ def main() -> int:
     parser.add_argument("--code", metavar="PATH", help="apply with that checkout's code (default: this one's)")
     parser.add_argument("--state-without-derived", action="store_true",
                         help="write states without their competencies and certifications (a ceiling, not a projection)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    args.mix = args.mix or list(MIXES)
+    return args
+
+
+def main() -> int:
+    args = arguments()
     if args.state_without_derived:
         write_states_without_derived()
-    args.mix = args.mix or list(MIXES)
     for result in asyncio.run(main_async(args)):
         profile = result.pop("profile", None)
         print(json.dumps(result, indent=2))
