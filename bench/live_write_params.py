@@ -9,7 +9,7 @@ after it, on a log ``bench/projection_ab.py`` filled (``--data-dir``):
 
 - ``arrays``: an array parameter a column (as projections/competency/store.py);
 - ``json``: one ``jsonb`` parameter of rows encoded by msgspec (states in base64);
-- ``json-text``: the same as ``json`` (its elements parsed again where read);
+- ``json-text``: the same with the ``json`` type (each element parsed again where read);
 - ``stage``: binary COPY into a temporary table, then one INSERT ... SELECT
   with the conflict rule that empties it.
 
