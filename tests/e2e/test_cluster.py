@@ -273,3 +273,18 @@ async def test_the_stream_is_scaled_to_the_configured_replicas(tmp_path: Path) -
             assert (await clustered.ensure_stream()).config.num_replicas == 3  # and left alone after
         finally:
             await clustered.close()
+
+
+async def test_a_cluster_that_cannot_elect_a_meta_leader_fails_its_start_and_says_why(tmp_path: Path) -> None:
+    """One member of three: no quorum, never a meta leader; the start fails at
+    its bound (plus what the machine stalled it) and names what it saw."""
+    cluster = NatsCluster(tmp_path / "nats")
+    started = asyncio.get_running_loop().time()
+    try:
+        with pytest.raises(TimeoutError, match=r"nats-1 not ready after .*nats-1: routes to none, meta leader none of 3"):
+            await cluster.start(timeout=3.0, only={"nats-1"})
+        failed_after = asyncio.get_running_loop().time() - started
+    finally:
+        await cluster.stop()
+    assert failed_after < 30, "the bound is 3 s plus at most 3 s of stall"
+
