@@ -320,6 +320,7 @@ _SCENARIO_MODULES = frozenset({
     "tests/e2e/test_schemathesis.py",
     "tests/e2e/test_startup_failures.py",
     "tests/e2e/test_supervision.py",
+    "tests/e2e/test_unstarved_time.py",
 })
 
 
