@@ -297,7 +297,6 @@ async def provider() -> AsyncIterator["Provider"]:
         yield served
 
 
-
 # How `-n 3` (the README's test command) shares the tests among its worker
 # processes; each worker has its own session fixtures (PostgreSQL, nats-server,
 # browser). A test module is one unit of work, so its module fixtures are made

@@ -21,6 +21,7 @@ import nats.js.errors
 
 from lrs.runtime._process import free_port, log_tail, spawn, terminate
 from lrs.runtime.nats import find_nats_server
+from tests.e2e.unstarved_time import cpu_wait_s
 
 CLUSTER_CONF = Path(__file__).resolve().parents[2] / "docs" / "deploy" / "nats" / "cluster.conf"
 HOST = "127.0.0.1"
@@ -181,13 +182,13 @@ def _longest_cpu_wait_s(member: Member) -> float:
     sum would count one stall several times."""
     if member.process is None:
         return 0.0
-    longest = 0
+    longest = 0.0
     for stat in Path(f"/proc/{member.process.pid}/task").glob("*/schedstat"):
         try:
-            longest = max(longest, int(stat.read_text().split()[1]))
+            longest = max(longest, cpu_wait_s(stat))
         except (OSError, IndexError, ValueError):  # a thread that ended meanwhile
             continue
-    return longest / 1e9
+    return longest
 
 
 async def _cluster_state(session: aiohttp.ClientSession, member: Member) -> str:

@@ -27,8 +27,9 @@ import subprocess
 import tempfile
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
-__all__ = ["Exited", "run_to_exit"]
+__all__ = ["Exited", "cpu_wait_s", "run_to_exit"]
 
 POLL_S = 0.05
 STARVED_BOUND_S = 300.0  # a machine so loaded that the command is still waiting after this long: fail, say so
@@ -47,8 +48,11 @@ class Exited:
         return self.wall_s - self.waited_for_cpu_s
 
 
-def _waited_for_cpu_s(pid: int) -> float:
-    with open(f"/proc/{pid}/schedstat") as stat:
+def cpu_wait_s(schedstat: str | Path) -> float:
+    """Seconds the task of ``schedstat`` (``/proc/<pid>/schedstat``: the
+    main thread; ``/proc/<pid>/task/<tid>/schedstat``: a thread) has been
+    runnable but waiting for a CPU."""
+    with open(schedstat) as stat:
         return int(stat.read().split()[1]) / 1e9
 
 
@@ -64,7 +68,7 @@ async def run_to_exit(argv: list[str], env: dict[str, str], budget_s: float, *, 
         try:
             while os.waitid(os.P_PID, process.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is None:
                 wall = time.monotonic() - started
-                waited = _waited_for_cpu_s(process.pid)
+                waited = cpu_wait_s(f"/proc/{process.pid}/schedstat")
                 assert wall - waited <= budget_s, (
                     f"{' '.join(argv[2:])} still running after {wall - waited:.1f} s not waiting for a CPU "
                     f"({wall:.1f} s of wall time, {waited:.1f} s of it waiting for a CPU)")
@@ -73,7 +77,7 @@ async def run_to_exit(argv: list[str], env: dict[str, str], budget_s: float, *, 
                     "for a CPU: the machine is too loaded to judge it")
                 await asyncio.sleep(POLL_S)
             wall = time.monotonic() - started  # late by at most POLL_S: errs towards too long
-            waited = _waited_for_cpu_s(process.pid)  # a zombie keeps its figures until reaped
+            waited = cpu_wait_s(f"/proc/{process.pid}/schedstat")  # a zombie keeps its figures until reaped
         finally:
             if process.poll() is None:
                 os.killpg(process.pid, signal.SIGKILL)
