@@ -16,9 +16,10 @@ import nats
 import pytest
 
 from connectors.fakelrs import FakeLrs
-from connectors.forward.forwarder import ForwardOptions, Forwarder
+from connectors.forward.forwarder import Forwarder
 from connectors.forward.logcheck import LogCheck
 from connectors.forward.model import ForwardFilter
+from connectors.forward.run import ForwardOptions
 from connectors.framework.sink import LrsSink
 from lrs.nats.bus import STREAM_NAME
 from lrs.relay import Relay
