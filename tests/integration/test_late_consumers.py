@@ -31,7 +31,7 @@ from projections.competency.store import CompetencyProjection, digest
 from projections.replay import replay
 from projections.runner import ProjectionRunner
 from tests.conftest import HISTORY_CONSUMER
-from tests.integration.test_projection_runner import CATALOG, MODULES, course_statement, write
+from tests.integration.competency_statements import CATALOG, MODULES, course_statement, write
 
 pytestmark = pytest.mark.slow
 
