@@ -40,7 +40,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from projection import statement  # noqa: E402
 from projections.competency.catalog import load_catalog  # noqa: E402
 from projections.competency.codec import decode_state, encode_state  # noqa: E402
-from projections.competency.policy import _refold, fold, interpret  # noqa: E402
+from projections.competency.learner_fold import _refold  # noqa: E402
+from projections.competency.policy import fold, interpret  # noqa: E402
 
 
 def states(statements: int, learners: int, evidence_share: float, seed: int) -> list:

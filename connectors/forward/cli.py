@@ -225,9 +225,10 @@ def run_forward(args: argparse.Namespace) -> int:
 
 
 async def _forward(args: argparse.Namespace) -> int:
-    from connectors.forward.forwarder import ForwardOptions, Forwarder, say
+    from connectors.forward.forwarder import Forwarder
     from connectors.forward.logcheck import LogCheck
     from connectors.forward.opening import CannotOpen
+    from connectors.forward.run import ForwardOptions, say
     from connectors.framework.sink import LrsSink, SinkFatal
 
     selection = ForwardFilter.of(args.verb, args.activity, args.tenant)
@@ -281,7 +282,7 @@ class _Progress:
             return
         now = time.monotonic()
         if now - self._last >= 30 and stats.forwarded != self._shown:
-            from connectors.forward.forwarder import say
+            from connectors.forward.run import say
 
             say(f"{self._name}: {stats.render()}")
             self._last, self._shown = now, stats.forwarded
@@ -310,7 +311,7 @@ def _unless_unreachable(job: Any) -> int:
 
 async def _list(args: argparse.Namespace) -> int:
     from connectors.forward.deadletters import dead_letters
-    from connectors.forward.forwarder import connect
+    from connectors.forward.connection import connect
 
     nc = await connect(nats_url(args), args.name, keep_trying=False)
     count = 0
@@ -345,7 +346,7 @@ def run_replay(args: argparse.Namespace) -> int:
 
 async def _replay(args: argparse.Namespace) -> int:
     from connectors.forward.deadletters import replay
-    from connectors.forward.forwarder import connect
+    from connectors.forward.connection import connect
     from connectors.forward.logcheck import LogCheck
     from connectors.forward.opening import CannotOpen
     from connectors.framework.sink import LrsSink, SinkError
@@ -405,7 +406,7 @@ async def _remove(args: argparse.Namespace) -> int:
 
     from connectors.forward.checkpoint import drop_checkpoint
     from connectors.forward.definitions import consumer_config
-    from connectors.forward.forwarder import connect
+    from connectors.forward.connection import connect
     from lrs.nats.permissions import EVENTS_STREAM
 
     nc = await connect(nats_url(args, "admin") or "", args.name, keep_trying=False)

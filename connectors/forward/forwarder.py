@@ -42,10 +42,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import sys
-from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, AsyncIterator, Callable
+from typing import Any, Callable
 
 import asyncpg
 import msgspec
@@ -55,9 +53,9 @@ import nats.js.errors
 from nats.aio.msg import Msg
 from nats.js.api import ConsumerInfo
 
-from connectors.forward.definitions import (
-    DEAD_LETTER_STREAM, EVENTS_STREAM, consumer_config, dead_letter_stream_config,
-)
+from connectors.forward.connection import connect, ensure_dead_letter_stream
+from connectors.forward.definitions import DEAD_LETTER_STREAM, EVENTS_STREAM, consumer_config
+from connectors.forward.jetstream_messages import delivery_count, kept_in_progress, unreadable_event
 from connectors.forward.model import (
     Action, ForwardFilter, LogStatement, dead_letter_headers, dead_letter_subject, event_from_message,
     failure_action, outgoing_statement, refusal_hint,
@@ -68,80 +66,11 @@ from connectors.forward.logfill import (
     LogDelivery, holes_up_to, holes_without, log_message, read_holes, relayed_position,
 )
 from connectors.forward.opening import CannotOpen, OpenStored
+from connectors.forward.run import ForwardOptions, ForwardStats, say
 from connectors.framework.sink import BatchOutcome, LrsSink, Outgoing, SinkFatal, SinkUnavailable
-from lrs.event_contract import EVENT_TYPE_HEADER, MSG_ID_HEADER, POSITION_HEADER, STORED_HEADER, TENANT_HEADER
-from lrs.event_contract import RelayedEvent
-from lrs.nats.access import connect_options
+from lrs.event_contract import POSITION_HEADER
 
 STATEMENT_EVENT = "statement"
-
-
-@dataclass(slots=True)
-class ForwardOptions:
-    name: str = "forward"
-    deliver: str = "all"  # for a new consumer: "all" of the stream or only "new" statements
-    batch_size: int = 100
-    max_deliveries: int = 5
-    retry_delay: float = 5.0  # before a statement that failed (500) is delivered again
-    wait_initial: float = 0.5  # outage backoff, doubled up to wait_cap
-    wait_cap: float = 30.0
-    fetch_timeout: float = 1.0
-    until_caught_up: bool = False  # exit once nothing is pending (else run until stopped)
-
-
-@dataclass(slots=True)
-class ForwardStats:
-    forwarded: int = 0
-    skipped: int = 0
-    parked: int = 0
-    retried: int = 0
-    waits: int = 0
-    refused: int = 0  # messages that were not the log's event (connectors.forward.logcheck)
-    replayed: int = 0  # second copies of events already forwarded (connectors.forward.checkpoint)
-    # Of those forwarded, the ones read from the log: the stream no longer held them
-    # (connectors.forward.logfill).  A try the target failed on, or one given up, sends nothing: not counted.
-    from_log: int = 0
-
-    def render(self) -> str:
-        return (f"forwarded {self.forwarded}  skipped {self.skipped}  parked {self.parked}  "
-                f"retried {self.retried}  outage waits {self.waits}  refused {self.refused}  "
-                f"replayed {self.replayed}  from the log {self.from_log}")
-
-
-def say(text: str) -> None:
-    print(f"{datetime.now(timezone.utc).isoformat(timespec='seconds')} lrs forward: {text}", file=sys.stderr,
-          flush=True)
-
-
-async def connect(nats_url: str, name: str, *, keep_trying: bool = True) -> nats.NATS:
-    """A NATS connection.  ``keep_trying``: a daemon's connection, which waits
-    for the server (at start and after losing it) and reports errors in one
-    line each; otherwise the first connection attempt must succeed."""
-    last: dict[str, float] = {}
-
-    async def on_error(exc: Exception) -> None:
-        text = f"NATS: {type(exc).__name__}: {exc}"
-        now = asyncio.get_running_loop().time()
-        if now - last.get(text, -60.0) >= 30:  # the same error at most every 30 s
-            last[text] = now
-            say(text)
-
-    return await nats.connect(
-        servers=[url.strip() for url in nats_url.split(",") if url.strip()], name=f"lrs-forward-{name}", allow_reconnect=keep_trying,
-        max_reconnect_attempts=-1 if keep_trying else 1, reconnect_time_wait=1.0, connect_timeout=2,
-        error_cb=on_error, **connect_options(url=nats_url),
-    )
-
-
-async def ensure_dead_letter_stream(js: Any) -> None:
-    config = dead_letter_stream_config()
-    try:
-        await js.stream_info(config.name)
-    except nats.js.errors.NotFoundError:
-        try:
-            await js.add_stream(config)
-        except nats.js.errors.BadRequestError:
-            await js.stream_info(config.name)  # created meanwhile by another forwarder
 
 
 class Forwarder:
@@ -347,7 +276,7 @@ class Forwarder:
                 # position may also be one not yet in the log.
                 self.stats.refused += 1
                 copy = (checked.headers is not None and self.checkpoint is not None
-                        and is_replay(int(checked.headers[POSITION_HEADER]), _deliveries(msg), self.checkpoint.mark))
+                        and is_replay(int(checked.headers[POSITION_HEADER]), delivery_count(msg), self.checkpoint.mark))
                 self.stats.replayed += copy  # a copy, altered or not, of an event already forwarded
                 say(f"ALERT refused a message that is not the log's event (position "
                     f"{(msg.headers or {}).get(POSITION_HEADER, '?')}, {checked.refusal}); not sent"
@@ -358,9 +287,9 @@ class Forwarder:
             try:
                 event = event_from_message(checked.headers, checked.payload)
             except ValueError as exc:
-                await self._park(msg, _unreadable_event(msg), None, f"unreadable event: {exc}")
+                await self._park(msg, unreadable_event(msg), None, f"unreadable event: {exc}")
                 continue
-            if self.checkpoint is not None and is_replay(event.position, _deliveries(msg), self.checkpoint.mark):
+            if self.checkpoint is not None and is_replay(event.position, delivery_count(msg), self.checkpoint.mark):
                 await msg.ack()
                 self.stats.replayed += 1
                 say(f"ALERT a second copy of position {event.position}, already forwarded: not sent again")
@@ -386,7 +315,7 @@ class Forwarder:
                 await msg.nak()
             raise
         batch = [Outgoing(outgoing_statement(statement), ref) for ref, statement in zip(refs, opened)]
-        async with _kept_in_progress([msg for msg, _ in items]):
+        async with kept_in_progress([msg for msg, _ in items]):
             outcome = await self._send_through_outages(batch, items)
             if outcome is None:
                 return
@@ -477,42 +406,3 @@ class Forwarder:
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(self._stop.wait(), seconds)
 
-
-def _deliveries(msg: Msg) -> int:
-    try:
-        return msg.metadata.num_delivered or 1
-    except (nats.errors.Error, ValueError, AttributeError):  # not a JetStream message
-        return 1
-
-
-def _unreadable_event(msg: Msg) -> LogStatement:
-    headers = msg.headers or {}
-    try:
-        position = int(headers.get(POSITION_HEADER, "0"))
-    except ValueError:
-        position = 0
-    event_id = headers.get(MSG_ID_HEADER) or f"stream-seq-{msg.metadata.sequence.stream}"
-    event = RelayedEvent(position, event_id, headers.get(TENANT_HEADER, ""), headers.get(EVENT_TYPE_HEADER, ""),
-                         headers.get(STORED_HEADER, ""), msg.data or b"")
-    return LogStatement(event, {})
-
-
-@contextlib.asynccontextmanager
-async def _kept_in_progress(messages: list[Msg], interval: float = 15.0) -> AsyncIterator[None]:
-    """While the target is being waited for, tell JetStream the messages are
-    still being worked on, so they are not redelivered meanwhile."""
-
-    async def beat() -> None:
-        while True:
-            await asyncio.sleep(interval)
-            for msg in messages:
-                with contextlib.suppress(nats.errors.Error, OSError):
-                    await msg.in_progress()
-
-    task = asyncio.create_task(beat())
-    try:
-        yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task

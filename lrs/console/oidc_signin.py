@@ -39,11 +39,11 @@ import structlog
 from aiohttp import web
 
 from lrs.auth import AuthError
-from lrs.config import ConsoleOidcSettings, OidcSettings
 from lrs.console import guard, sessions
 from lrs.console.render import render
 from lrs.http import keys
 from lrs.oidc import JwksUnavailable
+from lrs.oidc_settings import ConsoleOidcSettings, OidcSettings
 
 __all__ = ["add_routes", "pkce_challenge"]
 

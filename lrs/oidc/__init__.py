@@ -7,7 +7,7 @@
 - :mod:`lrs.oidc.verify`: signature, algorithm, issuer, audience and expiry checks
   (PyJWT), every failure a :class:`BearerError` (401).
 
-Configuration: ``LRS_OIDC_*`` (:class:`lrs.config.OidcSettings`); docs/oidc.md.
+Configuration: ``LRS_OIDC_*`` (:class:`lrs.oidc_settings.OidcSettings`); docs/oidc.md.
 """
 
 from lrs.oidc.claims import BearerError, bearer_token, credential_from_claims

@@ -19,7 +19,7 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from lrs.auth import SCOPES, AuthError, Credential, validate_tenant
-from lrs.config import OidcSettings
+from lrs.oidc_settings import OidcSettings
 
 __all__ = ["BearerError", "bearer_token", "credential_from_claims", "oidc_authority", "xapi_scopes"]
 

@@ -27,9 +27,9 @@ from typing import Any, Sequence
 import jwt
 
 from lrs.auth import Credential
-from lrs.config import OidcSettings
 from lrs.oidc.claims import BearerError, credential_from_claims
 from lrs.oidc.jwks import KeySet
+from lrs.oidc_settings import OidcSettings
 
 __all__ = ["BearerVerifier"]
 

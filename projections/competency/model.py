@@ -33,7 +33,7 @@ __all__ = [
     "LearnerEvent",
 ]
 
-# Bumped whenever the rules in policy.py change what a state would be, or
+# Bumped whenever the rules (policy.py names them) change what a state would be, or
 # the stored form of a state changes (codec.py); a projection built under
 # another rule version is rebuilt by replay.  2: the compact stored form.
 # 3: only statements about the aligned activity itself are evidence (not

@@ -23,8 +23,8 @@ from lrs.service import create_app
 from tests.e2e.conftest import KEY, SECRET, xapi_headers
 from tests.e2e.test_competency_api import PROGRAM, roster
 from tests.e2e.test_console_operations import run_lrs
-from tests.integration.test_projection_runner import MODULES as CERTIFYING
-from tests.integration.test_projection_runner import course_statement, learner_key
+from tests.integration.competency_statements import MODULES as CERTIFYING
+from tests.integration.competency_statements import course_statement, learner_key
 
 PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1280, "height": 900}

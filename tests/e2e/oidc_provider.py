@@ -48,7 +48,7 @@ class Provider:
 
     def console_settings(self, provider_name: str) -> dict[str, Any]:
         """The settings of an LRS whose console signs in through this provider."""
-        from lrs.config import ConsoleOidcSettings, OidcSettings
+        from lrs.oidc_settings import ConsoleOidcSettings, OidcSettings
 
         return {
             "oidc": OidcSettings(issuer=self.issuer, audiences=("lrs",), jwks_url=f"{self.issuer}/jwks"),

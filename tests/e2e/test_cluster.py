@@ -44,7 +44,7 @@ from tests.e2e.machine_stall import MachineStall, within_budget
 from tests.e2e.nats_cluster import NatsCluster
 from tests.e2e.test_competency_audit import digest_of, lrs
 from tests.e2e.test_durability import _assert_exactly_once, _log_rows
-from tests.integration.test_projection_runner import COMPLETED, FAILED, MODULES, PASSED, course_statement, voiding
+from tests.integration.competency_statements import COMPLETED, FAILED, MODULES, PASSED, course_statement, voiding
 
 pytestmark = pytest.mark.slow
 

@@ -21,14 +21,14 @@ from lrs.cli import main
 from lrs.config import Settings
 from lrs.service import create_app
 from tests.e2e.conftest import KEY, SECRET, xapi_headers
-from tests.integration.test_projection_runner import (  # the same course, learners and statements
+from tests.integration.competency_statements import (  # the same course, learners and statements
     PASSED,
     VN,
     course_statement,
     learner_key,
     voiding,
 )
-from tests.integration.test_projection_runner import MODULES as CERTIFYING  # everything the programme asks for
+from tests.integration.competency_statements import MODULES as CERTIFYING  # everything the programme asks for
 
 PROGRAM = "https://lrs.example.org/competency/programs/civil-servant-basic-digital-skills"
 

@@ -21,7 +21,7 @@ import pytest
 
 from tests.e2e.conftest import xapi_headers
 from tests.e2e.test_competency_api import CERTIFYING, PROGRAM, course_statement, roster, voiding
-from tests.integration.test_projection_runner import FAILED
+from tests.integration.competency_statements import FAILED
 
 pytestmark = pytest.mark.slow
 

@@ -19,7 +19,7 @@ from tests.e2e.conftest import app_client, xapi_headers
 from tests.e2e.test_competency_api import PROGRAM, caught_up, get_json, roster
 from tests.e2e.test_console import sign_in
 from tests.e2e.test_erasure_api import add_eraser, as_eraser
-from tests.integration.test_projection_runner import learner_key
+from tests.integration.competency_statements import learner_key
 
 
 async def _csv_rows(client: Any) -> list[dict[str, str]]:
@@ -102,7 +102,7 @@ async def test_learner_answers_show_identifiers_for_rostered_linked_and_never_ro
     nothing in clear, whichever of its identifiers the path gives."""
     from tests.e2e.test_competency_api import CERTIFYING, post
     from tests.e2e.test_competency_persons import link, on_mobiedu
-    from tests.integration.test_projection_runner import course_statement
+    from tests.integration.competency_statements import course_statement
 
     async with app_client(database_url, tmp_path) as client:
         loaded = await client.post("/competency/admin/roster", json=roster({"mic-dt-1": [1, 2]}), headers=xapi_headers())
@@ -194,7 +194,7 @@ async def test_a_never_rostered_learner_is_named_by_their_own_statement_not_one_
     from lrs.http import keys
     from lrs.store.statement_identities import identities_in_statements
     from tests.e2e.test_competency_api import CERTIFYING, post
-    from tests.integration.test_projection_runner import course_statement
+    from tests.integration.competency_statements import course_statement
 
     async with app_client(database_url, tmp_path) as client:
         loaded = await client.post("/competency/admin/roster", json=roster({"mic-dt-1": [1]}), headers=xapi_headers())

@@ -23,7 +23,7 @@ from projections.competency.store import CompetencyProjection
 from projections.replay import replay
 from tests.e2e.conftest import KEY, SECRET, xapi_headers
 from tests.e2e.test_competency_api import PROGRAM, eventually, learner_path, log_head, post, roster
-from tests.integration.test_projection_runner import PASSED, VN, course_statement
+from tests.integration.competency_statements import PASSED, VN, course_statement
 
 SIGNING = "https://lrs.example.org/courses/e-signatures"
 

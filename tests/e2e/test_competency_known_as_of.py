@@ -19,7 +19,7 @@ from projections.competency.queries import position_at, resolve_program
 from projections.units.sql import SELECT_MEMBERS_AT
 from tests.e2e.conftest import xapi_headers
 from tests.e2e.test_competency_api import CERTIFYING, PROGRAM, caught_up, get_json, post, roster
-from tests.integration.test_projection_runner import FAILED, course_statement, learner_key, voiding
+from tests.integration.competency_statements import FAILED, course_statement, learner_key, voiding
 
 LEARNERS = 24
 UNITS = ["mic-dt-1", "mic-dt-2", "moh"]

@@ -20,7 +20,7 @@ from projections.competency.store import CompetencyProjection, digest
 from projections.replay import replay
 from tests.e2e.conftest import xapi_headers
 from tests.e2e.test_competency_api import CERTIFYING, PROGRAM, _iso, caught_up, get_json, post, roster
-from tests.integration.test_projection_runner import course_statement, learner_key
+from tests.integration.competency_statements import course_statement, learner_key
 from lrs.payload_codec import open_payload
 
 

@@ -16,7 +16,7 @@ from lrs.service import create_app
 from projections.competency.catalog import FRAMEWORKS_DIR
 from tests.e2e.conftest import KEY, SECRET, xapi_headers
 from tests.e2e.test_competency_api import CERTIFYING, PROGRAM, caught_up, get_json, post, roster
-from tests.integration.test_projection_runner import course_statement
+from tests.integration.competency_statements import course_statement
 
 
 def scheduled_programme(directory: Path) -> None:

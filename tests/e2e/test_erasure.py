@@ -30,8 +30,8 @@ import nats
 import pytest
 
 from tests.e2e.conftest import xapi_headers
-from tests.integration.test_projection_runner import MODULES as CERTIFYING
-from tests.integration.test_projection_runner import course_statement
+from tests.integration.competency_statements import MODULES as CERTIFYING
+from tests.integration.competency_statements import course_statement
 from lrs.payload_codec import open_payload
 
 pytestmark = pytest.mark.slow

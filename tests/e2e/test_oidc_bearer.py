@@ -18,7 +18,8 @@ from aiohttp.test_utils import TestClient, TestServer
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
-from lrs.config import OidcSettings, Settings
+from lrs.config import Settings
+from lrs.oidc_settings import OidcSettings
 from lrs.service import create_app
 from tests.e2e.conftest import KEY, SECRET
 from tests.e2e.statements import statement

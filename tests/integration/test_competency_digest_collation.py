@@ -26,7 +26,7 @@ from projections.runner import ProjectionRunner
 from projections.units.roster import parse_json
 from projections.units.store import load_roster
 from tests.conftest import with_database
-from tests.integration.test_projection_runner import CATALOG, FAILED, MODULES, course_statement, write
+from tests.integration.competency_statements import CATALOG, FAILED, MODULES, course_statement, write
 
 MASTERY = "https://w3id.org/xapi/cmi5/context/extensions/masteryscore"
 NOW = datetime(2025, 6, 1, tzinfo=timezone.utc)

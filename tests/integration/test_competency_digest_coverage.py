@@ -19,7 +19,7 @@ from projections.competency.codec import decode_state
 from projections.competency.store import CompetencyProjection, digest
 from projections.replay import replay
 from projections.runner import ProjectionRunner
-from tests.integration.test_projection_runner import CATALOG, FAILED, MODULES, PASSED, course_statement, learner_key, write
+from tests.integration.competency_statements import CATALOG, FAILED, MODULES, PASSED, course_statement, learner_key, write
 from tests.unit.test_competency_codec import format_2
 
 MASTERY = "https://w3id.org/xapi/cmi5/context/extensions/masteryscore"

@@ -18,7 +18,7 @@ from projections.competency.rows import CERTIFICATION_COLUMNS, STATE_COLUMNS
 from projections.competency.store import CompetencyProjection, digest
 from projections.replay import replay
 from projections.runner import ProjectionRunner
-from tests.integration.test_projection_runner import (
+from tests.integration.competency_statements import (
     CATALOG, COMPLETED, FAILED, MODULES, PASSED, course_statement, learner_key, voiding, write,
 )
 from tests.unit.test_competency_codec import format_2

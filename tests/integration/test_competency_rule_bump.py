@@ -24,7 +24,7 @@ from projections.replay import replay
 from tests.e2e.conftest import xapi_headers
 from tests.e2e.test_competency_api import CERTIFYING, eventually, learner_path, log_head, post, roster
 from tests.e2e.test_competency_freshness import service, summary
-from tests.integration.test_projection_runner import FAILED, course_statement
+from tests.integration.competency_statements import FAILED, course_statement
 from tests.unit.test_competency_rule_versions import written_by_the_rules_before
 
 

@@ -16,7 +16,7 @@ import pytest
 import lrs.store.group_columns as group_columns_module
 from lrs.payload_codec import MAGIC, open_payload
 from lrs.store import StatementWriter
-from tests.integration.test_projection_runner import COURSE, PASSED, course_statement, write
+from tests.integration.competency_statements import COURSE, PASSED, course_statement, write
 
 MODULES = ["device-security", "personal-data", "searching"]
 

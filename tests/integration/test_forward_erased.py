@@ -16,9 +16,10 @@ import pytest
 
 from connectors.fakelrs import FakeLrs
 from connectors.forward.deadletters import dead_letters
-from connectors.forward.forwarder import ForwardOptions, Forwarder
+from connectors.forward.forwarder import Forwarder
 from connectors.forward.logcheck import LogCheck
 from connectors.forward.model import ForwardFilter
+from connectors.forward.run import ForwardOptions
 from connectors.framework.sink import LrsSink
 from lrs.privacy.master import load_or_create
 from lrs.relay import Relay

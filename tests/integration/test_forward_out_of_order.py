@@ -17,10 +17,11 @@ import pytest
 import connectors.forward.checkpoint as checkpoint_module
 from connectors.fakelrs import FakeLrs
 from connectors.forward.checkpoint import ForwardCheckpoint, is_replay
-from connectors.forward.forwarder import ForwardOptions, Forwarder
+from connectors.forward.forwarder import Forwarder
 from connectors.forward.logcheck import LogCheck
 from connectors.forward.lowwater import LowWaterMark
 from connectors.forward.model import ForwardFilter
+from connectors.forward.run import ForwardOptions
 from connectors.framework.sink import LrsSink
 from lrs.service import forward_opener
 from lrs.relay import Relay

@@ -15,9 +15,10 @@ import nats
 import pytest
 
 from connectors.fakelrs import FakeLrs
-from connectors.forward.forwarder import ForwardOptions, Forwarder
+from connectors.forward.forwarder import Forwarder
 from connectors.forward.logcheck import LogCheck
 from connectors.forward.model import ForwardFilter
+from connectors.forward.run import ForwardOptions
 from connectors.framework.sink import LrsSink
 from lrs.service import forward_opener
 from lrs.nats.bus import Bus

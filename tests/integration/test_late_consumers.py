@@ -16,9 +16,10 @@ import nats
 import pytest
 
 from connectors.fakelrs import FakeLrs
-from connectors.forward.forwarder import ForwardOptions, Forwarder
+from connectors.forward.forwarder import Forwarder
 from connectors.forward.logcheck import LogCheck
 from connectors.forward.model import ForwardFilter
+from connectors.forward.run import ForwardOptions
 from connectors.framework.sink import LrsSink
 from lrs.nats.bus import STREAM_NAME
 from lrs.relay import Relay
@@ -30,7 +31,7 @@ from projections.competency.store import CompetencyProjection, digest
 from projections.replay import replay
 from projections.runner import ProjectionRunner
 from tests.conftest import HISTORY_CONSUMER
-from tests.integration.test_projection_runner import CATALOG, MODULES, course_statement, write
+from tests.integration.competency_statements import CATALOG, MODULES, course_statement, write
 
 pytestmark = pytest.mark.slow
 

@@ -13,7 +13,7 @@ from lrs.commands.audit import verify_log
 from lrs.payload_codec import open_payload
 from lrs.store import StatementWriter, create_pool
 from lrs.service import migrate
-from tests.integration.test_projection_runner import course_statement, write
+from tests.integration.competency_statements import course_statement, write
 
 
 @pytest.fixture

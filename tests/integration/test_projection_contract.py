@@ -23,7 +23,7 @@ from projections.replay import replay
 from projections.runner import ProjectionRunner
 from projections.units.roster import parse_json
 from projections.units.store import load_roster
-from tests.integration.test_projection_runner import MODULES, VOIDED, course_statement, voiding, write
+from tests.integration.competency_statements import MODULES, VOIDED, course_statement, voiding, write
 from tests.integration.test_projection_units import LEAVES, NOW, UNITS, membership
 
 NAMES = [p.name for p in projections_to_run()]

@@ -25,7 +25,7 @@ from lrs.store.log_reader import last_position, read_events_after
 from projections.competency.store import CompetencyProjection, digest
 from projections.replay import replay
 from projections.runner import ProjectionRunner
-from tests.integration.test_projection_runner import CATALOG, MODULES, PASSED, course_statement, learner_key, learner_state, write
+from tests.integration.competency_statements import CATALOG, MODULES, PASSED, course_statement, learner_key, learner_state, write
 
 pytestmark = pytest.mark.slow
 

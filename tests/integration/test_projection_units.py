@@ -18,7 +18,7 @@ from projections.units.roster import parse_json
 from projections.units.series_store import series_counts, series_counts_daily
 from projections.units.reads import unit_counts
 from projections.units.store import advance_clock, load_roster
-from tests.integration.test_projection_runner import CATALOG, MODULES, PROGRAM, VOIDED, course_statement, learner_key, voiding, write
+from tests.integration.competency_statements import CATALOG, MODULES, PROGRAM, VOIDED, course_statement, learner_key, voiding, write
 
 NOW = datetime(2025, 6, 1, tzinfo=timezone.utc)
 UNITS = [

@@ -18,7 +18,7 @@ from projections.competency.store import CompetencyProjection, digest
 from projections import replay as replay_module
 from projections.replay import replay
 from projections.runner import ProjectionRunner
-from tests.integration.test_projection_runner import CATALOG, INDEXES, MODULES, course_statement, write
+from tests.integration.competency_statements import CATALOG, INDEXES, MODULES, course_statement, write
 
 TABLE = re.compile(r'"replay_competency"\.(\w+)')
 

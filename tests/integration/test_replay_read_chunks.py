@@ -20,7 +20,7 @@ from projections.competency import parallel_replay
 from projections.competency.parallel_replay import ReplayWorkerFailed, chunks
 from projections.competency.store import CompetencyProjection, digest
 from projections.replay import LogPages, replay
-from tests.integration.test_projection_runner import CATALOG
+from tests.integration.competency_statements import CATALOG
 from tests.integration.test_replay_shares import (
     assert_nothing_swapped_in, failing_in_forked_workers, filled_and_caught_up, projected, tables,
 )

@@ -24,7 +24,7 @@ from projections.competency.parallel_replay import ReplayWorkerFailed
 from projections.competency.store import CompetencyProjection, digest
 from projections.replay import LogPages, replay
 from projections.runner import ProjectionRunner
-from tests.integration.test_projection_runner import CATALOG, FAILED, MODULES, PASSED, course_statement, voiding, write
+from tests.integration.competency_statements import CATALOG, FAILED, MODULES, PASSED, course_statement, voiding, write
 from tests.integration.test_replay_read_chunks import parked
 from tests.integration.test_replay_shares import (
     assert_nothing_swapped_in, failing_in_forked_workers, filled_and_caught_up, projected, tables,

@@ -21,7 +21,7 @@ from projections.competency.rebuild import LogRebuild
 from projections.competency.store import CompetencyProjection, digest
 from projections.replay import replay
 from projections.runner import ProjectionRunner
-from tests.integration.test_projection_runner import (
+from tests.integration.competency_statements import (
     CATALOG,
     FAILED,
     MODULES,

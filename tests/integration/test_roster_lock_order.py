@@ -20,7 +20,7 @@ from projections.competency.store import CompetencyProjection
 from projections.runner import ProjectionRunner
 from projections.units.roster import parse_json
 from projections.units.store import load_roster
-from tests.integration.test_projection_runner import CATALOG, MODULES, course_statement, write
+from tests.integration.competency_statements import CATALOG, MODULES, course_statement, write
 from tests.integration.test_projection_units import UNITS, compare_series, membership, recounted, stored_counts
 
 NOW = datetime(2025, 6, 1, tzinfo=timezone.utc)

@@ -33,7 +33,7 @@ from projections.events import LogEvent
 from projections.units.series_store import series_counts, series_counts_daily
 from projections.units.reads import unit_counts
 from projections.units.store import load_roster
-from tests.integration.test_projection_runner import AUTHORITY, CATALOG, MODULES, PROGRAM, course_statement
+from tests.integration.competency_statements import AUTHORITY, CATALOG, MODULES, PROGRAM, course_statement
 
 NOW = datetime(2025, 6, 1, tzinfo=timezone.utc)
 LAN = "mbox:mailto:cs1@example.gov.vn"  # course_statement(1, ...) is hers

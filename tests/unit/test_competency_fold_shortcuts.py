@@ -32,14 +32,8 @@ from projections.competency.model import (
     StatementVoided,
     new_evidence,
 )
-from projections.competency.policy import (
-    _LEVEL_RANK,
-    _move_on_known,
-    _move_on_met,
-    evolve_many,
-    fold,
-    fold_ordered,
-)
+from projections.competency.mastery import _LEVEL_RANK, _move_on_known, _move_on_met
+from projections.competency.policy import evolve_many, fold, fold_ordered
 from tests.unit.test_competency_fold import POOL
 
 CATALOG = load_catalog()

@@ -28,12 +28,12 @@ from projections.competency.model import (
     StatementEvidence,
     StatementVoided,
 )
+from projections.competency.learner_fold import _merged
 from projections.competency.policy import (
     VERB_COMPLETED,
     VERB_FAILED,
     VERB_PASSED,
     VERB_VOIDED,
-    _merged,
     certifications,
     evolve,
     evolve_many,

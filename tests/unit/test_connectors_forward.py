@@ -231,7 +231,8 @@ def test_forward_cli_target_options_after_the_action_and_before_it(monkeypatch):
 
 
 async def test_statements_are_opened_per_tenant_in_order_and_clear_ones_kept():
-    from connectors.forward.forwarder import ForwardOptions, Forwarder
+    from connectors.forward.forwarder import Forwarder
+    from connectors.forward.run import ForwardOptions
 
     calls: list[tuple[str, list[bytes]]] = []
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from lrs.config import ConfigError, ConsoleOidcSettings
+from lrs.config import ConfigError
+from lrs.oidc_settings import ConsoleOidcSettings
 from lrs.console.oidc_signin import pkce_challenge
 
 ISSUER = {"LRS_OIDC_ISSUER": "https://id.example.gov"}

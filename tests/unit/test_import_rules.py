@@ -26,7 +26,8 @@ DRIVERS = ("asyncpg", "nats", "aiohttp")
 PURE = (
     "lrs.xapi", "lrs.xapi.*", "lrs.ingest", "lrs.ingest.*", "lrs.eventlog", "lrs.batching",
     "lrs.documents", "lrs.documents.*", "lrs.console.ports", "lrs.payload_codec",
-    "projections.competency.policy", "projections.competency.model", "projections.competency.frameworks",
+    "projections.competency.policy", "projections.competency.judgement", "projections.competency.mastery",
+    "projections.competency.learner_fold", "projections.competency.model", "projections.competency.frameworks",
     "projections.competency.catalog", "projections.competency.codec", "projections.competency.rebuild",
     "projections.competency.standing", "projections.competency.targets", "projections.competency.rows",
     "projections.units.roster", "projections.units.history", "projections.units.erased", "projections.units.sql",

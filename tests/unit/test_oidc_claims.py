@@ -6,8 +6,9 @@ import json
 
 import pytest
 
-from lrs.config import ConfigError, OidcSettings, Settings
+from lrs.config import ConfigError, Settings
 from lrs.oidc.claims import BearerError, bearer_token, credential_from_claims, oidc_authority, xapi_scopes
+from lrs.oidc_settings import OidcSettings
 from lrs.xapi.identity import authority_key
 from lrs.xapi.statement import parse_statement
 

@@ -101,7 +101,7 @@ async def test_a_consumer_role_reads_the_stream(server: EmbeddedNats) -> None:
 
 async def test_the_forward_role_runs_a_forwarders_calls(server: EmbeddedNats) -> None:
     from connectors.forward.definitions import DEAD_LETTER_STREAM, EVENTS_STREAM, consumer_config
-    from connectors.forward.forwarder import connect, ensure_dead_letter_stream
+    from connectors.forward.connection import connect, ensure_dead_letter_stream
 
     bus = Bus(server.url_for("relay"))
     await bus.connect()
