@@ -18,7 +18,7 @@ import pytest
 import yaml
 from dockerfile_parse import DockerfileParser
 
-from lrs import config
+from tests.unit.settings_source import settings_source
 from lrs.config import Settings
 from lrs.runtime.nats import find_nats_server
 
@@ -66,7 +66,7 @@ def test_the_image_runs_as_an_unprivileged_user_and_checks_readiness() -> None:
     settings = Settings.from_env(env)
     assert settings.http_host == "0.0.0.0" and values(runtime, "EXPOSE") == [str(settings.http_port)]
     assert values(runtime, "ENTRYPOINT") == ['["lrs"]'] and values(runtime, "CMD") == ['["serve"]']
-    config_source = Path(config.__file__).read_text()
+    config_source = settings_source()
     assert [k for k in env if k.startswith("LRS_") and f'"{k}"' not in config_source] == []
 
 
@@ -132,7 +132,7 @@ def test_the_deployment_probes_health_and_readiness_and_reads_its_secrets_by_ref
     assert all("value" not in e for e in container["env"])
     assert not [m for m in manifests() if m["kind"] == "Secret"]  # referenced, never written here
     names = {**config_map["data"], **{name: "" for name in secret_env}}
-    config_source = Path(config.__file__).read_text()
+    config_source = settings_source()
     assert [k for k in names if f'"{k}"' not in config_source] == []
     settings = Settings.from_env(
         {**config_map["data"], "LRS_DATABASE_URL": "postgresql://x@db/lrs", "LRS_NATS_URL": "nats://nats:4222"}
@@ -200,3 +200,9 @@ def test_every_compose_replica_seals_with_one_privacy_key_from_a_secret() -> Non
         (secret,) = [s for s in service["secrets"] if key_file == f"/run/secrets/{s}"]
         assert "file" in compose["secrets"][secret], name
         assert not key_file.startswith(env["LRS_DATA_DIR"]), name
+
+
+def test_the_settings_source_holds_every_module_that_reads_lrs_names() -> None:
+    # A manifest may set the OpenID Connect settings, read outside lrs/config.py.
+    source = settings_source()
+    assert '"LRS_OIDC_ISSUER"' in source and '"LRS_CONSOLE_OIDC_CLIENT_ID"' in source

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from lrs import config
+from tests.unit.settings_source import settings_source
 from lrs.config import Settings, nats_servers
 from lrs.runtime.nats import find_nats_server
 
@@ -145,7 +145,7 @@ def test_two_lrs_replicas_run_against_the_compose_postgres_and_nats_cluster() ->
     services = compose()["services"]
     replicas = lrs_services(services)
     assert len(replicas) >= 2
-    config_source = Path(config.__file__).read_text()
+    config_source = settings_source()
     members = nats_members(services)
     postgres = services["postgres"]["environment"]
     for name, lrs in replicas.items():
