@@ -389,13 +389,22 @@ def _learners(count: int) -> str:
     return "learner" if count == 1 else "learners"
 
 
+def _roster_problems(exc: ValueError) -> str:
+    """A RosterError's problems: one line for one; for more, a line saying
+    how many, then one a line."""
+    problems = getattr(exc, "problems", [str(exc)])
+    if len(problems) == 1:
+        return f"lrs roster load: invalid roster: {exc}"
+    return f"lrs roster load: invalid roster, {len(problems)} problems:\n{exc}"
+
+
 def _roster_load(args: argparse.Namespace) -> int:
     from projections.units.roster import RosterError, read_roster
 
     try:
         roster = read_roster(args.file)
     except RosterError as exc:
-        print(f"invalid roster:\n{exc}", file=sys.stderr)
+        print(_roster_problems(exc), file=sys.stderr)
         return 1
     except OSError as exc:
         print(f"lrs roster load: cannot read {args.file}: {exc.strerror or exc}", file=sys.stderr)
@@ -431,7 +440,7 @@ def _roster_load(args: argparse.Namespace) -> int:
                         learner_keys=learner_keys,
                     )
             except RosterError as exc:
-                print(f"invalid roster:\n{exc}", file=sys.stderr)
+                print(_roster_problems(exc), file=sys.stderr)
                 return 1
         print(
             f"loaded {result.units} units and {result.memberships} memberships of {result.learners} {_learners(result.learners)} "
