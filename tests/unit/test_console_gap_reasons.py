@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from lrs.console.gap_reasons import REASONS, gap_reason
+from lrs.console.gap_reasons import PREFIX, gap_reason
+from lrs.console.i18n import MESSAGES
 from projections.competency.standing import REASON_CODES, _reason
 
 
@@ -41,9 +42,9 @@ def _gap(best, reached):
 
 
 def test_every_code_the_projection_gives_has_a_line_in_both_languages():
-    assert set(REASONS) == set(REASON_CODES)
+    assert {key[len(PREFIX):] for key in MESSAGES if key.startswith(PREFIX)} == set(REASON_CODES)
     for code in REASON_CODES:
-        assert REASONS[code]["en"] and REASONS[code]["vi"], code
+        assert MESSAGES[PREFIX + code]["en"] and MESSAGES[PREFIX + code]["vi"], code
     reached = {_gap(best, reached)["reason_code"] for best, reached in CASES}
     assert reached == set(REASON_CODES)  # the cases reach every code, one each
     assert len(reached) == len(CASES)
