@@ -20,7 +20,7 @@ import os
 import sys
 from importlib.resources.abc import Traversable
 from pathlib import Path
-from typing import TYPE_CHECKING, Awaitable, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Awaitable, Callable, Mapping, NoReturn, Sequence
 
 import connectors.cli
 import projections.cli
@@ -157,8 +157,27 @@ def create_app(
     )
 
 
+class CommandParser(argparse.ArgumentParser):
+    """A (sub)command's parser whose errors are one line naming the command,
+    as the commands' own errors are: ``lrs export: argument --since: not an
+    ISO 8601 time: 'x' (see `lrs export --help`)``, exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see `{self.prog} --help`)\n")
+
+
+def _command_parser(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argparse.ArgumentParser:
+    """The parser of the (sub)command ``args`` chose, e.g. ``lrs frameworks load``'s."""
+    while True:
+        chooser = next((a for a in parser._actions if isinstance(a, argparse._SubParsersAction)), None)
+        chosen = getattr(args, chooser.dest, None) if chooser is not None else None
+        if chooser is None or chosen not in chooser.choices:
+            return parser
+        parser = chooser.choices[chosen]
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = CommandParser(
         prog="lrs",
         description="Event-sourced xAPI Learning Record Store.",
         epilog="Configuration comes from LRS_* environment variables; see docs/operations.md.",
@@ -182,7 +201,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # named by the command they were given to, not by `lrs`
+        _command_parser(parser, args).error(f"unrecognized arguments: {' '.join(unknown)}")
     handler = getattr(args, "handler", None)
     if handler is None:
         parser.print_help()

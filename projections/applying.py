@@ -148,8 +148,8 @@ class BatchApplier:
         try:
             async with self.pool.acquire() as conn, conn.transaction():
                 await conn.execute(NO_COMMIT_WAIT)
-                checkpoint = await self.checkpoints.lock(conn)
-                p.begin(checkpoint)
+                checkpoint, rebuilds = await self.checkpoints.lock_counted(conn)
+                p.begin(checkpoint, rebuilds)
                 outcome = await self._apply_after(conn, events, checkpoint, fill_to)
         except BaseException:
             p.rolled_back()
@@ -305,11 +305,11 @@ class BatchApplier:
         p = self.projection
         try:
             async with self.pool.acquire() as conn, conn.transaction():
-                checkpoint = await self.checkpoints.lock(conn)  # one writer at a time, as for batches
+                checkpoint, rebuilds = await self.checkpoints.lock_counted(conn)  # one writer at a time, as for batches
                 if not await self.checkpoints.is_parked(conn, position, tenant):
                     raise LookupError(f"no event at position {position} is parked for tenant {tenant!r}")
                 (event,) = log_events(await read_events_after(conn, position - 1, 1))
-                p.begin(checkpoint)
+                p.begin(checkpoint, rebuilds)
                 try:
                     async with conn.transaction():  # a savepoint: a failure undoes only the event
                         await p.apply(conn, event)

@@ -18,7 +18,7 @@ from projections.contract import Projection, ProjectionOutdated
 __all__ = ["CheckpointStore", "ParkedEvent", "checkpoint_position", "parked_count", "parked_events"]
 
 SELECT_CHECKPOINT = """
-SELECT position, rule_version, catalog_digest FROM projection_checkpoints WHERE name = $1 FOR UPDATE
+SELECT position, rule_version, catalog_digest, rebuilds FROM projection_checkpoints WHERE name = $1 FOR UPDATE
 """
 INSERT_CHECKPOINT = """
 INSERT INTO projection_checkpoints (name, position, rule_version, catalog_digest) VALUES ($1, $2, $3, $4)
@@ -28,7 +28,7 @@ UPSERT_CHECKPOINT = """
 INSERT INTO projection_checkpoints (name, position, rule_version, catalog_digest, updated_at)
 VALUES ($1, $2, $3, $4, now())
 ON CONFLICT (name) DO UPDATE SET position = EXCLUDED.position, rule_version = EXCLUDED.rule_version,
-    catalog_digest = EXCLUDED.catalog_digest, updated_at = now()
+    catalog_digest = EXCLUDED.catalog_digest, updated_at = now(), rebuilds = projection_checkpoints.rebuilds + 1
 """
 UPDATE_CHECKPOINT = "UPDATE projection_checkpoints SET position = $2, updated_at = now() WHERE name = $1"
 RECORD_FAILURE = """
@@ -78,6 +78,14 @@ class CheckpointStore:
         writer at a time) and created at 0 for a new projection.
 
         Raises ProjectionOutdated when the state was built with other rules."""
+        position, _ = await self.lock_counted(conn)
+        return position
+
+    async def lock_counted(self, conn: asyncpg.Connection) -> tuple[int, int]:
+        """:meth:`lock`, with how many rebuilds have replaced the state
+        (:meth:`replace` counts one each): a runner keeping state in memory
+        knows by it that a replay replaced the state even when it ended at
+        the same position (Projection.begin)."""
         p = self.projection
         await conn.execute(INSERT_CHECKPOINT, p.name, 0, p.rule_version, p.catalog_digest)
         row = await conn.fetchrow(SELECT_CHECKPOINT, p.name)
@@ -85,14 +93,15 @@ class CheckpointStore:
             found = (f"projection {p.name!r} was built with rule version {row['rule_version']} and frameworks "
                      f"{row['catalog_digest'][:12]}; these are {p.rule_version} and {p.catalog_digest[:12]}")
             raise ProjectionOutdated(f"{found}: run `lrs replay {p.name}`", found)
-        return int(row["position"])
+        return int(row["position"]), int(row["rebuilds"])
 
     async def advance(self, conn: asyncpg.Connection, position: int) -> None:
         await conn.execute(UPDATE_CHECKPOINT, self.name, position)
 
     async def replace(self, conn: asyncpg.Connection, position: int) -> None:
         """A rebuilt state: the checkpoint is ``position`` under the current
-        rules and frameworks, and stays locked for the caller's transaction."""
+        rules and frameworks, one more rebuild is counted, and the row stays
+        locked for the caller's transaction."""
         p = self.projection
         await conn.execute(UPSERT_CHECKPOINT, p.name, position, p.rule_version, p.catalog_digest)
         await conn.fetchrow(SELECT_CHECKPOINT, p.name)  # hold the lock: the live runner waits

@@ -49,8 +49,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         f"ones in {FRAMEWORKS_DIR} and those loaded before, in LRS_FRAMEWORKS_DIR, default "
         "<LRS_DATA_DIR>/frameworks): references must resolve, IRIs must be unique.  A valid FILE is "
         "copied into LRS_FRAMEWORKS_DIR, replacing a document of the same kind, IRI and version.  "
-        "Problems are reported as FILE: JSON-PATH: MESSAGE and the exit status is 1; nothing is loaded "
-        "then.  The service and `lrs project` read the documents when they start; as the frameworks "
+        "A problem is reported on one line, `lrs frameworks load: invalid: FILE: JSON-PATH: MESSAGE` "
+        "(FILE: MESSAGE when the file cannot be read or is not JSON), and the exit status is 1; nothing "
+        "is loaded then.  The service and `lrs project` read the documents when they start; as the frameworks "
         "change, the competency projection asks for `lrs replay competency`.",
     )
     load.add_argument("file", metavar="FILE", type=Path, help="a JSON document")
@@ -175,7 +176,7 @@ def validate_file(file: Path, context: list[Path] | None = None) -> tuple[Docume
     try:
         data = file.read_bytes()
     except OSError as exc:
-        raise FrameworkError(f"cannot read file: {exc.strerror}", "$", str(file)) from None
+        raise FrameworkError(f"cannot read file: {exc.strerror}", None, str(file)) from None
     document = parse_document(data, source=str(file))
     named = [
         (name, other)
@@ -246,9 +247,9 @@ def _load(args: argparse.Namespace) -> int:
     try:
         document, _, data = validate_file(args.file, context)
     except FrameworkError as exc:
-        print(f"invalid: {exc}", file=sys.stderr)
-        if exc.source is not None and Path(exc.source).resolve().parent == installed.resolve():
-            print(f"(a document loaded before is broken: fix or remove {exc.source})", file=sys.stderr)
+        broken_before = exc.source is not None and Path(exc.source).resolve().parent == installed.resolve()
+        hint = f" (a document loaded before is broken: fix or remove {exc.source})" if broken_before else ""
+        print(f"lrs frameworks load: invalid: {exc}{hint}", file=sys.stderr)
         return 1
     print(f"valid: {describe(document)}")
     if args.check or args.context:
@@ -272,7 +273,7 @@ def _list(args: argparse.Namespace) -> int:
     try:
         documents = read_documents(live_directories(load_settings().installed_frameworks_dir))
     except FrameworkError as exc:
-        print(f"invalid frameworks: {exc}", file=sys.stderr)
+        print(f"lrs frameworks list: invalid frameworks: {exc}", file=sys.stderr)
         return 1
     for name, document in sorted(documents, key=lambda item: document_identity(item[1])):
         print(f"{describe(document)}\t{name}")
@@ -388,13 +389,22 @@ def _learners(count: int) -> str:
     return "learner" if count == 1 else "learners"
 
 
+def _roster_problems(exc: ValueError) -> str:
+    """A RosterError's problems: one line for one; for more, a line saying
+    how many, then one a line."""
+    problems = getattr(exc, "problems", [str(exc)])
+    if len(problems) == 1:
+        return f"lrs roster load: invalid roster: {exc}"
+    return f"lrs roster load: invalid roster, {len(problems)} problems:\n{exc}"
+
+
 def _roster_load(args: argparse.Namespace) -> int:
     from projections.units.roster import RosterError, read_roster
 
     try:
         roster = read_roster(args.file)
     except RosterError as exc:
-        print(f"invalid roster:\n{exc}", file=sys.stderr)
+        print(_roster_problems(exc), file=sys.stderr)
         return 1
     except OSError as exc:
         print(f"lrs roster load: cannot read {args.file}: {exc.strerror or exc}", file=sys.stderr)
@@ -430,7 +440,7 @@ def _roster_load(args: argparse.Namespace) -> int:
                         learner_keys=learner_keys,
                     )
             except RosterError as exc:
-                print(f"invalid roster:\n{exc}", file=sys.stderr)
+                print(_roster_problems(exc), file=sys.stderr)
                 return 1
         print(
             f"loaded {result.units} units and {result.memberships} memberships of {result.learners} {_learners(result.learners)} "

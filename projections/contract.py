@@ -103,8 +103,11 @@ class Projection(abc.ABC):
             h.update(f"{table}\n{rows or ''}\n".encode())
         return h.hexdigest()
 
-    def begin(self, checkpoint: int) -> None:
-        """A transaction starts; the stored checkpoint (locked) is ``checkpoint``."""
+    def begin(self, checkpoint: int, rebuilds: int) -> None:
+        """A transaction starts; the stored checkpoint (locked) is ``checkpoint``,
+        and ``rebuilds`` replays have replaced the state so far: what is kept
+        in memory from before another rebuild no longer holds, even at the
+        same checkpoint."""
 
     def committed(self, checkpoint: int) -> None:
         """The transaction committed with the checkpoint at ``checkpoint``."""

@@ -1,39 +1,36 @@
 """Why a requirement falls short, in the console's language.
 
-The competency projection words each reason once, in English
-(``projections.competency.standing``), for the JSON API and the reports; the
-console's Vietnamese pages show the same reason in Vietnamese.  A reason this
-does not know is shown as the projection wrote it (pure)."""
+The competency API gives each gap a ``reason_code`` (one of
+``projections.competency.standing.REASON_CODES``) beside its English
+``reason``; the console words the code in the page's language with the
+values of the gap's own fields.  A code this does not know (a later rule
+version) is shown as the API's English ``reason`` (pure)."""
 
 from __future__ import annotations
 
-import re
+from collections.abc import Mapping
+from typing import Any
 
-__all__ = ["local_reason"]
+from lrs.console.i18n import MESSAGES
 
-_NUMBER = r"(-?\d+(?:\.\d+)?)"
+__all__ = ["PREFIX", "gap_reason"]
 
-# (English pattern, Vietnamese text with the pattern's groups as {0}, {1}...)
-_VI: tuple[tuple[re.Pattern[str], str], ...] = tuple((re.compile(pattern), text) for pattern, text in (
-    (r"no evidence", "chưa có minh chứng"),
-    (r"reached (\S+) below the level needed \((\S+)\)", "đạt {0}, dưới mức cần ({1})"),
-    (r"evidence only below the level needed \((\S+)\)", "chỉ có minh chứng dưới mức cần ({0})"),
-    (rf"best score {_NUMBER} < mastery score {_NUMBER}", "điểm cao nhất {0} < ngưỡng đạt {1}"),
-    (r"failed", "không đạt"),
-    (rf"failed with score {_NUMBER}", "không đạt, điểm {0}"),
-    (r"passed, not completed \(moveOn (\w+)\)", "đã đạt, chưa hoàn thành (moveOn {0})"),
-    (r"completed, not passed \(moveOn (\w+)\)", "đã hoàn thành, chưa đạt (moveOn {0})"),
-    (r"scored, not judged \(no masteryScore\)", "có điểm, chưa được đánh giá (không có masteryScore)"),
-    (r"not yet met", "chưa đáp ứng"),
-))
+# A code's wording is the message ``gap_<code>`` of the console's catalogue
+# (lrs.console.i18n.MESSAGES), with {level_needed}, {level_reached}, {score},
+# {mastery_score}, {move_on}: the gap's fields (the last three of its best attempt).
+PREFIX = "gap_"
 
 
-def local_reason(reason: str, language: str) -> str:
-    """``reason`` (as the projection words it) in ``language``."""
-    if language != "vi":
-        return reason
-    for pattern, text in _VI:
-        match = pattern.fullmatch(reason)
-        if match:
-            return text.format(*match.groups())
-    return reason
+def gap_reason(gap: Mapping[str, Any], language: str) -> str:
+    """Why ``gap`` (a gap as the API gives it) falls short, in ``language``."""
+    wordings = MESSAGES.get(PREFIX + str(gap.get("reason_code")))
+    if wordings is None:
+        return str(gap["reason"])
+    attempt = gap.get("best_attempt") or {}
+    try:
+        return wordings.get(language, wordings["en"]).format(
+            level_needed=gap.get("level_needed"), level_reached=gap.get("level_reached"),
+            score=attempt.get("score"), mastery_score=attempt.get("mastery_score"), move_on=attempt.get("move_on"),
+        )
+    except (TypeError, ValueError):  # a field the wording needs is missing
+        return str(gap["reason"])

@@ -238,6 +238,35 @@ MESSAGES: dict[str, dict[str, str]] = {
         "vi": "Số liệu chưa cập nhật: phép chiếu năng lực đang ở trạng thái {state}, vị trí {position} trên {head}.",
     },
     "projection_state": {"en": "State", "vi": "Trạng thái"},
+    # Why a requirement falls short, by the API's reason_code (lrs/console/gap_reasons.py).
+    "gap_no_evidence": {"en": "no evidence", "vi": "chưa có minh chứng"},
+    "gap_reached_below_level": {
+        "en": "reached {level_reached} below the level needed ({level_needed})",
+        "vi": "đạt {level_reached}, dưới mức cần ({level_needed})",
+    },
+    "gap_evidence_below_level": {
+        "en": "evidence only below the level needed ({level_needed})",
+        "vi": "chỉ có minh chứng dưới mức cần ({level_needed})",
+    },
+    "gap_score_below_mastery": {
+        "en": "best score {score:.2f} < mastery score {mastery_score:.2f}",
+        "vi": "điểm cao nhất {score:.2f} < ngưỡng đạt {mastery_score:.2f}",
+    },
+    "gap_failed": {"en": "failed", "vi": "không đạt"},
+    "gap_failed_with_score": {"en": "failed with score {score:.2f}", "vi": "không đạt, điểm {score:.2f}"},
+    "gap_passed_not_completed": {
+        "en": "passed, not completed (moveOn {move_on})",
+        "vi": "đã đạt, chưa hoàn thành (moveOn {move_on})",
+    },
+    "gap_completed_not_passed": {
+        "en": "completed, not passed (moveOn {move_on})",
+        "vi": "đã hoàn thành, chưa đạt (moveOn {move_on})",
+    },
+    "gap_scored_not_judged": {
+        "en": "scored, not judged (no masteryScore)",
+        "vi": "có điểm, chưa được đánh giá (không có masteryScore)",
+    },
+    "gap_not_yet_met": {"en": "not yet met", "vi": "chưa đáp ứng"},
 }
 
 

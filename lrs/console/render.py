@@ -9,7 +9,7 @@ import structlog
 from aiohttp import web
 
 from lrs.console import guard, i18n
-from lrs.console.gap_reasons import local_reason
+from lrs.console.gap_reasons import gap_reason
 from lrs.http.middleware import CREDENTIAL, RETRY_AFTER_UNAVAILABLE_S
 
 log = structlog.get_logger("lrs.console")
@@ -28,7 +28,7 @@ def page_context(request: web.Request) -> dict[str, Any]:
         "can": (lambda name, method="GET": credential is not None and guard.may_open(credential, name, method)),
         "here": request.path_qs,
         "local": lambda texts: i18n.local_text(texts, language),
-        "reason": lambda text: local_reason(text, language),
+        "reason": lambda gap: gap_reason(gap, language),
         "freshness": request.get(guard.FRESHNESS),
     }
 

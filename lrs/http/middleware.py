@@ -192,6 +192,13 @@ def _version_family(header: str | None) -> str:
 
 
 
+def _too_large_path(request: web.Request) -> str:
+    """What a 413 names: the declared ``Content-Length`` when it was refused
+    before the body was read, else ``$`` (the body read ran past the limit)."""
+    length = request.content_length
+    return "Content-Length" if length is not None and length > request.client_max_size else "$"
+
+
 @web.middleware
 async def error_mapping(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Turns domain errors into 4xx answers that name the problem; never leaks a traceback."""
@@ -213,7 +220,7 @@ async def error_mapping(request: web.Request, handler: Handler) -> web.StreamRes
         if exc.status >= 400 and exc.content_type != "application/json":
             default_text = f"{exc.status}: {exc.reason}"
             message = exc.reason if not exc.text or exc.text == default_text else exc.text
-            response = error_response(exc.status, message)
+            response = error_response(exc.status, message, _too_large_path(request) if exc.status == 413 else None)
             for name, value in exc.headers.items():
                 if name.lower() not in {"content-type", "content-length"}:
                     response.headers[name] = value

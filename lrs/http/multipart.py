@@ -23,7 +23,11 @@ attachment sizes:
 
 Anything else wrong with the body (no boundary, a missing closing boundary,
 a truncated part, a nested multipart) is a 400 naming the problem; more bytes
-than the request limit is a 413.  ``fileUrl`` is never fetched.
+than the request limit is a 413.  Each error's ``path`` names the header at
+fault (the request's or a part's ``Content-Type``, a part's
+``X-Experience-API-Hash`` or ``Content-Transfer-Encoding``; the message says
+which part), ``$`` for the body as a whole, or the JSON path in the
+Statements.  ``fileUrl`` is never fetched.
 
 Writing (GET with ``attachments=true``) streams a ``multipart/mixed``
 response: the Statement JSON first, then one part per distinct sha2 the
@@ -208,12 +212,14 @@ class StatementUpload:
             part.close()
 
 
-def _malformed(problem: str) -> XapiError:
-    return XapiError(400, f"malformed multipart/mixed body: {problem}")
+def _malformed(problem: str, path: str = "$") -> XapiError:
+    """A 400 for the body's structure: ``path`` names the (request's or
+    part's) header at fault, or ``$`` for the body as a whole."""
+    return XapiError(400, f"malformed multipart/mixed body: {problem}", path)
 
 
 def _too_large(limit: int) -> XapiError:
-    return XapiError(413, f"the request body is larger than the limit of {limit} bytes")
+    return XapiError(413, f"the request body is larger than the limit of {limit} bytes", "$")
 
 
 async def read_statement_upload(
@@ -226,7 +232,7 @@ async def read_statement_upload(
     """
     mimetype = parse_mimetype(request.headers.get("Content-Type", ""))
     if not mimetype.parameters.get("boundary"):
-        raise _malformed("the Content-Type header has no boundary parameter")
+        raise _malformed("the Content-Type header has no boundary parameter", "Content-Type")
     try:
         reader = MultipartReader(request.headers, request.content)
     except (ValueError, AssertionError) as exc:
@@ -292,13 +298,13 @@ class _Budget:
 
 async def _read_statements_part(part: MultipartReader | BodyPartReader, budget: _Budget) -> bytes:
     if not isinstance(part, BodyPartReader):
-        raise _malformed("the first part is itself multipart; it must be the application/json Statements")
+        raise _malformed("the first part is itself multipart; it must be the application/json Statements", "Content-Type")
     content_type = part.headers.get("Content-Type")
     if content_type is None:
-        raise _malformed("the first part has no Content-Type; it must be application/json")
+        raise _malformed("the first part has no Content-Type; it must be application/json", "Content-Type")
     mimetype = parse_mimetype(content_type)
     if (mimetype.type, mimetype.subtype) != ("application", "json"):
-        raise _malformed(f"the first part must be application/json, got {content_type!r}")
+        raise _malformed(f"the first part must be application/json, got {content_type!r}", "Content-Type")
     body = bytearray()
     while not part.at_eof():
         chunk = await part.read_chunk(CHUNK_BYTES)
@@ -318,21 +324,22 @@ async def _read_attachment_part(
 ) -> None:
     where = f"part {number}"
     if not isinstance(part, BodyPartReader):
-        raise _malformed(f"{where} is itself multipart; attachment parts hold raw data")
+        raise _malformed(f"{where} is itself multipart; attachment parts hold raw data", "Content-Type")
     raw_hash = part.headers.get(HASH_HEADER)
     if raw_hash is None:
-        raise XapiError(400, f"{where} has no {HASH_HEADER} header (Communication 1.5.2.s2.b2.b3)")
+        raise XapiError(400, f"{where} has no {HASH_HEADER} header (Communication 1.5.2.s2.b2.b3)", HASH_HEADER)
     sha2 = raw_hash.strip().lower()
     if len(sha2) not in _HASHES or not _HEX.match(sha2):
-        raise XapiError(400, f"{where}: {HASH_HEADER} {raw_hash!r} is not a hex SHA-2 hash")
+        raise XapiError(400, f"{where}: {HASH_HEADER} {raw_hash!r} is not a hex SHA-2 hash", HASH_HEADER)
     if sha2 not in declared:
         raise XapiError(
-            400, f"{where}: {HASH_HEADER} {sha2} matches the sha2 of no Attachment in the Statements"
+            400, f"{where}: {HASH_HEADER} {sha2} matches the sha2 of no Attachment in the Statements", HASH_HEADER
         )
     encoding = part.headers.get("Content-Transfer-Encoding")
     if encoding is not None and encoding.strip().lower() != "binary":
         raise XapiError(
-            400, f"{where}: Content-Transfer-Encoding must be binary, got {encoding!r} (1.5.2.s2.b2.b4)"
+            400, f"{where}: Content-Transfer-Encoding must be binary, got {encoding!r} (1.5.2.s2.b2.b4)",
+            "Content-Transfer-Encoding",
         )
     content_type = part.headers.get("Content-Type") or declared[sha2][0][1]["contentType"]
     received = ReceivedPart(sha2, content_type, spool_bytes=spool_bytes, temp_dir=temp_dir)
@@ -345,7 +352,7 @@ async def _read_attachment_part(
             received.write(chunk)
         if hasher.hexdigest() != sha2:
             raise XapiError(
-                400, f"{where}: its data does not hash to its {HASH_HEADER} {sha2} (sha2 mismatch)"
+                400, f"{where}: its data does not hash to its {HASH_HEADER} {sha2} (sha2 mismatch)", HASH_HEADER
             )
         # A declared `length` that differs from the bytes received is the
         # sender's mistake, not a reason to refuse: parts are matched by sha2

@@ -89,6 +89,7 @@ def prepare_statements(
         raise XapiError(
             413,
             f"{len(statements)} statements in one request; this LRS accepts at most {max_statements} per request",
+            "$",
         )
     version_2 = version.startswith("2.")
     default_version = "2.0.0" if version_2 else "1.0.0"

@@ -54,9 +54,10 @@ LangMap = dict[str, str]
 
 
 class FrameworkError(ValueError):
-    """A framework document is invalid; ``path`` is a JSON path into it."""
+    """A framework document is invalid; ``path`` is a JSON path into it, or
+    None when the file itself is at fault (missing, unreadable, not JSON)."""
 
-    def __init__(self, message: str, path: str = "$", source: str | None = None) -> None:
+    def __init__(self, message: str, path: str | None = "$", source: str | None = None) -> None:
         self.message = message
         self.path = path
         self.source = source
@@ -64,7 +65,8 @@ class FrameworkError(ValueError):
 
     def __str__(self) -> str:
         where = f"{self.source}: " if self.source else ""
-        return f"{where}{self.path}: {self.message}"
+        at = f"{self.path}: " if self.path is not None else ""
+        return f"{where}{at}{self.message}"
 
 
 _OPTIONS = {"frozen": True, "kw_only": True, "forbid_unknown_fields": True}
@@ -184,7 +186,7 @@ def parse_document(data: bytes | str, source: str | None = None) -> Document:
             raise FrameworkError(match["message"], match["path"], source) from None
         raise FrameworkError(str(exc), "$", source) from None
     except msgspec.DecodeError as exc:
-        raise FrameworkError(f"not valid JSON: {exc}", "$", source) from None
+        raise FrameworkError(f"not valid JSON: {exc}", None, source) from None
     try:
         _validate(document)
     except FrameworkError as exc:
@@ -198,7 +200,7 @@ def read_document(path: str | Traversable) -> Document:
     try:
         data = path.read_bytes()
     except OSError as exc:
-        raise FrameworkError(f"cannot read file: {exc.strerror}", "$", str(path)) from None
+        raise FrameworkError(f"cannot read file: {exc.strerror}", None, str(path)) from None
     return parse_document(data, source=str(path))
 
 

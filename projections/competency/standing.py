@@ -16,10 +16,26 @@ from projections.competency.catalog import Catalog
 from projections.competency.frameworks import Program
 from projections.competency.model import Evidence, LearnerState
 
-__all__ = ["STATUSES", "Attempt", "Gap", "Standing", "standing", "status_of"]
+__all__ = ["REASON_CODES", "STATUSES", "Attempt", "Gap", "Standing", "standing", "status_of"]
 
 Status = Literal["certified", "in_progress", "not_started"]
 STATUSES: tuple[Status, ...] = ("certified", "in_progress", "not_started")
+
+# Why a requirement falls short, as a code (a gap's ``reason_code``; its
+# ``reason`` says the same in English).  The values a code's wording needs
+# are the gap's own fields (docs/competency.md).
+REASON_CODES: tuple[str, ...] = (
+    "no_evidence",             # no evidence
+    "reached_below_level",     # reached {level_reached} below the level needed ({level_needed})
+    "evidence_below_level",    # evidence only below the level needed ({level_needed})
+    "score_below_mastery",     # best score {best_attempt.score} < mastery score {best_attempt.mastery_score}
+    "failed",                  # failed
+    "failed_with_score",       # failed with score {best_attempt.score}
+    "passed_not_completed",    # passed, not completed (moveOn {best_attempt.move_on})
+    "completed_not_passed",    # completed, not passed (moveOn {best_attempt.move_on})
+    "scored_not_judged",       # scored, not judged (no masteryScore)
+    "not_yet_met",             # not yet met
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +72,7 @@ class Gap:
     level_needed: str
     level_reached: str | None
     best_attempt: Attempt | None
+    reason_code: str
     reason: str
 
     def json(self) -> dict[str, Any]:
@@ -63,7 +80,7 @@ class Gap:
             "competency": self.competency, "code": self.code, "level_needed": self.level_needed,
             "level_reached": self.level_reached,
             "best_attempt": None if self.best_attempt is None else self.best_attempt.json(),
-            "reason": self.reason,
+            "reason_code": self.reason_code, "reason": self.reason,
         }
 
 
@@ -104,13 +121,15 @@ def standing(state: LearnerState | None, program: Program, catalog: Catalog) -> 
         evidence = [e for e in state.evidence if e.competency == requirement.competency] if state is not None else []
         reached = competence.level if competence is not None else None
         best = _best(evidence, needed)
+        reason_code, reason = _reason(best, needed, requirement.level, reached)
         gaps.append(Gap(
             competency=requirement.competency,
             code=info.code if info else None,
             level_needed=requirement.level,
             level_reached=reached,
             best_attempt=None if best is None else _attempt(best),
-            reason=_reason(best, needed, requirement.level, reached),
+            reason_code=reason_code,
+            reason=reason,
         ))
     status: Status = "in_progress" if held is not None else "not_started"
     return Standing(status, None, tuple(gaps))
@@ -136,20 +155,24 @@ def _attempt(e: Evidence) -> Attempt:
     )
 
 
-def _reason(best: Evidence | None, needed: int, needed_code: str, reached: str | None) -> str:
+def _reason(best: Evidence | None, needed: int, needed_code: str, reached: str | None) -> tuple[str, str]:
+    """The reason's code (one of :data:`REASON_CODES`) and its English words."""
     if best is None:
-        return "no evidence"
+        return "no_evidence", "no evidence"
     if best.level_rank < needed:
-        held = f"reached {reached}" if reached else "evidence only"
-        return f"{held} below the level needed ({needed_code})"
+        if reached:
+            return "reached_below_level", f"reached {reached} below the level needed ({needed_code})"
+        return "evidence_below_level", f"evidence only below the level needed ({needed_code})"
     if best.score is not None and best.mastery_score is not None and best.score < best.mastery_score:
-        return f"best score {best.score:.2f} < mastery score {best.mastery_score:.2f}"
+        return "score_below_mastery", f"best score {best.score:.2f} < mastery score {best.mastery_score:.2f}"
     if best.passed is False:
-        return "failed" if best.score is None else f"failed with score {best.score:.2f}"
+        if best.score is None:
+            return "failed", "failed"
+        return "failed_with_score", f"failed with score {best.score:.2f}"
     if best.passed and not best.completed and best.move_on == "CompletedAndPassed":
-        return "passed, not completed (moveOn CompletedAndPassed)"
+        return "passed_not_completed", "passed, not completed (moveOn CompletedAndPassed)"
     if best.completed and not best.passed and best.move_on in ("Passed", "CompletedAndPassed"):
-        return f"completed, not passed (moveOn {best.move_on})"
+        return "completed_not_passed", f"completed, not passed (moveOn {best.move_on})"
     if best.passed is None and not best.completed:
-        return "scored, not judged (no masteryScore)"
-    return "not yet met"
+        return "scored_not_judged", "scored, not judged (no masteryScore)"
+    return "not_yet_met", "not yet met"

@@ -245,23 +245,28 @@ class CompetencyProjection(Projection):
         self.replay_readers = (
             min(replay_readers, self.replay_processes) if replay_readers is not None else self.replay_processes
         )
-        # Learner states as committed at checkpoint ``_cache_at`` (most
-        # recently used last), so a batch does not read and decode them again.
-        # The runner calls begin/committed/rolled_back around its
-        # transactions; the cache is dropped whenever the stored checkpoint is
-        # not the one it was left at (another runner, a replay, a failed
-        # commit), so it never stands in for state it has not seen.
+        # Learner states as committed at ``_cache_at`` (the checkpoint and the
+        # count of rebuilds; most recently used last), so a batch does not
+        # read and decode them again.  The runner calls
+        # begin/committed/rolled_back around its transactions; the cache is
+        # dropped whenever the stored checkpoint is not the one it was left
+        # at (another runner, a failed commit) or a replay has replaced the
+        # state since (even at the same position), so it never stands in for
+        # state it has not seen.
         self._cache: OrderedDict[Key, LearnerState] = OrderedDict()
         self._cache_size = cache_size
-        self._cache_at: int | None = None
+        self._cache_at: tuple[int, int] | None = None
+        self._rebuilds = 0  # as this transaction began
         self._pending: dict[Key, LearnerState] = {}  # this transaction's states
 
-    def begin(self, checkpoint: int) -> None:
-        """A transaction starts; the stored checkpoint (locked) is ``checkpoint``."""
+    def begin(self, checkpoint: int, rebuilds: int) -> None:
+        """A transaction starts; the stored checkpoint (locked) is ``checkpoint``
+        after ``rebuilds`` rebuilds."""
         self._pending.clear()
-        if self._cache_at != checkpoint:
+        self._rebuilds = rebuilds
+        if self._cache_at != (checkpoint, rebuilds):
             self._cache.clear()
-            self._cache_at = checkpoint
+            self._cache_at = (checkpoint, rebuilds)
 
     def committed(self, checkpoint: int) -> None:
         """The transaction committed with the checkpoint at ``checkpoint``."""
@@ -272,7 +277,7 @@ class CompetencyProjection(Projection):
         self._pending.clear()
         while len(cache) > self._cache_size:
             cache.popitem(last=False)
-        self._cache_at = checkpoint
+        self._cache_at = (checkpoint, self._rebuilds)
 
     def rolled_back(self) -> None:
         """The transaction failed (or its outcome is unknown), or a savepoint

@@ -373,7 +373,7 @@ async def test_unit_learners_say_who_is_not_certified_and_why(client: Any, datab
     assert (partial["status"], partial["unit"], partial["certified_at"]) == ("in_progress", "mic-dt-1", None)
     (gap,) = partial["missing"]
     assert (gap["competency"], gap["level_needed"], gap["level_reached"]) == (f"{VN}/1.1", "CB2", None)
-    assert gap["reason"] == "best score 0.65 < mastery score 0.70"
+    assert (gap["reason_code"], gap["reason"]) == ("score_below_mastery", "best score 0.65 < mastery score 0.70")
     assert gap["best_attempt"]["statement_id"] == low["id"] and gap["best_attempt"]["score"] == 0.65
     untouched = by_learner[learner_key(3)]
     assert untouched["status"] == "not_started" and {g["reason"] for g in untouched["missing"]} == {"no evidence"}

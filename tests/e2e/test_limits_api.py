@@ -54,6 +54,7 @@ async def test_body_size_limit_is_413_json_and_stores_nothing(limited):
         assert response.status == 413
         problem = await response.json()
         assert problem["status"] == 413 and "4096" in problem["error"]
+        assert problem["path"] == "Content-Length"  # as a 400 names the header or parameter at fault
 
         # No declared length (chunked): refused while reading.
         async def chunks():
@@ -62,13 +63,14 @@ async def test_body_size_limit_is_413_json_and_stores_nothing(limited):
 
         response = await client.post(URL, data=chunks(), headers={**xapi_headers(), "Content-Type": "application/json"})
         assert response.status == 413
-        assert (await response.json())["status"] == 413
+        problem = await response.json()
+        assert problem["status"] == 413 and problem["path"] == "$"  # the body as read
 
         # Through the alternate syntax.
         form = urllib.parse.urlencode({"content": json.dumps(_padded(5000))})
         response = await client.post(f"{URL}?method=POST", data=form,
                                      headers={**xapi_headers(), "Content-Type": "application/x-www-form-urlencoded"})
-        assert response.status == 413
+        assert response.status == 413 and (await response.json())["path"] == "Content-Length"
 
         small = json.dumps(_padded(100)).encode()
         response = await client.post(URL, data=small, headers={**xapi_headers(), "Content-Type": "application/json"})
@@ -81,7 +83,7 @@ async def test_statements_per_batch_limit_is_413_and_stores_nothing(limited):
         response = await client.post(URL, json=[statement() for _ in range(4)], headers=xapi_headers())
         assert response.status == 413
         problem = await response.json()
-        assert problem["status"] == 413 and "at most 3" in problem["error"]
+        assert problem["status"] == 413 and "at most 3" in problem["error"] and problem["path"] == "$"
         assert await _stored(client) == 0
         response = await client.post(URL, json=[statement() for _ in range(3)], headers=xapi_headers())
         assert response.status == 200

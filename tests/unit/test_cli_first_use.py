@@ -7,6 +7,8 @@ import argparse
 import re
 from pathlib import Path
 
+import pytest
+
 from lrs.cli import build_parser, main
 
 README = Path(__file__).resolve().parents[2] / "README.md"
@@ -30,3 +32,33 @@ def test_roster_load_of_a_missing_file_is_one_line_naming_it(tmp_path, capsys):
     assert main(["roster", "load", str(missing)]) == 1
     err = capsys.readouterr().err
     assert err == f"lrs roster load: cannot read {missing}: No such file or directory\n", err
+
+
+@pytest.mark.parametrize(
+    ("argv", "prefix", "words"),
+    [
+        (["serve", "--bogus"], "lrs serve: ", "unrecognized arguments: --bogus"),
+        (["frameworks", "list", "--bogus"], "lrs frameworks list: ", "unrecognized arguments: --bogus"),
+        (["credentials", "create", "--scopes", "x"], "lrs credentials create: ", "unrecognized arguments"),
+        (["export", "--since", "yesterday"], "lrs export: ", "not an ISO 8601 time"),
+        (["report", "u", "--format", "pdf"], "lrs report: ", "invalid choice: 'pdf'"),
+        (["erase", "learner", "x"], "lrs erase learner: ", "required: --tenant, --reason"),
+        (["replay"], "lrs replay: ", "required: projection"),
+        (["nothing"], "lrs: ", "invalid choice: 'nothing'"),
+    ],
+    ids=lambda v: " ".join(v) if isinstance(v, list) else None,
+)
+def test_a_bad_argument_is_one_line_naming_the_command(argv, prefix, words, capsys):
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith(prefix) and words in err and err.count("\n") == 1, err
+    assert err.endswith(f"(see `{prefix[:-2]} --help`)\n"), err
+
+
+def test_an_invalid_roster_file_is_one_line_naming_the_command(tmp_path, capsys):
+    wrong = tmp_path / "roster.txt"
+    wrong.write_text("x")
+    assert main(["roster", "load", str(wrong)]) == 1
+    assert capsys.readouterr().err == f"lrs roster load: invalid roster: {wrong}: expected a .json or .csv file\n"

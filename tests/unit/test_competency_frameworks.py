@@ -170,13 +170,13 @@ def test_broken_document_fails_with_its_path(source: Path, mutate, path: str, me
     assert message in error.message
 
 
-def test_malformed_json_fails_at_the_root_and_names_the_file(tmp_path: Path) -> None:
+def test_malformed_json_names_the_file_and_no_json_path(tmp_path: Path) -> None:
     broken = tmp_path / "broken.json"
     broken.write_text('{"format": ')
     with pytest.raises(FrameworkError) as info:
         read_document(broken)
-    assert info.value.path == "$"
-    assert str(info.value).startswith(f"{broken}: $: not valid JSON")
+    assert info.value.path is None
+    assert str(info.value).startswith(f"{broken}: not valid JSON")
 
 
 # -- references between documents ----------------------------------------------------
@@ -242,7 +242,32 @@ def test_cli_reports_a_broken_reference_with_file_and_path(tmp_path: Path, capsy
     broken.write_text(json.dumps(_break(PROGRAM, lambda d: d["requirements"][2].update(level="B1"))))
     assert main(["frameworks", "load", str(broken)]) == 1
     err = capsys.readouterr().err
-    assert err.startswith(f"invalid: {broken}: $.requirements[2].level: level 'B1' is not a level")
+    assert err.startswith(f"lrs frameworks load: invalid: {broken}: $.requirements[2].level: level 'B1' is not a level")
+    assert err.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [(None, "cannot read file: No such file or directory"), ('{"format": ', "not valid JSON: "), ("", "not valid JSON: ")],
+    ids=["missing", "not-json", "empty"],
+)
+def test_cli_reports_a_file_error_on_one_line_without_a_json_path(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str | None, message: str
+) -> None:
+    file = tmp_path / "framework.json"
+    if content is not None:
+        file.write_text(content)
+    assert main(["frameworks", "load", str(file)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"lrs frameworks load: invalid: {file}: {message}"), err
+    assert err.count("\n") == 1 and "$" not in err, err
+
+
+def test_cli_reports_an_unreadable_file_without_a_json_path(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["frameworks", "load", str(tmp_path)]) == 1  # a directory: read_bytes fails
+    err = capsys.readouterr().err
+    assert err.startswith(f"lrs frameworks load: invalid: {tmp_path}: cannot read file: "), err
+    assert err.count("\n") == 1 and "$" not in err, err
 
 
 def test_cli_context_directory_replaces_the_default(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -380,4 +405,5 @@ def test_a_broken_loaded_document_is_named_with_what_to_do(tmp_path: Path, insta
     assert main(["frameworks", "load", str(_write(tmp_path / "a.json", _new_alignment()))]) == 1
     err = capsys.readouterr().err
     assert str(installed / "notes.json") in err and "fix or remove" in err
+    assert err.startswith("lrs frameworks load: invalid: ") and err.count("\n") == 1, err
     assert main(["frameworks", "list"]) == 1

@@ -39,6 +39,8 @@ def test_each_missing_requirement_names_its_best_attempt_and_why_it_falls_short(
     assert searching.best_attempt is not None and searching.best_attempt.score == 0.65
     assert searching.best_attempt.mastery_score == 0.7
     assert searching.reason == "best score 0.65 < mastery score 0.70"
+    assert searching.reason_code == "score_below_mastery" and gaps["6.2"].reason_code == "no_evidence"
+    assert result.json()["missing"][0]["reason_code"] == "score_below_mastery"
     assert gaps["6.2"].reason == "no evidence" and gaps["6.2"].best_attempt is None
     assert result.json()["missing"][0]["best_attempt"]["statement_id"] == searching.best_attempt.statement_id
 
@@ -48,6 +50,7 @@ def test_passed_but_not_completed_under_completed_and_passed_is_named() -> None:
     result = standing(fold(LEARNER, events, CATALOG), PROGRAM, CATALOG)
     (gap,) = result.missing
     assert gap.reason == "passed, not completed (moveOn CompletedAndPassed)"
+    assert gap.reason_code == "passed_not_completed"
 
 
 def test_evidence_below_the_level_needed_says_so() -> None:
@@ -58,6 +61,7 @@ def test_evidence_below_the_level_needed_says_so() -> None:
     (gap,) = result.missing
     assert (gap.code, gap.level_needed, gap.level_reached) == ("2.3", "TC1", "CB1")
     assert gap.reason == "reached CB1 below the level needed (TC1)"
+    assert gap.reason_code == "reached_below_level"
 
 
 def test_status_from_a_certification_row() -> None:

@@ -46,7 +46,7 @@ def test_the_service_builds_its_projection_with_the_setting(tmp_path: Path, size
     app = create_app(settings, database_url=settings.database_url or "", nats_url=None)
     projection = app[BUILD_PROJECTION](load_catalog())
     # a transaction that changed five learners commits: the most recent `size` stay cached
-    projection.begin(0)
+    projection.begin(0, 0)
     keys = [("default", f"mbox:mailto:{n}@example.org") for n in range(5)]
     projection._pending.update({key: LearnerState(learner=key[1]) for key in keys})
     projection.committed(1)

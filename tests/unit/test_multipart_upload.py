@@ -222,7 +222,8 @@ async def test_subStatement_attachments_are_declared_too():
 async def test_sha2_mismatch():
     wrong = hashlib.sha256(b"other").hexdigest()
     data = body(statement(attachment(ESSAY, sha2=wrong)), attachment_part(ESSAY, sha2=wrong))
-    assert "sha2 mismatch" in (await rejected(data)).message
+    error = await rejected(data)
+    assert "sha2 mismatch" in error.message and error.path == "X-Experience-API-Hash"
 
 
 async def test_length_mismatch_is_not_a_refusal_and_the_true_length_is_kept():
@@ -239,28 +240,29 @@ async def test_missing_part_names_the_attachment():
 
 async def test_extra_part_matching_no_attachment():
     error = await rejected(body(statement(attachment(ESSAY)), attachment_part(ESSAY), attachment_part(b"extra")))
-    assert "matches the sha2 of no Attachment" in error.message
+    assert "matches the sha2 of no Attachment" in error.message and error.path == "X-Experience-API-Hash"
 
 
 async def test_part_without_hash_header():
     error = await rejected(body(statement(attachment(ESSAY)), part(ESSAY, {"Content-Type": "text/plain"})))
-    assert "X-Experience-API-Hash" in error.message
+    assert "X-Experience-API-Hash" in error.message and error.path == "X-Experience-API-Hash"
 
 
 async def test_hash_header_that_is_not_a_sha2():
     error = await rejected(body(statement(attachment(ESSAY)), attachment_part(ESSAY, sha2="abc")))
-    assert "not a hex SHA-2" in error.message
+    assert "not a hex SHA-2" in error.message and error.path == "X-Experience-API-Hash"
 
 
 async def test_non_binary_transfer_encoding():
     data = body(statement(attachment(ESSAY)), attachment_part(ESSAY, Content_Transfer_Encoding="base64"))
-    assert "binary" in (await rejected(data)).message
+    error = await rejected(data)
+    assert "binary" in error.message and error.path == "Content-Transfer-Encoding"
 
 
 @pytest.mark.parametrize("first_type", ["text/plain", "multipart/form-data; boundary=x"])
 async def test_first_part_must_be_json(first_type):
     error = await rejected(body(statement(), first_type=first_type))
-    assert "malformed multipart" in error.message
+    assert "malformed multipart" in error.message and error.path == "Content-Type"
 
 
 async def test_invalid_statement_in_the_first_part_is_the_statement_error():
@@ -290,18 +292,19 @@ async def test_statements_split_over_two_json_parts():
 )
 async def test_malformed_bodies_are_400(data):
     error = await rejected(data)
-    assert error.message.startswith("malformed multipart/mixed body: ")
+    assert error.message.startswith("malformed multipart/mixed body: ") and error.path == "$"
 
 
 async def test_nested_multipart_part_is_refused():
     nested = part(b"--inner--\r\n", {"Content-Type": "multipart/mixed; boundary=inner", "X-Experience-API-Hash": "0" * 64})
     error = await rejected(body(statement(attachment(ESSAY)), nested))
-    assert "multipart" in error.message
+    assert "multipart" in error.message and error.path == "Content-Type"
 
 
 async def test_body_over_the_limit_is_413():
     data = bytes(300_000)
-    await rejected(body(statement(attachment(data)), attachment_part(data)), status=413, max_bytes=200_000)
+    error = await rejected(body(statement(attachment(data)), attachment_part(data)), status=413, max_bytes=200_000)
+    assert error.path == "$"  # the body as a whole
 
 
 async def test_signature_attachment_with_wrong_content_type():

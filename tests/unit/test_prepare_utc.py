@@ -88,6 +88,7 @@ def test_batch_limit_is_413_and_counts_statements():
     with pytest.raises(XapiError) as caught:
         _prepare(statements + [_statement("2024-01-31T12:00:00Z")], "1.0.3", max_statements=3)
     assert caught.value.status == 413 and "at most 3" in caught.value.message
+    assert caught.value.path == "$"
 
 
 @given(st.datetimes(min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30)), st.integers(0, 6))
