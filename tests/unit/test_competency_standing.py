@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from projections.competency.model import LearnerState
-from projections.competency.policy import VERB_COMPLETED, VERB_FAILED, VERB_PASSED, fold
+from projections.competency.policy import VERB_FAILED, VERB_PASSED, fold
 from projections.competency.standing import standing, status_of
 from tests.unit.test_competency_fold import CATALOG, COURSE, LEARNER, VN, course_events, event
 
