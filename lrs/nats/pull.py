@@ -76,6 +76,7 @@ class PullConsumer:
         self._ready = asyncio.Event()  # the buffer holds what is wanted, or a request ended
         self._refused: PullRefused | None = None
         self._passed_on: Callable[..., Awaitable[None]] | None = None  # the client's own _process_msg, while wrapped
+        self._taking: Callable[..., Awaitable[None]] | None = None  # the wrapper put in its place
 
     async def start(self) -> None:
         self._inbox = self._nc.new_inbox()
@@ -104,12 +105,16 @@ class PullConsumer:
             await received(build(msg_sid, subject, reply, data, hdr))
 
         nc._process_msg = process_msg  # type: ignore[method-assign]
-        self._passed_on = passed_on
+        self._passed_on, self._taking = passed_on, process_msg
 
     def _give_messages_back(self) -> None:
-        if self._passed_on is not None:
+        """Undo :meth:`_take_messages_directly`, unless another consumer of
+        the client wrapped it since (its wrapper passes this one's sid on
+        to ours, which passes it on to nats-py: nothing comes for it once
+        it unsubscribed)."""
+        if self._passed_on is not None and self._nc.__dict__.get("_process_msg") is self._taking:
             self._nc._process_msg = self._passed_on  # type: ignore[method-assign]
-            self._passed_on = None
+        self._passed_on = self._taking = None
 
     async def close(self) -> None:
         """Stop receiving; messages received but not fetched are given back

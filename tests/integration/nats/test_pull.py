@@ -194,3 +194,15 @@ async def test_the_consumers_messages_are_taken_as_the_client_reads_them(stream:
     assert await pull.fetch(10, timeout=0.2) == []  # the end of a request (a status) still ends the wait
     await pull.close()
     assert nc._process_msg == own_dispatch
+
+
+async def test_two_consumers_on_one_client_each_take_their_own(stream: tuple[NatsClient, str]) -> None:
+    nc, name = stream
+    first = await _consumer(nc, name)
+    second = await _consumer(nc, name)
+    await _publish(nc, name, 5)
+    assert [int(m.data) for m in await first.fetch(5, timeout=10.0)] == list(range(5))
+    await first.close()  # the second's wrapper stays in place
+    assert [int(m.data) for m in await second.fetch(5, timeout=10.0)] == list(range(5))
+    assert second._sub is not None and second._sub._received == 0
+    await second.close()
