@@ -31,7 +31,8 @@ def summary(run_path: str, gc_path: str) -> dict:
     out = {"label": run["settings"]["label"], "achieved_per_s": run["ingest"]["achieved_statements_per_s"],
            "lag_p99_s": round(run["lag_s"]["p99"], 2), "projection_us": cpu["projection"],
            "postgresql_us": cpu["postgresql"], "http_workers_us": cpu["http workers"], "stored": stored,
-           "load": [run["machine"]["loadavg_before"][0], run["machine"]["loadavg_after_ingest"][0]]}
+           "load": [run["machine"]["loadavg_before"][0], run["machine"]["loadavg_after_ingest"][0]],
+           "events_per_batch": run.get("events_per_batch")}
     history = stats.get("history")
     if not history:  # totals only (an earlier version of the site file): the whole process's
         out["collector_us_per_event_whole_process"] = round(sum(v[1] for v in stats["gens"].values()) / stored * 1e6, 2)
