@@ -333,6 +333,12 @@ async def replay_only(args: argparse.Namespace) -> dict:
     }
 
 
+async def _checkpoint_updates(conn: asyncpg.Connection) -> int:
+    """Updates of projection_checkpoints so far (PostgreSQL's statistics): one a batch the runner applied."""
+    return int(await conn.fetchval(
+        "SELECT coalesce(sum(n_tup_upd), 0) FROM pg_stat_user_tables WHERE relname = 'projection_checkpoints'"))
+
+
 async def main_async(args: argparse.Namespace) -> int:
     if args.replay_only:
         result = await replay_only(args)
@@ -370,6 +376,7 @@ async def main_async(args: argparse.Namespace) -> int:
         head_before = int(await conn.fetchval("SELECT coalesce(max(position), 0) FROM events"))
         service_cpu = ServiceCpu(proc.pid)
         cpu_before, pg_before = service_cpu.sample(), tree_cpu_s(pg.pid)
+        batches_before = await _checkpoint_updates(conn)
         monitor = Monitor(conn)
         watching = asyncio.create_task(monitor.run())
         answered, sent, errors, elapsed = await drive(
@@ -391,6 +398,8 @@ async def main_async(args: argparse.Namespace) -> int:
         # the projection caught up.
         cpu_after, pg_after = service_cpu.sample(), tree_cpu_s(pg.pid)
         stored = int(await conn.fetchval("SELECT coalesce(max(position), 0) FROM events")) - head_before
+        await asyncio.sleep(1.5)  # the runner's backend reports its counts within a second of a commit
+        batches = await _checkpoint_updates(conn) - batches_before
         cpu_us = per_statement_us({**cpu_before, "postgresql": pg_before}, {**cpu_after, "postgresql": pg_after}, stored)
         lags = [lag for t in answered if (lag := monitor.lag(t)) is not None]
         relay_lags = [lag for t in answered if (lag := monitor.lag(t, relay=True)) is not None]
@@ -421,6 +430,9 @@ async def main_async(args: argparse.Namespace) -> int:
             },
             "cpu_us_per_statement": cpu_us,
             "statements_stored": stored,
+            # the runner's transactions that moved its checkpoint (one a batch applied)
+            "projection_batches": batches,
+            "events_per_batch": round(stored / batches, 1) if batches else None,
             "replay": replayed,
             "targets": {"lag_p99_s": 1.0, "replay_events_per_s": 50_000},
             "machine": _machine(load_before, load_during),

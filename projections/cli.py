@@ -310,6 +310,7 @@ def _project(args: argparse.Namespace) -> int:
 
 
 async def _run_projection(settings: Any, catalog: Catalog, args: argparse.Namespace) -> int:
+    from lrs.commands.common import settle_heap
     from lrs.runtime.embedded import embedded_services
     from lrs.store.migrations import apply_migrations
     from lrs.store.pool import create_pool
@@ -328,6 +329,13 @@ async def _run_projection(settings: Any, catalog: Catalog, args: argparse.Namesp
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, stop.set)
+            # As the HTTP workers and the relay do: what exists now (modules,
+            # the catalog, the pool) lives as long as the process, so the
+            # collector stops walking it.  In a running `lrs project` the
+            # messages it reads between batches (the collector is on then)
+            # set off full collections of all of it, some 50 ms each
+            # (docs/scaling.md, "branch lag3").
+            settle_heap()
             try:
                 await runner.run(nats_url, stop, batch_size=args.batch_size, batch_interval=args.batch_interval,
                                  max_batch_size=args.max_batch_size)

@@ -165,3 +165,44 @@ async def test_closing_gives_back_what_was_received_but_not_fetched(stream: tupl
     assert received == [2, 3, 4]
     assert time.monotonic() - started < 10
     await again.close()
+
+
+async def test_the_consumers_messages_are_taken_as_the_client_reads_them(stream: tuple[NatsClient, str]) -> None:
+    """Its messages skip nats-py's per-message dispatch (a queue and a task
+    per subscription), headers parsed, in order; another subscription on the
+    same client still gets its own messages through nats-py, and closing
+    gives the client its own dispatch back."""
+    nc, name = stream
+    own_dispatch = nc._process_msg
+    pull = await _consumer(nc, name)
+    assert nc._process_msg != own_dispatch, "the consumer does not take its messages directly"
+    assert pull._sub is not None
+    queued = pull._sub._pending_queue
+    others: asyncio.Queue[Msg] = asyncio.Queue()
+    await nc.subscribe(f"other.{name}", cb=others.put)
+    await _publish(nc, name, 30)
+    await nc.publish(f"other.{name}", b"x", headers={"Lrs-Position": "5"})
+    in_before = nc.stats["in_msgs"]
+    got = await pull.fetch(30, timeout=10.0)
+    assert [int(m.data) for m in got] == list(range(30))
+    assert [m.headers for m in got] == [{"Lrs-Position": str(i + 1)} for i in range(30)]
+    assert queued.qsize() == 0 and pull._sub._received == 0, "the messages went through the subscription's queue"
+    assert nc.stats["in_msgs"] >= in_before + 30
+    other = await asyncio.wait_for(others.get(), 5)
+    assert (other.data, other.headers) == (b"x", {"Lrs-Position": "5"})
+    await pull.ack_all(got)
+    assert await pull.fetch(10, timeout=0.2) == []  # the end of a request (a status) still ends the wait
+    await pull.close()
+    assert nc._process_msg == own_dispatch
+
+
+async def test_two_consumers_on_one_client_each_take_their_own(stream: tuple[NatsClient, str]) -> None:
+    nc, name = stream
+    first = await _consumer(nc, name)
+    second = await _consumer(nc, name)
+    await _publish(nc, name, 5)
+    assert [int(m.data) for m in await first.fetch(5, timeout=10.0)] == list(range(5))
+    await first.close()  # the second's wrapper stays in place
+    assert [int(m.data) for m in await second.fetch(5, timeout=10.0)] == list(range(5))
+    assert second._sub is not None and second._sub._received == 0
+    await second.close()

@@ -17,6 +17,7 @@ import uuid
 
 from nats.aio import client as nats_client
 from nats.aio.client import Client
+from nats.aio.subscription import Subscription
 
 
 def test_nats_py_writes_commands_through_send_command() -> None:
@@ -76,3 +77,20 @@ def test_asyncpg_pool_lease_holds_its_connection_in_con() -> None:
     con = Connection()
     lease = asyncpg.pool.PoolConnectionProxy(None, con)  # type: ignore[arg-type]
     assert lease._con is con and con.proxy is lease
+
+
+def test_nats_py_hands_each_message_to_process_msg() -> None:
+    """lrs.nats.pull wraps ``Client._process_msg`` (on its client) to take its
+    consumer's messages as the parser meets them."""
+    from nats.protocol import parser
+
+    process = getattr(Client, "_process_msg", None)
+    assert process is not None, "nats-py has no Client._process_msg: lrs.nats.pull must change"
+    assert inspect.iscoroutinefunction(process)
+    assert list(inspect.signature(process).parameters) == ["self", "sid", "subject", "reply", "data", "headers"]
+    assert "await self.nc._process_msg(sid, subject, reply, payload, hdr)" in inspect.getsource(parser.Parser.parse)
+    build = getattr(Client, "_build_message", None)
+    assert build is not None and list(inspect.signature(build).parameters) == [
+        "self", "sid", "subject", "reply", "data", "headers",
+    ]
+    assert "self._id = id" in inspect.getsource(Subscription.__init__)  # the sid the parser passes
