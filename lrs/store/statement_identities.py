@@ -43,7 +43,7 @@ SELECT_LATEST_NAMING = """
 SELECT w.filter_key, m.position, (SELECT e.payload FROM events e WHERE e.position = m.position) AS payload
 FROM unnest($2::text[], $4::bigint[]) AS w(filter_key, before)
 CROSS JOIN LATERAL (
-    SELECT k.position FROM statement_keys k
+    SELECT DISTINCT k.position FROM statement_keys k
     WHERE k.key = statement_key($1, w.filter_key) AND k.position < w.before AND EXISTS (
         SELECT 1 FROM statements s WHERE s.tenant = $1 AND s.position = k.position AND NOT s.voided OFFSET 0
     )

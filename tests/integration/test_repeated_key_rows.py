@@ -1,0 +1,98 @@
+"""Two keys of one Statement that share their 64-bit hash: the group's INSERT
+writes that hash's row twice for the Statement (it no longer sorts a group's
+key rows to drop a repeat, lrs.store.group_commit_sql.INSERT_GROUP), and every
+walk of statement_keys reads the Statement once: pages of every size, both
+ways, with ``more`` (lrs.store.reader._select), and the newest Statements
+naming an agent (lrs.store.activities.agent_names)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import asyncpg
+import msgspec
+import pytest
+
+from lrs.ingest.prepare import prepare_statements
+from lrs.ingest.query import StatementQuery
+from lrs.store import StatementWriter
+from lrs.store.activities import agent_names
+from lrs.store.reader import query_statements
+
+# In tenant "c" a key's hash is its kind's alone ('A:', 'O:', 'o:', ...):
+# the actor and an Agent Object ('A:' both), the parent and grouping
+# activities ('o:' both) share theirs.  Other tenants keep the real hash.
+COLLIDING_KEYS = """
+CREATE OR REPLACE FUNCTION statement_key(tenant text, filter_key text) RETURNS bigint
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+AS $$ SELECT CASE WHEN tenant = 'c'
+    THEN hashtextextended(tenant || chr(31) || left(filter_key, 2), 0)
+    ELSE hashtextextended(tenant || chr(31) || filter_key, 0) END $$
+"""
+ANN = {"objectType": "Agent", "mbox": "mailto:ann@example.com"}
+BOB = {"objectType": "Agent", "mbox": "mailto:bob@example.com"}
+VERB = "http://example.com/v/met"
+AUTHORITY = {"objectType": "Agent", "mbox": "mailto:lrs@example.com"}
+
+
+def statement(n: int) -> dict[str, Any]:
+    """Ann meets Bob, in an activity with two parents-to-be of one hash."""
+    return {
+        "id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"repeated-key-rows/{n}")),
+        "actor": {**ANN, "name": f"Ann {n}"}, "verb": {"id": VERB}, "object": BOB,
+        "context": {"contextActivities": {"parent": [{"id": "http://example.com/course"}],
+                                          "grouping": [{"id": "http://example.com/programme"}]}},
+    }
+
+
+async def store(pool: asyncpg.Pool, count: int) -> list[str]:
+    """``count`` such Statements in tenant "c", two groups; their ids, newest first."""
+    await pool.execute(COLLIDING_KEYS)
+    writer = StatementWriter(pool, wait_ms=0.0)
+    await writer.start()
+    bodies = [statement(n) for n in range(count)]
+    for half in (bodies[: count // 2], bodies[count // 2:]):
+        await writer.append("c", prepare_statements(half, version="1.0.3", authority=AUTHORITY, new_id=uuid.uuid4))
+    await writer.close()
+    return [b["id"] for b in reversed(bodies)]
+
+
+async def paged(pool: asyncpg.Pool, query: StatementQuery, page: int) -> list[list[str]]:
+    pages: list[list[str]] = []
+    after = None
+    while True:
+        bodies, last, more = await query_statements(pool, "c", query, limit=page, after_position=after)
+        pages.append([msgspec.json.decode(b)["id"] for b in bodies])
+        if not more:
+            return pages
+        after = last
+
+
+QUERIES = {
+    "agent": dict(agent="mbox:mailto:ann@example.com"),
+    "agent, related": dict(agent="mbox:mailto:ann@example.com", related_agents=True),
+    "agent, verb": dict(agent="mbox:mailto:bob@example.com", verb=VERB),
+    "related activity": dict(activity="http://example.com/course", related_activities=True),
+}
+
+
+@pytest.mark.parametrize("name", QUERIES)
+@pytest.mark.parametrize("ascending", [False, True])
+async def test_a_statement_whose_keys_share_a_hash_is_on_a_page_once(
+        pool: asyncpg.Pool, name: str, ascending: bool) -> None:
+    newest_first = await store(pool, 6)
+    repeated = await pool.fetchval(
+        "SELECT count(*) FROM (SELECT key, position FROM statement_keys GROUP BY key, position"
+        " HAVING count(*) > 1) AS r")
+    assert repeated == 12  # each Statement: 'A:' (actor, Object) and 'o:' (parent, grouping)
+    every = newest_first[::-1] if ascending else newest_first
+    for page in (1, 2, 3, 4, 5, 6, 7):
+        query = StatementQuery(limit=page, ascending=ascending, **QUERIES[name])
+        expected = [every[i:i + page] for i in range(0, len(every), page)]
+        assert await paged(pool, query, page) == expected, (name, page)
+
+
+async def test_the_newest_statements_naming_an_agent_are_each_read_once(pool: asyncpg.Pool) -> None:
+    await store(pool, 6)
+    assert await agent_names(pool, "c", "mbox:mailto:ann@example.com", limit=3) == ["Ann 5", "Ann 4", "Ann 3"]
