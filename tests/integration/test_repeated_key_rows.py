@@ -3,10 +3,12 @@ writes that hash's row twice for the Statement (it no longer sorts a group's
 key rows to drop a repeat, lrs.store.group_commit_sql.INSERT_GROUP), and every
 walk of statement_keys reads the Statement once: pages of every size, both
 ways, with ``more`` (lrs.store.reader._select), and the newest Statements
-naming an agent (lrs.store.activities.agent_names)."""
+naming an agent (lrs.store.activities.agent_names) or a sealed learner's
+pseudonym (lrs.store.statement_identities)."""
 
 from __future__ import annotations
 
+import os
 import uuid
 from typing import Any
 
@@ -16,9 +18,12 @@ import pytest
 
 from lrs.ingest.prepare import prepare_statements
 from lrs.ingest.query import StatementQuery
+from lrs.privacy.master import MasterKey
 from lrs.store import StatementWriter
 from lrs.store.activities import agent_names
+from lrs.store.learner_keys import LearnerKeys
 from lrs.store.reader import query_statements
+from lrs.store.statement_identities import identities_in_statements
 
 # In tenant "c" a key's hash is its kind's alone ('A:', 'O:', 'o:', ...):
 # the actor and an Agent Object ('A:' both), the parent and grouping
@@ -96,3 +101,25 @@ async def test_a_statement_whose_keys_share_a_hash_is_on_a_page_once(
 async def test_the_newest_statements_naming_an_agent_are_each_read_once(pool: asyncpg.Pool) -> None:
     await store(pool, 6)
     assert await agent_names(pool, "c", "mbox:mailto:ann@example.com", limit=3) == ["Ann 5", "Ann 4", "Ann 3"]
+
+
+async def test_the_newest_statements_naming_a_sealed_learner_are_each_read_once(pool: asyncpg.Pool) -> None:
+    await pool.execute(COLLIDING_KEYS)
+    keyring = LearnerKeys(pool, MasterKey(os.urandom(32)))
+    await keyring.load_epoch()
+    writer = StatementWriter(pool, wait_ms=0.0)
+    await writer.start()
+    for n in range(4):
+        sealed = await keyring.seal_statements("c", [statement(n)], AUTHORITY)
+        await writer.append("c", prepare_statements(sealed.statements, version="1.0.3", authority=sealed.authority,
+                                                    new_id=uuid.uuid4),
+                            key_epoch=sealed.epoch, key_refs=sealed.refs, ciphertexts=sealed.ciphertexts)
+        keyring.stored(sealed)
+    await writer.close()
+    key = keyring.pseudonym_key("c", "mbox:mailto:ann@example.com")
+    # the actor's and the Agent Object's pseudonym keys share their hash: each Statement holds it twice
+    assert await pool.fetchval("SELECT count(*) FROM statement_keys WHERE key = statement_key('c', $1)",
+                               "A:" + key) == 8
+    found = await identities_in_statements(pool, keyring, "c", [key], statements=3)
+    assert found[key].identifier == "mbox:mailto:ann@example.com"
+    assert found[key].names == ["Ann 3", "Ann 2", "Ann 1"]
