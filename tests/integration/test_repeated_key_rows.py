@@ -21,6 +21,7 @@ from lrs.ingest.query import StatementQuery
 from lrs.privacy.master import MasterKey
 from lrs.store import StatementWriter
 from lrs.store.activities import agent_names
+from lrs.store import reader
 from lrs.store.learner_keys import LearnerKeys
 from lrs.store.reader import query_statements
 from lrs.store.statement_identities import identities_in_statements
@@ -39,6 +40,7 @@ ANN = {"objectType": "Agent", "mbox": "mailto:ann@example.com"}
 BOB = {"objectType": "Agent", "mbox": "mailto:bob@example.com"}
 VERB = "http://example.com/v/met"
 AUTHORITY = {"objectType": "Agent", "mbox": "mailto:lrs@example.com"}
+REGISTRATION = uuid.UUID("6f1f6f6e-2b1d-4c2e-9a53-8d7f0a4e5b21")
 
 
 def statement(n: int) -> dict[str, Any]:
@@ -46,7 +48,7 @@ def statement(n: int) -> dict[str, Any]:
     return {
         "id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"repeated-key-rows/{n}")),
         "actor": {**ANN, "name": f"Ann {n}"}, "verb": {"id": VERB}, "object": BOB,
-        "context": {"contextActivities": {"parent": [{"id": "http://example.com/course"}],
+        "context": {"registration": str(REGISTRATION), "contextActivities": {"parent": [{"id": "http://example.com/course"}],
                                           "grouping": [{"id": "http://example.com/programme"}]}},
     }
 
@@ -63,11 +65,12 @@ async def store(pool: asyncpg.Pool, count: int) -> list[str]:
     return [b["id"] for b in reversed(bodies)]
 
 
-async def paged(pool: asyncpg.Pool, query: StatementQuery, page: int) -> list[list[str]]:
+async def paged(pool: asyncpg.Pool, query: StatementQuery, page: int, mine: str | None = None) -> list[list[str]]:
     pages: list[list[str]] = []
     after = None
     while True:
-        bodies, last, more = await query_statements(pool, "c", query, limit=page, after_position=after)
+        bodies, last, more = await query_statements(pool, "c", query, limit=page, after_position=after,
+                                                    authority=mine)
         pages.append([msgspec.json.decode(b)["id"] for b in bodies])
         if not more:
             return pages
@@ -96,6 +99,43 @@ async def test_a_statement_whose_keys_share_a_hash_is_on_a_page_once(
         query = StatementQuery(limit=page, ascending=ascending, **QUERIES[name])
         expected = [every[i:i + page] for i in range(0, len(every), page)]
         assert await paged(pool, query, page) == expected, (name, page)
+
+
+# The other shapes of a page over the repeated rows: a position window
+# (since/until: the walk's bounds), a filter checked on each candidate's row
+# beside the walked one (registration, verb), and the statements/read/mine
+# scope, whose page walks the authority's Statements or, for an authority
+# with many, the filters' rows with the authority checked on each (the first
+# walks statements.authority_key, not statement_keys: it holds without the
+# walks' DISTINCT too; every other shape fails without it).
+OTHER_QUERIES = {
+    "agent, since, until": dict(agent="mbox:mailto:ann@example.com"),
+    "agent, registration": dict(agent="mbox:mailto:ann@example.com", registration=REGISTRATION),
+    "related activity, verb": dict(activity="http://example.com/course", related_activities=True, verb=VERB),
+    "agent, related, mine: its few Statements": dict(agent="mbox:mailto:bob@example.com", related_agents=True),
+    "agent, related, mine: the filters' walks": dict(agent="mbox:mailto:bob@example.com", related_agents=True),
+}
+
+
+@pytest.mark.parametrize("name", OTHER_QUERIES)
+async def test_every_other_page_shape_reads_a_statement_once(
+        pool: asyncpg.Pool, name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    newest_first = await store(pool, 6)
+    if name.endswith("walks"):  # an authority with many Statements: the filters' walks, the authority checked on each row
+        monkeypatch.setattr(reader, "AUTHORITY_HAS_FEW", "SELECT $1::text IS NULL AND $2::text IS NULL")
+    fields: dict[str, Any] = dict(OTHER_QUERIES[name])
+    mine = "mbox:mailto:lrs@example.com" if "mine" in name else None
+    every = newest_first
+    if name.endswith("until"):
+        stored = [r[0] for r in await pool.fetch("SELECT stored FROM statements WHERE tenant = 'c' ORDER BY position")]
+        fields.update(since=stored[0], until=stored[4])  # since exclusive, until inclusive: the 2nd to the 5th
+        every = newest_first[1:5]
+    for ascending in (False, True):
+        ordered = every[::-1] if ascending else every
+        for page in (1, 2, 3, 5):
+            query = StatementQuery(limit=page, ascending=ascending, **fields)
+            expected = [ordered[i:i + page] for i in range(0, len(ordered), page)]
+            assert await paged(pool, query, page, mine) == expected, (name, ascending, page)
 
 
 async def test_the_newest_statements_naming_an_agent_are_each_read_once(pool: asyncpg.Pool) -> None:
