@@ -94,8 +94,14 @@ def _variants(sql: str, indexes: list[str]) -> dict[str, tuple[str, str | None]]
         "no_statement_keys": (sql[:start] + "), new_keys AS (SELECT $10::text[], $11::text[]" + sql[end:], None),
     }
     # the DISTINCT over the group's key rows (a statement's keys are distinct by construction but
-    # for hash collisions)
-    variants["no_distinct"] = (sql.replace("SELECT DISTINCT statement_key(", "SELECT statement_key("), None)
+    # for hash collisions): taken away where the checkout has it, put back where it has not
+    # (branch b100x: every walk of statement_keys reads a repeated position once instead)
+    if "SELECT DISTINCT statement_key(" in sql:
+        variants["no_distinct"] = (sql.replace("SELECT DISTINCT statement_key(", "SELECT statement_key("), None)
+    else:
+        keys_select = "    SELECT statement_key(coalesce(u.tenant, $3[1]), x.key)"
+        assert keys_select in sql, "INSERT_GROUP no longer selects its key rows as this bench expects"
+        variants["with_distinct"] = (sql.replace(keys_select, keys_select.replace("SELECT", "SELECT DISTINCT")), None)
     # the pair key as main 54b7590 derived it and as since (a function scan initialises its
     # expressions once; a correlated VALUES list compiles them again for every outer row)
     variants["pair_from_values"] = (sql.replace(pair, PAIR_VALUES), None)

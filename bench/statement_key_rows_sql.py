@@ -83,8 +83,11 @@ async def _measure(url: str, rounds: int, calls: int) -> dict:
     forms = {
         "main_54b7590": (MAIN_54B7590, with_authority),
         "this_checkout": (current, with_authority if sends_authority else without),
-        "this_checkout_without_distinct": (current.replace("SELECT DISTINCT", "SELECT", 1),
-                                           with_authority if sends_authority else without),
+        # without the DISTINCT where the checkout has it, with it where it has not (branch b100x)
+        "this_checkout_without_distinct" if "SELECT DISTINCT" in current else "this_checkout_with_distinct": (
+            current.replace("SELECT DISTINCT", "SELECT", 1) if "SELECT DISTINCT" in current
+            else current.replace("SELECT statement_key(", "SELECT DISTINCT statement_key(", 1),
+            with_authority if sends_authority else without),
         "this_checkout_without_pair_key": (re.sub(r"CASE WHEN left\(k, 2\) = 'O:' THEN .*? END", "NULL", current),
                                            with_authority if sends_authority else without),
     }

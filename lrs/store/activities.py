@@ -81,9 +81,10 @@ ON CONFLICT (tenant, activity_id) DO UPDATE SET definition = EXCLUDED.definition
 """
 # Newest statements in which the agent appears (the 'A:' agent filter keys),
 # by the key's hash, before the position $4: the Statement's JSON decides
-# (agent_names).
+# (agent_names).  Each position once: a Statement two of whose keys share
+# the hash holds its row twice (lrs.store.group_commit_sql.INSERT_GROUP).
 SELECT_AGENT_STATEMENTS = """
-SELECT s.position, (SELECT e.payload FROM events e WHERE e.position = s.position) AS payload
+SELECT DISTINCT ON (k.position) s.position, (SELECT e.payload FROM events e WHERE e.position = s.position) AS payload
 FROM statement_keys k JOIN statements s ON s.tenant = $1 AND s.position = k.position
 WHERE k.key = statement_key($1, 'A:' || $2) AND k.position < $4
 ORDER BY k.position DESC LIMIT $3

@@ -127,8 +127,12 @@ WITH new_events AS (
     -- the ordered index of the filter keys (schemas/postgres/0091_statement_keys.sql),
     -- and with the Activity Object's ('O:') its pair with the verb
     -- (schemas/postgres/0141_activity_verb_pair_keys.sql, lrs.ingest.stored_keys.pair_key)
+    -- not DISTINCT: a statement's keys are distinct as text, and two of them
+    -- sharing a 64-bit hash (a row repeated) is read once by every walk
+    -- (lrs.store.reader._select); sorting the group's rows to drop it cost
+    -- about 1.7 microseconds of PostgreSQL a statement (docs/scaling.md, branch b100x)
     INSERT INTO statement_keys (key, position)
-    SELECT DISTINCT statement_key(coalesce(u.tenant, $3[1]), x.key), $1::bigint + u.n - 1
+    SELECT statement_key(coalesce(u.tenant, $3[1]), x.key), $1::bigint + u.n - 1
     FROM unnest($3::text[], $11::text[], $10::text[]) WITH ORDINALITY AS u(tenant, keys, verb_id, n),
          unnest(u.keys::text[]) AS k,
          -- a function scan, not a correlated VALUES list: PostgreSQL

@@ -250,19 +250,26 @@ def _select(
     alias: str, source: str, position: str, bounds: list[str], conditions: str, direction: str, limit: str,
     more: str = "", *, voided_only: bool = False,
 ) -> str:
-    """The first ``limit`` positions, in position order, of one walk (:func:`_matches`)."""
+    """The first ``limit`` positions, in position order, of one walk (:func:`_matches`).
+
+    A walk of ``statement_keys`` reads each position once: a Statement whose
+    two keys share a 64-bit hash holds that hash's row twice (the group's
+    INSERT does not sort its key rows to drop such a repeat,
+    lrs.store.group_commit_sql.INSERT_GROUP).  The walk's rows come in
+    position order, so the repeat is dropped as it is read."""
     where = "".join(f" AND {b.format(p=position)}" for b in bounds)
+    distinct = "DISTINCT " if source.startswith("statement_keys ") else ""
     if position == f"{alias}.position":
         # the walk is of the checked rows themselves (:func:`_walks`'
         # ``row_alias``): each is checked as it is read, no second lookup
         return (f"SELECT {position} AS position FROM {source}{where}{more} AND {conditions}"
                 f" ORDER BY {position} {direction} LIMIT {limit}")
     if voided_only:
-        return (f"SELECT {position} AS position FROM {source}{where}{more} AND NOT EXISTS ("
+        return (f"SELECT {distinct}{position} AS position FROM {source}{where}{more} AND NOT EXISTS ("
                 f"SELECT 1 FROM statements x WHERE x.tenant = $1 AND x.position = {position} AND x.voided"
                 f" OFFSET 0) ORDER BY {position} {direction} LIMIT {limit}")
     return (
-        f"SELECT {position} AS position FROM {source}{where}{more} AND EXISTS ("
+        f"SELECT {distinct}{position} AS position FROM {source}{where}{more} AND EXISTS ("
         f"SELECT 1 FROM statements {alias} WHERE {alias}.tenant = $1 AND {alias}.position = {position}"
         f" AND {conditions} OFFSET 0) ORDER BY {position} {direction} LIMIT {limit}"
     )

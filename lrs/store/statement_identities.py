@@ -38,12 +38,13 @@ _decode = msgspec.json.Decoder().decode
 
 # For each filter key ($2), the payloads of the latest $3 Statements (not voided)
 # holding its hash before the position $4 (pairwise with $2).
-# (statement_keys holds hashes: the opened Statement decides, opening.agent_named; OFFSET 0 keeps each check a lookup.)
+# (statement_keys holds hashes: the opened Statement decides, opening.agent_named; OFFSET 0 keeps each check a lookup.
+# DISTINCT: a Statement two of whose keys share the hash holds its row twice, lrs.store.group_commit_sql.INSERT_GROUP.)
 SELECT_LATEST_NAMING = """
 SELECT w.filter_key, m.position, (SELECT e.payload FROM events e WHERE e.position = m.position) AS payload
 FROM unnest($2::text[], $4::bigint[]) AS w(filter_key, before)
 CROSS JOIN LATERAL (
-    SELECT k.position FROM statement_keys k
+    SELECT DISTINCT k.position FROM statement_keys k
     WHERE k.key = statement_key($1, w.filter_key) AND k.position < w.before AND EXISTS (
         SELECT 1 FROM statements s WHERE s.tenant = $1 AND s.position = k.position AND NOT s.voided OFFSET 0
     )
