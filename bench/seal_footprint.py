@@ -52,12 +52,14 @@ from run_record import add_result_options, load_average, machine, write_result  
 from seal_ratio import median_interval  # noqa: E402
 
 SIDES = ("sealed", "clear", "ballast")
+SEAL_DISCARD = "sealwork"  # --sealwork-side: in place of the ballast
 
 
 def _side_env(side: str, learners: int, gc_dir: Path) -> dict[str, str]:
     return {
         "LRS_SEAL_PERSONAL_DATA": "true" if side == "sealed" else "false",
         "LRS_BENCH_BALLAST": str(learners) if side == "ballast" else "0",
+        "LRS_BENCH_SEAL_DISCARD": "1" if side == SEAL_DISCARD else "0",
         "LRS_BENCH_GC_STATS": str(gc_dir),
         "PYTHONPATH": os.pathsep.join(filter(None, [str(HERE / "footprint_ballast"),
                                                     os.environ.get("PYTHONPATH")])),
@@ -137,7 +139,8 @@ def summarise(runs: list[dict], resamples: int) -> dict:
                                            "gc_ms_per_1000", "rss", "statements_per_group")}
         out["sides"][side]["statements_per_s"] = round(statistics.median(r[side]["statements_per_s"]
                                                                          for r in complete), 1)
-    for a, b in (("sealed", "clear"), ("ballast", "clear"), ("sealed", "ballast")):
+    third = SIDES[2]
+    for a, b in (("sealed", "clear"), (third, "clear"), ("sealed", third)):
         for name in ("http workers", "all", "gc_ms_per_1000"):
             values = [figure(r[a], name) - figure(r[b], name) for r in complete]
             middle, low, high = median_interval(values, resamples)
@@ -158,6 +161,8 @@ def print_summary(summary: dict) -> None:
 
 
 async def main_async(args: argparse.Namespace) -> int:
+    global SIDES
+    SIDES = ("sealed", "clear", args.third)
     os.environ.setdefault("LRS_HTTP_WORKERS", "2")
     os.environ.setdefault("LRS_PROJECTIONS_ENABLED", "false")
     load_before = load_average()
@@ -219,6 +224,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--warm-passes", type=int, default=4)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--resamples", type=int, default=4000)
+    parser.add_argument("--third", choices=("ballast", SEAL_DISCARD), default="ballast",
+                        help="the third side: clear with a sealing worker's caches (ballast), or clear with each "
+                             "request sealed in the worker and the sealed Statements thrown away (sealwork)")
     parser.add_argument("--service-tree", metavar="CHECKOUT")
     parser.add_argument("--data-dir")
     add_result_options(parser)

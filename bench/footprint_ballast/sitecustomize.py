@@ -10,7 +10,13 @@ the same classes and sizes) and, for each Statement it prepares, looks one
 learner up at random in the forms and the keys, as a sealing worker's known
 learner path does: the memory a sealing worker holds and touches, without
 the sealing.  ``LRS_BENCH_GC_STATS`` is honoured as ``bench/gc_stats`` does.
-Without the variables it does nothing.
+With ``LRS_BENCH_SEAL_DISCARD=1`` instead, each request's Statements (and
+its authority) are sealed by a ``LearnerKeys`` of the worker's own (keys
+made in process for the identities it has not met, as if read; forms kept
+once "stored", as the service keeps them) and the sealed Statements are
+thrown away: the clear Statements are stored.  That is sealing's CPU in the
+worker without the longer stored Statement, its ciphertext rows or its keys'
+PostgreSQL work.  Without the variables it does nothing.
 """
 
 import os
@@ -21,7 +27,8 @@ if os.environ.get("LRS_BENCH_GC_STATS"):
                                 "gc_stats", "sitecustomize.py"))
 
 _COUNT = int(os.environ.get("LRS_BENCH_BALLAST") or 0)
-if _COUNT > 0:
+_SEAL_DISCARD = os.environ.get("LRS_BENCH_SEAL_DISCARD") == "1"
+if _COUNT > 0 or _SEAL_DISCARD:
     import importlib.abc
     import importlib.util
     import sys
@@ -50,7 +57,52 @@ if _COUNT > 0:
             own.append((key, ident))
         return forms, current, pseudonyms, own
 
+    def _sealer():
+        """A worker's own ``LearnerKeys`` whose key reads are answered in process."""
+        import math
+        import secrets
+
+        from lrs.privacy.data_key import new_data_key_cipher
+        from lrs.privacy.master import MasterKey
+        from lrs.store.learner_keys import LearnerKeys
+        from lrs.store.unconfirmed_keys import identity_key
+
+        keys = LearnerKeys(None, MasterKey(secrets.token_bytes(32)), capacity=250_000)
+
+        async def keys_noted(tenant, idents):
+            found = {}
+            for ident in idents:
+                pseudonym = keys.pseudonym(tenant, ident)
+                keys._remember(tenant, pseudonym, 1, new_data_key_cipher(secrets.token_bytes(32)), keys._version)
+                found[ident] = keys._current[identity_key(tenant, pseudonym)]
+            return found, {}, math.inf
+
+        keys._keys_noted = keys_noted
+        return keys
+
+    def _wrap_sealing(module):
+        prepare = module.prepare_statements
+        held = []
+
+        def prepare_statements(bodies, **kw):
+            if not held:
+                held.append(_sealer())
+            keys = held[0]
+            run = keys.seal_statements("default", bodies, kw["authority"])
+            try:
+                run.send(None)
+            except StopIteration as done:
+                keys.stored(done.value)  # its forms reused, as after a commit
+            else:  # never: every key is answered in process
+                raise AssertionError("sealing awaited")
+            return prepare(bodies, **kw)
+
+        module.prepare_statements = prepare_statements
+
     def _wrap(module):
+        if _SEAL_DISCARD:
+            _wrap_sealing(module)
+            return
         import random
 
         prepare = module.prepare_statements

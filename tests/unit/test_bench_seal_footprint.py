@@ -65,3 +65,31 @@ def test_the_ballast_is_built_at_the_first_statements_prepared_and_sized_as_aske
 def test_without_the_variable_nothing_is_changed() -> None:
     found = _probe(LRS_BENCH_BALLAST="0")
     assert not found["wrapped"] and found["built"] is None
+
+
+_SEALWORK_PROBE = """
+import json, uuid
+import lrs.http.statements as s
+from lrs.ingest.prepare import prepare_statements as real
+statements = [{"id": str(uuid.uuid4()), "actor": {"objectType": "Agent", "mbox": f"mailto:l{n}@example.org",
+               "name": f"Learner {n}"}, "verb": {"id": "http://adlnet.gov/expapi/verbs/completed"},
+               "object": {"id": "http://example.org/a"}} for n in range(5)]
+kw = dict(version="1.0.3", authority={"objectType": "Agent", "account": {"homePage": "https://x/", "name": "c"}},
+          new_id=uuid.uuid4)
+mine = s.prepare_statements(statements, **kw)
+held = next(c.cell_contents for c in s.prepare_statements.__closure__ if isinstance(c.cell_contents, list))
+forms = held[0]._sealed.get("default", {})
+print(json.dumps({"same": [p.body for p in mine] == [p.body for p in real(statements, **kw)],
+                  "forms": len(forms), "texts": sorted({f.text[:3] for f in forms.values()})}))
+"""
+
+
+def test_the_sealwork_side_seals_each_request_and_stores_the_clear_statements() -> None:
+    run = subprocess.run(
+        [sys.executable, "-c", _SEALWORK_PROBE], capture_output=True, text=True, timeout=120, cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(BALLAST), str(ROOT)]), "LRS_BENCH_SEAL_DISCARD": "1"},
+    )
+    assert run.returncode == 0, run.stderr
+    found = json.loads(run.stdout.strip().splitlines()[-1])
+    assert found["same"]  # the Statements prepared are the clear ones
+    assert found["forms"] == 6 and found["texts"] == ["v4."]  # five actors and the authority, sealed and kept
