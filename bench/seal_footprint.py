@@ -52,14 +52,15 @@ from run_record import add_result_options, load_average, machine, write_result  
 from seal_ratio import median_interval  # noqa: E402
 
 SIDES = ("sealed", "clear", "ballast")
-SEAL_DISCARD = "sealwork"  # --sealwork-side: in place of the ballast
+SEAL_DISCARD = "sealwork"  # --third sealwork: in place of the ballast
+COPY_ONLY = "copywork"  # --third copywork: only the sealing walk's copies
 
 
 def _side_env(side: str, learners: int, gc_dir: Path) -> dict[str, str]:
     return {
         "LRS_SEAL_PERSONAL_DATA": "true" if side == "sealed" else "false",
         "LRS_BENCH_BALLAST": str(learners) if side == "ballast" else "0",
-        "LRS_BENCH_SEAL_DISCARD": "1" if side == SEAL_DISCARD else "0",
+        "LRS_BENCH_SEAL_DISCARD": {SEAL_DISCARD: "1", COPY_ONLY: "copy"}.get(side, "0"),
         "LRS_BENCH_GC_STATS": str(gc_dir),
         "PYTHONPATH": os.pathsep.join(filter(None, [str(HERE / "footprint_ballast"),
                                                     os.environ.get("PYTHONPATH")])),
@@ -224,9 +225,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--warm-passes", type=int, default=4)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--resamples", type=int, default=4000)
-    parser.add_argument("--third", choices=("ballast", SEAL_DISCARD), default="ballast",
+    parser.add_argument("--third", choices=("ballast", SEAL_DISCARD, COPY_ONLY), default="ballast",
                         help="the third side: clear with a sealing worker's caches (ballast), or clear with each "
-                             "request sealed in the worker and the sealed Statements thrown away (sealwork)")
+                             "request sealed in the worker and the sealed Statements thrown away (sealwork), or only the "
+                             "sealing walk's copies made and thrown away (copywork)")
     parser.add_argument("--service-tree", metavar="CHECKOUT")
     parser.add_argument("--data-dir")
     add_result_options(parser)

@@ -16,7 +16,10 @@ made in process for the identities it has not met, as if read; forms kept
 once "stored", as the service keeps them) and the sealed Statements are
 thrown away: the clear Statements are stored.  That is sealing's CPU in the
 worker without the longer stored Statement, its ciphertext rows or its keys'
-PostgreSQL work.  Without the variables it does nothing.
+PostgreSQL work.  With ``LRS_BENCH_SEAL_DISCARD=copy``, only the sealing
+walk's copies: each Statement copied as the walk copies it, each Agent
+replaced by a new form of two dicts, all thrown away (no encoding, no
+look-up).  Without the variables it does nothing.
 """
 
 import os
@@ -27,7 +30,8 @@ if os.environ.get("LRS_BENCH_GC_STATS"):
                                 "gc_stats", "sitecustomize.py"))
 
 _COUNT = int(os.environ.get("LRS_BENCH_BALLAST") or 0)
-_SEAL_DISCARD = os.environ.get("LRS_BENCH_SEAL_DISCARD") == "1"
+_SEAL_DISCARD = os.environ.get("LRS_BENCH_SEAL_DISCARD") in ("1", "copy")
+_COPY_ONLY = os.environ.get("LRS_BENCH_SEAL_DISCARD") == "copy"
 if _COUNT > 0 or _SEAL_DISCARD:
     import importlib.abc
     import importlib.util
@@ -99,7 +103,26 @@ if _COUNT > 0 or _SEAL_DISCARD:
 
         module.prepare_statements = prepare_statements
 
+    def _wrap_copies(module):
+        from lrs.privacy.statement_agents import seal_statement
+
+        prepare = module.prepare_statements
+
+        def form(agent):
+            return {"objectType": agent.get("objectType"), "account": {"homePage": "https://lrs.invalid/pseudonym",
+                                                                        "name": "0" * 32}, "sealed": "v4.1.x"}
+
+        def prepare_statements(bodies, **kw):
+            form(kw["authority"])
+            [seal_statement(body, form) for body in bodies]
+            return prepare(bodies, **kw)
+
+        module.prepare_statements = prepare_statements
+
     def _wrap(module):
+        if _COPY_ONLY:
+            _wrap_copies(module)
+            return
         if _SEAL_DISCARD:
             _wrap_sealing(module)
             return

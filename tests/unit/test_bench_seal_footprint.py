@@ -93,3 +93,16 @@ def test_the_sealwork_side_seals_each_request_and_stores_the_clear_statements() 
     found = json.loads(run.stdout.strip().splitlines()[-1])
     assert found["same"]  # the Statements prepared are the clear ones
     assert found["forms"] == 6 and found["texts"] == ["v4."]  # five actors and the authority, sealed and kept
+
+
+def test_the_copywork_side_makes_the_walks_copies_and_stores_the_clear_statements() -> None:
+    probe = _SEALWORK_PROBE.split("held = next")[0] + (
+        "print(json.dumps({'wrapped': s.prepare_statements.__qualname__,"
+        " 'same': [p.body for p in mine] == [p.body for p in real(statements, **kw)]}))\n")
+    run = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(BALLAST), str(ROOT)]), "LRS_BENCH_SEAL_DISCARD": "copy"},
+    )
+    assert run.returncode == 0, run.stderr
+    found = json.loads(run.stdout.strip().splitlines()[-1])
+    assert found["wrapped"].startswith("_wrap_copies") and found["same"]
