@@ -9,7 +9,11 @@ alternated among them, the order rotated every round:
 * ``clear``: ``false``;
 * ``ballast``: clear, with each HTTP worker holding the caches a sealing
   worker holds for ``--learners`` learners and touching one learner at
-  random in them for each Statement (``bench/footprint_ballast``).
+  random in them for each Statement (``bench/footprint_ballast``);
+  with ``--third sealwork`` instead: clear, each request sealed in the
+  worker and the sealed Statements thrown away (sealing's own CPU without
+  the longer stored form); with ``--third copywork``: clear, only the
+  sealing walk's copies made and thrown away.
 
 If the sealed workers' extra beyond sealing itself were their footprint,
 the ballast side's workers would spend more than the clear side's on the
