@@ -7,15 +7,15 @@ rebuilt before the log is read).  This process and each worker forked then
 read every page of the log from PostgreSQL, each on its own connection and
 in position order.  Page k is judged by the process of share k mod
 ``processes``: it opens, decodes and judges each statement
-(policy.judge: a voiding, evidence perhaps, whose), builds the evidence of
-those that are (policy.evidence_of), keeps its own learners' evidence and
-every voiding, and sends each other process what that one keeps of the
-page (its learners' evidence, every voiding: msgpack of
-(position, tenant, StatementEvidence or StatementVoided)).  So every
-statement is opened, decoded and judged once, only the process whose share
-the learner is in routes its evidence, folds the learner and copies the
-rows, and both cores read and fold; after the log is read, the processes
-send each other the hashes of the ids each worker owns, and its failures.
+(policy.judge: a voiding, evidence perhaps, whose), keeps its own learners'
+evidence and every voiding, and sends each other process the indexes of the
+events of that page it needs (its learners' statements that may be
+evidence, the voidings), which that process opens and judges again.  So a
+statement that is not evidence is opened once, one that is evidence at most
+twice, and only the process whose share the learner is in builds its
+evidence, routes it, folds the learner and copies the rows: both cores read
+and fold, and while the log is read nothing travels between processes but
+indexes (after it, the hashes of the ids each worker owns, and its failures).
 
 What "first" means in the log stays as it is in one process:
 
@@ -26,8 +26,9 @@ What "first" means in the log stays as it is in one process:
   the hashes of the ids each share owns are compared once everything is
   read, and an id owned by two shares (a statement id written twice in the
   log) is settled by the positions, the first one winning;
-- an event the rules fail on is parked by the one process that judged it;
-  the failures are merged in log order.
+- an event the rules fail on is parked by one process: the one that judged
+  it when it fails before its learner is known, else the one whose share
+  the learner is in; the failures are merged in log order.
 
 Each worker reports how many events it read and the last position, which
 must be this process's own: every process interprets the same log.  A worker
@@ -56,12 +57,11 @@ import msgspec
 from lrs.store.identities import rebuild_links
 from projections.competency.fold_shares import Connect, copy_learners, copy_share
 from projections.competency.parallel_replay import ReplayWorkerFailed, can_fork, read_log, worker_signals
-from projections.competency.model import StatementEvidence, StatementVoided
 from projections.competency.policy import memo_limit
 from projections.competency.rebuild import LogRebuild
 from projections.competency.rows import MISMATCH_COLUMNS
 from projections.competency.share_judging import (
-    Keep, Kept, Page, collisions, give_up, judge_page, owned_hashes, settle, suspects,
+    Keep, Page, collisions, give_up, judge_page, owned_hashes, settle, suspects, take_hinted,
 )
 from projections.competency.share_pipes import HintSender, Links, receive, received, send
 from projections.replay import LogPages, index_early
@@ -81,8 +81,7 @@ MAX_WAITING_PAGES = 8
 REPLAY_MEMO_LIMIT = 1 << 20
 _ENCODE = msgspec.msgpack.Encoder()
 _DECODE = msgspec.msgpack.Decoder()
-# What a page judged elsewhere gives this process: (position, tenant, evidence or voiding).
-_GIVEN = msgspec.msgpack.Decoder(list[tuple[int, str, StatementEvidence | StatementVoided]])
+_HINTS = msgspec.msgpack.Decoder(list[int])
 
 
 async def rebuild_learners(
@@ -196,37 +195,44 @@ async def _read_all(
     work: LogRebuild, pages: AsyncIterator[Page], share: int, links: Links
 ) -> tuple[int, int]:
     """Every page into ``work``: page k is judged by the process of share k
-    mod shares, which gives every other what it keeps of the page (its
-    learners' evidence, every voiding); (events read, last position).
+    mod shares, which sends every other its hints; (events read, last position).
 
-    A process judges its own pages without waiting for the others (waiting
-    for them page by page made the processes judge one page at a time, in
-    turn): what a page judged elsewhere gives this one is waited for, up to
-    MAX_WAITING_PAGES of them, once the page is read here, and what each
-    page keeps is routed into ``work`` in page order, so "first" means what
-    it means in one process."""
+    A process judges its own pages without waiting for the others' hints
+    (waiting for them page by page made the processes judge one page at a
+    time, in turn): a page judged elsewhere waits here, up to
+    MAX_WAITING_PAGES of them, until its hints come, and what each page
+    keeps is routed into ``work`` in page order, so "first" means what it
+    means in one process."""
     shares = links.shares
     events = last = 0
     number = 0
-    waiting: set[int] = set()  # read here and judged elsewhere, what it gives not yet here
-    heard = [0] * shares  # messages received from each judge (its pages share, share + shares, ...)
-    kept: dict[int, list[Kept]] = {}  # by page number, not yet routed
+    waiting: dict[int, Page] = {}  # judged elsewhere, its hints not yet here
+    hinted: dict[int, list[int]] = {}  # hints come, their page not yet read here
+    heard = [0] * shares  # hints received from each judge (its pages share, share + shares, ...)
+    kept: dict[int, list[tuple[int, str, Any]]] = {}  # by page number, not yet routed
     routed = 0
+
+    def match(at: int) -> None:
+        if at in waiting and at in hinted:
+            page_kept: list[tuple[int, str, Any]] = []
+            keep = _keeper(page_kept)
+            take_hinted(work, waiting.pop(at), hinted.pop(at), keep)
+            kept[at] = page_kept
 
     def hear(judge_of: int, message: bytes) -> None:
         at = judge_of + heard[judge_of] * shares
         heard[judge_of] += 1
-        kept[at] = _GIVEN.decode(message[1:])
-        waiting.discard(at)
+        hinted[at] = _HINTS.decode(message[1:])
+        match(at)
 
     def hear_arrived(upto: int) -> None:
-        """What is already sent of the pages up to ``upto`` (read here):
-        what a judge sends after its last page's is not read here."""
+        """The hints already sent of the pages up to ``upto`` (read here):
+        what a judge sends after its last page's hints is not read here."""
         for other in range(shares):
             if other != share:
                 pipe = links.of(share, other)
                 while other + heard[other] * shares <= upto and pipe.poll():
-                    hear(other, received(pipe.recv_bytes, "evidence"))
+                    hear(other, received(pipe.recv_bytes, "hints"))
 
     def route() -> None:
         nonlocal routed
@@ -239,7 +245,7 @@ async def _read_all(
     async def hear_page(at: int) -> None:
         judge_of = at % shares
         while at in waiting:
-            hear(judge_of, await receive(links.of(share, judge_of), f"the evidence of page {at}"))
+            hear(judge_of, await receive(links.of(share, judge_of), f"the hints of page {at}"))
 
     async def judge_and_hear(sender: HintSender) -> None:
         nonlocal events, last, number
@@ -250,15 +256,16 @@ async def _read_all(
             last = page[-1][0]
             judge_of = number % shares
             if judge_of == share:
-                given: list[list[Kept]] = [[] for _ in range(shares)]
-                page_kept: list[Kept] = []
-                judge_page(work, page, share, shares, given, _keeper(page_kept))
+                hints: list[list[int]] = [[] for _ in range(shares)]
+                page_kept: list[tuple[int, str, Any]] = []
+                judge_page(work, page, share, shares, hints, _keeper(page_kept))
                 kept[number] = page_kept
                 for other in range(shares):
                     if other != share:
-                        sender.send(other, b"h" + _ENCODE.encode(given[other]))
-            elif number not in kept:
-                waiting.add(number)
+                        sender.send(other, b"h" + _ENCODE.encode(hints[other]))
+            else:
+                waiting[number] = page
+                match(number)
             hear_arrived(number)
             while len(waiting) > MAX_WAITING_PAGES:
                 await hear_page(min(waiting))
@@ -278,7 +285,7 @@ async def _read_all(
     return events, last
 
 
-def _keeper(into: list[Kept]) -> Keep:
+def _keeper(into: list[tuple[int, str, Any]]) -> Keep:
     def keep(position: int, tenant: str, meaning: Any) -> None:
         into.append((position, tenant, meaning))
     return keep

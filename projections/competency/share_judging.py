@@ -1,8 +1,8 @@
 """What each process of a replay read in shares does with a page and with
 the ids it owns (pure; projections/competency/read_shares.py reads the log
-with them): judging a page of its own (and building the evidence it gives
-the other shares), and settling the statement ids that two shares own (the
-first position in the log wins, as in one process)."""
+with them): judging a page of its own, keeping the events another process
+hinted, and settling the statement ids that two shares own (the first
+position in the log wins, as in one process)."""
 
 from __future__ import annotations
 
@@ -10,36 +10,33 @@ import uuid
 from typing import Any, Callable, Sequence
 
 from lrs.payload_codec import open_payload
-from projections.competency.model import StatementEvidence, StatementVoided
+from projections.competency.model import StatementVoided
 from projections.competency.policy import evidence_of, judge
 from projections.competency.rebuild import LogRebuild
 from projections.competency.statement_view import decode_view
 
-__all__ = ["Keep", "Kept", "Page", "Suspect", "collisions", "give_up", "judge_page", "owned_hashes", "settle",
-           "suspects"]
+__all__ = ["Keep", "Page", "Suspect", "collisions", "give_up", "judge_page", "owned_hashes", "settle", "suspects",
+           "take_hinted"]
 
 Page = Sequence[tuple[int, str, str, bytes]]
-# What a page keeps of an event: (position, tenant, meaning), LogRebuild.take's arguments.
-Kept = tuple[int, str, StatementEvidence | StatementVoided]
-# Where a page's kept events go.
+# Where a page's kept events go: (position, tenant, meaning), LogRebuild.take's arguments.
 Keep = Callable[[int, str, Any], None]
 # (tenant, statement id, owner's position, mismatches' position or -1)
 Suspect = tuple[str, str, int, int]
 
 
 def judge_page(
-    work: LogRebuild, page: Page, share: int, shares: int, given: list[list[Kept]], keep: Keep | None = None
+    work: LogRebuild, page: Page, share: int, shares: int, hints: list[list[int]], keep: Keep | None = None
 ) -> None:
     """Judge every event of ``page`` (one this process judges): keep in
     ``work`` (or give ``keep``, to route later in log order) its own
     learners' evidence and every voiding, and keep in ``work`` the failures
-    of the events it judges, whoever's learner they are about; what another
-    share keeps of the page (its learners' evidence, every voiding) goes,
-    as (position, tenant, evidence or voiding), to that share's list of
-    ``given``, so that each statement is opened, decoded and judged once."""
+    of the events it judges; the index of each event another share needs
+    (its learners' statements that may be evidence, the voidings) goes to
+    that share's list of ``hints``."""
     catalog, persons, failed = work.catalog, work.persons, work.failed
     take = work.take if keep is None else keep
-    for position, tenant, event_type, payload in page:
+    for index, (position, tenant, event_type, payload) in enumerate(page):
         if event_type != "statement":
             continue
         opened = open_payload(payload)  # a payload that does not open stops the replay
@@ -54,27 +51,48 @@ def judge_page(
         if judged is None:
             continue
         if type(judged) is StatementVoided:
-            kept = (position, tenant, judged)
-            take(*kept)
-            for other, theirs in enumerate(given):
+            take(position, tenant, judged)
+            for other, hinted in enumerate(hints):
                 if other != share:
-                    theirs.append(kept)
-            continue
-        try:
-            meaning = evidence_of(view, judged, catalog)  # type: ignore[arg-type]
-        except Exception as exc:  # the rules fail on it: parked here, whoever's learner it is about
-            failed.append((position, tenant, repr(exc)))
-            continue
-        if meaning is None:
+                    hinted.append(index)
             continue
         learner = judged[3]  # type: ignore[index]
         if persons:
             learner = persons.get((tenant, learner), learner)
         owner = hash(learner) % shares  # forked processes share the string hash's secret: the same share in each
-        if owner == share:
+        if owner != share:
+            hints[owner].append(index)
+            continue
+        try:
+            meaning = evidence_of(view, judged, catalog)  # type: ignore[arg-type]
+        except Exception as exc:  # the rules fail on it: parked
+            failed.append((position, tenant, repr(exc)))
+            continue
+        if meaning is not None:
             take(position, tenant, meaning)
-        else:
-            given[owner].append((position, tenant, meaning))
+
+
+def take_hinted(work: LogRebuild, page: Page, hinted: Sequence[int], keep: Keep | None = None) -> None:
+    """Keep in ``work`` (or give ``keep``) the events of ``page`` at the
+    indexes ``hinted`` by the process that judged it: statements of this
+    share's learners that may be evidence, and voidings (judged there
+    without failing: the rules are pure, so they do not fail here either)."""
+    catalog = work.catalog
+    take = work.take if keep is None else keep
+    for index in hinted:
+        position, tenant, _, payload = page[index]
+        view = decode_view(open_payload(payload))
+        judged = judge(view, catalog)
+        if type(judged) is StatementVoided:
+            take(position, tenant, judged)
+            continue
+        try:
+            meaning = evidence_of(view, judged, catalog)  # type: ignore[arg-type]
+        except Exception as exc:  # the rules fail on it: parked
+            work.failed.append((position, tenant, repr(exc)))
+            continue
+        if meaning is not None:
+            take(position, tenant, meaning)
 
 
 def suspects(work: LogRebuild, collisions: set[int]) -> list[Suspect]:
