@@ -302,7 +302,8 @@ async def _in_shares(conn: Any, work: LogRebuild, pages: LogPages, processes: in
     try:
         for share in range(1, processes):
             worker = context.Process(
-                target=_share_in_worker, args=(work, pages, share, links, search_path, os.getpid()),
+                target=_share_in_worker,
+                args=(work, pages, share, links, search_path, os.getpid(), type(asyncio.get_running_loop())),
                 name="lrs-replay-share", daemon=True,
             )
             worker.start()
@@ -353,14 +354,16 @@ async def _in_shares(conn: Any, work: LogRebuild, pages: LogPages, processes: in
 
 
 def _share_in_worker(work: LogRebuild, pages: LogPages, share: int, links: Links, search_path: str,
-                     parent: int) -> None:
-    """The forked worker's body: its own selector event loop (the parent's
-    is not usable after a fork) and its own connection.  The collector
-    stays off: what it reads is kept until its rows are copied."""
+                     parent: int, loop_type: type[asyncio.AbstractEventLoop]) -> None:
+    """The forked worker's body: an event loop of its own (the parent's is
+    not usable after a fork) of the parent's ``loop_type`` (uvloop's under
+    ``lrs replay``: asyncpg's protocol and the pipes' waits cost less on it
+    than on asyncio's selector loop), and its own connection.  The
+    collector stays off: what it reads is kept until its rows are copied."""
     gc.disable()
     worker_signals(parent)
     links.keep(share)
-    loop = asyncio.SelectorEventLoop()
+    loop = loop_type()
     try:
         loop.run_until_complete(_share_on_own_connection(work, pages, share, links, search_path))
     except BaseException as exc:

@@ -6,6 +6,7 @@ replay without swapping anything in."""
 
 from __future__ import annotations
 
+import asyncio
 import multiprocessing
 import os
 import random
@@ -203,3 +204,47 @@ async def test_an_early_index_build_that_fails_fails_the_replay_and_swaps_nothin
     await replay(pool, CompetencyProjection(CATALOG, replay_processes=2, replay_readers=readers),
                  connect=lambda: connect(database_url))
     assert await digest(pool) == live
+
+
+@pytest.fixture
+def migrated_url(database_url: str) -> str:
+    """The test's database, migrated (from the template: tests/conftest.py's MIGRATED_BY)."""
+    return database_url
+
+
+@pytest.mark.parametrize("loop", ["uvloop", "asyncio"])
+def test_a_share_worker_runs_the_event_loop_its_replay_runs_on(
+    loop: str, migrated_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``lrs replay`` runs on uvloop: its forked share worker does too (it
+    ran asyncio's selector loop whatever the replay's), and a replay on
+    asyncio's loop forks a worker on asyncio's; both rebuild what the live
+    projection built."""
+    run = asyncio.run if loop == "asyncio" else pytest.importorskip("uvloop").run
+    receiving, sending = multiprocessing.get_context("fork").Pipe(duplex=False)
+    on_own_connection = read_shares._share_on_own_connection
+
+    async def telling(*args: Any) -> None:
+        sending.send(type(asyncio.get_running_loop()).__module__)
+        await on_own_connection(*args)
+
+    monkeypatch.setattr(read_shares, "_share_on_own_connection", telling)
+    monkeypatch.setattr(LogPages, "__init__", small_pages)
+
+    async def live_and_replayed() -> tuple[str, str]:
+        pool = await asyncpg.create_pool(migrated_url, min_size=1, max_size=4)
+        writer = StatementWriter(pool, wait_ms=1.0)
+        await writer.start()
+        try:
+            live = await projected(pool, writer)
+            await replay(pool, CompetencyProjection(CATALOG, replay_processes=2, replay_readers=2),
+                         connect=lambda: connect(migrated_url))
+            return live, await digest(pool)
+        finally:
+            await writer.close()
+            await pool.close()
+
+    live, replayed = run(live_and_replayed())
+    assert replayed == live
+    assert receiving.recv() == ("uvloop" if loop == "uvloop" else "asyncio.unix_events")
+    assert not receiving.poll()
