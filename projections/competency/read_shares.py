@@ -128,8 +128,7 @@ def release_later(work: LogRebuild) -> None:
     held: list[dict[Any, Any]] = [work.events, work.owners, work.voids, work.positions, work.mismatches]
     work.events, work.owners, work.voids, work.positions, work.mismatches = {}, {}, {}, {}, {}
     if work.owner_positions is not None:
-        held.append(work.owner_positions)
-        work.owner_positions = {}
+        work.owner_positions = []  # ints only: freed at once
     if work.mismatch_positions is not None:
         held.append(work.mismatch_positions)
         work.mismatch_positions = {}
@@ -293,7 +292,7 @@ def _keeper(into: list[tuple[int, str, Any]]) -> Keep:
 
 async def _in_shares(conn: Any, work: LogRebuild, pages: LogPages, processes: int, connect: Connect) -> int:
     work.persons = await rebuild_links(conn, pages.total)
-    work.owner_positions, work.mismatch_positions = {}, {}
+    work.owner_positions, work.mismatch_positions = [], {}
     search_path = await conn.fetchval("SHOW search_path")
     links = Links(processes)
     context = multiprocessing.get_context("fork")
