@@ -50,7 +50,7 @@ import gc
 import multiprocessing
 import os
 import pickle
-from typing import Any, AsyncIterator, Sequence
+from typing import Any, AsyncIterator, Awaitable, Sequence
 
 import msgspec
 
@@ -61,7 +61,7 @@ from projections.competency.policy import memo_limit
 from projections.competency.rebuild import LogRebuild
 from projections.competency.rows import MISMATCH_COLUMNS
 from projections.competency.share_judging import (
-    Keep, Page, collisions, give_up, judge_page, owned_hashes, settle, suspects, take_hinted,
+    Hinted, Keep, Page, collisions, give_up, judge_page, owned_hashes, settle, suspects, take_hinted,
 )
 from projections.competency.share_pipes import HintSender, Links, receive, received, send
 from projections.replay import LogPages, index_early
@@ -81,7 +81,8 @@ MAX_WAITING_PAGES = 8
 REPLAY_MEMO_LIMIT = 1 << 20
 _ENCODE = msgspec.msgpack.Encoder()
 _DECODE = msgspec.msgpack.Decoder()
-_HINTS = msgspec.msgpack.Decoder(list[int])
+# What a judge sends each other process of a page: its events, its last position, the events that one needs.
+_HINTS = msgspec.msgpack.Decoder(tuple[int, int, list[tuple[int, str, bytes]]])
 
 
 async def rebuild_learners(
@@ -190,47 +191,84 @@ async def copy_statements(conn: Any, work: LogRebuild, *, voids: bool) -> None:
                                      columns=MISMATCH_COLUMNS)
 
 
-async def _read_all(
-    work: LogRebuild, pages: AsyncIterator[Page], share: int, links: Links
-) -> tuple[int, int]:
-    """Every page into ``work``: page k is judged by the process of share k
-    mod shares, which sends every other its hints; (events read, last position).
+def page_count(total: int, page_size: int) -> int:
+    """The pages of a log of ``total`` positions read in shares: page k is
+    the positions k * ``page_size`` < position <= (k + 1) * ``page_size``
+    (at most a page of events, fewer where positions were skipped)."""
+    return -(-total // page_size)
 
-    A process judges its own pages without waiting for the others' hints
-    (waiting for them page by page made the processes judge one page at a
-    time, in turn): a page judged elsewhere waits here, up to
-    MAX_WAITING_PAGES of them, until its hints come, and what each page
-    keeps is routed into ``work`` in page order, so "first" means what it
-    means in one process."""
+
+async def own_pages(pages: LogPages, share: int, shares: int, conn: Any = None) -> AsyncIterator[Page]:
+    """The pages of ``pages``'s log that ``share`` of ``shares`` judges
+    (page_count's k, k mod ``shares`` equal to ``share``), read on ``conn``
+    (default: the replay's, which reports the progress), the next one read
+    while the caller judges this one."""
+    size, total = pages.page_size, pages.total
+
+    def fetch(number: int) -> Awaitable[Page]:
+        return pages.fetch(number * size, min((number + 1) * size, total), conn)
+
+    numbers = iter(range(share, page_count(total, size), shares))
+    number = next(numbers, None)
+    upcoming = None if number is None else asyncio.ensure_future(fetch(number))
+    try:
+        while upcoming is not None:
+            page = await upcoming
+            upcoming = None
+            number = next(numbers, None)
+            if number is not None:
+                upcoming = asyncio.ensure_future(fetch(number))
+            yield page
+            if conn is None and page:
+                pages.reached(page[-1][0])
+    finally:
+        if upcoming is not None:
+            upcoming.cancel()
+            with contextlib.suppress(BaseException):
+                await upcoming
+
+
+async def _read_all(
+    work: LogRebuild, own: AsyncIterator[Page], count: int, share: int, links: Links
+) -> tuple[int, int]:
+    """The log's ``count`` pages into ``work``: page k is read and judged by
+    the process of share k mod shares (``own``: this one's pages, in
+    order), which sends every other the events of it that one needs, opened
+    (so each page is read from PostgreSQL and opened once), with the
+    page's number of events and last position; (events, last position) of
+    the whole log.
+
+    A process judges its own pages without waiting for the others (waiting
+    for them page by page made the processes judge one page at a time, in
+    turn), up to MAX_WAITING_PAGES pages ahead of the first whose events it
+    has not been sent yet, and what each page keeps is routed into ``work``
+    in page order, so "first" means what it means in one process."""
     shares = links.shares
     events = last = 0
-    number = 0
-    waiting: dict[int, Page] = {}  # judged elsewhere, its hints not yet here
-    hinted: dict[int, list[int]] = {}  # hints come, their page not yet read here
-    heard = [0] * shares  # hints received from each judge (its pages share, share + shares, ...)
+    heard = [0] * shares  # pages heard from each judge (its pages share, share + shares, ...)
     kept: dict[int, list[tuple[int, str, Any]]] = {}  # by page number, not yet routed
     routed = 0
 
-    def match(at: int) -> None:
-        if at in waiting and at in hinted:
-            page_kept: list[tuple[int, str, Any]] = []
-            keep = _keeper(page_kept)
-            take_hinted(work, waiting.pop(at), hinted.pop(at), keep)
-            kept[at] = page_kept
-
     def hear(judge_of: int, message: bytes) -> None:
+        nonlocal events, last
         at = judge_of + heard[judge_of] * shares
         heard[judge_of] += 1
-        hinted[at] = _HINTS.decode(message[1:])
-        match(at)
+        length, page_last, hinted = _HINTS.decode(message[1:])
+        events += length
+        last = max(last, page_last)
+        page_kept: list[tuple[int, str, Any]] = []
+        take_hinted(work, hinted, _keeper(page_kept))
+        kept[at] = page_kept
 
-    def hear_arrived(upto: int) -> None:
-        """The hints already sent of the pages up to ``upto`` (read here):
-        what a judge sends after its last page's hints is not read here."""
+    def heard_all(judge_of: int) -> bool:
+        """Every page of ``judge_of`` heard: what it sends next is not hints."""
+        return judge_of + heard[judge_of] * shares >= count
+
+    def hear_arrived() -> None:
         for other in range(shares):
             if other != share:
                 pipe = links.of(share, other)
-                while other + heard[other] * shares <= upto and pipe.poll():
+                while not heard_all(other) and pipe.poll():
                     hear(other, received(pipe.recv_bytes, "hints"))
 
     def route() -> None:
@@ -243,36 +281,32 @@ async def _read_all(
 
     async def hear_page(at: int) -> None:
         judge_of = at % shares
-        while at in waiting:
+        while at not in kept and routed <= at:
             hear(judge_of, await receive(links.of(share, judge_of), f"the hints of page {at}"))
 
     async def judge_and_hear(sender: HintSender) -> None:
-        nonlocal events, last, number
-        async for page in pages:
-            if not page:
-                continue
+        nonlocal events, last
+        async for page in own:
+            number = share + heard[share] * shares
+            heard[share] += 1
+            while number - routed > MAX_WAITING_PAGES:
+                await hear_page(routed)
+                route()
+            hints: list[list[Hinted]] = [[] for _ in range(shares)]
+            page_kept: list[tuple[int, str, Any]] = []
+            judge_page(work, page, share, shares, hints, _keeper(page_kept))
+            kept[number] = page_kept
+            page_last = page[-1][0] if page else 0
             events += len(page)
-            last = page[-1][0]
-            judge_of = number % shares
-            if judge_of == share:
-                hints: list[list[int]] = [[] for _ in range(shares)]
-                page_kept: list[tuple[int, str, Any]] = []
-                judge_page(work, page, share, shares, hints, _keeper(page_kept))
-                kept[number] = page_kept
-                for other in range(shares):
-                    if other != share:
-                        sender.send(other, b"h" + _ENCODE.encode(hints[other]))
-            else:
-                waiting[number] = page
-                match(number)
-            hear_arrived(number)
-            while len(waiting) > MAX_WAITING_PAGES:
-                await hear_page(min(waiting))
+            last = max(last, page_last)
+            for other in range(shares):
+                if other != share:
+                    sender.send(other, b"h" + _ENCODE.encode((len(page), page_last, hints[other])))
+            hear_arrived()
             route()
-            number += 1
-        for at in sorted(waiting):
-            await hear_page(at)
-        route()
+        while routed < count:
+            await hear_page(routed)
+            route()
 
     sender = HintSender(links, share)
     try:
@@ -308,7 +342,7 @@ async def _in_shares(conn: Any, work: LogRebuild, pages: LogPages, processes: in
             worker.start()
             workers.append(worker)
         links.keep(0)
-        read = await _read_all(work, pages, 0, links)
+        read = await _read_all(work, own_pages(pages, 0, processes), page_count(pages.total, pages.page_size), 0, links)
         reports = [await receive(links.of(0, share), "what it read") for share in range(1, processes)]
         owned = [owned_hashes(work)]
         for share, message in enumerate(reports, start=1):
@@ -383,7 +417,9 @@ async def _share_on_own_connection(
     conn = await pages.connect()  # type: ignore[misc]
     try:
         await conn.execute(f"SET search_path TO {search_path}")
-        events, last = await _read_all(work, pages.between(0, pages.total, conn), share, links)
+        events, last = await _read_all(
+            work, own_pages(pages, share, links.shares, conn), page_count(pages.total, pages.page_size), share, links
+        )
         parent = links.to(0, share)
         parent.send_bytes(b"r" + _ENCODE.encode((events, last, owned_hashes(work))))
         twice = set(_DECODE.decode(await receive(links.of(share, 0), "the collisions")))

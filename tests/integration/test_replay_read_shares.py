@@ -63,11 +63,21 @@ async def test_a_log_read_by_every_process_rebuilds_what_one_process_rebuilds(
         if os.getpid() == replay_process:
             here.append(share)
 
+    read_here: list[tuple[int, int]] = []  # the pages this process read from PostgreSQL
+    fetch = LogPages.fetch
+
+    def reading(self: LogPages, after: int, upto: int, conn: Any = None) -> Any:
+        if os.getpid() == replay_process:
+            read_here.append((after, upto))
+        return fetch(self, after, upto, conn)
+
     monkeypatch.setattr(read_shares, "judge_page", counting)
     monkeypatch.setattr(LogPages, "__init__", small_pages)
+    monkeypatch.setattr(LogPages, "fetch", reading)
     await replay(pool, CompetencyProjection(CATALOG, replay_processes=3), connect=lambda: connect(database_url))
     total = await pool.fetchval("SELECT position FROM log_head")
     assert set(here) == {0} and len(here) == -(-total // (7 * 3))  # a page in three judged here, as share 0
+    assert read_here == [(k * 7, min(k * 7 + 7, total)) for k in range(0, -(-total // 7), 3)]  # and read only those
     assert await tables(pool) == in_one and await parked(pool) == parked_in_one
     assert await digest(pool) == live
 
