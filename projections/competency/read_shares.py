@@ -1,21 +1,23 @@
-"""A replay's log read by every process, each keeping its share of the learners.
+"""A replay's log read in pages shared by every process, each keeping its share of the learners.
 
 The learners are cut into ``processes`` shares by a hash of their key (of
 the person an identifier is linked to at the end of the log, so that a
 linked identifier's evidence lands where its person's does: the links are
-rebuilt before the log is read).  This process and each worker forked then
-read every page of the log from PostgreSQL, each on its own connection and
-in position order.  Page k is judged by the process of share k mod
-``processes``: it opens, decodes and judges each statement
-(policy.judge: a voiding, evidence perhaps, whose), keeps its own learners'
-evidence and every voiding, and sends each other process the indexes of the
-events of that page it needs (its learners' statements that may be
-evidence, the voidings), which that process opens and judges again.  So a
-statement that is not evidence is opened once, one that is evidence at most
-twice, and only the process whose share the learner is in builds its
-evidence, routes it, folds the learner and copies the rows: both cores read
-and fold, and while the log is read nothing travels between processes but
-indexes (after it, the hashes of the ids each worker owns, and its failures).
+rebuilt before the log is read).  The log is cut into pages of positions
+(page k: k * size < position <= (k + 1) * size), and page k is read from
+PostgreSQL, on its own connection, and judged by the process of share k
+mod ``processes`` (this one or a worker forked): it opens, decodes and
+judges each statement (policy.judge: a voiding, evidence perhaps, whose),
+keeps its own learners' evidence and every voiding, and sends each other
+process the events of that page it needs (its learners' statements that
+may be evidence, the voidings: their positions, tenants and payloads as
+opened), with the page's number of events and last position; that process
+decodes and judges them again.  So every page is read once and every
+statement opened once, a statement that is not evidence decoded once, one
+that is evidence at most twice, and only the process whose share the
+learner is in builds its evidence, routes it, folds the learner and copies
+the rows: both cores read and fold (after the log is read, the processes
+send each other the hashes of the ids each worker owns, and its failures).
 
 What "first" means in the log stays as it is in one process:
 
@@ -30,12 +32,12 @@ What "first" means in the log stays as it is in one process:
   it when it fails before its learner is known, else the one whose share
   the learner is in; the failures are merged in log order.
 
-Each worker reports how many events it read and the last position, which
-must be this process's own: every process interprets the same log.  A worker
+Each worker reports how many events the pages it read and was sent held
+and the last position, which must be this process's own.  A worker
 that raises or dies fails the replay (whoever waits for it learns why, or
 sees its pipe end), which then swaps nothing in.  The replay checks what it
-checked in one process: every process reads the log from PostgreSQL, the
-record; the hash chain is ``lrs audit verify``'s.
+checked in one process: the log is read from PostgreSQL, the record; the
+hash chain is ``lrs audit verify``'s.
 
 The judging of a page and the settling of ids owned twice are
 :mod:`projections.competency.share_judging`; the pipes between the
@@ -70,8 +72,9 @@ __all__ = ["MIN_SHARED_EVENTS", "REPLAY_MEMO_LIMIT", "STATEMENT_TABLES", "copy_s
            "release_later"]
 
 MIN_SHARED_EVENTS = 20_000  # a shorter log is read here (a fork costs more than it saves)
-# Pages judged by another process held while this one judges on, before it
-# waits for their hints (each another process's page of stored payloads).
+# How many pages past the first one whose hints have not come a process
+# judges on before it waits for them (what it sends meanwhile waits in the
+# pipes and the sending thread's queue: a page's hints each).
 MAX_WAITING_PAGES = 8
 # A replay's memo of learner keys by actor: every learner of a log of this
 # many actors is decoded once (the live projection's 8,192 made most
