@@ -132,7 +132,8 @@ def release_later(work: LogRebuild) -> None:
     held: list[dict[Any, Any]] = [work.events, work.owners, work.voids, work.positions, work.mismatches]
     work.events, work.owners, work.voids, work.positions, work.mismatches = {}, {}, {}, {}, {}
     if work.owner_positions is not None:
-        work.owner_positions = []  # ints only: freed at once
+        held.append(work.owner_positions)
+        work.owner_positions = {}
     if work.mismatch_positions is not None:
         held.append(work.mismatch_positions)
         work.mismatch_positions = {}
@@ -329,7 +330,7 @@ def _keeper(into: list[tuple[int, str, Any]]) -> Keep:
 
 async def _in_shares(conn: Any, work: LogRebuild, pages: LogPages, processes: int, connect: Connect) -> int:
     work.persons = await rebuild_links(conn, pages.total)
-    work.owner_positions, work.mismatch_positions = [], {}
+    work.owner_positions, work.mismatch_positions = {}, {}
     search_path = await conn.fetchval("SHOW search_path")
     links = Links(processes)
     context = multiprocessing.get_context("fork")

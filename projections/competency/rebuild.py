@@ -88,13 +88,10 @@ class LogRebuild:
     routed: bool = False  # the voidings went to their learners (prepare)
     # (tenant, identifier) -> the person it is linked to at the end of the log
     persons: dict[tuple[str, str], str] = field(default_factory=dict)
-    # The position that named each owner, in the order of ``owners`` (its
-    # insertion order: nothing is removed from it while the log is read),
-    # and (tenant, statement id) -> the position that named its mismatches:
-    # kept when given a list and a dict (a replay read in shares compares
-    # them across processes: read_shares.py).  A list, not a third dict
-    # keyed by statement: appending cost less than inserting the key again.
-    owner_positions: list[int] | None = None
+    # (tenant, statement id) -> the position that named its owner, and its
+    # mismatches: kept when given a dict (a replay read in shares compares
+    # them across processes: read_shares.py)
+    owner_positions: dict[tuple[str, str], int] | None = None
     mismatch_positions: dict[tuple[str, str], int] | None = None
 
     def add(self, position: int, tenant: str, event_type: str, payload: bytes) -> None:
@@ -123,7 +120,7 @@ class LogRebuild:
         if statement not in self.owners:  # the first statement with an id names its learner
             self.owners[statement] = meaning.learner
             if self.owner_positions is not None:
-                self.owner_positions.append(position)
+                self.owner_positions[statement] = position
         # A statement's evidence all carries its own masteryScore, and there
         # is no mismatch without one (most statements: no call for them).
         rows = mismatch_rows(tenant, meaning) if meaning.evidence[0].statement_mastery_score is not None else None

@@ -105,8 +105,7 @@ def suspects(work: LogRebuild, collisions: set[int]) -> list[Suspect]:
     mismatched = work.mismatch_positions
     return [
         (tenant, statement_id, at, mismatched.get((tenant, statement_id), -1))
-        for (tenant, statement_id), at in zip(work.owners, work.owner_positions, strict=True)
-        if hash(statement_id) in collisions
+        for (tenant, statement_id), at in work.owner_positions.items() if hash(statement_id) in collisions
     ]
 
 
