@@ -258,3 +258,71 @@ def test_a_share_worker_runs_the_event_loop_its_replay_runs_on(
     assert replayed == live
     assert receiving.recv() == ("uvloop" if loop == "uvloop" else "asyncio.unix_events")
     assert not receiving.poll()
+
+
+async def test_a_log_with_skipped_positions_is_rebuilt_in_shares_as_in_one_process(
+    pool: asyncpg.Pool, writer: StatementWriter, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Positions absent from the log (a page of positions with no event,
+    many such pages in a row, scattered ones, a last page of fewer events):
+    each process still finds its own pages and the shares rebuild the
+    tables, parked events and digest of a replay in one process."""
+    await projected(pool, writer, statements=400)
+    total = await pool.fetchval("SELECT position FROM log_head")
+    assert total > 7 * 40
+    async with pool.acquire() as conn:  # the log is append-only: its rule set aside to cut holes in it
+        await conn.execute("SET session_replication_role = replica")
+        await conn.execute(
+            "DELETE FROM events WHERE position BETWEEN 8 AND 14 OR position BETWEEN 29 AND 84"
+            " OR (position BETWEEN 120 AND 200 AND position % 3 = 0) OR position BETWEEN $1 AND $2",
+            total - total % 7 - 5, total - 1)
+        await conn.execute("RESET session_replication_role")
+    await replay(pool, CompetencyProjection(CATALOG, replay_processes=1))
+    in_one, parked_in_one, digest_in_one = await tables(pool), await parked(pool), await digest(pool)
+
+    monkeypatch.setattr(LogPages, "__init__", small_pages)
+    for processes in (2, 3):
+        await replay(pool, CompetencyProjection(CATALOG, replay_processes=processes, replay_readers=2),
+                     connect=lambda: connect(database_url))
+        assert await tables(pool) == in_one and await parked(pool) == parked_in_one
+        assert await digest(pool) == digest_in_one
+
+
+@pytest.mark.parametrize("ending", ["raises", "is killed"])
+def test_a_share_worker_on_uvloop_that_fails_fails_the_replay_and_leaves_nothing_behind(
+    ending: str, migrated_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under uvloop (as ``lrs replay`` runs) a share worker that raises or
+    is killed fails the replay with its error, leaves no process and no
+    connection of its own open, and swaps nothing in."""
+    uvloop = pytest.importorskip("uvloop")
+    judge_page = read_shares.judge_page
+    monkeypatch.setattr(LogPages, "__init__", small_pages)
+
+    async def failed_replay() -> None:
+        pool = await asyncpg.create_pool(migrated_url, min_size=1, max_size=4)
+        writer = StatementWriter(pool, wait_ms=1.0)
+        await writer.start()
+        try:
+            runner, live, checkpoint, before = await filled_and_caught_up(pool, writer)
+            connections = await pool.fetchval("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()")
+            with monkeypatch.context() as patch:
+                patch.setattr(read_shares, "judge_page",
+                              failing_in_forked_workers(judge_page, ending, OSError("cannot judge this page")))
+                expected = (OSError, "cannot judge") if ending == "raises" else (ReplayWorkerFailed, "ended before")
+                with pytest.raises(expected[0], match=expected[1]):
+                    await asyncio.wait_for(replay(
+                        pool, CompetencyProjection(CATALOG, replay_processes=2, replay_readers=2),
+                        connect=lambda: connect(migrated_url)), 120)
+            await assert_nothing_swapped_in(pool, runner, live, checkpoint, before)
+            deadline = time.monotonic() + 10  # a killed backend's session ends a moment after its client
+            while time.monotonic() < deadline and await pool.fetchval(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()") > connections:
+                await asyncio.sleep(0.05)
+            assert await pool.fetchval(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()") <= connections
+        finally:
+            await writer.close()
+            await pool.close()
+
+    uvloop.run(failed_replay())

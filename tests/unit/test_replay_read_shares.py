@@ -299,3 +299,35 @@ def test_two_shares_whose_hints_outgrow_their_pipes_do_not_wait_for_each_other_f
         process.kill()
         process.join()
     assert stuck == [] and [process.exitcode for process in processes] == [0, 0]
+
+
+async def test_a_process_judges_at_most_max_waiting_pages_past_the_first_page_it_has_not_been_sent() -> None:
+    """read_shares._read_all: share 0 of two, sent nothing by share 1,
+    judges its own pages up to MAX_WAITING_PAGES past page 1 (share 1's
+    first) and then waits for it: what it holds stays bounded however far
+    ahead its own pages go."""
+    persons = _persons(2)
+    log = _log_with_ids_written_twice(0, 2, persons)
+    pages = [log[start:start + 2] for start in range(0, len(log), 2)]
+    assert len(pages) > 2 * (read_shares.MAX_WAITING_PAGES + 4)
+    links = share_pipes.Links(2)
+    judged: list[int] = []
+    judge = read_shares.judge_page
+
+    def counting(work: Any, page: Any, *args: Any) -> None:
+        judged.append(pages.index(page))
+        judge(work, page, *args)
+
+    class Waited(Exception):
+        pass
+
+    async def waiting(pipe: Any, what: str) -> bytes:
+        raise Waited(what)
+
+    work = LogRebuild(CATALOG, persons=persons, owner_positions={}, mismatch_positions={})
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(read_shares, "judge_page", counting)
+        patch.setattr(read_shares, "receive", waiting)
+        with pytest.raises(Waited, match="the hints of page 1$"):
+            await read_shares._read_all(work, _pages(pages[::2]), len(pages), 0, links)
+    assert judged == list(range(0, 1 + read_shares.MAX_WAITING_PAGES, 2))
