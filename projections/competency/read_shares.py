@@ -52,7 +52,7 @@ import gc
 import multiprocessing
 import os
 import pickle
-from typing import Any, AsyncIterator, Awaitable, Sequence
+from typing import Any, AsyncIterator, Awaitable, Callable, Sequence
 
 import msgspec
 
@@ -205,8 +205,8 @@ def page_count(total: int, page_size: int) -> int:
 async def own_pages(pages: LogPages, share: int, shares: int, conn: Any = None) -> AsyncIterator[Page]:
     """The pages of ``pages``'s log that ``share`` of ``shares`` judges
     (page_count's k, k mod ``shares`` equal to ``share``), read on ``conn``
-    (default: the replay's, which reports the progress), the next one read
-    while the caller judges this one."""
+    (default: the replay's), the next one read while the caller judges
+    this one."""
     size, total = pages.page_size, pages.total
 
     def fetch(number: int) -> Awaitable[Page]:
@@ -223,8 +223,6 @@ async def own_pages(pages: LogPages, share: int, shares: int, conn: Any = None) 
             if number is not None:
                 upcoming = asyncio.ensure_future(fetch(number))
             yield page
-            if conn is None and page:
-                pages.reached(page[-1][0])
     finally:
         if upcoming is not None:
             upcoming.cancel()
@@ -233,7 +231,8 @@ async def own_pages(pages: LogPages, share: int, shares: int, conn: Any = None) 
 
 
 async def _read_all(
-    work: LogRebuild, own: AsyncIterator[Page], count: int, share: int, links: Links
+    work: LogRebuild, own: AsyncIterator[Page], count: int, share: int, links: Links,
+    reached: Callable[[int], None] | None = None,
 ) -> tuple[int, int]:
     """The log's ``count`` pages into ``work``: page k is read and judged by
     the process of share k mod shares (``own``: this one's pages, in
@@ -246,11 +245,14 @@ async def _read_all(
     for them page by page made the processes judge one page at a time, in
     turn), up to MAX_WAITING_PAGES pages ahead of the first whose events it
     has not been sent yet, and what each page keeps is routed into ``work``
-    in page order, so "first" means what it means in one process."""
+    in page order, so "first" means what it means in one process, and
+    ``reached`` (the replay's progress) is told each page's last position
+    as it is routed: up to the log's end, whoever read the last page."""
     shares = links.shares
     events = last = 0
     heard = [0] * shares  # pages heard from each judge (its pages share, share + shares, ...)
     kept: dict[int, list[tuple[int, str, Any]]] = {}  # by page number, not yet routed
+    lasts: dict[int, int] = {}  # the last position of each page not yet routed (0: none)
     routed = 0
 
     def hear(judge_of: int, message: bytes) -> None:
@@ -263,6 +265,7 @@ async def _read_all(
         page_kept: list[tuple[int, str, Any]] = []
         take_hinted(work, hinted, _keeper(page_kept))
         kept[at] = page_kept
+        lasts[at] = page_last
 
     def heard_all(judge_of: int) -> bool:
         """Every page of ``judge_of`` heard: what it sends next is not hints."""
@@ -281,6 +284,9 @@ async def _read_all(
         while routed in kept:
             for position, tenant, meaning in kept.pop(routed):
                 take(position, tenant, meaning)
+            page_last = lasts.pop(routed)
+            if reached is not None and page_last:
+                reached(page_last)
             routed += 1
 
     async def hear_page(at: int) -> None:
@@ -300,7 +306,7 @@ async def _read_all(
             page_kept: list[tuple[int, str, Any]] = []
             judge_page(work, page, share, shares, hints, _keeper(page_kept))
             kept[number] = page_kept
-            page_last = page[-1][0] if page else 0
+            page_last = lasts[number] = page[-1][0] if page else 0
             events += len(page)
             last = max(last, page_last)
             for other in range(shares):
@@ -346,7 +352,8 @@ async def _in_shares(conn: Any, work: LogRebuild, pages: LogPages, processes: in
             worker.start()
             workers.append(worker)
         links.keep(0)
-        read = await _read_all(work, own_pages(pages, 0, processes), page_count(pages.total, pages.page_size), 0, links)
+        read = await _read_all(work, own_pages(pages, 0, processes), page_count(pages.total, pages.page_size), 0, links,
+                               pages.reached)
         reports = [await receive(links.of(0, share), "what it read") for share in range(1, processes)]
         owned = [owned_hashes(work)]
         for share, message in enumerate(reports, start=1):

@@ -326,3 +326,21 @@ def test_a_share_worker_on_uvloop_that_fails_fails_the_replay_and_leaves_nothing
             await pool.close()
 
     uvloop.run(failed_replay())
+
+
+async def test_a_replay_in_shares_reports_its_progress_up_to_the_end_of_the_log_in_order(
+    pool: asyncpg.Pool, writer: StatementWriter, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``lrs replay``'s bar: the progress of a replay in shares goes up page
+    by page to the log's last position, also when the last page, or any,
+    was read by a worker (this process hears of it from that worker)."""
+    await projected(pool, writer)
+    total = await pool.fetchval("SELECT position FROM log_head")
+    count = read_shares.page_count(total, 7)
+    processes = 2 if (count - 1) % 2 else 3
+    assert (count - 1) % processes  # the last page is a worker's
+    monkeypatch.setattr(LogPages, "__init__", small_pages)
+    done: list[int] = []
+    await replay(pool, CompetencyProjection(CATALOG, replay_processes=processes, replay_readers=2),
+                 progress=lambda position, _: done.append(position), connect=lambda: connect(database_url))
+    assert done == [min(k * 7 + 7, total) for k in range(count)]
