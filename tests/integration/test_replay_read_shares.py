@@ -344,3 +344,45 @@ async def test_a_replay_in_shares_reports_its_progress_up_to_the_end_of_the_log_
     await replay(pool, CompetencyProjection(CATALOG, replay_processes=processes, replay_readers=2),
                  progress=lambda position, _: done.append(position), connect=lambda: connect(database_url))
     assert done == [min(k * 7 + 7, total) for k in range(count)]
+
+
+async def test_statements_written_while_a_replay_reads_in_shares_are_applied_after_it(
+    pool: asyncpg.Pool, writer: StatementWriter, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The shares read the log up to its position when the replay started
+    (the workers too: none reads past it); what is written meanwhile, a
+    voiding of a statement read in shares among it, is applied by the
+    swap's catch-up: the digest the live projection reaches."""
+    await projected(pool, writer)
+    start = await pool.fetchval("SELECT position FROM log_head")
+    voided = course_statement(3, MODULES[0][0], PASSED, 10)
+    await write(writer, voided)
+    own_pages = read_shares.own_pages
+    replay_process = os.getpid()
+    read: list[int] = []
+    fetch = LogPages.fetch
+
+    def reading(self: LogPages, after: int, upto: int, conn: Any = None) -> Any:
+        read.append(upto)
+        return fetch(self, after, upto, conn)
+
+    async def writing_meanwhile(pages: LogPages, share: int, *args: Any) -> Any:
+        first = True
+        async for page in own_pages(pages, share, *args):
+            yield page
+            if first and os.getpid() == replay_process:
+                first = False
+                await write(writer, *[course_statement(n, MODULES[1][0], PASSED, 20 + n) for n in range(30)],
+                            voiding(voided["id"]))
+
+    monkeypatch.setattr(LogPages, "__init__", small_pages)
+    monkeypatch.setattr(LogPages, "fetch", reading)
+    monkeypatch.setattr(read_shares, "own_pages", writing_meanwhile)
+    await replay(pool, CompetencyProjection(CATALOG, replay_processes=2, replay_readers=2),
+                 connect=lambda: connect(database_url))
+    replayed = await digest(pool)
+    assert max(read) <= start + 1  # this process read no page past the start (the writes came after its first)
+    await ProjectionRunner(pool, CompetencyProjection(CATALOG)).catch_up()
+    assert await digest(pool) == replayed
+    await replay(pool, CompetencyProjection(CATALOG, replay_processes=1))
+    assert await digest(pool) == replayed
