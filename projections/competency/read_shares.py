@@ -1,21 +1,23 @@
-"""A replay's log read by every process, each keeping its share of the learners.
+"""A replay's log read in pages shared by every process, each keeping its share of the learners.
 
 The learners are cut into ``processes`` shares by a hash of their key (of
 the person an identifier is linked to at the end of the log, so that a
 linked identifier's evidence lands where its person's does: the links are
-rebuilt before the log is read).  This process and each worker forked then
-read every page of the log from PostgreSQL, each on its own connection and
-in position order.  Page k is judged by the process of share k mod
-``processes``: it opens, decodes and judges each statement
-(policy.judge: a voiding, evidence perhaps, whose), keeps its own learners'
-evidence and every voiding, and sends each other process the indexes of the
-events of that page it needs (its learners' statements that may be
-evidence, the voidings), which that process opens and judges again.  So a
-statement that is not evidence is opened once, one that is evidence at most
-twice, and only the process whose share the learner is in builds its
-evidence, routes it, folds the learner and copies the rows: both cores read
-and fold, and while the log is read nothing travels between processes but
-indexes (after it, the hashes of the ids each worker owns, and its failures).
+rebuilt before the log is read).  The log is cut into pages of positions
+(page k: k * size < position <= (k + 1) * size), and page k is read from
+PostgreSQL, on its own connection, and judged by the process of share k
+mod ``processes`` (this one or a worker forked): it opens, decodes and
+judges each statement (policy.judge: a voiding, evidence perhaps, whose),
+keeps its own learners' evidence and every voiding, and sends each other
+process the events of that page it needs (its learners' statements that
+may be evidence, the voidings: their positions, tenants and payloads as
+opened), with the page's number of events and last position; that process
+decodes and judges them again.  So every page is read once and every
+statement opened once, a statement that is not evidence decoded once, one
+that is evidence at most twice, and only the process whose share the
+learner is in builds its evidence, routes it, folds the learner and copies
+the rows: both cores read and fold (after the log is read, the processes
+send each other the hashes of the ids each worker owns, and its failures).
 
 What "first" means in the log stays as it is in one process:
 
@@ -30,12 +32,12 @@ What "first" means in the log stays as it is in one process:
   it when it fails before its learner is known, else the one whose share
   the learner is in; the failures are merged in log order.
 
-Each worker reports how many events it read and the last position, which
-must be this process's own: every process interprets the same log.  A worker
+Each worker reports how many events the pages it read and was sent held
+and the last position, which must be this process's own.  A worker
 that raises or dies fails the replay (whoever waits for it learns why, or
 sees its pipe end), which then swaps nothing in.  The replay checks what it
-checked in one process: every process reads the log from PostgreSQL, the
-record; the hash chain is ``lrs audit verify``'s.
+checked in one process: the log is read from PostgreSQL, the record; the
+hash chain is ``lrs audit verify``'s.
 
 The judging of a page and the settling of ids owned twice are
 :mod:`projections.competency.share_judging`; the pipes between the
@@ -50,7 +52,7 @@ import gc
 import multiprocessing
 import os
 import pickle
-from typing import Any, AsyncIterator, Sequence
+from typing import Any, AsyncIterator, Awaitable, Callable, Sequence
 
 import msgspec
 
@@ -61,7 +63,7 @@ from projections.competency.policy import memo_limit
 from projections.competency.rebuild import LogRebuild
 from projections.competency.rows import MISMATCH_COLUMNS
 from projections.competency.share_judging import (
-    Keep, Page, collisions, give_up, judge_page, owned_hashes, settle, suspects, take_hinted,
+    Hinted, Keep, Page, collisions, give_up, judge_page, owned_hashes, settle, suspects, take_hinted,
 )
 from projections.competency.share_pipes import HintSender, Links, receive, received, send
 from projections.replay import LogPages, index_early
@@ -70,8 +72,9 @@ __all__ = ["MIN_SHARED_EVENTS", "REPLAY_MEMO_LIMIT", "STATEMENT_TABLES", "copy_s
            "release_later"]
 
 MIN_SHARED_EVENTS = 20_000  # a shorter log is read here (a fork costs more than it saves)
-# Pages judged by another process held while this one judges on, before it
-# waits for their hints (each another process's page of stored payloads).
+# How many pages past the first one whose hints have not come a process
+# judges on before it waits for them (what it sends meanwhile waits in the
+# pipes and the sending thread's queue: a page's hints each).
 MAX_WAITING_PAGES = 8
 # A replay's memo of learner keys by actor: every learner of a log of this
 # many actors is decoded once (the live projection's 8,192 made most
@@ -81,7 +84,8 @@ MAX_WAITING_PAGES = 8
 REPLAY_MEMO_LIMIT = 1 << 20
 _ENCODE = msgspec.msgpack.Encoder()
 _DECODE = msgspec.msgpack.Decoder()
-_HINTS = msgspec.msgpack.Decoder(list[int])
+# What a judge sends each other process of a page: its events, its last position, the events that one needs.
+_HINTS = msgspec.msgpack.Decoder(tuple[int, int, list[tuple[int, str, bytes]]])
 
 
 async def rebuild_learners(
@@ -191,47 +195,87 @@ async def copy_statements(conn: Any, work: LogRebuild, *, voids: bool) -> None:
                                      columns=MISMATCH_COLUMNS)
 
 
-async def _read_all(
-    work: LogRebuild, pages: AsyncIterator[Page], share: int, links: Links
-) -> tuple[int, int]:
-    """Every page into ``work``: page k is judged by the process of share k
-    mod shares, which sends every other its hints; (events read, last position).
+def page_count(total: int, page_size: int) -> int:
+    """The pages of a log of ``total`` positions read in shares: page k is
+    the positions k * ``page_size`` < position <= (k + 1) * ``page_size``
+    (at most a page of events, fewer where positions were skipped)."""
+    return -(-total // page_size)
 
-    A process judges its own pages without waiting for the others' hints
-    (waiting for them page by page made the processes judge one page at a
-    time, in turn): a page judged elsewhere waits here, up to
-    MAX_WAITING_PAGES of them, until its hints come, and what each page
-    keeps is routed into ``work`` in page order, so "first" means what it
-    means in one process."""
+
+async def own_pages(pages: LogPages, share: int, shares: int, conn: Any = None) -> AsyncIterator[Page]:
+    """The pages of ``pages``'s log that ``share`` of ``shares`` judges
+    (page_count's k, k mod ``shares`` equal to ``share``), read on ``conn``
+    (default: the replay's), the next one read while the caller judges
+    this one."""
+    size, total = pages.page_size, pages.total
+
+    def fetch(number: int) -> Awaitable[Page]:
+        return pages.fetch(number * size, min((number + 1) * size, total), conn)
+
+    numbers = iter(range(share, page_count(total, size), shares))
+    number = next(numbers, None)
+    upcoming = None if number is None else asyncio.ensure_future(fetch(number))
+    try:
+        while upcoming is not None:
+            page = await upcoming
+            upcoming = None
+            number = next(numbers, None)
+            if number is not None:
+                upcoming = asyncio.ensure_future(fetch(number))
+            yield page
+    finally:
+        if upcoming is not None:
+            upcoming.cancel()
+            with contextlib.suppress(BaseException):
+                await upcoming
+
+
+async def _read_all(
+    work: LogRebuild, own: AsyncIterator[Page], count: int, share: int, links: Links,
+    reached: Callable[[int], None] | None = None,
+) -> tuple[int, int]:
+    """The log's ``count`` pages into ``work``: page k is read and judged by
+    the process of share k mod shares (``own``: this one's pages, in
+    order), which sends every other the events of it that one needs, opened
+    (so each page is read from PostgreSQL and opened once), with the
+    page's number of events and last position; (events, last position) of
+    the whole log.
+
+    A process judges its own pages without waiting for the others (waiting
+    for them page by page made the processes judge one page at a time, in
+    turn), up to MAX_WAITING_PAGES pages ahead of the first whose events it
+    has not been sent yet, and what each page keeps is routed into ``work``
+    in page order, so "first" means what it means in one process, and
+    ``reached`` (the replay's progress) is told each page's last position
+    as it is routed: up to the log's end, whoever read the last page."""
     shares = links.shares
     events = last = 0
-    number = 0
-    waiting: dict[int, Page] = {}  # judged elsewhere, its hints not yet here
-    hinted: dict[int, list[int]] = {}  # hints come, their page not yet read here
-    heard = [0] * shares  # hints received from each judge (its pages share, share + shares, ...)
+    heard = [0] * shares  # pages heard from each judge (its pages share, share + shares, ...)
     kept: dict[int, list[tuple[int, str, Any]]] = {}  # by page number, not yet routed
+    lasts: dict[int, int] = {}  # the last position of each page not yet routed (0: none)
     routed = 0
 
-    def match(at: int) -> None:
-        if at in waiting and at in hinted:
-            page_kept: list[tuple[int, str, Any]] = []
-            keep = _keeper(page_kept)
-            take_hinted(work, waiting.pop(at), hinted.pop(at), keep)
-            kept[at] = page_kept
-
     def hear(judge_of: int, message: bytes) -> None:
+        nonlocal events, last
         at = judge_of + heard[judge_of] * shares
         heard[judge_of] += 1
-        hinted[at] = _HINTS.decode(message[1:])
-        match(at)
+        length, page_last, hinted = _HINTS.decode(message[1:])
+        events += length
+        last = max(last, page_last)
+        page_kept: list[tuple[int, str, Any]] = []
+        take_hinted(work, hinted, _keeper(page_kept))
+        kept[at] = page_kept
+        lasts[at] = page_last
 
-    def hear_arrived(upto: int) -> None:
-        """The hints already sent of the pages up to ``upto`` (read here):
-        what a judge sends after its last page's hints is not read here."""
+    def heard_all(judge_of: int) -> bool:
+        """Every page of ``judge_of`` heard: what it sends next is not hints."""
+        return judge_of + heard[judge_of] * shares >= count
+
+    def hear_arrived() -> None:
         for other in range(shares):
             if other != share:
                 pipe = links.of(share, other)
-                while other + heard[other] * shares <= upto and pipe.poll():
+                while not heard_all(other) and pipe.poll():
                     hear(other, received(pipe.recv_bytes, "hints"))
 
     def route() -> None:
@@ -240,40 +284,39 @@ async def _read_all(
         while routed in kept:
             for position, tenant, meaning in kept.pop(routed):
                 take(position, tenant, meaning)
+            page_last = lasts.pop(routed)
+            if reached is not None and page_last:
+                reached(page_last)
             routed += 1
 
     async def hear_page(at: int) -> None:
         judge_of = at % shares
-        while at in waiting:
+        while at not in kept and routed <= at:
             hear(judge_of, await receive(links.of(share, judge_of), f"the hints of page {at}"))
 
     async def judge_and_hear(sender: HintSender) -> None:
-        nonlocal events, last, number
-        async for page in pages:
-            if not page:
-                continue
+        nonlocal events, last
+        async for page in own:
+            number = share + heard[share] * shares
+            heard[share] += 1
+            while number - routed > MAX_WAITING_PAGES:
+                await hear_page(routed)
+                route()
+            hints: list[list[Hinted]] = [[] for _ in range(shares)]
+            page_kept: list[tuple[int, str, Any]] = []
+            judge_page(work, page, share, shares, hints, _keeper(page_kept))
+            kept[number] = page_kept
+            page_last = lasts[number] = page[-1][0] if page else 0
             events += len(page)
-            last = page[-1][0]
-            judge_of = number % shares
-            if judge_of == share:
-                hints: list[list[int]] = [[] for _ in range(shares)]
-                page_kept: list[tuple[int, str, Any]] = []
-                judge_page(work, page, share, shares, hints, _keeper(page_kept))
-                kept[number] = page_kept
-                for other in range(shares):
-                    if other != share:
-                        sender.send(other, b"h" + _ENCODE.encode(hints[other]))
-            else:
-                waiting[number] = page
-                match(number)
-            hear_arrived(number)
-            while len(waiting) > MAX_WAITING_PAGES:
-                await hear_page(min(waiting))
+            last = max(last, page_last)
+            for other in range(shares):
+                if other != share:
+                    sender.send(other, b"h" + _ENCODE.encode((len(page), page_last, hints[other])))
+            hear_arrived()
             route()
-            number += 1
-        for at in sorted(waiting):
-            await hear_page(at)
-        route()
+        while routed < count:
+            await hear_page(routed)
+            route()
 
     sender = HintSender(links, share)
     try:
@@ -302,13 +345,15 @@ async def _in_shares(conn: Any, work: LogRebuild, pages: LogPages, processes: in
     try:
         for share in range(1, processes):
             worker = context.Process(
-                target=_share_in_worker, args=(work, pages, share, links, search_path, os.getpid()),
+                target=_share_in_worker,
+                args=(work, pages, share, links, search_path, os.getpid(), type(asyncio.get_running_loop())),
                 name="lrs-replay-share", daemon=True,
             )
             worker.start()
             workers.append(worker)
         links.keep(0)
-        read = await _read_all(work, pages, 0, links)
+        read = await _read_all(work, own_pages(pages, 0, processes), page_count(pages.total, pages.page_size), 0, links,
+                               pages.reached)
         reports = [await receive(links.of(0, share), "what it read") for share in range(1, processes)]
         owned = [owned_hashes(work)]
         for share, message in enumerate(reports, start=1):
@@ -353,14 +398,16 @@ async def _in_shares(conn: Any, work: LogRebuild, pages: LogPages, processes: in
 
 
 def _share_in_worker(work: LogRebuild, pages: LogPages, share: int, links: Links, search_path: str,
-                     parent: int) -> None:
-    """The forked worker's body: its own selector event loop (the parent's
-    is not usable after a fork) and its own connection.  The collector
-    stays off: what it reads is kept until its rows are copied."""
+                     parent: int, loop_type: type[asyncio.AbstractEventLoop]) -> None:
+    """The forked worker's body: an event loop of its own (the parent's is
+    not usable after a fork) of the parent's ``loop_type`` (uvloop's under
+    ``lrs replay``: asyncpg's protocol and the pipes' waits cost less on it
+    than on asyncio's selector loop), and its own connection.  The
+    collector stays off: what it reads is kept until its rows are copied."""
     gc.disable()
     worker_signals(parent)
     links.keep(share)
-    loop = asyncio.SelectorEventLoop()
+    loop = loop_type()
     try:
         loop.run_until_complete(_share_on_own_connection(work, pages, share, links, search_path))
     except BaseException as exc:
@@ -381,7 +428,9 @@ async def _share_on_own_connection(
     conn = await pages.connect()  # type: ignore[misc]
     try:
         await conn.execute(f"SET search_path TO {search_path}")
-        events, last = await _read_all(work, pages.between(0, pages.total, conn), share, links)
+        events, last = await _read_all(
+            work, own_pages(pages, share, links.shares, conn), page_count(pages.total, pages.page_size), share, links
+        )
         parent = links.to(0, share)
         parent.send_bytes(b"r" + _ENCODE.encode((events, last, owned_hashes(work))))
         twice = set(_DECODE.decode(await receive(links.of(share, 0), "the collisions")))

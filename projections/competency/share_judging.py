@@ -1,7 +1,7 @@
 """What each process of a replay read in shares does with a page and with
 the ids it owns (pure; projections/competency/read_shares.py reads the log
 with them): judging a page of its own, keeping the events another process
-hinted, and settling the statement ids that two shares own (the first
+sent from a page it judged, and settling the statement ids that two shares own (the first
 position in the log wins, as in one process)."""
 
 from __future__ import annotations
@@ -15,10 +15,12 @@ from projections.competency.policy import evidence_of, judge
 from projections.competency.rebuild import LogRebuild
 from projections.competency.statement_view import decode_view
 
-__all__ = ["Keep", "Page", "Suspect", "collisions", "give_up", "judge_page", "owned_hashes", "settle", "suspects",
+__all__ = ["Hinted", "Keep", "Page", "Suspect", "collisions", "give_up", "judge_page", "owned_hashes", "settle", "suspects",
            "take_hinted"]
 
 Page = Sequence[tuple[int, str, str, bytes]]
+# An event of a page judged elsewhere that a share needs: (position, tenant, payload opened).
+Hinted = tuple[int, str, bytes]
 # Where a page's kept events go: (position, tenant, meaning), LogRebuild.take's arguments.
 Keep = Callable[[int, str, Any], None]
 # (tenant, statement id, owner's position, mismatches' position or -1)
@@ -26,17 +28,18 @@ Suspect = tuple[str, str, int, int]
 
 
 def judge_page(
-    work: LogRebuild, page: Page, share: int, shares: int, hints: list[list[int]], keep: Keep | None = None
+    work: LogRebuild, page: Page, share: int, shares: int, hints: list[list[Hinted]], keep: Keep | None = None
 ) -> None:
     """Judge every event of ``page`` (one this process judges): keep in
     ``work`` (or give ``keep``, to route later in log order) its own
     learners' evidence and every voiding, and keep in ``work`` the failures
-    of the events it judges; the index of each event another share needs
-    (its learners' statements that may be evidence, the voidings) goes to
-    that share's list of ``hints``."""
+    of the events it judges; each event another share needs (its learners'
+    statements that may be evidence, the voidings) goes to that share's
+    list of ``hints`` as (position, tenant, payload opened): that share does
+    not read the page."""
     catalog, persons, failed = work.catalog, work.persons, work.failed
     take = work.take if keep is None else keep
-    for index, (position, tenant, event_type, payload) in enumerate(page):
+    for position, tenant, event_type, payload in page:
         if event_type != "statement":
             continue
         opened = open_payload(payload)  # a payload that does not open stops the replay
@@ -54,14 +57,14 @@ def judge_page(
             take(position, tenant, judged)
             for other, hinted in enumerate(hints):
                 if other != share:
-                    hinted.append(index)
+                    hinted.append((position, tenant, opened))
             continue
         learner = judged[3]  # type: ignore[index]
         if persons:
             learner = persons.get((tenant, learner), learner)
         owner = hash(learner) % shares  # forked processes share the string hash's secret: the same share in each
         if owner != share:
-            hints[owner].append(index)
+            hints[owner].append((position, tenant, opened))
             continue
         try:
             meaning = evidence_of(view, judged, catalog)  # type: ignore[arg-type]
@@ -72,16 +75,15 @@ def judge_page(
             take(position, tenant, meaning)
 
 
-def take_hinted(work: LogRebuild, page: Page, hinted: Sequence[int], keep: Keep | None = None) -> None:
-    """Keep in ``work`` (or give ``keep``) the events of ``page`` at the
-    indexes ``hinted`` by the process that judged it: statements of this
-    share's learners that may be evidence, and voidings (judged there
-    without failing: the rules are pure, so they do not fail here either)."""
+def take_hinted(work: LogRebuild, hinted: Sequence[Hinted], keep: Keep | None = None) -> None:
+    """Keep in ``work`` (or give ``keep``) the events ``hinted`` by the
+    process that judged their page: statements of this share's learners
+    that may be evidence, and voidings (judged there without failing: the
+    rules are pure, so they do not fail here either)."""
     catalog = work.catalog
     take = work.take if keep is None else keep
-    for index in hinted:
-        position, tenant, _, payload = page[index]
-        view = decode_view(open_payload(payload))
+    for position, tenant, opened in hinted:
+        view = decode_view(opened)
         judged = judge(view, catalog)
         if type(judged) is StatementVoided:
             take(position, tenant, judged)

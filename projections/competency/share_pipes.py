@@ -80,7 +80,8 @@ class HintSender:
     """The hints a process of a replay read in shares sends while it reads,
     written by a thread of their own: a process blocked writing hints to a
     full pipe would not read the other's, and two such processes would wait
-    on each other for ever (a page's hints are a few KB to tens of KB,
+    on each other for ever (a page's hints are the opened statements of
+    the other's learners on it, about half a page of them with two shares,
     against a pipe of 64 KB or less when it could not be widened)."""
 
     def __init__(self, links: Links, share: int) -> None:

@@ -6,6 +6,7 @@ replay without swapping anything in."""
 
 from __future__ import annotations
 
+import asyncio
 import multiprocessing
 import os
 import random
@@ -62,11 +63,21 @@ async def test_a_log_read_by_every_process_rebuilds_what_one_process_rebuilds(
         if os.getpid() == replay_process:
             here.append(share)
 
+    read_here: list[tuple[int, int]] = []  # the pages this process read from PostgreSQL
+    fetch = LogPages.fetch
+
+    def reading(self: LogPages, after: int, upto: int, conn: Any = None) -> Any:
+        if os.getpid() == replay_process:
+            read_here.append((after, upto))
+        return fetch(self, after, upto, conn)
+
     monkeypatch.setattr(read_shares, "judge_page", counting)
     monkeypatch.setattr(LogPages, "__init__", small_pages)
+    monkeypatch.setattr(LogPages, "fetch", reading)
     await replay(pool, CompetencyProjection(CATALOG, replay_processes=3), connect=lambda: connect(database_url))
     total = await pool.fetchval("SELECT position FROM log_head")
     assert set(here) == {0} and len(here) == -(-total // (7 * 3))  # a page in three judged here, as share 0
+    assert read_here == [(k * 7, min(k * 7 + 7, total)) for k in range(0, -(-total // 7), 3)]  # and read only those
     assert await tables(pool) == in_one and await parked(pool) == parked_in_one
     assert await digest(pool) == live
 
@@ -203,3 +214,175 @@ async def test_an_early_index_build_that_fails_fails_the_replay_and_swaps_nothin
     await replay(pool, CompetencyProjection(CATALOG, replay_processes=2, replay_readers=readers),
                  connect=lambda: connect(database_url))
     assert await digest(pool) == live
+
+
+@pytest.fixture
+def migrated_url(database_url: str) -> str:
+    """The test's database, migrated (from the template: tests/conftest.py's MIGRATED_BY)."""
+    return database_url
+
+
+@pytest.mark.parametrize("loop", ["uvloop", "asyncio"])
+def test_a_share_worker_runs_the_event_loop_its_replay_runs_on(
+    loop: str, migrated_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``lrs replay`` runs on uvloop: its forked share worker does too (it
+    ran asyncio's selector loop whatever the replay's), and a replay on
+    asyncio's loop forks a worker on asyncio's; both rebuild what the live
+    projection built."""
+    run = asyncio.run if loop == "asyncio" else pytest.importorskip("uvloop").run
+    receiving, sending = multiprocessing.get_context("fork").Pipe(duplex=False)
+    on_own_connection = read_shares._share_on_own_connection
+
+    async def telling(*args: Any) -> None:
+        sending.send(type(asyncio.get_running_loop()).__module__)
+        await on_own_connection(*args)
+
+    monkeypatch.setattr(read_shares, "_share_on_own_connection", telling)
+    monkeypatch.setattr(LogPages, "__init__", small_pages)
+
+    async def live_and_replayed() -> tuple[str, str]:
+        pool = await asyncpg.create_pool(migrated_url, min_size=1, max_size=4)
+        writer = StatementWriter(pool, wait_ms=1.0)
+        await writer.start()
+        try:
+            live = await projected(pool, writer)
+            await replay(pool, CompetencyProjection(CATALOG, replay_processes=2, replay_readers=2),
+                         connect=lambda: connect(migrated_url))
+            return live, await digest(pool)
+        finally:
+            await writer.close()
+            await pool.close()
+
+    live, replayed = run(live_and_replayed())
+    assert replayed == live
+    assert receiving.recv() == ("uvloop" if loop == "uvloop" else "asyncio.unix_events")
+    assert not receiving.poll()
+
+
+async def test_a_log_with_skipped_positions_is_rebuilt_in_shares_as_in_one_process(
+    pool: asyncpg.Pool, writer: StatementWriter, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Positions absent from the log (a page of positions with no event,
+    many such pages in a row, scattered ones, a last page of fewer events):
+    each process still finds its own pages and the shares rebuild the
+    tables, parked events and digest of a replay in one process."""
+    await projected(pool, writer, statements=400)
+    total = await pool.fetchval("SELECT position FROM log_head")
+    assert total > 7 * 40
+    async with pool.acquire() as conn:  # the log is append-only: its rule set aside to cut holes in it
+        await conn.execute("SET session_replication_role = replica")
+        await conn.execute(
+            "DELETE FROM events WHERE position BETWEEN 8 AND 14 OR position BETWEEN 29 AND 84"
+            " OR (position BETWEEN 120 AND 200 AND position % 3 = 0) OR position BETWEEN $1 AND $2",
+            total - total % 7 - 5, total - 1)
+        await conn.execute("RESET session_replication_role")
+    await replay(pool, CompetencyProjection(CATALOG, replay_processes=1))
+    in_one, parked_in_one, digest_in_one = await tables(pool), await parked(pool), await digest(pool)
+
+    monkeypatch.setattr(LogPages, "__init__", small_pages)
+    for processes in (2, 3):
+        await replay(pool, CompetencyProjection(CATALOG, replay_processes=processes, replay_readers=2),
+                     connect=lambda: connect(database_url))
+        assert await tables(pool) == in_one and await parked(pool) == parked_in_one
+        assert await digest(pool) == digest_in_one
+
+
+@pytest.mark.parametrize("ending", ["raises", "is killed"])
+def test_a_share_worker_on_uvloop_that_fails_fails_the_replay_and_leaves_nothing_behind(
+    ending: str, migrated_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under uvloop (as ``lrs replay`` runs) a share worker that raises or
+    is killed fails the replay with its error, leaves no process and no
+    connection of its own open, and swaps nothing in."""
+    uvloop = pytest.importorskip("uvloop")
+    judge_page = read_shares.judge_page
+    monkeypatch.setattr(LogPages, "__init__", small_pages)
+
+    async def failed_replay() -> None:
+        pool = await asyncpg.create_pool(migrated_url, min_size=1, max_size=4)
+        writer = StatementWriter(pool, wait_ms=1.0)
+        await writer.start()
+        try:
+            runner, live, checkpoint, before = await filled_and_caught_up(pool, writer)
+            connections = await pool.fetchval("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()")
+            with monkeypatch.context() as patch:
+                patch.setattr(read_shares, "judge_page",
+                              failing_in_forked_workers(judge_page, ending, OSError("cannot judge this page")))
+                expected = (OSError, "cannot judge") if ending == "raises" else (ReplayWorkerFailed, "ended before")
+                with pytest.raises(expected[0], match=expected[1]):
+                    await asyncio.wait_for(replay(
+                        pool, CompetencyProjection(CATALOG, replay_processes=2, replay_readers=2),
+                        connect=lambda: connect(migrated_url)), 120)
+            await assert_nothing_swapped_in(pool, runner, live, checkpoint, before)
+            deadline = time.monotonic() + 10  # a killed backend's session ends a moment after its client
+            while time.monotonic() < deadline and await pool.fetchval(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()") > connections:
+                await asyncio.sleep(0.05)
+            assert await pool.fetchval(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()") <= connections
+        finally:
+            await writer.close()
+            await pool.close()
+
+    uvloop.run(failed_replay())
+
+
+async def test_a_replay_in_shares_reports_its_progress_up_to_the_end_of_the_log_in_order(
+    pool: asyncpg.Pool, writer: StatementWriter, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``lrs replay``'s bar: the progress of a replay in shares goes up page
+    by page to the log's last position, also when the last page, or any,
+    was read by a worker (this process hears of it from that worker)."""
+    await projected(pool, writer)
+    total = await pool.fetchval("SELECT position FROM log_head")
+    count = read_shares.page_count(total, 7)
+    processes = 2 if (count - 1) % 2 else 3
+    assert (count - 1) % processes  # the last page is a worker's
+    monkeypatch.setattr(LogPages, "__init__", small_pages)
+    done: list[int] = []
+    await replay(pool, CompetencyProjection(CATALOG, replay_processes=processes, replay_readers=2),
+                 progress=lambda position, _: done.append(position), connect=lambda: connect(database_url))
+    assert done == [min(k * 7 + 7, total) for k in range(count)]
+
+
+async def test_statements_written_while_a_replay_reads_in_shares_are_applied_after_it(
+    pool: asyncpg.Pool, writer: StatementWriter, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The shares read the log up to its position when the replay started
+    (the workers too: none reads past it); what is written meanwhile, a
+    voiding of a statement read in shares among it, is applied by the
+    swap's catch-up: the digest the live projection reaches."""
+    await projected(pool, writer)
+    start = await pool.fetchval("SELECT position FROM log_head")
+    voided = course_statement(3, MODULES[0][0], PASSED, 10)
+    await write(writer, voided)
+    own_pages = read_shares.own_pages
+    replay_process = os.getpid()
+    read: list[int] = []
+    fetch = LogPages.fetch
+
+    def reading(self: LogPages, after: int, upto: int, conn: Any = None) -> Any:
+        read.append(upto)
+        return fetch(self, after, upto, conn)
+
+    async def writing_meanwhile(pages: LogPages, share: int, *args: Any) -> Any:
+        first = True
+        async for page in own_pages(pages, share, *args):
+            yield page
+            if first and os.getpid() == replay_process:
+                first = False
+                await write(writer, *[course_statement(n, MODULES[1][0], PASSED, 20 + n) for n in range(30)],
+                            voiding(voided["id"]))
+
+    monkeypatch.setattr(LogPages, "__init__", small_pages)
+    monkeypatch.setattr(LogPages, "fetch", reading)
+    monkeypatch.setattr(read_shares, "own_pages", writing_meanwhile)
+    await replay(pool, CompetencyProjection(CATALOG, replay_processes=2, replay_readers=2),
+                 connect=lambda: connect(database_url))
+    replayed = await digest(pool)
+    assert max(read) <= start + 1  # this process read no page past the start (the writes came after its first)
+    await ProjectionRunner(pool, CompetencyProjection(CATALOG)).catch_up()
+    assert await digest(pool) == replayed
+    await replay(pool, CompetencyProjection(CATALOG, replay_processes=1))
+    assert await digest(pool) == replayed

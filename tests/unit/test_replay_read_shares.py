@@ -17,7 +17,7 @@ import pytest
 
 from projections.competency import read_shares, share_pipes
 from projections.competency.share_judging import (
-    collisions, give_up, judge_page, owned_hashes, settle, suspects, take_hinted,
+    Hinted, collisions, give_up, judge_page, owned_hashes, settle, suspects, take_hinted,
 )
 from projections.competency.rebuild import LogRebuild
 from tests.unit.test_competency_rebuild import CATALOG, COURSE, _log
@@ -88,12 +88,12 @@ def _in_shares(log: Log, count: int, persons: dict[tuple[str, str], str], *, set
     for number, start in enumerate(range(0, len(log), 7)):
         page = log[start:start + 7]
         judging = number % count
-        hints: list[list[int]] = [[] for _ in range(count)]
+        hints: list[list[Hinted]] = [[] for _ in range(count)]
         judge_page(parts[judging], page, judging, count, hints)
         assert hints[judging] == []
         for share, work in enumerate(parts):
             if share != judging:
-                take_hinted(work, page, hints[share])
+                take_hinted(work, hints[share])
     if not settled:
         return parts
     twice = collisions([owned_hashes(work) for work in parts])
@@ -149,16 +149,16 @@ def test_the_first_position_names_the_owner_and_the_mismatches() -> None:
     ]
 
 
-async def _pages(log: Log, size: int) -> Any:
-    for start in range(0, len(log), size):
-        yield log[start:start + size]
+async def _pages(pages: list[Log]) -> Any:
+    for page in pages:
+        yield page
 
 
 @pytest.mark.parametrize("seed", [0, 3])
 async def test_a_process_reading_its_share_judges_on_while_the_other_judges_and_keeps_log_order(seed: int) -> None:
-    """Share 0 of two reads the log (read_shares._read_all) when share 1
-    has already judged every page of its own and sent its hints and then
-    what it read: share 0 judges all its pages without waiting page by page,
+    """Share 0 of two reads its pages of the log (read_shares._read_all)
+    when share 1 has already judged every page of its own and sent its hints
+    and then what it read: share 0 judges all its pages without waiting page by page,
     routes what it keeps in log order (as the page-by-page order of
     _in_shares gives), and leaves the message after the hints unread."""
     persons = _persons(2)
@@ -168,9 +168,9 @@ async def test_a_process_reading_its_share_judges_on_while_the_other_judges_and_
     other = LogRebuild(CATALOG, persons=persons, owner_positions={}, mismatch_positions={})
     pages = [log[start:start + 7] for start in range(0, len(log), 7)]
     for number in range(1, len(pages), 2):  # every page of share 1, judged before share 0 starts
-        hints: list[list[int]] = [[], []]
+        hints: list[list[Hinted]] = [[], []]
         judge_page(other, pages[number], 1, 2, hints)
-        links.to(0, 1).send_bytes(b"h" + msgspec.msgpack.encode(hints[0]))
+        links.to(0, 1).send_bytes(b"h" + msgspec.msgpack.encode((len(pages[number]), pages[number][-1][0], hints[0])))
     links.to(0, 1).send_bytes(b"r what it read")
     waited: list[int] = []
     receive = read_shares.receive
@@ -182,12 +182,48 @@ async def test_a_process_reading_its_share_judges_on_while_the_other_judges_and_
     work = LogRebuild(CATALOG, persons=persons, owner_positions={}, mismatch_positions={})
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(read_shares, "receive", counting)
-        assert await read_shares._read_all(work, _pages(log, 7), 0, links) == (len(log), log[-1][0])
+        assert await read_shares._read_all(work, _pages(pages[::2]), len(pages), 0, links) == (len(log), log[-1][0])
     assert waited == []  # every hint was there when its page was read
     assert links.of(0, 1).recv_bytes() == b"r what it read"
     assert work.events == expected.events and work.owners == expected.owners and work.voids == expected.voids
     assert list(work.owner_positions.items()) == list(expected.owner_positions.items())  # type: ignore[union-attr]
     assert work.mismatches == expected.mismatches and sorted(work.failed) == sorted(expected.failed)
+
+
+class _Pages:
+    """LogPages over a list (its fetch as its SELECT: the positions in a range, at most a page)."""
+
+    def __init__(self, log: Log, page_size: int) -> None:
+        self.log, self.page_size, self.total = log, page_size, log[-1][0]
+        self.fetched: list[tuple[int, int]] = []
+        self.progress: list[int] = []
+
+    async def fetch(self, after: int, upto: int, conn: Any = None) -> Log:
+        self.fetched.append((after, upto))
+        return [e for e in self.log if after < e[0] <= upto][:self.page_size]
+
+    def reached(self, position: int) -> None:
+        self.progress.append(position)
+
+
+@pytest.mark.parametrize("shares", [2, 3])
+async def test_each_share_reads_its_own_pages_of_positions_once_in_order(shares: int) -> None:
+    """read_shares.own_pages: page k is the positions k * size < p <= (k + 1) * size,
+    read by share k mod shares only (fewer events where positions were
+    skipped, none in a page of skipped positions); the shares' pages
+    together are the log, each event once."""
+    log = [(p, "t", "statement", b"{}") for p in range(1, 104) if not (p % 5 == 0 or 21 <= p <= 30)]
+    count = read_shares.page_count(103, 10)
+    assert count == 11
+    read: dict[int, Log] = {}
+    for share in range(shares):
+        pages = _Pages(log, 10)
+        own = [page async for page in read_shares.own_pages(pages, share, shares)]  # type: ignore[arg-type]
+        assert pages.fetched == [(k * 10, min(k * 10 + 10, 103)) for k in range(share, count, shares)]
+        assert pages.progress == []  # _read_all reports it, in page order
+        read.update(zip(range(share, count, shares), own))
+    assert [e for k in range(count) for e in read[k]] == log
+    assert read[2] == [] and len(read[0]) == 8
 
 
 async def test_what_a_rebuild_read_is_freed_a_slice_at_a_time_after_it() -> None:
@@ -219,7 +255,8 @@ def _read_share_in_fork(share: int, links: Any, log: Log, run: Callable[[Any], A
     of two, its event loop run by ``run``; exit code 0 when it read it all."""
     links.keep(share)
     work = LogRebuild(CATALOG, owner_positions={}, mismatch_positions={})
-    read = run(read_shares._read_all(work, _pages(log, 3000), share, links))
+    pages = [log[start:start + 3000] for start in range(0, len(log), 3000)]
+    read = run(read_shares._read_all(work, _pages(pages[share::2]), len(pages), share, links))
     raise SystemExit(0 if read == (len(log), log[-1][0]) else 3)
 
 
@@ -237,8 +274,8 @@ def test_two_shares_whose_hints_outgrow_their_pipes_do_not_wait_for_each_other_f
 
     def everything_for_the_other(work: Any, page: Any, share: int, shares: int, hints: Any, keep: Any = None) -> None:
         for other in range(shares):
-            if other != share:
-                hints[other].extend(range(len(page)))  # about 9 KB of msgpack a page
+            if other != share:  # about 24 KB of msgpack a page
+                hints[other].extend((position, "t", b"{}") for position, _, _, _ in page)
 
     log = [(position, "t", "statement", b"{}") for position in range(1, 3000 * 12 + 1)]
     links = share_pipes.Links(2)
@@ -247,7 +284,7 @@ def test_two_shares_whose_hints_outgrow_their_pipes_do_not_wait_for_each_other_f
     context = multiprocessing.get_context("fork")
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(read_shares, "judge_page", everything_for_the_other)
-        patch.setattr(read_shares, "take_hinted", lambda work, page, hinted, keep=None: None)
+        patch.setattr(read_shares, "take_hinted", lambda work, hinted, keep=None: None)
         run = asyncio.run if loop == "asyncio" else pytest.importorskip("uvloop").run
         processes = [context.Process(target=_read_share_in_fork, args=(share, links, log, run)) for share in (0, 1)]
         for process in processes:
@@ -262,3 +299,35 @@ def test_two_shares_whose_hints_outgrow_their_pipes_do_not_wait_for_each_other_f
         process.kill()
         process.join()
     assert stuck == [] and [process.exitcode for process in processes] == [0, 0]
+
+
+async def test_a_process_judges_at_most_max_waiting_pages_past_the_first_page_it_has_not_been_sent() -> None:
+    """read_shares._read_all: share 0 of two, sent nothing by share 1,
+    judges its own pages up to MAX_WAITING_PAGES past page 1 (share 1's
+    first) and then waits for it: what it holds stays bounded however far
+    ahead its own pages go."""
+    persons = _persons(2)
+    log = _log_with_ids_written_twice(0, 2, persons)
+    pages = [log[start:start + 2] for start in range(0, len(log), 2)]
+    assert len(pages) > 2 * (read_shares.MAX_WAITING_PAGES + 4)
+    links = share_pipes.Links(2)
+    judged: list[int] = []
+    judge = read_shares.judge_page
+
+    def counting(work: Any, page: Any, *args: Any) -> None:
+        judged.append(pages.index(page))
+        judge(work, page, *args)
+
+    class Waited(Exception):
+        pass
+
+    async def waiting(pipe: Any, what: str) -> bytes:
+        raise Waited(what)
+
+    work = LogRebuild(CATALOG, persons=persons, owner_positions={}, mismatch_positions={})
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(read_shares, "judge_page", counting)
+        patch.setattr(read_shares, "receive", waiting)
+        with pytest.raises(Waited, match="the hints of page 1$"):
+            await read_shares._read_all(work, _pages(pages[::2]), len(pages), 0, links)
+    assert judged == list(range(0, 1 + read_shares.MAX_WAITING_PAGES, 2))
