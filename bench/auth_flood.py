@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import aiohttp  # noqa: E402
 
-from bench.ingest import add_service_options, bench_target  # noqa: E402
+from bench.ingest import add_service_options, bench_target, run_stoppable  # noqa: E402
 from bench.run_record import load_average, machine, write_result  # noqa: E402
 
 
@@ -130,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="each flood request from its own address (through a trusted proxy)")
     add_service_options(parser, "auth-flood")
     args = parser.parse_args(argv)
-    result = asyncio.run(run(args))
+    result = run_stoppable(run(args), "auth_flood")
     print(json.dumps(result, indent=2))
     if not args.no_save:
         write_result(result, "auth-flood", output=args.output)

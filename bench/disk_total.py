@@ -297,7 +297,7 @@ def main() -> None:
     parser.add_argument("--note", default="")
     parser.add_argument("--no-save", action="store_true")
     args = parser.parse_args()
-    record = asyncio.run(run(args))
+    record = ingest.run_stoppable(run(args), "disk_total")
     if not args.no_save:
         branch = f"-{args.branch}" if args.branch else ""
         out = RESULTS_DIR / f"storage-disk-total{branch}-{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}.json"

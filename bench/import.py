@@ -35,7 +35,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from ingest import add_service_options, bench_target, run_one  # noqa: E402
+from ingest import add_service_options, bench_target, run_one, run_stoppable  # noqa: E402
 from run_record import load_average, machine, write_result  # noqa: E402
 NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "urn:lrs:bench:import")
 DEFAULT_DATA = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "lrs-bench"
@@ -187,7 +187,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    return asyncio.run(main_async(args))
+    return run_stoppable(main_async(args), "import")
 
 
 if __name__ == "__main__":

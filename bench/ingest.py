@@ -67,9 +67,10 @@ import tempfile
 import time
 import uuid
 from array import array
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Coroutine
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -628,12 +629,16 @@ async def bench_target(args: argparse.Namespace, stop_timeout: float = 60) -> As
         # deployment's goes to a file or a collector, not to this terminal.
         service_log = open(Path(args.data_dir or scratch) / "serve.log", "ab")
         try:
-            proc = subprocess.Popen([python, "-m", "lrs", "serve"], env=env, cwd=tree, stderr=service_log)
+            # In a session of its own: a terminal's Ctrl-C (SIGINT to the
+            # foreground process group) reaches this bench, which stops the
+            # service below (see run_stoppable), not the service directly.
+            proc = subprocess.Popen([python, "-m", "lrs", "serve"], env=env, cwd=tree, stderr=service_log,
+                                    start_new_session=True)
         finally:
             service_log.close()
         try:
             await _wait_ready(url, proc)
-        except BaseException:
+        except (Exception, SystemExit):  # not a cancel (Ctrl-C): the log only when the service failed
             print((Path(args.data_dir or scratch) / "serve.log").read_text(errors="replace")[-4000:], file=sys.stderr)
             raise
         args.service_pid = proc.pid
@@ -645,6 +650,46 @@ async def bench_target(args: argparse.Namespace, stop_timeout: float = 60) -> As
             proc.wait(timeout=stop_timeout)
         if scratch is not None:
             shutil.rmtree(scratch, ignore_errors=True)
+
+
+T = TypeVar("T")
+
+
+def run_stoppable(work: Coroutine[Any, Any, T], name: str,
+                  run: Callable[[Coroutine[Any, Any, T]], T] = asyncio.run) -> T:
+    """``run(work)``, stopped by SIGINT (Ctrl-C) or SIGTERM whenever it
+    comes: the signal cancels ``work``, so each ``bench_target`` it is in
+    TERMs and waits for its ``lrs serve``; then one line on stderr and exit
+    status 130.  The handlers are installed on the loop rather than
+    inherited: a shell that starts a command in the background (``&``)
+    leaves SIGINT ignored in it."""
+    received: list[signal.Signals] = []
+
+    async def until_signalled() -> T:
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        assert task is not None
+
+        def stop(sig: signal.Signals) -> None:
+            received.append(sig)
+            task.cancel()
+
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop, sig)
+        try:
+            return await work
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
+
+    try:
+        return run(until_signalled())
+    except asyncio.CancelledError:
+        if not received:
+            raise
+        print(f"{name}: stopped by {received[0].name}; the services it started are stopped",
+              file=sys.stderr, flush=True)
+        raise SystemExit(130) from None
 
 
 async def main_async(args: argparse.Namespace) -> int:
@@ -805,10 +850,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         import uvloop
-
-        return uvloop.run(main_async(args))
     except ImportError:
-        return asyncio.run(main_async(args))
+        return run_stoppable(main_async(args), "ingest")
+    return run_stoppable(main_async(args), "ingest", uvloop.run)
 
 
 if __name__ == "__main__":

@@ -45,7 +45,7 @@ from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.ingest import _Bodies, _Connection, add_service_options, bench_target  # noqa: E402
+from bench.ingest import _Bodies, _Connection, add_service_options, bench_target, run_stoppable  # noqa: E402
 from bench.process_cpu import cpu_s  # noqa: E402
 from bench.run_record import branch, load_average, machine, write_result  # noqa: E402
 
@@ -387,14 +387,14 @@ def main(argv: list[str] | None = None) -> int:
     add_service_options(parser, "overload")
     args = parser.parse_args(argv)
     if args.rounds:
-        result = asyncio.run(compare(args))
+        result = run_stoppable(compare(args), "overload")
         print(json.dumps(result["summary"], indent=2))
     else:
         async def each() -> dict:
             runs = [await run(args, n, _side_env(args)) for n in args.connections]
             return runs[0] if len(runs) == 1 else {"benchmark": "overload", "runs": runs}
 
-        result = asyncio.run(each())
+        result = run_stoppable(each(), "overload")
         print(json.dumps(result, indent=2))
     if not args.no_save:
         write_result(result, "overload", branch() or "unknown", output=args.output)

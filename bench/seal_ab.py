@@ -38,7 +38,7 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.ingest import RESULTS_DIR, Learners, _body, _Connection, bench_target, run_one  # noqa: E402
+from bench.ingest import RESULTS_DIR, Learners, _body, _Connection, bench_target, run_one, run_stoppable  # noqa: E402
 
 VARIANTS = {"clear": "false", "sealed": "true"}
 
@@ -246,10 +246,9 @@ def main() -> int:
     args.scratch = args.scratch or tempfile.gettempdir()
     try:
         import uvloop
-
-        return uvloop.run(main_async(args))
     except ImportError:
-        return asyncio.run(main_async(args))
+        return run_stoppable(main_async(args), "seal_ab")
+    return run_stoppable(main_async(args), "seal_ab", uvloop.run)
 
 
 if __name__ == "__main__":

@@ -49,7 +49,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from ingest import (  # noqa: E402
-    TEMPLATE_STATEMENTS, Learners, LogSampler, _Bodies, bench_target, run_one, warm_learners,
+    TEMPLATE_STATEMENTS, Learners, LogSampler, _Bodies, bench_target, run_one, run_stoppable, warm_learners,
 )
 from process_cpu import ServiceCpu, _children, _descendants, _group  # noqa: E402
 from run_record import add_result_options, load_average, machine, write_result  # noqa: E402
@@ -240,4 +240,4 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 if __name__ == "__main__":
-    sys.exit(asyncio.run(main_async(parse_args())))
+    sys.exit(run_stoppable(main_async(parse_args()), "seal_footprint"))

@@ -41,7 +41,6 @@ removed, nothing written, exit status 130.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import base64
 import contextlib
 import json
@@ -49,19 +48,16 @@ import math
 import os
 import random
 import shutil
-import signal
 import statistics
 import sys
 import tempfile
 import types
-from collections.abc import Coroutine
 from pathlib import Path
-from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from ingest import (  # noqa: E402
-    TEMPLATE_STATEMENTS, Learners, _Bodies, bench_target, run_one, warm_learners,
+    TEMPLATE_STATEMENTS, Learners, _Bodies, bench_target, run_one, run_stoppable, warm_learners,
 )
 from process_cpu import ServiceCpu  # noqa: E402
 from run_record import add_result_options, load_average, machine, write_result  # noqa: E402
@@ -266,35 +262,6 @@ async def _measure(args: argparse.Namespace, root: Path, load_before: list[float
     return 0
 
 
-async def until_signalled(work: Coroutine[Any, Any, int], name: str) -> int:
-    """``work``'s exit status, or 130 once SIGINT or SIGTERM cancels it, so
-    that every service it started is stopped on the way out.  The handlers
-    are installed here rather than inherited: a shell that starts a command
-    in the background (``&``) leaves SIGINT ignored in it."""
-    loop = asyncio.get_running_loop()
-    task = asyncio.current_task()
-    assert task is not None
-    received: list[signal.Signals] = []
-
-    def stop(sig: signal.Signals) -> None:
-        received.append(sig)
-        task.cancel()
-
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop, sig)
-    try:
-        return await work
-    except asyncio.CancelledError:
-        if not received:
-            raise
-        print(f"{name}: stopped by {received[0].name}; the services it started are stopped, nothing written",
-              file=sys.stderr, flush=True)
-        return 130
-    finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
-
-
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -334,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
             if not args.no_write:
                 Path(path).write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         return 0
-    return asyncio.run(until_signalled(main_async(args), "seal_ratio"))
+    return run_stoppable(main_async(args), "seal_ratio")
 
 
 if __name__ == "__main__":

@@ -38,7 +38,7 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from ingest import bench_target  # noqa: E402
+from ingest import bench_target, run_stoppable  # noqa: E402
 from process_cpu import ServiceCpu, per_statement_us  # noqa: E402
 from run_record import add_result_options, load_average, machine, write_result  # noqa: E402
 
@@ -114,7 +114,7 @@ def main() -> None:
     os.environ["LRS_SEAL_PERSONAL_DATA"] = "true"
     os.environ["LRS_HTTP_WORKERS"] = "1"
     os.environ["LRS_PROJECTIONS_ENABLED"] = "false"
-    result = asyncio.run(main_async(args))
+    result = run_stoppable(main_async(args), "seal_resend")
     if not args.no_write:
         write_result(result, "seal_resend", *([args.label] if args.label else []))
 

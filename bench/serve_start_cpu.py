@@ -28,7 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from ingest import bench_target  # noqa: E402
+from ingest import bench_target, run_stoppable  # noqa: E402
 from process_cpu import ServiceCpu  # noqa: E402
 from run_record import add_result_options, load_average, machine, write_result  # noqa: E402
 
@@ -91,7 +91,7 @@ def main() -> int:
     parser.add_argument("--settle", type=float, default=2.0, help="seconds after ready before the CPU is read")
     parser.add_argument("--data-dir", required=True, help="the service's data directory (kept between starts)")
     add_result_options(parser)
-    return asyncio.run(main_async(parser.parse_args()))
+    return run_stoppable(main_async(parser.parse_args()), "serve_start_cpu")
 
 
 if __name__ == "__main__":

@@ -7,9 +7,12 @@ spread on a shared machine (a few µs) hides a change of a microsecond.  This
 bench runs the ``SELECT`` of ``INSERT_GROUP``'s ``new_keys`` (taken from the
 checkout's ``lrs.store.group_commit_sql``) under ``count(*)``, with the keys
 of 100 statements of the ingest bench, alternated with the form main 54b7590
-sent (a correlated VALUES list for the pair key; the authority key sent and
-filtered out in SQL) and two forms that are measurement only (without the
-DISTINCT; without the pair key).  Backend CPU from ``/proc/<pid>/schedstat``;
+sent (a correlated VALUES list for the pair key; every filter key sent, the
+authority's 'U:' key filtered out in SQL), and two forms that are measurement only (without the
+DISTINCT; without the pair key).  Each form gets the keys literals its
+checkout's writer sends: at 54b7590 ``filter_keys`` whole; here
+``lrs.store.group_columns.key_literal``'s (neither the 'U:' key nor the
+Agent authority's 'a:' key).  Backend CPU from ``/proc/<pid>/schedstat``;
 the median of ``--rounds``::
 
     python bench/statement_key_rows_sql.py --rounds 21
@@ -51,12 +54,13 @@ def _current_select() -> str:
 
 
 def _keys() -> tuple[list[str], list[str], list[str]]:
-    """The keys literals of 100 statements of the ingest bench, with and
-    without the authority key, and their verbs."""
+    """The keys literals of 100 statements of the ingest bench as main
+    54b7590's writer sent them (every filter key) and as this checkout's
+    sends them, and their verbs."""
     import ingest  # bench/ingest.py
     from lrs.batching import filter_keys
     from lrs.ingest.prepare import prepare_statements
-    from lrs.store.group_columns import array_literal
+    from lrs.store.group_columns import array_literal, key_literal
     from lrs.store.ids import RandomUuids, parse_uuid
     from lrs.xapi.statement import parse_statements
 
@@ -64,9 +68,9 @@ def _keys() -> tuple[list[str], list[str], list[str]]:
                  "account": {"homePage": "http://lrs.example", "name": "bench"}}
     prepared = prepare_statements(parse_statements(ingest._body(100, [0]), "1.0.3"), version="1.0.3",
                                   authority=authority, new_id=RandomUuids(), parse_id=parse_uuid)
-    with_authority = [array_literal(filter_keys(s)) for s in prepared]
-    without = [array_literal([k for k in filter_keys(s) if not k.startswith("U:")]) for s in prepared]
-    return with_authority, without, [s.verb_id for s in prepared]
+    at_54b7590 = [array_literal(filter_keys(s)) for s in prepared]
+    here = [key_literal(filter_keys(s)) for s in prepared]  # lrs.store.writer_queue's statement forms
+    return at_54b7590, here, [s.verb_id for s in prepared]
 
 
 def _cpu_ns(pid: int) -> int:
@@ -77,19 +81,18 @@ def _cpu_ns(pid: int) -> int:
 async def _measure(url: str, rounds: int, calls: int) -> dict:
     import asyncpg
 
-    with_authority, without, verbs = _keys()
+    at_54b7590, here, verbs = _keys()
     current = _current_select()
-    sends_authority = "<> 'U:'" in current
     forms = {
-        "main_54b7590": (MAIN_54B7590, with_authority),
-        "this_checkout": (current, with_authority if sends_authority else without),
+        "main_54b7590": (MAIN_54B7590, at_54b7590),
+        "this_checkout": (current, here),
         # without the DISTINCT where the checkout has it, with it where it has not (branch b100x)
         "this_checkout_without_distinct" if "SELECT DISTINCT" in current else "this_checkout_with_distinct": (
             current.replace("SELECT DISTINCT", "SELECT", 1) if "SELECT DISTINCT" in current
             else current.replace("SELECT statement_key(", "SELECT DISTINCT statement_key(", 1),
-            with_authority if sends_authority else without),
+            here),
         "this_checkout_without_pair_key": (re.sub(r"CASE WHEN left\(k, 2\) = 'O:' THEN .*? END", "NULL", current),
-                                           with_authority if sends_authority else without),
+                                           here),
     }
     conn = await asyncpg.connect(url)
     try:

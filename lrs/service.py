@@ -211,16 +211,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(handler(args) or 0)
     except Exception as exc:
-        # Causes a person can fix (a data dir in use, a failed migration) get
-        # one line, as `lrs serve` gives them; anything else keeps its traceback.
+        # Causes a person can fix (a bad setting, a data dir in use, a failed
+        # migration) get one line naming the command run, e.g. `lrs credentials
+        # create:`, as `lrs serve` gives them; anything else keeps its traceback.
+        from lrs.config import ConfigError
         from lrs.startup import StartupError, explain
         from lrs.store.migrations import MigrationError
 
         debug = os.environ.get("LRS_LOG_LEVEL", "").lower() == "debug"
-        if debug or not isinstance(exc, StartupError | MigrationError):
+        if debug or not isinstance(exc, ConfigError | StartupError | MigrationError):
             raise
-        print(f"lrs {args.command}: {explain(exc)}", file=sys.stderr)
-        return 1
+        print(f"{_command_parser(parser, args).prog}: {explain(exc)}", file=sys.stderr)
+        return 2 if isinstance(exc, ConfigError) else 1
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -20,7 +20,7 @@ import sys
 from importlib.resources.abc import Traversable
 from typing import TYPE_CHECKING, AsyncIterator, Awaitable, Callable, Iterator, Sequence, TypeVar
 
-from lrs.config import ConfigError, Settings
+from lrs.config import Settings
 from lrs.logs import configure_logging
 
 if TYPE_CHECKING:
@@ -30,11 +30,9 @@ T = TypeVar("T")
 
 
 def load_settings() -> Settings:
-    try:
-        return Settings.from_env()
-    except ConfigError as exc:
-        print(f"lrs: configuration error: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
+    """The settings from LRS_* variables; a bad one raises :class:`ConfigError`,
+    which ``lrs`` reports as one line naming the command run (exit status 2)."""
+    return Settings.from_env()
 
 
 def run_async(main: Callable[[], Awaitable[T]]) -> T:

@@ -94,7 +94,7 @@ async def test_data_dir_held_by_another_serve(data_dir: Path, tmp_path: Path) ->
 ])
 async def test_bad_configuration(data_dir: Path, variable: str, value: str, message: str) -> None:
     code, lines = await _failed_start(_env(data_dir, **{variable: value}))
-    assert (code, lines) == (2, [f"lrs: configuration error: {message}"])
+    assert (code, lines) == (2, [f"lrs serve: configuration error: {message}"])
 
 
 async def test_listen_address_that_is_not_ours(data_dir: Path) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from lrs.cli import build_parser, main
+from lrs.runtime._process import free_port
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
@@ -62,3 +63,27 @@ def test_an_invalid_roster_file_is_one_line_naming_the_command(tmp_path, capsys)
     wrong.write_text("x")
     assert main(["roster", "load", str(wrong)]) == 1
     assert capsys.readouterr().err == f"lrs roster load: invalid roster: {wrong}: expected a .json or .csv file\n"
+
+
+# Commands that read the settings and open the database.
+DATABASE_COMMANDS = [["credentials", "create"], ["credentials", "list"], ["audit", "verify"]]
+
+
+@pytest.mark.parametrize("argv", [*DATABASE_COMMANDS, ["frameworks", "list"]], ids=" ".join)
+def test_a_bad_setting_is_one_line_naming_the_command(argv, monkeypatch, capsys):
+    prefix = f"lrs {' '.join(argv)}: "
+    monkeypatch.setenv("LRS_HTTP_PORT", "eighty")
+    monkeypatch.delenv("LRS_LOG_LEVEL", raising=False)
+    assert main(argv) == 2
+    assert capsys.readouterr().err == f"{prefix}configuration error: LRS_HTTP_PORT must be an integer, got 'eighty'\n"
+
+
+@pytest.mark.parametrize("argv", DATABASE_COMMANDS, ids=" ".join)
+def test_an_unreachable_database_is_one_line_naming_the_command(argv, monkeypatch, capsys):
+    prefix = f"lrs {' '.join(argv)}: "
+    url = f"postgresql://lrs@127.0.0.1:{free_port()}/lrs"
+    monkeypatch.setenv("LRS_DATABASE_URL", url)
+    monkeypatch.delenv("LRS_LOG_LEVEL", raising=False)
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"{prefix}cannot use the database {url}: ") and err.count("\n") == 1, err
