@@ -258,6 +258,7 @@ async def run(args: argparse.Namespace) -> dict:
             "steady_state": {
                 "messages": info.state.messages,
                 "bytes (JetStream's count, uncompressed)": info.state.bytes,
+                "bytes_per_message (JetStream's count)": round(stream_per_message, 1),
                 "store_dir_bytes": stream_dir,
                 "store_dir_bytes_per_statement": per(stream_dir),
             },
