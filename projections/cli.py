@@ -310,7 +310,7 @@ def _project(args: argparse.Namespace) -> int:
 
 
 async def _run_projection(settings: Any, catalog: Catalog, args: argparse.Namespace) -> int:
-    from lrs.commands.common import settle_heap
+    from lrs.commands.common import reaching_database, settle_heap
     from lrs.runtime.embedded import embedded_services
     from lrs.store.migrations import apply_migrations
     from lrs.store.pool import create_pool
@@ -318,7 +318,8 @@ async def _run_projection(settings: Any, catalog: Catalog, args: argparse.Namesp
     from projections.runner import ProjectionOutdated, ProjectionRunner
 
     async with embedded_services(settings) as (database_url, nats_url):
-        pool = await create_pool(database_url, min_size=2, max_size=3, application_name="lrs-project")
+        with reaching_database(database_url):
+            pool = await create_pool(database_url, min_size=2, max_size=3, application_name="lrs-project")
         try:
             await apply_migrations(pool, also=args.migrations)
             runner = ProjectionRunner(

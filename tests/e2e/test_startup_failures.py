@@ -149,7 +149,8 @@ async def test_lrs_migrate_says_which_migration_failed_in_one_line(database_url:
     assert lines[0].startswith("lrs migrate: migration 0001_event_log failed: DuplicateTableError")
 
 
-@pytest.mark.parametrize("command", [["migrate"], ["report", "mic"], ["replay", "competency"], ["export"], ["relay"]])
+@pytest.mark.parametrize("command", [["migrate"], ["report", "mic"], ["replay", "competency"], ["export"], ["relay"],
+                                     ["project"]])
 async def test_other_commands_say_the_database_is_unreachable_in_one_line(data_dir: Path, command: list[str]) -> None:
     url = f"postgresql://lrs:hunter2@127.0.0.1:{free_port()}/lrs"
     exited = await run_to_exit([sys.executable, "-m", "lrs", *command], _env(data_dir, LRS_DATABASE_URL=url),
