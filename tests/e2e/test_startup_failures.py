@@ -175,3 +175,16 @@ async def test_lrs_forward_waiting_for_an_unreachable_nats_stops_on_sigterm(data
     assert not any("Traceback" in line for line in lines), "\n".join(lines)
     assert lines[-1].endswith(f"lrs forward: nowhere: stopped before NATS at {nats.replace('hunter2', '***')} "
                               "answered; nothing forwarded"), lines
+
+
+async def test_lrs_relay_until_caught_up_says_nats_is_unreachable_in_one_line(database_url: str,
+                                                                               data_dir: Path) -> None:
+    # A one-shot relay gives up on a NATS server away for RELAY_NATS_WAIT_S
+    # (docs/operations.md); the long-running one waits for it.
+    nats = f"nats://relay:hunter2@127.0.0.1:{free_port()}"
+    env = _env(data_dir, LRS_DATABASE_URL=database_url, LRS_NATS_URL=nats)
+    exited = await run_to_exit([sys.executable, "-m", "lrs", "relay", "--until-caught-up"], env, EXIT_WITHIN_S)
+    lines = exited.output.decode().strip().splitlines()
+    assert exited.returncode == 1 and len(lines) == 1, lines
+    assert lines[0].startswith(f"lrs relay: cannot reach NATS at {nats.replace('hunter2', '***')} within 5 s ("), lines
+    assert lines[0].endswith("); check that nats-server runs and that LRS_NATS_URL names it, its user and password")
