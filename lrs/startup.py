@@ -34,6 +34,15 @@ def database_unreachable(url: str, exc: BaseException) -> StartupError:
     )
 
 
+def nats_unreachable(url: str, waited_s: float, error: str | None) -> StartupError:
+    from lrs.nats.access import redact_url
+
+    return StartupError(
+        f"cannot reach NATS at {redact_url(url)} within {waited_s:g} s ({error or 'no answer'}); check that "
+        "nats-server runs and that LRS_NATS_URL names it, its user and password"
+    )
+
+
 def redact(url: str) -> str:
     """``url`` without its password."""
     parts = urlsplit(url)

@@ -258,6 +258,9 @@ async def _forward(args: argparse.Namespace) -> int:
         progress.close()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
+    if not forwarder.reached_nats:
+        say(f"{args.name}: stopped before NATS at {shown} answered; nothing forwarded")
+        return EXIT_OK
     say(f"{args.name}: {stats.render()}")
     return EXIT_OK
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
 import nats
@@ -26,11 +27,36 @@ async def connect(nats_url: str, name: str, *, keep_trying: bool = True) -> nats
             last[text] = now
             say(text)
 
-    return await nats.connect(
-        servers=[url.strip() for url in nats_url.split(",") if url.strip()], name=f"lrs-forward-{name}", allow_reconnect=keep_trying,
-        max_reconnect_attempts=-1 if keep_trying else 1, reconnect_time_wait=1.0, connect_timeout=2,
-        error_cb=on_error, **connect_options(url=nats_url),
-    )
+    nc = nats.NATS()
+    try:
+        await nc.connect(
+            servers=[url.strip() for url in nats_url.split(",") if url.strip()], name=f"lrs-forward-{name}",
+            allow_reconnect=keep_trying, max_reconnect_attempts=-1 if keep_trying else 1, reconnect_time_wait=1.0,
+            connect_timeout=2, error_cb=on_error, **connect_options(url=nats_url),
+        )
+    except BaseException:
+        with contextlib.suppress(Exception):
+            await nc.close()  # cancelled while still trying: stop its tasks
+        raise
+    return nc
+
+
+async def connect_unless_stopped(nats_url: str, name: str, stop: asyncio.Event) -> nats.NATS | None:
+    """A daemon's connection (:func:`connect`), given up when ``stop`` is set
+    before the server answers: None then.  The first connection retries for
+    as long as the server is away, and a SIGTERM meanwhile must still stop
+    the forwarder."""
+    connecting = asyncio.ensure_future(connect(nats_url, name))
+    stopping = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({connecting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopping.cancel()
+        if not connecting.done():
+            connecting.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.wait({connecting})
+    return None if connecting.cancelled() else connecting.result()
 
 
 async def ensure_dead_letter_stream(js: Any) -> None:

@@ -53,7 +53,7 @@ import nats.js.errors
 from nats.aio.msg import Msg
 from nats.js.api import ConsumerInfo
 
-from connectors.forward.connection import connect, ensure_dead_letter_stream
+from connectors.forward.connection import connect_unless_stopped, ensure_dead_letter_stream
 from connectors.forward.definitions import DEAD_LETTER_STREAM, EVENTS_STREAM, consumer_config
 from connectors.forward.jetstream_messages import delivery_count, kept_in_progress, unreadable_event
 from connectors.forward.model import (
@@ -94,6 +94,7 @@ class Forwarder:
         self.stats = ForwardStats()
         self._on_progress = on_progress
         self._stop = asyncio.Event()
+        self.reached_nats = False  # whether the run connected to NATS (it may be stopped before)
         self._js: Any = None
         self.checkpoint: ForwardCheckpoint | None = None  # read from PostgreSQL when the run starts
         self._log_deliveries: dict[int, int] = {}  # position -> times read from the log and sent (failing)
@@ -111,7 +112,10 @@ class Forwarder:
         if self.checkpoint.fresh and self.options.deliver == "all":
             # All of the log: what the stream no longer holds comes from the log (connectors.forward.logfill).
             self.checkpoint.fresh = False
-        nc = await connect(self.nats_url, self.options.name)
+        nc = await connect_unless_stopped(self.nats_url, self.options.name, self._stop)
+        if nc is None:  # stopped while NATS was still away
+            return self.stats
+        self.reached_nats = True
         try:
             self._js = nc.jetstream()
             await ensure_dead_letter_stream(self._js)

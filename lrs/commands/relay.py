@@ -9,14 +9,22 @@ import dataclasses
 import os
 import signal
 import sys
-from typing import AsyncIterator
+from typing import TYPE_CHECKING, AsyncIterator
 
 import structlog
 
 from lrs.commands.common import database_url, load_settings, reaching_database, run_async, settle_heap, setup
 from lrs.config import Settings
 
+if TYPE_CHECKING:
+    from lrs.nats.bus import Bus
+
 log = structlog.get_logger("lrs.relay")
+
+# How long `lrs relay --until-caught-up` waits for a NATS server that is away
+# (at its start or later) before it gives up with one line (docs/operations.md);
+# the long-running relay waits for as long as it takes.
+RELAY_NATS_WAIT_S = 5.0
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -46,7 +54,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--until-caught-up",
         action="store_true",
-        help="exit once the stream holds every event committed so far, instead of running until stopped",
+        help="exit once the stream holds every event committed so far, instead of running until stopped; "
+        f"exit 1 when NATS stays unreachable for {RELAY_NATS_WAIT_S:g} s",
     )
     parser.add_argument(
         "--apply-stream",
@@ -129,16 +138,29 @@ async def relay(settings: Settings, args: argparse.Namespace) -> None:
             # Writers in other processes announce their commits (lrs.store.commit_notifications).
             async with commit_notifications(db_url, committed):
                 running = asyncio.create_task(relay.run(until_caught_up=args.until_caught_up))
+                watching = None
+                if args.until_caught_up:
+                    relay.bus.error_level = "debug"  # the one line below says it
+                    watching = asyncio.create_task(_while_nats_answers(relay.bus, RELAY_NATS_WAIT_S))
                 settle_heap()
                 loop = asyncio.get_running_loop()
                 for sig in (signal.SIGTERM, signal.SIGINT):
                     loop.add_signal_handler(sig, running.cancel)
                 try:
+                    if watching is not None:
+                        await asyncio.wait({running, watching}, return_when=asyncio.FIRST_COMPLETED)
+                        if watching.done():
+                            running.cancel()
+                            with contextlib.suppress(asyncio.CancelledError):
+                                await running
+                            watching.result()  # raises: NATS stayed away
                     await running
                     log.info("relay.finished", relay=args.name, position=relay.published_position)
                 except asyncio.CancelledError:
                     log.info("relay.stopped", relay=args.name, position=relay.published_position)
                 finally:
+                    if watching is not None:
+                        watching.cancel()
                     for sig in (signal.SIGTERM, signal.SIGINT):
                         loop.remove_signal_handler(sig)
                     await relay.stop()
@@ -146,6 +168,19 @@ async def relay(settings: Settings, args: argparse.Namespace) -> None:
                         await anchoring.stop()
         finally:
             await close_pool(pool)
+
+
+async def _while_nats_answers(bus: Bus, wait_s: float) -> None:
+    """Returns never while ``bus`` connects within ``wait_s`` of its start and
+    of every loss; raises :func:`lrs.startup.nats_unreachable` otherwise."""
+    from lrs.startup import nats_unreachable
+
+    while True:
+        if not await bus.wait_connected(wait_s):
+            raise nats_unreachable(bus.url, wait_s, bus.last_error)
+        await asyncio.sleep(0.2)
+        while bus.connected:
+            await asyncio.sleep(0.2)
 
 
 @contextlib.asynccontextmanager

@@ -131,6 +131,9 @@ class Bus:
         self._connected = asyncio.Event()
         self._generation = 0
         self._last_error: str | None = None
+        # The level of the bus.error lines: a one-shot command that reports an
+        # unreachable server itself (lrs relay --until-caught-up) lowers it.
+        self.error_level = "warning"
         # The stream's last sequence as of our last fully verified publish; None
         # when unknown (start, reconnect, or a batch that did not add up).
         self._known_last_seq: int | None = None
@@ -142,6 +145,11 @@ class Bus:
     @property
     def connected(self) -> bool:
         return self._nc is not None and self._nc.is_connected
+
+    @property
+    def last_error(self) -> str | None:
+        """The last connection error since the last (re)connection."""
+        return self._last_error
 
     @property
     def max_payload(self) -> int:
@@ -253,7 +261,7 @@ class Bus:
     async def _on_error(self, exc: Exception) -> None:
         text = repr(exc)
         if text != self._last_error:  # one line per kind of failure, not one per retry
-            log.warning("bus.error", url=redact_url(self.url), error=text)
+            getattr(log, self.error_level)("bus.error", url=redact_url(self.url), error=text)
             self._last_error = text
 
     def _jetstream(self) -> JetStreamContext:

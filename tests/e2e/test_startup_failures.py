@@ -159,3 +159,32 @@ async def test_other_commands_say_the_database_is_unreachable_in_one_line(data_d
     assert exited.returncode == 1 and len(lines) == 1, lines
     assert lines[0].startswith(f"lrs {command[0]}: cannot use the database postgresql://lrs:***@127.0.0.1:")
     assert "Connection refused" in lines[0] and "hunter2" not in lines[0]
+
+
+async def test_lrs_forward_waiting_for_an_unreachable_nats_stops_on_sigterm(database_url: str, data_dir: Path) -> None:
+    # A daemon waits for its NATS server for as long as it is away, but a
+    # SIGTERM meanwhile stops it (exit status 0: stopped) like any other time.
+    nats = f"nats://lrs:hunter2@127.0.0.1:{free_port()}"
+    env = _env(data_dir, LRS_DATABASE_URL=database_url, LRS_NATS_URL=nats)
+    assert (await run_to_exit([sys.executable, "-m", "lrs", "migrate"], env, EXIT_WITHIN_S)).returncode == 0
+    exited = await run_to_exit([sys.executable, "-m", "lrs", "forward", "--name", "nowhere",
+                                "--to", "http://127.0.0.1:9/xapi", "--key", "k", "--secret", "s"], env, EXIT_WITHIN_S,
+                               terminate_after=b"lrs forward: NATS: ")
+    lines = exited.output.decode().strip().splitlines()
+    assert exited.returncode == 0, lines
+    assert not any("Traceback" in line for line in lines), "\n".join(lines)
+    assert lines[-1].endswith(f"lrs forward: nowhere: stopped before NATS at {nats.replace('hunter2', '***')} "
+                              "answered; nothing forwarded"), lines
+
+
+async def test_lrs_relay_until_caught_up_says_nats_is_unreachable_in_one_line(database_url: str,
+                                                                               data_dir: Path) -> None:
+    # A one-shot relay gives up on a NATS server away for RELAY_NATS_WAIT_S
+    # (docs/operations.md); the long-running one waits for it.
+    nats = f"nats://relay:hunter2@127.0.0.1:{free_port()}"
+    env = _env(data_dir, LRS_DATABASE_URL=database_url, LRS_NATS_URL=nats)
+    exited = await run_to_exit([sys.executable, "-m", "lrs", "relay", "--until-caught-up"], env, EXIT_WITHIN_S)
+    lines = exited.output.decode().strip().splitlines()
+    assert exited.returncode == 1 and len(lines) == 1, lines
+    assert lines[0].startswith(f"lrs relay: cannot reach NATS at {nats.replace('hunter2', '***')} within 5 s ("), lines
+    assert lines[0].endswith("); check that nats-server runs and that LRS_NATS_URL names it, its user and password")

@@ -56,10 +56,12 @@ def cpu_wait_s(schedstat: str | Path) -> float:
         return int(stat.read().split()[1]) / 1e9
 
 
-async def run_to_exit(argv: list[str], env: dict[str, str], budget_s: float, *, stderr_only: bool = False) -> Exited:
+async def run_to_exit(argv: list[str], env: dict[str, str], budget_s: float, *, stderr_only: bool = False,
+                      terminate_after: bytes | None = None) -> Exited:
     """Run ``argv`` to its exit, its stdout and stderr together (stderr alone
     with ``stderr_only``); fail as soon as its unstarved time passes
-    ``budget_s``, killing it and its session."""
+    ``budget_s``, killing it and its session.  With ``terminate_after``, it
+    is sent SIGTERM once its output holds those bytes (a service's stop)."""
     with tempfile.TemporaryFile() as out:
         process = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL,
                                    stdout=subprocess.DEVNULL if stderr_only else out, stderr=out,
@@ -75,6 +77,9 @@ async def run_to_exit(argv: list[str], env: dict[str, str], budget_s: float, *, 
                 assert wall <= STARVED_BOUND_S, (
                     f"{' '.join(argv[2:])} still running after {wall:.0f} s of wall time, {waited:.1f} s of it waiting "
                     "for a CPU: the machine is too loaded to judge it")
+                if terminate_after is not None and terminate_after in os.pread(out.fileno(), 1 << 20, 0):
+                    process.send_signal(signal.SIGTERM)
+                    terminate_after = None
                 await asyncio.sleep(POLL_S)
             wall = time.monotonic() - started  # late by at most POLL_S: errs towards too long
             waited = cpu_wait_s(f"/proc/{process.pid}/schedstat")  # a zombie keeps its figures until reaped
