@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -177,6 +178,11 @@ def nats_url(args: argparse.Namespace, user: str = "forward") -> str | None:
     return f"nats://{user}:{password}@127.0.0.1:{port}"
 
 
+def _without_password(url: str) -> str:
+    """``url`` with its password shown as ``***`` (for the output)."""
+    return re.sub(r"://([^:/@]*):[^@/]*@", r"://\1:***@", url)
+
+
 def database_url(args: argparse.Namespace) -> str | None:
     """--database-url / LRS_DATABASE_URL, else the embedded PostgreSQL of a
     running `lrs serve` (its postmaster.pid names the socket directory)."""
@@ -225,6 +231,8 @@ def run_forward(args: argparse.Namespace) -> int:
 
 
 async def _forward(args: argparse.Namespace) -> int:
+    import asyncpg
+
     from connectors.forward.forwarder import Forwarder
     from connectors.forward.logcheck import LogCheck
     from connectors.forward.opening import CannotOpen
@@ -241,11 +249,21 @@ async def _forward(args: argparse.Namespace) -> int:
         loop.add_signal_handler(sig, stop.set)
     progress = _Progress(args.name, enabled=not args.no_progress and sys.stderr.isatty())
     url = nats_url(args)
-    shown = re.sub(r"://([^:/@]*):[^@/]*@", r"://\1:***@", url)  # no password in the output
+    shown = _without_password(url)
     say(f"{args.name}: {selection.describe()} from {shown} to {args.to}")
+    db_url = database_url(args) or ""
     try:
-        async with LrsSink(args.to, args.target_key, args.target_secret, max_attempts=args.max_attempts) as sink, \
-                LogCheck(database_url(args) or "") as log_check:
+        async with contextlib.AsyncExitStack() as stack:
+            sink = await stack.enter_async_context(
+                LrsSink(args.to, args.target_key, args.target_secret, max_attempts=args.max_attempts))
+            try:
+                log_check = await stack.enter_async_context(LogCheck(db_url))
+            except (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                reason = (exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc).strip()) \
+                    or type(exc).__name__
+                say(f"{args.name}: stopped: cannot use the database {_without_password(db_url)}: {reason}; check "
+                    "that PostgreSQL runs and that LRS_DATABASE_URL names the source LRS's database")
+                return EXIT_FAILED
             open_stored = args.opener_factory(log_check.pool, args.database_url or None)
             forwarder = Forwarder(url, sink, selection, options, log_check, open_stored=open_stored,
                                   on_progress=progress.update)
@@ -253,6 +271,10 @@ async def _forward(args: argparse.Namespace) -> int:
                 stats = await forwarder.run(stop)
             except (SinkFatal, CannotOpen) as exc:
                 say(f"stopped: {exc}")
+                return EXIT_FAILED
+            except asyncpg.UndefinedTableError as exc:
+                say(f"{args.name}: stopped: the database {_without_password(db_url)} is not an LRS database of this "
+                    f"version ({exc}); run `lrs migrate` with LRS_DATABASE_URL naming it")
                 return EXIT_FAILED
     finally:
         progress.close()

@@ -177,6 +177,28 @@ async def test_lrs_forward_waiting_for_an_unreachable_nats_stops_on_sigterm(data
                               "answered; nothing forwarded"), lines
 
 
+FORWARD = ["forward", "--name", "nowhere", "--to", "http://127.0.0.1:9/xapi", "--key", "k", "--secret", "s"]
+
+
+async def test_lrs_forward_says_its_database_is_unreachable_in_one_line(data_dir: Path) -> None:
+    url = f"postgresql://lrs:hunter2@127.0.0.1:{free_port()}/lrs"
+    env = _env(data_dir, LRS_DATABASE_URL=url, LRS_NATS_URL=f"nats://127.0.0.1:{free_port()}")
+    exited = await run_to_exit([sys.executable, "-m", "lrs", *FORWARD], env, EXIT_WITHIN_S)
+    lines = exited.output.decode().strip().splitlines()
+    assert exited.returncode == 1 and not any("Traceback" in line for line in lines), "\n".join(lines)
+    assert "lrs forward: nowhere: stopped: cannot use the database postgresql://lrs:***@127.0.0.1:" in lines[-1], lines
+    assert "Connect call failed" in lines[-1] and "hunter2" not in exited.output.decode()
+
+
+async def test_lrs_forward_on_a_database_not_migrated_says_to_migrate_it(database_url: str, data_dir: Path) -> None:
+    env = _env(data_dir, LRS_DATABASE_URL=database_url, LRS_NATS_URL=f"nats://127.0.0.1:{free_port()}")
+    exited = await run_to_exit([sys.executable, "-m", "lrs", *FORWARD], env, EXIT_WITHIN_S)
+    lines = exited.output.decode().strip().splitlines()
+    assert exited.returncode == 1 and not any("Traceback" in line for line in lines), "\n".join(lines)
+    assert "lrs forward: nowhere: stopped: the database " in lines[-1], lines
+    assert lines[-1].endswith("run `lrs migrate` with LRS_DATABASE_URL naming it"), lines
+
+
 async def test_lrs_relay_until_caught_up_says_nats_is_unreachable_in_one_line(database_url: str,
                                                                                data_dir: Path) -> None:
     # A one-shot relay gives up on a NATS server away for RELAY_NATS_WAIT_S
