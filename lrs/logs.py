@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import contextlib
 import contextvars
 import logging
 import os
@@ -31,7 +32,7 @@ import sys
 import threading
 import time
 from datetime import datetime, timezone
-from typing import Any, MutableMapping, TextIO
+from typing import Any, Callable, Iterator, MutableMapping, TextIO
 
 import msgspec
 import structlog
@@ -287,6 +288,31 @@ def flush_lines() -> None:
 
 
 atexit.register(flush_lines)
+
+
+@contextlib.contextmanager
+def lines_written_by(write: Callable[[str], None]) -> Iterator[None]:
+    """Log lines go to ``write`` instead of their stream meanwhile (a
+    progress bar's writer, which clears the bar, writes the line and draws
+    the bar again below it)."""
+
+    class Through:
+        def write(self, text: str) -> None:
+            write(text)
+
+        def flush(self) -> None:
+            pass
+
+    flush_lines()
+    streams = [(writer, writer._stream) for writer in _WRITERS]
+    for writer, _ in streams:
+        writer._stream = Through()
+    try:
+        yield
+    finally:
+        flush_lines()
+        for writer, stream in streams:
+            writer._stream = stream
 os.register_at_fork(before=flush_lines)
 
 

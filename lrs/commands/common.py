@@ -136,7 +136,12 @@ def progress_bar(unit: str, desc: str) -> Iterator[Callable[[int, int], None]]:
     """A tqdm bar on a terminal (silent otherwise), driven by ``progress(done, total)``."""
     from tqdm import tqdm
 
-    with tqdm(unit=unit, disable=not sys.stderr.isatty(), desc=desc) as bar:
+    from lrs.logs import lines_written_by
+
+    on_terminal = sys.stderr.isatty()
+    with tqdm(unit=unit, disable=not on_terminal, desc=desc) as bar, contextlib.ExitStack() as lines:
+        if on_terminal:  # a log line meanwhile goes above the bar, not into it
+            lines.enter_context(lines_written_by(lambda text: tqdm.write(text, file=sys.stderr, end="")))
 
         def progress(done: int, total: int) -> None:
             bar.total = total
