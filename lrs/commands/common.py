@@ -139,9 +139,10 @@ def progress_bar(unit: str, desc: str) -> Iterator[Callable[[int, int], None]]:
     from lrs.logs import lines_written_by
 
     on_terminal = sys.stderr.isatty()
-    with tqdm(unit=unit, disable=not on_terminal, desc=desc) as bar, contextlib.ExitStack() as lines:
-        if on_terminal:  # a log line meanwhile goes above the bar, not into it
-            lines.enter_context(lines_written_by(lambda text: tqdm.write(text, file=sys.stderr, end="")))
+    # On a terminal a log line meanwhile goes above the bar, not into it.
+    above_bar = lines_written_by(lambda text: tqdm.write(text, file=sys.stderr, end="")) if on_terminal \
+        else contextlib.nullcontext()
+    with tqdm(unit=unit, disable=not on_terminal, desc=desc) as bar, above_bar:
 
         def progress(done: int, total: int) -> None:
             bar.total = total
