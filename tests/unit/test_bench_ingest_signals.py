@@ -102,6 +102,6 @@ def test_a_signal_stops_the_bench_and_the_service_it_started(tmp_path: Path, sig
         if bench.poll() is None:
             os.killpg(bench.pid, signal.SIGKILL)
             bench.wait()
-        recorded = record.read_text().split("\n") if record.exists() else []
-        if recorded and recorded[0].startswith("pid ") and pid_alive(int(recorded[0].removeprefix("pid "))):
-            os.kill(int(recorded[0].removeprefix("pid ")), signal.SIGKILL)  # in a session of its own
+        first = record.read_text().split("\n")[0] if record.exists() else ""
+        if first.startswith("pid ") and pid_alive(left := int(first.removeprefix("pid "))):
+            os.kill(left, signal.SIGKILL)  # in a session of its own
