@@ -12,6 +12,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from lrs.commands.common import input_file
 from projections.competency.catalog import (
     FRAMEWORKS_DIR,
     Catalog,
@@ -50,11 +51,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         "<LRS_DATA_DIR>/frameworks): references must resolve, IRIs must be unique.  A valid FILE is "
         "copied into LRS_FRAMEWORKS_DIR, replacing a document of the same kind, IRI and version.  "
         "A problem is reported on one line, `lrs frameworks load: invalid: FILE: JSON-PATH: MESSAGE` "
-        "(FILE: MESSAGE when the file cannot be read or is not JSON), and the exit status is 1; nothing "
-        "is loaded then.  The service and `lrs project` read the documents when they start; as the frameworks "
+        "(FILE: MESSAGE when the file is not JSON), and the exit status is 1; nothing "
+        "is loaded then (a FILE that cannot be opened is a usage error, exit status 2).  The service and `lrs project` read the documents when they start; as the frameworks "
         "change, the competency projection asks for `lrs replay competency`.",
     )
-    load.add_argument("file", metavar="FILE", type=Path, help="a JSON document")
+    load.add_argument("file", metavar="FILE", type=input_file, help="a JSON document")
     load.add_argument("--check", action="store_true", help="only validate FILE; load nothing")
     load.add_argument(
         "--context",
@@ -148,9 +149,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         "names replace that learner's timeline from their earliest valid_from on: an open membership is "
         "ended there, nothing is erased (GET /competency/admin/memberships?history=true).  A learner "
         "is an actor IFI key (mbox:mailto:..., mbox_sha1sum:..., openid:..., account:<homePage>|<name>).  "
-        "Every problem is reported as WHERE: WHAT and the exit status is 1; nothing is loaded then.",
+        "Every problem is reported as WHERE: WHAT and the exit status is 1; nothing is loaded then "
+        "(a FILE that cannot be opened is a usage error, exit status 2).",
     )
-    roster_load.add_argument("file", metavar="FILE", type=Path, help="a .json or .csv file")
+    roster_load.add_argument("file", metavar="FILE", type=input_file, help="a .json or .csv file")
     roster_load.add_argument("--tenant", default="default", help="the tenant (default: default)")
     roster_load.add_argument("--check", action="store_true", help="only validate the file on its own; load nothing")
     roster_load.set_defaults(handler=_roster_load)

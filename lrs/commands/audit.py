@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Awaitable, Callable, Mapping
 
 from lrs import verify_runs
-from lrs.commands.common import cli_runner, command_pool, load_settings, progress_bar, run_async, setup
+from lrs.commands.common import cli_runner, command_pool, input_file, load_settings, progress_bar, run_async, setup
 
 if TYPE_CHECKING:
     import asyncpg
@@ -45,13 +45,13 @@ def register(subparsers: argparse._SubParsersAction, *, digests: Mapping[str, Di
     )
     verify.add_argument("--batch-size", type=int, default=5000, help="events read per query (default: 5000)")
     verify.add_argument(
-        "--anchors", metavar="FILE", type=Path, nargs="?", const=_ANCHORS_FILE_SETTING,
+        "--anchors", metavar="FILE", type=input_file, nargs="?", const=_ANCHORS_FILE_SETTING,
         help="also check the log against the signed anchors in FILE (JSON lines, as the LRS writes to "
         "LRS_ANCHORS_FILE; without FILE: that file, default <LRS_DATA_DIR>/anchors.jsonl): exit status 1 "
         "names the first position after the last anchor the log still matches",
     )
     verify.add_argument(
-        "--public-key", metavar="PEM", type=Path, action="append",
+        "--public-key", metavar="PEM", type=input_file, action="append",
         help="public keys the anchors are signed with (PEM, one or more per file; repeatable; default: "
         "the public keys file beside LRS_ANCHOR_KEY_FILE)",
     )

@@ -9,6 +9,7 @@ its signatures; anything else under ``lrs.commands`` is the core's own.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import dataclasses
 import contextlib
@@ -18,6 +19,7 @@ import os
 import socket
 import sys
 from importlib.resources.abc import Traversable
+from pathlib import Path
 from typing import TYPE_CHECKING, AsyncIterator, Awaitable, Callable, Iterator, Sequence, TypeVar
 
 from lrs.config import Settings
@@ -163,3 +165,19 @@ def login_name() -> str:
 def cli_runner() -> str:
     """``cli:<login name>@<host>``, as a verify run records who ran it."""
     return f"cli:{login_name()}@{socket.gethostname()}"
+
+
+def input_file(value: str) -> Path:
+    """An argparse ``type`` for a file the command reads: a path it cannot
+    open (none there, a directory, no permission) is a usage error, exit
+    status 2 like a wrong argument or a bad LRS_* setting, e.g. ``lrs roster
+    load: argument FILE: cannot read units.csv: No such file or directory``;
+    a file read and refused for its content is the command's own finding,
+    exit status 1 (README.md, "Exit status")."""
+    path = Path(value)
+    try:
+        with path.open("rb"):
+            pass
+    except OSError as exc:
+        raise argparse.ArgumentTypeError(f"cannot read {value}: {exc.strerror or exc}") from None
+    return path

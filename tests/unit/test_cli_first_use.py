@@ -30,9 +30,41 @@ def test_the_readme_table_of_commands_names_every_subcommand():
 
 def test_roster_load_of_a_missing_file_is_one_line_naming_it(tmp_path, capsys):
     missing = tmp_path / "units.csv"
-    assert main(["roster", "load", str(missing)]) == 1
+    with pytest.raises(SystemExit) as exited:
+        main(["roster", "load", str(missing)])
+    assert exited.value.code == 2
     err = capsys.readouterr().err
-    assert err == f"lrs roster load: cannot read {missing}: No such file or directory\n", err
+    assert err == (f"lrs roster load: argument FILE: cannot read {missing}: No such file or directory "
+                   "(see `lrs roster load --help`)\n"), err
+
+
+# Every command that reads a file named on its command line: a path that names
+# no file it can read is a usage error (2), as a wrong argument or a bad
+# setting is; the file's content refused is the command's finding (1).
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["frameworks", "load", "{missing}"],
+        ["frameworks", "load", "{missing}", "--check"],
+        ["roster", "load", "{missing}"],
+        ["audit", "verify", "--anchors", "{missing}"],
+        ["audit", "verify", "--anchors", "{present}", "--public-key", "{missing}"],
+        ["import", "{missing}", "--to", "http://127.0.0.1:9", "--key", "k", "--secret", "s"],
+    ],
+    ids=lambda argv: " ".join(a for a in argv if not a.startswith(("{", "http"))),
+)
+def test_a_missing_input_file_exits_2_naming_it(argv, tmp_path, capsys):
+    missing, present = tmp_path / "missing.json", tmp_path / "present.jsonl"
+    present.write_text("")
+    argv = [a.format(missing=missing, present=present) for a in argv]
+    try:
+        status = main(argv)
+    except SystemExit as exited:  # the parser's usage error
+        status = exited.code
+    assert status == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"lrs {' '.join(argv[:2]) if argv[0] != 'import' else 'import'}: "), err
+    assert str(missing) in err and err.count("\n") == 1, err
 
 
 @pytest.mark.parametrize(
