@@ -317,6 +317,15 @@ async def test_operators_path_and_a_read_only_credential(
         await context.close()
 
 
+# The learner page's framework cards, in the frameworks' order (IRI), with their versions.
+FRAMEWORK_TITLES = {
+    "en": ["DigComp 2.2: The Digital Competence Framework for Citizens 2.2",
+           "Digital competence framework for learners (Circular 02/2025/TT-BGDDT) 1.0"],
+    "vi": ["Khung năng lực số cho công dân (DigComp 2.2) 2.2",
+           "Khung năng lực số cho người học (Thông tư 02/2025/TT-BGDĐT) 1.0"],
+}
+
+
 async def test_learner_pages_name_never_rostered_linked_and_erased_learners_in_vietnamese_and_english(
     browser, served, database_url: str, screenshots: Path
 ) -> None:
@@ -360,6 +369,9 @@ async def test_learner_pages_name_never_rostered_linked_and_erased_learners_in_v
             await page.goto(base + f"/console/learners/{quote(key_of[8], safe='')}")
             assert await page.locator("html").get_attribute("lang") == language
             assert (await page.locator("#learner-shown").inner_text()).strip() == learner_key(8)
+            # Each framework's card is headed by its title in the page's language.
+            titles = [(await h.inner_text()).strip() for h in await page.locator("section.framework h3").all()]
+            assert titles == FRAMEWORK_TITLES[language], titles
             assert PSEUDONYM_KEY_PREFIX not in await page.content()
             await shot(page, screenshots, f"learner-never-rostered-{language}")
 
