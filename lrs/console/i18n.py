@@ -262,6 +262,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "completed, not passed (moveOn {move_on})",
         "vi": "đã hoàn thành, chưa đạt (moveOn {move_on})",
     },
+    "gap_not_completed": {"en": "not completed (moveOn {move_on})", "vi": "chưa hoàn thành (moveOn {move_on})"},
     "gap_scored_not_judged": {
         "en": "scored, not judged (no masteryScore)",
         "vi": "có điểm, chưa được đánh giá (không có masteryScore)",

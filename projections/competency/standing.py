@@ -33,6 +33,7 @@ REASON_CODES: tuple[str, ...] = (
     "failed_with_score",       # failed with score {best_attempt.score}
     "passed_not_completed",    # passed, not completed (moveOn {best_attempt.move_on})
     "completed_not_passed",    # completed, not passed (moveOn {best_attempt.move_on})
+    "not_completed",           # not completed (moveOn {best_attempt.move_on}: Completed)
     "scored_not_judged",       # scored, not judged (no masteryScore)
     "not_yet_met",             # not yet met
 )
@@ -173,6 +174,8 @@ def _reason(best: Evidence | None, needed: int, needed_code: str, reached: str |
         return "passed_not_completed", "passed, not completed (moveOn CompletedAndPassed)"
     if best.completed and not best.passed and best.move_on in ("Passed", "CompletedAndPassed"):
         return "completed_not_passed", f"completed, not passed (moveOn {best.move_on})"
+    if not best.completed and best.move_on == "Completed":  # passed or not, only completion meets it
+        return "not_completed", "not completed (moveOn Completed)"
     if best.passed is None and not best.completed:
         return "scored_not_judged", "scored, not judged (no masteryScore)"
     return "not_yet_met", "not yet met"

@@ -53,6 +53,18 @@ def test_passed_but_not_completed_under_completed_and_passed_is_named() -> None:
     assert gap.reason_code == "passed_not_completed"
 
 
+def test_passed_but_not_completed_under_completed_is_named() -> None:
+    # "online-communication" (2.1) asks for completion alone; the learner only passed it.
+    module = f"{COURSE}/modules/online-communication"
+    events = [e for e in course_events() if not e.evidence[0].activity == module]
+    events.append(event(50, module, 600, VERB_PASSED, {"success": True}))
+    result = standing(fold(LEARNER, events, CATALOG), PROGRAM, CATALOG)
+    (gap,) = result.missing
+    assert (gap.code, gap.best_attempt.passed, gap.best_attempt.completed) == ("2.1", True, False)
+    assert gap.reason == "not completed (moveOn Completed)"
+    assert gap.reason_code == "not_completed"
+
+
 def test_evidence_below_the_level_needed_says_so() -> None:
     # an objective at CB1 for 2.3, which needs TC1
     events = course_events() + [event(40, f"{VN}/2.3/levels/CB1", 500)]

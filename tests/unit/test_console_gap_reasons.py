@@ -26,6 +26,7 @@ CASES = [
     (_evidence(passed=False, score=0.4), None),
     (_evidence(passed=True, move_on="CompletedAndPassed"), None),
     (_evidence(completed=True, move_on="CompletedAndPassed"), None),
+    (_evidence(passed=True, move_on="Completed"), None),
     (_evidence(score=0.9), None),
     (_evidence(passed=True, completed=True), None),
 ]
@@ -59,7 +60,7 @@ def test_the_english_line_is_the_apis_reason_and_the_vietnamese_line_is_vietname
         assert vietnamese != english, english
         for word in ("evidence", "score", "level", "failed", "passed", "completed", "met", "judged"):
             assert word not in vietnamese, (english, vietnamese)
-        for value in ("0.50", "0.70", "0.40", "CB1", "CB2", "CompletedAndPassed"):
+        for value in ("0.50", "0.70", "0.40", "CB1", "CB2", "CompletedAndPassed", "(moveOn Completed)"):
             if value in english:
                 assert value in vietnamese, (english, vietnamese)
 
