@@ -8,7 +8,7 @@ exception a start can meet.
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit, urlunsplit
+from lrs.url_redaction import redact_url
 
 
 class StartupError(RuntimeError):
@@ -29,27 +29,16 @@ def cannot_listen(host: str, port: int, exc: OSError) -> StartupError:
 def database_unreachable(url: str, exc: BaseException) -> StartupError:
     reason = (exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc).strip()) or type(exc).__name__
     return StartupError(
-        f"cannot use the database {redact(url)}: {reason}; check that PostgreSQL runs "
+        f"cannot use the database {redact_url(url)}: {reason}; check that PostgreSQL runs "
         "and that LRS_DATABASE_URL names it, its user and password"
     )
 
 
 def nats_unreachable(url: str, waited_s: float, error: str | None) -> StartupError:
-    from lrs.nats.access import redact_url
-
     return StartupError(
         f"cannot reach NATS at {redact_url(url)} within {waited_s:g} s ({error or 'no answer'}); check that "
         "nats-server runs and that LRS_NATS_URL names it, its user and password"
     )
-
-
-def redact(url: str) -> str:
-    """``url`` without its password."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def explain(exc: BaseException) -> str:

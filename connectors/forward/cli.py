@@ -7,7 +7,6 @@ import asyncio
 import contextlib
 import json
 import os
-import re
 import signal
 import sys
 import time
@@ -17,6 +16,7 @@ from typing import Any
 
 from connectors.forward.model import ForwardFilter, validate_name
 from connectors.forward.opening import OpenerFactory
+from lrs.url_redaction import redact_url
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -178,11 +178,6 @@ def nats_url(args: argparse.Namespace, user: str = "forward") -> str | None:
     return f"nats://{user}:{password}@127.0.0.1:{port}"
 
 
-def _without_password(url: str) -> str:
-    """``url`` with its password shown as ``***`` (for the output)."""
-    return re.sub(r"://([^:/@]*):[^@/]*@", r"://\1:***@", url)
-
-
 def database_url(args: argparse.Namespace) -> str | None:
     """--database-url / LRS_DATABASE_URL, else the embedded PostgreSQL of a
     running `lrs serve` (its postmaster.pid names the socket directory)."""
@@ -249,7 +244,7 @@ async def _forward(args: argparse.Namespace) -> int:
         loop.add_signal_handler(sig, stop.set)
     progress = _Progress(args.name, enabled=not args.no_progress and sys.stderr.isatty())
     url = nats_url(args)
-    shown = _without_password(url)
+    shown = redact_url(url)
     say(f"{args.name}: {selection.describe()} from {shown} to {args.to}")
     db_url = database_url(args) or ""
     try:
@@ -261,7 +256,7 @@ async def _forward(args: argparse.Namespace) -> int:
             except (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                 reason = (exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc).strip()) \
                     or type(exc).__name__
-                say(f"{args.name}: stopped: cannot use the database {_without_password(db_url)}: {reason}; check "
+                say(f"{args.name}: stopped: cannot use the database {redact_url(db_url)}: {reason}; check "
                     "that PostgreSQL runs and that LRS_DATABASE_URL names the source LRS's database")
                 return EXIT_FAILED
             open_stored = args.opener_factory(log_check.pool, args.database_url or None)
@@ -273,7 +268,7 @@ async def _forward(args: argparse.Namespace) -> int:
                 say(f"stopped: {exc}")
                 return EXIT_FAILED
             except asyncpg.UndefinedTableError as exc:
-                say(f"{args.name}: stopped: the database {_without_password(db_url)} is not an LRS database of this "
+                say(f"{args.name}: stopped: the database {redact_url(db_url)} is not an LRS database of this "
                     f"version ({exc}); run `lrs migrate` with LRS_DATABASE_URL naming it")
                 return EXIT_FAILED
     finally:

@@ -15,16 +15,11 @@ else nats-py's ``_INBOX`` (a creds file or nkey: set the prefix).
 
 from __future__ import annotations
 
-import re
 import ssl
-
 from urllib.parse import unquote, urlsplit
 
 from lrs.config import Settings
 from lrs.nats.permissions import inbox_prefix
-
-_PASSWORD = re.compile(r"://([^:/@,]*):[^@/,]*@")
-
 
 def connect_options(settings: Settings | None = None, url: str | None = None) -> dict[str, object]:
     """``nats.connect`` keyword arguments for the credentials, TLS and inbox
@@ -62,8 +57,3 @@ def url_user(url: str | None) -> str | None:
     except ValueError:
         return None
     return unquote(user) if user else None
-
-
-def redact_url(url: str) -> str:
-    """``url`` (or a comma-separated list of URLs) without passwords, for logs."""
-    return _PASSWORD.sub(r"://\1:***@", url)

@@ -30,7 +30,8 @@ from nats.js import JetStreamContext, api
 from lrs.config import nats_servers
 from lrs.contracts import NATS_DEFINITIONS
 from lrs.event_contract import HEADERS, POSITION_HEADER, OutgoingMessage
-from lrs.nats.access import connect_options, redact_url
+from lrs.nats.access import connect_options
+from lrs.url_redaction import redact_url
 from lrs.nats.event_frames import EventBatch
 
 STREAM_NAME = "LRS_EVENTS"

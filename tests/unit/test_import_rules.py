@@ -41,9 +41,10 @@ PURE = (
 # NATS client turns the documented LRS_NATS_* settings into connection options
 # (lrs forward reads the same variables as every other NATS client), and the
 # names of the stream and of the consumers each role owns (`lrs forward remove`
-# must never delete a projection's consumer); nothing else.
+# must never delete a projection's consumer), and how a database or NATS URL
+# is shown without its passwords (as the LRS shows it); nothing else.
 CONNECTOR_CONTRACT: tuple[str, ...] = (
-    "lrs.event_contract", "lrs.payload_codec", "lrs.nats.access", "lrs.nats.permissions",
+    "lrs.event_contract", "lrs.payload_codec", "lrs.nats.access", "lrs.nats.permissions", "lrs.url_redaction",
 )
 
 COMPOSITION_ROOT = "lrs.service"
