@@ -35,10 +35,12 @@ import json
 import multiprocessing
 import os
 import resource
+import signal
 import sys
 import time
 import urllib.request
 from datetime import datetime, timezone
+from multiprocessing.pool import AsyncResult
 from pathlib import Path
 from typing import Iterator
 from urllib.parse import urlsplit
@@ -203,6 +205,28 @@ def _client_process(host: str, port: int, auth: str, connections: int, start_at:
     return uvloop.run(main())
 
 
+def _generator_signals() -> None:
+    """A load-generator process's signals, set when the pool starts it.  It
+    is forked from the bench's running event loop, whose handlers (which do
+    nothing but wake that loop) and wakeup fd it inherits: a Ctrl-C (SIGINT
+    to the terminal's whole foreground group) or the pool's SIGTERM then
+    neither stopped it nor reached its own loop, and the bench waited for it
+    for ever.  Now Ctrl-C is the bench's alone (it cancels the run, whose
+    pool then terminates its processes: run_stoppable), SIGTERM ends the
+    process at once, without a traceback, and the bench's wakeup fd is let go."""
+    signal.set_wakeup_fd(-1)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+async def _result(pending: AsyncResult) -> dict:
+    """A generator process's result, awaited without a thread: one blocked
+    in ``get`` on a pool terminated by a Ctrl-C would keep the bench from exiting."""
+    while not pending.ready():
+        await asyncio.sleep(0.1)
+    return pending.get()
+
+
 def _side_env(args: argparse.Namespace) -> dict[str, str]:
     """The service's shedding settings this run asks for (the rest: the service's defaults)."""
     if args.no_shedding:
@@ -250,7 +274,7 @@ async def _run(args: argparse.Namespace, connections: int) -> dict:
         per_process = [connections // args.client_processes] * args.client_processes
         per_process[0] += connections - sum(per_process)
         context = multiprocessing.get_context("fork")
-        with context.Pool(args.client_processes) as pool:
+        with context.Pool(args.client_processes, initializer=_generator_signals) as pool:
             start_at = time.time() + BUILD_BODIES_S
             pending = [
                 pool.apply_async(_client_process, (host, port, auth, n, start_at, args.warmup, args.duration,
@@ -263,7 +287,7 @@ async def _run(args: argparse.Namespace, connections: int) -> dict:
             await asyncio.sleep(args.duration)
             service_cpu = cpu_s(*pids) - service_cpu_before
             metrics_after = await asyncio.to_thread(_histograms, url, auth)
-            results = [await asyncio.to_thread(r.get) for r in pending]
+            results = [await _result(r) for r in pending]
         stop.set()
         await sampler
     ok = sorted(t for r in results for t in r["ok"])
