@@ -130,7 +130,8 @@ WITH new_events AS (
     -- not DISTINCT: a statement's keys are distinct as text, and two of them
     -- sharing a 64-bit hash (a row repeated) is read once by every walk
     -- (lrs.store.reader._select); sorting the group's rows to drop it cost
-    -- about 1.7 microseconds of PostgreSQL a statement (docs/scaling.md, branch b100x)
+    -- 0.7 to 4.4 microseconds of PostgreSQL's CPU a statement, about 2-3 at the
+    -- load measured, under the log-head lock (docs/scaling.md, branch b100x)
     INSERT INTO statement_keys (key, position)
     SELECT statement_key(coalesce(u.tenant, $3[1]), x.key), $1::bigint + u.n - 1
     FROM unnest($3::text[], $11::text[], $10::text[]) WITH ORDINALITY AS u(tenant, keys, verb_id, n),
