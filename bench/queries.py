@@ -45,7 +45,8 @@ import bulk_store as gen  # noqa: E402
 from lrs.ingest.query import StatementQuery  # noqa: E402
 from lrs.store.pool import create_pool, create_statement_pool  # noqa: E402
 from lrs.store.pair_keys import PairKeysEverywhere, low_water  # noqa: E402
-from lrs.store.reader import build_page_query, create_read_pool, query_statements  # noqa: E402
+from lrs.store.page_query import build_page_query  # noqa: E402
+from lrs.store.reader import create_read_pool, query_statements  # noqa: E402
 from lrs.xapi.identity import ifi_key  # noqa: E402
 
 RESULTS_DIR = ROOT / "bench" / "results"

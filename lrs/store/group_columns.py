@@ -134,7 +134,7 @@ def key_literal(keys: list[str]) -> str:
     authority's (every Statement has one; the credential's, usually the
     same in every Statement of a client) is found by
     ``statements.authority_key`` and its index, which a related_agents walk
-    reads beside the agent's key rows (:func:`lrs.store.reader._walks`).
+    reads beside the agent's key rows (:func:`lrs.store.statement_walks._walks`).
     One row and index entry of ``statement_keys`` fewer a Statement, a fifth
     of them for the ingest bench's (docs/scaling.md, branch b100-rows).  An
     anonymous Group authority's key ('group:...') names no agent: its

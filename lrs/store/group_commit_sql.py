@@ -129,7 +129,7 @@ WITH new_events AS (
     -- (schemas/postgres/0141_activity_verb_pair_keys.sql, lrs.ingest.stored_keys.pair_key)
     -- not DISTINCT: a statement's keys are distinct as text, and two of them
     -- sharing a 64-bit hash (a row repeated) is read once by every walk
-    -- (lrs.store.reader._select); sorting the group's rows to drop it cost
+    -- (lrs.store.page_query._select); sorting the group's rows to drop it cost
     -- 0.7 to 4.4 microseconds of PostgreSQL's CPU a statement, about 2-3 at the
     -- load measured, under the log-head lock (docs/scaling.md, branch b100x)
     INSERT INTO statement_keys (key, position)

@@ -2,7 +2,7 @@
 writes that hash's row twice for the Statement (it no longer sorts a group's
 key rows to drop a repeat, lrs.store.group_commit_sql.INSERT_GROUP), and every
 walk of statement_keys reads the Statement once: pages of every size, both
-ways, with ``more`` (lrs.store.reader._select), and the newest Statements
+ways, with ``more`` (lrs.store.page_query._select), and the newest Statements
 naming an agent (lrs.store.activities.agent_names) or a sealed learner's
 pseudonym (lrs.store.statement_identities)."""
 

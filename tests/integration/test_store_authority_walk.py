@@ -16,6 +16,7 @@ import pytest
 from lrs.ingest.prepare import prepare_statements
 from lrs.ingest.query import StatementQuery
 from lrs.store import StatementWriter, create_pool, reader
+from lrs.store.statement_walks import AUTHORITY_WALK_MAX
 from lrs.store.migrations import apply_migrations, list_migrations
 from tests.integration.test_store_lean_statements import HOME, OTHER_AUTHORITY, VERBS, answers, bodies
 
@@ -78,7 +79,7 @@ async def test_an_authority_with_more_statements_than_the_walk_takes_walks_the_f
     """The probe counts the authority's Statements up to the bound, in the tenant only."""
     await apply_migrations(database_url)
     monkeypatch.setattr(reader, "AUTHORITY_HAS_FEW", reader.AUTHORITY_HAS_FEW.replace(
-        str(reader.AUTHORITY_WALK_MAX), "3"))
+        str(AUTHORITY_WALK_MAX), "3"))
     pool = await create_pool(database_url, min_size=1, max_size=2)
     try:
         writer = StatementWriter(pool, wait_ms=0.0)
