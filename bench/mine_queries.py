@@ -5,7 +5,8 @@ one that sent most of them, with and without other filters.
 Runs on a store built by ``bench/bulk_store.py`` (every Statement of it has
 the authority ``bulk``); the first run adds 50 Statements of another
 authority (``rare``) at the end of the log.  ``--reader`` takes the reader
-module (lrs/store/reader.py) of another checkout, so that a branch and main
+modules (lrs/store/reader.py, and page_query.py and statement_walks.py where
+the checkout has them) of another checkout, so that a branch and main
 are timed on one store in one session; ``--without-index`` drops the index on
 (authority_key, position) first (main's schema before migration 0094), and a
 run without it builds it again (the time is recorded).  Sequential pages,
@@ -46,11 +47,26 @@ LIMIT = 100
 INDEX = "CREATE INDEX IF NOT EXISTS statements_authority_key_position ON statements (authority_key, position)"
 
 
-def load_reader(checkout: Path) -> Any:
-    spec = importlib.util.spec_from_file_location("bench_reader", checkout / "lrs" / "store" / "reader.py")
+def _load(name: str, path: Path) -> Any:
+    spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
     spec.loader.exec_module(module)  # type: ignore[union-attr]
     return module
+
+
+def load_reader(checkout: Path) -> Any:
+    """The checkout's reader, built on the checkout's own page SQL: the
+    modules split out of reader.py are the checkout's while it is loaded
+    (a checkout from before the split has them in reader.py itself)."""
+    store = checkout / "lrs" / "store"
+    split = [f"lrs.store.{name}" for name in ("statement_walks", "page_query") if (store / f"{name}.py").exists()]
+    own = {name: importlib.import_module(name) for name in split}  # this tree's, given back after
+    try:
+        for name in split:  # in this order: page_query imports statement_walks
+            sys.modules[name] = _load(name, store / f"{name.rsplit('.', 1)[1]}.py")
+        return _load("bench_reader", store / "reader.py")
+    finally:
+        sys.modules.update(own)
 
 
 async def plant_rare(pool: Any) -> None:
