@@ -132,7 +132,7 @@ def run_import(args: argparse.Namespace) -> int:
     problem = _require_target(args, "import")
     if problem is None and args.source == "openedx" and not args.platform_url:
         problem = "lrs import: --platform-url is required with --from openedx"
-    missing_files = [f for f in args.files if not os.path.isfile(f)]
+    missing_files = [f for f in [*args.files, *([args.actor_map] if args.actor_map else [])] if not os.path.isfile(f)]
     if problem is None and missing_files:
         problem = f"lrs import: no such file: {', '.join(missing_files)}"
     if problem:

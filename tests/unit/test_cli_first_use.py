@@ -50,8 +50,10 @@ def test_roster_load_of_a_missing_file_is_one_line_naming_it(tmp_path, capsys):
         ["audit", "verify", "--anchors", "{missing}"],
         ["audit", "verify", "--anchors", "{present}", "--public-key", "{missing}"],
         ["import", "{missing}", "--to", "http://127.0.0.1:9", "--key", "k", "--secret", "s"],
+        ["import", "--from", "openedx", "{present}", "--platform-url", "http://lms", "--actor-map", "{missing}",
+         "--to", "http://127.0.0.1:9", "--key", "k", "--secret", "s"],
     ],
-    ids=lambda argv: " ".join(a for a in argv if not a.startswith(("{", "http"))),
+    ids=lambda argv: " ".join(a for a in argv if not a.startswith(("{", "http")) and a not in ("k", "s")),
 )
 def test_a_missing_input_file_exits_2_naming_it(argv, tmp_path, capsys):
     missing, present = tmp_path / "missing.json", tmp_path / "present.jsonl"
