@@ -10,7 +10,9 @@ inserted again and again (new ids, at the current head) and rolled back:
 - ``separate``: ``fetchrow(INSERT_GROUP, ...)`` then ``ROLLBACK; BEGIN ...``
   (two round trips, as the writer before this branch, COMMIT aside);
 - ``combined``: ``EXECUTE lrs_insert_group(<literals>); ROLLBACK; BEGIN ...``
-  (one round trip).
+  (one round trip);
+- ``literal, separate`` (``--literal-separate``): the EXECUTE, then
+  ``ROLLBACK; BEGIN ...`` (two round trips: the literals' cost alone).
 
 ROLLBACK stands for COMMIT so that the store does not grow (the WAL
 flush is the same in both).  Blocks of ``--groups`` alternate, ``--rounds``
@@ -82,14 +84,17 @@ async def block(conn: asyncpg.Connection, backend: int, parameters: tuple, combi
     own, server, wall = time.process_time(), cpu_s(backend), time.perf_counter()
     for _ in range(groups):
         p = at_head(parameters, head)
-        if combined:
+        if combined == "literal":
+            await conn.execute(insert_parameters(p))
+            await conn.execute(f"ROLLBACK; {BEGIN_GROUP_GENERIC_PLANS}")
+        elif combined:
             await conn.execute(f"{insert_parameters(p)}; ROLLBACK; {BEGIN_GROUP_GENERIC_PLANS}")
         else:
             await conn.fetchrow(INSERT_GROUP, *p)
             await conn.execute(f"ROLLBACK; {BEGIN_GROUP_GENERIC_PLANS}")
     own, server, wall = time.process_time() - own, cpu_s(backend) - server, time.perf_counter() - wall
     return {
-        "form": "combined" if combined else "separate",
+        "form": "literal, separate" if combined == "literal" else "combined" if combined else "separate",
         "groups": groups,
         "statements_per_group": len(parameters[1]),
         "client_cpu_us_per_group": round(own / groups * 1e6, 1),
@@ -110,7 +115,8 @@ async def run(args: argparse.Namespace) -> None:
         for form in (False, True):  # warm both
             await block(conn, backend, parameters, form, 50)
         for r in range(args.rounds):
-            for combined in ((False, True) if r % 2 == 0 else (True, False)):
+            forms = (False, True, "literal") if args.literal_separate else (False, True)
+            for combined in (forms if r % 2 == 0 else tuple(reversed(forms))):
                 print(json.dumps({"round": r + 1, **await block(conn, backend, parameters, combined, args.groups)}),
                       flush=True)
         await conn.execute("ROLLBACK")
@@ -124,6 +130,8 @@ def main() -> None:
     parser.add_argument("--groups", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--uvloop", action="store_true")
+    parser.add_argument("--literal-separate", action="store_true",
+                        help="also the literal EXECUTE in a round trip of its own, then ROLLBACK; BEGIN")
     args = parser.parse_args()
     if args.uvloop:
         import uvloop
