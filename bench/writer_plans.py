@@ -69,8 +69,6 @@ async def run(args: argparse.Namespace) -> dict:
             for pool, group_pool in zip(pools, group_pools)
         ]
         for writer in writers:
-            if args.insert_without_commit:
-                writer.insert_with_commit = False  # the INSERT in a round trip of its own, as before branch b1y
             await writer.start()
         queue = list(reversed(batches))
         latencies: list[float] = []
@@ -113,9 +111,6 @@ async def run(args: argparse.Namespace) -> dict:
             "statements_per_s": round(n / wall),
             "groups": sum(w.groups_committed for w in writers),
             "groups_chained": sum(getattr(w, "groups_chained", 0) for w in writers),
-            # groups whose INSERT travelled with the COMMIT, and those written again (branch b1y)
-            "groups_inserted_with_commit": sum(getattr(w, "groups_inserted_with_commit", 0) for w in writers),
-            "groups_written_again": sum(getattr(w, "groups_written_again", 0) for w in writers),
             # the serial part: the log head lock held, from FOR UPDATE to COMMIT, a group
             "head_lock_ms_per_group": round(
                 sum(w.head_lock_seconds for w in writers) / max(1, sum(w.groups_committed for w in writers)) * 1e3, 3
@@ -166,8 +161,6 @@ def main() -> None:
                         help="callers announce each request to the writer as the HTTP handler does (StatementWriter.arrival)")
     parser.add_argument("--prefill", type=int, default=0, help="statements written (and analysed) before the timed ones")
     parser.add_argument("--plan-cache-mode", choices=["auto", "force_custom_plan", "force_generic_plan"])
-    parser.add_argument("--insert-without-commit", action="store_true",
-                        help="send each group's INSERT in a round trip of its own (StatementWriter.insert_with_commit off)")
     parser.add_argument("--uvloop", action="store_true", help="run on uvloop, as the service does (lrs.commands.common)")
     parser.add_argument("--profile", help="write a cProfile of the timed appends (this process) to this file")
     args = parser.parse_args()

@@ -40,7 +40,7 @@ from lrs.store.credentials import fetch_credential
 
 __all__ = [
     "LockedDefinitions", "agent_names", "catch_up_definitions", "definition_slots", "get_definition",
-    "locked_changes", "write_definitions",
+    "write_definitions",
 ]
 
 SELECT_CHECKPOINT_FOR_UPDATE = "SELECT position FROM activity_definitions_checkpoint WHERE singleton FOR UPDATE"
@@ -121,18 +121,6 @@ class LockedDefinitions:
     rows: dict[tuple[str, str], bytes]
 
 
-def locked_changes(
-    updates: list[DefinitionUpdate], locked: LockedDefinitions | None
-) -> dict[tuple[str, str], tuple[dict[str, Any], int]] | None:
-    """The canonical definitions ``updates`` change (:func:`fold_definitions`),
-    when every one they touch was read and locked already (``locked``);
-    None when some must still be read."""
-    slots = {(u.tenant, u.activity_id) for u in updates}
-    if locked is None or not locked.slots.issuperset(slots):
-        return None
-    return fold_definitions({slot: _decode(locked.rows[slot]) for slot in slots if slot in locked.rows}, updates)
-
-
 async def write_definitions(
     conn: asyncpg.Connection, updates: list[DefinitionUpdate], through: int, *, checkpoint_moved: bool = False,
     locked: LockedDefinitions | None = None,
@@ -152,12 +140,13 @@ async def write_definitions(
         return 0
     if not checkpoint_moved:
         await conn.execute(ADVANCE_CHECKPOINT, through)
-    changed = locked_changes(updates, locked)
-    if changed is None:
-        slots = sorted({(u.tenant, u.activity_id) for u in updates})
+    slots = sorted({(u.tenant, u.activity_id) for u in updates})
+    if locked is not None and locked.slots.issuperset(slots):
+        current = {slot: _decode(locked.rows[slot]) for slot in slots if slot in locked.rows}
+    else:
         rows = await conn.fetch(SELECT_DEFINITIONS_FOR_UPDATE, [t for t, _ in slots], [a for _, a in slots])
         current = {(r["tenant"], r["activity_id"]): _decode(r["definition"]) for r in rows}
-        changed = fold_definitions(current, updates)
+    changed = fold_definitions(current, updates)
     if not changed:
         return 0
     await conn.execute(

@@ -102,7 +102,7 @@ REFERRED = """EXISTS (
 # The ids stay uuid[]: cut out of one bytea (encode(substr(...), 'hex')::uuid)
 # they cost PostgreSQL more than they spare asyncpg.  Together about 1.3
 # microseconds of the worker's CPU a statement fewer, PostgreSQL's the same.
-_INSERT_GROUP = """
+INSERT_GROUP = """
 WITH new_events AS (
     INSERT INTO events (position, event_id, tenant, event_type, statement_id,
                         stored, payload, prev_hash, hash)
@@ -152,16 +152,8 @@ WITH new_events AS (
     UPDATE activity_definitions_checkpoint SET position = GREATEST(position, $16)
     WHERE singleton AND $19::bool
 )
-SELECT CASE WHEN $20::bool THEN pg_notify('%s', $16::text) END, %s
-"""
-INSERT_GROUP = _INSERT_GROUP % (insert_ciphertexts("$22", "$23"), LOG_CHANNEL, REFERRED + " AS referred")
-# The same, for the INSERT sent with its COMMIT (lrs.store.group_insert_commit),
-# whose caller cannot read what it returns: a group some stored Statement
-# refers to fails instead (SQLSTATE LR001, schemas/postgres/0149_group_referred_later.sql),
-# and is written again with INSERT_GROUP.
-INSERT_GROUP_REFUSING_REFERRED = _INSERT_GROUP % (
-    insert_ciphertexts("$22", "$23"), LOG_CHANNEL, f"CASE WHEN {REFERRED} THEN group_referred_later() END"
-)
+SELECT CASE WHEN $20::bool THEN pg_notify('%s', $16::text) END, %s AS referred
+""" % (insert_ciphertexts("$22", "$23"), LOG_CHANNEL, REFERRED)
 # $19: the group carries Activity Definitions of a defining sender, so the
 # definitions' checkpoint moves to the new head in this statement, before
 # write_definitions locks and merges the rows (lrs.store.activities explains

@@ -18,7 +18,7 @@ import asyncpg
 from lrs import metrics
 from lrs.batching import AppendRequest, ExistingStatement, GroupPlan, LogHead, merge_touched, plan_group
 from lrs.eventlog import ONE_MICROSECOND
-from lrs.store.activities import LockedDefinitions, definition_slots, locked_changes, write_definitions
+from lrs.store.activities import LockedDefinitions, definition_slots, write_definitions
 from lrs.store.group_columns import authority_keys, defined_activities, group_columns, group_definition_updates
 from lrs.store.group_commit_sql import (
     COUNT_STATEMENTS_EVERY,
@@ -31,8 +31,6 @@ from lrs.store.group_commit_sql import (
     UPDATE_VOIDED,
     begin_group,
 )
-from lrs.store.group_insert_commit import REFERRED_LATER, prepare, usable
-from lrs.store.group_insert_commit import with_commit as with_commit_query
 from lrs.store.group_keys import keys_taken
 from lrs.store.group_reads import erased_meanwhile, existing_statement, fetch_touched, lookup_pairs, touched_lookups
 from lrs.store.kept_connection import connection_for_group, group_transaction, release
@@ -71,14 +69,7 @@ class GroupWrite(WriterState):
         held, self._held = self._held, None
         conn = await connection_for_group(self._group_pool, held)
         try:
-            try:
-                plan = await self._write_on(conn, requests, await self._insert_with_commit(conn))
-            except _WriteAgain:
-                # Nothing of the group was committed (its transaction was
-                # rolled back); written again with INSERT_GROUP, as it would
-                # have been without the combined round trip.
-                self.groups_written_again += 1
-                plan = await self._write_on(conn, requests, False)
+            plan = await self._write_on(conn, requests)
         except BaseException:
             await release(self._group_pool, conn)
             raise
@@ -133,27 +124,7 @@ class GroupWrite(WriterState):
         count = await conn.fetchval(COUNT_STATEMENTS_UPTO, GENERIC_PLANS_FROM)
         self._enough_statements = count >= GENERIC_PLANS_FROM
 
-    async def _insert_with_commit(self, conn: asyncpg.Connection) -> bool:
-        """Whether this group's INSERT may travel with its COMMIT
-        (lrs.store.group_insert_commit) on ``conn``: its session has the
-        prepared INSERT, made here (a round trip) on a connection just taken
-        from the pool, outside a transaction, once per session."""
-        if not self.insert_with_commit:
-            return False
-        pid = conn.get_server_pid()
-        if pid in self._prepared_sessions:
-            return True
-        if conn.is_in_transaction() or not usable(conn):
-            return False
-        await prepare(conn)
-        if len(self._prepared_sessions) >= _PREPARED_SESSIONS_KEPT:
-            self._prepared_sessions.clear()
-        self._prepared_sessions.add(pid)
-        return True
-
-    async def _write_on(
-        self, conn: asyncpg.Connection, requests: list[AppendRequest], with_commit: bool = False
-    ) -> GroupPlan:
+    async def _write_on(self, conn: asyncpg.Connection, requests: list[AppendRequest]) -> GroupPlan:
         # Look the group's ids up before taking the lock (the other
         # writers' commits go on meanwhile); under it, read only what was
         # committed since the head seen first.
@@ -173,7 +144,7 @@ class GroupWrite(WriterState):
         # transaction is left before the timer.
         async with self._head_lock_hold() as hold, group_transaction(
             conn, self._more_waiting, self._chained, self._begin_group
-        ) as ending:
+        ):
             # Keys made for the requests, before the head lock (a group
             # waiting here on another's key holds no lock of the log); and
             # the keys of requests sealed before this connection's session
@@ -236,25 +207,10 @@ class GroupWrite(WriterState):
             # The relay of a shared log runs in another process: the statement
             # wakes it at commit, if this group carries the announcement.
             self._group_announced = self._announcer is not None and self._announcer.with_group()
-            parameters = (
-                *group_columns(plan), bool(updates), self._group_announced, authority_keys(plan), refs, ciphertexts,
+            written = await conn.fetchrow(
+                INSERT_GROUP, *group_columns(plan), bool(updates), self._group_announced, authority_keys(plan),
+                refs, ciphertexts,
             )
-            then = ending.then() if with_commit and _insert_is_all(plan, updates, locked) else None
-            query = with_commit_query(parameters, then) if then is not None else None
-            if query is not None:
-                # Nothing else to write before the COMMIT: the INSERT and
-                # the COMMIT (and the next group's BEGIN) in one round trip.
-                try:
-                    await conn.execute(query)
-                except asyncpg.PostgresError as exc:
-                    if exc.sqlstate not in (REFERRED_LATER, _NO_PREPARED_STATEMENT):
-                        raise
-                    self._prepared_sessions.discard(conn.get_server_pid())
-                    raise _WriteAgain from exc
-                ending.done(then)
-                self.groups_inserted_with_commit += 1
-                return plan
-            written = await conn.fetchrow(INSERT_GROUP, *parameters)
             if written["referred"] or any(n.statement.statement_ref is not None for n in plan.new):
                 # the keys of StatementRef chains through the group (lrs/store/ref_keys.py)
                 await add_reached_keys(conn, [n.event.tenant for n in plan.new],
@@ -266,30 +222,6 @@ class GroupWrite(WriterState):
                 await conn.execute(UPDATE_VOIDED, tenant, ids)
             await write_definitions(conn, updates, plan.head.position, checkpoint_moved=True, locked=locked)
         return plan
-
-
-# How many sessions' prepared INSERTs the writer remembers (by backend pid);
-# the pool's connections are few, and a forgotten one is prepared again.
-_PREPARED_SESSIONS_KEPT = 64
-# invalid_sql_statement_name: a session without the prepared INSERT (a
-# backend pid the writer knew, reused by a new session).
-_NO_PREPARED_STATEMENT = "26000"
-
-
-def _insert_is_all(plan: GroupPlan, updates: list, locked: LockedDefinitions | None) -> bool:
-    """Whether the group's INSERT is all it writes before its COMMIT: it
-    voids no statement, holds no StatementRef (their keys: lrs.store.ref_keys)
-    and changes no Activity Definition (those it repeats were read and
-    locked with the head)."""
-    if plan.newly_voided or any(n.statement.statement_ref is not None for n in plan.new):
-        return False
-    return not updates or locked_changes(updates, locked) == {}
-
-
-class _WriteAgain(Exception):
-    """The INSERT sent with its COMMIT failed in a way the usual INSERT
-    does not (a stored Statement refers to one of the group's, or the
-    session lacks the prepared INSERT); its transaction was rolled back."""
 
 
 class _Hold:

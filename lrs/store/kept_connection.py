@@ -69,59 +69,34 @@ async def release(pool: asyncpg.Pool, conn: asyncpg.pool.PoolConnectionProxy) ->
             log.warning("statement writer connection closed", error=repr(exc))
 
 
-class Ending:
-    """How a group's transaction ends: with the COMMIT :func:`group_transaction`
-    sends at the end of its block, or with one the block sent itself
-    (:mod:`lrs.store.group_insert_commit`: the INSERT and its COMMIT in one
-    round trip), after asking :meth:`then` what follows it."""
-
-    __slots__ = ("committed", "_more_waiting", "_chained", "_begin")
-
-    def __init__(self, more_waiting: Callable[[], bool], chained: Callable[[], None], begin: Callable[[], str]) -> None:
-        self.committed = False
-        self._more_waiting, self._chained, self._begin = more_waiting, chained, begin
-
-    def then(self) -> str:
-        """What the COMMIT's round trip sends after it: the next group's
-        BEGIN when one is expected, else nothing."""
-        return self._begin() if self._more_waiting() else ""
-
-    def done(self, then: str) -> None:
-        """The COMMIT and ``then`` (:meth:`then`'s answer) were sent and answered."""
-        self.committed = True
-        if then:
-            self._chained()
-
-
 @contextlib.asynccontextmanager
 async def group_transaction(
     conn: asyncpg.Connection, more_waiting: Callable[[], bool], chained: Callable[[], None],
     begin: Callable[[], str],
-) -> AsyncIterator[Ending]:
+) -> AsyncIterator[None]:
     """A group's transaction: begun by the previous group's COMMIT when
-    the connection was kept, else here; committed at the end (unless the
-    block committed it, :class:`Ending`), and when a next group is expected
-    (``more_waiting``: requests already waiting, or clients of this group
-    coming back, lrs.store.writer), the same round trip begins its
-    transaction (``COMMIT; BEGIN ...``: one round trip a group fewer).  A
-    failed COMMIT runs no BEGIN: the error is the group's, and the
-    connection goes back to the pool.  An error inside rolls back.
+    the connection was kept, else here; committed at the end, and when a
+    next group is expected (``more_waiting``: requests already waiting, or
+    clients of this group coming back, lrs.store.writer), the same round trip
+    begins its transaction (``COMMIT; BEGIN ...``: one round trip a group
+    fewer).  A failed COMMIT runs no BEGIN: the error is the group's, and
+    the connection goes back to the pool.  An error inside rolls back.
     ``begin`` gives the BEGIN to send, asked when it is sent
     (lrs.store.group_commit_sql.begin_group)."""
     if not conn.is_in_transaction():
         await conn.execute(begin())
-    ending = Ending(more_waiting, chained, begin)
     try:
-        yield ending
+        yield
     except BaseException:
         # the group's error is what its requests get; a broken connection's own is logged by release
         with contextlib.suppress(Exception):
             await roll_back(conn)
         raise
-    if not ending.committed:
-        then = ending.then()
-        await conn.execute(f"COMMIT; {then}" if then else "COMMIT")
-        ending.done(then)
+    if more_waiting():
+        await conn.execute("COMMIT; " + begin())
+        chained()
+    else:
+        await conn.execute("COMMIT")
 
 
 async def roll_back(conn: asyncpg.pool.PoolConnectionProxy) -> None:

@@ -148,15 +148,6 @@ class WriterState:
         self.groups_committed = 0
         # Of them, those whose COMMIT began the next group's transaction.
         self.groups_chained = 0
-        # Of them, those whose INSERT travelled with the COMMIT
-        # (lrs.store.group_insert_commit), and the groups written again with
-        # the usual INSERT after that failed (nothing of them committed).
-        self.groups_inserted_with_commit = 0
-        self.groups_written_again = 0
-        # Whether a group's INSERT may travel with its COMMIT; the sessions
-        # (backend pids) known to hold the prepared INSERT.
-        self.insert_with_commit = True
-        self._prepared_sessions: set[int] = set()
         # Of them, those whose gathering ended before the wait was over
         # because nobody else could join (lrs.store.gathering).
         self.waits_ended_early = 0
