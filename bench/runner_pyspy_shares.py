@@ -21,6 +21,7 @@ import collections
 # (text of a frame, the piece it names); from the innermost frame out, the first that matches.
 PIECES = [
     ("parse_plain_headers", "read: header parse"),
+    ("layout_parse", "read: header parse"),
     ("process_headers", "read: header parse"),
     ("_build_message", "read: Msg built"),
     ("event_from_message", "read: LogEvent from the message"),

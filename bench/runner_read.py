@@ -73,7 +73,8 @@ async def main():
     js = nc.jetstream()
     stop = asyncio.Event()
     applier = Applier(stop)
-    pull = PullConsumer(nc, STREAM_NAME, durable)
+    make = getattr(jetstream_loop, "relay_consumer", None)  # a checkout from before it reads as PullConsumer
+    pull = make(nc, durable) if make is not None else PullConsumer(nc, STREAM_NAME, durable)
     await pull.start()
     pulling = jetstream_loop.Pulling(batch_size=1000, fetch_timeout=0.1, retry_delay=1.0, on_batch=None,
                                      batch_interval=0.1, max_batch_size=5000)

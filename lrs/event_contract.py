@@ -31,6 +31,7 @@ __all__ = [
     "EventRecord",
     "HASH_HEADER",
     "HEADERS",
+    "HEADER_LAYOUTS",
     "LAST_POSITION",
     "MSG_ID_HEADER",
     "OutgoingMessage",
@@ -68,6 +69,12 @@ HEADERS = (
     MSG_ID_HEADER, POSITION_HEADER, TENANT_HEADER, EVENT_TYPE_HEADER, STORED_HEADER, HASH_HEADER,
     PREV_HASH_HEADER, PAYLOAD_REFERENCE_HEADER,
 )
+
+# The orders to_message writes the headers in: inline, and by reference.  A
+# reader that knows them parses such a block with one pattern
+# (lrs.nats.headers.layout_parse); a block in any other order or form is
+# parsed as any other.
+HEADER_LAYOUTS = (HEADERS[:-1], HEADERS)
 
 LAST_POSITION = 2**63 - 1  # the log's positions are PostgreSQL bigints
 # A payload above this travels by reference unless the relay is told otherwise.

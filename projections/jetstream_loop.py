@@ -18,16 +18,20 @@ from lrs import projection_health
 from lrs.config import nats_servers
 from lrs.nats.access import connect_options
 from lrs.nats.bus import STREAM_NAME, load_consumer_config
-from lrs.nats.headers import use_fast_header_parse
+from lrs.event_contract import HEADER_LAYOUTS
+from lrs.nats.headers import layout_parse, use_fast_header_parse
 from lrs.nats.permissions import projection_consumer
 from lrs.nats.pull import PullConsumer, PullRefused
 from projections.applying import TRANSIENT_ERRORS, BatchApplier, BatchOutcome
 from projections.events import LogEvent, event_from_message
 from projections.leader import WhileLeading, leading, sleep_or_stop
 
-__all__ = ["Pulling", "consume"]
+__all__ = ["Pulling", "consume", "relay_consumer"]
 
 log = structlog.get_logger("lrs.projections")
+
+# The relay's header blocks, parsed by their layout (lrs.nats.headers.layout_parse).
+_RELAYED_HEADERS = layout_parse(*HEADER_LAYOUTS)
 
 LOG_LOOK_INTERVAL = 1.0  # seconds between looks at the log while the stream has nothing to fetch
 
@@ -97,7 +101,7 @@ async def _connected(applier: BatchApplier, nats_url: str, stop: asyncio.Event, 
         await _ensure_consumer(applier.name, js, durable, stop)
         if stop.is_set():
             return
-        pull = PullConsumer(nc, STREAM_NAME, durable)
+        pull = relay_consumer(nc, durable)
         await pull.start()
         try:
             await _pull_batches(applier, pull, js, durable, stop, pulling)
@@ -105,6 +109,12 @@ async def _connected(applier: BatchApplier, nats_url: str, stop: asyncio.Event, 
             await _bounded(pull.close())
     finally:
         await _bounded(nc.close())  # a client that stopped reconnecting may never finish closing
+
+
+def relay_consumer(nc: nats.NATS, durable: str) -> PullConsumer:
+    """The pull consumer of the relay's messages, which parses their header
+    blocks by the relay's layouts."""
+    return PullConsumer(nc, STREAM_NAME, durable, parse_headers=_RELAYED_HEADERS)
 
 
 async def _pull_batches(

@@ -18,7 +18,8 @@ queue and wakes the subscription's task, which then calls the callback (a
 coroutine too).  A consumer that reads thousands of messages a second spends
 a fifth of its reading there (bench/runner_read.py), so :meth:`start` wraps
 that method on its client: a message of this consumer's inbox is parsed
-(plain headers by lrs.nats.headers), built and buffered there and then, in
+(plain headers by lrs.nats.headers, or by the caller's ``parse_headers``: the
+runner's knows the relay's layout), built and buffered there and then, in
 the order the parser meets it, as the callback would have; every other
 message goes on through nats-py.  tests/*/nats/test_private_api.py guard the
 method's shape; pyproject pins the nats-py range.
@@ -66,8 +67,18 @@ class PullRefused(nats.errors.Error):
 
 
 class PullConsumer:
-    def __init__(self, nc: NatsClient, stream: str, consumer: str) -> None:
+    def __init__(
+        self,
+        nc: NatsClient,
+        stream: str,
+        consumer: str,
+        parse_headers: Callable[[bytes], dict[str, str] | None] = parse_plain_headers,
+    ) -> None:
+        """``parse_headers``: a header block of this consumer's messages as
+        nats-py would parse it, or None to leave the block to nats-py (a
+        status, odd bytes); lrs.nats.headers.layout_parse makes one."""
         self._nc = nc
+        self._parse_headers = parse_headers
         self._subject = f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{consumer}"
         self._inbox = ""
         self._sub: Subscription | None = None
@@ -92,14 +103,14 @@ class PullConsumer:
         if passed_on is None or not hasattr(NatsClient, "_process_msg"):
             return  # pragma: no cover - a nats-py that dispatches otherwise
         sid, stats, build, process_headers = sub._id, nc.stats, nc._build_message, nc._process_headers
-        received = self._received
+        received, parse = self._received, self._parse_headers
 
         async def process_msg(msg_sid: int, subject: bytes, reply: bytes, data: bytes, headers: bytes | None) -> None:
             if msg_sid != sid:
                 return await passed_on(msg_sid, subject, reply, data, headers)
             stats["in_msgs"] += 1
             stats["in_bytes"] += len(data)
-            hdr = (parse_plain_headers(headers) or None if headers else None)
+            hdr = (parse(headers) or None if headers else None)
             if hdr is None and headers:
                 hdr = await process_headers(headers)  # a status (the end of a request, a heartbeat), odd bytes
             await received(build(msg_sid, subject, reply, data, hdr))

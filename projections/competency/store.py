@@ -14,11 +14,10 @@ learner is in changes in the same transaction (projections/units/store.py).
 from __future__ import annotations
 
 import gc
-import hashlib
 import os
 from datetime import datetime, timezone
 from collections import OrderedDict
-from typing import Any, AsyncIterator, Callable, Mapping, Sequence
+from typing import Any, AsyncIterator, Sequence
 
 import asyncpg
 import msgspec
@@ -28,13 +27,11 @@ from lrs.identities import IDENTITY_EVENT
 from lrs.store.erasure import ERASURE_EVENT
 from lrs.store.identities import apply_identity_event, persons_of
 from projections.competency.catalog import Catalog
-from projections.competency.codec import decode_state, digest_bytes, encode_state
+from projections.competency.codec import decode_state, encode_state
 from projections.competency.model import (
     RULE_VERSION,
-    CompetencyState,
     LearnerEvent,
     LearnerState,
-    ProgramCertification,
     StatementEvidence,
     StatementVoided,
 )
@@ -55,9 +52,8 @@ from projections.contract import Projection
 from projections.events import LogEvent
 from projections.units.erased import POLICIES, erased_learner, erased_policy
 from projections.units.history import ROSTER_EVENT
-from projections.byte_order import byte_order
-from projections.units.series_store import recompute_series, series_rows
-from projections.units.rebuild import certified_rows, rebuild_dropped, rebuild_roster, roster_rows
+from projections.units.series_store import recompute_series
+from projections.units.rebuild import rebuild_dropped, rebuild_roster
 from projections.units.store import (
     apply_certification_changes,
     apply_roster_event,
@@ -66,121 +62,35 @@ from projections.units.store import (
     place_all,
     recount_certified,
 )
-
-# Every lookup and delete by key below goes key by key through the primary
-# key: a LATERAL subquery with LIMIT runs once per key and cannot be turned
-# into a scan, and a delete takes the ctids so found (a TID scan each).  With
-# "(key) IN (SELECT unnest ...)", the plan PostgreSQL caches for a connection
-# was made while the tables were small: a hash join over the whole table,
-# whose cost then grew with every learner and statement projected (from an
-# empty projection, a voiding's lookup went from 0.9 to 10 ms a batch within
-# 170 batches).  tests/integration/test_projection_plans.py checks the plans.
-SELECT_STATES = """
-SELECT w.tenant, w.learner, s.state
-FROM unnest($1::text[], $2::text[]) AS w(tenant, learner)
-CROSS JOIN LATERAL (
-    SELECT state FROM competency_learners WHERE tenant = w.tenant AND learner = w.learner LIMIT 1
-) AS s
-"""
-UPSERT_STATES = """
-INSERT INTO competency_learners (tenant, learner, state, position)
-SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[], $4::bigint[])
-ON CONFLICT (tenant, learner) DO UPDATE SET state = EXCLUDED.state, position = EXCLUDED.position
-"""
-# A learner's rows are found through the primary key's (tenant, learner)
-# prefix, the competency compared after (OFFSET 0 keeps it out of the lookup):
-# with the competency in the lookup, PostgreSQL could pick the index on
-# (tenant, competency, status) and filter every learner of that competency
-# (it did, on tables whose statistics were stale: 0.9 ms a key at 20,000
-# learners, growing with them; 0.02 ms this way).
-DELETE_STATE_ROWS = """
-DELETE FROM competency_states WHERE ctid IN (
-    SELECT s.ctid FROM unnest($1::text[], $2::text[], $3::text[]) AS w(tenant, learner, competency)
-    CROSS JOIN LATERAL (
-        SELECT ctid, competency FROM competency_states WHERE tenant = w.tenant AND learner = w.learner OFFSET 0
-    ) AS s
-    WHERE s.competency = w.competency
+from projections.competency.row_changes import (
+    Key,
+    _columns,
+    _competency_key,
+    _earned_changes,
+    _program_key,
+    _rewrite,
+    _row_differs,
 )
-"""
-DELETE_CERTIFICATIONS = """
-DELETE FROM competency_certifications WHERE ctid IN (
-    SELECT c.ctid FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS w(tenant, learner, program, version)
-    CROSS JOIN LATERAL (
-        SELECT ctid FROM competency_certifications
-        WHERE tenant = w.tenant AND learner = w.learner AND program = w.program AND program_version = w.version
-        LIMIT 1
-    ) AS c
+from projections.competency.state_digest import DIGESTED_ROWS, digest, digest_with_position
+from projections.competency.store_sql import (
+    DELETE_CERTIFICATIONS,
+    DELETE_LEARNER_STATES,
+    DELETE_STATE_ROWS,
+    INSERT_MISMATCHES,
+    INSERT_STATEMENT_LEARNERS,
+    INSERT_VOIDS,
+    RELINK_STATEMENTS,
+    SELECT_LINKED_STATEMENTS,
+    SELECT_STATEMENT_LEARNERS,
+    SELECT_STATES,
+    SELECT_VOIDS,
+    TRUNCATE_ALL,
+    UNLINK_STATEMENTS,
+    UPSERT_STATES,
 )
-"""
-INSERT_STATEMENT_LEARNERS = """
-INSERT INTO competency_statement_learners (tenant, statement_id, learner, actor)
-SELECT * FROM unnest($1::text[], $2::uuid[], $3::text[], $4::text[]) ON CONFLICT DO NOTHING
-"""
-RELINK_STATEMENTS = """
-UPDATE competency_statement_learners SET learner = $2, actor = coalesce(actor, learner)
-WHERE tenant = $1 AND learner = ANY($3::text[])
-"""
-SELECT_LINKED_STATEMENTS = """
-SELECT statement_id, actor FROM competency_statement_learners
-WHERE tenant = $1 AND learner = $2 AND actor = ANY($3::text[])
-"""
-UNLINK_STATEMENTS = """
-UPDATE competency_statement_learners SET learner = actor, actor = NULL
-WHERE tenant = $1 AND learner = $2 AND actor = ANY($3::text[])
-"""
-DELETE_LEARNER_STATES = """
-DELETE FROM competency_learners WHERE (tenant, learner) IN (SELECT * FROM unnest($1::text[], $2::text[]))
-"""
-SELECT_STATEMENT_LEARNERS = """
-SELECT w.tenant, w.statement_id, s.learner
-FROM unnest($1::text[], $2::uuid[]) AS w(tenant, statement_id)
-CROSS JOIN LATERAL (
-    SELECT learner FROM competency_statement_learners
-    WHERE tenant = w.tenant AND statement_id = w.statement_id LIMIT 1
-) AS s
-"""
-INSERT_MISMATCHES = """
-INSERT INTO competency_mastery_mismatches (tenant, statement_id, activity, platform, learner, timestamp, score,
-    mastery_score, statement_mastery, passed)
-SELECT * FROM unnest($1::text[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::timestamptz[],
-    $7::float8[], $8::float8[], $9::float8[], $10::bool[])
-ON CONFLICT DO NOTHING
-"""
-INSERT_VOIDS = """
-INSERT INTO competency_voids (tenant, target_id, voiding_statement_id)
-SELECT * FROM unnest($1::text[], $2::uuid[], $3::uuid[]) ON CONFLICT DO NOTHING
-"""
-SELECT_VOIDS = """
-SELECT w.tenant, w.target_id, v.voiding_statement_id
-FROM unnest($1::text[], $2::uuid[]) AS w(tenant, target_id)
-CROSS JOIN LATERAL (
-    SELECT voiding_statement_id FROM competency_voids
-    WHERE tenant = w.tenant AND target_id = w.target_id LIMIT 1
-) AS v
-"""
-SELECT_CHECKPOINT_POSITION = "SELECT position FROM projection_checkpoints WHERE name = 'competency'"
-# Digest queries: {c} follows each text key (projections/byte_order.py).
-SELECT_ALL_STATES = "SELECT tenant, learner, state FROM competency_learners ORDER BY tenant{c}, learner{c}"
-# The rows officials' answers read straight from the tables (a unit's
-# learners, summaries, reports, the known clock; the mastery mismatches),
-# each in its primary key's order: the digest covers them as well as the
-# states they are derived from, so an altered row shows.
-DIGESTED_ROWS = (
-    ("competency_states", STATE_COLUMNS, "tenant{c}, learner{c}, competency{c}"),
-    ("competency_certifications", CERTIFICATION_COLUMNS, "tenant{c}, learner{c}, program{c}, program_version{c}"),
-    ("competency_mastery_mismatches", MISMATCH_COLUMNS, "tenant{c}, statement_id, activity{c}"),
-)
-# A binary COPY of no rows: its 19-byte header and 2-byte trailer.
-_EMPTY_COPY_BYTES = 21
-TRUNCATE_ALL = """
-TRUNCATE competency_learners, competency_states, competency_certifications,
-    competency_statement_learners, competency_voids, competency_mastery_mismatches, unit_certified
-"""
 
+__all__ = ["CompetencyProjection", "DIGESTED_ROWS", "digest", "digest_with_position", "decode_state"]
 
-__all__ = ["CompetencyProjection", "digest", "digest_with_position", "decode_state"]
-
-Key = tuple[str, str]  # (tenant, learner)
 MAX_REPLAY_PROCESSES = 8
 
 
@@ -571,147 +481,3 @@ class CompetencyProjection(Projection):
         await place_all(conn, datetime.now(timezone.utc))
         await recount_certified(conn)
         await recompute_series(conn, attach=True)
-
-
-def _columns(rows: Sequence[tuple[Any, ...]], width: int) -> list[list[Any]]:
-    return [[row[i] for row in rows] for i in range(width)]
-
-
-def _rewrite(
-    tenant: str,
-    learner: str,
-    old: Mapping[str, Any],
-    new: Mapping[str, Any],
-    row: Callable[[str, str, Any], tuple[Any, ...]],
-    key: Callable[[str, str, Any], tuple[str, ...]],
-    deletes: list[tuple[str, ...]],
-    rows: list[tuple[Any, ...]],
-    differs: Callable[[Any, Any], bool] | None = None,
-) -> None:
-    """The table changes from one learner's ``old`` to ``new`` values (by
-    competency, or by programme): rows whose content differs are deleted and
-    written again, rows of values that are gone are deleted.  Whether a
-    value's row differs is ``differs(was, now)`` when given (read from the
-    values' fields: no old row built), else the two rows compared."""
-    for name, now in new.items():
-        was = old.get(name)
-        if was is now:
-            continue
-        if was is not None and differs is not None:
-            if not differs(was, now):
-                continue
-            deletes.append(key(tenant, learner, was))
-            rows.append(row(tenant, learner, now))
-            continue
-        written = row(tenant, learner, now)
-        if was is not None:
-            if row(tenant, learner, was) == written:
-                continue
-            deletes.append(key(tenant, learner, was))
-        rows.append(written)
-    deletes.extend(key(tenant, learner, was) for name, was in old.items() if name not in new)
-
-
-def _row_differs(was: CompetencyState, now: CompetencyState) -> bool:
-    """Whether ``state_row`` of ``now`` differs from that of ``was`` (the
-    same competency), read field by field, the count first (a new
-    statement's evidence changes it, a voiding most often too).  A
-    first-mastered time is compared as the string the row's time is parsed
-    from: two strings of one instant would count as a change (the row
-    written again as it was), never the other way round."""
-    return (
-        was.evidence_count != now.evidence_count
-        or was.status != now.status
-        or was.level != now.level
-        or was.best_score != now.best_score
-        or was.latest_score != now.latest_score
-        or was.first_mastered_at != now.first_mastered_at
-        or was.rule_version != now.rule_version
-        or (was.attainments[-1].level_rank if was.attainments else 0)
-        != (now.attainments[-1].level_rank if now.attainments else 0)
-    )
-
-
-def _competency_key(tenant: str, learner: str, state: CompetencyState) -> tuple[str, ...]:
-    return (tenant, learner, state.competency)
-
-
-def _program_key(tenant: str, learner: str, certification: ProgramCertification) -> tuple[str, ...]:
-    return (tenant, learner, certification.program, certification.program_version)
-
-
-def _earned_changes(key: Key, before: LearnerState, after: LearnerState) -> list[tuple[str, str, str, str, int]]:
-    if after.certifications is before.certifications:  # a refold that kept them (most): nothing earned or lost
-        return []
-    was = {(c.program, c.program_version) for c in before.certifications.values() if c.earned}
-    now = {(c.program, c.program_version) for c in after.certifications.values() if c.earned}
-    return [(*key, p, v, 1) for p, v in sorted(now - was)] + [(*key, p, v, -1) for p, v in sorted(was - now)]
-
-
-async def _rows_digest(
-    conn: asyncpg.Connection, table: str, columns: Sequence[str], key: str, order: str
-) -> bytes | None:
-    """SHA-256 of ``table``'s rows in ``key`` order as PostgreSQL's binary
-    COPY writes them (each value in its type's binary form: floats as IEEE
-    doubles, times as microseconds since 2000 in UTC, ids as 16 bytes), so
-    whatever the client's settings or the states' stored format; None when
-    the table is empty; ``order`` follows each text key of ``key``
-    (projections/byte_order.py).  Streamed: PostgreSQL sends its chunks and this
-    process only hashes them (about 1 µs a row of both: bench/digest_cost.py)."""
-    sha = hashlib.sha256()
-    size = 0
-
-    async def take(chunk: bytes) -> None:
-        nonlocal size
-        size += len(chunk)
-        sha.update(chunk)
-
-    query = f"SELECT {', '.join(columns)} FROM {table} ORDER BY {key.format(c=order)}"
-    await conn.copy_from_query(query, output=take, format="binary")
-    return sha.digest() if size > _EMPTY_COPY_BYTES else None
-
-
-async def digest(conn: asyncpg.Connection | asyncpg.Pool) -> str:
-    """SHA-256 over every learner's canonical state in (tenant, learner) order
-    (text keys in byte order, whatever the database's collation),
-    then the rows answers read (:data:`DIGESTED_ROWS`: competency states,
-    certifications, mastery mismatches), then every non-zero unit count in
-    key order, then the roster (units, memberships with their history,
-    headcounts, dropped learners), then the series' non-zero per-day deltas,
-    read in one snapshot.
-
-    Positions and wall-clock columns are left out: a rebuild from the log and
-    the live projection give the same digest exactly when their states agree."""
-    return (await digest_with_position(conn))[0]
-
-
-async def digest_with_position(conn: asyncpg.Connection | asyncpg.Pool) -> tuple[str, int]:
-    """:func:`digest` and the checkpoint it reflects, read in the same snapshot."""
-    if isinstance(conn, asyncpg.Pool):
-        async with conn.acquire() as own:
-            return await digest_with_position(own)
-    sha = hashlib.sha256()
-
-    def add(*parts: bytes) -> None:
-        for part in parts:
-            sha.update(len(part).to_bytes(8, "big"))
-            sha.update(part)
-
-    order = await byte_order(conn)  # text keys in byte order whatever the database's collation
-    async with conn.transaction(isolation="repeatable_read", readonly=True):
-        position = await conn.fetchval(SELECT_CHECKPOINT_POSITION)
-        async for row in conn.cursor(SELECT_ALL_STATES.format(c=order), prefetch=2000):
-            add(row["tenant"].encode(), row["learner"].encode(), digest_bytes(row["state"]))
-        # Each table's rows as binary COPY writes them (_rows_digest), whatever
-        # format the states are in.
-        for table, columns, key in DIGESTED_ROWS:
-            rows = await _rows_digest(conn, table, columns, key, order)
-            if rows is not None:  # (an empty projection's digest stays the hash of nothing)
-                add(table.encode(), rows)
-        for row in await certified_rows(conn, order):
-            add(b"unit_certified", *(str(row[c]).encode() for c in ("tenant", "unit_id", "program", "program_version", "certified")))
-        async for parts in roster_rows(conn, order):  # the denominators: units, membership history, headcounts
-            add(*parts)
-        async for parts in series_rows(conn, order):  # the series' per-day deltas (without dropped learners)
-            add(*parts)
-    return sha.hexdigest(), int(position or 0)
