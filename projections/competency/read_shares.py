@@ -418,10 +418,7 @@ def _share_in_worker(work: LogRebuild, pages: LogPages, share: int, links: Links
             report = pickle.dumps(exc)
         except Exception:
             report = pickle.dumps(ReplayWorkerFailed(f"{type(exc).__name__}: {exc}"[:2000]))
-        for other in range(links.shares):  # whoever waits for this process learns why
-            if other != share:
-                with contextlib.suppress(OSError):
-                    links.to(other, share).send_bytes(b"e" + report)
+        links.send_error(share, report)  # whoever waits for this process learns why
         raise SystemExit(1) from None
 
 

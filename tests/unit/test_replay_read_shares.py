@@ -331,3 +331,45 @@ async def test_a_process_judges_at_most_max_waiting_pages_past_the_first_page_it
         with pytest.raises(Waited, match="the hints of page 1$"):
             await read_shares._read_all(work, _pages(pages[::2]), len(pages), 0, links)
     assert judged == list(range(0, 1 + read_shares.MAX_WAITING_PAGES, 2))
+
+
+class _StuckPipe:
+    """A pipe's sending end whose first message never finishes being written
+    (its reader has stopped reading); it records what else is written to it."""
+
+    def __init__(self) -> None:
+        import threading
+        self.writing = threading.Event()
+        self.release = threading.Event()
+        self.written: list[bytes] = []
+
+    def send_bytes(self, message: bytes) -> None:
+        if not self.writing.is_set():
+            self.writing.set()
+            self.release.wait(30)
+        self.written.append(message)
+
+
+async def test_a_failed_process_whose_hint_is_stuck_mid_write_sends_its_error_only_where_no_message_is_being_written(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """share_pipes.HintSender.abandon lets the hint being written finish for
+    HINTS_ABANDONED_SECONDS; past that, the error the failed process sends
+    next (Links.send_error) must not be written into that pipe, where it
+    would land inside the hint, but still reaches the other processes."""
+    links = share_pipes.Links(3)
+    stuck, other = _StuckPipe(), _StuckPipe()
+    other.writing.set()  # never stuck
+    links.pipes[(1, 0)] = (links.pipes[(1, 0)][0], stuck)  # share 1 to share 0
+    links.pipes[(1, 2)] = (links.pipes[(1, 2)][0], other)
+    monkeypatch.setattr(share_pipes, "HINTS_ABANDONED_SECONDS", 0.2)
+    sender = share_pipes.HintSender(links, 1)
+    sender.send(0, b"h a page's hints")
+    assert await asyncio.to_thread(stuck.writing.wait, 10)
+    sender.abandon()
+    links.send_error(1, b"what share 1 raised")
+    assert other.written == [b"ewhat share 1 raised"]
+    assert stuck.written == []
+    stuck.release.set()
+    sender.thread.join(10)
+    assert stuck.written == [b"h a page's hints"]  # the hint whole, nothing inside or after it
