@@ -265,7 +265,7 @@ async def _read_all(
         nonlocal events, last
         at = judge_of + heard[judge_of] * shares
         heard[judge_of] += 1
-        length, page_last, hinted = _HINTS.decode(message[1:])
+        length, page_last, hinted = _HINTS.decode(memoryview(message)[1:])  # not a copy of the message
         events += length
         last = max(last, page_last)
         page_kept: list[tuple[int, str, Any]] = []
@@ -316,8 +316,10 @@ async def _read_all(
             events += len(page)
             last = max(last, page_last)
             for other in range(shares):
-                if other != share:
-                    sender.send(other, b"h" + _ENCODE.encode((len(page), page_last, hints[other])))
+                if other != share:  # encoded after its kind's byte, not copied behind it
+                    message = bytearray(b"h")
+                    _ENCODE.encode_into((len(page), page_last, hints[other]), message, 1)
+                    sender.send(other, message)
             hear_arrived()
             route()
         while routed < count:

@@ -99,7 +99,7 @@ class HintSender:
 
     def __init__(self, links: Links, share: int) -> None:
         self.links, self.share = links, share
-        self.outbox: queue.SimpleQueue[tuple[int, bytes] | None] = queue.SimpleQueue()
+        self.outbox: queue.SimpleQueue[tuple[int, bytes | bytearray] | None] = queue.SimpleQueue()
         self.ended: list[int] = []  # the shares whose pipe broke: their process ended
         self.writing: int | None = None  # the share a message is being written to
         loop = asyncio.get_running_loop()
@@ -110,7 +110,7 @@ class HintSender:
         )
         self.thread.start()
 
-    def send(self, other: int, message: bytes) -> None:
+    def send(self, other: int, message: bytes | bytearray) -> None:
         self.outbox.put((other, message))
 
     def _write(self, done: Callable[[], None]) -> None:
