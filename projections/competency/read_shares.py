@@ -86,8 +86,8 @@ MAX_WAITING_PAGES = 8
 REPLAY_MEMO_LIMIT = 1 << 20
 _ENCODE = msgspec.msgpack.Encoder()
 _DECODE = msgspec.msgpack.Decoder()
-# What a judge sends each other process of a page: its events, its last position, the events that one needs.
-_HINTS = msgspec.msgpack.Decoder(tuple[int, int, list[tuple[int, str, bytes]]])
+# What a judge sends each other process of a page: its events, its last position, what that one needs of them.
+_HINTS = msgspec.msgpack.Decoder(tuple[int, int, list[Hinted]])
 
 
 class ReplayReadShort(RuntimeError):

@@ -17,7 +17,7 @@ import pytest
 
 from projections.competency import read_shares, share_pipes
 from projections.competency.share_judging import (
-    Hinted, collisions, give_up, judge_page, owned_hashes, settle, suspects, take_hinted,
+    Hinted, VoidingHint, collisions, give_up, judge_page, owned_hashes, settle, suspects, take_hinted,
 )
 from projections.competency.rebuild import LogRebuild
 from tests.unit.test_competency_rebuild import CATALOG, COURSE, _log
@@ -275,7 +275,7 @@ def test_two_shares_whose_hints_outgrow_their_pipes_do_not_wait_for_each_other_f
     def everything_for_the_other(work: Any, page: Any, share: int, shares: int, hints: Any, keep: Any = None) -> None:
         for other in range(shares):
             if other != share:  # about 24 KB of msgpack a page
-                hints[other].extend((position, "t", b"{}") for position, _, _, _ in page)
+                hints[other].extend(VoidingHint(position, "t", "", "") for position, _, _, _ in page)
 
     log = [(position, "t", "statement", b"{}") for position in range(1, 3000 * 12 + 1)]
     links = share_pipes.Links(2)
