@@ -27,6 +27,8 @@ import sys
 PIECES = [
     ("normalise_timestamp", "evidence: normalise_timestamp"),
     ("evidence_of", "evidence: evidence_of (the rest)"),
+    ("evidence_from", "evidence: evidence_of (the rest)"),  # a hinted statement's evidence, built from its hint
+    ("_evidence_hint", "hints: built by the judge (EvidenceHint)"),
     ("open_payload", "open the stored payload (zstd)"),
     ("decode_view", "decode the JSON (msgspec view)"),
     ("judge (", "judge (verb, alignment, learner)"),

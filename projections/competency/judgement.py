@@ -43,6 +43,7 @@ from datetime import datetime, timezone
 from typing import Any, Iterator
 
 import msgspec
+from msgspec import Raw
 
 from lrs.xapi.identity import ifi_key
 from projections.competency.catalog import AlignmentTarget, Catalog
@@ -199,27 +200,48 @@ def judge(statement: StatementView, catalog: Catalog) -> StatementVoided | Judge
     return (statement_id, verb, targets, learner, judged, completed, score)
 
 
+# What :func:`evidence_of` reads of a statement besides what :func:`judge`
+# found: (context platform, context registration, the masteryScore
+# extension's JSON, timestamp, stored, authority's JSON), each as stored.
+EvidenceFields = tuple["str | None", "str | None", "Raw | bytes | None", "str | None", "str | None", "Raw | bytes | None"]
+
+
+def evidence_fields(statement: StatementView) -> EvidenceFields:
+    """The fields of ``statement`` :func:`evidence_from` reads, as they are."""
+    context = statement.context
+    if context is None:
+        return None, None, None, statement.timestamp, statement.stored, statement.authority
+    raw_mastery = context.extensions.get(MASTERY_SCORE_EXTENSION) if context.extensions else None
+    return (context.platform, context.registration, raw_mastery, statement.timestamp, statement.stored,
+            statement.authority)
+
+
 def evidence_of(statement: StatementView, judged: Judged, catalog: Catalog) -> StatementEvidence | None:
     """The second half of :func:`interpret_stored`: the evidence of a
     statement :func:`judge` found may be evidence, or None."""
+    return evidence_from(judged, catalog, *evidence_fields(statement))
+
+
+def evidence_from(
+    judged: Judged, catalog: Catalog, platform: str | None, registration: str | None, raw_mastery: Raw | bytes | None,
+    when_stated: str | None, when_stored: str | None, authority: Raw | bytes | None,
+) -> StatementEvidence | None:
+    """:func:`evidence_of` given the statement's :func:`evidence_fields`
+    (which a replay's judging process sends the process that builds the
+    evidence instead of the statement: projections/competency/share_judging.py)."""
     statement_id, verb, targets, learner, judged_success, completed, score = judged
-    context = statement.context
     context_mastery = None
-    registration = None
-    platform = None
-    if context is not None:
-        platform = context.platform
-        registration = context.registration.lower() if context.registration is not None else None
-        raw_mastery = (context.extensions or {}).get(MASTERY_SCORE_EXTENSION)
-        if raw_mastery is not None:
-            context_mastery = _fraction(decode_json_value(raw_mastery))
-    when = statement.timestamp or statement.stored
+    if registration is not None:
+        registration = registration.lower()
+    if raw_mastery is not None:
+        context_mastery = _fraction(decode_json_value(raw_mastery))
+    when = when_stated or when_stored
     if when is None:
         raise ValueError(f"statement {statement_id} has neither timestamp nor stored")
     timestamp = normalise_timestamp(when)
-    stored = normalise_timestamp(statement.stored) if statement.stored else timestamp
-    if platform is None and statement.authority:
-        platform = _authority_platform(bytes(statement.authority))
+    stored = normalise_timestamp(when_stored) if when_stored else timestamp
+    if platform is None and authority:
+        platform = _authority_platform(bytes(authority))
 
     evidence: dict[tuple[str, str | None, str], Evidence] = {}
     for activity, target in targets:
@@ -253,10 +275,14 @@ def _aligned_targets(statement: StatementView, catalog: Catalog) -> list[tuple[s
     declared = obj.definition.type if obj.definition is not None else None
     if verb == VERB_ANSWERED or declared in CHILD_ACTIVITY_TYPES:
         return []
-    iri = obj.id
+    return aligned_to(obj.id, declared is None or declared == OBJECTIVE_TYPE, catalog)
+
+
+def aligned_to(iri: str, objective_type: bool, catalog: Catalog) -> list[tuple[str, AlignmentTarget]]:
+    """The alignment targets of activity ``iri`` (its objective's only when ``objective_type``)."""
     found = []
     objective = catalog.objectives.get(iri)
-    if objective is not None and (declared is None or declared == OBJECTIVE_TYPE):
+    if objective is not None and objective_type:
         found.append((iri, objective))
     for target in catalog.alignments.get(iri, ()):
         found.append((iri, target))

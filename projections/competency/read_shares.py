@@ -32,8 +32,10 @@ What "first" means in the log stays as it is in one process:
   it when it fails before its learner is known, else the one whose share
   the learner is in; the failures are merged in log order.
 
-Each worker reports how many events the pages it read and was sent held
-and the last position, which must be this process's own.  A worker
+Every process hears of every page (its number of events and last
+position) from its judge, so all end at the same position, which must be
+the log's end (where the replay started): a replay that stopped short of
+it fails rather than swap in a projection of part of the log.  A worker
 that raises or dies fails the replay (whoever waits for it learns why, or
 sees its pipe end), which then swaps nothing in.  The replay checks what it
 checked in one process: the log is read from PostgreSQL, the record; the
@@ -68,8 +70,8 @@ from projections.competency.share_judging import (
 from projections.competency.share_pipes import HintSender, Links, receive, received, send
 from projections.replay import LogPages, index_early
 
-__all__ = ["MIN_SHARED_EVENTS", "REPLAY_MEMO_LIMIT", "STATEMENT_TABLES", "copy_statements", "rebuild_learners",
-           "release_later"]
+__all__ = ["MIN_SHARED_EVENTS", "REPLAY_MEMO_LIMIT", "STATEMENT_TABLES", "ReplayReadShort", "copy_statements",
+           "rebuild_learners", "release_later"]
 
 MIN_SHARED_EVENTS = 20_000  # a shorter log is read here (a fork costs more than it saves)
 # How many pages past the first one whose hints have not come a process
@@ -84,8 +86,12 @@ MAX_WAITING_PAGES = 8
 REPLAY_MEMO_LIMIT = 1 << 20
 _ENCODE = msgspec.msgpack.Encoder()
 _DECODE = msgspec.msgpack.Decoder()
-# What a judge sends each other process of a page: its events, its last position, the events that one needs.
-_HINTS = msgspec.msgpack.Decoder(tuple[int, int, list[tuple[int, str, bytes]]])
+# What a judge sends each other process of a page: its events, its last position, what that one needs of them.
+_HINTS = msgspec.msgpack.Decoder(tuple[int, int, list[Hinted]])
+
+
+class ReplayReadShort(RuntimeError):
+    """A replay in shares read up to a position before the log's end."""
 
 
 async def rebuild_learners(
@@ -259,7 +265,7 @@ async def _read_all(
         nonlocal events, last
         at = judge_of + heard[judge_of] * shares
         heard[judge_of] += 1
-        length, page_last, hinted = _HINTS.decode(message[1:])
+        length, page_last, hinted = _HINTS.decode(memoryview(message)[1:])  # not a copy of the message
         events += length
         last = max(last, page_last)
         page_kept: list[tuple[int, str, Any]] = []
@@ -310,8 +316,10 @@ async def _read_all(
             events += len(page)
             last = max(last, page_last)
             for other in range(shares):
-                if other != share:
-                    sender.send(other, b"h" + _ENCODE.encode((len(page), page_last, hints[other])))
+                if other != share:  # encoded after its kind's byte, not copied behind it
+                    message = bytearray(b"h")
+                    _ENCODE.encode_into((len(page), page_last, hints[other]), message, 1)
+                    sender.send(other, message)
             hear_arrived()
             route()
         while routed < count:
@@ -354,16 +362,13 @@ async def _in_shares(conn: Any, work: LogRebuild, pages: LogPages, processes: in
         links.keep(0)
         read = await _read_all(work, own_pages(pages, 0, processes), page_count(pages.total, pages.page_size), 0, links,
                                pages.reached)
-        reports = [await receive(links.of(0, share), "what it read") for share in range(1, processes)]
+        if read[1] != pages.total:  # every process heard of the same pages: they all stopped there
+            raise ReplayReadShort(
+                f"the replay in shares read {read[0]} events up to position {read[1]}; the log ends at {pages.total}"
+            )
         owned = [owned_hashes(work)]
-        for share, message in enumerate(reports, start=1):
-            events, last, hashes = _DECODE.decode(message[1:])
-            if (events, last) != read:
-                raise ReplayWorkerFailed(
-                    f"the replay's share {share} read {events} events up to position {last}, "
-                    f"share 0 {read[0]} up to {read[1]}"
-                )
-            owned.append(hashes)
+        for share in range(1, processes):
+            owned.append(_DECODE.decode((await receive(links.of(0, share), "what it owns"))[1:]))
         twice = sorted(collisions(owned))
         for share in range(1, processes):
             send(links, share, 0, _ENCODE.encode(twice))
@@ -415,10 +420,7 @@ def _share_in_worker(work: LogRebuild, pages: LogPages, share: int, links: Links
             report = pickle.dumps(exc)
         except Exception:
             report = pickle.dumps(ReplayWorkerFailed(f"{type(exc).__name__}: {exc}"[:2000]))
-        for other in range(links.shares):  # whoever waits for this process learns why
-            if other != share:
-                with contextlib.suppress(OSError):
-                    links.to(other, share).send_bytes(b"e" + report)
+        links.send_error(share, report)  # whoever waits for this process learns why
         raise SystemExit(1) from None
 
 
@@ -428,11 +430,11 @@ async def _share_on_own_connection(
     conn = await pages.connect()  # type: ignore[misc]
     try:
         await conn.execute(f"SET search_path TO {search_path}")
-        events, last = await _read_all(
+        await _read_all(
             work, own_pages(pages, share, links.shares, conn), page_count(pages.total, pages.page_size), share, links
         )
         parent = links.to(0, share)
-        parent.send_bytes(b"r" + _ENCODE.encode((events, last, owned_hashes(work))))
+        parent.send_bytes(b"r" + _ENCODE.encode(owned_hashes(work)))
         twice = set(_DECODE.decode(await receive(links.of(share, 0), "the collisions")))
         parent.send_bytes(b"s" + _ENCODE.encode(suspects(work, twice)))
         give_up(work, *_DECODE.decode(await receive(links.of(share, 0), "the verdicts")))

@@ -7,20 +7,61 @@ position in the log wins, as in one process)."""
 from __future__ import annotations
 
 import uuid
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Sequence, Union
+
+from msgspec import Struct
 
 from lrs.payload_codec import open_payload
+from projections.competency.judgement import aligned_to, evidence_fields, evidence_from
 from projections.competency.model import StatementVoided
 from projections.competency.policy import evidence_of, judge
 from projections.competency.rebuild import LogRebuild
 from projections.competency.statement_view import decode_view
 
-__all__ = ["Hinted", "Keep", "Page", "Suspect", "collisions", "give_up", "judge_page", "owned_hashes", "settle", "suspects",
-           "take_hinted"]
+__all__ = ["EvidenceHint", "Hinted", "Keep", "Page", "Suspect", "VoidingHint", "collisions", "give_up", "judge_page",
+           "owned_hashes", "settle", "suspects", "take_hinted"]
 
 Page = Sequence[tuple[int, str, str, bytes]]
-# An event of a page judged elsewhere that a share needs: (position, tenant, payload opened).
-Hinted = tuple[int, str, bytes]
+
+
+class EvidenceHint(Struct, array_like=True, tag=1, gc=False):
+    """A statement of another share's learner that may be evidence, as the
+    process that judged its page found it: what policy.judge found (its
+    targets named by the activity and whether its objective is one) and
+    the fields evidence_of reads, as stored (the authority's JSON only where
+    the context names no platform).  That share builds the evidence from
+    these (judgement.evidence_from) without decoding or judging the
+    statement again."""
+
+    position: int
+    tenant: str
+    statement_id: str
+    verb: str
+    activity: str
+    objective: bool
+    learner: str
+    judged: bool | None
+    completed: bool
+    score: float | None
+    platform: str | None
+    registration: str | None
+    mastery: bytes | None
+    timestamp: str | None
+    stored: str | None
+    authority: bytes | None
+
+
+class VoidingHint(Struct, array_like=True, tag=0, gc=False):
+    """A voiding of a page judged elsewhere (every share keeps every voiding)."""
+
+    position: int
+    tenant: str
+    statement_id: str
+    target_id: str
+
+
+# An event of a page judged elsewhere that a share needs.
+Hinted = Union[EvidenceHint, VoidingHint]
 # Where a page's kept events go: (position, tenant, meaning), LogRebuild.take's arguments.
 Keep = Callable[[int, str, Any], None]
 # (tenant, statement id, owner's position, mismatches' position or -1)
@@ -35,8 +76,8 @@ def judge_page(
     learners' evidence and every voiding, and keep in ``work`` the failures
     of the events it judges; each event another share needs (its learners'
     statements that may be evidence, the voidings) goes to that share's
-    list of ``hints`` as (position, tenant, payload opened): that share does
-    not read the page."""
+    list of ``hints`` (:class:`EvidenceHint`, :class:`VoidingHint`): that
+    share does not read the page."""
     catalog, persons, failed = work.catalog, work.persons, work.failed
     take = work.take if keep is None else keep
     for position, tenant, event_type, payload in page:
@@ -55,16 +96,17 @@ def judge_page(
             continue
         if type(judged) is StatementVoided:
             take(position, tenant, judged)
+            voiding = VoidingHint(position, tenant, judged.statement_id, judged.target_id)
             for other, hinted in enumerate(hints):
                 if other != share:
-                    hinted.append((position, tenant, opened))
+                    hinted.append(voiding)
             continue
         learner = judged[3]  # type: ignore[index]
         if persons:
             learner = persons.get((tenant, learner), learner)
         owner = hash(learner) % shares  # forked processes share the string hash's secret: the same share in each
         if owner != share:
-            hints[owner].append((position, tenant, opened))
+            hints[owner].append(_evidence_hint(position, tenant, view, judged, catalog))  # type: ignore[arg-type]
             continue
         try:
             meaning = evidence_of(view, judged, catalog)  # type: ignore[arg-type]
@@ -75,26 +117,39 @@ def judge_page(
             take(position, tenant, meaning)
 
 
+def _evidence_hint(position: int, tenant: str, view: Any, judged: Any, catalog: Any) -> EvidenceHint:
+    statement_id, verb, targets, learner, judged_success, completed, score = judged
+    activity = targets[0][0]
+    platform, registration, mastery, timestamp, stored, authority = evidence_fields(view)
+    return EvidenceHint(
+        position, tenant, statement_id, verb, activity, len(targets) > len(catalog.alignments.get(activity, ())),
+        learner, judged_success, completed, score, platform, registration,
+        None if mastery is None else bytes(mastery), timestamp, stored,
+        bytes(authority) if platform is None and authority else None,
+    )
+
+
 def take_hinted(work: LogRebuild, hinted: Sequence[Hinted], keep: Keep | None = None) -> None:
     """Keep in ``work`` (or give ``keep``) the events ``hinted`` by the
-    process that judged their page: statements of this share's learners
-    that may be evidence, and voidings (judged there without failing: the
-    rules are pure, so they do not fail here either)."""
+    process that judged their page: the evidence of this share's learners'
+    statements (built here, as evidence_of would from the statement), and
+    the voidings."""
     catalog = work.catalog
     take = work.take if keep is None else keep
-    for position, tenant, opened in hinted:
-        view = decode_view(opened)
-        judged = judge(view, catalog)
-        if type(judged) is StatementVoided:
-            take(position, tenant, judged)
+    for hint in hinted:
+        if type(hint) is VoidingHint:
+            take(hint.position, hint.tenant, StatementVoided(statement_id=hint.statement_id, target_id=hint.target_id))
             continue
+        judged = (hint.statement_id, hint.verb, aligned_to(hint.activity, hint.objective, catalog), hint.learner,  # type: ignore[union-attr]
+                  hint.judged, hint.completed, hint.score)  # type: ignore[union-attr]
         try:
-            meaning = evidence_of(view, judged, catalog)  # type: ignore[arg-type]
+            meaning = evidence_from(judged, catalog, hint.platform, hint.registration, hint.mastery,  # type: ignore[union-attr,arg-type]
+                                    hint.timestamp, hint.stored, hint.authority)  # type: ignore[union-attr]
         except Exception as exc:  # the rules fail on it: parked
-            work.failed.append((position, tenant, repr(exc)))
+            work.failed.append((hint.position, hint.tenant, repr(exc)))
             continue
         if meaning is not None:
-            take(position, tenant, meaning)
+            take(hint.position, hint.tenant, meaning)
 
 
 def suspects(work: LogRebuild, collisions: set[int]) -> list[Suspect]:

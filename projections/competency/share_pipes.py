@@ -33,6 +33,9 @@ class Links:
         self.pipes = {(a, b): context.Pipe(duplex=False) for a in range(shares) for b in range(shares) if a != b}
         for receiving, _ in self.pipes.values():
             _widen(receiving)
+        # (to, from) pipes a thread of this process may still be writing a
+        # message to (HintSender.abandon): nothing else may be written to them.
+        self.busy: set[tuple[int, int]] = set()
 
     def keep(self, share: int) -> None:
         """Close every end ``share``'s process does not use (so that it sees
@@ -48,6 +51,16 @@ class Links:
 
     def of(self, share: int, frm: int) -> Any:
         return self.pipes[(frm, share)][0]
+
+    def send_error(self, frm: int, report: bytes) -> None:
+        """Tell every other process what ``frm``'s raised (``report``,
+        pickled), except through a pipe a message is still being written to
+        (it would land inside that message): that process sees this one end
+        in the middle of it instead."""
+        for other in range(self.shares):
+            if other != frm and (other, frm) not in self.busy:
+                with contextlib.suppress(OSError):
+                    self.to(other, frm).send_bytes(b"e" + report)
 
 
 async def receive(pipe: Any, what: str) -> bytes:
@@ -86,8 +99,9 @@ class HintSender:
 
     def __init__(self, links: Links, share: int) -> None:
         self.links, self.share = links, share
-        self.outbox: queue.SimpleQueue[tuple[int, bytes] | None] = queue.SimpleQueue()
+        self.outbox: queue.SimpleQueue[tuple[int, bytes | bytearray] | None] = queue.SimpleQueue()
         self.ended: list[int] = []  # the shares whose pipe broke: their process ended
+        self.writing: int | None = None  # the share a message is being written to
         loop = asyncio.get_running_loop()
         self.written = loop.create_future()
         self.thread = threading.Thread(
@@ -96,7 +110,7 @@ class HintSender:
         )
         self.thread.start()
 
-    def send(self, other: int, message: bytes) -> None:
+    def send(self, other: int, message: bytes | bytearray) -> None:
         self.outbox.put((other, message))
 
     def _write(self, done: Callable[[], None]) -> None:
@@ -104,10 +118,12 @@ class HintSender:
             while (item := self.outbox.get()) is not None:
                 other, message = item
                 if other not in self.ended:
+                    self.writing = other
                     try:
                         self.links.to(other, self.share).send_bytes(message)
                     except BrokenPipeError:
                         self.ended.append(other)
+                    self.writing = None
         finally:
             with contextlib.suppress(RuntimeError):  # the loop closed: nobody waits
                 done()
@@ -123,12 +139,18 @@ class HintSender:
     def abandon(self) -> None:
         """After a failure here: the hints queued are not sent, the one being
         written is let finish (for a while) so that the error sent next does
-        not land in the middle of it."""
+        not land in the middle of it; past that, its pipe is left busy (or
+        every pipe, when it cannot be told which) and the error goes to the
+        other processes only (Links.send_error)."""
         while not self.outbox.empty():
             with contextlib.suppress(queue.Empty):
                 self.outbox.get_nowait()
         self.outbox.put(None)
         self.thread.join(HINTS_ABANDONED_SECONDS)
+        if self.thread.is_alive():
+            writing = self.writing
+            others = [writing] if writing is not None else [o for o in range(self.links.shares) if o != self.share]
+            self.links.busy.update((other, self.share) for other in others)
 
 
 def received(recv: Callable[[], bytes], what: str) -> bytes:

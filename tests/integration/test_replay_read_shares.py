@@ -288,6 +288,24 @@ async def test_a_log_with_skipped_positions_is_rebuilt_in_shares_as_in_one_proce
         assert await digest(pool) == digest_in_one
 
 
+@pytest.mark.parametrize("processes", [2, 3])
+async def test_a_replay_in_shares_that_stops_short_of_the_logs_end_fails_and_swaps_nothing_in(
+    processes: int, pool: asyncpg.Pool, writer: StatementWriter, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every process hears of the same pages, so they all agree on where they
+    stopped even when that is short of the log's end (here the last page
+    is never read: every process counts one page fewer); the replay must
+    fail on it rather than swap in the projection of part of the log."""
+    runner, live, checkpoint, before = await filled_and_caught_up(pool, writer)
+    monkeypatch.setattr(LogPages, "__init__", small_pages)
+    monkeypatch.setattr(read_shares, "page_count", lambda total, size: -(-total // size) - 1)
+    total = await pool.fetchval("SELECT position FROM log_head")
+    with pytest.raises(read_shares.ReplayReadShort, match=f"up to position {(total - 1) // 7 * 7}; the log ends at {total}$"):
+        await replay(pool, CompetencyProjection(CATALOG, replay_processes=processes, replay_readers=processes),
+                     connect=lambda: connect(database_url))
+    await assert_nothing_swapped_in(pool, runner, live, checkpoint, before)
+
+
 @pytest.mark.parametrize("ending", ["raises", "is killed"])
 def test_a_share_worker_on_uvloop_that_fails_fails_the_replay_and_leaves_nothing_behind(
     ending: str, migrated_url: str, monkeypatch: pytest.MonkeyPatch

@@ -17,7 +17,7 @@ import pytest
 
 from projections.competency import read_shares, share_pipes
 from projections.competency.share_judging import (
-    Hinted, collisions, give_up, judge_page, owned_hashes, settle, suspects, take_hinted,
+    Hinted, VoidingHint, collisions, give_up, judge_page, owned_hashes, settle, suspects, take_hinted,
 )
 from projections.competency.rebuild import LogRebuild
 from tests.unit.test_competency_rebuild import CATALOG, COURSE, _log
@@ -275,7 +275,7 @@ def test_two_shares_whose_hints_outgrow_their_pipes_do_not_wait_for_each_other_f
     def everything_for_the_other(work: Any, page: Any, share: int, shares: int, hints: Any, keep: Any = None) -> None:
         for other in range(shares):
             if other != share:  # about 24 KB of msgpack a page
-                hints[other].extend((position, "t", b"{}") for position, _, _, _ in page)
+                hints[other].extend(VoidingHint(position, "t", "", "") for position, _, _, _ in page)
 
     log = [(position, "t", "statement", b"{}") for position in range(1, 3000 * 12 + 1)]
     links = share_pipes.Links(2)
@@ -331,3 +331,45 @@ async def test_a_process_judges_at_most_max_waiting_pages_past_the_first_page_it
         with pytest.raises(Waited, match="the hints of page 1$"):
             await read_shares._read_all(work, _pages(pages[::2]), len(pages), 0, links)
     assert judged == list(range(0, 1 + read_shares.MAX_WAITING_PAGES, 2))
+
+
+class _StuckPipe:
+    """A pipe's sending end whose first message never finishes being written
+    (its reader has stopped reading); it records what else is written to it."""
+
+    def __init__(self) -> None:
+        import threading
+        self.writing = threading.Event()
+        self.release = threading.Event()
+        self.written: list[bytes] = []
+
+    def send_bytes(self, message: bytes) -> None:
+        if not self.writing.is_set():
+            self.writing.set()
+            self.release.wait(30)
+        self.written.append(message)
+
+
+async def test_a_failed_process_whose_hint_is_stuck_mid_write_sends_its_error_only_where_no_message_is_being_written(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """share_pipes.HintSender.abandon lets the hint being written finish for
+    HINTS_ABANDONED_SECONDS; past that, the error the failed process sends
+    next (Links.send_error) must not be written into that pipe, where it
+    would land inside the hint, but still reaches the other processes."""
+    links = share_pipes.Links(3)
+    stuck, other = _StuckPipe(), _StuckPipe()
+    other.writing.set()  # never stuck
+    links.pipes[(1, 0)] = (links.pipes[(1, 0)][0], stuck)  # share 1 to share 0
+    links.pipes[(1, 2)] = (links.pipes[(1, 2)][0], other)
+    monkeypatch.setattr(share_pipes, "HINTS_ABANDONED_SECONDS", 0.2)
+    sender = share_pipes.HintSender(links, 1)
+    sender.send(0, b"h a page's hints")
+    assert await asyncio.to_thread(stuck.writing.wait, 10)
+    sender.abandon()
+    links.send_error(1, b"what share 1 raised")
+    assert other.written == [b"ewhat share 1 raised"]
+    assert stuck.written == []
+    stuck.release.set()
+    sender.thread.join(10)
+    assert stuck.written == [b"h a page's hints"]  # the hint whole, nothing inside or after it
