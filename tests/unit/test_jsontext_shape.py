@@ -99,3 +99,57 @@ def test_deep_extension_values_of_a_statement_are_measured(where: str, batch: bo
     parse_statements(text(fits), "1.0.3")
     with pytest.raises(XapiError, match="nested too deeply"):
         parse_statements(text(fits + 1), "1.0.3")
+
+
+def test_typed_statements_encode_as_their_builtins() -> None:
+    """``check_shape(typed=...)`` counts members in the Structs' encoding
+    instead of the dicts' (lrs.xapi.statement.parse_statements): the premise
+    is that msgspec writes both alike, for every Statement the validator
+    accepts in the parse corpus (tests/unit/xapi_parse_corpus.py)."""
+    import msgspec
+
+    from lrs.xapi.statement import _batch_decoder
+    from tests.unit.xapi_parse_corpus import texts
+
+    encode = msgspec.json.encode
+    compared = 0
+    for _, text in texts():
+        try:
+            typed = _batch_decoder.decode(text.encode())
+        except (msgspec.ValidationError, msgspec.DecodeError, UnicodeError, RecursionError):
+            continue
+        assert encode(typed) == encode(msgspec.to_builtins(typed)), text
+        compared += 1
+    assert compared > 2500
+
+
+@pytest.mark.parametrize("batch", [False, True])
+def test_typed_and_builtins_give_the_same_answer(batch: bool) -> None:
+    """Given the Structs, a duplicate key and a too deep value are found as
+    from the dicts alone."""
+    import msgspec
+
+    from lrs.xapi.statement import _batch_decoder
+
+    one = ('{"actor": {"mbox": "mailto:a@example.com"}, "verb": {"id": "http://example.com/v"}, '
+           '"object": {"id": "http://example.com/a", "definition": {"extensions": {"http://example.com/e": %s}}}}')
+    for value, problem in ((_nested(3), None), (_nested(MAX_DEPTH + 1), "deep")):
+        text = one % value
+        body = ("[" + text + "]" if batch else text).encode()
+        typed = _batch_decoder.decode(body)
+        plain = msgspec.to_builtins(typed)
+        answers = []
+        for given in (None, typed):
+            try:
+                check_shape(body, plain, deep_key="extensions", deep_key_met=True, typed=given)
+                answers.append(None)
+            except XapiError as exc:
+                answers.append((exc.status, exc.path, str(exc)))
+        assert answers[0] == answers[1]
+        assert (answers[0] is not None) == (problem is not None)
+    duplicated = (one % "1").replace('"actor"', '"verb": {"id": "http://example.com/w"}, "actor"', 1)
+    body = ("[" + duplicated + "]" if batch else duplicated).encode()
+    typed = _batch_decoder.decode(body)
+    for given in (None, typed):
+        with pytest.raises(XapiError, match="Duplicate key 'verb'"):
+            check_shape(body, msgspec.to_builtins(typed), deep_key="extensions", deep_key_met=False, typed=given)
