@@ -166,8 +166,7 @@ def upper_bound_of_members(body: bytes | str) -> int:
 
 
 def check_shape(
-    body: bytes | str, decoded: Any, *, deep_key: str | None = None, deep_key_met: bool | None = None,
-    typed: Any = None,
+    body: bytes | str, decoded: Any, *, deep_key: str | None = None, deep_key_met: bool | None = None
 ) -> None:
     """Reject Statements nested deeper than ``MAX_DEPTH`` or with a key used twice in one object.
 
@@ -181,9 +180,6 @@ def check_shape(
     needs no depth check.  None: every value may nest.  ``deep_key_met``:
     whether the decode met ``deep_key`` at all, when the caller knows
     (lrs.xapi.common.EXTENSIONS_MET); False spares the search of the text.
-    ``typed``: the msgspec Structs ``decoded`` was made from by
-    ``msgspec.to_builtins``, if the caller has them: they encode to the same
-    text, about a fifth faster than the dicts (docs/scaling.md, branch b100y).
     """
     statements, depth_above = (decoded, 1) if isinstance(decoded, list) else ([decoded], 0)
     as_bytes = isinstance(body, bytes)
@@ -198,14 +194,13 @@ def check_shape(
         # No value can be too deep.  Every member has one colon outside
         # strings, and the strings hold the same colons in the text and in
         # msgspec's encoding (a colon is never escaped but as \u003a).
-        members = _encode(decoded if typed is None else typed).count(b":")
+        members = _encode(decoded).count(b":")
         in_text = body.count(b":" if as_bytes else ":")  # type: ignore[arg-type]
     else:
         members = 0
-        encodable = statements if typed is None else (typed if isinstance(typed, list) else [typed])
-        for statement, as_typed in zip(statements, encodable, strict=True):
+        for statement in statements:
             try:
-                text = _encode(as_typed)
+                text = _encode(statement)
             except RecursionError:
                 raise too_deep() from None
             if depth_above + text.count(b"{") + text.count(b"[") > MAX_DEPTH:

@@ -317,14 +317,14 @@ def parse_statements(body: bytes | str, version: str) -> list[dict]:
     if isinstance(decoded, Statement):
         _check_for_version(decoded, version, None)
         statement = _builtins(decoded)
-        check_shape(body, statement, deep_key="extensions", deep_key_met=met, typed=decoded)
+        check_shape(body, statement, deep_key="extensions", deep_key_met=met)
         return [statement]
     if not decoded:
         raise XapiError(400, "The request contains no statements (empty array)", "$")
     for i, stmt in enumerate(decoded):
         _check_for_version(stmt, version, i)
     statements = _builtins(decoded)
-    check_shape(body, statements, deep_key="extensions", deep_key_met=met, typed=decoded)
+    check_shape(body, statements, deep_key="extensions", deep_key_met=met)
     return statements
 
 
@@ -336,5 +336,5 @@ def parse_statement(body: bytes | str, version: str) -> dict:
     met = next(EXTENSIONS_MET) != before + 1
     _check_for_version(stmt, version, None)
     statement = _builtins(stmt)
-    check_shape(body, statement, deep_key="extensions", deep_key_met=met, typed=stmt)
+    check_shape(body, statement, deep_key="extensions", deep_key_met=met)
     return statement
