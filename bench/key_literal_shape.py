@@ -24,10 +24,8 @@ from __future__ import annotations
 import argparse
 import inspect
 import json
-import os
 import sys
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -99,18 +97,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", help="append the record to this JSON-lines file")
     args = parser.parse_args(argv)
     sys.path.insert(0, str(HERE))
-    from checkout import use_checkout
+    from checkout import piece_record
 
-    commit = use_checkout(args.repo)
-    record = {
-        "benchmark": "key-literal-shape",
-        "recorded_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "repo": args.repo,
-        "commit": commit,
-        "load_average_before": [round(x, 2) for x in os.getloadavg()],
-        "unit": "µs of CPU per statement (process_time, best of rounds)",
-        "pieces": run(args.rounds),
-    }
+    record = {**piece_record("key-literal-shape", args.repo), "pieces": run(args.rounds)}
     print(json.dumps(record, ensure_ascii=False))
     if args.output:
         with open(args.output, "a") as out:
