@@ -3,8 +3,10 @@ import path, checked to be the one imported, and its commit for the record."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+from datetime import datetime, timezone
 from pathlib import Path
 
 
@@ -17,3 +19,17 @@ def use_checkout(repo: str) -> str:
     assert Path(lrs.__file__).resolve().is_relative_to(Path(repo).resolve()), lrs.__file__
     return subprocess.run(["git", "-C", repo, "rev-parse", "--short", "HEAD"], capture_output=True,
                           text=True, check=False).stdout.strip()
+
+
+def piece_record(benchmark: str, repo: str) -> dict:
+    """The head of a piece bench's record for ``repo`` (:func:`use_checkout`
+    is called): what, when, which checkout and commit, the load before."""
+    commit = use_checkout(repo)
+    return {
+        "benchmark": benchmark,
+        "recorded_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "repo": repo,
+        "commit": commit,
+        "load_average_before": [round(x, 2) for x in os.getloadavg()],
+        "unit": "µs of CPU per statement (process_time, best of rounds)",
+    }

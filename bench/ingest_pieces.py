@@ -121,16 +121,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-save", action="store_true")
     args = parser.parse_args(argv)
     sys.path.insert(0, str(HERE))
-    from checkout import use_checkout
+    from checkout import piece_record
 
-    commit = use_checkout(args.repo)
     record = {
-        "benchmark": "ingest-pieces",
-        "recorded_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "repo": args.repo,
-        "commit": commit,
-        "load_average_before": [round(x, 2) for x in os.getloadavg()],
-        "unit": "µs of CPU per statement (process_time, best of rounds)",
+        **piece_record("ingest-pieces", args.repo),
         "batch_100": run(100, 40, args.rounds),
         "batch_1": run(1, 3000, args.rounds),
         "load_average_after": [round(x, 2) for x in os.getloadavg()],

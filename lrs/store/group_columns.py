@@ -152,6 +152,9 @@ def array_literal(values: list[str]) -> str:
     if not values:
         return "{}"
     text = '","'.join(values)
-    if '"' in text or "\\" in text:
+    # The separators hold 2 quotes each: any more, or a backslash, is in a
+    # value.  (Testing for a quote at all took the escaping path for every
+    # literal of two or more keys, about 0.6 µs a statement; branch b100y.)
+    if text.count('"') != 2 * len(values) - 2 or "\\" in text:
         text = '","'.join(v.replace("\\", "\\\\").replace('"', '\\"') for v in values)
     return '{"' + text + '"}'
