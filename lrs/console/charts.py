@@ -11,7 +11,9 @@ from datetime import datetime
 from html import escape
 
 WIDTH, HEIGHT = 640, 240
-LEFT, RIGHT, TOP, BOTTOM = 44, 12, 12, 28
+# The margins hold the axis labels at a phone's larger axis font (console.css):
+# "100%" left of the plot, and half a month's label beyond its first and last point.
+LEFT, RIGHT, TOP, BOTTOM = 60, 44, 12, 28
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,11 +46,10 @@ def rate_chart(points: list[Point], targets: list[Point], *, title: str, rate_la
         y = _y(share)
         parts.append(f'<line class="grid" x1="{LEFT}" y1="{y:.1f}" x2="{WIDTH - RIGHT}" y2="{y:.1f}"/>')
         parts.append(f'<text class="axis" x="{LEFT - 6}" y="{y + 4:.1f}" text-anchor="end">{share * 100:.0f}%</text>')
-    for index, point in enumerate(points):
+    for point in points:  # centred under their points, so the first and last overlap no neighbour
         x = _x(point.at, start, end)
-        anchor = "start" if index == 0 else "end" if index == len(points) - 1 else "middle"
         parts.append(
-            f'<text class="axis" x="{x:.1f}" y="{HEIGHT - 8}" text-anchor="{anchor}">'
+            f'<text class="axis" x="{x:.1f}" y="{HEIGHT - 8}" text-anchor="middle">'
             f"{escape(point.label or f'{point.at:%Y-%m-%d}')}</text>"
         )
     in_force = [t for t in targets if t.rate is not None and t.at <= end]

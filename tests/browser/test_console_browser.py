@@ -216,6 +216,41 @@ async def test_officials_path(browser, served, screenshots: Path, tmp_path: Path
         await context.close()
 
 
+# The smallest text the console draws elsewhere on a phone is the 0.85rem of a
+# card's labels; the chart's axis is drawn in the SVG's own units and shrinks
+# with it, so at 390 px its labels were some 5 px tall.
+READABLE_PX = 9.0
+
+
+async def test_the_unit_chart_axis_is_readable_on_a_phone(browser, served, screenshots: Path) -> None:
+    base, _api = served
+    context = await browser.new_context(viewport=PHONE, locale="vi-VN")
+    page = await context.new_page()
+    try:
+        await sign_in(page, base, KEY, SECRET)
+        await page.goto(base + "/console/units/mic-dt-1")
+        await shot(page, screenshots, "unit-chart-phone")
+        chart = await page.locator("svg.chart").bounding_box()
+        labels = [await t.bounding_box() for t in await page.locator("svg.chart text.axis").all()]
+        texts = [await t.text_content() for t in await page.locator("svg.chart text.axis").all()]
+        assert len(labels) >= 7, texts  # five shares and at least two months
+        drawn_px = await page.evaluate(  # the font size in CSS pixels once the SVG is scaled to the page
+            """() => { const svg = document.querySelector('svg.chart');
+                       const scale = svg.getBoundingClientRect().width / svg.viewBox.baseVal.width;
+                       return [...svg.querySelectorAll('text.axis')].map(
+                           t => parseFloat(getComputedStyle(t).fontSize) * scale); }"""
+        )
+        assert min(drawn_px) >= READABLE_PX, dict(zip(texts, drawn_px))
+        for text, box in zip(texts, labels):
+            # inside the chart, not cut off at its edges
+            assert chart["x"] <= box["x"] and box["x"] + box["width"] <= chart["x"] + chart["width"], (text, box)
+        months = sorted((box for text, box in zip(texts, labels) if not text.endswith("%")), key=lambda b: b["x"])
+        for left, right in zip(months, months[1:]):
+            assert left["x"] + left["width"] <= right["x"], "the months' labels overlap"
+    finally:
+        await context.close()
+
+
 async def test_operators_path_and_a_read_only_credential(
     browser, served, screenshots: Path, database_url: str, tmp_path: Path
 ) -> None:
