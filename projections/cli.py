@@ -12,7 +12,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from lrs.commands.common import input_file
+from lrs.commands.common import at_least_one, input_file
 from projections.competency.catalog import (
     FRAMEWORKS_DIR,
     Catalog,
@@ -82,11 +82,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         "acknowledged after commit).  One runner consumes; others wait for it.  Stops on SIGINT/SIGTERM.",
     )
     project.add_argument(
-        "--batch-size", type=int, default=1000,
+        "--batch-size", type=at_least_one, default=1000,
         help="messages per fetch, applied in one transaction (default: 1000)",
     )
     project.add_argument(
-        "--max-batch-size", type=int, default=5000,
+        "--max-batch-size", type=at_least_one, default=5000,
         help="when behind, each full fetch is followed by one twice as large, up to this "
         "(or --batch-size, if larger; default: 5000, the consumer's max_ack_pending)",
     )
@@ -96,7 +96,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         "transactions; adds at most this to the lag (default: 0.1; 0 applies every fetch at once)",
     )
     project.add_argument(
-        "--max-attempts", type=int, default=5, help="failures of one event before it is parked, tried again 1 s after each (default: 5)"
+        "--max-attempts", type=at_least_one, default=5, help="failures of one event before it is parked, tried again 1 s after each (default: 5)"
     )
     project.add_argument("--frameworks", metavar="DIR", type=Path, action="append", help=_FRAMEWORKS_HELP)
     project.set_defaults(handler=_project)
@@ -111,18 +111,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     )
     rebuild.add_argument("projection", choices=["competency"], help="the projection to rebuild")
     rebuild.add_argument(
-        "--batch-size", type=int, default=10_000,
+        "--batch-size", type=at_least_one, default=10_000,
         help="events read from the log per round trip (default: 10000); the state is folded in memory "
         "and written once, so memory grows with the evidence in the log",
     )
     rebuild.add_argument("--frameworks", metavar="DIR", type=Path, action="append", help=_FRAMEWORKS_HELP)
     rebuild.add_argument(
-        "--processes", type=int, default=None,
+        "--processes", type=at_least_one, default=None,
         help="processes that fold learners, each writing its share (default: the usable cores; 1: this "
         "process only)",
     )
     rebuild.add_argument(
-        "--readers", type=int, default=None,
+        "--readers", type=at_least_one, default=None,
         help="of those, processes that read the log (all of them: each reads the whole log and keeps its share "
         "of the learners; 1: this process reads, the others fold after; in between: each reads the chunks of it "
         "it claims; default: all of them)",
@@ -298,8 +298,6 @@ def _catalog(args: argparse.Namespace) -> Catalog | None:
 def _project(args: argparse.Namespace) -> int:
     from lrs.commands.common import load_settings, run_async, setup
 
-    if args.batch_size < 1 or args.max_attempts < 1:
-        raise SystemExit("lrs project: --batch-size and --max-attempts must be at least 1")
     if not 0 <= args.batch_interval <= 5:
         # (well under the consumer's ack wait, 30 s: fetched messages wait no longer than this)
         raise SystemExit("lrs project: --batch-interval must be between 0 and 5 seconds")
@@ -358,8 +356,6 @@ def _replay(args: argparse.Namespace) -> int:
 
     from lrs.commands.common import command_pool, database_url, load_settings, progress_bar, run_async, setup
 
-    if args.batch_size < 1 or any(n is not None and n < 1 for n in (args.processes, args.readers)):
-        raise SystemExit("lrs replay: --batch-size, --processes and --readers must be at least 1")
     catalog = _catalog(args)
     if catalog is None:
         return 1

@@ -9,7 +9,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Awaitable, Callable, Mapping
 
 from lrs import verify_runs
-from lrs.commands.common import cli_runner, command_pool, input_file, load_settings, progress_bar, run_async, setup
+from lrs.commands.common import (
+    at_least_one, cli_runner, command_pool, input_file, load_settings, progress_bar, run_async, setup,
+)
 
 if TYPE_CHECKING:
     import asyncpg
@@ -43,7 +45,7 @@ def register(subparsers: argparse._SubParsersAction, *, digests: Mapping[str, Di
         "through the log head; 1: it breaks, and the first altered or missing position is printed.  "
         "Each run is recorded in LRS_VERIFY_RUNS_FILE (see --no-record).",
     )
-    verify.add_argument("--batch-size", type=int, default=5000, help="events read per query (default: 5000)")
+    verify.add_argument("--batch-size", type=at_least_one, default=5000, help="events read per query (default: 5000)")
     verify.add_argument(
         "--anchors", metavar="FILE", type=input_file, nargs="?", const=_ANCHORS_FILE_SETTING,
         help="also check the log against the signed anchors in FILE (JSON lines, as the LRS writes to "
@@ -136,8 +138,6 @@ async def verify_log(
 
 
 def _verify(args: argparse.Namespace) -> int:
-    if args.batch_size < 1:
-        raise SystemExit("lrs audit verify: --batch-size must be at least 1")
     settings = load_settings()
     setup(settings)
     anchor_list, keys = None, None

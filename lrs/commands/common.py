@@ -167,6 +167,20 @@ def cli_runner() -> str:
     return f"cli:{login_name()}@{socket.gethostname()}"
 
 
+def at_least_one(value: str) -> int:
+    """An argparse ``type`` for a count (a batch, processes, attempts): one
+    below 1 is a usage error, exit status 2 like any wrong argument, e.g.
+    ``lrs audit verify: argument --batch-size: must be a whole number of at
+    least 1, not '0'`` (README.md, "Exit status")."""
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, not {value!r}")
+    return number
+
+
 def input_file(value: str) -> Path:
     """An argparse ``type`` for a file the command reads: a path it cannot
     open (none there, a directory, no permission) is a usage error, exit

@@ -13,7 +13,9 @@ from typing import TYPE_CHECKING, AsyncIterator
 
 import structlog
 
-from lrs.commands.common import database_url, load_settings, reaching_database, run_async, settle_heap, setup
+from lrs.commands.common import (
+    at_least_one, database_url, load_settings, reaching_database, run_async, settle_heap, setup,
+)
 from lrs.config import Settings
 
 if TYPE_CHECKING:
@@ -42,7 +44,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--name", default="jetstream", help="checkpoint and leader-lock name (default: jetstream)")
     parser.add_argument(
-        "--batch-size", type=int, help="events per publish batch (default: LRS_RELAY_BATCH_SIZE or 1000)"
+        "--batch-size", type=at_least_one, help="events per publish batch (default: LRS_RELAY_BATCH_SIZE or 1000)"
     )
     parser.add_argument(
         "--poll-interval",
@@ -68,8 +70,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    if args.batch_size is not None and args.batch_size < 1:
-        raise SystemExit("lrs relay: --batch-size must be at least 1")
     if args.poll_interval <= 0:
         raise SystemExit("lrs relay: --poll-interval must be positive")
     settings = load_settings()

@@ -92,6 +92,46 @@ def test_a_bad_argument_is_one_line_naming_the_command(argv, prefix, words, caps
     assert err.endswith(f"(see `{prefix[:-2]} --help`)\n"), err
 
 
+# A count below 1 is a wrong argument too, refused before anything runs:
+# `lrs import --concurrency 0` used to wait for ever with nothing in flight,
+# and `lrs audit verify --batch-size 0` or `lrs replay --processes 0` exited 1,
+# the status of a command that ran and found a problem.
+@pytest.mark.parametrize(
+    ("argv", "option"),
+    [
+        (["audit", "verify", "--batch-size", "0"], "--batch-size"),
+        (["relay", "--batch-size", "0"], "--batch-size"),
+        (["project", "--batch-size", "0"], "--batch-size"),
+        (["project", "--max-batch-size", "0"], "--max-batch-size"),
+        (["project", "--max-attempts", "0"], "--max-attempts"),
+        (["replay", "competency", "--batch-size", "0"], "--batch-size"),
+        (["replay", "competency", "--processes", "0"], "--processes"),
+        (["replay", "competency", "--readers", "-2"], "--readers"),
+        (["import", "{present}", "--to", "http://127.0.0.1:9", "--key", "k", "--secret", "s", "--batch-size", "0"],
+         "--batch-size"),
+        (["import", "{present}", "--to", "http://127.0.0.1:9", "--key", "k", "--secret", "s", "--concurrency", "0"],
+         "--concurrency"),
+        (["import", "{present}", "--to", "http://127.0.0.1:9", "--key", "k", "--secret", "s", "--max-attempts", "0"],
+         "--max-attempts"),
+        (["pull", "http://127.0.0.1:9", "--key", "k", "--secret", "s", "--concurrency", "zero"], "--concurrency"),
+    ],
+    ids=lambda v: " ".join(a for a in v if not a.startswith(("{", "http")) and a not in ("k", "s", "--key", "--secret", "--to"))
+    if isinstance(v, list) else None,
+)
+def test_a_count_below_one_is_a_usage_error_naming_the_option(argv, option, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)  # where an import that does run keeps its checkpoint
+    present = tmp_path / "present.ndjson"
+    present.write_text("")
+    argv = [a.format(present=present) for a in argv]
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    command = "lrs " + " ".join(argv[:2] if argv[0] == "audit" else argv[:1])
+    assert err.startswith(f"{command}: argument {option}: must be a whole number of at least 1"), err
+    assert err.count("\n") == 1, err
+
+
 def test_an_invalid_roster_file_is_one_line_naming_the_command(tmp_path, capsys):
     wrong = tmp_path / "roster.txt"
     wrong.write_text("x")
