@@ -142,8 +142,11 @@ def load_public_keys(paths: Iterable[Path]) -> dict[str, Ed25519PublicKey]:
         for block in blocks:
             try:
                 key = serialization.load_pem_public_key(block.strip() + b"\n-----END PUBLIC KEY-----\n")
-            except ValueError as exc:
-                raise AnchorError(f"{path} holds something that is not a PEM public key: {exc}") from None
+            except ValueError:  # cryptography's own words (a URL, "MalformedFraming") tell an auditor nothing
+                raise AnchorError(
+                    f"{path} holds something that is not a PEM public key: expected the "
+                    "'-----BEGIN PUBLIC KEY-----' blocks that `lrs audit public-key` prints"
+                ) from None
             if not isinstance(key, Ed25519PublicKey):
                 raise AnchorError(f"{path} holds a public key that is not Ed25519")
             keys[key_id(key)] = key

@@ -144,13 +144,20 @@ def _verify(args: argparse.Namespace) -> int:
     if args.anchors is not None:
         from lrs import anchors
 
+        # An auditor away from the LRS's machine has no default file: say which option names their copy.
+        hint = ""
         try:
-            anchors_file = settings.anchor_log_file if args.anchors is _ANCHORS_FILE_SETTING else args.anchors
-            anchor_list = anchors.read_anchors(anchors_file)
+            if args.anchors is _ANCHORS_FILE_SETTING:
+                hint = "; name a copy of the LRS's anchors file with --anchors FILE"
+                anchor_list = anchors.read_anchors(settings.anchor_log_file)
+            else:
+                anchor_list = anchors.read_anchors(args.anchors)
+            hint = "" if args.public_key else (
+                "; name the published public keys with --public-key PEM (`lrs audit public-key` prints them)")
             key_files = args.public_key or [anchors.public_keys_path(settings.signing_key_file)]
             keys = anchors.load_public_keys(key_files)
         except anchors.AnchorError as exc:
-            raise SystemExit(f"lrs audit verify: {exc}") from None
+            raise SystemExit(f"lrs audit verify: {exc}{hint}") from None
 
     async def main() -> int:
         from lrs.store.log_reader import last_position

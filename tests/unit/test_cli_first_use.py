@@ -161,3 +161,43 @@ def test_an_unreachable_database_is_one_line_naming_the_command(argv, monkeypatc
     assert main(argv) == 1
     err = capsys.readouterr().err
     assert err.startswith(f"{prefix}cannot use the database {url}: ") and err.count("\n") == 1, err
+
+
+# An auditor checks a restored copy on their own machine, where the LRS's
+# default files are not: the one line says which option names their copy.
+@pytest.mark.parametrize(
+    ("argv", "missing", "hint"),
+    [
+        (["--anchors"], "anchors.jsonl", "; name a copy of the LRS's anchors file with --anchors FILE"),
+        (["--anchors", "{anchors}"], "anchor-key.pem.public.pem",
+         "; name the published public keys with --public-key PEM (`lrs audit public-key` prints them)"),
+    ],
+    ids=["anchors", "public key"],
+)
+def test_audit_verify_away_from_the_lrs_names_the_option_for_a_missing_default_file(
+    argv, missing, hint, tmp_path, monkeypatch
+):
+    anchors = tmp_path / "anchors-copy.jsonl"
+    anchors.write_text("")
+    monkeypatch.setenv("LRS_DATA_DIR", str(tmp_path / "auditor"))
+    monkeypatch.setenv("LRS_DATABASE_URL", f"postgresql://lrs@127.0.0.1:{free_port()}/lrs")
+    monkeypatch.delenv("LRS_ANCHORS_FILE", raising=False)
+    monkeypatch.delenv("LRS_ANCHOR_KEY_FILE", raising=False)
+    with pytest.raises(SystemExit) as exited:
+        main(["audit", "verify", *[a.format(anchors=anchors) for a in argv], "--no-record"])
+    line = str(exited.value.code)  # a SystemExit with a message: printed, exit status 1
+    assert line.startswith("lrs audit verify: cannot read ") and line.endswith(hint), line
+    assert str(tmp_path / "auditor" / missing) in line and "\n" not in line, line
+
+
+def test_audit_verify_of_a_file_that_is_no_public_key_says_what_it_expected(tmp_path, monkeypatch):
+    anchors, not_a_key = tmp_path / "anchors.jsonl", tmp_path / "keys.pem"
+    anchors.write_text("")
+    not_a_key.write_text("garbage\n")
+    monkeypatch.setenv("LRS_DATA_DIR", str(tmp_path / "auditor"))
+    with pytest.raises(SystemExit) as exited:
+        main(["audit", "verify", "--anchors", str(anchors), "--public-key", str(not_a_key), "--no-record"])
+    assert str(exited.value.code) == (
+        f"lrs audit verify: {not_a_key} holds something that is not a PEM public key: expected the "
+        "'-----BEGIN PUBLIC KEY-----' blocks that `lrs audit public-key` prints"
+    )
