@@ -8,6 +8,9 @@ import sys
 from lrs.commands.common import command_pool, load_settings, login_name, run_async, setup
 
 
+_EXAMPLE_AGENT = '{"mbox": "mailto:lan@example.org"}'
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "erase", help="erase personal data (crypto-shredding)",
@@ -23,7 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     learner.add_argument("agent", metavar="AGENT",
-                         help='the learner as an xAPI Agent in JSON, e.g. \'{"mbox": "mailto:lan@example.org"}\'')
+                         help=f"the learner as an xAPI Agent in JSON, e.g. '{_EXAMPLE_AGENT}'")
     learner.add_argument("--tenant", required=True, help="the tenant whose records are erased")
     learner.add_argument("--reason", required=True,
                          help="why (kept in the log for good: no word of the learner's name or identifier), "
@@ -41,8 +44,9 @@ def _learner(args: argparse.Namespace) -> int:
 
     try:
         agent, _key = parse_agent(args.agent, "AGENT")
-    except XapiError as exc:
-        print(f"lrs erase learner: {exc.message}", file=sys.stderr)
+    except XapiError as exc:  # e.g. the roster's key form, mbox:mailto:lan@example.org
+        print(f"lrs erase learner: {exc.message}; give the learner as an xAPI Agent in JSON, "
+              f"e.g. '{_EXAMPLE_AGENT}'", file=sys.stderr)
         return 2
     settings = load_settings()
     setup(settings)

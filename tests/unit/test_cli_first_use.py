@@ -201,3 +201,11 @@ def test_audit_verify_of_a_file_that_is_no_public_key_says_what_it_expected(tmp_
         f"lrs audit verify: {not_a_key} holds something that is not a PEM public key: expected the "
         "'-----BEGIN PUBLIC KEY-----' blocks that `lrs audit public-key` prints"
     )
+
+
+def test_erase_learner_given_the_rosters_key_form_shows_the_agent_it_wants(capsys):
+    # Rosters, the console and /competency name learners as mbox:mailto:...; erasure takes an xAPI Agent.
+    assert main(["erase", "learner", "mbox:mailto:lan@example.org", "--tenant", "t", "--reason", "request 1"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("lrs erase learner: Invalid `AGENT` parameter: not JSON") and err.count("\n") == 1, err
+    assert err.endswith("""; give the learner as an xAPI Agent in JSON, e.g. '{"mbox": "mailto:lan@example.org"}'\n"""), err
