@@ -238,6 +238,14 @@ MESSAGES: dict[str, dict[str, str]] = {
         "vi": "Số liệu chưa cập nhật: phép chiếu năng lực đang ở trạng thái {state}, vị trí {position} trên {head}.",
     },
     "projection_state": {"en": "State", "vi": "Trạng thái"},
+    # The competency projection's states (projections/supervisor.py), on Operations and in the notice above.
+    "projection_state_starting": {"en": "starting", "vi": "đang khởi động"},
+    "projection_state_running": {"en": "running", "vi": "đang chạy"},
+    "projection_state_current": {"en": "current", "vi": "đã cập nhật"},
+    "projection_state_behind": {"en": "behind the log", "vi": "chậm hơn nhật ký"},
+    "projection_state_rebuilding": {"en": "rebuilding", "vi": "đang dựng lại"},
+    "projection_state_outdated": {"en": "outdated (needs a replay)", "vi": "lỗi thời (cần chạy lại)"},
+    "projection_state_stopped": {"en": "stopped", "vi": "đã dừng"},
     # Why a requirement falls short, by the API's reason_code (lrs/console/gap_reasons.py).
     "gap_no_evidence": {"en": "no evidence", "vi": "chưa có minh chứng"},
     "gap_reached_below_level": {
@@ -278,6 +286,12 @@ def translator(language: str):
         return text.format(**values) if values else text
 
     return t
+
+
+def projection_state_word(state: str, language: str) -> str:
+    """A projection state in ``language``; a state this catalogue does not know
+    (a later version's) as the projection names it."""
+    return MESSAGES.get(f"projection_state_{state}", {}).get(language, state)
 
 
 def choose_language(cookie: str | None, accept_language: str | None) -> str:

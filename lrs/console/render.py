@@ -29,6 +29,7 @@ def page_context(request: web.Request) -> dict[str, Any]:
         "here": request.path_qs,
         "local": lambda texts: i18n.local_text(texts, language),
         "reason": lambda gap: gap_reason(gap, language),
+        "state_word": lambda state: i18n.projection_state_word(state, language),
         "freshness": request.get(guard.FRESHNESS),
     }
 

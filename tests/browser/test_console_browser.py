@@ -251,6 +251,24 @@ async def test_the_unit_chart_axis_is_readable_on_a_phone(browser, served, scree
         await context.close()
 
 
+async def test_the_projections_state_is_worded_in_the_pages_language(browser, served) -> None:
+    from lrs.console.i18n import MESSAGES
+
+    base, _api = served
+    for locale, language in (("vi-VN", "vi"), ("en-GB", "en")):
+        context = await browser.new_context(viewport=PHONE, locale=locale)
+        page = await context.new_page()
+        try:
+            await sign_in(page, base, KEY, SECRET)
+            await page.goto(base + "/console/operations")
+            state = page.locator("#projection-state")
+            assert await state.get_attribute("data-state") == "running"
+            # Vietnamese read "Trạng thái: running"
+            assert (await state.inner_text()).strip() == MESSAGES["projection_state_running"][language]
+        finally:
+            await context.close()
+
+
 async def test_operators_path_and_a_read_only_credential(
     browser, served, screenshots: Path, database_url: str, tmp_path: Path
 ) -> None:

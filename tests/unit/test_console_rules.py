@@ -32,6 +32,8 @@ def test_every_message_a_template_uses_exists() -> None:
     used |= {f"status_{s}" for s in ("certified", "in_progress", "not_started", "mastered")}
     used |= {f"kind_{k}" for k in ("ministry", "agency", "unit")}
     used |= {f"retry_state_{s}" for s in ("requested", "working", "done", "failed")}
+    used |= {f"projection_state_{s}" for s in ("starting", "running", "current", "behind", "rebuilding",
+                                                "outdated", "stopped")}
     assert len(used) > 50 and not used - set(i18n.MESSAGES), sorted(used - set(i18n.MESSAGES))
 
 
@@ -108,3 +110,9 @@ def test_an_error_status_has_a_message_in_both_languages() -> None:
         "bad_request", "forbidden", "not_found", "bad_request", "unavailable"]
     for status in (400, 403, 404, 503):
         assert set(i18n.MESSAGES[status_message(status)]) == set(i18n.LANGUAGES)
+
+
+def test_a_projection_state_is_worded_in_each_language_and_a_later_one_as_named() -> None:
+    assert i18n.projection_state_word("rebuilding", "vi") == "đang dựng lại"
+    assert i18n.projection_state_word("rebuilding", "en") == "rebuilding"
+    assert i18n.projection_state_word("paused", "vi") == "paused"  # a state of a later version
