@@ -6,6 +6,7 @@ statement itself, over statements that use every field evidence_of reads."""
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import uuid
 from typing import Any
@@ -13,6 +14,7 @@ from typing import Any
 import msgspec
 import pytest
 
+from projections.competency.catalog import AlignmentTarget
 from projections.competency.judgement import MASTERY_SCORE_EXTENSION, OBJECTIVE_TYPE, evidence_of, judge
 from projections.competency.rebuild import LogRebuild
 from projections.competency.share_judging import EvidenceHint, Hinted, _evidence_hint, take_hinted
@@ -88,3 +90,35 @@ def test_evidence_built_from_a_hint_is_what_evidence_of_builds_from_the_statemen
             assert work.failed == [] and kept == ([] if expected is None else [(position, "t", expected)])
             built += expected is not None
     assert built > 100 and failed > 10  # evidence of both kinds of activity, and timestamps the rules refuse
+
+
+def test_evidence_built_from_a_hint_about_an_objective_that_is_also_aligned_is_what_evidence_of_builds() -> None:
+    """An activity both an objective and in an alignment table: the hint
+    says whether its objective counts (by its definition type) and the
+    share that builds the evidence finds the targets from the catalog."""
+    objective, other = OBJECTIVES[0], OBJECTIVES[-1]
+    extra = CATALOG.objectives[other]
+    aligned = dataclasses.replace(CATALOG, alignments={
+        **CATALOG.alignments, objective: (AlignmentTarget(extra.competency, extra.level, mastery_score=0.8,
+                                                          source="alignment"),)})
+    decoder = msgspec.msgpack.Decoder(list[Hinted])
+    told: set[tuple[Any, int]] = set()
+    for declared in (None, OBJECTIVE_TYPE, "http://adlnet.gov/expapi/activities/course"):
+        for score in (0.5, 0.9):
+            body: dict[str, Any] = {
+                "id": str(uuid.uuid4()), "actor": {"mbox": "mailto:l1@example.gov.vn"},
+                "verb": {"id": VERBS[0]}, "object": {"id": objective}, "result": {"score": {"scaled": score}},
+                "timestamp": TIMES[0], "stored": TIMES[1],
+            }
+            if declared is not None:
+                body["object"]["definition"] = {"type": declared}
+            view = decode_view(msgspec.json.encode(body))
+            judged = judge(view, aligned)
+            assert isinstance(judged, tuple)
+            expected = evidence_of(view, judged, aligned)
+            [hint] = decoder.decode(msgspec.msgpack.encode([_evidence_hint(1, "t", view, judged, aligned)]))
+            kept: list[tuple[int, str, Any]] = []
+            take_hinted(LogRebuild(aligned), [hint], lambda at, tenant, meaning: kept.append((at, tenant, meaning)))
+            assert kept == [(1, "t", expected)]
+            told.add((declared, len(expected.evidence)))  # type: ignore[union-attr]
+    assert len({count for _, count in told}) == 2  # the objective counted or not, by its definition type
