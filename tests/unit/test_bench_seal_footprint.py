@@ -15,19 +15,24 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 BALLAST = ROOT / "bench" / "footprint_ballast"
 
+# A prepare() of the wrapped module whose bodies need not be Statements (the probes' own).
+_PREPARE = """
+kw = dict(version="1.0.3", authority={}, new_id=None, max_statements=10, parse_id=None)
+def prepare(bodies):
+    try:
+        s.prepare_statements(bodies, **kw)
+    except Exception:
+        pass  # the bodies are not Statements: only the ballast's part matters here
+"""
+
 _PROBE = """
 import json, tracemalloc
 import lrs.http.statements as s
+""" + _PREPARE + """
 wrapped = s.prepare_statements.__module__ != "lrs.ingest.prepare"
 built = looked_up = None
 tracemalloc.start()
 if wrapped:
-    kw = dict(version="1.0.3", authority={}, new_id=None, max_statements=10, parse_id=None)
-    def prepare(bodies):
-        try:
-            s.prepare_statements(bodies, **kw)
-        except Exception:
-            pass  # the bodies are not Statements: only the ballast's part matters here
     prepare([])
     held = next(c.cell_contents for c in s.prepare_statements.__closure__ if isinstance(c.cell_contents, list))
     forms, current, pseudonyms, own = held[0]
@@ -111,12 +116,7 @@ def test_the_copywork_side_makes_the_walks_copies_and_stores_the_clear_statement
 _GRADUAL_PROBE = """
 import json
 import lrs.http.statements as s
-kw = dict(version="1.0.3", authority={}, new_id=None, max_statements=10, parse_id=None)
-def prepare(bodies):
-    try:
-        s.prepare_statements(bodies, **kw)
-    except Exception:
-        pass  # the bodies are not Statements: only the ballast's part matters here
+""" + _PREPARE + """
 sizes = []
 for count in (0, 3, 4, 4):
     prepare([{}] * count)
