@@ -58,12 +58,14 @@ from seal_ratio import median_interval  # noqa: E402
 SIDES = ("sealed", "clear", "ballast")
 SEAL_DISCARD = "sealwork"  # --third sealwork: in place of the ballast
 COPY_ONLY = "copywork"  # --third copywork: only the sealing walk's copies
+GRADUAL = "gradual"  # --third gradual: the ballast built one learner a Statement, among the requests' objects
 
 
 def _side_env(side: str, learners: int, gc_dir: Path) -> dict[str, str]:
     return {
         "LRS_SEAL_PERSONAL_DATA": "true" if side == "sealed" else "false",
-        "LRS_BENCH_BALLAST": str(learners) if side == "ballast" else "0",
+        "LRS_BENCH_BALLAST": str(learners) if side in ("ballast", GRADUAL) else "0",
+        "LRS_BENCH_BALLAST_GRADUAL": "1" if side == GRADUAL else "0",
         "LRS_BENCH_SEAL_DISCARD": {SEAL_DISCARD: "1", COPY_ONLY: "copy"}.get(side, "0"),
         "LRS_BENCH_GC_STATS": str(gc_dir),
         "PYTHONPATH": os.pathsep.join(filter(None, [str(HERE / "footprint_ballast"),
@@ -229,10 +231,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--warm-passes", type=int, default=4)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--resamples", type=int, default=4000)
-    parser.add_argument("--third", choices=("ballast", SEAL_DISCARD, COPY_ONLY), default="ballast",
+    parser.add_argument("--third", choices=("ballast", SEAL_DISCARD, COPY_ONLY, GRADUAL), default="ballast",
                         help="the third side: clear with a sealing worker's caches (ballast), or clear with each "
                              "request sealed in the worker and the sealed Statements thrown away (sealwork), or only the "
-                             "sealing walk's copies made and thrown away (copywork)")
+                             "sealing walk's copies made and thrown away (copywork), or the ballast built one learner "
+                             "a Statement prepared, among the requests' own objects, as a sealing worker's caches "
+                             "grow (gradual)")
     parser.add_argument("--service-tree", metavar="CHECKOUT")
     parser.add_argument("--data-dir")
     add_result_options(parser)

@@ -8,6 +8,7 @@ of the workers' samples times the run's HTTP-worker CPU a statement is its
 
     .venv/bin/python bench/seal_gap_frames.py SEALED_DIR CLEAR_DIR [--top 40] [--self]
     .venv/bin/python bench/seal_gap_frames.py DIR --only      # one profile's heaviest frames
+    .venv/bin/python bench/seal_gap_frames.py DIR --under "KeySealing.seal_statements"   # a frame's callees
 
 ``--group`` sums frames by a named set of buckets (``BUCKETS`` below) that
 do not overlap: the innermost matching bucket of each sample wins.
@@ -139,6 +140,33 @@ def collector(directory: Path) -> dict:
             "workers_us_per_statement": us}
 
 
+def callees(stacks, us: float, root: str, depth: int) -> list[tuple[int, float, str]]:
+    """The frames under the first frame containing ``root`` of each sample,
+    ``depth`` levels down, as (level, inclusive µs a statement, name) in
+    tree order; branches under 0.1 µs left out."""
+    total = sum(c for _, c in stacks)
+    paths: Counter = Counter()
+    for frames, count in stacks:
+        names = [_name(f) for f in frames]
+        at = next((i for i, n in enumerate(names) if root in n), None)
+        if at is None:
+            continue
+        path = tuple(names[at:at + depth + 1])
+        for k in range(1, len(path) + 1):
+            paths[path[:k]] += count
+    out: list[tuple[int, float, str]] = []
+
+    def walk(prefix: tuple, level: int) -> None:
+        kids = [(p, c) for p, c in paths.items() if len(p) == len(prefix) + 1 and p[:len(prefix)] == prefix]
+        for path, count in sorted(kids, key=lambda kid: -kid[1]):
+            if count / total * us >= 0.1:
+                out.append((level, count / total * us, path[-1]))
+                walk(path, level + 1)
+
+    walk((), 0)
+    return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("first", type=Path)
@@ -149,7 +177,15 @@ def main() -> int:
     parser.add_argument("--group", action="store_true", help="sum by BUCKETS")
     parser.add_argument("--match", default=None, help="only frames containing this text")
     parser.add_argument("--gc", action="store_true", help="the collector's time (profiles run with --gc-stats)")
+    parser.add_argument("--under", default=None, metavar="FRAME",
+                        help="the first profile's frames under the one containing FRAME, as a tree (--depth levels)")
+    parser.add_argument("--depth", type=int, default=6)
     args = parser.parse_args()
+    if args.under:
+        stacks, us, _ = load(args.first)
+        for level, value, name in callees(stacks, us, args.under, args.depth):
+            print(f"{'  ' * level}{value:6.2f}  {name}")
+        return 0
     if args.gc:
         for d in [args.first] + ([args.second] if args.second else []):
             print(d, json.dumps(collector(d), indent=1))

@@ -19,7 +19,12 @@ worker without the longer stored Statement, its ciphertext rows or its keys'
 PostgreSQL work.  With ``LRS_BENCH_SEAL_DISCARD=copy``, only the sealing
 walk's copies: each Statement copied as the walk copies it, each Agent
 replaced by a new form of two dicts, all thrown away (no encoding, no
-look-up).  Without the variables it does nothing.
+look-up).  With ``LRS_BENCH_BALLAST_GRADUAL=1`` beside ``LRS_BENCH_BALLAST=N``,
+the ballast is built one learner for each Statement prepared (until N),
+among the requests' own short-lived objects, as a sealing worker's caches
+grow during its first requests, rather than all at once at the first
+request: the same objects, laid out in the heap as a sealing worker's are.
+Without the variables it does nothing.
 """
 
 import os
@@ -32,6 +37,7 @@ if os.environ.get("LRS_BENCH_GC_STATS"):
 _COUNT = int(os.environ.get("LRS_BENCH_BALLAST") or 0)
 _SEAL_DISCARD = os.environ.get("LRS_BENCH_SEAL_DISCARD") in ("1", "copy")
 _COPY_ONLY = os.environ.get("LRS_BENCH_SEAL_DISCARD") == "copy"
+_GRADUAL = os.environ.get("LRS_BENCH_BALLAST_GRADUAL") == "1"
 if _COUNT > 0 or _SEAL_DISCARD:
     import importlib.abc
     import importlib.util
@@ -39,8 +45,9 @@ if _COUNT > 0 or _SEAL_DISCARD:
 
     _TARGET = "lrs.http.statements"
 
-    def _ballast(count):
-        """The caches of ``count`` learners, as a sealing worker holds them."""
+    def _ballast(count, caches=None):
+        """The caches of ``count`` learners, as a sealing worker holds them
+        (more learners added to ``caches`` when given)."""
         import secrets
 
         import msgspec
@@ -49,8 +56,8 @@ if _COUNT > 0 or _SEAL_DISCARD:
         from lrs.privacy.statement_sealer import KnownForm
 
         encode = msgspec.json.Encoder(order="sorted").encode
-        forms, current, pseudonyms, own = {}, {}, {}, []
-        for n in range(count):
+        forms, current, pseudonyms, own = caches or ({}, {}, {}, [])
+        for n in range(len(own), len(own) + count):
             agent = {"objectType": "Agent", "mbox": f"mailto:learner{n}@example.org", "name": f"Learner {n}"}
             key = encode(agent)
             pseudonym = secrets.token_hex(16)
@@ -133,11 +140,13 @@ if _COUNT > 0 or _SEAL_DISCARD:
 
         def prepare_statements(bodies, **kw):
             if not held:
-                held.append(_ballast(_COUNT))
+                held.append(_ballast(0 if _GRADUAL else _COUNT))
             forms, current, _, own = held[0]
+            if len(own) < _COUNT:  # gradual: one learner more a Statement
+                _ballast(min(len(bodies), _COUNT - len(own)), held[0])
             draw = random.randrange
             for _ in range(len(bodies)):
-                key, ident = own[draw(_COUNT)]
+                key, ident = own[draw(len(own))]
                 form = forms.get(key)
                 if form is not None and current.get(ident) is None:
                     raise AssertionError(form.pseudonym)

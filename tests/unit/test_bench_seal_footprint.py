@@ -15,19 +15,24 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 BALLAST = ROOT / "bench" / "footprint_ballast"
 
+# A prepare() of the wrapped module whose bodies need not be Statements (the probes' own).
+_PREPARE = """
+kw = dict(version="1.0.3", authority={}, new_id=None, max_statements=10, parse_id=None)
+def prepare(bodies):
+    try:
+        s.prepare_statements(bodies, **kw)
+    except Exception:
+        pass  # the bodies are not Statements: only the ballast's part matters here
+"""
+
 _PROBE = """
 import json, tracemalloc
 import lrs.http.statements as s
+""" + _PREPARE + """
 wrapped = s.prepare_statements.__module__ != "lrs.ingest.prepare"
 built = looked_up = None
 tracemalloc.start()
 if wrapped:
-    kw = dict(version="1.0.3", authority={}, new_id=None, max_statements=10, parse_id=None)
-    def prepare(bodies):
-        try:
-            s.prepare_statements(bodies, **kw)
-        except Exception:
-            pass  # the bodies are not Statements: only the ballast's part matters here
     prepare([])
     held = next(c.cell_contents for c in s.prepare_statements.__closure__ if isinstance(c.cell_contents, list))
     forms, current, pseudonyms, own = held[0]
@@ -106,3 +111,29 @@ def test_the_copywork_side_makes_the_walks_copies_and_stores_the_clear_statement
     assert run.returncode == 0, run.stderr
     found = json.loads(run.stdout.strip().splitlines()[-1])
     assert found["wrapped"].startswith("_wrap_copies") and found["same"]
+
+
+_GRADUAL_PROBE = """
+import json
+import lrs.http.statements as s
+""" + _PREPARE + """
+sizes = []
+for count in (0, 3, 4, 4):
+    prepare([{}] * count)
+    held = next(c.cell_contents for c in s.prepare_statements.__closure__ if isinstance(c.cell_contents, list))
+    forms, current, pseudonyms, own = held[0]
+    sizes.append([len(forms), len(current), len(pseudonyms), len(own)])
+print(json.dumps(sizes))
+"""
+
+
+def test_the_gradual_ballast_grows_one_learner_a_statement_up_to_the_count() -> None:
+    run = subprocess.run(
+        [sys.executable, "-c", _GRADUAL_PROBE], capture_output=True, text=True, timeout=120, cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(BALLAST), str(ROOT)]),
+             "LRS_BENCH_BALLAST": "10", "LRS_BENCH_BALLAST_GRADUAL": "1"},
+    )
+    assert run.returncode == 0, run.stderr
+    sizes = json.loads(run.stdout.strip().splitlines()[-1])
+    assert [s[0] for s in sizes] == [0, 3, 7, 10]  # not all at the first request; never past the count
+    assert all(len(set(s)) == 1 for s in sizes)  # each learner's form, key, pseudonym and entry alike
