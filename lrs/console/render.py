@@ -10,6 +10,7 @@ from aiohttp import web
 
 from lrs.console import guard, i18n
 from lrs.console.gap_reasons import gap_reason
+from lrs.console.projection_reasons import projection_reason
 from lrs.http.middleware import CREDENTIAL, RETRY_AFTER_UNAVAILABLE_S
 
 log = structlog.get_logger("lrs.console")
@@ -30,6 +31,7 @@ def page_context(request: web.Request) -> dict[str, Any]:
         "local": lambda texts: i18n.local_text(texts, language),
         "reason": lambda gap: gap_reason(gap, language),
         "state_word": lambda state: i18n.projection_state_word(state, language),
+        "state_reason": lambda reason, state: projection_reason(reason, state, language),
         "freshness": request.get(guard.FRESHNESS),
     }
 
