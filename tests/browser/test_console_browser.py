@@ -269,6 +269,30 @@ async def test_the_projections_state_is_worded_in_the_pages_language(browser, se
             await context.close()
 
 
+async def test_the_programmes_whole_name_shows_on_a_phone(browser, served) -> None:
+    base, _api = served
+    program = Path(__file__).parents[2] / "schemas/frameworks/civil-servant-basic-digital-skills.program.json"
+    title = json.loads(program.read_text())["title"]
+    for locale, language in (("vi-VN", "vi"), ("en-GB", "en")):
+        context = await browser.new_context(viewport=PHONE, locale=locale)
+        page = await context.new_page()
+        try:
+            await sign_in(page, base, KEY, SECRET)
+            await page.goto(base + "/console/units/mic-dt-1")
+            # a closed <select> cut "Chứng nhận kỹ năng số cơ bản cho cán bộ, công…" at 390 px
+            name = page.locator("form.program .program-name").first
+            assert title[language] in await name.inner_text()
+            box = await name.bounding_box()
+            assert box is not None and box["x"] + box["width"] <= PHONE["width"]
+            assert await name.evaluate("e => e.scrollWidth <= e.clientWidth && e.getClientRects().length >= 1")
+            assert await page.locator("form.program input[name=program]:checked").count() == 1
+            await page.click("form.program button[type=submit]")
+            await page.wait_for_load_state()
+            assert "program=" in page.url and "/console/units/mic-dt-1" in page.url
+        finally:
+            await context.close()
+
+
 async def test_operators_path_and_a_read_only_credential(
     browser, served, screenshots: Path, database_url: str, tmp_path: Path
 ) -> None:
