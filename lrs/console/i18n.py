@@ -8,6 +8,8 @@ is Vietnamese or English, else English.  Every text a page shows is a key in
 
 from __future__ import annotations
 
+from markupsafe import Markup
+
 from lrs.ingest.formats import parse_accept_language
 
 LANGUAGES = ("vi", "en")
@@ -324,6 +326,8 @@ def translator(language: str):
     """``t(key, **values)`` in ``language`` (the key itself when unknown, so a gap shows)."""
     def t(key: str, /, **values: object) -> str:
         text = MESSAGES.get(key, {}).get(language, key)
+        if any(isinstance(v, Markup) for v in values.values()):  # e.g. a <time>: the other values are escaped
+            return Markup(text).format(**values)
         return text.format(**values) if values else text
 
     return t

@@ -293,6 +293,28 @@ async def test_the_programmes_whole_name_shows_on_a_phone(browser, served) -> No
             await context.close()
 
 
+async def test_dates_are_written_for_the_pages_language_with_the_exact_value_kept(browser, served) -> None:
+    import re
+
+    base, api = served
+    listed = await api.get("/competency/units/mic-dt-1/learners", program=PROGRAM)
+    certified_at = next(item["certified_at"] for item in listed["learners"] if item["certified_at"])
+    written = {"vi": r"\d\d/\d\d/\d{4} \d\d:\d\d UTC", "en": r"\d{1,2} [A-Z][a-z]{2} \d{4} \d\d:\d\d UTC"}
+    for locale, language in (("vi-VN", "vi"), ("en-GB", "en")):
+        context = await browser.new_context(viewport=PHONE, locale=locale)
+        page = await context.new_page()
+        try:
+            await sign_in(page, base, KEY, SECRET)
+            await page.goto(base + "/console/units/mic-dt-1")
+            # the column showed "2026-04-13T10:00:00.000000Z", broken over two lines on a phone
+            shown = page.locator(f'#unit-learners time[datetime="{certified_at}"]').first
+            assert re.fullmatch(written[language], (await shown.inner_text()).strip())
+            box = await shown.bounding_box()
+            assert box is not None and box["height"] < 30, box  # one line
+        finally:
+            await context.close()
+
+
 async def test_operators_path_and_a_read_only_credential(
     browser, served, screenshots: Path, database_url: str, tmp_path: Path
 ) -> None:
