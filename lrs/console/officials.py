@@ -17,6 +17,7 @@ from markupsafe import Markup
 
 from lrs.console import guard
 from lrs.console.charts import Point, rate_chart
+from lrs.console.competences import competence_name
 from lrs.console.i18n import local_text, translator
 from lrs.console.render import error_page, render, render_message
 from lrs.http import keys
@@ -101,7 +102,7 @@ def _context(request: web.Request, catalog: Catalog, program: Program | None, **
         "program_key": program_key(program) if program else "",
         "program_q": urlencode({"program": program_key(program)}) if program else "",
         "learner_url": learner_url,
-        "code": lambda iri: _code(catalog, iri),
+        "code": lambda iri: competence_name(catalog, iri, language),
         **extra,
     }
 
@@ -214,11 +215,6 @@ def _shown(request: web.Request, view: dict[str, Any] | None, learner: str) -> s
     return learner
 
 
-def _code(catalog: Catalog, competency: str) -> str:
-    info = catalog.competencies.get(competency)
-    return info.code if info is not None and info.code else competency
-
-
 @_pages
 async def learner_page(request: web.Request) -> web.StreamResponse:
     catalog = await _catalog(request)
@@ -250,7 +246,7 @@ async def learner_page(request: web.Request) -> web.StreamResponse:
                 )
                 for c in (view["certifications"] if view is not None else [])
             },
-            "code": lambda iri: _code(catalog, iri),
+            "code": lambda iri: competence_name(catalog, iri, request[guard.LANGUAGE]),
         },
         status=200 if view is not None else 404,
     )
@@ -267,6 +263,6 @@ async def trail_page(request: web.Request) -> web.StreamResponse:
     return render(
         "trail.html", request,
         {"learner": learner, "shown": _shown(request, view, learner), "view": view, "learner_url": learner_url,
-         "code": lambda iri: _code(catalog, iri)},
+         "code": lambda iri: competence_name(catalog, iri, request[guard.LANGUAGE])},
         status=200 if view is not None else 404,
     )

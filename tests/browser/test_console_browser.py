@@ -315,6 +315,32 @@ async def test_dates_are_written_for_the_pages_language_with_the_exact_value_kep
             await context.close()
 
 
+async def test_a_learners_competences_are_named_with_their_titles(browser, served) -> None:
+    base, api = served
+    titles = {}
+    for source in (Path(__file__).parents[2] / "schemas/frameworks").glob("*.json"):
+        for area in json.loads(source.read_text()).get("areas", ()):
+            titles |= {c["iri"]: (c["code"], c["title"]) for c in area["competences"]}
+    state = await api.get(f"/competency/learners/{quote(learner_key(1), safe='')}")
+    shown = [c["competency"] for f in state["frameworks"] for c in f["competencies"]]
+    assert shown
+    for locale, language in (("vi-VN", "vi"), ("en-GB", "en")):
+        context = await browser.new_context(viewport=PHONE, locale=locale)
+        page = await context.new_page()
+        try:
+            await sign_in(page, base, KEY, SECRET)
+            await page.goto(base + f"/console/learners/{quote(learner_key(1), safe='')}")
+            # the rows read "4.2" alone
+            rows = [(await h.inner_text()).strip() for h in await page.locator("section.framework tbody th").all()]
+            expected = []
+            for iri in shown:
+                code, title = titles[iri]
+                expected.append(f"{code} — {title.get(language, title['en'])}")
+            assert rows == expected
+        finally:
+            await context.close()
+
+
 async def test_operators_path_and_a_read_only_credential(
     browser, served, screenshots: Path, database_url: str, tmp_path: Path
 ) -> None:
