@@ -341,6 +341,24 @@ async def test_a_learners_competences_are_named_with_their_titles(browser, serve
             await context.close()
 
 
+async def test_a_units_learners_are_listed_by_the_identifier_shown(browser, served) -> None:
+    base, api = served
+    listed = await api.get("/competency/units/mic/learners", program=PROGRAM)
+    context = await browser.new_context(viewport=PHONE, locale="vi-VN")
+    page = await context.new_page()
+    try:
+        await sign_in(page, base, KEY, SECRET)
+        await page.goto(base + "/console/units/mic")
+        rows = [(await a.inner_text()).strip() for a in await page.locator("#unit-learners tbody th a").all()]
+        shown = [item["learner"] or item["key"] for item in listed["learners"]]
+        assert sorted(rows) == sorted(shown) and len(rows) == 5
+        # they came in the projection's key order: the pseudonym's, as learners are sealed
+        # (that order is the shown one for 1 fixture in 120; tests/unit/test_console_learner_order.py is exact)
+        assert rows == sorted(shown, key=str.casefold), rows
+    finally:
+        await context.close()
+
+
 async def test_operators_path_and_a_read_only_credential(
     browser, served, screenshots: Path, database_url: str, tmp_path: Path
 ) -> None:
