@@ -8,6 +8,8 @@ is Vietnamese or English, else English.  Every text a page shows is a key in
 
 from __future__ import annotations
 
+from markupsafe import Markup
+
 from lrs.ingest.formats import parse_accept_language
 
 LANGUAGES = ("vi", "en")
@@ -246,6 +248,47 @@ MESSAGES: dict[str, dict[str, str]] = {
     "projection_state_rebuilding": {"en": "rebuilding", "vi": "đang dựng lại"},
     "projection_state_outdated": {"en": "outdated (needs a replay)", "vi": "lỗi thời (cần chạy lại)"},
     "projection_state_stopped": {"en": "stopped", "vi": "đã dừng"},
+    # Why the projection is not current (lrs/console/projection_reasons.py), with the values the reason carries.
+    "projection_reason_frameworks_changed": {
+        "en": "the frameworks changed: rebuilding the projection from the log",
+        "vi": "khung năng lực đã thay đổi: đang dựng lại phép chiếu từ nhật ký",
+    },
+    "projection_reason_other_replay": {
+        "en": "another replay of the projection is running",
+        "vi": "một lần chạy lại phép chiếu khác đang diễn ra",
+    },
+    "projection_reason_stopping": {"en": "the service is stopping", "vi": "dịch vụ đang dừng"},
+    "projection_reason_behind": {
+        "en": "the projection is {events} events behind the log, the oldest stored {seconds} s ago",
+        "vi": "phép chiếu chậm {events} sự kiện so với nhật ký, sự kiện cũ nhất được lưu cách đây {seconds} giây",
+    },
+    "projection_reason_rebuilding_itself": {
+        "en": "this service is rebuilding it from the log by itself: {detail}",
+        "vi": "dịch vụ này đang tự dựng lại phép chiếu từ nhật ký: {detail}",
+    },
+    "projection_reason_rebuilds_itself": {
+        "en": "{detail}: this service rebuilds it from the log by itself",
+        "vi": "{detail}: dịch vụ này tự dựng lại phép chiếu từ nhật ký",
+    },
+    "projection_reason_no_auto_rebuild": {
+        "en": "{detail} (LRS_COMPETENCY_AUTO_REBUILD=false: this service does not rebuild it by itself)",
+        "vi": "{detail} (LRS_COMPETENCY_AUTO_REBUILD=false: dịch vụ này không tự dựng lại phép chiếu)",
+    },
+    "projection_reason_rebuild_failed": {"en": "the rebuild failed: {detail}", "vi": "dựng lại thất bại: {detail}"},
+    "projection_reason_checkpoint_unreadable": {
+        "en": "cannot read the checkpoint: {detail}",
+        "vi": "không đọc được điểm lưu vị trí (checkpoint): {detail}",
+    },
+    "projection_reason_runner_failed": {
+        "en": "the runner failed: {detail}",
+        "vi": "bộ chạy phép chiếu gặp lỗi: {detail}",
+    },
+    "projection_reason_built_with_other": {
+        "en": "it was built with rule version {built_rules} and frameworks {built_digest}; "
+              "these are {rules} and {digest}: run `lrs replay competency`",
+        "vi": "phép chiếu được dựng với phiên bản quy tắc {built_rules} và khung năng lực {built_digest}; "
+              "hiện tại là {rules} và {digest}: hãy chạy `lrs replay competency`",
+    },
     # Why a requirement falls short, by the API's reason_code (lrs/console/gap_reasons.py).
     "gap_no_evidence": {"en": "no evidence", "vi": "chưa có minh chứng"},
     "gap_reached_below_level": {
@@ -283,6 +326,8 @@ def translator(language: str):
     """``t(key, **values)`` in ``language`` (the key itself when unknown, so a gap shows)."""
     def t(key: str, /, **values: object) -> str:
         text = MESSAGES.get(key, {}).get(language, key)
+        if any(isinstance(v, Markup) for v in values.values()):  # e.g. a <time>: the other values are escaped
+            return Markup(text).format(**values)
         return text.format(**values) if values else text
 
     return t

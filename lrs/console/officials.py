@@ -17,7 +17,9 @@ from markupsafe import Markup
 
 from lrs.console import guard
 from lrs.console.charts import Point, rate_chart
+from lrs.console.competences import competence_name
 from lrs.console.i18n import local_text, translator
+from lrs.console.learner_order import PAGE_SIZE, SORTED_UP_TO, page_of
 from lrs.console.render import error_page, render, render_message
 from lrs.http import keys
 from lrs.http.middleware import CREDENTIAL
@@ -28,7 +30,6 @@ from lrs.console.ports import CompetencyPages, Unavailable
 Catalog = Any
 Program = Any
 
-PAGE_SIZE = 50
 CHART_MONTHS = 5  # the chart shows this many months before the current one
 
 
@@ -101,7 +102,7 @@ def _context(request: web.Request, catalog: Catalog, program: Program | None, **
         "program_key": program_key(program) if program else "",
         "program_q": urlencode({"program": program_key(program)}) if program else "",
         "learner_url": learner_url,
-        "code": lambda iri: _code(catalog, iri),
+        "code": lambda iri: competence_name(catalog, iri, language),
         **extra,
     }
 
@@ -135,10 +136,17 @@ async def unit_page(request: web.Request) -> web.StreamResponse:
     unit_id = request.match_info["unit"]
     competency = _competency(request)
     summary = await competency.unit_summary(pool, catalog, tenant, unit_id, program=program, descendants=True)
+    after = request.query.get("after", "")
+    sorted_here = not after and summary["headcount"] <= SORTED_UP_TO  # else in key order (learner_order.py)
     learners = await competency.unit_learners(
         pool, catalog, tenant, unit_id, program=program, descendants=True,
-        after=request.query.get("after", ""), limit=PAGE_SIZE, config=request.config_dict,
+        after=after, limit=SORTED_UP_TO if sorted_here else PAGE_SIZE, config=request.config_dict,
     )
+    if sorted_here and learners["next_after"] is None:
+        learners = page_of(learners, _start(request.query.get("from", "0")))
+    elif sorted_here:  # more learners came in since the summary: the first page in key order
+        learners["learners"] = learners["learners"][:PAGE_SIZE]
+        learners["next_after"] = learners["learners"][-1]["key"]
     tree = await competency.unit_tree(pool, tenant, program=program)
     children = _find(tree["units"], unit_id)
     chart = await _chart(request, program, unit_id)
@@ -149,6 +157,10 @@ async def unit_page(request: web.Request) -> web.StreamResponse:
             children=children["children"] if children else [], chart=chart,
         ),
     )
+
+
+def _start(raw: str) -> int:
+    return int(raw) if raw.isdigit() else 0
 
 
 def _find(nodes: list[dict[str, Any]], unit_id: str) -> dict[str, Any] | None:
@@ -214,11 +226,6 @@ def _shown(request: web.Request, view: dict[str, Any] | None, learner: str) -> s
     return learner
 
 
-def _code(catalog: Catalog, competency: str) -> str:
-    info = catalog.competencies.get(competency)
-    return info.code if info is not None and info.code else competency
-
-
 @_pages
 async def learner_page(request: web.Request) -> web.StreamResponse:
     catalog = await _catalog(request)
@@ -250,7 +257,7 @@ async def learner_page(request: web.Request) -> web.StreamResponse:
                 )
                 for c in (view["certifications"] if view is not None else [])
             },
-            "code": lambda iri: _code(catalog, iri),
+            "code": lambda iri: competence_name(catalog, iri, request[guard.LANGUAGE]),
         },
         status=200 if view is not None else 404,
     )
@@ -267,6 +274,6 @@ async def trail_page(request: web.Request) -> web.StreamResponse:
     return render(
         "trail.html", request,
         {"learner": learner, "shown": _shown(request, view, learner), "view": view, "learner_url": learner_url,
-         "code": lambda iri: _code(catalog, iri)},
+         "code": lambda iri: competence_name(catalog, iri, request[guard.LANGUAGE])},
         status=200 if view is not None else 404,
     )

@@ -8,8 +8,9 @@ import aiohttp_jinja2
 import structlog
 from aiohttp import web
 
-from lrs.console import guard, i18n
+from lrs.console import dates, guard, i18n
 from lrs.console.gap_reasons import gap_reason
+from lrs.console.projection_reasons import projection_reason
 from lrs.http.middleware import CREDENTIAL, RETRY_AFTER_UNAVAILABLE_S
 
 log = structlog.get_logger("lrs.console")
@@ -29,7 +30,9 @@ def page_context(request: web.Request) -> dict[str, Any]:
         "here": request.path_qs,
         "local": lambda texts: i18n.local_text(texts, language),
         "reason": lambda gap: gap_reason(gap, language),
+        "when": lambda value: dates.when(value, language),
         "state_word": lambda state: i18n.projection_state_word(state, language),
+        "state_reason": lambda reason, state: projection_reason(reason, state, language),
         "freshness": request.get(guard.FRESHNESS),
     }
 

@@ -62,7 +62,9 @@ async def unit_report(
     learners: list[LearnerRow] = []
     async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
         below = await unit_reads.descendants(conn, tenant, unit_id)
-        by_id = {u.unit_id: u for u in below}
+        # the units above too: a report for a unit below an agency names that agency
+        above = [await unit_reads.fetch_unit(conn, tenant, a) for a in (await unit_reads.ancestors(conn, tenant, unit_id))[1:]]
+        by_id = {u.unit_id: u for u in [*below, *above] if u is not None}
         chosen = [(unit, True)] + [
             (u, by == "agency") for u in below[1:] if (u.kind == "agency" if by == "agency" else True)
         ]

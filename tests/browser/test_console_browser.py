@@ -5,6 +5,7 @@ page (desktop and phone widths) are kept under pytest's temp dir."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -90,6 +91,21 @@ async def sign_in(page: Any, base: str, key: str, secret: str) -> None:
     await page.click("form.stack button[type=submit]")
     await page.wait_for_load_state()
     assert "/console/signin" not in page.url, await page.content()
+
+
+LOCALES = (("vi-VN", "vi"), ("en-GB", "en"))
+
+
+@contextlib.asynccontextmanager
+async def phone_page(browser: Any, base: str, locale: str) -> AsyncIterator[Any]:
+    """A page at phone width in ``locale``, signed in with the service's credential."""
+    context = await browser.new_context(viewport=PHONE, locale=locale)
+    try:
+        page = await context.new_page()
+        await sign_in(page, base, KEY, SECRET)
+        yield page
+    finally:
+        await context.close()
 
 
 def number(text: str) -> int:
@@ -255,18 +271,83 @@ async def test_the_projections_state_is_worded_in_the_pages_language(browser, se
     from lrs.console.i18n import MESSAGES
 
     base, _api = served
-    for locale, language in (("vi-VN", "vi"), ("en-GB", "en")):
-        context = await browser.new_context(viewport=PHONE, locale=locale)
-        page = await context.new_page()
-        try:
-            await sign_in(page, base, KEY, SECRET)
+    for locale, language in LOCALES:
+        async with phone_page(browser, base, locale) as page:
             await page.goto(base + "/console/operations")
             state = page.locator("#projection-state")
             assert await state.get_attribute("data-state") == "running"
             # Vietnamese read "Trạng thái: running"
             assert (await state.inner_text()).strip() == MESSAGES["projection_state_running"][language]
-        finally:
-            await context.close()
+
+
+async def test_the_programmes_whole_name_shows_on_a_phone(browser, served) -> None:
+    base, _api = served
+    program = Path(__file__).parents[2] / "schemas/frameworks/civil-servant-basic-digital-skills.program.json"
+    title = json.loads(program.read_text())["title"]
+    for locale, language in LOCALES:
+        async with phone_page(browser, base, locale) as page:
+            await page.goto(base + "/console/units/mic-dt-1")
+            # a closed <select> cut "Chứng nhận kỹ năng số cơ bản cho cán bộ, công…" at 390 px
+            name = page.locator("form.program .program-name").first
+            assert title[language] in await name.inner_text()
+            box = await name.bounding_box()
+            assert box is not None and box["x"] + box["width"] <= PHONE["width"]
+            assert await name.evaluate("e => e.scrollWidth <= e.clientWidth && e.getClientRects().length >= 1")
+            assert await page.locator("form.program input[name=program]:checked").count() == 1
+            await page.click("form.program button[type=submit]")
+            await page.wait_for_load_state()
+            assert "program=" in page.url and "/console/units/mic-dt-1" in page.url
+
+
+async def test_dates_are_written_for_the_pages_language_with_the_exact_value_kept(browser, served) -> None:
+    import re
+
+    base, api = served
+    listed = await api.get("/competency/units/mic-dt-1/learners", program=PROGRAM)
+    certified_at = next(item["certified_at"] for item in listed["learners"] if item["certified_at"])
+    written = {"vi": r"\d\d/\d\d/\d{4} \d\d:\d\d UTC", "en": r"\d{1,2} [A-Z][a-z]{2} \d{4} \d\d:\d\d UTC"}
+    for locale, language in LOCALES:
+        async with phone_page(browser, base, locale) as page:
+            await page.goto(base + "/console/units/mic-dt-1")
+            # the column showed "2026-04-13T10:00:00.000000Z", broken over two lines on a phone
+            shown = page.locator(f'#unit-learners time[datetime="{certified_at}"]').first
+            assert re.fullmatch(written[language], (await shown.inner_text()).strip())
+            box = await shown.bounding_box()
+            assert box is not None and box["height"] < 30, box  # one line
+
+
+async def test_a_learners_competences_are_named_with_their_titles(browser, served) -> None:
+    base, api = served
+    titles = {}
+    for source in (Path(__file__).parents[2] / "schemas/frameworks").glob("*.json"):
+        for area in json.loads(source.read_text()).get("areas", ()):
+            titles |= {c["iri"]: (c["code"], c["title"]) for c in area["competences"]}
+    state = await api.get(f"/competency/learners/{quote(learner_key(1), safe='')}")
+    shown = [c["competency"] for f in state["frameworks"] for c in f["competencies"]]
+    assert shown
+    for locale, language in LOCALES:
+        async with phone_page(browser, base, locale) as page:
+            await page.goto(base + f"/console/learners/{quote(learner_key(1), safe='')}")
+            # the rows read "4.2" alone
+            rows = [(await h.inner_text()).strip() for h in await page.locator("section.framework tbody th").all()]
+            expected = []
+            for iri in shown:
+                code, title = titles[iri]
+                expected.append(f"{code} — {title.get(language, title['en'])}")
+            assert rows == expected
+
+
+async def test_a_units_learners_are_listed_by_the_identifier_shown(browser, served) -> None:
+    base, api = served
+    listed = await api.get("/competency/units/mic/learners", program=PROGRAM)
+    async with phone_page(browser, base, "vi-VN") as page:
+        await page.goto(base + "/console/units/mic")
+        rows = [(await a.inner_text()).strip() for a in await page.locator("#unit-learners tbody th a").all()]
+        shown = [item["learner"] or item["key"] for item in listed["learners"]]
+        assert sorted(rows) == sorted(shown) and len(rows) == 5
+        # they came in the projection's key order: the pseudonym's, as learners are sealed
+        # (that order is the shown one for 1 fixture in 120; tests/unit/test_console_learner_order.py is exact)
+        assert rows == sorted(shown, key=str.casefold), rows
 
 
 async def test_operators_path_and_a_read_only_credential(

@@ -435,6 +435,11 @@ async def test_reports_per_agency_and_unit_as_csv_and_xlsx_and_from_the_cli(
     assert [(r["learner"], r["unit"], r["agency"], r["status"]) for r in learners] == [
         (learner_key(2), "mic-dt-1", "mic-dt", "in_progress"), (learner_key(3), "mic-dt-2", "mic-dt", "not_started")]
     assert "1.1 (needs CB2): best score 0.65 < mastery score 0.70" in learners[0]["missing"]
+    # a report for a unit below the agency still names the agency (it was empty)
+    below = await client.get("/competency/units/mic-dt-1/report", params={"program": PROGRAM, "part": "not-certified"},
+                             headers=xapi_headers())
+    assert [(r["unit"], r["agency"]) for r in csv.DictReader(io.StringIO((await below.read()).decode()))] == [
+        ("mic-dt-1", "mic-dt")]
 
     answer, workbook = await fetch(format="xlsx")
     assert answer.content_type == "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"

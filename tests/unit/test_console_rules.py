@@ -116,3 +116,53 @@ def test_a_projection_state_is_worded_in_each_language_and_a_later_one_as_named(
     assert i18n.projection_state_word("rebuilding", "vi") == "đang dựng lại"
     assert i18n.projection_state_word("rebuilding", "en") == "rebuilding"
     assert i18n.projection_state_word("paused", "vi") == "paused"  # a state of a later version
+
+
+def _supervisor_reasons() -> list[str]:
+    """Every reason sentence projections/supervisor.py writes, each value in it as "1"."""
+    import ast
+
+    import projections.supervisor as supervisor
+
+    def sentence(node: ast.expr) -> str | None:
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            return node.value
+        if isinstance(node, ast.JoinedStr):
+            return "".join(part.value if isinstance(part, ast.Constant) else "1" for part in node.values)
+        return None
+
+    found = []
+    for node in ast.walk(ast.parse(Path(supervisor.__file__).read_text())):
+        if isinstance(node, ast.Call) and getattr(node.func, "attr", getattr(node.func, "id", "")) in ("_set", "Freshness"):
+            found += [sentence(arg) for arg in node.args[1:2]]
+        elif isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "reason" for t in node.targets):
+            found.append(sentence(node.value))
+        elif isinstance(node, ast.Assign) and isinstance(node.value, ast.Tuple):  # state, reason = ..., "..."
+            found += [sentence(v) for v in node.value.elts[1:2]]
+        elif isinstance(node, ast.FunctionDef) and node.name == "_outdated":
+            found += [sentence(r.value) for r in ast.walk(node) if isinstance(r, ast.Return) and r.value is not None]
+    return [s for s in found if s]
+
+
+def test_every_reason_the_projection_gives_is_worded_in_each_language() -> None:
+    from lrs.console.projection_reasons import projection_reason
+
+    reasons = _supervisor_reasons()
+    assert len(reasons) >= 10, reasons
+    for reason in reasons:
+        assert projection_reason(reason, "stopped", "en") == reason, reason
+        worded = projection_reason(reason, "stopped", "vi")
+        assert worded != reason, f"no Vietnamese for {reason!r}"
+
+
+def test_a_projection_reason_keeps_its_values_and_a_later_one_is_shown_as_given() -> None:
+    from lrs.console.projection_reasons import projection_reason
+    from projections.supervisor import positional_freshness
+
+    behind = positional_freshness(None, 40, 52, 95.4, 30.0).reason  # type: ignore[arg-type]
+    assert projection_reason(behind, "behind", "vi") == (
+        "phép chiếu chậm 12 sự kiện so với nhật ký, sự kiện cũ nhất được lưu cách đây 95 giây")
+    assert projection_reason("the runner failed: OSError('disk')", "stopped", "vi") == (
+        "bộ chạy phép chiếu gặp lỗi: OSError('disk')")
+    assert projection_reason("stopped", "stopped", "vi") == "đã dừng"  # the reason only repeats the state
+    assert projection_reason("a reason of a later version", "stopped", "vi") == "a reason of a later version"

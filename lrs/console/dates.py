@@ -1,0 +1,50 @@
+"""Dates and times as the console shows them (pure).
+
+The API gives instants as ISO 8601 (``2026-04-13T10:00:00.000000Z``): one long
+token that wraps mid-way on a phone and reads as code.  A page shows the
+instant in UTC written the way its language writes dates (vi ``13/04/2026
+10:00 UTC``, en ``13 Apr 2026 10:00 UTC``) inside ``<time datetime=...>``,
+which keeps the exact value as given.  A value that is not an instant is
+shown as given; none is shown as a dash."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from markupsafe import Markup, escape
+
+__all__ = ["MONTHS_EN", "when", "when_text"]
+
+MONTHS_EN = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def _instant(value: datetime | str) -> datetime | None:
+    if isinstance(value, datetime):
+        moment = value
+    else:
+        try:
+            moment = datetime.fromisoformat(value.strip())
+        except ValueError:
+            return None
+    if moment.tzinfo is None:  # the database's and the API's instants are UTC
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc)
+
+
+def when_text(moment: datetime, language: str) -> str:
+    """``moment`` (aware) in UTC as ``language`` writes it, to the minute."""
+    moment = moment.astimezone(timezone.utc)
+    if language == "vi":
+        return f"{moment:%d/%m/%Y %H:%M} UTC"
+    return f"{moment.day} {MONTHS_EN[moment.month - 1]} {moment.year} {moment:%H:%M} UTC"
+
+
+def when(value: datetime | str | None, language: str) -> Markup:
+    """``value`` as a ``<time>`` element for a page in ``language``."""
+    if value is None or value == "":
+        return Markup("–")
+    moment = _instant(value)
+    if moment is None:
+        return escape(value)
+    exact = value.isoformat() if isinstance(value, datetime) else value
+    return Markup('<time datetime="{}">{}</time>').format(exact, when_text(moment, language))
