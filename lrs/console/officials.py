@@ -160,7 +160,9 @@ async def unit_page(request: web.Request) -> web.StreamResponse:
 
 
 def _start(raw: str) -> int:
-    return int(raw) if raw.isdigit() else 0
+    """The ``from`` offset the page's own links carry; anything else (a Unicode
+    digit ``int`` refuses, a number past its digit limit) is the first page."""
+    return int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 9 else 0
 
 
 def _find(nodes: list[dict[str, Any]], unit_id: str) -> dict[str, Any] | None:

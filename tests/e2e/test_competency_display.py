@@ -245,3 +245,21 @@ async def test_a_never_rostered_learner_is_named_by_their_own_statement_not_one_
             response = await client.post("/competency/admin/identities", headers=headers,
                                          json={"op": "link", "person": learner_key(30), "identifiers": [learner_key(31)]})
             assert response.status == 403
+
+
+async def test_a_unit_pages_from_that_is_not_a_small_ascii_number_shows_the_first_learners(
+    database_url: str, tmp_path: Path, light_secret_hashing: int
+) -> None:
+    """``from`` (the offset in the unit page's sorted learner list) is the console's own
+    link; any other value (a Unicode digit, a number past int()'s digit limit, a sign)
+    shows the first page rather than an error."""
+    async with app_client(database_url, tmp_path) as client:
+        loaded = await client.post("/competency/admin/roster", json=roster({"mic-dt-1": [1, 2]}), headers=xapi_headers())
+        assert loaded.status == 200, await loaded.text()
+        await caught_up(client, database_url)
+        assert (await sign_in(client)).status == 303
+        for start in ("²", "٣", "9" * 5000, "-1", "", "0"):
+            page = await client.get("/console/units/mic-dt-1", params={"from": start})
+            assert page.status == 200, (start[:10], page.status)
+            html = await page.text()
+            assert learner_key(1) in html and learner_key(2) in html, start[:10]
