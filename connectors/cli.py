@@ -111,7 +111,10 @@ def _target_arguments(parser: argparse.ArgumentParser, key_flags: tuple[str, ...
 def _at_least_one(value: str) -> int:
     """argparse type of a count (connectors import nothing of lrs's commands):
     below 1 is a usage error, exit status 2, as lrs.commands.common.at_least_one words it."""
-    number = int(value) if value.strip().isdigit() else 0
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
     if number < 1:
         raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, not {value!r}")
     return number

@@ -114,6 +114,7 @@ def test_a_bad_argument_is_one_line_naming_the_command(argv, prefix, words, caps
         (["import", "{present}", "--to", "http://127.0.0.1:9", "--key", "k", "--secret", "s", "--max-attempts", "0"],
          "--max-attempts"),
         (["pull", "http://127.0.0.1:9", "--key", "k", "--secret", "s", "--concurrency", "zero"], "--concurrency"),
+        (["pull", "http://127.0.0.1:9", "--key", "k", "--secret", "s", "--batch-size", "²"], "--batch-size"),
     ],
     ids=lambda v: " ".join(a for a in v if not a.startswith(("{", "http")) and a not in ("k", "s", "--key", "--secret", "--to"))
     if isinstance(v, list) else None,
