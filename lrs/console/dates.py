@@ -28,7 +28,10 @@ def _instant(value: datetime | str) -> datetime | None:
             return None
     if moment.tzinfo is None:  # the database's and the API's instants are UTC
         moment = moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc)
+    try:
+        return moment.astimezone(timezone.utc)
+    except OverflowError:  # an instant whose UTC falls outside years 1-9999 (a Statement may state one)
+        return None
 
 
 def when_text(moment: datetime, language: str) -> str:

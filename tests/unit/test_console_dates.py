@@ -30,3 +30,8 @@ def test_a_message_takes_a_time_without_escaping_it_and_escapes_the_rest() -> No
     t = i18n.translator("en")
     text = t("verify_when", at=when("2026-04-13T10:00:00Z", "en"), head="<1>")
     assert '<time datetime="2026-04-13T10:00:00Z">13 Apr 2026 10:00 UTC</time>' in text and "&lt;1&gt;" in text
+
+
+def test_an_instant_whose_utc_falls_outside_years_1_to_9999_is_shown_as_given() -> None:
+    for value in ("9999-12-31T23:59:59-01:00", "0001-01-01T00:30:00+01:00"):
+        assert when(value, "en") == value and when(value, "vi") == value
