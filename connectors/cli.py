@@ -21,6 +21,7 @@ from connectors.framework.checkpoint import CheckpointError, CheckpointFile
 from connectors.framework.model import Cursor, Mapping, Source, Summary
 from connectors.framework.runner import RunOptions, run_connector
 from connectors.framework.sink import LrsSink, statements_endpoint
+from lrs.cli_arguments import at_least_one
 
 EXIT_OK = 0
 EXIT_STOPPED = 1
@@ -108,23 +109,11 @@ def _target_arguments(parser: argparse.ArgumentParser, key_flags: tuple[str, ...
                         help="target credential secret (default: $LRS_TARGET_SECRET)")
 
 
-def _at_least_one(value: str) -> int:
-    """argparse type of a count (connectors import nothing of lrs's commands):
-    below 1 is a usage error, exit status 2, as lrs.commands.common.at_least_one words it."""
-    try:
-        number = int(value)
-    except ValueError:
-        number = 0
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, not {value!r}")
-    return number
-
-
 def _run_arguments(parser: argparse.ArgumentParser) -> None:
     run = parser.add_argument_group("run")
-    run.add_argument("--batch-size", type=_at_least_one, default=500, help="statements per POST (default: 500)")
-    run.add_argument("--concurrency", type=_at_least_one, default=4, help="batches in flight (default: 4)")
-    run.add_argument("--max-attempts", type=_at_least_one, default=8,
+    run.add_argument("--batch-size", type=at_least_one, default=500, help="statements per POST (default: 500)")
+    run.add_argument("--concurrency", type=at_least_one, default=4, help="batches in flight (default: 4)")
+    run.add_argument("--max-attempts", type=at_least_one, default=8,
                      help="attempts per batch while the LRS fails or is unreachable (default: 8)")
     run.add_argument("--checkpoint", metavar="PATH",
                      help="checkpoint file (default: .lrs-checkpoints/<job>.json in the current directory)")

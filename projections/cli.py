@@ -12,7 +12,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from lrs.commands.common import at_least_one, input_file
+from lrs.cli_arguments import at_least_one, input_file
 from projections.competency.catalog import (
     FRAMEWORKS_DIR,
     Catalog,

@@ -9,8 +9,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Awaitable, Callable, Mapping
 
 from lrs import verify_runs
+from lrs.cli_arguments import at_least_one, input_file
 from lrs.commands.common import (
-    at_least_one, cli_runner, command_pool, input_file, load_settings, progress_bar, run_async, setup,
+    cli_runner, command_pool, load_settings, progress_bar, run_async, setup,
 )
 
 if TYPE_CHECKING:

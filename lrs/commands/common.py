@@ -9,7 +9,6 @@ its signatures; anything else under ``lrs.commands`` is the core's own.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import dataclasses
 import contextlib
@@ -19,7 +18,6 @@ import os
 import socket
 import sys
 from importlib.resources.abc import Traversable
-from pathlib import Path
 from typing import TYPE_CHECKING, AsyncIterator, Awaitable, Callable, Iterator, Sequence, TypeVar
 
 from lrs.config import Settings
@@ -165,33 +163,3 @@ def login_name() -> str:
 def cli_runner() -> str:
     """``cli:<login name>@<host>``, as a verify run records who ran it."""
     return f"cli:{login_name()}@{socket.gethostname()}"
-
-
-def at_least_one(value: str) -> int:
-    """An argparse ``type`` for a count (a batch, processes, attempts): one
-    below 1 is a usage error, exit status 2 like any wrong argument, e.g.
-    ``lrs audit verify: argument --batch-size: must be a whole number of at
-    least 1, not '0'`` (README.md, "Exit status")."""
-    try:
-        number = int(value)
-    except ValueError:
-        number = 0
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, not {value!r}")
-    return number
-
-
-def input_file(value: str) -> Path:
-    """An argparse ``type`` for a file the command reads: a path it cannot
-    open (none there, a directory, no permission) is a usage error, exit
-    status 2 like a wrong argument or a bad LRS_* setting, e.g. ``lrs roster
-    load: argument FILE: cannot read units.csv: No such file or directory``;
-    a file read and refused for its content is the command's own finding,
-    exit status 1 (README.md, "Exit status")."""
-    path = Path(value)
-    try:
-        with path.open("rb"):
-            pass
-    except OSError as exc:
-        raise argparse.ArgumentTypeError(f"cannot read {value}: {exc.strerror or exc}") from None
-    return path

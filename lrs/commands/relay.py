@@ -13,8 +13,9 @@ from typing import TYPE_CHECKING, AsyncIterator
 
 import structlog
 
+from lrs.cli_arguments import at_least_one
 from lrs.commands.common import (
-    at_least_one, database_url, load_settings, reaching_database, run_async, settle_heap, setup,
+    database_url, load_settings, reaching_database, run_async, settle_heap, setup,
 )
 from lrs.config import Settings
 

@@ -42,9 +42,11 @@ PURE = (
 # (lrs forward reads the same variables as every other NATS client), and the
 # names of the stream and of the consumers each role owns (`lrs forward remove`
 # must never delete a projection's consumer), and how a database or NATS URL
-# is shown without its passwords (as the LRS shows it); nothing else.
+# is shown without its passwords (as the LRS shows it), and the argument
+# types every command line shares (lrs.cli_arguments); nothing else.
 CONNECTOR_CONTRACT: tuple[str, ...] = (
     "lrs.event_contract", "lrs.payload_codec", "lrs.nats.access", "lrs.nats.permissions", "lrs.url_redaction",
+    "lrs.cli_arguments",
 )
 
 COMPOSITION_ROOT = "lrs.service"
