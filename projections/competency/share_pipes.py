@@ -93,9 +93,10 @@ class HintSender:
     """The hints a process of a replay read in shares sends while it reads,
     written by a thread of their own: a process blocked writing hints to a
     full pipe would not read the other's, and two such processes would wait
-    on each other for ever (a page's hints are the opened statements of
-    the other's learners on it, about half a page of them with two shares,
-    against a pipe of 64 KB or less when it could not be widened)."""
+    on each other for ever (a page's hints, what was judged of the other's
+    learners' statements on it as share_judging.EvidenceHint, are about half
+    a page of them with two shares, against a pipe of 64 KB or less when it
+    could not be widened)."""
 
     def __init__(self, links: Links, share: int) -> None:
         self.links, self.share = links, share
