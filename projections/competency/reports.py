@@ -158,7 +158,8 @@ def to_csv(report: Report, part: str = "summary", language: str = DEFAULT_LANGUA
 
 def to_xlsx(report: Report, language: str = DEFAULT_LANGUAGE) -> bytes:
     """The report as an XLSX workbook: sheets "Summary" and "Not certified"
-    (each starts with the report's heading, then a header row and the rows)."""
+    (in Vietnamese "Tổng hợp" and "Chưa đạt chứng nhận"), each starting with
+    the report's heading, then a header row and the rows."""
     book = Workbook()
     summary = book.active
     summary.title = report_words.sheet_name("summary", language)
