@@ -14,7 +14,7 @@ from lrs.console.ports import Unavailable
 from projections.checkpoints import checkpoint_position, is_parked, parked_events
 from projections.competency import queries
 from projections.competency.report_query import unit_report
-from projections.competency.reports import BY, PARTS
+from projections.competency.reports import BY, LANGUAGES, PARTS
 from projections.competency.series import unit_series
 from projections.competency.unit_views import unit_tree
 from lrs.http.keys import LEARNER_KEYS
@@ -34,6 +34,7 @@ class CompetencyConsole:
     report_groupings = BY
     report_parts = PARTS
     report_formats = REPORT_FORMATS
+    report_languages = LANGUAGES
 
     # -- officials' pages ---------------------------------------------------------
 
@@ -84,8 +85,10 @@ class CompetencyConsole:
         report = await unit_report(pool, catalog, tenant, unit_id, program=program, by=by)  # type: ignore[arg-type]
         return await shown_report(config, pool, tenant, report)
 
-    def report_response(self, report: Any, unit_id: str, by: str, fmt: str, part: str, fresh: Any | None) -> Any:
-        return report_response(report, unit_id, by, fmt, part, fresh)
+    def report_response(
+        self, report: Any, unit_id: str, by: str, fmt: str, part: str, fresh: Any | None, language: str
+    ) -> Any:
+        return report_response(report, unit_id, by, fmt, part, fresh, language)
 
     async def learner_view(
         self, pool: asyncpg.Pool, catalog: Any, tenant: str, learner: str, *, config: Mapping[Any, Any]

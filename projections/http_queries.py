@@ -23,7 +23,7 @@ from projections.competency.queries import (
     unit_summary,
 )
 from projections.competency.report_query import unit_report
-from projections.competency.reports import BY, PARTS, to_csv, to_xlsx, with_identifiers
+from projections.competency.reports import BY, LANGUAGES, PARTS, to_csv, to_xlsx, with_identifiers
 from projections.competency.series import CLOCKS, INTERVALS, unit_series
 from projections.competency.standing import STATUSES
 from projections.competency.unit_views import unit_tree
@@ -260,7 +260,8 @@ def _choice(request: web.Request, name: str, allowed: tuple[str, ...], default: 
 async def get_unit_report(request: web.Request) -> web.Response:
     """The per-agency or per-unit report as CSV (one part) or XLSX (both parts)."""
     tenant = tenant_of(request, READ_SCOPE)
-    only_parameters(request, {"program", "version", "by", "format", "part", STALE_PARAMETER})
+    only_parameters(request, {"program", "version", "by", "format", "part", "language", STALE_PARAMETER})
+    language = _choice(request, "language", LANGUAGES, "en")
     catalog, fresh = await _serving(request)
     program = _program(request, catalog)
     by = _choice(request, "by", BY, "agency")
@@ -271,7 +272,7 @@ async def get_unit_report(request: web.Request) -> web.Response:
     unit_id = request.match_info["unit"]
     report = await _query(unit_report(request.config_dict[keys.POOL], catalog, tenant, unit_id, program=program, by=by), fresh)  # type: ignore[arg-type]
     report = await shown_report(request.config_dict, request.config_dict[keys.POOL], tenant, report)
-    return report_response(report, unit_id, by, fmt, part, fresh)
+    return report_response(report, unit_id, by, fmt, part, fresh, language)
 
 
 async def shown_report(config: Any, pool: Any, tenant: str, report: Any) -> Any:
@@ -280,14 +281,15 @@ async def shown_report(config: Any, pool: Any, tenant: str, report: Any) -> Any:
 
 
 def report_response(
-    report: Any, unit_id: str, by: str, fmt: str, part: str, fresh: Freshness | None = None
+    report: Any, unit_id: str, by: str, fmt: str, part: str, fresh: Freshness | None = None, language: str = "en"
 ) -> web.Response:
-    """A unit report as a download: CSV (one part) or XLSX (both parts); the console sends the same."""
+    """A unit report as a download: CSV (one part) or XLSX (both parts), in
+    ``language`` (reports.LANGUAGES); the console sends the same."""
     name = f"{unit_id}-{by}-report" + ("" if fmt == "xlsx" else f"-{part}")
     if fmt == "xlsx":
-        response = web.Response(body=to_xlsx(report), content_type=XLSX)
+        response = web.Response(body=to_xlsx(report, language), content_type=XLSX)
     else:
-        response = web.Response(text=to_csv(report, part), content_type="text/csv", charset="utf-8")
+        response = web.Response(text=to_csv(report, part, language), content_type="text/csv", charset="utf-8")
     response.headers["Content-Disposition"] = f'attachment; filename="{name}.{fmt}"'
     response.headers[POSITION_HEADER] = str(report.position)
     if fresh is not None and fresh.state != "current":

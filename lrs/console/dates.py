@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 
 from markupsafe import Markup, escape
 
-__all__ = ["MONTHS_EN", "when", "when_text"]
+__all__ = ["MONTHS_EN", "instant_text", "when", "when_text"]
 
 MONTHS_EN = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
@@ -40,6 +40,13 @@ def when_text(moment: datetime, language: str) -> str:
     if language == "vi":
         return f"{moment:%d/%m/%Y %H:%M} UTC"
     return f"{moment.day} {MONTHS_EN[moment.month - 1]} {moment.year} {moment:%H:%M} UTC"
+
+
+def instant_text(value: str, language: str) -> str:
+    """``value`` (an instant as the API gives it) as ``language`` writes it; a
+    value that is not an instant as given (a report's heading, plain text)."""
+    moment = _instant(value) if value else None
+    return value if moment is None else when_text(moment, language)
 
 
 def when(value: datetime | str | None, language: str) -> Markup:

@@ -1,5 +1,6 @@
 """Officials' pages: the unit tree, a unit with its chart and learners, a
-learner's competency state and evidence, and the unit report (CSV).
+learner's competency state and evidence, and the unit report (CSV or XLSX,
+in the page's language).
 
 Every number comes from the competency projection through the port the
 console declares (:class:`lrs.console.ports.CompetencyPages`): the functions
@@ -196,7 +197,8 @@ async def _chart(request: web.Request, program: Program, unit_id: str) -> Markup
 @_pages
 async def unit_report(request: web.Request) -> web.StreamResponse:
     """The unit's report, as ``GET /competency/units/{unit}/report`` sends it:
-    per agency or per unit (``by``), CSV (``part``: summary or not-certified) or XLSX."""
+    per agency or per unit (``by``), CSV (``part``: summary or not-certified) or XLSX,
+    in ``language`` (vi or en; the page's language when not named)."""
     catalog = await _catalog(request)
     program = _program(request, catalog)
     if program is None:
@@ -204,9 +206,10 @@ async def unit_report(request: web.Request) -> web.StreamResponse:
     by = request.query.get("by", "agency")
     fmt = request.query.get("format", "csv")
     part = request.query.get("part", "summary")
+    language = request.query.get("language", request[guard.LANGUAGE])  # the page's links name it
     competency = _competency(request)
     choices = (("by", by, competency.report_groupings), ("format", fmt, competency.report_formats),
-               ("part", part, competency.report_parts))
+               ("part", part, competency.report_parts), ("language", language, competency.report_languages))
     for name, value, allowed in choices:
         if value not in allowed:
             return _message(request, 400, f"{name} must be one of {', '.join(allowed)}, got {value!r}")
@@ -215,7 +218,7 @@ async def unit_report(request: web.Request) -> web.StreamResponse:
         request.config_dict[keys.POOL], catalog, request[CREDENTIAL].tenant, unit_id, program=program, by=by,  # type: ignore[arg-type]
         config=request.config_dict,
     )
-    return competency.report_response(report, unit_id, by, fmt, part, request.get(guard.FRESHNESS))
+    return competency.report_response(report, unit_id, by, fmt, part, request.get(guard.FRESHNESS), language)
 
 
 def _shown(request: web.Request, view: dict[str, Any] | None, learner: str) -> str:

@@ -40,6 +40,7 @@ class CompetencyPages(Protocol):
     report_groupings: Sequence[str]  # by=
     report_parts: Sequence[str]  # part=
     report_formats: Sequence[str]  # format=
+    report_languages: Sequence[str]  # language=
 
     async def catalog(self, config: Mapping[Any, Any]) -> tuple[Any, Any | None]:
         """The catalogue the API answers with now, and its freshness when that is
@@ -69,8 +70,10 @@ class CompetencyPages(Protocol):
         self, pool: Any, catalog: Any, tenant: str, unit_id: str, *, program: Any, by: str, config: Mapping[Any, Any]
     ) -> Any: ...
 
-    def report_response(self, report: Any, unit_id: str, by: str, fmt: str, part: str, fresh: Any | None) -> Any:
-        """The report as a download, as ``GET /competency/units/{unit}/report`` sends it."""
+    def report_response(
+        self, report: Any, unit_id: str, by: str, fmt: str, part: str, fresh: Any | None, language: str
+    ) -> Any:
+        """The report as a download in ``language``, as ``GET /competency/units/{unit}/report`` sends it."""
         ...
 
     async def learner_view(

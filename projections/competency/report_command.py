@@ -27,6 +27,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     report.add_argument("--by", choices=["agency", "unit"], default="agency", help="one row per agency (default) or per unit")
     report.add_argument("--format", choices=["csv", "xlsx"], default="xlsx", help="file format (default: xlsx)")
     report.add_argument("--output", "-o", type=Path, help="file to write (default: UNIT-BY-report.FORMAT here)")
+    report.add_argument("--language", choices=["en", "vi"], default="en",
+                        help="en (default: the machine form) or vi (for officials: Vietnamese headers, words beside "
+                        "the codes; a CSV starts with the byte order mark Excel needs to show Vietnamese)")
     report.add_argument("--tenant", default="default", help="the tenant (default: default)")
     report.add_argument("--frameworks", metavar="DIR", type=Path, action="append",
                         help="framework documents to use (repeatable; default: the live ones)")
@@ -96,11 +99,11 @@ def _report(args: argparse.Namespace) -> int:
         summary, learners = output_paths(output, args.format)
         try:
             if args.format == "xlsx":
-                summary.write_bytes(to_xlsx(report))
+                summary.write_bytes(to_xlsx(report, args.language))
             else:
-                summary.write_text(to_csv(report, "summary"), encoding="utf-8", newline="")
+                summary.write_text(to_csv(report, "summary", args.language), encoding="utf-8", newline="")
                 assert learners is not None
-                learners.write_text(to_csv(report, "not-certified"), encoding="utf-8", newline="")
+                learners.write_text(to_csv(report, "not-certified", args.language), encoding="utf-8", newline="")
         except OSError as exc:
             print(f"lrs report: cannot write {exc.filename}: {exc.strerror}", file=sys.stderr)
             return 1

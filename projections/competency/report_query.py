@@ -15,23 +15,16 @@ import asyncpg
 from projections.competency.catalog import Catalog
 from projections.competency.frameworks import Program
 from projections.competency.queries import SELECT_CHECKPOINT, QueryError, _checkpoint, _iso, learner_standings
+from projections.competency.report_words import missing_text
 from projections.competency.reports import LearnerRow, Report, SummaryRow
-from projections.competency.standing import Standing
 from projections.competency.targets import in_force, needed, schedule_for
 from projections.units import reads as unit_reads
 from projections.units import store as units
 from projections.units.roster import Unit
 
-__all__ = ["unit_report", "missing_text"]
+__all__ = ["unit_report"]
 
 PAGE = 5000
-
-
-def missing_text(standing: Standing) -> str:
-    """``1.1 (needs CB2): best score 0.65 < mastery score 0.70; 6.2 (needs CB1): no evidence``."""
-    return "; ".join(
-        f"{gap.code or gap.competency} (needs {gap.level_needed}): {gap.reason}" for gap in standing.missing
-    )
 
 
 def _agency_of(unit: Unit, by_id: dict[str, Unit]) -> str | None:
@@ -92,7 +85,7 @@ async def unit_report(
                 learners.append(LearnerRow(
                     learner=member.learner, unit=member.unit_id, unit_name=placed.name if placed else "",
                     agency=_agency_of(placed, by_id) if placed else None, status=member.status,
-                    missing=missing_text(standing),
+                    missing=missing_text(standing.missing), gaps=standing.missing,
                 ))
             if len(page) < PAGE:
                 break

@@ -14,6 +14,12 @@ out.  A report has two parts:
 
 CSV carries one part per file (``part``); XLSX carries both, one sheet each.
 Rates are fractions (0.4 is 40 %); XLSX formats them as percentages.
+
+Either file is in English (``language="en"``, the default: the machine form,
+unchanged) or in Vietnamese (``"vi"``): translated headers and sheet names,
+a text column beside each coded one, dates as the console writes them
+(report_words.py), and a CSV that starts with a byte order mark, without
+which Excel reads UTF-8 as the Windows code page and garbles Vietnamese.
 """
 
 from __future__ import annotations
@@ -26,8 +32,12 @@ from typing import Any, Literal, Mapping
 from openpyxl import Workbook
 from openpyxl.utils import get_column_letter
 
+from projections.competency import report_words
+from projections.competency.report_words import DEFAULT_LANGUAGE
+
 __all__ = [
     "BY",
+    "LANGUAGES",
     "PARTS",
     "SUMMARY_COLUMNS",
     "LEARNER_COLUMNS",
@@ -40,6 +50,9 @@ __all__ = [
 
 BY = ("agency", "unit")
 PARTS = ("summary", "not-certified")
+LANGUAGES = report_words.LANGUAGES
+BOM = "\ufeff"  # starts a CSV in Vietnamese (Excel's cue that the file is UTF-8)
+XLSX_DATE = "dd/mm/yyyy"  # a date cell of an XLSX in Vietnamese, as the console writes dates
 SUMMARY_COLUMNS = (
     "unit", "name", "kind", "parent", "with_descendants", "headcount", "certified", "rate",
     "target_rate", "target_due", "target_needed", "gap",
@@ -80,6 +93,7 @@ class LearnerRow:
     status: str  # in_progress | not_started
     missing: str  # "1.1 (needs CB2): best score 0.65 < mastery score 0.70; ..."
     key: str = ""  # the projection's key (learner holds it too until with_identifiers)
+    gaps: tuple[Any, ...] = ()  # what is missing (standing.Gap each), for ``missing`` in another language
 
     def values(self) -> tuple[Any, ...]:
         return (self.learner, self.unit, self.unit_name, self.agency or "", self.status, self.missing, self.key or self.learner)
@@ -95,12 +109,6 @@ class Report:
     roster_as_of: str | None
     summary: tuple[SummaryRow, ...]
     not_certified: tuple[LearnerRow, ...]
-
-    def heading(self) -> list[tuple[str, str]]:
-        return [
-            ("programme", self.program), ("programme version", self.program_version), ("unit", self.unit),
-            ("rows by", self.by), ("log position", str(self.position)), ("roster as of", self.roster_as_of or ""),
-        ]
 
 
 def with_identifiers(report: Report, shown: Mapping[str, Any]) -> Report:
@@ -125,46 +133,59 @@ def _cell(value: Any) -> Any:
     return value
 
 
-def to_csv(report: Report, part: str = "summary") -> str:
-    """One part of the report as CSV text (a header row, then the rows)."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
+def _part(report: Report, part: str, language: str) -> tuple[tuple[str, ...], list[tuple[Any, ...]]]:
+    """A part's columns and rows in ``language``."""
     if part == "summary":
-        writer.writerow(SUMMARY_COLUMNS)
-        writer.writerows([_cell(v) for v in row.values()] for row in report.summary)
+        codes, rows, values = SUMMARY_COLUMNS, report.summary, report_words.summary_values
     elif part == "not-certified":
-        writer.writerow(LEARNER_COLUMNS)
-        writer.writerows([_cell(v) for v in row.values()] for row in report.not_certified)
+        codes, rows, values = LEARNER_COLUMNS, report.not_certified, report_words.learner_values
     else:
         raise ValueError(f"part must be one of {', '.join(PARTS)}, got {part!r}")
+    return report_words.columns(codes, language), [values(codes, row, language) for row in rows]
+
+
+def to_csv(report: Report, part: str = "summary", language: str = DEFAULT_LANGUAGE) -> str:
+    """One part of the report as CSV text (a header row, then the rows)."""
+    names, rows = _part(report, part, language)
+    out = io.StringIO()
+    if language != DEFAULT_LANGUAGE:
+        out.write(BOM)
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(report_words.header(names, language))
+    writer.writerows([_cell(v) for v in row] for row in rows)
     return out.getvalue()
 
 
-def to_xlsx(report: Report) -> bytes:
+def to_xlsx(report: Report, language: str = DEFAULT_LANGUAGE) -> bytes:
     """The report as an XLSX workbook: sheets "Summary" and "Not certified"
-    (each starts with the report's heading, then a header row and the rows)."""
+    (in Vietnamese "Tổng hợp" and "Chưa đạt chứng nhận"), each starting with
+    the report's heading, then a header row and the rows."""
     book = Workbook()
     summary = book.active
-    summary.title = "Summary"
-    learners = book.create_sheet("Not certified")
-    for sheet, columns, rows in (
-        (summary, SUMMARY_COLUMNS, [row.values() for row in report.summary]),
-        (learners, LEARNER_COLUMNS, [row.values() for row in report.not_certified]),
-    ):
-        for label, value in report.heading():
+    summary.title = report_words.sheet_name("summary", language)
+    learners = book.create_sheet(report_words.sheet_name("not-certified", language))
+    heading = report_words.heading(report, language)
+    for sheet, part in ((summary, "summary"), (learners, "not-certified")):
+        columns, rows = _part(report, part, language)
+        names = report_words.header(columns, language)
+        for label, value in heading:
             sheet.append([label, value])
         sheet.append([])
-        sheet.append(list(columns))
+        sheet.append(names)
         for values in rows:
             sheet.append(["" if v is None else v for v in values])
-        for index, name in enumerate(columns, start=1):
+        for index, name in enumerate(names, start=1):
             width = max([len(name), *(len(str(v)) for v in (r[index - 1] for r in rows))] or [len(name)])
             sheet.column_dimensions[get_column_letter(index)].width = min(60, width + 2)
-    first = len(report.heading()) + 3  # the first data row
-    for column in ("rate", "target_rate"):
-        letter = get_column_letter(SUMMARY_COLUMNS.index(column) + 1)
+    first = len(heading) + 3  # the first data row
+    columns = report_words.columns(SUMMARY_COLUMNS, language)
+    formats = [("rate", "0.0%"), ("target_rate", "0.0%")]
+    if language != DEFAULT_LANGUAGE:
+        formats.append(("target_due", XLSX_DATE))
+    for column, number_format in formats:
+        letter = get_column_letter(columns.index(column) + 1)
         for row in range(first, first + len(report.summary)):
-            summary[f"{letter}{row}"].number_format = "0.0%"
+            summary[f"{letter}{row}"].number_format = number_format
     out = io.BytesIO()
     book.save(out)
     return out.getvalue()

@@ -287,13 +287,13 @@ async def test_the_programmes_whole_name_shows_on_a_phone(browser, served) -> No
     for locale, language in LOCALES:
         async with phone_page(browser, base, locale) as page:
             await page.goto(base + "/console/units/mic-dt-1")
-            # a closed <select> cut "Chứng nhận kỹ năng số cơ bản cho cán bộ, công…" at 390 px
+            # a closed <select> cuts "Chứng nhận kỹ năng số cơ bản cho cán bộ, công…" at 390 px: the name is written out
             name = page.locator("form.program .program-name").first
             assert title[language] in await name.inner_text()
             box = await name.bounding_box()
             assert box is not None and box["x"] + box["width"] <= PHONE["width"]
             assert await name.evaluate("e => e.scrollWidth <= e.clientWidth && e.getClientRects().length >= 1")
-            assert await page.locator("form.program input[name=program]:checked").count() == 1
+            assert await page.locator("form.program select[name=program] option:checked").count() == 1
             await page.click("form.program button[type=submit]")
             await page.wait_for_load_state()
             assert "program=" in page.url and "/console/units/mic-dt-1" in page.url
