@@ -205,3 +205,16 @@ def test_a_reason_refuses_an_unknown_code_or_missing_values() -> None:
     assert Reason.of("frameworks_unreadable", error="no such file").text == (
         "the competency frameworks cannot be read: no such file")
     assert len(REASON_CODES) == len(set(REASON_CODES)) == 13
+
+
+def test_the_openapi_document_lists_every_code_and_value() -> None:
+    import json
+    from pathlib import Path
+
+    document = json.loads((Path(__file__).parents[2] / "schemas" / "openapi.json").read_text(encoding="utf-8"))
+    schemas = document["components"]["schemas"]
+    assert schemas["ProjectionReasonCode"]["enum"] == [*REASON_CODES, None]
+    from tests.unit.test_console_projection_reasons import VALUES
+
+    documented = set(schemas["ProjectionReasonValues"]["properties"])
+    assert {name for values in VALUES.values() for name in values} == documented
