@@ -169,8 +169,12 @@ async def test_freshness_carries_the_code_and_values_beside_the_english_reason()
     assert current.json()["reason_values"] == {}
 
     failed = Reason.of("runner_failed", error_kind="ValueError", error="ValueError('x')")
-    stopped = await _supervisor(Pool(), "stopped", failed).freshness()
+    supervisor = _supervisor(Pool(), "stopped", failed)
+    stopped = await supervisor.freshness()
     assert stopped.json()["reason_values"] == {"error_kind": "ValueError", "error": "ValueError('x')"}
+    # what the console's Operations page shows of the runner in this process
+    assert supervisor.reason_json() == {"reason": "the runner failed: ValueError('x')", "reason_code": "runner_failed",
+                                        "reason_values": {"error_kind": "ValueError", "error": "ValueError('x')"}}
 
 
 def test_behind_gives_the_events_and_the_age_in_seconds() -> None:
