@@ -90,9 +90,9 @@ class CheckpointStore:
         await conn.execute(INSERT_CHECKPOINT, p.name, 0, p.rule_version, p.catalog_digest)
         row = await conn.fetchrow(SELECT_CHECKPOINT, p.name)
         if (row["rule_version"], row["catalog_digest"]) != (p.rule_version, p.catalog_digest):
-            found = (f"projection {p.name!r} was built with rule version {row['rule_version']} and frameworks "
-                     f"{row['catalog_digest'][:12]}; these are {p.rule_version} and {p.catalog_digest[:12]}")
-            raise ProjectionOutdated(f"{found}: run `lrs replay {p.name}`", found)
+            raise ProjectionOutdated({"projection": p.name, "built_rules": row["rule_version"],
+                                      "built_digest": row["catalog_digest"], "rules": p.rule_version,
+                                      "digest": p.catalog_digest})
         return int(row["position"]), int(row["rebuilds"])
 
     async def advance(self, conn: asyncpg.Connection, position: int) -> None:

@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import abc
 import hashlib
-from typing import TYPE_CHECKING, AsyncIterator, Awaitable, Callable, ClassVar, Sequence
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Callable, ClassVar, Sequence
 
 import asyncpg
+
+from projections.freshness_reasons import OUTDATED_FOUND
 
 if TYPE_CHECKING:
     from projections.events import LogEvent
@@ -28,12 +31,16 @@ LogPage = Sequence[tuple[int, str, str, bytes]]
 
 class ProjectionOutdated(RuntimeError):
     """The stored state was built with other rules or frameworks: replay it.
-    ``found`` says what differs and nothing of what to do: whoever catches
-    it knows whether a replay is the user's to run or already under way."""
+    ``values`` are the projection's name and what it was built with and what
+    this process runs (``projection``, ``built_rules``, ``built_digest``,
+    ``rules``, ``digest``); ``found`` says in English what differs and nothing
+    of what to do: whoever catches it knows whether a replay is the user's to
+    run or already under way (projections/freshness_reasons.py)."""
 
-    def __init__(self, message: str, found: str | None = None) -> None:
-        super().__init__(message)
-        self.found = message if found is None else found
+    def __init__(self, values: Mapping[str, Any]) -> None:
+        self.values = dict(values)
+        self.found = OUTDATED_FOUND.format(**self.values)
+        super().__init__(f"{self.found}: run `lrs replay {self.values['projection']}`")
 
 
 class Projection(abc.ABC):

@@ -30,6 +30,7 @@ from lrs.http import keys
 from projections.competency.catalog import Catalog, load_live_catalog
 from projections.competency.frameworks import FrameworkError
 from projections.contract import Projection
+from projections.freshness_reasons import Reason, reason_json
 from projections.http_admin import get_memberships, get_units, post_identities, post_roster
 from projections.http_queries import (
     get_learner, get_mastery_mismatches, get_trail, get_unit_learners, get_unit_report, get_unit_series,
@@ -111,13 +112,13 @@ async def projections_status(app: web.Application) -> dict[str, Any]:
     status: dict[str, Any] = {"state": state, "parked": parked}
     if fresh is not None:
         status.update(
-            reason=fresh.reason, position=fresh.position, log_head=fresh.log_head,
+            reason_json(fresh.why), position=fresh.position, log_head=fresh.log_head,
             lag_events=max(fresh.log_head - fresh.position, 0), lag_s=round(fresh.age_s, 1),
         )
         metrics.PROJECTION_LAG_EVENTS.labels("competency").set(status["lag_events"])
         metrics.PROJECTION_LAG_SECONDS.labels("competency").set(fresh.age_s)
     else:
-        status["reason"] = f"the competency frameworks cannot be read: {app.get(FRAMEWORKS_PROBLEM)}"
+        status.update(Reason.of("frameworks_unreadable", error=str(app.get(FRAMEWORKS_PROBLEM))).json())
     metrics.PROJECTION_PARKED.labels("competency").set(parked)
     return {"competency": status}
 

@@ -27,6 +27,7 @@ from projections.competency.reports import BY, LANGUAGES, PARTS, to_csv, to_xlsx
 from projections.competency.series import CLOCKS, INTERVALS, unit_series
 from projections.competency.standing import STATUSES
 from projections.competency.unit_views import unit_tree
+from projections.freshness_reasons import Reason
 from projections.http_requests import (
     CATALOG, FRAMEWORKS_PROBLEM, FRESHNESS_HEADER, OBSERVED, POSITION_HEADER, READ_SCOPE, SUPERVISOR, flag_parameter,
     json_answer, limit_parameter, moment_parameter, only_parameters, shown_learners, stored_learner_in, tenant_of,
@@ -57,7 +58,7 @@ STALE_PARAMETER = "stale"  # stale=ok: the last answer even when the projection 
 def _catalog(request: web.Request) -> Catalog:
     catalog = request.config_dict.get(CATALOG)
     if catalog is None:
-        raise XapiError(503, f"the competency frameworks cannot be read: {request.config_dict[FRAMEWORKS_PROBLEM]}")
+        raise XapiError(503, Reason.of("frameworks_unreadable", error=request.config_dict[FRAMEWORKS_PROBLEM]).text)
     return catalog
 
 

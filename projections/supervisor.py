@@ -18,7 +18,8 @@ the PostgreSQL log without NATS) and never stops for good:
 marked); or ``outdated``, ``rebuilding`` (nothing previous to serve),
 ``stopped`` or ``behind`` (the first event the projection has not applied
 was stored more than ``LRS_COMPETENCY_STALE_AFTER_S`` ago): refused with 503 and the reason,
-unless the request asks for the last answer anyway (``stale=ok``).
+unless the request asks for the last answer anyway (``stale=ok``).  The reason
+is a code with its values and an English sentence (projections/freshness_reasons.py).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from lrs import projection_health
 from projections.competency.catalog import Catalog, load_live_catalog
 from projections.competency.frameworks import FrameworkError
 from projections.contract import Projection, ProjectionOutdated
+from projections.freshness_reasons import Reason, error_values, reason_json
 
 __all__ = ["Freshness", "ObservedProjection", "Supervisor", "checked_freshness", "observed_freshness", "until_rebuilt"]
 
@@ -57,16 +59,21 @@ SELECT_BUILT_WITH = "SELECT rule_version, catalog_digest FROM projection_checkpo
 @dataclass(frozen=True, slots=True)
 class Freshness:
     state: str  # current | rebuilding | outdated | stopped | behind | starting
-    reason: str | None
+    why: Reason | None  # None: current
     serve: bool  # the answer may be computed (current, or previous answers while rebuilding)
     catalog: Catalog | None  # the catalog the tables were built with, when known
     position: int
     log_head: int
     age_s: float  # since the first event the answer does not reflect was stored (0: none)
 
+    @property
+    def reason(self) -> str | None:
+        """Why, in English (the API's ``reason`` since before there were codes)."""
+        return None if self.why is None else self.why.text
+
     def json(self) -> dict[str, Any]:
         return {
-            "state": self.state, "reason": self.reason, "position": self.position, "log_head": self.log_head,
+            "state": self.state, **reason_json(self.why), "position": self.position, "log_head": self.log_head,
             "age_s": round(self.age_s, 1),
         }
 
@@ -94,7 +101,7 @@ class Supervisor:
         self.runner: Any = None  # the ProjectionRunner while running (the console retries parked events with it)
         self.serving: Catalog | None = None  # the catalog the live tables were built with, once known
         self.state = "starting"
-        self.reason: str | None = None
+        self.why: Reason | None = None
         self.frameworks_dir = frameworks_dir
         self.nats_url = nats_url
         self.wake = wake
@@ -118,25 +125,34 @@ class Supervisor:
             with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
                 await asyncio.wait_for(self._task, timeout)
 
-    def _set(self, state: str, reason: str | None = None) -> None:
-        if (state, reason) != (self.state, self.reason):
-            log.info("projection.state", projection="competency", state=state, reason=reason)
-        self.state, self.reason = state, reason
+    @property
+    def reason(self) -> str | None:
+        """Why the projection is in its state, in English (None: running)."""
+        return None if self.why is None else self.why.text
+
+    def reason_json(self) -> dict[str, Any]:
+        """``reason``, ``reason_code`` and ``reason_values`` as the API gives them."""
+        return reason_json(self.why)
+
+    def _set(self, state: str, why: Reason | None = None) -> None:
+        if (state, why) != (self.state, self.why):
+            log.info("projection.state", projection="competency", state=state, reason=why and why.text,
+                     reason_code=why and why.code)
+        self.state, self.why = state, why
+        text = self.reason
         # The same state for /ready and /metrics (lrs.projection_health).
         if state == "running":
             projection_health.runner_started("competency")
         elif state == "outdated":
-            projection_health.runner_outdated("competency", reason or "outdated")
+            projection_health.runner_outdated("competency", text or "outdated")
         elif state in ("stopped", "rebuilding"):
-            projection_health.runner_stopped("competency", reason)
+            projection_health.runner_stopped("competency", text)
 
-    def _outdated(self, exc: ProjectionOutdated) -> str:
+    def _outdated(self, exc: ProjectionOutdated) -> Reason:
         """Why the projection is outdated, and what is done about it: this
         service rebuilds it (LRS_COMPETENCY_AUTO_REBUILD), or the user runs
         the replay that ``exc`` names."""
-        if self.auto_rebuild:
-            return f"{exc.found}: this service rebuilds it from the log by itself"
-        return f"{exc} (LRS_COMPETENCY_AUTO_REBUILD=false: this service does not rebuild it by itself)"
+        return Reason.of("rebuilds_itself" if self.auto_rebuild else "no_auto_rebuild", **exc.values)
 
     async def _pause(self, seconds: float) -> None:
         with contextlib.suppress(asyncio.TimeoutError):
@@ -159,22 +175,22 @@ class Supervisor:
                         self._set("outdated", self._outdated(exc))
                         await self._pause(self.poll_s or 2.0)  # resumes once someone replays
                         continue
-                    self._set("rebuilding", f"this service is rebuilding it from the log by itself: {exc.found}")
+                    self._set("rebuilding", Reason.of("rebuilding_itself", **exc.values))
                     try:
                         await replay(self.pool, projection)
                     except ReplayRunning:
-                        self._set("rebuilding", "another replay of the projection is running")
+                        self._set("rebuilding", Reason.of("other_replay"))
                         await self._pause(2.0)
                         continue
                     except Exception as exc:  # keep serving what we can; try again
                         log.exception("projection.rebuild_failed", projection="competency", error=repr(exc), alert=True)
-                        self._set("stopped", f"the rebuild failed: {exc!r}")
+                        self._set("stopped", Reason.of("rebuild_failed", **error_values(exc)))
                         await self._pause(self.poll_s or 5.0)
                         continue
                     continue  # check the checkpoint again, then run
                 except Exception as exc:
                     log.exception("projection.crashed", projection="competency", error=repr(exc))
-                    self._set("stopped", f"cannot read the checkpoint: {exc!r}")
+                    self._set("stopped", Reason.of("checkpoint_unreadable", **error_values(exc)))
                     await self._pause(1.0)
                     continue
                 if catalog is not self.catalog:  # the documents changed meanwhile
@@ -194,14 +210,14 @@ class Supervisor:
                     self._set("outdated", self._outdated(exc))
                 except Exception as exc:  # keep serving; try again shortly
                     log.exception("projection.crashed", projection="competency", error=repr(exc))
-                    self._set("stopped", f"the runner failed: {exc!r}")
+                    self._set("stopped", Reason.of("runner_failed", **error_values(exc)))
                     await self._pause(1.0)
         finally:
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await watcher
             if self.state == "running":
-                self._set("stopped", "the service is stopping")
+                self._set("stopped", Reason.of("stopping"))
 
     async def _watch_frameworks(self) -> None:
         """Read the documents again every ``poll_s``; a valid change stops the
@@ -225,15 +241,16 @@ class Supervisor:
 
     async def freshness(self) -> Freshness:
         position, head, age = await log_positions(self.pool)
-        state, reason = self.state, self.reason
+        state, why = self.state, self.why
         rebuilding = self.serving is not None and self.serving.digest != self.catalog.digest
         if state == "running" and rebuilding:
-            state, reason = "rebuilding", "the frameworks changed: rebuilding the projection from the log"
+            state, why = "rebuilding", Reason.of("frameworks_changed")
         if state == "running" or (state == "starting" and position >= head):
             return positional_freshness(self.serving or self.catalog, position, head, age, self.stale_after_s)
         if state == "rebuilding" and self.serving is not None:
-            return Freshness("rebuilding", reason, True, self.serving, position, head, age)
-        return Freshness(state, reason or state, False, self.serving, position, head, age)
+            return Freshness("rebuilding", why, True, self.serving, position, head, age)
+        # every state but starting is set with its reason
+        return Freshness(state, why or Reason.of("starting"), False, self.serving, position, head, age)
 
 
 def until_rebuilt(fresh: Freshness | None) -> str:
@@ -260,8 +277,8 @@ def positional_freshness(catalog: Catalog, position: int, head: int, age: float,
     """Current, or behind (not served) when the first event the projection has
     not applied was stored more than ``stale_after_s`` ago."""
     if position < head and age > stale_after_s:
-        return Freshness("behind", f"the projection is {head - position} events behind the log, the oldest "
-                         f"stored {age:.0f} s ago", False, catalog, position, head, age)
+        return Freshness("behind", Reason.of("behind", events=head - position, age_s=round(age)), False, catalog,
+                         position, head, age)
     return Freshness("current", None, True, catalog, position, head, age)
 
 
@@ -335,7 +352,7 @@ async def checked_freshness(pool: asyncpg.Pool, catalog: Catalog, stale_after_s:
     rules = CompetencyProjection.rule_version
     if row is not None and (row["rule_version"], row["catalog_digest"]) != (rules, catalog.digest):
         position, head, age = await log_positions(pool)
-        reason = (f"it was built with rule version {row['rule_version']} and frameworks {row['catalog_digest'][:12]}; "
-                  f"these are {rules} and {catalog.digest[:12]}: run `lrs replay competency`")
-        return Freshness("outdated", reason, False, None, position, head, age)
+        why = Reason.of("built_with_other", projection="competency", built_rules=row["rule_version"],
+                     built_digest=row["catalog_digest"], rules=rules, digest=catalog.digest)
+        return Freshness("outdated", why, False, None, position, head, age)
     return await observed_freshness(pool, catalog, stale_after_s)

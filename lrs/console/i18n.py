@@ -283,7 +283,9 @@ MESSAGES: dict[str, dict[str, str]] = {
     "projection_state_rebuilding": {"en": "rebuilding", "vi": "đang dựng lại"},
     "projection_state_outdated": {"en": "outdated (needs a replay)", "vi": "lỗi thời (cần chạy lại)"},
     "projection_state_stopped": {"en": "stopped", "vi": "đã dừng"},
-    # Why the projection is not current (lrs/console/projection_reasons.py), with the values the reason carries.
+    # Why the projection is not current: a message per reason_code of projections/freshness_reasons.py
+    # (lrs/console/projection_reasons.py), formatted with the reason's values.
+    "projection_reason_starting": {"en": "starting", "vi": "đang khởi động"},
     "projection_reason_frameworks_changed": {
         "en": "the frameworks changed: rebuilding the projection from the log",
         "vi": "khung năng lực đã thay đổi: đang dựng lại phép chiếu từ nhật ký",
@@ -294,35 +296,47 @@ MESSAGES: dict[str, dict[str, str]] = {
     },
     "projection_reason_stopping": {"en": "the service is stopping", "vi": "dịch vụ đang dừng"},
     "projection_reason_behind": {
-        "en": "the projection is {events} events behind the log, the oldest stored {seconds} s ago",
-        "vi": "phép chiếu chậm {events} sự kiện so với nhật ký, sự kiện cũ nhất được lưu cách đây {seconds} giây",
+        "en": "the projection is {events:,} events behind the log, the oldest stored {age_s:,} s ago",
+        "vi": "phép chiếu chậm {events:,} sự kiện so với nhật ký, sự kiện cũ nhất được lưu cách đây {age_s:,} giây",
     },
     "projection_reason_rebuilding_itself": {
-        "en": "this service is rebuilding it from the log by itself: {detail}",
-        "vi": "dịch vụ này đang tự dựng lại phép chiếu từ nhật ký: {detail}",
+        "en": "this service is rebuilding it from the log by itself: projection {projection!r} was built with "
+              "rule version {built_rules} and frameworks {built_digest:.12}; these are {rules} and {digest:.12}",
+        "vi": "dịch vụ này đang tự dựng lại phép chiếu từ nhật ký: phép chiếu được dựng với phiên bản quy tắc "
+              "{built_rules} và khung năng lực {built_digest:.12}; hiện tại là {rules} và {digest:.12}",
     },
     "projection_reason_rebuilds_itself": {
-        "en": "{detail}: this service rebuilds it from the log by itself",
-        "vi": "{detail}: dịch vụ này tự dựng lại phép chiếu từ nhật ký",
+        "en": "projection {projection!r} was built with rule version {built_rules} and frameworks {built_digest:.12}; "
+              "these are {rules} and {digest:.12}: this service rebuilds it from the log by itself",
+        "vi": "phép chiếu được dựng với phiên bản quy tắc {built_rules} và khung năng lực {built_digest:.12}; "
+              "hiện tại là {rules} và {digest:.12}: dịch vụ này tự dựng lại phép chiếu từ nhật ký",
     },
     "projection_reason_no_auto_rebuild": {
-        "en": "{detail} (LRS_COMPETENCY_AUTO_REBUILD=false: this service does not rebuild it by itself)",
-        "vi": "{detail} (LRS_COMPETENCY_AUTO_REBUILD=false: dịch vụ này không tự dựng lại phép chiếu)",
-    },
-    "projection_reason_rebuild_failed": {"en": "the rebuild failed: {detail}", "vi": "dựng lại thất bại: {detail}"},
-    "projection_reason_checkpoint_unreadable": {
-        "en": "cannot read the checkpoint: {detail}",
-        "vi": "không đọc được điểm lưu vị trí (checkpoint): {detail}",
-    },
-    "projection_reason_runner_failed": {
-        "en": "the runner failed: {detail}",
-        "vi": "bộ chạy phép chiếu gặp lỗi: {detail}",
+        "en": "projection {projection!r} was built with rule version {built_rules} and frameworks {built_digest:.12}; "
+              "these are {rules} and {digest:.12}: run `lrs replay {projection}` "
+              "(LRS_COMPETENCY_AUTO_REBUILD=false: this service does not rebuild it by itself)",
+        "vi": "phép chiếu được dựng với phiên bản quy tắc {built_rules} và khung năng lực {built_digest:.12}; "
+              "hiện tại là {rules} và {digest:.12}: hãy chạy `lrs replay {projection}` "
+              "(LRS_COMPETENCY_AUTO_REBUILD=false: dịch vụ này không tự dựng lại phép chiếu)",
     },
     "projection_reason_built_with_other": {
-        "en": "it was built with rule version {built_rules} and frameworks {built_digest}; "
-              "these are {rules} and {digest}: run `lrs replay competency`",
-        "vi": "phép chiếu được dựng với phiên bản quy tắc {built_rules} và khung năng lực {built_digest}; "
-              "hiện tại là {rules} và {digest}: hãy chạy `lrs replay competency`",
+        "en": "it was built with rule version {built_rules} and frameworks {built_digest:.12}; "
+              "these are {rules} and {digest:.12}: run `lrs replay competency`",
+        "vi": "phép chiếu được dựng với phiên bản quy tắc {built_rules} và khung năng lực {built_digest:.12}; "
+              "hiện tại là {rules} và {digest:.12}: hãy chạy `lrs replay competency`",
+    },
+    "projection_reason_rebuild_failed": {"en": "the rebuild failed: {error}", "vi": "dựng lại thất bại: {error}"},
+    "projection_reason_checkpoint_unreadable": {
+        "en": "cannot read the checkpoint: {error}",
+        "vi": "không đọc được điểm lưu vị trí (checkpoint): {error}",
+    },
+    "projection_reason_runner_failed": {
+        "en": "the runner failed: {error}",
+        "vi": "bộ chạy phép chiếu gặp lỗi: {error}",
+    },
+    "projection_reason_frameworks_unreadable": {
+        "en": "the competency frameworks cannot be read: {error}",
+        "vi": "không đọc được các tài liệu khung năng lực: {error}",
     },
     # Why a requirement falls short, by the API's reason_code (lrs/console/gap_reasons.py).
     "gap_no_evidence": {"en": "no evidence", "vi": "chưa có minh chứng"},

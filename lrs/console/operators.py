@@ -87,7 +87,7 @@ async def operations_page(request: web.Request) -> web.StreamResponse:
             "lag": None if projection_at is None else head - projection_at,
             "running_here": runner_here,
             "state": supervisor.state if supervisor is not None else None,
-            "reason": supervisor.reason if supervisor is not None else None,
+            **(supervisor.reason_json() if supervisor is not None else {"reason": None}),
         },
         "parked": await projection.parked_events(pool, tenant),
         "rejected": _rejected_here(),

@@ -28,7 +28,11 @@ class RunnerState(Protocol):
     """The projection's runner in this process, as the operations page shows it."""
 
     state: str
-    reason: str | None
+    reason: str | None  # in English
+
+    def reason_json(self) -> dict[str, Any]:
+        """``reason``, ``reason_code`` and ``reason_values`` as the API gives them (lrs/console/projection_reasons.py)."""
+        ...
 
 
 class CompetencyPages(Protocol):

@@ -32,7 +32,7 @@ def page_context(request: web.Request) -> dict[str, Any]:
         "reason": lambda gap: gap_reason(gap, language),
         "when": lambda value: dates.when(value, language),
         "state_word": lambda state: i18n.projection_state_word(state, language),
-        "state_reason": lambda reason, state: projection_reason(reason, state, language),
+        "state_reason": lambda why: projection_reason(why, language),
         "freshness": request.get(guard.FRESHNESS),
     }
 

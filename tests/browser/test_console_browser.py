@@ -280,6 +280,59 @@ async def test_the_projections_state_is_worded_in_the_pages_language(browser, se
             assert (await state.inner_text()).strip() == MESSAGES["projection_state_running"][language]
 
 
+async def test_why_the_projection_is_behind_is_worded_in_the_pages_language(browser, database_url: str, tmp_path: Path) -> None:
+    """The notice over an official's page says why the figures are not current
+    in the page's language, from the reason code and values the API gives."""
+    import asyncio
+    import re
+
+    from lrs.console.i18n import MESSAGES
+    from tests.integration.competency_statements import PASSED
+
+    settings = Settings(
+        database_url=database_url, frameworks_dir=tmp_path / "frameworks", nats_url=None, relay_enabled=False,
+        bootstrap_credential=f"{KEY}:{SECRET}", data_dir=tmp_path / "data", competency_stale_after_s=0.3,
+        frameworks_poll_s=0,
+    )
+    app = create_app(settings, database_url=database_url, nats_url=None)
+    async with TestServer(app, host="127.0.0.1") as server, aiohttp.ClientSession() as session:
+        base = str(server.make_url("")).rstrip("/")
+        api = Api(base, session)
+        await api.post("/competency/admin/roster", roster({"mic-dt-1": [1]}))
+        blocker = await asyncpg.connect(database_url)
+        holding = blocker.transaction()
+        try:
+            head = await blocker.fetchval("SELECT position FROM log_head")
+            for _ in range(600):  # the roster projected
+                if (await api.get("/competency/units/mic/summary", program=PROGRAM, stale="ok"))["position"] >= head:
+                    break
+                await asyncio.sleep(0.05)
+            await holding.start()
+            await blocker.execute("SELECT 1 FROM projection_checkpoints WHERE name = 'competency' FOR UPDATE")
+            await api.post("/xapi/statements", [course_statement(1, "device-security", PASSED, 1)])  # not applied
+            for _ in range(600):
+                marked = await api.get("/competency/units/mic/summary", program=PROGRAM, stale="ok")
+                if marked.get("freshness", {}).get("state") == "behind":
+                    break
+                await asyncio.sleep(0.05)
+            assert marked["freshness"]["reason_code"] == "behind" and marked["freshness"]["reason_values"]["events"] == 1
+            for locale, language in LOCALES:
+                async with phone_page(browser, base, locale) as page:
+                    await page.goto(base + "/console/units/mic-dt-1")
+                    why = page.locator("#freshness #freshness-reason")
+                    assert await why.get_attribute("data-code") == "behind"
+                    # the catalogue's words with one event and the age the page was shown at (it grows)
+                    words = re.escape(MESSAGES["projection_reason_behind"][language].format(events=1, age_s=999_999))
+                    shown = (await why.inner_text()).strip()
+                    assert re.fullmatch(words.replace("999,999", r"[\d,]+"), shown), shown
+                    if language == "vi":
+                        assert "events" not in shown and "behind" not in shown, shown  # read in English before
+        finally:
+            if blocker.is_in_transaction():
+                await holding.rollback()
+            await blocker.close()
+
+
 async def test_the_programmes_whole_name_shows_on_a_phone(browser, served) -> None:
     base, _api = served
     program = Path(__file__).parents[2] / "schemas/frameworks/civil-servant-basic-digital-skills.program.json"

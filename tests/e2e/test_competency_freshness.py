@@ -138,6 +138,19 @@ async def test_an_outdated_projection_answers_503_until_a_replay_and_then_resume
         body = await last.json()
         assert body["freshness"]["state"] == "outdated" and body["freshness"]["position"] == head
         assert body["freshness"]["age_s"] >= 0 and body["headcount"] == 1
+        # the reason as a code with its values, beside the English sentence as before
+        assert body["freshness"]["reason_code"] == "no_auto_rebuild"
+        built = body["freshness"]["reason_values"]
+        assert built["projection"] == "competency" and built["rules"] == built["built_rules"] == CompetencyProjection.rule_version
+        assert built["digest"] == load_live_catalog(frameworks).digest and built["built_digest"] != built["digest"]
+        assert body["freshness"]["reason"] == (
+            f"projection 'competency' was built with rule version {built['rules']} and frameworks {built['built_digest'][:12]}; "
+            f"these are {built['rules']} and {built['digest'][:12]}: run `lrs replay competency` "
+            "(LRS_COMPETENCY_AUTO_REBUILD=false: this service does not rebuild it by itself)")
+        assert body["freshness"]["reason"] in answer["error"]
+        ready = (await (await client.get("/ready")).json())["checks"]["projections"]["competency"]
+        assert (ready["state"], ready["reason_code"], ready["reason_values"]) == ("outdated", "no_auto_rebuild", built)
+        assert ready["reason"] == body["freshness"]["reason"]
         bad = await summary(client, stale="yes")
         assert bad.status == 400 and (await bad.json())["path"] == "stale"
 
@@ -218,11 +231,17 @@ async def test_a_service_whose_projection_runs_elsewhere_refuses_answers_behind_
         body = await last.json()
         assert body["freshness"]["state"] == "behind" and body["freshness"]["position"] == head
         assert body["freshness"]["log_head"] == head + 1
+        assert body["freshness"]["reason_code"] == "behind"
+        assert body["freshness"]["reason_values"]["events"] == 1 and body["freshness"]["reason_values"]["age_s"] >= 0
+        assert body["freshness"]["reason"] == (
+            f"the projection is 1 events behind the log, the oldest stored {body['freshness']['reason_values']['age_s']} s ago")
 
         # /ready and /metrics say the same: state, lag and parked count
         ready = await (await client.get("/ready")).json()
         competency = ready["checks"]["projections"]["competency"]
         assert (competency["state"], competency["position"], competency["log_head"]) == ("behind", head, head + 1)
+        assert competency["reason_code"] == "behind" and competency["reason_values"]["events"] == 1
+        assert competency["reason"].startswith("the projection is 1 events behind the log, the oldest stored ")
         assert ready["status"] == "ready"  # reported; ingest does not wait for projections
         assert competency["lag_events"] == 1 and competency["lag_s"] >= 0.3 and competency["parked"] == 0
         metrics = await (await client.get("/metrics", headers=xapi_headers())).text()
@@ -300,3 +319,16 @@ async def test_a_service_whose_projection_runs_elsewhere_follows_the_documents_i
             await eventually(followed)
             body = await (await summary(worker, version="2026.1")).json()
             assert body["program_version"] == "2026.1" and body["target"]["rate"] == 0.5 and body["headcount"] == 1
+
+
+async def test_ready_says_with_a_code_that_the_frameworks_cannot_be_read(database_url: str, tmp_path: Path) -> None:
+    frameworks = tmp_path / "frameworks"
+    frameworks.mkdir()
+    (frameworks / "notes.json").write_text("[]", encoding="utf-8")  # not a frameworks document
+    async for client in service(database_url, frameworks, frameworks_poll_s=0):
+        competency = (await (await client.get("/ready")).json())["checks"]["projections"]["competency"]
+        assert (competency["state"], competency["reason_code"]) == ("stopped", "frameworks_unreadable")
+        error = competency["reason_values"]["error"]
+        assert "notes.json" in error and competency["reason"] == f"the competency frameworks cannot be read: {error}"
+        refused = await (await summary(client)).json()
+        assert refused["error"] == competency["reason"]  # the API's 503 says the same
