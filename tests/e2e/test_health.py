@@ -11,9 +11,11 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
+from jsonschema import Draft202012Validator
 
 from lrs import projection_health
 from lrs.config import Settings
+from lrs.http.openapi import served_document
 from lrs.service import create_app
 from projections.http_requests import SUPERVISOR
 from tests.e2e.conftest import KEY, SECRET, xapi_headers
@@ -34,6 +36,12 @@ def metric(text: str, name: str, **labels: str) -> float | None:
     selector = ",".join(f'{k}="{v}"' for k, v in labels.items())
     match = re.search(rf"^{name}{{{re.escape(selector)}}} (\S+)$", text, re.M)
     return float(match.group(1)) if match else None
+
+
+def documented_readiness(body: dict[str, Any]) -> None:
+    """Raises unless ``body`` is what the OpenAPI document says /ready answers."""
+    schema = {**served_document(), "$ref": "#/components/schemas/Readiness"}
+    Draft202012Validator(schema).validate(body)
 
 
 async def until(check, seconds: float) -> float:
@@ -86,6 +94,7 @@ async def test_a_stopped_projection_and_a_stuck_relay_show_on_ready_and_metrics(
         competency = body["checks"]["projection_health"]["competency"]
         assert competency["state"] == "stopped" and competency["lag"] == 1 and not competency["ok"]
         assert body["status"] == "degraded" and "projection competency stopped" in body["degraded"]
+        documented_readiness(body)
         async with client.get("/ready?strict=true") as response:
             assert response.status == 503
         text = await metrics()
