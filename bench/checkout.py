@@ -3,6 +3,7 @@ import path, checked to be the one imported, and its commit for the record."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -33,3 +34,12 @@ def piece_record(benchmark: str, repo: str) -> dict:
         "load_average_before": [round(x, 2) for x in os.getloadavg()],
         "unit": "µs of CPU per statement (process_time, best of rounds)",
     }
+
+
+def emit_record(record: dict, output: str | None) -> None:
+    """Print ``record`` as one JSON line, and append it to ``output`` when given."""
+    line = json.dumps(record, ensure_ascii=False)
+    print(line)
+    if output:
+        with open(output, "a") as out:
+            out.write(line + "\n")

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import inspect
-import json
 import sys
 import time
 from pathlib import Path
@@ -97,13 +96,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", help="append the record to this JSON-lines file")
     args = parser.parse_args(argv)
     sys.path.insert(0, str(HERE))
-    from checkout import piece_record
+    from checkout import emit_record, piece_record
 
     record = {**piece_record("key-literal-shape", args.repo), "pieces": run(args.rounds)}
-    print(json.dumps(record, ensure_ascii=False))
-    if args.output:
-        with open(args.output, "a") as out:
-            out.write(json.dumps(record, ensure_ascii=False) + "\n")
+    emit_record(record, args.output)
     return 0
 
 

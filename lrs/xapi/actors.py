@@ -7,7 +7,7 @@ from typing import Literal
 import msgspec
 from msgspec import UNSET, UnsetType
 
-from lrs.xapi.common import Iri, MailtoIri, Sha1Hex, Strict
+from lrs.xapi.common import MAILTO_EXPECTED, CheckedMailtoIri, Iri, MailtoIri, Sha1Hex, Strict, match_mailto
 from lrs.xapi.errors import XapiError, field_error, from_validation_error
 from lrs.xapi.jsontext import check_shape, decode_problem
 
@@ -93,13 +93,16 @@ class Actor(Strict, kw_only=True):
 
     objectType: Literal["Agent", "Group"] | UnsetType = UNSET
     name: str | UnsetType = UNSET
-    mbox: MailtoIri | UnsetType = UNSET
+    mbox: CheckedMailtoIri | UnsetType = UNSET
     mbox_sha1sum: Sha1Hex | UnsetType = UNSET
     openid: Iri | UnsetType = UNSET
     account: Account | UnsetType = UNSET
     member: list[Agent] | UnsetType = UNSET
 
     def __post_init__(self) -> None:
+        # Before the rules below: msgspec tested the pattern while decoding.
+        if self.mbox is not UNSET and match_mailto(self.mbox) is None:
+            raise field_error(".mbox", MAILTO_EXPECTED)
         if self.objectType == "Group":
             _check_group(self)
         else:

@@ -11,12 +11,14 @@ from lrs.xapi.common import (
     EXTENSIONS_MET,
     KNOWN_LANGUAGE_TAGS,
     LANGUAGE_TAG_EXPECTED,
+    UUID_EXPECTED,
     CheckedLanguageTag,
+    CheckedUuid,
     Extensions,
     Iri,
     Strict,
-    Uuid,
     is_language_tag,
+    match_uuid,
 )
 from lrs.xapi.errors import field_error
 from lrs.xapi.objects import Activity, StatementRef
@@ -55,7 +57,7 @@ class ContextGroup(Strict, kw_only=True):
 
 
 class Context(Strict, kw_only=True):
-    registration: Uuid | UnsetType = UNSET
+    registration: CheckedUuid | UnsetType = UNSET
     instructor: Actor | UnsetType = UNSET
     team: Group | UnsetType = UNSET
     contextActivities: ContextActivities | UnsetType = UNSET
@@ -69,6 +71,9 @@ class Context(Strict, kw_only=True):
     contextGroups: list[ContextGroup] | UnsetType = UNSET
 
     def __post_init__(self) -> None:
+        registration = self.registration
+        if registration is not UNSET and match_uuid(registration) is None:
+            raise field_error(".registration", UUID_EXPECTED)
         language = self.language
         if language is not UNSET and language not in KNOWN_LANGUAGE_TAGS and not is_language_tag(language):
             raise field_error(".language", LANGUAGE_TAG_EXPECTED)

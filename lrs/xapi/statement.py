@@ -19,16 +19,18 @@ from lrs.xapi.common import (
     EXTENSIONS_MET,
     IRI_PATTERN,
     KNOWN_IRIS,
+    UUID_EXPECTED,
     UUID_PATTERN,
+    CheckedUuid,
     Iri,
     MailtoIri,
     Sha1Hex,
     Strict,
     Timestamp,
-    Uuid,
     VersionString,
     is_iri,
     is_uuid,
+    match_uuid,
     timestamp_problem,
 )
 from lrs.xapi.contexts import V2_ONLY_FIELDS, Context
@@ -183,7 +185,7 @@ for _cls, _table in ((SubStatementObject, _FORBIDDEN_NESTED), (StatementObject, 
 
 
 class Statement(Strict, kw_only=True):
-    id: Uuid | UnsetType = UNSET
+    id: CheckedUuid | UnsetType = UNSET
     actor: Actor
     verb: Verb
     object: StatementObject
@@ -196,6 +198,8 @@ class Statement(Strict, kw_only=True):
     attachments: list[Attachment] | UnsetType = UNSET
 
     def __post_init__(self) -> None:
+        if self.id is not UNSET and match_uuid(self.id) is None:
+            raise field_error(".id", UUID_EXPECTED)
         _check_statement_rules(self)
         if self.stored is not UNSET:
             problem = timestamp_problem(self.stored)
