@@ -74,7 +74,7 @@ _ENCODER = msgspec.msgpack.Encoder()
 # Level -1: zstd's negative levels leave the literals uncompressed, which
 # takes about half of the frame's CPU off every encode (and decode) of a
 # state for about a tenth more bytes (docs/scaling.md, "Live apply's state
-# encode at zstd level -1 (branch lag5)"); level 1 was kept before, level 3
+# encode and evidence, branch lag5"); level 1 was kept before, level 3
 # saved 1-2 % more bytes than it for a fifth more CPU (bench/README.md,
 # "Projection: the state stored compressed").  Frames of any level read alike.
 LEVEL = -1
