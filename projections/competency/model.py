@@ -16,7 +16,6 @@ from operator import attrgetter
 from typing import Literal
 
 from msgspec import Struct
-from msgspec.structs import replace
 
 __all__ = [
     "RULE_VERSION",
@@ -55,7 +54,7 @@ class _Value(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, gc=F
     replay holding millions of them in memory notices."""
 
 
-class Evidence(_Value, frozen=True, kw_only=True, forbid_unknown_fields=True, gc=False, order=True):
+class Evidence(_Value, frozen=True, kw_only=False, forbid_unknown_fields=True, gc=False, order=True):
     """What one statement says about one competency (at one level).
 
     Evidence compares by its fields in order (``order=True``), so its first
@@ -65,7 +64,11 @@ class Evidence(_Value, frozen=True, kw_only=True, forbid_unknown_fields=True, gc
     each through ``attrgetter``).  Two pieces of a state's evidence never
     tie on those five (one statement's evidence is one per competency, level
     and activity, and a competency's levels have distinct ranks), so the
-    fields after them never decide the order."""
+    fields after them never decide the order.
+
+    Unlike the other values, its fields may also be given by position (in
+    the order below): :data:`new_evidence` builds every piece of evidence
+    a statement or a stored state holds that way."""
 
     timestamp: str  # the statement's timestamp (UTC, normalised)
     statement_id: str
@@ -100,28 +103,15 @@ class Evidence(_Value, frozen=True, kw_only=True, forbid_unknown_fields=True, gc
         return EVIDENCE_ORDER(self)  # type: ignore[no-any-return]
 
 
-def new_evidence(
-    timestamp: str, statement_id: str, competency: str, level_rank: int, activity: str, level: str | None,
-    source: str, verb: str, registration: str | None, passed: bool | None, completed: bool, score: float | None,
-    move_on: str, mastery_score: float | None, statement_mastery_score: float | None, platform: str | None,
-    stored: str,
-) -> Evidence:
-    """``Evidence`` of all seventeen fields, as its keyword call gives it, in
-    a third of the time.  CPython compiles a call of sixteen or more keyword
-    arguments into one that builds a dict and passes it as ``**kwargs``
-    (the compiler's stack-use guideline), which msgspec then matches name by
-    name: about 1.2 µs an Evidence against 0.3 for fifteen keywords.  So the
-    two fields that are most often None are given only when they are not
-    (None is their default), by ``msgspec.structs.replace``."""
-    evidence = Evidence(
-        timestamp=timestamp, statement_id=statement_id, competency=competency, level_rank=level_rank,
-        activity=activity, level=level, source=source, verb=verb, registration=registration,  # type: ignore[arg-type]
-        passed=passed, completed=completed, score=score, move_on=move_on, mastery_score=mastery_score,
-        stored=stored,
-    )
-    if statement_mastery_score is None and platform is None:
-        return evidence
-    return replace(evidence, statement_mastery_score=statement_mastery_score, platform=platform)
+# ``Evidence`` of all seventeen fields by position, in the order of its
+# fields: how statements (judgement.py) and stored states (codec.py) build
+# it.  By keyword, a call of sixteen or more keyword arguments is compiled
+# into one that builds a dict and passes it as ``**kwargs``, which msgspec
+# then matches name by name; branch fold's function of fifteen keywords and
+# a ``msgspec.structs.replace`` for the two fields most often None took
+# 1.5-2.5 µs a call at load 16 where this takes 0.7-1.0 (docs/scaling.md,
+# "Live apply's state encode and evidence, branch lag5").
+new_evidence = Evidence
 
 
 class LevelAttainment(_Value, frozen=True, kw_only=True, forbid_unknown_fields=True, gc=False):
