@@ -39,10 +39,9 @@ evidence always has the same layout bytes (the audit digest hashes them:
 :func:`digest_bytes`).  Decoding checks the layout's types (indices are
 never negative) before it builds anything.  Pure: no I/O.
 
-Stored, the layout is compressed: one zstd frame (level -1, no dictionary,
+Stored, the layout is compressed: one zstd frame (level 1, no dictionary,
 content size in its header), which makes a state of nine statements about
-1.4 KB instead of 3.2 KB (1.2 KB at level 1, which states stored before this
-level was chosen have: frames of every level read alike).  Every batch that concerns a learner writes its
+1.2 KB instead of 3.2 KB (frames of any level read alike).  Every batch that concerns a learner writes its
 state again, so the bytes written, logged and vacuumed per event are those
 of the stored form; kept under PostgreSQL's TOAST threshold (about 2 KB) and
 in the row's page with room to spare (fillfactor, migration 0117), the
@@ -71,13 +70,13 @@ __all__ = [
 FORMAT = 3  # 2: evidence keeps the masteryScores, the platform and the stored time; 3: no competencies
 
 _ENCODER = msgspec.msgpack.Encoder()
-# Level -1: zstd's negative levels leave the literals uncompressed, which
-# takes about half of the frame's CPU off every encode (and decode) of a
-# state for about a tenth more bytes (docs/scaling.md, "Live apply's state
-# encode and evidence, branch lag5"); level 1 was kept before, level 3
-# saved 1-2 % more bytes than it for a fifth more CPU (bench/README.md,
-# "Projection: the state stored compressed").  Frames of any level read alike.
-LEVEL = -1
+# Level 1: level 3 saved 1-2 % more bytes for a fifth more CPU (bench/README.md,
+# "Projection: the state stored compressed"); level -1 (the literals left
+# uncompressed) takes about 4 µs off a state's frame for 14 % more bytes and
+# about 116 more bytes of WAL a state update, not worth the disk per statement
+# (docs/scaling.md, "Live apply's state encode and evidence, branch lag5").
+# Frames of any level read alike.
+LEVEL = 1
 MAGIC = b"\x28\xb5\x2f\xfd"
 _LAYOUT = b"\x98"  # msgpack's fixed array of 8: format 2's layout (stored uncompressed before compression)
 _codecs = threading.local()  # zstd's contexts are reused, one pair per thread
