@@ -161,6 +161,7 @@ def _verify(args: argparse.Namespace) -> int:
             raise SystemExit(f"lrs audit verify: {exc}{hint}") from None
 
     async def main() -> int:
+        from lrs.eventlog import broken_chain_line
         from lrs.store.log_reader import last_position
 
         # Read only: an auditor's check changes nothing, not even the schema.
@@ -172,8 +173,7 @@ def _verify(args: argparse.Namespace) -> int:
                 bad, checked = await verify_log(pool, args.batch_size, progress, wanted)
         anchor_check = None
         if bad is not None:
-            print(f"hash chain broken: first altered or missing position {bad} "
-                  f"(intact through position {bad - 1})")
+            print(broken_chain_line(bad))
             code = 1
         else:
             print(f"hash chain intact through position {checked}")
