@@ -193,10 +193,12 @@ async def rebuilt(
                     await conn.execute(_analyse(scratch, table))
             yield Rebuilt(conn, scratch, position, failed, walk, applier, checkpoints)
         finally:
-            await conn.execute("RESET search_path")
             # What is left of the scratch schema (all of it unless swapped in):
-            # a refused or failed replay leaves no tables behind.
+            # a refused or failed replay leaves no tables behind.  (Not in the
+            # way of what failed: the pool's reset releases the connection's
+            # settings in any case.)
             with contextlib.suppress(Exception):
+                await conn.execute("RESET search_path")
                 await conn.execute(f'DROP SCHEMA IF EXISTS "{scratch}" CASCADE')
 
 

@@ -315,6 +315,13 @@ async def _read_all(
             hear(judge_of, await receive(links.of(share, judge_of), f"the hints of page {at}"))
 
     async def judge_and_hear(sender: HintSender) -> None:
+        async with contextlib.aclosing(own):  # a page read ahead is given up with what raised here
+            await judge_all(sender)
+        while routed < count:
+            await hear_page(routed)
+            route()
+
+    async def judge_all(sender: HintSender) -> None:
         nonlocal events, last
         async for page, chain in own:
             number = share + heard[share] * shares
@@ -335,9 +342,6 @@ async def _read_all(
                     _ENCODE.encode_into((chain, hints[other]), message, 1)
                     sender.send(other, message)
             hear_arrived()
-            route()
-        while routed < count:
-            await hear_page(routed)
             route()
 
     sender = HintSender(links, share)
