@@ -278,10 +278,24 @@ def test_lrs_replay_of_an_altered_log_exits_1_with_one_line_and_compare_says_equ
     assert out.splitlines()[1].startswith(f"rebuilt competency {live} position ")
     assert out.splitlines()[2] == "equal: the live projection is what the log gives"
 
+    async def live_row_deleted() -> str:
+        async with asyncpg.create_pool(database_url, min_size=1, max_size=2) as own:
+            await own.execute(
+                "DELETE FROM competency_certifications WHERE ctid = (SELECT min(ctid) FROM competency_certifications)")
+            return await digest(own)
+
+    changed = asyncio.run(live_row_deleted())
+    code, out, err = _lrs_replay(database_url, monkeypatch, capsys, "--compare")
+    assert code == 1 and err == "" and changed != live
+    assert out.splitlines()[0].startswith(f"live competency {changed} position ")
+    assert out.splitlines()[1].startswith(f"rebuilt competency {live} position ")
+    assert out.splitlines()[2] == "different: the live projection is not what the log gives"
+    assert asyncio.run(live_digest()) == changed
+
     bad = asyncio.run(altered())
     for options in ((), ("--compare",)):
         code, out, err = _lrs_replay(database_url, monkeypatch, capsys, *options)
         assert (code, out) == (1, "")
         assert err == (f"lrs replay competency: hash chain broken: first altered or missing position {bad} "
                        f"(intact through position {bad - 1}); nothing was swapped in")
-        assert asyncio.run(live_digest()) == live
+        assert asyncio.run(live_digest()) == changed
