@@ -4,7 +4,11 @@ The new tables are built in a scratch schema, analysed, and replace the live
 ones in one transaction, together with what the live runner committed meanwhile.  A
 projection that builds its whole state at once (``bulk_rebuild``) gets the log
 in pages and fills unindexed tables, indexed afterwards; others get it batch
-by batch through the runner's own apply (projections/applying.py).
+by batch through the runner's own apply (projections/applying.py).  Every
+event read is checked against the hash chain as ``lrs audit verify`` checks
+it (projections/log_chain.py): a replay of a broken log swaps nothing in.
+:func:`rebuilt` is the rebuild alone, which projections/replay_compare.py
+compares with the live state instead of swapping it in.
 """
 
 from __future__ import annotations
