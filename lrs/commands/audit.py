@@ -32,7 +32,8 @@ def register(subparsers: argparse._SubParsersAction, *, digests: Mapping[str, Di
         help="verify the event log's hash chain, or print a projection's digest",
         description="Audit the record: `verify` walks the event log's hash chain, `digest` prints a "
         "canonical SHA-256 of a projection's state (equal to the digest `lrs replay` prints after "
-        "rebuilding it from the log).",
+        "rebuilding it from the log; `lrs replay PROJECTION --compare` rebuilds and compares the two "
+        "without replacing the live projection).",
     )
     actions = audit.add_subparsers(dest="audit_command", metavar="ACTION")
     audit.set_defaults(handler=lambda args: _usage(audit))
