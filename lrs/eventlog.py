@@ -237,7 +237,7 @@ def verify_chain(
     for record, stored_text in zip(records, stored_texts, strict=True):
         position = record.position
         if position != expected_position or record.prev_hash != expected_prev:
-            return expected_position if position > expected_position else position
+            return link_break(position, record.prev_hash, expected_position, expected_prev)
         digest = hasher(record.tenant, record.event_type)(
             expected_prev, position, record.event_id.bytes, stored_text, record.payload
         )
@@ -246,3 +246,18 @@ def verify_chain(
         expected_position += 1
         expected_prev = record.hash
     return None
+
+
+def link_break(position: int, prev_hash: bytes, expected_position: int, expected_prev: bytes) -> int | None:
+    """Where an event at ``position`` naming ``prev_hash`` breaks a chain that
+    should go on at ``expected_position`` after ``expected_prev``: None when
+    it links; the missing position when it comes later; else its own."""
+    if position == expected_position and prev_hash == expected_prev:
+        return None
+    return expected_position if position > expected_position else position
+
+
+def broken_chain_line(bad: int) -> str:
+    """How ``lrs audit verify`` (and a replay that refuses the log) names the
+    first position at which the chain breaks."""
+    return f"hash chain broken: first altered or missing position {bad} (intact through position {bad - 1})"

@@ -107,7 +107,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         description="Rebuild PROJECTION from the event log in PostgreSQL into fresh tables, with a "
         "progress bar on a terminal, then swap them in (the live runner waits during the swap).  The "
         "whole log is folded in memory, each learner once, and the tables are written with COPY and "
-        "indexed afterwards.",
+        "indexed afterwards.  Every event read is checked against the hash chain as `lrs audit verify` "
+        "checks it (hash recomputed, link to the event before, no gap, up to the log head): where the "
+        "chain breaks, the exit status is 1, one line names the first altered or missing position, "
+        "the live tables are left as they were and the fresh ones dropped.",
     )
     rebuild.add_argument("projection", choices=["competency"], help="the projection to rebuild")
     rebuild.add_argument(
@@ -126,6 +129,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         help="of those, processes that read the log (all of them: each reads the whole log and keeps its share "
         "of the learners; 1: this process reads, the others fold after; in between: each reads the chunks of it "
         "it claims; default: all of them)",
+    )
+    rebuild.add_argument(
+        "--compare", action="store_true",
+        help="an auditor's check: rebuild into fresh tables and compare with the live projection at the same "
+        "log position, without swapping anything in; prints both digests, exit status 0 when they are "
+        "equal, 1 when they differ or the chain breaks.  The live runner goes on, waiting only while "
+        "the two are digested (it must have reached the log position the rebuild read up to: "
+        "waits up to 60 s for it)",
     )
     rebuild.set_defaults(handler=_replay)
 
@@ -365,20 +376,42 @@ def _replay(args: argparse.Namespace) -> int:
     async def main() -> int:
         from lrs.store.pool import connect
         from projections.competency.store import CompetencyProjection, digest
+        from projections.log_chain import ChainBroken
         from projections.replay import replay
+        from projections.contract import ProjectionOutdated
+        from projections.replay_compare import LiveBehind, compare
 
         async with database_url(settings) as url:
             async with command_pool(
                 replace(settings, database_url=url), application_name="lrs-replay", migrations=args.migrations
             ) as pool:
-                with progress_bar("event", f"replay {args.projection}") as progress:
-                    position = await replay(
-                        pool, CompetencyProjection(catalog, replay_processes=args.processes, replay_readers=args.readers),
-                        batch_size=args.batch_size, progress=progress,
-                        connect=lambda: connect(url, application_name="lrs-replay"),
-                    )
-                replayed_digest = await digest(pool)
+                projection = CompetencyProjection(catalog, replay_processes=args.processes, replay_readers=args.readers)
+                options = {"batch_size": args.batch_size,
+                           "connect": lambda: connect(url, application_name="lrs-replay")}
+                try:
+                    with progress_bar("event", f"replay {args.projection}") as progress:
+                        if args.compare:
+                            comparison = await compare(pool, projection, progress=progress, **options)
+                        else:
+                            position = await replay(pool, projection, progress=progress, **options)
+                except ChainBroken as exc:
+                    refused = f"{exc}; nothing was swapped in"
+                except (LiveBehind, ProjectionOutdated) as exc:
+                    refused = str(exc)
+                else:
+                    refused = None
+                    if not args.compare:
+                        replayed_digest = await digest(pool)
         # The result last, once the database (an embedded one logs its stop) is closed, as every command does.
+        if refused is not None:
+            print(f"lrs replay {args.projection}: {refused}", file=sys.stderr)
+            return 1
+        if args.compare:
+            print(f"live {args.projection} {comparison.live} position {comparison.position}")
+            print(f"rebuilt {args.projection} {comparison.rebuilt} position {comparison.position}")
+            print("equal: the live projection is what the log gives" if comparison.equal else
+                  "different: the live projection is not what the log gives")
+            return 0 if comparison.equal else 1
         print(f"replayed {args.projection} through position {position}; digest {replayed_digest}")
         return 0
 

@@ -66,10 +66,9 @@ class Projection(abc.ABC):
     # without indexes (the replay adds them after); False: a replay applies
     # the log batch by batch.
     bulk_rebuild: ClassVar[bool] = False
-    # The pages a bulk rebuild gets carry each payload as stored (a zstd
-    # frame, or JSON: lrs.payload_codec.open_payload opens either), for a
-    # projection that opens them in the processes it reads the log with.
-    rebuild_reads_stored: ClassVar[bool] = False
+    # The pages a bulk rebuild gets carry each payload opened (its canonical
+    # JSON), by the process that read the page: it hashes them to check the
+    # chain (projections/log_chain.py).
 
     @abc.abstractmethod
     async def apply(self, conn: asyncpg.Connection, event: LogEvent) -> None:

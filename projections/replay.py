@@ -4,7 +4,11 @@ The new tables are built in a scratch schema, analysed, and replace the live
 ones in one transaction, together with what the live runner committed meanwhile.  A
 projection that builds its whole state at once (``bulk_rebuild``) gets the log
 in pages and fills unindexed tables, indexed afterwards; others get it batch
-by batch through the runner's own apply (projections/applying.py).
+by batch through the runner's own apply (projections/applying.py).  Every
+event read is checked against the hash chain as ``lrs audit verify`` checks
+it (projections/log_chain.py): a replay of a broken log swaps nothing in.
+:func:`rebuilt` is the rebuild alone, which projections/replay_compare.py
+compares with the live state instead of swapping it in.
 """
 
 from __future__ import annotations
@@ -13,20 +17,21 @@ import asyncio
 import contextlib
 import os
 from collections import deque
+from dataclasses import dataclass
 from typing import AsyncIterator, Awaitable, Callable, Sequence
 
 import asyncpg
 import structlog
 
-from lrs.payload_codec import open_payload
 from lrs.store import leader_lock
 from lrs.store.log_reader import last_position, read_events_after
 from projections.applying import BatchApplier
 from projections.checkpoints import CheckpointStore
 from projections.contract import Projection
 from projections.events import log_events
+from projections.log_chain import ChainWalk, Page, PageChain, checked_page
 
-__all__ = ["LogPages", "ReplayRunning", "index_early", "replay", "usable_cores"]
+__all__ = ["LogPages", "Rebuilt", "ReplayRunning", "index_early", "rebuilt", "replay", "usable_cores"]
 
 log = structlog.get_logger("lrs.projections")
 MAX_INDEX_BUILDERS = 4  # connections building a replay's indexes at once
@@ -46,10 +51,10 @@ WHERE x.indrelid = $1::regclass ORDER BY i.relname
 SELECT_BUILT_INDEXES = "SELECT indexname FROM pg_indexes WHERE schemaname = $1"
 SELECT_STORAGE_PARAMETERS = "SELECT reloptions FROM pg_class WHERE oid = $1::regclass"
 SELECT_TABLE_BYTES = "SELECT pg_table_size($1::regclass)"
-# Replay reads only what a projection folds, a page at a time.
+# Replay reads the log a page at a time: what a projection folds, and what checking the chain needs.
 SELECT_LOG_PAGE = """
-SELECT position, tenant, event_type, payload FROM events WHERE position > $1 AND position <= $2
-ORDER BY position LIMIT $3
+SELECT position, event_id, tenant, event_type, stored, payload, prev_hash, hash FROM events
+WHERE position > $1 AND position <= $2 ORDER BY position LIMIT $3
 """
 
 
@@ -73,7 +78,80 @@ async def replay(
     is called after every batch.  Events the rules fail on are parked at once
     (they fail the same way every time); a rebuild replaces the parked events
     up to its position with its own, so replaying after fixing what made an
-    event fail applies it and unparks it."""
+    event fail applies it and unparks it.
+
+    Every event read is checked as ``lrs audit verify`` checks the log
+    (projections/log_chain.py): where the hash chain breaks, ChainBroken is
+    raised before anything is swapped in, and the scratch tables are dropped."""
+    name = projection.name
+    async with rebuilt(pool, projection, batch_size=batch_size, progress=progress, connect=connect) as built:
+        conn, checkpoints, position = built.conn, built.checkpoints, built.position
+        async with conn.transaction():
+            await checkpoints.replace(conn, position)  # and hold its lock: the live runner waits
+            if built.failed is not None:
+                # The events parked up to here are exactly those the rebuild
+                # failed on: one parked before and applied now (its cause
+                # fixed: frameworks, rules) is parked no more.
+                await checkpoints.replace_parked(conn, position, built.failed)
+                for failed_at, tenant, error in built.failed:
+                    log.error("projection.event_parked", projection=name, position=failed_at,
+                              tenant=tenant, attempts=1, error=error, alert=True)
+            position = await built.catch_up(batch_size)  # what was committed while we rebuilt
+            for table in projection.tables:
+                await conn.execute(f"DROP TABLE public.{table}")
+                await conn.execute(f'ALTER TABLE "{built.scratch}".{table} SET SCHEMA public')
+            await checkpoints.advance(conn, position)
+            await conn.execute(f'DROP SCHEMA "{built.scratch}"')
+            await conn.execute("RESET search_path")
+            await projection.after_swap(conn)
+    log.info("projection.replayed", projection=name, position=position)
+    return position
+
+
+@dataclass
+class Rebuilt:
+    """A projection rebuilt into the ``scratch`` schema on ``conn`` (whose
+    search_path points there) from the log up to ``position``, its chain
+    checked up to there (``walk``); ``failed``: the events a bulk rebuild
+    failed on (None: a rebuild batch by batch parked them itself)."""
+
+    conn: asyncpg.Connection
+    scratch: str
+    position: int
+    failed: list[tuple[int, str, str]] | None
+    walk: ChainWalk
+    applier: BatchApplier
+    checkpoints: CheckpointStore
+
+    async def catch_up(self, batch_size: int, upto: int | None = None) -> int:
+        """Apply to the rebuilt tables the events after ``position`` (up to
+        ``upto``; default: the log's end), each checked to go on from the
+        chain walked so far; returns the last position applied."""
+        while True:
+            limit = batch_size if upto is None else min(batch_size, upto - self.position)
+            if limit <= 0:
+                return self.position
+            records = await read_events_after(self.conn, self.position, limit)
+            if not records:
+                return self.position
+            self.walk.records(records)
+            await self.applier.apply_run(self.conn, log_events(records), self.position)
+            self.position = records[-1].position
+
+
+@contextlib.asynccontextmanager
+async def rebuilt(
+    pool: asyncpg.Pool,
+    projection: Projection,
+    *,
+    batch_size: int,
+    progress: Callable[[int, int], None] | None,
+    connect: Callable[[], Awaitable[asyncpg.Connection]] | None,
+) -> AsyncIterator[Rebuilt]:
+    """``projection`` rebuilt into a scratch schema from the log up to its
+    end when it starts, indexed and analysed, with the log's hash chain
+    checked up to there (ChainBroken: where it breaks); the scratch schema
+    is dropped when the block ends (a swap moved its tables out of it)."""
     name = projection.name
     scratch = f"replay_{name}"
     checkpoints = CheckpointStore(projection)
@@ -104,43 +182,28 @@ async def replay(
             failed: list[tuple[int, str, str]] | None = None
             if bulk:
                 # Not in a transaction: the scratch tables are this replay's
-                # alone (a failed one leaves them to the next to drop), and
-                # other connections write to them and index them.
-                pages = LogPages(conn, total, batch_size, progress, opened=not projection.rebuild_reads_stored,
-                                 connect=connect)
+                # alone, and other connections write to them and index them.
+                pages = LogPages(conn, total, batch_size, progress, connect=connect)
+                walk = pages.walk
                 position, failed = await projection.rebuild(conn, pages, connect=connect)
+                walk.end()  # whichever way the rebuild read the pages, the chain reaches the log's end
+                if position != walk.position:
+                    raise RuntimeError(f"the rebuild read up to position {position}; the chain was checked to {walk.position}")
                 await _index_and_analyse(conn, projection.tables, scratch, connect)
             else:
-                position = await _replay_in_batches(conn, applier, batch_size, total, progress)
+                walk = ChainWalk(total)
+                position = await _replay_in_batches(conn, applier, walk, batch_size, progress)
                 for table in projection.tables:
                     await conn.execute(_analyse(scratch, table))
-            async with conn.transaction():
-                await checkpoints.replace(conn, position)  # and hold its lock: the live runner waits
-                if failed is not None:
-                    # The events parked up to here are exactly those the rebuild
-                    # failed on: one parked before and applied now (its cause
-                    # fixed: frameworks, rules) is parked no more.
-                    await checkpoints.replace_parked(conn, position, failed)
-                    for failed_at, tenant, error in failed:
-                        log.error("projection.event_parked", projection=name, position=failed_at,
-                                  tenant=tenant, attempts=1, error=error, alert=True)
-                while True:  # what was committed while we rebuilt
-                    records = await read_events_after(conn, position, batch_size)
-                    if not records:
-                        break
-                    await applier.apply_run(conn, log_events(records), position)
-                    position = records[-1].position
-                for table in projection.tables:
-                    await conn.execute(f"DROP TABLE public.{table}")
-                    await conn.execute(f'ALTER TABLE "{scratch}".{table} SET SCHEMA public')
-                await checkpoints.advance(conn, position)
-                await conn.execute(f'DROP SCHEMA "{scratch}"')
-                await conn.execute("RESET search_path")
-                await projection.after_swap(conn)
+            yield Rebuilt(conn, scratch, position, failed, walk, applier, checkpoints)
         finally:
-            await conn.execute("RESET search_path")
-    log.info("projection.replayed", projection=name, position=position)
-    return position
+            # What is left of the scratch schema (all of it unless swapped in):
+            # a refused or failed replay leaves no tables behind.  (Not in the
+            # way of what failed: the pool's reset releases the connection's
+            # settings in any case.)
+            with contextlib.suppress(Exception):
+                await conn.execute("RESET search_path")
+                await conn.execute(f'DROP SCHEMA IF EXISTS "{scratch}" CASCADE')
 
 
 async def _index_and_analyse(
@@ -267,30 +330,37 @@ def usable_cores() -> int:
 async def _replay_in_batches(
     conn: asyncpg.Connection,
     applier: BatchApplier,
+    walk: ChainWalk,
     batch_size: int,
-    total: int,
     progress: Callable[[int, int], None] | None,
 ) -> int:
+    """The log up to ``walk.total`` applied batch by batch, its chain checked first."""
     position = 0
-    while True:
-        records = await read_events_after(conn, position, batch_size)
+    while position < walk.total:
+        records = await read_events_after(conn, position, min(batch_size, walk.total - position))
         if not records:
-            return position
+            break
+        walk.records(records)
         async with conn.transaction():  # a failure is parked and logged
             await applier.apply_run(conn, log_events(records), position)
         position = records[-1].position
         if progress is not None:
-            progress(position, max(total, position))
+            progress(position, max(walk.total, position))
+    walk.end()
+    return position
 
 
 class LogPages:
     """The log up to ``total`` for a bulk rebuild, in pages of (position,
-    tenant, event type, payload: its canonical JSON, or as stored when not
-    ``opened``).  Iterated, it is every page, read on the replay's
-    connection; :meth:`between` reads a range of positions, on the replay's
-    connection or another: with ``connect`` (another connection to the same
-    database), a rebuild may hand ranges to processes that read them
-    themselves (projections/competency/parallel_replay.py)."""
+    tenant, event type, payload: its canonical JSON), each checked where it
+    is read (projections/log_chain.py) and walked in log order by ``walk``.
+    Iterated, it is every page, read on the replay's connection and walked
+    as it goes; :meth:`fetch` reads a range of positions, on the replay's
+    connection or another, with its chain for the caller to walk: with
+    ``connect`` (another connection to the same database), a rebuild may
+    hand ranges to processes that read them themselves
+    (projections/competency/parallel_replay.py, read_shares.py), and the
+    process that puts their pages in log order walks their chains."""
 
     def __init__(
         self,
@@ -299,35 +369,23 @@ class LogPages:
         page_size: int,
         progress: Callable[[int, int], None] | None = None,
         *,
-        opened: bool = True,
         connect: Callable[[], Awaitable[asyncpg.Connection]] | None = None,
     ) -> None:
         self.conn = conn
         self.total = total
         self.page_size = page_size
         self.progress = progress
-        self.opened = opened
         self.connect = connect
+        self.walk = ChainWalk(total)
 
-    def __aiter__(self) -> AsyncIterator[list[tuple[int, str, str, bytes]]]:
-        return self.between(0, self.total)
+    def __aiter__(self) -> AsyncIterator[Page]:
+        return _log_pages(self.conn, self.total, self.page_size, self.progress, self.walk)
 
-    def between(
-        self, after: int, upto: int, conn: asyncpg.Connection | None = None
-    ) -> AsyncIterator[list[tuple[int, str, str, bytes]]]:
-        """The pages of positions ``after`` < position <= ``upto``, read on
-        ``conn`` (default: the replay's, which also reports progress)."""
-        if conn is None:
-            return _log_pages(self.conn, upto, self.page_size, self.progress, opened=self.opened, after=after,
-                              total=self.total)
-        return _log_pages(conn, upto, self.page_size, None, opened=self.opened, after=after)
-
-    async def fetch(
-        self, after: int, upto: int, conn: asyncpg.Connection | None = None
-    ) -> list[tuple[int, str, str, bytes]]:
+    async def fetch(self, after: int, upto: int, conn: asyncpg.Connection | None = None) -> tuple[Page, PageChain]:
         """The events of positions ``after`` < position <= ``upto``, at most a
-        page of them, read on ``conn`` (default: the replay's)."""
-        return await _fetch_page(conn or self.conn, after, upto, self.page_size, self.opened)
+        page of them, read on ``conn`` (default: the replay's), and their
+        chain (the page cut before the first event that breaks it)."""
+        return await _fetch_page(conn or self.conn, after, upto, self.page_size)
 
     def reached(self, position: int) -> None:
         """Report progress up to ``position`` (read elsewhere)."""
@@ -335,15 +393,8 @@ class LogPages:
             self.progress(position, max(self.total, position))
 
 
-async def _fetch_page(
-    conn: asyncpg.Connection, after: int, upto: int, page_size: int, opened: bool
-) -> list[tuple[int, str, str, bytes]]:
-    rows = await conn.fetch(SELECT_LOG_PAGE, after, upto, page_size)
-    if opened:
-        return [(row[0], row[1], row[2], open_payload(row[3])) for row in rows]
-    # The records themselves: they index and unpack as the tuples would
-    # (copying 10,000 of them into tuples cost a quarter of a µs an event).
-    return rows  # type: ignore[return-value]
+async def _fetch_page(conn: asyncpg.Connection, after: int, upto: int, page_size: int) -> tuple[Page, PageChain]:
+    return checked_page(await conn.fetch(SELECT_LOG_PAGE, after, upto, page_size))
 
 
 async def _log_pages(
@@ -351,34 +402,32 @@ async def _log_pages(
     upto: int,
     page_size: int,
     progress: Callable[[int, int], None] | None,
-    *,
-    opened: bool = True,
-    after: int = 0,
-    total: int | None = None,
-) -> AsyncIterator[list[tuple[int, str, str, bytes]]]:
-    """The log after ``after`` up to ``upto`` in pages of (position, tenant,
-    event type, payload: its canonical JSON, or as stored when not
-    ``opened``); the next page is read while the caller folds this one.
-    ``progress`` gets (position, ``total``, default ``upto``)."""
-    position = after
-    total = upto if total is None else total
+    walk: ChainWalk,
+) -> AsyncIterator[Page]:
+    """The log up to ``upto`` in pages of (position, tenant, event type,
+    payload: its canonical JSON), each walked by ``walk`` before it is
+    given (ChainBroken where the chain breaks, or ends short of ``upto``);
+    the next page is read while the caller folds this one.  ``progress``
+    gets (position, ``upto``)."""
 
-    def fetch(after: int) -> Awaitable[list[tuple[int, str, str, bytes]]]:
-        return _fetch_page(conn, after, upto, page_size, opened)
+    def fetch(after: int) -> Awaitable[tuple[Page, PageChain]]:
+        return _fetch_page(conn, after, upto, page_size)
 
-    upcoming: asyncio.Future[list[tuple[int, str, str, bytes]]] | None = asyncio.ensure_future(fetch(after))
+    upcoming: asyncio.Future[tuple[Page, PageChain]] | None = asyncio.ensure_future(fetch(0))
     try:
         while upcoming is not None:
-            page = await upcoming
+            page, chain = await upcoming
             upcoming = None
+            walk.page(chain)
             if not page:
-                return
-            position = page[-1][0]
-            if len(page) == page_size and position < upto:
+                break
+            position = chain.last
+            if chain.count == page_size and position < upto:
                 upcoming = asyncio.ensure_future(fetch(position))
             yield page
             if progress is not None:
-                progress(position, max(total, position))
+                progress(position, max(upto, position))
+        walk.end()
     finally:
         if upcoming is not None:
             upcoming.cancel()

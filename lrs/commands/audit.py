@@ -32,7 +32,8 @@ def register(subparsers: argparse._SubParsersAction, *, digests: Mapping[str, Di
         help="verify the event log's hash chain, or print a projection's digest",
         description="Audit the record: `verify` walks the event log's hash chain, `digest` prints a "
         "canonical SHA-256 of a projection's state (equal to the digest `lrs replay` prints after "
-        "rebuilding it from the log).",
+        "rebuilding it from the log; `lrs replay PROJECTION --compare` rebuilds and compares the two "
+        "without replacing the live projection).",
     )
     actions = audit.add_subparsers(dest="audit_command", metavar="ACTION")
     audit.set_defaults(handler=lambda args: _usage(audit))
@@ -161,6 +162,7 @@ def _verify(args: argparse.Namespace) -> int:
             raise SystemExit(f"lrs audit verify: {exc}{hint}") from None
 
     async def main() -> int:
+        from lrs.eventlog import broken_chain_line
         from lrs.store.log_reader import last_position
 
         # Read only: an auditor's check changes nothing, not even the schema.
@@ -172,8 +174,7 @@ def _verify(args: argparse.Namespace) -> int:
                 bad, checked = await verify_log(pool, args.batch_size, progress, wanted)
         anchor_check = None
         if bad is not None:
-            print(f"hash chain broken: first altered or missing position {bad} "
-                  f"(intact through position {bad - 1})")
+            print(broken_chain_line(bad))
             code = 1
         else:
             print(f"hash chain intact through position {checked}")

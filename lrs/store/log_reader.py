@@ -32,11 +32,11 @@ def _record(row: asyncpg.Record) -> EventRecord:
     # (bench/relay_pieces.py, "rows to records").
     position, event_id, tenant, event_type, statement_id, stored, payload, prev_hash, hash_ = row
     return EventRecord(
-        position, event_id, tenant, event_type, statement_id, stored, _payload(payload), prev_hash, hash_,
+        position, event_id, tenant, event_type, statement_id, stored, row_payload(payload), prev_hash, hash_,
     )
 
 
-def _payload(stored: bytes) -> bytes:
+def row_payload(stored: bytes) -> bytes:
     """The canonical JSON of a row's payload.  A damaged frame is an altered
     row: its stored bytes are given as they are, which do not hash to the
     event's hash, so verifying the chain reports its position (and a

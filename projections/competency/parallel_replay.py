@@ -43,6 +43,7 @@ import msgspec
 from projections.competency.catalog import Catalog
 from projections.competency.model import StatementEvidence, StatementVoided
 from projections.competency.rebuild import LogRebuild, interpret_event
+from projections.log_chain import PageChain
 from projections.replay import LogPages
 
 __all__ = ["can_fork", "chunks", "ended_in_message", "fork_with_pipe", "read_log", "stop_forked", "wait_readable",
@@ -57,6 +58,8 @@ _CATALOG: Catalog | None = None
 Page = Sequence[tuple[int, str, str, bytes]]
 _MEANINGS = msgspec.msgpack.Encoder()
 _READ_MEANINGS = msgspec.msgpack.Decoder(list[tuple[int, str, StatementEvidence | StatementVoided | str]])
+# What a read worker sends of a chunk: its chain, what it keeps.
+_READ_CHUNK = msgspec.msgpack.Decoder(tuple[PageChain, list[tuple[int, str, StatementEvidence | StatementVoided | str]]])
 
 
 class ReplayWorkerFailed(RuntimeError):
@@ -107,7 +110,9 @@ async def _read_chunks(work: LogRebuild, pages: LogPages, processes: int) -> int
     workers keep comes back through a pipe.  This process routes every
     chunk in log order as soon as the chunks before it are routed, so it
     claims fewer chunks the more it routes for the workers: the share of
-    each follows from what its chunks cost, whatever the mix of the log."""
+    each follows from what its chunks cost, whatever the mix of the log.
+    Each chunk's chain (checked by the process that read it) is walked
+    here in log order as the chunk is routed (``pages.walk``)."""
     runs = chunks(pages.total, pages.page_size)
     claimed = multiprocessing.get_context("fork").Value("q", 0)
 
@@ -120,14 +125,17 @@ async def _read_chunks(work: LogRebuild, pages: LogPages, processes: int) -> int
             return index
 
     readers: list[_ChunkReader] = []
-    done: dict[int, Kept | bytes] = {}  # read, not yet routed: kept here (a list) or by a worker (msgpack)
+    # read, not yet routed: its chain and what it keeps, read here, or by a worker (msgpack)
+    done: dict[int, tuple[PageChain, Kept] | bytes] = {}
     routed = 0
 
     def route_ready() -> None:
         nonlocal routed
         while routed in done:
-            kept = done.pop(routed)
-            for at, tenant, meaning in (_READ_MEANINGS.decode(kept) if isinstance(kept, bytes) else kept):
+            read = done.pop(routed)
+            chain, kept = _READ_CHUNK.decode(read) if isinstance(read, bytes) else read
+            pages.walk.page(chain)
+            for at, tenant, meaning in kept:
                 work.take(at, tenant, meaning)
             pages.reached(runs[routed][1])
             routed += 1
@@ -139,10 +147,10 @@ async def _read_chunks(work: LogRebuild, pages: LogPages, processes: int) -> int
         upcoming = None if index is None else asyncio.ensure_future(pages.fetch(*runs[index]))
         try:
             while upcoming is not None and index is not None:
-                page = await upcoming
+                page, chain = await upcoming
                 following = claim()  # read the next chunk while this one is interpreted
                 upcoming = None if following is None else asyncio.ensure_future(pages.fetch(*runs[following]))
-                done[index] = _interpret(page, work.catalog)
+                done[index] = (chain, _interpret(page, work.catalog))
                 for reader in readers:
                     reader.collect(done)
                 route_ready()
@@ -165,6 +173,7 @@ async def _read_chunks(work: LogRebuild, pages: LogPages, processes: int) -> int
     finally:
         for reader in readers:
             reader.stop()
+    pages.walk.end()  # the chain reaches the log's end before anything is folded from it
     return runs[-1][1] if runs else 0
 
 
@@ -228,7 +237,7 @@ class _ChunkReader:
     ) -> "_ChunkReader":
         return cls(*fork_with_pipe(_read_chunks_in_worker, (catalog, pages, runs, claim), "lrs-replay-read", wide=True))
 
-    def collect(self, done: dict[int, Kept | bytes]) -> None:
+    def collect(self, done: dict[int, tuple[PageChain, Kept] | bytes]) -> None:
         """Everything the worker has sent so far, into ``done``; raises what it raised."""
         while not self.finished and self.pipe.poll():
             try:
@@ -348,10 +357,10 @@ async def _read_claimed(
         index = claim()
         upcoming = None if index is None else asyncio.ensure_future(pages.fetch(*runs[index], conn=conn))
         while upcoming is not None and index is not None:
-            page = await upcoming
+            page, chain = await upcoming
             following = claim()
             upcoming = None if following is None else asyncio.ensure_future(pages.fetch(*runs[following], conn=conn))
-            outbox.put(b"m" + _INDEX.pack(index) + _MEANINGS.encode(_interpret(page, catalog)))
+            outbox.put(b"m" + _INDEX.pack(index) + _MEANINGS.encode((chain, _interpret(page, catalog))))
             index = following
     finally:
         await conn.close()

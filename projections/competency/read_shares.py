@@ -32,14 +32,18 @@ What "first" means in the log stays as it is in one process:
   it when it fails before its learner is known, else the one whose share
   the learner is in; the failures are merged in log order.
 
-Every process hears of every page (its number of events and last
-position) from its judge, so all end at the same position, which must be
-the log's end (where the replay started): a replay that stopped short of
-it fails rather than swap in a projection of part of the log.  A worker
-that raises or dies fails the replay (whoever waits for it learns why, or
-sees its pipe end), which then swaps nothing in.  The replay checks what it
-checked in one process: the log is read from PostgreSQL, the record; the
-hash chain is ``lrs audit verify``'s.
+Every process hears of every page (its chain: number of events, first
+and last position and hash) from its judge, so all end at the same
+position, which must be the log's end (where the replay started): a replay
+that stopped short of it fails rather than swap in a projection of part of
+the log.  A worker that raises or dies fails the replay (whoever waits for
+it learns why, or sees its pipe end), which then swaps nothing in.  The
+hash chain is checked as ``lrs audit verify`` checks it
+(projections/log_chain.py): the judge of a page checks the page (each
+hash recomputed, each link, no gap), and this process walks the pages'
+chains in log order (each page goes on from the one before it, the last
+ends at the log's end): where it breaks, the replay stops with the first
+bad position and swaps nothing in.
 
 The judging of a page and the settling of ids owned twice are
 :mod:`projections.competency.share_judging`; the pipes between the
@@ -68,6 +72,7 @@ from projections.competency.share_judging import (
     Hinted, Keep, Page, collisions, give_up, judge_page, owned_hashes, settle, suspects, take_hinted,
 )
 from projections.competency.share_pipes import HintSender, Links, receive, received, send
+from projections.log_chain import ChainWalk, PageChain
 from projections.replay import LogPages, index_early
 
 __all__ = ["MIN_SHARED_EVENTS", "REPLAY_MEMO_LIMIT", "STATEMENT_TABLES", "ReplayReadShort", "copy_statements",
@@ -86,8 +91,9 @@ MAX_WAITING_PAGES = 8
 REPLAY_MEMO_LIMIT = 1 << 20
 _ENCODE = msgspec.msgpack.Encoder()
 _DECODE = msgspec.msgpack.Decoder()
-# What a judge sends each other process of a page: its events, its last position, what that one needs of them.
-_HINTS = msgspec.msgpack.Decoder(tuple[int, int, list[Hinted]])
+# What a judge sends each other process of a page: its chain (events, first and last position and hash,
+# where it breaks), what that one needs of them.
+_HINTS = msgspec.msgpack.Decoder(tuple[PageChain, list[Hinted]])
 
 
 class ReplayReadShort(RuntimeError):
@@ -208,14 +214,16 @@ def page_count(total: int, page_size: int) -> int:
     return -(-total // page_size)
 
 
-async def own_pages(pages: LogPages, share: int, shares: int, conn: Any = None) -> AsyncIterator[Page]:
+async def own_pages(
+    pages: LogPages, share: int, shares: int, conn: Any = None
+) -> AsyncIterator[tuple[Page, PageChain]]:
     """The pages of ``pages``'s log that ``share`` of ``shares`` judges
-    (page_count's k, k mod ``shares`` equal to ``share``), read on ``conn``
-    (default: the replay's), the next one read while the caller judges
-    this one."""
+    (page_count's k, k mod ``shares`` equal to ``share``), each with its
+    chain (LogPages.fetch), read on ``conn`` (default: the replay's), the
+    next one read while the caller judges this one."""
     size, total = pages.page_size, pages.total
 
-    def fetch(number: int) -> Awaitable[Page]:
+    def fetch(number: int) -> Awaitable[tuple[Page, PageChain]]:
         return pages.fetch(number * size, min((number + 1) * size, total), conn)
 
     numbers = iter(range(share, page_count(total, size), shares))
@@ -237,8 +245,8 @@ async def own_pages(pages: LogPages, share: int, shares: int, conn: Any = None) 
 
 
 async def _read_all(
-    work: LogRebuild, own: AsyncIterator[Page], count: int, share: int, links: Links,
-    reached: Callable[[int], None] | None = None,
+    work: LogRebuild, own: AsyncIterator[tuple[Page, PageChain]], count: int, share: int, links: Links,
+    reached: Callable[[int], None] | None = None, walk: ChainWalk | None = None,
 ) -> tuple[int, int]:
     """The log's ``count`` pages into ``work``: page k is read and judged by
     the process of share k mod shares (``own``: this one's pages, in
@@ -253,25 +261,29 @@ async def _read_all(
     has not been sent yet, and what each page keeps is routed into ``work``
     in page order, so "first" means what it means in one process, and
     ``reached`` (the replay's progress) is told each page's last position
-    as it is routed: up to the log's end, whoever read the last page."""
+    as it is routed: up to the log's end, whoever read the last page.
+    Each page's chain (checked by the process that read it) comes with
+    it: ``walk`` (this one's, when it checks the seams) walks them in page
+    order, raising ChainBroken at the first page that does not go on from
+    the one before it or breaks inside, before the page is routed."""
     shares = links.shares
     events = last = 0
     heard = [0] * shares  # pages heard from each judge (its pages share, share + shares, ...)
     kept: dict[int, list[tuple[int, str, Any]]] = {}  # by page number, not yet routed
-    lasts: dict[int, int] = {}  # the last position of each page not yet routed (0: none)
+    chains: dict[int, PageChain] = {}  # the chain of each page not yet routed
     routed = 0
 
     def hear(judge_of: int, message: bytes) -> None:
         nonlocal events, last
         at = judge_of + heard[judge_of] * shares
         heard[judge_of] += 1
-        length, page_last, hinted = _HINTS.decode(memoryview(message)[1:])  # not a copy of the message
-        events += length
-        last = max(last, page_last)
+        chain, hinted = _HINTS.decode(memoryview(message)[1:])  # not a copy of the message
+        events += chain.count
+        last = max(last, chain.last)
         page_kept: list[tuple[int, str, Any]] = []
         take_hinted(work, hinted, _keeper(page_kept))
         kept[at] = page_kept
-        lasts[at] = page_last
+        chains[at] = chain
 
     def heard_all(judge_of: int) -> bool:
         """Every page of ``judge_of`` heard: what it sends next is not hints."""
@@ -288,11 +300,13 @@ async def _read_all(
         nonlocal routed
         take = work.take
         while routed in kept:
+            chain = chains.pop(routed)
+            if walk is not None:
+                walk.page(chain)
             for position, tenant, meaning in kept.pop(routed):
                 take(position, tenant, meaning)
-            page_last = lasts.pop(routed)
-            if reached is not None and page_last:
-                reached(page_last)
+            if reached is not None and chain.last:
+                reached(chain.last)
             routed += 1
 
     async def hear_page(at: int) -> None:
@@ -301,8 +315,15 @@ async def _read_all(
             hear(judge_of, await receive(links.of(share, judge_of), f"the hints of page {at}"))
 
     async def judge_and_hear(sender: HintSender) -> None:
+        async with contextlib.aclosing(own):  # a page read ahead is given up with what raised here
+            await judge_all(sender)
+        while routed < count:
+            await hear_page(routed)
+            route()
+
+    async def judge_all(sender: HintSender) -> None:
         nonlocal events, last
-        async for page in own:
+        async for page, chain in own:
             number = share + heard[share] * shares
             heard[share] += 1
             while number - routed > MAX_WAITING_PAGES:
@@ -312,18 +333,15 @@ async def _read_all(
             page_kept: list[tuple[int, str, Any]] = []
             judge_page(work, page, share, shares, hints, _keeper(page_kept))
             kept[number] = page_kept
-            page_last = lasts[number] = page[-1][0] if page else 0
-            events += len(page)
-            last = max(last, page_last)
+            chains[number] = chain
+            events += chain.count
+            last = max(last, chain.last)
             for other in range(shares):
                 if other != share:  # encoded after its kind's byte, not copied behind it
                     message = bytearray(b"h")
-                    _ENCODE.encode_into((len(page), page_last, hints[other]), message, 1)
+                    _ENCODE.encode_into((chain, hints[other]), message, 1)
                     sender.send(other, message)
             hear_arrived()
-            route()
-        while routed < count:
-            await hear_page(routed)
             route()
 
     sender = HintSender(links, share)
@@ -360,8 +378,10 @@ async def _in_shares(conn: Any, work: LogRebuild, pages: LogPages, processes: in
             worker.start()
             workers.append(worker)
         links.keep(0)
-        read = await _read_all(work, own_pages(pages, 0, processes), page_count(pages.total, pages.page_size), 0, links,
-                               pages.reached)
+        count = page_count(pages.total, pages.page_size)
+        read = await _read_all(work, own_pages(pages, 0, processes), count, 0, links, pages.reached, pages.walk)
+        if count * pages.page_size >= pages.total:  # every page was read: the chain must reach the log's end
+            pages.walk.end()
         if read[1] != pages.total:  # every process heard of the same pages: they all stopped there
             raise ReplayReadShort(
                 f"the replay in shares read {read[0]} events up to position {read[1]}; the log ends at {pages.total}"

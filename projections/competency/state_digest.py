@@ -70,10 +70,20 @@ async def digest(conn: asyncpg.Connection | asyncpg.Pool) -> str:
 
 
 async def digest_with_position(conn: asyncpg.Connection | asyncpg.Pool) -> tuple[str, int]:
-    """:func:`digest` and the checkpoint it reflects, read in the same snapshot."""
+    """:func:`digest` and the checkpoint it reflects, read in the same
+    snapshot; on a connection in a transaction, read in that transaction
+    (a replay comparing its rebuilt state with the live one:
+    projections/replay_compare.py)."""
     if isinstance(conn, asyncpg.Pool):
         async with conn.acquire() as own:
             return await digest_with_position(own)
+    if conn.is_in_transaction():
+        return await _digest_read(conn)
+    async with conn.transaction(isolation="repeatable_read", readonly=True):
+        return await _digest_read(conn)
+
+
+async def _digest_read(conn: asyncpg.Connection) -> tuple[str, int]:
     sha = hashlib.sha256()
 
     def add(*parts: bytes) -> None:
@@ -82,20 +92,19 @@ async def digest_with_position(conn: asyncpg.Connection | asyncpg.Pool) -> tuple
             sha.update(part)
 
     order = await byte_order(conn)  # text keys in byte order whatever the database's collation
-    async with conn.transaction(isolation="repeatable_read", readonly=True):
-        position = await conn.fetchval(SELECT_CHECKPOINT_POSITION)
-        async for row in conn.cursor(SELECT_ALL_STATES.format(c=order), prefetch=2000):
-            add(row["tenant"].encode(), row["learner"].encode(), digest_bytes(row["state"]))
-        # Each table's rows as binary COPY writes them (_rows_digest), whatever
-        # format the states are in.
-        for table, columns, key in DIGESTED_ROWS:
-            rows = await _rows_digest(conn, table, columns, key, order)
-            if rows is not None:  # (an empty projection's digest stays the hash of nothing)
-                add(table.encode(), rows)
-        for row in await certified_rows(conn, order):
-            add(b"unit_certified", *(str(row[c]).encode() for c in ("tenant", "unit_id", "program", "program_version", "certified")))
-        async for parts in roster_rows(conn, order):  # the denominators: units, membership history, headcounts
-            add(*parts)
-        async for parts in series_rows(conn, order):  # the series' per-day deltas (without dropped learners)
-            add(*parts)
+    position = await conn.fetchval(SELECT_CHECKPOINT_POSITION)
+    async for row in conn.cursor(SELECT_ALL_STATES.format(c=order), prefetch=2000):
+        add(row["tenant"].encode(), row["learner"].encode(), digest_bytes(row["state"]))
+    # Each table's rows as binary COPY writes them (_rows_digest), whatever
+    # format the states are in.
+    for table, columns, key in DIGESTED_ROWS:
+        rows = await _rows_digest(conn, table, columns, key, order)
+        if rows is not None:  # (an empty projection's digest stays the hash of nothing)
+            add(table.encode(), rows)
+    for row in await certified_rows(conn, order):
+        add(b"unit_certified", *(str(row[c]).encode() for c in ("tenant", "unit_id", "program", "program_version", "certified")))
+    async for parts in roster_rows(conn, order):  # the denominators: units, membership history, headcounts
+        add(*parts)
+    async for parts in series_rows(conn, order):  # the series' per-day deltas (without dropped learners)
+        add(*parts)
     return sha.hexdigest(), int(position or 0)

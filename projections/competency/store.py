@@ -101,7 +101,6 @@ class CompetencyProjection(Projection):
     name = "competency"
     rule_version = RULE_VERSION
     bulk_rebuild = True
-    rebuild_reads_stored = True  # each process of a replay opens the payloads it reads (read_shares.py)
     tables = (
         "competency_learners",
         "competency_states",

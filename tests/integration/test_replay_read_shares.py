@@ -23,6 +23,7 @@ from lrs.store.pool import connect
 from projections.competency import read_shares
 from projections.competency.parallel_replay import ReplayWorkerFailed
 from projections.competency.store import CompetencyProjection, digest
+from projections.log_chain import ChainBroken
 from projections.replay import LogPages, replay
 from projections.runner import ProjectionRunner
 from tests.integration.competency_statements import CATALOG, FAILED, MODULES, PASSED, course_statement, voiding, write
@@ -260,14 +261,14 @@ def test_a_share_worker_runs_the_event_loop_its_replay_runs_on(
     assert not receiving.poll()
 
 
-async def test_a_log_with_skipped_positions_is_rebuilt_in_shares_as_in_one_process(
+async def test_a_log_with_positions_cut_out_is_refused_in_shares_as_in_one_process(
     pool: asyncpg.Pool, writer: StatementWriter, database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Positions absent from the log (a page of positions with no event,
+    """Positions cut out of the log (a page of positions with no event,
     many such pages in a row, scattered ones, a last page of fewer events):
-    each process still finds its own pages and the shares rebuild the
-    tables, parked events and digest of a replay in one process."""
-    await projected(pool, writer, statements=400)
+    the chain breaks at the first one missing, and every way of reading
+    the log says so, as `lrs audit verify` does, and swaps nothing in."""
+    runner, live, checkpoint, before = await filled_and_caught_up(pool, writer, statements=400)
     total = await pool.fetchval("SELECT position FROM log_head")
     assert total > 7 * 40
     async with pool.acquire() as conn:  # the log is append-only: its rule set aside to cut holes in it
@@ -277,15 +278,16 @@ async def test_a_log_with_skipped_positions_is_rebuilt_in_shares_as_in_one_proce
             " OR (position BETWEEN 120 AND 200 AND position % 3 = 0) OR position BETWEEN $1 AND $2",
             total - total % 7 - 5, total - 1)
         await conn.execute("RESET session_replication_role")
-    await replay(pool, CompetencyProjection(CATALOG, replay_processes=1))
-    in_one, parked_in_one, digest_in_one = await tables(pool), await parked(pool), await digest(pool)
+    with pytest.raises(ChainBroken, match="first altered or missing position 8 "):
+        await replay(pool, CompetencyProjection(CATALOG, replay_processes=1))
+    await assert_nothing_swapped_in(pool, runner, live, checkpoint, before)
 
     monkeypatch.setattr(LogPages, "__init__", small_pages)
     for processes in (2, 3):
-        await replay(pool, CompetencyProjection(CATALOG, replay_processes=processes, replay_readers=2),
-                     connect=lambda: connect(database_url))
-        assert await tables(pool) == in_one and await parked(pool) == parked_in_one
-        assert await digest(pool) == digest_in_one
+        with pytest.raises(ChainBroken, match="first altered or missing position 8 "):
+            await replay(pool, CompetencyProjection(CATALOG, replay_processes=processes, replay_readers=processes),
+                         connect=lambda: connect(database_url))
+        await assert_nothing_swapped_in(pool, runner, live, checkpoint, before)
 
 
 @pytest.mark.parametrize("processes", [2, 3])

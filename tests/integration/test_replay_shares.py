@@ -126,11 +126,11 @@ def failing_in_forked_workers(call: Callable[..., Any], ending: str, error: Exce
 
 
 async def filled_and_caught_up(
-    pool: asyncpg.Pool, writer: StatementWriter
+    pool: asyncpg.Pool, writer: StatementWriter, statements: int = 150
 ) -> tuple[ProjectionRunner, str, int, dict[str, list[tuple[Any, ...]]]]:
     """The log filled and the live projection caught up: its runner, digest,
     checkpoint and tables, which a failed replay must leave as they are."""
-    await fill(writer)
+    await fill(writer, statements=statements)
     runner = ProjectionRunner(pool, CompetencyProjection(CATALOG))
     await runner.catch_up()
     return runner, await digest(pool), await runner.checkpoint(), await tables(pool)

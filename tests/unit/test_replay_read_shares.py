@@ -20,6 +20,7 @@ from projections.competency.share_judging import (
     Hinted, VoidingHint, collisions, give_up, judge_page, owned_hashes, settle, suspects, take_hinted,
 )
 from projections.competency.rebuild import LogRebuild
+from projections.log_chain import PageChain
 from tests.unit.test_competency_rebuild import CATALOG, COURSE, _log
 
 MASTERY = "https://w3id.org/xapi/cmi5/context/extensions/masteryscore"
@@ -149,9 +150,14 @@ def test_the_first_position_names_the_owner_and_the_mismatches() -> None:
     ]
 
 
+def _chain(page: Log) -> PageChain:
+    """A page's chain as its reader found it, intact (these logs carry no hashes)."""
+    return PageChain(len(page), page[0][0] if page else 0, b"", page[-1][0] if page else 0, b"", None)
+
+
 async def _pages(pages: list[Log]) -> Any:
     for page in pages:
-        yield page
+        yield page, _chain(page)
 
 
 @pytest.mark.parametrize("seed", [0, 3])
@@ -170,7 +176,7 @@ async def test_a_process_reading_its_share_judges_on_while_the_other_judges_and_
     for number in range(1, len(pages), 2):  # every page of share 1, judged before share 0 starts
         hints: list[list[Hinted]] = [[], []]
         judge_page(other, pages[number], 1, 2, hints)
-        links.to(0, 1).send_bytes(b"h" + msgspec.msgpack.encode((len(pages[number]), pages[number][-1][0], hints[0])))
+        links.to(0, 1).send_bytes(b"h" + msgspec.msgpack.encode((_chain(pages[number]), hints[0])))
     links.to(0, 1).send_bytes(b"r what it read")
     waited: list[int] = []
     receive = read_shares.receive
@@ -198,9 +204,10 @@ class _Pages:
         self.fetched: list[tuple[int, int]] = []
         self.progress: list[int] = []
 
-    async def fetch(self, after: int, upto: int, conn: Any = None) -> Log:
+    async def fetch(self, after: int, upto: int, conn: Any = None) -> tuple[Log, PageChain]:
         self.fetched.append((after, upto))
-        return [e for e in self.log if after < e[0] <= upto][:self.page_size]
+        page = [e for e in self.log if after < e[0] <= upto][:self.page_size]
+        return page, _chain(page)
 
     def reached(self, position: int) -> None:
         self.progress.append(position)
@@ -218,7 +225,7 @@ async def test_each_share_reads_its_own_pages_of_positions_once_in_order(shares:
     read: dict[int, Log] = {}
     for share in range(shares):
         pages = _Pages(log, 10)
-        own = [page async for page in read_shares.own_pages(pages, share, shares)]  # type: ignore[arg-type]
+        own = [page async for page, _ in read_shares.own_pages(pages, share, shares)]  # type: ignore[arg-type]
         assert pages.fetched == [(k * 10, min(k * 10 + 10, 103)) for k in range(share, count, shares)]
         assert pages.progress == []  # _read_all reports it, in page order
         read.update(zip(range(share, count, shares), own))
