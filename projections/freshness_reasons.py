@@ -47,6 +47,10 @@ ENGLISH: dict[str, str] = {
                         "these are {rules} and {digest:.12}: run `lrs replay competency`",
     # stopped: error_kind (the exception's class) and error (its repr)
     "rebuild_failed": "the rebuild failed: {error}",
+    # stopped: the rebuild found the log's hash chain broken at position (int) and swapped nothing in; tried again
+    # only after LOG_CHAIN_BROKEN_PAUSE_S (projections/supervisor.py), each try reading the whole log
+    "log_chain_broken": "the log's hash chain is broken at position {position}: the projection is not rebuilt "
+                        "from an altered log; run `lrs audit verify`",
     "checkpoint_unreadable": "cannot read the checkpoint: {error}",
     "runner_failed": "the runner failed: {error}",
     # /ready only: the projection never started, as the frameworks documents cannot be read (error: why)

@@ -39,6 +39,7 @@ from projections.competency.catalog import Catalog, load_live_catalog
 from projections.competency.frameworks import FrameworkError
 from projections.contract import Projection, ProjectionOutdated
 from projections.freshness_reasons import Reason, error_values, reason_json
+from projections.log_chain import ChainBroken
 
 __all__ = ["Freshness", "ObservedProjection", "Supervisor", "checked_freshness", "observed_freshness", "until_rebuilt"]
 
@@ -54,6 +55,11 @@ FROM log_head h LEFT JOIN projection_checkpoints c ON c.name = 'competency' WHER
 """
 
 SELECT_BUILT_WITH = "SELECT rule_version, catalog_digest FROM projection_checkpoints WHERE name = 'competency'"
+
+# A rebuild that found the log's hash chain broken is not tried again every
+# poll (each try reads the whole log): an altered log waits for a person
+# (`lrs audit verify`, restoring the log); the service retries this seldom.
+LOG_CHAIN_BROKEN_PAUSE_S = 600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,6 +187,12 @@ class Supervisor:
                     except ReplayRunning:
                         self._set("rebuilding", Reason.of("other_replay"))
                         await self._pause(2.0)
+                        continue
+                    except ChainBroken as exc:
+                        log.error("projection.log_chain_broken", projection="competency", position=exc.position,
+                                  retry_in_s=LOG_CHAIN_BROKEN_PAUSE_S, alert=True)
+                        self._set("stopped", Reason.of("log_chain_broken", position=exc.position))
+                        await self._pause(LOG_CHAIN_BROKEN_PAUSE_S)
                         continue
                     except Exception as exc:  # keep serving what we can; try again
                         log.exception("projection.rebuild_failed", projection="competency", error=repr(exc), alert=True)

@@ -326,6 +326,12 @@ MESSAGES: dict[str, dict[str, str]] = {
               "hiện tại là {rules} và {digest:.12}: hãy chạy `lrs replay competency`",
     },
     "projection_reason_rebuild_failed": {"en": "the rebuild failed: {error}", "vi": "dựng lại thất bại: {error}"},
+    "projection_reason_log_chain_broken": {
+        "en": "the log's hash chain is broken at position {position}: the projection is not rebuilt "
+              "from an altered log; run `lrs audit verify`",
+        "vi": "chuỗi băm của nhật ký bị đứt tại vị trí {position}: phép chiếu không được dựng lại "
+              "từ một nhật ký đã bị sửa đổi; hãy chạy `lrs audit verify`",
+    },
     "projection_reason_checkpoint_unreadable": {
         "en": "cannot read the checkpoint: {error}",
         "vi": "không đọc được điểm lưu vị trí (checkpoint): {error}",

@@ -23,13 +23,13 @@ VALUES: dict[str, dict[str, Any]] = {
     "starting": {}, "frameworks_changed": {}, "other_replay": {}, "stopping": {},
     "behind": {"events": 12, "age_s": 95},
     "rebuilding_itself": BUILT, "rebuilds_itself": BUILT, "no_auto_rebuild": BUILT, "built_with_other": BUILT,
-    "rebuild_failed": DISK, "checkpoint_unreadable": DISK, "runner_failed": DISK,
+    "rebuild_failed": DISK, "log_chain_broken": {"position": 4711}, "checkpoint_unreadable": DISK, "runner_failed": DISK,
     "frameworks_unreadable": {"error": "civil-servant.program.json: not JSON"},
 }
 # The state the projection is in with each code (the notice names it).
 STATES = {"starting": "starting", "frameworks_changed": "rebuilding", "other_replay": "rebuilding", "stopping": "stopped",
           "behind": "behind", "rebuilding_itself": "rebuilding", "rebuilds_itself": "outdated",
-          "no_auto_rebuild": "outdated", "built_with_other": "outdated", "rebuild_failed": "stopped",
+          "no_auto_rebuild": "outdated", "built_with_other": "outdated", "rebuild_failed": "stopped", "log_chain_broken": "stopped",
           "checkpoint_unreadable": "stopped", "runner_failed": "stopped", "frameworks_unreadable": "stopped"}
 ENGLISH_WORDS = ("projection", "rebuild", "service", "behind", "events", "stored", "built", "frameworks", "failed",
                  "cannot", "runner", "replay of", "stopping", "these are", "starting")
@@ -54,7 +54,7 @@ def test_the_english_words_are_the_apis_reason_and_the_vietnamese_keep_the_value
     assert vietnamese != why["reason"]
     for word in ENGLISH_WORDS:
         assert word not in vietnamese.replace("lrs replay competency", ""), (word, vietnamese)
-    for value in ("12", "95", "bbbbbbbbbbbb", "cccccccccccc", DISK["error"], VALUES["frameworks_unreadable"]["error"]):
+    for value in ("12", "95", "4711", "bbbbbbbbbbbb", "cccccccccccc", DISK["error"], VALUES["frameworks_unreadable"]["error"]):
         if value in why["reason"]:
             assert value in vietnamese, (value, vietnamese)
     assert "b" * 13 not in vietnamese  # a digest shown by its first 12 characters, as in English

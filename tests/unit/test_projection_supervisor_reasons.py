@@ -15,7 +15,14 @@ from structlog.testing import capture_logs
 from projections.contract import ProjectionOutdated
 from projections.freshness_reasons import REASON_CODES, Reason
 from projections.replay import ReplayRunning
-from projections.supervisor import SELECT_BUILT_WITH, Supervisor, checked_freshness, positional_freshness
+from projections.log_chain import ChainBroken
+from projections.supervisor import (
+    LOG_CHAIN_BROKEN_PAUSE_S,
+    SELECT_BUILT_WITH,
+    Supervisor,
+    checked_freshness,
+    positional_freshness,
+)
 
 BUILT, RUNS = "b" * 64, "c" * 64
 OUTDATED = {"projection": "competency", "built_rules": 3, "built_digest": BUILT, "rules": 4, "digest": RUNS}
@@ -129,6 +136,24 @@ async def test_a_failed_rebuild_names_the_error_and_its_kind(scripted) -> None: 
     assert why.text == "the rebuild failed: OSError('disk full')"
 
 
+async def test_a_broken_log_chain_stops_the_rebuild_and_waits_long(scripted, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    pauses: list[float] = []
+    pause = Supervisor._pause
+
+    async def recorded(self: Supervisor, seconds: float) -> None:
+        pauses.append(seconds)
+        await pause(self, seconds)
+
+    monkeypatch.setattr(Supervisor, "_pause", recorded)
+    (state, why), seen = await scripted([ProjectionOutdated(OUTDATED)], until=2, replay_raises=[ChainBroken(4711)])
+    assert (state, why) == ("stopped", Reason("log_chain_broken", {"position": 4711}))
+    assert why.text == ("the log's hash chain is broken at position 4711: the projection is not rebuilt "
+                        "from an altered log; run `lrs audit verify`")
+    assert seen[1] == ("stopped", why.text, "log_chain_broken")
+    # Not read again at every poll: the next try waits ten minutes (close() ends the wait).
+    assert pauses == [LOG_CHAIN_BROKEN_PAUSE_S] and LOG_CHAIN_BROKEN_PAUSE_S >= 600
+
+
 async def test_an_unreadable_checkpoint(scripted) -> None:  # type: ignore[no-untyped-def]
     (state, why), _ = await scripted([ConnectionResetError("gone")], until=1)
     assert (state, why) == ("stopped", Reason("checkpoint_unreadable",
@@ -208,7 +233,7 @@ def test_a_reason_refuses_an_unknown_code_or_missing_values() -> None:
         Reason.of("behind", events=1)
     assert Reason.of("frameworks_unreadable", error="no such file").text == (
         "the competency frameworks cannot be read: no such file")
-    assert len(REASON_CODES) == len(set(REASON_CODES)) == 13
+    assert len(REASON_CODES) == len(set(REASON_CODES)) == 14
 
 
 def test_the_openapi_document_lists_every_code_and_value() -> None:
