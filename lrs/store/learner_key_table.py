@@ -24,11 +24,12 @@ __all__ = ["CipherTable", "FormTable", "KeyTable", "PackedTable", "TextTable"]
 
 _EMPTY = -1
 _HEAD = 5  # live flag (1 byte), key length (2), value length (2)
+_LARGEST = 0xFFFF  # the largest key or value a record holds
 
 
 class PackedTable:
-    """``bytes`` keys (under 64 KiB) to ``bytes`` values (under 64 KiB), in
-    insertion order (a key set again moves to the end).  :meth:`get` returns
+    """``bytes`` keys to ``bytes`` values, each under 64 KiB (larger ones are
+    not kept: :meth:`set_raw`), in insertion order (a key set again moves to the end).  :meth:`get` returns
     the value as a ``bytearray`` slice (a copy).  Removed and replaced
     entries stay in the buffer, dead, until :meth:`_rebuild` lays the live
     ones out again (when dead ones outnumber them, and on :meth:`drop_oldest`)."""
@@ -84,8 +85,12 @@ class PackedTable:
         return True
 
     def set_raw(self, key: bytes, value: bytes) -> None:
-        if len(key) > 0xFFFF or len(value) > 0xFFFF:
-            raise ValueError("a packed table's keys and values are under 64 KiB")
+        """Keep ``value`` under ``key``.  A key or value of 64 KiB or more (an
+        Agent's name or account as large as a body allows) is not kept, and
+        any older value under the key goes: a cache answers it as missing."""
+        if len(key) > _LARGEST or len(value) > _LARGEST:
+            self.pop_raw(key)
+            return
         offset = self._find(key)
         if offset >= 0:
             self._blob[offset] = 0

@@ -75,3 +75,14 @@ def test_a_table_holds_two_buffers_however_many_entries():
         table.set(f"tenant\x00mbox:mailto:learner{n}@example.org", f"{n:032x}")
     held = [o for o in gc.get_referents(table) if not isinstance(o, (type, int))]
     assert sorted(type(o).__name__ for o in held) == ["array", "bytearray"]
+
+
+def test_a_key_or_value_too_large_for_a_record_is_not_kept_and_drops_the_older_one():
+    table = PackedTable()
+    table.set_raw(b"small", b"old")
+    table.set_raw(b"small", b"v" * 0x10000)  # the value too large: the old one must not be answered either
+    assert table.get_raw(b"small") is None and len(table) == 0
+    table.set_raw(b"k" * 0x10000, b"value")
+    assert table.get_raw(b"k" * 0x10000) is None and not table
+    table.set_raw(b"k" * 0xFFFF, b"v" * 0xFFFF)  # the largest that fit
+    assert table.get_raw(b"k" * 0xFFFF) == b"v" * 0xFFFF
