@@ -16,7 +16,7 @@ from lrs.privacy import seal
 from lrs.privacy.master import MasterKey
 from lrs.store import StatementWriter
 from lrs.store.learner_keys import LearnerKeys
-from tests.integration.test_sealed_every_place import AUTHORITY, _append
+from tests.integration.test_sealed_every_place import _append
 
 HUGE = 70_000
 
