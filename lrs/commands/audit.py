@@ -70,7 +70,8 @@ def register(subparsers: argparse._SubParsersAction, *, digests: Mapping[str, Di
         help="print the public keys that verify the anchors (PEM, oldest first)",
         description="Print every public key the LRS has signed anchors with, oldest first, current last "
         "(PEM).  Give the file to auditors: with it, `lrs audit verify --anchors FILE --public-key KEYS` "
-        "checks a backup offline.  Makes the signing key if there is none yet.",
+        "checks a backup offline.  Exit status 1 when there is no signing key at LRS_ANCHOR_KEY_FILE (the relay "
+        "makes it when it first starts, `lrs audit anchor` at once): this command never makes one.",
     )
     public_key.set_defaults(handler=_public_key)
 
@@ -80,7 +81,7 @@ def register(subparsers: argparse._SubParsersAction, *, digests: Mapping[str, Di
         description="Make a new Ed25519 signing key at LRS_ANCHOR_KEY_FILE.  The old private key is kept "
         "beside it with the suffix .<key id>.retired (delete it when you no longer need it), and its "
         "public key stays in the public keys file, so anchors signed with it still verify.  Restart the "
-        "relay (or `lrs serve`) to sign with the new key.",
+        "relay (or `lrs serve`) to sign with the new key.  Exit status 1 when there is no key to replace.",
     )
     rotate.set_defaults(handler=_rotate_key)
 
@@ -246,7 +247,7 @@ def _public_key(args: argparse.Namespace) -> int:
 
     settings = load_settings()
     try:
-        anchors.load_or_create_key(settings.signing_key_file)
+        anchors.load_key(settings.signing_key_file)  # a key made here would verify nothing ever signed
         sys.stdout.write(anchors.public_keys_path(settings.signing_key_file).read_text())
     except (anchors.AnchorError, OSError) as exc:
         raise SystemExit(f"lrs audit public-key: {exc}") from None

@@ -204,6 +204,24 @@ def test_audit_verify_of_a_file_that_is_no_public_key_says_what_it_expected(tmp_
     )
 
 
+# Run on an auditor's machine, or with the wrong data dir, `public-key` used
+# to make a signing key there and print its public key (exit 0): a key that
+# verifies nothing the LRS ever signed.  `rotate-key` made one only to retire it.
+@pytest.mark.parametrize("action", ["public-key", "rotate-key"])
+def test_audit_key_commands_without_a_signing_key_refuse_and_make_none(action, tmp_path, monkeypatch, capsys):
+    data_dir = tmp_path / "auditor"
+    monkeypatch.setenv("LRS_DATA_DIR", str(data_dir))
+    monkeypatch.delenv("LRS_ANCHOR_KEY_FILE", raising=False)
+    with pytest.raises(SystemExit) as exited:
+        main(["audit", action])
+    assert str(exited.value.code) == (  # a SystemExit with a message: printed, exit status 1
+        f"lrs audit {action}: no signing key at {data_dir / 'anchor-key.pem'}: the relay makes it when it first "
+        "starts (`lrs serve` or `lrs relay`), `lrs audit anchor` makes it and signs the log head now"
+    )
+    assert capsys.readouterr().out == ""
+    assert not data_dir.exists() or sorted(p.name for p in data_dir.iterdir() if "anchor-key" in p.name) == []
+
+
 def test_erase_learner_given_the_rosters_key_form_shows_the_agent_it_wants(capsys):
     # Rosters, the console and /competency name learners as mbox:mailto:...; erasure takes an xAPI Agent.
     assert main(["erase", "learner", "mbox:mailto:lan@example.org", "--tenant", "t", "--reason", "request 1"]) == 2
