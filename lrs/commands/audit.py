@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Awaitable, Callable, Mapping
 
 from lrs import verify_runs
-from lrs.cli_arguments import at_least_one, input_file
+from lrs.cli_arguments import at_least_one, cannot_read, input_file
 from lrs.commands.common import (
     cli_runner, command_pool, load_settings, progress_bar, run_async, setup,
 )
@@ -146,20 +146,26 @@ def _verify(args: argparse.Namespace) -> int:
     if args.anchors is not None:
         from lrs import anchors
 
-        # An auditor away from the LRS's machine has no default file: say which option names their copy.
-        hint = ""
+        # The LRS's own files, read when their option names none: one that
+        # cannot be read is refused as a FILE named on the command line is
+        # (input_file: same words, exit status 2), and since an auditor away
+        # from the LRS's machine has no default file, the line says which
+        # option names their copy.
+        anchors_file, key_files = args.anchors, args.public_key
+        if anchors_file is _ANCHORS_FILE_SETTING:
+            anchors_file = settings.anchor_log_file
+            _usage_error_if_unreadable(
+                "--anchors", anchors_file, "name a copy of the LRS's anchors file with --anchors FILE")
+        if not key_files:
+            key_files = [anchors.public_keys_path(settings.signing_key_file)]
+            _usage_error_if_unreadable(
+                "--public-key", key_files[0],
+                "name the published public keys with --public-key PEM (`lrs audit public-key` prints them)")
         try:
-            if args.anchors is _ANCHORS_FILE_SETTING:
-                hint = "; name a copy of the LRS's anchors file with --anchors FILE"
-                anchor_list = anchors.read_anchors(settings.anchor_log_file)
-            else:
-                anchor_list = anchors.read_anchors(args.anchors)
-            hint = "" if args.public_key else (
-                "; name the published public keys with --public-key PEM (`lrs audit public-key` prints them)")
-            key_files = args.public_key or [anchors.public_keys_path(settings.signing_key_file)]
+            anchor_list = anchors.read_anchors(anchors_file)
             keys = anchors.load_public_keys(key_files)
         except anchors.AnchorError as exc:
-            raise SystemExit(f"lrs audit verify: {exc}{hint}") from None
+            raise SystemExit(f"lrs audit verify: {exc}") from None
 
     async def main() -> int:
         from lrs.store.log_reader import last_position
@@ -198,6 +204,13 @@ def _verify(args: argparse.Namespace) -> int:
         return code
 
     return run_async(main)
+
+
+def _usage_error_if_unreadable(option: str, path: Path, hint: str) -> None:
+    problem = cannot_read(path)
+    if problem is not None:
+        print(f"lrs audit verify: argument {option}: {problem}; {hint} (see `lrs audit verify --help`)", file=sys.stderr)
+        raise SystemExit(2)
 
 
 def _report_anchors(
