@@ -141,7 +141,7 @@ async def verify_log(
 
 def _verify(args: argparse.Namespace) -> int:
     settings = load_settings()
-    setup(settings)
+    setup(settings, one_shot=True)
     anchor_list, keys = None, None
     if args.anchors is not None:
         from lrs import anchors
@@ -281,7 +281,7 @@ def _rotate_key(args: argparse.Namespace) -> int:
 
 def _anchor(args: argparse.Namespace) -> int:
     settings = load_settings()
-    setup(settings)
+    setup(settings, one_shot=True)
 
     async def main() -> int:
         from lrs.anchor_writer import AnchorWriter
@@ -303,7 +303,7 @@ def _anchor(args: argparse.Namespace) -> int:
 
 def _digest(args: argparse.Namespace) -> int:
     settings = load_settings()
-    setup(settings)
+    setup(settings, one_shot=True)
 
     async def main() -> int:
         async with command_pool(settings, application_name="lrs-audit", max_size=1, migrations=args.migrations) as pool:
