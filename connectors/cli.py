@@ -21,7 +21,7 @@ from connectors.framework.checkpoint import CheckpointError, CheckpointFile
 from connectors.framework.model import Cursor, Mapping, Source, Summary
 from connectors.framework.runner import RunOptions, run_connector
 from connectors.framework.sink import LrsSink, statements_endpoint
-from lrs.cli_arguments import at_least_one
+from lrs.cli_arguments import at_least_one, input_file
 
 EXIT_OK = 0
 EXIT_STOPPED = 1
@@ -57,7 +57,7 @@ def register(subparsers: argparse._SubParsersAction, *, forward_opener: Any) -> 
         epilog=_ENV_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    imp.add_argument("files", nargs="+", metavar="FILE", help="input files (plain or gzip)")
+    imp.add_argument("files", nargs="+", metavar="FILE", type=input_file, help="input files (plain or gzip)")
     imp.add_argument("--from", dest="source", choices=("ndjson", "openedx"), default="ndjson",
                      help="input format (default: ndjson)")
     _target_arguments(imp, key_flags=("--key",), secret_flags=("--secret",))
@@ -66,7 +66,7 @@ def register(subparsers: argparse._SubParsersAction, *, forward_opener: Any) -> 
                     "activity ids (required with --from openedx)")
     oe.add_argument("--actor-id", choices=("user_id", "username"), default="user_id",
                     help="which user field names the actor account (default: user_id; the email is never used)")
-    oe.add_argument("--actor-map", metavar="CSV",
+    oe.add_argument("--actor-map", metavar="CSV", type=input_file,
                     help="CSV file with columns user_id,external_id (e.g. the LMS's anonymous user ids): "
                     "actors are named by external_id; users not listed are skipped")
     _run_arguments(imp)
@@ -133,9 +133,6 @@ def run_import(args: argparse.Namespace) -> int:
     problem = _require_target(args, "import")
     if problem is None and args.source == "openedx" and not args.platform_url:
         problem = "lrs import: --platform-url is required with --from openedx"
-    missing_files = [f for f in [*args.files, *([args.actor_map] if args.actor_map else [])] if not os.path.isfile(f)]
-    if problem is None and missing_files:
-        problem = f"lrs import: no such file: {', '.join(missing_files)}"
     if problem:
         print(problem, file=sys.stderr)
         return EXIT_USAGE
@@ -215,7 +212,7 @@ def default_checkpoint_path(job: dict[str, Any]) -> Path:
     return Path(".lrs-checkpoints") / f"{job['command']}-{digest}.json"
 
 
-def _load_actor_map(path: str) -> dict[str, str]:
+def _load_actor_map(path: Path) -> dict[str, str]:
     with open(path, newline="", encoding="utf-8") as handle:
         reader = csv.DictReader(handle)
         if not reader.fieldnames or not {"user_id", "external_id"} <= set(reader.fieldnames):

@@ -8,8 +8,11 @@ a file the database does not control.  A log whose hash at an anchor's
 position differs from the anchor's was rewritten at or before that position.
 
 * The signing key is a PKCS#8 PEM file (``LRS_ANCHOR_KEY_FILE``, default
-  ``<LRS_DATA_DIR>/anchor-key.pem``, mode 0600), made on first use.  Its key
-  id is the first 16 hex digits of SHA-256 over the raw public key.
+  ``<LRS_DATA_DIR>/anchor-key.pem``, mode 0600), made by the anchor writer
+  (:func:`load_or_create_key`: the relay's first start, ``lrs audit
+  anchor``); the commands that only read or replace it refuse when it is
+  missing (:func:`load_key`).  Its key id is the first 16 hex digits of
+  SHA-256 over the raw public key.
 * Every public key ever used is kept in ``<key file>.public.pem`` (PEM blocks,
   oldest first): ``lrs audit public-key`` prints it, and rotating the key
   (``lrs audit rotate-key``) adds the new one, so old anchors stay verifiable.
@@ -92,12 +95,32 @@ def public_keys_path(key_path: Path) -> Path:
     return key_path.with_name(key_path.name + ".public.pem")
 
 
+class NoSigningKey(AnchorError):
+    """No signing key at the path: this is not the LRS's machine, or not its
+    data dir, or nothing has signed an anchor there yet."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(
+            f"no signing key at {path}: the relay makes it when it first starts (`lrs serve` or `lrs relay`), "
+            "`lrs audit anchor` makes it and signs the log head now"
+        )
+
+
 def load_or_create_key(path: Path) -> Ed25519PrivateKey:
-    """The signing key at ``path``, made (mode 0600) when missing."""
+    """The signing key at ``path``, made (mode 0600) when missing: only the
+    anchor writer, which signs with it, makes one."""
+    try:
+        return load_key(path)
+    except NoSigningKey:
+        return _new_key(path)
+
+
+def load_key(path: Path) -> Ed25519PrivateKey:
+    """The signing key at ``path``; :class:`NoSigningKey` when there is none."""
     try:
         data = path.read_bytes()
     except FileNotFoundError:
-        return _new_key(path)
+        raise NoSigningKey(path) from None
     try:
         key = serialization.load_pem_private_key(data, password=None)
     except ValueError as exc:
@@ -110,8 +133,9 @@ def load_or_create_key(path: Path) -> Ed25519PrivateKey:
 def rotate_key(path: Path) -> tuple[str, str]:
     """A new signing key at ``path``; the old one is kept beside it as
     ``<name>.<key id>.retired`` and its public key stays in the public keys
-    file.  Returns (old key id, new key id)."""
-    old = load_or_create_key(path)
+    file.  Returns (old key id, new key id); :class:`NoSigningKey` when
+    there is no key to replace."""
+    old = load_key(path)
     old_id = key_id(old.public_key())
     os.replace(path, path.with_name(f"{path.name}.{old_id}.retired"))
     new = _new_key(path)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-__all__ = ["at_least_one", "input_file"]
+__all__ = ["at_least_one", "cannot_read", "input_file"]
 
 
 def at_least_one(value: str) -> int:
@@ -34,10 +34,21 @@ def input_file(value: str) -> Path:
     load: argument FILE: cannot read units.csv: No such file or directory``;
     a file read and refused for its content is the command's own finding,
     exit status 1 (README.md, "Exit status")."""
-    path = Path(value)
+    problem = cannot_read(value)
+    if problem is not None:
+        raise argparse.ArgumentTypeError(problem)
+    return Path(value)
+
+
+def cannot_read(path: str | Path) -> str | None:
+    """Why the command cannot read the file at ``path`` (``cannot read
+    units.csv: No such file or directory``), or None when it can: the words
+    of :func:`input_file`, for a file the command reads by default rather
+    than by name (``lrs audit verify --anchors`` without FILE), which the
+    command then refuses as a usage error too, exit status 2."""
     try:
-        with path.open("rb"):
+        with open(path, "rb"):
             pass
     except OSError as exc:
-        raise argparse.ArgumentTypeError(f"cannot read {value}: {exc.strerror or exc}") from None
-    return path
+        return f"cannot read {path}: {exc.strerror or exc}"
+    return None

@@ -371,7 +371,7 @@ def _replay(args: argparse.Namespace) -> int:
     if catalog is None:
         return 1
     settings = load_settings()
-    setup(settings)
+    setup(settings, one_shot=True)
 
     async def main() -> int:
         from lrs.store.pool import connect
@@ -455,7 +455,7 @@ def _roster_load(args: argparse.Namespace) -> int:
     from lrs.commands.common import command_pool, load_settings, progress_bar, run_async, setup
 
     settings = load_settings()
-    setup(settings)
+    setup(settings, one_shot=True)
 
     async def main() -> int:
         from datetime import datetime, timezone

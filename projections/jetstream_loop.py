@@ -18,6 +18,7 @@ from lrs import projection_health
 from lrs.config import nats_servers
 from lrs.nats.access import connect_options
 from lrs.nats.bus import STREAM_NAME, load_consumer_config
+from lrs.nats.closing import close_client
 from lrs.event_contract import HEADER_LAYOUTS
 from lrs.nats.headers import layout_parse, use_fast_header_parse
 from lrs.nats.permissions import projection_consumer
@@ -108,7 +109,11 @@ async def _connected(applier: BatchApplier, nats_url: str, stop: asyncio.Event, 
         finally:
             await _bounded(pull.close())
     finally:
-        await _bounded(nc.close())  # a client that stopped reconnecting may never finish closing
+        # A client that stopped reconnecting may never finish closing: its
+        # subscriptions' tasks are stopped all the same (lrs.nats.closing).
+        error = await close_client(nc, 5.0)
+        if error is not None:
+            log.warning("projection.nats_close_failed", error=repr(error))
 
 
 def relay_consumer(nc: nats.NATS, durable: str) -> PullConsumer:

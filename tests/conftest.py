@@ -14,6 +14,9 @@ Fixtures:
 * ``light_secret_hashing`` (function): secrets hashed during the test cost
   scrypt N=2**4 instead of the production 2**14 (``client`` uses it).
 * ``nats_url`` (session): URL of a nats-server with JetStream.
+* ``no_task_left_running`` (function, autouse): a test that leaves a task
+  running on the shared test loop (a NATS client, its reconnect loop, a
+  subscription's reader) errors at its teardown, naming the tasks.
 * ``nats_control`` (function): a private nats-server with JetStream that the
   test may ``await stop()``, ``kill()`` and ``await start()`` again on the
   same port and store; ``.url``.  Its LRS_EVENTS stream starts with a durable
@@ -31,6 +34,7 @@ because the test needs to stop and kill it.
 
 from __future__ import annotations
 
+import asyncio
 import compileall
 import contextlib
 import os
@@ -123,6 +127,49 @@ def data_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         os.environ.pop("XDG_DATA_HOME", None)
     else:
         os.environ["XDG_DATA_HOME"] = before
+
+# Every test and fixture runs on one event loop (pyproject.toml:
+# asyncio_default_test_loop_scope = "session"), so a task a test leaves
+# running goes on beside the tests after it: a NATS client still reconnecting
+# logged `bus.error` into tests/unit/test_request_log_context.py's capture and
+# failed a CI run.  A task that ends within this grace after the test (a
+# close's callbacks) is not a leak.
+TASK_GRACE_S = 1.0
+
+
+def _described(task: asyncio.Task) -> str:
+    coro = task.get_coro()
+    frame = getattr(coro, "cr_frame", None)
+    where = f" at {frame.f_code.co_filename}:{frame.f_lineno}" if frame is not None else ""
+    return f"{task.get_name()} {getattr(coro, '__qualname__', coro)!s}{where}"
+
+
+@pytest.fixture(autouse=True)
+async def no_task_left_running(request: pytest.FixtureRequest) -> AsyncIterator[None]:
+    """Errors at the test's teardown when tasks it started (it, or its
+    function-scoped fixtures: this one is set up before them and torn down
+    after them) are still running; they are cancelled, so that the tests
+    after it do not inherit them.  Tasks of module- and session-scoped
+    fixtures exist before and are not counted."""
+    loop = asyncio.get_running_loop()
+    before = asyncio.all_tasks(loop)
+    yield
+    this = asyncio.current_task()
+    deadline = loop.time() + TASK_GRACE_S
+    while True:
+        left = [task for task in asyncio.all_tasks(loop) - before if task is not this and not task.done()]
+        if not left or loop.time() >= deadline:
+            break
+        await asyncio.wait(left, timeout=deadline - loop.time())
+    if not left:
+        return
+    described = [_described(task) for task in left]
+    for task in left:
+        task.cancel()
+    await asyncio.wait(left, timeout=TASK_GRACE_S)
+    pytest.fail(f"{request.node.nodeid} left {len(left)} task(s) running on the shared test loop (close the clients "
+                "and cancel the tasks it started): " + "; ".join(described), pytrace=False)
+
 
 @pytest.fixture(scope="session")
 def _docker() -> bool:

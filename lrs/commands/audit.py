@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Awaitable, Callable, Mapping
 
 from lrs import verify_runs
-from lrs.cli_arguments import at_least_one, input_file
+from lrs.cli_arguments import at_least_one, cannot_read, input_file
 from lrs.commands.common import (
     cli_runner, command_pool, load_settings, progress_bar, run_async, setup,
 )
@@ -71,7 +71,8 @@ def register(subparsers: argparse._SubParsersAction, *, digests: Mapping[str, Di
         help="print the public keys that verify the anchors (PEM, oldest first)",
         description="Print every public key the LRS has signed anchors with, oldest first, current last "
         "(PEM).  Give the file to auditors: with it, `lrs audit verify --anchors FILE --public-key KEYS` "
-        "checks a backup offline.  Makes the signing key if there is none yet.",
+        "checks a backup offline.  Exit status 1 when there is no signing key at LRS_ANCHOR_KEY_FILE (the relay "
+        "makes it when it first starts, `lrs audit anchor` at once): this command never makes one.",
     )
     public_key.set_defaults(handler=_public_key)
 
@@ -81,7 +82,7 @@ def register(subparsers: argparse._SubParsersAction, *, digests: Mapping[str, Di
         description="Make a new Ed25519 signing key at LRS_ANCHOR_KEY_FILE.  The old private key is kept "
         "beside it with the suffix .<key id>.retired (delete it when you no longer need it), and its "
         "public key stays in the public keys file, so anchors signed with it still verify.  Restart the "
-        "relay (or `lrs serve`) to sign with the new key.",
+        "relay (or `lrs serve`) to sign with the new key.  Exit status 1 when there is no key to replace.",
     )
     rotate.set_defaults(handler=_rotate_key)
 
@@ -141,25 +142,31 @@ async def verify_log(
 
 def _verify(args: argparse.Namespace) -> int:
     settings = load_settings()
-    setup(settings)
+    setup(settings, one_shot=True)
     anchor_list, keys = None, None
     if args.anchors is not None:
         from lrs import anchors
 
-        # An auditor away from the LRS's machine has no default file: say which option names their copy.
-        hint = ""
+        # The LRS's own files, read when their option names none: one that
+        # cannot be read is refused as a FILE named on the command line is
+        # (input_file: same words, exit status 2), and since an auditor away
+        # from the LRS's machine has no default file, the line says which
+        # option names their copy.
+        anchors_file, key_files = args.anchors, args.public_key
+        if anchors_file is _ANCHORS_FILE_SETTING:
+            anchors_file = settings.anchor_log_file
+            _usage_error_if_unreadable(
+                "--anchors", anchors_file, "name a copy of the LRS's anchors file with --anchors FILE")
+        if not key_files:
+            key_files = [anchors.public_keys_path(settings.signing_key_file)]
+            _usage_error_if_unreadable(
+                "--public-key", key_files[0],
+                "name the published public keys with --public-key PEM (`lrs audit public-key` prints them)")
         try:
-            if args.anchors is _ANCHORS_FILE_SETTING:
-                hint = "; name a copy of the LRS's anchors file with --anchors FILE"
-                anchor_list = anchors.read_anchors(settings.anchor_log_file)
-            else:
-                anchor_list = anchors.read_anchors(args.anchors)
-            hint = "" if args.public_key else (
-                "; name the published public keys with --public-key PEM (`lrs audit public-key` prints them)")
-            key_files = args.public_key or [anchors.public_keys_path(settings.signing_key_file)]
+            anchor_list = anchors.read_anchors(anchors_file)
             keys = anchors.load_public_keys(key_files)
         except anchors.AnchorError as exc:
-            raise SystemExit(f"lrs audit verify: {exc}{hint}") from None
+            raise SystemExit(f"lrs audit verify: {exc}") from None
 
     async def main() -> int:
         from lrs.eventlog import broken_chain_line
@@ -198,6 +205,13 @@ def _verify(args: argparse.Namespace) -> int:
         return code
 
     return run_async(main)
+
+
+def _usage_error_if_unreadable(option: str, path: Path, hint: str) -> None:
+    problem = cannot_read(path)
+    if problem is not None:
+        print(f"lrs audit verify: argument {option}: {problem}; {hint} (see `lrs audit verify --help`)", file=sys.stderr)
+        raise SystemExit(2)
 
 
 def _report_anchors(
@@ -247,7 +261,7 @@ def _public_key(args: argparse.Namespace) -> int:
 
     settings = load_settings()
     try:
-        anchors.load_or_create_key(settings.signing_key_file)
+        anchors.load_key(settings.signing_key_file)  # a key made here would verify nothing ever signed
         sys.stdout.write(anchors.public_keys_path(settings.signing_key_file).read_text())
     except (anchors.AnchorError, OSError) as exc:
         raise SystemExit(f"lrs audit public-key: {exc}") from None
@@ -268,7 +282,7 @@ def _rotate_key(args: argparse.Namespace) -> int:
 
 def _anchor(args: argparse.Namespace) -> int:
     settings = load_settings()
-    setup(settings)
+    setup(settings, one_shot=True)
 
     async def main() -> int:
         from lrs.anchor_writer import AnchorWriter
@@ -290,7 +304,7 @@ def _anchor(args: argparse.Namespace) -> int:
 
 def _digest(args: argparse.Namespace) -> int:
     settings = load_settings()
-    setup(settings)
+    setup(settings, one_shot=True)
 
     async def main() -> int:
         async with command_pool(settings, application_name="lrs-audit", max_size=1, migrations=args.migrations) as pool:

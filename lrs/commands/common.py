@@ -67,8 +67,17 @@ def settle_heap() -> None:
     gc.set_threshold(*SERVICE_GC_THRESHOLDS)
 
 
-def setup(settings: Settings) -> None:
-    configure_logging(settings.log_level)
+def setup(settings: Settings, *, one_shot: bool = False) -> None:
+    """Logging at ``settings.log_level``.  ``one_shot``: a command that runs
+    once and answers with its own line (``lrs audit anchor``, ``lrs replay``,
+    ``lrs erase``, ...), whose info lines (the embedded PostgreSQL started, a
+    projection replayed, a learner erased) would only follow that answer on
+    stderr as JSON: they show when LRS_LOG_LEVEL asks for them; warnings and
+    errors always do."""
+    level = settings.log_level
+    if one_shot and not os.environ.get("LRS_LOG_LEVEL"):
+        level = "warning"
+    configure_logging(level)
 
 
 @contextlib.asynccontextmanager

@@ -50,7 +50,7 @@ def _create(args: argparse.Namespace) -> int:
         print(f"lrs credentials create: {exc}", file=sys.stderr)
         return 2
     settings = load_settings()
-    setup(settings)
+    setup(settings, one_shot=True)
     key, secret = new_key_and_secret()
     _with_pool(settings, lambda pool: credentials.insert_credential(
         pool, key=key, secret_hash=hash_secret(secret), tenant=tenant, scopes=sorted(scopes), name=args.name), args.migrations)
@@ -62,7 +62,7 @@ def _list(args: argparse.Namespace) -> int:
     from lrs.store import credentials
 
     settings = load_settings()
-    setup(settings)
+    setup(settings, one_shot=True)
     records = _with_pool(settings, lambda pool: credentials.list_credentials(pool, tenant=args.tenant), args.migrations)
     for record in records:
         state = "active" if record.active else "revoked"
@@ -74,7 +74,7 @@ def _revoke(args: argparse.Namespace) -> int:
     from lrs.store import credentials
 
     settings = load_settings()
-    setup(settings)
+    setup(settings, one_shot=True)
     found = _with_pool(settings, lambda pool: credentials.revoke_credential(pool, args.key), args.migrations)
     if not found:
         print(f"lrs credentials revoke: no active credential {args.key!r}", file=sys.stderr)

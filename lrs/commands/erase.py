@@ -49,7 +49,7 @@ def _learner(args: argparse.Namespace) -> int:
               f"e.g. '{_EXAMPLE_AGENT}'", file=sys.stderr)
         return 2
     settings = load_settings()
-    setup(settings)
+    setup(settings, one_shot=True)
     try:
         master = load(settings.privacy_master_key_file)  # never a new key: it would erase nobody
     except (ConfigError, PrivacyKeyError, OSError) as exc:

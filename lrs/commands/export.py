@@ -95,7 +95,7 @@ def _run(args: argparse.Namespace) -> int:
         print("lrs export: --page-size must be at least 1", file=sys.stderr)
         return 2
     settings = load_settings()
-    setup(settings)
+    setup(settings, one_shot=True)
 
     async def main() -> int:
         async with database_url(settings) as url:

@@ -33,7 +33,7 @@ def _run(args: argparse.Namespace) -> int:
         print("lrs backfill-pair-keys: --batch must be at least 1", file=sys.stderr)
         return 2
     settings = load_settings()
-    setup(settings)
+    setup(settings, one_shot=True)
 
     async def main() -> int:
         from lrs.store.pair_keys import LowWaterMoved, backfill_pair_keys, low_water

@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import dataclasses
-import os
 import signal
 import sys
 from typing import TYPE_CHECKING, AsyncIterator
@@ -75,10 +73,7 @@ def _run(args: argparse.Namespace) -> int:
         raise SystemExit("lrs relay: --poll-interval must be positive")
     settings = load_settings()
     if args.apply_stream:
-        # A one-shot command answers with one line; its connection's info
-        # lines (bus.connected, ...) would only clutter the terminal, so
-        # they show only when LRS_LOG_LEVEL asks for them.
-        setup(settings if os.environ.get("LRS_LOG_LEVEL") else dataclasses.replace(settings, log_level="warning"))
+        setup(settings, one_shot=True)  # its connection's info lines (bus.connected, ...) only with LRS_LOG_LEVEL
         return run_async(lambda: _apply_stream(settings))
     setup(settings)
     run_async(lambda: relay(settings, args))

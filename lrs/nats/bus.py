@@ -28,6 +28,7 @@ from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext, api
 
 from lrs.config import nats_servers
+from lrs.nats.closing import close_client
 from lrs.contracts import NATS_DEFINITIONS
 from lrs.event_contract import HEADERS, POSITION_HEADER, OutgoingMessage
 from lrs.nats.access import connect_options
@@ -174,7 +175,7 @@ class Bus:
                 await self._connect_client(nc)
             except BaseException:
                 with contextlib.suppress(Exception):
-                    await nc.close()  # cancelled while still trying: stop its tasks
+                    await close_client(nc)  # cancelled while still trying: stop its tasks
                 raise
             self._nc = nc
             # Enough pending acknowledgements for a few large batches in flight.
@@ -221,8 +222,7 @@ class Bus:
         log.warning("bus.client_replaced", url=redact_url(self.url), disconnected_s=round(time.monotonic() - since, 1))
         old, self._nc, self._js = self._nc, None, None
         self._disconnected_since = time.monotonic()
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(old.close(), 2)
+        await close_client(old, 2)  # its close fails on the connection lost under it: stop its tasks all the same
         if self._replacing is None or self._replacing.done():
             self._replacing = asyncio.create_task(self.connect(), name="bus-replace-client")
         return True
@@ -236,10 +236,9 @@ class Bus:
         nc, self._nc, self._js = self._nc, None, None
         self._connected.clear()
         if nc is not None and not nc.is_closed:
-            try:
-                await nc.close()
-            except BUS_ERRORS as exc:  # closing a connection that is already gone
-                log.debug("bus.close_failed", error=repr(exc))
+            error = await close_client(nc)
+            if error is not None:  # closing a connection that is already gone
+                log.debug("bus.close_failed", error=repr(error))
 
     def _on_connected(self) -> None:
         self._disconnected_since = None

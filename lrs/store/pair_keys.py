@@ -3,7 +3,7 @@
 Migration 0141 recorded the log head as the low-water (``pair_keys_low_water``):
 every Statement above it has its pair keys (the writer gives them), and pages
 of activity + verb walk the activity's entries, the verb checked on each row,
-at or below it (:mod:`lrs.store.reader`).  :func:`backfill_pair_keys` gives
+at or below it (:func:`lrs.store.page_query._split_matches`).  :func:`backfill_pair_keys` gives
 the older Statements their keys, newest first, a range of positions at a
 time, and lowers the low-water past each range in the same transaction: the
 pair keys of the Statement itself (:func:`lrs.ingest.stored_keys.pair_keys`)
@@ -62,7 +62,7 @@ class PairKeysEverywhere:
     """Whether every Statement of the database has its pair keys: the
     low-water at 0 (a store migrated before its first Statement, or
     backfilled).  While that is seen, an activity + verb page walks the
-    pair key alone (lrs/store/reader.py), without the split at the
+    pair key alone (lrs/store/page_query.py), without the split at the
     low-water whose plan cost PostgreSQL about twice an activity page's
     CPU.  The low-water is read again at most every ``recheck_s`` seconds,
     whether it was 0 or not: a backfill running beside the service lowers

@@ -12,7 +12,7 @@ agent (``statements.authority_key``): an Agent authority's related agent key
 has no row of its own (lrs.store.group_columns.key_literal).
 An activity + verb query walks the key of the pair (schemas/postgres/0141)
 over the Statements stored since its low-water, the activity's before
-(:func:`_split_matches`).
+(:func:`lrs.store.page_query._split_matches`).
 Voided statements are never in a filtered result.  ``authority`` (the
 statements/read/mine scope) limits every read to Statements with that
 authority IFI key; it is not part of the query the client sent, so it is

@@ -61,7 +61,7 @@ def _report(args: argparse.Namespace) -> int:
         return 1
     output = args.output or Path(f"{args.unit}-{args.by}-report.{args.format}")
     settings = load_settings()
-    setup(settings)
+    setup(settings, one_shot=True)
 
     async def main() -> int:
         from projections.competency.report_query import unit_report

@@ -7,7 +7,7 @@
 -- whole tenant to fill a page (every page of it, and every page that found
 -- fewer than the limit).  This index holds the key and the position, so a
 -- page reads its entries from the end of the authority's range and stops
--- (lrs/store/reader.py).  The key includes the tenant.
+-- (lrs/store/statement_walks.py).  The key includes the tenant.
 --
 -- Cost: about 32 bytes a statement on disk (two bigints, the index entry's
 -- header and line pointer; 12.6 MB at 400,000 statements), one index insert

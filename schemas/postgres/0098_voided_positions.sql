@@ -5,7 +5,7 @@
 -- look each candidate's row up (statements_tenant_position and the heap,
 -- about 4 of a page's 8 buffers a statement) for two conditions: the tenant
 -- and NOT voided.  The tenant is in the key's hash and is checked again on
--- the event the page reads anyway (lrs/store/reader.py); voided Statements
+-- the event the page reads anyway (lrs/store/page_query.py); voided Statements
 -- are few (one in two thousand in the benchmark's mix), so whether a
 -- candidate is one is a probe of this small index instead.  The writer's
 -- voiding UPDATE and a Statement stored already voided add its entry (the

@@ -17,7 +17,7 @@
 -- read it).  So this records the log head as the low-water: every Statement
 -- above it has its pair keys, and a page walks the pair key above it and the
 -- activity's entries, with the verb checked on each row, at or below it
--- (lrs/store/reader.py).  A store whose older Statements get their keys later
+-- (lrs/store/page_query.py).  A store whose older Statements get their keys later
 -- lowers it; it never rises.
 --
 -- Statements stored by code older than this after it runs would lack the key

@@ -4,7 +4,7 @@
 -- authority's related agent key ('a:' || the IFI key): statements.authority_key
 -- ('U:' || the same key) finds it, and a related_agents page walks that index
 -- beside the agent's rows (lrs/store/group_columns.py key_literal,
--- lrs/store/reader.py; branch b100-rows).  A referring Statement holds the
+-- lrs/store/statement_walks.py; branch b100-rows).  A referring Statement holds the
 -- keys of the Statements its chain reaches: the writer derives them from
 -- their JSON ('a:' of the target's authority included, lrs/store/ref_keys.py),
 -- but add_statement_ref_keys() (0097; a bulk load, bench/bulk_copy.py) copies

@@ -43,7 +43,7 @@ def run_verify(database_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytes
     from lrs.cli import main
 
     monkeypatch.setenv("LRS_DATABASE_URL", database_url)
-    monkeypatch.setattr("lrs.commands.audit.setup", lambda settings: None)
+    monkeypatch.setattr("lrs.commands.audit.setup", lambda settings, **_: None)
     code = main(["audit", "verify", "--batch-size", "5", "--no-record"])
     return code, capsys.readouterr().out.strip()
 

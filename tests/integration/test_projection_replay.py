@@ -72,7 +72,7 @@ def test_lrs_replay_command_rebuilds_and_prints_the_digest(
 
     monkeypatch.setenv("LRS_DATABASE_URL", database_url)
     # Leave the test session's logging alone (the command would point it at its own stderr).
-    monkeypatch.setattr("lrs.commands.common.setup", lambda settings: None)
+    monkeypatch.setattr("lrs.commands.common.setup", lambda settings, **_: None)
     assert main(["replay", "competency", "--batch-size", "10"]) == 0
     last_line = capsys.readouterr().out.strip().splitlines()[-1]
     assert last_line.startswith("replayed competency through position 0; digest ")

@@ -187,7 +187,7 @@ async def test_a_roster_load_reports_learners_that_joined_moved_and_left(
                            '"valid_from": "2025-01-01T00:00:00Z", "valid_to": null}]}')
     monkeypatch.setenv("LRS_DATABASE_URL", database_url)
     monkeypatch.setenv("LRS_SEAL_PERSONAL_DATA", "false")
-    monkeypatch.setattr("lrs.commands.common.setup", lambda settings: None)
+    monkeypatch.setattr("lrs.commands.common.setup", lambda settings, **_: None)
     assert await asyncio.to_thread(main, ["roster", "load", str(roster_file)]) == 0  # a command runs its own loop
     assert capsys.readouterr().out.strip().splitlines()[-1].endswith(
         "of 1 learner for tenant default; 1 learner joined a unit, 0 changed unit, 0 left their unit"

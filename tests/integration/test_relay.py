@@ -420,18 +420,26 @@ async def test_nats_killed_and_store_wiped_under_a_running_relay(pool, writer, r
     # makes the stream again when it reconnects: a stream that keeps every
     # message (limits retention) shows what it republished.
     keeping = load_stream_config().evolve(retention=api.RetentionPolicy.LIMITS)
-    relay = await relays(Bus(nats_control.url, stream_config=keeping), name="wiped")
-    await append(writer, 300)
-    await wait_published(relay, pool, nats_control.url)
+    # A relay closes only a bus it made: this one is the test's to close, or
+    # its client goes on reconnecting to the stopped server after the test.
+    bus, relay = Bus(nats_control.url, stream_config=keeping), None
+    try:
+        relay = await relays(bus, name="wiped")
+        await append(writer, 300)
+        await wait_published(relay, pool, nats_control.url)
 
-    await crash_and_wipe(nats_control)
-    await asyncio.wait_for(append(writer, 40), 10)  # ingest does not wait on NATS
-    await nats_control.start()
-    await append(writer, 10)
+        await crash_and_wipe(nats_control)
+        await asyncio.wait_for(append(writer, 40), 10)  # ingest does not wait on NATS
+        await nats_control.start()
+        await append(writer, 10)
 
-    await wait_published(relay, pool, nats_control.url)
-    await assert_exactly_once(pool, nats_control.url)
-    assert sample("lrs_relay_resyncs_total", relay="wiped") >= 2
+        await wait_published(relay, pool, nats_control.url)
+        await assert_exactly_once(pool, nats_control.url)
+        assert sample("lrs_relay_resyncs_total", relay="wiped") >= 2
+    finally:
+        if relay is not None:
+            await relay.stop()  # before its bus closes (the fixture's stop again is a no-op)
+        await bus.close()
 
 
 async def test_relay_started_while_nats_is_down_publishes_once_it_is_up(pool, writer, relays, nats_control) -> None:

@@ -23,11 +23,12 @@ def test_import_and_pull_are_registered_with_help(capsys):
         assert "LRS_TARGET_URL" in out and "--checkpoint" in out
 
 
-def test_target_defaults_come_from_the_environment(monkeypatch):
+def test_target_defaults_come_from_the_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("LRS_TARGET_URL", "http://lrs.example:8080")
     monkeypatch.setenv("LRS_TARGET_KEY", "k")
     monkeypatch.setenv("LRS_TARGET_SECRET", "s")
-    args = build_parser().parse_args(["import", "a.ndjson"])
+    (tmp_path / "a.ndjson").write_text("")
+    args = build_parser().parse_args(["import", str(tmp_path / "a.ndjson")])
     assert (args.to, args.target_key, args.target_secret) == ("http://lrs.example:8080", "k", "s")
 
 
