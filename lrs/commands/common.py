@@ -135,9 +135,23 @@ async def command_pool(
         try:
             if migrate:
                 await apply_migrations(pool, also=migrations)
+            else:
+                await _holds_the_log(pool, url)
             yield pool
         finally:
             await pool.close()
+
+
+async def _holds_the_log(pool: "asyncpg.Pool", url: str) -> None:
+    """A command that reads without migrating (an auditor's) on a database
+    the service never set up gets one line, not the traceback of a missing
+    table."""
+    from lrs.startup import StartupError
+    from lrs.url_redaction import redact_url
+
+    if await pool.fetchval("SELECT to_regclass('log_head')") is None:
+        raise StartupError(f"the database {redact_url(url)} holds no event log: check that LRS_DATABASE_URL "
+                           "names the LRS's database (lrs migrate or lrs serve creates the log in a new one)")
 
 
 @contextlib.contextmanager

@@ -51,3 +51,21 @@ async def test_one_shot_commands_print_their_line_alone_unless_the_log_level_is_
     status, out, err = await run({**env, "LRS_LOG_LEVEL": "info"}, "replay", "competency")
     assert status == 0 and out.startswith("replayed competency through position 2; digest "), (out, err)
     assert "projection.replayed" in [json.loads(line)["event"] for line in err.splitlines()], err
+
+
+async def test_reading_commands_on_a_database_without_the_log_say_so_in_one_line(
+    database_url: str, tmp_path: Path
+) -> None:
+    # database_url is empty here (no migrating fixture): an auditor pointed at the wrong database.
+    env = {key: value for key, value in os.environ.items() if key != "LRS_LOG_LEVEL"}
+    env.update(LRS_DATABASE_URL=database_url, LRS_DATA_DIR=str(tmp_path))
+    for argv in (("audit", "anchor"), ("audit", "verify", "--no-record")):
+        status, out, err = await run(env, *argv)
+        assert status == 1, (argv, out, err)
+        assert err.count("\n") == 1 and "Traceback" not in err, (argv, err)
+        assert err.startswith(f"lrs {' '.join(argv[:2])}: the database ") and "holds no event log" in err, (argv, err)
+    conn = await asyncpg.connect(database_url)  # and nothing was made in it
+    try:
+        assert await conn.fetchval("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'") == 0
+    finally:
+        await conn.close()
