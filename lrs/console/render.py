@@ -31,6 +31,7 @@ def page_context(request: web.Request) -> dict[str, Any]:
         "local": lambda texts: i18n.local_text(texts, language),
         "reason": lambda gap: gap_reason(gap, language),
         "when": lambda value: dates.when(value, language),
+        "day": lambda value: dates.day(value, language),
         "state_word": lambda state: i18n.projection_state_word(state, language),
         "state_reason": lambda why: projection_reason(why, language),
         "freshness": request.get(guard.FRESHNESS),

@@ -16,6 +16,7 @@ from lrs.service import create_app
 from projections.competency.catalog import FRAMEWORKS_DIR
 from tests.e2e.conftest import KEY, SECRET, xapi_headers
 from tests.e2e.test_competency_api import CERTIFYING, PROGRAM, caught_up, get_json, post, roster
+from tests.e2e.test_console import sign_in
 from tests.integration.competency_statements import course_statement
 
 
@@ -48,6 +49,14 @@ async def test_a_dated_schedule_and_both_clocks(database_url: str, tmp_path: Pat
         assert (now["target"]["needed"], now["target"]["gap"]) == (3, 2)
         own = await get_json(client, "/competency/units/mic-dt-2/summary", program=PROGRAM)
         assert (own["target"]["rate"], own["target"]["source"]) == (0.5, "unit:mic-dt-2")
+
+        # The console's unit page writes the due date as the page's language writes dates.
+        assert (await sign_in(client)).status == 303
+        for language, due in (("vi", "31/12/2025"), ("en", "31 Dec 2025")):
+            page = await client.get("/console/units/mic", params={"program": PROGRAM},
+                                    headers={"Accept-Language": language})
+            assert page.status == 200, await page.text()
+            assert f'<time datetime="2025-12-31">{due}</time>' in await page.text(), language
 
         march = await get_json(client, "/competency/units/mic/summary", program=PROGRAM, as_of="2025-03-15T00:00:00Z")
         assert (march["clock"], march["headcount"], march["certified"]) == ("achieved", 3, 1)

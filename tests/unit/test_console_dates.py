@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 from lrs.console import i18n
-from lrs.console.dates import when
+from lrs.console.dates import day, when
 
 
 def test_an_instant_is_written_as_the_language_writes_dates_and_kept_exact() -> None:
@@ -35,3 +35,9 @@ def test_a_message_takes_a_time_without_escaping_it_and_escapes_the_rest() -> No
 def test_an_instant_whose_utc_falls_outside_years_1_to_9999_is_shown_as_given() -> None:
     for value in ("9999-12-31T23:59:59-01:00", "0001-01-01T00:30:00+01:00"):
         assert when(value, "en") == value and when(value, "vi") == value
+
+
+def test_a_due_date_is_written_as_the_language_writes_dates_and_kept_exact() -> None:
+    assert day("2025-12-31", "vi") == '<time datetime="2025-12-31">31/12/2025</time>'
+    assert day("2025-12-31", "en") == '<time datetime="2025-12-31">31 Dec 2025</time>'
+    assert day("end of <year>", "vi") == "end of &lt;year&gt;" and day(None, "en") == "–" and day("", "vi") == "–"
