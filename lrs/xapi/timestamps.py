@@ -70,12 +70,11 @@ COMMON_TIMESTAMP = r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[
 TIMESTAMP_EXPECTED = "an ISO 8601 timestamp with date and time (e.g. 2024-01-31T12:00:00.000Z)"
 
 _FIELDS = re.compile(f"(?:{_TS_EXTENDED}|{_TS_BASIC})").fullmatch
-# RFC 3339's date-time with a numeric or Z offset: read by datetime.fromisoformat.
-_RFC3339 = re.compile(
-    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]+)?(?:Z|[+-][0-9]{2}:[0-9]{2})"
-).fullmatch
+# The grammar as TIMESTAMP_PATTERN applies it (its common form first).
+_GRAMMAR = re.compile(f"(?:{COMMON_TIMESTAMP}|{TIMESTAMP_RULES})").fullmatch
 _FROM_ISO = datetime.fromisoformat
 _UTC = timezone.utc
+_NEGATIVE_ZEROS = ("-00:00", "-0000", "-00")
 _EDGE_YEARS = (1, 9999)  # the only local years whose UTC may fall outside 1-9999
 
 _OUTSIDE_YEARS = "Timestamp is outside years 0001-9999 once converted to UTC"
@@ -83,23 +82,31 @@ _NEGATIVE_ZERO = "Timestamp time zone offset -00:00 is not allowed (use Z or +00
 
 
 def _read(text: str) -> datetime | str:
-    """The point in time ``text`` names (an aware datetime), or why it names none."""
-    # datetime.fromisoformat takes offset minutes past 59 (+05:99 as +06:39):
-    # such an offset is read field by field, and refused there.
-    if _RFC3339(text) is not None and (text[-1] == "Z" or text[-2] < "6"):
+    """The point in time ``text`` names (naive: UTC), or why it names none."""
+    if _GRAMMAR(text) is None:
+        return f"Expected {TIMESTAMP_EXPECTED}"
+    return _read_grammatical(text)
+
+
+def _read_grammatical(text: str) -> datetime | str:
+    """:func:`_read` of a text of the grammar (TIMESTAMP_PATTERN); naive when
+    ``text`` has no zone (read as UTC by :func:`_utc`)."""
+    # datetime.fromisoformat (C) reads every text of the grammar that names
+    # an instant but three: a leap second, an offset's minutes past 59 (it
+    # takes +05:99 as +06:39) and -00:00; it refuses what names none.  Those
+    # it refuses or may misread are read field by field, which says why.
+    try:
+        moment = _FROM_ISO(text)
+    except ValueError:
+        return _read_fields(text)
+    if text[-1] != "Z" and (text[-2] > "5" or text.endswith(_NEGATIVE_ZEROS)):
+        return _read_fields(text)
+    if text[0] in "09" and moment.year in _EDGE_YEARS and moment.tzinfo is not None:
         try:
-            moment = _FROM_ISO(text)
-        except ValueError:
-            return _read_fields(text)  # a day, hour or second out of range (or :60): say which
-        if text.endswith("-00:00"):
-            return _NEGATIVE_ZERO
-        if moment.year in _EDGE_YEARS and text[-1] != "Z":
-            try:
-                moment.astimezone(_UTC)
-            except OverflowError:
-                return _OUTSIDE_YEARS
-        return moment
-    return _read_fields(text)
+            moment.astimezone(_UTC)
+        except OverflowError:
+            return _OUTSIDE_YEARS
+    return moment
 
 
 def _read_fields(text: str) -> datetime | str:
@@ -148,12 +155,14 @@ def utc_instant(text: str) -> datetime:
     moment = _read(text)
     if type(moment) is str:
         raise ValueError(f"{moment}, got {text!r}")
-    return moment.astimezone(_UTC)  # type: ignore[union-attr]
+    return _utc(moment)  # type: ignore[arg-type]
 
 
 def timestamp_problem(text: str) -> str | None:
-    """Why ``text`` is not an xAPI timestamp (:func:`utc_instant`), or None."""
-    moment = _read(text)
+    """Why ``text``, a text of the grammar (lrs.xapi.common.TIMESTAMP_PATTERN,
+    which msgspec checks first on every Timestamp field of a Statement), is
+    not an xAPI timestamp (:func:`utc_instant`), or None."""
+    moment = _read_grammatical(text)
     return moment if type(moment) is str else None
 
 
@@ -166,4 +175,12 @@ def timestamp_parameter(text: str, name: str) -> datetime:
     moment = _read(candidate)
     if type(moment) is str:
         raise XapiError(400, f"{name} must be an ISO 8601 timestamp, got {text!r}: {moment}", name)
-    return moment.astimezone(_UTC)  # type: ignore[union-attr]
+    return _utc(moment)  # type: ignore[arg-type]
+
+
+def _utc(moment: datetime) -> datetime:
+    """``moment`` in UTC; a naive one (a timestamp without zone) is UTC."""
+    zone = moment.tzinfo
+    if zone is _UTC:
+        return moment
+    return moment.replace(tzinfo=_UTC) if zone is None else moment.astimezone(_UTC)

@@ -46,7 +46,7 @@ import msgspec
 from msgspec import Raw
 
 from lrs.xapi.identity import ifi_key
-from lrs.xapi.timestamps import utc_instant
+from lrs.xapi.timestamps import timestamp_problem, utc_instant
 from projections.competency.catalog import AlignmentTarget, Catalog
 from projections.competency.model import Evidence, LearnerEvent, StatementEvidence, StatementVoided, new_evidence
 from projections.competency.statement_view import StatementView, decode_json_value, decode_view
@@ -151,10 +151,13 @@ def normalise_timestamp(value: str) -> str:
                 return value[:19] + ".000000Z"
         except ValueError:
             pass
-    d = utc_instant(value)  # validates
     utc = _UTC_SHAPE.fullmatch(value)
     if utc is not None:  # already UTC (as the LRS stores timestamps): pad the fraction
+        problem = timestamp_problem(value)  # a text of the grammar: the rest of utc_instant
+        if problem is not None:
+            raise ValueError(f"{problem}, got {value!r}")
         return f"{value[:19]}.{(utc.group(1) or '').ljust(6, '0')}Z"
+    d = utc_instant(value)  # validates
     return (
         f"{d.year:04d}-{d.month:02d}-{d.day:02d}T{d.hour:02d}:{d.minute:02d}:{d.second:02d}.{d.microsecond:06d}Z"
     )

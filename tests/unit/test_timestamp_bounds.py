@@ -183,3 +183,24 @@ def test_what_the_validator_accepts_the_rules_read_to_the_same_instant(drawn, ve
     assert normalise_timestamp(stored) == expected  # what ingest stored
     assert normalise_timestamp(text) == expected  # what the client sent
     assert datetime.fromisoformat(stored) == instant
+
+
+def test_the_fast_path_reads_every_near_miss_of_its_shape_as_the_fields_do() -> None:
+    """lrs.xapi.timestamps reads a text of its grammar with datetime.fromisoformat
+    unless that parser refuses or may misread it, and field by field then:
+    every character in every place of these, or one dropped, gives what the
+    field-by-field reading gives."""
+    from lrs.xapi import timestamps
+
+    bases = ["2026-12-07T11:29:04.057Z", "2026-12-07T11:29:04+07:00", "9999-12-31T23:59:59.5-01:00",
+             "0001-01-01T00:29:04-00:30", "20261207T112904,5+0700", "2026-12-07T11:29:04"]
+    seen = 0
+    for base in bases:
+        variants = [base[:place] + base[place + 1:] for place in range(len(base))]
+        variants += [base[:place] + character + base[place + 1:]
+                     for place in range(len(base)) for character in "01256-+:.,TtZz W٣"]
+        for value in variants:
+            fast, fields = timestamps._read(value), timestamps._read_fields(value)
+            assert (fast if isinstance(fast, str) else timestamps._utc(fast)) == fields, value
+            seen += 1
+    assert seen == sum(len(b) * 18 for b in bases)
