@@ -7,16 +7,16 @@ it validates the same types in statements (Data 2.2.s4.b4).
 
 from __future__ import annotations
 
-import re
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any, Iterable
 
 from lrs.documents.model import DocumentKey, DocumentSet, Resource
 from lrs.xapi.actors import parse_agent_param
-from lrs.xapi.common import TIMESTAMP_PATTERN, is_iri, is_uuid, timestamp_problem
+from lrs.xapi.common import is_iri, is_uuid
 from lrs.xapi.errors import XapiError
+from lrs.xapi.timestamps import timestamp_parameter
 from lrs.xapi.identity import ifi_key
 
 __all__ = [
@@ -42,7 +42,6 @@ _REQUIRED: dict[Resource, tuple[str, ...]] = {
     Resource.ACTIVITY_PROFILE: ("activityId",),
     Resource.AGENT_PROFILE: ("agent",),
 }
-_TIMESTAMP = re.compile(TIMESTAMP_PATTERN)
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,17 +145,6 @@ def parse_registration(text: str, name: str = "registration") -> str:
 
 
 def parse_since(text: str, name: str = "since") -> datetime:
-    """An ISO 8601 timestamp; one without a zone is read as UTC."""
-    # A "+01:00" offset sent unescaped in a query string arrives as " 01:00".
-    candidate = text.replace(" ", "+")
-    moment = None
-    if _TIMESTAMP.fullmatch(candidate) and timestamp_problem(candidate) is None:
-        try:
-            moment = datetime.fromisoformat(candidate.upper())
-        except ValueError:
-            moment = None
-    if moment is None:
-        raise XapiError(400, f"{name} must be an ISO 8601 timestamp, got {text!r}", name)
-    if moment.tzinfo is None:
-        return moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc)
+    """An xAPI timestamp (lrs.xapi.timestamps) as a UTC instant; one without
+    a zone is read as UTC."""
+    return timestamp_parameter(text, name)

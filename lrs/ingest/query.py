@@ -13,13 +13,14 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Mapping
-from datetime import datetime, timezone
+from datetime import datetime
 
 import msgspec
 
 from lrs.xapi.common import is_iri
 from lrs.xapi.errors import XapiError
 from lrs.xapi.identity import ifi_key
+from lrs.xapi.timestamps import timestamp_parameter
 
 __all__ = [
     "FORMATS",
@@ -52,9 +53,7 @@ _SINGLE_EXTRAS = frozenset({"format", "attachments"})
 _KNOWN = {name.lower(): name for name in _FILTER_PARAMS | _SINGLE_PARAMS | {"more"}}
 
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
-_TIMESTAMP = re.compile(
-    r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?(Z|z|[+-]\d{2}:\d{2}|[+-]\d{4}|[+-]\d{2})?$"
-)
+
 
 
 class StatementQuery(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
@@ -196,22 +195,10 @@ def _iri(params: Mapping[str, str], name: str) -> str | None:
 
 
 def _timestamp(params: Mapping[str, str], name: str) -> datetime | None:
+    """A ``since``/``until`` parameter as a UTC instant (lrs.xapi.timestamps:
+    what a Statement's timestamp may be), or None when not given."""
     text = params.get(name)
-    if text is None:
-        return None
-    moment = None
-    # A "+01:00" offset sent unescaped in a query string arrives as " 01:00".
-    candidate = text.replace(" ", "+")
-    if _TIMESTAMP.match(candidate):
-        try:
-            moment = datetime.fromisoformat(candidate.upper())
-        except ValueError:
-            moment = None
-    if moment is None:
-        raise XapiError(400, f"{name} must be an ISO 8601 timestamp, got {text!r}", name)
-    if moment.tzinfo is None:  # a timestamp without zone is read as UTC
-        return moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc)
+    return None if text is None else timestamp_parameter(text, name)
 
 
 def _limit(text: str | None, default_limit: int, max_limit: int) -> int:

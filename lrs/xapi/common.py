@@ -6,16 +6,14 @@ Schemas.  The ``Checked*`` variants carry the pattern for the schemas only:
 the Struct that holds one checks it in ``__post_init__`` against the values
 already matched (``is_iri``, ``is_language_tag``, ``is_duration``), for the
 fields whose values repeat from statement to statement.  Calendar checks
-that a pattern cannot express live in ``timestamp_problem``.
+that a pattern cannot express live in ``timestamp_problem`` (lrs.xapi.timestamps).
 """
 
 from __future__ import annotations
 
-import calendar
 import itertools
 import re
 from collections.abc import Callable
-from datetime import datetime
 from typing import Annotated, Any
 
 import msgspec
@@ -23,6 +21,7 @@ from msgspec import Meta
 
 from lrs.xapi.errors import PATTERN_NAMES, field_error
 from lrs.xapi.iri import IRI_BODY, IRI_BODY_FAST
+from lrs.xapi.timestamps import COMMON_TIMESTAMP, TIMESTAMP_EXPECTED, TIMESTAMP_RULES, timestamp_problem
 
 __all__ = [
     "Strict",
@@ -120,29 +119,14 @@ _COMMON_LANGTAG = r"[a-z]{2}(?:-[A-Z]{2})?"
 LANGTAG_PATTERN = _register(f"{_COMMON_LANGTAG}|{_LANGTAG}", "an RFC 5646 language tag (e.g. en-US)")
 PUBLISHED_PATTERNS[LANGTAG_PATTERN] = _anchored(_LANGTAG)
 
-# ISO 8601 combined date and time, extended or basic format, optional zone.
-_TS_EXTENDED = (
-    r"(?P<y>[0-9]{4})-(?P<mo>[0-9]{2})-(?P<d>[0-9]{2})[Tt]"
-    r"(?P<h>[0-9]{2}):(?P<mi>[0-9]{2})(?::(?P<s>[0-9]{2})(?:[.,][0-9]+)?)?"
-    r"(?P<z>[Zz]|(?P<sign>[+-])(?P<oh>[0-9]{2})(?::?(?P<om>[0-9]{2}))?)?"
-)
-_TS_BASIC = (
-    r"(?P<y2>[0-9]{4})(?P<mo2>[0-9]{2})(?P<d2>[0-9]{2})[Tt]"
-    r"(?P<h2>[0-9]{2})(?:(?P<mi2>[0-9]{2})(?:(?P<s2>[0-9]{2})(?:[.,][0-9]+)?)?)?"
-    r"(?P<z2>[Zz]|(?P<sign2>[+-])(?P<oh2>[0-9]{2})(?P<om2>[0-9]{2})?)?"
-)
-_strip_groups = re.compile(r"\?P<[a-z0-9]+>")
-# Applied with a shortcut for the form most clients send (UTC, seconds, an
-# optional fraction), a timestamp of the extended rule: the same language in
-# less time; the schemas publish the rules alone (PUBLISHED_PATTERNS).
-_COMMON_TIMESTAMP = r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]+)?Z"
-_TIMESTAMP_RULES = _strip_groups.sub("", _TS_EXTENDED) + "|" + _strip_groups.sub("", _TS_BASIC)
-TIMESTAMP_PATTERN = _register(
-    f"{_COMMON_TIMESTAMP}|{_TIMESTAMP_RULES}",
-    "an ISO 8601 timestamp with date and time (e.g. 2024-01-31T12:00:00.000Z)",
-)
-PUBLISHED_PATTERNS[TIMESTAMP_PATTERN] = _anchored(_TIMESTAMP_RULES)
-_TIMESTAMP = re.compile(_anchored(_TS_EXTENDED + "|" + _TS_BASIC))
+# ISO 8601 combined date and time, extended or basic format, optional zone
+# (lrs.xapi.timestamps).  Applied with a shortcut for the form most clients
+# send (UTC, seconds, an optional fraction), a timestamp of the extended rule:
+# the same language in less time; the schemas publish the rules alone
+# (PUBLISHED_PATTERNS).  What a pattern cannot express (real days, hours,
+# offsets, years 0001-9999 in UTC) is timestamp_problem's.
+TIMESTAMP_PATTERN = _register(f"{COMMON_TIMESTAMP}|{TIMESTAMP_RULES}", TIMESTAMP_EXPECTED)
+PUBLISHED_PATTERNS[TIMESTAMP_PATTERN] = _anchored(TIMESTAMP_RULES)
 
 _NUM = r"[0-9]+(?:[.,][0-9]+)?"
 DURATION_PATTERN = _register(
@@ -286,45 +270,3 @@ def is_uuid(value: str) -> bool:
 
 def is_mailto(value: str) -> bool:
     return match_mailto(value) is not None
-
-
-_NEGATIVE_ZERO_OFFSETS = ("-00:00", "-0000", "-00")
-
-
-def timestamp_problem(value: str) -> str | None:
-    """Why ``value`` (already matching TIMESTAMP_PATTERN) is not a real point in time, or None."""
-    try:
-        datetime.fromisoformat(value)  # fast path: C parser, checks the calendar
-    except ValueError:
-        return _timestamp_problem_slow(value)
-    if value.endswith(_NEGATIVE_ZERO_OFFSETS):
-        return _timestamp_problem_slow(value)
-    return None
-
-
-def _timestamp_problem_slow(value: str) -> str | None:
-    m = _TIMESTAMP.match(value)
-    if m is None:
-        return f"Expected {PATTERN_NAMES[TIMESTAMP_PATTERN]}"
-    g = m.groupdict()
-    basic = g["y"] is None
-    year = int(g["y2"] if basic else g["y"])
-    month = int(g["mo2"] if basic else g["mo"])
-    day = int(g["d2"] if basic else g["d"])
-    hour = int(g["h2"] if basic else g["h"])
-    minute = int((g["mi2"] if basic else g["mi"]) or 0)
-    second = int((g["s2"] if basic else g["s"]) or 0)
-    sign = g["sign2"] if basic else g["sign"]
-    off_h = int((g["oh2"] if basic else g["oh"]) or 0)
-    off_m = int((g["om2"] if basic else g["om"]) or 0)
-    if not 1 <= month <= 12:
-        return f"Timestamp month {month:02d} does not exist"
-    if not 1 <= day <= calendar.monthrange(year, month)[1]:
-        return f"Timestamp day {day:02d} does not exist in {year:04d}-{month:02d}"
-    if hour > 23 or minute > 59 or second > 60:
-        return "Timestamp time of day is out of range"
-    if off_h > 23 or off_m > 59:
-        return "Timestamp time zone offset is out of range"
-    if sign == "-" and off_h == 0 and off_m == 0:
-        return "Timestamp time zone offset -00:00 is not allowed (use Z or +00:00)"
-    return None

@@ -39,13 +39,14 @@ from __future__ import annotations
 
 import re
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any, Iterator
 
 import msgspec
 from msgspec import Raw
 
 from lrs.xapi.identity import ifi_key
+from lrs.xapi.timestamps import timestamp_problem, utc_instant
 from projections.competency.catalog import AlignmentTarget, Catalog
 from projections.competency.model import Evidence, LearnerEvent, StatementEvidence, StatementVoided, new_evidence
 from projections.competency.statement_view import StatementView, decode_json_value, decode_view
@@ -71,7 +72,8 @@ _JUDGED_SUCCESS = {VERB_PASSED: True, VERB_WAIVED: True, VERB_SATISFIED: True, V
 _MEANS_COMPLETION = frozenset({VERB_COMPLETED, VERB_WAIVED, VERB_SATISFIED})
 _JSON_ENCODER = msgspec.json.Encoder()
 _FROM_ISO = datetime.fromisoformat
-_UTC_SHAPE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.(\d{1,6}))?(?:Z|z|\+00:00)")
+# Already UTC, to the microsecond at most, no leap second (which rolls over).
+_UTC_SHAPE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:[0-5]\d(?:\.(\d{1,6}))?(?:Z|z|\+00:00)")
 
 
 # Memos of pure functions of what statements repeat: a client's statements
@@ -128,26 +130,34 @@ def _authority_platform(authority: bytes) -> str | None:
 def normalise_timestamp(value: str) -> str:
     """An xAPI timestamp as UTC ``YYYY-MM-DDTHH:MM:SS.ffffffZ`` (sortable text).
 
-    A timestamp without an offset is read as UTC.  Raises ValueError."""
+    Read by lrs.xapi.timestamps.utc_instant, the decision ingest's validator
+    makes too: a timestamp the LRS stores is read here, and what the LRS
+    refuses (year 0000, a UTC beyond 9999, ``24:00``, ``-00:00``, ordinal or
+    week dates) raises ValueError, so an old log's statement that holds one
+    is still parked.  A timestamp without an offset is read as UTC."""
     # The two shapes most statements carry, told by their separators and
     # checked by the parse alone: ``stored`` as the LRS writes it (already
     # normal) and a timestamp to the second in UTC.  Each costs a fifth of
     # the general path (its pattern match and formatting), twice a statement.
     if (value[-1:] == "Z" and value[10:11] == "T" and value[4:5] == value[7:8] == "-"
             and value[13:14] == value[16:17] == ":"):
-        if len(value) == 27 and value[19] == ".":
-            _FROM_ISO(value)  # validates
-            return value
-        if len(value) == 20:
-            _FROM_ISO(value)
-            return value[:19] + ".000000Z"
-    parsed = datetime.fromisoformat(value.replace("z", "Z"))  # validates
+        # What the parse refuses (a leap second among it) takes the general path.
+        try:
+            if len(value) == 27 and value[19] == ".":
+                _FROM_ISO(value)  # validates
+                return value
+            if len(value) == 20:
+                _FROM_ISO(value)
+                return value[:19] + ".000000Z"
+        except ValueError:
+            pass
     utc = _UTC_SHAPE.fullmatch(value)
     if utc is not None:  # already UTC (as the LRS stores timestamps): pad the fraction
+        problem = timestamp_problem(value)  # a text of the grammar: the rest of utc_instant
+        if problem is not None:
+            raise ValueError(f"{problem}, got {value!r}")
         return f"{value[:19]}.{(utc.group(1) or '').ljust(6, '0')}Z"
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=timezone.utc)
-    d = parsed.astimezone(timezone.utc)
+    d = utc_instant(value)  # validates
     return (
         f"{d.year:04d}-{d.month:02d}-{d.day:02d}T{d.hour:02d}:{d.minute:02d}:{d.second:02d}.{d.microsecond:06d}Z"
     )

@@ -13,8 +13,9 @@ and without; context platforms, registrations in capitals, the cmi5
 masteryScore extension in every form (fraction, out of range, text, null)
 on an activity whose alignment has no masteryScore of its own; no
 platform (the authority's); timestamps with offsets, lowercase z, seven
-decimals, a week date, a leap second, none at all, and forms the LRS
-stores but the rules refuse (parked by the learner's share); voidings before and after their target, twice, from the
+decimals, the basic format, a leap second, none at all, and forms the rules
+refuse (a week date among them; parked by the learner's share), which the LRS
+stored before branch timestamps; voidings before and after their target, twice, from the
 other tenant, and of an id unknown."""
 
 from __future__ import annotations
@@ -48,9 +49,11 @@ OBJECTIVE_TYPE = "http://adlnet.gov/expapi/activities/objective"
 OBJECTIVES = sorted(o for o in CATALOG.objectives if o.startswith(VN))[:6]
 TIMES = ["2025-03-01T10:{m:02d}:00Z", "2025-03-01T17:{m:02d}:00+07:00", "2025-03-01T10:{m:02d}:00.5z",
          "2025-03-01T10:{m:02d}:00.1234567Z", "2025-03-01T03:{m:02d}:00.25-07:00", "2025-03-01T10:{m:02d}:00+0700",
-         "2025-03-01 10:{m:02d}:00,5Z", "2025-W09-6T10:{m:02d}:00Z", "2016-12-31T23:59:60Z"]
-# Stored as sent by the LRS, refused by the rules (Python's datetime): parked.
-REFUSED = ["2025-03-01T24:00:00Z", "2025-060T10:00:00Z", "9999-12-31T23:59:59-01:00", "0000-01-01T00:00:00Z"]
+         "20250301T10{m:02d}00,5Z", "2016-12-31T23:59:60Z"]
+# Refused by the rules (lrs.xapi.timestamps), as by ingest since branch timestamps:
+# written here past the validator, as an older log may hold them, and parked.
+REFUSED = ["2025-03-01T24:00:00Z", "2025-060T10:00:00Z", "9999-12-31T23:59:59-01:00", "0000-01-01T00:00:00Z",
+           "2025-03-01 10:00:00,5Z", "2025-W09-6T10:00:00Z"]
 
 
 @pytest.fixture(autouse=True)

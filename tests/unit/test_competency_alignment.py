@@ -279,7 +279,6 @@ def test_statement_timestamp_falls_back_to_stored() -> None:
         ("2025-03-01T08:30:00.5Z", "2025-03-01T08:30:00.500000Z"),  # already UTC: the fraction is padded
         ("2025-03-01T08:30:00.123456+00:00", "2025-03-01T08:30:00.123456Z"),
         ("2025-03-01T08:30:00.25z", "2025-03-01T08:30:00.250000Z"),
-        ("2025-03-01T08:30:00-00:00", "2025-03-01T08:30:00.000000Z"),
         ("0999-03-01T08:30:00+01:00", "0999-03-01T07:30:00.000000Z"),  # four-digit years sort as text
     ],
 )
@@ -296,7 +295,12 @@ def test_only_the_object_gives_evidence_when_context_names_other_aligned_activit
     assert [e.order for e in event.evidence] == sorted(e.order for e in event.evidence)
 
 
-@pytest.mark.parametrize("value", ["2025-13-01T08:30:00Z", "2025-02-30T08:30:00Z", "not a time"])
+@pytest.mark.parametrize("value", [
+    "2025-13-01T08:30:00Z", "2025-02-30T08:30:00Z", "not a time",
+    # refused by ingest too (lrs.xapi.timestamps): an old log's statement holding one is parked
+    "2025-03-01T08:30:00-00:00", "0000-03-01T08:30:00Z", "9999-12-31T23:30:00-01:00", "2025-03-01T24:00:00Z",
+    "2025-060T08:30:00Z", "2025-W09-6T08:30:00Z", "+002025-03-01T08:30:00Z", "2025-03-01",
+])
 def test_an_impossible_timestamp_is_refused_even_in_utc_shape(value: str) -> None:
     with pytest.raises(ValueError):
         normalise_timestamp(value)
