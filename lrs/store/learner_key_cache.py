@@ -267,9 +267,12 @@ class LearnerKeyCache:
             for dropped in self._unconfirmed.note(tenant, pseudonym, generation, wrapped, stamp):
                 self._current.pop(dropped)  # not sealed under again without being noted again
         if version == self._version:
-            if len(self._current) >= self._capacity:
+            cache_key = _id(tenant, pseudonym)
+            # Room is made only for an identity not held: one stored again
+            # replaces itself (as the dict did, popped first).
+            if len(self._current) >= self._capacity and cache_key.encode() not in self._current:
                 self._current.drop_oldest(max(len(self._current) // 16, 1))
-            self._current.set(_id(tenant, pseudonym), key)  # to the end: the most recently stored
+            self._current.set(cache_key, key)  # to the end: the most recently stored
             self._keep_cipher(cipher_id(tenant, pseudonym, generation), cipher)
         return key
 
