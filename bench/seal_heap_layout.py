@@ -20,10 +20,7 @@ caches never looked at) after one of three set-ups:
 ``relaid``       interleaved, then every cache copied anew at once (new
                  objects for each key and value) and the old ones dropped:
                  whether laying the caches out again, once grown, undoes
-                 the interleaving (a candidate lever, not in the service);
-``packed``       grown as interleaved, but each cache a
-                 ``lrs.store.learner_key_table.PackedTable`` (entries in one
-                 ``bytearray``, no object a key or value): branch seal5's lever.
+                 the interleaving (a candidate lever, not in the service).
 
 The set-ups alternate (``--rounds`` times each, in rotated order), each in a
 fresh process; CPU µs a Statement (``time.process_time``) of the timed
@@ -54,7 +51,7 @@ sys.path.insert(0, str(HERE))
 from run_record import add_result_options, load_average, machine, write_result  # noqa: E402
 from seal_ratio import median_interval  # noqa: E402
 
-LAYOUTS = ("none", "compact", "interleaved", "relaid", "packed")
+LAYOUTS = ("none", "compact", "interleaved", "relaid")
 
 
 def _one_run(layout: str, learners: int, passes: int, requests: int) -> float:
@@ -66,7 +63,6 @@ def _one_run(layout: str, learners: int, passes: int, requests: int) -> float:
     from lrs.ingest.prepare import prepare_statements
     from lrs.privacy.data_key import SealKey, new_data_key_cipher
     from lrs.privacy.statement_sealer import KnownForm
-    from lrs.store.learner_key_table import PackedTable
     from lrs.xapi.statement import parse_statements
 
     sorted_json = msgspec.json.Encoder(order="sorted").encode
@@ -85,18 +81,8 @@ def _one_run(layout: str, learners: int, passes: int, requests: int) -> float:
     pseudonyms: dict[str, str] = {}
     in_flight: list[object] = []
 
-    packed = (PackedTable(), PackedTable(), PackedTable())
-
     def keep(agent: dict) -> None:
         key = sorted_json(agent)
-        if layout == "packed":
-            if key in packed[0]:
-                return
-            pseudonym = secrets.token_hex(16)
-            packed[0].set_raw(key, ("Agent\x00" + pseudonym + "\x001\x00v4.1." + secrets.token_urlsafe(9)).encode())
-            packed[1].set_raw(("default\x00" + pseudonym).encode(), b"\x01\x00\x00\x00" + secrets.token_bytes(32))
-            packed[2].set_raw(("default\x00mbox:" + agent["mbox"]).encode(), bytes.fromhex(pseudonym))
-            return
         if key in forms:
             return
         pseudonym = secrets.token_hex(16)
@@ -118,7 +104,7 @@ def _one_run(layout: str, learners: int, passes: int, requests: int) -> float:
         for n in range(learners):
             keep({"objectType": "Agent", "name": f"Learner {n}",
                   "mbox": f"mailto:learner{n}@agency{n % 40}.example.gov"})
-    elif layout in ("interleaved", "relaid", "packed"):
+    elif layout in ("interleaved", "relaid"):
         order = list(range(learners))
         random.shuffle(order)
         for start in range(0, learners, 100):
@@ -150,7 +136,6 @@ def main() -> int:
     parser.add_argument("--passes", type=int, default=5)
     parser.add_argument("--requests", type=int, default=200, help="timed requests of 100 Statements a pass")
     parser.add_argument("--resamples", type=int, default=4000)
-    parser.add_argument("--layouts", default=",".join(LAYOUTS), help="the layouts to run (comma-separated)")
     parser.add_argument("--one", choices=LAYOUTS, help=argparse.SUPPRESS)
     add_result_options(parser)
     args = parser.parse_args()
@@ -159,9 +144,8 @@ def main() -> int:
         return 0
     load_before = load_average()
     runs: list[dict] = []
-    layouts = tuple(x for x in LAYOUTS if x in args.layouts.split(","))
     for round_ in range(args.rounds):
-        order = layouts[round_ % len(layouts):] + layouts[:round_ % len(layouts)]
+        order = LAYOUTS[round_ % len(LAYOUTS):] + LAYOUTS[:round_ % len(LAYOUTS)]
         row: dict = {"round": round_ + 1, "load": load_average()[0]}
         for layout in order:
             out = subprocess.run([sys.executable, __file__, "--one", layout, "--learners", str(args.learners),
@@ -169,21 +153,19 @@ def main() -> int:
                                  capture_output=True, text=True, check=True)
             row[layout] = round(json.loads(out.stdout.strip().splitlines()[-1]), 2)
         runs.append(row)
-        print(f"round {row['round']:>2}  " + "  ".join(f"{k} {row[k]:6.2f}" for k in layouts)
+        print(f"round {row['round']:>2}  " + "  ".join(f"{k} {row[k]:6.2f}" for k in LAYOUTS)
               + f"  µs a Statement  load {row['load']}", flush=True)
-    summary: dict = {"medians": {k: round(statistics.median(r[k] for r in runs), 2) for k in layouts},
+    summary: dict = {"medians": {k: round(statistics.median(r[k] for r in runs), 2) for k in LAYOUTS},
                      "differences": {}}
     for a, b in (("interleaved", "none"), ("compact", "none"), ("interleaved", "compact"), ("relaid", "compact"),
-                 ("interleaved", "relaid"), ("packed", "none"), ("interleaved", "packed")):
-        if a not in layouts or b not in layouts:
-            continue
+                 ("interleaved", "relaid")):
         values = [r[a] - r[b] for r in runs]
         middle, low, high = median_interval(values, args.resamples)
         summary["differences"][f"{a} - {b}"] = {"median": round(middle, 2), "95": [round(low, 2), round(high, 2)]}
         print(f"{a} - {b}: {middle:+.2f} µs a Statement [{low:+.2f}, {high:+.2f}]")
     if not args.no_write:
         write_result({"bench": "seal_heap_layout", "machine": machine(load_before=load_before), "note": args.note,
-                      "settings": {k: getattr(args, k) for k in ("rounds", "learners", "passes", "requests", "layouts")},
+                      "settings": {k: getattr(args, k) for k in ("rounds", "learners", "passes", "requests")},
                       "runs": runs, "summary": summary}, "seal_heap_layout", args.label)
     return 0
 

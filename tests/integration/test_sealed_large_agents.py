@@ -1,7 +1,7 @@
 """Agents far larger than any cache entry (a name or an account name of
 70,000 characters, which a 20 MB body may hold) are sealed, stored and opened
-like any other, the first time and once their forms are known: the learner
-caches keep what fits in them and look the rest up (lrs/store/learner_key_table.py)."""
+like any other, the first time and once their forms are known (a cache of
+records under 64 KiB, tried on branch seal5, raised on them)."""
 
 from __future__ import annotations
 
