@@ -18,7 +18,10 @@ from lrs.payload_codec import MAGIC, open_payload, store_payload
 from lrs.store import StatementWriter
 from lrs.store.log_reader import read_events_after
 from projections.competency import parallel_replay, read_shares
-from projections.replay import LogPages
+from projections.competency.store import CompetencyProjection
+from projections.log_chain import ChainBroken
+from projections.replay import LogPages, replay
+from tests.integration.competency_statements import CATALOG
 from tests.integration.test_replay_chain import READINGS, assert_refused, audited_log, tamper
 from tests.integration.test_replay_shares import assert_nothing_swapped_in
 
@@ -120,4 +123,19 @@ async def test_the_last_event_altered_and_hashed_again_is_refused_as_log_head_na
     assert b'"mailto:' in last.payload
     await rehashed(pool, total, payload=last.payload.replace(b'"mailto:', b'"mailto:x', 1))
     await assert_refused(pool, database_url, reading, total)  # audit verify names it too
+    await assert_nothing_swapped_in(pool, runner, live, checkpoint, before)
+
+
+@pytest.mark.parametrize("processes", [1, 3])
+async def test_the_services_own_rebuild_without_other_connections_refuses_a_rewritten_last_event(
+    processes: int, page_size: int, pool: asyncpg.Pool, writer: StatementWriter
+) -> None:
+    """As the supervisor's auto-rebuild calls it (no ``connect``: only the
+    processes beyond two read, from pages sent to them)."""
+    runner, live, checkpoint, before = await audited_log(pool, writer)
+    total = await pool.fetchval("SELECT position FROM log_head")
+    (last,) = await read_events_after(pool, total - 1, 1)
+    await rehashed(pool, total, payload=last.payload.replace(b'"mailto:', b'"mailto:x', 1))
+    with pytest.raises(ChainBroken, match=rf"^hash chain broken: first altered or missing position {total} "):
+        await replay(pool, CompetencyProjection(CATALOG, replay_processes=processes))
     await assert_nothing_swapped_in(pool, runner, live, checkpoint, before)
