@@ -78,10 +78,12 @@ def checked_page(rows: Iterable[Sequence[Any]]) -> tuple[Page, PageChain]:
 class ChainWalk:
     """The pages of the log up to ``total``, in position order: each goes on
     where the one before it ended, and the last ends at ``total``.
-    ``position`` and ``hash``: where the chain checked so far ends."""
+    ``position`` and ``hash``: where the chain checked so far ends;
+    ``head_hash``: the hash log_head names at ``total`` (None: not checked)."""
 
-    def __init__(self, total: int) -> None:
+    def __init__(self, total: int, head_hash: bytes | None = None) -> None:
         self.total = total
+        self.head_hash = head_hash
         self.position = 0
         self.hash = GENESIS_HASH
 
@@ -106,6 +108,10 @@ class ChainWalk:
 
     def end(self) -> None:
         """Every page walked: the chain must reach ``total`` (a log head
-        naming events that are not there breaks it after the last one)."""
+        naming events that are not there breaks it after the last one), and
+        end with the hash log_head names there (else the last event was
+        rewritten and hashed again: it breaks there)."""
         if self.position < self.total:
             raise ChainBroken(self.position + 1)
+        if self.total and self.position == self.total and self.head_hash is not None and self.hash != self.head_hash:
+            raise ChainBroken(self.total)

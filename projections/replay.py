@@ -24,7 +24,7 @@ import asyncpg
 import structlog
 
 from lrs.store import leader_lock
-from lrs.store.log_reader import last_position, read_events_after
+from lrs.store.log_reader import head, read_events_after
 from projections.applying import BatchApplier
 from projections.checkpoints import CheckpointStore
 from projections.contract import Projection
@@ -162,7 +162,7 @@ async def rebuilt(
         # tables.  (The pool's reset releases the lock with the connection.)
         if not await leader_lock.try_lock(conn, leader_lock.lock_key(f"replay:{name}")):
             raise ReplayRunning(f"another replay of {name!r} is running")
-        total = await last_position(conn)
+        total, head_hash = await head(conn)  # one row: the position and the hash the chain must end with
         bulk = projection.bulk_rebuild
         # One transaction: one commit to wait for, not one per table.
         async with conn.transaction():
@@ -183,7 +183,7 @@ async def rebuilt(
             if bulk:
                 # Not in a transaction: the scratch tables are this replay's
                 # alone, and other connections write to them and index them.
-                pages = LogPages(conn, total, batch_size, progress, connect=connect)
+                pages = LogPages(conn, total, batch_size, progress, connect=connect, head_hash=head_hash)
                 walk = pages.walk
                 position, failed = await projection.rebuild(conn, pages, connect=connect)
                 walk.end()  # whichever way the rebuild read the pages, the chain reaches the log's end
@@ -191,7 +191,7 @@ async def rebuilt(
                     raise RuntimeError(f"the rebuild read up to position {position}; the chain was checked to {walk.position}")
                 await _index_and_analyse(conn, projection.tables, scratch, connect)
             else:
-                walk = ChainWalk(total)
+                walk = ChainWalk(total, head_hash)
                 position = await _replay_in_batches(conn, applier, walk, batch_size, progress)
                 for table in projection.tables:
                     await conn.execute(_analyse(scratch, table))
@@ -370,13 +370,14 @@ class LogPages:
         progress: Callable[[int, int], None] | None = None,
         *,
         connect: Callable[[], Awaitable[asyncpg.Connection]] | None = None,
+        head_hash: bytes | None = None,
     ) -> None:
         self.conn = conn
         self.total = total
         self.page_size = page_size
         self.progress = progress
         self.connect = connect
-        self.walk = ChainWalk(total)
+        self.walk = ChainWalk(total, head_hash)  # head_hash: log_head's, at total
 
     def __aiter__(self) -> AsyncIterator[Page]:
         return _log_pages(self.conn, self.total, self.page_size, self.progress, self.walk)

@@ -245,7 +245,7 @@ def _lrs_replay(database_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pyte
     from lrs.cli import main
 
     monkeypatch.setenv("LRS_DATABASE_URL", database_url)
-    monkeypatch.setattr("lrs.commands.common.setup", lambda settings: None)
+    monkeypatch.setattr("lrs.commands.common.setup", lambda settings, **options: None)
     code = main(["replay", "competency", "--processes", "2", "--batch-size", str(PAGE),
                  "--frameworks", str(FRAMEWORKS_DIR), *options])
     captured = capsys.readouterr()
