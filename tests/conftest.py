@@ -14,6 +14,8 @@ Fixtures:
 * ``light_secret_hashing`` (function): secrets hashed during the test cost
   scrypt N=2**4 instead of the production 2**14 (``client`` uses it).
 * ``nats_url`` (session): URL of a nats-server with JetStream.
+* ``logging_as_it_was`` (function, autouse): structlog's and the root
+  logger's configuration put back after each test.
 * ``no_task_left_running`` (function, autouse): a test that leaves a task
   running on the shared test loop (a NATS client, its reconnect loop, a
   subscription's reader) errors at its teardown, naming the tasks.
@@ -37,6 +39,7 @@ from __future__ import annotations
 import asyncio
 import compileall
 import contextlib
+import logging
 import os
 import shutil
 import tempfile
@@ -47,6 +50,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
+import structlog
 from hypothesis import HealthCheck, settings
 
 import lrs.auth
@@ -127,6 +131,26 @@ def data_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         os.environ.pop("XDG_DATA_HOME", None)
     else:
         os.environ["XDG_DATA_HOME"] = before
+
+@pytest.fixture(autouse=True)
+def logging_as_it_was() -> Iterator[None]:
+    """Each test starts with the logging configuration the one before it
+    found: a command run in-process (``lrs.service.main``) configures
+    structlog and the root logger for itself, e.g. a one-shot command's
+    warnings-only filter, which would drop the info lines a later test's
+    ``capture_logs`` looks for (tests/unit/test_request_log_personal_data.py
+    after tests/unit/test_cli_first_use.py)."""
+    import lrs.logs
+
+    saved, root = structlog.get_config(), logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    info = lrs.logs.info_written()  # the request line is not even gathered when info lines are not written
+    yield
+    structlog.reset_defaults()
+    structlog.configure(**saved)
+    root.handlers[:], root.level = handlers, level
+    lrs.logs._INFO_WRITTEN = info
+
 
 # Every test and fixture runs on one event loop (pyproject.toml:
 # asyncio_default_test_loop_scope = "session"), so a task a test leaves
