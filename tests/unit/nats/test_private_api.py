@@ -1,9 +1,10 @@
 """Canary: the private parts of nats-py and asyncpg the service relies on are
 there and shaped as relied on.
 
-Two speed choices reach into nats-py (lrs.nats.bus writes protocol frames
+Two speed choices and one close reach into nats-py (lrs.nats.bus writes protocol frames
 through ``Client._send_command``; lrs.nats.headers replaces
-``Client._process_headers``) and two into asyncpg (lrs.store.ids builds UUIDs
+``Client._process_headers``; lrs.nats.closing stops ``Client._subs``' tasks and
+``Client._transport`` after a failed close) and two into asyncpg (lrs.store.ids builds UUIDs
 with ``asyncpg.pgproto.pgproto.UUID``; lrs.store.unconfirmed_keys reads the
 session under a pool's lease from ``PoolConnectionProxy._con``).  pyproject pins the ranges they were
 tested with; a release outside them that moved its internals fails here, by
@@ -94,3 +95,14 @@ def test_nats_py_hands_each_message_to_process_msg() -> None:
         "self", "sid", "subject", "reply", "data", "headers",
     ]
     assert "self._id = id" in inspect.getsource(Subscription.__init__)  # the sid the parser passes
+
+
+def test_nats_py_keeps_the_subscriptions_and_transport_close_client_stops() -> None:
+    # lrs.nats.closing.close_client stops what a failed close left: each of
+    # Client._subs's subscriptions by Subscription._stop_processing, and Client._transport.
+    client = Client()
+    assert isinstance(getattr(client, "_subs", None), dict), "nats-py has no Client._subs: lrs/nats/closing.py must change"
+    assert hasattr(client, "_transport"), "nats-py has no Client._transport: lrs/nats/closing.py must change"
+    stop = getattr(Subscription, "_stop_processing", None)
+    assert callable(stop) and list(inspect.signature(stop).parameters) == ["self"], (
+        "nats-py's Subscription._stop_processing moved: lrs/nats/closing.py must change")
