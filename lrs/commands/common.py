@@ -145,13 +145,13 @@ async def command_pool(
 async def _holds_the_log(pool: "asyncpg.Pool", url: str) -> None:
     """A command that reads without migrating (an auditor's) on a database
     the service never set up gets one line, not the traceback of a missing
-    table."""
-    from lrs.startup import StartupError
+    table: a setting that names the wrong database (exit status 2)."""
+    from lrs.config import ConfigError
     from lrs.url_redaction import redact_url
 
     if await pool.fetchval("SELECT to_regclass('log_head')") is None:
-        raise StartupError(f"the database {redact_url(url)} holds no event log: check that LRS_DATABASE_URL "
-                           "names the LRS's database (lrs migrate or lrs serve creates the log in a new one)")
+        raise ConfigError(f"LRS_DATABASE_URL: the database {redact_url(url)} is not migrated, it holds no event log "
+                          "(check that it names the LRS's database; `lrs migrate` or `lrs serve` makes the log in a new one)")
 
 
 @contextlib.contextmanager

@@ -61,9 +61,10 @@ async def test_reading_commands_on_a_database_without_the_log_say_so_in_one_line
     env.update(LRS_DATABASE_URL=database_url, LRS_DATA_DIR=str(tmp_path))
     for argv in (("audit", "anchor"), ("audit", "verify", "--no-record")):
         status, out, err = await run(env, *argv)
-        assert status == 1, (argv, out, err)
+        assert status == 2, (argv, out, err)
         assert err.count("\n") == 1 and "Traceback" not in err, (argv, err)
-        assert err.startswith(f"lrs {' '.join(argv[:2])}: the database ") and "holds no event log" in err, (argv, err)
+        assert err.startswith(f"lrs {' '.join(argv[:2])}: configuration error: LRS_DATABASE_URL: the database "), err
+        assert "is not migrated, it holds no event log" in err, (argv, err)
     conn = await asyncpg.connect(database_url)  # and nothing was made in it
     try:
         assert await conn.fetchval("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'") == 0
