@@ -43,6 +43,15 @@ DEFAULT_MAX_PAYLOAD = 1024 * 1024  # nats-server's default max_payload
 # Errors a caller should treat as "NATS is unavailable right now, retry later".
 BUS_ERRORS: tuple[type[BaseException], ...] = (nats.errors.Error, OSError, asyncio.TimeoutError)
 
+# A JetStream API request nobody answered: no reply in time, no responder,
+# or JetStream not ready on the member asked.  Asked again where patience allows.
+UNANSWERED: tuple[type[BaseException], ...] = (
+    nats.errors.TimeoutError,
+    nats.errors.NoRespondersError,
+    nats.js.errors.ServiceUnavailableError,
+)
+UNANSWERED_RETRY_S = 0.5
+
 log = structlog.get_logger("lrs.nats.bus")
 
 # The header block of an HPUB frame, exactly as nats-py writes it: keys and
@@ -271,13 +280,30 @@ class Bus:
 
     # -- stream -------------------------------------------------------------
 
-    async def ensure_stream(self, *, update: bool = True) -> api.StreamInfo:
+    async def ensure_stream(self, *, update: bool = True, patience_s: float = 0.0) -> api.StreamInfo:
         """Create the stream, or update it when it differs from its definition.
 
         With ``update=False`` (the relay: its NATS user may create the stream
         but not change it, lrs.nats.permissions) a stream that differs is left
         as it is and the difference logged as an alert, for an operator to
-        apply with an admin user."""
+        apply with an admin user.
+
+        A JetStream API request that gets no answer (a cluster whose stream
+        group is electing a leader, or whose members are busy, drops it) is
+        asked again until ``patience_s`` has passed; every step is safe to
+        repeat (an add or update with the same definition changes nothing)."""
+        deadline = time.monotonic() + patience_s
+        while True:
+            try:
+                return await self._ensure_stream_once(update)
+            except UNANSWERED as exc:
+                if time.monotonic() >= deadline:
+                    raise
+                log.warning("bus.stream_request_unanswered", stream=self.stream_name, error=repr(exc),
+                            hint="asking again: a clustered stream may be electing its leader")
+                await asyncio.sleep(UNANSWERED_RETRY_S)
+
+    async def _ensure_stream_once(self, update: bool) -> api.StreamInfo:
         js = self._jetstream()
         wanted = self.stream_config
         try:

@@ -306,7 +306,7 @@ async def ensure_events_stream(admin_url: str, replicas: int | None = None, time
     try:
         async with asyncio.timeout(timeout_s):
             await bus.connect()
-            await bus.ensure_stream(update=True)
+            await bus.ensure_stream(update=True, patience_s=timeout_s)
     finally:
         await bus.close()
 

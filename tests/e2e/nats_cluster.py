@@ -13,6 +13,7 @@ import os
 import signal
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import nats
@@ -147,22 +148,29 @@ class NatsCluster:
             if member.process is not None:
                 await terminate(member.process, signal.SIGTERM, grace_s=10)
 
-    async def stream_leader(self, stream: str) -> str:
-        nc = await nats.connect(servers=self.urls)
-        try:
-            info = await nc.jetstream().stream_info(stream)
-        finally:
-            await nc.close()
+    async def stream_leader(self, stream: str, patience_s: float = 60.0) -> str:
+        info = await self._stream_info(stream, patience_s)
         assert info.cluster is not None and info.cluster.leader
         return info.cluster.leader
 
     async def stream_replicas(self, stream: str) -> int:
+        return (await self._stream_info(stream)).config.num_replicas or 1
+
+    async def _stream_info(self, stream: str, patience_s: float = 60.0) -> Any:
+        """The stream's info, asked again while the cluster drops the request
+        (a stream group electing its leader does not answer)."""
+        deadline = asyncio.get_running_loop().time() + patience_s
         nc = await nats.connect(servers=self.urls)
         try:
-            info = await nc.jetstream().stream_info(stream)
+            while True:
+                try:
+                    return await nc.jetstream().stream_info(stream)
+                except (nats.errors.TimeoutError, nats.errors.NoRespondersError, nats.js.errors.ServiceUnavailableError):
+                    if asyncio.get_running_loop().time() > deadline:
+                        raise
+                    await asyncio.sleep(0.5)
         finally:
             await nc.close()
-        return info.config.num_replicas or 1
 
     async def __aenter__(self) -> "NatsCluster":
         try:

@@ -49,6 +49,8 @@ from tests.integration.competency_statements import COMPLETED, FAILED, MODULES, 
 pytestmark = pytest.mark.slow
 
 FAILOVER_BUDGET_S = 5.0
+# A JetStream API request a loaded cluster dropped (its group electing) is asked again for this long.
+STREAM_PATIENCE_S = 60.0
 RELAY_LOCK = leader_lock.lock_key(f"relay:{RELAY_NAME}")
 PROJECTION_LOCK = leader_lock.lock_key("projection:competency")
 
@@ -243,7 +245,7 @@ async def _at_least(load: Load, count: int) -> bool:
 
 async def _stream_led_by_another(cluster: NatsCluster, old: str) -> bool:
     try:
-        return await cluster.stream_leader(STREAM) != old
+        return await cluster.stream_leader(STREAM, patience_s=0) != old  # polled: no waiting inside
     except Exception:  # noqa: BLE001 - no leader yet
         return False
 
@@ -259,7 +261,7 @@ async def test_the_stream_is_scaled_to_the_configured_replicas(tmp_path: Path) -
         single = Bus(cluster.service_url, stream_config=load_stream_config(replicas=1))
         await single.connect()
         try:
-            info = await single.ensure_stream()
+            info = await single.ensure_stream(patience_s=STREAM_PATIENCE_S)
             assert info.config.num_replicas == 1 and not (info.cluster and info.cluster.replicas)
         finally:
             await single.close()
@@ -267,10 +269,10 @@ async def test_the_stream_is_scaled_to_the_configured_replicas(tmp_path: Path) -
         clustered = Bus(",".join(cluster.urls), stream_config=load_stream_config(replicas=3))
         await clustered.connect()
         try:
-            info = await clustered.ensure_stream()
+            info = await clustered.ensure_stream(patience_s=STREAM_PATIENCE_S)
             assert info.config.num_replicas == 3
             assert await cluster.stream_replicas(STREAM) == 3
-            assert (await clustered.ensure_stream()).config.num_replicas == 3  # and left alone after
+            assert (await clustered.ensure_stream(patience_s=STREAM_PATIENCE_S)).config.num_replicas == 3  # and left alone after
         finally:
             await clustered.close()
 
