@@ -41,10 +41,20 @@ def passing(learner: str, module: str, display_chars: int = 0) -> dict[str, Any]
     }
 
 
-async def post(base_url: str, body: Any) -> None:
+async def post(base_url: str, body: Any, patience_s: float = 60.0) -> None:
+    """POST as a client that honours load shedding: a 503 with Retry-After
+    (the service ran behind on a loaded machine after parsing 20 MiB) is
+    asked again after the time it names; any other answer than 200 fails."""
+    deadline = time.monotonic() + patience_s
     async with aiohttp.ClientSession() as session:
-        async with session.post(base_url + "/xapi/statements", json=body, headers=xapi_headers()) as response:
-            assert response.status == 200, (response.status, (await response.text())[:300])
+        while True:
+            async with session.post(base_url + "/xapi/statements", json=body, headers=xapi_headers()) as response:
+                text = await response.text()
+                shed = response.status == 503 and "Retry-After" in response.headers
+                if not shed or time.monotonic() > deadline:
+                    assert response.status == 200, (response.status, text[:300])
+                    return
+                await asyncio.sleep(int(response.headers["Retry-After"]))
 
 
 async def projected(database_url: str, learner: str) -> bool:
