@@ -1,0 +1,160 @@
+"""A replay's swap and ``--compare`` beside a learner erasure, against real
+PostgreSQL: ingest never waits behind them (docs/privacy.md "Erasure and a
+replay").
+
+An erasure takes the log head lock (which every Statement insert needs)
+and then reads ``identity_links``, a table the competency projection's
+replay rebuilds.  A replay that held the live tables' exclusive locks
+while it finished and digested its state made such an erasure wait for it,
+and every Statement after it.  The interleaving is made, not hoped for: the
+erasure is held just after it took the head lock; the replay (or the
+comparison) is held where it spends its time on a large log (finishing
+and digesting the rebuilt state); then the erasure goes on and a Statement
+is appended.  The append must not wait for the held replay."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from typing import Any, Awaitable, Callable
+
+import asyncpg
+import pytest
+
+import lrs.store.erasure as erasure_module
+from lrs.privacy.master import MasterKey
+from lrs.store import StatementWriter
+from lrs.store.erasure import Erasure, erase_learner
+from lrs.store.learner_keys import LearnerKeys
+from projections.competency.store import CompetencyProjection
+from projections.replay import replay
+from projections.replay_compare import compare
+from projections.runner import ProjectionRunner
+from tests.integration.competency_statements import CATALOG, PASSED, course_statement, write
+from tests.integration.test_keys_in_group_commit import TENANT, append_sealed, naming, seal_made
+from tests.integration.test_replay_chain import audited_log
+
+MBOX = "mailto:thu@example.com"
+HELD_S = 5.0  # how long the replay stays held: what finishing and digesting a large log takes
+BOUND_S = 1.0  # how long an append may wait meanwhile
+BLOCKED = """
+SELECT count(*) FROM pg_stat_activity
+WHERE datname = current_database() AND cardinality(pg_blocking_pids(pid)) > 0
+"""
+
+
+class Gate:
+    """Holds the first call it wraps until opened."""
+
+    def __init__(self) -> None:
+        self.reached = asyncio.Event()
+        self.opened = asyncio.Event()
+
+    async def pass_(self) -> None:
+        if not self.reached.is_set():
+            self.reached.set()
+            await self.opened.wait()
+
+
+class Held(CompetencyProjection):
+    """The competency projection, held in the replay's finishing
+    (``after_swap``) or in the comparison's digest of the rebuilt state
+    (its second digest) until ``gate`` opens."""
+
+    def __init__(self, gate: Gate, where: str) -> None:
+        super().__init__(CATALOG, replay_processes=1)
+        self.gate, self.where, self.digests = gate, where, 0
+
+    async def after_swap(self, conn: asyncpg.Connection) -> None:
+        await super().after_swap(conn)
+        if self.where == "after_swap":
+            await self.gate.pass_()
+
+    async def digest(self, conn: asyncpg.Connection | asyncpg.Pool) -> str:
+        found = await super().digest(conn)
+        self.digests += 1
+        if self.where == "digest" and self.digests == 2:
+            await self.gate.pass_()
+        return found
+
+
+async def done_or_waiting(task: asyncio.Task[Any], pool: asyncpg.Pool) -> None:
+    for _ in range(500):
+        if task.done() or await pool.fetchval(BLOCKED):
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the erasure neither finished nor waited")
+
+
+async def erasure_beside(
+    pool: asyncpg.Pool, writer: StatementWriter, monkeypatch: pytest.MonkeyPatch,
+    rebuilding: Callable[[Held], Awaitable[Any]], where: str,
+) -> tuple[float, bool, Erasure, Any]:
+    """The interleaving above; how long the append waited, whether the
+    erasure was done before the replay went on, the erasure, and what
+    ``rebuilding`` returned."""
+    master = MasterKey(os.urandom(32))
+    keyring = LearnerKeys(pool, master)
+    await append_sealed(writer, keyring, await seal_made(keyring, [naming(MBOX)]))
+    await ProjectionRunner(pool, CompetencyProjection(CATALOG)).catch_up()
+    erasure_gate, replay_gate = Gate(), Gate()
+    names_in_clear = erasure_module.names_in_clear
+
+    async def held_names_in_clear(*args: Any) -> bool:
+        await erasure_gate.pass_()  # the erasure holds the log head lock here
+        return await names_in_clear(*args)
+
+    monkeypatch.setattr(erasure_module, "names_in_clear", held_names_in_clear)
+    erasing = asyncio.create_task(erase_learner(
+        pool, LearnerKeys(pool, master), TENANT, {"mbox": MBOX}, reason="request 51", by="test"))
+    await asyncio.wait_for(erasure_gate.reached.wait(), 10)
+    rebuilt = asyncio.create_task(rebuilding(Held(replay_gate, where)))
+    try:
+        await asyncio.wait_for(replay_gate.reached.wait(), 60)
+        erasure_gate.opened.set()
+        await done_or_waiting(erasing, pool)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        appended = asyncio.create_task(write(writer, course_statement(3, "data-basics", PASSED, 4000)))
+        await asyncio.wait({appended}, timeout=HELD_S)
+        waited = loop.time() - started
+        erased_while_held = erasing.done()
+    finally:
+        erasure_gate.opened.set()
+        replay_gate.opened.set()
+    result = await asyncio.wait_for(rebuilt, 60)
+    await asyncio.wait_for(appended, 10)
+    return waited, erased_while_held, await erasing, result
+
+
+async def test_a_compare_beside_an_erasure_never_holds_an_append_back(
+    pool: asyncpg.Pool, writer: StatementWriter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runner, *_ = await audited_log(pool, writer)
+    waited, erased_while_held, erased, found = await erasure_beside(
+        pool, writer, monkeypatch, lambda projection: compare(pool, projection), "digest")
+    # before the fix: the append waited for the whole held comparison (5 s)
+    assert waited < BOUND_S, f"a Statement append waited {waited:.2f} s behind the erasure behind the comparison"
+    assert erased_while_held
+    assert erased.generations == [1]
+    assert found.equal
+    # the erasure and the append, applied live, are what the log gives
+    await runner.catch_up()
+    again = await compare(pool, CompetencyProjection(CATALOG, replay_processes=1))
+    assert again.equal and again.position == await pool.fetchval("SELECT position FROM log_head")
+
+
+async def test_a_replay_beside_an_erasure_never_holds_an_append_back(
+    pool: asyncpg.Pool, writer: StatementWriter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runner, *_ = await audited_log(pool, writer)
+    waited, erased_while_held, erased, position = await erasure_beside(
+        pool, writer, monkeypatch, lambda projection: replay(pool, projection), "after_swap")
+    assert waited < BOUND_S, f"a Statement append waited {waited:.2f} s behind the erasure behind the replay"
+    assert erased_while_held
+    assert erased.generations == [1]
+    # the replay swapped in the log up to where it caught up; the live runner applies the rest
+    assert await pool.fetchval("SELECT position FROM projection_checkpoints WHERE name = 'competency'") == position
+    await runner.catch_up()
+    found = await compare(pool, CompetencyProjection(CATALOG, replay_processes=1))
+    assert found.equal and found.position == await pool.fetchval("SELECT position FROM log_head")
