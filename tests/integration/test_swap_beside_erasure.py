@@ -37,6 +37,11 @@ from tests.integration.test_replay_chain import audited_log
 MBOX = "mailto:thu@example.com"
 HELD_S = 5.0  # how long the replay stays held: what finishing and digesting a large log takes
 BOUND_S = 1.0  # how long an append may wait meanwhile
+# The swap asking for the live tables' locks (DROP TABLE, or LOCK TABLE first), and waiting.
+SWAP_WAITING = """
+SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'
+  AND (query LIKE 'DROP TABLE public.%' OR query LIKE 'LOCK TABLE public.%')
+"""
 BLOCKED = """
 SELECT count(*) FROM pg_stat_activity
 WHERE datname = current_database() AND cardinality(pg_blocking_pids(pid)) > 0
@@ -58,16 +63,16 @@ class Gate:
 
 class Held(CompetencyProjection):
     """The competency projection, held in the replay's finishing
-    (``after_swap``) or in the comparison's digest of the rebuilt state
+    (``finish_rebuild``) or in the comparison's digest of the rebuilt state
     (its second digest) until ``gate`` opens."""
 
     def __init__(self, gate: Gate, where: str) -> None:
         super().__init__(CATALOG, replay_processes=1)
         self.gate, self.where, self.digests = gate, where, 0
 
-    async def after_swap(self, conn: asyncpg.Connection) -> None:
-        await super().after_swap(conn)
-        if self.where == "after_swap":
+    async def finish_rebuild(self, conn: asyncpg.Connection) -> None:
+        await super().finish_rebuild(conn)
+        if self.where == "finish_rebuild":
             await self.gate.pass_()
 
     async def digest(self, conn: asyncpg.Connection | asyncpg.Pool) -> str:
@@ -149,12 +154,53 @@ async def test_a_replay_beside_an_erasure_never_holds_an_append_back(
 ) -> None:
     runner, *_ = await audited_log(pool, writer)
     waited, erased_while_held, erased, position = await erasure_beside(
-        pool, writer, monkeypatch, lambda projection: replay(pool, projection), "after_swap")
+        pool, writer, monkeypatch, lambda projection: replay(pool, projection), "finish_rebuild")
     assert waited < BOUND_S, f"a Statement append waited {waited:.2f} s behind the erasure behind the replay"
     assert erased_while_held
     assert erased.generations == [1]
     # the replay swapped in the log up to where it caught up; the live runner applies the rest
     assert await pool.fetchval("SELECT position FROM projection_checkpoints WHERE name = 'competency'") == position
+    await runner.catch_up()
+    found = await compare(pool, CompetencyProjection(CATALOG, replay_processes=1))
+    assert found.equal and found.position == await pool.fetchval("SELECT position FROM log_head")
+
+
+async def test_a_swap_that_waits_for_a_reader_never_holds_an_erasure_and_an_append_behind_it(
+    pool: asyncpg.Pool, writer: StatementWriter
+) -> None:
+    """A reader of a live table (a long report, say) holds the swap's
+    exclusive lock back; the erasure, then the append, must not queue
+    behind that waiting request for as long as the reader reads."""
+    runner, *_ = await audited_log(pool, writer)
+    master = MasterKey(os.urandom(32))
+    keyring = LearnerKeys(pool, master)
+    await append_sealed(writer, keyring, await seal_made(keyring, [naming(MBOX)]))
+    await runner.catch_up()
+    loop = asyncio.get_running_loop()
+    async with pool.acquire() as reader:
+        await reader.execute("BEGIN")
+        try:
+            await reader.fetchval("SELECT count(*) FROM identity_links")
+            replaying = asyncio.create_task(replay(pool, CompetencyProjection(CATALOG, replay_processes=1)))
+            for _ in range(6000):  # until the swap asks for the live tables' locks
+                if await pool.fetchval(SWAP_WAITING) or replaying.done():
+                    break
+                await asyncio.sleep(0.01)
+            assert not replaying.done() and await pool.fetchval(SWAP_WAITING)
+            started = loop.time()
+            erasing = asyncio.create_task(erase_learner(
+                pool, LearnerKeys(pool, master), TENANT, {"mbox": MBOX}, reason="request 52", by="test"))
+            appended = asyncio.create_task(write(writer, course_statement(4, "data-basics", PASSED, 4100)))
+            await asyncio.wait({erasing, appended}, timeout=HELD_S, return_when=asyncio.ALL_COMPLETED)
+            waited = loop.time() - started
+        finally:
+            await reader.execute("ROLLBACK")
+    position = await asyncio.wait_for(replaying, 60)
+    await asyncio.wait_for(asyncio.gather(erasing, appended), 10)
+    # before the fix: both waited until the reader let go (5 s)
+    assert waited < BOUND_S, f"the erasure and an append waited {waited:.2f} s behind the swap's lock request"
+    assert (await erasing).generations == [1]
+    assert await pool.fetchval("SELECT position FROM projection_checkpoints WHERE name = 'competency'") >= position
     await runner.catch_up()
     found = await compare(pool, CompetencyProjection(CATALOG, replay_processes=1))
     assert found.equal and found.position == await pool.fetchval("SELECT position FROM log_head")
