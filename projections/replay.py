@@ -215,18 +215,26 @@ async def rebuilt(
             yield Rebuilt(conn, scratch, position, failed, walk, applier, checkpoints)
         finally:
             # What is left of the scratch schema (all of it unless swapped in):
-            # a refused or failed replay leaves no tables behind; and the
-            # tables a swap replaced, which nobody reads any more.  (Not in
-            # the way of what failed: the pool's reset releases the
-            # connection's settings in any case.)
+            # a refused or failed replay leaves no tables behind.  (Not in the
+            # way of what failed: the pool's reset releases the connection's
+            # settings in any case.)
             with contextlib.suppress(Exception):
                 await conn.execute("RESET search_path")
                 await conn.execute(f'DROP SCHEMA IF EXISTS "{scratch}" CASCADE')
-                await conn.execute(f'DROP SCHEMA IF EXISTS "{retired_schema(scratch)}" CASCADE')
+                await _drop_retired(conn, projection.tables, retired_schema(scratch))
 
 
 def retired_schema(scratch: str) -> str:
     return f"{scratch}_retired"
+
+
+async def _drop_retired(conn: asyncpg.Connection, tables: Sequence[str], retired: str) -> None:
+    """Drop the tables a swap replaced, one a transaction: a session whose
+    prepared statement still names one (by its old id) locks it before it
+    finds the new one, and so waits for that table's drop alone."""
+    for table in tables:
+        await conn.execute(f'DROP TABLE IF EXISTS "{retired}".{table}')
+    await conn.execute(f'DROP SCHEMA IF EXISTS "{retired}" CASCADE')
 
 
 async def _index_and_analyse(
