@@ -33,12 +33,14 @@ class LiveTablesBusy(RuntimeError):
 
 
 async def lock_live_tables(
-    conn: asyncpg.Connection, tables: Sequence[str], *, give_up_after_s: float = GIVE_UP_AFTER_S
+    conn: asyncpg.Connection, tables: Sequence[str], *, give_up_after_s: float | None = None
 ) -> None:
     """Lock ``public.``each of ``tables`` ACCESS EXCLUSIVE for the rest of
     the caller's transaction, asking for at most :data:`LOCK_TIMEOUT_MS`
-    at a time (LiveTablesBusy: not granted within ``give_up_after_s``)."""
+    at a time (LiveTablesBusy: not granted within ``give_up_after_s``,
+    default :data:`GIVE_UP_AFTER_S`)."""
     statement = f"LOCK TABLE {', '.join(f'public.{table}' for table in tables)} IN ACCESS EXCLUSIVE MODE"
+    give_up_after_s = GIVE_UP_AFTER_S if give_up_after_s is None else give_up_after_s
     loop = asyncio.get_running_loop()
     deadline = loop.time() + give_up_after_s
     attempts = 0

@@ -22,6 +22,7 @@ import asyncpg
 import pytest
 
 import lrs.store.erasure as erasure_module
+from projections import swap_lock
 from lrs.privacy.master import MasterKey
 from lrs.store import StatementWriter
 from lrs.store.erasure import Erasure, erase_learner
@@ -33,6 +34,7 @@ from projections.runner import ProjectionRunner
 from tests.integration.competency_statements import CATALOG, PASSED, course_statement, write
 from tests.integration.test_keys_in_group_commit import TENANT, append_sealed, naming, seal_made
 from tests.integration.test_replay_chain import audited_log
+from tests.integration.test_replay_shares import assert_nothing_swapped_in
 
 MBOX = "mailto:thu@example.com"
 HELD_S = 5.0  # how long the replay stays held: what finishing and digesting a large log takes
@@ -204,3 +206,20 @@ async def test_a_swap_that_waits_for_a_reader_never_holds_an_erasure_and_an_appe
     await runner.catch_up()
     found = await compare(pool, CompetencyProjection(CATALOG, replay_processes=1))
     assert found.equal and found.position == await pool.fetchval("SELECT position FROM log_head")
+
+
+async def test_a_swap_whose_tables_stay_locked_gives_up_and_swaps_nothing_in(
+    pool: asyncpg.Pool, writer: StatementWriter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runner, live, checkpoint, before = await audited_log(pool, writer)
+    monkeypatch.setattr(swap_lock, "GIVE_UP_AFTER_S", 1.0)
+    async with pool.acquire() as reader:
+        await reader.execute("BEGIN")
+        try:
+            await reader.fetchval("SELECT count(*) FROM roster_memberships")
+            with pytest.raises(swap_lock.LiveTablesBusy, match="nothing was swapped in"):
+                await asyncio.wait_for(replay(pool, CompetencyProjection(CATALOG, replay_processes=1)), 60)
+        finally:
+            await reader.execute("ROLLBACK")
+    await assert_nothing_swapped_in(pool, runner, live, checkpoint, before)
+    assert await pool.fetchval("SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'replay_competency%'") == 0
