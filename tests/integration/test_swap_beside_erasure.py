@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import threading
 from typing import Any, Awaitable, Callable
 
 import asyncpg
@@ -27,6 +28,7 @@ from lrs.privacy.master import MasterKey
 from lrs.store import StatementWriter
 from lrs.store.erasure import Erasure, erase_learner
 from lrs.store.learner_keys import LearnerKeys
+from projections.competency.catalog import FRAMEWORKS_DIR
 from projections.competency.store import CompetencyProjection
 from projections.replay import replay
 from projections.replay_compare import compare
@@ -223,3 +225,48 @@ async def test_a_swap_whose_tables_stay_locked_gives_up_and_swaps_nothing_in(
             await reader.execute("ROLLBACK")
     await assert_nothing_swapped_in(pool, runner, live, checkpoint, before)
     assert await pool.fetchval("SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'replay_competency%'") == 0
+
+
+def test_lrs_replay_whose_tables_stay_locked_exits_1_with_one_line(
+    database_url: str, pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from lrs.cli import main
+
+    async def filled() -> None:
+        async with asyncpg.create_pool(database_url, min_size=1, max_size=4) as own:
+            writer = StatementWriter(own, wait_ms=1.0)
+            await writer.start()
+            try:
+                await audited_log(own, writer)
+            finally:
+                await writer.close()
+
+    asyncio.run(filled())
+    holding, release = threading.Event(), threading.Event()
+
+    def hold_a_reader() -> None:
+        async def held() -> None:
+            reader = await asyncpg.connect(database_url)
+            await reader.execute("BEGIN")
+            await reader.fetchval("SELECT count(*) FROM identity_links")
+            holding.set()
+            await asyncio.to_thread(release.wait)
+            await reader.close()
+
+        asyncio.run(held())
+
+    thread = threading.Thread(target=hold_a_reader)
+    thread.start()
+    try:
+        assert holding.wait(30)
+        monkeypatch.setattr(swap_lock, "GIVE_UP_AFTER_S", 1.0)
+        monkeypatch.setenv("LRS_DATABASE_URL", database_url)
+        monkeypatch.setattr("lrs.commands.common.setup", lambda settings, **options: None)
+        code = main(["replay", "competency", "--processes", "1", "--frameworks", str(FRAMEWORKS_DIR)])
+    finally:
+        release.set()
+        thread.join(30)
+    err = capsys.readouterr().err.strip()
+    assert code == 1
+    assert err.splitlines()[-1].startswith("lrs replay competency: the live tables stayed locked by others for 1 s")
+    assert err.splitlines()[-1].endswith("nothing was swapped in")
