@@ -35,8 +35,9 @@ from projections.replay_compare import compare
 from projections.runner import ProjectionRunner
 from tests.integration.competency_statements import CATALOG, PASSED, course_statement, write
 from tests.integration.test_keys_in_group_commit import TENANT, append_sealed, naming, seal_made
-from tests.integration.test_replay_chain import audited_log
+from tests.integration.test_replay_chain import audited_log, audited_log_in
 from tests.integration.test_replay_shares import assert_nothing_swapped_in
+from tests.integration.test_roster_lock_order import until_done_or_waiting
 
 MBOX = "mailto:thu@example.com"
 HELD_S = 5.0  # how long the replay stays held: what finishing and digesting a large log takes
@@ -45,10 +46,6 @@ BOUND_S = 1.0  # how long an append may wait meanwhile
 SWAP_WAITING = """
 SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'
   AND (query LIKE 'DROP TABLE public.%' OR query LIKE 'LOCK TABLE public.%')
-"""
-BLOCKED = """
-SELECT count(*) FROM pg_stat_activity
-WHERE datname = current_database() AND cardinality(pg_blocking_pids(pid)) > 0
 """
 
 
@@ -87,12 +84,11 @@ class Held(CompetencyProjection):
         return found
 
 
-async def done_or_waiting(task: asyncio.Task[Any], pool: asyncpg.Pool) -> None:
-    for _ in range(500):
-        if task.done() or await pool.fetchval(BLOCKED):
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError("the erasure neither finished nor waited")
+async def equal_at_the_log_head(pool: asyncpg.Pool, runner: ProjectionRunner) -> None:
+    """Once the live runner applied the rest, the live projection is what the whole log gives."""
+    await runner.catch_up()
+    found = await compare(pool, CompetencyProjection(CATALOG, replay_processes=1))
+    assert found.equal and found.position == await pool.fetchval("SELECT position FROM log_head")
 
 
 async def erasure_beside(
@@ -121,7 +117,7 @@ async def erasure_beside(
     try:
         await asyncio.wait_for(replay_gate.reached.wait(), 60)
         erasure_gate.opened.set()
-        await done_or_waiting(erasing, pool)
+        await until_done_or_waiting(erasing, pool)
         loop = asyncio.get_running_loop()
         started = loop.time()
         appended = asyncio.create_task(write(writer, course_statement(3, "data-basics", PASSED, 4000)))
@@ -136,37 +132,26 @@ async def erasure_beside(
     return waited, erased_while_held, await erasing, result
 
 
-async def test_a_compare_beside_an_erasure_never_holds_an_append_back(
-    pool: asyncpg.Pool, writer: StatementWriter, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("kind", ["compare", "replay"])
+async def test_a_compare_or_a_replay_beside_an_erasure_never_holds_an_append_back(
+    kind: str, pool: asyncpg.Pool, writer: StatementWriter, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     runner, *_ = await audited_log(pool, writer)
-    waited, erased_while_held, erased, found = await erasure_beside(
-        pool, writer, monkeypatch, lambda projection: compare(pool, projection), "digest")
-    # before the fix: the append waited for the whole held comparison (5 s)
-    assert waited < BOUND_S, f"a Statement append waited {waited:.2f} s behind the erasure behind the comparison"
-    assert erased_while_held
-    assert erased.generations == [1]
-    assert found.equal
+    if kind == "compare":  # held in its digest of the rebuilt state
+        waited, erased_while_held, erased, found = await erasure_beside(
+            pool, writer, monkeypatch, lambda projection: compare(pool, projection), "digest")
+    else:  # held finishing the rebuilt tables
+        waited, erased_while_held, erased, found = await erasure_beside(
+            pool, writer, monkeypatch, lambda projection: replay(pool, projection), "finish_rebuild")
+    # before the fix: the append waited for the whole hold (5 s)
+    assert waited < BOUND_S, f"a Statement append waited {waited:.2f} s behind the erasure behind the {kind}"
+    assert erased_while_held and erased.generations == [1]
+    if kind == "compare":
+        assert found.equal
+    else:  # swapped in up to where it caught up; the live runner applies the rest
+        assert await pool.fetchval("SELECT position FROM projection_checkpoints WHERE name = 'competency'") == found
     # the erasure and the append, applied live, are what the log gives
-    await runner.catch_up()
-    again = await compare(pool, CompetencyProjection(CATALOG, replay_processes=1))
-    assert again.equal and again.position == await pool.fetchval("SELECT position FROM log_head")
-
-
-async def test_a_replay_beside_an_erasure_never_holds_an_append_back(
-    pool: asyncpg.Pool, writer: StatementWriter, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    runner, *_ = await audited_log(pool, writer)
-    waited, erased_while_held, erased, position = await erasure_beside(
-        pool, writer, monkeypatch, lambda projection: replay(pool, projection), "finish_rebuild")
-    assert waited < BOUND_S, f"a Statement append waited {waited:.2f} s behind the erasure behind the replay"
-    assert erased_while_held
-    assert erased.generations == [1]
-    # the replay swapped in the log up to where it caught up; the live runner applies the rest
-    assert await pool.fetchval("SELECT position FROM projection_checkpoints WHERE name = 'competency'") == position
-    await runner.catch_up()
-    found = await compare(pool, CompetencyProjection(CATALOG, replay_processes=1))
-    assert found.equal and found.position == await pool.fetchval("SELECT position FROM log_head")
+    await equal_at_the_log_head(pool, runner)
 
 
 async def test_a_swap_that_waits_for_a_reader_never_holds_an_erasure_and_an_append_behind_it(
@@ -205,9 +190,7 @@ async def test_a_swap_that_waits_for_a_reader_never_holds_an_erasure_and_an_appe
     assert waited < BOUND_S, f"the erasure and an append waited {waited:.2f} s behind the swap's lock request"
     assert (await erasing).generations == [1]
     assert await pool.fetchval("SELECT position FROM projection_checkpoints WHERE name = 'competency'") >= position
-    await runner.catch_up()
-    found = await compare(pool, CompetencyProjection(CATALOG, replay_processes=1))
-    assert found.equal and found.position == await pool.fetchval("SELECT position FROM log_head")
+    await equal_at_the_log_head(pool, runner)
 
 
 async def test_a_swap_whose_tables_stay_locked_gives_up_and_swaps_nothing_in(
@@ -232,16 +215,7 @@ def test_lrs_replay_whose_tables_stay_locked_exits_1_with_one_line(
 ) -> None:
     from lrs.cli import main
 
-    async def filled() -> None:
-        async with asyncpg.create_pool(database_url, min_size=1, max_size=4) as own:
-            writer = StatementWriter(own, wait_ms=1.0)
-            await writer.start()
-            try:
-                await audited_log(own, writer)
-            finally:
-                await writer.close()
-
-    asyncio.run(filled())
+    asyncio.run(audited_log_in(database_url))
     holding, release = threading.Event(), threading.Event()
 
     def hold_a_reader() -> None:
