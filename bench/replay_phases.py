@@ -99,14 +99,14 @@ def instrument(phases: Phases) -> None:
         await replace(self, conn, position)
 
     checkpoints.CheckpointStore.replace = replace_marked  # type: ignore[method-assign]
-    original = store.CompetencyProjection.after_swap
+    original = store.CompetencyProjection.finish_rebuild
 
-    async def after_swap(self: Any, conn: Any) -> None:
-        phases.mark("swap (apply what came meanwhile, move the tables, commit)")
+    async def finish_rebuild(self: Any, conn: Any) -> None:
+        phases.mark("apply what came meanwhile")
         await original(self, conn)
-        phases.mark("after swap (place, recount, series)")
+        phases.mark("finish the rebuilt tables (place, recount, series)")
 
-    store.CompetencyProjection.after_swap = after_swap  # type: ignore[method-assign]
+    store.CompetencyProjection.finish_rebuild = finish_rebuild  # type: ignore[method-assign]
 
 
 async def run(database_url: str, postmaster: int, profile: int) -> dict:

@@ -380,6 +380,7 @@ def _replay(args: argparse.Namespace) -> int:
         from projections.replay import replay
         from projections.contract import ProjectionOutdated
         from projections.replay_compare import LiveBehind, compare
+        from projections.swap_lock import LiveTablesBusy
 
         async with database_url(settings) as url:
             async with command_pool(
@@ -396,7 +397,7 @@ def _replay(args: argparse.Namespace) -> int:
                             position = await replay(pool, projection, progress=progress, **options)
                 except ChainBroken as exc:
                     refused = f"{exc}; nothing was swapped in"
-                except (LiveBehind, ProjectionOutdated) as exc:
+                except (LiveBehind, LiveTablesBusy, ProjectionOutdated) as exc:
                     refused = str(exc)
                 else:
                     refused = None

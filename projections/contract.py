@@ -52,15 +52,16 @@ class Projection(abc.ABC):
     event), then :meth:`committed` or, when the transaction or a savepoint in
     it rolled back, :meth:`rolled_back`.  A replay builds fresh tables with
     :meth:`rebuild` when :attr:`bulk_rebuild` is set (else through the
-    runner's own apply, batch by batch), swaps them in, and calls
-    :meth:`after_swap` in the swap's transaction."""
+    runner's own apply, batch by batch), calls :meth:`finish_rebuild` on
+    them, and swaps them in, in one transaction."""
 
     name: ClassVar[str]
     # The checkpoint records both; a state built under others asks for a replay.
     rule_version: ClassVar[int]
     catalog_digest: str = ""
     # The tables the projection owns, in the ``public`` schema: a replay builds
-    # each afresh (same columns, indexes and keys) and swaps it in.
+    # each afresh (same columns, indexes and keys) and swaps it in.  Every
+    # table that apply or finish_rebuild writes is one of them.
     tables: ClassVar[tuple[str, ...]]
     # True: :meth:`rebuild` builds the whole state at once, into tables
     # without indexes (the replay adds them after); False: a replay applies
@@ -94,9 +95,12 @@ class Projection(abc.ABC):
         """Empty the projection's tables."""
         await conn.execute(f"TRUNCATE {', '.join(self.tables)}")
 
-    async def after_swap(self, conn: asyncpg.Connection) -> None:
-        """Runs in a replay's swap transaction, after the fresh tables replaced
-        the live ones (``search_path`` back to normal)."""
+    async def finish_rebuild(self, conn: asyncpg.Connection) -> None:
+        """Runs in a replay's swap transaction on the fresh tables, before
+        they replace the live ones: ``search_path`` puts the scratch schema
+        first, which holds every table of :attr:`tables` (so what this writes
+        without a schema name lands there, never in a live table, which stays
+        unlocked meanwhile).  ``--compare`` finishes its rebuild so too."""
 
     async def digest(self, conn: asyncpg.Connection | asyncpg.Pool) -> str:
         """A digest of the whole state: equal states, equal digests.  By

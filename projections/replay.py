@@ -1,7 +1,8 @@
 """Rebuild a projection from the Postgres log into fresh tables, then swap them in.
 
-The new tables are built in a scratch schema, analysed, and replace the live
-ones in one transaction, together with what the live runner committed meanwhile.  A
+The new tables are built in a scratch schema, analysed, brought up to what the
+live runner committed meanwhile, finished there, and replace the live ones in
+one transaction that locks them for the rename alone.  A
 projection that builds its whole state at once (``bulk_rebuild``) gets the log
 in pages and fills unindexed tables, indexed afterwards; others get it batch
 by batch through the runner's own apply (projections/applying.py).  Every
@@ -30,6 +31,7 @@ from projections.checkpoints import CheckpointStore
 from projections.contract import Projection
 from projections.events import log_events
 from projections.log_chain import ChainWalk, Page, PageChain, checked_page
+from projections.swap_lock import lock_live_tables
 
 __all__ = ["LogPages", "Rebuilt", "ReplayRunning", "index_early", "rebuilt", "replay", "usable_cores"]
 
@@ -74,7 +76,9 @@ async def replay(
     The new tables are built in a scratch schema (the projection's SQL is
     unqualified, so ``search_path`` points it there).  The swap takes the
     checkpoint row's lock, applies what the live runner committed meanwhile,
-    and replaces the live tables in one transaction.  ``progress(done, total)``
+    finishes the new tables where they are (``finish_rebuild``), and
+    replaces the live tables in one transaction, holding their exclusive
+    locks for the rename alone (projections/swap_lock.py).  ``progress(done, total)``
     is called after every batch.  Events the rules fail on are parked at once
     (they fail the same way every time); a rebuild replaces the parked events
     up to its position with its own, so replaying after fixing what made an
@@ -97,13 +101,20 @@ async def replay(
                     log.error("projection.event_parked", projection=name, position=failed_at,
                               tenant=tenant, attempts=1, error=error, alert=True)
             position = await built.catch_up(batch_size)  # what was committed while we rebuilt
+            # Finished where they are: nothing live is locked for as long as that takes.
+            await projection.finish_rebuild(conn)
+            # The live tables are locked for the rename alone (an erasure
+            # holding the log head lock may wait for them: ingest with it).
+            await conn.execute(f'CREATE SCHEMA "{built.retired}"')
+            await lock_live_tables(conn, projection.tables)
             for table in projection.tables:
-                await conn.execute(f"DROP TABLE public.{table}")
+                # Moved aside, not dropped here: the commit then unlinks no
+                # file (a large table's take a while) with the locks held.
+                await conn.execute(f'ALTER TABLE public.{table} SET SCHEMA "{built.retired}"')
                 await conn.execute(f'ALTER TABLE "{built.scratch}".{table} SET SCHEMA public')
             await checkpoints.advance(conn, position)
             await conn.execute(f'DROP SCHEMA "{built.scratch}"')
             await conn.execute("RESET search_path")
-            await projection.after_swap(conn)
     log.info("projection.replayed", projection=name, position=position)
     return position
 
@@ -122,6 +133,11 @@ class Rebuilt:
     walk: ChainWalk
     applier: BatchApplier
     checkpoints: CheckpointStore
+
+    @property
+    def retired(self) -> str:
+        """The schema a swap moves the live tables it replaces into, dropped after its commit."""
+        return retired_schema(self.scratch)
 
     async def catch_up(self, batch_size: int, upto: int | None = None) -> int:
         """Apply to the rebuilt tables the events after ``position`` (up to
@@ -167,6 +183,7 @@ async def rebuilt(
         # One transaction: one commit to wait for, not one per table.
         async with conn.transaction():
             await conn.execute(f'DROP SCHEMA IF EXISTS "{scratch}" CASCADE')
+            await conn.execute(f'DROP SCHEMA IF EXISTS "{retired_schema(scratch)}" CASCADE')
             await conn.execute(f'CREATE SCHEMA "{scratch}"')
             # A bulk rebuild fills the tables first and indexes them after (faster than index by index).
             indexes = "EXCLUDING INDEXES" if bulk else ""
@@ -204,6 +221,20 @@ async def rebuilt(
             with contextlib.suppress(Exception):
                 await conn.execute("RESET search_path")
                 await conn.execute(f'DROP SCHEMA IF EXISTS "{scratch}" CASCADE')
+                await _drop_retired(conn, projection.tables, retired_schema(scratch))
+
+
+def retired_schema(scratch: str) -> str:
+    return f"{scratch}_retired"
+
+
+async def _drop_retired(conn: asyncpg.Connection, tables: Sequence[str], retired: str) -> None:
+    """Drop the tables a swap replaced, one a transaction: a session whose
+    prepared statement still names one (by its old id) locks it before it
+    finds the new one, and so waits for that table's drop alone."""
+    for table in tables:
+        await conn.execute(f'DROP TABLE IF EXISTS "{retired}".{table}')
+    await conn.execute(f'DROP SCHEMA IF EXISTS "{retired}" CASCADE')
 
 
 async def _index_and_analyse(

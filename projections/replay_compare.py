@@ -3,21 +3,24 @@ with the live one, which it leaves as it is.
 
 The rebuild is a replay's (projections/replay.py ``rebuilt``): fresh tables
 in a scratch schema, every event read checked against the hash chain as
-``lrs audit verify`` checks it.  Then, in one transaction that is rolled
-back, holding the checkpoint row's lock (the live runner waits, as it does
-for a replay's swap): the live state is digested where its checkpoint is;
-the rebuilt tables are brought to that same position with the events
-committed since the rebuild started (chain-checked too), put in the live
-tables' place, finished as a swap finishes them (``after_swap``) and
-digested.  The rollback puts the live tables back; the scratch schema is
-dropped.  Equal digests: the live projection is what the log gives.
+``lrs audit verify`` checks it.  Then the live state is digested where its
+checkpoint is, holding the checkpoint row's lock meanwhile (the live runner
+waits; the live tables are only read, as any reader reads them).  The
+rebuilt tables are brought to that same position with the events committed
+since the rebuild started (chain-checked too), finished where they are as a
+replay finishes them (``finish_rebuild``) and digested there, in a
+transaction that is rolled back; no live table is locked or written
+meanwhile, so nothing waits for the comparison but the live runner, and
+that only while the live state is digested.  The scratch schema is dropped.
+Equal digests: the live projection is what the log gives.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from dataclasses import dataclass
-from typing import Awaitable, Callable
+from typing import AsyncIterator, Awaitable, Callable
 
 import asyncpg
 
@@ -45,10 +48,6 @@ class Comparison:
         return self.live == self.rebuilt
 
 
-class _RolledBack(Exception):
-    """Leaves the comparing transaction, undoing it."""
-
-
 async def compare(
     pool: asyncpg.Pool,
     projection: Projection,
@@ -65,42 +64,48 @@ async def compare(
     async with rebuilt(pool, projection, batch_size=batch_size, progress=progress, connect=connect) as built:
         deadline = asyncio.get_running_loop().time() + wait_for_live_s
         while True:
-            found = await _compared(built, projection, batch_size)
-            if isinstance(found, Comparison):
-                return found
+            live_at, live = await _live_digest(built, projection)
+            if live is not None:
+                return Comparison(live, await _rebuilt_digest(built, projection, batch_size, live_at), live_at)
             if asyncio.get_running_loop().time() >= deadline:
                 raise LiveBehind(
-                    f"the live {projection.name} projection is at position {found}, behind the log's position "
+                    f"the live {projection.name} projection is at position {live_at}, behind the log's position "
                     f"{built.position} the rebuild read up to (is its runner running?)"
                 )
             await asyncio.sleep(_POLL_S)
 
 
-async def _compared(built: Rebuilt, projection: Projection, batch_size: int) -> Comparison | int:
-    """The comparison, or where the live checkpoint is when it is behind the rebuild."""
-    conn, scratch = built.conn, built.scratch
-    found: Comparison | int | None = None
+@contextlib.asynccontextmanager
+async def _undone(conn: asyncpg.Connection) -> AsyncIterator[None]:
+    """A transaction rolled back however its block ends."""
+    transaction = conn.transaction()
+    await transaction.start()
     try:
-        async with conn.transaction():
-            live_at = await built.checkpoints.lock(conn)  # the live runner waits until the rollback
-            if live_at < built.position:
-                found = live_at
-                raise _RolledBack
-            await conn.execute("SET LOCAL search_path TO public")
-            live = await projection.digest(conn)
-            await conn.execute(f'SET LOCAL search_path TO "{scratch}", public')
-            position = await built.catch_up(batch_size, upto=live_at)
-            if position != live_at:
-                raise RuntimeError(f"the log ends at position {position}, before the live checkpoint {live_at}")
-            for table in projection.tables:
-                await conn.execute(f"DROP TABLE public.{table}")
-                await conn.execute(f'ALTER TABLE "{scratch}".{table} SET SCHEMA public')
-            await conn.execute("SET LOCAL search_path TO public")
-            await projection.after_swap(conn)
-            found = Comparison(live, await projection.digest(conn), live_at)
-            raise _RolledBack
-    except _RolledBack:
-        pass
-    await conn.execute(f'SET search_path TO "{scratch}", public')  # the rebuilt tables are back in scratch
-    assert found is not None
-    return found
+        yield
+    finally:
+        await transaction.rollback()
+
+
+async def _live_digest(built: Rebuilt, projection: Projection) -> tuple[int, str | None]:
+    """Where the live checkpoint is, and the live state's digest there (None:
+    the checkpoint is behind the rebuild), read while the checkpoint row is
+    locked: the live runner waits, nobody else does."""
+    conn = built.conn
+    async with _undone(conn):  # (locking the row may create it: undone)
+        live_at = await built.checkpoints.lock(conn)
+        if live_at < built.position:
+            return live_at, None
+        await conn.execute("SET LOCAL search_path TO public")
+        return live_at, await projection.digest(conn)
+
+
+async def _rebuilt_digest(built: Rebuilt, projection: Projection, batch_size: int, upto: int) -> str:
+    """The rebuilt state brought to position ``upto``, finished and digested
+    in the scratch schema (the connection's search path), all of it undone
+    after: what the catch-up would record of an event it fails on too."""
+    async with _undone(built.conn):
+        position = await built.catch_up(batch_size, upto=upto)
+        if position != upto:
+            raise RuntimeError(f"the log ends at position {position}, before the live checkpoint {upto}")
+        await projection.finish_rebuild(built.conn)
+        return await projection.digest(built.conn)

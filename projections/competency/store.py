@@ -94,6 +94,10 @@ __all__ = ["CompetencyProjection", "DIGESTED_ROWS", "digest", "digest_with_posit
 MAX_REPLAY_PROCESSES = 8
 
 
+# The tables finish_rebuild fills, unqualified: the replay's scratch schema's.
+ANALYZE_FINISHED = "ANALYZE learner_units, unit_headcounts, roster_clock, unit_certified, unit_series_heads, unit_series_certs"
+
+
 class CompetencyProjection(Projection):
     """Each learner's competency state and programme certifications, and the
     per-unit certified counts that follow from them."""
@@ -110,7 +114,7 @@ class CompetencyProjection(Projection):
         "competency_mastery_mismatches",
         "unit_certified",
         # the roster, rebuilt from the log's roster events (placement and
-        # headcounts follow in after_swap)
+        # headcounts follow in finish_rebuild)
         "roster_memberships",
         "unit_tree",
         "units",
@@ -118,6 +122,14 @@ class CompetencyProjection(Projection):
         "identity_links",
         # erased learners out of the unit totals (policy drop), from the log's erasure events
         "units_dropped_learners",
+        # what finish_rebuild counts from those (placements, headcounts and
+        # their clock, the series' per-day deltas): built beside them, so that
+        # finishing a rebuild writes no live table
+        "learner_units",
+        "unit_headcounts",
+        "roster_clock",
+        "unit_series_heads",
+        "unit_series_certs",
     )
 
     def __init__(
@@ -434,7 +446,7 @@ class CompetencyProjection(Projection):
         events the rules failed on (position, tenant, error).  ``connect``
         opens another connection to the database, for forked workers that
         copy their share of the learners themselves.  The unit counts are
-        left to :meth:`after_swap`."""
+        left to :meth:`finish_rebuild`."""
         # Everything read stays referenced until its rows are written, so the
         # cyclic collector would only walk an ever larger heap: it is paused
         # while the log is read and folded (and resumed as it was after).
@@ -474,9 +486,12 @@ class CompetencyProjection(Projection):
     async def digest(self, conn: asyncpg.Connection | asyncpg.Pool) -> str:
         return await digest(conn)
 
-    async def after_swap(self, conn: asyncpg.Connection) -> None:
-        """After a replay swapped fresh tables in: place the learners in the
-        rebuilt roster's units and count the units again."""
+    async def finish_rebuild(self, conn: asyncpg.Connection) -> None:
+        """On a replay's rebuilt tables, before they are swapped in: place the
+        learners in the rebuilt roster's units, count the units again, and
+        give the tables the series' triggers (which go with them to ``public``)."""
         await place_all(conn, datetime.now(timezone.utc))
         await recount_certified(conn)
         await recompute_series(conn, attach=True)
+        # their statistics before they go live (the replay analysed them empty)
+        await conn.execute(ANALYZE_FINISHED)

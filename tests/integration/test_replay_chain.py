@@ -78,6 +78,19 @@ async def audited_log(pool: asyncpg.Pool, writer: StatementWriter) -> tuple[Proj
     return runner, await digest(pool), await runner.checkpoint(), await tables(pool)
 
 
+async def audited_log_in(database_url: str) -> str:
+    """:func:`audited_log` on a pool of its own (for a test that runs a
+    command in its own event loop after); the live digest."""
+    async with asyncpg.create_pool(database_url, min_size=1, max_size=4) as own:
+        writer = StatementWriter(own, wait_ms=1.0)
+        await writer.start()
+        try:
+            await audited_log(own, writer)
+        finally:
+            await writer.close()
+        return await digest(own)
+
+
 async def tamper(pool: asyncpg.Pool, sql: str, *args: Any) -> None:
     """As the superuser the tests run as: the append-only trigger off, the change, the trigger on."""
     async with pool.acquire() as conn, conn.transaction():
@@ -255,16 +268,6 @@ def _lrs_replay(database_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pyte
 def test_lrs_replay_of_an_altered_log_exits_1_with_one_line_and_compare_says_equal_or_not(
     database_url: str, pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    async def filled() -> str:
-        async with asyncpg.create_pool(database_url, min_size=1, max_size=4) as own:
-            writer = StatementWriter(own, wait_ms=1.0)
-            await writer.start()
-            try:
-                await audited_log(own, writer)
-            finally:
-                await writer.close()
-            return await digest(own)
-
     async def altered() -> int:
         async with asyncpg.create_pool(database_url, min_size=1, max_size=2) as own:
             return await alter(own, "roster")
@@ -273,7 +276,7 @@ def test_lrs_replay_of_an_altered_log_exits_1_with_one_line_and_compare_says_equ
         async with asyncpg.create_pool(database_url, min_size=1, max_size=2) as own:
             return await digest(own)
 
-    live = asyncio.run(filled())
+    live = asyncio.run(audited_log_in(database_url))
     code, out, err = _lrs_replay(database_url, monkeypatch, capsys, "--compare")
     assert code == 0 and err == ""
     assert out.splitlines()[0].startswith(f"live competency {live} position ")
