@@ -210,6 +210,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return int(handler(args) or 0)
+    except KeyboardInterrupt:
+        # Ctrl-C (SIGINT): what the command was doing is cleaned up as it
+        # unwound (asyncio cancels a command's task, a replay drops its
+        # scratch schema and ends its forked workers, which ignore SIGINT);
+        # one line, not a traceback, and the shell's status for SIGINT.
+        print(f"{_command_parser(parser, args).prog}: interrupted", file=sys.stderr)
+        return 130
     except Exception as exc:
         # Causes a person can fix (a bad setting, a data dir in use, a failed
         # migration) get one line naming the command run, e.g. `lrs credentials

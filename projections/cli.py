@@ -6,7 +6,6 @@ import argparse
 import asyncio
 import os
 import re
-import signal
 import sys
 import tempfile
 from pathlib import Path
@@ -321,7 +320,7 @@ def _project(args: argparse.Namespace) -> int:
 
 
 async def _run_projection(settings: Any, catalog: Catalog, args: argparse.Namespace) -> int:
-    from lrs.commands.common import reaching_database, settle_heap
+    from lrs.commands.common import reaching_database, settle_heap, stop_signals
     from lrs.runtime.embedded import embedded_services
     from lrs.store.migrations import apply_migrations
     from lrs.store.pool import create_pool
@@ -339,7 +338,7 @@ async def _run_projection(settings: Any, catalog: Catalog, args: argparse.Namesp
             )
             stop = asyncio.Event()
             loop = asyncio.get_running_loop()
-            for sig in (signal.SIGTERM, signal.SIGINT):
+            for sig in stop_signals():
                 loop.add_signal_handler(sig, stop.set)
             # As the HTTP workers and the relay do: what exists now (modules,
             # the catalog, the pool) lives as long as the process, so the
@@ -355,7 +354,7 @@ async def _run_projection(settings: Any, catalog: Catalog, args: argparse.Namesp
                 print(f"lrs project: {exc}", file=sys.stderr)
                 return 1
             finally:
-                for sig in (signal.SIGTERM, signal.SIGINT):
+                for sig in stop_signals():
                     loop.remove_signal_handler(sig)
         finally:
             await pool.close()

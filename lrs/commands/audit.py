@@ -114,34 +114,28 @@ def _usage(parser: argparse.ArgumentParser) -> int:
 async def verify_log(
     pool: object, batch_size: int, progress: object = None, hashes: dict[int, bytes] | None = None
 ) -> tuple[int | None, int]:
-    """(first bad position or None, last position checked).  ``hashes``: the
+    """(first bad position or None, last position checked intact): the log
+    read in batches of ``batch_size`` and walked up to the log head
+    (lrs.chain_walk, as a replay walks its pages).  ``hashes``: the
     positions wanted as keys; their hashes in the log are filled in."""
-    from lrs.eventlog import GENESIS_HASH, verify_chain
+    from lrs.chain_walk import ChainBroken, ChainWalk
     from lrs.store.log_reader import head as log_head, read_events_after
 
     head, head_hash = await log_head(pool)
-    position, prev_hash = 0, GENESIS_HASH
-    while True:
-        batch = await read_events_after(pool, position, batch_size)
-        if not batch:
-            break
-        bad = verify_chain(batch, prev_position=position, prev_hash=prev_hash)
-        if bad is not None:
-            return bad, position
-        # No event names the hash of the one at the head: log_head does (set
-        # with it); another there is that event rewritten and hashed again.
-        if position < head <= batch[-1].position and batch[head - position - 1].hash != head_hash:
-            return head, head - 1
-        if hashes:
-            for record in batch:
-                if record.position in hashes:
-                    hashes[record.position] = bytes(record.hash)
-        position, prev_hash = batch[-1].position, batch[-1].hash
-        if progress is not None:
-            progress(position, max(head, position))  # type: ignore[operator]
-    if position < head:  # the log head names events that are not there
-        return position + 1, position
-    return None, position
+    walk = ChainWalk(head, head_hash)
+    try:
+        while batch := await read_events_after(pool, walk.position, batch_size):
+            walk.records(batch)
+            if hashes:
+                for record in batch:
+                    if record.position in hashes:
+                        hashes[record.position] = bytes(record.hash)
+            if progress is not None:
+                progress(walk.position, max(head, walk.position))  # type: ignore[operator]
+        walk.end()
+    except ChainBroken as exc:
+        return exc.position, exc.position - 1
+    return None, walk.position
 
 
 def _verify(args: argparse.Namespace) -> int:

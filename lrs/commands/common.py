@@ -15,6 +15,7 @@ import contextlib
 import gc
 import getpass
 import os
+import signal
 import socket
 import sys
 from importlib.resources.abc import Traversable
@@ -33,6 +34,17 @@ def load_settings() -> Settings:
     """The settings from LRS_* variables; a bad one raises :class:`ConfigError`,
     which ``lrs`` reports as one line naming the command run (exit status 2)."""
     return Settings.from_env()
+
+
+def stop_signals() -> tuple[signal.Signals, ...]:
+    """The signals that stop a long-running command (serve, relay, project)
+    gracefully: SIGTERM, and SIGINT (Ctrl-C) unless the process started with
+    it ignored, as ``lrs serve``'s supervised children do
+    (lrs.runtime.workers.leave_ctrl_c_to_the_supervisor): their supervisor
+    stops them, in order."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        return (signal.SIGTERM,)
+    return (signal.SIGTERM, signal.SIGINT)
 
 
 def run_async(main: Callable[[], Awaitable[T]]) -> T:

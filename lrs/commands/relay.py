@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import signal
 import sys
 from typing import TYPE_CHECKING, AsyncIterator
 
@@ -13,7 +12,7 @@ import structlog
 
 from lrs.cli_arguments import at_least_one
 from lrs.commands.common import (
-    database_url, load_settings, reaching_database, run_async, settle_heap, setup,
+    database_url, load_settings, reaching_database, run_async, settle_heap, setup, stop_signals,
 )
 from lrs.config import Settings
 
@@ -140,7 +139,7 @@ async def relay(settings: Settings, args: argparse.Namespace) -> None:
                     watching = asyncio.create_task(_while_nats_answers(relay.bus, RELAY_NATS_WAIT_S))
                 settle_heap()
                 loop = asyncio.get_running_loop()
-                for sig in (signal.SIGTERM, signal.SIGINT):
+                for sig in stop_signals():
                     loop.add_signal_handler(sig, running.cancel)
                 try:
                     if watching is not None:
@@ -157,7 +156,7 @@ async def relay(settings: Settings, args: argparse.Namespace) -> None:
                 finally:
                     if watching is not None:
                         watching.cancel()
-                    for sig in (signal.SIGTERM, signal.SIGINT):
+                    for sig in stop_signals():
                         loop.remove_signal_handler(sig)
                     await relay.stop()
                     if anchoring is not None:

@@ -14,7 +14,6 @@ import contextlib
 import dataclasses
 import os
 import errno
-import signal
 import socket
 import sys
 from typing import Callable
@@ -22,7 +21,7 @@ from typing import Callable
 import structlog
 from aiohttp import web
 
-from lrs.commands.common import load_settings, run_async, settle_heap, setup
+from lrs.commands.common import load_settings, run_async, settle_heap, setup, stop_signals
 from lrs.config import ConfigError, Settings
 from lrs.startup import cannot_listen, explain, port_in_use
 
@@ -71,7 +70,7 @@ def _run(args: argparse.Namespace) -> int:
 def _stop_event() -> asyncio.Event:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
+    for sig in stop_signals():
         loop.add_signal_handler(sig, stop.set)
     return stop
 

@@ -55,7 +55,6 @@ _KNOWN = {name.lower(): name for name in _FILTER_PARAMS | _SINGLE_PARAMS | {"mor
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 
 
-
 class StatementQuery(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     """A filtered GET /statements; ``limit`` is already resolved (1..max)."""
 

@@ -7,7 +7,8 @@ port (SO_REUSEPORT) and append to the same log, plus one ``lrs relay`` and,
 when projections are enabled and NATS is configured, one ``lrs project`` (the
 workers then run no projection, so folding never slows their requests).  Each
 child dies with the supervisor (parent-death signal SIGTERM: a graceful stop,
-so nothing already acknowledged is lost).  If any child exits on its own the
+so nothing already acknowledged is lost); a Ctrl-C is the supervisor's
+alone (the children ignore SIGINT), so it too stops them in order.  If any child exits on its own the
 supervisor stops the others and exits non-zero, so that whatever runs it
 (systemd, Kubernetes) restarts the whole service.
 """
@@ -34,6 +35,18 @@ PROJECT_RESTART_S = 5.0
 
 def is_worker() -> bool:
     return bool(os.environ.get(WORKER_ENV))
+
+
+def leave_ctrl_c_to_the_supervisor() -> None:
+    """In a supervised child, SIGINT ignored from its start (lrs/__main__.py).
+    A Ctrl-C on the terminal reaches the whole process group; the supervisor
+    alone acts on it and stops its children in order (workers first, then
+    the relay, then the projection), and a child starting up would otherwise
+    stop with a line of its own.  (Set here, not in the spawn's
+    ``preexec_fn``: on uvloop, libuv resets the child's signals after it.)
+    A child keeps it ignored: lrs.commands.common.stop_signals."""
+    if is_worker():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _projections_enabled() -> bool:

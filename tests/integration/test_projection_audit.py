@@ -83,6 +83,28 @@ async def test_rehashed_event_still_breaks_the_next_link(pool: asyncpg.Pool) -> 
     assert (await verify_log(pool, 5))[0] == 10  # event 9 is self-consistent; event 10 names the old hash
 
 
+
+@pytest.mark.parametrize("batch_size", [1, 5, 100])
+async def test_the_event_at_the_head_rewritten_is_named_though_later_events_were_written_meanwhile(
+    pool: asyncpg.Pool, batch_size: int
+) -> None:
+    """Verify reads log_head first; events committed after it are read too.
+    The one at the head rewritten and hashed again is named at the head (by
+    log_head's hash), not at the next event, whose link to its old hash
+    breaks only after it.  The log head set back to 11 stands for a head read
+    before event 12 was committed."""
+    from lrs.eventlog import record_hash
+    from lrs.store.log_reader import read_events_after
+
+    (record,) = await read_events_after(pool, 10, 1)
+    await pool.execute("UPDATE log_head SET position = 11, hash = $1", record.hash)
+    assert await verify_log(pool, batch_size) == (None, 12)
+    forged = msgspec.structs.replace(record, payload=bytes(record.payload).replace(b"0.9", b"0.1"))
+    assert forged.payload != record.payload
+    await tamper(pool, "UPDATE events SET payload = $1, hash = $2 WHERE position = 11", forged.payload, record_hash(forged))
+    assert await verify_log(pool, batch_size) == (11, 10)
+
+
 def test_lrs_audit_verify_exit_codes(
     database_url: str, pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

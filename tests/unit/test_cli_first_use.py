@@ -235,3 +235,16 @@ def test_erase_learner_given_the_rosters_key_form_shows_the_agent_it_wants(capsy
     err = capsys.readouterr().err
     assert err.startswith("lrs erase learner: Invalid `AGENT` parameter: not JSON") and err.count("\n") == 1, err
     assert err.endswith("""; give the learner as an xAPI Agent in JSON, e.g. '{"mbox": "mailto:lan@example.org"}'\n"""), err
+
+
+def test_ctrl_c_in_any_command_is_one_line_and_exit_status_130(monkeypatch, capsys):
+    """KeyboardInterrupt out of a command (SIGINT while it runs) is named by
+    the command, not shown as a traceback; 130 as a shell gives for SIGINT."""
+    from lrs.commands import audit
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(audit, "_anchor", interrupted)
+    assert main(["audit", "anchor"]) == 130
+    assert capsys.readouterr() == ("", "lrs audit anchor: interrupted\n")

@@ -25,7 +25,7 @@ DRIVERS = ("asyncpg", "nats", "aiohttp")
 
 PURE = (
     "lrs.xapi", "lrs.xapi.*", "lrs.ingest", "lrs.ingest.*", "lrs.eventlog", "lrs.batching",
-    "lrs.documents", "lrs.documents.*", "lrs.console.ports", "lrs.payload_codec",
+    "lrs.documents", "lrs.documents.*", "lrs.console.ports", "lrs.payload_codec", "lrs.chain_walk",
     "projections.competency.policy", "projections.competency.judgement", "projections.competency.mastery",
     "projections.competency.learner_fold", "projections.competency.model", "projections.competency.frameworks",
     "projections.competency.catalog", "projections.competency.codec", "projections.competency.rebuild",

@@ -1,7 +1,8 @@
-"""A replay's check of the hash chain page by page (projections/log_chain.py):
-pages checked apart and walked in order find the first position that
-``lrs audit verify`` (lrs.eventlog.verify_chain over the whole log) finds,
-whatever the pages' size and however the log was altered."""
+"""The walk of the hash chain (lrs/chain_walk.py) and a replay's pages
+(projections/log_chain.py): pages checked apart and walked in order find
+the first position that ``lrs audit verify`` (the same walk over batches
+read whole) finds, whatever the pages' or batches' size and however the log
+was altered."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ import msgspec
 import pytest
 
 from lrs.eventlog import GENESIS_HASH, EventRecord, event_hash, record_hash, verify_chain
-from projections.log_chain import ChainBroken, ChainWalk, checked_page, page_chain
+from lrs.chain_walk import ChainBroken, ChainWalk, page_chain
+from projections.log_chain import checked_page
 
 START = datetime(2026, 12, 7, 12, 0, tzinfo=timezone.utc)
 
@@ -46,6 +48,9 @@ def altered(records: list[EventRecord], how: str, at: int) -> list[EventRecord]:
         del log[index]
     elif how == "tail deleted":
         del log[index:]
+    elif how == "rehashed":  # its content changed and hashed again: the next link, or log_head, shows it
+        forged = msgspec.structs.replace(log[index], payload=log[index].payload + b" ")
+        log[index] = msgspec.structs.replace(forged, hash=record_hash(forged))
     return log
 
 
@@ -147,3 +152,55 @@ def test_records_read_whole_go_on_from_the_walk() -> None:
 
 def test_the_refusal_says_what_audit_verify_says() -> None:
     assert str(ChainBroken(8)) == "hash chain broken: first altered or missing position 8 (intact through position 7)"
+
+
+def batched(log: list[EventRecord], total: int, head_hash: bytes, size: int) -> int | None:
+    """The first bad position ``lrs audit verify`` finds: batches of ``size``
+    events read whole after where the walk ends, up to the end of ``log``
+    (which may go on past the log head at ``total``)."""
+    walk = ChainWalk(total, head_hash)
+    try:
+        while batch := [r for r in log if r.position > walk.position][:size]:
+            walk.records(batch)
+        walk.end()
+    except ChainBroken as exc:
+        return exc.position
+    return None
+
+
+def paged(log: list[EventRecord], total: int, head_hash: bytes, size: int) -> int | None:
+    walk = ChainWalk(total, head_hash)
+    try:
+        for after in range(0, total, size):
+            walk.page(page_chain([r for r in log if after < r.position <= min(after + size, total)]))
+        walk.end()
+    except ChainBroken as exc:
+        return exc.position
+    return None
+
+
+@pytest.mark.parametrize("how", ["payload", "hash", "relinked", "deleted", "tail deleted", "rehashed"])
+def test_batches_read_whole_and_pages_find_the_same_first_position(how: str) -> None:
+    rng = random.Random(how)
+    for _ in range(40):
+        total = rng.randrange(2, 40)
+        intact = chained_log(total + rng.choice([0, 0, 3]), rng.randrange(1000))  # events written since the head was read
+        at = rng.randrange(1, total + 1)
+        log = altered(intact, how, at)
+        expected = at + 1 if how == "rehashed" and at < total else at  # a rehashed event: the next one names its old hash
+        for size in (1, 2, 5, total, total + 5):
+            assert batched(log, total, intact[total - 1].hash, size) == expected, (how, total, at, size)
+            assert paged(log, total, intact[total - 1].hash, size) == expected, (how, total, at, size)
+
+
+@pytest.mark.parametrize("size", [1, 2, 5, 100])
+def test_the_event_at_the_log_head_rewritten_is_named_though_events_follow_it(size: int) -> None:
+    """No event names the hash of the one at the head, log_head does; the
+    event after it (written since the head was read) names its old hash, so
+    the chain breaks there too, after the head: the walk names the head."""
+    intact = chained_log(12)
+    log = altered(intact, "rehashed", 9)
+    assert verify_chain(log) == 10
+    assert batched(log, 9, intact[8].hash, size) == 9
+    assert batched(log[:9], 9, intact[8].hash, size) == 9
+    assert batched(intact, 9, intact[8].hash, size) is None
