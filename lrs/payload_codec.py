@@ -142,7 +142,16 @@ def store_payloads(payloads: list[bytes], dictionary_id: int | None = CURRENT_DI
     """:func:`store_payload` for each of ``payloads``."""
     if dictionary_id is None:
         return payloads
-    compress = _compressor(dictionary_id).compress
+    compressor = _compressor(dictionary_id)
+    # One search of the group's bytes: the key holds no brace, so it cannot
+    # run across two payloads (each is one JSON object, ``{...}``).
+    if payloads and ATTACHMENTS_KEY not in b"".join(payloads) and all(payloads):
+        # A group's statements in one call: the same frames as compress()
+        # one at a time, at about 0.5 µs a statement less (its per-call set-up
+        # of the context; bench/hash_payload_pieces.py).
+        frames = compressor.multi_compress_to_buffer(payloads, threads=0)
+        return [frame.tobytes() if len(frame) < len(payload) else payload for frame, payload in zip(frames, payloads)]
+    compress = compressor.compress
     kept: list[bytes] = []
     for payload in payloads:
         if ATTACHMENTS_KEY in payload:
