@@ -13,7 +13,7 @@ ingest bench's statements laid out by the group commit
 * ``verify_chain``: the relay's anchor check of a batch (the hash of every
   event again, and its links).
 
-Both sides' results are checked to be the same bytes first.  µs of CPU per
+Both sides' results are checked to be the same bytes first.  µs of CPU (the thread's) per
 statement, best of ``--repeat`` timings in each round; the record holds every
 round of both sides, with the load average::
 
@@ -27,7 +27,6 @@ import importlib.util
 import os
 import statistics
 import sys
-import time
 from pathlib import Path
 from typing import Callable
 
@@ -35,6 +34,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
+from replay_chain_cost import thread_cpu  # noqa: E402
 from run_record import add_result_options, machine, write_result  # noqa: E402
 
 
@@ -56,15 +56,6 @@ def pieces(codec, eventlog, records, texts) -> dict[str, Callable[[], object]]: 
         "event hash": lambda: [hasher("default", "statement")(*a) for a in args],
         "verify_chain": lambda: eventlog.verify_chain(records, prev_position=0, prev_hash=b"\0" * 32, stored_texts=texts),
     }
-
-
-def best(fn: Callable[[], object], count: int, repeat: int) -> float:
-    fastest = float("inf")
-    for _ in range(repeat):
-        started = time.process_time()
-        fn()
-        fastest = min(fastest, time.process_time() - started)
-    return fastest / count * 1e6
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -96,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         order = ("base", "this") if i % 2 == 0 else ("this", "base")
         for name in rounds:
             for side in order:
-                rounds[name][side].append(round(best(sides[side][name], len(records), args.repeat), 3))
+                rounds[name][side].append(round(thread_cpu(sides[side][name], len(records), args.repeat), 3))
     summary = {}
     for name, by_side in rounds.items():
         lower = sum(t < b for t, b in zip(by_side["this"], by_side["base"]))

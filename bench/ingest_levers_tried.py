@@ -3,7 +3,7 @@
 Each row times one piece of the ingest path and the way it was tried
 instead, on the ingest bench's statements (``bench/ingest.py``'s bodies,
 batch 100, laid out by the group commit as ``bench/group_insert_encoding.py``
-does), alternated ``--rounds`` times; µs of CPU (``time.process_time``) a
+does), alternated ``--rounds`` times; µs of CPU (``time.thread_time``) a
 statement, best of ``--repeat`` in each round:
 
 * ``to_builtins`` of the typed decode's Structs against a plain decode of
@@ -29,7 +29,6 @@ import hashlib
 import os
 import statistics
 import sys
-import time
 from pathlib import Path
 from typing import Callable
 
@@ -37,6 +36,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
+from replay_chain_cost import thread_cpu  # noqa: E402
 from run_record import add_result_options, machine, write_result  # noqa: E402
 
 
@@ -102,12 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     timings: dict[str, list[float]] = {name: [] for name in pieces}
     for i in range(args.rounds):
         for name in (pieces if i % 2 == 0 else reversed(list(pieces))):
-            fastest = float("inf")
-            for _ in range(args.repeat):
-                started = time.process_time()
-                pieces[name]()
-                fastest = min(fastest, time.process_time() - started)
-            timings[name].append(round(fastest / count * 1e6, 3))
+            timings[name].append(round(thread_cpu(pieces[name], count, args.repeat), 3))
     summary = {name: {"median": round(statistics.median(v), 3), "min": min(v), "max": max(v)} for name, v in timings.items()}
     for name, figures in summary.items():
         print(f"{name:50s} {figures}")
