@@ -31,6 +31,9 @@ _encoder = msgspec.json.Encoder(order="sorted")
 _u64 = struct.Struct(">Q")
 _LENGTH_8 = _u64.pack(8)  # the position's length prefix
 _LENGTH_16 = _u64.pack(16)  # the event id's
+# The hash's first fields when the previous hash is a SHA-256 digest and the
+# event id 16 bytes (every event): the domain, each length-prefixed field.
+_START = struct.Struct(f">{len(HASH_DOMAIN)}sQ32sQQQ16s")
 
 
 class EventRecord(msgspec.Struct, frozen=True):
@@ -152,19 +155,20 @@ def _hasher(tenant: str, event_type: str) -> Callable[[bytes, int, bytes, str, b
     type_bytes = event_type.encode("utf-8")
     fixed = b"".join((_u64.pack(len(tenant_bytes)), tenant_bytes, _u64.pack(len(type_bytes)), type_bytes))
     pack = _u64.pack
+    pack_start = _START.pack
     join = b"".join
     sha256 = hashlib.sha256
 
     def digest(prev_hash: bytes, position: int, event_id: bytes, stored_text: str, payload: bytes) -> bytes:
         stored_bytes = stored_text.encode("ascii")
+        if len(prev_hash) == 32 and len(event_id) == 16:
+            # Every event's: the domain and the fixed-size fields in one pack.
+            start = pack_start(HASH_DOMAIN, 32, prev_hash, 8, position, 16, event_id)
+        else:  # genesis-like or malformed values: the same bytes, field by field
+            start = join((HASH_DOMAIN, pack(len(prev_hash)), prev_hash, _LENGTH_8, pack(position),
+                          _LENGTH_16, event_id))
         return sha256(join((
-            HASH_DOMAIN,
-            pack(len(prev_hash)), prev_hash,
-            _LENGTH_8, pack(position),
-            _LENGTH_16, event_id,
-            fixed,
-            pack(len(stored_bytes)), stored_bytes,
-            pack(len(payload)), payload,
+            start, fixed, pack(len(stored_bytes)), stored_bytes, pack(len(payload)), payload,
         ))).digest()
 
     return digest
@@ -233,14 +237,18 @@ def verify_chain(
         stored_texts = stored_texts_of(records)
     expected_position = prev_position + 1
     expected_prev = prev_hash
-    hasher = _hasher
+    # The hasher of the run's tenant and event type, looked up again only
+    # where they change (a relayed batch is nearly always one of each).
+    tenant = event_type = None
+    hasher = None
     for record, stored_text in zip(records, stored_texts, strict=True):
         position = record.position
         if position != expected_position or record.prev_hash != expected_prev:
             return link_break(position, record.prev_hash, expected_position, expected_prev)
-        digest = hasher(record.tenant, record.event_type)(
-            expected_prev, position, record.event_id.bytes, stored_text, record.payload
-        )
+        if record.tenant != tenant or record.event_type != event_type:
+            tenant, event_type = record.tenant, record.event_type
+            hasher = _hasher(tenant, event_type)
+        digest = hasher(expected_prev, position, record.event_id.bytes, stored_text, record.payload)  # type: ignore[misc]
         if digest != record.hash:
             return position
         expected_position += 1

@@ -143,6 +143,13 @@ def store_payloads(payloads: list[bytes], dictionary_id: int | None = CURRENT_DI
     if dictionary_id is None:
         return payloads
     compress = _compressor(dictionary_id).compress
+    # One search of the group's bytes first (about 0.1 µs a statement less
+    # than one a payload, bench/hash_payload_pieces.py): a payload holding
+    # the key makes the joined bytes hold it; a match across two payloads
+    # only sends the group to the search of each one below.
+    if ATTACHMENTS_KEY not in b"".join(payloads):
+        frames = [compress(payload) for payload in payloads]
+        return [frame if len(frame) < len(payload) else payload for frame, payload in zip(frames, payloads)]
     kept: list[bytes] = []
     for payload in payloads:
         if ATTACHMENTS_KEY in payload:

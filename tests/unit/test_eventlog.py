@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import struct
 import uuid
 from datetime import datetime, timedelta, timezone
 
@@ -11,6 +13,7 @@ import pytest
 from lrs.eventlog import (
     StoredFormatter,
     GENESIS_HASH,
+    HASH_DOMAIN,
     EventRecord,
     event_hash,
     finalize_statement,
@@ -189,3 +192,37 @@ def test_stored_formatter_writes_what_format_stored_writes() -> None:
     records = [EventRecord(1, uuid.UUID(int=1), "t", "statement", None, m, b"{}", GENESIS_HASH, GENESIS_HASH)
                for m in moments]
     assert stored_texts_of(records) == [format_stored(m) for m in moments]
+
+
+@pytest.mark.parametrize("prev_hash", [b"", b"\x07" * 31, b"\x07" * 32, b"\x07" * 33], ids=["0", "31", "32", "33"])
+def test_event_hash_is_the_length_prefixed_encoding_whatever_the_lengths(prev_hash: bytes) -> None:
+    # The hasher packs the fixed-size fields of every event (a 32-byte
+    # previous hash, a 16-byte id) in one go; any other length is encoded
+    # field by field, to the same rule.
+    def field(data: bytes) -> bytes:
+        return struct.pack(">Q", len(data)) + data
+
+    moment = datetime(2024, 5, 1, 12, 0, 0, 5, tzinfo=timezone.utc)
+    event_id = uuid.UUID(int=9)
+    expected = hashlib.sha256(b"".join((
+        HASH_DOMAIN, field(prev_hash), field(struct.pack(">Q", 77)), field(event_id.bytes), field("té".encode()),
+        field(b"statement"), field(format_stored(moment).encode()), field(b'{"a":1}'),
+    ))).digest()
+    assert event_hash(prev_hash, 77, event_id, "té", "statement", moment, b'{"a":1}') == expected
+
+
+def test_verify_chain_hashes_each_event_with_its_own_tenant_and_type() -> None:
+    # verify_chain looks the hasher up again only where tenant or type
+    # change: a run that alternates them still holds, and a row given
+    # another tenant does not.
+    records, prev = [], GENESIS_HASH
+    for position in range(1, 7):
+        tenant, kind = ("t", "statement") if position % 3 else ("u", "document")
+        stored = STORED + timedelta(microseconds=position)
+        payload = finalize_statement({"n": position}, stored)
+        digest = event_hash(prev, position, uuid.UUID(int=position), tenant, kind, stored, payload)
+        records.append(EventRecord(position, uuid.UUID(int=position), tenant, kind, None, stored, payload, prev, digest))
+        prev = digest
+    assert verify_chain(records) is None
+    moved = msgspec.structs.replace(records[3], tenant="u")
+    assert verify_chain(records[:3] + [moved] + records[4:]) == 4

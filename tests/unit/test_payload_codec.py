@@ -128,3 +128,28 @@ def test_bytes_appended_to_a_frame_are_an_alteration_not_skipped():
     with pytest.raises(DamagedPayload, match="unused data"):
         open_payload(stored + b" ")
     assert issubclass(DamagedPayload, PayloadFormatError) and issubclass(UnknownDictionary, PayloadFormatError)
+
+
+def test_a_group_with_attachments_keeps_only_those_as_they_are():
+    # store_payloads searches the group's joined bytes once; when the key
+    # is there, each payload is searched on its own.
+    payloads = [stored_statement(context={"registration": str(uuid.uuid4())}) for _ in range(3)]
+    payloads.insert(1, stored_statement(attachments=[{
+        "usageType": "http://adlnet.gov/expapi/attachments/signature", "display": {"en-US": "signature"},
+        "contentType": "application/octet-stream", "length": 4, "sha2": "cd" * 32,
+    }]))
+    stored = store_payloads(payloads)
+    assert stored[1] is payloads[1]
+    assert [s[:4] for i, s in enumerate(stored) if i != 1] == [MAGIC] * 3
+    assert stored == [store_payload(p) for p in payloads]
+
+
+def test_the_attachments_key_across_two_payloads_is_no_attachment():
+    # Joined, the end of one and the start of the next spell the key; neither
+    # holds it, so both are compressed as they would be alone.
+    first = stored_statement() + b'"attach'
+    second = b'ments"' + stored_statement()
+    assert b'"attachments"' in first + second
+    stored = store_payloads([first, second])
+    assert [s[:4] for s in stored] == [MAGIC, MAGIC]
+    assert stored == [store_payload(first), store_payload(second)]
