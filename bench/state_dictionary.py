@@ -21,9 +21,7 @@ one gets the next id and becomes codec.STATE_DICTIONARY.
 
 from __future__ import annotations
 
-import argparse
 import gc
-import hashlib
 import json
 import random
 import statistics
@@ -39,6 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from payload_dictionary import check_trained, dictionary_commands, write_trained  # noqa: E402
 from projection import statement  # noqa: E402
 from projections.competency import codec  # noqa: E402
 from projections.competency.catalog import load_catalog  # noqa: E402
@@ -127,36 +126,16 @@ def evaluate(statements: int, rounds: int) -> dict:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="command", required=True)
-    trainer = sub.add_parser("train", help="train dictionary --dict-id into schemas/zstd/")
-    trainer.add_argument("--dict-id", type=int, required=True, choices=sorted(TRAINED))
-    trainer.add_argument("--force", action="store_true", help="overwrite a shipped dictionary (never for one rows use)")
-    sub.add_parser("check", help="train every shipped dictionary again and compare")
+    parser, sub = dictionary_commands(__doc__, TRAINED)
     evaluator = sub.add_parser("evaluate", help="bytes and CPU a state on held-out states")
     evaluator.add_argument("--statements", type=int, default=20_000)
     evaluator.add_argument("--rounds", type=int, default=7)
     evaluator.add_argument("--save", action="store_true", help="write bench/results/state-dictionary-<UTC time>.json")
     args = parser.parse_args()
     if args.command == "train":
-        out = OUT_DIR / f"{args.dict_id}.dict"
-        if out.exists() and not args.force:
-            print(f"{out.relative_to(ROOT)} exists and stored states may name it; train a new id instead",
-                  file=sys.stderr)
-            return 1
-        data = train(args.dict_id)
-        OUT_DIR.mkdir(exist_ok=True)
-        out.write_bytes(data)
-        print(f"wrote {out.relative_to(ROOT)}: {len(data)} bytes, sha256 {hashlib.sha256(data).hexdigest()}")
-        return 0
+        return write_trained(OUT_DIR / f"{args.dict_id}.dict", lambda: train(args.dict_id), args.force)
     if args.command == "check":
-        failed = 0
-        for dictionary_id in sorted(TRAINED):
-            shipped = (OUT_DIR / f"{dictionary_id}.dict").read_bytes()
-            same = train(dictionary_id) == shipped
-            failed += not same
-            print(f"states/{dictionary_id}.dict: {'trains again byte for byte' if same else 'DIFFERS from a new training'}")
-        return 1 if failed else 0
+        return check_trained({i: OUT_DIR / f"{i}.dict" for i in sorted(TRAINED)}, train)
     report = evaluate(args.statements, args.rounds)
     print(json.dumps(report, indent=2))
     if args.save:
