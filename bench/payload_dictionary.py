@@ -30,6 +30,7 @@ import time
 import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any, Callable
 
 import zstandard
 
@@ -340,35 +341,49 @@ def evaluate(count: int) -> dict:
     return report
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def dictionary_commands(doc: str | None, trained: dict) -> tuple[argparse.ArgumentParser, Any]:
+    """A dictionary script's parser with its ``train`` and ``check`` commands; add ``evaluate`` to the second."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     trainer = sub.add_parser("train", help="train dictionary --dict-id into schemas/zstd/")
-    trainer.add_argument("--dict-id", type=int, required=True, choices=sorted(TRAINED))
+    trainer.add_argument("--dict-id", type=int, required=True, choices=sorted(trained))
     trainer.add_argument("--force", action="store_true", help="overwrite a shipped dictionary (never for one rows use)")
     sub.add_parser("check", help="train every shipped dictionary again and compare")
+    return parser, sub
+
+
+def write_trained(out: Path, trained: Callable[[], bytes], force: bool) -> int:
+    """Write a dictionary ``trained()`` gives to ``out``, unless one is shipped there."""
+    if out.exists() and not force:
+        print(f"{out.relative_to(ROOT)} exists and stored rows may name it; train a new id instead", file=sys.stderr)
+        return 1
+    data = trained()
+    out.parent.mkdir(exist_ok=True)
+    out.write_bytes(data)
+    print(f"wrote {out.relative_to(ROOT)}: {len(data)} bytes, sha256 {hashlib.sha256(data).hexdigest()}")
+    return 0
+
+
+def check_trained(shipped: dict[int, Path], train: Callable[[int], bytes]) -> int:
+    """Train each of ``shipped`` (id: its file) again and compare, byte for byte."""
+    failed = 0
+    for dictionary_id, path in shipped.items():
+        same = train(dictionary_id) == path.read_bytes()
+        failed += not same
+        print(f"{path.relative_to(ROOT)}: {'trains again byte for byte' if same else 'DIFFERS from a new training'}")
+    return 1 if failed else 0
+
+
+def main() -> int:
+    parser, sub = dictionary_commands(__doc__, TRAINED)
     evaluator = sub.add_parser("evaluate", help="ratio and CPU per statement on the benchmarks' statements")
     evaluator.add_argument("--count", type=int, default=20_000)
     evaluator.add_argument("--save", action="store_true", help="write bench/results/payload-dictionary-<UTC time>.json")
     args = parser.parse_args()
     if args.command == "train":
-        out = OUT_DIR / f"events-{args.dict_id}.dict"
-        if out.exists() and not args.force:
-            print(f"{out.relative_to(ROOT)} exists and rows may name it; train a new id instead", file=sys.stderr)
-            return 1
-        data = train(args.dict_id)
-        OUT_DIR.mkdir(exist_ok=True)
-        out.write_bytes(data)
-        print(f"wrote {out.relative_to(ROOT)}: {len(data)} bytes, sha256 {hashlib.sha256(data).hexdigest()}")
-        return 0
+        return write_trained(OUT_DIR / f"events-{args.dict_id}.dict", lambda: train(args.dict_id), args.force)
     if args.command == "check":
-        failed = 0
-        for dictionary_id in sorted(TRAINED):
-            shipped = (OUT_DIR / f"events-{dictionary_id}.dict").read_bytes()
-            same = train(dictionary_id) == shipped
-            failed += not same
-            print(f"events-{dictionary_id}.dict: {'trains again byte for byte' if same else 'DIFFERS from a new training'}")
-        return 1 if failed else 0
+        return check_trained({i: OUT_DIR / f"events-{i}.dict" for i in sorted(TRAINED)}, train)
     report = evaluate(args.count)
     print(json.dumps(report, indent=2, ensure_ascii=False))
     if args.save:

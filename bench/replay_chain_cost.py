@@ -10,6 +10,12 @@ formatting the stored times, lrs.eventlog.verify_chain, and
 projections.log_chain.checked_page whole.  Thread CPU, not wall time:
 on a shared machine a wall time says more about the neighbours.
 
+Since branch lag6 a replay reads ``stored`` as timestamptz_send's 8 bytes
+and checks the page's columns (lrs.eventlog.verify_rows) without building
+EventRecords: the page read both ways, the times formatted both ways, and
+the check as the round's start made it (``checked_page_by_records``, kept
+here) beside checked_page now, in one process on the same rows.
+
     python bench/replay_chain_cost.py --data-dir /work/benchdata/replaychain/ab --out bench/results/<file>.txt
 """
 
@@ -29,11 +35,11 @@ sys.path.insert(0, str(ROOT))
 
 import asyncpg  # noqa: E402
 
-from lrs.eventlog import EventRecord, stored_texts_of, verify_chain  # noqa: E402
+from lrs.eventlog import EventRecord, stored_texts_of, stored_texts_of_sent, verify_chain  # noqa: E402
 from lrs.payload_codec import open_payload  # noqa: E402
 from lrs.runtime.postgres import EmbeddedPostgres  # noqa: E402
 from lrs.store.log_reader import row_payload  # noqa: E402
-from projections.log_chain import checked_page  # noqa: E402
+from projections.log_chain import Page, PageChain, checked_page, page_chain  # noqa: E402
 from projections.replay import SELECT_LOG_PAGE  # noqa: E402
 
 # The page as a replay read it before it checked the chain.
@@ -41,7 +47,22 @@ SELECT_UNCHECKED_PAGE = """
 SELECT position, tenant, event_type, payload FROM events WHERE position > $1 AND position <= $2
 ORDER BY position LIMIT $3
 """
+# The checked page as a replay read it before branch lag6: stored as asyncpg's datetime.
+SELECT_DATETIME_PAGE = SELECT_LOG_PAGE.replace("timestamptz_send(stored)", "stored")
 DATABASES = ("replay_cmi5_100000", "replay_all_evidence_100000")
+
+
+def checked_page_by_records(rows: Any) -> tuple[Page, PageChain]:
+    """projections.log_chain.checked_page as it was before branch lag6 (rows of SELECT_DATETIME_PAGE)."""
+    records = [
+        EventRecord(position, event_id, tenant, event_type, None, stored, row_payload(payload), prev_hash, hash_)
+        for position, event_id, tenant, event_type, stored, payload, prev_hash, hash_ in rows
+    ]
+    chain = page_chain(records)
+    if chain.bad is not None:
+        records = [r for r in records if r.position < chain.bad]
+    return [(r.position, r.tenant, r.event_type, r.payload) for r in records], chain
+
 # The 4 columns and one more of the checked page's, to see what each costs to read.
 ONE_MORE = {"event_id": "event_id", "stored": "stored", "prev_hash and hash": "prev_hash, hash"}
 
@@ -68,8 +89,11 @@ async def measure(url: str, page: int, repeat: int) -> list[tuple[str, float]]:
     conn = await asyncpg.connect(url)
     try:
         after = 20_000
-        rows = await conn.fetch(SELECT_LOG_PAGE, after, after + page, page)
+        rows = await conn.fetch(SELECT_DATETIME_PAGE, after, after + page, page)
+        sent_rows = await conn.fetch(SELECT_LOG_PAGE, after, after + page, page)
+        sent = [row[4] for row in sent_rows]
         n = len(rows)
+        assert checked_page(sent_rows) == checked_page_by_records(rows)
         opened = [row_payload(row[5]) for row in rows]
         records = [EventRecord(r[0], r[1], r[2], r[3], None, r[4], p, r[6], r[7]) for r, p in zip(rows, opened)]
         texts = stored_texts_of(records)
@@ -77,7 +101,9 @@ async def measure(url: str, page: int, repeat: int) -> list[tuple[str, float]]:
         found = [
             ("read a page, 4 columns (before)", await thread_cpu_async(
                 lambda: conn.fetch(SELECT_UNCHECKED_PAGE, after, after + page, page), n, repeat)),
-            ("read a page, 8 columns (now)", await thread_cpu_async(
+            ("read a page, 8 columns, stored as a datetime (before)", await thread_cpu_async(
+                lambda: conn.fetch(SELECT_DATETIME_PAGE, after, after + page, page), n, repeat)),
+            ("read a page, 8 columns, stored as 8 bytes (now)", await thread_cpu_async(
                 lambda: conn.fetch(SELECT_LOG_PAGE, after, after + page, page), n, repeat)),
             *[(f"read a page, 4 columns + {name}", await thread_cpu_async(
                 lambda more=more: conn.fetch(SELECT_UNCHECKED_PAGE.replace("payload FROM", f"payload, {more} FROM"),
@@ -87,13 +113,15 @@ async def measure(url: str, page: int, repeat: int) -> list[tuple[str, float]]:
             ("build the EventRecords", thread_cpu(
                 lambda: [EventRecord(r[0], r[1], r[2], r[3], None, r[4], p, r[6], r[7]) for r, p in zip(rows, opened)],
                 n, repeat)),
-            ("format the stored times", thread_cpu(lambda: stored_texts_of(records), n, repeat)),
+            ("format the stored times (datetimes, before)", thread_cpu(lambda: stored_texts_of(records), n, repeat)),
+            ("format the stored times (8 bytes, now)", thread_cpu(lambda: stored_texts_of_sent(sent), n, repeat)),
             ("verify_chain, times formatted", thread_cpu(
                 lambda: verify_chain(records, prev_position=first.position - 1, prev_hash=first.prev_hash,
                                      stored_texts=texts), n, repeat)),
             ("of which SHA-256 over the payloads alone", thread_cpu(
                 lambda: [hashlib.sha256(p).digest() for p in opened], n, repeat)),
-            ("checked_page whole (open, records, verify, page)", thread_cpu(lambda: checked_page(rows), n, repeat)),
+            ("checked page whole by records (before)", thread_cpu(lambda: checked_page_by_records(rows), n, repeat)),
+            ("checked_page whole by columns (now)", thread_cpu(lambda: checked_page(sent_rows), n, repeat)),
         ]
         found.append(("mean payload bytes opened", sum(map(len, opened)) / n))
         return found

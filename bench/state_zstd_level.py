@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import random
 import statistics
 import sys
 import time
@@ -30,29 +29,8 @@ sys.path.insert(1, str(HERE))
 
 import zstandard  # noqa: E402
 
-from projection import statement  # noqa: E402
-from projections.competency import codec  # noqa: E402
-from projections.competency.catalog import load_catalog  # noqa: E402
-from projections.competency.model import LearnerState  # noqa: E402
-from projections.competency.policy import evolve_many, interpret_stored  # noqa: E402
+from state_dictionary import layouts  # noqa: E402
 from run_record import add_result_options, load_average, machine, write_result  # noqa: E402
-
-
-def layouts(statements: int, learners: int, evidence_share: float) -> list[bytes]:
-    catalog = load_catalog()
-    rng = random.Random(1)
-    current: dict[str, LearnerState] = {}
-    found = []
-    for _ in range(statements):
-        meaning = interpret_stored(statement(rng, learners, evidence_share).encode(), catalog)
-        if meaning is None:
-            continue
-        before = current.get(meaning.learner) or LearnerState(learner=meaning.learner)
-        after = evolve_many(before, [meaning], catalog)
-        if after is not before:
-            current[meaning.learner] = after
-            found.append(codec._layout(after))
-    return found
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -66,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     levels = args.level or [1, -1]
     load_before = load_average()
-    data = layouts(args.statements, args.learners, args.evidence_share)
+    data = layouts(1, args.statements, args.learners, args.evidence_share)
     compressors = {lv: zstandard.ZstdCompressor(level=lv, write_checksum=False, write_content_size=True)
                    for lv in levels}
     decompress = zstandard.ZstdDecompressor().decompress

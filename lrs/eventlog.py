@@ -214,6 +214,46 @@ def stored_texts_of(records: Iterable[EventRecord]) -> list[str]:
     return texts
 
 
+# PostgreSQL's timestamptz as timestamptz_send gives it: microseconds since
+# 2000-01-01 UTC, 8 bytes big-endian; its infinities are asyncpg's too.
+POSTGRES_EPOCH = datetime(2000, 1, 1, tzinfo=timezone.utc)
+_PG_INFINITY = 0x7FFF_FFFF_FFFF_FFFF
+_PG_NEGATIVE_INFINITY = -0x8000_0000_0000_0000
+
+
+def stored_at(microseconds: int) -> datetime:
+    """The time PostgreSQL's timestamptz ``microseconds`` (since 2000-01-01
+    UTC) names, as asyncpg decodes it: its infinities the largest and
+    smallest naive datetimes (which :func:`format_stored` refuses, as it
+    does asyncpg's), OverflowError past a datetime's range."""
+    if microseconds == _PG_INFINITY:
+        return datetime.max
+    if microseconds == _PG_NEGATIVE_INFINITY:
+        return datetime.min
+    return POSTGRES_EPOCH + timedelta(microseconds=microseconds)
+
+
+def stored_texts_of_sent(sent: Sequence[bytes]) -> list[str]:
+    """The ``stored`` text of each of ``sent`` (a column read as
+    ``timestamptz_send(stored)``: 8 bytes each), as :func:`stored_texts_of`
+    gives it for the same times read as datetimes: a replay reads its pages
+    so (asyncpg builds no timezone-aware datetime per row).  A time in the
+    same second as the one before it reuses that text's date and time."""
+    texts: list[str] = []
+    append = texts.append
+    second = None
+    prefix = ""
+    for microseconds in struct.unpack(">%dq" % len(sent), b"".join(sent)):
+        this_second, fraction = divmod(microseconds, 1_000_000)
+        if this_second == second:
+            append(prefix + "%06dZ" % fraction)
+            continue
+        text = format_stored(stored_at(microseconds))
+        second, prefix = this_second, text[:-7]
+        append(text)
+    return texts
+
+
 def verify_chain(
     records: Iterable[EventRecord],
     *,
@@ -230,29 +270,47 @@ def verify_chain(
     ``stored_texts``, when given, holds each record's ``stored`` as
     :func:`format_stored` writes it (:func:`stored_texts_of`), one per record;
     the hash is then taken over those texts instead of formatting the times
-    again.
+    again.  The check itself is :func:`verify_rows`'.
     """
     if stored_texts is None:
         records = list(records)
         stored_texts = stored_texts_of(records)
+    return verify_rows(
+        (
+            (r.position, r.event_id.bytes, r.tenant, r.event_type, text, r.payload, r.prev_hash, r.hash)
+            for r, text in zip(records, stored_texts, strict=True)
+        ),
+        prev_position=prev_position,
+        prev_hash=prev_hash,
+    )
+
+
+# One event as verify_rows reads it: (position, event id's 16 bytes, tenant,
+# event type, stored as format_stored writes it, payload, prev_hash, hash).
+ChainRow = tuple[int, bytes, str, str, str, bytes, bytes, bytes]
+
+
+def verify_rows(rows: Iterable[ChainRow], *, prev_position: int = 0, prev_hash: bytes = GENESIS_HASH) -> int | None:
+    """:func:`verify_chain` over plain tuples (:data:`ChainRow`): the one
+    check of the chain, which verify_chain hands its records to and a replay
+    its pages' columns (projections/log_chain.py), so that both hash exactly
+    what ``lrs audit verify`` does."""
     expected_position = prev_position + 1
     expected_prev = prev_hash
     # The hasher of the run's tenant and event type, looked up again only
     # where they change (a relayed batch is nearly always one of each).
-    tenant = event_type = None
+    current_tenant = current_type = None
     hasher = None
-    for record, stored_text in zip(records, stored_texts, strict=True):
-        position = record.position
-        if position != expected_position or record.prev_hash != expected_prev:
-            return link_break(position, record.prev_hash, expected_position, expected_prev)
-        if record.tenant != tenant or record.event_type != event_type:
-            tenant, event_type = record.tenant, record.event_type
+    for position, event_id, tenant, event_type, stored_text, payload, row_prev, row_hash in rows:
+        if position != expected_position or row_prev != expected_prev:
+            return link_break(position, row_prev, expected_position, expected_prev)
+        if tenant != current_tenant or event_type != current_type:
+            current_tenant, current_type = tenant, event_type
             hasher = _hasher(tenant, event_type)
-        digest = hasher(expected_prev, position, record.event_id.bytes, stored_text, record.payload)  # type: ignore[misc]
-        if digest != record.hash:
+        if hasher(expected_prev, position, event_id, stored_text, payload) != row_hash:  # type: ignore[misc]
             return position
         expected_position += 1
-        expected_prev = record.hash
+        expected_prev = row_hash
     return None
 
 

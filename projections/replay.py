@@ -55,7 +55,7 @@ SELECT_STORAGE_PARAMETERS = "SELECT reloptions FROM pg_class WHERE oid = $1::reg
 SELECT_TABLE_BYTES = "SELECT pg_table_size($1::regclass)"
 # Replay reads the log a page at a time: what a projection folds, and what checking the chain needs.
 SELECT_LOG_PAGE = """
-SELECT position, event_id, tenant, event_type, stored, payload, prev_hash, hash FROM events
+SELECT position, event_id, tenant, event_type, timestamptz_send(stored), payload, prev_hash, hash FROM events
 WHERE position > $1 AND position <= $2 ORDER BY position LIMIT $3
 """
 

@@ -39,9 +39,13 @@ evidence always has the same layout bytes (the audit digest hashes them:
 :func:`digest_bytes`).  Decoding checks the layout's types (indices are
 never negative) before it builds anything.  Pure: no I/O.
 
-Stored, the layout is compressed: one zstd frame (level 1, no dictionary,
-content size in its header), which makes a state of nine statements about
-1.2 KB instead of 3.2 KB (frames of any level read alike).  Every batch that concerns a learner writes its
+Stored, the layout is compressed: one zstd frame (level 1, content size in
+its header), which makes a state of nine statements about 1.2 KB instead of
+3.2 KB (frames of any level read alike).  Since branch lag6 the frame is
+made with a dictionary trained on states (``schemas/zstd/states/``, one file
+per zstd dictionary id, never changed or removed: each frame's header names
+its dictionary; ``bench/state_dictionary.py`` trains it again byte for
+byte); frames stored before, without one, read as they are.  Every batch that concerns a learner writes its
 state again, so the bytes written, logged and vacuumed per event are those
 of the stored form; kept under PostgreSQL's TOAST threshold (about 2 KB) and
 in the row's page with room to spare (fillfactor, migration 0117), the
@@ -55,11 +59,13 @@ layout is an array of seven (``0x97``) and format 2's of eight.
 from __future__ import annotations
 
 import threading
+from functools import lru_cache
 from typing import Annotated, Any, Optional
 
 import msgspec
 import zstandard
 
+from lrs.contracts import SCHEMAS
 from projections.competency.model import RULE_VERSION, Evidence, LearnerState, ProgramCertification, new_evidence
 from projections.competency.policy import fold_ordered
 
@@ -77,22 +83,47 @@ _ENCODER = msgspec.msgpack.Encoder()
 # (docs/scaling.md, "Live apply's state encode and evidence, branch lag5").
 # Frames of any level read alike.
 LEVEL = 1
+# New frames use it; a frame names its dictionary (or none) in its header.
+STATE_DICTIONARY = 1001
+STATE_DICTIONARIES = SCHEMAS / "zstd" / "states"
 MAGIC = b"\x28\xb5\x2f\xfd"
 _LAYOUT = b"\x98"  # msgpack's fixed array of 8: format 2's layout (stored uncompressed before compression)
 _codecs = threading.local()  # zstd's contexts are reused, one pair per thread
 
 
+@lru_cache(maxsize=None)
+def _dictionary(dictionary_id: int) -> zstandard.ZstdCompressionDict:
+    path = STATE_DICTIONARIES / f"{dictionary_id}.dict"
+    if not path.is_file():
+        raise StateFormatError(f"a stored learner state compressed with zstd dictionary {dictionary_id}, which this"
+                               f" version of lrs does not ship (schemas/zstd/states/{dictionary_id}.dict)")
+    loaded = zstandard.ZstdCompressionDict(path.read_bytes(), dict_type=zstandard.DICT_TYPE_FULLDICT)
+    if loaded.dict_id() != dictionary_id:
+        raise StateFormatError(f"schemas/zstd/states/{dictionary_id}.dict holds dictionary {loaded.dict_id()}")
+    return loaded
+
+
 def _compressor() -> zstandard.ZstdCompressor:
     c = getattr(_codecs, "c", None)
     if c is None:
-        c = _codecs.c = zstandard.ZstdCompressor(level=LEVEL, write_checksum=False, write_content_size=True)
+        c = _codecs.c = zstandard.ZstdCompressor(
+            level=LEVEL, dict_data=_dictionary(STATE_DICTIONARY),
+            write_checksum=False, write_content_size=True, write_dict_id=True,
+        )
     return c
 
 
-def _decompressor() -> zstandard.ZstdDecompressor:
-    d = getattr(_codecs, "d", None)
+def _decompressor(frame: bytes) -> zstandard.ZstdDecompressor:
+    """The decompressor of ``frame``'s dictionary: none when its header's
+    Dictionary_ID_flag (the descriptor byte's two low bits) is 0."""
+    found = getattr(_codecs, "d", None)
+    if found is None:
+        found = _codecs.d = {}
+    dictionary_id = zstandard.get_frame_parameters(frame).dict_id if frame[4] & 3 else 0
+    d = found.get(dictionary_id)
     if d is None:
-        d = _codecs.d = zstandard.ZstdDecompressor()
+        d = found[dictionary_id] = zstandard.ZstdDecompressor(
+            dict_data=_dictionary(dictionary_id) if dictionary_id else None)
     return d
 
 # The layout, typed, so that decoding checks it (in C) before anything is built.
@@ -135,6 +166,11 @@ class StateRulesError(StateFormatError):
 
 def encode_state(state: LearnerState) -> bytes:
     return _compressor().compress(_layout(state))
+
+
+def compress_layout(layout: bytes) -> bytes:
+    """A layout's stored frame, as :func:`encode_state` makes it."""
+    return _compressor().compress(layout)
 
 
 def _layout(state: LearnerState) -> bytes:
@@ -191,8 +227,8 @@ def open_state(raw: bytes) -> bytes:
             # One frame and nothing after it; by position (data,
             # max_output_size, read_across_frames, allow_extra_data), as
             # keywords are parsed slowly (lrs/payload_codec.py).
-            return _decompressor().decompress(raw, 0, False, False)
-        except zstandard.ZstdError as exc:
+            return _decompressor(raw).decompress(raw, 0, False, False)
+        except (zstandard.ZstdError, IndexError) as exc:
             raise StateFormatError(f"not a stored learner state: a damaged zstd frame: {exc}") from exc
     if raw[:1] == _LAYOUT:
         return bytes(raw)

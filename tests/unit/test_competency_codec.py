@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 import zstandard
 
+from projections.competency import codec
 from projections.competency.codec import (
     FORMAT,
     MAGIC,
@@ -205,12 +206,14 @@ def test_a_state_is_stored_as_one_zstd_frame_a_third_of_its_layout() -> None:
 
 
 def test_a_state_is_compressed_at_level_1_and_one_stored_at_another_level_reads_and_digests_alike() -> None:
-    # Level 1 (level -1 was measured and not kept: docs/scaling.md, branch
-    # lag5); a frame of another level, should one be stored, reads as it is.
+    # Level 1 with the states' dictionary (level -1 was measured and not
+    # kept: docs/scaling.md, branch lag5); a frame of another level, should
+    # one be stored, reads as it is.
     state = run(*POOL)
     layout = open_state(encode_state(state))
     assert encode_state(state) == zstandard.ZstdCompressor(
-        level=1, write_checksum=False, write_content_size=True).compress(layout)
+        level=1, dict_data=codec._dictionary(codec.STATE_DICTIONARY), write_checksum=False, write_content_size=True,
+        write_dict_id=True).compress(layout)
     other = zstandard.ZstdCompressor(level=-1, write_checksum=False, write_content_size=True).compress(layout)
     assert other != encode_state(state)
     assert decode_state(other) == state

@@ -7,16 +7,28 @@ was altered."""
 from __future__ import annotations
 
 import random
+import struct
 import uuid
 from datetime import datetime, timedelta, timezone
 import msgspec
 import pytest
 
-from lrs.eventlog import GENESIS_HASH, EventRecord, event_hash, record_hash, verify_chain
+from lrs.eventlog import POSTGRES_EPOCH, GENESIS_HASH, EventRecord, event_hash, record_hash, verify_chain
 from lrs.chain_walk import ChainBroken, ChainWalk, page_chain
 from projections.log_chain import checked_page
 
 START = datetime(2026, 12, 7, 12, 0, tzinfo=timezone.utc)
+
+
+def sent(moment: datetime) -> bytes:
+    """``moment`` as PostgreSQL's timestamptz_send gives it."""
+    return struct.pack(">q", (moment - POSTGRES_EPOCH) // timedelta(microseconds=1))
+
+
+def page_rows(records: list[EventRecord]) -> list[tuple]:
+    """``records`` as a replay reads them (projections.replay.SELECT_LOG_PAGE)."""
+    return [(r.position, r.event_id, r.tenant, r.event_type, sent(r.stored), r.payload, r.prev_hash, r.hash)
+            for r in records]
 
 
 def chained_log(count: int, seed: int = 1) -> list[EventRecord]:
@@ -44,6 +56,8 @@ def altered(records: list[EventRecord], how: str, at: int) -> list[EventRecord]:
     elif how == "relinked":  # another hash before it, hashed again over it: only its link shows it
         forged = msgspec.structs.replace(log[index], prev_hash=b"\x01" * 32)
         log[index] = msgspec.structs.replace(forged, hash=record_hash(forged))
+    elif how == "stored":
+        log[index] = msgspec.structs.replace(log[index], stored=log[index].stored + timedelta(microseconds=1))
     elif how == "deleted":
         del log[index]
     elif how == "tail deleted":
@@ -113,14 +127,28 @@ def test_a_page_of_missing_events_is_named_by_the_next_page_or_the_end() -> None
 
 def test_a_page_is_cut_before_its_first_bad_event_and_carries_the_positions_read() -> None:
     log = altered(chained_log(14), "payload", 10)
-    rows = [(r.position, r.event_id, r.tenant, r.event_type, r.stored, r.payload, r.prev_hash, r.hash) for r in log[7:]]
-    page, chain = checked_page(rows)
+    page, chain = checked_page(page_rows(log[7:]))
     assert [e[0] for e in page] == [8, 9]
     assert (chain.count, chain.first, chain.last, chain.bad) == (7, 8, 14, 10)
-    page, chain = checked_page([(r.position, r.event_id, r.tenant, r.event_type, r.stored, r.payload, r.prev_hash, r.hash)
-                                for r in chained_log(14)[7:]])
+    page, chain = checked_page(page_rows(chained_log(14)[7:]))
     assert [e[:3] for e in page] == [(p, "default", "roster" if p == 11 else "statement") for p in range(8, 15)]
     assert chain.bad is None and chain.last_hash == chained_log(14)[-1].hash
+
+
+@pytest.mark.parametrize("how", ["payload", "stored", "hash", "relinked", "deleted"])
+def test_a_page_read_as_columns_breaks_where_verify_chain_over_its_records_does(how: str) -> None:
+    """checked_page (a replay's page: stored as its 8 sent bytes, checked by
+    columns) finds what verify_chain, which lrs audit verify runs, finds."""
+    rng = random.Random("columns " + how)
+    for _ in range(80):
+        total = rng.randrange(2, 40)
+        log = altered(chained_log(total, rng.randrange(1000)), how, rng.randrange(1, total + 1))
+        part = log[rng.randrange(0, len(log)):]
+        page, chain = checked_page(page_rows(part))
+        assert chain == page_chain(part)
+        assert chain.bad == verify_chain(part, prev_position=part[0].position - 1, prev_hash=part[0].prev_hash)
+        assert page == [(r.position, r.tenant, r.event_type, r.payload) for r in part
+                        if chain.bad is None or r.position < chain.bad]
 
 
 def test_a_stored_zstd_payload_is_hashed_opened_and_given_opened() -> None:
@@ -133,7 +161,7 @@ def test_a_stored_zstd_payload_is_hashed_opened_and_given_opened() -> None:
         digest = event_hash(prev, r.position, r.event_id, r.tenant, r.event_type, r.stored, r.payload)
         stored = store_payload(r.payload)
         assert stored != r.payload  # compressed
-        rows.append((r.position, r.event_id, r.tenant, r.event_type, r.stored, stored, prev, digest))
+        rows.append((r.position, r.event_id, r.tenant, r.event_type, sent(r.stored), stored, prev, digest))
         prev = digest
     page, chain = checked_page(rows)
     assert chain.bad is None and [e[3] for e in page] == [r.payload for r in big]
