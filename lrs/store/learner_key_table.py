@@ -1,5 +1,6 @@
-"""A bounded map of bytes to bytes kept in one ``bytearray`` (records) and
-one ``array`` (an open-addressing index of their offsets): the per-learner
+"""A bounded map of bytes to bytes kept in ``bytearray`` chunks of 1 MiB
+(records), an ``array`` of the records' offsets and an open-addressing index
+of them in anonymous memory: the per-learner
 caches of :class:`lrs.store.learner_key_cache.LearnerKeyCache` without one
 Python object a key or a value, and without ever laying every record out
 again at once.
@@ -22,10 +23,12 @@ entries, 240 ms of the worker's event loop at 250,000.  Here:
   byte a record.  Dropping the ``count`` oldest moves a cut: the number of
   the first record kept is found by counting live bytes in C
   (``bytearray.count``), and every record before the cut is gone.  The
-  buffers' dropped prefix is deleted in C once it is half of them.
+  chunks wholly before the cut are dropped (none copied), and the record
+  numbers' prefix deleted in C once it is half of them.
 * The index is never grown or cleaned in one go: when it is 3/8 full (of
   live records and of the dead ones it still points at), a new one, four
-  times the live records, is filled :data:`_SCAN` records at a time by the
+  times the live records, in memory the kernel zeroes a page at a time, is
+  filled :data:`_SCAN` records at a time by the
   inserts that follow, new records going into both; it replaces the old
   one when the scan reaches where the rebuild started.
 * Records removed or replaced before the cut reaches them are dead bytes;
@@ -36,6 +39,7 @@ entries, 240 ms of the worker's event loop at 250,000.  Here:
 
 from __future__ import annotations
 
+import mmap
 from array import array
 from bisect import bisect_left
 from typing import Iterator
@@ -45,22 +49,28 @@ from lrs.privacy.statement_sealer import KnownForm
 
 __all__ = ["CipherTable", "FormTable", "KeyTable", "PackedTable", "TextTable"]
 
-_EMPTY = -1
+_EMPTY = 0  # an index slot holding no record (logical offsets start at 1)
 _HEAD = 5  # live flag (1 byte), key length (2), value length (2)
 _LARGEST = 0xFFFF  # the largest key or value a record holds
+_SHIFT = 20  # records lie in chunks of 1 MiB: a logical offset's chunk is offset >> _SHIFT
+_WITHIN = (1 << _SHIFT) - 1
 _SCAN = 32  # records an insert places in an index being rebuilt
 _CLEAN = 2  # records an insert moves past the cut while dead ones outnumber the live
 _SLACK = 64  # dead records tolerated beyond the live ones
 
 
-def _new_index(live: int) -> array:
+def _new_index(live: int) -> memoryview:
+    """An empty index four times ``live`` (a power of two): anonymous memory
+    the kernel hands over zeroed a page at a time as probes touch it, so that
+    making one for 250,000 entries costs no pass over its 8 MB (an ``array``
+    filled with a marker cost 2-6 ms, more than the insert it came with)."""
     size = 16
     while size < 4 * live:
         size *= 2
-    return array("q", [_EMPTY]) * size
+    return memoryview(mmap.mmap(-1, size * 8)).cast("q")
 
 
-def _place(index: array, hashed: int, at: int) -> None:
+def _place(index: memoryview, hashed: int, at: int) -> None:
     mask = len(index) - 1
     slot = hashed & mask
     while index[slot] != _EMPTY:
@@ -74,29 +84,32 @@ class PackedTable:
     the end).  :meth:`get_raw` returns the value as a ``bytearray`` slice (a
     copy).  Every operation does a bounded amount of work: at most
     :data:`_SCAN` + :data:`_CLEAN` records besides its own, and C-level
-    copies and counts."""
+    copies and counts of the record numbers (a byte and 8 bytes a record).
+    Records lie in chunks of 1 MiB, so freeing the ones before the cut
+    drops whole chunks and copies none."""
 
-    __slots__ = ("_blob", "_base", "_offsets", "_alive", "_first", "_cut", "_cut_at", "_live", "_dead",
-                 "_index", "_mask", "_used", "_next", "_next_used", "_scanned", "_scan_end", "_slack")
+    __slots__ = ("_chunks", "_chunk0", "_end", "_offsets", "_alive", "_first", "_cut", "_cut_at", "_live",
+                 "_dead", "_index", "_mask", "_used", "_next", "_next_used", "_scanned", "_scan_end", "_slack")
 
     def __init__(self, *, slack: int = _SLACK) -> None:
         self._slack = slack
         self.clear()
 
     def clear(self) -> None:
-        self._blob = bytearray()
-        self._base = 0  # the logical offset of _blob[0]: offsets never change as the prefix goes
+        self._chunks = [bytearray(1)]  # logical offset 0 is never a record's: 0 marks an empty slot
+        self._chunk0 = 0  # the number of _chunks[0]
+        self._end = 1  # the logical offset of the next record
         self._offsets = array("q")  # each record's logical offset, by its number - _first
         self._alive = bytearray()  # 1 while a record is live, by its number - _first
         self._first = 0  # the number of _offsets[0]
         self._cut = 0  # records numbered below it are gone
-        self._cut_at = 0  # the logical offset of record _cut (the end when there is none)
+        self._cut_at = 1  # no record before the cut lies at or after it, none after it before
         self._live = 0
         self._dead = 0  # records at or after the cut that are not live
         self._index = _new_index(0)
         self._mask = len(self._index) - 1
         self._used = 0  # index slots holding an offset, live or not
-        self._next: array | None = None  # the index being filled, while it is
+        self._next: memoryview | None = None  # the index being filled, while it is
         self._next_used = 0
         self._scanned = 0  # the number of the next record to place in _next
         self._scan_end = 0  # ... up to this one (later ones are placed when appended)
@@ -109,7 +122,7 @@ class PackedTable:
 
     def _find(self, key: bytes) -> int:
         """The logical offset of ``key``'s live record, or -1."""
-        blob, index, mask, base, cut_at = self._blob, self._index, self._mask, self._base, self._cut_at
+        chunks, first_chunk, index, mask, cut_at = self._chunks, self._chunk0, self._index, self._mask, self._cut_at
         size = len(key)
         slot = hash(key) & mask
         while True:
@@ -117,7 +130,8 @@ class PackedTable:
             if at == _EMPTY:
                 return -1
             if at >= cut_at:
-                p = at - base
+                blob = chunks[(at >> _SHIFT) - first_chunk]
+                p = at & _WITHIN
                 if blob[p] and blob[p + 1] | blob[p + 2] << 8 == size and blob.startswith(key, p + _HEAD):
                     return at
             slot = (slot + 1) & mask
@@ -126,8 +140,8 @@ class PackedTable:
         at = self._find(key)
         if at < 0:
             return None
-        blob = self._blob
-        p = at - self._base
+        blob = self._chunks[(at >> _SHIFT) - self._chunk0]
+        p = at & _WITHIN
         start = p + _HEAD + len(key)
         return blob[start:start + (blob[p + 3] | blob[p + 4] << 8)]
 
@@ -135,7 +149,7 @@ class PackedTable:
         return self._find(key) >= 0
 
     def _kill(self, at: int) -> None:
-        self._blob[at - self._base] = 0
+        self._chunks[(at >> _SHIFT) - self._chunk0][at & _WITHIN] = 0
         self._alive[bisect_left(self._offsets, at)] = 0
         self._live -= 1
         self._dead += 1
@@ -171,11 +185,17 @@ class PackedTable:
         self._trim()
 
     def _append(self, key: bytes, value: bytes) -> None:
-        blob = self._blob
-        at = self._base + len(blob)
+        size = _HEAD + len(key) + len(value)
+        blob = self._chunks[-1]
+        if len(blob) + size > _WITHIN + 1:  # a record never straddles two chunks
+            blob = bytearray()
+            self._chunks.append(blob)
+            self._end = (self._chunk0 + len(self._chunks) - 1) << _SHIFT
+        at = self._end
         blob += bytes((1, len(key) & 0xFF, len(key) >> 8, len(value) & 0xFF, len(value) >> 8))
         blob += key
         blob += value
+        self._end = at + size
         self._offsets.append(at)
         self._alive.append(1)
         self._live += 1
@@ -184,21 +204,21 @@ class PackedTable:
         if self._next is not None:
             self._next_used += self._settle(self._next, hashed, at)
 
-    def _settle(self, index: array, hashed: int, at: int) -> int:
+    def _settle(self, index: memoryview, hashed: int, at: int) -> int:
         """Point a slot of ``index`` at the new record ``at``: the first slot
         on its probe whose record is gone (a key stored again, popped or
         dropped leaves one), else the empty one that ends the probe (then 1:
         a slot more in use).  Any key still held lies further on the same
         probe, or on another, so it is found as before; without the reuse, one
         key stored again and again lengthened one probe by a slot each time."""
-        blob, base, cut_at = self._blob, self._base, self._cut_at
+        chunks, first_chunk, cut_at = self._chunks, self._chunk0, self._cut_at
         mask = len(index) - 1
         slot, reuse = hashed & mask, -1
         while True:
             found = index[slot]
             if found == _EMPTY:
                 break
-            if reuse < 0 and (found < cut_at or not blob[found - base]):
+            if reuse < 0 and (found < cut_at or not chunks[(found >> _SHIFT) - first_chunk][found & _WITHIN]):
                 reuse = slot
             slot = (slot + 1) & mask
         if reuse >= 0:
@@ -207,24 +227,27 @@ class PackedTable:
         index[slot] = at
         return 1
 
-    def _record(self, number: int) -> tuple[int, bytes, bytes]:
-        """Record ``number``'s physical offset, key and value."""
-        blob = self._blob
-        p = self._offsets[number - self._first] - self._base
+    def _record(self, number: int) -> tuple[bytes, bytes]:
+        """Record ``number``'s key and value."""
+        at = self._offsets[number - self._first]
+        blob = self._chunks[(at >> _SHIFT) - self._chunk0]
+        p = at & _WITHIN
         key_end = p + _HEAD + (blob[p + 1] | blob[p + 2] << 8)
-        return p, bytes(blob[p + _HEAD:key_end]), bytes(blob[key_end:key_end + (blob[p + 3] | blob[p + 4] << 8)])
+        return bytes(blob[p + _HEAD:key_end]), bytes(blob[key_end:key_end + (blob[p + 3] | blob[p + 4] << 8)])
 
     def _scan(self, count: int) -> None:
         """Place up to ``count`` more live records in the index being filled;
         it replaces the index once every record it must hold is placed."""
-        assert self._next is not None
+        index = self._next
+        assert index is not None
         number, end = max(self._scanned, self._cut), self._scan_end
         stop = min(end, number + count)
-        alive, offsets, first, blob, base, index = self._alive, self._offsets, self._first, self._blob, self._base, self._next
+        alive, offsets, first, chunks, first_chunk = self._alive, self._offsets, self._first, self._chunks, self._chunk0
         while number < stop:
             if alive[number - first]:
                 at = offsets[number - first]
-                p = at - base
+                blob = chunks[(at >> _SHIFT) - first_chunk]
+                p = at & _WITHIN
                 _place(index, hash(bytes(blob[p + _HEAD:p + _HEAD + (blob[p + 1] | blob[p + 2] << 8)])), at)
                 self._next_used += 1
             number += 1
@@ -236,7 +259,7 @@ class PackedTable:
     def _move_cut(self, number: int) -> None:
         self._cut = number
         position = number - self._first
-        self._cut_at = self._offsets[position] if position < len(self._offsets) else self._base + len(self._blob)
+        self._cut_at = self._offsets[position] if position < len(self._offsets) else self._end
 
     def _clean(self, count: int) -> None:
         """Move the cut past up to ``count`` records, re-appending the live ones."""
@@ -245,7 +268,7 @@ class PackedTable:
             if number >= self._first + len(self._offsets):
                 return
             if self._alive[number - self._first]:
-                _, key, value = self._record(number)
+                key, value = self._record(number)
                 self._live -= 1
                 self._move_cut(number + 1)
                 self._append(key, value)
@@ -254,12 +277,15 @@ class PackedTable:
                 self._move_cut(number + 1)
 
     def _trim(self) -> None:
-        """Free the records before the cut once they are half the buffers (C-level copies)."""
+        """Free the chunks wholly before the cut, and the numbers of the
+        records before it once they are half of them (C-level moves of a byte
+        and 8 bytes a record)."""
+        chunks = min((self._cut_at >> _SHIFT) - self._chunk0, len(self._chunks) - 1)
+        if chunks > 0:
+            del self._chunks[:chunks]
+            self._chunk0 += chunks
         gone = self._cut - self._first
         if gone >= 1024 and gone * 2 >= len(self._offsets):
-            physical = self._cut_at - self._base
-            del self._blob[:physical]
-            self._base += physical
             del self._offsets[:gone]
             del self._alive[:gone]
             self._first = self._cut
@@ -268,8 +294,7 @@ class PackedTable:
         """The live entries, oldest first."""
         for number in range(self._cut, self._first + len(self._offsets)):
             if self._alive[number - self._first]:
-                _, key, value = self._record(number)
-                yield key, value
+                yield self._record(number)
 
     def drop_oldest(self, count: int) -> None:
         """Remove the ``count`` oldest entries: the cut moves past them (the

@@ -69,7 +69,19 @@ def test_one_key_replaced_again_and_again_keeps_the_buffers_bounded():
         table.set_raw(b"same", b"%d" % n)
         table.set_raw(b"other %d" % (n % 10), b"x")
     assert table.get_raw(b"same") == b"49999" and len(table) == 11
-    assert len(table._offsets) < 1_200 and len(table._blob) < 40_000 and len(table._index) <= 64
+    # the records' numbers: a few times the live ones; the bytes: the chunk being written and one more at most
+    assert len(table._offsets) < 1_200 and sum(len(chunk) for chunk in table._chunks) < (1 << 20) + 40_000
+    assert len(table._index) <= 64
+
+
+def test_a_full_cache_frees_its_oldest_records_chunk_by_chunk():
+    table = PackedTable()
+    for n in range(200_000):
+        if len(table) >= 50_000:
+            table.drop_oldest(len(table) // 16)
+        table.set_raw(_key(n), b"\x01" * 36)
+    # 50,000 records of 81 bytes: about 4 MiB live, never more than about twice that held
+    assert len(table._chunks) <= 9 and len(table._offsets) <= 2 * 50_000 + 1024
 
 
 def test_dropping_the_oldest_and_clearing_run_no_collection():

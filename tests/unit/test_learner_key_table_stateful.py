@@ -133,8 +133,9 @@ class TableAgainstDict(RuleBasedStateMachine):
         # the index is never more than half full (every probe ends), nor the one being filled
         assert table._used * 2 <= len(table._index)
         assert table._next is None or table._next_used * 2 <= len(table._next)
-        # the buffers hold the records from the first kept: the freed prefix is gone
-        assert len(table._offsets) == len(table._alive) and table._cut_at >= table._base
+        # the numbers kept start at the first record kept or before it; the chunks, at the cut's or before it
+        assert len(table._offsets) == len(table._alive) and table._first <= table._cut
+        assert table._chunk0 <= table._cut_at >> 20 and len(table._chunks) >= 1
 
 
 class TableCleanedAgainstDict(TableAgainstDict):
