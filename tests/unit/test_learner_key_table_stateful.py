@@ -169,7 +169,7 @@ class TableCleanedAgainstDict(TableAgainstDict):
 
 
 for machine in (TableAgainstDict, TableCleanedAgainstDict):
-    machine.TestCase.settings = settings(max_examples=200, stateful_step_count=60, deadline=None)
+    machine.TestCase.settings = settings(max_examples=100, stateful_step_count=60, deadline=None)
 test_a_packed_table_answers_as_a_dict = TableAgainstDict.TestCase
 test_a_cleaned_packed_table_holds_a_dicts_entries = TableCleanedAgainstDict.TestCase
 
