@@ -176,7 +176,13 @@ class PackedTable:
         if self._next is not None:
             self._scan(_SCAN)
         elif self._used * 8 > len(self._index) * 3:
-            self._next = _new_index(self._live)
+            # Room for the live records and for every one the inserts until
+            # it is full add (one each, and _CLEAN re-appended), ceil(scanned
+            # / _SCAN) of them: sized by the live ones alone, an index begun
+            # after most entries were popped filled up before its scan ended,
+            # and the next probe of it never returned.
+            scanned = self._first + len(self._offsets) - self._cut
+            self._next = _new_index(self._live + (1 + _CLEAN) * -(-scanned // _SCAN))
             self._next_used = 0
             self._scanned, self._scan_end = self._cut, self._first + len(self._offsets)
             self._scan(_SCAN)

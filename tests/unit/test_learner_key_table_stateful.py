@@ -87,6 +87,27 @@ class TableAgainstDict(RuleBasedStateMachine):
         assert self.table.pop_raw(key)
         del self.model[key]
 
+    @precondition(lambda self: len(self.table._index) <= 4096)  # a few thousand sets at most
+    @rule(start=st.integers(0, 10**6), at_least=st.integers(0, 150))
+    def set_up_to_a_rebuild(self, start: int, at_least: int) -> None:
+        """Sets until the next one begins a rebuild of the index."""
+        table, n = self.table, start
+        while n < start + at_least or table._next is not None or (table._used + 1) * 8 <= len(table._index) * 3:
+            key = b"r%d" % n
+            table.set_raw(key, key)
+            self.model.pop(key, None)
+            self.model[key] = key
+            n += 1
+
+    @rule(kept=st.integers(0, 8), newest=st.booleans())
+    def pop_all_but(self, kept: int, newest: bool) -> None:
+        """Most entries popped at once (an erasure of many learners): a
+        rebuild begun after it holds few live records and many dead ones."""
+        held = list(self.model)
+        for key in held[:-kept or len(held)] if newest else held[kept:]:
+            assert self.table.pop_raw(key)
+            del self.model[key]
+
     @rule(key=keys)
     def get(self, key: bytes) -> None:
         found = self.table.get_raw(key)
