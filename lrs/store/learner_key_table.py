@@ -57,6 +57,12 @@ _WITHIN = (1 << _SHIFT) - 1
 _SCAN = 32  # records an insert places in an index being rebuilt
 _CLEAN = 2  # records an insert moves past the cut while dead ones outnumber the live
 _SLACK = 64  # dead records tolerated beyond the live ones
+# An index this large or larger is mapped; a smaller one is a bytearray
+# (zeroing 64 KiB is some microseconds): each mapping is one of the process's
+# vm.max_map_count (65,530 by default), and a worker keeps a FormTable a
+# tenant, so one mapping a table made a few thousand tenants thousands of
+# mappings, and tens of thousands of tenants would have run out of them.
+_MAPPED_FROM = 1 << 16
 
 
 def _new_index(live: int) -> memoryview:
@@ -67,6 +73,8 @@ def _new_index(live: int) -> memoryview:
     size = 16
     while size < 4 * live:
         size *= 2
+    if size * 8 < _MAPPED_FROM:
+        return memoryview(bytearray(size * 8)).cast("q")
     return memoryview(mmap.mmap(-1, size * 8)).cast("q")
 
 

@@ -5,6 +5,7 @@ Python object a learner."""
 from __future__ import annotations
 
 import gc
+import mmap
 import os
 import random
 
@@ -86,3 +87,24 @@ def test_a_key_or_value_too_large_for_a_record_is_not_kept_and_drops_the_older_o
     assert table.get_raw(b"k" * 0x10000) is None and not table
     table.set_raw(b"k" * 0xFFFF, b"v" * 0xFFFF)  # the largest that fit
     assert table.get_raw(b"k" * 0xFFFF) == b"v" * 0xFFFF
+
+
+def _mappings() -> int:
+    with open("/proc/self/maps") as maps:
+        return sum(1 for _ in maps)
+
+
+def test_small_tables_take_no_memory_mapping_each():
+    """A worker keeps a FormTable a tenant: a mapping a table would spend
+    one of vm.max_map_count (65,530) a tenant.  Small indexes are
+    bytearrays; only a large one is mapped (zeroed by the kernel as touched)."""
+    before = _mappings()
+    tables = [FormTable() for _ in range(2_000)]
+    for n, table in enumerate(tables):
+        for k in range(20):
+            table.set_raw(b"tenant-%d-agent-%d" % (n, k), b"form")
+    assert _mappings() - before < 100
+    large = PackedTable()
+    for n in range(20_000):
+        large.set_raw(b"%d" % n, b"v")
+    assert isinstance(large._index.obj, mmap.mmap)
