@@ -65,13 +65,14 @@ _SLACK = 64  # dead records tolerated beyond the live ones
 _MAPPED_FROM = 1 << 16
 
 
-def _new_index(live: int) -> memoryview:
-    """An empty index four times ``live`` (a power of two): anonymous memory
+def _new_index(live: int, holds: int = 0) -> memoryview:
+    """An empty index four times ``live`` (a power of two), and at least
+    twice ``holds`` (the most records it may be given): anonymous memory
     the kernel hands over zeroed a page at a time as probes touch it, so that
     making one for 250,000 entries costs no pass over its 8 MB (an ``array``
     filled with a marker cost 2-6 ms, more than the insert it came with)."""
     size = 16
-    while size < 4 * live:
+    while size < 4 * live or size < 2 * holds + 2:
         size *= 2
     if size * 8 < _MAPPED_FROM:
         return memoryview(bytearray(size * 8)).cast("q")
@@ -190,7 +191,7 @@ class PackedTable:
             # after most entries were popped filled up before its scan ended,
             # and the next probe of it never returned.
             scanned = self._first + len(self._offsets) - self._cut
-            self._next = _new_index(self._live + (1 + _CLEAN) * -(-scanned // _SCAN))
+            self._next = _new_index(self._live, self._live + (1 + _CLEAN) * -(-scanned // _SCAN))
             self._next_used = 0
             self._scanned, self._scan_end = self._cut, self._first + len(self._offsets)
             self._scan(_SCAN)
