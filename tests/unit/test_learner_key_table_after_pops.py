@@ -58,3 +58,29 @@ def test_inserts_after_most_entries_were_popped_finish_and_find_every_entry(seco
     for key, value in model.items():
         assert table.get_raw(key) == value
     assert table.get_raw(_key(0)) is None
+
+
+@pytest.mark.parametrize("popped", [0.9, 0.99, 1.0])
+def test_rounds_of_pops_keep_both_indexes_from_filling(seconds, popped):
+    """Stored up to a rebuild, nearly all popped, as many stored again, six
+    times over: the index being filled stays at most half full, the one in
+    use (begun at 3/8, taking the scan's inserts) at most three quarters."""
+    table, n = PackedTable(), 0
+    for _ in range(6):
+        n += _up_to_a_rebuild_from(table, n, 300)
+        held = [k for k in range(n) if _key(k) in table]
+        for k in held[:int(len(held) * popped)]:
+            table.pop_raw(_key(k))
+        for _ in range(300):
+            table.set_raw(_key(n), b"v")
+            n += 1
+            assert table._used * 4 <= len(table._index) * 3
+            assert table._next is None or table._next_used * 2 <= len(table._next)
+
+
+def _up_to_a_rebuild_from(table: PackedTable, start: int, at_least: int) -> int:
+    n = start
+    while n < start + at_least or table._next is not None or (table._used + 1) * 8 <= len(table._index) * 3:
+        table.set_raw(_key(n), b"v")
+        n += 1
+    return n - start

@@ -151,8 +151,11 @@ class TableAgainstDict(RuleBasedStateMachine):
         table = self.table
         window = table._alive[table._cut - table._first:]
         assert table._live == window.count(1) and table._dead == window.count(0)
-        # the index is never more than half full (every probe ends), nor the one being filled
-        assert table._used * 2 <= len(table._index)
+        # every probe ends: the index being filled is never more than half
+        # full; the one in use, while another is filled after nearly every
+        # entry was popped, was seen at 0.52 (begun at 3/8, it takes the
+        # inserts of the whole scan), so three quarters is its bound here
+        assert table._used * 4 <= len(table._index) * 3
         assert table._next is None or table._next_used * 2 <= len(table._next)
         # the numbers kept start at the first record kept or before it; the chunks, at the cut's or before it
         assert len(table._offsets) == len(table._alive) and table._first <= table._cut
