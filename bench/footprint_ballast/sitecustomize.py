@@ -85,7 +85,7 @@ if _COUNT > 0 or _SEAL_DISCARD:
             for ident in idents:
                 pseudonym = keys.pseudonym(tenant, ident)
                 keys._remember(tenant, pseudonym, 1, new_data_key_cipher(secrets.token_bytes(32)), keys._version)
-                found[ident] = keys._current[identity_key(tenant, pseudonym)]
+                found[ident] = keys._current.get(identity_key(tenant, pseudonym))
             return found, {}, math.inf
 
         keys._keys_noted = keys_noted

@@ -18,10 +18,11 @@ import asyncpg
 import msgspec
 from cryptography.exceptions import InvalidTag
 
-from lrs.privacy import seal, sealed_text, statement_sealer
+from lrs.privacy import seal, sealed_text
 from lrs.privacy.data_key import SealKey, new_data_key_cipher
 from lrs.privacy.master import MasterKey, PrivacyKeyError
 from lrs.store.learner_key_sql import RECORD_KEY_ID, SELECT_KEY_EPOCH, SELECT_ONE_LIVE
+from lrs.store.learner_key_table import CipherTable, FormTable, KeyTable, TextTable
 from lrs.store.sealed_identities import StoredCiphertexts
 from lrs.store.unconfirmed_keys import EARLIEST, UnconfirmedKeys
 from lrs.store.unconfirmed_keys import identity_key as _id
@@ -100,23 +101,26 @@ class LearnerKeyCache:
         self._ciphertexts = StoredCiphertexts(pool, capacity=capacity)
         self._master = master
         self._capacity = max(capacity, 1)
-        # Nothing per identity for the garbage collector to walk: the live key
-        # by identity (the least recently stored first out), ciphers by
-        # generation (None once erased), sealed forms as their text.  Every
-        # key and value here is an object the collector does not track
-        # (strings, tuples of them, untracked structs), and the dicts are
-        # plain dicts, which it stops tracking once it has seen that: a full
-        # collection then skips them whole.  An OrderedDict, or one tracked
-        # object per identity (a DataKey was one), made every full
-        # collection visit each cached identity: 9 ms for 50,000 learners,
-        # some 15% of a sealing worker's CPU at batch 100
-        # (bench/seal_gc_heap.py; docs/privacy.md "The collector and the
-        # learner caches").
-        self._current: dict[str, SealKey] = {}  # by _id(tenant, pseudonym)
-        self._ciphers: dict[str, Any] = {}  # by _id(tenant, pseudonym) NUL generation
-        self._pseudonyms: dict[str, str] = {}  # by _id(tenant, identifier)
+        # Nothing per identity for the garbage collector to walk, nor any
+        # object a learner at all: the live key by identity (the least
+        # recently stored first out), ciphers by generation (None once
+        # erased), pseudonyms, sealed forms, each a table packed in one
+        # bytearray (lrs.store.learner_key_table), whose every operation does
+        # a bounded amount of work (branch seal6: seal5's rebuilt a full one
+        # whole).  One tracked object per
+        # identity (a DataKey was one) made every full collection visit
+        # each cached identity: 9 ms for 50,000 learners, some 15% of a
+        # sealing worker's CPU at batch 100 (bench/seal_gc_heap.py;
+        # docs/privacy.md "The collector and the learner caches"); and the
+        # untracked strings and structs that replaced them, made one
+        # learner at a time among each request's objects, slowed the rest
+        # of the worker through the heap's layout (docs/privacy.md, "Sealing's
+        # cost and the heap's layout (branch seal4)"; the tables: branch seal5).
+        self._current = KeyTable()  # by _id(tenant, pseudonym)
+        self._ciphers = CipherTable()  # by _id(tenant, pseudonym), each generation's in its record
+        self._pseudonyms = TextTable()  # by _id(tenant, identifier)
         # tenant -> an Agent's sorted JSON -> its sealed form (objectType, pseudonym, generation, text)
-        self._sealed: dict[str, dict[bytes, statement_sealer.KnownForm]] = {}
+        self._sealed: dict[str, FormTable] = {}
         self._sealed_count = 0  # of every tenant's: the capacity bounds them together
         # tenant NUL a sealed form's sorted JSON (opened_id) -> its refs and opened JSON: open_payloads'
         # (about 0.75 KB an entry, at most a quarter of the capacity: the learners being read).  Bytes
@@ -165,8 +169,8 @@ class LearnerKeyCache:
         if found is None:
             found = seal.pseudonym(self._master.pseudonym_key, tenant, ident)
             if len(self._pseudonyms) >= self._capacity:
-                drop_oldest_half(self._pseudonyms)
-            self._pseudonyms[cache_key] = found
+                self._pseudonyms.drop_oldest_half()
+            self._pseudonyms.set(cache_key, found)
         return found
 
     def pseudonym_key(self, tenant: str, ident: str) -> str:
@@ -185,18 +189,16 @@ class LearnerKeyCache:
 
     def cached_generations(self, tenant: str, pseudonym: str) -> list[int]:
         """The generations of the identity's keys whose ciphers are cached."""
-        prefix = cipher_id(tenant, pseudonym)
-        return [int(k[len(prefix):]) for k in self._ciphers if k.startswith(prefix)]
+        return self._ciphers.generations(_id(tenant, pseudonym))
 
     def forget(self, tenant: str, pseudonym: str) -> None:
         """Drop one identity's keys (it was erased somewhere)."""
         self._version += 1
-        self._current.pop(_id(tenant, pseudonym), None)
+        self._current.pop(_id(tenant, pseudonym))
         self._made.pop((tenant, pseudonym), None)
         self._unconfirmed.forget(tenant, pseudonym)
         self._heard.pop(_id(tenant, pseudonym), None)
-        prefix = cipher_id(tenant, pseudonym)
-        self._ciphers = {k: v for k, v in self._ciphers.items() if not k.startswith(prefix)}
+        self._ciphers.forget(_id(tenant, pseudonym))
         self._sealed.clear()  # erasures are rare; which forms were its is not kept
         self._sealed_count = 0
         self._opened.clear()
@@ -263,18 +265,19 @@ class LearnerKeyCache:
         key = SealKey(pseudonym, generation, cipher)
         if stamp is not None and wrapped is not None:
             for dropped in self._unconfirmed.note(tenant, pseudonym, generation, wrapped, stamp):
-                self._current.pop(dropped, None)  # not sealed under again without being noted again
+                self._current.pop(dropped)  # not sealed under again without being noted again
         if version == self._version:
             cache_key = _id(tenant, pseudonym)
-            self._current.pop(cache_key, None)  # to the end: the most recently stored
-            if len(self._current) >= self._capacity:
-                _drop_oldest(self._current, max(len(self._current) // 16, 1))
-            self._current[cache_key] = key
+            # Room is made only for an identity not held: one stored again
+            # replaces itself (as the dict did, popped first).
+            if len(self._current) >= self._capacity and cache_key.encode() not in self._current:
+                self._current.drop_oldest(max(len(self._current) // 16, 1))
+            self._current.set(cache_key, key)  # to the end: the most recently stored
             self._keep_cipher(cipher_id(tenant, pseudonym, generation), cipher)
         return key
 
     def _keep_cipher(self, cipher_key: str, cipher: Any) -> None:
         """Caches one generation's cipher (None: erased), half the oldest out when full."""
         if len(self._ciphers) >= 2 * self._capacity:
-            drop_oldest_half(self._ciphers)
-        self._ciphers[cipher_key] = cipher
+            self._ciphers.drop_oldest_half()
+        self._ciphers.set(cipher_key, cipher)

@@ -26,9 +26,10 @@ class KeyOpening(LearnerKeyCache):
         found: dict[tuple[str, int], Any] = {}
         missing: list[tuple[str, int]] = []
         for pseudonym, generation in refs:
-            cache_key = cipher_id(tenant, pseudonym, generation)
-            if self.trust_cache and cache_key in self._ciphers:
-                found[(pseudonym, generation)] = self._ciphers[cache_key]
+            cached, cipher = self._ciphers.get(cipher_id(tenant, pseudonym, generation)) if self.trust_cache \
+                else (False, None)
+            if cached:
+                found[(pseudonym, generation)] = cipher
             else:
                 missing.append((pseudonym, generation))
         if found:

@@ -17,6 +17,7 @@ from lrs.privacy import statement_agents, statement_sealer
 from lrs.privacy.data_key import SealKey, new_data_key_cipher
 from lrs.store.learner_key_cache import LearnerKeyCache, drop_oldest_half
 from lrs.store.learner_key_statement import KeyStatement
+from lrs.store.learner_key_table import FormTable
 from lrs.store.unconfirmed_keys import EARLIEST
 from lrs.store.unconfirmed_keys import identity_key as _id
 
@@ -212,9 +213,11 @@ class KeySealing(KeyStatement):
                 # The oldest half out, not all: with more learners than the
                 # capacity, emptying it all kept it half as full on average.
                 for forms in self._sealed.values():
-                    drop_oldest_half(forms)
+                    forms.drop_oldest_half()
                 self._sealed_count = sum(len(forms) for forms in self._sealed.values())
-            cache = self._sealed.setdefault(sealed.tenant, {})
+            cache = self._sealed.get(sealed.tenant)
+            if cache is None:
+                cache = self._sealed[sealed.tenant] = FormTable()
             before = len(cache)
             cache.update(sealed.forms)
             self._sealed_count += len(cache) - before
