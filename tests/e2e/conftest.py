@@ -24,6 +24,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from lrs.config import Settings
 from lrs.service import create_app
+from tests.ctrl_c import as_from_a_terminal
 
 KEY, SECRET = "e2e-key", "e2e-secret-value"
 
@@ -129,7 +130,8 @@ class ServiceProcess:
         # Its own process group: kill() takes down the service and any worker
         # processes it supervises at once, as a machine crash would.
         self.process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "lrs", "serve", env=self.env, stdout=log, stderr=log, start_new_session=True
+            sys.executable, "-m", "lrs", "serve", env=self.env, stdout=log, stderr=log, start_new_session=True,
+            preexec_fn=as_from_a_terminal,  # tests may send it Ctrl-C (tests/e2e/test_serve_interrupted.py)
         )
         log.close()
         deadline = asyncio.get_running_loop().time() + timeout

@@ -19,8 +19,29 @@ import asyncpg
 import pytest
 
 from lrs.store.migrations import MIGRATION_LOCK_KEY
+from tests.ctrl_c import as_from_a_terminal
 
 WAITING_FOR_MIGRATIONS = "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'advisory' AND query LIKE '%advisory_lock%'"
+
+
+def children(pid: int) -> list[int]:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as listed:
+            return [int(child) for child in listed.read().split()]
+    except OSError:
+        return []
+
+
+def ignores_ctrl_c(pid: int) -> bool:
+    """SIGINT (signal 2) in the process's ignored set (/proc/PID/status SigIgn)."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("SigIgn:"):
+                    return bool(int(line.split()[1], 16) & (1 << (signal.SIGINT - 1)))
+    except OSError:
+        pass
+    return False
 
 
 async def test_ctrl_c_is_the_supervisors_alone(
@@ -32,7 +53,7 @@ async def test_ctrl_c_is_the_supervisors_alone(
     try:
         await lock.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK_KEY)
         process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "lrs", "serve", env=env, start_new_session=True,
+            sys.executable, "-m", "lrs", "serve", env=env, start_new_session=True, preexec_fn=as_from_a_terminal,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
         try:
             for _ in range(1200):
@@ -41,6 +62,15 @@ async def test_ctrl_c_is_the_supervisors_alone(
                 await asyncio.sleep(0.05)
             else:
                 pytest.fail("no child of lrs serve waited for the migrations' lock")
+            # and every child has begun to leave Ctrl-C to the supervisor (its
+            # first statement; before it, a child is still in Python's start-up)
+            for _ in range(1200):
+                started = children(process.pid)
+                if len(started) >= 3 and all(ignores_ctrl_c(child) for child in started):
+                    break
+                await asyncio.sleep(0.05)
+            else:
+                pytest.fail(f"the children of lrs serve did not all ignore SIGINT: {children(process.pid)}")
             os.killpg(process.pid, signal.SIGINT)  # Ctrl-C in a terminal: the whole process group
             out, err = await asyncio.wait_for(process.communicate(), 60)
         finally:

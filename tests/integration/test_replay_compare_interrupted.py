@@ -31,6 +31,7 @@ from projections.competency.store import digest
 from tests.integration.competency_statements import AUTHORITY, PASSED, course_statement
 from tests.integration.test_replay_chain import SCRATCH
 from tests.integration.test_replay_shares import tables
+from tests.ctrl_c import as_from_a_terminal
 
 REPLAY_SESSIONS = "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'lrs-replay'"
 # The scratch tables of the learners' rows, which a replay writes once it has read the log.
@@ -78,7 +79,7 @@ async def test_ctrl_c_during_a_compare_says_interrupted_and_leaves_nothing_behin
     for processes in (1, 2):
         process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "lrs", "replay", "competency", "--compare", "--processes", str(processes),
-            "--frameworks", str(FRAMEWORKS_DIR), env=env, start_new_session=True,
+            "--frameworks", str(FRAMEWORKS_DIR), env=env, start_new_session=True, preexec_fn=as_from_a_terminal,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
         lock = await asyncpg.connect(database_url)
         try:
